@@ -1,0 +1,110 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {IConsortium} from "./interfaces/IConsortium.sol";
+import {IDecisionLog} from "./interfaces/IDecisionLog.sol";
+
+/// @title DecisionLog
+/// @notice Models are registered by the hash of the fitted pipeline, its model card and its training
+/// data root; every automated decision about a member is then logged against a model with the root of
+/// its inputs, its score, the action taken and the hash of its explanation. The decisions themselves
+/// live in events (cheap, and complete for an auditor replaying the log); storage keeps counters.
+contract DecisionLog is IDecisionLog {
+    struct Model {
+        bytes32 modelHash;
+        bytes32 cardHash;
+        bytes32 trainingRoot;
+        address registrant;
+        uint64 blockNumber;
+    }
+
+    uint32 private constant _MAX_SCORE_BPS = 10_000;
+
+    IConsortium private immutable _consortium;
+    Model[] private _models;
+    uint256 private _decisionCount;
+
+    constructor(address consortium_) {
+        _consortium = IConsortium(consortium_);
+    }
+
+    modifier onlyPartner() {
+        if (!_consortium.isPartner(msg.sender)) revert DecisionNotPartner(msg.sender);
+        _;
+    }
+
+    /// @notice Register a model; model ids count up from 0.
+    /// Requirements:
+    /// - the caller is a current partner; `modelHash` is not zero.
+    function registerModel(
+        bytes32 modelHash,
+        bytes32 cardHash,
+        bytes32 trainingRoot
+    ) external onlyPartner returns (uint256 modelId) {
+        if (modelHash == bytes32(0)) revert DecisionZeroModelHash();
+        modelId = _models.length;
+        _models.push(
+            Model({
+                modelHash: modelHash,
+                cardHash: cardHash,
+                trainingRoot: trainingRoot,
+                registrant: msg.sender,
+                blockNumber: uint64(block.number)
+            })
+        );
+        emit ModelRegistered(modelId, msg.sender, modelHash, cardHash, trainingRoot);
+    }
+
+    /// @notice Log a batch of decisions made by model `modelId`, one event per decision.
+    /// Requirements:
+    /// - the caller is a current partner; the model is registered;
+    /// - the five arrays have the same, non-zero length; no member is zero; every score is at most 10000 bps.
+    function recordDecisions(
+        uint256 modelId,
+        bytes32[] calldata members,
+        bytes32[] calldata inputRoots,
+        uint32[] calldata scoresBps,
+        bytes32[] calldata actions,
+        bytes32[] calldata explanationHashes
+    ) external onlyPartner {
+        if (modelId >= _models.length) revert DecisionUnknownModel(modelId);
+        uint256 n = members.length;
+        if (n == 0) revert DecisionEmptyBatch();
+        if (inputRoots.length != n || scoresBps.length != n || actions.length != n || explanationHashes.length != n) {
+            revert DecisionLengthMismatch();
+        }
+        for (uint256 i = 0; i < n; ++i) {
+            if (members[i] == bytes32(0)) revert DecisionInvalidMember();
+            if (scoresBps[i] > _MAX_SCORE_BPS) revert DecisionScoreOutOfRange(scoresBps[i]);
+            emit DecisionRecorded(members[i], modelId, inputRoots[i], scoresBps[i], actions[i], explanationHashes[i]);
+        }
+        _decisionCount += n;
+    }
+
+    /// @notice A registered model.
+    /// Requirements:
+    /// - `modelId` is below `modelCount`.
+    function model(
+        uint256 modelId
+    )
+        external
+        view
+        returns (bytes32 modelHash, bytes32 cardHash, bytes32 trainingRoot, address registrant, uint64 blockNumber)
+    {
+        if (modelId >= _models.length) revert DecisionUnknownModel(modelId);
+        Model storage m = _models[modelId];
+        return (m.modelHash, m.cardHash, m.trainingRoot, m.registrant, m.blockNumber);
+    }
+
+    function modelCount() external view returns (uint256) {
+        return _models.length;
+    }
+
+    function decisionCount() external view returns (uint256) {
+        return _decisionCount;
+    }
+
+    function consortium() external view returns (address) {
+        return address(_consortium);
+    }
+}

@@ -1,0 +1,43 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+/// @title Consortium membership of the ledgercrm coalition.
+/// @notice Partners admit and remove members by a strict majority of the current partners.
+interface IConsortium {
+    /// @dev Kinds of proposal. The numeric values are part of the external interface.
+    enum Action {
+        AdmitPartner,
+        AdmitAuditor,
+        RemoveMember
+    }
+
+    /// @dev A member's role. `None` is every address that is not (or no longer) a member.
+    enum Role {
+        None,
+        Partner,
+        Auditor
+    }
+
+    error ConsortiumNoFounders();
+    error ConsortiumZeroAddress();
+    error ConsortiumDuplicateFounder(address account);
+    error ConsortiumNotPartner(address account);
+    error ConsortiumInvalidAction(uint8 action);
+    error ConsortiumAlreadyMember(address account, Role role);
+    error ConsortiumNotMember(address account);
+    error ConsortiumLastPartner(address account);
+    error ConsortiumUnknownProposal(uint256 proposalId);
+    error ConsortiumProposalClosed(uint256 proposalId);
+    error ConsortiumAlreadyVoted(uint256 proposalId, address voter);
+    error ConsortiumQuorumNotReached(uint256 proposalId, uint256 votes, uint256 needed);
+
+    event ProposalCreated(uint256 indexed proposalId, address indexed proposer, Action action, address indexed account);
+    event ProposalVoted(uint256 indexed proposalId, address indexed voter, uint256 votes, uint256 partners);
+    event ProposalExecuted(uint256 indexed proposalId);
+    event MemberAdmitted(address indexed account, Role role);
+    event MemberRemoved(address indexed account);
+
+    function isPartner(address account) external view returns (bool);
+
+    function isAuditor(address account) external view returns (bool);
+}

@@ -1,0 +1,29 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+/// @title Coalition loyalty points, per member id, earned and redeemed at partners.
+interface ILoyaltyPoints {
+    error LoyaltyNotPartner(address account);
+    error LoyaltyInvalidMember();
+    error LoyaltyZeroAmount();
+    error LoyaltyLengthMismatch();
+    error LoyaltyEmptyBatch();
+    error LoyaltyInsufficientBalance(bytes32 member, uint256 balance, uint256 needed);
+
+    event PointsEarned(bytes32 indexed member, address indexed partner, uint256 amount, bytes32 ref);
+    event PointsRedeemed(bytes32 indexed member, address indexed partner, uint256 amount, bytes32 ref);
+
+    function earn(bytes32 member, uint256 amount, bytes32 ref) external;
+
+    function redeem(bytes32 member, uint256 amount, bytes32 ref) external;
+
+    function earnBatch(bytes32[] calldata members, uint256[] calldata amounts, bytes32[] calldata refs) external;
+
+    function balanceOf(bytes32 member) external view returns (uint256);
+
+    function issuedBy(address partner) external view returns (uint256);
+
+    function redeemedAt(address partner) external view returns (uint256);
+
+    function positionOf(address partner) external view returns (int256);
+}

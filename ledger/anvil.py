@@ -1,0 +1,94 @@
+"""Starting and stopping an anvil node from the npm install (`@foundry-rs/anvil-linux-amd64`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+from ledger.errors import BackendError
+from ledger.paths import npm_binary
+
+DEVNET_CHAIN_ID = 31337
+
+
+def anvil_binary() -> Path:
+    path = Path(os.environ.get("LEDGERCRM_ANVIL", npm_binary("anvil")))
+    if not path.is_file():
+        raise BackendError(f"anvil not found at {path}: run `npm ci` in the project root")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rpc_answers(url: str, timeout: float = 1.0) -> bool:
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}).encode()
+    request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return "result" in json.loads(response.read())
+    except (OSError, ValueError):
+        return False
+
+
+def start_anvil(
+    port: int,
+    *,
+    chain_id: int = DEVNET_CHAIN_ID,
+    state_file: Path | None = None,
+    log_file: Path | None = None,
+    detach: bool = False,
+    startup_timeout: float = 30.0,
+) -> subprocess.Popen[bytes]:
+    """Start anvil on 127.0.0.1:`port` and wait until it answers.
+
+    With `state_file`, state is loaded from it at start and written to it every second and on exit,
+    so a restart keeps the chain. `detach` puts anvil in its own session so it outlives this process."""
+    command = [str(anvil_binary()), "--host", "127.0.0.1", "--port", str(port), "--chain-id", str(chain_id)]
+    if state_file is not None:
+        command += ["--state", str(state_file), "--state-interval", "1"]
+    log = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
+    process = subprocess.Popen(
+        command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=detach
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + startup_timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise BackendError(f"anvil exited with code {process.returncode} before answering on {url}")
+        if rpc_answers(url, timeout=0.5):
+            return process
+        time.sleep(0.1)
+    process.kill()
+    raise BackendError(f"anvil did not answer on {url} within {startup_timeout:.0f}s")
+
+
+def stop_process(pid: int, timeout: float = 15.0) -> None:
+    """SIGTERM (anvil writes its state on the way out), then SIGKILL if it lingers."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            waited, _ = os.waitpid(pid, os.WNOHANG)
+            if waited == pid:
+                return
+        except ChildProcessError:
+            pass  # not our child: poll for existence instead
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGKILL)

@@ -1,0 +1,150 @@
+"""Where the chain runs: in this process (eth-tester on py-evm) or behind any JSON-RPC endpoint.
+
+Both implementations give the same things to the rest of the ledger layer: a `Web3`, funded accounts
+whose keys we hold (transactions are always signed locally and sent raw, so the code path is the same
+on every chain), snapshots for tests, and a way to get the raw revert data out of a failed call.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from eth_abi import encode as abi_encode
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_utils import function_signature_to_4byte_selector
+from web3 import EthereumTesterProvider, HTTPProvider, Web3
+from web3.exceptions import ContractLogicError
+
+from ledger.errors import BackendError
+
+# anvil's (and Hardhat's) well-known development mnemonic: funded accounts on every fresh devnet.
+DEV_MNEMONIC = "test test test test test test test test test test test junk"
+_TESTER_REVERT = re.compile(r"execution reverted: (b(['\"]).*\2)\Z", re.DOTALL)
+_ERROR_STRING = function_signature_to_4byte_selector("Error(string)")
+
+
+@runtime_checkable
+class Backend(Protocol):
+    name: str
+    w3: Web3
+    accounts: Sequence[LocalAccount]
+
+    @property
+    def rpc_url(self) -> str | None: ...
+
+    def snapshot(self) -> str: ...
+
+    def revert(self, snapshot_id: str) -> None: ...
+
+    def revert_data(self, exc: Exception) -> bytes | None:
+        """The revert data carried by `exc`, or None when `exc` is not a revert."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class EthTesterBackend:
+    """An in-process chain (eth-tester, py-evm) that lives as long as this object."""
+
+    name = "eth-tester"
+
+    def __init__(self, accounts: int = 10) -> None:
+        from eth_tester import EthereumTester, PyEVMBackend
+        from eth_tester.backends.pyevm.main import get_default_account_keys
+
+        self._tester = EthereumTester(PyEVMBackend())
+        self.w3 = Web3(EthereumTesterProvider(self._tester))
+        keys = get_default_account_keys(quantity=accounts)
+        self.accounts: Sequence[LocalAccount] = [Account.from_key(k.to_bytes()) for k in keys]
+
+    @property
+    def rpc_url(self) -> str | None:
+        return None
+
+    def snapshot(self) -> str:
+        return str(self._tester.take_snapshot())
+
+    def revert(self, snapshot_id: str) -> None:
+        self._tester.revert_to_snapshot(int(snapshot_id))
+
+    def revert_data(self, exc: Exception) -> bytes | None:
+        from eth_tester.exceptions import TransactionFailed
+
+        if not isinstance(exc, TransactionFailed) or not exc.args:
+            return None
+        message = exc.args[0]
+        if isinstance(message, bytes):
+            return message
+        # web3's eth-tester provider re-raises reverts with the data rendered into the message as a
+        # Python bytes literal; `literal_eval` reads back exactly those bytes and nothing else.
+        match = _TESTER_REVERT.match(str(message))
+        if match:
+            data = ast.literal_eval(match.group(1))
+            return data if isinstance(data, bytes) else None
+        reason = str(message).removeprefix("execution reverted: ").removeprefix("execution reverted")
+        return _ERROR_STRING + abi_encode(["string"], [reason]) if reason else b""
+
+    def close(self) -> None:
+        pass
+
+
+class RpcBackend:
+    """Any EVM JSON-RPC node: anvil, Besu, Geth. `keys` sign transactions; by default the
+    development mnemonic's accounts, which anvil funds."""
+
+    name = "rpc"
+
+    def __init__(
+        self,
+        url: str,
+        keys: Sequence[str] | None = None,
+        *,
+        accounts: int = 10,
+        timeout: float = 30.0,
+    ) -> None:
+        self._url = url
+        self.w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": timeout}))
+        if keys is None:
+            Account.enable_unaudited_hdwallet_features()
+            self.accounts = [
+                Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}")
+                for i in range(accounts)
+            ]
+        else:
+            self.accounts = [Account.from_key(k) for k in keys]
+        try:
+            self.chain_id = self.w3.eth.chain_id
+        except Exception as exc:  # requests' connection errors and friends: all mean "no node there"
+            raise BackendError(f"no EVM node answers at {url}: {exc}") from exc
+
+    @property
+    def rpc_url(self) -> str | None:
+        return self._url
+
+    def snapshot(self) -> str:
+        return str(self._rpc("evm_snapshot", []))
+
+    def revert(self, snapshot_id: str) -> None:
+        if not self._rpc("evm_revert", [snapshot_id]):
+            raise BackendError(f"the node refused to revert to snapshot {snapshot_id}")
+
+    def revert_data(self, exc: Exception) -> bytes | None:
+        if not isinstance(exc, ContractLogicError):
+            return None
+        data = exc.data
+        if isinstance(data, str) and data.startswith("0x"):
+            return bytes.fromhex(data[2:])
+        return b""
+
+    def _rpc(self, method: str, params: list[object]) -> object:
+        response = self.w3.provider.make_request(method, params)  # type: ignore[arg-type]
+        if "error" in response:
+            raise BackendError(f"{method} failed: {response['error']}")
+        return response["result"]
+
+    def close(self) -> None:
+        pass

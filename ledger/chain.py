@@ -1,0 +1,127 @@
+"""Sending transactions and making calls, with reverts turned into named exceptions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from eth_utils import event_abi_to_log_topic
+from web3.contract import Contract
+from web3.contract.contract import ContractConstructor, ContractFunction
+from web3.types import BlockIdentifier, EventData, TxReceipt
+
+from ledger.backends import Backend
+from ledger.errors import BackendError, ContractRevert, TransactionFailed
+from ledger.reverts import RevertDecoder
+
+# Gas estimates are exact for the state they ran on; the margin covers a state change between the
+# estimate and inclusion on a shared network (another partner's transaction landing first).
+_GAS_MARGIN_NUM, _GAS_MARGIN_DEN = 6, 5
+
+
+@dataclass(frozen=True)
+class TxResult:
+    tx_hash: str
+    block_number: int
+    gas_used: int
+    events: list[EventData] = field(default_factory=list)
+
+    def event(self, name: str) -> EventData:
+        """The single event called `name` (raises if there is not exactly one)."""
+        found = self.events_named(name)
+        if len(found) != 1:
+            raise LookupError(f"expected one {name} event, found {len(found)}")
+        return found[0]
+
+    def events_named(self, name: str) -> list[EventData]:
+        return [e for e in self.events if e["event"] == name]
+
+
+class Chain:
+    """A backend plus what every contract client needs: signing, sending, decoding."""
+
+    def __init__(self, backend: Backend, abis: Iterable[list[dict[str, Any]]], *, receipt_timeout: float = 120) -> None:
+        self.backend = backend
+        self.w3 = backend.w3
+        self.decoder = RevertDecoder(abis)
+        self.receipt_timeout = receipt_timeout
+        self._chain_id: int | None = None
+
+    @property
+    def chain_id(self) -> int:
+        if self._chain_id is None:
+            self._chain_id = self.w3.eth.chain_id
+        return self._chain_id
+
+    def transact(self, contract: Contract, fn: ContractFunction, sender: LocalAccount) -> TxResult:
+        """Sign `fn` with `sender`'s key, send it, wait for it, and decode `contract`'s events.
+
+        A call that would revert raises the named `ContractRevert` subclass before anything is sent,
+        so a failed call changes no state."""
+        receipt = self._send(fn, sender)
+        return TxResult(
+            tx_hash="0x" + bytes(receipt["transactionHash"]).hex(),
+            block_number=receipt["blockNumber"],
+            gas_used=receipt["gasUsed"],
+            events=decode_events(contract, receipt),
+        )
+
+    def deploy(self, abi: list[dict[str, Any]], bytecode: str, args: list[Any], sender: LocalAccount) -> TxReceipt:
+        """Deploy a contract; the receipt's `contractAddress` is where it lives."""
+        return self._send(self.w3.eth.contract(abi=abi, bytecode=bytecode).constructor(*args), sender)
+
+    def _send(self, fn: ContractFunction | ContractConstructor, sender: LocalAccount) -> TxReceipt:
+        try:
+            gas = fn.estimate_gas({"from": sender.address})
+            tx = fn.build_transaction(
+                {
+                    "from": sender.address,
+                    "nonce": self.w3.eth.get_transaction_count(sender.address, "pending"),
+                    "gas": gas * _GAS_MARGIN_NUM // _GAS_MARGIN_DEN,
+                    "chainId": self.chain_id,
+                }
+            )
+        except Exception as exc:
+            raise self._translate(exc) from exc
+        signed = sender.sign_transaction(tx)  # type: ignore[arg-type]
+        try:
+            tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+            receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.receipt_timeout)
+        except Exception as exc:
+            raise self._translate(exc) from exc
+        if receipt["status"] != 1:
+            raise TransactionFailed(f"transaction 0x{bytes(tx_hash).hex()} failed (gas used {receipt['gasUsed']})")
+        return receipt
+
+    def call(self, fn: ContractFunction, block: BlockIdentifier = "latest") -> Any:
+        try:
+            return fn.call(block_identifier=block)
+        except Exception as exc:
+            raise self._translate(exc) from exc
+
+    def _translate(self, exc: Exception) -> Exception:
+        data = self.backend.revert_data(exc)
+        if data is not None:
+            return self.decoder.decode(data)
+        if isinstance(exc, ContractRevert | BackendError):
+            return exc
+        return BackendError(f"{type(exc).__name__}: {exc}")
+
+
+def decode_events(contract: Contract, receipt: TxReceipt) -> list[EventData]:
+    """Every log of `receipt` emitted by `contract`, decoded, in log order."""
+    by_topic = {
+        event_abi_to_log_topic(item): item["name"]  # type: ignore[arg-type]
+        for item in contract.abi
+        if item.get("type") == "event"
+    }
+    events: list[EventData] = []
+    for log in receipt["logs"]:
+        if log["address"] != contract.address or not log["topics"]:
+            continue
+        name = by_topic.get(bytes(log["topics"][0]))
+        if name is not None:
+            events.append(contract.events[name]().process_log(log))
+    return events

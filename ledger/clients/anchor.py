@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from eth_account.signers.local import LocalAccount
+from eth_typing import ChecksumAddress
+
+from ledger.chain import TxResult
+from ledger.clients.base import ContractClient, as_bytes32
+
+
+@dataclass(frozen=True)
+class AnchoredBatch:
+    batch_id: int
+    block_number: int
+    tx: TxResult
+
+
+@dataclass(frozen=True)
+class BatchInfo:
+    batch_id: int
+    root: bytes
+    size: int
+    partner: ChecksumAddress
+    block_number: int
+
+
+class AnchorClient(ContractClient):
+    def anchor(self, sender: LocalAccount, root: bytes, size: int) -> AnchoredBatch:
+        """Anchor one batch root: one transaction, whatever the batch size."""
+        tx = self._send(sender, self.contract.functions.anchor(as_bytes32(root), size))
+        return AnchoredBatch(tx.event("BatchAnchored")["args"]["batchId"], tx.block_number, tx)
+
+    def batch(self, batch_id: int) -> BatchInfo:
+        root, size, partner, block_number = self._call(self.contract.functions.batch(batch_id))
+        return BatchInfo(batch_id, root, size, partner, block_number)
+
+    def batch_count(self) -> int:
+        return int(self._call(self.contract.functions.batchCount()))
+
+    def verify_inclusion(self, batch_id: int, leaf_index: int, leaf_hash: bytes, proof: Sequence[bytes]) -> bool:
+        """The contract's own answer (RFC 9162 verification on chain, sha256 precompile)."""
+        if not 0 <= leaf_index < 2**64:
+            return False  # not representable as uint64, so not a leaf of any anchored batch
+        fn = self.contract.functions.verifyInclusion(batch_id, leaf_index, as_bytes32(leaf_hash), list(proof))
+        return bool(self._call(fn))
+
+    def verify_against(
+        self, root: bytes, size: int, leaf_index: int, leaf_hash: bytes, proof: Sequence[bytes]
+    ) -> bool:
+        if not (0 <= leaf_index < 2**64 and 0 <= size < 2**64):
+            return False
+        fn = self.contract.functions.verifyAgainst(
+            as_bytes32(root), size, leaf_index, as_bytes32(leaf_hash), list(proof)
+        )
+        return bool(self._call(fn))

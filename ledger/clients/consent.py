@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak, to_checksum_address
+from web3.types import BlockIdentifier
+
+from ledger.chain import TxResult
+from ledger.clients.base import ContractClient, as_bytes32
+
+
+class ConsentStatus(IntEnum):
+    GIVEN = 1
+    WITHDRAWN = 2
+
+
+def purpose_id(name: str) -> bytes:
+    """The bytes32 id of a processing purpose ("loyalty", "profiling", ...): keccak256 of its name,
+    as OpenZeppelin does for role ids. Purposes are public vocabulary, never personal data."""
+    return keccak(text=name)
+
+
+@dataclass(frozen=True)
+class ConsentRecord:
+    status: ConsentStatus
+    timestamp: int
+    expires_at: int
+    block_number: int
+    receipt_hash: bytes
+
+
+class ConsentClient(ContractClient):
+    def record(
+        self,
+        sender: LocalAccount,
+        member: bytes,
+        purpose: bytes,
+        status: ConsentStatus,
+        receipt_hash: bytes,
+        expires_at: int = 0,
+    ) -> TxResult:
+        fn = self.contract.functions.record(
+            as_bytes32(member), as_bytes32(purpose), int(status), as_bytes32(receipt_hash), expires_at
+        )
+        return self._send(sender, fn)
+
+    def record_batch(
+        self,
+        sender: LocalAccount,
+        members: Sequence[bytes],
+        purpose: bytes,
+        status: ConsentStatus,
+        receipt_hashes: Sequence[bytes],
+        expires_at: int = 0,
+    ) -> TxResult:
+        fn = self.contract.functions.recordBatch(
+            [as_bytes32(m) for m in members],
+            as_bytes32(purpose),
+            int(status),
+            [as_bytes32(h) for h in receipt_hashes],
+            expires_at,
+        )
+        return self._send(sender, fn)
+
+    def is_valid(self, member: bytes, controller: str, purpose: bytes) -> bool:
+        fn = self.contract.functions.isValid(as_bytes32(member), to_checksum_address(controller), as_bytes32(purpose))
+        return bool(self._call(fn))
+
+    def is_valid_at(self, member: bytes, controller: str, purpose: bytes, timestamp: int) -> bool:
+        """Whether consent was valid at unix time `timestamp`, from the full on-chain history."""
+        fn = self.contract.functions.isValidAt(
+            as_bytes32(member), to_checksum_address(controller), as_bytes32(purpose), timestamp
+        )
+        return bool(self._call(fn))
+
+    def is_valid_at_block(self, member: bytes, controller: str, purpose: bytes, block: BlockIdentifier) -> bool:
+        """Whether consent was valid in block `block`: `isValid` evaluated on that block's state and clock."""
+        fn = self.contract.functions.isValid(as_bytes32(member), to_checksum_address(controller), as_bytes32(purpose))
+        return bool(self._call(fn, block))
+
+    def history(self, member: bytes, controller: str, purpose: bytes) -> list[ConsentRecord]:
+        args = (as_bytes32(member), to_checksum_address(controller), as_bytes32(purpose))
+        length = int(self._call(self.contract.functions.historyLength(*args)))
+        records = []
+        for index in range(length):
+            status, timestamp, expires_at, block_number, receipt_hash = self._call(
+                self.contract.functions.recordAt(*args, index)
+            )
+            records.append(ConsentRecord(ConsentStatus(status), timestamp, expires_at, block_number, receipt_hash))
+        return records

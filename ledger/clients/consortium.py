@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+
+from eth_account.signers.local import LocalAccount
+from eth_typing import ChecksumAddress
+from eth_utils import to_checksum_address
+
+from ledger.chain import TxResult
+from ledger.clients.base import ContractClient
+
+
+class Action(IntEnum):
+    ADMIT_PARTNER = 0
+    ADMIT_AUDITOR = 1
+    REMOVE_MEMBER = 2
+
+
+class Role(IntEnum):
+    NONE = 0
+    PARTNER = 1
+    AUDITOR = 2
+
+
+@dataclass(frozen=True)
+class Proposal:
+    proposal_id: int
+    action: Action
+    account: ChecksumAddress
+    proposer: ChecksumAddress
+    executed: bool
+    votes: int
+
+
+@dataclass(frozen=True)
+class ProposalOutcome:
+    proposal_id: int
+    executed: bool
+    tx: TxResult
+
+
+class ConsortiumClient(ContractClient):
+    def is_partner(self, account: str) -> bool:
+        return bool(self._call(self.contract.functions.isPartner(to_checksum_address(account))))
+
+    def is_auditor(self, account: str) -> bool:
+        return bool(self._call(self.contract.functions.isAuditor(to_checksum_address(account))))
+
+    def role_of(self, account: str) -> Role:
+        return Role(self._call(self.contract.functions.roleOf(to_checksum_address(account))))
+
+    def partners(self) -> list[ChecksumAddress]:
+        return [to_checksum_address(a) for a in self._call(self.contract.functions.partners())]
+
+    def proposal_count(self) -> int:
+        return int(self._call(self.contract.functions.proposalCount()))
+
+    def proposal(self, proposal_id: int) -> Proposal:
+        action, account, proposer, executed, votes = self._call(self.contract.functions.proposal(proposal_id))
+        return Proposal(proposal_id, Action(action), account, proposer, executed, votes)
+
+    def has_voted(self, proposal_id: int, voter: str) -> bool:
+        return bool(self._call(self.contract.functions.hasVoted(proposal_id, to_checksum_address(voter))))
+
+    def propose(self, sender: LocalAccount, action: Action, account: str) -> ProposalOutcome:
+        tx = self._send(sender, self.contract.functions.propose(int(action), to_checksum_address(account)))
+        proposal_id = tx.event("ProposalCreated")["args"]["proposalId"]
+        return ProposalOutcome(proposal_id, bool(tx.events_named("ProposalExecuted")), tx)
+
+    def vote(self, sender: LocalAccount, proposal_id: int) -> ProposalOutcome:
+        tx = self._send(sender, self.contract.functions.vote(proposal_id))
+        return ProposalOutcome(proposal_id, bool(tx.events_named("ProposalExecuted")), tx)
+
+    def execute(self, sender: LocalAccount, proposal_id: int) -> TxResult:
+        return self._send(sender, self.contract.functions.execute(proposal_id))
+
+    def decide(self, voters: Sequence[LocalAccount], action: Action, account: str) -> ProposalOutcome:
+        """Propose with the first voter, then vote with the others until the proposal executes.
+
+        Raises ValueError (after the votes, which stay recorded) if the voters are not a majority."""
+        outcome = self.propose(voters[0], action, account)
+        for voter in voters[1:]:
+            if outcome.executed:
+                break
+            outcome = self.vote(voter, outcome.proposal_id)
+        if not outcome.executed:
+            raise ValueError(f"{len(voters)} votes are not a majority of {len(self.partners())} partners")
+        return outcome

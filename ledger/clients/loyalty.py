@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
+
+from ledger.chain import TxResult
+from ledger.clients.base import ZERO32, ContractClient, as_bytes32
+
+
+class LoyaltyClient(ContractClient):
+    def earn(self, sender: LocalAccount, member: bytes, amount: int, ref: bytes = ZERO32) -> TxResult:
+        return self._send(sender, self.contract.functions.earn(as_bytes32(member), amount, as_bytes32(ref)))
+
+    def redeem(self, sender: LocalAccount, member: bytes, amount: int, ref: bytes = ZERO32) -> TxResult:
+        return self._send(sender, self.contract.functions.redeem(as_bytes32(member), amount, as_bytes32(ref)))
+
+    def earn_batch(
+        self, sender: LocalAccount, members: Sequence[bytes], amounts: Sequence[int], refs: Sequence[bytes]
+    ) -> TxResult:
+        """One transaction for the whole batch; all or nothing."""
+        fn = self.contract.functions.earnBatch(
+            [as_bytes32(m) for m in members], list(amounts), [as_bytes32(r) for r in refs]
+        )
+        return self._send(sender, fn)
+
+    def redeem_batch(
+        self, sender: LocalAccount, members: Sequence[bytes], amounts: Sequence[int], refs: Sequence[bytes]
+    ) -> TxResult:
+        fn = self.contract.functions.redeemBatch(
+            [as_bytes32(m) for m in members], list(amounts), [as_bytes32(r) for r in refs]
+        )
+        return self._send(sender, fn)
+
+    def balance_of(self, member: bytes) -> int:
+        return int(self._call(self.contract.functions.balanceOf(as_bytes32(member))))
+
+    def issued_by(self, partner: str) -> int:
+        return int(self._call(self.contract.functions.issuedBy(to_checksum_address(partner))))
+
+    def redeemed_at(self, partner: str) -> int:
+        return int(self._call(self.contract.functions.redeemedAt(to_checksum_address(partner))))
+
+    def position_of(self, partner: str) -> int:
+        """Redeemed at `partner` minus issued by it: what the coalition owes the partner (if positive)."""
+        return int(self._call(self.contract.functions.positionOf(to_checksum_address(partner))))
+
+    def total_supply(self) -> int:
+        return int(self._call(self.contract.functions.totalSupply()))

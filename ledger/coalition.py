@@ -1,0 +1,52 @@
+"""The five contracts of one deployment, as typed clients: the ledger layer's front door."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from eth_account.signers.local import LocalAccount
+
+from ledger.backends import Backend
+from ledger.chain import Chain
+from ledger.clients import AnchorClient, ConsentClient, ConsortiumClient, DecisionLogClient, LoyaltyClient
+from ledger.compiler import Build, compile_contracts
+from ledger.deployment import Deployment, deploy, verify_deployment
+
+
+class Coalition:
+    def __init__(self, chain: Chain, build: Build, deployment: Deployment) -> None:
+        self.chain = chain
+        self.build = build
+        self.deployment = deployment
+        w3 = chain.w3
+
+        def contract(name: str):  # type: ignore[no-untyped-def]
+            return w3.eth.contract(address=deployment.contracts[name], abi=build[name].abi)  # type: ignore[arg-type]
+
+        self.consortium = ConsortiumClient(chain, contract("Consortium"))
+        self.loyalty = LoyaltyClient(chain, contract("LoyaltyPoints"))
+        self.consent = ConsentClient(chain, contract("ConsentRegistry"))
+        self.anchor = AnchorClient(chain, contract("InteractionAnchor"))
+        self.decisions = DecisionLogClient(chain, contract("DecisionLog"))
+
+    @classmethod
+    def deploy(
+        cls,
+        backend: Backend,
+        founders: Sequence[LocalAccount | str],
+        deployer: LocalAccount | None = None,
+        build: Build | None = None,
+    ) -> Coalition:
+        build = build or compile_contracts()
+        chain = Chain(backend, build.all_abis())
+        addresses = [f if isinstance(f, str) else f.address for f in founders]
+        deployment = deploy(chain, build, deployer or backend.accounts[0], addresses)
+        return cls(chain, build, deployment)
+
+    @classmethod
+    def attach(cls, backend: Backend, deployment: Deployment, build: Build | None = None) -> Coalition:
+        """Attach to an existing deployment after checking its code (DeploymentMismatch if not ours)."""
+        build = build or compile_contracts()
+        chain = Chain(backend, build.all_abis())
+        verify_deployment(chain, build, deployment)
+        return cls(chain, build, deployment)

@@ -1,0 +1,130 @@
+"""Deploying the five contracts, and attaching to a deployment only when its code is ours."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak, to_checksum_address
+
+from ledger.chain import Chain
+from ledger.compiler import CONTRACT_NAMES, Artifact, Build
+from ledger.errors import DeploymentMismatch
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """The manifest: where each contract lives on which chain, and the hash of the code found there."""
+
+    chain_id: int
+    contracts: dict[str, str]
+    code_hashes: dict[str, str]
+    compiler: str
+    block_number: int
+    founders: list[str]
+    rpc_url: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        # camelCase keys: the manifest is read by other tools (cast, scripts) as much as by us
+        return {
+            "chainId": data["chain_id"],
+            "rpcUrl": data["rpc_url"],
+            "contracts": data["contracts"],
+            "codeHashes": data["code_hashes"],
+            "compiler": data["compiler"],
+            "deployedAtBlock": data["block_number"],
+            "founders": data["founders"],
+            **data["extra"],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Deployment:
+        known = {"chainId", "rpcUrl", "contracts", "codeHashes", "compiler", "deployedAtBlock", "founders"}
+        try:
+            return cls(
+                chain_id=int(data["chainId"]),
+                rpc_url=data.get("rpcUrl"),
+                contracts={k: to_checksum_address(v) for k, v in data["contracts"].items()},
+                code_hashes=dict(data["codeHashes"]),
+                compiler=str(data["compiler"]),
+                block_number=int(data["deployedAtBlock"]),
+                founders=[to_checksum_address(a) for a in data["founders"]],
+                extra={k: v for k, v in data.items() if k not in known},
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DeploymentMismatch(f"not a ledgercrm deployment manifest: {exc!r}") from exc
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.to_json(), indent=2) + "\n")
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> Deployment:
+        try:
+            return cls.from_json(json.loads(path.read_text()))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise DeploymentMismatch(f"cannot read deployment manifest {path}: {exc}") from exc
+
+
+def deploy(chain: Chain, build: Build, deployer: LocalAccount, founders: Sequence[str]) -> Deployment:
+    """Deploy Consortium with `founders` as its partners, then the four contracts that ask it for roles."""
+    founders = [to_checksum_address(a) for a in founders]
+    addresses: dict[str, str] = {}
+    first_block = None
+    for name in CONTRACT_NAMES:
+        artifact = build[name]
+        args: list[Any] = [founders] if name == "Consortium" else [addresses["Consortium"]]
+        receipt = chain.deploy(artifact.abi, artifact.bytecode, args, deployer)
+        addresses[name] = to_checksum_address(receipt["contractAddress"])  # type: ignore[arg-type]
+        first_block = first_block if first_block is not None else receipt["blockNumber"]
+    code_hashes = {name: "0x" + keccak(chain.w3.eth.get_code(addr)).hex() for name, addr in addresses.items()}  # type: ignore[arg-type]
+    return Deployment(
+        chain_id=chain.chain_id,
+        rpc_url=chain.backend.rpc_url,
+        contracts=addresses,
+        code_hashes=code_hashes,
+        compiler=build.compiler,
+        block_number=first_block or 0,
+        founders=founders,
+    )
+
+
+def verify_deployment(chain: Chain, build: Build, deployment: Deployment) -> None:
+    """Refuse (DeploymentMismatch) unless the chain, every address's code hash, and the code itself
+    (immutables aside) are what `deployment` and this build say."""
+    if chain.chain_id != deployment.chain_id:
+        raise DeploymentMismatch(
+            f"the manifest is for chain id {deployment.chain_id}, the node is chain id {chain.chain_id}"
+        )
+    for name in CONTRACT_NAMES:
+        address = deployment.contracts.get(name)
+        if address is None:
+            raise DeploymentMismatch(f"the manifest has no address for {name}")
+        code = bytes(chain.w3.eth.get_code(to_checksum_address(address)))
+        if not code:
+            raise DeploymentMismatch(f"{name}: no contract at {address} (was the chain reset?)")
+        found = "0x" + keccak(code).hex()
+        if found != deployment.code_hashes.get(name):
+            raise DeploymentMismatch(
+                f"{name} at {address}: code hash {found} differs from the manifest's {deployment.code_hashes.get(name)}"
+            )
+        if _mask(code, build[name]) != _mask(bytes.fromhex(build[name].deployed_bytecode[2:]), build[name]):
+            raise DeploymentMismatch(
+                f"{name} at {address} was built from other sources than contracts/ holds now: redeploy"
+            )
+
+
+def _mask(code: bytes, artifact: Artifact) -> bytes:
+    """Runtime code with the immutables (set by the constructor, so per deployment) zeroed."""
+    masked = bytearray(code)
+    for start, length in artifact.immutable_ranges:
+        masked[start : start + length] = bytes(length)
+    return bytes(masked)

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs everything ledgercrm needs into this checkout: a Python virtualenv (.venv) with the
+# project and its dev tools, and the npm toolchain (solc-js, OpenZeppelin, anvil, cast) from the lock file.
+# Safe to run again: it only does what is missing or out of date.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.ledgercrm-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  .venv/bin/python -m pip install --quiet --upgrade pip
+  .venv/bin/python -m pip install --quiet -e '.[dev]'
+  touch "$stamp"
+fi
+
+if ! command -v npm >/dev/null 2>&1; then
+  echo "setup: npm is missing; installing Node.js with apt-get" >&2
+  apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
+fi
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+fi
