@@ -40,6 +40,10 @@ class Backend(Protocol):
 
     def revert(self, snapshot_id: str) -> None: ...
 
+    def time_travel(self, timestamp: int) -> None:
+        """Mine a block at unix time `timestamp` (tests of expiry and history)."""
+        ...
+
     def revert_data(self, exc: Exception) -> bytes | None:
         """The revert data carried by `exc`, or None when `exc` is not a revert."""
         ...
@@ -70,6 +74,9 @@ class EthTesterBackend:
 
     def revert(self, snapshot_id: str) -> None:
         self._tester.revert_to_snapshot(int(snapshot_id))
+
+    def time_travel(self, timestamp: int) -> None:
+        self._tester.time_travel(timestamp)
 
     def revert_data(self, exc: Exception) -> bytes | None:
         from eth_tester.exceptions import TransactionFailed
@@ -131,6 +138,9 @@ class RpcBackend:
     def revert(self, snapshot_id: str) -> None:
         if not self._rpc("evm_revert", [snapshot_id]):
             raise BackendError(f"the node refused to revert to snapshot {snapshot_id}")
+
+    def time_travel(self, timestamp: int) -> None:
+        self._rpc("evm_mine", [timestamp])
 
     def revert_data(self, exc: Exception) -> bytes | None:
         if not isinstance(exc, ContractLogicError):

@@ -1,0 +1,390 @@
+"""The ledger layer's behaviour, run identically against eth-tester (in process) and anvil (JSON-RPC).
+
+Every test starts from the same deployment (partners = accounts 0, 1, 2) and is rolled back after.
+"""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from ledger import errors
+from ledger.clients import Action, ConsentStatus, Decision, Role, purpose_id
+from ledger.coalition import Coalition
+from ledger.deployment import Deployment
+from ledger.errors import DeploymentMismatch
+from ledger.merkle import MerkleTree, leaf_hash
+
+VECTORS = json.loads((Path(__file__).parent / "vectors" / "rfc6962.json").read_text())
+LOYALTY = purpose_id("loyalty")
+
+
+def member() -> bytes:
+    return os.urandom(32)
+
+
+def now(coalition: Coalition) -> int:
+    return int(coalition.chain.w3.eth.get_block("latest")["timestamp"])
+
+
+class TestConsortium:
+    def test_founders_are_the_partners(self, coalition):
+        accounts = coalition.chain.backend.accounts
+        assert coalition.consortium.partners() == [a.address for a in accounts[:3]]
+        assert coalition.consortium.role_of(accounts[0].address) is Role.PARTNER
+        assert coalition.consortium.role_of(accounts[5].address) is Role.NONE
+
+    def test_admission_needs_a_strict_majority(self, coalition):
+        a = coalition.chain.backend.accounts
+        created = coalition.consortium.propose(a[0], Action.ADMIT_PARTNER, a[3].address)
+        assert not created.executed  # 1 of 3 is no majority
+        assert created.tx.event("ProposalCreated")["args"]["account"] == a[3].address
+        assert not coalition.consortium.is_partner(a[3].address)
+
+        voted = coalition.consortium.vote(a[1], created.proposal_id)
+        assert voted.executed  # 2 of 3
+        admitted = voted.tx.event("MemberAdmitted")["args"]
+        assert (admitted["account"], admitted["role"]) == (a[3].address, Role.PARTNER)
+        assert coalition.consortium.is_partner(a[3].address)
+        assert coalition.consortium.proposal(created.proposal_id).executed
+
+    def test_auditor_is_a_member_without_partner_rights(self, coalition):
+        a = coalition.chain.backend.accounts
+        coalition.consortium.decide(a[:3], Action.ADMIT_AUDITOR, a[4].address)
+        assert coalition.consortium.is_auditor(a[4].address)
+        assert not coalition.consortium.is_partner(a[4].address)
+        with pytest.raises(errors.LoyaltyNotPartner) as raised:
+            coalition.loyalty.earn(a[4], member(), 10)
+        assert raised.value.account == a[4].address
+
+    def test_voting_errors_are_named(self, coalition):
+        a = coalition.chain.backend.accounts
+        with pytest.raises(errors.ConsortiumNotPartner):
+            coalition.consortium.propose(a[5], Action.ADMIT_PARTNER, a[5].address)
+        created = coalition.consortium.propose(a[0], Action.ADMIT_PARTNER, a[3].address)
+        with pytest.raises(errors.ConsortiumAlreadyVoted) as raised:
+            coalition.consortium.vote(a[0], created.proposal_id)
+        assert (raised.value.proposalId, raised.value.voter) == (created.proposal_id, a[0].address)
+        with pytest.raises(errors.ConsortiumUnknownProposal):
+            coalition.consortium.vote(a[1], 99)
+        with pytest.raises(errors.ConsortiumAlreadyMember) as already:
+            coalition.consortium.propose(a[0], Action.ADMIT_PARTNER, a[1].address)
+        assert already.value.role == Role.PARTNER
+        with pytest.raises(errors.ConsortiumInvalidAction):
+            coalition.consortium.propose(a[0], 7, a[6].address)  # type: ignore[arg-type]
+        with pytest.raises(errors.ConsortiumNotMember):
+            coalition.consortium.propose(a[0], Action.REMOVE_MEMBER, a[6].address)
+        coalition.consortium.vote(a[1], created.proposal_id)
+        with pytest.raises(errors.ConsortiumProposalClosed):
+            coalition.consortium.vote(a[2], created.proposal_id)
+
+    def test_removed_partner_loses_every_right_at_once(self, coalition):
+        a = coalition.chain.backend.accounts
+        m = member()
+        coalition.consortium.decide(a[:3], Action.ADMIT_PARTNER, a[3].address)
+        coalition.loyalty.earn(a[3], m, 50)
+        removal = coalition.consortium.decide(a[:3], Action.REMOVE_MEMBER, a[3].address)
+        assert removal.tx.event("MemberRemoved")["args"]["account"] == a[3].address
+        assert a[3].address not in coalition.consortium.partners()
+
+        with pytest.raises(errors.LoyaltyNotPartner):
+            coalition.loyalty.earn(a[3], m, 1)
+        with pytest.raises(errors.LoyaltyNotPartner):
+            coalition.loyalty.redeem(a[3], m, 1)
+        with pytest.raises(errors.ConsentNotPartner):
+            coalition.consent.record(a[3], m, LOYALTY, ConsentStatus.GIVEN, member())
+        with pytest.raises(errors.AnchorNotPartner):
+            coalition.anchor.anchor(a[3], member(), 1)
+        with pytest.raises(errors.DecisionNotPartner):
+            coalition.decisions.register_model(a[3], member(), member(), member())
+        with pytest.raises(errors.ConsortiumNotPartner):
+            coalition.consortium.propose(a[3], Action.ADMIT_PARTNER, a[7].address)
+        assert coalition.loyalty.balance_of(m) == 50  # what it issued stays issued
+
+    def test_a_removed_partners_vote_stops_counting(self, coalition):
+        a = coalition.chain.backend.accounts
+        coalition.consortium.decide(a[:3], Action.ADMIT_PARTNER, a[3].address)  # 4 partners now
+        pending = coalition.consortium.propose(a[3], Action.ADMIT_AUDITOR, a[8].address)
+        coalition.consortium.vote(a[0], pending.proposal_id)  # 2 of 4: not yet
+        coalition.consortium.decide(a[:3], Action.REMOVE_MEMBER, a[3].address)  # 3 partners left
+        assert coalition.consortium.proposal(pending.proposal_id).votes == 1  # a[3]'s vote is gone
+        with pytest.raises(errors.ConsortiumQuorumNotReached) as raised:
+            coalition.consortium.execute(a[0], pending.proposal_id)
+        assert (raised.value.votes, raised.value.needed) == (1, 2)
+        assert coalition.consortium.vote(a[1], pending.proposal_id).executed
+        assert coalition.consortium.is_auditor(a[8].address)
+
+
+class TestLoyaltyPoints:
+    def test_earn_here_redeem_there_with_settlement_positions(self, coalition):
+        a = coalition.chain.backend.accounts
+        m = member()
+        ref = b"order-1".ljust(32, b"\x00")
+        earned = coalition.loyalty.earn(a[0], m, 500, ref).event("PointsEarned")["args"]
+        assert (earned["member"], earned["partner"], earned["amount"], earned["ref"]) == (m, a[0].address, 500, ref)
+        redeemed = coalition.loyalty.redeem(a[1], m, 200).event("PointsRedeemed")["args"]
+        assert (redeemed["partner"], redeemed["amount"]) == (a[1].address, 200)
+        assert coalition.loyalty.balance_of(m) == 300
+        assert coalition.loyalty.issued_by(a[0].address) == 500
+        assert coalition.loyalty.redeemed_at(a[1].address) == 200
+        assert coalition.loyalty.position_of(a[0].address) == -500
+        assert coalition.loyalty.position_of(a[1].address) == 200
+        assert coalition.loyalty.total_supply() == 300
+
+    def test_cannot_redeem_more_than_the_balance(self, coalition):
+        a = coalition.chain.backend.accounts
+        m = member()
+        coalition.loyalty.earn(a[0], m, 10)
+        with pytest.raises(errors.LoyaltyInsufficientBalance) as raised:
+            coalition.loyalty.redeem(a[1], m, 11)
+        assert (raised.value.member, raised.value.balance, raised.value.needed) == (m, 10, 11)
+        assert coalition.loyalty.balance_of(m) == 10
+
+    def test_bad_amounts_and_members_are_refused(self, coalition):
+        a = coalition.chain.backend.accounts
+        with pytest.raises(errors.LoyaltyZeroAmount):
+            coalition.loyalty.earn(a[0], member(), 0)
+        with pytest.raises(errors.LoyaltyInvalidMember):
+            coalition.loyalty.earn(a[0], bytes(32), 5)
+        with pytest.raises(errors.LoyaltyNotPartner):
+            coalition.loyalty.earn(a[5], member(), 5)
+        with pytest.raises(errors.LoyaltyNotPartner):
+            coalition.loyalty.redeem(a[5], member(), 5)
+
+    def test_earn_batch_is_one_transaction_and_all_or_nothing(self, coalition):
+        a = coalition.chain.backend.accounts
+        members = [member() for _ in range(100)]
+        refs = [i.to_bytes(32, "big") for i in range(100)]
+        tx = coalition.loyalty.earn_batch(a[0], members, list(range(1, 101)), refs)
+        assert len(tx.events_named("PointsEarned")) == 100
+        assert [coalition.loyalty.balance_of(m) for m in members[:3]] == [1, 2, 3]
+
+        block = coalition.chain.w3.eth.block_number
+        with pytest.raises(errors.LoyaltyZeroAmount):
+            coalition.loyalty.earn_batch(a[0], members[:3], [5, 0, 5], refs[:3])
+        with pytest.raises(errors.LoyaltyLengthMismatch):
+            coalition.loyalty.earn_batch(a[0], members[:3], [5, 5], refs[:3])
+        with pytest.raises(errors.LoyaltyEmptyBatch):
+            coalition.loyalty.earn_batch(a[0], [], [], [])
+        assert coalition.chain.w3.eth.block_number == block  # nothing was sent
+        assert coalition.loyalty.balance_of(members[0]) == 1
+
+    def test_redeem_batch(self, coalition):
+        a = coalition.chain.backend.accounts
+        members = [member(), member()]
+        coalition.loyalty.earn_batch(a[0], members, [10, 20], [bytes(32)] * 2)
+        with pytest.raises(errors.LoyaltyInsufficientBalance):
+            coalition.loyalty.redeem_batch(a[1], members, [5, 21], [bytes(32)] * 2)
+        assert coalition.loyalty.balance_of(members[0]) == 10
+        coalition.loyalty.redeem_batch(a[1], members, [5, 20], [bytes(32)] * 2)
+        assert coalition.loyalty.position_of(a[1].address) == 25
+
+
+class TestConsentRegistry:
+    def test_history_answers_for_earlier_times(self, coalition):
+        a = coalition.chain.backend.accounts
+        m, controller = member(), a[0].address
+        receipt = member()
+        before = now(coalition)
+        given = coalition.consent.record(a[0], m, LOYALTY, ConsentStatus.GIVEN, receipt)
+        args = given.event("ConsentRecorded")["args"]
+        assert (args["member"], args["controller"], args["purpose"], args["status"], args["receiptHash"]) == (
+            m,
+            controller,
+            LOYALTY,
+            1,
+            receipt,
+        )
+        given_at = now(coalition)
+        coalition.chain.backend.time_travel(given_at + 100)
+        withdrawn = coalition.consent.record(a[0], m, LOYALTY, ConsentStatus.WITHDRAWN, member())
+        withdrawn_at = now(coalition)
+
+        assert not coalition.consent.is_valid(m, controller, LOYALTY)
+        assert not coalition.consent.is_valid_at(m, controller, LOYALTY, before - 1)
+        assert coalition.consent.is_valid_at(m, controller, LOYALTY, given_at)
+        assert coalition.consent.is_valid_at(m, controller, LOYALTY, withdrawn_at - 1)
+        assert not coalition.consent.is_valid_at(m, controller, LOYALTY, withdrawn_at)
+        assert coalition.consent.is_valid_at_block(m, controller, LOYALTY, given.block_number)
+        assert not coalition.consent.is_valid_at_block(m, controller, LOYALTY, withdrawn.block_number)
+        history = coalition.consent.history(m, controller, LOYALTY)
+        assert [r.status for r in history] == [ConsentStatus.GIVEN, ConsentStatus.WITHDRAWN]
+        assert history[0].receipt_hash == receipt and history[0].block_number == given.block_number
+
+    def test_consent_expires(self, coalition):
+        a = coalition.chain.backend.accounts
+        m, controller = member(), a[0].address
+        start = now(coalition)
+        coalition.consent.record(a[0], m, LOYALTY, ConsentStatus.GIVEN, member(), expires_at=start + 1000)
+        assert coalition.consent.is_valid(m, controller, LOYALTY)
+        assert coalition.consent.is_valid_at(m, controller, LOYALTY, start + 999)
+        assert not coalition.consent.is_valid_at(m, controller, LOYALTY, start + 1000)
+        coalition.chain.backend.time_travel(start + 2000)
+        assert not coalition.consent.is_valid(m, controller, LOYALTY)
+
+    def test_consent_is_per_controller_and_purpose(self, coalition):
+        a = coalition.chain.backend.accounts
+        m = member()
+        coalition.consent.record(a[0], m, LOYALTY, ConsentStatus.GIVEN, member())
+        assert coalition.consent.is_valid(m, a[0].address, LOYALTY)
+        assert not coalition.consent.is_valid(m, a[1].address, LOYALTY)
+        assert not coalition.consent.is_valid(m, a[0].address, purpose_id("profiling"))
+
+    def test_bad_records_are_refused(self, coalition):
+        a = coalition.chain.backend.accounts
+        with pytest.raises(errors.ConsentNotPartner):
+            coalition.consent.record(a[5], member(), LOYALTY, ConsentStatus.GIVEN, member())
+        with pytest.raises(errors.ConsentInvalidStatus) as raised:
+            coalition.consent.record(a[0], member(), LOYALTY, 3, member())  # type: ignore[arg-type]
+        assert raised.value.status == 3
+        with pytest.raises(errors.ConsentExpiryInPast):
+            coalition.consent.record(a[0], member(), LOYALTY, ConsentStatus.GIVEN, member(), expires_at=1)
+        with pytest.raises(errors.ConsentInvalidMember):
+            coalition.consent.record(a[0], bytes(32), LOYALTY, ConsentStatus.GIVEN, member())
+        with pytest.raises(errors.ConsentUnknownRecord):
+            coalition.chain.call(coalition.consent.contract.functions.recordAt(member(), a[0].address, LOYALTY, 0))
+
+    def test_record_batch(self, coalition):
+        a = coalition.chain.backend.accounts
+        members = [member() for _ in range(20)]
+        tx = coalition.consent.record_batch(a[0], members, LOYALTY, ConsentStatus.GIVEN, [member() for _ in members])
+        assert len(tx.events_named("ConsentRecorded")) == 20
+        assert all(coalition.consent.is_valid(m, a[0].address, LOYALTY) for m in members[:3])
+        with pytest.raises(errors.ConsentLengthMismatch):
+            coalition.consent.record_batch(a[0], members, LOYALTY, ConsentStatus.GIVEN, [member()])
+        with pytest.raises(errors.ConsentEmptyBatch):
+            coalition.consent.record_batch(a[0], [], LOYALTY, ConsentStatus.GIVEN, [])
+
+
+class TestInteractionAnchor:
+    def test_anchor_a_batch_and_verify_every_leaf_on_chain(self, coalition):
+        a = coalition.chain.backend.accounts
+        tree = MerkleTree([leaf_hash(os.urandom(40)) for _ in range(13)])
+        anchored = coalition.anchor.anchor(a[1], tree.root, tree.size)
+        event = anchored.tx.event("BatchAnchored")["args"]
+        assert (event["batchId"], event["partner"], event["root"], event["size"]) == (
+            anchored.batch_id,
+            a[1].address,
+            tree.root,
+            13,
+        )
+        info = coalition.anchor.batch(anchored.batch_id)
+        assert (info.root, info.size, info.partner, info.block_number) == (
+            tree.root,
+            13,
+            a[1].address,
+            anchored.block_number,
+        )
+        for index in range(tree.size):
+            assert coalition.anchor.verify_inclusion(anchored.batch_id, index, tree.leaf(index), tree.proof(index))
+        assert not coalition.anchor.verify_inclusion(anchored.batch_id, 3, tree.leaf(4), tree.proof(3))
+        assert not coalition.anchor.verify_inclusion(anchored.batch_id, 13, tree.leaf(12), tree.proof(12))
+        assert not coalition.anchor.verify_inclusion(anchored.batch_id, 2**64, tree.leaf(1), tree.proof(1))
+
+    @pytest.mark.parametrize("case", VECTORS["inclusion"], ids=lambda c: c["name"])
+    def test_contract_agrees_with_the_golden_vectors(self, coalition, case):
+        answer = coalition.anchor.verify_against(
+            bytes.fromhex(case["root"]),
+            case["treeSize"],
+            case["leafIndex"],
+            bytes.fromhex(case["leafHash"]),
+            [bytes.fromhex(p) for p in case["proof"]],
+        )
+        assert answer is case["valid"]
+
+    def test_bad_anchors_are_refused(self, coalition):
+        a = coalition.chain.backend.accounts
+        with pytest.raises(errors.AnchorNotPartner):
+            coalition.anchor.anchor(a[5], member(), 1)
+        with pytest.raises(errors.AnchorZeroRoot):
+            coalition.anchor.anchor(a[0], bytes(32), 1)
+        with pytest.raises(errors.AnchorEmptyBatch):
+            coalition.anchor.anchor(a[0], member(), 0)
+        with pytest.raises(errors.AnchorUnknownBatch) as raised:
+            coalition.anchor.batch(10**6)
+        assert raised.value.batchId == 10**6
+        with pytest.raises(errors.AnchorUnknownBatch):
+            coalition.anchor.verify_inclusion(10**6, 0, member(), [])
+
+
+class TestDecisionLog:
+    def test_register_model_and_log_decisions(self, coalition):
+        a = coalition.chain.backend.accounts
+        model_hash, card_hash, training_root = member(), member(), member()
+        model_id = coalition.decisions.register_model(a[2], model_hash, card_hash, training_root)
+        info = coalition.decisions.model(model_id)
+        assert (info.model_hash, info.card_hash, info.training_root, info.registrant) == (
+            model_hash,
+            card_hash,
+            training_root,
+            a[2].address,
+        )
+        members = [member() for _ in range(3)]
+        decisions = [
+            Decision(m, member(), score, b"retain".ljust(32, b"\x00"), member())
+            for m, score in zip(members, [0, 5000, 10000], strict=True)
+        ]
+        tx = coalition.decisions.record_decisions(a[2], model_id, decisions)
+        logged = tx.events_named("DecisionRecorded")
+        assert [(e["args"]["member"], e["args"]["scoreBps"], e["args"]["modelId"]) for e in logged] == [
+            (d.member, d.score_bps, model_id) for d in decisions
+        ]
+        assert coalition.decisions.decision_count() == 3
+        mine = coalition.decisions.decisions(member=members[1])
+        assert [d.decision for d in mine] == [decisions[1]]
+
+    def test_bad_decisions_are_refused(self, coalition):
+        a = coalition.chain.backend.accounts
+        model_id = coalition.decisions.register_model(a[0], member(), member(), member())
+        good = Decision(member(), member(), 100, member(), member())
+        with pytest.raises(errors.DecisionNotPartner):
+            coalition.decisions.record_decisions(a[5], model_id, [good])
+        with pytest.raises(errors.DecisionUnknownModel):
+            coalition.decisions.record_decisions(a[0], model_id + 1, [good])
+        with pytest.raises(errors.DecisionScoreOutOfRange) as raised:
+            coalition.decisions.record_decisions(a[0], model_id, [good, Decision(member(), member(), 10001, member(), member())])
+        assert raised.value.scoreBps == 10001
+        with pytest.raises(errors.DecisionEmptyBatch):
+            coalition.decisions.record_decisions(a[0], model_id, [])
+        with pytest.raises(errors.DecisionInvalidMember):
+            coalition.decisions.record_decisions(a[0], model_id, [Decision(bytes(32), member(), 1, member(), member())])
+        with pytest.raises(errors.DecisionZeroModelHash):
+            coalition.decisions.register_model(a[0], bytes(32), member(), member())
+        fn = coalition.decisions.contract.functions.recordDecisions(model_id, [member()], [], [1], [member()], [member()])
+        with pytest.raises(errors.DecisionLengthMismatch):
+            coalition.chain.transact(coalition.decisions.contract, fn, a[0])
+        assert coalition.decisions.decision_count() == 0
+
+
+class TestDeployment:
+    def test_attach_checks_the_code_against_the_manifest(self, coalition):
+        backend = coalition.chain.backend
+        attached = Coalition.attach(backend, Deployment.from_json(coalition.deployment.to_json()))
+        assert attached.consortium.partners() == coalition.consortium.partners()
+
+        swapped = coalition.deployment.to_json()
+        swapped["contracts"]["LoyaltyPoints"], swapped["contracts"]["ConsentRegistry"] = (
+            swapped["contracts"]["ConsentRegistry"],
+            swapped["contracts"]["LoyaltyPoints"],
+        )
+        with pytest.raises(DeploymentMismatch, match="LoyaltyPoints"):
+            Coalition.attach(backend, Deployment.from_json(swapped))
+
+        empty = coalition.deployment.to_json()
+        empty["contracts"]["DecisionLog"] = backend.accounts[9].address
+        with pytest.raises(DeploymentMismatch, match="no contract"):
+            Coalition.attach(backend, Deployment.from_json(empty))
+
+        other_chain = {**coalition.deployment.to_json(), "chainId": 1}
+        with pytest.raises(DeploymentMismatch, match="chain id"):
+            Coalition.attach(backend, Deployment.from_json(other_chain))
+
+    def test_attach_refuses_a_contract_that_is_not_ours_even_with_a_matching_hash(self, coalition):
+        backend = coalition.chain.backend
+        # A manifest whose hashes were rewritten to match foreign code: the build comparison catches it.
+        forged = coalition.deployment.to_json()
+        forged["contracts"]["DecisionLog"] = forged["contracts"]["InteractionAnchor"]
+        forged["codeHashes"]["DecisionLog"] = forged["codeHashes"]["InteractionAnchor"]
+        with pytest.raises(DeploymentMismatch, match="other sources"):
+            Coalition.attach(backend, Deployment.from_json(forged))
