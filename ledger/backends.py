@@ -115,6 +115,7 @@ class RpcBackend:
     ) -> None:
         self._url = url
         self.w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": timeout}))
+        self.accounts: Sequence[LocalAccount]
         if keys is None:
             Account.enable_unaudited_hdwallet_features()
             self.accounts = [

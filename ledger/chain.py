@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
+from eth_typing import ABIEvent
 from eth_utils import event_abi_to_log_topic
 from web3.contract import Contract
 from web3.contract.contract import ContractConstructor, ContractFunction
@@ -42,7 +43,9 @@ class TxResult:
 class Chain:
     """A backend plus what every contract client needs: signing, sending, decoding."""
 
-    def __init__(self, backend: Backend, abis: Iterable[list[dict[str, Any]]], *, receipt_timeout: float = 120) -> None:
+    def __init__(
+        self, backend: Backend, abis: Iterable[list[dict[str, Any]]], *, receipt_timeout: float = 120
+    ) -> None:
         self.backend = backend
         self.w3 = backend.w3
         self.decoder = RevertDecoder(abis)
@@ -68,7 +71,9 @@ class Chain:
             events=decode_events(contract, receipt),
         )
 
-    def deploy(self, abi: list[dict[str, Any]], bytecode: str, args: list[Any], sender: LocalAccount) -> TxReceipt:
+    def deploy(
+        self, abi: list[dict[str, Any]], bytecode: str, args: list[Any], sender: LocalAccount
+    ) -> TxReceipt:
         """Deploy a contract; the receipt's `contractAddress` is where it lives."""
         return self._send(self.w3.eth.contract(abi=abi, bytecode=bytecode).constructor(*args), sender)
 
@@ -92,7 +97,9 @@ class Chain:
         except Exception as exc:
             raise self._translate(exc) from exc
         if receipt["status"] != 1:
-            raise TransactionFailed(f"transaction 0x{bytes(tx_hash).hex()} failed (gas used {receipt['gasUsed']})")
+            raise TransactionFailed(
+                f"transaction 0x{bytes(tx_hash).hex()} failed (gas used {receipt['gasUsed']})"
+            )
         return receipt
 
     def call(self, fn: ContractFunction, block: BlockIdentifier = "latest") -> Any:
@@ -112,11 +119,8 @@ class Chain:
 
 def decode_events(contract: Contract, receipt: TxReceipt) -> list[EventData]:
     """Every log of `receipt` emitted by `contract`, decoded, in log order."""
-    by_topic = {
-        event_abi_to_log_topic(item): item["name"]  # type: ignore[arg-type]
-        for item in contract.abi
-        if item.get("type") == "event"
-    }
+    events_abi: list[ABIEvent] = [item for item in contract.abi if item["type"] == "event"]
+    by_topic = {event_abi_to_log_topic(item): item["name"] for item in events_abi}
     events: list[EventData] = []
     for log in receipt["logs"]:
         if log["address"] != contract.address or not log["topics"]:

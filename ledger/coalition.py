@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
+from web3.contract import Contract
 
 from ledger.backends import Backend
 from ledger.chain import Chain
@@ -20,8 +22,9 @@ class Coalition:
         self.deployment = deployment
         w3 = chain.w3
 
-        def contract(name: str):  # type: ignore[no-untyped-def]
-            return w3.eth.contract(address=deployment.contracts[name], abi=build[name].abi)  # type: ignore[arg-type]
+        def contract(name: str) -> Contract:
+            address = to_checksum_address(deployment.contracts[name])
+            return w3.eth.contract(address=address, abi=build[name].abi)
 
         self.consortium = ConsortiumClient(chain, contract("Consortium"))
         self.loyalty = LoyaltyClient(chain, contract("LoyaltyPoints"))

@@ -21,6 +21,7 @@ from typing import Any
 
 import solcx
 from solcx.exceptions import SolcError
+from solcx.install import get_executable
 
 from ledger.errors import CompilationError
 from ledger.paths import build_dir, contracts_dir, node_modules_dir
@@ -70,7 +71,7 @@ def find_solc() -> Path:
     if on_path and _version_of(Path(on_path)) == SOLC_VERSION:
         return Path(on_path)
     try:
-        return Path(solcx.get_executable(SOLC_VERSION))
+        return Path(get_executable(SOLC_VERSION))
     except Exception:  # solcx raises its own "not installed" error; any failure means "not here"
         pass
     if (node_modules_dir() / "solc").is_dir() and shutil.which("node"):

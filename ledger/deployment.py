@@ -83,7 +83,10 @@ def deploy(chain: Chain, build: Build, deployer: LocalAccount, founders: Sequenc
         artifact = build[name]
         args: list[Any] = [founders] if name == "Consortium" else [addresses["Consortium"]]
         receipt = chain.deploy(artifact.abi, artifact.bytecode, args, deployer)
-        addresses[name] = to_checksum_address(receipt["contractAddress"])  # type: ignore[arg-type]
+        created = receipt["contractAddress"]
+        if created is None:
+            raise DeploymentMismatch(f"deploying {name} created no contract")
+        addresses[name] = to_checksum_address(created)
         first_block = first_block if first_block is not None else receipt["blockNumber"]
     code_hashes = {name: "0x" + keccak(chain.w3.eth.get_code(addr)).hex() for name, addr in addresses.items()}  # type: ignore[arg-type]
     return Deployment(
@@ -112,10 +115,9 @@ def verify_deployment(chain: Chain, build: Build, deployment: Deployment) -> Non
         if not code:
             raise DeploymentMismatch(f"{name}: no contract at {address} (was the chain reset?)")
         found = "0x" + keccak(code).hex()
-        if found != deployment.code_hashes.get(name):
-            raise DeploymentMismatch(
-                f"{name} at {address}: code hash {found} differs from the manifest's {deployment.code_hashes.get(name)}"
-            )
+        expected = deployment.code_hashes.get(name)
+        if found != expected:
+            raise DeploymentMismatch(f"{name} at {address}: code hash {found}, the manifest says {expected}")
         if _mask(code, build[name]) != _mask(bytes.fromhex(build[name].deployed_bytecode[2:]), build[name]):
             raise DeploymentMismatch(
                 f"{name} at {address} was built from other sources than contracts/ holds now: redeploy"

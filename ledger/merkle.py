@@ -110,7 +110,9 @@ class MalformedProof:
 InclusionResult = Verified | RootMismatch | MalformedProof
 
 
-def root_from_inclusion_proof(index: int, size: int, leaf: bytes, proof: Sequence[bytes]) -> bytes | MalformedProof:
+def root_from_inclusion_proof(
+    index: int, size: int, leaf: bytes, proof: Sequence[bytes]
+) -> bytes | MalformedProof:
     """RFC 9162 section 2.1.3.2, steps 1-6: the root that `proof` implies for leaf `index` of `size`."""
     if not 0 <= index < size:
         return MalformedProof(f"leaf index {index} outside a tree of {size} leaves")
@@ -134,7 +136,9 @@ def root_from_inclusion_proof(index: int, size: int, leaf: bytes, proof: Sequenc
     return r
 
 
-def verify_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes) -> InclusionResult:
+def verify_inclusion(
+    leaf: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes
+) -> InclusionResult:
     """Check that `leaf` (a leaf hash) is leaf `index` of the tree of `size` leaves with `root`."""
     calculated = root_from_inclusion_proof(index, size, leaf, proof)
     if isinstance(calculated, MalformedProof):

@@ -12,7 +12,8 @@ fi
 stamp=.venv/.ledgercrm-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e '.[dev]'
+  # compat mode puts the checkout on sys.path, so packages added later need no reinstall
+  .venv/bin/python -m pip install --quiet -e '.[dev]' --config-settings editable_mode=compat
   touch "$stamp"
 fi
 

@@ -39,7 +39,9 @@ class AnchorClient(ContractClient):
     def batch_count(self) -> int:
         return int(self._call(self.contract.functions.batchCount()))
 
-    def verify_inclusion(self, batch_id: int, leaf_index: int, leaf_hash: bytes, proof: Sequence[bytes]) -> bool:
+    def verify_inclusion(
+        self, batch_id: int, leaf_index: int, leaf_hash: bytes, proof: Sequence[bytes]
+    ) -> bool:
         """The contract's own answer (RFC 9162 verification on chain, sha256 precompile)."""
         if not 0 <= leaf_index < 2**64:
             return False  # not representable as uint64, so not a leaf of any anchored batch

@@ -66,7 +66,9 @@ class ConsentClient(ContractClient):
         return self._send(sender, fn)
 
     def is_valid(self, member: bytes, controller: str, purpose: bytes) -> bool:
-        fn = self.contract.functions.isValid(as_bytes32(member), to_checksum_address(controller), as_bytes32(purpose))
+        fn = self.contract.functions.isValid(
+            as_bytes32(member), to_checksum_address(controller), as_bytes32(purpose)
+        )
         return bool(self._call(fn))
 
     def is_valid_at(self, member: bytes, controller: str, purpose: bytes, timestamp: int) -> bool:
@@ -76,9 +78,13 @@ class ConsentClient(ContractClient):
         )
         return bool(self._call(fn))
 
-    def is_valid_at_block(self, member: bytes, controller: str, purpose: bytes, block: BlockIdentifier) -> bool:
+    def is_valid_at_block(
+        self, member: bytes, controller: str, purpose: bytes, block: BlockIdentifier
+    ) -> bool:
         """Whether consent was valid in block `block`: `isValid` evaluated on that block's state and clock."""
-        fn = self.contract.functions.isValid(as_bytes32(member), to_checksum_address(controller), as_bytes32(purpose))
+        fn = self.contract.functions.isValid(
+            as_bytes32(member), to_checksum_address(controller), as_bytes32(purpose)
+        )
         return bool(self._call(fn, block))
 
     def history(self, member: bytes, controller: str, purpose: bytes) -> list[ConsentRecord]:
@@ -89,5 +95,7 @@ class ConsentClient(ContractClient):
             status, timestamp, expires_at, block_number, receipt_hash = self._call(
                 self.contract.functions.recordAt(*args, index)
             )
-            records.append(ConsentRecord(ConsentStatus(status), timestamp, expires_at, block_number, receipt_hash))
+            records.append(
+                ConsentRecord(ConsentStatus(status), timestamp, expires_at, block_number, receipt_hash)
+            )
         return records

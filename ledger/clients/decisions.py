@@ -38,13 +38,17 @@ class ModelInfo:
 
 
 class DecisionLogClient(ContractClient):
-    def register_model(self, sender: LocalAccount, model_hash: bytes, card_hash: bytes, training_root: bytes) -> int:
+    def register_model(
+        self, sender: LocalAccount, model_hash: bytes, card_hash: bytes, training_root: bytes
+    ) -> int:
         fn = self.contract.functions.registerModel(
             as_bytes32(model_hash), as_bytes32(card_hash), as_bytes32(training_root)
         )
         return int(self._send(sender, fn).event("ModelRegistered")["args"]["modelId"])
 
-    def record_decisions(self, sender: LocalAccount, model_id: int, decisions: Sequence[Decision]) -> TxResult:
+    def record_decisions(
+        self, sender: LocalAccount, model_id: int, decisions: Sequence[Decision]
+    ) -> TxResult:
         """Log a batch of decisions in one transaction, one `DecisionRecorded` event each."""
         fn = self.contract.functions.recordDecisions(
             model_id,
@@ -71,7 +75,9 @@ class DecisionLogClient(ContractClient):
     def decisions(self, member: bytes | None = None, from_block: int = 0) -> list[RecordedDecision]:
         """Decisions from the event log, optionally for one member (an indexed topic, so the node filters)."""
         filters = {"member": as_bytes32(member)} if member is not None else None
-        logs = self.contract.events.DecisionRecorded().get_logs(from_block=from_block, argument_filters=filters)
+        logs = self.contract.events.DecisionRecorded().get_logs(
+            from_block=from_block, argument_filters=filters
+        )
         return [
             RecordedDecision(
                 model_id=log["args"]["modelId"],

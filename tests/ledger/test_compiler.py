@@ -2,6 +2,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import solcx
 
 from ledger import compiler
 from ledger.errors import CompilationError
@@ -31,13 +32,23 @@ def scratch(tmp_path, monkeypatch):
 def test_cache_is_reused_and_rebuilt_when_a_source_changes(scratch: Path, monkeypatch):
     first = compiler.compile_contracts()
     calls = []
-    real = compiler.solcx.compile_standard
-    monkeypatch.setattr(compiler.solcx, "compile_standard", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = solcx.compile_standard
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(solcx, "compile_standard", counting)
     assert compiler.compile_contracts().input_hash == first.input_hash
     assert calls == []  # served from the cache
 
     anchor = scratch / "InteractionAnchor.sol"
-    anchor.write_text(anchor.read_text().replace("uint256 private constant _MAX_PROOF_LENGTH = 64;", "uint256 private constant _MAX_PROOF_LENGTH = 63;"))
+    anchor.write_text(
+        anchor.read_text().replace(
+            "uint256 private constant _MAX_PROOF_LENGTH = 64;",
+            "uint256 private constant _MAX_PROOF_LENGTH = 63;",
+        )
+    )
     rebuilt = compiler.compile_contracts()
     assert calls == [1]
     assert rebuilt.input_hash != first.input_hash
@@ -54,8 +65,10 @@ def test_a_compile_error_shows_the_compilers_message(scratch: Path):
 
 
 def test_a_missing_import_is_named(scratch: Path):
-    (scratch / "Extra.sol").write_text('pragma solidity ^0.8.24;\nimport "./Nowhere.sol";\ncontract Extra {}\n')
-    with pytest.raises(CompilationError, match="Nowhere.sol"):
+    (scratch / "Extra.sol").write_text(
+        'pragma solidity ^0.8.24;\nimport "./Nowhere.sol";\ncontract Extra {}\n'
+    )
+    with pytest.raises(CompilationError, match=r"Nowhere\.sol"):
         compiler.compile_contracts()
 
 

@@ -72,7 +72,7 @@ class TestConsortium:
             coalition.consortium.propose(a[0], Action.ADMIT_PARTNER, a[1].address)
         assert already.value.role == Role.PARTNER
         with pytest.raises(errors.ConsortiumInvalidAction):
-            coalition.consortium.propose(a[0], 7, a[6].address)  # type: ignore[arg-type]
+            coalition.consortium.propose(a[0], 7, a[6].address)
         with pytest.raises(errors.ConsortiumNotMember):
             coalition.consortium.propose(a[0], Action.REMOVE_MEMBER, a[6].address)
         coalition.consortium.vote(a[1], created.proposal_id)
@@ -122,7 +122,12 @@ class TestLoyaltyPoints:
         m = member()
         ref = b"order-1".ljust(32, b"\x00")
         earned = coalition.loyalty.earn(a[0], m, 500, ref).event("PointsEarned")["args"]
-        assert (earned["member"], earned["partner"], earned["amount"], earned["ref"]) == (m, a[0].address, 500, ref)
+        assert (earned["member"], earned["partner"], earned["amount"], earned["ref"]) == (
+            m,
+            a[0].address,
+            500,
+            ref,
+        )
         redeemed = coalition.loyalty.redeem(a[1], m, 200).event("PointsRedeemed")["args"]
         assert (redeemed["partner"], redeemed["amount"]) == (a[1].address, 200)
         assert coalition.loyalty.balance_of(m) == 300
@@ -236,19 +241,23 @@ class TestConsentRegistry:
         with pytest.raises(errors.ConsentNotPartner):
             coalition.consent.record(a[5], member(), LOYALTY, ConsentStatus.GIVEN, member())
         with pytest.raises(errors.ConsentInvalidStatus) as raised:
-            coalition.consent.record(a[0], member(), LOYALTY, 3, member())  # type: ignore[arg-type]
+            coalition.consent.record(a[0], member(), LOYALTY, 3, member())
         assert raised.value.status == 3
         with pytest.raises(errors.ConsentExpiryInPast):
             coalition.consent.record(a[0], member(), LOYALTY, ConsentStatus.GIVEN, member(), expires_at=1)
         with pytest.raises(errors.ConsentInvalidMember):
             coalition.consent.record(a[0], bytes(32), LOYALTY, ConsentStatus.GIVEN, member())
         with pytest.raises(errors.ConsentUnknownRecord):
-            coalition.chain.call(coalition.consent.contract.functions.recordAt(member(), a[0].address, LOYALTY, 0))
+            coalition.chain.call(
+                coalition.consent.contract.functions.recordAt(member(), a[0].address, LOYALTY, 0)
+            )
 
     def test_record_batch(self, coalition):
         a = coalition.chain.backend.accounts
         members = [member() for _ in range(20)]
-        tx = coalition.consent.record_batch(a[0], members, LOYALTY, ConsentStatus.GIVEN, [member() for _ in members])
+        tx = coalition.consent.record_batch(
+            a[0], members, LOYALTY, ConsentStatus.GIVEN, [member() for _ in members]
+        )
         assert len(tx.events_named("ConsentRecorded")) == 20
         assert all(coalition.consent.is_valid(m, a[0].address, LOYALTY) for m in members[:3])
         with pytest.raises(errors.ConsentLengthMismatch):
@@ -277,7 +286,9 @@ class TestInteractionAnchor:
             anchored.block_number,
         )
         for index in range(tree.size):
-            assert coalition.anchor.verify_inclusion(anchored.batch_id, index, tree.leaf(index), tree.proof(index))
+            assert coalition.anchor.verify_inclusion(
+                anchored.batch_id, index, tree.leaf(index), tree.proof(index)
+            )
         assert not coalition.anchor.verify_inclusion(anchored.batch_id, 3, tree.leaf(4), tree.proof(3))
         assert not coalition.anchor.verify_inclusion(anchored.batch_id, 13, tree.leaf(12), tree.proof(12))
         assert not coalition.anchor.verify_inclusion(anchored.batch_id, 2**64, tree.leaf(1), tree.proof(1))
@@ -343,15 +354,21 @@ class TestDecisionLog:
         with pytest.raises(errors.DecisionUnknownModel):
             coalition.decisions.record_decisions(a[0], model_id + 1, [good])
         with pytest.raises(errors.DecisionScoreOutOfRange) as raised:
-            coalition.decisions.record_decisions(a[0], model_id, [good, Decision(member(), member(), 10001, member(), member())])
+            coalition.decisions.record_decisions(
+                a[0], model_id, [good, Decision(member(), member(), 10001, member(), member())]
+            )
         assert raised.value.scoreBps == 10001
         with pytest.raises(errors.DecisionEmptyBatch):
             coalition.decisions.record_decisions(a[0], model_id, [])
         with pytest.raises(errors.DecisionInvalidMember):
-            coalition.decisions.record_decisions(a[0], model_id, [Decision(bytes(32), member(), 1, member(), member())])
+            coalition.decisions.record_decisions(
+                a[0], model_id, [Decision(bytes(32), member(), 1, member(), member())]
+            )
         with pytest.raises(errors.DecisionZeroModelHash):
             coalition.decisions.register_model(a[0], bytes(32), member(), member())
-        fn = coalition.decisions.contract.functions.recordDecisions(model_id, [member()], [], [1], [member()], [member()])
+        fn = coalition.decisions.contract.functions.recordDecisions(
+            model_id, [member()], [], [1], [member()], [member()]
+        )
         with pytest.raises(errors.DecisionLengthMismatch):
             coalition.chain.transact(coalition.decisions.contract, fn, a[0])
         assert coalition.decisions.decision_count() == 0

@@ -42,9 +42,13 @@ def test_addresses_come_back_checksummed(build):
 
 def test_panics_strings_and_unknown_data(build):
     decoder = RevertDecoder(build.all_abis())
-    panic = decoder.decode(function_signature_to_4byte_selector("Panic(uint256)") + encode(["uint256"], [0x11]))
+    panic = decoder.decode(
+        function_signature_to_4byte_selector("Panic(uint256)") + encode(["uint256"], [0x11])
+    )
     assert isinstance(panic, errors.ContractPanic) and panic.code == 0x11
-    reason = decoder.decode(function_signature_to_4byte_selector("Error(string)") + encode(["string"], ["no"]))
+    reason = decoder.decode(
+        function_signature_to_4byte_selector("Error(string)") + encode(["string"], ["no"])
+    )
     assert type(reason) is errors.ContractRevert and "no" in str(reason)
     unknown = decoder.decode(b"\xde\xad\xbe\xef")
     assert type(unknown) is errors.ContractRevert and "deadbeef" in str(unknown)

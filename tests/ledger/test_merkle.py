@@ -76,7 +76,9 @@ def test_every_proof_round_trips_and_tampering_fails(size, data):
     proof = tree.proof(index)
     assert verify_inclusion(tree.leaf(index), index, size, proof, tree.root).ok
     # Another leaf at this index, or this leaf claimed at another index, never verifies.
-    other = data.draw(st.integers(min_value=0, max_value=size - 1).filter(lambda i: i != index) if size > 1 else st.none())
+    other = data.draw(
+        st.integers(min_value=0, max_value=size - 1).filter(lambda i: i != index) if size > 1 else st.none()
+    )
     if other is not None:
         assert not verify_inclusion(tree.leaf(other), index, size, proof, tree.root).ok
         assert not verify_inclusion(tree.leaf(index), other, size, proof, tree.root).ok

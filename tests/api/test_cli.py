@@ -1,0 +1,29 @@
+from typer.testing import CliRunner
+
+from api.cli import app
+
+runner = CliRunner()
+
+
+def test_demo_runs_end_to_end_on_the_in_process_chain():
+    result = runner.invoke(app, ["demo"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "2 of 3 votes: admitted" in result.output
+    assert "refused: LoyaltyInsufficientBalance(balance=500, needed=10000)" in result.output
+    assert "python: True, contract: True" in result.output
+    assert "verify the same interaction edited afterwards: contract: False" in result.output
+    assert "Settlement positions" in result.output
+    assert "-1200" in result.output and "+500" in result.output
+
+
+def test_a_bad_chain_is_a_clear_error_with_a_nonzero_exit():
+    result = runner.invoke(app, ["demo", "--chain", "mars"])
+    assert result.exit_code != 0
+    assert "expected 'memory' or an http(s) JSON-RPC URL" in result.output
+
+
+def test_an_unreachable_node_is_a_clear_error():
+    result = runner.invoke(app, ["demo", "--chain", "http://127.0.0.1:9"])
+    assert result.exit_code == 1
+    assert "no EVM node answers at http://127.0.0.1:9" in result.output
+    assert "Traceback" not in result.output
