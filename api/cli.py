@@ -59,7 +59,8 @@ def demo(
         backend = _backend(chain)
         with console.status("deploying and running the demo..."):
             report = run_ledger_demo(
-                backend, on_step=lambda what, outcome: console.print(f"[bold]{what}[/]: {outcome}")
+                backend,
+                on_step=lambda what, outcome: console.print(f"[bold]{what}[/]: {outcome}", soft_wrap=True),
             )
     except LedgerError as exc:
         console.print(f"[red]error:[/] {exc}")
