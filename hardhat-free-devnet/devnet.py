@@ -116,13 +116,18 @@ def running(devnet: Devnet) -> Running | None:
     except (OSError, ValueError):
         return None
     args = _cmdline(pid)
-    if not args or Path(args[0]).name != "anvil" or str(devnet.state_file) not in args:
+    # Matched on `--state <our file>` rather than the binary's name, which LEDGERCRM_ANVIL may change.
+    if _option(args, "--state") != str(devnet.state_file):
         return None
+    port = _option(args, "--port")
+    return Running(pid, int(port)) if port and port.isdigit() else None
+
+
+def _option(args: list[str], name: str) -> str | None:
     try:
-        port = int(args[args.index("--port") + 1])
+        return args[args.index(name) + 1]
     except (ValueError, IndexError):
         return None
-    return Running(pid, port)
 
 
 def port_in_use(port: int) -> bool:

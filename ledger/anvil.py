@@ -57,9 +57,13 @@ def start_anvil(
     if state_file is not None:
         command += ["--state", str(state_file), "--state-interval", "1"]
     log = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
-    process = subprocess.Popen(
-        command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=detach
-    )
+    try:
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=detach
+        )
+    finally:
+        if log_file:
+            log.close()  # type: ignore[union-attr]  # the child holds its own descriptor
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + startup_timeout
     while time.monotonic() < deadline:
@@ -70,6 +74,20 @@ def start_anvil(
         time.sleep(0.1)
     process.kill()
     raise BackendError(f"anvil did not answer on {url} within {startup_timeout:.0f}s")
+
+
+def _alive(pid: int) -> bool:
+    """False once the process is gone or a zombie: a detached anvil whose parent exited stays a zombie
+    until init reaps it, and signal 0 still succeeds on a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no procfs: trust the signal
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def stop_process(pid: int, timeout: float = 15.0) -> None:
@@ -86,9 +104,7 @@ def stop_process(pid: int, timeout: float = 15.0) -> None:
                 return
         except ChildProcessError:
             pass  # not our child: poll for existence instead
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not _alive(pid):
             return
         time.sleep(0.1)
     os.kill(pid, signal.SIGKILL)
