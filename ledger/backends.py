@@ -32,6 +32,8 @@ class Backend(Protocol):
     name: str
     w3: Web3
     accounts: Sequence[LocalAccount]
+    # A fixed legacy gas price (e.g. 0 on a free-gas Besu network); None lets web3 price EIP-1559 fees.
+    gas_price: int | None
 
     @property
     def rpc_url(self) -> str | None: ...
@@ -55,6 +57,7 @@ class EthTesterBackend:
     """An in-process chain (eth-tester, py-evm) that lives as long as this object."""
 
     name = "eth-tester"
+    gas_price: int | None = None
 
     def __init__(self, accounts: int = 10) -> None:
         from eth_tester import EthereumTester, PyEVMBackend
@@ -112,8 +115,10 @@ class RpcBackend:
         *,
         accounts: int = 10,
         timeout: float = 30.0,
+        gas_price: int | None = None,
     ) -> None:
         self._url = url
+        self.gas_price = gas_price
         self.w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": timeout}))
         self.accounts: Sequence[LocalAccount]
         if keys is None:

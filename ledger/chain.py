@@ -11,7 +11,7 @@ from eth_typing import ABIEvent
 from eth_utils import event_abi_to_log_topic
 from web3.contract import Contract
 from web3.contract.contract import ContractConstructor, ContractFunction
-from web3.types import BlockIdentifier, EventData, TxReceipt
+from web3.types import BlockIdentifier, EventData, TxParams, TxReceipt, Wei
 
 from ledger.backends import Backend
 from ledger.errors import BackendError, ContractRevert, TransactionFailed
@@ -80,14 +80,15 @@ class Chain:
     def _send(self, fn: ContractFunction | ContractConstructor, sender: LocalAccount) -> TxReceipt:
         try:
             gas = fn.estimate_gas({"from": sender.address})
-            tx = fn.build_transaction(
-                {
-                    "from": sender.address,
-                    "nonce": self.w3.eth.get_transaction_count(sender.address, "pending"),
-                    "gas": gas * _GAS_MARGIN_NUM // _GAS_MARGIN_DEN,
-                    "chainId": self.chain_id,
-                }
-            )
+            params: TxParams = {
+                "from": sender.address,
+                "nonce": self.w3.eth.get_transaction_count(sender.address, "pending"),
+                "gas": gas * _GAS_MARGIN_NUM // _GAS_MARGIN_DEN,
+                "chainId": self.chain_id,
+            }
+            if self.backend.gas_price is not None:
+                params["gasPrice"] = Wei(self.backend.gas_price)
+            tx = fn.build_transaction(params)
         except Exception as exc:
             raise self._translate(exc) from exc
         signed = sender.sign_transaction(tx)  # type: ignore[arg-type]

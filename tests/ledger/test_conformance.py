@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from ledger import errors
+from ledger.backends import RpcBackend
 from ledger.clients import Action, ConsentStatus, Decision, Role, purpose_id
 from ledger.coalition import Coalition
 from ledger.deployment import Deployment
@@ -372,6 +373,20 @@ class TestDecisionLog:
         with pytest.raises(errors.DecisionLengthMismatch):
             coalition.chain.transact(coalition.decisions.contract, fn, a[0])
         assert coalition.decisions.decision_count() == 0
+
+
+class TestFees:
+    def test_a_fixed_gas_price_is_used_as_given(self, coalition):
+        """Free-gas networks (Besu with min-gas-price 0) need a fixed legacy price, not EIP-1559 fees."""
+        backend = coalition.chain.backend
+        if backend.rpc_url is None:
+            pytest.skip("a fixed gas price is an RpcBackend option")
+        fixed = RpcBackend(backend.rpc_url, gas_price=7 * 10**9)
+        attached = Coalition.attach(fixed, coalition.deployment)
+        tx = attached.loyalty.earn(fixed.accounts[0], member(), 1)
+        sent = fixed.w3.eth.get_transaction(tx.tx_hash)  # type: ignore[arg-type]
+        assert sent["gasPrice"] == 7 * 10**9
+        assert sent["type"] == 0
 
 
 class TestDeployment:
