@@ -94,7 +94,10 @@ class Chain:
         signed = sender.sign_transaction(tx)  # type: ignore[arg-type]
         try:
             tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
-            receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.receipt_timeout)
+            # anvil mines within milliseconds: poll often rather than sleep web3's default 100 ms
+            receipt = self.w3.eth.wait_for_transaction_receipt(
+                tx_hash, timeout=self.receipt_timeout, poll_latency=0.005
+            )
         except Exception as exc:
             raise self._translate(exc) from exc
         if receipt["status"] != 1:

@@ -1,0 +1,507 @@
+"""Gas per ledger operation and transaction throughput, on eth-tester (in process) and anvil.
+
+Run from the project root:
+
+    .venv/bin/python benchmarks/ledger_gas.py [--anchors N] [--skip-anvil] [--seed S]
+
+Gas figures are the `gasUsed` of real transaction receipts (through the typed clients' TxResult).
+`verifyInclusion`, a view, is priced with `eth_estimateGas` and also sent as a transaction. Every
+input is drawn from one seeded RNG and the same sequence of transactions runs on both chains, so the
+receipt figures must agree: the EVM is the same, only the node around it differs. (Estimates need
+not: each node has its own estimator.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+if importlib.util.find_spec("ledger") is None:  # a bare checkout, without the editable install
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak, to_checksum_address
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from web3.types import RPCEndpoint
+
+from ledger import Coalition, EthTesterBackend, RpcBackend
+from ledger.anvil import anvil_binary, free_port, start_anvil
+from ledger.backends import Backend
+from ledger.clients import Action, ConsentStatus, Decision, purpose_id
+from ledger.compiler import EVM_VERSION, OPTIMIZER_RUNS, SOLC_VERSION, Build, compile_contracts
+from ledger.merkle import MerkleTree, leaf_hash
+
+BATCH = 100  # items per batch transaction (earnBatch, recordBatch, recordDecisions)
+TREE_LOG2 = 20  # the Merkle tree whose proof verifyInclusion checks has 2**20 leaves
+ANCHOR_SIZE = 1000  # the batch size claimed by the throughput run's anchors
+DEFAULT_ANCHORS = {"eth-tester": 50, "anvil": 200}
+# web3.py's wait_for_transaction_receipt sleeps this long whenever the receipt is not there yet
+SLOW_MS = 100  # a transaction this slow on localhost waited on something other than the EVM
+
+console = Console()
+
+
+# --------------------------------------------------------------------------------------------------
+# What is measured, and how the gas table shows it
+
+
+@dataclass(frozen=True)
+class Row:
+    label: str
+    key: str  # the measurement (total gas of one transaction) this row shows
+    per: int = 1  # shown divided by this many items
+
+
+ROWS: tuple[Row, ...] = (
+    Row("earn, fresh member", "earn_fresh"),
+    Row("earn, existing member", "earn_repeat"),
+    Row(f"earnBatch x{BATCH}, per item", "earn_batch", BATCH),
+    Row(f"earnBatch x{BATCH}, total", "earn_batch"),
+    Row("redeem", "redeem"),
+    Row("consent record", "consent_record"),
+    Row(f"consent recordBatch x{BATCH}, per item", "consent_batch", BATCH),
+    Row(f"consent recordBatch x{BATCH}, total", "consent_batch"),
+    Row("anchor", "anchor"),
+    Row(f"verifyInclusion 2^{TREE_LOG2}, estimate_gas", "verify_estimate"),
+    Row(f"verifyInclusion 2^{TREE_LOG2}, sent as a tx", "verify_tx"),
+    Row(f"recordDecisions x{BATCH}, per decision", "decisions", BATCH),
+    Row(f"recordDecisions x{BATCH}, total", "decisions"),
+    Row("registerModel", "register_model"),
+    Row("propose (admit partner)", "propose"),
+    Row("vote (majority: admits)", "vote"),
+    Row("propose + vote, total", "propose_vote"),
+)
+
+# Differences between the two chains that are expected, and why.
+KNOWN_DIFFERENCES = {
+    "verify_estimate": (
+        "py-evm's default gas estimator (eth.estimators.gas.binary_gas_search_intrinsic_tolerance) stops "
+        "its binary search once the range is under 21,000 gas and returns the top of it, so eth-tester "
+        "over-estimates; anvil searches down to the exact minimum. The gas actually used is the "
+        "'sent as a tx' row, where the chains agree."
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Rate:
+    count: int
+    seconds: float
+    latencies_ms: tuple[float, ...]  # each call's own time, in call order
+
+    @property
+    def per_second(self) -> float:
+        return self.count / self.seconds
+
+    @property
+    def ms_each(self) -> float:
+        return 1000 * self.seconds / self.count
+
+    @property
+    def median_ms(self) -> float:
+        return statistics.median(self.latencies_ms)
+
+    @property
+    def slow(self) -> int:
+        """Calls that took at least SLOW_MS."""
+        return sum(ms >= SLOW_MS for ms in self.latencies_ms)
+
+
+@dataclass(frozen=True)
+class BackendRun:
+    name: str
+    chain_info: str
+    gas: dict[str, int]
+    anchors: Rate
+    earns: Rate
+
+
+@dataclass(frozen=True)
+class ProofFixture:
+    """A real 2**TREE_LOG2-leaf tree's root, and the audit path of one randomly chosen leaf."""
+
+    root: bytes
+    size: int
+    index: int
+    leaf: bytes
+    proof: list[bytes]
+
+
+# --------------------------------------------------------------------------------------------------
+# Measuring
+
+
+def progress_bar() -> Progress:
+    """A transient progress bar, shown only on a terminal (captured output gets just the tables)."""
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    )
+
+
+def status(message: str) -> AbstractContextManager[object]:
+    return console.status(message) if console.is_terminal else nullcontext()
+
+
+def fixed_address(label: str) -> str:
+    """An address that is the same on every chain (accounts' addresses differ between eth-tester and
+    anvil, and an address's zero bytes change its calldata cost, hence the gas)."""
+    return to_checksum_address(keccak(text=f"ledgercrm benchmark {label}")[-20:])
+
+
+def build_proof_fixture(rng: random.Random) -> ProofFixture:
+    size = 2**TREE_LOG2
+    leaves: list[bytes] = []
+    chunk = 2**14
+    started = time.perf_counter()
+    with progress_bar() as progress:
+        task = progress.add_task(f"Hashing 2^{TREE_LOG2} leaves (SHA-256)", total=size)
+        for start in range(0, size, chunk):
+            leaves.extend(
+                leaf_hash(b"interaction:" + i.to_bytes(8, "big")) for i in range(start, start + chunk)
+            )
+            progress.update(task, advance=chunk)
+    with status(f"Building the Merkle tree over 2^{TREE_LOG2} leaf hashes"):
+        hashed = time.perf_counter()
+        tree = MerkleTree(leaves)
+        built = time.perf_counter()
+    index = rng.randrange(size)
+    proof = tree.proof(index)
+    console.print(
+        f"Merkle tree of {size:,} leaves: leaves hashed in {hashed - started:.1f}s, "
+        f"tree built in {built - hashed:.1f}s; "
+        f"proving leaf {index:,} ({len(proof)} hashes)"
+    )
+    return ProofFixture(tree.root, size, index, tree.leaf(index), proof)
+
+
+def measure_gas(coalition: Coalition, fixture: ProofFixture, rng: random.Random) -> dict[str, int]:
+    """One transaction (or one estimate) per measurement; the sequence is the same on every chain.
+
+    Where a contract keeps a counter shared by all calls (totalSupply, a partner's issued/redeemed
+    total, an array's length) one warm-up call goes first, so the measured call is the steady state
+    and not the deployment's very first write to that slot."""
+    p0, p1 = coalition.chain.backend.accounts[:2]
+    gas: dict[str, int] = {}
+
+    def b32() -> bytes:
+        return rng.randbytes(32)
+
+    loyalty = coalition.loyalty
+    loyalty.earn(p0, b32(), 100, b32())  # warm-up: issuedBy(p0) and totalSupply become non-zero
+    member = b32()
+    gas["earn_fresh"] = loyalty.earn(p0, member, 100, b32()).gas_used
+    gas["earn_repeat"] = loyalty.earn(p0, member, 100, b32()).gas_used
+    members = [b32() for _ in range(BATCH)]
+    gas["earn_batch"] = loyalty.earn_batch(p0, members, [100] * BATCH, [b32() for _ in range(BATCH)]).gas_used
+    loyalty.redeem(p0, member, 10, b32())  # warm-up: redeemedAt(p0) becomes non-zero
+    gas["redeem"] = loyalty.redeem(p0, member, 10, b32()).gas_used
+
+    consent, purpose = coalition.consent, purpose_id("loyalty")
+    gas["consent_record"] = consent.record(p0, b32(), purpose, ConsentStatus.GIVEN, b32()).gas_used
+    gas["consent_batch"] = consent.record_batch(
+        p0, [b32() for _ in range(BATCH)], purpose, ConsentStatus.GIVEN, [b32() for _ in range(BATCH)]
+    ).gas_used
+
+    anchor = coalition.anchor
+    tree_batch = anchor.anchor(p0, fixture.root, fixture.size)  # also the warm-up of the batch array
+    gas["anchor"] = anchor.anchor(p0, b32(), ANCHOR_SIZE).tx.gas_used
+    verify = anchor.contract.functions.verifyInclusion(
+        tree_batch.batch_id, fixture.index, fixture.leaf, fixture.proof
+    )
+    if not anchor.verify_inclusion(tree_batch.batch_id, fixture.index, fixture.leaf, fixture.proof):
+        raise RuntimeError("the contract rejected a valid inclusion proof")
+    gas["verify_estimate"] = verify.estimate_gas({"from": p0.address})
+    gas["verify_tx"] = coalition.chain.transact(anchor.contract, verify, p0).gas_used
+
+    decisions = coalition.decisions
+    decisions.register_model(p0, b32(), b32(), b32())  # warm-up: the model array
+    register = decisions.contract.functions.registerModel(b32(), b32(), b32())
+    registered = coalition.chain.transact(decisions.contract, register, p0)
+    gas["register_model"] = registered.gas_used
+    model_id = int(registered.event("ModelRegistered")["args"]["modelId"])
+
+    def decision() -> Decision:
+        return Decision(b32(), b32(), rng.randrange(10_001), keccak(text="offer:upgrade"), b32())
+
+    decisions.record_decisions(p0, model_id, [decision()])  # warm-up: decisionCount
+    gas["decisions"] = decisions.record_decisions(p0, model_id, [decision() for _ in range(BATCH)]).gas_used
+
+    consortium = coalition.consortium
+    consortium.decide([p0, p1], Action.ADMIT_AUDITOR, fixed_address("auditor"))  # warm-up: proposals
+    proposed = consortium.propose(p0, Action.ADMIT_PARTNER, fixed_address("partner"))
+    voted = consortium.vote(p1, proposed.proposal_id)
+    if proposed.executed or not voted.executed:
+        raise RuntimeError("expected the admission to execute on the second of three votes")
+    gas["propose"] = proposed.tx.gas_used
+    gas["vote"] = voted.tx.gas_used
+    gas["propose_vote"] = gas["propose"] + gas["vote"]
+    return gas
+
+
+def timed(label: str, count: int, step: Callable[[int], object]) -> Rate:
+    """Run `step(i)` for i in range(count), one after another, and time the whole run."""
+    latencies: list[float] = []
+    with progress_bar() as progress:
+        task = progress.add_task(label, total=count)
+        started = time.perf_counter()
+        for i in range(count):
+            before = time.perf_counter()
+            step(i)
+            latencies.append(1000 * (time.perf_counter() - before))
+            progress.advance(task)
+        elapsed = time.perf_counter() - started
+    return Rate(count, elapsed, tuple(latencies))
+
+
+def measure_rates(coalition: Coalition, count: int, rng: random.Random, name: str) -> tuple[Rate, Rate]:
+    p0 = coalition.chain.backend.accounts[0]
+    roots = [rng.randbytes(32) for _ in range(count)]
+    members = [rng.randbytes(32) for _ in range(16)]
+    coalition.loyalty.earn_batch(p0, members, [1] * len(members), [rng.randbytes(32) for _ in members])
+    anchors = timed(
+        f"{name}: {count} anchors", count, lambda i: coalition.anchor.anchor(p0, roots[i], ANCHOR_SIZE)
+    )
+    earns = timed(
+        f"{name}: {count} earns", count, lambda i: coalition.loyalty.earn(p0, members[i % len(members)], 5)
+    )
+    return anchors, earns
+
+
+def run_backend(
+    name: str, backend: Backend, chain_info: str, build: Build, fixture: ProofFixture, anchors: int, seed: int
+) -> BackendRun:
+    with status(f"{name}: deploying and measuring gas"):
+        accounts: Sequence[LocalAccount] = backend.accounts
+        coalition = Coalition.deploy(backend, founders=accounts[:3], deployer=accounts[0], build=build)
+        gas = measure_gas(coalition, fixture, random.Random(seed))
+    anchor_rate, earn_rate = measure_rates(coalition, anchors, random.Random(seed + 1), name)
+    return BackendRun(name, chain_info, gas, anchor_rate, earn_rate)
+
+
+# --------------------------------------------------------------------------------------------------
+# Chains
+
+
+def tester_info(backend: EthTesterBackend) -> str:
+    tester = getattr(backend.w3.provider, "ethereum_tester", None)
+    try:
+        vm = tester.backend.chain.get_vm()  # type: ignore[union-attr]
+        fork = str(vm.fork)
+    except AttributeError:
+        fork = "unknown fork"
+    return f"eth-tester {version('eth-tester')}, py-evm {version('py-evm')}, fork {fork}"
+
+
+def anvil_info(backend: RpcBackend) -> str:
+    try:
+        line = subprocess.run(
+            [str(anvil_binary()), "--version"], capture_output=True, text=True, check=True, timeout=10
+        ).stdout.splitlines()[0]
+    except (OSError, subprocess.SubprocessError, IndexError):
+        line = "anvil (version unknown)"
+    response = backend.w3.provider.make_request(RPCEndpoint("anvil_nodeInfo"), [])
+    result: Any = response.get("result") or {}
+    fork = str(result.get("hardFork", "unknown")).lower()
+    return f"{line.removeprefix('anvil Version: ')}, hardfork {fork}, automine"
+
+
+@contextmanager
+def anvil_node() -> Iterator[RpcBackend]:
+    port = free_port()
+    process = start_anvil(port)
+    try:
+        yield RpcBackend(f"http://127.0.0.1:{port}")
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+# --------------------------------------------------------------------------------------------------
+# Printing
+
+
+def print_header(build: Build, runs: Sequence[BackendRun], seed: int) -> None:
+    table = Table(title="Machine, compiler and chains", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("Platform", f"{platform.platform()} ({platform.machine()})")
+    table.add_row("CPUs", str(os.cpu_count()))
+    table.add_row("Python", f"{platform.python_implementation()} {platform.python_version()}")
+    table.add_row("solc", f"{SOLC_VERSION} (build: {build.compiler}), optimizer on, runs={OPTIMIZER_RUNS}")
+    table.add_row("EVM target", EVM_VERSION)
+    table.add_row("web3.py", version("web3"))
+    for run in runs:
+        table.add_row(run.name, run.chain_info)
+    table.add_row("Seed", str(seed))
+    console.print(table)
+
+
+def gas_cell(total: int, per: int) -> str:
+    return f"{total:,}" if per == 1 else f"{total / per:,.1f}"
+
+
+def print_gas(runs: Sequence[BackendRun]) -> None:
+    table = Table(title="Gas per operation", title_justify="left")
+    table.add_column("Operation")
+    for run in runs:
+        table.add_column(run.name, justify="right")
+    if len(runs) == 2:
+        table.add_column("same?", justify="center")
+    differing: list[Row] = []
+    for row in ROWS:
+        values = [run.gas[row.key] for run in runs]
+        cells = [gas_cell(v, row.per) for v in values]
+        if len(runs) == 2:
+            if values[0] == values[1]:
+                cells.append("[green]yes[/]")
+            else:
+                cells.append(f"[red]no (Δ {values[1] - values[0]:+,})[/]")
+                differing.append(row)
+        table.add_row(row.label, *cells)
+    console.print(table)
+    notes = [
+        "Gas is the receipt's gasUsed: the whole transaction, including the 21,000 base cost and calldata.",
+        "Fresh deployment, 3 founding partners. Where a contract keeps a counter shared by all calls "
+        "(totalSupply, a partner's issued/redeemed total, an array length), one warm-up call of the same "
+        "kind ran first: the figures are steady-state costs, not a deployment's very first write.",
+        f"Batches of {BATCH} go to {BATCH} fresh members; the redeem is a partial one "
+        "(the balance stays non-zero).",
+        "verifyInclusion is a view (free through eth_call). The estimate_gas row is eth_estimateGas of a "
+        "transaction calling it, nothing subtracted: the gas an on-chain caller would pay to run it as a "
+        f"transaction of its own, including the 21,000 base cost and the calldata of the {TREE_LOG2}-hash "
+        "proof. The 'sent as a tx' row sends exactly that transaction and shows its receipt's gasUsed. "
+        "A contract calling verifyInclusion internally pays neither the base cost nor that calldata.",
+    ]
+    if len(runs) == 2:
+        if differing:
+            notes.append(
+                f"[red]{len(differing)} of {len(ROWS)} rows differ between the chains[/]: "
+                + "; ".join(row.label for row in differing)
+            )
+            for row in differing:
+                why = KNOWN_DIFFERENCES.get(row.key, "[red]unexpected: the EVM should agree.[/]")
+                notes.append(f"{row.label}: {why}")
+            if all(row.key in KNOWN_DIFFERENCES for row in differing):
+                notes.append("Every receipt-based row is identical on eth-tester and anvil.")
+        else:
+            notes.append(
+                f"All {len(ROWS)} rows are identical on eth-tester and anvil, as the same EVM gives."
+            )
+    for i, note in enumerate(notes, 1):
+        console.print(f"[dim]{i}.[/] {note}")
+
+
+def print_rates(runs: Sequence[BackendRun]) -> None:
+    table = Table(
+        title="Sequential throughput (one transaction at a time, each waited for)", title_justify="left"
+    )
+    table.add_column("Metric")
+    for run in runs:
+        table.add_column(f"{run.name} (N={run.anchors.count})", justify="right")
+    for what in ("anchor", "earn"):
+        rates = [run.anchors if what == "anchor" else run.earns for run in runs]
+        table.add_row(
+            f"{what}s/s" if what == "anchor" else "earn tx/s", *[f"{r.per_second:,.1f}" for r in rates]
+        )
+        table.add_row(f"ms per {what}, mean", *[f"{r.ms_each:,.2f}" for r in rates])
+        table.add_row(f"ms per {what}, median", *[f"{r.median_ms:,.2f}" for r in rates])
+        table.add_row(
+            f"{what}s taking >= {SLOW_MS} ms",
+            *[f"{r.slow} of {r.count}" for r in rates],
+            end_section=what == "anchor",
+        )
+    console.print(table)
+    notes = [
+        "Each call goes through the ledger layer end to end: estimate gas, fetch the nonce, sign locally, "
+        f"send raw, wait for the receipt, decode events. Anchors claim batches of {ANCHOR_SIZE:,}; earns go "
+        "to members that already hold points.",
+        "eth-tester runs py-evm inside this Python process and mines inside the send call.",
+    ]
+    if any(run.name == "anvil" for run in runs):
+        notes.append(
+            "anvil is reached over HTTP on localhost, with several JSON-RPC round trips per transaction "
+            "(estimate, nonce, fees, send, receipt), and mines asynchronously; ledger.chain polls for the "
+            "receipt every 5 ms. Transactions taking >= 100 ms point at the machine, not the node."
+        )
+    notes.append("Timings depend on machine load; compare within one run.")
+    for i, note in enumerate(notes, 1):
+        console.print(f"[dim]{i}.[/] {note}")
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument(
+        "--anchors",
+        type=int,
+        metavar="N",
+        help="sequential anchors (and earns) to time on each chain (default: 50 on eth-tester, 200 on anvil)",
+    )
+    parser.add_argument("--skip-anvil", action="store_true", help="measure eth-tester only")
+    parser.add_argument("--seed", type=int, default=2024, help="seed of every random input (default: 2024)")
+    args = parser.parse_args(argv)
+    if args.anchors is not None and args.anchors < 1:
+        parser.error("--anchors must be at least 1")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.perf_counter()
+
+    def count(name: str) -> int:
+        return int(args.anchors) if args.anchors is not None else DEFAULT_ANCHORS[name]
+
+    with status("Compiling the contracts (cached after the first run)"):
+        build = compile_contracts()
+    fixture = build_proof_fixture(random.Random(args.seed))
+    runs: list[BackendRun] = []
+
+    tester = EthTesterBackend()
+    runs.append(
+        run_backend("eth-tester", tester, tester_info(tester), build, fixture, count("eth-tester"), args.seed)
+    )
+    if not args.skip_anvil:
+        with anvil_node() as anvil:  # its own anvil on a free port, terminated on the way out
+            runs.append(
+                run_backend("anvil", anvil, anvil_info(anvil), build, fixture, count("anvil"), args.seed)
+            )
+    console.print()
+    print_header(build, runs, args.seed)
+    console.print()
+    print_gas(runs)
+    console.print()
+    print_rates(runs)
+    console.print(f"\n[dim]Total run time {time.perf_counter() - started:.1f}s[/]")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
