@@ -50,7 +50,6 @@ BATCH = 100  # items per batch transaction (earnBatch, recordBatch, recordDecisi
 TREE_LOG2 = 20  # the Merkle tree whose proof verifyInclusion checks has 2**20 leaves
 ANCHOR_SIZE = 1000  # the batch size claimed by the throughput run's anchors
 DEFAULT_ANCHORS = {"eth-tester": 50, "anvil": 200}
-# web3.py's wait_for_transaction_receipt sleeps this long whenever the receipt is not there yet
 SLOW_MS = 100  # a transaction this slow on localhost waited on something other than the EVM
 
 console = Console()
