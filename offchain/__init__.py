@@ -1,0 +1,1 @@
+"""Off-chain: the encrypted store, the vault and the key store."""

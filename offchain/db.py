@@ -1,0 +1,126 @@
+"""Engines, sessions and migrations for the off-chain store (SQLite by default, PostgreSQL in production).
+
+The schema is owned by Alembic (`offchain/migrations`), never by `metadata.create_all`: `migrate` is
+how a database is created and upgraded, and a test checks that the migrations and the models agree.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import URL, Connection, Engine, create_engine, event
+from sqlalchemy.pool import ConnectionPoolEntry
+from sqlmodel import Session
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+DATABASE_FILE = "store.db"
+
+# Per connection, because SQLite keeps these per connection (only journal_mode persists in the file):
+# - WAL: readers do not block the writer, so the API can serve while the anchoring worker commits.
+# - synchronous=NORMAL: with WAL this never corrupts the file and fsyncs only at checkpoints; the price is
+#   that a power cut (not a process crash) may undo the last few commits. A deployment that cannot accept
+#   that runs on PostgreSQL. An anchoring step undone this way is found again from the chain by its root.
+# - foreign_keys: SQLite ignores REFERENCES clauses unless asked.
+# - secure_delete: overwrite deleted content with zeros instead of leaving it in free pages, so a
+#   tombstoned payload cannot be carved out of the file (see `purge_deleted` for the WAL file).
+SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA secure_delete=ON",
+)
+
+
+def default_url(home: Path) -> str:
+    """The SQLite store under a ledgercrm home directory (which must exist)."""
+    return URL.create("sqlite+pysqlite", database=str(home / DATABASE_FILE)).render_as_string()
+
+
+def make_engine(url: str, *, echo: bool = False) -> Engine:
+    """An engine for a SQLite file (configured as above) or PostgreSQL (``postgresql+psycopg://...``)."""
+    engine = create_engine(url, echo=echo)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _configure_sqlite)
+        event.listen(engine, "begin", _begin_sqlite)
+    return engine
+
+
+def _configure_sqlite(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    assert isinstance(dbapi_connection, sqlite3.Connection)
+    # Take transaction control away from the sqlite3 module, which BEGINs only before DML: DDL would
+    # autocommit (a failed migration would stay half applied) and a released SAVEPOINT opened before any
+    # DML would commit on its own, out of reach of the enclosing rollback. `_begin_sqlite` BEGINs instead.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        for pragma in SQLITE_PRAGMAS:
+            cursor.execute(pragma)
+    finally:
+        cursor.close()
+
+
+def _begin_sqlite(connection: Connection) -> None:
+    # an AUTOCOMMIT connection asked for no transaction; a BEGIN would make its writes roll back at close
+    if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+        connection.exec_driver_sql("BEGIN")
+
+
+def purge_deleted(engine: Engine) -> None:
+    """Make deletions physical: call after erasing or tombstoning data.
+
+    With WAL, secure_delete zeroes freed content in the *new* page images, but the old images stay in the
+    -wal file until a checkpoint copies the pages back into the database; TRUNCATE then empties the WAL.
+    PostgreSQL offers no equivalent (dead tuples live until VACUUM and are not zeroed even then), which is
+    why erasure rests on deleting the key and the store only ever holds ciphertext.
+    """
+    if engine.dialect.name != "sqlite":
+        return
+    with engine.connect() as connection:
+        # on the driver connection, outside any transaction: a checkpoint cannot pass an open snapshot
+        dbapi_connection = connection.connection.dbapi_connection
+        assert isinstance(dbapi_connection, sqlite3.Connection)
+        busy, _, _ = dbapi_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    if busy:
+        raise RuntimeError("SQLite WAL checkpoint was blocked by another connection; retry when idle")
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """Alembic configuration built in code, so no alembic.ini is needed at runtime.
+
+    With `connection`, migrations run on it (inside its transaction); without, env.py reads the database
+    URL from ``-x url=...`` or ``LEDGERCRM_DATABASE_URL`` (command-line use).
+    """
+    config = Config()
+    # ConfigParser interpolation: a literal '%' in the checkout's path must be doubled
+    config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+    if connection is not None:
+        # passed as an attribute, not as sqlalchemy.url: the ini parser would choke on '%' in a password
+        config.attributes["connection"] = connection
+    return config
+
+
+def migrate(engine_or_url: Engine | str, revision: str = "head") -> None:
+    """Create or upgrade the schema to `revision` (default: the newest), in one transaction."""
+    engine = make_engine(engine_or_url) if isinstance(engine_or_url, str) else engine_or_url
+    try:
+        with engine.begin() as connection:
+            command.upgrade(alembic_config(connection), revision)
+    finally:
+        if engine is not engine_or_url:
+            engine.dispose()
+
+
+@contextmanager
+def session(engine: Engine) -> Iterator[Session]:
+    """A unit of work: commits when the block exits normally, rolls back if it raises.
+
+    Objects stay readable after the block (no expiry on commit), so a use case can return what it wrote.
+    """
+    with Session(engine, expire_on_commit=False) as db_session, db_session.begin():
+        yield db_session

@@ -1,0 +1,384 @@
+"""The off-chain store's schema: SQLModel tables plus the API-facing model families around them.
+
+What the store holds, and what it never holds:
+
+- Personal data only as ciphertext (`Customer.pii_ciphertext`, `Interaction.payload_ciphertext`), sealed
+  by the vault with the customer's data key. The store never sees plaintext, so deleting that key (the
+  key store lives elsewhere) erases a customer without touching this database.
+- Hashes and ids that also appear on chain (member ids, leaf hashes, Merkle roots, receipt hashes), as
+  raw bytes: 32-byte values are checked by the database, so a hex string or a truncated digest stored
+  by mistake fails loudly instead of silently never matching the chain.
+
+Conventions:
+
+- Every table hangs off `metadata` (its own registry, not `SQLModel.metadata`), so other SQLModel
+  tables in the same process (e.g. a key store) never leak into this schema's migrations.
+- Constraint and index names come from `NAMING_CONVENTION`, so migrations can name them explicitly
+  (SQLite batch migrations cannot drop an unnamed constraint).
+- Datetimes are timezone-aware and stored as UTC (SQLModel's `UTCDateTime`); naive ones are refused.
+- Statuses and kinds are `StrEnum`s stored as VARCHAR with a CHECK constraint, not PostgreSQL ENUM types:
+  adding a value then needs no `ALTER TYPE`, and both dialects behave the same.
+- Surrogate keys are BIGINT on PostgreSQL and INTEGER on SQLite (where only `INTEGER PRIMARY KEY`
+  aliases the rowid and autoincrements).
+- `*Public` models are what the API may return: hex strings for binary ids, never a ciphertext or a keyed
+  hash.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from pydantic import BeforeValidator
+from sqlalchemy.orm import registry
+from sqlmodel import Field, SQLModel
+
+NAMING_CONVENTION: dict[str, str] = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+HASH_SIZE = 32  # member ids, SHA-256 leaf hashes and roots, receipt hashes: all bytes32 on chain
+
+# INTEGER on SQLite so the column aliases the rowid (autoincrement); BIGINT elsewhere, as interaction and
+# point-event ids of a long-lived coalition can pass 2**31.
+ID_TYPE = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _hex(value: Any) -> Any:
+    """Binary ids become 0x-hex for JSON; pydantic would otherwise try to decode random bytes as UTF-8."""
+    return "0x" + value.hex() if isinstance(value, bytes) else value
+
+
+HexId = Annotated[str, BeforeValidator(_hex)]
+
+
+class InteractionKind(enum.StrEnum):
+    PURCHASE = "purchase"
+    RETURN = "return"
+    SUPPORT_TICKET = "support_ticket"
+    EMAIL = "email"
+    VISIT = "visit"
+
+
+class CustomerStatus(enum.StrEnum):
+    ACTIVE = "active"
+    ERASED = "erased"
+
+
+class AnchorStatus(enum.StrEnum):
+    """The anchoring outbox: built locally -> transaction sent -> root confirmed on chain."""
+
+    PENDING = "pending"
+    SUBMITTED = "submitted"
+    ANCHORED = "anchored"
+
+
+class ConsentStatus(enum.StrEnum):
+    GIVEN = "given"
+    WITHDRAWN = "withdrawn"
+
+
+class PointKind(enum.StrEnum):
+    EARN = "earn"
+    REDEEM = "redeem"
+
+
+def _enum_type(enum_cls: type[enum.StrEnum], name: str) -> sa.Enum:
+    # One instance per column: an Enum attaches its CHECK constraint to the first table it meets.
+    return sa.Enum(
+        enum_cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=16,
+        # store the lowercase values the API and the receipts use, not the Python member names
+        values_callable=lambda members: [m.value for m in members],
+        validate_strings=True,
+    )
+
+
+def _length_check(column: str, size: int = HASH_SIZE) -> sa.CheckConstraint:
+    # length() counts bytes for SQLite BLOBs and PostgreSQL bytea alike
+    return sa.CheckConstraint(f"length({column}) = {size}", name=f"{column}_length")
+
+
+class StoreModel(SQLModel, registry=registry(metadata=metadata)):
+    """Base of every model in this module; binds the tables to the store's own `metadata`."""
+
+
+# --- partners ----------------------------------------------------------------------------------------
+
+
+class PartnerBase(StoreModel):
+    name: str = Field(min_length=1, max_length=200)
+    # the EVM address of the partner's signing key: its identity on chain
+    address: str = Field(max_length=42, schema_extra={"pattern": r"^0x[0-9a-fA-F]{40}$"})
+
+
+class PartnerCreate(PartnerBase):
+    pass
+
+
+class Partner(PartnerBase, table=True):
+    """A tenant. Every other row belongs to exactly one partner."""
+
+    __tablename__ = "partners"
+    __table_args__ = (
+        sa.UniqueConstraint("name"),
+        # two tenants with one signing key would be indistinguishable on chain
+        sa.UniqueConstraint("address"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=ID_TYPE)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class PartnerPublic(PartnerBase):
+    id: int
+    created_at: datetime
+
+
+# --- customers ---------------------------------------------------------------------------------------
+
+
+class CustomerBase(StoreModel):
+    status: CustomerStatus = Field(
+        default=CustomerStatus.ACTIVE, sa_type=_enum_type(CustomerStatus, "status")
+    )
+
+
+class CustomerCreate(StoreModel):
+    """What a partner submits to register a customer. Plaintext: lives in memory until the vault seals it
+    into `Customer.pii_ciphertext`; it is never a table and never logged."""
+
+    name: str = Field(min_length=1, max_length=200)
+    email: str | None = Field(default=None, max_length=320)
+    phone: str | None = Field(default=None, max_length=50)
+    address: str | None = Field(default=None, max_length=500)
+    country: str | None = Field(default=None, min_length=2, max_length=2)  # ISO 3166-1 alpha-2
+    external_ref: str | None = Field(default=None, max_length=200)  # the partner's own customer number
+
+
+class Customer(CustomerBase, table=True):
+    """A partner's customer. Erasure keeps the row (member id, status, dates: needed to explain on-chain
+    history) and destroys the data key, which leaves `pii_ciphertext` unreadable."""
+
+    __tablename__ = "customers"
+    __table_args__ = (
+        _length_check("member_id"),
+        # a keyed hash of the partner's customer number finds a customer without decrypting every row;
+        # NULLs (no reference given) do not collide on either dialect
+        sa.UniqueConstraint("partner_id", "external_ref_hmac"),
+        # target of the tenant-scoped foreign keys below: a row can only point at its own partner's customer
+        sa.UniqueConstraint("partner_id", "member_id"),
+        sa.CheckConstraint("(status = 'erased') = (erased_at IS NOT NULL)", name="erased_at_iff_erased"),
+    )
+
+    # random, never derived from PII: the same id is the member's key on chain
+    member_id: bytes = Field(primary_key=True)
+    partner_id: int = Field(foreign_key="partners.id", sa_type=ID_TYPE)
+    pii_ciphertext: bytes
+    external_ref_hmac: bytes | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    erased_at: datetime | None = None
+
+
+class CustomerPublic(CustomerBase):
+    member_id: HexId
+    partner_id: int
+    created_at: datetime
+    erased_at: datetime | None
+
+
+# --- interactions ------------------------------------------------------------------------------------
+
+
+class InteractionBase(StoreModel):
+    kind: InteractionKind = Field(sa_type=_enum_type(InteractionKind, "kind"))
+    # idempotency key from the partner's system (e.g. an invoice number): unique per partner, so a
+    # re-import cannot record the same interaction twice
+    external_key: str | None = Field(default=None, min_length=1, max_length=200)
+    occurred_at: datetime
+
+
+class InteractionCreate(InteractionBase):
+    """What a partner submits. `payload` is plaintext until the vault seals it."""
+
+    member_id: HexId = Field(schema_extra={"pattern": r"^0x[0-9a-fA-F]{64}$"})
+    payload: dict[str, Any]
+
+
+class Interaction(InteractionBase, table=True):
+    """One customer interaction and its place in the anchoring pipeline.
+
+    `leaf_hash` is the RFC 6962 leaf hash of an HMAC commitment to the payload; it stays after erasure,
+    when `payload_ciphertext` becomes NULL (a tombstone) and the HMAC key is gone with the data key.
+    `proof` is the inclusion proof once batched: sibling hashes from the leaf up, 32 bytes each.
+    """
+
+    __tablename__ = "interactions"
+    __table_args__ = (
+        sa.UniqueConstraint("partner_id", "external_key"),
+        sa.UniqueConstraint("batch_id", "leaf_index"),
+        sa.ForeignKeyConstraint(["partner_id", "member_id"], ["customers.partner_id", "customers.member_id"]),
+        _length_check("leaf_hash"),
+        sa.CheckConstraint(f"length(proof) % {HASH_SIZE} = 0", name="proof_length"),
+        sa.CheckConstraint("(batch_id IS NULL) = (leaf_index IS NULL)", name="leaf_index_iff_batch"),
+        sa.CheckConstraint("status = 'pending' OR batch_id IS NOT NULL", name="batch_unless_pending"),
+        # the anchoring worker's scan: pending leaves (of one partner), oldest first
+        sa.Index(None, "status", "partner_id", "id"),
+        # a member's history, for export, scoring and erasure
+        sa.Index(None, "member_id", "occurred_at"),
+        sa.Index(None, "batch_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=ID_TYPE)
+    partner_id: int = Field(foreign_key="partners.id", sa_type=ID_TYPE)
+    member_id: bytes
+    payload_ciphertext: bytes | None = None
+    leaf_hash: bytes
+    status: AnchorStatus = Field(default=AnchorStatus.PENDING, sa_type=_enum_type(AnchorStatus, "status"))
+    batch_id: int | None = Field(default=None, foreign_key="batches.id", sa_type=ID_TYPE)
+    leaf_index: int | None = None
+    proof: bytes | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class InteractionPublic(InteractionBase):
+    id: int
+    partner_id: int
+    member_id: HexId
+    leaf_hash: HexId
+    status: AnchorStatus
+    batch_id: int | None
+    leaf_index: int | None
+    created_at: datetime
+
+
+# --- batches (the anchoring outbox) ------------------------------------------------------------------
+
+
+class Batch(StoreModel, table=True):
+    """A Merkle batch of one partner's interactions, written *before* the anchoring transaction is sent
+    (pending), updated with its hash once sent (submitted) and with the on-chain batch id and block once
+    mined (anchored). A crash between two steps leaves a row that says what to reconcile."""
+
+    __tablename__ = "batches"
+    __table_args__ = (
+        _length_check("root"),
+        sa.UniqueConstraint("onchain_batch_id"),
+        sa.CheckConstraint("size > 0", name="size_positive"),
+        sa.CheckConstraint(
+            "status = 'pending' OR (tx_hash IS NOT NULL AND submitted_at IS NOT NULL)",
+            name="submitted_has_tx",
+        ),
+        sa.CheckConstraint(
+            "status <> 'anchored' OR (onchain_batch_id IS NOT NULL AND block_number IS NOT NULL"
+            " AND anchored_at IS NOT NULL)",
+            name="anchored_has_block",
+        ),
+        sa.Index(None, "status", "partner_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=ID_TYPE)
+    partner_id: int = Field(foreign_key="partners.id", sa_type=ID_TYPE)
+    root: bytes
+    size: int
+    status: AnchorStatus = Field(default=AnchorStatus.PENDING, sa_type=_enum_type(AnchorStatus, "status"))
+    tx_hash: str | None = Field(default=None, max_length=66)
+    onchain_batch_id: int | None = Field(default=None, sa_type=sa.BigInteger)
+    block_number: int | None = Field(default=None, sa_type=sa.BigInteger)
+    created_at: datetime = Field(default_factory=utcnow)
+    submitted_at: datetime | None = None
+    anchored_at: datetime | None = None
+
+
+# --- consent, points, erasure ------------------------------------------------------------------------
+
+
+class ConsentReceipt(StoreModel, table=True):
+    """One consent event (ISO/IEC TS 27560 / DPV fields). `receipt_json` is its RFC 8785 canonical JSON
+    (ids and vocabulary only, no personal data); `receipt_hash` is what the ConsentRegistry stores."""
+
+    __tablename__ = "consent_receipts"
+    __table_args__ = (
+        _length_check("receipt_hash"),
+        sa.UniqueConstraint("receipt_hash"),
+        # "what is this member's consent for this purpose", latest first
+        sa.Index(None, "member_id", "purpose", "recorded_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=ID_TYPE)
+    partner_id: int = Field(foreign_key="partners.id", sa_type=ID_TYPE)
+    member_id: bytes = Field(foreign_key="customers.member_id")
+    purpose: str = Field(max_length=100)
+    status: ConsentStatus = Field(sa_type=_enum_type(ConsentStatus, "status"))
+    legal_basis: str = Field(max_length=100)
+    notice_version: str = Field(max_length=100)
+    controller: str = Field(max_length=200)
+    collection_method: str = Field(max_length=100)
+    expires_at: datetime | None = None
+    withdrawal_method: str = Field(max_length=200)
+    recorded_at: datetime = Field(default_factory=utcnow)
+    receipt_json: str = Field(sa_type=sa.Text)
+    receipt_hash: bytes
+    tx_hash: str | None = Field(default=None, max_length=66)
+    block_number: int | None = Field(default=None, sa_type=sa.BigInteger)
+
+
+class PointEvent(StoreModel, table=True):
+    """A coalition-points earn or redeem by a partner, mirrored from the LoyaltyPoints contract."""
+
+    __tablename__ = "point_events"
+    __table_args__ = (
+        _length_check("ref"),
+        sa.UniqueConstraint("partner_id", "external_key"),
+        sa.CheckConstraint("amount > 0", name="amount_positive"),
+        sa.Index(None, "member_id", "created_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=ID_TYPE)
+    partner_id: int = Field(foreign_key="partners.id", sa_type=ID_TYPE)
+    member_id: bytes = Field(foreign_key="customers.member_id")
+    kind: PointKind = Field(sa_type=_enum_type(PointKind, "kind"))
+    amount: int = Field(sa_type=sa.BigInteger)
+    ref: bytes  # the bytes32 reference passed to the contract
+    external_key: str | None = Field(default=None, max_length=200)
+    tx_hash: str | None = Field(default=None, max_length=66)
+    block_number: int | None = Field(default=None, sa_type=sa.BigInteger)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ErasureReceipt(StoreModel, table=True):
+    """Proof that a customer was erased: canonical JSON of what was destroyed (ids and counts), its hash,
+    and the batch that anchored that hash. At most one per member: a data key can only die once."""
+
+    __tablename__ = "erasure_receipts"
+    __table_args__ = (
+        _length_check("receipt_hash"),
+        sa.UniqueConstraint("receipt_hash"),
+        sa.UniqueConstraint("member_id"),
+        sa.ForeignKeyConstraint(["partner_id", "member_id"], ["customers.partner_id", "customers.member_id"]),
+        sa.CheckConstraint("interactions_count >= 0", name="interactions_count_nonnegative"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=ID_TYPE)
+    partner_id: int = Field(foreign_key="partners.id", sa_type=ID_TYPE)
+    member_id: bytes
+    erased_at: datetime
+    interactions_count: int
+    receipt_json: str = Field(sa_type=sa.Text)
+    receipt_hash: bytes
+    anchored_batch_id: int | None = Field(default=None, foreign_key="batches.id", sa_type=ID_TYPE)
