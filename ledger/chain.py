@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from eth_account.signers.local import LocalAccount
 from eth_typing import ABIEvent
 from eth_utils import event_abi_to_log_topic
+from hexbytes import HexBytes
 from web3.contract import Contract
 from web3.contract.contract import ContractConstructor, ContractFunction
+from web3.exceptions import TransactionNotFound
 from web3.types import BlockIdentifier, EventData, TxParams, TxReceipt, Wei
 
 from ledger.backends import Backend
@@ -20,6 +22,12 @@ from ledger.reverts import RevertDecoder
 # Gas estimates are exact for the state they ran on; the margin covers a state change between the
 # estimate and inclusion on a shared network (another partner's transaction landing first).
 _GAS_MARGIN_NUM, _GAS_MARGIN_DEN = 6, 5
+
+
+@dataclass(frozen=True)
+class SignedTx:
+    tx_hash: str
+    raw: bytes
 
 
 @dataclass(frozen=True)
@@ -63,21 +71,11 @@ class Chain:
 
         A call that would revert raises the named `ContractRevert` subclass before anything is sent,
         so a failed call changes no state."""
-        receipt = self._send(fn, sender)
-        return TxResult(
-            tx_hash="0x" + bytes(receipt["transactionHash"]).hex(),
-            block_number=receipt["blockNumber"],
-            gas_used=receipt["gasUsed"],
-            events=decode_events(contract, receipt),
-        )
+        return self.send(contract, self.prepare(fn, sender))
 
-    def deploy(
-        self, abi: list[dict[str, Any]], bytecode: str, args: list[Any], sender: LocalAccount
-    ) -> TxReceipt:
-        """Deploy a contract; the receipt's `contractAddress` is where it lives."""
-        return self._send(self.w3.eth.contract(abi=abi, bytecode=bytecode).constructor(*args), sender)
-
-    def _send(self, fn: ContractFunction | ContractConstructor, sender: LocalAccount) -> TxReceipt:
+    def prepare(self, fn: ContractFunction | ContractConstructor, sender: LocalAccount) -> SignedTx:
+        """Simulate and sign without sending: the hash is known before the transaction exists anywhere,
+        so an outbox can record it first and recognise it after a crash."""
         try:
             gas = fn.estimate_gas({"from": sender.address})
             params: TxParams = {
@@ -92,18 +90,67 @@ class Chain:
         except Exception as exc:
             raise self._translate(exc) from exc
         signed = sender.sign_transaction(tx)  # type: ignore[arg-type]
+        return SignedTx(tx_hash="0x" + bytes(signed.hash).hex(), raw=bytes(signed.raw_transaction))
+
+    def send(self, contract: Contract, signed: SignedTx) -> TxResult:
+        """Send a prepared transaction and wait for it to be mined."""
         try:
-            tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+            self.w3.eth.send_raw_transaction(signed.raw)
+        except Exception as exc:
+            raise self._translate(exc) from exc
+        return self.wait(contract, signed.tx_hash)
+
+    def wait(self, contract: Contract, tx_hash: str) -> TxResult:
+        try:
             # anvil mines within milliseconds: poll often rather than sleep web3's default 100 ms
             receipt = self.w3.eth.wait_for_transaction_receipt(
-                tx_hash, timeout=self.receipt_timeout, poll_latency=0.005
+                HexBytes(tx_hash), timeout=self.receipt_timeout, poll_latency=0.005
+            )
+        except Exception as exc:
+            raise self._translate(exc) from exc
+        return self._result(contract, receipt)
+
+    def lookup(self, contract: Contract, tx_hash: str) -> TxResult | Literal["pending"] | None:
+        """What became of a transaction sent earlier: its result once mined, "pending" while the node
+        still holds it, None if the node has never seen it (it was never sent, or was dropped)."""
+        try:
+            receipt = self.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
+        except TransactionNotFound:
+            try:
+                self.w3.eth.get_transaction(HexBytes(tx_hash))
+            except TransactionNotFound:
+                return None
+            return "pending"
+        except Exception as exc:
+            raise self._translate(exc) from exc
+        return self._result(contract, receipt)
+
+    def _result(self, contract: Contract, receipt: TxReceipt) -> TxResult:
+        tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
+        if receipt["status"] != 1:
+            raise TransactionFailed(f"transaction {tx_hash} failed (gas used {receipt['gasUsed']})")
+        return TxResult(
+            tx_hash=tx_hash,
+            block_number=receipt["blockNumber"],
+            gas_used=receipt["gasUsed"],
+            events=decode_events(contract, receipt),
+        )
+
+    def deploy(
+        self, abi: list[dict[str, Any]], bytecode: str, args: list[Any], sender: LocalAccount
+    ) -> TxReceipt:
+        """Deploy a contract; the receipt's `contractAddress` is where it lives."""
+        contract = self.w3.eth.contract(abi=abi, bytecode=bytecode)
+        signed = self.prepare(contract.constructor(*args), sender)
+        try:
+            self.w3.eth.send_raw_transaction(signed.raw)
+            receipt = self.w3.eth.wait_for_transaction_receipt(
+                HexBytes(signed.tx_hash), timeout=self.receipt_timeout, poll_latency=0.005
             )
         except Exception as exc:
             raise self._translate(exc) from exc
         if receipt["status"] != 1:
-            raise TransactionFailed(
-                f"transaction 0x{bytes(tx_hash).hex()} failed (gas used {receipt['gasUsed']})"
-            )
+            raise TransactionFailed(f"deploying from {sender.address} failed")
         return receipt
 
     def call(self, fn: ContractFunction, block: BlockIdentifier = "latest") -> Any:

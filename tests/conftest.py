@@ -11,6 +11,9 @@ from ledger.backends import Backend, EthTesterBackend, RpcBackend
 from ledger.coalition import Coalition
 from ledger.errors import BackendError
 
+# the SQLite/PostgreSQL fixtures (db_url, engine, postgres_server, ...) serve every test folder
+pytest_plugins = ["tests.fixtures.databases"]
+
 BACKENDS = ["eth-tester", "anvil"]
 
 

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress
 
-from ledger.chain import TxResult
+from ledger.chain import SignedTx, TxResult
 from ledger.clients.base import ContractClient, as_bytes32
 
 
@@ -29,7 +30,23 @@ class BatchInfo:
 class AnchorClient(ContractClient):
     def anchor(self, sender: LocalAccount, root: bytes, size: int) -> AnchoredBatch:
         """Anchor one batch root: one transaction, whatever the batch size."""
-        tx = self._send(sender, self.contract.functions.anchor(as_bytes32(root), size))
+        return self._anchored(self._send(sender, self.contract.functions.anchor(as_bytes32(root), size)))
+
+    def prepare_anchor(self, sender: LocalAccount, root: bytes, size: int) -> SignedTx:
+        """Sign an anchor transaction without sending it (for an outbox that records the hash first)."""
+        return self.chain.prepare(self.contract.functions.anchor(as_bytes32(root), size), sender)
+
+    def send_anchor(self, signed: SignedTx) -> AnchoredBatch:
+        return self._anchored(self.chain.send(self.contract, signed))
+
+    def lookup_anchor(self, tx_hash: str) -> AnchoredBatch | Literal["pending"] | None:
+        """The batch a previously prepared anchor transaction created; "pending" while the node holds it
+        unmined; None if the node never saw it."""
+        found = self.chain.lookup(self.contract, tx_hash)
+        return found if found is None or found == "pending" else self._anchored(found)
+
+    @staticmethod
+    def _anchored(tx: TxResult) -> AnchoredBatch:
         return AnchoredBatch(tx.event("BatchAnchored")["args"]["batchId"], tx.block_number, tx)
 
     def batch(self, batch_id: int) -> BatchInfo:

@@ -305,6 +305,17 @@ class TestInteractionAnchor:
         )
         assert answer is case["valid"]
 
+    def test_a_prepared_anchor_is_recognised_before_and_after_sending(self, coalition):
+        a = coalition.chain.backend.accounts
+        root = member()
+        signed = coalition.anchor.prepare_anchor(a[0], root, 3)
+        assert coalition.anchor.lookup_anchor(signed.tx_hash) is None  # never sent: safe to prepare anew
+        sent = coalition.anchor.send_anchor(signed)
+        found = coalition.anchor.lookup_anchor(signed.tx_hash)
+        assert found is not None and found != "pending"
+        assert (found.batch_id, found.block_number) == (sent.batch_id, sent.block_number)
+        assert coalition.anchor.batch(sent.batch_id).root == root
+
     def test_bad_anchors_are_refused(self, coalition):
         a = coalition.chain.backend.accounts
         with pytest.raises(errors.AnchorNotPartner):
