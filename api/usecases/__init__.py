@@ -1,0 +1,1 @@
+"""Use cases: the only place where the ledger, the off-chain store and (later) the models meet."""

@@ -1,0 +1,152 @@
+"""The anchoring outbox: pending leaves -> a Merkle batch -> one `anchor` transaction.
+
+Each step is committed before the next one starts, so a crash at any point loses nothing and anchors
+nothing twice:
+1. a batch row (pending) is written together with each interaction's batch id, leaf index and proof;
+2. the anchor transaction is signed, and its hash written (submitted), *before* it is sent;
+3. once mined, the on-chain batch id and block are written (anchored).
+`resume` picks up any batch left in step 1 or 2: a submitted batch whose transaction the node knows is
+waited for, never sent again; only one the node never saw is signed anew.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func
+from sqlmodel import col, select, update
+
+from api.usecases.context import Crm
+from ledger.clients import AnchoredBatch
+from ledger.merkle import MerkleTree
+from offchain.models import AnchorStatus, Batch, Interaction
+
+UNFINISHED = (AnchorStatus.PENDING, AnchorStatus.SUBMITTED)
+
+
+@dataclass(frozen=True)
+class AnchorOutcome:
+    batch_id: int  # the store's id
+    onchain_batch_id: int
+    size: int
+    root: bytes
+    block_number: int
+
+
+def pending_leaves(crm: Crm, partner_name: str) -> tuple[int, datetime | None]:
+    """How many interactions wait for a batch, and when the oldest of them was recorded."""
+    with crm.unit_of_work() as db:
+        partner = crm.partner(db, partner_name)
+        count, oldest = db.exec(
+            select(func.count(), func.min(Interaction.created_at)).where(
+                Interaction.partner_id == partner.id, col(Interaction.batch_id).is_(None)
+            )
+        ).one()
+    return int(count), oldest
+
+
+def anchor_due(crm: Crm, partner_name: str, now: datetime | None = None) -> bool:
+    """Whether the size or age threshold of the settings says a batch should go out now."""
+    count, oldest = pending_leaves(crm, partner_name)
+    if count == 0:
+        return False
+    age = (now or datetime.now(UTC)) - oldest if oldest else timedelta(0)
+    return count >= crm.settings.batch_max_leaves or age.total_seconds() >= crm.settings.batch_max_age_seconds
+
+
+def anchor_pending(crm: Crm, partner_name: str, max_leaves: int | None = None) -> list[AnchorOutcome]:
+    """Finish any interrupted batch, then anchor every pending leaf, `max_leaves` per batch."""
+    size = max_leaves or crm.settings.batch_max_leaves
+    outcomes = resume(crm, partner_name)
+    while (batch_id := _build_batch(crm, partner_name, size)) is not None:
+        outcomes.append(_anchor(crm, partner_name, batch_id))
+    return outcomes
+
+
+def resume(crm: Crm, partner_name: str) -> list[AnchorOutcome]:
+    """Complete every batch a previous run left pending or submitted."""
+    with crm.unit_of_work() as db:
+        partner = crm.partner(db, partner_name)
+        unfinished = db.exec(
+            select(Batch.id)
+            .where(Batch.partner_id == partner.id, col(Batch.status).in_(UNFINISHED))
+            .order_by(col(Batch.id))
+        ).all()
+    return [_anchor(crm, partner_name, batch_id) for batch_id in unfinished if batch_id is not None]
+
+
+def new_single_leaf_batch(crm: Crm, partner_id: int, leaf: bytes) -> Batch:
+    """A one-leaf batch for a record that is not an interaction (an erasure receipt), in the outbox."""
+    return Batch(partner_id=partner_id, root=MerkleTree([leaf]).root, size=1)
+
+
+def _build_batch(crm: Crm, partner_name: str, max_leaves: int) -> int | None:
+    with crm.unit_of_work() as db:
+        partner = crm.partner(db, partner_name)
+        rows = db.exec(
+            select(Interaction)
+            .where(Interaction.partner_id == partner.id, col(Interaction.batch_id).is_(None))
+            .order_by(col(Interaction.id))
+            .limit(max_leaves)
+            .with_for_update(skip_locked=True)  # PostgreSQL: two workers never batch the same leaf
+        ).all()
+        if not rows:
+            return None
+        tree = MerkleTree([row.leaf_hash for row in rows])
+        batch = Batch(partner_id=crm.pid(partner), root=tree.root, size=tree.size)
+        db.add(batch)
+        db.flush()
+        for index, row in enumerate(rows):
+            row.batch_id = batch.id
+            row.leaf_index = index
+            row.proof = b"".join(tree.proof(index))
+            row.status = AnchorStatus.SUBMITTED
+        return batch.id
+
+
+def _anchor(crm: Crm, partner_name: str, batch_id: int) -> AnchorOutcome:
+    anchor = crm.coalition.anchor
+    with crm.unit_of_work() as db:
+        batch = db.get(Batch, batch_id)
+        assert batch is not None
+    if batch.status is AnchorStatus.ANCHORED:
+        return _outcome(batch)
+    if batch.status is AnchorStatus.SUBMITTED and batch.tx_hash:
+        found = anchor.lookup_anchor(batch.tx_hash)
+        if found == "pending":
+            found = anchor._anchored(crm.coalition.chain.wait(anchor.contract, batch.tx_hash))
+        if found is not None:
+            return _mark_anchored(crm, batch_id, found)
+        # the node never saw it: the crash came between writing the hash and sending
+    signed = anchor.prepare_anchor(crm.signer(partner_name), batch.root, batch.size)
+    with crm.unit_of_work() as db:
+        db.exec(
+            update(Batch)
+            .where(col(Batch.id) == batch_id)
+            .values(status=AnchorStatus.SUBMITTED, tx_hash=signed.tx_hash, submitted_at=datetime.now(UTC))
+        )
+    return _mark_anchored(crm, batch_id, anchor.send_anchor(signed))
+
+
+def _mark_anchored(crm: Crm, batch_id: int, anchored: AnchoredBatch) -> AnchorOutcome:
+    with crm.unit_of_work() as db:
+        batch = db.get(Batch, batch_id)
+        assert batch is not None
+        batch.status = AnchorStatus.ANCHORED
+        batch.tx_hash = anchored.tx.tx_hash
+        batch.onchain_batch_id = anchored.batch_id
+        batch.block_number = anchored.block_number
+        batch.anchored_at = datetime.now(UTC)
+        db.exec(
+            update(Interaction)
+            .where(col(Interaction.batch_id) == batch_id)
+            .values(status=AnchorStatus.ANCHORED)
+        )
+        db.flush()
+        return _outcome(batch)
+
+
+def _outcome(batch: Batch) -> AnchorOutcome:
+    assert batch.id is not None and batch.onchain_batch_id is not None and batch.block_number is not None
+    return AnchorOutcome(batch.id, batch.onchain_batch_id, batch.size, batch.root, batch.block_number)

@@ -1,0 +1,72 @@
+"""The composition root: one object that holds the store, the vault and the ledger for the use cases.
+
+`ledger`, `offchain` (and later `ml`) never import each other; this is the one place where they meet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from eth_account.signers.local import LocalAccount
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from api.settings import Settings
+from api.usecases.errors import UnknownPartner
+from ledger.coalition import Coalition
+from offchain.db import make_engine, migrate, session
+from offchain.keystore import KeyStore
+from offchain.models import Partner
+from offchain.vault import KekRing, Vault
+
+
+@dataclass
+class Crm:
+    settings: Settings
+    engine: Engine
+    keystore: KeyStore
+    vault: Vault
+    coalition: Coalition
+    # partner name -> the key that signs its transactions (in production: loaded from its key file)
+    signers: dict[str, LocalAccount] = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, settings: Settings, coalition: Coalition, *, keks: KekRing | None = None) -> Crm:
+        """Open (and migrate) the data store and the key store that `settings` name."""
+        if not settings.database_url or not settings.keystore_url:
+            Path(settings.home).mkdir(parents=True, exist_ok=True)
+        engine = make_engine(settings.data_url())
+        migrate(engine)
+        keystore = KeyStore(settings.keys_location())
+        vault = Vault(keystore, keks or KekRing(development=settings.development))
+        return cls(settings=settings, engine=engine, keystore=keystore, vault=vault, coalition=coalition)
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[Session]:
+        with session(self.engine) as db:
+            yield db
+
+    def partner(self, db: Session, name: str) -> Partner:
+        found = db.exec(select(Partner).where(Partner.name == name)).first()
+        if found is None:
+            raise UnknownPartner(f"no partner called {name!r}")
+        return found
+
+    @staticmethod
+    def pid(partner: Partner) -> int:
+        """The id of a partner row that came from the store (so it has one)."""
+        assert partner.id is not None
+        return partner.id
+
+    def signer(self, name: str) -> LocalAccount:
+        try:
+            return self.signers[name]
+        except KeyError:
+            raise UnknownPartner(f"no signing key loaded for partner {name!r}") from None
+
+    def close(self) -> None:
+        self.engine.dispose()
+        self.keystore.close()

@@ -1,0 +1,102 @@
+"""Partners and their customers: registration, and reading a customer's data (owning partner only)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from api.usecases.context import Crm
+from api.usecases.errors import CustomerIsErased, InvalidInput, NotAConsortiumPartner, NotFound
+from offchain.canonical import canonical_json
+from offchain.errors import CustomerErased
+from offchain.models import Customer, CustomerCreate, CustomerStatus, Partner
+from offchain.vault import check_partner, new_member_id
+
+PII_FIELD = "pii"
+
+
+def register_partner(crm: Crm, name: str, signer: LocalAccount) -> Partner:
+    """Register a tenant whose signing key is already a partner of the Consortium contract."""
+    try:
+        check_partner(name)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from exc
+    if not crm.coalition.consortium.is_partner(signer.address):
+        raise NotAConsortiumPartner(
+            f"{signer.address} is not a partner of the consortium: admit it by vote first"
+        )
+    try:
+        with crm.unit_of_work() as db:
+            partner = Partner(name=name, address=signer.address)
+            db.add(partner)
+    except IntegrityError as exc:
+        raise InvalidInput(f"a partner called {name!r} or with address {signer.address} exists") from exc
+    crm.signers[name] = signer
+    return partner
+
+
+def register_customer(crm: Crm, partner_name: str, data: CustomerCreate) -> bytes:
+    """Create the customer's data key, seal their personal data under it, and return the member id."""
+    member = new_member_id()
+    pii = canonical_json(data.model_dump(exclude_none=True))
+    key_created = False
+    try:
+        with crm.unit_of_work() as db:
+            partner = crm.partner(db, partner_name)
+            crm.vault.create_customer_key(partner_name, member)
+            key_created = True
+            sealed = crm.vault.encrypt(partner_name, member, PII_FIELD, pii)
+            db.add(Customer(member_id=member, partner_id=_id(partner), pii_ciphertext=sealed))
+    except BaseException:
+        if key_created:
+            # the row does not exist, so neither may its key: a key with no data is a dangling secret
+            crm.vault.shred(partner_name, member)
+        raise
+    return member
+
+
+@dataclass(frozen=True)
+class CustomerView:
+    member_id: bytes
+    partner: str
+    status: CustomerStatus
+    pii: dict[str, Any]
+
+
+def show_customer(crm: Crm, partner_name: str, member: bytes) -> CustomerView:
+    """The customer's decrypted data, for the owning partner only (anyone else: NotFound)."""
+    with crm.unit_of_work() as db:
+        customer = owned_customer(crm, db, partner_name, member)
+        try:
+            pii = crm.vault.decrypt(partner_name, member, PII_FIELD, customer.pii_ciphertext)
+        except CustomerErased as exc:
+            raise CustomerIsErased(f"member 0x{member.hex()} was erased") from exc
+        return CustomerView(member, partner_name, customer.status, json.loads(pii))
+
+
+def owned_customer(crm: Crm, db: Session, partner_name: str, member: bytes) -> Customer:
+    """The customer if it belongs to `partner_name`; NotFound otherwise, whether or not it exists."""
+    partner = crm.partner(db, partner_name)
+    customer = db.exec(
+        select(Customer).where(Customer.member_id == member, Customer.partner_id == partner.id)
+    ).first()
+    if customer is None:
+        raise NotFound(f"partner {partner_name!r} has no member 0x{member.hex()}")
+    return customer
+
+
+def member_exists(db: Session, member: bytes) -> Customer:
+    customer = db.get(Customer, member)
+    if customer is None:
+        raise NotFound(f"no member 0x{member.hex()}")
+    return customer
+
+
+def _id(partner: Partner) -> int:
+    assert partner.id is not None  # flushed rows always have one
+    return partner.id

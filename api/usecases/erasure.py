@@ -1,0 +1,74 @@
+"""Erasure: delete the customer's data key, keep tombstones, and anchor a receipt of what was done.
+
+After the key is gone, the personal data and payload ciphertexts are unreadable and the HMAC key behind
+every leaf is unrecoverable, so the leaves on chain can no longer be linked to anyone. The rows stay as
+tombstones (member id, leaf hashes, proofs) so an audit still counts the interactions as
+existing-but-erased."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+
+from sqlmodel import col, select, update
+
+from api.usecases.anchoring import AnchorOutcome, _anchor, new_single_leaf_batch
+from api.usecases.context import Crm
+from api.usecases.customers import owned_customer
+from ledger.merkle import leaf_hash
+from offchain.canonical import canonical_json
+from offchain.db import purge_deleted
+from offchain.models import CustomerStatus, ErasureReceipt, Interaction
+
+RECEIPT_SCHEMA = "ledgercrm/erasure-receipt/v1"
+
+
+def erase_customer(crm: Crm, partner_name: str, member: bytes) -> tuple[ErasureReceipt, AnchorOutcome]:
+    """Erase `member` (owning partner only). Safe to call again after a crash part-way through."""
+    now = datetime.now(UTC)
+    with crm.unit_of_work() as db:
+        customer = owned_customer(crm, db, partner_name, member)
+        existing = db.exec(select(ErasureReceipt).where(ErasureReceipt.member_id == member)).first()
+        if existing is None:
+            count = len(db.exec(select(Interaction.id).where(Interaction.member_id == member)).all())
+            receipt_json = canonical_json(
+                {
+                    "schema": RECEIPT_SCHEMA,
+                    "partner": partner_name,
+                    "member": "0x" + member.hex(),
+                    "erasedAt": now.isoformat(timespec="microseconds"),
+                    "interactions": count,
+                }
+            )
+            receipt_hash = hashlib.sha256(receipt_json).digest()
+            batch = new_single_leaf_batch(crm, customer.partner_id, leaf_hash(receipt_hash))
+            db.add(batch)
+            db.flush()
+            existing = ErasureReceipt(
+                partner_id=customer.partner_id,
+                member_id=member,
+                erased_at=now,
+                interactions_count=count,
+                receipt_json=receipt_json.decode(),
+                receipt_hash=receipt_hash,
+                anchored_batch_id=batch.id,
+            )
+            db.add(existing)
+            customer.status = CustomerStatus.ERASED
+            customer.erased_at = now
+            customer.external_ref_hmac = None
+            db.exec(
+                update(Interaction)
+                .where(col(Interaction.member_id) == member)
+                .values(payload_ciphertext=None)
+            )
+            db.flush()
+            # The key goes last, inside the transaction: if deleting it fails, the tombstones roll back
+            # and the customer is intact; if the commit fails after it, the call can simply be repeated.
+        if not crm.vault.is_erased(partner_name, member):
+            crm.vault.shred(partner_name, member)
+        batch_id = existing.anchored_batch_id
+    # old page images of the ciphertexts must not survive in SQLite's WAL
+    purge_deleted(crm.engine)
+    assert batch_id is not None
+    return existing, _anchor(crm, partner_name, batch_id)

@@ -1,0 +1,33 @@
+"""Errors of the use cases: what a user did wrong or may not do. The HTTP layer maps them to 4xx
+problem+json responses and the CLI to one line and a non-zero exit."""
+
+from __future__ import annotations
+
+
+class CrmError(Exception):
+    """Root of the use-case errors."""
+
+
+class UnknownPartner(CrmError):
+    pass
+
+
+class NotAConsortiumPartner(CrmError):
+    """The partner's signing address is not a partner of the Consortium contract."""
+
+
+class NotFound(CrmError):
+    """Unknown member or interaction, or one the caller may not see: the two are deliberately the same
+    answer, so a partner cannot probe for another partner's customers."""
+
+
+class CustomerIsErased(CrmError):
+    pass
+
+
+class ConsentRequired(CrmError):
+    """The member has no valid consent to this controller for this purpose (answered by the chain)."""
+
+
+class InvalidInput(CrmError):
+    pass

@@ -1,0 +1,136 @@
+"""Recording customer interactions: sealed under the customer's key, committed to by a keyed hash.
+
+The committed document is the RFC 8785 canonical JSON of the interaction (who, what, when, the data).
+commitment = HMAC-SHA-256(key derived from the customer's data key, document); leaf = RFC 6962 leaf
+hash of the commitment. Without the data key nobody can test a guess against a leaf, so once the key is
+erased the on-chain roots say nothing about the person.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from api.usecases.context import Crm
+from api.usecases.customers import owned_customer
+from api.usecases.errors import CustomerIsErased, InvalidInput
+from ledger.merkle import leaf_hash
+from offchain.canonical import CanonicalizationError, canonical_json
+from offchain.models import CustomerStatus, Interaction, InteractionKind
+
+PAYLOAD_FIELD = "interaction"
+DOCUMENT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class NewInteraction:
+    member: bytes
+    kind: InteractionKind | str
+    data: dict[str, Any]
+    occurred_at: datetime | None = None
+    external_key: str | None = None  # idempotency key from the partner's system (e.g. invoice number)
+
+
+@dataclass
+class RecordResult:
+    recorded: list[int] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)  # external keys already recorded
+
+
+def interaction_kind(kind: InteractionKind | str) -> InteractionKind:
+    try:
+        return InteractionKind(kind)
+    except ValueError:
+        known = ", ".join(k.value for k in InteractionKind)
+        raise InvalidInput(f"unknown interaction kind {kind!r} (expected one of {known})") from None
+
+
+def interaction_document(partner: str, item: NewInteraction, occurred_at: datetime) -> bytes:
+    """The exact bytes that are encrypted and committed to."""
+    kind = interaction_kind(item.kind)
+    try:
+        return canonical_json(
+            {
+                "v": DOCUMENT_VERSION,
+                "partner": partner,
+                "member": "0x" + item.member.hex(),
+                "kind": kind.value,
+                "occurredAt": occurred_at.astimezone(UTC).isoformat(timespec="microseconds"),
+                "externalKey": item.external_key,
+                "data": item.data,
+            }
+        )
+    except (CanonicalizationError, ValueError) as exc:
+        raise InvalidInput(f"interaction is not valid JSON data: {exc}") from exc
+
+
+def record_interactions(crm: Crm, partner_name: str, items: Sequence[NewInteraction]) -> RecordResult:
+    """Record many interactions in one transaction; all are validated before anything is written.
+
+    Re-recording an external key the partner already used is not an error: it is reported as a
+    duplicate and skipped, which makes imports idempotent."""
+    result = RecordResult()
+    now = datetime.now(UTC)
+    with crm.unit_of_work() as db:
+        partner = crm.partner(db, partner_name)
+        keys = [i.external_key for i in items if i.external_key is not None]
+        if len(keys) != len(set(keys)):
+            raise InvalidInput("the same external key appears twice in one request")
+        seen = _existing_keys(db, partner.id, keys)
+        rows = []
+        for item in items:
+            if item.external_key in seen:
+                result.duplicates.append(item.external_key)
+                continue
+            customer = owned_customer(crm, db, partner_name, item.member)
+            if customer.status is CustomerStatus.ERASED:
+                raise CustomerIsErased(f"member 0x{item.member.hex()} was erased")
+            occurred_at = item.occurred_at or now
+            if occurred_at.tzinfo is None:
+                raise InvalidInput("occurred_at needs a time zone")
+            document = interaction_document(partner_name, item, occurred_at)
+            rows.append(
+                Interaction(
+                    partner_id=crm.pid(partner),
+                    member_id=item.member,
+                    kind=interaction_kind(item.kind),
+                    external_key=item.external_key,
+                    occurred_at=occurred_at,
+                    payload_ciphertext=crm.vault.encrypt(partner_name, item.member, PAYLOAD_FIELD, document),
+                    leaf_hash=leaf_hash(crm.vault.commit(partner_name, item.member, document)),
+                )
+            )
+        db.add_all(rows)
+        try:
+            db.flush()
+        except IntegrityError as exc:  # a concurrent import recorded one of these keys first
+            raise InvalidInput(f"an interaction with one of these external keys exists: {exc.orig}") from exc
+        result.recorded = [r.id for r in rows if r.id is not None]
+    return result
+
+
+def record_interaction(crm: Crm, partner_name: str, item: NewInteraction) -> int | None:
+    """Record one interaction; its id, or None if its external key was already recorded."""
+    result = record_interactions(crm, partner_name, [item])
+    return result.recorded[0] if result.recorded else None
+
+
+def _existing_keys(db: Session, partner_id: int | None, keys: list[str]) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(keys), 500):  # stay under SQLite's bound-parameter limit
+        chunk = keys[start : start + 500]
+        found.update(
+            k
+            for k in db.exec(
+                select(Interaction.external_key).where(
+                    Interaction.partner_id == partner_id, col(Interaction.external_key).in_(chunk)
+                )
+            )
+            if k is not None
+        )
+    return found
