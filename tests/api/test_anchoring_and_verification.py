@@ -1,0 +1,126 @@
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlmodel import col, select, update
+
+from api.usecases import anchoring
+from api.usecases.anchoring import anchor_due, anchor_pending, pending_leaves
+from api.usecases.interactions import NewInteraction, record_interactions
+from api.usecases.verification import Outcome, verify_all, verify_interaction
+from offchain.models import AnchorStatus, Batch, Interaction
+
+
+def record(crm, member, count, start=0):
+    items = [
+        NewInteraction(member, "purchase", {"invoice": f"INV-{i}", "total": i * 1.5}, external_key=f"INV-{i}")
+        for i in range(start, start + count)
+    ]
+    return record_interactions(crm, "acme", items).recorded
+
+
+def test_pending_leaves_are_batched_anchored_and_verified(crm, alice):
+    ids = record(crm, alice, 20)
+    assert pending_leaves(crm, "acme")[0] == 20
+    assert anchor_due(crm, "acme")  # 20 >= batch_max_leaves (8)
+    before = crm.coalition.anchor.batch_count()
+    outcomes = anchor_pending(crm, "acme")
+    assert [o.size for o in outcomes] == [8, 8, 4]
+    assert crm.coalition.anchor.batch_count() == before + 3  # one transaction per batch
+    assert pending_leaves(crm, "acme")[0] == 0
+    with crm.unit_of_work() as db:
+        rows = db.exec(select(Interaction).order_by(col(Interaction.id))).all()
+    assert {r.status for r in rows} == {AnchorStatus.ANCHORED}
+    assert [r.leaf_index for r in rows[:9]] == [0, 1, 2, 3, 4, 5, 6, 7, 0]
+    for interaction_id in ids[:3] + ids[-2:]:
+        assert verify_interaction(crm, "acme", interaction_id).outcome is Outcome.VERIFIED
+    report = verify_all(crm)
+    assert report.ok and report.counts[Outcome.VERIFIED] == 20
+
+
+def test_age_threshold_makes_a_small_batch_due(crm, alice):
+    record(crm, alice, 2)
+    assert not anchor_due(crm, "acme")
+    assert anchor_due(crm, "acme", now=datetime.now(UTC) + timedelta(seconds=61))
+
+
+def test_unanchored_records_are_reported(crm, alice):
+    record(crm, alice, 3)
+    report = verify_all(crm, "acme")
+    assert not report.ok and report.counts[Outcome.UNANCHORED] == 3
+
+
+def test_edits_behind_the_systems_back_are_detected(crm, alice):
+    ids = record(crm, alice, 8)
+    anchor_pending(crm, "acme")
+    with crm.unit_of_work() as db:
+        flipped = db.get(Interaction, ids[0])
+        flipped.payload_ciphertext = flipped.payload_ciphertext[:-1] + bytes(
+            [flipped.payload_ciphertext[-1] ^ 1]
+        )
+        moved = db.get(Interaction, ids[1])
+        moved.occurred_at = moved.occurred_at - timedelta(days=30)
+        forged = db.get(Interaction, ids[2])
+        forged.leaf_hash = bytes(32)
+        swapped = db.get(Interaction, ids[3])
+        # a real ciphertext of another interaction of the same customer: decrypts, but is not this leaf's
+        swapped.payload_ciphertext = db.get(Interaction, ids[4]).payload_ciphertext
+        db.delete(db.get(Interaction, ids[5]))
+    report = verify_all(crm, "acme")
+    by_id = {r.interaction_id: r for r in report.results}
+    assert "does not decrypt" in by_id[ids[0]].detail
+    assert "occurredAt" in by_id[ids[1]].detail
+    assert "not in the anchored batch" in by_id[ids[2]].detail
+    assert "does not match its committed leaf hash" in by_id[ids[3]].detail
+    assert report.counts[Outcome.MISSING] == 1
+    assert report.counts[Outcome.TAMPERED] == 4
+    assert by_id[ids[6]].outcome is Outcome.VERIFIED
+    assert verify_interaction(crm, "acme", ids[2]).outcome is Outcome.TAMPERED
+
+
+def test_a_crash_before_sending_loses_nothing_and_anchors_once(crm, alice, monkeypatch):
+    record(crm, alice, 5)
+    before = crm.coalition.anchor.batch_count()
+
+    def crash(signed):
+        raise KeyboardInterrupt("killed after the hash was written, before the send")
+
+    monkeypatch.setattr(crm.coalition.anchor, "send_anchor", crash)
+    with pytest.raises(KeyboardInterrupt):
+        anchor_pending(crm, "acme")
+    with crm.unit_of_work() as db:
+        (batch,) = db.exec(select(Batch)).all()
+        assert batch.status is AnchorStatus.SUBMITTED and batch.tx_hash
+    monkeypatch.undo()
+    anchor_pending(crm, "acme")
+    assert crm.coalition.anchor.batch_count() == before + 1
+    assert verify_all(crm, "acme").counts[Outcome.VERIFIED] == 5
+
+
+def test_a_crash_after_sending_is_not_anchored_twice(crm, alice, monkeypatch):
+    record(crm, alice, 5)
+    before = crm.coalition.anchor.batch_count()
+    real = anchoring._mark_anchored
+
+    def crash(*args):
+        raise KeyboardInterrupt("killed after the transaction was mined, before the store heard of it")
+
+    monkeypatch.setattr(anchoring, "_mark_anchored", crash)
+    with pytest.raises(KeyboardInterrupt):
+        anchor_pending(crm, "acme")
+    assert crm.coalition.anchor.batch_count() == before + 1
+    monkeypatch.setattr(anchoring, "_mark_anchored", real)
+    outcomes = anchor_pending(crm, "acme")
+    assert crm.coalition.anchor.batch_count() == before + 1  # recognised by its hash, not resent
+    assert [o.size for o in outcomes] == [5]
+    assert verify_all(crm, "acme").counts[Outcome.VERIFIED] == 5
+
+
+def test_a_crash_while_batching_leaves_a_pending_batch_that_resumes(crm, alice):
+    record(crm, alice, 3)
+    batch_id = anchoring._build_batch(crm, "acme", 8)  # the process dies right after this step
+    with crm.unit_of_work() as db:
+        db.exec(update(Batch).values(status=AnchorStatus.PENDING))
+    assert batch_id is not None
+    outcomes = anchor_pending(crm, "acme")
+    assert [o.batch_id for o in outcomes] == [batch_id]
+    assert verify_all(crm, "acme").ok
