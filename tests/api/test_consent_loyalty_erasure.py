@@ -128,3 +128,23 @@ def test_erasure(crm, alice):
             assert dek not in raw, path
             for pii in (b"Alice Quartermain", b"alice.q@example.org", b"+44 20 7946 0101"):
                 assert pii not in raw, (path, pii)
+
+
+def test_consent_expires_in_chain_time(crm, alice):
+    now = crm.coalition.chain.w3.eth.get_block("latest")["timestamp"]
+    give_consent(crm, "acme", alice, "profiling", expires_at=datetime.fromtimestamp(now + 600, UTC))
+    assert consent_valid(crm, "acme", alice, "profiling")
+    crm.coalition.chain.backend.time_travel(now + 601)
+    assert not consent_valid(crm, "acme", alice, "profiling")
+    history = consent_history(crm, alice, "acme")
+    assert history[0].receipt.expires_at is not None and history[0].on_chain
+
+
+def test_erased_pii_cannot_be_decrypted_even_with_the_ciphertext(crm, alice):
+    from offchain.models import Customer
+
+    with crm.unit_of_work() as db:
+        sealed = db.get(Customer, alice).pii_ciphertext
+    erase_customer(crm, "acme", alice)
+    with pytest.raises(CustomerErased):
+        crm.vault.decrypt("acme", alice, "pii", sealed)
