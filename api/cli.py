@@ -1,41 +1,436 @@
-"""The `ledgercrm` command line."""
+"""The `ledgercrm` command line.
+
+Every command that changes state works on a home folder (`--home`, env LEDGERCRM_HOME, default
+./.ledgercrm) created by `init`. User mistakes end in one line on stderr and a non-zero exit, never a
+traceback."""
 
 from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from api.usecases.context import Crm
+from api.usecases.errors import CrmError
 from ledger.backends import Backend, EthTesterBackend, RpcBackend
 from ledger.errors import LedgerError
+from offchain.errors import VaultError
 
 app = typer.Typer(
-    help="ledgercrm: a permissioned, ledger-backed CRM with an audit trail.", no_args_is_help=True
+    help="ledgercrm: a permissioned, ledger-backed CRM with an audit trail.",
+    no_args_is_help=True,
+    add_completion=False,
 )
-console = Console()
+partner_app = typer.Typer(help="Partner organizations of the coalition.", no_args_is_help=True)
+customer_app = typer.Typer(help="A partner's customers.", no_args_is_help=True)
+interaction_app = typer.Typer(help="Customer interactions.", no_args_is_help=True)
+consent_app = typer.Typer(help="Consent per member, controller and purpose.", no_args_is_help=True)
+points_app = typer.Typer(help="Coalition loyalty points.", no_args_is_help=True)
+import_app = typer.Typer(help="Bulk imports.", no_args_is_help=True)
+for sub, name in (
+    (partner_app, "partner"),
+    (customer_app, "customer"),
+    (interaction_app, "interaction"),
+    (consent_app, "consent"),
+    (points_app, "points"),
+    (import_app, "import"),
+):
+    app.add_typer(sub, name=name)
+
+# soft_wrap: member ids and addresses must never be split across lines, even in a pipe
+console = Console(soft_wrap=True, highlight=False)
+errors = Console(stderr=True, soft_wrap=True, highlight=False)
+T = TypeVar("T")
+
+HomeOption = Annotated[
+    Path,
+    typer.Option("--home", envvar="LEDGERCRM_HOME", help="the home folder that `init` created"),
+]
+PartnerOption = Annotated[str, typer.Option("--partner", help="the partner's name, e.g. acme")]
+
+
+def parse_member(value: str) -> bytes:
+    text = value.removeprefix("0x")
+    if len(text) != 64:
+        raise typer.BadParameter(f"a member id is 0x followed by 64 hex digits, not {value!r}")
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        raise typer.BadParameter(f"a member id is 0x followed by 64 hex digits, not {value!r}") from None
+
+
+MemberOption = Annotated[
+    bytes, typer.Option("--member", parser=parse_member, metavar="0x…", help="member id")
+]
+
+
+class State:
+    home: Path = Path(".ledgercrm")
+
+
+state = State()
 
 
 @app.callback()
-def _root() -> None:
+def _root(home: HomeOption = Path(".ledgercrm")) -> None:
     """ledgercrm: a permissioned, ledger-backed CRM with an audit trail."""
+    state.home = home
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Domain errors become one line and exit code 1."""
+    try:
+        yield
+    except (CrmError, LedgerError, VaultError) as exc:
+        errors.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from exc
+
+
+def with_crm(action: Callable[[Crm], T]) -> T:
+    from api.usecases.home import open_crm
+
+    with user_errors():
+        crm = open_crm(state.home)
+        try:
+            return action(crm)
+        finally:
+            crm.close()
+
+
+def hexid(value: bytes) -> str:
+    return "0x" + value.hex()
+
+
+# --- init, partners ------------------------------------------------------------------------------------
 
 
 @app.command()
-def compile(force: bool = typer.Option(False, help="rebuild even if the cache is fresh")) -> None:
-    """Compile contracts/ (offline) and print what was built."""
-    from ledger.compiler import compile_contracts
+def init(
+    chain: Annotated[str, typer.Option(help="devnet, or a JSON-RPC URL (memory cannot outlive a command)")],
+    db: Annotated[
+        str | None, typer.Option(help="SQLAlchemy URL of the store (default: SQLite in the home)")
+    ] = None,
+    deployment: Annotated[
+        Path | None, typer.Option(help="manifest of an existing deployment to attach to (URL chains)")
+    ] = None,
+) -> None:
+    """Create a home: attach to (or deploy) the contracts and create the stores."""
+    from api.usecases.home import init_home
+
+    with user_errors():
+        config = init_home(state.home, chain, db, deployment)
+    console.print(f"initialised {state.home} on {config.rpc_url}, chain id {config.deployment['chainId']}")
+    for name, address in config.deployment["contracts"].items():
+        console.print(f"  {name:<18} {address}")
+
+
+@partner_app.command("add")
+def partner_add(
+    name: str,
+    key_file: Annotated[
+        Path | None, typer.Option(help="the partner's signing key (hex); default: next dev account")
+    ] = None,
+) -> None:
+    """Register a partner; if its key is not yet in the consortium, this home's partners vote it in."""
+    from api.usecases.home import add_partner
+
+    with user_errors():
+        account, voted = add_partner(state.home, name, key_file)
+    console.print(f"partner {name}: {account.address}" + (" (admitted by vote)" if voted else ""))
+
+
+@partner_app.command("list")
+def partner_list() -> None:
+    """The partners of this home with their settlement positions."""
+    from sqlmodel import select
+
+    from offchain.models import Partner
+
+    def action(crm: Crm) -> None:
+        table = Table("partner", "address", "issued", "redeemed at", "position")
+        with crm.unit_of_work() as db:
+            partners = db.exec(select(Partner)).all()
+        for p in partners:
+            loyalty = crm.coalition.loyalty
+            table.add_row(
+                p.name,
+                p.address,
+                str(loyalty.issued_by(p.address)),
+                str(loyalty.redeemed_at(p.address)),
+                f"{loyalty.position_of(p.address):+d}",
+            )
+        console.print(table)
+
+    with_crm(action)
+
+
+# --- customers and interactions --------------------------------------------------------------------------
+
+
+@customer_app.command("add")
+def customer_add(
+    partner: PartnerOption,
+    name: Annotated[str, typer.Option(help="full name")],
+    email: Annotated[str | None, typer.Option(help="e-mail address")] = None,
+    phone: Annotated[str | None, typer.Option(help="phone number")] = None,
+    country: Annotated[str | None, typer.Option(help="ISO 3166-1 alpha-2 country code")] = None,
+    address: Annotated[str | None, typer.Option(help="postal address")] = None,
+    external_ref: Annotated[str | None, typer.Option(help="the partner's own customer number")] = None,
+) -> None:
+    """Register a customer; the last line printed is the member id."""
+    from pydantic import ValidationError
+
+    from api.usecases.customers import register_customer
+    from offchain.models import CustomerCreate
 
     try:
-        build = compile_contracts(force=force)
-    except LedgerError as exc:
-        console.print(f"[red]error:[/] {exc}")
+        data = CustomerCreate.model_validate(
+            {
+                "name": name,
+                "email": email,
+                "phone": phone,
+                "country": country,
+                "address": address,
+                "external_ref": external_ref,
+            }
+        )
+    except ValidationError as exc:
+        errors.print(f"[red]error:[/] {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}")
         raise typer.Exit(1) from exc
-    table = Table(title=f"solc {build.compiler}")
-    table.add_column("contract")
-    table.add_column("bytecode bytes", justify="right")
-    for name, artifact in sorted(build.artifacts.items()):
-        table.add_row(name, str(len(artifact.bytecode) // 2 - 1))
+    member = with_crm(lambda crm: register_customer(crm, partner, data))
+    console.print(hexid(member))
+
+
+@customer_app.command("show")
+def customer_show(
+    member: Annotated[bytes, typer.Argument(parser=parse_member, metavar="MEMBER")], partner: PartnerOption
+) -> None:
+    """A customer's personal data (owning partner only)."""
+    from api.usecases.customers import show_customer
+
+    view = with_crm(lambda crm: show_customer(crm, partner, member))
+    table = Table("field", "value", title=f"member {hexid(member)} ({view.status})")
+    for key, value in view.pii.items():
+        table.add_row(key, str(value))
     console.print(table)
+
+
+@interaction_app.command("add")
+def interaction_add(
+    partner: PartnerOption,
+    member: MemberOption,
+    kind: Annotated[str, typer.Option(help="purchase, return, support_ticket, email or visit")],
+    data: Annotated[str, typer.Option(help="the interaction as a JSON object")],
+    external_key: Annotated[str | None, typer.Option(help="idempotency key, e.g. an invoice number")] = None,
+) -> None:
+    """Record an interaction (anchored with its batch once the size or age threshold is reached)."""
+    from api.usecases.anchoring import anchor_due, anchor_pending
+    from api.usecases.interactions import NewInteraction, record_interaction
+
+    try:
+        payload = json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(f"not JSON: {exc}", param_hint="--data") from exc
+    if not isinstance(payload, dict):
+        raise typer.BadParameter("must be a JSON object", param_hint="--data")
+
+    def action(crm: Crm) -> None:
+        new_id = record_interaction(
+            crm, partner, NewInteraction(member, kind, payload, external_key=external_key)
+        )
+        if new_id is None:
+            console.print(f"already recorded: {external_key}")
+            return
+        console.print(f"interaction {new_id} recorded")
+        if anchor_due(crm, partner):
+            for outcome in anchor_pending(crm, partner):
+                console.print(f"anchored batch {outcome.onchain_batch_id}: {outcome.size} leaves")
+
+    with_crm(action)
+
+
+# --- consent ---------------------------------------------------------------------------------------------
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"not an ISO 8601 time: {value!r}", param_hint="--expires") from None
+    if parsed.tzinfo is None:
+        raise typer.BadParameter("give a time zone, e.g. 2027-01-01T00:00:00+00:00", param_hint="--expires")
+    return parsed
+
+
+@consent_app.command("give")
+def consent_give(
+    partner: PartnerOption,
+    member: MemberOption,
+    purpose: Annotated[str, typer.Option(help="e.g. loyalty, profiling, marketing")],
+    expires: Annotated[str | None, typer.Option(help="ISO 8601 expiry with time zone")] = None,
+    collection_method: Annotated[str, typer.Option(help="how consent was collected")] = "cli",
+) -> None:
+    """Record that the member gives consent to this partner for a purpose."""
+    from api.usecases.consent import ConsentTerms, give_consent
+
+    expires_at = _parse_time(expires)
+    receipt = with_crm(
+        lambda crm: give_consent(
+            crm,
+            partner,
+            member,
+            purpose,
+            expires_at=expires_at,
+            terms=ConsentTerms(collection_method=collection_method),
+        )
+    )
+    console.print(f"consent given: receipt 0x{receipt.receipt_hash.hex()} in block {receipt.block_number}")
+
+
+@consent_app.command("withdraw")
+def consent_withdraw(
+    partner: PartnerOption, member: MemberOption, purpose: Annotated[str, typer.Option()]
+) -> None:
+    """Record that the member withdraws consent."""
+    from api.usecases.consent import withdraw_consent
+
+    receipt = with_crm(lambda crm: withdraw_consent(crm, partner, member, purpose))
+    console.print(
+        f"consent withdrawn: receipt 0x{receipt.receipt_hash.hex()} in block {receipt.block_number}"
+    )
+
+
+@consent_app.command("history")
+def consent_history_cmd(member: MemberOption) -> None:
+    """Every consent event of a member, each checked against the chain."""
+    from api.usecases.consent import consent_history
+
+    events = with_crm(lambda crm: consent_history(crm, member))
+    table = Table("recorded", "controller", "purpose", "status", "expires", "on chain")
+    for event in events:
+        r = event.receipt
+        table.add_row(
+            r.recorded_at.isoformat(timespec="seconds"),
+            r.controller,
+            r.purpose,
+            str(r.status),
+            r.expires_at.isoformat(timespec="seconds") if r.expires_at else "-",
+            "yes" if event.on_chain else "[red]NO[/]",
+        )
+    console.print(table)
+
+
+# --- points ----------------------------------------------------------------------------------------------
+
+
+def _points(kind: str, partner: str, member: bytes, amount: int) -> None:
+    from api.usecases.loyalty import PointsRequest, earn_points, redeem_points
+
+    operation = earn_points if kind == "earn" else redeem_points
+
+    def action(crm: Crm) -> int:
+        operation(crm, partner, PointsRequest(member, amount))
+        return crm.coalition.loyalty.balance_of(member)
+
+    balance = with_crm(action)
+    console.print(f"{kind}ed {amount} points; balance {balance}")
+
+
+AmountOption = Annotated[int, typer.Option(min=1, help="whole points")]
+
+
+@points_app.command("earn")
+def points_earn(partner: PartnerOption, member: MemberOption, amount: AmountOption) -> None:
+    """Issue points (needs the member's loyalty consent to this partner)."""
+    _points("earn", partner, member, amount)
+
+
+@points_app.command("redeem")
+def points_redeem(partner: PartnerOption, member: MemberOption, amount: AmountOption) -> None:
+    """Redeem points at this partner."""
+    _points("redeem", partner, member, amount)
+
+
+@points_app.command("balance")
+def points_balance(member: MemberOption) -> None:
+    """A member's coalition balance, from the chain."""
+    console.print(str(with_crm(lambda crm: crm.coalition.loyalty.balance_of(member))))
+
+
+# --- anchoring, verification, erasure ----------------------------------------------------------------
+
+
+@app.command()
+def anchor(partner: Annotated[str | None, typer.Option(help="one partner (default: all)")] = None) -> None:
+    """Anchor every pending interaction now."""
+    from sqlmodel import select
+
+    from api.usecases.anchoring import anchor_pending
+    from offchain.models import Partner
+
+    def action(crm: Crm) -> None:
+        with crm.unit_of_work() as db:
+            names = [partner] if partner else [p.name for p in db.exec(select(Partner))]
+        total = 0
+        for name in names:
+            for outcome in anchor_pending(crm, name):
+                total += 1
+                console.print(
+                    f"{name}: batch {outcome.onchain_batch_id}, {outcome.size} leaves, "
+                    f"block {outcome.block_number}"
+                )
+        if not total:
+            console.print("nothing to anchor")
+
+    with_crm(action)
+
+
+@app.command()
+def verify(
+    member: Annotated[bytes | None, typer.Argument(parser=parse_member, metavar="[MEMBER]")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="every interaction of every partner")] = False,
+) -> None:
+    """Verify interactions against the chain; exit 0 only if everything verifies."""
+    from api.usecases.verification import verify_all
+
+    if (member is None) == (not all_):
+        raise typer.BadParameter("give a MEMBER or --all (not both)")
+    report = with_crm(lambda crm: verify_all(crm, member=member))
+    counts = report.counts
+    summary = ", ".join(f"{counts[o]} {o.value}" for o in sorted(counts, key=str))
+    for problem in report.problems:
+        label = f"interaction {problem.interaction_id}" if problem.interaction_id else "leaf"
+        console.print(f"[red]{problem.outcome.value}[/] {label}: {problem.detail}")
+    console.print(f"{len(report.results)} checked: {summary or 'nothing to verify'}")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def erase(
+    member: Annotated[bytes, typer.Argument(parser=parse_member, metavar="MEMBER")], partner: PartnerOption
+) -> None:
+    """Erase a customer: delete their data key, keep tombstones, anchor an erasure receipt."""
+    from api.usecases.erasure import erase_customer
+
+    receipt, anchored = with_crm(lambda crm: erase_customer(crm, partner, member))
+    console.print(
+        f"erased {hexid(member)}: {receipt.interactions_count} interactions now unreadable; "
+        f"receipt 0x{receipt.receipt_hash.hex()} anchored in batch {anchored.onchain_batch_id}"
+    )
+
+
+# --- demo and tools ----------------------------------------------------------------------------------------
 
 
 def _backend(chain: str) -> Backend:
@@ -50,35 +445,38 @@ def _backend(chain: str) -> Backend:
 
 @app.command()
 def demo(
-    chain: str = typer.Option("memory", help="'memory' (in-process eth-tester) or a JSON-RPC URL"),
+    chain: Annotated[str, typer.Option(help="'memory' (in-process eth-tester) or a JSON-RPC URL")] = "memory",
 ) -> None:
     """Run the coalition demo end to end and print what happened."""
-    from api.usecases.ledger_demo import run_ledger_demo
+    from api.usecases.demo import run_demo
 
-    try:
-        backend = _backend(chain)
-        with console.status("deploying and running the demo..."):
-            report = run_ledger_demo(
-                backend,
-                on_step=lambda what, outcome: console.print(f"[bold]{what}[/]: {outcome}", soft_wrap=True),
-            )
-    except LedgerError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(1) from exc
-
+    with user_errors():
+        report = run_demo(
+            _backend(chain), on_step=lambda what, outcome: console.print(f"[bold]{what}[/]: {outcome}")
+        )
     positions = Table(title="Settlement positions (points)")
     for column in ("partner", "issued", "redeemed at", "net position"):
         positions.add_column(column, justify="left" if column == "partner" else "right")
     for name, (issued, redeemed, net) in report.positions.items():
         positions.add_row(name, str(issued), str(redeemed), f"[{'green' if net >= 0 else 'red'}]{net:+d}[/]")
     console.print(positions)
+    summary = Table("", "", title="Summary", show_header=False)
+    for key, value in report.summary.items():
+        summary.add_row(key, str(value))
+    console.print(summary)
 
-    contracts = Table(title=f"Contracts on chain {report.chain_id} ({report.blocks} blocks)")
-    contracts.add_column("contract")
-    contracts.add_column("address")
-    for name, address in report.contracts.items():
-        contracts.add_row(name, address)
-    console.print(contracts)
+
+@app.command("compile")
+def compile_(force: Annotated[bool, typer.Option(help="rebuild even if the cache is fresh")] = False) -> None:
+    """Compile contracts/ (offline) and print what was built."""
+    from ledger.compiler import compile_contracts
+
+    with user_errors():
+        build = compile_contracts(force=force)
+    table = Table("contract", "bytecode bytes", title=f"solc {build.compiler}")
+    for name, artifact in sorted(build.artifacts.items()):
+        table.add_row(name, str(len(artifact.bytecode) // 2 - 1))
+    console.print(table)
 
 
 def main() -> None:

@@ -86,21 +86,25 @@ def verify_interaction(crm: Crm, partner_name: str, interaction_id: int) -> Veri
     return result
 
 
-def verify_all(crm: Crm, partner_name: str | None = None) -> VerificationReport:
-    """Every interaction (of one partner, or of all), plus leaves the chain has and the store lacks."""
+def verify_all(crm: Crm, partner_name: str | None = None, member: bytes | None = None) -> VerificationReport:
+    """Every interaction (of one partner, or of all), plus leaves the chain has and the store lacks.
+
+    With `member`, only that member's interactions (and no search for missing leaves, which belong to
+    nobody the store knows)."""
     report = VerificationReport()
     roots: dict[int, BatchInfo | None] = {}
     with crm.unit_of_work() as db:
         partners = [crm.partner(db, partner_name)] if partner_name else list(db.exec(select(Partner)))
         for partner in partners:
             batches = {b.id: b for b in db.exec(select(Batch).where(Batch.partner_id == partner.id))}
-            rows = db.exec(
-                select(Interaction).where(Interaction.partner_id == partner.id).order_by(col(Interaction.id))
-            )
-            for row in rows:
+            query = select(Interaction).where(Interaction.partner_id == partner.id)
+            if member is not None:
+                query = query.where(Interaction.member_id == member)
+            for row in db.exec(query.order_by(col(Interaction.id))):
                 batch = batches.get(row.batch_id) if row.batch_id is not None else None
                 report.results.append(_check_row(crm, partner.name, row, batch, roots))
-            report.results.extend(_missing_leaves(crm, db, batches.values(), roots))
+            if member is None:
+                report.results.extend(_missing_leaves(crm, db, batches.values(), roots))
     return report
 
 

@@ -1,3 +1,5 @@
+import re
+
 from typer.testing import CliRunner
 
 from api.cli import app
@@ -6,14 +8,15 @@ runner = CliRunner()
 
 
 def test_demo_runs_end_to_end_on_the_in_process_chain():
-    result = runner.invoke(app, ["demo"], env={"COLUMNS": "200"})
+    result = runner.invoke(app, ["demo"])
     assert result.exit_code == 0, result.output
-    assert "2 of 3 votes: admitted" in result.output
-    assert "refused: LoyaltyInsufficientBalance(balance=500, needed=10000)" in result.output
-    assert "python: True, contract: True" in result.output
-    assert "verify the same interaction edited afterwards: contract: False" in result.output
-    assert "Settlement positions" in result.output
-    assert "-1200" in result.output and "+500" in result.output
+    assert "acme proposes cafe: 1 of 2 votes: waiting for a majority" in result.output
+    assert "borealis votes for cafe: 2 of 2 votes: admitted = True" in result.output
+    assert "refused by the contract: balance 500, needed 10000" in result.output
+    assert "verify: 1 tampered (the row's occurredAt differs from the committed one)" in result.output
+    assert "6 interactions unreadable" in result.output
+    assert "Settlement positions" in result.output and "-1200" in result.output and "+500" in result.output
+    assert re.search(r"points reconciled with the chain\s*│ yes", result.output)
 
 
 def test_a_bad_chain_is_a_clear_error_with_a_nonzero_exit():

@@ -1,0 +1,106 @@
+"""The CLI against a real node (anvil), as a user would drive it: one process per command."""
+
+import re
+
+import pytest
+from typer.testing import CliRunner
+
+from api.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def home(tmp_path, anvil_url):
+    path = tmp_path / "home"
+    result = runner.invoke(app, ["--home", str(path), "init", "--chain", anvil_url])
+    assert result.exit_code == 0, result.output
+    return path
+
+
+def cli(home, *args, code=0):
+    result = runner.invoke(app, ["--home", str(home), *args])
+    assert result.exit_code == code, result.output
+    return result.output
+
+
+def test_a_customers_life_through_the_cli(home):
+    for name in ("acme", "borealis", "cafe"):
+        cli(home, "partner", "add", name)
+    assert "admitted by vote" in cli(home, "partner", "add", "delta")
+
+    out = cli(
+        home, "customer", "add", "--partner", "acme", "--name", "Alice Q", "--email", "alice@example.org"
+    )
+    member = out.strip().splitlines()[-1]
+    assert re.fullmatch(r"0x[0-9a-f]{64}", member)
+    assert "alice@example.org" in cli(home, "customer", "show", member, "--partner", "acme")
+    assert "no member" in cli(home, "customer", "show", member, "--partner", "borealis", code=1)
+
+    cli(
+        home,
+        "interaction",
+        "add",
+        "--partner",
+        "acme",
+        "--member",
+        member,
+        "--kind",
+        "purchase",
+        "--data",
+        '{"total": 12.5}',
+    )
+    assert "1 unanchored" in cli(home, "verify", member, code=1)
+    assert "1 leaves" in cli(home, "anchor")
+    assert "1 verified" in cli(home, "verify", "--all")
+
+    assert "no valid 'loyalty' consent" in cli(
+        home, "points", "earn", "--partner", "acme", "--member", member, "--amount", "100", code=1
+    )
+    cli(home, "consent", "give", "--partner", "acme", "--member", member, "--purpose", "loyalty")
+    assert "balance 100" in cli(
+        home, "points", "earn", "--partner", "acme", "--member", member, "--amount", "100"
+    )
+    assert "balance 60" in cli(
+        home, "points", "redeem", "--partner", "delta", "--member", member, "--amount", "40"
+    )
+    assert cli(home, "points", "balance", "--member", member).strip() == "60"
+    assert "LoyaltyInsufficientBalance" in cli(
+        home, "points", "redeem", "--partner", "cafe", "--member", member, "--amount", "61", code=1
+    )
+    history = cli(home, "consent", "history", "--member", member)
+    assert "loyalty" in history and "yes" in history
+
+    assert "interactions now unreadable" in cli(home, "erase", member, "--partner", "acme")
+    assert "was erased" in cli(home, "customer", "show", member, "--partner", "acme", code=1)
+    assert "1 erased" in cli(home, "verify", "--all")
+
+
+def test_user_mistakes_are_one_line_and_a_nonzero_exit(home, tmp_path):
+    assert "not a ledgercrm home" in cli(tmp_path / "nowhere", "verify", "--all", code=1)
+    assert "already initialised" in cli(home, "init", "--chain", "http://127.0.0.1:1", code=1)
+    bad = cli(home, "customer", "show", "0x1234", "--partner", "acme", code=2)
+    assert "64 hex digits" in bad
+    assert "no partner called 'ghost'" in cli(
+        home, "customer", "add", "--partner", "ghost", "--name", "X", code=1
+    )
+    assert "Traceback" not in cli(
+        home,
+        "interaction",
+        "add",
+        "--partner",
+        "acme",
+        "--member",
+        "0x" + "00" * 32,
+        "--kind",
+        "visit",
+        "--data",
+        "[1]",
+        code=2,
+    )
+
+
+def test_memory_chain_cannot_back_a_home(tmp_path):
+    result = runner.invoke(app, ["--home", str(tmp_path / "h"), "init", "--chain", "memory"])
+    assert result.exit_code == 1
+    assert "lives only as long as one process" in result.output
