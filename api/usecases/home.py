@@ -33,7 +33,7 @@ from ledger.paths import PROJECT_ROOT
 
 CONFIG = "config.json"
 DEVNET_SCRIPT = PROJECT_ROOT / "hardhat-free-devnet" / "devnet"
-DEVNET_MANIFEST = PROJECT_ROOT / "hardhat-free-devnet" / ".state" / "deployment.json"
+DEVNET_STATE = PROJECT_ROOT / "hardhat-free-devnet" / ".state"
 FOUNDERS = 3  # development deployments: mnemonic accounts 0, 1, 2 found the coalition
 
 
@@ -76,7 +76,10 @@ def init_home(
         )
     if chain == "devnet":
         _devnet_up()
-        deployment = Deployment.load(DEVNET_MANIFEST)
+        # the devnet's own override (tests and parallel checkouts use their own state folder and port)
+        deployment = Deployment.load(
+            Path(os.environ.get("DEVNET_STATE_DIR") or DEVNET_STATE) / "deployment.json"
+        )
         rpc_url = deployment.rpc_url or "http://127.0.0.1:8545"
         coalition = Coalition.attach(RpcBackend(rpc_url), deployment)
     elif chain.startswith(("http://", "https://")):

@@ -104,3 +104,20 @@ def test_memory_chain_cannot_back_a_home(tmp_path):
     result = runner.invoke(app, ["--home", str(tmp_path / "h"), "init", "--chain", "memory"])
     assert result.exit_code == 1
     assert "lives only as long as one process" in result.output
+
+
+def test_init_on_the_devnet_starts_it_and_attaches(tmp_path, monkeypatch):
+    import subprocess
+
+    from api.usecases.home import DEVNET_SCRIPT
+    from ledger.anvil import free_port
+
+    monkeypatch.setenv("DEVNET_PORT", str(free_port()))
+    monkeypatch.setenv("DEVNET_STATE_DIR", str(tmp_path / "devnet"))
+    try:
+        out = cli(tmp_path / "home", "init", "--chain", "devnet")
+        assert "Consortium" in out
+        cli(tmp_path / "home", "partner", "add", "acme")
+        assert "nothing to anchor" in cli(tmp_path / "home", "anchor")
+    finally:
+        subprocess.run([str(DEVNET_SCRIPT), "down"], check=False, capture_output=True)
