@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Protocol
 
 from offchain import crypto
-from offchain.errors import CustomerErased, KekError, UnknownCustomer
+from offchain.errors import CustomerErased, CustomerKeyExists, KekError, UnknownCustomer
 from offchain.keystore import MEMBER_SIZE, KeyStore, WrappedKey
 
 _PARTNER = re.compile(r"[a-z0-9][a-z0-9_]{0,62}")
@@ -88,6 +88,12 @@ def field_aad(partner: str, member: bytes, field: str) -> bytes:
 
 
 COMMITMENT_INFO = b"ledgercrm/commitment/v1"
+
+# The key-store slot of each partner's lookup key (`Vault.index_key`): member id 0x00..00. No customer
+# can have it: member ids are 32 random bytes, and every contract rejects the zero member. Keeping the
+# key in the key store under the partner, wrapped like a DEK (`dek_aad` of this id), means that KEK
+# rotation rewraps it with everything else and a key-store backup holds it only wrapped.
+INDEX_MEMBER = bytes(MEMBER_SIZE)
 
 
 class KekProvider(Protocol):
@@ -308,6 +314,8 @@ class Vault:
         # (the reader may be slower than the shredder), so `_remember` drops keys read in an older epoch.
         self._epoch = 0
         self._lock = threading.Lock()
+        # partner -> its lookup key (`index_key`); it never changes once created, so no expiry
+        self._index_keys: dict[str, bytes] = {}
 
     # -- keys ----------------------------------------------------------------------------------------
 
@@ -371,6 +379,45 @@ class Vault:
         data, and cannot be recomputed by anyone once the customer is erased.
         """
         return crypto.hmac_sha256(self.commitment_key(partner, member), data)
+
+    # -- keyed lookups -------------------------------------------------------------------------------
+
+    def index_key(self, partner: str) -> bytes:
+        """The partner's lookup key: 32 random bytes, created on first use, for keyed hashes that let
+        the store find a row by a value it must not hold in the clear (`external_ref_hmac`).
+
+        Stored wrapped under the partner's KEK in the key-store slot `INDEX_MEMBER`, so rotating the KEK
+        rewraps it and it needs the KEK to be read. Per partner, so equal values of two partners do not
+        hash alike. Never `shred` that slot: the key could not be created again (erased ids are never
+        reused) and every lookup hash made with it would become unfindable."""
+        check_partner(partner)
+        with self._lock:
+            cached = self._index_keys.get(partner)
+        if cached is not None:
+            return cached
+        aad = dek_aad(partner, INDEX_MEMBER)
+        stored = self._keystore.get(partner, INDEX_MEMBER)
+        if stored is None:
+            kek_id, kek = self._keks.current(partner)
+            key = crypto.new_key()
+            try:
+                self._keystore.put(partner, INDEX_MEMBER, kek_id, crypto.wrap(kek, key, aad))
+            except CustomerKeyExists:
+                # another process created it between our read and our write: theirs is the key
+                stored = self._keystore.get(partner, INDEX_MEMBER)
+                if stored is None:  # pragma: no cover - a key that exists cannot vanish (no API erases it)
+                    raise
+        if stored is not None:
+            kek_id, wrapped = stored
+            key = crypto.unwrap(self._keks.lookup(partner, kek_id), wrapped, aad)
+        with self._lock:
+            self._index_keys[partner] = key
+        return key
+
+    def external_ref_hmac(self, partner: str, external_ref: str) -> bytes:
+        """HMAC-SHA256(`index_key(partner)`, UTF-8 of `external_ref`): how the store finds a customer by
+        the partner's own customer number without storing that number in the clear."""
+        return crypto.hmac_sha256(self.index_key(partner), external_ref.encode("utf-8"))
 
     # -- erasure and rotation ------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ waited for, never sent again; only one the node never saw is signed anew.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -62,6 +63,16 @@ def anchor_pending(crm: Crm, partner_name: str, max_leaves: int | None = None) -
     while (batch_id := _build_batch(crm, partner_name, size)) is not None:
         outcomes.append(_anchor(crm, partner_name, batch_id))
     return outcomes
+
+
+def anchor_pending_iter(
+    crm: Crm, partner_name: str, max_leaves: int | None = None
+) -> Iterator[AnchorOutcome]:
+    """`anchor_pending`, yielding each batch as it is anchored (so a caller can show progress)."""
+    size = max_leaves or crm.settings.batch_max_leaves
+    yield from resume(crm, partner_name)
+    while (batch_id := _build_batch(crm, partner_name, size)) is not None:
+        yield _anchor(crm, partner_name, batch_id)
 
 
 def resume(crm: Crm, partner_name: str) -> list[AnchorOutcome]:

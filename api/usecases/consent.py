@@ -4,18 +4,20 @@ the chain's history. Receipts hold ids and vocabulary only, never personal data.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlmodel import col, select
+from sqlmodel import Session, col, select, update
 
 from api.usecases.context import Crm
-from api.usecases.customers import member_exists
-from api.usecases.errors import CustomerIsErased, InvalidInput
+from api.usecases.customers import LOOKUP_CHUNK, member_exists
+from api.usecases.errors import CustomerIsErased, InvalidInput, NotFound
 from ledger.clients import ConsentStatus as ChainConsentStatus
 from ledger.clients import purpose_id
+from ledger.clients.base import as_bytes32
 from offchain.canonical import canonical_json
-from offchain.models import ConsentReceipt, ConsentStatus, CustomerStatus, Partner
+from offchain.models import ConsentReceipt, ConsentStatus, Customer, CustomerStatus, Partner
 
 RECEIPT_SCHEMA = "ledgercrm/consent-receipt/v1"
 LOYALTY = "loyalty"
@@ -69,35 +71,7 @@ def _record(
         partner = crm.partner(db, partner_name)
         if member_exists(db, member).status is CustomerStatus.ERASED:
             raise CustomerIsErased(f"member 0x{member.hex()} was erased")
-        document = {
-            "schema": RECEIPT_SCHEMA,
-            "member": "0x" + member.hex(),
-            "controller": {"name": partner.name, "address": partner.address},
-            "purpose": purpose,
-            "status": status.value,
-            "legalBasis": terms.legal_basis,
-            "noticeVersion": terms.notice_version,
-            "collectionMethod": terms.collection_method,
-            "withdrawalMethod": terms.withdrawal_method,
-            "timestamp": now.isoformat(timespec="microseconds"),
-            "expiresAt": expires_at.astimezone(UTC).isoformat() if expires_at else None,
-        }
-        receipt_json = canonical_json(document)
-        receipt = ConsentReceipt(
-            partner_id=crm.pid(partner),
-            member_id=member,
-            purpose=purpose,
-            status=status,
-            legal_basis=terms.legal_basis,
-            notice_version=terms.notice_version,
-            controller=partner.name,
-            collection_method=terms.collection_method,
-            expires_at=expires_at,
-            withdrawal_method=terms.withdrawal_method,
-            recorded_at=now,
-            receipt_json=receipt_json.decode(),
-            receipt_hash=hashlib.sha256(receipt_json).digest(),
-        )
+        receipt = _receipt(partner, member, purpose, status, expires_at, terms, now)
         db.add(receipt)
         db.flush()  # constraint errors surface here, before the chain is touched
         # The chain call comes last inside the transaction: if it reverts, the row is rolled back.
@@ -111,6 +85,221 @@ def _record(
         )
         receipt.tx_hash, receipt.block_number = tx.tx_hash, tx.block_number
     return receipt
+
+
+def _receipt(
+    partner: Partner,
+    member: bytes,
+    purpose: str,
+    status: ConsentStatus,
+    expires_at: datetime | None,
+    terms: ConsentTerms,
+    now: datetime,
+) -> ConsentReceipt:
+    """The receipt row for one consent event: its canonical JSON document and that document's hash."""
+    document = {
+        "schema": RECEIPT_SCHEMA,
+        "member": "0x" + member.hex(),
+        "controller": {"name": partner.name, "address": partner.address},
+        "purpose": purpose,
+        "status": status.value,
+        "legalBasis": terms.legal_basis,
+        "noticeVersion": terms.notice_version,
+        "collectionMethod": terms.collection_method,
+        "withdrawalMethod": terms.withdrawal_method,
+        "timestamp": now.isoformat(timespec="microseconds"),
+        "expiresAt": expires_at.astimezone(UTC).isoformat() if expires_at else None,
+    }
+    receipt_json = canonical_json(document)
+    assert partner.id is not None  # a row from the store
+    return ConsentReceipt(
+        partner_id=partner.id,
+        member_id=member,
+        purpose=purpose,
+        status=status,
+        legal_basis=terms.legal_basis,
+        notice_version=terms.notice_version,
+        controller=partner.name,
+        collection_method=terms.collection_method,
+        expires_at=expires_at,
+        withdrawal_method=terms.withdrawal_method,
+        recorded_at=now,
+        receipt_json=receipt_json.decode(),
+        receipt_hash=hashlib.sha256(receipt_json).digest(),
+    )
+
+
+# --- bulk consent through an outbox (imports) -------------------------------------------------------
+#
+# `give_consent` writes the receipt and calls the chain in one store transaction. For thousands of
+# members that is one transaction each; the bulk path instead stages receipts (rows with no tx_hash),
+# then sends them with `recordBatch`, many per transaction, as the anchoring outbox does: the hash of
+# the signed transaction is written to its receipts before it is sent, and the block once it is mined.
+# A crash at any point leaves rows that say what to finish: staged (send), submitted (look the hash
+# up: wait for it, or send anew if the node never saw it), confirmed (done). Nothing is recorded twice.
+
+# recordBatch costs ~72k gas per new member (measured on eth-tester: 300 items use 21.5M gas); with the
+# 20% estimate margin 300 stay under a 30M block gas limit (349 is the most that would).
+CONSENT_BATCH = 300
+
+
+def stage_consents(
+    crm: Crm,
+    partner_name: str,
+    members: Sequence[bytes],
+    purpose: str,
+    *,
+    terms: ConsentTerms | None = None,
+    expires_at: datetime | None = None,
+) -> list[bytes]:
+    """Stage a "given" receipt for each member that has no receipt at all (given, withdrawn, staged)
+    towards this partner for `purpose`: a member who withdrew is never re-consented by an import.
+    Returns the members staged; `send_staged_consents` puts them on chain. One store transaction."""
+    if not purpose or len(purpose) > 100:
+        raise InvalidInput("a purpose is a name of 1 to 100 characters")
+    if expires_at is not None and expires_at.tzinfo is None:
+        raise InvalidInput("expires_at needs a time zone")
+    wanted = list(dict.fromkeys(members))
+    if not wanted:
+        return []
+    terms = terms or ConsentTerms()
+    now = datetime.now(UTC)
+    staged: list[bytes] = []
+    with crm.unit_of_work() as db:
+        partner = crm.partner(db, partner_name)
+        statuses: dict[bytes, CustomerStatus] = {}
+        have: set[bytes] = set()
+        for start in range(0, len(wanted), LOOKUP_CHUNK):
+            chunk = wanted[start : start + LOOKUP_CHUNK]
+            statuses.update(
+                (bytes(m), CustomerStatus(s))
+                for m, s in db.exec(
+                    select(Customer.member_id, Customer.status).where(col(Customer.member_id).in_(chunk))
+                )
+            )
+            have.update(
+                bytes(m)
+                for m in db.exec(
+                    select(ConsentReceipt.member_id).where(
+                        ConsentReceipt.partner_id == partner.id,
+                        ConsentReceipt.purpose == purpose,
+                        col(ConsentReceipt.member_id).in_(chunk),
+                    )
+                )
+            )
+        receipts = []
+        for member in wanted:
+            status = statuses.get(member)
+            if status is None:
+                raise NotFound(f"no member 0x{member.hex()}")
+            if status is CustomerStatus.ERASED:
+                raise CustomerIsErased(f"member 0x{member.hex()} was erased")
+            if member not in have:
+                receipts.append(
+                    _receipt(partner, member, purpose, ConsentStatus.GIVEN, expires_at, terms, now)
+                )
+                staged.append(member)
+        db.add_all(receipts)
+        db.flush()
+    return staged
+
+
+def send_staged_consents(
+    crm: Crm, partner_name: str, *, batch_size: int = CONSENT_BATCH
+) -> list[ConsentReceipt]:
+    """Put every staged or interrupted receipt of the partner on chain (see above); the receipts
+    confirmed by this call, oldest first. One partner's outbox is sent by one process at a time."""
+    client = crm.coalition.consent
+    chain = crm.coalition.chain
+    confirmed: list[ConsentReceipt] = []
+    with crm.unit_of_work() as db:
+        partner = crm.partner(db, partner_name)
+        submitted = db.exec(
+            select(ConsentReceipt.tx_hash)
+            .where(
+                ConsentReceipt.partner_id == partner.id,
+                col(ConsentReceipt.tx_hash).is_not(None),
+                col(ConsentReceipt.block_number).is_(None),
+            )
+            .distinct()
+        ).all()
+    for tx_hash in submitted:
+        assert tx_hash is not None
+        found = chain.lookup(client.contract, tx_hash)
+        if found == "pending":
+            found = chain.wait(client.contract, tx_hash)
+        if found is None:  # the crash came between writing the hash and sending: stage them again
+            with crm.unit_of_work() as db:
+                db.exec(
+                    update(ConsentReceipt)
+                    .where(col(ConsentReceipt.tx_hash) == tx_hash, col(ConsentReceipt.block_number).is_(None))
+                    .values(tx_hash=None)
+                )
+        else:
+            confirmed += _confirm_receipts(crm, tx_hash, found.block_number)
+    signer = crm.signer(partner_name)
+    while True:
+        with crm.unit_of_work() as db:
+            staged = _staged_receipts(db, crm.pid(crm.partner(db, partner_name)), batch_size)
+            if not staged:
+                break
+            first = staged[0]
+            signed = chain.prepare(
+                client.contract.functions.recordBatch(
+                    [as_bytes32(r.member_id) for r in staged],
+                    as_bytes32(purpose_id(first.purpose)),
+                    int(_chain_status(first.status)),
+                    [as_bytes32(r.receipt_hash) for r in staged],
+                    int(first.expires_at.timestamp()) if first.expires_at else 0,
+                ),
+                signer,
+            )
+            for receipt in staged:  # committed before the send: the outbox step
+                receipt.tx_hash = signed.tx_hash
+        result = chain.send(client.contract, signed)
+        confirmed += _confirm_receipts(crm, signed.tx_hash, result.block_number)
+    return confirmed
+
+
+def _staged_receipts(db: Session, partner_id: int, limit: int) -> list[ConsentReceipt]:
+    """The oldest staged receipts that can share one recordBatch (same purpose, status and expiry)."""
+    pending = (
+        select(ConsentReceipt)
+        .where(
+            ConsentReceipt.partner_id == partner_id,
+            col(ConsentReceipt.tx_hash).is_(None),
+            col(ConsentReceipt.block_number).is_(None),
+        )
+        .order_by(col(ConsentReceipt.id))
+    )
+    first = db.exec(pending.limit(1)).first()
+    if first is None:
+        return []
+    same = pending.where(
+        ConsentReceipt.purpose == first.purpose,
+        ConsentReceipt.status == first.status,
+        col(ConsentReceipt.expires_at).is_(None)
+        if first.expires_at is None
+        else col(ConsentReceipt.expires_at) == first.expires_at,
+    )
+    # PostgreSQL: a second sender skips these rows instead of signing them again
+    return list(db.exec(same.limit(limit).with_for_update(skip_locked=True)).all())
+
+
+def _confirm_receipts(crm: Crm, tx_hash: str, block_number: int) -> list[ConsentReceipt]:
+    with crm.unit_of_work() as db:
+        rows = db.exec(
+            select(ConsentReceipt)
+            .where(col(ConsentReceipt.tx_hash) == tx_hash, col(ConsentReceipt.block_number).is_(None))
+            .order_by(col(ConsentReceipt.id))
+        ).all()
+        for row in rows:
+            row.block_number = block_number
+        return list(rows)
+
+
+def _chain_status(status: ConsentStatus) -> ChainConsentStatus:
+    return ChainConsentStatus.GIVEN if status is ConsentStatus.GIVEN else ChainConsentStatus.WITHDRAWN
 
 
 @dataclass(frozen=True)

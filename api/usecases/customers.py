@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from api.usecases.context import Crm
 from api.usecases.errors import CustomerIsErased, InvalidInput, NotAConsortiumPartner, NotFound
@@ -58,6 +59,80 @@ def register_customer(crm: Crm, partner_name: str, data: CustomerCreate) -> byte
             crm.vault.shred(partner_name, member)
         raise
     return member
+
+
+LOOKUP_CHUNK = 500  # values per IN (...) query: under SQLite's bound-parameter limit
+
+
+def register_customers(crm: Crm, partner_name: str, items: Sequence[CustomerCreate]) -> list[bytes]:
+    """`register_customer` for many customers: one store transaction for all of them (imports).
+
+    A customer with an `external_ref` (the partner's own customer number) can later be found by it
+    (`find_customers_by_ref`): the row keeps HMAC(partner's index key, ref), never the ref itself.
+    All or nothing: InvalidInput if one of the refs is already registered with this partner (or appears
+    twice in `items`), and then no customer and no key is left behind."""
+    if not items:
+        return []
+    refs = [item.external_ref for item in items if item.external_ref is not None]
+    if len(refs) != len(set(refs)):
+        raise InvalidInput("the same external_ref appears twice in one request")
+    members: list[bytes] = []
+    try:
+        with crm.unit_of_work() as db:
+            partner = crm.partner(db, partner_name)
+            rows = []
+            for item in items:
+                member = new_member_id()
+                # The key is created first (its own store): a crash before the data commit leaves an
+                # unused key, never a customer without one.
+                crm.vault.create_customer_key(partner_name, member)
+                members.append(member)
+                rows.append(
+                    Customer(
+                        member_id=member,
+                        partner_id=_id(partner),
+                        pii_ciphertext=crm.vault.encrypt(
+                            partner_name,
+                            member,
+                            PII_FIELD,
+                            canonical_json(item.model_dump(exclude_none=True)),
+                        ),
+                        external_ref_hmac=(
+                            None
+                            if item.external_ref is None
+                            else crm.vault.external_ref_hmac(partner_name, item.external_ref)
+                        ),
+                    )
+                )
+            db.add_all(rows)
+            db.flush()
+    except BaseException as exc:
+        for member in members:  # no data row, so no key either (as in register_customer)
+            crm.vault.shred(partner_name, member)
+        if isinstance(exc, IntegrityError):
+            raise InvalidInput(f"one of these customers is already registered: {exc.orig}") from exc
+        raise
+    return members
+
+
+def find_customers_by_ref(crm: Crm, partner_name: str, refs: Iterable[str]) -> dict[str, bytes]:
+    """The member ids of the partner's customers registered with these external refs (those found)."""
+    by_hash = {crm.vault.external_ref_hmac(partner_name, ref): ref for ref in set(refs)}
+    hashes = list(by_hash)
+    found: dict[str, bytes] = {}
+    with crm.unit_of_work() as db:
+        partner = crm.partner(db, partner_name)
+        for start in range(0, len(hashes), LOOKUP_CHUNK):
+            rows = db.exec(
+                select(Customer.member_id, Customer.external_ref_hmac).where(
+                    Customer.partner_id == partner.id,
+                    col(Customer.external_ref_hmac).in_(hashes[start : start + LOOKUP_CHUNK]),
+                )
+            )
+            for member, ref_hash in rows:
+                if ref_hash is not None:
+                    found[by_hash[bytes(ref_hash)]] = bytes(member)
+    return found
 
 
 @dataclass(frozen=True)

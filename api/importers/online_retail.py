@@ -1,0 +1,226 @@
+"""Reading the UCI Online Retail II data set as one record per invoice.
+
+The file (see shared/data/README.md) is a CSV, optionally gzipped, with the header
+``Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country`` and one row per invoice
+line. What the reader does with it, and why:
+
+- Rows without a Customer ID (a quarter of the file) cannot be attributed to anyone: skipped, counted.
+- Customer IDs are normalised to the digits of the integer ("13085.0", as spreadsheet exports write
+  it, becomes "13085"), so the same customer is one customer however the file was produced.
+- An invoice number starting with "C" is a cancellation: a return, with negative quantities. Invoice
+  numbers that are neither digits nor "C" + digits (e.g. "A563185", bad-debt adjustments) are not
+  customer interactions: skipped, counted.
+- The lines of one invoice are not contiguous in the file, so rows are grouped by invoice in memory
+  (strings interned: the whole file takes a few hundred MB at most), and invoices are yielded in order of
+  first appearance, which is chronological to within minutes.
+- The data set is two workbook sheets (2009-12-01..2010-12-09 and 2010-12-01..2011-12-09) one after the
+  other, and the week both cover is in the file twice: a row dated more than a day before the previous
+  one starts a new sheet, and an invoice that a later sheet repeats line for line is read once (the
+  repeat is counted in `ReadStats.repeated_rows`; otherwise those invoices would count double, and earn
+  double points). Identical lines within one sheet are kept: a till may scan the same item twice.
+- `InvoiceDate` has no time zone. It is taken as UTC (`SOURCE_TIMEZONE`): the retailer is in the UK, so
+  in summer the true instant is an hour earlier, but the file does not say, UTC needs no time-zone
+  database to reproduce, and the committed documents must not depend on one. An invoice whose lines
+  straddle a minute gets its earliest time.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import IO
+
+from api.importers.records import InvoiceRecord, Line
+from offchain.models import InteractionKind
+
+HEADER = ("Invoice", "StockCode", "Description", "Quantity", "InvoiceDate", "Price", "Customer ID", "Country")
+SOURCE_TIMEZONE = UTC
+# a row this much earlier than the row before it starts the next workbook sheet
+SHEET_BREAK = timedelta(days=1)
+PROGRESS_EVERY = 100_000  # rows
+
+Progress = Callable[[str, int, int | None], None]
+
+
+@dataclass
+class ReadStats:
+    """What the reader saw; complete once the iterator is exhausted."""
+
+    rows: int = 0  # data rows in the file
+    rows_without_customer: int = 0  # skipped: no Customer ID
+    rows_not_invoices: int = 0  # skipped: adjustments and other non-invoice numbers
+    lines: int = 0  # rows with a Customer ID on an invoice (repeats included)
+    repeated_rows: int = 0  # lines dropped because a later sheet repeats their invoice identically
+    sheets: int = 1
+    invoices_found: int = 0  # invoices with a Customer ID, known once the file is read
+    invoices: int = 0  # records yielded so far
+    returns: int = 0  # of which cancellations
+    customers: int = 0  # distinct customer ids yielded
+
+
+def normalise_customer_id(raw: str) -> str | None:
+    """The customer id as the digits of an integer, or None for an empty cell; ValueError otherwise."""
+    text = raw.strip()
+    if not text:
+        return None
+    if text.isdigit():
+        return str(int(text))  # "013085" and "13085" are one customer
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        raise ValueError(f"not a customer id: {raw!r}") from None
+    if not number.is_finite() or number != number.to_integral_value() or number < 0:
+        raise ValueError(f"not a customer id: {raw!r}")
+    return str(int(number))
+
+
+def open_text(path: str | Path) -> IO[str]:
+    """The file as text, gunzipped if it is gzip (by its magic bytes, not its name)."""
+    with open(path, "rb") as probe:
+        gzipped = probe.read(2) == b"\x1f\x8b"
+    # utf-8-sig: tolerate a byte-order mark from spreadsheet exports; newline="" as the csv module wants
+    if gzipped:
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
+    return open(path, encoding="utf-8-sig", newline="")
+
+
+class _Invoice:
+    """One invoice being accumulated. Lines are (stock code, description, quantity, price text)."""
+
+    __slots__ = ("country", "customer", "earliest", "lines", "repeats", "sheet")
+
+    def __init__(self, customer: str, country: str, when: str, sheet: int) -> None:
+        self.customer = customer
+        self.country = country
+        self.earliest = when  # ISO text compares chronologically
+        self.sheet = sheet
+        self.lines: list[tuple[str, str, int, str]] = []
+        self.repeats: dict[int, list[tuple[str, str, int, str]]] | None = None
+
+
+def read_invoices(
+    path: str | Path, *, stats: ReadStats | None = None, progress: Progress | None = None
+) -> Iterator[InvoiceRecord]:
+    """Every invoice with a Customer ID, one record each (see the module docstring for the rules).
+
+    The whole file is read before the first record is yielded (lines of an invoice are scattered);
+    records are released as they are yielded. `stats` is filled in as it goes; `progress` is called
+    with ("read", rows so far, None) while reading."""
+    stats = stats if stats is not None else ReadStats()
+    invoices: dict[str, _Invoice] = {}
+    strings: dict[str, str] = {}  # one copy of each repeated stock code, description, price and date
+    intern = strings.setdefault
+    sheet = 0
+    previous = ""
+    with open_text(path) as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None or tuple(h.strip() for h in header[: len(HEADER)]) != HEADER:
+            raise ValueError(f"{path}: not an Online Retail II file (header {header!r}, expected {HEADER})")
+        for row in reader:
+            stats.rows += 1
+            if progress is not None and stats.rows % PROGRESS_EVERY == 0:
+                progress("read", stats.rows, None)
+            try:
+                number, stock_code, description, quantity, when, price, raw_customer, country = row[:8]
+                customer = normalise_customer_id(raw_customer)
+            except ValueError as exc:
+                raise ValueError(f"{path}, data row {stats.rows}: {exc}") from None
+            if previous and when < previous and _sheet_break(previous, when):
+                sheet += 1
+                stats.sheets += 1
+            previous = when
+            if customer is None:
+                stats.rows_without_customer += 1
+                continue
+            if not (number.isdigit() or (number[:1] == "C" and number[1:].isdigit())):
+                stats.rows_not_invoices += 1
+                continue
+            stats.lines += 1
+            try:
+                line = (
+                    intern(stock_code, stock_code),
+                    intern(description, description),
+                    int(quantity),
+                    intern(price, price),
+                )
+            except ValueError:
+                raise ValueError(
+                    f"{path}, data row {stats.rows}: quantity {quantity!r} is not an integer"
+                ) from None
+            invoice = invoices.get(number)
+            if invoice is None:
+                invoice = invoices[number] = _Invoice(
+                    customer, intern(country, country), intern(when, when), sheet
+                )
+            elif invoice.customer != customer:
+                raise ValueError(
+                    f"{path}, data row {stats.rows}: invoice {number} belongs to customers"
+                    f" {invoice.customer} and {customer}"
+                )
+            if sheet == invoice.sheet:
+                invoice.lines.append(line)
+                invoice.earliest = min(invoice.earliest, when)
+            else:
+                repeats = invoice.repeats if invoice.repeats is not None else {}
+                invoice.repeats = repeats
+                repeats.setdefault(sheet, []).append(line)
+    stats.invoices_found = len(invoices)
+    if progress is not None:
+        progress("read", stats.rows, stats.rows)
+    strings.clear()
+    customers: set[str] = set()
+    # pop as we go: memory is released as records are consumed
+    while invoices:
+        number = next(iter(invoices))
+        invoice = invoices.pop(number)
+        lines = invoice.lines
+        for repeat in (invoice.repeats or {}).values():
+            if sorted(repeat) == sorted(invoice.lines):
+                stats.repeated_rows += len(repeat)  # the same invoice, read again from the next sheet
+            else:
+                lines = lines + repeat  # not a plain repeat: keep every line, nothing is lost
+        record = _record(number, invoice, lines)
+        stats.invoices += 1
+        stats.returns += record.kind is InteractionKind.RETURN
+        if invoice.customer not in customers:
+            customers.add(invoice.customer)
+            stats.customers += 1
+        yield record
+
+
+def _sheet_break(previous: str, when: str) -> bool:
+    try:
+        return datetime.fromisoformat(previous) - datetime.fromisoformat(when) > SHEET_BREAK
+    except ValueError:
+        return False  # a malformed date is reported when its invoice is built
+
+
+def _record(number: str, invoice: _Invoice, rows: list[tuple[str, str, int, str]]) -> InvoiceRecord:
+    try:
+        occurred_at = datetime.fromisoformat(invoice.earliest).replace(tzinfo=SOURCE_TIMEZONE)
+    except ValueError:
+        raise ValueError(
+            f"invoice {number}: InvoiceDate {invoice.earliest!r} is not YYYY-MM-DD HH:MM:SS"
+        ) from None
+    try:
+        lines = tuple(
+            Line(stock, description, quantity, Decimal(price)) for stock, description, quantity, price in rows
+        )
+    except InvalidOperation:
+        raise ValueError(f"invoice {number}: a price is not a number") from None
+    return InvoiceRecord(
+        invoice=number,
+        customer_id=invoice.customer,
+        country=invoice.country,
+        occurred_at=occurred_at,
+        kind=InteractionKind.RETURN if number.startswith("C") else InteractionKind.PURCHASE,
+        lines=lines,
+        total=sum((line.amount for line in lines), Decimal(0)),
+    )

@@ -1,0 +1,355 @@
+"""Imports: the Online Retail II reader, the per-partner lookup key, and the import use case on every
+store and chain: counts, consent and points on chain, verification, idempotence, and crash recovery."""
+
+import gzip
+import os
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlmodel import col, func, select
+
+from api.importers.online_retail import ReadStats, normalise_customer_id, read_invoices
+from api.settings import Settings
+from api.usecases import consent, imports, loyalty
+from api.usecases.consent import LOYALTY, consent_history, consent_valid, withdraw_consent
+from api.usecases.context import Crm
+from api.usecases.customers import (
+    find_customers_by_ref,
+    register_customer,
+    register_customers,
+    register_partner,
+    show_customer,
+)
+from api.usecases.errors import InvalidInput, NotFound
+from api.usecases.imports import import_online_retail, import_synthetic
+from api.usecases.interactions import NewInteraction, record_interactions_bulk
+from api.usecases.loyalty import reconcile
+from api.usecases.verification import Outcome, verify_all
+from ledger.backends import EthTesterBackend
+from ledger.coalition import Coalition
+from offchain.keystore import KeyStore
+from offchain.models import (
+    Batch,
+    ConsentReceipt,
+    Customer,
+    CustomerCreate,
+    Interaction,
+    InteractionKind,
+    PointEvent,
+)
+from offchain.vault import INDEX_MEMBER, KekRing, Vault
+
+REAL_FILE = Path(
+    os.environ.get(
+        "LEDGERCRM_ONLINE_RETAIL", Path(__file__).parents[3] / "shared/data/online_retail_II.csv.gz"
+    )
+)
+
+# Two lines per invoice, a return ("C"), a row without a customer, a customer id written as a float,
+# lines of one invoice apart and a minute apart, a purchase worth less than one point, and (after a jump
+# back in time, like the data set's second sheet) a repeat of an earlier invoice.
+CSV = """\
+Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country
+500001,85048,15CM CHRISTMAS GLASS BALL 20 LIGHTS,12,2010-01-04 09:00:00,6.95,12345,United Kingdom
+500002,22041,"RECORD FRAME 7"" SINGLE SIZE ",48,2010-01-04 09:05:00,2.1,12346.0,France
+500001,79323P,PINK CHERRY LIGHTS,2,2010-01-04 09:00:00,6.75,12345,United Kingdom
+500002,21232,STRAWBERRY CERAMIC TRINKET BOX,6,2010-01-04 09:05:00,1.25,12346.0,France
+500005,21733,RED HANGING HEART T-LIGHT HOLDER,1,2010-01-05 10:00:00,2.55,,United Kingdom
+C500004,85048,15CM CHRISTMAS GLASS BALL 20 LIGHTS,-2,2010-01-06 11:00:00,6.95,12345,United Kingdom
+C500004,79323P,PINK CHERRY LIGHTS,-1,2010-01-06 11:00:00,6.75,12345,United Kingdom
+500006,84029G,KNITTED UNION FLAG HOT WATER BOTTLE,1,2010-01-07 12:00:00,0.5,12347,EIRE
+500006,84029E,RED WOOLLY HOTTIE WHITE HEART.,1,2010-01-07 12:01:00,0.3,12347,EIRE
+500007,22752,SET 7 BABUSHKA NESTING BOXES,2,2010-01-09 08:00:00,7.65,12346,France
+500007,21730,GLASS STAR FROSTED T-LIGHT HOLDER,6,2010-01-09 08:00:00,4.25,12346,France
+500006,84029G,KNITTED UNION FLAG HOT WATER BOTTLE,1,2010-01-07 12:00:00,0.5,12347,EIRE
+500006,84029E,RED WOOLLY HOTTIE WHITE HEART.,1,2010-01-07 12:01:00,0.3,12347,EIRE
+"""
+INVOICES = {"500001", "500002", "C500004", "500006", "500007"}
+# one point per whole unit of a purchase's total: 96.9 -> 96, 108.3 -> 108, 0.8 -> 0, 40.8 -> 40
+EXPECTED_BALANCES = {"12345": 96, "12346": 108 + 40, "12347": 0}
+
+
+@pytest.fixture
+def retail_csv(tmp_path: Path) -> Path:
+    path = tmp_path / "online_retail_tiny.csv.gz"
+    with gzip.open(path, "wt", encoding="utf-8", newline="") as handle:
+        handle.write(CSV)
+    return path
+
+
+# --- the reader ---------------------------------------------------------------------------------------
+
+
+def test_the_reader_groups_lines_by_invoice_and_skips_what_it_must(retail_csv):
+    stats = ReadStats()
+    records = {r.invoice: r for r in read_invoices(retail_csv, stats=stats)}
+    assert set(records) == INVOICES
+    assert (stats.rows, stats.rows_without_customer, stats.lines) == (13, 1, 12)
+    assert (stats.sheets, stats.repeated_rows, stats.invoices, stats.returns, stats.customers) == (
+        2,
+        2,
+        5,
+        1,
+        3,
+    )
+    purchase, ret, split = records["500001"], records["C500004"], records["500006"]
+    assert purchase.kind is InteractionKind.PURCHASE and ret.kind is InteractionKind.RETURN
+    assert [(line.stock_code, line.quantity, line.price) for line in purchase.lines] == [
+        ("85048", 12, Decimal("6.95")),
+        ("79323P", 2, Decimal("6.75")),
+    ]
+    assert purchase.total == Decimal("96.90") and purchase.points == 96
+    assert ret.total == Decimal("-20.65") and ret.points == 0
+    assert records["500002"].customer_id == "12346" and records["500002"].lines[0].description.endswith(
+        "SIZE "
+    )
+    assert len(split.lines) == 2  # the repeat from the second "sheet" is read once
+    assert split.occurred_at.isoformat() == "2010-01-07T12:00:00+00:00"  # earliest line, taken as UTC
+    assert purchase.payload() == {
+        "invoice": "500001",
+        "country": "United Kingdom",
+        "lines": [
+            {
+                "stockCode": "85048",
+                "description": "15CM CHRISTMAS GLASS BALL 20 LIGHTS",
+                "quantity": 12,
+                "price": 6.95,
+            },
+            {"stockCode": "79323P", "description": "PINK CHERRY LIGHTS", "quantity": 2, "price": 6.75},
+        ],
+        "total": 96.9,
+    }
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"), [("13085", "13085"), ("13085.0", "13085"), (" 013085 ", "13085"), ("", None)]
+)
+def test_customer_ids_are_normalised(raw, expected):
+    assert normalise_customer_id(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["13085.5", "abc", "-1"])
+def test_malformed_customer_ids_are_refused(raw):
+    with pytest.raises(ValueError, match="not a customer id"):
+        normalise_customer_id(raw)
+
+
+def test_a_file_that_is_not_online_retail_is_refused(tmp_path):
+    path = tmp_path / "other.csv"
+    path.write_text("a,b,c\n1,2,3\n")
+    with pytest.raises(ValueError, match="not an Online Retail II file"):
+        list(read_invoices(path))
+
+
+@pytest.mark.skipif(not REAL_FILE.exists(), reason=f"the Online Retail II file is not at {REAL_FILE}")
+def test_the_real_file():
+    stats = ReadStats()
+    lines = customers = 0
+    seen = set()
+    for record in read_invoices(REAL_FILE, stats=stats):
+        lines += len(record.lines)
+        if record.customer_id not in seen:
+            seen.add(record.customer_id)
+            customers += 1
+    assert (stats.rows, stats.rows_without_customer) == (1_067_371, 243_007)
+    assert (stats.invoices, stats.customers, customers) == (44_876, 5_942, 5_942)
+    assert stats.lines == 824_364  # rows with a customer id, as in the file
+    # the week both workbook sheets cover (2010-12-01..09) is in the file twice: read once
+    assert (stats.sheets, stats.repeated_rows, lines) == (2, 14_803, 824_364 - 14_803)
+    assert stats.returns == 7_901
+
+
+# --- the lookup key -----------------------------------------------------------------------------------
+
+
+def test_the_index_key_is_per_partner_stable_and_rotates_with_the_kek(tmp_path):
+    keys = KeyStore(tmp_path / "keys.sqlite")
+    ring = KekRing(development=True)
+    vault = Vault(keys, ring)
+    acme = vault.index_key("acme")
+    assert len(acme) == 32 and vault.index_key("borealis") != acme
+    stored = keys.get("acme", INDEX_MEMBER)
+    assert stored is not None and acme not in stored[1]  # only wrapped
+    assert Vault(keys, ring).index_key("acme") == acme  # another process finds the same key
+    assert vault.external_ref_hmac("acme", "13085") != vault.external_ref_hmac("borealis", "13085")
+    new_kek = bytes(range(32))
+    assert vault.rotate_kek("acme", KekRing.fingerprint(new_kek), new_kek) == 1  # the index key, rewrapped
+    rewrapped = keys.get("acme", INDEX_MEMBER)
+    assert rewrapped is not None and rewrapped[0] == KekRing.fingerprint(new_kek)
+    assert Vault(keys, vault._keks).index_key("acme") == acme
+    keys.close()
+
+
+# --- the import ---------------------------------------------------------------------------------------
+
+
+def run(crm, path, **sizes):
+    # small chunks and batches, so that every phase takes several turns even on a tiny file
+    sizes = {"chunk_size": 2, "consent_batch": 2, "earn_batch": 2} | sizes
+    return import_online_retail(crm, "acme", path, **sizes)
+
+
+def members(crm) -> dict[str, bytes]:
+    return find_customers_by_ref(crm, "acme", EXPECTED_BALANCES)
+
+
+def assert_imported_once(crm, anchors_before):
+    """Everything of the tiny file is in the store once, on chain once, and verifies."""
+    found = members(crm)
+    assert set(found) == set(EXPECTED_BALANCES)
+    with crm.unit_of_work() as db:
+        keys = db.exec(select(Interaction.external_key)).all()
+        assert sorted(keys) == sorted(INVOICES)
+        assert db.exec(select(func.count()).select_from(Customer)).one() == 3
+        receipts = db.exec(select(ConsentReceipt)).all()
+        assert len(receipts) == 3 and all(r.block_number for r in receipts)
+        assert {r.collection_method for r in receipts} == {"import"}
+        events = db.exec(select(PointEvent)).all()
+        assert sorted(e.external_key for e in events) == ["500001", "500002", "500007"]
+        assert all(e.block_number for e in events)
+        batches = db.exec(select(Batch).where(col(Batch.onchain_batch_id).is_not(None))).all()
+    for ref, member in found.items():
+        assert consent_valid(crm, "acme", member, LOYALTY)
+        assert len(consent_history(crm, member)) == 1  # recorded once, on chain
+        assert crm.coalition.loyalty.balance_of(member) == EXPECTED_BALANCES[ref]
+    assert crm.coalition.anchor.batch_count() == anchors_before + len(batches)  # none anchored twice
+    report = verify_all(crm, "acme")
+    assert report.ok and report.counts[Outcome.VERIFIED] == len(INVOICES)
+    assert reconcile(crm).ok
+
+
+def test_an_import_records_everything_once_and_a_repeat_changes_nothing(crm, retail_csv):
+    anchors_before = crm.coalition.anchor.batch_count()
+    progress = []
+    report = run(crm, retail_csv, progress=lambda *args: progress.append(args))
+    assert (report.rows_read, report.rows_skipped_no_customer, report.rows_repeated) == (13, 1, 2)
+    assert (report.customers_new, report.customers_existing, report.consents_recorded) == (3, 0, 3)
+    assert (report.records, report.interactions_new, report.interactions_duplicate) == (5, 5, 0)
+    assert (report.point_events, report.points_earned) == (3, 96 + 108 + 40)
+    assert report.leaves_anchored == 5 and report.batches_anchored == 1
+    assert set(report.timings) == set(imports.PHASES) and report.elapsed > 0
+    assert {p[0] for p in progress} == {"read", "customers", "consent", "interactions", "points", "anchor"}
+    assert ("interactions", 5, 5) in progress
+    assert_imported_once(crm, anchors_before)
+    # the data set has no names: the customer id is the name, and the country its ISO code
+    view = show_customer(crm, "acme", members(crm)["12346"])
+    assert view.pii == {"name": "12346", "country": "FR", "external_ref": "12346"}
+
+    again = run(crm, retail_csv)
+    assert (again.customers_new, again.customers_existing, again.consents_recorded) == (0, 3, 0)
+    assert (again.interactions_new, again.interactions_duplicate) == (0, 5)
+    assert (again.point_events, again.points_duplicate, again.batches_anchored) == (0, 3, 0)
+    assert_imported_once(crm, anchors_before)
+
+
+@pytest.mark.parametrize("crash", ["interactions", "points-signed", "points-sent", "consent-sent"])
+def test_a_crash_anywhere_is_finished_by_running_the_import_again(crm, retail_csv, monkeypatch, crash):
+    anchors_before = crm.coalition.anchor.batch_count()
+
+    def die(*args, **kwargs):
+        raise KeyboardInterrupt(f"killed: {crash}")
+
+    if crash == "interactions":  # the second chunk's interactions never reach the store
+        calls = iter([record_interactions_bulk])
+        monkeypatch.setattr(imports, "record_interactions_bulk", lambda *a: next(calls, die)(*a))
+    elif crash == "points-signed":  # a points transaction is signed and its hash stored, never sent
+        real_send = crm.coalition.chain.send
+
+        def send(contract, signed):
+            if contract.address == crm.coalition.loyalty.address:
+                die()
+            return real_send(contract, signed)
+
+        monkeypatch.setattr(crm.coalition.chain, "send", send)
+    elif crash == "points-sent":  # a points transaction is mined, the store never hears of it
+        monkeypatch.setattr(loyalty, "_confirm_events", die)
+    else:  # the same for consent
+        monkeypatch.setattr(consent, "_confirm_receipts", die)
+    with pytest.raises(KeyboardInterrupt):
+        run(crm, retail_csv)
+    monkeypatch.undo()
+
+    report = run(crm, retail_csv)
+    assert report.customers_new + report.customers_existing == 3
+    assert report.interactions_new + report.interactions_duplicate == 5
+    assert_imported_once(crm, anchors_before)
+
+
+def test_a_withdrawal_is_never_overridden_by_a_later_import(crm, retail_csv, tmp_path):
+    run(crm, retail_csv)
+    member = members(crm)["12346"]
+    withdraw_consent(crm, "acme", member, LOYALTY)
+    later = tmp_path / "later.csv"
+    later.write_text(
+        CSV.splitlines()[0] + "\n"
+        "500100,22752,SET 7 BABUSHKA NESTING BOXES,10,2010-02-01 10:00:00,7.65,12346,France\n"
+        "500101,22752,SET 7 BABUSHKA NESTING BOXES,10,2010-02-01 11:00:00,7.65,12345,United Kingdom\n"
+    )
+    report = run(crm, later)
+    assert (report.interactions_new, report.consents_recorded) == (2, 0)
+    assert (report.point_events, report.points_skipped_no_consent) == (1, 1)
+    assert [e.receipt.status.value for e in consent_history(crm, member)] == ["given", "withdrawn"]
+    assert crm.coalition.loyalty.balance_of(member) == EXPECTED_BALANCES["12346"]
+    assert crm.coalition.loyalty.balance_of(members(crm)["12345"]) == EXPECTED_BALANCES["12345"] + 76
+
+
+def test_bulk_calls_are_all_or_nothing(crm, alice):
+    bob = register_customer(crm, "borealis", CustomerCreate(name="Bob"))
+    with pytest.raises(NotFound):  # another partner's customer
+        record_interactions_bulk(
+            crm,
+            "acme",
+            [NewInteraction(alice, "visit", {}, external_key="v1"), NewInteraction(bob, "visit", {})],
+        )
+    first = record_interactions_bulk(
+        crm, "acme", [NewInteraction(alice, "visit", {"n": 1}, external_key="v1")]
+    )
+    again = record_interactions_bulk(
+        crm,
+        "acme",
+        [NewInteraction(alice, "visit", {"n": 1}, external_key="v1"), NewInteraction(alice, "email", {})],
+    )
+    assert len(first.recorded) == 1 and again.duplicates == ["v1"] and len(again.recorded) == 1
+    assert first.recorded[0] < again.recorded[0]
+    register_customers(crm, "acme", [CustomerCreate(name="C", external_ref="c-1")])
+    with pytest.raises(InvalidInput):  # c-1 exists: d-1 must not be left behind
+        register_customers(
+            crm,
+            "acme",
+            [CustomerCreate(name="D", external_ref="d-1"), CustomerCreate(name="C", external_ref="c-1")],
+        )
+    assert set(find_customers_by_ref(crm, "acme", ["c-1", "d-1"])) == {"c-1"}
+    assert find_customers_by_ref(crm, "borealis", ["c-1"]) == {}  # lookups are per partner
+
+
+# --- synthetic data -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def memory_crm(tmp_path: Path, tester_coalition: Coalition):
+    """One combination only (SQLite, eth-tester): the synthetic import adds nothing store- or
+    chain-specific to the tests above."""
+    settings = Settings(environment="development", home=tmp_path, batch_max_leaves=16)
+    crm = Crm.open(settings, tester_coalition)
+    assert isinstance(tester_coalition.chain.backend, EthTesterBackend)
+    register_partner(crm, "acme", tester_coalition.chain.backend.accounts[0])
+    try:
+        yield crm
+    finally:
+        crm.close()
+
+
+def test_a_synthetic_import(memory_crm):
+    report = import_synthetic(memory_crm, "acme", seed=11, customers=6, interactions=40, chunk_size=16)
+    assert (report.customers_new, report.consents_recorded, report.interactions_new) == (6, 6, 40)
+    assert report.point_events > 0 and report.leaves_anchored == 40
+    with memory_crm.unit_of_work() as db:
+        kinds = set(db.exec(select(Interaction.kind)).all())
+        customers = db.exec(select(Customer)).all()
+    assert InteractionKind.PURCHASE in kinds and InteractionKind.SUPPORT_TICKET in kinds
+    pii = show_customer(memory_crm, "acme", customers[0].member_id).pii
+    assert pii["name"] and "@" in pii["email"] and pii["external_ref"].startswith("S11-")
+    assert verify_all(memory_crm, "acme").ok and reconcile(memory_crm).ok
+    again = import_synthetic(memory_crm, "acme", seed=11, customers=6, interactions=40, chunk_size=16)
+    assert (again.customers_new, again.interactions_new, again.point_events) == (0, 0, 0)
