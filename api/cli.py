@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -428,6 +428,77 @@ def erase(
         f"erased {hexid(member)}: {receipt.interactions_count} interactions now unreadable; "
         f"receipt 0x{receipt.receipt_hash.hex()} anchored in batch {anchored.onchain_batch_id}"
     )
+
+
+# --- imports ---------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _progress() -> Iterator[Callable[[str, int, int | None], None]]:
+    """A Rich progress bar per import phase, fed by the use case's progress(phase, done, total)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("{task.description:<13}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=errors,
+        transient=False,
+    ) as bars:
+        tasks: dict[str, Any] = {}
+
+        def update(phase: str, done: int, total: int | None) -> None:
+            if phase not in tasks:
+                tasks[phase] = bars.add_task(phase, total=total)
+            bars.update(tasks[phase], completed=done, total=total)
+
+        yield update
+
+
+def _print_import(report: Any) -> None:
+    table = Table("", "", title=f"import {report.source} into {report.partner}", show_header=False)
+    for key, value in report.as_dict().items():
+        if key == "timings":
+            value = ", ".join(f"{phase} {seconds:.1f}s" for phase, seconds in value.items() if seconds)
+        elif isinstance(value, float):
+            value = f"{value:,.1f}"
+        table.add_row(key.replace("_", " "), str(value))
+    console.print(table)
+
+
+@import_app.command("online-retail")
+def import_online_retail_cmd(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="online_retail_II.csv(.gz)")],
+    partner: PartnerOption,
+) -> None:
+    """Import the UCI Online Retail II data set (idempotent: re-running adds only what is missing)."""
+    from api.usecases.imports import import_online_retail
+
+    def action(crm: Crm) -> Any:
+        with _progress() as progress:
+            return import_online_retail(crm, partner, path, progress=progress)
+
+    _print_import(with_crm(action))
+
+
+@import_app.command("synthetic")
+def import_synthetic_cmd(
+    partner: PartnerOption,
+    seed: Annotated[int, typer.Option(help="the same seed gives the same data")] = 7,
+    customers: Annotated[int, typer.Option(min=1)] = 1000,
+    interactions: Annotated[int, typer.Option(min=1)] = 10_000,
+) -> None:
+    """Import seeded synthetic customers (Faker PII), purchases, returns and support tickets."""
+    from api.usecases.imports import import_synthetic
+
+    def action(crm: Crm) -> Any:
+        with _progress() as progress:
+            return import_synthetic(
+                crm, partner, seed=seed, customers=customers, interactions=interactions, progress=progress
+            )
+
+    _print_import(with_crm(action))
 
 
 # --- demo and tools ----------------------------------------------------------------------------------------

@@ -121,3 +121,23 @@ def test_init_on_the_devnet_starts_it_and_attaches(tmp_path, monkeypatch):
         assert "nothing to anchor" in cli(tmp_path / "home", "anchor")
     finally:
         subprocess.run([str(DEVNET_SCRIPT), "down"], check=False, capture_output=True)
+
+
+def test_import_through_the_cli_is_idempotent(home, tmp_path):
+    import gzip
+
+    csv = tmp_path / "retail.csv.gz"
+    with gzip.open(csv, "wt", encoding="utf-8") as out:
+        out.write("Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country\n")
+        out.write("489434,85048,LIGHT,12,2009-12-01 07:45:00,6.95,13085,United Kingdom\n")
+        out.write("489434,79323P,PINK,12,2009-12-01 07:45:00,6.75,13085,United Kingdom\n")
+        out.write("489435,22350,CAT,12,2009-12-01 07:46:00,2.55,13086,France\n")
+        out.write("C489449,22087,PAPER,-12,2009-12-01 10:33:00,2.95,13085,United Kingdom\n")
+        out.write("489436,21232,MUG,1,2009-12-01 09:06:00,1.25,,United Kingdom\n")
+    cli(home, "partner", "add", "acme")
+    first = cli(home, "import", "online-retail", str(csv), "--partner", "acme")
+    assert re.search(r"customers new\s*│ 2", first) and re.search(r"interactions new\s*│ 3", first)
+    assert re.search(r"rows skipped no customer\s*│ 1", first)
+    again = cli(home, "import", "online-retail", str(csv), "--partner", "acme")
+    assert re.search(r"interactions new\s*│ 0", again) and re.search(r"interactions duplicate\s*│ 3", again)
+    assert "3 verified" in cli(home, "verify", "--all")
