@@ -123,6 +123,10 @@ def _ref(partner_name: str, request: PointsRequest) -> bytes:
 # earnBatch costs ~27k gas per item for a member's first points (eth-tester: 300 items 8.0M gas), less
 # after; 800 items with the 20% estimate margin stay under a 30M block gas limit (~930 is the most).
 EARN_BATCH = 800
+# Gas bounds from benchmarks/ledger_gas.py: earnBatch costs ~26.8k per item for a member's first points
+# (a new balance slot) and less after; 34k per item keeps 800 items under a 30M block with room to spare.
+EARN_GAS_BASE = 100_000
+EARN_GAS_PER_ITEM = 34_000
 
 
 @dataclass
@@ -263,6 +267,7 @@ def send_staged_points(
                     [as_bytes32(e.ref) for e in staged],
                 ),
                 signer,
+                gas=EARN_GAS_BASE + EARN_GAS_PER_ITEM * len(staged),
             )
             for event in staged:  # committed before the send: the outbox step
                 event.tx_hash = signed.tx_hash

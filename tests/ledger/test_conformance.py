@@ -431,3 +431,22 @@ class TestDeployment:
         forged["codeHashes"]["DecisionLog"] = forged["codeHashes"]["InteractionAnchor"]
         with pytest.raises(DeploymentMismatch, match="other sources"):
             Coalition.attach(backend, Deployment.from_json(forged))
+
+
+class TestPrepareWithAGasBound:
+    def test_a_bounded_batch_still_reverts_by_name_before_sending(self, coalition):
+        a = coalition.chain.backend.accounts
+        fn = coalition.loyalty.contract.functions.earnBatch([member(), member()], [1, 0], [bytes(32)] * 2)
+        block = coalition.chain.w3.eth.block_number
+        with pytest.raises(errors.LoyaltyZeroAmount):
+            coalition.chain.prepare(fn, a[0], gas=200_000)
+        assert coalition.chain.w3.eth.block_number == block
+
+    def test_a_bounded_batch_is_mined_with_the_bound_as_its_limit(self, coalition):
+        a = coalition.chain.backend.accounts
+        members = [member() for _ in range(10)]
+        fn = coalition.loyalty.contract.functions.earnBatch(members, [5] * 10, [bytes(32)] * 10)
+        signed = coalition.chain.prepare(fn, a[0], gas=500_000)
+        result = coalition.chain.send(coalition.loyalty.contract, signed)
+        assert len(result.events_named("PointsEarned")) == 10 and result.gas_used < 500_000
+        assert coalition.chain.w3.eth.get_transaction(signed.tx_hash)["gas"] == 500_000
