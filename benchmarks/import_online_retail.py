@@ -1,0 +1,173 @@
+"""The full Online Retail II import on the in-process chain and on anvil, against the bare floor.
+
+For each chain: a fresh home (SQLite store and key store in a temp folder), partner `retail`, then
+`import_online_retail` (customers, loyalty consent on chain, one interaction per invoice, points on chain,
+everything anchored) in a child process, so that each run's peak RSS is its own. Then `verify_all` in the
+same child, timed separately. The floor (stdlib: CSV -> per-invoice JSON -> SQLite) runs in its own child.
+
+    .venv/bin/python benchmarks/import_online_retail.py [--chains memory anvil] [--data PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "online_retail_II.csv.gz"
+console = Console()
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def _floor(path: str, queue: Any) -> None:
+    from benchmarks.floor import floor_import
+
+    with tempfile.TemporaryDirectory() as folder:
+        seconds, invoices = floor_import(Path(path), Path(folder) / "floor.db")
+    queue.put({"seconds": seconds, "invoices": invoices, "rss": _peak_rss_mb()})
+
+
+def _import(chain: str, path: str, queue: Any) -> None:
+    from api.settings import Settings
+    from api.usecases.context import Crm
+    from api.usecases.customers import register_partner
+    from api.usecases.imports import import_online_retail
+    from api.usecases.verification import verify_all
+    from ledger.anvil import free_port, start_anvil
+    from ledger.backends import Backend, EthTesterBackend, RpcBackend
+    from ledger.coalition import Coalition
+
+    process = None
+    try:
+        backend: Backend
+        if chain == "anvil":
+            port = free_port()
+            process = start_anvil(port)
+            backend = RpcBackend(f"http://127.0.0.1:{port}")
+        else:
+            backend = EthTesterBackend()
+        coalition = Coalition.deploy(backend, founders=backend.accounts[:1])
+        with tempfile.TemporaryDirectory() as home:
+            crm = Crm.open(Settings(environment="development", home=Path(home)), coalition)
+            register_partner(crm, "retail", backend.accounts[0])
+            start = time.perf_counter()
+            report = import_online_retail(crm, "retail", path)
+            seconds = time.perf_counter() - start
+            rss_import = _peak_rss_mb()
+            start = time.perf_counter()
+            verified = verify_all(crm, "retail")
+            verify_seconds = time.perf_counter() - start
+            start = time.perf_counter()
+            again = import_online_retail(crm, "retail", path)
+            again_seconds = time.perf_counter() - start
+            size = sum(f.stat().st_size for f in Path(home).iterdir() if f.is_file())
+            crm.close()
+        queue.put(
+            {
+                "seconds": seconds,
+                "rss": rss_import,
+                "report": report.as_dict(),
+                "verify_seconds": verify_seconds,
+                "verified": len(verified.results),
+                "verify_ok": verified.ok,
+                "again_seconds": again_seconds,
+                "again_new": again.interactions_new + again.customers_new + again.point_events,
+                "store_mb": size / 2**20,
+                "anchors_on_chain": coalition.anchor.batch_count(),
+            }
+        )
+    finally:
+        if process is not None:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def _run(target: Any, *args: Any) -> dict[str, Any]:
+    queue: Any = multiprocessing.get_context("spawn").Queue()
+    child = multiprocessing.get_context("spawn").Process(target=target, args=(*args, queue))
+    child.start()
+    result: dict[str, Any] = queue.get()
+    child.join()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--chains", nargs="+", default=["memory", "anvil"], choices=["memory", "anvil"])
+    args = parser.parse_args()
+    if not args.data.is_file():
+        console.print(f"[red]the data set is not at {args.data}[/] (see ../shared/data/README.md)")
+        sys.exit(1)
+
+    with console.status("floor: stdlib CSV -> per-invoice JSON -> SQLite"):
+        floor = _run(_floor, str(args.data))
+    runs = {}
+    for chain in args.chains:
+        with console.status(f"full import on {chain} (minutes)"):
+            runs[chain] = _run(_import, chain, str(args.data))
+
+    table = Table(title=f"Online Retail II import ({floor['invoices']:,} invoices with a customer)")
+    table.add_column("run")
+    for column in ("wall s", "interactions/s", "peak RSS MB", "x floor", "verify s", "verified/s"):
+        table.add_column(column, justify="right")
+    table.add_row(
+        "floor (stdlib, no crypto, no chain)",
+        f"{floor['seconds']:.1f}",
+        f"{floor['invoices'] / floor['seconds']:,.0f}",
+        f"{floor['rss']:.0f}",
+        "1.0",
+        "",
+        "",
+    )
+    for chain, run in runs.items():
+        report = run["report"]
+        table.add_row(
+            f"import on {'eth-tester (in process)' if chain == 'memory' else 'anvil'}",
+            f"{run['seconds']:.1f}",
+            f"{report['interactions_new'] / run['seconds']:,.0f}",
+            f"{run['rss']:.0f}",
+            f"{run['seconds'] / floor['seconds']:.1f}",
+            f"{run['verify_seconds']:.1f}",
+            f"{run['verified'] / run['verify_seconds']:,.0f}",
+        )
+    console.print(table)
+
+    for chain, run in runs.items():
+        report = run["report"]
+        details = Table(title=f"{chain}: what was imported", show_header=False)
+        for key in (
+            "customers_new",
+            "interactions_new",
+            "consents_recorded",
+            "point_events",
+            "points_earned",
+            "batches_anchored",
+            "leaves_anchored",
+            "rows_skipped_no_customer",
+            "rows_repeated",
+        ):
+            details.add_row(key.replace("_", " "), f"{report[key]:,}")
+        details.add_row("phases", ", ".join(f"{k} {v:.1f}s" for k, v in report["timings"].items() if v))
+        details.add_row("verify --all", f"{run['verified']:,} checked, ok={run['verify_ok']}")
+        details.add_row("re-import", f"{run['again_seconds']:.1f}s, {run['again_new']} new rows (idempotent)")
+        details.add_row("store + key store on disk", f"{run['store_mb']:.0f} MB")
+        details.add_row("anchor batches on chain", str(run["anchors_on_chain"]))
+        console.print(details)
+
+
+if __name__ == "__main__":
+    main()
