@@ -42,23 +42,10 @@ def register_partner(crm: Crm, name: str, signer: LocalAccount) -> Partner:
 
 
 def register_customer(crm: Crm, partner_name: str, data: CustomerCreate) -> bytes:
-    """Create the customer's data key, seal their personal data under it, and return the member id."""
-    member = new_member_id()
-    pii = canonical_json(data.model_dump(exclude_none=True))
-    key_created = False
-    try:
-        with crm.unit_of_work() as db:
-            partner = crm.partner(db, partner_name)
-            crm.vault.create_customer_key(partner_name, member)
-            key_created = True
-            sealed = crm.vault.encrypt(partner_name, member, PII_FIELD, pii)
-            db.add(Customer(member_id=member, partner_id=_id(partner), pii_ciphertext=sealed))
-    except BaseException:
-        if key_created:
-            # the row does not exist, so neither may its key: a key with no data is a dangling secret
-            crm.vault.shred(partner_name, member)
-        raise
-    return member
+    """Create the customer's data key, seal their personal data under it, and return the member id.
+
+    InvalidInput if the partner already has a customer with the same `external_ref`."""
+    return register_customers(crm, partner_name, [data])[0]
 
 
 LOOKUP_CHUNK = 500  # values per IN (...) query: under SQLite's bound-parameter limit

@@ -80,3 +80,10 @@ def test_a_failed_bulk_request_records_nothing(crm, alice):
 def test_a_partner_cannot_record_for_another_partners_customer(crm, alice):
     with pytest.raises(NotFound):
         record_interaction(crm, "borealis", NewInteraction(alice, "email", {"subject": "hi"}))
+
+
+def test_a_partners_customer_number_is_registered_once(crm):
+    register_customer(crm, "acme", CustomerCreate(name="Dora", external_ref="C-42"))
+    with pytest.raises(InvalidInput):
+        register_customer(crm, "acme", CustomerCreate(name="Dora again", external_ref="C-42"))
+    register_customer(crm, "borealis", CustomerCreate(name="Dora elsewhere", external_ref="C-42"))
