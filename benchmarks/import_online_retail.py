@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from queue import Empty
 from typing import Any
 
 from rich.console import Console
@@ -94,10 +95,18 @@ def _import(chain: str, path: str, queue: Any) -> None:
 
 
 def _run(target: Any, *args: Any) -> dict[str, Any]:
-    queue: Any = multiprocessing.get_context("spawn").Queue()
-    child = multiprocessing.get_context("spawn").Process(target=target, args=(*args, queue))
+    """Run `target` in a fresh interpreter; its result, or the reason it died."""
+    context = multiprocessing.get_context("spawn")
+    queue: Any = context.Queue()
+    child = context.Process(target=target, args=(*args, queue))
     child.start()
-    result: dict[str, Any] = queue.get()
+    while True:
+        try:
+            result: dict[str, Any] = queue.get(timeout=5)
+            break
+        except Empty:
+            if not child.is_alive():
+                return {"error": f"the child exited with code {child.exitcode} before reporting"}
     child.join()
     return result
 
@@ -134,6 +143,9 @@ def main() -> None:
         "",
     )
     for chain, run in runs.items():
+        if "error" in run:
+            table.add_row(f"import on {chain}", f"[red]failed: {run['error']}[/]")
+            continue
         report = run["report"]
         table.add_row(
             f"import on {'eth-tester (in process)' if chain == 'memory' else 'anvil'}",
@@ -147,6 +159,8 @@ def main() -> None:
     console.print(table)
 
     for chain, run in runs.items():
+        if "error" in run:
+            continue
         report = run["report"]
         details = Table(title=f"{chain}: what was imported", show_header=False)
         for key in (

@@ -1,0 +1,512 @@
+"""How a synthetic import scales: wall time and peak memory at 10k, 100k (and 1M) interactions.
+
+Run from the project root:
+
+    .venv/bin/python benchmarks/import_scaling.py [--max 1000000] [--chain anvil|memory] [--seed S]
+
+Each size runs `import_synthetic` (customers = interactions / 20) in a fresh home on a fresh chain, in
+a subprocess of its own, so the peak RSS of one run is not the high-water mark of an earlier, smaller
+one. On `--chain anvil` (the default) the script starts one anvil per size on a free port and stops it
+afterwards; `--chain memory` deploys on eth-tester inside the subprocess instead (about five times
+slower: meant for small sizes, e.g. `--chain memory --max 10000`).
+
+The figures are the import's own: contract deployment, home creation and partner admission are done
+before the clock starts. Peak RSS is the subprocess's `ru_maxrss`, which includes that setup. A plot of
+time and RSS against size goes to benchmarks/out/import_scaling.png when matplotlib is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import itertools
+import json
+import math
+import os
+import platform
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+if importlib.util.find_spec("ledger") is None:  # a bare checkout, without the editable install
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from rich.console import Console
+from rich.table import Table
+
+from ledger.anvil import free_port, start_anvil
+
+SIZES = (10_000, 100_000, 1_000_000)
+DEFAULT_MAX = 100_000
+INTERACTIONS_PER_CUSTOMER = 20
+PARTNER = "acme"
+PLOT = Path(__file__).resolve().parent / "out" / "import_scaling.png"
+PHASES = ("resume", "read", "customers", "consent", "interactions", "points", "anchor")
+
+# tables are wider than 80 columns: captured output (a pipe, a log) gets 130
+console = Console(width=None if sys.stdout.isatty() else 130)
+
+
+# --------------------------------------------------------------------------------------------------
+# The child: one import in a fresh home, reported as one JSON line on stdout
+
+
+def max_rss_bytes(who: int = resource.RUSAGE_SELF) -> int:
+    """ru_maxrss in bytes (Linux reports KiB, macOS bytes)."""
+    rss = resource.getrusage(who).ru_maxrss
+    return int(rss if sys.platform == "darwin" else rss * 1024)
+
+
+def store_bytes(home: Path) -> int:
+    """The size on disk of the home's stores (data and key store, with their WAL files)."""
+    return sum(f.stat().st_size for f in home.glob("*.sqlite*") if f.is_file())
+
+
+def run_child(args: argparse.Namespace) -> int:
+    from api.usecases.context import Crm
+    from api.usecases.imports import import_synthetic
+
+    home = Path(args.home)
+    setup_started = time.perf_counter()
+    crm: Crm
+    if args.chain == "memory":
+        from api.settings import Settings
+        from api.usecases.customers import register_partner
+        from ledger import Coalition, EthTesterBackend
+
+        backend = EthTesterBackend()
+        founders = list(backend.accounts[:3])
+        coalition = Coalition.deploy(backend, founders=founders, deployer=founders[0])
+        crm = Crm.open(Settings(home=home), coalition)
+        register_partner(crm, PARTNER, founders[0])
+    else:
+        from api.usecases.home import add_partner, init_home, open_crm
+
+        init_home(home, args.chain)
+        add_partner(home, PARTNER)
+        crm = open_crm(home)
+    setup_seconds = time.perf_counter() - setup_started
+    rss_before = max_rss_bytes()
+
+    started = time.perf_counter()
+    last_told = started
+    size = args.interactions
+
+    def progress(phase: str, done: int, total: int | None) -> None:
+        nonlocal last_told
+        now = time.perf_counter()
+        if args.progress_every > 0 and now - last_told >= args.progress_every:
+            last_told = now
+            of = f"/{total:,}" if total else ""
+            print(
+                f"  [{size:,}] {now - started:6.0f}s  {phase:<12} {done:,}{of}", file=sys.stderr, flush=True
+            )
+
+    try:
+        report = import_synthetic(
+            crm,
+            PARTNER,
+            seed=args.seed,
+            customers=args.customers,
+            interactions=args.interactions,
+            progress=progress,
+        )
+    finally:
+        crm.close()
+    wall = time.perf_counter() - started
+    result = {
+        "interactions": args.interactions,
+        "customers": args.customers,
+        "wall": wall,
+        "setup": setup_seconds,
+        "rss_before": rss_before,
+        "rss_peak": max_rss_bytes(),
+        "store_bytes": store_bytes(home),
+        "report": report.as_dict(),
+    }
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------
+# The parent: one fresh chain and one subprocess per size
+
+
+@dataclass(frozen=True)
+class Run:
+    interactions: int
+    customers: int
+    wall: float  # seconds of the import itself
+    setup: float  # seconds of deployment, home and partner before it
+    rss_before: int  # bytes: the child's peak RSS once set up, before the import
+    rss_peak: int  # bytes: the child's peak RSS at the end
+    store_bytes: int
+    anvil_rss: int | None  # bytes: anvil's peak RSS (VmHWM), when known
+    timings: dict[str, float]
+    recorded: int  # interactions the import recorded
+
+    @property
+    def per_second(self) -> float:
+        return self.interactions / self.wall
+
+    @property
+    def per_1k(self) -> float:
+        return 1000 * self.wall / self.interactions
+
+
+class Interrupted(Exception):
+    pass
+
+
+def _on_sigterm(_signum: int, _frame: FrameType | None) -> None:
+    raise Interrupted("SIGTERM")
+
+
+def peak_rss_of(pid: int) -> int | None:
+    """A running process's peak RSS (VmHWM) from procfs; None where there is none."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+@contextmanager
+def fresh_chain(chain: str) -> Iterator[tuple[str, subprocess.Popen[bytes] | None]]:
+    """The --chain argument the child gets, and the anvil process when this script started one."""
+    if chain == "memory":
+        yield "memory", None
+        return
+    port = free_port()
+    process = start_anvil(port)
+    try:
+        yield f"http://127.0.0.1:{port}", process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def run_size(interactions: int, chain: str, seed: int, progress_every: float, last_line: list[str]) -> Run:
+    customers = max(1, interactions // INTERACTIONS_PER_CUSTOMER)
+    with (
+        tempfile.TemporaryDirectory(prefix=f"import-scaling-{interactions}-") as tmp,
+        fresh_chain(chain) as (chain_arg, anvil),
+    ):
+        command = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--child",
+            "--home",
+            str(Path(tmp) / "home"),
+            "--chain",
+            chain_arg,
+            "--seed",
+            str(seed),
+            "--customers",
+            str(customers),
+            "--interactions",
+            str(interactions),
+            "--progress-every",
+            str(progress_every),
+        ]
+        child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+        def echo() -> None:  # the child's progress lines, passed through and remembered
+            assert child.stderr is not None
+            for line in child.stderr:
+                last_line[0] = line.rstrip()
+                sys.stderr.write(line)
+                sys.stderr.flush()
+
+        reader = threading.Thread(target=echo, daemon=True)
+        reader.start()
+        try:
+            assert child.stdout is not None
+            out = child.stdout.read()
+            code = child.wait()
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+            reader.join(timeout=5)
+        anvil_rss = peak_rss_of(anvil.pid) if anvil is not None else None
+    if code != 0:
+        raise RuntimeError(f"the import of {interactions:,} interactions exited with code {code}")
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    report = result["report"]
+    return Run(
+        interactions=interactions,
+        customers=customers,
+        wall=float(result["wall"]),
+        setup=float(result["setup"]),
+        rss_before=int(result["rss_before"]),
+        rss_peak=int(result["rss_peak"]),
+        store_bytes=int(result["store_bytes"]),
+        anvil_rss=anvil_rss,
+        timings={k: float(v) for k, v in report["timings"].items()},
+        recorded=int(report["interactions_new"]),
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Printing and plotting
+
+
+def mb(value: int | None) -> str:
+    return "-" if value is None else f"{value / 2**20:,.0f}"
+
+
+def exponent(a: Run, b: Run, seconds_a: float, seconds_b: float) -> float:
+    """The k in time ~ size**k between two runs."""
+    if seconds_a <= 0 or seconds_b <= 0:
+        return math.nan
+    return math.log(seconds_b / seconds_a) / math.log(b.interactions / a.interactions)
+
+
+def load() -> str:
+    """The 1/5/15-minute load averages: other work on the machine skews every timing here."""
+    try:
+        return " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
+def print_header(chain: str, seed: int) -> None:
+    table = Table(title="Machine and setup", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("Platform", f"{platform.platform()} ({platform.machine()})")
+    table.add_row("CPUs", str(os.cpu_count()))
+    table.add_row("Python", f"{platform.python_implementation()} {platform.python_version()}")
+    table.add_row("SQLAlchemy / web3.py", f"{version('sqlalchemy')} / {version('web3')}")
+    table.add_row("Chain", "anvil, a fresh node per size" if chain == "anvil" else "eth-tester (in process)")
+    table.add_row("Store", "SQLite (WAL) in a fresh home per size")
+    table.add_row("Data", f"synthetic, seed {seed}, customers = interactions / {INTERACTIONS_PER_CUSTOMER}")
+    table.add_row("Load average", load())
+    console.print(table)
+
+
+def print_runs(runs: Sequence[Run]) -> None:
+    table = Table(title="Synthetic import scaling", title_justify="left")
+    for column in (
+        "interactions",
+        "customers",
+        "wall s",
+        "interactions/s",
+        "s per 1k",
+        "peak RSS MB",
+        "RSS growth",
+        "anvil peak MB",
+        "store MB",
+    ):
+        table.add_column(column, justify="right")
+    previous: Run | None = None
+    for run in runs:
+        if previous is None:
+            growth = "-"
+        else:
+            delta = run.rss_peak - previous.rss_peak
+            growth = f"{delta / 2**20:+,.0f} MB (x{run.rss_peak / previous.rss_peak:.2f})"
+        table.add_row(
+            f"{run.interactions:,}",
+            f"{run.customers:,}",
+            f"{run.wall:,.1f}",
+            f"{run.per_second:,.0f}",
+            f"{run.per_1k:.2f}",
+            mb(run.rss_peak),
+            growth,
+            mb(run.anvil_rss),
+            mb(run.store_bytes),
+        )
+        previous = run
+    console.print(table)
+    notes = [
+        "wall s: import_synthetic alone (generation, store, chain, anchoring); deployment, home and "
+        "partner come first and are not counted (setup: "
+        + ", ".join(f"{run.setup:.1f}s" for run in runs)
+        + ").",
+        "peak RSS: the import subprocess's ru_maxrss (MB = 2^20 bytes), setup included; once set up and "
+        "before importing it was " + ", ".join(f"{mb(run.rss_before)} MB" for run in runs) + ".",
+        "anvil peak: the node's VmHWM just before it was stopped; store: data + key store on disk.",
+    ]
+    for i, note in enumerate(notes, 1):
+        console.print(f"[dim]{i}.[/] {note}")
+
+
+def print_phases(runs: Sequence[Run]) -> None:
+    table = Table(title="Seconds per phase (ImportReport.timings)", title_justify="left")
+    table.add_column("phase")
+    for run in runs:
+        table.add_column(f"{run.interactions:,}", justify="right")
+    if len(runs) > 1:
+        table.add_column(f"exponent {runs[0].interactions:,} -> {runs[-1].interactions:,}", justify="right")
+    for phase in PHASES:
+        cells = [f"{run.timings.get(phase, 0.0):,.1f}" for run in runs]
+        if len(runs) > 1:
+            k = exponent(runs[0], runs[-1], runs[0].timings.get(phase, 0), runs[-1].timings.get(phase, 0))
+            cells.append("-" if math.isnan(k) else f"{k:.2f}")
+        table.add_row(phase, *cells)
+    console.print(table)
+    console.print("[dim]exponent k: the phase's time grows as size^k (1 is linear).[/]")
+
+
+def verdict(runs: Sequence[Run]) -> None:
+    if len(runs) < 2:
+        console.print("Linearity: one size only, nothing to compare.")
+        return
+    for a, b in itertools.pairwise(runs):
+        size_ratio = b.interactions / a.interactions
+        time_ratio = b.wall / a.wall
+        k = exponent(a, b, a.wall, b.wall)
+        if k <= 1.1:
+            word = "[green]linear[/]"
+        elif k <= 1.25:
+            word = "[yellow]slightly superlinear[/]"
+        else:
+            word = "[red]superlinear[/]"
+        console.print(
+            f"Linearity {a.interactions:,} -> {b.interactions:,}: size x{size_ratio:.1f}, "
+            f"time x{time_ratio:.2f} ({time_ratio / size_ratio:.2f} of linear, time ~ size^{k:.2f}): {word}"
+        )
+
+
+def plot(runs: Sequence[Run], path: Path) -> None:
+    try:
+        matplotlib: Any = importlib.import_module("matplotlib")
+    except ImportError:
+        console.print(
+            "[yellow]No plot:[/] matplotlib is not installed. Add it to the dev extras in pyproject.toml "
+            '("matplotlib>=3.8") and reinstall, or `.venv/bin/pip install matplotlib`.'
+        )
+        return
+    matplotlib.use("Agg")
+    plt: Any = importlib.import_module("matplotlib.pyplot")
+    sizes = [run.interactions for run in runs]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+    left.plot(sizes, [run.wall for run in runs], "o-", label="measured")
+    left.plot(sizes, [runs[0].wall * s / sizes[0] for s in sizes], "--", color="grey", label="linear")
+    left.set(xscale="log", yscale="log", xlabel="interactions", ylabel="wall seconds", title="Import time")
+    left.legend()
+    right.plot(sizes, [run.rss_peak / 2**20 for run in runs], "o-", label="import process")
+    if all(run.anvil_rss for run in runs):
+        right.plot(sizes, [(run.anvil_rss or 0) / 2**20 for run in runs], "s-", label="anvil")
+    right.set(xscale="log", xlabel="interactions", ylabel="peak RSS (MB)", title="Peak memory")
+    right.legend()
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    console.print(f"Plot: {path}")
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument(
+        "--max",
+        type=int,
+        default=DEFAULT_MAX,
+        metavar="N",
+        help=f"largest size to run, of {', '.join(f'{s:,}' for s in SIZES)} (default: {DEFAULT_MAX:,})",
+    )
+    parser.add_argument(
+        "--sizes",
+        type=lambda text: [int(s) for s in text.split(",")],
+        metavar="N,N,...",
+        help="run exactly these sizes instead (e.g. 2000,5000 for a quick check)",
+    )
+    parser.add_argument(
+        "--chain",
+        default="anvil",
+        help="anvil (a fresh node per size, the default) or memory (eth-tester, small sizes)",
+    )
+    parser.add_argument("--seed", type=int, default=7, help="seed of the synthetic data (default: 7)")
+    parser.add_argument("--plot", type=Path, default=PLOT, help=f"where the PNG goes (default: {PLOT})")
+    parser.add_argument(
+        "--progress-every",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="print the running import's phase every S seconds (0: never; default: 30)",
+    )
+    # the subprocess's own arguments
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--home", help=argparse.SUPPRESS)
+    parser.add_argument("--customers", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--interactions", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if not args.child:
+        if args.chain not in ("anvil", "memory"):
+            parser.error("--chain is anvil or memory")
+        if args.sizes is None:
+            args.sizes = [s for s in SIZES if s <= args.max]
+        if not args.sizes or min(args.sizes) < INTERACTIONS_PER_CUSTOMER:
+            parser.error(f"sizes are at least {INTERACTIONS_PER_CUSTOMER} (and --max at least {SIZES[0]:,})")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.child:
+        return run_child(args)
+    signal.signal(signal.SIGTERM, _on_sigterm)  # so `finally` stops the child and anvil
+    started = time.perf_counter()
+    print_header(args.chain, args.seed)
+    runs: list[Run] = []
+    failed: str | None = None
+    for size in sorted(args.sizes):
+        last_line = [""]
+        console.print(
+            f"[bold]{size:,} interactions[/] ({max(1, size // INTERACTIONS_PER_CUSTOMER):,} customers): "
+            f"fresh {args.chain} chain and home, started {time.strftime('%H:%M:%S')}"
+        )
+        try:
+            run = run_size(size, args.chain, args.seed, args.progress_every, last_line)
+        except (Interrupted, KeyboardInterrupt) as exc:
+            failed = f"interrupted ({exc or 'SIGINT'}) during {size:,}; last progress: {last_line[0] or '-'}"
+            break
+        except RuntimeError as exc:
+            failed = f"{exc}; last progress: {last_line[0] or '-'}"
+            break
+        if run.recorded != size:
+            console.print(f"[red]warning:[/] {size:,} asked, {run.recorded:,} interactions recorded")
+        console.print(
+            f"  done in {run.wall:,.1f}s ({run.per_second:,.0f}/s), peak RSS {mb(run.rss_peak)} MB",
+        )
+        runs.append(run)
+    console.print()
+    if runs:
+        print_runs(runs)
+        console.print()
+        print_phases(runs)
+        console.print()
+        verdict(runs)
+        plot(runs, args.plot)
+    if failed:
+        console.print(f"[red]Stopped:[/] {failed}")
+    console.print(f"\n[dim]Total run time {time.perf_counter() - started:.1f}s; load average now {load()}[/]")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
