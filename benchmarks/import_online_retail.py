@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "online_retail_II.csv.gz"
-console = Console()
+console = Console(width=130)  # wide tables stay readable in logs and pipes
 
 
 def _peak_rss_mb() -> float:
