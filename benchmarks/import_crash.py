@@ -63,6 +63,7 @@ from api.usecases.consent import LOYALTY
 from api.usecases.context import Crm
 from api.usecases.customers import find_customers_by_ref
 from api.usecases.home import add_partner, init_home, open_crm
+from api.usecases.imports import CHUNK
 from api.usecases.loyalty import reconcile
 from api.usecases.verification import verify_all
 from ledger.anvil import free_port, start_anvil
@@ -73,15 +74,15 @@ from offchain.models import AnchorStatus, Batch, ConsentReceipt, Customer, Inter
 from offchain.vault import INDEX_MEMBER
 
 PARTNER = "acme"
-CHUNK_PHASES = ("customers", "consent", "interactions", "points")  # per chunk, in this order
+CHUNK_PHASES = ("customers", "consent", "interactions", "points")  # per chunk of CHUNK records, in order
 ANCHOR_WEIGHT = 0.2  # the points flush and anchoring, as a share of the records on the progress scale
 JITTER = 1.5  # seconds, at most, between reaching a progress target and the kill
 RUN_TIMEOUT = 900.0  # seconds a run may take before it counts as hung
 BAR = re.compile(r"\b(customers|consent|interactions|points|anchor)\s[^0-9\r\n]*?(\d+)/(\d+|\?)")
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
-# tables are wider than 80 columns: captured output (a pipe, a log) gets 150
-console = Console(width=None if sys.stdout.isatty() else 150)
+# tables are wider than 80 columns: captured output (a pipe, a log) gets 200
+console = Console(width=None if sys.stdout.isatty() else 200)
 
 
 class Interrupted(Exception):
@@ -162,7 +163,7 @@ class ProgressWatch:
         if top == 0:
             return 0.0
         finished = sum(1 for d in done if d == top)  # phases of the newest chunk already reported
-        chunk = min(1000, top - (top - 1) // 1000 * 1000)
+        chunk = top - (top - 1) // CHUNK * CHUNK
         return top - chunk + chunk * finished / len(CHUNK_PHASES)
 
     def phase(self) -> str:
@@ -175,10 +176,10 @@ class ProgressWatch:
             return "startup or resume (no progress shown yet)"
         for name, count in zip(CHUNK_PHASES, done, strict=True):
             if count < top:
-                return f"{name} (records {top - 999:,}-{top:,})"
+                return f"{name} (records {top - (top - 1) % CHUNK:,}-{top:,})"
         if self.total is not None and top >= self.total:
             return "final points flush or first anchor batch"
-        return f"customers/read (records {top + 1:,}-{top + 1000:,})"
+        return f"customers/read (records {top + 1:,}-{top + CHUNK:,})"
 
     def summary(self) -> str:
         shown = [f"{p[:5]} {self.done[p]:,}" for p in (*CHUNK_PHASES, "anchor") if p in self.done]
