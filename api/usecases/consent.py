@@ -8,11 +8,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlmodel import Session, col, select, update
+from sqlmodel import Session, col, select
 
 from api.usecases.context import Crm
 from api.usecases.customers import LOOKUP_CHUNK, member_exists
 from api.usecases.errors import CustomerIsErased, InvalidInput, NotFound
+from api.usecases.outbox import confirm, resume_submitted
 from ledger.clients import ConsentStatus as ChainConsentStatus
 from ledger.clients import purpose_id
 from ledger.clients.base import as_bytes32
@@ -215,32 +216,7 @@ def send_staged_consents(
     confirmed by this call, oldest first. One partner's outbox is sent by one process at a time."""
     client = crm.coalition.consent
     chain = crm.coalition.chain
-    confirmed: list[ConsentReceipt] = []
-    with crm.unit_of_work() as db:
-        partner = crm.partner(db, partner_name)
-        submitted = db.exec(
-            select(ConsentReceipt.tx_hash)
-            .where(
-                ConsentReceipt.partner_id == partner.id,
-                col(ConsentReceipt.tx_hash).is_not(None),
-                col(ConsentReceipt.block_number).is_(None),
-            )
-            .distinct()
-        ).all()
-    for tx_hash in submitted:
-        assert tx_hash is not None
-        found = chain.lookup(client.contract, tx_hash)
-        if found == "pending":
-            found = chain.wait(client.contract, tx_hash)
-        if found is None:  # the crash came between writing the hash and sending: stage them again
-            with crm.unit_of_work() as db:
-                db.exec(
-                    update(ConsentReceipt)
-                    .where(col(ConsentReceipt.tx_hash) == tx_hash, col(ConsentReceipt.block_number).is_(None))
-                    .values(tx_hash=None)
-                )
-        else:
-            confirmed += _confirm_receipts(crm, tx_hash, found.block_number)
+    confirmed = resume_submitted(crm, ConsentReceipt, partner_name, client.contract)
     signer = crm.signer(partner_name)
     while True:
         with crm.unit_of_work() as db:
@@ -262,7 +238,7 @@ def send_staged_consents(
             for receipt in staged:  # committed before the send: the outbox step
                 receipt.tx_hash = signed.tx_hash
         result = chain.send(client.contract, signed)
-        confirmed += _confirm_receipts(crm, signed.tx_hash, result.block_number)
+        confirmed += confirm(crm, ConsentReceipt, signed.tx_hash, result.block_number)
     return confirmed
 
 
@@ -289,18 +265,6 @@ def _staged_receipts(db: Session, partner_id: int, limit: int) -> list[ConsentRe
     )
     # PostgreSQL: a second sender skips these rows instead of signing them again
     return list(db.exec(same.limit(limit).with_for_update(skip_locked=True)).all())
-
-
-def _confirm_receipts(crm: Crm, tx_hash: str, block_number: int) -> list[ConsentReceipt]:
-    with crm.unit_of_work() as db:
-        rows = db.exec(
-            select(ConsentReceipt)
-            .where(col(ConsentReceipt.tx_hash) == tx_hash, col(ConsentReceipt.block_number).is_(None))
-            .order_by(col(ConsentReceipt.id))
-        ).all()
-        for row in rows:
-            row.block_number = block_number
-        return list(rows)
 
 
 def _chain_status(status: ConsentStatus) -> ChainConsentStatus:

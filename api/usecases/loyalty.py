@@ -12,12 +12,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select, update
+from sqlmodel import Session, col, select
 
 from api.usecases.consent import LOYALTY
 from api.usecases.context import Crm
 from api.usecases.customers import LOOKUP_CHUNK, member_exists
 from api.usecases.errors import ConsentRequired, InvalidInput, NotFound
+from api.usecases.outbox import confirm, resume_submitted
 from ledger.clients import purpose_id
 from ledger.clients.base import as_bytes32
 from offchain.models import Customer, Partner, PointEvent, PointKind
@@ -216,32 +217,7 @@ def send_staged_points(
     events confirmed by this call. One partner's outbox is sent by one process at a time."""
     client = crm.coalition.loyalty
     chain = crm.coalition.chain
-    confirmed: list[PointEvent] = []
-    with crm.unit_of_work() as db:
-        partner = crm.partner(db, partner_name)
-        submitted = db.exec(
-            select(PointEvent.tx_hash)
-            .where(
-                PointEvent.partner_id == partner.id,
-                col(PointEvent.tx_hash).is_not(None),
-                col(PointEvent.block_number).is_(None),
-            )
-            .distinct()
-        ).all()
-    for tx_hash in submitted:
-        assert tx_hash is not None
-        found = chain.lookup(client.contract, tx_hash)
-        if found == "pending":
-            found = chain.wait(client.contract, tx_hash)
-        if found is None:  # the crash came between writing the hash and sending: stage them again
-            with crm.unit_of_work() as db:
-                db.exec(
-                    update(PointEvent)
-                    .where(col(PointEvent.tx_hash) == tx_hash, col(PointEvent.block_number).is_(None))
-                    .values(tx_hash=None)
-                )
-        else:
-            confirmed += _confirm_events(crm, tx_hash, found.block_number)
+    confirmed = resume_submitted(crm, PointEvent, partner_name, client.contract)
     signer = crm.signer(partner_name)
     while True:
         with crm.unit_of_work() as db:
@@ -272,7 +248,7 @@ def send_staged_points(
             for event in staged:  # committed before the send: the outbox step
                 event.tx_hash = signed.tx_hash
         result = chain.send(client.contract, signed)
-        confirmed += _confirm_events(crm, signed.tx_hash, result.block_number)
+        confirmed += confirm(crm, PointEvent, signed.tx_hash, result.block_number)
     return confirmed
 
 
@@ -290,18 +266,6 @@ def _used_keys(db: Session, partner_id: int, keys: list[str]) -> set[str]:
             if k is not None
         )
     return used
-
-
-def _confirm_events(crm: Crm, tx_hash: str, block_number: int) -> list[PointEvent]:
-    with crm.unit_of_work() as db:
-        rows = db.exec(
-            select(PointEvent)
-            .where(col(PointEvent.tx_hash) == tx_hash, col(PointEvent.block_number).is_(None))
-            .order_by(col(PointEvent.id))
-        ).all()
-        for row in rows:
-            row.block_number = block_number
-        return list(rows)
 
 
 @dataclass

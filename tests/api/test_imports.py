@@ -263,9 +263,9 @@ def test_a_crash_anywhere_is_finished_by_running_the_import_again(crm, retail_cs
 
         monkeypatch.setattr(crm.coalition.chain, "send", send)
     elif crash == "points-sent":  # a points transaction is mined, the store never hears of it
-        monkeypatch.setattr(loyalty, "_confirm_events", die)
+        monkeypatch.setattr(loyalty, "confirm", die)
     else:  # the same for consent
-        monkeypatch.setattr(consent, "_confirm_receipts", die)
+        monkeypatch.setattr(consent, "confirm", die)
     with pytest.raises(KeyboardInterrupt):
         run(crm, retail_csv)
     monkeypatch.undo()
