@@ -14,7 +14,7 @@ anchored twice:
    the chunk that has no receipt for it yet (so a withdrawal is never overridden), then sent on chain
    with `recordBatch` through the consent outbox.
 3. interactions: recorded with the invoice (ticket) number as external key; ones already recorded are
-   counted as duplicates (`record_interactions_bulk`).
+   counted as duplicates (`record_interactions`).
 4. points: one point per whole currency unit of a purchase's total, staged with the invoice number as
    external key (already staged ones are duplicates) for members whose consent the chain confirms, and
    sent with `earnBatch` through the points outbox, in full batches, the rest at the end.
@@ -50,7 +50,7 @@ from api.usecases.consent import (
 from api.usecases.context import Crm
 from api.usecases.customers import find_customers_by_ref, register_customers
 from api.usecases.errors import InvalidInput
-from api.usecases.interactions import NewInteraction, record_interactions_bulk
+from api.usecases.interactions import NewInteraction, record_interactions
 from api.usecases.loyalty import EARN_BATCH, PointsRequest, send_staged_points, stage_earnings
 from offchain.models import ConsentReceipt, ConsentStatus, CustomerCreate, PointEvent
 
@@ -262,7 +262,7 @@ class _Importer:
         self._tell("consent", total)
 
         with self._phase("interactions"):
-            result = record_interactions_bulk(
+            result = record_interactions(
                 self.crm,
                 self.partner,
                 [

@@ -17,7 +17,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, insert, select
 
 from api.usecases.context import Crm
-from api.usecases.customers import owned_customer
 from api.usecases.errors import CustomerIsErased, InvalidInput, NotFound
 from ledger.merkle import leaf_hash
 from offchain.canonical import CanonicalizationError, canonical_json
@@ -69,63 +68,19 @@ def interaction_document(partner: str, item: NewInteraction, occurred_at: dateti
         raise InvalidInput(f"interaction is not valid JSON data: {exc}") from exc
 
 
-def record_interactions(crm: Crm, partner_name: str, items: Sequence[NewInteraction]) -> RecordResult:
-    """Record many interactions in one transaction; all are validated before anything is written.
-
-    Re-recording an external key the partner already used is not an error: it is reported as a
-    duplicate and skipped, which makes imports idempotent."""
-    result = RecordResult()
-    now = datetime.now(UTC)
-    with crm.unit_of_work() as db:
-        partner = crm.partner(db, partner_name)
-        keys = [i.external_key for i in items if i.external_key is not None]
-        if len(keys) != len(set(keys)):
-            raise InvalidInput("the same external key appears twice in one request")
-        seen = _existing_keys(db, partner.id, keys)
-        rows = []
-        for item in items:
-            if item.external_key in seen:
-                result.duplicates.append(item.external_key)
-                continue
-            customer = owned_customer(crm, db, partner_name, item.member)
-            if customer.status is CustomerStatus.ERASED:
-                raise CustomerIsErased(f"member 0x{item.member.hex()} was erased")
-            occurred_at = item.occurred_at or now
-            if occurred_at.tzinfo is None:
-                raise InvalidInput("occurred_at needs a time zone")
-            document = interaction_document(partner_name, item, occurred_at)
-            rows.append(
-                Interaction(
-                    partner_id=crm.pid(partner),
-                    member_id=item.member,
-                    kind=interaction_kind(item.kind),
-                    external_key=item.external_key,
-                    occurred_at=occurred_at,
-                    payload_ciphertext=crm.vault.encrypt(partner_name, item.member, PAYLOAD_FIELD, document),
-                    leaf_hash=leaf_hash(crm.vault.commit(partner_name, item.member, document)),
-                )
-            )
-        db.add_all(rows)
-        try:
-            db.flush()
-        except IntegrityError as exc:  # a concurrent import recorded one of these keys first
-            raise InvalidInput(f"an interaction with one of these external keys exists: {exc.orig}") from exc
-        result.recorded = [r.id for r in rows if r.id is not None]
-    return result
-
-
 def record_interaction(crm: Crm, partner_name: str, item: NewInteraction) -> int | None:
     """Record one interaction; its id, or None if its external key was already recorded."""
     result = record_interactions(crm, partner_name, [item])
     return result.recorded[0] if result.recorded else None
 
 
-def record_interactions_bulk(crm: Crm, partner_name: str, items: Sequence[NewInteraction]) -> RecordResult:
-    """`record_interactions` for imports: the same rules and the same result, in one transaction, with
-    one query for the customers and one per 500 external keys instead of one per interaction.
+def record_interactions(crm: Crm, partner_name: str, items: Sequence[NewInteraction]) -> RecordResult:
+    """Record many interactions in one transaction, with one query for the customers and one per 500
+    external keys rather than one per interaction; all are validated before anything is written.
 
     Every member must be the partner's and not erased (NotFound / CustomerIsErased otherwise, and nothing
-    is written); keys already recorded are reported as duplicates and skipped."""
+    is written). Re-recording an external key the partner already used is not an error: it is reported as
+    a duplicate and skipped, which makes imports idempotent."""
     result = RecordResult()
     if not items:
         return result

@@ -23,7 +23,7 @@ from api.usecases.customers import (
 )
 from api.usecases.errors import InvalidInput, NotFound
 from api.usecases.imports import import_online_retail, import_synthetic
-from api.usecases.interactions import NewInteraction, record_interactions_bulk
+from api.usecases.interactions import NewInteraction, record_interactions
 from api.usecases.loyalty import reconcile
 from api.usecases.verification import Outcome, verify_all
 from ledger.backends import EthTesterBackend
@@ -251,8 +251,8 @@ def test_a_crash_anywhere_is_finished_by_running_the_import_again(crm, retail_cs
         raise KeyboardInterrupt(f"killed: {crash}")
 
     if crash == "interactions":  # the second chunk's interactions never reach the store
-        calls = iter([record_interactions_bulk])
-        monkeypatch.setattr(imports, "record_interactions_bulk", lambda *a: next(calls, die)(*a))
+        calls = iter([record_interactions])
+        monkeypatch.setattr(imports, "record_interactions", lambda *a: next(calls, die)(*a))
     elif crash == "points-signed":  # a points transaction is signed and its hash stored, never sent
         real_send = crm.coalition.chain.send
 
@@ -297,15 +297,13 @@ def test_a_withdrawal_is_never_overridden_by_a_later_import(crm, retail_csv, tmp
 def test_bulk_calls_are_all_or_nothing(crm, alice):
     bob = register_customer(crm, "borealis", CustomerCreate(name="Bob"))
     with pytest.raises(NotFound):  # another partner's customer
-        record_interactions_bulk(
+        record_interactions(
             crm,
             "acme",
             [NewInteraction(alice, "visit", {}, external_key="v1"), NewInteraction(bob, "visit", {})],
         )
-    first = record_interactions_bulk(
-        crm, "acme", [NewInteraction(alice, "visit", {"n": 1}, external_key="v1")]
-    )
-    again = record_interactions_bulk(
+    first = record_interactions(crm, "acme", [NewInteraction(alice, "visit", {"n": 1}, external_key="v1")])
+    again = record_interactions(
         crm,
         "acme",
         [NewInteraction(alice, "visit", {"n": 1}, external_key="v1"), NewInteraction(alice, "email", {})],
