@@ -16,6 +16,7 @@ import sqlalchemy
 
 from offchain.errors import CustomerErased, CustomerKeyExists, KeyStoreError, UnknownCustomer
 from offchain.keystore import KeyStore, WrappedKey
+from tests.fixtures.databases import scratch_database
 
 T0 = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -46,17 +47,8 @@ def clock() -> FakeClock:
 def keystore_pg_url(postgres_server: str) -> Iterator[str]:
     """One database for the whole module: creating one per test would cost more than the tests, and the
     per-test `partner` keeps tests apart inside it."""
-    server = sqlalchemy.make_url(postgres_server)
-    name = f"ledgercrm_keystore_{uuid.uuid4().hex[:12]}"
-    admin = sqlalchemy.create_engine(server, isolation_level="AUTOCOMMIT", poolclass=sqlalchemy.NullPool)
-    try:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        yield server.set(database=name).render_as_string(hide_password=False)
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        admin.dispose()
+    with scratch_database(postgres_server, "ledgercrm_keystore") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
