@@ -61,7 +61,7 @@ def anchor_pending(crm: Crm, partner_name: str, max_leaves: int | None = None) -
     size = max_leaves or crm.settings.batch_max_leaves
     outcomes = resume(crm, partner_name)
     while (batch_id := _build_batch(crm, partner_name, size)) is not None:
-        outcomes.append(_anchor(crm, partner_name, batch_id))
+        outcomes.append(anchor_batch(crm, partner_name, batch_id))
     return outcomes
 
 
@@ -72,7 +72,7 @@ def anchor_pending_iter(
     size = max_leaves or crm.settings.batch_max_leaves
     yield from resume(crm, partner_name)
     while (batch_id := _build_batch(crm, partner_name, size)) is not None:
-        yield _anchor(crm, partner_name, batch_id)
+        yield anchor_batch(crm, partner_name, batch_id)
 
 
 def resume(crm: Crm, partner_name: str) -> list[AnchorOutcome]:
@@ -84,10 +84,10 @@ def resume(crm: Crm, partner_name: str) -> list[AnchorOutcome]:
             .where(Batch.partner_id == partner.id, col(Batch.status).in_(UNFINISHED))
             .order_by(col(Batch.id))
         ).all()
-    return [_anchor(crm, partner_name, batch_id) for batch_id in unfinished if batch_id is not None]
+    return [anchor_batch(crm, partner_name, batch_id) for batch_id in unfinished if batch_id is not None]
 
 
-def new_single_leaf_batch(crm: Crm, partner_id: int, leaf: bytes) -> Batch:
+def new_single_leaf_batch(partner_id: int, leaf: bytes) -> Batch:
     """A one-leaf batch for a record that is not an interaction (an erasure receipt), in the outbox."""
     return Batch(partner_id=partner_id, root=MerkleTree([leaf]).root, size=1)
 
@@ -116,7 +116,8 @@ def _build_batch(crm: Crm, partner_name: str, max_leaves: int) -> int | None:
         return batch.id
 
 
-def _anchor(crm: Crm, partner_name: str, batch_id: int) -> AnchorOutcome:
+def anchor_batch(crm: Crm, partner_name: str, batch_id: int) -> AnchorOutcome:
+    """Take one batch of the outbox as far as anchored, from whatever step it was left at."""
     anchor = crm.coalition.anchor
     with crm.unit_of_work() as db:
         batch = db.get(Batch, batch_id)
@@ -126,7 +127,7 @@ def _anchor(crm: Crm, partner_name: str, batch_id: int) -> AnchorOutcome:
     if batch.status is AnchorStatus.SUBMITTED and batch.tx_hash:
         found = anchor.lookup_anchor(batch.tx_hash)
         if found == "pending":
-            found = anchor._anchored(crm.coalition.chain.wait(anchor.contract, batch.tx_hash))
+            found = anchor.wait_anchor(batch.tx_hash)
         if found is not None:
             return _mark_anchored(crm, batch_id, found)
         # the node never saw it: the crash came between writing the hash and sending

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from sqlmodel import col, select, update
 
-from api.usecases.anchoring import AnchorOutcome, _anchor, new_single_leaf_batch
+from api.usecases.anchoring import AnchorOutcome, anchor_batch, new_single_leaf_batch
 from api.usecases.context import Crm
 from api.usecases.customers import owned_customer
 from ledger.merkle import leaf_hash
@@ -41,7 +41,7 @@ def erase_customer(crm: Crm, partner_name: str, member: bytes) -> tuple[ErasureR
                 }
             )
             receipt_hash = hashlib.sha256(receipt_json).digest()
-            batch = new_single_leaf_batch(crm, customer.partner_id, leaf_hash(receipt_hash))
+            batch = new_single_leaf_batch(customer.partner_id, leaf_hash(receipt_hash))
             db.add(batch)
             db.flush()
             existing = ErasureReceipt(
@@ -71,4 +71,4 @@ def erase_customer(crm: Crm, partner_name: str, member: bytes) -> tuple[ErasureR
     # old page images of the ciphertexts must not survive in SQLite's WAL
     purge_deleted(crm.engine)
     assert batch_id is not None
-    return existing, _anchor(crm, partner_name, batch_id)
+    return existing, anchor_batch(crm, partner_name, batch_id)

@@ -45,6 +45,10 @@ class AnchorClient(ContractClient):
         found = self.chain.lookup(self.contract, tx_hash)
         return found if found is None or found == "pending" else self._anchored(found)
 
+    def wait_anchor(self, tx_hash: str) -> AnchoredBatch:
+        """Wait for an anchor transaction the node holds unmined."""
+        return self._anchored(self.chain.wait(self.contract, tx_hash))
+
     @staticmethod
     def _anchored(tx: TxResult) -> AnchoredBatch:
         return AnchoredBatch(tx.event("BatchAnchored")["args"]["batchId"], tx.block_number, tx)
