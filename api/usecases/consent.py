@@ -7,13 +7,15 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlmodel import Session, col, select
+import sqlalchemy as sa
+from sqlmodel import Session, col, insert, select
 
 from api.usecases.context import Crm
 from api.usecases.customers import LOOKUP_CHUNK, member_exists
 from api.usecases.errors import CustomerIsErased, InvalidInput, NotFound
-from api.usecases.outbox import confirm, resume_submitted
+from api.usecases.outbox import claim, confirm, resume_submitted
 from ledger.clients import ConsentStatus as ChainConsentStatus
 from ledger.clients import purpose_id
 from ledger.clients.base import as_bytes32
@@ -72,7 +74,7 @@ def _record(
         partner = crm.partner(db, partner_name)
         if member_exists(db, member).status is CustomerStatus.ERASED:
             raise CustomerIsErased(f"member 0x{member.hex()} was erased")
-        receipt = _receipt(partner, member, purpose, status, expires_at, terms, now)
+        receipt = ConsentReceipt(**_receipt_row(partner, member, purpose, status, expires_at, terms, now))
         db.add(receipt)
         db.flush()  # constraint errors surface here, before the chain is touched
         # The chain call comes last inside the transaction: if it reverts, the row is rolled back.
@@ -88,7 +90,7 @@ def _record(
     return receipt
 
 
-def _receipt(
+def _receipt_row(
     partner: Partner,
     member: bytes,
     purpose: str,
@@ -96,8 +98,9 @@ def _receipt(
     expires_at: datetime | None,
     terms: ConsentTerms,
     now: datetime,
-) -> ConsentReceipt:
-    """The receipt row for one consent event: its canonical JSON document and that document's hash."""
+) -> dict[str, Any]:
+    """The receipt row for one consent event (every column): its canonical JSON document and that
+    document's hash. A plain dict, so that staging thousands is one executemany INSERT."""
     document = {
         "schema": RECEIPT_SCHEMA,
         "member": "0x" + member.hex(),
@@ -113,21 +116,23 @@ def _receipt(
     }
     receipt_json = canonical_json(document)
     assert partner.id is not None  # a row from the store
-    return ConsentReceipt(
-        partner_id=partner.id,
-        member_id=member,
-        purpose=purpose,
-        status=status,
-        legal_basis=terms.legal_basis,
-        notice_version=terms.notice_version,
-        controller=partner.name,
-        collection_method=terms.collection_method,
-        expires_at=expires_at,
-        withdrawal_method=terms.withdrawal_method,
-        recorded_at=now,
-        receipt_json=receipt_json.decode(),
-        receipt_hash=hashlib.sha256(receipt_json).digest(),
-    )
+    return {
+        "partner_id": partner.id,
+        "member_id": member,
+        "purpose": purpose,
+        "status": status,
+        "legal_basis": terms.legal_basis,
+        "notice_version": terms.notice_version,
+        "controller": partner.name,
+        "collection_method": terms.collection_method,
+        "expires_at": expires_at,
+        "withdrawal_method": terms.withdrawal_method,
+        "recorded_at": now,
+        "receipt_json": receipt_json.decode(),
+        "receipt_hash": hashlib.sha256(receipt_json).digest(),
+        "tx_hash": None,
+        "block_number": None,
+    }
 
 
 # --- bulk consent through an outbox (imports) -------------------------------------------------------
@@ -192,7 +197,7 @@ def stage_consents(
                     )
                 )
             )
-        receipts = []
+        receipts: list[dict[str, Any]] = []
         for member in wanted:
             status = statuses.get(member)
             if status is None:
@@ -201,19 +206,18 @@ def stage_consents(
                 raise CustomerIsErased(f"member 0x{member.hex()} was erased")
             if member not in have:
                 receipts.append(
-                    _receipt(partner, member, purpose, ConsentStatus.GIVEN, expires_at, terms, now)
+                    _receipt_row(partner, member, purpose, ConsentStatus.GIVEN, expires_at, terms, now)
                 )
                 staged.append(member)
-        db.add_all(receipts)
-        db.flush()
+        if receipts:
+            db.exec(insert(ConsentReceipt), params=receipts)
     return staged
 
 
-def send_staged_consents(
-    crm: Crm, partner_name: str, *, batch_size: int = CONSENT_BATCH
-) -> list[ConsentReceipt]:
+def send_staged_consents(crm: Crm, partner_name: str, *, batch_size: int = CONSENT_BATCH) -> list[Any]:
     """Put every staged or interrupted receipt of the partner on chain (see above); the receipts
-    confirmed by this call, oldest first. One partner's outbox is sent by one process at a time."""
+    confirmed by this call, oldest first (plain rows with ConsentReceipt's columns). One partner's
+    outbox is sent by one process at a time."""
     client = crm.coalition.consent
     chain = crm.coalition.chain
     confirmed = resume_submitted(crm, ConsentReceipt, partner_name, client.contract)
@@ -226,45 +230,54 @@ def send_staged_consents(
             first = staged[0]
             signed = chain.prepare(
                 client.contract.functions.recordBatch(
-                    [as_bytes32(r.member_id) for r in staged],
+                    [as_bytes32(bytes(r.member_id)) for r in staged],
                     as_bytes32(purpose_id(first.purpose)),
                     int(_chain_status(first.status)),
-                    [as_bytes32(r.receipt_hash) for r in staged],
+                    [as_bytes32(bytes(r.receipt_hash)) for r in staged],
                     int(first.expires_at.timestamp()) if first.expires_at else 0,
                 ),
                 signer,
                 gas=CONSENT_GAS_BASE + CONSENT_GAS_PER_ITEM * len(staged),
             )
-            for receipt in staged:  # committed before the send: the outbox step
-                receipt.tx_hash = signed.tx_hash
+            claim(db, ConsentReceipt, [r.id for r in staged], signed.tx_hash)  # committed before the send
         result = chain.send(client.contract, signed)
         confirmed += confirm(crm, ConsentReceipt, signed.tx_hash, result.block_number)
     return confirmed
 
 
-def _staged_receipts(db: Session, partner_id: int, limit: int) -> list[ConsentReceipt]:
-    """The oldest staged receipts that can share one recordBatch (same purpose, status and expiry)."""
+def _staged_receipts(db: Session, partner_id: int, limit: int) -> Sequence[Any]:
+    """The oldest staged receipts that can share one recordBatch (same purpose, status and expiry):
+    the columns recordBatch needs."""
+    receipts = ConsentReceipt
     pending = (
-        select(ConsentReceipt)
-        .where(
-            ConsentReceipt.partner_id == partner_id,
-            col(ConsentReceipt.tx_hash).is_(None),
-            col(ConsentReceipt.block_number).is_(None),
+        sa.select(
+            col(receipts.id),
+            col(receipts.member_id),
+            col(receipts.receipt_hash),
+            col(receipts.purpose),
+            col(receipts.status),
+            col(receipts.expires_at),
         )
-        .order_by(col(ConsentReceipt.id))
+        .where(
+            col(receipts.partner_id) == partner_id,
+            col(receipts.tx_hash).is_(None),
+            col(receipts.block_number).is_(None),
+        )
+        .order_by(col(receipts.id))
     )
-    first = db.exec(pending.limit(1)).first()
+    rows = db.connection()  # Core rows: attribute access without building ConsentReceipt objects
+    first = rows.execute(pending.limit(1)).first()
     if first is None:
         return []
     same = pending.where(
-        ConsentReceipt.purpose == first.purpose,
-        ConsentReceipt.status == first.status,
-        col(ConsentReceipt.expires_at).is_(None)
+        col(receipts.purpose) == first.purpose,
+        col(receipts.status) == first.status,
+        col(receipts.expires_at).is_(None)
         if first.expires_at is None
-        else col(ConsentReceipt.expires_at) == first.expires_at,
+        else col(receipts.expires_at) == first.expires_at,
     )
     # PostgreSQL: a second sender skips these rows instead of signing them again
-    return list(db.exec(same.limit(limit).with_for_update(skip_locked=True)).all())
+    return rows.execute(same.limit(limit).with_for_update(skip_locked=True)).all()
 
 
 def _chain_status(status: ConsentStatus) -> ChainConsentStatus:

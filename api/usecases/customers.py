@@ -68,12 +68,12 @@ def register_customers(crm: Crm, partner_name: str, items: Sequence[CustomerCrea
         with crm.unit_of_work() as db:
             partner = crm.partner(db, partner_name)
             rows = []
-            for item in items:
-                member = new_member_id()
-                # The key is created first (its own store): a crash before the data commit leaves an
-                # unused key, never a customer without one.
-                crm.vault.create_customer_key(partner_name, member)
-                members.append(member)
+            # The keys are created first (their own store, one transaction): a crash before the data
+            # commit leaves unused keys, never a customer without one.
+            fresh = [new_member_id() for _ in items]
+            crm.vault.create_customer_keys(partner_name, fresh)
+            members.extend(fresh)
+            for member, item in zip(members, items, strict=True):
                 rows.append(
                     Customer(
                         member_id=member,

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -52,7 +52,7 @@ from api.usecases.customers import find_customers_by_ref, register_customers
 from api.usecases.errors import InvalidInput
 from api.usecases.interactions import NewInteraction, record_interactions
 from api.usecases.loyalty import EARN_BATCH, PointsRequest, send_staged_points, stage_earnings
-from offchain.models import ConsentReceipt, ConsentStatus, CustomerCreate, PointEvent
+from offchain.models import ConsentStatus, CustomerCreate
 
 Progress = Callable[[str, int, int | None], None]
 """progress(phase, done, total): phase is one of PHASES; total is None while unknown."""
@@ -307,7 +307,7 @@ class _Importer:
                 if self.progress is not None:
                     self.progress("anchor", self.report.leaves_anchored, None)
 
-    def _consents_confirmed(self, receipts: list[ConsentReceipt]) -> None:
+    def _consents_confirmed(self, receipts: Sequence[Any]) -> None:
         self.report.consents_recorded += len(receipts)
         for receipt in receipts:
             # A given consent without expiry, just mined: valid, short of a withdrawal racing this run.
@@ -318,7 +318,7 @@ class _Importer:
             ):
                 self.consented[receipt.member_id] = True
 
-    def _points_confirmed(self, events: list[PointEvent]) -> None:
+    def _points_confirmed(self, events: Sequence[Any]) -> None:
         self.report.point_events += len(events)
         self.report.points_earned += sum(e.amount for e in events)
         self.points_waiting = max(0, self.points_waiting - len(events))

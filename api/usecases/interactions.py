@@ -92,6 +92,7 @@ def record_interactions(crm: Crm, partner_name: str, items: Sequence[NewInteract
             raise InvalidInput("the same external key appears twice in one request")
         seen = _existing_keys(db, partner.id, keys)
         statuses = _statuses(db, crm.pid(partner), {i.member for i in items if i.external_key not in seen})
+        crm.vault.warm(partner_name, statuses)
         rows: list[dict[str, Any]] = []
         for item in items:
             if item.external_key in seen:

@@ -8,9 +8,11 @@ the node never saw (the crash came between writing the hash and sending) puts it
 
 from __future__ import annotations
 
-from typing import TypeVar
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
-from sqlmodel import col, select, update
+from sqlalchemy import update as sa_update
+from sqlmodel import Session, col, select, update
 from web3.contract import Contract
 
 from api.usecases.context import Crm
@@ -19,7 +21,7 @@ from offchain.models import ConsentReceipt, PointEvent
 Row = TypeVar("Row", ConsentReceipt, PointEvent)
 
 
-def resume_submitted(crm: Crm, table: type[Row], partner_name: str, contract: Contract) -> list[Row]:
+def resume_submitted(crm: Crm, table: type[Row], partner_name: str, contract: Contract) -> list[Any]:
     """Settle the partner's in-flight rows of `table`; the rows confirmed, oldest first."""
     chain = crm.coalition.chain
     with crm.unit_of_work() as db:
@@ -33,7 +35,7 @@ def resume_submitted(crm: Crm, table: type[Row], partner_name: str, contract: Co
             )
             .distinct()
         ).all()
-    confirmed: list[Row] = []
+    confirmed: list[Any] = []
     for tx_hash in submitted:
         assert tx_hash is not None
         found = chain.lookup(contract, tx_hash)
@@ -51,14 +53,25 @@ def resume_submitted(crm: Crm, table: type[Row], partner_name: str, contract: Co
     return confirmed
 
 
-def confirm(crm: Crm, table: type[Row], tx_hash: str, block_number: int) -> list[Row]:
-    """Record that the rows carried by `tx_hash` were mined in `block_number`."""
+def confirm(crm: Crm, table: type[Row], tx_hash: str, block_number: int) -> list[Any]:
+    """Record that the rows carried by `tx_hash` were mined in `block_number`; those rows, oldest first,
+    as plain rows with the table's columns (one UPDATE ... RETURNING: loading hundreds of ORM objects
+    per batch only to set one column cost more than the transaction)."""
+    columns = table.__table__.c  # type: ignore[attr-defined]
     with crm.unit_of_work() as db:
-        rows = db.exec(
-            select(table)
-            .where(col(table.tx_hash) == tx_hash, col(table.block_number).is_(None))
-            .order_by(col(table.id))
-        ).all()
-        for row in rows:
-            row.block_number = block_number
-        return list(rows)
+        rows = (
+            db.connection()
+            .execute(
+                sa_update(table.__table__)  # type: ignore[attr-defined]
+                .where(columns.tx_hash == tx_hash, columns.block_number.is_(None))
+                .values(block_number=block_number)
+                .returning(*columns)
+            )
+            .all()
+        )
+    return sorted(rows, key=lambda row: row.id)
+
+
+def claim(db: Session, table: type[Row], ids: Sequence[int], tx_hash: str) -> None:
+    """Write `tx_hash` on the rows `ids` (the outbox step before sending): one executemany by key."""
+    db.exec(update(table), params=[{"id": row_id, "tx_hash": tx_hash} for row_id in ids])
