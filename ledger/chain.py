@@ -130,11 +130,16 @@ class Chain:
 
     def send(self, contract: Contract, signed: SignedTx) -> TxResult:
         """Send a prepared transaction and wait for it to be mined."""
+        self.broadcast(signed)
+        return self.wait(contract, signed.tx_hash)
+
+    def broadcast(self, signed: SignedTx) -> None:
+        """Send a prepared transaction without waiting for it: the caller learns its fate later through
+        `lookup` or `wait` (outboxes keep the hash). Meanwhile the node works and so can we."""
         try:
             self.w3.eth.send_raw_transaction(signed.raw)
         except Exception as exc:
             raise self._translate(exc) from exc
-        return self.wait(contract, signed.tx_hash)
 
     def wait(self, contract: Contract, tx_hash: str) -> TxResult:
         deadline = time.monotonic() + self.receipt_timeout

@@ -318,6 +318,9 @@ class ConsentReceipt(StoreModel, table=True):
         sa.UniqueConstraint("receipt_hash"),
         # "what is this member's consent for this purpose", latest first
         sa.Index(None, "member_id", "purpose", "recorded_at"),
+        # the outbox: a partner's receipts not yet mined, oldest first; the receipts of one transaction
+        sa.Index(None, "partner_id", "block_number", "id"),
+        sa.Index(None, "tx_hash"),
     )
 
     id: int | None = Field(default=None, primary_key=True, sa_type=ID_TYPE)
@@ -347,6 +350,9 @@ class PointEvent(StoreModel, table=True):
         sa.UniqueConstraint("partner_id", "external_key"),
         sa.CheckConstraint("amount > 0", name="amount_positive"),
         sa.Index(None, "member_id", "created_at"),
+        # the outbox: a partner's events not yet mined, oldest first; the events of one transaction
+        sa.Index(None, "partner_id", "block_number", "id"),
+        sa.Index(None, "tx_hash"),
     )
 
     id: int | None = Field(default=None, primary_key=True, sa_type=ID_TYPE)

@@ -99,7 +99,12 @@ def _build_batch(crm: Crm, partner_name: str, max_leaves: int) -> int | None:
         # ORM objects (ciphertexts included) cost more than the rest of anchoring.
         rows = db.exec(
             select(Interaction.id, Interaction.leaf_hash)
-            .where(Interaction.partner_id == partner.id, col(Interaction.batch_id).is_(None))
+            # status as well as batch: the (status, partner_id, id) index then yields them in order
+            .where(
+                Interaction.status == AnchorStatus.PENDING,
+                Interaction.partner_id == partner.id,
+                col(Interaction.batch_id).is_(None),
+            )
             .order_by(col(Interaction.id))
             .limit(max_leaves)
             .with_for_update(skip_locked=True)  # PostgreSQL: two workers never batch the same leaf
@@ -141,14 +146,37 @@ def anchor_batch(crm: Crm, partner_name: str, batch_id: int) -> AnchorOutcome:
         if found is not None:
             return _mark_anchored(crm, batch_id, found)
         # the node never saw it: the crash came between writing the hash and sending
+    return _mark_anchored(crm, batch_id, anchor.wait_anchor(_submit(crm, partner_name, batch)))
+
+
+def submit_pending(crm: Crm, partner_name: str, max_leaves: int | None = None) -> int:
+    """Batch every pending leaf and send each batch's anchor without waiting for it to be mined; the
+    number of batches sent. `resume` then settles them all: the node mines while we build the next
+    batch, instead of each batch waiting for the one before. Batches left unfinished by an earlier run
+    are not touched here (`resume` finishes those too)."""
+    size = max_leaves or crm.settings.batch_max_leaves
+    sent = 0
+    while (batch_id := _build_batch(crm, partner_name, size)) is not None:
+        with crm.unit_of_work() as db:
+            batch = db.get(Batch, batch_id)
+            assert batch is not None
+        _submit(crm, partner_name, batch)
+        sent += 1
+    return sent
+
+
+def _submit(crm: Crm, partner_name: str, batch: Batch) -> str:
+    """Sign the batch's anchor, record its hash (submitted), then send it: the outbox's steps 2 and 3."""
+    anchor = crm.coalition.anchor
     signed = anchor.prepare_anchor(crm.signer(partner_name), batch.root, batch.size)
     with crm.unit_of_work() as db:
         db.exec(
             update(Batch)
-            .where(col(Batch.id) == batch_id)
+            .where(col(Batch.id) == batch.id)
             .values(status=AnchorStatus.SUBMITTED, tx_hash=signed.tx_hash, submitted_at=datetime.now(UTC))
         )
-    return _mark_anchored(crm, batch_id, anchor.send_anchor(signed))
+    anchor.broadcast_anchor(signed)
+    return signed.tx_hash
 
 
 def _mark_anchored(crm: Crm, batch_id: int, anchored: AnchoredBatch) -> AnchorOutcome:

@@ -214,10 +214,13 @@ def stage_consents(
     return staged
 
 
-def send_staged_consents(crm: Crm, partner_name: str, *, batch_size: int = CONSENT_BATCH) -> list[Any]:
+def send_staged_consents(
+    crm: Crm, partner_name: str, *, batch_size: int = CONSENT_BATCH, wait: bool = True
+) -> list[Any]:
     """Put every staged or interrupted receipt of the partner on chain (see above); the receipts
-    confirmed by this call, oldest first (plain rows with ConsentReceipt's columns). One partner's
-    outbox is sent by one process at a time."""
+    confirmed by this call, oldest first (plain rows with ConsentReceipt's columns). With `wait=False`
+    the batches sent are left in flight for the next call to confirm (see `send_staged_points`). One
+    partner's outbox is sent by one process at a time."""
     client = crm.coalition.consent
     chain = crm.coalition.chain
     confirmed = resume_submitted(crm, ConsentReceipt, partner_name, client.contract)
@@ -240,8 +243,10 @@ def send_staged_consents(crm: Crm, partner_name: str, *, batch_size: int = CONSE
                 gas=CONSENT_GAS_BASE + CONSENT_GAS_PER_ITEM * len(staged),
             )
             claim(db, ConsentReceipt, [r.id for r in staged], signed.tx_hash)  # committed before the send
-        result = chain.send(client.contract, signed)
-        confirmed += confirm(crm, ConsentReceipt, signed.tx_hash, result.block_number)
+        chain.broadcast(signed)
+        if wait:
+            result = chain.wait(client.contract, signed.tx_hash)
+            confirmed += confirm(crm, ConsentReceipt, signed.tx_hash, result.block_number)
     return confirmed
 
 

@@ -39,7 +39,7 @@ from typing import Any, TypeVar
 from api.importers.online_retail import ReadStats, read_invoices
 from api.importers.records import Record
 from api.importers.synthetic import SyntheticCustomer, generate
-from api.usecases.anchoring import anchor_pending_iter
+from api.usecases.anchoring import resume, submit_pending
 from api.usecases.consent import (
     CONSENT_BATCH,
     LOYALTY,
@@ -227,6 +227,11 @@ class _Importer:
             self._points_confirmed(send_staged_points(self.crm, self.partner, batch_size=self.earn_batch))
         for chunk in _chunks(self._timed(items, "read"), self.chunk_size):
             self._chunk(chunk, total())
+        # The chunks leave their last transactions in flight; settle them (and send what is left).
+        with self._phase("consent"):
+            self._consents_confirmed(
+                send_staged_consents(self.crm, self.partner, batch_size=self.consent_batch)
+            )
         with self._phase("points"):
             self._points_confirmed(send_staged_points(self.crm, self.partner, batch_size=self.earn_batch))
         self._anchor()
@@ -255,10 +260,17 @@ class _Importer:
 
         with self._phase("consent"):
             fresh = [self.members[ref] for ref in first_seen]
-            if stage_consents(self.crm, self.partner, fresh, LOYALTY, terms=IMPORT_TERMS):
+            new_consents = stage_consents(self.crm, self.partner, fresh, LOYALTY, terms=IMPORT_TERMS)
+            if new_consents:
                 self._consents_confirmed(
-                    send_staged_consents(self.crm, self.partner, batch_size=self.consent_batch)
+                    send_staged_consents(self.crm, self.partner, batch_size=self.consent_batch, wait=False)
                 )
+                # Sent, not yet mined: each recordBatch was simulated and is sent before any earnBatch
+                # for its members (same sender, lower nonce), so the chain holds the consent by the time
+                # the points are mined. A consent transaction that still failed would stop the import
+                # when it is settled.
+                for member in new_consents:
+                    self.consented.setdefault(member, True)
         self._tell("consent", total)
 
         with self._phase("interactions"):
@@ -294,14 +306,20 @@ class _Importer:
             if self.points_waiting >= self.earn_batch:  # full batches now, the rest at the end
                 self._points_confirmed(
                     send_staged_points(
-                        self.crm, self.partner, batch_size=self.earn_batch, min_batch=self.earn_batch
+                        self.crm,
+                        self.partner,
+                        batch_size=self.earn_batch,
+                        min_batch=self.earn_batch,
+                        wait=False,  # mined while the next chunk is prepared; confirmed by the next call
                     )
                 )
         self._tell("points", total)
 
     def _anchor(self) -> None:
         with self._phase("anchor"):
-            for outcome in anchor_pending_iter(self.crm, self.partner):
+            # every batch sent first, then all settled: the node mines while the next batch is built
+            submit_pending(self.crm, self.partner)
+            for outcome in resume(self.crm, self.partner):
                 self.report.batches_anchored += 1
                 self.report.leaves_anchored += outcome.size
                 if self.progress is not None:

@@ -219,12 +219,14 @@ def stage_earnings(
 
 
 def send_staged_points(
-    crm: Crm, partner_name: str, *, batch_size: int = EARN_BATCH, min_batch: int = 1
+    crm: Crm, partner_name: str, *, batch_size: int = EARN_BATCH, min_batch: int = 1, wait: bool = True
 ) -> list[Any]:
     """Put the partner's staged and interrupted earn events on chain, `batch_size` per earnBatch, while
     at least `min_batch` are staged (so a caller can send full batches only, then flush with 1); the
-    events confirmed by this call (plain rows with PointEvent's columns). One partner's outbox is sent
-    by one process at a time."""
+    events confirmed by this call (plain rows with PointEvent's columns). With `wait=False` the batches
+    this call sends are left in flight, to be confirmed by the next call (which settles in-flight
+    transactions first): an import works on its next chunk while the node mines. One partner's outbox
+    is sent by one process at a time."""
     client = crm.coalition.loyalty
     chain = crm.coalition.chain
     confirmed = resume_submitted(crm, PointEvent, partner_name, client.contract)
@@ -265,8 +267,10 @@ def send_staged_points(
                 gas=EARN_GAS_BASE + EARN_GAS_PER_ITEM * len(staged),
             )
             claim(db, PointEvent, [e.id for e in staged], signed.tx_hash)  # committed before the send
-        result = chain.send(client.contract, signed)
-        confirmed += confirm(crm, PointEvent, signed.tx_hash, result.block_number)
+        chain.broadcast(signed)
+        if wait:
+            result = chain.wait(client.contract, signed.tx_hash)
+            confirmed += confirm(crm, PointEvent, signed.tx_hash, result.block_number)
     return confirmed
 
 

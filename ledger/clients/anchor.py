@@ -39,6 +39,10 @@ class AnchorClient(ContractClient):
     def send_anchor(self, signed: SignedTx) -> AnchoredBatch:
         return self._anchored(self.chain.send(self.contract, signed))
 
+    def broadcast_anchor(self, signed: SignedTx) -> None:
+        """Send a prepared anchor without waiting (`lookup_anchor` / `wait_anchor` learn the batch id)."""
+        self.chain.broadcast(signed)
+
     def lookup_anchor(self, tx_hash: str) -> AnchoredBatch | Literal["pending"] | None:
         """The batch a previously prepared anchor transaction created; "pending" while the node holds it
         unmined; None if the node never saw it."""

@@ -84,7 +84,7 @@ def test_a_crash_before_sending_loses_nothing_and_anchors_once(crm, alice, monke
     def crash(signed):
         raise KeyboardInterrupt("killed after the hash was written, before the send")
 
-    monkeypatch.setattr(crm.coalition.anchor, "send_anchor", crash)
+    monkeypatch.setattr(crm.coalition.anchor, "broadcast_anchor", crash)
     with pytest.raises(KeyboardInterrupt):
         anchor_pending(crm, "acme")
     with crm.unit_of_work() as db:

@@ -11,7 +11,7 @@ from sqlmodel import col, func, select
 
 from api.importers.online_retail import ReadStats, normalise_customer_id, read_invoices
 from api.settings import Settings
-from api.usecases import consent, imports, loyalty
+from api.usecases import consent, imports, loyalty, outbox
 from api.usecases.consent import LOYALTY, consent_history, consent_valid, withdraw_consent
 from api.usecases.context import Crm
 from api.usecases.customers import (
@@ -254,18 +254,27 @@ def test_a_crash_anywhere_is_finished_by_running_the_import_again(crm, retail_cs
         calls = iter([record_interactions])
         monkeypatch.setattr(imports, "record_interactions", lambda *a: next(calls, die)(*a))
     elif crash == "points-signed":  # a points transaction is signed and its hash stored, never sent
-        real_send = crm.coalition.chain.send
+        real_broadcast = crm.coalition.chain.broadcast
 
-        def send(contract, signed):
-            if contract.address == crm.coalition.loyalty.address:
+        def broadcast(signed):
+            with crm.unit_of_work() as db:  # the outbox wrote the hash on point events: die before sending
+                if db.exec(select(PointEvent).where(PointEvent.tx_hash == signed.tx_hash)).first():
+                    die()
+            return real_broadcast(signed)
+
+        monkeypatch.setattr(crm.coalition.chain, "broadcast", broadcast)
+    else:  # a points (consent) transaction is mined, the store never hears of it
+        table = PointEvent if crash == "points-sent" else ConsentReceipt
+        real_confirm = outbox.confirm
+
+        def confirm(crm, rows_table, *args):
+            if rows_table is table:
                 die()
-            return real_send(contract, signed)
+            return real_confirm(crm, rows_table, *args)
 
-        monkeypatch.setattr(crm.coalition.chain, "send", send)
-    elif crash == "points-sent":  # a points transaction is mined, the store never hears of it
-        monkeypatch.setattr(loyalty, "confirm", die)
-    else:  # the same for consent
-        monkeypatch.setattr(consent, "confirm", die)
+        # wherever a mined transaction is confirmed: right after sending, or when settling in-flight ones
+        for module in (outbox, loyalty, consent):
+            monkeypatch.setattr(module, "confirm", confirm)
     with pytest.raises(KeyboardInterrupt):
         run(crm, retail_csv)
     monkeypatch.undo()
