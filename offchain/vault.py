@@ -30,7 +30,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -380,6 +380,28 @@ class Vault:
         """
         return crypto.hmac_sha256(self.commitment_key(partner, member), data)
 
+    def bulk_keys(self, partner: str, members: Iterable[bytes]) -> dict[bytes, CustomerKeys]:
+        """The keys of many customers of `partner` at once, for work that touches thousands of them
+        (verifying everything): one key-store query per 500 members (`KeyStore.get_many`) instead of a
+        query per customer, and each commitment key derived once rather than once per `commit`.
+
+        Members without a key (erased, or never given one) are left out: `decrypt`, `commit` or
+        `is_erased` tell which. The keys are always read from the store, and follow the cache rules
+        described in `CustomerKeys`; they are not added to this vault's LRU, where thousands of
+        one-off keys would only evict the hot ones."""
+        check_partner(partner)
+        wanted = [_check_member(member) for member in dict.fromkeys(members)]
+        # Epoch and clock before the read, as in `_dek`: a shred that lands after this point leaves the
+        # keys read here stale, so `CustomerKeys` goes back to the vault (and finds the key gone).
+        epoch = self._epoch
+        now = self._monotonic()
+        expires = now + self._cache_ttl if self._cache_size > 0 else now
+        keys: dict[bytes, CustomerKeys] = {}
+        for member, (kek_id, wrapped) in self._keystore.get_many(partner, wanted).items():
+            dek = crypto.unwrap(self._keks.lookup(partner, kek_id), wrapped, dek_aad(partner, member))
+            keys[member] = CustomerKeys(self, partner, member, dek, epoch, expires)
+        return keys
+
     # -- keyed lookups -------------------------------------------------------------------------------
 
     def index_key(self, partner: str) -> bytes:
@@ -500,3 +522,61 @@ class Vault:
         """Drop every cached DEK (e.g. when another process may have shredded customers)."""
         with self._lock:
             self._cache.clear()
+
+
+class CustomerKeys:
+    """One customer's keys as `Vault.bulk_keys` hands them out: `decrypt` and `commit` return exactly
+    what `Vault.decrypt` and `Vault.commit` return, without a key lookup (and an HKDF) per call.
+
+    No cache of its own beyond the vault's rules: the key read from the store is used only until the
+    vault's next `shred` (of anyone: its epoch changes) and for at most the vault's `cache_ttl` (not at
+    all with ``cache_size=0``). Past that every call goes through the vault again, which raises
+    CustomerErased once the key is gone, so erasure wins here exactly as it does for the vault's cache.
+    Once stale, an object drops its keys (it can never become fresh again). Meant for one run of work
+    (e.g. one `verify_all`), not to be kept around.
+    """
+
+    __slots__ = ("_aads", "_commitment_key", "_dek", "_epoch", "_expires", "_vault", "member", "partner")
+
+    def __init__(
+        self, vault: Vault, partner: str, member: bytes, dek: bytes, epoch: int, expires: float
+    ) -> None:
+        self.partner = partner
+        self.member = member
+        self._vault = vault
+        self._dek = dek
+        self._epoch = epoch
+        self._expires = expires
+        self._commitment_key: bytes | None = None
+        self._aads: dict[str, bytes] = {}
+
+    @property
+    def fresh(self) -> bool:
+        """Whether the key read by `bulk_keys` is still used (no shred since, TTL not past). A stale
+        object still works, through the vault; a holder that keeps many asks `bulk_keys` again."""
+        vault = self._vault
+        return self._epoch == vault._epoch and vault._monotonic() < self._expires
+
+    def _forget(self) -> None:
+        # the epoch only grows and the clock only advances: stale is for good, so keep no key material
+        self._dek = b""
+        self._commitment_key = None
+
+    def decrypt(self, field: str, blob: bytes) -> bytes:
+        """`Vault.decrypt` of this customer's `field`."""
+        if not self.fresh:
+            self._forget()
+            return self._vault.decrypt(self.partner, self.member, field, blob)
+        aad = self._aads.get(field)
+        if aad is None:
+            aad = self._aads[field] = field_aad(self.partner, self.member, field)
+        return crypto.open_sealed(self._dek, blob, aad)
+
+    def commit(self, data: bytes) -> bytes:
+        """`Vault.commit` of `data` for this customer."""
+        if not self.fresh:
+            self._forget()
+            return self._vault.commit(self.partner, self.member, data)
+        if self._commitment_key is None:
+            self._commitment_key = crypto.hkdf(self._dek, COMMITMENT_INFO)
+        return crypto.hmac_sha256(self._commitment_key, data)
