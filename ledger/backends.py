@@ -10,7 +10,8 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Protocol, runtime_checkable
 
 from eth_abi import encode as abi_encode
@@ -43,13 +44,31 @@ class Receipt:
     """The parts of a transaction receipt the ledger layer reads, the same on every backend.
 
     Read straight from the node's answer: web3's receipt formatters cost ~1 ms per log in Python,
-    which for a batch of 800 events is more than the node needs to execute the transaction."""
+    which for a batch of 800 events is more than the node needs to execute the transaction. The logs
+    are converted only when asked for (an outbox reads the status and the block, never the logs)."""
 
     tx_hash: str
     status: int
     block_number: int
     gas_used: int
-    logs: tuple[Log, ...]
+    raw_logs: tuple[Mapping[str, Any], ...] = field(default=(), repr=False)
+    # the node's names for a log's index fields: JSON-RPC camelCase, or eth-tester's snake_case
+    dialect: tuple[str, str, str] = field(default=("logIndex", "transactionIndex", "blockHash"), repr=False)
+
+    @cached_property
+    def logs(self) -> tuple[Log, ...]:
+        log_index, tx_index, block_hash = self.dialect
+        return tuple(
+            Log(
+                address=to_checksum_address(log["address"]),
+                topics=tuple(_bytes(t) for t in log["topics"]),
+                data=_bytes(log["data"]),
+                log_index=_int(log[log_index]),
+                transaction_index=_int(log[tx_index]),
+                block_hash=_bytes(log[block_hash]),
+            )
+            for log in self.raw_logs
+        )
 
 
 @runtime_checkable
@@ -230,15 +249,6 @@ def _receipt(
         status=_int(raw["status"]),
         block_number=_int(raw[block]),
         gas_used=_int(raw[gas]),
-        logs=tuple(
-            Log(
-                address=to_checksum_address(log["address"]),
-                topics=tuple(_bytes(t) for t in log["topics"]),
-                data=_bytes(log["data"]),
-                log_index=_int(log[log_index]),
-                transaction_index=_int(log[tx_index]),
-                block_hash=_bytes(log[block_hash]),
-            )
-            for log in raw["logs"]
-        ),
+        raw_logs=tuple(raw["logs"]),
+        dialect=(log_index, tx_index, block_hash),
     )

@@ -39,16 +39,16 @@ class TxResult:
     tx_hash: str
     block_number: int
     gas_used: int
-    logs: tuple[Log, ...] = ()
+    receipt: Receipt | None = field(default=None, repr=False, compare=False)
     contract: Contract | None = field(default=None, repr=False, compare=False)
 
     @cached_property
     def events(self) -> list[EventData]:
         """`contract`'s events in this transaction, decoded on first use: a batch of hundreds of items
         emits hundreds of events that an outbox never reads, and web3 decodes ~1,000 a second."""
-        if self.contract is None:
+        if self.contract is None or self.receipt is None:
             return []
-        return decode_events(self.contract, self.logs, self.tx_hash, self.block_number)
+        return decode_events(self.contract, self.receipt.logs, self.tx_hash, self.block_number)
 
     def event(self, name: str) -> EventData:
         """The single event called `name` (raises if there is not exactly one)."""
@@ -106,8 +106,9 @@ class Chain:
                 if gas is None:
                     gas = self.w3.eth.estimate_gas(call) * _GAS_MARGIN_NUM // _GAS_MARGIN_DEN
                 else:
-                    self.w3.eth.call(call)
                     gas = min(gas, self.block_gas_limit())
+                    # simulated with the bound itself, so a bound set too low fails here, not on chain
+                    self.w3.eth.call({**call, "gas": gas})
                 tx = fill_transaction_defaults(self.w3, {**call, **self._params(sender, gas)})
         except Exception as exc:
             raise self._translate(exc) from exc
@@ -172,7 +173,7 @@ class Chain:
     def _result(self, contract: Contract, receipt: Receipt) -> TxResult:
         if receipt.status != 1:
             raise TransactionFailed(f"transaction {receipt.tx_hash} failed (gas used {receipt.gas_used})")
-        return TxResult(receipt.tx_hash, receipt.block_number, receipt.gas_used, receipt.logs, contract)
+        return TxResult(receipt.tx_hash, receipt.block_number, receipt.gas_used, receipt, contract)
 
     def deploy(
         self, abi: list[dict[str, Any]], bytecode: str, args: list[Any], sender: LocalAccount

@@ -30,7 +30,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -331,6 +331,34 @@ class Vault:
         epoch = self._epoch
         self._keystore.put(partner, member, kek_id, crypto.wrap(kek, dek, aad))
         self._remember(partner, member, dek, epoch)
+
+    def create_customer_keys(self, partner: str, members: Sequence[bytes]) -> None:
+        """`create_customer_key` for many new customers in one key-store transaction (all or none)."""
+        kek_id, kek = self._keks.current(partner)
+        deks = [crypto.new_key() for _ in members]
+        epoch = self._epoch
+        self._keystore.put_many(
+            partner,
+            [
+                (member, kek_id, crypto.wrap(kek, dek, dek_aad(partner, member)))
+                for member, dek in zip(members, deks, strict=True)
+            ],
+        )
+        for member, dek in zip(members, deks, strict=True):
+            self._remember(partner, member, dek, epoch)
+
+    def warm(self, partner: str, members: Iterable[bytes]) -> None:
+        """Bring the DEKs of these customers into the cache, reading the ones not there with one key-store
+        query per 500 (`KeyStore.get_many`) rather than one each: for work about to encrypt for a
+        thousand customers (imports). Members without a key are skipped; `encrypt` will say why."""
+        check_partner(partner)
+        wanted = [m for m in dict.fromkeys(members) if self._recall(partner, _check_member(m)) is None]
+        if not wanted:
+            return
+        epoch = self._epoch  # before the read, as in `_dek`: a shred meanwhile keeps these out
+        for member, (kek_id, wrapped) in self._keystore.get_many(partner, wanted).items():
+            dek = crypto.unwrap(self._keks.lookup(partner, kek_id), wrapped, dek_aad(partner, member))
+            self._remember(partner, member, dek, epoch)
 
     def is_erased(self, partner: str, member: bytes) -> bool:
         """Whether the customer was shredded."""

@@ -269,3 +269,45 @@ class TestLocation:
         names = set(sqlalchemy.inspect(store._engine).get_table_names())
         assert names == {"keystore_wrapped_keys", "keystore_erased_keys"}
         store.close()
+
+
+# --- many keys in one transaction (imports) -------------------------------------------------------------
+
+
+def test_put_many_stores_every_key_as_put_would(store: KeyStore, partner: str):
+    keys = [(member(), "kek-1", blob()) for _ in range(1200)]  # more than one IN (...) chunk
+    store.put_many(partner, keys)
+    assert store.get_many(partner, [m for m, _, _ in keys]) == {m: (k, w) for m, k, w in keys}
+    (first,) = [r for r in store.list_for_partner(partner) if r.member == keys[0][0]]
+    assert (first.kek_id, first.wrapped, first.created_at, first.rotated_at) == (
+        "kek-1",
+        keys[0][2],
+        T0,
+        None,
+    )
+    store.put_many(partner, [])  # nothing to do is not an error
+
+
+def test_put_many_is_all_or_nothing(store: KeyStore, partner: str):
+    existing = member()
+    store.put(partner, existing, "kek-1", blob())
+    fresh = [member() for _ in range(3)]
+    with pytest.raises(CustomerKeyExists):
+        store.put_many(partner, [(m, "kek-1", blob()) for m in [*fresh, existing]])
+    assert store.get_many(partner, fresh) == {}
+
+    erased = member()
+    store.put(partner, erased, "kek-1", blob())
+    store.delete(partner, erased)
+    with pytest.raises(CustomerErased):  # an erased member never gets a key again, in bulk either
+        store.put_many(partner, [(m, "kek-1", blob()) for m in [*fresh, erased]])
+    assert store.get_many(partner, [*fresh, erased]) == {}
+
+
+def test_put_many_refuses_malformed_input(store: KeyStore, partner: str):
+    m = member()
+    with pytest.raises(ValueError, match="twice"):
+        store.put_many(partner, [(m, "kek-1", blob()), (m, "kek-1", blob())])
+    with pytest.raises(ValueError, match="32 bytes"):
+        store.put_many(partner, [(b"short", "kek-1", blob())])
+    assert store.get(partner, m) is None

@@ -590,3 +590,45 @@ def test_environment_is_read_when_first_needed(monkeypatch: pytest.MonkeyPatch):
     keks = KekRing()
     monkeypatch.setenv("LEDGERCRM_KEK_ACME", KEK_ACME.hex())
     assert keks.current("acme")[1] == KEK_ACME
+
+
+# --- many customers at once (imports) -------------------------------------------------------------------
+
+
+def test_create_customer_keys_gives_each_customer_a_key_of_its_own(vault: Vault, keystore: KeyStore):
+    members = [new_member_id() for _ in range(5)]
+    vault.create_customer_keys("acme", members)
+    deks = {raw_dek(keystore, KEK_ACME, "acme", m) for m in members}
+    assert len(deks) == 5  # five different keys, each wrapped for its own member (AAD)
+    blobs = [vault.encrypt("acme", m, "pii", b"x") for m in members]
+    vault.clear_cache()  # read back through the key store, not the cache that creation filled
+    assert [vault.decrypt("acme", m, "pii", b) for m, b in zip(members, blobs, strict=True)] == [b"x"] * 5
+    with pytest.raises(DecryptionFailed):  # bound to its member
+        vault.decrypt("acme", members[1], "pii", blobs[0])
+
+
+def test_create_customer_keys_is_all_or_nothing(vault: Vault, keystore: KeyStore, customer: bytes):
+    fresh = [new_member_id() for _ in range(3)]
+    with pytest.raises(CustomerKeyExists):
+        vault.create_customer_keys("acme", [*fresh, customer])
+    assert keystore.get_many("acme", fresh) == {}
+
+
+def test_warm_reads_many_keys_with_one_query_and_never_revives_an_erased_one(
+    vault: Vault, keystore: KeyStore, monkeypatch: pytest.MonkeyPatch
+):
+    members = [new_member_id() for _ in range(4)]
+    vault.create_customer_keys("acme", members)
+    blobs = {m: vault.encrypt("acme", m, "pii", b"data") for m in members}
+    vault.shred("acme", members[0])
+    vault.clear_cache()
+    vault.warm("acme", [*members, new_member_id()])  # unknown and erased members are skipped
+
+    def no_single_reads(*_args: object) -> None:
+        raise AssertionError("warm should have loaded this key")
+
+    monkeypatch.setattr(keystore, "get", no_single_reads)
+    assert [vault.decrypt("acme", m, "pii", blobs[m]) for m in members[1:]] == [b"data"] * 3
+    monkeypatch.undo()
+    with pytest.raises(CustomerErased):
+        vault.decrypt("acme", members[0], "pii", blobs[members[0]])
