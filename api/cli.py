@@ -7,11 +7,13 @@ traceback."""
 from __future__ import annotations
 
 import json
+import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TextIO, TypeVar
 
 import typer
 from rich.console import Console
@@ -433,9 +435,65 @@ def erase(
 # --- imports ---------------------------------------------------------------------------------------------
 
 
+PLAIN_PROGRESS_EVERY = 5.0
+"""Seconds between two plain progress lines (terminals get a live bar instead)."""
+
+
+class PlainProgress:
+    """Import progress as plain lines on a stream that is not a terminal (CI logs, pipes, files), where a
+    Rich bar draws nothing until the end: a line when a phase first reports, then at most one every
+    `every` seconds, and the last state at `close()`. Each line gives the phase, done/total, the rate
+    since the previous line of that phase (so a slowdown shows) and the time since the start."""
+
+    def __init__(
+        self,
+        stream: TextIO,
+        *,
+        every: float = PLAIN_PROGRESS_EVERY,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.stream, self.every, self.clock = stream, every, clock
+        self.started = self.last_line = clock()
+        self.marks: dict[str, tuple[float, int]] = {}  # phase -> (time, done) at its previous line
+        self.pending: tuple[str, int, int | None] | None = None  # the latest update not yet printed
+
+    def __call__(self, phase: str, done: int, total: int | None) -> None:
+        now = self.clock()
+        if phase in self.marks and now - self.last_line < self.every:
+            self.pending = (phase, done, total)
+            return
+        self._line(now, phase, done, total)
+
+    def close(self) -> None:
+        if self.pending is not None:
+            self._line(self.clock(), *self.pending)
+
+    def _line(self, now: float, phase: str, done: int, total: int | None) -> None:
+        of = f"/{total:,} ({100 * done / total:.0f}%)" if total else ""
+        rate = ""
+        if phase in self.marks:  # a phase's first line has no rate: when its work began is unknown
+            since, done_then = self.marks[phase]
+            if now > since and done > done_then:
+                rate = f", {(done - done_then) / (now - since):,.0f}/s"
+        self.stream.write(f"import: {phase} {done:,}{of}{rate}, {now - self.started:,.0f}s elapsed\n")
+        self.stream.flush()  # a pipe is block-buffered: the line must show now, not at exit
+        self.marks[phase] = (now, done)
+        self.last_line = now
+        self.pending = None
+
+
 @contextmanager
 def _progress() -> Iterator[Callable[[str, int, int | None], None]]:
-    """A Rich progress bar per import phase, fed by the use case's progress(phase, done, total)."""
+    """The use case's progress(phase, done, total), shown as a Rich bar per import phase on a terminal and
+    as plain lines (`PlainProgress`) anywhere else."""
+    if not errors.is_terminal:
+        plain = PlainProgress(sys.stderr, every=PLAIN_PROGRESS_EVERY)
+        try:
+            yield plain
+        finally:
+            plain.close()
+        return
+
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(

@@ -5,12 +5,15 @@ For each chain: a fresh home (SQLite store and key store in a temp folder), part
 everything anchored) in a child process, so that each run's peak RSS is its own. Then `verify_all` in the
 same child, timed separately. The floor (stdlib: CSV -> per-invoice JSON -> SQLite) runs in its own child.
 
-    .venv/bin/python benchmarks/import_online_retail.py [--chains memory anvil] [--data PATH]
+    .venv/bin/python benchmarks/import_online_retail.py [--chains memory anvil] [--data PATH] [--plot PATH]
+
+A bar chart of each run's time by phase next to the floor goes to benchmarks/out/import_online_retail.png.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import multiprocessing
 import resource
 import sys
@@ -24,6 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "online_retail_II.csv.gz"
+PLOT = Path(__file__).resolve().parent / "out" / "import_online_retail.png"
 console = Console(width=130)  # wide tables stay readable in logs and pipes
 
 
@@ -111,13 +115,48 @@ def _run(target: Any, *args: Any) -> dict[str, Any]:
     return result
 
 
+def plot(floor: dict[str, Any], runs: dict[str, dict[str, Any]], path: Path) -> None:
+    """One horizontal bar per run: the floor, then each chain's import split by phase, and its verify."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display on CI or over ssh
+    import matplotlib.pyplot as plt
+
+    done = {chain: run for chain, run in runs.items() if "error" not in run}
+    labels = ["floor", *("eth-tester" if chain == "memory" else chain for chain in done)]
+    figure, axes = plt.subplots(figsize=(11, 1.2 + 0.8 * len(labels)))
+    axes.barh(0, floor["seconds"], color="black", label="floor (stdlib)")
+    phases = list(next(iter(done.values()))["report"]["timings"]) if done else []
+    colours = [*(f"C{i}" for i in range(len(phases))), "tab:cyan"]  # distinct from the floor's black
+    for row, run in enumerate(done.values(), start=1):
+        left = 0.0
+        for i, phase in enumerate([*phases, "verify"]):
+            width = run["verify_seconds"] if phase == "verify" else run["report"]["timings"][phase]
+            if width:
+                # one legend entry per phase, from the first chain only
+                axes.barh(row, width, left=left, color=colours[i], label=phase if row == 1 else None)
+            left += width
+    axes.set_yticks(range(len(labels)), labels)
+    axes.invert_yaxis()  # the floor on top
+    axes.set(xlabel="seconds", title="Online Retail II import: time by phase, against the floor")
+    axes.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))  # beside, never over a bar
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(figure)
+    console.print(f"Plot: {path}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--chains", nargs="+", default=["memory", "anvil"], choices=["memory", "anvil"])
+    parser.add_argument("--plot", type=Path, default=PLOT, help=f"where the PNG goes (default: {PLOT})")
     args = parser.parse_args()
+    if importlib.util.find_spec("matplotlib") is None:  # fail now, not after the runs
+        console.print("[red]matplotlib is missing:[/] run scripts/setup.sh (it is a dev dependency)")
+        sys.exit(1)
     if not args.data.is_file():
         console.print(f"[red]the data set is not at {args.data}[/] (see ../shared/data/README.md)")
         sys.exit(1)
@@ -181,6 +220,7 @@ def main() -> None:
         details.add_row("store + key store on disk", f"{run['store_mb']:.0f} MB")
         details.add_row("anchor batches on chain", str(run["anchors_on_chain"]))
         console.print(details)
+    plot(floor, runs, args.plot)
 
 
 if __name__ == "__main__":

@@ -12,13 +12,12 @@ slower: meant for small sizes, e.g. `--chain memory --max 10000`).
 
 The figures are the import's own: contract deployment, home creation and partner admission are done
 before the clock starts. Peak RSS is the subprocess's `ru_maxrss`, which includes that setup. A plot of
-time and RSS against size goes to benchmarks/out/import_scaling.png when matplotlib is installed.
+time and RSS against size goes to benchmarks/out/import_scaling.png (matplotlib, a dev dependency).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import importlib.util
 import itertools
 import json
@@ -389,27 +388,39 @@ def verdict(runs: Sequence[Run]) -> None:
 
 
 def plot(runs: Sequence[Run], path: Path) -> None:
-    try:
-        matplotlib: Any = importlib.import_module("matplotlib")
-    except ImportError:
-        console.print(
-            "[yellow]No plot:[/] matplotlib is not installed. Add it to the dev extras in pyproject.toml "
-            '("matplotlib>=3.8") and reinstall, or `.venv/bin/pip install matplotlib`.'
-        )
-        return
-    matplotlib.use("Agg")
-    plt: Any = importlib.import_module("matplotlib.pyplot")
+    # imported here, not at the top: the child processes never plot, and pyplot is slow to import
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display on CI or over ssh
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import LogFormatter, NullFormatter
+
     sizes = [run.interactions for run in runs]
-    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+    figure, (left, middle, right) = plt.subplots(1, 3, figsize=(16, 4.5))
     left.plot(sizes, [run.wall for run in runs], "o-", label="measured")
     left.plot(sizes, [runs[0].wall * s / sizes[0] for s in sizes], "--", color="grey", label="linear")
     left.set(xscale="log", yscale="log", xlabel="interactions", ylabel="wall seconds", title="Import time")
     left.legend()
+    # seconds per 1k interactions: a flat line is a linear phase, a rising one is the phase that slows down
+    for phase in PHASES:
+        per_1k = [1000 * run.timings.get(phase, 0.0) / run.interactions for run in runs]
+        if any(per_1k):
+            middle.plot(sizes, per_1k, "o-", label=phase)
+    middle.set(xscale="log", xlabel="interactions", ylabel="seconds per 1k interactions", title="By phase")
+    middle.set_ylim(bottom=0)
+    middle.legend(fontsize="small")
     right.plot(sizes, [run.rss_peak / 2**20 for run in runs], "o-", label="import process")
     if all(run.anvil_rss for run in runs):
         right.plot(sizes, [(run.anvil_rss or 0) / 2**20 for run in runs], "s-", label="anvil")
     right.set(xscale="log", xlabel="interactions", ylabel="peak RSS (MB)", title="Peak memory")
+    right.set_ylim(bottom=0)
     right.legend()
+    for axes in (left, middle, right):  # the measured sizes as plain numbers, not 10^4 and 3x10^4
+        axes.set_xticks(sizes, [f"{size:,}" for size in sizes])
+        axes.xaxis.set_minor_formatter(NullFormatter())
+    # plain seconds on the log axis (LogFormatter labels minor ticks too when the span is short)
+    left.yaxis.set_major_formatter(LogFormatter())
+    left.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)
@@ -469,6 +480,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.child:
         return run_child(args)
+    if importlib.util.find_spec("matplotlib") is None:  # fail now, not after a half-hour run
+        console.print("[red]error:[/] matplotlib is missing: run scripts/setup.sh (it is a dev dependency)")
+        return 2
     signal.signal(signal.SIGTERM, _on_sigterm)  # so `finally` stops the child and anvil
     started = time.perf_counter()
     print_header(args.chain, args.seed)
