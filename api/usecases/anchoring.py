@@ -6,12 +6,13 @@ nothing twice:
 2. the anchor transaction is signed, and its hash written (submitted), *before* it is sent;
 3. once mined, the on-chain batch id and block are written (anchored).
 `resume` picks up any batch left in step 1 or 2: a submitted batch whose transaction the node knows is
-waited for, never sent again; only one the node never saw is signed anew.
+waited for, never sent again; only one the node never saw is signed anew. `anchor_pending` takes each
+batch through all three steps before the next; `submit_pending` (imports) stops after sending each one,
+and `resume` then settles them all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -63,16 +64,6 @@ def anchor_pending(crm: Crm, partner_name: str, max_leaves: int | None = None) -
     while (batch_id := _build_batch(crm, partner_name, size)) is not None:
         outcomes.append(anchor_batch(crm, partner_name, batch_id))
     return outcomes
-
-
-def anchor_pending_iter(
-    crm: Crm, partner_name: str, max_leaves: int | None = None
-) -> Iterator[AnchorOutcome]:
-    """`anchor_pending`, yielding each batch as it is anchored (so a caller can show progress)."""
-    size = max_leaves or crm.settings.batch_max_leaves
-    yield from resume(crm, partner_name)
-    while (batch_id := _build_batch(crm, partner_name, size)) is not None:
-        yield anchor_batch(crm, partner_name, batch_id)
 
 
 def resume(crm: Crm, partner_name: str) -> list[AnchorOutcome]:

@@ -19,8 +19,14 @@ anchored twice:
    external key (already staged ones are duplicates) for members whose consent the chain confirms, and
    sent with `earnBatch` through the points outbox, in full batches, the rest at the end.
 
-A run starts by finishing whatever an interrupted run left in the consent and points outboxes, and ends
-with `anchor_pending` (whose own outbox finishes interrupted batches). Caveats: an erased customer has no
+Transactions are pipelined: each chunk sends its consent and points batches without waiting for them
+to be mined (the node mines while the next chunk is encrypted and written), and the next send confirms
+them first; points for members whose consent was sent but not yet mined are staged, since their
+recordBatch precedes the earnBatch (same sender, lower nonce). After the last chunk every in-flight
+transaction is settled, and all batches are anchored the same way: every anchor sent, then all settled.
+
+A run starts by finishing whatever an interrupted run left in the consent and points outboxes, and the
+anchoring outbox finishes interrupted batches too. Caveats: an erased customer has no
 lookup hash any more, so a source that still holds them re-creates them as new customers (their old
 invoices stay recorded and are skipped); a crash between creating keys and committing their customers
 leaves unused wrapped keys in the key store (no data, no link to anyone). One import per partner at a
