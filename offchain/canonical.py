@@ -29,6 +29,8 @@ changes how long it takes (tests/offchain/test_canonical_fast.py compares the tw
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import rfc8785
@@ -46,6 +48,40 @@ _ENCODER = json.JSONEncoder(
 
 class CanonicalizationError(ValueError):
     """The value is not representable in I-JSON (e.g. NaN, an integer beyond 2**53, a non-string key)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Canonical:
+    """A JSON value already in RFC 8785 form, made by `Canonical.of`: the bytes can be computed once
+    (in another process, say) and embedded as they are by `canonical_object`."""
+
+    json: bytes
+
+    @classmethod
+    def of(cls, value: Any) -> Canonical:
+        return cls(canonical_json(value))
+
+
+def canonical_object(members: Mapping[str, Any]) -> bytes:
+    """`canonical_json` of the object `members`, where a member's value may be a `Canonical` (embedded
+    as is) instead of a value to serialize. RFC 8785 is compositional: an object is its members in
+    UTF-16 code-unit order of their names, each as name:value, so this gives the bytes `canonical_json`
+    would give for the same object with each `Canonical` replaced by the value it was made from."""
+    if not any(isinstance(value, Canonical) for value in members.values()):
+        return canonical_json(dict(members))
+    parts = []
+    for name in sorted(members, key=_utf16_order):
+        value = members[name]
+        body = value.json if isinstance(value, Canonical) else canonical_json(value)
+        parts.append(canonical_json(name) + b":" + body)
+    return b"{" + b",".join(parts) + b"}"
+
+
+def _utf16_order(name: str) -> bytes:
+    if type(name) is not str:
+        raise CanonicalizationError(f"object member names are strings, not {type(name).__name__}")
+    # big-endian UTF-16 bytes compare as the sequence of code units (RFC 8785 section 3.2.3)
+    return name.encode("utf-16-be", "surrogatepass")
 
 
 class _Fallback(Exception):

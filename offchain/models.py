@@ -319,7 +319,7 @@ class ConsentReceipt(StoreModel, table=True):
         # "what is this member's consent for this purpose", latest first
         sa.Index(None, "member_id", "purpose", "recorded_at"),
         # the outbox: a partner's receipts not yet mined, oldest first; the receipts of one transaction
-        sa.Index(None, "partner_id", "block_number", "id"),
+        sa.Index(None, "block_number", "partner_id", "id"),
         sa.Index(None, "tx_hash"),
     )
 
@@ -351,7 +351,7 @@ class PointEvent(StoreModel, table=True):
         sa.CheckConstraint("amount > 0", name="amount_positive"),
         sa.Index(None, "member_id", "created_at"),
         # the outbox: a partner's events not yet mined, oldest first; the events of one transaction
-        sa.Index(None, "partner_id", "block_number", "id"),
+        sa.Index(None, "block_number", "partner_id", "id"),
         sa.Index(None, "tx_hash"),
     )
 

@@ -19,6 +19,8 @@ anchored twice:
    external key (already staged ones are duplicates) for members whose consent the chain confirms, and
    sent with `earnBatch` through the points outbox, in full batches, the rest at the end.
 
+The source is read (or generated) in a child process, which also serializes each record's data
+(`Entry`), so that parsing runs on a second core while this process encrypts, writes and sends.
 Transactions are pipelined: each chunk sends its consent and points batches without waiting for them
 to be mined (the node mines while the next chunk is encrypted and written), and the next send confirms
 them first; points for members whose consent was sent but not yet mined are staged, since their
@@ -38,10 +40,12 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
+from api.importers.background import in_child_process
 from api.importers.online_retail import ReadStats, read_invoices
 from api.importers.records import Record
 from api.importers.synthetic import SyntheticCustomer, generate
@@ -58,7 +62,8 @@ from api.usecases.customers import find_customers_by_ref, register_customers
 from api.usecases.errors import InvalidInput
 from api.usecases.interactions import NewInteraction, record_interactions
 from api.usecases.loyalty import EARN_BATCH, PointsRequest, send_staged_points, stage_earnings
-from offchain.models import ConsentStatus, CustomerCreate
+from offchain.canonical import Canonical
+from offchain.models import ConsentStatus, CustomerCreate, InteractionKind
 
 Progress = Callable[[str, int, int | None], None]
 """progress(phase, done, total): phase is one of PHASES; total is None while unknown."""
@@ -122,31 +127,31 @@ def import_online_retail(
     chunk_size: int = CHUNK,
     consent_batch: int = CONSENT_BATCH,
     earn_batch: int = EARN_BATCH,
+    in_process: bool = False,
 ) -> ImportReport:
     """Import the Online Retail II file at `path` (CSV, gzipped or not) into `partner_name`.
 
     The data set has no names: each customer's `name` is their Customer ID (CustomerCreate requires
     one), `external_ref` the same ID, `country` the ISO code of their first invoice's country (if it has
-    one). Rows without a Customer ID are skipped; see api/importers/online_retail.py for the rest."""
+    one). Rows without a Customer ID are skipped; see api/importers/online_retail.py for the rest.
+    The file is read in a child process (see `Entry`) unless `in_process`."""
     stats = ReadStats()
     report = ImportReport(source=f"online-retail-ii:{Path(path).name}", partner=partner_name)
-    customers: dict[str, CustomerCreate] = {}
 
-    def items() -> Iterator[tuple[CustomerCreate, Record | None]]:
-        for invoice in read_invoices(path, stats=stats, progress=progress):
-            pii = customers.get(invoice.customer_id)
-            if pii is None:
-                pii = customers[invoice.customer_id] = CustomerCreate(
-                    name=invoice.customer_id,
-                    country=RETAIL_COUNTRIES.get(invoice.country),
-                    external_ref=invoice.customer_id,
-                )
-            yield pii, invoice
+    def entries() -> Iterator[Entry]:
+        for item in _source(_retail_entries, str(path), progress=progress, in_process=in_process):
+            if isinstance(item, ReadStats):  # the reader's counts, once the file is read and at the end
+                for name, value in asdict(item).items():
+                    setattr(stats, name, value)
+            else:
+                yield item
 
     def total() -> int | None:
         return stats.invoices_found if stats.rows else None
 
-    _Importer(crm, partner_name, report, progress, chunk_size, consent_batch, earn_batch).run(items(), total)
+    _Importer(crm, partner_name, report, progress, chunk_size, consent_batch, earn_batch).run(
+        entries(), total
+    )
     report.rows_read = stats.rows
     report.rows_skipped_no_customer = stats.rows_without_customer
     report.rows_repeated = stats.repeated_rows
@@ -164,27 +169,90 @@ def import_synthetic(
     chunk_size: int = CHUNK,
     consent_batch: int = CONSENT_BATCH,
     earn_batch: int = EARN_BATCH,
+    in_process: bool = False,
 ) -> ImportReport:
     """Import `generate(seed, customers, interactions)` into `partner_name`: every customer (with the
-    generated PII), every invoice and ticket. The churn ground truth is not imported."""
+    generated PII), every invoice and ticket. The churn ground truth is not imported. The data set is
+    generated in a child process (see `Entry`) unless `in_process`."""
     report = ImportReport(source=f"synthetic:seed={seed}", partner=partner_name)
-
-    def items() -> Iterator[tuple[CustomerCreate, Record | None]]:
-        pii: CustomerCreate | None = None
-        for record in generate(seed, customers, interactions):
-            if isinstance(record, SyntheticCustomer):
-                pii = record.pii()
-                if record.interactions == 0:
-                    yield pii, None  # a customer who never bought anything is still a customer
-            else:
-                assert pii is not None  # a customer comes before their records
-                yield pii, record
-
     expected = interactions + max(0, customers - interactions)
+    items = _source(
+        _synthetic_entries, seed, customers, interactions, progress=progress, in_process=in_process
+    )
     _Importer(crm, partner_name, report, progress, chunk_size, consent_batch, earn_batch).run(
-        items(), lambda: expected
+        cast(Iterator[Entry], items), lambda: expected
     )
     return report
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One source record as the import needs it, made where the source is read.
+
+    Reading the source and serializing each record's data (RFC 8785) is a third of an import's work;
+    done in a child process (`api.importers.background`) it runs on another core, and only this much
+    crosses the pipe. `kind` is None for a customer with no interactions."""
+
+    pii: CustomerCreate
+    kind: InteractionKind | None = None
+    external_key: str = ""
+    occurred_at: datetime | None = None
+    points: int = 0
+    data: Canonical | None = None
+
+    @classmethod
+    def of(cls, pii: CustomerCreate, record: Record) -> Entry:
+        return cls(
+            pii,
+            record.kind,
+            record.external_key,
+            record.occurred_at,
+            record.points,
+            Canonical.of(record.payload()),
+        )
+
+
+def _source(
+    source: Callable[..., Iterable[Any]], *args: Any, progress: Progress | None, in_process: bool
+) -> Iterator[Any]:
+    if in_process:
+        return iter(source(progress or _no_progress, *args))
+    return in_child_process(source, *args, progress=progress)
+
+
+def _no_progress(phase: str, done: int, total: int | None) -> None:
+    pass
+
+
+def _retail_entries(progress: Progress, path: str) -> Iterator[Entry | ReadStats]:
+    """The Online Retail II file as entries; its ReadStats once read (with the invoice count) and at
+    the end."""
+    stats = ReadStats()
+    customers: dict[str, CustomerCreate] = {}
+    for invoice in read_invoices(path, stats=stats, progress=progress):
+        if stats.invoices == 1:
+            yield replace(stats)
+        pii = customers.get(invoice.customer_id)
+        if pii is None:
+            pii = customers[invoice.customer_id] = CustomerCreate(
+                name=invoice.customer_id,
+                country=RETAIL_COUNTRIES.get(invoice.country),
+                external_ref=invoice.customer_id,
+            )
+        yield Entry.of(pii, invoice)
+    yield stats
+
+
+def _synthetic_entries(progress: Progress, seed: int, customers: int, interactions: int) -> Iterator[Entry]:
+    pii: CustomerCreate | None = None
+    for record in generate(seed, customers, interactions):
+        if isinstance(record, SyntheticCustomer):
+            pii = record.pii()
+            if record.interactions == 0:
+                yield Entry(pii)  # a customer who never bought anything is still a customer
+        else:
+            assert pii is not None  # a customer comes before their records
+            yield Entry.of(pii, record)
 
 
 T = TypeVar("T")
@@ -218,9 +286,7 @@ class _Importer:
         self.points_waiting = 0  # staged by this run and not yet sent
         self.done = 0
 
-    def run(
-        self, items: Iterable[tuple[CustomerCreate, Record | None]], total: Callable[[], int | None]
-    ) -> None:
+    def run(self, items: Iterable[Entry], total: Callable[[], int | None]) -> None:
         started = time.perf_counter()
         # fail before reading anything if the partner or its key is missing
         with self.crm.unit_of_work() as db:
@@ -243,18 +309,18 @@ class _Importer:
         self._anchor()
         self.report.elapsed = time.perf_counter() - started
 
-    def _chunk(self, chunk: list[tuple[CustomerCreate, Record | None]], total: int | None) -> None:
+    def _chunk(self, chunk: list[Entry], total: int | None) -> None:
         report = self.report
         self.done += len(chunk)
-        records = [(pii, record) for pii, record in chunk if record is not None]
+        records = [entry for entry in chunk if entry.kind is not None]
         report.records += len(records)
 
         with self._phase("customers"):
             first_seen: dict[str, CustomerCreate] = {}
-            for pii, _ in chunk:
-                ref = _ref(pii)
+            for entry in chunk:
+                ref = _ref(entry.pii)
                 if ref not in self.members and ref not in first_seen:
-                    first_seen[ref] = pii
+                    first_seen[ref] = entry.pii
             found = find_customers_by_ref(self.crm, self.partner, list(first_seen)) if first_seen else {}
             new = [pii for ref, pii in first_seen.items() if ref not in found]
             created = register_customers(self.crm, self.partner, new)
@@ -285,13 +351,14 @@ class _Importer:
                 self.partner,
                 [
                     NewInteraction(
-                        self.members[_ref(pii)],
-                        record.kind,
-                        record.payload(),
-                        record.occurred_at,
-                        external_key=record.external_key,
+                        self.members[_ref(entry.pii)],
+                        entry.kind,
+                        entry.data,
+                        entry.occurred_at,
+                        external_key=entry.external_key,
                     )
-                    for pii, record in records
+                    for entry in records
+                    if entry.kind is not None and entry.data is not None
                 ],
             )
             report.interactions_new += len(result.recorded)
@@ -300,9 +367,9 @@ class _Importer:
 
         with self._phase("points"):
             requests = [
-                PointsRequest(self.members[_ref(pii)], record.points, external_key=record.external_key)
-                for pii, record in records
-                if record.points > 0
+                PointsRequest(self.members[_ref(entry.pii)], entry.points, external_key=entry.external_key)
+                for entry in records
+                if entry.points > 0
             ]
             if requests:
                 staged = stage_earnings(self.crm, self.partner, requests, consent=self.consented)
@@ -324,12 +391,16 @@ class _Importer:
     def _anchor(self) -> None:
         with self._phase("anchor"):
             # every batch sent first, then all settled: the node mines while the next batch is built
-            submit_pending(self.crm, self.partner)
+            sent = 0
+            for size in submit_pending(self.crm, self.partner):
+                sent += size
+                if self.progress is not None:
+                    self.progress("anchor", sent, None)
             for outcome in resume(self.crm, self.partner):
                 self.report.batches_anchored += 1
                 self.report.leaves_anchored += outcome.size
-                if self.progress is not None:
-                    self.progress("anchor", self.report.leaves_anchored, None)
+            if self.progress is not None:
+                self.progress("anchor", self.report.leaves_anchored, self.report.leaves_anchored)
 
     def _consents_confirmed(self, receipts: Sequence[Any]) -> None:
         self.report.consents_recorded += len(receipts)

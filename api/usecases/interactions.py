@@ -19,7 +19,7 @@ from sqlmodel import Session, col, insert, select
 from api.usecases.context import Crm
 from api.usecases.errors import CustomerIsErased, InvalidInput, NotFound
 from ledger.merkle import leaf_hash
-from offchain.canonical import CanonicalizationError, canonical_json
+from offchain.canonical import Canonical, CanonicalizationError, canonical_object
 from offchain.models import AnchorStatus, Customer, CustomerStatus, Interaction, InteractionKind
 
 PAYLOAD_FIELD = "interaction"
@@ -30,7 +30,7 @@ DOCUMENT_VERSION = 1
 class NewInteraction:
     member: bytes
     kind: InteractionKind | str
-    data: dict[str, Any]
+    data: dict[str, Any] | Canonical  # Canonical: serialized ahead (imports do it in their reader process)
     occurred_at: datetime | None = None
     external_key: str | None = None  # idempotency key from the partner's system (e.g. invoice number)
 
@@ -53,7 +53,7 @@ def interaction_document(partner: str, item: NewInteraction, occurred_at: dateti
     """The exact bytes that are encrypted and committed to."""
     kind = interaction_kind(item.kind)
     try:
-        return canonical_json(
+        return canonical_object(
             {
                 "v": DOCUMENT_VERSION,
                 "partner": partner,

@@ -12,8 +12,10 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from offchain.canonical import (
+    Canonical,
     CanonicalizationError,
     canonical_json,
+    canonical_object,
     fast_canonical_json,
     reference_canonical_json,
 )
@@ -160,3 +162,38 @@ def realistic_invoice():
         "externalKey": "536365",
         "data": {"invoice": "536365", "country": "United Kingdom", "lines": lines, "total": total},
     }
+
+
+# --- objects with members serialized ahead (`Canonical`, `canonical_object`) -------------------------
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.dictionaries(KEYS, st.tuples(json_like(8), st.booleans()), max_size=6))
+@example({"\U00010000": (1, True), "\ue000": (2, False), "a": ([1.0], True)})  # UTF-16 order matters
+def test_an_object_with_members_serialized_ahead_is_the_object_serialized_at_once(members):
+    whole = {name: value for name, (value, _) in members.items()}
+    expected = reference(whole)
+    try:
+        ahead = {name: Canonical.of(value) if early else value for name, (value, early) in members.items()}
+        composed = canonical_object(ahead)
+    except CanonicalizationError:
+        assert isinstance(expected, Exception)  # refused either way
+        return
+    assert composed == expected
+
+
+def test_an_interaction_document_embeds_its_data_exactly():
+    invoice: dict[str, Any] = {
+        "invoice": "536365",
+        "lines": [{"price": 2.55, "quantity": 6, "stockCode": "85123A"}],
+    }
+    members: dict[str, Any] = {
+        "v": 1,
+        "partner": "acme",
+        "member": "0x00",
+        "externalKey": "536365",
+        "kind": "purchase",
+    }
+    assert canonical_object({**members, "data": Canonical.of(invoice)}) == rfc8785.dumps(
+        {**members, "data": invoice}
+    )

@@ -1,0 +1,66 @@
+"""A source run in a child process (api/importers/background.py): its items arrive in order, its
+progress is forwarded, its errors are raised here, and it stops when the consumer stops."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from api.importers.background import SourceFailed, in_child_process
+
+
+def numbers(progress, count: int) -> Iterator[tuple[int, int]]:
+    for i in range(count):
+        if i % 1000 == 0:
+            progress("read", i, count)
+        yield i, os.getpid()
+
+
+def failing(progress, after: int) -> Iterator[int]:
+    yield from range(after)
+    raise ValueError(f"bad row {after}")
+
+
+def dying(progress) -> Iterator[int]:
+    yield 1
+    os._exit(3)
+
+
+def test_items_arrive_in_order_from_another_process():
+    seen: list[tuple[str, int, int | None]] = []
+    items = list(in_child_process(numbers, 2345, progress=lambda *a: seen.append(a), chunk=100))
+    assert [i for i, _ in items] == list(range(2345))
+    assert {pid for _, pid in items} != {os.getpid()}  # produced elsewhere
+    assert ("read", 0, 2345) in seen and all(phase == "read" for phase, _, _ in seen)
+
+
+def test_an_error_in_the_source_is_raised_here_after_the_items_before_it():
+    got: list[int] = []
+    with pytest.raises(ValueError, match="bad row 250"):
+        for item in in_child_process(failing, 250, chunk=100):
+            got.append(item)
+    assert got == list(range(200))  # the full chunks sent before the error
+
+
+def test_a_source_that_dies_is_reported():
+    with pytest.raises(SourceFailed, match="code 3"):
+        list(in_child_process(dying))
+
+
+def test_stopping_early_stops_the_child():
+    stream = in_child_process(numbers, 10**9, chunk=10)
+    first, child_pid = next(stream)
+    assert first == 0
+    stream.close()  # the consumer is done (or failed): the generator's cleanup ends the child
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child_pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("the child process is still running")
