@@ -132,6 +132,7 @@ def run_child(args: argparse.Namespace) -> int:
         "setup": setup_seconds,
         "rss_before": rss_before,
         "rss_peak": max_rss_bytes(),
+        "rss_generator": max_rss_bytes(resource.RUSAGE_CHILDREN),  # the data is generated in a child process
         "store_bytes": store_bytes(home),
         "report": report.as_dict(),
     }
@@ -151,6 +152,7 @@ class Run:
     setup: float  # seconds of deployment, home and partner before it
     rss_before: int  # bytes: the child's peak RSS once set up, before the import
     rss_peak: int  # bytes: the child's peak RSS at the end
+    rss_generator: int  # bytes: peak RSS of the process generating the data for it
     store_bytes: int
     anvil_rss: int | None  # bytes: anvil's peak RSS (VmHWM), when known
     timings: dict[str, float]
@@ -258,6 +260,7 @@ def run_size(interactions: int, chain: str, seed: int, progress_every: float, la
         setup=float(result["setup"]),
         rss_before=int(result["rss_before"]),
         rss_peak=int(result["rss_peak"]),
+        rss_generator=int(result.get("rss_generator", 0)),
         store_bytes=int(result["store_bytes"]),
         anvil_rss=anvil_rss,
         timings={k: float(v) for k, v in report["timings"].items()},
@@ -313,6 +316,7 @@ def print_runs(runs: Sequence[Run]) -> None:
         "s per 1k",
         "peak RSS MB",
         "RSS growth",
+        "generator MB",
         "anvil peak MB",
         "store MB",
     ):
@@ -332,6 +336,7 @@ def print_runs(runs: Sequence[Run]) -> None:
             f"{run.per_1k:.2f}",
             mb(run.rss_peak),
             growth,
+            mb(run.rss_generator),
             mb(run.anvil_rss),
             mb(run.store_bytes),
         )
@@ -344,7 +349,8 @@ def print_runs(runs: Sequence[Run]) -> None:
         + ").",
         "peak RSS: the import subprocess's ru_maxrss (MB = 2^20 bytes), setup included; once set up and "
         "before importing it was " + ", ".join(f"{mb(run.rss_before)} MB" for run in runs) + ".",
-        "anvil peak: the node's VmHWM just before it was stopped; store: data + key store on disk.",
+        "generator: the peak RSS of the child process the import generates its data in; anvil peak: the "
+        "node's VmHWM just before it was stopped; store: data + key store on disk.",
     ]
     for i, note in enumerate(notes, 1):
         console.print(f"[dim]{i}.[/] {note}")
