@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
 from collections.abc import Callable, Generator, Iterable
 from queue import Empty, Full
 from typing import Any, TypeVar
@@ -93,6 +94,7 @@ def _produce(source: Source[Any], args: tuple[Any, ...], chunk: int, queue: Any,
         send(("done",))
     except BaseException as exc:  # report everything, KeyboardInterrupt included, then end
         try:
-            send(("error", exc))
-        except Exception:  # an exception that does not pickle: say what it was
-            send(("error", RuntimeError(f"{type(exc).__name__}: {exc}")))
+            pickle.dumps(exc)  # the queue pickles in a background thread, where a failure would be lost
+        except Exception:
+            exc = RuntimeError(f"{type(exc).__name__}: {exc}")
+        send(("error", exc))

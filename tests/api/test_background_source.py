@@ -64,3 +64,18 @@ def test_stopping_early_stops_the_child():
         time.sleep(0.05)
     else:
         pytest.fail("the child process is still running")
+
+
+class Unpicklable(Exception):
+    def __reduce__(self):
+        raise TypeError("no pickling")
+
+
+def unpicklable_failure(progress) -> Iterator[int]:
+    raise Unpicklable("the reader broke")
+    yield 0  # pragma: no cover - makes this a generator
+
+
+def test_an_error_that_cannot_cross_the_pipe_is_still_reported():
+    with pytest.raises(RuntimeError, match="Unpicklable: the reader broke"):
+        list(in_child_process(unpicklable_failure))
