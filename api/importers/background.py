@@ -6,26 +6,27 @@ while this process does the rest; items come back over a pipe in chunks (picklin
 fraction of producing it).
 
 `source(progress, *args)` runs in the child and yields the items; `progress` there forwards
-(phase, done, total) to this process's `progress`. The child never outlives its parent: when the
-parent dies (kill -9 included) the child's next send notices and it exits.
+(phase, done, total) to this process's `progress`. The child is `python -m api.importers.background`,
+not a multiprocessing one: multiprocessing's spawn re-imports the caller's main module, which breaks any
+script that calls an import without an `if __name__ == "__main__"` guard. The child never outlives its
+parent: when the parent dies (kill -9 included) the pipe breaks and the child's next write ends it.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 import pickle
+import struct
+import subprocess
+import sys
 from collections.abc import Callable, Generator, Iterable
-from queue import Empty, Full
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 T = TypeVar("T")
 Progress = Callable[[str, int, int | None], None]
 Source = Callable[..., Iterable[T]]
 
 CHUNK = 500  # items per message
-_QUEUE_DEPTH = 16  # messages in flight: bounds the child's lead (and its memory) over the parent
-_POLL_S = 1.0
+_LENGTH = struct.Struct(">Q")  # each message: its length, then the pickle
 
 
 class SourceFailed(RuntimeError):
@@ -38,18 +39,18 @@ def in_child_process(
     """The items of `source(progress, *args)`, produced in a child process. An exception raised there
     is raised here (the same type and message); `source` and `args` must be picklable (module-level
     functions, plain values)."""
-    context = multiprocessing.get_context("spawn")  # no fork: the parent holds threads, sockets, pools
-    queue: Any = context.Queue(maxsize=_QUEUE_DEPTH)
-    child = context.Process(target=_produce, args=(source, args, chunk, queue, os.getpid()), daemon=True)
-    child.start()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "api.importers.background"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    assert child.stdin is not None and child.stdout is not None
     try:
+        child.stdin.write(pickle.dumps((source, args, chunk)))
+        child.stdin.close()
         while True:
-            try:
-                message = queue.get(timeout=_POLL_S)
-            except Empty:
-                if not child.is_alive():
-                    raise SourceFailed(f"the source process exited with code {child.exitcode}") from None
-                continue
+            message = _read(child.stdout)
+            if message is None:
+                child.wait()
+                raise SourceFailed(f"the source process exited with code {child.returncode}")
             kind = message[0]
             if kind == "items":
                 yield from message[1]
@@ -61,26 +62,31 @@ def in_child_process(
             else:  # "done"
                 return
     finally:
-        if child.is_alive():  # the consumer stopped early or failed: stop the producer too
+        if child.poll() is None:  # the consumer stopped early or failed: stop the producer too
             child.terminate()
-        child.join(timeout=10)
-        queue.close()
+        child.wait()
+        child.stdout.close()
 
 
-def _produce(source: Source[Any], args: tuple[Any, ...], chunk: int, queue: Any, parent: int) -> None:
-    def send(message: tuple[Any, ...], *, block: bool = True) -> None:
-        while True:
-            try:
-                queue.put(message, timeout=_POLL_S if block else 0)
-                return
-            except Full:
-                if os.getppid() != parent:  # the parent died: nobody will read this
-                    os._exit(1)
-                if not block:
-                    return  # progress is advisory: drop it rather than wait
+def _read(stream: IO[bytes]) -> Any:
+    header = stream.read(_LENGTH.size)
+    if len(header) < _LENGTH.size:
+        return None
+    (length,) = _LENGTH.unpack(header)
+    body = stream.read(length)
+    return pickle.loads(body) if len(body) == length else None
+
+
+def _produce(out: IO[bytes]) -> None:
+    source, args, chunk = pickle.loads(sys.stdin.buffer.read())
+
+    def send(message: tuple[Any, ...]) -> None:
+        body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        out.write(_LENGTH.pack(len(body)) + body)  # BrokenPipeError once the parent is gone: we end
 
     def progress(phase: str, done: int, total: int | None) -> None:
-        send(("progress", (phase, done, total)), block=False)
+        send(("progress", (phase, done, total)))
+        out.flush()  # progress is for now, not for the next chunk
 
     try:
         buffer: list[Any] = []
@@ -92,9 +98,18 @@ def _produce(source: Source[Any], args: tuple[Any, ...], chunk: int, queue: Any,
         if buffer:
             send(("items", buffer))
         send(("done",))
+    except BrokenPipeError:
+        raise
     except BaseException as exc:  # report everything, KeyboardInterrupt included, then end
         try:
-            pickle.dumps(exc)  # the queue pickles in a background thread, where a failure would be lost
-        except Exception:
-            exc = RuntimeError(f"{type(exc).__name__}: {exc}")
-        send(("error", exc))
+            send(("error", exc))
+        except (pickle.PicklingError, TypeError, AttributeError):  # an exception that does not pickle
+            send(("error", RuntimeError(f"{type(exc).__name__}: {exc}")))
+    out.flush()
+
+
+if __name__ == "__main__":
+    try:
+        _produce(sys.stdout.buffer)
+    except BrokenPipeError:  # the importer is gone (killed or done with us): nothing left to do
+        sys.exit(1)

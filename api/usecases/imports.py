@@ -40,15 +40,13 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from api.importers.background import in_child_process
-from api.importers.online_retail import ReadStats, read_invoices
-from api.importers.records import Record
-from api.importers.synthetic import SyntheticCustomer, generate
+from api.importers.entries import Entry, retail_entries, synthetic_entries
+from api.importers.online_retail import ReadStats
 from api.usecases.anchoring import resume, submit_pending
 from api.usecases.consent import (
     CONSENT_BATCH,
@@ -62,8 +60,7 @@ from api.usecases.customers import find_customers_by_ref, register_customers
 from api.usecases.errors import InvalidInput
 from api.usecases.interactions import NewInteraction, record_interactions
 from api.usecases.loyalty import EARN_BATCH, PointsRequest, send_staged_points, stage_earnings
-from offchain.canonical import Canonical
-from offchain.models import ConsentStatus, CustomerCreate, InteractionKind
+from offchain.models import ConsentStatus, CustomerCreate
 
 Progress = Callable[[str, int, int | None], None]
 """progress(phase, done, total): phase is one of PHASES; total is None while unknown."""
@@ -73,19 +70,6 @@ CHUNK = 1000  # records per store transaction in each phase
 
 # The customers came from the partner's own system, where they joined its loyalty scheme.
 IMPORT_TERMS = ConsentTerms(collection_method="import")
-
-# Online Retail II names countries as the retailer did; CustomerCreate wants ISO 3166-1 alpha-2. Names
-# with no single code (Channel Islands: JE or GG; European Community; West Indies; Unspecified) map to
-# no country; every invoice keeps the name as the source wrote it.
-RETAIL_COUNTRIES: dict[str, str] = {
-    "Australia": "AU", "Austria": "AT", "Bahrain": "BH", "Belgium": "BE", "Bermuda": "BM", "Brazil": "BR",
-    "Canada": "CA", "Cyprus": "CY", "Czech Republic": "CZ", "Denmark": "DK", "EIRE": "IE", "Finland": "FI",
-    "France": "FR", "Germany": "DE", "Greece": "GR", "Hong Kong": "HK", "Iceland": "IS", "Israel": "IL",
-    "Italy": "IT", "Japan": "JP", "Korea": "KR", "Lebanon": "LB", "Lithuania": "LT", "Malta": "MT",
-    "Netherlands": "NL", "Nigeria": "NG", "Norway": "NO", "Poland": "PL", "Portugal": "PT", "RSA": "ZA",
-    "Saudi Arabia": "SA", "Singapore": "SG", "Spain": "ES", "Sweden": "SE", "Switzerland": "CH",
-    "Thailand": "TH", "USA": "US", "United Arab Emirates": "AE", "United Kingdom": "GB",
-}  # fmt: skip
 
 
 @dataclass
@@ -139,7 +123,7 @@ def import_online_retail(
     report = ImportReport(source=f"online-retail-ii:{Path(path).name}", partner=partner_name)
 
     def entries() -> Iterator[Entry]:
-        for item in _source(_retail_entries, str(path), progress=progress, in_process=in_process):
+        for item in _source(retail_entries, str(path), progress=progress, in_process=in_process):
             if isinstance(item, ReadStats):  # the reader's counts, once the file is read and at the end
                 for name, value in asdict(item).items():
                     setattr(stats, name, value)
@@ -177,39 +161,12 @@ def import_synthetic(
     report = ImportReport(source=f"synthetic:seed={seed}", partner=partner_name)
     expected = interactions + max(0, customers - interactions)
     items = _source(
-        _synthetic_entries, seed, customers, interactions, progress=progress, in_process=in_process
+        synthetic_entries, seed, customers, interactions, progress=progress, in_process=in_process
     )
     _Importer(crm, partner_name, report, progress, chunk_size, consent_batch, earn_batch).run(
-        cast(Iterator[Entry], items), lambda: expected
+        items, lambda: expected
     )
     return report
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One source record as the import needs it, made where the source is read.
-
-    Reading the source and serializing each record's data (RFC 8785) is a third of an import's work;
-    done in a child process (`api.importers.background`) it runs on another core, and only this much
-    crosses the pipe. `kind` is None for a customer with no interactions."""
-
-    pii: CustomerCreate
-    kind: InteractionKind | None = None
-    external_key: str = ""
-    occurred_at: datetime | None = None
-    points: int = 0
-    data: Canonical | None = None
-
-    @classmethod
-    def of(cls, pii: CustomerCreate, record: Record) -> Entry:
-        return cls(
-            pii,
-            record.kind,
-            record.external_key,
-            record.occurred_at,
-            record.points,
-            Canonical.of(record.payload()),
-        )
 
 
 def _source(
@@ -222,37 +179,6 @@ def _source(
 
 def _no_progress(phase: str, done: int, total: int | None) -> None:
     pass
-
-
-def _retail_entries(progress: Progress, path: str) -> Iterator[Entry | ReadStats]:
-    """The Online Retail II file as entries; its ReadStats once read (with the invoice count) and at
-    the end."""
-    stats = ReadStats()
-    customers: dict[str, CustomerCreate] = {}
-    for invoice in read_invoices(path, stats=stats, progress=progress):
-        if stats.invoices == 1:
-            yield replace(stats)
-        pii = customers.get(invoice.customer_id)
-        if pii is None:
-            pii = customers[invoice.customer_id] = CustomerCreate(
-                name=invoice.customer_id,
-                country=RETAIL_COUNTRIES.get(invoice.country),
-                external_ref=invoice.customer_id,
-            )
-        yield Entry.of(pii, invoice)
-    yield stats
-
-
-def _synthetic_entries(progress: Progress, seed: int, customers: int, interactions: int) -> Iterator[Entry]:
-    pii: CustomerCreate | None = None
-    for record in generate(seed, customers, interactions):
-        if isinstance(record, SyntheticCustomer):
-            pii = record.pii()
-            if record.interactions == 0:
-                yield Entry(pii)  # a customer who never bought anything is still a customer
-        else:
-            assert pii is not None  # a customer comes before their records
-            yield Entry.of(pii, record)
 
 
 T = TypeVar("T")
