@@ -15,9 +15,11 @@ parent: when the parent dies (kill -9 included) the pipe breaks and the child's 
 from __future__ import annotations
 
 import pickle
+import queue
 import struct
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Generator, Iterable
 from typing import IO, Any, TypeVar
 
@@ -27,6 +29,7 @@ Source = Callable[..., Iterable[T]]
 
 CHUNK = 500  # items per message
 _LENGTH = struct.Struct(">Q")  # each message: its length, then the pickle
+_DEPTH = 16  # messages read ahead: bounds how far (and how much memory) the child runs ahead of us
 
 
 class SourceFailed(RuntimeError):
@@ -43,14 +46,21 @@ def in_child_process(
         [sys.executable, "-m", "api.importers.background"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
     )
     assert child.stdin is not None and child.stdout is not None
+    # A pipe holds 64 KiB, less than one message: without a reader draining it into memory the child
+    # would wait for us whenever we work, and the two would take turns instead of running side by side.
+    messages: queue.Queue[bytes | None] = queue.Queue(maxsize=_DEPTH)
+    stop = threading.Event()
+    pump = threading.Thread(target=_pump, args=(child.stdout, messages, stop), daemon=True)
     try:
         child.stdin.write(pickle.dumps((source, args, chunk)))
         child.stdin.close()
+        pump.start()
         while True:
-            message = _read(child.stdout)
-            if message is None:
+            raw = messages.get()
+            if raw is None:
                 child.wait()
                 raise SourceFailed(f"the source process exited with code {child.returncode}")
+            message = pickle.loads(raw)
             kind = message[0]
             if kind == "items":
                 yield from message[1]
@@ -62,19 +72,32 @@ def in_child_process(
             else:  # "done"
                 return
     finally:
+        stop.set()
         if child.poll() is None:  # the consumer stopped early or failed: stop the producer too
             child.terminate()
         child.wait()
+        pump.join(timeout=10)
         child.stdout.close()
 
 
-def _read(stream: IO[bytes]) -> Any:
-    header = stream.read(_LENGTH.size)
-    if len(header) < _LENGTH.size:
-        return None
-    (length,) = _LENGTH.unpack(header)
-    body = stream.read(length)
-    return pickle.loads(body) if len(body) == length else None
+def _pump(stream: IO[bytes], messages: queue.Queue[bytes | None], stop: threading.Event) -> None:
+    """Move whole messages from the pipe into `messages` (reading releases the GIL; unpickling is left
+    to the consumer); None once the stream ends."""
+    while True:
+        header = stream.read(_LENGTH.size)
+        raw = None
+        if len(header) == _LENGTH.size:
+            (length,) = _LENGTH.unpack(header)
+            body = stream.read(length)
+            raw = body if len(body) == length else None
+        while not stop.is_set():
+            try:
+                messages.put(raw, timeout=0.5)
+                break
+            except queue.Full:
+                continue
+        if raw is None or stop.is_set():
+            return
 
 
 def _produce(out: IO[bytes]) -> None:
