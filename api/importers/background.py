@@ -76,7 +76,10 @@ def in_child_process(
         if child.poll() is None:  # the consumer stopped early or failed: stop the producer too
             child.terminate()
         child.wait()
-        pump.join(timeout=10)
+        if pump.ident is not None:  # started (the arguments may not even have pickled)
+            pump.join(timeout=10)
+        if not child.stdin.closed:
+            child.stdin.close()
         child.stdout.close()
 
 

@@ -4,6 +4,7 @@ progress is forwarded, its errors are raised here, and it stops when the consume
 from __future__ import annotations
 
 import os
+import pickle
 import time
 from collections.abc import Iterator
 
@@ -79,3 +80,8 @@ def unpicklable_failure(progress) -> Iterator[int]:
 def test_an_error_that_cannot_cross_the_pipe_is_still_reported():
     with pytest.raises(RuntimeError, match="Unpicklable: the reader broke"):
         list(in_child_process(unpicklable_failure))
+
+
+def test_arguments_that_do_not_pickle_fail_here_and_leave_no_child():
+    with pytest.raises((TypeError, AttributeError, pickle.PicklingError)):
+        list(in_child_process(numbers, lambda: 1))  # a lambda cannot cross the pipe
