@@ -66,7 +66,7 @@ from api.usecases.home import add_partner, init_home, open_crm
 from api.usecases.imports import CHUNK
 from api.usecases.loyalty import reconcile
 from api.usecases.verification import verify_all
-from ledger.anvil import free_port, start_anvil
+from ledger.anvil import running_anvil
 from ledger.clients import purpose_id
 from ledger.clients.base import as_bytes32
 from ledger.errors import LedgerError
@@ -586,21 +586,6 @@ def print_checks(checks: Sequence[Check]) -> None:
 # --------------------------------------------------------------------------------------------------
 
 
-@contextmanager
-def anvil_node() -> Iterator[str]:
-    port = free_port()
-    process = start_anvil(port)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument(
@@ -655,7 +640,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{len(truth.interactions):,} interactions, {truth.point_events:,} earning points "
             f"({sum(truth.points.values()):,} points)"
         )
-        with anvil_node() as url:
+        with running_anvil() as (url, _):
             init_home(home, url)
             add_partner(home, PARTNER)
             command = [

@@ -45,7 +45,7 @@ if importlib.util.find_spec("ledger") is None:  # a bare checkout, without the e
 from rich.console import Console
 from rich.table import Table
 
-from ledger.anvil import free_port, start_anvil
+from ledger.anvil import running_anvil
 
 SIZES = (10_000, 100_000, 1_000_000)
 DEFAULT_MAX = 100_000
@@ -192,17 +192,8 @@ def fresh_chain(chain: str) -> Iterator[tuple[str, subprocess.Popen[bytes] | Non
     if chain == "memory":
         yield "memory", None
         return
-    port = free_port()
-    process = start_anvil(port)
-    try:
-        yield f"http://127.0.0.1:{port}", process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with running_anvil() as node:
+        yield node
 
 
 def run_size(interactions: int, chain: str, seed: int, progress_every: float, last_line: list[str]) -> Run:

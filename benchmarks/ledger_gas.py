@@ -40,7 +40,7 @@ from rich.table import Table
 from web3.types import RPCEndpoint
 
 from ledger import Coalition, EthTesterBackend, RpcBackend
-from ledger.anvil import anvil_binary, free_port, start_anvil
+from ledger.anvil import anvil_binary, running_anvil
 from ledger.backends import Backend
 from ledger.clients import Action, ConsentStatus, Decision, purpose_id
 from ledger.compiler import EVM_VERSION, OPTIMIZER_RUNS, SOLC_VERSION, Build, compile_contracts
@@ -327,17 +327,8 @@ def anvil_info(backend: RpcBackend) -> str:
 
 @contextmanager
 def anvil_node() -> Iterator[RpcBackend]:
-    port = free_port()
-    process = start_anvil(port)
-    try:
-        yield RpcBackend(f"http://127.0.0.1:{port}")
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with running_anvil() as (url, _):
+        yield RpcBackend(url)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ import socket
 import subprocess
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from ledger.errors import BackendError
@@ -108,3 +110,20 @@ def stop_process(pid: int, timeout: float = 15.0) -> None:
             return
         time.sleep(0.1)
     os.kill(pid, signal.SIGKILL)
+
+
+@contextmanager
+def running_anvil(*, chain_id: int = DEVNET_CHAIN_ID) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A throwaway anvil on a free port for the length of the block: its URL and process; terminated
+    (killed if it lingers) on the way out."""
+    port = free_port()
+    process = start_anvil(port, chain_id=chain_id)
+    try:
+        yield f"http://127.0.0.1:{port}", process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

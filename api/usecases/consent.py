@@ -15,7 +15,7 @@ from sqlmodel import Session, col, insert, select
 from api.usecases.context import Crm
 from api.usecases.customers import LOOKUP_CHUNK, member_exists
 from api.usecases.errors import CustomerIsErased, InvalidInput, NotFound
-from api.usecases.outbox import claim, confirm, resume_submitted
+from api.usecases.outbox import claim, resume_submitted, send
 from ledger.clients import ConsentStatus as ChainConsentStatus
 from ledger.clients import purpose_id
 from ledger.clients.base import as_bytes32
@@ -243,10 +243,7 @@ def send_staged_consents(
                 gas=CONSENT_GAS_BASE + CONSENT_GAS_PER_ITEM * len(staged),
             )
             claim(db, ConsentReceipt, [r.id for r in staged], signed.tx_hash)  # committed before the send
-        chain.broadcast(signed)
-        if wait:
-            result = chain.wait(client.contract, signed.tx_hash)
-            confirmed += confirm(crm, ConsentReceipt, signed.tx_hash, result.block_number)
+        confirmed += send(crm, ConsentReceipt, client.contract, signed, wait=wait)
     return confirmed
 
 

@@ -21,7 +21,7 @@ from api.usecases.consent import LOYALTY
 from api.usecases.context import Crm
 from api.usecases.customers import LOOKUP_CHUNK, member_exists
 from api.usecases.errors import ConsentRequired, InvalidInput, NotFound
-from api.usecases.outbox import claim, confirm, resume_submitted
+from api.usecases.outbox import claim, resume_submitted, send
 from ledger.clients import purpose_id
 from ledger.clients.base import as_bytes32
 from offchain.models import Customer, Partner, PointEvent, PointKind
@@ -267,10 +267,7 @@ def send_staged_points(
                 gas=EARN_GAS_BASE + EARN_GAS_PER_ITEM * len(staged),
             )
             claim(db, PointEvent, [e.id for e in staged], signed.tx_hash)  # committed before the send
-        chain.broadcast(signed)
-        if wait:
-            result = chain.wait(client.contract, signed.tx_hash)
-            confirmed += confirm(crm, PointEvent, signed.tx_hash, result.block_number)
+        confirmed += send(crm, PointEvent, client.contract, signed, wait=wait)
     return confirmed
 
 

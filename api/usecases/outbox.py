@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select, update
 from web3.contract import Contract
 
 from api.usecases.context import Crm
+from ledger.chain import SignedTx
 from offchain.models import ConsentReceipt, PointEvent
 
 Row = TypeVar("Row", ConsentReceipt, PointEvent)
@@ -70,6 +71,17 @@ def confirm(crm: Crm, table: type[Row], tx_hash: str, block_number: int) -> list
             .all()
         )
     return sorted(rows, key=lambda row: row.id)
+
+
+def send(crm: Crm, table: type[Row], contract: Contract, signed: SignedTx, *, wait: bool) -> list[Any]:
+    """Send a transaction whose hash its rows already carry (`claim`, committed); with `wait`, wait for it
+    and confirm its rows (returned), else leave it in flight for `resume_submitted` to settle."""
+    chain = crm.coalition.chain
+    chain.broadcast(signed)
+    if not wait:
+        return []
+    result = chain.wait(contract, signed.tx_hash)
+    return confirm(crm, table, signed.tx_hash, result.block_number)
 
 
 def claim(db: Session, table: type[Row], ids: Sequence[int], tx_hash: str) -> None:
