@@ -54,8 +54,9 @@ if importlib.util.find_spec("ledger") is None:  # a bare checkout, without the e
 
 from rich.console import Console, JustifyMethod
 from rich.table import Table
-from sqlalchemy import func
+from sqlalchemy import func, or_
 from sqlmodel import col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from api.importers.records import InvoiceRecord, TicketRecord
 from api.importers.synthetic import SyntheticCustomer, generate
@@ -221,6 +222,11 @@ def _tx_status(crm: Crm, contract: Any, tx_hash: str) -> str:
     return "pending on the node" if found == "pending" else f"mined in block {found.block_number}"
 
 
+def anchored_batches() -> SelectOfScalar[int | None]:
+    """The ids of anchored batches (an interaction's anchoring status is its batch's)."""
+    return select(col(Batch.id)).where(Batch.status == AnchorStatus.ANCHORED)
+
+
 def store_state(home: Path) -> StoreState:
     crm = open_crm(home)
     try:
@@ -248,7 +254,9 @@ def store_state(home: Path) -> StoreState:
             state = StoreState(
                 customers=count(model=Customer),
                 interactions=count(model=Interaction),
-                interactions_anchored=count(Interaction.status == AnchorStatus.ANCHORED, model=Interaction),
+                interactions_anchored=count(
+                    col(Interaction.batch_id).in_(anchored_batches()), model=Interaction
+                ),
                 consents=outbox(ConsentReceipt),
                 points=outbox(PointEvent),
                 batches=Outbox(
@@ -368,7 +376,14 @@ def final_checks(home: Path, truth: Expected) -> list[Check]:
             partner = crm.partner(db, PARTNER)
             keys = [str(k) for k in db.exec(select(Interaction.external_key))]
             unanchored = int(
-                db.exec(select(func.count()).where(col(Interaction.status) != AnchorStatus.ANCHORED)).one()
+                db.exec(
+                    select(func.count()).where(
+                        or_(
+                            col(Interaction.batch_id).is_(None),
+                            col(Interaction.batch_id).not_in(anchored_batches()),
+                        )
+                    )
+                ).one()
             )
             customers = list(db.exec(select(Customer.member_id, Customer.external_ref_hmac)))
             consents = list(db.exec(select(ConsentReceipt)))

@@ -226,6 +226,9 @@ class Interaction(InteractionBase, table=True):
     `leaf_hash` is the RFC 6962 leaf hash of an HMAC commitment to the payload; it stays after erasure,
     when `payload_ciphertext` becomes NULL (a tombstone) and the HMAC key is gone with the data key.
     `proof` is the inclusion proof once batched: sibling hashes from the leaf up, 32 bytes each.
+    Where it stands in anchoring is its batch's status (no batch yet: pending). The row does not repeat
+    it: rewriting each ~3 KB row once more per batch, only to copy the batch's status, was half the
+    cost of anchoring.
     """
 
     __tablename__ = "interactions"
@@ -236,12 +239,11 @@ class Interaction(InteractionBase, table=True):
         _length_check("leaf_hash"),
         sa.CheckConstraint(f"length(proof) % {HASH_SIZE} = 0", name="proof_length"),
         sa.CheckConstraint("(batch_id IS NULL) = (leaf_index IS NULL)", name="leaf_index_iff_batch"),
-        sa.CheckConstraint("status = 'pending' OR batch_id IS NOT NULL", name="batch_unless_pending"),
-        # the anchoring worker's scan: pending leaves (of one partner), oldest first
-        sa.Index(None, "status", "partner_id", "id"),
+        # a batch's leaves; with batch_id IS NULL, the anchoring worker's scan: one partner's leaves not
+        # yet in a batch, oldest first
+        sa.Index(None, "batch_id", "partner_id", "id"),
         # a member's history, for export, scoring and erasure
         sa.Index(None, "member_id", "occurred_at"),
-        sa.Index(None, "batch_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True, sa_type=ID_TYPE)
@@ -249,7 +251,6 @@ class Interaction(InteractionBase, table=True):
     member_id: bytes
     payload_ciphertext: bytes | None = None
     leaf_hash: bytes
-    status: AnchorStatus = Field(default=AnchorStatus.PENDING, sa_type=_enum_type(AnchorStatus, "status"))
     batch_id: int | None = Field(default=None, foreign_key="batches.id", sa_type=ID_TYPE)
     leaf_index: int | None = None
     proof: bytes | None = None
@@ -261,8 +262,7 @@ class InteractionPublic(InteractionBase):
     partner_id: int
     member_id: HexId
     leaf_hash: HexId
-    status: AnchorStatus
-    batch_id: int | None
+    batch_id: int | None  # None: not yet in an anchoring batch; else the batch's status says how far it got
     leaf_index: int | None
     created_at: datetime
 

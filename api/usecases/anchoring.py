@@ -13,12 +13,12 @@ and `resume` then settles them all.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func
-from sqlmodel import col, select, update
+from sqlalchemy import bindparam, func, update
+from sqlmodel import Session, col, select
 
 from api.usecases.context import Crm
 from ledger.clients import AnchoredBatch
@@ -87,40 +87,41 @@ def new_single_leaf_batch(partner_id: int, leaf: bytes) -> Batch:
 def _build_batch(crm: Crm, partner_name: str, max_leaves: int) -> int | None:
     with crm.unit_of_work() as db:
         partner = crm.partner(db, partner_name)
-        # Ids and leaves only, and one executemany UPDATE by primary key: loading and flushing a thousand
-        # ORM objects (ciphertexts included) cost more than the rest of anchoring.
         rows = db.exec(
             select(Interaction.id, Interaction.leaf_hash)
-            # status as well as batch: the (status, partner_id, id) index then yields them in order
-            .where(
-                Interaction.status == AnchorStatus.PENDING,
-                Interaction.partner_id == partner.id,
-                col(Interaction.batch_id).is_(None),
-            )
+            # the (batch_id, partner_id, id) index yields them in order
+            .where(col(Interaction.batch_id).is_(None), Interaction.partner_id == partner.id)
             .order_by(col(Interaction.id))
             .limit(max_leaves)
             .with_for_update(skip_locked=True)  # PostgreSQL: two workers never batch the same leaf
         ).all()
         if not rows:
             return None
-        tree = MerkleTree([bytes(leaf) for _, leaf in rows])
-        batch = Batch(partner_id=crm.pid(partner), root=tree.root, size=tree.size)
-        db.add(batch)
-        db.flush()
-        db.exec(
-            update(Interaction),
-            params=[
-                {
-                    "id": row_id,
-                    "batch_id": batch.id,
-                    "leaf_index": index,
-                    "proof": b"".join(tree.proof(index)),
-                    "status": AnchorStatus.SUBMITTED,
-                }
-                for index, (row_id, _) in enumerate(rows)
+        batch_id, placed = new_batch(db, crm.pid(partner), [bytes(leaf) for _, leaf in rows])
+        # Core executemany by primary key: loading and flushing a thousand ORM objects (ciphertexts
+        # included) cost more than the rest of anchoring.
+        table = Interaction.__table__  # type: ignore[attr-defined]
+        db.connection().execute(
+            update(table)
+            .where(table.c.id == bindparam("row_id"))
+            .values(batch_id=bindparam("batch"), leaf_index=bindparam("index"), proof=bindparam("path")),
+            [
+                {"row_id": row_id, "batch": batch_id, "index": index, "path": proof}
+                for (row_id, _), (index, proof) in zip(rows, placed, strict=True)
             ],
         )
-        return batch.id
+        return batch_id
+
+
+def new_batch(db: Session, partner_id: int, leaves: Sequence[bytes]) -> tuple[int, list[tuple[int, bytes]]]:
+    """Write a pending batch of `leaves` (in this order) to the outbox: its store id, and each leaf's
+    index and inclusion proof (sibling hashes from the leaf up, concatenated) for its interaction row."""
+    tree = MerkleTree(leaves)
+    batch = Batch(partner_id=partner_id, root=tree.root, size=tree.size)
+    db.add(batch)
+    db.flush()
+    assert batch.id is not None
+    return batch.id, [(index, b"".join(tree.proof(index))) for index in range(tree.size)]
 
 
 def anchor_batch(crm: Crm, partner_name: str, batch_id: int) -> AnchorOutcome:
@@ -148,11 +149,16 @@ def submit_pending(crm: Crm, partner_name: str, max_leaves: int | None = None) -
     earlier run are not touched here (`resume` finishes those too)."""
     size = max_leaves or crm.settings.batch_max_leaves
     while (batch_id := _build_batch(crm, partner_name, size)) is not None:
-        with crm.unit_of_work() as db:
-            batch = db.get(Batch, batch_id)
-            assert batch is not None
-        _submit(crm, partner_name, batch)
-        yield batch.size
+        yield submit(crm, partner_name, batch_id)
+
+
+def submit(crm: Crm, partner_name: str, batch_id: int) -> int:
+    """Send a pending batch's anchor without waiting for it (`resume` settles it); the batch's size."""
+    with crm.unit_of_work() as db:
+        batch = db.get(Batch, batch_id)
+        assert batch is not None and batch.status is AnchorStatus.PENDING
+    _submit(crm, partner_name, batch)
+    return batch.size
 
 
 def _submit(crm: Crm, partner_name: str, batch: Batch) -> str:
@@ -178,11 +184,6 @@ def _mark_anchored(crm: Crm, batch_id: int, anchored: AnchoredBatch) -> AnchorOu
         batch.onchain_batch_id = anchored.batch_id
         batch.block_number = anchored.block_number
         batch.anchored_at = datetime.now(UTC)
-        db.exec(
-            update(Interaction)
-            .where(col(Interaction.batch_id) == batch_id)
-            .values(status=AnchorStatus.ANCHORED)
-        )
         db.flush()
         return _outcome(batch)
 

@@ -1,7 +1,7 @@
 """Importing a partner's history in bulk: the UCI Online Retail II data set, or a synthetic data set.
 
 One customer per source customer number, one interaction per invoice (or ticket), loyalty consent for
-every imported customer, coalition points for purchases, and every interaction anchored at the end.
+every imported customer, coalition points for purchases, and every interaction anchored.
 
 Records are taken `chunk_size` at a time, and each chunk goes through four phases, each its own store
 transaction and each idempotent, so that a crash at any point (kill -9 included) leaves a state from
@@ -14,7 +14,8 @@ anchored twice:
    the chunk that has no receipt for it yet (so a withdrawal is never overridden), then sent on chain
    with `recordBatch` through the consent outbox.
 3. interactions: recorded with the invoice (ticket) number as external key; ones already recorded are
-   counted as duplicates (`record_interactions`).
+   counted as duplicates (`record_interactions`). The new ones go into a pending anchoring batch in the
+   same transaction, whose anchor is sent right after (`anchoring.submit`).
 4. points: one point per whole currency unit of a purchase's total, staged with the invoice number as
    external key (already staged ones are duplicates) for members whose consent the chain confirms, and
    sent with `earnBatch` through the points outbox, in full batches, the rest at the end.
@@ -25,7 +26,7 @@ Transactions are pipelined: each chunk sends its consent and points batches with
 to be mined (the node mines while the next chunk is encrypted and written), and the next send confirms
 them first; points for members whose consent was sent but not yet mined are staged, since their
 recordBatch precedes the earnBatch (same sender, lower nonce). After the last chunk every in-flight
-transaction is settled, and all batches are anchored the same way: every anchor sent, then all settled.
+transaction is settled, anchors included.
 
 A run starts by finishing whatever an interrupted run left in the consent and points outboxes, and the
 anchoring outbox finishes interrupted batches too. Caveats: an erased customer has no
@@ -47,7 +48,7 @@ from typing import Any, TypeVar
 from api.importers.background import in_child_process
 from api.importers.entries import Entry, retail_entries, synthetic_entries
 from api.importers.online_retail import ReadStats
-from api.usecases.anchoring import resume, submit_pending
+from api.usecases.anchoring import resume, submit, submit_pending
 from api.usecases.consent import (
     CONSENT_BATCH,
     LOYALTY,
@@ -210,6 +211,7 @@ class _Importer:
         # member -> loyalty consent valid: filled from confirmed receipts, or by asking the chain
         self.consented: dict[bytes, bool] = {}
         self.points_waiting = 0  # staged by this run and not yet sent
+        self.leaves_sent = 0  # in anchors sent by this run
         self.done = 0
 
     def run(self, items: Iterable[Entry], total: Callable[[], int | None]) -> None:
@@ -286,10 +288,18 @@ class _Importer:
                     for entry in records
                     if entry.kind is not None and entry.data is not None
                 ],
+                batch=True,  # each row written once, already in its anchoring batch
             )
             report.interactions_new += len(result.recorded)
             report.interactions_duplicate += len(result.duplicates)
         self._tell("interactions", total)
+
+        with self._phase("anchor"):
+            # sent now, mined while the next chunk is prepared, settled at the end
+            for batch_id in result.batches:
+                self.leaves_sent += submit(self.crm, self.partner, batch_id)
+            if result.batches and self.progress is not None:
+                self.progress("anchor", self.leaves_sent, total)
 
         with self._phase("points"):
             requests = [
@@ -316,12 +326,12 @@ class _Importer:
 
     def _anchor(self) -> None:
         with self._phase("anchor"):
-            # every batch sent first, then all settled: the node mines while the next batch is built
-            sent = 0
+            # Leaves left outside a batch (recorded by other means): every batch sent first, then all
+            # settled with the chunks' batches: the node mines while the next batch is built.
             for size in submit_pending(self.crm, self.partner):
-                sent += size
+                self.leaves_sent += size
                 if self.progress is not None:
-                    self.progress("anchor", sent, None)
+                    self.progress("anchor", self.leaves_sent, None)
             for outcome in resume(self.crm, self.partner):
                 self.report.batches_anchored += 1
                 self.report.leaves_anchored += outcome.size

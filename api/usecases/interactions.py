@@ -13,14 +13,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import func, insert, text
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, insert, select
+from sqlmodel import Session, col, select
 
+from api.usecases.anchoring import new_batch
 from api.usecases.context import Crm
 from api.usecases.errors import CustomerIsErased, InvalidInput, NotFound
 from ledger.merkle import leaf_hash
 from offchain.canonical import Canonical, CanonicalizationError, canonical_object
-from offchain.models import AnchorStatus, Customer, CustomerStatus, Interaction, InteractionKind
+from offchain.models import Customer, CustomerStatus, Interaction, InteractionKind
 
 PAYLOAD_FIELD = "interaction"
 DOCUMENT_VERSION = 1
@@ -39,6 +41,7 @@ class NewInteraction:
 class RecordResult:
     recorded: list[int] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)  # external keys already recorded
+    batches: list[int] = field(default_factory=list)  # pending anchoring batches made (`batch=True`)
 
 
 def interaction_kind(kind: InteractionKind | str) -> InteractionKind:
@@ -74,13 +77,19 @@ def record_interaction(crm: Crm, partner_name: str, item: NewInteraction) -> int
     return result.recorded[0] if result.recorded else None
 
 
-def record_interactions(crm: Crm, partner_name: str, items: Sequence[NewInteraction]) -> RecordResult:
+def record_interactions(
+    crm: Crm, partner_name: str, items: Sequence[NewInteraction], *, batch: bool = False
+) -> RecordResult:
     """Record many interactions in one transaction, with one query for the customers and one per 500
     external keys rather than one per interaction; all are validated before anything is written.
 
     Every member must be the partner's and not erased (NotFound / CustomerIsErased otherwise, and nothing
     is written). Re-recording an external key the partner already used is not an error: it is reported as
-    a duplicate and skipped, which makes imports idempotent."""
+    a duplicate and skipped, which makes imports idempotent.
+
+    With `batch`, the recorded interactions also go into pending anchoring batches (of at most
+    `batch_max_leaves`, in this order) in the same transaction (`result.batches`), ready for
+    `anchoring.submit`: an import thereby writes each row once, instead of again when it is batched."""
     result = RecordResult()
     if not items:
         return result
@@ -120,25 +129,52 @@ def record_interactions(crm: Crm, partner_name: str, items: Sequence[NewInteract
                         partner_name, item.member, PAYLOAD_FIELD, document
                     ),
                     "leaf_hash": leaf_hash(crm.vault.commit(partner_name, item.member, document)),
-                    "status": AnchorStatus.PENDING,
                     "batch_id": None,
                     "leaf_index": None,
                     "proof": None,
                     "created_at": now,
                 }
             )
+        if batch:
+            size = crm.settings.batch_max_leaves
+            for start in range(0, len(rows), size):
+                part = rows[start : start + size]
+                batch_id, placed = new_batch(db, crm.pid(partner), [row["leaf_hash"] for row in part])
+                for row, (index, proof) in zip(part, placed, strict=True):
+                    row.update(batch_id=batch_id, leaf_index=index, proof=proof)
+                result.batches.append(batch_id)
         if rows:
             try:
-                ids = db.exec(
-                    insert(Interaction).returning(col(Interaction.id), sort_by_parameter_order=True),
-                    params=rows,
-                ).all()
+                result.recorded = _insert(db, rows)
             except IntegrityError as exc:  # a concurrent import recorded one of these keys first
                 raise InvalidInput(
                     f"an interaction with one of these external keys exists: {exc.orig}"
                 ) from exc
-            result.recorded = [int(row[0]) for row in ids]
     return result
+
+
+def _insert(db: Session, rows: list[dict[str, Any]]) -> list[int]:
+    """INSERT `rows`; their ids, in order."""
+    table = Interaction.__table__  # type: ignore[attr-defined]
+    connection = db.connection()
+    if connection.dialect.name != "sqlite":
+        # PostgreSQL: SQLAlchemy sends these as a few multi-row INSERT ... RETURNING statements
+        statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+        return [int(row[0]) for row in connection.execute(statement, rows)]
+    # On SQLite, asking for the ids in parameter order makes SQLAlchemy insert row by row (RETURNING
+    # order is not guaranteed there); a plain executemany is one loop in C. This transaction holds the
+    # write lock from its first write to its commit, and SQLite gives a new row the largest rowid plus
+    # one, so the rows have consecutive ids ending at last_insert_rowid(); the count below checks it.
+    connection.execute(insert(table), rows)
+    last = int(connection.execute(text("SELECT last_insert_rowid()")).scalar_one())
+    first = last - len(rows) + 1
+    partner_ids = {row["partner_id"] for row in rows}
+    found = connection.execute(
+        select(func.count()).where(table.c.id.between(first, last), table.c.partner_id.in_(partner_ids))
+    ).scalar_one()
+    if found != len(rows):
+        raise RuntimeError(f"expected ids {first}..{last} for {len(rows)} new interactions, found {found}")
+    return list(range(first, last + 1))
 
 
 def _statuses(db: Session, partner_id: int, members: set[bytes]) -> dict[bytes, CustomerStatus]:

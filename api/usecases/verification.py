@@ -100,7 +100,6 @@ class _Row(NamedTuple):
     occurred_at: datetime
     payload_ciphertext: bytes | None
     leaf_hash: bytes
-    status: AnchorStatus
     batch_id: int | None
     leaf_index: int | None
     proof: bytes | None
@@ -244,7 +243,9 @@ def _check_anchoring(
 ) -> Verification | None:
     """The outcome decided by the row and the chain alone, or None if the content must be read."""
     if batch is None or batch.status is not AnchorStatus.ANCHORED or batch.onchain_batch_id is None:
-        return Verification(row.id, Outcome.UNANCHORED, f"status {row.status}")
+        return Verification(
+            row.id, Outcome.UNANCHORED, f"status {AnchorStatus.PENDING if batch is None else batch.status}"
+        )
     if row.leaf_index is None or row.proof is None or len(row.proof) % PROOF_HASH:
         return Verification(row.id, Outcome.TAMPERED, "the row has no usable leaf index or proof")
     onchain = roots.get(batch.onchain_batch_id)

@@ -29,7 +29,9 @@ def test_pending_leaves_are_batched_anchored_and_verified(crm, alice):
     assert pending_leaves(crm, "acme")[0] == 0
     with crm.unit_of_work() as db:
         rows = db.exec(select(Interaction).order_by(col(Interaction.id))).all()
-    assert {r.status for r in rows} == {AnchorStatus.ANCHORED}
+    with crm.unit_of_work() as db:
+        statuses = {db.get_one(Batch, r.batch_id).status for r in rows}
+    assert statuses == {AnchorStatus.ANCHORED}
     assert [r.leaf_index for r in rows[:9]] == [0, 1, 2, 3, 4, 5, 6, 7, 0]
     for interaction_id in ids[:3] + ids[-2:]:
         assert verify_interaction(crm, "acme", interaction_id).outcome is Outcome.VERIFIED

@@ -11,7 +11,7 @@ from sqlmodel import col, func, select
 
 from api.importers.online_retail import ReadStats, normalise_customer_id, read_invoices
 from api.settings import Settings
-from api.usecases import imports, outbox
+from api.usecases import anchoring, imports, outbox
 from api.usecases.consent import LOYALTY, consent_history, consent_valid, withdraw_consent
 from api.usecases.context import Crm
 from api.usecases.customers import (
@@ -227,7 +227,7 @@ def test_an_import_records_everything_once_and_a_repeat_changes_nothing(crm, ret
     assert (report.customers_new, report.customers_existing, report.consents_recorded) == (3, 0, 3)
     assert (report.records, report.interactions_new, report.interactions_duplicate) == (5, 5, 0)
     assert (report.point_events, report.points_earned) == (3, 96 + 108 + 40)
-    assert report.leaves_anchored == 5 and report.batches_anchored == 1
+    assert report.leaves_anchored == 5 and report.batches_anchored == 3  # a batch per chunk (of 2 here)
     assert set(report.timings) == set(imports.PHASES) and report.elapsed > 0
     assert {p[0] for p in progress} == {"read", "customers", "consent", "interactions", "points", "anchor"}
     assert ("interactions", 5, 5) in progress
@@ -243,7 +243,9 @@ def test_an_import_records_everything_once_and_a_repeat_changes_nothing(crm, ret
     assert_imported_once(crm, anchors_before)
 
 
-@pytest.mark.parametrize("crash", ["interactions", "points-signed", "points-sent", "consent-sent"])
+@pytest.mark.parametrize(
+    "crash", ["interactions", "anchor-unsent", "points-signed", "points-sent", "consent-sent"]
+)
 def test_a_crash_anywhere_is_finished_by_running_the_import_again(crm, retail_csv, monkeypatch, crash):
     anchors_before = crm.coalition.anchor.batch_count()
 
@@ -252,7 +254,10 @@ def test_a_crash_anywhere_is_finished_by_running_the_import_again(crm, retail_cs
 
     if crash == "interactions":  # the second chunk's interactions never reach the store
         calls = iter([record_interactions])
-        monkeypatch.setattr(imports, "record_interactions", lambda *a: next(calls, die)(*a))
+        monkeypatch.setattr(imports, "record_interactions", lambda *a, **k: next(calls, die)(*a, **k))
+    elif crash == "anchor-unsent":  # the second chunk's batch is in the store, its anchor never sent
+        sends = iter([anchoring.submit])
+        monkeypatch.setattr(imports, "submit", lambda *a: next(sends, die)(*a))
     elif crash == "points-signed":  # a points transaction is signed and its hash stored, never sent
         real_broadcast = crm.coalition.chain.broadcast
 
