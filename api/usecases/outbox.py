@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
+from sqlalchemy import bindparam
 from sqlalchemy import update as sa_update
 from sqlmodel import Session, col, select, update
 from web3.contract import Contract
@@ -85,5 +86,12 @@ def send(crm: Crm, table: type[Row], contract: Contract, signed: SignedTx, *, wa
 
 
 def claim(db: Session, table: type[Row], ids: Sequence[int], tx_hash: str) -> None:
-    """Write `tx_hash` on the rows `ids` (the outbox step before sending): one executemany by key."""
-    db.exec(update(table), params=[{"id": row_id, "tx_hash": tx_hash} for row_id in ids])
+    """Write `tx_hash` on the rows `ids` (the outbox step before sending): one Core executemany by key
+    (the ORM's bulk UPDATE costs several times SQLite's own work for a batch of 800)."""
+    columns = table.__table__.c  # type: ignore[attr-defined]
+    db.connection().execute(
+        sa_update(table.__table__)  # type: ignore[attr-defined]
+        .where(columns.id == bindparam("row_id"))
+        .values(tx_hash=tx_hash),
+        [{"row_id": row_id} for row_id in ids],
+    )
