@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
+import sqlalchemy as sa
 from eth_account.signers.local import LocalAccount
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -67,32 +69,37 @@ def register_customers(crm: Crm, partner_name: str, items: Sequence[CustomerCrea
     try:
         with crm.unit_of_work() as db:
             partner = crm.partner(db, partner_name)
-            rows = []
+            rows: list[dict[str, Any]] = []
             # The keys are created first (their own store, one transaction): a crash before the data
             # commit leaves unused keys, never a customer without one.
             fresh = [new_member_id() for _ in items]
             crm.vault.create_customer_keys(partner_name, fresh)
             members.extend(fresh)
+            now = datetime.now(UTC)
             for member, item in zip(members, items, strict=True):
+                # plain rows for one executemany INSERT (a Customer object costs more to build than
+                # its encryption), so every column the model would default is given here
                 rows.append(
-                    Customer(
-                        member_id=member,
-                        partner_id=_id(partner),
-                        pii_ciphertext=crm.vault.encrypt(
+                    {
+                        "member_id": member,
+                        "partner_id": _id(partner),
+                        "status": CustomerStatus.ACTIVE,
+                        "pii_ciphertext": crm.vault.encrypt(
                             partner_name,
                             member,
                             PII_FIELD,
                             canonical_json(item.model_dump(exclude_none=True)),
                         ),
-                        external_ref_hmac=(
+                        "external_ref_hmac": (
                             None
                             if item.external_ref is None
                             else crm.vault.external_ref_hmac(partner_name, item.external_ref)
                         ),
-                    )
+                        "created_at": now,
+                        "erased_at": None,
+                    }
                 )
-            db.add_all(rows)
-            db.flush()
+            db.connection().execute(sa.insert(Customer.__table__), rows)  # type: ignore[attr-defined]
     except BaseException as exc:
         for member in members:  # no data row, so no key either (as in register_customer)
             crm.vault.shred(partner_name, member)
