@@ -54,8 +54,15 @@ def start_anvil(
     """Start anvil on 127.0.0.1:`port` and wait until it answers.
 
     With `state_file`, state is loaded from it at start and written to it every second and on exit,
-    so a restart keeps the chain. `detach` puts anvil in its own session so it outlives this process."""
+    so a restart keeps the chain. `detach` puts anvil in its own session so it outlives this process.
+
+    The node keeps the current state only (`--prune-history`): by default anvil writes every block's
+    state to ~/.foundry/anvil/tmp without limit and leaves it there, and that write grows with the
+    contracts' storage, so a long import got slower block after block (a 1M-interaction import left 35 GB
+    behind). Nothing here reads state at an old block: consent history, anchors and decisions are
+    kept in contract storage and events, which pruning does not touch."""
     command = [str(anvil_binary()), "--host", "127.0.0.1", "--port", str(port), "--chain-id", str(chain_id)]
+    command.append("--prune-history")
     if state_file is not None:
         command += ["--state", str(state_file), "--state-interval", "1"]
     log = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - handed to the child

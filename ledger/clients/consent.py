@@ -10,6 +10,7 @@ from web3.types import BlockIdentifier
 
 from ledger.chain import TxResult
 from ledger.clients.base import ContractClient, as_bytes32
+from ledger.errors import BackendError
 
 
 class ConsentStatus(IntEnum):
@@ -81,11 +82,24 @@ class ConsentClient(ContractClient):
     def is_valid_at_block(
         self, member: bytes, controller: str, purpose: bytes, block: BlockIdentifier
     ) -> bool:
-        """Whether consent was valid in block `block`: `isValid` evaluated on that block's state and clock."""
-        fn = self.contract.functions.isValid(
-            as_bytes32(member), to_checksum_address(controller), as_bytes32(purpose)
+        """Whether consent was valid in block `block`: what `isValid` answered on that block's state and
+        clock. Worked out from the on-chain history (each record keeps its block number; the history is
+        append-only) and the block's timestamp, rather than by calling `isValid` at that block: that
+        needs the node to keep every old state (an archive node), which pruned anvil and most production
+        nodes (e.g. Besu's default Bonsai storage) do not."""
+        try:
+            header = self.chain.w3.eth.get_block(block)
+        except Exception as exc:
+            raise BackendError(f"block {block!r}: {type(exc).__name__}: {exc}") from exc
+        number, timestamp = int(header["number"]), int(header["timestamp"])
+        # isValid on that state: the last record mined by then, read against that block's clock
+        then = [r for r in self.history(member, controller, purpose) if r.block_number <= number]
+        if not then:
+            return False
+        latest = then[-1]
+        return latest.status is ConsentStatus.GIVEN and (
+            latest.expires_at == 0 or timestamp < latest.expires_at
         )
-        return bool(self._call(fn, block))
 
     def history(self, member: bytes, controller: str, purpose: bytes) -> list[ConsentRecord]:
         args = (as_bytes32(member), to_checksum_address(controller), as_bytes32(purpose))
