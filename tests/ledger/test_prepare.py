@@ -1,0 +1,298 @@
+"""`Chain.prepare` reads the node raw (one batch on JSON-RPC, eth-tester itself in process) and encodes
+batch calldata itself: the transactions it signs, and the errors it raises, must be those web3 gives.
+
+Tests taking `coalition` run on eth-tester and on anvil (partners = accounts 0, 1, 2), rolled back after.
+"""
+
+import os
+from typing import Any
+
+import pytest
+from eth_account.typed_transactions.typed_transaction import TypedTransaction
+from eth_utils import to_checksum_address
+from hexbytes import HexBytes
+from hypothesis import given
+from hypothesis import strategies as st
+from web3 import Web3
+from web3._utils.fee_utils import fee_history_priority_fee
+from web3._utils.transactions import fill_transaction_defaults
+
+from ledger import errors
+from ledger.backends import EthTesterBackend, RpcBackend
+from ledger.chain import _GAS_MARGIN_DEN, _GAS_MARGIN_NUM, _encode_words, encode_call
+from ledger.coalition import Coalition
+from ledger.compiler import compile_contracts
+
+BOUND = 500_000
+
+
+def member() -> bytes:
+    return os.urandom(32)
+
+
+def earn_batch(coalition: Coalition, n: int = 3, amounts: list[int] | None = None) -> Any:
+    amounts = amounts if amounts is not None else [5] * n
+    return coalition.loyalty.contract.functions.earnBatch(
+        [member() for _ in amounts], amounts, [member() for _ in amounts]
+    )
+
+
+def filled_by_web3(coalition: Coalition, fn: Any, sender: Any, gas: int) -> bytes:
+    """What `prepare` signed before it read the node itself: web3 filling the defaults."""
+    w3 = coalition.chain.w3
+    params: Any = {
+        "from": sender.address,
+        "to": fn.address,
+        "data": HexBytes(fn._encode_transaction_data()),  # web3's own encoding, not `encode_call`
+        "nonce": w3.eth.get_transaction_count(sender.address, "pending"),
+        "gas": gas,
+        "chainId": w3.eth.chain_id,
+    }
+    if coalition.chain.backend.gas_price is not None:
+        params["gasPrice"] = coalition.chain.backend.gas_price
+    return bytes(sender.sign_transaction(fill_transaction_defaults(w3, params)).raw_transaction)
+
+
+def fields(raw: bytes) -> dict[str, Any]:
+    """The fields of a signed EIP-1559 transaction."""
+    return dict(TypedTransaction.from_bytes(HexBytes(raw)).as_dict())
+
+
+def nonce_and_block(coalition: Coalition, account: Any) -> tuple[int, int]:
+    w3 = coalition.chain.w3
+    return w3.eth.get_transaction_count(account.address, "pending"), w3.eth.block_number
+
+
+def anvil_only(coalition: Coalition) -> RpcBackend:
+    backend = coalition.chain.backend
+    if not isinstance(backend, RpcBackend):
+        pytest.skip("an anvil test")
+    return backend
+
+
+class TestTheSignedTransaction:
+    def test_with_a_gas_bound_it_is_what_web3_would_have_signed(self, coalition):
+        sender = coalition.chain.backend.accounts[0]
+        fn = earn_batch(coalition)
+        signed = coalition.chain.prepare(fn, sender, gas=BOUND)
+        assert signed.raw == filled_by_web3(coalition, fn, sender, BOUND)
+        tx = fields(signed.raw)
+        assert tx["gas"] == BOUND and tx["maxFeePerGas"] > tx["maxPriorityFeePerGas"] > 0
+
+    def test_with_an_estimate_it_is_what_web3_would_have_signed(self, coalition):
+        sender = coalition.chain.backend.accounts[1]
+        fn = earn_batch(coalition)
+        call: Any = {"from": sender.address, "to": fn.address, "data": encode_call(fn)}
+        gas = coalition.chain.w3.eth.estimate_gas(call) * _GAS_MARGIN_NUM // _GAS_MARGIN_DEN
+        assert coalition.chain.prepare(fn, sender).raw == filled_by_web3(coalition, fn, sender, gas)
+
+    def test_the_nonce_counts_pending_transactions(self, coalition):
+        sender = coalition.chain.backend.accounts[0]
+        first = coalition.chain.prepare(earn_batch(coalition), sender, gas=BOUND)
+        assert (
+            fields(coalition.chain.prepare(earn_batch(coalition), sender, gas=BOUND).raw)["nonce"]
+            == (fields(first.raw)["nonce"])
+        )
+        coalition.chain.broadcast(first)
+        second = coalition.chain.prepare(earn_batch(coalition), sender, gas=BOUND)
+        assert fields(second.raw)["nonce"] == fields(first.raw)["nonce"] + 1
+        coalition.chain.send(coalition.loyalty.contract, second)
+
+    def test_a_fixed_gas_price_is_signed_as_web3_would(self, coalition):
+        backend = anvil_only(coalition)
+        assert backend.rpc_url is not None
+        fixed = Coalition.attach(RpcBackend(backend.rpc_url, gas_price=7 * 10**9), coalition.deployment)
+        sender = fixed.chain.backend.accounts[2]
+        fn = earn_batch(fixed)
+        signed = fixed.chain.prepare(fn, sender, gas=BOUND)
+        assert signed.raw == filled_by_web3(fixed, fn, sender, BOUND)
+        assert fixed.chain.send(fixed.loyalty.contract, signed).gas_used < BOUND
+        sent = fixed.chain.w3.eth.get_transaction(signed.tx_hash)  # type: ignore[arg-type]
+        assert (sent["type"], sent["gasPrice"], sent["gas"]) == (0, 7 * 10**9, BOUND)
+
+
+class TestTheSimulation:
+    def test_a_custom_error_with_arguments_is_named_and_nothing_is_sent(self, coalition):
+        outsider = coalition.chain.backend.accounts[5]
+        before = nonce_and_block(coalition, outsider)
+        with pytest.raises(errors.LoyaltyNotPartner) as raised:
+            coalition.chain.prepare(earn_batch(coalition), outsider, gas=BOUND)
+        assert raised.value.account == outsider.address
+        assert nonce_and_block(coalition, outsider) == before
+
+    def test_a_panic_is_named_on_both_backends(self, coalition):
+        # eth-tester through web3 used to give a BackendError for a panic in a bounded simulation
+        sender = coalition.chain.backend.accounts[0]
+        with pytest.raises(errors.ContractPanic) as raised:
+            coalition.chain.prepare(earn_batch(coalition, amounts=[2**256 - 1, 1]), sender, gas=BOUND)
+        assert raised.value.code == 0x11  # arithmetic overflow
+
+    def test_a_bound_too_low_fails_in_the_simulation(self, coalition):
+        sender = coalition.chain.backend.accounts[0]
+        before = nonce_and_block(coalition, sender)
+        # anvil answers "OutOfGas" (an RPC error), eth-tester a revert with the reason "Out of gas"
+        with pytest.raises((errors.BackendError, errors.ContractRevert), match=r"(?i)out ?of ?gas"):
+            coalition.chain.prepare(earn_batch(coalition, n=3), sender, gas=60_000)
+        assert nonce_and_block(coalition, sender) == before
+
+
+class TestTheGasLimit:
+    def test_a_bound_above_the_block_gas_limit_is_capped_at_it(self, coalition):
+        sender = coalition.chain.backend.accounts[0]
+        limit = coalition.chain.w3.eth.get_block("latest")["gasLimit"]
+        signed = coalition.chain.prepare(earn_batch(coalition), sender, gas=limit * 2)
+        assert fields(signed.raw)["gas"] == limit
+
+    def test_the_limit_last_seen_saves_a_round_trip(self, coalition, monkeypatch):
+        backend = coalition.chain.backend
+        coalition.chain.prepare(earn_batch(coalition), backend.accounts[0], gas=BOUND)
+        seen = spy_on_tx_context(backend, monkeypatch)
+        monkeypatch.setattr(coalition.chain.w3.eth, "get_block", fail_if_called)
+        coalition.chain.prepare(earn_batch(coalition), backend.accounts[0], gas=BOUND)
+        assert seen == [BOUND]
+
+    def test_a_limit_that_moved_since_the_last_simulation_is_simulated_again(self, coalition, monkeypatch):
+        backend = coalition.chain.backend
+        limit = coalition.chain.block_gas_limit()
+        coalition.chain._gas_limit = limit - 1_000_000  # as if the network's limit had risen since
+        seen = spy_on_tx_context(backend, monkeypatch)
+        signed = coalition.chain.prepare(earn_batch(coalition), backend.accounts[0], gas=limit * 2)
+        assert seen == [limit - 1_000_000, limit]
+        assert fields(signed.raw)["gas"] == limit == coalition.chain._gas_limit
+
+    def test_a_new_limit_on_the_node_is_picked_up_by_the_next_prepare(self, coalition):
+        backend = anvil_only(coalition)
+        sender = backend.accounts[0]
+        limit = coalition.chain.block_gas_limit()
+        assert fields(coalition.chain.prepare(earn_batch(coalition), sender, gas=limit).raw)["gas"] == limit
+        try:
+            backend._rpc("evm_setBlockGasLimit", [hex(limit // 2)])
+            backend._rpc("evm_mine", [])
+            signed = coalition.chain.prepare(earn_batch(coalition), sender, gas=limit)
+            assert fields(signed.raw)["gas"] == limit // 2
+        finally:  # a setting of the node, which a snapshot does not restore
+            backend._rpc("evm_setBlockGasLimit", [hex(limit)])
+            backend._rpc("evm_mine", [])
+
+
+def spy_on_tx_context(backend: Any, monkeypatch: pytest.MonkeyPatch) -> list[int | None]:
+    """The gas of each simulation `prepare` asks the backend for, from now on."""
+    seen: list[int | None] = []
+    real = backend.tx_context
+
+    def tx_context(sender: str, *, fees: bool, simulate: Any = None) -> Any:
+        seen.append(None if simulate is None else simulate.gas)
+        return real(sender, fees=fees, simulate=simulate)
+
+    monkeypatch.setattr(backend, "tx_context", tx_context)
+    return seen
+
+
+def fail_if_called(*args: Any, **kwargs: Any) -> Any:
+    raise AssertionError("an extra round trip")
+
+
+class TestTheRpcBatch:
+    def test_a_node_that_refuses_batches_is_asked_one_request_at_a_time(self, coalition, monkeypatch):
+        backend = anvil_only(coalition)
+        refusal = {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "batches disabled"}}
+        monkeypatch.setattr(backend._provider, "make_batch_request", lambda requests: refusal)
+        sender = backend.accounts[0]
+        fn = earn_batch(coalition)
+        assert coalition.chain.prepare(fn, sender, gas=BOUND).raw == filled_by_web3(
+            coalition, fn, sender, BOUND
+        )
+        with pytest.raises(errors.LoyaltyZeroAmount):
+            coalition.chain.prepare(earn_batch(coalition, amounts=[1, 0]), sender, gas=BOUND)
+
+    def test_a_node_without_a_priority_fee_method_gets_web3s_fallback(self, coalition, monkeypatch):
+        backend = anvil_only(coalition)
+        batch = backend._provider.make_batch_request
+
+        def without_priority_fee(requests: list[Any]) -> Any:
+            answers: Any = batch(requests)
+            return [
+                {"jsonrpc": "2.0", "id": a["id"], "error": {"code": -32601, "message": "method not found"}}
+                if method == "eth_maxPriorityFeePerGas"
+                else a
+                for (method, _), a in zip(requests, answers, strict=True)
+            ]
+
+        monkeypatch.setattr(backend._provider, "make_batch_request", without_priority_fee)
+        expected = fee_history_priority_fee(coalition.chain.w3.eth)
+        signed = coalition.chain.prepare(earn_batch(coalition), backend.accounts[0], gas=BOUND)
+        assert fields(signed.raw)["maxPriorityFeePerGas"] == expected
+
+
+def test_eth_tester_revert_data_is_read_with_or_without_web3s_prefix():
+    from eth_tester.exceptions import TransactionFailed
+
+    backend = EthTesterBackend(accounts=1)
+    data = b"P\x02-G" + bytes(12) + b"\x99" * 20
+    assert backend.revert_data(TransactionFailed(str(data))) == data  # eth-tester itself
+    assert backend.revert_data(TransactionFailed(f"execution reverted: {data!s}")) == data  # through web3
+    assert backend.revert_data(TransactionFailed("b''")) == b""
+
+
+# --------------------------------------------------------------------------------------------------
+# Calldata: the word encoder must give eth_abi's bytes, and step aside for anything else
+
+WORD_TYPES: dict[str, st.SearchStrategy[Any]] = {
+    "bytes32": st.binary(min_size=32, max_size=32),
+    "uint8": st.integers(0, 2**8 - 1),
+    "uint32": st.integers(0, 2**32 - 1),
+    "uint64": st.integers(0, 2**64 - 1),
+    "uint256": st.integers(0, 2**256 - 1),
+}
+
+
+@st.composite
+def word_arguments(draw: st.DrawFn) -> tuple[list[str], list[Any]]:
+    types, values = [], []
+    for _ in range(draw(st.integers(0, 6))):
+        word = draw(st.sampled_from(sorted(WORD_TYPES)))
+        if draw(st.booleans()):
+            types.append(word + "[]")
+            values.append(draw(st.lists(WORD_TYPES[word], max_size=12)))
+        else:
+            types.append(word)
+            values.append(draw(WORD_TYPES[word]))
+    return types, values
+
+
+@given(word_arguments())
+def test_the_word_encoder_gives_eth_abis_bytes(arguments):
+    types, values = arguments
+    assert _encode_words(types, values) == Web3().codec.encode(types, values)
+
+
+@pytest.mark.parametrize(
+    ("types", "values"),
+    [
+        (["bytes32"], [b"\x01" * 31]),  # the strict codec refuses it: its error, not ours
+        (["bytes32[]"], [["0x" + "11" * 32]]),  # hex strings go through web3's normalizers
+        (["uint8"], [256]),
+        (["uint256"], [-1]),
+        (["uint256"], [True]),
+        (["uint256[]"], [[1, 2.0]]),
+        (["uint256[2]"], [[1, 2]]),  # fixed-size arrays are eth_abi's
+        (["uint7"], [1]),  # not an ABI type
+        (["bytes32[][]"], [[[b"\x00" * 32]]]),
+        (["address"], ["0x" + "11" * 20]),
+        (["uint256", "uint256"], [1]),
+    ],
+)
+def test_the_word_encoder_steps_aside_for_anything_else(types, values):
+    assert _encode_words(types, values) is None
+
+
+def test_calldata_from_hex_strings_is_calldata_from_bytes():
+    contract = Web3().eth.contract(
+        address=to_checksum_address("0x" + "11" * 20), abi=compile_contracts()["LoyaltyPoints"].abi
+    )
+    members, refs = [member(), member()], [member(), member()]
+    as_bytes = contract.functions.earnBatch(members, [1, 2], refs)
+    as_hex = contract.functions.earnBatch(
+        ["0x" + m.hex() for m in members], [1, 2], ["0x" + r.hex() for r in refs]
+    )
+    assert encode_call(as_hex) == encode_call(as_bytes) == HexBytes(as_bytes._encode_transaction_data())
