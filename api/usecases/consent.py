@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session, col, insert, select
+from sqlmodel import Session, col, select
 
 from api.usecases.context import Crm
 from api.usecases.customers import LOOKUP_CHUNK, member_exists
@@ -210,7 +210,7 @@ def stage_consents(
                 )
                 staged.append(member)
         if receipts:
-            db.exec(insert(ConsentReceipt), params=receipts)
+            db.connection().execute(sa.insert(ConsentReceipt.__table__), receipts)  # type: ignore[attr-defined]
     return staged
 
 

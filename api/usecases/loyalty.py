@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, insert, select
+from sqlmodel import Session, col, select
 
 from api.usecases.consent import LOYALTY
 from api.usecases.context import Crm
@@ -208,7 +208,8 @@ def stage_earnings(
     if events:
         try:
             with crm.unit_of_work() as db:
-                db.exec(insert(PointEvent), params=events)
+                # Core: the ORM bulk path spends more per row than SQLite does
+                db.connection().execute(sa.insert(PointEvent.__table__), events)  # type: ignore[attr-defined]
         except IntegrityError as exc:  # another process staged one of these keys meanwhile
             raise InvalidInput(
                 f"points with one of these external keys were already recorded: {exc.orig}"
