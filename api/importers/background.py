@@ -6,34 +6,66 @@ while this process does the rest; items come back over a pipe in chunks (picklin
 fraction of producing it).
 
 `source(progress, *args)` runs in the child and yields the items; `progress` there forwards
-(phase, done, total) to this process's `progress`. The child is `python -m api.importers.background`,
-not a multiprocessing one: multiprocessing's spawn re-imports the caller's main module, which breaks any
-script that calls an import without an `if __name__ == "__main__"` guard. The child never outlives its
-parent: when the parent dies (kill -9 included) the pipe breaks and the child's next write ends it.
+(phase, done, total) to this process's `progress`. Items go out `chunk` at a time, or sooner when they
+come slowly (`FLUSH_AFTER`, and before each progress report): a source that yields a few items during a
+long step (customers while a file is read) must not hold them back until the step ends. A
+`WiredSource` chooses how its items cross the pipe (`Wire`): they are unpickled here, in the busy
+process, and plain tuples unpickle a few times faster than dataclasses or pydantic models.
+
+The child is `python -m api.importers.background`, not a multiprocessing one: multiprocessing's spawn
+re-imports the caller's main module, which breaks any script that calls an import without an
+`if __name__ == "__main__"` guard. The child never outlives its parent: when the parent dies (kill -9
+included) the pipe breaks and the child's next write ends it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 import queue
 import struct
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Generator, Iterable
-from typing import IO, Any, TypeVar
+from dataclasses import dataclass
+from typing import IO, Any, Generic, Protocol, TypeVar
 
 T = TypeVar("T")
 Progress = Callable[[str, int, int | None], None]
 Source = Callable[..., Iterable[T]]
 
 CHUNK = 500  # items per message
+FLUSH_AFTER = 0.2  # seconds: this long after the last message, the next item goes out at once
 _LENGTH = struct.Struct(">Q")  # each message: its length, then the pickle
 _DEPTH = 16  # messages read ahead: bounds how far (and how much memory) the child runs ahead of us
 
 
 class SourceFailed(RuntimeError):
     """The child process died without saying why (killed, out of memory)."""
+
+
+class Wire(Protocol):
+    """How a source's items cross the pipe. `encode` runs in the child on each chunk of items, `decode`
+    here on what `encode` made of it, giving the items back; one instance per side and per run sees every
+    chunk in order, so it may keep state (send something once, refer to it after)."""
+
+    def encode(self, items: list[Any]) -> Any: ...
+
+    def decode(self, message: Any) -> Iterable[Any]: ...
+
+
+@dataclass(frozen=True)
+class WiredSource(Generic[T]):
+    """A source with a `Wire` of its own (`wire()` makes a fresh one); called directly, it is `source`.
+    Both are pickled by reference, so they must be module-level."""
+
+    source: Source[T]
+    wire: Callable[[], Wire]
+
+    def __call__(self, progress: Progress, *args: Any) -> Iterable[T]:
+        return self.source(progress, *args)
 
 
 def in_child_process(
@@ -49,6 +81,7 @@ def in_child_process(
     # A pipe holds 64 KiB, less than one message: without a reader draining it into memory the child
     # would wait for us whenever we work, and the two would take turns instead of running side by side.
     messages: queue.Queue[bytes | None] = queue.Queue(maxsize=_DEPTH)
+    wire = source.wire() if isinstance(source, WiredSource) else None
     stop = threading.Event()
     pump = threading.Thread(target=_pump, args=(child.stdout, messages, stop), daemon=True)
     try:
@@ -63,7 +96,7 @@ def in_child_process(
             message = pickle.loads(raw)
             kind = message[0]
             if kind == "items":
-                yield from message[1]
+                yield from message[1] if wire is None else wire.decode(message[1])
             elif kind == "progress":
                 if progress is not None:
                     progress(*message[1])
@@ -105,28 +138,41 @@ def _pump(stream: IO[bytes], messages: queue.Queue[bytes | None], stop: threadin
 
 def _produce(out: IO[bytes]) -> None:
     source, args, chunk = pickle.loads(sys.stdin.buffer.read())
+    wire = source.wire() if isinstance(source, WiredSource) else None
+    buffer: list[Any] = []
+    sent = time.monotonic()
 
     def send(message: tuple[Any, ...]) -> None:
         body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
         out.write(_LENGTH.pack(len(body)) + body)  # BrokenPipeError once the parent is gone: we end
 
+    def flush() -> None:
+        nonlocal buffer, sent
+        items, buffer = buffer, []  # taken first: items that fail to pickle are not tried again
+        if items:
+            send(("items", items if wire is None else wire.encode(items)))
+        out.flush()  # a small message would otherwise wait in the stream's buffer for the next one
+        sent = time.monotonic()
+
     def progress(phase: str, done: int, total: int | None) -> None:
+        flush()  # the source is in a long step: what it yielded so far can be used now
         send(("progress", (phase, done, total)))
         out.flush()  # progress is for now, not for the next chunk
 
     try:
-        buffer: list[Any] = []
         for item in source(progress, *args):
             buffer.append(item)
-            if len(buffer) >= chunk:
-                send(("items", buffer))
-                buffer = []
-        if buffer:
-            send(("items", buffer))
+            if len(buffer) >= chunk or time.monotonic() - sent >= FLUSH_AFTER:
+                flush()
+        flush()
         send(("done",))
     except BrokenPipeError:
         raise
     except BaseException as exc:  # report everything, KeyboardInterrupt included, then end
+        # the items yielded before the error, as the source run in-process gives them (if they can be sent:
+        # the error is what matters)
+        with contextlib.suppress(Exception):
+            flush()
         try:
             send(("error", exc))
         except (pickle.PicklingError, TypeError, AttributeError):  # an exception that does not pickle
@@ -135,7 +181,11 @@ def _produce(out: IO[bytes]) -> None:
 
 
 if __name__ == "__main__":
+    # Run this module's own copy, not __main__'s: the pickled source names api.importers.background's
+    # classes (WiredSource), and isinstance would not match __main__'s.
+    from api.importers.background import _produce as produce
+
     try:
-        _produce(sys.stdout.buffer)
+        produce(sys.stdout.buffer)
     except BrokenPipeError:  # the importer is gone (killed or done with us): nothing left to do
         sys.exit(1)

@@ -1,0 +1,96 @@
+"""What the import's source process sends (api/importers/entries.py, background.py): entries that cross
+the pipe as tuples and come back as the same entries; items that do not wait for a full chunk when the
+source is slow."""
+
+from __future__ import annotations
+
+import pickle
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from api.importers.background import in_child_process
+from api.importers.entries import Entry, EntryWire, retail_entries, synthetic_entries
+from api.importers.online_retail import ReadStats
+from offchain.models import CustomerCreate
+
+HEADER = "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country\n"
+# an adjustment (skipped), a row without a customer, customers on several invoices, a repeated sheet
+CSV = (
+    HEADER
+    + """\
+500001,85048,15CM CHRISTMAS GLASS BALL 20 LIGHTS,12,2010-01-04 09:00:00,6.95,12345,United Kingdom
+A500900,B,Adjust bad debt,1,2010-01-04 09:01:00,-50.0,12348,Norway
+500002,22041,RECORD FRAME,48,2010-01-04 09:05:00,2.1,12346.0,France
+A500901,B,Adjust bad debt,1,2010-01-04 09:06:00,-10.0,12349,Norway
+500003,21232,STRAWBERRY CERAMIC TRINKET BOX,6,2010-01-04 09:07:00,1.25,12345,United Kingdom
+500004,21733,RED HANGING HEART T-LIGHT HOLDER,1,2010-01-05 10:00:00,2.55,,United Kingdom
+500002,21232,STRAWBERRY CERAMIC TRINKET BOX,6,2010-01-04 09:05:00,1.25,12346,France
+C500005,85048,15CM CHRISTMAS GLASS BALL 20 LIGHTS,-2,2010-01-06 11:00:00,6.95,12348,Germany
+500006,22752,SET 7 BABUSHKA NESTING BOXES,2,2010-01-09 08:00:00,7.65,12346,Germany
+500007,84029G,KNITTED UNION FLAG HOT WATER BOTTLE,1,2010-01-10 12:00:00,3.75,12348,Germany
+500008,84029G,KNITTED UNION FLAG HOT WATER BOTTLE,1,2010-01-11 12:00:00,3.75,12350,Unspecified
+500001,85048,15CM CHRISTMAS GLASS BALL 20 LIGHTS,12,2010-01-04 09:00:00,6.95,12345,United Kingdom
+"""
+)
+
+
+@pytest.fixture
+def small_csv(tmp_path: Path) -> Path:
+    path = tmp_path / "small.csv"
+    path.write_text(CSV)
+    return path
+
+
+def test_entries_through_the_child_process_are_the_entries_made_in_it(small_csv):
+    here = list(retail_entries(lambda *a: None, str(small_csv)))
+    there = list(in_child_process(retail_entries, str(small_csv), chunk=3))
+    assert there == here
+    # every entry of a customer carries one CustomerCreate, as in the child
+    piis: dict[str | None, CustomerCreate] = {}
+    for item in there:
+        if isinstance(item, Entry):
+            assert piis.setdefault(item.pii.external_ref, item.pii) is item.pii
+
+
+def test_a_synthetic_source_through_the_child_process_is_unchanged():
+    here = list(synthetic_entries(lambda *a: None, 5, 4, 30))
+    assert list(in_child_process(synthetic_entries, 5, 4, 30, chunk=7)) == here
+
+
+def test_the_wire_sends_each_customer_once_and_reuses_slots_past_its_limit(monkeypatch):
+    monkeypatch.setattr(EntryWire, "SLOTS", 2)
+    piis = [CustomerCreate(name=f"c{i}", external_ref=str(i)) for i in range(3)]
+    stats = ReadStats(rows=5)
+    items = [Entry(piis[0]), Entry(piis[1]), stats] + [Entry(piis[i]) for i in (0, 2, 1, 0)]
+    child, parent = EntryWire(), EntryWire()
+    first, second = child.encode(items[:3]), child.encode(items[3:])
+    assert [len(t) for t in first] == [2, 6, 2, 6, 1]  # pii, entry, pii, entry, other
+    # 0 is known; 2 takes the oldest slot (0's), so 0 is sent again later (in 1's slot)
+    assert [len(t) for t in second] == [6, 2, 6, 6, 2, 6]
+    got = parent.decode(pickle.loads(pickle.dumps(first))) + parent.decode(pickle.loads(pickle.dumps(second)))
+    assert got == items
+    assert got[0].pii is got[3].pii  # one object per customer while it holds its slot
+
+
+def slow(progress, pause: float) -> Iterator[tuple[int, float]]:
+    yield 1, time.time()
+    progress("read", 1, None)  # a report: what was yielded goes first
+    yield 2, time.time()
+    time.sleep(pause)  # more than FLUSH_AFTER: item 3 is sent when it comes, not with a full chunk
+    yield 3, time.time()
+    time.sleep(10 * pause)
+    yield 4, time.time()
+
+
+def test_items_of_a_slow_source_do_not_wait_for_a_full_chunk():
+    log: list[object] = []
+    received: dict[int, float] = {}
+    made: dict[int, float] = {}
+    for number, at in in_child_process(slow, 0.3, progress=lambda *a: log.append(a), chunk=100):
+        received[number], made[number] = time.time(), at
+        log.append(number)
+    assert log == [1, ("read", 1, None), 2, 3, 4]
+    assert received[3] < made[4]  # item 3 came when it was made, not 3 s later with item 4
