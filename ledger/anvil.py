@@ -17,6 +17,7 @@ from ledger.errors import BackendError
 from ledger.paths import npm_binary
 
 DEVNET_CHAIN_ID = 31337
+KEPT_STATES = 64  # recent block states anvil keeps in memory (see start_anvil)
 
 
 def anvil_binary() -> Path:
@@ -56,13 +57,15 @@ def start_anvil(
     With `state_file`, state is loaded from it at start and written to it every second and on exit,
     so a restart keeps the chain. `detach` puts anvil in its own session so it outlives this process.
 
-    The node keeps the current state only (`--prune-history`): by default anvil writes every block's
-    state to ~/.foundry/anvil/tmp without limit and leaves it there, and that write grows with the
-    contracts' storage, so a long import got slower block after block (a 1M-interaction import left 35 GB
-    behind). Nothing here reads state at an old block: consent history, anchors and decisions are
-    kept in contract storage and events, which pruning does not touch."""
+    The node keeps the states of the last few blocks only, in memory (`--prune-history N`): by default
+    anvil writes every block's state to ~/.foundry/anvil/tmp without limit and leaves it there, and that
+    write grows with the contracts' storage, so a long import got slower block after block (a
+    1M-interaction import left 35 GB behind). Nothing here reads state at an old block: consent
+    history, anchors and decisions are kept in contract storage and events, which pruning does not
+    touch. A few states rather than one: a call made at "latest" while the next block is mined must
+    still find the state it was resolved to (with one, anvil answered BlockOutOfRangeError)."""
     command = [str(anvil_binary()), "--host", "127.0.0.1", "--port", str(port), "--chain-id", str(chain_id)]
-    command.append("--prune-history")
+    command += ["--prune-history", str(KEPT_STATES)]
     if state_file is not None:
         command += ["--state", str(state_file), "--state-interval", "1"]
     log = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
