@@ -14,8 +14,8 @@ from datetime import datetime
 from typing import Any
 
 from api.importers.background import WiredSource
-from api.importers.online_retail import ReadStats, read_invoices
-from api.importers.records import Record
+from api.importers.online_retail import ReadStats, read_records
+from api.importers.records import CustomerRecord, Record
 from api.importers.synthetic import SyntheticCustomer, generate
 from offchain.canonical import Canonical
 from offchain.models import CustomerCreate, InteractionKind
@@ -42,7 +42,8 @@ class Entry:
 
     Reading the source and serializing each record's data (RFC 8785) is a third of an import's work;
     done in a child process (`api.importers.background`) it runs on another core, and only this much
-    crosses the pipe (as `EntryWire` tuples). `kind` is None for a customer with no interactions."""
+    crosses the pipe (as `EntryWire` tuples). `kind` is None for a customer with no interactions (yet:
+    the Online Retail II source sends each customer that way before their invoices)."""
 
     pii: CustomerCreate
     kind: InteractionKind | None = None
@@ -115,17 +116,18 @@ class EntryWire:
 def _retail_entries(progress: Progress, path: str) -> Iterator[Entry | ReadStats]:
     stats = ReadStats()
     customers: dict[str, CustomerCreate] = {}
-    for invoice in read_invoices(path, stats=stats, progress=progress):
+    for record in read_records(path, stats=stats, progress=progress):
+        if isinstance(record, CustomerRecord):
+            pii = customers[record.customer_id] = CustomerCreate(
+                name=record.customer_id,
+                country=RETAIL_COUNTRIES.get(record.country),
+                external_ref=record.customer_id,
+            )
+            yield Entry(pii)  # the importer registers them while the rest of the file is read
+            continue
         if stats.invoices == 1:
             yield replace(stats)
-        pii = customers.get(invoice.customer_id)
-        if pii is None:
-            pii = customers[invoice.customer_id] = CustomerCreate(
-                name=invoice.customer_id,
-                country=RETAIL_COUNTRIES.get(invoice.country),
-                external_ref=invoice.customer_id,
-            )
-        yield Entry.of(pii, invoice)
+        yield Entry.of(customers[record.customer_id], record)
     yield stats
 
 
@@ -142,8 +144,9 @@ def _synthetic_entries(progress: Progress, seed: int, customers: int, interactio
 
 
 retail_entries = WiredSource(_retail_entries, EntryWire)
-"""retail_entries(progress, path): the Online Retail II file as entries; its ReadStats once read (with the
-invoice count) and at the end."""
+"""retail_entries(progress, path): the Online Retail II file as entries. Each customer first (`Entry(pii)`,
+no interaction) while the file is read; then the reader's ReadStats (with the invoice count), the
+invoices, and the ReadStats again, complete."""
 
 synthetic_entries = WiredSource(_synthetic_entries, EntryWire)
 """synthetic_entries(progress, seed, customers, interactions): `generate`'s data set as entries."""

@@ -12,7 +12,9 @@ line. What the reader does with it, and why:
   customer interactions: skipped, counted.
 - The lines of one invoice are not contiguous in the file, so rows are grouped by invoice in memory
   (strings interned: the whole file takes a few hundred MB at most), and invoices are yielded in order of
-  first appearance, which is chronological to within minutes.
+  first appearance, which is chronological to within minutes. `read_records` also yields each customer
+  (`CustomerRecord`) while the file is read, at their first invoice line, so that they can be registered
+  before the invoices are ready.
 - The data set is two workbook sheets (2009-12-01..2010-12-09 and 2010-12-01..2011-12-09) one after the
   other, and the week both cover is in the file twice: a row dated more than a day before the previous
   one starts a new sheet, and an invoice that a later sheet repeats line for line is read once (the
@@ -36,7 +38,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import IO
 
-from api.importers.records import InvoiceRecord, Line
+from api.importers.records import CustomerRecord, InvoiceRecord, Line
 from offchain.models import InteractionKind
 
 HEADER = ("Invoice", "StockCode", "Description", "Quantity", "InvoiceDate", "Price", "Customer ID", "Country")
@@ -61,7 +63,7 @@ class ReadStats:
     invoices_found: int = 0  # invoices with a Customer ID, known once the file is read
     invoices: int = 0  # records yielded so far
     returns: int = 0  # of which cancellations
-    customers: int = 0  # distinct customer ids yielded
+    customers: int = 0  # distinct customer ids on invoices, counted as they are read (final once read)
 
 
 def normalise_customer_id(raw: str) -> str | None:
@@ -112,8 +114,22 @@ def read_invoices(
     The whole file is read before the first record is yielded (lines of an invoice are scattered);
     records are released as they are yielded. `stats` is filled in as it goes; `progress` is called
     with ("read", rows so far, None) while reading."""
+    for record in read_records(path, stats=stats, progress=progress):
+        if isinstance(record, InvoiceRecord):
+            yield record
+
+
+def read_records(
+    path: str | Path, *, stats: ReadStats | None = None, progress: Progress | None = None
+) -> Iterator[CustomerRecord | InvoiceRecord]:
+    """The file's customers, then its invoices (`read_invoices`'s). A `CustomerRecord` is yielded while
+    the file is read, as soon as the customer's first invoice line is (so in order of first appearance).
+    That line opens their first invoice: every line of an invoice is its customer's, so none of theirs
+    can have been opened earlier; it is the first of theirs yielded, and its country is the record's.
+    Skipped lines (no Customer ID, not an invoice) do not count."""
     stats = stats if stats is not None else ReadStats()
     invoices: dict[str, _Invoice] = {}
+    customers: set[str] = set()
     strings: dict[str, str] = {}  # one copy of each repeated stock code, description, price and date
     intern = strings.setdefault
     sheet = 0
@@ -159,6 +175,10 @@ def read_invoices(
                 invoice = invoices[number] = _Invoice(
                     customer, intern(country, country), intern(when, when), sheet
                 )
+                if customer not in customers:  # only a new invoice can be a customer's first (see above)
+                    customers.add(customer)
+                    stats.customers += 1
+                    yield CustomerRecord(customer, invoice.country)
             elif invoice.customer != customer:
                 raise ValueError(
                     f"{path}, data row {stats.rows}: invoice {number} belongs to customers"
@@ -175,7 +195,7 @@ def read_invoices(
     if progress is not None:
         progress("read", stats.rows, stats.rows)
     strings.clear()
-    customers: set[str] = set()
+    customers.clear()
     # pop as we go: memory is released as records are consumed
     while invoices:
         number = next(iter(invoices))
@@ -189,9 +209,6 @@ def read_invoices(
         record = _record(number, invoice, lines)
         stats.invoices += 1
         stats.returns += record.kind is InteractionKind.RETURN
-        if invoice.customer not in customers:
-            customers.add(invoice.customer)
-            stats.customers += 1
         yield record
 
 

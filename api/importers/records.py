@@ -100,3 +100,13 @@ class TicketRecord:
 
 
 Record = InvoiceRecord | TicketRecord
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerRecord:
+    """A customer, as soon as a reader sees their first invoice line: before their invoices, which the
+    Online Retail II reader can give only once the whole file is read (an invoice's lines are scattered),
+    so that the import can register them while the file is still being read."""
+
+    customer_id: str  # the source's customer number
+    country: str  # their first invoice's country, as the source names it

@@ -1,6 +1,7 @@
-"""What the import's source process sends (api/importers/entries.py, background.py): entries that cross
-the pipe as tuples and come back as the same entries; items that do not wait for a full chunk when the
-source is slow."""
+"""What the import's source process sends (api/importers/entries.py, background.py): each Online Retail II
+customer as soon as the reader sees them, with the data their first invoice gives, before the invoices;
+entries that cross the pipe as tuples and come back as the same entries; items that do not wait for a
+full chunk when the source is slow."""
 
 from __future__ import annotations
 
@@ -12,12 +13,15 @@ from pathlib import Path
 import pytest
 
 from api.importers.background import in_child_process
-from api.importers.entries import Entry, EntryWire, retail_entries, synthetic_entries
-from api.importers.online_retail import ReadStats
+from api.importers.entries import RETAIL_COUNTRIES, Entry, EntryWire, retail_entries, synthetic_entries
+from api.importers.online_retail import ReadStats, read_invoices, read_records
+from api.importers.records import CustomerRecord, InvoiceRecord
 from offchain.models import CustomerCreate
 
 HEADER = "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country\n"
-# an adjustment (skipped), a row without a customer, customers on several invoices, a repeated sheet
+# 12348's first row is an adjustment ("A...", skipped) with another country: they are a customer from
+# their first invoice line, in Germany. 12349 is only on adjustments: not a customer. 12346's first
+# invoice is in France, a later one in Germany. The last row repeats 500001 from a second "sheet".
 CSV = (
     HEADER
     + """\
@@ -35,6 +39,7 @@ C500005,85048,15CM CHRISTMAS GLASS BALL 20 LIGHTS,-2,2010-01-06 11:00:00,6.95,12
 500001,85048,15CM CHRISTMAS GLASS BALL 20 LIGHTS,12,2010-01-04 09:00:00,6.95,12345,United Kingdom
 """
 )
+CUSTOMERS = [("12345", "GB"), ("12346", "FR"), ("12348", "DE"), ("12350", None)]
 
 
 @pytest.fixture
@@ -42,6 +47,79 @@ def small_csv(tmp_path: Path) -> Path:
     path = tmp_path / "small.csv"
     path.write_text(CSV)
     return path
+
+
+def first_invoice_customers(path: Path) -> list[CustomerCreate]:
+    """The customers as the import made them before customers were sent early: at each customer's first
+    invoice in the order invoices are yielded, with that invoice's country."""
+    customers: dict[str, CustomerCreate] = {}
+    for invoice in read_invoices(path):
+        if invoice.customer_id not in customers:
+            customers[invoice.customer_id] = CustomerCreate(
+                name=invoice.customer_id,
+                country=RETAIL_COUNTRIES.get(invoice.country),
+                external_ref=invoice.customer_id,
+            )
+    return list(customers.values())
+
+
+def test_the_reader_yields_each_customer_at_their_first_invoice_line_before_any_invoice(small_csv):
+    stats = ReadStats()
+    records = list(read_records(small_csv, stats=stats))
+    customers = [r for r in records if isinstance(r, CustomerRecord)]
+    invoices = [r for r in records if isinstance(r, InvoiceRecord)]
+    assert records == customers + invoices  # every customer while the file is read, then the invoices
+    assert [(c.customer_id, c.country) for c in customers] == [
+        ("12345", "United Kingdom"),
+        ("12346", "France"),
+        ("12348", "Germany"),
+        ("12350", "Unspecified"),
+    ]
+    assert invoices == list(read_invoices(small_csv))
+    assert (stats.customers, stats.invoices, stats.rows_not_invoices, stats.repeated_rows) == (4, 7, 2, 1)
+
+
+def test_customers_come_first_with_the_data_their_first_invoice_gave(small_csv):
+    items = list(retail_entries(lambda *a: None, str(small_csv)))
+    customers = [item for item in items if isinstance(item, Entry) and item.kind is None]
+    assert items[: len(customers)] == customers  # before the ReadStats and the invoices
+    assert [(c.pii.external_ref, c.pii.country) for c in customers] == CUSTOMERS
+    assert [c.pii for c in customers] == first_invoice_customers(small_csv)
+    read, *invoices, final = items[len(customers) :]
+    assert isinstance(read, ReadStats) and isinstance(final, ReadStats)
+    assert (read.invoices_found, read.customers, final.invoices, final.customers) == (7, 4, 7, 4)
+    by_ref = {c.pii.external_ref: c.pii for c in customers}
+    for invoice in invoices:
+        assert isinstance(invoice, Entry) and invoice.kind is not None
+        assert invoice.pii == by_ref[invoice.pii.external_ref]
+
+
+def test_customers_reach_the_importer_before_the_file_is_read(small_csv):
+    """Through the child process: the customers arrive before the reader reports the end of the read,
+    not with the first chunk of invoices."""
+    log: list[object] = []
+    for item in in_child_process(retail_entries, str(small_csv), progress=lambda *a: log.append(a)):
+        log.append(item)
+    end_of_read = log.index(("read", 12, 12))
+    customers = [item for item in log[:end_of_read] if isinstance(item, Entry)]
+    assert [(c.pii.external_ref, c.pii.country) for c in customers] == CUSTOMERS
+    assert all(c.kind is None for c in customers)
+    assert not any(isinstance(item, ReadStats) for item in log[:end_of_read])
+
+
+def test_an_error_in_the_file_is_raised_after_the_customers_read_before_it(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text(
+        HEADER
+        + "500001,85048,BALL,12,2010-01-04 09:00:00,6.95,12345,United Kingdom\n"
+        + "500002,85048,BALL,1,2010-01-04 09:01:00,6.95,12346,France\n"
+        + "500001,85048,BALL,2,2010-01-04 09:02:00,6.95,12347,France\n"
+    )
+    got: list[object] = []
+    with pytest.raises(ValueError, match="data row 3: invoice 500001 belongs to customers 12345 and 12347"):
+        for item in in_child_process(retail_entries, str(path)):
+            got.append(item)
+    assert [item.pii.external_ref for item in got if isinstance(item, Entry)] == ["12345", "12346"]
 
 
 def test_entries_through_the_child_process_are_the_entries_made_in_it(small_csv):
