@@ -160,7 +160,7 @@ def import_synthetic(
     generated PII), every invoice and ticket. The churn ground truth is not imported. The data set is
     generated in a child process (see `Entry`) unless `in_process`."""
     report = ImportReport(source=f"synthetic:seed={seed}", partner=partner_name)
-    expected = interactions + max(0, customers - interactions)
+    expected = interactions
     items = _source(
         synthetic_entries, seed, customers, interactions, progress=progress, in_process=in_process
     )
@@ -225,8 +225,17 @@ class _Importer:
                 send_staged_consents(self.crm, self.partner, batch_size=self.consent_batch)
             )
             self._points_confirmed(send_staged_points(self.crm, self.partner, batch_size=self.earn_batch))
-        for chunk in _chunks(self._timed(items, "read"), self.chunk_size):
-            self._chunk(chunk, total())
+        chunks = _chunks(self._timed(items, "read"), self.chunk_size)
+        try:
+            for chunk in chunks:
+                self._chunk(chunk, total())
+        finally:
+            # A failed import stops its source process now: left to the garbage collector, a child's
+            # reader thread could still hold its pipe at interpreter exit (a fatal error there).
+            for iterator in (chunks, items):
+                close = getattr(iterator, "close", None)
+                if close is not None:
+                    close()
         # The chunks leave their last transactions in flight; settle them (and send what is left).
         with self._phase("consent"):
             self._consents_confirmed(
@@ -239,8 +248,9 @@ class _Importer:
 
     def _chunk(self, chunk: list[Entry], total: int | None) -> None:
         report = self.report
-        self.done += len(chunk)
         records = [entry for entry in chunk if entry.kind is not None]
+        # progress counts interactions, as the totals do: a source may send customers on their own first
+        self.done += len(records)
         report.records += len(records)
 
         with self._phase("customers"):

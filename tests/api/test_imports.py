@@ -289,6 +289,31 @@ def test_a_crash_anywhere_is_finished_by_running_the_import_again(crm, retail_cs
     assert_imported_once(crm, anchors_before)
 
 
+def _source_processes() -> list[int]:
+    """This process's children that run an import's source (api.importers.background)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (entry / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == os.getpid() and b"api.importers.background" in command:
+            found.append(int(entry.name))
+    return found
+
+
+def test_a_failed_import_stops_its_source_process_at_once(crm, retail_csv, monkeypatch):
+    def fail(*args, **kwargs):
+        raise RuntimeError("the store is gone")
+
+    monkeypatch.setattr(imports, "record_interactions", fail)
+    with pytest.raises(RuntimeError, match="the store is gone") as raised:
+        run(crm, retail_csv)
+    # still inside the test, with the traceback (and so the import's frames) alive: the child is gone
+    assert raised.value is not None and _source_processes() == []
+
+
 def test_a_withdrawal_is_never_overridden_by_a_later_import(crm, retail_csv, tmp_path):
     run(crm, retail_csv)
     member = members(crm)["12346"]
