@@ -365,10 +365,10 @@ class Vault:
         return self._keystore.was_erased(check_partner(partner), _check_member(member))
 
     def _dek(self, partner: str, member: bytes) -> bytes:
-        aad = dek_aad(partner, member)
         cached = self._recall(partner, member)
         if cached is not None:
             return cached
+        aad = dek_aad(partner, member)
         epoch = self._epoch
         stored = self._keystore.get(partner, member)
         if stored is None:
