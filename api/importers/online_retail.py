@@ -132,6 +132,8 @@ def read_records(
     customers: set[str] = set()
     strings: dict[str, str] = {}  # one copy of each repeated stock code, description, price and date
     intern = strings.setdefault
+    # a few thousand customers on a million rows: normalise each spelling once
+    customer_ids: dict[str, str | None] = {}
     sheet = 0
     previous = ""
     with open_text(path) as handle:
@@ -145,7 +147,9 @@ def read_records(
                 progress("read", stats.rows, None)
             try:
                 number, stock_code, description, quantity, when, price, raw_customer, country = row[:8]
-                customer = normalise_customer_id(raw_customer)
+                customer = customer_ids.get(raw_customer)
+                if customer is None and raw_customer not in customer_ids:
+                    customer = customer_ids[raw_customer] = normalise_customer_id(raw_customer)
             except ValueError as exc:
                 raise ValueError(f"{path}, data row {stats.rows}: {exc}") from None
             if previous and when < previous and _sheet_break(previous, when):
@@ -186,7 +190,8 @@ def read_records(
                 )
             if sheet == invoice.sheet:
                 invoice.lines.append(line)
-                invoice.earliest = min(invoice.earliest, when)
+                if when < invoice.earliest:
+                    invoice.earliest = when
             else:
                 repeats = invoice.repeats if invoice.repeats is not None else {}
                 invoice.repeats = repeats
