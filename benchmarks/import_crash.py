@@ -12,10 +12,11 @@ runs as a subprocess, is killed with SIGKILL at a random moment, and is started 
 the last run goes to completion. Kill moments come from `random.Random(--kill-seed)`:
 
 - `--mode progress` (default): the import's progress, read from the CLI's own progress bars on stderr,
-  is put on one scale (the four phases of every 1,000-record chunk, then the final points flush and
-  the anchoring, weighted as a fifth of the records); one random point on that scale per kill, sorted,
-  and a random 0-1.5 s more once the run reaches it. So kills land anywhere, anchoring included, and a
-  restart is never killed before it has caught up and done something new.
+  is put on one scale (the five steps of every 1,000-record chunk: customers, consent, interactions,
+  anchor, points); one random point on that scale per kill, sorted, and a random 0-1.5 s more once the
+  run reaches it (which also lands kills in the final flush, where in-flight transactions are
+  settled). So kills land anywhere, and a restart is never killed before it has caught up and done
+  something new.
 - `--mode time`: a random delay of `--delays LO HI` seconds (2 to 25 by default) after each start.
   Restarts skip what is done in seconds, so later kills often miss a finished import.
 
@@ -75,8 +76,8 @@ from offchain.models import AnchorStatus, Batch, ConsentReceipt, Customer, Inter
 from offchain.vault import INDEX_MEMBER
 
 PARTNER = "acme"
-CHUNK_PHASES = ("customers", "consent", "interactions", "points")  # per chunk of CHUNK records, in order
-ANCHOR_WEIGHT = 0.2  # the points flush and anchoring, as a share of the records on the progress scale
+# per chunk of CHUNK records, in order (each chunk's anchor is sent right after its interactions)
+CHUNK_PHASES = ("customers", "consent", "interactions", "anchor", "points")
 JITTER = 1.5  # seconds, at most, between reaching a progress target and the kill
 RUN_TIMEOUT = 900.0  # seconds a run may take before it counts as hung
 BAR = re.compile(r"\b(customers|consent|interactions|points|anchor)\s[^0-9\r\n]*?(\d+)/(\d+|\?)")
@@ -156,9 +157,8 @@ class ProgressWatch:
         self._thread.join(timeout=10)
 
     def position(self, records: int) -> float:
-        """Where the import is on the 0 .. records * (1 + ANCHOR_WEIGHT) scale."""
-        if "anchor" in self.done:
-            return records + ANCHOR_WEIGHT * min(self.done["anchor"], records)
+        """Where the import is on the 0 .. records scale (the final flush and settling come after
+        `records`, and are reached by the random delay added to a kill late on the scale)."""
         done = [self.done.get(p, 0) for p in CHUNK_PHASES]
         top = max(done)
         if top == 0:
@@ -169,8 +169,6 @@ class ProgressWatch:
 
     def phase(self) -> str:
         """The phase the import was most likely in, from the last progress it reported."""
-        if "anchor" in self.done:
-            return f"anchor ({self.done['anchor']:,} leaves anchored)"
         done = [self.done.get(p, 0) for p in CHUNK_PHASES]
         top = max(done)
         if top == 0:
@@ -179,11 +177,11 @@ class ProgressWatch:
             if count < top:
                 return f"{name} (records {top - (top - 1) % CHUNK:,}-{top:,})"
         if self.total is not None and top >= self.total:
-            return "final points flush or first anchor batch"
+            return "final flush: the last consent, points and anchors settled"
         return f"customers/read (records {top + 1:,}-{top + CHUNK:,})"
 
     def summary(self) -> str:
-        shown = [f"{p[:5]} {self.done[p]:,}" for p in (*CHUNK_PHASES, "anchor") if p in self.done]
+        shown = [f"{p[:5]} {self.done[p]:,}" for p in CHUNK_PHASES if p in self.done]
         return " ".join(shown) or "-"
 
 
@@ -674,20 +672,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 str(args.interactions),
             ]
             console.print(f"Home {home} on {url}; running: ledgercrm {' '.join(command[1:])}")
-            end = records * (1 + ANCHOR_WEIGHT)
-            targets = sorted(rng.uniform(0.03, 1.0) * end for _ in range(args.kills))
+            targets = sorted(rng.uniform(0.03, 1.0) * records for _ in range(args.kills))
             for number in range(1, args.kills + 1):
                 ready: Callable[[ProgressWatch, float], bool]
                 if args.mode == "progress":
                     goal = targets[number - 1]
                     ready = _progress_reached(goal, records)
                     jitter = rng.uniform(0.0, JITTER)
-                    where = (
-                        f"records {goal:,.0f}"
-                        if goal <= records
-                        else f"anchoring {(goal - records) / ANCHOR_WEIGHT:,.0f} leaves"
-                    )
-                    target = f"{where} +{jitter:.2f}s"
+                    target = f"records {goal:,.0f} +{jitter:.2f}s"
                 else:
                     delay = rng.uniform(*args.delays)
                     ready = _time_passed(delay)

@@ -308,8 +308,7 @@ class _Importer:
             # sent now, mined while the next chunk is prepared, settled at the end
             for batch_id in result.batches:
                 self.leaves_sent += submit(self.crm, self.partner, batch_id)
-            if result.batches and self.progress is not None:
-                self.progress("anchor", self.leaves_sent, total)
+        self._tell("anchor", total)  # records done through this step, like every other phase
 
         with self._phase("points"):
             requests = [
@@ -346,7 +345,7 @@ class _Importer:
                 self.report.batches_anchored += 1
                 self.report.leaves_anchored += outcome.size
             if self.progress is not None:
-                self.progress("anchor", self.report.leaves_anchored, self.report.leaves_anchored)
+                self.progress("anchor", self.done, self.done)  # every record's anchor settled
 
     def _consents_confirmed(self, receipts: Sequence[Any]) -> None:
         self.report.consents_recorded += len(receipts)
