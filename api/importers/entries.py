@@ -73,7 +73,7 @@ class EntryWire:
     `SLOTS` customers, so neither side keeps every customer of a long source; a customer seen again after
     that is sent again, which changes nothing but the cost."""
 
-    SLOTS = 1 << 16
+    SLOTS = 1 << 12  # ~4 MB of PII objects on each side at most, whatever the number of customers
 
     def __init__(self) -> None:
         # child: id(pii) -> (slot, pii); the pii is held so that its id is not reused while it has a slot
