@@ -73,15 +73,7 @@ def canonical_object(members: Mapping[str, Any]) -> bytes:
     parts = []
     for name, prefix in _layout(tuple(members)):
         value = members[name]
-        if isinstance(value, Canonical):
-            parts.append(prefix + value.json)
-        elif type(value) is str:  # most members: skip the walk `canonical_json` needs for containers
-            try:
-                parts.append(prefix + _ENCODER.encode(value).encode("utf-8"))
-            except UnicodeEncodeError:  # a lone surrogate: the reference reports it
-                parts.append(prefix + reference_canonical_json(value))
-        else:
-            parts.append(prefix + canonical_json(value))
+        parts.append(prefix + (value.json if isinstance(value, Canonical) else canonical_json(value)))
     return b"{" + b",".join(parts) + b"}"
 
 
@@ -105,6 +97,11 @@ class _Fallback(Exception):
 
 def canonical_json(value: Any) -> bytes:
     """The RFC 8785 bytes of `value`; CanonicalizationError if it is not representable."""
+    if type(value) is str:  # the most common value by far: no walk needed, only the encoder
+        try:
+            return _ENCODER.encode(value).encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: the reference reports it
+            return reference_canonical_json(value)
     fast = fast_canonical_json(value)
     if fast is not None:
         return fast

@@ -13,7 +13,7 @@ and `resume` then settles them all.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -142,23 +142,25 @@ def anchor_batch(crm: Crm, partner_name: str, batch_id: int) -> AnchorOutcome:
     return _mark_anchored(crm, batch_id, anchor.wait_anchor(_submit(crm, partner_name, batch)))
 
 
-def submit_pending(crm: Crm, partner_name: str, max_leaves: int | None = None) -> Iterator[int]:
-    """Batch every pending leaf and send each batch's anchor without waiting for it to be mined,
-    yielding each batch's size once sent. `resume` then settles them all: the node mines while we build
-    the next batch, instead of each batch waiting for the one before. Batches left unfinished by an
-    earlier run are not touched here (`resume` finishes those too)."""
+def submit_pending(crm: Crm, partner_name: str, max_leaves: int | None = None) -> int:
+    """Batch every pending leaf and send each batch's anchor without waiting for it to be mined; the
+    number of batches sent. `resume` then settles them all: the node mines while we build the next
+    batch, instead of each batch waiting for the one before. Batches left unfinished by an earlier run
+    are not touched here (`resume` finishes those too)."""
     size = max_leaves or crm.settings.batch_max_leaves
+    sent = 0
     while (batch_id := _build_batch(crm, partner_name, size)) is not None:
-        yield submit(crm, partner_name, batch_id)
+        submit(crm, partner_name, batch_id)
+        sent += 1
+    return sent
 
 
-def submit(crm: Crm, partner_name: str, batch_id: int) -> int:
-    """Send a pending batch's anchor without waiting for it (`resume` settles it); the batch's size."""
+def submit(crm: Crm, partner_name: str, batch_id: int) -> None:
+    """Send a pending batch's anchor without waiting for it (`resume` settles it)."""
     with crm.unit_of_work() as db:
         batch = db.get(Batch, batch_id)
         assert batch is not None and batch.status is AnchorStatus.PENDING
     _submit(crm, partner_name, batch)
-    return batch.size
 
 
 def _submit(crm: Crm, partner_name: str, batch: Batch) -> str:

@@ -211,7 +211,6 @@ class _Importer:
         # member -> loyalty consent valid: filled from confirmed receipts, or by asking the chain
         self.consented: dict[bytes, bool] = {}
         self.points_waiting = 0  # staged by this run and not yet sent
-        self.leaves_sent = 0  # in anchors sent by this run
         self.done = 0
 
     def run(self, items: Iterable[Entry], total: Callable[[], int | None]) -> None:
@@ -307,7 +306,7 @@ class _Importer:
         with self._phase("anchor"):
             # sent now, mined while the next chunk is prepared, settled at the end
             for batch_id in result.batches:
-                self.leaves_sent += submit(self.crm, self.partner, batch_id)
+                submit(self.crm, self.partner, batch_id)
         self._tell("anchor", total)  # records done through this step, like every other phase
 
         with self._phase("points"):
@@ -337,10 +336,7 @@ class _Importer:
         with self._phase("anchor"):
             # Leaves left outside a batch (recorded by other means): every batch sent first, then all
             # settled with the chunks' batches: the node mines while the next batch is built.
-            for size in submit_pending(self.crm, self.partner):
-                self.leaves_sent += size
-                if self.progress is not None:
-                    self.progress("anchor", self.leaves_sent, None)
+            submit_pending(self.crm, self.partner)
             for outcome in resume(self.crm, self.partner):
                 self.report.batches_anchored += 1
                 self.report.leaves_anchored += outcome.size
