@@ -5,7 +5,12 @@ For each chain: a fresh home (SQLite store and key store in a temp folder), part
 everything anchored) in a child process, so that each run's peak RSS is its own. Then `verify_all` in the
 same child, timed separately. The floor (stdlib: CSV -> per-invoice JSON -> SQLite) runs in its own child.
 
-    .venv/bin/python benchmarks/import_online_retail.py [--chains memory anvil] [--data PATH] [--plot PATH]
+    .venv/bin/python benchmarks/import_online_retail.py [--chains memory anvil] [--rounds N] [--data PATH]
+                                                        [--plot PATH]
+
+On a shared machine the floor itself varies by a third from one run to the next, so one pair of runs
+gives a noisy ratio. `--rounds N` repeats floor-then-imports N times, each import against the floor of its
+own round, and reports every round's ratio and their median (verify and the re-import run in round 1).
 
 A bar chart of each run's time by phase next to the floor goes to benchmarks/out/import_online_retail.png.
 """
@@ -16,6 +21,7 @@ import argparse
 import importlib.util
 import multiprocessing
 import resource
+import statistics
 import sys
 import tempfile
 import time
@@ -43,7 +49,7 @@ def _floor(path: str, queue: Any) -> None:
     queue.put({"seconds": seconds, "invoices": invoices, "rss": _peak_rss_mb()})
 
 
-def _import(chain: str, path: str, queue: Any) -> None:
+def _import(chain: str, path: str, full: bool, queue: Any) -> None:
     from api.settings import Settings
     from api.usecases.context import Crm
     from api.usecases.customers import register_partner
@@ -65,36 +71,37 @@ def _import(chain: str, path: str, queue: Any) -> None:
         coalition = Coalition.deploy(backend, founders=backend.accounts[:1])
         with tempfile.TemporaryDirectory() as home:
             crm = Crm.open(Settings(environment="development", home=Path(home)), coalition)
-            register_partner(crm, "retail", backend.accounts[0])
-            start = time.perf_counter()
-            report = import_online_retail(crm, "retail", path)
-            seconds = time.perf_counter() - start
-            rss_import = _peak_rss_mb()
-            # the import reads the file in a child process of its own (api/importers/background.py)
-            rss_reader = _peak_rss_mb(resource.RUSAGE_CHILDREN)
-            start = time.perf_counter()
-            verified = verify_all(crm, "retail")
-            verify_seconds = time.perf_counter() - start
-            start = time.perf_counter()
-            again = import_online_retail(crm, "retail", path)
-            again_seconds = time.perf_counter() - start
-            size = sum(f.stat().st_size for f in Path(home).iterdir() if f.is_file())
-            crm.close()
-        queue.put(
-            {
-                "seconds": seconds,
-                "rss": rss_import,
-                "rss_reader": rss_reader,
-                "report": report.as_dict(),
-                "verify_seconds": verify_seconds,
-                "verified": len(verified.results),
-                "verify_ok": verified.ok,
-                "again_seconds": again_seconds,
-                "again_new": again.interactions_new + again.customers_new + again.point_events,
-                "store_mb": size / 2**20,
-                "anchors_on_chain": coalition.anchor.batch_count(),
-            }
-        )
+            try:
+                register_partner(crm, "retail", backend.accounts[0])
+                start = time.perf_counter()
+                report = import_online_retail(crm, "retail", path)
+                result: dict[str, Any] = {
+                    "seconds": time.perf_counter() - start,
+                    "rss": _peak_rss_mb(),
+                    # the import reads the file in a child process of its own (api/importers/background.py)
+                    "rss_reader": _peak_rss_mb(resource.RUSAGE_CHILDREN),
+                    "report": report.as_dict(),
+                }
+                if full:  # later rounds only want the import's time
+                    start = time.perf_counter()
+                    verified = verify_all(crm, "retail")
+                    result |= {
+                        "verify_seconds": time.perf_counter() - start,
+                        "verified": len(verified.results),
+                        "verify_ok": verified.ok,
+                    }
+                    start = time.perf_counter()
+                    again = import_online_retail(crm, "retail", path)
+                    result |= {
+                        "again_seconds": time.perf_counter() - start,
+                        "again_new": again.interactions_new + again.customers_new + again.point_events,
+                        "store_mb": sum(f.stat().st_size for f in Path(home).iterdir() if f.is_file())
+                        / 2**20,
+                        "anchors_on_chain": coalition.anchor.batch_count(),
+                    }
+            finally:
+                crm.close()
+        queue.put(result)
     finally:
         if process is not None:
             process.terminate()
@@ -155,21 +162,31 @@ def main() -> None:
     )
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--chains", nargs="+", default=["memory", "anvil"], choices=["memory", "anvil"])
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="floor-then-imports this many times (default 1)"
+    )
     parser.add_argument("--plot", type=Path, default=PLOT, help=f"where the PNG goes (default: {PLOT})")
     args = parser.parse_args()
     if importlib.util.find_spec("matplotlib") is None:  # fail now, not after the runs
         console.print("[red]matplotlib is missing:[/] run scripts/setup.sh (it is a dev dependency)")
         sys.exit(1)
+    if args.rounds < 1:
+        parser.error("--rounds is at least 1")
     if not args.data.is_file():
         console.print(f"[red]the data set is not at {args.data}[/] (see ../shared/data/README.md)")
         sys.exit(1)
 
-    with console.status("floor: stdlib CSV -> per-invoice JSON -> SQLite"):
-        floor = _run(_floor, str(args.data))
-    runs = {}
-    for chain in args.chains:
-        with console.status(f"full import on {chain} (minutes)"):
-            runs[chain] = _run(_import, chain, str(args.data))
+    floors: list[dict[str, Any]] = []
+    rounds: list[dict[str, dict[str, Any]]] = []
+    for number in range(1, args.rounds + 1):
+        of = f"round {number}/{args.rounds}: " if args.rounds > 1 else ""
+        with console.status(f"{of}floor: stdlib CSV -> per-invoice JSON -> SQLite"):
+            floors.append(_run(_floor, str(args.data)))
+        rounds.append({})
+        for chain in args.chains:
+            with console.status(f"{of}full import on {chain} (minutes)"):
+                rounds[-1][chain] = _run(_import, chain, str(args.data), number == 1)
+    floor, runs = floors[0], rounds[0]
 
     table = Table(title=f"Online Retail II import ({floor['invoices']:,} invoices with a customer)")
     table.add_column("run")
@@ -223,7 +240,34 @@ def main() -> None:
         details.add_row("store + key store on disk", f"{run['store_mb']:.0f} MB")
         details.add_row("anchor batches on chain", str(run["anchors_on_chain"]))
         console.print(details)
+    if args.rounds > 1:
+        _print_rounds(floors, rounds, args.chains)
     plot(floor, runs, args.plot)
+
+
+def _print_rounds(
+    floors: list[dict[str, Any]], rounds: list[dict[str, dict[str, Any]]], chains: list[str]
+) -> None:
+    """Each round's floor and imports, each import as a multiple of its own round's floor, and the medians."""
+    table = Table(title="Rounds: each import against the floor measured just before it")
+    table.add_column("round", justify="right")
+    table.add_column("floor s", justify="right")
+    for chain in chains:
+        table.add_column(f"{chain} s (x floor)", justify="right")
+    ratios: dict[str, list[float]] = {chain: [] for chain in chains}
+    for number, (floor, runs) in enumerate(zip(floors, rounds, strict=True), start=1):
+        cells = []
+        for chain in chains:
+            run = runs[chain]
+            if "error" in run:
+                cells.append(f"[red]failed: {run['error']}[/]")
+                continue
+            ratios[chain].append(run["seconds"] / floor["seconds"])
+            cells.append(f"{run['seconds']:.1f} ({ratios[chain][-1]:.2f}x)")
+        table.add_row(str(number), f"{floor['seconds']:.1f}", *cells)
+    medians = [f"{statistics.median(r):.2f}x" if r else "" for r in ratios.values()]
+    table.add_row("median", f"{statistics.median(f['seconds'] for f in floors):.1f}", *medians)
+    console.print(table)
 
 
 if __name__ == "__main__":
