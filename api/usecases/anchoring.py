@@ -8,7 +8,7 @@ nothing twice:
 `resume` picks up any batch left in step 1 or 2: a submitted batch whose transaction the node knows is
 waited for, never sent again; only one the node never saw is signed anew. `anchor_pending` takes each
 batch through all three steps before the next; `submit_pending` (imports) stops after sending each one,
-and `resume` then settles them all.
+`settle_mined` settles those already mined, and `resume` then settles them all.
 """
 
 from __future__ import annotations
@@ -140,6 +140,30 @@ def anchor_batch(crm: Crm, partner_name: str, batch_id: int) -> AnchorOutcome:
             return _mark_anchored(crm, batch_id, found)
         # the node never saw it: the crash came between writing the hash and sending
     return _mark_anchored(crm, batch_id, anchor.wait_anchor(_submit(crm, partner_name, batch)))
+
+
+def settle_mined(crm: Crm, batch_ids: Sequence[int]) -> tuple[list[AnchorOutcome], list[int]]:
+    """Mark anchored those of these submitted batches whose transactions are mined, without waiting for
+    the others: the outcomes, and the batches still in flight (to settle later, or by `resume`). A long
+    import settles its earlier chunks' anchors as it goes, so its batches do not all read "submitted"
+    until it ends."""
+    anchor = crm.coalition.anchor
+    settled: list[AnchorOutcome] = []
+    waiting: list[int] = []
+    for batch_id in batch_ids:
+        with crm.unit_of_work() as db:
+            batch = db.get(Batch, batch_id)
+            assert batch is not None and batch.status is not AnchorStatus.PENDING
+        if batch.status is AnchorStatus.ANCHORED:
+            settled.append(_outcome(batch))
+            continue
+        assert batch.tx_hash is not None
+        found = anchor.lookup_anchor(batch.tx_hash)
+        if found is None or found == "pending":
+            waiting.append(batch_id)  # not mined yet, or (after a failed send) for `resume` to resend
+        else:
+            settled.append(_mark_anchored(crm, batch_id, found))
+    return settled, waiting
 
 
 def submit_pending(crm: Crm, partner_name: str, max_leaves: int | None = None) -> int:

@@ -48,7 +48,7 @@ from typing import Any, TypeVar
 from api.importers.background import in_child_process
 from api.importers.entries import Entry, retail_entries, synthetic_entries
 from api.importers.online_retail import ReadStats
-from api.usecases.anchoring import resume, submit, submit_pending
+from api.usecases.anchoring import AnchorOutcome, resume, settle_mined, submit, submit_pending
 from api.usecases.consent import (
     CONSENT_BATCH,
     LOYALTY,
@@ -211,6 +211,7 @@ class _Importer:
         # member -> loyalty consent valid: filled from confirmed receipts, or by asking the chain
         self.consented: dict[bytes, bool] = {}
         self.points_waiting = 0  # staged by this run and not yet sent
+        self.anchors_in_flight: list[int] = []  # batches this run sent and has not seen mined yet
         self.done = 0
 
     def run(self, items: Iterable[Entry], total: Callable[[], int | None]) -> None:
@@ -304,9 +305,13 @@ class _Importer:
         self._tell("interactions", total)
 
         with self._phase("anchor"):
-            # sent now, mined while the next chunk is prepared, settled at the end
+            # Sent now and mined while the next chunk is prepared; each chunk settles those already
+            # mined (the previous chunks'), and the end of the run the rest.
+            settled, self.anchors_in_flight = settle_mined(self.crm, self.anchors_in_flight)
+            self._anchored(settled)
             for batch_id in result.batches:
                 submit(self.crm, self.partner, batch_id)
+            self.anchors_in_flight += result.batches
         self._tell("anchor", total)  # records done through this step, like every other phase
 
         with self._phase("points"):
@@ -337,11 +342,14 @@ class _Importer:
             # Leaves left outside a batch (recorded by other means): every batch sent first, then all
             # settled with the chunks' batches: the node mines while the next batch is built.
             submit_pending(self.crm, self.partner)
-            for outcome in resume(self.crm, self.partner):
-                self.report.batches_anchored += 1
-                self.report.leaves_anchored += outcome.size
+            self._anchored(resume(self.crm, self.partner))
+            self.anchors_in_flight = []
             if self.progress is not None:
                 self.progress("anchor", self.done, self.done)  # every record's anchor settled
+
+    def _anchored(self, outcomes: Sequence[AnchorOutcome]) -> None:
+        self.report.batches_anchored += len(outcomes)
+        self.report.leaves_anchored += sum(outcome.size for outcome in outcomes)
 
     def _consents_confirmed(self, receipts: Sequence[Any]) -> None:
         self.report.consents_recorded += len(receipts)
