@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from offchain.db import default_url
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LEDGERCRM_", extra="ignore")
@@ -27,7 +29,7 @@ class Settings(BaseSettings):
         return self.environment == "development"
 
     def data_url(self) -> str:
-        return self.database_url or f"sqlite:///{self.home / 'data.sqlite'}"
+        return self.database_url or default_url(self.home)
 
     def keys_location(self) -> str:
         return self.keystore_url or str(self.home / "keys.sqlite")

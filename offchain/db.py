@@ -19,7 +19,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import Session
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
-DATABASE_FILE = "store.db"
+DATABASE_FILE = "data.sqlite"  # beside the key store's keys.sqlite
 
 # Per connection, because SQLite keeps these per connection (only journal_mode persists in the file):
 # - WAL: readers do not block the writer, so the API can serve while the anchoring worker commits.

@@ -30,6 +30,7 @@ from ledger.clients import Action
 from ledger.coalition import Coalition
 from ledger.deployment import Deployment
 from ledger.paths import PROJECT_ROOT
+from offchain.db import default_url
 
 CONFIG = "config.json"
 DEVNET_SCRIPT = PROJECT_ROOT / "hardhat-free-devnet" / "devnet"
@@ -96,7 +97,7 @@ def init_home(
     config = HomeConfig(
         rpc_url=rpc_url,
         deployment=coalition.deployment.to_json(),
-        database_url=db_url or f"sqlite:///{(home / 'data.sqlite').resolve()}",
+        database_url=db_url or default_url(home.resolve()),
     )
     config.save(home)
     open_crm(home).close()  # creates and migrates both stores now, so errors show at init

@@ -3,7 +3,7 @@
 Runs on the connection that `offchain.db.migrate` passes in; from the command line it connects to the URL
 given as ``-x url=...`` or in ``LEDGERCRM_DATABASE_URL``, e.g.::
 
-    LEDGERCRM_DATABASE_URL=sqlite:///.ledgercrm/store.db \\
+    LEDGERCRM_DATABASE_URL=sqlite:///.ledgercrm/data.sqlite \\
         .venv/bin/alembic -c offchain/alembic.ini revision --autogenerate --rev-id 0002_... -m "..."
 """
 

@@ -15,6 +15,7 @@ from api.usecases.loyalty import PointsRequest, earn_points, earn_points_batch, 
 from api.usecases.verification import Outcome, verify_all
 from ledger import errors as chain_errors
 from ledger.merkle import leaf_hash
+from offchain.db import DATABASE_FILE
 from offchain.errors import CustomerErased
 from offchain.models import CustomerCreate, PointEvent
 
@@ -121,7 +122,7 @@ def test_erasure(crm, alice):
             if re.search(r"\.(db|sqlite)(-wal|-shm|-journal)?$", p.name)
         ]
         assert any(p.name.startswith("keys.sqlite") for p in files) and any(
-            p.name.startswith("store.db") for p in files
+            p.name.startswith(DATABASE_FILE) for p in files
         )
         for path in files:
             raw = path.read_bytes()

@@ -1,8 +1,10 @@
 import pytest
+from sqlalchemy import make_url
 
 from api.settings import Settings
 from api.usecases.context import Crm
 from api.usecases.customers import register_customer, register_partner
+from offchain.db import default_url
 from offchain.errors import KekError
 from offchain.models import CustomerCreate
 
@@ -27,5 +29,6 @@ def test_settings_come_from_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("LEDGERCRM_BATCH_MAX_LEAVES", "50")
     settings = Settings()
     assert settings.batch_max_leaves == 50
-    assert settings.data_url() == f"sqlite:///{tmp_path / 'data.sqlite'}"
+    assert settings.data_url() == default_url(tmp_path)
+    assert make_url(settings.data_url()).database == str(tmp_path / "data.sqlite")
     assert settings.keys_location() == str(tmp_path / "keys.sqlite")
