@@ -176,6 +176,22 @@ def main() -> None:
         console.print(f"[red]the data set is not at {args.data}[/] (see ../shared/data/README.md)")
         sys.exit(1)
 
+    from benchmarks.machine import machine_table
+
+    console.print(
+        machine_table(
+            "Machine and setup",
+            [
+                ("Data", str(args.data)),
+                (
+                    "Chains",
+                    ", ".join("eth-tester (in process)" if c == "memory" else "anvil" for c in args.chains),
+                ),
+                ("Store", "SQLite (WAL) and key store in a fresh home per run"),
+                ("Rounds", str(args.rounds)),
+            ],
+        )
+    )
     floors: list[dict[str, Any]] = []
     rounds: list[dict[str, dict[str, Any]]] = []
     for number in range(1, args.rounds + 1):

@@ -22,8 +22,6 @@ import importlib.util
 import itertools
 import json
 import math
-import os
-import platform
 import resource
 import signal
 import subprocess
@@ -45,6 +43,7 @@ if importlib.util.find_spec("ledger") is None:  # a bare checkout, without the e
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks.machine import load, machine_table
 from ledger.anvil import running_anvil
 
 SIZES = (10_000, 100_000, 1_000_000)
@@ -274,27 +273,14 @@ def exponent(a: Run, b: Run, seconds_a: float, seconds_b: float) -> float:
     return math.log(seconds_b / seconds_a) / math.log(b.interactions / a.interactions)
 
 
-def load() -> str:
-    """The 1/5/15-minute load averages: other work on the machine skews every timing here."""
-    try:
-        return " / ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "unknown"
-
-
 def print_header(chain: str, seed: int) -> None:
-    table = Table(title="Machine and setup", show_header=False, title_justify="left")
-    table.add_column(style="bold")
-    table.add_column()
-    table.add_row("Platform", f"{platform.platform()} ({platform.machine()})")
-    table.add_row("CPUs", str(os.cpu_count()))
-    table.add_row("Python", f"{platform.python_implementation()} {platform.python_version()}")
-    table.add_row("SQLAlchemy / web3.py", f"{version('sqlalchemy')} / {version('web3')}")
-    table.add_row("Chain", "anvil, a fresh node per size" if chain == "anvil" else "eth-tester (in process)")
-    table.add_row("Store", "SQLite (WAL) in a fresh home per size")
-    table.add_row("Data", f"synthetic, seed {seed}, customers = interactions / {INTERACTIONS_PER_CUSTOMER}")
-    table.add_row("Load average", load())
-    console.print(table)
+    rows = [
+        ("SQLAlchemy / web3.py", f"{version('sqlalchemy')} / {version('web3')}"),
+        ("Chain", "anvil, a fresh node per size" if chain == "anvil" else "eth-tester (in process)"),
+        ("Store", "SQLite (WAL) in a fresh home per size"),
+        ("Data", f"synthetic, seed {seed}, customers = interactions / {INTERACTIONS_PER_CUSTOMER}"),
+    ]
+    console.print(machine_table("Machine and setup", rows))
 
 
 def print_runs(runs: Sequence[Run]) -> None:

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import os
-import platform
 import random
 import statistics
 import subprocess
@@ -39,6 +37,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from web3.types import RPCEndpoint
 
+from benchmarks.machine import machine_table
 from ledger import Coalition, EthTesterBackend, RpcBackend
 from ledger.anvil import anvil_binary, running_anvil
 from ledger.backends import Backend
@@ -336,19 +335,14 @@ def anvil_node() -> Iterator[RpcBackend]:
 
 
 def print_header(build: Build, runs: Sequence[BackendRun], seed: int) -> None:
-    table = Table(title="Machine, compiler and chains", show_header=False, title_justify="left")
-    table.add_column(style="bold")
-    table.add_column()
-    table.add_row("Platform", f"{platform.platform()} ({platform.machine()})")
-    table.add_row("CPUs", str(os.cpu_count()))
-    table.add_row("Python", f"{platform.python_implementation()} {platform.python_version()}")
-    table.add_row("solc", f"{SOLC_VERSION} (build: {build.compiler}), optimizer on, runs={OPTIMIZER_RUNS}")
-    table.add_row("EVM target", EVM_VERSION)
-    table.add_row("web3.py", version("web3"))
-    for run in runs:
-        table.add_row(run.name, run.chain_info)
-    table.add_row("Seed", str(seed))
-    console.print(table)
+    rows = [
+        ("solc", f"{SOLC_VERSION} (build: {build.compiler}), optimizer on, runs={OPTIMIZER_RUNS}"),
+        ("EVM target", EVM_VERSION),
+        ("web3.py", version("web3")),
+        *((run.name, run.chain_info) for run in runs),
+        ("Seed", str(seed)),
+    ]
+    console.print(machine_table("Machine, compiler and chains", rows))
 
 
 def gas_cell(total: int, per: int) -> str:
