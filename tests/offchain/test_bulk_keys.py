@@ -176,3 +176,64 @@ def test_bulk_keys_read_the_store_and_leave_the_vaults_cache_alone(vault: Vault,
     keystore.delete("acme", uncached)
     with pytest.raises(CustomerErased):  # ... so the vault reads the store again and finds it gone
         vault.decrypt("acme", uncached, "interaction", b"\x01" + bytes(40))
+
+
+# -- Vault.customer_keys -------------------------------------------------------------------------------
+
+
+def test_customer_keys_encrypt_decrypt_and_commit_as_the_vault_does(vault: Vault):
+    members = customers(vault, 3)
+    erased, unknown = members[2], new_member_id()
+    vault.shred("acme", erased)
+    vault.clear_cache()
+    keys = vault.customer_keys("acme", [*members, unknown, members[0]])
+    assert set(keys) == set(members[:2])  # erased and unknown members are left out
+    for member in members[:2]:
+        blob = keys[member].encrypt("interaction", b"doc of " + member)
+        assert vault.decrypt("acme", member, "interaction", blob) == b"doc of " + member
+        assert keys[member].decrypt("interaction", blob) == b"doc of " + member
+        assert keys[member].encrypt("interaction", b"same") != keys[member].encrypt("interaction", b"same")
+        assert keys[member].commit(b"data") == vault.commit("acme", member, b"data")
+        with pytest.raises(DecryptionFailed):
+            vault.decrypt("acme", member, "email", blob)  # bound to its field
+    with pytest.raises(DecryptionFailed):
+        vault.decrypt("acme", members[1], "interaction", keys[members[0]].encrypt("interaction", b"x"))
+
+
+def test_customer_keys_come_from_the_cache_and_fill_it(vault: Vault, keystore: KeyStore, clock: Clock):
+    cached, uncached = customers(vault, 2)
+    vault.clear_cache()
+    vault.encrypt("acme", cached, "interaction", b"x")  # now in the vault's cache
+    keystore.delete("acme", cached)  # erased elsewhere: the cache keeps the key for its TTL, as always
+    keys = vault.customer_keys("acme", [cached, uncached])
+    assert set(keys) == {cached, uncached}
+    keystore.delete("acme", uncached)  # read by customer_keys and cached: usable for the TTL too
+    assert vault.decrypt("acme", uncached, "interaction", keys[uncached].encrypt("interaction", b"y")) == b"y"
+    clock.now = 30.0  # the TTL is over: everyone goes back to the store and finds the keys gone
+    assert not keys[cached].fresh and not keys[uncached].fresh
+    for member in (cached, uncached):
+        with pytest.raises(CustomerErased):
+            keys[member].encrypt("interaction", b"z")
+
+
+def test_a_shred_wins_over_customer_keys(vault: Vault):
+    shredded, kept = customers(vault, 2)
+    keys = vault.customer_keys("acme", [shredded, kept])
+    vault.shred("acme", shredded)
+    with pytest.raises(CustomerErased):
+        keys[shredded].encrypt("interaction", b"x")
+    with pytest.raises(CustomerErased):
+        keys[shredded].commit(b"x")
+    assert vault.decrypt("acme", kept, "interaction", keys[kept].encrypt("interaction", b"x")) == b"x"
+
+
+def test_customer_keys_without_a_cache_keep_nothing(keystore: KeyStore):
+    vault = Vault(keystore, ring(), cache_size=0)
+    (member,) = customers(vault, 1)
+    keys = vault.customer_keys("acme", [member])
+    blob = keys[member].encrypt("interaction", b"x")  # through the store, on every call
+    keystore.delete("acme", member)
+    with pytest.raises(CustomerErased):
+        keys[member].encrypt("interaction", b"x")
+    with pytest.raises(CustomerErased):
+        vault.decrypt("acme", member, "interaction", blob)

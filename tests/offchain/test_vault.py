@@ -614,7 +614,7 @@ def test_create_customer_keys_is_all_or_nothing(vault: Vault, keystore: KeyStore
     assert keystore.get_many("acme", fresh) == {}
 
 
-def test_warm_reads_many_keys_with_one_query_and_never_revives_an_erased_one(
+def test_customer_keys_reads_many_keys_with_one_query_and_never_revives_an_erased_one(
     vault: Vault, keystore: KeyStore, monkeypatch: pytest.MonkeyPatch
 ):
     members = [new_member_id() for _ in range(4)]
@@ -622,13 +622,53 @@ def test_warm_reads_many_keys_with_one_query_and_never_revives_an_erased_one(
     blobs = {m: vault.encrypt("acme", m, "pii", b"data") for m in members}
     vault.shred("acme", members[0])
     vault.clear_cache()
-    vault.warm("acme", [*members, new_member_id()])  # unknown and erased members are skipped
+    reads: list[int] = []
+    read_many = keystore.get_many
+
+    def counted(partner: str, wanted: list[bytes]) -> dict[bytes, tuple[str, bytes]]:
+        reads.append(len(wanted))
+        return read_many(partner, wanted)
+
+    monkeypatch.setattr(keystore, "get_many", counted)
+    vault.customer_keys("acme", [*members, new_member_id()])  # unknown and erased members are skipped
+    assert reads == [5]
 
     def no_single_reads(*_args: object) -> None:
-        raise AssertionError("warm should have loaded this key")
+        raise AssertionError("customer_keys should have cached this key")
 
     monkeypatch.setattr(keystore, "get", no_single_reads)
     assert [vault.decrypt("acme", m, "pii", blobs[m]) for m in members[1:]] == [b"data"] * 3
     monkeypatch.undo()
     with pytest.raises(CustomerErased):
         vault.decrypt("acme", members[0], "pii", blobs[members[0]])
+
+
+def test_cache_capacity_holds_more_keys_for_a_while_then_shrinks_back(
+    keystore: KeyStore, monkeypatch: pytest.MonkeyPatch
+):
+    vault = Vault(keystore, ring(acme=KEK_ACME), cache_size=2)
+    members = [new_member_id() for _ in range(4)]
+    reads: list[bytes] = []
+    read_one = keystore.get
+
+    def counted(partner: str, member: bytes) -> tuple[str, bytes] | None:
+        reads.append(member)
+        return read_one(partner, member)
+
+    monkeypatch.setattr(keystore, "get", counted)
+    with vault.cache_capacity(4):
+        vault.create_customer_keys("acme", members)  # each new DEK is cached
+        blobs = [vault.encrypt("acme", m, "pii", b"x") for m in members]
+        assert reads == []  # all four held, none read back
+    # back to two on exit: the two most recently used stay, the others are read again
+    assert [vault.decrypt("acme", m, "pii", b) for m, b in zip(members[2:], blobs[2:], strict=True)] == [
+        b"x"
+    ] * 2
+    assert reads == []
+    assert vault.decrypt("acme", members[0], "pii", blobs[0]) == b"x"
+    assert reads == [members[0]]
+    uncached = Vault(keystore, ring(acme=KEK_ACME), cache_size=0)
+    with uncached.cache_capacity(4):  # a vault without a cache stays without one
+        uncached.encrypt("acme", members[0], "pii", b"x")
+        uncached.encrypt("acme", members[0], "pii", b"x")
+    assert reads[1:] == [members[0]] * 2
