@@ -20,6 +20,7 @@ from ledger.clients import ConsentStatus as ChainConsentStatus
 from ledger.clients import purpose_id
 from ledger.clients.base import as_bytes32
 from offchain.canonical import canonical_json
+from offchain.db import insert_rows
 from offchain.models import ConsentReceipt, ConsentStatus, Customer, CustomerStatus, Partner
 
 RECEIPT_SCHEMA = "ledgercrm/consent-receipt/v1"
@@ -210,7 +211,7 @@ def stage_consents(
                 )
                 staged.append(member)
         if receipts:
-            db.connection().execute(sa.insert(ConsentReceipt.__table__), receipts)  # type: ignore[attr-defined]
+            insert_rows(db.connection(), ConsentReceipt.__table__, receipts)  # type: ignore[attr-defined]
     return staged
 
 

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlalchemy as sa
 from eth_account.signers.local import LocalAccount
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -16,6 +15,7 @@ from sqlmodel import Session, col, select
 from api.usecases.context import Crm
 from api.usecases.errors import CustomerIsErased, InvalidInput, NotAConsortiumPartner, NotFound
 from offchain.canonical import canonical_json
+from offchain.db import insert_rows
 from offchain.errors import CustomerErased
 from offchain.models import Customer, CustomerCreate, CustomerStatus, Partner
 from offchain.vault import check_partner, new_member_id
@@ -99,7 +99,7 @@ def register_customers(crm: Crm, partner_name: str, items: Sequence[CustomerCrea
                         "erased_at": None,
                     }
                 )
-            db.connection().execute(sa.insert(Customer.__table__), rows)  # type: ignore[attr-defined]
+            insert_rows(db.connection(), Customer.__table__, rows)  # type: ignore[attr-defined]
     except BaseException as exc:
         for member in members:  # no data row, so no key either (as in register_customer)
             crm.vault.shred(partner_name, member)

@@ -22,6 +22,7 @@ from api.usecases.context import Crm
 from api.usecases.errors import CustomerIsErased, InvalidInput, NotFound
 from ledger.merkle import leaf_hash
 from offchain.canonical import Canonical, CanonicalizationError, canonical_object
+from offchain.db import insert_rows
 from offchain.models import Customer, CustomerStatus, Interaction, InteractionKind
 
 PAYLOAD_FIELD = "interaction"
@@ -170,7 +171,7 @@ def _insert(db: Session, rows: list[dict[str, Any]]) -> list[int]:
     # order is not guaranteed there); a plain executemany is one loop in C. This transaction holds the
     # write lock from its first write to its commit, and SQLite gives a new row the largest rowid plus
     # one, so the rows have consecutive ids ending at last_insert_rowid(); the count below checks it.
-    connection.execute(insert(table), rows)
+    insert_rows(connection, table, rows)
     last = int(connection.execute(text("SELECT last_insert_rowid()")).scalar_one())
     first = last - len(rows) + 1
     found = connection.execute(select(func.count()).where(table.c.id.between(first, last))).scalar_one()

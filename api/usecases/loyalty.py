@@ -24,6 +24,7 @@ from api.usecases.errors import ConsentRequired, InvalidInput, NotFound
 from api.usecases.outbox import claim, resume_submitted, send
 from ledger.clients import purpose_id
 from ledger.clients.base import as_bytes32
+from offchain.db import insert_rows
 from offchain.models import Customer, Partner, PointEvent, PointKind
 
 
@@ -209,7 +210,7 @@ def stage_earnings(
         try:
             with crm.unit_of_work() as db:
                 # Core: the ORM bulk path spends more per row than SQLite does
-                db.connection().execute(sa.insert(PointEvent.__table__), events)  # type: ignore[attr-defined]
+                insert_rows(db.connection(), PointEvent.__table__, events)  # type: ignore[attr-defined]
         except IntegrityError as exc:  # another process staged one of these keys meanwhile
             raise InvalidInput(
                 f"points with one of these external keys were already recorded: {exc.orig}"

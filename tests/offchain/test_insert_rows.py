@@ -1,0 +1,110 @@
+"""`insert_rows`: the store's fast executemany must write exactly what SQLAlchemy's own would."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import Engine, insert, text
+from sqlalchemy.exc import StatementError
+from sqlmodel import Session, select
+
+from offchain.db import insert_rows, session
+from offchain.models import Interaction, InteractionKind, Partner, PointEvent, PointKind
+from tests.offchain.test_store import AWKWARD_BYTES, _customer, _hash, _partner
+
+INTERACTIONS = Interaction.__table__  # type: ignore[attr-defined]
+COLUMNS = [c.name for c in INTERACTIONS.c if c.name not in ("id", "created_at")]  # created_at: now()
+
+
+def _rows(partner_id: int, member_id: bytes, prefix: str) -> list[dict[str, object]]:
+    later = datetime(2025, 3, 30, 1, 30, 15, 123456, tzinfo=timezone(timedelta(hours=-5)))
+    now = datetime.now(UTC)
+    return [
+        {
+            "partner_id": partner_id,
+            "member_id": member_id,
+            "kind": kind,
+            "external_key": f"{prefix}-{n}" if n % 3 else None,
+            "occurred_at": when,
+            "payload_ciphertext": AWKWARD_BYTES[n:],
+            "leaf_hash": _hash(f"{prefix} {n}"),
+            "batch_id": None,
+            "leaf_index": None,
+            "proof": None if n % 2 else _hash("a") + _hash("b"),
+            "created_at": now,  # the same value in every row, as in an import
+        }
+        for n, (kind, when) in enumerate(
+            [
+                (InteractionKind.PURCHASE, later),
+                (InteractionKind.RETURN, later),
+                (InteractionKind.SUPPORT_TICKET, datetime(2010, 12, 1, 8, 26, tzinfo=UTC)),
+                (InteractionKind.PURCHASE, datetime(1999, 1, 1, tzinfo=timezone(timedelta(hours=14)))),
+            ]
+        )
+    ]
+
+
+def _stored(engine: Engine) -> list[tuple[object, ...]]:
+    """The interactions as the database holds them (no type processing on the way out), without ids."""
+    with engine.connect() as connection:
+        found = connection.execute(text(f"SELECT {', '.join(COLUMNS)} FROM interactions ORDER BY id")).all()
+    return [tuple(bytes(v) if isinstance(v, memoryview) else v for v in row) for row in found]
+
+
+def test_insert_rows_writes_what_sqlalchemy_writes(engine: Engine) -> None:
+    with session(engine) as db:
+        partner = _partner(db)
+        customer = _customer(db, partner)
+        assert partner.id is not None
+        db.connection().execute(insert(INTERACTIONS), _rows(partner.id, customer.member_id, "core"))
+    reference = _stored(engine)
+    with session(engine) as db:
+        db.exec(text("DELETE FROM interactions"))  # type: ignore[call-overload]
+        insert_rows(db.connection(), INTERACTIONS, _rows(partner.id, customer.member_id, "core"))
+    assert len(reference) == 4
+    assert _stored(engine) == reference  # byte for byte, the stored date strings included
+    with Session(engine) as db:
+        back = db.exec(select(Interaction).order_by(Interaction.id)).all()  # type: ignore[arg-type]
+        assert [i.kind for i in back] == [
+            InteractionKind.PURCHASE,
+            InteractionKind.RETURN,
+            InteractionKind.SUPPORT_TICKET,
+            InteractionKind.PURCHASE,
+        ]
+        assert back[0].occurred_at == datetime(2025, 3, 30, 6, 30, 15, 123456, tzinfo=UTC)
+        assert back[1].payload_ciphertext == AWKWARD_BYTES[1:]
+
+
+def test_insert_rows_refuses_what_sqlalchemy_refuses(engine: Engine) -> None:
+    with session(engine) as db:
+        partner = _partner(db)
+        customer = _customer(db, partner)
+        assert partner.id is not None
+        rows = _rows(partner.id, customer.member_id, "naive")
+        rows[2]["occurred_at"] = datetime(2025, 1, 1)  # no time zone
+        with pytest.raises((StatementError, ValueError), match="timezone"):
+            insert_rows(db.connection(), INTERACTIONS, rows)
+        rows[2]["occurred_at"] = datetime(2025, 1, 1, tzinfo=UTC)
+        rows[3]["kind"] = "not a kind"
+        with pytest.raises((StatementError, LookupError, ValueError)):
+            insert_rows(db.connection(), INTERACTIONS, rows)
+
+
+def test_insert_rows_leaves_python_side_defaults_to_sqlalchemy(engine: Engine) -> None:
+    with session(engine) as db:
+        partner: Partner = _partner(db)
+        customer = _customer(db, partner)
+        assert partner.id is not None
+        row = {
+            "partner_id": partner.id,
+            "member_id": customer.member_id,
+            "kind": PointKind.EARN,
+            "amount": 5,
+            "ref": os.urandom(32),
+            "external_key": "inv-1",
+        }  # no created_at: the model's default fills it in
+        insert_rows(db.connection(), PointEvent.__table__, [row])  # type: ignore[attr-defined]
+    with Session(engine) as db:
+        assert db.exec(select(PointEvent)).one().created_at is not None
