@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -148,18 +149,26 @@ def insert_rows(connection: Connection, table: Table, rows: Sequence[Mapping[str
         f"INSERT INTO {preparer.format_table(table)} ({', '.join(preparer.quote(name) for name in names)})"
         f" VALUES ({', '.join('?' * len(names))})"
     )
-    converters = [_converter(table.c[name].type, connection) for name in names]
-    connection.exec_driver_sql(
-        statement,
-        [tuple(convert(row[name]) for name, convert in zip(names, converters, strict=True)) for row in rows],
+    # rows as lists straight from C (itemgetter), then only the columns that need it converted
+    values = (
+        [list(row) for row in map(itemgetter(*names), rows)]
+        if len(names) > 1
+        else [[row[names[0]]] for row in rows]
     )
+    for index, name in enumerate(names):
+        convert = _converter(table.c[name].type, connection)
+        if convert is not None:
+            for row_values in values:
+                row_values[index] = convert(row_values[index])
+    connection.exec_driver_sql(statement, list(map(tuple, values)))  # SQLAlchemy takes tuples only
 
 
-def _converter(column_type: TypeEngine[Any], connection: Connection) -> Callable[[Any], Any]:
-    """A column's value as the driver gets it: the dialect's bind processor, memoised per value."""
+def _converter(column_type: TypeEngine[Any], connection: Connection) -> Callable[[Any], Any] | None:
+    """What turns a column's value into what the driver gets: the dialect's bind processor, memoised per
+    value; None where the value goes as it is."""
     processor = column_type.dialect_impl(connection.dialect).bind_processor(connection.dialect)
     if processor is None or isinstance(column_type, LargeBinary):
-        return _same
+        return None
     done: dict[Any, Any] = {}
 
     def convert(value: Any) -> Any:
@@ -172,7 +181,3 @@ def _converter(column_type: TypeEngine[Any], connection: Connection) -> Callable
             return processor(value)
 
     return convert
-
-
-def _same(value: Any) -> Any:
-    return value

@@ -219,9 +219,9 @@ def send_staged_consents(
     crm: Crm, partner_name: str, *, batch_size: int = CONSENT_BATCH, wait: bool = True
 ) -> list[Any]:
     """Put every staged or interrupted receipt of the partner on chain (see above); the receipts
-    confirmed by this call, oldest first (plain rows with ConsentReceipt's columns). With `wait=False`
-    the batches sent are left in flight for the next call to confirm (see `send_staged_points`). One
-    partner's outbox is sent by one process at a time."""
+    confirmed by this call, oldest first (plain rows with the columns `outbox.CONFIRMED_COLUMNS` names).
+    With `wait=False` the batches sent are left in flight for the next call to confirm (see
+    `send_staged_points`). One partner's outbox is sent by one process at a time."""
     client = crm.coalition.consent
     chain = crm.coalition.chain
     confirmed = resume_submitted(crm, ConsentReceipt, partner_name, client.contract)

@@ -225,10 +225,10 @@ def send_staged_points(
 ) -> list[Any]:
     """Put the partner's staged and interrupted earn events on chain, `batch_size` per earnBatch, while
     at least `min_batch` are staged (so a caller can send full batches only, then flush with 1); the
-    events confirmed by this call (plain rows with PointEvent's columns). With `wait=False` the batches
-    this call sends are left in flight, to be confirmed by the next call (which settles in-flight
-    transactions first): an import works on its next chunk while the node mines. One partner's outbox
-    is sent by one process at a time."""
+    events confirmed by this call (plain rows with the columns `outbox.CONFIRMED_COLUMNS` names). With
+    `wait=False` the batches this call sends are left in flight, to be confirmed by the next call (which
+    settles in-flight transactions first): an import works on its next chunk while the node mines. One
+    partner's outbox is sent by one process at a time."""
     client = crm.coalition.loyalty
     chain = crm.coalition.chain
     confirmed = resume_submitted(crm, PointEvent, partner_name, client.contract)
