@@ -68,13 +68,13 @@ def canonical_object(members: Mapping[str, Any]) -> bytes:
     as is) instead of a value to serialize. RFC 8785 is compositional: an object is its members in
     UTF-16 code-unit order of their names, each as name:value, so this gives the bytes `canonical_json`
     would give for the same object with each `Canonical` replaced by the value it was made from."""
-    if not any(isinstance(value, Canonical) for value in members.values()):
-        return canonical_json(dict(members))
-    parts = []
-    for name, prefix in _layout(tuple(members)):
-        value = members[name]
-        parts.append(prefix + (value.json if isinstance(value, Canonical) else canonical_json(value)))
-    return b"{" + b",".join(parts) + b"}"
+    return (
+        b"{" + b",".join([prefix + _member(members[name]) for name, prefix in _layout(tuple(members))]) + b"}"
+    )
+
+
+def _member(value: Any) -> bytes:
+    return value.json if type(value) is Canonical else canonical_json(value)
 
 
 @functools.lru_cache(maxsize=1024)
