@@ -15,7 +15,8 @@ anchored twice:
    with `recordBatch` through the consent outbox.
 3. interactions: recorded with the invoice (ticket) number as external key; ones already recorded are
    counted as duplicates (`record_interactions`). The new ones go into a pending anchoring batch in the
-   same transaction, whose anchor is sent right after (`anchoring.submit`).
+   same transaction, whose anchor is sent right after (`anchoring.submit`); the anchors of earlier
+   chunks that are mined by then are marked anchored (`anchoring.settle_mined`).
 4. points: one point per whole currency unit of a purchase's total, staged with the invoice number as
    external key (already staged ones are duplicates) for members whose consent the chain confirms, and
    sent with `earnBatch` through the points outbox, in full batches, the rest at the end.
@@ -26,7 +27,8 @@ Transactions are pipelined: each chunk sends its consent and points batches with
 to be mined (the node mines while the next chunk is encrypted and written), and the next send confirms
 them first; points for members whose consent was sent but not yet mined are staged, since their
 recordBatch precedes the earnBatch (same sender, lower nonce). After the last chunk every in-flight
-transaction is settled, anchors included.
+transaction is settled, anchors included. While the chunks run, the vault may cache every customer's
+key (`IMPORT_KEY_CACHE`): customers come back chunk after chunk.
 
 A run starts by finishing whatever an interrupted run left in the consent and points outboxes, and the
 anchoring outbox finishes interrupted batches too. Caveats: an erased customer has no
