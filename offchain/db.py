@@ -145,9 +145,9 @@ def insert_rows(connection: Connection, table: Table, rows: Sequence[Mapping[str
         connection.execute(insert(table), list(rows))
         return
     preparer = connection.dialect.identifier_preparer
+    columns = ", ".join(preparer.format_column(table.c[name]) for name in names)  # keys -> column names
     statement = (
-        f"INSERT INTO {preparer.format_table(table)} ({', '.join(preparer.quote(name) for name in names)})"
-        f" VALUES ({', '.join('?' * len(names))})"
+        f"INSERT INTO {preparer.format_table(table)} ({columns}) VALUES ({', '.join('?' * len(names))})"
     )
     # rows as lists straight from C (itemgetter), then only the columns that need it converted
     values = (
