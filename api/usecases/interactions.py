@@ -183,14 +183,13 @@ def _insert(db: Session, rows: list[dict[str, Any]]) -> list[int]:
 def _statuses(db: Session, partner_id: int, members: set[bytes]) -> dict[bytes, CustomerStatus]:
     """The status of each of these members that is the partner's customer."""
     wanted = list(members)
+    table = Customer.__table__  # type: ignore[attr-defined]
+    query = select(table.c.member_id, table.c.status).where(table.c.partner_id == partner_id)
     found: dict[bytes, CustomerStatus] = {}
     for start in range(0, len(wanted), 500):
-        rows = db.exec(
-            select(Customer.member_id, Customer.status).where(
-                Customer.partner_id == partner_id, col(Customer.member_id).in_(wanted[start : start + 500])
-            )
-        )
-        found.update((bytes(member), CustomerStatus(status)) for member, status in rows)
+        # Core rows: the ORM's result machinery cost more than the query for a chunk's 800 members
+        rows = db.connection().execute(query.where(table.c.member_id.in_(wanted[start : start + 500])))
+        found.update((member, status) for member, status in rows)
     return found
 
 
