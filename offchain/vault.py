@@ -360,21 +360,17 @@ class Vault:
         keys: dict[bytes, CustomerKeys] = {}
         missing: list[bytes] = []
         epoch = self._epoch  # before any read: a shred from here on leaves these keys stale
-        with self._lock:
-            now = self._monotonic()
-            for member in wanted:
-                entry = self._cache.get((partner, member))
-                if entry is not None and now < entry[1]:
-                    self._cache.move_to_end((partner, member))
-                    keys[member] = CustomerKeys(self, partner, member, entry[0], epoch, entry[1])
-                else:
-                    missing.append(member)
-        if missing:
-            expires = now + self._cache_ttl if self._cache_size > 0 else now
-            for member, (kek_id, wrapped) in self._keystore.get_many(partner, missing).items():
-                dek = crypto.unwrap(self._keks.lookup(partner, kek_id), wrapped, dek_aad(partner, member))
-                self._remember(partner, member, dek, epoch)
-                keys[member] = CustomerKeys(self, partner, member, dek, epoch, expires)
+        now = self._monotonic()
+        for member in wanted:
+            entry = self._recall_entry(partner, member)
+            if entry is None:
+                missing.append(member)
+            else:
+                keys[member] = CustomerKeys(self, partner, member, entry[0], epoch, entry[1])
+        expires = now + self._cache_ttl if self._cache_size > 0 else now
+        for member, dek in self._read_keys(partner, missing).items():
+            self._remember(partner, member, dek, epoch)
+            keys[member] = CustomerKeys(self, partner, member, dek, epoch, expires)
         return keys
 
     def is_erased(self, partner: str, member: bytes) -> bool:
@@ -441,11 +437,20 @@ class Vault:
         epoch = self._epoch
         now = self._monotonic()
         expires = now + self._cache_ttl if self._cache_size > 0 else now
-        keys: dict[bytes, CustomerKeys] = {}
-        for member, (kek_id, wrapped) in self._keystore.get_many(partner, wanted).items():
-            dek = crypto.unwrap(self._keks.lookup(partner, kek_id), wrapped, dek_aad(partner, member))
-            keys[member] = CustomerKeys(self, partner, member, dek, epoch, expires)
-        return keys
+        return {
+            member: CustomerKeys(self, partner, member, dek, epoch, expires)
+            for member, dek in self._read_keys(partner, wanted).items()
+        }
+
+    def _read_keys(self, partner: str, members: list[bytes]) -> dict[bytes, bytes]:
+        """The DEKs of these members that have one, read from the key store (one query per 500) and
+        unwrapped."""
+        if not members:
+            return {}
+        return {
+            member: crypto.unwrap(self._keks.lookup(partner, kek_id), wrapped, dek_aad(partner, member))
+            for member, (kek_id, wrapped) in self._keystore.get_many(partner, members).items()
+        }
 
     # -- keyed lookups -------------------------------------------------------------------------------
 
@@ -541,16 +546,20 @@ class Vault:
     # -- cache ---------------------------------------------------------------------------------------
 
     def _recall(self, partner: str, member: bytes) -> bytes | None:
+        entry = self._recall_entry(partner, member)
+        return None if entry is None else entry[0]
+
+    def _recall_entry(self, partner: str, member: bytes) -> tuple[bytes, float] | None:
+        """The cached (DEK, expiry) of a customer, if cached and not expired (an expired one is dropped)."""
         with self._lock:
             entry = self._cache.get((partner, member))
             if entry is None:
                 return None
-            dek, expires = entry
-            if self._monotonic() >= expires:
+            if self._monotonic() >= entry[1]:
                 del self._cache[(partner, member)]
                 return None
             self._cache.move_to_end((partner, member))
-            return dek
+            return entry
 
     def _remember(self, partner: str, member: bytes, dek: bytes, epoch: int) -> None:
         if self._cache_size <= 0:

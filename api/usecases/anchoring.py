@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from sqlalchemy import bindparam, func, update
 from sqlmodel import Session, col, select
@@ -127,43 +128,50 @@ def new_batch(db: Session, partner_id: int, leaves: Sequence[bytes]) -> tuple[in
 def anchor_batch(crm: Crm, partner_name: str, batch_id: int) -> AnchorOutcome:
     """Take one batch of the outbox as far as anchored, from whatever step it was left at."""
     anchor = crm.coalition.anchor
-    with crm.unit_of_work() as db:
-        batch = db.get(Batch, batch_id)
-        assert batch is not None
-    if batch.status is AnchorStatus.ANCHORED:
-        return _outcome(batch)
-    if batch.status is AnchorStatus.SUBMITTED and batch.tx_hash:
-        found = anchor.lookup_anchor(batch.tx_hash)
-        if found == "pending":
-            found = anchor.wait_anchor(batch.tx_hash)
-        if found is not None:
-            return _mark_anchored(crm, batch_id, found)
-        # the node never saw it: the crash came between writing the hash and sending
+    batch = _load(crm, batch_id)
+    found = _settled(crm, batch)
+    if isinstance(found, AnchorOutcome):
+        return found
+    if found == "pending":
+        assert batch.tx_hash is not None
+        return _mark_anchored(crm, batch_id, anchor.wait_anchor(batch.tx_hash))
+    # pending in the store, or the node never saw it (the crash came between writing the hash and sending)
     return _mark_anchored(crm, batch_id, anchor.wait_anchor(_submit(crm, partner_name, batch)))
 
 
 def settle_mined(crm: Crm, batch_ids: Sequence[int]) -> tuple[list[AnchorOutcome], list[int]]:
     """Mark anchored those of these submitted batches whose transactions are mined, without waiting for
-    the others: the outcomes, and the batches still in flight (to settle later, or by `resume`). A long
-    import settles its earlier chunks' anchors as it goes, so its batches do not all read "submitted"
-    until it ends."""
-    anchor = crm.coalition.anchor
+    the others: the outcomes, and the batches still in flight (to settle later, or by `resume`, which
+    also resends one the node never saw). A long import settles its earlier chunks' anchors as it goes,
+    so its batches do not all read "submitted" until it ends."""
     settled: list[AnchorOutcome] = []
     waiting: list[int] = []
     for batch_id in batch_ids:
-        with crm.unit_of_work() as db:
-            batch = db.get(Batch, batch_id)
-            assert batch is not None and batch.status is not AnchorStatus.PENDING
-        if batch.status is AnchorStatus.ANCHORED:
-            settled.append(_outcome(batch))
-            continue
-        assert batch.tx_hash is not None
-        found = anchor.lookup_anchor(batch.tx_hash)
-        if found is None or found == "pending":
-            waiting.append(batch_id)  # not mined yet, or (after a failed send) for `resume` to resend
+        found = _settled(crm, _load(crm, batch_id))
+        if isinstance(found, AnchorOutcome):
+            settled.append(found)
         else:
-            settled.append(_mark_anchored(crm, batch_id, found))
+            waiting.append(batch_id)
     return settled, waiting
+
+
+def _load(crm: Crm, batch_id: int) -> Batch:
+    with crm.unit_of_work() as db:
+        batch = db.get(Batch, batch_id)
+        assert batch is not None
+        return batch
+
+
+def _settled(crm: Crm, batch: Batch) -> AnchorOutcome | Literal["pending"] | None:
+    """A batch's outcome if it is anchored or its transaction is mined (then marked anchored here);
+    "pending" while the node holds its transaction unmined; None if it has no transaction the node knows."""
+    if batch.status is AnchorStatus.ANCHORED:
+        return _outcome(batch)
+    if batch.status is not AnchorStatus.SUBMITTED or not batch.tx_hash:
+        return None
+    assert batch.id is not None
+    found = crm.coalition.anchor.lookup_anchor(batch.tx_hash)
+    return found if found is None or found == "pending" else _mark_anchored(crm, batch.id, found)
 
 
 def submit_pending(crm: Crm, partner_name: str, max_leaves: int | None = None) -> int:
