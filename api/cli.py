@@ -19,8 +19,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from api.usecases.context import Crm
-from api.usecases.errors import CrmError
+from api.context import Crm
+from api.errors import CrmError
+from api.principal import Principal
+from api.progress import Progress
 from ledger.backends import Backend, EthTesterBackend, RpcBackend
 from ledger.errors import LedgerError
 from offchain.errors import VaultError
@@ -111,6 +113,14 @@ def hexid(value: bytes) -> str:
     return "0x" + value.hex()
 
 
+def as_partner(name: str) -> Principal:
+    return Principal.of_partner(name)
+
+
+# A command that names no partner acts as this home's operator: for every partner it holds keys of.
+OPERATOR = Principal.operator()
+
+
 # --- init, partners ------------------------------------------------------------------------------------
 
 
@@ -152,26 +162,12 @@ def partner_add(
 @partner_app.command("list")
 def partner_list() -> None:
     """The partners of this home with their settlement positions."""
-    from sqlmodel import select
+    from api.usecases.partners import positions
 
-    from offchain.models import Partner
-
-    def action(crm: Crm) -> None:
-        table = Table("partner", "address", "issued", "redeemed at", "position")
-        with crm.unit_of_work() as db:
-            partners = db.exec(select(Partner)).all()
-        for p in partners:
-            loyalty = crm.coalition.loyalty
-            table.add_row(
-                p.name,
-                p.address,
-                str(loyalty.issued_by(p.address)),
-                str(loyalty.redeemed_at(p.address)),
-                f"{loyalty.position_of(p.address):+d}",
-            )
-        console.print(table)
-
-    with_crm(action)
+    table = Table("partner", "address", "issued", "redeemed at", "position")
+    for p in with_crm(lambda crm: positions(crm, OPERATOR)):
+        table.add_row(p.name, p.address, str(p.issued), str(p.redeemed), f"{p.net:+d}")
+    console.print(table)
 
 
 # --- customers and interactions --------------------------------------------------------------------------
@@ -207,7 +203,7 @@ def customer_add(
     except ValidationError as exc:
         errors.print(f"[red]error:[/] {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}")
         raise typer.Exit(1) from exc
-    member = with_crm(lambda crm: register_customer(crm, partner, data))
+    member = with_crm(lambda crm: register_customer(crm, as_partner(partner), data))
     console.print(hexid(member))
 
 
@@ -218,7 +214,7 @@ def customer_show(
     """A customer's personal data (owning partner only)."""
     from api.usecases.customers import show_customer
 
-    view = with_crm(lambda crm: show_customer(crm, partner, member))
+    view = with_crm(lambda crm: show_customer(crm, as_partner(partner), member))
     table = Table("field", "value", title=f"member {hexid(member)} ({view.status})")
     for key, value in view.pii.items():
         table.add_row(key, str(value))
@@ -234,8 +230,7 @@ def interaction_add(
     external_key: Annotated[str | None, typer.Option(help="idempotency key, e.g. an invoice number")] = None,
 ) -> None:
     """Record an interaction (anchored with its batch once the size or age threshold is reached)."""
-    from api.usecases.anchoring import anchor_due, anchor_pending
-    from api.usecases.interactions import NewInteraction, record_interaction
+    from api.usecases.interactions import NewInteraction, add_interaction
 
     try:
         payload = json.loads(data)
@@ -244,19 +239,14 @@ def interaction_add(
     if not isinstance(payload, dict):
         raise typer.BadParameter("must be a JSON object", param_hint="--data")
 
-    def action(crm: Crm) -> None:
-        new_id = record_interaction(
-            crm, partner, NewInteraction(member, kind, payload, external_key=external_key)
-        )
-        if new_id is None:
-            console.print(f"already recorded: {external_key}")
-            return
-        console.print(f"interaction {new_id} recorded")
-        if anchor_due(crm, partner):
-            for outcome in anchor_pending(crm, partner):
-                console.print(f"anchored batch {outcome.onchain_batch_id}: {outcome.size} leaves")
-
-    with_crm(action)
+    item = NewInteraction(member, kind, payload, external_key=external_key)
+    added = with_crm(lambda crm: add_interaction(crm, as_partner(partner), item))
+    if added.interaction_id is None:
+        console.print(f"already recorded: {external_key}")
+        return
+    console.print(f"interaction {added.interaction_id} recorded")
+    for outcome in added.anchored:
+        console.print(f"anchored batch {outcome.onchain_batch_id}: {outcome.size} leaves")
 
 
 # --- consent ---------------------------------------------------------------------------------------------
@@ -289,7 +279,7 @@ def consent_give(
     receipt = with_crm(
         lambda crm: give_consent(
             crm,
-            partner,
+            as_partner(partner),
             member,
             purpose,
             expires_at=expires_at,
@@ -306,7 +296,7 @@ def consent_withdraw(
     """Record that the member withdraws consent."""
     from api.usecases.consent import withdraw_consent
 
-    receipt = with_crm(lambda crm: withdraw_consent(crm, partner, member, purpose))
+    receipt = with_crm(lambda crm: withdraw_consent(crm, as_partner(partner), member, purpose))
     console.print(
         f"consent withdrawn: receipt 0x{receipt.receipt_hash.hex()} in block {receipt.block_number}"
     )
@@ -317,7 +307,7 @@ def consent_history_cmd(member: MemberOption) -> None:
     """Every consent event of a member, each checked against the chain."""
     from api.usecases.consent import consent_history
 
-    events = with_crm(lambda crm: consent_history(crm, member))
+    events = with_crm(lambda crm: consent_history(crm, OPERATOR, member))
     table = Table("recorded", "controller", "purpose", "status", "expires", "on chain")
     for event in events:
         r = event.receipt
@@ -339,13 +329,8 @@ def _points(kind: str, partner: str, member: bytes, amount: int) -> None:
     from api.usecases.loyalty import PointsRequest, earn_points, redeem_points
 
     operation = earn_points if kind == "earn" else redeem_points
-
-    def action(crm: Crm) -> int:
-        operation(crm, partner, PointsRequest(member, amount))
-        return crm.coalition.loyalty.balance_of(member)
-
-    balance = with_crm(action)
-    console.print(f"{kind}ed {amount} points; balance {balance}")
+    receipt = with_crm(lambda crm: operation(crm, as_partner(partner), PointsRequest(member, amount)))
+    console.print(f"{kind}ed {amount} points; balance {receipt.balance}")
 
 
 AmountOption = Annotated[int, typer.Option(min=1, help="whole points")]
@@ -366,7 +351,9 @@ def points_redeem(partner: PartnerOption, member: MemberOption, amount: AmountOp
 @points_app.command("balance")
 def points_balance(member: MemberOption) -> None:
     """A member's coalition balance, from the chain."""
-    console.print(str(with_crm(lambda crm: crm.coalition.loyalty.balance_of(member))))
+    from api.usecases.loyalty import balance
+
+    console.print(str(with_crm(lambda crm: balance(crm, OPERATOR, member))))
 
 
 # --- anchoring, verification, erasure ----------------------------------------------------------------
@@ -375,26 +362,15 @@ def points_balance(member: MemberOption) -> None:
 @app.command()
 def anchor(partner: Annotated[str | None, typer.Option(help="one partner (default: all)")] = None) -> None:
     """Anchor every pending interaction now."""
-    from sqlmodel import select
+    from api.usecases.anchoring import anchor_now
 
-    from api.usecases.anchoring import anchor_pending
-    from offchain.models import Partner
-
-    def action(crm: Crm) -> None:
-        with crm.unit_of_work() as db:
-            names = [partner] if partner else [p.name for p in db.exec(select(Partner))]
-        total = 0
-        for name in names:
-            for outcome in anchor_pending(crm, name):
-                total += 1
-                console.print(
-                    f"{name}: batch {outcome.onchain_batch_id}, {outcome.size} leaves, "
-                    f"block {outcome.block_number}"
-                )
-        if not total:
-            console.print("nothing to anchor")
-
-    with_crm(action)
+    anchored = with_crm(lambda crm: anchor_now(crm, OPERATOR, partner))
+    for name, outcome in anchored:
+        console.print(
+            f"{name}: batch {outcome.onchain_batch_id}, {outcome.size} leaves, block {outcome.block_number}"
+        )
+    if not anchored:
+        console.print("nothing to anchor")
 
 
 @app.command()
@@ -403,11 +379,11 @@ def verify(
     all_: Annotated[bool, typer.Option("--all", help="every interaction of every partner")] = False,
 ) -> None:
     """Verify interactions against the chain; exit 0 only if everything verifies."""
-    from api.usecases.verification import verify_all
+    from api.usecases.verification import verify as verify_store
 
     if (member is None) == (not all_):
         raise typer.BadParameter("give a MEMBER or --all (not both)")
-    report = with_crm(lambda crm: verify_all(crm, member=member))
+    report = with_crm(lambda crm: verify_store(crm, OPERATOR, member))
     counts = report.counts
     summary = ", ".join(f"{counts[o]} {o.value}" for o in sorted(counts, key=str))
     for problem in report.problems:
@@ -425,7 +401,7 @@ def erase(
     """Erase a customer: delete their data key, keep tombstones, anchor an erasure receipt."""
     from api.usecases.erasure import erase_customer
 
-    receipt, anchored = with_crm(lambda crm: erase_customer(crm, partner, member))
+    receipt, anchored = with_crm(lambda crm: erase_customer(crm, as_partner(partner), member))
     console.print(
         f"erased {hexid(member)}: {receipt.interactions_count} interactions now unreadable; "
         f"receipt 0x{receipt.receipt_hash.hex()} anchored in batch {anchored.onchain_batch_id}"
@@ -483,7 +459,7 @@ class PlainProgress:
 
 
 @contextmanager
-def _progress() -> Iterator[Callable[[str, int, int | None], None]]:
+def _progress() -> Iterator[Progress]:
     """The use case's progress(phase, done, total), shown as a Rich bar per import phase on a terminal and
     as plain lines (`PlainProgress`) anywhere else."""
     if not errors.is_terminal:
@@ -535,7 +511,7 @@ def import_online_retail_cmd(
 
     def action(crm: Crm) -> Any:
         with _progress() as progress:
-            return import_online_retail(crm, partner, path, progress=progress)
+            return import_online_retail(crm, as_partner(partner), path, progress=progress)
 
     _print_import(with_crm(action))
 
@@ -553,7 +529,12 @@ def import_synthetic_cmd(
     def action(crm: Crm) -> Any:
         with _progress() as progress:
             return import_synthetic(
-                crm, partner, seed=seed, customers=customers, interactions=interactions, progress=progress
+                crm,
+                as_partner(partner),
+                seed=seed,
+                customers=customers,
+                interactions=interactions,
+                progress=progress,
             )
 
     _print_import(with_crm(action))

@@ -59,24 +59,26 @@ from sqlalchemy import func, or_
 from sqlmodel import col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
+from api.evidence.verification import verify_all
 from api.importers.records import InvoiceRecord, TicketRecord
 from api.importers.synthetic import SyntheticCustomer, generate
+from api.principal import Principal
 from api.usecases.consent import LOYALTY
-from api.usecases.context import Crm
 from api.usecases.customers import find_customers_by_ref
 from api.usecases.home import add_partner, init_home, open_crm
-from api.usecases.imports import CHUNK
+from api.usecases.imports import RECORDS_PER_CHUNK
 from api.usecases.loyalty import reconcile
-from api.usecases.verification import verify_all
 from ledger.anvil import running_anvil
 from ledger.clients import purpose_id
-from ledger.clients.base import as_bytes32
 from ledger.errors import LedgerError
 from offchain.models import AnchorStatus, Batch, ConsentReceipt, Customer, Interaction, PointEvent
 from offchain.vault import INDEX_MEMBER
 
+P = Principal.of_partner
+OP = Principal.operator()
+
 PARTNER = "acme"
-# per chunk of CHUNK records, in order (each chunk's anchor is sent right after its interactions)
+# per chunk of RECORDS_PER_CHUNK records, in order (each chunk's anchor is sent right after its interactions)
 CHUNK_PHASES = ("customers", "consent", "interactions", "anchor", "points")
 JITTER = 1.5  # seconds, at most, between reaching a progress target and the kill
 RUN_TIMEOUT = 900.0  # seconds a run may take before it counts as hung
@@ -164,7 +166,7 @@ class ProgressWatch:
         if top == 0:
             return 0.0
         finished = sum(1 for d in done if d == top)  # phases of the newest chunk already reported
-        chunk = top - (top - 1) // CHUNK * CHUNK
+        chunk = top - (top - 1) // RECORDS_PER_CHUNK * RECORDS_PER_CHUNK
         return top - chunk + chunk * finished / len(CHUNK_PHASES)
 
     def phase(self) -> str:
@@ -175,10 +177,10 @@ class ProgressWatch:
             return "startup or resume (no progress shown yet)"
         for name, count in zip(CHUNK_PHASES, done, strict=True):
             if count < top:
-                return f"{name} (records {top - (top - 1) % CHUNK:,}-{top:,})"
+                return f"{name} (records {top - (top - 1) % RECORDS_PER_CHUNK:,}-{top:,})"
         if self.total is not None and top >= self.total:
             return "final flush: the last consent, points and anchors settled"
-        return f"customers/read (records {top + 1:,}-{top + CHUNK:,})"
+        return f"customers/read (records {top + 1:,}-{top + RECORDS_PER_CHUNK:,})"
 
     def summary(self) -> str:
         shown = [f"{p[:5]} {self.done[p]:,}" for p in CHUNK_PHASES if p in self.done]
@@ -210,9 +212,9 @@ class StoreState:
     in_flight: list[str]  # each transaction with a hash and no block, and what the chain says of it
 
 
-def _tx_status(crm: Crm, contract: Any, tx_hash: str) -> str:
+def _tx_status(client: Any, tx_hash: str) -> str:
     try:
-        found = crm.coalition.chain.lookup(contract, tx_hash)
+        found = client.lookup(tx_hash)
     except LedgerError as exc:
         return f"error ({exc})"
     if found is None:
@@ -271,13 +273,13 @@ def store_state(home: Path) -> StoreState:
                 if b.tx_hash
             ]
         coalition = crm.coalition
-        for what, contract, hashes in (
-            ("consent recordBatch", coalition.consent.contract, consents),
-            ("earnBatch", coalition.loyalty.contract, points),
-            ("anchor", coalition.anchor.contract, Counter(dict(batches))),
+        for what, client, hashes in (
+            ("consent recordBatch", coalition.consent, consents),
+            ("earnBatch", coalition.loyalty, points),
+            ("anchor", coalition.anchor, Counter(dict(batches))),
         ):
             for tx_hash, items in hashes.items():
-                status = _tx_status(crm, contract, tx_hash)
+                status = _tx_status(client, tx_hash)
                 state.in_flight.append(f"{what} {tx_hash[:10]}… ({items:,}): {status}")
         return state
     finally:
@@ -404,7 +406,7 @@ def final_checks(home: Path, truth: Expected) -> list[Check]:
         )
 
         # customers: each once, each findable by its source number
-        found = find_customers_by_ref(crm, PARTNER, truth.customers)
+        found = find_customers_by_ref(crm, P(PARTNER), truth.customers)
         hmacs = {bytes(h) for _, h in customers if h is not None}
         check(
             "customers: each once",
@@ -424,15 +426,9 @@ def final_checks(home: Path, truth: Expected) -> list[Check]:
             f"{len(consents):,} receipts for {len(per_member):,} members, "
             f"at most {max(per_member.values(), default=0)} per member, {unconfirmed:,} unconfirmed",
         )
-        purpose = as_bytes32(purpose_id(LOYALTY))
+        purpose = purpose_id(LOYALTY)
         history = Counter(
-            int(
-                coalition.chain.call(
-                    coalition.consent.contract.functions.historyLength(
-                        as_bytes32(bytes(member)), partner.address, purpose
-                    )
-                )
-            )
+            coalition.consent.history_length(bytes(member), partner.address, purpose)
             for member, _ in customers
         )
         check(
@@ -464,9 +460,9 @@ def final_checks(home: Path, truth: Expected) -> list[Check]:
             f"{sum(1 for c in event_keys.values() if c > 1):,} keys twice, "
             f"{unconfirmed_points:,} unconfirmed",
         )
-        reconciliation = reconcile(crm)
+        reconciliation = reconcile(crm, OP)
         check(
-            "points: reconcile(crm).ok",
+            "points: reconcile(crm, OP).ok",
             reconciliation.ok,
             f"{reconciliation.members_checked:,} members, {reconciliation.partners_checked} partners; "
             + ("; ".join(reconciliation.mismatches[:3]) or "no mismatch"),

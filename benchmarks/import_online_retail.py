@@ -32,6 +32,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from api.principal import Principal
+
+P = Principal.of_partner
+
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "online_retail_II.csv.gz"
 PLOT = Path(__file__).resolve().parent / "out" / "import_online_retail.png"
 console = Console(width=130)  # wide tables stay readable in logs and pipes
@@ -50,11 +54,11 @@ def _floor(path: str, queue: Any) -> None:
 
 
 def _import(chain: str, path: str, full: bool, queue: Any) -> None:
+    from api.context import Crm
+    from api.evidence.verification import verify_all
     from api.settings import Settings
-    from api.usecases.context import Crm
-    from api.usecases.customers import register_partner
     from api.usecases.imports import import_online_retail
-    from api.usecases.verification import verify_all
+    from api.usecases.partners import register_partner
     from ledger.anvil import free_port, start_anvil
     from ledger.backends import Backend, EthTesterBackend, RpcBackend
     from ledger.coalition import Coalition
@@ -74,7 +78,7 @@ def _import(chain: str, path: str, full: bool, queue: Any) -> None:
             try:
                 register_partner(crm, "retail", backend.accounts[0])
                 start = time.perf_counter()
-                report = import_online_retail(crm, "retail", path)
+                report = import_online_retail(crm, P("retail"), path)
                 result: dict[str, Any] = {
                     "seconds": time.perf_counter() - start,
                     "rss": _peak_rss_mb(),
@@ -91,7 +95,7 @@ def _import(chain: str, path: str, full: bool, queue: Any) -> None:
                         "verify_ok": verified.ok,
                     }
                     start = time.perf_counter()
-                    again = import_online_retail(crm, "retail", path)
+                    again = import_online_retail(crm, P("retail"), path)
                     result |= {
                         "again_seconds": time.perf_counter() - start,
                         "again_new": again.interactions_new + again.customers_new + again.point_events,

@@ -43,8 +43,11 @@ if importlib.util.find_spec("ledger") is None:  # a bare checkout, without the e
 from rich.console import Console
 from rich.table import Table
 
+from api.principal import Principal
 from benchmarks.machine import load, machine_table
 from ledger.anvil import running_anvil
+
+P = Principal.of_partner
 
 SIZES = (10_000, 100_000, 1_000_000)
 DEFAULT_MAX = 100_000
@@ -73,7 +76,7 @@ def store_bytes(home: Path) -> int:
 
 
 def run_child(args: argparse.Namespace) -> int:
-    from api.usecases.context import Crm
+    from api.context import Crm
     from api.usecases.imports import import_synthetic
 
     home = Path(args.home)
@@ -81,7 +84,7 @@ def run_child(args: argparse.Namespace) -> int:
     crm: Crm
     if args.chain == "memory":
         from api.settings import Settings
-        from api.usecases.customers import register_partner
+        from api.usecases.partners import register_partner
         from ledger import Coalition, EthTesterBackend
 
         backend = EthTesterBackend()
@@ -115,7 +118,7 @@ def run_child(args: argparse.Namespace) -> int:
     try:
         report = import_synthetic(
             crm,
-            PARTNER,
+            P(PARTNER),
             seed=args.seed,
             customers=args.customers,
             interactions=args.interactions,

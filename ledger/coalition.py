@@ -53,3 +53,13 @@ class Coalition:
         chain = Chain(backend, build.all_abis())
         verify_deployment(chain, build, deployment)
         return cls(chain, build, deployment)
+
+    @property
+    def remote(self) -> bool:
+        """Whether the node is reached over JSON-RPC (then reads are worth overlapping in threads), not
+        in this process."""
+        return self.chain.backend.rpc_url is not None
+
+    def block_number(self) -> int:
+        """The latest block's number."""
+        return int(self.chain.w3.eth.block_number)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -21,6 +21,9 @@ from sqlalchemy.types import TypeEngine
 from sqlmodel import Session
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+# Values per `IN (...)` list: under the 999 bound parameters of older SQLite builds (newer ones allow
+# 32,766), whatever else the statement binds. Every repository splits its lookups by this.
+IN_LIMIT = 500
 DATABASE_FILE = "data.sqlite"  # beside the key store's keys.sqlite
 
 # Per connection, because SQLite keeps these per connection (only journal_mode persists in the file):
@@ -31,6 +34,8 @@ DATABASE_FILE = "data.sqlite"  # beside the key store's keys.sqlite
 # - foreign_keys: SQLite ignores REFERENCES clauses unless asked.
 # - secure_delete: overwrite deleted content with zeros instead of leaving it in free pages, so a
 #   tombstoned payload cannot be carved out of the file (see `purge_deleted` for the WAL file).
+T = TypeVar("T")
+
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=NORMAL",
@@ -126,6 +131,12 @@ def session(engine: Engine) -> Iterator[Session]:
     """
     with Session(engine, expire_on_commit=False) as db_session, db_session.begin():
         yield db_session
+
+
+def in_chunks(values: Sequence[T]) -> Iterator[Sequence[T]]:
+    """`values` in slices of at most `IN_LIMIT`, for one `IN (...)` query each."""
+    for start in range(0, len(values), IN_LIMIT):
+        yield values[start : start + IN_LIMIT]
 
 
 def insert_rows(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:

@@ -57,6 +57,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import IntegrityError
 
+from offchain.db import IN_LIMIT
 from offchain.errors import CustomerErased, CustomerKeyExists, KeyStoreError, UnknownCustomer
 
 MEMBER_SIZE = 32
@@ -64,9 +65,6 @@ MEMBER_SIZE = 32
 # How long a shred waits for other connections to let go of the WAL before it reports failure.
 _CHECKPOINT_ATTEMPTS = 5
 _CHECKPOINT_PAUSE_S = 0.2
-
-# Members per query in `get_many`: well under SQLite's bound-parameter limit (999 in older builds).
-_GET_MANY_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -271,8 +269,8 @@ class KeyStore:
         erased = self._erased.c
         try:
             with self._tx(write=True) as conn:
-                for start in range(0, len(members), _GET_MANY_CHUNK):
-                    chunk = members[start : start + _GET_MANY_CHUNK]
+                for start in range(0, len(members), IN_LIMIT):
+                    chunk = members[start : start + IN_LIMIT]
                     tombstone = conn.execute(
                         select(erased.member).where(erased.partner == partner, erased.member.in_(chunk))
                     ).first()
@@ -310,7 +308,7 @@ class KeyStore:
         """`get` for many customers of one partner in one transaction: member -> ``(kek_id, wrapped)``
         for each member that has a key; members without one (erased or never created) are left out.
 
-        One query per `_GET_MANY_CHUNK` members instead of a connection, transaction and query per
+        One query per `IN_LIMIT` members instead of a connection, transaction and query per
         member, which is what made verifying a whole partner slow."""
         wanted = list(dict.fromkeys(members))  # unique, in order
         for member in wanted:
@@ -321,8 +319,8 @@ class KeyStore:
             return found
         columns = self._wrapped.c
         with self._tx() as conn:
-            for start in range(0, len(wanted), _GET_MANY_CHUNK):
-                chunk = wanted[start : start + _GET_MANY_CHUNK]
+            for start in range(0, len(wanted), IN_LIMIT):
+                chunk = wanted[start : start + IN_LIMIT]
                 rows = conn.execute(
                     select(columns.member, columns.kek_id, columns.wrapped).where(
                         columns.partner == partner, columns.member.in_(chunk)

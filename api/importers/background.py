@@ -32,11 +32,12 @@ from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from typing import IO, Any, Generic, Protocol, TypeVar
 
+from api.progress import Progress
+
 T = TypeVar("T")
-Progress = Callable[[str, int, int | None], None]
 Source = Callable[..., Iterable[T]]
 
-CHUNK = 500  # items per message
+ITEMS_PER_MESSAGE = 500  # items per message
 FLUSH_AFTER = 0.2  # seconds: this long after the last message, the next item goes out at once
 _LENGTH = struct.Struct(">Q")  # each message: its length, then the pickle
 _DEPTH = 16  # messages read ahead: bounds how far (and how much memory) the child runs ahead of us
@@ -69,7 +70,7 @@ class WiredSource(Generic[T]):
 
 
 def in_child_process(
-    source: Source[T], *args: Any, progress: Progress | None = None, chunk: int = CHUNK
+    source: Source[T], *args: Any, progress: Progress | None = None, chunk: int = ITEMS_PER_MESSAGE
 ) -> Generator[T, None, None]:
     """The items of `source(progress, *args)`, produced in a child process. An exception raised there
     is raised here (the same type and message); `source` and `args` must be picklable (module-level

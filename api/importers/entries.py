@@ -8,7 +8,7 @@ pydantic model, took it ~0.4 s, against ~0.13 s for the tuples and rebuilding th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -17,10 +17,9 @@ from api.importers.background import WiredSource
 from api.importers.online_retail import ReadStats, read_records
 from api.importers.records import CustomerRecord, Record
 from api.importers.synthetic import SyntheticCustomer, generate
+from api.progress import Progress
 from offchain.canonical import Canonical
 from offchain.models import CustomerCreate, InteractionKind
-
-Progress = Callable[[str, int, int | None], None]
 
 # Online Retail II names countries as the retailer did; CustomerCreate wants ISO 3166-1 alpha-2. Names
 # with no single code (Channel Islands: JE or GG; European Community; West Indies; Unspecified) map to

@@ -31,7 +31,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import IO
 
 from api.importers.records import CustomerRecord, InvoiceRecord, Line
+from api.progress import Progress
 from offchain.models import InteractionKind
 
 HEADER = ("Invoice", "StockCode", "Description", "Quantity", "InvoiceDate", "Price", "Customer ID", "Country")
@@ -46,8 +47,6 @@ SOURCE_TIMEZONE = UTC
 # a row this much earlier than the row before it starts the next workbook sheet
 SHEET_BREAK = timedelta(days=1)
 PROGRESS_EVERY = 100_000  # rows
-
-Progress = Callable[[str, int, int | None], None]
 
 
 @dataclass

@@ -9,19 +9,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
-from api.usecases.context import Crm
-from api.usecases.customers import LOOKUP_CHUNK, member_exists
-from api.usecases.errors import CustomerIsErased, InvalidInput, NotFound
-from api.usecases.outbox import claim, resume_submitted, send
+from api.context import Crm
+from api.errors import CustomerIsErased, InvalidInput, NotFound
+from api.evidence.outbox import Outbox
+from api.principal import Principal, Role
+from api.usecases.customers import member_status
+from ledger.chain import SignedTx
 from ledger.clients import ConsentStatus as ChainConsentStatus
 from ledger.clients import purpose_id
-from ledger.clients.base import as_bytes32
+from ledger.clients.consent import RECORD_BATCH_MAX
 from offchain.canonical import canonical_json
-from offchain.db import insert_rows
-from offchain.models import ConsentReceipt, ConsentStatus, Customer, CustomerStatus, Partner
+from offchain.models import ConsentReceipt, ConsentStatus, CustomerStatus
+from offchain.repositories import consents, customers
+from offchain.repositories.partners import PartnerRecord
 
 RECEIPT_SCHEMA = "ledgercrm/consent-receipt/v1"
 LOYALTY = "loyalty"
@@ -39,7 +41,7 @@ class ConsentTerms:
 
 def give_consent(
     crm: Crm,
-    partner_name: str,
+    who: Principal,
     member: bytes,
     purpose: str,
     *,
@@ -47,13 +49,14 @@ def give_consent(
     terms: ConsentTerms | None = None,
 ) -> ConsentReceipt:
     return _record(
-        crm, partner_name, member, purpose, ConsentStatus.GIVEN, expires_at, terms or ConsentTerms()
+        crm, who.acting_partner(), member, purpose, ConsentStatus.GIVEN, expires_at, terms or ConsentTerms()
     )
 
 
 def withdraw_consent(
-    crm: Crm, partner_name: str, member: bytes, purpose: str, *, terms: ConsentTerms | None = None
+    crm: Crm, who: Principal, member: bytes, purpose: str, *, terms: ConsentTerms | None = None
 ) -> ConsentReceipt:
+    partner_name = who.acting_partner()
     return _record(crm, partner_name, member, purpose, ConsentStatus.WITHDRAWN, None, terms or ConsentTerms())
 
 
@@ -66,24 +69,20 @@ def _record(
     expires_at: datetime | None,
     terms: ConsentTerms,
 ) -> ConsentReceipt:
-    if not purpose or len(purpose) > 100:
-        raise InvalidInput("a purpose is a name of 1 to 100 characters")
-    if expires_at is not None and expires_at.tzinfo is None:
-        raise InvalidInput("expires_at needs a time zone")
+    _check_terms(purpose, expires_at)
     now = datetime.now(UTC)
     with crm.unit_of_work() as db:
         partner = crm.partner(db, partner_name)
-        if member_exists(db, member).status is CustomerStatus.ERASED:
+        if member_status(db, member) is CustomerStatus.ERASED:
             raise CustomerIsErased(f"member 0x{member.hex()} was erased")
-        receipt = ConsentReceipt(**_receipt_row(partner, member, purpose, status, expires_at, terms, now))
-        db.add(receipt)
-        db.flush()  # constraint errors surface here, before the chain is touched
+        # constraint errors surface here, before the chain is touched
+        receipt = consents.add(db, _receipt_row(partner, member, purpose, status, expires_at, terms, now))
         # The chain call comes last inside the transaction: if it reverts, the row is rolled back.
         tx = crm.coalition.consent.record(
             crm.signer(partner_name),
             member,
             purpose_id(purpose),
-            ChainConsentStatus.GIVEN if status is ConsentStatus.GIVEN else ChainConsentStatus.WITHDRAWN,
+            chain_status(status),
             receipt.receipt_hash,
             int(expires_at.timestamp()) if expires_at else 0,
         )
@@ -91,8 +90,20 @@ def _record(
     return receipt
 
 
+def _check_terms(purpose: str, expires_at: datetime | None) -> None:
+    if not purpose or len(purpose) > 100:
+        raise InvalidInput("a purpose is a name of 1 to 100 characters")
+    if expires_at is not None and expires_at.tzinfo is None:
+        raise InvalidInput("expires_at needs a time zone")
+
+
+def chain_status(status: ConsentStatus) -> ChainConsentStatus:
+    """The store's consent status as the contract numbers it (the one place the two enums meet)."""
+    return ChainConsentStatus.GIVEN if status is ConsentStatus.GIVEN else ChainConsentStatus.WITHDRAWN
+
+
 def _receipt_row(
-    partner: Partner,
+    partner: PartnerRecord,
     member: bytes,
     purpose: str,
     status: ConsentStatus,
@@ -116,7 +127,6 @@ def _receipt_row(
         "expiresAt": expires_at.astimezone(UTC).isoformat() if expires_at else None,
     }
     receipt_json = canonical_json(document)
-    assert partner.id is not None  # a row from the store
     return {
         "partner_id": partner.id,
         "member_id": member,
@@ -136,27 +146,17 @@ def _receipt_row(
     }
 
 
-# --- bulk consent through an outbox (imports) -------------------------------------------------------
+# --- bulk consent through the outbox (imports) ------------------------------------------------------
 #
 # `give_consent` writes the receipt and calls the chain in one store transaction. For thousands of
 # members that is one transaction each; the bulk path instead stages receipts (rows with no tx_hash),
-# then sends them with `recordBatch`, many per transaction, as the anchoring outbox does: the hash of
-# the signed transaction is written to its receipts before it is sent, and the block once it is mined.
-# A crash at any point leaves rows that say what to finish: staged (send), submitted (look the hash
-# up: wait for it, or send anew if the node never saw it), confirmed (done). Nothing is recorded twice.
-
-# recordBatch costs ~72k gas per new member (measured on eth-tester: 300 items use 21.5M gas); with the
-# 20% estimate margin 300 stay under a 30M block gas limit (349 is the most that would).
-CONSENT_BATCH = 300
-# recordBatch costs ~71.8k per item (a new history entry: two slots and an event); 85k per item keeps
-# 300 items under a 30M block.
-CONSENT_GAS_BASE = 100_000
-CONSENT_GAS_PER_ITEM = 85_000
+# then sends them with `recordBatch`, many per transaction, through the one outbox
+# (api/evidence/outbox.py): nothing is recorded twice, whatever crashes where.
 
 
 def stage_consents(
     crm: Crm,
-    partner_name: str,
+    who: Principal,
     members: Sequence[bytes],
     purpose: str,
     *,
@@ -166,10 +166,8 @@ def stage_consents(
     """Stage a "given" receipt for each member that has no receipt at all (given, withdrawn, staged)
     towards this partner for `purpose`: a member who withdrew is never re-consented by an import.
     Returns the members staged; `send_staged_consents` puts them on chain. One store transaction."""
-    if not purpose or len(purpose) > 100:
-        raise InvalidInput("a purpose is a name of 1 to 100 characters")
-    if expires_at is not None and expires_at.tzinfo is None:
-        raise InvalidInput("expires_at needs a time zone")
+    partner_name = who.acting_partner()
+    _check_terms(purpose, expires_at)
     wanted = list(dict.fromkeys(members))
     if not wanted:
         return []
@@ -178,26 +176,8 @@ def stage_consents(
     staged: list[bytes] = []
     with crm.unit_of_work() as db:
         partner = crm.partner(db, partner_name)
-        statuses: dict[bytes, CustomerStatus] = {}
-        have: set[bytes] = set()
-        for start in range(0, len(wanted), LOOKUP_CHUNK):
-            chunk = wanted[start : start + LOOKUP_CHUNK]
-            statuses.update(
-                (bytes(m), CustomerStatus(s))
-                for m, s in db.exec(
-                    select(Customer.member_id, Customer.status).where(col(Customer.member_id).in_(chunk))
-                )
-            )
-            have.update(
-                bytes(m)
-                for m in db.exec(
-                    select(ConsentReceipt.member_id).where(
-                        ConsentReceipt.partner_id == partner.id,
-                        ConsentReceipt.purpose == purpose,
-                        col(ConsentReceipt.member_id).in_(chunk),
-                    )
-                )
-            )
+        statuses = customers.statuses(db, wanted)
+        have = consents.members_with_receipt(db, partner.id, purpose, wanted)
         receipts: list[dict[str, Any]] = []
         for member in wanted:
             status = statuses.get(member)
@@ -210,81 +190,40 @@ def stage_consents(
                     _receipt_row(partner, member, purpose, ConsentStatus.GIVEN, expires_at, terms, now)
                 )
                 staged.append(member)
-        if receipts:
-            insert_rows(db.connection(), ConsentReceipt.__table__, receipts)  # type: ignore[attr-defined]
+        consents.insert(db, receipts)
     return staged
 
 
 def send_staged_consents(
-    crm: Crm, partner_name: str, *, batch_size: int = CONSENT_BATCH, wait: bool = True
+    crm: Crm, who: Principal, *, batch_size: int = RECORD_BATCH_MAX, wait: bool = True
 ) -> list[Any]:
-    """Put every staged or interrupted receipt of the partner on chain (see above); the receipts
-    confirmed by this call, oldest first (plain rows with the columns `outbox.CONFIRMED_COLUMNS` names).
-    With `wait=False` the batches sent are left in flight for the next call to confirm (see
-    `send_staged_points`). One partner's outbox is sent by one process at a time."""
+    """Put every staged or interrupted receipt of the partner on chain; the receipts confirmed by this
+    call, oldest first (plain rows with the columns `consents.OUTBOX` names). With `wait=False` the
+    batches sent are left in flight for the next call to confirm. One partner's outbox is sent by one
+    process at a time."""
+    partner_name = who.acting_partner()
     client = crm.coalition.consent
-    chain = crm.coalition.chain
-    confirmed = resume_submitted(crm, ConsentReceipt, partner_name, client.contract)
     signer = crm.signer(partner_name)
-    while True:
-        with crm.unit_of_work() as db:
-            staged = _staged_receipts(db, crm.pid(crm.partner(db, partner_name)), batch_size)
-            if not staged:
-                break
-            first = staged[0]
-            signed = chain.prepare(
-                client.contract.functions.recordBatch(
-                    [as_bytes32(bytes(r.member_id)) for r in staged],
-                    as_bytes32(purpose_id(first.purpose)),
-                    int(_chain_status(first.status)),
-                    [as_bytes32(bytes(r.receipt_hash)) for r in staged],
-                    int(first.expires_at.timestamp()) if first.expires_at else 0,
-                ),
-                signer,
-                gas=CONSENT_GAS_BASE + CONSENT_GAS_PER_ITEM * len(staged),
-            )
-            claim(db, ConsentReceipt, [r.id for r in staged], signed.tx_hash)  # committed before the send
-        confirmed += send(crm, ConsentReceipt, client.contract, signed, wait=wait)
-    return confirmed
+    with crm.unit_of_work() as db:
+        partner_id = crm.partner(db, partner_name).id
+    outbox = Outbox(crm, consents.OUTBOX, client)
 
-
-def _staged_receipts(db: Session, partner_id: int, limit: int) -> Sequence[Any]:
-    """The oldest staged receipts that can share one recordBatch (same purpose, status and expiry):
-    the columns recordBatch needs."""
-    receipts = ConsentReceipt
-    pending = (
-        sa.select(
-            col(receipts.id),
-            col(receipts.member_id),
-            col(receipts.receipt_hash),
-            col(receipts.purpose),
-            col(receipts.status),
-            col(receipts.expires_at),
+    def next_batch(db: Session) -> tuple[list[int], SignedTx] | None:
+        staged = consents.staged(db, partner_id, batch_size)
+        if not staged:
+            return None
+        first = staged[0]
+        signed = client.prepare_record_batch(
+            signer,
+            [bytes(r.member_id) for r in staged],
+            purpose_id(first.purpose),
+            chain_status(first.status),
+            [bytes(r.receipt_hash) for r in staged],
+            int(first.expires_at.timestamp()) if first.expires_at else 0,
         )
-        .where(
-            col(receipts.partner_id) == partner_id,
-            col(receipts.tx_hash).is_(None),
-            col(receipts.block_number).is_(None),
-        )
-        .order_by(col(receipts.id))
-    )
-    rows = db.connection()  # Core rows: attribute access without building ConsentReceipt objects
-    first = rows.execute(pending.limit(1)).first()
-    if first is None:
-        return []
-    same = pending.where(
-        col(receipts.purpose) == first.purpose,
-        col(receipts.status) == first.status,
-        col(receipts.expires_at).is_(None)
-        if first.expires_at is None
-        else col(receipts.expires_at) == first.expires_at,
-    )
-    # PostgreSQL: a second sender skips these rows instead of signing them again
-    return rows.execute(same.limit(limit).with_for_update(skip_locked=True)).all()
+        return [r.id for r in staged], signed
 
-
-def _chain_status(status: ConsentStatus) -> ChainConsentStatus:
-    return ChainConsentStatus.GIVEN if status is ConsentStatus.GIVEN else ChainConsentStatus.WITHDRAWN
+    return outbox.settle(partner_id) + outbox.send(next_batch, wait=wait)
 
 
 @dataclass(frozen=True)
@@ -293,15 +232,16 @@ class ConsentEvent:
     on_chain: bool  # the chain holds this receipt's hash for this member, controller and purpose
 
 
-def consent_history(crm: Crm, member: bytes, partner_name: str | None = None) -> list[ConsentEvent]:
+def consent_history(
+    crm: Crm, who: Principal, member: bytes, partner_name: str | None = None
+) -> list[ConsentEvent]:
     """Every consent event of `member` (towards one partner, or all), oldest first, each checked
-    against the chain's history."""
+    against the chain's history. Consent state is shared coalition data: any partner may read it; a
+    customer only its own."""
+    _may_read_consent(who, member)
     with crm.unit_of_work() as db:
-        member_exists(db, member)
-        query = select(ConsentReceipt, Partner).join(Partner).where(ConsentReceipt.member_id == member)
-        if partner_name:
-            query = query.where(Partner.name == partner_name)
-        rows = db.exec(query.order_by(col(ConsentReceipt.recorded_at), col(ConsentReceipt.id))).all()
+        member_status(db, member)
+        rows = consents.history(db, member, partner_name)
     chain_hashes: dict[tuple[str, str], set[bytes]] = {}
     events = []
     for receipt, partner in rows:
@@ -314,9 +254,10 @@ def consent_history(crm: Crm, member: bytes, partner_name: str | None = None) ->
 
 
 def consent_valid(
-    crm: Crm, partner_name: str, member: bytes, purpose: str, at: datetime | None = None
+    crm: Crm, who: Principal, partner_name: str, member: bytes, purpose: str, at: datetime | None = None
 ) -> bool:
     """Whether the chain says `member` consented to `partner_name` for `purpose` (now, or at `at`)."""
+    _may_read_consent(who, member)
     with crm.unit_of_work() as db:
         partner = crm.partner(db, partner_name)
     if at is None:
@@ -324,3 +265,8 @@ def consent_valid(
     return crm.coalition.consent.is_valid_at(
         member, partner.address, purpose_id(purpose), int(at.timestamp())
     )
+
+
+def _may_read_consent(who: Principal, member: bytes) -> None:
+    if who.role is Role.CUSTOMER and who.member != member:
+        raise NotFound(f"no member 0x{member.hex()}")  # the same answer as for a member that is not there

@@ -1,4 +1,4 @@
-"""Partners and their customers: registration, and reading a customer's data (owning partner only)."""
+"""A partner's customers: registration, and reading a customer's data (owning partner only)."""
 
 from __future__ import annotations
 
@@ -8,58 +8,36 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from eth_account.signers.local import LocalAccount
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
-from api.usecases.context import Crm
-from api.usecases.errors import CustomerIsErased, InvalidInput, NotAConsortiumPartner, NotFound
+from api.context import Crm
+from api.errors import CustomerIsErased, InvalidInput, NotFound
+from api.principal import Principal
 from offchain.canonical import canonical_json
-from offchain.db import insert_rows
 from offchain.errors import CustomerErased
-from offchain.models import Customer, CustomerCreate, CustomerStatus, Partner
-from offchain.vault import check_partner, new_member_id
+from offchain.models import Customer, CustomerCreate, CustomerStatus
+from offchain.repositories import customers
+from offchain.vault import new_member_id
 
 PII_FIELD = "pii"
 
 
-def register_partner(crm: Crm, name: str, signer: LocalAccount) -> Partner:
-    """Register a tenant whose signing key is already a partner of the Consortium contract."""
-    try:
-        check_partner(name)
-    except ValueError as exc:
-        raise InvalidInput(str(exc)) from exc
-    if not crm.coalition.consortium.is_partner(signer.address):
-        raise NotAConsortiumPartner(
-            f"{signer.address} is not a partner of the consortium: admit it by vote first"
-        )
-    try:
-        with crm.unit_of_work() as db:
-            partner = Partner(name=name, address=signer.address)
-            db.add(partner)
-    except IntegrityError as exc:
-        raise InvalidInput(f"a partner called {name!r} or with address {signer.address} exists") from exc
-    crm.signers[name] = signer
-    return partner
-
-
-def register_customer(crm: Crm, partner_name: str, data: CustomerCreate) -> bytes:
+def register_customer(crm: Crm, who: Principal, data: CustomerCreate) -> bytes:
     """Create the customer's data key, seal their personal data under it, and return the member id.
 
     InvalidInput if the partner already has a customer with the same `external_ref`."""
-    return register_customers(crm, partner_name, [data])[0]
+    return register_customers(crm, who, [data])[0]
 
 
-LOOKUP_CHUNK = 500  # values per IN (...) query: under SQLite's bound-parameter limit
-
-
-def register_customers(crm: Crm, partner_name: str, items: Sequence[CustomerCreate]) -> list[bytes]:
+def register_customers(crm: Crm, who: Principal, items: Sequence[CustomerCreate]) -> list[bytes]:
     """`register_customer` for many customers: one store transaction for all of them (imports).
 
     A customer with an `external_ref` (the partner's own customer number) can later be found by it
     (`find_customers_by_ref`): the row keeps HMAC(partner's index key, ref), never the ref itself.
     All or nothing: InvalidInput if one of the refs is already registered with this partner (or appears
     twice in `items`), and then no customer and no key is left behind."""
+    partner_name = who.acting_partner()
     if not items:
         return []
     refs = [item.external_ref for item in items if item.external_ref is not None]
@@ -82,7 +60,7 @@ def register_customers(crm: Crm, partner_name: str, items: Sequence[CustomerCrea
                 rows.append(
                     {
                         "member_id": member,
-                        "partner_id": _id(partner),
+                        "partner_id": partner.id,
                         "status": CustomerStatus.ACTIVE,
                         "pii_ciphertext": crm.vault.encrypt(
                             partner_name,
@@ -99,7 +77,7 @@ def register_customers(crm: Crm, partner_name: str, items: Sequence[CustomerCrea
                         "erased_at": None,
                     }
                 )
-            insert_rows(db.connection(), Customer.__table__, rows)  # type: ignore[attr-defined]
+            customers.insert(db, rows)
     except BaseException as exc:
         for member in members:  # no data row, so no key either (as in register_customer)
             crm.vault.shred(partner_name, member)
@@ -109,24 +87,14 @@ def register_customers(crm: Crm, partner_name: str, items: Sequence[CustomerCrea
     return members
 
 
-def find_customers_by_ref(crm: Crm, partner_name: str, refs: Iterable[str]) -> dict[str, bytes]:
+def find_customers_by_ref(crm: Crm, who: Principal, refs: Iterable[str]) -> dict[str, bytes]:
     """The member ids of the partner's customers registered with these external refs (those found)."""
+    partner_name = who.acting_partner()
     by_hash = {crm.vault.external_ref_hmac(partner_name, ref): ref for ref in set(refs)}
-    hashes = list(by_hash)
-    found: dict[str, bytes] = {}
     with crm.unit_of_work() as db:
         partner = crm.partner(db, partner_name)
-        for start in range(0, len(hashes), LOOKUP_CHUNK):
-            rows = db.exec(
-                select(Customer.member_id, Customer.external_ref_hmac).where(
-                    Customer.partner_id == partner.id,
-                    col(Customer.external_ref_hmac).in_(hashes[start : start + LOOKUP_CHUNK]),
-                )
-            )
-            for member, ref_hash in rows:
-                if ref_hash is not None:
-                    found[by_hash[bytes(ref_hash)]] = bytes(member)
-    return found
+        found = customers.by_ref_hashes(db, partner.id, by_hash)
+    return {by_hash[ref_hash]: member for ref_hash, member in found.items()}
 
 
 @dataclass(frozen=True)
@@ -137,8 +105,9 @@ class CustomerView:
     pii: dict[str, Any]
 
 
-def show_customer(crm: Crm, partner_name: str, member: bytes) -> CustomerView:
+def show_customer(crm: Crm, who: Principal, member: bytes) -> CustomerView:
     """The customer's decrypted data, for the owning partner only (anyone else: NotFound)."""
+    partner_name = who.acting_partner()
     with crm.unit_of_work() as db:
         customer = owned_customer(crm, db, partner_name, member)
         try:
@@ -151,21 +120,15 @@ def show_customer(crm: Crm, partner_name: str, member: bytes) -> CustomerView:
 def owned_customer(crm: Crm, db: Session, partner_name: str, member: bytes) -> Customer:
     """The customer if it belongs to `partner_name`; NotFound otherwise, whether or not it exists."""
     partner = crm.partner(db, partner_name)
-    customer = db.exec(
-        select(Customer).where(Customer.member_id == member, Customer.partner_id == partner.id)
-    ).first()
+    customer = customers.owned(db, partner.id, member)
     if customer is None:
         raise NotFound(f"partner {partner_name!r} has no member 0x{member.hex()}")
     return customer
 
 
-def member_exists(db: Session, member: bytes) -> Customer:
-    customer = db.get(Customer, member)
-    if customer is None:
+def member_status(db: Session, member: bytes) -> CustomerStatus:
+    """The member's status; NotFound if the store has no such member."""
+    status = customers.status_of(db, member)
+    if status is None:
         raise NotFound(f"no member 0x{member.hex()}")
-    return customer
-
-
-def _id(partner: Partner) -> int:
-    assert partner.id is not None  # flushed rows always have one
-    return partner.id
+    return status

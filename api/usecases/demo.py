@@ -7,16 +7,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from api.context import Crm
+from api.errors import CustomerIsErased
+from api.evidence.verification import Outcome
+from api.principal import Principal
 from api.settings import Settings
-from api.usecases.anchoring import anchor_pending
+from api.usecases.anchoring import anchor_now
 from api.usecases.consent import give_consent
-from api.usecases.context import Crm
-from api.usecases.customers import register_customer, register_partner, show_customer
+from api.usecases.customers import register_customer, show_customer
 from api.usecases.erasure import erase_customer
-from api.usecases.errors import CustomerIsErased
 from api.usecases.interactions import NewInteraction, record_interactions
-from api.usecases.loyalty import PointsRequest, earn_points, reconcile, redeem_points
-from api.usecases.verification import Outcome, verify_all
+from api.usecases.loyalty import PointsRequest, balance, earn_points, reconcile, redeem_points
+from api.usecases.partners import positions, register_partner
+from api.usecases.verification import verify
 from ledger.backends import Backend
 from ledger.clients import Action
 from ledger.coalition import Coalition
@@ -69,7 +72,7 @@ def run_demo(backend: Backend, on_step: Step | None = None) -> DemoReport:
             _business(crm, (acme, borealis, cafe, delta), step, report)
         finally:
             crm.close()
-    report.summary["blocks on chain"] = coalition.chain.w3.eth.block_number
+    report.summary["blocks on chain"] = coalition.block_number()
     return report
 
 
@@ -77,17 +80,19 @@ def _business(crm: Crm, signers: tuple, step: Step, report: DemoReport) -> None:
     names = ("acme", "borealis", "cafe", "delta")
     for name, signer in zip(names, signers, strict=True):
         register_partner(crm, name, signer)
+    acme, borealis, cafe, delta = (Principal.of_partner(name) for name in names)
+    operator = Principal.operator()  # this demo's home holds every partner's keys
 
     people = [
         CustomerCreate(name="Alice Quartermain", email="alice@example.org", country="GB"),
         CustomerCreate(name="Bruno Diaz", email="bruno@example.org", country="ES"),
         CustomerCreate(name="Chen Wei", email="chen@example.org", country="SG"),
     ]
-    alice, bruno, chen = (register_customer(crm, "acme", p) for p in people)
+    alice, bruno, chen = (register_customer(crm, acme, p) for p in people)
     step("acme registers three customers", f"member ids are random: 0x{alice.hex()[:12]}…, …")
     for member in (alice, bruno, chen):
-        give_consent(crm, "acme", member, "loyalty")
-    give_consent(crm, "borealis", alice, "loyalty")
+        give_consent(crm, acme, member, "loyalty")
+    give_consent(crm, borealis, alice, "loyalty")
     step("customers consent to the loyalty programme", "receipts off chain, their hashes on chain")
 
     items = [
@@ -98,22 +103,22 @@ def _business(crm: Crm, signers: tuple, step: Step, report: DemoReport) -> None:
         for n in range(5)
     ]
     items.append(NewInteraction(chen, "support_ticket", {"text": "my parcel never arrived"}))
-    ids = record_interactions(crm, "acme", items).recorded
-    batches = anchor_pending(crm, "acme")
+    ids = record_interactions(crm, acme, items).recorded
+    batches = [outcome for _, outcome in anchor_now(crm, acme)]
     step(
         "acme records 16 interactions",
         f"anchored in {len(batches)} transaction(s), root 0x{batches[0].root.hex()[:16]}…",
     )
 
-    earn_points(crm, "acme", PointsRequest(alice, 1200, external_key="A-0-4"))
-    redeem_points(crm, "borealis", PointsRequest(alice, 500))
-    redeem_points(crm, "delta", PointsRequest(alice, 200))
+    earn_points(crm, acme, PointsRequest(alice, 1200, external_key="A-0-4"))
+    redeem_points(crm, borealis, PointsRequest(alice, 500))
+    redeem_points(crm, delta, PointsRequest(alice, 200))
     step(
         "alice earns 1200 at acme, redeems 500 at borealis and 200 at delta",
-        f"balance {crm.coalition.loyalty.balance_of(alice)}",
+        f"balance {balance(crm, acme, alice)}",
     )
     try:
-        redeem_points(crm, "cafe", PointsRequest(alice, 10_000))
+        redeem_points(crm, cafe, PointsRequest(alice, 10_000))
     except LoyaltyInsufficientBalance as exc:
         step(
             "alice tries to redeem 10000 at cafe",
@@ -124,16 +129,16 @@ def _business(crm: Crm, signers: tuple, step: Step, report: DemoReport) -> None:
         edited = db.get(Interaction, ids[3])
         assert edited is not None
         edited.occurred_at = edited.occurred_at.replace(year=edited.occurred_at.year - 1)
-    tampered = verify_all(crm)
+    tampered = verify(crm, operator)
     found = [r for r in tampered.results if r.outcome is Outcome.TAMPERED]
     step(
         f"someone back-dates interaction {ids[3]} in the database",
         f"verify: {len(found)} tampered ({found[0].detail if found else 'not detected'})",
     )
 
-    receipt, anchored = erase_customer(crm, "acme", chen)
+    receipt, anchored = erase_customer(crm, acme, chen)
     try:
-        show_customer(crm, "acme", chen)
+        show_customer(crm, acme, chen)
         erased_readable = "STILL READABLE"
     except CustomerIsErased:
         erased_readable = "unreadable"
@@ -143,15 +148,10 @@ def _business(crm: Crm, signers: tuple, step: Step, report: DemoReport) -> None:
         f"receipt anchored in batch {anchored.onchain_batch_id}",
     )
 
-    final = verify_all(crm)
-    reconciled = reconcile(crm)
-    loyalty = crm.coalition.loyalty
-    for name, signer in zip(names, signers, strict=True):
-        report.positions[name] = (
-            loyalty.issued_by(signer.address),
-            loyalty.redeemed_at(signer.address),
-            loyalty.position_of(signer.address),
-        )
+    final = verify(crm, operator)
+    reconciled = reconcile(crm, operator)
+    for position in positions(crm, operator):
+        report.positions[position.name] = (position.issued, position.redeemed, position.net)
     counts = final.counts
     report.summary.update(
         {

@@ -10,27 +10,28 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 
-from sqlmodel import col, select, update
-
-from api.usecases.anchoring import AnchorOutcome, anchor_batch, new_single_leaf_batch
-from api.usecases.context import Crm
+from api.context import Crm
+from api.evidence.anchoring import AnchorOutcome, anchor_batch, new_batch
+from api.principal import Principal
 from api.usecases.customers import owned_customer
 from ledger.merkle import leaf_hash
 from offchain.canonical import canonical_json
 from offchain.db import purge_deleted
-from offchain.models import CustomerStatus, ErasureReceipt, Interaction
+from offchain.models import ErasureReceipt
+from offchain.repositories import customers, erasures, interactions
 
 RECEIPT_SCHEMA = "ledgercrm/erasure-receipt/v1"
 
 
-def erase_customer(crm: Crm, partner_name: str, member: bytes) -> tuple[ErasureReceipt, AnchorOutcome]:
+def erase_customer(crm: Crm, who: Principal, member: bytes) -> tuple[ErasureReceipt, AnchorOutcome]:
     """Erase `member` (owning partner only). Safe to call again after a crash part-way through."""
+    partner_name = who.acting_partner()
     now = datetime.now(UTC)
     with crm.unit_of_work() as db:
         customer = owned_customer(crm, db, partner_name, member)
-        existing = db.exec(select(ErasureReceipt).where(ErasureReceipt.member_id == member)).first()
+        existing = erasures.of_member(db, member)
         if existing is None:
-            count = len(db.exec(select(Interaction.id).where(Interaction.member_id == member)).all())
+            count = interactions.count_of_member(db, member)
             receipt_json = canonical_json(
                 {
                     "schema": RECEIPT_SCHEMA,
@@ -41,28 +42,22 @@ def erase_customer(crm: Crm, partner_name: str, member: bytes) -> tuple[ErasureR
                 }
             )
             receipt_hash = hashlib.sha256(receipt_json).digest()
-            batch = new_single_leaf_batch(customer.partner_id, leaf_hash(receipt_hash))
-            db.add(batch)
-            db.flush()
-            existing = ErasureReceipt(
-                partner_id=customer.partner_id,
-                member_id=member,
-                erased_at=now,
-                interactions_count=count,
-                receipt_json=receipt_json.decode(),
-                receipt_hash=receipt_hash,
-                anchored_batch_id=batch.id,
+            # the receipt's own one-leaf batch, in the anchoring outbox
+            receipt_batch, _, _ = new_batch(db, customer.partner_id, [leaf_hash(receipt_hash)])
+            existing = erasures.add(
+                db,
+                ErasureReceipt(
+                    partner_id=customer.partner_id,
+                    member_id=member,
+                    erased_at=now,
+                    interactions_count=count,
+                    receipt_json=receipt_json.decode(),
+                    receipt_hash=receipt_hash,
+                    anchored_batch_id=receipt_batch,
+                ),
             )
-            db.add(existing)
-            customer.status = CustomerStatus.ERASED
-            customer.erased_at = now
-            customer.external_ref_hmac = None
-            db.exec(
-                update(Interaction)
-                .where(col(Interaction.member_id) == member)
-                .values(payload_ciphertext=None)
-            )
-            db.flush()
+            customers.mark_erased(db, member, now)
+            interactions.drop_payloads(db, member)
             # The key goes last, inside the transaction: if deleting it fails, the tombstones roll back
             # and the customer is intact; if the commit fails after it, the call can simply be repeated.
         if not crm.vault.is_erased(partner_name, member):

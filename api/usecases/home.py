@@ -21,10 +21,10 @@ from typing import Any
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
+from api.context import Crm
+from api.errors import CrmError, InvalidInput
 from api.settings import Settings
-from api.usecases.context import Crm
-from api.usecases.customers import register_partner
-from api.usecases.errors import CrmError, InvalidInput
+from api.usecases.partners import register_partner
 from ledger.backends import DEV_MNEMONIC, RpcBackend
 from ledger.clients import Action
 from ledger.coalition import Coalition

@@ -47,29 +47,25 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from api.context import Crm
+from api.errors import InvalidInput
+from api.evidence import anchoring
+from api.evidence.anchoring import AnchorOutcome
+from api.evidence.recording import NewInteraction, record_interactions
 from api.importers.background import in_child_process
 from api.importers.entries import Entry, retail_entries, synthetic_entries
 from api.importers.online_retail import ReadStats
-from api.usecases.anchoring import AnchorOutcome, resume, settle_mined, submit, submit_pending
-from api.usecases.consent import (
-    CONSENT_BATCH,
-    LOYALTY,
-    ConsentTerms,
-    send_staged_consents,
-    stage_consents,
-)
-from api.usecases.context import Crm
+from api.principal import Principal
+from api.progress import Progress, no_progress
+from api.usecases.consent import LOYALTY, ConsentTerms, send_staged_consents, stage_consents
 from api.usecases.customers import find_customers_by_ref, register_customers
-from api.usecases.errors import InvalidInput
-from api.usecases.interactions import NewInteraction, record_interactions
-from api.usecases.loyalty import EARN_BATCH, PointsRequest, send_staged_points, stage_earnings
+from api.usecases.loyalty import PointsRequest, send_staged_points, stage_earnings
+from ledger.clients.consent import RECORD_BATCH_MAX
+from ledger.clients.loyalty import EARN_BATCH_MAX
 from offchain.models import ConsentStatus, CustomerCreate
 
-Progress = Callable[[str, int, int | None], None]
-"""progress(phase, done, total): phase is one of PHASES; total is None while unknown."""
-
 PHASES = ("resume", "read", "customers", "consent", "interactions", "points", "anchor")
-CHUNK = 1000  # records per store transaction in each phase
+RECORDS_PER_CHUNK = 1000  # source records per store transaction in each phase
 # DEKs the vault may cache during an import: customers come back chunk after chunk, so a cache that holds
 # them all reads each key once. The TTL still applies; the process holds these customers' plaintext
 # anyway while it encrypts it. (16k DEKs: a few MB.)
@@ -111,23 +107,23 @@ class ImportReport:
 
 def import_online_retail(
     crm: Crm,
-    partner_name: str,
+    who: Principal,
     path: str | Path,
     *,
     progress: Progress | None = None,
-    chunk_size: int = CHUNK,
-    consent_batch: int = CONSENT_BATCH,
-    earn_batch: int = EARN_BATCH,
+    chunk_size: int = RECORDS_PER_CHUNK,
+    consent_batch: int = RECORD_BATCH_MAX,
+    earn_batch: int = EARN_BATCH_MAX,
     in_process: bool = False,
 ) -> ImportReport:
-    """Import the Online Retail II file at `path` (CSV, gzipped or not) into `partner_name`.
+    """Import the Online Retail II file at `path` (CSV, gzipped or not) into the acting partner.
 
     The data set has no names: each customer's `name` is their Customer ID (CustomerCreate requires
     one), `external_ref` the same ID, `country` the ISO code of their first invoice's country (if it has
     one). Rows without a Customer ID are skipped; see api/importers/online_retail.py for the rest.
     The file is read in a child process (see `Entry`) unless `in_process`."""
     stats = ReadStats()
-    report = ImportReport(source=f"online-retail-ii:{Path(path).name}", partner=partner_name)
+    report = ImportReport(source=f"online-retail-ii:{Path(path).name}", partner=who.acting_partner())
 
     def entries() -> Iterator[Entry]:
         for item in _source(retail_entries, str(path), progress=progress, in_process=in_process):
@@ -140,9 +136,7 @@ def import_online_retail(
     def total() -> int | None:
         return stats.invoices_found if stats.rows else None
 
-    _Importer(crm, partner_name, report, progress, chunk_size, consent_batch, earn_batch).run(
-        entries(), total
-    )
+    _Importer(crm, who, report, progress, chunk_size, consent_batch, earn_batch).run(entries(), total)
     report.rows_read = stats.rows
     report.rows_skipped_no_customer = stats.rows_without_customer
     report.rows_repeated = stats.repeated_rows
@@ -151,28 +145,26 @@ def import_online_retail(
 
 def import_synthetic(
     crm: Crm,
-    partner_name: str,
+    who: Principal,
     *,
     seed: int,
     customers: int,
     interactions: int,
     progress: Progress | None = None,
-    chunk_size: int = CHUNK,
-    consent_batch: int = CONSENT_BATCH,
-    earn_batch: int = EARN_BATCH,
+    chunk_size: int = RECORDS_PER_CHUNK,
+    consent_batch: int = RECORD_BATCH_MAX,
+    earn_batch: int = EARN_BATCH_MAX,
     in_process: bool = False,
 ) -> ImportReport:
-    """Import `generate(seed, customers, interactions)` into `partner_name`: every customer (with the
+    """Import `generate(seed, customers, interactions)` into the acting partner: every customer (with the
     generated PII), every invoice and ticket. The churn ground truth is not imported. The data set is
     generated in a child process (see `Entry`) unless `in_process`."""
-    report = ImportReport(source=f"synthetic:seed={seed}", partner=partner_name)
+    report = ImportReport(source=f"synthetic:seed={seed}", partner=who.acting_partner())
     expected = interactions
     items = _source(
         synthetic_entries, seed, customers, interactions, progress=progress, in_process=in_process
     )
-    _Importer(crm, partner_name, report, progress, chunk_size, consent_batch, earn_batch).run(
-        items, lambda: expected
-    )
+    _Importer(crm, who, report, progress, chunk_size, consent_batch, earn_batch).run(items, lambda: expected)
     return report
 
 
@@ -180,12 +172,8 @@ def _source(
     source: Callable[..., Iterable[Any]], *args: Any, progress: Progress | None, in_process: bool
 ) -> Iterator[Any]:
     if in_process:
-        return iter(source(progress or _no_progress, *args))
+        return iter(source(progress or no_progress, *args))
     return in_child_process(source, *args, progress=progress)
-
-
-def _no_progress(phase: str, done: int, total: int | None) -> None:
-    pass
 
 
 T = TypeVar("T")
@@ -197,7 +185,7 @@ class _Importer:
     def __init__(
         self,
         crm: Crm,
-        partner_name: str,
+        who: Principal,
         report: ImportReport,
         progress: Progress | None,
         chunk_size: int,
@@ -207,7 +195,8 @@ class _Importer:
         if chunk_size < 1 or consent_batch < 1 or earn_batch < 1:
             raise InvalidInput("chunk and batch sizes are at least 1")
         self.crm = crm
-        self.partner = partner_name
+        self.who = who
+        self.partner = who.acting_partner()
         self.report = report
         self.progress = progress
         self.chunk_size = chunk_size
@@ -217,7 +206,6 @@ class _Importer:
         # member -> loyalty consent valid: filled from confirmed receipts, or by asking the chain
         self.consented: dict[bytes, bool] = {}
         self.points_waiting = 0  # staged by this run and not yet sent
-        self.anchors_in_flight: list[int] = []  # batches this run sent and has not seen mined yet
         self.done = 0
 
     def run(self, items: Iterable[Entry], total: Callable[[], int | None]) -> None:
@@ -227,10 +215,8 @@ class _Importer:
             self.crm.partner(db, self.partner)
         self.crm.signer(self.partner)
         with self._phase("resume"):
-            self._consents_confirmed(
-                send_staged_consents(self.crm, self.partner, batch_size=self.consent_batch)
-            )
-            self._points_confirmed(send_staged_points(self.crm, self.partner, batch_size=self.earn_batch))
+            self._consents_confirmed(send_staged_consents(self.crm, self.who, batch_size=self.consent_batch))
+            self._points_confirmed(send_staged_points(self.crm, self.who, batch_size=self.earn_batch))
         chunks = _chunks(self._timed(items, "read"), self.chunk_size)
         try:
             with self.crm.vault.cache_capacity(IMPORT_KEY_CACHE):
@@ -245,11 +231,9 @@ class _Importer:
                     close()
         # The chunks leave their last transactions in flight; settle them (and send what is left).
         with self._phase("consent"):
-            self._consents_confirmed(
-                send_staged_consents(self.crm, self.partner, batch_size=self.consent_batch)
-            )
+            self._consents_confirmed(send_staged_consents(self.crm, self.who, batch_size=self.consent_batch))
         with self._phase("points"):
-            self._points_confirmed(send_staged_points(self.crm, self.partner, batch_size=self.earn_batch))
+            self._points_confirmed(send_staged_points(self.crm, self.who, batch_size=self.earn_batch))
         self._anchor()
         self.report.elapsed = time.perf_counter() - started
 
@@ -266,9 +250,9 @@ class _Importer:
                 ref = _ref(entry.pii)
                 if ref not in self.members and ref not in first_seen:
                     first_seen[ref] = entry.pii
-            found = find_customers_by_ref(self.crm, self.partner, list(first_seen)) if first_seen else {}
+            found = find_customers_by_ref(self.crm, self.who, list(first_seen)) if first_seen else {}
             new = [pii for ref, pii in first_seen.items() if ref not in found]
-            created = register_customers(self.crm, self.partner, new)
+            created = register_customers(self.crm, self.who, new)
             self.members.update(found)
             self.members.update(zip((_ref(pii) for pii in new), created, strict=True))
             report.customers_existing += len(found)
@@ -277,10 +261,10 @@ class _Importer:
 
         with self._phase("consent"):
             fresh = [self.members[ref] for ref in first_seen]
-            new_consents = stage_consents(self.crm, self.partner, fresh, LOYALTY, terms=IMPORT_TERMS)
+            new_consents = stage_consents(self.crm, self.who, fresh, LOYALTY, terms=IMPORT_TERMS)
             if new_consents:
                 self._consents_confirmed(
-                    send_staged_consents(self.crm, self.partner, batch_size=self.consent_batch, wait=False)
+                    send_staged_consents(self.crm, self.who, batch_size=self.consent_batch, wait=False)
                 )
                 # Sent, not yet mined: each recordBatch was simulated and is sent before any earnBatch
                 # for its members (same sender, lower nonce), so the chain holds the consent by the time
@@ -314,11 +298,9 @@ class _Importer:
         with self._phase("anchor"):
             # Sent now and mined while the next chunk is prepared; each chunk settles those already
             # mined (the previous chunks'), and the end of the run the rest.
-            settled, self.anchors_in_flight = settle_mined(self.crm, self.anchors_in_flight)
-            self._anchored(settled)
-            for batch_id in result.batches:
-                submit(self.crm, self.partner, batch_id)
-            self.anchors_in_flight += result.batches
+            self._anchored(anchoring.settle(self.crm, self.partner, wait=False))
+            if result.batches:
+                anchoring.submit(self.crm, self.partner, result.batches)
         self._tell("anchor", total)  # records done through this step, like every other phase
 
         with self._phase("points"):
@@ -328,7 +310,7 @@ class _Importer:
                 if entry.points > 0
             ]
             if requests:
-                staged = stage_earnings(self.crm, self.partner, requests, consent=self.consented)
+                staged = stage_earnings(self.crm, self.who, requests, consent=self.consented)
                 report.points_duplicate += len(staged.duplicates)
                 report.points_skipped_no_consent += len(staged.no_consent)
                 self.points_waiting += staged.staged
@@ -336,7 +318,7 @@ class _Importer:
                 self._points_confirmed(
                     send_staged_points(
                         self.crm,
-                        self.partner,
+                        self.who,
                         batch_size=self.earn_batch,
                         min_batch=self.earn_batch,
                         wait=False,  # mined while the next chunk is prepared; confirmed by the next call
@@ -348,9 +330,8 @@ class _Importer:
         with self._phase("anchor"):
             # Leaves left outside a batch (recorded by other means): every batch sent first, then all
             # settled with the chunks' batches: the node mines while the next batch is built.
-            submit_pending(self.crm, self.partner)
-            self._anchored(resume(self.crm, self.partner))
-            self.anchors_in_flight = []
+            anchoring.submit_pending(self.crm, self.partner)
+            self._anchored(anchoring.settle(self.crm, self.partner, wait=True))
             if self.progress is not None:
                 self.progress("anchor", self.done, self.done)  # every record's anchor settled
 

@@ -13,19 +13,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
+from api.context import Crm
+from api.errors import ConsentRequired, InvalidInput, NotAllowed, NotFound
+from api.evidence.outbox import Outbox
+from api.principal import Principal, Role
 from api.usecases.consent import LOYALTY
-from api.usecases.context import Crm
-from api.usecases.customers import LOOKUP_CHUNK, member_exists
-from api.usecases.errors import ConsentRequired, InvalidInput, NotFound
-from api.usecases.outbox import claim, resume_submitted, send
+from api.usecases.customers import member_status
+from ledger.chain import SignedTx
 from ledger.clients import purpose_id
-from ledger.clients.base import as_bytes32
-from offchain.db import insert_rows
-from offchain.models import Customer, Partner, PointEvent, PointKind
+from ledger.clients.loyalty import EARN_BATCH_MAX
+from offchain.models import PointEvent, PointKind
+from offchain.repositories import customers, partners, points
 
 
 @dataclass(frozen=True)
@@ -35,17 +36,32 @@ class PointsRequest:
     external_key: str | None = None  # idempotency key (e.g. the invoice that earned the points)
 
 
-def earn_points(crm: Crm, partner_name: str, request: PointsRequest) -> PointEvent:
-    return _points(crm, partner_name, [request], PointKind.EARN)[0]
+@dataclass(frozen=True)
+class PointsReceipt:
+    event: PointEvent
+    balance: int  # the member's coalition balance right after, from the chain
 
 
-def redeem_points(crm: Crm, partner_name: str, request: PointsRequest) -> PointEvent:
-    return _points(crm, partner_name, [request], PointKind.REDEEM)[0]
+def earn_points(crm: Crm, who: Principal, request: PointsRequest) -> PointsReceipt:
+    (event,) = _points(crm, who.acting_partner(), [request], PointKind.EARN)
+    return PointsReceipt(event, crm.coalition.loyalty.balance_of(request.member))
 
 
-def earn_points_batch(crm: Crm, partner_name: str, requests: Sequence[PointsRequest]) -> list[PointEvent]:
-    """Many earns in one transaction (imports); all or nothing."""
-    return _points(crm, partner_name, requests, PointKind.EARN)
+def redeem_points(crm: Crm, who: Principal, request: PointsRequest) -> PointsReceipt:
+    (event,) = _points(crm, who.acting_partner(), [request], PointKind.REDEEM)
+    return PointsReceipt(event, crm.coalition.loyalty.balance_of(request.member))
+
+
+def earn_points_batch(crm: Crm, who: Principal, requests: Sequence[PointsRequest]) -> list[PointEvent]:
+    """Many earns in one transaction; all or nothing."""
+    return _points(crm, who.acting_partner(), requests, PointKind.EARN)
+
+
+def balance(crm: Crm, who: Principal, member: bytes) -> int:
+    """A member's coalition balance, from the chain (public to partners; a customer sees its own)."""
+    if who.member is not None and who.member != member:
+        raise NotFound(f"no member 0x{member.hex()}")
+    return crm.coalition.loyalty.balance_of(member)
 
 
 def _points(
@@ -62,7 +78,7 @@ def _points(
             partner = crm.partner(db, partner_name)
             events = []
             for request in requests:
-                member_exists(db, request.member)
+                member_status(db, request.member)
                 if kind is PointKind.EARN and not crm.coalition.consent.is_valid(
                     request.member, partner.address, loyalty
                 ):
@@ -72,7 +88,7 @@ def _points(
                     )
                 events.append(
                     PointEvent(
-                        partner_id=crm.pid(partner),
+                        partner_id=partner.id,
                         member_id=request.member,
                         kind=kind,
                         amount=request.amount,
@@ -80,8 +96,7 @@ def _points(
                         external_key=request.external_key,
                     )
                 )
-            db.add_all(events)
-            db.flush()  # duplicate external keys fail here, before the chain is touched
+            points.add_all(db, events)  # duplicate external keys fail here, before the chain is touched
             signer = crm.signer(partner_name)
             members, amounts, refs = (
                 [e.member_id for e in events],
@@ -117,21 +132,12 @@ def _ref(partner_name: str, request: PointsRequest) -> bytes:
     return hashlib.sha256(f"{partner_name}\x00{request.external_key}".encode()).digest()
 
 
-# --- bulk earning through an outbox (imports) --------------------------------------------------------
+# --- bulk earning through the outbox (imports) -------------------------------------------------------
 #
-# The same outbox as for consent (see api/usecases/consent.py): earn events are staged (no tx_hash),
-# then sent with `earnBatch`, many per transaction, the transaction's hash written to its events before
-# it is sent and the block once mined. Each event carries the partner's external key (e.g. the invoice),
+# Earn events are staged (no tx_hash), then sent with `earnBatch`, many per transaction, through the one
+# outbox (api/evidence/outbox.py). Each event carries the partner's external key (e.g. the invoice),
 # unique per partner, so a repeated import stages nothing twice; a crash at any point is finished by
 # `send_staged_points` without earning anything twice.
-
-# earnBatch costs ~27k gas per item for a member's first points (eth-tester: 300 items 8.0M gas), less
-# after; 800 items with the 20% estimate margin stay under a 30M block gas limit (~930 is the most).
-EARN_BATCH = 800
-# Gas bounds from benchmarks/ledger_gas.py: earnBatch costs ~26.8k per item for a member's first points
-# (a new balance slot) and less after; 34k per item keeps 800 items under a 30M block with room to spare.
-EARN_GAS_BASE = 100_000
-EARN_GAS_PER_ITEM = 34_000
 
 
 @dataclass
@@ -144,7 +150,7 @@ class StagedPoints:
 
 def stage_earnings(
     crm: Crm,
-    partner_name: str,
+    who: Principal,
     requests: Sequence[PointsRequest],
     *,
     consent: dict[bytes, bool] | None = None,
@@ -154,6 +160,7 @@ def stage_earnings(
     it. `consent` caches the answers across calls (member -> valid), and may be pre-filled with members
     whose consent the caller saw confirmed, to spare a chain call each. Every request needs an external
     key: it is what makes staging idempotent. `send_staged_points` puts the events on chain."""
+    partner_name = who.acting_partner()
     result = StagedPoints()
     keys = [r.external_key for r in requests]
     if any(k is None for k in keys):
@@ -166,17 +173,11 @@ def stage_earnings(
     consent = consent if consent is not None else {}
     with crm.unit_of_work() as db:
         partner = crm.partner(db, partner_name)
-        used = _used_keys(db, crm.pid(partner), [k for k in keys if k is not None])
+        used = points.used_keys(db, partner.id, [k for k in keys if k is not None])
         fresh = [r for r in requests if r.external_key not in used]
         result.duplicates = [r.external_key for r in requests if r.external_key in used and r.external_key]
         members = list({r.member for r in fresh})
-        known: set[bytes] = set()
-        for start in range(0, len(members), LOOKUP_CHUNK):
-            chunk = members[start : start + LOOKUP_CHUNK]
-            known.update(
-                bytes(m)
-                for m in db.exec(select(Customer.member_id).where(col(Customer.member_id).in_(chunk)))
-            )
+        known = customers.statuses(db, members)
     for member in members:
         if member not in known:
             raise NotFound(f"no member 0x{member.hex()}")
@@ -195,7 +196,7 @@ def stage_earnings(
             continue
         events.append(
             {
-                "partner_id": crm.pid(partner),
+                "partner_id": partner.id,
                 "member_id": request.member,
                 "kind": PointKind.EARN,
                 "amount": request.amount,
@@ -210,7 +211,7 @@ def stage_earnings(
         try:
             with crm.unit_of_work() as db:
                 # Core: the ORM bulk path spends more per row than SQLite does
-                insert_rows(db.connection(), PointEvent.__table__, events)  # type: ignore[attr-defined]
+                points.insert(db, events)
         except IntegrityError as exc:  # another process staged one of these keys meanwhile
             raise InvalidInput(
                 f"points with one of these external keys were already recorded: {exc.orig}"
@@ -221,72 +222,32 @@ def stage_earnings(
 
 
 def send_staged_points(
-    crm: Crm, partner_name: str, *, batch_size: int = EARN_BATCH, min_batch: int = 1, wait: bool = True
+    crm: Crm, who: Principal, *, batch_size: int = EARN_BATCH_MAX, min_batch: int = 1, wait: bool = True
 ) -> list[Any]:
     """Put the partner's staged and interrupted earn events on chain, `batch_size` per earnBatch, while
     at least `min_batch` are staged (so a caller can send full batches only, then flush with 1); the
-    events confirmed by this call (plain rows with the columns `outbox.CONFIRMED_COLUMNS` names). With
+    events confirmed by this call (plain rows with the columns `points.OUTBOX` names). With
     `wait=False` the batches this call sends are left in flight, to be confirmed by the next call (which
     settles in-flight transactions first): an import works on its next chunk while the node mines. One
     partner's outbox is sent by one process at a time."""
+    partner_name = who.acting_partner()
     client = crm.coalition.loyalty
-    chain = crm.coalition.chain
-    confirmed = resume_submitted(crm, PointEvent, partner_name, client.contract)
     signer = crm.signer(partner_name)
-    while True:
-        with crm.unit_of_work() as db:
-            partner_id = crm.pid(crm.partner(db, partner_name))
-            staged = (
-                db.connection()  # Core rows: attribute access without building PointEvent objects
-                .execute(
-                    sa.select(
-                        col(PointEvent.id),
-                        col(PointEvent.member_id),
-                        col(PointEvent.amount),
-                        col(PointEvent.ref),
-                    )
-                    .where(
-                        col(PointEvent.partner_id) == partner_id,
-                        col(PointEvent.kind) == PointKind.EARN,
-                        col(PointEvent.tx_hash).is_(None),
-                        col(PointEvent.block_number).is_(None),
-                    )
-                    .order_by(col(PointEvent.id))
-                    .limit(batch_size)
-                    .with_for_update(skip_locked=True)  # PostgreSQL: a second sender skips these rows
-                )
-                .all()
-            )
-            if not staged or len(staged) < min_batch:
-                break
-            signed = chain.prepare(
-                client.contract.functions.earnBatch(
-                    [as_bytes32(bytes(e.member_id)) for e in staged],
-                    [e.amount for e in staged],
-                    [as_bytes32(bytes(e.ref)) for e in staged],
-                ),
-                signer,
-                gas=EARN_GAS_BASE + EARN_GAS_PER_ITEM * len(staged),
-            )
-            claim(db, PointEvent, [e.id for e in staged], signed.tx_hash)  # committed before the send
-        confirmed += send(crm, PointEvent, client.contract, signed, wait=wait)
-    return confirmed
+    with crm.unit_of_work() as db:
+        partner_id = crm.partner(db, partner_name).id
+    outbox = Outbox(crm, points.OUTBOX, client)
 
-
-def _used_keys(db: Session, partner_id: int, keys: list[str]) -> set[str]:
-    used: set[str] = set()
-    for start in range(0, len(keys), LOOKUP_CHUNK):
-        used.update(
-            k
-            for k in db.exec(
-                select(PointEvent.external_key).where(
-                    col(PointEvent.partner_id) == partner_id,
-                    col(PointEvent.external_key).in_(keys[start : start + LOOKUP_CHUNK]),
-                )
-            )
-            if k is not None
+    def next_batch(db: Session) -> tuple[list[int], SignedTx] | None:
+        staged = points.staged_earnings(db, partner_id, batch_size)
+        if not staged or len(staged) < min_batch:
+            return None
+        members = [bytes(e.member_id) for e in staged]
+        signed = client.prepare_earn_batch(
+            signer, members, [e.amount for e in staged], [bytes(e.ref) for e in staged]
         )
-    return used
+        return [e.id for e in staged], signed
+
+    return outbox.settle(partner_id) + outbox.send(next_batch, wait=wait)
 
 
 @dataclass
@@ -300,17 +261,20 @@ class Reconciliation:
         return not self.mismatches
 
 
-def reconcile(crm: Crm) -> Reconciliation:
-    """Compare the off-chain point events with on-chain balances and settlement positions.
+def reconcile(crm: Crm, who: Principal) -> Reconciliation:
+    """Compare the off-chain point events with on-chain balances and settlement positions (the
+    operator of the store, who holds every partner's events).
 
     Assumes this store is the only writer of the coalition's points (one coalition, one store)."""
+    if who.role is not Role.OPERATOR:
+        raise NotAllowed("reconciling the whole store is the operator's task")
     report = Reconciliation()
     balances: dict[bytes, int] = defaultdict(int)
     issued: dict[int, int] = defaultdict(int)
     redeemed: dict[int, int] = defaultdict(int)
     with crm.unit_of_work() as db:
-        partners = {crm.pid(p): p for p in db.exec(select(Partner))}
-        for event in db.exec(select(PointEvent).order_by(col(PointEvent.id))):
+        by_id = {p.id: p for p in partners.every(db)}
+        for event in points.every(db):
             if event.tx_hash is None:
                 report.mismatches.append(f"point event {event.id} was never confirmed on chain")
                 continue
@@ -322,7 +286,7 @@ def reconcile(crm: Crm) -> Reconciliation:
         if onchain != expected:
             report.mismatches.append(f"member 0x{member.hex()}: store says {expected}, chain says {onchain}")
     report.members_checked = len(balances)
-    for partner_id, partner in partners.items():
+    for partner_id, partner in by_id.items():
         store = (issued[partner_id], redeemed[partner_id], redeemed[partner_id] - issued[partner_id])
         chain = (
             crm.coalition.loyalty.issued_by(partner.address),
@@ -333,5 +297,5 @@ def reconcile(crm: Crm) -> Reconciliation:
             report.mismatches.append(
                 f"partner {partner.name}: store issued/redeemed/position {store}, chain {chain}"
             )
-    report.partners_checked = len(partners)
+    report.partners_checked = len(by_id)
     return report

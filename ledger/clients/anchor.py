@@ -59,6 +59,9 @@ class AnchorClient(ContractClient):
         """Wait for an anchor transaction the node holds unmined."""
         return self._anchored(self.chain.wait(self.contract, tx_hash))
 
+    def onchain_id(self, mined: TxResult) -> int:
+        return self._anchored(mined).batch_id
+
     @staticmethod
     def _anchored(tx: TxResult) -> AnchoredBatch:
         return AnchoredBatch(tx.event("BatchAnchored")["args"]["batchId"], tx.block_number, tx)

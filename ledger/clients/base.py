@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress
@@ -8,7 +8,7 @@ from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 from web3.types import BlockIdentifier
 
-from ledger.chain import Chain, TxResult
+from ledger.chain import Chain, SignedTx, TxResult
 
 ZERO32 = b"\x00" * 32
 
@@ -23,6 +23,25 @@ class ContractClient:
     @property
     def address(self) -> ChecksumAddress:
         return self.contract.address
+
+    # --- what an outbox needs: send a transaction prepared earlier, and learn its fate later ---
+
+    def broadcast(self, signed: SignedTx) -> None:
+        """Send a prepared transaction without waiting for it."""
+        self.chain.broadcast(signed)
+
+    def lookup(self, tx_hash: str) -> TxResult | Literal["pending"] | None:
+        """What became of a transaction sent earlier: mined (its result), "pending" while the node
+        holds it, None if the node never saw it."""
+        return self.chain.lookup(self.contract, tx_hash)
+
+    def wait(self, tx_hash: str) -> TxResult:
+        """Wait for a transaction the node holds until it is mined."""
+        return self.chain.wait(self.contract, tx_hash)
+
+    def onchain_id(self, mined: TxResult) -> int | None:
+        """What the contract numbered the record a mined transaction created, where it numbers them."""
+        return None
 
     def _send(self, sender: LocalAccount, fn: ContractFunction) -> TxResult:
         return self.chain.transact(self.contract, fn, sender)

@@ -8,7 +8,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 from web3.types import BlockIdentifier
 
-from ledger.chain import TxResult
+from ledger.chain import SignedTx, TxResult
 from ledger.clients.base import ContractClient, as_bytes32
 from ledger.errors import BackendError
 
@@ -31,6 +31,14 @@ class ConsentRecord:
     expires_at: int
     block_number: int
     receipt_hash: bytes
+
+
+# recordBatch gas per item (a new history entry: two storage slots and an event) is ~71.8k
+# (benchmarks/ledger_gas.py); a bound of 85k per item spares a gas estimate per batch (eth-tester's
+# estimator executes the call many times) and keeps RECORD_BATCH_MAX items under a 30M block.
+RECORD_BATCH_GAS_BASE = 100_000
+RECORD_BATCH_GAS_PER_ITEM = 85_000
+RECORD_BATCH_MAX = 300
 
 
 class ConsentClient(ContractClient):
@@ -65,6 +73,26 @@ class ConsentClient(ContractClient):
             expires_at,
         )
         return self._send(sender, fn)
+
+    def prepare_record_batch(
+        self,
+        sender: LocalAccount,
+        members: Sequence[bytes],
+        purpose: bytes,
+        status: ConsentStatus,
+        receipt_hashes: Sequence[bytes],
+        expires_at: int = 0,
+    ) -> SignedTx:
+        """`record_batch`, signed and not sent (for an outbox that records the hash first)."""
+        fn = self.contract.functions.recordBatch(
+            [as_bytes32(m) for m in members],
+            as_bytes32(purpose),
+            int(status),
+            [as_bytes32(h) for h in receipt_hashes],
+            expires_at,
+        )
+        gas = RECORD_BATCH_GAS_BASE + RECORD_BATCH_GAS_PER_ITEM * len(members)
+        return self.chain.prepare(fn, sender, gas=gas)
 
     def is_valid(self, member: bytes, controller: str, purpose: bytes) -> bool:
         fn = self.contract.functions.isValid(
@@ -101,9 +129,14 @@ class ConsentClient(ContractClient):
             latest.expires_at == 0 or timestamp < latest.expires_at
         )
 
+    def history_length(self, member: bytes, controller: str, purpose: bytes) -> int:
+        """How many consent records the chain holds for (member, controller, purpose)."""
+        args = (as_bytes32(member), to_checksum_address(controller), as_bytes32(purpose))
+        return int(self._call(self.contract.functions.historyLength(*args)))
+
     def history(self, member: bytes, controller: str, purpose: bytes) -> list[ConsentRecord]:
         args = (as_bytes32(member), to_checksum_address(controller), as_bytes32(purpose))
-        length = int(self._call(self.contract.functions.historyLength(*args)))
+        length = self.history_length(member, controller, purpose)
         records = []
         for index in range(length):
             status, timestamp, expires_at, block_number, receipt_hash = self._call(

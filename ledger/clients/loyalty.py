@@ -5,8 +5,15 @@ from collections.abc import Sequence
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 
-from ledger.chain import TxResult
+from ledger.chain import SignedTx, TxResult
 from ledger.clients.base import ZERO32, ContractClient, as_bytes32
+
+# earnBatch gas per item is ~26.8k for a member's first points (a new balance slot) and less after
+# (benchmarks/ledger_gas.py); a bound of 34k per item spares a gas estimate per batch and keeps
+# EARN_BATCH_MAX items under a 30M block with room to spare.
+EARN_BATCH_GAS_BASE = 100_000
+EARN_BATCH_GAS_PER_ITEM = 34_000
+EARN_BATCH_MAX = 800
 
 
 class LoyaltyClient(ContractClient):
@@ -24,6 +31,17 @@ class LoyaltyClient(ContractClient):
             [as_bytes32(m) for m in members], list(amounts), [as_bytes32(r) for r in refs]
         )
         return self._send(sender, fn)
+
+    def prepare_earn_batch(
+        self, sender: LocalAccount, members: Sequence[bytes], amounts: Sequence[int], refs: Sequence[bytes]
+    ) -> SignedTx:
+        """`earn_batch`, signed and not sent (for an outbox that records the hash first)."""
+        fn = self.contract.functions.earnBatch(
+            [as_bytes32(m) for m in members], list(amounts), [as_bytes32(r) for r in refs]
+        )
+        return self.chain.prepare(
+            fn, sender, gas=EARN_BATCH_GAS_BASE + EARN_BATCH_GAS_PER_ITEM * len(members)
+        )
 
     def redeem_batch(
         self, sender: LocalAccount, members: Sequence[bytes], amounts: Sequence[int], refs: Sequence[bytes]

@@ -3,11 +3,15 @@ from pathlib import Path
 
 import pytest
 
+from api.context import Crm
+from api.principal import Principal
 from api.settings import Settings
-from api.usecases.context import Crm
-from api.usecases.customers import register_customer, register_partner
+from api.usecases.customers import register_customer
+from api.usecases.partners import register_partner
 from ledger.coalition import Coalition
 from offchain.models import CustomerCreate
+
+P = Principal.of_partner
 
 PARTNERS = ("acme", "borealis", "cafe")
 
@@ -36,7 +40,7 @@ def crm(db_url: str, coalition: Coalition, tmp_path: Path) -> Iterator[Crm]:
 def alice(crm: Crm) -> bytes:
     return register_customer(
         crm,
-        "acme",
+        P("acme"),
         CustomerCreate(
             name="Alice Quartermain", email="alice.q@example.org", phone="+44 20 7946 0101", country="GB"
         ),

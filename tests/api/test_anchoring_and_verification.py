@@ -3,11 +3,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlmodel import col, select, update
 
-from api.usecases import anchoring
-from api.usecases.anchoring import anchor_due, anchor_pending, pending_leaves
-from api.usecases.interactions import NewInteraction, record_interactions
-from api.usecases.verification import Outcome, verify_all, verify_interaction
+from api.evidence import anchoring, outbox
+from api.evidence.anchoring import anchor_due, anchor_pending, pending_leaves
+from api.evidence.recording import NewInteraction, record_interactions
+from api.evidence.verification import Outcome, verify_all, verify_interaction
 from offchain.models import AnchorStatus, Batch, Interaction
+from offchain.repositories import batches
 
 
 def record(crm, member, count, start=0):
@@ -86,7 +87,7 @@ def test_a_crash_before_sending_loses_nothing_and_anchors_once(crm, alice, monke
     def crash(signed):
         raise KeyboardInterrupt("killed after the hash was written, before the send")
 
-    monkeypatch.setattr(crm.coalition.anchor, "broadcast_anchor", crash)
+    monkeypatch.setattr(crm.coalition.anchor, "broadcast", crash)
     with pytest.raises(KeyboardInterrupt):
         anchor_pending(crm, "acme")
     with crm.unit_of_work() as db:
@@ -101,16 +102,18 @@ def test_a_crash_before_sending_loses_nothing_and_anchors_once(crm, alice, monke
 def test_a_crash_after_sending_is_not_anchored_twice(crm, alice, monkeypatch):
     record(crm, alice, 5)
     before = crm.coalition.anchor.batch_count()
-    real = anchoring._mark_anchored
+    real = outbox.Outbox.confirm
 
-    def crash(*args):
-        raise KeyboardInterrupt("killed after the transaction was mined, before the store heard of it")
+    def crash(self, mined):
+        if self.rows is batches.OUTBOX:
+            raise KeyboardInterrupt("killed after the transaction was mined, before the store heard of it")
+        return real(self, mined)
 
-    monkeypatch.setattr(anchoring, "_mark_anchored", crash)
+    monkeypatch.setattr(outbox.Outbox, "confirm", crash)
     with pytest.raises(KeyboardInterrupt):
         anchor_pending(crm, "acme")
     assert crm.coalition.anchor.batch_count() == before + 1
-    monkeypatch.setattr(anchoring, "_mark_anchored", real)
+    monkeypatch.setattr(outbox.Outbox, "confirm", real)
     outcomes = anchor_pending(crm, "acme")
     assert crm.coalition.anchor.batch_count() == before + 1  # recognised by its hash, not resent
     assert [o.size for o in outcomes] == [5]
@@ -119,7 +122,10 @@ def test_a_crash_after_sending_is_not_anchored_twice(crm, alice, monkeypatch):
 
 def test_a_crash_while_batching_leaves_a_pending_batch_that_resumes(crm, alice):
     record(crm, alice, 3)
-    batch_id = anchoring._build_batch(crm, "acme", 8)  # the process dies right after this step
+    with crm.unit_of_work() as db:  # the batch is built and its anchor signed: the process dies here
+        built = anchoring._Anchors(crm, "acme").next_batch(8)(db)
+    assert built is not None
+    (batch_id,), _ = built
     with crm.unit_of_work() as db:
         db.exec(update(Batch).values(status=AnchorStatus.PENDING))
     assert batch_id is not None

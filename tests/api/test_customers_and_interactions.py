@@ -1,14 +1,18 @@
 import pytest
 from sqlmodel import select
 
-from api.usecases.customers import register_customer, register_partner, show_customer
-from api.usecases.errors import InvalidInput, NotAConsortiumPartner, NotFound
-from api.usecases.interactions import NewInteraction, record_interaction, record_interactions
+from api.errors import InvalidInput, NotAConsortiumPartner, NotFound
+from api.evidence.recording import NewInteraction, record_interaction, record_interactions
+from api.principal import Principal
+from api.usecases.customers import register_customer, show_customer
+from api.usecases.partners import register_partner
 from offchain.models import Customer, CustomerCreate, Interaction
+
+P = Principal.of_partner
 
 
 def test_a_customer_is_readable_by_its_partner_only(crm, alice):
-    view = show_customer(crm, "acme", alice)
+    view = show_customer(crm, P("acme"), alice)
     assert view.pii == {
         "name": "Alice Quartermain",
         "email": "alice.q@example.org",
@@ -16,14 +20,14 @@ def test_a_customer_is_readable_by_its_partner_only(crm, alice):
         "country": "GB",
     }
     with pytest.raises(NotFound):
-        show_customer(crm, "borealis", alice)
+        show_customer(crm, P("borealis"), alice)
     with pytest.raises(NotFound):
-        show_customer(crm, "acme", b"\x01" * 32)
+        show_customer(crm, P("acme"), b"\x01" * 32)
 
 
 def test_member_ids_are_random_and_pii_is_stored_encrypted(crm):
     data = CustomerCreate(name="Bob Twin", email="bob@example.org")
-    first, second = register_customer(crm, "acme", data), register_customer(crm, "acme", data)
+    first, second = register_customer(crm, P("acme"), data), register_customer(crm, P("acme"), data)
     assert first != second and len(first) == 32
     with crm.unit_of_work() as db:
         stored = db.get(Customer, first)
@@ -83,7 +87,7 @@ def test_a_partner_cannot_record_for_another_partners_customer(crm, alice):
 
 
 def test_a_partners_customer_number_is_registered_once(crm):
-    register_customer(crm, "acme", CustomerCreate(name="Dora", external_ref="C-42"))
+    register_customer(crm, P("acme"), CustomerCreate(name="Dora", external_ref="C-42"))
     with pytest.raises(InvalidInput):
-        register_customer(crm, "acme", CustomerCreate(name="Dora again", external_ref="C-42"))
-    register_customer(crm, "borealis", CustomerCreate(name="Dora elsewhere", external_ref="C-42"))
+        register_customer(crm, P("acme"), CustomerCreate(name="Dora again", external_ref="C-42"))
+    register_customer(crm, P("borealis"), CustomerCreate(name="Dora elsewhere", external_ref="C-42"))

@@ -9,23 +9,25 @@ from pathlib import Path
 import pytest
 from sqlmodel import col, func, select
 
+from api.context import Crm
+from api.errors import InvalidInput, NotFound
+from api.evidence import anchoring, outbox
+from api.evidence.recording import NewInteraction, record_interactions
+from api.evidence.verification import Outcome, verify_all
 from api.importers.online_retail import ReadStats, normalise_customer_id, read_invoices
+from api.principal import Principal
 from api.settings import Settings
-from api.usecases import anchoring, imports, outbox
+from api.usecases import imports
 from api.usecases.consent import LOYALTY, consent_history, consent_valid, withdraw_consent
-from api.usecases.context import Crm
 from api.usecases.customers import (
     find_customers_by_ref,
     register_customer,
     register_customers,
-    register_partner,
     show_customer,
 )
-from api.usecases.errors import InvalidInput, NotFound
 from api.usecases.imports import import_online_retail, import_synthetic
-from api.usecases.interactions import NewInteraction, record_interactions
 from api.usecases.loyalty import reconcile
-from api.usecases.verification import Outcome, verify_all
+from api.usecases.partners import register_partner
 from ledger.backends import EthTesterBackend
 from ledger.coalition import Coalition
 from offchain.keystore import KeyStore
@@ -39,7 +41,12 @@ from offchain.models import (
     InteractionKind,
     PointEvent,
 )
+from offchain.repositories import consents, points
 from offchain.vault import INDEX_MEMBER, KekRing, Vault
+
+P = Principal.of_partner
+
+OP = Principal.operator()
 
 REAL_FILE = Path(
     os.environ.get(
@@ -188,11 +195,11 @@ def test_the_index_key_is_per_partner_stable_and_rotates_with_the_kek(tmp_path):
 def run(crm, path, **sizes):
     # small chunks and batches, so that every phase takes several turns even on a tiny file
     sizes = {"chunk_size": 2, "consent_batch": 2, "earn_batch": 2} | sizes
-    return import_online_retail(crm, "acme", path, **sizes)
+    return import_online_retail(crm, P("acme"), path, **sizes)
 
 
 def members(crm) -> dict[str, bytes]:
-    return find_customers_by_ref(crm, "acme", EXPECTED_BALANCES)
+    return find_customers_by_ref(crm, P("acme"), EXPECTED_BALANCES)
 
 
 def assert_imported_once(crm, anchors_before):
@@ -211,13 +218,13 @@ def assert_imported_once(crm, anchors_before):
         assert all(e.block_number for e in events)
         batches = db.exec(select(Batch).where(col(Batch.onchain_batch_id).is_not(None))).all()
     for ref, member in found.items():
-        assert consent_valid(crm, "acme", member, LOYALTY)
-        assert len(consent_history(crm, member)) == 1  # recorded once, on chain
+        assert consent_valid(crm, OP, "acme", member, LOYALTY)
+        assert len(consent_history(crm, OP, member)) == 1  # recorded once, on chain
         assert crm.coalition.loyalty.balance_of(member) == EXPECTED_BALANCES[ref]
     assert crm.coalition.anchor.batch_count() == anchors_before + len(batches)  # none anchored twice
     report = verify_all(crm, "acme")
     assert report.ok and report.counts[Outcome.VERIFIED] == len(INVOICES)
-    assert reconcile(crm).ok
+    assert reconcile(crm, OP).ok
 
 
 def test_an_import_settles_earlier_chunks_anchors_as_it_goes(crm, retail_csv):
@@ -255,7 +262,7 @@ def test_an_import_records_everything_once_and_a_repeat_changes_nothing(crm, ret
     assert ("interactions", 5, 5) in progress
     assert_imported_once(crm, anchors_before)
     # the data set has no names: the customer id is the name, and the country its ISO code
-    view = show_customer(crm, "acme", members(crm)["12346"])
+    view = show_customer(crm, P("acme"), members(crm)["12346"])
     assert view.pii == {"name": "12346", "country": "FR", "external_ref": "12346"}
 
     again = run(crm, retail_csv)
@@ -279,7 +286,7 @@ def test_a_crash_anywhere_is_finished_by_running_the_import_again(crm, retail_cs
         monkeypatch.setattr(imports, "record_interactions", lambda *a, **k: next(calls, die)(*a, **k))
     elif crash == "anchor-unsent":  # the second chunk's batch is in the store, its anchor never sent
         sends = iter([anchoring.submit])
-        monkeypatch.setattr(imports, "submit", lambda *a: next(sends, die)(*a))
+        monkeypatch.setattr(anchoring, "submit", lambda *a: next(sends, die)(*a))
     elif crash == "points-signed":  # a points transaction is signed and its hash stored, never sent
         real_broadcast = crm.coalition.chain.broadcast
 
@@ -291,16 +298,16 @@ def test_a_crash_anywhere_is_finished_by_running_the_import_again(crm, retail_cs
 
         monkeypatch.setattr(crm.coalition.chain, "broadcast", broadcast)
     else:  # a points (consent) transaction is mined, the store never hears of it
-        table = PointEvent if crash == "points-sent" else ConsentReceipt
-        real_confirm = outbox.confirm
+        rows = points.OUTBOX if crash == "points-sent" else consents.OUTBOX
+        real_confirm = outbox.Outbox.confirm
 
-        def confirm(crm, rows_table, *args):
-            if rows_table is table:
+        def confirm(self, mined):
+            if self.rows is rows:
                 die()
-            return real_confirm(crm, rows_table, *args)
+            return real_confirm(self, mined)
 
         # the one place a mined transaction is confirmed (after sending, or when settling in-flight ones)
-        monkeypatch.setattr(outbox, "confirm", confirm)
+        monkeypatch.setattr(outbox.Outbox, "confirm", confirm)
     with pytest.raises(KeyboardInterrupt):
         run(crm, retail_csv)
     monkeypatch.undo()
@@ -339,7 +346,7 @@ def test_a_failed_import_stops_its_source_process_at_once(crm, retail_csv, monke
 def test_a_withdrawal_is_never_overridden_by_a_later_import(crm, retail_csv, tmp_path):
     run(crm, retail_csv)
     member = members(crm)["12346"]
-    withdraw_consent(crm, "acme", member, LOYALTY)
+    withdraw_consent(crm, P("acme"), member, LOYALTY)
     later = tmp_path / "later.csv"
     later.write_text(
         CSV.splitlines()[0] + "\n"
@@ -349,13 +356,13 @@ def test_a_withdrawal_is_never_overridden_by_a_later_import(crm, retail_csv, tmp
     report = run(crm, later)
     assert (report.interactions_new, report.consents_recorded) == (2, 0)
     assert (report.point_events, report.points_skipped_no_consent) == (1, 1)
-    assert [e.receipt.status.value for e in consent_history(crm, member)] == ["given", "withdrawn"]
+    assert [e.receipt.status.value for e in consent_history(crm, OP, member)] == ["given", "withdrawn"]
     assert crm.coalition.loyalty.balance_of(member) == EXPECTED_BALANCES["12346"]
     assert crm.coalition.loyalty.balance_of(members(crm)["12345"]) == EXPECTED_BALANCES["12345"] + 76
 
 
 def test_bulk_calls_are_all_or_nothing(crm, alice):
-    bob = register_customer(crm, "borealis", CustomerCreate(name="Bob"))
+    bob = register_customer(crm, P("borealis"), CustomerCreate(name="Bob"))
     with pytest.raises(NotFound):  # another partner's customer
         record_interactions(
             crm,
@@ -370,15 +377,15 @@ def test_bulk_calls_are_all_or_nothing(crm, alice):
     )
     assert len(first.recorded) == 1 and again.duplicates == ["v1"] and len(again.recorded) == 1
     assert first.recorded[0] < again.recorded[0]
-    register_customers(crm, "acme", [CustomerCreate(name="C", external_ref="c-1")])
+    register_customers(crm, P("acme"), [CustomerCreate(name="C", external_ref="c-1")])
     with pytest.raises(InvalidInput):  # c-1 exists: d-1 must not be left behind
         register_customers(
             crm,
-            "acme",
+            P("acme"),
             [CustomerCreate(name="D", external_ref="d-1"), CustomerCreate(name="C", external_ref="c-1")],
         )
-    assert set(find_customers_by_ref(crm, "acme", ["c-1", "d-1"])) == {"c-1"}
-    assert find_customers_by_ref(crm, "borealis", ["c-1"]) == {}  # lookups are per partner
+    assert set(find_customers_by_ref(crm, P("acme"), ["c-1", "d-1"])) == {"c-1"}
+    assert find_customers_by_ref(crm, P("borealis"), ["c-1"]) == {}  # lookups are per partner
 
 
 # --- synthetic data -----------------------------------------------------------------------------------
@@ -399,15 +406,15 @@ def memory_crm(tmp_path: Path, tester_coalition: Coalition):
 
 
 def test_a_synthetic_import(memory_crm):
-    report = import_synthetic(memory_crm, "acme", seed=11, customers=6, interactions=40, chunk_size=16)
+    report = import_synthetic(memory_crm, P("acme"), seed=11, customers=6, interactions=40, chunk_size=16)
     assert (report.customers_new, report.consents_recorded, report.interactions_new) == (6, 6, 40)
     assert report.point_events > 0 and report.leaves_anchored == 40
     with memory_crm.unit_of_work() as db:
         kinds = set(db.exec(select(Interaction.kind)).all())
         customers = db.exec(select(Customer)).all()
     assert InteractionKind.PURCHASE in kinds and InteractionKind.SUPPORT_TICKET in kinds
-    pii = show_customer(memory_crm, "acme", customers[0].member_id).pii
+    pii = show_customer(memory_crm, P("acme"), customers[0].member_id).pii
     assert pii["name"] and "@" in pii["email"] and pii["external_ref"].startswith("S11-")
-    assert verify_all(memory_crm, "acme").ok and reconcile(memory_crm).ok
-    again = import_synthetic(memory_crm, "acme", seed=11, customers=6, interactions=40, chunk_size=16)
+    assert verify_all(memory_crm, "acme").ok and reconcile(memory_crm, OP).ok
+    again = import_synthetic(memory_crm, P("acme"), seed=11, customers=6, interactions=40, chunk_size=16)
     assert (again.customers_new, again.interactions_new, again.point_events) == (0, 0, 0)

@@ -1,12 +1,16 @@
 import pytest
 from sqlalchemy import make_url
 
+from api.context import Crm
+from api.principal import Principal
 from api.settings import Settings
-from api.usecases.context import Crm
-from api.usecases.customers import register_customer, register_partner
+from api.usecases.customers import register_customer
+from api.usecases.partners import register_partner
 from offchain.db import default_url
 from offchain.errors import KekError
 from offchain.models import CustomerCreate
+
+P = Principal.of_partner
 
 
 def test_production_refuses_a_missing_or_development_kek(tester_coalition, tmp_path, monkeypatch):
@@ -16,9 +20,9 @@ def test_production_refuses_a_missing_or_development_kek(tester_coalition, tmp_p
         register_partner(crm, "acme", tester_coalition.chain.backend.accounts[0])
         monkeypatch.delenv("LEDGERCRM_KEK_ACME", raising=False)
         with pytest.raises(KekError):
-            register_customer(crm, "acme", CustomerCreate(name="Carol"))
+            register_customer(crm, P("acme"), CustomerCreate(name="Carol"))
         monkeypatch.setenv("LEDGERCRM_KEK_ACME", "11" * 32)
-        member = register_customer(crm, "acme", CustomerCreate(name="Carol"))
+        member = register_customer(crm, P("acme"), CustomerCreate(name="Carol"))
         assert len(member) == 32
     finally:
         crm.close()

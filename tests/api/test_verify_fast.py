@@ -14,14 +14,16 @@ from hypothesis import strategies as st
 from sqlalchemy import func
 from sqlmodel import Session, col, select, update
 
-from api.usecases import verification
-from api.usecases.anchoring import anchor_pending
-from api.usecases.context import Crm
+from api.context import Crm
+from api.errors import InvalidInput
+from api.evidence import documents, verification
+from api.evidence.anchoring import anchor_pending
+from api.evidence.documents import PAYLOAD_FIELD, interaction_document
+from api.evidence.recording import NewInteraction, record_interactions
+from api.evidence.verification import Outcome, Verification, VerificationReport, verify_all
+from api.principal import Principal
 from api.usecases.customers import register_customer
 from api.usecases.erasure import erase_customer
-from api.usecases.errors import InvalidInput
-from api.usecases.interactions import PAYLOAD_FIELD, NewInteraction, interaction_document, record_interactions
-from api.usecases.verification import Outcome, Verification, VerificationReport, verify_all
 from ledger.clients import BatchInfo
 from ledger.errors import AnchorUnknownBatch
 from ledger.merkle import MerkleTree, leaf_hash, verify_inclusion
@@ -35,6 +37,9 @@ from offchain.models import (
     InteractionKind,
     Partner,
 )
+from offchain.repositories.interactions import InteractionRow
+
+P = Principal.of_partner
 
 # --- the oracle: verify_all as it was before it was made fast (ORM rows, one key lookup per row) -----
 
@@ -133,7 +138,7 @@ def _reference_onchain_batch(crm, onchain_id, roots):
 
 
 def customer(crm: Crm, partner: str, name: str) -> bytes:
-    return register_customer(crm, partner, CustomerCreate(name=name, email=f"{name.lower()}@example.org"))
+    return register_customer(crm, P(partner), CustomerCreate(name=name, email=f"{name.lower()}@example.org"))
 
 
 def record(crm: Crm, partner: str, member: bytes, keys: Iterable[str], kind: str = "purchase") -> list[int]:
@@ -181,7 +186,7 @@ def damaged(crm: Crm) -> dict[str, bytes]:
     anchor_pending(crm, "acme")
     anchor_pending(crm, "borealis")
     record(crm, "acme", alice, ["A-late-1", "A-late-2"])  # pending: never anchored
-    erase_customer(crm, "acme", bob)
+    erase_customer(crm, P("acme"), bob)
     crm.vault.shred("acme", dora)
     with crm.unit_of_work() as db:
         (a0, a1, a2, a3, a4, a5, a6, a7, a9, a10, a11, a12, a13, a14, a17, a20, a24) = ids_of(
@@ -265,7 +270,7 @@ def test_every_outcome_is_the_reference_outcome(crm: Crm, damaged: dict[str, byt
     assert counts["tampered: the leaf is not in the anchored batch"] == 5  # a3, a9, a11, a12, c3
     assert report.counts[Outcome.MISSING] == 1
     # chunks of 3 rows: batches and customers straddle chunk boundaries
-    monkeypatch.setattr(verification, "CHUNK_ROWS", 3)
+    monkeypatch.setattr(verification, "ROWS_PER_CHUNK", 3)
     assert verify_all(crm).results == report.results
     assert verify_all(crm, "acme").results == reference_verify_all(crm, "acme").results
     for member in damaged.values():
@@ -282,10 +287,10 @@ def test_a_clean_store_verifies_and_every_document_takes_the_fast_path(crm: Crm,
     record(crm, "acme", alice, [f"K-{n}" for n in range(11)])
     anchor_pending(crm, "acme")
 
-    def no_parsing(row: object, document: object) -> None:
+    def no_parsing(partner: object, row: object, document: object) -> None:
         raise AssertionError(f"parsed the document of {row}")
 
-    monkeypatch.setattr(verification, "_row_disagrees", no_parsing)
+    monkeypatch.setattr(documents, "disagreement", no_parsing)
     report = verify_all(crm)
     assert report.ok and report.counts[Outcome.VERIFIED] == 17
 
@@ -320,8 +325,8 @@ def test_verify_interaction_still_checks_one_row(crm: Crm, alice: bytes):
 # --- the two shortcuts, on their own ------------------------------------------------------------------
 
 
-def _row(member: bytes, kind: InteractionKind, key: str | None, when: datetime) -> verification._Row:
-    return verification._Row(1, 1, member, kind, key, when, b"", bytes(32), 1, 0, b"")
+def _row(member: bytes, kind: InteractionKind, key: str | None, when: datetime) -> InteractionRow:
+    return InteractionRow(1, 1, member, kind, key, when, b"", bytes(32), 1, 0, b"")
 
 
 @settings(max_examples=300, deadline=None)
@@ -335,16 +340,16 @@ def _row(member: bytes, kind: InteractionKind, key: str | None, when: datetime) 
 )
 def test_the_document_tail_is_exactly_what_parsing_would_find(member, kind, key, when, data, other):
     try:
-        document = interaction_document("acme", NewInteraction(member, kind, data, external_key=key), when)
+        document = interaction_document("acme", member, kind, data, when, key)
     except InvalidInput:  # a value canonical JSON refuses (e.g. a lone surrogate): never recorded
         return
     row = _row(member, kind, key, when)
-    assert document.endswith(verification._document_tail("acme", row))
-    assert verification._row_disagrees(row, json.loads(document)) is None
+    assert document.endswith(documents.tail("acme", row))
+    assert documents.disagreement("acme", row, json.loads(document)) is None
     changed = _row(member, kind, other, when)
     # a row that disagrees never has the document's tail (so it is parsed and reported)
-    agrees = verification._row_disagrees(changed, json.loads(document)) is None
-    assert document.endswith(verification._document_tail("acme", changed)) == agrees
+    agrees = documents.disagreement("acme", changed, json.loads(document)) is None
+    assert document.endswith(documents.tail("acme", changed)) == agrees
 
 
 @pytest.mark.parametrize("size", [*range(1, 18), 31, 32, 33, 100])

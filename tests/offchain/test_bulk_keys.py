@@ -45,7 +45,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[KeyStore]:
 
 
 def test_get_many_answers_what_get_answers(store: KeyStore, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(keystore_module, "_GET_MANY_CHUNK", 7)  # several queries for 40 members
+    monkeypatch.setattr(keystore_module, "IN_LIMIT", 7)  # several queries for 40 members
     partner, other = "p_" + uuid.uuid4().hex[:12], "q_" + uuid.uuid4().hex[:12]
     members = [os.urandom(32) for _ in range(40)]
     for n, member in enumerate(members[:30]):

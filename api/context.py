@@ -1,6 +1,7 @@
-"""The composition root: one object that holds the store, the vault and the ledger for the use cases.
+"""The composition root: one object that holds the store, the vault and the ledger for the evidence
+core (`api.evidence`) and the use cases (`api.usecases`).
 
-`ledger`, `offchain` (and later `ml`) never import each other; this is the one place where they meet.
+`ledger`, `offchain` and `ml` never import each other; this is where they are put together.
 """
 
 from __future__ import annotations
@@ -12,14 +13,15 @@ from pathlib import Path
 
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session
 
+from api.errors import UnknownPartner
 from api.settings import Settings
-from api.usecases.errors import UnknownPartner
 from ledger.coalition import Coalition
 from offchain.db import make_engine, migrate, session
 from offchain.keystore import KeyStore
-from offchain.models import Partner
+from offchain.repositories import partners
+from offchain.repositories.partners import PartnerRecord
 from offchain.vault import KekRing, Vault
 
 
@@ -49,17 +51,11 @@ class Crm:
         with session(self.engine) as db:
             yield db
 
-    def partner(self, db: Session, name: str) -> Partner:
-        found = db.exec(select(Partner).where(Partner.name == name)).first()
+    def partner(self, db: Session, name: str) -> PartnerRecord:
+        found = partners.by_name(db, name)
         if found is None:
             raise UnknownPartner(f"no partner called {name!r}")
         return found
-
-    @staticmethod
-    def pid(partner: Partner) -> int:
-        """The id of a partner row that came from the store (so it has one)."""
-        assert partner.id is not None
-        return partner.id
 
     def signer(self, name: str) -> LocalAccount:
         try:

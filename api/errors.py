@@ -31,3 +31,7 @@ class ConsentRequired(CrmError):
 
 class InvalidInput(CrmError):
     pass
+
+
+class NotAllowed(CrmError):
+    """The principal may not do this (an auditor recording interactions, a partner acting as another)."""

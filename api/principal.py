@@ -1,0 +1,70 @@
+"""Who acts: every use case is told by a `Principal` instead of being handed a partner's name.
+
+The CLI builds one from its options, the HTTP API from the caller's credentials. A use case asks the
+principal what it may do (`acting_partner`, `partners_in_scope`) and refuses with `NotAllowed`
+otherwise, so the same rule holds whichever front end called it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from api.errors import NotAllowed
+
+
+class Role(StrEnum):
+    PARTNER = "partner"  # a partner organization: its own customers, its own keys
+    AUDITOR = "auditor"  # reads hashes, proofs and decisions; never personal data
+    CUSTOMER = "customer"  # a member: its own data only
+    # The operator of a home that holds several partners' keys (the demo, a single-machine CLI): acts
+    # for each of those partners, one at a time, where a command names none.
+    OPERATOR = "operator"
+
+
+@dataclass(frozen=True)
+class Principal:
+    role: Role
+    partner: str | None = None  # PARTNER: the partner's name
+    address: str | None = None  # AUDITOR: the auditor's consortium address
+    member: bytes | None = None  # CUSTOMER: the member id
+
+    @classmethod
+    def of_partner(cls, name: str) -> Principal:
+        return cls(Role.PARTNER, partner=name)
+
+    @classmethod
+    def of_auditor(cls, address: str) -> Principal:
+        return cls(Role.AUDITOR, address=address)
+
+    @classmethod
+    def of_customer(cls, member: bytes) -> Principal:
+        return cls(Role.CUSTOMER, member=member)
+
+    @classmethod
+    def operator(cls) -> Principal:
+        return cls(Role.OPERATOR)
+
+    def acting_partner(self) -> str:
+        """The partner this principal acts as; NotAllowed for anyone who is not a partner."""
+        if self.role is not Role.PARTNER or self.partner is None:
+            raise NotAllowed(f"only a partner may do this, not {self}")
+        return self.partner
+
+    def partners_in_scope(self, registered: Iterable[str]) -> list[str]:
+        """The partners whose records this principal may work on, of those `registered`."""
+        names = list(registered)
+        if self.role is Role.OPERATOR:
+            return names
+        partner = self.acting_partner()
+        return [name for name in names if name == partner]
+
+    def __str__(self) -> str:
+        if self.role is Role.PARTNER:
+            return f"partner {self.partner}"
+        if self.role is Role.AUDITOR:
+            return f"auditor {self.address}"
+        if self.role is Role.CUSTOMER and self.member is not None:
+            return f"member 0x{self.member.hex()}"
+        return str(self.role)

@@ -1,0 +1,100 @@
+"""Anchoring batches: a Merkle root of a partner's leaves, and how far its anchor got (the outbox)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select as core_select
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from offchain.models import AnchorStatus, Batch
+
+_TABLE = Batch.__table__  # type: ignore[attr-defined]
+_C = _TABLE.c
+# What a confirmed batch is reported as (see `api.evidence.anchoring.AnchorOutcome`)
+OUTCOME_COLUMNS = ("id", "onchain_batch_id", "size", "root", "block_number")
+
+
+def add(db: Session, partner_id: int, root: bytes, size: int) -> int:
+    """A pending batch; its id."""
+    batch = Batch(partner_id=partner_id, root=root, size=size)
+    db.add(batch)
+    db.flush()
+    assert batch.id is not None
+    return batch.id
+
+
+def get(db: Session, batch_id: int) -> Batch | None:
+    return db.get(Batch, batch_id)
+
+
+def of_partner(db: Session, partner_id: int) -> dict[int, Batch]:
+    """The partner's batches by id, in id order."""
+    found = db.exec(select(Batch).where(Batch.partner_id == partner_id).order_by(col(Batch.id)))
+    return {b.id: b for b in found if b.id is not None}
+
+
+def pending(db: Session, partner_id: int, limit: int, among: Collection[int] | None = None) -> list[Any]:
+    """The partner's oldest batches waiting to be sent (id, root, size), only those `among`, if given."""
+    query = core_select(_C.id, _C.root, _C.size).where(
+        _C.partner_id == partner_id, _C.status == AnchorStatus.PENDING
+    )
+    if among is not None:
+        query = query.where(_C.id.in_(list(among)))
+    return list(db.connection().execute(query.order_by(_C.id).limit(limit).with_for_update(skip_locked=True)))
+
+
+def outcomes(db: Session, batch_ids: Sequence[int]) -> list[Any]:
+    """The anchored batches among these, as confirmed rows."""
+    query = core_select(*(_C[name] for name in OUTCOME_COLUMNS)).where(
+        _C.id.in_(list(batch_ids)), _C.status == AnchorStatus.ANCHORED
+    )
+    return list(db.connection().execute(query.order_by(_C.id)))
+
+
+class BatchRows:
+    """`OutboxRows` for batches, whose status column says how far each got: pending (staged),
+    submitted (a transaction hash), anchored (the on-chain batch id and block)."""
+
+    def in_flight(self, db: Session, partner_id: int) -> list[str]:
+        query = (
+            core_select(_C.tx_hash)
+            .where(_C.partner_id == partner_id, _C.status == AnchorStatus.SUBMITTED)
+            .order_by(_C.id)
+        )
+        return [str(tx_hash) for tx_hash in db.connection().execute(query).scalars()]
+
+    def claim(self, db: Session, ids: Sequence[int], tx_hash: str) -> None:
+        db.connection().execute(
+            update(_TABLE)
+            .where(_C.id.in_(list(ids)))
+            .values(status=AnchorStatus.SUBMITTED, tx_hash=tx_hash, submitted_at=datetime.now(UTC))
+        )
+
+    def release(self, db: Session, tx_hash: str) -> None:
+        db.connection().execute(
+            update(_TABLE)
+            .where(_C.tx_hash == tx_hash, _C.status == AnchorStatus.SUBMITTED)
+            .values(status=AnchorStatus.PENDING, tx_hash=None)
+        )
+
+    def confirm(self, db: Session, tx_hash: str, block_number: int, onchain_id: int | None) -> list[Any]:
+        assert onchain_id is not None  # every anchor transaction creates one on-chain batch
+        rows = db.connection().execute(
+            update(_TABLE)
+            .where(_C.tx_hash == tx_hash, _C.status == AnchorStatus.SUBMITTED)
+            .values(
+                status=AnchorStatus.ANCHORED,
+                onchain_batch_id=onchain_id,
+                block_number=block_number,
+                anchored_at=datetime.now(UTC),
+            )
+            .returning(*(_C[name] for name in OUTCOME_COLUMNS))
+        )
+        return sorted(rows.all(), key=lambda row: row.id)
+
+
+OUTBOX = BatchRows()

@@ -1,0 +1,74 @@
+"""Consent receipts: one row per consent event, its receipt document and that document's hash."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import select as core_select
+from sqlmodel import Session, col, select
+
+from offchain.db import in_chunks, insert_rows
+from offchain.models import ConsentReceipt, Partner
+from offchain.repositories.outbox import HashedRows
+
+_TABLE = ConsentReceipt.__table__  # type: ignore[attr-defined]
+_C = _TABLE.c
+# a confirmed receipt, as the outbox hands it back: what an import reads of it
+OUTBOX = HashedRows(_TABLE, ("id", "member_id", "purpose", "status", "expires_at"))
+
+
+def add(db: Session, row: Mapping[str, Any]) -> ConsentReceipt:
+    """Insert one receipt; constraint errors surface here, before anything else happens."""
+    receipt = ConsentReceipt(**row)
+    db.add(receipt)
+    db.flush()
+    return receipt
+
+
+def insert(db: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    insert_rows(db.connection(), _TABLE, rows)
+
+
+def members_with_receipt(db: Session, partner_id: int, purpose: str, members: Sequence[bytes]) -> set[bytes]:
+    """Those of these members that have any receipt (given, withdrawn, staged) towards the partner for
+    `purpose`."""
+    query = core_select(_C.member_id).where(_C.partner_id == partner_id, _C.purpose == purpose)
+    found: set[bytes] = set()
+    for chunk in in_chunks(members):
+        found.update(
+            bytes(m) for m in db.connection().execute(query.where(_C.member_id.in_(chunk))).scalars()
+        )
+    return found
+
+
+def staged(db: Session, partner_id: int, limit: int) -> Sequence[Any]:
+    """The oldest staged receipts that can share one recordBatch (same purpose, status and expiry):
+    the columns recordBatch needs, as Core rows (attribute access without building ORM objects)."""
+    pending = (
+        core_select(_C.id, _C.member_id, _C.receipt_hash, _C.purpose, _C.status, _C.expires_at)
+        .where(_C.partner_id == partner_id, _C.tx_hash.is_(None), _C.block_number.is_(None))
+        .order_by(_C.id)
+    )
+    rows = db.connection()
+    first = rows.execute(pending.limit(1)).first()
+    if first is None:
+        return []
+    same = pending.where(
+        _C.purpose == first.purpose,
+        _C.status == first.status,
+        _C.expires_at.is_(None) if first.expires_at is None else _C.expires_at == first.expires_at,
+    )
+    # PostgreSQL: a second sender skips these rows instead of signing them again
+    return rows.execute(same.limit(limit).with_for_update(skip_locked=True)).all()
+
+
+def history(
+    db: Session, member: bytes, partner_name: str | None = None
+) -> list[tuple[ConsentReceipt, Partner]]:
+    """The member's receipts with their controllers (towards one partner, or all), oldest first."""
+    query = select(ConsentReceipt, Partner).join(Partner).where(ConsentReceipt.member_id == member)
+    if partner_name:
+        query = query.where(Partner.name == partner_name)
+    rows = db.exec(query.order_by(col(ConsentReceipt.recorded_at), col(ConsentReceipt.id))).all()
+    return [(receipt, partner) for receipt, partner in rows]

@@ -1,0 +1,77 @@
+"""Customers: one row per member, personal data only as ciphertext."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select as core_select
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from offchain.db import in_chunks, insert_rows
+from offchain.models import Customer, CustomerStatus
+
+_TABLE = Customer.__table__  # type: ignore[attr-defined]
+
+
+def insert(db: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Plain rows (every column given) in one executemany INSERT."""
+    insert_rows(db.connection(), _TABLE, rows)
+
+
+def get(db: Session, member: bytes) -> Customer | None:
+    return db.get(Customer, member)
+
+
+def status_of(db: Session, member: bytes) -> CustomerStatus | None:
+    """The member's status, or None if the store has no such member."""
+    customer = db.get(Customer, member)
+    return None if customer is None else customer.status
+
+
+def owned(db: Session, partner_id: int, member: bytes) -> Customer | None:
+    """The customer if it is the partner's."""
+    return db.exec(
+        select(Customer).where(Customer.member_id == member, Customer.partner_id == partner_id)
+    ).first()
+
+
+def statuses(
+    db: Session, members: Collection[bytes], partner_id: int | None = None
+) -> dict[bytes, CustomerStatus]:
+    """The status of each of these members that exists (and is the partner's, if one is given)."""
+    query = core_select(_TABLE.c.member_id, _TABLE.c.status)
+    if partner_id is not None:
+        query = query.where(_TABLE.c.partner_id == partner_id)
+    found: dict[bytes, CustomerStatus] = {}
+    for chunk in in_chunks(list(members)):
+        # Core rows: the ORM's result machinery cost more than the query for a chunk's 800 members
+        rows = db.connection().execute(query.where(_TABLE.c.member_id.in_(chunk)))
+        found.update((bytes(member), CustomerStatus(status)) for member, status in rows)
+    return found
+
+
+def by_ref_hashes(db: Session, partner_id: int, ref_hashes: Iterable[bytes]) -> dict[bytes, bytes]:
+    """keyed hash of an external ref -> member id, for the partner's customers that have one of these."""
+    found: dict[bytes, bytes] = {}
+    for chunk in in_chunks(list(ref_hashes)):
+        rows = db.exec(
+            select(Customer.member_id, Customer.external_ref_hmac).where(
+                Customer.partner_id == partner_id, col(Customer.external_ref_hmac).in_(chunk)
+            )
+        )
+        for member, ref_hash in rows:
+            if ref_hash is not None:
+                found[bytes(ref_hash)] = bytes(member)
+    return found
+
+
+def mark_erased(db: Session, member: bytes, when: datetime) -> None:
+    """Tombstone the customer: erased, and no lookup hash left to find it by."""
+    db.connection().execute(
+        update(_TABLE)
+        .where(_TABLE.c.member_id == member)
+        .values(status=CustomerStatus.ERASED, erased_at=when, external_ref_hmac=None)
+    )

@@ -1,0 +1,162 @@
+"""Interactions: sealed payloads, their leaf hashes, and where each leaf sits in an anchoring batch."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from sqlalchemy import bindparam, func, insert, text, update
+from sqlalchemy import select as core_select
+from sqlmodel import Session
+
+from offchain.db import in_chunks, insert_rows
+from offchain.models import Interaction, InteractionKind
+
+_TABLE = Interaction.__table__  # type: ignore[attr-defined]
+_C = _TABLE.c
+
+
+class InteractionRow(NamedTuple):
+    """The columns of an interaction that verification reads. A plain tuple from a Core select:
+    building ORM objects cost more than decrypting and hashing the rows."""
+
+    id: int
+    partner_id: int
+    member_id: bytes
+    kind: InteractionKind
+    external_key: str | None
+    occurred_at: datetime
+    payload_ciphertext: bytes | None
+    leaf_hash: bytes
+    batch_id: int | None
+    leaf_index: int | None
+    proof: bytes | None
+
+
+_ROW = core_select(*(_C[name] for name in InteractionRow._fields))
+
+
+def existing_keys(db: Session, partner_id: int, keys: Sequence[str]) -> set[str]:
+    """Those of these external keys the partner has already recorded."""
+    found: set[str] = set()
+    query = core_select(_C.external_key).where(_C.partner_id == partner_id)
+    for chunk in in_chunks(keys):
+        found.update(k for k in db.connection().execute(query.where(_C.external_key.in_(chunk))).scalars())
+    return found
+
+
+def insert_many(db: Session, rows: list[dict[str, Any]]) -> list[int]:
+    """INSERT `rows` (plain dicts, every column given); their ids, in order."""
+    connection = db.connection()
+    if connection.dialect.name != "sqlite":
+        # PostgreSQL: SQLAlchemy sends these as a few multi-row INSERT ... RETURNING statements
+        statement = insert(_TABLE).returning(_C.id, sort_by_parameter_order=True)
+        return [int(row[0]) for row in connection.execute(statement, rows)]
+    # On SQLite, asking for the ids in parameter order makes SQLAlchemy insert row by row (RETURNING
+    # order is not guaranteed there); a plain executemany is one loop in C. This transaction holds the
+    # write lock from its first write to its commit, and SQLite gives a new row the largest rowid plus
+    # one, so the rows have consecutive ids ending at last_insert_rowid(); the count below checks it.
+    insert_rows(connection, _TABLE, rows)
+    last = int(connection.execute(text("SELECT last_insert_rowid()")).scalar_one())
+    first = last - len(rows) + 1
+    found = connection.execute(core_select(func.count()).where(_C.id.between(first, last))).scalar_one()
+    if found != len(rows):
+        raise RuntimeError(f"expected ids {first}..{last} for {len(rows)} new interactions, found {found}")
+    return list(range(first, last + 1))
+
+
+def pending_summary(db: Session, partner_id: int) -> tuple[int, datetime | None]:
+    """How many of the partner's interactions wait for a batch, and when the oldest was recorded."""
+    count, oldest = (
+        db.connection()
+        .execute(
+            core_select(func.count(), func.min(_C.created_at)).where(
+                _C.partner_id == partner_id, _C.batch_id.is_(None)
+            )
+        )
+        .one()
+    )
+    return int(count), oldest
+
+
+def take_unbatched(db: Session, partner_id: int, limit: int) -> list[tuple[int, bytes]]:
+    """(id, leaf hash) of the partner's oldest interactions in no batch yet, locked for this
+    transaction where the database can (PostgreSQL: two workers never batch the same leaf)."""
+    rows = db.connection().execute(
+        core_select(_C.id, _C.leaf_hash)
+        # the (batch_id, partner_id, id) index yields them in order
+        .where(_C.batch_id.is_(None), _C.partner_id == partner_id)
+        .order_by(_C.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return [(int(row_id), bytes(leaf)) for row_id, leaf in rows]
+
+
+def place(db: Session, batch_id: int, placements: Iterable[tuple[int, int, bytes]]) -> None:
+    """Put interactions (id, leaf index, proof) into a batch: one executemany by primary key (loading
+    and flushing a thousand ORM objects, ciphertexts included, cost more than the rest of anchoring)."""
+    db.connection().execute(
+        update(_TABLE)
+        .where(_C.id == bindparam("row_id"))
+        .values(batch_id=bindparam("batch"), leaf_index=bindparam("index"), proof=bindparam("path")),
+        [
+            {"row_id": row_id, "batch": batch_id, "index": index, "path": proof}
+            for row_id, index, proof in placements
+        ],
+    )
+
+
+def count_of_member(db: Session, member: bytes) -> int:
+    return int(db.connection().execute(core_select(func.count()).where(_C.member_id == member)).scalar_one())
+
+
+def drop_payloads(db: Session, member: bytes) -> None:
+    """Erasure: the member's payload ciphertexts go; the rows stay as tombstones (leaf, proof)."""
+    db.connection().execute(update(_TABLE).where(_C.member_id == member).values(payload_ciphertext=None))
+
+
+def row(db: Session, interaction_id: int) -> InteractionRow | None:
+    found = db.connection().execute(_ROW.where(_C.id == interaction_id)).first()
+    return None if found is None else InteractionRow._make(found)
+
+
+def rows_in_chunks(
+    db: Session, partner_id: int, members: Collection[bytes] | None, chunk_rows: int
+) -> Iterator[list[InteractionRow]]:
+    """The partner's interactions (only those of `members`, if given) in id order, `chunk_rows` at a time.
+
+    First their ids, through an index, then the rows by primary key: one query for the rows, ordered
+    by id, made SQLite copy every row, payloads and all, into a temporary B-tree to sort them before it
+    returned the first one."""
+    conn = db.connection()
+    query = core_select(_C.id).where(_C.partner_id == partner_id)
+    if members is None:
+        ids = list(conn.execute(query.order_by(_C.id)).scalars())
+    else:
+        ids = sorted(
+            row_id
+            for chunk in in_chunks(list(members))
+            for row_id in conn.execute(query.where(_C.member_id.in_(chunk))).scalars()
+        )
+    wanted = None if members is None else set(members)
+    for start in range(0, len(ids), chunk_rows):
+        rows: list[InteractionRow] = []
+        for chunk in in_chunks(ids[start : start + chunk_rows]):
+            found = conn.execute(_ROW.where(_C.id.in_(chunk)).order_by(_C.id)).all()  # fetchall
+            rows.extend(InteractionRow._make(row) for row in found)
+        # Where the two reads are not one snapshot (PostgreSQL's read committed), a row may have changed
+        # in between: keep only what the first query asked for.
+        yield [r for r in rows if r.partner_id == partner_id and (wanted is None or r.member_id in wanted)]
+
+
+def leaves_of_batch(db: Session, batch_id: int) -> dict[int, bytes]:
+    """leaf index -> leaf hash of the interactions the store places in a batch."""
+    query = core_select(_C.leaf_index, _C.leaf_hash).where(_C.batch_id == batch_id)
+    return {int(index): bytes(leaf) for index, leaf in db.connection().execute(query).all()}
+
+
+def count_in_batch(db: Session, batch_id: int) -> int:
+    query = core_select(func.count()).where(_C.batch_id == batch_id)
+    return int(db.connection().execute(query).scalar_one())

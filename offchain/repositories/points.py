@@ -1,0 +1,59 @@
+"""Point events: each earn or redeem, mirrored from the chain."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import select as core_select
+from sqlmodel import Session, col, select
+
+from offchain.db import in_chunks, insert_rows
+from offchain.models import PointEvent, PointKind
+from offchain.repositories.outbox import HashedRows
+
+_TABLE = PointEvent.__table__  # type: ignore[attr-defined]
+_C = _TABLE.c
+# a confirmed event, as the outbox hands it back: what an import counts
+OUTBOX = HashedRows(_TABLE, ("id", "member_id", "amount"))
+
+
+def add_all(db: Session, events: Sequence[PointEvent]) -> None:
+    """Insert these events; a duplicate external key fails here (IntegrityError)."""
+    db.add_all(events)
+    db.flush()
+
+
+def insert(db: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    insert_rows(db.connection(), _TABLE, rows)
+
+
+def used_keys(db: Session, partner_id: int, keys: Sequence[str]) -> set[str]:
+    """Those of these external keys the partner has already used."""
+    query = core_select(_C.external_key).where(_C.partner_id == partner_id)
+    used: set[str] = set()
+    for chunk in in_chunks(keys):
+        used.update(k for k in db.connection().execute(query.where(_C.external_key.in_(chunk))).scalars())
+    return used
+
+
+def staged_earnings(db: Session, partner_id: int, limit: int) -> Sequence[Any]:
+    """The partner's oldest staged earn events (id, member, amount, ref), as Core rows."""
+    query = (
+        core_select(_C.id, _C.member_id, _C.amount, _C.ref)
+        .where(
+            _C.partner_id == partner_id,
+            _C.kind == PointKind.EARN,
+            _C.tx_hash.is_(None),
+            _C.block_number.is_(None),
+        )
+        .order_by(_C.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)  # PostgreSQL: a second sender skips these rows
+    )
+    return db.connection().execute(query).all()
+
+
+def every(db: Session) -> Iterator[PointEvent]:
+    """Every point event, oldest first."""
+    yield from db.exec(select(PointEvent).order_by(col(PointEvent.id)))
