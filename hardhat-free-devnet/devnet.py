@@ -193,7 +193,7 @@ def show(coalition: Coalition, backend: RpcBackend, devnet: Devnet) -> None:
     table.add_column()
     table.add_row("RPC", devnet.url)
     table.add_row("chain id", str(backend.chain_id))
-    table.add_row("block", str(backend.w3.eth.block_number))
+    table.add_row("block", str(coalition.block_number()))
     for name, address in deployment.contracts.items():
         table.add_row(name, address)
     for index, partner in enumerate(coalition.consortium.partners()):

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 import tempfile
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from sqlalchemy import make_url
 
 from api.context import Crm
 from api.errors import CustomerIsErased
@@ -24,7 +28,7 @@ from ledger.backends import Backend
 from ledger.clients import Action
 from ledger.coalition import Coalition
 from ledger.errors import LoyaltyInsufficientBalance
-from offchain.models import CustomerCreate, Interaction
+from offchain.models import CustomerCreate
 
 Step = Callable[[str, str], None]
 
@@ -125,10 +129,7 @@ def _business(crm: Crm, signers: tuple, step: Step, report: DemoReport) -> None:
             f"refused by the contract: balance {exc.balance}, needed {exc.needed}",
         )
 
-    with crm.unit_of_work() as db:  # someone edits a record directly in the database
-        edited = db.get(Interaction, ids[3])
-        assert edited is not None
-        edited.occurred_at = edited.occurred_at.replace(year=edited.occurred_at.year - 1)
+    _backdate_behind_the_systems_back(crm, ids[3])
     tampered = verify(crm, operator)
     found = [r for r in tampered.results if r.outcome is Outcome.TAMPERED]
     step(
@@ -163,3 +164,16 @@ def _business(crm: Crm, signers: tuple, step: Step, report: DemoReport) -> None:
             "points reconciled with the chain": "yes" if reconciled.ok else f"NO: {reconciled.mismatches}",
         }
     )
+
+
+def _backdate_behind_the_systems_back(crm: Crm, interaction_id: int) -> None:
+    """What someone with write access to the database file could do: move an interaction a year back,
+    with plain SQL on the file, past every layer of the application."""
+    path = make_url(crm.settings.data_url()).database
+    assert path is not None  # the demo's store is always a SQLite file in its throwaway home
+    with closing(sqlite3.connect(path)) as db, db:
+        db.execute(
+            "UPDATE interactions SET occurred_at ="
+            " printf('%04d', substr(occurred_at, 1, 4) - 1) || substr(occurred_at, 5) WHERE id = ?",
+            (interaction_id,),
+        )

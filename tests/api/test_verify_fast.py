@@ -357,3 +357,28 @@ def test_a_trees_own_audit_paths_are_exactly_the_proofs_verify_inclusion_accepts
     tree = MerkleTree.from_data([n.to_bytes(4, "big") for n in range(size)])
     for index in range(size):
         assert verify_inclusion(tree.leaf(index), index, size, tree.proof(index), tree.root).ok
+
+
+def test_verified_interactions_are_verify_alls_outcomes_with_the_documents(
+    crm: Crm, damaged: dict[str, bytes]
+):
+    """What scoring and exports read: every row's outcome is the one `verify_all` gives, a document comes
+    with exactly the verified rows, and it is the document that was committed (the data as recorded)."""
+    for partner in ("acme", "borealis"):
+        rows = [r for r in verify_all(crm, partner).results if r.interaction_id is not None]
+        found = verification.verified_interactions(crm, partner)
+        assert [(v.interaction_id, v.outcome, v.detail) for v in found] == [
+            (r.interaction_id, r.outcome, r.detail) for r in rows
+        ]
+        for item in found:
+            assert (item.document is not None) == (item.outcome is Outcome.VERIFIED)
+            if item.document is not None:
+                assert item.document["partner"] == partner
+                assert item.document["member"] == "0x" + item.member.hex()
+                assert item.document["data"]["invoice"] == item.document["externalKey"]
+    # only some members: their rows, the same outcomes
+    alice, carol = damaged["alice"], damaged["carol"]
+    some = verification.verified_interactions(crm, "acme", [alice, carol])
+    assert some and {v.member for v in some} == {alice}  # carol is borealis's: none of acme's rows
+    every = {v.interaction_id: v for v in verification.verified_interactions(crm, "acme")}
+    assert all(every[v.interaction_id] == v for v in some)
