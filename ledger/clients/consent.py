@@ -65,14 +65,8 @@ class ConsentClient(ContractClient):
         receipt_hashes: Sequence[bytes],
         expires_at: int = 0,
     ) -> TxResult:
-        fn = self.contract.functions.recordBatch(
-            [as_bytes32(m) for m in members],
-            as_bytes32(purpose),
-            int(status),
-            [as_bytes32(h) for h in receipt_hashes],
-            expires_at,
-        )
-        return self._send(sender, fn)
+        signed = self.prepare_record_batch(sender, members, purpose, status, receipt_hashes, expires_at)
+        return self.chain.send(self.contract, signed)
 
     def prepare_record_batch(
         self,

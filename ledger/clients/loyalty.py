@@ -27,10 +27,7 @@ class LoyaltyClient(ContractClient):
         self, sender: LocalAccount, members: Sequence[bytes], amounts: Sequence[int], refs: Sequence[bytes]
     ) -> TxResult:
         """One transaction for the whole batch; all or nothing."""
-        fn = self.contract.functions.earnBatch(
-            [as_bytes32(m) for m in members], list(amounts), [as_bytes32(r) for r in refs]
-        )
-        return self._send(sender, fn)
+        return self.chain.send(self.contract, self.prepare_earn_batch(sender, members, amounts, refs))
 
     def prepare_earn_batch(
         self, sender: LocalAccount, members: Sequence[bytes], amounts: Sequence[int], refs: Sequence[bytes]
