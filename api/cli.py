@@ -23,7 +23,6 @@ from api.context import Crm
 from api.errors import CrmError
 from api.principal import Principal
 from api.progress import Progress
-from ledger.backends import Backend, EthTesterBackend, RpcBackend
 from ledger.errors import LedgerError
 from offchain.errors import VaultError
 
@@ -543,16 +542,6 @@ def import_synthetic_cmd(
 # --- demo and tools ----------------------------------------------------------------------------------------
 
 
-def _backend(chain: str) -> Backend:
-    if chain == "memory":
-        return EthTesterBackend()
-    if chain.startswith(("http://", "https://")):
-        return RpcBackend(chain)
-    raise typer.BadParameter(
-        f"expected 'memory' or an http(s) JSON-RPC URL, got {chain!r}", param_hint="--chain"
-    )
-
-
 @app.command()
 def demo(
     chain: Annotated[str, typer.Option(help="'memory' (in-process eth-tester) or a JSON-RPC URL")] = "memory",
@@ -561,9 +550,7 @@ def demo(
     from api.usecases.demo import run_demo
 
     with user_errors():
-        report = run_demo(
-            _backend(chain), on_step=lambda what, outcome: console.print(f"[bold]{what}[/]: {outcome}")
-        )
+        report = run_demo(chain, on_step=lambda what, outcome: console.print(f"[bold]{what}[/]: {outcome}"))
     positions = Table(title="Settlement positions (points)")
     for column in ("partner", "issued", "redeemed at", "net position"):
         positions.add_column(column, justify="left" if column == "partner" else "right")

@@ -12,7 +12,7 @@ from pathlib import Path
 from sqlalchemy import make_url
 
 from api.context import Crm
-from api.errors import CustomerIsErased
+from api.errors import CustomerIsErased, InvalidInput
 from api.evidence.verification import Outcome
 from api.principal import Principal
 from api.settings import Settings
@@ -24,7 +24,7 @@ from api.usecases.interactions import NewInteraction, record_interactions
 from api.usecases.loyalty import PointsRequest, balance, earn_points, reconcile, redeem_points
 from api.usecases.partners import positions, register_partner
 from api.usecases.verification import verify
-from ledger.backends import Backend
+from ledger.backends import Backend, EthTesterBackend, RpcBackend
 from ledger.clients import Action
 from ledger.coalition import Coalition
 from ledger.errors import LoyaltyInsufficientBalance
@@ -40,7 +40,18 @@ class DemoReport:
     summary: dict[str, object] = field(default_factory=dict)
 
 
-def run_demo(backend: Backend, on_step: Step | None = None) -> DemoReport:
+def demo_backend(chain: str) -> Backend:
+    """The chain a demo runs on: "memory" (in-process eth-tester) or a JSON-RPC URL."""
+    if chain == "memory":
+        return EthTesterBackend()
+    if chain.startswith(("http://", "https://")):
+        return RpcBackend(chain)
+    raise InvalidInput(f"--chain: expected 'memory' or an http(s) JSON-RPC URL, got {chain!r}")
+
+
+def run_demo(chain: Backend | str, on_step: Step | None = None) -> DemoReport:
+    """The demo on `chain` (a backend, or what `demo_backend` takes)."""
+    backend = demo_backend(chain) if isinstance(chain, str) else chain
     report = DemoReport()
 
     def step(what: str, outcome: str) -> None:
