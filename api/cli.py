@@ -13,11 +13,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, TextIO, TypeVar
+from typing import Annotated, Any, NoReturn, TextIO, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from api.context import Crm
 from api.errors import CrmError
@@ -48,15 +49,20 @@ for sub, name in (
     app.add_typer(sub, name=name)
 
 # soft_wrap: member ids and addresses must never be split across lines, even in a pipe
-console = Console(soft_wrap=True, highlight=False)
-errors = Console(stderr=True, soft_wrap=True, highlight=False)
+# markup=False: what is printed holds the user's own text (names, keys, data), which Rich would read as
+# markup wherever it has square brackets; styled parts are `Text` instead.
+console = Console(soft_wrap=True, highlight=False, markup=False)
+errors = Console(stderr=True, soft_wrap=True, highlight=False, markup=False)
 T = TypeVar("T")
+MAX_DATA_BYTES = 64 * 1024  # the most JSON `--data` takes: an interaction is a record, not a file store
 
 HomeOption = Annotated[
     Path,
     typer.Option("--home", envvar="LEDGERCRM_HOME", help="the home folder that `init` created"),
 ]
-PartnerOption = Annotated[str, typer.Option("--partner", help="the partner's name, e.g. acme")]
+PartnerOption = Annotated[
+    str, typer.Option("--partner", metavar="NAME", help="the partner's name, e.g. acme")
+]
 
 
 def parse_member(value: str) -> bytes:
@@ -70,7 +76,11 @@ def parse_member(value: str) -> bytes:
 
 
 MemberOption = Annotated[
-    bytes, typer.Option("--member", parser=parse_member, metavar="0x…", help="member id")
+    bytes,
+    typer.Option("--member", parser=parse_member, metavar="MEMBER", help="member id (0x + 64 hex digits)"),
+]
+MemberArgument = Annotated[
+    bytes, typer.Argument(parser=parse_member, metavar="MEMBER", help="member id (0x + 64 hex digits)")
 ]
 
 
@@ -81,20 +91,47 @@ class State:
 state = State()
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        console.print(f"ledgercrm {version('ledger-crm')}", markup=False)
+        raise typer.Exit()
+
+
 @app.callback()
-def _root(home: HomeOption = Path(".ledgercrm")) -> None:
+def _root(
+    home: HomeOption = Path(".ledgercrm"),
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version and exit")
+    ] = False,
+) -> None:
     """ledgercrm: a permissioned, ledger-backed CRM with an audit trail."""
     state.home = home
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """One line on stderr and a non-zero exit. The message is printed as it is: Rich markup would eat
+    anything in square brackets."""
+    errors.print(Text.assemble(("error: ", "red"), message))
+    raise typer.Exit(code)
 
 
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Domain errors become one line and exit code 1."""
+    from sqlalchemy.exc import OperationalError
+
+    from api.messages import describe
+
     try:
         yield
     except (CrmError, LedgerError, VaultError) as exc:
-        errors.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(1) from exc
+        fail(describe(exc))
+    except OperationalError as exc:
+        if "database is locked" not in str(exc):
+            raise
+        fail("the store is busy: another ledgercrm command is writing to it; try again when it has finished")
 
 
 def with_crm(action: Callable[[Crm], T]) -> T:
@@ -125,29 +162,34 @@ OPERATOR = Principal.operator()
 
 @app.command()
 def init(
-    chain: Annotated[str, typer.Option(help="devnet, or a JSON-RPC URL (memory cannot outlive a command)")],
+    chain: Annotated[str, typer.Option(metavar="CHAIN", help="devnet, or an http(s) JSON-RPC URL")],
     db: Annotated[
-        str | None, typer.Option(help="SQLAlchemy URL of the store (default: SQLite in the home)")
+        str | None,
+        typer.Option(metavar="URL", help="SQLAlchemy URL of the store (default: SQLite in the home)"),
     ] = None,
     deployment: Annotated[
-        Path | None, typer.Option(help="manifest of an existing deployment to attach to (URL chains)")
+        Path | None,
+        typer.Option(metavar="FILE", help="manifest of an existing deployment to attach to (URL chains)"),
     ] = None,
 ) -> None:
     """Create a home: attach to (or deploy) the contracts and create the stores."""
     from api.usecases.home import init_home
 
     with user_errors():
-        config = init_home(state.home, chain, db, deployment)
-    console.print(f"initialised {state.home} on {config.rpc_url}, chain id {config.deployment['chainId']}")
+        config, how = init_home(state.home, chain, db, deployment)
+    console.print(
+        f"initialised {state.home} on {config.rpc_url}, chain id {config.deployment['chainId']}: {how}"
+    )
     for name, address in config.deployment["contracts"].items():
         console.print(f"  {name:<18} {address}")
 
 
 @partner_app.command("add")
 def partner_add(
-    name: str,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="1-63 lowercase letters, digits or -")],
     key_file: Annotated[
-        Path | None, typer.Option(help="the partner's signing key (hex); default: next dev account")
+        Path | None,
+        typer.Option(metavar="FILE", help="the partner's signing key (hex); default: next dev account"),
     ] = None,
 ) -> None:
     """Register a partner; if its key is not yet in the consortium, this home's partners vote it in."""
@@ -175,12 +217,14 @@ def partner_list() -> None:
 @customer_app.command("add")
 def customer_add(
     partner: PartnerOption,
-    name: Annotated[str, typer.Option(help="full name")],
-    email: Annotated[str | None, typer.Option(help="e-mail address")] = None,
-    phone: Annotated[str | None, typer.Option(help="phone number")] = None,
-    country: Annotated[str | None, typer.Option(help="ISO 3166-1 alpha-2 country code")] = None,
-    address: Annotated[str | None, typer.Option(help="postal address")] = None,
-    external_ref: Annotated[str | None, typer.Option(help="the partner's own customer number")] = None,
+    name: Annotated[str, typer.Option(metavar="TEXT", help="full name")],
+    email: Annotated[str | None, typer.Option(metavar="EMAIL", help="e-mail address")] = None,
+    phone: Annotated[str | None, typer.Option(metavar="TEXT", help="phone number")] = None,
+    country: Annotated[str | None, typer.Option(metavar="CC", help="ISO 3166-1 alpha-2 country code")] = None,
+    address: Annotated[str | None, typer.Option(metavar="TEXT", help="postal address")] = None,
+    external_ref: Annotated[
+        str | None, typer.Option(metavar="TEXT", help="the partner's own customer number")
+    ] = None,
 ) -> None:
     """Register a customer; the last line printed is the member id."""
     from pydantic import ValidationError
@@ -200,16 +244,13 @@ def customer_add(
             }
         )
     except ValidationError as exc:
-        errors.print(f"[red]error:[/] {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}")
-        raise typer.Exit(1) from exc
+        fail(f"--{str(exc.errors()[0]['loc'][0]).replace('_', '-')}: {exc.errors()[0]['msg']}")
     member = with_crm(lambda crm: register_customer(crm, as_partner(partner), data))
     console.print(hexid(member))
 
 
 @customer_app.command("show")
-def customer_show(
-    member: Annotated[bytes, typer.Argument(parser=parse_member, metavar="MEMBER")], partner: PartnerOption
-) -> None:
+def customer_show(member: MemberArgument, partner: PartnerOption) -> None:
     """A customer's personal data (owning partner only)."""
     from api.usecases.customers import show_customer
 
@@ -220,23 +261,98 @@ def customer_show(
     console.print(table)
 
 
+@customer_app.command("list")
+def customer_list(
+    partner: PartnerOption,
+    search: Annotated[
+        str | None,
+        typer.Option(metavar="TEXT", help="own customer number (exact), or part of a name or e-mail"),
+    ] = None,
+    page: Annotated[int, typer.Option(metavar="N", help="which page")] = 1,
+    per_page: Annotated[int, typer.Option(metavar="N", help="customers per page (at most 500)")] = 20,
+) -> None:
+    """The partner's customers, a page at a time."""
+    from api.usecases.customers import list_customers
+
+    found = with_crm(
+        lambda crm: list_customers(crm, as_partner(partner), search=search, page=page, per_page=per_page)
+    )
+    table = Table("member", "customer number", "name", "email", "status")
+    for view in found.customers:
+        pii = view.pii
+        table.add_row(
+            hexid(view.member_id),
+            str(pii.get("external_ref", "-")),
+            str(pii.get("name", "-")),
+            str(pii.get("email", "-")),
+            str(view.status),
+        )
+    console.print(table)
+    pages = max(1, -(-found.total // found.per_page))
+    console.print(f"page {found.page} of {pages}: {len(found.customers)} of {found.total} customers")
+
+
+@customer_app.command("update")
+def customer_update(
+    member: MemberArgument,
+    partner: PartnerOption,
+    name: Annotated[str | None, typer.Option(metavar="TEXT", help="full name")] = None,
+    email: Annotated[str | None, typer.Option(metavar="EMAIL", help="e-mail address")] = None,
+    phone: Annotated[str | None, typer.Option(metavar="TEXT", help="phone number")] = None,
+    country: Annotated[str | None, typer.Option(metavar="CC", help="ISO 3166-1 alpha-2 country code")] = None,
+    address: Annotated[str | None, typer.Option(metavar="TEXT", help="postal address")] = None,
+) -> None:
+    """Change a customer's personal data (owning partner only)."""
+    from api.usecases.customers import update_customer
+
+    given = {"name": name, "email": email, "phone": phone, "country": country, "address": address}
+    changes = {key: value for key, value in given.items() if value is not None}
+    view = with_crm(lambda crm: update_customer(crm, as_partner(partner), member, changes))
+    console.print(f"updated {hexid(view.member_id)}: {', '.join(sorted(changes))}")
+
+
+@interaction_app.command("list")
+def interaction_list(partner: PartnerOption, member: MemberOption) -> None:
+    """A customer's interactions with their external keys, kinds and anchoring state."""
+    from api.usecases.interactions import list_interactions
+
+    lines = with_crm(lambda crm: list_interactions(crm, as_partner(partner), member))
+    table = Table("id", "occurred", "kind", "external key", "anchoring")
+    for line in lines:
+        table.add_row(
+            str(line.interaction_id),
+            line.occurred_at.isoformat(timespec="seconds"),
+            line.kind,
+            line.external_key or "-",
+            line.anchoring + (" (content erased)" if line.erased else ""),
+        )
+    console.print(table)
+    if not lines:
+        console.print("no interactions")
+
+
 @interaction_app.command("add")
 def interaction_add(
     partner: PartnerOption,
     member: MemberOption,
-    kind: Annotated[str, typer.Option(help="purchase, return, support_ticket, email or visit")],
-    data: Annotated[str, typer.Option(help="the interaction as a JSON object")],
-    external_key: Annotated[str | None, typer.Option(help="idempotency key, e.g. an invoice number")] = None,
+    kind: Annotated[
+        str, typer.Option(metavar="KIND", help="purchase, return, support_ticket, email or visit")
+    ],
+    data: Annotated[
+        str,
+        typer.Option(
+            metavar="JSON",
+            help=f"a JSON object; @FILE reads a file, - stdin ({MAX_DATA_BYTES // 1024} KiB at most)",
+        ),
+    ],
+    external_key: Annotated[
+        str | None, typer.Option(metavar="KEY", help="idempotency key, e.g. an invoice number")
+    ] = None,
 ) -> None:
     """Record an interaction (anchored with its batch once the size or age threshold is reached)."""
     from api.usecases.interactions import NewInteraction, add_interaction
 
-    try:
-        payload = json.loads(data)
-    except json.JSONDecodeError as exc:
-        raise typer.BadParameter(f"not JSON: {exc}", param_hint="--data") from exc
-    if not isinstance(payload, dict):
-        raise typer.BadParameter("must be a JSON object", param_hint="--data")
+    payload = _json_object(data)
 
     item = NewInteraction(member, kind, payload, external_key=external_key)
     added = with_crm(lambda crm: add_interaction(crm, as_partner(partner), item))
@@ -248,28 +364,58 @@ def interaction_add(
         console.print(f"anchored batch {outcome.onchain_batch_id}: {outcome.size} leaves")
 
 
+def _json_object(data: str) -> dict[str, Any]:
+    """--data's JSON object, given inline, as @FILE or as - (stdin)."""
+    if data == "-":
+        raw = sys.stdin.buffer.read(MAX_DATA_BYTES + 1)
+    elif data.startswith("@"):
+        try:
+            with open(data[1:], "rb") as handle:
+                raw = handle.read(MAX_DATA_BYTES + 1)
+        except OSError as exc:
+            fail(f"--data: cannot read {data[1:]}: {exc.strerror}", code=2)
+    else:
+        raw = data.encode()
+    if len(raw) > MAX_DATA_BYTES:
+        fail(f"--data: at most {MAX_DATA_BYTES // 1024} KiB of JSON", code=2)
+    try:
+        payload = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        fail(f"--data: not JSON ({exc})", code=2)
+    if not isinstance(payload, dict):
+        fail("--data: must be a JSON object", code=2)
+    return payload
+
+
 # --- consent ---------------------------------------------------------------------------------------------
 
 
-def _parse_time(value: str | None) -> datetime | None:
+def _parse_time(value: str | None, option: str = "--expires") -> datetime | None:
     if value is None:
         return None
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise typer.BadParameter(f"not an ISO 8601 time: {value!r}", param_hint="--expires") from None
+        raise typer.BadParameter(f"not an ISO 8601 time: {value!r}", param_hint=option) from None
     if parsed.tzinfo is None:
-        raise typer.BadParameter("give a time zone, e.g. 2027-01-01T00:00:00+00:00", param_hint="--expires")
+        raise typer.BadParameter("give a time zone, e.g. 2027-01-01T00:00:00+00:00", param_hint=option)
     return parsed
+
+
+PurposeOption = Annotated[str, typer.Option(metavar="PURPOSE", help="e.g. loyalty, profiling, marketing")]
 
 
 @consent_app.command("give")
 def consent_give(
     partner: PartnerOption,
     member: MemberOption,
-    purpose: Annotated[str, typer.Option(help="e.g. loyalty, profiling, marketing")],
-    expires: Annotated[str | None, typer.Option(help="ISO 8601 expiry with time zone")] = None,
-    collection_method: Annotated[str, typer.Option(help="how consent was collected")] = "cli",
+    purpose: PurposeOption,
+    expires: Annotated[
+        str | None, typer.Option(metavar="TIME", help="ISO 8601 expiry with time zone")
+    ] = None,
+    collection_method: Annotated[
+        str, typer.Option(metavar="METHOD", help="how consent was collected")
+    ] = "cli",
 ) -> None:
     """Record that the member gives consent to this partner for a purpose."""
     from api.usecases.consent import ConsentTerms, give_consent
@@ -289,9 +435,7 @@ def consent_give(
 
 
 @consent_app.command("withdraw")
-def consent_withdraw(
-    partner: PartnerOption, member: MemberOption, purpose: Annotated[str, typer.Option()]
-) -> None:
+def consent_withdraw(partner: PartnerOption, member: MemberOption, purpose: PurposeOption) -> None:
     """Record that the member withdraws consent."""
     from api.usecases.consent import withdraw_consent
 
@@ -302,11 +446,16 @@ def consent_withdraw(
 
 
 @consent_app.command("history")
-def consent_history_cmd(member: MemberOption) -> None:
+def consent_history_cmd(
+    member: MemberOption,
+    partner: Annotated[
+        str | None, typer.Option(metavar="NAME", help="only consent towards this partner")
+    ] = None,
+) -> None:
     """Every consent event of a member, each checked against the chain."""
     from api.usecases.consent import consent_history
 
-    events = with_crm(lambda crm: consent_history(crm, OPERATOR, member))
+    events = with_crm(lambda crm: consent_history(crm, OPERATOR, member, partner))
     table = Table("recorded", "controller", "purpose", "status", "expires", "on chain")
     for event in events:
         r = event.receipt
@@ -316,9 +465,31 @@ def consent_history_cmd(member: MemberOption) -> None:
             r.purpose,
             str(r.status),
             r.expires_at.isoformat(timespec="seconds") if r.expires_at else "-",
-            "yes" if event.on_chain else "[red]NO[/]",
+            "yes" if event.on_chain else Text("NO", style="red"),
         )
     console.print(table)
+
+
+@consent_app.command("check")
+def consent_check(
+    partner: PartnerOption,
+    member: MemberOption,
+    purpose: PurposeOption,
+    at: Annotated[
+        str | None, typer.Option(metavar="TIME", help="ISO 8601 time with time zone (default: now)")
+    ] = None,
+) -> None:
+    """Whether the chain holds valid consent of the member to the partner for the purpose; exit 0 iff so."""
+    from api.usecases.consent import consent_valid
+
+    when = _parse_time(at, "--at")
+    valid = with_crm(lambda crm: consent_valid(crm, OPERATOR, partner, member, purpose, when))
+    moment = f"at {when.isoformat()}" if when else "now"
+    console.print(
+        f"consent of {hexid(member)} to {partner} for {purpose} {moment}: {'valid' if valid else 'not valid'}"
+    )
+    if not valid:
+        raise typer.Exit(1)
 
 
 # --- points ----------------------------------------------------------------------------------------------
@@ -332,7 +503,7 @@ def _points(kind: str, partner: str, member: bytes, amount: int) -> None:
     console.print(f"{kind}ed {amount} points; balance {receipt.balance}")
 
 
-AmountOption = Annotated[int, typer.Option(min=1, help="whole points")]
+AmountOption = Annotated[int, typer.Option(metavar="POINTS", help="whole points, at least 1")]
 
 
 @points_app.command("earn")
@@ -355,11 +526,61 @@ def points_balance(member: MemberOption) -> None:
     console.print(str(with_crm(lambda crm: balance(crm, OPERATOR, member))))
 
 
+@points_app.command("history")
+def points_history_cmd(member: MemberOption) -> None:
+    """Every earn and redeem of a member across the coalition, with partner and block."""
+    from api.usecases.loyalty import points_history
+
+    lines = with_crm(lambda crm: points_history(crm, OPERATOR, member))
+    table = Table("recorded", "partner", "kind", "points", "external key", "block")
+    for line in lines:
+        table.add_row(
+            line.recorded_at.isoformat(timespec="seconds"),
+            line.partner,
+            line.kind.value,
+            f"{line.amount:,}",
+            line.external_key or "-",
+            str(line.block_number) if line.block_number is not None else Text("not on chain", style="red"),
+        )
+    console.print(table)
+    if not lines:
+        console.print("no points earned or redeemed")
+
+
+@app.command()
+def reconcile(
+    partner: Annotated[str | None, typer.Option(metavar="NAME", help="one partner (default: all)")] = None,
+) -> None:
+    """Compare the store's point events with the chain's balances and positions; exit 0 iff they agree."""
+    from api.usecases.loyalty import reconcile as reconcile_points
+
+    report = with_crm(lambda crm: reconcile_points(crm, OPERATOR, partner))
+    for mismatch in report.mismatches:
+        console.print(Text.assemble(("mismatch", "red"), f" {mismatch}"))
+    console.print(
+        f"{report.members_checked} members and {report.partners_checked} partners checked: "
+        + ("store and chain agree" if report.ok else f"{len(report.mismatches)} mismatches")
+    )
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def export(partner: PartnerOption, member: MemberOption) -> None:
+    """Everything held on one customer, decrypted, as JSON (a data-subject access request)."""
+    from api.usecases.export import export_member
+
+    document = with_crm(lambda crm: export_member(crm, as_partner(partner), member))
+    console.print(json.dumps(document, indent=2, ensure_ascii=False, default=str))
+
+
 # --- anchoring, verification, erasure ----------------------------------------------------------------
 
 
 @app.command()
-def anchor(partner: Annotated[str | None, typer.Option(help="one partner (default: all)")] = None) -> None:
+def anchor(
+    partner: Annotated[str | None, typer.Option(metavar="NAME", help="one partner (default: all)")] = None,
+) -> None:
     """Anchor every pending interaction now."""
     from api.usecases.anchoring import anchor_now
 
@@ -374,10 +595,13 @@ def anchor(partner: Annotated[str | None, typer.Option(help="one partner (defaul
 
 @app.command()
 def verify(
-    member: Annotated[bytes | None, typer.Argument(parser=parse_member, metavar="[MEMBER]")] = None,
+    member: Annotated[
+        bytes | None, typer.Argument(parser=parse_member, metavar="MEMBER", help="one member's interactions")
+    ] = None,
     all_: Annotated[bool, typer.Option("--all", help="every interaction of every partner")] = False,
 ) -> None:
     """Verify interactions against the chain; exit 0 only if everything verifies."""
+    from api.evidence.verification import Outcome
     from api.usecases.verification import verify as verify_store
 
     if (member is None) == (not all_):
@@ -385,18 +609,20 @@ def verify(
     report = with_crm(lambda crm: verify_store(crm, OPERATOR, member))
     counts = report.counts
     summary = ", ".join(f"{counts[o]} {o.value}" for o in sorted(counts, key=str))
-    for problem in report.problems:
+    # Pending interactions are not yet evidence of anything: they are counted and named, not failed.
+    failed = [p for p in report.problems if p.outcome is not Outcome.UNANCHORED]
+    for problem in failed:
         label = f"interaction {problem.interaction_id}" if problem.interaction_id else "leaf"
-        console.print(f"[red]{problem.outcome.value}[/] {label}: {problem.detail}")
+        console.print(Text.assemble((problem.outcome.value, "red"), f" {label}: {problem.detail}"))
     console.print(f"{len(report.results)} checked: {summary or 'nothing to verify'}")
-    if not report.ok:
+    if counts[Outcome.UNANCHORED]:
+        console.print(f"{counts[Outcome.UNANCHORED]} pending: run `ledgercrm anchor` to anchor them")
+    if failed:
         raise typer.Exit(1)
 
 
 @app.command()
-def erase(
-    member: Annotated[bytes, typer.Argument(parser=parse_member, metavar="MEMBER")], partner: PartnerOption
-) -> None:
+def erase(member: MemberArgument, partner: PartnerOption) -> None:
     """Erase a customer: delete their data key, keep tombstones, anchor an erasure receipt."""
     from api.usecases.erasure import erase_customer
 
@@ -502,7 +728,9 @@ def _print_import(report: Any) -> None:
 
 @import_app.command("online-retail")
 def import_online_retail_cmd(
-    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="online_retail_II.csv(.gz)")],
+    path: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, metavar="PATH", help="online_retail_II.csv(.gz)")
+    ],
     partner: PartnerOption,
 ) -> None:
     """Import the UCI Online Retail II data set (idempotent: re-running adds only what is missing)."""
@@ -518,9 +746,9 @@ def import_online_retail_cmd(
 @import_app.command("synthetic")
 def import_synthetic_cmd(
     partner: PartnerOption,
-    seed: Annotated[int, typer.Option(help="the same seed gives the same data")] = 7,
-    customers: Annotated[int, typer.Option(min=1)] = 1000,
-    interactions: Annotated[int, typer.Option(min=1)] = 10_000,
+    seed: Annotated[int, typer.Option(metavar="N", help="the same seed gives the same data")] = 7,
+    customers: Annotated[int, typer.Option(min=1, metavar="N")] = 1000,
+    interactions: Annotated[int, typer.Option(min=1, metavar="N")] = 10_000,
 ) -> None:
     """Import seeded synthetic customers (Faker PII), purchases, returns and support tickets."""
     from api.usecases.imports import import_synthetic
@@ -544,19 +772,29 @@ def import_synthetic_cmd(
 
 @app.command()
 def demo(
-    chain: Annotated[str, typer.Option(help="'memory' (in-process eth-tester) or a JSON-RPC URL")] = "memory",
+    chain: Annotated[
+        str, typer.Option(metavar="CHAIN", help="'memory' (in-process eth-tester) or a JSON-RPC URL")
+    ] = "memory",
 ) -> None:
     """Run the coalition demo end to end and print what happened."""
     from api.usecases.demo import run_demo
 
     with user_errors():
-        report = run_demo(chain, on_step=lambda what, outcome: console.print(f"[bold]{what}[/]: {outcome}"))
+        report = run_demo(
+            chain, on_step=lambda what, outcome: console.print(Text.assemble((what, "bold"), f": {outcome}"))
+        )
     positions = Table(title="Settlement positions (points)")
     for column in ("partner", "issued", "redeemed at", "net position"):
         positions.add_column(column, justify="left" if column == "partner" else "right")
     for name, (issued, redeemed, net) in report.positions.items():
-        positions.add_row(name, str(issued), str(redeemed), f"[{'green' if net >= 0 else 'red'}]{net:+d}[/]")
+        positions.add_row(
+            name, str(issued), str(redeemed), Text(f"{net:+d}", style="green" if net >= 0 else "red")
+        )
     console.print(positions)
+    console.print(
+        f"The net positions sum to -{report.outstanding}: the points members still hold, which the"
+        " partners that issued them owe until they are redeemed."
+    )
     summary = Table("", "", title="Summary", show_header=False)
     for key, value in report.summary.items():
         summary.add_row(key, str(value))

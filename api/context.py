@@ -6,6 +6,7 @@ core (`api.evidence`) and the use cases (`api.usecases`).
 
 from __future__ import annotations
 
+import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from eth_account.signers.local import LocalAccount
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from api.errors import UnknownPartner
+from api.errors import Busy, UnknownPartner
 from api.settings import Settings
 from ledger.coalition import Coalition
 from offchain.db import make_engine, migrate, session
@@ -56,6 +57,22 @@ class Crm:
         if found is None:
             raise UnknownPartner(f"no partner called {name!r}")
         return found
+
+    @contextmanager
+    def exclusive(self, name: str, *, busy: str) -> Iterator[None]:
+        """Hold the lock `name` of this home for the block; Busy(`busy`) at once if another process holds
+        it (an advisory lock on a file in the home: it dies with its process, kill -9 included)."""
+        folder = Path(self.settings.home) / "locks"
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / f"{name}.lock", "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise Busy(f"{busy}; wait for it to finish") from None
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def signer(self, name: str) -> LocalAccount:
         try:

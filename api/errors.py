@@ -35,3 +35,11 @@ class InvalidInput(CrmError):
 
 class NotAllowed(CrmError):
     """The principal may not do this (an auditor recording interactions, a partner acting as another)."""
+
+
+class Busy(CrmError):
+    """Another process is doing the same thing right now (an import into the same partner)."""
+
+
+class Conflict(CrmError):
+    """The request contradicts what is already recorded (the same key with other data)."""

@@ -95,6 +95,9 @@ class RootMismatch:
     def ok(self) -> bool:
         return False
 
+    def __str__(self) -> str:
+        return f"the proof leads to root 0x{self.calculated.hex()}, not to 0x{self.expected.hex()}"
+
 
 @dataclass(frozen=True)
 class MalformedProof:
@@ -105,6 +108,9 @@ class MalformedProof:
     @property
     def ok(self) -> bool:
         return False
+
+    def __str__(self) -> str:
+        return f"the proof is malformed: {self.reason}"
 
 
 InclusionResult = Verified | RootMismatch | MalformedProof

@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, EmailStr
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -164,10 +164,10 @@ class CustomerCreate(StoreModel):
     into `Customer.pii_ciphertext`; it is never a table and never logged."""
 
     name: str = Field(min_length=1, max_length=200)
-    email: str | None = Field(default=None, max_length=320)
+    email: EmailStr | None = Field(default=None, max_length=320)  # syntax only: no DNS lookups
     phone: str | None = Field(default=None, max_length=50)
     address: str | None = Field(default=None, max_length=500)
-    country: str | None = Field(default=None, min_length=2, max_length=2)  # ISO 3166-1 alpha-2
+    country: str | None = Field(default=None, schema_extra={"pattern": r"^[A-Z]{2}$"})  # ISO 3166-1 alpha-2
     external_ref: str | None = Field(default=None, max_length=200)  # the partner's own customer number
 
 

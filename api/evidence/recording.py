@@ -7,6 +7,7 @@ erased the on-chain roots say nothing about the person. The document is `documen
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ from api.evidence.anchoring import new_batch
 from api.evidence.documents import PAYLOAD_FIELD, interaction_document, interaction_kind
 from ledger.merkle import leaf_hash
 from offchain.canonical import Canonical
+from offchain.errors import VaultError
 from offchain.models import CustomerStatus, InteractionKind
 from offchain.repositories import customers, interactions
 
@@ -131,3 +133,19 @@ def record_interaction(crm: Crm, partner_name: str, item: NewInteraction) -> int
     """Record one interaction; its id, or None if its external key was already recorded."""
     result = record_interactions(crm, partner_name, [item])
     return result.recorded[0] if result.recorded else None
+
+
+def recorded_document(crm: Crm, partner_name: str, external_key: str) -> dict[str, Any] | None:
+    """The committed document the partner recorded under `external_key`, decrypted; None if there is no
+    such interaction, or its content is gone with an erasure."""
+    with crm.unit_of_work() as db:
+        partner = crm.partner(db, partner_name)
+        row = interactions.by_external_key(db, partner.id, external_key)
+    if row is None or row.payload_ciphertext is None:
+        return None
+    try:
+        document = crm.vault.decrypt(partner_name, row.member_id, PAYLOAD_FIELD, row.payload_ciphertext)
+    except VaultError:
+        return None
+    parsed: dict[str, Any] = json.loads(document)
+    return parsed

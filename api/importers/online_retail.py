@@ -31,6 +31,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -82,11 +83,23 @@ def normalise_customer_id(raw: str) -> str | None:
 
 
 def open_text(path: str | Path) -> IO[str]:
-    """The file as text, gunzipped if it is gzip (by its magic bytes, not its name)."""
+    """The file as text, gunzipped if it is gzip (by its magic bytes, not its name).
+
+    A gzip stream is read to its end once before anything is returned: a truncated or corrupt file is
+    refused before the first record is imported (decompressing costs a fraction of a second), rather
+    than part-way through an import."""
     with open(path, "rb") as probe:
         gzipped = probe.read(2) == b"\x1f\x8b"
+    if not gzipped and str(path).endswith(".gz"):
+        raise ValueError(f"{path}: the name ends in .gz but the file is not gzip-compressed")
     # utf-8-sig: tolerate a byte-order mark from spreadsheet exports; newline="" as the csv module wants
     if gzipped:
+        try:
+            with gzip.open(path, "rb") as whole:
+                while whole.read(1 << 22):
+                    pass
+        except (EOFError, OSError, zlib.error) as exc:
+            raise ValueError(f"{path}: the gzip stream is truncated or corrupt ({exc})") from None
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
     return open(path, encoding="utf-8-sig", newline="")
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -43,10 +44,18 @@ def register_customers(crm: Crm, who: Principal, items: Sequence[CustomerCreate]
     refs = [item.external_ref for item in items if item.external_ref is not None]
     if len(refs) != len(set(refs)):
         raise InvalidInput("the same external_ref appears twice in one request")
+    with crm.unit_of_work() as db:  # validated before any key or row is written
+        partner = crm.partner(db, partner_name)
+        by_hash = {crm.vault.external_ref_hmac(partner_name, ref): ref for ref in refs}
+        taken = sorted(by_hash[h] for h in customers.by_ref_hashes(db, partner.id, by_hash))
+    if taken:
+        raise InvalidInput(
+            f"partner {partner_name} already has a customer with external ref {', '.join(taken[:5])}"
+            + (f" and {len(taken) - 5} more" if len(taken) > 5 else "")
+        )
     members: list[bytes] = []
     try:
         with crm.unit_of_work() as db:
-            partner = crm.partner(db, partner_name)
             rows: list[dict[str, Any]] = []
             # The keys are created first (their own store, one transaction): a crash before the data
             # commit leaves unused keys, never a customer without one.
@@ -82,7 +91,10 @@ def register_customers(crm: Crm, who: Principal, items: Sequence[CustomerCreate]
         for member in members:  # no data row, so no key either (as in register_customer)
             crm.vault.shred(partner_name, member)
         if isinstance(exc, IntegrityError):
-            raise InvalidInput(f"one of these customers is already registered: {exc.orig}") from exc
+            # another process registered one of these refs since the check above
+            raise InvalidInput(
+                "one of these customers was registered meanwhile: nothing was written"
+            ) from exc
         raise
     return members
 
@@ -132,3 +144,69 @@ def member_status(db: Session, member: bytes) -> CustomerStatus:
     if status is None:
         raise NotFound(f"no member 0x{member.hex()}")
     return status
+
+
+@dataclass(frozen=True)
+class CustomerPage:
+    customers: list[CustomerView]  # this page, in registration order
+    total: int  # customers that match, on every page
+    page: int
+    per_page: int
+
+
+def list_customers(
+    crm: Crm, who: Principal, *, search: str | None = None, page: int = 1, per_page: int = 20
+) -> CustomerPage:
+    """The acting partner's customers, a page at a time; with `search`, those whose own customer number
+    is it exactly, or whose name or e-mail contains it (ignoring case). Erased customers are listed
+    with no data. Names and e-mails are decrypted to be searched: the store never holds them in clear."""
+    partner_name = who.acting_partner()
+    if page < 1 or not 1 <= per_page <= 500:
+        raise InvalidInput("--page starts at 1, and a page holds 1 to 500 customers")
+    with crm.unit_of_work() as db:
+        partner = crm.partner(db, partner_name)
+        if search is None:
+            total = customers.count_of_partner(db, partner.id)
+            rows = customers.of_partner(db, partner.id, (page - 1) * per_page, per_page)
+            return CustomerPage([_view(crm, partner_name, c) for c in rows], total, page, per_page)
+        by_ref = customers.by_ref_hashes(db, partner.id, [crm.vault.external_ref_hmac(partner_name, search)])
+        everyone = customers.of_partner(db, partner.id)
+    needle = search.casefold()
+    found = []
+    for customer in everyone:
+        view = _view(crm, partner_name, customer)
+        text = " ".join(str(view.pii.get(name, "")) for name in ("name", "email")).casefold()
+        if customer.member_id in by_ref.values() or needle in text:
+            found.append(view)
+    start = (page - 1) * per_page
+    return CustomerPage(found[start : start + per_page], len(found), page, per_page)
+
+
+def update_customer(crm: Crm, who: Principal, member: bytes, changes: dict[str, str]) -> CustomerView:
+    """Change some of a customer's personal data (owning partner only): the new record is validated
+    whole, then sealed anew under the customer's key. The customer number (external ref) stays."""
+    partner_name = who.acting_partner()
+    allowed = {"name", "email", "phone", "country", "address"}
+    if not changes or set(changes) - allowed:
+        raise InvalidInput(f"give at least one of {', '.join(sorted(allowed))} to change")
+    with crm.unit_of_work() as db:
+        customer = owned_customer(crm, db, partner_name, member)
+        current = _view(crm, partner_name, customer)
+        if customer.status is CustomerStatus.ERASED:
+            raise CustomerIsErased(f"member 0x{member.hex()} was erased")
+        try:
+            updated = CustomerCreate.model_validate(current.pii | changes)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            raise InvalidInput(f"{error['loc'][0]}: {error['msg']}") from None
+        pii = updated.model_dump(exclude_none=True)
+        sealed = crm.vault.encrypt(partner_name, member, PII_FIELD, canonical_json(pii))
+        customers.reseal(db, member, sealed)
+    return CustomerView(member, partner_name, customer.status, pii)
+
+
+def _view(crm: Crm, partner_name: str, customer: Customer) -> CustomerView:
+    if customer.status is CustomerStatus.ERASED:
+        return CustomerView(customer.member_id, partner_name, customer.status, {})
+    pii = crm.vault.decrypt(partner_name, customer.member_id, PII_FIELD, customer.pii_ciphertext)
+    return CustomerView(customer.member_id, partner_name, customer.status, json.loads(pii))

@@ -21,7 +21,7 @@ from api.usecases.consent import give_consent
 from api.usecases.customers import register_customer, show_customer
 from api.usecases.erasure import erase_customer
 from api.usecases.interactions import NewInteraction, record_interactions
-from api.usecases.loyalty import PointsRequest, balance, earn_points, reconcile, redeem_points
+from api.usecases.loyalty import PointsRequest, balance, balance_total, earn_points, reconcile, redeem_points
 from api.usecases.partners import positions, register_partner
 from api.usecases.verification import verify
 from ledger.backends import Backend, EthTesterBackend, RpcBackend
@@ -37,6 +37,7 @@ Step = Callable[[str, str], None]
 class DemoReport:
     steps: list[tuple[str, str]] = field(default_factory=list)
     positions: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # issued, redeemed, net
+    outstanding: int = 0  # points members still hold: the positions sum to minus this
     summary: dict[str, object] = field(default_factory=dict)
 
 
@@ -72,7 +73,8 @@ def run_demo(chain: Backend | str, on_step: Step | None = None) -> DemoReport:
         "acme proposes cafe", f"1 of 2 votes: {'admitted' if pending.executed else 'waiting for a majority'}"
     )
     consortium.vote(borealis, pending.proposal_id)
-    step("borealis votes for cafe", f"2 of 2 votes: admitted = {consortium.is_partner(cafe.address)}")
+    admitted = consortium.is_partner(cafe.address)
+    step("borealis votes for cafe", f"2 of 2 votes: {'admitted' if admitted else 'NOT admitted'}")
     consortium.decide([acme, borealis], Action.ADMIT_PARTNER, delta.address)
     consortium.decide([acme, borealis, cafe], Action.ADMIT_AUDITOR, auditor.address)
     step(
@@ -162,6 +164,7 @@ def _business(crm: Crm, signers: tuple, step: Step, report: DemoReport) -> None:
 
     final = verify(crm, operator)
     reconciled = reconcile(crm, operator)
+    report.outstanding = balance_total(crm, operator)
     for position in positions(crm, operator):
         report.positions[position.name] = (position.issued, position.redeemed, position.net)
     counts = final.counts

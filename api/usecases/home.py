@@ -30,7 +30,6 @@ from ledger.clients import Action
 from ledger.coalition import Coalition
 from ledger.deployment import Deployment
 from ledger.paths import PROJECT_ROOT
-from offchain.db import default_url
 
 CONFIG = "config.json"
 DEVNET_SCRIPT = PROJECT_ROOT / "hardhat-free-devnet" / "devnet"
@@ -46,7 +45,7 @@ class HomeError(CrmError):
 class HomeConfig:
     rpc_url: str
     deployment: dict[str, Any]
-    database_url: str
+    database_url: str | None  # None: data.sqlite in the home
     next_dev_account: int = 0
 
     def save(self, home: Path) -> None:
@@ -66,8 +65,9 @@ class HomeConfig:
 
 def init_home(
     home: Path, chain: str, db_url: str | None = None, deployment_file: Path | None = None
-) -> HomeConfig:
-    """Point `home` at a chain (deploying the contracts there if no manifest is given) and a database."""
+) -> tuple[HomeConfig, str]:
+    """Point `home` at a chain and a database: the config, and how the contracts were found (the
+    devnet's or a given manifest's, attached to; else deployed anew)."""
     if (home / CONFIG).exists():
         raise HomeError(f"{home} is already initialised ({home / CONFIG})")
     if chain == "memory":
@@ -77,31 +77,43 @@ def init_home(
         )
     if chain == "devnet":
         _devnet_up()
-        # the devnet's own override (tests and parallel checkouts use their own state folder and port)
-        deployment = Deployment.load(
-            Path(os.environ.get("DEVNET_STATE_DIR") or DEVNET_STATE) / "deployment.json"
-        )
+        deployment = _devnet_deployment()
+        assert deployment is not None  # the devnet is up, so its manifest is there
         rpc_url = deployment.rpc_url or "http://127.0.0.1:8545"
         coalition = Coalition.attach(RpcBackend(rpc_url), deployment)
+        how = "attached to the devnet's contracts"
     elif chain.startswith(("http://", "https://")):
         rpc_url = chain
         backend = RpcBackend(rpc_url)
+        devnet = _devnet_deployment()
         if deployment_file is not None:
             coalition = Coalition.attach(backend, Deployment.load(deployment_file))
+            how = f"attached to the contracts of {deployment_file}"
+        elif devnet is not None and devnet.rpc_url == rpc_url.rstrip("/"):
+            coalition = Coalition.attach(backend, devnet)
+            how = "attached to the devnet's contracts (the URL is the devnet's)"
         else:
             founders = dev_accounts(FOUNDERS)
             coalition = Coalition.deploy(backend, founders=founders, deployer=founders[0])
+            how = "deployed new contracts there (pass --deployment FILE to attach to existing ones)"
     else:
-        raise InvalidInput(f"--chain takes memory, devnet or an http(s) URL, not {chain!r}")
+        raise InvalidInput(f"--chain takes devnet or an http(s) JSON-RPC URL, not {chain!r}")
     home.mkdir(parents=True, exist_ok=True)
     config = HomeConfig(
         rpc_url=rpc_url,
         deployment=coalition.deployment.to_json(),
-        database_url=db_url or default_url(home.resolve()),
+        database_url=db_url,  # None: the store in the home, wherever the home is moved
     )
     config.save(home)
     open_crm(home).close()  # creates and migrates both stores now, so errors show at init
-    return config
+    return config, how
+
+
+def _devnet_deployment() -> Deployment | None:
+    """The devnet's manifest, if it has been started here (tests and parallel checkouts use their own
+    state folder, DEVNET_STATE_DIR)."""
+    path = Path(os.environ.get("DEVNET_STATE_DIR") or DEVNET_STATE) / "deployment.json"
+    return Deployment.load(path) if path.is_file() else None
 
 
 def settings_for(home: Path, config: HomeConfig) -> Settings:

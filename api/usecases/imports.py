@@ -40,6 +40,7 @@ time: the outboxes are not meant for two concurrent senders.
 
 from __future__ import annotations
 
+import csv
 import itertools
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -126,12 +127,15 @@ def import_online_retail(
     report = ImportReport(source=f"online-retail-ii:{Path(path).name}", partner=who.acting_partner())
 
     def entries() -> Iterator[Entry]:
-        for item in _source(retail_entries, str(path), progress=progress, in_process=in_process):
-            if isinstance(item, ReadStats):  # the reader's counts, once the file is read and at the end
-                for name, value in asdict(item).items():
-                    setattr(stats, name, value)
-            else:
-                yield item
+        try:
+            for item in _source(retail_entries, str(path), progress=progress, in_process=in_process):
+                if isinstance(item, ReadStats):  # the reader's counts, once the file is read and at the end
+                    for name, value in asdict(item).items():
+                        setattr(stats, name, value)
+                else:
+                    yield item
+        except (ValueError, OSError, csv.Error) as exc:  # what the reader says of the file (it names it)
+            raise InvalidInput(f"cannot import: {exc}") from exc
 
     def total() -> int | None:
         return stats.invoices_found if stats.rows else None
@@ -209,6 +213,13 @@ class _Importer:
         self.done = 0
 
     def run(self, items: Iterable[Entry], total: Callable[[], int | None]) -> None:
+        # One import per partner at a time: the outboxes are not meant for two concurrent senders.
+        with self.crm.exclusive(
+            f"import-{self.partner}", busy=f"an import into {self.partner} is already running"
+        ):
+            self._run(items, total)
+
+    def _run(self, items: Iterable[Entry], total: Callable[[], int | None]) -> None:
         started = time.perf_counter()
         # fail before reading anything if the partner or its key is missing
         with self.crm.unit_of_work() as db:

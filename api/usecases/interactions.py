@@ -2,16 +2,43 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from api.context import Crm
+from api.errors import Conflict
 from api.evidence import anchoring, recording
 from api.evidence.anchoring import AnchorOutcome
+from api.evidence.documents import interaction_document
 from api.evidence.recording import NewInteraction, RecordResult
 from api.principal import Principal
+from api.usecases.customers import owned_customer
+from offchain.models import AnchorStatus
+from offchain.repositories import batches, interactions
 
 __all__ = ["AddedInteraction", "NewInteraction", "add_interaction", "record_interactions"]
+
+
+def _same_as_recorded(crm: Crm, partner: str, item: NewInteraction) -> None:
+    """Conflict unless the interaction recorded under the item's external key says the same (member,
+    kind, data, and the time if the item gives one): a repeat is harmless, a different record is not."""
+    assert item.external_key is not None
+    recorded = recording.recorded_document(crm, partner, item.external_key)
+    if recorded is None:
+        raise Conflict(f"interaction {item.external_key} was recorded before and its content is erased")
+    when = item.occurred_at or datetime.now(UTC)
+    wanted = json.loads(
+        interaction_document(partner, item.member, item.kind, item.data, when, item.external_key)
+    )
+    compared = ("member", "kind", "data") + (("occurredAt",) if item.occurred_at is not None else ())
+    differs = [name for name in compared if wanted[name] != recorded.get(name)]
+    if differs:
+        raise Conflict(
+            f"interaction {item.external_key} was already recorded with a different {' and '.join(differs)};"
+            " nothing was changed (give a new --external-key for a new interaction)"
+        )
 
 
 def record_interactions(crm: Crm, who: Principal, items: Sequence[NewInteraction]) -> RecordResult:
@@ -31,6 +58,47 @@ def add_interaction(crm: Crm, who: Principal, item: NewInteraction) -> AddedInte
     partner = who.acting_partner()
     result = recording.record_interactions(crm, partner, [item])
     if not result.recorded:
+        assert item.external_key is not None  # only a known external key makes a duplicate
+        _same_as_recorded(crm, partner, item)
         return AddedInteraction(None)
     anchored = anchoring.anchor_pending(crm, partner) if anchoring.anchor_due(crm, partner) else []
     return AddedInteraction(result.recorded[0], anchored)
+
+
+@dataclass(frozen=True)
+class InteractionLine:
+    interaction_id: int
+    kind: str
+    external_key: str | None
+    occurred_at: datetime
+    anchoring: str  # "pending", "submitted", or "anchored in batch N"
+    erased: bool
+
+
+def list_interactions(crm: Crm, who: Principal, member: bytes) -> list[InteractionLine]:
+    """The acting partner's interactions of one of its customers, oldest first, with how far each got
+    towards the chain (no content: that is `export`)."""
+    partner_name = who.acting_partner()
+    with crm.unit_of_work() as db:
+        owned_customer(crm, db, partner_name, member)  # NotFound for anyone else's
+        partner = crm.partner(db, partner_name)
+        rows = interactions.of_member(db, partner.id, member)
+        states = batches.statuses(db, {r.batch_id for r in rows if r.batch_id is not None})
+    lines = []
+    for row in rows:
+        status, onchain = states.get(row.batch_id, (None, None)) if row.batch_id is not None else (None, None)
+        if status is AnchorStatus.ANCHORED:
+            anchoring = f"anchored in batch {onchain}"
+        else:
+            anchoring = "submitted" if status is AnchorStatus.SUBMITTED else "pending"
+        lines.append(
+            InteractionLine(
+                row.id,
+                row.kind.value,
+                row.external_key,
+                row.occurred_at,
+                anchoring,
+                row.payload_ciphertext is None,
+            )
+        )
+    return lines

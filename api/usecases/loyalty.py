@@ -36,6 +36,19 @@ class PointsRequest:
     external_key: str | None = None  # idempotency key (e.g. the invoice that earned the points)
 
 
+# The most points one event may carry: what the store's BIGINT column holds (the contract takes uint256).
+MAX_POINTS_PER_EVENT = 2**63 - 1
+
+
+def _check_amounts(requests: Sequence[PointsRequest]) -> None:
+    for request in requests:
+        if not 0 < request.amount <= MAX_POINTS_PER_EVENT:
+            most = f"{MAX_POINTS_PER_EVENT:,}"
+            raise InvalidInput(
+                f"an amount is a whole number of points from 1 to {most}, not {request.amount:,}"
+            )
+
+
 @dataclass(frozen=True)
 class PointsReceipt:
     event: PointEvent
@@ -50,6 +63,11 @@ def earn_points(crm: Crm, who: Principal, request: PointsRequest) -> PointsRecei
 def redeem_points(crm: Crm, who: Principal, request: PointsRequest) -> PointsReceipt:
     (event,) = _points(crm, who.acting_partner(), [request], PointKind.REDEEM)
     return PointsReceipt(event, crm.coalition.loyalty.balance_of(request.member))
+
+
+def balance_total(crm: Crm, who: Principal) -> int:
+    """The points all members hold together: issued minus redeemed, what the coalition still owes."""
+    return crm.coalition.loyalty.total_supply()
 
 
 def earn_points_batch(crm: Crm, who: Principal, requests: Sequence[PointsRequest]) -> list[PointEvent]:
@@ -69,9 +87,7 @@ def _points(
 ) -> list[PointEvent]:
     if not requests:
         raise InvalidInput("no points to record")
-    for request in requests:
-        if request.amount <= 0:
-            raise InvalidInput(f"amounts are positive whole points, got {request.amount}")
+    _check_amounts(requests)
     loyalty = purpose_id(LOYALTY)
     try:
         with crm.unit_of_work() as db:
@@ -167,9 +183,7 @@ def stage_earnings(
         raise InvalidInput("bulk earnings need an external key on every request")
     if len(keys) != len(set(keys)):
         raise InvalidInput("the same external key appears twice in one request")
-    for request in requests:
-        if request.amount <= 0:
-            raise InvalidInput(f"amounts are positive whole points, got {request.amount}")
+    _check_amounts(requests)
     consent = consent if consent is not None else {}
     with crm.unit_of_work() as db:
         partner = crm.partner(db, partner_name)
@@ -261,41 +275,76 @@ class Reconciliation:
         return not self.mismatches
 
 
-def reconcile(crm: Crm, who: Principal) -> Reconciliation:
-    """Compare the off-chain point events with on-chain balances and settlement positions (the
-    operator of the store, who holds every partner's events).
+def reconcile(crm: Crm, who: Principal, partner: str | None = None) -> Reconciliation:
+    """Compare the off-chain point events with on-chain balances and settlement positions: of every
+    partner (the store's operator only), or of one (its members' balances and its position; the
+    operator, or that partner itself).
 
     Assumes this store is the only writer of the coalition's points (one coalition, one store)."""
-    if who.role is not Role.OPERATOR:
-        raise NotAllowed("reconciling the whole store is the operator's task")
+    if partner is None and who.role is not Role.OPERATOR:
+        raise NotAllowed("reconciling the whole store is the operator's task: name your partner")
+    if partner is not None and who.role is not Role.OPERATOR and who.acting_partner() != partner:
+        raise NotAllowed(f"{who} may not reconcile partner {partner}")
     report = Reconciliation()
     balances: dict[bytes, int] = defaultdict(int)
     issued: dict[int, int] = defaultdict(int)
     redeemed: dict[int, int] = defaultdict(int)
+    members_in_scope: set[bytes] = set()
     with crm.unit_of_work() as db:
         by_id = {p.id: p for p in partners.every(db)}
+        scope = {p.id for p in by_id.values() if partner is None or p.name == partner}
+        if partner is not None and not scope:
+            crm.partner(db, partner)  # UnknownPartner
         for event in points.every(db):
+            in_scope = event.partner_id in scope
             if event.tx_hash is None:
-                report.mismatches.append(f"point event {event.id} was never confirmed on chain")
+                if in_scope:
+                    report.mismatches.append(f"point event {event.id} was never confirmed on chain")
                 continue
+            if in_scope:
+                members_in_scope.add(event.member_id)
             sign = 1 if event.kind is PointKind.EARN else -1
             balances[event.member_id] += sign * event.amount
             (issued if sign > 0 else redeemed)[event.partner_id] += event.amount
-    for member, expected in balances.items():
-        onchain = crm.coalition.loyalty.balance_of(member)
+    for member in sorted(members_in_scope):
+        expected, onchain = balances[member], crm.coalition.loyalty.balance_of(member)
         if onchain != expected:
             report.mismatches.append(f"member 0x{member.hex()}: store says {expected}, chain says {onchain}")
-    report.members_checked = len(balances)
-    for partner_id, partner in by_id.items():
+    report.members_checked = len(members_in_scope)
+    for partner_id in sorted(scope):
+        record = by_id[partner_id]
         store = (issued[partner_id], redeemed[partner_id], redeemed[partner_id] - issued[partner_id])
         chain = (
-            crm.coalition.loyalty.issued_by(partner.address),
-            crm.coalition.loyalty.redeemed_at(partner.address),
-            crm.coalition.loyalty.position_of(partner.address),
+            crm.coalition.loyalty.issued_by(record.address),
+            crm.coalition.loyalty.redeemed_at(record.address),
+            crm.coalition.loyalty.position_of(record.address),
         )
         if store != chain:
             report.mismatches.append(
-                f"partner {partner.name}: store issued/redeemed/position {store}, chain {chain}"
+                f"partner {record.name}: store issued/redeemed/position {store}, chain {chain}"
             )
-    report.partners_checked = len(by_id)
+    report.partners_checked = len(scope)
     return report
+
+
+@dataclass(frozen=True)
+class PointsLine:
+    kind: PointKind
+    amount: int
+    partner: str
+    external_key: str | None
+    block_number: int | None  # None: not confirmed on chain (yet)
+    recorded_at: datetime
+
+
+def points_history(crm: Crm, who: Principal, member: bytes) -> list[PointsLine]:
+    """Every earn and redeem of a member across the coalition, oldest first, with the partner and the
+    block (coalition data: any partner sees it; a customer only its own)."""
+    if who.member is not None and who.member != member:
+        raise NotFound(f"no member 0x{member.hex()}")
+    with crm.unit_of_work() as db:
+        member_status(db, member)
+        return [
+            PointsLine(e.kind, e.amount, name, e.external_key, e.block_number, e.created_at)
+            for e, name in points.of_member(db, member)
+        ]

@@ -98,3 +98,9 @@ class BatchRows:
 
 
 OUTBOX = BatchRows()
+
+
+def statuses(db: Session, batch_ids: Collection[int]) -> dict[int, tuple[AnchorStatus, int | None]]:
+    """batch id -> (status, on-chain batch id) for these batches."""
+    query = core_select(_C.id, _C.status, _C.onchain_batch_id).where(_C.id.in_(list(batch_ids)))
+    return {int(i): (AnchorStatus(s), o) for i, s, o in db.connection().execute(query)}

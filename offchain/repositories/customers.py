@@ -6,8 +6,8 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import func, update
 from sqlalchemy import select as core_select
-from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from offchain.db import in_chunks, insert_rows
@@ -74,4 +74,27 @@ def mark_erased(db: Session, member: bytes, when: datetime) -> None:
         update(_TABLE)
         .where(_TABLE.c.member_id == member)
         .values(status=CustomerStatus.ERASED, erased_at=when, external_ref_hmac=None)
+    )
+
+
+def of_partner(db: Session, partner_id: int, offset: int = 0, limit: int | None = None) -> list[Customer]:
+    """The partner's customers in the order they were registered (`offset`, `limit`: a page)."""
+    query = (
+        select(Customer)
+        .where(Customer.partner_id == partner_id)
+        .order_by(col(Customer.created_at), col(Customer.member_id))
+        .offset(offset)
+    )
+    return list(db.exec(query if limit is None else query.limit(limit)))
+
+
+def count_of_partner(db: Session, partner_id: int) -> int:
+    query = core_select(func.count()).where(_TABLE.c.partner_id == partner_id)
+    return int(db.connection().execute(query).scalar_one())
+
+
+def reseal(db: Session, member: bytes, pii_ciphertext: bytes) -> None:
+    """Replace a customer's sealed personal data (an update)."""
+    db.connection().execute(
+        update(_TABLE).where(_TABLE.c.member_id == member).values(pii_ciphertext=pii_ciphertext)
     )

@@ -160,3 +160,16 @@ def leaves_of_batch(db: Session, batch_id: int) -> dict[int, bytes]:
 def count_in_batch(db: Session, batch_id: int) -> int:
     query = core_select(func.count()).where(_C.batch_id == batch_id)
     return int(db.connection().execute(query).scalar_one())
+
+
+def by_external_key(db: Session, partner_id: int, external_key: str) -> InteractionRow | None:
+    """The partner's interaction recorded under `external_key`, if any."""
+    query = _ROW.where(_C.partner_id == partner_id, _C.external_key == external_key)
+    found = db.connection().execute(query).first()
+    return None if found is None else InteractionRow._make(found)
+
+
+def of_member(db: Session, partner_id: int, member: bytes) -> list[InteractionRow]:
+    """The partner's interactions of one member, oldest first."""
+    query = _ROW.where(_C.partner_id == partner_id, _C.member_id == member).order_by(_C.id)
+    return [InteractionRow._make(row) for row in db.connection().execute(query)]

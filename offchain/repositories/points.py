@@ -9,7 +9,7 @@ from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from offchain.db import in_chunks, insert_rows
-from offchain.models import PointEvent, PointKind
+from offchain.models import Partner, PointEvent, PointKind
 from offchain.repositories.outbox import HashedRows
 
 _TABLE = PointEvent.__table__  # type: ignore[attr-defined]
@@ -57,3 +57,14 @@ def staged_earnings(db: Session, partner_id: int, limit: int) -> Sequence[Any]:
 def every(db: Session) -> Iterator[PointEvent]:
     """Every point event, oldest first."""
     yield from db.exec(select(PointEvent).order_by(col(PointEvent.id)))
+
+
+def of_member(db: Session, member: bytes) -> list[tuple[PointEvent, str]]:
+    """The member's point events with the name of the partner of each, oldest first."""
+    query = (
+        select(PointEvent, Partner.name)
+        .join(Partner, col(Partner.id) == PointEvent.partner_id)
+        .where(PointEvent.member_id == member)
+        .order_by(col(PointEvent.id))
+    )
+    return [(event, name) for event, name in db.exec(query)]

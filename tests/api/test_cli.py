@@ -11,11 +11,12 @@ def test_demo_runs_end_to_end_on_the_in_process_chain():
     result = runner.invoke(app, ["demo"])
     assert result.exit_code == 0, result.output
     assert "acme proposes cafe: 1 of 2 votes: waiting for a majority" in result.output
-    assert "borealis votes for cafe: 2 of 2 votes: admitted = True" in result.output
+    assert "borealis votes for cafe: 2 of 2 votes: admitted\n" in result.output
     assert "refused by the contract: balance 500, needed 10000" in result.output
     assert "verify: 1 tampered (the row's occurredAt differs from the committed one)" in result.output
     assert "6 interactions unreadable" in result.output
     assert "Settlement positions" in result.output and "-1200" in result.output and "+500" in result.output
+    assert "The net positions sum to -500: the points members still hold" in result.output
     assert re.search(r"points reconciled with the chain\s*│ yes", result.output)
 
 

@@ -50,7 +50,8 @@ def test_a_customers_life_through_the_cli(home):
         "--data",
         '{"total": 12.5}',
     )
-    assert "1 unanchored" in cli(home, "verify", member, code=1)
+    # pending is not a failure: it is named, with what to do about it
+    assert "1 pending: run `ledgercrm anchor`" in cli(home, "verify", member)
     assert "1 leaves" in cli(home, "anchor")
     assert "1 verified" in cli(home, "verify", "--all")
 
@@ -65,9 +66,8 @@ def test_a_customers_life_through_the_cli(home):
         home, "points", "redeem", "--partner", "delta", "--member", member, "--amount", "40"
     )
     assert cli(home, "points", "balance", "--member", member).strip() == "60"
-    assert "LoyaltyInsufficientBalance" in cli(
-        home, "points", "redeem", "--partner", "cafe", "--member", member, "--amount", "61", code=1
-    )
+    refused = cli(home, "points", "redeem", "--partner", "cafe", "--member", member, "--amount", "61", code=1)
+    assert "holds 60 points; 61 were asked for" in refused and "Insufficient" not in refused
     history = cli(home, "consent", "history", "--member", member)
     assert "loyalty" in history and "yes" in history
 

@@ -1,0 +1,76 @@
+"""What the command line (and, next, the HTTP API) says when something is refused: one line, in words.
+
+A revert arrives as a named exception with the custom error's arguments (ledger/errors.py); its
+message is the error as Solidity spells it (`LoyaltyInsufficientBalance(member=0x…, balance=100,
+needed=101)`), which is right for a log and wrong for a person. `describe` turns each into a sentence:
+times as UTC dates, bytes as 0x-hex, amounts as numbers. An error without a sentence of its own still
+reads as words (its name split, its arguments listed), never as a Python repr.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from ledger.errors import ContractPanic, ContractRevert
+
+Sentence = Callable[[dict[str, Any]], str]
+
+
+def _date(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _hex(value: Any) -> str:
+    return "0x" + value.hex() if isinstance(value, bytes) else str(value)
+
+
+SENTENCES: dict[str, Sentence] = {
+    "LoyaltyInsufficientBalance": lambda f: (
+        f"member {_hex(f['member'])} holds {f['balance']:,} points; {f['needed']:,} were asked for"
+    ),
+    "LoyaltyNotPartner": lambda f: f"{f['account']} is not a partner of the consortium",
+    "LoyaltyZeroAmount": lambda f: "an amount of points must be at least 1",
+    "ConsentExpiryInPast": lambda f: (
+        f"the expiry {_date(f['expiresAt'])} is not in the future (the chain's time is {_date(f['now_'])})"
+    ),
+    "ConsentNotPartner": lambda f: f"{f['account']} is not a partner of the consortium",
+    "AnchorNotPartner": lambda f: f"{f['account']} is not a partner of the consortium",
+    "AnchorUnknownBatch": lambda f: f"the chain has no anchored batch {f['batchId']}",
+    "ConsortiumNotPartner": lambda f: f"{f['account']} is not a partner of the consortium",
+    "ConsortiumAlreadyMember": lambda f: f"{f['account']} is already a member of the consortium",
+    "ConsortiumAlreadyVoted": lambda f: f"{f['voter']} has already voted on proposal {f['proposalId']}",
+    "ConsortiumQuorumNotReached": lambda f: (
+        f"proposal {f['proposalId']} has {f['votes']} of the {f['needed']} votes it needs"
+    ),
+    "ConsortiumUnknownProposal": lambda f: f"there is no proposal {f['proposalId']}",
+    "ConsortiumProposalClosed": lambda f: f"proposal {f['proposalId']} is closed",
+    "ConsortiumLastPartner": lambda f: f"{f['account']} is the last partner and cannot be removed",
+    "DecisionUnknownModel": lambda f: f"there is no registered model {f['modelId']}",
+    "DecisionScoreOutOfRange": lambda f: f"a score of {f['scoreBps']} basis points is outside 0-10000",
+}
+
+
+def _words(name: str) -> str:
+    """`LoyaltyInsufficientBalance` -> `loyalty insufficient balance`."""
+    return " ".join(part.lower() for part in re.findall(r"[A-Z][a-z0-9]*|[a-z0-9]+", name))
+
+
+def describe(exc: BaseException) -> str:
+    """One line for a person."""
+    if isinstance(exc, ContractPanic):
+        return (
+            f"a contract failed an internal check (panic code {getattr(exc, 'code', '?')}); nothing changed"
+        )
+    if isinstance(exc, ContractRevert) and exc.error_name:
+        sentence = SENTENCES.get(exc.error_name)
+        if sentence is not None:
+            try:
+                return f"refused by the chain: {sentence(exc.fields)}"
+            except (KeyError, TypeError, ValueError, OverflowError):
+                pass  # an argument missing or odd: the general form below still says it all
+        detail = ", ".join(f"{key.rstrip('_')} {_hex(value)}" for key, value in exc.fields.items())
+        return f"refused by the chain: {_words(exc.error_name)}" + (f" ({detail})" if detail else "")
+    return str(exc) or type(exc).__name__
