@@ -13,19 +13,20 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TextIO, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TextIO, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from api.context import Crm
 from api.errors import CrmError
 from api.principal import Principal
 from api.progress import Progress
-from ledger.errors import LedgerError
 from offchain.errors import VaultError
+
+if TYPE_CHECKING:
+    from api.context import Crm
 
 app = typer.Typer(
     help="ledgercrm: a permissioned, ledger-backed CRM with an audit trail.",
@@ -120,9 +121,11 @@ def fail(message: str, code: int = 1) -> NoReturn:
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Domain errors become one line and exit code 1."""
+    # imported here, not at the top: `--help` and `--version` need neither web3 nor SQLAlchemy
     from sqlalchemy.exc import OperationalError
 
     from api.messages import describe
+    from ledger.errors import LedgerError
 
     try:
         yield
@@ -143,6 +146,10 @@ def with_crm(action: Callable[[Crm], T]) -> T:
             return action(crm)
         finally:
             crm.close()
+
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
 
 
 def hexid(value: bytes) -> str:
@@ -551,15 +558,20 @@ def points_history_cmd(member: MemberOption) -> None:
 def reconcile(
     partner: Annotated[str | None, typer.Option(metavar="NAME", help="one partner (default: all)")] = None,
 ) -> None:
-    """Compare the store's point events with the chain's balances and positions; exit 0 iff they agree."""
-    from api.usecases.loyalty import reconcile as reconcile_points
+    """Compare the store's point events and consent receipts with the chain; exit 0 iff they agree."""
+    from api.usecases.reconciliation import reconcile_store
 
-    report = with_crm(lambda crm: reconcile_points(crm, OPERATOR, partner))
+    report = with_crm(lambda crm: reconcile_store(crm, OPERATOR, partner))
     for mismatch in report.mismatches:
         console.print(Text.assemble(("mismatch", "red"), f" {mismatch}"))
+    checked = (
+        f"balances of {plural(report.points.members_checked, 'member')},"
+        f" positions of {plural(report.points.partners_checked, 'partner')},"
+        f" {plural(report.consent_groups_checked, 'consent history', 'consent histories')}: "
+    )
     console.print(
-        f"{report.members_checked} members and {report.partners_checked} partners checked: "
-        + ("store and chain agree" if report.ok else f"{len(report.mismatches)} mismatches")
+        checked
+        + ("store and chain agree" if report.ok else plural(len(report.mismatches), "mismatch", "mismatches"))
     )
     if not report.ok:
         raise typer.Exit(1)

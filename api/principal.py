@@ -60,6 +60,14 @@ class Principal:
         partner = self.acting_partner()
         return [name for name in names if name == partner]
 
+    def may_reconcile(self, partner: str | None) -> None:
+        """NotAllowed unless this principal may compare `partner`'s records (None: the whole store, the
+        operator's task) with the chain."""
+        if partner is None and self.role is not Role.OPERATOR:
+            raise NotAllowed("reconciling the whole store is the operator's task: name your partner")
+        if partner is not None and self.role is not Role.OPERATOR and self.acting_partner() != partner:
+            raise NotAllowed(f"{self} may not reconcile partner {partner}")
+
     def __str__(self) -> str:
         if self.role is Role.PARTNER:
             return f"partner {self.partner}"

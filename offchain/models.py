@@ -27,11 +27,13 @@ Conventions:
 from __future__ import annotations
 
 import enum
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from pydantic import BeforeValidator, EmailStr
+from pydantic import BeforeValidator, EmailStr, field_validator
+from pydantic_core import PydanticCustomError
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -169,6 +171,18 @@ class CustomerCreate(StoreModel):
     address: str | None = Field(default=None, max_length=500)
     country: str | None = Field(default=None, schema_extra={"pattern": r"^[A-Z]{2}$"})  # ISO 3166-1 alpha-2
     external_ref: str | None = Field(default=None, max_length=200)  # the partner's own customer number
+
+    @field_validator("country", mode="before")
+    @classmethod
+    def _country_code(cls, value: object) -> object:
+        # the pattern alone would answer with a regular expression; a person needs the rule in words
+        if isinstance(value, str) and not re.fullmatch(r"[A-Z]{2}", value):
+            raise PydanticCustomError(
+                "country_code",
+                "a two-letter country code in capitals (ISO 3166-1), such as GB, not '{value}'",
+                {"value": value},
+            )
+        return value
 
 
 class Customer(CustomerBase, table=True):

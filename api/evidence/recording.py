@@ -149,3 +149,21 @@ def recorded_document(crm: Crm, partner_name: str, external_key: str) -> dict[st
         return None
     parsed: dict[str, Any] = json.loads(document)
     return parsed
+
+
+def stored_documents(crm: Crm, partner_name: str, member: bytes) -> dict[int, dict[str, Any]]:
+    """Every document the store holds for one of the partner's customers, decrypted, by interaction id,
+    whatever its verification says (what an access request must return); erased content is absent."""
+    with crm.unit_of_work() as db:
+        partner = crm.partner(db, partner_name)
+        rows = interactions.of_member(db, partner.id, member)
+    found: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        if row.payload_ciphertext is None:
+            continue
+        try:
+            document = crm.vault.decrypt(partner_name, member, PAYLOAD_FIELD, row.payload_ciphertext)
+        except VaultError:
+            continue  # the key is gone with an erasure
+        found[row.id] = json.loads(document)
+    return found

@@ -151,8 +151,13 @@ def read_records(
     with open_text(path) as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
-        if header is None or tuple(h.strip() for h in header[: len(HEADER)]) != HEADER:
-            raise ValueError(f"{path}: not an Online Retail II file (header {header!r}, expected {HEADER})")
+        if header is None:
+            raise ValueError(f"{path}: the file is empty (an Online Retail II file starts with a header row)")
+        if tuple(h.strip() for h in header[: len(HEADER)]) != HEADER:
+            raise ValueError(
+                f"{path}: not an Online Retail II file: its header is {', '.join(header) or '(blank)'};"
+                f" expected {', '.join(HEADER)}"
+            )
         for row in reader:
             stats.rows += 1
             if progress is not None and stats.rows % PROGRESS_EVERY == 0:

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from api.context import Crm
+from api.evidence.recording import stored_documents
 from api.evidence.verification import verified_interactions
 from api.principal import Principal
 from api.usecases.consent import consent_history
@@ -14,16 +15,18 @@ from api.usecases.loyalty import balance, points_history
 
 
 def export_member(crm: Crm, who: Principal, member: bytes) -> dict[str, Any]:
-    """The owning partner's export of a customer: personal data, every interaction (its committed
-    document where it verifies against the chain, and the outcome where it does not), consent receipts,
-    point events and the coalition balance. Plain JSON values only."""
+    """The owning partner's export of a customer: personal data, every interaction (the document the
+    store holds, whether or not it verifies, with its verification outcome), consent receipts, point
+    events and the coalition balance. Plain JSON values only."""
     partner = who.acting_partner()
     customer = show_customer(crm, who, member)  # NotFound unless the customer is the partner's
+    held = stored_documents(crm, partner, member)
     interactions = [
         {
             "id": item.interaction_id,
             "verification": item.outcome.value,
-            **({"document": item.document} if item.document is not None else {"detail": item.detail}),
+            "detail": item.detail,
+            "document": held.get(item.interaction_id),
         }
         for item in verified_interactions(crm, partner, [member])
     ]

@@ -17,9 +17,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from api.context import Crm
-from api.errors import ConsentRequired, InvalidInput, NotAllowed, NotFound
+from api.errors import ConsentRequired, InvalidInput, NotFound
 from api.evidence.outbox import Outbox
-from api.principal import Principal, Role
+from api.principal import Principal
 from api.usecases.consent import LOYALTY
 from api.usecases.customers import member_status
 from ledger.chain import SignedTx
@@ -281,10 +281,7 @@ def reconcile(crm: Crm, who: Principal, partner: str | None = None) -> Reconcili
     operator, or that partner itself).
 
     Assumes this store is the only writer of the coalition's points (one coalition, one store)."""
-    if partner is None and who.role is not Role.OPERATOR:
-        raise NotAllowed("reconciling the whole store is the operator's task: name your partner")
-    if partner is not None and who.role is not Role.OPERATOR and who.acting_partner() != partner:
-        raise NotAllowed(f"{who} may not reconcile partner {partner}")
+    who.may_reconcile(partner)
     report = Reconciliation()
     balances: dict[bytes, int] = defaultdict(int)
     issued: dict[int, int] = defaultdict(int)
@@ -309,7 +306,9 @@ def reconcile(crm: Crm, who: Principal, partner: str | None = None) -> Reconcili
     for member in sorted(members_in_scope):
         expected, onchain = balances[member], crm.coalition.loyalty.balance_of(member)
         if onchain != expected:
-            report.mismatches.append(f"member 0x{member.hex()}: store says {expected}, chain says {onchain}")
+            report.mismatches.append(
+                f"member 0x{member.hex()}: the store says a balance of {expected:,}, the chain {onchain:,}"
+            )
     report.members_checked = len(members_in_scope)
     for partner_id in sorted(scope):
         record = by_id[partner_id]
@@ -321,10 +320,15 @@ def reconcile(crm: Crm, who: Principal, partner: str | None = None) -> Reconcili
         )
         if store != chain:
             report.mismatches.append(
-                f"partner {record.name}: store issued/redeemed/position {store}, chain {chain}"
+                f"partner {record.name}: the store says {_position(*store)};"
+                f" the chain says {_position(*chain)}"
             )
     report.partners_checked = len(scope)
     return report
+
+
+def _position(issued: int, redeemed: int, position: int) -> str:
+    return f"issued {issued:,}, redeemed {redeemed:,}, position {position:+,}"
 
 
 @dataclass(frozen=True)
