@@ -1,0 +1,119 @@
+"""Who is scored, what churn means, and the slices a model is trained and evaluated on.
+
+- Population as of a date: members with a purchase in the `ELIGIBLE_DAYS` (365) days before it.
+- Label: churned = no purchase in [as_of, as_of + horizon) (default horizon 90 days).
+- Training slices: monthly as-of dates whose label windows end on or before the holdout's as-of date,
+  so nothing the holdout is judged on was seen in training (a strict temporal holdout).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ml.events import PURCHASE, Event
+from ml.features import NAMES, BgNbd, bgnbd_summary, features
+
+ELIGIBLE_DAYS = 365
+DEFAULT_HORIZON_DAYS = 90
+
+
+@dataclass(frozen=True)
+class Slice:
+    as_of: datetime
+    members: list[str]
+    X: NDArray[np.float64]  # one row per member, columns in `ml.features.NAMES` order
+    y: NDArray[np.int_] | None  # churned (1) or not (0); None where the label window is not over
+    countries: list[str]  # each member's latest country (for the fairness snapshot only: not a feature)
+
+
+def purchase_times(events: Sequence[Event]) -> list[datetime]:
+    return [e.at for e in events if e.kind == PURCHASE]
+
+
+def eligible(events: Sequence[Event], as_of: datetime) -> bool:
+    times = purchase_times(events)
+    i = bisect.bisect_left(times, as_of)
+    return i > 0 and times[i - 1] >= as_of - timedelta(days=ELIGIBLE_DAYS)
+
+
+def churned(events: Sequence[Event], as_of: datetime, horizon_days: int) -> bool:
+    times = purchase_times(events)
+    i = bisect.bisect_left(times, as_of)
+    return not (i < len(times) and times[i] < as_of + timedelta(days=horizon_days))
+
+
+def fit_bgnbd(histories: Mapping[str, Sequence[Event]], as_of: datetime) -> BgNbd:
+    """BG/NBD fitted on the eligible population's purchases before `as_of` (nothing later)."""
+    from lifetimes import BetaGeoFitter
+
+    summaries = [
+        s for events in histories.values() if eligible(events, as_of) and (s := bgnbd_summary(events, as_of))
+    ]
+    x, t_x, age = (np.array(column, dtype=float) for column in zip(*summaries, strict=True))
+    fitter = BetaGeoFitter(penalizer_coef=0.001)
+    fitter.fit(x, t_x, age)
+    p = fitter.params_
+    return BgNbd(r=float(p["r"]), alpha=float(p["alpha"]), a=float(p["a"]), b=float(p["b"]))
+
+
+def build_slice(
+    histories: Mapping[str, Sequence[Event]],
+    as_of: datetime,
+    bgnbd: BgNbd,
+    horizon_days: int | None = DEFAULT_HORIZON_DAYS,
+    members: Sequence[str] | None = None,
+) -> Slice:
+    """The population as of `as_of` (or those of `members` in it), its features and, with a horizon,
+    its labels. Members are in sorted order, so a slice is the same whatever the input order."""
+    chosen = sorted(members if members is not None else histories)
+    rows, kept, labels, countries = [], [], [], []
+    for member in chosen:
+        events = histories.get(member, ())
+        if not eligible(events, as_of):
+            continue
+        row = features(events, as_of, bgnbd)
+        rows.append([row[name] for name in NAMES])
+        kept.append(member)
+        if horizon_days is not None:
+            labels.append(int(churned(events, as_of, horizon_days)))
+        countries.append(next((e.country for e in reversed(events) if e.country and e.at < as_of), "unknown"))
+    X = np.array(rows, dtype=np.float64).reshape(len(rows), len(NAMES))
+    y = np.array(labels, dtype=np.int_) if horizon_days is not None else None
+    return Slice(as_of, kept, X, y, countries)
+
+
+def first_of_month(moment: datetime) -> datetime:
+    return datetime(moment.year, moment.month, 1, tzinfo=UTC)
+
+
+def add_months(moment: datetime, months: int) -> datetime:
+    index = moment.year * 12 + moment.month - 1 + months
+    return datetime(index // 12, index % 12 + 1, 1, tzinfo=UTC)
+
+
+def default_holdout(last_event: datetime, horizon_days: int = DEFAULT_HORIZON_DAYS) -> datetime:
+    """The latest first-of-month whose label window ends by the last event the data holds."""
+    return first_of_month(last_event - timedelta(days=horizon_days))
+
+
+def training_dates(
+    first_event: datetime, holdout: datetime, horizon_days: int = DEFAULT_HORIZON_DAYS, slices: int = 6
+) -> list[datetime]:
+    """Up to `slices` monthly as-of dates, latest first back in time, each with a year of history
+    before it where the data has one and a label window that ends by `holdout`."""
+    dates: list[datetime] = []
+    moment = first_of_month(holdout - timedelta(days=horizon_days))
+    earliest = (
+        first_of_month(first_event) if first_event.day == 1 else add_months(first_of_month(first_event), 1)
+    )
+    while len(dates) < slices and moment > earliest:
+        if moment + timedelta(days=horizon_days) <= holdout:
+            dates.append(moment)
+        moment = add_months(moment, -1)
+    return sorted(dates)

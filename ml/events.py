@@ -1,0 +1,49 @@
+"""What the models read of a member's history: one `Event` per verified interaction document."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+PURCHASE = "purchase"
+RETURN = "return"
+SUPPORT_TICKET = "support_ticket"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    member: str  # "0x" + 64 hex digits, as the document names it
+    kind: str  # purchase, return, support_ticket, email, visit
+    at: datetime  # timezone-aware
+    total: float = 0.0  # an invoice's amount (negative for a return)
+    items: tuple[tuple[str, int], ...] = ()  # (stock code, quantity) of an invoice's lines
+    country: str | None = None
+    text: str | None = None  # a support ticket's words
+
+
+def from_document(document: Mapping[str, Any]) -> Event:
+    """An event from a committed interaction document (its layout: `api/evidence/documents.py`)."""
+    data = document.get("data") or {}
+    lines = data.get("lines") or ()
+    return Event(
+        member=document["member"],
+        kind=document["kind"],
+        at=datetime.fromisoformat(document["occurredAt"]),
+        total=float(data.get("total") or 0.0),
+        items=tuple((str(line["stockCode"]), int(line["quantity"])) for line in lines),
+        country=data.get("country"),
+        text=data.get("text"),
+    )
+
+
+def by_member(events: Iterable[Event]) -> dict[str, list[Event]]:
+    """Each member's events, oldest first (ties in document order)."""
+    grouped: dict[str, list[Event]] = defaultdict(list)
+    for event in events:
+        grouped[event.member].append(event)
+    for history in grouped.values():
+        history.sort(key=lambda e: e.at)
+    return dict(grouped)

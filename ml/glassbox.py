@@ -1,0 +1,215 @@
+"""The registered model: an Explainable Boosting Machine (main effects only) in a canonical, safe form.
+
+An EBM's logit is an intercept plus one score per feature, looked up in that feature's bin. `GlassBox`
+holds exactly that (cut points, per-bin scores, intercept) as RFC 8785 JSON: loading it runs no code
+(never a pickle), its SHA-256 is the model hash, and `logit` = intercept + sum of `contributions`, which
+is the explanation, exactly (the tests hold it to interpret's own `decision_function` within 1e-9).
+
+The counterfactual is searched on the same bins: the smallest move of one feature a customer can act
+on (then of two) that brings the score under the policy's threshold, with the score it would give.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from itertools import combinations
+from typing import Any
+
+import rfc8785
+
+from ml.features import BY_NAME, BgNbd
+
+FORMAT = "ledgercrm/glassbox/v1"
+
+
+@dataclass(frozen=True)
+class Change:
+    feature: str
+    current: float
+    to: float
+
+
+@dataclass(frozen=True)
+class Counterfactual:
+    changes: tuple[Change, ...]
+    score: float  # the churn probability the changed features would give
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "changes": [{"feature": c.feature, "from": c.current, "to": c.to} for c in self.changes],
+            "score": self.score,
+        }
+
+
+@dataclass(frozen=True)
+class GlassBox:
+    features: tuple[str, ...]
+    cuts: tuple[tuple[float, ...], ...]  # per feature: bin k holds cuts[k-1] <= x < cuts[k]
+    scores: tuple[
+        tuple[float, ...], ...
+    ]  # per feature: index 0 missing, 1..len(cuts)+1 the bins, then unknown
+    intercept: float
+    bgnbd: BgNbd  # the parameters the p_alive feature is computed with at scoring time
+    threshold: float  # the policy: a churn probability at or above it triggers ACTION
+    action: str = "retention_offer"
+
+    @classmethod
+    def from_ebm(cls, ebm: Any, bgnbd: BgNbd, threshold: float) -> GlassBox:
+        if any(len(term) != 1 for term in ebm.term_features_):
+            raise ValueError("a GlassBox holds main effects only: fit the EBM with interactions=0")
+        if any(t != "continuous" for t in ebm.feature_types_in_):
+            raise ValueError("every feature must be continuous")
+        order = [term[0] for term in ebm.term_features_]
+        return cls(
+            features=tuple(str(ebm.feature_names_in_[i]) for i in order),
+            cuts=tuple(tuple(float(c) for c in ebm.bins_[i][0]) for i in order),
+            scores=tuple(tuple(float(s) for s in scores) for scores in ebm.term_scores_),
+            intercept=float(ebm.intercept_[0]),
+            bgnbd=bgnbd,
+            threshold=threshold,
+        )
+
+    # --- the canonical form ---------------------------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "features": list(self.features),
+            "cuts": [list(c) for c in self.cuts],
+            "scores": [list(s) for s in self.scores],
+            "intercept": self.intercept,
+            "bgnbd": {"r": self.bgnbd.r, "alpha": self.bgnbd.alpha, "a": self.bgnbd.a, "b": self.bgnbd.b},
+            "policy": {"threshold": self.threshold, "action": self.action},
+        }
+
+    def to_bytes(self) -> bytes:
+        return rfc8785.dumps(self.to_json())
+
+    @property
+    def model_hash(self) -> bytes:
+        return hashlib.sha256(self.to_bytes()).digest()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> GlassBox:
+        import json
+
+        data = json.loads(raw)
+        if data.get("format") != FORMAT:
+            raise ValueError(f"not a {FORMAT} model")
+        return cls(
+            features=tuple(data["features"]),
+            cuts=tuple(tuple(float(c) for c in cuts) for cuts in data["cuts"]),
+            scores=tuple(tuple(float(s) for s in scores) for scores in data["scores"]),
+            intercept=float(data["intercept"]),
+            bgnbd=BgNbd(**{k: float(v) for k, v in data["bgnbd"].items()}),
+            threshold=float(data["policy"]["threshold"]),
+            action=str(data["policy"]["action"]),
+        )
+
+    # --- scoring and the exact explanation ------------------------------------------------------------
+
+    def bin_of(self, index: int, value: float) -> int:
+        if math.isnan(value):
+            return 0
+        return bisect.bisect_right(self.cuts[index], value) + 1
+
+    def contributions(self, row: Mapping[str, float]) -> dict[str, float]:
+        """Each feature's term in the logit: the model's own explanation, not an approximation."""
+        return {name: self.scores[i][self.bin_of(i, row[name])] for i, name in enumerate(self.features)}
+
+    def logit(self, row: Mapping[str, float]) -> float:
+        total = self.intercept
+        for value in self.contributions(row).values():
+            total += value
+        return total
+
+    def score(self, row: Mapping[str, float]) -> float:
+        return _sigmoid(self.logit(row))
+
+    def acts(self, row: Mapping[str, float]) -> bool:
+        return self.score(row) >= self.threshold
+
+    def reasons(self, row: Mapping[str, float], top: int = 3) -> list[tuple[str, int]]:
+        """The `top` features pushing the score most, each with its direction (+1 towards churn)."""
+        ranked = sorted(self.contributions(row).items(), key=lambda kv: (-abs(kv[1]), kv[0]))
+        return [(name, 1 if value > 0 else -1) for name, value in ranked[:top] if value != 0]
+
+    # --- the counterfactual ---------------------------------------------------------------------------
+
+    def counterfactual(self, row: Mapping[str, float]) -> Counterfactual | None:
+        """The smallest actionable change (one feature, else two) under which the action would not be
+        taken, found exactly on the bins; None if no such change exists or the action is not taken.
+        "Smallest": fewest features, then the least total move, each move measured in bins."""
+        if not self.acts(row):
+            return None
+        limit = _logit(self.threshold)
+        base = self.logit(row)
+        moves = {name: self._moves(row, name) for name in self.features if BY_NAME[name].actionable}
+        singles = [
+            (steps, (change,), delta) for name, options in moves.items() for steps, change, delta in options
+        ]
+        best: tuple[int, tuple[Change, ...]] | None = min(
+            ((s, c) for s, c, d in singles if base + d < limit), default=None, key=_order
+        )
+        if best is None:
+            pairs = [
+                (s1 + s2, c1 + c2, d1 + d2)
+                for a, b in combinations(sorted(moves), 2)
+                for s1, c1, d1 in [(s, (c,), d) for s, c, d in moves[a]]
+                for s2, c2, d2 in [(s, (c,), d) for s, c, d in moves[b]]
+            ]
+            best = min(((s, c) for s, c, d in pairs if base + d < limit), default=None, key=_order)
+        if best is None:
+            return None
+        changed = dict(row) | {c.feature: c.to for c in best[1]}
+        return Counterfactual(best[1], self.score(changed))
+
+    def _moves(self, row: Mapping[str, float], name: str) -> list[tuple[int, Change, float]]:
+        """Every bin `name` can move to in the direction a customer can act: (bins moved, the change to
+        the nearest value in that bin, the change in logit)."""
+        i = self.features.index(name)
+        feature = BY_NAME[name]
+        value = row[name]
+        here = self.bin_of(i, value)
+        cuts = self.cuts[i]
+        found = []
+        if feature.actionable > 0:
+            for k, cut in enumerate(cuts):
+                target = k + 2  # the bin starting at cuts[k]
+                if target <= here:
+                    continue
+                to = float(math.ceil(cut)) if feature.integral else math.ceil(cut * 100) / 100
+                if self.bin_of(i, to) != target:
+                    continue
+                found.append(
+                    (target - here, Change(name, value, to), self.scores[i][target] - self.scores[i][here])
+                )
+        else:
+            for k, cut in enumerate(cuts):
+                target = k + 1  # the bin ending at cuts[k]
+                if target >= here:
+                    continue
+                to = float(math.ceil(cut) - 1) if feature.integral else math.floor(cut * 100 - 1e-9) / 100
+                if to < 0 or self.bin_of(i, to) != target:
+                    continue
+                found.append(
+                    (here - target, Change(name, value, to), self.scores[i][target] - self.scores[i][here])
+                )
+        return found
+
+
+def _order(candidate: tuple[int, tuple[Change, ...]]) -> tuple[int, int, str]:
+    steps, changes = candidate
+    return len(changes), steps, ",".join(c.feature for c in changes)
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+def _logit(p: float) -> float:
+    return math.log(p / (1.0 - p))

@@ -1,0 +1,116 @@
+"""The registered model's explanation is the model: exact to interpret's own scores, canonical bytes,
+a counterfactual that really flips the action and touches only what a customer can act on."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+
+from ml.dataset import build_slice, fit_bgnbd
+from ml.features import BY_NAME, NAMES
+from ml.glassbox import GlassBox
+from ml.training import EBM_SETTINGS
+
+AS_OF = datetime(2024, 6, 1, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def fitted(synthetic):
+    from interpret.glassbox import ExplainableBoostingClassifier
+
+    bg = fit_bgnbd(synthetic, AS_OF)
+    data = build_slice(synthetic, AS_OF, bg)
+    ebm = ExplainableBoostingClassifier(feature_names=list(NAMES), random_state=3, n_jobs=1, **EBM_SETTINGS)
+    ebm.fit(data.X, data.y)
+    return ebm, GlassBox.from_ebm(ebm, bg, threshold=0.5), data
+
+
+def rows(X):
+    return [dict(zip(NAMES, row, strict=True)) for row in X]
+
+
+def test_intercept_plus_contributions_is_interprets_logit_exactly(fitted):
+    ebm, model, data = fitted
+    theirs = ebm.decision_function(data.X)
+    for row, logit in zip(rows(data.X), theirs, strict=True):
+        contributions = model.contributions(row)
+        assert set(contributions) == set(NAMES)
+        assert abs(model.intercept + sum(contributions.values()) - logit) < 1e-9
+        assert model.score(row) == pytest.approx(1 / (1 + math.exp(-logit)), abs=1e-12)
+
+
+def test_values_on_the_cut_points_bin_as_interpret_bins_them(fitted):
+    ebm, model, data = fitted
+    X = np.repeat(data.X[:1], 64, axis=0)
+    for j, cuts in enumerate(model.cuts):
+        for k, cut in enumerate(cuts[:64]):
+            X[k, j] = cut
+    theirs = ebm.decision_function(X)
+    assert np.max(np.abs(np.array([model.logit(r) for r in rows(X)]) - theirs)) < 1e-9
+
+
+def test_the_canonical_bytes_round_trip_and_hash(fitted):
+    _, model, data = fitted
+    raw = model.to_bytes()
+    again = GlassBox.from_bytes(raw)
+    assert again.to_bytes() == raw and again.model_hash == model.model_hash
+    assert all(again.score(r) == model.score(r) for r in rows(data.X[:50]))
+    with pytest.raises(ValueError, match="not a ledgercrm/glassbox/v1 model"):
+        GlassBox.from_bytes(b'{"format": "pickle"}')
+
+
+def test_training_twice_gives_the_same_bytes(synthetic, fitted):
+    from interpret.glassbox import ExplainableBoostingClassifier
+
+    _, model, data = fitted
+    ebm = ExplainableBoostingClassifier(feature_names=list(NAMES), random_state=3, n_jobs=1, **EBM_SETTINGS)
+    ebm.fit(data.X, data.y)
+    assert GlassBox.from_ebm(ebm, fit_bgnbd(synthetic, AS_OF), 0.5).to_bytes() == model.to_bytes()
+
+
+def test_the_counterfactual_flips_the_action_with_actionable_features_only(fitted):
+    _, model, data = fitted
+    acting = [r for r in rows(data.X) if model.acts(r)]
+    assert len(acting) > 20
+    found = 0
+    for row in acting:
+        counterfactual = model.counterfactual(row)
+        if counterfactual is None:
+            continue
+        found += 1
+        changed = dict(row) | {c.feature: c.to for c in counterfactual.changes}
+        assert not model.acts(changed) and counterfactual.score == model.score(changed)
+        for change in counterfactual.changes:
+            feature = BY_NAME[change.feature]
+            assert feature.actionable != 0  # never tenure, the calendar or the customer's country
+            assert (change.to - change.current) * feature.actionable > 0
+            if feature.integral:
+                assert change.to == int(change.to)
+        # nothing smaller would do: no single feature moved fewer bins flips it
+        if len(counterfactual.changes) == 1:
+            (change,) = counterfactual.changes
+            i = model.features.index(change.feature)
+            steps = abs(model.bin_of(i, change.to) - model.bin_of(i, change.current))
+            for name in model.features:
+                for moved, _, delta in model._moves(row, name) if BY_NAME[name].actionable else ():
+                    if moved < steps:
+                        assert model.logit(row) + delta >= math.log(model.threshold / (1 - model.threshold))
+    assert found > 10
+
+
+def test_no_counterfactual_when_no_action(fitted):
+    _, model, data = fitted
+    calm = next(r for r in rows(data.X) if not model.acts(r))
+    assert model.counterfactual(calm) is None
+
+
+def test_reasons_are_the_largest_terms(fitted):
+    _, model, data = fitted
+    row = rows(data.X)[0]
+    contributions = model.contributions(row)
+    reasons = model.reasons(row, top=3)
+    assert [name for name, _ in reasons] == sorted(contributions, key=lambda n: -abs(contributions[n]))[:3]
+    assert all(direction == (1 if contributions[name] > 0 else -1) for name, direction in reasons)
