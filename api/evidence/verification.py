@@ -167,8 +167,8 @@ def verify_all(
             members = None if member is None else [member]
             for checked, _ in run.rows(members, content=content):
                 report.results.append(checked)
-        if partner_name is None and member is None:
-            report.results.extend(_unknown_logs(crm, {p.address.lower() for p in known}))
+    if partner_name is None and member is None:
+        report.results.extend(unknown_logs(crm))
     return report
 
 
@@ -199,8 +199,10 @@ Checked = tuple[Verification, tuple[InteractionRow, bytes | None]]
 """An interaction's outcome, its row, and its decrypted document if it verified."""
 
 
-def _unknown_logs(crm: Crm, known: set[str]) -> list[Verification]:
+def unknown_logs(crm: Crm) -> list[Verification]:
     """Logs the chain holds for addresses the store has no partner for (a store deleted or replaced)."""
+    with crm.unit_of_work() as db:
+        known = {p.address.lower() for p in partners.every(db)}
     found = []
     for address in crm.coalition.anchor.partners():
         if address.lower() in known:
@@ -405,10 +407,12 @@ class _Partner:
             if document.get("member") != "0x" + receipt.member_id.hex() or document.get("partner") != name:
                 problems.append("its JSON names another member or partner")
             held = counts.get(receipt.member_id, 0)
-            if document.get("interactions") != held or receipt.interactions_count != held:
-                problems.append(
-                    f"it counts {document.get('interactions')} interactions of the member; the store holds {held}"
-                )
+            # a proven receipt whose count the store no longer matches still proves the erasure
+            miscount = (
+                f"it counts {document.get('interactions')} interactions of the member; the store holds {held}"
+                if document.get("interactions") != held or receipt.interactions_count != held
+                else None
+            )
             batch = self.batches.get(receipt.anchored_batch_id) if receipt.anchored_batch_id else None
             if batch is None or batch.status is not AnchorStatus.ANCHORED or receipt.leaf_index is None:
                 if not problems:
@@ -426,10 +430,12 @@ class _Partner:
                         problems.append(problem)
             elif label in flagged or any(f.record == label for f in self.findings):
                 continue  # the log check said what is wrong
+            if not problems:
+                self.erased[receipt.member_id] = receipt
+            if miscount:
+                problems.append(miscount)
             if problems:
                 self._finding(Outcome.TAMPERED, label, "; ".join(problems))
-            else:
-                self.erased[receipt.member_id] = receipt
 
     def _finding(self, outcome: Outcome, record: str, detail: str) -> None:
         self.findings.append(Verification(None, outcome, detail, record=record))
@@ -507,6 +513,8 @@ class _Partner:
 
 
 def _owner(crm: Crm, onchain_id: int) -> str | None:
+    if not 0 <= onchain_id < 2**256:
+        return None  # no batch id the chain could have
     try:
         return crm.coalition.anchor.batch(onchain_id).partner
     except AnchorUnknownBatch:

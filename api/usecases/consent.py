@@ -13,13 +13,14 @@ from sqlmodel import Session
 
 from api.context import Crm
 from api.errors import CustomerIsErased, InvalidInput, NotFound
+from api.evidence import records
 from api.evidence.outbox import Outbox
 from api.principal import Principal, Role
 from api.usecases.customers import member_status
 from ledger.chain import SignedTx
 from ledger.clients import ConsentStatus as ChainConsentStatus
 from ledger.clients import purpose_id
-from ledger.clients.consent import RECORD_BATCH_MAX
+from ledger.clients.consent import RECORD_BATCH_MAX, ConsentRecord
 from offchain.canonical import canonical_json
 from offchain.models import ConsentReceipt, ConsentStatus, CustomerStatus
 from offchain.repositories import consents, customers
@@ -229,7 +230,7 @@ def send_staged_consents(
 @dataclass(frozen=True)
 class ConsentEvent:
     receipt: ConsentReceipt
-    on_chain: bool  # the chain holds this receipt's hash for this member, controller and purpose
+    on_chain: bool  # the chain's record of this receipt's document matches it (status, expiry)
 
 
 def consent_history(
@@ -242,14 +243,18 @@ def consent_history(
     with crm.unit_of_work() as db:
         member_status(db, member)
         rows = consents.history(db, member, partner_name)
-    chain_hashes: dict[tuple[str, str], set[bytes]] = {}
+    # "on chain" only when the chain's record of this receipt's document matches the row: the hash
+    # column, status or expiry as stored prove nothing
+    chain_records: dict[tuple[str, str], dict[bytes, ConsentRecord]] = {}
     events = []
     for receipt, partner in rows:
         key = (partner.address, receipt.purpose)
-        if key not in chain_hashes:
+        if key not in chain_records:
             history = crm.coalition.consent.history(member, partner.address, purpose_id(receipt.purpose))
-            chain_hashes[key] = {r.receipt_hash for r in history}
-        events.append(ConsentEvent(receipt, receipt.receipt_hash in chain_hashes[key]))
+            chain_records[key] = {r.receipt_hash: r for r in history}
+        record = chain_records[key].get(records.receipt_hash(receipt))
+        on_chain = receipt.block_number is not None and records.consent_disagreement(receipt, record) is None
+        events.append(ConsentEvent(receipt, on_chain))
     return events
 
 

@@ -72,3 +72,9 @@ def history(
         query = query.where(Partner.name == partner_name)
     rows = db.exec(query.order_by(col(ConsentReceipt.recorded_at), col(ConsentReceipt.id))).all()
     return [(receipt, partner) for receipt, partner in rows]
+
+
+def of_partner(db: Session, partner_id: int) -> list[ConsentReceipt]:
+    """The partner's receipts, oldest first."""
+    query = select(ConsentReceipt).where(ConsentReceipt.partner_id == partner_id).order_by(col(ConsentReceipt.id))
+    return list(db.exec(query))
