@@ -285,7 +285,9 @@ class LogAppend:
 
     @property
     def frontier(self) -> Frontier:
-        return Frontier(self.size, tuple(self._node(lv, (self.size >> lv) - 1) for lv in _levels_of(self.size)))
+        return Frontier(
+            self.size, tuple(self._node(lv, (self.size >> lv) - 1) for lv in _levels_of(self.size))
+        )
 
     def consistency_proof(self) -> list[bytes]:
         """RFC 9162 2.1.4.1 PROOF(m, D[n]) from the old head (m = old.size) to this one; empty from an
@@ -301,8 +303,8 @@ class LogAppend:
             return [] if whole else [self._mth(lo, hi)]
         k = 1 << ((n - 1).bit_length() - 1)  # the largest power of two below n
         if m <= k:
-            return self._subproof(m, lo, lo + k, whole) + [self._mth(lo + k, hi)]
-        return self._subproof(m - k, lo + k, hi, False) + [self._mth(lo, lo + k)]
+            return [*self._subproof(m, lo, lo + k, whole), self._mth(lo + k, hi)]
+        return [*self._subproof(m - k, lo + k, hi, False), self._mth(lo, lo + k)]
 
     def _mth(self, lo: int, hi: int) -> bytes:
         n = hi - lo

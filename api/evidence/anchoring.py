@@ -162,7 +162,9 @@ class _Anchors:
         batch_id, root, placed = new_batch(db, self.partner.id, leaves)
         if rows:
             ids = [row_id for row_id, _ in rows]
-            interactions.place(db, batch_id, [(i, p, proof) for i, (p, proof) in zip(ids, placed, strict=False)])
+            interactions.place(
+                db, batch_id, [(i, p, proof) for i, (p, proof) in zip(ids, placed, strict=False)]
+            )
         erasures.place(
             db,
             batch_id,

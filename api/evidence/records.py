@@ -45,8 +45,14 @@ def consent_disagreement(receipt: ConsentReceipt, chain: ChainConsent | None) ->
     """What differs between a stored receipt and the chain's record of it (None: they agree)."""
     if chain is None:
         return "the chain has no consent record with this receipt's document hash"
-    expiry = int(receipt.expires_at.replace(tzinfo=receipt.expires_at.tzinfo or UTC).timestamp()) if receipt.expires_at else 0
-    chain_status = ConsentStatus.GIVEN if chain.status is ChainConsentStatus.GIVEN else ConsentStatus.WITHDRAWN
+    expiry = (
+        int(receipt.expires_at.replace(tzinfo=receipt.expires_at.tzinfo or UTC).timestamp())
+        if receipt.expires_at
+        else 0
+    )
+    chain_status = (
+        ConsentStatus.GIVEN if chain.status is ChainConsentStatus.GIVEN else ConsentStatus.WITHDRAWN
+    )
     if chain_status is not receipt.status:
         return f"the store says {receipt.status.value}, the chain says {chain_status.value}"
     if chain.expires_at != expiry:
@@ -78,9 +84,12 @@ def check_consents(crm: Crm, db: Session, partner: PartnerRecord) -> list[Verifi
             continue
         event = events.pop(receipt_hash(receipt), None)
         problem = consent_disagreement(receipt, event)
-        if problem is None and event is not None:
-            if event.member != receipt.member_id or event.purpose != purpose_id(receipt.purpose):
-                problem = "the chain recorded it for another member or purpose"
+        if (
+            problem is None
+            and event is not None
+            and (event.member != receipt.member_id or event.purpose != purpose_id(receipt.purpose))
+        ):
+            problem = "the chain recorded it for another member or purpose"
         if problem is not None:
             found.append(Verification(None, Outcome.TAMPERED, problem, record=label))
     for event in events.values():
@@ -99,7 +108,9 @@ def check_consents(crm: Crm, db: Session, partner: PartnerRecord) -> list[Verifi
 def check_points(crm: Crm, db: Session, partner: PartnerRecord) -> list[Verification]:
     """The partner's confirmed point events against the chain's earns by it and redemptions at it, as
     multisets (two identical events must appear twice on chain)."""
-    onchain = Counter((e.kind, e.member, e.amount, e.ref) for e in points_events(crm.coalition.loyalty, partner.address))
+    onchain = Counter(
+        (e.kind, e.member, e.amount, e.ref) for e in points_events(crm.coalition.loyalty, partner.address)
+    )
     found: list[Verification] = []
     for event in points.of_partner(db, partner.id):
         label = f"point event {event.id} of {partner.name}"
@@ -125,7 +136,8 @@ def check_points(crm: Crm, db: Session, partner: PartnerRecord) -> list[Verifica
                 Verification(
                     None,
                     Outcome.MISSING,
-                    f"the chain has a {kind} of {amount:,} points for member 0x{member.hex()} that the store lacks",
+                    f"the chain has a {kind} of {amount:,} points for member 0x{member.hex()}"
+                    " that the store lacks",
                     record=f"points event 0x{ref.hex()} of {partner.name}",
                 )
             )

@@ -283,12 +283,12 @@ class _Partner:
             )
         previous: BatchInfo | None = None
         for head in self.heads:
-            batch = anchored.get(head.batch_id)
-            if previous is not None and batch is not None and batch.consistency is not None:
-                proof = _split(bytes(batch.consistency))
+            kept = anchored.get(head.batch_id)
+            if previous is not None and kept is not None and kept.consistency is not None:
+                proof = _split(bytes(kept.consistency))
                 result = verify_consistency(previous.size, head.size, previous.root, head.root, proof)
                 if not result.ok:
-                    self._finding(Outcome.TAMPERED, f"batch {batch.id} of {name}", f"its proof: {result}")
+                    self._finding(Outcome.TAMPERED, f"batch {kept.id} of {name}", f"its proof: {result}")
             previous = head
 
     def _check_log(self, receipts: Sequence[ErasureReceipt]) -> None:
@@ -348,7 +348,9 @@ class _Partner:
                     if problem is None:
                         continue
                     if kind == "interaction":
-                        self.leaf_problems.setdefault(record_id, Verification(record_id, Outcome.TAMPERED, problem))
+                        self.leaf_problems.setdefault(
+                            record_id, Verification(record_id, Outcome.TAMPERED, problem)
+                        )
                     else:
                         self._finding(Outcome.TAMPERED, f"erasure receipt {record_id} of {name}", problem)
             if step is not None:
@@ -363,7 +365,9 @@ class _Partner:
             batch = self.batches.get(row.batch_id) if row.batch_id is not None else None
             if batch is not None and batch.status is AnchorStatus.ANCHORED:
                 self.leaf_problems[row.id] = Verification(
-                    row.id, Outcome.TAMPERED, f"leaf {row.leaf_index} is beyond the chain's log of {start:,} leaves"
+                    row.id,
+                    Outcome.TAMPERED,
+                    f"leaf {row.leaf_index} is beyond the chain's log of {start:,} leaves",
                 )
 
     def _leaf_problem(
@@ -425,7 +429,9 @@ class _Partner:
                 if head is None:
                     problems.append("its batch is not one of the partner's heads")
                 else:
-                    problem = self._leaf_problem(head, None, receipt.leaf_index, leaf, receipt.proof, batch.id, None)
+                    problem = self._leaf_problem(
+                        head, None, receipt.leaf_index, leaf, receipt.proof, batch.id, None
+                    )
                     if problem:
                         problems.append(problem)
             elif label in flagged or any(f.record == label for f in self.findings):
@@ -446,7 +452,9 @@ class _Partner:
         """The outcome decided by the row, the log and the chain alone, or None if the content decides."""
         if batch is None or batch.status is not AnchorStatus.ANCHORED or batch.onchain_batch_id is None:
             return Verification(
-                row.id, Outcome.UNANCHORED, f"status {AnchorStatus.PENDING if batch is None else batch.status}"
+                row.id,
+                Outcome.UNANCHORED,
+                f"status {AnchorStatus.PENDING if batch is None else batch.status}",
             )
         assert batch.id is not None
         if batch.id in self.bad_batches:
@@ -459,15 +467,21 @@ class _Partner:
             head = self.by_head[batch.onchain_batch_id]
             if row.leaf_index is None:
                 return Verification(row.id, Outcome.TAMPERED, "the row has no leaf index")
-            why = self._leaf_problem(head, batch, row.leaf_index, row.leaf_hash, row.proof, row.batch_id, None)
+            why = self._leaf_problem(
+                head, batch, row.leaf_index, row.leaf_hash, row.proof, row.batch_id, None
+            )
             if why is not None:
                 return Verification(row.id, Outcome.TAMPERED, why)
         erased = row.member_id in self.erased
         if row.payload_ciphertext is None:
             if erased:
-                return Verification(row.id, Outcome.ERASED, "content erased; the leaf is still proven on chain")
+                return Verification(
+                    row.id, Outcome.ERASED, "content erased; the leaf is still proven on chain"
+                )
             if row.member_id in self.erasing:
-                return Verification(row.id, Outcome.UNANCHORED, "erased; the erasure receipt is not anchored yet")
+                return Verification(
+                    row.id, Outcome.UNANCHORED, "erased; the erasure receipt is not anchored yet"
+                )
             return Verification(
                 row.id, Outcome.TAMPERED, "the payload is missing and no erasure of the member is anchored"
             )
@@ -507,7 +521,9 @@ class _Partner:
                     keys.pop(m, None)
                 keys.update(self.crm.vault.bulk_keys(name, unread))
             for i in readable:
-                checked, document = _check_content(self.crm, name, rows[i], keys.get(rows[i].member_id), self.erased)
+                checked, document = _check_content(
+                    self.crm, name, rows[i], keys.get(rows[i].member_id), self.erased
+                )
                 results[i] = (checked, (rows[i], document))
         return [r for r in results if r is not None]
 

@@ -37,8 +37,9 @@ def verify(
     whole = who.role in (Role.OPERATOR, Role.AUDITOR)
     if whole:
         report.results.extend(verification.unknown_logs(crm))
-    for name in [None] if whole else names:
-        report.results.extend(records.reconciliation(reconcile(crm, Principal.operator(), name).mismatches))
+    scopes: list[str | None] = [None] if whole else list(names)
+    for scope in scopes:
+        report.results.extend(records.reconciliation(reconcile(crm, Principal.operator(), scope).mismatches))
     return report
 
 

@@ -83,7 +83,10 @@ def points_events(client: LoyaltyClient, partner: str) -> list[PointsEvent]:
     kind, decoded here: the fields are fixed-size words)."""
     address = to_checksum_address(partner)
     found: list[PointsEvent] = []
-    for kind, event in (("earn", client.contract.events.PointsEarned), ("redeem", client.contract.events.PointsRedeemed)):
+    for kind, event in (
+        ("earn", client.contract.events.PointsEarned),
+        ("redeem", client.contract.events.PointsRedeemed),
+    ):
         topic = "0x" + bytes(event_abi_to_log_topic(event().abi)).hex()
         logs = client.chain.w3.eth.get_logs(
             {

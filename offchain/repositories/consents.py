@@ -76,5 +76,7 @@ def history(
 
 def of_partner(db: Session, partner_id: int) -> list[ConsentReceipt]:
     """The partner's receipts, oldest first."""
-    query = select(ConsentReceipt).where(ConsentReceipt.partner_id == partner_id).order_by(col(ConsentReceipt.id))
+    query = (
+        select(ConsentReceipt).where(ConsentReceipt.partner_id == partner_id).order_by(col(ConsentReceipt.id))
+    )
     return list(db.exec(query))

@@ -54,5 +54,7 @@ def place(db: Session, batch_id: int, placements: Sequence[tuple[int, int, bytes
 
 def of_partner(db: Session, partner_id: int) -> list[ErasureReceipt]:
     """The partner's receipts, oldest first."""
-    query = select(ErasureReceipt).where(ErasureReceipt.partner_id == partner_id).order_by(col(ErasureReceipt.id))
+    query = (
+        select(ErasureReceipt).where(ErasureReceipt.partner_id == partner_id).order_by(col(ErasureReceipt.id))
+    )
     return list(db.exec(query))

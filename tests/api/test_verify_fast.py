@@ -247,7 +247,9 @@ def rows_only(report: VerificationReport) -> list[tuple[int | None, Outcome]]:
     return sorted((r.interaction_id, r.outcome) for r in report.results if r.interaction_id is not None)
 
 
-def test_the_whole_log_check_gives_each_row_its_row_by_row_outcome(crm: Crm, damaged: dict[str, bytes], monkeypatch):
+def test_the_whole_log_check_gives_each_row_its_row_by_row_outcome(
+    crm: Crm, damaged: dict[str, bytes], monkeypatch
+):
     """The whole-log run (leaves rebuilt head by head, proofs compared with the rebuilt audit paths)
     and the row-by-row run (each member's rows proven on their own against the chain's heads) agree on
     every row; the whole-log run also names what no row shows (the leaf gone, the batch pointed at a
@@ -389,4 +391,7 @@ def test_verified_interactions_are_verify_alls_outcomes_with_the_documents(
     assert some and {v.member for v in some} == {alice}  # carol is borealis's: none of acme's rows
     every = {v.interaction_id: v for v in verification.verified_interactions(crm, "acme")}
     # (the wording may differ: the whole-log run knows more about why a row fails)
-    assert all((every[v.interaction_id].outcome, every[v.interaction_id].document) == (v.outcome, v.document) for v in some)
+    assert all(
+        (every[v.interaction_id].outcome, every[v.interaction_id].document) == (v.outcome, v.document)
+        for v in some
+    )

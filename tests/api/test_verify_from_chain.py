@@ -37,7 +37,10 @@ OPERATOR = Principal.operator()
 
 
 def record(crm: Crm, partner: str, member: bytes, count: int, tag: str = "") -> list[int]:
-    items = [NewInteraction(member, "purchase", {"total": i + 0.5}, external_key=f"{tag}INV-{i}") for i in range(count)]
+    items = [
+        NewInteraction(member, "purchase", {"total": i + 0.5}, external_key=f"{tag}INV-{i}")
+        for i in range(count)
+    ]
     return record_interactions(crm, partner, items).recorded
 
 
@@ -58,7 +61,14 @@ def store(crm: Crm, alice: bytes) -> dict[str, object]:
     erase_customer(crm, P("acme"), bob)
     report = verify(crm, OPERATOR)
     assert not report.failures, report.failures
-    return {"alice": alice, "bob": bob, "carol": carol, "ids": ids, "bob_ids": bob_ids, "carol_ids": carol_ids}
+    return {
+        "alice": alice,
+        "bob": bob,
+        "carol": carol,
+        "ids": ids,
+        "bob_ids": bob_ids,
+        "carol_ids": carol_ids,
+    }
 
 
 def failures(crm: Crm, **kwargs: object) -> dict[str, str]:
@@ -83,8 +93,16 @@ def test_row1_a_deleted_batch_and_its_interactions_are_missing_leaves(crm, store
 
 def test_row2_a_replaced_store_is_older_than_the_chain(crm, store):
     with crm.unit_of_work() as db:  # the store as it would be recreated empty
-        for table in ("interactions", "erasure_receipts", "consent_receipts", "point_events", "batches", "customers", "partners"):
-            db.exec(text(f"DELETE FROM {table}"))  # type: ignore[call-overload]
+        for table in (
+            "interactions",
+            "erasure_receipts",
+            "consent_receipts",
+            "point_events",
+            "batches",
+            "customers",
+            "partners",
+        ):
+            db.exec(text(f"DELETE FROM {table}"))
     found = failures(crm)
     logs = [detail for label, detail in found.items() if label.startswith("log of ")]
     assert len(logs) == 2 and all("the store knows no such partner" in d for d in logs)
@@ -119,8 +137,12 @@ def test_row5_a_batch_pointed_at_another_partners_head_is_foreign(crm, store):
         crm.coalition.anchor.anchor(crm.signer("cafe"), root, size + 4, [])
     with crm.unit_of_work() as db:
         cafe_id = cafe_batch.onchain_batch_id
-        db.exec(text("UPDATE batches SET onchain_batch_id = -1 WHERE id = :i").bindparams(i=cafe_batch.id))  # type: ignore[call-overload]
-        db.exec(text("UPDATE batches SET onchain_batch_id = :o WHERE id = :i").bindparams(o=cafe_id, i=acme_batch.id))  # type: ignore[call-overload]
+        db.exec(text("UPDATE batches SET onchain_batch_id = -1 WHERE id = :i").bindparams(i=cafe_batch.id))
+        db.exec(
+            text("UPDATE batches SET onchain_batch_id = :o WHERE id = :i").bindparams(
+                o=cafe_id, i=acme_batch.id
+            )
+        )
     found = failures(crm)
     assert "not of acme" in found[f"batch {acme_batch.id} of acme"]
     assert any("its batch points at on-chain batch" in d for d in found.values())
@@ -153,7 +175,9 @@ def test_row7_a_key_deleted_without_an_erasure_is_named_and_the_run_goes_on(crm,
 def test_row8_edited_consent_rows_are_not_on_chain(crm, store):
     alice = store["alice"]
     withdrawn = withdraw_consent(crm, P("acme"), alice, "profiling")
-    expiring = give_consent(crm, P("acme"), alice, "loyalty", expires_at=datetime.now(UTC) + timedelta(days=30))
+    expiring = give_consent(
+        crm, P("acme"), alice, "loyalty", expires_at=datetime.now(UTC) + timedelta(days=30)
+    )
     kept = give_consent(crm, P("acme"), alice, "marketing")
     assert all(e.on_chain for e in consent_history(crm, OPERATOR, alice))
     with crm.unit_of_work() as db:
@@ -162,7 +186,9 @@ def test_row8_edited_consent_rows_are_not_on_chain(crm, store):
     history = {e.receipt.id: e.on_chain for e in consent_history(crm, OPERATOR, alice)}
     assert history == {withdrawn.id: False, expiring.id: False, kept.id: True}
     found = failures(crm)
-    assert "the store says given, the chain says withdrawn" in found[f"consent receipt {withdrawn.id} of acme"]
+    assert (
+        "the store says given, the chain says withdrawn" in found[f"consent receipt {withdrawn.id} of acme"]
+    )
     assert "expiry" in found[f"consent receipt {expiring.id} of acme"]
 
 

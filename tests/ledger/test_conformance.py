@@ -12,10 +12,10 @@ import pytest
 from ledger import errors
 from ledger.backends import RpcBackend
 from ledger.clients import Action, ConsentStatus, Decision, Role, purpose_id
+from ledger.clients.anchor import Head
 from ledger.coalition import Coalition
 from ledger.deployment import Deployment
 from ledger.errors import DeploymentMismatch
-from ledger.clients.anchor import Head
 from ledger.merkle import Frontier, LogAppend, MerkleTree, leaf_hash
 
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "rfc6962.json").read_text())
@@ -326,17 +326,25 @@ class TestInteractionAnchor:
             step = LogAppend(frontier, leaves[frontier.size : cut])
             anchored = coalition.anchor.anchor(a[1], step.root, cut, step.consistency_proof())
             event = anchored.tx.event("BatchAnchored")["args"]
-            assert (event["size"], event["previousSize"], event["partner"]) == (cut, frontier.size, a[1].address)
+            assert (event["size"], event["previousSize"], event["partner"]) == (
+                cut,
+                frontier.size,
+                a[1].address,
+            )
             heads.append((anchored.batch_id, step.root, cut))
             for index in range(frontier.size, cut):  # each new leaf proves against its head, on chain
-                assert coalition.anchor.verify_inclusion(anchored.batch_id, index, leaves[index], step.proof(index))
+                assert coalition.anchor.verify_inclusion(
+                    anchored.batch_id, index, leaves[index], step.proof(index)
+                )
             frontier = step.frontier
         assert coalition.anchor.head(a[1].address) == Head(40, frontier.root, 4)
         assert [(h.batch_id, h.root, h.size) for h in coalition.anchor.heads(a[1].address)] == heads
         assert a[1].address in coalition.anchor.partners()
         assert coalition.anchor.batch_of_root(heads[1][1]) == heads[1][0]
         tree = MerkleTree(leaves)
-        assert coalition.anchor.verify_inclusion(heads[-1][0], 2, leaves[2], tree.proof(2))  # old leaf, new head
+        assert coalition.anchor.verify_inclusion(
+            heads[-1][0], 2, leaves[2], tree.proof(2)
+        )  # old leaf, new head
 
     def test_a_head_that_rewrites_or_shrinks_the_log_is_refused(self, coalition):
         a = coalition.chain.backend.accounts

@@ -40,8 +40,8 @@ def reference_proof(leaves: list[bytes], m: int) -> list[bytes]:
             return [] if b else [mth(d)]
         k = 1 << ((n - 1).bit_length() - 1)
         if m <= k:
-            return subproof(m, d[:k], b) + [mth(d[k:])]
-        return subproof(m - k, d[k:], False) + [mth(d[:k])]
+            return [*subproof(m, d[:k], b), mth(d[k:])]
+        return [*subproof(m - k, d[k:], False), mth(d[:k])]
 
     return subproof(m, leaves, True)
 

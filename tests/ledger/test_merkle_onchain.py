@@ -41,7 +41,9 @@ def test_python_and_contract_agree(chain_coalition, size, data):
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(old=st.integers(min_value=1, max_value=600), grow=st.integers(min_value=1, max_value=600), data=st.data())
+@given(
+    old=st.integers(min_value=1, max_value=600), grow=st.integers(min_value=1, max_value=600), data=st.data()
+)
 def test_python_and_contract_agree_on_consistency(chain_coalition, old, grow, data):
     from ledger.merkle import Frontier, LogAppend, verify_consistency
 

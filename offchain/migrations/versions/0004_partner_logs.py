@@ -36,11 +36,15 @@ def upgrade() -> None:
         " WHERE b.partner_id = batches.partner_id AND b.id < batches.id)"
     )
     with op.batch_alter_table("batches") as batch:
-        batch.create_unique_constraint(op.f("uq_batches_partner_id_first_index"), ["partner_id", "first_index"])
+        batch.create_unique_constraint(
+            op.f("uq_batches_partner_id_first_index"), ["partner_id", "first_index"]
+        )
     with op.batch_alter_table("erasure_receipts") as batch:
         batch.add_column(sa.Column("leaf_index", sa.BigInteger(), nullable=True))
         batch.add_column(sa.Column("proof", sa.LargeBinary(), nullable=True))
-    op.create_index(op.f("ix_interactions_partner_id_leaf_index"), "interactions", ["partner_id", "leaf_index"])
+    op.create_index(
+        op.f("ix_interactions_partner_id_leaf_index"), "interactions", ["partner_id", "leaf_index"]
+    )
 
 
 def downgrade() -> None:
