@@ -39,9 +39,10 @@ class Head:
     count: int
 
 
-# An anchor costs ~155k gas for a first head and ~150k-165k after it, the consistency proof's sha256
-# calls included (benchmarks/ledger_gas.py); the bound covers proofs of up to 128 hashes and spares a
-# gas estimate per batch (eth-tester's estimator executes the call many times).
+# An anchor costs ~211k gas for a partner's first head and ~176k-181k for a head after it, the
+# consistency proof's sha256 calls included, at logs of 10^3-10^6 leaves (benchmarks/log_gas.py); the
+# bound leaves room for longer proofs and spares a gas estimate per batch (eth-tester's estimator
+# executes the call many times).
 ANCHOR_GAS = 400_000
 HEADS_PAGE = 1000  # InteractionAnchor.headsOf's page
 
