@@ -567,12 +567,14 @@ def reconcile(
     checked = (
         f"balances of {plural(report.points.members_checked, 'member')},"
         f" positions of {plural(report.points.partners_checked, 'partner')},"
-        f" {plural(report.consent_groups_checked, 'consent history', 'consent histories')}: "
+        f" {report.records_checked} consent receipts and point events: "
     )
     console.print(
         checked
         + ("store and chain agree" if report.ok else plural(len(report.mismatches), "mismatch", "mismatches"))
     )
+    if report.pending:
+        console.print(f"{report.pending} not yet on chain (waiting in the outbox)")
     if not report.ok:
         raise typer.Exit(1)
 
@@ -610,23 +612,28 @@ def verify(
     member: Annotated[
         bytes | None, typer.Argument(parser=parse_member, metavar="MEMBER", help="one member's interactions")
     ] = None,
-    all_: Annotated[bool, typer.Option("--all", help="every interaction of every partner")] = False,
+    all_: Annotated[bool, typer.Option("--all", help="every log, record and event of every partner")] = False,
+    auditor: Annotated[
+        bool, typer.Option("--auditor", help="open no key: every check that needs no personal data")
+    ] = False,
 ) -> None:
-    """Verify interactions against the chain; exit 0 only if everything verifies."""
+    """Verify the store against the chain, starting from the chain; exit 0 only if everything verifies."""
     from api.evidence.verification import Outcome
     from api.usecases.verification import verify as verify_store
 
     if (member is None) == (not all_):
         raise typer.BadParameter("give a MEMBER or --all (not both)")
-    report = with_crm(lambda crm: verify_store(crm, OPERATOR, member))
+    report = with_crm(lambda crm: verify_store(crm, OPERATOR, member, auditor=auditor))
     counts = report.counts
     summary = ", ".join(f"{counts[o]} {o.value}" for o in sorted(counts, key=str))
-    # Pending interactions are not yet evidence of anything: they are counted and named, not failed.
-    failed = [p for p in report.problems if p.outcome is not Outcome.UNANCHORED]
+    # Pending records are not yet evidence of anything: they are counted and named, not failed.
+    failed = report.failures
     for problem in failed:
-        label = f"interaction {problem.interaction_id}" if problem.interaction_id else "leaf"
-        console.print(Text.assemble((problem.outcome.value, "red"), f" {label}: {problem.detail}"))
+        console.print(Text.assemble((problem.outcome.value, "red"), f" {problem.label}: {problem.detail}"))
     console.print(f"{len(report.results)} checked: {summary or 'nothing to verify'}")
+    console.print("checks run: " + "; ".join(check.value for check in report.checks))
+    if auditor:
+        console.print("not run: content (decrypting payloads needs the partners' keys)")
     if counts[Outcome.UNANCHORED]:
         console.print(f"{counts[Outcome.UNANCHORED]} pending: run `ledgercrm anchor` to anchor them")
     if failed:

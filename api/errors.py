@@ -43,3 +43,8 @@ class Busy(CrmError):
 
 class Conflict(CrmError):
     """The request contradicts what is already recorded (the same key with other data)."""
+
+
+class LogOutOfStep(CrmError):
+    """The partner's log on chain is not where the store's next batch starts: the store is older than
+    the chain (restored from a backup, or replaced), or an earlier batch has not been sent."""

@@ -55,7 +55,7 @@ class Principal:
     def partners_in_scope(self, registered: Iterable[str]) -> list[str]:
         """The partners whose records this principal may work on, of those `registered`."""
         names = list(registered)
-        if self.role is Role.OPERATOR:
+        if self.role in (Role.OPERATOR, Role.AUDITOR):  # an auditor reads every partner's evidence
             return names
         partner = self.acting_partner()
         return [name for name in names if name == partner]

@@ -482,7 +482,12 @@ def final_checks(home: Path, truth: Expected) -> list[Check]:
         for batch in anchored:
             assert batch.onchain_batch_id is not None
             info = coalition.anchor.batch(batch.onchain_batch_id)
-            if (info.root, info.size, info.partner) != (batch.root, batch.size, partner.address):
+            # a head's size is the log's size at it: the batch's leaves end there
+            if (info.root, info.size, info.partner) != (
+                batch.root,
+                batch.first_index + batch.size,
+                partner.address,
+            ):
                 mismatched.append(batch.onchain_batch_id)
         check(
             "anchoring: each on-chain batch claimed once, same root",
@@ -490,6 +495,12 @@ def final_checks(home: Path, truth: Expected) -> list[Check]:
             f"store claims on-chain ids {_ranges(i for i in ids if i is not None)}; "
             f"{sum(1 for c in ids.values() if c > 1)} claimed twice; "
             f"{len(mismatched)} with another root, size or partner",
+        )
+        head = coalition.anchor.head(partner.address)
+        check(
+            "anchoring: the chain's log holds every leaf once",
+            head.size == len(keys) and head.count == len(anchored),
+            f"the chain's log of {partner.name} has {head.size:,} leaves in {head.count} heads",
         )
         leaves = sum(b.size for b in anchored)
         check(

@@ -43,7 +43,7 @@ from ledger.anvil import anvil_binary, running_anvil
 from ledger.backends import Backend
 from ledger.clients import Action, ConsentStatus, Decision, purpose_id
 from ledger.compiler import EVM_VERSION, OPTIMIZER_RUNS, SOLC_VERSION, Build, compile_contracts
-from ledger.merkle import MerkleTree, leaf_hash
+from ledger.merkle import Frontier, LogAppend, MerkleTree, leaf_hash
 
 BATCH = 100  # items per batch transaction (earnBatch, recordBatch, recordDecisions)
 TREE_LOG2 = 20  # the Merkle tree whose proof verifyInclusion checks has 2**20 leaves
@@ -140,6 +140,17 @@ class ProofFixture:
     proof: list[bytes]
 
 
+def log_heads(count: int, per_head: int, rng: random.Random) -> list[tuple[LogAppend, list[bytes]]]:
+    """`count` consecutive heads of one log, `per_head` random leaves each: each append and the
+    consistency proof from the head before it (empty for the first)."""
+    frontier, heads = Frontier.empty(), []
+    for _ in range(count):
+        step = LogAppend(frontier, [rng.randbytes(32) for _ in range(per_head)])
+        heads.append((step, step.consistency_proof()))
+        frontier = step.frontier
+    return heads
+
+
 # --------------------------------------------------------------------------------------------------
 # Measuring
 
@@ -223,7 +234,12 @@ def measure_gas(coalition: Coalition, fixture: ProofFixture, rng: random.Random)
 
     anchor = coalition.anchor
     tree_batch = anchor.anchor(p0, fixture.root, fixture.size)  # also the warm-up of the batch array
-    gas["anchor"] = anchor.anchor(p0, b32(), ANCHOR_SIZE).tx.gas_used
+    # the next head: ANCHOR_SIZE more leaves of p1's log, with the consistency proof from its first
+    (first, _), (second, proof) = log_heads(2, ANCHOR_SIZE, random.Random(7))
+    anchor.anchor(coalition.chain.backend.accounts[1], first.root, first.size)
+    gas["anchor"] = anchor.anchor(
+        coalition.chain.backend.accounts[1], second.root, second.size, proof
+    ).tx.gas_used
     verify = anchor.contract.functions.verifyInclusion(
         tree_batch.batch_id, fixture.index, fixture.leaf, fixture.proof
     )
@@ -273,12 +289,14 @@ def timed(label: str, count: int, step: Callable[[int], object]) -> Rate:
 
 
 def measure_rates(coalition: Coalition, count: int, rng: random.Random, name: str) -> tuple[Rate, Rate]:
-    p0 = coalition.chain.backend.accounts[0]
-    roots = [rng.randbytes(32) for _ in range(count)]
+    p0, p2 = coalition.chain.backend.accounts[0], coalition.chain.backend.accounts[2]
+    heads = log_heads(count, ANCHOR_SIZE, rng)  # p2's log, ANCHOR_SIZE leaves a head
     members = [rng.randbytes(32) for _ in range(16)]
     coalition.loyalty.earn_batch(p0, members, [1] * len(members), [rng.randbytes(32) for _ in members])
     anchors = timed(
-        f"{name}: {count} anchors", count, lambda i: coalition.anchor.anchor(p0, roots[i], ANCHOR_SIZE)
+        f"{name}: {count} anchors",
+        count,
+        lambda i: coalition.anchor.anchor(p2, heads[i][0].root, heads[i][0].size, heads[i][1]),
     )
     earns = timed(
         f"{name}: {count} earns", count, lambda i: coalition.loyalty.earn(p0, members[i % len(members)], 5)

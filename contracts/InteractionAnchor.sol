@@ -5,40 +5,77 @@ import {IConsortium} from "./interfaces/IConsortium.sol";
 import {IInteractionAnchor} from "./interfaces/IInteractionAnchor.sol";
 
 /// @title InteractionAnchor
-/// @notice One transaction anchors a whole batch of interactions by its Merkle root. Anyone can check an
-/// inclusion proof against a stored root here, with the same hashing the off-chain trees use
-/// (RFC 6962: leaf = SHA-256(0x00 || data), node = SHA-256(0x01 || left || right)).
+/// @notice Each partner's interactions are one append-only Merkle log (RFC 6962: leaf = SHA-256(0x00 ||
+/// data), node = SHA-256(0x01 || left || right)). A partner anchors a new tree head (size, root) only
+/// with a consistency proof from its previous head (RFC 9162 section 2.1.4), verified here with the
+/// sha256 precompile: the chain itself guarantees that a log only grows, no monitor needed. A root
+/// anchored once, by anyone, is refused after, so no partner can claim another's head as its own.
+/// Inclusion proofs are checked against any head ever anchored.
 contract InteractionAnchor is IInteractionAnchor {
     struct Batch {
         bytes32 root;
-        uint64 size;
+        uint64 size; // the partner's log size at this head
         address partner;
         uint64 blockNumber;
     }
 
-    // A tree of 2^64 leaves has proofs of at most 64 hashes; longer ones are malformed by definition.
+    // A tree of 2^64 leaves has audit paths of at most 64 hashes and consistency proofs of at most
+    // 128; longer ones are malformed by definition.
     uint256 private constant _MAX_PROOF_LENGTH = 64;
+    uint256 private constant _MAX_CONSISTENCY_LENGTH = 128;
+    uint256 private constant _PAGE = 1000;
 
     IConsortium private immutable _consortium;
     Batch[] private _batches;
+    mapping(address partner => uint256[] batchIds) private _heads;
+    // batch id + 1 of the head that anchored a root (0: never anchored)
+    mapping(bytes32 root => uint256 batchIdPlusOne) private _rootBatch;
+    address[] private _partners;
 
     constructor(address consortium_) {
         _consortium = IConsortium(consortium_);
     }
 
-    /// @notice Anchor the root of a batch of `size` leaves; batch ids count up from 0.
+    /// @notice Anchor the caller's new tree head: its log of `size` leaves has root `root`, and
+    /// `consistency` proves it extends the caller's previous head. Batch ids count up from 0.
     /// Requirements:
-    /// - the caller is a current partner; `root` is not zero; `size` is not zero.
-    function anchor(bytes32 root, uint64 size) external returns (uint256 batchId) {
+    /// - the caller is a current partner; `root` is not zero and was never anchored by anyone;
+    /// - `size` is larger than the caller's current head size;
+    /// - `consistency` is the RFC 9162 consistency proof from the current head to (size, root), and is
+    ///   empty for the caller's first head.
+    function anchor(
+        bytes32 root,
+        uint64 size,
+        bytes32[] calldata consistency
+    ) external returns (uint256 batchId) {
         if (!_consortium.isPartner(msg.sender)) revert AnchorNotPartner(msg.sender);
         if (root == bytes32(0)) revert AnchorZeroRoot();
-        if (size == 0) revert AnchorEmptyBatch();
+        uint256 anchoredIn = _rootBatch[root];
+        if (anchoredIn != 0) revert AnchorRootAlreadyAnchored(root, anchoredIn - 1);
+        uint256[] storage heads = _heads[msg.sender];
+        uint64 headSize;
+        bytes32 headRoot;
+        if (heads.length > 0) {
+            Batch storage last = _batches[heads[heads.length - 1]];
+            (headSize, headRoot) = (last.size, last.root);
+        }
+        if (size <= headSize) revert AnchorNotGrowing(headSize, size);
+        bool consistent = headSize == 0
+            ? consistency.length == 0
+            : verifyConsistency(headSize, size, headRoot, root, consistency);
+        if (!consistent) revert AnchorInconsistent(headSize, size);
         batchId = _batches.length;
         _batches.push(Batch({root: root, size: size, partner: msg.sender, blockNumber: uint64(block.number)}));
-        emit BatchAnchored(batchId, msg.sender, root, size);
+        if (heads.length == 0) _partners.push(msg.sender);
+        heads.push(batchId);
+        // cannot overflow: batchId is an array length
+        unchecked {
+            _rootBatch[root] = batchId + 1;
+        }
+        emit BatchAnchored(batchId, msg.sender, root, size, headSize);
     }
 
-    /// @notice A stored batch.
+    /// @notice A stored head, by batch id.
     /// Requirements:
     /// - `batchId` is below `batchCount`.
     function batch(
@@ -52,7 +89,57 @@ contract InteractionAnchor is IInteractionAnchor {
         return _batches.length;
     }
 
-    /// @notice Whether `leafHash` is leaf `leafIndex` of batch `batchId`, given its audit path `proof`
+    /// @notice A partner's latest head (size 0 and a zero root before its first) and how many it has.
+    function head(address partner) external view returns (uint64 size, bytes32 root, uint256 headCount) {
+        uint256[] storage heads = _heads[partner];
+        headCount = heads.length;
+        if (headCount > 0) {
+            Batch storage last = _batches[heads[headCount - 1]];
+            (size, root) = (last.size, last.root);
+        }
+    }
+
+    /// @notice Up to 1,000 of a partner's heads from its `start`-th on, oldest first: batch ids, roots,
+    /// sizes and blocks.
+    function headsOf(
+        address partner,
+        uint256 start
+    )
+        external
+        view
+        returns (uint256[] memory batchIds, bytes32[] memory roots, uint64[] memory sizes, uint64[] memory blocks)
+    {
+        uint256[] storage heads = _heads[partner];
+        uint256 end = heads.length;
+        if (start > end) start = end;
+        if (end - start > _PAGE) end = start + _PAGE;
+        uint256 count = end - start;
+        batchIds = new uint256[](count);
+        roots = new bytes32[](count);
+        sizes = new uint64[](count);
+        blocks = new uint64[](count);
+        for (uint256 i = 0; i < count; ++i) {
+            uint256 id = heads[start + i];
+            Batch storage b = _batches[id];
+            (batchIds[i], roots[i], sizes[i], blocks[i]) = (id, b.root, b.size, b.blockNumber);
+        }
+    }
+
+    /// @notice Every address that ever anchored a head, in the order of their first.
+    function partners() external view returns (address[] memory) {
+        return _partners;
+    }
+
+    /// @notice The batch id of the head that anchored `root`, if any.
+    function batchOfRoot(bytes32 root) external view returns (bool anchored, uint256 batchId) {
+        uint256 found = _rootBatch[root];
+        // cannot underflow: found is checked first
+        unchecked {
+            return found == 0 ? (false, 0) : (true, found - 1);
+        }
+    }
+
+    /// @notice Whether `leafHash` is leaf `leafIndex` of head `batchId`, given its audit path `proof`
     /// (sibling hashes from the leaf upwards, RFC 9162 section 2.1.3.2). Any malformed proof (wrong
     /// length, index out of range) is simply not a valid one: the answer is false, never a revert.
     /// Requirements:
@@ -96,6 +183,48 @@ contract InteractionAnchor is IInteractionAnchor {
             sn >>= 1;
         }
         return sn == 0 && r == root;
+    }
+
+    /// @notice RFC 9162 section 2.1.4.2: whether the tree (newSize, newRoot) extends (oldSize, oldRoot),
+    /// given the consistency proof `proof`. Malformed proofs are not valid ones: false, never a revert.
+    function verifyConsistency(
+        uint64 oldSize,
+        uint64 newSize,
+        bytes32 oldRoot,
+        bytes32 newRoot,
+        bytes32[] calldata proof
+    ) public pure returns (bool) {
+        if (oldSize == 0 || oldSize > newSize || proof.length > _MAX_CONSISTENCY_LENGTH) return false;
+        if (oldSize == newSize) return proof.length == 0 && oldRoot == newRoot;
+        if (proof.length == 0) return false;
+        // with an old size that is a power of two, the old root is the path's implicit first node
+        bool implicit = oldSize & (oldSize - 1) == 0;
+        uint256 i = implicit ? 0 : 1;
+        bytes32 fr = implicit ? oldRoot : proof[0];
+        bytes32 sr = fr;
+        uint64 fn = oldSize - 1;
+        uint64 sn = newSize - 1;
+        while (fn & 1 == 1) {
+            fn >>= 1;
+            sn >>= 1;
+        }
+        for (; i < proof.length; ++i) {
+            if (sn == 0) return false;
+            bytes32 c = proof[i];
+            if (fn & 1 == 1 || fn == sn) {
+                fr = sha256(abi.encodePacked(bytes1(0x01), c, fr));
+                sr = sha256(abi.encodePacked(bytes1(0x01), c, sr));
+                while (fn & 1 == 0 && fn != 0) {
+                    fn >>= 1;
+                    sn >>= 1;
+                }
+            } else {
+                sr = sha256(abi.encodePacked(bytes1(0x01), sr, c));
+            }
+            fn >>= 1;
+            sn >>= 1;
+        }
+        return sn == 0 && fr == oldRoot && sr == newRoot;
     }
 
     function consortium() external view returns (address) {

@@ -195,8 +195,19 @@ class AnchorZeroRoot(AnchorError):
     pass
 
 
-class AnchorEmptyBatch(AnchorError):
-    pass
+class AnchorNotGrowing(AnchorError):
+    headSize: int  # noqa: N815
+    size: int
+
+
+class AnchorInconsistent(AnchorError):
+    headSize: int  # noqa: N815
+    size: int
+
+
+class AnchorRootAlreadyAnchored(AnchorError):
+    root: bytes
+    batchId: int  # noqa: N815
 
 
 class AnchorUnknownBatch(AnchorError):

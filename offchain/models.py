@@ -239,7 +239,8 @@ class Interaction(InteractionBase, table=True):
 
     `leaf_hash` is the RFC 6962 leaf hash of an HMAC commitment to the payload; it stays after erasure,
     when `payload_ciphertext` becomes NULL (a tombstone) and the HMAC key is gone with the data key.
-    `proof` is the inclusion proof once batched: sibling hashes from the leaf up, 32 bytes each.
+    `leaf_index` is the leaf's place in its partner's log (0, 1, 2, ... across every batch) and `proof`
+    its inclusion proof against the head its batch anchored: sibling hashes from the leaf up, 32 bytes each.
     Where it stands in anchoring is its batch's status (no batch yet: pending). The row does not repeat
     it: rewriting each ~3 KB row once more per batch, only to copy the batch's status, was half the
     cost of anchoring.
@@ -258,6 +259,8 @@ class Interaction(InteractionBase, table=True):
         sa.Index(None, "batch_id", "partner_id", "id"),
         # a member's history, for export, scoring and erasure
         sa.Index(None, "member_id", "occurred_at"),
+        # the partner's log in leaf order, for verification (not unique: verification reports duplicates)
+        sa.Index(None, "partner_id", "leaf_index"),
     )
 
     id: int | None = Field(default=None, primary_key=True, sa_type=ID_TYPE)
@@ -285,15 +288,21 @@ class InteractionPublic(InteractionBase):
 
 
 class Batch(StoreModel, table=True):
-    """A Merkle batch of one partner's interactions, written *before* the anchoring transaction is sent
-    (pending), updated with its hash once sent (submitted) and with the on-chain batch id and block once
-    mined (anchored). A crash between two steps leaves a row that says what to reconcile."""
+    """Leaves [first_index, first_index + size) appended to one partner's log, and the tree head they
+    make: `root` is the log's root at first_index + size leaves, `frontier` its compact range there (what
+    the next batch is built from), `consistency` the proof from the previous head that the contract
+    checks. Written *before* the anchoring transaction is sent (pending), updated with its hash once
+    sent (submitted) and with the on-chain batch id and block once mined (anchored). A crash between two
+    steps leaves a row that says what to reconcile."""
 
     __tablename__ = "batches"
     __table_args__ = (
         _length_check("root"),
         sa.UniqueConstraint("onchain_batch_id"),
+        # one log per partner: two batches appended at the same place would fork it
+        sa.UniqueConstraint("partner_id", "first_index"),
         sa.CheckConstraint("size > 0", name="size_positive"),
+        sa.CheckConstraint("first_index >= 0", name="first_index_nonnegative"),
         sa.CheckConstraint(
             "status = 'pending' OR (tx_hash IS NOT NULL AND submitted_at IS NOT NULL)",
             name="submitted_has_tx",
@@ -310,6 +319,9 @@ class Batch(StoreModel, table=True):
     partner_id: int = Field(foreign_key="partners.id", sa_type=ID_TYPE)
     root: bytes
     size: int
+    first_index: int = Field(default=0, sa_type=sa.BigInteger)
+    frontier: bytes | None = None
+    consistency: bytes | None = None
     status: AnchorStatus = Field(default=AnchorStatus.PENDING, sa_type=_enum_type(AnchorStatus, "status"))
     tx_hash: str | None = Field(default=None, max_length=66)
     onchain_batch_id: int | None = Field(default=None, sa_type=sa.BigInteger)
@@ -383,7 +395,9 @@ class PointEvent(StoreModel, table=True):
 
 class ErasureReceipt(StoreModel, table=True):
     """Proof that a customer was erased: canonical JSON of what was destroyed (ids and counts), its hash,
-    and the batch that anchored that hash. At most one per member: a data key can only die once."""
+    and where that hash sits in the partner's log: leaf `leaf_index` (leaf hash of the receipt hash) of
+    batch `anchored_batch_id`, with its inclusion `proof`. At most one per member: a data key can only
+    die once."""
 
     __tablename__ = "erasure_receipts"
     __table_args__ = (
@@ -402,3 +416,5 @@ class ErasureReceipt(StoreModel, table=True):
     receipt_json: str = Field(sa_type=sa.Text)
     receipt_hash: bytes
     anchored_batch_id: int | None = Field(default=None, foreign_key="batches.id", sa_type=ID_TYPE)
+    leaf_index: int | None = Field(default=None, sa_type=sa.BigInteger)
+    proof: bytes | None = None

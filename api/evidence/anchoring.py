@@ -1,9 +1,14 @@
-"""Anchoring: a partner's pending leaves -> a Merkle batch -> one `anchor` transaction, through the
-one outbox (api/evidence/outbox.py).
+"""Anchoring: a partner's pending leaves are appended to its log -> the new tree head goes on chain in
+one `anchor` transaction, with the consistency proof from the previous head, through the one outbox
+(api/evidence/outbox.py).
 
-A batch is written (pending) together with each interaction's batch id, leaf index and proof, in one
-store transaction; its anchor is then signed, its hash recorded (submitted) and sent; once mined, the
-on-chain batch id and block are written (anchored). `anchor_pending` takes each batch through every
+Each partner's interactions and erasure receipts are one append-only RFC 6962 log. A batch is the
+leaves one append adds: it is written (pending) with each leaf's index in the log and inclusion proof
+against the new head, the new head's root, its compact range (what the next append starts from: the
+whole log is never rebuilt) and the consistency proof, in one store transaction; its anchor is then
+signed, its hash recorded (submitted) and sent; once mined, the on-chain batch id and block are
+written (anchored). The contract accepts a head only on top of the previous one, so batches are sent
+in log order, each after the one before it is mined. `anchor_pending` takes each batch through every
 step before the next; an import instead `submit`s its batches as it goes, `settle`s those mined so far
 without waiting, and at its end settles them all.
 """
@@ -18,10 +23,11 @@ from typing import Any
 from sqlmodel import Session
 
 from api.context import Crm
+from api.errors import LogOutOfStep
 from api.evidence.outbox import NextBatch, Outbox
 from ledger.chain import SignedTx
-from ledger.merkle import MerkleTree
-from offchain.repositories import batches, interactions
+from ledger.merkle import Frontier, LogAppend, leaf_hash
+from offchain.repositories import batches, erasures, interactions
 from offchain.repositories.partners import PartnerRecord
 
 
@@ -42,11 +48,22 @@ class AnchorOutcome:
 def new_batch(
     db: Session, partner_id: int, leaves: Sequence[bytes]
 ) -> tuple[int, bytes, list[tuple[int, bytes]]]:
-    """Write a pending batch of `leaves` (in this order): its store id, its root, and each leaf's index
-    and inclusion proof (sibling hashes from the leaf up, concatenated) for its interaction row."""
-    tree = MerkleTree(leaves)
-    batch_id = batches.add(db, partner_id, tree.root, tree.size)
-    return batch_id, tree.root, [(index, b"".join(tree.proof(index))) for index in range(tree.size)]
+    """Append `leaves` (in this order) to the partner's log as a pending batch: its store id, the new
+    head's root, and each leaf's index in the log and inclusion proof against that head (sibling hashes
+    from the leaf up, concatenated). O(len(leaves) + log n): built from the compact range the previous
+    batch left, never from the whole log."""
+    size, packed = batches.tip(db, partner_id)
+    step = LogAppend(Frontier.decode(size, packed), leaves)
+    batch_id = batches.add(
+        db,
+        partner_id,
+        step.root,
+        len(leaves),
+        first_index=size,
+        frontier=step.frontier.encode(),
+        consistency=b"".join(step.consistency_proof()),
+    )
+    return batch_id, step.root, list(zip(range(size, step.size), step.proofs(), strict=True))
 
 
 def pending_leaves(crm: Crm, partner_name: str) -> tuple[int, datetime | None]:
@@ -93,16 +110,6 @@ def settle(crm: Crm, partner_name: str, *, wait: bool = True) -> list[AnchorOutc
     return _Anchors(crm, partner_name).settle(wait=wait)
 
 
-def anchor_batch(crm: Crm, partner_name: str, batch_id: int) -> AnchorOutcome:
-    """Take one batch as far as anchored (an erasure receipt's), from wherever it was left."""
-    anchors = _Anchors(crm, partner_name)
-    anchors.settle(wait=True)
-    anchors.send(anchors.next_batch(None, among=[batch_id]), wait=True)
-    with crm.unit_of_work() as db:
-        (row,) = batches.outcomes(db, [batch_id])
-    return AnchorOutcome.of(row)
-
-
 class _Anchors:
     """The partner's batches in the outbox."""
 
@@ -119,8 +126,9 @@ class _Anchors:
         return [AnchorOutcome.of(row) for row in self.outbox.send(next_batch, wait=wait)]
 
     def next_batch(self, max_leaves: int | None, among: Collection[int] | None = None) -> NextBatch:
-        """The outbox's next transaction: a batch left pending (only those `among`, if given) or else,
-        unless `among` is given, a new batch of the oldest unbatched leaves."""
+        """The outbox's next transaction: the oldest batch left pending (with `among`, only up to the
+        last of those) or else, unless `among` is given, a new batch of the oldest leaves in no batch
+        yet (interactions first, then erasure receipts)."""
         size = max_leaves or self.crm.settings.batch_max_leaves
         anchor = self.crm.coalition.anchor
         signer = self.crm.signer(self.partner.name)
@@ -129,16 +137,56 @@ class _Anchors:
             found = batches.pending(db, self.partner.id, 1, among)
             if found:
                 (batch,) = found
-                batch_id, root, leaves = batch.id, bytes(batch.root), batch.size
-            elif among is None and (rows := interactions.take_unbatched(db, self.partner.id, size)):
-                batch_id, root, placed = new_batch(db, self.partner.id, [leaf for _, leaf in rows])
-                ids = [row_id for row_id, _ in rows]
-                interactions.place(
-                    db, batch_id, [(i, index, proof) for i, (index, proof) in zip(ids, placed, strict=True)]
-                )
-                leaves = len(rows)
+                batch_id, root, first, count = batch.id, bytes(batch.root), batch.first_index, batch.size
+                packed = bytes(batch.consistency or b"")
+            elif among is None:
+                placed = self._append(db, size)
+                if placed is None:
+                    return None
+                batch_id, root, first, count, packed = placed
             else:
                 return None
-            return [batch_id], anchor.prepare_anchor(signer, root, leaves)
+            self._in_step(db, first)
+            consistency = [packed[i : i + 32] for i in range(0, len(packed), 32)]
+            return [batch_id], anchor.prepare_anchor(signer, root, first + count, consistency)
 
         return take
+
+    def _append(self, db: Session, size: int) -> tuple[int, bytes, int, int, bytes] | None:
+        """A new pending batch of the oldest unbatched leaves: (id, root, first index, size, proof)."""
+        rows = interactions.take_unbatched(db, self.partner.id, size)
+        receipts = erasures.take_unbatched(db, self.partner.id, size - len(rows)) if len(rows) < size else []
+        if not rows and not receipts:
+            return None
+        leaves = [leaf for _, leaf in rows] + [leaf_hash(receipt_hash) for _, receipt_hash in receipts]
+        batch_id, root, placed = new_batch(db, self.partner.id, leaves)
+        if rows:
+            ids = [row_id for row_id, _ in rows]
+            interactions.place(
+                db, batch_id, [(i, p, proof) for i, (p, proof) in zip(ids, placed, strict=False)]
+            )
+        erasures.place(
+            db,
+            batch_id,
+            [(i, index, proof) for (i, _), (index, proof) in zip(receipts, placed[len(rows) :], strict=True)],
+        )
+        (batch,) = batches.pending(db, self.partner.id, 1, [batch_id])
+        return batch_id, root, batch.first_index, len(leaves), bytes(batch.consistency or b"")
+
+    def _in_step(self, db: Session, first_index: int) -> None:
+        """The chain's head must be where this batch starts: the previous batch may still be on its way
+        (sent without waiting), so wait for what is in flight; anything else means the store and the
+        chain disagree on the log, and nothing is signed."""
+        anchor = self.crm.coalition.anchor
+        head = anchor.head(self.partner.address)
+        if head.size != first_index:
+            for tx_hash in batches.OUTBOX.in_flight(db, self.partner.id):
+                if anchor.lookup(tx_hash) == "pending":
+                    anchor.wait(tx_hash)
+            head = anchor.head(self.partner.address)
+        if head.size != first_index:
+            raise LogOutOfStep(
+                f"partner {self.partner.name}'s log on chain has {head.size:,} leaves; the store's next "
+                f"batch starts at leaf {first_index:,}"
+                + (": the store is older than the chain" if head.size > first_index else "")
+            )

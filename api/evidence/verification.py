@@ -1,25 +1,29 @@
-"""Verifying interactions against the chain, one at a time or all of them.
+"""Verification starts from the chain and trusts nothing off chain.
 
-One interaction verifies when: its payload decrypts; the decrypted document is the one its row says
-(member, kind, time, external key); the HMAC commitment over it gives the stored leaf hash; and the
-leaf's proof leads to the root the chain holds for its batch (checked in Python and, for a single
-interaction, by the contract's own `verifyInclusion` as well).
+For each partner, the chain's tree heads come first (`InteractionAnchor.headsOf`); the store must then
+hold every leaf 0..size-1 of the latest head exactly once (interactions and erasure receipts are the
+leaves of one log), and the leaves between two heads, appended to the compact range of the earlier
+head, must give the later head's root (which also re-checks, off chain, the consistency the contract
+enforced). A missing leaf, a leaf held twice, a batch pointed at another partner's head, a head the
+store has no batch for (a store older than the chain), a payload gone without an anchored erasure, a
+key gone without one: each is reported with the record and what is wrong, and the run goes on.
 
-`verify_all` and `verified_interactions` give the same outcomes as checking each row on its own
-(`_check_row`), only faster: rows are read as plain tuples, in chunks; the keys of a chunk's customers
-come from the key store in one query (`Vault.bulk_keys`) and are reused while the vault's rules allow
-(see `CustomerKeys`); each batch's Merkle tree is built once, so a row's proof is compared with the
-tree's instead of being hashed up to the root; a document whose commitment matches is parsed only if
-its tail is not exactly what the row says; and the chain's roots are read in background threads while
-rows are being decrypted.
+Then, with the partner's keys (`content`), each interaction's payload is decrypted, its HMAC
+commitment recomputed and compared with its leaf, and the document compared with the row. Without
+keys (an auditor's run) every check above still runs, and none that needs personal data.
+
+One interaction verifies when its leaf is proven on chain (as above) and its content checks out. The
+keys of a chunk's customers come from the key store in one query (`Vault.bulk_keys`) and are reused
+while the vault's rules allow (see `CustomerKeys`); a document whose commitment matches is parsed only
+if its tail is not exactly what the row says.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -32,28 +36,39 @@ from api.evidence import documents
 from api.evidence.documents import PAYLOAD_FIELD
 from ledger.clients import BatchInfo
 from ledger.errors import AnchorUnknownBatch
-from ledger.merkle import MerkleTree, leaf_hash, verify_inclusion
-from offchain.errors import CustomerErased, DecryptionFailed
-from offchain.models import AnchorStatus, Batch
+from ledger.merkle import Frontier, LogAppend, leaf_hash, verify_consistency, verify_inclusion
+from offchain.errors import CustomerErased, DecryptionFailed, UnknownCustomer
+from offchain.models import AnchorStatus, Batch, ErasureReceipt
 from offchain.repositories import batches as batch_rows
 from offchain.repositories import erasures, interactions, partners
 from offchain.repositories.interactions import InteractionRow
+from offchain.repositories.partners import PartnerRecord
 from offchain.vault import CustomerKeys
 
 PROOF_HASH = 32
 
 # Interactions per chunk of a run: one key-store query per chunk, and a bound on the memory it holds.
 ROWS_PER_CHUNK = 2000
-# Threads reading batch roots from a JSON-RPC node during `verify_all`.
-CHAIN_READERS = 4
 
 
 class Outcome(StrEnum):
-    VERIFIED = "verified"
+    VERIFIED = "verified"  # leaf proven on chain and content re-hashed to it
+    PROVEN = "proven"  # leaf proven on chain; content not read (a run without keys)
     TAMPERED = "tampered"  # the store disagrees with itself or with the chain
     UNANCHORED = "unanchored"  # not yet on chain (pending or submitted)
-    ERASED = "erased"  # existing-but-erased: leaf still proven on chain, content gone with the key
-    MISSING = "missing"  # the chain has a leaf the store has no row for
+    ERASED = "erased"  # existing-but-erased: leaf still proven on chain, erasure receipt anchored
+    MISSING = "missing"  # the chain has something the store has no row for
+
+
+class Check(StrEnum):
+    """What a run checked; a run's report lists the ones it ran."""
+
+    HEADS = "log heads read from the chain; each head the previous one extended (consistency re-checked)"
+    LEAVES = "every leaf 0..size-1 of the latest head held once, proving against an anchored head"
+    ERASURES = "erasure receipts re-hashed from their JSON and proven in the log"
+    CONSENT = "consent receipts against the chain's consent records"
+    POINTS = "point events against the chain's events; balances and positions reconciled"
+    CONTENT = "payloads decrypted and re-hashed to their leaves (needs the partners' keys)"
 
 
 @dataclass(frozen=True)
@@ -61,15 +76,21 @@ class Verification:
     interaction_id: int | None
     outcome: Outcome
     detail: str = ""
+    record: str = ""  # what a finding is about when it is not an interaction ("leaf 17 of acme", ...)
 
     @property
     def ok(self) -> bool:
-        return self.outcome in (Outcome.VERIFIED, Outcome.ERASED)
+        return self.outcome in (Outcome.VERIFIED, Outcome.PROVEN, Outcome.ERASED)
+
+    @property
+    def label(self) -> str:
+        return self.record or f"interaction {self.interaction_id}"
 
 
 @dataclass
 class VerificationReport:
     results: list[Verification] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
 
     @property
     def counts(self) -> Counter[Outcome]:
@@ -82,8 +103,16 @@ class VerificationReport:
         ]
 
     @property
+    def failures(self) -> list[Verification]:
+        """The problems that are evidence of something wrong (pending records are not)."""
+        return [r for r in self.results if r.outcome in (Outcome.TAMPERED, Outcome.MISSING)]
+
+    @property
     def ok(self) -> bool:
         return not self.problems
+
+    def ran(self, *checks: Check) -> None:
+        self.checks.extend(c for c in checks if c not in self.checks)
 
 
 @dataclass(frozen=True)
@@ -105,9 +134,10 @@ def verify_interaction(crm: Crm, partner_name: str, interaction_id: int) -> Veri
         row = interactions.row(db, interaction_id)
         if row is None or row.partner_id != partner.id:
             raise NotFound(f"partner {partner_name!r} has no interaction {interaction_id}")
-        batch = batch_rows.get(db, row.batch_id) if row.batch_id is not None else None
-    result = _check_row(crm, partner_name, row, batch, _Roots(crm))
-    if result.outcome in (Outcome.VERIFIED, Outcome.ERASED) and batch is not None:
+        run = _Partner(crm, db, partner, full=False)
+        batch = run.batches.get(row.batch_id) if row.batch_id is not None else None
+        result = run.anchoring(row, batch) or _check_content(crm, partner_name, row, None, run.erased)[0]
+    if result.ok and batch is not None:
         assert batch.onchain_batch_id is not None and row.leaf_index is not None and row.proof is not None
         if not crm.coalition.anchor.verify_inclusion(
             batch.onchain_batch_id, row.leaf_index, row.leaf_hash, _split(row.proof)
@@ -116,20 +146,29 @@ def verify_interaction(crm: Crm, partner_name: str, interaction_id: int) -> Veri
     return result
 
 
-def verify_all(crm: Crm, partner_name: str | None = None, member: bytes | None = None) -> VerificationReport:
-    """Every interaction (of one partner, or of all), plus leaves the chain has and the store lacks.
+def verify_all(
+    crm: Crm, partner_name: str | None = None, member: bytes | None = None, *, content: bool = True
+) -> VerificationReport:
+    """Every partner's log from the chain down (of one partner, or of every partner the store or the
+    chain knows), every interaction, and every erasure receipt; with `content`, payloads re-hashed.
 
-    With `member`, only that member's interactions (and no search for missing leaves, which belong to
-    nobody the store knows)."""
+    With `member`, only that member's interactions, each proven against its head on its own (no
+    search for missing leaves, which belong to nobody the store knows)."""
     report = VerificationReport()
-    with _Run(crm) as run, crm.unit_of_work() as db:
-        names = [p.name for p in partners.every(db)] if partner_name is None else [partner_name]
+    report.ran(Check.HEADS, Check.LEAVES, Check.ERASURES) if member is None else report.ran(Check.LEAVES)
+    if content:
+        report.ran(Check.CONTENT)
+    with crm.unit_of_work() as db:
+        known = list(partners.every(db))
+        names = [p.name for p in known] if partner_name is None else [partner_name]
         for name in names:
+            run = _Partner(crm, db, crm.partner(db, name), full=member is None)
+            report.results.extend(run.findings)
             members = None if member is None else [member]
-            for checked, _ in run.partner(db, name, members):
+            for checked, _ in run.rows(members, content=content):
                 report.results.append(checked)
-            if member is None:
-                report.results.extend(run.missing_leaves(db, name))
+    if partner_name is None and member is None:
+        report.results.extend(unknown_logs(crm))
     return report
 
 
@@ -140,8 +179,9 @@ def verified_interactions(
     verified, its committed document: what a caller that may use only verified inputs (scoring, an
     export) reads, and reports the rest of. The same checks as `verify_all`, row by row."""
     found: list[VerifiedInteraction] = []
-    with _Run(crm) as run, crm.unit_of_work() as db:
-        for checked, (row, document) in run.partner(db, partner_name, members):
+    with crm.unit_of_work() as db:
+        run = _Partner(crm, db, crm.partner(db, partner_name), full=members is None)
+        for checked, (row, document) in run.rows(members, content=True):
             assert checked.interaction_id is not None
             found.append(
                 VerifiedInteraction(
@@ -159,113 +199,350 @@ Checked = tuple[Verification, tuple[InteractionRow, bytes | None]]
 """An interaction's outcome, its row, and its decrypted document if it verified."""
 
 
-class _Run:
-    """One verification run: the chain's roots read once (in background threads when the node is
-    remote), each partner's customers' keys read about once."""
-
-    def __init__(self, crm: Crm) -> None:
-        self.crm = crm
-        # The chain answers in threads (one for an in-process chain, which they would only contend
-        # for): the node's latency then overlaps decryption instead of adding to it, once per batch.
-        workers = CHAIN_READERS if crm.coalition.remote else 1
-        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="verify-chain")
-        self.roots = _Roots(crm, self.pool)
-        self.batches: dict[str, dict[int, Batch]] = {}
-
-    def __enter__(self) -> _Run:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)  # after an error, no reads nobody waits for
-
-    def partner(self, db: Session, name: str, members: Collection[bytes] | None) -> Iterator[Checked]:
-        partner = self.crm.partner(db, name)
-        batches = self.batches[name] = batch_rows.of_partner(db, partner.id)
-        if members is None:  # then every anchored batch is read (for its rows or its missing leaves)
-            self.roots.prefetch(
-                b.onchain_batch_id
-                for b in batches.values()
-                if b.status is AnchorStatus.ANCHORED and b.onchain_batch_id is not None
+def unknown_logs(crm: Crm) -> list[Verification]:
+    """Logs the chain holds for addresses the store has no partner for (a store deleted or replaced)."""
+    with crm.unit_of_work() as db:
+        known = {p.address.lower() for p in partners.every(db)}
+    found = []
+    for address in crm.coalition.anchor.partners():
+        if address.lower() in known:
+            continue
+        head = crm.coalition.anchor.head(address)
+        found.append(
+            Verification(
+                None,
+                Outcome.MISSING,
+                f"the chain holds a log of {head.size:,} leaves in {head.count:,} heads for {address};"
+                " the store knows no such partner",
+                record=f"log of {address}",
             )
-        # Whole batches are checked when all of a partner's rows are; a few members' rows are cheaper
-        # to check proof by proof than by building the trees of every batch they are in.
-        trees = _BatchTrees(db) if members is None else None
-        keys: dict[bytes, CustomerKeys] = {}  # the partner's customers' keys, for this run only
-        for rows in interactions.rows_in_chunks(db, partner.id, members, ROWS_PER_CHUNK):
-            yield from _check_rows(self.crm, name, rows, batches, self.roots, trees, keys)
-
-    def missing_leaves(self, db: Session, name: str) -> list[Verification]:
-        return _missing_leaves(db, self.batches[name].values(), self.roots)
-
-
-def _check_rows(
-    crm: Crm,
-    partner: str,
-    rows: Sequence[InteractionRow],
-    batches: Mapping[int, Batch],
-    roots: _Roots,
-    trees: _BatchTrees | None,
-    keys: dict[bytes, CustomerKeys],
-) -> list[Checked]:
-    """`_check_row` of each row, in order. The keys of the chunk's customers that `keys` does not hold
-    fresh are read in one go and kept in `keys` for later chunks, as long as they stay fresh (no shred
-    since, the vault's TTL not past: see CustomerKeys), so a customer's key is read about once a run."""
-    results: list[Checked | None] = []
-    readable: list[int] = []  # positions of the rows that get as far as decryption
-    for row in rows:
-        batch = batches.get(row.batch_id) if row.batch_id is not None else None
-        early = _check_anchoring(crm, row, batch, roots, trees)
-        if early is None:
-            readable.append(len(results))
-            results.append(None)
-        else:
-            results.append((early, (row, None)))
-    if readable:
-        wanted = {rows[i].member_id for i in readable}
-        unread = [m for m in wanted if m not in keys or not keys[m].fresh]
-        if unread:
-            for m in unread:
-                keys.pop(m, None)
-            keys.update(crm.vault.bulk_keys(partner, unread))
-        for i in readable:
-            checked, document = _check_content(crm, partner, rows[i], keys.get(rows[i].member_id))
-            results[i] = (checked, (rows[i], document))
-    return [r for r in results if r is not None]
-
-
-def _check_row(
-    crm: Crm, partner: str, row: InteractionRow, batch: Batch | None, roots: _Roots
-) -> Verification:
-    """The reference check of one row: what `verify_all` must report for it."""
-    return _check_anchoring(crm, row, batch, roots, None) or _check_content(crm, partner, row, None)[0]
-
-
-def _check_anchoring(
-    crm: Crm, row: InteractionRow, batch: Batch | None, roots: _Roots, trees: _BatchTrees | None
-) -> Verification | None:
-    """The outcome decided by the row and the chain alone, or None if the content must be read."""
-    if batch is None or batch.status is not AnchorStatus.ANCHORED or batch.onchain_batch_id is None:
-        return Verification(
-            row.id, Outcome.UNANCHORED, f"status {AnchorStatus.PENDING if batch is None else batch.status}"
         )
-    if row.leaf_index is None or row.proof is None or len(row.proof) % PROOF_HASH:
-        return Verification(row.id, Outcome.TAMPERED, "the row has no usable leaf index or proof")
-    onchain = roots.get(batch.onchain_batch_id)
-    if onchain is None:
-        return Verification(row.id, Outcome.TAMPERED, f"the chain has no batch {batch.onchain_batch_id}")
-    if trees is None or not trees.vouches(batch, onchain, row):
-        proven = verify_inclusion(
-            row.leaf_hash, row.leaf_index, onchain.size, _split(row.proof), onchain.root
-        )
+    return found
+
+
+class _Partner:
+    """One partner's part of a run: its heads read from the chain, its batches and erasure receipts from
+    the store, and (`full`) the whole log checked leaf by leaf, before any interaction is read."""
+
+    def __init__(self, crm: Crm, db: Session, partner: PartnerRecord, *, full: bool) -> None:
+        self.crm, self.db, self.partner = crm, db, partner
+        self.heads = crm.coalition.anchor.heads(partner.address)
+        self.by_head = {h.batch_id: h for h in self.heads}
+        self.batches = batch_rows.of_partner(db, partner.id)
+        self.findings: list[Verification] = []
+        # interaction id -> what is wrong with its leaf (only the rows found wrong); None: not checked
+        self.leaf_problems: dict[int, Verification] | None = {} if full else None
+        self.bad_batches: dict[int, str] = {}  # store batch id -> why its rows cannot be proven
+        self.erased: dict[bytes, ErasureReceipt] = {}  # members whose erasure receipt is proven
+        self.erasing: set[bytes] = set()  # members whose receipt is not anchored yet
+        self._check_batches()
+        receipts = erasures.of_partner(db, partner.id)
+        if full:
+            self._check_log(receipts)
+        self._check_receipts(receipts, full=full)
+
+    # --- the log --------------------------------------------------------------------------------
+
+    def _check_batches(self) -> None:
+        name = self.partner.name
+        anchored = {}
+        for batch in self.batches.values():
+            if batch.status is not AnchorStatus.ANCHORED or batch.onchain_batch_id is None:
+                continue
+            assert batch.id is not None
+            head = self.by_head.get(batch.onchain_batch_id)
+            if head is None:
+                owner = _owner(self.crm, batch.onchain_batch_id)
+                why = f"points at on-chain batch {batch.onchain_batch_id}, " + (
+                    "which the chain does not have" if owner is None else f"a head of {owner}, not of {name}"
+                )
+                self._finding(Outcome.TAMPERED, f"batch {batch.id} of {name}", why)
+                self.bad_batches[batch.id] = f"its batch {why}"
+            elif (head.root, head.size) != (bytes(batch.root), batch.first_index + batch.size):
+                why = (
+                    f"says root 0x{bytes(batch.root).hex()} at {batch.first_index + batch.size:,} leaves;"
+                    f" the chain's head {head.batch_id} says 0x{head.root.hex()} at {head.size:,}"
+                )
+                self._finding(Outcome.TAMPERED, f"batch {batch.id} of {name}", why)
+                self.bad_batches[batch.id] = f"its batch {why}"
+            else:
+                anchored[head.batch_id] = batch
+        self.head_batch = anchored
+        by_root = {bytes(b.root): b for b in self.batches.values()}
+        for head in self.heads:
+            if head.batch_id in anchored:
+                continue
+            waiting = by_root.get(head.root)
+            if waiting is not None and waiting.status is not AnchorStatus.ANCHORED:
+                continue  # mined, not yet settled in the store: its rows read as pending until then
+            self._finding(
+                Outcome.MISSING,
+                f"head {head.batch_id} of {name}",
+                f"the chain's head of {head.size:,} leaves (block {head.block_number}) has no batch in the"
+                " store: the store is older than the chain",
+            )
+        previous: BatchInfo | None = None
+        for head in self.heads:
+            kept = anchored.get(head.batch_id)
+            if previous is not None and kept is not None and kept.consistency is not None:
+                proof = _split(bytes(kept.consistency))
+                result = verify_consistency(previous.size, head.size, previous.root, head.root, proof)
+                if not result.ok:
+                    self._finding(Outcome.TAMPERED, f"batch {kept.id} of {name}", f"its proof: {result}")
+            previous = head
+
+    def _check_log(self, receipts: Sequence[ErasureReceipt]) -> None:
+        """Every leaf of every head, in order: held once, and the leaves between two heads appended to
+        the earlier head's compact range give the later head's root."""
+        assert self.leaf_problems is not None
+        name = self.partner.name
+        receipt_at: dict[int, list[ErasureReceipt]] = {}
+        for receipt in receipts:
+            if receipt.leaf_index is not None:
+                receipt_at.setdefault(receipt.leaf_index, []).append(receipt)
+        frontier: Frontier | None = Frontier.empty()
+        start = 0
+        for head in self.heads:
+            held: dict[int, list[tuple[str, int, bytes, bytes | None, int | None]]] = {}
+            for row in interactions.log_rows(self.db, self.partner.id, start, head.size):
+                held.setdefault(row.leaf_index, []).append(
+                    ("interaction", row.id, bytes(row.leaf_hash), row.proof, row.batch_id)
+                )
+            for index in range(start, head.size):
+                for receipt in receipt_at.get(index, ()):
+                    assert receipt.id is not None
+                    leaf = leaf_hash(hashlib.sha256(receipt.receipt_json.encode()).digest())
+                    held.setdefault(index, []).append(
+                        ("erasure receipt", receipt.id, leaf, receipt.proof, receipt.anchored_batch_id)
+                    )
+            whole = True
+            for index in range(start, head.size):
+                found = held.get(index, [])
+                if len(found) == 1:
+                    continue
+                whole = False
+                if not found:
+                    self._finding(
+                        Outcome.MISSING,
+                        f"leaf {index} of {name}",
+                        f"the chain's head {head.batch_id} ({head.size:,} leaves) has leaf {index}; the"
+                        " store has no record at that place",
+                    )
+                else:
+                    holders = ", ".join(f"{kind} {i}" for kind, i, *_ in found)
+                    self._finding(Outcome.TAMPERED, f"leaf {index} of {name}", f"held twice: {holders}")
+                    for kind, record_id, *_ in found:
+                        if kind == "interaction":
+                            self.leaf_problems[record_id] = Verification(
+                                record_id, Outcome.TAMPERED, f"leaf {index} is held by another record too"
+                            )
+            step = None
+            if whole and frontier is not None:
+                step = LogAppend(frontier, [held[i][0][2] for i in range(start, head.size)])
+                if step.root != head.root:
+                    step = None
+            batch = self.head_batch.get(head.batch_id)
+            for index in range(start, head.size):
+                for kind, record_id, leaf, proof, batch_id in held.get(index, []):
+                    problem = self._leaf_problem(head, batch, index, leaf, proof, batch_id, step)
+                    if problem is None:
+                        continue
+                    if kind == "interaction":
+                        self.leaf_problems.setdefault(
+                            record_id, Verification(record_id, Outcome.TAMPERED, problem)
+                        )
+                    else:
+                        self._finding(Outcome.TAMPERED, f"erasure receipt {record_id} of {name}", problem)
+            if step is not None:
+                frontier = step.frontier
+            else:
+                # the store's rows do not rebuild this head: go on from the batch's own compact range if
+                # it is the head's (it cannot be forged: it folds to the root the chain holds)
+                kept = None if batch is None else Frontier.decode(head.size, batch.frontier)
+                frontier = kept if kept is not None and kept.root == head.root else None
+            start = head.size
+        for row in interactions.placed_beyond(self.db, self.partner.id, start):
+            batch = self.batches.get(row.batch_id) if row.batch_id is not None else None
+            if batch is not None and batch.status is AnchorStatus.ANCHORED:
+                self.leaf_problems[row.id] = Verification(
+                    row.id,
+                    Outcome.TAMPERED,
+                    f"leaf {row.leaf_index} is beyond the chain's log of {start:,} leaves",
+                )
+
+    def _leaf_problem(
+        self,
+        head: BatchInfo,
+        batch: Batch | None,
+        index: int,
+        leaf: bytes,
+        proof: bytes | None,
+        batch_id: int | None,
+        step: LogAppend | None,
+    ) -> str | None:
+        """What is wrong with one record's leaf at `index` of `head`, or None."""
+        if batch is not None and batch_id != batch.id:
+            return f"leaf {index} was anchored by batch {batch.id}, the record says batch {batch_id}"
+        if step is not None and proof is not None and proof == b"".join(step.proof(index)):
+            return None  # the rebuilt head's own audit path: proven
+        if proof is None or len(proof) % PROOF_HASH:
+            return "the record has no usable proof"
+        proven = verify_inclusion(leaf, index, head.size, _split(proof), head.root)
         if not proven.ok:
-            return Verification(row.id, Outcome.TAMPERED, f"the leaf is not in the anchored batch: {proven}")
-    if row.payload_ciphertext is None:
-        return Verification(row.id, Outcome.ERASED, "content erased; the leaf is still proven on chain")
-    return None
+            return f"the leaf is not in the anchored batch {head.batch_id}: {proven}"
+        return None
+
+    def _check_receipts(self, receipts: Sequence[ErasureReceipt], *, full: bool) -> None:
+        """Each erasure receipt: its JSON is what its hash and row say, its leaf is proven in the log
+        (row by row here when the whole log was not checked), and it counts the member's rows."""
+        name = self.partner.name
+        flagged = {f.record for f in self.findings}
+        counts = interactions.count_by_member(self.db, self.partner.id, [r.member_id for r in receipts])
+        for receipt in receipts:
+            label = f"erasure receipt {receipt.id} of {name}"
+            problems = []
+            raw = receipt.receipt_json.encode()
+            if hashlib.sha256(raw).digest() != receipt.receipt_hash:
+                problems.append("its JSON does not hash to its stored receipt hash")
+            try:
+                document = json.loads(raw)
+            except ValueError:
+                document = {}
+            if document.get("member") != "0x" + receipt.member_id.hex() or document.get("partner") != name:
+                problems.append("its JSON names another member or partner")
+            held = counts.get(receipt.member_id, 0)
+            # a proven receipt whose count the store no longer matches still proves the erasure
+            miscount = (
+                f"it counts {document.get('interactions')} interactions of the member; the store holds {held}"
+                if document.get("interactions") != held or receipt.interactions_count != held
+                else None
+            )
+            batch = self.batches.get(receipt.anchored_batch_id) if receipt.anchored_batch_id else None
+            if batch is None or batch.status is not AnchorStatus.ANCHORED or receipt.leaf_index is None:
+                if not problems:
+                    self.erasing.add(receipt.member_id)
+                    continue
+            elif not full:
+                assert batch.onchain_batch_id is not None
+                head = self.by_head.get(batch.onchain_batch_id)
+                leaf = leaf_hash(hashlib.sha256(raw).digest())
+                if head is None:
+                    problems.append("its batch is not one of the partner's heads")
+                else:
+                    problem = self._leaf_problem(
+                        head, None, receipt.leaf_index, leaf, receipt.proof, batch.id, None
+                    )
+                    if problem:
+                        problems.append(problem)
+            elif label in flagged or any(f.record == label for f in self.findings):
+                continue  # the log check said what is wrong
+            if not problems:
+                self.erased[receipt.member_id] = receipt
+            if miscount:
+                problems.append(miscount)
+            if problems:
+                self._finding(Outcome.TAMPERED, label, "; ".join(problems))
+
+    def _finding(self, outcome: Outcome, record: str, detail: str) -> None:
+        self.findings.append(Verification(None, outcome, detail, record=record))
+
+    # --- the interactions ------------------------------------------------------------------------
+
+    def anchoring(self, row: InteractionRow, batch: Batch | None) -> Verification | None:
+        """The outcome decided by the row, the log and the chain alone, or None if the content decides."""
+        if batch is None or batch.status is not AnchorStatus.ANCHORED or batch.onchain_batch_id is None:
+            return Verification(
+                row.id,
+                Outcome.UNANCHORED,
+                f"status {AnchorStatus.PENDING if batch is None else batch.status}",
+            )
+        assert batch.id is not None
+        if batch.id in self.bad_batches:
+            return Verification(row.id, Outcome.TAMPERED, self.bad_batches[batch.id])
+        if self.leaf_problems is not None:
+            problem = self.leaf_problems.get(row.id)
+            if problem is not None:
+                return problem
+        else:
+            head = self.by_head[batch.onchain_batch_id]
+            if row.leaf_index is None:
+                return Verification(row.id, Outcome.TAMPERED, "the row has no leaf index")
+            why = self._leaf_problem(
+                head, batch, row.leaf_index, row.leaf_hash, row.proof, row.batch_id, None
+            )
+            if why is not None:
+                return Verification(row.id, Outcome.TAMPERED, why)
+        erased = row.member_id in self.erased
+        if row.payload_ciphertext is None:
+            if erased:
+                return Verification(
+                    row.id, Outcome.ERASED, "content erased; the leaf is still proven on chain"
+                )
+            if row.member_id in self.erasing:
+                return Verification(
+                    row.id, Outcome.UNANCHORED, "erased; the erasure receipt is not anchored yet"
+                )
+            return Verification(
+                row.id, Outcome.TAMPERED, "the payload is missing and no erasure of the member is anchored"
+            )
+        if erased:
+            return Verification(row.id, Outcome.TAMPERED, "the member was erased, yet a payload is stored")
+        return None
+
+    def rows(self, members: Collection[bytes] | None, *, content: bool) -> Iterator[Checked]:
+        keys: dict[bytes, CustomerKeys] = {}  # the partner's customers' keys, for this run only
+        for rows in interactions.rows_in_chunks(self.db, self.partner.id, members, ROWS_PER_CHUNK):
+            yield from self._check_rows(rows, keys, content)
+
+    def _check_rows(
+        self, rows: Sequence[InteractionRow], keys: dict[bytes, CustomerKeys], content: bool
+    ) -> list[Checked]:
+        """Each row's outcome, in order. The keys of the chunk's customers that `keys` does not hold
+        fresh are read in one go and kept in `keys` for later chunks, as long as they stay fresh (no
+        shred since, the vault's TTL not past: see CustomerKeys), so a key is read about once a run."""
+        name = self.partner.name
+        results: list[Checked | None] = []
+        readable: list[int] = []  # positions of the rows that get as far as decryption
+        for row in rows:
+            batch = self.batches.get(row.batch_id) if row.batch_id is not None else None
+            early = self.anchoring(row, batch)
+            if early is None and not content:
+                early = Verification(row.id, Outcome.PROVEN, "leaf proven on chain; content not read")
+            if early is None:
+                readable.append(len(results))
+                results.append(None)
+            else:
+                results.append((early, (row, None)))
+        if readable:
+            wanted = {rows[i].member_id for i in readable}
+            unread = [m for m in wanted if m not in keys or not keys[m].fresh]
+            if unread:
+                for m in unread:
+                    keys.pop(m, None)
+                keys.update(self.crm.vault.bulk_keys(name, unread))
+            for i in readable:
+                checked, document = _check_content(
+                    self.crm, name, rows[i], keys.get(rows[i].member_id), self.erased
+                )
+                results[i] = (checked, (rows[i], document))
+        return [r for r in results if r is not None]
+
+
+def _owner(crm: Crm, onchain_id: int) -> str | None:
+    if not 0 <= onchain_id < 2**256:
+        return None  # no batch id the chain could have
+    try:
+        return crm.coalition.anchor.batch(onchain_id).partner
+    except AnchorUnknownBatch:
+        return None
 
 
 def _check_content(
-    crm: Crm, partner: str, row: InteractionRow, keys: CustomerKeys | None
+    crm: Crm,
+    partner: str,
+    row: InteractionRow,
+    keys: CustomerKeys | None,
+    erased: Mapping[bytes, ErasureReceipt],
 ) -> tuple[Verification, bytes | None]:
     """Decrypt, recompute the commitment, compare the document with the row; the outcome, and the
     document if it verified. `keys` None: the customer was not among those `bulk_keys` found, so ask
@@ -277,7 +554,15 @@ def _check_content(
         else:
             document = keys.decrypt(PAYLOAD_FIELD, row.payload_ciphertext)
     except CustomerErased:
-        return Verification(row.id, Outcome.ERASED, "the customer's key is erased"), None
+        if row.member_id in erased:
+            return Verification(row.id, Outcome.ERASED, "the customer's key is erased"), None
+        return Verification(
+            row.id, Outcome.TAMPERED, "the customer's key is gone and no erasure of the member is anchored"
+        ), None
+    except UnknownCustomer:
+        return Verification(
+            row.id, Outcome.TAMPERED, "the customer's key is missing and no erasure of the member is recorded"
+        ), None
     except DecryptionFailed:
         return Verification(
             row.id, Outcome.TAMPERED, "the payload does not decrypt under the customer's key"
@@ -294,99 +579,6 @@ def _check_content(
             row.id, Outcome.TAMPERED, f"the row's {mismatch} differs from the committed one"
         ), None
     return Verification(row.id, Outcome.VERIFIED), document
-
-
-class _BatchTrees:
-    """Each anchored batch's Merkle tree, built once from the store's leaves, so that a row is proven by
-    comparing its stored proof with the tree's audit path instead of hashing its way up to the root.
-
-    A tree is only used when the store holds exactly the leaves 0..size-1 of the on-chain batch and its
-    root is the on-chain root. Then a row whose leaf hash and proof equal the tree's at its index is
-    what `verify_inclusion` accepts (the audit path of a tree leads to that tree's root). Any other row,
-    and every row of a batch without such a tree, goes through `verify_inclusion`, which also gives the
-    reason it fails."""
-
-    def __init__(self, db: Session) -> None:
-        self._db = db
-        # batch id -> leaf index -> (leaf hash, proof bytes); None: no usable tree for that batch
-        self._paths: dict[int, dict[int, tuple[bytes, bytes]] | None] = {}
-
-    def vouches(self, batch: Batch, onchain: BatchInfo, row: InteractionRow) -> bool:
-        assert batch.id is not None
-        if batch.id not in self._paths:
-            self._paths[batch.id] = self._build(batch.id, onchain)
-        paths = self._paths[batch.id]
-        if paths is None or row.leaf_index is None:
-            return False
-        return paths.get(row.leaf_index) == (row.leaf_hash, row.proof)
-
-    def _build(self, batch_id: int, onchain: BatchInfo) -> dict[int, tuple[bytes, bytes]] | None:
-        leaves = interactions.leaves_of_batch(self._db, batch_id)
-        if sorted(leaves) != list(range(onchain.size)):
-            return None
-        tree = MerkleTree([leaves[i] for i in range(onchain.size)])
-        if tree.root != onchain.root:
-            return None
-        return {i: (tree.leaf(i), b"".join(tree.proof(i))) for i in range(tree.size)}
-
-
-def _missing_leaves(db: Session, batches: Iterable[Batch], roots: _Roots) -> list[Verification]:
-    receipts = erasures.anchored_hashes(db)
-    missing = []
-    for batch in batches:
-        if batch.status is not AnchorStatus.ANCHORED or batch.onchain_batch_id is None:
-            continue
-        onchain = roots.get(batch.onchain_batch_id)
-        if onchain is None:
-            continue
-        if batch.id in receipts:
-            # an erasure receipt's own one-leaf batch: its root is the receipt hash's leaf hash
-            if onchain.root != leaf_hash(receipts[batch.id]):
-                missing.append(Verification(None, Outcome.TAMPERED, f"erasure receipt of batch {batch.id}"))
-            continue
-        assert batch.id is not None
-        stored = interactions.count_in_batch(db, batch.id)
-        for _ in range(onchain.size - stored):
-            missing.append(
-                Verification(None, Outcome.MISSING, f"batch {batch.onchain_batch_id} has a leaf with no row")
-            )
-    return missing
-
-
-class _Roots:
-    """What the chain holds for each batch (None: no such batch), read once per run.
-
-    With a `pool`, every read runs in it, including those nobody prefetched, so that the chain client
-    is never used from two threads where the pool has one; `prefetch` queues reads before they are
-    needed. A read's answer, or its error, is the same as reading on demand and comes out of `get`."""
-
-    def __init__(self, crm: Crm, pool: Executor | None = None) -> None:
-        self._crm = crm
-        self._pool = pool
-        self._reads: dict[int, Future[BatchInfo | None]] = {}
-        self._known: dict[int, BatchInfo | None] = {}
-
-    def prefetch(self, onchain_ids: Iterable[int]) -> None:
-        if self._pool is None:
-            return
-        for onchain_id in onchain_ids:
-            if onchain_id not in self._known and onchain_id not in self._reads:
-                self._reads[onchain_id] = self._pool.submit(self._read, onchain_id)
-
-    def get(self, onchain_id: int) -> BatchInfo | None:
-        if onchain_id not in self._known:
-            if self._pool is None:
-                self._known[onchain_id] = self._read(onchain_id)
-            else:
-                self.prefetch([onchain_id])
-                self._known[onchain_id] = self._reads.pop(onchain_id).result()
-        return self._known[onchain_id]
-
-    def _read(self, onchain_id: int) -> BatchInfo | None:
-        try:
-            return self._crm.coalition.anchor.batch(onchain_id)
-        except AnchorUnknownBatch:
-            return None
 
 
 def _split(proof: bytes) -> list[bytes]:

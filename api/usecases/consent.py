@@ -13,13 +13,14 @@ from sqlmodel import Session
 
 from api.context import Crm
 from api.errors import CustomerIsErased, InvalidInput, NotFound
+from api.evidence import records
 from api.evidence.outbox import Outbox
 from api.principal import Principal, Role
 from api.usecases.customers import member_status
 from ledger.chain import SignedTx
 from ledger.clients import ConsentStatus as ChainConsentStatus
 from ledger.clients import purpose_id
-from ledger.clients.consent import RECORD_BATCH_MAX
+from ledger.clients.consent import RECORD_BATCH_MAX, ConsentRecord
 from offchain.canonical import canonical_json
 from offchain.models import ConsentReceipt, ConsentStatus, CustomerStatus
 from offchain.repositories import consents, customers
@@ -229,7 +230,7 @@ def send_staged_consents(
 @dataclass(frozen=True)
 class ConsentEvent:
     receipt: ConsentReceipt
-    on_chain: bool  # the chain holds this receipt's hash for this member, controller and purpose
+    on_chain: bool  # the chain's record of this receipt's document matches it (status, expiry)
 
 
 def consent_history(
@@ -242,14 +243,18 @@ def consent_history(
     with crm.unit_of_work() as db:
         member_status(db, member)
         rows = consents.history(db, member, partner_name)
-    chain_hashes: dict[tuple[str, str], set[bytes]] = {}
+    # "on chain" only when the chain's record of this receipt's document matches the row: the hash
+    # column, status or expiry as stored prove nothing
+    chain_records: dict[tuple[str, str], dict[bytes, ConsentRecord]] = {}
     events = []
     for receipt, partner in rows:
         key = (partner.address, receipt.purpose)
-        if key not in chain_hashes:
+        if key not in chain_records:
             history = crm.coalition.consent.history(member, partner.address, purpose_id(receipt.purpose))
-            chain_hashes[key] = {r.receipt_hash for r in history}
-        events.append(ConsentEvent(receipt, receipt.receipt_hash in chain_hashes[key]))
+            chain_records[key] = {r.receipt_hash: r for r in history}
+        record = chain_records[key].get(records.receipt_hash(receipt))
+        on_chain = receipt.block_number is not None and records.consent_disagreement(receipt, record) is None
+        events.append(ConsentEvent(receipt, on_chain))
     return events
 
 
@@ -270,52 +275,3 @@ def consent_valid(
 def _may_read_consent(who: Principal, member: bytes) -> None:
     if who.role is Role.CUSTOMER and who.member != member:
         raise NotFound(f"no member 0x{member.hex()}")  # the same answer as for a member that is not there
-
-
-def reconcile_consents(crm: Crm, who: Principal, partner_name: str | None = None) -> tuple[int, list[str]]:
-    """Compare every stored consent receipt (towards one partner, or all) with the chain: per member,
-    controller and purpose, the chain's history must be the store's receipts in order, each with the
-    same hash, status and expiry, and each stored hash must be the SHA-256 of the stored receipt (so an
-    edited row cannot hide behind its old hash). Returns how many groups were checked and the mismatches.
-    Receipts still waiting in the outbox are named, not failed."""
-    who.may_reconcile(partner_name)
-    with crm.unit_of_work() as db:
-        if partner_name is not None:
-            crm.partner(db, partner_name)  # UnknownPartner
-        rows = consents.every(db, partner_name)
-    groups: dict[tuple[bytes, str, str], list[ConsentReceipt]] = {}
-    controllers: dict[tuple[bytes, str, str], str] = {}
-    for receipt, partner in rows:
-        key = (bytes(receipt.member_id), partner.name, receipt.purpose)
-        groups.setdefault(key, []).append(receipt)
-        controllers[key] = partner.address
-    mismatches: list[str] = []
-    for (member, controller, purpose), stored in groups.items():
-        where = f"consent of 0x{member.hex()} to {controller} for {purpose}"
-        address = controllers[member, controller, purpose]
-        chain = crm.coalition.consent.history(member, address, purpose_id(purpose))
-        confirmed = [r for r in stored if r.block_number is not None]
-        for receipt in stored:
-            if hashlib.sha256(receipt.receipt_json.encode()).digest() != receipt.receipt_hash:
-                mismatches.append(f"{where}: receipt {receipt.id} does not hash to its stored hash")
-        if len(chain) != len(confirmed):
-            mismatches.append(
-                f"{where}: the store holds {len(confirmed)} confirmed records, the chain {len(chain)}"
-            )
-        for receipt, record in zip(confirmed, chain, strict=False):
-            expiry = int(_utc(receipt.expires_at).timestamp()) if receipt.expires_at else 0
-            if (receipt.receipt_hash, chain_status(receipt.status), expiry) != (
-                record.receipt_hash,
-                record.status,
-                record.expires_at,
-            ):
-                mismatches.append(
-                    f"{where}: receipt {receipt.id} differs from the chain's record"
-                    f" in block {record.block_number}"
-                )
-    return len(groups), mismatches
-
-
-def _utc(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; they were written in UTC
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -86,14 +86,14 @@ def run_demo(chain: Backend | str, on_step: Step | None = None) -> DemoReport:
         settings = Settings(environment="development", home=Path(home), batch_max_leaves=64)
         crm = Crm.open(settings, coalition)
         try:
-            _business(crm, (acme, borealis, cafe, delta), step, report)
+            _business(crm, (acme, borealis, cafe, delta), Principal.of_auditor(auditor.address), step, report)
         finally:
             crm.close()
     report.summary["blocks on chain"] = coalition.block_number()
     return report
 
 
-def _business(crm: Crm, signers: tuple, step: Step, report: DemoReport) -> None:  # type: ignore[type-arg]
+def _business(crm: Crm, signers: tuple, inspector: Principal, step: Step, report: DemoReport) -> None:  # type: ignore[type-arg]
     names = ("acme", "borealis", "cafe", "delta")
     for name, signer in zip(names, signers, strict=True):
         register_partner(crm, name, signer)
@@ -160,6 +160,14 @@ def _business(crm: Crm, signers: tuple, step: Step, report: DemoReport) -> None:
         "chen asks to be erased",
         f"key deleted, {receipt.interactions_count} interactions {erased_readable}; "
         f"receipt anchored in batch {anchored.onchain_batch_id}",
+    )
+
+    audit = verify(crm, inspector)
+    proven = audit.counts[Outcome.PROVEN] + audit.counts[Outcome.ERASED]
+    step(
+        "the auditor verifies with no key at all",
+        f"{len(audit.checks)} checks ran (not the content: that needs keys); {proven} leaves proven,"
+        f" {len(audit.failures)} findings",
     )
 
     final = verify(crm, operator)

@@ -1,4 +1,5 @@
-"""Erasure: delete the customer's data key, keep tombstones, and anchor a receipt of what was done.
+"""Erasure: delete the customer's data key, keep tombstones, and anchor a receipt of what was done: the
+receipt's hash is a leaf of the partner's log, like its interactions.
 
 After the key is gone, the personal data and payload ciphertexts are unreadable and the HMAC key behind
 every leaf is unrecoverable, so the leaves on chain can no longer be linked to anyone. The rows stay as
@@ -11,14 +12,13 @@ import hashlib
 from datetime import UTC, datetime
 
 from api.context import Crm
-from api.evidence.anchoring import AnchorOutcome, anchor_batch, new_batch
+from api.evidence.anchoring import AnchorOutcome, anchor_pending
 from api.principal import Principal
 from api.usecases.customers import owned_customer
-from ledger.merkle import leaf_hash
 from offchain.canonical import canonical_json
 from offchain.db import purge_deleted
 from offchain.models import ErasureReceipt
-from offchain.repositories import customers, erasures, interactions
+from offchain.repositories import batches, customers, erasures, interactions
 
 RECEIPT_SCHEMA = "ledgercrm/erasure-receipt/v1"
 
@@ -42,8 +42,7 @@ def erase_customer(crm: Crm, who: Principal, member: bytes) -> tuple[ErasureRece
                 }
             )
             receipt_hash = hashlib.sha256(receipt_json).digest()
-            # the receipt's own one-leaf batch, in the anchoring outbox
-            receipt_batch, _, _ = new_batch(db, customer.partner_id, [leaf_hash(receipt_hash)])
+            # a leaf of the partner's log, waiting for the next append
             existing = erasures.add(
                 db,
                 ErasureReceipt(
@@ -53,7 +52,6 @@ def erase_customer(crm: Crm, who: Principal, member: bytes) -> tuple[ErasureRece
                     interactions_count=count,
                     receipt_json=receipt_json.decode(),
                     receipt_hash=receipt_hash,
-                    anchored_batch_id=receipt_batch,
                 ),
             )
             customers.mark_erased(db, member, now)
@@ -62,8 +60,12 @@ def erase_customer(crm: Crm, who: Principal, member: bytes) -> tuple[ErasureRece
             # and the customer is intact; if the commit fails after it, the call can simply be repeated.
         if not crm.vault.is_erased(partner_name, member):
             crm.vault.shred(partner_name, member)
-        batch_id = existing.anchored_batch_id
+        receipt_id = existing.id
     # old page images of the ciphertexts must not survive in SQLite's WAL
     purge_deleted(crm.engine)
-    assert batch_id is not None
-    return existing, anchor_batch(crm, partner_name, batch_id)
+    anchor_pending(crm, partner_name)  # the receipt's leaf, and whatever waited before it
+    with crm.unit_of_work() as db:
+        receipt = erasures.get(db, receipt_id)
+        assert receipt is not None and receipt.anchored_batch_id is not None
+        (row,) = batches.outcomes(db, [receipt.anchored_batch_id])
+    return receipt, AnchorOutcome.of(row)

@@ -3,18 +3,43 @@
 from __future__ import annotations
 
 from api.context import Crm
-from api.evidence import verification
-from api.evidence.verification import Verification, VerificationReport
-from api.principal import Principal
+from api.evidence import records, verification
+from api.evidence.verification import Check, Verification, VerificationReport
+from api.principal import Principal, Role
+from api.usecases.loyalty import reconcile
 from api.usecases.partners import partner_names
 
 
-def verify(crm: Crm, who: Principal, member: bytes | None = None) -> VerificationReport:
-    """Every interaction of the partners `who` acts for (only `member`'s, if given), plus the leaves the
-    chain has and the store lacks; exit code material: `report.ok`."""
+def verify(
+    crm: Crm, who: Principal, member: bytes | None = None, *, auditor: bool = False
+) -> VerificationReport:
+    """Every partner `who` acts for, from the chain down: each log's heads and leaves, every
+    interaction (only `member`'s, if given) and erasure receipt; for a whole run (no `member`) also
+    consent receipts and point events against the chain's events, the points reconciliation, and logs
+    on chain of partners the store does not know. Content is re-hashed with the partners' keys unless
+    `auditor` (or `who` is an auditor): then no key is opened, and the report says which checks ran.
+    Exit code material: `report.failures`."""
+    content = not auditor and who.role is not Role.AUDITOR
     report = VerificationReport()
-    for name in partner_names(crm, who):
-        report.results.extend(verification.verify_all(crm, name, member=member).results)
+    names = partner_names(crm, who)
+    for name in names:
+        part = verification.verify_all(crm, name, member=member, content=content)
+        report.results.extend(part.results)
+        report.ran(*part.checks)
+    if member is not None:
+        return report
+    report.ran(Check.CONSENT, Check.POINTS)
+    with crm.unit_of_work() as db:
+        for name in names:
+            partner = crm.partner(db, name)
+            report.results.extend(records.check_consents(crm, db, partner))
+            report.results.extend(records.check_points(crm, db, partner))
+    whole = who.role in (Role.OPERATOR, Role.AUDITOR)
+    if whole:
+        report.results.extend(verification.unknown_logs(crm))
+    scopes: list[str | None] = [None] if whole else list(names)
+    for scope in scopes:
+        report.results.extend(records.reconciliation(reconcile(crm, Principal.operator(), scope).mismatches))
     return report
 
 

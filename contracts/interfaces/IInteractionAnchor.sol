@@ -1,20 +1,34 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
-/// @title Merkle roots (RFC 6962 / RFC 9162, SHA-256) of batches of interaction commitments.
+/// @title One append-only RFC 6962 / RFC 9162 log (SHA-256) of interaction commitments per partner.
+/// The contract keeps every tree head a partner anchored; a new head must extend the previous one,
+/// shown by a consistency proof checked here, and no root is ever anchored twice, by anyone.
 interface IInteractionAnchor {
     error AnchorNotPartner(address account);
     error AnchorZeroRoot();
-    error AnchorEmptyBatch();
+    error AnchorNotGrowing(uint64 headSize, uint64 size);
+    error AnchorInconsistent(uint64 headSize, uint64 size);
+    error AnchorRootAlreadyAnchored(bytes32 root, uint256 batchId);
     error AnchorUnknownBatch(uint256 batchId);
 
-    event BatchAnchored(uint256 indexed batchId, address indexed partner, bytes32 root, uint64 size);
+    /// @dev `batchId` numbers every head of every partner; `size` is the partner's log size at this
+    /// head, `previousSize` at the head before it (0 for a partner's first).
+    event BatchAnchored(
+        uint256 indexed batchId,
+        address indexed partner,
+        bytes32 root,
+        uint64 size,
+        uint64 previousSize
+    );
 
-    function anchor(bytes32 root, uint64 size) external returns (uint256 batchId);
+    function anchor(bytes32 root, uint64 size, bytes32[] calldata consistency) external returns (uint256 batchId);
 
     function batch(
         uint256 batchId
     ) external view returns (bytes32 root, uint64 size, address partner, uint64 blockNumber);
+
+    function head(address partner) external view returns (uint64 size, bytes32 root, uint256 headCount);
 
     function verifyInclusion(
         uint256 batchId,

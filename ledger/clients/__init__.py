@@ -1,6 +1,6 @@
 """One typed client per contract."""
 
-from ledger.clients.anchor import AnchorClient, AnchoredBatch, BatchInfo
+from ledger.clients.anchor import AnchorClient, AnchoredBatch, BatchInfo, Head
 from ledger.clients.consent import ConsentClient, ConsentRecord, ConsentStatus, purpose_id
 from ledger.clients.consortium import Action, ConsortiumClient, Proposal, ProposalOutcome, Role
 from ledger.clients.decisions import Decision, DecisionLogClient, ModelInfo, RecordedDecision
@@ -17,6 +17,7 @@ __all__ = [
     "ConsortiumClient",
     "Decision",
     "DecisionLogClient",
+    "Head",
     "LoyaltyClient",
     "ModelInfo",
     "Proposal",

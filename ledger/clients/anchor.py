@@ -6,6 +6,7 @@ from typing import Literal
 
 from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress
+from eth_utils import to_checksum_address
 
 from ledger.chain import SignedTx, TxResult
 from ledger.clients.base import ContractClient, as_bytes32
@@ -20,6 +21,8 @@ class AnchoredBatch:
 
 @dataclass(frozen=True)
 class BatchInfo:
+    """One anchored tree head: `size` is the partner's log size at it."""
+
     batch_id: int
     root: bytes
     size: int
@@ -27,19 +30,37 @@ class BatchInfo:
     block_number: int
 
 
-# An anchor costs 101,530 gas (benchmarks/ledger_gas.py) whatever the batch size; the bound spares a gas
-# estimate per batch (eth-tester's estimator executes the call many times), and the simulation runs with it.
-ANCHOR_GAS = 160_000
+@dataclass(frozen=True)
+class Head:
+    """A partner's latest tree head (size 0 before its first) and how many heads it anchored."""
+
+    size: int
+    root: bytes
+    count: int
+
+
+# An anchor costs ~211k gas for a partner's first head and ~176k-181k for a head after it, the
+# consistency proof's sha256 calls included, at logs of 10^3-10^6 leaves (benchmarks/log_gas.py); the
+# bound leaves room for longer proofs and spares a gas estimate per batch (eth-tester's estimator
+# executes the call many times).
+ANCHOR_GAS = 400_000
+HEADS_PAGE = 1000  # InteractionAnchor.headsOf's page
 
 
 class AnchorClient(ContractClient):
-    def anchor(self, sender: LocalAccount, root: bytes, size: int) -> AnchoredBatch:
-        """Anchor one batch root: one transaction, whatever the batch size."""
-        return self._anchored(self._send(sender, self.contract.functions.anchor(as_bytes32(root), size)))
+    def anchor(
+        self, sender: LocalAccount, root: bytes, size: int, consistency: Sequence[bytes] = ()
+    ) -> AnchoredBatch:
+        """Anchor the sender's new tree head (`size` leaves, `root`), `consistency` proving that it
+        extends the previous one (empty for a first head): one transaction, whatever the batch size."""
+        return self.send_anchor(self.prepare_anchor(sender, root, size, consistency))
 
-    def prepare_anchor(self, sender: LocalAccount, root: bytes, size: int) -> SignedTx:
-        """Sign an anchor transaction without sending it (for an outbox that records the hash first)."""
-        fn = self.contract.functions.anchor(as_bytes32(root), size)
+    def prepare_anchor(
+        self, sender: LocalAccount, root: bytes, size: int, consistency: Sequence[bytes] = ()
+    ) -> SignedTx:
+        """Sign an anchor transaction without sending it (for an outbox that records the hash first).
+        The call is simulated on the latest state: the previous head must be mined by then."""
+        fn = self.contract.functions.anchor(as_bytes32(root), size, [as_bytes32(c) for c in consistency])
         return self.chain.prepare(fn, sender, gas=ANCHOR_GAS)
 
     def send_anchor(self, signed: SignedTx) -> AnchoredBatch:
@@ -72,6 +93,43 @@ class AnchorClient(ContractClient):
 
     def batch_count(self) -> int:
         return int(self._call(self.contract.functions.batchCount()))
+
+    def head(self, partner: str) -> Head:
+        size, root, count = self._call(self.contract.functions.head(to_checksum_address(partner)))
+        return Head(int(size), bytes(root), int(count))
+
+    def heads(self, partner: str) -> list[BatchInfo]:
+        """Every head the partner anchored, oldest first (1,000 per call)."""
+        address = to_checksum_address(partner)
+        found: list[BatchInfo] = []
+        while True:
+            ids, roots, sizes, blocks = self._call(self.contract.functions.headsOf(address, len(found)))
+            found += [
+                BatchInfo(int(i), bytes(r), int(s), address, int(b))
+                for i, r, s, b in zip(ids, roots, sizes, blocks, strict=True)
+            ]
+            if len(ids) < HEADS_PAGE:
+                return found
+
+    def partners(self) -> list[ChecksumAddress]:
+        """Every address that ever anchored a head."""
+        return [to_checksum_address(a) for a in self._call(self.contract.functions.partners())]
+
+    def batch_of_root(self, root: bytes) -> int | None:
+        """The batch id of the head that anchored `root`, if any did."""
+        anchored, batch_id = self._call(self.contract.functions.batchOfRoot(as_bytes32(root)))
+        return int(batch_id) if anchored else None
+
+    def verify_consistency(
+        self, old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]
+    ) -> bool:
+        """The contract's own answer to an RFC 9162 consistency proof (sha256 precompile)."""
+        if not (0 <= old_size < 2**64 and 0 <= new_size < 2**64):
+            return False
+        fn = self.contract.functions.verifyConsistency(
+            old_size, new_size, as_bytes32(old_root), as_bytes32(new_root), [as_bytes32(p) for p in proof]
+        )
+        return bool(self._call(fn))
 
     def verify_inclusion(
         self, batch_id: int, leaf_index: int, leaf_hash: bytes, proof: Sequence[bytes]

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from eth_account.signers.local import LocalAccount
-from eth_utils import to_checksum_address
+from eth_utils import event_abi_to_log_topic, to_checksum_address
 
 from ledger.chain import SignedTx, TxResult
 from ledger.clients.base import ZERO32, ContractClient, as_bytes32
@@ -63,3 +64,48 @@ class LoyaltyClient(ContractClient):
 
     def total_supply(self) -> int:
         return int(self._call(self.contract.functions.totalSupply()))
+
+
+@dataclass(frozen=True)
+class PointsEvent:
+    """One `PointsEarned` or `PointsRedeemed` event, as the chain logged it."""
+
+    kind: str  # "earn" or "redeem"
+    member: bytes
+    partner: str
+    amount: int
+    ref: bytes
+    block_number: int
+
+
+def points_events(client: LoyaltyClient, partner: str) -> list[PointsEvent]:
+    """Every earn by and redemption at `partner`, oldest first, from the event log (one eth_getLogs per
+    kind, decoded here: the fields are fixed-size words)."""
+    address = to_checksum_address(partner)
+    found: list[PointsEvent] = []
+    for kind, event in (
+        ("earn", client.contract.events.PointsEarned),
+        ("redeem", client.contract.events.PointsRedeemed),
+    ):
+        topic = "0x" + bytes(event_abi_to_log_topic(event().abi)).hex()
+        logs = client.chain.w3.eth.get_logs(
+            {
+                "address": client.contract.address,
+                "fromBlock": 0,
+                "toBlock": "latest",
+                "topics": [topic, None, "0x" + bytes(12).hex() + address[2:].lower()],
+            }
+        )
+        for log in logs:
+            data = bytes(log["data"])
+            found.append(
+                PointsEvent(
+                    kind,
+                    bytes(log["topics"][1]),
+                    address,
+                    int.from_bytes(data[0:32], "big"),
+                    data[32:64],
+                    int(log["blockNumber"]),
+                )
+            )
+    return sorted(found, key=lambda e: e.block_number)

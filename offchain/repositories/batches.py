@@ -18,13 +18,47 @@ _C = _TABLE.c
 OUTCOME_COLUMNS = ("id", "onchain_batch_id", "size", "root", "block_number")
 
 
-def add(db: Session, partner_id: int, root: bytes, size: int) -> int:
-    """A pending batch; its id."""
-    batch = Batch(partner_id=partner_id, root=root, size=size)
+def add(
+    db: Session,
+    partner_id: int,
+    root: bytes,
+    size: int,
+    *,
+    first_index: int = 0,
+    frontier: bytes | None = None,
+    consistency: bytes | None = None,
+) -> int:
+    """A pending batch: leaves [first_index, first_index + size) of the partner's log; its id."""
+    batch = Batch(
+        partner_id=partner_id,
+        root=root,
+        size=size,
+        first_index=first_index,
+        frontier=frontier,
+        consistency=consistency,
+    )
     db.add(batch)
     db.flush()
     assert batch.id is not None
     return batch.id
+
+
+def tip(db: Session, partner_id: int) -> tuple[int, bytes | None]:
+    """The partner's log as the store last extended it: its size and its compact range there (0 and
+    None before the first batch). Locked where the database can (PostgreSQL), so that two writers
+    cannot both extend the same tip; SQLite's write lock and the (partner, first index) uniqueness
+    do the same there."""
+    query = (
+        core_select(_C.first_index, _C.size, _C.frontier)
+        .where(_C.partner_id == partner_id)
+        .order_by(_C.first_index.desc())
+        .limit(1)
+        .with_for_update()
+    )
+    found = db.connection().execute(query).first()
+    if found is None:
+        return 0, None
+    return int(found.first_index) + int(found.size), None if found.frontier is None else bytes(found.frontier)
 
 
 def get(db: Session, batch_id: int) -> Batch | None:
@@ -32,19 +66,23 @@ def get(db: Session, batch_id: int) -> Batch | None:
 
 
 def of_partner(db: Session, partner_id: int) -> dict[int, Batch]:
-    """The partner's batches by id, in id order."""
-    found = db.exec(select(Batch).where(Batch.partner_id == partner_id).order_by(col(Batch.id)))
+    """The partner's batches by id, in log order."""
+    found = db.exec(select(Batch).where(Batch.partner_id == partner_id).order_by(col(Batch.first_index)))
     return {b.id: b for b in found if b.id is not None}
 
 
 def pending(db: Session, partner_id: int, limit: int, among: Collection[int] | None = None) -> list[Any]:
-    """The partner's oldest batches waiting to be sent (id, root, size), only those `among`, if given."""
-    query = core_select(_C.id, _C.root, _C.size).where(
+    """The partner's oldest batches waiting to be sent (id, root, size, first_index, consistency), in
+    log order; with `among`, only as far as the last of those (the log is sent in order: a batch goes
+    after every batch before it)."""
+    query = core_select(_C.id, _C.root, _C.size, _C.first_index, _C.consistency).where(
         _C.partner_id == partner_id, _C.status == AnchorStatus.PENDING
     )
     if among is not None:
-        query = query.where(_C.id.in_(list(among)))
-    return list(db.connection().execute(query.order_by(_C.id).limit(limit).with_for_update(skip_locked=True)))
+        query = query.where(_C.id <= max(among, default=0))
+    return list(
+        db.connection().execute(query.order_by(_C.first_index).limit(limit).with_for_update(skip_locked=True))
+    )
 
 
 def outcomes(db: Session, batch_ids: Sequence[int]) -> list[Any]:

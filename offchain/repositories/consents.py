@@ -74,17 +74,9 @@ def history(
     return [(receipt, partner) for receipt, partner in rows]
 
 
-def every(db: Session, partner_name: str | None = None) -> list[tuple[ConsentReceipt, Partner]]:
-    """Every receipt (towards one partner, or all) with its controller, grouped by member, controller and
-    purpose, oldest first within a group: the order the chain's history of that group has."""
-    query = select(ConsentReceipt, Partner).join(Partner)
-    if partner_name:
-        query = query.where(Partner.name == partner_name)
-    order = (
-        col(ConsentReceipt.member_id),
-        col(ConsentReceipt.partner_id),
-        col(ConsentReceipt.purpose),
-        col(ConsentReceipt.recorded_at),
-        col(ConsentReceipt.id),
+def of_partner(db: Session, partner_id: int) -> list[ConsentReceipt]:
+    """The partner's receipts, oldest first."""
+    query = (
+        select(ConsentReceipt).where(ConsentReceipt.partner_id == partner_id).order_by(col(ConsentReceipt.id))
     )
-    return [(receipt, partner) for receipt, partner in db.exec(query.order_by(*order)).all()]
+    return list(db.exec(query))

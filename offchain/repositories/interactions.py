@@ -157,6 +157,45 @@ def leaves_of_batch(db: Session, batch_id: int) -> dict[int, bytes]:
     return {int(index): bytes(leaf) for index, leaf in db.connection().execute(query).all()}
 
 
+class LogRow(NamedTuple):
+    """What the log check reads of an interaction: no payload."""
+
+    id: int
+    leaf_index: int
+    leaf_hash: bytes
+    proof: bytes | None
+    batch_id: int | None
+    member_id: bytes
+
+
+_LOG_ROW = core_select(*(_C[name] for name in LogRow._fields))
+
+
+def log_rows(db: Session, partner_id: int, start: int, stop: int) -> list[LogRow]:
+    """The partner's interactions at leaf indices [start, stop), in leaf order (two rows at one index,
+    which only an edit behind the system's back makes, both come back)."""
+    query = _LOG_ROW.where(
+        _C.partner_id == partner_id, _C.leaf_index >= start, _C.leaf_index < stop
+    ).order_by(_C.leaf_index, _C.id)
+    return [LogRow._make(row) for row in db.connection().execute(query)]
+
+
+def placed_beyond(db: Session, partner_id: int, size: int) -> list[LogRow]:
+    """The partner's interactions placed at leaf indices the chain's log does not reach."""
+    query = _LOG_ROW.where(_C.partner_id == partner_id, _C.leaf_index >= size).order_by(_C.leaf_index)
+    return [LogRow._make(row) for row in db.connection().execute(query)]
+
+
+def count_by_member(db: Session, partner_id: int, members: Collection[bytes]) -> dict[bytes, int]:
+    """How many interactions the partner holds of each of these members."""
+    counts: dict[bytes, int] = {}
+    query = core_select(_C.member_id, func.count()).where(_C.partner_id == partner_id).group_by(_C.member_id)
+    for chunk in in_chunks(list(members)):
+        for member, count in db.connection().execute(query.where(_C.member_id.in_(chunk))):
+            counts[bytes(member)] = int(count)
+    return counts
+
+
 def count_in_batch(db: Session, batch_id: int) -> int:
     query = core_select(func.count()).where(_C.batch_id == batch_id)
     return int(db.connection().execute(query).scalar_one())

@@ -68,3 +68,13 @@ def of_member(db: Session, member: bytes) -> list[tuple[PointEvent, str]]:
         .order_by(col(PointEvent.id))
     )
     return [(event, name) for event, name in db.exec(query)]
+
+
+def of_partner(db: Session, partner_id: int) -> Sequence[Any]:
+    """The partner's point events (id, member, kind, amount, ref, block), oldest first, as Core rows."""
+    query = (
+        core_select(_C.id, _C.member_id, _C.kind, _C.amount, _C.ref, _C.block_number)
+        .where(_C.partner_id == partner_id)
+        .order_by(_C.id)
+    )
+    return db.connection().execute(query).all()

@@ -146,11 +146,13 @@ def test_reconcile_finds_edited_points_and_consent(home, alice):
         out = run(home, "reconcile", code=1)
         assert f"member {alice}: the store says a balance of 1,180, the chain 180" in out
         assert "partner acme: the store says issued 1,300" in out
-        assert "for loyalty: receipt" in out and "differs from the chain's record" in out
+        assert "consent receipt 1 of acme: the store says withdrawn, the chain says given" in out
+        assert "earn of 1,300 points" in out and "matches no event on chain" in out
         with db:
             db.execute("UPDATE consent_receipts SET status = 'given'")
             db.execute("UPDATE consent_receipts SET receipt_json = replace(receipt_json, 'cli', 'web')")
-        assert "does not hash to its stored hash" in run(home, "reconcile", "--partner", "acme", code=1)
+        edited = run(home, "reconcile", "--partner", "acme", code=1)
+        assert "the chain has no consent record with this receipt's document hash" in edited
     finally:
         with db:
             db.execute("UPDATE point_events SET amount = amount - 1000 WHERE kind = 'earn'")

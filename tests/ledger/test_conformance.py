@@ -12,10 +12,11 @@ import pytest
 from ledger import errors
 from ledger.backends import RpcBackend
 from ledger.clients import Action, ConsentStatus, Decision, Role, purpose_id
+from ledger.clients.anchor import Head
 from ledger.coalition import Coalition
 from ledger.deployment import Deployment
 from ledger.errors import DeploymentMismatch
-from ledger.merkle import MerkleTree, leaf_hash
+from ledger.merkle import Frontier, LogAppend, MerkleTree, leaf_hash
 
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "rfc6962.json").read_text())
 LOYALTY = purpose_id("loyalty")
@@ -316,14 +317,92 @@ class TestInteractionAnchor:
         assert (found.batch_id, found.block_number) == (sent.batch_id, sent.block_number)
         assert coalition.anchor.batch(sent.batch_id).root == root
 
+    def test_a_log_grows_only_by_consistent_heads(self, coalition):
+        a = coalition.chain.backend.accounts
+        leaves = [leaf_hash(os.urandom(40)) for _ in range(40)]
+        frontier = Frontier.empty()
+        heads = []
+        for cut in (5, 8, 21, 40):
+            step = LogAppend(frontier, leaves[frontier.size : cut])
+            anchored = coalition.anchor.anchor(a[1], step.root, cut, step.consistency_proof())
+            event = anchored.tx.event("BatchAnchored")["args"]
+            assert (event["size"], event["previousSize"], event["partner"]) == (
+                cut,
+                frontier.size,
+                a[1].address,
+            )
+            heads.append((anchored.batch_id, step.root, cut))
+            for index in range(frontier.size, cut):  # each new leaf proves against its head, on chain
+                assert coalition.anchor.verify_inclusion(
+                    anchored.batch_id, index, leaves[index], step.proof(index)
+                )
+            frontier = step.frontier
+        assert coalition.anchor.head(a[1].address) == Head(40, frontier.root, 4)
+        assert [(h.batch_id, h.root, h.size) for h in coalition.anchor.heads(a[1].address)] == heads
+        assert a[1].address in coalition.anchor.partners()
+        assert coalition.anchor.batch_of_root(heads[1][1]) == heads[1][0]
+        tree = MerkleTree(leaves)
+        assert coalition.anchor.verify_inclusion(
+            heads[-1][0], 2, leaves[2], tree.proof(2)
+        )  # old leaf, new head
+
+    def test_a_head_that_rewrites_or_shrinks_the_log_is_refused(self, coalition):
+        a = coalition.chain.backend.accounts
+        leaves = [leaf_hash(os.urandom(40)) for _ in range(12)]
+        first = LogAppend(Frontier.empty(), leaves[:7])
+        coalition.anchor.anchor(a[0], first.root, 7)
+        # a log that drops leaf 3 and adds two: its proof from the real head cannot exist
+        rewritten = leaves[:3] + leaves[4:] + [leaf_hash(b"x"), leaf_hash(b"y")]
+        forged_tree = MerkleTree(rewritten)
+        forged = LogAppend(LogAppend(Frontier.empty(), rewritten[:7]).frontier, rewritten[7:])
+        with pytest.raises(errors.AnchorInconsistent) as raised:
+            coalition.anchor.anchor(a[0], forged_tree.root, 13, forged.consistency_proof())
+        assert (raised.value.headSize, raised.value.size) == (7, 13)
+        honest = LogAppend(first.frontier, leaves[7:])
+        with pytest.raises(errors.AnchorInconsistent):  # the right proof for another root
+            coalition.anchor.anchor(a[0], forged_tree.root, 12, honest.consistency_proof())
+        with pytest.raises(errors.AnchorNotGrowing) as shrink:
+            coalition.anchor.anchor(a[0], member(), 7, [member()])
+        assert (shrink.value.headSize, shrink.value.size) == (7, 7)
+        with pytest.raises(errors.AnchorNotGrowing):
+            coalition.anchor.anchor(a[0], MerkleTree(leaves[:5]).root, 5, [])
+        coalition.anchor.anchor(a[0], honest.root, 12, honest.consistency_proof())
+        assert coalition.anchor.head(a[0].address).size == 12
+
+    def test_no_partner_anchors_a_root_anyone_anchored(self, coalition):
+        a = coalition.chain.backend.accounts
+        leaves = [leaf_hash(os.urandom(40)) for _ in range(6)]
+        theirs = LogAppend(Frontier.empty(), leaves)
+        anchored = coalition.anchor.anchor(a[0], theirs.root, 6)
+        with pytest.raises(errors.AnchorRootAlreadyAnchored) as raised:  # partner C copies A's head
+            coalition.anchor.anchor(a[2], theirs.root, 6)
+        assert (raised.value.root, raised.value.batchId) == (theirs.root, anchored.batch_id)
+        with pytest.raises(errors.AnchorRootAlreadyAnchored):  # nor A itself, again
+            coalition.anchor.anchor(a[0], theirs.root, 7, [member()])
+        assert coalition.anchor.head(a[2].address) == Head(0, bytes(32), 0)
+
+    @pytest.mark.parametrize("case", VECTORS["consistency"], ids=lambda c: f"{c['oldSize']}-{c['newSize']}")
+    def test_contract_agrees_with_the_consistency_vectors(self, coalition, case):
+        roots = [bytes.fromhex(r) for r in VECTORS["roots"]]
+        m, n = case["oldSize"], case["newSize"]
+        proof = [bytes.fromhex(p) for p in case["proof"]]
+        assert coalition.anchor.verify_consistency(m, n, roots[m], roots[n], proof)
+        if proof:
+            assert not coalition.anchor.verify_consistency(m, n, roots[m], roots[n], proof[:-1])
+            assert not coalition.anchor.verify_consistency(m, n, roots[m], roots[n - 1], proof)
+            flipped = [bytes([proof[0][0] ^ 1]) + proof[0][1:], *proof[1:]]
+            assert not coalition.anchor.verify_consistency(m, n, roots[m], roots[n], flipped)
+
     def test_bad_anchors_are_refused(self, coalition):
         a = coalition.chain.backend.accounts
         with pytest.raises(errors.AnchorNotPartner):
             coalition.anchor.anchor(a[5], member(), 1)
         with pytest.raises(errors.AnchorZeroRoot):
             coalition.anchor.anchor(a[0], bytes(32), 1)
-        with pytest.raises(errors.AnchorEmptyBatch):
+        with pytest.raises(errors.AnchorNotGrowing):
             coalition.anchor.anchor(a[0], member(), 0)
+        with pytest.raises(errors.AnchorInconsistent):  # a first head has nothing to be consistent with
+            coalition.anchor.anchor(a[0], member(), 2, [member()])
         with pytest.raises(errors.AnchorUnknownBatch) as raised:
             coalition.anchor.batch(10**6)
         assert raised.value.batchId == 10**6

@@ -1,0 +1,225 @@
+"""Verification starts from the chain and trusts nothing off chain: each way of breaking the store
+(issue 12's table, one test a row) is named with its record and fails the run, which goes on to the end.
+Each of these passed as "verified" or "erased", or aborted the run, before the logs."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import text
+from sqlmodel import col, select
+
+from api.context import Crm
+from api.evidence.anchoring import anchor_pending
+from api.evidence.recording import NewInteraction, record_interactions
+from api.evidence.verification import Check, Outcome
+from api.principal import Principal
+from api.usecases.consent import consent_history, give_consent, withdraw_consent
+from api.usecases.customers import register_customer
+from api.usecases.erasure import erase_customer
+from api.usecases.loyalty import PointsRequest, earn_points
+from api.usecases.verification import verify
+from ledger.errors import AnchorRootAlreadyAnchored
+from offchain.models import (
+    Batch,
+    ConsentReceipt,
+    ConsentStatus,
+    CustomerCreate,
+    ErasureReceipt,
+    Interaction,
+    PointEvent,
+)
+
+P = Principal.of_partner
+OPERATOR = Principal.operator()
+
+
+def record(crm: Crm, partner: str, member: bytes, count: int, tag: str = "") -> list[int]:
+    items = [
+        NewInteraction(member, "purchase", {"total": i + 0.5}, external_key=f"{tag}INV-{i}")
+        for i in range(count)
+    ]
+    return record_interactions(crm, partner, items).recorded
+
+
+def customer(crm: Crm, partner: str, name: str) -> bytes:
+    return register_customer(crm, P(partner), CustomerCreate(name=name, email=f"{name.lower()}@example.org"))
+
+
+@pytest.fixture
+def store(crm: Crm, alice: bytes) -> dict[str, object]:
+    """acme: alice (live, 10 interactions) and bob (erased); cafe: carol (4 interactions)."""
+    bob = customer(crm, "acme", "Bob")
+    carol = customer(crm, "cafe", "Carol")
+    ids = record(crm, "acme", alice, 10)
+    bob_ids = record(crm, "acme", bob, 3, "B")
+    carol_ids = record(crm, "cafe", carol, 4)
+    anchor_pending(crm, "acme")
+    anchor_pending(crm, "cafe")
+    erase_customer(crm, P("acme"), bob)
+    report = verify(crm, OPERATOR)
+    assert not report.failures, report.failures
+    return {
+        "alice": alice,
+        "bob": bob,
+        "carol": carol,
+        "ids": ids,
+        "bob_ids": bob_ids,
+        "carol_ids": carol_ids,
+    }
+
+
+def failures(crm: Crm, **kwargs: object) -> dict[str, str]:
+    report = verify(crm, OPERATOR, **kwargs)  # type: ignore[arg-type]
+    return {f.label: f.detail for f in report.failures}
+
+
+def test_row1_a_deleted_batch_and_its_interactions_are_missing_leaves(crm, store):
+    with crm.unit_of_work() as db:
+        batch = db.exec(select(Batch).order_by(col(Batch.id))).first()
+        assert batch is not None
+        for row in db.exec(select(Interaction).where(Interaction.batch_id == batch.id)):
+            db.delete(row)
+        db.flush()
+        db.delete(batch)
+    found = failures(crm)
+    missing = [label for label in found if label.startswith("leaf ") and label.endswith(" of acme")]
+    assert len(missing) == 8  # batch_max_leaves: every leaf of the first head is named
+    assert any(label.startswith("head ") for label in found)  # and the head the store lost
+    assert "no record at that place" in found["leaf 0 of acme"]
+
+
+def test_row2_a_replaced_store_is_older_than_the_chain(crm, store):
+    with crm.unit_of_work() as db:  # the store as it would be recreated empty
+        for table in (
+            "interactions",
+            "erasure_receipts",
+            "consent_receipts",
+            "point_events",
+            "batches",
+            "customers",
+            "partners",
+        ):
+            db.exec(text(f"DELETE FROM {table}"))
+    found = failures(crm)
+    logs = [detail for label, detail in found.items() if label.startswith("log of ")]
+    assert len(logs) == 2 and all("the store knows no such partner" in d for d in logs)
+
+
+def test_row3_a_live_payload_set_to_null_is_not_an_erasure(crm, store):
+    target = store["ids"][2]
+    with crm.unit_of_work() as db:
+        row = db.get(Interaction, target)
+        row.payload_ciphertext = None
+    found = failures(crm)
+    assert found[f"interaction {target}"] == "the payload is missing and no erasure of the member is anchored"
+
+
+def test_row4_an_interaction_moved_to_an_erased_member_is_tampered(crm, store):
+    target = store["ids"][3]
+    with crm.unit_of_work() as db:
+        db.get(Interaction, target).member_id = store["bob"]
+    found = failures(crm)
+    assert "the member was erased, yet a payload is stored" in found[f"interaction {target}"]
+    receipt = next(detail for label, detail in found.items() if label.startswith("erasure receipt"))
+    assert "it counts 3 interactions of the member; the store holds 4" in receipt
+
+
+def test_row5_a_batch_pointed_at_another_partners_head_is_foreign(crm, store):
+    with crm.unit_of_work() as db:
+        acme_batch = db.exec(select(Batch).where(Batch.partner_id == 1).order_by(col(Batch.id))).first()
+        cafe_batch = db.exec(select(Batch).where(Batch.partner_id == 3)).first()
+        root, size = bytes(acme_batch.root), acme_batch.first_index + acme_batch.size
+    # partner C cannot re-anchor A's head: the chain refuses any root anchored before
+    with pytest.raises(AnchorRootAlreadyAnchored):
+        crm.coalition.anchor.anchor(crm.signer("cafe"), root, size + 4, [])
+    with crm.unit_of_work() as db:
+        cafe_id = cafe_batch.onchain_batch_id
+        db.exec(text("UPDATE batches SET onchain_batch_id = -1 WHERE id = :i").bindparams(i=cafe_batch.id))
+        db.exec(
+            text("UPDATE batches SET onchain_batch_id = :o WHERE id = :i").bindparams(
+                o=cafe_id, i=acme_batch.id
+            )
+        )
+    found = failures(crm)
+    assert "not of acme" in found[f"batch {acme_batch.id} of acme"]
+    assert any("its batch points at on-chain batch" in d for d in found.values())
+
+
+def test_row6_an_edited_erasure_receipt_is_caught_by_its_own_json(crm, store):
+    with crm.unit_of_work() as db:
+        receipt = db.exec(select(ErasureReceipt)).one()
+        document = json.loads(receipt.receipt_json)
+        document["interactions"] = 0
+        receipt.receipt_json = json.dumps(document)
+    found = failures(crm)
+    label = f"erasure receipt {receipt.id} of acme"
+    assert "is not in the anchored batch" in found[label] or "does not hash" in found[label]
+
+
+def test_row7_a_key_deleted_without_an_erasure_is_named_and_the_run_goes_on(crm, store):
+    alice = store["alice"]
+    wrapped, _ = crm.keystore.table_names
+    with crm.keystore._engine.begin() as keys:  # test-only: the key row deleted behind the vault's back
+        deleted = keys.execute(text(f"DELETE FROM {wrapped} WHERE member = :m").bindparams(m=alice))
+        assert deleted.rowcount == 1
+    crm.vault._cache.clear()  # test-only: as a new process would start
+    report = verify(crm, OPERATOR)
+    found = {f.label: f.detail for f in report.failures}
+    assert all("key is missing" in found[f"interaction {i}"] for i in store["ids"])
+    assert report.counts[Outcome.VERIFIED] == 4  # carol's, after alice's: the run went on
+
+
+def test_row8_edited_consent_rows_are_not_on_chain(crm, store):
+    alice = store["alice"]
+    withdrawn = withdraw_consent(crm, P("acme"), alice, "profiling")
+    expiring = give_consent(
+        crm, P("acme"), alice, "loyalty", expires_at=datetime.now(UTC) + timedelta(days=30)
+    )
+    kept = give_consent(crm, P("acme"), alice, "marketing")
+    assert all(e.on_chain for e in consent_history(crm, OPERATOR, alice))
+    with crm.unit_of_work() as db:
+        db.get(ConsentReceipt, withdrawn.id).status = ConsentStatus.GIVEN
+        db.get(ConsentReceipt, expiring.id).expires_at = None
+    history = {e.receipt.id: e.on_chain for e in consent_history(crm, OPERATOR, alice)}
+    assert history == {withdrawn.id: False, expiring.id: False, kept.id: True}
+    found = failures(crm)
+    assert (
+        "the store says given, the chain says withdrawn" in found[f"consent receipt {withdrawn.id} of acme"]
+    )
+    assert "expiry" in found[f"consent receipt {expiring.id} of acme"]
+
+
+def test_row9_an_inflated_point_event_is_flagged_and_reconciled(crm, store):
+    alice = store["alice"]
+    give_consent(crm, P("acme"), alice, "loyalty")
+    event = earn_points(crm, P("acme"), PointsRequest(alice, 100, "INV-P1")).event
+    assert not failures(crm)
+    with crm.unit_of_work() as db:
+        db.get(PointEvent, event.id).amount += 1000
+    found = failures(crm)
+    assert "earn of 1,100 points" in found[f"point event {event.id} of acme"]
+    report = verify(crm, OPERATOR)
+    reconciled = [f.detail for f in report.failures if f.record == "points reconciliation"]
+    assert any("the store says a balance of 1,100, the chain 100" in d for d in reconciled)
+    assert any(label.startswith("points event 0x") for label in found)  # the chain's 100, unmatched
+
+
+def test_an_auditor_run_opens_no_key_and_says_what_ran(crm, store, monkeypatch):
+    def no_keys(*_args: object, **_kwargs: object) -> object:
+        raise AssertionError("an auditor's run opened a key")
+
+    for name in ("bulk_keys", "decrypt", "commit", "customer_keys"):
+        monkeypatch.setattr(crm.vault, name, no_keys)
+    report = verify(crm, OPERATOR, auditor=True)
+    assert not report.failures
+    assert Check.CONTENT not in report.checks
+    assert {Check.HEADS, Check.LEAVES, Check.ERASURES, Check.CONSENT, Check.POINTS} <= set(report.checks)
+    assert report.counts[Outcome.PROVEN] == 14 and report.counts[Outcome.ERASED] == 3
+    # what needs no key is still caught: a leaf hash edited behind the system's back
+    with crm.unit_of_work() as db:
+        db.get(Interaction, store["carol_ids"][0]).leaf_hash = bytes(32)
+    report = verify(crm, Principal.of_auditor(crm.signer("acme").address))
+    assert [f.interaction_id for f in report.failures] == [store["carol_ids"][0]]
