@@ -567,7 +567,7 @@ def reconcile(
     checked = (
         f"balances of {plural(report.points.members_checked, 'member')},"
         f" positions of {plural(report.points.partners_checked, 'partner')},"
-        f" {report.records_checked} consent receipts and point events: "
+        " consent receipts and point events against the chain's events: "
     )
     console.print(
         checked

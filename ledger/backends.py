@@ -230,7 +230,13 @@ class RpcBackend:
     ) -> None:
         self._url = url
         self.gas_price = gas_price
-        self._provider = HTTPProvider(url, request_kwargs={"timeout": timeout})
+        # a node's chain id never changes: cached, web3's validation asks for it before every call
+        self._provider = HTTPProvider(
+            url,
+            request_kwargs={"timeout": timeout},
+            cache_allowed_requests=True,
+            cacheable_requests={RPCEndpoint("eth_chainId")},
+        )
         self.w3 = Web3(self._provider)
         self.accounts: Sequence[LocalAccount]
         if keys is None:
@@ -323,6 +329,26 @@ class RpcBackend:
             return answer
         # a node that refuses batches answers with a single error: ask one at a time
         return [self._provider.make_request(method, params) for method, params in calls]
+
+    def eth_call_many(self, to: str, datas: Sequence[str], chunk: int = 1000) -> list[bytes]:
+        """`eth_call` of each calldata against `to` at the latest block, in JSON-RPC batches."""
+        found: list[bytes] = []
+        for start in range(0, len(datas), chunk):
+            requests = [
+                (RPCEndpoint("eth_call"), [{"to": to, "data": data}, "latest"])
+                for data in datas[start : start + chunk]
+            ]
+            responses = self._provider.make_batch_request(requests)
+            if isinstance(responses, dict):  # the node refused the whole batch
+                raise BackendError(f"eth_call batch failed: {responses.get('error')}")
+            for response in sorted(responses, key=lambda r: int(str(r["id"]))):
+                found.append(bytes.fromhex(str(self._result("eth_call", response)).removeprefix("0x")))
+        return found
+
+    def get_logs_json(self, filters: dict[str, Any]) -> object:
+        """`eth_getLogs` as the node's JSON (hex strings), through no formatter."""
+        params = {k: hex(v) if isinstance(v, int) else v for k, v in filters.items()}  # quantities are hex
+        return self._rpc("eth_getLogs", [params])
 
     def _rpc(self, method: str, params: list[object]) -> object:
         return self._result(method, self._provider.make_request(RPCEndpoint(method), params))

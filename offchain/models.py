@@ -418,3 +418,31 @@ class ErasureReceipt(StoreModel, table=True):
     anchored_batch_id: int | None = Field(default=None, foreign_key="batches.id", sa_type=ID_TYPE)
     leaf_index: int | None = Field(default=None, sa_type=sa.BigInteger)
     proof: bytes | None = None
+
+
+# --- models -------------------------------------------------------------------------------------------
+
+
+class RegisteredModel(StoreModel, table=True):
+    """A fitted model as registered on chain: its canonical bytes (`model_json`, whose SHA-256 is
+    `model_hash`), its card (RFC 8785 JSON, `card_hash`) and the root of the leaves it was trained on.
+    Holds no personal data: member ids never enter a model or its card."""
+
+    __tablename__ = "models"
+    __table_args__ = (
+        _length_check("model_hash"),
+        _length_check("card_hash"),
+        _length_check("training_root"),
+        sa.UniqueConstraint("onchain_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=ID_TYPE)
+    partner_id: int = Field(foreign_key="partners.id", sa_type=ID_TYPE)
+    onchain_id: int = Field(sa_type=sa.BigInteger)
+    model_hash: bytes
+    model_json: str = Field(sa_type=sa.Text)
+    card_hash: bytes
+    card_json: str = Field(sa_type=sa.Text)
+    training_root: bytes
+    block_number: int = Field(sa_type=sa.BigInteger)
+    created_at: datetime = Field(default_factory=utcnow)

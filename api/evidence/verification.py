@@ -125,6 +125,7 @@ class VerifiedInteraction:
     outcome: Outcome
     detail: str
     document: dict[str, Any] | None
+    leaf: bytes  # the leaf hash the log holds for it (what an input root commits to)
 
 
 def verify_interaction(crm: Crm, partner_name: str, interaction_id: int) -> Verification:
@@ -190,6 +191,7 @@ def verified_interactions(
                     checked.outcome,
                     checked.detail,
                     json.loads(document) if document is not None else None,
+                    bytes(row.leaf_hash),
                 )
             )
     return found

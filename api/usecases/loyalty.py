@@ -303,8 +303,9 @@ def reconcile(crm: Crm, who: Principal, partner: str | None = None) -> Reconcili
             sign = 1 if event.kind is PointKind.EARN else -1
             balances[event.member_id] += sign * event.amount
             (issued if sign > 0 else redeemed)[event.partner_id] += event.amount
-    for member in sorted(members_in_scope):
-        expected, onchain = balances[member], crm.coalition.loyalty.balance_of(member)
+    ordered = sorted(members_in_scope)
+    for member, onchain in zip(ordered, crm.coalition.loyalty.balances_of(ordered), strict=True):
+        expected = balances[member]
         if onchain != expected:
             report.mismatches.append(
                 f"member 0x{member.hex()}: the store says a balance of {expected:,}, the chain {onchain:,}"

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from api.context import Crm
 from api.evidence import records
-from api.evidence.verification import Outcome
+from api.evidence.verification import Outcome, Verification
 from api.principal import Principal
 from api.usecases.loyalty import Reconciliation, reconcile
 from api.usecases.partners import partner_names
@@ -17,7 +17,6 @@ from api.usecases.partners import partner_names
 @dataclass(frozen=True)
 class StoreReconciliation:
     points: Reconciliation
-    records_checked: int  # consent receipts and point events compared with the chain's events
     pending: int  # of those, still waiting in the outbox: named, not failed
     record_mismatches: list[str]
 
@@ -35,11 +34,11 @@ def reconcile_store(crm: Crm, who: Principal, partner: str | None = None) -> Sto
     who.may_reconcile(partner)
     points = reconcile(crm, who, partner)
     names = [partner] if partner is not None else partner_names(crm, who)
-    found = []
+    found: list[Verification] = []
     with crm.unit_of_work() as db:
         for name in names:
             record = crm.partner(db, name)
             found += records.check_consents(crm, db, record) + records.check_points(crm, db, record)
     failed = [f"{v.record}: {v.detail}" for v in found if v.outcome is not Outcome.UNANCHORED]
     pending = sum(1 for v in found if v.outcome is Outcome.UNANCHORED)
-    return StoreReconciliation(points, len(found), pending, failed)
+    return StoreReconciliation(points, pending, failed)

@@ -160,7 +160,7 @@ def consent_events(client: ConsentClient, controller: str) -> list[ConsentEvent]
     eth_getLogs, decoded here: the fields are fixed-size words, and web3's decoder takes ~1 ms each)."""
     topic = "0x" + bytes(event_abi_to_log_topic(client.contract.events.ConsentRecorded().abi)).hex()
     address = to_checksum_address(controller)
-    logs = client.chain.w3.eth.get_logs(
+    logs = client.chain.raw_logs(
         {
             "address": client.contract.address,
             "fromBlock": 0,
@@ -170,16 +170,16 @@ def consent_events(client: ConsentClient, controller: str) -> list[ConsentEvent]
     )
     found = []
     for log in logs:
-        data = bytes(log["data"])
+        data = log.data
         found.append(
             ConsentEvent(
-                member=bytes(log["topics"][1]),
+                member=log.topics[1],
                 controller=address,
-                purpose=bytes(log["topics"][3]),
+                purpose=log.topics[3],
                 status=ConsentStatus(int.from_bytes(data[0:32], "big")),
                 receipt_hash=data[32:64],
                 expires_at=int.from_bytes(data[64:96], "big"),
-                block_number=int(log["blockNumber"]),
+                block_number=log.block_number,
             )
         )
     return found

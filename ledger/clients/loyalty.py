@@ -52,6 +52,11 @@ class LoyaltyClient(ContractClient):
     def balance_of(self, member: bytes) -> int:
         return int(self._call(self.contract.functions.balanceOf(as_bytes32(member))))
 
+    def balances_of(self, members: Sequence[bytes]) -> list[int]:
+        """Many members' balances, batched against a remote node."""
+        found = self.chain.call_many(self.contract, "balanceOf", [(as_bytes32(m),) for m in members])
+        return [int(value) for value in found]
+
     def issued_by(self, partner: str) -> int:
         return int(self._call(self.contract.functions.issuedBy(to_checksum_address(partner))))
 
@@ -88,7 +93,7 @@ def points_events(client: LoyaltyClient, partner: str) -> list[PointsEvent]:
         ("redeem", client.contract.events.PointsRedeemed),
     ):
         topic = "0x" + bytes(event_abi_to_log_topic(event().abi)).hex()
-        logs = client.chain.w3.eth.get_logs(
+        logs = client.chain.raw_logs(
             {
                 "address": client.contract.address,
                 "fromBlock": 0,
@@ -97,15 +102,15 @@ def points_events(client: LoyaltyClient, partner: str) -> list[PointsEvent]:
             }
         )
         for log in logs:
-            data = bytes(log["data"])
+            data = log.data
             found.append(
                 PointsEvent(
                     kind,
-                    bytes(log["topics"][1]),
+                    log.topics[1],
                     address,
                     int.from_bytes(data[0:32], "big"),
                     data[32:64],
-                    int(log["blockNumber"]),
+                    log.block_number,
                 )
             )
     return sorted(found, key=lambda e: e.block_number)

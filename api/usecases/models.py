@@ -1,0 +1,205 @@
+"""The decision layer's use cases: train and register a churn model, segments, recommendations.
+
+Every one of them reads a partner's interactions through `verified_interactions`: only documents that
+verify against the chain reach `ml`; what does not verify is counted and reported, never used.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from api.context import Crm
+from api.errors import InvalidInput, NotFound
+from api.evidence.verification import Outcome, VerifiedInteraction, verified_interactions
+from api.principal import Principal
+from ledger.merkle import merkle_root
+from ml import recommend as recommending
+from ml import segments as segmenting
+from ml.events import Event, by_member, from_document
+from ml.training import TrainConfig, Trained, train
+from offchain.models import RegisteredModel
+from offchain.repositories import models, partners
+
+
+@dataclass(frozen=True)
+class VerifiedInputs:
+    """A partner's histories built from verified documents only, and what was left out."""
+
+    histories: dict[str, list[Event]]
+    leaves: list[bytes]  # the leaf hashes of the documents used, in interaction order
+    excluded: Counter[str] = field(default_factory=Counter)  # outcome -> interactions left out
+
+
+def verified_inputs(crm: Crm, partner: str, members: list[bytes] | None = None) -> VerifiedInputs:
+    used: list[VerifiedInteraction] = []
+    excluded: Counter[str] = Counter()
+    for item in verified_interactions(crm, partner, members):
+        if item.outcome is Outcome.VERIFIED and item.document is not None:
+            used.append(item)
+        else:
+            excluded[item.outcome.value] += 1
+    used.sort(key=lambda v: v.interaction_id)
+    histories = by_member(from_document(v.document) for v in used if v.document is not None)
+    return VerifiedInputs(histories, [v.leaf for v in used], excluded)
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    model_id: int  # on chain
+    trained: Trained
+    inputs: int
+    excluded: Counter[str]
+
+
+def train_model(
+    crm: Crm,
+    who: Principal,
+    horizon_days: int = 90,
+    as_of: datetime | None = None,
+    step: Callable[[str], None] | None = None,
+) -> TrainedModel:
+    """Train on the acting partner's verified interactions, register the model on chain (its hash, its
+    card's hash and the root of the leaves trained on), then keep its bytes and card in the store."""
+    partner = who.acting_partner()
+    if horizon_days < 1 or horizon_days > 730:
+        raise InvalidInput(f"a horizon is 1 to 730 days, not {horizon_days}")
+    if as_of is not None and as_of.tzinfo is None:
+        raise InvalidInput("--as-of needs a time zone")
+    say = step or (lambda _: None)
+    say("verifying the interactions against the chain")
+    inputs = verified_inputs(crm, partner)
+    if not inputs.leaves:
+        raise InvalidInput(f"{partner} has no verified interactions to train on")
+    training_root = merkle_root(inputs.leaves)
+    provenance = {
+        "partner": partner,
+        "trainingRoot": "0x" + training_root.hex(),
+        "leavesTrainedOn": len(inputs.leaves),
+        "leftOut": dict(sorted(inputs.excluded.items())),
+    }
+    try:
+        trained = train(
+            inputs.histories, TrainConfig(horizon_days=horizon_days, holdout=as_of), provenance, step=say
+        )
+    except ValueError as exc:
+        raise InvalidInput(f"cannot train: {exc}") from None
+    say("registering the model on chain")
+    signer = crm.signer(partner)
+    model_id = crm.coalition.decisions.register_model(
+        signer, trained.model.model_hash, trained.card_hash, training_root
+    )
+    info = crm.coalition.decisions.model(model_id)
+    with crm.unit_of_work() as db:
+        models.add(
+            db,
+            RegisteredModel(
+                partner_id=crm.partner(db, partner).id,
+                onchain_id=model_id,
+                model_hash=trained.model.model_hash,
+                model_json=trained.model.to_bytes().decode(),
+                card_hash=trained.card_hash,
+                card_json=trained.card_bytes.decode(),
+                training_root=training_root,
+                block_number=info.block_number,
+            ),
+        )
+    return TrainedModel(model_id, trained, len(inputs.leaves), inputs.excluded)
+
+
+@dataclass(frozen=True)
+class ModelLine:
+    model_id: int
+    partner: str
+    model_hash: bytes
+    card_hash: bytes
+    block_number: int
+    holdout_auc: float | None
+    on_chain: bool  # the chain's record of this id has the stored hashes
+
+
+def list_models(crm: Crm, who: Principal) -> list[ModelLine]:
+    """Every registered model (model cards hold no personal data: anyone in the consortium may read
+    them), each checked against the chain's record."""
+    del who  # every principal may list models
+    with crm.unit_of_work() as db:
+        names = {p.id: p.name for p in partners.every(db)}
+        rows = list(models.every(db))
+    lines = []
+    for row in rows:
+        chain = crm.coalition.decisions.model(row.onchain_id)
+        card = json.loads(row.card_json)
+        auc = card.get("metrics", {}).get("EBM (registered)", {}).get("auc", {}).get("value")
+        lines.append(
+            ModelLine(
+                row.onchain_id,
+                names.get(row.partner_id, "?"),
+                row.model_hash,
+                row.card_hash,
+                row.block_number,
+                auc,
+                (chain.model_hash, chain.card_hash) == (row.model_hash, row.card_hash),
+            )
+        )
+    return lines
+
+
+def model_card(crm: Crm, who: Principal, model_id: int) -> dict[str, Any]:
+    del who
+    with crm.unit_of_work() as db:
+        row = models.by_onchain_id(db, model_id)
+    if row is None:
+        raise NotFound(f"no model {model_id} in this store")
+    card: dict[str, Any] = json.loads(row.card_json)
+    return card
+
+
+@dataclass(frozen=True)
+class SegmentReport:
+    as_of: datetime
+    rows: list[segmenting.Rfm]
+    scan: segmenting.Scan
+    excluded: Counter[str]
+
+
+def segments(
+    crm: Crm, who: Principal, as_of: datetime | None = None, plot: Path | None = None
+) -> SegmentReport:
+    """RFM segments of the acting partner's customers and a KMeans scan of k, from verified inputs."""
+    partner = who.acting_partner()
+    inputs = verified_inputs(crm, partner)
+    if not inputs.histories:
+        raise InvalidInput(f"{partner} has no verified interactions to segment")
+    moment = as_of or max(e.at for events in inputs.histories.values() for e in events)
+    rows = segmenting.rfm(inputs.histories, moment)
+    if len(rows) < 12:
+        raise InvalidInput(
+            f"{len(rows)} customers bought in the year before {moment:%Y-%m-%d}: too few to segment"
+        )
+    scan = segmenting.scan(segmenting.rfm_matrix(rows), ks=range(2, min(11, len(rows) // 4)))
+    if plot is not None:
+        segmenting.plot(scan, rows, plot)
+    return SegmentReport(moment, rows, scan, inputs.excluded)
+
+
+def recommendations(crm: Crm, who: Principal, member: bytes, top: int = 10) -> list[str]:
+    """Item-to-item recommendations for one of the acting partner's customers, from the verified
+    purchases of all its customers."""
+    from api.usecases.customers import owned_customer
+
+    partner = who.acting_partner()
+    if not 1 <= top <= 100:
+        raise InvalidInput(f"--top is 1 to 100, not {top}")
+    with crm.unit_of_work() as db:
+        owned_customer(crm, db, partner, member)  # NotFound for anyone else's
+    inputs = verified_inputs(crm, partner)
+    bought = recommending.baskets(inputs.histories, None, None)
+    if not bought:
+        raise InvalidInput(f"{partner} has no verified purchases to learn from")
+    model = recommending.fit(bought)
+    return model.recommend(bought.get("0x" + member.hex(), set()), top)
