@@ -20,6 +20,7 @@ from ml.events import PURCHASE, Event
 from ml.features import NAMES, BgNbd, bgnbd_summary, features
 
 ELIGIBLE_DAYS = 365
+NO_DROPOUT = BgNbd(r=1.0, alpha=1.0, a=0.0, b=1.0)  # p_alive = 1 for everyone
 DEFAULT_HORIZON_DAYS = 90
 
 
@@ -51,13 +52,24 @@ def churned(events: Sequence[Event], as_of: datetime, horizon_days: int) -> bool
 def fit_bgnbd(histories: Mapping[str, Sequence[Event]], as_of: datetime) -> BgNbd:
     """BG/NBD fitted on the eligible population's purchases before `as_of` (nothing later)."""
     from lifetimes import BetaGeoFitter
+    from lifetimes.utils import ConvergenceError
 
     summaries = [
         s for events in histories.values() if eligible(events, as_of) and (s := bgnbd_summary(events, as_of))
     ]
     x, t_x, age = (np.array(column, dtype=float) for column in zip(*summaries, strict=True))
-    fitter = BetaGeoFitter(penalizer_coef=0.001)
-    fitter.fit(x, t_x, age)
+    # a small population can leave the likelihood flat: a larger penalizer then regularises it
+    for penalizer in (0.001, 0.01, 0.1):
+        fitter = BetaGeoFitter(penalizer_coef=penalizer)
+        try:
+            fitter.fit(x, t_x, age)
+            break
+        except ConvergenceError:
+            continue
+    else:
+        # seen on small synthetic populations: the likelihood is maximal as a -> 0 (no dropout in the
+        # data), where the optimiser stops on precision loss; that limit is "every member alive"
+        return NO_DROPOUT
     p = fitter.params_
     return BgNbd(r=float(p["r"]), alpha=float(p["alpha"]), a=float(p["a"]), b=float(p["b"]))
 

@@ -69,3 +69,9 @@ def test_training_label_windows_end_by_the_holdout(synthetic):
     slice_ = build_slice(synthetic, dates[-1], fit_bgnbd(synthetic, dates[-1]))
     assert slice_.X.shape == (len(slice_.members), len(NAMES)) and slice_.y is not None
     assert slice_.members == sorted(slice_.members) and 0 < slice_.y.mean() < 1
+
+
+def test_the_no_dropout_limit_keeps_every_member_alive():
+    from ml.dataset import NO_DROPOUT
+
+    assert NO_DROPOUT.p_alive(5, 10.0, 400.0) == 1.0 and BG.p_alive(5, 10.0, 400.0) < 1.0

@@ -1,0 +1,82 @@
+"""Training through the use case: only interactions that verify against the chain are trained on, the
+model is registered on chain before anything uses it, and its card says what was left out."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from api.context import Crm
+from api.errors import InvalidInput, NotFound
+from api.principal import Principal
+from api.settings import Settings
+from api.usecases.imports import import_synthetic
+from api.usecases.models import (
+    list_models,
+    model_card,
+    recommendations,
+    segments,
+    train_model,
+    verified_inputs,
+)
+from api.usecases.partners import register_partner
+from ledger.coalition import Coalition
+from ledger.merkle import merkle_root
+
+ACME = Principal.of_partner("acme")
+HOLDOUT = datetime(2024, 9, 1, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def crm(tmp_path_factory: pytest.TempPathFactory) -> Crm:
+    from ledger.backends import EthTesterBackend
+
+    backend = EthTesterBackend()
+    coalition = Coalition.deploy(backend, founders=backend.accounts[:3])
+    home = tmp_path_factory.mktemp("models")
+    crm = Crm.open(Settings(environment="development", home=home, batch_max_leaves=512), coalition)
+    register_partner(crm, "acme", backend.accounts[0])
+    register_partner(crm, "borealis", backend.accounts[1])
+    import_synthetic(crm, ACME, seed=11, customers=400, interactions=5000, in_process=True)
+    return crm
+
+
+def test_training_uses_verified_inputs_only_and_registers_on_chain(crm: Crm):
+    store = Path(crm.settings.home) / "data.sqlite"
+    with sqlite3.connect(store) as db:  # one interaction edited behind the system's back
+        db.execute("UPDATE interactions SET occurred_at = '2020-01-01 00:00:00.000000' WHERE id = 7")
+    inputs = verified_inputs(crm, "acme")
+    assert inputs.excluded == {"tampered": 1} and len(inputs.leaves) == 4999
+
+    trained = train_model(crm, ACME, horizon_days=90, as_of=HOLDOUT)
+    card = model_card(crm, ACME, trained.model_id)
+    assert card["provenance"]["leavesTrainedOn"] == 4999 and card["provenance"]["leftOut"] == {"tampered": 1}
+    assert card["provenance"]["trainingRoot"] == "0x" + merkle_root(inputs.leaves).hex()
+    onchain = crm.coalition.decisions.model(trained.model_id)
+    assert onchain.model_hash == trained.trained.model.model_hash
+    assert onchain.card_hash == trained.trained.card_hash
+    assert onchain.training_root == merkle_root(inputs.leaves)
+    (line,) = [m for m in list_models(crm, ACME) if m.model_id == trained.model_id]
+    assert line.on_chain and line.partner == "acme" and line.holdout_auc is not None
+
+
+def test_refusals(crm: Crm):
+    with pytest.raises(InvalidInput, match="no verified interactions to train on"):
+        train_model(crm, Principal.of_partner("borealis"))
+    with pytest.raises(InvalidInput, match="a horizon is 1 to 730 days"):
+        train_model(crm, ACME, horizon_days=0)
+    with pytest.raises(NotFound):
+        model_card(crm, ACME, 999)
+
+
+def test_segments_and_recommendations(crm: Crm, tmp_path: Path):
+    report = segments(crm, ACME, as_of=HOLDOUT, plot=tmp_path / "s.png")
+    assert report.rows and report.scan.elbow in report.scan.ks and (tmp_path / "s.png").exists()
+    member = bytes.fromhex(report.rows[0].member[2:])
+    picks = recommendations(crm, ACME, member, top=5)
+    assert len(picks) == 5
+    with pytest.raises(NotFound):
+        recommendations(crm, Principal.of_partner("borealis"), member)  # not borealis's customer
