@@ -83,13 +83,17 @@ def deploy(chain: Chain, build: Build, deployer: LocalAccount, founders: Sequenc
     first_block = None
     for name in CONTRACT_NAMES:
         artifact = build[name]
-        receipt = chain.deploy(artifact.abi, artifact.bytecode, _constructor_args(name, founders, addresses), deployer)
+        receipt = chain.deploy(
+            artifact.abi, artifact.bytecode, _constructor_args(name, founders, addresses), deployer
+        )
         created = receipt["contractAddress"]
         if created is None:
             raise DeploymentMismatch(f"deploying {name} created no contract")
         addresses[name] = to_checksum_address(created)
         first_block = first_block if first_block is not None else receipt["blockNumber"]
-    registry = chain.w3.eth.contract(address=addresses["MemberRegistry"], abi=build["MemberRegistry"].abi)  # type: ignore[arg-type]
+    registry = chain.w3.eth.contract(
+        address=to_checksum_address(addresses["MemberRegistry"]), abi=build["MemberRegistry"].abi
+    )
     chain.transact(
         registry, registry.functions.link(addresses["ConsentRegistry"], addresses["LoyaltyPoints"]), deployer
     )

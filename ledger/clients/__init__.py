@@ -17,9 +17,9 @@ from ledger.clients.members import Authorization, MemberInfo, MemberRegistryClie
 __all__ = [
     "PURPOSES",
     "Action",
-    "Authorization",
     "AnchorClient",
     "AnchoredBatch",
+    "Authorization",
     "BatchInfo",
     "ConsentClient",
     "ConsentRecord",

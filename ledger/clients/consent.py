@@ -59,8 +59,9 @@ class ConsentRecord:
     source: ConsentSource = ConsentSource.ATTESTED
 
 
-# recordBatch gas per item (a new history entry: two storage slots, the member's first pair, the
-# registry's check, an event) is ~98k (benchmarks/ledger_gas.py); a bound of 120k per item spares a gas estimate per batch (eth-tester's
+# recordBatch gas per item, for a member's first consent (a history of two slots and its length, the
+# member's first (controller, purpose) pair, the registry's check, an event) is under 120k
+# (benchmarks/ledger_gas.py); a bound of 130k per item spares a gas estimate per batch (eth-tester's
 # estimator executes the call many times) and keeps RECORD_BATCH_MAX items under a 30M block.
 RECORD_BATCH_GAS_BASE = 100_000
 RECORD_BATCH_GAS_PER_ITEM = 130_000

@@ -100,7 +100,9 @@ class MemberRegistryClient(ContractClient):
 
     # --- partner transactions ---
 
-    def enrol(self, sender: LocalAccount, members: Sequence[bytes], signers: Sequence[str | None]) -> TxResult:
+    def enrol(
+        self, sender: LocalAccount, members: Sequence[bytes], signers: Sequence[str | None]
+    ) -> TxResult:
         return self.chain.send(self.contract, self.prepare_enrol(sender, members, signers))
 
     def prepare_enrol(
@@ -219,5 +221,3 @@ class MemberRegistryClient(ContractClient):
     ) -> Authorization:
         signed = Account.sign_typed_data(customer.key, self.domain(), {primary: fields}, message)
         return Authorization(bytes(signed.signature), deadline)
-
-

@@ -136,7 +136,9 @@ class TestLoyaltyPoints:
             ref,
         )
         auth = coalition.members.authorize_redeem(key, m, a[1].address, 200, bytes(32))
-        redeemed = coalition.loyalty.redeem_signed(a[1], m, 200, bytes(32), auth).event("PointsRedeemed")["args"]
+        redeemed = coalition.loyalty.redeem_signed(a[1], m, 200, bytes(32), auth).event("PointsRedeemed")[
+            "args"
+        ]
         assert (redeemed["partner"], redeemed["amount"]) == (a[1].address, 200)
         assert coalition.loyalty.balance_of(m) == 300
         assert coalition.loyalty.issued_by(a[0].address) == 500
@@ -452,7 +454,9 @@ class TestDeployment:
 class TestPrepareWithAGasBound:
     def test_a_bounded_batch_still_reverts_by_name_before_sending(self, coalition):
         a = coalition.chain.backend.accounts
-        fn = coalition.loyalty.contract.functions.earnBatch(enrol(coalition, a[0], 2), [1, 0], [bytes(32)] * 2)
+        fn = coalition.loyalty.contract.functions.earnBatch(
+            enrol(coalition, a[0], 2), [1, 0], [bytes(32)] * 2
+        )
         block = coalition.chain.w3.eth.block_number
         with pytest.raises(errors.LoyaltyZeroAmount):
             coalition.chain.prepare(fn, a[0], gas=200_000)

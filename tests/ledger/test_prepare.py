@@ -31,9 +31,7 @@ def member() -> bytes:
     return os.urandom(32)
 
 
-def earn_batch(
-    coalition: Coalition, n: int = 3, amounts: list[int] | None = None, home: Any = None
-) -> Any:
+def earn_batch(coalition: Coalition, n: int = 3, amounts: list[int] | None = None, home: Any = None) -> Any:
     """An earnBatch call (not sent) for fresh members enrolled by `home` (default: account 0) with its
     loyalty consent: what earning needs, so that only what a test varies can make it fail."""
     amounts = amounts if amounts is not None else [5] * n
@@ -140,7 +138,9 @@ class TestTheSimulation:
         # anvil answers "OutOfGas" (an RPC error), eth-tester a revert with the reason "Out of gas" (or,
         # when the gas runs out at a storage write, EIP-2200's "below 2300 gas", which anvil calls
         # "ReentrancySentryOOG")
-        with pytest.raises((errors.BackendError, errors.ContractRevert), match=r"(?i)out ?of ?gas|below 2300 gas|SentryOOG"):
+        with pytest.raises(
+            (errors.BackendError, errors.ContractRevert), match=r"(?i)out ?of ?gas|below 2300 gas|SentryOOG"
+        ):
             coalition.chain.prepare(fn, sender, gas=60_000)
         assert nonce_and_block(coalition, sender) == before
 
