@@ -3,7 +3,11 @@
 After the key is gone, the personal data and payload ciphertexts are unreadable and the HMAC key behind
 every leaf is unrecoverable, so the leaves on chain can no longer be linked to anyone. The rows stay as
 tombstones (member id, leaf hashes, proofs) so an audit still counts the interactions as
-existing-but-erased."""
+existing-but-erased.
+
+Erasure reaches the chain: the MemberRegistry marks the member erased, which withdraws each of its
+consents and forfeits its balance there (LoyaltyPoints' settlement rule: the points stay issued, owed to
+the coalition's pool), and from then on nothing can be earned, redeemed, consented or decided for it."""
 
 from __future__ import annotations
 
@@ -11,13 +15,14 @@ import hashlib
 from datetime import UTC, datetime
 
 from api.context import Crm
+from api.errors import CustomerIsErased, NotAllowed
 from api.evidence.anchoring import AnchorOutcome, anchor_batch, new_batch
 from api.principal import Principal
-from api.usecases.customers import owned_customer
+from api.usecases.customers import owned_customer, send_staged_enrolments
 from ledger.merkle import leaf_hash
 from offchain.canonical import canonical_json
 from offchain.db import purge_deleted
-from offchain.models import ErasureReceipt
+from offchain.models import CustomerStatus, ErasureReceipt
 from offchain.repositories import customers, erasures, interactions
 
 RECEIPT_SCHEMA = "ledgercrm/erasure-receipt/v1"
@@ -29,6 +34,20 @@ def erase_customer(crm: Crm, who: Principal, member: bytes) -> tuple[ErasureRece
     now = datetime.now(UTC)
     with crm.unit_of_work() as db:
         customer = owned_customer(crm, db, partner_name, member)
+        partner_address = crm.partner(db, partner_name).address
+        existing = erasures.of_member(db, member)
+    on_chain = crm.coalition.members.member(member)
+    if on_chain.enrolled and on_chain.home != partner_address:
+        raise NotAllowed(f"member 0x{member.hex()}'s home partner on chain is not {partner_name!r}")
+    if (
+        existing is not None
+        and customer.status is CustomerStatus.ERASED
+        and crm.vault.is_erased(partner_name, member)
+        and on_chain.erased
+    ):
+        raise CustomerIsErased(f"member 0x{member.hex()} is already erased")
+    signer = crm.signer(partner_name)
+    with crm.unit_of_work() as db:
         existing = erasures.of_member(db, member)
         if existing is None:
             count = interactions.count_of_member(db, member)
@@ -65,5 +84,9 @@ def erase_customer(crm: Crm, who: Principal, member: bytes) -> tuple[ErasureRece
         batch_id = existing.anchored_batch_id
     # old page images of the ciphertexts must not survive in SQLite's WAL
     purge_deleted(crm.engine)
+    if not on_chain.enrolled:  # its enrolment was staged and never sent: send it, then erase there
+        send_staged_enrolments(crm, who)
+    if not on_chain.erased:
+        crm.coalition.members.erase(signer, member)
     assert batch_id is not None
     return existing, anchor_batch(crm, partner_name, batch_id)
