@@ -168,7 +168,7 @@ def add_partner(
     command registers it. Votes nobody's key.
 
     The signing key is `key_file`, else the one this home already keeps for `name`, else the next
-    development account while it is a founder of this deployment, else a new random key. The KEK is
+    development account (funded on development chains; its key is public, so not for production). The KEK is
     `kek_file`, else the one this home keeps, else 32 new random bytes. Everything is validated before
     anything is written; no key file is ever overwritten."""
     try:
@@ -192,14 +192,12 @@ def add_partner(
             _check_kek(kek_path, name)
             if name in config.keks and Path(config.keks[name]) != kek_path:
                 raise InvalidInput(f"{name} already has a KEK ({config.keks[name]}): it is never replaced")
-        use_dev = False
         account = given or existing
+        use_dev = account is None
         if account is None:
-            candidate = dev_accounts(config.next_dev_account + 1)[-1]
-            use_dev = config.next_dev_account < FOUNDERS and crm.coalition.consortium.is_partner(
-                candidate.address
-            )
-            account = candidate if use_dev else Account.create()
+            # a development chain's funded accounts (the public development mnemonic): for production,
+            # pass the partner's own key with --key-file
+            account = dev_accounts(config.next_dev_account + 1)[-1]
         with crm.unit_of_work() as db:
             if partners.by_address(db, account.address) is not None:
                 raise InvalidInput(f"the key {account.address} belongs to another partner of this home")
