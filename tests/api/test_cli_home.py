@@ -30,7 +30,9 @@ def test_a_customers_life_through_the_cli(home, tmp_path):
     # a newcomer is voted in by the others, each with its own key, when asked
     waiting = cli(home, "partner", "add", "delta")
     assert "not a partner of the consortium yet" in waiting
-    delta = re.search(r"partner delta: (0x[0-9a-fA-F]{40})", waiting).group(1)
+    found = re.search(r"partner delta: (0x[0-9a-fA-F]{40})", waiting)
+    assert found is not None
+    delta = found.group(1)
     assert "waiting for a majority" in cli(
         home, "governance", "propose", "admit-partner", delta, "--partner", "acme"
     )

@@ -30,11 +30,11 @@ def cli(home, *args, code=0):
     return result.output
 
 
-def customer(home, partner="acme") -> str:
+def customer(home, partner="acme"):
     return cli(home, "customer", "add", "--partner", partner, "--name", "Ann").strip().splitlines()[-1]
 
 
-def chain_state(home):  # type: ignore[no-untyped-def]
+def chain_state(home):
     crm = open_crm(home)
     try:
         consortium = crm.coalition.consortium

@@ -21,7 +21,7 @@ P = Principal.of_partner
 OP = Principal.operator()
 
 
-def rows(crm, model) -> int:  # type: ignore[no-untyped-def]
+def rows(crm, model) -> int:
     with crm.unit_of_work() as db:
         return len(db.exec(select(model)).all())
 
