@@ -39,6 +39,14 @@ interaction_app = typer.Typer(help="Customer interactions.", no_args_is_help=Tru
 consent_app = typer.Typer(help="Consent per member, controller and purpose.", no_args_is_help=True)
 points_app = typer.Typer(help="Coalition loyalty points.", no_args_is_help=True)
 import_app = typer.Typer(help="Bulk imports.", no_args_is_help=True)
+governance_app = typer.Typer(
+    help="Consortium membership: proposals and votes, each cast with one partner's own key.",
+    no_args_is_help=True,
+)
+customer_key_app = typer.Typer(
+    help="A customer's own key (an encrypted keystore file).", no_args_is_help=True
+)
+customer_app.add_typer(customer_key_app, name="key")
 for sub, name in (
     (partner_app, "partner"),
     (customer_app, "customer"),
@@ -46,6 +54,7 @@ for sub, name in (
     (consent_app, "consent"),
     (points_app, "points"),
     (import_app, "import"),
+    (governance_app, "governance"),
 ):
     app.add_typer(sub, name=name)
 
@@ -83,6 +92,44 @@ MemberOption = Annotated[
 MemberArgument = Annotated[
     bytes, typer.Argument(parser=parse_member, metavar="MEMBER", help="member id (0x + 64 hex digits)")
 ]
+
+
+CustomerKeyOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--customer-key",
+        metavar="FILE",
+        help="the customer's keystore file: the customer signs (needed for a member with a key)",
+    ),
+]
+PassphraseFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--passphrase-file", metavar="FILE", help="read the key file's passphrase from FILE (else a prompt)"
+    ),
+]
+
+
+def _passphrase(passphrase_file: Path | None, *, new: bool = False) -> str:
+    """The passphrase of a customer key file: the first line of `passphrase_file`, or asked for."""
+    if passphrase_file is None:
+        return str(typer.prompt("passphrase", hide_input=True, confirmation_prompt=new, err=True))
+    try:
+        return passphrase_file.read_text().splitlines()[0] if passphrase_file.stat().st_size else ""
+    except OSError as exc:
+        fail(f"--passphrase-file: cannot read {passphrase_file}: {exc.strerror}", code=2)
+
+
+def _customer_key(key_file: Path | None, passphrase_file: Path | None) -> Any:
+    """The customer's key (a LocalAccount) from its keystore file, or None if no file was given."""
+    if key_file is None:
+        if passphrase_file is not None:
+            fail("--passphrase-file goes with a key file", code=2)
+        return None
+    from api.usecases.customer_keys import open_customer_key
+
+    with user_errors():
+        return open_customer_key(key_file, _passphrase(passphrase_file))
 
 
 class State:
@@ -196,15 +243,32 @@ def partner_add(
     name: Annotated[str, typer.Argument(metavar="NAME", help="1-63 lowercase letters, digits or -")],
     key_file: Annotated[
         Path | None,
-        typer.Option(metavar="FILE", help="the partner's signing key (hex); default: next dev account"),
+        typer.Option(
+            metavar="FILE",
+            help="the partner's signing key (hex); default: the one this home keeps, a founder's, or new",
+        ),
+    ] = None,
+    kek_file: Annotated[
+        Path | None,
+        typer.Option(metavar="FILE", help="the partner's key-encryption key (32 bytes); default: generated"),
     ] = None,
 ) -> None:
-    """Register a partner; if its key is not yet in the consortium, this home's partners vote it in."""
+    """Give a partner its keys in this home and register it once its key is a consortium partner
+    (new partners are voted in by the others: `ledgercrm governance`)."""
     from api.usecases.home import add_partner
 
     with user_errors():
-        account, voted = add_partner(state.home, name, key_file)
-    console.print(f"partner {name}: {account.address}" + (" (admitted by vote)" if voted else ""))
+        added = add_partner(state.home, name, key_file, kek_file)
+    for path in added.new_files:
+        console.print(f"created {path} (readable by its owner only)")
+    if added.registered:
+        console.print(f"partner {name}: {added.address}")
+        return
+    console.print(
+        f"partner {name}: {added.address} is not a partner of the consortium yet. A partner proposes it:\n"
+        f"  ledgercrm governance propose admit-partner {added.address} --partner NAME\n"
+        "the others vote (`ledgercrm governance vote ID --partner NAME`), then run this command again."
+    )
 
 
 @partner_app.command("list")
@@ -215,6 +279,67 @@ def partner_list() -> None:
     table = Table("partner", "address", "issued", "redeemed at", "position")
     for p in with_crm(lambda crm: positions(crm, OPERATOR)):
         table.add_row(p.name, p.address, str(p.issued), str(p.redeemed), f"{p.net:+d}")
+    console.print(table)
+
+
+@governance_app.command("propose")
+def governance_propose(
+    action: Annotated[str, typer.Argument(metavar="ACTION", help="admit-partner, admit-auditor or remove")],
+    address: Annotated[str, typer.Argument(metavar="ADDRESS", help="the account (0x + 40 hex digits)")],
+    partner: PartnerOption,
+) -> None:
+    """Propose (and vote for, as this partner) admitting or removing a member."""
+    from api.usecases.governance import propose
+
+    outcome = with_crm(lambda crm: propose(crm, as_partner(partner), action, address))
+    console.print(
+        f"proposal {outcome.proposal_id}: "
+        + ("executed" if outcome.executed else "1 vote, waiting for a majority")
+    )
+
+
+@governance_app.command("vote")
+def governance_vote(
+    proposal: Annotated[int, typer.Argument(metavar="ID", help="the proposal's number")],
+    partner: PartnerOption,
+) -> None:
+    """Vote for a proposal, as this partner; it executes once a strict majority voted."""
+    from api.usecases.governance import vote
+
+    outcome = with_crm(lambda crm: vote(crm, as_partner(partner), proposal))
+    console.print(
+        f"proposal {proposal}: " + ("executed" if outcome.executed else "voted, not yet a majority")
+    )
+
+
+@governance_app.command("execute")
+def governance_execute(
+    proposal: Annotated[int, typer.Argument(metavar="ID", help="the proposal's number")],
+    partner: PartnerOption,
+) -> None:
+    """Execute a proposal that became a majority because partners left since it was voted."""
+    from api.usecases.governance import execute
+
+    with_crm(lambda crm: execute(crm, as_partner(partner), proposal))
+    console.print(f"proposal {proposal}: executed")
+
+
+@governance_app.command("proposals")
+def governance_proposals() -> None:
+    """Every proposal with its votes from current partners and its expiry."""
+    from api.usecases.governance import proposals
+
+    table = Table("id", "action", "account", "proposer", "votes", "state", "expires")
+    for p in with_crm(lambda crm: proposals(crm, OPERATOR)):
+        table.add_row(
+            str(p.proposal_id),
+            p.action,
+            p.account,
+            p.proposer,
+            f"{p.votes} of {p.partners}",
+            "executed" if p.executed else "open",
+            p.expires_at.isoformat(timespec="seconds"),
+        )
     console.print(table)
 
 
@@ -232,8 +357,14 @@ def customer_add(
     external_ref: Annotated[
         str | None, typer.Option(metavar="TEXT", help="the partner's own customer number")
     ] = None,
+    signer_key: Annotated[
+        Path | None,
+        typer.Option(metavar="FILE", help="the customer's own keystore file (`customer key new`) to bind"),
+    ] = None,
+    passphrase_file: PassphraseFileOption = None,
 ) -> None:
-    """Register a customer; the last line printed is the member id."""
+    """Register a customer (enrolled on chain, this partner its home); the last line printed is the
+    member id."""
     from pydantic import ValidationError
 
     from api.usecases.customers import register_customer
@@ -252,8 +383,41 @@ def customer_add(
         )
     except ValidationError as exc:
         fail(f"--{str(exc.errors()[0]['loc'][0]).replace('_', '-')}: {exc.errors()[0]['msg']}")
-    member = with_crm(lambda crm: register_customer(crm, as_partner(partner), data))
+    key = _customer_key(signer_key, passphrase_file)
+    signer = None if key is None else key.address
+    member = with_crm(lambda crm: register_customer(crm, as_partner(partner), data, signer=signer))
+    if signer is not None:
+        console.print(f"signer {signer} bound")
     console.print(hexid(member))
+
+
+@customer_key_app.command("new")
+def customer_key_new(
+    out: Annotated[Path, typer.Option(metavar="FILE", help="where to write the keystore (must not exist)")],
+    passphrase_file: PassphraseFileOption = None,
+) -> None:
+    """Create a customer's own key as an encrypted keystore file; prints its address."""
+    from api.usecases.customer_keys import new_customer_key
+
+    passphrase = _passphrase(passphrase_file, new=True)
+    with user_errors():
+        address = new_customer_key(out, passphrase)
+    console.print(f"{out}: key {address}")
+
+
+@customer_key_app.command("bind")
+def customer_key_bind(
+    member: MemberArgument,
+    partner: PartnerOption,
+    key: Annotated[Path, typer.Option(metavar="FILE", help="the customer's keystore file")],
+    passphrase_file: PassphraseFileOption = None,
+) -> None:
+    """Bind a customer's own key to a member without one (its home partner only)."""
+    from api.usecases.customer_keys import bind_customer_key
+
+    account = _customer_key(key, passphrase_file)
+    address = with_crm(lambda crm: bind_customer_key(crm, as_partner(partner), member, account))
+    console.print(f"member {hexid(member)}: signer {address} bound")
 
 
 @customer_app.command("show")
@@ -423,11 +587,15 @@ def consent_give(
     collection_method: Annotated[
         str, typer.Option(metavar="METHOD", help="how consent was collected")
     ] = "cli",
+    customer_key: CustomerKeyOption = None,
+    passphrase_file: PassphraseFileOption = None,
 ) -> None:
-    """Record that the member gives consent to this partner for a purpose."""
+    """Record that the member gives consent to this partner for a purpose (signed by the customer with
+    --customer-key, else attested by the member's home partner)."""
     from api.usecases.consent import ConsentTerms, give_consent
 
     expires_at = _parse_time(expires)
+    key = _customer_key(customer_key, passphrase_file)
     receipt = with_crm(
         lambda crm: give_consent(
             crm,
@@ -436,17 +604,28 @@ def consent_give(
             purpose,
             expires_at=expires_at,
             terms=ConsentTerms(collection_method=collection_method),
+            customer_key=key,
         )
     )
     console.print(f"consent given: receipt 0x{receipt.receipt_hash.hex()} in block {receipt.block_number}")
 
 
 @consent_app.command("withdraw")
-def consent_withdraw(partner: PartnerOption, member: MemberOption, purpose: PurposeOption) -> None:
-    """Record that the member withdraws consent."""
+def consent_withdraw(
+    partner: PartnerOption,
+    member: MemberOption,
+    purpose: PurposeOption,
+    customer_key: CustomerKeyOption = None,
+    passphrase_file: PassphraseFileOption = None,
+) -> None:
+    """Record that the member withdraws consent to this partner (any partner records a withdrawal
+    towards itself; with --customer-key the customer signs it)."""
     from api.usecases.consent import withdraw_consent
 
-    receipt = with_crm(lambda crm: withdraw_consent(crm, as_partner(partner), member, purpose))
+    key = _customer_key(customer_key, passphrase_file)
+    receipt = with_crm(
+        lambda crm: withdraw_consent(crm, as_partner(partner), member, purpose, customer_key=key)
+    )
     console.print(
         f"consent withdrawn: receipt 0x{receipt.receipt_hash.hex()} in block {receipt.block_number}"
     )
@@ -502,11 +681,14 @@ def consent_check(
 # --- points ----------------------------------------------------------------------------------------------
 
 
-def _points(kind: str, partner: str, member: bytes, amount: int) -> None:
+def _points(kind: str, partner: str, member: bytes, amount: int, key: Any = None) -> None:
     from api.usecases.loyalty import PointsRequest, earn_points, redeem_points
 
-    operation = earn_points if kind == "earn" else redeem_points
-    receipt = with_crm(lambda crm: operation(crm, as_partner(partner), PointsRequest(member, amount)))
+    request = PointsRequest(member, amount)
+    if kind == "earn":
+        receipt = with_crm(lambda crm: earn_points(crm, as_partner(partner), request))
+    else:
+        receipt = with_crm(lambda crm: redeem_points(crm, as_partner(partner), request, customer_key=key))
     console.print(f"{kind}ed {amount} points; balance {receipt.balance}")
 
 
@@ -520,9 +702,16 @@ def points_earn(partner: PartnerOption, member: MemberOption, amount: AmountOpti
 
 
 @points_app.command("redeem")
-def points_redeem(partner: PartnerOption, member: MemberOption, amount: AmountOption) -> None:
-    """Redeem points at this partner."""
-    _points("redeem", partner, member, amount)
+def points_redeem(
+    partner: PartnerOption,
+    member: MemberOption,
+    amount: AmountOption,
+    customer_key: CustomerKeyOption = None,
+    passphrase_file: PassphraseFileOption = None,
+) -> None:
+    """Redeem points at this partner: signed by the customer with --customer-key (a member with a key,
+    at any partner), or by the member's home partner for a member without one."""
+    _points("redeem", partner, member, amount, _customer_key(customer_key, passphrase_file))
 
 
 @points_app.command("balance")
@@ -642,7 +831,8 @@ def verify(
 
 @app.command()
 def erase(member: MemberArgument, partner: PartnerOption) -> None:
-    """Erase a customer: delete their data key, keep tombstones, anchor an erasure receipt."""
+    """Erase a customer: delete their data key, keep tombstones, anchor an erasure receipt; on chain its
+    consents are withdrawn, its points forfeited and the member frozen."""
     from api.usecases.erasure import erase_customer
 
     receipt, anchored = with_crm(lambda crm: erase_customer(crm, as_partner(partner), member))

@@ -49,6 +49,57 @@ SENTENCES: dict[str, Sentence] = {
     "ConsortiumProposalClosed": lambda f: f"proposal {f['proposalId']} is closed",
     "ConsortiumLastPartner": lambda f: f"{f['account']} is the last partner and cannot be removed",
     "DecisionUnknownModel": lambda f: f"there is no registered model {f['modelId']}",
+    "DecisionNotRegistrant": lambda f: (
+        f"only model {f['modelId']}'s registrant {f['registrant']} logs decisions against it,"
+        f" not {f['account']}"
+    ),
+    "DecisionConsentRequired": lambda f: (
+        f"member {_hex(f['member'])} has no valid profiling consent towards {f['partner']}"
+    ),
+    "MemberUnknown": lambda f: f"member {_hex(f['member'])} is not enrolled on chain",
+    "MemberIsErased": lambda f: f"member {_hex(f['member'])} was erased",
+    "MemberAlreadyErased": lambda f: f"member {_hex(f['member'])} is already erased",
+    "MemberAlreadyEnrolled": lambda f: f"member {_hex(f['member'])} is already enrolled by {f['home']}",
+    "MemberNotHomePartner": lambda f: (
+        f"only member {_hex(f['member'])}'s home partner {f['home']} may do this, not {f['account']}"
+    ),
+    "MemberInvalidSignature": lambda f: (
+        f"the signature is not member {_hex(f['member'])}'s (its key is {f['signer']}),"
+        " or it was used already"
+    ),
+    "MemberSignatureExpired": lambda f: (
+        f"the member's signature expired at {_date(f['deadline'])} (the chain's time is {_date(f['now_'])})"
+    ),
+    "MemberNoSigner": lambda f: f"member {_hex(f['member'])} has no key of its own to sign with",
+    "MemberSignerAlreadyBound": lambda f: f"member {_hex(f['member'])} already has a key ({f['signer']})",
+    "LoyaltyConsentRequired": lambda f: (
+        f"member {_hex(f['member'])} has no valid loyalty consent towards {f['partner']}"
+    ),
+    "LoyaltyAmountAboveCap": lambda f: f"{f['amount']:,} points is above the cap of {f['cap']:,} per earn",
+    "LoyaltySupplyCapExceeded": lambda f: (
+        f"{f['amount']:,} more points would take the supply of {f['totalSupply']:,}"
+        f" above its cap of {f['cap']:,}"
+    ),
+    "LoyaltySignatureRequired": lambda f: (
+        f"member {_hex(f['member'])} holds its own key: a redemption must be signed with it"
+    ),
+    "LoyaltyNotHomePartner": lambda f: (
+        f"only member {_hex(f['member'])}'s home partner {f['home']} may redeem for it, not {f['account']}"
+    ),
+    "ConsentNotGiven": lambda f: (
+        f"member {_hex(f['member'])} has no given consent towards {f['controller']}"
+        " for this purpose to withdraw"
+    ),
+    "ConsentUnknownPurpose": lambda f: f"{_hex(f['purpose'])} is not one of the declared purposes",
+    "ConsentSignatureRequired": lambda f: (
+        f"member {_hex(f['member'])} holds its own key: its consent must be signed with it"
+    ),
+    "ConsentNotHomePartner": lambda f: (
+        f"only member {_hex(f['member'])}'s home partner {f['home']} may attest its consent,"
+        f" not {f['account']}"
+    ),
+    "ConsentEmptyReceipt": lambda f: "a given consent needs the hash of its receipt",
+    "ConsortiumProposalExpired": lambda f: f"proposal {f['proposalId']} expired at {_date(f['expiresAt'])}",
     "DecisionScoreOutOfRange": lambda f: f"a score of {f['scoreBps']} basis points is outside 0-10000",
 }
 

@@ -3,18 +3,50 @@ pragma solidity ^0.8.24;
 
 import {IConsortium} from "./interfaces/IConsortium.sol";
 import {IConsentRegistry} from "./interfaces/IConsentRegistry.sol";
+import {IErasureHook, IMemberRegistry} from "./interfaces/IMemberRegistry.sol";
 
 /// @title ConsentRegistry
-/// @notice Append-only consent history. The calling partner is the controller; the receipt (ISO/IEC TS
+/// @notice Append-only consent history per (member, controller, purpose). The receipt (ISO/IEC TS
 /// 27560 / DPV fields) is kept off-chain and only its hash is recorded, so nothing personal is on chain.
-/// Any past moment can be asked about: "was consent valid at time T?" is answered from the history.
-contract ConsentRegistry is IConsentRegistry {
+///
+/// Who may record what:
+/// - a member with a key gives (or withdraws) consent by its own EIP-712 signature, relayed by any
+///   partner, towards any current partner (`recordSigned`);
+/// - a member without a key has consent attested by its home partner only, towards that partner
+///   (`record`, `recordBatch`); a partner may always record a withdrawal towards itself;
+/// - a withdrawal needs a consent to withdraw; purposes are a declared list (`isPurpose`);
+/// - erasing the member (MemberRegistry) withdraws every consent it has given.
+/// An attested consent stops counting when its controller leaves the consortium.
+contract ConsentRegistry is IConsentRegistry, IErasureHook {
+    // one slot: the purpose by its place in the declared list (1-based), not its 32-byte id
+    struct Pair {
+        address controller;
+        uint8 purpose;
+    }
+
+    bytes32 private constant _CONSENT_TYPEHASH =
+        keccak256(
+            "Consent(bytes32 member,address controller,bytes32 purpose,uint8 status,bytes32 receiptHash,"
+            "uint64 expiresAt,uint256 nonce,uint256 deadline)"
+        );
+
+    // The declared purposes (keccak256 of the name; DPV names in ledger/clients/consent.py).
+    bytes32 public constant LOYALTY = keccak256("loyalty");
+    bytes32 public constant PROFILING = keccak256("profiling");
+    bytes32 public constant MARKETING = keccak256("marketing");
+    bytes32 public constant ANALYTICS = keccak256("analytics");
+    bytes32 public constant PERSONALISATION = keccak256("personalisation");
+    bytes32 public constant RESEARCH = keccak256("research");
+
     IConsortium private immutable _consortium;
-
+    IMemberRegistry private immutable _registry;
     mapping(bytes32 key => Record[]) private _history;
+    // every (controller, purpose) a member has a history with, so erasure can reach each one
+    mapping(bytes32 member => Pair[]) private _pairs;
 
-    constructor(address consortium_) {
+    constructor(address consortium_, address registry_) {
         _consortium = IConsortium(consortium_);
+        _registry = IMemberRegistry(registry_);
     }
 
     modifier onlyPartner() {
@@ -22,11 +54,12 @@ contract ConsentRegistry is IConsentRegistry {
         _;
     }
 
-    /// @notice Record a consent event of `member` towards the calling partner for `purpose`.
+    /// @notice Attest a consent event of `member` towards the calling partner for `purpose`.
     /// Requirements:
-    /// - the caller is a current partner; `member` is not zero;
-    /// - `status` is 1 (given) or 2 (withdrawn);
-    /// - a given consent's `expiresAt` is 0 (no expiry) or in the future.
+    /// - the caller is a current partner; `member` is enrolled and not erased; `purpose` is declared;
+    /// - `status` is 1 (given) or 2 (withdrawn); a given consent's `expiresAt` is 0 or in the future;
+    /// - given: the member has no signer, the caller is its home partner, `receiptHash` is not zero;
+    /// - withdrawn: the member's consent towards the caller for `purpose` is currently given.
     function record(
         bytes32 member,
         bytes32 purpose,
@@ -35,7 +68,8 @@ contract ConsentRegistry is IConsentRegistry {
         uint64 expiresAt
     ) external onlyPartner {
         _checkStatus(status, expiresAt);
-        _record(member, purpose, status, receiptHash, expiresAt);
+        _checkPurpose(purpose);
+        _attest(member, purpose, status, receiptHash, expiresAt);
     }
 
     /// @notice `record` for many members with one purpose and status (imports); all or nothing.
@@ -51,25 +85,133 @@ contract ConsentRegistry is IConsentRegistry {
         if (members.length == 0) revert ConsentEmptyBatch();
         if (members.length != receiptHashes.length) revert ConsentLengthMismatch();
         _checkStatus(status, expiresAt);
+        _checkPurpose(purpose);
         for (uint256 i = 0; i < members.length; ++i) {
-            _record(members[i], purpose, status, receiptHashes[i], expiresAt);
+            _attest(members[i], purpose, status, receiptHashes[i], expiresAt);
+        }
+    }
+
+    /// @notice Record a consent event the member signed (EIP-712 `Consent`, domain of the
+    /// MemberRegistry), relayed by the calling partner, towards `controller`.
+    /// Requirements:
+    /// - the caller and `controller` are current partners; `member` is active and has a signer;
+    /// - `purpose` is declared; `status`, `expiresAt` as for `record`; a given consent has a receipt;
+    /// - withdrawn: the consent is currently given;
+    /// - the signature is the member's signer's, for its current nonce, before `deadline`.
+    function recordSigned(
+        bytes32 member,
+        address controller,
+        bytes32 purpose,
+        uint8 status,
+        bytes32 receiptHash,
+        uint64 expiresAt,
+        uint256 deadline,
+        bytes calldata signature
+    ) external onlyPartner {
+        if (!_consortium.isPartner(controller)) revert ConsentNotPartner(controller);
+        _checkStatus(status, expiresAt);
+        _checkPurpose(purpose);
+        _registry.requireActive(member);
+        if (status == uint8(Status.Given) && receiptHash == bytes32(0)) revert ConsentEmptyReceipt();
+        bytes32 key = _key(member, controller, purpose);
+        if (status == uint8(Status.Withdrawn)) _requireGiven(key, member, controller, purpose);
+        _registry.useAuthorization(
+            member,
+            _consentHash(member, controller, purpose, status, receiptHash, expiresAt, deadline),
+            deadline,
+            signature
+        );
+        _push(key, member, controller, purpose, Status(status), Source.Signed, receiptHash, expiresAt);
+    }
+
+    /// @notice Withdraw every consent `member` has given (called by the MemberRegistry on erasure).
+    /// Requirements:
+    /// - the caller is the MemberRegistry.
+    function eraseMember(bytes32 member) external {
+        if (msg.sender != address(_registry)) revert ConsentNotRegistry(msg.sender);
+        Pair[] storage pairs = _pairs[member];
+        for (uint256 i = 0; i < pairs.length; ++i) {
+            Pair storage pair = pairs[i];
+            bytes32 purpose = _purposeAt(pair.purpose);
+            bytes32 key = _key(member, pair.controller, purpose);
+            Record[] storage history = _history[key];
+            if (history[history.length - 1].status == Status.Given) {
+                _push(key, member, pair.controller, purpose, Status.Withdrawn, Source.Erasure, 0, 0);
+            }
         }
     }
 
     /// @notice Whether consent is valid now.
     function isValid(bytes32 member, address controller, bytes32 purpose) external view returns (bool) {
-        return _isValidAt(member, controller, purpose, uint64(block.timestamp));
+        Record[] storage history = _history[_key(member, controller, purpose)];
+        if (history.length == 0) return false;
+        Record storage latest = history[history.length - 1];
+        if (latest.status != Status.Given) return false;
+        if (latest.expiresAt != 0 && block.timestamp >= latest.expiresAt) return false;
+        return _attestationStands(latest, controller, uint64(block.number));
     }
 
     /// @notice Whether consent was (or will be, absent further records) valid at unix time `timestamp`:
-    /// the latest record at or before `timestamp` is a given consent that had not expired by then.
+    /// the latest record at or before `timestamp` is a given consent that had not expired by then (and,
+    /// if attested, whose controller was still a partner then).
     function isValidAt(
         bytes32 member,
         address controller,
         bytes32 purpose,
         uint64 timestamp
     ) external view returns (bool) {
-        return _isValidAt(member, controller, purpose, timestamp);
+        Record[] storage history = _history[_key(member, controller, purpose)];
+        // Binary search for the first record after `timestamp`; records are appended in block order,
+        // so timestamps never decrease along the array.
+        uint256 low = 0;
+        uint256 high = history.length;
+        while (low < high) {
+            uint256 mid = (low + high) / 2;
+            if (history[mid].timestamp > timestamp) {
+                high = mid;
+            } else {
+                low = mid + 1;
+            }
+        }
+        if (low == 0) return false;
+        Record storage latest = history[low - 1];
+        if (latest.status != Status.Given || (latest.expiresAt != 0 && timestamp >= latest.expiresAt)) return false;
+        return latest.source != Source.Attested || _consortium.servedThroughTime(controller, latest.timestamp, timestamp);
+    }
+
+    /// @notice Whether consent was valid at the end of block `blockNumber`: the last record mined in or
+    /// before that block (by record index, so of several records in one block the last counts) is a
+    /// given consent, not expired by `blockTimestamp` (the EVM cannot read a past block's timestamp, so
+    /// the caller passes that block's), and, if attested, its controller was still a partner then.
+    function isValidAtBlock(
+        bytes32 member,
+        address controller,
+        bytes32 purpose,
+        uint64 blockNumber,
+        uint64 blockTimestamp
+    ) external view returns (bool) {
+        Record[] storage history = _history[_key(member, controller, purpose)];
+        uint256 low = 0;
+        uint256 high = history.length;
+        while (low < high) {
+            uint256 mid = (low + high) / 2;
+            if (history[mid].blockNumber > blockNumber) {
+                high = mid;
+            } else {
+                low = mid + 1;
+            }
+        }
+        if (low == 0) return false;
+        Record storage latest = history[low - 1];
+        if (latest.status != Status.Given || (latest.expiresAt != 0 && blockTimestamp >= latest.expiresAt)) {
+            return false;
+        }
+        return _attestationStands(latest, controller, blockNumber);
+    }
+
+    /// @notice Whether `purpose` is one of the declared purposes.
+    function isPurpose(bytes32 purpose) public pure returns (bool) {
+        return _indexOf(purpose) != 0;
     }
 
     function historyLength(bytes32 member, address controller, bytes32 purpose) external view returns (uint256) {
@@ -94,18 +236,79 @@ contract ConsentRegistry is IConsentRegistry {
         return address(_consortium);
     }
 
-    function _record(bytes32 member, bytes32 purpose, uint8 status, bytes32 receiptHash, uint64 expiresAt) private {
+    function registry() external view returns (address) {
+        return address(_registry);
+    }
+
+    function _attest(bytes32 member, bytes32 purpose, uint8 status, bytes32 receiptHash, uint64 expiresAt) private {
         if (member == bytes32(0)) revert ConsentInvalidMember();
-        _history[_key(member, msg.sender, purpose)].push(
+        (address home, address signer) = _registry.requireActive(member);
+        bytes32 key = _key(member, msg.sender, purpose);
+        if (status == uint8(Status.Given)) {
+            if (signer != address(0)) revert ConsentSignatureRequired(member);
+            if (home != msg.sender) revert ConsentNotHomePartner(member, home, msg.sender);
+            if (receiptHash == bytes32(0)) revert ConsentEmptyReceipt();
+        } else {
+            _requireGiven(key, member, msg.sender, purpose);
+        }
+        _push(key, member, msg.sender, purpose, Status(status), Source.Attested, receiptHash, expiresAt);
+    }
+
+    /// @dev The EIP-712 struct hash of `Consent`, with the member's current nonce.
+    function _consentHash(
+        bytes32 member,
+        address controller,
+        bytes32 purpose,
+        uint8 status,
+        bytes32 receiptHash,
+        uint64 expiresAt,
+        uint256 deadline
+    ) private view returns (bytes32) {
+        uint256 nonce = _registry.nonceOf(member);
+        // two encodings of static words, joined: the same bytes as one abi.encode, in fewer stack slots
+        return
+            keccak256(
+                bytes.concat(
+                    abi.encode(_CONSENT_TYPEHASH, member, controller, purpose),
+                    abi.encode(status, receiptHash, expiresAt, nonce, deadline)
+                )
+            );
+    }
+
+    function _push(
+        bytes32 key,
+        bytes32 member,
+        address controller,
+        bytes32 purpose,
+        Status status,
+        Source source,
+        bytes32 receiptHash,
+        uint64 expiresAt
+    ) private {
+        Record[] storage history = _history[key];
+        if (history.length == 0) _pairs[member].push(Pair({controller: controller, purpose: _indexOf(purpose)}));
+        history.push(
             Record({
-                status: Status(status),
+                status: status,
+                source: source,
                 timestamp: uint64(block.timestamp),
                 expiresAt: expiresAt,
                 blockNumber: uint64(block.number),
                 receiptHash: receiptHash
             })
         );
-        emit ConsentRecorded(member, msg.sender, purpose, status, receiptHash, expiresAt);
+        emit ConsentRecorded(member, controller, purpose, uint8(status), receiptHash, expiresAt, source);
+    }
+
+    function _requireGiven(bytes32 key, bytes32 member, address controller, bytes32 purpose) private view {
+        Record[] storage history = _history[key];
+        if (history.length == 0 || history[history.length - 1].status != Status.Given) {
+            revert ConsentNotGiven(member, controller, purpose);
+        }
+    }
+
+    function _attestationStands(Record storage latest, address controller, uint64 atBlock) private view returns (bool) {
+        return latest.source != Source.Attested || _consortium.servedThrough(controller, latest.blockNumber, atBlock);
     }
 
     function _checkStatus(uint8 status, uint64 expiresAt) private view {
@@ -115,28 +318,24 @@ contract ConsentRegistry is IConsentRegistry {
         }
     }
 
-    function _isValidAt(
-        bytes32 member,
-        address controller,
-        bytes32 purpose,
-        uint64 timestamp
-    ) private view returns (bool) {
-        Record[] storage history = _history[_key(member, controller, purpose)];
-        // Binary search for the first record after `timestamp`; records are appended in block order,
-        // so timestamps never decrease along the array.
-        uint256 low = 0;
-        uint256 high = history.length;
-        while (low < high) {
-            uint256 mid = (low + high) / 2;
-            if (history[mid].timestamp > timestamp) {
-                high = mid;
-            } else {
-                low = mid + 1;
-            }
-        }
-        if (low == 0) return false;
-        Record storage latest = history[low - 1];
-        return latest.status == Status.Given && (latest.expiresAt == 0 || timestamp < latest.expiresAt);
+    function _checkPurpose(bytes32 purpose) private pure {
+        if (!isPurpose(purpose)) revert ConsentUnknownPurpose(purpose);
+    }
+
+    /// @dev The purpose's place in the declared list, from 1; 0 for an undeclared one.
+    function _indexOf(bytes32 purpose) private pure returns (uint8) {
+        if (purpose == LOYALTY) return 1;
+        if (purpose == PROFILING) return 2;
+        if (purpose == MARKETING) return 3;
+        if (purpose == ANALYTICS) return 4;
+        if (purpose == PERSONALISATION) return 5;
+        if (purpose == RESEARCH) return 6;
+        return 0;
+    }
+
+    function _purposeAt(uint8 index) private pure returns (bytes32) {
+        bytes32[6] memory declared = [LOYALTY, PROFILING, MARKETING, ANALYTICS, PERSONALISATION, RESEARCH];
+        return declared[index - 1];
     }
 
     function _key(bytes32 member, address controller, bytes32 purpose) private pure returns (bytes32) {

@@ -7,19 +7,34 @@ import {IConsortium} from "./interfaces/IConsortium.sol";
 /// @notice Members of the coalition (partners and auditors). Every other ledgercrm contract asks this
 /// one for roles on every call, so a removal takes effect everywhere in the same block.
 /// @dev Votes are counted against the partners that are members *when the votes are counted*: a removed
-/// partner's earlier vote no longer counts, and the denominator shrinks with it.
+/// partner's earlier vote no longer counts, and the denominator shrinks with it. A vote belongs to the
+/// voter's tenure: a partner removed and admitted again does not get its old votes back. Proposals
+/// expire `PROPOSAL_LIFETIME` after they were made.
 contract Consortium is IConsortium {
     struct Proposal {
         Action action;
         address account;
         address proposer;
         bool executed;
+        uint64 expiresAt;
     }
+
+    /// @dev One uninterrupted period as a partner; `toBlock`/`toTime` are the maximum while it lasts.
+    struct Tenure {
+        uint64 fromBlock;
+        uint64 toBlock;
+        uint64 fromTime;
+        uint64 toTime;
+    }
+
+    uint64 public constant PROPOSAL_LIFETIME = 7 days;
 
     mapping(address account => Role) private _roles;
     address[] private _partners;
     Proposal[] private _proposals;
-    mapping(uint256 proposalId => mapping(address voter => bool)) private _voted;
+    // the voter's tenure number (1 for its first) when it voted; 0: no vote
+    mapping(uint256 proposalId => mapping(address voter => uint256)) private _voted;
+    mapping(address account => Tenure[]) private _tenures;
 
     /// @param founders the initial partners; at least one, no duplicates, no zero address.
     constructor(address[] memory founders) {
@@ -49,7 +64,15 @@ contract Consortium is IConsortium {
         Action kind = Action(action);
         _checkApplicable(kind, account);
         proposalId = _proposals.length;
-        _proposals.push(Proposal({action: kind, account: account, proposer: msg.sender, executed: false}));
+        _proposals.push(
+            Proposal({
+                action: kind,
+                account: account,
+                proposer: msg.sender,
+                executed: false,
+                expiresAt: uint64(block.timestamp) + PROPOSAL_LIFETIME
+            })
+        );
         emit ProposalCreated(proposalId, msg.sender, kind, account);
         _castVote(proposalId, msg.sender);
     }
@@ -60,7 +83,9 @@ contract Consortium is IConsortium {
     /// - the proposal exists, is not executed and still applies (see `propose`).
     function vote(uint256 proposalId) external onlyPartner {
         Proposal storage proposal = _openProposal(proposalId);
-        if (_voted[proposalId][msg.sender]) revert ConsortiumAlreadyVoted(proposalId, msg.sender);
+        if (_voted[proposalId][msg.sender] == _tenures[msg.sender].length) {
+            revert ConsortiumAlreadyVoted(proposalId, msg.sender);
+        }
         _checkApplicable(proposal.action, proposal.account);
         _castVote(proposalId, msg.sender);
     }
@@ -109,18 +134,44 @@ contract Consortium is IConsortium {
         return (p.action, p.account, p.proposer, p.executed, _countVotes(proposalId));
     }
 
+    /// @notice Whether `voter` voted on the proposal during its current tenure (the vote that counts).
     function hasVoted(uint256 proposalId, address voter) external view returns (bool) {
-        return _voted[proposalId][voter];
+        uint256 tenure = _tenures[voter].length;
+        return tenure != 0 && _voted[proposalId][voter] == tenure;
+    }
+
+    function proposalExpiresAt(uint256 proposalId) external view returns (uint64) {
+        if (proposalId >= _proposals.length) revert ConsortiumUnknownProposal(proposalId);
+        return _proposals[proposalId].expiresAt;
+    }
+
+    function servedThrough(address account, uint64 fromBlock, uint64 atBlock) external view returns (bool) {
+        Tenure[] storage tenures = _tenures[account];
+        for (uint256 i = tenures.length; i > 0; --i) {
+            Tenure storage t = tenures[i - 1];
+            if (t.fromBlock <= fromBlock && fromBlock < t.toBlock) return atBlock < t.toBlock;
+        }
+        return false;
+    }
+
+    function servedThroughTime(address account, uint64 fromTime, uint64 atTime) external view returns (bool) {
+        Tenure[] storage tenures = _tenures[account];
+        for (uint256 i = tenures.length; i > 0; --i) {
+            Tenure storage t = tenures[i - 1];
+            if (t.fromTime <= fromTime && fromTime < t.toTime) return atTime < t.toTime;
+        }
+        return false;
     }
 
     function _openProposal(uint256 proposalId) private view returns (Proposal storage proposal_) {
         if (proposalId >= _proposals.length) revert ConsortiumUnknownProposal(proposalId);
         proposal_ = _proposals[proposalId];
         if (proposal_.executed) revert ConsortiumProposalClosed(proposalId);
+        if (block.timestamp >= proposal_.expiresAt) revert ConsortiumProposalExpired(proposalId, proposal_.expiresAt);
     }
 
     function _castVote(uint256 proposalId, address voter) private {
-        _voted[proposalId][voter] = true;
+        _voted[proposalId][voter] = _tenures[voter].length;
         uint256 votes = _countVotes(proposalId);
         emit ProposalVoted(proposalId, voter, votes, _partners.length);
         if (_isMajority(votes)) _execute(proposalId, _proposals[proposalId]);
@@ -150,7 +201,17 @@ contract Consortium is IConsortium {
 
     function _admit(address account, Role role) private {
         _roles[account] = role;
-        if (role == Role.Partner) _partners.push(account);
+        if (role == Role.Partner) {
+            _partners.push(account);
+            _tenures[account].push(
+                Tenure({
+                    fromBlock: uint64(block.number),
+                    toBlock: type(uint64).max,
+                    fromTime: uint64(block.timestamp),
+                    toTime: type(uint64).max
+                })
+            );
+        }
         emit MemberAdmitted(account, role);
     }
 
@@ -164,6 +225,9 @@ contract Consortium is IConsortium {
                     break;
                 }
             }
+            Tenure storage tenure = _tenures[account][_tenures[account].length - 1];
+            tenure.toBlock = uint64(block.number);
+            tenure.toTime = uint64(block.timestamp);
         }
         delete _roles[account];
         emit MemberRemoved(account);
@@ -172,9 +236,10 @@ contract Consortium is IConsortium {
     // Linear in the number of partners: a coalition has tens of partners, not thousands, and counting
     // live keeps removed partners' votes out without any bookkeeping on removal.
     function _countVotes(uint256 proposalId) private view returns (uint256 votes) {
-        mapping(address => bool) storage voted = _voted[proposalId];
+        mapping(address => uint256) storage voted = _voted[proposalId];
         for (uint256 i = 0; i < _partners.length; ++i) {
-            if (voted[_partners[i]]) ++votes;
+            address partner = _partners[i];
+            if (voted[partner] == _tenures[partner].length) ++votes;
         }
     }
 

@@ -2,13 +2,17 @@
 pragma solidity ^0.8.24;
 
 import {IConsortium} from "./interfaces/IConsortium.sol";
+import {IConsentRegistry} from "./interfaces/IConsentRegistry.sol";
 import {IDecisionLog} from "./interfaces/IDecisionLog.sol";
+import {IMemberRegistry} from "./interfaces/IMemberRegistry.sol";
 
 /// @title DecisionLog
 /// @notice Models are registered by the hash of the fitted pipeline, its model card and its training
 /// data root; every automated decision about a member is then logged against a model with the root of
 /// its inputs, its score, the action taken and the hash of its explanation. The decisions themselves
 /// live in events (cheap, and complete for an auditor replaying the log); storage keeps counters.
+/// Each decision names the partner that made it; only a model's registrant logs decisions against it,
+/// and only about active members with valid "profiling" consent towards it.
 contract DecisionLog is IDecisionLog {
     struct Model {
         bytes32 modelHash;
@@ -20,12 +24,18 @@ contract DecisionLog is IDecisionLog {
 
     uint32 private constant _MAX_SCORE_BPS = 10_000;
 
+    bytes32 private constant _PROFILING = keccak256("profiling");
+
     IConsortium private immutable _consortium;
+    IMemberRegistry private immutable _registry;
+    IConsentRegistry private immutable _consent;
     Model[] private _models;
     uint256 private _decisionCount;
 
-    constructor(address consortium_) {
+    constructor(address consortium_, address registry_, address consent_) {
         _consortium = IConsortium(consortium_);
+        _registry = IMemberRegistry(registry_);
+        _consent = IConsentRegistry(consent_);
     }
 
     modifier onlyPartner() {
@@ -57,8 +67,9 @@ contract DecisionLog is IDecisionLog {
 
     /// @notice Log a batch of decisions made by model `modelId`, one event per decision.
     /// Requirements:
-    /// - the caller is a current partner; the model is registered;
-    /// - the five arrays have the same, non-zero length; no member is zero; every score is at most 10000 bps.
+    /// - the caller is a current partner and the model's registrant; the model is registered;
+    /// - the five arrays have the same, non-zero length; no member is zero; every score is at most 10000 bps;
+    /// - every member is enrolled, not erased, and has valid "profiling" consent towards the caller.
     function recordDecisions(
         uint256 modelId,
         bytes32[] calldata members,
@@ -68,6 +79,8 @@ contract DecisionLog is IDecisionLog {
         bytes32[] calldata explanationHashes
     ) external onlyPartner {
         if (modelId >= _models.length) revert DecisionUnknownModel(modelId);
+        address registrant = _models[modelId].registrant;
+        if (registrant != msg.sender) revert DecisionNotRegistrant(modelId, registrant, msg.sender);
         uint256 n = members.length;
         if (n == 0) revert DecisionEmptyBatch();
         if (inputRoots.length != n || scoresBps.length != n || actions.length != n || explanationHashes.length != n) {
@@ -76,7 +89,19 @@ contract DecisionLog is IDecisionLog {
         for (uint256 i = 0; i < n; ++i) {
             if (members[i] == bytes32(0)) revert DecisionInvalidMember();
             if (scoresBps[i] > _MAX_SCORE_BPS) revert DecisionScoreOutOfRange(scoresBps[i]);
-            emit DecisionRecorded(members[i], modelId, inputRoots[i], scoresBps[i], actions[i], explanationHashes[i]);
+            _registry.requireActive(members[i]);
+            if (!_consent.isValid(members[i], msg.sender, _PROFILING)) {
+                revert DecisionConsentRequired(members[i], msg.sender);
+            }
+            emit DecisionRecorded(
+                members[i],
+                modelId,
+                msg.sender,
+                inputRoots[i],
+                scoresBps[i],
+                actions[i],
+                explanationHashes[i]
+            );
         }
         _decisionCount += n;
     }

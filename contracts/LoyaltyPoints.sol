@@ -3,23 +3,48 @@ pragma solidity ^0.8.24;
 
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {IConsortium} from "./interfaces/IConsortium.sol";
+import {IConsentRegistry} from "./interfaces/IConsentRegistry.sol";
 import {ILoyaltyPoints} from "./interfaces/ILoyaltyPoints.sol";
+import {IErasureHook, IMemberRegistry} from "./interfaces/IMemberRegistry.sol";
 
 /// @title LoyaltyPoints
 /// @notice Coalition points per member id (random bytes32, never derived from personal data).
 /// Points are earned at one partner and may be redeemed at any other; there is deliberately no
 /// transfer between members. Each partner's issued and redeemed totals give its net settlement
 /// position against the coalition.
-contract LoyaltyPoints is ILoyaltyPoints {
-    IConsortium private immutable _consortium;
+///
+/// Rules: earning needs the member's valid "loyalty" consent towards the earning partner and stays
+/// under `MAX_EARN` per item and `MAX_SUPPLY` in total. Redeeming a member with a key needs its EIP-712
+/// signature (`redeemSigned`); a member without one is redeemed by its home partner only.
+///
+/// Settlement rule for erasure: an erased member's balance is forfeited. Forfeited points leave the
+/// supply but stay issued: the partners that issued them still owe them, to the coalition's common
+/// pool (`totalForfeited`) instead of to a redeeming partner. So at all times
+/// sum over partners of positionOf = -(totalSupply + totalForfeited).
+contract LoyaltyPoints is ILoyaltyPoints, IErasureHook {
+    /// @notice The most points one earn (or one item of a batch) may carry.
+    uint256 public constant MAX_EARN = 1_000_000_000;
+    /// @notice The most points all members may hold together. With MAX_EARN it keeps every total far
+    /// below 2**255, so positions never overflow int256.
+    uint256 public constant MAX_SUPPLY = 1_000_000_000_000_000_000;
 
+    bytes32 private constant _LOYALTY = keccak256("loyalty");
+    bytes32 private constant _REDEEM_TYPEHASH =
+        keccak256("Redeem(bytes32 member,address partner,uint256 amount,bytes32 ref,uint256 nonce,uint256 deadline)");
+
+    IConsortium private immutable _consortium;
+    IMemberRegistry private immutable _registry;
+    IConsentRegistry private immutable _consent;
     mapping(bytes32 member => uint256) private _balances;
     mapping(address partner => uint256) private _issued;
     mapping(address partner => uint256) private _redeemed;
     uint256 private _totalSupply;
+    uint256 private _totalForfeited;
 
-    constructor(address consortium_) {
+    constructor(address consortium_, address registry_, address consent_) {
         _consortium = IConsortium(consortium_);
+        _registry = IMemberRegistry(registry_);
+        _consent = IConsentRegistry(consent_);
     }
 
     modifier onlyPartner() {
@@ -29,12 +54,14 @@ contract LoyaltyPoints is ILoyaltyPoints {
 
     /// @notice Credit `amount` points to `member`, issued by the calling partner.
     /// Requirements:
-    /// - the caller is a current partner; `member` is not zero; `amount` is not zero.
+    /// - the caller is a current partner; `member` is enrolled, not erased, and has valid "loyalty"
+    ///   consent towards the caller;
+    /// - `amount` is 1 to MAX_EARN and the total supply stays at most MAX_SUPPLY.
     function earn(bytes32 member, uint256 amount, bytes32 ref) external onlyPartner {
         _earn(member, amount, ref);
     }
 
-    /// @notice `earn` for many members in one transaction (imports, nightly runs).
+    /// @notice `earn` for many members in one transaction (imports, nightly runs); all or nothing.
     /// Requirements:
     /// - as `earn` for every item; the three arrays have the same, non-zero length.
     function earnBatch(
@@ -48,11 +75,13 @@ contract LoyaltyPoints is ILoyaltyPoints {
         }
     }
 
-    /// @notice Debit `amount` points from `member`, redeemed at the calling partner.
+    /// @notice Debit `amount` points from a member without a key, redeemed at its home partner.
     /// Requirements:
-    /// - the caller is a current partner; `member` is not zero; `amount` is not zero and at most the balance.
+    /// - the caller is a current partner and the member's home partner; the member is active and has
+    ///   no signer (one that has must sign: `redeemSigned`);
+    /// - `amount` is not zero and at most the balance.
     function redeem(bytes32 member, uint256 amount, bytes32 ref) external onlyPartner {
-        _redeem(member, amount, ref);
+        _redeemAsHome(member, amount, ref);
     }
 
     /// @notice `redeem` for many members in one transaction; all or nothing.
@@ -65,8 +94,43 @@ contract LoyaltyPoints is ILoyaltyPoints {
     ) external onlyPartner {
         _checkBatch(members.length, amounts.length, refs.length);
         for (uint256 i = 0; i < members.length; ++i) {
-            _redeem(members[i], amounts[i], refs[i]);
+            _redeemAsHome(members[i], amounts[i], refs[i]);
         }
+    }
+
+    /// @notice Debit `amount` points from `member` at the calling partner, as the member signed
+    /// (EIP-712 `Redeem(member, partner, amount, ref, nonce, deadline)`, domain of the MemberRegistry).
+    /// Requirements:
+    /// - the caller is a current partner (the one named in the signature); the member is active;
+    /// - the signature is the member's signer's, for its current nonce, before `deadline`;
+    /// - `amount` is not zero and at most the balance.
+    function redeemSigned(
+        bytes32 member,
+        uint256 amount,
+        bytes32 ref,
+        uint256 deadline,
+        bytes calldata signature
+    ) external onlyPartner {
+        bytes32 structHash = keccak256(
+            abi.encode(_REDEEM_TYPEHASH, member, msg.sender, amount, ref, _registry.nonceOf(member), deadline)
+        );
+        _registry.useAuthorization(member, structHash, deadline, signature);
+        _redeem(member, amount, ref);
+    }
+
+    /// @notice Forfeit an erased member's balance (called by the MemberRegistry on erasure).
+    /// Requirements:
+    /// - the caller is the MemberRegistry.
+    function eraseMember(bytes32 member) external {
+        if (msg.sender != address(_registry)) revert LoyaltyNotRegistry(msg.sender);
+        uint256 balance = _balances[member];
+        // Cannot underflow: every balance is part of the total supply.
+        unchecked {
+            _balances[member] = 0;
+            _totalSupply -= balance;
+        }
+        _totalForfeited += balance;
+        emit PointsForfeited(member, balance);
     }
 
     function balanceOf(bytes32 member) external view returns (uint256) {
@@ -91,6 +155,11 @@ contract LoyaltyPoints is ILoyaltyPoints {
         return _totalSupply;
     }
 
+    /// @notice Points forfeited by erased members: owed by their issuers to the coalition's pool.
+    function totalForfeited() external view returns (uint256) {
+        return _totalForfeited;
+    }
+
     function consortium() external view returns (address) {
         return address(_consortium);
     }
@@ -98,10 +167,26 @@ contract LoyaltyPoints is ILoyaltyPoints {
     function _earn(bytes32 member, uint256 amount, bytes32 ref) private {
         if (member == bytes32(0)) revert LoyaltyInvalidMember();
         if (amount == 0) revert LoyaltyZeroAmount();
-        _balances[member] += amount;
-        _issued[msg.sender] += amount;
-        _totalSupply += amount;
+        if (amount > MAX_EARN) revert LoyaltyAmountAboveCap(amount, MAX_EARN);
+        uint256 supply = _totalSupply;
+        if (supply + amount > MAX_SUPPLY) revert LoyaltySupplyCapExceeded(supply, amount, MAX_SUPPLY);
+        _registry.requireActive(member);
+        if (!_consent.isValid(member, msg.sender, _LOYALTY)) revert LoyaltyConsentRequired(member, msg.sender);
+        // Cannot overflow: a balance is part of the supply, which was just checked against MAX_SUPPLY.
+        unchecked {
+            _balances[member] += amount;
+            _totalSupply = supply + amount;
+        }
+        _issued[msg.sender] += amount; // lifetime total, not bounded by the supply: checked
         emit PointsEarned(member, msg.sender, amount, ref);
+    }
+
+    function _redeemAsHome(bytes32 member, uint256 amount, bytes32 ref) private {
+        if (member == bytes32(0)) revert LoyaltyInvalidMember();
+        (address home, address signer) = _registry.requireActive(member);
+        if (signer != address(0)) revert LoyaltySignatureRequired(member);
+        if (home != msg.sender) revert LoyaltyNotHomePartner(member, home, msg.sender);
+        _redeem(member, amount, ref);
     }
 
     function _redeem(bytes32 member, uint256 amount, bytes32 ref) private {

@@ -1,4 +1,4 @@
-"""A persistent local devnet for ledgercrm: anvil plus the five contracts, without Hardhat.
+"""A persistent local devnet for ledgercrm: anvil plus the six contracts, without Hardhat.
 
 `up` starts anvil detached (it outlives this command) with its chain state in a file, and deploys the
 contracts once; `down` stops it so anvil writes that file; `status` says whether the node answers and

@@ -1,4 +1,4 @@
-"""The five contracts of one deployment, as typed clients: the ledger layer's front door."""
+"""The six contracts of one deployment, as typed clients: the ledger layer's front door."""
 
 from __future__ import annotations
 
@@ -10,7 +10,14 @@ from web3.contract import Contract
 
 from ledger.backends import Backend
 from ledger.chain import Chain
-from ledger.clients import AnchorClient, ConsentClient, ConsortiumClient, DecisionLogClient, LoyaltyClient
+from ledger.clients import (
+    AnchorClient,
+    ConsentClient,
+    ConsortiumClient,
+    DecisionLogClient,
+    LoyaltyClient,
+    MemberRegistryClient,
+)
 from ledger.compiler import Build, compile_contracts
 from ledger.deployment import Deployment, deploy, verify_deployment
 
@@ -27,6 +34,7 @@ class Coalition:
             return w3.eth.contract(address=address, abi=build[name].abi)
 
         self.consortium = ConsortiumClient(chain, contract("Consortium"))
+        self.members = MemberRegistryClient(chain, contract("MemberRegistry"))
         self.loyalty = LoyaltyClient(chain, contract("LoyaltyPoints"))
         self.consent = ConsentClient(chain, contract("ConsentRegistry"))
         self.anchor = AnchorClient(chain, contract("InteractionAnchor"))

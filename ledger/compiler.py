@@ -30,7 +30,15 @@ SOLC_VERSION = "0.8.30"
 # Cancun is the newest fork that both py-evm (eth-tester) and anvil run by default and Besu supports.
 EVM_VERSION = "cancun"
 OPTIMIZER_RUNS = 200
-CONTRACT_NAMES = ("Consortium", "LoyaltyPoints", "ConsentRegistry", "InteractionAnchor", "DecisionLog")
+# in deployment order: each one's constructor takes addresses of contracts before it
+CONTRACT_NAMES = (
+    "Consortium",
+    "MemberRegistry",
+    "ConsentRegistry",
+    "LoyaltyPoints",
+    "InteractionAnchor",
+    "DecisionLog",
+)
 
 _IMPORT_RE = re.compile(r'^\s*import\s+(?:[^"\']*?\s+from\s+)?["\']([^"\']+)["\']\s*;', re.MULTILINE)
 _DRIVER = Path(__file__).with_name("solcjs-driver.cjs")

@@ -1,4 +1,4 @@
-"""Deploying the five contracts, and attaching to a deployment only when its code is ours."""
+"""Deploying the six contracts, and attaching to a deployment only when its code is ours."""
 
 from __future__ import annotations
 
@@ -76,19 +76,27 @@ class Deployment:
 
 
 def deploy(chain: Chain, build: Build, deployer: LocalAccount, founders: Sequence[str]) -> Deployment:
-    """Deploy Consortium with `founders` as its partners, then the four contracts that ask it for roles."""
+    """Deploy Consortium with `founders` as its partners, then the contracts that ask it for roles, then
+    link the MemberRegistry to the two contracts its erasures reach."""
     founders = [to_checksum_address(a) for a in founders]
     addresses: dict[str, str] = {}
     first_block = None
     for name in CONTRACT_NAMES:
         artifact = build[name]
-        args: list[Any] = [founders] if name == "Consortium" else [addresses["Consortium"]]
-        receipt = chain.deploy(artifact.abi, artifact.bytecode, args, deployer)
+        receipt = chain.deploy(
+            artifact.abi, artifact.bytecode, _constructor_args(name, founders, addresses), deployer
+        )
         created = receipt["contractAddress"]
         if created is None:
             raise DeploymentMismatch(f"deploying {name} created no contract")
         addresses[name] = to_checksum_address(created)
         first_block = first_block if first_block is not None else receipt["blockNumber"]
+    registry = chain.w3.eth.contract(
+        address=to_checksum_address(addresses["MemberRegistry"]), abi=build["MemberRegistry"].abi
+    )
+    chain.transact(
+        registry, registry.functions.link(addresses["ConsentRegistry"], addresses["LoyaltyPoints"]), deployer
+    )
     code_hashes = {name: "0x" + keccak(chain.w3.eth.get_code(addr)).hex() for name, addr in addresses.items()}  # type: ignore[arg-type]
     return Deployment(
         chain_id=chain.chain_id,
@@ -99,6 +107,16 @@ def deploy(chain: Chain, build: Build, deployer: LocalAccount, founders: Sequenc
         block_number=first_block or 0,
         founders=founders,
     )
+
+
+def _constructor_args(name: str, founders: list[str], addresses: dict[str, str]) -> list[Any]:
+    if name == "Consortium":
+        return [founders]
+    if name == "ConsentRegistry":
+        return [addresses["Consortium"], addresses["MemberRegistry"]]
+    if name in ("LoyaltyPoints", "DecisionLog"):
+        return [addresses["Consortium"], addresses["MemberRegistry"], addresses["ConsentRegistry"]]
+    return [addresses["Consortium"]]
 
 
 def verify_deployment(chain: Chain, build: Build, deployment: Deployment) -> None:

@@ -113,6 +113,101 @@ class ConsortiumQuorumNotReached(ConsortiumError):
     needed: int
 
 
+class ConsortiumProposalExpired(ConsortiumError):
+    proposalId: int  # noqa: N815
+    expiresAt: int  # noqa: N815
+
+
+class MemberError(ContractRevert):
+    pass
+
+
+class MemberNotPartner(MemberError):
+    account: str
+
+
+class MemberNotDeployer(MemberError):
+    account: str
+
+
+class MemberAlreadyLinked(MemberError):
+    pass
+
+
+class MemberNotLinked(MemberError):
+    account: str
+
+
+class MemberInvalidMember(MemberError):
+    pass
+
+
+class MemberEmptyBatch(MemberError):
+    pass
+
+
+class MemberLengthMismatch(MemberError):
+    pass
+
+
+class MemberAlreadyEnrolled(MemberError):
+    member: bytes
+    home: str
+
+
+class MemberUnknown(MemberError):
+    member: bytes
+
+
+class MemberIsErased(MemberError):
+    member: bytes
+
+
+class MemberAlreadyErased(MemberError):
+    member: bytes
+
+
+class MemberNotHomePartner(MemberError):
+    member: bytes
+    home: str
+    account: str
+
+
+class MemberZeroSigner(MemberError):
+    pass
+
+
+class MemberZeroAddress(MemberError):
+    pass
+
+
+class MemberSignerAlreadyBound(MemberError):
+    member: bytes
+    signer: str
+
+
+class MemberNoSigner(MemberError):
+    member: bytes
+
+
+class MemberSignatureExpired(MemberError):
+    member: bytes
+    deadline: int
+    now_: int
+
+
+class MemberInvalidSignature(MemberError):
+    member: bytes
+    recovered: str
+    signer: str
+
+
+class MemberAlreadyVoted(MemberError):
+    member: bytes
+    newSigner: str  # noqa: N815
+    voter: str
+
+
 class LoyaltyError(ContractRevert):
     pass
 
@@ -145,6 +240,49 @@ class LoyaltyInsufficientBalance(LoyaltyError):
 
 class SafeCastOverflowedUintToInt(LoyaltyError):
     value: int
+
+
+class LoyaltyAmountAboveCap(LoyaltyError):
+    amount: int
+    cap: int
+
+
+class LoyaltySupplyCapExceeded(LoyaltyError):
+    totalSupply: int  # noqa: N815
+    amount: int
+    cap: int
+
+
+class LoyaltyConsentRequired(LoyaltyError):
+    member: bytes
+    partner: str
+
+
+class LoyaltySignatureRequired(LoyaltyError):
+    member: bytes
+
+
+class LoyaltyNotHomePartner(LoyaltyError):
+    member: bytes
+    home: str
+    account: str
+
+
+class LoyaltyNotRegistry(LoyaltyError):
+    account: str
+
+
+class EIP712NameError(ContractRevert):
+    """OpenZeppelin's ShortStrings errors, reachable only from EIP712's constructor (a domain name or
+    version too long), so never from a deployed contract: listed so that every ABI error has a class."""
+
+
+class InvalidShortString(EIP712NameError):
+    pass
+
+
+class StringTooLong(EIP712NameError):
+    str: str
 
 
 class ConsentError(ContractRevert):
@@ -181,6 +319,34 @@ class ConsentUnknownRecord(ConsentError):
     controller: str
     purpose: bytes
     index: int
+
+
+class ConsentUnknownPurpose(ConsentError):
+    purpose: bytes
+
+
+class ConsentEmptyReceipt(ConsentError):
+    pass
+
+
+class ConsentSignatureRequired(ConsentError):
+    member: bytes
+
+
+class ConsentNotHomePartner(ConsentError):
+    member: bytes
+    home: str
+    account: str
+
+
+class ConsentNotGiven(ConsentError):
+    member: bytes
+    controller: str
+    purpose: bytes
+
+
+class ConsentNotRegistry(ConsentError):
+    account: str
 
 
 class AnchorError(ContractRevert):
@@ -244,6 +410,17 @@ class DecisionInvalidMember(DecisionError):
 
 class DecisionScoreOutOfRange(DecisionError):
     scoreBps: int  # noqa: N815
+
+
+class DecisionNotRegistrant(DecisionError):
+    modelId: int  # noqa: N815
+    registrant: str
+    account: str
+
+
+class DecisionConsentRequired(DecisionError):
+    member: bytes
+    partner: str
 
 
 def _named_errors() -> dict[str, type[ContractRevert]]:

@@ -393,6 +393,29 @@ class PointEvent(StoreModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+class Enrolment(StoreModel, table=True):
+    """A customer's enrolment on chain (MemberRegistry): the partner that registered it becomes its home
+    partner there, with the customer's own key's address as its signer if it has one. Staged with the
+    customer, sent in batches through the outbox."""
+
+    __tablename__ = "enrolments"
+    __table_args__ = (
+        _length_check("member_id"),
+        sa.UniqueConstraint("member_id"),
+        # the outbox: a partner's enrolments not yet mined, oldest first; those of one transaction
+        sa.Index(None, "block_number", "partner_id", "id"),
+        sa.Index(None, "tx_hash"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=ID_TYPE)
+    partner_id: int = Field(foreign_key="partners.id", sa_type=ID_TYPE)
+    member_id: bytes = Field(foreign_key="customers.member_id")
+    signer: str | None = Field(default=None, max_length=42)  # checksummed address, or None: no key
+    tx_hash: str | None = Field(default=None, max_length=66)
+    block_number: int | None = Field(default=None, sa_type=sa.BigInteger)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
 class ErasureReceipt(StoreModel, table=True):
     """Proof that a customer was erased: canonical JSON of what was destroyed (ids and counts), its hash,
     and where that hash sits in the partner's log: leaf `leaf_index` (leaf hash of the receipt hash) of

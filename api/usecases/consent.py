@@ -9,17 +9,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from eth_account.signers.local import LocalAccount
 from sqlmodel import Session
 
 from api.context import Crm
-from api.errors import CustomerIsErased, InvalidInput, NotFound
+from api.errors import CustomerIsErased, InvalidInput, NotAllowed, NotFound
 from api.evidence import records
 from api.evidence.outbox import Outbox
 from api.principal import Principal, Role
 from api.usecases.customers import member_status
 from ledger.chain import SignedTx
+from ledger.clients import PURPOSES, MemberInfo, purpose_id
 from ledger.clients import ConsentStatus as ChainConsentStatus
-from ledger.clients import purpose_id
 from ledger.clients.consent import RECORD_BATCH_MAX, ConsentRecord
 from offchain.canonical import canonical_json
 from offchain.models import ConsentReceipt, ConsentStatus, CustomerStatus
@@ -48,17 +49,46 @@ def give_consent(
     *,
     expires_at: datetime | None = None,
     terms: ConsentTerms | None = None,
+    customer_key: LocalAccount | None = None,
 ) -> ConsentReceipt:
+    """Record the member's consent to the acting partner for `purpose`: signed by the member with
+    `customer_key` if it holds a key (relayed by the partner), else attested by its home partner, which
+    the acting partner must then be. Everything is checked before anything is written."""
     return _record(
-        crm, who.acting_partner(), member, purpose, ConsentStatus.GIVEN, expires_at, terms or ConsentTerms()
+        crm,
+        who.acting_partner(),
+        member,
+        purpose,
+        ConsentStatus.GIVEN,
+        expires_at,
+        terms or ConsentTerms(),
+        customer_key,
     )
 
 
 def withdraw_consent(
-    crm: Crm, who: Principal, member: bytes, purpose: str, *, terms: ConsentTerms | None = None
+    crm: Crm,
+    who: Principal,
+    member: bytes,
+    purpose: str,
+    *,
+    terms: ConsentTerms | None = None,
+    customer_key: LocalAccount | None = None,
 ) -> ConsentReceipt:
+    """Withdraw the member's consent to the acting partner: any partner records a withdrawal towards
+    itself (withdrawing is as easy as giving), or the member signs it. A consent that is not given
+    cannot be withdrawn."""
     partner_name = who.acting_partner()
-    return _record(crm, partner_name, member, purpose, ConsentStatus.WITHDRAWN, None, terms or ConsentTerms())
+    return _record(
+        crm,
+        partner_name,
+        member,
+        purpose,
+        ConsentStatus.WITHDRAWN,
+        None,
+        terms or ConsentTerms(),
+        customer_key,
+    )
 
 
 def _record(
@@ -69,6 +99,7 @@ def _record(
     status: ConsentStatus,
     expires_at: datetime | None,
     terms: ConsentTerms,
+    customer_key: LocalAccount | None,
 ) -> ConsentReceipt:
     _check_terms(purpose, expires_at)
     now = datetime.now(UTC)
@@ -76,24 +107,97 @@ def _record(
         partner = crm.partner(db, partner_name)
         if member_status(db, member) is CustomerStatus.ERASED:
             raise CustomerIsErased(f"member 0x{member.hex()} was erased")
+    # what the chain will check, checked first, so that a refusal writes nothing anywhere
+    on_chain = chain_member(crm, member)
+    purpose_bytes = purpose_id(purpose)
+    signed = _check_authority(on_chain, member, partner.address, partner_name, status, customer_key)
+    if status is ConsentStatus.WITHDRAWN:
+        history = crm.coalition.consent.history(member, partner.address, purpose_bytes)
+        if not history or history[-1].status is not ChainConsentStatus.GIVEN:
+            raise InvalidInput(
+                f"member 0x{member.hex()} has no {purpose!r} consent to {partner_name!r} to withdraw"
+            )
+    with crm.unit_of_work() as db:
         # constraint errors surface here, before the chain is touched
         receipt = consents.add(db, _receipt_row(partner, member, purpose, status, expires_at, terms, now))
+        receipt_hash = receipt.receipt_hash
+        expiry = int(expires_at.timestamp()) if expires_at else 0
         # The chain call comes last inside the transaction: if it reverts, the row is rolled back.
-        tx = crm.coalition.consent.record(
-            crm.signer(partner_name),
-            member,
-            purpose_id(purpose),
-            chain_status(status),
-            receipt.receipt_hash,
-            int(expires_at.timestamp()) if expires_at else 0,
-        )
+        if signed and customer_key is not None:
+            authorization = crm.coalition.members.authorize_consent(
+                customer_key,
+                member,
+                partner.address,
+                purpose_bytes,
+                chain_status(status),
+                receipt_hash,
+                expiry,
+            )
+            tx = crm.coalition.consent.record_signed(
+                crm.signer(partner_name),
+                member,
+                partner.address,
+                purpose_bytes,
+                chain_status(status),
+                receipt_hash,
+                expiry,
+                authorization,
+            )
+        else:
+            tx = crm.coalition.consent.record(
+                crm.signer(partner_name), member, purpose_bytes, chain_status(status), receipt_hash, expiry
+            )
         receipt.tx_hash, receipt.block_number = tx.tx_hash, tx.block_number
     return receipt
 
 
+def chain_member(crm: Crm, member: bytes) -> MemberInfo:
+    """The member as the chain knows it; refused if it is not enrolled there (yet) or was erased."""
+    info = crm.coalition.members.member(member)
+    if info.erased:
+        raise CustomerIsErased(f"member 0x{member.hex()} was erased")
+    if not info.enrolled:
+        raise NotFound(
+            f"member 0x{member.hex()} is not enrolled on chain yet (its home partner's enrolment is pending)"
+        )
+    return info
+
+
+def _check_authority(
+    info: MemberInfo,
+    member: bytes,
+    partner_address: str,
+    partner_name: str,
+    status: ConsentStatus,
+    customer_key: LocalAccount | None,
+) -> bool:
+    """Whether the record goes on chain signed by the customer (else attested by the partner); refuses
+    what the contract would refuse."""
+    if customer_key is not None:
+        if info.signer is None:
+            raise InvalidInput(f"member 0x{member.hex()} has no key of its own bound: it cannot sign")
+        if customer_key.address != info.signer:
+            raise InvalidInput(
+                f"that key ({customer_key.address}) is not member 0x{member.hex()}'s ({info.signer})"
+            )
+        return True
+    if status is ConsentStatus.WITHDRAWN:
+        return False  # a partner may always record a withdrawal towards itself
+    if info.signer is not None:
+        raise NotAllowed(
+            f"member 0x{member.hex()} holds its own key: consent must be signed with it (--customer-key FILE)"
+        )
+    if info.home != partner_address:
+        raise NotAllowed(
+            f"only member 0x{member.hex()}'s home partner may attest its consent, not {partner_name!r};"
+            " a member with a key of its own may consent to any partner by signing"
+        )
+    return False
+
+
 def _check_terms(purpose: str, expires_at: datetime | None) -> None:
-    if not purpose or len(purpose) > 100:
-        raise InvalidInput("a purpose is a name of 1 to 100 characters")
+    if purpose not in PURPOSES:
+        raise InvalidInput(f"unknown purpose {purpose!r}: one of {', '.join(PURPOSES)}")
     if expires_at is not None and expires_at.tzinfo is None:
         raise InvalidInput("expires_at needs a time zone")
 
@@ -119,6 +223,7 @@ def _receipt_row(
         "member": "0x" + member.hex(),
         "controller": {"name": partner.name, "address": partner.address},
         "purpose": purpose,
+        "dpvPurpose": PURPOSES[purpose],
         "status": status.value,
         "legalBasis": terms.legal_basis,
         "noticeVersion": terms.notice_version,

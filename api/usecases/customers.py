@@ -14,33 +14,50 @@ from sqlmodel import Session
 
 from api.context import Crm
 from api.errors import CustomerIsErased, InvalidInput, NotFound
+from api.evidence.outbox import Outbox
 from api.principal import Principal
+from ledger.chain import SignedTx
+from ledger.clients.members import ENROL_BATCH_MAX
 from offchain.canonical import canonical_json
 from offchain.errors import CustomerErased
 from offchain.models import Customer, CustomerCreate, CustomerStatus
-from offchain.repositories import customers
+from offchain.repositories import customers, enrolments
 from offchain.vault import new_member_id
 
 PII_FIELD = "pii"
 
 
-def register_customer(crm: Crm, who: Principal, data: CustomerCreate) -> bytes:
-    """Create the customer's data key, seal their personal data under it, and return the member id.
+def register_customer(crm: Crm, who: Principal, data: CustomerCreate, *, signer: str | None = None) -> bytes:
+    """Create the customer's data key, seal their personal data under it, enrol the member on chain
+    (the acting partner its home partner; `signer`: the address of a key the customer holds), and
+    return the member id.
 
     InvalidInput if the partner already has a customer with the same `external_ref`."""
-    return register_customers(crm, who, [data])[0]
+    (member,) = register_customers(crm, who, [data], signers=[signer])
+    send_staged_enrolments(crm, who)
+    return member
 
 
-def register_customers(crm: Crm, who: Principal, items: Sequence[CustomerCreate]) -> list[bytes]:
+def register_customers(
+    crm: Crm,
+    who: Principal,
+    items: Sequence[CustomerCreate],
+    *,
+    signers: Sequence[str | None] | None = None,
+) -> list[bytes]:
     """`register_customer` for many customers: one store transaction for all of them (imports).
 
     A customer with an `external_ref` (the partner's own customer number) can later be found by it
     (`find_customers_by_ref`): the row keeps HMAC(partner's index key, ref), never the ref itself.
     All or nothing: InvalidInput if one of the refs is already registered with this partner (or appears
-    twice in `items`), and then no customer and no key is left behind."""
+    twice in `items`), and then no customer and no key is left behind. Each customer's enrolment on
+    chain is staged in the same transaction; `send_staged_enrolments` sends them."""
     partner_name = who.acting_partner()
     if not items:
         return []
+    signers = list(signers) if signers is not None else [None] * len(items)
+    if len(signers) != len(items):
+        raise InvalidInput("one signer (or None) per customer")
     refs = [item.external_ref for item in items if item.external_ref is not None]
     if len(refs) != len(set(refs)):
         raise InvalidInput("the same external_ref appears twice in one request")
@@ -87,6 +104,20 @@ def register_customers(crm: Crm, who: Principal, items: Sequence[CustomerCreate]
                     }
                 )
             customers.insert(db, rows)
+            enrolments.insert(
+                db,
+                [
+                    {
+                        "partner_id": partner.id,
+                        "member_id": member,
+                        "signer": signer,
+                        "tx_hash": None,
+                        "block_number": None,
+                        "created_at": now,
+                    }
+                    for member, signer in zip(members, signers, strict=True)
+                ],
+            )
     except BaseException as exc:
         for member in members:  # no data row, so no key either (as in register_customer)
             crm.vault.shred(partner_name, member)
@@ -97,6 +128,32 @@ def register_customers(crm: Crm, who: Principal, items: Sequence[CustomerCreate]
             ) from exc
         raise
     return members
+
+
+def send_staged_enrolments(
+    crm: Crm, who: Principal, *, batch_size: int = ENROL_BATCH_MAX, wait: bool = True
+) -> list[Any]:
+    """Enrol on chain every staged (or interrupted) customer of the acting partner, `batch_size` per
+    enrolBatch, through the one outbox; the enrolments confirmed by this call. With `wait=False` the
+    batches sent are left in flight for the next call to confirm (an import sends its consents right
+    after: same sender, higher nonce, so the chain holds the members first)."""
+    partner_name = who.acting_partner()
+    client = crm.coalition.members
+    signer = crm.signer(partner_name)
+    with crm.unit_of_work() as db:
+        partner_id = crm.partner(db, partner_name).id
+    outbox = Outbox(crm, enrolments.OUTBOX, client)
+
+    def next_batch(db: Session) -> tuple[list[int], SignedTx] | None:
+        staged = enrolments.staged(db, partner_id, batch_size)
+        if not staged:
+            return None
+        signed = client.prepare_enrol(
+            signer, [bytes(r.member_id) for r in staged], [r.signer for r in staged]
+        )
+        return [r.id for r in staged], signed
+
+    return outbox.settle(partner_id) + outbox.send(next_batch, wait=wait)
 
 
 def find_customers_by_ref(crm: Crm, who: Principal, refs: Iterable[str]) -> dict[str, bytes]:

@@ -9,10 +9,11 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from eth_account import Account
 from sqlalchemy import make_url
 
 from api.context import Crm
-from api.errors import CustomerIsErased, InvalidInput
+from api.errors import CustomerIsErased, InvalidInput, NotAllowed
 from api.evidence.verification import Outcome
 from api.principal import Principal
 from api.settings import Settings
@@ -63,7 +64,7 @@ def run_demo(chain: Backend | str, on_step: Step | None = None) -> DemoReport:
     accounts = backend.accounts
     acme, borealis, cafe, delta, auditor = accounts[:5]
     coalition = Coalition.deploy(backend, founders=[acme], deployer=acme)
-    step("deploy the five contracts", f"chain {coalition.deployment.chain_id}; founding partner acme")
+    step("deploy the six contracts", f"chain {coalition.deployment.chain_id}; founding partner acme")
 
     consortium = coalition.consortium
     consortium.propose(acme, Action.ADMIT_PARTNER, borealis.address)
@@ -105,12 +106,27 @@ def _business(crm: Crm, signers: tuple, inspector: Principal, step: Step, report
         CustomerCreate(name="Bruno Diaz", email="bruno@example.org", country="ES"),
         CustomerCreate(name="Chen Wei", email="chen@example.org", country="SG"),
     ]
-    alice, bruno, chen = (register_customer(crm, acme, p) for p in people)
-    step("acme registers three customers", f"member ids are random: 0x{alice.hex()[:12]}…, …")
-    for member in (alice, bruno, chen):
-        give_consent(crm, acme, member, "loyalty")
-    give_consent(crm, borealis, alice, "loyalty")
-    step("customers consent to the loyalty programme", "receipts off chain, their hashes on chain")
+    alice_key = Account.create()  # a key of her own (in the CLI: `customer key new`, a keystore file)
+    alice = register_customer(crm, acme, people[0], signer=alice_key.address)
+    bruno, chen = (register_customer(crm, acme, p) for p in people[1:])
+    step(
+        "acme registers and enrols three customers",
+        f"member ids are random: 0x{alice.hex()[:12]}…, …; alice holds a key of her own",
+    )
+    give_consent(crm, acme, alice, "loyalty", customer_key=alice_key)
+    for member in (bruno, chen):
+        give_consent(crm, acme, member, "loyalty")  # no key: their home partner attests
+    give_consent(crm, borealis, alice, "loyalty", customer_key=alice_key)
+    step(
+        "customers consent to the loyalty programme",
+        "alice signs hers (to acme and borealis); acme attests bruno's and chen's; hashes on chain",
+    )
+    try:
+        give_consent(crm, cafe, bruno, "loyalty")
+        refused = "ACCEPTED"
+    except NotAllowed:
+        refused = "refused: only bruno's home partner attests for him"
+    step("cafe tries to record consent for acme's customer bruno", refused)
 
     items = [
         NewInteraction(
@@ -128,14 +144,20 @@ def _business(crm: Crm, signers: tuple, inspector: Principal, step: Step, report
     )
 
     earn_points(crm, acme, PointsRequest(alice, 1200, external_key="A-0-4"))
-    redeem_points(crm, borealis, PointsRequest(alice, 500))
-    redeem_points(crm, delta, PointsRequest(alice, 200))
+    redeem_points(crm, borealis, PointsRequest(alice, 500), customer_key=alice_key)
+    redeem_points(crm, delta, PointsRequest(alice, 200), customer_key=alice_key)
     step(
-        "alice earns 1200 at acme, redeems 500 at borealis and 200 at delta",
+        "alice earns 1200 at acme, redeems 500 at borealis and 200 at delta (each signed by her)",
         f"balance {balance(crm, acme, alice)}",
     )
     try:
-        redeem_points(crm, cafe, PointsRequest(alice, 10_000))
+        redeem_points(crm, cafe, PointsRequest(alice, 100))
+        unsigned = "ACCEPTED"
+    except NotAllowed:
+        unsigned = "refused: alice holds a key, so only her signature redeems"
+    step("cafe tries to redeem alice's points without her signature", unsigned)
+    try:
+        redeem_points(crm, cafe, PointsRequest(alice, 10_000), customer_key=alice_key)
     except LoyaltyInsufficientBalance as exc:
         step(
             "alice tries to redeem 10000 at cafe",
@@ -156,10 +178,12 @@ def _business(crm: Crm, signers: tuple, inspector: Principal, step: Step, report
         erased_readable = "STILL READABLE"
     except CustomerIsErased:
         erased_readable = "unreadable"
+    frozen = crm.coalition.members.member(chen).erased
     step(
         "chen asks to be erased",
         f"key deleted, {receipt.interactions_count} interactions {erased_readable}; "
-        f"receipt anchored in batch {anchored.onchain_batch_id}",
+        f"receipt anchored in batch {anchored.onchain_batch_id}; on chain: "
+        + ("consents withdrawn, member frozen" if frozen else "NOT frozen"),
     )
 
     audit = verify(crm, inspector)

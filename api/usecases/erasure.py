@@ -4,7 +4,11 @@ receipt's hash is a leaf of the partner's log, like its interactions.
 After the key is gone, the personal data and payload ciphertexts are unreadable and the HMAC key behind
 every leaf is unrecoverable, so the leaves on chain can no longer be linked to anyone. The rows stay as
 tombstones (member id, leaf hashes, proofs) so an audit still counts the interactions as
-existing-but-erased."""
+existing-but-erased.
+
+Erasure reaches the chain: the MemberRegistry marks the member erased, which withdraws each of its
+consents and forfeits its balance there (LoyaltyPoints' settlement rule: the points stay issued, owed to
+the coalition's pool), and from then on nothing can be earned, redeemed, consented or decided for it."""
 
 from __future__ import annotations
 
@@ -12,23 +16,41 @@ import hashlib
 from datetime import UTC, datetime
 
 from api.context import Crm
+from api.errors import CustomerIsErased, NotAllowed
 from api.evidence.anchoring import AnchorOutcome, anchor_pending
 from api.principal import Principal
-from api.usecases.customers import owned_customer
+from api.usecases.customers import owned_customer, send_staged_enrolments
 from offchain.canonical import canonical_json
 from offchain.db import purge_deleted
-from offchain.models import ErasureReceipt
+from offchain.models import CustomerStatus, ErasureReceipt
 from offchain.repositories import batches, customers, erasures, interactions
 
 RECEIPT_SCHEMA = "ledgercrm/erasure-receipt/v1"
 
 
 def erase_customer(crm: Crm, who: Principal, member: bytes) -> tuple[ErasureReceipt, AnchorOutcome]:
-    """Erase `member` (owning partner only). Safe to call again after a crash part-way through."""
+    """Erase `member` (owning partner only): off chain (key shredded, payloads dropped, a receipt that
+    becomes a leaf of the partner's log) and on chain (consents withdrawn, balance forfeited, member
+    frozen). Safe to call again after a crash part-way through; a second erase is refused."""
     partner_name = who.acting_partner()
     now = datetime.now(UTC)
     with crm.unit_of_work() as db:
         customer = owned_customer(crm, db, partner_name, member)
+        partner_address = crm.partner(db, partner_name).address
+        existing = erasures.of_member(db, member)
+    on_chain = crm.coalition.members.member(member)
+    if on_chain.enrolled and on_chain.home != partner_address:
+        raise NotAllowed(f"member 0x{member.hex()}'s home partner on chain is not {partner_name!r}")
+    if (
+        existing is not None
+        and customer.status is CustomerStatus.ERASED
+        and crm.vault.is_erased(partner_name, member)
+        and on_chain.erased
+        and existing.anchored_batch_id is not None
+    ):
+        raise CustomerIsErased(f"member 0x{member.hex()} is already erased")
+    signer = crm.signer(partner_name)
+    with crm.unit_of_work() as db:
         existing = erasures.of_member(db, member)
         if existing is None:
             count = interactions.count_of_member(db, member)
@@ -63,6 +85,10 @@ def erase_customer(crm: Crm, who: Principal, member: bytes) -> tuple[ErasureRece
         receipt_id = existing.id
     # old page images of the ciphertexts must not survive in SQLite's WAL
     purge_deleted(crm.engine)
+    if not on_chain.enrolled:  # its enrolment was staged and never sent: send it, then erase there
+        send_staged_enrolments(crm, who)
+    if not on_chain.erased:
+        crm.coalition.members.erase(signer, member)
     anchor_pending(crm, partner_name)  # the receipt's leaf, and whatever waited before it
     with crm.unit_of_work() as db:
         receipt = erasures.get(db, receipt_id)

@@ -1,9 +1,17 @@
-"""A CLI home folder: which chain and deployment, which database, and the partners' signing keys.
+"""A CLI home folder: which chain and deployment, which database, and the partners' keys.
 
-    <home>/config.json      chain URL, deployment manifest, database URL, next development account
+    <home>/config.json      chain URL, deployment manifest, database URL, next development account,
+                            each partner's KEK file
     <home>/keys/<name>.key  each partner's signing key (hex, mode 0600)
+    <home>/keys/<name>.kek  each partner's key-encryption key (32 random bytes, mode 0600), unless
+                            `partner add --kek-file` named another file
     <home>/data.sqlite      the store (default; any SQLAlchemy URL with --db)
     <home>/keys.sqlite      the key store of wrapped data keys, apart from the data
+
+A home may hold several partners (each with its own files), but nothing signs with a partner's key
+unless a command names that partner: joining or leaving the consortium takes votes that each partner
+casts itself (`governance`). No key file is ever overwritten. The built-in development KEK is refused
+in a home: it serves the demo and the tests only.
 
 The in-process chain dies with its process, so a home always points at a chain that outlives commands:
 the devnet or any JSON-RPC URL.
@@ -14,7 +22,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +32,15 @@ from eth_account.signers.local import LocalAccount
 from api.context import Crm
 from api.errors import CrmError, InvalidInput
 from api.settings import Settings
+from api.usecases.customer_keys import write_new_file
 from api.usecases.partners import register_partner
 from ledger.backends import DEV_MNEMONIC, RpcBackend
-from ledger.clients import Action
 from ledger.coalition import Coalition
 from ledger.deployment import Deployment
 from ledger.paths import PROJECT_ROOT
+from offchain.errors import KekError
+from offchain.repositories import partners
+from offchain.vault import KekRing, check_partner
 
 CONFIG = "config.json"
 DEVNET_SCRIPT = PROJECT_ROOT / "hardhat-free-devnet" / "devnet"
@@ -47,6 +58,7 @@ class HomeConfig:
     deployment: dict[str, Any]
     database_url: str | None  # None: data.sqlite in the home
     next_dev_account: int = 0
+    keks: dict[str, str] = field(default_factory=dict)  # partner -> its KEK file
 
     def save(self, home: Path) -> None:
         home.mkdir(parents=True, exist_ok=True)
@@ -117,13 +129,20 @@ def _devnet_deployment() -> Deployment | None:
 
 
 def settings_for(home: Path, config: HomeConfig) -> Settings:
-    return Settings(home=home, database_url=config.database_url, keystore_url=str(home / "keys.sqlite"))
+    # production: a home's data is real, so the public development KEK is refused in it
+    return Settings(
+        environment="production",
+        home=home,
+        database_url=config.database_url,
+        keystore_url=str(home / "keys.sqlite"),
+    )
 
 
 def open_crm(home: Path) -> Crm:
     config = HomeConfig.load(home)
     coalition = Coalition.attach(RpcBackend(config.rpc_url), Deployment.from_json(config.deployment))
-    crm = Crm.open(settings_for(home, config), coalition)
+    keks = KekRing(development=False, key_files=config.keks)
+    crm = Crm.open(settings_for(home, config), coalition, keks=keks)
     keys = home / "keys"
     if keys.is_dir():
         for key_file in sorted(keys.glob("*.key")):
@@ -131,40 +150,95 @@ def open_crm(home: Path) -> Crm:
     return crm
 
 
-def add_partner(home: Path, name: str, key_file: Path | None = None) -> tuple[LocalAccount, bool]:
-    """Register partner `name` with a signing key (the next development account, or `key_file`).
+@dataclass(frozen=True)
+class AddedPartner:
+    name: str
+    address: str
+    registered: bool  # False: its key is not (yet) a consortium partner, so the partners must vote
+    key_file: Path
+    kek_file: Path
+    new_files: tuple[Path, ...]  # what this call created
 
-    If the key is not yet a consortium partner, the partners of this home propose and vote to admit it;
-    returns the account and whether a vote was needed."""
+
+def add_partner(
+    home: Path, name: str, key_file: Path | None = None, kek_file: Path | None = None
+) -> AddedPartner:
+    """Give partner `name` its keys in this home and register it, if its signing key is a consortium
+    partner; otherwise leave it for the partners to vote in (`governance propose`), after which the same
+    command registers it. Votes nobody's key.
+
+    The signing key is `key_file`, else the one this home already keeps for `name`, else the next
+    development account (funded on development chains; its key is public, so not for production). The KEK is
+    `kek_file`, else the one this home keeps, else 32 new random bytes. Everything is validated before
+    anything is written; no key file is ever overwritten."""
+    try:
+        check_partner(name)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
     config = HomeConfig.load(home)
-    if key_file is not None:
-        account: LocalAccount = Account.from_key(key_file.read_text().strip())
-    else:
-        account = dev_accounts(config.next_dev_account + 1)[-1]
+    keys = home / "keys"
+    own_key, own_kek = keys / f"{name}.key", keys / f"{name}.kek"
     crm = open_crm(home)
     try:
-        voted = False
-        if not crm.coalition.consortium.is_partner(account.address):
-            voters = [s for s in crm.signers.values() if crm.coalition.consortium.is_partner(s.address)]
-            if not voters:
-                raise HomeError("no partner key in this home can propose the new partner")
-            try:
-                crm.coalition.consortium.decide(voters, Action.ADMIT_PARTNER, account.address)
-            except ValueError as exc:
-                raise HomeError(f"cannot admit {name}: {exc}; the other partners must vote") from exc
-            voted = True
-        register_partner(crm, name, account)
+        with crm.unit_of_work() as db:
+            if partners.by_name(db, name) is not None:
+                raise InvalidInput(f"a partner called {name!r} is already registered in this home")
+        existing = _read_key(own_key) if own_key.exists() else None
+        given = _read_key(key_file) if key_file is not None else None
+        if given is not None and existing is not None and given.address != existing.address:
+            raise InvalidInput(f"{own_key} holds another key for {name}: a key file is never overwritten")
+        kek_path = Path(kek_file) if kek_file is not None else Path(config.keks.get(name) or own_kek)
+        if kek_file is not None:
+            _check_kek(kek_path, name)
+            if name in config.keks and Path(config.keks[name]) != kek_path:
+                raise InvalidInput(f"{name} already has a KEK ({config.keks[name]}): it is never replaced")
+        account = given or existing
+        use_dev = account is None
+        if account is None:
+            # a development chain's funded accounts (the public development mnemonic): for production,
+            # pass the partner's own key with --key-file
+            account = dev_accounts(config.next_dev_account + 1)[-1]
+        with crm.unit_of_work() as db:
+            if partners.by_address(db, account.address) is not None:
+                raise InvalidInput(f"the key {account.address} belongs to another partner of this home")
+        # validated: now write, new files only
+        created: list[Path] = []
+        keys.mkdir(exist_ok=True)
+        if existing is None:
+            write_new_file(own_key, ("0x" + bytes(account.key).hex() + "\n").encode())
+            created.append(own_key)
+        if not kek_path.exists():
+            write_new_file(kek_path, os.urandom(32))
+            created.append(kek_path)
+        config.keks[name] = str(kek_path)
+        if use_dev:
+            config.next_dev_account += 1
+        config.save(home)
+        registered = crm.coalition.consortium.is_partner(account.address)
+        if registered:
+            crm.close()
+            crm = open_crm(home)  # with the new KEK file in its ring
+            register_partner(crm, name, account)
     finally:
         crm.close()
-    keys = home / "keys"
-    keys.mkdir(exist_ok=True)
-    path = keys / f"{name}.key"
-    path.write_text("0x" + bytes(account.key).hex() + "\n")
-    os.chmod(path, 0o600)
-    if key_file is None:
-        config.next_dev_account += 1
-        config.save(home)
-    return account, voted
+    return AddedPartner(name, account.address, registered, own_key, kek_path, tuple(created))
+
+
+def _read_key(path: Path) -> LocalAccount:
+    try:
+        return Account.from_key(path.read_text().strip())  # type: ignore[no-any-return]
+    except OSError as exc:
+        raise InvalidInput(f"cannot read the key file {path}: {exc.strerror}") from None
+    except ValueError:
+        raise InvalidInput(f"{path} does not hold a private key (0x + 64 hex digits)") from None
+
+
+def _check_kek(path: Path, name: str) -> None:
+    """Refuse a KEK file that is not a usable key for `name` (the development KEK included)."""
+    try:
+        KekRing(development=False, key_files={name: path}).current(name)
+    except KekError as exc:
+        raise InvalidInput(str(exc)) from None
 
 
 def dev_accounts(count: int) -> list[LocalAccount]:

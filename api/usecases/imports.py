@@ -9,7 +9,9 @@ which running the same import again completes with nothing lost, nothing duplica
 anchored twice:
 
 1. customers: looked up by the partner's keyed hash of their source number (`external_ref_hmac`, one
-   query per chunk); the missing ones are registered (`register_customers`).
+   query per chunk); the missing ones are registered (`register_customers`), which stages their
+   enrolment on chain, sent with `enrolBatch` through the enrolment outbox (the partner becomes their
+   home partner there, which is what lets it attest their consent and redeem their points).
 2. consent: a "loyalty" consent receipt (collection method "import") is staged for every customer of
    the chunk that has no receipt for it yet (so a withdrawal is never overridden), then sent on chain
    with `recordBatch` through the consent outbox.
@@ -59,10 +61,11 @@ from api.importers.online_retail import ReadStats
 from api.principal import Principal
 from api.progress import Progress, no_progress
 from api.usecases.consent import LOYALTY, ConsentTerms, send_staged_consents, stage_consents
-from api.usecases.customers import find_customers_by_ref, register_customers
+from api.usecases.customers import find_customers_by_ref, register_customers, send_staged_enrolments
 from api.usecases.loyalty import PointsRequest, send_staged_points, stage_earnings
 from ledger.clients.consent import RECORD_BATCH_MAX
 from ledger.clients.loyalty import EARN_BATCH_MAX
+from ledger.clients.members import ENROL_BATCH_MAX
 from offchain.models import ConsentStatus, CustomerCreate
 
 PHASES = ("resume", "read", "customers", "consent", "interactions", "points", "anchor")
@@ -86,6 +89,7 @@ class ImportReport:
     records: int = 0  # interactions the source offered (invoices, tickets)
     customers_new: int = 0
     customers_existing: int = 0
+    members_enrolled: int = 0  # enrolments confirmed on chain by this run
     consents_recorded: int = 0  # confirmed on chain by this run (including a crashed run's leftovers)
     interactions_new: int = 0
     interactions_duplicate: int = 0
@@ -226,6 +230,7 @@ class _Importer:
             self.crm.partner(db, self.partner)
         self.crm.signer(self.partner)
         with self._phase("resume"):
+            self._enrolled(send_staged_enrolments(self.crm, self.who, batch_size=ENROL_BATCH_MAX))
             self._consents_confirmed(send_staged_consents(self.crm, self.who, batch_size=self.consent_batch))
             self._points_confirmed(send_staged_points(self.crm, self.who, batch_size=self.earn_batch))
         chunks = _chunks(self._timed(items, "read"), self.chunk_size)
@@ -241,6 +246,8 @@ class _Importer:
                 if close is not None:
                     close()
         # The chunks leave their last transactions in flight; settle them (and send what is left).
+        with self._phase("customers"):
+            self._enrolled(send_staged_enrolments(self.crm, self.who, batch_size=ENROL_BATCH_MAX))
         with self._phase("consent"):
             self._consents_confirmed(send_staged_consents(self.crm, self.who, batch_size=self.consent_batch))
         with self._phase("points"):
@@ -264,6 +271,11 @@ class _Importer:
             found = find_customers_by_ref(self.crm, self.who, list(first_seen)) if first_seen else {}
             new = [pii for ref, pii in first_seen.items() if ref not in found]
             created = register_customers(self.crm, self.who, new)
+            if created:
+                # sent, not waited for: the consents of these members follow from the same sender
+                self._enrolled(
+                    send_staged_enrolments(self.crm, self.who, batch_size=ENROL_BATCH_MAX, wait=False)
+                )
             self.members.update(found)
             self.members.update(zip((_ref(pii) for pii in new), created, strict=True))
             report.customers_existing += len(found)
@@ -349,6 +361,9 @@ class _Importer:
     def _anchored(self, outcomes: Sequence[AnchorOutcome]) -> None:
         self.report.batches_anchored += len(outcomes)
         self.report.leaves_anchored += sum(outcome.size for outcome in outcomes)
+
+    def _enrolled(self, confirmed: Sequence[Any]) -> None:
+        self.report.members_enrolled += len(confirmed)
 
     def _consents_confirmed(self, receipts: Sequence[Any]) -> None:
         self.report.consents_recorded += len(receipts)

@@ -1,7 +1,9 @@
 """Coalition points: earned and redeemed on chain, mirrored off chain, reconciled between the two.
 
 Earning needs the member's valid consent to the earning partner for the loyalty purpose, as the chain
-answers it; redeeming does not (a member may always spend what they hold)."""
+answers it (the contract checks it again). Redeeming needs no consent, but it needs the member: its
+signature if it holds a key (any partner relays it, and is the one redeemed at), else its home partner
+redeems for it. Everything the contract would refuse is refused before anything is written."""
 
 from __future__ import annotations
 
@@ -13,19 +15,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from eth_account.signers.local import LocalAccount
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from api.context import Crm
-from api.errors import ConsentRequired, InvalidInput, NotFound
+from api.errors import ConsentRequired, CustomerIsErased, InvalidInput, NotAllowed, NotFound
 from api.evidence.outbox import Outbox
 from api.principal import Principal
-from api.usecases.consent import LOYALTY
+from api.usecases.consent import LOYALTY, chain_member
 from api.usecases.customers import member_status
 from ledger.chain import SignedTx
-from ledger.clients import purpose_id
-from ledger.clients.loyalty import EARN_BATCH_MAX
-from offchain.models import PointEvent, PointKind
+from ledger.clients import MemberInfo, purpose_id
+from ledger.clients.loyalty import EARN_BATCH_MAX, MAX_EARN
+from offchain.models import CustomerStatus, PointEvent, PointKind
 from offchain.repositories import customers, partners, points
 
 
@@ -36,8 +39,8 @@ class PointsRequest:
     external_key: str | None = None  # idempotency key (e.g. the invoice that earned the points)
 
 
-# The most points one event may carry: what the store's BIGINT column holds (the contract takes uint256).
-MAX_POINTS_PER_EVENT = 2**63 - 1
+# The most points one event may carry: the contract's cap per earn (well inside the store's BIGINT).
+MAX_POINTS_PER_EVENT = MAX_EARN
 
 
 def _check_amounts(requests: Sequence[PointsRequest]) -> None:
@@ -60,8 +63,12 @@ def earn_points(crm: Crm, who: Principal, request: PointsRequest) -> PointsRecei
     return PointsReceipt(event, crm.coalition.loyalty.balance_of(request.member))
 
 
-def redeem_points(crm: Crm, who: Principal, request: PointsRequest) -> PointsReceipt:
-    (event,) = _points(crm, who.acting_partner(), [request], PointKind.REDEEM)
+def redeem_points(
+    crm: Crm, who: Principal, request: PointsRequest, *, customer_key: LocalAccount | None = None
+) -> PointsReceipt:
+    """Redeem at the acting partner: signed by the member with `customer_key` if it holds a key, else
+    by its home partner (which the acting partner must then be)."""
+    (event,) = _points(crm, who.acting_partner(), [request], PointKind.REDEEM, customer_key)
     return PointsReceipt(event, crm.coalition.loyalty.balance_of(request.member))
 
 
@@ -83,18 +90,26 @@ def balance(crm: Crm, who: Principal, member: bytes) -> int:
 
 
 def _points(
-    crm: Crm, partner_name: str, requests: Sequence[PointsRequest], kind: PointKind
+    crm: Crm,
+    partner_name: str,
+    requests: Sequence[PointsRequest],
+    kind: PointKind,
+    customer_key: LocalAccount | None = None,
 ) -> list[PointEvent]:
     if not requests:
         raise InvalidInput("no points to record")
     _check_amounts(requests)
+    if customer_key is not None and (kind is PointKind.EARN or len(requests) != 1):
+        raise InvalidInput("a customer signs one redemption at a time")
     loyalty = purpose_id(LOYALTY)
     try:
         with crm.unit_of_work() as db:
             partner = crm.partner(db, partner_name)
             events = []
             for request in requests:
-                member_status(db, request.member)
+                if member_status(db, request.member) is CustomerStatus.ERASED:
+                    raise CustomerIsErased(f"member 0x{request.member.hex()} was erased")
+                info = chain_member(crm, request.member)
                 if kind is PointKind.EARN and not crm.coalition.consent.is_valid(
                     request.member, partner.address, loyalty
                 ):
@@ -102,6 +117,8 @@ def _points(
                         f"member 0x{request.member.hex()} has no valid {LOYALTY!r} consent"
                         f" towards {partner_name!r}"
                     )
+                if kind is PointKind.REDEEM:
+                    _check_redeemer(info, request.member, partner.address, partner_name, customer_key)
                 events.append(
                     PointEvent(
                         partner_id=partner.id,
@@ -125,6 +142,13 @@ def _points(
                     if len(events) > 1
                     else crm.coalition.loyalty.earn(signer, members[0], amounts[0], refs[0])
                 )
+            elif customer_key is not None:
+                authorization = crm.coalition.members.authorize_redeem(
+                    customer_key, members[0], partner.address, amounts[0], refs[0]
+                )
+                tx = crm.coalition.loyalty.redeem_signed(
+                    signer, members[0], amounts[0], refs[0], authorization
+                )
             else:
                 tx = (
                     crm.coalition.loyalty.redeem_batch(signer, members, amounts, refs)
@@ -138,6 +162,33 @@ def _points(
             f"points with one of these external keys were already recorded: {exc.orig}"
         ) from exc
     return events
+
+
+def _check_redeemer(
+    info: MemberInfo,
+    member: bytes,
+    partner_address: str,
+    partner_name: str,
+    customer_key: LocalAccount | None,
+) -> None:
+    """Refuse a redemption the contract would refuse: a member with a key must sign (with that key); a
+    member without one is redeemed by its home partner only."""
+    if info.signer is not None:
+        if customer_key is None:
+            raise NotAllowed(
+                f"member 0x{member.hex()} holds its own key: a redemption must be signed with it"
+                " (--customer-key FILE)"
+            )
+        if customer_key.address != info.signer:
+            raise InvalidInput(f"that key ({customer_key.address}) is not member 0x{member.hex()}'s")
+        return
+    if customer_key is not None:
+        raise InvalidInput(f"member 0x{member.hex()} has no key of its own bound: it cannot sign")
+    if info.home != partner_address:
+        raise NotAllowed(
+            f"only member 0x{member.hex()}'s home partner may redeem its points, not {partner_name!r};"
+            " at another partner the member signs the redemption with a key of its own"
+        )
 
 
 def _ref(partner_name: str, request: PointsRequest) -> bytes:
@@ -303,9 +354,15 @@ def reconcile(crm: Crm, who: Principal, partner: str | None = None) -> Reconcili
             sign = 1 if event.kind is PointKind.EARN else -1
             balances[event.member_id] += sign * event.amount
             (issued if sign > 0 else redeemed)[event.partner_id] += event.amount
+        # an erased member's balance was forfeited on chain: nothing is left (issued stays issued)
+        erased = {
+            member
+            for member, status in customers.statuses(db, members_in_scope).items()
+            if status is CustomerStatus.ERASED
+        }
     ordered = sorted(members_in_scope)
     for member, onchain in zip(ordered, crm.coalition.loyalty.balances_of(ordered), strict=True):
-        expected = balances[member]
+        expected = 0 if member in erased else balances[member]
         if onchain != expected:
             report.mismatches.append(
                 f"member 0x{member.hex()}: the store says a balance of {expected:,}, the chain {onchain:,}"

@@ -30,6 +30,7 @@ interface IConsortium {
     error ConsortiumProposalClosed(uint256 proposalId);
     error ConsortiumAlreadyVoted(uint256 proposalId, address voter);
     error ConsortiumQuorumNotReached(uint256 proposalId, uint256 votes, uint256 needed);
+    error ConsortiumProposalExpired(uint256 proposalId, uint64 expiresAt);
 
     event ProposalCreated(uint256 indexed proposalId, address indexed proposer, Action action, address indexed account);
     event ProposalVoted(uint256 indexed proposalId, address indexed voter, uint256 votes, uint256 partners);
@@ -40,4 +41,13 @@ interface IConsortium {
     function isPartner(address account) external view returns (bool);
 
     function isAuditor(address account) external view returns (bool);
+
+    function partners() external view returns (address[] memory);
+
+    /// @notice Whether `account` was a partner from block `fromBlock` through block `atBlock` without a
+    /// break (one tenure: admitted at or before `fromBlock`, not removed by `atBlock`).
+    function servedThrough(address account, uint64 fromBlock, uint64 atBlock) external view returns (bool);
+
+    /// @notice `servedThrough` by unix time: one tenure covers `fromTime` and had not ended by `atTime`.
+    function servedThroughTime(address account, uint64 fromTime, uint64 atTime) external view returns (bool);
 }

@@ -10,6 +10,8 @@ interface IDecisionLog {
     error DecisionEmptyBatch();
     error DecisionInvalidMember();
     error DecisionScoreOutOfRange(uint32 scoreBps);
+    error DecisionNotRegistrant(uint256 modelId, address registrant, address account);
+    error DecisionConsentRequired(bytes32 member, address partner);
 
     event ModelRegistered(
         uint256 indexed modelId,
@@ -21,6 +23,7 @@ interface IDecisionLog {
     event DecisionRecorded(
         bytes32 indexed member,
         uint256 indexed modelId,
+        address indexed partner,
         bytes32 inputRoot,
         uint32 scoreBps,
         bytes32 action,

@@ -10,6 +10,7 @@ from web3.types import BlockIdentifier
 
 from ledger.chain import SignedTx, TxResult
 from ledger.clients.base import ContractClient, as_bytes32
+from ledger.clients.members import Authorization
 from ledger.errors import BackendError
 
 
@@ -18,9 +19,33 @@ class ConsentStatus(IntEnum):
     WITHDRAWN = 2
 
 
+class ConsentSource(IntEnum):
+    """Who made a record (the contract's `Source`): the member's own signature, a partner's
+    attestation, or the member's erasure."""
+
+    SIGNED = 0
+    ATTESTED = 1
+    ERASURE = 2
+
+
+# The purposes ConsentRegistry declares (`isPurpose`), each with its W3C Data Privacy Vocabulary term.
+# The contract knows them by keccak256 of the name; an unknown one is refused there and here.
+PURPOSES: dict[str, str] = {
+    "loyalty": "dpv:CustomerRelationshipManagement",
+    "profiling": "dpv:Profiling",
+    "marketing": "dpv:Marketing",
+    "analytics": "dpv:ServiceUsageAnalytics",
+    "personalisation": "dpv:ServicePersonalisation",
+    "research": "dpv:ResearchAndDevelopment",
+}
+
+
 def purpose_id(name: str) -> bytes:
-    """The bytes32 id of a processing purpose ("loyalty", "profiling", ...): keccak256 of its name,
-    as OpenZeppelin does for role ids. Purposes are public vocabulary, never personal data."""
+    """The bytes32 id of a declared processing purpose ("loyalty", "profiling", ...): keccak256 of its
+    name, as OpenZeppelin does for role ids. Purposes are public vocabulary, never personal data.
+    ValueError for a name that is not in PURPOSES (the contract would refuse it)."""
+    if name not in PURPOSES:
+        raise ValueError(f"unknown purpose {name!r}: one of {', '.join(PURPOSES)}")
     return keccak(text=name)
 
 
@@ -31,14 +56,16 @@ class ConsentRecord:
     expires_at: int
     block_number: int
     receipt_hash: bytes
+    source: ConsentSource = ConsentSource.ATTESTED
 
 
-# recordBatch gas per item (a new history entry: two storage slots and an event) is ~71.8k
-# (benchmarks/ledger_gas.py); a bound of 85k per item spares a gas estimate per batch (eth-tester's
+# recordBatch gas per item, for a member's first consent (a history of two slots and its length, the
+# member's first (controller, purpose) pair, the registry's check, an event) is under 120k
+# (benchmarks/ledger_gas.py); a bound of 130k per item spares a gas estimate per batch (eth-tester's
 # estimator executes the call many times) and keeps RECORD_BATCH_MAX items under a 30M block.
 RECORD_BATCH_GAS_BASE = 100_000
-RECORD_BATCH_GAS_PER_ITEM = 85_000
-RECORD_BATCH_MAX = 300
+RECORD_BATCH_GAS_PER_ITEM = 130_000
+RECORD_BATCH_MAX = 200
 
 
 class ConsentClient(ContractClient):
@@ -88,6 +115,34 @@ class ConsentClient(ContractClient):
         gas = RECORD_BATCH_GAS_BASE + RECORD_BATCH_GAS_PER_ITEM * len(members)
         return self.chain.prepare(fn, sender, gas=gas)
 
+    def record_signed(
+        self,
+        relayer: LocalAccount,
+        member: bytes,
+        controller: str,
+        purpose: bytes,
+        status: ConsentStatus,
+        receipt_hash: bytes,
+        expires_at: int,
+        authorization: Authorization,
+    ) -> TxResult:
+        """Record a consent event the member signed (`MemberRegistryClient.authorize_consent`),
+        relayed (and paid for) by `relayer`."""
+        fn = self.contract.functions.recordSigned(
+            as_bytes32(member),
+            to_checksum_address(controller),
+            as_bytes32(purpose),
+            int(status),
+            as_bytes32(receipt_hash),
+            expires_at,
+            authorization.deadline,
+            authorization.signature,
+        )
+        return self._send(relayer, fn)
+
+    def is_purpose(self, purpose: bytes) -> bool:
+        return bool(self._call(self.contract.functions.isPurpose(as_bytes32(purpose))))
+
     def is_valid(self, member: bytes, controller: str, purpose: bytes) -> bool:
         fn = self.contract.functions.isValid(
             as_bytes32(member), to_checksum_address(controller), as_bytes32(purpose)
@@ -104,24 +159,21 @@ class ConsentClient(ContractClient):
     def is_valid_at_block(
         self, member: bytes, controller: str, purpose: bytes, block: BlockIdentifier
     ) -> bool:
-        """Whether consent was valid in block `block`: what `isValid` answered on that block's state and
-        clock. Worked out from the on-chain history (each record keeps its block number; the history is
-        append-only) and the block's timestamp, rather than by calling `isValid` at that block: that
-        needs the node to keep every old state (an archive node), which pruned anvil and most production
-        nodes (e.g. Besu's default Bonsai storage) do not."""
+        """Whether consent was valid at the end of block `block`, as the contract's `isValidAtBlock`
+        answers from the append-only history (records ordered by index within a block), with that
+        block's timestamp for expiry. Asked of the latest state, so no archive node is needed."""
         try:
             header = self.chain.w3.eth.get_block(block)
         except Exception as exc:
             raise BackendError(f"block {block!r}: {type(exc).__name__}: {exc}") from exc
-        number, timestamp = int(header["number"]), int(header["timestamp"])
-        # isValid on that state: the last record mined by then, read against that block's clock
-        then = [r for r in self.history(member, controller, purpose) if r.block_number <= number]
-        if not then:
-            return False
-        latest = then[-1]
-        return latest.status is ConsentStatus.GIVEN and (
-            latest.expires_at == 0 or timestamp < latest.expires_at
+        fn = self.contract.functions.isValidAtBlock(
+            as_bytes32(member),
+            to_checksum_address(controller),
+            as_bytes32(purpose),
+            int(header["number"]),
+            int(header["timestamp"]),
         )
+        return bool(self._call(fn))
 
     def history_length(self, member: bytes, controller: str, purpose: bytes) -> int:
         """How many consent records the chain holds for (member, controller, purpose)."""
@@ -133,11 +185,18 @@ class ConsentClient(ContractClient):
         length = self.history_length(member, controller, purpose)
         records = []
         for index in range(length):
-            status, timestamp, expires_at, block_number, receipt_hash = self._call(
+            status, source, timestamp, expires_at, block_number, receipt_hash = self._call(
                 self.contract.functions.recordAt(*args, index)
             )
             records.append(
-                ConsentRecord(ConsentStatus(status), timestamp, expires_at, block_number, receipt_hash)
+                ConsentRecord(
+                    ConsentStatus(status),
+                    timestamp,
+                    expires_at,
+                    block_number,
+                    receipt_hash,
+                    ConsentSource(source),
+                )
             )
         return records
 

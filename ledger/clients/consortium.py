@@ -61,6 +61,10 @@ class ConsortiumClient(ContractClient):
         action, account, proposer, executed, votes = self._call(self.contract.functions.proposal(proposal_id))
         return Proposal(proposal_id, Action(action), account, proposer, executed, votes)
 
+    def expires_at(self, proposal_id: int) -> int:
+        """When the proposal stops taking votes (unix time)."""
+        return int(self._call(self.contract.functions.proposalExpiresAt(proposal_id)))
+
     def has_voted(self, proposal_id: int, voter: str) -> bool:
         return bool(self._call(self.contract.functions.hasVoted(proposal_id, to_checksum_address(voter))))
 

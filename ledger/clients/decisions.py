@@ -22,6 +22,7 @@ class Decision:
 @dataclass(frozen=True)
 class RecordedDecision:
     model_id: int
+    partner: ChecksumAddress  # the partner that made (and logged) the decision
     decision: Decision
     block_number: int
     tx_hash: str
@@ -81,6 +82,7 @@ class DecisionLogClient(ContractClient):
         return [
             RecordedDecision(
                 model_id=log["args"]["modelId"],
+                partner=log["args"]["partner"],
                 decision=Decision(
                     member=log["args"]["member"],
                     input_root=log["args"]["inputRoot"],

@@ -8,12 +8,18 @@ from eth_utils import event_abi_to_log_topic, to_checksum_address
 
 from ledger.chain import SignedTx, TxResult
 from ledger.clients.base import ZERO32, ContractClient, as_bytes32
+from ledger.clients.members import Authorization
 
-# earnBatch gas per item is ~26.8k for a member's first points (a new balance slot) and less after
-# (benchmarks/ledger_gas.py); a bound of 34k per item spares a gas estimate per batch and keeps
-# EARN_BATCH_MAX items under a 30M block with room to spare.
+# The contract's caps (LoyaltyPoints.MAX_EARN, MAX_SUPPLY): checked here too, so that input is refused
+# before anything is written.
+MAX_EARN = 1_000_000_000
+MAX_SUPPLY = 10**18
+
+# earnBatch gas per item is ~40k for a member's first points (a new balance slot, the registry's and
+# the consent registry's checks) and less after (benchmarks/ledger_gas.py); a bound of 50k per item
+# spares a gas estimate per batch and keeps EARN_BATCH_MAX items under a 30M block with room to spare.
 EARN_BATCH_GAS_BASE = 100_000
-EARN_BATCH_GAS_PER_ITEM = 34_000
+EARN_BATCH_GAS_PER_ITEM = 50_000
 EARN_BATCH_MAX = 800
 
 
@@ -23,6 +29,21 @@ class LoyaltyClient(ContractClient):
 
     def redeem(self, sender: LocalAccount, member: bytes, amount: int, ref: bytes = ZERO32) -> TxResult:
         return self._send(sender, self.contract.functions.redeem(as_bytes32(member), amount, as_bytes32(ref)))
+
+    def redeem_signed(
+        self,
+        relayer: LocalAccount,
+        member: bytes,
+        amount: int,
+        ref: bytes,
+        authorization: Authorization,
+    ) -> TxResult:
+        """Redeem at `relayer` (the partner named in the signature) what the member signed
+        (`MemberRegistryClient.authorize_redeem`)."""
+        fn = self.contract.functions.redeemSigned(
+            as_bytes32(member), amount, as_bytes32(ref), authorization.deadline, authorization.signature
+        )
+        return self._send(relayer, fn)
 
     def earn_batch(
         self, sender: LocalAccount, members: Sequence[bytes], amounts: Sequence[int], refs: Sequence[bytes]
@@ -69,6 +90,10 @@ class LoyaltyClient(ContractClient):
 
     def total_supply(self) -> int:
         return int(self._call(self.contract.functions.totalSupply()))
+
+    def total_forfeited(self) -> int:
+        """Points forfeited by erased members (still owed by their issuers, to the coalition's pool)."""
+        return int(self._call(self.contract.functions.totalForfeited()))
 
 
 @dataclass(frozen=True)

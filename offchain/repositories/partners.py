@@ -28,6 +28,11 @@ def by_name(db: Session, name: str) -> PartnerRecord | None:
     return None if found is None else _record(found)
 
 
+def by_address(db: Session, address: str) -> PartnerRecord | None:
+    found = db.exec(select(Partner).where(Partner.address == address)).first()
+    return None if found is None else _record(found)
+
+
 def every(db: Session) -> list[PartnerRecord]:
     """Every partner, in the order they were registered."""
     return [_record(p) for p in db.exec(select(Partner).order_by(col(Partner.id)))]

@@ -24,10 +24,21 @@ def cli(home, *args, code=0):
     return result.output
 
 
-def test_a_customers_life_through_the_cli(home):
+def test_a_customers_life_through_the_cli(home, tmp_path):
     for name in ("acme", "borealis", "cafe"):
         cli(home, "partner", "add", name)
-    assert "admitted by vote" in cli(home, "partner", "add", "delta")
+    # a newcomer is voted in by the others, each with its own key, when asked
+    waiting = cli(home, "partner", "add", "delta")
+    assert "not a partner of the consortium yet" in waiting
+    found = re.search(r"partner delta: (0x[0-9a-fA-F]{40})", waiting)
+    assert found is not None
+    delta = found.group(1)
+    assert "waiting for a majority" in cli(
+        home, "governance", "propose", "admit-partner", delta, "--partner", "acme"
+    )
+    assert "executed" in cli(home, "governance", "vote", "0", "--partner", "borealis")
+    assert "2 of 4" in cli(home, "governance", "proposals")
+    assert f"partner delta: {delta}" in cli(home, "partner", "add", "delta")
 
     out = cli(
         home, "customer", "add", "--partner", "acme", "--name", "Alice Q", "--email", "alice@example.org"
@@ -63,17 +74,51 @@ def test_a_customers_life_through_the_cli(home):
         home, "points", "earn", "--partner", "acme", "--member", member, "--amount", "100"
     )
     assert "balance 60" in cli(
-        home, "points", "redeem", "--partner", "delta", "--member", member, "--amount", "40"
+        home, "points", "redeem", "--partner", "acme", "--member", member, "--amount", "40"
     )
     assert cli(home, "points", "balance", "--member", member).strip() == "60"
-    refused = cli(home, "points", "redeem", "--partner", "cafe", "--member", member, "--amount", "61", code=1)
+    refused = cli(home, "points", "redeem", "--partner", "acme", "--member", member, "--amount", "61", code=1)
     assert "holds 60 points; 61 were asked for" in refused and "Insufficient" not in refused
     history = cli(home, "consent", "history", "--member", member)
     assert "loyalty" in history and "yes" in history
 
+    # a customer with a key of her own redeems at any partner, by her signature
+    key, passphrase = tmp_path / "bea.json", tmp_path / "pass"
+    passphrase.write_text("correct horse battery\n")
+    assert "key 0x" in cli(
+        home, "customer", "key", "new", "--out", str(key), "--passphrase-file", str(passphrase)
+    )
+    keyed = (
+        cli(
+            home,
+            "customer",
+            "add",
+            "--partner",
+            "acme",
+            "--name",
+            "Bea",
+            "--signer-key",
+            str(key),
+            "--passphrase-file",
+            str(passphrase),
+        )
+        .strip()
+        .splitlines()[-1]
+    )
+    signing = ["--customer-key", str(key), "--passphrase-file", str(passphrase)]
+    cli(home, "consent", "give", "--partner", "acme", "--member", keyed, "--purpose", "loyalty", *signing)
+    cli(home, "points", "earn", "--partner", "acme", "--member", keyed, "--amount", "50")
+    assert "signed with it" in cli(
+        home, "points", "redeem", "--partner", "delta", "--member", keyed, "--amount", "5", code=1
+    )
+    assert "balance 45" in cli(
+        home, "points", "redeem", "--partner", "delta", "--member", keyed, "--amount", "5", *signing
+    )
+
     assert "interactions now unreadable" in cli(home, "erase", member, "--partner", "acme")
     assert "was erased" in cli(home, "customer", "show", member, "--partner", "acme", code=1)
     assert "1 erased" in cli(home, "verify", "--all")
+    assert "store and chain agree" in cli(home, "reconcile")
 
 
 def test_user_mistakes_are_one_line_and_a_nonzero_exit(home, tmp_path):

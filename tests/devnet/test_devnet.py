@@ -13,12 +13,14 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from eth_utils import keccak
 
 from ledger.anvil import anvil_binary, free_port, stop_process
 from ledger.backends import RpcBackend
+from ledger.clients import ConsentStatus, purpose_id
 from ledger.coalition import Coalition
 from ledger.deployment import Deployment
 from ledger.errors import BackendError
@@ -33,7 +35,14 @@ pytestmark = pytest.mark.anvil
 
 DEVNET = PROJECT_ROOT / "hardhat-free-devnet" / "devnet"
 MANIFEST_KEYS = {"chainId", "rpcUrl", "contracts", "codeHashes", "compiler", "deployedAtBlock", "founders"}
-CONTRACTS = {"Consortium", "LoyaltyPoints", "ConsentRegistry", "InteractionAnchor", "DecisionLog"}
+CONTRACTS = {
+    "Consortium",
+    "MemberRegistry",
+    "LoyaltyPoints",
+    "ConsentRegistry",
+    "InteractionAnchor",
+    "DecisionLog",
+}
 # anvil's default mnemonic, accounts 0, 1 and 2: the founding partners `up` deploys with.
 FOUNDERS = [
     "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266",
@@ -105,6 +114,12 @@ def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
         net.teardown()
 
 
+def enrol_with_loyalty(coalition: Any, home: Any, member: bytes) -> None:
+    """What earning needs: the member enrolled by `home`, with its loyalty consent attested there."""
+    coalition.members.enrol(home, [member], [None])
+    coalition.consent.record(home, member, purpose_id("loyalty"), ConsentStatus.GIVEN, keccak(text="receipt"))
+
+
 def cast(*args: str) -> str:
     binary = npm_binary("cast")
     if not binary.is_file():
@@ -161,6 +176,7 @@ def test_up_again_is_a_no_op(devnet: Devnet) -> None:
 def test_down_and_up_keep_the_chain_state(devnet: Devnet) -> None:
     member = keccak(text="member:restart")
     backend, coalition = devnet.coalition()
+    enrol_with_loyalty(coalition, backend.accounts[1], member)
     coalition.loyalty.earn(backend.accounts[1], member, 1234)
     contracts, pid = devnet.manifest.read_bytes(), devnet.pid()
 
@@ -181,6 +197,7 @@ def test_down_and_up_keep_the_chain_state(devnet: Devnet) -> None:
 def test_cast_reads_the_deployed_contracts(devnet: Devnet) -> None:
     member = keccak(text="member:cast")
     backend, coalition = devnet.coalition()
+    enrol_with_loyalty(coalition, backend.accounts[0], member)
     coalition.loyalty.earn(backend.accounts[0], member, 250)
     contracts = coalition.deployment.contracts
 

@@ -57,7 +57,9 @@ def test_cache_is_reused_and_rebuilt_when_a_source_changes(scratch: Path, monkey
 
 def test_a_compile_error_shows_the_compilers_message(scratch: Path):
     broken = scratch / "LoyaltyPoints.sol"
-    broken.write_text(broken.read_text().replace("_totalSupply += amount;", "_totalSupply += amount"))
+    broken.write_text(
+        broken.read_text().replace("_redeemed[msg.sender] += amount;", "_redeemed[msg.sender] += amount")
+    )
     with pytest.raises(CompilationError) as raised:
         compiler.compile_contracts()
     assert "LoyaltyPoints.sol" in str(raised.value)

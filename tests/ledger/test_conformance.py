@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+from eth_account import Account
 
 from ledger import errors
 from ledger.backends import RpcBackend
@@ -17,6 +18,7 @@ from ledger.coalition import Coalition
 from ledger.deployment import Deployment
 from ledger.errors import DeploymentMismatch
 from ledger.merkle import Frontier, LogAppend, MerkleTree, leaf_hash
+from tests.ledger.members import attest, customer, enrol, signed_consent
 
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "rfc6962.json").read_text())
 LOYALTY = purpose_id("loyalty")
@@ -83,8 +85,8 @@ class TestConsortium:
 
     def test_removed_partner_loses_every_right_at_once(self, coalition):
         a = coalition.chain.backend.accounts
-        m = member()
         coalition.consortium.decide(a[:3], Action.ADMIT_PARTNER, a[3].address)
+        m = customer(coalition, a[3])
         coalition.loyalty.earn(a[3], m, 50)
         removal = coalition.consortium.decide(a[:3], Action.REMOVE_MEMBER, a[3].address)
         assert removal.tx.event("MemberRemoved")["args"]["account"] == a[3].address
@@ -103,6 +105,8 @@ class TestConsortium:
         with pytest.raises(errors.ConsortiumNotPartner):
             coalition.consortium.propose(a[3], Action.ADMIT_PARTNER, a[7].address)
         assert coalition.loyalty.balance_of(m) == 50  # what it issued stays issued
+        # its attested consents stop counting from its removal
+        assert not coalition.consent.is_valid(m, a[3].address, LOYALTY)
 
     def test_a_removed_partners_vote_stops_counting(self, coalition):
         a = coalition.chain.backend.accounts
@@ -121,7 +125,9 @@ class TestConsortium:
 class TestLoyaltyPoints:
     def test_earn_here_redeem_there_with_settlement_positions(self, coalition):
         a = coalition.chain.backend.accounts
-        m = member()
+        key = Account.create()
+        (m,) = enrol(coalition, a[0], signers=[key.address])
+        signed_consent(coalition, a[0], key, m, a[0].address)
         ref = b"order-1".ljust(32, b"\x00")
         earned = coalition.loyalty.earn(a[0], m, 500, ref).event("PointsEarned")["args"]
         assert (earned["member"], earned["partner"], earned["amount"], earned["ref"]) == (
@@ -130,7 +136,10 @@ class TestLoyaltyPoints:
             500,
             ref,
         )
-        redeemed = coalition.loyalty.redeem(a[1], m, 200).event("PointsRedeemed")["args"]
+        auth = coalition.members.authorize_redeem(key, m, a[1].address, 200, bytes(32))
+        redeemed = coalition.loyalty.redeem_signed(a[1], m, 200, bytes(32), auth).event("PointsRedeemed")[
+            "args"
+        ]
         assert (redeemed["partner"], redeemed["amount"]) == (a[1].address, 200)
         assert coalition.loyalty.balance_of(m) == 300
         assert coalition.loyalty.issued_by(a[0].address) == 500
@@ -141,17 +150,17 @@ class TestLoyaltyPoints:
 
     def test_cannot_redeem_more_than_the_balance(self, coalition):
         a = coalition.chain.backend.accounts
-        m = member()
+        m = customer(coalition, a[0])
         coalition.loyalty.earn(a[0], m, 10)
         with pytest.raises(errors.LoyaltyInsufficientBalance) as raised:
-            coalition.loyalty.redeem(a[1], m, 11)
+            coalition.loyalty.redeem(a[0], m, 11)
         assert (raised.value.member, raised.value.balance, raised.value.needed) == (m, 10, 11)
         assert coalition.loyalty.balance_of(m) == 10
 
     def test_bad_amounts_and_members_are_refused(self, coalition):
         a = coalition.chain.backend.accounts
         with pytest.raises(errors.LoyaltyZeroAmount):
-            coalition.loyalty.earn(a[0], member(), 0)
+            coalition.loyalty.earn(a[0], customer(coalition, a[0]), 0)
         with pytest.raises(errors.LoyaltyInvalidMember):
             coalition.loyalty.earn(a[0], bytes(32), 5)
         with pytest.raises(errors.LoyaltyNotPartner):
@@ -161,7 +170,7 @@ class TestLoyaltyPoints:
 
     def test_earn_batch_is_one_transaction_and_all_or_nothing(self, coalition):
         a = coalition.chain.backend.accounts
-        members = [member() for _ in range(100)]
+        members = enrol(coalition, a[0], 100)
         refs = [i.to_bytes(32, "big") for i in range(100)]
         tx = coalition.loyalty.earn_batch(a[0], members, list(range(1, 101)), refs)
         assert len(tx.events_named("PointsEarned")) == 100
@@ -179,19 +188,21 @@ class TestLoyaltyPoints:
 
     def test_redeem_batch(self, coalition):
         a = coalition.chain.backend.accounts
-        members = [member(), member()]
+        members = enrol(coalition, a[0], 2)
         coalition.loyalty.earn_batch(a[0], members, [10, 20], [bytes(32)] * 2)
         with pytest.raises(errors.LoyaltyInsufficientBalance):
-            coalition.loyalty.redeem_batch(a[1], members, [5, 21], [bytes(32)] * 2)
+            coalition.loyalty.redeem_batch(a[0], members, [5, 21], [bytes(32)] * 2)
         assert coalition.loyalty.balance_of(members[0]) == 10
-        coalition.loyalty.redeem_batch(a[1], members, [5, 20], [bytes(32)] * 2)
-        assert coalition.loyalty.position_of(a[1].address) == 25
+        with pytest.raises(errors.LoyaltyNotHomePartner):
+            coalition.loyalty.redeem_batch(a[1], members, [5, 20], [bytes(32)] * 2)
+        coalition.loyalty.redeem_batch(a[0], members, [5, 20], [bytes(32)] * 2)
+        assert coalition.loyalty.position_of(a[0].address) == 25 - 30
 
 
 class TestConsentRegistry:
     def test_history_answers_for_earlier_times(self, coalition):
         a = coalition.chain.backend.accounts
-        m, controller = member(), a[0].address
+        m, controller = customer(coalition, a[0], loyalty=False), a[0].address
         receipt = member()
         before = now(coalition)
         given = coalition.consent.record(a[0], m, LOYALTY, ConsentStatus.GIVEN, receipt)
@@ -221,7 +232,7 @@ class TestConsentRegistry:
 
     def test_consent_expires(self, coalition):
         a = coalition.chain.backend.accounts
-        m, controller = member(), a[0].address
+        m, controller = customer(coalition, a[0], loyalty=False), a[0].address
         start = now(coalition)
         coalition.consent.record(a[0], m, LOYALTY, ConsentStatus.GIVEN, member(), expires_at=start + 1000)
         assert coalition.consent.is_valid(m, controller, LOYALTY)
@@ -232,7 +243,7 @@ class TestConsentRegistry:
 
     def test_consent_is_per_controller_and_purpose(self, coalition):
         a = coalition.chain.backend.accounts
-        m = member()
+        m = customer(coalition, a[0], loyalty=False)
         coalition.consent.record(a[0], m, LOYALTY, ConsentStatus.GIVEN, member())
         assert coalition.consent.is_valid(m, a[0].address, LOYALTY)
         assert not coalition.consent.is_valid(m, a[1].address, LOYALTY)
@@ -247,6 +258,8 @@ class TestConsentRegistry:
         assert raised.value.status == 3
         with pytest.raises(errors.ConsentExpiryInPast):
             coalition.consent.record(a[0], member(), LOYALTY, ConsentStatus.GIVEN, member(), expires_at=1)
+        with pytest.raises(errors.MemberUnknown):
+            coalition.consent.record(a[0], member(), LOYALTY, ConsentStatus.GIVEN, member())
         with pytest.raises(errors.ConsentInvalidMember):
             coalition.consent.record(a[0], bytes(32), LOYALTY, ConsentStatus.GIVEN, member())
         with pytest.raises(errors.ConsentUnknownRecord):
@@ -256,7 +269,7 @@ class TestConsentRegistry:
 
     def test_record_batch(self, coalition):
         a = coalition.chain.backend.accounts
-        members = [member() for _ in range(20)]
+        members = enrol(coalition, a[0], 20, loyalty=False)
         tx = coalition.consent.record_batch(
             a[0], members, LOYALTY, ConsentStatus.GIVEN, [member() for _ in members]
         )
@@ -422,31 +435,36 @@ class TestDecisionLog:
             training_root,
             a[2].address,
         )
-        members = [member() for _ in range(3)]
+        members = enrol(coalition, a[2], 3, loyalty=False)
+        attest(coalition, a[2], members, "profiling")
         decisions = [
             Decision(m, member(), score, b"retain".ljust(32, b"\x00"), member())
             for m, score in zip(members, [0, 5000, 10000], strict=True)
         ]
         tx = coalition.decisions.record_decisions(a[2], model_id, decisions)
         logged = tx.events_named("DecisionRecorded")
-        assert [(e["args"]["member"], e["args"]["scoreBps"], e["args"]["modelId"]) for e in logged] == [
-            (d.member, d.score_bps, model_id) for d in decisions
-        ]
+        assert [
+            (e["args"]["member"], e["args"]["scoreBps"], e["args"]["modelId"], e["args"]["partner"])
+            for e in logged
+        ] == [(d.member, d.score_bps, model_id, a[2].address) for d in decisions]
         assert coalition.decisions.decision_count() == 3
         mine = coalition.decisions.decisions(member=members[1])
         assert [d.decision for d in mine] == [decisions[1]]
+        assert [d.partner for d in mine] == [a[2].address]
 
     def test_bad_decisions_are_refused(self, coalition):
         a = coalition.chain.backend.accounts
         model_id = coalition.decisions.register_model(a[0], member(), member(), member())
-        good = Decision(member(), member(), 100, member(), member())
+        scored = enrol(coalition, a[0], 2, loyalty=False)
+        attest(coalition, a[0], scored, "profiling")
+        good = Decision(scored[0], member(), 100, member(), member())
         with pytest.raises(errors.DecisionNotPartner):
             coalition.decisions.record_decisions(a[5], model_id, [good])
         with pytest.raises(errors.DecisionUnknownModel):
             coalition.decisions.record_decisions(a[0], model_id + 1, [good])
         with pytest.raises(errors.DecisionScoreOutOfRange) as raised:
             coalition.decisions.record_decisions(
-                a[0], model_id, [good, Decision(member(), member(), 10001, member(), member())]
+                a[0], model_id, [good, Decision(scored[1], member(), 10001, member(), member())]
             )
         assert raised.value.scoreBps == 10001
         with pytest.raises(errors.DecisionEmptyBatch):
@@ -473,7 +491,7 @@ class TestFees:
             pytest.skip("a fixed gas price is an RpcBackend option")
         fixed = RpcBackend(backend.rpc_url, gas_price=7 * 10**9)
         attached = Coalition.attach(fixed, coalition.deployment)
-        tx = attached.loyalty.earn(fixed.accounts[0], member(), 1)
+        tx = attached.loyalty.earn(fixed.accounts[0], customer(coalition, backend.accounts[0]), 1)
         sent = fixed.w3.eth.get_transaction(tx.tx_hash)  # type: ignore[arg-type]
         assert sent["gasPrice"] == 7 * 10**9
         assert sent["type"] == 0
@@ -490,7 +508,7 @@ class TestDeployment:
             swapped["contracts"]["ConsentRegistry"],
             swapped["contracts"]["LoyaltyPoints"],
         )
-        with pytest.raises(DeploymentMismatch, match="LoyaltyPoints"):
+        with pytest.raises(DeploymentMismatch, match="ConsentRegistry"):  # the first checked
             Coalition.attach(backend, Deployment.from_json(swapped))
 
         empty = coalition.deployment.to_json()
@@ -515,7 +533,9 @@ class TestDeployment:
 class TestPrepareWithAGasBound:
     def test_a_bounded_batch_still_reverts_by_name_before_sending(self, coalition):
         a = coalition.chain.backend.accounts
-        fn = coalition.loyalty.contract.functions.earnBatch([member(), member()], [1, 0], [bytes(32)] * 2)
+        fn = coalition.loyalty.contract.functions.earnBatch(
+            enrol(coalition, a[0], 2), [1, 0], [bytes(32)] * 2
+        )
         block = coalition.chain.w3.eth.block_number
         with pytest.raises(errors.LoyaltyZeroAmount):
             coalition.chain.prepare(fn, a[0], gas=200_000)
@@ -523,9 +543,9 @@ class TestPrepareWithAGasBound:
 
     def test_a_bounded_batch_is_mined_with_the_bound_as_its_limit(self, coalition):
         a = coalition.chain.backend.accounts
-        members = [member() for _ in range(10)]
+        members = enrol(coalition, a[0], 10)
         fn = coalition.loyalty.contract.functions.earnBatch(members, [5] * 10, [bytes(32)] * 10)
-        signed = coalition.chain.prepare(fn, a[0], gas=500_000)
+        signed = coalition.chain.prepare(fn, a[0], gas=900_000)
         result = coalition.chain.send(coalition.loyalty.contract, signed)
         assert len(result.events_named("PointsEarned")) == 10 and result.gas_used < 500_000
-        assert coalition.chain.w3.eth.get_transaction(signed.tx_hash)["gas"] == 500_000
+        assert coalition.chain.w3.eth.get_transaction(signed.tx_hash)["gas"] == 900_000

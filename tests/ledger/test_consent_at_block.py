@@ -11,15 +11,17 @@ from eth_utils import to_checksum_address
 from ledger.clients import ConsentStatus, purpose_id
 from ledger.clients.base import as_bytes32
 from ledger.coalition import Coalition
+from tests.ledger.members import enrol
 
 LOYALTY = purpose_id("loyalty")
+PROFILING = purpose_id("profiling")
 
 
 def test_it_agrees_with_is_valid_on_every_old_state(tester_coalition: Coalition) -> None:
     coalition = tester_coalition
     chain, consent = coalition.chain, coalition.consent
     partner = chain.backend.accounts[0]
-    plain, expiring, never = os.urandom(32), os.urandom(32), os.urandom(32)
+    plain, expiring, never = enrol(coalition, partner, 3, loyalty=False)
     start = chain.w3.eth.block_number
     clock = int(chain.w3.eth.get_block("latest")["timestamp"])
     consent.record(partner, plain, LOYALTY, ConsentStatus.GIVEN, os.urandom(32))
@@ -28,7 +30,7 @@ def test_it_agrees_with_is_valid_on_every_old_state(tester_coalition: Coalition)
     consent.record(partner, plain, LOYALTY, ConsentStatus.WITHDRAWN, os.urandom(32))
     chain.backend.time_travel(clock + 600)  # past the expiry: the next blocks find it expired
     consent.record(partner, plain, LOYALTY, ConsentStatus.GIVEN, os.urandom(32))
-    consent.record(partner, never, LOYALTY, ConsentStatus.WITHDRAWN, os.urandom(32))
+    consent.record(partner, never, PROFILING, ConsentStatus.GIVEN, os.urandom(32))  # another purpose
 
     answers: dict[bytes, list[bool]] = {}
     for block in range(start, chain.w3.eth.block_number + 1):
@@ -43,7 +45,7 @@ def test_it_agrees_with_is_valid_on_every_old_state(tester_coalition: Coalition)
             assert derived == on_state, (block, who.hex())
             answers.setdefault(who, []).append(derived)
     # blocks: before, given (plain), given (expiring), time travel, withdrawn (plain), time travel past
-    # the expiry, given again (plain), withdrawn (never): every case came up
+    # the expiry, given again (plain), profiling (never): every case came up
     assert answers[plain] == [False, True, True, True, False, False, True, True]
     assert answers[expiring] == [False, False, True, True, True, False, False, False]
     assert set(answers[never]) == {False}

@@ -1,0 +1,223 @@
+"""MemberRegistry: members on chain (home partner, the customer's own key, erasure), and the EIP-712
+authorizations a customer signs with that key for a partner to relay."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_typing import ChecksumAddress
+from eth_utils import to_checksum_address
+
+from ledger.chain import SignedTx, TxResult
+from ledger.clients.base import ContractClient, as_bytes32
+
+ZERO_ADDRESS = to_checksum_address("0x" + "00" * 20)
+
+# enrolBatch gas per item is ~25k (a new member slot and an event; benchmarks/ledger_gas.py); a bound of
+# 32k per item spares a gas estimate per batch and keeps ENROL_BATCH_MAX items under a 30M block.
+ENROL_BATCH_GAS_BASE = 100_000
+ENROL_BATCH_GAS_PER_ITEM = 32_000
+ENROL_BATCH_MAX = 800
+
+# How long a customer's signature stays good by default: long enough to be relayed, short enough that
+# a signature found later is useless.
+DEFAULT_SIGNATURE_LIFETIME = 3600
+
+# The EIP-712 types the contracts check (MemberRegistry's domain). Field order is part of the type.
+CONSENT_TYPE = [
+    {"name": "member", "type": "bytes32"},
+    {"name": "controller", "type": "address"},
+    {"name": "purpose", "type": "bytes32"},
+    {"name": "status", "type": "uint8"},
+    {"name": "receiptHash", "type": "bytes32"},
+    {"name": "expiresAt", "type": "uint64"},
+    {"name": "nonce", "type": "uint256"},
+    {"name": "deadline", "type": "uint256"},
+]
+REDEEM_TYPE = [
+    {"name": "member", "type": "bytes32"},
+    {"name": "partner", "type": "address"},
+    {"name": "amount", "type": "uint256"},
+    {"name": "ref", "type": "bytes32"},
+    {"name": "nonce", "type": "uint256"},
+    {"name": "deadline", "type": "uint256"},
+]
+SIGNER_CHANGE_TYPE = [
+    {"name": "member", "type": "bytes32"},
+    {"name": "newSigner", "type": "address"},
+    {"name": "nonce", "type": "uint256"},
+    {"name": "deadline", "type": "uint256"},
+]
+
+
+@dataclass(frozen=True)
+class MemberInfo:
+    home: ChecksumAddress | None  # None: not enrolled
+    signer: ChecksumAddress | None  # None: no key of its own
+    erased: bool
+    nonce: int
+
+    @property
+    def enrolled(self) -> bool:
+        return self.home is not None
+
+
+@dataclass(frozen=True)
+class Authorization:
+    """A customer's EIP-712 signature, and the deadline it was made for."""
+
+    signature: bytes
+    deadline: int
+
+
+class MemberRegistryClient(ContractClient):
+    # --- reads ---
+
+    def member(self, member: bytes) -> MemberInfo:
+        home, signer, erased, nonce = self._call(self.contract.functions.memberOf(as_bytes32(member)))
+        return MemberInfo(
+            home=None if home == ZERO_ADDRESS else to_checksum_address(home),
+            signer=None if signer == ZERO_ADDRESS else to_checksum_address(signer),
+            erased=bool(erased),
+            nonce=int(nonce),
+        )
+
+    def nonce_of(self, member: bytes) -> int:
+        return int(self._call(self.contract.functions.nonceOf(as_bytes32(member))))
+
+    def domain(self) -> dict[str, Any]:
+        """The EIP-712 domain every customer authorization is signed in."""
+        return {
+            "name": "ledgercrm",
+            "version": "1",
+            "chainId": self.chain.chain_id,
+            "verifyingContract": self.address,
+        }
+
+    # --- partner transactions ---
+
+    def enrol(
+        self, sender: LocalAccount, members: Sequence[bytes], signers: Sequence[str | None]
+    ) -> TxResult:
+        return self.chain.send(self.contract, self.prepare_enrol(sender, members, signers))
+
+    def prepare_enrol(
+        self, sender: LocalAccount, members: Sequence[bytes], signers: Sequence[str | None]
+    ) -> SignedTx:
+        """`enrolBatch`, signed and not sent (for the outbox): `sender` becomes the members' home
+        partner; `signers[i]` is member i's own key's address, or None."""
+        fn = self.contract.functions.enrolBatch(
+            [as_bytes32(m) for m in members],
+            [ZERO_ADDRESS if s is None else to_checksum_address(s) for s in signers],
+        )
+        gas = ENROL_BATCH_GAS_BASE + ENROL_BATCH_GAS_PER_ITEM * len(members)
+        return self.chain.prepare(fn, sender, gas=gas)
+
+    def bind_signer(self, sender: LocalAccount, member: bytes, signer: str) -> TxResult:
+        fn = self.contract.functions.bindSigner(as_bytes32(member), to_checksum_address(signer))
+        return self._send(sender, fn)
+
+    def change_signer(
+        self, sender: LocalAccount, member: bytes, new_signer: str, authorization: Authorization
+    ) -> TxResult:
+        fn = self.contract.functions.changeSigner(
+            as_bytes32(member),
+            to_checksum_address(new_signer),
+            authorization.deadline,
+            authorization.signature,
+        )
+        return self._send(sender, fn)
+
+    def vote_signer_reset(self, sender: LocalAccount, member: bytes, new_signer: str) -> TxResult:
+        fn = self.contract.functions.voteSignerReset(as_bytes32(member), to_checksum_address(new_signer))
+        return self._send(sender, fn)
+
+    def erase(self, sender: LocalAccount, member: bytes) -> TxResult:
+        """Erase on chain: consents withdrawn, balance forfeited, member frozen (home partner only)."""
+        return self._send(sender, self.contract.functions.erase(as_bytes32(member)))
+
+    # --- what a customer signs ---
+
+    def authorize_consent(
+        self,
+        customer: LocalAccount,
+        member: bytes,
+        controller: str,
+        purpose: bytes,
+        status: int,
+        receipt_hash: bytes,
+        expires_at: int,
+        *,
+        deadline: int | None = None,
+        nonce: int | None = None,
+    ) -> Authorization:
+        """The customer's signature of a consent event (for `ConsentClient.record_signed`)."""
+        deadline = self._deadline(deadline)
+        message = {
+            "member": as_bytes32(member),
+            "controller": to_checksum_address(controller),
+            "purpose": as_bytes32(purpose),
+            "status": int(status),
+            "receiptHash": as_bytes32(receipt_hash),
+            "expiresAt": expires_at,
+            "nonce": self.nonce_of(member) if nonce is None else nonce,
+            "deadline": deadline,
+        }
+        return self._sign(customer, "Consent", CONSENT_TYPE, message, deadline)
+
+    def authorize_redeem(
+        self,
+        customer: LocalAccount,
+        member: bytes,
+        partner: str,
+        amount: int,
+        ref: bytes,
+        *,
+        deadline: int | None = None,
+        nonce: int | None = None,
+    ) -> Authorization:
+        """The customer's signature of a redemption at `partner` (for `LoyaltyClient.redeem_signed`)."""
+        deadline = self._deadline(deadline)
+        message = {
+            "member": as_bytes32(member),
+            "partner": to_checksum_address(partner),
+            "amount": amount,
+            "ref": as_bytes32(ref),
+            "nonce": self.nonce_of(member) if nonce is None else nonce,
+            "deadline": deadline,
+        }
+        return self._sign(customer, "Redeem", REDEEM_TYPE, message, deadline)
+
+    def authorize_signer_change(
+        self, customer: LocalAccount, member: bytes, new_signer: str, *, deadline: int | None = None
+    ) -> Authorization:
+        deadline = self._deadline(deadline)
+        message = {
+            "member": as_bytes32(member),
+            "newSigner": to_checksum_address(new_signer),
+            "nonce": self.nonce_of(member),
+            "deadline": deadline,
+        }
+        return self._sign(customer, "SignerChange", SIGNER_CHANGE_TYPE, message, deadline)
+
+    def _deadline(self, deadline: int | None) -> int:
+        """The given deadline, or the chain's clock plus the default lifetime (the chain's, not this
+        machine's: the contract compares it with block.timestamp)."""
+        if deadline is not None:
+            return deadline
+        return int(self.chain.w3.eth.get_block("latest")["timestamp"]) + DEFAULT_SIGNATURE_LIFETIME
+
+    def _sign(
+        self,
+        customer: LocalAccount,
+        primary: str,
+        fields: list[dict[str, str]],
+        message: dict[str, Any],
+        deadline: int,
+    ) -> Authorization:
+        signed = Account.sign_typed_data(customer.key, self.domain(), {primary: fields}, message)
+        return Authorization(bytes(signed.signature), deadline)
