@@ -18,25 +18,41 @@ def floor_import(csv_gz: Path, database: Path) -> tuple[float, int]:
     start = time.perf_counter()
     invoices: dict[str, dict[str, object]] = {}
     with gzip.open(csv_gz, "rb") as raw:
-        for row in csv.DictReader(io.TextIOWrapper(raw, encoding="utf-8", newline="")):
-            customer = row["Customer ID"]
+        # csv.reader, not DictReader: the fastest plain standard-library path (a dict per row costs ~20%)
+        rows = csv.reader(io.TextIOWrapper(raw, encoding="utf-8", newline=""))
+        header = next(rows)
+        col = {name: i for i, name in enumerate(header)}
+        c_invoice, c_customer, c_country, c_date = (
+            col["Invoice"],
+            col["Customer ID"],
+            col["Country"],
+            col["InvoiceDate"],
+        )
+        c_stock, c_description, c_quantity, c_price = (
+            col["StockCode"],
+            col["Description"],
+            col["Quantity"],
+            col["Price"],
+        )
+        for row in rows:
+            customer = row[c_customer]
             if not customer:
                 continue
-            invoice = invoices.get(row["Invoice"])
+            invoice = invoices.get(row[c_invoice])
             if invoice is None:
-                invoice = invoices[row["Invoice"]] = {
-                    "invoice": row["Invoice"],
+                invoice = invoices[row[c_invoice]] = {
+                    "invoice": row[c_invoice],
                     "customer": customer,
-                    "country": row["Country"],
-                    "date": row["InvoiceDate"],
+                    "country": row[c_country],
+                    "date": row[c_date],
                     "lines": [],
                 }
             invoice["lines"].append(  # type: ignore[attr-defined]
                 {
-                    "stockCode": row["StockCode"],
-                    "description": row["Description"],
-                    "quantity": int(row["Quantity"]),
-                    "price": float(row["Price"]),
+                    "stockCode": row[c_stock],
+                    "description": row[c_description],
+                    "quantity": int(row[c_quantity]),
+                    "price": float(row[c_price]),
                 }
             )
     connection = sqlite3.connect(database)
