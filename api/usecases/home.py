@@ -141,7 +141,9 @@ def settings_for(home: Path, config: HomeConfig) -> Settings:
 def open_crm(home: Path) -> Crm:
     config = HomeConfig.load(home)
     coalition = Coalition.attach(RpcBackend(config.rpc_url), Deployment.from_json(config.deployment))
-    keks = KekRing(development=False, key_files=config.keks)
+    keks = KekRing(
+        development=False, key_files={name: str(home / path) for name, path in config.keks.items()}
+    )
     crm = Crm.open(settings_for(home, config), coalition, keks=keks)
     keys = home / "keys"
     if keys.is_dir():
@@ -187,10 +189,14 @@ def add_partner(
         given = _read_key(key_file) if key_file is not None else None
         if given is not None and existing is not None and given.address != existing.address:
             raise InvalidInput(f"{own_key} holds another key for {name}: a key file is never overwritten")
-        kek_path = Path(kek_file) if kek_file is not None else Path(config.keks.get(name) or own_kek)
+        kek_path = (
+            Path(kek_file)
+            if kek_file is not None
+            else (home / config.keks[name] if name in config.keks else own_kek)
+        )
         if kek_file is not None:
             _check_kek(kek_path, name)
-            if name in config.keks and Path(config.keks[name]) != kek_path:
+            if name in config.keks and home / config.keks[name] != kek_path:
                 raise InvalidInput(f"{name} already has a KEK ({config.keks[name]}): it is never replaced")
         account = given or existing
         use_dev = account is None
@@ -210,7 +216,10 @@ def add_partner(
         if not kek_path.exists():
             write_new_file(kek_path, os.urandom(32))
             created.append(kek_path)
-        config.keks[name] = str(kek_path)
+        # relative to the home where it lies inside it: a home stays movable
+        config.keks[name] = (
+            str(kek_path.relative_to(home)) if kek_path.is_relative_to(home) else str(kek_path)
+        )
         if use_dev:
             config.next_dev_account += 1
         config.save(home)

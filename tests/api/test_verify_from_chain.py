@@ -98,6 +98,7 @@ def test_row2_a_replaced_store_is_older_than_the_chain(crm, store):
             "erasure_receipts",
             "consent_receipts",
             "point_events",
+            "enrolments",
             "batches",
             "customers",
             "partners",
@@ -174,6 +175,7 @@ def test_row7_a_key_deleted_without_an_erasure_is_named_and_the_run_goes_on(crm,
 
 def test_row8_edited_consent_rows_are_not_on_chain(crm, store):
     alice = store["alice"]
+    given = give_consent(crm, P("acme"), alice, "profiling")
     withdrawn = withdraw_consent(crm, P("acme"), alice, "profiling")
     expiring = give_consent(
         crm, P("acme"), alice, "loyalty", expires_at=datetime.now(UTC) + timedelta(days=30)
@@ -184,7 +186,7 @@ def test_row8_edited_consent_rows_are_not_on_chain(crm, store):
         db.get(ConsentReceipt, withdrawn.id).status = ConsentStatus.GIVEN
         db.get(ConsentReceipt, expiring.id).expires_at = None
     history = {e.receipt.id: e.on_chain for e in consent_history(crm, OPERATOR, alice)}
-    assert history == {withdrawn.id: False, expiring.id: False, kept.id: True}
+    assert history == {given.id: True, withdrawn.id: False, expiring.id: False, kept.id: True}
     found = failures(crm)
     assert (
         "the store says given, the chain says withdrawn" in found[f"consent receipt {withdrawn.id} of acme"]
