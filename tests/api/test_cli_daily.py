@@ -10,17 +10,9 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from api.cli import app
-
-runner = CliRunner()
-
-
-def run(home: Path, *args: str, code: int = 0) -> str:
-    result = runner.invoke(app, ["--home", str(home), *args])
-    assert result.exit_code == code, result.output
-    return result.output
+from tests.api.clirunner import run, runner
 
 
 @pytest.fixture(scope="module")

@@ -18,18 +18,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from api.cli import app
+from tests.api.clirunner import run, runner
 
-runner = CliRunner()
 HEADER = "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country\n"
-
-
-def run(home: Path, *args: str, code: int = 0, stdin: str | None = None) -> str:
-    result = runner.invoke(app, ["--home", str(home), *args], input=stdin)
-    assert result.exit_code == code, result.output
-    return result.output
 
 
 @pytest.fixture(scope="module")

@@ -7,27 +7,16 @@ import re
 import stat
 
 import pytest
-from typer.testing import CliRunner
 
-from api.cli import app
 from api.usecases.home import HomeConfig, open_crm
 from offchain.vault import KekRing
-
-runner = CliRunner()
+from tests.api.clirunner import new_home
+from tests.api.clirunner import run as cli
 
 
 @pytest.fixture
 def home(tmp_path, anvil_url):
-    path = tmp_path / "home"
-    result = runner.invoke(app, ["--home", str(path), "init", "--chain", anvil_url])
-    assert result.exit_code == 0, result.output
-    return path
-
-
-def cli(home, *args, code=0):
-    result = runner.invoke(app, ["--home", str(home), *args])
-    assert result.exit_code == code, result.output
-    return result.output
+    return new_home(tmp_path / "home", anvil_url)
 
 
 def customer(home, partner="acme"):
