@@ -225,3 +225,21 @@ def test_an_auditor_run_opens_no_key_and_says_what_ran(crm, store, monkeypatch):
         db.get(Interaction, store["carol_ids"][0]).leaf_hash = bytes(32)
     report = verify(crm, Principal.of_auditor(crm.signer("acme").address))
     assert [f.interaction_id for f in report.failures] == [store["carol_ids"][0]]
+
+
+def test_an_erasures_withdrawals_count_only_for_a_member_the_store_says_is_erased(crm, store):
+    dave = customer(crm, "acme", "Dave")
+    give_consent(crm, P("acme"), dave, "loyalty")
+    erase_customer(crm, P("acme"), dave)  # on chain: the consent withdrawn with no receipt (hash zero)
+    assert not failures(crm)
+    with crm.unit_of_work() as db:  # the store now pretends dave was never erased
+        db.exec(
+            text("UPDATE customers SET status = 'active', erased_at = NULL WHERE member_id = :m").bindparams(
+                m=dave
+            )
+        )
+    found = failures(crm)
+    assert any(
+        label.startswith("consent record 0x" + "00" * 32) and "that the store has no receipt for" in detail
+        for label, detail in found.items()
+    ), found
