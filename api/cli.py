@@ -47,6 +47,12 @@ customer_key_app = typer.Typer(
     help="A customer's own key (an encrypted keystore file).", no_args_is_help=True
 )
 customer_app.add_typer(customer_key_app, name="key")
+model_app = typer.Typer(
+    help="Churn models: train and register, list, read a model card.", no_args_is_help=True
+)
+decision_app = typer.Typer(
+    help="Automated decisions logged on chain: list, show, verify.", no_args_is_help=True
+)
 for sub, name in (
     (partner_app, "partner"),
     (customer_app, "customer"),
@@ -55,6 +61,8 @@ for sub, name in (
     (points_app, "points"),
     (import_app, "import"),
     (governance_app, "governance"),
+    (model_app, "model"),
+    (decision_app, "decision"),
 ):
     app.add_typer(sub, name=name)
 
@@ -974,6 +982,328 @@ def import_synthetic_cmd(
             )
 
     _print_import(with_crm(action))
+
+
+# --- models, scores, decisions ------------------------------------------------------------------------
+
+
+AsOfOption = Annotated[
+    str | None,
+    typer.Option(
+        "--as-of",
+        metavar="DATE",
+        help="ISO 8601 date or time (UTC unless it names a zone); default: from the data",
+    ),
+]
+
+
+def _parse_as_of(value: str | None) -> datetime | None:
+    """A date (midnight UTC) or a time; a time without a zone is UTC (the data's own times are)."""
+    from datetime import UTC
+
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"not an ISO 8601 date or time: {value!r}", param_hint="--as-of") from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+@contextmanager
+def _steps() -> Iterator[Callable[[str], None]]:
+    """A spinner that names the step a long use case is in (on stderr, so stdout stays the result)."""
+    with errors.status("starting") as status:
+        yield lambda what: status.update(what)
+
+
+def _interval(metric: dict[str, float]) -> str:
+    return f"{metric['value']:.3f} [{metric['low']:.3f}, {metric['high']:.3f}]"
+
+
+@model_app.command("train")
+def model_train(
+    partner: PartnerOption,
+    horizon_days: Annotated[
+        int,
+        typer.Option(
+            "--horizon-days", metavar="DAYS", help="churn: no purchase within DAYS after the as-of date"
+        ),
+    ] = 90,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of", metavar="DATE", help="the holdout's as-of date (default: the latest the data allows)"
+        ),
+    ] = None,
+) -> None:
+    """Train a churn model on the partner's verified interactions and register it on chain."""
+    from api.usecases.models import train_model
+
+    moment = _parse_as_of(as_of)
+
+    def action(crm: Crm) -> Any:
+        with _steps() as step:
+            return train_model(crm, as_partner(partner), horizon_days=horizon_days, as_of=moment, step=step)
+
+    done = with_crm(action)
+    card = done.trained.card
+    table = Table(title=f"holdout as of {card['split']['holdout']['asOf'][:10]}: {card['metricsNote']}")
+    for column in ("model", "AUC", "accuracy", "PR-AUC", "Brier", "lift top 20%"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for name, values in done.trained.table:
+        table.add_row(
+            name, *(_interval(values[m]) for m in ("auc", "accuracy", "pr_auc", "brier", "lift_top20"))
+        )
+    console.print(table)
+    left_out = ", ".join(f"{n} {what}" for what, n in sorted(done.excluded.items())) or "none"
+    console.print(f"trained on {plural(done.inputs, 'verified interaction')} (left out: {left_out})")
+    console.print(f"model hash 0x{done.trained.model.model_hash.hex()}, model id {done.model_id}")
+
+
+@model_app.command("list")
+def model_list() -> None:
+    """Every registered model, checked against the chain's record."""
+    from api.usecases.models import list_models
+
+    lines = with_crm(lambda crm: list_models(crm, OPERATOR))
+    table = Table("id", "partner", "model hash", "block", "holdout AUC", "on chain")
+    for line in lines:
+        auc = "-" if line.holdout_auc is None else f"{line.holdout_auc:.3f}"
+        table.add_row(
+            str(line.model_id),
+            line.partner,
+            hexid(line.model_hash),
+            str(line.block_number),
+            auc,
+            "yes" if line.on_chain else Text("NO", "red"),
+        )
+    console.print(table)
+    if not lines:
+        console.print("no models registered: run `ledgercrm model train`")
+    if any(not line.on_chain for line in lines):
+        raise typer.Exit(1)
+
+
+@model_app.command("card")
+def model_card_cmd(
+    model_id: Annotated[int, typer.Argument(metavar="MODEL_ID", min=0, help="the model's on-chain id")],
+) -> None:
+    """The model card as JSON (RFC 8785, the bytes its on-chain hash is of)."""
+    from api.usecases.models import model_card
+
+    console.print(json.dumps(with_crm(lambda crm: model_card(crm, OPERATOR, model_id)), indent=2))
+
+
+@app.command()
+def segments(
+    partner: PartnerOption,
+    as_of: AsOfOption = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option("--plot", metavar="FILE.png", help="write the silhouette and elbow plots here"),
+    ] = None,
+) -> None:
+    """RFM segments of the partner's customers and a KMeans scan of k, from verified interactions."""
+    from collections import Counter
+
+    from api.usecases.models import segments as segment
+
+    if plot is not None and plot.suffix.lower() != ".png":
+        raise typer.BadParameter("the plot is a .png file", param_hint="--plot")
+    if plot is not None and plot.exists():
+        fail(f"--plot: {plot} exists; name a new file", code=2)
+    moment = _parse_as_of(as_of)
+    report = with_crm(lambda crm: segment(crm, as_partner(partner), as_of=moment, plot=plot))
+    counts = Counter(row.segment for row in report.rows)
+    table = Table(
+        "segment",
+        "members",
+        "mean recency (days)",
+        "mean purchases",
+        "mean spend",
+        title=f"RFM segments as of {report.as_of:%Y-%m-%d}",
+    )
+    for name, n in counts.most_common():
+        rows = [r for r in report.rows if r.segment == name]
+        table.add_row(
+            name,
+            str(n),
+            f"{sum(r.recency_days for r in rows) / n:.0f}",
+            f"{sum(r.frequency for r in rows) / n:.1f}",
+            f"{sum(r.monetary for r in rows) / n:,.2f}",
+        )
+    console.print(table)
+    scan = report.scan
+    kmeans = Table("k", "silhouette", "inertia", title="KMeans on standardised log R, F, M")
+    for k, sil, inertia in zip(scan.ks, scan.silhouette, scan.inertia, strict=True):
+        kmeans.add_row(str(k), f"{sil:.3f}", f"{inertia:,.0f}")
+    console.print(kmeans)
+    console.print(f"k by silhouette: {scan.by_silhouette}; k by elbow: {scan.elbow}")
+    if report.excluded:
+        console.print("left out: " + ", ".join(f"{n} {what}" for what, n in sorted(report.excluded.items())))
+    if plot is not None:
+        console.print(f"plot written to {plot}")
+
+
+@app.command()
+def score(
+    partner: PartnerOption,
+    member: Annotated[
+        bytes | None,
+        typer.Option(
+            "--member", parser=parse_member, metavar="MEMBER", help="one member (0x + 64 hex digits)"
+        ),
+    ] = None,
+    all_: Annotated[bool, typer.Option("--all", help="every customer of the partner")] = False,
+    model: Annotated[
+        int | None, typer.Option("--model", metavar="MODEL_ID", min=0, help="default: the partner's latest")
+    ] = None,
+    as_of: AsOfOption = None,
+) -> None:
+    """Score customers with a registered model and log each decision on chain."""
+    from api.usecases.decisions import score as score_members
+
+    if (member is None) == (not all_):
+        raise typer.BadParameter("give --member MEMBER or --all (not both)")
+    moment = _parse_as_of(as_of)
+    chosen = None if member is None else [member]
+
+    def action(crm: Crm) -> Any:
+        with _steps() as step:
+            return score_members(crm, as_partner(partner), chosen, model_id=model, as_of=moment, step=step)
+
+    started = time.perf_counter()
+    report = with_crm(action)
+    seconds = time.perf_counter() - started
+    excluded = sum(report.inputs_excluded.values())
+    detail = ", ".join(f"{n} {what}" for what, n in sorted(report.inputs_excluded.items()))
+    console.print(f"model {report.model_id}, as of {report.as_of:%Y-%m-%d %H:%M} UTC")
+    console.print(
+        f"{len(report.decided)} decided, {report.skipped_for_consent} skipped for consent, "
+        f"{excluded} inputs excluded{f' ({detail})' if detail else ''}, {report.no_inputs} no inputs"
+        + (f", {report.erased} erased" if report.erased else "")
+    )
+    if report.actions:
+        console.print("actions: " + ", ".join(f"{n} {what}" for what, n in report.actions.most_common()))
+    if report.decided:
+        first, last = report.decided[0], report.decided[-1]
+        console.print(
+            f"decision ids {first}..{last} logged on chain in {seconds:.1f} s"
+            if first != last
+            else f"decision id {first} logged on chain"
+        )
+
+
+DecisionIdArgument = Annotated[
+    int, typer.Argument(metavar="DECISION_ID", min=0, help="the decision's on-chain id")
+]
+
+
+@decision_app.command("list")
+def decision_list(
+    partner: PartnerOption,
+    member: Annotated[
+        bytes | None,
+        typer.Option(
+            "--member", parser=parse_member, metavar="MEMBER", help="one member (0x + 64 hex digits)"
+        ),
+    ] = None,
+) -> None:
+    """The partner's decisions as the chain logged them, one a line, its id first."""
+    from api.usecases.decisions import list_decisions
+
+    lines = with_crm(lambda crm: list_decisions(crm, as_partner(partner), member))
+    for line in lines:
+        console.print(
+            f"{line.decision_id} {hexid(line.member)} model {line.model_id}"
+            f" score {line.score_bps / 100:.2f}% {line.action} block {line.block_number}"
+            + ("" if line.in_store else " (no matching record in the store)")
+        )
+    if not lines:
+        console.print("no decisions")
+
+
+@decision_app.command("show")
+def decision_show(decision_id: DecisionIdArgument, partner: PartnerOption) -> None:
+    """A decision's score, action, reasons and counterfactual (decrypted: the partner's own only)."""
+    from api.usecases.decisions import show_decision
+
+    shown = with_crm(lambda crm: show_decision(crm, as_partner(partner), decision_id))
+    e = shown.explanation
+    console.print(
+        f"decision {shown.decision_id}: member {hexid(shown.member)}, model {shown.model_id}, "
+        f"block {shown.block_number}, as of {e['asOf']}"
+    )
+    console.print(f"churn score {e['score']:.4f} ({e['scoreBps']} bps): action {e['action']}")
+    for reason in e["reasons"]:
+        console.print(
+            f"  reason: {reason['feature']} = {e['features'][reason['feature']]:g} ({reason['meaning']}), "
+            f"{reason['direction']} ({reason['contribution']:+.3f} logit)"
+        )
+    cf = e["counterfactual"]
+    if cf is not None:
+        changes = " and ".join(f"{c['feature']} from {c['from']:g} to {c['to']:g}" for c in cf["changes"])
+        console.print(
+            f"  counterfactual: with {changes}, the score would be {cf['score']:.4f}: no {e['action']}"
+        )
+    elif e["action"] != "none":
+        console.print("  counterfactual: no change a customer can make to one or two features flips it")
+    console.print(
+        f"  exact: logit {e['logit']:.6f} = intercept + the {len(e['contributions'])} feature terms"
+    )
+
+
+@decision_app.command("verify")
+def decision_verify(
+    decision_id: DecisionIdArgument,
+    auditor: Annotated[
+        bool, typer.Option("--auditor", help="open no key: the checks that need no personal data")
+    ] = False,
+) -> None:
+    """Reproduce a decision from the chain down; exit 0 only if model hash, input root, score and
+    explanation all reproduce and consent was valid."""
+    from api.usecases.decisions import verify_decision
+
+    result = with_crm(lambda crm: verify_decision(crm, OPERATOR, decision_id, auditor=auditor))
+    for step in result.steps:
+        console.print(
+            Text.assemble(
+                ("ok" if step.ok else "FAILED", "green" if step.ok else "red"), f" {step.name}: {step.detail}"
+            )
+        )
+    if result.not_run:
+        console.print(
+            "not run: " + ", ".join(result.not_run) + " (they read decrypted inputs: the partner's keys)"
+        )
+    console.print(
+        f"decision {decision_id}: "
+        + (
+            "reproduced"
+            if result.ok
+            else "checks without keys pass"
+            if not [s for s in result.steps if not s.ok]
+            else "NOT reproduced"
+        )
+    )
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def recommend(
+    partner: PartnerOption,
+    member: MemberOption,
+    top: Annotated[int, typer.Option("--top", metavar="N", min=1, max=100)] = 10,
+) -> None:
+    """Item-to-item recommendations for one customer, from the partner's verified purchases."""
+    from api.usecases.models import recommendations
+
+    picks = with_crm(lambda crm: recommendations(crm, as_partner(partner), member, top=top))
+    for rank, item in enumerate(picks, 1):
+        console.print(f"{rank}. {item}")
+    if not picks:
+        console.print("nothing to recommend: no co-purchases with what this customer bought")
 
 
 # --- demo and tools ----------------------------------------------------------------------------------------

@@ -65,45 +65,46 @@ contract DecisionLog is IDecisionLog {
         emit ModelRegistered(modelId, msg.sender, modelHash, cardHash, trainingRoot);
     }
 
-    /// @notice Log a batch of decisions made by model `modelId`, one event per decision.
+    /// @notice Log a batch of decisions made by model `modelId`, one event per decision; decision ids
+    /// count up from 0 across all models, and the first of this batch is returned.
     /// Requirements:
     /// - the caller is a current partner and the model's registrant; the model is registered;
-    /// - the five arrays have the same, non-zero length; no member is zero; every score is at most 10000 bps;
+    /// - the batch is not empty; no member is zero; every score is at most 10000 bps;
     /// - every member is enrolled, not erased, and has valid "profiling" consent towards the caller.
     function recordDecisions(
         uint256 modelId,
-        bytes32[] calldata members,
-        bytes32[] calldata inputRoots,
-        uint32[] calldata scoresBps,
-        bytes32[] calldata actions,
-        bytes32[] calldata explanationHashes
-    ) external onlyPartner {
+        DecisionInput[] calldata decisions
+    ) external onlyPartner returns (uint256 firstDecisionId) {
         if (modelId >= _models.length) revert DecisionUnknownModel(modelId);
         address registrant = _models[modelId].registrant;
         if (registrant != msg.sender) revert DecisionNotRegistrant(modelId, registrant, msg.sender);
-        uint256 n = members.length;
+        uint256 n = decisions.length;
         if (n == 0) revert DecisionEmptyBatch();
-        if (inputRoots.length != n || scoresBps.length != n || actions.length != n || explanationHashes.length != n) {
-            revert DecisionLengthMismatch();
-        }
+        firstDecisionId = _decisionCount;
         for (uint256 i = 0; i < n; ++i) {
-            if (members[i] == bytes32(0)) revert DecisionInvalidMember();
-            if (scoresBps[i] > _MAX_SCORE_BPS) revert DecisionScoreOutOfRange(scoresBps[i]);
-            _registry.requireActive(members[i]);
-            if (!_consent.isValid(members[i], msg.sender, _PROFILING)) {
-                revert DecisionConsentRequired(members[i], msg.sender);
-            }
-            emit DecisionRecorded(
-                members[i],
-                modelId,
-                msg.sender,
-                inputRoots[i],
-                scoresBps[i],
-                actions[i],
-                explanationHashes[i]
-            );
+            _record(firstDecisionId + i, modelId, decisions[i]);
         }
-        _decisionCount += n;
+        _decisionCount = firstDecisionId + n;
+    }
+
+    function _record(uint256 decisionId, uint256 modelId, DecisionInput calldata d) private {
+        if (d.member == bytes32(0)) revert DecisionInvalidMember();
+        if (d.scoreBps > _MAX_SCORE_BPS) revert DecisionScoreOutOfRange(d.scoreBps);
+        _registry.requireActive(d.member);
+        if (!_consent.isValid(d.member, msg.sender, _PROFILING)) {
+            revert DecisionConsentRequired(d.member, msg.sender);
+        }
+        emit DecisionRecorded(
+            decisionId,
+            d.member,
+            msg.sender,
+            modelId,
+            d.inputRoot,
+            d.scoreBps,
+            d.action,
+            d.reasons,
+            d.explanationHash
+        );
     }
 
     /// @notice A registered model.

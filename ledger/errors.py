@@ -396,10 +396,6 @@ class DecisionZeroModelHash(DecisionError):
     pass
 
 
-class DecisionLengthMismatch(DecisionError):
-    pass
-
-
 class DecisionEmptyBatch(DecisionError):
     pass
 

@@ -469,3 +469,42 @@ class RegisteredModel(StoreModel, table=True):
     training_root: bytes
     block_number: int = Field(sa_type=sa.BigInteger)
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class DecisionRecord(StoreModel, table=True):
+    """An automated decision about a member, as logged on chain (DecisionLog): the model, the
+    interactions it read (their leaves' root is `input_root`), the score, the action and the reason
+    codes, and the full explanation encrypted under the member's data key (`explanation_ciphertext`,
+    dropped at erasure) with its keyed commitment. Staged, then sent in batches through the outbox;
+    `decision_id` is the chain's number for it once mined."""
+
+    __tablename__ = "decisions"
+    __table_args__ = (
+        _length_check("member_id"),
+        _length_check("input_root"),
+        _length_check("reasons"),
+        _length_check("explanation_hash"),
+        sa.UniqueConstraint("decision_id"),
+        sa.CheckConstraint("score_bps BETWEEN 0 AND 10000", name="score_bps_range"),
+        sa.Index(None, "member_id"),
+        # the outbox: a partner's decisions not yet mined, oldest first; those of one transaction
+        sa.Index(None, "block_number", "partner_id", "id"),
+        sa.Index(None, "tx_hash"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=ID_TYPE)
+    partner_id: int = Field(foreign_key="partners.id", sa_type=ID_TYPE)
+    member_id: bytes = Field(foreign_key="customers.member_id")
+    model_id: int = Field(sa_type=sa.BigInteger)  # the model's on-chain id
+    as_of: datetime
+    input_ids: str = Field(sa_type=sa.Text)  # JSON list of the interaction ids read, in leaf order
+    input_root: bytes
+    score_bps: int
+    action: str = Field(max_length=32)
+    reasons: bytes
+    explanation_hash: bytes
+    explanation_ciphertext: bytes | None = None
+    decision_id: int | None = Field(default=None, sa_type=sa.BigInteger)
+    tx_hash: str | None = Field(default=None, max_length=66)
+    block_number: int | None = Field(default=None, sa_type=sa.BigInteger)
+    created_at: datetime = Field(default_factory=utcnow)

@@ -174,15 +174,16 @@ def verify_all(
 
 
 def verified_interactions(
-    crm: Crm, partner_name: str, members: Collection[bytes] | None = None
+    crm: Crm, partner_name: str, members: Collection[bytes] | None = None, *, content: bool = True
 ) -> list[VerifiedInteraction]:
     """The partner's interactions (of these members, or all), each with its outcome and, where it
     verified, its committed document: what a caller that may use only verified inputs (scoring, an
-    export) reads, and reports the rest of. The same checks as `verify_all`, row by row."""
+    export) reads, and reports the rest of. The same checks as `verify_all`, row by row. Without
+    `content` no key is opened: leaves are proven against the chain (PROVEN), documents stay None."""
     found: list[VerifiedInteraction] = []
     with crm.unit_of_work() as db:
         run = _Partner(crm, db, crm.partner(db, partner_name), full=members is None)
-        for checked, (row, document) in run.rows(members, content=True):
+        for checked, (row, document) in run.rows(members, content=content):
             assert checked.interaction_id is not None
             found.append(
                 VerifiedInteraction(

@@ -23,7 +23,7 @@ from api.usecases.customers import owned_customer, send_staged_enrolments
 from offchain.canonical import canonical_json
 from offchain.db import purge_deleted
 from offchain.models import CustomerStatus, ErasureReceipt
-from offchain.repositories import batches, customers, erasures, interactions
+from offchain.repositories import batches, customers, decisions, erasures, interactions
 
 RECEIPT_SCHEMA = "ledgercrm/erasure-receipt/v1"
 
@@ -78,6 +78,7 @@ def erase_customer(crm: Crm, who: Principal, member: bytes) -> tuple[ErasureRece
             )
             customers.mark_erased(db, member, now)
             interactions.drop_payloads(db, member)
+            decisions.drop_explanations(db, member)
             # The key goes last, inside the transaction: if deleting it fails, the tombstones roll back
             # and the customer is intact; if the commit fails after it, the call can simply be repeated.
         if not crm.vault.is_erased(partner_name, member):

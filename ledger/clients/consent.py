@@ -149,6 +149,14 @@ class ConsentClient(ContractClient):
         )
         return bool(self._call(fn))
 
+    def are_valid(self, members: Sequence[bytes], controller: str, purpose: bytes) -> list[bool]:
+        """`is_valid` for many members at once (batched against a remote node)."""
+        address = to_checksum_address(controller)
+        found = self.chain.call_many(
+            self.contract, "isValid", [(as_bytes32(m), address, as_bytes32(purpose)) for m in members]
+        )
+        return [bool(value) for value in found]
+
     def is_valid_at(self, member: bytes, controller: str, purpose: bytes, timestamp: int) -> bool:
         """Whether consent was valid at unix time `timestamp`, from the full on-chain history."""
         fn = self.contract.functions.isValidAt(

@@ -5,9 +5,18 @@ from dataclasses import dataclass
 
 from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress
+from eth_utils import event_abi_to_log_topic, to_checksum_address
+from web3.contract.contract import ContractFunction
 
-from ledger.chain import TxResult
-from ledger.clients.base import ContractClient, as_bytes32
+from ledger.chain import SignedTx, TxResult
+from ledger.clients.base import ZERO32, ContractClient, as_bytes32
+
+# recordDecisions costs ~21k per decision (an event of six words, the registry's and the consent
+# registry's checks; benchmarks/ledger_gas.py): a bound of 40k per item spares an estimate per batch and
+# keeps DECISION_BATCH_MAX items well under a 30M block.
+DECISION_BATCH_GAS_BASE = 100_000
+DECISION_BATCH_GAS_PER_ITEM = 40_000
+DECISION_BATCH_MAX = 500
 
 
 @dataclass(frozen=True)
@@ -17,15 +26,16 @@ class Decision:
     score_bps: int
     action: bytes
     explanation_hash: bytes
+    reasons: bytes = ZERO32  # one-byte reason codes (IDecisionLog.DecisionRecorded)
 
 
 @dataclass(frozen=True)
 class RecordedDecision:
+    decision_id: int
     model_id: int
     partner: ChecksumAddress  # the partner that made (and logged) the decision
     decision: Decision
     block_number: int
-    tx_hash: str
 
 
 @dataclass(frozen=True)
@@ -51,15 +61,34 @@ class DecisionLogClient(ContractClient):
         self, sender: LocalAccount, model_id: int, decisions: Sequence[Decision]
     ) -> TxResult:
         """Log a batch of decisions in one transaction, one `DecisionRecorded` event each."""
-        fn = self.contract.functions.recordDecisions(
+        return self._send(sender, self._record(model_id, decisions))
+
+    def prepare_record_decisions(
+        self, sender: LocalAccount, model_id: int, decisions: Sequence[Decision]
+    ) -> SignedTx:
+        """`record_decisions`, signed and not sent (for the outbox, which records the hash first)."""
+        gas = DECISION_BATCH_GAS_BASE + DECISION_BATCH_GAS_PER_ITEM * len(decisions)
+        return self.chain.prepare(self._record(model_id, decisions), sender, gas=gas)
+
+    def _record(self, model_id: int, decisions: Sequence[Decision]) -> ContractFunction:
+        return self.contract.functions.recordDecisions(
             model_id,
-            [as_bytes32(d.member) for d in decisions],
-            [as_bytes32(d.input_root) for d in decisions],
-            [d.score_bps for d in decisions],
-            [as_bytes32(d.action) for d in decisions],
-            [as_bytes32(d.explanation_hash) for d in decisions],
+            [
+                (
+                    as_bytes32(d.member),
+                    as_bytes32(d.input_root),
+                    d.score_bps,
+                    as_bytes32(d.action),
+                    as_bytes32(d.reasons),
+                    as_bytes32(d.explanation_hash),
+                )
+                for d in decisions
+            ],
         )
-        return self._send(sender, fn)
+
+    def onchain_id(self, mined: TxResult) -> int:
+        """The id of the first decision a mined recordDecisions logged (the rest follow in order)."""
+        return int(mined.events_named("DecisionRecorded")[0]["args"]["decisionId"])
 
     def model(self, model_id: int) -> ModelInfo:
         model_hash, card_hash, training_root, registrant, block_number = self._call(
@@ -73,25 +102,47 @@ class DecisionLogClient(ContractClient):
     def decision_count(self) -> int:
         return int(self._call(self.contract.functions.decisionCount()))
 
-    def decisions(self, member: bytes | None = None, from_block: int = 0) -> list[RecordedDecision]:
-        """Decisions from the event log, optionally for one member (an indexed topic, so the node filters)."""
-        filters = {"member": as_bytes32(member)} if member is not None else None
-        logs = self.contract.events.DecisionRecorded().get_logs(
-            from_block=from_block, argument_filters=filters
-        )
-        return [
-            RecordedDecision(
-                model_id=log["args"]["modelId"],
-                partner=log["args"]["partner"],
-                decision=Decision(
-                    member=log["args"]["member"],
-                    input_root=log["args"]["inputRoot"],
-                    score_bps=log["args"]["scoreBps"],
-                    action=log["args"]["action"],
-                    explanation_hash=log["args"]["explanationHash"],
-                ),
-                block_number=log["blockNumber"],
-                tx_hash="0x" + bytes(log["transactionHash"]).hex(),
-            )
-            for log in logs
+    def decisions(
+        self,
+        member: bytes | None = None,
+        partner: str | None = None,
+        decision_id: int | None = None,
+        from_block: int = 0,
+    ) -> list[RecordedDecision]:
+        """Decisions from the event log, oldest first; the three filters are indexed topics, so the node
+        filters. Decoded here (the fields are fixed-size words): web3's decoder costs more than the node."""
+        event = self.contract.events.DecisionRecorded
+        topics: list[str | None] = [
+            "0x" + bytes(event_abi_to_log_topic(event().abi)).hex(),
+            None if decision_id is None else "0x" + decision_id.to_bytes(32, "big").hex(),
+            None if member is None else "0x" + as_bytes32(member).hex(),
+            None if partner is None else "0x" + bytes(12).hex() + to_checksum_address(partner)[2:].lower(),
         ]
+        logs = self.chain.raw_logs(
+            {"address": self.contract.address, "fromBlock": from_block, "toBlock": "latest", "topics": topics}
+        )
+        found = []
+        for log in logs:
+            word = [log.data[i : i + 32] for i in range(0, len(log.data), 32)]
+            found.append(
+                RecordedDecision(
+                    decision_id=int.from_bytes(log.topics[1], "big"),
+                    model_id=int.from_bytes(word[0], "big"),
+                    partner=to_checksum_address(log.topics[3][12:]),
+                    decision=Decision(
+                        member=log.topics[2],
+                        input_root=word[1],
+                        score_bps=int.from_bytes(word[2], "big"),
+                        action=word[3],
+                        reasons=word[4],
+                        explanation_hash=word[5],
+                    ),
+                    block_number=log.block_number,
+                )
+            )
+        return sorted(found, key=lambda d: d.decision_id)
+
+    def decision(self, decision_id: int) -> RecordedDecision | None:
+        """One decision by its id, from the event log; None if the chain logged no such decision."""
+        found = self.decisions(decision_id=decision_id)
+        return found[0] if found else None

@@ -438,7 +438,7 @@ class TestDecisionLog:
         members = enrol(coalition, a[2], 3, loyalty=False)
         attest(coalition, a[2], members, "profiling")
         decisions = [
-            Decision(m, member(), score, b"retain".ljust(32, b"\x00"), member())
+            Decision(m, member(), score, b"retain".ljust(32, b"\x00"), member(), b"\x83\x02".ljust(32, b"\0"))
             for m, score in zip(members, [0, 5000, 10000], strict=True)
         ]
         tx = coalition.decisions.record_decisions(a[2], model_id, decisions)
@@ -447,10 +447,14 @@ class TestDecisionLog:
             (e["args"]["member"], e["args"]["scoreBps"], e["args"]["modelId"], e["args"]["partner"])
             for e in logged
         ] == [(d.member, d.score_bps, model_id, a[2].address) for d in decisions]
+        assert [e["args"]["decisionId"] for e in logged] == [0, 1, 2]
+        assert coalition.decisions.onchain_id(tx) == 0
         assert coalition.decisions.decision_count() == 3
         mine = coalition.decisions.decisions(member=members[1])
         assert [d.decision for d in mine] == [decisions[1]]
-        assert [d.partner for d in mine] == [a[2].address]
+        assert [(d.partner, d.decision_id, d.model_id) for d in mine] == [(a[2].address, 1, model_id)]
+        assert coalition.decisions.decision(2) == coalition.decisions.decisions(partner=a[2].address)[2]
+        assert coalition.decisions.decision(3) is None
 
     def test_bad_decisions_are_refused(self, coalition):
         a = coalition.chain.backend.accounts
@@ -475,11 +479,6 @@ class TestDecisionLog:
             )
         with pytest.raises(errors.DecisionZeroModelHash):
             coalition.decisions.register_model(a[0], bytes(32), member(), member())
-        fn = coalition.decisions.contract.functions.recordDecisions(
-            model_id, [member()], [], [1], [member()], [member()]
-        )
-        with pytest.raises(errors.DecisionLengthMismatch):
-            coalition.chain.transact(coalition.decisions.contract, fn, a[0])
         assert coalition.decisions.decision_count() == 0
 
 

@@ -1,0 +1,451 @@
+"""Automated decisions: score a partner's customers with a registered model, log each decision on
+chain, show it, and verify it from the chain down.
+
+A decision is made only from interactions that verify against the chain, only about a member whose
+"profiling" consent towards the deciding partner is valid on chain (DecisionLog checks it again), and
+only with a model the deciding partner registered. The full explanation (features, the model's own
+terms, reasons, counterfactual) is personal data: it is stored encrypted under the member's key and the
+chain holds a keyed commitment to it, so erasure unlinks it with everything else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlmodel import Session
+
+from api.context import Crm
+from api.errors import InvalidInput, NotAllowed, NotFound
+from api.evidence.outbox import Outbox
+from api.evidence.verification import Outcome, VerifiedInteraction, verified_interactions
+from api.principal import Principal, Role
+from ledger.chain import SignedTx
+from ledger.clients.consent import purpose_id
+from ledger.clients.decisions import DECISION_BATCH_MAX, Decision, RecordedDecision
+from ledger.merkle import merkle_root
+from ml import decision as deciding
+from ml.events import Event, from_document
+from ml.glassbox import GlassBox
+from offchain.errors import DecryptionFailed
+from offchain.models import CustomerStatus, DecisionRecord, RegisteredModel
+from offchain.repositories import customers, decisions, models, partners
+
+PROFILING = purpose_id("profiling")
+EXPLANATION_FIELD = "decision_explanation"
+
+
+@dataclass
+class ScoreReport:
+    model_id: int
+    as_of: datetime
+    decided: list[int] = field(default_factory=list)  # the decision ids the chain gave
+    actions: Counter[str] = field(default_factory=Counter)
+    skipped_for_consent: int = 0  # members without valid profiling consent towards the partner
+    inputs_excluded: Counter[str] = field(default_factory=Counter)  # outcome -> interactions left out
+    no_inputs: int = 0  # members with no verified purchase before the as-of date
+    erased: int = 0  # erased members asked for (never scored)
+
+
+def score(
+    crm: Crm,
+    who: Principal,
+    members: Sequence[bytes] | None = None,
+    model_id: int | None = None,
+    as_of: datetime | None = None,
+    step: Callable[[str], None] | None = None,
+) -> ScoreReport:
+    """Score the acting partner's customers (`members`, or all of them) and log every decision on
+    chain, in batches through the outbox. Everything is checked before anything is written."""
+    partner = who.acting_partner()
+    say = step or (lambda _: None)
+    if as_of is not None and as_of.tzinfo is None:
+        raise InvalidInput("--as-of needs a time zone")
+    if as_of is not None:
+        as_of = as_of.astimezone(UTC)  # stored and explained in UTC, so that it reads back the same
+    with crm.unit_of_work() as db:
+        record = crm.partner(db, partner)
+        if members is None:
+            asked = [c.member_id for c in customers.of_partner(db, record.id)]
+        else:
+            asked = list(dict.fromkeys(members))
+            for member in asked:
+                if customers.owned(db, record.id, member) is None:
+                    raise NotFound(f"partner {partner!r} has no member 0x{member.hex()}")
+        row = _model_row(db, record.id, partner, model_id)
+        statuses = customers.statuses(db, asked)
+    model = _registered(crm, row, partner_address=record.address)
+    live = [m for m in asked if statuses.get(m) is not CustomerStatus.ERASED]
+    report = ScoreReport(row.onchain_id, as_of or datetime.now(UTC), erased=len(asked) - len(live))
+    if not live:
+        return report
+
+    say("verifying the inputs against the chain")
+    checked = verified_interactions(crm, partner, None if members is None else live)
+    histories, leaves, ids = _verified_histories(checked, report.inputs_excluded)
+    if as_of is None:  # the day after the latest verified event: "now", in the data's own time
+        latest = max((e.at for events in histories.values() for e in events), default=None)
+        if latest is None:
+            raise InvalidInput(f"{partner} has no verified interactions to score")
+        report.as_of = datetime.combine(latest.date() + timedelta(days=1), datetime.min.time(), UTC)
+
+    say("reading profiling consent on chain")
+    consented = dict(zip(live, crm.coalition.consent.are_valid(live, record.address, PROFILING), strict=True))
+
+    say("scoring")
+    staged: list[DecisionRecord] = []
+    keys = crm.vault.bulk_keys(partner, [m for m in live if consented[m]])
+    for member in live:
+        if not consented[member]:
+            report.skipped_for_consent += 1
+            continue
+        name = "0x" + member.hex()
+        events = histories.get(name, [])
+        used = deciding.inputs_before(events, report.as_of)
+        try:
+            scored = deciding.decide(model, events, report.as_of)
+        except ValueError:  # no verified purchase before the as-of date: not in the population
+            report.no_inputs += 1
+            continue
+        input_root = merkle_root(leaves[name][:used])
+        document = deciding.explanation(
+            scored,
+            model_hash=model.model_hash,
+            member=name,
+            partner=partner,
+            as_of=report.as_of,
+            input_root=input_root,
+        )
+        raw = deciding.explanation_bytes(document)
+        member_keys = keys[member]
+        staged.append(
+            DecisionRecord(
+                partner_id=record.id,
+                member_id=member,
+                model_id=row.onchain_id,
+                as_of=report.as_of,
+                input_ids=json.dumps(ids[name][:used]),
+                input_root=input_root,
+                score_bps=scored.score_bps,
+                action=scored.action,
+                reasons=deciding.reason_codes(model, scored.reasons),
+                explanation_hash=member_keys.commit(raw),
+                explanation_ciphertext=member_keys.encrypt(EXPLANATION_FIELD, raw),
+            )
+        )
+        report.actions[scored.action] += 1
+    with crm.unit_of_work() as db:
+        decisions.add_all(db, staged)
+    say(f"logging {len(staged):,} decisions on chain")
+    report.decided = [decision_id for _, decision_id in send_staged_decisions(crm, who)]
+    return report
+
+
+def send_staged_decisions(crm: Crm, who: Principal, *, batch_size: int = DECISION_BATCH_MAX) -> list[Any]:
+    """Put the partner's staged and interrupted decisions on chain, `batch_size` per recordDecisions;
+    (row id, decision id) of each decision confirmed by this call."""
+    partner = who.acting_partner()
+    client = crm.coalition.decisions
+    signer = crm.signer(partner)
+    with crm.unit_of_work() as db:
+        partner_id = crm.partner(db, partner).id
+    outbox = Outbox(crm, decisions.OUTBOX, client)
+
+    def next_batch(db: Session) -> tuple[list[int], SignedTx] | None:
+        rows = decisions.staged(db, partner_id, batch_size)
+        if not rows:
+            return None
+        # one transaction per model: recordDecisions names one
+        same = [r for r in rows if r.model_id == rows[0].model_id]
+        signed = client.prepare_record_decisions(signer, rows[0].model_id, [_on_chain(r) for r in same])
+        return [r.id for r in same if r.id is not None], signed
+
+    return outbox.settle(partner_id) + outbox.send(next_batch, wait=True)
+
+
+def _on_chain(row: DecisionRecord) -> Decision:
+    return Decision(
+        member=row.member_id,
+        input_root=row.input_root,
+        score_bps=row.score_bps,
+        action=deciding.action_word(row.action),
+        explanation_hash=row.explanation_hash,
+        reasons=row.reasons,
+    )
+
+
+def _model_row(db: Session, partner_id: int, partner: str, model_id: int | None) -> RegisteredModel:
+    if model_id is None:
+        row = models.latest_of(db, partner_id)
+        if row is None:
+            raise InvalidInput(f"{partner} has registered no model: run `ledgercrm model train` first")
+        return row
+    row = models.by_onchain_id(db, model_id)
+    if row is None:
+        raise NotFound(f"no model {model_id} in this store")
+    if row.partner_id != partner_id:
+        raise NotAllowed(
+            f"model {model_id} was registered by another partner: only its registrant decides with it"
+        )
+    return row
+
+
+def _registered(crm: Crm, row: RegisteredModel, *, partner_address: str) -> GlassBox:
+    """The stored model, once its bytes hash to what the chain registered (by this partner)."""
+    info = crm.coalition.decisions.model(row.onchain_id)
+    if info.registrant != partner_address:
+        raise NotAllowed(f"model {row.onchain_id} was registered on chain by {info.registrant}, not by you")
+    raw = row.model_json.encode()
+    if hashlib.sha256(raw).digest() != info.model_hash:
+        raise InvalidInput(f"the stored model {row.onchain_id} does not hash to the one registered on chain")
+    return GlassBox.from_bytes(raw)
+
+
+def _verified_histories(
+    checked: Sequence[VerifiedInteraction], excluded: Counter[str]
+) -> tuple[dict[str, list[Event]], dict[str, list[bytes]], dict[str, list[int]]]:
+    """Per member ("0x..."): its verified events oldest first, with the leaf and interaction id of each
+    in the same order; everything else is counted in `excluded` (erased members' interactions are not
+    inputs anyone could use, and are not counted)."""
+    grouped: dict[str, list[tuple[Event, bytes, int]]] = defaultdict(list)
+    for item in checked:
+        if item.outcome is Outcome.VERIFIED and item.document is not None:
+            event = from_document(item.document)
+            grouped[event.member].append((event, item.leaf, item.interaction_id))
+        elif item.outcome is not Outcome.ERASED:
+            excluded[item.outcome.value] += 1
+    histories, leaves, ids = {}, {}, {}
+    for member, items in grouped.items():
+        items.sort(key=lambda t: (t[0].at, t[2]))  # oldest first; ties in interaction order
+        histories[member] = [t[0] for t in items]
+        leaves[member] = [t[1] for t in items]
+        ids[member] = [t[2] for t in items]
+    return histories, leaves, ids
+
+
+# --- reading decisions back ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DecisionLine:
+    decision_id: int
+    member: bytes
+    model_id: int
+    score_bps: int
+    action: str
+    block_number: int
+    in_store: bool  # the store holds this decision's record (and it matches the chain's)
+
+
+def list_decisions(crm: Crm, who: Principal, member: bytes | None = None) -> list[DecisionLine]:
+    """The acting partner's decisions as the chain logged them (of one member, or all), each marked
+    with whether the store holds a matching record."""
+    partner = who.acting_partner()
+    with crm.unit_of_work() as db:
+        record = crm.partner(db, partner)
+        if member is not None and customers.owned(db, record.id, member) is None:
+            raise NotFound(f"partner {partner!r} has no member 0x{member.hex()}")
+        stored = {r.decision_id: r for r in decisions.of_partner(db, record.id, member)}
+    lines = []
+    for found in crm.coalition.decisions.decisions(member=member, partner=record.address):
+        row = stored.get(found.decision_id)
+        lines.append(
+            DecisionLine(
+                found.decision_id,
+                found.decision.member,
+                found.model_id,
+                found.decision.score_bps,
+                deciding.read_action_word(found.decision.action),
+                found.block_number,
+                row is not None and _on_chain(row) == found.decision,
+            )
+        )
+    return lines
+
+
+@dataclass(frozen=True)
+class ShownDecision:
+    decision_id: int
+    member: bytes
+    partner: str
+    model_id: int
+    block_number: int
+    explanation: dict[str, Any]  # decrypted
+
+
+def show_decision(crm: Crm, who: Principal, decision_id: int) -> ShownDecision:
+    """A decision with its full explanation, for the partner that made it (the explanation is personal
+    data: no one else's key opens it)."""
+    partner = who.acting_partner()
+    found, row = _decision(crm, decision_id)
+    with crm.unit_of_work() as db:
+        record = crm.partner(db, partner)
+    if found.partner != record.address or row is None or row.partner_id != record.id:
+        raise NotFound(f"partner {partner!r} made no decision {decision_id}")
+    if row.explanation_ciphertext is None:
+        raise NotFound(f"decision {decision_id} was about an erased member: its explanation is gone")
+    raw = crm.vault.decrypt(partner, row.member_id, EXPLANATION_FIELD, row.explanation_ciphertext)
+    return ShownDecision(
+        decision_id, row.member_id, partner, found.model_id, found.block_number, json.loads(raw)
+    )
+
+
+def _decision(crm: Crm, decision_id: int) -> tuple[RecordedDecision, DecisionRecord | None]:
+    if decision_id < 0:
+        raise InvalidInput(f"a decision id is 0 or more, not {decision_id}")
+    found = crm.coalition.decisions.decision(decision_id)
+    if found is None:
+        raise NotFound(f"the chain logged no decision {decision_id}")
+    with crm.unit_of_work() as db:
+        row = decisions.by_decision_id(db, decision_id)
+    return found, row
+
+
+# --- verifying a decision from the chain down ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass
+class DecisionVerification:
+    decision_id: int
+    steps: list[Step] = field(default_factory=list)
+    not_run: list[str] = field(default_factory=list)  # checks that need a key this run does not hold
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.steps) and all(s.ok for s in self.steps) and not self.not_run
+
+    def check(self, name: str, ok: bool, detail: str) -> bool:
+        self.steps.append(Step(name, ok, detail))
+        return ok
+
+
+def verify_decision(
+    crm: Crm, who: Principal, decision_id: int, *, auditor: bool = False
+) -> DecisionVerification:
+    """Reproduce decision `decision_id` from the chain down: the model's bytes hash to the registered
+    hash; the inputs' leaves prove against the deciding partner's log and their root is the logged input
+    root; consent was valid at the decision's block; and, with the deciding partner's keys (a partner or
+    the operator of a home that holds them), the features recomputed from the decrypted inputs give the
+    logged score, action and reason codes, and the explanation recomputed bit for bit matches both the
+    stored one and the keyed commitment on chain. An auditor runs every check that needs no key; the
+    report names the ones it could not (so does `auditor`: a run that opens no key)."""
+    found, row = _decision(crm, decision_id)
+    result = DecisionVerification(decision_id)
+    with crm.unit_of_work() as db:
+        owners = {p.address: p for p in partners.every(db)}
+        model_row = models.by_onchain_id(db, found.model_id)
+    owner = owners.get(found.partner)
+    if who.role is Role.PARTNER and (owner is None or owner.name != who.acting_partner()):
+        raise NotAllowed(f"decision {decision_id} was made by another partner: ask them, or an auditor")
+    full = not auditor and who.role is not Role.AUDITOR
+    info = crm.coalition.decisions.model(found.model_id)
+    if not result.check(
+        "model",
+        model_row is not None and hashlib.sha256(model_row.model_json.encode()).digest() == info.model_hash,
+        f"model {found.model_id}: the stored bytes hash to the registered 0x{info.model_hash.hex()[:16]}…"
+        if model_row is not None
+        else f"the store holds no model {found.model_id}",
+    ):
+        return result
+    assert model_row is not None
+    model = GlassBox.from_bytes(model_row.model_json.encode())
+    member = found.decision.member
+    valid = crm.coalition.consent.is_valid_at_block(member, found.partner, PROFILING, found.block_number)
+    result.check(
+        "consent",
+        valid,
+        f"profiling consent at block {found.block_number}: {'valid' if valid else 'NOT valid'}",
+    )
+    try:
+        codes = deciding.read_reason_codes(model, found.decision.reasons)
+        result.check("reason codes", True, "name the model's features: " + ", ".join(f for f, _ in codes))
+    except ValueError as exc:
+        result.check("reason codes", False, str(exc))
+    if owner is None or row is None or row.partner_id != owner.id:
+        result.check("record", False, f"the store holds no record of decision {decision_id}")
+        return result
+    result.check("record", _on_chain(row) == found.decision, "the stored record matches the chain's event")
+
+    wanted = [int(i) for i in json.loads(row.input_ids)]
+    checked = verified_interactions(crm, owner.name, [member], content=full)
+    by_id = {item.interaction_id: item for item in checked}
+    items = [by_id.get(i) for i in wanted]
+    good = Outcome.VERIFIED if full else Outcome.PROVEN
+    bad = [i for i, item in zip(wanted, items, strict=True) if item is None or item.outcome is not good]
+    root = merkle_root([item.leaf for item in items if item is not None]) if not bad else None
+    result.check(
+        "inputs",
+        not bad and root == found.decision.input_root,
+        f"{len(wanted)} inputs proven against {owner.name}'s log, their root is the logged input root"
+        if not bad and root == found.decision.input_root
+        else f"inputs {bad[:5]} do not verify ({_outcomes(bad, by_id)})"
+        if bad
+        else "the inputs' root is not the logged input root",
+    )
+    if not full:
+        result.not_run += ["score", "explanation"]  # both read decrypted inputs: the partner's keys
+        return result
+    if row.explanation_ciphertext is None or crm.vault.is_erased(owner.name, member):
+        result.check("explanation", False, "the member was erased: the explanation is unlinkable by design")
+        return result
+    if bad:
+        return result
+    events = [
+        from_document(item.document) for item in items if item is not None and item.document is not None
+    ]
+    scored = deciding.decide(model, events, row.as_of.replace(tzinfo=row.as_of.tzinfo or UTC))
+    same_score = (
+        scored.score_bps == found.decision.score_bps
+        and deciding.action_word(scored.action) == found.decision.action
+        and deciding.reason_codes(model, scored.reasons) == found.decision.reasons
+    )
+    result.check(
+        "score",
+        same_score,
+        f"recomputed {scored.score_bps} bps, {scored.action}; the chain logged "
+        f"{found.decision.score_bps} bps, {deciding.read_action_word(found.decision.action)}",
+    )
+    document = deciding.explanation(
+        scored,
+        model_hash=model.model_hash,
+        member="0x" + member.hex(),
+        partner=owner.name,
+        as_of=row.as_of.replace(tzinfo=row.as_of.tzinfo or UTC),
+        input_root=found.decision.input_root,
+    )
+    raw = deciding.explanation_bytes(document)
+    try:
+        stored: bytes | None = crm.vault.decrypt(
+            owner.name, member, EXPLANATION_FIELD, row.explanation_ciphertext
+        )
+    except DecryptionFailed:  # altered, or another member's (the AAD binds it to this member)
+        stored = None
+    commitment = crm.vault.commit(owner.name, member, raw)
+    result.check(
+        "explanation",
+        raw == stored and commitment == found.decision.explanation_hash,
+        "recomputed bit for bit; it matches the stored explanation and the keyed commitment on chain"
+        if raw == stored and commitment == found.decision.explanation_hash
+        else "the stored explanation does not decrypt for this member"
+        if stored is None
+        else "the recomputed explanation differs from the "
+        + ("stored one" if raw != stored else "commitment on chain"),
+    )
+    return result
+
+
+def _outcomes(ids: Sequence[int], found: dict[int, VerifiedInteraction]) -> str:
+    counts = Counter(found[i].outcome.value if i in found else "missing" for i in ids)
+    return ", ".join(f"{n} {what}" for what, n in counts.items())

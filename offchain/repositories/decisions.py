@@ -1,0 +1,73 @@
+"""Decisions: each automated decision about a member, staged here and sent through the outbox."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from offchain.models import DecisionRecord
+from offchain.repositories.outbox import HashedRows
+
+_TABLE = DecisionRecord.__table__  # type: ignore[attr-defined]
+_C = _TABLE.c
+
+
+class _DecisionRows(HashedRows):
+    """The outbox's view of the table. A mined recordDecisions numbers its decisions consecutively from
+    the id the chain hands back, in the order the transaction carried them, which is row id order."""
+
+    def confirm(self, db: Session, tx_hash: str, block_number: int, onchain_id: int | None) -> list[Any]:
+        rows = super().confirm(db, tx_hash, block_number, onchain_id)
+        if onchain_id is None:
+            raise ValueError("a mined recordDecisions names its first decision id")
+        for rank, row in enumerate(rows):
+            db.connection().execute(
+                update(_TABLE).where(_C.id == row.id).values(decision_id=onchain_id + rank)
+            )
+        return [(row.id, onchain_id + rank) for rank, row in enumerate(rows)]
+
+
+# a confirmed decision, as the outbox hands it back: (row id, decision id)
+OUTBOX = _DecisionRows(_TABLE, ("id",))
+
+
+def add_all(db: Session, records: Sequence[DecisionRecord]) -> None:
+    db.add_all(records)
+    db.flush()
+
+
+def staged(db: Session, partner_id: int, limit: int) -> Sequence[DecisionRecord]:
+    """The partner's oldest decisions not yet sent."""
+    query = (
+        select(DecisionRecord)
+        .where(
+            DecisionRecord.partner_id == partner_id,
+            col(DecisionRecord.tx_hash).is_(None),
+            col(DecisionRecord.block_number).is_(None),
+        )
+        .order_by(col(DecisionRecord.id))
+        .limit(limit)
+        .with_for_update(skip_locked=True)  # PostgreSQL: a second sender skips these rows
+    )
+    return db.exec(query).all()
+
+
+def by_decision_id(db: Session, decision_id: int) -> DecisionRecord | None:
+    return db.exec(select(DecisionRecord).where(DecisionRecord.decision_id == decision_id)).first()
+
+
+def of_partner(db: Session, partner_id: int, member: bytes | None = None) -> Sequence[DecisionRecord]:
+    """The partner's decisions (of one member, or all), in the order they were made."""
+    query = select(DecisionRecord).where(DecisionRecord.partner_id == partner_id)
+    if member is not None:
+        query = query.where(DecisionRecord.member_id == member)
+    return db.exec(query.order_by(col(DecisionRecord.id))).all()
+
+
+def drop_explanations(db: Session, member: bytes) -> None:
+    """Erasure: the explanations go with the key that encrypted them (the on-chain commitments stay,
+    unlinkable once the key is gone)."""
+    db.connection().execute(update(_TABLE).where(_C.member_id == member).values(explanation_ciphertext=None))

@@ -1,0 +1,252 @@
+"""Decisions through the use cases: made only from verified inputs, only with profiling consent valid on
+chain, explained exactly, logged on chain, and reproduced from the chain down; each rule tried by
+someone it should stop."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from api.context import Crm
+from api.errors import InvalidInput, NotAllowed, NotFound
+from api.principal import Principal
+from api.settings import Settings
+from api.usecases import decisions as deciding
+from api.usecases.consent import send_staged_consents, stage_consents, withdraw_consent
+from api.usecases.erasure import erase_customer
+from api.usecases.imports import import_synthetic
+from api.usecases.models import train_model
+from api.usecases.partners import register_partner
+from ledger import errors
+from ledger.clients.decisions import Decision
+from ledger.coalition import Coalition
+from ml.decision import read_action_word
+from ml.glassbox import GlassBox
+from offchain.models import DecisionRecord
+from offchain.repositories import customers, decisions, models
+
+ACME = Principal.of_partner("acme")
+BOREALIS = Principal.of_partner("borealis")
+HOLDOUT = datetime(2024, 9, 1, tzinfo=UTC)
+AS_OF = datetime(2024, 12, 1, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Crm, int, list[bytes], list[bytes]]:
+    """acme with 300 customers, a registered model, profiling consent from all but 20 of them."""
+    from ledger.backends import EthTesterBackend
+
+    backend = EthTesterBackend()
+    coalition = Coalition.deploy(backend, founders=backend.accounts[:3])
+    home = tmp_path_factory.mktemp("decisions")
+    crm = Crm.open(Settings(environment="development", home=home, batch_max_leaves=512), coalition)
+    register_partner(crm, "acme", backend.accounts[0])
+    register_partner(crm, "borealis", backend.accounts[1])
+    import_synthetic(crm, ACME, seed=11, customers=300, interactions=4000, in_process=True)
+    model_id = train_model(crm, ACME, horizon_days=90, as_of=HOLDOUT).model_id
+    with crm.unit_of_work() as db:
+        members = [c.member_id for c in customers.of_partner(db, crm.partner(db, "acme").id)]
+    consenting, refusing = members[20:], members[:20]
+    stage_consents(crm, ACME, consenting, "profiling")
+    send_staged_consents(crm, ACME)
+    return crm, model_id, consenting, refusing
+
+
+@pytest.fixture(scope="module")
+def scored(world) -> deciding.ScoreReport:
+    crm, model_id, _, _ = world
+    return deciding.score(crm, ACME, model_id=model_id, as_of=AS_OF)
+
+
+def test_every_consenting_member_is_decided_once_and_the_rest_are_counted(world, scored):
+    crm, _, consenting, refusing = world
+    assert scored.skipped_for_consent == len(refusing)
+    assert len(scored.decided) + scored.no_inputs == len(consenting)
+    assert len(scored.decided) > 200 and scored.inputs_excluded == {}
+    on_chain = crm.coalition.decisions.decisions(partner=crm.signer("acme").address)
+    assert [d.decision_id for d in on_chain] == scored.decided
+    assert not {d.decision.member for d in on_chain} & set(refusing)
+    lines = deciding.list_decisions(crm, ACME)
+    assert len(lines) == len(scored.decided) and all(line.in_store for line in lines)
+    assert sum(scored.actions.values()) == len(scored.decided)
+    assert {read_action_word(d.decision.action) for d in on_chain} <= {"retention_offer", "none"}
+
+
+def test_a_decision_reproduces_from_the_chain_down(world, scored):
+    crm, _, _, _ = world
+    result = deciding.verify_decision(crm, ACME, scored.decided[0])
+    assert result.ok, result.steps
+    assert [s.name for s in result.steps] == [
+        "model",
+        "consent",
+        "reason codes",
+        "record",
+        "inputs",
+        "score",
+        "explanation",
+    ]
+
+
+def test_an_auditor_runs_every_check_that_needs_no_key(world, scored):
+    crm, _, _, _ = world
+    auditor = Principal.of_auditor("0x" + "11" * 20)
+    result = deciding.verify_decision(crm, auditor, scored.decided[1])
+    assert all(s.ok for s in result.steps) and result.not_run == ["score", "explanation"]
+    assert not result.ok  # a run that could not reproduce the score does not say it did
+
+
+def test_the_explanation_is_exact_and_the_counterfactual_flips_the_action(world, scored):
+    crm, model_id, _, _ = world
+    acted = [line for line in deciding.list_decisions(crm, ACME) if line.action == "retention_offer"]
+    assert acted, "the synthetic data has churners"
+    shown = deciding.show_decision(crm, ACME, acted[0].decision_id)
+    e = shown.explanation
+    intercept = e["logit"] - sum(e["contributions"].values())
+    assert math.isclose(intercept + sum(e["contributions"].values()), e["logit"], abs_tol=1e-9)
+    assert math.isclose(1 / (1 + math.exp(-e["logit"])), e["score"], abs_tol=1e-12)
+    assert e["scoreBps"] == acted[0].score_bps and e["action"] == "retention_offer"
+    assert 1 <= len(e["reasons"]) <= 3
+    with crm.unit_of_work() as db:
+        row = models.by_onchain_id(db, model_id)
+        assert row is not None
+    model = GlassBox.from_bytes(row.model_json.encode())
+    assert model.score(e["features"]) == e["score"] >= model.threshold
+    with_cf = [s for s in (deciding.show_decision(crm, ACME, a.decision_id) for a in acted[:20])]
+    flips = [s.explanation for s in with_cf if s.explanation["counterfactual"] is not None]
+    assert flips, "some acted-on decision has an actionable counterfactual"
+    for x in flips:  # applying the change gives the stated score, under the threshold
+        changed = x["features"] | {c["feature"]: c["to"] for c in x["counterfactual"]["changes"]}
+        assert model.score(changed) == x["counterfactual"]["score"] < model.threshold
+    quiet = [line for line in deciding.list_decisions(crm, ACME) if line.action == "none"]
+    assert deciding.show_decision(crm, ACME, quiet[0].decision_id).explanation["counterfactual"] is None
+
+
+def test_another_partner_cannot_read_verify_or_decide_with_acmes_model(world, scored):
+    crm, model_id, consenting, _ = world
+    with pytest.raises(NotFound):
+        deciding.show_decision(crm, BOREALIS, scored.decided[0])
+    with pytest.raises(NotAllowed):
+        deciding.verify_decision(crm, BOREALIS, scored.decided[0])
+    with pytest.raises(NotAllowed, match="registered by another partner"):
+        deciding.score(crm, BOREALIS, model_id=model_id)
+    with pytest.raises(NotFound):  # acme's customer, asked by borealis
+        deciding.score(crm, BOREALIS, members=[consenting[0]])
+    # and the chain refuses it even if the Python were bypassed
+    borealis = crm.signer("borealis")
+    with pytest.raises(errors.DecisionNotRegistrant):
+        crm.coalition.decisions.record_decisions(
+            borealis, model_id, [Decision(consenting[0], bytes(32), 1, bytes(32), bytes(32))]
+        )
+
+
+def test_bad_input_is_refused_before_anything_is_written(world, scored):
+    crm, model_id, consenting, _ = world
+    count = crm.coalition.decisions.decision_count()
+    with pytest.raises(NotFound):
+        deciding.score(crm, ACME, model_id=model_id + 50)
+    with pytest.raises(InvalidInput, match="time zone"):
+        deciding.score(crm, ACME, members=[consenting[0]], as_of=datetime(2024, 1, 1))
+    with pytest.raises(NotFound):
+        deciding.score(crm, ACME, members=[b"\x01" * 32])
+    with pytest.raises(NotFound):
+        deciding.verify_decision(crm, ACME, 10**6)
+    with pytest.raises(InvalidInput, match="has registered no model"):
+        deciding.score(crm, BOREALIS)
+    assert crm.coalition.decisions.decision_count() == count
+
+
+def _store(crm: Crm) -> Path:
+    return Path(crm.settings.home) / "data.sqlite"
+
+
+def test_edited_records_are_caught(world, scored):
+    crm, _, _, _ = world
+    target = scored.decided[2]
+    with crm.unit_of_work() as db:
+        row = decisions.by_decision_id(db, target)
+        assert row is not None
+        first_input = int(row.input_ids.strip("[]").split(",")[0])
+    with sqlite3.connect(_store(crm)) as db:  # an input edited behind the system's back
+        db.execute(
+            "UPDATE interactions SET occurred_at = '2020-01-01 00:00:00.000000' WHERE id = ?", [first_input]
+        )
+    result = deciding.verify_decision(crm, ACME, target)
+    assert not result.ok and [s.name for s in result.steps if not s.ok] == ["inputs"]
+
+    target = scored.decided[3]
+    with sqlite3.connect(_store(crm)) as db:  # the stored score raised
+        db.execute("UPDATE decisions SET score_bps = 9999 WHERE decision_id = ?", [target])
+    result = deciding.verify_decision(crm, ACME, target)
+    assert [s.name for s in result.steps if not s.ok] == ["record"]
+
+    target = scored.decided[4]
+    with sqlite3.connect(_store(crm)) as db:  # the explanation swapped for another member's
+        db.execute(
+            "UPDATE decisions SET explanation_ciphertext = "
+            "(SELECT explanation_ciphertext FROM decisions WHERE decision_id = ?) WHERE decision_id = ?",
+            [scored.decided[5], target],
+        )
+    result = deciding.verify_decision(crm, ACME, target)
+    assert [s.name for s in result.steps if not s.ok] == ["explanation"]
+    assert "does not decrypt" in result.steps[-1].detail
+
+
+def test_no_decision_without_consent_and_a_withdrawal_stops_the_next_one(world, scored):
+    crm, model_id, consenting, refusing = world
+    member = consenting[-1]
+    before = deciding.score(crm, ACME, members=[member, refusing[0]], model_id=model_id, as_of=AS_OF)
+    assert len(before.decided) == 1 and before.skipped_for_consent == 1
+    withdraw_consent(crm, ACME, member, "profiling")
+    after = deciding.score(crm, ACME, members=[member], model_id=model_id, as_of=AS_OF)
+    assert after.decided == [] and after.skipped_for_consent == 1
+    # the earlier decision stays valid: consent was valid at its block
+    assert deciding.verify_decision(crm, ACME, before.decided[0]).ok
+    # and the chain itself refuses a decision about the member now
+    with pytest.raises(errors.DecisionConsentRequired):
+        crm.coalition.decisions.record_decisions(
+            crm.signer("acme"), model_id, [Decision(member, bytes(32), 1, bytes(32), bytes(32))]
+        )
+
+
+def test_erasure_unlinks_the_explanation(world, scored):
+    crm, model_id, _, _ = world
+    target = scored.decided[6]
+    line = next(line for line in deciding.list_decisions(crm, ACME) if line.decision_id == target)
+    erase_customer(crm, ACME, line.member)
+    with crm.unit_of_work() as db:
+        row = decisions.by_decision_id(db, target)
+        assert row is not None and row.explanation_ciphertext is None
+    with pytest.raises(NotFound, match="erased"):
+        deciding.show_decision(crm, ACME, target)
+    result = deciding.verify_decision(crm, ACME, target)
+    assert not result.ok and "erased" in result.steps[-1].detail
+    again = deciding.score(crm, ACME, members=[line.member], model_id=model_id, as_of=AS_OF)
+    assert again.erased == 1 and again.decided == []
+    with open(_store(crm), "rb") as raw:  # no plaintext explanation of anyone is left in the file
+        assert b'"contributions"' not in raw.read()
+
+
+def test_a_batch_cut_off_after_its_hash_was_recorded_is_sent_once(world, scored, monkeypatch):
+    crm, model_id, consenting, _ = world
+    members = consenting[30:33]
+    client = crm.coalition.decisions
+    real = client.broadcast
+
+    def dies(signed):  # the process dies between recording the hash and sending
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(client, "broadcast", dies)
+    with pytest.raises(KeyboardInterrupt):
+        deciding.score(crm, ACME, members=members, model_id=model_id, as_of=AS_OF)
+    monkeypatch.setattr(client, "broadcast", real)
+    count = client.decision_count()
+    sent = deciding.send_staged_decisions(crm, ACME)
+    assert len(sent) == 3 and client.decision_count() == count + 3
+    assert deciding.send_staged_decisions(crm, ACME) == []
+    with crm.unit_of_work() as db:
+        rows: list[DecisionRecord] = [r for r in decisions.of_partner(db, crm.partner(db, "acme").id)]
+    assert len({r.decision_id for r in rows}) == len(rows)
