@@ -1055,9 +1055,9 @@ def model_train(
         table.add_row(
             name, *(_interval(values[m]) for m in ("auc", "accuracy", "pr_auc", "brier", "lift_top20"))
         )
-    console.print(table)
+    console.print(table, width=170)  # one line per model in a pipe too (Rich assumes 80 columns there)
     left_out = ", ".join(f"{n} {what}" for what, n in sorted(done.excluded.items())) or "none"
-    console.print(f"trained on {plural(done.inputs, 'verified interaction')} (left out: {left_out})")
+    console.print(f"trained on {done.inputs:,} verified interactions (left out: {left_out})")
     console.print(f"model hash 0x{done.trained.model.model_hash.hex()}, model id {done.model_id}")
 
 
@@ -1182,10 +1182,18 @@ def score(
     console.print(
         f"{len(report.decided)} decided, {report.skipped_for_consent} skipped for consent, "
         f"{excluded} inputs excluded{f' ({detail})' if detail else ''}, {report.no_inputs} no inputs"
+        + (
+            f", {report.outside_population} outside the population (no purchase in the year before)"
+            if report.outside_population
+            else ""
+        )
         + (f", {report.erased} erased" if report.erased else "")
     )
     if report.actions:
         console.print("actions: " + ", ".join(f"{n} {what}" for what, n in report.actions.most_common()))
+    console.print(
+        "time: " + ", ".join(f"{phase} {seconds:.1f} s" for phase, seconds in report.timings.items())
+    )
     if report.decided:
         first, last = report.decided[0], report.decided[-1]
         console.print(

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import bisect
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -62,7 +63,11 @@ def fit_bgnbd(histories: Mapping[str, Sequence[Event]], as_of: datetime) -> BgNb
     for penalizer in (0.001, 0.01, 0.1):
         fitter = BetaGeoFitter(penalizer_coef=penalizer)
         try:
-            fitter.fit(x, t_x, age)
+            # the optimiser probes parameters where the likelihood is undefined (a sqrt of a negative)
+            # and moves on; whether it converged is what ConvergenceError says, not those warnings
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                fitter.fit(x, t_x, age)
             break
         except ConvergenceError:
             continue
