@@ -203,6 +203,14 @@ def with_crm(action: Callable[[Crm], T]) -> T:
             crm.close()
 
 
+def show_wide(table: Table) -> None:
+    """Print a table at its natural width. In a pipe Rich assumes 80 columns and would split member ids,
+    hashes and intervals across lines, which no script (or person) can read back."""
+    natural = Console(width=10_000).measure(table).maximum
+    wide = Console(file=sys.stdout, width=max(console.width, natural), highlight=False, markup=False)
+    wide.print(table)
+
+
 def plural(count: int, noun: str, nouns: str | None = None) -> str:
     return f"{count} {noun if count == 1 else nouns or noun + 's'}"
 
@@ -466,7 +474,7 @@ def customer_list(
             str(pii.get("email", "-")),
             str(view.status),
         )
-    console.print(table)
+    show_wide(table)
     pages = max(1, -(-found.total // found.per_page))
     console.print(f"page {found.page} of {pages}: {len(found.customers)} of {found.total} customers")
 
@@ -1055,7 +1063,7 @@ def model_train(
         table.add_row(
             name, *(_interval(values[m]) for m in ("auc", "accuracy", "pr_auc", "brier", "lift_top20"))
         )
-    console.print(table, width=170)  # one line per model in a pipe too (Rich assumes 80 columns there)
+    show_wide(table)
     left_out = ", ".join(f"{n} {what}" for what, n in sorted(done.excluded.items())) or "none"
     console.print(f"trained on {done.inputs:,} verified interactions (left out: {left_out})")
     console.print(f"model hash 0x{done.trained.model.model_hash.hex()}, model id {done.model_id}")
@@ -1067,18 +1075,15 @@ def model_list() -> None:
     from api.usecases.models import list_models
 
     lines = with_crm(lambda crm: list_models(crm, OPERATOR))
-    table = Table("id", "partner", "model hash", "block", "holdout AUC", "on chain")
-    for line in lines:
+    for line in lines:  # one model a line, its id first (hashes are never wrapped)
         auc = "-" if line.holdout_auc is None else f"{line.holdout_auc:.3f}"
-        table.add_row(
-            str(line.model_id),
-            line.partner,
-            hexid(line.model_hash),
-            str(line.block_number),
-            auc,
-            "yes" if line.on_chain else Text("NO", "red"),
+        console.print(
+            Text.assemble(
+                f"{line.model_id} {line.partner} {hexid(line.model_hash)} block {line.block_number}"
+                f" holdout AUC {auc} on chain: ",
+                ("yes", "green") if line.on_chain else ("NO: the chain's record differs", "red"),
+            )
         )
-    console.print(table)
     if not lines:
         console.print("no models registered: run `ledgercrm model train`")
     if any(not line.on_chain for line in lines):
