@@ -56,6 +56,7 @@ SENTENCES: dict[str, Sentence] = {
     "DecisionConsentRequired": lambda f: (
         f"member {_hex(f['member'])} has no valid profiling consent towards {f['partner']}"
     ),
+    "MemberNotPartner": lambda f: f"{f['account']} is not a partner of the consortium",
     "MemberUnknown": lambda f: f"member {_hex(f['member'])} is not enrolled on chain",
     "MemberIsErased": lambda f: f"member {_hex(f['member'])} was erased",
     "MemberAlreadyErased": lambda f: f"member {_hex(f['member'])} is already erased",
