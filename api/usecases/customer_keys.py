@@ -143,11 +143,11 @@ def vote_key_reset(crm: Crm, who: Principal, member: bytes, new_signer: str) -> 
     mine = members.reset_vote_of(member, voter.address)
     if mine.counts and mine.new_signer == new_signer:
         votes, partners = members.reset_votes(member, new_signer)
-        until = datetime.fromtimestamp(mine.counts_until, UTC)
         if votes * 2 <= partners:
+            lapses = datetime.fromtimestamp(mine.counts_until, UTC)
             raise InvalidInput(
                 f"{partner_name!r} has already voted to give member 0x{member.hex()} the key {new_signer}"
-                f" (its vote counts until {until:%Y-%m-%d %H:%M UTC}): {votes} of {partners // 2 + 1}"
+                f" (its vote counts until {lapses:%Y-%m-%d %H:%M UTC}): {votes} of {partners // 2 + 1}"
                 " votes, not yet reset"
             )
         members.apply_signer_reset(voter, member, new_signer)
