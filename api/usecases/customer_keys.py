@@ -29,7 +29,7 @@ from api.principal import Principal
 from api.usecases.customers import owned_customer
 from ledger.clients import MemberInfo
 from offchain.models import CustomerStatus
-from offchain.repositories import customers, enrolments
+from offchain.repositories import consents, customers, enrolments
 
 MIN_PASSPHRASE = 8
 
@@ -67,6 +67,13 @@ def bind_customer_key(crm: Crm, who: Principal, member: bytes, key: LocalAccount
     with crm.unit_of_work() as db:
         owned_customer(crm, db, partner_name, member)
         partner_address = crm.partner(db, partner_name).address
+        if consents.has_unconfirmed(db, member):
+            # an import's attested consent for this member, staged or in flight, would be refused
+            # once the member holds a key, and would stop the partner's consent outbox
+            raise InvalidInput(
+                f"member 0x{member.hex()} has a consent waiting to go on chain: finish the import (run it"
+                " again) before binding a key"
+            )
     info = crm.coalition.members.member(member)
     if info.erased:
         raise CustomerIsErased(f"member 0x{member.hex()} was erased")
