@@ -150,8 +150,7 @@ contract MemberRegistry is IMemberRegistry, EIP712 {
         if (previous.newSigner == newSigner && _counts(previous, tenure)) {
             revert MemberAlreadyVoted(member, newSigner, msg.sender);
         }
-        uint64 castAt = uint64(block.timestamp);
-        votes[msg.sender] = ResetVote({newSigner: newSigner, castAt: castAt, tenure: uint32(tenure)});
+        votes[msg.sender] = ResetVote({newSigner: newSigner, castAt: uint64(block.timestamp), tenure: uint32(tenure)});
         (uint256 count, uint256 partners) = _countResetVotes(votes, newSigner);
         emit SignerResetVoted(member, newSigner, msg.sender, count, partners);
         if (count * 2 > partners) _reset(member, m, newSigner);
@@ -159,11 +158,12 @@ contract MemberRegistry is IMemberRegistry, EIP712 {
 
     /// @notice Apply a reset whose votes became a majority because partners left since they voted.
     /// Requirements:
-    /// - the caller is a partner; the member is active and has a signer;
+    /// - the caller is a partner; the member is active and has a signer; `newSigner` is not zero;
     /// - the votes for `newSigner` that count are a strict majority of the current partners.
     function applySignerReset(bytes32 member, address newSigner) external onlyPartner {
         Member storage m = _active(member);
         if (m.signer == address(0)) revert MemberNoSigner(member);
+        if (newSigner == address(0)) revert MemberZeroSigner();
         (uint256 count, uint256 partners) = _countResetVotes(_resetVotes[member][m.round], newSigner);
         if (count * 2 <= partners) revert MemberResetQuorumNotReached(member, newSigner, count, partners / 2 + 1);
         _reset(member, m, newSigner);

@@ -5,6 +5,7 @@ by the contract itself (called directly, past the CLI's own checks), not only by
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -251,3 +252,22 @@ def test_key_files_are_opened_and_checked_before_anything_is_sent(home):
     assert "is not a keystore file" in one_line(reset(home, member, "acme", home.parent / "pass", code=1))
     assert "key already" in one_line(reset(home, member, "acme", old, code=1))
     assert on_chain(home, member) == before
+
+
+def test_a_reset_that_became_a_majority_when_a_partner_left_is_applied_by_voting_again(home):
+    old, new = new_key(home, "old"), new_key(home, "new")
+    member = keyed_customer(home, old)
+    found = re.search(r"partner delta: (0x[0-9a-fA-F]{40})", cli(home, "partner", "add", "delta"))
+    assert found is not None
+    delta = found.group(1)
+    cli(home, "governance", "propose", "admit-partner", delta, "--partner", "acme")
+    assert "executed" in cli(home, "governance", "vote", "0", "--partner", "borealis")
+    cli(home, "partner", "add", "delta")  # now a partner: registered in this home
+    assert "1 of 3 votes: not yet reset" in reset(home, member, "acme", new)
+    assert "2 of 3 votes: not yet reset" in reset(home, member, "borealis", new)  # 2 of 4 partners
+    cli(home, "governance", "propose", "remove", delta, "--partner", "acme")
+    cli(home, "governance", "vote", "1", "--partner", "borealis")
+    assert "executed" in cli(home, "governance", "vote", "1", "--partner", "cafe")  # 3 partners left
+    assert on_chain(home, member)[1] == address(old)  # 2 of 3 now, but nobody has voted since
+    assert "2 of 2 votes: signer reset" in reset(home, member, "acme", new)
+    assert on_chain(home, member)[1] == address(new)
