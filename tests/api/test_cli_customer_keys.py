@@ -251,6 +251,16 @@ def test_key_files_are_opened_and_checked_before_anything_is_sent(home):
     assert "wrong passphrase" in one_line(out)
     assert "is not a keystore file" in one_line(reset(home, member, "acme", home.parent / "pass", code=1))
     assert "key already" in one_line(reset(home, member, "acme", old, code=1))
+    # without a passphrase file, each key's passphrase is asked for, the current key's first
+    asked = cli(
+        home,
+        *("customer", "key", "change", member, "--partner", "acme", "--customer-key", str(old)),
+        *("--new-key", str(old)),
+        stdin=f"{PASSPHRASE}\nnot it\n",
+        code=1,
+    )
+    assert "passphrase of the current key" in asked and "passphrase of the new key" in asked
+    assert "wrong passphrase" in asked
     assert on_chain(home, member) == before
 
 
