@@ -104,10 +104,6 @@ KNOWN_DIFFERENCES = {
         "the EIP-712 domain holds the chain id, which differs between the two chains, so the customer's "
         "signature differs, and with it the calldata's count of zero bytes (4 gas each, 16 otherwise)."
     ),
-    "change_signer": (
-        "the EIP-712 domain holds the chain id, which differs between the two chains, so the customer's "
-        "signature differs, and with it the calldata's count of zero bytes (4 gas each, 16 otherwise)."
-    ),
     "verify_estimate": (
         "py-evm's default gas estimator (eth.estimators.gas.binary_gas_search_intrinsic_tolerance) stops "
         "its binary search once the range is under 21,000 gas and returns the top of it, so eth-tester "
