@@ -118,17 +118,17 @@ PassphraseFileOption = Annotated[
 ]
 
 
-def _passphrase(passphrase_file: Path | None, *, new: bool = False) -> str:
+def _passphrase(passphrase_file: Path | None, *, new: bool = False, label: str = "passphrase") -> str:
     """The passphrase of a customer key file: the first line of `passphrase_file`, or asked for."""
     if passphrase_file is None:
-        return str(typer.prompt("passphrase", hide_input=True, confirmation_prompt=new, err=True))
+        return str(typer.prompt(label, hide_input=True, confirmation_prompt=new, err=True))
     try:
         return passphrase_file.read_text().splitlines()[0] if passphrase_file.stat().st_size else ""
     except OSError as exc:
         fail(f"--passphrase-file: cannot read {passphrase_file}: {exc.strerror}", code=2)
 
 
-def _customer_key(key_file: Path | None, passphrase_file: Path | None) -> Any:
+def _customer_key(key_file: Path | None, passphrase_file: Path | None, *, label: str = "passphrase") -> Any:
     """The customer's key (a LocalAccount) from its keystore file, or None if no file was given."""
     if key_file is None:
         if passphrase_file is not None:
@@ -137,7 +137,7 @@ def _customer_key(key_file: Path | None, passphrase_file: Path | None) -> Any:
     from api.usecases.customer_keys import open_customer_key
 
     with user_errors():
-        return open_customer_key(key_file, _passphrase(passphrase_file))
+        return open_customer_key(key_file, _passphrase(passphrase_file, label=label))
 
 
 class State:
@@ -434,6 +434,72 @@ def customer_key_bind(
     account = _customer_key(key, passphrase_file)
     address = with_crm(lambda crm: bind_customer_key(crm, as_partner(partner), member, account))
     console.print(f"member {hexid(member)}: signer {address} bound")
+
+
+NewKeyOption = Annotated[
+    Path,
+    typer.Option("--new-key", metavar="FILE", help="the customer's new keystore file (`customer key new`)"),
+]
+NewPassphraseFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--new-passphrase-file",
+        metavar="FILE",
+        help="read the new key file's passphrase from FILE (else a prompt)",
+    ),
+]
+
+
+@customer_key_app.command("change")
+def customer_key_change(
+    member: MemberArgument,
+    partner: PartnerOption,
+    customer_key: Annotated[
+        Path,
+        typer.Option("--customer-key", metavar="FILE", help="the member's current keystore file: it signs"),
+    ],
+    new_key: NewKeyOption,
+    passphrase_file: PassphraseFileOption = None,
+    new_passphrase_file: NewPassphraseFileOption = None,
+) -> None:
+    """Give a member a new key, signed with its current one; any partner relays the change."""
+    from api.usecases.customer_keys import change_customer_key
+
+    current = _customer_key(customer_key, passphrase_file, label="passphrase of the current key")
+    new = _customer_key(new_key, new_passphrase_file, label="passphrase of the new key")
+    change = with_crm(lambda crm: change_customer_key(crm, as_partner(partner), member, current, new))
+    console.print(
+        f"member {hexid(member)}: signer {change.signer} (was {change.previous}), in block"
+        f" {change.block_number}"
+    )
+
+
+@customer_key_app.command("reset")
+def customer_key_reset(
+    member: MemberArgument,
+    partner: PartnerOption,
+    new_key: NewKeyOption,
+    new_passphrase_file: NewPassphraseFileOption = None,
+) -> None:
+    """Vote, as this partner, to give a member whose key was lost a new one; the key is reset once a
+    strict majority of the partners voted for the same new key (each vote counts for 7 days)."""
+    from api.usecases.customer_keys import vote_key_reset
+
+    new = _customer_key(new_key, new_passphrase_file, label="passphrase of the new key")
+    outcome = with_crm(lambda crm: vote_key_reset(crm, as_partner(partner), member, new.address))
+    if outcome.moved_from is not None:
+        console.print(f"{partner}'s vote moved from key {outcome.moved_from} to {outcome.new_signer}")
+    state_words = "signer reset" if outcome.reset else "not yet reset"
+    line = (
+        f"member {hexid(member)}, key {outcome.new_signer}: {outcome.votes} of {outcome.needed} votes:"
+        f" {state_words}"
+    )
+    if outcome.counts_until is not None:
+        line += (
+            f" (a strict majority of the {plural(outcome.partners, 'partner')}; {partner}'s vote counts"
+            f" until {outcome.counts_until:%Y-%m-%d %H:%M UTC})"
+        )
+    console.print(line)
 
 
 @customer_app.command("show")

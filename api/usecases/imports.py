@@ -14,7 +14,9 @@ anchored twice:
    home partner there, which is what lets it attest their consent and redeem their points).
 2. consent: a "loyalty" consent receipt (collection method "import") is staged for every customer of
    the chunk that has no receipt for it yet (so a withdrawal is never overridden), then sent on chain
-   with `recordBatch` through the consent outbox.
+   with `recordBatch` through the consent outbox: attested by the partner as the customers' home
+   partner. A customer with a key of their own is left out (the chain takes their "given" only with
+   their signature) and counted; their points wait for the consent they sign.
 3. interactions: recorded with the invoice (ticket) number as external key; ones already recorded are
    counted as duplicates (`record_interactions`). The new ones go into a pending anchoring batch in the
    same transaction, whose anchor is sent right after (`anchoring.submit`); the anchors of earlier
@@ -91,6 +93,8 @@ class ImportReport:
     customers_existing: int = 0
     members_enrolled: int = 0  # enrolments confirmed on chain by this run
     consents_recorded: int = 0  # confirmed on chain by this run (including a crashed run's leftovers)
+    # customers with a key of their own and no loyalty consent: theirs to sign, so none is attested
+    consents_need_signature: int = 0
     interactions_new: int = 0
     interactions_duplicate: int = 0
     point_events: int = 0  # earn events confirmed on chain by this run
@@ -284,7 +288,10 @@ class _Importer:
 
         with self._phase("consent"):
             fresh = [self.members[ref] for ref in first_seen]
-            new_consents = stage_consents(self.crm, self.who, fresh, LOYALTY, terms=IMPORT_TERMS)
+            staging = stage_consents(self.crm, self.who, fresh, LOYALTY, terms=IMPORT_TERMS)
+            # their points wait for the consent they sign themselves (stage_earnings asks the chain)
+            report.consents_need_signature += len(staging.need_signature)
+            new_consents = staging.staged
             if new_consents:
                 self._consents_confirmed(
                     send_staged_consents(self.crm, self.who, batch_size=self.consent_batch, wait=False)
