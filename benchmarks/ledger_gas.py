@@ -308,7 +308,7 @@ def measure_gas(coalition: Coalition, fixture: ProofFixture, rng: random.Random)
     model_id = int(registered.event("ModelRegistered")["args"]["modelId"])
 
     def decision(member: bytes) -> Decision:
-        return Decision(member, b32(), rng.randrange(10_001), keccak(text="offer:upgrade"), b32())
+        return Decision(member, b32(), rng.randrange(10_001), keccak(text="offer:upgrade"), b32(), b32())
 
     scored = ready(BATCH + 1, ("profiling",))
     decisions.record_decisions(p0, model_id, [decision(scored[0])])  # warm-up: decisionCount
