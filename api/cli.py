@@ -1333,18 +1333,59 @@ def decision_show(decision_id: DecisionIdArgument, partner: PartnerOption) -> No
     )
 
 
+@decision_app.command("disclose")
+def decision_disclose(
+    decision_id: DecisionIdArgument,
+    partner: PartnerOption,
+    out: Annotated[Path, typer.Option("--out", metavar="FILE", help="a new file (never overwritten)")],
+) -> None:
+    """Write what an auditor needs to reproduce one decision bit for bit: its explanation and the one
+    key its on-chain commitment is under (personal data: hand it to the auditor only)."""
+    from api.usecases.customer_keys import write_new_file
+    from api.usecases.decisions import disclose_decision
+
+    if out.exists():
+        fail(f"--out: {out} exists; name a new file", code=2)
+    disclosure = with_crm(lambda crm: disclose_decision(crm, as_partner(partner), decision_id))
+    with user_errors():
+        write_new_file(out, json.dumps(disclosure, indent=2).encode())
+    console.print(f"disclosure of decision {decision_id} written to {out} (readable by its owner only)")
+
+
 @decision_app.command("verify")
 def decision_verify(
     decision_id: DecisionIdArgument,
     auditor: Annotated[
         bool, typer.Option("--auditor", help="open no key: the checks that need no personal data")
     ] = False,
+    disclosure: Annotated[
+        Path | None,
+        typer.Option(
+            "--disclosure",
+            metavar="FILE",
+            exists=True,
+            dir_okay=False,
+            help="with --auditor: the partner's disclosure (`decision disclose`), to reproduce the score",
+        ),
+    ] = None,
 ) -> None:
     """Reproduce a decision from the chain down; exit 0 only if model hash, input root, score and
     explanation all reproduce and consent was valid."""
     from api.usecases.decisions import verify_decision
 
-    result = with_crm(lambda crm: verify_decision(crm, OPERATOR, decision_id, auditor=auditor))
+    if disclosure is not None and not auditor:
+        fail("--disclosure: a disclosure is for an auditor's run: add --auditor", code=2)
+    disclosed = None
+    if disclosure is not None:
+        try:
+            disclosed = json.loads(disclosure.read_text())
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            fail(f"--disclosure: {disclosure} is not a disclosure file ({type(exc).__name__})", code=2)
+        if not isinstance(disclosed, dict):
+            fail(f"--disclosure: {disclosure} is not a disclosure file", code=2)
+    result = with_crm(
+        lambda crm: verify_decision(crm, OPERATOR, decision_id, auditor=auditor, disclosure=disclosed)
+    )
     for step in result.steps:
         console.print(
             Text.assemble(
@@ -1352,9 +1393,7 @@ def decision_verify(
             )
         )
     if result.not_run:
-        console.print(
-            "not run: " + ", ".join(result.not_run) + " (they read decrypted inputs: the partner's keys)"
-        )
+        console.print("not run: " + ", ".join(result.not_run) + " (they read the inputs: the partner's keys)")
     console.print(
         f"decision {decision_id}: "
         + (

@@ -69,6 +69,13 @@ def decide(model: GlassBox, events: Sequence[Event], as_of: datetime) -> Scored:
     row = features(events, as_of, model.bgnbd)
     if not eligible(events, as_of):
         raise OutsidePopulation(f"no purchase in the {ELIGIBLE_DAYS} days before {as_of:%Y-%m-%d}")
+    return decide_on(model, row)
+
+
+def decide_on(model: GlassBox, row: Mapping[str, float]) -> Scored:
+    """The decision the model makes on these features: what an auditor given the explanation's
+    features recomputes, without the inputs they came from."""
+    row = {name: float(row[name]) for name in model.features}
     contributions = model.contributions(row)
     logit = model.intercept + sum(contributions.values())
     score = model.score(row)
@@ -153,3 +160,10 @@ def explanation(
 
 def explanation_bytes(document: Mapping[str, Any]) -> bytes:
     return rfc8785.dumps(dict(document))
+
+
+def commitment_label(model_hash: bytes, input_root: bytes) -> bytes:
+    """What a decision's explanation commitment key is derived for: fields the chain holds, so that a
+    disclosed key opens this commitment only (the same model on the same inputs gives the same
+    decision, and the same key)."""
+    return b"decision/" + model_hash + input_root

@@ -89,6 +89,7 @@ def field_aad(partner: str, member: bytes, field: str) -> bytes:
 
 
 COMMITMENT_INFO = b"ledgercrm/commitment/v1"
+DISCLOSURE_INFO = b"ledgercrm/disclosure/v1/"
 
 # The key-store slot of each partner's lookup key (`Vault.index_key`): member id 0x00..00. No customer
 # can have it: member ids are 32 random bytes, and every contract rejects the zero member. Keeping the
@@ -421,6 +422,12 @@ class Vault:
         """
         return crypto.hmac_sha256(self.commitment_key(partner, member), data)
 
+    def disclosure_key(self, partner: str, member: bytes, label: bytes) -> bytes:
+        """A key for one commitment that may be handed to someone who must check it (an auditor
+        checking a decision's explanation) without being able to check any other: derived from the
+        customer's commitment key and `label`, one way. Dies with the data key on `shred`."""
+        return crypto.hkdf(self.commitment_key(partner, member), DISCLOSURE_INFO + label)
+
     def bulk_keys(self, partner: str, members: Iterable[bytes]) -> dict[bytes, CustomerKeys]:
         """The keys of many customers of `partner` at once, for work that touches thousands of them
         (verifying everything): one key-store query per 500 members (`KeyStore.get_many`) instead of a
@@ -661,6 +668,16 @@ class CustomerKeys:
         if not self.fresh:
             self._forget()
             return self._vault.commit(self.partner, self.member, data)
+        return crypto.hmac_sha256(self._commitment(), data)
+
+    def disclosure_key(self, label: bytes) -> bytes:
+        """`Vault.disclosure_key` for this customer."""
+        if not self.fresh:
+            self._forget()
+            return self._vault.disclosure_key(self.partner, self.member, label)
+        return crypto.hkdf(self._commitment(), DISCLOSURE_INFO + label)
+
+    def _commitment(self) -> bytes:
         if self._commitment_key is None:
             self._commitment_key = crypto.hkdf(self._dek, COMMITMENT_INFO)
-        return crypto.hmac_sha256(self._commitment_key, data)
+        return self._commitment_key

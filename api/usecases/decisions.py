@@ -33,6 +33,7 @@ from ledger.merkle import merkle_root
 from ml import decision as deciding
 from ml.events import Event, from_document
 from ml.glassbox import GlassBox
+from offchain.crypto import hmac_sha256
 from offchain.errors import DecryptionFailed
 from offchain.models import CustomerStatus, DecisionRecord, RegisteredModel
 from offchain.repositories import customers, decisions, models, partners
@@ -140,6 +141,7 @@ def score(
         )
         raw = deciding.explanation_bytes(document)
         member_keys = keys[member]
+        label = deciding.commitment_label(model.model_hash, input_root)
         staged.append(
             DecisionRecord(
                 partner_id=record.id,
@@ -151,7 +153,7 @@ def score(
                 score_bps=scored.score_bps,
                 action=scored.action,
                 reasons=deciding.reason_codes(model, scored.reasons),
-                explanation_hash=member_keys.commit(raw),
+                explanation_hash=hmac_sha256(member_keys.disclosure_key(label), raw),
                 explanation_ciphertext=member_keys.encrypt(EXPLANATION_FIELD, raw),
             )
         )
@@ -342,7 +344,9 @@ class DecisionVerification:
 
     @property
     def ok(self) -> bool:
-        return bool(self.steps) and all(s.ok for s in self.steps) and not self.not_run
+        """Every check that ran passed, and the score and the explanation were among them."""
+        ran = {s.name for s in self.steps}
+        return all(s.ok for s in self.steps) and {"model", "consent", "inputs", "score", "explanation"} <= ran
 
     def check(self, name: str, ok: bool, detail: str) -> bool:
         self.steps.append(Step(name, ok, detail))
@@ -350,7 +354,12 @@ class DecisionVerification:
 
 
 def verify_decision(
-    crm: Crm, who: Principal, decision_id: int, *, auditor: bool = False
+    crm: Crm,
+    who: Principal,
+    decision_id: int,
+    *,
+    auditor: bool = False,
+    disclosure: dict[str, Any] | None = None,
 ) -> DecisionVerification:
     """Reproduce decision `decision_id` from the chain down: the model's bytes hash to the registered
     hash; the inputs' leaves prove against the deciding partner's log and their root is the logged input
@@ -413,7 +422,11 @@ def verify_decision(
         else "the inputs' root is not the logged input root",
     )
     if not full:
-        result.not_run += ["score", "explanation"]  # both read decrypted inputs: the partner's keys
+        if disclosure is None:
+            result.not_run += ["score", "explanation"]  # both read decrypted inputs: the partner's keys
+        else:
+            _check_disclosure(result, model, found, disclosure)
+            result.not_run.append("features from the inputs")  # that reads the inputs themselves
         return result
     if row.explanation_ciphertext is None or crm.vault.is_erased(owner.name, member):
         result.check("explanation", False, "the member was erased: the explanation is unlinkable by design")
@@ -450,7 +463,8 @@ def verify_decision(
         )
     except DecryptionFailed:  # altered, or another member's (the AAD binds it to this member)
         stored = None
-    commitment = crm.vault.commit(owner.name, member, raw)
+    label = deciding.commitment_label(model.model_hash, found.decision.input_root)
+    commitment = hmac_sha256(crm.vault.disclosure_key(owner.name, member, label), raw)
     result.check(
         "explanation",
         raw == stored and commitment == found.decision.explanation_hash,
@@ -462,6 +476,75 @@ def verify_decision(
         + ("stored one" if raw != stored else "commitment on chain"),
     )
     return result
+
+
+DISCLOSURE_FORMAT = "ledgercrm/decision-disclosure/v1"
+
+
+def disclose_decision(crm: Crm, who: Principal, decision_id: int) -> dict[str, Any]:
+    """What the deciding partner hands an auditor so that the auditor reproduces the score and the
+    explanation bit for bit without any other key: the explanation's bytes (features, terms, reasons,
+    counterfactual: personal data, disclosed to the auditor only) and the one key its on-chain
+    commitment is under, which opens no other commitment."""
+    shown = show_decision(crm, who, decision_id)  # the deciding partner only; refused after erasure
+    found, _ = _decision(crm, decision_id)
+    model_hash = crm.coalition.decisions.model(found.model_id).model_hash
+    label = deciding.commitment_label(model_hash, found.decision.input_root)
+    key = crm.vault.disclosure_key(shown.partner, shown.member, label)
+    return {
+        "format": DISCLOSURE_FORMAT,
+        "decisionId": decision_id,
+        "explanation": deciding.explanation_bytes(shown.explanation).decode(),
+        "key": "0x" + key.hex(),
+    }
+
+
+def _check_disclosure(
+    result: DecisionVerification, model: GlassBox, found: RecordedDecision, disclosure: dict[str, Any]
+) -> None:
+    """The auditor's reproduction from a disclosure: the explanation is the one committed to on chain,
+    and the model, applied to the features it names, gives exactly it again (score, terms, reasons,
+    action and counterfactual) and the logged score, action and reason codes."""
+    try:
+        if disclosure.get("format") != DISCLOSURE_FORMAT or disclosure.get("decisionId") != found.decision_id:
+            raise ValueError(f"not a disclosure of decision {found.decision_id}")
+        raw = str(disclosure["explanation"]).encode()
+        key = bytes.fromhex(str(disclosure["key"]).removeprefix("0x"))
+        document = json.loads(raw)
+        features = {name: float(document["features"][name]) for name in model.features}
+        as_of = datetime.fromisoformat(document["asOf"])
+    except (KeyError, TypeError, ValueError) as exc:
+        result.check("explanation", False, f"the disclosure cannot be read: {exc}")
+        return
+    committed = hmac_sha256(key, raw) == found.decision.explanation_hash
+    scored = deciding.decide_on(model, features)
+    again = deciding.explanation_bytes(
+        deciding.explanation(
+            scored,
+            model_hash=model.model_hash,
+            member=document.get("member", ""),
+            partner=document.get("partner", ""),
+            as_of=as_of,
+            input_root=found.decision.input_root,
+        )
+    )
+    result.check(
+        "score",
+        scored.score_bps == found.decision.score_bps
+        and deciding.action_word(scored.action) == found.decision.action
+        and deciding.reason_codes(model, scored.reasons) == found.decision.reasons,
+        f"the model on the disclosed features gives {scored.score_bps} bps, {scored.action}; the chain "
+        f"logged {found.decision.score_bps} bps, {deciding.read_action_word(found.decision.action)}",
+    )
+    result.check(
+        "explanation",
+        committed and again == raw,
+        "the disclosed explanation is the one committed to on chain, and recomputed bit for bit"
+        if committed and again == raw
+        else "the disclosed explanation is not the one committed to on chain"
+        if not committed
+        else "the model on the disclosed features does not give the disclosed explanation",
+    )
 
 
 def _outcomes(ids: Sequence[int], found: dict[int, VerifiedInteraction]) -> str:

@@ -20,7 +20,7 @@ from api.settings import Settings
 from api.usecases.anchoring import anchor_now
 from api.usecases.consent import give_consent, send_staged_consents, stage_consents, withdraw_consent
 from api.usecases.customers import register_customer, show_customer
-from api.usecases.decisions import list_decisions, score, show_decision, verify_decision
+from api.usecases.decisions import disclose_decision, list_decisions, score, show_decision, verify_decision
 from api.usecases.erasure import erase_customer
 from api.usecases.imports import import_synthetic
 from api.usecases.interactions import NewInteraction, record_interactions
@@ -274,6 +274,14 @@ def _decisions(crm: Crm, delta: Principal, inspector: Principal, step: Step) -> 
     step(
         "the auditor checks it with no key",
         f"{', '.join(passed)}: ok; not run: {', '.join(audit.not_run)} (they read personal data)",
+    )
+    disclosure = disclose_decision(crm, delta, acted.decision_id)
+    disclosed = verify_decision(crm, inspector, acted.decision_id, disclosure=disclosure)
+    step(
+        "delta discloses that decision's explanation and its one key to the auditor",
+        "the auditor reproduces score and explanation bit for bit"
+        if disclosed.ok
+        else "NOT reproduced: " + "; ".join(s.detail for s in disclosed.steps if not s.ok),
     )
     full = verify_decision(crm, Principal.operator(), acted.decision_id)
     step(

@@ -27,6 +27,7 @@ def test_demo_runs_end_to_end_on_the_in_process_chain():
     assert re.search(r"decision \d+: churn score 0\.\d+: \w+; reasons: ", result.output)
     assert "not run: score, explanation (they read personal data)" in result.output
     assert "score, reasons and explanation reproduced bit for bit" in result.output
+    assert "the auditor reproduces score and explanation bit for bit" in result.output
     assert "delta tries to score the customer who withdrew: no decision: skipped for consent" in result.output
 
 

@@ -93,6 +93,20 @@ def test_decision_list_show_verify(home, trained, members):
         assert f"ok {name}:" in verified
     audited = run(home, "decision", "verify", decision_id, "--auditor", code=1)
     assert "not run: score, explanation" in audited and "FAILED" not in audited
+    disclosure = home.parent / f"disclosure-{decision_id}.json"
+    run(home, "decision", "disclose", decision_id, "--partner", "acme", "--out", str(disclosure))
+    assert oct(disclosure.stat().st_mode)[-3:] == "600"
+    out = run(
+        home, "decision", "disclose", decision_id, "--partner", "acme", "--out", str(disclosure), code=2
+    )
+    assert "exists" in out
+    reproduced = run(home, "decision", "verify", decision_id, "--auditor", "--disclosure", str(disclosure))
+    assert (
+        f"decision {decision_id}: reproduced" in reproduced
+        and "not run: features from the inputs" in reproduced
+    )
+    out = run(home, "decision", "verify", decision_id, "--disclosure", str(disclosure), code=2)
+    assert "add --auditor" in out
 
 
 def test_another_partner_sees_nothing_of_acmes_decisions(home, trained, members):

@@ -4,6 +4,7 @@ someone it should stop."""
 
 from __future__ import annotations
 
+import json
 import math
 import sqlite3
 from datetime import UTC, datetime
@@ -97,6 +98,29 @@ def test_an_auditor_runs_every_check_that_needs_no_key(world, scored):
     result = deciding.verify_decision(crm, auditor, scored.decided[1])
     assert all(s.ok for s in result.steps) and result.not_run == ["score", "explanation"]
     assert not result.ok  # a run that could not reproduce the score does not say it did
+
+
+def test_an_auditor_given_a_disclosure_reproduces_score_and_explanation_bit_for_bit(world, scored):
+    crm, _, _, _ = world
+    auditor = Principal.of_auditor("0x" + "11" * 20)
+    target, other = scored.decided[1], scored.decided[2]
+    disclosure = deciding.disclose_decision(crm, ACME, target)
+    result = deciding.verify_decision(crm, auditor, target, disclosure=disclosure)
+    assert result.ok and result.not_run == ["features from the inputs"], result.steps
+    assert "recomputed bit for bit" in result.steps[-1].detail
+
+    # a feature nudged in the disclosed explanation: it is no longer the committed one
+    document = json.loads(disclosure["explanation"])
+    document["features"]["frequency"] += 1
+    forged = disclosure | {"explanation": json.dumps(document)}
+    bad = deciding.verify_decision(crm, auditor, target, disclosure=forged)
+    assert not bad.ok and "not the one committed to on chain" in bad.steps[-1].detail
+    # another decision's key opens nothing here, and a disclosure names its decision
+    foreign = deciding.disclose_decision(crm, ACME, other)
+    assert not deciding.verify_decision(crm, auditor, target, disclosure=foreign | {"decisionId": target}).ok
+    assert not deciding.verify_decision(crm, auditor, target, disclosure=foreign).ok
+    with pytest.raises(NotFound):  # only the deciding partner discloses
+        deciding.disclose_decision(crm, BOREALIS, target)
 
 
 def test_the_explanation_is_exact_and_the_counterfactual_flips_the_action(world, scored):
