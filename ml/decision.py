@@ -8,6 +8,7 @@ JSON, and the score in basis points, the action word and the reason codes are de
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -159,7 +160,44 @@ def explanation(
 
 
 def explanation_bytes(document: Mapping[str, Any]) -> bytes:
-    return rfc8785.dumps(dict(document))
+    """RFC 8785 (JCS) bytes of an explanation. rfc8785 is the reference, and slow (~1.4 ms for one
+    explanation's ~60 floats, most of a decision's cost); the standard library's encoder writes the
+    same bytes whenever every float is finite and prints without an exponent (Python's repr and ES6
+    then both give the shortest round-trip digits) once integral floats are written as integers, and
+    every key is ASCII (sorted alike). Anything else goes to rfc8785. Property-tested against it."""
+    plain = _plain(document)
+    if plain is None:
+        return rfc8785.dumps(dict(document))
+    return json.dumps(plain, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _plain(value: Any) -> Any:
+    """`value` with integral floats as ints, or None where the fast path would differ from JCS."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, float):
+        if value.is_integer():
+            # below 2**53 ES6 prints an integral double as its exact integer; above, as its shortest
+            # digits padded with zeros, which int() would not
+            return int(value) if abs(value) < 2**53 else None
+        text = repr(value)
+        return None if "e" in text or "n" in text else value  # exponents, inf and nan
+    if isinstance(value, int):
+        return value if abs(value) < 2**53 else None
+    if isinstance(value, Mapping):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str) or not key.isascii():
+                return None
+            converted = _plain(item)
+            if converted is None and item is not None:
+                return None
+            out[key] = converted
+        return out
+    if isinstance(value, list | tuple):
+        items = [_plain(item) for item in value]
+        return None if any(i is None and v is not None for i, v in zip(items, value, strict=True)) else items
+    return None
 
 
 def commitment_label(model_hash: bytes, input_root: bytes) -> bytes:

@@ -113,7 +113,8 @@ def score(
     consented = dict(zip(live, crm.coalition.consent.are_valid(live, record.address, PROFILING), strict=True))
 
     say("scoring", "score")
-    staged: list[DecisionRecord] = []
+    staged: list[dict[str, Any]] = []  # rows, inserted at once (ORM objects cost more than the insert)
+    now = datetime.now(UTC)
     keys = crm.vault.bulk_keys(partner, [m for m in live if consented[m]])
     for member in live:
         if not consented[member]:
@@ -143,23 +144,24 @@ def score(
         member_keys = keys[member]
         label = deciding.commitment_label(model.model_hash, input_root)
         staged.append(
-            DecisionRecord(
-                partner_id=record.id,
-                member_id=member,
-                model_id=row.onchain_id,
-                as_of=report.as_of,
-                input_ids=json.dumps(ids[name][:used]),
-                input_root=input_root,
-                score_bps=scored.score_bps,
-                action=scored.action,
-                reasons=deciding.reason_codes(model, scored.reasons),
-                explanation_hash=hmac_sha256(member_keys.disclosure_key(label), raw),
-                explanation_ciphertext=member_keys.encrypt(EXPLANATION_FIELD, raw),
-            )
+            {
+                "partner_id": record.id,
+                "member_id": member,
+                "model_id": row.onchain_id,
+                "as_of": report.as_of,
+                "input_ids": json.dumps(ids[name][:used]),
+                "input_root": input_root,
+                "score_bps": scored.score_bps,
+                "action": scored.action,
+                "reasons": deciding.reason_codes(model, scored.reasons),
+                "explanation_hash": hmac_sha256(member_keys.disclosure_key(label), raw),
+                "explanation_ciphertext": member_keys.encrypt(EXPLANATION_FIELD, raw),
+                "created_at": now,
+            }
         )
         report.actions[scored.action] += 1
     with crm.unit_of_work() as db:
-        decisions.add_all(db, staged)
+        decisions.insert(db, staged)
     say(f"logging {len(staged):,} decisions on chain", "log")
     report.decided = [decision_id for _, decision_id in send_staged_decisions(crm, who)]
     say("done", "done")

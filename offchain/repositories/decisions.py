@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
+from offchain.db import insert_rows
 from offchain.models import DecisionRecord
 from offchain.repositories.outbox import HashedRows
 
@@ -34,9 +35,9 @@ class _DecisionRows(HashedRows):
 OUTBOX = _DecisionRows(_TABLE, ("id",))
 
 
-def add_all(db: Session, records: Sequence[DecisionRecord]) -> None:
-    db.add_all(records)
-    db.flush()
+def insert(db: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert decision rows (plain dicts with the table's columns) in one executemany."""
+    insert_rows(db.connection(), _TABLE, rows)
 
 
 def staged(db: Session, partner_id: int, limit: int) -> Sequence[DecisionRecord]:
