@@ -943,19 +943,38 @@ def _print_import(report: Any) -> None:
     console.print(table)
 
 
+ImportPurposesOption = Annotated[
+    str,
+    typer.Option(
+        "--purposes",
+        metavar="P1,P2",
+        help="the purposes the source system holds consent for, attested with collection method"
+        " 'import' (comma-separated: loyalty, profiling, marketing, ...)",
+    ),
+]
+
+
+def _purposes(value: str) -> list[str]:
+    """The comma-separated list as given (empty items dropped); the use case checks each name."""
+    return [name.strip() for name in value.split(",") if name.strip()]
+
+
 @import_app.command("online-retail")
 def import_online_retail_cmd(
     path: Annotated[
         Path, typer.Argument(exists=True, dir_okay=False, metavar="PATH", help="online_retail_II.csv(.gz)")
     ],
     partner: PartnerOption,
+    purposes: ImportPurposesOption = "loyalty",
 ) -> None:
     """Import the UCI Online Retail II data set (idempotent: re-running adds only what is missing)."""
     from api.usecases.imports import import_online_retail
 
     def action(crm: Crm) -> Any:
         with _progress() as progress:
-            return import_online_retail(crm, as_partner(partner), path, progress=progress)
+            return import_online_retail(
+                crm, as_partner(partner), path, progress=progress, purposes=_purposes(purposes)
+            )
 
     _print_import(with_crm(action))
 
@@ -966,6 +985,7 @@ def import_synthetic_cmd(
     seed: Annotated[int, typer.Option(metavar="N", help="the same seed gives the same data")] = 7,
     customers: Annotated[int, typer.Option(min=1, metavar="N")] = 1000,
     interactions: Annotated[int, typer.Option(min=1, metavar="N")] = 10_000,
+    purposes: ImportPurposesOption = "loyalty",
 ) -> None:
     """Import seeded synthetic customers (Faker PII), purchases, returns and support tickets."""
     from api.usecases.imports import import_synthetic
@@ -979,6 +999,7 @@ def import_synthetic_cmd(
                 customers=customers,
                 interactions=interactions,
                 progress=progress,
+                purposes=_purposes(purposes),
             )
 
     _print_import(with_crm(action))

@@ -12,9 +12,10 @@ anchored twice:
    query per chunk); the missing ones are registered (`register_customers`), which stages their
    enrolment on chain, sent with `enrolBatch` through the enrolment outbox (the partner becomes their
    home partner there, which is what lets it attest their consent and redeem their points).
-2. consent: a "loyalty" consent receipt (collection method "import") is staged for every customer of
-   the chunk that has no receipt for it yet (so a withdrawal is never overridden), then sent on chain
-   with `recordBatch` through the consent outbox.
+2. consent: a consent receipt (collection method "import") for each purpose the source holds consent
+   for (`purposes`: "loyalty" unless told otherwise) is staged for every customer of the chunk that has
+   no receipt for that purpose yet (so a withdrawal is never overridden, and a re-run stages nothing
+   twice), then sent on chain with `recordBatch` (one purpose per batch) through the consent outbox.
 3. interactions: recorded with the invoice (ticket) number as external key; ones already recorded are
    counted as duplicates (`record_interactions`). The new ones go into a pending anchoring batch in the
    same transaction, whose anchor is sent right after (`anchoring.submit`); the anchors of earlier
@@ -60,7 +61,13 @@ from api.importers.entries import Entry, retail_entries, synthetic_entries
 from api.importers.online_retail import ReadStats
 from api.principal import Principal
 from api.progress import Progress, no_progress
-from api.usecases.consent import LOYALTY, ConsentTerms, send_staged_consents, stage_consents
+from api.usecases.consent import (
+    LOYALTY,
+    ConsentTerms,
+    check_purposes,
+    send_staged_consents,
+    stage_consents,
+)
 from api.usecases.customers import find_customers_by_ref, register_customers, send_staged_enrolments
 from api.usecases.loyalty import PointsRequest, send_staged_points, stage_earnings
 from ledger.clients.consent import RECORD_BATCH_MAX
@@ -75,8 +82,10 @@ RECORDS_PER_CHUNK = 1000  # source records per store transaction in each phase
 # anyway while it encrypts it. (16k DEKs: a few MB.)
 IMPORT_KEY_CACHE = 16_384
 
-# The customers came from the partner's own system, where they joined its loyalty scheme.
+# The customers came from the partner's own system, where they joined its loyalty scheme (and, where
+# the caller says so, consented to more purposes there).
 IMPORT_TERMS = ConsentTerms(collection_method="import")
+DEFAULT_PURPOSES = (LOYALTY,)
 
 
 @dataclass
@@ -120,8 +129,11 @@ def import_online_retail(
     consent_batch: int = RECORD_BATCH_MAX,
     earn_batch: int = EARN_BATCH_MAX,
     in_process: bool = False,
+    purposes: Sequence[str] = DEFAULT_PURPOSES,
 ) -> ImportReport:
-    """Import the Online Retail II file at `path` (CSV, gzipped or not) into the acting partner.
+    """Import the Online Retail II file at `path` (CSV, gzipped or not) into the acting partner, with
+    consent attested for each of `purposes` (declared purposes; an unknown one is refused before
+    anything is read or written).
 
     The data set has no names: each customer's `name` is their Customer ID (CustomerCreate requires
     one), `external_ref` the same ID, `country` the ISO code of their first invoice's country (if it has
@@ -144,7 +156,8 @@ def import_online_retail(
     def total() -> int | None:
         return stats.invoices_found if stats.rows else None
 
-    _Importer(crm, who, report, progress, chunk_size, consent_batch, earn_batch).run(entries(), total)
+    importer = _Importer(crm, who, report, progress, chunk_size, consent_batch, earn_batch, purposes)
+    importer.run(entries(), total)
     report.rows_read = stats.rows
     report.rows_skipped_no_customer = stats.rows_without_customer
     report.rows_repeated = stats.repeated_rows
@@ -163,16 +176,18 @@ def import_synthetic(
     consent_batch: int = RECORD_BATCH_MAX,
     earn_batch: int = EARN_BATCH_MAX,
     in_process: bool = False,
+    purposes: Sequence[str] = DEFAULT_PURPOSES,
 ) -> ImportReport:
     """Import `generate(seed, customers, interactions)` into the acting partner: every customer (with the
-    generated PII), every invoice and ticket. The churn ground truth is not imported. The data set is
-    generated in a child process (see `Entry`) unless `in_process`."""
+    generated PII, and consent for each of `purposes`), every invoice and ticket. The churn ground truth
+    is not imported. The data set is generated in a child process (see `Entry`) unless `in_process`."""
     report = ImportReport(source=f"synthetic:seed={seed}", partner=who.acting_partner())
     expected = interactions
+    importer = _Importer(crm, who, report, progress, chunk_size, consent_batch, earn_batch, purposes)
     items = _source(
         synthetic_entries, seed, customers, interactions, progress=progress, in_process=in_process
     )
-    _Importer(crm, who, report, progress, chunk_size, consent_batch, earn_batch).run(items, lambda: expected)
+    importer.run(items, lambda: expected)
     return report
 
 
@@ -199,9 +214,11 @@ class _Importer:
         chunk_size: int,
         consent_batch: int,
         earn_batch: int,
+        purposes: Sequence[str],
     ) -> None:
         if chunk_size < 1 or consent_batch < 1 or earn_batch < 1:
             raise InvalidInput("chunk and batch sizes are at least 1")
+        self.purposes = check_purposes(purposes)
         self.crm = crm
         self.who = who
         self.partner = who.acting_partner()
@@ -284,17 +301,21 @@ class _Importer:
 
         with self._phase("consent"):
             fresh = [self.members[ref] for ref in first_seen]
-            new_consents = stage_consents(self.crm, self.who, fresh, LOYALTY, terms=IMPORT_TERMS)
-            if new_consents:
+            staged_any = False
+            for purpose in self.purposes:
+                new_consents = stage_consents(self.crm, self.who, fresh, purpose, terms=IMPORT_TERMS)
+                staged_any = staged_any or bool(new_consents)
+                if purpose == LOYALTY:
+                    # Sent below, not yet mined: each recordBatch was simulated and is sent before any
+                    # earnBatch for its members (same sender, lower nonce), so the chain holds the consent
+                    # by the time the points are mined. A consent transaction that still failed would
+                    # stop the import when it is settled.
+                    for member in new_consents:
+                        self.consented.setdefault(member, True)
+            if staged_any:
                 self._consents_confirmed(
                     send_staged_consents(self.crm, self.who, batch_size=self.consent_batch, wait=False)
                 )
-                # Sent, not yet mined: each recordBatch was simulated and is sent before any earnBatch
-                # for its members (same sender, lower nonce), so the chain holds the consent by the time
-                # the points are mined. A consent transaction that still failed would stop the import
-                # when it is settled.
-                for member in new_consents:
-                    self.consented.setdefault(member, True)
         self._tell("consent", total)
 
         with self._phase("interactions"):

@@ -391,9 +391,7 @@ def test_a_long_history_over_many_pairs_reads_back_and_erasure_reaches_every_pai
         assert history[-1].source is ConsentSource.ERASURE
         assert not coalition.consent.is_valid(member, controller.address, purpose)
     with pytest.raises(errors.ConsentUnknownRecord):
-        coalition.chain.call(
-            coalition.consent.contract.functions.recordAt(m, a[0].address, PROFILING, 6)
-        )
+        coalition.chain.call(coalition.consent.contract.functions.recordAt(m, a[0].address, PROFILING, 6))
 
 
 def test_purposes_are_a_declared_list(coalition):
