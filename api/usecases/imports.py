@@ -56,7 +56,7 @@ from api.errors import InvalidInput
 from api.evidence import anchoring
 from api.evidence.anchoring import AnchorOutcome
 from api.evidence.recording import NewInteraction, record_interactions
-from api.importers.background import in_child_process
+from api.importers.background import ChildSource, in_child_process
 from api.importers.entries import Entry, retail_entries, synthetic_entries
 from api.importers.online_retail import ReadStats
 from api.principal import Principal
@@ -130,21 +130,28 @@ def import_online_retail(
     earn_batch: int = EARN_BATCH_MAX,
     in_process: bool = False,
     purposes: Sequence[str] = DEFAULT_PURPOSES,
+    reader: ChildSource[Any] | None = None,
 ) -> ImportReport:
     """Import the Online Retail II file at `path` (CSV, gzipped or not) into the acting partner, with
     consent attested for each of `purposes` (declared purposes; an unknown one is refused before
-    anything is read or written).
+    anything is written).
 
     The data set has no names: each customer's `name` is their Customer ID (CustomerCreate requires
     one), `external_ref` the same ID, `country` the ISO code of their first invoice's country (if it has
     one). Rows without a Customer ID are skipped; see api/importers/online_retail.py for the rest.
-    The file is read in a child process (see `Entry`) unless `in_process`."""
+    The file is read in a child process (see `Entry`) unless `in_process`; `reader` is one already
+    reading it (`api.importers.entries.start_reading_retail(path)`), closed when the import ends."""
     stats = ReadStats()
     report = ImportReport(source=f"online-retail-ii:{Path(path).name}", partner=who.acting_partner())
 
     def entries() -> Iterator[Entry]:
         try:
-            for item in _source(retail_entries, str(path), progress=progress, in_process=in_process):
+            items = (
+                reader.items(progress)
+                if reader is not None
+                else _source(retail_entries, str(path), progress=progress, in_process=in_process)
+            )
+            for item in items:
                 if isinstance(item, ReadStats):  # the reader's counts, once the file is read and at the end
                     for name, value in asdict(item).items():
                         setattr(stats, name, value)
@@ -156,7 +163,12 @@ def import_online_retail(
     def total() -> int | None:
         return stats.invoices_found if stats.rows else None
 
-    importer = _Importer(crm, who, report, progress, chunk_size, consent_batch, earn_batch, purposes)
+    try:
+        importer = _Importer(crm, who, report, progress, chunk_size, consent_batch, earn_batch, purposes)
+    except BaseException:
+        if reader is not None:
+            reader.close()  # refused before it started: stop the reading too
+        raise
     importer.run(entries(), total)
     report.rows_read = stats.rows
     report.rows_skipped_no_customer = stats.rows_without_customer
