@@ -59,7 +59,7 @@ class Entry:
             record.external_key,
             record.occurred_at,
             record.points,
-            Canonical.of(record.payload()),
+            Canonical(record.canonical_payload()),
         )
 
 
