@@ -118,17 +118,17 @@ PassphraseFileOption = Annotated[
 ]
 
 
-def _passphrase(passphrase_file: Path | None, *, new: bool = False) -> str:
+def _passphrase(passphrase_file: Path | None, *, new: bool = False, label: str = "passphrase") -> str:
     """The passphrase of a customer key file: the first line of `passphrase_file`, or asked for."""
     if passphrase_file is None:
-        return str(typer.prompt("passphrase", hide_input=True, confirmation_prompt=new, err=True))
+        return str(typer.prompt(label, hide_input=True, confirmation_prompt=new, err=True))
     try:
         return passphrase_file.read_text().splitlines()[0] if passphrase_file.stat().st_size else ""
     except OSError as exc:
         fail(f"--passphrase-file: cannot read {passphrase_file}: {exc.strerror}", code=2)
 
 
-def _customer_key(key_file: Path | None, passphrase_file: Path | None) -> Any:
+def _customer_key(key_file: Path | None, passphrase_file: Path | None, *, label: str = "passphrase") -> Any:
     """The customer's key (a LocalAccount) from its keystore file, or None if no file was given."""
     if key_file is None:
         if passphrase_file is not None:
@@ -137,7 +137,7 @@ def _customer_key(key_file: Path | None, passphrase_file: Path | None) -> Any:
     from api.usecases.customer_keys import open_customer_key
 
     with user_errors():
-        return open_customer_key(key_file, _passphrase(passphrase_file))
+        return open_customer_key(key_file, _passphrase(passphrase_file, label=label))
 
 
 class State:
@@ -201,6 +201,14 @@ def with_crm(action: Callable[[Crm], T]) -> T:
             return action(crm)
         finally:
             crm.close()
+
+
+def show_wide(table: Table) -> None:
+    """Print a table at its natural width. In a pipe Rich assumes 80 columns and would split member ids,
+    hashes and intervals across lines, which no script (or person) can read back."""
+    natural = Console(width=10_000).measure(table).maximum
+    wide = Console(file=sys.stdout, width=max(console.width, natural), highlight=False, markup=False)
+    wide.print(table)
 
 
 def plural(count: int, noun: str, nouns: str | None = None) -> str:
@@ -428,6 +436,72 @@ def customer_key_bind(
     console.print(f"member {hexid(member)}: signer {address} bound")
 
 
+NewKeyOption = Annotated[
+    Path,
+    typer.Option("--new-key", metavar="FILE", help="the customer's new keystore file (`customer key new`)"),
+]
+NewPassphraseFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--new-passphrase-file",
+        metavar="FILE",
+        help="read the new key file's passphrase from FILE (else a prompt)",
+    ),
+]
+
+
+@customer_key_app.command("change")
+def customer_key_change(
+    member: MemberArgument,
+    partner: PartnerOption,
+    customer_key: Annotated[
+        Path,
+        typer.Option("--customer-key", metavar="FILE", help="the member's current keystore file: it signs"),
+    ],
+    new_key: NewKeyOption,
+    passphrase_file: PassphraseFileOption = None,
+    new_passphrase_file: NewPassphraseFileOption = None,
+) -> None:
+    """Give a member a new key, signed with its current one; any partner relays the change."""
+    from api.usecases.customer_keys import change_customer_key
+
+    current = _customer_key(customer_key, passphrase_file, label="passphrase of the current key")
+    new = _customer_key(new_key, new_passphrase_file, label="passphrase of the new key")
+    change = with_crm(lambda crm: change_customer_key(crm, as_partner(partner), member, current, new))
+    console.print(
+        f"member {hexid(member)}: signer {change.signer} (was {change.previous}), in block"
+        f" {change.block_number}"
+    )
+
+
+@customer_key_app.command("reset")
+def customer_key_reset(
+    member: MemberArgument,
+    partner: PartnerOption,
+    new_key: NewKeyOption,
+    new_passphrase_file: NewPassphraseFileOption = None,
+) -> None:
+    """Vote, as this partner, to give a member whose key was lost a new one; the key is reset once a
+    strict majority of the partners voted for the same new key (each vote counts for 7 days)."""
+    from api.usecases.customer_keys import vote_key_reset
+
+    new = _customer_key(new_key, new_passphrase_file, label="passphrase of the new key")
+    outcome = with_crm(lambda crm: vote_key_reset(crm, as_partner(partner), member, new.address))
+    if outcome.moved_from is not None:
+        console.print(f"{partner}'s vote moved from key {outcome.moved_from} to {outcome.new_signer}")
+    state_words = "signer reset" if outcome.reset else "not yet reset"
+    line = (
+        f"member {hexid(member)}, key {outcome.new_signer}: {outcome.votes} of {outcome.needed} votes:"
+        f" {state_words}"
+    )
+    if outcome.counts_until is not None:
+        line += (
+            f" (a strict majority of the {plural(outcome.partners, 'partner')}; {partner}'s vote counts"
+            f" until {outcome.counts_until:%Y-%m-%d %H:%M UTC})"
+        )
+    console.print(line)
+
+
 @customer_app.command("show")
 def customer_show(member: MemberArgument, partner: PartnerOption) -> None:
     """A customer's personal data (owning partner only)."""
@@ -466,7 +540,7 @@ def customer_list(
             str(pii.get("email", "-")),
             str(view.status),
         )
-    console.print(table)
+    show_wide(table)
     pages = max(1, -(-found.total // found.per_page))
     console.print(f"page {found.page} of {pages}: {len(found.customers)} of {found.total} customers")
 
@@ -1090,9 +1164,9 @@ def model_train(
         table.add_row(
             name, *(_interval(values[m]) for m in ("auc", "accuracy", "pr_auc", "brier", "lift_top20"))
         )
-    console.print(table)
+    show_wide(table)
     left_out = ", ".join(f"{n} {what}" for what, n in sorted(done.excluded.items())) or "none"
-    console.print(f"trained on {plural(done.inputs, 'verified interaction')} (left out: {left_out})")
+    console.print(f"trained on {done.inputs:,} verified interactions (left out: {left_out})")
     console.print(f"model hash 0x{done.trained.model.model_hash.hex()}, model id {done.model_id}")
 
 
@@ -1102,18 +1176,15 @@ def model_list() -> None:
     from api.usecases.models import list_models
 
     lines = with_crm(lambda crm: list_models(crm, OPERATOR))
-    table = Table("id", "partner", "model hash", "block", "holdout AUC", "on chain")
-    for line in lines:
+    for line in lines:  # one model a line, its id first (hashes are never wrapped)
         auc = "-" if line.holdout_auc is None else f"{line.holdout_auc:.3f}"
-        table.add_row(
-            str(line.model_id),
-            line.partner,
-            hexid(line.model_hash),
-            str(line.block_number),
-            auc,
-            "yes" if line.on_chain else Text("NO", "red"),
+        console.print(
+            Text.assemble(
+                f"{line.model_id} {line.partner} {hexid(line.model_hash)} block {line.block_number}"
+                f" holdout AUC {auc} on chain: ",
+                ("yes", "green") if line.on_chain else ("NO: the chain's record differs", "red"),
+            )
         )
-    console.print(table)
     if not lines:
         console.print("no models registered: run `ledgercrm model train`")
     if any(not line.on_chain for line in lines):
@@ -1217,10 +1288,18 @@ def score(
     console.print(
         f"{len(report.decided)} decided, {report.skipped_for_consent} skipped for consent, "
         f"{excluded} inputs excluded{f' ({detail})' if detail else ''}, {report.no_inputs} no inputs"
+        + (
+            f", {report.outside_population} outside the population (no purchase in the year before)"
+            if report.outside_population
+            else ""
+        )
         + (f", {report.erased} erased" if report.erased else "")
     )
     if report.actions:
         console.print("actions: " + ", ".join(f"{n} {what}" for what, n in report.actions.most_common()))
+    console.print(
+        "time: " + ", ".join(f"{phase} {seconds:.1f} s" for phase, seconds in report.timings.items())
+    )
     if report.decided:
         first, last = report.decided[0], report.decided[-1]
         console.print(

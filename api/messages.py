@@ -56,6 +56,7 @@ SENTENCES: dict[str, Sentence] = {
     "DecisionConsentRequired": lambda f: (
         f"member {_hex(f['member'])} has no valid profiling consent towards {f['partner']}"
     ),
+    "MemberNotPartner": lambda f: f"{f['account']} is not a partner of the consortium",
     "MemberUnknown": lambda f: f"member {_hex(f['member'])} is not enrolled on chain",
     "MemberIsErased": lambda f: f"member {_hex(f['member'])} was erased",
     "MemberAlreadyErased": lambda f: f"member {_hex(f['member'])} is already erased",
@@ -72,6 +73,14 @@ SENTENCES: dict[str, Sentence] = {
     ),
     "MemberNoSigner": lambda f: f"member {_hex(f['member'])} has no key of its own to sign with",
     "MemberSignerAlreadyBound": lambda f: f"member {_hex(f['member'])} already has a key ({f['signer']})",
+    "MemberSameSigner": lambda f: f"{f['signer']} is member {_hex(f['member'])}'s key already",
+    "MemberAlreadyVoted": lambda f: (
+        f"{f['voter']} has already voted to give member {_hex(f['member'])} the key {f['newSigner']}"
+    ),
+    "MemberResetQuorumNotReached": lambda f: (
+        f"giving member {_hex(f['member'])} the key {f['newSigner']} has {f['votes']} of the"
+        f" {f['needed']} votes it needs"
+    ),
     "LoyaltyConsentRequired": lambda f: (
         f"member {_hex(f['member'])} has no valid loyalty consent towards {f['partner']}"
     ),

@@ -88,6 +88,9 @@ ROWS: tuple[Row, ...] = (
     Row(f"recordDecisions x{BATCH}, total", "decisions"),
     Row("registerModel", "register_model"),
     Row("erase (2 consents withdrawn, balance forfeited)", "erase"),
+    Row("changeSigner (the old key's EIP-712 signature)", "change_signer"),
+    Row("voteSignerReset (1st of 3 partners)", "reset_vote"),
+    Row("voteSignerReset (2nd of 3: resets)", "reset_vote_deciding"),
     Row("propose (admit partner)", "propose"),
     Row("vote (majority: admits)", "vote"),
     Row("propose + vote, total", "propose_vote"),
@@ -307,11 +310,25 @@ def measure_gas(coalition: Coalition, fixture: ProofFixture, rng: random.Random)
     model_id = int(registered.event("ModelRegistered")["args"]["modelId"])
 
     def decision(member: bytes) -> Decision:
-        return Decision(member, b32(), rng.randrange(10_001), keccak(text="offer:upgrade"), b32())
+        return Decision(member, b32(), rng.randrange(10_001), keccak(text="offer:upgrade"), b32(), b32())
 
     scored = ready(BATCH + 1, ("profiling",))
     decisions.record_decisions(p0, model_id, [decision(scored[0])])  # warm-up: decisionCount
     gas["decisions"] = decisions.record_decisions(p0, model_id, [decision(m) for m in scored[1:]]).gas_used
+
+    # a customer's key: changed by its own signature (p1 relays), or, lost, reset by a majority vote of
+    # the three founders (the second vote decides; each vote counts the partners and their tenures)
+    old_key, new_key = Account.from_key(rng.randbytes(32)), Account.from_key(rng.randbytes(32))
+    changing, lost = b32(), b32()
+    members_.enrol(p0, [changing, lost], [old_key.address, old_key.address])
+    change_auth = members_.authorize_signer_change(old_key, changing, new_key.address, deadline=deadline)
+    gas["change_signer"] = members_.change_signer(p1, changing, new_key.address, change_auth).gas_used
+    first_vote = members_.vote_signer_reset(p0, lost, new_key.address)
+    deciding_vote = members_.vote_signer_reset(p1, lost, new_key.address)
+    if first_vote.reset or not deciding_vote.reset or first_vote.tx is None or deciding_vote.tx is None:
+        raise RuntimeError("expected the reset to take effect on the second of three votes")
+    gas["reset_vote"] = first_vote.tx.gas_used
+    gas["reset_vote_deciding"] = deciding_vote.tx.gas_used
 
     consortium = coalition.consortium
     consortium.decide([p0, p1], Action.ADMIT_AUDITOR, fixed_address("auditor"))  # warm-up: proposals

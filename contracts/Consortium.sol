@@ -117,6 +117,10 @@ contract Consortium is IConsortium {
         return _partners;
     }
 
+    function tenureOf(address account) external view returns (uint256) {
+        return _tenures[account].length;
+    }
+
     function partnerCount() external view returns (uint256) {
         return _partners.length;
     }

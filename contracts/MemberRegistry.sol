@@ -21,6 +21,21 @@ contract MemberRegistry is IMemberRegistry, EIP712 {
         uint64 round;
     }
 
+    /// @dev A partner's vote to reset a member's signer, one per partner per round: a vote for another
+    /// new signer replaces the earlier one. It counts while its voter is in the tenure it voted in and
+    /// for `RESET_VOTE_LIFETIME` after it was cast.
+    struct ResetVote {
+        address newSigner;
+        uint64 castAt;
+        // the voter's tenure number at the Consortium (1 for its first); a uint32 of admissions of one
+        // account, each by a vote of the partners, is never reached
+        uint32 tenure;
+    }
+
+    /// @notice How long a vote to reset a lost key counts, as a Consortium proposal stays open: votes
+    /// gathered over months are not a majority of today.
+    uint64 public constant RESET_VOTE_LIFETIME = 7 days;
+
     bytes32 private constant _SIGNER_CHANGE_TYPEHASH =
         keccak256("SignerChange(bytes32 member,address newSigner,uint256 nonce,uint256 deadline)");
 
@@ -30,7 +45,7 @@ contract MemberRegistry is IMemberRegistry, EIP712 {
     address private _loyalty;
     mapping(bytes32 member => Member) private _members;
     mapping(bytes32 member => uint256) private _nonces;
-    mapping(bytes32 ballot => mapping(address voter => bool)) private _resetVotes;
+    mapping(bytes32 member => mapping(uint64 round => mapping(address voter => ResetVote))) private _resetVotes;
 
     constructor(address consortium_) EIP712("ledgercrm", "1") {
         _consortium = IConsortium(consortium_);
@@ -93,7 +108,8 @@ contract MemberRegistry is IMemberRegistry, EIP712 {
     /// @notice Replace the member's signer, authorized by the current signer's EIP-712 signature over
     /// SignerChange(member, newSigner, nonce, deadline). Any partner relays.
     /// Requirements:
-    /// - the caller is a partner; the member is active and has a signer; `newSigner` is not zero;
+    /// - the caller is a partner; the member is active and has a signer; `newSigner` is not zero and not
+    ///   the member's signer;
     /// - the signature is the signer's, for the current nonce, and `deadline` has not passed.
     function changeSigner(
         bytes32 member,
@@ -103,6 +119,7 @@ contract MemberRegistry is IMemberRegistry, EIP712 {
     ) external onlyPartner {
         Member storage m = _active(member);
         if (newSigner == address(0)) revert MemberZeroSigner();
+        if (newSigner == m.signer) revert MemberSameSigner(member, newSigner);
         bytes32 structHash = keccak256(abi.encode(_SIGNER_CHANGE_TYPEHASH, member, newSigner, _nonces[member], deadline));
         _authorize(member, m.signer, structHash, deadline, signature);
         address previous = m.signer;
@@ -114,32 +131,42 @@ contract MemberRegistry is IMemberRegistry, EIP712 {
     }
 
     /// @notice Vote to give the member a new signer (its key was lost); it takes effect once a strict
-    /// majority of the current partners voted for the same new signer in the same round.
+    /// majority of the current partners voted for the same new signer in the same round. A partner has
+    /// one vote per round: voting for another new signer moves its vote there. A vote stops counting
+    /// when its voter leaves the consortium (and does not come back with a readmission) and
+    /// `RESET_VOTE_LIFETIME` after it was cast.
     /// Requirements:
-    /// - the caller is a partner that has not voted for this change; the member is active;
-    /// - `newSigner` is not zero.
+    /// - the caller is a partner without a counting vote for this new signer; the member is active and
+    ///   has a signer (a member without one gets its first from its home partner, `bindSigner`);
+    /// - `newSigner` is not zero and not the member's signer.
     function voteSignerReset(bytes32 member, address newSigner) external onlyPartner {
         Member storage m = _active(member);
+        if (m.signer == address(0)) revert MemberNoSigner(member);
         if (newSigner == address(0)) revert MemberZeroSigner();
-        bytes32 ballot = keccak256(abi.encode(member, m.round, newSigner));
-        mapping(address => bool) storage voted = _resetVotes[ballot];
-        if (voted[msg.sender]) revert MemberAlreadyVoted(member, newSigner, msg.sender);
-        voted[msg.sender] = true;
-        // counted live over the current partners: a removed partner's vote no longer counts
-        address[] memory partners = _consortium.partners();
-        uint256 votes = 0;
-        for (uint256 i = 0; i < partners.length; ++i) {
-            if (voted[partners[i]]) ++votes;
+        if (newSigner == m.signer) revert MemberSameSigner(member, newSigner);
+        mapping(address => ResetVote) storage votes = _resetVotes[member][m.round];
+        uint256 tenure = _consortium.tenureOf(msg.sender);
+        ResetVote storage previous = votes[msg.sender];
+        if (previous.newSigner == newSigner && _counts(previous, tenure)) {
+            revert MemberAlreadyVoted(member, newSigner, msg.sender);
         }
-        emit SignerResetVoted(member, newSigner, msg.sender, votes, partners.length);
-        if (votes * 2 > partners.length) {
-            address previous = m.signer;
-            m.signer = newSigner;
-            unchecked {
-                ++m.round;
-            }
-            emit SignerChanged(member, previous, newSigner, true);
-        }
+        votes[msg.sender] = ResetVote({newSigner: newSigner, castAt: uint64(block.timestamp), tenure: uint32(tenure)});
+        (uint256 count, uint256 partners) = _countResetVotes(votes, newSigner);
+        emit SignerResetVoted(member, newSigner, msg.sender, count, partners);
+        if (count * 2 > partners) _reset(member, m, newSigner);
+    }
+
+    /// @notice Apply a reset whose votes became a majority because partners left since they voted.
+    /// Requirements:
+    /// - the caller is a partner; the member is active and has a signer; `newSigner` is not zero;
+    /// - the votes for `newSigner` that count are a strict majority of the current partners.
+    function applySignerReset(bytes32 member, address newSigner) external onlyPartner {
+        Member storage m = _active(member);
+        if (m.signer == address(0)) revert MemberNoSigner(member);
+        if (newSigner == address(0)) revert MemberZeroSigner();
+        (uint256 count, uint256 partners) = _countResetVotes(_resetVotes[member][m.round], newSigner);
+        if (count * 2 <= partners) revert MemberResetQuorumNotReached(member, newSigner, count, partners / 2 + 1);
+        _reset(member, m, newSigner);
     }
 
     /// @notice Erase a member: it is frozen for good, each of its consents is withdrawn and its balance
@@ -184,6 +211,24 @@ contract MemberRegistry is IMemberRegistry, EIP712 {
         return (m.home, m.signer, m.erased, _nonces[member]);
     }
 
+    /// @notice The votes that count now for giving `member` the signer `newSigner`, of `partners`
+    /// current partners (a strict majority of them resets the signer).
+    function resetVotes(bytes32 member, address newSigner) external view returns (uint256 votes, uint256 partners) {
+        return _countResetVotes(_resetVotes[member][_members[member].round], newSigner);
+    }
+
+    /// @notice `voter`'s vote in the member's current round: the new signer it is for (zero: none),
+    /// until when it counts, and whether it counts now.
+    function resetVoteOf(
+        bytes32 member,
+        address voter
+    ) external view returns (address newSigner, uint64 countsUntil, bool counts) {
+        ResetVote storage v = _resetVotes[member][_members[member].round][voter];
+        if (v.newSigner == address(0)) return (address(0), 0, false);
+        uint256 tenure = _consortium.isPartner(voter) ? _consortium.tenureOf(voter) : 0;
+        return (v.newSigner, v.castAt + RESET_VOTE_LIFETIME, _counts(v, tenure));
+    }
+
     function nonceOf(bytes32 member) external view returns (uint256) {
         return _nonces[member];
     }
@@ -199,6 +244,35 @@ contract MemberRegistry is IMemberRegistry, EIP712 {
     // solhint-disable-next-line func-name-mixedcase
     function DOMAIN_SEPARATOR() external view returns (bytes32) {
         return _domainSeparatorV4();
+    }
+
+    function _reset(bytes32 member, Member storage m, address newSigner) private {
+        address previous = m.signer;
+        m.signer = newSigner;
+        unchecked {
+            ++m.round; // a uint64 of signer changes does not wrap
+        }
+        emit SignerChanged(member, previous, newSigner, true);
+    }
+
+    /// @dev Whether a vote counts for a partner now in tenure `tenure` (0: not a partner).
+    function _counts(ResetVote storage v, uint256 tenure) private view returns (bool) {
+        return tenure != 0 && v.tenure == tenure && block.timestamp < uint256(v.castAt) + RESET_VOTE_LIFETIME;
+    }
+
+    // Counted live over the current partners, as the Consortium counts its proposals: a removed
+    // partner's vote no longer counts and the denominator shrinks with it; linear in the partners, who
+    // are tens, not thousands.
+    function _countResetVotes(
+        mapping(address => ResetVote) storage votes,
+        address newSigner
+    ) private view returns (uint256 count, uint256 partners) {
+        address[] memory current = _consortium.partners();
+        partners = current.length;
+        for (uint256 i = 0; i < partners; ++i) {
+            ResetVote storage v = votes[current[i]];
+            if (v.newSigner == newSigner && _counts(v, _consortium.tenureOf(current[i]))) ++count;
+        }
     }
 
     function _active(bytes32 member) private view returns (Member storage m) {

@@ -208,6 +208,18 @@ class MemberAlreadyVoted(MemberError):
     voter: str
 
 
+class MemberSameSigner(MemberError):
+    member: bytes
+    signer: str
+
+
+class MemberResetQuorumNotReached(MemberError):
+    member: bytes
+    newSigner: str  # noqa: N815
+    votes: int
+    needed: int
+
+
 class LoyaltyError(ContractRevert):
     pass
 

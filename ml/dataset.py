@@ -9,6 +9,9 @@
 from __future__ import annotations
 
 import bisect
+import contextlib
+import io
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -62,7 +65,12 @@ def fit_bgnbd(histories: Mapping[str, Sequence[Event]], as_of: datetime) -> BgNb
     for penalizer in (0.001, 0.01, 0.1):
         fitter = BetaGeoFitter(penalizer_coef=penalizer)
         try:
-            fitter.fit(x, t_x, age)
+            # the optimiser probes parameters where the likelihood is undefined (a sqrt of a negative)
+            # and moves on; whether it converged is what ConvergenceError says, not those warnings; and
+            # lifetimes prints scipy's whole result to stdout before raising it, which is a command's output
+            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+                warnings.simplefilter("ignore", RuntimeWarning)
+                fitter.fit(x, t_x, age)
             break
         except ConvergenceError:
             continue

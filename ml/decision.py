@@ -15,6 +15,7 @@ from typing import Any
 
 import rfc8785
 
+from ml.dataset import ELIGIBLE_DAYS, eligible
 from ml.events import Event
 from ml.features import BY_NAME, features, history_before
 from ml.glassbox import Counterfactual, GlassBox
@@ -57,10 +58,17 @@ def inputs_before(events: Sequence[Event], as_of: datetime) -> int:
     return len(history_before(events, as_of))
 
 
+class OutsidePopulation(ValueError):
+    """The member bought before the as-of date, but not within the year before it: the model was
+    trained on, and speaks for, members who did (`ml.dataset.eligible`)."""
+
+
 def decide(model: GlassBox, events: Sequence[Event], as_of: datetime) -> Scored:
-    """Score one member. ValueError if the member has no purchase before `as_of` (not in the
-    population the model was trained on)."""
+    """Score one member. ValueError if the member has no purchase before `as_of`; OutsidePopulation if
+    none in the year before it (not in the population the model was trained on)."""
     row = features(events, as_of, model.bgnbd)
+    if not eligible(events, as_of):
+        raise OutsidePopulation(f"no purchase in the {ELIGIBLE_DAYS} days before {as_of:%Y-%m-%d}")
     contributions = model.contributions(row)
     logit = model.intercept + sum(contributions.values())
     score = model.score(row)

@@ -29,6 +29,7 @@ import bisect
 import itertools
 import math
 import random
+import re
 import unicodedata
 from collections import deque
 from collections.abc import Iterator
@@ -315,7 +316,8 @@ def _customer(
     interactions: int,
 ) -> SyntheticCustomer:
     first, last = faker.first_name(), faker.last_name()
-    local = _ascii(f"{first}.{last}").lower().replace(" ", "")
+    # a first name with an initial ("Klaus D.") would give "klausd..thanel": not an address
+    local = re.sub(r"\.{2,}", ".", _ascii(f"{first}.{last}").lower().replace(" ", "")).strip(".")
     email = f"{local}{rng.randint(1, 99) if rng.random() < 0.4 else ''}@{faker.free_email_domain()}"
     return SyntheticCustomer(
         customer_id=customer_id,

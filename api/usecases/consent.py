@@ -24,7 +24,7 @@ from ledger.clients import ConsentStatus as ChainConsentStatus
 from ledger.clients.consent import RECORD_BATCH_MAX, ConsentRecord
 from offchain.canonical import canonical_json
 from offchain.models import ConsentReceipt, ConsentStatus, CustomerStatus
-from offchain.repositories import consents, customers
+from offchain.repositories import consents, customers, enrolments
 from offchain.repositories.partners import PartnerRecord
 
 RECEIPT_SCHEMA = "ledgercrm/consent-receipt/v1"
@@ -274,6 +274,12 @@ def _receipt_row(
 # (api/evidence/outbox.py): nothing is recorded twice, whatever crashes where.
 
 
+@dataclass(frozen=True)
+class StagedConsents:
+    staged: list[bytes]  # members whose "given" receipt was staged, to be attested on chain
+    need_signature: list[bytes]  # members with a key of their own and no receipt: theirs to sign
+
+
 def stage_consents(
     crm: Crm,
     who: Principal,
@@ -282,15 +288,18 @@ def stage_consents(
     *,
     terms: ConsentTerms | None = None,
     expires_at: datetime | None = None,
-) -> list[bytes]:
-    """Stage a "given" receipt for each member that has no receipt at all (given, withdrawn, staged)
-    towards this partner for `purpose`: a member who withdrew is never re-consented by an import.
-    Returns the members staged; `send_staged_consents` puts them on chain. One store transaction."""
+) -> StagedConsents:
+    """Stage a "given" receipt, attested by the acting partner as the members' home partner, for each
+    member that has no receipt at all (given, withdrawn, staged) towards this partner for `purpose`: a
+    member who withdrew is never re-consented by an import. A member with a key of its own is left out
+    (the chain takes its "given" only signed by it) and listed in `need_signature`; a member whose home
+    partner is another is refused. `send_staged_consents` puts the staged ones on chain. One store
+    transaction."""
     partner_name = who.acting_partner()
     _check_terms(purpose, expires_at)
     wanted = list(dict.fromkeys(members))
     if not wanted:
-        return []
+        return StagedConsents([], [])
     terms = terms or ConsentTerms()
     now = datetime.now(UTC)
     staged: list[bytes] = []
@@ -298,20 +307,52 @@ def stage_consents(
         partner = crm.partner(db, partner_name)
         statuses = customers.statuses(db, wanted)
         have = consents.members_with_receipt(db, partner.id, purpose, wanted)
-        receipts: list[dict[str, Any]] = []
         for member in wanted:
             status = statuses.get(member)
             if status is None:
                 raise NotFound(f"no member 0x{member.hex()}")
             if status is CustomerStatus.ERASED:
                 raise CustomerIsErased(f"member 0x{member.hex()} was erased")
-            if member not in have:
+        todo = [member for member in wanted if member not in have]
+        keyed = _holding_a_key(crm, db, partner, todo)
+        receipts: list[dict[str, Any]] = []
+        for member in todo:
+            if member not in keyed:
                 receipts.append(
                     _receipt_row(partner, member, purpose, ConsentStatus.GIVEN, expires_at, terms, now)
                 )
                 staged.append(member)
         consents.insert(db, receipts)
-    return staged
+    return StagedConsents(staged, [member for member in todo if member in keyed])
+
+
+def _holding_a_key(crm: Crm, db: Session, partner: PartnerRecord, members: Sequence[bytes]) -> set[bytes]:
+    """Those of `members` that hold a key of their own; refuses a member whose home partner is not
+    `partner` (its attestation would revert and stop the partner's consent outbox).
+
+    A member whose enrolment is still on its way (staged or in flight, as an import's new members are)
+    goes on chain with the key its enrolment row names; one already enrolled is asked of the chain,
+    the authority (its key may have been bound since, or changed by a relay in another home)."""
+    rows = enrolments.of_members(db, members)
+    keyed: set[bytes] = set()
+    for member in members:
+        row = rows.get(member)
+        if row is not None and row.block_number is None:
+            if row.partner_id != partner.id:
+                raise NotAllowed(f"member 0x{member.hex()} is not enrolled by {partner.name!r}")
+            if row.signer is not None:
+                keyed.add(member)
+            continue
+        info = crm.coalition.members.member(member)
+        if info.erased:
+            raise CustomerIsErased(f"member 0x{member.hex()} was erased")
+        if not info.enrolled or info.home != partner.address:
+            raise NotAllowed(
+                f"only member 0x{member.hex()}'s home partner may attest its consent, not {partner.name!r}"
+            )
+        if info.signer is not None:
+            keyed.add(member)
+    return keyed
 
 
 def send_staged_consents(

@@ -3,22 +3,33 @@ geth write: scrypt, AES-128-CTR), opened with its passphrase, and bound to the m
 
 With a key bound, the member signs its consents and redemptions itself (EIP-712) and any partner relays
 them; without one, its home partner acts for it. The key never leaves the customer's file: partners
-see only its address."""
+see only its address.
+
+A bound key changes in one of two ways, both checked by MemberRegistry: the customer signs the change
+with the key it holds (`change_customer_key`, relayed by any partner), or, when that key is lost, a
+strict majority of the current partners vote for the same new key (`vote_key_reset`). A vote counts
+while its partner stays in the consortium (a readmitted partner votes again) and for seven days; a
+partner has one vote per change, and a vote for another new key moves it there."""
 
 from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_utils import is_address, to_checksum_address
 
 from api.context import Crm
-from api.errors import CustomerIsErased, InvalidInput, NotAllowed
+from api.errors import CustomerIsErased, InvalidInput, NotAllowed, NotFound
 from api.principal import Principal
 from api.usecases.customers import owned_customer
-from offchain.repositories import enrolments
+from ledger.clients import MemberInfo
+from offchain.models import CustomerStatus
+from offchain.repositories import consents, customers, enrolments
 
 MIN_PASSPHRASE = 8
 
@@ -56,6 +67,13 @@ def bind_customer_key(crm: Crm, who: Principal, member: bytes, key: LocalAccount
     with crm.unit_of_work() as db:
         owned_customer(crm, db, partner_name, member)
         partner_address = crm.partner(db, partner_name).address
+        if consents.has_unconfirmed(db, member):
+            # an import's attested consent for this member, staged or in flight, would be refused
+            # once the member holds a key, and would stop the partner's consent outbox
+            raise InvalidInput(
+                f"member 0x{member.hex()} has a consent waiting to go on chain: finish the import (run it"
+                " again) before binding a key"
+            )
     info = crm.coalition.members.member(member)
     if info.erased:
         raise CustomerIsErased(f"member 0x{member.hex()} was erased")
@@ -70,6 +88,121 @@ def bind_customer_key(crm: Crm, who: Principal, member: bytes, key: LocalAccount
     with crm.unit_of_work() as db:
         enrolments.set_signer(db, member, key.address)
     return str(key.address)
+
+
+@dataclass(frozen=True)
+class KeyChange:
+    member: bytes
+    previous: str
+    signer: str
+    block_number: int
+
+
+@dataclass(frozen=True)
+class KeyResetVote:
+    """Where a lost-key reset stands after the acting partner's vote, as the contract counted it."""
+
+    member: bytes
+    new_signer: str
+    votes: int  # for `new_signer`, that count now (current partners, their current tenure, not lapsed)
+    partners: int
+    reset: bool  # the member's key is now `new_signer`
+    counts_until: datetime | None  # when the acting partner's vote lapses (None: the key was reset)
+    moved_from: str | None = None  # the key this partner had voted for before, in this change
+
+    @property
+    def needed(self) -> int:
+        """A strict majority of the current partners."""
+        return self.partners // 2 + 1
+
+
+def change_customer_key(
+    crm: Crm, who: Principal, member: bytes, current_key: LocalAccount, new_key: LocalAccount
+) -> KeyChange:
+    """Give the member `new_key`, signed with its current key (the customer's own act); the acting
+    partner, any partner, relays it. A lost key is reset by a vote instead (`vote_key_reset`)."""
+    partner_name = who.acting_partner()
+    relayer = _relayer(crm, partner_name, member)
+    info = _keyed_member(crm, member, new_key.address)
+    if current_key.address != info.signer:
+        raise InvalidInput(
+            f"that key ({current_key.address}) is not member 0x{member.hex()}'s ({info.signer}): only the"
+            " member's current key signs a change; a lost key is reset by a vote (`customer key reset`)"
+        )
+    authorization = crm.coalition.members.authorize_signer_change(current_key, member, new_key.address)
+    tx = crm.coalition.members.change_signer(relayer, member, new_key.address, authorization)
+    _mirror(crm, member, new_key.address)
+    return KeyChange(member, str(info.signer), str(new_key.address), tx.block_number)
+
+
+def vote_key_reset(crm: Crm, who: Principal, member: bytes, new_signer: str) -> KeyResetVote:
+    """The acting partner's vote to give the member the key `new_signer` (its own was lost); the key is
+    reset once a strict majority of the current partners voted for it. Voting again for the same key
+    while the vote counts is refused, unless partners left since and the votes are now a majority: then
+    the reset is applied."""
+    partner_name = who.acting_partner()
+    if not is_address(new_signer):
+        raise InvalidInput(f"not an address: {new_signer!r}")
+    new_signer = to_checksum_address(new_signer)
+    voter = _relayer(crm, partner_name, member)
+    members = crm.coalition.members
+    _keyed_member(crm, member, new_signer)
+    mine = members.reset_vote_of(member, voter.address)
+    if mine.counts and mine.new_signer == new_signer:
+        votes, partners = members.reset_votes(member, new_signer)
+        if votes * 2 <= partners:
+            lapses = datetime.fromtimestamp(mine.counts_until, UTC)
+            raise InvalidInput(
+                f"{partner_name!r} has already voted to give member 0x{member.hex()} the key {new_signer}"
+                f" (its vote counts until {lapses:%Y-%m-%d %H:%M UTC}): {votes} of {partners // 2 + 1}"
+                " votes, not yet reset"
+            )
+        members.apply_signer_reset(voter, member, new_signer)
+        _mirror(crm, member, new_signer)
+        return KeyResetVote(member, new_signer, votes, partners, True, None)
+    moved_from = mine.new_signer if mine.counts else None  # a counting vote for another key moves
+    tally = members.vote_signer_reset(voter, member, new_signer)
+    until: datetime | None = None
+    if tally.reset:
+        _mirror(crm, member, new_signer)
+    else:
+        until = datetime.fromtimestamp(members.reset_vote_of(member, voter.address).counts_until, UTC)
+    return KeyResetVote(member, new_signer, tally.votes, tally.partners, tally.reset, until, moved_from)
+
+
+def _relayer(crm: Crm, partner_name: str, member: bytes) -> LocalAccount:
+    """The acting partner's signing key, once the partner and the member check out in this store: a
+    member the store knows as erased is refused here; one it does not know (another home's customer)
+    is left to the chain."""
+    with crm.unit_of_work() as db:
+        crm.partner(db, partner_name)
+        if customers.status_of(db, member) is CustomerStatus.ERASED:
+            raise CustomerIsErased(f"member 0x{member.hex()} was erased")
+    return crm.signer(partner_name)
+
+
+def _keyed_member(crm: Crm, member: bytes, new_signer: str) -> MemberInfo:
+    """The member as the chain knows it, refused where the contract would refuse a change of its key."""
+    info = crm.coalition.members.member(member)
+    if info.erased:
+        raise CustomerIsErased(f"member 0x{member.hex()} was erased")
+    if not info.enrolled:
+        raise NotFound(f"member 0x{member.hex()} is not enrolled on chain")
+    if info.signer is None:
+        raise InvalidInput(
+            f"member 0x{member.hex()} has no key of its own to change: its home partner binds its first"
+            " (`customer key bind`)"
+        )
+    if new_signer == info.signer:
+        raise InvalidInput(f"{new_signer} is member 0x{member.hex()}'s key already")
+    return info
+
+
+def _mirror(crm: Crm, member: bytes, signer: str) -> None:
+    """Keep the store's copy of the member's key (its home's enrolment row, if this store holds it) in
+    step with the chain, which stays the authority."""
+    with crm.unit_of_work() as db:
+        enrolments.set_signer(db, member, signer)
 
 
 def write_new_file(path: Path, content: bytes) -> None:

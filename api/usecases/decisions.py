@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -49,7 +50,9 @@ class ScoreReport:
     skipped_for_consent: int = 0  # members without valid profiling consent towards the partner
     inputs_excluded: Counter[str] = field(default_factory=Counter)  # outcome -> interactions left out
     no_inputs: int = 0  # members with no verified purchase before the as-of date
+    outside_population: int = 0  # members with none in the year before it (the model's population)
     erased: int = 0  # erased members asked for (never scored)
+    timings: dict[str, float] = field(default_factory=dict)  # phase -> seconds
 
 
 def score(
@@ -63,7 +66,16 @@ def score(
     """Score the acting partner's customers (`members`, or all of them) and log every decision on
     chain, in batches through the outbox. Everything is checked before anything is written."""
     partner = who.acting_partner()
-    say = step or (lambda _: None)
+    phases: dict[str, float] = {}
+    current, since = ["check"], [time.perf_counter()]
+
+    def say(what: str, phase: str) -> None:  # the caller's progress line, and where the time went
+        now = time.perf_counter()
+        phases[current[0]] = now - since[0]
+        current[0], since[0] = phase, now
+        if step is not None:
+            step(what)
+
     if as_of is not None and as_of.tzinfo is None:
         raise InvalidInput("--as-of needs a time zone")
     if as_of is not None:
@@ -74,18 +86,20 @@ def score(
             asked = [c.member_id for c in customers.of_partner(db, record.id)]
         else:
             asked = list(dict.fromkeys(members))
-            for member in asked:
-                if customers.owned(db, record.id, member) is None:
-                    raise NotFound(f"partner {partner!r} has no member 0x{member.hex()}")
+        statuses = customers.statuses(db, asked, record.id)
+        unknown = next((m for m in asked if m not in statuses), None)
+        if unknown is not None:  # another partner's customer, or no one's: the same answer
+            raise NotFound(f"partner {partner!r} has no member 0x{unknown.hex()}")
         row = _model_row(db, record.id, partner, model_id)
-        statuses = customers.statuses(db, asked)
     model = _registered(crm, row, partner_address=record.address)
     live = [m for m in asked if statuses.get(m) is not CustomerStatus.ERASED]
-    report = ScoreReport(row.onchain_id, as_of or datetime.now(UTC), erased=len(asked) - len(live))
+    report = ScoreReport(
+        row.onchain_id, as_of or datetime.now(UTC), erased=len(asked) - len(live), timings=phases
+    )
     if not live:
         return report
 
-    say("verifying the inputs against the chain")
+    say("verifying the inputs against the chain", "verify")
     checked = verified_interactions(crm, partner, None if members is None else live)
     histories, leaves, ids = _verified_histories(checked, report.inputs_excluded)
     if as_of is None:  # the day after the latest verified event: "now", in the data's own time
@@ -94,10 +108,10 @@ def score(
             raise InvalidInput(f"{partner} has no verified interactions to score")
         report.as_of = datetime.combine(latest.date() + timedelta(days=1), datetime.min.time(), UTC)
 
-    say("reading profiling consent on chain")
+    say("reading profiling consent on chain", "consent")
     consented = dict(zip(live, crm.coalition.consent.are_valid(live, record.address, PROFILING), strict=True))
 
-    say("scoring")
+    say("scoring", "score")
     staged: list[DecisionRecord] = []
     keys = crm.vault.bulk_keys(partner, [m for m in live if consented[m]])
     for member in live:
@@ -109,7 +123,10 @@ def score(
         used = deciding.inputs_before(events, report.as_of)
         try:
             scored = deciding.decide(model, events, report.as_of)
-        except ValueError:  # no verified purchase before the as-of date: not in the population
+        except deciding.OutsidePopulation:
+            report.outside_population += 1
+            continue
+        except ValueError:  # no verified purchase before the as-of date
             report.no_inputs += 1
             continue
         input_root = merkle_root(leaves[name][:used])
@@ -141,8 +158,9 @@ def score(
         report.actions[scored.action] += 1
     with crm.unit_of_work() as db:
         decisions.add_all(db, staged)
-    say(f"logging {len(staged):,} decisions on chain")
+    say(f"logging {len(staged):,} decisions on chain", "log")
     report.decided = [decision_id for _, decision_id in send_staged_decisions(crm, who)]
+    say("done", "done")
     return report
 
 

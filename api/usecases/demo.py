@@ -18,11 +18,14 @@ from api.evidence.verification import Outcome
 from api.principal import Principal
 from api.settings import Settings
 from api.usecases.anchoring import anchor_now
-from api.usecases.consent import give_consent
+from api.usecases.consent import give_consent, send_staged_consents, stage_consents, withdraw_consent
 from api.usecases.customers import register_customer, show_customer
+from api.usecases.decisions import list_decisions, score, show_decision, verify_decision
 from api.usecases.erasure import erase_customer
+from api.usecases.imports import import_synthetic
 from api.usecases.interactions import NewInteraction, record_interactions
 from api.usecases.loyalty import PointsRequest, balance, balance_total, earn_points, reconcile, redeem_points
+from api.usecases.models import train_model
 from api.usecases.partners import positions, register_partner
 from api.usecases.verification import verify
 from ledger.backends import Backend, EthTesterBackend, RpcBackend
@@ -30,8 +33,12 @@ from ledger.clients import Action
 from ledger.coalition import Coalition
 from ledger.errors import LoyaltyInsufficientBalance
 from offchain.models import CustomerCreate
+from offchain.repositories import customers
 
 Step = Callable[[str, str], None]
+# delta's synthetic customers: enough for monthly training slices with churners and stayers in each
+DEMO_CUSTOMERS = 150
+DEMO_INTERACTIONS = 1800
 
 
 @dataclass
@@ -194,6 +201,8 @@ def _business(crm: Crm, signers: tuple, inspector: Principal, step: Step, report
         f" {len(audit.failures)} findings",
     )
 
+    _decisions(crm, delta, inspector, step)
+
     final = verify(crm, operator)
     reconciled = reconcile(crm, operator)
     report.outstanding = balance_total(crm, operator)
@@ -203,12 +212,80 @@ def _business(crm: Crm, signers: tuple, inspector: Principal, step: Step, report
     report.summary.update(
         {
             "partners": len(names),
-            "customers": 3,
+            "customers": 3 + DEMO_CUSTOMERS,
+            "decisions logged on chain": crm.coalition.decisions.decision_count(),
             "interactions verified": counts[Outcome.VERIFIED],
             "interactions tampered": counts[Outcome.TAMPERED],
             "interactions erased (leaf still proven)": counts[Outcome.ERASED],
             "points reconciled with the chain": "yes" if reconciled.ok else f"NO: {reconciled.mismatches}",
         }
+    )
+
+
+def _decisions(crm: Crm, delta: Principal, inspector: Principal, step: Step) -> None:
+    """delta imports a year of synthetic customers with loyalty and profiling consent, trains a churn
+    model, scores everyone (decisions on chain), shows one, has it checked by the auditor and reproduced
+    with its keys; a customer who withdrew profiling consent gets no decision."""
+    imported = import_synthetic(
+        crm, delta, seed=3, customers=DEMO_CUSTOMERS, interactions=DEMO_INTERACTIONS, in_process=True
+    )
+    with crm.unit_of_work() as db:
+        members = [c.member_id for c in customers.of_partner(db, crm.partner(db, "delta").id)]
+    stage_consents(crm, delta, members, "profiling")
+    send_staged_consents(crm, delta)
+    withdrawn = members[0]
+    withdraw_consent(crm, delta, withdrawn, "profiling")
+    step(
+        "delta imports synthetic customers",
+        f"{imported.customers_new} customers, {imported.interactions_new} interactions; profiling consent "
+        f"from all, then 0x{withdrawn.hex()[:12]}… withdraws it",
+    )
+    trained = train_model(crm, delta, horizon_days=90)
+    auc = trained.trained.card["metrics"]["EBM (registered)"]["auc"]
+    step(
+        "delta trains a churn model on its verified interactions",
+        f"model {trained.model_id} registered on chain"
+        f" (hash 0x{trained.trained.model.model_hash.hex()[:16]}…);"
+        f" holdout AUC {auc['value']:.3f} [{auc['low']:.3f}, {auc['high']:.3f}]",
+    )
+    scored = score(crm, delta, model_id=trained.model_id)
+    step(
+        "delta scores every customer",
+        f"{len(scored.decided)} decided and logged on chain, {scored.skipped_for_consent} skipped for"
+        f" consent (the withdrawn one), {scored.no_inputs + scored.outside_population} not in the population",
+    )
+    lines = list_decisions(crm, delta)
+    acted = next((line for line in lines if line.action != "none"), lines[0])
+    shown = show_decision(crm, delta, acted.decision_id).explanation
+    reasons = ", ".join(f"{r['feature']} {r['direction']}" for r in shown["reasons"])
+    counterfactual = shown["counterfactual"]
+    what_if = (
+        " and ".join(f"{c['feature']} {c['from']:g} -> {c['to']:g}" for c in counterfactual["changes"])
+        + f" would give {counterfactual['score']:.2f}"
+        if counterfactual
+        else "no actionable change flips it"
+    )
+    step(
+        f"decision {acted.decision_id}",
+        f"churn score {shown['score']:.2f}: {shown['action']}; reasons: {reasons}; counterfactual: {what_if}",
+    )
+    audit = verify_decision(crm, inspector, acted.decision_id)
+    passed = [s.name for s in audit.steps if s.ok]
+    step(
+        "the auditor checks it with no key",
+        f"{', '.join(passed)}: ok; not run: {', '.join(audit.not_run)} (they read personal data)",
+    )
+    full = verify_decision(crm, Principal.operator(), acted.decision_id)
+    step(
+        "delta reproduces it from the chain down",
+        "score, reasons and explanation reproduced bit for bit"
+        if full.ok
+        else "NOT reproduced: " + "; ".join(s.detail for s in full.steps if not s.ok),
+    )
+    again = score(crm, delta, members=[withdrawn], model_id=trained.model_id)
+    step(
+        "delta tries to score the customer who withdrew",
+        "no decision: skipped for consent" if again.skipped_for_consent == 1 else "DECIDED",
     )
 
 

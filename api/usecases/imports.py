@@ -15,7 +15,10 @@ anchored twice:
 2. consent: a consent receipt (collection method "import") for each purpose the source holds consent
    for (`purposes`: "loyalty" unless told otherwise) is staged for every customer of the chunk that has
    no receipt for that purpose yet (so a withdrawal is never overridden, and a re-run stages nothing
-   twice), then sent on chain with `recordBatch` (one purpose per batch) through the consent outbox.
+   twice), then sent on chain with `recordBatch` (one purpose per batch) through the consent outbox:
+   attested by the partner as the customers' home partner. A customer with a key of their own is left
+   out (the chain takes their "given" only with their signature) and counted; their points wait for the
+   consent they sign.
 3. interactions: recorded with the invoice (ticket) number as external key; ones already recorded are
    counted as duplicates (`record_interactions`). The new ones go into a pending anchoring batch in the
    same transaction, whose anchor is sent right after (`anchoring.submit`); the anchors of earlier
@@ -100,6 +103,8 @@ class ImportReport:
     customers_existing: int = 0
     members_enrolled: int = 0  # enrolments confirmed on chain by this run
     consents_recorded: int = 0  # confirmed on chain by this run (including a crashed run's leftovers)
+    # customers with a key of their own and no loyalty consent: theirs to sign, so none is attested
+    consents_need_signature: int = 0
     interactions_new: int = 0
     interactions_duplicate: int = 0
     point_events: int = 0  # earn events confirmed on chain by this run
@@ -315,14 +320,16 @@ class _Importer:
             fresh = [self.members[ref] for ref in first_seen]
             staged_any = False
             for purpose in self.purposes:
-                new_consents = stage_consents(self.crm, self.who, fresh, purpose, terms=IMPORT_TERMS)
-                staged_any = staged_any or bool(new_consents)
+                staging = stage_consents(self.crm, self.who, fresh, purpose, terms=IMPORT_TERMS)
+                # their points wait for the consent they sign themselves (stage_earnings asks the chain)
+                report.consents_need_signature += len(staging.need_signature)
+                staged_any = staged_any or bool(staging.staged)
                 if purpose == LOYALTY:
                     # Sent below, not yet mined: each recordBatch was simulated and is sent before any
                     # earnBatch for its members (same sender, lower nonce), so the chain holds the consent
                     # by the time the points are mined. A consent transaction that still failed would
                     # stop the import when it is settled.
-                    for member in new_consents:
+                    for member in staging.staged:
                         self.consented.setdefault(member, True)
             if staged_any:
                 self._consents_confirmed(

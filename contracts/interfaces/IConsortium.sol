@@ -44,6 +44,10 @@ interface IConsortium {
 
     function partners() external view returns (address[] memory);
 
+    /// @notice How many tenures `account` began as a partner (the current one's number while it is a
+    /// partner; 0 if it never was): a vote cast in one tenure is told from one cast in the next.
+    function tenureOf(address account) external view returns (uint256);
+
     /// @notice Whether `account` was a partner from block `fromBlock` through block `atBlock` without a
     /// break (one tenure: admitted at or before `fromBlock`, not removed by `atBlock`).
     function servedThrough(address account, uint64 fromBlock, uint64 atBlock) external view returns (bool);

@@ -25,6 +25,8 @@ interface IMemberRegistry {
     error MemberSignatureExpired(bytes32 member, uint256 deadline, uint256 now_);
     error MemberInvalidSignature(bytes32 member, address recovered, address signer);
     error MemberAlreadyVoted(bytes32 member, address newSigner, address voter);
+    error MemberSameSigner(bytes32 member, address signer);
+    error MemberResetQuorumNotReached(bytes32 member, address newSigner, uint256 votes, uint256 needed);
 
     event RegistryLinked(address consent, address loyalty);
     event MemberEnrolled(bytes32 indexed member, address indexed home, address signer);

@@ -12,7 +12,13 @@ from ledger.clients.consent import (
 from ledger.clients.consortium import Action, ConsortiumClient, Proposal, ProposalOutcome, Role
 from ledger.clients.decisions import Decision, DecisionLogClient, ModelInfo, RecordedDecision
 from ledger.clients.loyalty import LoyaltyClient
-from ledger.clients.members import Authorization, MemberInfo, MemberRegistryClient
+from ledger.clients.members import (
+    Authorization,
+    MemberInfo,
+    MemberRegistryClient,
+    ResetTally,
+    ResetVote,
+)
 
 __all__ = [
     "PURPOSES",
@@ -36,6 +42,8 @@ __all__ = [
     "Proposal",
     "ProposalOutcome",
     "RecordedDecision",
+    "ResetTally",
+    "ResetVote",
     "Role",
     "purpose_id",
 ]

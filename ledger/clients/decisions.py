@@ -87,8 +87,15 @@ class DecisionLogClient(ContractClient):
         )
 
     def onchain_id(self, mined: TxResult) -> int:
-        """The id of the first decision a mined recordDecisions logged (the rest follow in order)."""
-        return int(mined.events_named("DecisionRecorded")[0]["args"]["decisionId"])
+        """The id of the first decision a mined recordDecisions logged (the rest follow in order): the
+        first indexed topic of its first DecisionRecorded, read without decoding the batch's events."""
+        topic = bytes(event_abi_to_log_topic(self.contract.events.DecisionRecorded().abi))
+        if mined.receipt is None:
+            raise LookupError(f"no receipt for {mined.tx_hash}")
+        for log in mined.receipt.logs:
+            if log.address == self.contract.address and log.topics[0] == topic:
+                return int.from_bytes(log.topics[1], "big")
+        raise LookupError(f"{mined.tx_hash} logged no DecisionRecorded")
 
     def model(self, model_id: int) -> ModelInfo:
         model_hash, card_hash, training_root, registrant, block_number = self._call(

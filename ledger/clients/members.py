@@ -67,6 +67,31 @@ class MemberInfo:
 
 
 @dataclass(frozen=True)
+class ResetVote:
+    """One partner's vote, in the member's current round, to give it a new signer (its key was lost)."""
+
+    new_signer: ChecksumAddress | None  # None: no vote in this round
+    counts_until: int  # unix time; after it the vote no longer counts
+    counts: bool  # the voter is a partner in the tenure it voted in, and the vote has not lapsed
+
+
+@dataclass(frozen=True)
+class ResetTally:
+    """Where a lost-key reset stands after a vote (from the contract's own count)."""
+
+    new_signer: ChecksumAddress
+    votes: int  # votes for `new_signer` that count: current partners, this tenure, not lapsed
+    partners: int  # current partners
+    reset: bool  # the signer is now `new_signer`
+    tx: TxResult | None = None
+
+    @property
+    def needed(self) -> int:
+        """Votes a strict majority of the current partners takes."""
+        return self.partners // 2 + 1
+
+
+@dataclass(frozen=True)
 class Authorization:
     """A customer's EIP-712 signature, and the deadline it was made for."""
 
@@ -85,6 +110,25 @@ class MemberRegistryClient(ContractClient):
             erased=bool(erased),
             nonce=int(nonce),
         )
+
+    def reset_votes(self, member: bytes, new_signer: str) -> tuple[int, int]:
+        """The votes that count now for giving `member` the signer `new_signer`, and the partners."""
+        votes, partners = self._call(
+            self.contract.functions.resetVotes(as_bytes32(member), to_checksum_address(new_signer))
+        )
+        return int(votes), int(partners)
+
+    def reset_vote_of(self, member: bytes, voter: str) -> ResetVote:
+        new_signer, until, counts = self._call(
+            self.contract.functions.resetVoteOf(as_bytes32(member), to_checksum_address(voter))
+        )
+        return ResetVote(
+            None if new_signer == ZERO_ADDRESS else to_checksum_address(new_signer), int(until), bool(counts)
+        )
+
+    def reset_vote_lifetime(self) -> int:
+        """How long (seconds) a reset vote counts after it was cast."""
+        return int(self._call(self.contract.functions.RESET_VOTE_LIFETIME()))
 
     def nonce_of(self, member: bytes) -> int:
         return int(self._call(self.contract.functions.nonceOf(as_bytes32(member))))
@@ -132,8 +176,22 @@ class MemberRegistryClient(ContractClient):
         )
         return self._send(sender, fn)
 
-    def vote_signer_reset(self, sender: LocalAccount, member: bytes, new_signer: str) -> TxResult:
+    def vote_signer_reset(self, sender: LocalAccount, member: bytes, new_signer: str) -> ResetTally:
+        """`sender`'s vote to give `member` the signer `new_signer`; the tally as the contract counted it."""
         fn = self.contract.functions.voteSignerReset(as_bytes32(member), to_checksum_address(new_signer))
+        tx = self._send(sender, fn)
+        voted = tx.event("SignerResetVoted")["args"]
+        return ResetTally(
+            to_checksum_address(new_signer),
+            int(voted["votes"]),
+            int(voted["partners"]),
+            bool(tx.events_named("SignerChanged")),
+            tx,
+        )
+
+    def apply_signer_reset(self, sender: LocalAccount, member: bytes, new_signer: str) -> TxResult:
+        """Apply a reset whose votes became a majority because partners left since they voted."""
+        fn = self.contract.functions.applySignerReset(as_bytes32(member), to_checksum_address(new_signer))
         return self._send(sender, fn)
 
     def erase(self, sender: LocalAccount, member: bytes) -> TxResult:
@@ -193,13 +251,20 @@ class MemberRegistryClient(ContractClient):
         return self._sign(customer, "Redeem", REDEEM_TYPE, message, deadline)
 
     def authorize_signer_change(
-        self, customer: LocalAccount, member: bytes, new_signer: str, *, deadline: int | None = None
+        self,
+        customer: LocalAccount,
+        member: bytes,
+        new_signer: str,
+        *,
+        deadline: int | None = None,
+        nonce: int | None = None,
     ) -> Authorization:
+        """The customer's signature, with its current key, of the change to `new_signer`."""
         deadline = self._deadline(deadline)
         message = {
             "member": as_bytes32(member),
             "newSigner": to_checksum_address(new_signer),
-            "nonce": self.nonce_of(member),
+            "nonce": self.nonce_of(member) if nonce is None else nonce,
             "deadline": deadline,
         }
         return self._sign(customer, "SignerChange", SIGNER_CHANGE_TYPE, message, deadline)

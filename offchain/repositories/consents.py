@@ -42,6 +42,12 @@ def members_with_receipt(db: Session, partner_id: int, purpose: str, members: Se
     return found
 
 
+def has_unconfirmed(db: Session, member: bytes) -> bool:
+    """Whether the member has a receipt not yet confirmed on chain (staged, or sent and not mined)."""
+    query = core_select(_C.id).where(_C.member_id == member, _C.block_number.is_(None)).limit(1)
+    return db.connection().execute(query).first() is not None
+
+
 def staged(db: Session, partner_id: int, limit: int) -> Sequence[Any]:
     """The oldest staged receipts that can share one recordBatch (same purpose, status and expiry):
     the columns recordBatch needs, as Core rows (attribute access without building ORM objects)."""

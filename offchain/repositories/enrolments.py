@@ -9,7 +9,7 @@ from sqlalchemy import select as core_select
 from sqlalchemy import update
 from sqlmodel import Session
 
-from offchain.db import insert_rows
+from offchain.db import in_chunks, insert_rows
 from offchain.models import Enrolment
 from offchain.repositories.outbox import HashedRows
 
@@ -42,6 +42,17 @@ def of_member(db: Session, member: bytes) -> Any | None:
         _C.member_id == member
     )
     return db.connection().execute(query).first()
+
+
+def of_members(db: Session, members: Sequence[bytes]) -> dict[bytes, Any]:
+    """The enrolments of these members (member, partner, signer, block; block None: not yet mined), by
+    member; a member the store has no enrolment for is left out."""
+    query = core_select(_C.member_id, _C.partner_id, _C.signer, _C.block_number)
+    found: dict[bytes, Any] = {}
+    for chunk in in_chunks(members):
+        for row in db.connection().execute(query.where(_C.member_id.in_(chunk))):
+            found[bytes(row.member_id)] = row
+    return found
 
 
 def set_signer(db: Session, member: bytes, signer: str) -> None:

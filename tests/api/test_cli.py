@@ -17,8 +17,17 @@ def test_demo_runs_end_to_end_on_the_in_process_chain():
     assert "6 interactions unreadable" in result.output
     assert re.search(r"the auditor verifies with no key at all: 5 checks ran .*, 0 findings", result.output)
     assert "Settlement positions" in result.output and "-1200" in result.output and "+500" in result.output
-    assert "The net positions sum to -500: the points members still hold" in result.output
+    assert re.search(r"The net positions sum to -\d+: the points members still hold", result.output)
     assert re.search(r"points reconciled with the chain\s*│ yes", result.output)
+    # the decision layer: a registered model, decisions on chain, one reproduced, consent enforced
+    assert re.search(r"delta trains a churn model .*: model 0 registered on chain", result.output)
+    assert re.search(
+        r"delta scores every customer: \d+ decided and logged on chain, 1 skipped for consent", result.output
+    )
+    assert re.search(r"decision \d+: churn score 0\.\d+: \w+; reasons: ", result.output)
+    assert "not run: score, explanation (they read personal data)" in result.output
+    assert "score, reasons and explanation reproduced bit for bit" in result.output
+    assert "delta tries to score the customer who withdrew: no decision: skipped for consent" in result.output
 
 
 def test_a_bad_chain_is_a_clear_error_with_a_nonzero_exit():

@@ -7,10 +7,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from eth_account import Account
 from sqlmodel import col, func, select
 
 from api.context import Crm
-from api.errors import InvalidInput, NotFound
+from api.errors import InvalidInput, NotAllowed, NotFound
 from api.evidence import anchoring, outbox
 from api.evidence.recording import NewInteraction, record_interactions
 from api.evidence.verification import Outcome, verify_all
@@ -18,7 +19,16 @@ from api.importers.online_retail import ReadStats, normalise_customer_id, read_i
 from api.principal import Principal
 from api.settings import Settings
 from api.usecases import imports
-from api.usecases.consent import LOYALTY, consent_history, consent_valid, withdraw_consent
+from api.usecases.consent import (
+    LOYALTY,
+    consent_history,
+    consent_valid,
+    give_consent,
+    send_staged_consents,
+    stage_consents,
+    withdraw_consent,
+)
+from api.usecases.customer_keys import bind_customer_key
 from api.usecases.customers import (
     find_customers_by_ref,
     register_customer,
@@ -418,3 +428,58 @@ def test_a_synthetic_import(memory_crm):
     assert verify_all(memory_crm, "acme").ok and reconcile(memory_crm, OP).ok
     again = import_synthetic(memory_crm, P("acme"), seed=11, customers=6, interactions=40, chunk_size=16)
     assert (again.customers_new, again.interactions_new, again.point_events) == (0, 0, 0)
+
+
+# --- members with a key of their own ------------------------------------------------------------------
+
+
+def test_an_import_does_not_attest_consent_for_a_member_with_a_key_and_goes_on(crm, retail_csv):
+    """12346 joined at the counter with a key of her own before the history was imported. The import
+    attests as her home partner, which the chain allows only for a member without a key: her consent
+    is left for her to sign, her points wait for it, and everybody else is imported as usual."""
+    key = Account.create()
+    keyed = register_customer(
+        crm, P("acme"), CustomerCreate(name="Bea", external_ref="12346"), signer=key.address
+    )
+    report = run(crm, retail_csv)
+    assert (report.customers_new, report.customers_existing) == (2, 1)
+    assert (report.consents_recorded, report.consents_need_signature) == (2, 1)
+    assert report.points_skipped_no_consent == 2  # 12346's two purchases
+    assert consent_history(crm, OP, keyed) == []
+    assert crm.coalition.loyalty.balance_of(keyed) == 0
+    found = members(crm)
+    assert found["12346"] == keyed
+    for ref in ("12345", "12347"):
+        assert consent_valid(crm, OP, "acme", found[ref], LOYALTY)
+        assert crm.coalition.loyalty.balance_of(found[ref]) == EXPECTED_BALANCES[ref]
+    with crm.unit_of_work() as db:
+        assert not consents.staged(db, crm.partner(db, "acme").id, 10)  # nothing left to block the outbox
+
+    # she signs her consent herself; the next import earns her points and still attests nothing for her
+    give_consent(crm, P("acme"), keyed, LOYALTY, customer_key=key)
+    again = run(crm, retail_csv)
+    assert (again.consents_recorded, again.consents_need_signature) == (0, 0)
+    # her two purchases earn now (they were skipped, not staged, the first time); 12345's is a duplicate
+    assert (again.point_events, again.points_duplicate, again.points_skipped_no_consent) == (2, 1, 0)
+    assert crm.coalition.loyalty.balance_of(keyed) == EXPECTED_BALANCES["12346"]
+    assert [e.receipt.collection_method for e in consent_history(crm, OP, keyed)] == ["web-form"]
+
+
+def test_bulk_consent_is_attested_only_for_the_home_partners_members_and_holds_off_a_key(crm, alice):
+    bob = register_customer(crm, P("borealis"), CustomerCreate(name="Bob"))
+    with pytest.raises(NotAllowed, match="home partner"):  # acme may not attest for borealis's customer
+        stage_consents(crm, P("acme"), [alice, bob], LOYALTY)
+    with crm.unit_of_work() as db:
+        assert not consents.staged(db, crm.partner(db, "acme").id, 10)  # all or nothing
+
+    # a consent staged for alice (an import cut short): binding her key now would leave it refused on
+    # chain, so the bind waits until the consent is sent
+    assert stage_consents(crm, P("acme"), [alice], LOYALTY).staged == [alice]
+    key = Account.create()
+    with pytest.raises(InvalidInput, match="waiting to go on chain"):
+        bind_customer_key(crm, P("acme"), alice, key)
+    assert crm.coalition.members.member(alice).signer is None
+    assert len(send_staged_consents(crm, P("acme"))) == 1
+    bind_customer_key(crm, P("acme"), alice, key)
+    assert crm.coalition.members.member(alice).signer == key.address
+    assert consent_valid(crm, OP, "acme", alice, LOYALTY)  # attested before the key: it stands

@@ -317,7 +317,8 @@ def test_a_signer_changes_by_its_own_signature_or_by_a_majority_vote(coalition):
         coalition.members.vote_signer_reset(a[0], m, lost.address)
     assert coalition.members.member(m).signer == new.address  # 1 of 3
     changed = coalition.members.vote_signer_reset(a[2], m, lost.address)
-    assert changed.event("SignerChanged")["args"]["byVote"] is True
+    assert changed.tx is not None and changed.tx.event("SignerChanged")["args"]["byVote"] is True
+    assert (changed.votes, changed.partners, changed.reset) == (2, 3, True)
     assert coalition.members.member(m).signer == lost.address
 
     keyless = customer(coalition, a[0], loyalty=False)
@@ -325,6 +326,114 @@ def test_a_signer_changes_by_its_own_signature_or_by_a_majority_vote(coalition):
         coalition.members.bind_signer(a[1], keyless, new.address)
     coalition.members.bind_signer(a[0], keyless, new.address)
     assert coalition.members.member(keyless).signer == new.address
+
+
+def test_a_signer_change_is_refused_without_a_signer_or_for_an_erased_member(coalition):
+    a = accounts(coalition)
+    key, other = Account.create(), Account.create()
+    keyless = customer(coalition, a[0], loyalty=False)
+    auth = coalition.members.authorize_signer_change(key, keyless, other.address)
+    with pytest.raises(errors.MemberNoSigner):
+        coalition.members.change_signer(a[0], keyless, other.address, auth)
+    # a majority of partners cannot impose a key on a member that never had one: binding its first key
+    # is its home partner's, at the customer's request
+    with pytest.raises(errors.MemberNoSigner):
+        coalition.members.vote_signer_reset(a[1], keyless, other.address)
+    (keyed,) = enrol(coalition, a[0], signers=[key.address])
+    with pytest.raises(errors.MemberSameSigner):
+        coalition.members.vote_signer_reset(a[1], keyed, key.address)
+    same = coalition.members.authorize_signer_change(key, keyed, key.address)
+    with pytest.raises(errors.MemberSameSigner):
+        coalition.members.change_signer(a[1], keyed, key.address, same)
+    coalition.members.vote_signer_reset(a[1], keyed, other.address)
+    coalition.members.erase(a[0], keyed)
+    with pytest.raises(errors.MemberIsErased):
+        coalition.members.vote_signer_reset(a[2], keyed, other.address)  # would have been 2 of 3
+    with pytest.raises(errors.MemberIsErased):
+        coalition.members.change_signer(a[1], keyed, other.address, auth)
+    assert coalition.members.member(keyed).signer == key.address
+    assert coalition.members.member(keyless).signer is None
+
+
+def test_a_reset_vote_counts_once_per_partner_and_moves_with_its_choice(coalition):
+    a = accounts(coalition)
+    old, x, y = Account.create(), Account.create(), Account.create()
+    (m,) = enrol(coalition, a[0], signers=[old.address])
+    first = coalition.members.vote_signer_reset(a[0], m, x.address)
+    assert (first.votes, first.partners, first.needed, first.reset) == (1, 3, 2, False)
+    with pytest.raises(errors.MemberAlreadyVoted):
+        coalition.members.vote_signer_reset(a[0], m, x.address)
+    # partner 0 changes its mind: its one vote moves from x to y, it is not counted for both
+    assert coalition.members.vote_signer_reset(a[0], m, y.address).votes == 1
+    assert coalition.members.reset_votes(m, x.address) == (0, 3)
+    assert coalition.members.reset_vote_of(m, a[0].address).new_signer == y.address
+    second = coalition.members.vote_signer_reset(a[1], m, x.address)
+    assert (second.votes, second.reset) == (1, False)  # x: partner 1 only
+    assert coalition.members.member(m).signer == old.address
+    assert coalition.members.vote_signer_reset(a[2], m, y.address).reset  # y: partners 0 and 2
+    assert coalition.members.member(m).signer == y.address
+    # a new round: the old round's votes (partner 1's for x) are gone
+    assert coalition.members.reset_votes(m, x.address) == (0, 3)
+    assert coalition.members.reset_vote_of(m, a[1].address).new_signer is None
+
+
+def test_a_removed_partners_reset_vote_stops_counting_and_does_not_come_back(coalition):
+    a = accounts(coalition)
+    old, new = Account.create(), Account.create()
+    coalition.consortium.decide(a[:2], Action.ADMIT_PARTNER, a[3].address)  # 4 partners
+    (m,) = enrol(coalition, a[0], signers=[old.address])
+    coalition.members.vote_signer_reset(a[3], m, new.address)
+    coalition.members.vote_signer_reset(a[1], m, new.address)
+    assert coalition.members.reset_votes(m, new.address) == (2, 4)  # 2 of 4: not a majority
+    coalition.consortium.decide(a[:3], Action.REMOVE_MEMBER, a[3].address)
+    assert coalition.members.reset_votes(m, new.address) == (1, 3)
+    assert not coalition.members.reset_vote_of(m, a[3].address).counts
+    coalition.consortium.decide(a[:2], Action.ADMIT_PARTNER, a[3].address)  # readmitted: 4 again
+    assert coalition.members.reset_votes(m, new.address) == (1, 4)
+    with pytest.raises(errors.MemberResetQuorumNotReached) as raised:
+        coalition.members.apply_signer_reset(a[2], m, new.address)
+    assert (raised.value.votes, raised.value.needed) == (1, 3)
+    again = coalition.members.vote_signer_reset(a[3], m, new.address)  # its new tenure's vote
+    assert (again.votes, again.partners, again.reset) == (2, 4, False)
+    assert coalition.members.member(m).signer == old.address
+
+
+def test_a_reset_becomes_a_majority_when_partners_leave_and_is_then_applied(coalition):
+    a = accounts(coalition)
+    old, new = Account.create(), Account.create()
+    coalition.consortium.decide(a[:2], Action.ADMIT_PARTNER, a[3].address)  # 4 partners
+    (m,) = enrol(coalition, a[0], signers=[old.address])
+    coalition.members.vote_signer_reset(a[0], m, new.address)
+    coalition.members.vote_signer_reset(a[1], m, new.address)  # 2 of 4
+    coalition.consortium.decide(a[:3], Action.REMOVE_MEMBER, a[3].address)  # 2 of 3 now
+    with pytest.raises(errors.MemberNotPartner):
+        coalition.members.apply_signer_reset(a[3], m, new.address)
+    applied = coalition.members.apply_signer_reset(a[2], m, new.address)
+    assert applied.event("SignerChanged")["args"]["byVote"] is True
+    assert coalition.members.member(m).signer == new.address
+
+
+def test_reset_votes_lapse_and_a_change_by_the_old_key_starts_a_new_round(coalition):
+    a = accounts(coalition)
+    old, new, newer = Account.create(), Account.create(), Account.create()
+    (m,) = enrol(coalition, a[0], signers=[old.address])
+    coalition.members.vote_signer_reset(a[0], m, new.address)
+    vote = coalition.members.reset_vote_of(m, a[0].address)
+    lifetime = coalition.members.reset_vote_lifetime()
+    assert lifetime == 7 * 24 * 3600 and vote.counts and vote.counts_until > now(coalition)
+    coalition.chain.backend.time_travel(vote.counts_until)  # the next block is at that time
+    lapsed = coalition.members.vote_signer_reset(a[1], m, new.address)  # 1 of 3, not 2: the first lapsed
+    assert (lapsed.votes, lapsed.reset) == (1, False)
+    assert not coalition.members.reset_vote_of(m, a[0].address).counts
+    coalition.members.vote_signer_reset(a[0], m, new.address)  # a lapsed vote may be cast again
+    assert coalition.members.member(m).signer == new.address
+
+    # the customer still holds its key and changes it itself: votes of the earlier round stop counting
+    coalition.members.vote_signer_reset(a[1], m, newer.address)
+    auth = coalition.members.authorize_signer_change(new, m, old.address)
+    coalition.members.change_signer(a[2], m, old.address, auth)
+    assert coalition.members.reset_votes(m, newer.address) == (0, 3)
+    assert not coalition.members.vote_signer_reset(a[2], m, newer.address).reset
 
 
 # --- consent ----------------------------------------------------------------------------------------------

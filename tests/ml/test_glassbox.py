@@ -114,3 +114,27 @@ def test_reasons_are_the_largest_terms(fitted):
     reasons = model.reasons(row, top=3)
     assert [name for name, _ in reasons] == sorted(contributions, key=lambda n: -abs(contributions[n]))[:3]
     assert all(direction == (1 if contributions[name] > 0 else -1) for name, direction in reasons)
+
+
+def test_the_pair_search_finds_what_trying_every_pair_finds():
+    """The two-feature search bisects on running minima; trying every pair of moves finds no fewer bins."""
+    import random
+
+    from ml.glassbox import Change, _pairs
+
+    rng = random.Random(5)
+    for _ in range(2000):
+        first = [
+            (rng.randint(1, 12), Change("a", 0, i), rng.uniform(-2, 1)) for i in range(rng.randint(0, 8))
+        ]
+        second = [
+            (rng.randint(1, 12), Change("b", 0, i), rng.uniform(-2, 1)) for i in range(rng.randint(0, 8))
+        ]
+        room = rng.uniform(-3, 0)
+        brute = min((s1 + s2 for s1, _, d1 in first for s2, _, d2 in second if d1 + d2 < room), default=None)
+        found = list(_pairs(first, second, room))
+        assert min((steps for steps, _ in found), default=None) == brute
+        by_to = {("a", c.to): d for _, c, d in first} | {("b", c.to): d for _, c, d in second}
+        for steps, (c1, c2) in found:  # every pair offered really flips, with the steps it claims
+            assert by_to["a", c1.to] + by_to["b", c2.to] < room
+            assert steps == next(s for s, c, _ in first if c is c1) + next(s for s, c, _ in second if c is c2)

@@ -1,0 +1,283 @@
+"""Changing a customer's bound key from the command line: signed by the old key, or, for a lost key,
+voted by a strict majority of the current partners. Each hostile try comes first, and each is refused
+by the contract itself (called directly, past the CLI's own checks), not only by Python."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from api.usecases.customer_keys import open_customer_key
+from api.usecases.home import open_crm
+from ledger import errors
+from ledger.clients import ConsentStatus, purpose_id
+from tests.api.clirunner import new_home
+from tests.api.clirunner import run as cli
+
+PASSPHRASE = "correct horse battery"
+LOYALTY = purpose_id("loyalty")
+
+
+@pytest.fixture
+def home(tmp_path, anvil_url):
+    home = new_home(tmp_path / "home", anvil_url)
+    for name in ("acme", "borealis", "cafe"):  # the deployment's founders
+        cli(home, "partner", "add", name)
+    (tmp_path / "pass").write_text(PASSPHRASE + "\n")
+    return home
+
+
+def new_key(home: Path, name: str) -> Path:
+    path = home.parent / f"{name}.json"
+    cli(home, "customer", "key", "new", "--out", str(path), "--passphrase-file", str(home.parent / "pass"))
+    return path
+
+
+def keyed_customer(home: Path, key: Path) -> str:
+    out = cli(
+        home,
+        *("customer", "add", "--partner", "acme", "--name", "Bea", "--signer-key", str(key)),
+        *("--passphrase-file", str(home.parent / "pass")),
+    )
+    return out.strip().splitlines()[-1]
+
+
+def signing(home: Path, key: Path) -> list[str]:
+    return ["--customer-key", str(key), "--passphrase-file", str(home.parent / "pass")]
+
+
+def change(home: Path, member: str, partner: str, old: Path, new: Path, code: int = 0) -> str:
+    pass_file = str(home.parent / "pass")
+    return cli(
+        home,
+        *("customer", "key", "change", member, "--partner", partner, "--customer-key", str(old)),
+        *("--new-key", str(new), "--passphrase-file", pass_file, "--new-passphrase-file", pass_file),
+        code=code,
+    )
+
+
+def reset(home: Path, member: str, partner: str, new: Path, code: int = 0) -> str:
+    return cli(
+        home,
+        *("customer", "key", "reset", member, "--partner", partner, "--new-key", str(new)),
+        *("--new-passphrase-file", str(home.parent / "pass")),
+        code=code,
+    )
+
+
+def address(key: Path) -> str:
+    return str(open_customer_key(key, PASSPHRASE).address)
+
+
+def on_chain(home: Path, member: str) -> tuple[int, str | None]:
+    """The chain's height and the member's key there: what a refusal must leave as it was."""
+    crm = open_crm(home)
+    try:
+        return crm.coalition.chain.w3.eth.block_number, crm.coalition.members.member(
+            bytes.fromhex(member[2:])
+        ).signer
+    finally:
+        crm.close()
+
+
+def partner_address(home: Path, name: str) -> str:
+    crm = open_crm(home)
+    try:
+        return str(crm.signer(name).address)
+    finally:
+        crm.close()
+
+
+def one_line(output: str) -> str:
+    lines = output.strip().splitlines()
+    assert len(lines) == 1, output
+    return lines[0]
+
+
+def test_a_key_changes_by_the_old_keys_signature_and_only_by_it(home):
+    old, new, thief = new_key(home, "old"), new_key(home, "new"), new_key(home, "thief")
+    member = keyed_customer(home, old)
+    before = on_chain(home, member)
+
+    # hostile: a key that is not the member's signs the change (to itself, or to the new key)
+    refused = one_line(change(home, member, "borealis", thief, thief, code=1))
+    assert "is not member" in refused and "only the member's current key signs" in refused
+    assert "is not member" in change(home, member, "borealis", new, new, code=1)
+    assert on_chain(home, member) == before
+    # ... and the contract refuses it too, past the CLI's checks
+    crm = open_crm(home)
+    try:
+        m = bytes.fromhex(member[2:])
+        forged = crm.coalition.members.authorize_signer_change(
+            open_customer_key(thief, PASSPHRASE), m, address(thief)
+        )
+        with pytest.raises(errors.MemberInvalidSignature):
+            crm.coalition.members.change_signer(crm.signer("borealis"), m, address(thief), forged)
+    finally:
+        crm.close()
+    assert on_chain(home, member) == before
+    # the new key already the member's: refused before anything is sent
+    assert "key already" in one_line(change(home, member, "borealis", old, old, code=1))
+
+    # the customer signs with its old key; another partner (not its home) relays
+    done = change(home, member, "borealis", old, new)
+    assert f"signer {address(new)} (was {address(old)})" in done
+    assert on_chain(home, member)[1] == address(new)
+
+    # the new key signs a consent; the old one is refused, by the CLI and by the contract
+    give = ["consent", "give", "--partner", "cafe", "--member", member, "--purpose", "loyalty"]
+    assert "consent given" in cli(home, *give, *signing(home, new))
+    refused = one_line(cli(home, *give[:3], "borealis", *give[4:], *signing(home, old), code=1))
+    assert f"that key ({address(old)}) is not member" in refused
+    crm = open_crm(home)
+    try:
+        m = bytes.fromhex(member[2:])
+        members, consent = crm.coalition.members, crm.coalition.consent
+        borealis = crm.signer("borealis")
+        receipt = os.urandom(32)
+        auth = members.authorize_consent(
+            open_customer_key(old, PASSPHRASE), m, borealis.address, LOYALTY, ConsentStatus.GIVEN, receipt, 0
+        )
+        with pytest.raises(errors.MemberInvalidSignature):
+            consent.record_signed(
+                borealis, m, borealis.address, LOYALTY, ConsentStatus.GIVEN, receipt, 0, auth
+            )
+        assert not consent.is_valid(m, borealis.address, LOYALTY)
+        # the old key cannot take the member back either: it is no longer the signer
+        back = members.authorize_signer_change(open_customer_key(old, PASSPHRASE), m, address(old))
+        with pytest.raises(errors.MemberInvalidSignature):
+            members.change_signer(borealis, m, address(old), back)
+    finally:
+        crm.close()
+    assert on_chain(home, member)[1] == address(new)
+
+
+def test_a_lost_key_is_reset_by_a_majority_of_the_current_partners(home):
+    old, new = new_key(home, "old"), new_key(home, "new")
+    member = keyed_customer(home, old)
+    cafe_address = partner_address(home, "cafe")
+    # cafe votes, then is removed from the consortium: its vote must not count any more
+    first = reset(home, member, "cafe", new)
+    assert "1 of 2 votes: not yet reset" in first and "3 partners" in first
+    cli(home, "governance", "propose", "remove", cafe_address, "--partner", "acme")
+    assert "executed" in cli(home, "governance", "vote", "0", "--partner", "borealis")  # 2 partners now
+    before = on_chain(home, member)
+    assert "not a partner of the consortium" in one_line(reset(home, member, "cafe", new, code=1))
+    assert on_chain(home, member) == before
+
+    # one partner of two: not a majority
+    assert "1 of 2 votes: not yet reset" in reset(home, member, "acme", new)
+    assert on_chain(home, member)[1] == address(old)
+    # the same partner again: refused, and it counts once (also on the contract's word)
+    before = on_chain(home, member)
+    again = one_line(reset(home, member, "acme", new, code=1))
+    assert "already voted" in again and "1 of 2 votes, not yet reset" in again
+    assert on_chain(home, member) == before
+    crm = open_crm(home)
+    try:
+        m = bytes.fromhex(member[2:])
+        with pytest.raises(errors.MemberAlreadyVoted):
+            crm.coalition.members.vote_signer_reset(crm.signer("acme"), m, address(new))
+        assert crm.coalition.members.reset_votes(m, address(new)) == (1, 2)
+    finally:
+        crm.close()
+
+    # the second partner of two: reset
+    assert "2 of 2 votes: signer reset" in reset(home, member, "borealis", new)
+    assert on_chain(home, member)[1] == address(new)
+    give = ["consent", "give", "--partner", "acme", "--member", member, "--purpose", "loyalty"]
+    assert "is not member" in cli(home, *give, *signing(home, old), code=1)
+    assert "consent given" in cli(home, *give, *signing(home, new))
+
+
+def test_a_member_without_a_key_and_an_erased_member_have_no_key_to_change(home):
+    old, new = new_key(home, "old"), new_key(home, "new")
+    keyless = cli(home, "customer", "add", "--partner", "acme", "--name", "Ann").strip().splitlines()[-1]
+    before = on_chain(home, keyless)
+    for output in (
+        change(home, keyless, "acme", old, new, code=1),
+        reset(home, keyless, "acme", new, code=1),
+    ):
+        assert "has no key of its own to change" in one_line(output)
+    assert on_chain(home, keyless) == before
+    crm = open_crm(home)
+    try:
+        m = bytes.fromhex(keyless[2:])
+        # a majority of partners cannot impose a key on a member that never had one
+        with pytest.raises(errors.MemberNoSigner):
+            crm.coalition.members.vote_signer_reset(crm.signer("borealis"), m, address(new))
+        auth = crm.coalition.members.authorize_signer_change(
+            open_customer_key(old, PASSPHRASE), m, address(new)
+        )
+        with pytest.raises(errors.MemberNoSigner):
+            crm.coalition.members.change_signer(crm.signer("borealis"), m, address(new), auth)
+    finally:
+        crm.close()
+
+    keyed = keyed_customer(home, old)
+    reset(home, keyed, "borealis", new)  # 1 of 2: a reset under way when the customer is erased
+    cli(home, "erase", keyed, "--partner", "acme")
+    before = on_chain(home, keyed)
+    for output in (
+        change(home, keyed, "borealis", old, new, code=1),
+        reset(home, keyed, "cafe", new, code=1),  # would have been the second vote
+    ):
+        assert "was erased" in one_line(output)
+    assert on_chain(home, keyed) == before
+    crm = open_crm(home)
+    try:
+        m = bytes.fromhex(keyed[2:])
+        with pytest.raises(errors.MemberIsErased):
+            crm.coalition.members.vote_signer_reset(crm.signer("cafe"), m, address(new))
+    finally:
+        crm.close()
+    assert on_chain(home, keyed)[1] == address(old)
+
+
+def test_key_files_are_opened_and_checked_before_anything_is_sent(home):
+    old = new_key(home, "old")
+    member = keyed_customer(home, old)
+    before = on_chain(home, member)
+    (home.parent / "wrong").write_text("not the passphrase\n")
+    out = cli(
+        home,
+        *("customer", "key", "reset", member, "--partner", "acme", "--new-key", str(old)),
+        *("--new-passphrase-file", str(home.parent / "wrong")),
+        code=1,
+    )
+    assert "wrong passphrase" in one_line(out)
+    assert "is not a keystore file" in one_line(reset(home, member, "acme", home.parent / "pass", code=1))
+    assert "key already" in one_line(reset(home, member, "acme", old, code=1))
+    # without a passphrase file, each key's passphrase is asked for, the current key's first
+    asked = cli(
+        home,
+        *("customer", "key", "change", member, "--partner", "acme", "--customer-key", str(old)),
+        *("--new-key", str(old)),
+        stdin=f"{PASSPHRASE}\nnot it\n",
+        code=1,
+    )
+    assert "passphrase of the current key" in asked and "passphrase of the new key" in asked
+    assert "wrong passphrase" in asked
+    assert on_chain(home, member) == before
+
+
+def test_a_reset_that_became_a_majority_when_a_partner_left_is_applied_by_voting_again(home):
+    old, new = new_key(home, "old"), new_key(home, "new")
+    member = keyed_customer(home, old)
+    found = re.search(r"partner delta: (0x[0-9a-fA-F]{40})", cli(home, "partner", "add", "delta"))
+    assert found is not None
+    delta = found.group(1)
+    cli(home, "governance", "propose", "admit-partner", delta, "--partner", "acme")
+    assert "executed" in cli(home, "governance", "vote", "0", "--partner", "borealis")
+    cli(home, "partner", "add", "delta")  # now a partner: registered in this home
+    assert "1 of 3 votes: not yet reset" in reset(home, member, "acme", new)
+    assert "2 of 3 votes: not yet reset" in reset(home, member, "borealis", new)  # 2 of 4 partners
+    cli(home, "governance", "propose", "remove", delta, "--partner", "acme")
+    cli(home, "governance", "vote", "1", "--partner", "borealis")
+    assert "executed" in cli(home, "governance", "vote", "1", "--partner", "cafe")  # 3 partners left
+    assert on_chain(home, member)[1] == address(old)  # 2 of 3 now, but nobody has voted since
+    assert "2 of 2 votes: signer reset" in reset(home, member, "acme", new)
+    assert on_chain(home, member)[1] == address(new)

@@ -1,0 +1,147 @@
+"""The decision layer at the command line, on anvil: train and register a model, list it and read its
+card, segments with a plot, score (decisions on chain, consent enforced), list, show and verify a
+decision (with and without keys), recommendations; and the mistakes a user makes, each one line."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.api.clirunner import run, runner
+
+HOLDOUT = "2024-09-01"
+AS_OF = "2024-12-01"
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory, anvil_url: str) -> Path:
+    path = tmp_path_factory.mktemp("cli-decisions") / "home"
+    run(path, "init", "--chain", anvil_url)
+    for name in ("acme", "borealis"):
+        run(path, "partner", "add", name)
+    run(path, "import", "synthetic", "--partner", "acme", "--seed", "11", "--customers", "200",
+        "--interactions", "2500")  # fmt: skip
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(home: Path) -> str:
+    out = run(home, "model", "train", "--partner", "acme", "--horizon-days", "90", "--as-of", HOLDOUT)
+    assert "EBM (registered)" in out and "HistGradientBoosting" in out and "logistic" in out.lower(), out
+    found = re.search(r"model hash 0x([0-9a-f]{64}), model id (\d+)", out)
+    assert found, out
+    return found.group(2)
+
+
+@pytest.fixture(scope="module")
+def members(home: Path) -> list[str]:
+    """Two of acme's customers who give profiling consent (the rest of them have none)."""
+    listing = run(home, "customer", "list", "--partner", "acme", "--per-page", "200")
+    ids = re.findall(r"0x[0-9a-f]{64}", listing)
+    chosen = []
+    for member in ids:
+        run(home, "consent", "give", "--partner", "acme", "--member", member, "--purpose", "profiling")
+        out = run(home, "score", "--partner", "acme", "--member", member, "--as-of", AS_OF)
+        if "1 decided" in out:
+            chosen.append(member)
+        if len(chosen) == 2:
+            return chosen
+    raise AssertionError("no two members in the model's population")
+
+
+def test_model_list_and_card(home, trained):
+    listing = run(home, "model", "list")
+    assert re.search(
+        rf"^{trained} acme 0x[0-9a-f]{{64}} block \d+ holdout AUC 0\.\d+ on chain: yes$", listing, re.M
+    )
+    card = json.loads(run(home, "model", "card", trained))
+    assert card["split"]["holdout"]["asOf"].startswith(HOLDOUT)
+    assert "fairness" in card and "limitations" in card and card["provenance"]["partner"] == "acme"
+
+
+def test_segments_with_a_plot(home, tmp_path):
+    plot = tmp_path / "segments.png"
+    out = run(home, "segments", "--partner", "acme", "--as-of", HOLDOUT, "--plot", str(plot))
+    assert "RFM segments as of 2024-09-01" in out and "k by silhouette" in out and "k by elbow" in out
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+    out = run(home, "segments", "--partner", "acme", "--plot", str(plot), code=2)
+    assert "exists" in out  # a file is never overwritten
+
+
+def test_score_logs_decisions_and_counts_who_was_skipped(home, trained, members):
+    out = run(home, "score", "--partner", "acme", "--all", "--as-of", AS_OF)
+    counts = re.search(
+        r"(\d+) decided, (\d+) skipped for consent, (\d+) inputs excluded, (\d+) no inputs", out
+    )
+    assert counts, out
+    assert int(counts.group(1)) == 2 and int(counts.group(2)) == 198  # only the two who consented
+
+
+def test_decision_list_show_verify(home, trained, members):
+    lines = run(home, "decision", "list", "--partner", "acme", "--member", members[0]).splitlines()
+    assert lines and all(line.split()[1] == members[0] for line in lines)
+    decision_id = lines[0].split()[0]
+    shown = run(home, "decision", "show", decision_id, "--partner", "acme")
+    assert "churn score" in shown and "reason:" in shown and "exact: logit" in shown
+    verified = run(home, "decision", "verify", decision_id)
+    assert f"decision {decision_id}: reproduced" in verified
+    for name in ("model", "consent", "inputs", "score", "explanation"):
+        assert f"ok {name}:" in verified
+    audited = run(home, "decision", "verify", decision_id, "--auditor", code=1)
+    assert "not run: score, explanation" in audited and "FAILED" not in audited
+
+
+def test_another_partner_sees_nothing_of_acmes_decisions(home, trained, members):
+    lines = run(home, "decision", "list", "--partner", "acme").splitlines()
+    decision_id = lines[0].split()[0]
+    out = run(home, "decision", "show", decision_id, "--partner", "borealis", code=1)
+    assert out.startswith("error:") and "made no decision" in out and "churn score" not in out
+    assert run(home, "decision", "list", "--partner", "borealis").strip() == "no decisions"
+    out = run(home, "score", "--partner", "borealis", "--member", members[0], code=1)
+    assert "error:" in out and "has no member" in out
+    out = run(home, "score", "--partner", "borealis", "--all", "--model", trained, code=1)
+    assert "registered by another partner" in out
+
+
+def test_an_edited_decision_fails_verification(home, trained, members):
+    lines = run(home, "decision", "list", "--partner", "acme", "--member", members[1]).splitlines()
+    decision_id = lines[0].split()[0]
+    with sqlite3.connect(home / "data.sqlite") as db:
+        db.execute("UPDATE decisions SET score_bps = score_bps + 1 WHERE decision_id = ?", [decision_id])
+    out = run(home, "decision", "verify", decision_id, code=1)
+    assert "FAILED record" in out and "NOT reproduced" in out
+
+
+def test_recommend(home, members):
+    out = run(home, "recommend", "--partner", "acme", "--member", members[0], "--top", "5")
+    assert re.match(r"1\. \S+", out)
+    assert len(out.strip().splitlines()) <= 5
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["score", "--partner", "acme"], "give --member MEMBER or --all"),
+        (["score", "--partner", "acme", "--all", "--as-of", "yesterday"], "not an ISO 8601 date"),
+        (["score", "--partner", "acme", "--all", "--model", "99"], "no model 99"),
+        (["decision", "show", "999999", "--partner", "acme"], "the chain logged no decision 999999"),
+        (["decision", "verify", "999999"], "the chain logged no decision 999999"),
+        (["model", "card", "42"], "no model 42"),
+        (["model", "train", "--partner", "borealis"], "no verified interactions to train on"),
+        (["model", "train", "--partner", "acme", "--horizon-days", "0"], "a horizon is 1 to 730 days"),
+        (["segments", "--partner", "acme", "--plot", "out.txt"], "the plot is a .png file"),
+        (["recommend", "--partner", "acme", "--member", "0x" + "00" * 32], "has no member"),
+    ],
+)
+def test_mistakes_are_one_clear_line(home, trained, args, words):
+    from api.cli import app
+
+    before = (home / "data.sqlite").read_bytes()
+    result = runner.invoke(app, ["--home", str(home), *args])
+    assert result.exit_code != 0 and words in result.output, result.output
+    assert "Traceback" not in result.output
+    assert (home / "data.sqlite").read_bytes() == before
