@@ -1017,21 +1017,54 @@ def _print_import(report: Any) -> None:
     console.print(table)
 
 
+ImportPurposesOption = Annotated[
+    str,
+    typer.Option(
+        "--purposes",
+        metavar="P1,P2",
+        help="the purposes the source system holds consent for, attested with collection method"
+        " 'import' (comma-separated: loyalty, profiling, marketing, ...)",
+    ),
+]
+
+
+def _purposes(value: str) -> list[str]:
+    """The comma-separated list as given (empty items dropped); the use case checks each name."""
+    return [name.strip() for name in value.split(",") if name.strip()]
+
+
 @import_app.command("online-retail")
 def import_online_retail_cmd(
     path: Annotated[
         Path, typer.Argument(exists=True, dir_okay=False, metavar="PATH", help="online_retail_II.csv(.gz)")
     ],
     partner: PartnerOption,
+    purposes: ImportPurposesOption = "loyalty",
 ) -> None:
     """Import the UCI Online Retail II data set (idempotent: re-running adds only what is missing)."""
-    from api.usecases.imports import import_online_retail
+    from api.importers.entries import start_reading_retail
 
-    def action(crm: Crm) -> Any:
-        with _progress() as progress:
-            return import_online_retail(crm, as_partner(partner), path, progress=progress)
+    # The file is read (in a child process) while the chain and store modules load and open: reading it
+    # is the longest step before the first invoice can be imported. It writes nothing.
+    reader = start_reading_retail(str(path))
+    try:
+        from api.usecases.imports import import_online_retail
 
-    _print_import(with_crm(action))
+        def action(crm: Crm) -> Any:
+            with _progress() as progress:
+                return import_online_retail(
+                    crm,
+                    as_partner(partner),
+                    path,
+                    progress=progress,
+                    purposes=_purposes(purposes),
+                    reader=reader,
+                )
+
+        report = with_crm(action)
+    finally:
+        reader.close()  # already closed by the import, unless it never got that far
+    _print_import(report)
 
 
 @import_app.command("synthetic")
@@ -1040,6 +1073,7 @@ def import_synthetic_cmd(
     seed: Annotated[int, typer.Option(metavar="N", help="the same seed gives the same data")] = 7,
     customers: Annotated[int, typer.Option(min=1, metavar="N")] = 1000,
     interactions: Annotated[int, typer.Option(min=1, metavar="N")] = 10_000,
+    purposes: ImportPurposesOption = "loyalty",
 ) -> None:
     """Import seeded synthetic customers (Faker PII), purchases, returns and support tickets."""
     from api.usecases.imports import import_synthetic
@@ -1053,6 +1087,7 @@ def import_synthetic_cmd(
                 customers=customers,
                 interactions=interactions,
                 progress=progress,
+                purposes=_purposes(purposes),
             )
 
     _print_import(with_crm(action))

@@ -18,10 +18,25 @@ import {IErasureHook, IMemberRegistry} from "./interfaces/IMemberRegistry.sol";
 /// - erasing the member (MemberRegistry) withdraws every consent it has given.
 /// An attested consent stops counting when its controller leaves the consortium.
 contract ConsentRegistry is IConsentRegistry, IErasureHook {
-    // one slot: the purpose by its place in the declared list (1-based), not its 32-byte id
+    // A `Record` as stored: its first slot has four bytes to spare, where the entry at index 0 keeps the
+    // length of its history. A member's first consent then writes two new slots instead of three (no
+    // array length of its own), and `isValid` of a one-record history reads one slot for both.
+    struct Entry {
+        Status status;
+        Source source;
+        uint64 timestamp;
+        uint64 expiresAt;
+        uint64 blockNumber;
+        uint32 count; // index 0 only: how many records the history holds
+        bytes32 receiptHash;
+    }
+
+    // one slot: the purpose by its place in the declared list (1-based), not its 32-byte id; the pair at
+    // index 0 also keeps how many pairs there are, so a member's first pair is one new slot, not two
     struct Pair {
         address controller;
         uint8 purpose;
+        uint32 count; // index 0 only
     }
 
     bytes32 private constant _CONSENT_TYPEHASH =
@@ -40,9 +55,11 @@ contract ConsentRegistry is IConsentRegistry, IErasureHook {
 
     IConsortium private immutable _consortium;
     IMemberRegistry private immutable _registry;
-    mapping(bytes32 key => Record[]) private _history;
-    // every (controller, purpose) a member has a history with, so erasure can reach each one
-    mapping(bytes32 member => Pair[]) private _pairs;
+    // history per (member, controller, purpose), oldest first; its length in entry 0 (`Entry.count`)
+    mapping(bytes32 key => mapping(uint256 index => Entry)) private _history;
+    // every (controller, purpose) a member has a history with, so erasure can reach each one; the
+    // number of them in pair 0 (`Pair.count`)
+    mapping(bytes32 member => mapping(uint256 index => Pair)) private _pairs;
 
     constructor(address consortium_, address registry_) {
         _consortium = IConsortium(consortium_);
@@ -129,13 +146,13 @@ contract ConsentRegistry is IConsentRegistry, IErasureHook {
     /// - the caller is the MemberRegistry.
     function eraseMember(bytes32 member) external {
         if (msg.sender != address(_registry)) revert ConsentNotRegistry(msg.sender);
-        Pair[] storage pairs = _pairs[member];
-        for (uint256 i = 0; i < pairs.length; ++i) {
+        mapping(uint256 => Pair) storage pairs = _pairs[member];
+        uint256 count = pairs[0].count;
+        for (uint256 i = 0; i < count; ++i) {
             Pair storage pair = pairs[i];
             bytes32 purpose = _purposeAt(pair.purpose);
             bytes32 key = _key(member, pair.controller, purpose);
-            Record[] storage history = _history[key];
-            if (history[history.length - 1].status == Status.Given) {
+            if (_latest(key).status == Status.Given) {
                 _push(key, member, pair.controller, purpose, Status.Withdrawn, Source.Erasure, 0, 0);
             }
         }
@@ -143,9 +160,9 @@ contract ConsentRegistry is IConsentRegistry, IErasureHook {
 
     /// @notice Whether consent is valid now.
     function isValid(bytes32 member, address controller, bytes32 purpose) external view returns (bool) {
-        Record[] storage history = _history[_key(member, controller, purpose)];
-        if (history.length == 0) return false;
-        Record storage latest = history[history.length - 1];
+        bytes32 key = _key(member, controller, purpose);
+        if (_history[key][0].count == 0) return false;
+        Entry storage latest = _latest(key);
         if (latest.status != Status.Given) return false;
         if (latest.expiresAt != 0 && block.timestamp >= latest.expiresAt) return false;
         return _attestationStands(latest, controller, uint64(block.number));
@@ -160,11 +177,11 @@ contract ConsentRegistry is IConsentRegistry, IErasureHook {
         bytes32 purpose,
         uint64 timestamp
     ) external view returns (bool) {
-        Record[] storage history = _history[_key(member, controller, purpose)];
+        mapping(uint256 => Entry) storage history = _history[_key(member, controller, purpose)];
         // Binary search for the first record after `timestamp`; records are appended in block order,
-        // so timestamps never decrease along the array.
+        // so timestamps never decrease along the history.
         uint256 low = 0;
-        uint256 high = history.length;
+        uint256 high = history[0].count;
         while (low < high) {
             uint256 mid = (low + high) / 2;
             if (history[mid].timestamp > timestamp) {
@@ -174,7 +191,7 @@ contract ConsentRegistry is IConsentRegistry, IErasureHook {
             }
         }
         if (low == 0) return false;
-        Record storage latest = history[low - 1];
+        Entry storage latest = history[low - 1];
         if (latest.status != Status.Given || (latest.expiresAt != 0 && timestamp >= latest.expiresAt)) return false;
         return latest.source != Source.Attested || _consortium.servedThroughTime(controller, latest.timestamp, timestamp);
     }
@@ -190,9 +207,9 @@ contract ConsentRegistry is IConsentRegistry, IErasureHook {
         uint64 blockNumber,
         uint64 blockTimestamp
     ) external view returns (bool) {
-        Record[] storage history = _history[_key(member, controller, purpose)];
+        mapping(uint256 => Entry) storage history = _history[_key(member, controller, purpose)];
         uint256 low = 0;
-        uint256 high = history.length;
+        uint256 high = history[0].count;
         while (low < high) {
             uint256 mid = (low + high) / 2;
             if (history[mid].blockNumber > blockNumber) {
@@ -202,7 +219,7 @@ contract ConsentRegistry is IConsentRegistry, IErasureHook {
             }
         }
         if (low == 0) return false;
-        Record storage latest = history[low - 1];
+        Entry storage latest = history[low - 1];
         if (latest.status != Status.Given || (latest.expiresAt != 0 && blockTimestamp >= latest.expiresAt)) {
             return false;
         }
@@ -215,7 +232,7 @@ contract ConsentRegistry is IConsentRegistry, IErasureHook {
     }
 
     function historyLength(bytes32 member, address controller, bytes32 purpose) external view returns (uint256) {
-        return _history[_key(member, controller, purpose)].length;
+        return _history[_key(member, controller, purpose)][0].count;
     }
 
     /// @notice The `index`-th record (oldest first).
@@ -227,9 +244,18 @@ contract ConsentRegistry is IConsentRegistry, IErasureHook {
         bytes32 purpose,
         uint256 index
     ) external view returns (Record memory) {
-        Record[] storage history = _history[_key(member, controller, purpose)];
-        if (index >= history.length) revert ConsentUnknownRecord(member, controller, purpose, index);
-        return history[index];
+        mapping(uint256 => Entry) storage history = _history[_key(member, controller, purpose)];
+        if (index >= history[0].count) revert ConsentUnknownRecord(member, controller, purpose, index);
+        Entry storage entry = history[index];
+        return
+            Record({
+                status: entry.status,
+                source: entry.source,
+                timestamp: entry.timestamp,
+                expiresAt: entry.expiresAt,
+                blockNumber: entry.blockNumber,
+                receiptHash: entry.receiptHash
+            });
     }
 
     function consortium() external view returns (address) {
@@ -285,29 +311,43 @@ contract ConsentRegistry is IConsentRegistry, IErasureHook {
         bytes32 receiptHash,
         uint64 expiresAt
     ) private {
-        Record[] storage history = _history[key];
-        if (history.length == 0) _pairs[member].push(Pair({controller: controller, purpose: _indexOf(purpose)}));
-        history.push(
-            Record({
-                status: status,
-                source: source,
-                timestamp: uint64(block.timestamp),
-                expiresAt: expiresAt,
-                blockNumber: uint64(block.number),
-                receiptHash: receiptHash
-            })
-        );
+        mapping(uint256 => Entry) storage history = _history[key];
+        uint32 count = history[0].count;
+        if (count == 0) _addPair(member, controller, _indexOf(purpose));
+        history[count] = Entry({
+            status: status,
+            source: source,
+            timestamp: uint64(block.timestamp),
+            expiresAt: expiresAt,
+            blockNumber: uint64(block.number),
+            count: count == 0 ? 1 : 0,
+            receiptHash: receiptHash
+        });
+        if (count != 0) history[0].count = count + 1; // checked: a history never reaches 2**32 records
         emit ConsentRecorded(member, controller, purpose, uint8(status), receiptHash, expiresAt, source);
     }
 
     function _requireGiven(bytes32 key, bytes32 member, address controller, bytes32 purpose) private view {
-        Record[] storage history = _history[key];
-        if (history.length == 0 || history[history.length - 1].status != Status.Given) {
+        if (_history[key][0].count == 0 || _latest(key).status != Status.Given) {
             revert ConsentNotGiven(member, controller, purpose);
         }
     }
 
-    function _attestationStands(Record storage latest, address controller, uint64 atBlock) private view returns (bool) {
+    /// @dev The latest entry of the history at `key`. Requires a non-empty history.
+    function _latest(bytes32 key) private view returns (Entry storage) {
+        mapping(uint256 => Entry) storage history = _history[key];
+        return history[history[0].count - 1];
+    }
+
+    /// @dev Remember that `member` has a history towards `controller` for the purpose at `purpose`.
+    function _addPair(bytes32 member, address controller, uint8 purpose) private {
+        mapping(uint256 => Pair) storage pairs = _pairs[member];
+        uint32 count = pairs[0].count;
+        pairs[count] = Pair({controller: controller, purpose: purpose, count: count == 0 ? 1 : 0});
+        if (count != 0) pairs[0].count = count + 1;
+    }
+
+    function _attestationStands(Entry storage latest, address controller, uint64 atBlock) private view returns (bool) {
         return latest.source != Source.Attested || _consortium.servedThrough(controller, latest.blockNumber, atBlock);
     }
 

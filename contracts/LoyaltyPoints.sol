@@ -58,10 +58,13 @@ contract LoyaltyPoints is ILoyaltyPoints, IErasureHook {
     ///   consent towards the caller;
     /// - `amount` is 1 to MAX_EARN and the total supply stays at most MAX_SUPPLY.
     function earn(bytes32 member, uint256 amount, bytes32 ref) external onlyPartner {
-        _earn(member, amount, ref);
+        _earn(member, amount, ref, true);
     }
 
     /// @notice `earn` for many members in one transaction (imports, nightly runs); all or nothing.
+    /// Items of one member in a row are checked against the registry and the consent registry once:
+    /// neither changes within this call, so the answer for the first holds for the rest (a caller that
+    /// groups its items by member pays for those checks once per member).
     /// Requirements:
     /// - as `earn` for every item; the three arrays have the same, non-zero length.
     function earnBatch(
@@ -71,7 +74,7 @@ contract LoyaltyPoints is ILoyaltyPoints, IErasureHook {
     ) external onlyPartner {
         _checkBatch(members.length, amounts.length, refs.length);
         for (uint256 i = 0; i < members.length; ++i) {
-            _earn(members[i], amounts[i], refs[i]);
+            _earn(members[i], amounts[i], refs[i], i == 0 || members[i] != members[i - 1]);
         }
     }
 
@@ -164,14 +167,17 @@ contract LoyaltyPoints is ILoyaltyPoints, IErasureHook {
         return address(_consortium);
     }
 
-    function _earn(bytes32 member, uint256 amount, bytes32 ref) private {
+    /// @dev With `checkMember` false the caller has just checked this member (the previous item).
+    function _earn(bytes32 member, uint256 amount, bytes32 ref, bool checkMember) private {
         if (member == bytes32(0)) revert LoyaltyInvalidMember();
         if (amount == 0) revert LoyaltyZeroAmount();
         if (amount > MAX_EARN) revert LoyaltyAmountAboveCap(amount, MAX_EARN);
         uint256 supply = _totalSupply;
         if (supply + amount > MAX_SUPPLY) revert LoyaltySupplyCapExceeded(supply, amount, MAX_SUPPLY);
-        _registry.requireActive(member);
-        if (!_consent.isValid(member, msg.sender, _LOYALTY)) revert LoyaltyConsentRequired(member, msg.sender);
+        if (checkMember) {
+            _registry.requireActive(member);
+            if (!_consent.isValid(member, msg.sender, _LOYALTY)) revert LoyaltyConsentRequired(member, msg.sender);
+        }
         // Cannot overflow: a balance is part of the supply, which was just checked against MAX_SUPPLY.
         unchecked {
             _balances[member] += amount;

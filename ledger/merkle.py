@@ -9,6 +9,7 @@ hashlib's SHA-256 is ~15x faster in Python and the EVM has it as a precompile.
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -280,8 +281,26 @@ class LogAppend:
         return path
 
     def proofs(self) -> list[bytes]:
-        """Every new leaf's audit path, concatenated, in leaf order."""
-        return [b"".join(self.proof(i)) for i in range(self.old.size, self.size)]
+        """Every new leaf's audit path, concatenated, in leaf order: `proof(i)` joined, for each i.
+
+        Built a level at a time: at each level the 2**level leaves under one node share its sibling,
+        so each sibling is looked up once per level rather than once per leaf (a 1,000-leaf batch's
+        proofs took ~20k node lookups one by one, ~2k this way)."""
+        first, size = self.old.size, self.size
+        columns: list[list[bytes]] = []
+        width = size
+        for level in range(len(self._levels) - 1):
+            column: list[bytes] = []
+            for q in range(first >> level, ((size - 1) >> level) + 1):
+                sibling = q ^ 1
+                node = self._node(level, sibling) if sibling < width else b""
+                leaves = min(size, (q + 1) << level) - max(first, q << level)
+                column.extend(itertools.repeat(node, leaves))
+            columns.append(column)
+            width = (width + 1) >> 1
+        if not columns:  # a one-leaf tree: every path is empty
+            return [b""] * (size - first)
+        return [b"".join(path) for path in zip(*columns, strict=True)]
 
     @property
     def frontier(self) -> Frontier:

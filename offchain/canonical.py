@@ -47,6 +47,10 @@ _ENCODER = json.JSONEncoder(
 )
 
 
+# the C encoder's string form with ensure_ascii=False: what `_ENCODER` writes for a str
+_encode_str = json.encoder.encode_basestring
+
+
 class CanonicalizationError(ValueError):
     """The value is not representable in I-JSON (e.g. NaN, an integer beyond 2**53, a non-string key)."""
 
@@ -106,6 +110,29 @@ def canonical_json(value: Any) -> bytes:
     if fast is not None:
         return fast
     return reference_canonical_json(value)
+
+
+def canonical_str(value: str) -> bytes:
+    """`canonical_json` of a string (exactly a `str`): for writers that lay out records of a fixed shape
+    themselves (keys known, in RFC 8785 order) and need only their values' bytes."""
+    try:
+        return _encode_str(value).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: the reference reports it
+        return reference_canonical_json(value)
+
+
+def canonical_number(value: int | float) -> bytes:
+    """`canonical_json` of an int or a float (exactly those types), as `_prepare` judges them."""
+    if type(value) is float:
+        text = repr(value)
+        if "e" not in text and "n" not in text:
+            if text[-2:] != ".0":
+                return text.encode()
+            if -_INT_MAX <= value <= _INT_MAX:
+                return str(int(value)).encode()
+    elif type(value) is int and -_INT_MAX <= value <= _INT_MAX:
+        return str(value).encode()
+    return reference_canonical_json(value)  # exponents, NaN, infinities, big integers: its answer
 
 
 def reference_canonical_json(value: Any) -> bytes:

@@ -72,46 +72,74 @@ class WiredSource(Generic[T]):
 def in_child_process(
     source: Source[T], *args: Any, progress: Progress | None = None, chunk: int = ITEMS_PER_MESSAGE
 ) -> Generator[T, None, None]:
-    """The items of `source(progress, *args)`, produced in a child process. An exception raised there
-    is raised here (the same type and message); `source` and `args` must be picklable (module-level
-    functions, plain values)."""
-    child = subprocess.Popen(
-        [sys.executable, "-m", "api.importers.background"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
-    )
-    assert child.stdin is not None and child.stdout is not None
-    # A pipe holds 64 KiB, less than one message: without a reader draining it into memory the child
-    # would wait for us whenever we work, and the two would take turns instead of running side by side.
-    messages: queue.Queue[bytes | None] = queue.Queue(maxsize=_DEPTH)
-    wire = source.wire() if isinstance(source, WiredSource) else None
-    stop = threading.Event()
-    pump = threading.Thread(target=_pump, args=(child.stdout, messages, stop), daemon=True)
-    try:
-        child.stdin.write(pickle.dumps((source, args, chunk)))
-        child.stdin.close()
-        pump.start()
-        while True:
-            raw = messages.get()
-            if raw is None:
-                child.wait()
-                raise SourceFailed(f"the source process exited with code {child.returncode}")
-            message = pickle.loads(raw)
-            kind = message[0]
-            if kind == "items":
-                yield from message[1] if wire is None else wire.decode(message[1])
-            elif kind == "progress":
-                if progress is not None:
-                    progress(*message[1])
-            elif kind == "error":
-                raise message[1]
-            else:  # "done"
-                return
-    finally:
-        stop.set()
-        if child.poll() is None:  # the consumer stopped early or failed: stop the producer too
+    """The items of `source(progress, *args)`, produced in a child process started on the first item
+    asked for. An exception raised there is raised here (the same type and message); `source` and
+    `args` must be picklable (module-level functions, plain values)."""
+    yield from ChildSource(source, *args, chunk=chunk).items(progress)
+
+
+class ChildSource(Generic[T]):
+    """`source(progress, *args)` started in a child process at once, its items read later (`items`,
+    once): a caller with slow work of its own to do first (loading modules, opening a store, attaching
+    to a chain) lets the source run meanwhile, instead of waiting for it afterwards. Until `items` is
+    called, at most `_DEPTH` messages are held here and the child then waits. `close` stops the child;
+    `items` closes it when it ends, however it ends. `source` and `args` must be picklable."""
+
+    def __init__(self, source: Source[T], *args: Any, chunk: int = ITEMS_PER_MESSAGE) -> None:
+        request = pickle.dumps((source, args, chunk))  # what cannot cross the pipe fails before a child
+        self._wire = source.wire() if isinstance(source, WiredSource) else None
+        self._child = subprocess.Popen(
+            [sys.executable, "-m", "api.importers.background"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
+        assert self._child.stdin is not None and self._child.stdout is not None
+        # A pipe holds 64 KiB, less than one message: without a reader draining it into memory the child
+        # would wait for us whenever we work, and the two would take turns instead of running side by side.
+        self._messages: queue.Queue[bytes | None] = queue.Queue(maxsize=_DEPTH)
+        self._stop = threading.Event()
+        self._pump = threading.Thread(
+            target=_pump, args=(self._child.stdout, self._messages, self._stop), daemon=True
+        )
+        try:
+            self._child.stdin.write(request)
+            self._child.stdin.close()
+            self._pump.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def items(self, progress: Progress | None = None) -> Generator[T, None, None]:
+        """The source's items; `progress` gets the (phase, done, total) the source reports."""
+        child, wire = self._child, self._wire
+        try:
+            while True:
+                raw = self._messages.get()
+                if raw is None:
+                    child.wait()
+                    raise SourceFailed(f"the source process exited with code {child.returncode}")
+                message = pickle.loads(raw)
+                kind = message[0]
+                if kind == "items":
+                    yield from message[1] if wire is None else wire.decode(message[1])
+                elif kind == "progress":
+                    if progress is not None:
+                        progress(*message[1])
+                elif kind == "error":
+                    raise message[1]
+                else:  # "done"
+                    return
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop the child if it still runs (the consumer stopped early or failed) and release the pipes."""
+        child = self._child
+        self._stop.set()
+        if child.poll() is None:
             child.terminate()
         child.wait()
-        if pump.ident is not None:  # started (the arguments may not even have pickled)
-            pump.join(timeout=10)
+        if self._pump.ident is not None:  # started (the pipe may have broken before)
+            self._pump.join(timeout=10)
+        assert child.stdin is not None and child.stdout is not None
         if not child.stdin.closed:
             child.stdin.close()
         child.stdout.close()

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from api.importers.background import WiredSource
+from api.importers.background import ChildSource, WiredSource
 from api.importers.online_retail import ReadStats, read_records
 from api.importers.records import CustomerRecord, Record
 from api.importers.synthetic import SyntheticCustomer, generate
@@ -59,7 +59,7 @@ class Entry:
             record.external_key,
             record.occurred_at,
             record.points,
-            Canonical.of(record.payload()),
+            Canonical(record.canonical_payload()),
         )
 
 
@@ -149,3 +149,11 @@ invoices, and the ReadStats again, complete."""
 
 synthetic_entries = WiredSource(_synthetic_entries, EntryWire)
 """synthetic_entries(progress, seed, customers, interactions): `generate`'s data set as entries."""
+
+
+def start_reading_retail(path: str) -> ChildSource[Entry | ReadStats]:
+    """The Online Retail II file at `path` read in a child process from now on, for
+    `api.usecases.imports.import_online_retail(..., reader=...)`: the file takes longer to read than
+    anything else an import does before its first invoice, so a caller that starts it first (the CLI,
+    before it loads the chain and store modules and opens them) has it read that much sooner."""
+    return ChildSource(retail_entries, path)

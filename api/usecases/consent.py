@@ -195,9 +195,23 @@ def _check_authority(
     return False
 
 
-def _check_terms(purpose: str, expires_at: datetime | None) -> None:
+def check_purposes(purposes: Sequence[str]) -> tuple[str, ...]:
+    """`purposes` without repeats, in order; refused unless each is a declared purpose (the list the
+    ConsentRegistry knows) and there is at least one."""
+    if not purposes:
+        raise InvalidInput(f"no purpose given: one or more of {', '.join(PURPOSES)}")
+    for purpose in purposes:
+        _check_purpose(purpose)
+    return tuple(dict.fromkeys(purposes))
+
+
+def _check_purpose(purpose: str) -> None:
     if purpose not in PURPOSES:
         raise InvalidInput(f"unknown purpose {purpose!r}: one of {', '.join(PURPOSES)}")
+
+
+def _check_terms(purpose: str, expires_at: datetime | None) -> None:
+    _check_purpose(purpose)
     if expires_at is not None and expires_at.tzinfo is None:
         raise InvalidInput("expires_at needs a time zone")
 

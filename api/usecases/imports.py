@@ -12,11 +12,13 @@ anchored twice:
    query per chunk); the missing ones are registered (`register_customers`), which stages their
    enrolment on chain, sent with `enrolBatch` through the enrolment outbox (the partner becomes their
    home partner there, which is what lets it attest their consent and redeem their points).
-2. consent: a "loyalty" consent receipt (collection method "import") is staged for every customer of
-   the chunk that has no receipt for it yet (so a withdrawal is never overridden), then sent on chain
-   with `recordBatch` through the consent outbox: attested by the partner as the customers' home
-   partner. A customer with a key of their own is left out (the chain takes their "given" only with
-   their signature) and counted; their points wait for the consent they sign.
+2. consent: a consent receipt (collection method "import") for each purpose the source holds consent
+   for (`purposes`: "loyalty" unless told otherwise) is staged for every customer of the chunk that has
+   no receipt for that purpose yet (so a withdrawal is never overridden, and a re-run stages nothing
+   twice), then sent on chain with `recordBatch` (one purpose per batch) through the consent outbox:
+   attested by the partner as the customers' home partner. A customer with a key of their own is left
+   out (the chain takes their "given" only with their signature) and counted; their points wait for the
+   consent they sign.
 3. interactions: recorded with the invoice (ticket) number as external key; ones already recorded are
    counted as duplicates (`record_interactions`). The new ones go into a pending anchoring batch in the
    same transaction, whose anchor is sent right after (`anchoring.submit`); the anchors of earlier
@@ -57,12 +59,18 @@ from api.errors import InvalidInput
 from api.evidence import anchoring
 from api.evidence.anchoring import AnchorOutcome
 from api.evidence.recording import NewInteraction, record_interactions
-from api.importers.background import in_child_process
+from api.importers.background import ChildSource, in_child_process
 from api.importers.entries import Entry, retail_entries, synthetic_entries
 from api.importers.online_retail import ReadStats
 from api.principal import Principal
 from api.progress import Progress, no_progress
-from api.usecases.consent import LOYALTY, ConsentTerms, send_staged_consents, stage_consents
+from api.usecases.consent import (
+    LOYALTY,
+    ConsentTerms,
+    check_purposes,
+    send_staged_consents,
+    stage_consents,
+)
 from api.usecases.customers import find_customers_by_ref, register_customers, send_staged_enrolments
 from api.usecases.loyalty import PointsRequest, send_staged_points, stage_earnings
 from ledger.clients.consent import RECORD_BATCH_MAX
@@ -77,8 +85,10 @@ RECORDS_PER_CHUNK = 1000  # source records per store transaction in each phase
 # anyway while it encrypts it. (16k DEKs: a few MB.)
 IMPORT_KEY_CACHE = 16_384
 
-# The customers came from the partner's own system, where they joined its loyalty scheme.
+# The customers came from the partner's own system, where they joined its loyalty scheme (and, where
+# the caller says so, consented to more purposes there).
 IMPORT_TERMS = ConsentTerms(collection_method="import")
+DEFAULT_PURPOSES = (LOYALTY,)
 
 
 @dataclass
@@ -124,19 +134,29 @@ def import_online_retail(
     consent_batch: int = RECORD_BATCH_MAX,
     earn_batch: int = EARN_BATCH_MAX,
     in_process: bool = False,
+    purposes: Sequence[str] = DEFAULT_PURPOSES,
+    reader: ChildSource[Any] | None = None,
 ) -> ImportReport:
-    """Import the Online Retail II file at `path` (CSV, gzipped or not) into the acting partner.
+    """Import the Online Retail II file at `path` (CSV, gzipped or not) into the acting partner, with
+    consent attested for each of `purposes` (declared purposes; an unknown one is refused before
+    anything is written).
 
     The data set has no names: each customer's `name` is their Customer ID (CustomerCreate requires
     one), `external_ref` the same ID, `country` the ISO code of their first invoice's country (if it has
     one). Rows without a Customer ID are skipped; see api/importers/online_retail.py for the rest.
-    The file is read in a child process (see `Entry`) unless `in_process`."""
+    The file is read in a child process (see `Entry`) unless `in_process`; `reader` is one already
+    reading it (`api.importers.entries.start_reading_retail(path)`), closed when the import ends."""
     stats = ReadStats()
     report = ImportReport(source=f"online-retail-ii:{Path(path).name}", partner=who.acting_partner())
 
     def entries() -> Iterator[Entry]:
         try:
-            for item in _source(retail_entries, str(path), progress=progress, in_process=in_process):
+            items = (
+                reader.items(progress)
+                if reader is not None
+                else _source(retail_entries, str(path), progress=progress, in_process=in_process)
+            )
+            for item in items:
                 if isinstance(item, ReadStats):  # the reader's counts, once the file is read and at the end
                     for name, value in asdict(item).items():
                         setattr(stats, name, value)
@@ -148,7 +168,13 @@ def import_online_retail(
     def total() -> int | None:
         return stats.invoices_found if stats.rows else None
 
-    _Importer(crm, who, report, progress, chunk_size, consent_batch, earn_batch).run(entries(), total)
+    try:
+        importer = _Importer(crm, who, report, progress, chunk_size, consent_batch, earn_batch, purposes)
+    except BaseException:
+        if reader is not None:
+            reader.close()  # refused before it started: stop the reading too
+        raise
+    importer.run(entries(), total)
     report.rows_read = stats.rows
     report.rows_skipped_no_customer = stats.rows_without_customer
     report.rows_repeated = stats.repeated_rows
@@ -167,16 +193,18 @@ def import_synthetic(
     consent_batch: int = RECORD_BATCH_MAX,
     earn_batch: int = EARN_BATCH_MAX,
     in_process: bool = False,
+    purposes: Sequence[str] = DEFAULT_PURPOSES,
 ) -> ImportReport:
     """Import `generate(seed, customers, interactions)` into the acting partner: every customer (with the
-    generated PII), every invoice and ticket. The churn ground truth is not imported. The data set is
-    generated in a child process (see `Entry`) unless `in_process`."""
+    generated PII, and consent for each of `purposes`), every invoice and ticket. The churn ground truth
+    is not imported. The data set is generated in a child process (see `Entry`) unless `in_process`."""
     report = ImportReport(source=f"synthetic:seed={seed}", partner=who.acting_partner())
     expected = interactions
+    importer = _Importer(crm, who, report, progress, chunk_size, consent_batch, earn_batch, purposes)
     items = _source(
         synthetic_entries, seed, customers, interactions, progress=progress, in_process=in_process
     )
-    _Importer(crm, who, report, progress, chunk_size, consent_batch, earn_batch).run(items, lambda: expected)
+    importer.run(items, lambda: expected)
     return report
 
 
@@ -203,9 +231,11 @@ class _Importer:
         chunk_size: int,
         consent_batch: int,
         earn_batch: int,
+        purposes: Sequence[str],
     ) -> None:
         if chunk_size < 1 or consent_batch < 1 or earn_batch < 1:
             raise InvalidInput("chunk and batch sizes are at least 1")
+        self.purposes = check_purposes(purposes)
         self.crm = crm
         self.who = who
         self.partner = who.acting_partner()
@@ -288,20 +318,23 @@ class _Importer:
 
         with self._phase("consent"):
             fresh = [self.members[ref] for ref in first_seen]
-            staging = stage_consents(self.crm, self.who, fresh, LOYALTY, terms=IMPORT_TERMS)
-            # their points wait for the consent they sign themselves (stage_earnings asks the chain)
-            report.consents_need_signature += len(staging.need_signature)
-            new_consents = staging.staged
-            if new_consents:
+            staged_any = False
+            for purpose in self.purposes:
+                staging = stage_consents(self.crm, self.who, fresh, purpose, terms=IMPORT_TERMS)
+                # their points wait for the consent they sign themselves (stage_earnings asks the chain)
+                report.consents_need_signature += len(staging.need_signature)
+                staged_any = staged_any or bool(staging.staged)
+                if purpose == LOYALTY:
+                    # Sent below, not yet mined: each recordBatch was simulated and is sent before any
+                    # earnBatch for its members (same sender, lower nonce), so the chain holds the consent
+                    # by the time the points are mined. A consent transaction that still failed would
+                    # stop the import when it is settled.
+                    for member in staging.staged:
+                        self.consented.setdefault(member, True)
+            if staged_any:
                 self._consents_confirmed(
                     send_staged_consents(self.crm, self.who, batch_size=self.consent_batch, wait=False)
                 )
-                # Sent, not yet mined: each recordBatch was simulated and is sent before any earnBatch
-                # for its members (same sender, lower nonce), so the chain holds the consent by the time
-                # the points are mined. A consent transaction that still failed would stop the import
-                # when it is settled.
-                for member in new_consents:
-                    self.consented.setdefault(member, True)
         self._tell("consent", total)
 
         with self._phase("interactions"):

@@ -306,6 +306,9 @@ def send_staged_points(
         staged = points.staged_earnings(db, partner_id, batch_size)
         if not staged or len(staged) < min_batch:
             return None
+        # One member's items side by side: earnBatch checks the registry and consent once per run of
+        # a member (the order of items within a batch changes nothing else: all or nothing, one block).
+        staged = sorted(staged, key=lambda e: bytes(e.member_id))
         members = [bytes(e.member_id) for e in staged]
         signed = client.prepare_earn_batch(
             signer, members, [e.amount for e in staged], [bytes(e.ref) for e in staged]

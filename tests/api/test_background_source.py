@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from api.importers.background import SourceFailed, in_child_process
+from api.importers.background import ChildSource, SourceFailed, in_child_process
 
 
 def numbers(progress, count: int) -> Iterator[tuple[int, int]]:
@@ -23,6 +23,12 @@ def numbers(progress, count: int) -> Iterator[tuple[int, int]]:
 def failing(progress, after: int) -> Iterator[int]:
     yield from range(after)
     raise ValueError(f"bad row {after}")
+
+
+def stamped(progress, count: int) -> Iterator[tuple[int, float]]:
+    """Each item with the (monotonic, system-wide) time it was made at."""
+    for i in range(count):
+        yield i, time.monotonic()
 
 
 def dying(progress) -> Iterator[int]:
@@ -85,3 +91,19 @@ def test_an_error_that_cannot_cross_the_pipe_is_still_reported():
 def test_arguments_that_do_not_pickle_fail_here_and_leave_no_child():
     with pytest.raises((TypeError, AttributeError, pickle.PicklingError)):
         list(in_child_process(numbers, lambda: 1))  # a lambda cannot cross the pipe
+
+
+def test_a_source_started_early_runs_before_its_items_are_asked_for_and_stops_if_never_asked():
+    started = time.monotonic()
+    source = ChildSource(stamped, 50)
+    time.sleep(1.5)  # the caller's own slow start
+    items = list(source.items())
+    assert [i for i, _ in items] == list(range(50))
+    assert items[0][1] < started + 1.5  # produced while the caller was busy, not when it asked
+
+    never_read = ChildSource(numbers, 10**9, chunk=10)
+    pid = never_read._child.pid
+    never_read.close()  # e.g. the import was refused before it began
+    never_read.close()  # and closing twice is harmless
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # reaped: gone

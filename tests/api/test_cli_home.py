@@ -176,3 +176,129 @@ def test_import_through_the_cli_is_idempotent(home, tmp_path):
     again = cli(home, "import", "online-retail", str(csv), "--partner", "acme")
     assert re.search(r"interactions new\s*│ 0", again) and re.search(r"interactions duplicate\s*│ 3", again)
     assert "3 verified" in cli(home, "verify", "--all")
+
+
+def _retail_csv(tmp_path):
+    import gzip
+
+    csv = tmp_path / "retail.csv.gz"
+    with gzip.open(csv, "wt", encoding="utf-8") as out:
+        out.write("Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country\n")
+        out.write("489434,85048,LIGHT,12,2009-12-01 07:45:00,6.95,13085,United Kingdom\n")
+        out.write("489435,22350,CAT,12,2009-12-01 07:46:00,2.55,13086,France\n")
+    return csv
+
+
+def _members(home):
+    """The imported customers' member ids (customer number -> member), and the chain's and store's
+    consent records of each: {(member, purpose): (history length on chain, receipts in the store)}."""
+    from api.principal import Principal
+    from api.usecases.customers import find_customers_by_ref
+    from api.usecases.home import open_crm
+    from ledger.clients import PURPOSES, purpose_id
+    from offchain.repositories import consents
+
+    crm = open_crm(home)
+    try:
+        found = find_customers_by_ref(crm, Principal.of_partner("acme"), ["13085", "13086"])
+        with crm.unit_of_work() as db:
+            acme = crm.partner(db, "acme")
+            receipts = [(bytes(r.member_id), r.purpose) for r in consents.of_partner(db, acme.id)]
+        records = {
+            (member, purpose): (
+                crm.coalition.consent.history_length(member, acme.address, purpose_id(purpose)),
+                receipts.count((member, purpose)),
+            )
+            for member in found.values()
+            for purpose in PURPOSES
+        }
+    finally:
+        crm.close()
+    return found, records
+
+
+def _consent_check(home, member, purpose, code):
+    return cli(
+        home,
+        "consent",
+        "check",
+        "--partner",
+        "acme",
+        "--member",
+        "0x" + member.hex(),
+        "--purpose",
+        purpose,
+        code=code,
+    )
+
+
+def test_an_import_attests_loyalty_only_unless_told_more_purposes(home, tmp_path):
+    csv = _retail_csv(tmp_path)
+    cli(home, "partner", "add", "acme")
+    cli(home, "import", "online-retail", str(csv), "--partner", "acme")
+    found, records = _members(home)
+    assert len(found) == 2
+    for member in found.values():
+        assert "valid" in _consent_check(home, member, "loyalty", 0)
+        assert "not valid" in _consent_check(home, member, "profiling", 1)
+        assert records[(member, "loyalty")] == (1, 1)
+        assert records[(member, "profiling")] == (0, 0)
+    # the source also holds profiling consent: a second run attests it, and only it
+    out = cli(
+        home, "import", "online-retail", str(csv), "--partner", "acme", "--purposes", "loyalty,profiling"
+    )
+    assert re.search(r"consents recorded\s*│ 2", out)
+    _, records = _members(home)
+    for member in found.values():
+        assert "valid" in _consent_check(home, member, "profiling", 0)
+        assert records[(member, "loyalty")] == (1, 1)
+        assert records[(member, "profiling")] == (1, 1)
+
+
+def test_an_import_with_two_purposes_records_both_once_on_chain(home, tmp_path):
+    csv = _retail_csv(tmp_path)
+    cli(home, "partner", "add", "acme")
+    out = cli(
+        home, "import", "online-retail", str(csv), "--partner", "acme", "--purposes", "loyalty,profiling"
+    )
+    assert re.search(r"consents recorded\s*│ 4", out)
+    assert re.search(r"point events\s*│ 2", out)
+    again = cli(
+        home, "import", "online-retail", str(csv), "--partner", "acme", "--purposes", "profiling,loyalty"
+    )
+    assert re.search(r"consents recorded\s*│ 0", again)
+    found, records = _members(home)
+    for member in found.values():
+        for purpose in ("loyalty", "profiling"):
+            assert "valid" in _consent_check(home, member, purpose, 0)
+            assert records[(member, purpose)] == (1, 1)  # not doubled by the re-run
+        assert "not valid" in _consent_check(home, member, "marketing", 1)
+    assert "store and chain agree" in cli(home, "reconcile")
+
+
+@pytest.mark.parametrize("purposes", ["loyalty,telepathy", "Loyalty", ","])
+def test_an_import_with_an_unknown_purpose_is_refused_with_nothing_written(home, tmp_path, purposes):
+    csv = _retail_csv(tmp_path)
+    cli(home, "partner", "add", "acme")
+    out = cli(home, "import", "online-retail", str(csv), "--partner", "acme", "--purposes", purposes, code=1)
+    assert len(out.strip().splitlines()) == 1
+    assert "purpose" in out and "loyalty, profiling" in out
+    found, _ = _members(home)
+    assert found == {}  # no customer, hence no consent, point or interaction, off chain or on
+    assert "0 of 0 customers" in cli(home, "customer", "list", "--partner", "acme")
+    out = cli(
+        home,
+        "import",
+        "synthetic",
+        "--partner",
+        "acme",
+        "--customers",
+        "3",
+        "--interactions",
+        "5",
+        "--purposes",
+        purposes,
+        code=1,
+    )
+    assert len(out.strip().splitlines()) == 1
+    assert "0 of 0 customers" in cli(home, "customer", "list", "--partner", "acme")

@@ -104,6 +104,7 @@ def test_every_split_of_small_logs_agrees_with_whole_trees():
             step = LogAppend(old, leaves[m:n])
             assert step.root == tree.root
             assert [step.proof(i) for i in range(m, n)] == [tree.proof(i) for i in range(m, n)]
+            assert step.proofs() == [b"".join(tree.proof(i)) for i in range(m, n)]
             if m:
                 proof = step.consistency_proof()
                 assert proof == reference_proof(leaves[:n], m)

@@ -203,6 +203,30 @@ def test_earning_needs_loyalty_consent_towards_the_earning_partner(coalition):
         coalition.loyalty.earn(a[0], customer(coalition, a[0], loyalty=False), 1)
 
 
+def test_earn_batch_checks_every_run_of_a_member(coalition):
+    """earnBatch checks a member once per run of its items: a member without consent (or erased) cannot
+    ride on the item before it, wherever its items sit, and a batch of runs credits every item."""
+    a = accounts(coalition)
+    ok, other = enrol(coalition, a[0], 2)
+    bare = customer(coalition, a[0], loyalty=False)
+    erased = customer(coalition, a[0])
+    coalition.members.erase(a[0], erased)
+    for members in ([ok, bare], [ok, ok, bare, bare], [bare, ok], [ok, other, ok, bare]):
+        with pytest.raises(errors.LoyaltyConsentRequired) as raised:
+            coalition.loyalty.earn_batch(a[0], members, [1] * len(members), [bytes(32)] * len(members))
+        assert raised.value.member == bare
+    with pytest.raises(errors.MemberIsErased):
+        coalition.loyalty.earn_batch(a[0], [ok, erased, erased], [1, 1, 1], [bytes(32)] * 3)
+    with pytest.raises(errors.LoyaltyConsentRequired):  # consent towards a[0] is not towards a[1]
+        coalition.loyalty.earn_batch(a[1], [ok, ok], [1, 1], [bytes(32)] * 2)
+    with pytest.raises(errors.LoyaltyZeroAmount):  # the amount of every item is still checked
+        coalition.loyalty.earn_batch(a[0], [ok, ok], [1, 0], [bytes(32)] * 2)
+    assert coalition.loyalty.balance_of(ok) == 0
+    coalition.loyalty.earn_batch(a[0], [ok, ok, other, ok], [1, 2, 4, 8], [bytes(32)] * 4)
+    assert (coalition.loyalty.balance_of(ok), coalition.loyalty.balance_of(other)) == (11, 4)
+    assert coalition.loyalty.issued_by(a[0].address) == 15
+
+
 # --- signatures -----------------------------------------------------------------------------------------
 
 
@@ -433,6 +457,50 @@ def test_a_withdrawal_needs_a_given_consent_and_any_partner_withdraws_towards_it
     signed_consent(coalition, a[0], key, signed, a[2].address)
     coalition.consent.record(a[2], signed, LOYALTY, ConsentStatus.WITHDRAWN, bytes(32))
     assert not coalition.consent.is_valid(signed, a[2].address, LOYALTY)
+
+
+def test_a_long_history_over_many_pairs_reads_back_and_erasure_reaches_every_pair(coalition):
+    """The history's length and the member's (controller, purpose) pairs are kept packed in their first
+    entries: a history of several records reads back record by record, validity follows its latest
+    record, and erasure withdraws the given consents of every pair, the later ones included."""
+    a = accounts(coalition)
+    key = Account.create()
+    m = customer(coalition, a[0])  # loyalty towards a[0]
+    (signed,) = enrol(coalition, a[0], signers=[key.address])
+    receipts = [os.urandom(32) for _ in range(3)]
+    coalition.consent.record(a[0], m, PROFILING, ConsentStatus.GIVEN, receipts[0])
+    coalition.consent.record(a[0], m, PROFILING, ConsentStatus.WITHDRAWN, bytes(32))
+    coalition.consent.record(a[0], m, PROFILING, ConsentStatus.GIVEN, receipts[2])
+    history = coalition.consent.history(m, a[0].address, PROFILING)
+    assert [r.status for r in history] == [ConsentStatus.GIVEN, ConsentStatus.WITHDRAWN, ConsentStatus.GIVEN]
+    assert [r.receipt_hash for r in history] == [receipts[0], bytes(32), receipts[2]]
+    assert coalition.consent.is_valid(m, a[0].address, PROFILING)
+    coalition.consent.record(a[0], m, PROFILING, ConsentStatus.WITHDRAWN, bytes(32))
+    assert not coalition.consent.is_valid(m, a[0].address, PROFILING)
+    assert len(coalition.consent.history(m, a[0].address, PROFILING)) == 4
+    coalition.consent.record(a[0], m, PROFILING, ConsentStatus.GIVEN, os.urandom(32))
+    attest(coalition, a[0], [m], "marketing")
+    for partner in a[1:3]:  # a member with a key consents to other partners: pairs beyond the first
+        signed_consent(coalition, a[0], key, signed, partner.address)
+        signed_consent(coalition, a[0], key, signed, partner.address, PROFILING)
+
+    coalition.members.erase(a[0], m)
+    coalition.members.erase(a[0], signed)
+    for member, controller, purpose, length in [
+        (m, a[0], LOYALTY, 2),
+        (m, a[0], PROFILING, 6),
+        (m, a[0], purpose_id("marketing"), 2),
+        (signed, a[1], LOYALTY, 2),
+        (signed, a[1], PROFILING, 2),
+        (signed, a[2], LOYALTY, 2),
+        (signed, a[2], PROFILING, 2),
+    ]:
+        history = coalition.consent.history(member, controller.address, purpose)
+        assert len(history) == length
+        assert history[-1].source is ConsentSource.ERASURE
+        assert not coalition.consent.is_valid(member, controller.address, purpose)
+    with pytest.raises(errors.ConsentUnknownRecord):
+        coalition.chain.call(coalition.consent.contract.functions.recordAt(m, a[0].address, PROFILING, 6))
 
 
 def test_purposes_are_a_declared_list(coalition):

@@ -15,7 +15,9 @@ from offchain.canonical import (
     Canonical,
     CanonicalizationError,
     canonical_json,
+    canonical_number,
     canonical_object,
+    canonical_str,
     fast_canonical_json,
     reference_canonical_json,
 )
@@ -197,3 +199,60 @@ def test_an_interaction_document_embeds_its_data_exactly():
     assert canonical_object({**members, "data": Canonical.of(invoice)}) == rfc8785.dumps(
         {**members, "data": invoice}
     )
+
+
+def _same_or_same_refusal(fast: Any, value: Any) -> None:
+    """`fast()` gives the reference's bytes for `value`, or refuses as the reference does."""
+    try:
+        expected = rfc8785.dumps(value)
+    except Exception:
+        with pytest.raises(CanonicalizationError):
+            fast()
+        return
+    assert fast() == expected
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(TEXT, st.integers(), TRICKY_INTS, st.floats(), TRICKY_FLOATS))
+@example("\ud800")
+@example(-0.0)
+@example(1e-7)
+@example(2**53)
+def test_the_value_writers_for_fixed_shapes_are_exact(value):
+    """canonical_str and canonical_number (what a writer of records of a fixed shape uses for the values)
+    give the reference's bytes, or its refusal."""
+    _same_or_same_refusal(
+        lambda: canonical_str(value) if type(value) is str else canonical_number(value), value
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(TEXT, TEXT, st.one_of(st.integers(), TRICKY_INTS), st.one_of(st.floats(), TRICKY_FLOATS)),
+        max_size=4,
+    ),
+    TEXT,
+    TEXT,
+    st.one_of(st.floats(), TRICKY_FLOATS),
+)
+def test_an_invoices_canonical_payload_is_canonical_json_of_its_payload(lines, country, number, total):
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from api.importers.records import InvoiceRecord, Line
+    from offchain.models import InteractionKind
+
+    def money(x: float) -> Decimal:
+        return Decimal(repr(x)) if math.isfinite(x) else Decimal(x)
+
+    record = InvoiceRecord(
+        invoice=number,
+        customer_id="1",
+        country=country,
+        occurred_at=datetime(2010, 1, 4, tzinfo=UTC),
+        kind=InteractionKind.PURCHASE,
+        lines=tuple(Line(code, text, quantity, money(price)) for code, text, quantity, price in lines),
+        total=money(total),
+    )
+    _same_or_same_refusal(record.canonical_payload, record.payload())
