@@ -125,7 +125,8 @@ class Backend(Protocol):
     def tx_context(self, sender: str, *, fees: bool, simulate: CallRequest | None = None) -> TxContext:
         """`sender`'s pending nonce and the latest block's gas limit and base fee, with the node's priority
         fee if `fees`. With `simulate`, that call runs too, on the pending state (after the sender's
-        transactions sent and not yet mined), and a revert raises what `revert_data` reads. Everything a bounded `Chain.prepare` needs from the node, in one round trip where the node allows."""
+        transactions sent and not yet mined), and a revert raises what `revert_data` reads. Everything
+        a bounded `Chain.prepare` needs from the node, in one round trip where the node allows."""
         ...
 
     def close(self) -> None: ...
