@@ -24,8 +24,13 @@ After each kill the store is read: what each outbox held (confirmed, in flight, 
 transaction in flight, whether the chain has it. After the last run the script checks, against the
 generator's own records and against the chain: no interaction lost, none duplicated; every customer once;
 one consent receipt per customer and one consent record on chain each; the points on chain equal the
-generator's per member and `reconcile` agrees; every on-chain anchor batch claimed by exactly one store
-batch with the same root, size and partner; `verify_all`. It exits 1 if any check fails.
+generator's per member and `reconcile` agrees; and the partner's log, from the chain down: the chain's
+head size equals the interactions plus erasure receipts in the store, every leaf index 0..size-1 is held
+by exactly one record and proves against an anchored head (the head of its batch, read from the chain),
+no root appears in two `BatchAnchored` events and the partner's events are its heads, each head is
+claimed by one store batch with its root and size; and `verify --all` (the use case the CLI runs). A
+last table sums up lost, duplicated and anchored twice, each of which must be 0. It exits 1 if any
+check fails.
 """
 
 from __future__ import annotations
@@ -59,7 +64,6 @@ from sqlalchemy import func, or_
 from sqlmodel import col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
-from api.evidence.verification import verify_all
 from api.importers.records import InvoiceRecord, TicketRecord
 from api.importers.synthetic import SyntheticCustomer, generate
 from api.principal import Principal
@@ -68,10 +72,21 @@ from api.usecases.customers import find_customers_by_ref
 from api.usecases.home import add_partner, init_home, open_crm
 from api.usecases.imports import RECORDS_PER_CHUNK
 from api.usecases.loyalty import reconcile
+from api.usecases.verification import verify
+from benchmarks.machine import load, machine_table
 from ledger.anvil import running_anvil
 from ledger.clients import purpose_id
 from ledger.errors import LedgerError
-from offchain.models import AnchorStatus, Batch, ConsentReceipt, Customer, Interaction, PointEvent
+from ledger.merkle import leaf_hash, verify_inclusion
+from offchain.models import (
+    AnchorStatus,
+    Batch,
+    ConsentReceipt,
+    Customer,
+    ErasureReceipt,
+    Interaction,
+    PointEvent,
+)
 from offchain.vault import INDEX_MEMBER
 
 P = Principal.of_partner
@@ -363,7 +378,22 @@ class Check:
     detail: str
 
 
-def final_checks(home: Path, truth: Expected) -> list[Check]:
+@dataclass(frozen=True)
+class Leaf:
+    """A record of the store that holds a leaf of the partner's log."""
+
+    record: str
+    index: int | None
+    hash: bytes
+    proof: bytes
+    batch_id: int | None
+
+
+def final_checks(home: Path, truth: Expected, tally: dict[str, int]) -> list[Check]:
+    """The checks, and in `tally` the three figures that must be 0: lost (a generated interaction not
+    in the store, a leaf of the chain's log no record holds, a record outside the log), duplicated (an
+    external key twice, a leaf held twice) and anchored twice (a root in two BatchAnchored events, a
+    leaf hash at two places of the log)."""
     checks: list[Check] = []
 
     def check(name: str, ok: bool, detail: str) -> None:
@@ -389,6 +419,23 @@ def final_checks(home: Path, truth: Expected) -> list[Check]:
             consents = list(db.exec(select(ConsentReceipt)))
             events = list(db.exec(select(PointEvent)))
             batches = list(db.exec(select(Batch).order_by(col(Batch.id))))
+            # the store's half of the log: every record that holds a leaf (interactions, erasure receipts)
+            leaves = [
+                Leaf(
+                    f"interaction {r.id}", r.leaf_index, bytes(r.leaf_hash), bytes(r.proof or b""), r.batch_id
+                )
+                for r in db.exec(select(Interaction).where(Interaction.partner_id == partner.id))
+            ] + [
+                Leaf(
+                    f"erasure receipt {r.id}",
+                    r.leaf_index,
+                    leaf_hash(bytes(r.receipt_hash)),
+                    bytes(r.proof or b""),
+                    r.anchored_batch_id,
+                )
+                for r in db.exec(select(ErasureReceipt).where(ErasureReceipt.partner_id == partner.id))
+            ]
+            receipts = sum(1 for leaf in leaves if leaf.record.startswith("erasure"))
 
         # interactions: none lost, none doubled
         stored = set(keys)
@@ -468,51 +515,99 @@ def final_checks(home: Path, truth: Expected) -> list[Check]:
             + ("; ".join(reconciliation.mismatches[:3]) or "no mismatch"),
         )
 
-        # anchoring: every on-chain batch claimed by exactly one store batch, identical
-        onchain_count = coalition.anchor.batch_count()
+        # the log, from the chain down: its heads (storage) and its BatchAnchored events (the event log)
+        heads = coalition.anchor.heads(partner.address)
+        head = coalition.anchor.head(partner.address)
+        anchor_events = coalition.anchor.anchored_events()
+        check(
+            "log: head size = interactions + erasure receipts",
+            head.size == len(keys) + receipts and head.count == len(heads),
+            f"the chain's head of {partner.name}: {head.size:,} leaves in {head.count} heads; the store: "
+            f"{len(keys):,} interactions + {receipts:,} erasure receipts",
+        )
+        held = Counter(leaf.index for leaf in leaves if leaf.index is not None)
+        unplaced = [leaf.record for leaf in leaves if leaf.index is None]
+        gaps = [i for i in range(head.size) if i not in held]
+        twice = sorted(i for i, c in held.items() if c > 1)
+        beyond = sorted(i for i in held if i >= head.size)
+        check(
+            "log: every leaf 0..size-1 held once by the store",
+            not gaps and not twice and not beyond and not unplaced,
+            f"{len(held):,} leaf indexes held; {len(gaps):,} missing ({_ranges(gaps[:20])}), "
+            f"{len(twice):,} held twice ({_ranges(twice[:20])}), {len(beyond):,} beyond the head, "
+            f"{len(unplaced):,} records not in the log",
+        )
+        by_batch = {b.id: b for b in batches}
+        chain_heads = {h.batch_id: h for h in heads}
+        unproven: list[str] = []
+        for leaf in leaves:
+            batch = by_batch.get(leaf.batch_id) if leaf.batch_id is not None else None
+            anchored_head = (
+                chain_heads.get(batch.onchain_batch_id)
+                if batch is not None and batch.onchain_batch_id is not None
+                else None
+            )
+            if anchored_head is None or leaf.index is None:
+                unproven.append(f"{leaf.record}: no anchored head")
+                continue
+            proof = [leaf.proof[i : i + 32] for i in range(0, len(leaf.proof), 32)]
+            result = verify_inclusion(leaf.hash, leaf.index, anchored_head.size, proof, anchored_head.root)
+            if not result.ok:
+                unproven.append(f"{leaf.record} (leaf {leaf.index}): {result}")
+        check(
+            "log: every leaf proves against an anchored head",
+            not unproven,
+            f"{len(leaves) - len(unproven):,} of {len(leaves):,} leaves prove against the chain's head "
+            f"of their batch; " + ("; ".join(unproven[:3]) or "none fails"),
+        )
+        roots = Counter(e.root for e in anchor_events)
+        again = sum(1 for c in roots.values() if c > 1)
+        mine = [e for e in anchor_events if e.partner == partner.address]
+        check(
+            "log: no root anchored twice (BatchAnchored events)",
+            again == 0
+            and [(e.batch_id, e.root, e.size) for e in mine] == [(h.batch_id, h.root, h.size) for h in heads],
+            f"{len(anchor_events):,} events, {len(roots):,} distinct roots, {again} anchored more than once; "
+            f"{partner.name}'s events "
+            + ("match" if len(mine) == len(heads) else f"({len(mine)}) do not match")
+            + f" its {len(heads)} heads",
+        )
+        # each head claimed by exactly one store batch, with the same root and the same log size
         anchored = [b for b in batches if b.status is AnchorStatus.ANCHORED]
         ids = Counter(b.onchain_batch_id for b in anchored)
+        mismatched = [
+            b.onchain_batch_id
+            for b in anchored
+            if b.onchain_batch_id not in chain_heads
+            or (chain_heads[b.onchain_batch_id].root, chain_heads[b.onchain_batch_id].size)
+            != (b.root, b.first_index + b.size)
+        ]
         check(
-            "anchoring: on-chain batches == anchored store batches",
-            onchain_count == len(anchored) and len(anchored) == len(batches),
-            f"{onchain_count} on chain, {len(anchored)} anchored in the store, "
-            f"{len(batches) - len(anchored)} store batches not anchored",
+            "log: each head claimed by one store batch, same root and size",
+            set(ids) == set(chain_heads)
+            and max(ids.values(), default=1) == 1
+            and not mismatched
+            and len(anchored) == len(batches),
+            f"{len(heads)} heads on chain, {len(anchored)} anchored store batches "
+            f"({len(batches) - len(anchored)} not anchored); {sum(1 for c in ids.values() if c > 1)} "
+            f"claimed twice; {len(mismatched)} with another root or size",
         )
-        mismatched = []
-        for batch in anchored:
-            assert batch.onchain_batch_id is not None
-            info = coalition.anchor.batch(batch.onchain_batch_id)
-            # a head's size is the log's size at it: the batch's leaves end there
-            if (info.root, info.size, info.partner) != (
-                batch.root,
-                batch.first_index + batch.size,
-                partner.address,
-            ):
-                mismatched.append(batch.onchain_batch_id)
         check(
-            "anchoring: each on-chain batch claimed once, same root",
-            set(ids) == set(range(onchain_count)) and max(ids.values(), default=1) == 1 and not mismatched,
-            f"store claims on-chain ids {_ranges(i for i in ids if i is not None)}; "
-            f"{sum(1 for c in ids.values() if c > 1)} claimed twice; "
-            f"{len(mismatched)} with another root, size or partner",
+            "interactions: every one anchored",
+            unanchored == 0,
+            f"{unanchored:,} of {len(keys):,} interactions not in an anchored batch",
         )
-        head = coalition.anchor.head(partner.address)
-        check(
-            "anchoring: the chain's log holds every leaf once",
-            head.size == len(keys) and head.count == len(anchored),
-            f"the chain's log of {partner.name} has {head.size:,} leaves in {head.count} heads",
-        )
-        leaves = sum(b.size for b in anchored)
-        check(
-            "anchoring: every interaction anchored once",
-            leaves == len(keys) and unanchored == 0,
-            f"{leaves:,} leaves in anchored batches, {len(keys):,} interactions, {unanchored:,} unanchored",
+        hashes = Counter(leaf.hash for leaf in leaves if leaf.index is not None)
+        tally.update(
+            lost=len(missing) + len(gaps) + len(unplaced),
+            duplicated=(len(keys) - len(stored)) + len(twice),
+            anchored_twice=again + sum(1 for c in hashes.values() if c > 1),
         )
 
-        report = verify_all(crm)
+        report = verify(crm, OP)  # what `ledgercrm verify --all` runs
         counts = report.counts
         check(
-            "verify_all(crm).ok",
+            "verify --all: ok",
             report.ok,
             ", ".join(f"{c:,} {o.value}" for o, c in sorted(counts.items(), key=lambda kv: str(kv[0])))
             + "".join(f"; {p.outcome.value}: {p.detail}" for p in report.problems[:3]),
@@ -603,6 +698,15 @@ def print_checks(checks: Sequence[Check]) -> None:
     console.print(table)
 
 
+def print_tally(tally: dict[str, int]) -> None:
+    table = Table(title="Against the generator and the chain (each must be 0)", title_justify="left")
+    for column in ("lost", "duplicated", "anchored twice"):
+        table.add_column(column, justify="right")
+    cells = [tally.get(k) for k in ("lost", "duplicated", "anchored_twice")]
+    table.add_row(*("-" if c is None else (f"{c:,}" if c == 0 else f"[red]{c:,}[/]") for c in cells))
+    console.print(table)
+
+
 # --------------------------------------------------------------------------------------------------
 
 
@@ -649,8 +753,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     home = workdir / "home"
     attempts: list[Attempt] = []
     checks: list[Check] = []
+    tally: dict[str, int] = {}
     final_out = ""
     final_code: int | None = None
+    console.print(
+        machine_table(
+            "Machine and setup",
+            [
+                ("Chain", "anvil, a fresh node"),
+                (
+                    "Import",
+                    f"synthetic, seed {args.seed}, {args.customers:,} customers, "
+                    f"{args.interactions:,} interactions",
+                ),
+                ("Kills", f"{args.kills}, --mode {args.mode}, --kill-seed {args.kill_seed}"),
+            ],
+        )
+    )
     try:
         with console.status("Generating the expected records") if console.is_terminal else _nothing():
             truth = expected_records(args.seed, args.customers, args.interactions)
@@ -726,7 +845,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if final_code != 0:
                 console.print(f"[red]the final run exited {final_code}[/]; its stderr ends:")
                 console.print(watch.text[-2000:], markup=False, highlight=False)
-            checks = final_checks(home, truth)
+            checks = final_checks(home, truth, tally)
     except (Interrupted, KeyboardInterrupt) as exc:
         console.print(f"[red]Interrupted[/] ({exc or 'SIGINT'})")
         return 130
@@ -756,12 +875,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         ),
     )
     print_checks(checks)
+    print_tally(tally)
     failed = [c for c in checks if not c.ok]
     if failed:
         console.print("\n[red]FAILED[/]: " + ", ".join(c.name for c in failed))
     else:
         console.print("\n[green]All checks pass.[/]")
-    console.print(f"[dim]Total run time {time.perf_counter() - started:.1f}s[/]")
+    console.print(f"[dim]Total run time {time.perf_counter() - started:.1f}s; load average now {load()}[/]")
     return 1 if failed else 0
 
 

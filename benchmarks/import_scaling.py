@@ -1,4 +1,5 @@
-"""How a synthetic import scales: wall time and peak memory at 10k, 100k (and 1M) interactions.
+"""How a synthetic import scales: time and peak memory of import and verify, and proof sizes, at 10k,
+100k (and 1M) interactions.
 
 Run from the project root:
 
@@ -11,8 +12,13 @@ afterwards; `--chain memory` deploys on eth-tester inside the subprocess instead
 slower: meant for small sizes, e.g. `--chain memory --max 10000`).
 
 The figures are the import's own: contract deployment, home creation and partner admission are done
-before the clock starts. Peak RSS is the subprocess's `ru_maxrss`, which includes that setup. A plot of
-time and RSS against size goes to benchmarks/out/import_scaling.png (matplotlib, a dev dependency).
+before the clock starts. Peak RSS is the subprocess's `ru_maxrss`, which includes that setup. Then, on
+the same home and chain, `verify --all` as the CLI runs it (`api.usecases.verification.verify` as the
+operator), in full mode (payloads decrypted and re-hashed) and in auditor mode (no key opened), each in
+a fresh subprocess of its own so that its peak RSS is its own; and the proof sizes: the inclusion proof
+of a random leaf (as stored, against its batch's head, and against the latest head) and the
+consistency proof between the last two heads, each checked by the contract. A plot of time and RSS
+against size goes to benchmarks/out/import_scaling.png (matplotlib, a dev dependency).
 """
 
 from __future__ import annotations
@@ -76,6 +82,25 @@ def store_bytes(home: Path) -> int:
 
 
 def run_child(args: argparse.Namespace) -> int:
+    """One step in a process of its own: the import (on eth-tester also everything after it, since the
+    chain lives in that process), one verification, or the proof sizes; one JSON line on stdout."""
+    if args.child == "import":
+        return _child_import(args)
+    from api.usecases.home import open_crm
+
+    crm = open_crm(Path(args.home))
+    try:
+        if args.child == "proofs":
+            result: dict[str, Any] = proof_sizes(crm, args.seed)
+        else:
+            result = timed_verify(crm, auditor=args.child == "auditor")
+    finally:
+        crm.close()
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+def _child_import(args: argparse.Namespace) -> int:
     from api.context import Crm
     from api.usecases.imports import import_synthetic
 
@@ -124,22 +149,110 @@ def run_child(args: argparse.Namespace) -> int:
             interactions=args.interactions,
             progress=progress,
         )
+        wall = time.perf_counter() - started
+        result: dict[str, Any] = {
+            "interactions": args.interactions,
+            "customers": args.customers,
+            "wall": wall,
+            "setup": setup_seconds,
+            "rss_before": rss_before,
+            "rss_peak": max_rss_bytes(),
+            "rss_generator": max_rss_bytes(resource.RUSAGE_CHILDREN),  # the data is generated in a child
+            "store_bytes": store_bytes(home),
+            "report": report.as_dict(),
+        }
+        if args.chain == "memory":  # the chain is this process's: verify here (RSS not separable)
+            result["verify_full"] = timed_verify(crm, auditor=False, own_process=False)
+            result["verify_auditor"] = timed_verify(crm, auditor=True, own_process=False)
+            result["proofs"] = proof_sizes(crm, args.seed)
     finally:
         crm.close()
-    wall = time.perf_counter() - started
-    result = {
-        "interactions": args.interactions,
-        "customers": args.customers,
-        "wall": wall,
-        "setup": setup_seconds,
-        "rss_before": rss_before,
-        "rss_peak": max_rss_bytes(),
-        "rss_generator": max_rss_bytes(resource.RUSAGE_CHILDREN),  # the data is generated in a child process
-        "store_bytes": store_bytes(home),
-        "report": report.as_dict(),
-    }
     print(json.dumps(result), flush=True)
     return 0
+
+
+def timed_verify(crm: Any, *, auditor: bool, own_process: bool = True) -> dict[str, Any]:
+    """`ledgercrm verify --all [--auditor]` without the printing: the use case the CLI calls, as the
+    operator. Peak RSS only when this process does nothing else (`own_process`)."""
+    from api.usecases.verification import verify
+
+    rss_before = max_rss_bytes()
+    started = time.perf_counter()
+    report = verify(crm, Principal.operator(), auditor=auditor)
+    wall = time.perf_counter() - started
+    return {
+        "wall": wall,
+        "checked": len(report.results),
+        "counts": {str(o): c for o, c in report.counts.items()},
+        "failures": [f"{f.label}: {f.detail}" for f in report.failures[:3]],
+        "failed": len(report.failures),
+        "rss_before": rss_before if own_process else None,
+        "rss_peak": max_rss_bytes() if own_process else None,
+    }
+
+
+def proof_sizes(crm: Any, seed: int) -> dict[str, Any]:
+    """Bytes of the inclusion proof of a random leaf (as stored: against its batch's head; and against
+    the latest head, from a tree rebuilt over every leaf hash) and of the consistency proof between the
+    last two heads (as stored with the last batch), each checked by the contract."""
+    import random
+
+    from sqlmodel import col, select
+
+    from ledger.merkle import MerkleTree
+    from offchain.models import Batch, Interaction
+
+    anchor = crm.coalition.anchor
+    with crm.unit_of_work() as db:
+        partner = crm.partner(db, PARTNER)
+        heads = anchor.heads(partner.address)
+        latest = heads[-1]
+        index = random.Random(seed).randrange(latest.size)
+        row = db.exec(
+            select(Interaction).where(Interaction.partner_id == partner.id, Interaction.leaf_index == index)
+        ).one()
+        batch = db.exec(select(Batch).where(Batch.id == row.batch_id)).one()
+        stored = bytes(row.proof or b"")
+        leaf = bytes(row.leaf_hash)
+        stored_ok = anchor.verify_inclusion(batch.onchain_batch_id, index, leaf, _split(stored))
+        # the whole log in leaf order (synthetic imports hold no erasure receipts)
+        leaves = [
+            bytes(h)
+            for h in db.exec(
+                select(Interaction.leaf_hash)
+                .where(Interaction.partner_id == partner.id)
+                .order_by(col(Interaction.leaf_index))
+            )
+        ]
+        last = db.exec(select(Batch).where(Batch.onchain_batch_id == latest.batch_id)).one()
+        consistency = bytes(last.consistency or b"")
+    tree = MerkleTree(leaves)
+    to_latest = tree.proof(index)
+    latest_ok = tree.root == latest.root and anchor.verify_inclusion(latest.batch_id, index, leaf, to_latest)
+    result: dict[str, Any] = {
+        "heads": len(heads),
+        "size": latest.size,
+        "leaf": index,
+        "stored_head": batch.first_index + batch.size,
+        "inclusion_stored": len(stored),
+        "inclusion_stored_ok": stored_ok,
+        "inclusion_latest": 32 * len(to_latest),
+        "inclusion_latest_ok": latest_ok,
+        "consistency": None,
+        "consistency_ok": None,
+    }
+    if len(heads) >= 2:
+        before = heads[-2]
+        result["consistency"] = len(consistency)
+        result["consistency_sizes"] = [before.size, latest.size]
+        result["consistency_ok"] = anchor.verify_consistency(
+            before.size, latest.size, before.root, latest.root, _split(consistency)
+        )
+    return result
+
+
+def _split(proof: bytes) -> list[bytes]:
+    return [proof[i : i + 32] for i in range(0, len(proof), 32)]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -159,6 +272,9 @@ class Run:
     anvil_rss: int | None  # bytes: anvil's peak RSS (VmHWM), when known
     timings: dict[str, float]
     recorded: int  # interactions the import recorded
+    verify_full: dict[str, Any]  # timed_verify's result, with the keys
+    verify_auditor: dict[str, Any]  # and without
+    proofs: dict[str, Any]  # proof_sizes's result
 
     @property
     def per_second(self) -> float:
@@ -198,53 +314,76 @@ def fresh_chain(chain: str) -> Iterator[tuple[str, subprocess.Popen[bytes] | Non
         yield node
 
 
+def run_step(
+    step: str,
+    interactions: int,
+    home: Path,
+    chain_arg: str,
+    seed: int,
+    progress_every: float,
+    last_line: list[str],
+) -> dict[str, Any]:
+    """One child process (`--child step`): its stderr passed through (the last line remembered), its
+    last stdout line parsed."""
+    customers = max(1, interactions // INTERACTIONS_PER_CUSTOMER)
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--child",
+        step,
+        "--home",
+        str(home),
+        "--chain",
+        chain_arg,
+        "--seed",
+        str(seed),
+        "--customers",
+        str(customers),
+        "--interactions",
+        str(interactions),
+        "--progress-every",
+        str(progress_every),
+    ]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def echo() -> None:  # the child's progress lines, passed through and remembered
+        assert child.stderr is not None
+        for line in child.stderr:
+            last_line[0] = line.rstrip()
+            sys.stderr.write(line)
+            sys.stderr.flush()
+
+    reader = threading.Thread(target=echo, daemon=True)
+    reader.start()
+    try:
+        assert child.stdout is not None
+        out = child.stdout.read()
+        code = child.wait()
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        reader.join(timeout=5)
+    if code != 0:
+        raise RuntimeError(f"step {step} of {interactions:,} interactions exited with code {code}")
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
 def run_size(interactions: int, chain: str, seed: int, progress_every: float, last_line: list[str]) -> Run:
     customers = max(1, interactions // INTERACTIONS_PER_CUSTOMER)
     with (
         tempfile.TemporaryDirectory(prefix=f"import-scaling-{interactions}-") as tmp,
         fresh_chain(chain) as (chain_arg, anvil),
     ):
-        command = [
-            sys.executable,
-            str(Path(__file__).resolve()),
-            "--child",
-            "--home",
-            str(Path(tmp) / "home"),
-            "--chain",
-            chain_arg,
-            "--seed",
-            str(seed),
-            "--customers",
-            str(customers),
-            "--interactions",
-            str(interactions),
-            "--progress-every",
-            str(progress_every),
-        ]
-        child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-        def echo() -> None:  # the child's progress lines, passed through and remembered
-            assert child.stderr is not None
-            for line in child.stderr:
-                last_line[0] = line.rstrip()
-                sys.stderr.write(line)
-                sys.stderr.flush()
-
-        reader = threading.Thread(target=echo, daemon=True)
-        reader.start()
-        try:
-            assert child.stdout is not None
-            out = child.stdout.read()
-            code = child.wait()
-        finally:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
-            reader.join(timeout=5)
+        home = Path(tmp) / "home"
+        result = run_step("import", interactions, home, chain_arg, seed, progress_every, last_line)
         anvil_rss = peak_rss_of(anvil.pid) if anvil is not None else None
-    if code != 0:
-        raise RuntimeError(f"the import of {interactions:,} interactions exited with code {code}")
-    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+        if chain != "memory":  # each in a process of its own, so that its peak RSS is its own
+            for step, key in (("full", "verify_full"), ("auditor", "verify_auditor"), ("proofs", "proofs")):
+                started = time.strftime("%H:%M:%S")
+                console.print(f"  {key.replace('_', ' ')} started {started}, load average {load()}")
+                result[key] = run_step(step, interactions, home, chain_arg, seed, progress_every, last_line)
     report = result["report"]
     return Run(
         interactions=interactions,
@@ -258,6 +397,9 @@ def run_size(interactions: int, chain: str, seed: int, progress_every: float, la
         anvil_rss=anvil_rss,
         timings={k: float(v) for k, v in report["timings"].items()},
         recorded=int(report["interactions_new"]),
+        verify_full=result["verify_full"],
+        verify_auditor=result["verify_auditor"],
+        proofs=result["proofs"],
     )
 
 
@@ -334,6 +476,82 @@ def print_runs(runs: Sequence[Run]) -> None:
     ]
     for i, note in enumerate(notes, 1):
         console.print(f"[dim]{i}.[/] {note}")
+
+
+def print_verify(runs: Sequence[Run]) -> None:
+    table = Table(
+        title="verify --all on the imported home (full: with keys; auditor: no key)", title_justify="left"
+    )
+    for column in ("interactions", "mode", "wall s", "records/s", "s per 1k", "peak RSS MB", "result"):
+        table.add_column(column, justify="right")
+    for run in runs:
+        for mode, v in (("full", run.verify_full), ("auditor", run.verify_auditor)):
+            outcome = ", ".join(f"{c:,} {o}" for o, c in sorted(v["counts"].items()))
+            result = f"ok: {outcome}" if not v["failed"] else f"[red]{v['failed']:,} failures[/]: {outcome}"
+            table.add_row(
+                f"{run.interactions:,}",
+                mode,
+                f"{v['wall']:,.1f}",
+                f"{run.interactions / v['wall']:,.0f}",
+                f"{1000 * v['wall'] / run.interactions:.2f}",
+                mb(v["rss_peak"]),
+                result,
+            )
+    console.print(table)
+    console.print(
+        "[dim]api.usecases.verification.verify(crm, operator, auditor=...), what `ledgercrm verify --all "
+        "[--auditor]` runs (heads, leaves, erasures, consent, points, reconciliation; full also decrypts "
+        "and re-hashes every payload), each in a fresh process on the same home and node; peak RSS is that "
+        "process's ru_maxrss, opening the home included ("
+        + ", ".join(
+            f"{mb(v['rss_before'])} MB"
+            for run in runs
+            for v in (run.verify_full, run.verify_auditor)
+            if v["rss_before"] is not None
+        )
+        + " before verifying). '-': eth-tester, verified in the import's process.[/]"
+    )
+    for run in runs:
+        for v in (run.verify_full, run.verify_auditor):
+            for line in v["failures"]:
+                console.print(f"[red]  {run.interactions:,}: {line}[/]")
+
+
+def print_proofs(runs: Sequence[Run]) -> None:
+    table = Table(title="Proof sizes (bytes; each checked by the contract)", title_justify="left")
+    for column in (
+        "interactions",
+        "heads",
+        "random leaf",
+        "inclusion, as stored",
+        "inclusion, latest head",
+        "consistency, last two heads",
+    ):
+        table.add_column(column, justify="right")
+
+    def mark(ok: bool | None) -> str:
+        return "" if ok is None else (" ok" if ok else " [red]REFUSED[/]")
+
+    for run in runs:
+        p = run.proofs
+        consistency = "-"
+        if p["consistency"] is not None:
+            old, new = p["consistency_sizes"]
+            consistency = f"{p['consistency']:,} ({old:,} -> {new:,}){mark(p['consistency_ok'])}"
+        table.add_row(
+            f"{run.interactions:,}",
+            f"{p['heads']:,}",
+            f"{p['leaf']:,}",
+            f"{p['inclusion_stored']:,} (head of {p['stored_head']:,}){mark(p['inclusion_stored_ok'])}",
+            f"{p['inclusion_latest']:,} (head of {p['size']:,}){mark(p['inclusion_latest_ok'])}",
+            consistency,
+        )
+    console.print(table)
+    console.print(
+        "[dim]as stored: the leaf's proof in the store, against the head its batch anchored; latest head: "
+        "built from a tree over every leaf hash of the store and checked against the latest head; "
+        "consistency: the proof the contract checked when the last head was anchored. 32 bytes per hash.[/]"
+    )
 
 
 def print_phases(runs: Sequence[Run]) -> None:
@@ -447,7 +665,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="print the running import's phase every S seconds (0: never; default: 30)",
     )
     # the subprocess's own arguments
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=("import", "full", "auditor", "proofs"), help=argparse.SUPPRESS)
     parser.add_argument("--home", help=argparse.SUPPRESS)
     parser.add_argument("--customers", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--interactions", type=int, help=argparse.SUPPRESS)
@@ -501,6 +719,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_phases(runs)
         console.print()
         verdict(runs)
+        console.print()
+        print_verify(runs)
+        console.print()
+        print_proofs(runs)
         plot(runs, args.plot)
     if failed:
         console.print(f"[red]Stopped:[/] {failed}")

@@ -124,8 +124,9 @@ class Backend(Protocol):
 
     def tx_context(self, sender: str, *, fees: bool, simulate: CallRequest | None = None) -> TxContext:
         """`sender`'s pending nonce and the latest block's gas limit and base fee, with the node's priority
-        fee if `fees`. With `simulate`, that call runs too and a revert raises what `revert_data` reads.
-        Everything a bounded `Chain.prepare` needs from the node, in one round trip where the node allows."""
+        fee if `fees`. With `simulate`, that call runs too, on the pending state (after the sender's
+        transactions sent and not yet mined), and a revert raises what `revert_data` reads. Everything
+        a bounded `Chain.prepare` needs from the node, in one round trip where the node allows."""
         ...
 
     def close(self) -> None: ...
@@ -297,7 +298,10 @@ class RpcBackend:
                 "data": "0x" + simulate.data.hex(),
                 "gas": hex(simulate.gas),
             }
-            requests.append(("eth_call", [call, "latest"]))
+            # "pending": the state this transaction will meet, after the sender's transactions already
+            # sent and not yet mined (its nonce counts them too). An import sends a chunk's enrolment
+            # and then prepares those members' consents; on "latest" the members can still be unknown.
+            requests.append(("eth_call", [call, "pending"]))
         responses = self._batch(requests)
         if simulate is not None:
             simulated = responses[-1]

@@ -6,7 +6,8 @@ leaves of one log), and the leaves between two heads, appended to the compact ra
 head, must give the later head's root (which also re-checks, off chain, the consistency the contract
 enforced). A missing leaf, a leaf held twice, a batch pointed at another partner's head, a head the
 store has no batch for (a store older than the chain), a payload gone without an anchored erasure, a
-key gone without one: each is reported with the record and what is wrong, and the run goes on.
+key gone without one, a customer marked erased with no erasure receipt: each is reported with the
+record and what is wrong, and the run goes on.
 
 Then, with the partner's keys (`content`), each interaction's payload is decrypted, its HMAC
 commitment recomputed and compared with its leaf, and the document compared with the row. Without
@@ -40,7 +41,7 @@ from ledger.merkle import Frontier, LogAppend, leaf_hash, verify_consistency, ve
 from offchain.errors import CustomerErased, DecryptionFailed, UnknownCustomer
 from offchain.models import AnchorStatus, Batch, ErasureReceipt
 from offchain.repositories import batches as batch_rows
-from offchain.repositories import erasures, interactions, partners
+from offchain.repositories import customers, erasures, interactions, partners
 from offchain.repositories.interactions import InteractionRow
 from offchain.repositories.partners import PartnerRecord
 from offchain.vault import CustomerKeys
@@ -65,7 +66,10 @@ class Check(StrEnum):
 
     HEADS = "log heads read from the chain; each head the previous one extended (consistency re-checked)"
     LEAVES = "every leaf 0..size-1 of the latest head held once, proving against an anchored head"
-    ERASURES = "erasure receipts re-hashed from their JSON and proven in the log"
+    ERASURES = (
+        "erasure receipts re-hashed from their JSON and proven in the log;"
+        " every customer marked erased has one"
+    )
     CONSENT = "consent receipts against the chain's consent records"
     POINTS = "point events against the chain's events; balances and positions reconciled"
     CONTENT = "payloads decrypted and re-hashed to their leaves (needs the partners' keys)"
@@ -243,6 +247,8 @@ class _Partner:
         if full:
             self._check_log(receipts)
         self._check_receipts(receipts, full=full)
+        if full:
+            self._check_erased_customers(receipts)
 
     # --- the log --------------------------------------------------------------------------------
 
@@ -445,6 +451,31 @@ class _Partner:
                 problems.append(miscount)
             if problems:
                 self._finding(Outcome.TAMPERED, label, "; ".join(problems))
+
+    def _check_erased_customers(self, receipts: Sequence[ErasureReceipt]) -> None:
+        """Each customer the store marks erased must have an erasure receipt: an erasure writes both in
+        one store transaction. Without one, nothing proves the erasure (and a live customer can be
+        hidden as erased): named with what the chain's MemberRegistry says of the member. A receipt
+        that is there but wrong or not yet anchored is reported by `_check_receipts`."""
+        erased = customers.erased_of_partner(self.db, self.partner.id)
+        with_receipt = {r.member_id for r in receipts}
+        lacking = [(member, when) for member, when in erased if member not in with_receipt]
+        if not lacking:
+            return
+        on_chain = self.crm.coalition.members.are_erased([member for member, _ in lacking])
+        for (member, when), chain_erased in zip(lacking, on_chain, strict=True):
+            marked = f"at {when.isoformat()}" if when is not None else "with no date"
+            chain = (
+                "the MemberRegistry records it erased"
+                if chain_erased
+                else "the MemberRegistry does not record it erased"
+            )
+            self._finding(
+                Outcome.TAMPERED,
+                f"customer 0x{member.hex()} of {self.partner.name}",
+                f"marked erased in the store ({marked}) with no erasure receipt recorded or anchored;"
+                f" {chain}",
+            )
 
     def _finding(self, outcome: Outcome, record: str, detail: str) -> None:
         self.findings.append(Verification(None, outcome, detail, record=record))

@@ -6,7 +6,7 @@ from typing import Literal
 
 from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress
-from eth_utils import to_checksum_address
+from eth_utils import event_abi_to_log_topic, to_checksum_address
 
 from ledger.chain import SignedTx, TxResult
 from ledger.clients.base import ContractClient, as_bytes32
@@ -39,6 +39,19 @@ class Head:
     count: int
 
 
+@dataclass(frozen=True)
+class AnchorEvent:
+    """One `BatchAnchored` event, as the chain logged it: the head's batch id, partner, root, size and
+    the size of the partner's head before it."""
+
+    batch_id: int
+    partner: ChecksumAddress
+    root: bytes
+    size: int
+    previous_size: int
+    block_number: int
+
+
 # An anchor costs ~211k gas for a partner's first head and ~176k-181k for a head after it, the
 # consistency proof's sha256 calls included, at logs of 10^3-10^6 leaves (benchmarks/log_gas.py); the
 # bound leaves room for longer proofs and spares a gas estimate per batch (eth-tester's estimator
@@ -59,7 +72,7 @@ class AnchorClient(ContractClient):
         self, sender: LocalAccount, root: bytes, size: int, consistency: Sequence[bytes] = ()
     ) -> SignedTx:
         """Sign an anchor transaction without sending it (for an outbox that records the hash first).
-        The call is simulated on the latest state: the previous head must be mined by then."""
+        The call is simulated on the pending state: the previous head must be sent by then."""
         fn = self.contract.functions.anchor(as_bytes32(root), size, [as_bytes32(c) for c in consistency])
         return self.chain.prepare(fn, sender, gas=ANCHOR_GAS)
 
@@ -110,6 +123,29 @@ class AnchorClient(ContractClient):
             ]
             if len(ids) < HEADS_PAGE:
                 return found
+
+    def anchored_events(self, partner: str | None = None) -> list[AnchorEvent]:
+        """Every `BatchAnchored` event (of `partner`, or of every partner), oldest first: what the
+        chain logged, read independently of its storage (one eth_getLogs, decoded here: the fields are
+        fixed-size words)."""
+        event = self.contract.events.BatchAnchored
+        topics: list[str | None] = ["0x" + bytes(event_abi_to_log_topic(event().abi)).hex()]
+        if partner is not None:
+            topics += [None, "0x" + bytes(12).hex() + to_checksum_address(partner)[2:].lower()]
+        logs = self.chain.raw_logs(
+            {"address": self.contract.address, "fromBlock": 0, "toBlock": "latest", "topics": topics}
+        )
+        return [
+            AnchorEvent(
+                int.from_bytes(log.topics[1], "big"),
+                to_checksum_address(log.topics[2][12:]),
+                log.data[0:32],
+                int.from_bytes(log.data[32:64], "big"),
+                int.from_bytes(log.data[64:96], "big"),
+                log.block_number,
+            )
+            for log in logs
+        ]
 
     def partners(self) -> list[ChecksumAddress]:
         """Every address that ever anchored a head."""

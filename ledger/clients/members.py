@@ -130,6 +130,11 @@ class MemberRegistryClient(ContractClient):
         """How long (seconds) a reset vote counts after it was cast."""
         return int(self._call(self.contract.functions.RESET_VOTE_LIFETIME()))
 
+    def are_erased(self, members: Sequence[bytes]) -> list[bool]:
+        """The erased flag of each member (batched against a remote node)."""
+        found = self.chain.call_many(self.contract, "memberOf", [(as_bytes32(m),) for m in members])
+        return [bool(erased) for _home, _signer, erased, _nonce in found]
+
     def nonce_of(self, member: bytes) -> int:
         return int(self._call(self.contract.functions.nonceOf(as_bytes32(member))))
 

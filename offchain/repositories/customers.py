@@ -77,6 +77,16 @@ def mark_erased(db: Session, member: bytes, when: datetime) -> None:
     )
 
 
+def erased_of_partner(db: Session, partner_id: int) -> list[tuple[bytes, datetime | None]]:
+    """The partner's customers the store marks erased (member id, when), oldest erasure first."""
+    query = (
+        core_select(_TABLE.c.member_id, _TABLE.c.erased_at)
+        .where(_TABLE.c.partner_id == partner_id, _TABLE.c.status == CustomerStatus.ERASED)
+        .order_by(_TABLE.c.erased_at, _TABLE.c.member_id)
+    )
+    return [(bytes(member), when) for member, when in db.connection().execute(query)]
+
+
 def of_partner(db: Session, partner_id: int, offset: int = 0, limit: int | None = None) -> list[Customer]:
     """The partner's customers in the order they were registered (`offset`, `limit`: a page)."""
     query = (

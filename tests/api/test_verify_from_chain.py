@@ -243,3 +243,29 @@ def test_an_erasures_withdrawals_count_only_for_a_member_the_store_says_is_erase
         label.startswith("consent record 0x" + "00" * 32) and "that the store has no receipt for" in detail
         for label, detail in found.items()
     ), found
+
+
+def test_row10_a_customer_marked_erased_without_an_erasure_is_named(crm, store):
+    """The store says a customer was erased, but holds no erasure receipt for it, none is anchored, and
+    the MemberRegistry does not say so either: an erasure nobody can prove (or a live customer hidden
+    as erased), whatever its interactions say."""
+    dave = customer(crm, "acme", "Dave")  # no interactions: nothing else of his can be flagged
+    erin = customer(crm, "acme", "Erin")
+    record(crm, "acme", erin, 2, "E")
+    anchor_pending(crm, "acme")
+    assert not failures(crm)
+    with crm.unit_of_work() as db:
+        for member in (dave, erin):
+            db.exec(
+                text(
+                    "UPDATE customers SET status = 'erased', erased_at = '2026-01-01 00:00:00' "
+                    "WHERE member_id = :m"
+                ).bindparams(m=member)
+            )
+    for auditor in (False, True):
+        found = failures(crm, auditor=auditor)
+        for member in (dave, erin):
+            detail = found[f"customer 0x{member.hex()} of acme"]
+            assert "marked erased in the store" in detail and "no erasure receipt" in detail
+            assert "the MemberRegistry does not record it erased" in detail
+    assert not crm.coalition.members.member(dave).erased

@@ -358,6 +358,16 @@ class TestInteractionAnchor:
         assert coalition.anchor.verify_inclusion(
             heads[-1][0], 2, leaves[2], tree.proof(2)
         )  # old leaf, new head
+        # the event log says the same, read apart from the contract's storage
+        other = LogAppend(Frontier.empty(), [leaf_hash(b"other partner")])
+        coalition.anchor.anchor(a[2], other.root, 1)
+        events = coalition.anchor.anchored_events(a[1].address)
+        assert [(e.batch_id, e.root, e.size) for e in events] == heads
+        assert [e.previous_size for e in events] == [0, 5, 8, 21]
+        assert {e.partner for e in events} == {a[1].address}
+        everyone = coalition.anchor.anchored_events()
+        assert [e.root for e in everyone] == [h[1] for h in heads] + [other.root]
+        assert everyone[-1].partner == a[2].address
 
     def test_a_head_that_rewrites_or_shrinks_the_log_is_refused(self, coalition):
         a = coalition.chain.backend.accounts

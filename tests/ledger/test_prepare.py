@@ -20,6 +20,7 @@ from web3._utils.transactions import fill_transaction_defaults
 from ledger import errors
 from ledger.backends import EthTesterBackend, RpcBackend
 from ledger.chain import _GAS_MARGIN_DEN, _GAS_MARGIN_NUM, _encode_words, encode_call
+from ledger.clients import ConsentStatus, purpose_id
 from ledger.coalition import Coalition
 from ledger.compiler import compile_contracts
 from tests.ledger.members import enrol
@@ -308,3 +309,29 @@ def test_calldata_from_hex_strings_is_calldata_from_bytes():
         ["0x" + m.hex() for m in members], [1, 2], ["0x" + r.hex() for r in refs]
     )
     assert encode_call(as_hex) == encode_call(as_bytes) == HexBytes(as_bytes._encode_transaction_data())
+
+
+class TestPipelinedTransactions:
+    def test_a_call_prepared_behind_its_senders_unmined_transaction_sees_it(self, coalition):
+        """An import sends a chunk's enrolment and prepares the same members' consents before the
+        enrolment is mined (same sender, next nonce: the node mines them in order). The simulation
+        must run on the state the transaction will meet, the sender's pending ones included, as its
+        nonce already does; on the latest block the members are unknown and the import stopped with
+        MemberUnknown at 100k interactions on a loaded machine."""
+        backend = anvil_only(coalition)
+        sender = backend.accounts[0]
+        members = [member(), member()]
+        backend._rpc("evm_setAutomine", [False])
+        try:
+            enrolment = coalition.members.prepare_enrol(sender, members, [None, None])
+            coalition.members.broadcast(enrolment)
+            consent = coalition.consent.prepare_record_batch(
+                sender, members, purpose_id("loyalty"), ConsentStatus.GIVEN, [member(), member()]
+            )
+            coalition.consent.broadcast(consent)
+            backend._rpc("evm_mine", [])
+        finally:
+            backend._rpc("evm_setAutomine", [True])
+        coalition.members.wait(enrolment.tx_hash)
+        coalition.consent.wait(consent.tx_hash)
+        assert coalition.consent.are_valid(members, sender.address, purpose_id("loyalty")) == [True, True]
