@@ -57,9 +57,9 @@ def fit_bgnbd(histories: Mapping[str, Sequence[Event]], as_of: datetime) -> BgNb
     from lifetimes import BetaGeoFitter
     from lifetimes.utils import ConvergenceError
 
-    summaries = [
+    summaries = sorted(  # in content order, not the (random) member ids': sums in one order only
         s for events in histories.values() if eligible(events, as_of) and (s := bgnbd_summary(events, as_of))
-    ]
+    )
     x, t_x, age = (np.array(column, dtype=float) for column in zip(*summaries, strict=True))
     # a small population can leave the likelihood flat: a larger penalizer then regularises it
     for penalizer in (0.001, 0.01, 0.1):
@@ -90,19 +90,24 @@ def build_slice(
     members: Sequence[str] | None = None,
 ) -> Slice:
     """The population as of `as_of` (or those of `members` in it), its features and, with a horizon,
-    its labels. Members are in sorted order, so a slice is the same whatever the input order."""
-    chosen = sorted(members if members is not None else histories)
-    rows, kept, labels, countries = [], [], [], []
+    its labels. Rows are ordered by their content (features, label, country), never by member id:
+    ids are random per import, and the order rows reach a model in changes the model's bytes, so the
+    same data imported twice trains the same model."""
+    chosen = members if members is not None else list(histories)
+    found: list[tuple[list[float], int, str, str]] = []
     for member in chosen:
         events = histories.get(member, ())
         if not eligible(events, as_of):
             continue
         row = features(events, as_of, bgnbd)
-        rows.append([row[name] for name in NAMES])
-        kept.append(member)
-        if horizon_days is not None:
-            labels.append(int(churned(events, as_of, horizon_days)))
-        countries.append(next((e.country for e in reversed(events) if e.country and e.at < as_of), "unknown"))
+        label = int(churned(events, as_of, horizon_days)) if horizon_days is not None else 0
+        country = next((e.country for e in reversed(events) if e.country and e.at < as_of), "unknown")
+        found.append(([row[name] for name in NAMES], label, country, member))
+    found.sort()
+    rows = [f[0] for f in found]
+    kept = [f[3] for f in found]
+    labels = [f[1] for f in found]
+    countries = [f[2] for f in found]
     X = np.array(rows, dtype=np.float64).reshape(len(rows), len(NAMES))
     y = np.array(labels, dtype=np.int_) if horizon_days is not None else None
     return Slice(as_of, kept, X, y, countries)
