@@ -105,7 +105,7 @@ def open_text(path: str | Path) -> IO[str]:
 
 
 class _Invoice:
-    """One invoice being accumulated. Lines are (stock code, description, quantity, price text)."""
+    """One invoice being accumulated: its lines, one shared `Line` object per distinct line of the file."""
 
     __slots__ = ("country", "customer", "earliest", "lines", "repeats", "sheet")
 
@@ -114,8 +114,8 @@ class _Invoice:
         self.country = country
         self.earliest = when  # ISO text compares chronologically
         self.sheet = sheet
-        self.lines: list[tuple[str, str, int, str]] = []
-        self.repeats: dict[int, list[tuple[str, str, int, str]]] | None = None
+        self.lines: list[Line] = []
+        self.repeats: dict[int, list[Line]] | None = None
 
 
 def read_invoices(
@@ -142,8 +142,12 @@ def read_records(
     stats = stats if stats is not None else ReadStats()
     invoices: dict[str, _Invoice] = {}
     customers: set[str] = set()
-    strings: dict[str, str] = {}  # one copy of each repeated stock code, description, price and date
+    strings: dict[str, str] = {}  # one copy of each repeated country and date
     intern = strings.setdefault
+    # 824k lines in Online Retail II are only 73k distinct (stock code, description, quantity, price):
+    # each is checked and made a `Line` once, and equal lines are then the same object (so an invoice's
+    # serialization, see records.py, and its repeat check below are done per distinct line, not per row)
+    distinct: dict[tuple[str, str, str, str], Line] = {}
     # a few thousand customers on a million rows: normalise each spelling once
     customer_ids: dict[str, str | None] = {}
     sheet = 0
@@ -180,17 +184,10 @@ def read_records(
                 stats.rows_not_invoices += 1
                 continue
             stats.lines += 1
-            try:
-                line = (
-                    intern(stock_code, stock_code),
-                    intern(description, description),
-                    int(quantity),
-                    intern(price, price),
-                )
-            except ValueError:
-                raise ValueError(
-                    f"{path}, data row {stats.rows}: quantity {quantity!r} is not an integer"
-                ) from None
+            key = (stock_code, description, quantity, price)
+            line = distinct.get(key)
+            if line is None:
+                line = distinct[key] = _line(key, f"{path}, data row {stats.rows}")
             invoice = invoices.get(number)
             if invoice is None:
                 invoice = invoices[number] = _Invoice(
@@ -217,14 +214,16 @@ def read_records(
     if progress is not None:
         progress("read", stats.rows, stats.rows)
     strings.clear()
+    distinct.clear()
     customers.clear()
-    # pop as we go: memory is released as records are consumed
-    while invoices:
-        number = next(iter(invoices))
+    # pop as we go: memory is released as records are consumed (in the order of a list of the numbers:
+    # `next(iter(invoices))` after each pop would scan the dict's freed slots, quadratic in invoices)
+    for number in list(invoices):
         invoice = invoices.pop(number)
         lines = invoice.lines
         for repeat in (invoice.repeats or {}).values():
-            if sorted(repeat) == sorted(invoice.lines):
+            # a multiset comparison by identity: equal lines are one object (`distinct` above)
+            if sorted(map(id, repeat)) == sorted(map(id, invoice.lines)):
                 stats.repeated_rows += len(repeat)  # the same invoice, read again from the next sheet
             else:
                 lines = lines + repeat  # not a plain repeat: keep every line, nothing is lost
@@ -241,25 +240,32 @@ def _sheet_break(previous: str, when: str) -> bool:
         return False  # a malformed date is reported when its invoice is built
 
 
-def _record(number: str, invoice: _Invoice, rows: list[tuple[str, str, int, str]]) -> InvoiceRecord:
+def _line(row: tuple[str, str, str, str], where: str) -> Line:
+    stock_code, description, quantity, price = row
+    try:
+        count = int(quantity)
+    except ValueError:
+        raise ValueError(f"{where}: quantity {quantity!r} is not an integer") from None
+    try:
+        amount = Decimal(price)
+    except InvalidOperation:
+        raise ValueError(f"{where}: price {price!r} is not a number") from None
+    return Line(stock_code, description, count, amount)
+
+
+def _record(number: str, invoice: _Invoice, lines: list[Line]) -> InvoiceRecord:
     try:
         occurred_at = datetime.fromisoformat(invoice.earliest).replace(tzinfo=SOURCE_TIMEZONE)
     except ValueError:
         raise ValueError(
             f"invoice {number}: InvoiceDate {invoice.earliest!r} is not YYYY-MM-DD HH:MM:SS"
         ) from None
-    try:
-        lines = tuple(
-            Line(stock, description, quantity, Decimal(price)) for stock, description, quantity, price in rows
-        )
-    except InvalidOperation:
-        raise ValueError(f"invoice {number}: a price is not a number") from None
     return InvoiceRecord(
         invoice=number,
         customer_id=invoice.customer,
         country=invoice.country,
         occurred_at=occurred_at,
         kind=InteractionKind.RETURN if number.startswith("C") else InteractionKind.PURCHASE,
-        lines=lines,
-        total=sum((line.amount for line in lines), Decimal(0)),
+        lines=tuple(lines),
+        total=sum([line.amount for line in lines], Decimal(0)),
     )
