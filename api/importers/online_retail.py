@@ -85,9 +85,9 @@ def normalise_customer_id(raw: str) -> str | None:
 def open_text(path: str | Path) -> IO[str]:
     """The file as text, gunzipped if it is gzip (by its magic bytes, not its name).
 
-    A gzip stream is read to its end once before anything is returned: a truncated or corrupt file is
-    refused before the first record is imported (decompressing costs a fraction of a second), rather
-    than part-way through an import."""
+    A gzip file is decompressed whole, in memory, before anything is returned: a truncated or corrupt
+    file is refused before the first record is imported, rather than part-way through an import, and it
+    is decompressed once (Online Retail II: 15 MB becomes 93 MB, held while the file is read)."""
     with open(path, "rb") as probe:
         gzipped = probe.read(2) == b"\x1f\x8b"
     if not gzipped and str(path).endswith(".gz"):
@@ -96,11 +96,10 @@ def open_text(path: str | Path) -> IO[str]:
     if gzipped:
         try:
             with gzip.open(path, "rb") as whole:
-                while whole.read(1 << 22):
-                    pass
+                data = whole.read()
         except (EOFError, OSError, zlib.error) as exc:
             raise ValueError(f"{path}: the gzip stream is truncated or corrupt ({exc})") from None
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
+        return io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig", newline="")
     return open(path, encoding="utf-8-sig", newline="")
 
 
@@ -162,46 +161,49 @@ def read_records(
                 f"{path}: not an Online Retail II file: its header is {', '.join(header) or '(blank)'};"
                 f" expected {', '.join(HEADER)}"
             )
-        for row in reader:
-            stats.rows += 1
-            if progress is not None and stats.rows % PROGRESS_EVERY == 0:
-                progress("read", stats.rows, None)
+        # Counted in locals (a million rows), written to `stats` before each yield and at the end.
+        rows = line_count = without_customer = not_invoices = 0
+        for rows, row in enumerate(reader, 1):
+            if progress is not None and rows % PROGRESS_EVERY == 0:
+                progress("read", rows, None)
             try:
                 number, stock_code, description, quantity, when, price, raw_customer, country = row[:8]
                 customer = customer_ids.get(raw_customer)
                 if customer is None and raw_customer not in customer_ids:
                     customer = customer_ids[raw_customer] = normalise_customer_id(raw_customer)
             except ValueError as exc:
-                raise ValueError(f"{path}, data row {stats.rows}: {exc}") from None
-            if previous and when < previous and _sheet_break(previous, when):
+                raise ValueError(f"{path}, data row {rows}: {exc}") from None
+            if when < previous and _sheet_break(previous, when):
                 sheet += 1
                 stats.sheets += 1
             previous = when
             if customer is None:
-                stats.rows_without_customer += 1
+                without_customer += 1
                 continue
-            if not (number.isdigit() or (number[:1] == "C" and number[1:].isdigit())):
-                stats.rows_not_invoices += 1
-                continue
-            stats.lines += 1
-            key = (stock_code, description, quantity, price)
-            line = distinct.get(key)
-            if line is None:
-                line = distinct[key] = _line(key, f"{path}, data row {stats.rows}")
             invoice = invoices.get(number)
             if invoice is None:
+                if not (number.isdigit() or (number[:1] == "C" and number[1:].isdigit())):
+                    not_invoices += 1
+                    continue
                 invoice = invoices[number] = _Invoice(
                     customer, intern(country, country), intern(when, when), sheet
                 )
                 if customer not in customers:  # only a new invoice can be a customer's first (see above)
                     customers.add(customer)
                     stats.customers += 1
+                    stats.rows, stats.lines = rows, line_count
+                    stats.rows_without_customer, stats.rows_not_invoices = without_customer, not_invoices
                     yield CustomerRecord(customer, invoice.country)
             elif invoice.customer != customer:
                 raise ValueError(
-                    f"{path}, data row {stats.rows}: invoice {number} belongs to customers"
+                    f"{path}, data row {rows}: invoice {number} belongs to customers"
                     f" {invoice.customer} and {customer}"
                 )
+            line_count += 1
+            key = (stock_code, description, quantity, price)
+            line = distinct.get(key)
+            if line is None:
+                line = distinct[key] = _line(key, f"{path}, data row {rows}")
             if sheet == invoice.sheet:
                 invoice.lines.append(line)
                 if when < invoice.earliest:
@@ -210,6 +212,8 @@ def read_records(
                 repeats = invoice.repeats if invoice.repeats is not None else {}
                 invoice.repeats = repeats
                 repeats.setdefault(sheet, []).append(line)
+        stats.rows, stats.lines = rows, line_count
+        stats.rows_without_customer, stats.rows_not_invoices = without_customer, not_invoices
     stats.invoices_found = len(invoices)
     if progress is not None:
         progress("read", stats.rows, stats.rows)
