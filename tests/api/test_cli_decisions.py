@@ -38,19 +38,29 @@ def trained(home: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def members(home: Path) -> list[str]:
-    """Two of acme's customers who give profiling consent (the rest of them have none)."""
+def consented(home: Path) -> tuple[list[str], list[str]]:
+    """acme's customers given profiling consent, in order, until two of them are in the model's
+    population (the rest of acme's customers have none); and those two. Which customers come first
+    depends on their random member ids, so a consenting customer outside the population is possible."""
     listing = run(home, "customer", "list", "--partner", "acme", "--per-page", "200")
     ids = re.findall(r"0x[0-9a-f]{64}", listing)
-    chosen = []
+    tried: list[str] = []
+    chosen: list[str] = []
     for member in ids:
         run(home, "consent", "give", "--partner", "acme", "--member", member, "--purpose", "profiling")
+        tried.append(member)
         out = run(home, "score", "--partner", "acme", "--member", member, "--as-of", AS_OF)
         if "1 decided" in out:
             chosen.append(member)
         if len(chosen) == 2:
-            return chosen
+            return tried, chosen
     raise AssertionError("no two members in the model's population")
+
+
+@pytest.fixture(scope="module")
+def members(consented: tuple[list[str], list[str]]) -> list[str]:
+    """Two of acme's customers who give profiling consent and are in the model's population."""
+    return consented[1]
 
 
 def test_model_list_and_card(home, trained):
@@ -72,13 +82,17 @@ def test_segments_with_a_plot(home, tmp_path):
     assert "exists" in out  # a file is never overwritten
 
 
-def test_score_logs_decisions_and_counts_who_was_skipped(home, trained, members):
+def test_score_logs_decisions_and_counts_who_was_skipped(home, trained, consented):
+    tried, chosen = consented
     out = run(home, "score", "--partner", "acme", "--all", "--as-of", AS_OF)
     counts = re.search(
         r"(\d+) decided, (\d+) skipped for consent, (\d+) inputs excluded, (\d+) no inputs", out
     )
     assert counts, out
-    assert int(counts.group(1)) == 2 and int(counts.group(2)) == 198  # only the two who consented
+    decided, skipped, excluded, no_inputs = (int(n) for n in counts.groups())
+    # only the consenting customers in the population are decided; every other one is counted once
+    assert decided == len(chosen) == 2 and skipped == 200 - len(tried), out
+    assert decided + skipped + excluded + no_inputs == 200, out
 
 
 def test_decision_list_show_verify(home, trained, members):
