@@ -144,6 +144,22 @@ def test_a_truncated_gzip_is_one_line_not_aborted(home, tmp_path):
     assert "the gzip stream is truncated or corrupt" in line and "Aborted" not in out
 
 
+@pytest.mark.parametrize(
+    ("cells", "expected"),
+    [
+        ("LIGHT,twelve,2009-12-01 07:45:00,6.95", "data row 2: quantity 'twelve' is not an integer"),
+        ("LIGHT,12,2009-12-01 07:45:00,£6.95", "data row 2: price '£6.95' is not a number"),
+    ],
+)
+def test_a_bad_cell_is_one_line_naming_its_row(home, tmp_path, cells, expected):
+    path = tmp_path / "retail.csv"
+    good = "489434,85048,LIGHT,12,2009-12-01 07:45:00,6.95,13085,United Kingdom\n"
+    path.write_text(HEADER + good + f"489435,85049,{cells},13086,United Kingdom\n")
+    out = run(home, "import", "online-retail", str(path), "--partner", "acme", code=1)
+    line = one_line(out)
+    assert expected in line and "Traceback" not in out and "InvalidOperation" not in out, out
+
+
 def test_a_second_import_of_the_same_partner_says_one_is_running(home, tmp_path):
     path = tmp_path / "retail.csv"
     path.write_text(HEADER + "489434,85048,LIGHT,12,2009-12-01 07:45:00,6.95,13085,United Kingdom\n")
