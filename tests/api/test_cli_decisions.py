@@ -86,13 +86,15 @@ def test_score_logs_decisions_and_counts_who_was_skipped(home, trained, consente
     tried, chosen = consented
     out = run(home, "score", "--partner", "acme", "--all", "--as-of", AS_OF)
     counts = re.search(
-        r"(\d+) decided, (\d+) skipped for consent, (\d+) inputs excluded, (\d+) no inputs", out
+        r"(\d+) decided, (\d+) skipped for consent, (\d+) inputs excluded(?: \([^)]*\))?, (\d+) no inputs"
+        r"(?:, (\d+) outside the population \([^)]*\))?(?:, (\d+) erased)?",
+        out,
     )
     assert counts, out
-    decided, skipped, excluded, no_inputs = (int(n) for n in counts.groups())
+    decided, skipped, excluded, no_inputs, outside, erased = (int(n or 0) for n in counts.groups())
     # only the consenting customers in the population are decided; every other one is counted once
     assert decided == len(chosen) == 2 and skipped == 200 - len(tried), out
-    assert decided + skipped + excluded + no_inputs == 200, out
+    assert decided + skipped + excluded + no_inputs + outside + erased == 200, out
 
 
 def test_decision_list_show_verify(home, trained, members):
