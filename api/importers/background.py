@@ -32,6 +32,7 @@ from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from typing import IO, Any, Generic, Protocol, TypeVar
 
+from api.importers.collector import bulk_collection
 from api.progress import Progress
 
 T = TypeVar("T")
@@ -189,10 +190,11 @@ def _produce(out: IO[bytes]) -> None:
         out.flush()  # progress is for now, not for the next chunk
 
     try:
-        for item in source(progress, *args):
-            buffer.append(item)
-            if len(buffer) >= chunk or time.monotonic() - sent >= FLUSH_AFTER:
-                flush()
+        with bulk_collection():
+            for item in source(progress, *args):
+                buffer.append(item)
+                if len(buffer) >= chunk or time.monotonic() - sent >= FLUSH_AFTER:
+                    flush()
         flush()
         send(("done",))
     except BrokenPipeError:

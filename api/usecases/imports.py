@@ -60,6 +60,7 @@ from api.evidence import anchoring
 from api.evidence.anchoring import AnchorOutcome
 from api.evidence.recording import NewInteraction, record_interactions
 from api.importers.background import ChildSource, in_child_process
+from api.importers.collector import bulk_collection
 from api.importers.entries import Entry, retail_entries, synthetic_entries
 from api.importers.online_retail import ReadStats
 from api.principal import Principal
@@ -252,9 +253,8 @@ class _Importer:
 
     def run(self, items: Iterable[Entry], total: Callable[[], int | None]) -> None:
         # One import per partner at a time: the outboxes are not meant for two concurrent senders.
-        with self.crm.exclusive(
-            f"import-{self.partner}", busy=f"an import into {self.partner} is already running"
-        ):
+        busy = f"an import into {self.partner} is already running"
+        with self.crm.exclusive(f"import-{self.partner}", busy=busy), bulk_collection():
             self._run(items, total)
 
     def _run(self, items: Iterable[Entry], total: Callable[[], int | None]) -> None:

@@ -1,0 +1,33 @@
+"""The garbage collector during bulk work (an import, its reader process).
+
+An import allocates millions of short-lived objects (rows, tuples, documents) and keeps almost none in
+reference cycles, while the modules loaded before it (web3, SQLAlchemy, pydantic) leave a few hundred
+thousand long-lived objects that every full collection walks again. Measured on the Online Retail II
+import: 1.9 s of collections in the importing process and 0.6 s in its reader, against 0.5 s and 0.2 s
+with the objects alive at the start frozen out of collection (`gc.freeze`) and collections of the
+youngest generation made rarer. Cycles are still collected, only later.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+BULK_THRESHOLDS = (10_000, 50, 100)
+"""gc thresholds while bulk work runs (CPython's default: 700, 10, 10)."""
+
+
+@contextmanager
+def bulk_collection() -> Iterator[None]:
+    """Collect garbage as bulk work needs: what is alive now is frozen (never walked again until the
+    block ends) and the youngest generation is collected every 10,000 allocations instead of 700. The
+    thresholds and the freeze are undone when the block ends, however it ends."""
+    thresholds = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(*BULK_THRESHOLDS)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
