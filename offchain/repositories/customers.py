@@ -10,7 +10,7 @@ from sqlalchemy import func, update
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
-from offchain.db import in_chunks, insert_rows
+from offchain.db import insert_rows, select_in
 from offchain.models import Customer, CustomerStatus
 
 _TABLE = Customer.__table__  # type: ignore[attr-defined]
@@ -42,30 +42,22 @@ def statuses(
     db: Session, members: Collection[bytes], partner_id: int | None = None
 ) -> dict[bytes, CustomerStatus]:
     """The status of each of these members that exists (and is the partner's, if one is given)."""
-    query = core_select(_TABLE.c.member_id, _TABLE.c.status)
-    if partner_id is not None:
-        query = query.where(_TABLE.c.partner_id == partner_id)
-    found: dict[bytes, CustomerStatus] = {}
-    for chunk in in_chunks(list(members)):
-        # Core rows: the ORM's result machinery cost more than the query for a chunk's 800 members
-        rows = db.connection().execute(query.where(_TABLE.c.member_id.in_(chunk)))
-        found.update((bytes(member), CustomerStatus(status)) for member, status in rows)
-    return found
+    equal = {} if partner_id is None else {"partner_id": partner_id}
+    rows = select_in(db.connection(), _TABLE, ("member_id", "status"), "member_id", list(members), **equal)
+    return {bytes(member): CustomerStatus(status) for member, status in rows}
 
 
 def by_ref_hashes(db: Session, partner_id: int, ref_hashes: Iterable[bytes]) -> dict[bytes, bytes]:
     """keyed hash of an external ref -> member id, for the partner's customers that have one of these."""
-    found: dict[bytes, bytes] = {}
-    for chunk in in_chunks(list(ref_hashes)):
-        rows = db.exec(
-            select(Customer.member_id, Customer.external_ref_hmac).where(
-                Customer.partner_id == partner_id, col(Customer.external_ref_hmac).in_(chunk)
-            )
-        )
-        for member, ref_hash in rows:
-            if ref_hash is not None:
-                found[bytes(ref_hash)] = bytes(member)
-    return found
+    rows = select_in(
+        db.connection(),
+        _TABLE,
+        ("member_id", "external_ref_hmac"),
+        "external_ref_hmac",
+        list(ref_hashes),
+        partner_id=partner_id,
+    )
+    return {bytes(ref_hash): bytes(member) for member, ref_hash in rows if ref_hash is not None}
 
 
 def mark_erased(db: Session, member: bytes, when: datetime) -> None:

@@ -10,7 +10,7 @@ from sqlalchemy import bindparam, func, insert, text, update
 from sqlalchemy import select as core_select
 from sqlmodel import Session
 
-from offchain.db import in_chunks, insert_rows
+from offchain.db import in_chunks, insert_rows, select_in
 from offchain.models import Interaction, InteractionKind
 
 _TABLE = Interaction.__table__  # type: ignore[attr-defined]
@@ -39,11 +39,8 @@ _ROW = core_select(*(_C[name] for name in InteractionRow._fields))
 
 def existing_keys(db: Session, partner_id: int, keys: Sequence[str]) -> set[str]:
     """Those of these external keys the partner has already recorded."""
-    found: set[str] = set()
-    query = core_select(_C.external_key).where(_C.partner_id == partner_id)
-    for chunk in in_chunks(keys):
-        found.update(k for k in db.connection().execute(query.where(_C.external_key.in_(chunk))).scalars())
-    return found
+    rows = select_in(db.connection(), _TABLE, ("external_key",), "external_key", keys, partner_id=partner_id)
+    return {key for (key,) in rows}
 
 
 def insert_many(db: Session, rows: list[dict[str, Any]]) -> list[int]:

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
-from offchain.db import in_chunks, insert_rows
+from offchain.db import insert_rows, select_in
 from offchain.models import Partner, PointEvent, PointKind
 from offchain.repositories.outbox import HashedRows
 
@@ -30,11 +30,8 @@ def insert(db: Session, rows: Sequence[Mapping[str, Any]]) -> None:
 
 def used_keys(db: Session, partner_id: int, keys: Sequence[str]) -> set[str]:
     """Those of these external keys the partner has already used."""
-    query = core_select(_C.external_key).where(_C.partner_id == partner_id)
-    used: set[str] = set()
-    for chunk in in_chunks(keys):
-        used.update(k for k in db.connection().execute(query.where(_C.external_key.in_(chunk))).scalars())
-    return used
+    rows = select_in(db.connection(), _TABLE, ("external_key",), "external_key", keys, partner_id=partner_id)
+    return {key for (key,) in rows}
 
 
 def staged_earnings(db: Session, partner_id: int, limit: int) -> Sequence[Any]:

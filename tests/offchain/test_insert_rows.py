@@ -7,10 +7,11 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import Engine, insert, text
+from sqlalchemy import select as sa_select
 from sqlalchemy.exc import StatementError
 from sqlmodel import Session, select
 
-from offchain.db import insert_rows, session
+from offchain.db import IN_LIMIT, insert_rows, select_in, session
 from offchain.models import Interaction, InteractionKind, Partner, PointEvent, PointKind
 from tests.offchain.test_store import AWKWARD_BYTES, _customer, _hash, _partner
 
@@ -108,3 +109,30 @@ def test_insert_rows_leaves_python_side_defaults_to_sqlalchemy(engine: Engine) -
         insert_rows(db.connection(), PointEvent.__table__, [row])  # type: ignore[attr-defined]
     with Session(engine) as db:
         assert db.exec(select(PointEvent)).one().created_at is not None
+
+
+def test_select_in_reads_what_a_core_select_reads(engine: Engine) -> None:
+    """Enum, datetime, bytes and nullable columns, a condition, and more keys than one IN list takes."""
+    with session(engine) as db:
+        partner = _partner(db)
+        other = _partner(db, "other")
+        customer, theirs = _customer(db, partner), _customer(db, other)
+        assert partner.id is not None and other.id is not None
+        rows = _rows(partner.id, customer.member_id, "mine") + _rows(other.id, theirs.member_id, "theirs")
+        insert_rows(db.connection(), INTERACTIONS, rows)
+    columns = ("kind", "external_key", "occurred_at", "payload_ciphertext", "proof", "partner_id")
+    keys = [f"mine-{n}" for n in range(4)] + [f"theirs-{n}" for n in range(4)]
+    keys += [f"absent-{n}" for n in range(2 * IN_LIMIT)]  # three IN lists
+    with session(engine) as db:
+        query = sa_select(*(INTERACTIONS.c[name] for name in columns)).where(
+            INTERACTIONS.c.partner_id == partner.id, INTERACTIONS.c.external_key.in_(keys[:8])
+        )
+        reference = sorted(tuple(row) for row in db.connection().execute(query))
+        fast = select_in(db.connection(), INTERACTIONS, columns, "external_key", keys, partner_id=partner.id)
+        everyone = select_in(db.connection(), INTERACTIONS, ("external_key",), "external_key", keys)
+        assert select_in(db.connection(), INTERACTIONS, columns, "external_key", []) == []
+    assert len(reference) == 2  # external keys mine-1 and mine-2 (every third row has none)
+    assert sorted(fast) == reference
+    assert {kind for kind, *_ in fast} == {InteractionKind.RETURN, InteractionKind.SUPPORT_TICKET}
+    assert all(isinstance(row[2], datetime) and row[2].tzinfo is not None for row in fast)
+    assert sorted(key for (key,) in everyone) == ["mine-1", "mine-2", "theirs-1", "theirs-2"]

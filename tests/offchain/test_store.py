@@ -525,7 +525,7 @@ def test_rolling_back_undoes_released_savepoints(engine: Engine) -> None:
 # --- SQLite's own settings -------------------------------------------------------------------------
 
 
-def test_sqlite_connections_use_wal_secure_delete_and_foreign_keys(sqlite_engine: Engine) -> None:
+def test_sqlite_connections_use_wal_secure_delete_foreign_keys_and_large_pages(sqlite_engine: Engine) -> None:
     # two connections open at once: every pooled connection is configured, not just the first one
     with sqlite_engine.connect() as first, sqlite_engine.connect() as second:
         for connection in (first, second):
@@ -534,6 +534,7 @@ def test_sqlite_connections_use_wal_secure_delete_and_foreign_keys(sqlite_engine
             assert pragma("PRAGMA secure_delete").scalar() == 1
             assert pragma("PRAGMA foreign_keys").scalar() == 1
             assert pragma("PRAGMA synchronous").scalar() == 1  # NORMAL
+            assert pragma("PRAGMA page_size").scalar() == 16384  # a new file gets 16 KiB pages
 
 
 def test_sqlite_autocommit_connections_keep_their_writes(sqlite_engine: Engine) -> None:
