@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any, Literal
@@ -21,6 +22,7 @@ from web3.types import BlockIdentifier, EventData, LogReceipt, TxParams, TxRecei
 
 from ledger.backends import Backend, CallRequest, Log, Receipt, RpcBackend, TxContext
 from ledger.errors import BackendError, ContractRevert, TransactionFailed
+from ledger.pipeline import Pipeline
 from ledger.reverts import RevertDecoder
 
 # Gas estimates are exact for the state they ran on; the margin covers a state change between the
@@ -80,12 +82,48 @@ class Chain:
         self.receipt_timeout = receipt_timeout
         self._chain_id: int | None = None
         self._gas_limit: int | None = None  # the latest block's, as the last simulation saw it
+        self._pipeline: Pipeline | None = None  # while `pipelined()` runs
 
     @property
     def chain_id(self) -> int:
         if self._chain_id is None:
             self._chain_id = self.w3.eth.chain_id
         return self._chain_id
+
+    @contextmanager
+    def pipelined(self) -> Iterator[None]:
+        """While the block runs, transactions prepared with a gas bound are signed at once and simulated
+        and sent in order by a sender thread (ledger/pipeline.py), so the caller does not wait for each
+        simulation. A revert still raises its named error, at the caller's next chain call or when the
+        block ends, and nothing after it is sent. Not re-entrant: an inner block joins the outer one."""
+        if self._pipeline is not None:
+            yield
+            return
+        pipeline = self._pipeline = Pipeline(self)
+        try:
+            yield
+        except BaseException:
+            pipeline.close()  # what the block raised is the news; a failure behind it only followed from it
+            raise
+        else:
+            pipeline.close()
+            pipeline.raise_failure()
+        finally:
+            self._pipeline = None
+
+    def _failed(self) -> None:
+        """Before a view: raise what the sender thread met, without waiting for it (a view reads the
+        latest block, which need not hold what was broadcast, pipelined or not)."""
+        if self._pipeline is not None:
+            self._pipeline.raise_failure()
+
+    def _sync(self) -> None:
+        """Before a transaction the pipeline did not prepare: everything queued is sent first, and the
+        pipeline reads the nonces from the node again after it (this one takes the next)."""
+        if self._pipeline is not None:
+            self._pipeline.drain()
+            self._pipeline.raise_failure()
+            self._pipeline.forget_nonces()
 
     def transact(self, contract: Contract, fn: ContractFunction, sender: LocalAccount) -> TxResult:
         """Sign `fn` with `sender`'s key, send it, wait for it, and decode `contract`'s events.
@@ -103,6 +141,13 @@ class Chain:
         With `gas` (a bound the caller knows from the contract's per-item costs), the simulation is one
         `eth_call` instead of a gas estimate: eth-tester's estimator re-executes the call many times, which
         costs seconds for a batch of hundreds of items. Reverts are caught by the call either way."""
+        pipeline = self._pipeline
+        if pipeline is not None and gas is not None and not isinstance(fn, ContractConstructor):
+            try:
+                return pipeline.prepare(fn, sender, encode_call(fn), gas)
+            except Exception as exc:
+                raise self.translate(exc) from exc
+        self._sync()
         try:
             if isinstance(fn, ContractConstructor):
                 gas = fn.estimate_gas({"from": sender.address}) * _GAS_MARGIN_NUM // _GAS_MARGIN_DEN
@@ -117,10 +162,16 @@ class Chain:
                     context = self.backend.tx_context(sender.address, fees=self.backend.gas_price is None)
                 else:
                     gas, context = self._simulate(CallRequest(sender.address, fn.address, data, gas))
-                tx = self._transaction(sender, fn.address, data, gas, context)
+                return self.sign(sender, fn.address, data, gas, context)
         except Exception as exc:
-            raise self._translate(exc) from exc
+            raise self.translate(exc) from exc
         signed = sender.sign_transaction(tx)
+        return SignedTx(tx_hash="0x" + bytes(signed.hash).hex(), raw=bytes(signed.raw_transaction))
+
+    def sign(self, sender: LocalAccount, to: str, data: bytes, gas: int, context: TxContext) -> SignedTx:
+        """The transaction calling `to` with `data`, signed by `sender` with the nonce and fees of
+        `context`."""
+        signed = sender.sign_transaction(self._transaction(sender, to, data, gas, context))
         return SignedTx(tx_hash="0x" + bytes(signed.hash).hex(), raw=bytes(signed.raw_transaction))
 
     def _simulate(self, call: CallRequest) -> tuple[int, TxContext]:
@@ -177,6 +228,7 @@ class Chain:
         return params
 
     def block_gas_limit(self) -> int:
+        self._failed()
         self._gas_limit = int(self.w3.eth.get_block("latest")["gasLimit"])
         return self._gas_limit
 
@@ -188,18 +240,23 @@ class Chain:
     def broadcast(self, signed: SignedTx) -> None:
         """Send a prepared transaction without waiting for it: the caller learns its fate later through
         `lookup` or `wait` (outboxes keep the hash). Meanwhile the node works and so can we."""
+        if self._pipeline is not None and self._pipeline.broadcast(signed):
+            return
+        self._sync()
         try:
             self.w3.eth.send_raw_transaction(signed.raw)
         except Exception as exc:
-            raise self._translate(exc) from exc
+            raise self.translate(exc) from exc
 
     def wait(self, contract: Contract, tx_hash: str) -> TxResult:
+        if self._pipeline is not None:
+            self._pipeline.settled(tx_hash)
         deadline = time.monotonic() + self.receipt_timeout
         while True:
             try:
                 receipt = self.backend.receipt(tx_hash)
             except Exception as exc:
-                raise self._translate(exc) from exc
+                raise self.translate(exc) from exc
             if receipt is not None:
                 return self._result(contract, receipt)
             if time.monotonic() > deadline:
@@ -209,6 +266,8 @@ class Chain:
     def lookup(self, contract: Contract, tx_hash: str) -> TxResult | Literal["pending"] | None:
         """What became of a transaction sent earlier: its result once mined, "pending" while the node
         still holds it, None if the node has never seen it (it was never sent, or was dropped)."""
+        if self._pipeline is not None:
+            self._pipeline.settled(tx_hash)
         try:
             receipt = self.backend.receipt(tx_hash)
             if receipt is None:
@@ -218,7 +277,7 @@ class Chain:
                     return None
                 return "pending"
         except Exception as exc:
-            raise self._translate(exc) from exc
+            raise self.translate(exc) from exc
         return self._result(contract, receipt)
 
     def _result(self, contract: Contract, receipt: Receipt) -> TxResult:
@@ -238,7 +297,7 @@ class Chain:
                 HexBytes(signed.tx_hash), timeout=self.receipt_timeout, poll_latency=0.005
             )
         except Exception as exc:
-            raise self._translate(exc) from exc
+            raise self.translate(exc) from exc
         if receipt["status"] != 1:
             raise TransactionFailed(f"deploying from {sender.address} failed")
         return receipt
@@ -246,6 +305,7 @@ class Chain:
     def raw_logs(self, filters: dict[str, Any]) -> list[RawLog]:
         """`eth_getLogs`, undecoded. Against a remote node the JSON goes straight to the provider: web3's
         result formatters cost more than the node (37k point events: seconds, not a fraction)."""
+        self._failed()
         if isinstance(self.backend, RpcBackend):
             entries: Any = self.backend.get_logs_json(filters)
             return [
@@ -265,6 +325,7 @@ class Chain:
         """The view `name` called once per argument list. Against a remote node: raw `eth_call`s in
         JSON-RPC batches (one round trip and no middleware per call; 5,878 balances take about a second
         on anvil instead of a minute); in process, one by one."""
+        self._failed()
         fn = getattr(contract.functions, name)
         if not isinstance(self.backend, RpcBackend):
             return [self.call(fn(*args)) for args in arguments]
@@ -281,12 +342,14 @@ class Chain:
         return found
 
     def call(self, fn: ContractFunction, block: BlockIdentifier = "latest") -> Any:
+        self._failed()
         try:
             return fn.call(block_identifier=block)
         except Exception as exc:
-            raise self._translate(exc) from exc
+            raise self.translate(exc) from exc
 
-    def _translate(self, exc: Exception) -> Exception:
+    def translate(self, exc: Exception) -> Exception:
+        """`exc` (from web3 or the backend) as the named revert it carries, or a `BackendError`."""
         data = self.backend.revert_data(exc)
         if data is not None:
             return self.decoder.decode(data)

@@ -32,9 +32,12 @@ The source is read (or generated) in a child process, which also serializes each
 Transactions are pipelined: each chunk sends its consent and points batches without waiting for them
 to be mined (the node mines while the next chunk is encrypted and written), and the next send confirms
 them first; points for members whose consent was sent but not yet mined are staged, since their
-recordBatch precedes the earnBatch (same sender, lower nonce). After the last chunk every in-flight
-transaction is settled, anchors included. While the chunks run, the vault may cache every customer's
-key (`IMPORT_KEY_CACHE`): customers come back chunk after chunk.
+recordBatch precedes the earnBatch (same sender, lower nonce). The whole run is `Chain.pipelined()`:
+each batch is signed at once and simulated and sent by the chain's sender thread, so this process does
+not wait for the node to simulate it either; a revert there stops the import with the same named error
+at its next chain call, and what was not sent is staged again by the next run (ledger/pipeline.py).
+After the last chunk every in-flight transaction is settled, anchors included. While the chunks run,
+the vault may cache every customer's key (`IMPORT_KEY_CACHE`): customers come back chunk after chunk.
 
 A run starts by finishing whatever an interrupted run left in the consent and points outboxes, and the
 anchoring outbox finishes interrupted batches too. Caveats: an erased customer has no
@@ -254,7 +257,12 @@ class _Importer:
     def run(self, items: Iterable[Entry], total: Callable[[], int | None]) -> None:
         # One import per partner at a time: the outboxes are not meant for two concurrent senders.
         busy = f"an import into {self.partner} is already running"
-        with self.crm.exclusive(f"import-{self.partner}", busy=busy), bulk_collection():
+        with (
+            self.crm.exclusive(f"import-{self.partner}", busy=busy),
+            bulk_collection(),
+            # each batch simulated and sent by the chain's sender thread while this one goes on
+            self.crm.coalition.chain.pipelined(),
+        ):
             self._run(items, total)
 
     def _run(self, items: Iterable[Entry], total: Callable[[], int | None]) -> None:
