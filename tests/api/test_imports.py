@@ -2,6 +2,7 @@
 store and chain: counts, consent and points on chain, verification, idempotence, and crash recovery."""
 
 import gzip
+import itertools
 import os
 from decimal import Decimal
 from pathlib import Path
@@ -38,6 +39,7 @@ from api.usecases.customers import (
 from api.usecases.imports import import_online_retail, import_synthetic
 from api.usecases.loyalty import reconcile
 from api.usecases.partners import register_partner
+from ledger import errors
 from ledger.backends import EthTesterBackend
 from ledger.coalition import Coalition
 from offchain.keystore import KeyStore
@@ -325,6 +327,36 @@ def test_a_crash_anywhere_is_finished_by_running_the_import_again(crm, retail_cs
     report = run(crm, retail_csv)
     assert report.customers_new + report.customers_existing == 3
     assert report.interactions_new + report.interactions_duplicate == 5
+    assert_imported_once(crm, anchors_before)
+
+
+def test_a_batch_the_chain_refuses_stops_the_import_and_the_next_run_finishes_it(
+    crm, retail_csv, monkeypatch
+):
+    """A hostile (or broken) node state mid-import: the last points batch reverts when it is simulated
+    (on anvil in the chain's sender thread, on eth-tester where it is broadcast). The import stops with
+    the contract's named error, the batch's events are left with a hash the node never saw, and the next
+    run stages them again and sends them once."""
+    anchors_before = crm.coalition.anchor.batch_count()
+    loyalty = crm.coalition.loyalty
+    real, calls = loyalty.prepare_earn_batch, itertools.count()
+
+    def refused(sender, members, amounts, refs):
+        if next(calls) == 1:  # the second (last) batch, with amounts of 0: earnBatch refuses them
+            amounts = [0] * len(amounts)
+        return real(sender, members, amounts, refs)
+
+    monkeypatch.setattr(loyalty, "prepare_earn_batch", refused)
+    with pytest.raises(errors.LoyaltyZeroAmount):
+        run(crm, retail_csv)
+    monkeypatch.undo()
+    with crm.unit_of_work() as db:
+        unsent = db.exec(select(PointEvent).where(col(PointEvent.tx_hash).is_not(None))).all()
+        unsent = [e for e in unsent if e.block_number is None]
+    assert len(unsent) == 1 and loyalty.chain.lookup(loyalty.contract, unsent[0].tx_hash) is None
+
+    report = run(crm, retail_csv)
+    assert report.point_events == 1  # the refused batch's event, sent again (its amount, not 0)
     assert_imported_once(crm, anchors_before)
 
 
