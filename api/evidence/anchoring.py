@@ -174,11 +174,20 @@ class _Anchors:
         return batch_id, root, batch.first_index, len(leaves), bytes(batch.consistency or b"")
 
     def _in_step(self, db: Session, first_index: int) -> None:
-        """The chain's head must be where this batch starts: the previous batch may still be on its way
-        (sent without waiting), so wait for what is in flight; anything else means the store and the
-        chain disagree on the log, and nothing is signed."""
+        """The chain's head must be where this batch starts, or the batches in flight must take it there
+        one after another (sent without waiting, they may not be mined yet); else wait for what is in
+        flight and look again. Anything else means the store and the chain disagree on the log, and
+        nothing is signed."""
         anchor = self.crm.coalition.anchor
         head = anchor.head(self.partner.address)
+        if head.size != first_index and _tiles(
+            head.size, batches.in_flight_spans(db, self.partner.id), first_index
+        ):
+            # The batches sent and not yet mined take the head exactly to this batch's start: in step,
+            # without waiting for them (pipelined, the sender thread may not even have sent them). Should
+            # one of them fail, this anchor fails its simulation on chain (the contract checks the size
+            # and the consistency proof against the head it holds), so nothing out of step is anchored.
+            return
         if head.size != first_index:
             for tx_hash in batches.OUTBOX.in_flight(db, self.partner.id):
                 if anchor.lookup(tx_hash) == "pending":
@@ -190,3 +199,13 @@ class _Anchors:
                 f"batch starts at leaf {first_index:,}"
                 + (": the store is older than the chain" if head.size > first_index else "")
             )
+
+
+def _tiles(start: int, spans: Sequence[tuple[int, int]], end: int) -> bool:
+    """Whether `spans` ((first index, size), in order) cover [start, end) one after another, exactly."""
+    at = start
+    for first, size in spans:
+        if first != at:
+            return False
+        at = first + size
+    return at == end

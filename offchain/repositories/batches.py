@@ -85,6 +85,16 @@ def pending(db: Session, partner_id: int, limit: int, among: Collection[int] | N
     )
 
 
+def in_flight_spans(db: Session, partner_id: int) -> list[tuple[int, int]]:
+    """(first index, size) of each of the partner's batches sent and not yet confirmed, in log order."""
+    query = (
+        core_select(_C.first_index, _C.size)
+        .where(_C.partner_id == partner_id, _C.status == AnchorStatus.SUBMITTED)
+        .order_by(_C.first_index)
+    )
+    return [(int(first), int(size)) for first, size in db.connection().execute(query)]
+
+
 def outcomes(db: Session, batch_ids: Sequence[int]) -> list[Any]:
     """The anchored batches among these, as confirmed rows."""
     query = core_select(*(_C[name] for name in OUTCOME_COLUMNS)).where(

@@ -1,8 +1,11 @@
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlmodel import col, select, update
 
+from api.errors import LogOutOfStep
 from api.evidence import anchoring, outbox
 from api.evidence.anchoring import anchor_due, anchor_pending, pending_leaves
 from api.evidence.recording import NewInteraction, record_interactions
@@ -133,3 +136,89 @@ def test_a_crash_while_batching_leaves_a_pending_batch_that_resumes(crm, alice):
     outcomes = anchor_pending(crm, "acme")
     assert [o.batch_id for o in outcomes] == [batch_id]
     assert verify_all(crm, "acme").ok
+
+
+# --- the store's log and the chain's, in step --------------------------------------------------------
+
+
+def batched(crm, member, count, start=0):
+    """`record`, each interaction also put in a pending batch (as an import records them)."""
+    items = [
+        NewInteraction(member, "purchase", {"invoice": f"INV-{i}"}, external_key=f"INV-{i}")
+        for i in range(start, start + count)
+    ]
+    return record_interactions(crm, "acme", items, batch=True).batches
+
+
+def _nonce(crm) -> int:
+    return crm.coalition.chain.w3.eth.get_transaction_count(crm.signer("acme").address, "pending")
+
+
+def test_a_store_whose_next_batch_skips_leaves_the_chain_has_not_got_signs_nothing(crm, alice):
+    record(crm, alice, 8)
+    anchor_pending(crm, "acme")  # the chain's head: 8 leaves
+    batched(crm, alice, 3, start=8)
+    pending = [b.id for b in _batches_pending(crm)]
+    with crm.unit_of_work() as db:  # a broken (or doctored) store: its next batch claims to start at 11
+        db.exec(update(Batch).where(col(Batch.id).in_(pending)).values(first_index=11))
+    before = _nonce(crm)
+    with pytest.raises(
+        LogOutOfStep, match="log on chain has 8 leaves; the store's next batch starts at leaf 11"
+    ):
+        anchoring.submit(crm, "acme", pending)
+    assert _nonce(crm) == before  # nothing signed, nothing sent
+    assert crm.coalition.anchor.head(crm.signer("acme").address).size == 8
+
+
+def test_a_store_older_than_the_chain_is_refused_before_anything_is_signed(crm, alice):
+    record(crm, alice, 8)
+    anchor_pending(crm, "acme")
+    batched(crm, alice, 2, start=8)
+    with crm.unit_of_work() as db:
+        (batch,) = batches.pending(db, crm.partner(db, "acme").id, 1)
+        root, size = bytes(batch.root), batch.first_index + batch.size
+        proof = bytes(batch.consistency or b"")
+    # the chain moved on without this store (say, a backup restored after the batch was anchored)
+    consistency = [proof[i : i + 32] for i in range(0, len(proof), 32)]
+    crm.coalition.anchor.anchor(crm.signer("acme"), root, size, consistency)
+    before = _nonce(crm)
+    with pytest.raises(LogOutOfStep, match="the store is older than the chain"):
+        anchoring.submit(crm, "acme", [batch.id])
+    assert _nonce(crm) == before
+
+
+def test_batches_in_flight_that_take_the_head_to_the_next_batch_are_not_waited_for(crm, alice, monkeypatch):
+    """Pipelined, each chunk's anchor follows the previous one before that is sent (on a node: the
+    sender thread, slowed down here so that it certainly has not): in step, and nothing waits for it."""
+    backend = crm.coalition.chain.backend
+    slow = backend.tx_context
+
+    def tx_context(*args, **kwargs):
+        if threading.current_thread() is not threading.main_thread():
+            time.sleep(0.5)
+        return slow(*args, **kwargs)
+
+    monkeypatch.setattr(backend, "tx_context", tx_context)
+    first = batched(crm, alice, 8)
+    asked = []
+    anchor = crm.coalition.anchor
+    for name in ("lookup", "wait"):
+        real = getattr(anchor, name)
+        monkeypatch.setattr(
+            anchor, name, lambda tx_hash, real=real, name=name: asked.append(name) or real(tx_hash)
+        )
+    with crm.coalition.chain.pipelined():
+        anchoring.submit(crm, "acme", first)  # leaves 0..7: signed, queued
+        second = batched(crm, alice, 4, start=8)
+        anchoring.submit(crm, "acme", second)  # starts at 8: in step with what is in flight
+        assert asked == []
+    monkeypatch.undo()
+    outcomes = anchoring.settle(crm, "acme")
+    assert [o.size for o in outcomes] == [8, 4]
+    assert crm.coalition.anchor.head(crm.signer("acme").address).size == 12
+    assert verify_all(crm, "acme").ok
+
+
+def _batches_pending(crm) -> list[Batch]:
+    with crm.unit_of_work() as db:
+        return list(db.exec(select(Batch).where(Batch.status == AnchorStatus.PENDING)).all())
