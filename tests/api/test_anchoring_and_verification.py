@@ -151,14 +151,13 @@ def batched(crm, member, count, start=0):
 
 
 def _nonce(crm) -> int:
-    return crm.coalition.chain.w3.eth.get_transaction_count(crm.signer("acme").address, "pending")
+    return int(crm.coalition.chain.w3.eth.get_transaction_count(crm.signer("acme").address, "pending"))
 
 
 def test_a_store_whose_next_batch_skips_leaves_the_chain_has_not_got_signs_nothing(crm, alice):
     record(crm, alice, 8)
     anchor_pending(crm, "acme")  # the chain's head: 8 leaves
-    batched(crm, alice, 3, start=8)
-    pending = [b.id for b in _batches_pending(crm)]
+    pending = batched(crm, alice, 3, start=8)
     with crm.unit_of_work() as db:  # a broken (or doctored) store: its next batch claims to start at 11
         db.exec(update(Batch).where(col(Batch.id).in_(pending)).values(first_index=11))
     before = _nonce(crm)
@@ -200,13 +199,18 @@ def test_batches_in_flight_that_take_the_head_to_the_next_batch_are_not_waited_f
 
     monkeypatch.setattr(backend, "tx_context", tx_context)
     first = batched(crm, alice, 8)
-    asked = []
+    asked: list[str] = []
     anchor = crm.coalition.anchor
+
+    def noted(name, real):
+        def call(tx_hash):
+            asked.append(name)
+            return real(tx_hash)
+
+        return call
+
     for name in ("lookup", "wait"):
-        real = getattr(anchor, name)
-        monkeypatch.setattr(
-            anchor, name, lambda tx_hash, real=real, name=name: asked.append(name) or real(tx_hash)
-        )
+        monkeypatch.setattr(anchor, name, noted(name, getattr(anchor, name)))
     with crm.coalition.chain.pipelined():
         anchoring.submit(crm, "acme", first)  # leaves 0..7: signed, queued
         second = batched(crm, alice, 4, start=8)
@@ -217,8 +221,3 @@ def test_batches_in_flight_that_take_the_head_to_the_next_batch_are_not_waited_f
     assert [o.size for o in outcomes] == [8, 4]
     assert crm.coalition.anchor.head(crm.signer("acme").address).size == 12
     assert verify_all(crm, "acme").ok
-
-
-def _batches_pending(crm) -> list[Batch]:
-    with crm.unit_of_work() as db:
-        return list(db.exec(select(Batch).where(Batch.status == AnchorStatus.PENDING)).all())
