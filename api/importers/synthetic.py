@@ -36,12 +36,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
-
-from faker import Faker
+from typing import TYPE_CHECKING, Any
 
 from api.importers.records import InvoiceRecord, Line, TicketRecord
 from offchain.models import CustomerCreate, InteractionKind
+
+if TYPE_CHECKING:
+    from faker import Faker
 
 PERIOD_START = datetime(2023, 1, 1, tzinfo=UTC)
 PERIOD_END = datetime(2025, 1, 1, tzinfo=UTC)
@@ -301,6 +302,9 @@ class _Fakers:
     def __getitem__(self, locale: str) -> Faker:
         faker = self.fakers.get(locale)
         if faker is None:
+            # loaded here: every import command loads this module, only the synthetic one needs Faker
+            from faker import Faker
+
             number = next(i for i, country in enumerate(COUNTRIES) if country[2] == locale)
             faker = self.fakers[locale] = Faker(locale)
             faker.seed_instance(self.seed * 1_000 + number)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -19,7 +21,7 @@ from sqlalchemy import CheckConstraint, Engine, insert, inspect, make_url
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlmodel import Session, col, select
 
-from offchain.db import alembic_config, make_engine, migrate, purge_deleted, session
+from offchain.db import HEAD_REVISION, alembic_config, make_engine, migrate, purge_deleted, session
 from offchain.models import (
     AnchorStatus,
     Batch,
@@ -100,7 +102,7 @@ def test_migrations_create_exactly_the_models_schema(engine: Engine) -> None:
     with engine.connect() as connection:
         context = MigrationContext.configure(connection)
         head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-        assert context.get_current_revision() == head == "0007_decisions"
+        assert context.get_current_revision() == head == HEAD_REVISION == "0007_decisions"
         # what `alembic check` does: autogenerate against the migrated database must find nothing to do
         assert compare_metadata(context, metadata) == []
         command.check(alembic_config(connection))
@@ -128,6 +130,20 @@ def test_migrations_are_idempotent_and_reversible(engine: Engine) -> None:
     migrate(engine)
     with engine.connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), metadata) == []
+
+
+def test_a_store_at_the_newest_revision_is_opened_without_alembic(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'data.sqlite'}"
+    migrate(url)
+    code = f"import sys; from offchain.db import migrate; migrate({url!r}); print('alembic' in sys.modules)"
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "False"
+    with make_engine(url).connect() as connection:  # and one behind is upgraded, as before
+        command.downgrade(alembic_config(connection), "0006_enrolments")
+        connection.commit()
+    migrate(url)
+    with make_engine(url).connect() as connection:
+        assert MigrationContext.configure(connection).get_current_revision() == HEAD_REVISION
 
 
 def test_migrate_accepts_a_url(db_url: str) -> None:
