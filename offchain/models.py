@@ -27,15 +27,17 @@ Conventions:
 from __future__ import annotations
 
 import enum
-import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from pydantic import BeforeValidator, EmailStr, field_validator
-from pydantic_core import PydanticCustomError
+from pydantic import BeforeValidator
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
+
+# defined apart so that an import's reader process can use them without loading the store; here too
+from offchain.customer_data import CustomerCreate as CustomerCreate
+from offchain.kinds import InteractionKind as InteractionKind
 
 NAMING_CONVENTION: dict[str, str] = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -64,14 +66,6 @@ def _hex(value: Any) -> Any:
 
 
 HexId = Annotated[str, BeforeValidator(_hex)]
-
-
-class InteractionKind(enum.StrEnum):
-    PURCHASE = "purchase"
-    RETURN = "return"
-    SUPPORT_TICKET = "support_ticket"
-    EMAIL = "email"
-    VISIT = "visit"
 
 
 class CustomerStatus(enum.StrEnum):
@@ -159,30 +153,6 @@ class CustomerBase(StoreModel):
     status: CustomerStatus = Field(
         default=CustomerStatus.ACTIVE, sa_type=_enum_type(CustomerStatus, "status")
     )
-
-
-class CustomerCreate(StoreModel):
-    """What a partner submits to register a customer. Plaintext: lives in memory until the vault seals it
-    into `Customer.pii_ciphertext`; it is never a table and never logged."""
-
-    name: str = Field(min_length=1, max_length=200)
-    email: EmailStr | None = Field(default=None, max_length=320)  # syntax only: no DNS lookups
-    phone: str | None = Field(default=None, max_length=50)
-    address: str | None = Field(default=None, max_length=500)
-    country: str | None = Field(default=None, schema_extra={"pattern": r"^[A-Z]{2}$"})  # ISO 3166-1 alpha-2
-    external_ref: str | None = Field(default=None, max_length=200)  # the partner's own customer number
-
-    @field_validator("country", mode="before")
-    @classmethod
-    def _country_code(cls, value: object) -> object:
-        # the pattern alone would answer with a regular expression; a person needs the rule in words
-        if isinstance(value, str) and not re.fullmatch(r"[A-Z]{2}", value):
-            raise PydanticCustomError(
-                "country_code",
-                "a two-letter country code in capitals (ISO 3166-1), such as GB, not '{value}'",
-                {"value": value},
-            )
-        return value
 
 
 class Customer(CustomerBase, table=True):

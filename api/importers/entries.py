@@ -19,7 +19,8 @@ from api.importers.records import CustomerRecord, Record
 from api.importers.synthetic import SyntheticCustomer, generate
 from api.progress import Progress
 from offchain.canonical import Canonical
-from offchain.models import CustomerCreate, InteractionKind
+from offchain.customer_data import CustomerCreate
+from offchain.kinds import InteractionKind
 
 # Online Retail II names countries as the retailer did; CustomerCreate wants ISO 3166-1 alpha-2. Names
 # with no single code (Channel Islands: JE or GG; European Community; West Indies; Unspecified) map to

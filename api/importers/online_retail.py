@@ -41,7 +41,7 @@ from typing import IO
 
 from api.importers.records import CustomerRecord, InvoiceRecord, Line
 from api.progress import Progress
-from offchain.models import InteractionKind
+from offchain.kinds import InteractionKind
 
 HEADER = ("Invoice", "StockCode", "Description", "Quantity", "InvoiceDate", "Price", "Customer ID", "Country")
 SOURCE_TIMEZONE = UTC

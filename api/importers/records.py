@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 from offchain.canonical import canonical_json, canonical_number, canonical_str
-from offchain.models import InteractionKind
+from offchain.kinds import InteractionKind
 
 
 @dataclass(frozen=True, slots=True)

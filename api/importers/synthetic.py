@@ -39,7 +39,8 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from api.importers.records import InvoiceRecord, Line, TicketRecord
-from offchain.models import CustomerCreate, InteractionKind
+from offchain.customer_data import CustomerCreate
+from offchain.kinds import InteractionKind
 
 if TYPE_CHECKING:
     from faker import Faker

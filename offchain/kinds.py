@@ -1,0 +1,15 @@
+"""Enumerations the store shares with code that must not load it: an import's reader process parses a
+file and tags each record with its kind, and loading SQLAlchemy and the store's tables there (offchain
+.models, ~0.6 s) would delay the first record by that much. `offchain.models` stores them."""
+
+from __future__ import annotations
+
+import enum
+
+
+class InteractionKind(enum.StrEnum):
+    PURCHASE = "purchase"
+    RETURN = "return"
+    SUPPORT_TICKET = "support_ticket"
+    EMAIL = "email"
+    VISIT = "visit"
