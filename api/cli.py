@@ -1042,8 +1042,10 @@ def import_online_retail_cmd(
     purposes: ImportPurposesOption = "loyalty",
 ) -> None:
     """Import the UCI Online Retail II data set (idempotent: re-running adds only what is missing)."""
+    from api.importers.collector import no_collection_at_exit
     from api.importers.entries import start_reading_retail
 
+    no_collection_at_exit()
     # The file is read (in a child process) while the chain and store modules load and open: reading it
     # is the longest step before the first invoice can be imported. It writes nothing.
     reader = start_reading_retail(str(path))
@@ -1076,7 +1078,10 @@ def import_synthetic_cmd(
     purposes: ImportPurposesOption = "loyalty",
 ) -> None:
     """Import seeded synthetic customers (Faker PII), purchases, returns and support tickets."""
+    from api.importers.collector import no_collection_at_exit
     from api.usecases.imports import import_synthetic
+
+    no_collection_at_exit()
 
     def action(crm: Crm) -> Any:
         with _progress() as progress:
