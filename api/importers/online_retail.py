@@ -169,6 +169,8 @@ def read_records(
             try:
                 # a slice per row costs a third of csv's own time: only rows wider than the header's 8
                 fields = row if len(row) == 8 else row[:8]
+                if len(fields) < 8:
+                    raise ValueError(f"{len(row)} cells where the header has {len(HEADER)}")
                 number, stock_code, description, quantity, when, price, raw_customer, country = fields
                 customer = customer_ids.get(raw_customer)
                 if customer is None and raw_customer not in customer_ids:

@@ -162,6 +162,18 @@ def test_a_file_that_is_not_online_retail_is_refused(tmp_path):
         list(read_invoices(path))
 
 
+def test_a_file_with_more_columns_reads_the_same_and_a_short_row_is_refused(tmp_path, retail_csv):
+    """The header's eight columns first; a spreadsheet export may add more after them."""
+    wider = tmp_path / "wider.csv"
+    lines = CSV.splitlines()
+    wider.write_text("\n".join([lines[0] + ",Note"] + [line + ",checked" for line in lines[1:]]) + "\n")
+    assert list(read_invoices(wider)) == list(read_invoices(retail_csv))
+    short = tmp_path / "short.csv"
+    short.write_text("\n".join([*lines[:3], "500009,22041,FRAME,1,2010-01-04 09:05:00,2.1"]) + "\n")
+    with pytest.raises(ValueError, match="data row 3: 6 cells where the header has 8"):
+        list(read_invoices(short))
+
+
 @pytest.mark.skipif(not REAL_FILE.exists(), reason=f"the Online Retail II file is not at {REAL_FILE}")
 def test_the_real_file():
     stats = ReadStats()
