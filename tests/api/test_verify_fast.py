@@ -27,6 +27,7 @@ from api.usecases.erasure import erase_customer
 from ledger.clients import BatchInfo
 from ledger.errors import AnchorUnknownBatch
 from ledger.merkle import MerkleTree, leaf_hash, verify_inclusion
+from offchain.canonical import Canonical
 from offchain.errors import CustomerErased, DecryptionFailed
 from offchain.models import (
     AnchorStatus,
@@ -359,6 +360,40 @@ def test_the_document_tail_is_exactly_what_parsing_would_find(member, kind, key,
     # a row that disagrees never has the document's tail (so it is parsed and reported)
     agrees = documents.disagreement("acme", changed, json.loads(document)) is None
     assert document.endswith(documents.tail("acme", changed)) == agrees
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    partner=st.text(min_size=1, max_size=12),
+    member=st.binary(min_size=32, max_size=32),
+    kind=st.sampled_from(list(InteractionKind)),
+    key=st.none() | st.text(min_size=1, max_size=20),
+    when=st.datetimes(timezones=st.timezones()),
+    data=st.dictionaries(
+        st.text(max_size=8), st.integers(-(2**53), 2**53) | st.text(max_size=8) | st.floats(), max_size=4
+    ),
+)
+def test_a_document_of_data_serialized_ahead_is_byte_for_byte_the_canonical_one(
+    partner, member, kind, key, when, data
+):
+    """Imports hand `interaction_document` their data already in RFC 8785 form (`Canonical`), and the
+    document is then put together from its parts: the same bytes as building and serializing it."""
+    try:
+        ahead = Canonical.of(data)
+        expected = interaction_document(partner, member, kind, data, when, key)
+    except (InvalidInput, ValueError):  # what canonical JSON refuses (NaN, a lone surrogate): never recorded
+        with pytest.raises((InvalidInput, ValueError)):
+            interaction_document(partner, member, kind, Canonical.of(data), when, key)
+        return
+    assert interaction_document(partner, member, kind, ahead, when, key) == expected
+
+
+@pytest.mark.parametrize("partner, key", [("acme", "K-\ud800"), ("\udfff", "K-1")])
+def test_a_lone_surrogate_is_refused_however_the_data_comes(partner, key):
+    when = datetime(2024, 1, 1, tzinfo=UTC)
+    for data in ({"a": 1}, Canonical.of({"a": 1})):
+        with pytest.raises(InvalidInput, match="not valid JSON data"):
+            interaction_document(partner, bytes(32), InteractionKind.PURCHASE, data, when, key)
 
 
 @pytest.mark.parametrize("size", [*range(1, 18), 31, 32, 33, 100])
