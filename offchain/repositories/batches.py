@@ -6,8 +6,8 @@ from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import func, update
 from sqlalchemy import select as core_select
-from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from offchain.models import AnchorStatus, Batch
@@ -93,6 +93,14 @@ def in_flight_spans(db: Session, partner_id: int) -> list[tuple[int, int]]:
         .order_by(_C.first_index)
     )
     return [(int(first), int(size)) for first, size in db.connection().execute(query)]
+
+
+def anchored_end(db: Session, partner_id: int) -> int:
+    """Where the partner's anchored batches end in its log (0 before the first is anchored)."""
+    query = core_select(func.max(_C.first_index + _C.size)).where(
+        _C.partner_id == partner_id, _C.status == AnchorStatus.ANCHORED
+    )
+    return int(db.connection().execute(query).scalar_one() or 0)
 
 
 def outcomes(db: Session, batch_ids: Sequence[int]) -> list[Any]:

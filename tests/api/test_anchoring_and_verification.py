@@ -203,19 +203,20 @@ def test_batches_in_flight_that_take_the_head_to_the_next_batch_are_not_waited_f
     anchor = crm.coalition.anchor
 
     def noted(name, real):
-        def call(tx_hash):
+        def call(*args):
             asked.append(name)
-            return real(tx_hash)
+            return real(*args)
 
         return call
 
-    for name in ("lookup", "wait"):
+    for name in ("head", "lookup", "wait"):
         monkeypatch.setattr(anchor, name, noted(name, getattr(anchor, name)))
     with crm.coalition.chain.pipelined():
-        anchoring.submit(crm, "acme", first)  # leaves 0..7: signed, queued
+        anchoring.submit(crm, "acme", first)  # leaves 0..7: the chain's head is read (0), then queued
+        assert asked == ["head"]
         second = batched(crm, alice, 4, start=8)
-        anchoring.submit(crm, "acme", second)  # starts at 8: in step with what is in flight
-        assert asked == []
+        anchoring.submit(crm, "acme", second)  # starts at 8, where the batch in flight ends
+        assert asked == ["head"]  # neither the head (the node is busy) nor the batch in flight asked
     monkeypatch.undo()
     outcomes = anchoring.settle(crm, "acme")
     assert [o.size for o in outcomes] == [8, 4]
