@@ -260,16 +260,7 @@ def _result_converter(column_type: TypeEngine[Any], connection: Connection) -> C
     processor = column_type.dialect_impl(connection.dialect).result_processor(connection.dialect, None)
     if processor is None or isinstance(column_type, LargeBinary):  # sqlite3 gives bytes already
         return None
-    done: dict[Any, Any] = {}
-
-    def convert(value: Any) -> Any:
-        try:
-            return done[value]
-        except KeyError:
-            done[value] = processed = processor(value)
-            return processed
-
-    return convert
+    return _memoised(processor)
 
 
 def _converter(column_type: TypeEngine[Any], connection: Connection) -> Callable[[Any], Any] | None:
@@ -278,6 +269,11 @@ def _converter(column_type: TypeEngine[Any], connection: Connection) -> Callable
     processor = column_type.dialect_impl(connection.dialect).bind_processor(connection.dialect)
     if processor is None or isinstance(column_type, LargeBinary):
         return None
+    return _memoised(processor)
+
+
+def _memoised(processor: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """`processor`, run once per distinct value (an import's rows repeat a few values many times)."""
     done: dict[Any, Any] = {}
 
     def convert(value: Any) -> Any:
