@@ -163,6 +163,12 @@ def read_records(
             )
         # Counted in locals (a million rows), written to `stats` before each yield and at the end.
         rows = line_count = without_customer = not_invoices = 0
+        # Most rows continue the invoice of the row before (same number, same customer cell): such a row
+        # takes that row's outcome (its invoice, or its reason to be skipped) without the lookups.
+        run_number = run_customer = None
+        run_invoice: _Invoice | None = None
+        run_without_customer = False
+        customer: str | None = None
         for rows, row in enumerate(reader, 1):
             if progress is not None and rows % PROGRESS_EVERY == 0:
                 progress("read", rows, None)
@@ -172,37 +178,51 @@ def read_records(
                 if len(fields) < 8:
                     raise ValueError(f"{len(row)} cells where the header has {len(HEADER)}")
                 number, stock_code, description, quantity, when, price, raw_customer, country = fields
-                customer = customer_ids.get(raw_customer)
-                if customer is None and raw_customer not in customer_ids:
-                    customer = customer_ids[raw_customer] = normalise_customer_id(raw_customer)
+                same = number == run_number and raw_customer == run_customer
+                if not same:
+                    customer = customer_ids.get(raw_customer)
+                    if customer is None and raw_customer not in customer_ids:
+                        customer = customer_ids[raw_customer] = normalise_customer_id(raw_customer)
             except ValueError as exc:
                 raise ValueError(f"{path}, data row {rows}: {exc}") from None
             if when < previous and _sheet_break(previous, when):
                 sheet += 1
                 stats.sheets += 1
             previous = when
-            if customer is None:
-                without_customer += 1
-                continue
-            invoice = invoices.get(number)
-            if invoice is None:
-                if not (number.isdigit() or (number[:1] == "C" and number[1:].isdigit())):
-                    not_invoices += 1
+            if same:
+                invoice = run_invoice
+                if invoice is None:
+                    if run_without_customer:
+                        without_customer += 1
+                    else:
+                        not_invoices += 1
                     continue
-                invoice = invoices[number] = _Invoice(
-                    customer, intern(country, country), intern(when, when), sheet
-                )
-                if customer not in customers:  # only a new invoice can be a customer's first (see above)
-                    customers.add(customer)
-                    stats.customers += 1
-                    stats.rows, stats.lines = rows, line_count
-                    stats.rows_without_customer, stats.rows_not_invoices = without_customer, not_invoices
-                    yield CustomerRecord(customer, invoice.country)
-            elif invoice.customer != customer:
-                raise ValueError(
-                    f"{path}, data row {rows}: invoice {number} belongs to customers"
-                    f" {invoice.customer} and {customer}"
-                )
+            else:
+                run_number, run_customer, run_invoice = number, raw_customer, None
+                run_without_customer = customer is None
+                if customer is None:
+                    without_customer += 1
+                    continue
+                invoice = invoices.get(number)
+                if invoice is None:
+                    if not (number.isdigit() or (number[:1] == "C" and number[1:].isdigit())):
+                        not_invoices += 1
+                        continue
+                    invoice = invoices[number] = _Invoice(
+                        customer, intern(country, country), intern(when, when), sheet
+                    )
+                    if customer not in customers:  # only a new invoice can be a customer's first (see above)
+                        customers.add(customer)
+                        stats.customers += 1
+                        stats.rows, stats.lines = rows, line_count
+                        stats.rows_without_customer, stats.rows_not_invoices = without_customer, not_invoices
+                        yield CustomerRecord(customer, invoice.country)
+                elif invoice.customer != customer:
+                    raise ValueError(
+                        f"{path}, data row {rows}: invoice {number} belongs to customers"
+                        f" {invoice.customer} and {customer}"
+                    )
+                run_invoice = invoice
             line_count += 1
             key = (stock_code, description, quantity, price)
             line = distinct.get(key)

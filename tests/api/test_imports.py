@@ -174,6 +174,44 @@ def test_a_file_with_more_columns_reads_the_same_and_a_short_row_is_refused(tmp_
         list(read_invoices(short))
 
 
+RUNS = """\
+Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country
+500001,85048,GLASS BALL,1,2010-01-04 09:00:00,6.95,12345,United Kingdom
+500001,79323P,PINK CHERRY LIGHTS,2,2010-01-04 09:00:00,6.75,12345.0,United Kingdom
+500001,21232,TRINKET BOX,3,2010-01-04 08:59:00,1.25,12345.0,United Kingdom
+500002,21733,HEART T-LIGHT HOLDER,1,2010-01-05 10:00:00,2.55,,United Kingdom
+500002,21730,STAR T-LIGHT HOLDER,1,2010-01-05 10:00:00,4.25,,United Kingdom
+A500003,B,Adjust bad debt,1,2010-01-05 11:00:00,100.0,12345,United Kingdom
+A500003,B,Adjust bad debt,1,2010-01-05 11:00:00,100.0,12345,United Kingdom
+500004,22752,NESTING BOXES,2,2010-01-06 08:00:00,7.65,12346,France
+500004,22752,NESTING BOXES,2,2010-01-06 08:00:00,7.65,12346,France
+500001,84029G,HOT WATER BOTTLE,1,2010-01-07 12:00:00,0.5,12345,United Kingdom
+"""
+
+
+def test_rows_that_continue_the_row_before_are_read_as_it_was(tmp_path):
+    """Consecutive rows of one invoice (or of one skipped number) share the first row's outcome; a
+    customer cell written another way, or the invoice met again later, goes through the lookups."""
+    path = tmp_path / "runs.csv"
+    path.write_text(RUNS)
+    stats = ReadStats()
+    records = {r.invoice: r for r in read_invoices(path, stats=stats)}
+    assert set(records) == {"500001", "500004"}
+    assert (stats.rows, stats.rows_without_customer, stats.rows_not_invoices, stats.lines) == (10, 2, 2, 6)
+    assert [line.stock_code for line in records["500001"].lines] == ["85048", "79323P", "21232", "84029G"]
+    assert records["500001"].occurred_at.isoformat() == "2010-01-04T08:59:00+00:00"
+    assert len(records["500004"].lines) == 2 and stats.customers == 2
+    # the same invoice number on the next row with another customer is refused, as anywhere else
+    other = tmp_path / "other.csv"
+    other.write_text(
+        RUNS.replace(
+            "TRINKET BOX,3,2010-01-04 08:59:00,1.25,12345.0", "TRINKET BOX,3,2010-01-04 08:59:00,1.25,12399"
+        )
+    )
+    with pytest.raises(ValueError, match="data row 3: invoice 500001 belongs to customers 12345 and 12399"):
+        list(read_invoices(other))
+
+
 @pytest.mark.skipif(not REAL_FILE.exists(), reason=f"the Online Retail II file is not at {REAL_FILE}")
 def test_the_real_file():
     stats = ReadStats()
