@@ -7,8 +7,9 @@ from typing import Literal
 from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress
 from eth_utils import event_abi_to_log_topic, to_checksum_address
+from web3.contract import Contract
 
-from ledger.chain import SignedTx, TxResult
+from ledger.chain import Chain, SignedTx, TxResult
 from ledger.clients.base import ContractClient, as_bytes32
 
 
@@ -61,6 +62,11 @@ HEADS_PAGE = 1000  # InteractionAnchor.headsOf's page
 
 
 class AnchorClient(ContractClient):
+    def __init__(self, chain: Chain, contract: Contract) -> None:
+        super().__init__(chain, contract)
+        # partner -> its log size at the head of the anchor receipt decoded last (`size_seen`)
+        self._sizes_seen: dict[ChecksumAddress, int] = {}
+
     def anchor(
         self, sender: LocalAccount, root: bytes, size: int, consistency: Sequence[bytes] = ()
     ) -> AnchoredBatch:
@@ -96,9 +102,17 @@ class AnchorClient(ContractClient):
     def onchain_id(self, mined: TxResult) -> int:
         return self._anchored(mined).batch_id
 
-    @staticmethod
-    def _anchored(tx: TxResult) -> AnchoredBatch:
-        return AnchoredBatch(tx.event("BatchAnchored")["args"]["batchId"], tx.block_number, tx)
+    def size_seen(self, partner: str) -> int | None:
+        """The partner's log size at the head of the anchor receipt this client decoded last (looked up,
+        waited for or sent here), or None: what the chain's head was when that block was mined, known
+        without asking the node. Only a hint: a head anchored since by anyone else is not in it (nor is
+        a chain reset), and an older receipt decoded later makes it smaller."""
+        return self._sizes_seen.get(to_checksum_address(partner))
+
+    def _anchored(self, tx: TxResult) -> AnchoredBatch:
+        args = tx.event("BatchAnchored")["args"]
+        self._sizes_seen[to_checksum_address(args["partner"])] = int(args["size"])
+        return AnchoredBatch(args["batchId"], tx.block_number, tx)
 
     def batch(self, batch_id: int) -> BatchInfo:
         root, size, partner, block_number = self._call(self.contract.functions.batch(batch_id))

@@ -10,6 +10,8 @@ from api.evidence import anchoring, outbox
 from api.evidence.anchoring import anchor_due, anchor_pending, pending_leaves
 from api.evidence.recording import NewInteraction, record_interactions
 from api.evidence.verification import Outcome, verify_all, verify_interaction
+from ledger.clients.anchor import AnchorClient
+from ledger.errors import AnchorRootAlreadyAnchored
 from offchain.models import AnchorStatus, Batch, Interaction
 from offchain.repositories import batches
 
@@ -186,6 +188,56 @@ def test_a_store_older_than_the_chain_is_refused_before_anything_is_signed(crm, 
     assert _nonce(crm) == before
 
 
+def _asked(monkeypatch, client, names=("head", "lookup", "wait")) -> list[str]:
+    """The names of `client`'s views and lookups called from here on, in order."""
+    asked: list[str] = []
+
+    def noted(name, real):
+        def call(*args):
+            asked.append(name)
+            return real(*args)
+
+        return call
+
+    for name in names:
+        monkeypatch.setattr(client, name, noted(name, getattr(client, name)))
+    return asked
+
+
+def test_a_batch_after_the_head_this_process_saw_mined_is_signed_without_reading_the_head(
+    crm, alice, monkeypatch
+):
+    record(crm, alice, 8)
+    anchor_pending(crm, "acme")  # mined and confirmed here: its receipt says the head is at 8
+    pending = batched(crm, alice, 3, start=8)
+    asked = _asked(monkeypatch, crm.coalition.anchor, ("head",))
+    anchoring.submit(crm, "acme", pending)
+    assert asked == []
+    monkeypatch.undo()
+    assert [o.size for o in anchoring.settle(crm, "acme")] == [3]
+    assert crm.coalition.anchor.head(crm.signer("acme").address).size == 11
+
+
+def test_a_head_another_process_anchored_since_is_refused_by_the_contract_and_nothing_is_sent(crm, alice):
+    """This process saw the head at 8; another one holding the partner's key anchors the store's next
+    batch meanwhile. The head is not read again, so the contract's simulation is what refuses it."""
+    record(crm, alice, 8)
+    anchor_pending(crm, "acme")
+    (batch_id,) = batched(crm, alice, 2, start=8)
+    with crm.unit_of_work() as db:
+        (batch,) = batches.pending(db, crm.partner(db, "acme").id, 1)
+        root, size, proof = bytes(batch.root), batch.first_index + batch.size, bytes(batch.consistency)
+    elsewhere = AnchorClient(crm.coalition.chain, crm.coalition.anchor.contract)  # its own process
+    elsewhere.anchor(crm.signer("acme"), root, size, [proof[i : i + 32] for i in range(0, len(proof), 32)])
+    assert crm.coalition.anchor.size_seen(crm.signer("acme").address) == 8
+    before = _nonce(crm)
+    with pytest.raises(AnchorRootAlreadyAnchored):
+        anchoring.submit(crm, "acme", [batch_id])
+    assert _nonce(crm) == before
+    with crm.unit_of_work() as db:  # still pending: nothing claimed it
+        assert [b.id for b in batches.pending(db, crm.partner(db, "acme").id, 1)] == [batch_id]
+
+
 def test_batches_in_flight_that_take_the_head_to_the_next_batch_are_not_waited_for(crm, alice, monkeypatch):
     """Pipelined, each chunk's anchor follows the previous one before that is sent (on a node: the
     sender thread, slowed down here so that it certainly has not): in step, and nothing waits for it."""
@@ -199,18 +251,7 @@ def test_batches_in_flight_that_take_the_head_to_the_next_batch_are_not_waited_f
 
     monkeypatch.setattr(backend, "tx_context", tx_context)
     first = batched(crm, alice, 8)
-    asked: list[str] = []
-    anchor = crm.coalition.anchor
-
-    def noted(name, real):
-        def call(*args):
-            asked.append(name)
-            return real(*args)
-
-        return call
-
-    for name in ("head", "lookup", "wait"):
-        monkeypatch.setattr(anchor, name, noted(name, getattr(anchor, name)))
+    asked = _asked(monkeypatch, crm.coalition.anchor)
     with crm.coalition.chain.pipelined():
         anchoring.submit(crm, "acme", first)  # leaves 0..7: the chain's head is read (0), then queued
         assert asked == ["head"]
