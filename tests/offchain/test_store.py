@@ -548,6 +548,7 @@ def test_sqlite_connections_use_wal_secure_delete_foreign_keys_and_large_pages(s
             pragma = connection.exec_driver_sql
             assert pragma("PRAGMA journal_mode").scalar() == "wal"
             assert pragma("PRAGMA secure_delete").scalar() == 1
+            assert pragma("PRAGMA cache_size").scalar() == -65536  # 64 MiB, not the default 2 MiB
             assert pragma("PRAGMA foreign_keys").scalar() == 1
             assert pragma("PRAGMA synchronous").scalar() == 1  # NORMAL
             assert pragma("PRAGMA page_size").scalar() == 16384  # a new file gets 16 KiB pages
