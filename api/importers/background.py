@@ -21,6 +21,7 @@ included) the pipe breaks and the child's next write ends it.
 from __future__ import annotations
 
 import contextlib
+import os
 import pickle
 import queue
 import struct
@@ -216,7 +217,13 @@ if __name__ == "__main__":
     # classes (WiredSource), and isinstance would not match __main__'s.
     from api.importers.background import _produce as produce
 
+    # The messages own the pipe that is our stdout. Whatever else writes to stdout (a library's print, a
+    # profiler or debugger attached to us) goes to stderr: in the pipe it would land inside a message, and
+    # a length read from the wrong bytes leaves the importer waiting forever for a message that never ends.
+    messages = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    sys.stdout.flush()
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     try:
-        produce(sys.stdout.buffer)
+        produce(messages)
     except BrokenPipeError:  # the importer is gone (killed or done with us): nothing left to do
         sys.exit(1)

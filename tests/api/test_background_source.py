@@ -31,6 +31,14 @@ def stamped(progress, count: int) -> Iterator[tuple[int, float]]:
         yield i, time.monotonic()
 
 
+def chatty(progress, count: int) -> Iterator[int]:
+    """A source that writes to stdout as it goes, as a library's print or a debugger would."""
+    for i in range(count):
+        print(f"reading item {i}", flush=True)
+        os.write(1, b"\x00\x00\x00\x00\x00\x00\x00\x05junk!")  # past Python's stdout, onto the descriptor
+        yield i
+
+
 def dying(progress) -> Iterator[int]:
     yield 1
     os._exit(3)
@@ -50,6 +58,12 @@ def test_an_error_in_the_source_is_raised_here_after_the_items_before_it():
         for item in in_child_process(failing, 250, chunk=100):
             got.append(item)
     assert got == list(range(250))  # every item yielded before the error, as in-process
+
+
+def test_what_the_source_writes_to_stdout_goes_to_stderr_not_into_the_messages(capfd):
+    assert list(in_child_process(chatty, 300, chunk=7)) == list(range(300))
+    err = capfd.readouterr().err
+    assert "reading item 0" in err and "reading item 299" in err
 
 
 def test_a_source_that_dies_is_reported():
