@@ -43,6 +43,8 @@ ITEMS_PER_MESSAGE = 500  # items per message
 FLUSH_AFTER = 0.2  # seconds: this long after the last message, the next item goes out at once
 _LENGTH = struct.Struct(">Q")  # each message: its length, then the pickle
 _DEPTH = 16  # messages read ahead: bounds how far (and how much memory) the child runs ahead of us
+# Far above any chunk of items (a few MB): a larger length means bytes that are not ours reached the pipe.
+_MAX_MESSAGE = 1 << 30
 
 
 class SourceFailed(RuntimeError):
@@ -96,7 +98,7 @@ class ChildSource(Generic[T]):
         assert self._child.stdin is not None and self._child.stdout is not None
         # A pipe holds 64 KiB, less than one message: without a reader draining it into memory the child
         # would wait for us whenever we work, and the two would take turns instead of running side by side.
-        self._messages: queue.Queue[bytes | None] = queue.Queue(maxsize=_DEPTH)
+        self._messages: queue.Queue[bytes | SourceFailed | None] = queue.Queue(maxsize=_DEPTH)
         self._stop = threading.Event()
         self._pump = threading.Thread(
             target=_pump, args=(self._child.stdout, self._messages, self._stop), daemon=True
@@ -118,6 +120,8 @@ class ChildSource(Generic[T]):
                 if raw is None:
                     child.wait()
                     raise SourceFailed(f"the source process exited with code {child.returncode}")
+                if isinstance(raw, SourceFailed):
+                    raise raw
                 message = pickle.loads(raw)
                 kind = message[0]
                 if kind == "items":
@@ -147,23 +151,28 @@ class ChildSource(Generic[T]):
         child.stdout.close()
 
 
-def _pump(stream: IO[bytes], messages: queue.Queue[bytes | None], stop: threading.Event) -> None:
+def _pump(
+    stream: IO[bytes], messages: queue.Queue[bytes | SourceFailed | None], stop: threading.Event
+) -> None:
     """Move whole messages from the pipe into `messages` (reading releases the GIL; unpickling is left
-    to the consumer); None once the stream ends."""
+    to the consumer); None once the stream ends, SourceFailed (and the end) if it holds no message."""
     while True:
         header = stream.read(_LENGTH.size)
-        raw = None
+        raw: bytes | SourceFailed | None = None
         if len(header) == _LENGTH.size:
             (length,) = _LENGTH.unpack(header)
-            body = stream.read(length)
-            raw = body if len(body) == length else None
+            if length > _MAX_MESSAGE:
+                raw = SourceFailed("the source process wrote something other than its messages to the pipe")
+            else:
+                body = stream.read(length)
+                raw = body if len(body) == length else None
         while not stop.is_set():
             try:
                 messages.put(raw, timeout=0.5)
                 break
             except queue.Full:
                 continue
-        if raw is None or stop.is_set():
+        if not isinstance(raw, bytes) or stop.is_set():
             return
 
 
