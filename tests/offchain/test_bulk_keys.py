@@ -227,10 +227,33 @@ def test_a_shred_wins_over_customer_keys(vault: Vault):
     assert vault.decrypt("acme", kept, "interaction", keys[kept].encrypt("interaction", b"x")) == b"x"
 
 
+def test_customer_keys_hand_out_one_object_per_customer_while_its_key_and_epoch_last(
+    vault: Vault, clock: Clock
+):
+    member, other = customers(vault, 2)
+    first = vault.customer_keys("acme", [member])[member]
+    commitment = first.commit(b"doc")  # derives the commitment key: an import's next chunk reuses it
+    assert vault.customer_keys("acme", [member, other])[member] is first
+    vault.shred("acme", other)  # anyone's shred: every key read before it is stale
+    assert not first.fresh
+    after_shred = vault.customer_keys("acme", [member])[member]
+    assert after_shred is not first and after_shred.fresh
+    assert after_shred.commit(b"doc") == commitment == vault.commit("acme", member, b"doc")
+    clock.now = 30.0  # past the TTL: the entry is gone, and with it the object
+    assert not after_shred.fresh
+    renewed = vault.customer_keys("acme", [member])[member]
+    assert renewed is not after_shred and renewed.fresh
+    vault.shred("acme", member)
+    assert vault.customer_keys("acme", [member]) == {}
+    with pytest.raises(CustomerErased):
+        renewed.commit(b"doc")
+
+
 def test_customer_keys_without_a_cache_keep_nothing(keystore: KeyStore):
     vault = Vault(keystore, ring(), cache_size=0)
     (member,) = customers(vault, 1)
     keys = vault.customer_keys("acme", [member])
+    assert vault.customer_keys("acme", [member])[member] is not keys[member]  # nothing held either
     blob = keys[member].encrypt("interaction", b"x")  # through the store, on every call
     keystore.delete("acme", member)
     with pytest.raises(CustomerErased):
