@@ -41,6 +41,11 @@ class Busy(CrmError):
     """Another process is doing the same thing right now (an import into the same partner)."""
 
 
+class SourceStopped(CrmError):
+    """The process reading an import's source ended before the source did (killed, out of memory, or
+    its output broken); what the import wrote before that is kept, and running it again adds the rest."""
+
+
 class Conflict(CrmError):
     """The request contradicts what is already recorded (the same key with other data)."""
 

@@ -58,11 +58,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from api.context import Crm
-from api.errors import InvalidInput
+from api.errors import InvalidInput, SourceStopped
 from api.evidence import anchoring
 from api.evidence.anchoring import AnchorOutcome
 from api.evidence.recording import NewInteraction, record_interactions
-from api.importers.background import ChildSource, in_child_process
+from api.importers.background import ChildSource, SourceFailed, in_child_process
 from api.importers.collector import bulk_collection
 from api.importers.entries import Entry, retail_entries, synthetic_entries
 from api.importers.online_retail import ReadStats
@@ -280,6 +280,10 @@ class _Importer:
             with self.crm.vault.cache_capacity(IMPORT_KEY_CACHE):
                 for chunk in chunks:
                     self._chunk(chunk, total())
+        except SourceFailed as exc:  # every source's child process ends here, however it broke
+            raise SourceStopped(
+                f"the import stopped: {exc}; what it wrote is kept, and the same command imports the rest"
+            ) from exc
         finally:
             # A failed import stops its source process now: left to the garbage collector, a child's
             # reader thread could still hold its pipe at interpreter exit (a fatal error there).

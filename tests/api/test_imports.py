@@ -12,10 +12,11 @@ from eth_account import Account
 from sqlmodel import col, func, select
 
 from api.context import Crm
-from api.errors import InvalidInput, NotAllowed, NotFound
+from api.errors import InvalidInput, NotAllowed, NotFound, SourceStopped
 from api.evidence import anchoring, outbox
 from api.evidence.recording import NewInteraction, record_interactions
 from api.evidence.verification import Outcome, verify_all
+from api.importers.background import ChildSource
 from api.importers.online_retail import ReadStats, normalise_customer_id, read_invoices
 from api.principal import Principal
 from api.settings import Settings
@@ -433,6 +434,21 @@ def test_a_failed_import_stops_its_source_process_at_once(crm, retail_csv, monke
         run(crm, retail_csv)
     # still inside the test, with the traceback (and so the import's frames) alive: the child is gone
     assert raised.value is not None and _source_processes() == []
+
+
+def _dies_at_once(progress):
+    """A source whose process ends before it says anything (killed, out of memory)."""
+    os._exit(3)
+    yield
+
+
+def test_a_source_process_that_dies_stops_the_import_with_a_named_error_and_nothing_written(crm, retail_csv):
+    with pytest.raises(SourceStopped, match="exited with code 3; what it wrote is kept"):
+        import_online_retail(crm, P("acme"), retail_csv, reader=ChildSource(_dies_at_once))
+    assert _source_processes() == []
+    with crm.unit_of_work() as db:
+        assert db.exec(select(func.count()).select_from(Interaction)).one() == 0
+        assert db.exec(select(func.count()).select_from(Customer)).one() == 0
 
 
 def test_a_withdrawal_is_never_overridden_by_a_later_import(crm, retail_csv, tmp_path):
