@@ -567,7 +567,8 @@ class Vault:
     # -- cache ---------------------------------------------------------------------------------------
 
     def _recall_entry(self, partner: str, member: bytes) -> _Cached | None:
-        """The cached (DEK, expiry) of a customer, if cached and not expired (an expired one is dropped)."""
+        """The cache entry of a customer (DEK, expiry, its CustomerKeys), if cached and not expired (an
+        expired one is dropped)."""
         with self._lock:
             entry = self._cache.get((partner, member))
             if entry is None:
