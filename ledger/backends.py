@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Protocol, runtime_checkable
 
+import requests
 from eth_abi import encode as abi_encode
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -251,7 +252,7 @@ class RpcBackend:
         try:
             self.chain_id = self.w3.eth.chain_id
         except Exception as exc:  # requests' connection errors and friends: all mean "no node there"
-            raise BackendError(f"no EVM node answers at {url}: {exc}") from exc
+            raise BackendError(f"no EVM node answers at {url}: {unreachable(exc) or exc}") from exc
 
     @property
     def rpc_url(self) -> str | None:
@@ -365,6 +366,26 @@ class RpcBackend:
 
     def close(self) -> None:
         pass
+
+
+def unreachable(exc: BaseException) -> str | None:
+    """Why a node did not answer, in a few words, when `exc` is requests' word that it did not (a
+    connection that failed, an answer that did not come in time); None for any other failure. Its own
+    message nests urllib3's reprs ("HTTPConnectionPool(host=...): Max retries exceeded with url: /
+    (Caused by NewConnectionError(...))"); the operating system's reason, at the end of the chain of
+    causes, is what a person reads."""
+    if isinstance(exc, requests.exceptions.Timeout):  # first: ConnectTimeout is a ConnectionError too
+        return "no answer in time"
+    if not isinstance(exc, requests.exceptions.ConnectionError):
+        return None
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, OSError) and cause.strerror:
+            return cause.strerror.lower()  # "connection refused", "name or service not known"
+        cause = cause.__cause__ or cause.__context__
+    return "the connection failed"
 
 
 def _int(value: int | str) -> int:

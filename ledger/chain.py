@@ -20,7 +20,7 @@ from web3.datastructures import AttributeDict
 from web3.exceptions import TransactionNotFound
 from web3.types import BlockIdentifier, EventData, LogReceipt, TxParams, TxReceipt, Wei
 
-from ledger.backends import Backend, CallRequest, Log, Receipt, RpcBackend, TxContext
+from ledger.backends import Backend, CallRequest, Log, Receipt, RpcBackend, TxContext, unreachable
 from ledger.errors import BackendError, ContractRevert, TransactionFailed
 from ledger.pipeline import Pipeline
 from ledger.reverts import RevertDecoder
@@ -355,6 +355,9 @@ class Chain:
             return self.decoder.decode(data)
         if isinstance(exc, ContractRevert | BackendError):
             return exc
+        reason = unreachable(exc)
+        if reason is not None:
+            return BackendError(f"the node at {self.backend.rpc_url} stopped answering: {reason}")
         return BackendError(f"{type(exc).__name__}: {exc}")
 
 
