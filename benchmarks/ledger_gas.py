@@ -97,15 +97,14 @@ ROWS: tuple[Row, ...] = (
 )
 
 # Differences between the two chains that are expected, and why.
+_SIGNED = (
+    "the EIP-712 domain holds the chain id, which differs between the two chains, so the signature "
+    "differs, and with it the calldata's count of zero bytes (4 gas each, 16 otherwise)."
+)
 KNOWN_DIFFERENCES = {
-    "redeem_signed": (
-        "the EIP-712 domain holds the chain id, which differs between the two chains, so the customer's "
-        "signature differs, and with it the calldata's count of zero bytes (4 gas each, 16 otherwise)."
-    ),
-    "consent_signed": (
-        "the EIP-712 domain holds the chain id, which differs between the two chains, so the customer's "
-        "signature differs, and with it the calldata's count of zero bytes (4 gas each, 16 otherwise)."
-    ),
+    "redeem_signed": _SIGNED,
+    "consent_signed": _SIGNED,
+    "change_signer": _SIGNED,  # signed by the customer's old key, over the same kind of domain
     "verify_estimate": (
         "py-evm's default gas estimator (eth.estimators.gas.binary_gas_search_intrinsic_tolerance) stops "
         "its binary search once the range is under 21,000 gas and returns the top of it, so eth-tester "
