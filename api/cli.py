@@ -1150,15 +1150,34 @@ def model_train(
             "--as-of", metavar="DATE", help="the holdout's as-of date (default: the latest the data allows)"
         ),
     ] = None,
+    budget: Annotated[
+        str | None,
+        typer.Option(
+            "--budget", metavar="SHARE|N", help="act on this share (20%) or number of members most at risk"
+        ),
+    ] = None,
+    offer_cost: Annotated[
+        float | None, typer.Option("--offer-cost", metavar="AMOUNT", help="what one retention offer costs")
+    ] = None,
+    loss_cost: Annotated[
+        float | None, typer.Option("--loss-cost", metavar="AMOUNT", help="what a lost customer costs")
+    ] = None,
 ) -> None:
-    """Train a churn model on the partner's verified interactions and register it on chain."""
-    from api.usecases.models import train_model
+    """Train a churn model on the partner's verified interactions and register it on chain, with its
+    action rule: a budget (default 20%), or act where churn probability x loss cost >= offer cost."""
+    from api.usecases.models import action_policy, train_model
 
     moment = _parse_as_of(as_of)
+    try:
+        policy = action_policy(budget, offer_cost, loss_cost)
+    except CrmError as exc:  # a malformed option: exit 2, before anything is opened
+        fail(str(exc), code=2)
 
     def action(crm: Crm) -> Any:
         with _steps() as step:
-            return train_model(crm, as_partner(partner), horizon_days=horizon_days, as_of=moment, step=step)
+            return train_model(
+                crm, as_partner(partner), horizon_days=horizon_days, as_of=moment, step=step, policy=policy
+            )
 
     done = with_crm(action)
     card = done.trained.card
@@ -1172,6 +1191,19 @@ def model_train(
     show_wide(table)
     left_out = ", ".join(f"{n} {what}" for what, n in sorted(done.excluded.items())) or "none"
     console.print(f"trained on {done.inputs:,} verified interactions (left out: {left_out})")
+    console.print(f"action rule: {card['policy']['rule']}")
+    for cut in card["backtest"]:
+        active = next(iter(cut["populations"].values()), None)
+        if active is not None and "expectedCalibrationError" in active:
+            console.print(
+                f"as of {cut['asOf'][:10]}: calibration error {active['expectedCalibrationError']:.3f}, "
+                f"churn {active['churnRate']:.1%}, mean score {active['meanScore']:.1%}, "
+                f"acted on {active['shareActedOn']:.1%}"
+            )
+    console.print(
+        f"registered: refitted on the {len(card['registered']['training'])} slices labelled by now "
+        "(the holdout's figures are its estimate; `model card` has the backtest)"
+    )
     console.print(f"model hash 0x{done.trained.model.model_hash.hex()}, model id {done.model_id}")
 
 
@@ -1289,7 +1321,13 @@ def score(
     seconds = time.perf_counter() - started
     excluded = sum(report.inputs_excluded.values())
     detail = ", ".join(f"{n} {what}" for what, n in sorted(report.inputs_excluded.items()))
-    console.print(f"model {report.model_id}, as of {report.as_of:%Y-%m-%d %H:%M} UTC")
+    console.print(
+        f"model {report.model_id}, as of {report.as_of:%Y-%m-%d %H:%M} UTC"
+        + (f" ({report.as_of_rule})" if report.as_of_rule else "")
+    )
+    if report.rule:
+        ranked = f", among the {report.ranked:,} members scored as of then" if report.ranked else ""
+        console.print(f"action rule: {report.rule}{ranked}")
     console.print(
         f"{len(report.decided)} decided, {report.skipped_for_consent} skipped for consent, "
         f"{excluded} inputs excluded{f' ({detail})' if detail else ''}, {report.no_inputs} no inputs"

@@ -46,6 +46,12 @@ def eligible(events: Sequence[Event], as_of: datetime) -> bool:
     return i > 0 and times[i - 1] >= as_of - timedelta(days=ELIGIBLE_DAYS)
 
 
+def ever_bought(events: Sequence[Event], as_of: datetime) -> bool:
+    """Whether the member bought before `as_of` at all: the population published figures use."""
+    times = purchase_times(events)
+    return bool(times) and times[0] < as_of
+
+
 def churned(events: Sequence[Event], as_of: datetime, horizon_days: int) -> bool:
     times = purchase_times(events)
     i = bisect.bisect_left(times, as_of)
@@ -88,16 +94,18 @@ def build_slice(
     bgnbd: BgNbd,
     horizon_days: int | None = DEFAULT_HORIZON_DAYS,
     members: Sequence[str] | None = None,
+    everyone: bool = False,
 ) -> Slice:
-    """The population as of `as_of` (or those of `members` in it), its features and, with a horizon,
-    its labels. Rows are ordered by their content (features, label, country), never by member id:
-    ids are random per import, and the order rows reach a model in changes the model's bytes, so the
-    same data imported twice trains the same model."""
+    """The population as of `as_of` (or those of `members` in it; with `everyone`, every member who
+    ever bought before it), its features and, with a horizon, its labels. Rows are ordered by their
+    content (features, label, country), never by member id: ids are random per import, and the order
+    rows reach a model in changes the model's bytes, so the same data imported twice trains the same
+    model."""
     chosen = members if members is not None else list(histories)
     found: list[tuple[list[float], int, str, str]] = []
     for member in chosen:
         events = histories.get(member, ())
-        if not eligible(events, as_of):
+        if not (ever_bought(events, as_of) if everyone else eligible(events, as_of)):
             continue
         row = features(events, as_of, bgnbd)
         label = int(churned(events, as_of, horizon_days)) if horizon_days is not None else 0
@@ -125,6 +133,16 @@ def add_months(moment: datetime, months: int) -> datetime:
 def default_holdout(last_event: datetime, horizon_days: int = DEFAULT_HORIZON_DAYS) -> datetime:
     """The latest first-of-month whose label window ends by the last event the data holds."""
     return first_of_month(last_event - timedelta(days=horizon_days))
+
+
+def labelled_dates(start: datetime, end: datetime) -> list[datetime]:
+    """Every first of the month from `start` to `end`, both included."""
+    dates, moment = [], first_of_month(start)
+    while moment <= end:
+        if moment >= start:
+            dates.append(moment)
+        moment = add_months(moment, 1)
+    return dates
 
 
 def training_dates(

@@ -9,21 +9,26 @@ JSON, and the score in basis points, the action word and the reason codes are de
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from statistics import fmean
 from typing import Any
 
 import rfc8785
 
 from ml.dataset import ELIGIBLE_DAYS, eligible
-from ml.events import Event
+from ml.events import PURCHASE, Event
 from ml.features import BY_NAME, features, history_before
-from ml.glassbox import Counterfactual, GlassBox
+from ml.glassbox import FORMAT_V1, Change, Counterfactual, GlassBox
+from ml.policy import Cutoff
 
-EXPLANATION_FORMAT = "ledgercrm/explanation/v1"
+EXPLANATION_FORMAT = "ledgercrm/explanation/v2"
+EXPLANATION_FORMAT_V1 = "ledgercrm/explanation/v1"  # decisions of v1 models (a score threshold)
 NO_ACTION = "none"
 MAX_REASONS = 3
+REACH_MAX = 12  # the most purchases a counterfactual asks of a customer
 # a reason code is one byte: the feature's position in the model plus one (7 bits), and the high bit
 # set where the feature pushed the churn score up
 _UP = 0x80
@@ -47,6 +52,8 @@ class Scored:
     action: str
     reasons: tuple[Reason, ...]
     counterfactual: Counterfactual | None
+    cutoff: Cutoff | None = None  # a budget's cut in the run this decision was made in
+    policy: dict[str, Any] | None = None  # the action rule as the explanation states it (v2 models)
 
     @property
     def score_bps(self) -> int:
@@ -64,25 +71,62 @@ class OutsidePopulation(ValueError):
     trained on, and speaks for, members who did (`ml.dataset.eligible`)."""
 
 
-def decide(model: GlassBox, events: Sequence[Event], as_of: datetime) -> Scored:
-    """Score one member. ValueError if the member has no purchase before `as_of`; OutsidePopulation if
-    none in the year before it (not in the population the model was trained on)."""
+def member_features(model: GlassBox, events: Sequence[Event], as_of: datetime) -> dict[str, float]:
+    """The features a decision as of `as_of` reads. ValueError if the member has no purchase before
+    `as_of`; OutsidePopulation if none in the year before it (not the population the model knows)."""
     row = features(events, as_of, model.bgnbd)
     if not eligible(events, as_of):
         raise OutsidePopulation(f"no purchase in the {ELIGIBLE_DAYS} days before {as_of:%Y-%m-%d}")
-    return decide_on(model, row)
+    return row
 
 
-def decide_on(model: GlassBox, row: Mapping[str, float]) -> Scored:
+def decide(
+    model: GlassBox,
+    events: Sequence[Event],
+    as_of: datetime,
+    *,
+    cutoff: Cutoff | None = None,
+    input_root: bytes | None = None,
+) -> Scored:
+    """Score one member (`member_features` says whom not). A budget's decision needs its run's `cutoff`
+    and the member's `input_root` (how ties at the cut are broken)."""
+    row = member_features(model, events, as_of)
+    return decide_on(model, row, cutoff=cutoff, input_root=input_root, events=events, as_of=as_of)
+
+
+def logit_of(model: GlassBox, row: Mapping[str, float]) -> float:
+    """The logit `decide_on` computes, summed in the same order (a budget ranks by it)."""
+    contributions = model.contributions({name: float(row[name]) for name in model.features})
+    return model.intercept + sum(contributions.values())
+
+
+def decide_on(
+    model: GlassBox,
+    row: Mapping[str, float],
+    *,
+    cutoff: Cutoff | None = None,
+    input_root: bytes | None = None,
+    events: Sequence[Event] | None = None,
+    as_of: datetime | None = None,
+    counterfactual: Counterfactual | None = None,
+) -> Scored:
     """The decision the model makes on these features: what an auditor given the explanation's
-    features recomputes, without the inputs they came from."""
+    features recomputes, without the inputs they came from. A v2 model's counterfactual is purchases
+    added to the inputs (`reach`): with `events` it is searched, without them the one given is kept."""
     row = {name: float(row[name]) for name in model.features}
     contributions = model.contributions(row)
     logit = model.intercept + sum(contributions.values())
     score = model.score(row)
-    acts = score >= model.threshold
+    acted = _rule(model, cutoff, input_root)
+    acts = acted(logit)
     ranked = sorted(contributions.items(), key=lambda kv: (-abs(kv[1]), kv[0]))
     reasons = tuple(Reason(name, value > 0, value) for name, value in ranked[:MAX_REASONS] if value != 0)
+    if not acts:
+        counterfactual = None
+    elif model.format == FORMAT_V1:
+        counterfactual = model.counterfactual(row)
+    elif events is not None and as_of is not None:
+        counterfactual = reach(model, events, as_of, acted)
     return Scored(
         row=row,
         contributions=contributions,
@@ -90,8 +134,61 @@ def decide_on(model: GlassBox, row: Mapping[str, float]) -> Scored:
         score=score,
         action=model.action if acts else NO_ACTION,
         reasons=reasons,
-        counterfactual=model.counterfactual(row) if acts else None,
+        counterfactual=counterfactual,
+        cutoff=cutoff if model.policy.batch else None,
+        policy=None if model.format == FORMAT_V1 else model.policy.to_json(),
     )
+
+
+def _rule(model: GlassBox, cutoff: Cutoff | None, input_root: bytes | None) -> Callable[[float], bool]:
+    """Whether the policy acts on a member with this logit."""
+    if model.policy.batch:
+        if input_root is None:
+            raise ValueError("a budget's decision needs the member's input root")
+        if cutoff is None:  # a run in which the budget acts on no one
+            return lambda _: False
+        return lambda logit: cutoff.includes(logit, input_root)
+    threshold = model.threshold
+    return lambda logit: _sigmoid(logit) >= threshold
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+def purchases_added(events: Sequence[Event], as_of: datetime, k: int) -> tuple[list[Event], float]:
+    """The member's history before `as_of` with `k` more purchases, one a day over the last `k` days,
+    each the member's latest basket at the member's mean purchase amount: what a customer can do."""
+    past = list(history_before(events, as_of))
+    bought = [e for e in past if e.kind == PURCHASE]
+    latest = bought[-1]
+    spend = round(fmean(e.total for e in bought), 2)
+    extra = [
+        Event(latest.member, PURCHASE, as_of - timedelta(days=j), total=spend, items=latest.items,
+              country=latest.country)
+        for j in range(k, 0, -1)
+    ]  # fmt: skip
+    return sorted(past + extra, key=lambda e: e.at), spend
+
+
+def reach(
+    model: GlassBox, events: Sequence[Event], as_of: datetime, acted: Callable[[float], bool]
+) -> Counterfactual | None:
+    """The fewest purchases (up to REACH_MAX) after which the policy would not act, with every feature
+    recomputed from the history they make: features that one purchase moves together (frequency, the
+    window counts, spend, recency, the BG/NBD expectation) move together, each in the direction a
+    purchase moves it, and the state is one a customer can reach. None if none of them does."""
+    before = features(events, as_of, model.bgnbd)
+    for k in range(1, REACH_MAX + 1):
+        history, spend = purchases_added(events, as_of, k)
+        row = features(history, as_of, model.bgnbd)
+        logit = logit_of(model, row)
+        if not acted(logit):
+            changes = tuple(
+                Change(name, before[name], row[name]) for name in model.features if row[name] != before[name]
+            )
+            return Counterfactual(changes, model.score(row), purchases=k, spend_each=spend)
+    return None
 
 
 def reason_codes(model: GlassBox, reasons: Sequence[Reason]) -> bytes:
@@ -132,9 +229,10 @@ def explanation(
 ) -> dict[str, Any]:
     """The full explanation: what the decision read (features), how each feature moved the logit
     (the model's own terms, exact), and what would change the outcome. Personal data: it is stored
-    encrypted under the member's key, and only a keyed commitment to it goes on chain."""
-    return {
-        "format": EXPLANATION_FORMAT,
+    encrypted under the member's key, and only a keyed commitment to it goes on chain. A v2 model's
+    explanation also states the action rule (and a budget's cut in the run)."""
+    found: dict[str, Any] = {
+        "format": EXPLANATION_FORMAT if scored.policy is not None else EXPLANATION_FORMAT_V1,
         "modelHash": "0x" + model_hash.hex(),
         "member": member,
         "partner": partner,
@@ -157,6 +255,10 @@ def explanation(
         ],
         "counterfactual": None if scored.counterfactual is None else scored.counterfactual.as_json(),
     }
+    if scored.policy is not None:
+        cutoff = None if scored.cutoff is None else scored.cutoff.to_json()
+        found["policy"] = {**scored.policy, "cutoff": cutoff}
+    return found
 
 
 def explanation_bytes(document: Mapping[str, Any]) -> bytes:

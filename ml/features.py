@@ -2,6 +2,10 @@
 
 Nothing after `as_of` is read: every feature is a function of `history_before(events, as_of)`
 (`tests/ml/test_features.py` proves it by appending the future and comparing). Times are in days.
+
+Every feature a registered model ever used stays computable here (a model registered earlier must still
+score and reproduce its decisions); which of them a new model uses is `ml.training`'s choice
+(`MODEL_FEATURES`), never a calendar feature: a reason a customer reads is about what they did.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ class Feature:
     # how a customer could move it (+1 up, -1 down), or 0 where they cannot (tenure, the calendar)
     actionable: int = 0
     integral: bool = False  # a count or a number of days: counterfactual values are whole
+    calendar: bool = False  # a property of the date, not of the customer: never a model's reason
 
 
 FEATURES: tuple[Feature, ...] = (
@@ -47,10 +52,24 @@ FEATURES: tuple[Feature, ...] = (
     Feature("returns", "returned invoices so far", integral=True),
     Feature("basket_size", "mean items per purchase"),
     Feature("distinct_products", "distinct products bought so far", integral=True),
-    Feature("month", "month of the as-of date", integral=True),
+    Feature("month", "month of the as-of date", integral=True, calendar=True),
     Feature("p_alive", "BG/NBD probability that the customer is still active"),
     Feature("tickets", "support tickets so far", integral=True),
     Feature("ticket_sentiment", "mean VADER compound score of the support tickets (0 if none)"),
+    # the audit's set (with recency, tenure, purchases_90d, spend_365d, distinct_products above)
+    Feature("purchases_90_180d", "purchases between 90 and 180 days ago", integral=True),
+    Feature("purchases_180_365d", "purchases between 180 and 365 days ago", integral=True),
+    Feature("months_active_12", "30-day periods of the last 12 with a purchase", integral=True),
+    Feature("expected_purchases_90d", "BG/NBD expected purchases in the next 90 days"),
+    Feature("overdue", "share of the customer's own past gaps shorter than the current one (smoothed)"),
+    Feature("same_season_last_year", "purchases in the 90 days starting a year before the as-of date"),
+    Feature("return_value_rate", "value returned over value bought"),
+    # candidates of the feature search (benchmarks/ml_decisions.py --search)
+    Feature("purchases_30d", "purchases in the last 30 days", integral=True),
+    Feature("spend_per_purchase_365d", "mean spend per purchase in the last 365 days"),
+    Feature("lines_per_basket", "mean distinct products per purchase"),
+    Feature("new_product_share", "share of the last 365 days' products never bought before them"),
+    Feature("trend_90d", "purchases in the last 90 days minus those in the 90 before"),
 )
 NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 BY_NAME = {f.name: f for f in FEATURES}
@@ -73,6 +92,27 @@ class BgNbd:
         ratio = (self.alpha + age) / (self.alpha + recency)
         odds = (self.a / (self.b + repeats - 1)) * ratio ** (self.r + repeats)
         return 1.0 / (1.0 + float(odds))
+
+    def expected_purchases(self, repeats: int, recency: float, age: float, horizon: float) -> float:
+        """E[purchases in the next `horizon` days | x, t_x, T] (Fader, Hardie and Lee 2005, eq. 10), the
+        formula `lifetimes` uses; where it is undefined (a = 1, or a fit at the no-dropout limit) the
+        customer's own rate x / T over the horizon."""
+        from scipy.special import hyp2f1
+
+        r, alpha, a, b = self.r, self.alpha, self.a, self.b
+        x = repeats
+        try:
+            first = (a + b + x - 1) / (a - 1)
+            second = 1 - ((alpha + age) / (alpha + age + horizon)) ** (r + x) * float(
+                hyp2f1(r + x, b + x, a + b + x - 1, horizon / (alpha + age + horizon))
+            )
+            third = 1 + (x > 0) * (a / (b + x - 1)) * ((alpha + age) / (alpha + recency)) ** (r + x)
+            value = first * second / third
+        except (ZeroDivisionError, OverflowError):
+            value = math.nan
+        if not math.isfinite(value) or value < 0:
+            return x / age * horizon if age > 0 else 0.0
+        return float(value)
 
 
 def days(moment: datetime) -> float:
@@ -143,4 +183,23 @@ def features(events: Sequence[Event], as_of: datetime, bgnbd: BgNbd) -> dict[str
         recent = [e for e, t in zip(purchases, times, strict=True) if now - t <= window]
         row[f"purchases_{window}d"] = len(recent)
         row[f"spend_{window}d"] = round(sum(e.total for e in recent), 2)
+    ages = [now - t for t in times]
+    row["purchases_30d"] = sum(1 for age in ages if age <= 30)
+    row["purchases_90_180d"] = row["purchases_180d"] - row["purchases_90d"]
+    row["purchases_180_365d"] = row["purchases_365d"] - row["purchases_180d"]
+    row["months_active_12"] = len({math.floor(age / 30) for age in ages if age < 360})
+    row["expected_purchases_90d"] = round(bgnbd.expected_purchases(*summary, 90.0), 9)
+    row["overdue"] = (sum(1 for g in gaps if g < recency) + 0.5) / (len(gaps) + 1)
+    row["same_season_last_year"] = sum(1 for age in ages if 275 < age <= 365)
+    bought = sum(e.total for e in purchases)
+    returned = -sum(e.total for e in past if e.kind == RETURN)
+    row["return_value_rate"] = round(returned / bought, 6) if bought > 0 else 0.0
+    row["spend_per_purchase_365d"] = (
+        round(row["spend_365d"] / row["purchases_365d"], 2) if row["purchases_365d"] else 0.0
+    )
+    row["lines_per_basket"] = fmean(len({code for code, _ in e.items}) for e in purchases)
+    earlier = {code for e, age in zip(purchases, ages, strict=True) if age > 365 for code, _ in e.items}
+    lately = {code for e, age in zip(purchases, ages, strict=True) if age <= 365 for code, _ in e.items}
+    row["new_product_share"] = len(lately - earlier) / len(lately) if lately else 0.0
+    row["trend_90d"] = row["purchases_90d"] - row["purchases_90_180d"]
     return {name: float(row[name]) for name in NAMES}

@@ -5,8 +5,12 @@ holds exactly that (cut points, per-bin scores, intercept) as RFC 8785 JSON: loa
 (never a pickle), its SHA-256 is the model hash, and `logit` = intercept + sum of `contributions`, which
 is the explanation, exactly (the tests hold it to interpret's own `decision_function` within 1e-9).
 
-The counterfactual is searched on the same bins: the smallest move of one feature a customer can act
-on (then of two) that brings the score under the policy's threshold, with the score it would give.
+Formats: `ledgercrm/glassbox/v2` holds a stated action rule (`ml.policy`: a budget or an expected cost)
+and its terms are calibrated (`calibrated`: a slope and a shift folded into the terms, so the explanation
+stays exact); its counterfactuals are purchases a customer can make (`ml.decision.reach`). The v1 format
+(a score threshold) is still read, so that models registered before it score and reproduce as they did;
+their counterfactual is searched on the bins: the smallest move of one feature a customer can act on
+(then of two) that brings the score under the threshold.
 """
 
 from __future__ import annotations
@@ -23,8 +27,11 @@ from typing import Any
 import rfc8785
 
 from ml.features import BY_NAME, BgNbd
+from ml.policy import THRESHOLD, Policy
 
-FORMAT = "ledgercrm/glassbox/v1"
+FORMAT = "ledgercrm/glassbox/v2"
+FORMAT_V1 = "ledgercrm/glassbox/v1"
+FORMATS = (FORMAT, FORMAT_V1)
 
 
 @dataclass(frozen=True)
@@ -38,12 +45,26 @@ class Change:
 class Counterfactual:
     changes: tuple[Change, ...]
     score: float  # the churn probability the changed features would give
+    purchases: int = 0  # v2: the purchases that make the change (0: a v1 move on the bins)
+    spend_each: float = 0.0  # v2: what each of them spends (the member's mean purchase)
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        found: dict[str, Any] = {
             "changes": [{"feature": c.feature, "from": c.current, "to": c.to} for c in self.changes],
             "score": self.score,
         }
+        if self.purchases:
+            found |= {"purchases": self.purchases, "spendEach": self.spend_each}
+        return found
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Counterfactual:
+        return cls(
+            tuple(Change(str(c["feature"]), float(c["from"]), float(c["to"])) for c in data["changes"]),
+            float(data["score"]),
+            int(data.get("purchases", 0)),
+            float(data.get("spendEach", 0.0)),
+        )
 
 
 @dataclass(frozen=True)
@@ -54,12 +75,21 @@ class GlassBox:
         tuple[float, ...], ...
     ]  # per feature: index 0 missing, 1..len(cuts)+1 the bins, then unknown
     intercept: float
-    bgnbd: BgNbd  # the parameters the p_alive feature is computed with at scoring time
-    threshold: float  # the policy: a churn probability at or above it triggers ACTION
+    bgnbd: BgNbd  # the parameters the BG/NBD features are computed with at scoring time
+    policy: Policy  # the stated action rule
     action: str = "retention_offer"
+    format: str = FORMAT
+
+    @property
+    def threshold(self) -> float:
+        """The score at or above which a per-member rule acts (a budget has none: it ranks a run)."""
+        found = self.policy.score_threshold
+        if found is None:
+            raise ValueError("a budget acts on a share of a run, not above a fixed score")
+        return found
 
     @classmethod
-    def from_ebm(cls, ebm: Any, bgnbd: BgNbd, threshold: float) -> GlassBox:
+    def from_ebm(cls, ebm: Any, bgnbd: BgNbd, policy: Policy) -> GlassBox:
         if any(len(term) != 1 for term in ebm.term_features_):
             raise ValueError("a GlassBox holds main effects only: fit the EBM with interactions=0")
         if any(t != "continuous" for t in ebm.feature_types_in_):
@@ -71,20 +101,42 @@ class GlassBox:
             scores=tuple(tuple(float(s) for s in scores) for scores in ebm.term_scores_),
             intercept=float(ebm.intercept_[0]),
             bgnbd=bgnbd,
-            threshold=threshold,
+            policy=policy,
+            format=FORMAT_V1 if policy.rule == THRESHOLD else FORMAT,
+        )
+
+    def calibrated(self, slope: float, shift: float) -> GlassBox:
+        """The model whose logit is `slope` x this one's + `shift`, the slope folded into every term and
+        the shift into the intercept: still exactly intercept + terms, with the same order of reasons."""
+        if not slope > 0:
+            raise ValueError("a calibration slope is positive (it must keep the ranking)")
+        return GlassBox(
+            features=self.features,
+            cuts=self.cuts,
+            scores=tuple(tuple(slope * s for s in scores) for scores in self.scores),
+            intercept=slope * self.intercept + shift,
+            bgnbd=self.bgnbd,
+            policy=self.policy,
+            action=self.action,
+            format=self.format,
         )
 
     # --- the canonical form ---------------------------------------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
+        policy = (
+            {"threshold": self.threshold, "action": self.action}
+            if self.format == FORMAT_V1
+            else {**self.policy.to_json(), "action": self.action}
+        )
         return {
-            "format": FORMAT,
+            "format": self.format,
             "features": list(self.features),
             "cuts": [list(c) for c in self.cuts],
             "scores": [list(s) for s in self.scores],
             "intercept": self.intercept,
             "bgnbd": {"r": self.bgnbd.r, "alpha": self.bgnbd.alpha, "a": self.bgnbd.a, "b": self.bgnbd.b},
-            "policy": {"threshold": self.threshold, "action": self.action},
+            "policy": policy,
         }
 
     def to_bytes(self) -> bytes:
@@ -98,17 +150,33 @@ class GlassBox:
     def from_bytes(cls, raw: bytes) -> GlassBox:
         import json
 
-        data = json.loads(raw)
-        if data.get("format") != FORMAT:
-            raise ValueError(f"not a {FORMAT} model")
+        try:
+            data = json.loads(raw)
+            found = data.get("format") if isinstance(data, dict) else None
+        except ValueError:
+            found = None
+        if found not in FORMATS:
+            raise ValueError(
+                f"not a model this release reads (its format is {found!r}; it reads {', '.join(FORMATS)})"
+            )
+        unknown = [name for name in data["features"] if name not in BY_NAME]
+        if unknown:
+            raise ValueError(f"the model uses features this release does not compute: {', '.join(unknown)}")
+        rule = data["policy"]
+        policy = (
+            Policy(THRESHOLD, threshold=float(rule["threshold"]))
+            if found == FORMAT_V1
+            else Policy.from_json({k: v for k, v in rule.items() if k != "action"})
+        )
         return cls(
             features=tuple(data["features"]),
             cuts=tuple(tuple(float(c) for c in cuts) for cuts in data["cuts"]),
             scores=tuple(tuple(float(s) for s in scores) for scores in data["scores"]),
             intercept=float(data["intercept"]),
             bgnbd=BgNbd(**{k: float(v) for k, v in data["bgnbd"].items()}),
-            threshold=float(data["policy"]["threshold"]),
-            action=str(data["policy"]["action"]),
+            policy=policy,
+            action=str(rule["action"]),
+            format=str(found),
         )
 
     # --- scoring and the exact explanation ------------------------------------------------------------
@@ -142,9 +210,10 @@ class GlassBox:
     # --- the counterfactual ---------------------------------------------------------------------------
 
     def counterfactual(self, row: Mapping[str, float]) -> Counterfactual | None:
-        """The smallest actionable change (one feature, else two) under which the action would not be
-        taken, found exactly on the bins; None if no such change exists or the action is not taken.
-        "Smallest": fewest features, then the least total move, each move measured in bins."""
+        """A v1 model's counterfactual: the smallest actionable change (one feature, else two) under
+        which the action would not be taken, found exactly on the bins; None if no such change exists
+        or the action is not taken. "Smallest": fewest features, then the least total move, each move
+        measured in bins."""
         if not self.acts(row):
             return None
         limit = _logit(self.threshold)

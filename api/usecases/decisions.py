@@ -32,7 +32,8 @@ from ledger.clients.decisions import DECISION_BATCH_MAX, Decision, RecordedDecis
 from ledger.merkle import merkle_root
 from ml import decision as deciding
 from ml.events import Event, from_document
-from ml.glassbox import GlassBox
+from ml.glassbox import FORMAT_V1, Counterfactual, GlassBox
+from ml.policy import Cutoff, budget_cutoff
 from offchain.crypto import hmac_sha256
 from offchain.errors import DecryptionFailed
 from offchain.models import CustomerStatus, DecisionRecord, RegisteredModel
@@ -54,6 +55,9 @@ class ScoreReport:
     outside_population: int = 0  # members with none in the year before it (the model's population)
     erased: int = 0  # erased members asked for (never scored)
     timings: dict[str, float] = field(default_factory=dict)  # phase -> seconds
+    rule: str = ""  # the model's action rule, in words
+    as_of_rule: str = ""  # how the as-of date was chosen
+    ranked: int = 0  # a budget: the members ranked in the run (the partner's scored population)
 
 
 def score(
@@ -83,55 +87,89 @@ def score(
         as_of = as_of.astimezone(UTC)  # stored and explained in UTC, so that it reads back the same
     with crm.unit_of_work() as db:
         record = crm.partner(db, partner)
-        if members is None:
-            asked = [c.member_id for c in customers.of_partner(db, record.id)]
-        else:
-            asked = list(dict.fromkeys(members))
-        statuses = customers.statuses(db, asked, record.id)
+        everyone = [c.member_id for c in customers.of_partner(db, record.id)]
+        asked = everyone if members is None else list(dict.fromkeys(members))
+        statuses = customers.statuses(db, everyone if members is None else asked, record.id)
         unknown = next((m for m in asked if m not in statuses), None)
         if unknown is not None:  # another partner's customer, or no one's: the same answer
             raise NotFound(f"partner {partner!r} has no member 0x{unknown.hex()}")
         row = _model_row(db, record.id, partner, model_id)
-    model = _registered(crm, row, partner_address=record.address)
+        model = _registered(crm, row, partner_address=record.address)
+        if model.policy.batch and members is not None:  # a budget ranks the member among all of them
+            statuses |= customers.statuses(db, everyone, record.id)
     live = [m for m in asked if statuses.get(m) is not CustomerStatus.ERASED]
     report = ScoreReport(
-        row.onchain_id, as_of or datetime.now(UTC), erased=len(asked) - len(live), timings=phases
+        row.onchain_id,
+        as_of or datetime.now(UTC),
+        erased=len(asked) - len(live),
+        timings=phases,
+        rule=model.policy.describe(),
     )
     if not live:
         return report
+    # the run a budget ranks: every live customer of the partner, whoever was asked for
+    pool = (
+        [m for m in everyone if statuses.get(m) is not CustomerStatus.ERASED] if model.policy.batch else live
+    )
 
+    # every verified interaction of the partner, for one member as for all: the default as-of date
+    # is the day after the latest of them, the same for `--member` and `--all`
     say("verifying the inputs against the chain", "verify")
-    checked = verified_interactions(crm, partner, None if members is None else live)
-    histories, leaves, ids = _verified_histories(checked, report.inputs_excluded)
-    if as_of is None:  # the day after the latest verified event: "now", in the data's own time
+    checked = verified_interactions(crm, partner, None)
+    histories, leaves, ids = _verified_histories(checked, report.inputs_excluded, keep=set(pool))
+    if as_of is None:  # the day after the partner's latest verified event: "now", in the data's own time
         latest = max((e.at for events in histories.values() for e in events), default=None)
         if latest is None:
             raise InvalidInput(f"{partner} has no verified interactions to score")
         report.as_of = datetime.combine(latest.date() + timedelta(days=1), datetime.min.time(), UTC)
+        report.as_of_rule = "the day after the partner's latest verified interaction"
+    else:
+        report.as_of_rule = "as given"
 
     say("reading profiling consent on chain", "consent")
-    consented = dict(zip(live, crm.coalition.consent.are_valid(live, record.address, PROFILING), strict=True))
+    consented = dict(zip(pool, crm.coalition.consent.are_valid(pool, record.address, PROFILING), strict=True))
 
     say("scoring", "score")
-    staged: list[dict[str, Any]] = []  # rows, inserted at once (ORM objects cost more than the insert)
-    now = datetime.now(UTC)
-    keys = crm.vault.bulk_keys(partner, [m for m in live if consented[m]])
-    for member in live:
+    wanted = set(live)
+    assessed: dict[bytes, tuple[dict[str, float], int, bytes]] = {}  # member -> features, inputs, root
+    for member in pool:
         if not consented[member]:
-            report.skipped_for_consent += 1
+            report.skipped_for_consent += member in wanted
             continue
         name = "0x" + member.hex()
         events = histories.get(name, [])
-        used = deciding.inputs_before(events, report.as_of)
         try:
-            scored = deciding.decide(model, events, report.as_of)
+            features = deciding.member_features(model, events, report.as_of)
         except deciding.OutsidePopulation:
-            report.outside_population += 1
+            report.outside_population += member in wanted
             continue
         except ValueError:  # no verified purchase before the as-of date
-            report.no_inputs += 1
+            report.no_inputs += member in wanted
             continue
-        input_root = merkle_root(leaves[name][:used])
+        used = deciding.inputs_before(events, report.as_of)
+        assessed[member] = (features, used, merkle_root(leaves[name][:used]))
+    cutoff = (
+        budget_cutoff(model.policy, [(deciding.logit_of(model, f), r) for f, _, r in assessed.values()])
+        if model.policy.batch
+        else None
+    )
+    report.ranked = len(assessed) if model.policy.batch else 0
+    staged: list[dict[str, Any]] = []  # rows, inserted at once (ORM objects cost more than the insert)
+    now = datetime.now(UTC)
+    keys = crm.vault.bulk_keys(partner, [m for m in live if m in assessed])
+    for member in live:
+        if member not in assessed:
+            continue
+        name = "0x" + member.hex()
+        features, used, input_root = assessed[member]
+        scored = deciding.decide_on(
+            model,
+            features,
+            cutoff=cutoff,
+            input_root=input_root,
+            events=histories[name],
+            as_of=report.as_of,
+        )
         document = deciding.explanation(
             scored,
             model_hash=model.model_hash,
@@ -225,21 +263,28 @@ def _registered(crm: Crm, row: RegisteredModel, *, partner_address: str) -> Glas
     raw = row.model_json.encode()
     if hashlib.sha256(raw).digest() != info.model_hash:
         raise InvalidInput(f"the stored model {row.onchain_id} does not hash to the one registered on chain")
-    return GlassBox.from_bytes(raw)
+    return _load(row.onchain_id, raw)
+
+
+def _load(model_id: int, raw: bytes) -> GlassBox:
+    try:
+        return GlassBox.from_bytes(raw)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidInput(f"model {model_id} cannot be used by this release: {exc}") from None
 
 
 def _verified_histories(
-    checked: Sequence[VerifiedInteraction], excluded: Counter[str]
+    checked: Sequence[VerifiedInteraction], excluded: Counter[str], keep: set[bytes] | None = None
 ) -> tuple[dict[str, list[Event]], dict[str, list[bytes]], dict[str, list[int]]]:
-    """Per member ("0x..."): its verified events oldest first, with the leaf and interaction id of each
-    in the same order; everything else is counted in `excluded` (erased members' interactions are not
-    inputs anyone could use, and are not counted)."""
+    """Per member ("0x..."; of `keep` only, if given): its verified events oldest first, with the leaf
+    and interaction id of each in the same order; everything else of theirs is counted in `excluded`
+    (erased members' interactions are not inputs anyone could use, and are not counted)."""
     grouped: dict[str, list[tuple[Event, bytes, int]]] = defaultdict(list)
     for item in checked:
         if item.outcome is Outcome.VERIFIED and item.document is not None:
             event = from_document(item.document)
             grouped[event.member].append((event, item.leaf, item.interaction_id))
-        elif item.outcome is not Outcome.ERASED:
+        elif item.outcome is not Outcome.ERASED and (keep is None or item.member in keep):
             excluded[item.outcome.value] += 1
     histories, leaves, ids = {}, {}, {}
     for member, items in grouped.items():
@@ -389,7 +434,7 @@ def verify_decision(
     ):
         return result
     assert model_row is not None
-    model = GlassBox.from_bytes(model_row.model_json.encode())
+    model = _load(found.model_id, model_row.model_json.encode())
     member = found.decision.member
     valid = crm.coalition.consent.is_valid_at_block(member, found.partner, PROFILING, found.block_number)
     result.check(
@@ -438,7 +483,17 @@ def verify_decision(
     events = [
         from_document(item.document) for item in items if item is not None and item.document is not None
     ]
-    scored = deciding.decide(model, events, row.as_of.replace(tzinfo=row.as_of.tzinfo or UTC))
+    try:
+        stored: bytes | None = crm.vault.decrypt(
+            owner.name, member, EXPLANATION_FIELD, row.explanation_ciphertext
+        )
+    except DecryptionFailed:  # altered, or another member's (the AAD binds it to this member)
+        stored = None
+    as_of = row.as_of.replace(tzinfo=row.as_of.tzinfo or UTC)
+    # a budget's cut is a fact of the run (every member's score): the explanation states it, and the
+    # chain's commitment to the explanation binds it
+    cutoff = _stated_cutoff(stored) if model.policy.batch else None
+    scored = deciding.decide(model, events, as_of, cutoff=cutoff, input_root=found.decision.input_root)
     same_score = (
         scored.score_bps == found.decision.score_bps
         and deciding.action_word(scored.action) == found.decision.action
@@ -455,16 +510,10 @@ def verify_decision(
         model_hash=model.model_hash,
         member="0x" + member.hex(),
         partner=owner.name,
-        as_of=row.as_of.replace(tzinfo=row.as_of.tzinfo or UTC),
+        as_of=as_of,
         input_root=found.decision.input_root,
     )
     raw = deciding.explanation_bytes(document)
-    try:
-        stored: bytes | None = crm.vault.decrypt(
-            owner.name, member, EXPLANATION_FIELD, row.explanation_ciphertext
-        )
-    except DecryptionFailed:  # altered, or another member's (the AAD binds it to this member)
-        stored = None
     label = deciding.commitment_label(model.model_hash, found.decision.input_root)
     commitment = hmac_sha256(crm.vault.disclosure_key(owner.name, member, label), raw)
     result.check(
@@ -515,11 +564,20 @@ def _check_disclosure(
         document = json.loads(raw)
         features = {name: float(document["features"][name]) for name in model.features}
         as_of = datetime.fromisoformat(document["asOf"])
-    except (KeyError, TypeError, ValueError) as exc:
+        policy = document.get("policy") or {}
+        cutoff = Cutoff.from_json(policy["cutoff"]) if policy.get("cutoff") else None
+        stated = document.get("counterfactual")
+        counterfactual = None if stated is None else Counterfactual.from_json(stated)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         result.check("explanation", False, f"the disclosure cannot be read: {exc}")
         return
     committed = hmac_sha256(key, raw) == found.decision.explanation_hash
-    scored = deciding.decide_on(model, features)
+    if model.format != FORMAT_V1 and counterfactual is not None:
+        # purchases added to the inputs: recomputed only from the inputs (a full run, with the keys)
+        result.not_run.append("the counterfactual (it reads the inputs)")
+    scored = deciding.decide_on(
+        model, features, cutoff=cutoff, input_root=found.decision.input_root, counterfactual=counterfactual
+    )
     again = deciding.explanation_bytes(
         deciding.explanation(
             scored,
@@ -547,6 +605,18 @@ def _check_disclosure(
         if not committed
         else "the model on the disclosed features does not give the disclosed explanation",
     )
+
+
+def _stated_cutoff(explanation: bytes | None) -> Cutoff | None:
+    """The budget's cut a stored explanation states (None where it states none or cannot be read: the
+    recomputed decision then differs, and verification says so)."""
+    if explanation is None:
+        return None
+    try:
+        stated = json.loads(explanation).get("policy", {}).get("cutoff")
+        return None if stated is None else Cutoff.from_json(stated)
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None
 
 
 def _outcomes(ids: Sequence[int], found: dict[int, VerifiedInteraction]) -> str:

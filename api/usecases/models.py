@@ -22,6 +22,7 @@ from ledger.merkle import merkle_root
 from ml import recommend as recommending
 from ml import segments as segmenting
 from ml.events import Event, by_member, from_document
+from ml.policy import BUDGET, DEFAULT_POLICY, EXPECTED_COST, Policy
 from ml.training import TrainConfig, Trained, train
 from offchain.models import RegisteredModel
 from offchain.repositories import models, partners
@@ -57,15 +58,43 @@ class TrainedModel:
     excluded: Counter[str]
 
 
+def action_policy(
+    budget: str | None = None, offer_cost: float | None = None, loss_cost: float | None = None
+) -> Policy:
+    """The action rule a partner states: a budget ("20%" of the scored members, or "500" of them) or
+    the costs of an offer and of a lost customer (act where p x loss >= offer); neither: a 20% budget."""
+    costs = offer_cost is not None or loss_cost is not None
+    if budget is not None and costs:
+        raise InvalidInput("state a budget or the costs of an offer and of a lost customer, not both")
+    try:
+        if costs:
+            if offer_cost is None or loss_cost is None:
+                raise InvalidInput("an expected-cost rule needs both --offer-cost and --loss-cost")
+            return Policy(EXPECTED_COST, offer_cost=offer_cost, loss_cost=loss_cost)
+        if budget is None:
+            return DEFAULT_POLICY
+        text = budget.strip()
+        if text.endswith("%"):
+            return Policy(BUDGET, share=float(text[:-1]) / 100)
+        if text.isdigit():
+            return Policy(BUDGET, count=int(text))
+    except ValueError as exc:
+        raise InvalidInput(f"--budget: {exc}" if budget is not None else str(exc)) from None
+    raise InvalidInput(f"--budget is a share (e.g. 20%) or a number of members (e.g. 500), not {budget!r}")
+
+
 def train_model(
     crm: Crm,
     who: Principal,
     horizon_days: int = 90,
     as_of: datetime | None = None,
     step: Callable[[str], None] | None = None,
+    policy: Policy = DEFAULT_POLICY,
 ) -> TrainedModel:
     """Train on the acting partner's verified interactions, register the model on chain (its hash, its
-    card's hash and the root of the leaves trained on), then keep its bytes and card in the store."""
+    card's hash and the root of the leaves trained on), then keep its bytes and card in the store. The
+    model registered is refitted on every slice labelled by now; the card holds the figures of the one
+    evaluated on the holdout, the backtest, the calibration and the action rule (`policy`)."""
     partner = who.acting_partner()
     if horizon_days < 1 or horizon_days > 730:
         raise InvalidInput(f"a horizon is 1 to 730 days, not {horizon_days}")
@@ -85,7 +114,10 @@ def train_model(
     }
     try:
         trained = train(
-            inputs.histories, TrainConfig(horizon_days=horizon_days, holdout=as_of), provenance, step=say
+            inputs.histories,
+            TrainConfig(horizon_days=horizon_days, holdout=as_of, policy=policy),
+            provenance,
+            step=say,
         )
     except ValueError as exc:
         raise InvalidInput(f"cannot train: {exc}") from None

@@ -1,15 +1,17 @@
-"""Training end to end: the card holds the split, every model's metrics with intervals, the fairness
-snapshot and its own provenance; the same data gives the same model and card bytes."""
+"""Training end to end: the card holds the split, every model's metrics with intervals, fairness with
+intervals, calibration, the action rule and its own provenance; the registered model is the refit on
+every labelled slice; no calendar feature; the same data gives the same model and card bytes."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from ml.training import TrainConfig, train
 
-CONFIG = TrainConfig(holdout=datetime(2024, 9, 1, tzinfo=UTC), slices=3)
+CONFIG = TrainConfig(holdout=datetime(2024, 9, 1, tzinfo=UTC), slices=3, backtest=False)
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +36,92 @@ def test_the_card_says_what_was_trained_on_and_how_it_did(trained):
     assert card["metrics"]["EBM (registered)"]["auc"]["value"] > 0.6  # the synthetic churners are learnable
     assert card["challengerShapAdditivityMaxError"] < 1e-6
     fairness = card["fairness"]
-    assert set(fairness["ratios"]) == {"selection_rate", "true_positive_rate"}
+    assert set(fairness["ratios"]) == {"selection_rate", "false_positive_rate"}
     assert all(0 <= v <= 1 for v in fairness["ratios"].values())
+    for group in fairness["groups"].values():
+        assert group["members"] > 0
+        for name in ("base_rate", "auc", "selection_rate", "false_positive_rate", "calibration_error"):
+            assert group[name]["low"] <= group[name]["value"] <= group[name]["high"]
+    calibration = card["calibration"]
+    assert 0 <= calibration["holdoutExpectedCalibrationError"] < 0.2
+    assert sum(b["members"] for b in calibration["holdoutReliability"]) == card["split"]["holdout"]["members"]
+    policy = card["policy"]
+    assert (policy["rule"], policy["share"]) == ("act on the 20% of scored members most at risk", 0.2)
+    assert abs(policy["holdoutShareActedOn"] - 0.2) < 1 / card["split"]["holdout"]["members"]
+
+
+def test_the_registered_model_is_refitted_on_every_slice_labelled_by_the_scoring_date(synthetic, trained):
+    from ml.dataset import default_holdout
+
+    card = trained.card
+    last = max(e.at for events in synthetic.values() for e in events)
+    registered = [datetime.fromisoformat(s["asOf"]) for s in card["registered"]["training"]]
+    evaluated = [datetime.fromisoformat(s["asOf"]) for s in card["split"]["training"]]
+    # from the evaluated model's first slice, every month up to the latest with a full label window
+    assert registered[0] == evaluated[0] and registered[-1] == default_holdout(last)
+    assert registered[-1] + timedelta(days=90) <= last + timedelta(days=1)
+    assert registered[-1] + timedelta(days=31 + 90) > last  # no later slice has its labels
+    assert all((b - a).days in (28, 29, 30, 31) for a, b in itertools.pairwise(registered))
+    assert set(evaluated) < set(registered) and len(registered) > len(evaluated)
+    assert card["registered"]["calibration"]["slice"] == registered[-1].isoformat()
+    assert card["model"]["hash"] == "0x" + trained.model.model_hash.hex() != card["evaluated"]["hash"]
+    assert (
+        trained.evaluated is not None
+        and card["evaluated"]["hash"] == "0x" + trained.evaluated.model_hash.hex()
+    )
+
+
+def test_no_calendar_feature_and_never_observed_ones_are_left_out_with_a_reason(synthetic, trained):
+    from ml.features import BY_NAME
+    from ml.training import MODEL_FEATURES
+
+    assert not any(BY_NAME[name].calendar for name in trained.model.features)
+    left_out = {f["name"]: f["why"] for f in trained.card["featuresLeftOut"]}
+    assert "calendar" in left_out["month"]
+    with pytest.raises(ValueError, match="not a feature a model may use: month"):
+        train(synthetic, TrainConfig(features=(*MODEL_FEATURES, "month")))
+    # a feature the data never shows (no support tickets in these histories) is not in the model
+    quiet = {m: [e for e in events if e.kind != "support_ticket"] for m, events in synthetic.items()}
+    done = train(quiet, TrainConfig(holdout=CONFIG.holdout, slices=3, backtest=False,
+                                    features=(*MODEL_FEATURES, "tickets")))  # fmt: skip
+    assert "tickets" not in done.model.features
+    assert "never observed" in {f["name"]: f["why"] for f in done.card["featuresLeftOut"]}["tickets"]
+
+
+def test_a_backtest_cut_holds_both_populations_with_paired_intervals(synthetic, trained):
+    from ml.training import backtest_cut
+
+    cut = backtest_cut(synthetic, datetime(2024, 6, 1, tzinfo=UTC), CONFIG, trained.model.features)
+    assert cut is not None
+    active, everyone = (
+        cut["populations"]["active in the last 12 months"],
+        cut["populations"]["everyone who ever bought"],
+    )
+    assert everyone["members"] >= active["members"] > 100
+    for population in (active, everyone):
+        for name, row in population["models"].items():
+            assert 0.5 < row["auc"] <= 1
+            if name != "EBM (registered)":
+                gap = row["minusEbm"]
+                assert gap["low"] <= gap["value"] <= gap["high"]
+                assert gap["value"] == pytest.approx(
+                    row["auc"] - population["models"]["EBM (registered)"]["auc"], abs=2e-6
+                )
+    assert abs(active["shareActedOn"] - 0.2) < 1 / active["members"]
+    assert 0 <= active["expectedCalibrationError"] < 0.2
+
+
+def test_the_fast_auc_is_scikit_learns():
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+
+    from ml.evaluation import fast_auc
+
+    rng = np.random.default_rng(4)
+    for _ in range(50):
+        y = rng.integers(0, 2, 200)
+        p = np.round(rng.random(200), 1)  # ties, which count a half
+        assert fast_auc(y, p) == pytest.approx(roc_auc_score(y, p), abs=1e-12)
 
 
 def test_training_is_deterministic(synthetic, trained):
@@ -50,7 +136,7 @@ def test_a_holdout_without_a_full_label_window_is_refused(synthetic):
 
 
 def test_on_online_retail_the_glass_box_holds_its_own(online_retail):
-    trained = train(online_retail, TrainConfig(slices=2))
+    trained = train(online_retail, TrainConfig(slices=2, backtest=False))
     metrics = trained.card["metrics"]
     ebm = metrics["EBM (registered)"]["auc"]["value"]
     assert trained.card["split"]["holdout"]["asOf"].startswith("2011-09-01")
