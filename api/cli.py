@@ -1162,6 +1162,9 @@ def model_train(
     loss_cost: Annotated[
         float | None, typer.Option("--loss-cost", metavar="AMOUNT", help="what a lost customer costs")
     ] = None,
+    backtest: Annotated[
+        bool, typer.Option("--backtest/--no-backtest", help="the three-cut backtest in the card (minutes)")
+    ] = True,
 ) -> None:
     """Train a churn model on the partner's verified interactions and register it on chain, with its
     action rule: a budget (default 20%), or act where churn probability x loss cost >= offer cost."""
@@ -1176,7 +1179,13 @@ def model_train(
     def action(crm: Crm) -> Any:
         with _steps() as step:
             return train_model(
-                crm, as_partner(partner), horizon_days=horizon_days, as_of=moment, step=step, policy=policy
+                crm,
+                as_partner(partner),
+                horizon_days=horizon_days,
+                as_of=moment,
+                step=step,
+                policy=policy,
+                backtest=backtest,
             )
 
     done = with_crm(action)

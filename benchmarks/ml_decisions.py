@@ -4,22 +4,29 @@ On a fresh anvil and home: `import online-retail DATA --partner retail --purpose
 (untimed set-up), then, each timed with its peak RSS (a reader can redo every figure with
 `/usr/bin/time`):
 
-1. `model train --partner retail`: fitting the glass box, the challenger and every baseline, and the
-   card with bootstrap intervals; the metrics table it prints is shown;
+1. `model train --partner retail`: fitting the glass box, the challenger and every baseline, the
+   three-cut backtest, the refit, and the card with bootstrap intervals (time and peak RSS); from the
+   card: the backtest table (AUC per model and cut on both populations, each with the paired interval
+   of its difference to the EBM), the calibration table (calibration error, churn, mean score and the
+   share acted on at each cut, and the reliability table at the holdout) and the fairness table;
 2. `score --partner retail --all`: verifying the inputs, scoring, explaining and logging every member
    (decisions per second, and the command's own split by phase);
 3. `decision verify ID` for `--verify N` random decisions (full, with the partner's keys), and the same
    with `--auditor`: seconds per decision as a process, and in one process per decision;
 4. `segments --partner retail --plot benchmarks/out/segments.png` (silhouette and elbow);
-5. item-to-item recommendations against the most popular items, on a temporal split of the verified
-   purchases (precision@10, recall@10), computed in process from the same home.
+5. item-to-item recommendations against the most popular items (of all time, and of the 30 days before
+   the split), on a temporal split of the verified purchases (precision@10, recall@10), computed in
+   process from the same home;
+6. with `--search`: the feature search (`ml.training.feature_search`), in process: each candidate's
+   mean AUC gain over the three cuts with its paired interval, kept only if the interval excludes zero.
 
-    .venv/bin/python benchmarks/ml_decisions.py [--data PATH] [--verify 20] [--seed 1]
+    .venv/bin/python benchmarks/ml_decisions.py [--data PATH] [--verify 20] [--seed 1] [--search]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import re
 import statistics
@@ -28,6 +35,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -60,6 +68,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--verify", type=int, default=20, metavar="N", help="decisions to verify")
     parser.add_argument("--seed", type=int, default=1, help="which decisions are verified")
+    parser.add_argument("--search", action="store_true", help="run the feature search too (minutes)")
     args = parser.parse_args()
     if not args.data.exists():
         raise SystemExit(f"no data at {args.data} (see ../shared/data/README.md)")
@@ -93,7 +102,13 @@ def main() -> None:
 
             seconds, peak, out = timed([CLI, *h, "model", "train", "--partner", "retail"])
             print(out)
-            rows.append(("model train", f"{seconds:.1f} s, peak RSS {peak} MB"))
+            rows.append(
+                ("model train (with the backtest and the refit)", f"{seconds:.1f} s, peak RSS {peak} MB")
+            )
+            model_id = re.search(r"model id (\d+)", out).group(1)  # type: ignore[union-attr]
+            card = json.loads(subprocess.run([CLI, *h, "model", "card", model_id], check=True,
+                                             capture_output=True, text=True).stdout)  # fmt: skip
+            print_card(card)
 
             seconds, peak, out = timed([CLI, *h, "score", "--partner", "retail", "--all"])
             print(out)
@@ -149,6 +164,14 @@ def main() -> None:
                     (f"recommend: {' '.join(name)}", f"precision@10 {float(precision):.3f}, recall@10 "
                      f"{float(recall):.3f} ({members} members; fit before 2011-09-01, judged after)")
                 )  # fmt: skip
+            if args.search:
+                code = (
+                    "import json\nfrom api.usecases.models import verified_inputs\n"
+                    "from ml.training import TrainConfig, feature_search\n"
+                    "inputs = verified_inputs(crm, 'retail')\n"
+                    "print(json.dumps(feature_search(inputs.histories, TrainConfig())))\n"
+                )
+                print_search(json.loads(in_process(home, code).strip().splitlines()[-1]))
         finally:
             anvil.terminate()
             anvil.wait(timeout=30)
@@ -159,6 +182,84 @@ def main() -> None:
     )
     for step, figure in rows:
         table.add_row(step, figure)
+    Console(width=200).print(table)
+
+
+def print_card(card: dict[str, Any]) -> None:
+    """The card's backtest, calibration and fairness as tables."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=200)
+
+    def interval(v: dict[str, float]) -> str:
+        return f"{v['value']:+.3f} [{v['low']:+.3f}, {v['high']:+.3f}]"
+
+    for population in ("active in the last 12 months", "everyone who ever bought"):
+        cuts = [c for c in card["backtest"] if population in c["populations"]]
+        title = f"Backtest AUC, {population} (paired 95% interval of the difference to the EBM)"
+        table = Table("model", *(c["asOf"][:10] for c in cuts), title=title)
+        for name in cuts[0]["populations"][population]["models"] if cuts else []:
+            cells = []
+            for cut in cuts:
+                row = cut["populations"][population]["models"][name]
+                cells.append(
+                    f"{row['auc']:.3f}" + (f" {interval(row['minusEbm'])}" if "minusEbm" in row else "")
+                )
+            table.add_row(name, *cells)
+        members = [f"{c['populations'][population]['members']} members, churn "
+                   f"{c['populations'][population]['churnRate']:.1%}" for c in cuts]  # fmt: skip
+        table.add_row("(population)", *members)
+        console.print(table)
+    published = ", ".join(f"{k} {v}" for k, v in card["publishedAccuracy"].items() if k != "source")
+    console.print(f"published accuracy ({card['publishedAccuracy']['source']}): {published}")
+    console.print(f"label: {card['label']}; population: {card['population']}; split: {card['split']['rule']}")
+    table = Table("as of", "calibration error", "churn", "mean score", "share acted on", "calibrated on",
+                  title=f"Calibration and the action rule ({card['policy']['rule']})")  # fmt: skip
+    for cut in card["backtest"]:
+        a = cut["populations"]["active in the last 12 months"]
+        table.add_row(
+            cut["asOf"][:10],
+            f"{a['expectedCalibrationError']:.3f}",
+            f"{a['churnRate']:.1%}",
+            f"{a['meanScore']:.1%}",
+            f"{a['shareActedOn']:.1%}",
+            a["calibration"]["slice"][:10],
+        )
+    console.print(table)
+    table = Table("score bin", "members", "predicted", "observed",
+                  title=f"Reliability at the holdout {card['split']['holdout']['asOf'][:10]}")  # fmt: skip
+    for b in card["calibration"]["holdoutReliability"]:
+        table.add_row(b["bin"], str(b["members"]), f"{b['predicted']:.3f}", f"{b['observed']:.3f}")
+    console.print(table)
+    metrics = ("base_rate", "auc", "selection_rate", "false_positive_rate", "calibration_error")
+    table = Table("group", "members", *metrics, title="Fairness at the holdout (95% bootstrap intervals)")
+    for group, row in card["fairness"]["groups"].items():
+        cells = [f"{row[m]['value']:.3f} [{row[m]['low']:.3f}, {row[m]['high']:.3f}]" for m in metrics]
+        table.add_row(group, str(row["members"]), *cells)
+    console.print(table)
+    console.print(
+        "fairlearn ratios (min over max): "
+        + ", ".join(f"{k} {v:.3f}" for k, v in card["fairness"]["ratios"].items())
+    )
+    left = "; ".join(f"{f['name']}: {f['why']}" for f in card["featuresLeftOut"])
+    console.print(f"features: {', '.join(f['name'] for f in card['features'])}; left out: {left}")
+
+
+def print_search(results: list[dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("candidate", "mean AUC gain over the 3 cuts [95% paired]", "kept",
+                  title="Feature search (each candidate added alone to the model's set)")  # fmt: skip
+    for r in results:
+        gain = r.get("gain")
+        shown = (
+            r.get("why", "")
+            if gain is None
+            else f"{gain['value']:+.4f} [{gain['low']:+.4f}, {gain['high']:+.4f}]"
+        )
+        table.add_row(r["feature"], shown, "yes" if r["kept"] else "no")
     Console(width=200).print(table)
 
 

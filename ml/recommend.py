@@ -1,11 +1,12 @@
 """Item-to-item recommendations from verified purchases (cosine similarity of items over customers),
-evaluated on a temporal split against recommending the most popular items."""
+evaluated on a temporal split against recommending the most popular items, of all time and of the last
+30 days before the split (a catalogue's popular items change with the season)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 from numpy.typing import NDArray
@@ -48,9 +49,21 @@ class ItemItem:
                 found.append([self.items[i] for i in ranked if self.items[i] not in basket][:top])
         return found
 
-    def popular(self, basket: set[str], top: int = 10) -> list[str]:
-        ranked = np.argsort(-self.popularity, kind="stable")
+    def popular(
+        self, basket: set[str], top: int = 10, popularity: NDArray[np.float64] | None = None
+    ) -> list[str]:
+        """The most popular items not in the basket (by `popularity`, default: buyers of all time)."""
+        ranked = np.argsort(-(self.popularity if popularity is None else popularity), kind="stable")
         return [self.items[i] for i in ranked if self.items[i] not in basket][:top]
+
+    def buyers(self, bought: Mapping[str, set[str]]) -> NDArray[np.float64]:
+        """Buyers per item (in this model's item order) among `bought`."""
+        counts = np.zeros(len(self.items))
+        for basket in bought.values():
+            for item in basket:
+                if item in self.index:
+                    counts[self.index[item]] += 1
+        return counts
 
 
 def baskets(
@@ -94,9 +107,11 @@ def evaluate(
     model = fit(before)
     members = sorted(m for m in after if m in before and after[m] - before[m])
     truth = [after[m] - before[m] for m in members]
+    lately = model.buyers(baskets(histories, cutoff - timedelta(days=30), cutoff))
     lists = {
         "item-to-item": model.top_for([before[m] for m in members], top),
         "most popular": [model.popular(before[m], top) for m in members],
+        "popular in the last 30 days": [model.popular(before[m], top, lately) for m in members],
     }
     result = {}
     for name, recommended in lists.items():

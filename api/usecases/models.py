@@ -90,11 +90,13 @@ def train_model(
     as_of: datetime | None = None,
     step: Callable[[str], None] | None = None,
     policy: Policy = DEFAULT_POLICY,
+    backtest: bool = True,
 ) -> TrainedModel:
     """Train on the acting partner's verified interactions, register the model on chain (its hash, its
     card's hash and the root of the leaves trained on), then keep its bytes and card in the store. The
     model registered is refitted on every slice labelled by now; the card holds the figures of the one
-    evaluated on the holdout, the backtest, the calibration and the action rule (`policy`)."""
+    evaluated on the holdout, the backtest (unless `backtest` is off: most of the time), the calibration
+    and the action rule (`policy`)."""
     partner = who.acting_partner()
     if horizon_days < 1 or horizon_days > 730:
         raise InvalidInput(f"a horizon is 1 to 730 days, not {horizon_days}")
@@ -115,7 +117,7 @@ def train_model(
     try:
         trained = train(
             inputs.histories,
-            TrainConfig(horizon_days=horizon_days, holdout=as_of, policy=policy),
+            TrainConfig(horizon_days=horizon_days, holdout=as_of, policy=policy, backtest=backtest),
             provenance,
             step=say,
         )

@@ -30,7 +30,10 @@ def home(tmp_path_factory: pytest.TempPathFactory, anvil_url: str) -> Path:
 
 @pytest.fixture(scope="module")
 def trained(home: Path) -> str:
-    out = run(home, "model", "train", "--partner", "acme", "--horizon-days", "90", "--as-of", HOLDOUT)
+    out = run(home, "model", "train", "--partner", "acme", "--horizon-days", "90", "--as-of", HOLDOUT,
+              "--no-backtest")  # fmt: skip
+    assert "action rule: act on the 20% of scored members most at risk" in out, out
+    assert "registered: refitted on the" in out
     assert "EBM (registered)" in out and "HistGradientBoosting" in out and "logistic" in out.lower(), out
     found = re.search(r"model hash 0x([0-9a-f]{64}), model id (\d+)", out)
     assert found, out
@@ -92,6 +95,8 @@ def test_score_logs_decisions_and_counts_who_was_skipped(home, trained, consente
     )
     assert counts, out
     decided, skipped, excluded, no_inputs, outside, erased = (int(n or 0) for n in counts.groups())
+    assert f"as of {AS_OF} 00:00 UTC (as given)" in out
+    assert "action rule: act on the 20% of scored members most at risk, among the 2 members scored" in out
     # only the consenting customers in the population are decided; every other one is counted once
     assert decided == len(chosen) == 2 and skipped == 200 - len(tried), out
     assert decided + skipped + excluded + no_inputs + outside + erased == 200, out
@@ -117,10 +122,7 @@ def test_decision_list_show_verify(home, trained, members):
     )
     assert "exists" in out
     reproduced = run(home, "decision", "verify", decision_id, "--auditor", "--disclosure", str(disclosure))
-    assert (
-        f"decision {decision_id}: reproduced" in reproduced
-        and "not run: features from the inputs" in reproduced
-    )
+    assert f"decision {decision_id}: reproduced" in reproduced and "features from the inputs" in reproduced
     out = run(home, "decision", "verify", decision_id, "--disclosure", str(disclosure), code=2)
     assert "add --auditor" in out
 
@@ -163,6 +165,11 @@ def test_recommend(home, members):
         (["model", "card", "42"], "no model 42"),
         (["model", "train", "--partner", "borealis"], "no verified interactions to train on"),
         (["model", "train", "--partner", "acme", "--horizon-days", "0"], "a horizon is 1 to 730 days"),
+        (["model", "train", "--partner", "acme", "--budget", "lots"], "--budget is a share (e.g. 20%)"),
+        (["model", "train", "--partner", "acme", "--budget", "150%"], "at most 100%"),
+        (["model", "train", "--partner", "acme", "--offer-cost", "5"], "needs both --offer-cost and"),
+        (["model", "train", "--partner", "acme", "--offer-cost", "50", "--loss-cost", "10"], "never worth"),
+        (["model", "train", "--partner", "acme", "--budget", "9", "--loss-cost", "10"], "not both"),
         (["segments", "--partner", "acme", "--plot", "out.txt"], "the plot is a .png file"),
         (["recommend", "--partner", "acme", "--member", "0x" + "00" * 32], "has no member"),
     ],

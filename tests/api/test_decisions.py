@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -48,7 +48,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Crm, int, list[byte
     register_partner(crm, "acme", backend.accounts[0])
     register_partner(crm, "borealis", backend.accounts[1])
     import_synthetic(crm, ACME, seed=11, customers=300, interactions=4000, in_process=True)
-    model_id = train_model(crm, ACME, horizon_days=90, as_of=HOLDOUT).model_id
+    model_id = train_model(crm, ACME, horizon_days=90, as_of=HOLDOUT, backtest=False).model_id
     with crm.unit_of_work() as db:
         members = [c.member_id for c in customers.of_partner(db, crm.partner(db, "acme").id)]
     consenting, refusing = members[20:], members[:20]
@@ -106,12 +106,14 @@ def test_an_auditor_given_a_disclosure_reproduces_score_and_explanation_bit_for_
     target, other = scored.decided[1], scored.decided[2]
     disclosure = deciding.disclose_decision(crm, ACME, target)
     result = deciding.verify_decision(crm, auditor, target, disclosure=disclosure)
-    assert result.ok and result.not_run == ["features from the inputs"], result.steps
+    assert result.ok and result.not_run[-1] == "features from the inputs", result.steps
+    # a counterfactual is purchases added to the inputs: only a run with the inputs recomputes it
+    assert set(result.not_run) <= {"the counterfactual (it reads the inputs)", "features from the inputs"}
     assert "recomputed bit for bit" in result.steps[-1].detail
 
     # a feature nudged in the disclosed explanation: it is no longer the committed one
     document = json.loads(disclosure["explanation"])
-    document["features"]["frequency"] += 1
+    document["features"]["recency_days"] += 1
     forged = disclosure | {"explanation": json.dumps(document)}
     bad = deciding.verify_decision(crm, auditor, target, disclosure=forged)
     assert not bad.ok and "not the one committed to on chain" in bad.steps[-1].detail
@@ -124,6 +126,10 @@ def test_an_auditor_given_a_disclosure_reproduces_score_and_explanation_bit_for_
 
 
 def test_the_explanation_is_exact_and_the_counterfactual_flips_the_action(world, scored):
+    from api.usecases.models import verified_inputs
+    from ml.decision import decide, purchases_added
+    from ml.policy import Cutoff
+
     crm, model_id, _, _ = world
     acted = [line for line in deciding.list_decisions(crm, ACME) if line.action == "retention_offer"]
     assert acted, "the synthetic data has churners"
@@ -138,15 +144,75 @@ def test_the_explanation_is_exact_and_the_counterfactual_flips_the_action(world,
         row = models.by_onchain_id(db, model_id)
         assert row is not None
     model = GlassBox.from_bytes(row.model_json.encode())
-    assert model.score(e["features"]) == e["score"] >= model.threshold
-    with_cf = [s for s in (deciding.show_decision(crm, ACME, a.decision_id) for a in acted[:20])]
-    flips = [s.explanation for s in with_cf if s.explanation["counterfactual"] is not None]
-    assert flips, "some acted-on decision has an actionable counterfactual"
-    for x in flips:  # applying the change gives the stated score, under the threshold
-        changed = x["features"] | {c["feature"]: c["to"] for c in x["counterfactual"]["changes"]}
-        assert model.score(changed) == x["counterfactual"]["score"] < model.threshold
+    cutoff = Cutoff.from_json(e["policy"]["cutoff"])
+    assert model.score(e["features"]) == e["score"] and e["logit"] >= cutoff.logit
+    histories = verified_inputs(crm, "acme").histories
+    flips = 0
+    for line in acted[:25]:  # the purchases made, re-scored: the promised score, and no action
+        x = deciding.show_decision(crm, ACME, line.decision_id).explanation
+        if x["counterfactual"] is None:
+            continue
+        flips += 1
+        cf = x["counterfactual"]
+        events = histories["0x" + line.member.hex()]
+        as_of = datetime.fromisoformat(x["asOf"])
+        reached, spend = purchases_added(events, as_of, cf["purchases"])
+        root = bytes.fromhex(x["inputRoot"][2:])
+        again = decide(model, reached, as_of, cutoff=cutoff, input_root=root)
+        assert again.score == cf["score"] and again.action == "none" and spend == cf["spendEach"]
+        for change in cf["changes"]:  # what one purchase moves, moved the way a purchase moves it
+            assert again.row[change["feature"]] == change["to"] != change["from"]
+            if change["feature"] in ("recency_days", "overdue"):
+                assert change["to"] < change["from"]
+            if change["feature"].startswith(("purchases_", "spend_", "months_active")):
+                assert change["to"] > change["from"]
+        if cf["purchases"] > 1:  # and one purchase fewer would not have done it
+            fewer, _ = purchases_added(events, as_of, cf["purchases"] - 1)
+            assert decide(model, fewer, as_of, cutoff=cutoff, input_root=root).action == "retention_offer"
+    assert flips, "some acted-on decision has a counterfactual"
     quiet = [line for line in deciding.list_decisions(crm, ACME) if line.action == "none"]
     assert deciding.show_decision(crm, ACME, quiet[0].decision_id).explanation["counterfactual"] is None
+
+
+def test_the_share_acted_on_is_the_stated_budget_and_no_reason_is_the_calendar(world, scored):
+    from ml.features import BY_NAME
+
+    crm, _, _, _ = world
+    ranked = len(scored.decided)  # every consenting member in the population, all asked for
+    assert scored.ranked == ranked and scored.rule == "act on the 20% of scored members most at risk"
+    assert scored.actions["retention_offer"] == math.ceil(0.2 * ranked)
+    for line in deciding.list_decisions(crm, ACME)[:60]:
+        reasons = deciding.show_decision(crm, ACME, line.decision_id).explanation["reasons"]
+        assert reasons and not any(BY_NAME[r["feature"]].calendar for r in reasons)
+
+
+def test_one_member_alone_is_decided_as_in_the_run_and_as_of_the_same_date(world, scored):
+    """One as-of rule: the day after the partner's latest verified interaction, for one member as for
+    all (it once was the day after the member's own last purchase); and a budget ranks the member among
+    all of them, so alone it gets the action it got in the whole run."""
+    crm, model_id, _, _ = world
+    lines = {
+        line.member: line for line in deciding.list_decisions(crm, ACME) if line.decision_id in scored.decided
+    }
+    acted = next(m for m, line in lines.items() if line.action == "retention_offer")
+    alone = deciding.score(crm, ACME, members=[acted], model_id=model_id, as_of=AS_OF)
+    assert len(alone.decided) == 1 and alone.actions == {"retention_offer": 1}
+    line = next(x for x in deciding.list_decisions(crm, ACME, acted) if x.decision_id == alone.decided[0])
+    assert line.score_bps == lines[acted].score_bps
+    assert deciding.verify_decision(crm, ACME, alone.decided[0]).ok
+    from api.usecases.models import verified_inputs
+
+    histories = verified_inputs(crm, "acme").histories
+    latest = max(e.at for events in histories.values() for e in events)
+    # a member whose own last interaction is well before the partner's latest
+    member = next(m for m in lines if histories["0x" + m.hex()][-1].at < latest - timedelta(days=30))
+    one = deciding.score(crm, ACME, members=[member], model_id=model_id)
+    other = deciding.score(crm, ACME, members=[acted], model_id=model_id)
+    assert one.as_of == datetime.combine(latest.date() + timedelta(days=1), datetime.min.time(), UTC)
+    assert (
+        one.as_of == other.as_of
+        and one.as_of_rule == "the day after the partner's latest verified interaction"
+    )
 
 
 def test_another_partner_cannot_read_verify_or_decide_with_acmes_model(world, scored):

@@ -62,3 +62,29 @@ def test_the_temporal_evaluation_scores_both_on_the_same_members(synthetic):
     model, popular = result["item-to-item"], result["most popular"]
     assert model["members"] == popular["members"] > 50
     assert 0 <= popular["precision@10"] <= 1 and 0 <= model["recall@10"] <= 1
+
+
+def test_popular_in_the_last_30_days_ranks_by_recent_buyers_only():
+    from datetime import timedelta
+
+    cutoff = datetime(2024, 7, 1, tzinfo=UTC)
+
+    def bought(member, at, *items):
+        return Event(member, PURCHASE, at, items=tuple((i, 1) for i in items))
+
+    long_ago, lately, after = (
+        cutoff - timedelta(days=200),
+        cutoff - timedelta(days=5),
+        cutoff + timedelta(days=3),
+    )
+    histories = {
+        "a": [bought("a", long_ago, "tea"), bought("a", after, "fan")],
+        "b": [bought("b", long_ago, "tea"), bought("b", lately, "fan")],
+        "c": [bought("c", long_ago, "tea", "cups"), bought("c", after, "fan")],
+    }
+    result = recommend.evaluate(histories, cutoff, top=1)
+    # of all time "tea" is the most bought (a's and c's baskets hold it already, so "cups", then "fan");
+    # in the 30 days before the cut only "fan" was bought, and it is what a and c buy next
+    assert result["popular in the last 30 days"]["precision@1"] == 1.0
+    assert result["most popular"]["precision@1"] < 1.0
+    assert result["popular in the last 30 days"]["members"] == result["item-to-item"]["members"] == 2
