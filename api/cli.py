@@ -1408,13 +1408,27 @@ def decision_show(decision_id: DecisionIdArgument, partner: PartnerOption) -> No
             f"{reason['direction']} ({reason['contribution']:+.3f} logit)"
         )
     cf = e["counterfactual"]
-    if cf is not None:
+    if cf is not None and cf.get("purchases"):
+        changes = ", ".join(f"{c['feature']} {c['from']:g} -> {c['to']:g}" for c in cf["changes"])
+        console.print(
+            f"  counterfactual: {cf['purchases']} more purchase(s) of {cf['spendEach']:,.2f} each, on the "
+            f"days before, would give a score of {cf['score']:.4f}: no {e['action']} ({changes})"
+        )
+    elif cf is not None:
         changes = " and ".join(f"{c['feature']} from {c['from']:g} to {c['to']:g}" for c in cf["changes"])
         console.print(
             f"  counterfactual: with {changes}, the score would be {cf['score']:.4f}: no {e['action']}"
         )
     elif e["action"] != "none":
-        console.print("  counterfactual: no change a customer can make to one or two features flips it")
+        console.print("  counterfactual: no change a customer can reach flips it")
+    if e.get("policy"):
+        from ml.policy import Policy
+
+        cut = e["policy"].get("cutoff")
+        console.print(
+            f"  action rule: {Policy.from_json(e['policy']).describe()}"
+            + (f"; ranked among {cut['members']:,}, {cut['actedOn']:,} acted on" if cut else "")
+        )
     console.print(
         f"  exact: logit {e['logit']:.6f} = intercept + the {len(e['contributions'])} feature terms"
     )

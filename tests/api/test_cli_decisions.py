@@ -108,6 +108,7 @@ def test_decision_list_show_verify(home, trained, members):
     decision_id = lines[0].split()[0]
     shown = run(home, "decision", "show", decision_id, "--partner", "acme")
     assert "churn score" in shown and "reason:" in shown and "exact: logit" in shown
+    assert "action rule: act on the 20% of scored members most at risk; ranked among" in shown
     verified = run(home, "decision", "verify", decision_id)
     assert f"decision {decision_id}: reproduced" in verified
     for name in ("model", "consent", "inputs", "score", "explanation"):

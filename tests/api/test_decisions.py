@@ -348,3 +348,60 @@ def test_a_batch_cut_off_after_its_hash_was_recorded_is_sent_once(world, scored,
     with crm.unit_of_work() as db:
         rows: list[DecisionRecord] = [r for r in decisions.of_partner(db, crm.partner(db, "acme").id)]
     assert len({r.decision_id for r in rows}) == len(rows)
+
+
+def test_a_model_of_the_earlier_format_still_decides_and_reproduces_and_an_unknown_one_is_refused(
+    world, scored
+):
+    """Models registered before the action rule existed (glassbox v1: a score threshold) still score and
+    reproduce, with v1 explanations; a model in a format this release does not read is refused in words
+    before anything is written."""
+    import dataclasses
+
+    import rfc8785
+
+    from ml.glassbox import FORMAT_V1
+    from ml.policy import THRESHOLD, Policy
+    from offchain.models import RegisteredModel
+
+    crm, model_id, consenting, _ = world
+    with crm.unit_of_work() as db:
+        row = models.by_onchain_id(db, model_id)
+        assert row is not None
+    current = GlassBox.from_bytes(row.model_json.encode())
+    legacy = dataclasses.replace(current, policy=Policy(THRESHOLD, threshold=0.5), format=FORMAT_V1)
+    assert GlassBox.from_bytes(legacy.to_bytes()) == legacy and b'"threshold":0.5' in legacy.to_bytes()
+    unknown = rfc8785.dumps({**legacy.to_json(), "format": "ledgercrm/glassbox/v0"})
+
+    def register(raw: bytes) -> int:
+        import hashlib
+
+        signer = crm.signer("acme")
+        new_id = crm.coalition.decisions.register_model(
+            signer, hashlib.sha256(raw).digest(), row.card_hash, row.training_root
+        )
+        with crm.unit_of_work() as db:
+            models.add(
+                db,
+                RegisteredModel(
+                    partner_id=row.partner_id, onchain_id=new_id, model_hash=hashlib.sha256(raw).digest(),
+                    model_json=raw.decode(), card_hash=row.card_hash, card_json=row.card_json,
+                    training_root=row.training_root,
+                    block_number=crm.coalition.decisions.model(new_id).block_number,
+                ),
+            )  # fmt: skip
+        return int(new_id)
+
+    legacy_id = register(legacy.to_bytes())
+    report = deciding.score(crm, ACME, members=consenting[:60], model_id=legacy_id, as_of=AS_OF)
+    assert report.decided and report.rule == "act where the churn score is at least 0.5"
+    for decision_id in report.decided[:3]:
+        assert deciding.verify_decision(crm, ACME, decision_id).ok
+        e = deciding.show_decision(crm, ACME, decision_id).explanation
+        assert e["format"] == "ledgercrm/explanation/v1" and "policy" not in e
+
+    unknown_id = register(unknown)
+    count = crm.coalition.decisions.decision_count()
+    with pytest.raises(InvalidInput, match=f"model {unknown_id} cannot be used by this release: .*v0"):
+        deciding.score(crm, ACME, members=consenting[:5], model_id=unknown_id, as_of=AS_OF)
+    assert crm.coalition.decisions.decision_count() == count

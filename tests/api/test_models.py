@@ -51,8 +51,13 @@ def test_training_uses_verified_inputs_only_and_registers_on_chain(crm: Crm):
     inputs = verified_inputs(crm, "acme")
     assert inputs.excluded == {"tampered": 1} and len(inputs.leaves) == 4999
 
-    trained = train_model(crm, ACME, horizon_days=90, as_of=HOLDOUT)
+    trained = train_model(crm, ACME, horizon_days=90, as_of=HOLDOUT, backtest=False)
     card = model_card(crm, ACME, trained.model_id)
+    assert card["policy"]["rule"] == "act on the 20% of scored members most at risk"
+    assert (
+        card["backtest"] == []
+        and card["registered"]["training"][-1]["asOf"] > card["split"]["holdout"]["asOf"]
+    )
     assert card["provenance"]["leavesTrainedOn"] == 4999 and card["provenance"]["leftOut"] == {"tampered": 1}
     assert card["provenance"]["trainingRoot"] == "0x" + merkle_root(inputs.leaves).hex()
     onchain = crm.coalition.decisions.model(trained.model_id)
@@ -68,6 +73,21 @@ def test_refusals(crm: Crm):
         train_model(crm, Principal.of_partner("borealis"))
     with pytest.raises(InvalidInput, match="a horizon is 1 to 730 days"):
         train_model(crm, ACME, horizon_days=0)
+    from api.usecases.models import action_policy
+
+    assert action_policy("500").count == 500 and action_policy("12.5%").share == 0.125
+    assert action_policy(offer_cost=5, loss_cost=100).score_threshold == 0.05
+    for budget, offer, loss, words in [
+        ("0%", None, None, "over 0 and at most 100%"),
+        ("0", None, None, "at least 1 member"),
+        ("-3", None, None, "a share (e.g. 20%) or a number"),
+        (None, 5.0, None, "needs both"),
+        (None, 5.0, -1.0, "positive amounts"),
+        (None, float("nan"), 10.0, "needs the cost"),
+        ("10%", 5.0, 10.0, "not both"),
+    ]:
+        with pytest.raises(InvalidInput, match=words):
+            action_policy(budget, offer, loss)
     with pytest.raises(NotFound):
         model_card(crm, ACME, 999)
 

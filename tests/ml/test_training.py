@@ -166,3 +166,42 @@ def test_the_same_data_under_other_member_ids_gives_the_same_slices(synthetic):
     assert one.y is not None and other.y is not None
     assert np.array_equal(one.X, other.X) and np.array_equal(one.y, other.y)
     assert one.countries == other.countries
+
+
+def test_counterfactuals_on_random_members_are_reachable_and_rescore_as_promised(synthetic, trained):
+    """Random members of the population: every counterfactual is purchases added to the history, the
+    features they move are moved together and the way a purchase moves them, re-scoring the history
+    they make gives the promised score, and one purchase fewer would not have flipped the action."""
+    import random
+
+    from ml.dataset import eligible
+    from ml.decision import decide, logit_of, member_features, purchases_added
+    from ml.policy import budget_cutoff
+
+    model = trained.model
+    as_of = datetime(2024, 12, 1, tzinfo=UTC)
+    population = sorted(m for m, events in synthetic.items() if eligible(events, as_of))
+    roots = {m: m.encode().ljust(32, b"\0")[:32] for m in population}
+    rows = {m: member_features(model, synthetic[m], as_of) for m in population}
+    cutoff = budget_cutoff(model.policy, [(logit_of(model, rows[m]), roots[m]) for m in population])
+    assert cutoff is not None
+    checked = 0
+    for member in random.Random(7).sample(population, 80):
+        scored = decide(model, synthetic[member], as_of, cutoff=cutoff, input_root=roots[member])
+        cf = scored.counterfactual
+        if cf is None:
+            continue
+        checked += 1
+        reached, spend = purchases_added(synthetic[member], as_of, cf.purchases)
+        again = decide(model, reached, as_of, cutoff=cutoff, input_root=roots[member])
+        assert again.score == cf.score and again.action == "none" and spend == cf.spend_each
+        moved = {c.feature: c for c in cf.changes}
+        for name in ("purchases_90d", "months_active_12", "spend_365d"):
+            if name in moved:
+                assert moved[name].to > moved[name].current
+        if "recency_days" in moved:
+            assert moved["recency_days"].to < moved["recency_days"].current
+        if cf.purchases > 1:
+            fewer, _ = purchases_added(synthetic[member], as_of, cf.purchases - 1)
+            assert decide(model, fewer, as_of, cutoff=cutoff, input_root=roots[member]).action != "none"
+    assert checked >= 5
