@@ -227,6 +227,15 @@ def as_partner(name: str) -> Principal:
 OPERATOR = Principal.operator()
 
 
+ConsortiumOption = Annotated[
+    str | None,
+    typer.Option(
+        metavar="ADDRESS",
+        help="the Consortium you trust (given out of band): refuse any deployment that is not its own",
+    ),
+]
+
+
 # --- init, partners ------------------------------------------------------------------------------------
 
 
@@ -241,17 +250,36 @@ def init(
         Path | None,
         typer.Option(metavar="FILE", help="manifest of an existing deployment to attach to (URL chains)"),
     ] = None,
+    consortium: ConsortiumOption = None,
+    key_file: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE",
+            help="your funded key (hex) that deploys new contracts and founds the coalition (URL chains"
+            " that are not a development chain)",
+        ),
+    ] = None,
 ) -> None:
     """Create a home: attach to (or deploy) the contracts and create the stores."""
     from api.usecases.home import init_home
 
     with user_errors():
-        config, how = init_home(state.home, chain, db, deployment)
+        config, how = init_home(state.home, chain, db, deployment, consortium=consortium, key_file=key_file)
     console.print(
         f"initialised {state.home} on {config.rpc_url}, chain id {config.deployment['chainId']}: {how}"
     )
     for name, address in config.deployment["contracts"].items():
         console.print(f"  {name:<18} {address}")
+    console.print(
+        f"trust anchor: Consortium {config.consortium} on chain id {config.deployment['chainId']}; every"
+        " other address is read from it. Give it to auditors and partners out of band; they pin it with"
+        " --consortium ADDRESS (init, verify)"
+    )
+    if not config.development:
+        console.print(
+            "not a development chain: the public test keys are refused here; `partner add` without"
+            " --key-file generates a fresh key, which you fund"
+        )
 
 
 @partner_app.command("add")
@@ -277,6 +305,11 @@ def partner_add(
         added = add_partner(state.home, name, key_file, kek_file)
     for path in added.new_files:
         console.print(f"created {path} (readable by its owner only)")
+    if added.generated:
+        console.print(
+            f"generated a new signing key for {name}: this is not a development chain, so the public test"
+            f" keys are not used; fund {added.address} before it sends transactions"
+        )
     if added.registered:
         console.print(f"partner {name}: {added.address}")
         return
@@ -887,14 +920,20 @@ def verify(
     auditor: Annotated[
         bool, typer.Option("--auditor", help="open no key: every check that needs no personal data")
     ] = False,
+    consortium: ConsortiumOption = None,
 ) -> None:
-    """Verify the store against the chain, starting from the chain; exit 0 only if everything verifies."""
+    """Verify the store against the chain, starting from the chain (from the Consortium, the trust anchor,
+    down); exit 0 only if everything verifies."""
     from api.evidence.verification import Outcome
     from api.usecases.verification import verify as verify_store
 
     if (member is None) == (not all_):
         raise typer.BadParameter("give a MEMBER or --all (not both)")
-    report = with_crm(lambda crm: verify_store(crm, OPERATOR, member, auditor=auditor))
+    report = with_crm(lambda crm: verify_store(crm, OPERATOR, member, auditor=auditor, consortium=consortium))
+    console.print(
+        f"trusted: chain id {report.chain_id}, Consortium {report.consortium}"
+        + (" (pinned)" if consortium is not None else " (this home's; pin it with --consortium ADDRESS)")
+    )
     counts = report.counts
     summary = ", ".join(f"{counts[o]} {o.value}" for o in sorted(counts, key=str))
     # Pending records are not yet evidence of anything: they are counted and named, not failed.

@@ -77,6 +77,13 @@ class Coalition:
         deployment = trusted_deployment(backend, consortium, build)
         return cls(Chain(backend, build.all_abis()), build, deployment)
 
+    def check_trust(self, consortium: str | None = None) -> Deployment:
+        """Check again, on the chain, that the contracts in use are the ones the Consortium (`consortium`
+        if given: an address trusted out of band) records, with this build's code; the deployment so
+        trusted (DeploymentMismatch, naming the contract, otherwise)."""
+        verify_deployment(self.chain, self.build, self.deployment, consortium=consortium)
+        return self.deployment
+
     @property
     def consortium_address(self) -> str:
         """The trust anchor: the one address everything else is read from."""
