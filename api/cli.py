@@ -47,6 +47,11 @@ customer_key_app = typer.Typer(
     help="A customer's own key (an encrypted keystore file).", no_args_is_help=True
 )
 customer_app.add_typer(customer_key_app, name="key")
+customer_sign_app = typer.Typer(
+    help="Run by the customer, with her own keystore: sign what a partner then relays (--signature FILE).",
+    no_args_is_help=True,
+)
+customer_app.add_typer(customer_sign_app, name="sign")
 model_app = typer.Typer(
     help="Churn models: train and register, list, read a model card.", no_args_is_help=True
 )
@@ -102,12 +107,13 @@ MemberArgument = Annotated[
 ]
 
 
-CustomerKeyOption = Annotated[
+SignatureOption = Annotated[
     Path | None,
     typer.Option(
-        "--customer-key",
+        "--signature",
         metavar="FILE",
-        help="the customer's keystore file: the customer signs (needed for a member with a key)",
+        help="the customer's signature file (`ledgercrm customer sign ...`, run by her): needed for a"
+        " member with a key",
     ),
 ]
 PassphraseFileOption = Annotated[
@@ -138,6 +144,16 @@ def _customer_key(key_file: Path | None, passphrase_file: Path | None, *, label:
 
     with user_errors():
         return open_customer_key(key_file, _passphrase(passphrase_file, label=label))
+
+
+def _signature(path: Path | None) -> Any:
+    """The customer's signature file as a SignedMessage, or None if no file was given."""
+    if path is None:
+        return None
+    from api.usecases.signing import read_signature_file
+
+    with user_errors():
+        return read_signature_file(path)
 
 
 class State:
@@ -487,39 +503,40 @@ NewPassphraseFileOption = Annotated[
 def customer_key_change(
     member: MemberArgument,
     partner: PartnerOption,
-    customer_key: Annotated[
+    signature: Annotated[
         Path,
-        typer.Option("--customer-key", metavar="FILE", help="the member's current keystore file: it signs"),
+        typer.Option(
+            "--signature",
+            metavar="FILE",
+            help="her signature of the change, made with her current key (`customer sign key-change`)",
+        ),
     ],
-    new_key: NewKeyOption,
-    passphrase_file: PassphraseFileOption = None,
-    new_passphrase_file: NewPassphraseFileOption = None,
 ) -> None:
-    """Give a member a new key, signed with its current one; any partner relays the change."""
+    """Give a member a new key, signed with its current one on the customer's own device; any partner
+    relays the change."""
     from api.usecases.customer_keys import change_customer_key
 
-    current = _customer_key(customer_key, passphrase_file, label="passphrase of the current key")
-    new = _customer_key(new_key, new_passphrase_file, label="passphrase of the new key")
-    change = with_crm(lambda crm: change_customer_key(crm, as_partner(partner), member, current, new))
+    signed = _signature(signature)
+    change = with_crm(lambda crm: change_customer_key(crm, as_partner(partner), member, signed))
     console.print(
         f"member {hexid(member)}: signer {change.signer} (was {change.previous}), in block"
         f" {change.block_number}"
     )
 
 
+NewSignerOption = Annotated[
+    str, typer.Option("--new-signer", metavar="ADDRESS", help="the address of the customer's new key")
+]
+
+
 @customer_key_app.command("reset")
-def customer_key_reset(
-    member: MemberArgument,
-    partner: PartnerOption,
-    new_key: NewKeyOption,
-    new_passphrase_file: NewPassphraseFileOption = None,
-) -> None:
-    """Vote, as this partner, to give a member whose key was lost a new one; the key is reset once a
-    strict majority of the partners voted for the same new key (each vote counts for 7 days)."""
+def customer_key_reset(member: MemberArgument, partner: PartnerOption, new_signer: NewSignerOption) -> None:
+    """Vote, as this partner, to give a member whose key was lost a new one (its address only: the
+    customer keeps the key); the key is reset once a strict majority of the partners voted for the same
+    new key (each vote counts for 7 days)."""
     from api.usecases.customer_keys import vote_key_reset
 
-    new = _customer_key(new_key, new_passphrase_file, label="passphrase of the new key")
-    outcome = with_crm(lambda crm: vote_key_reset(crm, as_partner(partner), member, new.address))
+    outcome = with_crm(lambda crm: vote_key_reset(crm, as_partner(partner), member, new_signer))
     if outcome.moved_from is not None:
         console.print(f"{partner}'s vote moved from key {outcome.moved_from} to {outcome.new_signer}")
     state_words = "signer reset" if outcome.reset else "not yet reset"
@@ -533,6 +550,111 @@ def customer_key_reset(
             f" until {outcome.counts_until:%Y-%m-%d %H:%M UTC})"
         )
     console.print(line)
+
+
+# --- customer sign: run by the customer, on her own device, with her own keystore -----------------------
+
+SignKeyOption = Annotated[Path, typer.Option("--key", metavar="FILE", help="your keystore file (it signs)")]
+SignOutOption = Annotated[
+    Path, typer.Option("--out", metavar="FILE", help="where to write the signature file (must not exist)")
+]
+
+
+def _sign_to_file(
+    key_file: Path, passphrase_file: Path | None, out: Path, make: Callable[[Crm, Any], Any]
+) -> None:
+    """Open the customer's key here, in her own process, have `make(crm, key)` prepare and sign, and
+    write the signature file for a partner to relay."""
+    from api.usecases.signing import write_signature_file
+
+    key = _customer_key(key_file, passphrase_file)
+    signed = with_crm(lambda crm: make(crm, key))
+    with user_errors():
+        write_signature_file(out, signed)
+    message = signed.message
+    until = datetime.fromtimestamp(message["deadline"]).astimezone()
+    console.print(
+        f"{out}: {signed.primary} signed by {key.address}, nonce {message['nonce']}, valid until"
+        f" {until:%Y-%m-%d %H:%M %Z}; hand it to the partner"
+    )
+
+
+def _sign_consent(
+    withdraw: bool, member: bytes, partner: str, purpose: str, expires: str | None, key: Path,
+    passphrase_file: Path | None, out: Path,
+) -> None:  # fmt: skip
+    from api.usecases.signing import customer_signs_consent
+
+    expires_at = _parse_time(expires)
+
+    def make(crm: Crm, k: Any) -> Any:
+        return customer_signs_consent(
+            crm, k, member, partner, purpose, withdraw=withdraw, expires_at=expires_at
+        )
+
+    _sign_to_file(key, passphrase_file, out, make)
+
+
+@customer_sign_app.command("consent-give")
+def customer_sign_consent_give(
+    member: MemberOption,
+    partner: PartnerOption,
+    purpose: PurposeOption,
+    key: SignKeyOption,
+    out: SignOutOption,
+    expires: Annotated[
+        str | None, typer.Option(metavar="TIME", help="ISO 8601 expiry with time zone")
+    ] = None,
+    passphrase_file: PassphraseFileOption = None,
+) -> None:
+    """Sign your consent to a partner for a purpose (the partner relays it: `consent give --signature`)."""
+    _sign_consent(False, member, partner, purpose, expires, key, passphrase_file, out)
+
+
+@customer_sign_app.command("consent-withdraw")
+def customer_sign_consent_withdraw(
+    member: MemberOption,
+    partner: PartnerOption,
+    purpose: PurposeOption,
+    key: SignKeyOption,
+    out: SignOutOption,
+    passphrase_file: PassphraseFileOption = None,
+) -> None:
+    """Sign the withdrawal of your consent (relayed with `consent withdraw --signature`)."""
+    _sign_consent(True, member, partner, purpose, None, key, passphrase_file, out)
+
+
+@customer_sign_app.command("redeem")
+def customer_sign_redeem(
+    member: MemberOption,
+    partner: PartnerOption,
+    amount: AmountOption,
+    key: SignKeyOption,
+    out: SignOutOption,
+    passphrase_file: PassphraseFileOption = None,
+) -> None:
+    """Sign a redemption of your points at a partner (relayed with `points redeem --signature`)."""
+    from api.usecases.signing import customer_signs_redeem
+
+    _sign_to_file(
+        key, passphrase_file, out, lambda crm, k: customer_signs_redeem(crm, k, member, partner, amount)
+    )
+
+
+@customer_sign_app.command("key-change")
+def customer_sign_key_change(
+    member: MemberOption,
+    new_signer: NewSignerOption,
+    key: SignKeyOption,
+    out: SignOutOption,
+    passphrase_file: PassphraseFileOption = None,
+) -> None:
+    """Sign, with your current key, the change to a new one (relayed with `customer key change`)."""
+    from api.usecases.signing import customer_signs_key_change
+
+    _sign_to_file(
+        key, passphrase_file, out, lambda crm, k: customer_signs_key_change(crm, k, member, new_signer)
+    )
 
 
 @customer_app.command("show")
@@ -702,15 +824,14 @@ def consent_give(
     collection_method: Annotated[
         str, typer.Option(metavar="METHOD", help="how consent was collected")
     ] = "cli",
-    customer_key: CustomerKeyOption = None,
-    passphrase_file: PassphraseFileOption = None,
+    signature: SignatureOption = None,
 ) -> None:
-    """Record that the member gives consent to this partner for a purpose (signed by the customer with
-    --customer-key, else attested by the member's home partner)."""
+    """Record that the member gives consent to this partner for a purpose (signed by the customer:
+    --signature FILE, else attested by the member's home partner)."""
     from api.usecases.consent import ConsentTerms, give_consent
 
     expires_at = _parse_time(expires)
-    key = _customer_key(customer_key, passphrase_file)
+    signed = _signature(signature)
     receipt = with_crm(
         lambda crm: give_consent(
             crm,
@@ -719,7 +840,7 @@ def consent_give(
             purpose,
             expires_at=expires_at,
             terms=ConsentTerms(collection_method=collection_method),
-            customer_key=key,
+            signed=signed,
         )
     )
     console.print(f"consent given: receipt 0x{receipt.receipt_hash.hex()} in block {receipt.block_number}")
@@ -730,17 +851,14 @@ def consent_withdraw(
     partner: PartnerOption,
     member: MemberOption,
     purpose: PurposeOption,
-    customer_key: CustomerKeyOption = None,
-    passphrase_file: PassphraseFileOption = None,
+    signature: SignatureOption = None,
 ) -> None:
     """Record that the member withdraws consent to this partner (any partner records a withdrawal
-    towards itself; with --customer-key the customer signs it)."""
+    towards itself; with --signature FILE the customer signed it)."""
     from api.usecases.consent import withdraw_consent
 
-    key = _customer_key(customer_key, passphrase_file)
-    receipt = with_crm(
-        lambda crm: withdraw_consent(crm, as_partner(partner), member, purpose, customer_key=key)
-    )
+    signed = _signature(signature)
+    receipt = with_crm(lambda crm: withdraw_consent(crm, as_partner(partner), member, purpose, signed=signed))
     console.print(
         f"consent withdrawn: receipt 0x{receipt.receipt_hash.hex()} in block {receipt.block_number}"
     )
@@ -796,14 +914,14 @@ def consent_check(
 # --- points ----------------------------------------------------------------------------------------------
 
 
-def _points(kind: str, partner: str, member: bytes, amount: int, key: Any = None) -> None:
+def _points(kind: str, partner: str, member: bytes, amount: int, signed: Any = None) -> None:
     from api.usecases.loyalty import PointsRequest, earn_points, redeem_points
 
     request = PointsRequest(member, amount)
     if kind == "earn":
         receipt = with_crm(lambda crm: earn_points(crm, as_partner(partner), request))
     else:
-        receipt = with_crm(lambda crm: redeem_points(crm, as_partner(partner), request, customer_key=key))
+        receipt = with_crm(lambda crm: redeem_points(crm, as_partner(partner), request, signed=signed))
     console.print(f"{kind}ed {amount} points; balance {receipt.balance}")
 
 
@@ -821,12 +939,11 @@ def points_redeem(
     partner: PartnerOption,
     member: MemberOption,
     amount: AmountOption,
-    customer_key: CustomerKeyOption = None,
-    passphrase_file: PassphraseFileOption = None,
+    signature: SignatureOption = None,
 ) -> None:
-    """Redeem points at this partner: signed by the customer with --customer-key (a member with a key,
-    at any partner), or by the member's home partner for a member without one."""
-    _points("redeem", partner, member, amount, _customer_key(customer_key, passphrase_file))
+    """Redeem points at this partner: signed by the customer (--signature FILE: a member with a key, at
+    any partner), or by the member's home partner for a member without one."""
+    _points("redeem", partner, member, amount, _signature(signature))
 
 
 @points_app.command("balance")
