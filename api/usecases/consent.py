@@ -115,9 +115,7 @@ def _record(
     authorization = None
     row = _receipt_row(partner, member, purpose, status, expires_at, terms, now)
     if signature is not None:
-        _, expires_at, terms, now = _signed_receipt(partner, member, purpose, status, signature)
-        row = _receipt_row(partner, member, purpose, status, expires_at, terms, now)
-        words = {"Given": "gives", "Withdrawn": "withdraws"}
+        verb = "gives" if status is ConsentStatus.GIVEN else "withdraws"
         authorization = check_signed(
             crm,
             signature,
@@ -134,16 +132,19 @@ def _record(
                 ),
                 "status": (
                     int(chain_status(status)),
-                    lambda v: f"for another status ({v}), not one that {words[status.name.title()]} consent",
-                ),
-                "receiptHash": ("0x" + row["receipt_hash"].hex(), lambda v: f"of another receipt ({v})"),
-                "expiresAt": (
-                    int(expires_at.timestamp()) if expires_at else 0,
-                    lambda v: f"for another expiry ({v})",
+                    lambda v: f"for another status ({v}), not one that {verb} consent",
                 ),
             },
             f"a consent {status.value}",
         )
+        # the receipt she signed (its hash is in the message) is this consent's, and is stored as it is
+        _, expires_at, terms, now = _signed_receipt(partner, member, purpose, status, signature)
+        row = _receipt_row(partner, member, purpose, status, expires_at, terms, now)
+        message = signature.message
+        if str(message.get("receiptHash", "")).lower() != "0x" + row["receipt_hash"].hex():
+            raise InvalidInput("the signature is of another receipt than the one its file holds")
+        if message.get("expiresAt") != (int(expires_at.timestamp()) if expires_at else 0):
+            raise InvalidInput("the signature is for another expiry than its receipt's")
     if status is ConsentStatus.WITHDRAWN:
         history = crm.coalition.consent.history(member, partner.address, purpose_bytes)
         if not history or history[-1].status is not ChainConsentStatus.GIVEN:
