@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TextIO, TypeVar
 
 import typer
+import typer.rich_utils
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+from typer.core import TyperOption
 
 from api.errors import CrmError
 from api.principal import Principal
@@ -86,6 +88,27 @@ HomeOption = Annotated[
 PartnerOption = Annotated[
     str, typer.Option("--partner", metavar="NAME", help="the partner's name, e.g. acme")
 ]
+
+
+def _one_line_usage_error(exc: Any) -> None:
+    """A malformed command line is one line on stderr (exit 2, the usage error's code), like every other
+    mistake, instead of Typer's boxed usage wrapped at 80 columns in a pipe."""
+    ctx = getattr(exc, "ctx", None)
+    where = f" (`{ctx.command_path} --help` lists what it takes)" if ctx is not None else ""
+    errors.print(Text.assemble(("error: ", "red"), exc.format_message() + where))
+
+
+def _flag_type(self: TyperOption, ctx: typer.Context) -> str | None:
+    """An on/off flag takes no value: the help shows no type for it (Typer would show `<bool>`)."""
+    if self.is_flag and not self.count:
+        return None
+    return _option_type(self, ctx)
+
+
+# Typer looks these up at call time: usage errors and option types, our way, in every command.
+typer.rich_utils.rich_format_error = _one_line_usage_error  # type: ignore[assignment]
+_option_type = TyperOption.display_type_rich
+TyperOption.display_type_rich = _flag_type  # type: ignore[method-assign,assignment]
 
 
 def parse_member(value: str) -> bytes:
@@ -344,7 +367,7 @@ def partner_list() -> None:
     table = Table("partner", "address", "issued", "redeemed at", "position")
     for p in with_crm(lambda crm: positions(crm, OPERATOR)):
         table.add_row(p.name, p.address, str(p.issued), str(p.redeemed), f"{p.net:+d}")
-    console.print(table)
+    show_wide(table)
 
 
 @governance_app.command("propose")
@@ -405,7 +428,7 @@ def governance_proposals() -> None:
             "executed" if p.executed else "open",
             p.expires_at.isoformat(timespec="seconds"),
         )
-    console.print(table)
+    show_wide(table)
 
 
 # --- customers and interactions --------------------------------------------------------------------------
@@ -666,7 +689,7 @@ def customer_show(member: MemberArgument, partner: PartnerOption) -> None:
     table = Table("field", "value", title=f"member {hexid(member)} ({view.status})")
     for key, value in view.pii.items():
         table.add_row(key, str(value))
-    console.print(table)
+    show_wide(table)
 
 
 @customer_app.command("list")
@@ -697,7 +720,8 @@ def customer_list(
         )
     show_wide(table)
     pages = max(1, -(-found.total // found.per_page))
-    console.print(f"page {found.page} of {pages}: {len(found.customers)} of {found.total} customers")
+    shown = f"{len(found.customers)} of {plural(found.total, 'customer')}"
+    console.print(f"page {found.page} of {pages}: {shown}")
 
 
 @customer_app.command("update")
@@ -734,7 +758,7 @@ def interaction_list(partner: PartnerOption, member: MemberOption) -> None:
             line.external_key or "-",
             line.anchoring + (" (content erased)" if line.erased else ""),
         )
-    console.print(table)
+    show_wide(table)
     if not lines:
         console.print("no interactions")
 
@@ -886,7 +910,7 @@ def consent_history_cmd(
             r.expires_at.isoformat(timespec="seconds") if r.expires_at else "-",
             "yes" if event.on_chain else Text("NO", style="red"),
         )
-    console.print(table)
+    show_wide(table)
 
 
 @consent_app.command("check")
@@ -922,7 +946,7 @@ def _points(kind: str, partner: str, member: bytes, amount: int, signed: Any = N
         receipt = with_crm(lambda crm: earn_points(crm, as_partner(partner), request))
     else:
         receipt = with_crm(lambda crm: redeem_points(crm, as_partner(partner), request, signed=signed))
-    console.print(f"{kind}ed {amount} points; balance {receipt.balance}")
+    console.print(f"{kind}ed {plural(amount, 'point')}; balance {receipt.balance}")
 
 
 AmountOption = Annotated[int, typer.Option(metavar="POINTS", help="whole points, at least 1")]
@@ -970,7 +994,7 @@ def points_history_cmd(member: MemberOption) -> None:
             line.external_key or "-",
             str(line.block_number) if line.block_number is not None else Text("not on chain", style="red"),
         )
-    console.print(table)
+    show_wide(table)
     if not lines:
         console.print("no points earned or redeemed")
 
@@ -1170,7 +1194,7 @@ def _print_import(report: Any) -> None:
         elif isinstance(value, float):
             value = f"{value:,.1f}"
         table.add_row(key.replace("_", " "), str(value))
-    console.print(table)
+    show_wide(table)
 
 
 ImportPurposesOption = Annotated[
@@ -1400,7 +1424,7 @@ def segments(
             f"{sum(r.frequency for r in rows) / n:.1f}",
             f"{sum(r.monetary for r in rows) / n:,.2f}",
         )
-    console.print(table)
+    show_wide(table)
     scan = report.scan
     kmeans = Table("k", "silhouette", "inertia", title="KMeans on standardised log R, F, M")
     for k, sil, inertia in zip(scan.ks, scan.silhouette, scan.inertia, strict=True):
@@ -1664,7 +1688,7 @@ def compile_(force: Annotated[bool, typer.Option(help="rebuild even if the cache
     table = Table("contract", "bytecode bytes", title=f"solc {build.compiler}")
     for name, artifact in sorted(build.artifacts.items()):
         table.add_row(name, str(len(artifact.bytecode) // 2 - 1))
-    console.print(table)
+    show_wide(table)
 
 
 def main() -> None:

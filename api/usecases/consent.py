@@ -494,6 +494,7 @@ def consent_valid(
     crm: Crm, who: Principal, partner_name: str, member: bytes, purpose: str, at: datetime | None = None
 ) -> bool:
     """Whether the chain says `member` consented to `partner_name` for `purpose` (now, or at `at`)."""
+    _check_purpose(purpose)  # an unknown purpose is a mistake to name, not a question with answer no
     _may_read_consent(who, member)
     with crm.unit_of_work() as db:
         partner = crm.partner(db, partner_name)
