@@ -510,20 +510,6 @@ def customer_key_bind(
     console.print(f"member {hexid(member)}: signer {address} bound")
 
 
-NewKeyOption = Annotated[
-    Path,
-    typer.Option("--new-key", metavar="FILE", help="the customer's new keystore file (`customer key new`)"),
-]
-NewPassphraseFileOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--new-passphrase-file",
-        metavar="FILE",
-        help="read the new key file's passphrase from FILE (else a prompt)",
-    ),
-]
-
-
 @customer_key_app.command("change")
 def customer_key_change(
     member: MemberArgument,
