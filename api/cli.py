@@ -383,6 +383,7 @@ def customer_add(
     member id."""
     from pydantic import ValidationError
 
+    from api.usecases.customer_keys import customer_binding
     from api.usecases.customers import register_customer
     from offchain.models import CustomerCreate
 
@@ -401,7 +402,12 @@ def customer_add(
         fail(f"--{str(exc.errors()[0]['loc'][0]).replace('_', '-')}: {exc.errors()[0]['msg']}")
     key = _customer_key(signer_key, passphrase_file)
     signer = None if key is None else key.address
-    member = with_crm(lambda crm: register_customer(crm, as_partner(partner), data, signer=signer))
+
+    def register(crm: Crm) -> bytes:
+        binding = None if key is None else customer_binding(crm, key)
+        return register_customer(crm, as_partner(partner), data, signer=signer, binding=binding)
+
+    member = with_crm(register)
     if signer is not None:
         console.print(f"signer {signer} bound")
     console.print(hexid(member))
@@ -429,10 +435,14 @@ def customer_key_bind(
     passphrase_file: PassphraseFileOption = None,
 ) -> None:
     """Bind a customer's own key to a member without one (its home partner only)."""
-    from api.usecases.customer_keys import bind_customer_key
+    from api.usecases.customer_keys import bind_customer_key, customer_binding
 
     account = _customer_key(key, passphrase_file)
-    address = with_crm(lambda crm: bind_customer_key(crm, as_partner(partner), member, account))
+    address = with_crm(
+        lambda crm: bind_customer_key(
+            crm, as_partner(partner), member, account.address, customer_binding(crm, account)(member)
+        )
+    )
     console.print(f"member {hexid(member)}: signer {address} bound")
 
 
@@ -869,12 +879,14 @@ def anchor(
     """Anchor every pending interaction now."""
     from api.usecases.anchoring import anchor_now
 
-    anchored = with_crm(lambda crm: anchor_now(crm, OPERATOR, partner))
-    for name, outcome in anchored:
+    run = with_crm(lambda crm: anchor_now(crm, OPERATOR, partner))
+    for name, failure in run.failed:
+        console.print(f"{name}: {failure.reason}; its batch went back to pending and was signed anew")
+    for name, outcome in run.anchored:
         console.print(
             f"{name}: batch {outcome.onchain_batch_id}, {outcome.size} leaves, block {outcome.block_number}"
         )
-    if not anchored:
+    if not run.anchored:
         console.print("nothing to anchor")
 
 
