@@ -512,6 +512,45 @@ def customer_key_reset(
     console.print(line)
 
 
+@customer_app.command("move-vote")
+def customer_move_vote(
+    member: MemberArgument,
+    partner: PartnerOption,
+    to: Annotated[
+        str, typer.Option("--to", metavar="PARTNER", help="the new home: a partner's name or address")
+    ],
+) -> None:
+    """Vote, as this partner, to move a member's home (its home left the consortium, or it has no key
+    to sign the move); it moves once a strict majority of the partners voted for the same home."""
+    from api.usecases.members import vote_home_move
+
+    outcome = with_crm(lambda crm: vote_home_move(crm, as_partner(partner), member, to))
+    _print_member_vote(partner, member, f"home {outcome.target}", "moved", outcome)
+
+
+@customer_app.command("erase-vote")
+def customer_erase_vote(member: MemberArgument, partner: PartnerOption) -> None:
+    """Vote, as this partner, to erase a member on chain (one with a key is never erased by its home
+    alone); done once a strict majority of the partners voted so. Its home's `erase` then erases the
+    store's data."""
+    from api.usecases.members import vote_erasure
+
+    outcome = with_crm(lambda crm: vote_erasure(crm, as_partner(partner), member))
+    _print_member_vote(partner, member, "erasure", "erased on chain", outcome)
+
+
+def _print_member_vote(partner: str, member: bytes, what: str, done: str, outcome: Any) -> None:
+    line = f"member {hexid(member)}, {what}: {outcome.votes} of {outcome.needed} votes: " + (
+        done if outcome.done else "not yet"
+    )
+    if outcome.counts_until is not None:
+        line += (
+            f" (a strict majority of the {plural(outcome.partners, 'partner')}; {partner}'s vote counts"
+            f" until {outcome.counts_until:%Y-%m-%d %H:%M UTC})"
+        )
+    console.print(line)
+
+
 @customer_app.command("show")
 def customer_show(member: MemberArgument, partner: PartnerOption) -> None:
     """A customer's personal data (owning partner only)."""
