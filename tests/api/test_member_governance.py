@@ -46,7 +46,8 @@ def keyed(crm: Any, name: str = "Bea") -> tuple[bytes, Any]:
 
 def status(crm: Any, member: bytes) -> CustomerStatus:
     with crm.unit_of_work() as db:
-        return db.exec(select(Customer).where(Customer.member_id == member)).one().status
+        found: CustomerStatus = db.exec(select(Customer).where(Customer.member_id == member)).one().status
+        return found
 
 
 def receipts(crm: Any) -> int:
