@@ -110,8 +110,7 @@ def erase_customer(
     if not on_chain.enrolled:  # its enrolment was staged and never sent: send it, then erase there
         send_staged_enrolments(crm, who)
     if signed_erasure is not None:
-        crm.coalition.members.broadcast(signed_erasure)
-        crm.coalition.members.wait(signed_erasure.tx_hash)
+        crm.coalition.members.send_erase(signed_erasure)
     elif not on_chain.erased:
         crm.coalition.members.erase(signer, member)
     anchor_pending(crm, partner_name)  # the receipt's leaf, and whatever waited before it

@@ -295,11 +295,15 @@ class MemberRegistryClient(ContractClient):
         self, relayer: LocalAccount, member: bytes, authorization: Authorization
     ) -> SignedTx:
         """`erase_signed`, simulated and signed, not sent: a caller that has its own records to change
-        first learns now whether the chain will take it (`broadcast` and `wait` send it later)."""
+        first learns now whether the chain will take it (`send_erase` sends it later)."""
         fn = self.contract.functions.eraseSigned(
             as_bytes32(member), authorization.deadline, authorization.signature
         )
         return self.chain.prepare(fn, relayer)
+
+    def send_erase(self, signed: SignedTx) -> TxResult:
+        """Send an erasure prepared by `prepare_erase_signed` and wait for it."""
+        return self.chain.send(self.contract, signed)
 
     def move_home_signed(
         self, relayer: LocalAccount, member: bytes, new_home: str, authorization: Authorization
