@@ -12,7 +12,7 @@ from eth_account import Account
 from ledger import errors
 from ledger.backends import RpcBackend
 from ledger.clients import Action, ConsentStatus
-from ledger.clients.members import MAX_SIGNATURE_LIFETIME, VoteKind
+from ledger.clients.members import MAX_DEADLINE_AHEAD, VoteKind
 from ledger.coalition import Coalition
 from ledger.merkle import leaf_hash
 from tests.ledger.logs import anchor_first, first_head
@@ -305,7 +305,7 @@ def test_a_deadline_far_in_the_future_is_refused(coalition):
     a = accounts(coalition)
     key = Account.create()
     (m,) = enrol(coalition, a[0], signers=[key])
-    latest = now(coalition) + MAX_SIGNATURE_LIFETIME
+    latest = now(coalition) + MAX_DEADLINE_AHEAD
     for deadline in (2**256 - 1, latest + 3600):
         auth = coalition.members.authorize_consent(
             key, m, a[0].address, LOYALTY, ConsentStatus.GIVEN, os.urandom(32), 0, deadline=deadline
