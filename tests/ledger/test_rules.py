@@ -616,7 +616,7 @@ def test_a_readmitted_partner_does_not_get_consents_signed_towards_it_back(coali
     a = accounts(coalition)
     coalition.consortium.decide(a[:2], Action.ADMIT_PARTNER, a[3].address)
     key = Account.create()
-    (m,) = enrol(coalition, a[0], signers=[key.address])
+    (m,) = enrol(coalition, a[0], signers=[key])
     signed_consent(coalition, a[1], key, m, a[3].address)
     signed_in = coalition.chain.w3.eth.block_number
     assert coalition.consent.is_valid(m, a[3].address, LOYALTY)
