@@ -457,6 +457,7 @@ def customer_add(
     member id."""
     from pydantic import ValidationError
 
+    from api.usecases.customer_keys import customer_binding
     from api.usecases.customers import register_customer
     from offchain.models import CustomerCreate
 
@@ -475,7 +476,12 @@ def customer_add(
         fail(f"--{str(exc.errors()[0]['loc'][0]).replace('_', '-')}: {exc.errors()[0]['msg']}")
     key = _customer_key(signer_key, passphrase_file)
     signer = None if key is None else key.address
-    member = with_crm(lambda crm: register_customer(crm, as_partner(partner), data, signer=signer))
+
+    def register(crm: Crm) -> bytes:
+        binding = None if key is None else customer_binding(crm, key)
+        return register_customer(crm, as_partner(partner), data, signer=signer, binding=binding)
+
+    member = with_crm(register)
     if signer is not None:
         console.print(f"signer {signer} bound")
     console.print(hexid(member))
@@ -503,10 +509,14 @@ def customer_key_bind(
     passphrase_file: PassphraseFileOption = None,
 ) -> None:
     """Bind a customer's own key to a member without one (its home partner only)."""
-    from api.usecases.customer_keys import bind_customer_key
+    from api.usecases.customer_keys import bind_customer_key, customer_binding
 
     account = _customer_key(key, passphrase_file)
-    address = with_crm(lambda crm: bind_customer_key(crm, as_partner(partner), member, account))
+    address = with_crm(
+        lambda crm: bind_customer_key(
+            crm, as_partner(partner), member, account.address, customer_binding(crm, account)(member)
+        )
+    )
     console.print(f"member {hexid(member)}: signer {address} bound")
 
 
@@ -554,6 +564,45 @@ def customer_key_reset(member: MemberArgument, partner: PartnerOption, new_signe
     line = (
         f"member {hexid(member)}, key {outcome.new_signer}: {outcome.votes} of {outcome.needed} votes:"
         f" {state_words}"
+    )
+    if outcome.counts_until is not None:
+        line += (
+            f" (a strict majority of the {plural(outcome.partners, 'partner')}; {partner}'s vote counts"
+            f" until {outcome.counts_until:%Y-%m-%d %H:%M UTC})"
+        )
+    console.print(line)
+
+
+@customer_app.command("move-vote")
+def customer_move_vote(
+    member: MemberArgument,
+    partner: PartnerOption,
+    to: Annotated[
+        str, typer.Option("--to", metavar="PARTNER", help="the new home: a partner's name or address")
+    ],
+) -> None:
+    """Vote, as this partner, to move a member's home (its home left the consortium, or it has no key
+    to sign the move); it moves once a strict majority of the partners voted for the same home."""
+    from api.usecases.members import vote_home_move
+
+    outcome = with_crm(lambda crm: vote_home_move(crm, as_partner(partner), member, to))
+    _print_member_vote(partner, member, f"home {outcome.target}", "moved", outcome)
+
+
+@customer_app.command("erase-vote")
+def customer_erase_vote(member: MemberArgument, partner: PartnerOption) -> None:
+    """Vote, as this partner, to erase a member on chain (one with a key is never erased by its home
+    alone); done once a strict majority of the partners voted so. Its home's `erase` then erases the
+    store's data."""
+    from api.usecases.members import vote_erasure
+
+    outcome = with_crm(lambda crm: vote_erasure(crm, as_partner(partner), member))
+    _print_member_vote(partner, member, "erasure", "erased on chain", outcome)
+
+
+def _print_member_vote(partner: str, member: bytes, what: str, done: str, outcome: Any) -> None:
+    line = f"member {hexid(member)}, {what}: {outcome.votes} of {outcome.needed} votes: " + (
+        done if outcome.done else "not yet"
     )
     if outcome.counts_until is not None:
         line += (
@@ -1031,12 +1080,14 @@ def anchor(
     """Anchor every pending interaction now."""
     from api.usecases.anchoring import anchor_now
 
-    anchored = with_crm(lambda crm: anchor_now(crm, OPERATOR, partner))
-    for name, outcome in anchored:
+    run = with_crm(lambda crm: anchor_now(crm, OPERATOR, partner))
+    for name, failure in run.failed:
+        console.print(f"{name}: {failure.reason}; its batch went back to pending and was signed anew")
+    for name, outcome in run.anchored:
         console.print(
             f"{name}: batch {outcome.onchain_batch_id}, {outcome.size} leaves, block {outcome.block_number}"
         )
-    if not anchored:
+    if not run.anchored:
         console.print("nothing to anchor")
 
 
