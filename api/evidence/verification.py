@@ -72,6 +72,10 @@ class Check(StrEnum):
     )
     CONSENT = "consent receipts against the chain's consent records"
     POINTS = "point events against the chain's events; balances and positions reconciled"
+    DECISIONS = (
+        "registered models (bytes and card re-hashed) and decisions against the chain's DecisionLog;"
+        " with keys, each explanation against its keyed commitment"
+    )
     CONTENT = "payloads decrypted and re-hashed to their leaves (needs the partners' keys)"
 
 

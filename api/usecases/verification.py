@@ -15,9 +15,10 @@ def verify(
 ) -> VerificationReport:
     """Every partner `who` acts for, from the chain down: each log's heads and leaves, every
     interaction (only `member`'s, if given) and erasure receipt; for a whole run (no `member`) also
-    consent receipts and point events against the chain's events, the points reconciliation, and logs
-    on chain of partners the store does not know. Content is re-hashed with the partners' keys unless
-    `auditor` (or `who` is an auditor): then no key is opened, and the report says which checks ran.
+    consent receipts, point events, registered models and decisions against the chain's events, the
+    points reconciliation, and logs on chain of partners the store does not know. Content is re-hashed
+    with the partners' keys unless `auditor` (or `who` is an auditor): then no key is opened, and the
+    report says which checks ran.
     Exit code material: `report.failures`."""
     content = not auditor and who.role is not Role.AUDITOR
     report = VerificationReport()
@@ -28,12 +29,14 @@ def verify(
         report.ran(*part.checks)
     if member is not None:
         return report
-    report.ran(Check.CONSENT, Check.POINTS)
+    report.ran(Check.CONSENT, Check.POINTS, Check.DECISIONS)
     with crm.unit_of_work() as db:
         for name in names:
             partner = crm.partner(db, name)
             report.results.extend(records.check_consents(crm, db, partner))
             report.results.extend(records.check_points(crm, db, partner))
+            report.results.extend(records.check_models(crm, db, partner))
+            report.results.extend(records.check_decisions(crm, db, partner, content=content))
     whole = who.role in (Role.OPERATOR, Role.AUDITOR)
     if whole:
         report.results.extend(verification.unknown_logs(crm))

@@ -10,7 +10,7 @@ from typing import Any
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress
-from eth_utils import to_checksum_address
+from eth_utils import event_abi_to_log_topic, to_checksum_address
 
 from ledger.chain import SignedTx, TxResult
 from ledger.clients.base import ContractClient, as_bytes32
@@ -64,6 +64,15 @@ class MemberInfo:
     @property
     def enrolled(self) -> bool:
         return self.home is not None
+
+
+@dataclass(frozen=True)
+class Erasure:
+    """One `MemberErased` event: the member, its home partner then, and the block."""
+
+    member: bytes
+    home: ChecksumAddress
+    block_number: int
 
 
 @dataclass(frozen=True)
@@ -134,6 +143,23 @@ class MemberRegistryClient(ContractClient):
         """The erased flag of each member (batched against a remote node)."""
         found = self.chain.call_many(self.contract, "memberOf", [(as_bytes32(m),) for m in members])
         return [bool(erased) for _home, _signer, erased, _nonce in found]
+
+    def erasures(self, home: str | None = None) -> list[Erasure]:
+        """Every member the registry erased (of one home partner, or of all), oldest first, from the
+        `MemberErased` events: the chain's shred list (one eth_getLogs, decoded here)."""
+        topic = "0x" + bytes(event_abi_to_log_topic(self.contract.events.MemberErased().abi)).hex()
+        by_home = None if home is None else "0x" + bytes(12).hex() + to_checksum_address(home)[2:].lower()
+        logs = self.chain.raw_logs(
+            {
+                "address": self.contract.address,
+                "fromBlock": 0,
+                "toBlock": "latest",
+                "topics": [topic, None, by_home],
+            }
+        )
+        return [
+            Erasure(log.topics[1], to_checksum_address(log.topics[2][12:]), log.block_number) for log in logs
+        ]
 
     def nonce_of(self, member: bytes) -> int:
         return int(self._call(self.contract.functions.nonceOf(as_bytes32(member))))
