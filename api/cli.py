@@ -197,6 +197,11 @@ def with_crm(action: Callable[[Crm], T]) -> T:
 
     with user_errors():
         crm = open_crm(state.home)
+        for partner, member, block in crm.reshredded:
+            errors.print(
+                f"warning: the key store held a data key of {partner}'s member 0x{member.hex()}, which the"
+                f" chain erased in block {block} (a key store restored from a backup?): shredded it again"
+            )
         try:
             return action(crm)
         finally:

@@ -253,6 +253,7 @@ class _Partner:
         self._check_receipts(receipts, full=full)
         if full:
             self._check_erased_customers(receipts)
+            self._check_chain_erasures(receipts)
 
     # --- the log --------------------------------------------------------------------------------
 
@@ -480,6 +481,46 @@ class _Partner:
                 f"marked erased in the store ({marked}) with no erasure receipt recorded or anchored;"
                 f" {chain}",
             )
+
+    def _check_chain_erasures(self, receipts: Sequence[ErasureReceipt]) -> None:
+        """The store's erasures and the MemberRegistry's erased flag, each against the other: every
+        anchored erasure receipt names a member the chain erased (an erasure made only in the store
+        left consents, points and decisions open on chain), and every member the chain erased with
+        this partner as its home has a receipt (an erasure made only on chain, or a store restored
+        from before it) and no key left in the key store (a key store restored from a backup brings
+        the customer's data back: the chain is the shred list)."""
+        name = self.partner.name
+        anchored = [r for r in receipts if r.member_id in self.erased]
+        flags = self.crm.coalition.members.are_erased([r.member_id for r in anchored]) if anchored else []
+        for receipt, chain_erased in zip(anchored, flags, strict=True):
+            if not chain_erased:
+                self._finding(
+                    Outcome.TAMPERED,
+                    f"erasure receipt {receipt.id} of {name}",
+                    f"anchored, but the MemberRegistry does not record member 0x{receipt.member_id.hex()}"
+                    " erased: an erasure made only in the store (its consents, points and decisions stay"
+                    " open on chain)",
+                )
+        with_receipt = {r.member_id for r in receipts}
+        on_chain = self.crm.coalition.members.erasures(self.partner.address)
+        for erasure in on_chain:
+            if erasure.member not in with_receipt:
+                self._finding(
+                    Outcome.MISSING,
+                    f"erasure of 0x{erasure.member.hex()} by {name}",
+                    f"the MemberRegistry erased the member in block {erasure.block_number}; the store holds"
+                    " no erasure receipt for it (an erasure made only on chain, or a store older than it)",
+                )
+        kept = self.crm.keystore.get_many(name, [e.member for e in on_chain]) if on_chain else {}
+        for erasure in on_chain:
+            if erasure.member in kept:
+                self._finding(
+                    Outcome.TAMPERED,
+                    f"key of 0x{erasure.member.hex()} of {name}",
+                    f"the key store holds a data key of a member the chain erased in block"
+                    f" {erasure.block_number} (a key store restored from a backup?): shred it again"
+                    " (opening the home does)",
+                )
 
     def _finding(self, outcome: Outcome, record: str, detail: str) -> None:
         self.findings.append(Verification(None, outcome, detail, record=record))

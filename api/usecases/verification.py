@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from api.context import Crm
 from api.evidence import records, verification
-from api.evidence.verification import Check, Verification, VerificationReport
+from api.evidence.verification import Check, Outcome, Verification, VerificationReport
 from api.principal import Principal, Role
 from api.usecases.loyalty import reconcile
 from api.usecases.partners import partner_names
@@ -37,6 +37,17 @@ def verify(
             report.results.extend(records.check_points(crm, db, partner))
             report.results.extend(records.check_models(crm, db, partner))
             report.results.extend(records.check_decisions(crm, db, partner, content=content))
+    for holder, shredded, block in crm.reshredded:
+        if holder in names:
+            report.results.append(
+                Verification(
+                    None,
+                    Outcome.TAMPERED,
+                    f"the key store held a data key of a member the chain erased in block {block} (a key"
+                    " store restored from a backup?); it was shredded again when the home was opened",
+                    record=f"key of 0x{shredded.hex()} of {holder}",
+                )
+            )
     whole = who.role in (Role.OPERATOR, Role.AUDITOR)
     if whole:
         report.results.extend(verification.unknown_logs(crm))

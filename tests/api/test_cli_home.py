@@ -1,6 +1,8 @@
 """The CLI against a real node (anvil), as a user would drive it: one process per command."""
 
+import os
 import re
+import stat
 
 import pytest
 
@@ -302,3 +304,33 @@ def test_an_import_with_an_unknown_purpose_is_refused_with_nothing_written(home,
     )
     assert len(out.strip().splitlines()) == 1
     assert "0 of 0 customers" in cli(home, "customer", "list", "--partner", "acme")
+
+
+def test_a_homes_folders_and_files_are_its_owners_only(home):
+    """A low of issue 30: the store files and the home were world-readable. Whatever the umask."""
+    previous = os.umask(0o022)
+    try:
+        cli(home, "partner", "add", "acme")
+        member = cli(home, "customer", "add", "--partner", "acme", "--name", "Zoe").strip().splitlines()[-1]
+        cli(
+            home,
+            "interaction",
+            "add",
+            "--partner",
+            "acme",
+            "--member",
+            member,
+            "--kind",
+            "visit",
+            "--data",
+            "{}",
+        )
+        cli(home, "anchor")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    seen = {p.name for p in home.rglob("*")}
+    assert {"data.sqlite", "keys.sqlite", "config.json", "keys", "acme.key", "acme.kek"} <= seen
+    for path in home.rglob("*"):
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode == (0o700 if path.is_dir() else 0o600), f"{path.relative_to(home)} is {oct(mode)}"

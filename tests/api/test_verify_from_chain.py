@@ -4,28 +4,39 @@ Each of these passed as "verified" or "erased", or aborted the run, before the l
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
+import sqlite3
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from unittest.mock import ANY
 
 import pytest
 from sqlalchemy import text
 from sqlmodel import col, select
 
 from api.context import Crm
+from api.errors import CustomerIsErased
 from api.evidence.anchoring import anchor_pending
 from api.evidence.recording import NewInteraction, record_interactions
 from api.evidence.verification import Check, Outcome
 from api.principal import Principal
 from api.usecases.consent import consent_history, give_consent, withdraw_consent
-from api.usecases.customers import register_customer
-from api.usecases.erasure import erase_customer
-from api.usecases.loyalty import PointsRequest, earn_points
+from api.usecases.customers import PII_FIELD, register_customer, show_customer
+from api.usecases.erasure import erase_customer, reshred_erased
+from api.usecases.export import export_member
+from api.usecases.loyalty import PointsRequest, earn_points, earn_points_batch
 from api.usecases.verification import verify
+from ledger.clients.loyalty import points_events
 from ledger.errors import AnchorRootAlreadyAnchored
+from offchain.errors import DecryptionFailed
 from offchain.models import (
     Batch,
     ConsentReceipt,
     ConsentStatus,
+    Customer,
     CustomerCreate,
     ErasureReceipt,
     Interaction,
@@ -269,3 +280,121 @@ def test_row10_a_customer_marked_erased_without_an_erasure_is_named(crm, store):
             assert "marked erased in the store" in detail and "no erasure receipt" in detail
             assert "the MemberRegistry does not record it erased" in detail
     assert not crm.coalition.members.member(dave).erased
+
+
+def test_an_erasure_made_only_in_the_store_is_named(crm, store, monkeypatch):
+    """Medium 8: a partner that erases in its store (receipt anchored, key shredded) but never on chain
+    leaves the member's consents, points and decisions open there; the anchored receipt proved it."""
+    dave = customer(crm, "acme", "Dave")
+    record(crm, "acme", dave, 2, "D")
+    monkeypatch.setattr(crm.coalition.members, "erase", lambda *_args: None)  # the chain is skipped
+    receipt, _ = erase_customer(crm, P("acme"), dave)
+    assert receipt.anchored_batch_id is not None and not crm.coalition.members.member(dave).erased
+    for auditor in (False, True):
+        detail = failures(crm, auditor=auditor)[f"erasure receipt {receipt.id} of acme"]
+        assert "the MemberRegistry does not record member" in detail and "only in the store" in detail
+
+
+def test_an_erasure_made_only_on_chain_is_named(crm, store):
+    """Medium 8, the other way round: the chain erased a member (a home partner's direct call, or a
+    store restored from before the erasure) and the store holds no receipt, and still holds the key."""
+    erin = customer(crm, "acme", "Erin")
+    record(crm, "acme", erin, 1, "E")
+    anchor_pending(crm, "acme")
+    assert not failures(crm)
+    crm.coalition.members.erase(crm.signer("acme"), erin)
+    found = failures(crm)
+    assert "no erasure receipt" in found[f"erasure of 0x{erin.hex()} by acme"]
+    assert "restored from a backup" in found[f"key of 0x{erin.hex()} of acme"]
+
+
+def test_a_key_store_restored_after_an_erasure_opens_nothing_is_shredded_again_and_fails_verify(
+    crm, store, tmp_path
+):
+    """Medium 7: erasure deletes the ciphertexts (personal data, payloads), so an old key store finds
+    nothing to open; and opening the store with such a key store shreds the key again (the chain is the
+    shred list) and `verify` fails on it."""
+    dave = customer(crm, "acme", "Dave")
+    record(crm, "acme", dave, 2, "D")
+    anchor_pending(crm, "acme")
+    keys = tmp_path / "keys.sqlite"
+    backup = tmp_path / "keys-backup.sqlite"
+    with closing(sqlite3.connect(keys)) as live, closing(sqlite3.connect(backup)) as copy:
+        live.backup(copy)
+    erase_customer(crm, P("acme"), dave)
+    with crm.unit_of_work() as db:
+        row = db.get(Customer, dave)
+        assert row is not None and row.pii_ciphertext == b""
+        assert all(
+            i.payload_ciphertext is None
+            for i in db.exec(select(Interaction).where(Interaction.member_id == dave))
+        )
+    crm.close()
+    for suffix in ("-wal", "-shm"):
+        Path(f"{keys}{suffix}").unlink(missing_ok=True)
+    shutil.copyfile(backup, keys)  # the old key store, restored
+
+    reopened = Crm.open(crm.settings, crm.coalition)
+    try:
+        assert not reopened.vault.is_erased("acme", dave)  # the key is back in the file...
+        with reopened.unit_of_work() as db:
+            row = db.get(Customer, dave)
+            assert row is not None
+            sealed = row.pii_ciphertext
+        with pytest.raises(DecryptionFailed):  # ...and finds no personal data to open
+            reopened.vault.decrypt("acme", dave, PII_FIELD, sealed)
+        with pytest.raises(CustomerIsErased):
+            show_customer(reopened, P("acme"), dave)
+        assert reshred_erased(reopened) == [("acme", dave, ANY)]
+        assert reopened.vault.is_erased("acme", dave)
+        found = failures(reopened)
+        assert "shredded again" in found[f"key of 0x{dave.hex()} of acme"]
+        with pytest.raises(CustomerIsErased):
+            export_member(reopened, P("acme"), dave)
+        assert reshred_erased(reopened) == []  # once shredded, the next opening finds nothing
+    finally:
+        reopened.close()
+
+
+def test_an_erased_members_point_references_cannot_be_linked_to_its_invoices(crm, store):
+    """Medium 6: the chain's point references were SHA-256 of the partner's name and the invoice
+    number, and the store kept the invoice numbers after erasure: 6 of 6 were linked back. Now every
+    reference is keyed under the member's data key, and erasure leaves no invoice number or time of
+    the member's in clear in the store."""
+    dave = customer(crm, "acme", "Dave")
+    invoices = [f"INV-7731{i}-Q" for i in range(6)]
+    give_consent(crm, P("acme"), dave, "loyalty")
+    earn_points_batch(
+        crm, P("acme"), [PointsRequest(dave, 10 + i, external_key=v) for i, v in enumerate(invoices)]
+    )
+    items = [
+        NewInteraction(
+            dave,
+            "purchase",
+            {"total": 1.5},
+            external_key=v,
+            occurred_at=datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC),
+        )
+        for v in invoices
+    ]
+    record_interactions(crm, "acme", items)
+    anchor_pending(crm, "acme")
+    erase_customer(crm, P("acme"), dave)
+    assert not failures(crm)
+
+    # the attack: the partner's name and a list of invoice numbers, hashed as the references were
+    refs = {e.ref for e in points_events(crm.coalition.loyalty, crm.signer("acme").address)}
+    guesses = {hashlib.sha256(f"acme\x00{v}".encode()).digest() for v in invoices}
+    assert len(refs & guesses) == 0
+    with crm.unit_of_work() as db:
+        rows = list(db.exec(select(Interaction).where(Interaction.member_id == dave)))
+        events = list(db.exec(select(PointEvent).where(PointEvent.member_id == dave)))
+    assert len(rows) == 6 and len(events) == 6
+    assert all(r.external_key is None and r.occurred_at.year == 1970 for r in rows)
+    assert all(e.external_key is None for e in events)
+    if crm.engine.dialect.name == "sqlite":  # the files themselves, free pages and WAL included
+        store_file = Path(str(crm.engine.url.database))
+        files = [store_file, Path(f"{store_file}-wal"), Path(crm.settings.home) / "keys.sqlite"]
+        held = b"".join(f.read_bytes() for f in files if f.exists())
+        assert sum(held.count(v.encode()) for v in invoices) == 0
+        assert held.count(b"2026-03-04") == 0
