@@ -906,6 +906,8 @@ def verify(
     failed = report.failures
     for problem in failed:
         console.print(Text.assemble((problem.outcome.value, "red"), f" {problem.label}: {problem.detail}"))
+    for elsewhere in (r for r in report.results if r.outcome is Outcome.NOT_HELD):
+        console.print(Text(f"{elsewhere.outcome.value}: {elsewhere.label}: {elsewhere.detail}"))
     console.print(f"{len(report.results)} checked: {summary or 'nothing to verify'}")
     console.print("checks run: " + "; ".join(check.value for check in report.checks))
     if auditor:

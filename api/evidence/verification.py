@@ -59,6 +59,7 @@ class Outcome(StrEnum):
     UNANCHORED = "unanchored"  # not yet on chain (pending or submitted)
     ERASED = "erased"  # existing-but-erased: leaf still proven on chain, erasure receipt anchored
     MISSING = "missing"  # the chain has something the store has no row for
+    NOT_HELD = "not held here"  # another partner's log, whose store and keys live in its own home
 
 
 class Check(StrEnum):
@@ -88,7 +89,7 @@ class Verification:
 
     @property
     def ok(self) -> bool:
-        return self.outcome in (Outcome.VERIFIED, Outcome.PROVEN, Outcome.ERASED)
+        return self.outcome in (Outcome.VERIFIED, Outcome.PROVEN, Outcome.ERASED, Outcome.NOT_HELD)
 
     @property
     def label(self) -> str:
@@ -211,23 +212,24 @@ Checked = tuple[Verification, tuple[InteractionRow, bytes | None]]
 
 
 def unknown_logs(crm: Crm) -> list[Verification]:
-    """Logs the chain holds for addresses the store has no partner for (a store deleted or replaced)."""
+    """Logs the chain holds for addresses the store has no partner for. A partner whose key this home
+    holds belongs here, so its store lost it (deleted or replaced): missing. Any other is a partner of
+    another home (a home may hold one partner of the coalition): not held here, for its own home (or
+    an auditor given its evidence) to verify, and no failure of this one."""
     with crm.unit_of_work() as db:
         known = {p.address.lower() for p in partners.every(db)}
+    own = {signer.address.lower() for signer in crm.signers.values()}
     found = []
     for address in crm.coalition.anchor.partners():
         if address.lower() in known:
             continue
         head = crm.coalition.anchor.head(address)
-        found.append(
-            Verification(
-                None,
-                Outcome.MISSING,
-                f"the chain holds a log of {head.size:,} leaves in {head.count:,} heads for {address};"
-                " the store knows no such partner",
-                record=f"log of {address}",
-            )
-        )
+        log = f"the chain holds a log of {head.size:,} leaves in {head.count:,} heads for {address}"
+        if address.lower() in own:
+            outcome, why = Outcome.MISSING, "; this home holds its key, but the store knows no such partner"
+        else:
+            outcome, why = Outcome.NOT_HELD, ", a partner this home does not hold: its own home verifies it"
+        found.append(Verification(None, outcome, log + why, record=f"log of {address}"))
     return found
 
 

@@ -23,11 +23,13 @@ from api.evidence.anchoring import anchor_pending
 from api.evidence.recording import NewInteraction, record_interactions
 from api.evidence.verification import Check, Outcome
 from api.principal import Principal
+from api.settings import Settings
 from api.usecases.consent import consent_history, give_consent, withdraw_consent
 from api.usecases.customers import PII_FIELD, register_customer, show_customer
 from api.usecases.erasure import erase_customer, reshred_erased
 from api.usecases.export import export_member
 from api.usecases.loyalty import PointsRequest, earn_points, earn_points_batch
+from api.usecases.partners import register_partner
 from api.usecases.verification import verify
 from ledger.clients.loyalty import points_events
 from ledger.errors import AnchorRootAlreadyAnchored
@@ -398,3 +400,25 @@ def test_an_erased_members_point_references_cannot_be_linked_to_its_invoices(crm
         held = b"".join(f.read_bytes() for f in files if f.exists())
         assert sum(held.count(v.encode()) for v in invoices) == 0
         assert held.count(b"2026-03-04") == 0
+
+
+def test_a_home_holding_one_partner_reports_the_other_logs_as_not_held_here(crm, store, tmp_path):
+    """A low of issue 30: a home with one partner failed `verify --all` for every other partner's log."""
+    accounts = crm.coalition.chain.backend.accounts
+    alone = Crm.open(
+        Settings(environment="development", home=tmp_path / "borealis-only", batch_max_leaves=8),
+        crm.coalition,
+    )
+    try:
+        register_partner(alone, "borealis", accounts[1])
+        report = verify(alone, OPERATOR)
+        assert not report.failures, report.failures
+        elsewhere = {r.label: r.detail for r in report.results if r.outcome is Outcome.NOT_HELD}
+        assert set(elsewhere) == {f"log of {accounts[0].address}", f"log of {accounts[2].address}"}
+        assert all("a partner this home does not hold" in d for d in elsewhere.values())
+        # a partner whose key the home holds is its own: its store lost it
+        alone.signers["cafe"] = accounts[2]
+        found = {f.label: f.detail for f in verify(alone, OPERATOR).failures}
+        assert "this home holds its key" in found[f"log of {accounts[2].address}"]
+    finally:
+        alone.close()
