@@ -743,6 +743,21 @@ def consent_history_cmd(
     console.print(table)
 
 
+@consent_app.command("follow")
+def consent_follow(
+    partner: Annotated[str | None, typer.Option(metavar="NAME", help="one partner (default: all)")] = None,
+) -> None:
+    """Record here what members signed on chain towards a partner through another partner."""
+    from api.usecases.consent import follow_consents
+
+    who = OPERATOR if partner is None else as_partner(partner)
+    found = with_crm(lambda crm: follow_consents(crm, who))
+    console.print(
+        f"{plural(found.recorded, 'consent record')} signed through another partner followed"
+        f" ({found.withdrawn} withdrawn); {found.not_held} of members this store does not hold"
+    )
+
+
 @consent_app.command("check")
 def consent_check(
     partner: PartnerOption,

@@ -22,14 +22,14 @@ from api.context import Crm
 from api.evidence.verification import Outcome, Verification
 from ledger.clients import ConsentStatus as ChainConsentStatus
 from ledger.clients import purpose_id
-from ledger.clients.consent import consent_events
+from ledger.clients.consent import ConsentSource, consent_events
 from ledger.clients.decisions import Decision, RecordedDecision
 from ledger.clients.loyalty import points_events
 from ml import decision as deciding
 from offchain.crypto import hmac_sha256
 from offchain.errors import CustomerErased, DecryptionFailed, UnknownCustomer
 from offchain.models import ConsentReceipt, ConsentStatus, CustomerStatus, DecisionRecord
-from offchain.repositories import consents, customers, decisions, models, points
+from offchain.repositories import consents, customers, decisions, models, partners, points
 from offchain.repositories.partners import PartnerRecord
 
 
@@ -44,9 +44,24 @@ class ChainConsent(Protocol):
     def expires_at(self) -> int: ...
 
 
+# A record the member signed on chain towards a partner through another partner, followed into the
+# partner's store (`api.usecases.consent.follow_consents`): its receipt is with the relaying partner, so
+# the document names the chain's receipt hash instead of hashing to it.
+FOLLOWED_SCHEMA = "ledgercrm/consent-followed/v1"
+
+
 def receipt_hash(receipt: ConsentReceipt) -> bytes:
-    """The hash of the receipt's document as stored now (never the stored hash column)."""
-    return hashlib.sha256(receipt.receipt_json.encode()).digest()
+    """The hash of the receipt's document as stored now (never the stored hash column); of a followed
+    record, the chain's receipt hash its document names."""
+    raw = receipt.receipt_json.encode()
+    if FOLLOWED_SCHEMA.encode() in raw:
+        try:
+            document = json.loads(raw)
+            if document.get("schema") == FOLLOWED_SCHEMA:
+                return bytes.fromhex(str(document["receiptHash"]).removeprefix("0x"))
+        except (ValueError, KeyError):
+            pass
+    return hashlib.sha256(raw).digest()
 
 
 def consent_disagreement(receipt: ConsentReceipt, chain: ChainConsent | None) -> str | None:
@@ -107,6 +122,7 @@ def check_consents(crm: Crm, db: Session, partner: PartnerRecord) -> list[Verifi
         for member, status in customers.statuses(db, {e.member for e in events.values()}).items()
         if status is CustomerStatus.ERASED
     }
+    names = {p.address.lower(): p.name for p in partners.every(db)}
     for event in events.values():
         if (
             event.receipt_hash == bytes(32)
@@ -114,6 +130,24 @@ def check_consents(crm: Crm, db: Session, partner: PartnerRecord) -> list[Verifi
             and event.member in erased_members
         ):
             continue
+        if event.source is ConsentSource.SIGNED:
+            # The member's own signature, checked on chain, that any partner may relay: relayed by
+            # another partner, its receipt is with that partner, and the record stands as signed on
+            # chain (it governs processing here as anywhere). Relayed by the controller itself, the
+            # controller's receipt is missing.
+            relayer = crm.coalition.consent.relayer(event)
+            if relayer.lower() != partner.address.lower():
+                found.append(
+                    Verification(
+                        None,
+                        Outcome.PROVEN,
+                        f"{event.status.name.lower()} by the member's own signature on chain (block"
+                        f" {event.block_number}), relayed by {names.get(relayer.lower(), relayer)}, which"
+                        " holds its receipt",
+                        record=f"consent record 0x{event.receipt_hash.hex()} of {partner.name}",
+                    )
+                )
+                continue
         found.append(
             Verification(
                 None,

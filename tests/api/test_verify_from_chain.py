@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import sqlite3
 from contextlib import closing
@@ -14,23 +15,27 @@ from pathlib import Path
 from unittest.mock import ANY
 
 import pytest
+from eth_account import Account
 from sqlalchemy import text
 from sqlmodel import col, select
 
 from api.context import Crm
-from api.errors import CustomerIsErased
+from api.errors import ConsentRequired, CustomerIsErased
 from api.evidence.anchoring import anchor_pending
 from api.evidence.recording import NewInteraction, record_interactions
 from api.evidence.verification import Check, Outcome
 from api.principal import Principal
 from api.settings import Settings
-from api.usecases.consent import consent_history, give_consent, withdraw_consent
+from api.usecases.consent import consent_history, follow_consents, give_consent, withdraw_consent
 from api.usecases.customers import PII_FIELD, register_customer, show_customer
 from api.usecases.erasure import erase_customer, reshred_erased
 from api.usecases.export import export_member
 from api.usecases.loyalty import PointsRequest, earn_points, earn_points_batch
 from api.usecases.partners import register_partner
+from api.usecases.reconciliation import reconcile_store
 from api.usecases.verification import verify
+from ledger.clients import ConsentStatus as ChainConsentStatus
+from ledger.clients import purpose_id
 from ledger.clients.loyalty import points_events
 from ledger.errors import AnchorRootAlreadyAnchored
 from offchain.errors import DecryptionFailed
@@ -422,3 +427,52 @@ def test_a_home_holding_one_partner_reports_the_other_logs_as_not_held_here(crm,
         assert "this home holds its key" in found[f"log of {accounts[2].address}"]
     finally:
         alone.close()
+
+
+def test_a_signed_consent_relayed_by_another_partner_counts_as_signed_on_chain(crm, store):
+    """Medium 4: a member's signed consent towards cafe, relayed by borealis, left cafe's `verify` and
+    `reconcile` failing for good (no receipt in cafe's store). Now it counts as signed on chain, cafe
+    follows it into its store, and a withdrawal relayed anywhere stops cafe's processing at once."""
+    key = Account.create()
+    bea = register_customer(
+        crm, P("acme"), CustomerCreate(name="Bea", email="bea@example.org"), signer=key.address
+    )
+    cafe, loyalty = crm.signer("cafe").address, purpose_id("loyalty")
+
+    def signed_via(relayer: str, status: ChainConsentStatus) -> bytes:
+        receipt = hashlib.sha256(os.urandom(32)).digest()  # the relaying partner's receipt document
+        authorization = crm.coalition.members.authorize_consent(key, bea, cafe, loyalty, status, receipt, 0)
+        crm.coalition.consent.record_signed(
+            crm.signer(relayer), bea, cafe, loyalty, status, receipt, 0, authorization
+        )
+        return receipt
+
+    given = signed_via("borealis", ChainConsentStatus.GIVEN)
+    report = verify(crm, OPERATOR)
+    assert not report.failures, report.failures
+    (relayed,) = [r for r in report.results if r.label == f"consent record 0x{given.hex()} of cafe"]
+    assert relayed.outcome is Outcome.PROVEN and "relayed by borealis" in relayed.detail
+    assert reconcile_store(crm, OPERATOR).ok
+    earn_points(crm, P("cafe"), PointsRequest(bea, 5))  # the chain's consent governs
+
+    assert follow_consents(crm, P("cafe")).recorded == 1
+    assert follow_consents(crm, P("cafe")).recorded == 0  # idempotent
+    (followed,) = consent_history(crm, P("cafe"), bea, "cafe")
+    assert followed.on_chain and followed.receipt.status is ConsentStatus.GIVEN
+    assert not failures(crm)
+
+    withdrawn = signed_via("acme", ChainConsentStatus.WITHDRAWN)  # withdrawn at acme, for cafe
+    with pytest.raises(ConsentRequired):
+        earn_points(crm, P("cafe"), PointsRequest(bea, 5))
+    assert not failures(crm) and reconcile_store(crm, OPERATOR).ok
+    assert follow_consents(crm, OPERATOR).withdrawn == 1
+    history = consent_history(crm, P("cafe"), bea, "cafe")
+    assert [e.receipt.status for e in history][-1] is ConsentStatus.WITHDRAWN and all(
+        e.on_chain for e in history
+    )
+    assert withdrawn != given
+
+    # relayed by the controller itself, the receipt is the controller's own: gone, it is missing
+    own = signed_via("cafe", ChainConsentStatus.GIVEN)
+    found = failures(crm)
+    assert "the store has no receipt for" in found[f"consent record 0x{own.hex()} of cafe"]
