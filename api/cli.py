@@ -886,16 +886,25 @@ def export(partner: PartnerOption, member: MemberOption) -> None:
 def anchor(
     partner: Annotated[str | None, typer.Option(metavar="NAME", help="one partner (default: all)")] = None,
 ) -> None:
-    """Anchor every pending interaction now."""
-    from api.usecases.anchoring import anchor_now
+    """Anchor every pending interaction now (and enrol on chain the customers still waiting for it)."""
+    from api.usecases.anchoring import anchor_now, send_waiting_enrolments
 
-    anchored = with_crm(lambda crm: anchor_now(crm, OPERATOR, partner))
+    def action(crm: Crm) -> tuple[int, list[Any]]:
+        enrolled = send_waiting_enrolments(crm, OPERATOR if partner is None else as_partner(partner), partner)
+        return enrolled, anchor_now(crm, OPERATOR, partner)
+
+    enrolled, anchored = with_crm(action)
+    if enrolled:
+        console.print(f"{plural(enrolled, 'customer')} enrolled on chain")
     for name, outcome in anchored:
         console.print(
             f"{name}: batch {outcome.onchain_batch_id}, {outcome.size} leaves, block {outcome.block_number}"
         )
-    if not anchored:
+    if not anchored and not enrolled:
         console.print("nothing to anchor")
+
+
+PENDING_NAMED = 20  # pending records other than interactions named one a line, at most
 
 
 @app.command()
@@ -927,6 +936,11 @@ def verify(
     console.print("checks run: " + "; ".join(check.value for check in report.checks))
     if auditor:
         console.print("not run: content (decrypting payloads needs the partners' keys)")
+    waiting = [r for r in report.results if r.outcome is Outcome.UNANCHORED and r.interaction_id is None]
+    for item in waiting[:PENDING_NAMED]:  # what is not an interaction is named: customers, receipts
+        console.print(Text(f"pending {item.label}: {item.detail}"))
+    if len(waiting) > PENDING_NAMED:
+        console.print(f"... and {len(waiting) - PENDING_NAMED} more pending records")
     if counts[Outcome.UNANCHORED]:
         console.print(f"{counts[Outcome.UNANCHORED]} pending: run `ledgercrm anchor` to anchor them")
     if failed:
@@ -1055,6 +1069,22 @@ def _purposes(value: str) -> list[str]:
     return [name.strip() for name in value.split(",") if name.strip()]
 
 
+INTERRUPTED_IMPORT = (
+    "interrupted: what the import wrote so far is kept (customers, interactions, and the enrolments,"
+    " consent, points and anchors still waiting in the outbox); run the same import again to finish it:"
+    " it first sends what waits, then adds only what is missing, and records nothing twice"
+)
+
+
+@contextmanager
+def import_interruptible() -> Iterator[None]:
+    """Ctrl-C during an import: one line saying so and what re-running does, exit 130 (SIGINT's)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        fail(INTERRUPTED_IMPORT, code=130)
+
+
 @import_app.command("online-retail")
 def import_online_retail_cmd(
     path: Annotated[
@@ -1085,7 +1115,8 @@ def import_online_retail_cmd(
                     reader=reader,
                 )
 
-        report = with_crm(action)
+        with import_interruptible():
+            report = with_crm(action)
     finally:
         reader.close()  # already closed by the import, unless it never got that far
     _print_import(report)
@@ -1117,7 +1148,9 @@ def import_synthetic_cmd(
                 purposes=_purposes(purposes),
             )
 
-    _print_import(with_crm(action))
+    with import_interruptible():
+        report = with_crm(action)
+    _print_import(report)
 
 
 # --- models, scores, decisions ------------------------------------------------------------------------

@@ -41,7 +41,7 @@ from ledger.merkle import Frontier, LogAppend, leaf_hash, verify_consistency, ve
 from offchain.errors import CustomerErased, DecryptionFailed, UnknownCustomer
 from offchain.models import AnchorStatus, Batch, ErasureReceipt
 from offchain.repositories import batches as batch_rows
-from offchain.repositories import customers, erasures, interactions, partners
+from offchain.repositories import customers, enrolments, erasures, interactions, partners
 from offchain.repositories.interactions import InteractionRow
 from offchain.repositories.partners import PartnerRecord
 from offchain.vault import CustomerKeys
@@ -256,6 +256,7 @@ class _Partner:
         if full:
             self._check_erased_customers(receipts)
             self._check_chain_erasures(receipts)
+            self._check_enrolments()
 
     # --- the log --------------------------------------------------------------------------------
 
@@ -522,6 +523,44 @@ class _Partner:
                     f"the key store holds a data key of a member the chain erased in block"
                     f" {erasure.block_number} (a key store restored from a backup?): shred it again"
                     " (opening the home does)",
+                )
+
+    def _check_enrolments(self) -> None:
+        """Every customer of the partner is a member the chain enrolled with it as home, and the other
+        way round. A customer whose enrolment still waits in the outbox (an import stopped before
+        sending it) is pending, named with what sends it; one the chain does not know and the store
+        has no waiting enrolment for is a finding, as is a member the chain enrolled here that the
+        store does not hold (a store older than the chain)."""
+        name = self.partner.name
+        on_chain = self.crm.coalition.members.enrolled_by(self.partner.address)
+        held = customers.members_of_partner(self.db, self.partner.id)
+        unknown = [m for m in held if m not in on_chain]
+        waiting = enrolments.of_members(self.db, unknown) if unknown else {}
+        for member in unknown:
+            enrolment = waiting.get(member)
+            label = f"customer 0x{member.hex()} of {name}"
+            if enrolment is not None and enrolment.block_number is None:
+                self._finding(
+                    Outcome.UNANCHORED,
+                    label,
+                    "not enrolled on chain yet: its enrolment waits in the outbox (`ledgercrm anchor`"
+                    " or the same import run again sends it)",
+                )
+            else:
+                self._finding(
+                    Outcome.TAMPERED,
+                    label,
+                    f"the chain does not know this member: no enrolment with {name} as its home"
+                    + (" (the store says it was mined)" if enrolment is not None else ""),
+                )
+        kept = set(held)
+        for member, block in on_chain.items():
+            if member not in kept:
+                self._finding(
+                    Outcome.MISSING,
+                    f"member 0x{member.hex()} of {name}",
+                    f"the chain enrolled it with {name} as its home in block {block}; the store has no"
+                    " such customer (a store older than the chain?)",
                 )
 
     def _finding(self, outcome: Outcome, record: str, detail: str) -> None:

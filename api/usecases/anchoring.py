@@ -7,6 +7,7 @@ from api.errors import NotAllowed
 from api.evidence import anchoring
 from api.evidence.anchoring import AnchorOutcome
 from api.principal import Principal
+from api.usecases.customers import send_staged_enrolments
 from api.usecases.partners import partner_names
 
 
@@ -21,3 +22,11 @@ def anchor_now(crm: Crm, who: Principal, partner: str | None = None) -> list[tup
             raise NotAllowed(f"{who} may not anchor for partner {partner}")
         names = [partner]
     return [(name, outcome) for name in names for outcome in anchoring.anchor_pending(crm, name)]
+
+
+def send_waiting_enrolments(crm: Crm, who: Principal, partner: str | None = None) -> int:
+    """Send the enrolments that wait in the outbox of `partner` (default: of every partner `who` acts
+    for): an import stopped before sending them leaves customers the chain does not know yet. How many
+    members the chain enrolled."""
+    names = partner_names(crm, who) if partner is None else [partner]
+    return sum(len(send_staged_enrolments(crm, Principal.of_partner(name))) for name in names)

@@ -161,6 +161,20 @@ class MemberRegistryClient(ContractClient):
             Erasure(log.topics[1], to_checksum_address(log.topics[2][12:]), log.block_number) for log in logs
         ]
 
+    def enrolled_by(self, home: str) -> dict[bytes, int]:
+        """Every member enrolled with `home` as its home partner -> the block it was enrolled in, from
+        the `MemberEnrolled` events (one eth_getLogs)."""
+        topic = "0x" + bytes(event_abi_to_log_topic(self.contract.events.MemberEnrolled().abi)).hex()
+        logs = self.chain.raw_logs(
+            {
+                "address": self.contract.address,
+                "fromBlock": 0,
+                "toBlock": "latest",
+                "topics": [topic, None, "0x" + bytes(12).hex() + to_checksum_address(home)[2:].lower()],
+            }
+        )
+        return {log.topics[1]: log.block_number for log in logs}
+
     def nonce_of(self, member: bytes) -> int:
         return int(self._call(self.contract.functions.nonceOf(as_bytes32(member))))
 

@@ -101,3 +101,9 @@ def reseal(db: Session, member: bytes, pii_ciphertext: bytes) -> None:
     db.connection().execute(
         update(_TABLE).where(_TABLE.c.member_id == member).values(pii_ciphertext=pii_ciphertext)
     )
+
+
+def members_of_partner(db: Session, partner_id: int) -> list[bytes]:
+    """The member ids of the partner's customers (every status)."""
+    query = core_select(_TABLE.c.member_id).where(_TABLE.c.partner_id == partner_id)
+    return [bytes(member) for (member,) in db.connection().execute(query)]

@@ -334,3 +334,37 @@ def test_a_homes_folders_and_files_are_its_owners_only(home):
     for path in home.rglob("*"):
         mode = stat.S_IMODE(path.stat().st_mode)
         assert mode == (0o700 if path.is_dir() else 0o600), f"{path.relative_to(home)} is {oct(mode)}"
+
+
+def test_an_interrupted_import_says_so_verify_names_the_customers_the_chain_lacks_and_anchor_sends_them(
+    home, monkeypatch
+):
+    """Seen as a new user (issue 30): Ctrl-C during an import printed nothing and left customers the
+    chain did not know, which `verify --all` did not name."""
+    from api.usecases import imports
+
+    cli(home, "partner", "add", "acme")
+    real, calls = imports.send_staged_enrolments, []
+
+    def interrupted(*args, **kwargs):  # Ctrl-C once the first chunk's customers are written
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(imports, "send_staged_enrolments", interrupted)
+    args = ("import", "synthetic", "--partner", "acme", "--customers", "4", "--interactions", "12")
+    out = cli(home, *args, code=130)
+    assert (
+        out.strip().splitlines()[-1].startswith("error: interrupted") and "run the same import again" in out
+    )
+    monkeypatch.undo()
+
+    out = cli(home, "verify", "--all")  # pending is not a failure, but each waiting customer is named
+    waiting = [line for line in out.splitlines() if "not enrolled on chain yet" in line]
+    assert len(waiting) == 4 and all(line.startswith("pending customer 0x") for line in waiting)
+    assert "4 customers enrolled on chain" in cli(home, "anchor")  # the advice works
+    assert "not enrolled" not in cli(home, "verify", "--all")
+    cli(home, *args)  # and the import finishes
+    out = cli(home, "verify", "--all")
+    assert "pending" not in out and "missing" not in out and "tampered" not in out
