@@ -888,21 +888,26 @@ def export(partner: PartnerOption, member: MemberOption) -> None:
 def anchor(
     partner: Annotated[str | None, typer.Option(metavar="NAME", help="one partner (default: all)")] = None,
 ) -> None:
-    """Anchor every pending interaction now (and enrol on chain the customers still waiting for it)."""
-    from api.usecases.anchoring import anchor_now, send_waiting_enrolments
+    """Anchor every pending interaction now, after sending whatever else waits in the outboxes
+    (enrolments, consent, points, decisions an interrupted command left)."""
+    from api.usecases.anchoring import anchor_now, send_waiting
 
-    def action(crm: Crm) -> tuple[int, list[Any]]:
-        enrolled = send_waiting_enrolments(crm, OPERATOR if partner is None else as_partner(partner), partner)
-        return enrolled, anchor_now(crm, OPERATOR, partner)
+    def action(crm: Crm) -> tuple[Any, list[Any]]:
+        sent = send_waiting(crm, OPERATOR if partner is None else as_partner(partner), partner)
+        return sent, anchor_now(crm, OPERATOR, partner)
 
-    enrolled, anchored = with_crm(action)
-    if enrolled:
-        console.print(f"{plural(enrolled, 'customer')} enrolled on chain")
+    sent, anchored = with_crm(action)
+    if sent.total:
+        console.print(
+            f"sent what waited: {plural(sent.enrolments, 'customer')} enrolled,"
+            f" {plural(sent.consents, 'consent record')}, {plural(sent.points, 'point event')},"
+            f" {plural(sent.decisions, 'decision')}"
+        )
     for name, outcome in anchored:
         console.print(
             f"{name}: batch {outcome.onchain_batch_id}, {outcome.size} leaves, block {outcome.block_number}"
         )
-    if not anchored and not enrolled:
+    if not anchored and not sent.total:
         console.print("nothing to anchor")
 
 
@@ -944,7 +949,7 @@ def verify(
     if len(waiting) > PENDING_NAMED:
         console.print(f"... and {len(waiting) - PENDING_NAMED} more pending records")
     if counts[Outcome.UNANCHORED]:
-        console.print(f"{counts[Outcome.UNANCHORED]} pending: run `ledgercrm anchor` to anchor them")
+        console.print(f"{counts[Outcome.UNANCHORED]} pending: run `ledgercrm anchor` to send and anchor them")
     if failed:
         raise typer.Exit(1)
 

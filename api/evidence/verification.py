@@ -544,7 +544,7 @@ class _Partner:
                     Outcome.UNANCHORED,
                     label,
                     "not enrolled on chain yet: its enrolment waits in the outbox (`ledgercrm anchor`"
-                    " or the same import run again sends it)",
+                    " sends it)",
                 )
             else:
                 self._finding(

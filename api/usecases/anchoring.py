@@ -1,13 +1,19 @@
-"""Anchoring on demand: every pending leaf of the partners in scope, now."""
+"""Anchoring on demand: every pending leaf of the partners in scope, now, and whatever else waits in
+their outboxes."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from api.context import Crm
 from api.errors import NotAllowed
 from api.evidence import anchoring
 from api.evidence.anchoring import AnchorOutcome
 from api.principal import Principal
+from api.usecases.consent import send_staged_consents
 from api.usecases.customers import send_staged_enrolments
+from api.usecases.decisions import send_staged_decisions
+from api.usecases.loyalty import send_staged_points
 from api.usecases.partners import partner_names
 
 
@@ -24,9 +30,31 @@ def anchor_now(crm: Crm, who: Principal, partner: str | None = None) -> list[tup
     return [(name, outcome) for name in names for outcome in anchoring.anchor_pending(crm, name)]
 
 
-def send_waiting_enrolments(crm: Crm, who: Principal, partner: str | None = None) -> int:
-    """Send the enrolments that wait in the outbox of `partner` (default: of every partner `who` acts
-    for): an import stopped before sending them leaves customers the chain does not know yet. How many
-    members the chain enrolled."""
+@dataclass(frozen=True)
+class Sent:
+    """What `send_waiting` put on chain, by outbox."""
+
+    enrolments: int
+    consents: int
+    points: int
+    decisions: int
+
+    @property
+    def total(self) -> int:
+        return self.enrolments + self.consents + self.points + self.decisions
+
+
+def send_waiting(crm: Crm, who: Principal, partner: str | None = None) -> Sent:
+    """Send what waits in the outboxes of `partner` (default: of every partner `who` acts for), in the
+    order the chain needs it: enrolments (customers the chain does not know yet), consent, points,
+    decisions. An import or a score stopped part-way leaves them there; `verify` counts them pending and
+    points here (`ledgercrm anchor`), so its advice works whatever is waiting."""
     names = partner_names(crm, who) if partner is None else [partner]
-    return sum(len(send_staged_enrolments(crm, Principal.of_partner(name))) for name in names)
+    counts = [0, 0, 0, 0]
+    for name in names:
+        acting = Principal.of_partner(name)
+        counts[0] += len(send_staged_enrolments(crm, acting))
+        counts[1] += len(send_staged_consents(crm, acting))
+        counts[2] += len(send_staged_points(crm, acting))
+        counts[3] += len(send_staged_decisions(crm, acting))
+    return Sent(*counts)
