@@ -2,7 +2,11 @@
 
 import os
 import re
+import shutil
+import sqlite3
 import stat
+from contextlib import closing
+from pathlib import Path
 
 import pytest
 
@@ -368,3 +372,23 @@ def test_an_interrupted_import_says_so_verify_names_the_customers_the_chain_lack
     cli(home, *args)  # and the import finishes
     out = cli(home, "verify", "--all")
     assert "pending" not in out and "missing" not in out and "tampered" not in out
+
+
+def test_a_key_store_restored_after_an_erasure_is_shredded_again_when_the_home_is_opened(home):
+    """Medium 7 of issue 30, as an operator meets it: the old key store restored, the next command
+    shreds the key again and says so, and `verify --all` fails on it (once)."""
+    cli(home, "partner", "add", "acme")
+    member = cli(home, "customer", "add", "--partner", "acme", "--name", "Zoe").strip().splitlines()[-1]
+    keys, backup = home / "keys.sqlite", home.parent / "keys-backup.sqlite"
+    with closing(sqlite3.connect(keys)) as live, closing(sqlite3.connect(backup)) as copy:
+        live.backup(copy)
+    cli(home, "erase", member, "--partner", "acme")
+    for suffix in ("-wal", "-shm"):
+        Path(f"{keys}{suffix}").unlink(missing_ok=True)
+    shutil.copyfile(backup, keys)
+
+    out = cli(home, "verify", "--all", code=1)
+    assert "warning: the key store held a data key of acme's member " + member in out
+    assert f"tampered key of {member} of acme:" in out and "shredded again" in out
+    assert "was erased" in cli(home, "customer", "show", member, "--partner", "acme", code=1)
+    assert "warning" not in cli(home, "verify", "--all")  # shredded for good
