@@ -103,7 +103,9 @@ def check_consents(crm: Crm, db: Session, partner: PartnerRecord) -> list[Verifi
     for receipt in consents.of_partner(db, partner.id):
         label = f"consent receipt {receipt.id} of {partner.name}"
         if receipt.block_number is None:
-            found.append(Verification(None, Outcome.UNANCHORED, "not yet on chain", record=label))
+            # in flight (an interrupted command): mined or not, it is pending, never a missing record
+            mined = events.pop(receipt_hash(receipt), None) is not None
+            found.append(Verification(None, Outcome.UNANCHORED, _waiting(mined), record=label))
             continue
         event = events.pop(receipt_hash(receipt), None)
         problem = consent_disagreement(receipt, event)
@@ -167,11 +169,11 @@ def check_points(crm: Crm, db: Session, partner: PartnerRecord) -> list[Verifica
         (e.kind, e.member, e.amount, e.ref) for e in points_events(crm.coalition.loyalty, partner.address)
     )
     found: list[Verification] = []
-    for event in points.of_partner(db, partner.id):
-        label = f"point event {event.id} of {partner.name}"
+    held = points.of_partner(db, partner.id)
+    for event in held:
         if event.block_number is None:
-            found.append(Verification(None, Outcome.UNANCHORED, "not yet on chain", record=label))
             continue
+        label = f"point event {event.id} of {partner.name}"
         key = (event.kind.value, bytes(event.member_id), int(event.amount), bytes(event.ref))
         if onchain[key] > 0:
             onchain[key] -= 1
@@ -185,6 +187,15 @@ def check_points(crm: Crm, db: Session, partner: PartnerRecord) -> list[Verifica
                 record=label,
             )
         )
+    for event in held:  # in flight (an interrupted command): pending, whether mined yet or not
+        if event.block_number is not None:
+            continue
+        key = (event.kind.value, bytes(event.member_id), int(event.amount), bytes(event.ref))
+        mined = onchain[key] > 0
+        if mined:
+            onchain[key] -= 1
+        label = f"point event {event.id} of {partner.name}"
+        found.append(Verification(None, Outcome.UNANCHORED, _waiting(mined), record=label))
     for (kind, member, amount, ref), left in onchain.items():
         for _ in range(left):
             found.append(
@@ -198,6 +209,14 @@ def check_points(crm: Crm, db: Session, partner: PartnerRecord) -> list[Verifica
                 )
             )
     return found
+
+
+def _waiting(mined: bool) -> str:
+    return (
+        "mined, not yet settled in the store (`ledgercrm anchor` settles it)"
+        if mined
+        else "not yet on chain: it waits in the outbox (`ledgercrm anchor` sends it)"
+    )
 
 
 def check_models(crm: Crm, db: Session, partner: PartnerRecord) -> list[Verification]:
@@ -275,12 +294,21 @@ def check_decisions(crm: Crm, db: Session, partner: PartnerRecord, *, content: b
     events = crm.coalition.decisions.decisions(partner=partner.address)
     rows = decisions.of_partner(db, partner.id)
     by_id = {row.decision_id: row for row in rows if row.decision_id is not None}
+    # in flight (sent by an interrupted command, its id not yet settled in the store): by content
+    flying: dict[tuple[int, Decision], list[DecisionRecord]] = {}
+    for staged in rows:
+        if staged.decision_id is None:
+            flying.setdefault((staged.model_id, decision_of(staged)), []).append(staged)
     found: list[Verification] = []
     matched: list[tuple[RecordedDecision, DecisionRecord]] = []
     for event in events:
         label = f"decision {event.decision_id} of {partner.name}"
         row = by_id.pop(event.decision_id, None)
-        if row is None:
+        waiting = flying.get((event.model_id, event.decision)) if row is None else None
+        if waiting:
+            mined = waiting.pop(0)
+            found.append(Verification(None, Outcome.UNANCHORED, _waiting(True), f"decision row {mined.id}"))
+        elif row is None:
             found.append(
                 Verification(
                     None,
@@ -309,11 +337,9 @@ def check_decisions(crm: Crm, db: Session, partner: PartnerRecord, *, content: b
                 record=f"decision {decision_id} of {partner.name}",
             )
         )
-    for row in rows:
-        if row.decision_id is None:
-            found.append(
-                Verification(None, Outcome.UNANCHORED, "not yet on chain", record=f"decision row {row.id}")
-            )
+    for left in flying.values():
+        for staged in left:
+            found.append(Verification(None, Outcome.UNANCHORED, _waiting(False), f"decision row {staged.id}"))
     if content:
         found.extend(_check_explanations(crm, db, partner, matched))
     return found

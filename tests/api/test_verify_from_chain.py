@@ -26,11 +26,25 @@ from api.evidence.recording import NewInteraction, record_interactions
 from api.evidence.verification import Check, Outcome
 from api.principal import Principal
 from api.settings import Settings
-from api.usecases.consent import consent_history, follow_consents, give_consent, withdraw_consent
+from api.usecases.anchoring import send_waiting
+from api.usecases.consent import (
+    consent_history,
+    follow_consents,
+    give_consent,
+    send_staged_consents,
+    stage_consents,
+    withdraw_consent,
+)
 from api.usecases.customers import PII_FIELD, register_customer, show_customer
 from api.usecases.erasure import erase_customer, reshred_erased
 from api.usecases.export import export_member
-from api.usecases.loyalty import PointsRequest, earn_points, earn_points_batch
+from api.usecases.loyalty import (
+    PointsRequest,
+    earn_points,
+    earn_points_batch,
+    send_staged_points,
+    stage_earnings,
+)
 from api.usecases.partners import register_partner
 from api.usecases.reconciliation import reconcile_store
 from api.usecases.verification import verify
@@ -476,3 +490,22 @@ def test_a_signed_consent_relayed_by_another_partner_counts_as_signed_on_chain(c
     own = signed_via("cafe", ChainConsentStatus.GIVEN)
     found = failures(crm)
     assert "the store has no receipt for" in found[f"consent record 0x{own.hex()} of cafe"]
+
+
+def test_records_in_flight_are_pending_not_missing_and_anchor_settles_them(crm, store):
+    """Seen as a new user (issue 30): an import stopped with transactions in flight (sent, mined, not
+    yet settled in the store) was reported as missing records; they are pending, and `anchor` (what
+    verify advises) settles them."""
+    dave = customer(crm, "acme", "Dave")
+    stage_consents(crm, P("acme"), [dave], "loyalty")
+    send_staged_consents(crm, P("acme"), wait=False)
+    stage_earnings(crm, P("acme"), [PointsRequest(dave, 7, external_key="F-1")])
+    send_staged_points(crm, P("acme"), wait=False)  # mined at once here; the store settles it later
+
+    report = verify(crm, OPERATOR)
+    assert not report.failures, report.failures
+    pending = {r.label.split(" ")[0]: r.detail for r in report.results if r.outcome is Outcome.UNANCHORED}
+    assert "mined, not yet settled" in pending["consent"] and "mined, not yet settled" in pending["point"]
+    assert send_waiting(crm, OPERATOR).total == 2  # what `ledgercrm anchor` runs first: settled
+    report = verify(crm, OPERATOR)
+    assert not report.problems, report.problems
