@@ -238,6 +238,11 @@ def with_crm(action: Callable[[Crm], T]) -> T:
 
     with user_errors():
         crm = open_crm(state.home)
+        for partner, member, block in crm.reshredded:
+            errors.print(
+                f"warning: the key store held a data key of {partner}'s member 0x{member.hex()}, which the"
+                f" chain erased in block {block} (a key store restored from a backup?): shredded it again"
+            )
         try:
             return action(crm)
         finally:
@@ -950,6 +955,21 @@ def consent_history_cmd(
     show_wide(table)
 
 
+@consent_app.command("follow")
+def consent_follow(
+    partner: Annotated[str | None, typer.Option(metavar="NAME", help="one partner (default: all)")] = None,
+) -> None:
+    """Record here what members signed on chain towards a partner through another partner."""
+    from api.usecases.consent import follow_consents
+
+    who = OPERATOR if partner is None else as_partner(partner)
+    found = with_crm(lambda crm: follow_consents(crm, who))
+    console.print(
+        f"{plural(found.recorded, 'consent record')} signed through another partner followed"
+        f" ({found.withdrawn} withdrawn); {found.not_held} of members this store does not hold"
+    )
+
+
 @consent_app.command("check")
 def consent_check(
     partner: PartnerOption,
@@ -1077,18 +1097,32 @@ def export(partner: PartnerOption, member: MemberOption) -> None:
 def anchor(
     partner: Annotated[str | None, typer.Option(metavar="NAME", help="one partner (default: all)")] = None,
 ) -> None:
-    """Anchor every pending interaction now."""
-    from api.usecases.anchoring import anchor_now
+    """Anchor every pending interaction now, after sending whatever else waits in the outboxes
+    (enrolments, consent, points, decisions an interrupted command left)."""
+    from api.usecases.anchoring import anchor_now, send_waiting
 
-    run = with_crm(lambda crm: anchor_now(crm, OPERATOR, partner))
+    def action(crm: Crm) -> tuple[Any, Any]:
+        sent = send_waiting(crm, OPERATOR if partner is None else as_partner(partner), partner)
+        return sent, anchor_now(crm, OPERATOR, partner)
+
+    sent, run = with_crm(action)
+    if sent.total:
+        console.print(
+            f"sent what waited: {plural(sent.enrolments, 'customer')} enrolled,"
+            f" {plural(sent.consents, 'consent record')}, {plural(sent.points, 'point event')},"
+            f" {plural(sent.decisions, 'decision')}"
+        )
     for name, failure in run.failed:
         console.print(f"{name}: {failure.reason}; its batch went back to pending and was signed anew")
     for name, outcome in run.anchored:
         console.print(
             f"{name}: batch {outcome.onchain_batch_id}, {outcome.size} leaves, block {outcome.block_number}"
         )
-    if not run.anchored:
+    if not run.anchored and not sent.total:
         console.print("nothing to anchor")
+
+
+PENDING_NAMED = 20  # pending records other than interactions named one a line, at most
 
 
 @app.command()
@@ -1120,12 +1154,19 @@ def verify(
     failed = report.failures
     for problem in failed:
         console.print(Text.assemble((problem.outcome.value, "red"), f" {problem.label}: {problem.detail}"))
+    for elsewhere in (r for r in report.results if r.outcome is Outcome.NOT_HELD):
+        console.print(Text(f"{elsewhere.outcome.value}: {elsewhere.label}: {elsewhere.detail}"))
     console.print(f"{len(report.results)} checked: {summary or 'nothing to verify'}")
     console.print("checks run: " + "; ".join(check.value for check in report.checks))
     if auditor:
         console.print("not run: content (decrypting payloads needs the partners' keys)")
+    waiting = [r for r in report.results if r.outcome is Outcome.UNANCHORED and r.interaction_id is None]
+    for item in waiting[:PENDING_NAMED]:  # what is not an interaction is named: customers, receipts
+        console.print(Text(f"pending {item.label}: {item.detail}"))
+    if len(waiting) > PENDING_NAMED:
+        console.print(f"... and {len(waiting) - PENDING_NAMED} more pending records")
     if counts[Outcome.UNANCHORED]:
-        console.print(f"{counts[Outcome.UNANCHORED]} pending: run `ledgercrm anchor` to anchor them")
+        console.print(f"{counts[Outcome.UNANCHORED]} pending: run `ledgercrm anchor` to send and anchor them")
     if failed:
         raise typer.Exit(1)
 
@@ -1252,6 +1293,22 @@ def _purposes(value: str) -> list[str]:
     return [name.strip() for name in value.split(",") if name.strip()]
 
 
+INTERRUPTED_IMPORT = (
+    "interrupted: what the import wrote so far is kept (customers, interactions, and the enrolments,"
+    " consent, points and anchors still waiting in the outbox); run the same import again to finish it:"
+    " it first sends what waits, then adds only what is missing, and records nothing twice"
+)
+
+
+@contextmanager
+def import_interruptible() -> Iterator[None]:
+    """Ctrl-C during an import: one line saying so and what re-running does, exit 130 (SIGINT's)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        fail(INTERRUPTED_IMPORT, code=130)
+
+
 @import_app.command("online-retail")
 def import_online_retail_cmd(
     path: Annotated[
@@ -1282,7 +1339,8 @@ def import_online_retail_cmd(
                     reader=reader,
                 )
 
-        report = with_crm(action)
+        with import_interruptible():
+            report = with_crm(action)
     finally:
         reader.close()  # already closed by the import, unless it never got that far
     _print_import(report)
@@ -1314,7 +1372,9 @@ def import_synthetic_cmd(
                 purposes=_purposes(purposes),
             )
 
-    _print_import(with_crm(action))
+    with import_interruptible():
+        report = with_crm(action)
+    _print_import(report)
 
 
 # --- models, scores, decisions ------------------------------------------------------------------------

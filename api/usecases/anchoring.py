@@ -1,4 +1,5 @@
-"""Anchoring on demand: every pending leaf of the partners in scope, now."""
+"""Anchoring on demand: every pending leaf of the partners in scope, now, and whatever else waits in
+their outboxes."""
 
 from __future__ import annotations
 
@@ -10,6 +11,10 @@ from api.evidence import anchoring
 from api.evidence.anchoring import AnchorOutcome
 from api.evidence.outbox import FailedTransaction
 from api.principal import Principal
+from api.usecases.consent import send_staged_consents
+from api.usecases.customers import send_staged_enrolments
+from api.usecases.decisions import send_staged_decisions
+from api.usecases.loyalty import send_staged_points
 from api.usecases.partners import partner_names
 
 
@@ -38,3 +43,33 @@ def anchor_now(crm: Crm, who: Principal, partner: str | None = None) -> AnchorRu
         run.anchored += [(name, outcome) for outcome in outcomes]
         run.failed += [(name, failure) for failure in failed]
     return run
+
+
+@dataclass(frozen=True)
+class Sent:
+    """What `send_waiting` put on chain, by outbox."""
+
+    enrolments: int
+    consents: int
+    points: int
+    decisions: int
+
+    @property
+    def total(self) -> int:
+        return self.enrolments + self.consents + self.points + self.decisions
+
+
+def send_waiting(crm: Crm, who: Principal, partner: str | None = None) -> Sent:
+    """Send what waits in the outboxes of `partner` (default: of every partner `who` acts for), in the
+    order the chain needs it: enrolments (customers the chain does not know yet), consent, points,
+    decisions. An import or a score stopped part-way leaves them there; `verify` counts them pending and
+    points here (`ledgercrm anchor`), so its advice works whatever is waiting."""
+    names = partner_names(crm, who) if partner is None else [partner]
+    counts = [0, 0, 0, 0]
+    for name in names:
+        acting = Principal.of_partner(name)
+        counts[0] += len(send_staged_enrolments(crm, acting))
+        counts[1] += len(send_staged_consents(crm, acting))
+        counts[2] += len(send_staged_points(crm, acting))
+        counts[3] += len(send_staged_decisions(crm, acting))
+    return Sent(*counts)

@@ -204,6 +204,8 @@ def show_customer(crm: Crm, who: Principal, member: bytes) -> CustomerView:
     partner_name = who.acting_partner()
     with crm.unit_of_work() as db:
         customer = owned_customer(crm, db, partner_name, member)
+        if customer.status is CustomerStatus.ERASED:  # whatever a restored key store may still hold
+            raise CustomerIsErased(f"member 0x{member.hex()} was erased")
         try:
             pii = crm.vault.decrypt(partner_name, member, PII_FIELD, customer.pii_ciphertext)
         except CustomerErased as exc:

@@ -29,7 +29,7 @@ from ledger.clients import Authorization
 from offchain.canonical import canonical_json
 from offchain.db import purge_deleted
 from offchain.models import CustomerStatus, ErasureReceipt
-from offchain.repositories import batches, customers, decisions, erasures, interactions
+from offchain.repositories import batches, customers, decisions, erasures, interactions, partners, points
 
 RECEIPT_SCHEMA = "ledgercrm/erasure-receipt/v1"
 
@@ -99,6 +99,7 @@ def erase_customer(
             )
             customers.mark_erased(db, member, now)
             interactions.drop_payloads(db, member)
+            points.forget_keys(db, member)
             decisions.drop_explanations(db, member)
             # The key goes last, inside the transaction: if deleting it fails, the tombstones roll back
             # and the customer is intact; if the commit fails after it, the call can simply be repeated.
@@ -119,3 +120,29 @@ def erase_customer(
         assert receipt is not None and receipt.anchored_batch_id is not None
         (row,) = batches.outcomes(db, [receipt.anchored_batch_id])
     return receipt, AnchorOutcome.of(row)
+
+
+def reshred_erased(crm: Crm) -> list[tuple[str, bytes, int]]:
+    """The chain is the shred list: shred again every data key the key store holds of a member the
+    MemberRegistry erased (a key store restored from a backup taken before the erasure would otherwise
+    bring the member's keys back, and with them whatever ciphertext a backup of the data kept). Each
+    one is (partner, member, block of the erasure), also kept in `crm.reshredded` for `verify`, which
+    fails on it. One event query and one key-store query per partner: cheap enough for every opening
+    of a home."""
+    with crm.unit_of_work() as db:
+        known = [(p.name, p.address) for p in partners.every(db)]
+    if not known:
+        return []
+    homes: dict[str, list[tuple[bytes, int]]] = {}
+    for erasure in crm.coalition.members.erasures():
+        homes.setdefault(erasure.home.lower(), []).append((erasure.member, erasure.block_number))
+    found: list[tuple[str, bytes, int]] = []
+    for name, address in known:
+        erased = dict(homes.get(address.lower(), []))
+        if not erased:
+            continue
+        for member in crm.keystore.get_many(name, list(erased)):
+            crm.vault.shred(name, member)
+            found.append((name, member, erased[member]))
+    crm.reshredded.extend(found)
+    return found

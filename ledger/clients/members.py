@@ -12,7 +12,7 @@ from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress
-from eth_utils import to_checksum_address
+from eth_utils import event_abi_to_log_topic, to_checksum_address
 
 from ledger.chain import SignedTx, TxResult
 from ledger.clients.base import ContractClient, as_bytes32
@@ -117,6 +117,15 @@ class MemberInfo:
 
 
 @dataclass(frozen=True)
+class Erasure:
+    """One `MemberErased` event: the member, its home partner then, and the block."""
+
+    member: bytes
+    home: ChecksumAddress
+    block_number: int
+
+
+@dataclass(frozen=True)
 class ResetVote:
     """One partner's vote, in the member's current round, to give it a new signer (its key was lost)."""
 
@@ -210,6 +219,37 @@ class MemberRegistryClient(ContractClient):
         """The erased flag of each member (batched against a remote node)."""
         found = self.chain.call_many(self.contract, "memberOf", [(as_bytes32(m),) for m in members])
         return [bool(erased) for _home, _signer, erased, _nonce in found]
+
+    def erasures(self, home: str | None = None) -> list[Erasure]:
+        """Every member the registry erased (of one home partner, or of all), oldest first, from the
+        `MemberErased` events: the chain's shred list (one eth_getLogs, decoded here)."""
+        topic = "0x" + bytes(event_abi_to_log_topic(self.contract.events.MemberErased().abi)).hex()
+        by_home = None if home is None else "0x" + bytes(12).hex() + to_checksum_address(home)[2:].lower()
+        logs = self.chain.raw_logs(
+            {
+                "address": self.contract.address,
+                "fromBlock": 0,
+                "toBlock": "latest",
+                "topics": [topic, None, by_home],
+            }
+        )
+        return [
+            Erasure(log.topics[1], to_checksum_address(log.topics[2][12:]), log.block_number) for log in logs
+        ]
+
+    def enrolled_by(self, home: str) -> dict[bytes, int]:
+        """Every member enrolled with `home` as its home partner -> the block it was enrolled in, from
+        the `MemberEnrolled` events (one eth_getLogs)."""
+        topic = "0x" + bytes(event_abi_to_log_topic(self.contract.events.MemberEnrolled().abi)).hex()
+        logs = self.chain.raw_logs(
+            {
+                "address": self.contract.address,
+                "fromBlock": 0,
+                "toBlock": "latest",
+                "topics": [topic, None, "0x" + bytes(12).hex() + to_checksum_address(home)[2:].lower()],
+            }
+        )
+        return {log.topics[1]: log.block_number for log in logs}
 
     def nonce_of(self, member: bytes) -> int:
         return int(self._call(self.contract.functions.nonceOf(as_bytes32(member))))

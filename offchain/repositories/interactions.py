@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, func, insert, text, update
@@ -109,9 +109,19 @@ def count_of_member(db: Session, member: bytes) -> int:
     return int(db.connection().execute(core_select(func.count()).where(_C.member_id == member)).scalar_one())
 
 
+# What an erased interaction's row says of when it happened: nothing (the epoch, never a real time).
+ERASED_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def drop_payloads(db: Session, member: bytes) -> None:
-    """Erasure: the member's payload ciphertexts go; the rows stay as tombstones (leaf, proof)."""
-    db.connection().execute(update(_TABLE).where(_C.member_id == member).values(payload_ciphertext=None))
+    """Erasure: the member's payload ciphertexts go, and with them whatever the row says in clear of
+    the partner's own records (the external key, e.g. an invoice number, and when it happened), which
+    would link the member's leaves back to them; the rows stay as tombstones (leaf, proof)."""
+    db.connection().execute(
+        update(_TABLE)
+        .where(_C.member_id == member)
+        .values(payload_ciphertext=None, external_key=None, occurred_at=ERASED_TIME)
+    )
 
 
 def row(db: Session, interaction_id: int) -> InteractionRow | None:
