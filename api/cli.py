@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TextIO, TypeVar
 
 import typer
+import typer.rich_utils
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+from typer.core import TyperOption
 
 from api.errors import CrmError
 from api.principal import Principal
@@ -47,12 +49,18 @@ customer_key_app = typer.Typer(
     help="A customer's own key (an encrypted keystore file).", no_args_is_help=True
 )
 customer_app.add_typer(customer_key_app, name="key")
+customer_sign_app = typer.Typer(
+    help="Run by the customer, with her own keystore: sign what a partner then relays (--signature FILE).",
+    no_args_is_help=True,
+)
+customer_app.add_typer(customer_sign_app, name="sign")
 model_app = typer.Typer(
     help="Churn models: train and register, list, read a model card.", no_args_is_help=True
 )
 decision_app = typer.Typer(
     help="Automated decisions logged on chain: list, show, verify.", no_args_is_help=True
 )
+token_app = typer.Typer(help="Partners' API keys for the HTTP API.", no_args_is_help=True)
 for sub, name in (
     (partner_app, "partner"),
     (customer_app, "customer"),
@@ -63,6 +71,7 @@ for sub, name in (
     (governance_app, "governance"),
     (model_app, "model"),
     (decision_app, "decision"),
+    (token_app, "token"),
 ):
     app.add_typer(sub, name=name)
 
@@ -81,6 +90,27 @@ HomeOption = Annotated[
 PartnerOption = Annotated[
     str, typer.Option("--partner", metavar="NAME", help="the partner's name, e.g. acme")
 ]
+
+
+def _one_line_usage_error(exc: Any) -> None:
+    """A malformed command line is one line on stderr (exit 2, the usage error's code), like every other
+    mistake, instead of Typer's boxed usage wrapped at 80 columns in a pipe."""
+    ctx = getattr(exc, "ctx", None)
+    where = f" (`{ctx.command_path} --help` lists what it takes)" if ctx is not None else ""
+    errors.print(Text.assemble(("error: ", "red"), exc.format_message() + where))
+
+
+def _flag_type(self: TyperOption, ctx: typer.Context) -> str | None:
+    """An on/off flag takes no value: the help shows no type for it (Typer would show `<bool>`)."""
+    if self.is_flag and not self.count:
+        return None
+    return _option_type(self, ctx)
+
+
+# Typer looks these up at call time: usage errors and option types, our way, in every command.
+typer.rich_utils.rich_format_error = _one_line_usage_error  # type: ignore[assignment]
+_option_type = TyperOption.display_type_rich
+TyperOption.display_type_rich = _flag_type  # type: ignore[method-assign,assignment]
 
 
 def parse_member(value: str) -> bytes:
@@ -102,12 +132,13 @@ MemberArgument = Annotated[
 ]
 
 
-CustomerKeyOption = Annotated[
+SignatureOption = Annotated[
     Path | None,
     typer.Option(
-        "--customer-key",
+        "--signature",
         metavar="FILE",
-        help="the customer's keystore file: the customer signs (needed for a member with a key)",
+        help="the customer's signature file (`ledgercrm customer sign ...`, run by her): needed for a"
+        " member with a key",
     ),
 ]
 PassphraseFileOption = Annotated[
@@ -138,6 +169,16 @@ def _customer_key(key_file: Path | None, passphrase_file: Path | None, *, label:
 
     with user_errors():
         return open_customer_key(key_file, _passphrase(passphrase_file, label=label))
+
+
+def _signature(path: Path | None) -> Any:
+    """The customer's signature file as a SignedMessage, or None if no file was given."""
+    if path is None:
+        return None
+    from api.usecases.signing import read_signature_file
+
+    with user_errors():
+        return read_signature_file(path)
 
 
 class State:
@@ -197,6 +238,11 @@ def with_crm(action: Callable[[Crm], T]) -> T:
 
     with user_errors():
         crm = open_crm(state.home)
+        for partner, member, block in crm.reshredded:
+            errors.print(
+                f"warning: the key store held a data key of {partner}'s member 0x{member.hex()}, which the"
+                f" chain erased in block {block} (a key store restored from a backup?): shredded it again"
+            )
         try:
             return action(crm)
         finally:
@@ -227,6 +273,15 @@ def as_partner(name: str) -> Principal:
 OPERATOR = Principal.operator()
 
 
+ConsortiumOption = Annotated[
+    str | None,
+    typer.Option(
+        metavar="ADDRESS",
+        help="the Consortium you trust (given out of band): refuse any deployment that is not its own",
+    ),
+]
+
+
 # --- init, partners ------------------------------------------------------------------------------------
 
 
@@ -241,17 +296,36 @@ def init(
         Path | None,
         typer.Option(metavar="FILE", help="manifest of an existing deployment to attach to (URL chains)"),
     ] = None,
+    consortium: ConsortiumOption = None,
+    key_file: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE",
+            help="your funded key (hex) that deploys new contracts and founds the coalition (URL chains"
+            " that are not a development chain)",
+        ),
+    ] = None,
 ) -> None:
     """Create a home: attach to (or deploy) the contracts and create the stores."""
     from api.usecases.home import init_home
 
     with user_errors():
-        config, how = init_home(state.home, chain, db, deployment)
+        config, how = init_home(state.home, chain, db, deployment, consortium=consortium, key_file=key_file)
     console.print(
         f"initialised {state.home} on {config.rpc_url}, chain id {config.deployment['chainId']}: {how}"
     )
     for name, address in config.deployment["contracts"].items():
         console.print(f"  {name:<18} {address}")
+    console.print(
+        f"trust anchor: Consortium {config.consortium} on chain id {config.deployment['chainId']}; every"
+        " other address is read from it. Give it to auditors and partners out of band; they pin it with"
+        " --consortium ADDRESS (init, verify)"
+    )
+    if not config.development:
+        console.print(
+            "not a development chain: the public test keys are refused here; `partner add` without"
+            " --key-file generates a fresh key, which you fund"
+        )
 
 
 @partner_app.command("add")
@@ -277,6 +351,11 @@ def partner_add(
         added = add_partner(state.home, name, key_file, kek_file)
     for path in added.new_files:
         console.print(f"created {path} (readable by its owner only)")
+    if added.generated:
+        console.print(
+            f"generated a new signing key for {name}: this is not a development chain, so the public test"
+            f" keys are not used; fund {added.address} before it sends transactions"
+        )
     if added.registered:
         console.print(f"partner {name}: {added.address}")
         return
@@ -295,7 +374,7 @@ def partner_list() -> None:
     table = Table("partner", "address", "issued", "redeemed at", "position")
     for p in with_crm(lambda crm: positions(crm, OPERATOR)):
         table.add_row(p.name, p.address, str(p.issued), str(p.redeemed), f"{p.net:+d}")
-    console.print(table)
+    show_wide(table)
 
 
 @governance_app.command("propose")
@@ -356,7 +435,7 @@ def governance_proposals() -> None:
             "executed" if p.executed else "open",
             p.expires_at.isoformat(timespec="seconds"),
         )
-    console.print(table)
+    show_wide(table)
 
 
 # --- customers and interactions --------------------------------------------------------------------------
@@ -383,6 +462,7 @@ def customer_add(
     member id."""
     from pydantic import ValidationError
 
+    from api.usecases.customer_keys import customer_binding
     from api.usecases.customers import register_customer
     from offchain.models import CustomerCreate
 
@@ -401,7 +481,12 @@ def customer_add(
         fail(f"--{str(exc.errors()[0]['loc'][0]).replace('_', '-')}: {exc.errors()[0]['msg']}")
     key = _customer_key(signer_key, passphrase_file)
     signer = None if key is None else key.address
-    member = with_crm(lambda crm: register_customer(crm, as_partner(partner), data, signer=signer))
+
+    def register(crm: Crm) -> bytes:
+        binding = None if key is None else customer_binding(crm, key)
+        return register_customer(crm, as_partner(partner), data, signer=signer, binding=binding)
+
+    member = with_crm(register)
     if signer is not None:
         console.print(f"signer {signer} bound")
     console.print(hexid(member))
@@ -429,64 +514,55 @@ def customer_key_bind(
     passphrase_file: PassphraseFileOption = None,
 ) -> None:
     """Bind a customer's own key to a member without one (its home partner only)."""
-    from api.usecases.customer_keys import bind_customer_key
+    from api.usecases.customer_keys import bind_customer_key, customer_binding
 
     account = _customer_key(key, passphrase_file)
-    address = with_crm(lambda crm: bind_customer_key(crm, as_partner(partner), member, account))
+    address = with_crm(
+        lambda crm: bind_customer_key(
+            crm, as_partner(partner), member, account.address, customer_binding(crm, account)(member)
+        )
+    )
     console.print(f"member {hexid(member)}: signer {address} bound")
-
-
-NewKeyOption = Annotated[
-    Path,
-    typer.Option("--new-key", metavar="FILE", help="the customer's new keystore file (`customer key new`)"),
-]
-NewPassphraseFileOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--new-passphrase-file",
-        metavar="FILE",
-        help="read the new key file's passphrase from FILE (else a prompt)",
-    ),
-]
 
 
 @customer_key_app.command("change")
 def customer_key_change(
     member: MemberArgument,
     partner: PartnerOption,
-    customer_key: Annotated[
+    signature: Annotated[
         Path,
-        typer.Option("--customer-key", metavar="FILE", help="the member's current keystore file: it signs"),
+        typer.Option(
+            "--signature",
+            metavar="FILE",
+            help="her signature of the change, made with her current key (`customer sign key-change`)",
+        ),
     ],
-    new_key: NewKeyOption,
-    passphrase_file: PassphraseFileOption = None,
-    new_passphrase_file: NewPassphraseFileOption = None,
 ) -> None:
-    """Give a member a new key, signed with its current one; any partner relays the change."""
+    """Give a member a new key, signed with its current one on the customer's own device; any partner
+    relays the change."""
     from api.usecases.customer_keys import change_customer_key
 
-    current = _customer_key(customer_key, passphrase_file, label="passphrase of the current key")
-    new = _customer_key(new_key, new_passphrase_file, label="passphrase of the new key")
-    change = with_crm(lambda crm: change_customer_key(crm, as_partner(partner), member, current, new))
+    signed = _signature(signature)
+    change = with_crm(lambda crm: change_customer_key(crm, as_partner(partner), member, signed))
     console.print(
         f"member {hexid(member)}: signer {change.signer} (was {change.previous}), in block"
         f" {change.block_number}"
     )
 
 
+NewSignerOption = Annotated[
+    str, typer.Option("--new-signer", metavar="ADDRESS", help="the address of the customer's new key")
+]
+
+
 @customer_key_app.command("reset")
-def customer_key_reset(
-    member: MemberArgument,
-    partner: PartnerOption,
-    new_key: NewKeyOption,
-    new_passphrase_file: NewPassphraseFileOption = None,
-) -> None:
-    """Vote, as this partner, to give a member whose key was lost a new one; the key is reset once a
-    strict majority of the partners voted for the same new key (each vote counts for 7 days)."""
+def customer_key_reset(member: MemberArgument, partner: PartnerOption, new_signer: NewSignerOption) -> None:
+    """Vote, as this partner, to give a member whose key was lost a new one (its address only: the
+    customer keeps the key); the key is reset once a strict majority of the partners voted for the same
+    new key (each vote counts for 7 days)."""
     from api.usecases.customer_keys import vote_key_reset
 
-    new = _customer_key(new_key, new_passphrase_file, label="passphrase of the new key")
-    outcome = with_crm(lambda crm: vote_key_reset(crm, as_partner(partner), member, new.address))
+    outcome = with_crm(lambda crm: vote_key_reset(crm, as_partner(partner), member, new_signer))
     if outcome.moved_from is not None:
         console.print(f"{partner}'s vote moved from key {outcome.moved_from} to {outcome.new_signer}")
     state_words = "signer reset" if outcome.reset else "not yet reset"
@@ -502,6 +578,150 @@ def customer_key_reset(
     console.print(line)
 
 
+@customer_app.command("move-vote")
+def customer_move_vote(
+    member: MemberArgument,
+    partner: PartnerOption,
+    to: Annotated[
+        str, typer.Option("--to", metavar="PARTNER", help="the new home: a partner's name or address")
+    ],
+) -> None:
+    """Vote, as this partner, to move a member's home (its home left the consortium, or it has no key
+    to sign the move); it moves once a strict majority of the partners voted for the same home."""
+    from api.usecases.members import vote_home_move
+
+    outcome = with_crm(lambda crm: vote_home_move(crm, as_partner(partner), member, to))
+    _print_member_vote(partner, member, f"home {outcome.target}", "moved", outcome)
+
+
+@customer_app.command("erase-vote")
+def customer_erase_vote(member: MemberArgument, partner: PartnerOption) -> None:
+    """Vote, as this partner, to erase a member on chain (one with a key is never erased by its home
+    alone); done once a strict majority of the partners voted so. Its home's `erase` then erases the
+    store's data."""
+    from api.usecases.members import vote_erasure
+
+    outcome = with_crm(lambda crm: vote_erasure(crm, as_partner(partner), member))
+    _print_member_vote(partner, member, "erasure", "erased on chain", outcome)
+
+
+def _print_member_vote(partner: str, member: bytes, what: str, done: str, outcome: Any) -> None:
+    line = f"member {hexid(member)}, {what}: {outcome.votes} of {outcome.needed} votes: " + (
+        done if outcome.done else "not yet"
+    )
+    if outcome.counts_until is not None:
+        line += (
+            f" (a strict majority of the {plural(outcome.partners, 'partner')}; {partner}'s vote counts"
+            f" until {outcome.counts_until:%Y-%m-%d %H:%M UTC})"
+        )
+    console.print(line)
+
+
+# --- customer sign: run by the customer, on her own device, with her own keystore -----------------------
+
+SignKeyOption = Annotated[Path, typer.Option("--key", metavar="FILE", help="your keystore file (it signs)")]
+SignOutOption = Annotated[
+    Path, typer.Option("--out", metavar="FILE", help="where to write the signature file (must not exist)")
+]
+
+
+def _sign_to_file(
+    key_file: Path, passphrase_file: Path | None, out: Path, make: Callable[[Crm, Any], Any]
+) -> None:
+    """Open the customer's key here, in her own process, have `make(crm, key)` prepare and sign, and
+    write the signature file for a partner to relay."""
+    from api.usecases.signing import write_signature_file
+
+    key = _customer_key(key_file, passphrase_file)
+    signed = with_crm(lambda crm: make(crm, key))
+    with user_errors():
+        write_signature_file(out, signed)
+    message = signed.message
+    until = datetime.fromtimestamp(message["deadline"]).astimezone()
+    console.print(
+        f"{out}: {signed.primary} signed by {key.address}, nonce {message['nonce']}, valid until"
+        f" {until:%Y-%m-%d %H:%M %Z}; hand it to the partner"
+    )
+
+
+def _sign_consent(
+    withdraw: bool, member: bytes, partner: str, purpose: str, expires: str | None, key: Path,
+    passphrase_file: Path | None, out: Path,
+) -> None:  # fmt: skip
+    from api.usecases.signing import customer_signs_consent
+
+    expires_at = _parse_time(expires)
+
+    def make(crm: Crm, k: Any) -> Any:
+        return customer_signs_consent(
+            crm, k, member, partner, purpose, withdraw=withdraw, expires_at=expires_at
+        )
+
+    _sign_to_file(key, passphrase_file, out, make)
+
+
+@customer_sign_app.command("consent-give")
+def customer_sign_consent_give(
+    member: MemberOption,
+    partner: PartnerOption,
+    purpose: PurposeOption,
+    key: SignKeyOption,
+    out: SignOutOption,
+    expires: Annotated[
+        str | None, typer.Option(metavar="TIME", help="ISO 8601 expiry with time zone")
+    ] = None,
+    passphrase_file: PassphraseFileOption = None,
+) -> None:
+    """Sign your consent to a partner for a purpose (the partner relays it: `consent give --signature`)."""
+    _sign_consent(False, member, partner, purpose, expires, key, passphrase_file, out)
+
+
+@customer_sign_app.command("consent-withdraw")
+def customer_sign_consent_withdraw(
+    member: MemberOption,
+    partner: PartnerOption,
+    purpose: PurposeOption,
+    key: SignKeyOption,
+    out: SignOutOption,
+    passphrase_file: PassphraseFileOption = None,
+) -> None:
+    """Sign the withdrawal of your consent (relayed with `consent withdraw --signature`)."""
+    _sign_consent(True, member, partner, purpose, None, key, passphrase_file, out)
+
+
+@customer_sign_app.command("redeem")
+def customer_sign_redeem(
+    member: MemberOption,
+    partner: PartnerOption,
+    amount: AmountOption,
+    key: SignKeyOption,
+    out: SignOutOption,
+    passphrase_file: PassphraseFileOption = None,
+) -> None:
+    """Sign a redemption of your points at a partner (relayed with `points redeem --signature`)."""
+    from api.usecases.signing import customer_signs_redeem
+
+    _sign_to_file(
+        key, passphrase_file, out, lambda crm, k: customer_signs_redeem(crm, k, member, partner, amount)
+    )
+
+
+@customer_sign_app.command("key-change")
+def customer_sign_key_change(
+    member: MemberOption,
+    new_signer: NewSignerOption,
+    key: SignKeyOption,
+    out: SignOutOption,
+    passphrase_file: PassphraseFileOption = None,
+) -> None:
+    """Sign, with your current key, the change to a new one (relayed with `customer key change`)."""
+    from api.usecases.signing import customer_signs_key_change
+
+    _sign_to_file(
+        key, passphrase_file, out, lambda crm, k: customer_signs_key_change(crm, k, member, new_signer)
+    )
+
+
 @customer_app.command("show")
 def customer_show(member: MemberArgument, partner: PartnerOption) -> None:
     """A customer's personal data (owning partner only)."""
@@ -511,7 +731,7 @@ def customer_show(member: MemberArgument, partner: PartnerOption) -> None:
     table = Table("field", "value", title=f"member {hexid(member)} ({view.status})")
     for key, value in view.pii.items():
         table.add_row(key, str(value))
-    console.print(table)
+    show_wide(table)
 
 
 @customer_app.command("list")
@@ -542,7 +762,8 @@ def customer_list(
         )
     show_wide(table)
     pages = max(1, -(-found.total // found.per_page))
-    console.print(f"page {found.page} of {pages}: {len(found.customers)} of {found.total} customers")
+    shown = f"{len(found.customers)} of {plural(found.total, 'customer')}"
+    console.print(f"page {found.page} of {pages}: {shown}")
 
 
 @customer_app.command("update")
@@ -579,7 +800,7 @@ def interaction_list(partner: PartnerOption, member: MemberOption) -> None:
             line.external_key or "-",
             line.anchoring + (" (content erased)" if line.erased else ""),
         )
-    console.print(table)
+    show_wide(table)
     if not lines:
         console.print("no interactions")
 
@@ -669,15 +890,14 @@ def consent_give(
     collection_method: Annotated[
         str, typer.Option(metavar="METHOD", help="how consent was collected")
     ] = "cli",
-    customer_key: CustomerKeyOption = None,
-    passphrase_file: PassphraseFileOption = None,
+    signature: SignatureOption = None,
 ) -> None:
-    """Record that the member gives consent to this partner for a purpose (signed by the customer with
-    --customer-key, else attested by the member's home partner)."""
+    """Record that the member gives consent to this partner for a purpose (signed by the customer:
+    --signature FILE, else attested by the member's home partner)."""
     from api.usecases.consent import ConsentTerms, give_consent
 
     expires_at = _parse_time(expires)
-    key = _customer_key(customer_key, passphrase_file)
+    signed = _signature(signature)
     receipt = with_crm(
         lambda crm: give_consent(
             crm,
@@ -686,7 +906,7 @@ def consent_give(
             purpose,
             expires_at=expires_at,
             terms=ConsentTerms(collection_method=collection_method),
-            customer_key=key,
+            signed=signed,
         )
     )
     console.print(f"consent given: receipt 0x{receipt.receipt_hash.hex()} in block {receipt.block_number}")
@@ -697,17 +917,14 @@ def consent_withdraw(
     partner: PartnerOption,
     member: MemberOption,
     purpose: PurposeOption,
-    customer_key: CustomerKeyOption = None,
-    passphrase_file: PassphraseFileOption = None,
+    signature: SignatureOption = None,
 ) -> None:
     """Record that the member withdraws consent to this partner (any partner records a withdrawal
-    towards itself; with --customer-key the customer signs it)."""
+    towards itself; with --signature FILE the customer signed it)."""
     from api.usecases.consent import withdraw_consent
 
-    key = _customer_key(customer_key, passphrase_file)
-    receipt = with_crm(
-        lambda crm: withdraw_consent(crm, as_partner(partner), member, purpose, customer_key=key)
-    )
+    signed = _signature(signature)
+    receipt = with_crm(lambda crm: withdraw_consent(crm, as_partner(partner), member, purpose, signed=signed))
     console.print(
         f"consent withdrawn: receipt 0x{receipt.receipt_hash.hex()} in block {receipt.block_number}"
     )
@@ -735,7 +952,22 @@ def consent_history_cmd(
             r.expires_at.isoformat(timespec="seconds") if r.expires_at else "-",
             "yes" if event.on_chain else Text("NO", style="red"),
         )
-    console.print(table)
+    show_wide(table)
+
+
+@consent_app.command("follow")
+def consent_follow(
+    partner: Annotated[str | None, typer.Option(metavar="NAME", help="one partner (default: all)")] = None,
+) -> None:
+    """Record here what members signed on chain towards a partner through another partner."""
+    from api.usecases.consent import follow_consents
+
+    who = OPERATOR if partner is None else as_partner(partner)
+    found = with_crm(lambda crm: follow_consents(crm, who))
+    console.print(
+        f"{plural(found.recorded, 'consent record')} signed through another partner followed"
+        f" ({found.withdrawn} withdrawn); {found.not_held} of members this store does not hold"
+    )
 
 
 @consent_app.command("check")
@@ -763,15 +995,15 @@ def consent_check(
 # --- points ----------------------------------------------------------------------------------------------
 
 
-def _points(kind: str, partner: str, member: bytes, amount: int, key: Any = None) -> None:
+def _points(kind: str, partner: str, member: bytes, amount: int, signed: Any = None) -> None:
     from api.usecases.loyalty import PointsRequest, earn_points, redeem_points
 
     request = PointsRequest(member, amount)
     if kind == "earn":
         receipt = with_crm(lambda crm: earn_points(crm, as_partner(partner), request))
     else:
-        receipt = with_crm(lambda crm: redeem_points(crm, as_partner(partner), request, customer_key=key))
-    console.print(f"{kind}ed {amount} points; balance {receipt.balance}")
+        receipt = with_crm(lambda crm: redeem_points(crm, as_partner(partner), request, signed=signed))
+    console.print(f"{kind}ed {plural(amount, 'point')}; balance {receipt.balance}")
 
 
 AmountOption = Annotated[int, typer.Option(metavar="POINTS", help="whole points, at least 1")]
@@ -788,12 +1020,11 @@ def points_redeem(
     partner: PartnerOption,
     member: MemberOption,
     amount: AmountOption,
-    customer_key: CustomerKeyOption = None,
-    passphrase_file: PassphraseFileOption = None,
+    signature: SignatureOption = None,
 ) -> None:
-    """Redeem points at this partner: signed by the customer with --customer-key (a member with a key,
-    at any partner), or by the member's home partner for a member without one."""
-    _points("redeem", partner, member, amount, _customer_key(customer_key, passphrase_file))
+    """Redeem points at this partner: signed by the customer (--signature FILE: a member with a key, at
+    any partner), or by the member's home partner for a member without one."""
+    _points("redeem", partner, member, amount, _signature(signature))
 
 
 @points_app.command("balance")
@@ -820,7 +1051,7 @@ def points_history_cmd(member: MemberOption) -> None:
             line.external_key or "-",
             str(line.block_number) if line.block_number is not None else Text("not on chain", style="red"),
         )
-    console.print(table)
+    show_wide(table)
     if not lines:
         console.print("no points earned or redeemed")
 
@@ -866,16 +1097,32 @@ def export(partner: PartnerOption, member: MemberOption) -> None:
 def anchor(
     partner: Annotated[str | None, typer.Option(metavar="NAME", help="one partner (default: all)")] = None,
 ) -> None:
-    """Anchor every pending interaction now."""
-    from api.usecases.anchoring import anchor_now
+    """Anchor every pending interaction now, after sending whatever else waits in the outboxes
+    (enrolments, consent, points, decisions an interrupted command left)."""
+    from api.usecases.anchoring import anchor_now, send_waiting
 
-    anchored = with_crm(lambda crm: anchor_now(crm, OPERATOR, partner))
-    for name, outcome in anchored:
+    def action(crm: Crm) -> tuple[Any, Any]:
+        sent = send_waiting(crm, OPERATOR if partner is None else as_partner(partner), partner)
+        return sent, anchor_now(crm, OPERATOR, partner)
+
+    sent, run = with_crm(action)
+    if sent.total:
+        console.print(
+            f"sent what waited: {plural(sent.enrolments, 'customer')} enrolled,"
+            f" {plural(sent.consents, 'consent record')}, {plural(sent.points, 'point event')},"
+            f" {plural(sent.decisions, 'decision')}"
+        )
+    for name, failure in run.failed:
+        console.print(f"{name}: {failure.reason}; its batch went back to pending and was signed anew")
+    for name, outcome in run.anchored:
         console.print(
             f"{name}: batch {outcome.onchain_batch_id}, {outcome.size} leaves, block {outcome.block_number}"
         )
-    if not anchored:
+    if not run.anchored and not sent.total:
         console.print("nothing to anchor")
+
+
+PENDING_NAMED = 20  # pending records other than interactions named one a line, at most
 
 
 @app.command()
@@ -887,26 +1134,39 @@ def verify(
     auditor: Annotated[
         bool, typer.Option("--auditor", help="open no key: every check that needs no personal data")
     ] = False,
+    consortium: ConsortiumOption = None,
 ) -> None:
-    """Verify the store against the chain, starting from the chain; exit 0 only if everything verifies."""
+    """Verify the store against the chain, starting from the chain (from the Consortium, the trust anchor,
+    down); exit 0 only if everything verifies."""
     from api.evidence.verification import Outcome
     from api.usecases.verification import verify as verify_store
 
     if (member is None) == (not all_):
         raise typer.BadParameter("give a MEMBER or --all (not both)")
-    report = with_crm(lambda crm: verify_store(crm, OPERATOR, member, auditor=auditor))
+    report = with_crm(lambda crm: verify_store(crm, OPERATOR, member, auditor=auditor, consortium=consortium))
+    console.print(
+        f"trusted: chain id {report.chain_id}, Consortium {report.consortium}"
+        + (" (pinned)" if consortium is not None else " (this home's; pin it with --consortium ADDRESS)")
+    )
     counts = report.counts
     summary = ", ".join(f"{counts[o]} {o.value}" for o in sorted(counts, key=str))
     # Pending records are not yet evidence of anything: they are counted and named, not failed.
     failed = report.failures
     for problem in failed:
         console.print(Text.assemble((problem.outcome.value, "red"), f" {problem.label}: {problem.detail}"))
+    for elsewhere in (r for r in report.results if r.outcome is Outcome.NOT_HELD):
+        console.print(Text(f"{elsewhere.outcome.value}: {elsewhere.label}: {elsewhere.detail}"))
     console.print(f"{len(report.results)} checked: {summary or 'nothing to verify'}")
     console.print("checks run: " + "; ".join(check.value for check in report.checks))
     if auditor:
         console.print("not run: content (decrypting payloads needs the partners' keys)")
+    waiting = [r for r in report.results if r.outcome is Outcome.UNANCHORED and r.interaction_id is None]
+    for item in waiting[:PENDING_NAMED]:  # what is not an interaction is named: customers, receipts
+        console.print(Text(f"pending {item.label}: {item.detail}"))
+    if len(waiting) > PENDING_NAMED:
+        console.print(f"... and {len(waiting) - PENDING_NAMED} more pending records")
     if counts[Outcome.UNANCHORED]:
-        console.print(f"{counts[Outcome.UNANCHORED]} pending: run `ledgercrm anchor` to anchor them")
+        console.print(f"{counts[Outcome.UNANCHORED]} pending: run `ledgercrm anchor` to send and anchor them")
     if failed:
         raise typer.Exit(1)
 
@@ -1014,7 +1274,7 @@ def _print_import(report: Any) -> None:
         elif isinstance(value, float):
             value = f"{value:,.1f}"
         table.add_row(key.replace("_", " "), str(value))
-    console.print(table)
+    show_wide(table)
 
 
 ImportPurposesOption = Annotated[
@@ -1031,6 +1291,22 @@ ImportPurposesOption = Annotated[
 def _purposes(value: str) -> list[str]:
     """The comma-separated list as given (empty items dropped); the use case checks each name."""
     return [name.strip() for name in value.split(",") if name.strip()]
+
+
+INTERRUPTED_IMPORT = (
+    "interrupted: what the import wrote so far is kept (customers, interactions, and the enrolments,"
+    " consent, points and anchors still waiting in the outbox); run the same import again to finish it:"
+    " it first sends what waits, then adds only what is missing, and records nothing twice"
+)
+
+
+@contextmanager
+def import_interruptible() -> Iterator[None]:
+    """Ctrl-C during an import: one line saying so and what re-running does, exit 130 (SIGINT's)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        fail(INTERRUPTED_IMPORT, code=130)
 
 
 @import_app.command("online-retail")
@@ -1063,7 +1339,8 @@ def import_online_retail_cmd(
                     reader=reader,
                 )
 
-        report = with_crm(action)
+        with import_interruptible():
+            report = with_crm(action)
     finally:
         reader.close()  # already closed by the import, unless it never got that far
     _print_import(report)
@@ -1095,7 +1372,9 @@ def import_synthetic_cmd(
                 purposes=_purposes(purposes),
             )
 
-    _print_import(with_crm(action))
+    with import_interruptible():
+        report = with_crm(action)
+    _print_import(report)
 
 
 # --- models, scores, decisions ------------------------------------------------------------------------
@@ -1285,7 +1564,7 @@ def segments(
             f"{sum(r.frequency for r in rows) / n:.1f}",
             f"{sum(r.monetary for r in rows) / n:,.2f}",
         )
-    console.print(table)
+    show_wide(table)
     scan = report.scan
     kmeans = Table("k", "silhouette", "inertia", title="KMeans on standardised log R, F, M")
     for k, sil, inertia in zip(scan.ks, scan.silhouette, scan.inertia, strict=True):
@@ -1569,7 +1848,93 @@ def compile_(force: Annotated[bool, typer.Option(help="rebuild even if the cache
     table = Table("contract", "bytecode bytes", title=f"solc {build.compiler}")
     for name, artifact in sorted(build.artifacts.items()):
         table.add_row(name, str(len(artifact.bytecode) // 2 - 1))
-    console.print(table)
+    show_wide(table)
+
+
+# --- the HTTP API ----------------------------------------------------------------------------------------
+
+
+@token_app.command("issue")
+def token_issue(
+    partner: PartnerOption,
+    scope: Annotated[
+        list[str] | None,
+        typer.Option("--scope", metavar="SCOPE", help="resource:action, repeatable (default: all)"),
+    ] = None,
+    expires: Annotated[
+        str, typer.Option("--expires", metavar="DURATION", help="how long it lasts: 30d, 12h or 90m")
+    ] = "90d",
+) -> None:
+    """Issue an API key for a partner's systems; it is printed once, on the last line."""
+    from api.usecases.access import check_scopes, issue_token, parse_duration
+
+    try:
+        lifetime = parse_duration(expires)
+        scopes = check_scopes(scope or ())
+    except CrmError as exc:
+        fail(f"--expires or --scope: {exc}", code=2)
+    issued = with_crm(lambda crm: issue_token(crm, as_partner(partner), scopes, lifetime))
+    when = issued.expires_at.strftime("%Y-%m-%d %H:%M UTC") if issued.expires_at else "never"
+    console.print(f"API key {issued.prefix} for {partner}, scopes {' '.join(issued.scopes)}, expires {when}")
+    console.print("It is shown only now: keep it where its systems read it (only its hash is stored).")
+    console.print(issued.key)
+
+
+@token_app.command("list")
+def token_list(partner: PartnerOption) -> None:
+    """A partner's API keys: prefix, scopes, created, expires, last used (never the keys)."""
+    from api.usecases.access import list_tokens
+
+    found = with_crm(lambda crm: list_tokens(crm, as_partner(partner)))
+    table = Table("prefix", "scopes", "created", "expires", "last used", "state")
+
+    def when(value: datetime | None) -> str:
+        return value.strftime("%Y-%m-%d %H:%M") if value else "-"
+
+    for line in found:
+        state = "revoked" if line.revoked_at else "active"
+        table.add_row(
+            line.prefix,
+            " ".join(line.scopes),
+            when(line.created_at),
+            when(line.expires_at) if line.expires_at else "never",
+            when(line.last_used_at),
+            state,
+        )
+    show_wide(table)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    prefix: Annotated[str, typer.Argument(metavar="PREFIX", help="the key's prefix, as `token list` shows")],
+) -> None:
+    """Revoke an API key at once."""
+    from api.usecases.access import revoke_token
+
+    with_crm(lambda crm: revoke_token(crm, OPERATOR, prefix))
+    console.print(f"revoked API key {prefix}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="the address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="the port to listen on")] = 8000,
+) -> None:
+    """Serve the HTTP API (and pages) on the home's chain and store, until Ctrl-C."""
+    import uvicorn
+
+    from api.http.app import create_app
+    from api.usecases.home import HomeConfig, settings_for
+
+    with user_errors():
+        settings = settings_for(state.home, HomeConfig.load(state.home))
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    app_ = create_app(settings, home=state.home)
+    console.print(f"serving the ledgercrm API at http://{host}:{port} (docs at /docs); Ctrl-C stops")
+    # no access log: a request line can carry a search for a person's name; the app logs route templates
+    uvicorn.run(app_, host=host, port=port, access_log=False, log_level="info")
 
 
 def main() -> None:

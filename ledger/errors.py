@@ -118,6 +118,18 @@ class ConsortiumProposalExpired(ConsortiumError):
     expiresAt: int  # noqa: N815
 
 
+class ConsortiumNotDeployer(ConsortiumError):
+    account: str
+
+
+class ConsortiumContractsAlreadyRecorded(ConsortiumError):
+    pass
+
+
+class ConsortiumForeignContract(ConsortiumError):
+    account: str
+
+
 class MemberError(ContractRevert):
     pass
 
@@ -220,6 +232,35 @@ class MemberResetQuorumNotReached(MemberError):
     needed: int
 
 
+class MemberSignerIsContract(MemberError):
+    signer: str
+
+
+class MemberDeadlineTooFar(MemberError):
+    member: bytes
+    deadline: int
+    latest: int
+
+
+class MemberSignatureRequired(MemberError):
+    member: bytes
+
+
+class MemberSameHome(MemberError):
+    member: bytes
+    home: str
+
+
+class MemberHomeNotPartner(MemberError):
+    member: bytes
+    home: str
+
+
+class MemberInvalidVote(MemberError):
+    kind: int
+    target: str
+
+
 class LoyaltyError(ContractRevert):
     pass
 
@@ -282,6 +323,13 @@ class LoyaltyNotHomePartner(LoyaltyError):
 
 class LoyaltyNotRegistry(LoyaltyError):
     account: str
+
+
+class LoyaltyPeriodCapExceeded(LoyaltyError):
+    partner: str
+    issued: int
+    amount: int
+    cap: int
 
 
 class EIP712NameError(ContractRevert):
@@ -390,6 +438,18 @@ class AnchorRootAlreadyAnchored(AnchorError):
 
 class AnchorUnknownBatch(AnchorError):
     batchId: int  # noqa: N815
+
+
+class AnchorGrowthAboveCap(AnchorError):
+    headSize: int  # noqa: N815
+    size: int
+    cap: int
+
+
+class AnchorNotOwnLog(AnchorError):
+    partner: str
+    root: bytes
+    size: int
 
 
 class DecisionError(ContractRevert):

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from eth_account.signers.local import LocalAccount
 from sqlmodel import Session
 
 from api.context import Crm
@@ -18,13 +17,23 @@ from api.evidence import records
 from api.evidence.outbox import Outbox
 from api.principal import Principal, Role
 from api.usecases.customers import member_status
+from api.usecases.partners import partner_names
+from api.usecases.signing import SignedMessage, check_signed
 from ledger.chain import SignedTx
 from ledger.clients import PURPOSES, MemberInfo, purpose_id
 from ledger.clients import ConsentStatus as ChainConsentStatus
-from ledger.clients.consent import RECORD_BATCH_MAX, ConsentRecord
+from ledger.clients.consent import (
+    RECORD_BATCH_MAX,
+    ConsentRecord,
+    ConsentSource,
+    consent_events,
+)
+from ledger.clients.consent import (
+    ConsentEvent as ChainConsentEvent,
+)
 from offchain.canonical import canonical_json
 from offchain.models import ConsentReceipt, ConsentStatus, CustomerStatus
-from offchain.repositories import consents, customers, enrolments
+from offchain.repositories import consents, customers, enrolments, partners
 from offchain.repositories.partners import PartnerRecord
 
 RECEIPT_SCHEMA = "ledgercrm/consent-receipt/v1"
@@ -49,11 +58,12 @@ def give_consent(
     *,
     expires_at: datetime | None = None,
     terms: ConsentTerms | None = None,
-    customer_key: LocalAccount | None = None,
+    signed: SignedMessage | None = None,
 ) -> ConsentReceipt:
-    """Record the member's consent to the acting partner for `purpose`: signed by the member with
-    `customer_key` if it holds a key (relayed by the partner), else attested by its home partner, which
-    the acting partner must then be. Everything is checked before anything is written."""
+    """Record the member's consent to the acting partner for `purpose`: signed by the member (`signed`,
+    made on her device from `signing.consent_typed_data`) if it holds a key, relayed by the partner;
+    else attested by its home partner, which the acting partner must then be. Everything is checked
+    before anything is written."""
     return _record(
         crm,
         who.acting_partner(),
@@ -62,7 +72,7 @@ def give_consent(
         ConsentStatus.GIVEN,
         expires_at,
         terms or ConsentTerms(),
-        customer_key,
+        signed,
     )
 
 
@@ -73,11 +83,11 @@ def withdraw_consent(
     purpose: str,
     *,
     terms: ConsentTerms | None = None,
-    customer_key: LocalAccount | None = None,
+    signed: SignedMessage | None = None,
 ) -> ConsentReceipt:
     """Withdraw the member's consent to the acting partner: any partner records a withdrawal towards
-    itself (withdrawing is as easy as giving), or the member signs it. A consent that is not given
-    cannot be withdrawn."""
+    itself (withdrawing is as easy as giving), or the member signs it (`signed`). A consent that is not
+    given cannot be withdrawn."""
     partner_name = who.acting_partner()
     return _record(
         crm,
@@ -87,7 +97,7 @@ def withdraw_consent(
         ConsentStatus.WITHDRAWN,
         None,
         terms or ConsentTerms(),
-        customer_key,
+        signed,
     )
 
 
@@ -99,7 +109,7 @@ def _record(
     status: ConsentStatus,
     expires_at: datetime | None,
     terms: ConsentTerms,
-    customer_key: LocalAccount | None,
+    signature: SignedMessage | None,
 ) -> ConsentReceipt:
     _check_terms(purpose, expires_at)
     now = datetime.now(UTC)
@@ -110,7 +120,40 @@ def _record(
     # what the chain will check, checked first, so that a refusal writes nothing anywhere
     on_chain = chain_member(crm, member)
     purpose_bytes = purpose_id(purpose)
-    signed = _check_authority(on_chain, member, partner.address, partner_name, status, customer_key)
+    signed = _check_authority(on_chain, member, partner.address, partner_name, status, signature)
+    authorization = None
+    row = _receipt_row(partner, member, purpose, status, expires_at, terms, now)
+    if signature is not None:
+        verb = "gives" if status is ConsentStatus.GIVEN else "withdraws"
+        authorization = check_signed(
+            crm,
+            signature,
+            "Consent",
+            member,
+            {
+                "controller": (
+                    partner.address,
+                    lambda v: f"towards {v}, not {partner_name!r} ({partner.address})",
+                ),
+                "purpose": (
+                    "0x" + purpose_bytes.hex(),
+                    lambda v: f"for another purpose ({v}), not {purpose!r}",
+                ),
+                "status": (
+                    int(chain_status(status)),
+                    lambda v: f"for another status ({v}), not one that {verb} consent",
+                ),
+            },
+            f"a consent {status.value}",
+        )
+        # the receipt she signed (its hash is in the message) is this consent's, and is stored as it is
+        _, expires_at, terms, now = _signed_receipt(partner, member, purpose, status, signature)
+        row = _receipt_row(partner, member, purpose, status, expires_at, terms, now)
+        message = signature.message
+        if str(message.get("receiptHash", "")).lower() != "0x" + row["receipt_hash"].hex():
+            raise InvalidInput("the signature is of another receipt than the one its file holds")
+        if message.get("expiresAt") != (int(expires_at.timestamp()) if expires_at else 0):
+            raise InvalidInput("the signature is for another expiry than its receipt's")
     if status is ConsentStatus.WITHDRAWN:
         history = crm.coalition.consent.history(member, partner.address, purpose_bytes)
         if not history or history[-1].status is not ChainConsentStatus.GIVEN:
@@ -119,20 +162,11 @@ def _record(
             )
     with crm.unit_of_work() as db:
         # constraint errors surface here, before the chain is touched
-        receipt = consents.add(db, _receipt_row(partner, member, purpose, status, expires_at, terms, now))
+        receipt = consents.add(db, row)
         receipt_hash = receipt.receipt_hash
         expiry = int(expires_at.timestamp()) if expires_at else 0
         # The chain call comes last inside the transaction: if it reverts, the row is rolled back.
-        if signed and customer_key is not None:
-            authorization = crm.coalition.members.authorize_consent(
-                customer_key,
-                member,
-                partner.address,
-                purpose_bytes,
-                chain_status(status),
-                receipt_hash,
-                expiry,
-            )
+        if signed and authorization is not None:
             tx = crm.coalition.consent.record_signed(
                 crm.signer(partner_name),
                 member,
@@ -169,23 +203,20 @@ def _check_authority(
     partner_address: str,
     partner_name: str,
     status: ConsentStatus,
-    customer_key: LocalAccount | None,
+    signature: SignedMessage | None,
 ) -> bool:
     """Whether the record goes on chain signed by the customer (else attested by the partner); refuses
-    what the contract would refuse."""
-    if customer_key is not None:
+    what the contract would refuse (the signature itself is checked by `signing.check_signed`)."""
+    if signature is not None:
         if info.signer is None:
             raise InvalidInput(f"member 0x{member.hex()} has no key of its own bound: it cannot sign")
-        if customer_key.address != info.signer:
-            raise InvalidInput(
-                f"that key ({customer_key.address}) is not member 0x{member.hex()}'s ({info.signer})"
-            )
         return True
     if status is ConsentStatus.WITHDRAWN:
         return False  # a partner may always record a withdrawal towards itself
     if info.signer is not None:
         raise NotAllowed(
-            f"member 0x{member.hex()} holds its own key: consent must be signed with it (--customer-key FILE)"
+            f"member 0x{member.hex()} holds its own key: consent must be signed with it (the customer"
+            " runs `ledgercrm customer sign consent-give`; the partner relays it with --signature FILE)"
         )
     if info.home != partner_address:
         raise NotAllowed(
@@ -232,20 +263,9 @@ def _receipt_row(
 ) -> dict[str, Any]:
     """The receipt row for one consent event (every column): its canonical JSON document and that
     document's hash. A plain dict, so that staging thousands is one executemany INSERT."""
-    document = {
-        "schema": RECEIPT_SCHEMA,
-        "member": "0x" + member.hex(),
-        "controller": {"name": partner.name, "address": partner.address},
-        "purpose": purpose,
-        "dpvPurpose": PURPOSES[purpose],
-        "status": status.value,
-        "legalBasis": terms.legal_basis,
-        "noticeVersion": terms.notice_version,
-        "collectionMethod": terms.collection_method,
-        "withdrawalMethod": terms.withdrawal_method,
-        "timestamp": now.isoformat(timespec="microseconds"),
-        "expiresAt": expires_at.astimezone(UTC).isoformat() if expires_at else None,
-    }
+    document = receipt_document(
+        partner.name, partner.address, member, purpose, status, expires_at, terms, now
+    )
     receipt_json = canonical_json(document)
     return {
         "partner_id": partner.id,
@@ -264,6 +284,67 @@ def _receipt_row(
         "tx_hash": None,
         "block_number": None,
     }
+
+
+def receipt_document(
+    controller_name: str,
+    controller_address: str,
+    member: bytes,
+    purpose: str,
+    status: ConsentStatus,
+    expires_at: datetime | None,
+    terms: ConsentTerms,
+    now: datetime,
+) -> dict[str, Any]:
+    """The receipt of one consent event as a JSON object (its canonical JSON's SHA-256 goes on chain)."""
+    _check_terms(purpose, expires_at)
+    return {
+        "schema": RECEIPT_SCHEMA,
+        "member": "0x" + member.hex(),
+        "controller": {"name": controller_name, "address": controller_address},
+        "purpose": purpose,
+        "dpvPurpose": PURPOSES[purpose],
+        "status": status.value,
+        "legalBasis": terms.legal_basis,
+        "noticeVersion": terms.notice_version,
+        "collectionMethod": terms.collection_method,
+        "withdrawalMethod": terms.withdrawal_method,
+        "timestamp": now.isoformat(timespec="microseconds"),
+        "expiresAt": expires_at.astimezone(UTC).isoformat() if expires_at else None,
+    }
+
+
+def _signed_receipt(
+    partner: PartnerRecord, member: bytes, purpose: str, status: ConsentStatus, signed: SignedMessage
+) -> tuple[dict[str, Any], datetime | None, ConsentTerms, datetime]:
+    """The receipt document a customer's signature carries, checked to be this consent's (its hash is
+    checked against the signed message with the rest): its expiry, terms and time."""
+    document = signed.receipt
+    if document is None:
+        raise InvalidInput("the signature file holds no consent receipt: the member signs again")
+    try:
+        expires = document["expiresAt"]
+        terms = ConsentTerms(
+            legal_basis=str(document["legalBasis"]),
+            notice_version=str(document["noticeVersion"]),
+            collection_method=str(document["collectionMethod"]),
+            withdrawal_method=str(document["withdrawalMethod"]),
+        )
+        expires_at = datetime.fromisoformat(expires) if expires is not None else None
+        now = datetime.fromisoformat(str(document["timestamp"]))
+    except (KeyError, TypeError, ValueError):
+        raise InvalidInput("the signature file's consent receipt is not a receipt") from None
+    if now.tzinfo is None or (expires_at is not None and expires_at.tzinfo is None):
+        raise InvalidInput("the signature file's consent receipt has times without a time zone")
+    expected = receipt_document(
+        partner.name, partner.address, member, purpose, status, expires_at, terms, now
+    )
+    if canonical_json(expected) != canonical_json(document):
+        raise InvalidInput(
+            f"the signature's consent receipt is not for this consent ({status.value} towards"
+            f" {partner.name!r} for {purpose!r} of member 0x{member.hex()})"
+        )
+    return document, expires_at, terms, now
 
 
 # --- bulk consent through the outbox (imports) ------------------------------------------------------
@@ -422,6 +503,7 @@ def consent_valid(
     crm: Crm, who: Principal, partner_name: str, member: bytes, purpose: str, at: datetime | None = None
 ) -> bool:
     """Whether the chain says `member` consented to `partner_name` for `purpose` (now, or at `at`)."""
+    _check_purpose(purpose)  # an unknown purpose is a mistake to name, not a question with answer no
     _may_read_consent(who, member)
     with crm.unit_of_work() as db:
         partner = crm.partner(db, partner_name)
@@ -435,3 +517,91 @@ def consent_valid(
 def _may_read_consent(who: Principal, member: bytes) -> None:
     if who.role is Role.CUSTOMER and who.member != member:
         raise NotFound(f"no member 0x{member.hex()}")  # the same answer as for a member that is not there
+
+
+# --- following what the chain records towards a partner through others ----------------------------------
+
+
+@dataclass
+class FollowedConsents:
+    recorded: int = 0  # records signed through another partner, now followed in the store
+    withdrawn: int = 0  # of those, withdrawals
+    not_held: int = 0  # records of members this store does not hold (another home's customers)
+
+
+def follow_consents(crm: Crm, who: Principal) -> FollowedConsents:
+    """Each partner `who` acts for follows the chain's consent records towards it: a record the member
+    signed and another partner relayed (any partner may relay a signature) has no receipt here, so it
+    is recorded here as followed: what the chain says (member, purpose, status, expiry, the receipt
+    hash the relaying partner holds the document of, block). Processing never waits for this (earning
+    and deciding ask the chain, so a withdrawal made anywhere stops them everywhere at once); it keeps
+    the partner's own record of its consents whole. Idempotent."""
+    result = FollowedConsents()
+    for name in partner_names(crm, who):
+        with crm.unit_of_work() as db:
+            partner = crm.partner(db, name)
+            held = {records.receipt_hash(r) for r in consents.of_partner(db, partner.id)}
+        events = [
+            e
+            for e in consent_events(crm.coalition.consent, partner.address)
+            if e.source is ConsentSource.SIGNED and e.receipt_hash not in held
+        ]
+        relayed = [(e, crm.coalition.consent.relayer(e)) for e in events]
+        relayed = [(e, r) for e, r in relayed if r.lower() != partner.address.lower()]
+        if not relayed:
+            continue
+        with crm.unit_of_work() as db:
+            names = {p.address.lower(): p.name for p in partners.every(db)}
+            known = customers.statuses(db, {e.member for e, _ in relayed})
+            taken = consents.existing_hashes(db, [e.receipt_hash for e, _ in relayed])
+            rows = []
+            for event, relayer in relayed:
+                if event.member not in known:
+                    result.not_held += 1
+                    continue
+                if event.receipt_hash in taken:
+                    continue  # the relaying partner's own receipt is in this store (one home, both partners)
+                rows.append(_followed_row(partner, event, names.get(relayer.lower(), relayer)))
+                result.recorded += 1
+                result.withdrawn += event.status is ChainConsentStatus.WITHDRAWN
+            if rows:
+                consents.insert(db, rows)
+    return result
+
+
+def _followed_row(partner: PartnerRecord, event: ChainConsentEvent, relayer: str) -> dict[str, Any]:
+    expires = datetime.fromtimestamp(event.expires_at, UTC) if event.expires_at else None
+    status = ConsentStatus.GIVEN if event.status is ChainConsentStatus.GIVEN else ConsentStatus.WITHDRAWN
+    purpose = next(
+        (name for name in PURPOSES if purpose_id(name) == event.purpose), "0x" + event.purpose.hex()
+    )
+    document = {
+        "schema": records.FOLLOWED_SCHEMA,
+        "member": "0x" + event.member.hex(),
+        "controller": {"name": partner.name, "address": partner.address},
+        "purpose": purpose,
+        "status": status.value,
+        "receiptHash": "0x" + event.receipt_hash.hex(),
+        "signedBy": "member",
+        "relayedBy": relayer,
+        "block": event.block_number,
+        "expiresAt": expires.isoformat() if expires else None,
+    }
+    now = datetime.now(UTC)
+    return {
+        "partner_id": partner.id,
+        "member_id": event.member,
+        "purpose": purpose,
+        "status": status,
+        "legal_basis": "dpv:Consent",
+        "notice_version": f"as in {relayer}'s receipt"[:100],
+        "controller": partner.name,
+        "collection_method": f"signed by the member on chain, relayed by {relayer}"[:100],
+        "expires_at": expires,
+        "withdrawal_method": ConsentTerms().withdrawal_method,
+        "recorded_at": now,
+        "receipt_json": canonical_json(document).decode(),
+        "receipt_hash": event.receipt_hash,
+        "tx_hash": "0x" + event.tx_hash.hex(),
+        "block_number": event.block_number,
+    }

@@ -19,6 +19,7 @@ from api.principal import Principal
 from api.settings import Settings
 from api.usecases.anchoring import anchor_now
 from api.usecases.consent import give_consent, send_staged_consents, stage_consents, withdraw_consent
+from api.usecases.customer_keys import customer_binding
 from api.usecases.customers import register_customer, show_customer
 from api.usecases.decisions import disclose_decision, list_decisions, score, show_decision, verify_decision
 from api.usecases.erasure import erase_customer
@@ -27,6 +28,7 @@ from api.usecases.interactions import NewInteraction, record_interactions
 from api.usecases.loyalty import PointsRequest, balance, balance_total, earn_points, reconcile, redeem_points
 from api.usecases.models import train_model
 from api.usecases.partners import positions, register_partner
+from api.usecases.signing import customer_signs_consent, customer_signs_redeem
 from api.usecases.verification import verify
 from ledger.backends import Backend, EthTesterBackend, RpcBackend
 from ledger.clients import Action
@@ -114,16 +116,26 @@ def _business(crm: Crm, signers: tuple, inspector: Principal, step: Step, report
         CustomerCreate(name="Chen Wei", email="chen@example.org", country="SG"),
     ]
     alice_key = Account.create()  # a key of her own (in the CLI: `customer key new`, a keystore file)
-    alice = register_customer(crm, acme, people[0], signer=alice_key.address)
+    alice = register_customer(
+        crm, acme, people[0], signer=alice_key.address, binding=customer_binding(crm, alice_key)
+    )
     bruno, chen = (register_customer(crm, acme, p) for p in people[1:])
     step(
         "acme registers and enrols three customers",
         f"member ids are random: 0x{alice.hex()[:12]}…, …; alice holds a key of her own",
     )
-    give_consent(crm, acme, alice, "loyalty", customer_key=alice_key)
+    give_consent(
+        crm, acme, alice, "loyalty", signed=customer_signs_consent(crm, alice_key, alice, "acme", "loyalty")
+    )
     for member in (bruno, chen):
         give_consent(crm, acme, member, "loyalty")  # no key: their home partner attests
-    give_consent(crm, borealis, alice, "loyalty", customer_key=alice_key)
+    give_consent(
+        crm,
+        borealis,
+        alice,
+        "loyalty",
+        signed=customer_signs_consent(crm, alice_key, alice, "borealis", "loyalty"),
+    )
     step(
         "customers consent to the loyalty programme",
         "alice signs hers (to acme and borealis); acme attests bruno's and chen's; hashes on chain",
@@ -144,15 +156,25 @@ def _business(crm: Crm, signers: tuple, inspector: Principal, step: Step, report
     ]
     items.append(NewInteraction(chen, "support_ticket", {"text": "my parcel never arrived"}))
     ids = record_interactions(crm, acme, items).recorded
-    batches = [outcome for _, outcome in anchor_now(crm, acme)]
+    batches = [outcome for _, outcome in anchor_now(crm, acme).anchored]
     step(
         "acme records 16 interactions",
         f"anchored in {len(batches)} transaction(s), root 0x{batches[0].root.hex()[:16]}…",
     )
 
     earn_points(crm, acme, PointsRequest(alice, 1200, external_key="A-0-4"))
-    redeem_points(crm, borealis, PointsRequest(alice, 500), customer_key=alice_key)
-    redeem_points(crm, delta, PointsRequest(alice, 200), customer_key=alice_key)
+    redeem_points(
+        crm,
+        borealis,
+        PointsRequest(alice, 500),
+        signed=customer_signs_redeem(crm, alice_key, alice, "borealis", 500),
+    )
+    redeem_points(
+        crm,
+        delta,
+        PointsRequest(alice, 200),
+        signed=customer_signs_redeem(crm, alice_key, alice, "delta", 200),
+    )
     step(
         "alice earns 1200 at acme, redeems 500 at borealis and 200 at delta (each signed by her)",
         f"balance {balance(crm, acme, alice)}",
@@ -164,7 +186,12 @@ def _business(crm: Crm, signers: tuple, inspector: Principal, step: Step, report
         unsigned = "refused: alice holds a key, so only her signature redeems"
     step("cafe tries to redeem alice's points without her signature", unsigned)
     try:
-        redeem_points(crm, cafe, PointsRequest(alice, 10_000), customer_key=alice_key)
+        redeem_points(
+            crm,
+            cafe,
+            PointsRequest(alice, 10_000),
+            signed=customer_signs_redeem(crm, alice_key, alice, "cafe", 10_000),
+        )
     except LoyaltyInsufficientBalance as exc:
         step(
             "alice tries to redeem 10000 at cafe",

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from eth_account.signers.local import LocalAccount
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -25,11 +24,14 @@ from api.evidence.outbox import Outbox
 from api.principal import Principal
 from api.usecases.consent import LOYALTY, chain_member
 from api.usecases.customers import member_status
+from api.usecases.signing import SignedMessage, check_signed
 from ledger.chain import SignedTx
 from ledger.clients import MemberInfo, purpose_id
 from ledger.clients.loyalty import EARN_BATCH_MAX, MAX_EARN
+from ledger.clients.members import Authorization
 from offchain.models import CustomerStatus, PointEvent, PointKind
 from offchain.repositories import customers, partners, points
+from offchain.vault import CustomerKeys
 
 
 @dataclass(frozen=True)
@@ -64,11 +66,12 @@ def earn_points(crm: Crm, who: Principal, request: PointsRequest) -> PointsRecei
 
 
 def redeem_points(
-    crm: Crm, who: Principal, request: PointsRequest, *, customer_key: LocalAccount | None = None
+    crm: Crm, who: Principal, request: PointsRequest, *, signed: SignedMessage | None = None
 ) -> PointsReceipt:
-    """Redeem at the acting partner: signed by the member with `customer_key` if it holds a key, else
-    by its home partner (which the acting partner must then be)."""
-    (event,) = _points(crm, who.acting_partner(), [request], PointKind.REDEEM, customer_key)
+    """Redeem at the acting partner: signed by the member (`signed`, made on her device from
+    `signing.redeem_typed_data`) if it holds a key, else by its home partner (which the acting partner
+    must then be)."""
+    (event,) = _points(crm, who.acting_partner(), [request], PointKind.REDEEM, signed)
     return PointsReceipt(event, crm.coalition.loyalty.balance_of(request.member))
 
 
@@ -94,17 +97,19 @@ def _points(
     partner_name: str,
     requests: Sequence[PointsRequest],
     kind: PointKind,
-    customer_key: LocalAccount | None = None,
+    signed: SignedMessage | None = None,
 ) -> list[PointEvent]:
     if not requests:
         raise InvalidInput("no points to record")
     _check_amounts(requests)
-    if customer_key is not None and (kind is PointKind.EARN or len(requests) != 1):
+    if signed is not None and (kind is PointKind.EARN or len(requests) != 1):
         raise InvalidInput("a customer signs one redemption at a time")
+    authorization: Authorization | None = None
     loyalty = purpose_id(LOYALTY)
     try:
         with crm.unit_of_work() as db:
             partner = crm.partner(db, partner_name)
+            keys = crm.vault.customer_keys(partner_name, {r.member for r in requests})
             events = []
             for request in requests:
                 if member_status(db, request.member) is CustomerStatus.ERASED:
@@ -117,15 +122,37 @@ def _points(
                         f"member 0x{request.member.hex()} has no valid {LOYALTY!r} consent"
                         f" towards {partner_name!r}"
                     )
+                ref = _ref(keys.get(request.member), request)
                 if kind is PointKind.REDEEM:
-                    _check_redeemer(info, request.member, partner.address, partner_name, customer_key)
+                    _check_redeemer(info, request.member, partner.address, partner_name, signed)
+                if signed is not None:
+                    authorization = check_signed(
+                        crm,
+                        signed,
+                        "Redeem",
+                        request.member,
+                        {
+                            "partner": (
+                                partner.address,
+                                lambda v: (
+                                    f"for a redemption at {v}, not at {partner_name!r} ({partner.address})"
+                                ),
+                            ),
+                            "amount": (
+                                request.amount,
+                                lambda v, asked=request.amount: f"for {v} points, not {asked}",
+                            ),
+                        },
+                        "a redemption",
+                    )
+                    ref = _signed_ref(signed)
                 events.append(
                     PointEvent(
                         partner_id=partner.id,
                         member_id=request.member,
                         kind=kind,
                         amount=request.amount,
-                        ref=_ref(partner_name, request),
+                        ref=ref,
                         external_key=request.external_key,
                     )
                 )
@@ -142,10 +169,7 @@ def _points(
                     if len(events) > 1
                     else crm.coalition.loyalty.earn(signer, members[0], amounts[0], refs[0])
                 )
-            elif customer_key is not None:
-                authorization = crm.coalition.members.authorize_redeem(
-                    customer_key, members[0], partner.address, amounts[0], refs[0]
-                )
+            elif authorization is not None:
                 tx = crm.coalition.loyalty.redeem_signed(
                     signer, members[0], amounts[0], refs[0], authorization
                 )
@@ -169,20 +193,19 @@ def _check_redeemer(
     member: bytes,
     partner_address: str,
     partner_name: str,
-    customer_key: LocalAccount | None,
+    signed: SignedMessage | None,
 ) -> None:
-    """Refuse a redemption the contract would refuse: a member with a key must sign (with that key); a
-    member without one is redeemed by its home partner only."""
+    """Refuse a redemption the contract would refuse: a member with a key must sign (with that key:
+    `signing.check_signed`); a member without one is redeemed by its home partner only."""
     if info.signer is not None:
-        if customer_key is None:
+        if signed is None:
             raise NotAllowed(
-                f"member 0x{member.hex()} holds its own key: a redemption must be signed with it"
-                " (--customer-key FILE)"
+                f"member 0x{member.hex()} holds its own key: a redemption must be signed with it (the"
+                " customer runs `ledgercrm customer sign redeem`; the partner relays it with"
+                " --signature FILE)"
             )
-        if customer_key.address != info.signer:
-            raise InvalidInput(f"that key ({customer_key.address}) is not member 0x{member.hex()}'s")
         return
-    if customer_key is not None:
+    if signed is not None:
         raise InvalidInput(f"member 0x{member.hex()} has no key of its own bound: it cannot sign")
     if info.home != partner_address:
         raise NotAllowed(
@@ -191,12 +214,26 @@ def _check_redeemer(
         )
 
 
-def _ref(partner_name: str, request: PointsRequest) -> bytes:
-    """The bytes32 reference on chain: a hash of the partner's own key for the event (never personal
-    data), or of a fresh random value when there is none."""
-    if request.external_key is None:
+def _signed_ref(signed: SignedMessage) -> bytes:
+    """The reference the customer signed (checked as 32 bytes of hex)."""
+    try:
+        ref = bytes.fromhex(str(signed.message.get("ref", "")).removeprefix("0x"))
+    except ValueError:
+        ref = b""
+    if len(ref) != 32:
+        raise InvalidInput("the signature's redemption has no reference (32 bytes of hex)")
+    return ref
+
+
+def _ref(keys: CustomerKeys | None, request: PointsRequest) -> bytes:
+    """The bytes32 reference on chain: the partner's own key for the event (an invoice number) keyed
+    under the member's data key, as leaves are (`Vault.reference`): a plain hash of it was linked back
+    to invoices by anyone holding a list of them, and stays linkable after erasure. A fresh random value
+    when there is no such key, or when the partner holds no data key of the member (a redemption at
+    another partner than its home): unlinkable too, and the row keeps it."""
+    if request.external_key is None or keys is None:
         return hashlib.sha256(os.urandom(32)).digest()
-    return hashlib.sha256(f"{partner_name}\x00{request.external_key}".encode()).digest()
+    return keys.reference(request.external_key.encode())
 
 
 # --- bulk earning through the outbox (imports) -------------------------------------------------------
@@ -250,6 +287,7 @@ def stage_earnings(
     for member in members:  # outside any store transaction: these are chain calls
         if member not in consent:
             consent[member] = crm.coalition.consent.is_valid(member, partner.address, loyalty)
+    sealing = crm.vault.customer_keys(partner_name, {r.member for r in fresh if consent[r.member]})
     # Plain rows for one executemany INSERT (a PointEvent object costs ~150 µs to construct); every
     # column the model would default is given here.
     now = datetime.now(UTC)
@@ -265,7 +303,7 @@ def stage_earnings(
                 "member_id": request.member,
                 "kind": PointKind.EARN,
                 "amount": request.amount,
-                "ref": _ref(partner_name, request),
+                "ref": _ref(sealing.get(request.member), request),
                 "external_key": request.external_key,
                 "tx_hash": None,
                 "block_number": None,

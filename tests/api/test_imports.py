@@ -30,7 +30,7 @@ from api.usecases.consent import (
     stage_consents,
     withdraw_consent,
 )
-from api.usecases.customer_keys import bind_customer_key
+from api.usecases.customer_keys import bind_customer_key, customer_binding
 from api.usecases.customers import (
     find_customers_by_ref,
     register_customer,
@@ -40,6 +40,7 @@ from api.usecases.customers import (
 from api.usecases.imports import import_online_retail, import_synthetic
 from api.usecases.loyalty import reconcile
 from api.usecases.partners import register_partner
+from api.usecases.signing import customer_signs_consent
 from ledger import errors
 from ledger.backends import EthTesterBackend
 from ledger.coalition import Coalition
@@ -537,7 +538,11 @@ def test_an_import_does_not_attest_consent_for_a_member_with_a_key_and_goes_on(c
     is left for her to sign, her points wait for it, and everybody else is imported as usual."""
     key = Account.create()
     keyed = register_customer(
-        crm, P("acme"), CustomerCreate(name="Bea", external_ref="12346"), signer=key.address
+        crm,
+        P("acme"),
+        CustomerCreate(name="Bea", external_ref="12346"),
+        signer=key.address,
+        binding=customer_binding(crm, key),
     )
     report = run(crm, retail_csv)
     assert (report.customers_new, report.customers_existing) == (2, 1)
@@ -554,7 +559,9 @@ def test_an_import_does_not_attest_consent_for_a_member_with_a_key_and_goes_on(c
         assert not consents.staged(db, crm.partner(db, "acme").id, 10)  # nothing left to block the outbox
 
     # she signs her consent herself; the next import earns her points and still attests nothing for her
-    give_consent(crm, P("acme"), keyed, LOYALTY, customer_key=key)
+    give_consent(
+        crm, P("acme"), keyed, LOYALTY, signed=customer_signs_consent(crm, key, keyed, "acme", LOYALTY)
+    )
     again = run(crm, retail_csv)
     assert (again.consents_recorded, again.consents_need_signature) == (0, 0)
     # her two purchases earn now (they were skipped, not staged, the first time); 12345's is a duplicate
@@ -575,9 +582,9 @@ def test_bulk_consent_is_attested_only_for_the_home_partners_members_and_holds_o
     assert stage_consents(crm, P("acme"), [alice], LOYALTY).staged == [alice]
     key = Account.create()
     with pytest.raises(InvalidInput, match="waiting to go on chain"):
-        bind_customer_key(crm, P("acme"), alice, key)
+        bind_customer_key(crm, P("acme"), alice, key.address, customer_binding(crm, key)(alice))
     assert crm.coalition.members.member(alice).signer is None
     assert len(send_staged_consents(crm, P("acme"))) == 1
-    bind_customer_key(crm, P("acme"), alice, key)
+    bind_customer_key(crm, P("acme"), alice, key.address, customer_binding(crm, key)(alice))
     assert crm.coalition.members.member(alice).signer == key.address
     assert consent_valid(crm, OP, "acme", alice, LOYALTY)  # attested before the key: it stands
