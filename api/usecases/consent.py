@@ -16,8 +16,8 @@ from api.context import Crm
 from api.errors import CustomerIsErased, InvalidInput, NotAllowed, NotFound
 from api.evidence import records
 from api.evidence.outbox import Outbox
-from api.principal import Principal, Role
-from api.usecases.customers import member_status
+from api.principal import Principal
+from api.usecases.customers import member_status, readable_member
 from ledger.chain import SignedTx
 from ledger.clients import PURPOSES, MemberInfo, purpose_id
 from ledger.clients import ConsentStatus as ChainConsentStatus
@@ -397,11 +397,10 @@ def consent_history(
     crm: Crm, who: Principal, member: bytes, partner_name: str | None = None
 ) -> list[ConsentEvent]:
     """Every consent event of `member` (towards one partner, or all), oldest first, each checked
-    against the chain's history. Consent state is shared coalition data: any partner may read it; a
-    customer only its own."""
-    _may_read_consent(who, member)
+    against the chain's history. A partner reads its own customers' (towards every controller), a
+    customer its own, the operator anyone's."""
     with crm.unit_of_work() as db:
-        member_status(db, member)
+        readable_member(crm, db, who, member)
         rows = consents.history(db, member, partner_name)
     # "on chain" only when the chain's record of this receipt's document matches the row: the hash
     # column, status or expiry as stored prove nothing
@@ -422,16 +421,14 @@ def consent_valid(
     crm: Crm, who: Principal, partner_name: str, member: bytes, purpose: str, at: datetime | None = None
 ) -> bool:
     """Whether the chain says `member` consented to `partner_name` for `purpose` (now, or at `at`)."""
-    _may_read_consent(who, member)
+    _check_purpose(purpose)
+    if at is not None and at.tzinfo is None:
+        raise InvalidInput("the time needs a time zone")
     with crm.unit_of_work() as db:
+        readable_member(crm, db, who, member)
         partner = crm.partner(db, partner_name)
     if at is None:
         return crm.coalition.consent.is_valid(member, partner.address, purpose_id(purpose))
     return crm.coalition.consent.is_valid_at(
         member, partner.address, purpose_id(purpose), int(at.timestamp())
     )
-
-
-def _may_read_consent(who: Principal, member: bytes) -> None:
-    if who.role is Role.CUSTOMER and who.member != member:
-        raise NotFound(f"no member 0x{member.hex()}")  # the same answer as for a member that is not there

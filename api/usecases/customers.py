@@ -15,7 +15,7 @@ from sqlmodel import Session
 from api.context import Crm
 from api.errors import CustomerIsErased, InvalidInput, NotFound
 from api.evidence.outbox import Outbox
-from api.principal import Principal
+from api.principal import Principal, Role
 from ledger.chain import SignedTx
 from ledger.clients.members import ENROL_BATCH_MAX
 from offchain.canonical import canonical_json
@@ -193,6 +193,17 @@ def owned_customer(crm: Crm, db: Session, partner_name: str, member: bytes) -> C
     if customer is None:
         raise NotFound(f"partner {partner_name!r} has no member 0x{member.hex()}")
     return customer
+
+
+def readable_member(crm: Crm, db: Session, who: Principal, member: bytes) -> CustomerStatus:
+    """The member's status, if `who` may read its records: a partner its own customers (another
+    partner's customer gets the answer of a member that does not exist: no probing through a shared
+    store), a member itself; the operator and an auditor any. NotFound otherwise."""
+    if who.role is Role.PARTNER:
+        owned_customer(crm, db, who.acting_partner(), member)
+    elif who.role is Role.CUSTOMER and who.member != member:
+        raise NotFound(f"no member 0x{member.hex()}")
+    return member_status(db, member)
 
 
 def member_status(db: Session, member: bytes) -> CustomerStatus:

@@ -4,12 +4,37 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.http.routes import auth, customers, health, jobs, partners
+from api.http.routes import (
+    auth,
+    consents,
+    customers,
+    decisions,
+    events,
+    evidence,
+    governance,
+    health,
+    imports,
+    interactions,
+    jobs,
+    models,
+    partners,
+    points,
+)
 
 ROUTERS: list[APIRouter] = [
     health.router,
     auth.router,
     customers.router,
+    interactions.router,
+    consents.router,
+    points.router,
+    decisions.router,
+    decisions.disclosure_router,
+    models.router,
+    evidence.router,
+    governance.router,
+    imports.router,
+    events.router,
     partners.router,
     jobs.router,
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Path
@@ -27,3 +28,8 @@ def member_bytes(value: str) -> bytes:
 
 def hexid(value: bytes) -> str:
     return "0x" + value.hex()
+
+
+def utc(when: datetime) -> datetime:
+    """`when` with its zone: SQLite hands back naive datetimes for what was written as UTC."""
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)

@@ -1,0 +1,140 @@
+"""A customer's consent: its history (each event checked against the chain), whether it is valid at a
+time (the chain answers), and giving or withdrawing it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal, Self
+
+from fastapi import APIRouter, Path, Query
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from api.http.deps import CrmDep, PartnerDep, needs
+from api.http.idempotency import IdempotentRoute
+from api.http.problems import responses
+from api.http.routes.common import MemberPath, hexid, member_bytes, utc
+from api.usecases import consent
+from ledger.clients import PURPOSES
+
+router = APIRouter(prefix="/v1/customers", tags=["consent"], route_class=IdempotentRoute)
+ERRORS = responses(401, 403, 404, 409, 422)
+
+
+class ConsentEventOut(BaseModel):
+    controller: str = Field(description="the partner the consent is towards")
+    purpose: str
+    status: Literal["given", "withdrawn"]
+    recorded_at: datetime
+    expires_at: datetime | None
+    collection_method: str
+    notice_version: str
+    receipt_hash: str = Field(description="the receipt's hash, as the chain holds it")
+    block_number: int | None = Field(description="null: not on chain yet")
+    on_chain: bool = Field(description="the chain's record of this receipt matches it")
+
+
+class ConsentCheck(BaseModel):
+    member: str
+    partner: str
+    purpose: str
+    at: datetime | None = Field(description="null: now")
+    valid: bool
+
+
+class ConsentIn(BaseModel):
+    """Give or withdraw: attested by you as the member's home partner, or, for a withdrawal, recorded
+    by you towards yourself. A member holding its own key signs its consent (not over this API yet)."""
+
+    model_config = ConfigDict(extra="forbid")
+    purpose: str = Field(min_length=1, max_length=64, description=f"one of {', '.join(PURPOSES)}")
+    status: Literal["given", "withdrawn"]
+    expires_at: AwareDatetime | None = Field(default=None, description="a given consent's expiry")
+    collection_method: str = Field(default="api", min_length=1, max_length=100)
+
+    @model_validator(mode="after")
+    def _expiry_only_when_given(self) -> Self:
+        if self.status == "withdrawn" and self.expires_at is not None:
+            raise ValueError("expires_at is for a consent given, not a withdrawal")
+        return self
+
+
+class ConsentRecorded(BaseModel):
+    member: str
+    purpose: str
+    status: Literal["given", "withdrawn"]
+    receipt_hash: str
+    block_number: int | None
+
+
+@router.get(
+    "/{member}/consents",
+    response_model=list[ConsentEventOut],
+    responses=ERRORS,
+    **needs("consent:read"),
+)
+def consent_history(member: MemberPath, who: PartnerDep, crm: CrmDep) -> list[ConsentEventOut]:
+    """Every consent event of your customer, towards every partner, oldest first, each checked against
+    the chain's history."""
+    return [
+        ConsentEventOut(
+            controller=e.receipt.controller,
+            purpose=e.receipt.purpose,
+            status=e.receipt.status.value,
+            recorded_at=utc(e.receipt.recorded_at),
+            expires_at=None if e.receipt.expires_at is None else utc(e.receipt.expires_at),
+            collection_method=e.receipt.collection_method,
+            notice_version=e.receipt.notice_version,
+            receipt_hash=hexid(e.receipt.receipt_hash),
+            block_number=e.receipt.block_number,
+            on_chain=e.on_chain,
+        )
+        for e in consent.consent_history(crm, who, member_bytes(member))
+    ]
+
+
+@router.get(
+    "/{member}/consents/{purpose}",
+    response_model=ConsentCheck,
+    responses=ERRORS,
+    **needs("consent:read"),
+)
+def consent_check(
+    member: MemberPath,
+    purpose: Annotated[str, Path(max_length=64, description=f"one of {', '.join(PURPOSES)}")],
+    who: PartnerDep,
+    crm: CrmDep,
+    at: Annotated[AwareDatetime | None, Query(description="ISO 8601 time with a zone; default: now")] = None,
+    partner: Annotated[str | None, Query(max_length=100, description="the controller (default: you)")] = None,
+) -> ConsentCheck:
+    """Whether the chain holds valid consent of your customer, for the purpose, towards you (or another
+    partner), now or at a time."""
+    controller = partner or who.acting_partner()
+    valid = consent.consent_valid(crm, who, controller, member_bytes(member), purpose, at)
+    return ConsentCheck(member=member.lower(), partner=controller, purpose=purpose, at=at, valid=valid)
+
+
+@router.post(
+    "/{member}/consents",
+    status_code=201,
+    response_model=ConsentRecorded,
+    responses=ERRORS,
+    **needs("consent:write"),
+)
+def record_consent(member: MemberPath, body: ConsentIn, who: PartnerDep, crm: CrmDep) -> ConsentRecorded:
+    """Give or withdraw the member's consent towards you, for a purpose. Recorded on chain before the
+    answer; a refusal (the chain's or ours) writes nothing."""
+    terms = consent.ConsentTerms(collection_method=body.collection_method)
+    member_id = member_bytes(member)
+    if body.status == "given":
+        receipt = consent.give_consent(
+            crm, who, member_id, body.purpose, expires_at=body.expires_at, terms=terms
+        )
+    else:
+        receipt = consent.withdraw_consent(crm, who, member_id, body.purpose, terms=terms)
+    return ConsentRecorded(
+        member=member.lower(),
+        purpose=receipt.purpose,
+        status=receipt.status.value,
+        receipt_hash=hexid(receipt.receipt_hash),
+        block_number=receipt.block_number,
+    )
