@@ -16,6 +16,7 @@ from api.http.routes import (
     imports,
     interactions,
     jobs,
+    me,
     models,
     partners,
     points,
@@ -37,4 +38,5 @@ ROUTERS: list[APIRouter] = [
     events.router,
     partners.router,
     jobs.router,
+    me.router,
 ]
