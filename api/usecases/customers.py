@@ -195,6 +195,23 @@ def owned_customer(crm: Crm, db: Session, partner_name: str, member: bytes) -> C
     return customer
 
 
+def check_reach(crm: Crm, who: Principal, member: bytes, *, by_its_signature: bool = False) -> None:
+    """NotFound unless the acting partner may act on `member`: its own customer; or, with
+    `by_its_signature` (consent, points: acts the member's own signature authorizes at any partner of
+    the coalition), a member of another partner that holds a key of its own. Anyone else's member gets
+    the very answer of a member that does not exist, whatever the request holds: no probing."""
+    partner_name = who.acting_partner()
+    with crm.unit_of_work() as db:
+        partner = crm.partner(db, partner_name)
+        if customers.owned(db, partner.id, member) is not None:
+            return
+    if by_its_signature:
+        info = crm.coalition.members.member(member)
+        if info.enrolled and info.signer is not None and not info.erased:
+            return
+    raise NotFound(f"partner {partner_name!r} has no member 0x{member.hex()}")
+
+
 def readable_member(crm: Crm, db: Session, who: Principal, member: bytes) -> CustomerStatus:
     """The member's status, if `who` may read its records: a partner its own customers (another
     partner's customer gets the answer of a member that does not exist: no probing through a shared

@@ -1,17 +1,20 @@
-"""Models, scores and decisions over HTTP, as jobs where the work is long: cafe imports synthetic
-customers (a job), trains and registers a model (a job), scores them all (a job); then it reads its
-decisions and discloses one, while acme, another partner, finds none of them."""
+"""Models, scores and decisions over HTTP, as jobs where the work is long: cafe (its synthetic customers
+imported) trains and registers a model (a job) and scores them all (a job); then it reads its decisions
+and discloses one, while acme, another partner, finds none of them."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from api.http.idempotency import REPLAYED
+from api.principal import Principal
+from api.usecases.imports import import_synthetic
 from offchain.repositories import customers
-from tests.http.conftest import Api
+from tests.http.conftest import Api, open_api
 
 PROBLEM = "application/problem+json"
 
@@ -28,20 +31,28 @@ def _job(api: Api, started: Any, headers: dict[str, str]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    """An API of its own: decisions are looked up in the chain's event log, and eth-tester reads a log
+    block by block, so a short chain keeps each lookup quick."""
+    with open_api(tmp_path_factory.mktemp("decisions")) as opened:
+        yield opened
+
+
+@pytest.fixture(scope="module")
 def cafe(api: Api) -> dict[str, Any]:
-    """cafe's customers imported, a model trained on them, everyone with profiling consent scored."""
+    """cafe's customers imported, a model trained on them (a job), every customer with profiling
+    consent scored (a job)."""
     headers = api.key("cafe")
-    imported = _job(
-        api,
-        api.client.post(
-            "/v1/imports/synthetic",
-            headers=headers,
-            json={"seed": 5, "customers": 200, "interactions": 2500, "purposes": ["loyalty", "profiling"]},
-        ),
-        headers,
+    imported = import_synthetic(
+        api.crm,
+        Principal.of_partner("cafe"),
+        seed=5,
+        customers=200,
+        interactions=2500,
+        purposes=["loyalty", "profiling"],
+        in_process=True,
     )
-    assert imported["status"] == "succeeded", imported
-    assert imported["result"]["customers_new"] == 200 and imported["progress"] == 1.0
+    assert imported.customers_new == 200
     trained = _job(
         api,
         api.client.post(

@@ -12,7 +12,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 from api.http.deps import CrmDep, PartnerDep, needs
 from api.http.idempotency import IdempotentRoute
 from api.http.problems import responses
-from api.http.routes.common import MemberPath, hexid, member_bytes, utc
+from api.http.routes.common import OwnMember, ReachableMember, hexid, utc
 from api.usecases import consent
 from ledger.clients import PURPOSES
 
@@ -72,7 +72,7 @@ class ConsentRecorded(BaseModel):
     responses=ERRORS,
     **needs("consent:read"),
 )
-def consent_history(member: MemberPath, who: PartnerDep, crm: CrmDep) -> list[ConsentEventOut]:
+def consent_history(member: OwnMember, who: PartnerDep, crm: CrmDep) -> list[ConsentEventOut]:
     """Every consent event of your customer, towards every partner, oldest first, each checked against
     the chain's history."""
     return [
@@ -88,7 +88,7 @@ def consent_history(member: MemberPath, who: PartnerDep, crm: CrmDep) -> list[Co
             block_number=e.receipt.block_number,
             on_chain=e.on_chain,
         )
-        for e in consent.consent_history(crm, who, member_bytes(member))
+        for e in consent.consent_history(crm, who, member)
     ]
 
 
@@ -99,7 +99,7 @@ def consent_history(member: MemberPath, who: PartnerDep, crm: CrmDep) -> list[Co
     **needs("consent:read"),
 )
 def consent_check(
-    member: MemberPath,
+    member: OwnMember,
     purpose: Annotated[str, Path(max_length=64, description=f"one of {', '.join(PURPOSES)}")],
     who: PartnerDep,
     crm: CrmDep,
@@ -109,8 +109,8 @@ def consent_check(
     """Whether the chain holds valid consent of your customer, for the purpose, towards you (or another
     partner), now or at a time."""
     controller = partner or who.acting_partner()
-    valid = consent.consent_valid(crm, who, controller, member_bytes(member), purpose, at)
-    return ConsentCheck(member=member.lower(), partner=controller, purpose=purpose, at=at, valid=valid)
+    valid = consent.consent_valid(crm, who, controller, member, purpose, at)
+    return ConsentCheck(member=hexid(member), partner=controller, purpose=purpose, at=at, valid=valid)
 
 
 @router.post(
@@ -120,19 +120,18 @@ def consent_check(
     responses=ERRORS,
     **needs("consent:write"),
 )
-def record_consent(member: MemberPath, body: ConsentIn, who: PartnerDep, crm: CrmDep) -> ConsentRecorded:
+def record_consent(member: ReachableMember, body: ConsentIn, who: PartnerDep, crm: CrmDep) -> ConsentRecorded:
     """Give or withdraw the member's consent towards you, for a purpose. Recorded on chain before the
     answer; a refusal (the chain's or ours) writes nothing."""
     terms = consent.ConsentTerms(collection_method=body.collection_method)
-    member_id = member_bytes(member)
     if body.status == "given":
         receipt = consent.give_consent(
-            crm, who, member_id, body.purpose, expires_at=body.expires_at, terms=terms
+            crm, who, member, body.purpose, expires_at=body.expires_at, terms=terms
         )
     else:
-        receipt = consent.withdraw_consent(crm, who, member_id, body.purpose, terms=terms)
+        receipt = consent.withdraw_consent(crm, who, member, body.purpose, terms=terms)
     return ConsentRecorded(
-        member=member.lower(),
+        member=hexid(member),
         purpose=receipt.purpose,
         status=receipt.status.value,
         receipt_hash=hexid(receipt.receipt_hash),

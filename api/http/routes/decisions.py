@@ -11,7 +11,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 from api.http.deps import CrmDep, PartnerDep, needs
 from api.http.idempotency import IdempotentRoute
 from api.http.problems import responses
-from api.http.routes.common import MEMBER_PATTERN, MemberPath, hexid, member_bytes
+from api.http.routes.common import MEMBER_PATTERN, OwnMember, hexid, member_bytes
 from api.usecases import decisions
 
 router = APIRouter(tags=["decisions"], route_class=IdempotentRoute)
@@ -96,9 +96,9 @@ def _lines(found: list[decisions.DecisionLine]) -> list[DecisionLineOut]:
     responses=ERRORS,
     **needs("decisions:read"),
 )
-def member_decisions(member: MemberPath, who: PartnerDep, crm: CrmDep) -> list[DecisionLineOut]:
+def member_decisions(member: OwnMember, who: PartnerDep, crm: CrmDep) -> list[DecisionLineOut]:
     """Your decisions about this customer, as the chain logged them."""
-    return _lines(decisions.list_decisions(crm, who, member_bytes(member)))
+    return _lines(decisions.list_decisions(crm, who, member))
 
 
 @router.get(

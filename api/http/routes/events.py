@@ -13,7 +13,7 @@ import re
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
@@ -36,12 +36,18 @@ def _resume(last_event_id: str | None, from_block: int | None) -> tuple[int | No
     return int(found.group(1)), int(found.group(2)) + 1
 
 
+def _wants_a_stream(request: Request) -> None:
+    # checked before the stream starts: once it has, an error can no longer be answered as a problem
+    if "text/event-stream" not in request.headers.get("accept", ""):
+        raise HTTPException(406, "this route answers with an event stream: send Accept: text/event-stream")
+
+
 @router.get(
     "/events",
     response_class=EventSourceResponse,
     responses={
         200: {"description": "an event stream", "content": {"text/event-stream": {}}},
-        **responses(401, 403, 422),
+        **responses(401, 403, 406, 422),
     },
     **needs("events:read"),
 )
@@ -53,8 +59,11 @@ async def stream(
     until_block: Annotated[int | None, Query(ge=0, le=2**62, description="end after this block")] = None,
     max_events: Annotated[int | None, Query(ge=1, le=1_000_000, description="end after this many")] = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=40)] = None,
+    _stream: Annotated[None, Depends(_wants_a_stream)] = None,
 ) -> AsyncIterator[ServerSentEvent]:
-    """The chain's events about your customers, as they are mined."""
+    """The chain's events about your customers, as they are mined. Send `Accept: text/event-stream` (as
+    every EventSource does): a stream that may never end is not answered to a client that did not ask
+    for one."""
     cursor, skip = _resume(last_event_id, from_block)
     sent = 0
     while True:

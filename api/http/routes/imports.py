@@ -1,4 +1,7 @@
-"""Imports as jobs: the UCI Online Retail II file (uploaded, multipart) and seeded synthetic data."""
+"""Imports as jobs: the UCI Online Retail II file, uploaded (multipart).
+
+Synthetic data has no route: generated requests (a client's mistake, a fuzzer) could start imports of
+any size, and `ledgercrm import synthetic` serves the demo and the tests."""
 
 from __future__ import annotations
 
@@ -11,7 +14,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Request, Response, UploadFile
-from pydantic import BaseModel, ConfigDict, Field
 
 from api.http.deps import CrmDep, PartnerDep, needs
 from api.http.idempotency import IdempotentRoute
@@ -29,16 +31,6 @@ router = APIRouter(
     max_body_size=MAX_UPLOAD_BYTES,
 )
 ERRORS = responses(401, 403, 409, 413, 422)
-
-
-class SyntheticIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    seed: int = Field(default=7, ge=0, le=2**32 - 1, description="the same seed gives the same data")
-    customers: int = Field(default=1000, ge=1, le=100_000)
-    interactions: int = Field(default=10_000, ge=1, le=1_000_000)
-    purposes: list[str] = Field(
-        default=["loyalty"], min_length=1, max_length=10, description="the consent the source holds"
-    )
 
 
 def _progress(report: Callable[[float, str], None]) -> Progress:
@@ -101,28 +93,3 @@ def online_retail(
     except BaseException:
         path.unlink(missing_ok=True)
         raise
-
-
-@router.post(
-    "/synthetic", status_code=202, response_model=JobStarted, responses=ERRORS, **needs("imports:write")
-)
-def synthetic(
-    body: SyntheticIn, who: PartnerDep, crm: CrmDep, request: Request, response: Response
-) -> JobStarted:
-    """Import seeded synthetic customers (generated names and e-mails), purchases, returns and support
-    tickets: a job (202, `Location: /v1/jobs/{id}`) whose result is the import's report."""
-    chosen = consent.check_purposes(body.purposes)
-
-    def work(report: Callable[[float, str], None]) -> dict[str, Any]:
-        done = imports.import_synthetic(
-            crm,
-            who,
-            seed=body.seed,
-            customers=body.customers,
-            interactions=body.interactions,
-            progress=_progress(report),
-            purposes=chosen,
-        )
-        return done.as_dict()
-
-    return _started(request, response, who, "import-synthetic", work)

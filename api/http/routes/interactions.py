@@ -11,7 +11,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from api.http.deps import CrmDep, PartnerDep, needs
 from api.http.idempotency import IdempotentRoute
 from api.http.problems import responses
-from api.http.routes.common import MemberPath, member_bytes, utc
+from api.http.routes.common import OwnMember, hexid, utc
 from api.usecases import interactions
 from offchain.kinds import InteractionKind
 
@@ -63,18 +63,16 @@ class InteractionOut(BaseModel):
     **needs("interactions:write"),
 )
 def add_interaction(
-    member: MemberPath, body: InteractionIn, who: PartnerDep, crm: CrmDep, response: Response
+    member: OwnMember, body: InteractionIn, who: PartnerDep, crm: CrmDep, response: Response
 ) -> InteractionAdded:
     """Record an interaction (sealed under the customer's key, committed, anchored with its batch once
     a batch is due). The same external key with the same content answers 200; with other content, 409."""
-    item = interactions.NewInteraction(
-        member_bytes(member), body.kind, body.data, body.occurred_at, body.external_key
-    )
+    item = interactions.NewInteraction(member, body.kind, body.data, body.occurred_at, body.external_key)
     added = interactions.add_interaction(crm, who, item)
     if added.interaction_id is None:
         response.status_code = 200
     return InteractionAdded(
-        member=member.lower(),
+        member=hexid(member),
         interaction_id=added.interaction_id,
         duplicate=added.interaction_id is None,
         anchored=[
@@ -90,7 +88,7 @@ def add_interaction(
     responses=ERRORS,
     **needs("interactions:read"),
 )
-def list_interactions(member: MemberPath, who: PartnerDep, crm: CrmDep) -> list[InteractionOut]:
+def list_interactions(member: OwnMember, who: PartnerDep, crm: CrmDep) -> list[InteractionOut]:
     """The customer's interactions, oldest first, with their anchoring state (no content: see export)."""
     return [
         InteractionOut(
@@ -101,5 +99,5 @@ def list_interactions(member: MemberPath, who: PartnerDep, crm: CrmDep) -> list[
             anchoring=line.anchoring,
             erased=line.erased,
         )
-        for line in interactions.list_interactions(crm, who, member_bytes(member))
+        for line in interactions.list_interactions(crm, who, member)
     ]

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.http.deps import CrmDep, PartnerDep, needs
 from api.http.idempotency import IdempotentRoute
 from api.http.problems import responses
-from api.http.routes.common import MemberPath, member_bytes, utc
+from api.http.routes.common import OwnMember, ReachableMember, hexid, utc
 from api.usecases import loyalty
 
 router = APIRouter(prefix="/v1/customers", tags=["points"], route_class=IdempotentRoute)
@@ -49,10 +49,10 @@ class PointsOut(BaseModel):
     history: list[PointsLineOut] = Field(description="every earn and redeem, oldest first, at any partner")
 
 
-def _done(member: str, receipt: loyalty.PointsReceipt) -> PointsDone:
+def _done(member: bytes, receipt: loyalty.PointsReceipt) -> PointsDone:
     event = receipt.event
     return PointsDone(
-        member=member.lower(),
+        member=hexid(member),
         kind=event.kind.value,
         amount=event.amount,
         balance=receipt.balance,
@@ -67,9 +67,9 @@ def _done(member: str, receipt: loyalty.PointsReceipt) -> PointsDone:
     responses=ERRORS,
     **needs("points:write"),
 )
-def earn(member: MemberPath, body: PointsIn, who: PartnerDep, crm: CrmDep) -> PointsDone:
+def earn(member: ReachableMember, body: PointsIn, who: PartnerDep, crm: CrmDep) -> PointsDone:
     """Issue points to the member (needs its valid loyalty consent towards you, as the chain says)."""
-    request = loyalty.PointsRequest(member_bytes(member), body.amount, body.external_key)
+    request = loyalty.PointsRequest(member, body.amount, body.external_key)
     return _done(member, loyalty.earn_points(crm, who, request))
 
 
@@ -80,19 +80,19 @@ def earn(member: MemberPath, body: PointsIn, who: PartnerDep, crm: CrmDep) -> Po
     responses=ERRORS,
     **needs("points:write"),
 )
-def redeem(member: MemberPath, body: PointsIn, who: PartnerDep, crm: CrmDep) -> PointsDone:
+def redeem(member: ReachableMember, body: PointsIn, who: PartnerDep, crm: CrmDep) -> PointsDone:
     """Redeem the member's points at you: for a member without a key of its own, by its home partner.
     A member holding its own key signs its redemption (not over this API yet)."""
-    request = loyalty.PointsRequest(member_bytes(member), body.amount, body.external_key)
+    request = loyalty.PointsRequest(member, body.amount, body.external_key)
     return _done(member, loyalty.redeem_points(crm, who, request))
 
 
 @router.get("/{member}/points", response_model=PointsOut, responses=ERRORS, **needs("points:read"))
-def points(member: MemberPath, who: PartnerDep, crm: CrmDep) -> PointsOut:
+def points(member: OwnMember, who: PartnerDep, crm: CrmDep) -> PointsOut:
     """Your customer's coalition balance and every earn and redeem, with the partner and the block."""
-    statement = loyalty.points_statement(crm, who, member_bytes(member))
+    statement = loyalty.points_statement(crm, who, member)
     return PointsOut(
-        member=member.lower(),
+        member=hexid(member),
         balance=statement.balance,
         history=[
             PointsLineOut(
