@@ -248,3 +248,18 @@ def test_bad_amounts_are_422_problems(api: Api) -> None:
         assert answer.status_code == 422, (amount, answer.text)
         assert answer.headers["content-type"] == PROBLEM
     assert api.client.get(f"/v1/customers/{bea.hex}/points", headers=acme).json()["balance"] == 0
+
+
+def test_a_repeated_idempotency_key_earns_once(api: Api) -> None:
+    bea = api.customer()
+    acme = api.key("acme")
+    base = f"/v1/customers/{bea.hex}"
+    api.client.post(f"{base}/consents", headers=acme, json={"purpose": "loyalty", "status": "given"})
+    keyed = acme | {"Idempotency-Key": "earn-" + os.urandom(6).hex()}
+    first = api.client.post(f"{base}/points/earn", headers=keyed, json={"amount": 10})
+    again = api.client.post(f"{base}/points/earn", headers=keyed, json={"amount": 10})
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json() and again.headers["idempotent-replayed"] == "true"
+    other = api.client.post(f"{base}/points/earn", headers=keyed, json={"amount": 11})
+    assert other.status_code == 422 and other.headers["content-type"] == PROBLEM
+    assert api.crm.coalition.loyalty.balance_of(bea.member) == 10

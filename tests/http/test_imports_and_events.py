@@ -95,6 +95,20 @@ def test_bad_import_requests_are_refused_before_any_job(api: Api) -> None:
     cafe = api.key("cafe")
     missing = api.client.post("/v1/imports/online-retail", headers=cafe, data={"purposes": "loyalty"})
     assert missing.status_code == 422 and missing.headers["content-type"] == PROBLEM
+    # the upload route has its own body limit (200 MiB): a 2 MiB file is read, where JSON routes stop at 1
+    big = api.client.post(
+        "/v1/imports/online-retail",
+        headers=cafe,
+        files={"file": ("big.csv", io.BytesIO(b"x" * (2 * 1024 * 1024)), "text/csv")},
+    )
+    assert big.status_code == 202
+    api.client.app.state.jobs.wait_idle(timeout=600)  # type: ignore[attr-defined]
+    too_big = api.client.post(
+        "/v1/customers/0x" + "00" * 32 + "/interactions",
+        headers=cafe,
+        json={"kind": "visit", "data": {"x": "y" * (2 * 1024 * 1024)}},
+    )
+    assert too_big.status_code == 413 and too_big.headers["content-type"] == PROBLEM
     unknown = api.client.post(
         "/v1/imports/online-retail",
         headers=cafe,
@@ -154,3 +168,15 @@ def test_a_stream_without_the_scope_or_with_bad_bounds_is_refused(api: Api) -> N
     # a client that did not ask for a stream (one that may never end) is told so, not kept waiting
     plain = api.client.get("/v1/events", headers=api.key("acme"))
     assert plain.status_code == 406 and "text/event-stream" in plain.json()["detail"]
+
+
+def test_a_key_revoked_while_its_stream_is_open_ends_the_stream(api: Api) -> None:
+    from api.principal import Principal
+    from api.usecases import access
+
+    issued = access.issue_token(api.crm, Principal.of_partner("acme"))
+    headers = {"Authorization": f"Bearer {issued.key}", "Accept": "text/event-stream"}
+    with api.client.stream("GET", "/v1/events", headers=headers) as answer:  # no bound: follows the chain
+        assert answer.status_code == 200
+        access.revoke_token(api.crm, Principal.of_partner("acme"), issued.prefix)
+        assert list(answer.iter_lines()) == []  # the next poll finds the key revoked and ends it

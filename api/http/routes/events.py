@@ -17,7 +17,9 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from api.http.deps import CrmDep, PartnerDep, needs
+from api.context import Crm
+from api.errors import NotAllowed, Unauthenticated
+from api.http.deps import CrmDep, PartnerDep, authenticate, needs
 from api.http.problems import responses
 from api.http.routes.common import hexid
 from api.usecases import events
@@ -34,6 +36,17 @@ def _resume(last_event_id: str | None, from_block: int | None) -> tuple[int | No
     if found is None:
         return from_block, 0
     return int(found.group(1)), int(found.group(2)) + 1
+
+
+def _still_signed_in(request: Request, crm: Crm) -> bool:
+    """Whether the request's credential still signs it in: a stream outlives the check made when it
+    began, and a revoked key must not keep receiving events."""
+    request.state.caller = None  # `authenticate` caches its answer on the request
+    try:
+        authenticate(request, crm)
+    except (Unauthenticated, NotAllowed):
+        return False
+    return True
 
 
 def _wants_a_stream(request: Request) -> None:
@@ -66,7 +79,11 @@ async def stream(
     for one."""
     cursor, skip = _resume(last_event_id, from_block)
     sent = 0
+    first = True
     while True:
+        if not first and not await run_in_threadpool(_still_signed_in, request, crm):
+            return  # the key was revoked or expired (or the session ended) since the stream began
+        first = False
         page = await run_in_threadpool(events.events_since, crm, who, cursor, until_block)
         seen: dict[int, int] = {}
         for event in page.events:
