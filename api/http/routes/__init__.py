@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+<<<<<<< HEAD
 from api.http.routes import (
     auth,
     consents,
@@ -21,6 +22,9 @@ from api.http.routes import (
     partners,
     points,
 )
+=======
+from api.http.routes import audit, auth, customers, health, jobs, me, partners
+>>>>>>> main
 
 ROUTERS: list[APIRouter] = [
     health.router,
@@ -39,4 +43,5 @@ ROUTERS: list[APIRouter] = [
     partners.router,
     jobs.router,
     me.router,
+    audit.router,
 ]
