@@ -15,14 +15,9 @@ from api.context import Crm
 from api.errors import CustomerIsErased, InvalidInput, NotAllowed, NotFound
 from api.evidence import records
 from api.evidence.outbox import Outbox
-<<<<<<< HEAD
 from api.principal import Principal
 from api.usecases.customers import member_status, readable_member
-=======
-from api.principal import Principal, Role
-from api.usecases.customers import member_status
 from api.usecases.signing import SignedMessage, check_signed
->>>>>>> main
 from ledger.chain import SignedTx
 from ledger.clients import PURPOSES, MemberInfo, purpose_id
 from ledger.clients import ConsentStatus as ChainConsentStatus
@@ -498,14 +493,9 @@ def consent_valid(
     crm: Crm, who: Principal, partner_name: str, member: bytes, purpose: str, at: datetime | None = None
 ) -> bool:
     """Whether the chain says `member` consented to `partner_name` for `purpose` (now, or at `at`)."""
-<<<<<<< HEAD
-    _check_purpose(purpose)
+    _check_purpose(purpose)  # an unknown purpose is a mistake to name, not a question with answer no
     if at is not None and at.tzinfo is None:
         raise InvalidInput("the time needs a time zone")
-=======
-    _check_purpose(purpose)  # an unknown purpose is a mistake to name, not a question with answer no
-    _may_read_consent(who, member)
->>>>>>> main
     with crm.unit_of_work() as db:
         readable_member(crm, db, who, member)
         partner = crm.partner(db, partner_name)

@@ -23,12 +23,8 @@ from api.errors import ConsentRequired, CustomerIsErased, InvalidInput, NotAllow
 from api.evidence.outbox import Outbox
 from api.principal import Principal
 from api.usecases.consent import LOYALTY, chain_member
-<<<<<<< HEAD
 from api.usecases.customers import member_status, readable_member
-=======
-from api.usecases.customers import member_status
 from api.usecases.signing import SignedMessage, check_signed
->>>>>>> main
 from ledger.chain import SignedTx
 from ledger.clients import MemberInfo, purpose_id
 from ledger.clients.loyalty import EARN_BATCH_MAX, MAX_EARN

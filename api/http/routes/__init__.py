@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-<<<<<<< HEAD
 from api.http.routes import (
+    audit,
     auth,
     consents,
     customers,
@@ -22,9 +22,6 @@ from api.http.routes import (
     partners,
     points,
 )
-=======
-from api.http.routes import audit, auth, customers, health, jobs, me, partners
->>>>>>> main
 
 ROUTERS: list[APIRouter] = [
     health.router,

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Path
 
 from api.errors import InvalidInput
 from api.http.deps import CrmDep, PartnerDep
+from api.usecases import signing
 from api.usecases.customers import check_reach
 
+SIGNATURE = r"^0x[0-9a-fA-F]{130}$"
 MEMBER_PATTERN = r"^0x[0-9a-fA-F]{64}$"
 MemberPath = Annotated[
     str,
@@ -55,3 +57,15 @@ def _reachable_member(member: MemberPath, who: PartnerDep, crm: CrmDep) -> bytes
 # its own signature authorizes (consent, points).
 OwnMember = Annotated[bytes, Depends(_own_member)]
 ReachableMember = Annotated[bytes, Depends(_reachable_member)]
+
+
+def signed_message(
+    typed_data: dict[str, Any] | None, signature: str | None, receipt: dict[str, Any] | None = None
+) -> signing.SignedMessage | None:
+    """A customer's signature sent in a body, as the use cases take it (read as a signature file is)."""
+    if typed_data is None or signature is None:
+        return None
+    document = {"schema": signing.SIGNATURE_SCHEMA, "typedData": typed_data, "signature": signature}
+    if receipt is not None:
+        document["receipt"] = receipt
+    return signing.parse_signed(document)

@@ -4,7 +4,7 @@ time (the chain answers), and giving or withdrawing it."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from fastapi import APIRouter, Path, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
@@ -12,7 +12,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 from api.http.deps import CrmDep, PartnerDep, needs
 from api.http.idempotency import IdempotentRoute
 from api.http.problems import responses
-from api.http.routes.common import OwnMember, ReachableMember, hexid, utc
+from api.http.routes.common import SIGNATURE, OwnMember, ReachableMember, hexid, signed_message, utc
 from api.usecases import consent
 from ledger.clients import PURPOSES
 
@@ -43,18 +43,29 @@ class ConsentCheck(BaseModel):
 
 class ConsentIn(BaseModel):
     """Give or withdraw: attested by you as the member's home partner, or, for a withdrawal, recorded
-    by you towards yourself. A member holding its own key signs its consent (not over this API yet)."""
+    by you towards yourself. A member holding its own key signs its consent, at any partner: send what
+    she signed (`ledgercrm customer sign consent-give|consent-withdraw` writes it: `typedData`,
+    `signature`, `receipt`) as `typed_data`, `signature` and `receipt`; you relay it."""
 
     model_config = ConfigDict(extra="forbid")
     purpose: str = Field(min_length=1, max_length=64, description=f"one of {', '.join(PURPOSES)}")
     status: Literal["given", "withdrawn"]
     expires_at: AwareDatetime | None = Field(default=None, description="a given consent's expiry")
     collection_method: str = Field(default="api", min_length=1, max_length=100)
+    typed_data: dict[str, Any] | None = Field(default=None, description="the EIP-712 typed data she signed")
+    signature: str | None = Field(default=None, pattern=SIGNATURE, description="her signature: 0x + 65 bytes")
+    receipt: dict[str, Any] | None = Field(
+        default=None, description="the consent receipt document her signature commits to"
+    )
 
     @model_validator(mode="after")
-    def _expiry_only_when_given(self) -> Self:
+    def _coherent(self) -> Self:
         if self.status == "withdrawn" and self.expires_at is not None:
             raise ValueError("expires_at is for a consent given, not a withdrawal")
+        if (self.typed_data is None) != (self.signature is None) or (
+            self.receipt is not None and self.signature is None
+        ):
+            raise ValueError("a signed consent comes with typed_data, signature and receipt together")
         return self
 
 
@@ -124,12 +135,13 @@ def record_consent(member: ReachableMember, body: ConsentIn, who: PartnerDep, cr
     """Give or withdraw the member's consent towards you, for a purpose. Recorded on chain before the
     answer; a refusal (the chain's or ours) writes nothing."""
     terms = consent.ConsentTerms(collection_method=body.collection_method)
+    signed = signed_message(body.typed_data, body.signature, body.receipt)
     if body.status == "given":
         receipt = consent.give_consent(
-            crm, who, member, body.purpose, expires_at=body.expires_at, terms=terms
+            crm, who, member, body.purpose, expires_at=body.expires_at, terms=terms, signed=signed
         )
     else:
-        receipt = consent.withdraw_consent(crm, who, member, body.purpose, terms=terms)
+        receipt = consent.withdraw_consent(crm, who, member, body.purpose, terms=terms, signed=signed)
     return ConsentRecorded(
         member=hexid(member),
         purpose=receipt.purpose,

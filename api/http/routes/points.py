@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal, Self
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.http.deps import CrmDep, PartnerDep, needs
 from api.http.idempotency import IdempotentRoute
 from api.http.problems import responses
-from api.http.routes.common import OwnMember, ReachableMember, hexid, utc
+from api.http.routes.common import SIGNATURE, OwnMember, ReachableMember, hexid, signed_message, utc
 from api.usecases import loyalty
 
 router = APIRouter(prefix="/v1/customers", tags=["points"], route_class=IdempotentRoute)
@@ -24,6 +24,20 @@ class PointsIn(BaseModel):
     external_key: str | None = Field(
         default=None, min_length=1, max_length=200, description="your key for the event (e.g. an invoice)"
     )
+
+
+class RedeemIn(PointsIn):
+    """A member holding its own key signs its redemption, at any partner: send what she signed
+    (`ledgercrm customer sign redeem` writes it) as `typed_data` and `signature`; you relay it."""
+
+    typed_data: dict[str, Any] | None = Field(default=None, description="the EIP-712 typed data she signed")
+    signature: str | None = Field(default=None, pattern=SIGNATURE, description="her signature: 0x + 65 bytes")
+
+    @model_validator(mode="after")
+    def _both(self) -> Self:
+        if (self.typed_data is None) != (self.signature is None):
+            raise ValueError("a signed redemption comes with typed_data and signature together")
+        return self
 
 
 class PointsDone(BaseModel):
@@ -80,11 +94,12 @@ def earn(member: ReachableMember, body: PointsIn, who: PartnerDep, crm: CrmDep) 
     responses=ERRORS,
     **needs("points:write"),
 )
-def redeem(member: ReachableMember, body: PointsIn, who: PartnerDep, crm: CrmDep) -> PointsDone:
-    """Redeem the member's points at you: for a member without a key of its own, by its home partner.
-    A member holding its own key signs its redemption (not over this API yet)."""
+def redeem(member: ReachableMember, body: RedeemIn, who: PartnerDep, crm: CrmDep) -> PointsDone:
+    """Redeem the member's points at you: for a member without a key of its own, by its home partner;
+    a member holding its own key signs its redemption (at any partner), which you relay."""
     request = loyalty.PointsRequest(member, body.amount, body.external_key)
-    return _done(member, loyalty.redeem_points(crm, who, request))
+    signed = signed_message(body.typed_data, body.signature)
+    return _done(member, loyalty.redeem_points(crm, who, request, signed=signed))
 
 
 @router.get("/{member}/points", response_model=PointsOut, responses=ERRORS, **needs("points:read"))
