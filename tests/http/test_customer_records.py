@@ -263,3 +263,51 @@ def test_a_repeated_idempotency_key_earns_once(api: Api) -> None:
     other = api.client.post(f"{base}/points/earn", headers=keyed, json={"amount": 11})
     assert other.status_code == 422 and other.headers["content-type"] == PROBLEM
     assert api.crm.coalition.loyalty.balance_of(bea.member) == 10
+
+
+def test_another_partner_relays_a_keyed_members_own_signatures(api: Api) -> None:
+    """Acme's member who holds a key consents to borealis and redeems there by her own signatures
+    (made on her device), which borealis relays; a replay and another key's signature are refused with
+    words, and change nothing."""
+    from eth_account import Account
+
+    from api.usecases import signing
+
+    cai = api.customer("acme", keyed=True)
+    assert cai.key is not None
+    borealis = api.key("borealis")
+    base = f"/v1/customers/{cai.hex}"
+    signed = signing.customer_signs_consent(api.crm, cai.key, cai.member, "borealis", "loyalty")
+    body = {
+        "purpose": "loyalty",
+        "status": "given",
+        "typed_data": signed.typed_data,
+        "signature": "0x" + signed.signature.hex(),
+        "receipt": signed.receipt,
+    }
+    given = api.client.post(f"{base}/consents", headers=borealis, json=body)
+    assert given.status_code == 201, given.text
+    replay = api.client.post(f"{base}/consents", headers=borealis, json=body)
+    assert replay.status_code == 422 and "already used" in replay.json()["detail"]
+    earned = api.client.post(f"{base}/points/earn", headers=borealis, json={"amount": 20})
+    assert earned.status_code == 201 and earned.json()["balance"] == 20
+    forged = signing.sign(Account.create(), signing.redeem_typed_data(
+        api.crm, signing.Principal.of_customer(cai.member), cai.member, "borealis", 5
+    ))  # fmt: skip
+    wrong = api.client.post(
+        f"{base}/points/redeem",
+        headers=borealis,
+        json={"amount": 5, "typed_data": forged.typed_data, "signature": "0x" + forged.signature.hex()},
+    )
+    assert wrong.status_code == 422 and "not by member" in wrong.json()["detail"]
+    redeem = signing.customer_signs_redeem(api.crm, cai.key, cai.member, "borealis", 5)
+    sent = {"amount": 5, "typed_data": redeem.typed_data, "signature": "0x" + redeem.signature.hex()}
+    redeemed = api.client.post(f"{base}/points/redeem", headers=borealis, json=sent)
+    assert redeemed.status_code == 201, redeemed.text
+    assert redeemed.json()["balance"] == 15
+    again = api.client.post(f"{base}/points/redeem", headers=borealis, json=sent)
+    assert again.status_code == 422 and api.crm.coalition.loyalty.balance_of(cai.member) == 15
+    half = api.client.post(
+        f"{base}/points/redeem", headers=borealis, json={"amount": 5, "signature": sent["signature"]}
+    )
+    assert half.status_code == 422 and half.headers["content-type"] == PROBLEM
