@@ -67,7 +67,7 @@ class Customer:
 
 
 @contextmanager
-def open_api(home: Path) -> Iterator[Api]:
+def open_api(home: Path, *, batch_max_leaves: int = 8) -> Iterator[Api]:
     """An API over a new in-process chain and a store in `home`: the founders acme, borealis and cafe,
     and an auditor voted in."""
     backend = EthTesterBackend()
@@ -76,7 +76,10 @@ def open_api(home: Path) -> Iterator[Api]:
     auditor = Account.create()
     coalition.consortium.decide(founders, Action.ADMIT_AUDITOR, auditor.address)
     settings = Settings(
-        environment="development", home=home, batch_max_leaves=8, http_rate_limit="100000/minute"
+        environment="development",
+        home=home,
+        batch_max_leaves=batch_max_leaves,
+        http_rate_limit="100000/minute",
     )
     crm = Crm.open(settings, coalition)
     for name, account in zip(PARTNERS, founders, strict=True):

@@ -32,9 +32,9 @@ def _job(api: Api, started: Any, headers: dict[str, str]) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    """An API of its own: decisions are looked up in the chain's event log, and eth-tester reads a log
-    block by block, so a short chain keeps each lookup quick."""
-    with open_api(tmp_path_factory.mktemp("decisions")) as opened:
+    """An API of its own, anchoring 512 leaves a batch: decisions are looked up in the chain's event
+    log, which eth-tester reads block by block, so a short chain keeps each lookup quick."""
+    with open_api(tmp_path_factory.mktemp("decisions"), batch_max_leaves=512) as opened:
         yield opened
 
 
