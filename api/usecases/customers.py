@@ -16,7 +16,7 @@ from sqlmodel import Session
 from api.context import Crm
 from api.errors import CustomerIsErased, InvalidInput, NotFound
 from api.evidence.outbox import Outbox
-from api.principal import Principal
+from api.principal import Principal, Role
 from ledger.chain import SignedTx
 from ledger.clients.members import ENROL_BATCH_MAX, Authorization
 from offchain.canonical import canonical_json
@@ -224,6 +224,34 @@ def owned_customer(crm: Crm, db: Session, partner_name: str, member: bytes) -> C
     if customer is None:
         raise NotFound(f"partner {partner_name!r} has no member 0x{member.hex()}")
     return customer
+
+
+def check_reach(crm: Crm, who: Principal, member: bytes, *, by_its_signature: bool = False) -> None:
+    """NotFound unless the acting partner may act on `member`: its own customer; or, with
+    `by_its_signature` (consent, points: acts the member's own signature authorizes at any partner of
+    the coalition), a member of another partner that holds a key of its own. Anyone else's member gets
+    the very answer of a member that does not exist, whatever the request holds: no probing."""
+    partner_name = who.acting_partner()
+    with crm.unit_of_work() as db:
+        partner = crm.partner(db, partner_name)
+        if customers.owned(db, partner.id, member) is not None:
+            return
+    if by_its_signature:
+        info = crm.coalition.members.member(member)
+        if info.enrolled and info.signer is not None and not info.erased:
+            return
+    raise NotFound(f"partner {partner_name!r} has no member 0x{member.hex()}")
+
+
+def readable_member(crm: Crm, db: Session, who: Principal, member: bytes) -> CustomerStatus:
+    """The member's status, if `who` may read its records: a partner its own customers (another
+    partner's customer gets the answer of a member that does not exist: no probing through a shared
+    store), a member itself; the operator and an auditor any. NotFound otherwise."""
+    if who.role is Role.PARTNER:
+        owned_customer(crm, db, who.acting_partner(), member)
+    elif who.role is Role.CUSTOMER and who.member != member:
+        raise NotFound(f"no member 0x{member.hex()}")
+    return member_status(db, member)
 
 
 def member_status(db: Session, member: bytes) -> CustomerStatus:

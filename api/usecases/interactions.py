@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from api.context import Crm
-from api.errors import Conflict
+from api.errors import Conflict, InvalidInput
 from api.evidence import anchoring, recording
 from api.evidence.anchoring import AnchorOutcome
 from api.evidence.documents import interaction_document
@@ -19,6 +19,8 @@ from offchain.models import AnchorStatus
 from offchain.repositories import batches, interactions
 
 __all__ = ["AddedInteraction", "NewInteraction", "add_interaction", "record_interactions"]
+
+MAX_DATA_BYTES = 64 * 1024  # an interaction is a record, not a file store: its data, as JSON, at most this
 
 
 def _same_as_recorded(crm: Crm, partner: str, item: NewInteraction) -> None:
@@ -56,6 +58,10 @@ def add_interaction(crm: Crm, who: Principal, item: NewInteraction) -> AddedInte
     """Record one interaction, and anchor the partner's pending leaves if the size or age threshold
     says a batch is due."""
     partner = who.acting_partner()
+    if isinstance(item.data, dict):
+        size = len(json.dumps(item.data, separators=(",", ":"), ensure_ascii=False).encode())
+        if size > MAX_DATA_BYTES:
+            raise InvalidInput(f"data: at most {MAX_DATA_BYTES // 1024} KiB of JSON, not {size:,} bytes")
     result = recording.record_interactions(crm, partner, [item])
     if not result.recorded:
         assert item.external_key is not None  # only a known external key makes a duplicate
