@@ -271,6 +271,7 @@ def test_another_partner_relays_a_keyed_members_own_signatures(api: Api) -> None
     words, and change nothing."""
     from eth_account import Account
 
+    from api.principal import Principal
     from api.usecases import signing
 
     cai = api.customer("acme", keyed=True)
@@ -292,7 +293,7 @@ def test_another_partner_relays_a_keyed_members_own_signatures(api: Api) -> None
     earned = api.client.post(f"{base}/points/earn", headers=borealis, json={"amount": 20})
     assert earned.status_code == 201 and earned.json()["balance"] == 20
     forged = signing.sign(Account.create(), signing.redeem_typed_data(
-        api.crm, signing.Principal.of_customer(cai.member), cai.member, "borealis", 5
+        api.crm, Principal.of_customer(cai.member), cai.member, "borealis", 5
     ))  # fmt: skip
     wrong = api.client.post(
         f"{base}/points/redeem",
