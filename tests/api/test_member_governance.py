@@ -224,3 +224,20 @@ def test_a_head_of_2_to_the_40_or_2_to_the_64_is_reported_at_once(crm, alice, cl
     assert len(claims) == 1 and f"claims {claimed - 1:,} records" in claims[0].detail
     report = verify_all(crm, content=False)  # every partner, the unknown logs too
     assert any("not walked" in r.detail for r in report.failures)
+
+
+def test_a_moved_members_data_is_erased_by_the_store_that_holds_it_once_the_chain_erased_it(crm, alice):
+    """Alice (no key) moves from acme to borealis by vote; acme's store still holds her data. Acme alone
+    may not erase her on chain any more (refused in words, nothing written); once her new home erased
+    her there, acme's `erase` finishes its store, and the chain's erasure is in acme's shred list."""
+    from api.usecases.erasure import reshred_erased
+
+    vote_home_move(crm, P("borealis"), alice, "borealis")
+    assert vote_home_move(crm, P("cafe"), alice, "borealis").done
+    with pytest.raises(NotAllowed, match="erased there by its home or by a vote"):
+        erase_customer(crm, P("acme"), alice)
+    assert status(crm, alice) is CustomerStatus.ACTIVE and receipts(crm) == 0
+    crm.coalition.members.erase(crm.signer("borealis"), alice)  # her home now
+    assert ("acme", alice) in [(name, member) for name, member, _ in reshred_erased(crm)]
+    receipt, _ = erase_customer(crm, P("acme"), alice)
+    assert receipt.anchored_batch_id is not None and status(crm, alice) is CustomerStatus.ERASED
