@@ -152,6 +152,16 @@ def key_change_typed_data(
     return crm.coalition.members.typed_data("SignerChange", message)
 
 
+def erasure_typed_data(
+    crm: Crm, who: Principal, member: bytes, *, deadline: int | None = None
+) -> dict[str, Any]:
+    """The typed data by which the member asks, with her own key, for her own erasure."""
+    _may_sign_for(who, member)
+    info = _keyed(crm, member)
+    message = {"member": _hex(member), "nonce": info.nonce, "deadline": _deadline(crm, deadline)}
+    return crm.coalition.members.typed_data("Erasure", message)
+
+
 def binding_typed_data(crm: Crm, signer: str, *, deadline: int | None = None) -> tuple[bytes, dict[str, Any]]:
     """A new member id, and the typed data by which the key `signer` signs its binding to it (nonce 0:
     the member is new), for a customer enrolled with a key she holds (over HTTP, her device signs it)."""
