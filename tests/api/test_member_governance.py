@@ -241,3 +241,30 @@ def test_a_moved_members_data_is_erased_by_the_store_that_holds_it_once_the_chai
     assert ("acme", alice) in [(name, member) for name, member, _ in reshred_erased(crm)]
     receipt, _ = erase_customer(crm, P("acme"), alice)
     assert receipt.anchored_batch_id is not None and status(crm, alice) is CustomerStatus.ERASED
+
+
+def test_the_new_refusals_read_as_words():
+    from api.messages import describe
+
+    member, partner = b"\x01" * 32, "0x" + "ab" * 20
+    assert "(to erase it) has 1 of the 2 votes" in describe(
+        errors.MemberResetQuorumNotReached(member=member, newSigner="0x" + "00" * 40, votes=1, needed=2)
+    )
+    far = describe(errors.MemberDeadlineTooFar(member=member, deadline=2**255, latest=1_765_000_000))
+    assert "seconds after 1970 is too far ahead" in far and "2025-12-06" in far
+    assert "not of 0xabab" in describe(errors.AnchorNotOwnLog(partner=partner, root=b"\x02" * 32, size=8))
+    assert "at most 1,048,576 leaves" in describe(
+        errors.AnchorGrowthAboveCap(headSize=1, size=2**40, cap=2**20)
+    )
+    assert "daily cap of 10,000,000,000,000" in describe(
+        errors.LoyaltyPeriodCapExceeded(partner=partner, issued=10**13 - 5, amount=6, cap=10**13)
+    )
+    for refusal in (
+        errors.MemberSignerIsContract(signer=partner),
+        errors.MemberSignatureRequired(member=member),
+        errors.MemberSameHome(member=member, home=partner),
+        errors.MemberHomeNotPartner(member=member, home=partner),
+        errors.MemberInvalidVote(kind=2, target=partner),
+    ):
+        line = describe(refusal)
+        assert line.startswith("refused by the chain: ") and "(" not in line.split(": ", 1)[1][:3]
