@@ -33,7 +33,7 @@ def test_anchor_flushes_the_partners_pending_interactions(api: Api) -> None:
     (line,) = api.client.get(f"/v1/customers/{bea.hex}/interactions", headers=borealis).json()
     assert line["anchoring"] == f"anchored in batch {batches[-1]['batch']}"
     again = api.client.post("/v1/anchor", headers=borealis)
-    assert again.status_code == 200 and again.json() == {"batches": []}
+    assert again.status_code == 200 and again.json()["batches"] == []
 
 
 def test_anchoring_needs_its_scope(api: Api) -> None:

@@ -27,6 +27,10 @@ class BatchOut(BaseModel):
 
 class Anchored(BaseModel):
     batches: list[BatchOut] = Field(description="empty: nothing was pending")
+    failed: list[str] = Field(
+        description="anchor transactions found failed on chain: their batches went back to pending and"
+        " were signed anew"
+    )
 
 
 class Reconciled(BaseModel):
@@ -40,11 +44,13 @@ class Reconciled(BaseModel):
 @router.post("/anchor", response_model=Anchored, responses=ERRORS, **needs("anchoring:write"))
 def anchor(who: PartnerDep, crm: CrmDep) -> Anchored:
     """Anchor every pending interaction of yours now (a batch per call of the log)."""
+    run = anchoring.anchor_now(crm, who)
     return Anchored(
         batches=[
             BatchOut(partner=name, batch=o.onchain_batch_id, size=o.size, block_number=o.block_number)
-            for name, o in anchoring.anchor_now(crm, who).anchored
-        ]
+            for name, o in run.anchored
+        ],
+        failed=[f"{name}: {failure.reason}" for name, failure in run.failed],
     )
 
 
