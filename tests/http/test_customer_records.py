@@ -272,7 +272,6 @@ def test_another_partner_relays_a_keyed_members_own_signatures(api: Api) -> None
     words, and change nothing."""
     from eth_account import Account
 
-    from api.principal import Principal
     from api.usecases import signing
 
     cai = api.customer("acme", keyed=True)
