@@ -68,6 +68,7 @@ class RawLog:
     topics: list[bytes]
     data: bytes
     block_number: int
+    tx_hash: str = ""  # "0x" + 64 hex: the transaction that emitted it
 
 
 class Chain:
@@ -320,11 +321,17 @@ class Chain:
                     [bytes.fromhex(t[2:]) for t in e["topics"]],
                     bytes.fromhex(e["data"][2:]),
                     int(e["blockNumber"], 16),
+                    e.get("transactionHash") or "",
                 )
                 for e in entries
             ]
         return [
-            RawLog([bytes(t) for t in e["topics"]], bytes(e["data"]), int(e["blockNumber"]))
+            RawLog(
+                [bytes(t) for t in e["topics"]],
+                bytes(e["data"]),
+                int(e["blockNumber"]),
+                "0x" + bytes(e["transactionHash"]).hex(),
+            )
             for e in self.w3.eth.get_logs(filters)  # type: ignore[arg-type]
         ]
 

@@ -71,3 +71,12 @@ class Coalition:
     def block_number(self) -> int:
         """The latest block's number."""
         return int(self.chain.w3.eth.block_number)
+
+    def block_hash(self, number: int) -> bytes | None:
+        """The hash of block `number`, or None if the chain has no such block (yet, or any more)."""
+        if number > self.block_number():
+            return None
+        try:
+            return bytes(self.chain.w3.eth.get_block(number)["hash"])
+        except Exception:  # a node that no longer has it (rewound, pruned): no such block here
+            return None

@@ -427,7 +427,7 @@ def verify_decision(
         if disclosure is None:
             result.not_run += ["score", "explanation"]  # both read decrypted inputs: the partner's keys
         else:
-            _check_disclosure(result, model, found, disclosure)
+            check_disclosure(result, model, found, disclosure)
             result.not_run.append("features from the inputs")  # that reads the inputs themselves
         return result
     if row.explanation_ciphertext is None or crm.vault.is_erased(owner.name, member):
@@ -501,7 +501,7 @@ def disclose_decision(crm: Crm, who: Principal, decision_id: int) -> dict[str, A
     }
 
 
-def _check_disclosure(
+def check_disclosure(
     result: DecisionVerification, model: GlassBox, found: RecordedDecision, disclosure: dict[str, Any]
 ) -> None:
     """The auditor's reproduction from a disclosure: the explanation is the one committed to on chain,
