@@ -519,6 +519,21 @@ def customer_show(member: MemberArgument, partner: PartnerOption) -> None:
     console.print(table)
 
 
+@customer_app.command("timeline")
+def customer_timeline_cmd(member: MemberArgument, partner: PartnerOption) -> None:
+    """Every change to a customer's record, oldest first, with where the chain holds its proof."""
+    from api.usecases.timeline import customer_timeline
+
+    entries = with_crm(lambda crm: customer_timeline(crm, as_partner(partner), member))
+    table = Table("when", "what", "detail", "on chain", title=f"member {hexid(member)}")
+    for entry in entries:
+        where = [f"block {entry['block']}"] if entry.get("block") is not None else []
+        if entry.get("leaf") is not None:
+            where.append(f"leaf {entry['leaf']}" + ("" if entry.get("anchored") else " (pending)"))
+        table.add_row(entry["at"] or "", entry["event"], entry["detail"], ", ".join(where) or "-")
+    show_wide(table)
+
+
 @customer_app.command("list")
 def customer_list(
     partner: PartnerOption,

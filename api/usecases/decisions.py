@@ -35,7 +35,7 @@ from ml.events import Event, from_document
 from ml.glassbox import GlassBox
 from offchain.crypto import hmac_sha256
 from offchain.errors import DecryptionFailed
-from offchain.models import CustomerStatus, DecisionRecord, RegisteredModel
+from offchain.models import CustomerStatus, DecisionRecord, InteractionKind, RegisteredModel
 from offchain.repositories import customers, decisions, models, partners
 
 PROFILING = purpose_id("profiling")
@@ -236,6 +236,8 @@ def _verified_histories(
     inputs anyone could use, and are not counted)."""
     grouped: dict[str, list[tuple[Event, bytes, int]]] = defaultdict(list)
     for item in checked:
+        if item.document is not None and item.document.get("kind") == InteractionKind.RECORD_UPDATE:
+            continue  # a change of the customer's record: not an event of its behaviour
         if item.outcome is Outcome.VERIFIED and item.document is not None:
             event = from_document(item.document)
             grouped[event.member].append((event, item.leaf, item.interaction_id))
