@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from eth_utils import to_checksum_address
+from eth_utils import is_address, to_checksum_address
 
 from api.context import Crm
 from api.errors import InvalidInput, NotFound
@@ -853,22 +853,25 @@ def _runs(indices: Iterable[int]) -> list[tuple[int, int]]:
 def open_auditor_chain(
     rpc_url: str, deployment_file: Path | None, consortium: str | None = None
 ) -> Coalition:
-    """The auditor's own view of the chain: the node at `rpc_url`, with the contracts of the manifest
-    `deployment_file` once their code on chain is checked to be ours."""
+    """The auditor's own view of the chain: the node at `rpc_url`, with the contracts the Consortium at
+    `consortium` records (the trust anchor, given out of band), or those of the manifest
+    `deployment_file` once the chain confirms them (its Consortium records every other address, the
+    code is ours; with both, the manifest must be that Consortium's). Never the bundle's own word."""
     from ledger.backends import RpcBackend
     from ledger.deployment import Deployment
 
-    if consortium is not None:
+    if consortium is not None and not is_address(consortium):
+        raise InvalidInput(f"--consortium takes a contract address (0x + 40 hex digits), not {consortium!r}")
+    if deployment_file is None and consortium is None:
         raise InvalidInput(
-            "--consortium: reading the deployment from the Consortium address is not available in this"
-            " version; give --deployment FILE"
+            "give --consortium ADDRESS or --deployment FILE: the contracts come from what you hold,"
+            " never from the bundle"
         )
+    backend = RpcBackend(rpc_url, keys=[])  # no key: an auditor signs nothing
     if deployment_file is None:
-        raise InvalidInput(
-            "give --deployment FILE: the contracts come from what you hold, never from the bundle"
-        )
-    deployment = Deployment.load(deployment_file)
-    return Coalition.attach(RpcBackend(rpc_url, keys=[]), deployment)
+        assert consortium is not None
+        return Coalition.trusted(backend, consortium)
+    return Coalition.attach(backend, Deployment.load(deployment_file), consortium=consortium)
 
 
 def audit_verify(coalition: Coalition, path: Path) -> AuditReport:

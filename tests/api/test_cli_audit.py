@@ -119,7 +119,8 @@ def test_a_tampered_bundle_fails_with_its_finding(bundle, manifest, anvil_url, t
 def test_the_auditors_mistakes_are_one_line(bundle, manifest, anvil_url, tmp_path):
     out = auditor("audit", "verify", str(bundle), "--chain", anvil_url, code=1)
     assert out.strip().splitlines() == [
-        "error: give --deployment FILE: the contracts come from what you hold, never from the bundle"
+        "error: give --consortium ADDRESS or --deployment FILE: the contracts come from what you hold,"
+        " never from the bundle"
     ]
     (tmp_path / "x.json").write_text("[1, 2]")
     out = auditor(
@@ -140,7 +141,20 @@ def test_the_auditors_mistakes_are_one_line(bundle, manifest, anvil_url, tmp_pat
     out = auditor(
         "audit", "verify", str(bundle), "--chain", anvil_url, "--consortium", "0x" + "11" * 20, code=1
     )
-    assert len(out.strip().splitlines()) == 1 and "--consortium" in out
+    assert len(out.strip().splitlines()) == 1 and "Consortium" in out
+    out = auditor("audit", "verify", str(bundle), "--chain", anvil_url, "--consortium", "acme", code=1)
+    assert len(out.strip().splitlines()) == 1 and "--consortium takes a contract address" in out
+    other = "0x" + "22" * 20  # a manifest pinned to a Consortium that is not its own is refused
+    out = auditor("audit", "verify", str(bundle), "--chain", anvil_url, "--deployment", str(manifest),
+                  "--consortium", other, code=1)  # fmt: skip
+    assert len(out.strip().splitlines()) == 1 and "Consortium" in out
+
+
+def test_the_consortium_address_alone_is_enough(home, bundle, anvil_url):
+    """The trust anchor given out of band: every other address is read from the Consortium on chain."""
+    consortium = json.loads((home / "config.json").read_text())["deployment"]["contracts"]["Consortium"]
+    out = auditor("audit", "verify", str(bundle), "--chain", anvil_url, "--consortium", consortium)
+    assert "everything in the bundle holds" in out
 
 
 def test_a_bundle_that_exists_is_not_overwritten(home, bundle):

@@ -160,3 +160,12 @@ def test_cookie_writes_need_the_csrf_token(api: Api) -> None:
         assert accepted.status_code == 201
     finally:
         client.cookies.clear()
+
+
+def test_signing_out_ends_the_session_and_an_api_key_cannot_sign_out(api: Api) -> None:
+    headers = api.bearer(api.auditor)
+    assert api.client.get("/v1/auth/whoami", headers=headers).json()["role"] == "auditor"
+    assert api.client.post("/v1/auth/logout", headers=headers).status_code == 204
+    assert api.client.get("/v1/auth/whoami", headers=headers).status_code == 401
+    assert api.client.post("/v1/auth/logout", headers=api.key("acme")).status_code == 401
+    assert api.client.post("/v1/auth/logout").status_code == 401

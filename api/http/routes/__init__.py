@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.http.routes import auth, customers, health, jobs, partners
+from api.http.routes import audit, auth, customers, health, jobs, me, partners
 
 ROUTERS: list[APIRouter] = [
     health.router,
@@ -12,4 +12,6 @@ ROUTERS: list[APIRouter] = [
     customers.router,
     partners.router,
     jobs.router,
+    me.router,
+    audit.router,
 ]

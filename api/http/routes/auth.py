@@ -91,7 +91,7 @@ def partner_session(
     return _opened(access.partner_session(crm, body.api_key), request, response)
 
 
-@router.post("/logout", status_code=204, responses=responses(401), **role("any"))
+@router.post("/logout", status_code=204, responses=responses(401), **role("session"))
 def logout(request: Request, crm: CrmDep) -> Response:
     """End the session this request signs in with (bearer token or cookie)."""
     header = request.headers.get("authorization", "")
