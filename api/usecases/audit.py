@@ -739,6 +739,7 @@ class _Context:
             for d in self.coalition.decisions.decisions(partner=self.address, from_block=self.from_block)
         }
         listed = set()
+        unproven: dict[int, list[int]] = {}  # model id -> its decisions, when the model did not verify
         for entry in entries:
             decision_id = int(entry["decisionId"])
             listed.add(decision_id)
@@ -786,7 +787,7 @@ class _Context:
                 continue
             model = self.glassboxes.get(found.model_id)
             if model is None:
-                self.find(label, f"the bundle holds no verified model {found.model_id} for it")
+                unproven.setdefault(found.model_id, []).append(decision_id)
             else:
                 try:
                     deciding.read_reason_codes(model, d.reasons)
@@ -802,6 +803,13 @@ class _Context:
                     "action": deciding.read_action_word(d.action),
                     "block": found.block_number,
                 }
+            )
+        for model_id, ids in sorted(unproven.items()):  # one finding per model, not one per decision
+            shown = ", ".join(str(i) for i in ids[:10]) + (", …" if len(ids) > 10 else "")
+            self.find(
+                f"decisions of model {model_id}",
+                f"{len(ids)} decisions ({shown}) were made with model {model_id}, which the bundle does not"
+                " hold verified: none of them can be reproduced",
             )
         if self.full:
             for decision_id in sorted(set(self.chain_decisions) - listed):

@@ -92,7 +92,9 @@ def points_plot(report: AuditReport) -> str:
         report.settlement.get("position", 0),
     ]
     colors = ["#00703c", "#d4351c", "#00703c", "#d4351c", "#505a5f"]
-    ax.bar(range(len(values)), values, color=colors)  # type: ignore[attr-defined]
+    bars = ax.bar(range(len(values)), values, color=colors)  # type: ignore[attr-defined]
+    ax.bar_label(bars, labels=[f"{v:,}" for v in values], fontsize=7)  # type: ignore[attr-defined]
+    ax.margins(y=0.15)  # type: ignore[attr-defined]
     ax.set_xticks(range(len(values)), labels, fontsize=7, rotation=15)  # type: ignore[attr-defined]
     ax.axhline(0, color="black", linewidth=0.5)  # type: ignore[attr-defined]
     return _svg(fig)
@@ -103,7 +105,8 @@ def decisions_plot(report: AuditReport) -> str:
     counts = Counter((d["model"], d["action"]) for d in report.decisions)
     if counts:
         keys = sorted(counts)
-        ax.bar(range(len(keys)), [counts[k] for k in keys], color="#4c2c92")  # type: ignore[attr-defined]
+        bars = ax.bar(range(len(keys)), [counts[k] for k in keys], color="#4c2c92")  # type: ignore[attr-defined]
+        ax.bar_label(bars, fontsize=7)  # type: ignore[attr-defined]
         ax.set_xticks(range(len(keys)), [f"model {m}\n{a}" for m, a in keys], fontsize=7)  # type: ignore[attr-defined]
     else:
         _empty(ax, "decisions")
@@ -114,8 +117,12 @@ def erasures_plot(report: AuditReport) -> str:
     fig, ax = _figure("Erasures (cumulative, by date)")
     times = sorted(_time(e["at"]) for e in report.erasures if e.get("at"))
     if times:
-        ax.step(times, range(1, len(times) + 1), where="post", color="#d4351c")  # type: ignore[attr-defined]
-        ax.plot(times, range(1, len(times) + 1), "o", markersize=3, color="#d4351c")  # type: ignore[attr-defined]
+        counts = range(1, len(times) + 1)
+        ax.step(times, counts, where="post", color="#d4351c")  # type: ignore[attr-defined]
+        ax.plot(times, counts, "o", markersize=4, color="#d4351c")  # type: ignore[attr-defined]
+        ax.set_ylim(0, len(times) + 1)  # type: ignore[attr-defined]
+        ax.yaxis.get_major_locator().set_params(integer=True)  # type: ignore[attr-defined]
+        ax.set_ylabel("members erased", fontsize=8)  # type: ignore[attr-defined]
         fig.autofmt_xdate()
     else:
         _empty(ax, "erasures")

@@ -266,6 +266,17 @@ def test_a_tampered_bundle_is_named_in_the_findings(world, what, tamper, words):
     assert _named(report, *words), report.findings
 
 
+def test_a_swapped_model_is_one_finding_and_its_decisions_one_more(world):
+    bundle = copy.deepcopy(world["bundle"])
+    _swap_model(bundle)
+    report = _verify(world, bundle)
+    records = [f.record for f in report.findings]
+    model_id = bundle["models"][0]["modelId"]
+    assert records == [f"model {model_id}", f"decisions of model {model_id}", "disclosure 0 (decision "
+                       f"{bundle['disclosures'][0]['decisionId']})"]  # fmt: skip
+    assert f"{len(bundle['decisions'])} decisions" in report.findings[1].detail
+
+
 def test_a_bundle_of_another_deployment_fails_on_ours(world, tmp_path):
     """A genuine bundle of a second deployment on the same chain (its own contracts, its own partner
     log): its deployment and every head are named, not taken for ours."""
