@@ -22,7 +22,7 @@ import hashlib
 import itertools
 import json
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -153,6 +153,7 @@ def make_bundle(
     if from_block < 0:
         raise InvalidInput(f"--from-block: a block number is 0 or more, not {from_block}")
     coalition = crm.coalition
+    members = None if members is None else list(dict.fromkeys(members))  # a member named twice is one
     wanted = None if members is None else set(members)
     with crm.unit_of_work() as db:
         record = crm.partner(db, partner)
@@ -884,7 +885,3 @@ def open_auditor_chain(
 
 def audit_verify(coalition: Coalition, path: Path) -> AuditReport:
     return verify_bundle(coalition, read_bundle(path))
-
-
-def members_of(values: Collection[bytes] | None) -> list[bytes] | None:
-    return None if not values else list(dict.fromkeys(values))

@@ -188,3 +188,23 @@ def test_the_customer_timeline(home):
     assert len(events) == 4 and "changed: email" in out and "dora.new" not in out
     out = run(home, "customer", "timeline", "0x" + "ab" * 32, "--partner", "acme", code=1)
     assert len(out.strip().splitlines()) == 1
+
+
+def test_a_bundle_of_chosen_members_and_blocks(home, tmp_path, manifest, anvil_url):
+    member = (home / "member").read_text()
+    out = run(home, "audit", "bundle", "--partner", "acme", "--out", str(tmp_path / "m.json"),
+              "--member", member, "--member", member, "--from-block", "1")  # fmt: skip
+    assert ", 1 consent receipt," in out
+    data = json.loads((tmp_path / "m.json").read_text())
+    assert data["scope"] == {"members": [member], "fromBlock": 1}
+    out = auditor(
+        "audit", "verify", str(tmp_path / "m.json"), "--chain", anvil_url, "--deployment", str(manifest)
+    )
+    assert "everything in the bundle holds" in out
+    stranger = "0x" + "cd" * 32
+    out = run(home, "audit", "bundle", "--partner", "acme", "--out", str(tmp_path / "s.json"),
+              "--member", stranger, code=1)  # fmt: skip
+    assert len(out.strip().splitlines()) == 1 and "no member" in out and not (tmp_path / "s.json").exists()
+    out = run(home, "audit", "bundle", "--partner", "acme", "--out", str(tmp_path / "t.json"),
+              "--from-block", "-3", code=2)  # fmt: skip
+    assert not (tmp_path / "t.json").exists()
