@@ -11,7 +11,8 @@ Per poll: the chain and contract are the ones watched; the last block read is st
 of that number (same hash); every kept head is still the chain's head of that id (same size and root);
 then each new `BatchAnchored` event, in order, must extend the last head seen of its partner: the
 consistency proof its transaction submitted is re-checked here (RFC 9162) from that head to the new
-one. Every failure is one finding line, and ends the watch: the state stays what it was, the monitor's
+one; the other events of the range are counted by name (consent, points, decisions, erasures,
+membership). Every failure is one finding line, and ends the watch: the state stays what it was, the monitor's
 evidence of the history it saw, and is never moved onto a history that differs from it.
 """
 
@@ -188,6 +189,16 @@ def poll(coalition: Coalition, state: MonitorState, until_block: int | None = No
                 lines.append(Line(False, f"{label}: consistent with head {last.batch_id}"))
         kept.append(SeenHead(event.batch_id, event.size, event.root, event.block_number))
         del kept[:-KEPT_HEADS]
+    seen = coalition.event_counts(state.block + 1, stop)
+    seen.pop("BatchAnchored", None)  # each head has its own line above
+    if seen:
+        lines.append(
+            Line(
+                False,
+                f"blocks {state.block + 1}..{stop}: "
+                + ", ".join(f"{count:,} {name}" for name, count in sorted(seen.items())),
+            )
+        )
     state.block = stop
     state.block_hash = coalition.block_hash(stop) or b""
     return lines

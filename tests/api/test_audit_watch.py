@@ -60,7 +60,10 @@ def test_the_monitor_follows_heads_checks_consistency_and_resumes(crm, tmp_path)
     seen.clear()
     assert watch(coalition, folder, seen.append, once=True) == 0  # a restart: from the state on disk
     notes, findings = _texts(seen)
-    assert findings == [] and len(notes) == 3 and all("consistent with head" in n for n in notes)
+    heads = [n for n in notes if n.startswith("head ")]
+    assert findings == [] and len(heads) == 3 and all("consistent with head" in n for n in heads)
+    assert [n for n in notes if n not in heads] == [n for n in notes if n.endswith(": 1 MemberEnrolled")]
+    assert len(notes) == 4  # and the other events of the range, counted: the customer's enrolment
     state = load_state(folder, coalition)
     assert state.block == coalition.block_number()
     assert sum(len(h) for h in state.heads.values()) == 5

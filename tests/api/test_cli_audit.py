@@ -168,6 +168,7 @@ def test_the_monitor_watches_and_resumes(home, manifest, anvil_url, tmp_path):
         "audit", "watch", "--chain", anvil_url, "--deployment", str(manifest), "--state", str(state), "--once"
     )
     assert "the first head seen of this partner" in out and "FINDING" not in out
+    assert re.search(r"blocks 0\.\.\d+: .*1 ConsentRecorded, .*1 MemberEnrolled, .*1 PointsEarned", out), out
     member = (home / "member").read_text()
     run(
         home, "interaction", "add", "--partner", "acme", "--member", member, "--kind", "visit", "--data", "{}"
@@ -177,6 +178,7 @@ def test_the_monitor_watches_and_resumes(home, manifest, anvil_url, tmp_path):
         "audit", "watch", "--chain", anvil_url, "--deployment", str(manifest), "--state", str(state), "--once"
     )
     assert out.count("consistent with head") == 1 and "first head" not in out
+    assert "FINDING" not in out
 
 
 def test_the_customer_timeline(home):
