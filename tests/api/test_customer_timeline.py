@@ -12,6 +12,7 @@ from api.usecases.anchoring import anchor_now
 from api.usecases.consent import give_consent
 from api.usecases.customers import update_customer
 from api.usecases.erasure import erase_customer
+from api.usecases.interactions import NewInteraction, add_interaction, record_interactions
 from api.usecases.loyalty import PointsRequest, earn_points
 from api.usecases.timeline import customer_timeline
 from offchain.models import InteractionKind
@@ -68,6 +69,17 @@ def test_erasure_unlinks_the_changes_and_ends_the_timeline(crm, alice):
     assert [e["detail"] for e in entries if e["event"] == "personal data updated"] == ["content erased"]
     report = verify_all(crm, "acme")
     assert report.ok and report.counts[Outcome.ERASED] == 1, report.results
+
+
+def test_a_record_update_cannot_be_recorded_on_its_own(crm, alice):
+    """Someone claiming a change of personal data that never happened, through the interaction path."""
+    for kind in ("record_update", InteractionKind.RECORD_UPDATE):
+        item = NewInteraction(alice, kind, {"changed": {"email": "x@example.org"}})
+        with pytest.raises(InvalidInput, match="customer update"):
+            add_interaction(crm, ACME, item)
+        with pytest.raises(InvalidInput, match="customer update"):
+            record_interactions(crm, ACME, [item])
+    assert _record_updates(crm, alice) == []
 
 
 def test_another_partner_sees_no_timeline(crm, alice):
