@@ -32,6 +32,7 @@ from eth_utils import is_address, to_checksum_address
 
 from api.context import Crm
 from api.errors import InvalidInput, NotFound
+from api.evidence.anchoring import GENESIS_SIZE
 from api.principal import Principal
 from api.usecases.decisions import PROFILING, DecisionVerification, check_disclosure
 from ledger.clients import ConsentStatus as ChainConsentStatus
@@ -278,6 +279,18 @@ def make_bundle(
         }
         for before, after in itertools.pairwise([*base, *chosen])
     ]
+    if chosen and not base and chosen[0].first_index == GENESIS_SIZE:
+        # the log's first head, from its genesis leaf (leaf 0, which binds the log to this partner, this
+        # contract and this chain): the proof the contract checked when it accepted the head
+        first = chosen[0]
+        consistency.insert(
+            0,
+            {
+                "tree_size_1": GENESIS_SIZE,
+                "tree_size_2": first.first_index + first.size,
+                "consistency_path": [b64(p) for p in _split(bytes(first.consistency or b""))],
+            },
+        )
     return {
         "format": FORMAT,
         "createdAt": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -287,7 +300,13 @@ def make_bundle(
             "members": None if members is None else ["0x" + m.hex() for m in members],
             "fromBlock": from_block,
         },
-        "log": {"origin": origin, "heads": heads, "consistency": consistency, "leaves": leaves},
+        "log": {
+            "origin": origin,
+            "genesis": b64(coalition.anchor.genesis_leaf(record.address)),
+            "heads": heads,
+            "consistency": consistency,
+            "leaves": leaves,
+        },
         "consentReceipts": consent_entries,
         "erasureReceipts": erasure_entries,
         "pointEvents": point_entries,
@@ -518,8 +537,14 @@ class _Context:
             ]
             for c in log.get("consistency") or []
         }
-        for before, after in itertools.pairwise(order):
-            label = f"heads {before.batch_id} -> {after.batch_id} of {name}"
+        genesis = _Head(-1, GENESIS_SIZE, self.coalition.anchor.genesis_leaf(self.address), 0, 0, False)
+        first = [genesis] if order and order[0].previous_size == GENESIS_SIZE else []
+        for before, after in itertools.pairwise([*first, *order]):
+            label = (
+                f"heads {before.batch_id} -> {after.batch_id} of {name}"
+                if before is not genesis
+                else f"the genesis leaf -> head {after.batch_id} of {name}"
+            )
             proof = proofs.get((before.size, after.size))
             if proof is None:
                 self.find(label, "the bundle holds no consistency proof between them")
@@ -529,8 +554,8 @@ class _Context:
                 self.find(label, f"the consistency proof fails: {result}")
         self.report.checked.append(
             f"{len(order)} heads of {name} against the chain's BatchAnchored events (checkpoint origin,"
-            f" size, root, block, transaction); {max(len(order) - 1, 0)} RFC 9162 consistency proofs"
-            " between successive heads"
+            f" size, root, block, transaction); {max(len(order) - 1 + len(first), 0)} RFC 9162 consistency"
+            " proofs between successive heads" + (", the first from the log's genesis leaf" if first else "")
         )
         self._leaves(log.get("leaves") or [], order)
 

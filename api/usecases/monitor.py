@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from api.errors import InvalidInput
+from api.evidence.anchoring import GENESIS_SIZE
 from ledger.coalition import Coalition
 from ledger.errors import LedgerError
 from ledger.merkle import verify_consistency
@@ -173,7 +174,19 @@ def poll(coalition: Coalition, state: MonitorState, until_block: int | None = No
         label = (
             f"head {event.batch_id} of {event.partner} ({event.size:,} leaves, block {event.block_number})"
         )
-        if last is None:
+        if last is None and event.previous_size == GENESIS_SIZE:
+            # the partner's first head: it must extend the log's genesis leaf, which binds it to the
+            # partner, the contract and the chain (computed here, not read)
+            genesis = anchor.genesis_leaf(event.partner)
+            root, size, proof = anchor.anchored_call(event.tx_hash)
+            result = verify_consistency(GENESIS_SIZE, event.size, genesis, event.root, proof)
+            if (root, size) != (event.root, event.size) or not result.ok:
+                finding(f"{label} does not extend the partner's genesis leaf: {result}")
+            else:
+                lines.append(
+                    Line(False, f"{label}: the partner's first head, consistent with its genesis leaf")
+                )
+        elif last is None:
             lines.append(Line(False, f"{label}: the first head seen of this partner"))
         elif event.previous_size != last.size:
             finding(

@@ -107,13 +107,13 @@ def test_a_bundle_of_a_populated_store_verifies_against_the_chain(world):
     assert report.ok, report.findings
     log = bundle["log"]
     size = world["crm"].coalition.anchor.head(world["crm"].signer("acme").address).size
-    assert len(log["heads"]) >= 3 and len(log["leaves"]) == size > 1000
-    assert [leaf["leaf_index"] for leaf in log["leaves"]] == list(range(size))
+    assert len(log["heads"]) >= 3 and len(log["leaves"]) == size - 1 > 1000  # leaf 0: the genesis
+    assert [leaf["leaf_index"] for leaf in log["leaves"]] == list(range(1, size))
     assert [leaf["kind"] for leaf in log["leaves"]].count("erasure") == 1
     assert len(bundle["decisions"]) == len(world["decided"]) and len(bundle["models"]) == 1
     assert len(bundle["erasureReceipts"]) == 1 and bundle["pointEvents"] and bundle["consentReceipts"]
     checked = "\n".join(report.checked)
-    assert "RFC 9162 inclusion proofs" in checked and f"every leaf 0..{size - 1:,} present" in checked
+    assert "RFC 9162 inclusion proofs" in checked and f"every leaf 1..{size - 1:,} present" in checked
     assert "1 disclosures" in checked and "1 erasure receipts" in checked
     head = log["heads"][-1]
     origin, last, _ = audit.parse_checkpoint(head["checkpoint"])
@@ -232,17 +232,22 @@ def _edit_point_event(b: dict[str, Any]) -> None:
     b["pointEvents"][-1]["amount"] += 100
 
 
+def _drop_genesis_proof(b: dict[str, Any]) -> None:
+    assert b["log"]["consistency"][0]["tree_size_1"] == 1
+    del b["log"]["consistency"][0]
+
+
 def _drop_head(b: dict[str, Any]) -> None:
     del b["log"]["heads"][1]
 
 
 TAMPERING: list[tuple[str, Callable[[dict[str, Any]], None], tuple[str, ...]]] = [
-    ("a dropped leaf", _drop_leaf, ("leaf 7 of acme", "leaves it out")),
-    ("reordered leaves", _reorder_leaves, ("leaf 3 of acme", "out of order")),
-    ("two leaves' hashes swapped", _swap_leaf_hashes, ("leaf 4 of acme", "inclusion proof", "fails")),
+    ("a dropped leaf", _drop_leaf, ("leaf 8 of acme", "leaves it out")),
+    ("reordered leaves", _reorder_leaves, ("leaf 4 of acme", "out of order")),
+    ("two leaves' hashes swapped", _swap_leaf_hashes, ("leaf 5 of acme", "inclusion proof", "fails")),
     ("an edited consent receipt", _edit_consent, ("consent receipt", "no consent", "receipt's hash")),
     ("an edited erasure receipt", _edit_erasure, ("erasure receipt", "not leaf")),
-    ("a proof against another head", _proof_against_another_head, ("leaf 0 of acme", "not this one")),
+    ("a proof against another head", _proof_against_another_head, ("leaf 1 of acme", "not this one")),
     ("a head of another chain", _head_of_another_chain, ("head", "another deployment or chain")),
     ("another chain id", _another_chain_id, ("deployment", "chain id 999")),
     ("a model file swapped", _swap_model, ("model", "another model file")),
@@ -254,6 +259,11 @@ TAMPERING: list[tuple[str, Callable[[dict[str, Any]], None], tuple[str, ...]]] =
     ("an edited decision record", _edit_decision, ("decision", "differs from the chain's event in: score")),
     ("an edited point event", _edit_point_event, ("point event", "matches no event on chain")),
     ("a head left out", _drop_head, ("head", "leaves it out")),
+    (
+        "no proof from the genesis leaf",
+        _drop_genesis_proof,
+        ("the genesis leaf -> head", "no consistency proof"),
+    ),
 ]
 
 

@@ -55,7 +55,7 @@ def test_the_monitor_follows_heads_checks_consistency_and_resumes(crm, tmp_path)
     seen: list[Line] = []
     assert watch(coalition, folder, seen.append, once=True) == 0
     notes, findings = _texts(seen)
-    assert findings == [] and sum("the first head seen" in n for n in notes) == 2
+    assert findings == [] and sum("consistent with its genesis leaf" in n for n in notes) == 2
     _anchor(crm, ACME, 20, "c")  # 3 heads at 8 leaves a batch
     seen.clear()
     assert watch(coalition, folder, seen.append, once=True) == 0  # a restart: from the state on disk

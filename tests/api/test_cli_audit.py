@@ -112,7 +112,7 @@ def test_a_tampered_bundle_fails_with_its_finding(bundle, manifest, anvil_url, t
         str(report),
         code=1,
     )
-    assert "FINDING leaf 1 of acme: out of order" in out and "finding" in out.splitlines()[-2]
+    assert "FINDING leaf 2 of acme: out of order" in out and "finding" in out.splitlines()[-2]
     assert "out of order" in report.read_text()
 
 
@@ -167,7 +167,7 @@ def test_the_monitor_watches_and_resumes(home, manifest, anvil_url, tmp_path):
     out = auditor(
         "audit", "watch", "--chain", anvil_url, "--deployment", str(manifest), "--state", str(state), "--once"
     )
-    assert "the first head seen of this partner" in out and "FINDING" not in out
+    assert "the partner's first head, consistent with its genesis leaf" in out and "FINDING" not in out
     assert re.search(r"blocks 0\.\.\d+: .*1 ConsentRecorded, .*1 MemberEnrolled, .*1 PointsEarned", out), out
     member = (home / "member").read_text()
     run(
