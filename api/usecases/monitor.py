@@ -9,11 +9,12 @@ each, so a few kilobytes a partner). It resumes from there after a restart.
 
 Per poll: the chain and contract are the ones watched; the last block read is still the chain's block
 of that number (same hash); every kept head is still the chain's head of that id (same size and root);
-then each new `BatchAnchored` event, in order, must extend the last head seen of its partner: the
-consistency proof its transaction submitted is re-checked here (RFC 9162) from that head to the new
-one; the other events of the range are counted by name (consent, points, decisions, erasures,
-membership). Every failure is one finding line, and ends the watch: the state stays what it was, the monitor's
-evidence of the history it saw, and is never moved onto a history that differs from it.
+then each new `BatchAnchored` event, in order, must extend the last head seen of its partner (a
+partner's first head: its log's genesis leaf, computed here): the consistency proof its transaction
+submitted is re-checked here (RFC 9162) from that head to the new one; the other events of the range
+are counted by name (consent, points, decisions, erasures, membership). Every failure is one finding
+line, and ends the watch: the state stays what it was, the monitor's evidence of the history it saw,
+and is never moved onto a history that differs from it.
 """
 
 from __future__ import annotations
