@@ -105,8 +105,9 @@ def main() -> int:
             for finding in checked.findings[:10]:
                 print(f"  FINDING {finding.record}: {finding.detail}")
             print(
-                f"verify of the bundle / verify --all --auditor: {verified / verify_all:.2f}"
-                f" (target <= 1); bundle {'under' if packed < TARGET_BYTES else 'OVER'} 30 MiB"
+                f"verify of the bundle / verify --all --auditor: {verified / verify_all:.2f} (target <= 1);"
+                f" gzip bundle {'under' if packed < TARGET_BYTES else 'OVER'} 30 MiB, plain JSON"
+                f" {'under' if plain < TARGET_BYTES else 'OVER'} 30 MiB"
             )
     finally:
         process.terminate()
