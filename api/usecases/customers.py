@@ -15,13 +15,15 @@ from sqlmodel import Session
 
 from api.context import Crm
 from api.errors import CustomerIsErased, InvalidInput, NotFound
+from api.evidence import recording
 from api.evidence.outbox import Outbox
+from api.evidence.recording import NewInteraction
 from api.principal import Principal, Role
 from ledger.chain import SignedTx
 from ledger.clients.members import ENROL_BATCH_MAX, Authorization
 from offchain.canonical import canonical_json
 from offchain.errors import CustomerErased
-from offchain.models import Customer, CustomerCreate, CustomerStatus
+from offchain.models import Customer, CustomerCreate, CustomerStatus, InteractionKind
 from offchain.repositories import customers, enrolments
 from offchain.vault import new_member_id
 
@@ -318,6 +320,17 @@ def update_customer(crm: Crm, who: Principal, member: bytes, changes: dict[str, 
             raise InvalidInput(f"{error['loc'][0]}: {error['msg']}") from None
         pii = updated.model_dump(exclude_none=True)
         sealed = crm.vault.encrypt(partner_name, member, PII_FIELD, canonical_json(pii))
+        changed = {k: v for k, v in pii.items() if current.pii.get(k) != v}
+        changed |= {k: None for k in current.pii if k not in pii}
+        if changed:
+            # the change is a leaf of the partner's log, in the same transaction as the record itself: a
+            # keyed commitment (erasure unlinks it), so when a record changed is provable, not what it says
+            recording.record_interactions(
+                crm,
+                partner_name,
+                [NewInteraction(member, InteractionKind.RECORD_UPDATE, {"changed": changed})],
+                db=db,
+            )
         customers.reseal(db, member, sealed)
     return CustomerView(member, partner_name, customer.status, pii)
 

@@ -36,7 +36,7 @@ from ml.events import Event, from_document
 from ml.glassbox import GlassBox
 from offchain.crypto import hmac_sha256
 from offchain.errors import DecryptionFailed
-from offchain.models import CustomerStatus, DecisionRecord, RegisteredModel
+from offchain.models import CustomerStatus, DecisionRecord, InteractionKind, RegisteredModel
 from offchain.repositories import customers, decisions, models, partners
 from offchain.repositories.partners import PartnerRecord
 
@@ -259,6 +259,8 @@ def _verified_histories(
     inputs anyone could use, and are not counted)."""
     grouped: dict[str, list[tuple[Event, bytes, int]]] = defaultdict(list)
     for item in checked:
+        if item.document is not None and item.document.get("kind") == InteractionKind.RECORD_UPDATE:
+            continue  # a change of the customer's record: not an event of its behaviour
         if item.outcome is Outcome.VERIFIED and item.document is not None:
             event = from_document(item.document)
             grouped[event.member].append((event, item.leaf, item.interaction_id))
@@ -465,7 +467,7 @@ def verify_decision(
         if disclosure is None:
             result.not_run += ["score", "explanation"]  # both read decrypted inputs: the partner's keys
         else:
-            _check_disclosure(result, model, found, disclosure)
+            check_disclosure(result, model, found, disclosure)
             result.not_run.append("features from the inputs")  # that reads the inputs themselves
         return result
     if row.explanation_ciphertext is None or crm.vault.is_erased(owner.name, member):
@@ -539,7 +541,7 @@ def disclose_decision(crm: Crm, who: Principal, decision_id: int) -> dict[str, A
     }
 
 
-def _check_disclosure(
+def check_disclosure(
     result: DecisionVerification, model: GlassBox, found: RecordedDecision, disclosure: dict[str, Any]
 ) -> None:
     """The auditor's reproduction from a disclosure: the explanation is the one committed to on chain,
