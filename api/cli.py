@@ -60,6 +60,10 @@ model_app = typer.Typer(
 decision_app = typer.Typer(
     help="Automated decisions logged on chain: list, show, verify.", no_args_is_help=True
 )
+audit_app = typer.Typer(
+    help="An auditor's evidence: bundles, their verification against the chain, a monitor.",
+    no_args_is_help=True,
+)
 token_app = typer.Typer(help="Partners' API keys for the HTTP API.", no_args_is_help=True)
 for sub, name in (
     (partner_app, "partner"),
@@ -71,6 +75,7 @@ for sub, name in (
     (governance_app, "governance"),
     (model_app, "model"),
     (decision_app, "decision"),
+    (audit_app, "audit"),
     (token_app, "token"),
 ):
     app.add_typer(sub, name=name)
@@ -462,6 +467,7 @@ def customer_add(
     member id."""
     from pydantic import ValidationError
 
+    from api.usecases.customer_keys import customer_binding
     from api.usecases.customers import register_customer
     from offchain.models import CustomerCreate
 
@@ -480,7 +486,12 @@ def customer_add(
         fail(f"--{str(exc.errors()[0]['loc'][0]).replace('_', '-')}: {exc.errors()[0]['msg']}")
     key = _customer_key(signer_key, passphrase_file)
     signer = None if key is None else key.address
-    member = with_crm(lambda crm: register_customer(crm, as_partner(partner), data, signer=signer))
+
+    def register(crm: Crm) -> bytes:
+        binding = None if key is None else customer_binding(crm, key)
+        return register_customer(crm, as_partner(partner), data, signer=signer, binding=binding)
+
+    member = with_crm(register)
     if signer is not None:
         console.print(f"signer {signer} bound")
     console.print(hexid(member))
@@ -508,10 +519,14 @@ def customer_key_bind(
     passphrase_file: PassphraseFileOption = None,
 ) -> None:
     """Bind a customer's own key to a member without one (its home partner only)."""
-    from api.usecases.customer_keys import bind_customer_key
+    from api.usecases.customer_keys import bind_customer_key, customer_binding
 
     account = _customer_key(key, passphrase_file)
-    address = with_crm(lambda crm: bind_customer_key(crm, as_partner(partner), member, account))
+    address = with_crm(
+        lambda crm: bind_customer_key(
+            crm, as_partner(partner), member, account.address, customer_binding(crm, account)(member)
+        )
+    )
     console.print(f"member {hexid(member)}: signer {address} bound")
 
 
@@ -559,6 +574,45 @@ def customer_key_reset(member: MemberArgument, partner: PartnerOption, new_signe
     line = (
         f"member {hexid(member)}, key {outcome.new_signer}: {outcome.votes} of {outcome.needed} votes:"
         f" {state_words}"
+    )
+    if outcome.counts_until is not None:
+        line += (
+            f" (a strict majority of the {plural(outcome.partners, 'partner')}; {partner}'s vote counts"
+            f" until {outcome.counts_until:%Y-%m-%d %H:%M UTC})"
+        )
+    console.print(line)
+
+
+@customer_app.command("move-vote")
+def customer_move_vote(
+    member: MemberArgument,
+    partner: PartnerOption,
+    to: Annotated[
+        str, typer.Option("--to", metavar="PARTNER", help="the new home: a partner's name or address")
+    ],
+) -> None:
+    """Vote, as this partner, to move a member's home (its home left the consortium, or it has no key
+    to sign the move); it moves once a strict majority of the partners voted for the same home."""
+    from api.usecases.members import vote_home_move
+
+    outcome = with_crm(lambda crm: vote_home_move(crm, as_partner(partner), member, to))
+    _print_member_vote(partner, member, f"home {outcome.target}", "moved", outcome)
+
+
+@customer_app.command("erase-vote")
+def customer_erase_vote(member: MemberArgument, partner: PartnerOption) -> None:
+    """Vote, as this partner, to erase a member on chain (one with a key is never erased by its home
+    alone); done once a strict majority of the partners voted so. Its home's `erase` then erases the
+    store's data."""
+    from api.usecases.members import vote_erasure
+
+    outcome = with_crm(lambda crm: vote_erasure(crm, as_partner(partner), member))
+    _print_member_vote(partner, member, "erasure", "erased on chain", outcome)
+
+
+def _print_member_vote(partner: str, member: bytes, what: str, done: str, outcome: Any) -> None:
+    line = f"member {hexid(member)}, {what}: {outcome.votes} of {outcome.needed} votes: " + (
+        done if outcome.done else "not yet"
     )
     if outcome.counts_until is not None:
         line += (
@@ -682,6 +736,21 @@ def customer_show(member: MemberArgument, partner: PartnerOption) -> None:
     table = Table("field", "value", title=f"member {hexid(member)} ({view.status})")
     for key, value in view.pii.items():
         table.add_row(key, str(value))
+    show_wide(table)
+
+
+@customer_app.command("timeline")
+def customer_timeline_cmd(member: MemberArgument, partner: PartnerOption) -> None:
+    """Every change to a customer's record, oldest first, with where the chain holds its proof."""
+    from api.usecases.timeline import customer_timeline
+
+    entries = with_crm(lambda crm: customer_timeline(crm, as_partner(partner), member))
+    table = Table("when", "what", "detail", "on chain", title=f"member {hexid(member)}")
+    for entry in entries:
+        where = [f"block {entry['block']}"] if entry.get("block") is not None else []
+        if entry.get("leaf") is not None:
+            where.append(f"leaf {entry['leaf']}" + ("" if entry.get("anchored") else " (pending)"))
+        table.add_row(entry["at"] or "", entry["event"], entry["detail"], ", ".join(where) or "-")
     show_wide(table)
 
 
@@ -1052,22 +1121,24 @@ def anchor(
     (enrolments, consent, points, decisions an interrupted command left)."""
     from api.usecases.anchoring import anchor_now, send_waiting
 
-    def action(crm: Crm) -> tuple[Any, list[Any]]:
+    def action(crm: Crm) -> tuple[Any, Any]:
         sent = send_waiting(crm, OPERATOR if partner is None else as_partner(partner), partner)
         return sent, anchor_now(crm, OPERATOR, partner)
 
-    sent, anchored = with_crm(action)
+    sent, run = with_crm(action)
     if sent.total:
         console.print(
             f"sent what waited: {plural(sent.enrolments, 'customer')} enrolled,"
             f" {plural(sent.consents, 'consent record')}, {plural(sent.points, 'point event')},"
             f" {plural(sent.decisions, 'decision')}"
         )
-    for name, outcome in anchored:
+    for name, failure in run.failed:
+        console.print(f"{name}: {failure.reason}; its batch went back to pending and was signed anew")
+    for name, outcome in run.anchored:
         console.print(
             f"{name}: batch {outcome.onchain_batch_id}, {outcome.size} leaves, block {outcome.block_number}"
         )
-    if not anchored and not sent.total:
+    if not run.anchored and not sent.total:
         console.print("nothing to anchor")
 
 
@@ -1117,6 +1188,129 @@ def verify(
     if counts[Outcome.UNANCHORED]:
         console.print(f"{counts[Outcome.UNANCHORED]} pending: run `ledgercrm anchor` to send and anchor them")
     if failed:
+        raise typer.Exit(1)
+
+
+@audit_app.command("bundle")
+def audit_bundle(
+    partner: PartnerOption,
+    out: Annotated[Path, typer.Option("--out", metavar="FILE", help="a new file (.gz: compressed)")],
+    member: Annotated[
+        list[bytes] | None,
+        typer.Option("--member", parser=parse_member, metavar="MEMBER", help="only this member (repeatable)"),
+    ] = None,
+    from_block: Annotated[
+        int, typer.Option("--from-block", metavar="N", min=0, help="only heads and records from block N on")
+    ] = 0,
+    disclosure: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--disclosure", metavar="FILE", help="a `decision disclose` file to include (repeatable)"
+        ),
+    ] = None,
+) -> None:
+    """Write the partner's evidence bundle: hashes, proofs and receipts an auditor checks against the
+    chain alone (no personal data)."""
+    from api.usecases.audit import make_bundle, write_bundle
+
+    if out.exists():
+        fail(f"--out: {out} exists; name a new file", code=2)
+    disclosed = [_read_json_object(path, "--disclosure") for path in disclosure or []]
+    bundle = with_crm(
+        lambda crm: make_bundle(crm, as_partner(partner), member or None, from_block, disclosed)
+    )
+    with user_errors():
+        size = write_bundle(bundle, out)
+    log = bundle["log"]
+    console.print(
+        f"{out}: {size:,} bytes; {plural(len(log['heads']), 'head')},"
+        f" {plural(len(log['leaves']), 'leaf', 'leaves')},"
+        f" {plural(len(bundle['consentReceipts']), 'consent receipt')},"
+        f" {plural(len(bundle['erasureReceipts']), 'erasure receipt')},"
+        f" {plural(len(bundle['pointEvents']), 'point event')},"
+        f" {plural(len(bundle['decisions']), 'decision')}"
+    )
+
+
+def _read_json_object(path: Path, option: str) -> dict[str, Any]:
+    try:
+        found = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        fail(f"{option}: {path} is not a JSON file ({type(exc).__name__})", code=2)
+    if not isinstance(found, dict):
+        fail(f"{option}: {path} is not a JSON object", code=2)
+    return found
+
+
+ChainUrlOption = Annotated[str, typer.Option("--chain", metavar="URL", help="your own node's JSON-RPC URL")]
+DeploymentOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--deployment", metavar="FILE", help="the deployment manifest you hold (contract addresses)"
+    ),
+]
+
+
+@audit_app.command("verify")
+def audit_verify_cmd(
+    bundle: Annotated[Path, typer.Argument(metavar="FILE", help="an evidence bundle")],
+    chain: ChainUrlOption,
+    deployment: DeploymentOption = None,
+    consortium: ConsortiumOption = None,
+    report: Annotated[
+        Path | None, typer.Option("--report", metavar="FILE", help="also write a self-contained HTML report")
+    ] = None,
+) -> None:
+    """Check a bundle against the chain, with no home, store or key; exit 0 only if everything holds."""
+    from api.usecases.audit import audit_verify, open_auditor_chain
+
+    with user_errors():
+        coalition = open_auditor_chain(chain, deployment, consortium)
+        result = audit_verify(coalition, bundle)
+        if report is not None:
+            from api.usecases.audit_report import write_report
+
+            write_report(result, report)
+    for line in result.checked:
+        console.print(Text.assemble(("checked ", "green"), line))
+    for finding in result.findings:
+        console.print(Text.assemble(("FINDING ", "red"), f"{finding.record}: {finding.detail}"))
+    console.print(
+        f"{result.partner} on chain id {result.chain_id}: "
+        + ("everything in the bundle holds" if result.ok else plural(len(result.findings), "finding"))
+    )
+    if report is not None:
+        console.print(f"report written to {report}")
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@audit_app.command("watch")
+def audit_watch(
+    chain: ChainUrlOption,
+    deployment: DeploymentOption = None,
+    consortium: ConsortiumOption = None,
+    state_dir: Annotated[
+        Path, typer.Option("--state", metavar="DIR", help="where the monitor keeps the heads it saw")
+    ] = Path(".ledgercrm-monitor"),
+    once: Annotated[bool, typer.Option("--once", help="one pass, then stop")] = False,
+    until_block: Annotated[
+        int | None, typer.Option("--until-block", metavar="N", min=0, help="stop once block N is read")
+    ] = None,
+    interval: Annotated[float, typer.Option("--interval", metavar="SECONDS", min=0.1)] = 2.0,
+) -> None:
+    """Follow the heads the partners anchor, check each against the last one seen, keep a copy; one line
+    per finding, exit 1 on the first (a history that differs from what was seen)."""
+    from api.usecases.audit import open_auditor_chain
+    from api.usecases.monitor import watch
+
+    def show(line: Any) -> None:
+        console.print(Text.assemble(("FINDING ", "red"), line.text) if line.finding else line.text)
+
+    with user_errors():
+        coalition = open_auditor_chain(chain, deployment, consortium)
+        findings = watch(coalition, state_dir, show, once=once, until_block=until_block, interval=interval)
+    if findings:
         raise typer.Exit(1)
 
 

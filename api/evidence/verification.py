@@ -34,6 +34,7 @@ from sqlmodel import Session
 from api.context import Crm
 from api.errors import NotFound
 from api.evidence import documents
+from api.evidence.anchoring import GENESIS_SIZE, log_start
 from api.evidence.documents import PAYLOAD_FIELD
 from ledger.clients import BatchInfo
 from ledger.errors import AnchorUnknownBatch
@@ -47,6 +48,10 @@ from offchain.repositories.partners import PartnerRecord
 from offchain.vault import CustomerKeys
 
 PROOF_HASH = 32
+
+# A head that claims more leaves than the store holds records by more than this is reported in one
+# finding, not walked leaf by leaf (each missing leaf would be one finding).
+MAX_MISSING_NAMED = 10_000
 
 # Interactions per chunk of a run: one key-store query per chunk, and a bound on the memory it holds.
 ROWS_PER_CHUNK = 2000
@@ -312,17 +317,32 @@ class _Partner:
             previous = head
 
     def _check_log(self, receipts: Sequence[ErasureReceipt]) -> None:
-        """Every leaf of every head, in order: held once, and the leaves between two heads appended to
-        the earlier head's compact range give the later head's root."""
+        """Every leaf of every head, in order (from leaf 1: leaf 0 is the partner's genesis leaf, which
+        the first head's root was proven on chain to start with): held once, and the leaves between two
+        heads appended to the earlier head's compact range give the later head's root. A head that
+        claims more leaves than the store has records, by more than `MAX_MISSING_NAMED`, is reported as
+        such, with its later heads, and not walked: its size is only a claim (a walk of 2**40 leaves
+        would never end, and a finding per missing leaf would say no more)."""
         assert self.leaf_problems is not None
         name = self.partner.name
         receipt_at: dict[int, list[ErasureReceipt]] = {}
         for receipt in receipts:
             if receipt.leaf_index is not None:
                 receipt_at.setdefault(receipt.leaf_index, []).append(receipt)
-        frontier: Frontier | None = Frontier.empty()
-        start = 0
+        frontier: Frontier | None = log_start(self.crm, self.partner.address)
+        start = GENESIS_SIZE
+        held_records = interactions.placed_count(self.db, self.partner.id) + len(receipt_at)
+        unwalked: BatchInfo | None = None
         for head in self.heads:
+            if head.size - GENESIS_SIZE - held_records > MAX_MISSING_NAMED:
+                self._finding(
+                    Outcome.MISSING,
+                    f"head {head.batch_id} of {name}",
+                    f"the chain's head {head.batch_id} claims {head.size - GENESIS_SIZE:,} records"
+                    f" (block {head.block_number}); the store holds {held_records:,} in the log: not walked",
+                )
+                unwalked = head
+                break
             held: dict[int, list[tuple[str, int, bytes, bytes | None, int | None]]] = {}
             for row in interactions.log_rows(self.db, self.partner.id, start, head.size):
                 held.setdefault(row.leaf_index, []).append(
@@ -387,7 +407,10 @@ class _Partner:
                 self.leaf_problems[row.id] = Verification(
                     row.id,
                     Outcome.TAMPERED,
-                    f"leaf {row.leaf_index} is beyond the chain's log of {start:,} leaves",
+                    f"leaf {row.leaf_index} is beyond the chain's log of {start:,} leaves"
+                    if unwalked is None
+                    else f"leaf {row.leaf_index} is beyond the {start:,} leaves checked: the chain's head"
+                    f" {unwalked.batch_id} claims more than the store holds",
                 )
 
     def _leaf_problem(

@@ -3,38 +3,69 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from eth_utils import is_address, to_checksum_address
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from api.context import Crm
 from api.errors import CustomerIsErased, InvalidInput, NotFound
+from api.evidence import recording
 from api.evidence.outbox import Outbox
-from api.principal import Principal
+from api.evidence.recording import NewInteraction
+from api.principal import Principal, Role
 from ledger.chain import SignedTx
-from ledger.clients.members import ENROL_BATCH_MAX
+from ledger.clients.members import ENROL_BATCH_MAX, Authorization
 from offchain.canonical import canonical_json
 from offchain.errors import CustomerErased
-from offchain.models import Customer, CustomerCreate, CustomerStatus
+from offchain.models import Customer, CustomerCreate, CustomerStatus, InteractionKind
 from offchain.repositories import customers, enrolments
 from offchain.vault import new_member_id
 
 PII_FIELD = "pii"
 
 
-def register_customer(crm: Crm, who: Principal, data: CustomerCreate, *, signer: str | None = None) -> bytes:
+def register_customer(
+    crm: Crm,
+    who: Principal,
+    data: CustomerCreate,
+    *,
+    signer: str | None = None,
+    binding: Callable[[bytes], Authorization] | None = None,
+    member: bytes | None = None,
+) -> bytes:
     """Create the customer's data key, seal their personal data under it, enrol the member on chain
-    (the acting partner its home partner; `signer`: the address of a key the customer holds), and
-    return the member id.
+    (the acting partner its home partner), and return the member id (`member`, or a new random one). With
+    `signer` (the address of a
+    key the customer holds), `binding(member)` is that key's own signature of its binding to the new
+    member id (what the customer's device signs: `MemberRegistryClient.authorize_binding`, nonce 0); it
+    is checked before anything is written, and the key is bound once the member is enrolled.
 
-    InvalidInput if the partner already has a customer with the same `external_ref`."""
-    (member,) = register_customers(crm, who, [data], signers=[signer])
+    InvalidInput if the partner already has a customer with the same `external_ref`, or the binding is
+    not the key's own signature."""
+    if member is not None and len(member) != 32:
+        raise InvalidInput("a member id is 32 bytes")
+    member = member or new_member_id()  # given: the id a customer's key signed its binding to
+    proof = None
+    if signer is not None:
+        if not is_address(signer):
+            raise InvalidInput(f"not an address: {signer!r}")
+        if binding is None:
+            raise InvalidInput("a customer's key is bound only with that key's own signature of the binding")
+        proof = binding(member)
+        if not crm.coalition.members.binds(member, signer, proof, nonce=0):
+            raise InvalidInput(f"the binding is not signed by the key {signer} for member 0x{member.hex()}")
+    register_customers(crm, who, [data], member_ids=[member])
     send_staged_enrolments(crm, who)
+    if signer is not None and proof is not None:
+        crm.coalition.members.bind_signer(crm.signer(who.acting_partner()), member, signer, proof)
+        with crm.unit_of_work() as db:
+            enrolments.set_signer(db, member, to_checksum_address(signer))
     return member
 
 
@@ -43,9 +74,11 @@ def register_customers(
     who: Principal,
     items: Sequence[CustomerCreate],
     *,
-    signers: Sequence[str | None] | None = None,
+    member_ids: Sequence[bytes] | None = None,
 ) -> list[bytes]:
-    """`register_customer` for many customers: one store transaction for all of them (imports).
+    """`register_customer` for many customers (without keys of their own: a key is bound to an
+    enrolled member, `register_customer` or `customer_keys.bind_customer_key`): one store transaction
+    for all of them (imports). `member_ids`: the ids to give them (default: fresh random ones).
 
     A customer with an `external_ref` (the partner's own customer number) can later be found by it
     (`find_customers_by_ref`): the row keeps HMAC(partner's index key, ref), never the ref itself.
@@ -55,9 +88,8 @@ def register_customers(
     partner_name = who.acting_partner()
     if not items:
         return []
-    signers = list(signers) if signers is not None else [None] * len(items)
-    if len(signers) != len(items):
-        raise InvalidInput("one signer (or None) per customer")
+    if member_ids is not None and len(member_ids) != len(items):
+        raise InvalidInput("one member id per customer")
     refs = [item.external_ref for item in items if item.external_ref is not None]
     if len(refs) != len(set(refs)):
         raise InvalidInput("the same external_ref appears twice in one request")
@@ -76,7 +108,7 @@ def register_customers(
             rows: list[dict[str, Any]] = []
             # The keys are created first (their own store, one transaction): a crash before the data
             # commit leaves unused keys, never a customer without one.
-            fresh = [new_member_id() for _ in items]
+            fresh = list(member_ids) if member_ids is not None else [new_member_id() for _ in items]
             crm.vault.create_customer_keys(partner_name, fresh)
             members.extend(fresh)
             now = datetime.now(UTC)
@@ -110,12 +142,12 @@ def register_customers(
                     {
                         "partner_id": partner.id,
                         "member_id": member,
-                        "signer": signer,
+                        "signer": None,
                         "tx_hash": None,
                         "block_number": None,
                         "created_at": now,
                     }
-                    for member, signer in zip(members, signers, strict=True)
+                    for member in members
                 ],
             )
     except BaseException as exc:
@@ -148,9 +180,8 @@ def send_staged_enrolments(
         staged = enrolments.staged(db, partner_id, batch_size)
         if not staged:
             return None
-        signed = client.prepare_enrol(
-            signer, [bytes(r.member_id) for r in staged], [r.signer for r in staged]
-        )
+        # enrolled without keys: a key is bound afterwards, with its own signature of the binding
+        signed = client.prepare_enrol(signer, [bytes(r.member_id) for r in staged], [None] * len(staged))
         return [r.id for r in staged], signed
 
     return outbox.settle(partner_id) + outbox.send(next_batch, wait=wait)
@@ -195,6 +226,34 @@ def owned_customer(crm: Crm, db: Session, partner_name: str, member: bytes) -> C
     if customer is None:
         raise NotFound(f"partner {partner_name!r} has no member 0x{member.hex()}")
     return customer
+
+
+def check_reach(crm: Crm, who: Principal, member: bytes, *, by_its_signature: bool = False) -> None:
+    """NotFound unless the acting partner may act on `member`: its own customer; or, with
+    `by_its_signature` (consent, points: acts the member's own signature authorizes at any partner of
+    the coalition), a member of another partner that holds a key of its own. Anyone else's member gets
+    the very answer of a member that does not exist, whatever the request holds: no probing."""
+    partner_name = who.acting_partner()
+    with crm.unit_of_work() as db:
+        partner = crm.partner(db, partner_name)
+        if customers.owned(db, partner.id, member) is not None:
+            return
+    if by_its_signature:
+        info = crm.coalition.members.member(member)
+        if info.enrolled and info.signer is not None and not info.erased:
+            return
+    raise NotFound(f"partner {partner_name!r} has no member 0x{member.hex()}")
+
+
+def readable_member(crm: Crm, db: Session, who: Principal, member: bytes) -> CustomerStatus:
+    """The member's status, if `who` may read its records: a partner its own customers (another
+    partner's customer gets the answer of a member that does not exist: no probing through a shared
+    store), a member itself; the operator and an auditor any. NotFound otherwise."""
+    if who.role is Role.PARTNER:
+        owned_customer(crm, db, who.acting_partner(), member)
+    elif who.role is Role.CUSTOMER and who.member != member:
+        raise NotFound(f"no member 0x{member.hex()}")
+    return member_status(db, member)
 
 
 def member_status(db: Session, member: bytes) -> CustomerStatus:
@@ -261,6 +320,17 @@ def update_customer(crm: Crm, who: Principal, member: bytes, changes: dict[str, 
             raise InvalidInput(f"{error['loc'][0]}: {error['msg']}") from None
         pii = updated.model_dump(exclude_none=True)
         sealed = crm.vault.encrypt(partner_name, member, PII_FIELD, canonical_json(pii))
+        changed = {k: v for k, v in pii.items() if current.pii.get(k) != v}
+        changed |= {k: None for k in current.pii if k not in pii}
+        if changed:
+            # the change is a leaf of the partner's log, in the same transaction as the record itself: a
+            # keyed commitment (erasure unlinks it), so when a record changed is provable, not what it says
+            recording.record_interactions(
+                crm,
+                partner_name,
+                [NewInteraction(member, InteractionKind.RECORD_UPDATE, {"changed": changed})],
+                db=db,
+            )
         customers.reseal(db, member, sealed)
     return CustomerView(member, partner_name, customer.status, pii)
 

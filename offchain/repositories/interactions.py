@@ -187,6 +187,12 @@ def log_rows(db: Session, partner_id: int, start: int, stop: int) -> list[LogRow
     return [LogRow._make(row) for row in db.connection().execute(query)]
 
 
+def placed_count(db: Session, partner_id: int) -> int:
+    """How many of the partner's interactions have a place in its log."""
+    query = core_select(func.count()).where(_C.partner_id == partner_id, _C.leaf_index.is_not(None))
+    return int(db.connection().execute(query).scalar_one())
+
+
 def placed_beyond(db: Session, partner_id: int, size: int) -> list[LogRow]:
     """The partner's interactions placed at leaf indices the chain's log does not reach."""
     query = _LOG_ROW.where(_C.partner_id == partner_id, _C.leaf_index >= size).order_by(_C.leaf_index)
