@@ -195,8 +195,9 @@ def score_distribution(scores: Sequence[float], threshold: float | None = None) 
     return drawing.chart
 
 
-def heads_over_time(heads: Mapping[str, Sequence[tuple[datetime, int]]]) -> Chart:
-    """Each partner's log size at each anchored head: `heads[partner] = [(when, tree size), ...]`."""
+def heads_over_time(heads: Mapping[str, Sequence[tuple[datetime | int, int]]]) -> Chart:
+    """Each partner's log size at each anchored head: `heads[partner] = [(when, tree size), ...]`, when
+    a time or a block number."""
     title = "Log heads over time"
     description = "Tree size of each partner's log at each anchored head: " + "; ".join(
         f"{partner} {len(points)} heads, now {points[-1][1] if points else 0} leaves"
@@ -208,10 +209,12 @@ def heads_over_time(heads: Mapping[str, Sequence[tuple[datetime, int]]]) -> Char
             if points:
                 when, size = zip(*points, strict=True)
                 axes.step(when, size, where="post", color=colour, linewidth=2, marker="o", label=partner)
-        axes.set(xlabel="anchored at", ylabel="leaves in the log")
+        by_block = all(isinstance(when, int) for points in heads.values() for when, _ in points)
+        axes.set(xlabel="block" if by_block else "anchored at", ylabel="leaves in the log")
         if heads:
             axes.legend(loc="upper left", frameon=False)
-        drawing.figure.autofmt_xdate()
+        if not by_block:
+            drawing.figure.autofmt_xdate()
     return drawing.chart
 
 

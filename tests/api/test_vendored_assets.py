@@ -38,3 +38,14 @@ def test_vendored_file_is_the_pinned_package_s(file: str, package: str, version:
     assert hashlib.sha256((VENDOR / file).read_bytes()).hexdigest() == digest
     licence = {"ethers": "ethers-LICENSE.md", "htmx.org": "htmx.org-LICENSE"}[package]
     assert (VENDOR / "licenses" / licence).stat().st_size > 0
+
+
+def test_no_page_asset_names_another_host() -> None:
+    """Templates, our scripts and our styles load nothing from elsewhere (no CDN, no web font)."""
+    http = ROOT / "api" / "http"
+    ours = [p for p in http.rglob("*") if p.suffix in {".html", ".js", ".css"} and "vendor" not in p.parts]
+    assert ours, "no templates or scripts found"
+    for path in ours:
+        text = path.read_text()
+        for marker in ("http://", "https://", "//cdn", "@import url("):
+            assert marker not in text, f"{path.relative_to(ROOT)} names {marker!r}"

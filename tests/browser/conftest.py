@@ -1,0 +1,312 @@
+"""The browser tests' harness: Debian's chromium driven by Playwright, against a live server (uvicorn in
+a thread on 127.0.0.1) over one in-process chain and one store for the whole run.
+
+Every page a test opens is watched: a request to any host but the test server is aborted and fails the
+test (the pages must work with no internet), so does an uncaught error in the page's scripts, and a
+failing test leaves a screenshot under build/browser-failures/.
+
+Until the HTTP API's sessions are in this branch, `SignInDouble` stands in for its `/v1/auth/*`
+routes, following their published shape: it checks the EIP-191 signature of its EIP-4361 challenge
+with eth-account and takes the role from the chain (an admitted auditor, or a member's bound signer),
+so the page's real signing code is what is tested.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from eth_account import Account
+from eth_account.messages import encode_defunct
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from playwright.sync_api import BrowserContext, Page, Route
+
+from api.context import Crm
+from api.http import pages
+from api.http.pages.base import STATIC
+from api.principal import Principal
+from api.settings import Settings
+from api.usecases.anchoring import anchor_now
+from api.usecases.consent import give_consent
+from api.usecases.customer_keys import new_customer_key, open_customer_key
+from api.usecases.customers import register_customer
+from api.usecases.interactions import NewInteraction, record_interactions
+from api.usecases.loyalty import PointsRequest, earn_points, redeem_points
+from api.usecases.partners import register_partner
+from ledger.backends import EthTesterBackend
+from ledger.clients import Action
+from ledger.coalition import Coalition
+from offchain.models import CustomerCreate
+
+ROOT = Path(__file__).resolve().parents[2]
+FAILURES = ROOT / "build" / "browser-failures"
+PASSPHRASE = "correct horse battery"
+PARTNERS = ("acme", "borealis", "cafe")
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args() -> dict[str, Any]:
+    """Debian's chromium (Playwright's own browser download needs the internet): we run as root, so
+    without its sandbox, and with nothing of its own that would reach for the network."""
+    return {
+        "executable_path": "/usr/bin/chromium",
+        "chromium_sandbox": False,
+        "args": ["--no-sandbox", "--disable-background-networking", "--disable-component-update"],
+    }
+
+
+@dataclass
+class World:
+    """What the session's chain and store hold, and the credentials to reach it."""
+
+    crm: Crm
+    keys: dict[str, Path]  # who -> keystore file (made as `ledgercrm customer key new` makes it)
+    addresses: dict[str, str]
+    members: dict[str, bytes]
+    api_keys: dict[str, str]  # partner -> the key its staff sign in with (the double's)
+    auditor: str
+    interactions: list[int] = field(default_factory=list)
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    home = tmp_path_factory.mktemp("home")
+    backend = EthTesterBackend()
+    accounts = backend.accounts
+    coalition = Coalition.deploy(backend, founders=accounts[:3], deployer=accounts[0])
+    auditor = Account.create()
+    coalition.consortium.decide(accounts[:3], Action.ADMIT_AUDITOR, auditor.address)
+    crm = Crm.open(Settings(environment="development", home=home, batch_max_leaves=8), coalition)
+    for name, account in zip(PARTNERS, accounts, strict=False):
+        register_partner(crm, name, account)
+    acme, borealis = Principal.of_partner("acme"), Principal.of_partner("borealis")
+
+    keys = {"alice": home / "alice.json", "auditor": home / "auditor.json"}
+    alice_address = new_customer_key(keys["alice"], PASSPHRASE)
+    keys["auditor"].write_text(json.dumps(Account.encrypt(auditor.key, PASSPHRASE)))
+    alice_key = open_customer_key(keys["alice"], PASSPHRASE)
+    people = {
+        "alice": CustomerCreate(name="Alice Quartermain", email="alice.q@example.org", country="GB"),
+        "bruno": CustomerCreate(name="Bruno Diaz", email="bruno@example.org", country="ES"),
+        "chen": CustomerCreate(name="Chen Wei", email="chen@example.org", country="SG"),
+    }
+    members = {
+        "alice": register_customer(crm, acme, people["alice"], signer=alice_address),
+        "bruno": register_customer(crm, acme, people["bruno"]),
+        "chen": register_customer(crm, acme, people["chen"]),
+    }
+    for purpose in ("loyalty", "profiling"):
+        give_consent(crm, acme, members["alice"], purpose, customer_key=alice_key)
+    give_consent(crm, borealis, members["alice"], "loyalty", customer_key=alice_key)
+    give_consent(crm, acme, members["bruno"], "loyalty")
+    items = [
+        NewInteraction(members[who], "purchase", {"invoice": f"{who}-{n}", "total": 10.0 + n})
+        for who in ("alice", "bruno")
+        for n in range(4)
+    ]
+    recorded = record_interactions(crm, acme, items).recorded
+    anchor_now(crm, acme)
+    earn_points(crm, acme, PointsRequest(members["alice"], 1200))
+    redeem_points(crm, borealis, PointsRequest(members["alice"], 500), customer_key=alice_key)
+    try:
+        yield World(
+            crm=crm,
+            keys=keys,
+            addresses={"alice": alice_address, "auditor": auditor.address},
+            members=members,
+            api_keys={name: f"lcrm_test{name}_{secrets.token_hex(16)}" for name in PARTNERS},
+            auditor=auditor.address,
+            interactions=recorded,
+        )
+    finally:
+        crm.close()
+
+
+class SignInDouble:
+    """The HTTP API's `/v1/auth/*` as its issue spells them, for the pages' tests until the API's own
+    sessions are in this branch. Sessions live in memory; the cookies are the API's."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.challenges: dict[str, str] = {}  # nonce -> address
+        self.sessions: dict[str, Principal] = {}
+
+    def principal_of(self, request: Request) -> Principal | None:
+        return self.sessions.get(request.cookies.get("lcrm_session", ""))
+
+    def install(self, app: FastAPI) -> None:
+        app.state.principal_of = self.principal_of
+        app.add_api_route("/v1/auth/challenge", self.challenge, methods=["POST"])
+        app.add_api_route("/v1/auth/session", self.session, methods=["POST"])
+        app.add_api_route("/v1/auth/partner-session", self.partner_session, methods=["POST"])
+        app.add_api_route("/v1/auth/logout", self.logout, methods=["POST"])
+
+    async def challenge(self, request: Request) -> Response:
+        address = str((await request.json()).get("address", ""))
+        nonce = secrets.token_hex(8)
+        self.challenges[nonce] = address
+        host = request.url.netloc
+        message = (
+            f"{host} wants you to sign in with your Ethereum account:\n{address}\n\nSign in to ledgercrm.\n\n"
+            f"URI: {request.base_url}\nVersion: 1\nChain ID: {self.world.crm.coalition.deployment.chain_id}\n"
+            f"Nonce: {nonce}\nIssued At: {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}"
+        )
+        return JSONResponse({"message": message})
+
+    async def session(self, request: Request) -> Response:
+        body = await request.json()
+        message, signature = str(body.get("message", "")), str(body.get("signature", ""))
+        found = re.search(r"^Nonce: (\w+)$", message, re.M)
+        address = self.challenges.pop(found.group(1), None) if found else None
+        signer = Account.recover_message(encode_defunct(text=message), signature=signature)
+        if address is None or signer != address:
+            return _problem(401, "This signature does not sign the challenge for that address.")
+        coalition = self.world.crm.coalition
+        if coalition.consortium.is_auditor(signer):
+            principal = Principal.of_auditor(signer)
+        else:
+            member = next(
+                (m for m in self.world.members.values() if coalition.members.member(m).signer == signer), None
+            )
+            if member is None:
+                return _problem(403, "This key is neither an auditor's nor a member's.")
+            principal = Principal.of_customer(member)
+        return self._start(principal)
+
+    async def partner_session(self, request: Request) -> Response:
+        key = str((await request.json()).get("api_key", ""))
+        name = next((n for n, k in self.world.api_keys.items() if secrets.compare_digest(k, key)), None)
+        if name is None:
+            return _problem(401, "This API key is not valid.")
+        return self._start(Principal.of_partner(name))
+
+    async def logout(self, request: Request) -> Response:
+        self.sessions.pop(request.cookies.get("lcrm_session", ""), None)
+        response = Response(status_code=204)
+        response.delete_cookie("lcrm_session")
+        return response
+
+    def _start(self, principal: Principal) -> Response:
+        token = secrets.token_urlsafe(24)
+        self.sessions[token] = principal
+        response = JSONResponse(
+            {
+                "token": token,
+                "role": str(principal.role),
+                "member": "0x" + principal.member.hex() if principal.member else None,
+                "expires_at": "",
+            }
+        )
+        response.set_cookie("lcrm_session", token, httponly=True, samesite="strict")
+        response.set_cookie("lcrm_csrf", secrets.token_urlsafe(16), samesite="strict")
+        return response
+
+
+def _problem(status: int, detail: str) -> Response:
+    return JSONResponse(
+        {"title": "refused", "status": status, "detail": detail},
+        status,
+        media_type="application/problem+json",
+    )
+
+
+@dataclass
+class Live:
+    url: str
+    app: FastAPI
+    sign_in: SignInDouble
+
+
+@pytest.fixture(scope="session")
+def live(world: World) -> Iterator[Live]:
+    app = FastAPI()
+    app.state.crm = world.crm
+    double = SignInDouble(world)
+    double.install(app)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.02)
+    try:
+        yield Live(f"http://127.0.0.1:{port}", app, double)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+@dataclass
+class Watch:
+    foreign: list[str] = field(default_factory=list)  # requests to other hosts, aborted
+    errors: list[str] = field(default_factory=list)  # uncaught errors in the page
+    requests: list[tuple[str, str, str]] = field(default_factory=list)  # method, url, body
+
+
+@pytest.fixture
+def watch() -> Watch:
+    return Watch()
+
+
+@pytest.fixture
+def page(context: BrowserContext, live: Live, watch: Watch, request: pytest.FixtureRequest) -> Iterator[Page]:
+    def guard(route: Route) -> None:
+        url = route.request.url
+        if url.startswith(live.url + "/"):
+            watch.requests.append((route.request.method, url, route.request.post_data or ""))
+            route.continue_()
+        else:
+            watch.foreign.append(url)
+            route.abort()
+
+    context.route("**/*", guard)
+    opened = context.new_page()
+    opened.on("pageerror", lambda error: watch.errors.append(str(error)))
+    yield opened
+    failed = getattr(request.node, "report_call", None)
+    if failed is not None and failed.failed:
+        FAILURES.mkdir(parents=True, exist_ok=True)
+        name = re.sub(r"[^\w.-]+", "_", request.node.nodeid)
+        opened.screenshot(path=FAILURES / f"{name}.png", full_page=True)
+    assert not watch.foreign, f"the page asked another host for {watch.foreign}"
+    assert not watch.errors, f"uncaught errors in the page: {watch.errors}"
+
+
+def sign_in_with_key(page: Page, live: Live, path: str, key: Path, passphrase: str = PASSPHRASE) -> None:
+    """Open `path`, which shows its keystore sign-in form, and sign in with `key`."""
+    page.goto(live.url + path)
+    page.get_by_label("Your key file").set_input_files(key)
+    page.get_by_label("Passphrase of the key file").fill(passphrase)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def sign_in_partner(page: Page, live: Live, world: World, partner: str) -> None:
+    page.goto(live.url + "/partner")
+    page.get_by_label("API key").fill(world.api_keys[partner])
+    page.get_by_role("button", name="Sign in").click()
