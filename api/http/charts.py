@@ -260,7 +260,7 @@ def _drawing(title: str, description: str, height: float = 3.4) -> Iterator[_Dra
     settings: dict[Any, Any] = {  # typed loosely: matplotlib types the keys as a Literal of every name
         "svg.fonttype": "none",  # text stays text: smaller, selectable, read by screen readers
         "svg.hashsalt": slug,  # the ids inside the SVG differ between the charts of one page
-        "font.size": 9,
+        "font.size": 10,
         "text.color": INK,
         "axes.labelcolor": INK,
         "xtick.color": INK,

@@ -13,6 +13,7 @@ so the page's real signing code is what is tested.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import secrets
@@ -48,7 +49,11 @@ from api.usecases.partners import register_partner
 from ledger.backends import EthTesterBackend
 from ledger.clients import Action
 from ledger.coalition import Coalition
-from offchain.models import CustomerCreate
+from ml.features import BgNbd
+from ml.glassbox import GlassBox
+from offchain.canonical import canonical_json
+from offchain.models import CustomerCreate, RegisteredModel
+from offchain.repositories import models
 
 ROOT = Path(__file__).resolve().parents[2]
 FAILURES = ROOT / "build" / "browser-failures"
@@ -78,6 +83,7 @@ class World:
     api_keys: dict[str, str]  # partner -> the key its staff sign in with (the double's)
     auditor: str
     interactions: list[int] = field(default_factory=list)
+    model_id: int = 0
 
 
 @pytest.fixture(scope="session")
@@ -120,6 +126,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     anchor_now(crm, acme)
     earn_points(crm, acme, PointsRequest(members["alice"], 1200))
     redeem_points(crm, borealis, PointsRequest(members["alice"], 500), customer_key=alice_key)
+    model_id = register_glass_box(crm, "cafe")
     try:
         yield World(
             crm=crm,
@@ -129,9 +136,65 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             api_keys={name: f"lcrm_test{name}_{secrets.token_hex(16)}" for name in PARTNERS},
             auditor=auditor.address,
             interactions=recorded,
+            model_id=model_id,
         )
     finally:
         crm.close()
+
+
+def register_glass_box(crm: Crm, partner: str) -> int:
+    """A glass box and its card registered for `partner` as `model train` registers one (bytes and card
+    hashed, hashes on chain, rows in the store), written by hand: fitting one takes a minute, and the
+    pages only read what is registered."""
+    model = GlassBox(
+        features=("recency_days", "frequency", "monetary"),
+        cuts=((14.0, 45.0, 120.0), (2.0, 5.0), (50.0, 200.0, 800.0)),
+        scores=(
+            (0.0, -0.9, -0.2, 0.4, 1.1, 0.0),
+            (0.0, 0.6, 0.0, -0.7, 0.0),
+            (0.0, 0.3, 0.1, -0.2, -0.5, 0.0),
+        ),
+        intercept=-0.4,
+        bgnbd=BgNbd(r=0.5, alpha=10.0, a=0.8, b=2.5),
+        threshold=0.5,
+    )
+    interval = {"auc": {"value": 0.78, "low": 0.74, "high": 0.82}}
+    card = {
+        "schema": "ledgercrm/model-card/v1",
+        "model": {"format": "ledgercrm/glassbox/v1", "hash": "0x" + model.model_hash.hex()},
+        "provenance": {"partner": partner},
+        "label": "churned: no purchase within 90 days after the as-of date",
+        "population": "members with a purchase in the 365 days before the as-of date",
+        "policy": {"threshold": 0.5, "action": model.action},
+        "metrics": {"EBM (registered)": interval, "KNN": {"auc": {"value": 0.7, "low": 0.64, "high": 0.76}}},
+        "metricsNote": "holdout; 95% percentile bootstrap intervals over members",
+        "curves": {
+            "roc": [[0.0, 0.0], [0.1, 0.45], [0.3, 0.75], [0.6, 0.92], [1.0, 1.0]],
+            "calibration": [[0.1, 0.12, 40], [0.35, 0.3, 30], [0.7, 0.66, 20]],
+        },
+        "limitations": ["written by hand for the browser tests"],
+    }
+    card_json = canonical_json(card)
+    card_hash = hashlib.sha256(card_json).digest()
+    training_root = hashlib.sha256(b"no training: a hand-written model").digest()
+    model_id = crm.coalition.decisions.register_model(
+        crm.signer(partner), model.model_hash, card_hash, training_root
+    )
+    with crm.unit_of_work() as db:
+        models.add(
+            db,
+            RegisteredModel(
+                partner_id=crm.partner(db, partner).id,
+                onchain_id=model_id,
+                model_hash=model.model_hash,
+                model_json=model.to_bytes().decode(),
+                card_hash=card_hash,
+                card_json=card_json.decode(),
+                training_root=training_root,
+                block_number=crm.coalition.block_number(),
+            ),
+        )
+    return model_id
 
 
 class SignInDouble:
@@ -310,3 +373,22 @@ def sign_in_partner(page: Page, live: Live, world: World, partner: str) -> None:
     page.goto(live.url + "/partner")
     page.get_by_label("API key").fill(world.api_keys[partner])
     page.get_by_role("button", name="Sign in").click()
+
+
+def session_for(context: BrowserContext, live: Live, principal: Principal) -> None:
+    """Sign `principal` in to `context` without the sign-in form (each role's form has a test of its
+    own): a session of the sign-in double, its cookie put in the browser."""
+    response = live.sign_in._start(principal)
+    token = next(t for t, p in live.sign_in.sessions.items() if p == principal and t in str(response.headers))
+    context.add_cookies([{"name": "lcrm_session", "value": token, "url": live.url}])
+
+
+SCREENSHOTS = ROOT / "build" / "screenshots"
+
+
+def screenshot(page: Page, name: str) -> Path:
+    """A small PNG of what the page shows (the README's pictures are copied from these)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=path, full_page=False)
+    return path

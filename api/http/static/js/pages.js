@@ -84,7 +84,8 @@ async function softNavigate(url) {
   document.querySelector("main").replaceWith(document.adoptNode(next.querySelector("main")));
   window.history.pushState({ soft: true }, "", url);
   if (window.htmx) window.htmx.process(document.body);
-  document.querySelector("main").focus();
+  document.querySelector("main").focus({ preventScroll: true });
+  window.scrollTo(0, 0);
 }
 
 window.addEventListener("popstate", () => window.location.reload());

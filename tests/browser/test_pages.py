@@ -1,0 +1,182 @@
+"""The three users' pages in a real browser: each signs in as it would, sees its own data and only its
+own, and what a page shows agrees with the chain and the store."""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
+
+from playwright.sync_api import BrowserContext, Page, expect
+from sqlalchemy import make_url
+
+from api.principal import Principal
+from tests.browser.conftest import (
+    Live,
+    World,
+    screenshot,
+    session_for,
+    sign_in_partner,
+    sign_in_with_key,
+)
+
+
+def test_partner_signs_in_finds_a_customer_and_sees_settlement(page: Page, live: Live, world: World) -> None:
+    sign_in_partner(page, live, world, "acme")
+    expect(page.get_by_role("heading", name="Customers of acme")).to_be_visible()
+    expect(page.get_by_role("link", name="Alice Quartermain")).to_be_visible()
+    screenshot(page, "partner-desk")
+    page.get_by_label("Search customers").fill("bruno")
+    page.get_by_role("button", name="Search").click()
+    expect(page.get_by_role("status").first).to_contain_text("1 customer match “bruno”")
+    expect(page.get_by_role("link", name="Alice Quartermain")).to_have_count(0)
+    page.get_by_role("link", name="Bruno Diaz").click()
+    expect(page.get_by_role("heading", name="Bruno Diaz", level=1)).to_be_visible()
+    rows = page.locator("table").nth(1).locator("tbody tr")
+    expect(rows).to_have_count(4)
+    expect(rows.first).to_contain_text("anchored in batch")
+    page.get_by_role("link", name="Settlement").click()
+    chart = page.get_by_role("img", name="Settlement positions")
+    expect(chart).to_be_visible()
+    position = world.crm.coalition.loyalty.position_of(world.crm.signer("acme").address)
+    expect(page.locator("[data-net]")).to_have_text(f"{position:+d}")
+
+
+def test_customer_signs_in_with_a_keystore_and_sees_their_consents(
+    page: Page, live: Live, world: World
+) -> None:
+    sign_in_with_key(page, live, "/me", world.keys["alice"])
+    expect(page.get_by_role("heading", name="Your privacy centre")).to_be_visible(timeout=30_000)
+    for name in ("loyalty - acme", "profiling - acme", "loyalty - borealis"):
+        expect(page.get_by_role("checkbox", name=name)).to_be_checked()
+    expect(page.locator("[data-balance]")).to_have_text("700")
+    expect(page.get_by_text("redeemed").first).to_be_visible()
+    # the key stays in the page after signing in: the page holds it for the signatures to come
+    held = page.evaluate("async () => (await import('/static/js/keys.js')).heldAddress()")
+    assert held == world.addresses["alice"]
+    screenshot(page, "privacy-centre")
+
+
+def test_auditor_signs_in_sees_heads_and_a_finding_for_a_record_edited_behind_the_system(
+    page: Page, live: Live, world: World
+) -> None:
+    sign_in_with_key(page, live, "/audit", world.keys["auditor"])
+    expect(page.get_by_role("heading", name="Each partner's log")).to_be_visible(timeout=30_000)
+    expect(page.get_by_role("img", name="Log heads over time")).to_be_visible()
+    screenshot(page, "auditor-console")
+    page.get_by_role("link", name="Verification").click()
+    page.get_by_role("button", name="Run a verification").click()
+    expect(page.get_by_text("No findings")).to_be_visible(timeout=30_000)
+
+    # what an auditor's run covers without any key: here a consent receipt's document, whose hash the
+    # chain holds, edited in the database file with plain SQL
+    path = make_url(world.crm.settings.data_url()).database
+    assert path is not None
+    with closing(sqlite3.connect(path)) as db, db:
+        (receipt, before) = db.execute(
+            "SELECT id, receipt_json FROM consent_receipts WHERE member_id = ?", (world.members["bruno"],)
+        ).fetchone()
+        db.execute(
+            "UPDATE consent_receipts SET receipt_json = ? WHERE id = ?",
+            (before.replace('"noticeVersion":"1"', '"noticeVersion":"2"'), receipt),
+        )
+    try:
+        page.get_by_role("button", name="Run a verification").click()
+        findings = page.locator("[data-findings]")
+        expect(findings).to_contain_text(f"consent receipt {receipt} of acme", timeout=30_000)
+        expect(findings).to_contain_text("tampered")
+        screenshot(page, "auditor-finding")
+    finally:
+        with closing(sqlite3.connect(path)) as db, db:
+            db.execute("UPDATE consent_receipts SET receipt_json = ? WHERE id = ?", (before, receipt))
+
+
+def test_each_role_opening_another_role_s_page_gets_the_sign_in_page(
+    context: BrowserContext, page: Page, live: Live, world: World
+) -> None:
+    alice = "0x" + world.members["alice"].hex()
+    private = ("Alice", "alice.q@example.org", "Bruno", alice)
+    principals = {
+        "customer": Principal.of_customer(world.members["alice"]),
+        "partner": Principal.of_partner("acme"),
+        "auditor": Principal.of_auditor(world.auditor),
+    }
+    pages = {
+        "customer": ["/me"],
+        "partner": ["/partner", f"/partner/customers/{alice}", "/partner/settlement", "/partner/models"],
+        "auditor": ["/audit", "/audit/verification?run=true"],
+    }
+    for role in ("anonymous", *principals):
+        context.clear_cookies()
+        if role in principals:
+            session_for(context, live, principals[role])
+        for owner, paths in pages.items():
+            if owner == role:
+                continue
+            for path in paths:
+                response = page.goto(live.url + path)
+                assert response is not None and response.status == 401, (role, path)
+                expect(page.get_by_role("heading", name=f"Sign in as a {owner}")).to_be_visible()
+                text = page.locator("main").inner_text()
+                leaked = [value for value in private if value in text]
+                assert not leaked, f"{role} opening {path} saw {leaked}"
+
+
+def test_a_partner_opening_another_partner_s_customer_sees_no_data(
+    context: BrowserContext, page: Page, live: Live, world: World
+) -> None:
+    session_for(context, live, Principal.of_partner("borealis"))
+    response = page.goto(f"{live.url}/partner/customers/0x{world.members['alice'].hex()}")
+    assert response is not None and response.status == 404
+    assert "Alice" not in page.locator("main").inner_text()
+    page.goto(live.url + "/partner?q=alice")
+    expect(page.get_by_role("status").first).to_contain_text("0 customers")
+
+
+def test_pages_that_only_show_read_without_javascript(browser: object, live: Live, world: World) -> None:
+    from playwright.sync_api import Browser
+
+    assert isinstance(browser, Browser)
+    context = browser.new_context(java_script_enabled=False)
+    try:
+        session_for(context, live, Principal.of_partner("acme"))
+        page = context.new_page()
+        page.goto(f"{live.url}/partner/customers/0x{world.members['alice'].hex()}")
+        expect(page.get_by_role("heading", name="Alice Quartermain", level=1)).to_be_visible()
+        page.goto(live.url + "/partner?q=chen")
+        expect(page.get_by_role("link", name="Chen Wei")).to_be_visible()
+        page.goto(live.url + "/partner/settlement")
+        expect(page.get_by_role("img", name="Settlement positions")).to_be_visible()
+    finally:
+        context.close()
+
+
+def test_pages_fit_a_phone(context: BrowserContext, page: Page, live: Live, world: World) -> None:
+    session_for(context, live, Principal.of_partner("acme"))
+    page.set_viewport_size({"width": 360, "height": 740})
+    for path in ("/partner", f"/partner/customers/0x{world.members['alice'].hex()}", "/partner/settlement"):
+        page.goto(live.url + path)
+        overflow = page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, f"{path} scrolls sideways by {overflow}px at 360px wide"
+
+
+def test_the_model_card_s_charts_render(
+    context: BrowserContext, page: Page, live: Live, world: World
+) -> None:
+    session_for(context, live, Principal.of_partner("acme"))  # model cards are the consortium's to read
+    page.goto(live.url + "/partner/models")
+    page.get_by_role("link", name=f"Model {world.model_id}").click()
+    for name in (
+        "AUC of the registered model and the baselines",
+        "ROC curve of the glass box",
+        "Calibration of the glass box",
+        "How recency_days moves the churn score",
+        "How frequency moves the churn score",
+        "How monetary moves the churn score",
+    ):
+        chart = page.get_by_role("img", name=name)
+        expect(chart).to_be_visible()
+        box = chart.bounding_box()
+        assert box is not None and box["width"] > 200 and box["height"] > 60, name
+    screenshot(page, "model-card")
