@@ -53,3 +53,7 @@ class Conflict(CrmError):
 class LogOutOfStep(CrmError):
     """The partner's log on chain is not where the store's next batch starts: the store is older than
     the chain (restored from a backup, or replaced), or an earlier batch has not been sent."""
+
+
+class Unauthenticated(CrmError):
+    """No credential, or one that is not (or no longer) valid: the HTTP API answers 401."""

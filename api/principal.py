@@ -29,18 +29,21 @@ class Principal:
     partner: str | None = None  # PARTNER: the partner's name
     address: str | None = None  # AUDITOR: the auditor's consortium address
     member: bytes | None = None  # CUSTOMER: the member id
+    # PARTNER over HTTP: what its API key may do (`resource:action`); None: everything a partner may
+    scopes: frozenset[str] | None = None
+    signer: str | None = None  # CUSTOMER signed in: the address of the key she signed in with
 
     @classmethod
-    def of_partner(cls, name: str) -> Principal:
-        return cls(Role.PARTNER, partner=name)
+    def of_partner(cls, name: str, *, scopes: frozenset[str] | None = None) -> Principal:
+        return cls(Role.PARTNER, partner=name, scopes=scopes)
 
     @classmethod
     def of_auditor(cls, address: str) -> Principal:
         return cls(Role.AUDITOR, address=address)
 
     @classmethod
-    def of_customer(cls, member: bytes) -> Principal:
-        return cls(Role.CUSTOMER, member=member)
+    def of_customer(cls, member: bytes, *, signer: str | None = None) -> Principal:
+        return cls(Role.CUSTOMER, member=member, signer=signer)
 
     @classmethod
     def operator(cls) -> Principal:
@@ -51,6 +54,18 @@ class Principal:
         if self.role is not Role.PARTNER or self.partner is None:
             raise NotAllowed(f"only a partner may do this, not {self}")
         return self.partner
+
+    def require_scope(self, scope: str) -> None:
+        """NotAllowed unless this principal's credential carries `scope` (a partner's API key may be
+        narrowed to some scopes; every other principal is bounded by its role alone)."""
+        if self.scopes is not None and scope not in self.scopes:
+            raise NotAllowed(f"this API key may not do this: it lacks the scope {scope!r}")
+
+    def acting_member(self) -> bytes:
+        """The member this principal is; NotAllowed for anyone who is not a signed-in customer."""
+        if self.role is not Role.CUSTOMER or self.member is None:
+            raise NotAllowed(f"only a member may do this, not {self}")
+        return self.member
 
     def partners_in_scope(self, registered: Iterable[str]) -> list[str]:
         """The partners whose records this principal may work on, of those `registered`."""

@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     # anchoring outbox: a batch is due when this many leaves wait, or the oldest waited this long
     batch_max_leaves: int = 1000
     batch_max_age_seconds: float = 60.0
+    # HTTP: requests per credential (or per client address before sign-in), in the `limits` notation
+    http_rate_limit: str = "1200/minute"
 
     @property
     def development(self) -> bool:

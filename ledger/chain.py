@@ -90,6 +90,13 @@ class Chain:
             self._chain_id = self.w3.eth.chain_id
         return self._chain_id
 
+    def block_number(self) -> int:
+        """The latest block's number, as the node sees it now."""
+        try:
+            return int(self.w3.eth.block_number)
+        except Exception as exc:
+            raise self.translate(exc) from None
+
     @contextmanager
     def pipelined(self) -> Iterator[None]:
         """While the block runs, transactions prepared with a gas bound are signed at once and simulated

@@ -478,3 +478,93 @@ class DecisionRecord(StoreModel, table=True):
     tx_hash: str | None = Field(default=None, max_length=66)
     block_number: int | None = Field(default=None, sa_type=sa.BigInteger)
     created_at: datetime = Field(default_factory=utcnow)
+
+
+# --- access: partner API keys, sign-in challenges and sessions, idempotent writes, jobs ----------------
+
+
+class ApiToken(StoreModel, table=True):
+    """A partner's API key. Only the key's SHA-256 is kept: the key is 32 random bytes, so a slow hash
+    would add nothing but latency to every request. `prefix` is the key's visible part, by which it is
+    listed, found and revoked."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (_length_check("secret_hash"), sa.UniqueConstraint("prefix"))
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=ID_TYPE)
+    partner_id: int = Field(foreign_key="partners.id", sa_type=ID_TYPE)
+    prefix: str = Field(max_length=16)
+    secret_hash: bytes
+    scopes: str = Field(sa_type=sa.Text)  # space-separated `resource:action`
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime | None = None
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+class SignInChallenge(StoreModel, table=True):
+    """An EIP-4361 message handed out for one sign-in: its nonce is good once and for a few minutes."""
+
+    __tablename__ = "sign_in_challenges"
+
+    nonce: str = Field(primary_key=True, max_length=32)
+    address: str = Field(max_length=42)
+    message: str = Field(sa_type=sa.Text)
+    expires_at: datetime
+    used_at: datetime | None = None
+
+
+class WebSession(StoreModel, table=True):
+    """A signed-in customer, auditor or partner (pages). Only the token's and the CSRF token's SHA-256
+    are kept. `signer` is the key that signed in: a session ends when the chain no longer names it."""
+
+    __tablename__ = "web_sessions"
+    __table_args__ = (_length_check("token_hash"), sa.UniqueConstraint("token_hash"))
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=ID_TYPE)
+    token_hash: bytes
+    csrf_hash: bytes
+    role: str = Field(max_length=16)
+    signer: str | None = Field(default=None, max_length=42)
+    member_id: bytes | None = None
+    partner_id: int | None = Field(default=None, foreign_key="partners.id", sa_type=ID_TYPE)
+    token_id: int | None = Field(default=None, foreign_key="api_tokens.id", sa_type=ID_TYPE)
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    ended_at: datetime | None = None
+
+
+class IdempotentRequest(StoreModel, table=True):
+    """A write sent with an `Idempotency-Key`: the request's hash and, once answered, the answer, which
+    is replayed for the same key and body. Write answers carry ids and states, never personal data."""
+
+    __tablename__ = "idempotent_requests"
+    __table_args__ = (_length_check("request_hash"), sa.UniqueConstraint("credential", "key"))
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=ID_TYPE)
+    credential: str = Field(max_length=64)
+    key: str = Field(max_length=255)
+    request_hash: bytes
+    status_code: int | None = None  # None: still being answered
+    headers_json: str | None = Field(default=None, sa_type=sa.Text)
+    body: bytes | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Job(StoreModel, table=True):
+    """Long work started over HTTP (an import, training, scoring everyone, a verification). `runner`
+    names the server process that runs it: a job of a process that is gone is reported failed."""
+
+    __tablename__ = "jobs"
+
+    id: str = Field(primary_key=True, max_length=36)
+    owner: str = Field(max_length=120)  # the principal that started it, e.g. "partner acme"
+    kind: str = Field(max_length=32)
+    status: str = Field(max_length=16)  # queued, running, succeeded, failed
+    progress: float = 0.0
+    message: str = Field(default="", sa_type=sa.Text)
+    result_json: str | None = Field(default=None, sa_type=sa.Text)
+    error: str | None = Field(default=None, sa_type=sa.Text)
+    runner: str = Field(max_length=36)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)

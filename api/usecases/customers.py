@@ -244,10 +244,11 @@ def update_customer(crm: Crm, who: Principal, member: bytes, changes: dict[str, 
     whole, then sealed anew under the customer's key. The customer number (external ref) stays."""
     partner_name = who.acting_partner()
     allowed = {"name", "email", "phone", "country", "address"}
-    if not changes or set(changes) - allowed:
-        raise InvalidInput(f"give at least one of {', '.join(sorted(allowed))} to change")
     with crm.unit_of_work() as db:
+        # whose customer it is, first: another partner gets "not found" whatever it sent, never a hint
         customer = owned_customer(crm, db, partner_name, member)
+        if not changes or set(changes) - allowed:
+            raise InvalidInput(f"give at least one of {', '.join(sorted(allowed))} to change")
         current = _view(crm, partner_name, customer)
         if customer.status is CustomerStatus.ERASED:
             raise CustomerIsErased(f"member 0x{member.hex()} was erased")

@@ -8,8 +8,8 @@ from eth_account.signers.local import LocalAccount
 from sqlalchemy.exc import IntegrityError
 
 from api.context import Crm
-from api.errors import InvalidInput, NotAConsortiumPartner
-from api.principal import Principal
+from api.errors import InvalidInput, NotAConsortiumPartner, NotAllowed
+from api.principal import Principal, Role
 from offchain.repositories import partners
 from offchain.repositories.partners import PartnerRecord
 from offchain.vault import check_partner
@@ -59,6 +59,14 @@ def positions(crm: Crm, who: Principal) -> list[Position]:
         )
         for p in found
     ]
+
+
+def coalition_positions(crm: Crm, who: Principal) -> list[Position]:
+    """Every registered partner's settlement position: what each partner and the auditor may see (the
+    figures are on chain for all of them to read); a member may not."""
+    if who.role not in (Role.PARTNER, Role.AUDITOR, Role.OPERATOR):
+        raise NotAllowed(f"{who} may not read the coalition's settlement")
+    return positions(crm, Principal.operator())
 
 
 def partner_names(crm: Crm, who: Principal) -> list[str]:

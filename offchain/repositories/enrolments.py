@@ -58,3 +58,10 @@ def of_members(db: Session, members: Sequence[bytes]) -> dict[bytes, Any]:
 def set_signer(db: Session, member: bytes, signer: str) -> None:
     """Record the member's key bound on chain after its enrolment (the row mirrors the chain)."""
     db.connection().execute(update(_TABLE).where(_C.member_id == member).values(signer=signer))
+
+
+def members_of_signer(db: Session, signer: str) -> list[bytes]:
+    """The members this store enrolled with `signer` as their key, newest first (the chain decides which
+    of them the key still holds)."""
+    query = core_select(_C.member_id).where(_C.signer == signer).order_by(_C.id.desc())
+    return [bytes(row[0]) for row in db.connection().execute(query)]

@@ -44,3 +44,8 @@ def add(db: Session, name: str, address: str) -> PartnerRecord:
     db.add(partner)
     db.flush()
     return _record(partner)
+
+
+def by_id(db: Session, partner_id: int) -> PartnerRecord | None:
+    found = db.get(Partner, partner_id)
+    return None if found is None else _record(found)
