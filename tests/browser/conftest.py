@@ -5,10 +5,7 @@ Every page a test opens is watched: a request to any host but the test server is
 test (the pages must work with no internet), so does an uncaught error in the page's scripts, and a
 failing test leaves a screenshot under build/browser-failures/.
 
-Until the HTTP API's sessions are in this branch, `SignInDouble` stands in for its `/v1/auth/*`
-routes, following their published shape: it checks the EIP-191 signature of its EIP-4361 challenge
-with eth-account and takes the role from the chain (an admitted auditor, or a member's bound signer),
-so the page's real signing code is what is tested.
+The server is the real app (`create_app`): the pages sign in through the API's own `/v1/auth/*`.
 """
 
 from __future__ import annotations
@@ -16,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import secrets
 import socket
 import threading
 import time
@@ -29,16 +25,15 @@ import pytest
 import uvicorn
 from eth_account import Account
 from eth_account.messages import encode_defunct
-from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
-from fastapi.staticfiles import StaticFiles
+from fastapi import FastAPI
 from playwright.sync_api import BrowserContext, Page, Route
 
 from api.context import Crm
-from api.http import pages
-from api.http.pages.base import STATIC
+from api.http.app import create_app
 from api.principal import Principal
 from api.settings import Settings
+from api.usecases import access
+from api.usecases.access import issue_token
 from api.usecases.anchoring import anchor_now
 from api.usecases.consent import give_consent
 from api.usecases.customer_keys import new_customer_key, open_customer_key
@@ -80,8 +75,9 @@ class World:
     keys: dict[str, Path]  # who -> keystore file (made as `ledgercrm customer key new` makes it)
     addresses: dict[str, str]
     members: dict[str, bytes]
-    api_keys: dict[str, str]  # partner -> the key its staff sign in with (the double's)
+    api_keys: dict[str, str]  # partner -> an API key (`ledgercrm token issue`)
     auditor: str
+    private_keys: dict[str, bytes]  # for sessions opened without the page (see `session_for`)
     interactions: list[int] = field(default_factory=list)
     model_id: int = 0
 
@@ -94,7 +90,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     coalition = Coalition.deploy(backend, founders=accounts[:3], deployer=accounts[0])
     auditor = Account.create()
     coalition.consortium.decide(accounts[:3], Action.ADMIT_AUDITOR, auditor.address)
-    crm = Crm.open(Settings(environment="development", home=home, batch_max_leaves=8), coalition)
+    # the tests' requests come from one address: above the limit of requests a credential may send
+    settings = Settings(
+        environment="development", home=home, batch_max_leaves=8, http_rate_limit="100000/minute"
+    )
+    crm = Crm.open(settings, coalition)
     for name, account in zip(PARTNERS, accounts, strict=False):
         register_partner(crm, name, account)
     acme, borealis = Principal.of_partner("acme"), Principal.of_partner("borealis")
@@ -133,8 +133,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             keys=keys,
             addresses={"alice": alice_address, "auditor": auditor.address},
             members=members,
-            api_keys={name: f"lcrm_test{name}_{secrets.token_hex(16)}" for name in PARTNERS},
+            api_keys={name: issue_token(crm, Principal.of_partner(name)).key for name in PARTNERS},
             auditor=auditor.address,
+            private_keys={"alice": alice_key.key, "auditor": auditor.key},
             interactions=recorded,
             model_id=model_id,
         )
@@ -197,109 +198,15 @@ def register_glass_box(crm: Crm, partner: str) -> int:
     return model_id
 
 
-class SignInDouble:
-    """The HTTP API's `/v1/auth/*` as its issue spells them, for the pages' tests until the API's own
-    sessions are in this branch. Sessions live in memory; the cookies are the API's."""
-
-    def __init__(self, world: World) -> None:
-        self.world = world
-        self.challenges: dict[str, str] = {}  # nonce -> address
-        self.sessions: dict[str, Principal] = {}
-
-    def principal_of(self, request: Request) -> Principal | None:
-        return self.sessions.get(request.cookies.get("lcrm_session", ""))
-
-    def install(self, app: FastAPI) -> None:
-        app.state.principal_of = self.principal_of
-        app.add_api_route("/v1/auth/challenge", self.challenge, methods=["POST"])
-        app.add_api_route("/v1/auth/session", self.session, methods=["POST"])
-        app.add_api_route("/v1/auth/partner-session", self.partner_session, methods=["POST"])
-        app.add_api_route("/v1/auth/logout", self.logout, methods=["POST"])
-
-    async def challenge(self, request: Request) -> Response:
-        address = str((await request.json()).get("address", ""))
-        nonce = secrets.token_hex(8)
-        self.challenges[nonce] = address
-        host = request.url.netloc
-        message = (
-            f"{host} wants you to sign in with your Ethereum account:\n{address}\n\nSign in to ledgercrm.\n\n"
-            f"URI: {request.base_url}\nVersion: 1\nChain ID: {self.world.crm.coalition.deployment.chain_id}\n"
-            f"Nonce: {nonce}\nIssued At: {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}"
-        )
-        return JSONResponse({"message": message})
-
-    async def session(self, request: Request) -> Response:
-        body = await request.json()
-        message, signature = str(body.get("message", "")), str(body.get("signature", ""))
-        found = re.search(r"^Nonce: (\w+)$", message, re.M)
-        address = self.challenges.pop(found.group(1), None) if found else None
-        signer = Account.recover_message(encode_defunct(text=message), signature=signature)
-        if address is None or signer != address:
-            return _problem(401, "This signature does not sign the challenge for that address.")
-        coalition = self.world.crm.coalition
-        if coalition.consortium.is_auditor(signer):
-            principal = Principal.of_auditor(signer)
-        else:
-            member = next(
-                (m for m in self.world.members.values() if coalition.members.member(m).signer == signer), None
-            )
-            if member is None:
-                return _problem(403, "This key is neither an auditor's nor a member's.")
-            principal = Principal.of_customer(member)
-        return self._start(principal)
-
-    async def partner_session(self, request: Request) -> Response:
-        key = str((await request.json()).get("api_key", ""))
-        name = next((n for n, k in self.world.api_keys.items() if secrets.compare_digest(k, key)), None)
-        if name is None:
-            return _problem(401, "This API key is not valid.")
-        return self._start(Principal.of_partner(name))
-
-    async def logout(self, request: Request) -> Response:
-        self.sessions.pop(request.cookies.get("lcrm_session", ""), None)
-        response = Response(status_code=204)
-        response.delete_cookie("lcrm_session")
-        return response
-
-    def _start(self, principal: Principal) -> Response:
-        token = secrets.token_urlsafe(24)
-        self.sessions[token] = principal
-        response = JSONResponse(
-            {
-                "token": token,
-                "role": str(principal.role),
-                "member": "0x" + principal.member.hex() if principal.member else None,
-                "expires_at": "",
-            }
-        )
-        response.set_cookie("lcrm_session", token, httponly=True, samesite="strict")
-        response.set_cookie("lcrm_csrf", secrets.token_urlsafe(16), samesite="strict")
-        return response
-
-
-def _problem(status: int, detail: str) -> Response:
-    return JSONResponse(
-        {"title": "refused", "status": status, "detail": detail},
-        status,
-        media_type="application/problem+json",
-    )
-
-
 @dataclass
 class Live:
     url: str
     app: FastAPI
-    sign_in: SignInDouble
 
 
 @pytest.fixture(scope="session")
 def live(world: World) -> Iterator[Live]:
-    app = FastAPI()
-    app.state.crm = world.crm
-    double = SignInDouble(world)
-    double.install(app)
-    app.include_router(pages.router)
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app = create_app(world.crm.settings, world.crm)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -312,7 +219,7 @@ def live(world: World) -> Iterator[Live]:
             raise RuntimeError("the test server did not start")
         time.sleep(0.02)
     try:
-        yield Live(f"http://127.0.0.1:{port}", app, double)
+        yield Live(f"http://127.0.0.1:{port}", app)
     finally:
         server.should_exit = True
         thread.join(timeout=10)
@@ -375,12 +282,24 @@ def sign_in_partner(page: Page, live: Live, world: World, partner: str) -> None:
     page.get_by_role("button", name="Sign in").click()
 
 
-def session_for(context: BrowserContext, live: Live, principal: Principal) -> None:
-    """Sign `principal` in to `context` without the sign-in form (each role's form has a test of its
-    own): a session of the sign-in double, its cookie put in the browser."""
-    response = live.sign_in._start(principal)
-    token = next(t for t, p in live.sign_in.sessions.items() if p == principal and t in str(response.headers))
-    context.add_cookies([{"name": "lcrm_session", "value": token, "url": live.url}])
+def session_for(context: BrowserContext, live: Live, world: World, who: str) -> None:
+    """Sign `who` (a partner's name, "alice" or "auditor") in to `context` without the sign-in form
+    (each role's form has a test of its own), through the same use cases the API's sign-in calls."""
+    crm = world.crm
+    if who in world.api_keys:
+        opened = access.partner_session(crm, world.api_keys[who])
+    else:
+        account = Account.from_key(world.private_keys[who])
+        host = live.url.removeprefix("http://")
+        message = access.sign_in_challenge(crm, account.address, domain=host, uri=live.url)
+        signature = Account.sign_message(encode_defunct(text=message), account.key).signature
+        opened = access.sign_in(crm, message, "0x" + signature.hex())
+    context.add_cookies(
+        [
+            {"name": "lcrm_session", "value": opened.token, "url": live.url},
+            {"name": "lcrm_csrf", "value": opened.csrf_token, "url": live.url},
+        ]
+    )
 
 
 SCREENSHOTS = ROOT / "build" / "screenshots"
