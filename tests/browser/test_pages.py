@@ -177,3 +177,51 @@ def test_the_model_card_s_charts_render(
         box = chart.bounding_box()
         assert box is not None and box["width"] > 200 and box["height"] > 60, name
     screenshot(page, "model-card")
+
+
+def test_partner_awards_points_and_sees_settlement_move(
+    context: BrowserContext, page: Page, live: Live, world: World
+) -> None:
+    loyalty = world.crm.coalition.loyalty
+    acme = world.crm.signer("acme").address
+    before = loyalty.position_of(acme)
+    session_for(context, live, world, "acme")
+    page.goto(f"{live.url}/partner?q=bruno")
+    page.get_by_role("link", name="Bruno Diaz").click()
+    page.wait_for_load_state()  # the write is sent by htmx, which starts once the page has loaded
+    expect(page.locator("[data-balance]")).to_have_text("0")
+
+    page.get_by_label("Points to award").fill("12.5")
+    page.get_by_role("button", name="Award points").click()
+    expect(page.get_by_role("alert")).to_contain_text("Enter the points as a whole number")
+    page.get_by_label("Points to award").fill("250")
+    page.get_by_role("button", name="Award points").click()
+    expect(page.locator("[data-balance]")).to_have_text("250")
+    assert loyalty.balance_of(world.members["bruno"]) == 250
+    screenshot(page, "partner-customer")
+
+    page.get_by_role("link", name="Settlement").click()
+    expect(page.locator("[data-net]")).to_have_text(f"{before - 250:+d}")
+    assert loyalty.position_of(acme) == before - 250
+
+
+def test_a_write_without_the_csrf_token_or_by_another_partner_changes_nothing(
+    context: BrowserContext, live: Live, world: World
+) -> None:
+    bruno = world.members["bruno"]
+    url = f"{live.url}/partner/customers/0x{bruno.hex()}/points"
+    balance = world.crm.coalition.loyalty.balance_of(bruno)
+    session_for(context, live, world, "acme")
+    # the session cookie rides along (as with a form another site posts), the CSRF header does not
+    forged = context.request.post(url, form={"amount": "100"})
+    assert forged.status == 401 and "Sign in as a partner" in forged.text()
+    csrf = next(c["value"] for c in context.cookies() if c["name"] == "lcrm_csrf")
+    context.clear_cookies()
+    session_for(context, live, world, "borealis")
+    other = next(c["value"] for c in context.cookies() if c["name"] == "lcrm_csrf")
+    stranger = context.request.post(url, form={"amount": "100"}, headers={"X-CSRF-Token": other})
+    assert stranger.status == 404 and "Bruno" not in stranger.text()
+    # borealis's session with acme's token: the token is the session's, not any session's
+    mixed = context.request.post(url, form={"amount": "100"}, headers={"X-CSRF-Token": csrf})
+    assert mixed.status == 401
+    assert world.crm.coalition.loyalty.balance_of(bruno) == balance

@@ -5,21 +5,26 @@ from __future__ import annotations
 
 from collections import Counter
 from typing import Any
+from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 
 from api.errors import CrmError, NotFound
 from api.http import charts
 from api.http.pages.base import as_role, crm_of, render, sign_in_page
+from api.messages import describe
 from api.principal import Principal, Role
 from api.usecases.consent import consent_history
 from api.usecases.customers import list_customers, show_customer
 from api.usecases.decisions import list_decisions
 from api.usecases.interactions import list_interactions
-from api.usecases.loyalty import balance, points_history
+from api.usecases.loyalty import PointsRequest, balance, earn_points, points_history
 from api.usecases.models import list_models, model_card, model_shapes
 from api.usecases.partners import positions
+from ledger.errors import LedgerError
+from offchain.errors import VaultError
 
 router = APIRouter()
 PER_PAGE = 20
@@ -70,6 +75,45 @@ def customer_page(request: Request, member: str) -> HTMLResponse:
         balance=balance(crm, who, member_id),
         points=points_history(crm, who, member_id),
         decisions=list_decisions(crm, who, member_id),
+        member=member,
+    )
+
+
+@router.post("/partner/customers/{member}/points", response_class=HTMLResponse)
+async def award_points(request: Request, member: str) -> HTMLResponse:
+    """Award points to the customer (the form on the customer's page, sent by htmx with the session's
+    CSRF token): the points section again, with the new balance, or with the refusal in words."""
+    form = parse_qs((await request.body()).decode(errors="replace"))
+    return await run_in_threadpool(_award, request, member, form.get("amount", [""])[0].strip())
+
+
+def _award(request: Request, member: str, amount_text: str) -> HTMLResponse:
+    who = as_role(request, Role.PARTNER)
+    if who is None:  # no session, another role's, or a cookie write without its CSRF token
+        return sign_in_page(request, Role.PARTNER)
+    crm = crm_of(request)
+    problem = None
+    try:
+        member_id = _member(member)
+        show_customer(crm, who, member_id)  # NotFound for another partner's customer, before any write
+    except CrmError as error:
+        return render(request, "pages/not_found.html", status_code=404, problem=str(error))
+    if not amount_text.isdigit():
+        problem = "Enter the points as a whole number, for example 250."
+    else:
+        try:
+            earn_points(crm, who, PointsRequest(member_id, int(amount_text)))
+        except (CrmError, LedgerError, VaultError) as error:
+            problem = describe(error)
+    return render(
+        request,
+        "pages/partner_points.html",
+        status_code=422 if problem else 200,
+        member=member,
+        balance=balance(crm, who, member_id),
+        points=points_history(crm, who, member_id),
+        points_problem=problem,
+        amount=amount_text if problem else "",
     )
 
 

@@ -90,6 +90,19 @@ async function softNavigate(url) {
 
 window.addEventListener("popstate", () => window.location.reload());
 
+// htmx's writes carry the session's CSRF token, as every cookie-signed write must.
+document.addEventListener("htmx:configRequest", (event) => {
+  event.detail.headers["X-CSRF-Token"] = csrf();
+});
+
+// A refusal htmx does not swap in (not a 422 with its own form) still reaches the person, in words.
+document.addEventListener("htmx:responseError", (event) => {
+  showProblem(`The server refused this (status ${event.detail.xhr.status}). Sign in again if this persists.`);
+});
+document.addEventListener("htmx:sendError", () => {
+  showProblem("The server cannot be reached. Check your connection and try again.");
+});
+
 document.addEventListener("submit", async (event) => {
   const form = event.target;
   if (!(form instanceof HTMLFormElement) || !form.dataset.signIn) return;
