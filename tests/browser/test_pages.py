@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 from contextlib import closing
+from pathlib import Path
 
 from playwright.sync_api import BrowserContext, Page, expect
 from sqlalchemy import make_url
@@ -55,6 +56,10 @@ def test_customer_signs_in_with_a_keystore_and_sees_their_consents(
     held = page.evaluate("async () => (await import('/static/js/keys.js')).heldAddress()")
     assert held == world.addresses["alice"]
     screenshot(page, "privacy-centre")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download everything held about you").click()
+    exported = Path(download.value.path()).read_text()
+    assert "alice.q@example.org" in exported and world.members["alice"].hex() in exported
 
 
 def test_auditor_signs_in_sees_heads_and_a_finding_for_a_record_edited_behind_the_system(
