@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TextIO, TypeVar
 
 import typer
+import typer.rich_utils
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+from typer.core import TyperOption
 
 from api.errors import CrmError
 from api.principal import Principal
@@ -48,6 +50,11 @@ customer_key_app = typer.Typer(
     help="A customer's own key (an encrypted keystore file).", no_args_is_help=True
 )
 customer_app.add_typer(customer_key_app, name="key")
+customer_sign_app = typer.Typer(
+    help="Run by the customer, with her own keystore: sign what a partner then relays (--signature FILE).",
+    no_args_is_help=True,
+)
+customer_app.add_typer(customer_sign_app, name="sign")
 model_app = typer.Typer(
     help="Churn models: train and register, list, read a model card.", no_args_is_help=True
 )
@@ -86,6 +93,27 @@ PartnerOption = Annotated[
 ]
 
 
+def _one_line_usage_error(exc: Any) -> None:
+    """A malformed command line is one line on stderr (exit 2, the usage error's code), like every other
+    mistake, instead of Typer's boxed usage wrapped at 80 columns in a pipe."""
+    ctx = getattr(exc, "ctx", None)
+    where = f" (`{ctx.command_path} --help` lists what it takes)" if ctx is not None else ""
+    errors.print(Text.assemble(("error: ", "red"), exc.format_message() + where))
+
+
+def _flag_type(self: TyperOption, ctx: typer.Context) -> str | None:
+    """An on/off flag takes no value: the help shows no type for it (Typer would show `<bool>`)."""
+    if self.is_flag and not self.count:
+        return None
+    return _option_type(self, ctx)
+
+
+# Typer looks these up at call time: usage errors and option types, our way, in every command.
+typer.rich_utils.rich_format_error = _one_line_usage_error  # type: ignore[assignment]
+_option_type = TyperOption.display_type_rich
+TyperOption.display_type_rich = _flag_type  # type: ignore[method-assign,assignment]
+
+
 def parse_member(value: str) -> bytes:
     text = value.removeprefix("0x")
     if len(text) != 64:
@@ -105,12 +133,13 @@ MemberArgument = Annotated[
 ]
 
 
-CustomerKeyOption = Annotated[
+SignatureOption = Annotated[
     Path | None,
     typer.Option(
-        "--customer-key",
+        "--signature",
         metavar="FILE",
-        help="the customer's keystore file: the customer signs (needed for a member with a key)",
+        help="the customer's signature file (`ledgercrm customer sign ...`, run by her): needed for a"
+        " member with a key",
     ),
 ]
 PassphraseFileOption = Annotated[
@@ -141,6 +170,16 @@ def _customer_key(key_file: Path | None, passphrase_file: Path | None, *, label:
 
     with user_errors():
         return open_customer_key(key_file, _passphrase(passphrase_file, label=label))
+
+
+def _signature(path: Path | None) -> Any:
+    """The customer's signature file as a SignedMessage, or None if no file was given."""
+    if path is None:
+        return None
+    from api.usecases.signing import read_signature_file
+
+    with user_errors():
+        return read_signature_file(path)
 
 
 class State:
@@ -230,6 +269,15 @@ def as_partner(name: str) -> Principal:
 OPERATOR = Principal.operator()
 
 
+ConsortiumOption = Annotated[
+    str | None,
+    typer.Option(
+        metavar="ADDRESS",
+        help="the Consortium you trust (given out of band): refuse any deployment that is not its own",
+    ),
+]
+
+
 # --- init, partners ------------------------------------------------------------------------------------
 
 
@@ -244,17 +292,36 @@ def init(
         Path | None,
         typer.Option(metavar="FILE", help="manifest of an existing deployment to attach to (URL chains)"),
     ] = None,
+    consortium: ConsortiumOption = None,
+    key_file: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE",
+            help="your funded key (hex) that deploys new contracts and founds the coalition (URL chains"
+            " that are not a development chain)",
+        ),
+    ] = None,
 ) -> None:
     """Create a home: attach to (or deploy) the contracts and create the stores."""
     from api.usecases.home import init_home
 
     with user_errors():
-        config, how = init_home(state.home, chain, db, deployment)
+        config, how = init_home(state.home, chain, db, deployment, consortium=consortium, key_file=key_file)
     console.print(
         f"initialised {state.home} on {config.rpc_url}, chain id {config.deployment['chainId']}: {how}"
     )
     for name, address in config.deployment["contracts"].items():
         console.print(f"  {name:<18} {address}")
+    console.print(
+        f"trust anchor: Consortium {config.consortium} on chain id {config.deployment['chainId']}; every"
+        " other address is read from it. Give it to auditors and partners out of band; they pin it with"
+        " --consortium ADDRESS (init, verify)"
+    )
+    if not config.development:
+        console.print(
+            "not a development chain: the public test keys are refused here; `partner add` without"
+            " --key-file generates a fresh key, which you fund"
+        )
 
 
 @partner_app.command("add")
@@ -280,6 +347,11 @@ def partner_add(
         added = add_partner(state.home, name, key_file, kek_file)
     for path in added.new_files:
         console.print(f"created {path} (readable by its owner only)")
+    if added.generated:
+        console.print(
+            f"generated a new signing key for {name}: this is not a development chain, so the public test"
+            f" keys are not used; fund {added.address} before it sends transactions"
+        )
     if added.registered:
         console.print(f"partner {name}: {added.address}")
         return
@@ -298,7 +370,7 @@ def partner_list() -> None:
     table = Table("partner", "address", "issued", "redeemed at", "position")
     for p in with_crm(lambda crm: positions(crm, OPERATOR)):
         table.add_row(p.name, p.address, str(p.issued), str(p.redeemed), f"{p.net:+d}")
-    console.print(table)
+    show_wide(table)
 
 
 @governance_app.command("propose")
@@ -359,7 +431,7 @@ def governance_proposals() -> None:
             "executed" if p.executed else "open",
             p.expires_at.isoformat(timespec="seconds"),
         )
-    console.print(table)
+    show_wide(table)
 
 
 # --- customers and interactions --------------------------------------------------------------------------
@@ -439,57 +511,44 @@ def customer_key_bind(
     console.print(f"member {hexid(member)}: signer {address} bound")
 
 
-NewKeyOption = Annotated[
-    Path,
-    typer.Option("--new-key", metavar="FILE", help="the customer's new keystore file (`customer key new`)"),
-]
-NewPassphraseFileOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--new-passphrase-file",
-        metavar="FILE",
-        help="read the new key file's passphrase from FILE (else a prompt)",
-    ),
-]
-
-
 @customer_key_app.command("change")
 def customer_key_change(
     member: MemberArgument,
     partner: PartnerOption,
-    customer_key: Annotated[
+    signature: Annotated[
         Path,
-        typer.Option("--customer-key", metavar="FILE", help="the member's current keystore file: it signs"),
+        typer.Option(
+            "--signature",
+            metavar="FILE",
+            help="her signature of the change, made with her current key (`customer sign key-change`)",
+        ),
     ],
-    new_key: NewKeyOption,
-    passphrase_file: PassphraseFileOption = None,
-    new_passphrase_file: NewPassphraseFileOption = None,
 ) -> None:
-    """Give a member a new key, signed with its current one; any partner relays the change."""
+    """Give a member a new key, signed with its current one on the customer's own device; any partner
+    relays the change."""
     from api.usecases.customer_keys import change_customer_key
 
-    current = _customer_key(customer_key, passphrase_file, label="passphrase of the current key")
-    new = _customer_key(new_key, new_passphrase_file, label="passphrase of the new key")
-    change = with_crm(lambda crm: change_customer_key(crm, as_partner(partner), member, current, new))
+    signed = _signature(signature)
+    change = with_crm(lambda crm: change_customer_key(crm, as_partner(partner), member, signed))
     console.print(
         f"member {hexid(member)}: signer {change.signer} (was {change.previous}), in block"
         f" {change.block_number}"
     )
 
 
+NewSignerOption = Annotated[
+    str, typer.Option("--new-signer", metavar="ADDRESS", help="the address of the customer's new key")
+]
+
+
 @customer_key_app.command("reset")
-def customer_key_reset(
-    member: MemberArgument,
-    partner: PartnerOption,
-    new_key: NewKeyOption,
-    new_passphrase_file: NewPassphraseFileOption = None,
-) -> None:
-    """Vote, as this partner, to give a member whose key was lost a new one; the key is reset once a
-    strict majority of the partners voted for the same new key (each vote counts for 7 days)."""
+def customer_key_reset(member: MemberArgument, partner: PartnerOption, new_signer: NewSignerOption) -> None:
+    """Vote, as this partner, to give a member whose key was lost a new one (its address only: the
+    customer keeps the key); the key is reset once a strict majority of the partners voted for the same
+    new key (each vote counts for 7 days)."""
     from api.usecases.customer_keys import vote_key_reset
 
-    new = _customer_key(new_key, new_passphrase_file, label="passphrase of the new key")
-    outcome = with_crm(lambda crm: vote_key_reset(crm, as_partner(partner), member, new.address))
+    outcome = with_crm(lambda crm: vote_key_reset(crm, as_partner(partner), member, new_signer))
     if outcome.moved_from is not None:
         console.print(f"{partner}'s vote moved from key {outcome.moved_from} to {outcome.new_signer}")
     state_words = "signer reset" if outcome.reset else "not yet reset"
@@ -505,6 +564,111 @@ def customer_key_reset(
     console.print(line)
 
 
+# --- customer sign: run by the customer, on her own device, with her own keystore -----------------------
+
+SignKeyOption = Annotated[Path, typer.Option("--key", metavar="FILE", help="your keystore file (it signs)")]
+SignOutOption = Annotated[
+    Path, typer.Option("--out", metavar="FILE", help="where to write the signature file (must not exist)")
+]
+
+
+def _sign_to_file(
+    key_file: Path, passphrase_file: Path | None, out: Path, make: Callable[[Crm, Any], Any]
+) -> None:
+    """Open the customer's key here, in her own process, have `make(crm, key)` prepare and sign, and
+    write the signature file for a partner to relay."""
+    from api.usecases.signing import write_signature_file
+
+    key = _customer_key(key_file, passphrase_file)
+    signed = with_crm(lambda crm: make(crm, key))
+    with user_errors():
+        write_signature_file(out, signed)
+    message = signed.message
+    until = datetime.fromtimestamp(message["deadline"]).astimezone()
+    console.print(
+        f"{out}: {signed.primary} signed by {key.address}, nonce {message['nonce']}, valid until"
+        f" {until:%Y-%m-%d %H:%M %Z}; hand it to the partner"
+    )
+
+
+def _sign_consent(
+    withdraw: bool, member: bytes, partner: str, purpose: str, expires: str | None, key: Path,
+    passphrase_file: Path | None, out: Path,
+) -> None:  # fmt: skip
+    from api.usecases.signing import customer_signs_consent
+
+    expires_at = _parse_time(expires)
+
+    def make(crm: Crm, k: Any) -> Any:
+        return customer_signs_consent(
+            crm, k, member, partner, purpose, withdraw=withdraw, expires_at=expires_at
+        )
+
+    _sign_to_file(key, passphrase_file, out, make)
+
+
+@customer_sign_app.command("consent-give")
+def customer_sign_consent_give(
+    member: MemberOption,
+    partner: PartnerOption,
+    purpose: PurposeOption,
+    key: SignKeyOption,
+    out: SignOutOption,
+    expires: Annotated[
+        str | None, typer.Option(metavar="TIME", help="ISO 8601 expiry with time zone")
+    ] = None,
+    passphrase_file: PassphraseFileOption = None,
+) -> None:
+    """Sign your consent to a partner for a purpose (the partner relays it: `consent give --signature`)."""
+    _sign_consent(False, member, partner, purpose, expires, key, passphrase_file, out)
+
+
+@customer_sign_app.command("consent-withdraw")
+def customer_sign_consent_withdraw(
+    member: MemberOption,
+    partner: PartnerOption,
+    purpose: PurposeOption,
+    key: SignKeyOption,
+    out: SignOutOption,
+    passphrase_file: PassphraseFileOption = None,
+) -> None:
+    """Sign the withdrawal of your consent (relayed with `consent withdraw --signature`)."""
+    _sign_consent(True, member, partner, purpose, None, key, passphrase_file, out)
+
+
+@customer_sign_app.command("redeem")
+def customer_sign_redeem(
+    member: MemberOption,
+    partner: PartnerOption,
+    amount: AmountOption,
+    key: SignKeyOption,
+    out: SignOutOption,
+    passphrase_file: PassphraseFileOption = None,
+) -> None:
+    """Sign a redemption of your points at a partner (relayed with `points redeem --signature`)."""
+    from api.usecases.signing import customer_signs_redeem
+
+    _sign_to_file(
+        key, passphrase_file, out, lambda crm, k: customer_signs_redeem(crm, k, member, partner, amount)
+    )
+
+
+@customer_sign_app.command("key-change")
+def customer_sign_key_change(
+    member: MemberOption,
+    new_signer: NewSignerOption,
+    key: SignKeyOption,
+    out: SignOutOption,
+    passphrase_file: PassphraseFileOption = None,
+) -> None:
+    """Sign, with your current key, the change to a new one (relayed with `customer key change`)."""
+    from api.usecases.signing import customer_signs_key_change
+
+    _sign_to_file(
+        key, passphrase_file, out, lambda crm, k: customer_signs_key_change(crm, k, member, new_signer)
+    )
+
+
 @customer_app.command("show")
 def customer_show(member: MemberArgument, partner: PartnerOption) -> None:
     """A customer's personal data (owning partner only)."""
@@ -514,7 +678,7 @@ def customer_show(member: MemberArgument, partner: PartnerOption) -> None:
     table = Table("field", "value", title=f"member {hexid(member)} ({view.status})")
     for key, value in view.pii.items():
         table.add_row(key, str(value))
-    console.print(table)
+    show_wide(table)
 
 
 @customer_app.command("list")
@@ -545,7 +709,8 @@ def customer_list(
         )
     show_wide(table)
     pages = max(1, -(-found.total // found.per_page))
-    console.print(f"page {found.page} of {pages}: {len(found.customers)} of {found.total} customers")
+    shown = f"{len(found.customers)} of {plural(found.total, 'customer')}"
+    console.print(f"page {found.page} of {pages}: {shown}")
 
 
 @customer_app.command("update")
@@ -582,7 +747,7 @@ def interaction_list(partner: PartnerOption, member: MemberOption) -> None:
             line.external_key or "-",
             line.anchoring + (" (content erased)" if line.erased else ""),
         )
-    console.print(table)
+    show_wide(table)
     if not lines:
         console.print("no interactions")
 
@@ -672,15 +837,14 @@ def consent_give(
     collection_method: Annotated[
         str, typer.Option(metavar="METHOD", help="how consent was collected")
     ] = "cli",
-    customer_key: CustomerKeyOption = None,
-    passphrase_file: PassphraseFileOption = None,
+    signature: SignatureOption = None,
 ) -> None:
-    """Record that the member gives consent to this partner for a purpose (signed by the customer with
-    --customer-key, else attested by the member's home partner)."""
+    """Record that the member gives consent to this partner for a purpose (signed by the customer:
+    --signature FILE, else attested by the member's home partner)."""
     from api.usecases.consent import ConsentTerms, give_consent
 
     expires_at = _parse_time(expires)
-    key = _customer_key(customer_key, passphrase_file)
+    signed = _signature(signature)
     receipt = with_crm(
         lambda crm: give_consent(
             crm,
@@ -689,7 +853,7 @@ def consent_give(
             purpose,
             expires_at=expires_at,
             terms=ConsentTerms(collection_method=collection_method),
-            customer_key=key,
+            signed=signed,
         )
     )
     console.print(f"consent given: receipt 0x{receipt.receipt_hash.hex()} in block {receipt.block_number}")
@@ -700,17 +864,14 @@ def consent_withdraw(
     partner: PartnerOption,
     member: MemberOption,
     purpose: PurposeOption,
-    customer_key: CustomerKeyOption = None,
-    passphrase_file: PassphraseFileOption = None,
+    signature: SignatureOption = None,
 ) -> None:
     """Record that the member withdraws consent to this partner (any partner records a withdrawal
-    towards itself; with --customer-key the customer signs it)."""
+    towards itself; with --signature FILE the customer signed it)."""
     from api.usecases.consent import withdraw_consent
 
-    key = _customer_key(customer_key, passphrase_file)
-    receipt = with_crm(
-        lambda crm: withdraw_consent(crm, as_partner(partner), member, purpose, customer_key=key)
-    )
+    signed = _signature(signature)
+    receipt = with_crm(lambda crm: withdraw_consent(crm, as_partner(partner), member, purpose, signed=signed))
     console.print(
         f"consent withdrawn: receipt 0x{receipt.receipt_hash.hex()} in block {receipt.block_number}"
     )
@@ -738,7 +899,7 @@ def consent_history_cmd(
             r.expires_at.isoformat(timespec="seconds") if r.expires_at else "-",
             "yes" if event.on_chain else Text("NO", style="red"),
         )
-    console.print(table)
+    show_wide(table)
 
 
 @consent_app.command("check")
@@ -766,15 +927,15 @@ def consent_check(
 # --- points ----------------------------------------------------------------------------------------------
 
 
-def _points(kind: str, partner: str, member: bytes, amount: int, key: Any = None) -> None:
+def _points(kind: str, partner: str, member: bytes, amount: int, signed: Any = None) -> None:
     from api.usecases.loyalty import PointsRequest, earn_points, redeem_points
 
     request = PointsRequest(member, amount)
     if kind == "earn":
         receipt = with_crm(lambda crm: earn_points(crm, as_partner(partner), request))
     else:
-        receipt = with_crm(lambda crm: redeem_points(crm, as_partner(partner), request, customer_key=key))
-    console.print(f"{kind}ed {amount} points; balance {receipt.balance}")
+        receipt = with_crm(lambda crm: redeem_points(crm, as_partner(partner), request, signed=signed))
+    console.print(f"{kind}ed {plural(amount, 'point')}; balance {receipt.balance}")
 
 
 AmountOption = Annotated[int, typer.Option(metavar="POINTS", help="whole points, at least 1")]
@@ -791,12 +952,11 @@ def points_redeem(
     partner: PartnerOption,
     member: MemberOption,
     amount: AmountOption,
-    customer_key: CustomerKeyOption = None,
-    passphrase_file: PassphraseFileOption = None,
+    signature: SignatureOption = None,
 ) -> None:
-    """Redeem points at this partner: signed by the customer with --customer-key (a member with a key,
-    at any partner), or by the member's home partner for a member without one."""
-    _points("redeem", partner, member, amount, _customer_key(customer_key, passphrase_file))
+    """Redeem points at this partner: signed by the customer (--signature FILE: a member with a key, at
+    any partner), or by the member's home partner for a member without one."""
+    _points("redeem", partner, member, amount, _signature(signature))
 
 
 @points_app.command("balance")
@@ -823,7 +983,7 @@ def points_history_cmd(member: MemberOption) -> None:
             line.external_key or "-",
             str(line.block_number) if line.block_number is not None else Text("not on chain", style="red"),
         )
-    console.print(table)
+    show_wide(table)
     if not lines:
         console.print("no points earned or redeemed")
 
@@ -890,14 +1050,20 @@ def verify(
     auditor: Annotated[
         bool, typer.Option("--auditor", help="open no key: every check that needs no personal data")
     ] = False,
+    consortium: ConsortiumOption = None,
 ) -> None:
-    """Verify the store against the chain, starting from the chain; exit 0 only if everything verifies."""
+    """Verify the store against the chain, starting from the chain (from the Consortium, the trust anchor,
+    down); exit 0 only if everything verifies."""
     from api.evidence.verification import Outcome
     from api.usecases.verification import verify as verify_store
 
     if (member is None) == (not all_):
         raise typer.BadParameter("give a MEMBER or --all (not both)")
-    report = with_crm(lambda crm: verify_store(crm, OPERATOR, member, auditor=auditor))
+    report = with_crm(lambda crm: verify_store(crm, OPERATOR, member, auditor=auditor, consortium=consortium))
+    console.print(
+        f"trusted: chain id {report.chain_id}, Consortium {report.consortium}"
+        + (" (pinned)" if consortium is not None else " (this home's; pin it with --consortium ADDRESS)")
+    )
     counts = report.counts
     summary = ", ".join(f"{counts[o]} {o.value}" for o in sorted(counts, key=str))
     # Pending records are not yet evidence of anything: they are counted and named, not failed.
@@ -1017,7 +1183,7 @@ def _print_import(report: Any) -> None:
         elif isinstance(value, float):
             value = f"{value:,.1f}"
         table.add_row(key.replace("_", " "), str(value))
-    console.print(table)
+    show_wide(table)
 
 
 ImportPurposesOption = Annotated[
@@ -1247,7 +1413,7 @@ def segments(
             f"{sum(r.frequency for r in rows) / n:.1f}",
             f"{sum(r.monetary for r in rows) / n:,.2f}",
         )
-    console.print(table)
+    show_wide(table)
     scan = report.scan
     kmeans = Table("k", "silhouette", "inertia", title="KMeans on standardised log R, F, M")
     for k, sil, inertia in zip(scan.ks, scan.silhouette, scan.inertia, strict=True):
@@ -1544,7 +1710,7 @@ def compile_(force: Annotated[bool, typer.Option(help="rebuild even if the cache
     table = Table("contract", "bytecode bytes", title=f"solc {build.compiler}")
     for name, artifact in sorted(build.artifacts.items()):
         table.add_row(name, str(len(artifact.bytecode) // 2 - 1))
-    console.print(table)
+    show_wide(table)
 
 
 # --- the HTTP API ----------------------------------------------------------------------------------------

@@ -48,6 +48,15 @@ SENTENCES: dict[str, Sentence] = {
     "ConsortiumUnknownProposal": lambda f: f"there is no proposal {f['proposalId']}",
     "ConsortiumProposalClosed": lambda f: f"proposal {f['proposalId']} is closed",
     "ConsortiumLastPartner": lambda f: f"{f['account']} is the last partner and cannot be removed",
+    "ConsortiumNotDeployer": lambda f: (
+        f"{f['account']} did not deploy this Consortium: only its deployer records the coalition's contracts"
+    ),
+    "ConsortiumContractsAlreadyRecorded": lambda f: (
+        "this Consortium already records the coalition's contracts: they are recorded once, at deployment"
+    ),
+    "ConsortiumForeignContract": lambda f: (
+        f"{f['account']} is not a coalition contract wired to this Consortium"
+    ),
     "DecisionUnknownModel": lambda f: f"there is no registered model {f['modelId']}",
     "DecisionNotRegistrant": lambda f: (
         f"only model {f['modelId']}'s registrant {f['registrant']} logs decisions against it,"

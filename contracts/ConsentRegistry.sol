@@ -16,7 +16,8 @@ import {IErasureHook, IMemberRegistry} from "./interfaces/IMemberRegistry.sol";
 ///   (`record`, `recordBatch`); a partner may always record a withdrawal towards itself;
 /// - a withdrawal needs a consent to withdraw; purposes are a declared list (`isPurpose`);
 /// - erasing the member (MemberRegistry) withdraws every consent it has given.
-/// An attested consent stops counting when its controller leaves the consortium.
+/// A consent, attested or signed, stops counting when its controller leaves the consortium, and does
+/// not come back when the controller is readmitted: a new tenure starts clean.
 contract ConsentRegistry is IConsentRegistry, IErasureHook {
     // A `Record` as stored: its first slot has four bytes to spare, where the entry at index 0 keeps the
     // length of its history. A member's first consent then writes two new slots instead of three (no
@@ -193,7 +194,7 @@ contract ConsentRegistry is IConsentRegistry, IErasureHook {
         if (low == 0) return false;
         Entry storage latest = history[low - 1];
         if (latest.status != Status.Given || (latest.expiresAt != 0 && timestamp >= latest.expiresAt)) return false;
-        return latest.source != Source.Attested || _consortium.servedThroughTime(controller, latest.timestamp, timestamp);
+        return _consortium.servedThroughTime(controller, latest.timestamp, timestamp);
     }
 
     /// @notice Whether consent was valid at the end of block `blockNumber`: the last record mined in or
@@ -348,7 +349,7 @@ contract ConsentRegistry is IConsentRegistry, IErasureHook {
     }
 
     function _attestationStands(Entry storage latest, address controller, uint64 atBlock) private view returns (bool) {
-        return latest.source != Source.Attested || _consortium.servedThrough(controller, latest.blockNumber, atBlock);
+        return _consortium.servedThrough(controller, latest.blockNumber, atBlock);
     }
 
     function _checkStatus(uint8 status, uint64 expiresAt) private view {

@@ -3,6 +3,11 @@ pragma solidity ^0.8.24;
 
 import {IConsortium} from "./interfaces/IConsortium.sol";
 
+/// @dev What every other coalition contract answers: the Consortium it asks for roles.
+interface IConsortiumBound {
+    function consortium() external view returns (address);
+}
+
 /// @title Consortium
 /// @notice Members of the coalition (partners and auditors). Every other ledgercrm contract asks this
 /// one for roles on every call, so a removal takes effect everywhere in the same block.
@@ -10,6 +15,10 @@ import {IConsortium} from "./interfaces/IConsortium.sol";
 /// partner's earlier vote no longer counts, and the denominator shrinks with it. A vote belongs to the
 /// voter's tenure: a partner removed and admitted again does not get its old votes back. Proposals
 /// expire `PROPOSAL_LIFETIME` after they were made.
+///
+/// The Consortium is the coalition's trust anchor: its deployer records the other five contracts here
+/// once, in the same deployment (`recordContracts`), each checked to be wired to this Consortium, and
+/// everyone reads their addresses from here, never from a local configuration.
 contract Consortium is IConsortium {
     struct Proposal {
         Action action;
@@ -35,16 +44,57 @@ contract Consortium is IConsortium {
     // the voter's tenure number (1 for its first) when it voted; 0: no vote
     mapping(uint256 proposalId => mapping(address voter => uint256)) private _voted;
     mapping(address account => Tenure[]) private _tenures;
+    address private immutable _deployer;
+    uint64 private immutable _deployedAtBlock;
+    address[] private _founders;
+    Contracts private _contracts;
 
     /// @param founders the initial partners; at least one, no duplicates, no zero address.
     constructor(address[] memory founders) {
         if (founders.length == 0) revert ConsortiumNoFounders();
+        _deployer = msg.sender;
+        _deployedAtBlock = uint64(block.number);
+        _founders = founders;
         for (uint256 i = 0; i < founders.length; ++i) {
             address founder = founders[i];
             if (founder == address(0)) revert ConsortiumZeroAddress();
             if (_roles[founder] != Role.None) revert ConsortiumDuplicateFounder(founder);
             _admit(founder, Role.Partner);
         }
+    }
+
+    /// @notice Record the coalition's other contracts, once; only the account that deployed this
+    /// Consortium, as the last step of the deployment. Each must be a contract whose `consortium()` is
+    /// this one, so a contract wired to another consortium (or an address without code) is refused.
+    function recordContracts(Contracts calldata contracts_) external {
+        if (msg.sender != _deployer) revert ConsortiumNotDeployer(msg.sender);
+        if (_contracts.memberRegistry != address(0)) revert ConsortiumContractsAlreadyRecorded();
+        _checkWired(contracts_.memberRegistry);
+        _checkWired(contracts_.consentRegistry);
+        _checkWired(contracts_.loyaltyPoints);
+        _checkWired(contracts_.interactionAnchor);
+        _checkWired(contracts_.decisionLog);
+        _contracts = contracts_;
+        emit ContractsRecorded(
+            contracts_.memberRegistry,
+            contracts_.consentRegistry,
+            contracts_.loyaltyPoints,
+            contracts_.interactionAnchor,
+            contracts_.decisionLog
+        );
+    }
+
+    function coalitionContracts() external view returns (Contracts memory) {
+        return _contracts;
+    }
+
+    /// @notice The partners this Consortium was deployed with, and the block it was deployed in.
+    function founding() external view returns (address[] memory founders, uint64 deployedAtBlock) {
+        return (_founders, _deployedAtBlock);
+    }
+
+    function deployer() external view returns (address) {
+        return _deployer;
     }
 
     modifier onlyPartner() {
@@ -165,6 +215,16 @@ contract Consortium is IConsortium {
             if (t.fromTime <= fromTime && fromTime < t.toTime) return atTime < t.toTime;
         }
         return false;
+    }
+
+    function _checkWired(address account) private view {
+        if (account == address(0)) revert ConsortiumZeroAddress();
+        if (account.code.length == 0) revert ConsortiumForeignContract(account);
+        try IConsortiumBound(account).consortium() returns (address bound) {
+            if (bound != address(this)) revert ConsortiumForeignContract(account);
+        } catch {
+            revert ConsortiumForeignContract(account);
+        }
     }
 
     function _openProposal(uint256 proposalId) private view returns (Proposal storage proposal_) {

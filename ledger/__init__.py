@@ -3,7 +3,7 @@
 from ledger.backends import Backend, EthTesterBackend, RpcBackend
 from ledger.chain import Chain, TxResult
 from ledger.coalition import Coalition
-from ledger.deployment import Deployment
+from ledger.deployment import Deployment, trusted_deployment
 from ledger.errors import ContractRevert, LedgerError
 
 __all__ = [
@@ -16,4 +16,5 @@ __all__ = [
     "LedgerError",
     "RpcBackend",
     "TxResult",
+    "trusted_deployment",
 ]

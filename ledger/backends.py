@@ -11,7 +11,7 @@ import ast
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Any, Protocol, runtime_checkable
 
 import requests
@@ -29,6 +29,11 @@ from ledger.errors import BackendError
 
 # anvil's (and Hardhat's) well-known development mnemonic: funded accounts on every fresh devnet.
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
+# How many of the development mnemonic's accounts (and of eth-tester's keys 1, 2, ...) count as public
+# test keys: anvil and Hardhat fund the first 10 by default, 20 covers every tool's default and more.
+PUBLIC_TEST_KEYS = 20
+# Nodes that fund the development mnemonic: a local development chain, whose keys are public.
+DEVELOPMENT_CLIENTS = ("anvil", "hardhat", "ganache", "ethereumtester")
 # eth-tester renders revert data as a Python bytes literal; web3's provider prefixes "execution reverted: "
 _TESTER_REVERT = re.compile(r"(?:execution reverted: )?(b(['\"]).*\2)\Z", re.DOTALL)
 _ERROR_STRING = function_signature_to_4byte_selector("Error(string)")
@@ -131,6 +136,35 @@ class Backend(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@cache
+def public_test_addresses() -> frozenset[str]:
+    """The addresses of the well-known test keys: the development mnemonic's first accounts (anvil's,
+    Hardhat's) and eth-tester's keys 1, 2, ... Anyone holds their private keys: they must never sign
+    anything on a chain that is not a throwaway development chain."""
+    Account.enable_unaudited_hdwallet_features()
+    mnemonic = [
+        Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}").address
+        for i in range(PUBLIC_TEST_KEYS)
+    ]
+    tester = [Account.from_key(i.to_bytes(32, "big")).address for i in range(1, PUBLIC_TEST_KEYS + 1)]
+    return frozenset(to_checksum_address(a) for a in mnemonic + tester)
+
+
+def is_development_node(backend: Backend) -> bool:
+    """Whether `backend` is a throwaway development chain (in process, or a node that says it is anvil,
+    Hardhat or Ganache), where the public test keys are funded and fine to use."""
+    if backend.rpc_url is None:
+        return True
+    try:
+        version = str(backend.w3.client_version).lower()
+    except Exception as exc:  # a node that does not answer web3_clientVersion is no known dev node
+        if isinstance(exc, requests.RequestException):
+            reason = unreachable(exc) or exc
+            raise BackendError(f"no EVM node answers at {backend.rpc_url}: {reason}") from exc
+        return False
+    return version.startswith(DEVELOPMENT_CLIENTS)
 
 
 class EthTesterBackend:

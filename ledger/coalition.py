@@ -19,7 +19,7 @@ from ledger.clients import (
     MemberRegistryClient,
 )
 from ledger.compiler import Build, compile_contracts
-from ledger.deployment import Deployment, deploy, verify_deployment
+from ledger.deployment import Deployment, deploy, trusted_deployment, verify_deployment
 
 
 class Coalition:
@@ -55,12 +55,39 @@ class Coalition:
         return cls(chain, build, deployment)
 
     @classmethod
-    def attach(cls, backend: Backend, deployment: Deployment, build: Build | None = None) -> Coalition:
-        """Attach to an existing deployment after checking its code (DeploymentMismatch if not ours)."""
+    def attach(
+        cls,
+        backend: Backend,
+        deployment: Deployment,
+        build: Build | None = None,
+        *,
+        consortium: str | None = None,
+    ) -> Coalition:
+        """Attach to an existing deployment after checking its code and that its Consortium records
+        every other address (DeploymentMismatch if not); with `consortium`, only to that Consortium's."""
         build = build or compile_contracts()
         chain = Chain(backend, build.all_abis())
-        verify_deployment(chain, build, deployment)
+        verify_deployment(chain, build, deployment, consortium=consortium)
         return cls(chain, build, deployment)
+
+    @classmethod
+    def trusted(cls, backend: Backend, consortium: str, build: Build | None = None) -> Coalition:
+        """Attach to the deployment the Consortium at `consortium` records, read from the chain alone."""
+        build = build or compile_contracts()
+        deployment = trusted_deployment(backend, consortium, build)
+        return cls(Chain(backend, build.all_abis()), build, deployment)
+
+    def check_trust(self, consortium: str | None = None) -> Deployment:
+        """Check again, on the chain, that the contracts in use are the ones the Consortium (`consortium`
+        if given: an address trusted out of band) records, with this build's code; the deployment so
+        trusted (DeploymentMismatch, naming the contract, otherwise)."""
+        verify_deployment(self.chain, self.build, self.deployment, consortium=consortium)
+        return self.deployment
+
+    @property
+    def consortium_address(self) -> str:
+        """The trust anchor: the one address everything else is read from."""
+        return self.deployment.contracts["Consortium"]
 
     @property
     def remote(self) -> bool:

@@ -1,4 +1,15 @@
-"""Deploying the six contracts, and attaching to a deployment only when its code is ours."""
+"""Deploying the six contracts, and attaching to a deployment only when its code is ours and the
+Consortium, the coalition's one trust anchor, records it.
+
+The Consortium's address is the one thing anyone must be told out of band (it is printed at `init`):
+its deployer records the other five contracts in it once, at deployment, and every other address is
+read from it on chain. A manifest (a home's config, a deployment file) is a cache of what the chain
+says, checked against it on every attach: an address the Consortium does not record is refused, even
+when the code there is genuine (a second InteractionAnchor wired to the same Consortium, say).
+
+For anyone who holds only a node and the Consortium's address (an auditor checking evidence bundles):
+`trusted_deployment(backend, consortium)` returns the whole deployment, every address and the chain id,
+read from the chain and code-checked."""
 
 from __future__ import annotations
 
@@ -12,9 +23,11 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 
+from ledger.backends import Backend
 from ledger.chain import Chain
-from ledger.compiler import CONTRACT_NAMES, Artifact, Build
-from ledger.errors import DeploymentMismatch
+from ledger.clients.consortium import RECORDED_CONTRACTS, ConsortiumClient
+from ledger.compiler import CONTRACT_NAMES, Artifact, Build, compile_contracts
+from ledger.errors import ContractRevert, DeploymentMismatch
 
 
 @dataclass(frozen=True)
@@ -76,8 +89,9 @@ class Deployment:
 
 
 def deploy(chain: Chain, build: Build, deployer: LocalAccount, founders: Sequence[str]) -> Deployment:
-    """Deploy Consortium with `founders` as its partners, then the contracts that ask it for roles, then
-    link the MemberRegistry to the two contracts its erasures reach."""
+    """Deploy Consortium with `founders` as its partners, then the contracts that ask it for roles, link
+    the MemberRegistry to the two contracts its erasures reach, and record the five in the Consortium
+    (the trust anchor), all with `deployer`'s key."""
     founders = [to_checksum_address(a) for a in founders]
     addresses: dict[str, str] = {}
     first_block = None
@@ -97,6 +111,7 @@ def deploy(chain: Chain, build: Build, deployer: LocalAccount, founders: Sequenc
     chain.transact(
         registry, registry.functions.link(addresses["ConsentRegistry"], addresses["LoyaltyPoints"]), deployer
     )
+    _consortium(chain, build, addresses["Consortium"]).record_contracts(deployer, addresses)
     code_hashes = {name: "0x" + keccak(chain.w3.eth.get_code(addr)).hex() for name, addr in addresses.items()}  # type: ignore[arg-type]
     return Deployment(
         chain_id=chain.chain_id,
@@ -119,28 +134,105 @@ def _constructor_args(name: str, founders: list[str], addresses: dict[str, str])
     return [addresses["Consortium"]]
 
 
-def verify_deployment(chain: Chain, build: Build, deployment: Deployment) -> None:
+def verify_deployment(
+    chain: Chain, build: Build, deployment: Deployment, *, consortium: str | None = None
+) -> None:
     """Refuse (DeploymentMismatch) unless the chain, every address's code hash, and the code itself
-    (immutables aside) are what `deployment` and this build say."""
+    (immutables aside) are what `deployment` and this build say, and every address but the
+    Consortium's is the one the Consortium records. With `consortium` (an address given out of band),
+    the manifest's Consortium must be that one."""
     if chain.chain_id != deployment.chain_id:
         raise DeploymentMismatch(
             f"the manifest is for chain id {deployment.chain_id}, the node is chain id {chain.chain_id}"
         )
+    anchor = deployment.contracts.get("Consortium")
+    if anchor is None:
+        raise DeploymentMismatch("the manifest has no address for Consortium")
+    if consortium is not None and to_checksum_address(consortium) != to_checksum_address(anchor):
+        raise DeploymentMismatch(
+            f"the manifest's Consortium is {anchor}, not the pinned {to_checksum_address(consortium)}:"
+            " the Consortium is the trust anchor, so this is not the coalition you trust"
+        )
+    _check_code(chain, build, "Consortium", anchor, deployment.code_hashes.get("Consortium"))
+    recorded = _recorded(chain, build, anchor)
+    for name in RECORDED_CONTRACTS:
+        address = deployment.contracts.get(name)
+        if address is None:
+            raise DeploymentMismatch(f"the manifest has no address for {name}")
+        if to_checksum_address(address) != recorded[name]:
+            raise DeploymentMismatch(
+                f"{name}: the manifest says {to_checksum_address(address)}, but the Consortium at {anchor}"
+                f" (the trust anchor) records {recorded[name]}: {address} is not this coalition's {name}"
+            )
     for name in CONTRACT_NAMES:
         address = deployment.contracts.get(name)
         if address is None:
             raise DeploymentMismatch(f"the manifest has no address for {name}")
-        code = bytes(chain.w3.eth.get_code(to_checksum_address(address)))
-        if not code:
-            raise DeploymentMismatch(f"{name}: no contract at {address} (was the chain reset?)")
-        found = "0x" + keccak(code).hex()
-        expected = deployment.code_hashes.get(name)
-        if found != expected:
-            raise DeploymentMismatch(f"{name} at {address}: code hash {found}, the manifest says {expected}")
-        if _mask(code, build[name]) != _mask(bytes.fromhex(build[name].deployed_bytecode[2:]), build[name]):
-            raise DeploymentMismatch(
-                f"{name} at {address} was built from other sources than contracts/ holds now: redeploy"
-            )
+        _check_code(chain, build, name, address, deployment.code_hashes.get(name))
+
+
+def trusted_deployment(backend: Backend, consortium: str, build: Build | None = None) -> Deployment:
+    """The deployment whose trust anchor is the Consortium at `consortium` on `backend`'s chain: the
+    chain id and every contract's address as that Consortium records them, each checked to hold this
+    build's code (DeploymentMismatch otherwise, e.g. no Consortium there, or one recording nothing).
+    Nothing is taken from any file: this is what an auditor holding only a node and the Consortium's
+    address (given out of band) trusts."""
+    build = build or compile_contracts()
+    chain = Chain(backend, build.all_abis())
+    anchor = to_checksum_address(consortium)
+    _check_code(chain, build, "Consortium", anchor, None)
+    addresses = {"Consortium": anchor, **_recorded(chain, build, anchor)}
+    founders, block = _consortium(chain, build, anchor).founding()
+    deployment = Deployment(
+        chain_id=chain.chain_id,
+        rpc_url=backend.rpc_url,
+        contracts={name: addresses[name] for name in CONTRACT_NAMES},
+        code_hashes={name: _code_hash(chain, addresses[name]) for name in CONTRACT_NAMES},
+        compiler=build.compiler,
+        block_number=block,
+        founders=[str(a) for a in founders],
+    )
+    verify_deployment(chain, build, deployment)
+    return deployment
+
+
+def _code_hash(chain: Chain, address: str) -> str:
+    return "0x" + keccak(bytes(chain.w3.eth.get_code(to_checksum_address(address)))).hex()
+
+
+def _consortium(chain: Chain, build: Build, address: str) -> ConsortiumClient:
+    return ConsortiumClient(
+        chain, chain.w3.eth.contract(address=to_checksum_address(address), abi=build["Consortium"].abi)
+    )
+
+
+def _recorded(chain: Chain, build: Build, consortium: str) -> dict[str, str]:
+    """The five addresses the Consortium at `consortium` records; refused if it records none."""
+    try:
+        recorded = _consortium(chain, build, consortium).coalition_contracts()
+    except ContractRevert as exc:
+        raise DeploymentMismatch(f"the Consortium at {consortium} does not answer: {exc}") from exc
+    if recorded is None:
+        raise DeploymentMismatch(
+            f"the Consortium at {consortium} records no coalition contracts (deployed before it was the"
+            " trust anchor, or its deployment did not finish): redeploy"
+        )
+    return dict(recorded)
+
+
+def _check_code(chain: Chain, build: Build, name: str, address: str, expected: str | None) -> None:
+    """Refuse unless `address` holds `name`'s code from this build (immutables aside) and, where the
+    manifest gives one (`expected`), exactly the code hash it says."""
+    code = bytes(chain.w3.eth.get_code(to_checksum_address(address)))
+    if not code:
+        raise DeploymentMismatch(f"{name}: no contract at {address} (was the chain reset?)")
+    found = "0x" + keccak(code).hex()
+    if expected is not None and found != expected:
+        raise DeploymentMismatch(f"{name} at {address}: code hash {found}, the manifest says {expected}")
+    if _mask(code, build[name]) != _mask(bytes.fromhex(build[name].deployed_bytecode[2:]), build[name]):
+        raise DeploymentMismatch(
+            f"{name} at {address} was built from other sources than contracts/ holds now: redeploy"
+        )
 
 
 def _mask(code: bytes, artifact: Artifact) -> bytes:

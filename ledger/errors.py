@@ -118,6 +118,18 @@ class ConsortiumProposalExpired(ConsortiumError):
     expiresAt: int  # noqa: N815
 
 
+class ConsortiumNotDeployer(ConsortiumError):
+    account: str
+
+
+class ConsortiumContractsAlreadyRecorded(ConsortiumError):
+    pass
+
+
+class ConsortiumForeignContract(ConsortiumError):
+    account: str
+
+
 class MemberError(ContractRevert):
     pass
 

@@ -95,6 +95,9 @@ class Verification:
 class VerificationReport:
     results: list[Verification] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
+    # what the run trusted: the chain and the Consortium every other address was read from
+    chain_id: int | None = None
+    consortium: str | None = None
 
     @property
     def counts(self) -> Counter[Outcome]:

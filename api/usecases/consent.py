@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from eth_account.signers.local import LocalAccount
 from sqlmodel import Session
 
 from api.context import Crm
@@ -18,6 +17,7 @@ from api.evidence import records
 from api.evidence.outbox import Outbox
 from api.principal import Principal, Role
 from api.usecases.customers import member_status
+from api.usecases.signing import SignedMessage, check_signed
 from ledger.chain import SignedTx
 from ledger.clients import PURPOSES, MemberInfo, purpose_id
 from ledger.clients import ConsentStatus as ChainConsentStatus
@@ -49,11 +49,12 @@ def give_consent(
     *,
     expires_at: datetime | None = None,
     terms: ConsentTerms | None = None,
-    customer_key: LocalAccount | None = None,
+    signed: SignedMessage | None = None,
 ) -> ConsentReceipt:
-    """Record the member's consent to the acting partner for `purpose`: signed by the member with
-    `customer_key` if it holds a key (relayed by the partner), else attested by its home partner, which
-    the acting partner must then be. Everything is checked before anything is written."""
+    """Record the member's consent to the acting partner for `purpose`: signed by the member (`signed`,
+    made on her device from `signing.consent_typed_data`) if it holds a key, relayed by the partner;
+    else attested by its home partner, which the acting partner must then be. Everything is checked
+    before anything is written."""
     return _record(
         crm,
         who.acting_partner(),
@@ -62,7 +63,7 @@ def give_consent(
         ConsentStatus.GIVEN,
         expires_at,
         terms or ConsentTerms(),
-        customer_key,
+        signed,
     )
 
 
@@ -73,11 +74,11 @@ def withdraw_consent(
     purpose: str,
     *,
     terms: ConsentTerms | None = None,
-    customer_key: LocalAccount | None = None,
+    signed: SignedMessage | None = None,
 ) -> ConsentReceipt:
     """Withdraw the member's consent to the acting partner: any partner records a withdrawal towards
-    itself (withdrawing is as easy as giving), or the member signs it. A consent that is not given
-    cannot be withdrawn."""
+    itself (withdrawing is as easy as giving), or the member signs it (`signed`). A consent that is not
+    given cannot be withdrawn."""
     partner_name = who.acting_partner()
     return _record(
         crm,
@@ -87,7 +88,7 @@ def withdraw_consent(
         ConsentStatus.WITHDRAWN,
         None,
         terms or ConsentTerms(),
-        customer_key,
+        signed,
     )
 
 
@@ -99,7 +100,7 @@ def _record(
     status: ConsentStatus,
     expires_at: datetime | None,
     terms: ConsentTerms,
-    customer_key: LocalAccount | None,
+    signature: SignedMessage | None,
 ) -> ConsentReceipt:
     _check_terms(purpose, expires_at)
     now = datetime.now(UTC)
@@ -110,7 +111,40 @@ def _record(
     # what the chain will check, checked first, so that a refusal writes nothing anywhere
     on_chain = chain_member(crm, member)
     purpose_bytes = purpose_id(purpose)
-    signed = _check_authority(on_chain, member, partner.address, partner_name, status, customer_key)
+    signed = _check_authority(on_chain, member, partner.address, partner_name, status, signature)
+    authorization = None
+    row = _receipt_row(partner, member, purpose, status, expires_at, terms, now)
+    if signature is not None:
+        verb = "gives" if status is ConsentStatus.GIVEN else "withdraws"
+        authorization = check_signed(
+            crm,
+            signature,
+            "Consent",
+            member,
+            {
+                "controller": (
+                    partner.address,
+                    lambda v: f"towards {v}, not {partner_name!r} ({partner.address})",
+                ),
+                "purpose": (
+                    "0x" + purpose_bytes.hex(),
+                    lambda v: f"for another purpose ({v}), not {purpose!r}",
+                ),
+                "status": (
+                    int(chain_status(status)),
+                    lambda v: f"for another status ({v}), not one that {verb} consent",
+                ),
+            },
+            f"a consent {status.value}",
+        )
+        # the receipt she signed (its hash is in the message) is this consent's, and is stored as it is
+        _, expires_at, terms, now = _signed_receipt(partner, member, purpose, status, signature)
+        row = _receipt_row(partner, member, purpose, status, expires_at, terms, now)
+        message = signature.message
+        if str(message.get("receiptHash", "")).lower() != "0x" + row["receipt_hash"].hex():
+            raise InvalidInput("the signature is of another receipt than the one its file holds")
+        if message.get("expiresAt") != (int(expires_at.timestamp()) if expires_at else 0):
+            raise InvalidInput("the signature is for another expiry than its receipt's")
     if status is ConsentStatus.WITHDRAWN:
         history = crm.coalition.consent.history(member, partner.address, purpose_bytes)
         if not history or history[-1].status is not ChainConsentStatus.GIVEN:
@@ -119,20 +153,11 @@ def _record(
             )
     with crm.unit_of_work() as db:
         # constraint errors surface here, before the chain is touched
-        receipt = consents.add(db, _receipt_row(partner, member, purpose, status, expires_at, terms, now))
+        receipt = consents.add(db, row)
         receipt_hash = receipt.receipt_hash
         expiry = int(expires_at.timestamp()) if expires_at else 0
         # The chain call comes last inside the transaction: if it reverts, the row is rolled back.
-        if signed and customer_key is not None:
-            authorization = crm.coalition.members.authorize_consent(
-                customer_key,
-                member,
-                partner.address,
-                purpose_bytes,
-                chain_status(status),
-                receipt_hash,
-                expiry,
-            )
+        if signed and authorization is not None:
             tx = crm.coalition.consent.record_signed(
                 crm.signer(partner_name),
                 member,
@@ -169,23 +194,20 @@ def _check_authority(
     partner_address: str,
     partner_name: str,
     status: ConsentStatus,
-    customer_key: LocalAccount | None,
+    signature: SignedMessage | None,
 ) -> bool:
     """Whether the record goes on chain signed by the customer (else attested by the partner); refuses
-    what the contract would refuse."""
-    if customer_key is not None:
+    what the contract would refuse (the signature itself is checked by `signing.check_signed`)."""
+    if signature is not None:
         if info.signer is None:
             raise InvalidInput(f"member 0x{member.hex()} has no key of its own bound: it cannot sign")
-        if customer_key.address != info.signer:
-            raise InvalidInput(
-                f"that key ({customer_key.address}) is not member 0x{member.hex()}'s ({info.signer})"
-            )
         return True
     if status is ConsentStatus.WITHDRAWN:
         return False  # a partner may always record a withdrawal towards itself
     if info.signer is not None:
         raise NotAllowed(
-            f"member 0x{member.hex()} holds its own key: consent must be signed with it (--customer-key FILE)"
+            f"member 0x{member.hex()} holds its own key: consent must be signed with it (the customer"
+            " runs `ledgercrm customer sign consent-give`; the partner relays it with --signature FILE)"
         )
     if info.home != partner_address:
         raise NotAllowed(
@@ -232,20 +254,9 @@ def _receipt_row(
 ) -> dict[str, Any]:
     """The receipt row for one consent event (every column): its canonical JSON document and that
     document's hash. A plain dict, so that staging thousands is one executemany INSERT."""
-    document = {
-        "schema": RECEIPT_SCHEMA,
-        "member": "0x" + member.hex(),
-        "controller": {"name": partner.name, "address": partner.address},
-        "purpose": purpose,
-        "dpvPurpose": PURPOSES[purpose],
-        "status": status.value,
-        "legalBasis": terms.legal_basis,
-        "noticeVersion": terms.notice_version,
-        "collectionMethod": terms.collection_method,
-        "withdrawalMethod": terms.withdrawal_method,
-        "timestamp": now.isoformat(timespec="microseconds"),
-        "expiresAt": expires_at.astimezone(UTC).isoformat() if expires_at else None,
-    }
+    document = receipt_document(
+        partner.name, partner.address, member, purpose, status, expires_at, terms, now
+    )
     receipt_json = canonical_json(document)
     return {
         "partner_id": partner.id,
@@ -264,6 +275,67 @@ def _receipt_row(
         "tx_hash": None,
         "block_number": None,
     }
+
+
+def receipt_document(
+    controller_name: str,
+    controller_address: str,
+    member: bytes,
+    purpose: str,
+    status: ConsentStatus,
+    expires_at: datetime | None,
+    terms: ConsentTerms,
+    now: datetime,
+) -> dict[str, Any]:
+    """The receipt of one consent event as a JSON object (its canonical JSON's SHA-256 goes on chain)."""
+    _check_terms(purpose, expires_at)
+    return {
+        "schema": RECEIPT_SCHEMA,
+        "member": "0x" + member.hex(),
+        "controller": {"name": controller_name, "address": controller_address},
+        "purpose": purpose,
+        "dpvPurpose": PURPOSES[purpose],
+        "status": status.value,
+        "legalBasis": terms.legal_basis,
+        "noticeVersion": terms.notice_version,
+        "collectionMethod": terms.collection_method,
+        "withdrawalMethod": terms.withdrawal_method,
+        "timestamp": now.isoformat(timespec="microseconds"),
+        "expiresAt": expires_at.astimezone(UTC).isoformat() if expires_at else None,
+    }
+
+
+def _signed_receipt(
+    partner: PartnerRecord, member: bytes, purpose: str, status: ConsentStatus, signed: SignedMessage
+) -> tuple[dict[str, Any], datetime | None, ConsentTerms, datetime]:
+    """The receipt document a customer's signature carries, checked to be this consent's (its hash is
+    checked against the signed message with the rest): its expiry, terms and time."""
+    document = signed.receipt
+    if document is None:
+        raise InvalidInput("the signature file holds no consent receipt: the member signs again")
+    try:
+        expires = document["expiresAt"]
+        terms = ConsentTerms(
+            legal_basis=str(document["legalBasis"]),
+            notice_version=str(document["noticeVersion"]),
+            collection_method=str(document["collectionMethod"]),
+            withdrawal_method=str(document["withdrawalMethod"]),
+        )
+        expires_at = datetime.fromisoformat(expires) if expires is not None else None
+        now = datetime.fromisoformat(str(document["timestamp"]))
+    except (KeyError, TypeError, ValueError):
+        raise InvalidInput("the signature file's consent receipt is not a receipt") from None
+    if now.tzinfo is None or (expires_at is not None and expires_at.tzinfo is None):
+        raise InvalidInput("the signature file's consent receipt has times without a time zone")
+    expected = receipt_document(
+        partner.name, partner.address, member, purpose, status, expires_at, terms, now
+    )
+    if canonical_json(expected) != canonical_json(document):
+        raise InvalidInput(
+            f"the signature's consent receipt is not for this consent ({status.value} towards"
+            f" {partner.name!r} for {purpose!r} of member 0x{member.hex()})"
+        )
+    return document, expires_at, terms, now
 
 
 # --- bulk consent through the outbox (imports) ------------------------------------------------------
@@ -422,6 +494,7 @@ def consent_valid(
     crm: Crm, who: Principal, partner_name: str, member: bytes, purpose: str, at: datetime | None = None
 ) -> bool:
     """Whether the chain says `member` consented to `partner_name` for `purpose` (now, or at `at`)."""
+    _check_purpose(purpose)  # an unknown purpose is a mistake to name, not a question with answer no
     _may_read_consent(who, member)
     with crm.unit_of_work() as db:
         partner = crm.partner(db, partner_name)

@@ -27,6 +27,7 @@ from api.context import Crm
 from api.errors import CustomerIsErased, InvalidInput, NotAllowed, NotFound
 from api.principal import Principal
 from api.usecases.customers import owned_customer
+from api.usecases.signing import SignedMessage, check_signed
 from ledger.clients import MemberInfo
 from offchain.models import CustomerStatus
 from offchain.repositories import consents, customers, enrolments
@@ -116,23 +117,21 @@ class KeyResetVote:
         return self.partners // 2 + 1
 
 
-def change_customer_key(
-    crm: Crm, who: Principal, member: bytes, current_key: LocalAccount, new_key: LocalAccount
-) -> KeyChange:
-    """Give the member `new_key`, signed with its current key (the customer's own act); the acting
-    partner, any partner, relays it. A lost key is reset by a vote instead (`vote_key_reset`)."""
+def change_customer_key(crm: Crm, who: Principal, member: bytes, signed: SignedMessage) -> KeyChange:
+    """Give the member the new key her signature names, signed with her current key on her own device
+    (`signing.key_change_typed_data`); the acting partner, any partner, relays it, and never sees a
+    private key. A lost key is reset by a vote instead (`vote_key_reset`)."""
     partner_name = who.acting_partner()
     relayer = _relayer(crm, partner_name, member)
-    info = _keyed_member(crm, member, new_key.address)
-    if current_key.address != info.signer:
-        raise InvalidInput(
-            f"that key ({current_key.address}) is not member 0x{member.hex()}'s ({info.signer}): only the"
-            " member's current key signs a change; a lost key is reset by a vote (`customer key reset`)"
-        )
-    authorization = crm.coalition.members.authorize_signer_change(current_key, member, new_key.address)
-    tx = crm.coalition.members.change_signer(relayer, member, new_key.address, authorization)
-    _mirror(crm, member, new_key.address)
-    return KeyChange(member, str(info.signer), str(new_key.address), tx.block_number)
+    new_signer = str(signed.message.get("newSigner", ""))
+    if not is_address(new_signer):
+        raise InvalidInput("the signature names no new key (newSigner is not an address)")
+    new_signer = to_checksum_address(new_signer)
+    info = _keyed_member(crm, member, new_signer)
+    authorization = check_signed(crm, signed, "SignerChange", member, {}, "a change of key")
+    tx = crm.coalition.members.change_signer(relayer, member, new_signer, authorization)
+    _mirror(crm, member, new_signer)
+    return KeyChange(member, str(info.signer), new_signer, tx.block_number)
 
 
 def vote_key_reset(crm: Crm, who: Principal, member: bytes, new_signer: str) -> KeyResetVote:

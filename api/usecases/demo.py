@@ -32,6 +32,7 @@ from api.usecases.interactions import NewInteraction, record_interactions
 from api.usecases.loyalty import PointsRequest, balance, balance_total, earn_points, reconcile, redeem_points
 from api.usecases.models import train_model
 from api.usecases.partners import positions, register_partner
+from api.usecases.signing import customer_signs_consent, customer_signs_redeem
 from api.usecases.verification import verify
 from ledger.backends import Backend, EthTesterBackend, RpcBackend
 from ledger.clients import Action
@@ -148,10 +149,18 @@ def _business(crm: Crm, signers: tuple, inspector: Principal, step: Step, report
         "acme registers and enrols three customers",
         f"member ids are random: 0x{alice.hex()[:12]}…, …; alice holds a key of her own",
     )
-    give_consent(crm, acme, alice, "loyalty", customer_key=alice_key)
+    give_consent(
+        crm, acme, alice, "loyalty", signed=customer_signs_consent(crm, alice_key, alice, "acme", "loyalty")
+    )
     for member in (bruno, chen):
         give_consent(crm, acme, member, "loyalty")  # no key: their home partner attests
-    give_consent(crm, borealis, alice, "loyalty", customer_key=alice_key)
+    give_consent(
+        crm,
+        borealis,
+        alice,
+        "loyalty",
+        signed=customer_signs_consent(crm, alice_key, alice, "borealis", "loyalty"),
+    )
     step(
         "customers consent to the loyalty programme",
         "alice signs hers (to acme and borealis); acme attests bruno's and chen's; hashes on chain",
@@ -179,8 +188,18 @@ def _business(crm: Crm, signers: tuple, inspector: Principal, step: Step, report
     )
 
     earn_points(crm, acme, PointsRequest(alice, 1200, external_key="A-0-4"))
-    redeem_points(crm, borealis, PointsRequest(alice, 500), customer_key=alice_key)
-    redeem_points(crm, delta, PointsRequest(alice, 200), customer_key=alice_key)
+    redeem_points(
+        crm,
+        borealis,
+        PointsRequest(alice, 500),
+        signed=customer_signs_redeem(crm, alice_key, alice, "borealis", 500),
+    )
+    redeem_points(
+        crm,
+        delta,
+        PointsRequest(alice, 200),
+        signed=customer_signs_redeem(crm, alice_key, alice, "delta", 200),
+    )
     step(
         "alice earns 1200 at acme, redeems 500 at borealis and 200 at delta (each signed by her)",
         f"balance {balance(crm, acme, alice)}",
@@ -192,7 +211,12 @@ def _business(crm: Crm, signers: tuple, inspector: Principal, step: Step, report
         unsigned = "refused: alice holds a key, so only her signature redeems"
     step("cafe tries to redeem alice's points without her signature", unsigned)
     try:
-        redeem_points(crm, cafe, PointsRequest(alice, 10_000), customer_key=alice_key)
+        redeem_points(
+            crm,
+            cafe,
+            PointsRequest(alice, 10_000),
+            signed=customer_signs_redeem(crm, alice_key, alice, "cafe", 10_000),
+        )
     except LoyaltyInsufficientBalance as exc:
         step(
             "alice tries to redeem 10000 at cafe",

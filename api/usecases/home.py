@@ -15,6 +15,14 @@ in a home: it serves the demo and the tests only.
 
 The in-process chain dies with its process, so a home always points at a chain that outlives commands:
 the devnet or any JSON-RPC URL.
+
+The home trusts one address: the Consortium's (printed by `init`; `init --consortium ADDRESS` pins the
+one given out of band). Every other contract's address is read from that Consortium on chain, and a
+config that disagrees with it is refused.
+
+Outside a development chain (the devnet, or any node that says it is anvil, Hardhat or Ganache), the
+public test keys (the development mnemonic's accounts) are refused: deploying takes the operator's own
+funded key (`--key-file`), and a partner without `--key-file` gets a freshly generated key.
 """
 
 from __future__ import annotations
@@ -28,13 +36,14 @@ from typing import Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_utils import is_address
 
 from api.context import Crm
 from api.errors import CrmError, InvalidInput
 from api.settings import Settings
 from api.usecases.customer_keys import write_new_file
 from api.usecases.partners import register_partner
-from ledger.backends import DEV_MNEMONIC, RpcBackend
+from ledger.backends import DEV_MNEMONIC, RpcBackend, is_development_node, public_test_addresses
 from ledger.coalition import Coalition
 from ledger.deployment import Deployment
 from ledger.paths import PROJECT_ROOT
@@ -59,6 +68,8 @@ class HomeConfig:
     database_url: str | None  # None: data.sqlite in the home
     next_dev_account: int = 0
     keks: dict[str, str] = field(default_factory=dict)  # partner -> its KEK file
+    consortium: str | None = None  # the trust anchor this home was pinned to (None: homes made before)
+    development: bool = True  # a development chain: the public test keys may sign (homes made before: yes)
 
     def save(self, home: Path) -> None:
         home.mkdir(parents=True, exist_ok=True)
@@ -76,12 +87,28 @@ class HomeConfig:
 
 
 def init_home(
-    home: Path, chain: str, db_url: str | None = None, deployment_file: Path | None = None
+    home: Path,
+    chain: str,
+    db_url: str | None = None,
+    deployment_file: Path | None = None,
+    *,
+    consortium: str | None = None,
+    key_file: Path | None = None,
 ) -> tuple[HomeConfig, str]:
     """Point `home` at a chain and a database: the config, and how the contracts were found (the
-    devnet's or a given manifest's, attached to; else deployed anew)."""
+    devnet's or a given manifest's, attached to; those the Consortium at `consortium` records; else
+    deployed anew). With `consortium`, every deployment but that Consortium's is refused. On a chain
+    that is not a development chain, deploying takes `key_file` (the deployer and founding partner),
+    and the public test keys are refused."""
     if (home / CONFIG).exists():
         raise HomeError(f"{home} is already initialised ({home / CONFIG})")
+    if consortium is not None and not is_address(consortium):
+        raise InvalidInput(f"--consortium takes a contract address (0x + 40 hex digits), not {consortium!r}")
+    deployer = _read_key(key_file) if key_file is not None else None
+    if deployer is not None and (deployment_file is not None or consortium is not None or chain == "devnet"):
+        raise InvalidInput(
+            "--key-file deploys new contracts: it does not go with --deployment, --consortium or the devnet"
+        )
     if chain == "memory":
         raise InvalidInput(
             "the in-process chain lives only as long as one process, and a home outlives commands: "
@@ -92,22 +119,41 @@ def init_home(
         deployment = _devnet_deployment()
         assert deployment is not None  # the devnet is up, so its manifest is there
         rpc_url = deployment.rpc_url or "http://127.0.0.1:8545"
-        coalition = Coalition.attach(RpcBackend(rpc_url), deployment)
+        coalition = Coalition.attach(RpcBackend(rpc_url), deployment, consortium=consortium)
         how = "attached to the devnet's contracts"
+        development = True
     elif chain.startswith(("http://", "https://")):
         rpc_url = chain
         backend = RpcBackend(rpc_url)
+        development = is_development_node(backend)
         devnet = _devnet_deployment()
         if deployment_file is not None:
-            coalition = Coalition.attach(backend, Deployment.load(deployment_file))
+            coalition = Coalition.attach(backend, Deployment.load(deployment_file), consortium=consortium)
             how = f"attached to the contracts of {deployment_file}"
-        elif devnet is not None and devnet.rpc_url == rpc_url.rstrip("/"):
-            coalition = Coalition.attach(backend, devnet)
+        elif devnet is not None and devnet.rpc_url == rpc_url.rstrip("/") and deployer is None:
+            coalition = Coalition.attach(backend, devnet, consortium=consortium)
             how = "attached to the devnet's contracts (the URL is the devnet's)"
-        else:
+        elif consortium is not None:
+            coalition = Coalition.trusted(backend, consortium)
+            how = "attached to the contracts this Consortium records on chain"
+        elif deployer is not None:
+            if not development:
+                _refuse_public_key(deployer, "--key-file")
+            coalition = Coalition.deploy(backend, founders=[deployer], deployer=deployer)
+            how = (
+                f"deployed new contracts there with {deployer.address}, the founding partner (give it to a"
+                f" partner with `ledgercrm partner add NAME --key-file {key_file}`)"
+            )
+        elif development:
             founders = dev_accounts(FOUNDERS)
             coalition = Coalition.deploy(backend, founders=founders, deployer=founders[0])
             how = "deployed new contracts there (pass --deployment FILE to attach to existing ones)"
+        else:
+            raise InvalidInput(
+                f"{rpc_url} is not a development chain, so the public test keys do not deploy there: pass"
+                " --key-file FILE (your own funded key, hex: it deploys and founds the coalition), or attach"
+                " to a coalition with --consortium ADDRESS or --deployment FILE"
+            )
     else:
         raise InvalidInput(f"--chain takes devnet or an http(s) JSON-RPC URL, not {chain!r}")
     home.mkdir(parents=True, exist_ok=True)
@@ -115,10 +161,21 @@ def init_home(
         rpc_url=rpc_url,
         deployment=coalition.deployment.to_json(),
         database_url=db_url,  # None: the store in the home, wherever the home is moved
+        consortium=coalition.consortium_address,
+        development=development,
     )
     config.save(home)
     open_crm(home).close()  # creates and migrates both stores now, so errors show at init
     return config, how
+
+
+def _refuse_public_key(account: LocalAccount, option: str) -> None:
+    """Refuse a well-known test key outside a development chain: anyone can sign with it."""
+    if account.address in public_test_addresses():
+        raise InvalidInput(
+            f"{option}: {account.address} is a public test key (the development mnemonic's or eth-tester's):"
+            " anyone holds it, so it never signs on a chain that is not a development chain"
+        )
 
 
 def _devnet_deployment() -> Deployment | None:
@@ -140,7 +197,9 @@ def settings_for(home: Path, config: HomeConfig) -> Settings:
 
 def open_crm(home: Path) -> Crm:
     config = HomeConfig.load(home)
-    coalition = Coalition.attach(RpcBackend(config.rpc_url), Deployment.from_json(config.deployment))
+    coalition = Coalition.attach(
+        RpcBackend(config.rpc_url), Deployment.from_json(config.deployment), consortium=config.consortium
+    )
     keks = KekRing(
         development=False, key_files={name: str(home / path) for name, path in config.keks.items()}
     )
@@ -160,6 +219,7 @@ class AddedPartner:
     key_file: Path
     kek_file: Path
     new_files: tuple[Path, ...]  # what this call created
+    generated: bool = False  # a fresh key was generated (not a development chain): fund it
 
 
 def add_partner(
@@ -170,7 +230,8 @@ def add_partner(
     command registers it. Votes nobody's key.
 
     The signing key is `key_file`, else the one this home already keeps for `name`, else the next
-    development account (funded on development chains; its key is public, so not for production). The KEK is
+    development account on a development chain, or a freshly generated key on any other (the public
+    test keys are refused there, given or kept). The KEK is
     `kek_file`, else the one this home keeps, else 32 new random bytes. Everything is validated before
     anything is written; no key file is ever overwritten."""
     try:
@@ -199,11 +260,14 @@ def add_partner(
             if name in config.keks and home / config.keks[name] != kek_path:
                 raise InvalidInput(f"{name} already has a KEK ({config.keks[name]}): it is never replaced")
         account = given or existing
-        use_dev = account is None
+        use_dev = account is None and config.development
+        generated = account is None and not config.development
+        if account is not None and not config.development:
+            _refuse_public_key(account, "--key-file" if given is not None else str(own_key))
         if account is None:
-            # a development chain's funded accounts (the public development mnemonic): for production,
-            # pass the partner's own key with --key-file
-            account = dev_accounts(config.next_dev_account + 1)[-1]
+            # a development chain's funded accounts (the public development mnemonic); on any other
+            # chain a fresh key, which its owner funds
+            account = Account.create() if generated else dev_accounts(config.next_dev_account + 1)[-1]
         with crm.unit_of_work() as db:
             if partners.by_address(db, account.address) is not None:
                 raise InvalidInput(f"the key {account.address} belongs to another partner of this home")
@@ -230,7 +294,7 @@ def add_partner(
             register_partner(crm, name, account)
     finally:
         crm.close()
-    return AddedPartner(name, account.address, registered, own_key, kek_path, tuple(created))
+    return AddedPartner(name, account.address, registered, own_key, kek_path, tuple(created), generated)
 
 
 def _read_key(path: Path) -> LocalAccount:

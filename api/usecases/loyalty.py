@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from eth_account.signers.local import LocalAccount
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -25,9 +24,11 @@ from api.evidence.outbox import Outbox
 from api.principal import Principal
 from api.usecases.consent import LOYALTY, chain_member
 from api.usecases.customers import member_status
+from api.usecases.signing import SignedMessage, check_signed
 from ledger.chain import SignedTx
 from ledger.clients import MemberInfo, purpose_id
 from ledger.clients.loyalty import EARN_BATCH_MAX, MAX_EARN
+from ledger.clients.members import Authorization
 from offchain.models import CustomerStatus, PointEvent, PointKind
 from offchain.repositories import customers, partners, points
 
@@ -64,11 +65,12 @@ def earn_points(crm: Crm, who: Principal, request: PointsRequest) -> PointsRecei
 
 
 def redeem_points(
-    crm: Crm, who: Principal, request: PointsRequest, *, customer_key: LocalAccount | None = None
+    crm: Crm, who: Principal, request: PointsRequest, *, signed: SignedMessage | None = None
 ) -> PointsReceipt:
-    """Redeem at the acting partner: signed by the member with `customer_key` if it holds a key, else
-    by its home partner (which the acting partner must then be)."""
-    (event,) = _points(crm, who.acting_partner(), [request], PointKind.REDEEM, customer_key)
+    """Redeem at the acting partner: signed by the member (`signed`, made on her device from
+    `signing.redeem_typed_data`) if it holds a key, else by its home partner (which the acting partner
+    must then be)."""
+    (event,) = _points(crm, who.acting_partner(), [request], PointKind.REDEEM, signed)
     return PointsReceipt(event, crm.coalition.loyalty.balance_of(request.member))
 
 
@@ -94,13 +96,14 @@ def _points(
     partner_name: str,
     requests: Sequence[PointsRequest],
     kind: PointKind,
-    customer_key: LocalAccount | None = None,
+    signed: SignedMessage | None = None,
 ) -> list[PointEvent]:
     if not requests:
         raise InvalidInput("no points to record")
     _check_amounts(requests)
-    if customer_key is not None and (kind is PointKind.EARN or len(requests) != 1):
+    if signed is not None and (kind is PointKind.EARN or len(requests) != 1):
         raise InvalidInput("a customer signs one redemption at a time")
+    authorization: Authorization | None = None
     loyalty = purpose_id(LOYALTY)
     try:
         with crm.unit_of_work() as db:
@@ -117,15 +120,37 @@ def _points(
                         f"member 0x{request.member.hex()} has no valid {LOYALTY!r} consent"
                         f" towards {partner_name!r}"
                     )
+                ref = _ref(partner_name, request)
                 if kind is PointKind.REDEEM:
-                    _check_redeemer(info, request.member, partner.address, partner_name, customer_key)
+                    _check_redeemer(info, request.member, partner.address, partner_name, signed)
+                if signed is not None:
+                    authorization = check_signed(
+                        crm,
+                        signed,
+                        "Redeem",
+                        request.member,
+                        {
+                            "partner": (
+                                partner.address,
+                                lambda v: (
+                                    f"for a redemption at {v}, not at {partner_name!r} ({partner.address})"
+                                ),
+                            ),
+                            "amount": (
+                                request.amount,
+                                lambda v, asked=request.amount: f"for {v} points, not {asked}",
+                            ),
+                        },
+                        "a redemption",
+                    )
+                    ref = _signed_ref(signed)
                 events.append(
                     PointEvent(
                         partner_id=partner.id,
                         member_id=request.member,
                         kind=kind,
                         amount=request.amount,
-                        ref=_ref(partner_name, request),
+                        ref=ref,
                         external_key=request.external_key,
                     )
                 )
@@ -142,10 +167,7 @@ def _points(
                     if len(events) > 1
                     else crm.coalition.loyalty.earn(signer, members[0], amounts[0], refs[0])
                 )
-            elif customer_key is not None:
-                authorization = crm.coalition.members.authorize_redeem(
-                    customer_key, members[0], partner.address, amounts[0], refs[0]
-                )
+            elif authorization is not None:
                 tx = crm.coalition.loyalty.redeem_signed(
                     signer, members[0], amounts[0], refs[0], authorization
                 )
@@ -169,26 +191,36 @@ def _check_redeemer(
     member: bytes,
     partner_address: str,
     partner_name: str,
-    customer_key: LocalAccount | None,
+    signed: SignedMessage | None,
 ) -> None:
-    """Refuse a redemption the contract would refuse: a member with a key must sign (with that key); a
-    member without one is redeemed by its home partner only."""
+    """Refuse a redemption the contract would refuse: a member with a key must sign (with that key:
+    `signing.check_signed`); a member without one is redeemed by its home partner only."""
     if info.signer is not None:
-        if customer_key is None:
+        if signed is None:
             raise NotAllowed(
-                f"member 0x{member.hex()} holds its own key: a redemption must be signed with it"
-                " (--customer-key FILE)"
+                f"member 0x{member.hex()} holds its own key: a redemption must be signed with it (the"
+                " customer runs `ledgercrm customer sign redeem`; the partner relays it with"
+                " --signature FILE)"
             )
-        if customer_key.address != info.signer:
-            raise InvalidInput(f"that key ({customer_key.address}) is not member 0x{member.hex()}'s")
         return
-    if customer_key is not None:
+    if signed is not None:
         raise InvalidInput(f"member 0x{member.hex()} has no key of its own bound: it cannot sign")
     if info.home != partner_address:
         raise NotAllowed(
             f"only member 0x{member.hex()}'s home partner may redeem its points, not {partner_name!r};"
             " at another partner the member signs the redemption with a key of its own"
         )
+
+
+def _signed_ref(signed: SignedMessage) -> bytes:
+    """The reference the customer signed (checked as 32 bytes of hex)."""
+    try:
+        ref = bytes.fromhex(str(signed.message.get("ref", "")).removeprefix("0x"))
+    except ValueError:
+        ref = b""
+    if len(ref) != 32:
+        raise InvalidInput("the signature's redemption has no reference (32 bytes of hex)")
+    return ref
 
 
 def _ref(partner_name: str, request: PointsRequest) -> bytes:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from eth_utils import is_address
+
 from api.context import Crm
+from api.errors import InvalidInput
 from api.evidence import records, verification
 from api.evidence.verification import Check, Verification, VerificationReport
 from api.principal import Principal, Role
@@ -11,16 +14,29 @@ from api.usecases.partners import partner_names
 
 
 def verify(
-    crm: Crm, who: Principal, member: bytes | None = None, *, auditor: bool = False
+    crm: Crm,
+    who: Principal,
+    member: bytes | None = None,
+    *,
+    auditor: bool = False,
+    consortium: str | None = None,
 ) -> VerificationReport:
     """Every partner `who` acts for, from the chain down: each log's heads and leaves, every
     interaction (only `member`'s, if given) and erasure receipt; for a whole run (no `member`) also
     consent receipts and point events against the chain's events, the points reconciliation, and logs
     on chain of partners the store does not know. Content is re-hashed with the partners' keys unless
     `auditor` (or `who` is an auditor): then no key is opened, and the report says which checks ran.
-    Exit code material: `report.failures`."""
+    Exit code material: `report.failures`.
+
+    It starts from the trust anchor: the Consortium (`consortium`, if given out of band, else the
+    home's), whose record of the other contracts is read again and checked against the ones in use,
+    with their code (DeploymentMismatch, naming the contract, otherwise). The report says which chain id
+    and Consortium it trusted."""
+    if consortium is not None and not is_address(consortium):
+        raise InvalidInput(f"--consortium takes a contract address (0x + 40 hex digits), not {consortium!r}")
+    deployment = crm.coalition.check_trust(consortium)
     content = not auditor and who.role is not Role.AUDITOR
-    report = VerificationReport()
+    report = VerificationReport(chain_id=deployment.chain_id, consortium=deployment.contracts["Consortium"])
     names = partner_names(crm, who)
     for name in names:
         part = verification.verify_all(crm, name, member=member, content=content)

@@ -31,18 +31,44 @@ interface IConsortium {
     error ConsortiumAlreadyVoted(uint256 proposalId, address voter);
     error ConsortiumQuorumNotReached(uint256 proposalId, uint256 votes, uint256 needed);
     error ConsortiumProposalExpired(uint256 proposalId, uint64 expiresAt);
+    /// @dev `recordContracts` called by another account than the one that deployed this Consortium.
+    error ConsortiumNotDeployer(address account);
+    /// @dev `recordContracts` called again: the coalition's contracts are recorded once, at deployment.
+    error ConsortiumContractsAlreadyRecorded();
+    /// @dev A contract to record that is not wired to this Consortium (no code, or another consortium).
+    error ConsortiumForeignContract(address account);
 
     event ProposalCreated(uint256 indexed proposalId, address indexed proposer, Action action, address indexed account);
     event ProposalVoted(uint256 indexed proposalId, address indexed voter, uint256 votes, uint256 partners);
     event ProposalExecuted(uint256 indexed proposalId);
     event MemberAdmitted(address indexed account, Role role);
     event MemberRemoved(address indexed account);
+    event ContractsRecorded(
+        address memberRegistry,
+        address consentRegistry,
+        address loyaltyPoints,
+        address interactionAnchor,
+        address decisionLog
+    );
+
+    /// @dev The coalition's other contracts, as the deployer recorded them once, at deployment.
+    struct Contracts {
+        address memberRegistry;
+        address consentRegistry;
+        address loyaltyPoints;
+        address interactionAnchor;
+        address decisionLog;
+    }
 
     function isPartner(address account) external view returns (bool);
 
     function isAuditor(address account) external view returns (bool);
 
     function partners() external view returns (address[] memory);
+
+    /// @notice The coalition's other contracts (all zero until the deployer recorded them): the one
+    /// place their addresses are read from, so this contract's address is the coalition's trust anchor.
+    function coalitionContracts() external view returns (Contracts memory);
 
     /// @notice How many tenures `account` began as a partner (the current one's number while it is a
     /// partner; 0 if it never was): a vote cast in one tenure is told from one cast in the next.

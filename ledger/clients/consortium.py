@@ -41,7 +41,37 @@ class ProposalOutcome:
     tx: TxResult
 
 
+# The contracts the Consortium records, in the order of its `Contracts` struct.
+RECORDED_CONTRACTS = (
+    "MemberRegistry",
+    "ConsentRegistry",
+    "LoyaltyPoints",
+    "InteractionAnchor",
+    "DecisionLog",
+)
+
+
 class ConsortiumClient(ContractClient):
+    def coalition_contracts(self) -> dict[str, ChecksumAddress] | None:
+        """The coalition's other contracts as this Consortium records them (the trust anchor's word), or
+        None if it records none (a deployment made before the Consortium recorded them)."""
+        recorded = self._call(self.contract.functions.coalitionContracts())
+        if all(int(address, 16) == 0 for address in recorded):
+            return None
+        return {name: to_checksum_address(a) for name, a in zip(RECORDED_CONTRACTS, recorded, strict=True)}
+
+    def record_contracts(self, sender: LocalAccount, addresses: dict[str, str]) -> TxResult:
+        """Record the other five contracts, once, as the deployer (the deployment's last step)."""
+        fn = self.contract.functions.recordContracts(
+            tuple(to_checksum_address(addresses[name]) for name in RECORDED_CONTRACTS)
+        )
+        return self._send(sender, fn)
+
+    def founding(self) -> tuple[list[ChecksumAddress], int]:
+        """The founding partners and the block the Consortium was deployed in."""
+        founders, block = self._call(self.contract.functions.founding())
+        return [to_checksum_address(a) for a in founders], int(block)
+
     def is_partner(self, account: str) -> bool:
         return bool(self._call(self.contract.functions.isPartner(to_checksum_address(account))))
 

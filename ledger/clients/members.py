@@ -26,6 +26,8 @@ ENROL_BATCH_MAX = 800
 # How long a customer's signature stays good by default: long enough to be relayed, short enough that
 # a signature found later is useless.
 DEFAULT_SIGNATURE_LIFETIME = 3600
+# The furthest deadline a signature is prepared with: a signature is for an act now, not a standing order.
+MAX_SIGNATURE_LIFETIME = 24 * 3600
 
 # The EIP-712 types the contracts check (MemberRegistry's domain). Field order is part of the type.
 CONSENT_TYPE = [
@@ -51,6 +53,13 @@ SIGNER_CHANGE_TYPE = [
     {"name": "newSigner", "type": "address"},
     {"name": "nonce", "type": "uint256"},
     {"name": "deadline", "type": "uint256"},
+]
+SIGNED_TYPES = {"Consent": CONSENT_TYPE, "Redeem": REDEEM_TYPE, "SignerChange": SIGNER_CHANGE_TYPE}
+EIP712_DOMAIN_TYPE = [
+    {"name": "name", "type": "string"},
+    {"name": "version", "type": "string"},
+    {"name": "chainId", "type": "uint256"},
+    {"name": "verifyingContract", "type": "address"},
 ]
 
 
@@ -146,6 +155,25 @@ class MemberRegistryClient(ContractClient):
             "chainId": self.chain.chain_id,
             "verifyingContract": self.address,
         }
+
+    def typed_data(self, primary: str, message: dict[str, Any]) -> dict[str, Any]:
+        """The EIP-712 typed data of `message` (JSON values: bytes32 as 0x-hex) in this registry's domain,
+        as `{domain, types, primaryType, message}`: the form eth-account's
+        `sign_typed_data(full_message=...)` and ethers' `signTypedData` take."""
+        return {
+            "domain": self.domain(),
+            "types": {"EIP712Domain": EIP712_DOMAIN_TYPE, primary: SIGNED_TYPES[primary]},
+            "primaryType": primary,
+            "message": message,
+        }
+
+    def signature_lifetime_end(self) -> int:
+        """The deadline a signature made now gets by default: the chain's clock plus the lifetime."""
+        return self._deadline(None)
+
+    def chain_time(self) -> int:
+        """The latest block's timestamp (what the contract compares deadlines with)."""
+        return int(self.chain.w3.eth.get_block("latest")["timestamp"])
 
     # --- partner transactions ---
 

@@ -95,14 +95,33 @@ def test_a_customers_life_through_the_cli(home, tmp_path):
         .strip()
         .splitlines()[-1]
     )
-    signing = ["--customer-key", str(key), "--passphrase-file", str(passphrase)]
-    cli(home, "consent", "give", "--partner", "acme", "--member", keyed, "--purpose", "loyalty", *signing)
+    her = ["--key", str(key), "--passphrase-file", str(passphrase)]  # on her side, with her own key
+    consent = tmp_path / "consent.json"
+    assert "Consent signed by" in cli(
+        home, "customer", "sign", "consent-give", "--member", keyed, "--partner", "acme", "--purpose",
+        "loyalty", *her, "--out", str(consent),
+    )  # fmt: skip
+    cli(home, "consent", "give", "--partner", "acme", "--member", keyed, "--purpose", "loyalty",
+        "--signature", str(consent))  # fmt: skip
     cli(home, "points", "earn", "--partner", "acme", "--member", keyed, "--amount", "50")
     assert "signed with it" in cli(
         home, "points", "redeem", "--partner", "delta", "--member", keyed, "--amount", "5", code=1
     )
+    redeem = tmp_path / "redeem.json"
+    cli(home, "customer", "sign", "redeem", "--member", keyed, "--partner", "delta", "--amount", "5", *her,
+        "--out", str(redeem))  # fmt: skip
     assert "balance 45" in cli(
-        home, "points", "redeem", "--partner", "delta", "--member", keyed, "--amount", "5", *signing
+        home,
+        "points",
+        "redeem",
+        "--partner",
+        "delta",
+        "--member",
+        keyed,
+        "--amount",
+        "5",
+        "--signature",
+        str(redeem),
     )
 
     assert "interactions now unreadable" in cli(home, "erase", member, "--partner", "acme")

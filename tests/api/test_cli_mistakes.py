@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import re
 import sqlite3
 import subprocess
@@ -302,3 +303,93 @@ def test_data_comes_from_a_file_or_stdin_within_a_stated_limit(home, member, tmp
     assert "--data: at most 64 KiB of JSON" in one_line(too_big)
     assert "--data: cannot read" in one_line(missing) and "No such file" in missing
     assert "--data: must be a JSON object" in one_line(not_object)
+
+
+# --- seen as a new user would (issue 30) -------------------------------------------------------------------
+
+
+def test_an_unknown_purpose_in_consent_check_is_one_line(home, member):
+    before = snapshot(home)
+    result = runner.invoke(
+        app,
+        [
+            "--home",
+            str(home),
+            "consent",
+            "check",
+            "--partner",
+            "acme",
+            "--member",
+            member,
+            "--purpose",
+            "Loyalty",
+        ],
+    )
+    assert result.exit_code == 1, result.output
+    assert result.output.strip().splitlines() == [
+        "error: unknown purpose 'Loyalty': one of loyalty, profiling, marketing, analytics,"
+        " personalisation, research"
+    ]
+    assert snapshot(home) == before
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["verify", "--bogus"], "No such option: --bogus"),
+        (["points", "earn", "--partner", "acme"], "Missing option '--member'"),
+        (
+            ["points", "earn", "--partner", "acme", "--member", "0x" + "00" * 32, "--amount", "ten"],
+            "'--amount'",
+        ),
+        (["customer", "show", "0x12", "--partner", "acme"], "64 hex digits"),
+        (
+            [
+                "consent",
+                "give",
+                "--partner",
+                "acme",
+                "--member",
+                "0x" + "00" * 32,
+                "--purpose",
+                "loyalty",
+                "--customer-key",
+                "k.json",
+            ],
+            "No such option: --customer-key",
+        ),
+    ],
+)
+def test_a_malformed_option_is_one_line_and_exit_2(home, args, words):
+    result = runner.invoke(app, ["--home", str(home), *args])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0] and lines[0].startswith("error: "), result.output
+    assert "--help` lists what it takes" in lines[0]
+
+
+def test_help_shows_no_type_for_a_flag():
+    out = runner.invoke(app, ["verify", "--help"]).output
+    assert "--all" in out and "<bool>" not in out
+    assert "ADDRESS" in out  # an option with a value still names it
+
+
+def test_counts_are_singular_for_one_and_tables_keep_ids_whole_in_a_pipe(home, member):
+    out = run(home, "points", "redeem", "--partner", "acme", "--member", member, "--amount", "1")
+    assert out.startswith("redeemed 1 point;")
+    assert "1 of 1 customer" in run(home, "customer", "list", "--partner", "acme", "--search", "Alice")
+    run(
+        home, "interaction", "add", "--partner", "acme", "--member", member, "--kind", "visit", "--data", "{}"
+    )
+    # a real pipe (80 columns for Rich): every id and address on one line, whole
+    for command, whole in (
+        (["partner", "list"], re.compile(r"0x[0-9a-fA-F]{40}")),
+        (["consent", "history", "--member", member], re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00")),
+        (["interaction", "list", "--partner", "acme", "--member", member], re.compile(r"\d\d:\d\d:\d\d")),
+    ):
+        ledgercrm = Path(sys.executable).parent / "ledgercrm"
+        piped = subprocess.run(
+            [str(ledgercrm), "--home", str(home), *command],
+            capture_output=True, text=True, check=True, env={**os.environ, "COLUMNS": "80"},
+        )  # fmt: skip
+        assert whole.search(piped.stdout), (command, piped.stdout)

@@ -40,6 +40,7 @@ from api.usecases.customers import (
 from api.usecases.imports import import_online_retail, import_synthetic
 from api.usecases.loyalty import reconcile
 from api.usecases.partners import register_partner
+from api.usecases.signing import customer_signs_consent
 from ledger import errors
 from ledger.backends import EthTesterBackend
 from ledger.coalition import Coalition
@@ -554,7 +555,9 @@ def test_an_import_does_not_attest_consent_for_a_member_with_a_key_and_goes_on(c
         assert not consents.staged(db, crm.partner(db, "acme").id, 10)  # nothing left to block the outbox
 
     # she signs her consent herself; the next import earns her points and still attests nothing for her
-    give_consent(crm, P("acme"), keyed, LOYALTY, customer_key=key)
+    give_consent(
+        crm, P("acme"), keyed, LOYALTY, signed=customer_signs_consent(crm, key, keyed, "acme", LOYALTY)
+    )
     again = run(crm, retail_csv)
     assert (again.consents_recorded, again.consents_need_signature) == (0, 0)
     # her two purchases earn now (they were skipped, not staged, the first time); 12345's is a duplicate

@@ -14,6 +14,7 @@ from api.usecases.customer_keys import bind_customer_key
 from api.usecases.customers import register_customer
 from api.usecases.erasure import erase_customer
 from api.usecases.loyalty import PointsRequest, earn_points, reconcile, redeem_points
+from api.usecases.signing import customer_signs_consent, customer_signs_redeem
 from ledger.clients import purpose_id
 from offchain.models import ConsentReceipt, CustomerCreate, PointEvent
 
@@ -79,14 +80,27 @@ def test_a_member_with_a_key_signs_and_no_partner_acts_for_it(crm):
     bea = register_customer(crm, P("acme"), CustomerCreate(name="Bea"), signer=key.address)
     with pytest.raises(NotAllowed, match="own key"):
         give_consent(crm, P("acme"), bea, "loyalty")
-    with pytest.raises(InvalidInput, match="is not member"):
-        give_consent(crm, P("borealis"), bea, "loyalty", customer_key=stranger)
+    with pytest.raises(InvalidInput, match="not by member"):
+        give_consent(
+            crm,
+            P("borealis"),
+            bea,
+            "loyalty",
+            signed=customer_signs_consent(crm, stranger, bea, "borealis", "loyalty"),
+        )
     assert rows(crm, ConsentReceipt) == 0
-    give_consent(crm, P("borealis"), bea, "loyalty", customer_key=key)
+    give_consent(
+        crm,
+        P("borealis"),
+        bea,
+        "loyalty",
+        signed=customer_signs_consent(crm, key, bea, "borealis", "loyalty"),
+    )
     earn_points(crm, P("borealis"), PointsRequest(bea, 20))
     with pytest.raises(NotAllowed, match="own key"):
         redeem_points(crm, P("acme"), PointsRequest(bea, 5))  # not even its home partner
-    assert redeem_points(crm, P("cafe"), PointsRequest(bea, 5), customer_key=key).balance == 15
+    signed = customer_signs_redeem(crm, key, bea, "cafe", 5)
+    assert redeem_points(crm, P("cafe"), PointsRequest(bea, 5), signed=signed).balance == 15
     # a partner records a withdrawal towards itself without the member
     withdraw_consent(crm, P("borealis"), bea, "loyalty")
     with pytest.raises(InvalidInput, match="already has a key"):
@@ -99,4 +113,6 @@ def test_a_key_is_bound_by_the_home_partner_only(crm, alice):
         bind_customer_key(crm, P("borealis"), alice, key)
     bind_customer_key(crm, P("acme"), alice, key)
     assert crm.coalition.members.member(alice).signer == key.address
-    give_consent(crm, P("cafe"), alice, "loyalty", customer_key=key)
+    give_consent(
+        crm, P("cafe"), alice, "loyalty", signed=customer_signs_consent(crm, key, alice, "cafe", "loyalty")
+    )

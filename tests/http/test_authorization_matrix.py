@@ -55,6 +55,8 @@ NEUTRAL = {
     "model_id": "0",
     "purpose": "loyalty",
     "prefix": "abcdefgh",
+    "partner": "acme",
+    "leaf_index": "0",
 }
 
 

@@ -517,13 +517,19 @@ class TestDeployment:
             swapped["contracts"]["ConsentRegistry"],
             swapped["contracts"]["LoyaltyPoints"],
         )
-        with pytest.raises(DeploymentMismatch, match="ConsentRegistry"):  # the first checked
+        # the Consortium records where each contract is: the first one it records elsewhere is named
+        with pytest.raises(DeploymentMismatch, match="ConsentRegistry: the manifest says"):
             Coalition.attach(backend, Deployment.from_json(swapped))
 
         empty = coalition.deployment.to_json()
-        empty["contracts"]["DecisionLog"] = backend.accounts[9].address
-        with pytest.raises(DeploymentMismatch, match="no contract"):
+        empty["contracts"]["Consortium"] = backend.accounts[9].address
+        with pytest.raises(DeploymentMismatch, match="Consortium: no contract"):
             Coalition.attach(backend, Deployment.from_json(empty))
+
+        rehashed = coalition.deployment.to_json()
+        rehashed["codeHashes"]["DecisionLog"] = "0x" + "00" * 32
+        with pytest.raises(DeploymentMismatch, match=r"DecisionLog at .*: code hash"):
+            Coalition.attach(backend, Deployment.from_json(rehashed))
 
         other_chain = {**coalition.deployment.to_json(), "chainId": 1}
         with pytest.raises(DeploymentMismatch, match="chain id"):
@@ -533,9 +539,9 @@ class TestDeployment:
         backend = coalition.chain.backend
         # A manifest whose hashes were rewritten to match foreign code: the build comparison catches it.
         forged = coalition.deployment.to_json()
-        forged["contracts"]["DecisionLog"] = forged["contracts"]["InteractionAnchor"]
-        forged["codeHashes"]["DecisionLog"] = forged["codeHashes"]["InteractionAnchor"]
-        with pytest.raises(DeploymentMismatch, match="other sources"):
+        forged["contracts"]["Consortium"] = forged["contracts"]["InteractionAnchor"]
+        forged["codeHashes"]["Consortium"] = forged["codeHashes"]["InteractionAnchor"]
+        with pytest.raises(DeploymentMismatch, match=r"Consortium at .* other sources"):
             Coalition.attach(backend, Deployment.from_json(forged))
 
 

@@ -12,7 +12,8 @@ from eth_account import Account
 
 from ledger import errors
 from ledger.backends import RpcBackend
-from ledger.clients import Action, ConsentSource, ConsentStatus, Decision, purpose_id
+from ledger.clients import Action, ConsentSource, ConsentStatus, ConsortiumClient, Decision, purpose_id
+from ledger.clients.consortium import RECORDED_CONTRACTS
 from ledger.coalition import Coalition
 from tests.ledger.members import LOYALTY, attest, customer, enrol, signed_consent
 
@@ -607,3 +608,70 @@ def test_only_a_models_registrant_logs_decisions_and_only_with_profiling_consent
     assert (raised.value.registrant, raised.value.account) == (a[0].address, a[1].address)
     tx = coalition.decisions.record_decisions(a[0], model, [decision])
     assert tx.event("DecisionRecorded")["args"]["partner"] == a[0].address
+
+
+def test_a_readmitted_partner_does_not_get_consents_signed_towards_it_back(coalition):
+    """A customer's signed consent, like an attested one, belongs to the controller's tenure: it stops
+    counting at the removal and a readmission starts clean (issue 30, low)."""
+    a = accounts(coalition)
+    coalition.consortium.decide(a[:2], Action.ADMIT_PARTNER, a[3].address)
+    key = Account.create()
+    (m,) = enrol(coalition, a[0], signers=[key.address])
+    signed_consent(coalition, a[1], key, m, a[3].address)
+    signed_in = coalition.chain.w3.eth.block_number
+    assert coalition.consent.is_valid(m, a[3].address, LOYALTY)
+    coalition.consortium.decide(a[:3], Action.REMOVE_MEMBER, a[3].address)
+    assert not coalition.consent.is_valid(m, a[3].address, LOYALTY)
+    assert coalition.consent.is_valid_at_block(m, a[3].address, LOYALTY, signed_in)  # history stands
+    coalition.consortium.decide(a[:2], Action.ADMIT_PARTNER, a[3].address)  # readmitted
+    assert not coalition.consent.is_valid(m, a[3].address, LOYALTY)
+    with pytest.raises(errors.LoyaltyConsentRequired):
+        coalition.loyalty.earn(a[3], m, 10)
+    signed_consent(coalition, a[1], key, m, a[3].address)  # she consents again, in the new tenure
+    assert coalition.consent.is_valid(m, a[3].address, LOYALTY)
+
+
+# --- the trust anchor ---------------------------------------------------------------------------------------
+
+
+def test_the_consortium_records_the_coalitions_contracts_once_by_its_deployer(coalition):
+    a = accounts(coalition)
+    recorded = coalition.consortium.coalition_contracts()
+    assert recorded == {n: coalition.deployment.contracts[n] for n in recorded}
+    assert len(recorded) == 5
+    events = coalition.consortium.contract.events.ContractsRecorded().get_logs(from_block=0)
+    assert [e["args"]["interactionAnchor"] for e in events] == [recorded["InteractionAnchor"]]
+    # the deployer cannot record others later (a second, genuine InteractionAnchor, say) ...
+    second = dict(recorded, InteractionAnchor=_second_anchor(coalition))
+    with pytest.raises(errors.ConsortiumContractsAlreadyRecorded):
+        coalition.consortium.record_contracts(a[0], second)
+    # ... and nobody else at all
+    with pytest.raises(errors.ConsortiumNotDeployer) as raised:
+        coalition.consortium.record_contracts(a[1], second)
+    assert raised.value.account == a[1].address
+    assert coalition.consortium.coalition_contracts() == recorded
+
+
+def test_a_consortium_records_only_contracts_wired_to_it(coalition):
+    a = accounts(coalition)
+    build = coalition.build
+    artifact = build["Consortium"]
+    receipt = coalition.chain.deploy(artifact.abi, artifact.bytecode, [[a[5].address]], a[5])
+    fresh = coalition.chain.w3.eth.contract(address=receipt["contractAddress"], abi=artifact.abi)
+    other = ConsortiumClient(coalition.chain, fresh)
+    assert other.coalition_contracts() is None
+    with pytest.raises(errors.ConsortiumForeignContract) as raised:  # wired to the real Consortium
+        other.record_contracts(a[5], coalition.consortium.coalition_contracts() or {})
+    assert raised.value.account == coalition.deployment.contracts["MemberRegistry"]
+    not_a_contract = dict.fromkeys(RECORDED_CONTRACTS, a[6].address)
+    with pytest.raises(errors.ConsortiumForeignContract):
+        other.record_contracts(a[5], not_a_contract)
+
+
+def _second_anchor(coalition: Coalition) -> str:
+    """A second, genuine InteractionAnchor wired to the real Consortium (what a dishonest partner can
+    deploy)."""
+    artifact = coalition.build["InteractionAnchor"]
+    consortium = coalition.deployment.contracts["Consortium"]
+    receipt = coalition.chain.deploy(artifact.abi, artifact.bytecode, [consortium], accounts(coalition)[1])
+    return str(receipt["contractAddress"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.http.routes import auth, customers, health, jobs, me, partners
+from api.http.routes import audit, auth, customers, health, jobs, me, partners
 
 ROUTERS: list[APIRouter] = [
     health.router,
@@ -13,4 +13,5 @@ ROUTERS: list[APIRouter] = [
     partners.router,
     jobs.router,
     me.router,
+    audit.router,
 ]

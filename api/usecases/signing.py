@@ -1,0 +1,357 @@
+"""What a customer signs, and how a partner relays it, without any partner process holding her key.
+
+The customer's device (the browser through the HTTP API, or `ledgercrm customer sign` run by the
+customer herself) asks for the EIP-712 typed data of what she means to do (`consent_typed_data`,
+`redeem_typed_data`, `key_change_typed_data`: `{domain, types, primaryType, message}` with her current
+nonce and a deadline, in the JSON form eth-account's `sign_typed_data(full_message=...)` and ethers'
+`signTypedData` take), signs it with her own key, and hands the signature to a partner. The partner
+relays it (`relay_*`, or the consent, points and key use cases given a `SignedMessage`): everything the
+contract would check is checked first, with words (another member, partner, purpose, amount, key;
+expired; already used), so a refused signature writes nothing anywhere.
+
+A consent's signature covers the hash of its receipt (ISO/IEC TS 27560 fields), so the receipt document
+travels with the signature (`SignedMessage.receipt`) and the relaying partner stores exactly that one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+from eth_account.signers.local import LocalAccount
+from eth_utils import is_address, to_checksum_address
+
+from api.context import Crm
+from api.errors import InvalidInput, NotFound
+from api.principal import Principal
+from ledger.clients import MemberInfo, purpose_id
+from ledger.clients.members import MAX_SIGNATURE_LIFETIME, Authorization
+from offchain.canonical import canonical_json
+
+SIGNATURE_SCHEMA = "ledgercrm/customer-signature/v1"
+MAX_SIGNATURE_FILE = 64 * 1024
+
+
+@dataclass(frozen=True)
+class SignedMessage:
+    """A customer's EIP-712 signature with the typed data it signs (and, for a consent, the receipt
+    document whose hash the message carries)."""
+
+    typed_data: dict[str, Any]
+    signature: bytes
+    receipt: dict[str, Any] | None = None
+
+    @property
+    def primary(self) -> str:
+        return str(self.typed_data.get("primaryType"))
+
+    @property
+    def message(self) -> dict[str, Any]:
+        message = self.typed_data.get("message")
+        return message if isinstance(message, dict) else {}
+
+    def to_json(self) -> dict[str, Any]:
+        document: dict[str, Any] = {
+            "schema": SIGNATURE_SCHEMA,
+            "typedData": self.typed_data,
+            "signature": "0x" + self.signature.hex(),
+        }
+        if self.receipt is not None:
+            document["receipt"] = self.receipt
+        return document
+
+
+# --- what the customer signs ---------------------------------------------------------------------------
+
+
+def consent_typed_data(
+    crm: Crm,
+    who: Principal,
+    member: bytes,
+    partner_name: str,
+    purpose: str,
+    *,
+    withdraw: bool = False,
+    expires_at: datetime | None = None,
+    terms: Any = None,
+    deadline: int | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The typed data of the member's consent (given, or withdrawn) towards `partner_name` for
+    `purpose`, and the receipt document it commits to (its SHA-256 is the message's receiptHash)."""
+    from api.usecases.consent import ConsentTerms, chain_status, receipt_document
+    from offchain.models import ConsentStatus
+
+    _may_sign_for(who, member)
+    info = _keyed(crm, member)
+    partner = _partner(crm, partner_name)
+    status = ConsentStatus.WITHDRAWN if withdraw else ConsentStatus.GIVEN
+    if expires_at is not None and (withdraw or expires_at.tzinfo is None):
+        raise InvalidInput("an expiry goes with a given consent, with a time zone")
+    document = receipt_document(
+        partner.name, partner.address, member, purpose, status, expires_at, terms or ConsentTerms(),
+        datetime.now(UTC),
+    )  # fmt: skip
+    message = {
+        "member": _hex(member),
+        "controller": partner.address,
+        "purpose": _hex(purpose_id(purpose)),
+        "status": int(chain_status(status)),
+        "receiptHash": _hex(hashlib.sha256(canonical_json(document)).digest()),
+        "expiresAt": int(expires_at.timestamp()) if expires_at else 0,
+        "nonce": info.nonce,
+        "deadline": _deadline(crm, deadline),
+    }
+    return crm.coalition.members.typed_data("Consent", message), document
+
+
+def redeem_typed_data(
+    crm: Crm, who: Principal, member: bytes, partner_name: str, amount: int, *, deadline: int | None = None
+) -> dict[str, Any]:
+    """The typed data of the member's redemption of `amount` points at `partner_name`."""
+    from api.usecases.loyalty import MAX_POINTS_PER_EVENT
+
+    _may_sign_for(who, member)
+    if not 0 < amount <= MAX_POINTS_PER_EVENT:
+        raise InvalidInput(f"an amount is a whole number of points from 1 to {MAX_POINTS_PER_EVENT:,}")
+    info = _keyed(crm, member)
+    partner = _partner(crm, partner_name)
+    message = {
+        "member": _hex(member),
+        "partner": partner.address,
+        "amount": amount,
+        "ref": _hex(hashlib.sha256(os.urandom(32)).digest()),  # a fresh reference, never personal data
+        "nonce": info.nonce,
+        "deadline": _deadline(crm, deadline),
+    }
+    return crm.coalition.members.typed_data("Redeem", message)
+
+
+def key_change_typed_data(
+    crm: Crm, who: Principal, member: bytes, new_signer: str, *, deadline: int | None = None
+) -> dict[str, Any]:
+    """The typed data of the member's change of her key to `new_signer` (signed with her current key)."""
+    _may_sign_for(who, member)
+    if not is_address(new_signer):
+        raise InvalidInput(f"not an address: {new_signer!r}")
+    info = _keyed(crm, member)
+    if to_checksum_address(new_signer) == info.signer:
+        raise InvalidInput(f"{new_signer} is member 0x{member.hex()}'s key already")
+    message = {
+        "member": _hex(member),
+        "newSigner": to_checksum_address(new_signer),
+        "nonce": info.nonce,
+        "deadline": _deadline(crm, deadline),
+    }
+    return crm.coalition.members.typed_data("SignerChange", message)
+
+
+def sign(
+    key: LocalAccount, typed_data: dict[str, Any], receipt: dict[str, Any] | None = None
+) -> SignedMessage:
+    """Sign `typed_data` with the customer's own key: run on her device, never in a partner's process."""
+    signed = Account.sign_typed_data(key.key, full_message=typed_data)
+    return SignedMessage(typed_data, bytes(signed.signature), receipt)
+
+
+def customer_signs_consent(
+    crm: Crm,
+    key: LocalAccount,
+    member: bytes,
+    partner_name: str,
+    purpose: str,
+    *,
+    withdraw: bool = False,
+    expires_at: datetime | None = None,
+    deadline: int | None = None,
+) -> SignedMessage:
+    """The member's consent, prepared and signed with her key, as her own device does it."""
+    typed, receipt = consent_typed_data(
+        crm, Principal.of_customer(member), member, partner_name, purpose,
+        withdraw=withdraw, expires_at=expires_at, deadline=deadline,
+    )  # fmt: skip
+    return sign(key, typed, receipt)
+
+
+def customer_signs_redeem(
+    crm: Crm, key: LocalAccount, member: bytes, partner_name: str, amount: int, *, deadline: int | None = None
+) -> SignedMessage:
+    """The member's redemption, prepared and signed with her key, as her own device does it."""
+    typed = redeem_typed_data(
+        crm, Principal.of_customer(member), member, partner_name, amount, deadline=deadline
+    )
+    return sign(key, typed)
+
+
+def customer_signs_key_change(
+    crm: Crm, key: LocalAccount, member: bytes, new_signer: str, *, deadline: int | None = None
+) -> SignedMessage:
+    """The member's change of key, prepared and signed with her current key, on her own device."""
+    typed = key_change_typed_data(crm, Principal.of_customer(member), member, new_signer, deadline=deadline)
+    return sign(key, typed)
+
+
+# --- the signature file ----------------------------------------------------------------------------------
+
+
+def write_signature_file(path: Path, signed: SignedMessage) -> None:
+    """Write the signature file (JSON: the typed data, the signature, a consent's receipt); refuses a
+    file that exists."""
+    from api.usecases.customer_keys import write_new_file
+
+    write_new_file(path, (json.dumps(signed.to_json(), indent=2) + "\n").encode())
+
+
+def read_signature_file(path: Path) -> SignedMessage:
+    """A signature file as `SignedMessage`; InvalidInput, with words, if it is not one."""
+    try:
+        if path.stat().st_size > MAX_SIGNATURE_FILE:
+            raise InvalidInput(f"{path} is not a signature file (over {MAX_SIGNATURE_FILE // 1024} KiB)")
+        document = json.loads(path.read_text())
+    except OSError as exc:
+        raise InvalidInput(f"cannot read the signature file {path}: {exc.strerror}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise InvalidInput(f"{path} is not a signature file (not JSON)") from None
+    return parse_signed(document, str(path))
+
+
+def parse_signed(document: Any, source: str = "the signature") -> SignedMessage:
+    """A signature document (the file's JSON, or an HTTP body) as `SignedMessage`."""
+    if not isinstance(document, dict) or document.get("schema") != SIGNATURE_SCHEMA:
+        raise InvalidInput(f"{source} is not a ledgercrm signature file ({SIGNATURE_SCHEMA})")
+    typed, signature, receipt = document.get("typedData"), document.get("signature"), document.get("receipt")
+    if not isinstance(typed, dict) or not isinstance(typed.get("message"), dict):
+        raise InvalidInput(f"{source}: no typed data")
+    try:
+        raw = bytes.fromhex(str(signature).removeprefix("0x"))
+    except ValueError:
+        raw = b""
+    if len(raw) != 65:
+        raise InvalidInput(f"{source}: the signature is not 65 bytes of hex")
+    if receipt is not None and not isinstance(receipt, dict):
+        raise InvalidInput(f"{source}: the receipt is not a JSON object")
+    return SignedMessage(typed, raw, receipt)
+
+
+# --- what the relaying partner checks --------------------------------------------------------------------
+
+
+def check_signed(
+    crm: Crm, signed: SignedMessage, primary: str, member: bytes, expected: dict[str, Any], what: str
+) -> Authorization:
+    """Refuse, with words, a signature the contract would refuse or that is not for this very act:
+    another kind of act, chain or contract; another member; any field of `expected` (message field ->
+    (value, words naming it)) that differs; an expired deadline; a used (replayed) nonce; a signature
+    not by the member's current key. The authorization to relay, otherwise."""
+    members = crm.coalition.members
+    if signed.primary != primary:
+        raise InvalidInput(f"the signature is for a {signed.primary or 'different'} message, not {what}")
+    if signed.typed_data.get("domain") != members.domain():
+        raise InvalidInput(
+            "the signature was made for another chain or another coalition's contracts, not this one"
+        )
+    message = signed.message
+    signed_member = str(message.get("member", "")).lower()
+    if signed_member != _hex(member):
+        raise InvalidInput(f"the signature is for member {signed_member or '?'}, not 0x{member.hex()}")
+    for field, (value, words) in expected.items():
+        found = message.get(field)
+        same = str(found).lower() == str(value).lower() if isinstance(value, str) else found == value
+        if not same:
+            raise InvalidInput(f"the signature is {words(found)}")
+    info = crm.coalition.members.member(member)
+    if not info.enrolled:
+        raise NotFound(f"member 0x{member.hex()} is not enrolled on chain")
+    if info.signer is None:
+        raise InvalidInput(f"member 0x{member.hex()} has no key of its own bound: nothing it signs counts")
+    deadline, nonce = message.get("deadline"), message.get("nonce")
+    if not isinstance(deadline, int) or not isinstance(nonce, int):
+        raise InvalidInput("the signature's message has no deadline or nonce")
+    now = members.chain_time()
+    if deadline <= now:
+        ended = datetime.fromtimestamp(deadline, UTC)
+        raise InvalidInput(f"the signature expired at {ended:%Y-%m-%d %H:%M:%S UTC}: the member signs again")
+    if nonce != info.nonce:
+        raise InvalidInput(
+            f"the signature was already used, or another made since counted (it was made with nonce {nonce},"
+            f" the member's is now {info.nonce}): the member signs again"
+        )
+    try:
+        signer = Account.recover_message(
+            encode_typed_data(full_message=signed.typed_data), signature=signed.signature
+        )
+    except Exception:  # eth-account raises several kinds on a malformed message or signature
+        raise InvalidInput("the signature does not verify against its typed data") from None
+    if signer != info.signer:
+        raise InvalidInput(
+            f"the signature was made by {signer}, not by member 0x{member.hex()}'s key ({info.signer})"
+        )
+    return Authorization(signed.signature, deadline)
+
+
+# --- helpers --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _PartnerRef:
+    name: str
+    address: str
+
+
+def _partner(crm: Crm, name: str) -> _PartnerRef:
+    with crm.unit_of_work() as db:
+        partner = crm.partner(db, name)
+        return _PartnerRef(partner.name, partner.address)
+
+
+def _keyed(crm: Crm, member: bytes) -> MemberInfo:
+    info = crm.coalition.members.member(member)
+    if not info.enrolled or info.erased:
+        raise NotFound(f"member 0x{member.hex()} is not enrolled on chain, or was erased")
+    if info.signer is None:
+        raise InvalidInput(
+            f"member 0x{member.hex()} has no key of its own: its home partner acts for it, nothing to sign"
+        )
+    return info
+
+
+def _may_sign_for(who: Principal, member: bytes) -> None:
+    """A customer prepares only her own messages (the CLI's `customer sign` runs as the member)."""
+    if who.member is not None and who.member != member:
+        raise NotFound(f"no member 0x{member.hex()}")
+
+
+def _deadline(crm: Crm, deadline: int | None) -> int:
+    members = crm.coalition.members
+    if deadline is None:
+        return members.signature_lifetime_end()
+    if deadline > members.chain_time() + MAX_SIGNATURE_LIFETIME:
+        raise InvalidInput(f"a signature's deadline is at most {MAX_SIGNATURE_LIFETIME // 3600} hours ahead")
+    return deadline
+
+
+def _hex(value: bytes) -> str:
+    return "0x" + value.hex()
+
+
+__all__ = [
+    "SIGNATURE_SCHEMA",
+    "SignedMessage",
+    "check_signed",
+    "consent_typed_data",
+    "customer_signs_consent",
+    "customer_signs_key_change",
+    "customer_signs_redeem",
+    "key_change_typed_data",
+    "parse_signed",
+    "read_signature_file",
+    "redeem_typed_data",
+    "sign",
+    "write_signature_file",
+]

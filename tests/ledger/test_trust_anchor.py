@@ -1,0 +1,68 @@
+"""The Consortium as the one trust anchor: every other address is read from it on chain, and a manifest
+that disagrees with it is refused, even where the code it names is genuine (issue 30, high 1)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from ledger import errors, trusted_deployment
+from ledger.coalition import Coalition
+from ledger.deployment import verify_deployment
+
+
+def _second_anchor(coalition: Coalition) -> str:
+    artifact = coalition.build["InteractionAnchor"]
+    sender = coalition.chain.backend.accounts[1]
+    receipt = coalition.chain.deploy(
+        artifact.abi, artifact.bytecode, [coalition.deployment.contracts["Consortium"]], sender
+    )
+    return str(receipt["contractAddress"])
+
+
+def test_the_trusted_deployment_is_read_from_the_consortium_alone(coalition):
+    backend = coalition.chain.backend
+    found = trusted_deployment(backend, coalition.consortium_address, coalition.build)
+    assert found.chain_id == coalition.chain.chain_id
+    assert found.contracts == coalition.deployment.contracts
+    assert found.code_hashes == coalition.deployment.code_hashes
+    assert found.founders == coalition.deployment.founders
+    trusted = Coalition.trusted(backend, coalition.consortium_address.lower(), coalition.build)
+    assert trusted.anchor.address == coalition.anchor.address
+
+
+def test_a_genuine_anchor_the_consortium_does_not_record_is_refused(coalition):
+    """A partner deploys a second InteractionAnchor wired to the real Consortium (same code, same code
+    hash: its one immutable is the Consortium's address) and edits the manifest to name it."""
+    second = _second_anchor(coalition)
+    code = coalition.chain.w3.eth.get_code
+    assert code(second) == code(coalition.deployment.contracts["InteractionAnchor"])
+    edited = dataclasses.replace(
+        coalition.deployment, contracts={**coalition.deployment.contracts, "InteractionAnchor": second}
+    )
+    with pytest.raises(errors.DeploymentMismatch, match=f"InteractionAnchor: the manifest says {second}"):
+        Coalition.attach(coalition.chain.backend, edited, coalition.build)
+    Coalition.attach(coalition.chain.backend, coalition.deployment, coalition.build)  # the genuine one
+
+
+def test_a_pinned_consortium_refuses_any_other(coalition):
+    backend = coalition.chain.backend
+    pinned = coalition.consortium_address
+    Coalition.attach(backend, coalition.deployment, coalition.build, consortium=pinned.lower())
+    other = backend.accounts[7].address  # any other address, told to the user as the anchor
+    with pytest.raises(errors.DeploymentMismatch, match=f"not the pinned {other}"):
+        verify_deployment(coalition.chain, coalition.build, coalition.deployment, consortium=other)
+
+
+def test_an_address_that_is_no_consortium_is_no_trust_anchor(coalition):
+    backend = coalition.chain.backend
+    with pytest.raises(errors.DeploymentMismatch, match="Consortium: no contract at"):
+        trusted_deployment(backend, backend.accounts[7].address, coalition.build)
+    with pytest.raises(errors.DeploymentMismatch, match=r"Consortium at .* was built from other sources"):
+        trusted_deployment(backend, coalition.deployment.contracts["MemberRegistry"], coalition.build)
+    artifact = coalition.build["Consortium"]
+    sender = backend.accounts[5]
+    bare = coalition.chain.deploy(artifact.abi, artifact.bytecode, [[sender.address]], sender)
+    with pytest.raises(errors.DeploymentMismatch, match="records no coalition contracts"):
+        trusted_deployment(backend, str(bare["contractAddress"]), coalition.build)
