@@ -41,6 +41,7 @@ from api.usecases.customers import register_customer
 from api.usecases.interactions import NewInteraction, record_interactions
 from api.usecases.loyalty import PointsRequest, earn_points, redeem_points
 from api.usecases.partners import register_partner
+from api.usecases.signing import customer_signs_consent, customer_signs_redeem
 from ledger.backends import EthTesterBackend
 from ledger.clients import Action
 from ledger.coalition import Coalition
@@ -113,9 +114,18 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         "bruno": register_customer(crm, acme, people["bruno"]),
         "chen": register_customer(crm, acme, people["chen"]),
     }
+    alice = members["alice"]
     for purpose in ("loyalty", "profiling"):
-        give_consent(crm, acme, members["alice"], purpose, customer_key=alice_key)
-    give_consent(crm, borealis, members["alice"], "loyalty", customer_key=alice_key)
+        give_consent(
+            crm, acme, alice, purpose, signed=customer_signs_consent(crm, alice_key, alice, "acme", purpose)
+        )
+    give_consent(
+        crm,
+        borealis,
+        alice,
+        "loyalty",
+        signed=customer_signs_consent(crm, alice_key, alice, "borealis", "loyalty"),
+    )
     give_consent(crm, acme, members["bruno"], "loyalty")
     items = [
         NewInteraction(members[who], "purchase", {"invoice": f"{who}-{n}", "total": 10.0 + n})
@@ -125,7 +135,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     recorded = record_interactions(crm, acme, items).recorded
     anchor_now(crm, acme)
     earn_points(crm, acme, PointsRequest(members["alice"], 1200))
-    redeem_points(crm, borealis, PointsRequest(members["alice"], 500), customer_key=alice_key)
+    redeem_points(
+        crm,
+        borealis,
+        PointsRequest(alice, 500),
+        signed=customer_signs_redeem(crm, alice_key, alice, "borealis", 500),
+    )
     model_id = register_glass_box(crm, "cafe")
     try:
         yield World(

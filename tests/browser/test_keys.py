@@ -10,8 +10,9 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 from playwright.sync_api import Page
 
+from api.principal import Principal
 from api.usecases.customer_keys import open_customer_key
-from ledger.clients.members import CONSENT_TYPE
+from api.usecases.signing import consent_typed_data
 from tests.browser.conftest import PASSPHRASE, Live, Watch, World
 
 SIGN = """async ([keystore, passphrase, message, typedData]) => {
@@ -22,32 +23,13 @@ SIGN = """async ([keystore, passphrase, message, typedData]) => {
 
 
 def _typed_data(world: World) -> dict[str, object]:
-    """What the API's typed-data endpoints return: MemberRegistry's domain and a Consent, in the JSON
-    form eth_signTypedData_v4 and eth-account's full_message take."""
-    members = world.crm.coalition.members
-    return {
-        "domain": members.domain(),
-        "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"},
-                {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"},
-                {"name": "verifyingContract", "type": "address"},
-            ],
-            "Consent": CONSENT_TYPE,
-        },
-        "primaryType": "Consent",
-        "message": {
-            "member": "0x" + world.members["alice"].hex(),
-            "controller": world.addresses["auditor"],
-            "purpose": "0x" + bytes(range(32)).hex(),
-            "status": 2,
-            "receiptHash": "0x" + bytes(range(32, 64)).hex(),
-            "expiresAt": 0,
-            "nonce": 7,
-            "deadline": 1_900_000_000,
-        },
-    }
+    """What the API's typed-data endpoints return (api.usecases.signing): here alice's withdrawal of
+    her profiling consent to acme, in the JSON form eth_signTypedData_v4 and full_message take."""
+    alice = world.members["alice"]
+    typed, _receipt = consent_typed_data(
+        world.crm, Principal.of_customer(alice), alice, "acme", "profiling", withdraw=True
+    )
+    return typed
 
 
 def test_keystore_opens_and_signs_as_eth_account_does(
