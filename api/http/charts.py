@@ -21,6 +21,7 @@ from typing import Any
 import matplotlib
 from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 # Colours of the GOV.UK palette: each has a contrast of at least 4.5:1 on white.
 INK = "#0b0c0c"
@@ -210,6 +211,9 @@ def heads_over_time(heads: Mapping[str, Sequence[tuple[datetime | int, int]]]) -
                 when, size = zip(*points, strict=True)
                 axes.step(when, size, where="post", color=colour, linewidth=2, marker="o", label=partner)
         by_block = all(isinstance(when, int) for points in heads.values() for when, _ in points)
+        axes.yaxis.set_major_locator(MaxNLocator(integer=True))  # leaves and blocks are counts
+        if by_block:
+            axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.set(xlabel="block" if by_block else "anchored at", ylabel="leaves in the log")
         if heads:
             axes.legend(loc="upper left", frameon=False)
