@@ -551,6 +551,19 @@ class IdempotentRequest(StoreModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+class ConsentRequest(StoreModel, table=True):
+    """A consent receipt handed to a customer to sign (its hash is in the typed data she signs), kept
+    until she sends the signature back or its deadline passes. Ids and vocabulary only, like receipts."""
+
+    __tablename__ = "consent_requests"
+    __table_args__ = (_length_check("receipt_hash"), _length_check("member_id"))
+
+    receipt_hash: bytes = Field(primary_key=True)
+    member_id: bytes
+    receipt_json: str = Field(sa_type=sa.Text)
+    expires_at: datetime
+
+
 class Job(StoreModel, table=True):
     """Long work started over HTTP (an import, training, scoring everyone, a verification). `runner`
     names the server process that runs it: a job of a process that is gone is reported failed."""

@@ -9,17 +9,21 @@ never taken from the request.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from api.context import Crm
-from api.errors import NotFound
+from api.errors import InvalidInput, NotFound
 from api.principal import Principal
-from api.usecases import consent, customers, decisions, export, loyalty
+from api.usecases import consent, customers, decisions, export, loyalty, signing
 from ledger.clients import PURPOSES, purpose_id
+from offchain.canonical import canonical_json
+from offchain.models import ConsentReceipt, ConsentRequest
+from offchain.repositories import consent_requests, partners
 from offchain.repositories import customers as customer_rows
-from offchain.repositories import partners
 
 
 def home_partner(crm: Crm, who: Principal) -> str:
@@ -181,3 +185,109 @@ def _number(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+# --- what she signs in the browser, relayed by a partner -----------------------------------------------
+
+
+def consent_typed_data(crm: Crm, who: Principal, partner: str, purpose: str, status: str) -> dict[str, Any]:
+    """The EIP-712 typed data of her consent (`status` given or withdrawn) towards `partner` for
+    `purpose`. The receipt it commits to is kept here until she sends the signature back."""
+    member = who.acting_member()
+    if status not in ("given", "withdrawn"):
+        raise InvalidInput(f"status is given or withdrawn, not {status!r}")
+    consent.check_purposes([purpose])
+    typed, document = signing.consent_typed_data(
+        crm, who, member, partner, purpose, withdraw=status == "withdrawn"
+    )
+    raw = canonical_json(document)
+    deadline = datetime.fromtimestamp(int(typed["message"]["deadline"]), UTC)
+    with crm.unit_of_work() as db:
+        consent_requests.forget_before(db, datetime.now(UTC))
+        consent_requests.add(
+            db,
+            ConsentRequest(
+                receipt_hash=hashlib.sha256(raw).digest(),
+                member_id=member,
+                receipt_json=raw.decode(),
+                expires_at=deadline,
+            ),
+        )
+    return typed
+
+
+def _signature(signature: str) -> bytes:
+    try:
+        raw = bytes.fromhex(signature.removeprefix("0x"))
+    except ValueError:
+        raw = b""
+    if len(raw) != 65:
+        raise InvalidInput("signature: 0x and 65 bytes of hex (130 hex digits)")
+    return raw
+
+
+def _message(typed_data: dict[str, Any], primary: str) -> dict[str, Any]:
+    message = typed_data.get("message")
+    if typed_data.get("primaryType") != primary or not isinstance(message, dict):
+        raise InvalidInput(f"typed_data: not the {primary} typed data this server handed out")
+    return message
+
+
+def partner_name_at(crm: Crm, address: Any) -> str:
+    """The name of this server's partner at `address`; InvalidInput if none is."""
+    with crm.unit_of_work() as db:
+        found = partners.by_address(db, str(address)) if isinstance(address, str) else None
+    if found is None:
+        raise InvalidInput(f"typed_data: {address} is not a partner of this server")
+    return found.name
+
+
+def relay_consent(crm: Crm, who: Principal, typed_data: dict[str, Any], signature: str) -> ConsentReceipt:
+    """Her signed consent, relayed to the chain by the partner it is towards (which records it)."""
+    member = who.acting_member()
+    message = _message(typed_data, "Consent")
+    by_id = {"0x" + purpose_id(p).hex(): p for p in PURPOSES}
+    purpose = by_id.get(str(message.get("purpose", "")).lower())
+    if purpose is None:
+        raise InvalidInput("typed_data: an unknown purpose")
+    try:
+        receipt_hash = bytes.fromhex(str(message.get("receiptHash", "")).removeprefix("0x"))
+    except ValueError:
+        receipt_hash = b""
+    with crm.unit_of_work() as db:
+        request = consent_requests.get(db, receipt_hash)
+        document = (
+            None if request is None or request.member_id != member else json.loads(request.receipt_json)
+        )
+    if document is None:
+        raise InvalidInput(
+            "typed_data: no consent of yours is waiting for this signature: ask for the typed data again"
+        )
+    partner = Principal.of_partner(partner_name_at(crm, message.get("controller")))
+    signed = signing.SignedMessage(typed_data, _signature(signature), document)
+    if document.get("status") == "withdrawn":
+        receipt = consent.withdraw_consent(crm, partner, member, purpose, signed=signed)
+    else:
+        receipt = consent.give_consent(crm, partner, member, purpose, signed=signed)
+    with crm.unit_of_work() as db:
+        consent_requests.forget(db, receipt_hash)
+    return receipt
+
+
+def redeem_typed_data(crm: Crm, who: Principal, partner: str, amount: int) -> dict[str, Any]:
+    """The EIP-712 typed data of her redemption of `amount` points at `partner`."""
+    return signing.redeem_typed_data(crm, who, who.acting_member(), partner, amount)
+
+
+def relay_redeem(
+    crm: Crm, who: Principal, typed_data: dict[str, Any], signature: str
+) -> loyalty.PointsReceipt:
+    """Her signed redemption, relayed to the chain by the partner she redeems at."""
+    member = who.acting_member()
+    message = _message(typed_data, "Redeem")
+    amount = message.get("amount")
+    if not isinstance(amount, int):
+        raise InvalidInput("typed_data: no amount")
+    partner = Principal.of_partner(partner_name_at(crm, message.get("partner")))
+    signed = signing.SignedMessage(typed_data, _signature(signature))
+    return loyalty.redeem_points(crm, partner, loyalty.PointsRequest(member, amount), signed=signed)

@@ -52,14 +52,7 @@ class Api:
 
     def sign_in(self, account: LocalAccount) -> dict[str, Any]:
         """Sign in with `account` over the API; the session's JSON (its token under "token")."""
-        message = self.client.post("/v1/auth/challenge", json={"address": account.address}).json()["message"]
-        signed = account.sign_message(encode_defunct(text=message))
-        answer = self.client.post(
-            "/v1/auth/session", json={"message": message, "signature": "0x" + signed.signature.hex()}
-        )
-        assert answer.status_code == 200, answer.text
-        self.client.cookies.clear()  # tests send bearer tokens unless they test cookies on purpose
-        return dict(answer.json())
+        return sign_in_over(self.client, account)
 
     def bearer(self, account: LocalAccount) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.sign_in(account)['token']}"}
@@ -90,3 +83,15 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     with TestClient(app, raise_server_exceptions=False) as client:
         yield Api(crm, client, auditor)
     crm.close()
+
+
+def sign_in_over(client: TestClient, account: LocalAccount) -> dict[str, Any]:
+    """Sign in with `account` (EIP-4361) through `client`; the session's JSON."""
+    message = client.post("/v1/auth/challenge", json={"address": account.address}).json()["message"]
+    signed = account.sign_message(encode_defunct(text=message))
+    answer = client.post(
+        "/v1/auth/session", json={"message": message, "signature": "0x" + signed.signature.hex()}
+    )
+    assert answer.status_code == 200, answer.text
+    client.cookies.clear()  # tests send bearer tokens unless they test cookies on purpose
+    return dict(answer.json())

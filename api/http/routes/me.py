@@ -4,10 +4,10 @@ Every answer is about the member the session signed in as; there is no member in
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.http.deps import CrmDep, CustomerDep, role
 from api.http.idempotency import IdempotentRoute
@@ -137,3 +137,89 @@ def decisions(who: CustomerDep, crm: CrmDep) -> list[DecisionOut]:
 def export(who: CustomerDep, crm: CrmDep) -> dict[str, Any]:
     """Everything held on you here, as JSON."""
     return me.export_all(crm, who)
+
+
+# --- writes: typed data to sign in the browser, then the signature ----------------------------------------
+
+
+class TypedData(BaseModel):
+    """EIP-712 typed data as eth_signTypedData_v4 and eth-account's sign_typed_data(full_message=...)
+    take it."""
+
+    domain: dict[str, Any]
+    types: dict[str, list[dict[str, str]]]
+    primaryType: str  # noqa: N815 - the EIP-712 JSON field's name
+    message: dict[str, Any]
+
+
+class Signed(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    typed_data: TypedData
+    signature: str = Field(pattern=r"^0x[0-9a-fA-F]{130}$", description="the 65-byte signature in hex")
+
+
+PartnerQuery = Annotated[str, Query(pattern=r"^[a-z0-9-]{1,63}$", description="the partner's name")]
+
+
+@router.get("/consents/typed-data", response_model=TypedData, responses=ERRORS, **CUSTOMER)
+def consent_typed_data(
+    who: CustomerDep,
+    crm: CrmDep,
+    partner: PartnerQuery,
+    purpose: Annotated[str, Query(max_length=32)],
+    status: Annotated[Literal["given", "withdrawn"], Query()],
+) -> TypedData:
+    """What to sign to give or withdraw your consent towards a partner for a purpose."""
+    return TypedData.model_validate(me.consent_typed_data(crm, who, partner, purpose, status))
+
+
+class ConsentRecorded(BaseModel):
+    partner: str
+    purpose: str
+    status: str
+    receipt_hash: str
+    block_number: int | None
+
+
+@router.post("/consents", status_code=201, response_model=ConsentRecorded, responses=ERRORS, **CUSTOMER)
+def record_consent(body: Signed, who: CustomerDep, crm: CrmDep) -> ConsentRecorded:
+    """Your signed consent, relayed to the chain by the partner it is towards."""
+    receipt = me.relay_consent(crm, who, body.typed_data.model_dump(), body.signature)
+    return ConsentRecorded(
+        partner=receipt.controller,
+        purpose=receipt.purpose,
+        status=receipt.status.value,
+        receipt_hash=hexid(receipt.receipt_hash),
+        block_number=receipt.block_number,
+    )
+
+
+@router.get("/points/redeem/typed-data", response_model=TypedData, responses=ERRORS, **CUSTOMER)
+def redeem_typed_data(
+    who: CustomerDep,
+    crm: CrmDep,
+    partner: PartnerQuery,
+    amount: Annotated[int, Query(ge=1, le=10**12)],
+) -> TypedData:
+    """What to sign to redeem points at a partner."""
+    return TypedData.model_validate(me.redeem_typed_data(crm, who, partner, amount))
+
+
+class Redeemed(BaseModel):
+    partner: str
+    amount: int
+    balance: int = Field(description="your balance after, from the chain")
+    block_number: int | None
+
+
+@router.post("/points/redeem", status_code=201, response_model=Redeemed, responses=ERRORS, **CUSTOMER)
+def redeem(body: Signed, who: CustomerDep, crm: CrmDep) -> Redeemed:
+    """Your signed redemption, relayed to the chain by the partner you redeem at."""
+    found = me.relay_redeem(crm, who, body.typed_data.model_dump(), body.signature)
+    partner = str(body.typed_data.message.get("partner", ""))
+    return Redeemed(
+        partner=me.partner_name_at(crm, partner),
+        amount=found.event.amount,
+        balance=found.balance,
+        block_number=found.event.block_number,
+    )

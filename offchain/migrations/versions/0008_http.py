@@ -91,6 +91,16 @@ def upgrade() -> None:
         _length("idempotent_requests", "request_hash"),
     )
     op.create_table(
+        "consent_requests",
+        sa.Column("receipt_hash", sa.LargeBinary(), nullable=False),
+        sa.Column("member_id", sa.LargeBinary(), nullable=False),
+        sa.Column("receipt_json", sa.Text(), nullable=False),
+        sa.Column("expires_at", WHEN, nullable=False),
+        sa.PrimaryKeyConstraint("receipt_hash", name=op.f("pk_consent_requests")),
+        _length("consent_requests", "receipt_hash"),
+        _length("consent_requests", "member_id"),
+    )
+    op.create_table(
         "jobs",
         sa.Column("id", sa.String(length=36), nullable=False),
         sa.Column("owner", sa.String(length=120), nullable=False),
@@ -108,5 +118,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("jobs", "idempotent_requests", "web_sessions", "sign_in_challenges", "api_tokens"):
+    for table in (
+        "jobs",
+        "consent_requests",
+        "idempotent_requests",
+        "web_sessions",
+        "sign_in_challenges",
+        "api_tokens",
+    ):
         op.drop_table(table)
