@@ -3,14 +3,18 @@ own, and what a page shows agrees with the chain and the store."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from contextlib import closing
 from pathlib import Path
 
-from playwright.sync_api import BrowserContext, Page, expect
+from playwright.sync_api import BrowserContext, Page, Route, expect
 from sqlalchemy import make_url
 
+from ledger.clients import purpose_id
+from ledger.clients.consent import ConsentSource
 from tests.browser.conftest import (
+    PASSPHRASE,
     Live,
     World,
     screenshot,
@@ -60,6 +64,21 @@ def test_customer_signs_in_with_a_keystore_and_sees_their_consents(
         page.get_by_role("link", name="Download everything held about you").click()
     exported = Path(download.value.path()).read_text()
     assert "alice.q@example.org" in exported and world.members["alice"].hex() in exported
+
+    # withdraw profiling from acme: signed in this page with the key it opened at sign-in, relayed by
+    # acme; the box stays as the chain has it until the API answers that the signed event is mined
+    consent = world.crm.coalition.consent
+    acme, profiling = world.crm.signer("acme").address, purpose_id("profiling")
+    box = page.get_by_role("checkbox", name="profiling - acme")
+    box.click()
+    expect(box).to_be_checked()  # at once: not before the chain has it
+    expect(box).not_to_be_checked(timeout=30_000)
+    expect(page.locator(f"#{box.get_attribute('id')}-state")).to_have_text("Withdrawn just now")
+    assert not consent.is_valid(world.members["alice"], acme, profiling)
+    latest = consent.history(world.members["alice"], acme, profiling)[-1]
+    assert latest.source is ConsentSource.SIGNED  # her signature, not acme's attestation
+    page.reload()
+    expect(page.get_by_role("checkbox", name="profiling - acme")).not_to_be_checked()
 
 
 def test_auditor_signs_in_sees_heads_and_a_finding_for_a_record_edited_behind_the_system(
@@ -230,3 +249,34 @@ def test_a_write_without_the_csrf_token_or_by_another_partner_changes_nothing(
     mixed = context.request.post(url, form={"amount": "100"}, headers={"X-CSRF-Token": csrf})
     assert mixed.status == 401
     assert world.crm.coalition.loyalty.balance_of(bruno) == balance
+
+
+def test_a_refused_signature_leaves_the_toggle_and_says_why(
+    context: BrowserContext, page: Page, live: Live, world: World
+) -> None:
+    session_for(context, live, world, "alice")
+    page.goto(live.url + "/me")
+    box = page.get_by_role("checkbox", name="loyalty - cafe")
+    expect(box).not_to_be_checked()
+    # signed in with no key in the page (a new tab, a reload): the page asks for the key file first
+    box.click()
+    expect(page.get_by_role("alert")).to_contain_text("Your key is needed to sign")
+    page.get_by_label("Your key file").set_input_files(world.keys["alice"])
+    page.get_by_label("Passphrase of the key file").fill(PASSPHRASE)
+
+    def tamper(route: Route) -> None:  # what reaches the API is signed over other data
+        body = json.loads(route.request.post_data or "{}")
+        body["typed_data"]["message"]["purpose"] = "0x" + purpose_id("marketing").hex()
+        route.continue_(post_data=json.dumps(body))
+
+    page.route("**/v1/me/consents", tamper)
+    box.click()
+    summary = page.locator("[data-error-summary]")
+    expect(summary).to_be_visible(timeout=30_000)
+    problem = summary.inner_text()
+    # the API's problem detail, in words: the data signed is not what arrived
+    assert "There is a problem" in problem and "the signature was made by" in problem
+    assert "Traceback" not in problem and "{" not in problem
+    expect(box).not_to_be_checked()
+    cafe = world.crm.signer("cafe").address
+    assert not world.crm.coalition.consent.is_valid(world.members["alice"], cafe, purpose_id("loyalty"))
