@@ -8,7 +8,6 @@ from api.evidence import anchoring
 from api.evidence.anchoring import AnchorOutcome
 from api.principal import Principal
 from api.usecases.partners import partner_names
-from ledger.clients.anchor import BatchInfo
 
 
 def anchor_now(crm: Crm, who: Principal, partner: str | None = None) -> list[tuple[str, AnchorOutcome]]:
@@ -22,11 +21,3 @@ def anchor_now(crm: Crm, who: Principal, partner: str | None = None) -> list[tup
             raise NotAllowed(f"{who} may not anchor for partner {partner}")
         names = [partner]
     return [(name, outcome) for name in names for outcome in anchoring.anchor_pending(crm, name)]
-
-
-def log_heads(crm: Crm, who: Principal) -> dict[str, list[BatchInfo]]:
-    """Every head each partner in scope anchored, oldest first, as the chain holds them (hashes and
-    sizes only: an auditor reads every partner's)."""
-    with crm.unit_of_work() as db:
-        found = [crm.partner(db, name) for name in partner_names(crm, who)]
-    return {p.name: crm.coalition.anchor.heads(p.address) for p in found}

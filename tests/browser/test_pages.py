@@ -124,7 +124,12 @@ def test_each_role_opening_another_role_s_page_gets_the_sign_in_page(
     pages = {
         "customer": ["/me"],
         "partner": ["/partner", f"/partner/customers/{alice}", "/partner/settlement", "/partner/models"],
-        "auditor": ["/audit", "/audit/verification?run=true"],
+        "auditor": [
+            "/audit",
+            "/audit/verification?run=true",
+            "/audit/proofs?partner=acme&leaf=0",
+            "/audit/erasures",
+        ],
     }
     for role in ("anonymous", *principals):
         context.clear_cookies()
@@ -280,3 +285,27 @@ def test_a_refused_signature_leaves_the_toggle_and_says_why(
     expect(box).not_to_be_checked()
     cafe = world.crm.signer("cafe").address
     assert not world.crm.coalition.consent.is_valid(world.members["alice"], cafe, purpose_id("loyalty"))
+
+
+def test_auditor_checks_a_leaf_and_two_heads_with_the_contract(
+    context: BrowserContext, page: Page, live: Live, world: World
+) -> None:
+    session_for(context, live, world, "auditor")
+    page.goto(live.url + "/audit")
+    page.get_by_role("link", name="Check a leaf's inclusion or the consistency of two heads").click()
+    page.get_by_label("Leaf number").fill("5")
+    page.get_by_role("button", name="Check inclusion").click()
+    found = page.locator("[data-inclusion]")
+    expect(found).to_contain_text("5 of acme")
+    expect(found).to_contain_text("included")
+    page.get_by_label("Leaves in the earlier head").fill("4")
+    page.get_by_label("Leaves in the later head").fill("8")
+    page.get_by_role("button", name="Check consistency").click()
+    expect(page.locator("[data-consistency] tbody tr")).to_have_count(1)
+    expect(page.locator("[data-consistency]")).to_contain_text("consistent")
+    # a leaf the log does not hold is the use case's refusal, in words, not a traceback
+    page.goto(live.url + "/audit/proofs?partner=acme&leaf=99")
+    expect(page.get_by_role("alert")).to_be_visible()
+    assert "Traceback" not in page.locator("main").inner_text()
+    page.get_by_role("link", name="Erasures").click()
+    expect(page.get_by_role("heading", name="Erasure receipts")).to_be_visible()

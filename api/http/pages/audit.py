@@ -1,35 +1,87 @@
 """The auditor's console (`/audit`, signed in with the auditor's own key): each partner's log heads over
-time, and a verification run in auditor mode with its findings. Hashes, sizes and findings only: no
-page here shows personal data (no key is opened for an auditor)."""
+time, a leaf's inclusion proof and the consistency of two heads (each with the contract's own verdict),
+a verification run in auditor mode with its findings, and the erasure receipts. Hashes, sizes and
+findings only: no page here shows personal data (no key is opened for an auditor)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
+from api.errors import CrmError
 from api.evidence.verification import Outcome
 from api.http import charts
 from api.http.pages.base import as_role, crm_of, render, sign_in_page
 from api.principal import Role
-from api.usecases.anchoring import log_heads
+from api.usecases import logs
 from api.usecases.verification import verify
 
 router = APIRouter()
 
 
-@router.get("/audit", response_class=HTMLResponse)
+@router.get("/audit", response_model=None)
 def logs_page(request: Request) -> HTMLResponse:
     who = as_role(request, Role.AUDITOR)
     if who is None:
         return sign_in_page(request, Role.AUDITOR)
-    heads = log_heads(crm_of(request), who)
+    found = logs.log_heads(crm_of(request), who)
     chart = charts.heads_over_time(
-        {name: [(h.block_number, h.size) for h in found] for name, found in heads.items() if found}
+        {
+            log.partner or log.address: [(h.block_number, h.size) for h in log.heads]
+            for log in found
+            if log.heads
+        }
     )
-    return render(request, "pages/audit_logs.html", heads=heads, chart=chart)
+    return render(request, "pages/audit_logs.html", logs=found, chart=chart)
 
 
-@router.get("/audit/verification", response_class=HTMLResponse)
+@router.get("/audit/proofs", response_model=None)
+def proofs_page(
+    request: Request,
+    partner: str = Query("", max_length=63),
+    leaf: int | None = Query(None, ge=0, le=2**62),
+    first: int | None = Query(None, ge=1, le=2**62),
+    second: int | None = Query(None, ge=1, le=2**62),
+) -> HTMLResponse:
+    """A leaf's inclusion proof (`partner`, `leaf`) or the consistency of two heads (`partner`, `first`,
+    `second` leaves), as the contract checks them."""
+    who = as_role(request, Role.AUDITOR)
+    if who is None:
+        return sign_in_page(request, Role.AUDITOR)
+    crm = crm_of(request)
+    names = [log.partner for log in logs.log_heads(crm, who) if log.partner]
+    inclusion, steps, problem = None, None, None
+    try:
+        if partner and leaf is not None:
+            inclusion = logs.inclusion(crm, who, partner, leaf)
+        if partner and first is not None and second is not None:
+            steps = logs.consistency(crm, who, partner, first, second)
+    except CrmError as error:
+        problem = str(error)
+    return render(
+        request,
+        "pages/audit_proofs.html",
+        status_code=422 if problem else 200,
+        names=names,
+        partner=partner,
+        leaf=leaf,
+        first=first,
+        second=second,
+        inclusion=inclusion,
+        steps=steps,
+        problem=problem,
+    )
+
+
+@router.get("/audit/erasures", response_model=None)
+def erasures_page(request: Request) -> HTMLResponse:
+    who = as_role(request, Role.AUDITOR)
+    if who is None:
+        return sign_in_page(request, Role.AUDITOR)
+    return render(request, "pages/audit_erasures.html", erasures=logs.erasure_receipts(crm_of(request), who))
+
+
+@router.get("/audit/verification", response_model=None)
 def verification_page(request: Request, run: bool = Query(False)) -> HTMLResponse:
     who = as_role(request, Role.AUDITOR)
     if who is None:
