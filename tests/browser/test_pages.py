@@ -16,6 +16,7 @@ from ledger.clients.consent import ConsentSource
 from tests.browser.conftest import (
     PASSPHRASE,
     Live,
+    Watch,
     World,
     screenshot,
     session_for,
@@ -309,3 +310,19 @@ def test_auditor_checks_a_leaf_and_two_heads_with_the_contract(
     assert "Traceback" not in page.locator("main").inner_text()
     page.get_by_role("link", name="Erasures").click()
     expect(page.get_by_role("heading", name="Erasure receipts")).to_be_visible()
+
+
+def test_the_audit_report_is_one_html_file_that_holds_no_personal_data(
+    context: BrowserContext, page: Page, live: Live, world: World, watch: Watch
+) -> None:
+    session_for(context, live, world, "auditor")
+    page.goto(live.url + "/audit/report")
+    expect(page.get_by_role("heading", name="Audit report")).to_be_visible()
+    expect(page.get_by_role("img", name="Log heads over time")).to_be_visible()
+    assert [url for _, url, _ in watch.requests] == [live.url + "/audit/report"]  # nothing else to load
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Save this report as one HTML file").click()
+    saved = Path(download.value.path()).read_text()
+    assert "<style>" in saved and "<svg" in saved and 'href="/static' not in saved and "<script" not in saved
+    for private in ("Alice", "alice.q@example.org", "Bruno", "bruno@example.org", "Chen Wei"):
+        assert private not in saved

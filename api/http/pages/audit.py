@@ -5,13 +5,15 @@ findings only: no page here shows personal data (no key is opened for an auditor
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from api.errors import CrmError
 from api.evidence.verification import Outcome
 from api.http import charts
-from api.http.pages.base import as_role, crm_of, render, sign_in_page
+from api.http.pages.base import STATIC, as_role, crm_of, render, sign_in_page
 from api.principal import Role
 from api.usecases import logs
 from api.usecases.verification import verify
@@ -79,6 +81,41 @@ def erasures_page(request: Request) -> HTMLResponse:
     if who is None:
         return sign_in_page(request, Role.AUDITOR)
     return render(request, "pages/audit_erasures.html", erasures=logs.erasure_receipts(crm_of(request), who))
+
+
+@router.get("/audit/report", response_model=None)
+def report_page(request: Request, download: bool = Query(False)) -> HTMLResponse:
+    """One self-contained HTML file (styles inline, charts as inline SVG): the logs' heads, a
+    verification run in auditor mode, and the erasure receipts; it prints well, and `download` saves it."""
+    who = as_role(request, Role.AUDITOR)
+    if who is None:
+        return sign_in_page(request, Role.AUDITOR)
+    crm = crm_of(request)
+    found = logs.log_heads(crm, who)
+    chart = charts.heads_over_time(
+        {
+            log.partner or log.address: [(h.block_number, h.size) for h in log.heads]
+            for log in found
+            if log.heads
+        }
+    )
+    response = render(
+        request,
+        "pages/audit_report.html",
+        logs=found,
+        chart=chart,
+        report=verify(crm, who, auditor=True),
+        outcomes=list(Outcome),
+        erasures=logs.erasure_receipts(crm, who),
+        styles=(STATIC / "css" / "pages.css").read_text(),
+        made=datetime.now(UTC),
+        auditor=who.address,
+        chain_id=crm.coalition.deployment.chain_id,
+        block=crm.coalition.block_number(),
+    )
+    if download:
+        response.headers["Content-Disposition"] = 'attachment; filename="ledgercrm-audit-report.html"'
+    return response
 
 
 @router.get("/audit/verification", response_model=None)
