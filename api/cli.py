@@ -239,6 +239,11 @@ def with_crm(action: Callable[[Crm], T]) -> T:
 
     with user_errors():
         crm = open_crm(state.home)
+        for partner, member, block in crm.reshredded:
+            errors.print(
+                f"warning: the key store held a data key of {partner}'s member 0x{member.hex()}, which the"
+                f" chain erased in block {block} (a key store restored from a backup?): shredded it again"
+            )
         try:
             return action(crm)
         finally:
@@ -458,6 +463,7 @@ def customer_add(
     member id."""
     from pydantic import ValidationError
 
+    from api.usecases.customer_keys import customer_binding
     from api.usecases.customers import register_customer
     from offchain.models import CustomerCreate
 
@@ -476,7 +482,12 @@ def customer_add(
         fail(f"--{str(exc.errors()[0]['loc'][0]).replace('_', '-')}: {exc.errors()[0]['msg']}")
     key = _customer_key(signer_key, passphrase_file)
     signer = None if key is None else key.address
-    member = with_crm(lambda crm: register_customer(crm, as_partner(partner), data, signer=signer))
+
+    def register(crm: Crm) -> bytes:
+        binding = None if key is None else customer_binding(crm, key)
+        return register_customer(crm, as_partner(partner), data, signer=signer, binding=binding)
+
+    member = with_crm(register)
     if signer is not None:
         console.print(f"signer {signer} bound")
     console.print(hexid(member))
@@ -504,10 +515,14 @@ def customer_key_bind(
     passphrase_file: PassphraseFileOption = None,
 ) -> None:
     """Bind a customer's own key to a member without one (its home partner only)."""
-    from api.usecases.customer_keys import bind_customer_key
+    from api.usecases.customer_keys import bind_customer_key, customer_binding
 
     account = _customer_key(key, passphrase_file)
-    address = with_crm(lambda crm: bind_customer_key(crm, as_partner(partner), member, account))
+    address = with_crm(
+        lambda crm: bind_customer_key(
+            crm, as_partner(partner), member, account.address, customer_binding(crm, account)(member)
+        )
+    )
     console.print(f"member {hexid(member)}: signer {address} bound")
 
 
@@ -555,6 +570,45 @@ def customer_key_reset(member: MemberArgument, partner: PartnerOption, new_signe
     line = (
         f"member {hexid(member)}, key {outcome.new_signer}: {outcome.votes} of {outcome.needed} votes:"
         f" {state_words}"
+    )
+    if outcome.counts_until is not None:
+        line += (
+            f" (a strict majority of the {plural(outcome.partners, 'partner')}; {partner}'s vote counts"
+            f" until {outcome.counts_until:%Y-%m-%d %H:%M UTC})"
+        )
+    console.print(line)
+
+
+@customer_app.command("move-vote")
+def customer_move_vote(
+    member: MemberArgument,
+    partner: PartnerOption,
+    to: Annotated[
+        str, typer.Option("--to", metavar="PARTNER", help="the new home: a partner's name or address")
+    ],
+) -> None:
+    """Vote, as this partner, to move a member's home (its home left the consortium, or it has no key
+    to sign the move); it moves once a strict majority of the partners voted for the same home."""
+    from api.usecases.members import vote_home_move
+
+    outcome = with_crm(lambda crm: vote_home_move(crm, as_partner(partner), member, to))
+    _print_member_vote(partner, member, f"home {outcome.target}", "moved", outcome)
+
+
+@customer_app.command("erase-vote")
+def customer_erase_vote(member: MemberArgument, partner: PartnerOption) -> None:
+    """Vote, as this partner, to erase a member on chain (one with a key is never erased by its home
+    alone); done once a strict majority of the partners voted so. Its home's `erase` then erases the
+    store's data."""
+    from api.usecases.members import vote_erasure
+
+    outcome = with_crm(lambda crm: vote_erasure(crm, as_partner(partner), member))
+    _print_member_vote(partner, member, "erasure", "erased on chain", outcome)
+
+
+def _print_member_vote(partner: str, member: bytes, what: str, done: str, outcome: Any) -> None:
+    line = f"member {hexid(member)}, {what}: {outcome.votes} of {outcome.needed} votes: " + (
+        done if outcome.done else "not yet"
     )
     if outcome.counts_until is not None:
         line += (
@@ -902,6 +956,21 @@ def consent_history_cmd(
     show_wide(table)
 
 
+@consent_app.command("follow")
+def consent_follow(
+    partner: Annotated[str | None, typer.Option(metavar="NAME", help="one partner (default: all)")] = None,
+) -> None:
+    """Record here what members signed on chain towards a partner through another partner."""
+    from api.usecases.consent import follow_consents
+
+    who = OPERATOR if partner is None else as_partner(partner)
+    found = with_crm(lambda crm: follow_consents(crm, who))
+    console.print(
+        f"{plural(found.recorded, 'consent record')} signed through another partner followed"
+        f" ({found.withdrawn} withdrawn); {found.not_held} of members this store does not hold"
+    )
+
+
 @consent_app.command("check")
 def consent_check(
     partner: PartnerOption,
@@ -1029,16 +1098,32 @@ def export(partner: PartnerOption, member: MemberOption) -> None:
 def anchor(
     partner: Annotated[str | None, typer.Option(metavar="NAME", help="one partner (default: all)")] = None,
 ) -> None:
-    """Anchor every pending interaction now."""
-    from api.usecases.anchoring import anchor_now
+    """Anchor every pending interaction now, after sending whatever else waits in the outboxes
+    (enrolments, consent, points, decisions an interrupted command left)."""
+    from api.usecases.anchoring import anchor_now, send_waiting
 
-    anchored = with_crm(lambda crm: anchor_now(crm, OPERATOR, partner))
-    for name, outcome in anchored:
+    def action(crm: Crm) -> tuple[Any, Any]:
+        sent = send_waiting(crm, OPERATOR if partner is None else as_partner(partner), partner)
+        return sent, anchor_now(crm, OPERATOR, partner)
+
+    sent, run = with_crm(action)
+    if sent.total:
+        console.print(
+            f"sent what waited: {plural(sent.enrolments, 'customer')} enrolled,"
+            f" {plural(sent.consents, 'consent record')}, {plural(sent.points, 'point event')},"
+            f" {plural(sent.decisions, 'decision')}"
+        )
+    for name, failure in run.failed:
+        console.print(f"{name}: {failure.reason}; its batch went back to pending and was signed anew")
+    for name, outcome in run.anchored:
         console.print(
             f"{name}: batch {outcome.onchain_batch_id}, {outcome.size} leaves, block {outcome.block_number}"
         )
-    if not anchored:
+    if not run.anchored and not sent.total:
         console.print("nothing to anchor")
+
+
+PENDING_NAMED = 20  # pending records other than interactions named one a line, at most
 
 
 @app.command()
@@ -1070,12 +1155,19 @@ def verify(
     failed = report.failures
     for problem in failed:
         console.print(Text.assemble((problem.outcome.value, "red"), f" {problem.label}: {problem.detail}"))
+    for elsewhere in (r for r in report.results if r.outcome is Outcome.NOT_HELD):
+        console.print(Text(f"{elsewhere.outcome.value}: {elsewhere.label}: {elsewhere.detail}"))
     console.print(f"{len(report.results)} checked: {summary or 'nothing to verify'}")
     console.print("checks run: " + "; ".join(check.value for check in report.checks))
     if auditor:
         console.print("not run: content (decrypting payloads needs the partners' keys)")
+    waiting = [r for r in report.results if r.outcome is Outcome.UNANCHORED and r.interaction_id is None]
+    for item in waiting[:PENDING_NAMED]:  # what is not an interaction is named: customers, receipts
+        console.print(Text(f"pending {item.label}: {item.detail}"))
+    if len(waiting) > PENDING_NAMED:
+        console.print(f"... and {len(waiting) - PENDING_NAMED} more pending records")
     if counts[Outcome.UNANCHORED]:
-        console.print(f"{counts[Outcome.UNANCHORED]} pending: run `ledgercrm anchor` to anchor them")
+        console.print(f"{counts[Outcome.UNANCHORED]} pending: run `ledgercrm anchor` to send and anchor them")
     if failed:
         raise typer.Exit(1)
 
@@ -1202,6 +1294,22 @@ def _purposes(value: str) -> list[str]:
     return [name.strip() for name in value.split(",") if name.strip()]
 
 
+INTERRUPTED_IMPORT = (
+    "interrupted: what the import wrote so far is kept (customers, interactions, and the enrolments,"
+    " consent, points and anchors still waiting in the outbox); run the same import again to finish it:"
+    " it first sends what waits, then adds only what is missing, and records nothing twice"
+)
+
+
+@contextmanager
+def import_interruptible() -> Iterator[None]:
+    """Ctrl-C during an import: one line saying so and what re-running does, exit 130 (SIGINT's)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        fail(INTERRUPTED_IMPORT, code=130)
+
+
 @import_app.command("online-retail")
 def import_online_retail_cmd(
     path: Annotated[
@@ -1232,7 +1340,8 @@ def import_online_retail_cmd(
                     reader=reader,
                 )
 
-        report = with_crm(action)
+        with import_interruptible():
+            report = with_crm(action)
     finally:
         reader.close()  # already closed by the import, unless it never got that far
     _print_import(report)
@@ -1264,7 +1373,9 @@ def import_synthetic_cmd(
                 purposes=_purposes(purposes),
             )
 
-    _print_import(with_crm(action))
+    with import_interruptible():
+        report = with_crm(action)
+    _print_import(report)
 
 
 # --- models, scores, decisions ------------------------------------------------------------------------

@@ -87,7 +87,7 @@ SENTENCES: dict[str, Sentence] = {
         f"{f['voter']} has already voted to give member {_hex(f['member'])} the key {f['newSigner']}"
     ),
     "MemberResetQuorumNotReached": lambda f: (
-        f"giving member {_hex(f['member'])} the key {f['newSigner']} has {f['votes']} of the"
+        f"the vote on member {_hex(f['member'])} (for {f['newSigner']}) has {f['votes']} of the"
         f" {f['needed']} votes it needs"
     ),
     "LoyaltyConsentRequired": lambda f: (
@@ -119,6 +119,31 @@ SENTENCES: dict[str, Sentence] = {
     "ConsentEmptyReceipt": lambda f: "a given consent needs the hash of its receipt",
     "ConsortiumProposalExpired": lambda f: f"proposal {f['proposalId']} expired at {_date(f['expiresAt'])}",
     "DecisionScoreOutOfRange": lambda f: f"a score of {f['scoreBps']} basis points is outside 0-10000",
+    "AnchorNotOwnLog": lambda f: (
+        f"the root {_hex(f['root'])} at {f['size']:,} leaves is not of {f['partner']}'s own log (it does not"
+        " start with that partner's genesis leaf)"
+    ),
+    "AnchorGrowthAboveCap": lambda f: (
+        f"a head may add at most {f['cap']:,} leaves; this one goes from {f['headSize']:,} to {f['size']:,}"
+    ),
+    "MemberSignerIsContract": lambda f: (
+        f"{f['signer']} is a contract: a member's key must be a key she holds"
+    ),
+    "MemberDeadlineTooFar": lambda f: (
+        f"the signature's deadline {_date(f['deadline'])} is too far ahead: the latest accepted now is"
+        f" {_date(f['latest'])}"
+    ),
+    "MemberSignatureRequired": lambda f: (
+        f"member {_hex(f['member'])} holds its own key: it is erased only by its signature or by a vote of"
+        " the partners"
+    ),
+    "MemberSameHome": lambda f: f"{f['home']} is member {_hex(f['member'])}'s home partner already",
+    "MemberHomeNotPartner": lambda f: f"{f['home']} is not a partner of the consortium, so not a home",
+    "MemberInvalidVote": lambda f: "that vote is not one the partners can carry out",
+    "LoyaltyPeriodCapExceeded": lambda f: (
+        f"{f['partner']} has issued {f['issued']:,} points today; {f['amount']:,} more would pass its daily"
+        f" cap of {f['cap']:,}"
+    ),
 }
 
 

@@ -44,7 +44,7 @@ from ledger.anvil import anvil_binary, running_anvil
 from ledger.backends import Backend
 from ledger.clients import Action, ConsentStatus, Decision, purpose_id
 from ledger.compiler import EVM_VERSION, OPTIMIZER_RUNS, SOLC_VERSION, Build, compile_contracts
-from ledger.merkle import Frontier, LogAppend, MerkleTree, leaf_hash
+from ledger.merkle import Frontier, LogAppend, leaf_hash
 
 BATCH = 100  # items per batch transaction (earnBatch, recordBatch, recordDecisions)
 RUN = 4  # items per member in the earnBatch of repeat customers (an import's invoices, grouped by member)
@@ -88,9 +88,16 @@ ROWS: tuple[Row, ...] = (
     Row(f"recordDecisions x{BATCH}, total", "decisions"),
     Row("registerModel", "register_model"),
     Row("erase (2 consents withdrawn, balance forfeited)", "erase"),
+    Row("enrolBatch x1 with a key (its binding signature)", "enrol_keyed"),
+    Row("bindSigner (the key's own signature)", "bind_signer"),
     Row("changeSigner (the old key's EIP-712 signature)", "change_signer"),
     Row("voteSignerReset (1st of 3 partners)", "reset_vote"),
     Row("voteSignerReset (2nd of 3: resets)", "reset_vote_deciding"),
+    Row("moveHomeSigned (customer's signature)", "move_home_signed"),
+    Row("voteHomeMove (1st of 3 partners)", "move_vote"),
+    Row("voteHomeMove (2nd of 3: moves)", "move_vote_deciding"),
+    Row("eraseSigned (customer's signature; 1 consent, balance)", "erase_signed"),
+    Row("voteErasure (2nd of 3: erases; 1 consent, balance)", "erase_vote_deciding"),
     Row("propose (admit partner)", "propose"),
     Row("vote (majority: admits)", "vote"),
     Row("propose + vote, total", "propose_vote"),
@@ -105,6 +112,10 @@ KNOWN_DIFFERENCES = {
     "redeem_signed": _SIGNED,
     "consent_signed": _SIGNED,
     "change_signer": _SIGNED,  # signed by the customer's old key, over the same kind of domain
+    "enrol_keyed": _SIGNED,  # signed by the key being bound
+    "bind_signer": _SIGNED,
+    "move_home_signed": _SIGNED,
+    "erase_signed": _SIGNED,
     "verify_estimate": (
         "py-evm's default gas estimator (eth.estimators.gas.binary_gas_search_intrinsic_tolerance) stops "
         "its binary search once the range is under 21,000 gas and returns the top of it, so eth-tester "
@@ -149,19 +160,28 @@ class BackendRun:
 
 @dataclass(frozen=True)
 class ProofFixture:
-    """A real 2**TREE_LOG2-leaf tree's root, and the audit path of one randomly chosen leaf."""
+    """The leaves 1.. of a real 2**TREE_LOG2-leaf log (leaf 0 is the anchoring partner's genesis leaf,
+    known once deployed), and one randomly chosen leaf's index."""
 
-    root: bytes
-    size: int
+    leaves: list[bytes]
     index: int
-    leaf: bytes
-    proof: list[bytes]
+
+    @property
+    def size(self) -> int:
+        return len(self.leaves) + 1
 
 
-def log_heads(count: int, per_head: int, rng: random.Random) -> list[tuple[LogAppend, list[bytes]]]:
-    """`count` consecutive heads of one log, `per_head` random leaves each: each append and the
-    consistency proof from the head before it (empty for the first)."""
-    frontier, heads = Frontier.empty(), []
+def genesis(coalition: Coalition, partner: str) -> Frontier:
+    """The partner's log before its first head: its genesis leaf alone."""
+    return Frontier(1, (coalition.anchor.genesis_leaf(partner),))
+
+
+def log_heads(
+    count: int, per_head: int, rng: random.Random, start: Frontier
+) -> list[tuple[LogAppend, list[bytes]]]:
+    """`count` consecutive heads of one log from `start` (its genesis leaf), `per_head` random leaves
+    each: each append and the consistency proof from the head before it."""
+    frontier, heads = start, []
     for _ in range(count):
         step = LogAppend(frontier, [rng.randbytes(32) for _ in range(per_head)])
         heads.append((step, step.consistency_proof()))
@@ -208,18 +228,11 @@ def build_proof_fixture(rng: random.Random) -> ProofFixture:
                 leaf_hash(b"interaction:" + i.to_bytes(8, "big")) for i in range(start, start + chunk)
             )
             progress.update(task, advance=chunk)
-    with status(f"Building the Merkle tree over 2^{TREE_LOG2} leaf hashes"):
-        hashed = time.perf_counter()
-        tree = MerkleTree(leaves)
-        built = time.perf_counter()
-    index = rng.randrange(size)
-    proof = tree.proof(index)
+    index = 1 + rng.randrange(size - 1)
     console.print(
-        f"Merkle tree of {size:,} leaves: leaves hashed in {hashed - started:.1f}s, "
-        f"tree built in {built - hashed:.1f}s; "
-        f"proving leaf {index:,} ({len(proof)} hashes)"
+        f"Log of {size:,} leaves: hashed in {time.perf_counter() - started:.1f}s; proving leaf {index:,}"
     )
-    return ProofFixture(tree.root, size, index, tree.leaf(index), proof)
+    return ProofFixture(leaves[1:], index)
 
 
 def measure_gas(coalition: Coalition, fixture: ProofFixture, rng: random.Random) -> dict[str, int]:
@@ -236,7 +249,10 @@ def measure_gas(coalition: Coalition, fixture: ProofFixture, rng: random.Random)
 
     loyalty, consent, members_ = coalition.loyalty, coalition.consent, coalition.members
     purpose = purpose_id("loyalty")
-    deadline = 2**40  # fixed, so that signatures (and their calldata) are the same on every chain
+    # the same on every chain (so are the signatures and their calldata) when both runs fall on one UTC
+    # day: the start of the day after tomorrow, within MemberRegistry's 30 days
+    today = int(coalition.chain.w3.eth.get_block("latest")["timestamp"]) // 86_400
+    deadline = (today + 2) * 86_400
 
     def ready(count: int, purposes: Sequence[str] = ("loyalty",)) -> list[bytes]:
         """Members enrolled by p0 with its attested consent: what earning (deciding) needs, not measured."""
@@ -266,7 +282,9 @@ def measure_gas(coalition: Coalition, fixture: ProofFixture, rng: random.Random)
     # a customer with a key of its own: it signs, partner p1 relays
     key = Account.from_key(rng.randbytes(32))
     keyed = b32()
-    members_.enrol(p0, [keyed], [key.address])
+    members_.enrol(
+        p0, [keyed], [key.address], [members_.authorize_binding(key, keyed, nonce=0, deadline=deadline)]
+    )
     receipt = b32()
     auth = members_.authorize_consent(
         key, keyed, p1.address, purpose, ConsentStatus.GIVEN, receipt, 0, deadline=deadline
@@ -286,17 +304,19 @@ def measure_gas(coalition: Coalition, fixture: ProofFixture, rng: random.Random)
     gas["erase"] = members_.erase(p0, erased).gas_used
 
     anchor = coalition.anchor
-    tree_batch = anchor.anchor(p0, fixture.root, fixture.size)  # also the warm-up of the batch array
+    with status(f"Building the log of 2^{TREE_LOG2} leaves from p0's genesis leaf"):
+        tree = LogAppend(genesis(coalition, p0.address), fixture.leaves)
+    proof = tree.proof(fixture.index)
+    leaf = fixture.leaves[fixture.index - 1]
+    # also the warm-up of the batch array
+    tree_batch = anchor.anchor(p0, tree.root, fixture.size, tree.consistency_proof())
     # the next head: ANCHOR_SIZE more leaves of p1's log, with the consistency proof from its first
-    (first, _), (second, proof) = log_heads(2, ANCHOR_SIZE, random.Random(7))
-    anchor.anchor(coalition.chain.backend.accounts[1], first.root, first.size)
-    gas["anchor"] = anchor.anchor(
-        coalition.chain.backend.accounts[1], second.root, second.size, proof
-    ).tx.gas_used
-    verify = anchor.contract.functions.verifyInclusion(
-        tree_batch.batch_id, fixture.index, fixture.leaf, fixture.proof
-    )
-    if not anchor.verify_inclusion(tree_batch.batch_id, fixture.index, fixture.leaf, fixture.proof):
+    p1_start = genesis(coalition, p1.address)
+    (first, first_proof), (second, next_proof) = log_heads(2, ANCHOR_SIZE, random.Random(7), p1_start)
+    anchor.anchor(p1, first.root, first.size, first_proof)
+    gas["anchor"] = anchor.anchor(p1, second.root, second.size, next_proof).tx.gas_used
+    verify = anchor.contract.functions.verifyInclusion(tree_batch.batch_id, fixture.index, leaf, proof)
+    if not anchor.verify_inclusion(tree_batch.batch_id, fixture.index, leaf, proof):
         raise RuntimeError("the contract rejected a valid inclusion proof")
     gas["verify_estimate"] = verify.estimate_gas({"from": p0.address})
     gas["verify_tx"] = coalition.chain.transact(anchor.contract, verify, p0).gas_used
@@ -319,7 +339,12 @@ def measure_gas(coalition: Coalition, fixture: ProofFixture, rng: random.Random)
     # the three founders (the second vote decides; each vote counts the partners and their tenures)
     old_key, new_key = Account.from_key(rng.randbytes(32)), Account.from_key(rng.randbytes(32))
     changing, lost = b32(), b32()
-    members_.enrol(p0, [changing, lost], [old_key.address, old_key.address])
+    members_.enrol(
+        p0,
+        [changing, lost],
+        [old_key.address, old_key.address],
+        [members_.authorize_binding(old_key, m, nonce=0, deadline=deadline) for m in (changing, lost)],
+    )
     change_auth = members_.authorize_signer_change(old_key, changing, new_key.address, deadline=deadline)
     gas["change_signer"] = members_.change_signer(p1, changing, new_key.address, change_auth).gas_used
     first_vote = members_.vote_signer_reset(p0, lost, new_key.address)
@@ -328,6 +353,35 @@ def measure_gas(coalition: Coalition, fixture: ProofFixture, rng: random.Random)
         raise RuntimeError("expected the reset to take effect on the second of three votes")
     gas["reset_vote"] = first_vote.tx.gas_used
     gas["reset_vote_deciding"] = deciding_vote.tx.gas_used
+
+    # binding a key: at enrolment, and later by the home partner, each with the key's own signature
+    bound_key = Account.from_key(rng.randbytes(32))
+    fresh = b32()
+    binding = members_.authorize_binding(bound_key, fresh, nonce=0, deadline=deadline)
+    gas["enrol_keyed"] = members_.enrol(p0, [fresh], [bound_key.address], [binding]).gas_used
+    (keyless,) = ready(1)
+    loyalty.earn(p0, keyless, 50, b32())  # a balance, forfeited by its erasure below
+    binding = members_.authorize_binding(bound_key, keyless, deadline=deadline)
+    gas["bind_signer"] = members_.bind_signer(p0, keyless, bound_key.address, binding).gas_used
+    # a home moves by the member's signature (p1 relays), or by a majority of the partners
+    move_auth = members_.authorize_home_move(bound_key, keyless, p1.address, deadline=deadline)
+    gas["move_home_signed"] = members_.move_home_signed(p1, keyless, p1.address, move_auth).gas_used
+    (moving,) = ready(1)
+    gas["move_vote"] = members_.vote_home_move(p0, moving, p1.address).tx.gas_used
+    moved = members_.vote_home_move(p1, moving, p1.address)
+    if not moved.done:
+        raise RuntimeError("expected the move on the second of three votes")
+    gas["move_vote_deciding"] = moved.tx.gas_used
+    # a member with a key is erased by its signature, or by a majority (its consent and balance go)
+    erase_auth = members_.authorize_erasure(bound_key, keyless, deadline=deadline)
+    (erasing,) = ready(1)
+    loyalty.earn(p0, erasing, 50, b32())
+    members_.vote_erasure(p1, erasing)
+    voted_out = members_.vote_erasure(p0, erasing)
+    if not voted_out.done:
+        raise RuntimeError("expected the erasure on the second of three votes")
+    gas["erase_vote_deciding"] = voted_out.tx.gas_used
+    gas["erase_signed"] = members_.erase_signed(p1, keyless, erase_auth).gas_used
 
     consortium = coalition.consortium
     consortium.decide([p0, p1], Action.ADMIT_AUDITOR, fixed_address("auditor"))  # warm-up: proposals
@@ -362,7 +416,7 @@ def timed(label: str, count: int, step: Callable[[int], object]) -> Rate:
 
 def measure_rates(coalition: Coalition, count: int, rng: random.Random, name: str) -> tuple[Rate, Rate]:
     p0, p2 = coalition.chain.backend.accounts[0], coalition.chain.backend.accounts[2]
-    heads = log_heads(count, ANCHOR_SIZE, rng)  # p2's log, ANCHOR_SIZE leaves a head
+    heads = log_heads(count, ANCHOR_SIZE, rng, genesis(coalition, p2.address))  # p2's log
     members = [rng.randbytes(32) for _ in range(16)]
     coalition.members.enrol(p0, members, [None] * len(members))
     coalition.consent.record_batch(

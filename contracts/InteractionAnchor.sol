@@ -8,9 +8,15 @@ import {IInteractionAnchor} from "./interfaces/IInteractionAnchor.sol";
 /// @notice Each partner's interactions are one append-only Merkle log (RFC 6962: leaf = SHA-256(0x00 ||
 /// data), node = SHA-256(0x01 || left || right)). A partner anchors a new tree head (size, root) only
 /// with a consistency proof from its previous head (RFC 9162 section 2.1.4), verified here with the
-/// sha256 precompile: the chain itself guarantees that a log only grows, no monitor needed. A root
-/// anchored once, by anyone, is refused after, so no partner can claim another's head as its own.
-/// Inclusion proofs are checked against any head ever anchored.
+/// sha256 precompile: the chain itself guarantees that a log only grows, no monitor needed.
+///
+/// Every partner's log starts with its own genesis leaf (leaf 0: `genesisLeaf(partner)`, bound to the
+/// partner, this contract and this chain), and a partner's first head must be proven consistent with
+/// it, as every later head is with the one before. So a root belongs to one partner's log: a root
+/// copied from another partner's pending anchor fails that proof (`AnchorNotOwnLog`) and cannot
+/// block the owner's own anchor. A root anchored once is refused after, and one head adds at most
+/// `MAX_GROWTH` leaves: a head's size is a claim the chain cannot count, so it is kept within what a
+/// store can back. Inclusion proofs are checked against any head ever anchored.
 contract InteractionAnchor is IInteractionAnchor {
     struct Batch {
         bytes32 root;
@@ -24,6 +30,13 @@ contract InteractionAnchor is IInteractionAnchor {
     uint256 private constant _MAX_PROOF_LENGTH = 64;
     uint256 private constant _MAX_CONSISTENCY_LENGTH = 128;
     uint256 private constant _PAGE = 1000;
+    // what leaf 0 of every log hashes (RFC 6962 leaf: 0x00 || data), before the chain, this contract
+    // and the partner
+    bytes16 private constant _GENESIS_TAG = "ledgercrm-log-v1";
+
+    /// @notice The most leaves one head may add to its partner's log (2**20, over a million: an import
+    /// anchors batches of thousands).
+    uint64 public constant MAX_GROWTH = 1 << 20;
 
     IConsortium private immutable _consortium;
     Batch[] private _batches;
@@ -37,12 +50,13 @@ contract InteractionAnchor is IInteractionAnchor {
     }
 
     /// @notice Anchor the caller's new tree head: its log of `size` leaves has root `root`, and
-    /// `consistency` proves it extends the caller's previous head. Batch ids count up from 0.
+    /// `consistency` proves it extends the caller's previous head (for its first head: the log of its
+    /// genesis leaf alone, size 1). Batch ids count up from 0.
     /// Requirements:
     /// - the caller is a current partner; `root` is not zero and was never anchored by anyone;
-    /// - `size` is larger than the caller's current head size;
-    /// - `consistency` is the RFC 9162 consistency proof from the current head to (size, root), and is
-    ///   empty for the caller's first head.
+    /// - `size` is larger than the caller's current head size (1 before its first head), by at most
+    ///   `MAX_GROWTH`;
+    /// - `consistency` is the RFC 9162 consistency proof from the current head to (size, root).
     function anchor(
         bytes32 root,
         uint64 size,
@@ -53,17 +67,13 @@ contract InteractionAnchor is IInteractionAnchor {
         uint256 anchoredIn = _rootBatch[root];
         if (anchoredIn != 0) revert AnchorRootAlreadyAnchored(root, anchoredIn - 1);
         uint256[] storage heads = _heads[msg.sender];
-        uint64 headSize;
-        bytes32 headRoot;
-        if (heads.length > 0) {
-            Batch storage last = _batches[heads[heads.length - 1]];
-            (headSize, headRoot) = (last.size, last.root);
-        }
+        (uint64 headSize, bytes32 headRoot) = _tip(msg.sender, heads);
         if (size <= headSize) revert AnchorNotGrowing(headSize, size);
-        bool consistent = headSize == 0
-            ? consistency.length == 0
-            : verifyConsistency(headSize, size, headRoot, root, consistency);
-        if (!consistent) revert AnchorInconsistent(headSize, size);
+        if (size - headSize > MAX_GROWTH) revert AnchorGrowthAboveCap(headSize, size, MAX_GROWTH);
+        if (!verifyConsistency(headSize, size, headRoot, root, consistency)) {
+            if (heads.length == 0) revert AnchorNotOwnLog(msg.sender, root, size);
+            revert AnchorInconsistent(headSize, size);
+        }
         batchId = _batches.length;
         _batches.push(Batch({root: root, size: size, partner: msg.sender, blockNumber: uint64(block.number)}));
         if (heads.length == 0) _partners.push(msg.sender);
@@ -73,6 +83,12 @@ contract InteractionAnchor is IInteractionAnchor {
             _rootBatch[root] = batchId + 1;
         }
         emit BatchAnchored(batchId, msg.sender, root, size, headSize);
+    }
+
+    /// @notice Leaf 0 of `partner`'s log: the RFC 6962 leaf hash of "ledgercrm-log-v1" followed by the
+    /// chain id (32 bytes), this contract's address and the partner's (20 bytes each).
+    function genesisLeaf(address partner) public view returns (bytes32) {
+        return sha256(abi.encodePacked(bytes1(0x00), _GENESIS_TAG, block.chainid, address(this), partner));
     }
 
     /// @notice A stored head, by batch id.
@@ -89,14 +105,12 @@ contract InteractionAnchor is IInteractionAnchor {
         return _batches.length;
     }
 
-    /// @notice A partner's latest head (size 0 and a zero root before its first) and how many it has.
+    /// @notice A partner's latest head and how many it has anchored; before its first, its log of the
+    /// genesis leaf alone (size 1, root `genesisLeaf(partner)`, count 0).
     function head(address partner) external view returns (uint64 size, bytes32 root, uint256 headCount) {
         uint256[] storage heads = _heads[partner];
+        (size, root) = _tip(partner, heads);
         headCount = heads.length;
-        if (headCount > 0) {
-            Batch storage last = _batches[heads[headCount - 1]];
-            (size, root) = (last.size, last.root);
-        }
     }
 
     /// @notice Up to 1,000 of a partner's heads from its `start`-th on, oldest first: batch ids, roots,
@@ -229,6 +243,12 @@ contract InteractionAnchor is IInteractionAnchor {
 
     function consortium() external view returns (address) {
         return address(_consortium);
+    }
+
+    function _tip(address partner, uint256[] storage heads) private view returns (uint64 size, bytes32 root) {
+        if (heads.length == 0) return (1, genesisLeaf(partner));
+        Batch storage last = _batches[heads[heads.length - 1]];
+        return (last.size, last.root);
     }
 
     function _batch(uint256 batchId) private view returns (Batch storage) {

@@ -14,7 +14,8 @@ import {IErasureHook, IMemberRegistry} from "./interfaces/IMemberRegistry.sol";
 /// position against the coalition.
 ///
 /// Rules: earning needs the member's valid "loyalty" consent towards the earning partner and stays
-/// under `MAX_EARN` per item and `MAX_SUPPLY` in total. Redeeming a member with a key needs its EIP-712
+/// under `MAX_EARN` per item, `MAX_ISSUE_PER_PERIOD` per partner and day (so no one partner can fill
+/// the supply, nor flood it in a day) and `MAX_SUPPLY` in total. Redeeming a member with a key needs its EIP-712
 /// signature (`redeemSigned`); a member without one is redeemed by its home partner only.
 ///
 /// Settlement rule for erasure: an erased member's balance is forfeited. Forfeited points leave the
@@ -27,6 +28,11 @@ contract LoyaltyPoints is ILoyaltyPoints, IErasureHook {
     /// @notice The most points all members may hold together. With MAX_EARN it keeps every total far
     /// below 2**255, so positions never overflow int256.
     uint256 public constant MAX_SUPPLY = 1_000_000_000_000_000_000;
+    /// @notice The period issuance is capped over, per partner: a day of block time.
+    uint256 public constant ISSUE_PERIOD = 1 days;
+    /// @notice The most points one partner may issue in one period: 10,000 of the largest earns a day,
+    /// so that filling the supply alone would take it over 270 years.
+    uint256 public constant MAX_ISSUE_PER_PERIOD = 10_000_000_000_000;
 
     bytes32 private constant _LOYALTY = keccak256("loyalty");
     bytes32 private constant _REDEEM_TYPEHASH =
@@ -40,6 +46,7 @@ contract LoyaltyPoints is ILoyaltyPoints, IErasureHook {
     mapping(address partner => uint256) private _redeemed;
     uint256 private _totalSupply;
     uint256 private _totalForfeited;
+    mapping(address partner => mapping(uint256 period => uint256)) private _issuedInPeriod;
 
     constructor(address consortium_, address registry_, address consent_) {
         _consortium = IConsortium(consortium_);
@@ -56,9 +63,11 @@ contract LoyaltyPoints is ILoyaltyPoints, IErasureHook {
     /// Requirements:
     /// - the caller is a current partner; `member` is enrolled, not erased, and has valid "loyalty"
     ///   consent towards the caller;
-    /// - `amount` is 1 to MAX_EARN and the total supply stays at most MAX_SUPPLY.
+    /// - `amount` is 1 to MAX_EARN; the caller's issuance this period stays at most MAX_ISSUE_PER_PERIOD
+    ///   and the total supply at most MAX_SUPPLY.
     function earn(bytes32 member, uint256 amount, bytes32 ref) external onlyPartner {
         _earn(member, amount, ref, true);
+        _issue(amount);
     }
 
     /// @notice `earn` for many members in one transaction (imports, nightly runs); all or nothing.
@@ -73,9 +82,12 @@ contract LoyaltyPoints is ILoyaltyPoints, IErasureHook {
         bytes32[] calldata refs
     ) external onlyPartner {
         _checkBatch(members.length, amounts.length, refs.length);
+        uint256 total = 0;
         for (uint256 i = 0; i < members.length; ++i) {
             _earn(members[i], amounts[i], refs[i], i == 0 || members[i] != members[i - 1]);
+            total += amounts[i]; // each at most MAX_EARN: no overflow in any calldata array
         }
+        _issue(total); // the caller's totals written once per batch, not once per item
     }
 
     /// @notice Debit `amount` points from a member without a key, redeemed at its home partner.
@@ -154,6 +166,12 @@ contract LoyaltyPoints is ILoyaltyPoints, IErasureHook {
         return SafeCast.toInt256(_redeemed[partner]) - SafeCast.toInt256(_issued[partner]);
     }
 
+    /// @notice Points `partner` issued in the current period (`ISSUE_PERIOD`), and when it ends.
+    function issuedThisPeriod(address partner) external view returns (uint256 issued, uint256 periodEnds) {
+        uint256 period = block.timestamp / ISSUE_PERIOD;
+        return (_issuedInPeriod[partner][period], (period + 1) * ISSUE_PERIOD);
+    }
+
     function totalSupply() external view returns (uint256) {
         return _totalSupply;
     }
@@ -183,8 +201,18 @@ contract LoyaltyPoints is ILoyaltyPoints, IErasureHook {
             _balances[member] += amount;
             _totalSupply = supply + amount;
         }
-        _issued[msg.sender] += amount; // lifetime total, not bounded by the supply: checked
         emit PointsEarned(member, msg.sender, amount, ref);
+    }
+
+    /// @dev Count `amount` points just earned as issued by the caller, this period and for ever.
+    function _issue(uint256 amount) private {
+        uint256 period = block.timestamp / ISSUE_PERIOD;
+        uint256 issued = _issuedInPeriod[msg.sender][period];
+        if (issued + amount > MAX_ISSUE_PER_PERIOD) {
+            revert LoyaltyPeriodCapExceeded(msg.sender, issued, amount, MAX_ISSUE_PER_PERIOD);
+        }
+        _issuedInPeriod[msg.sender][period] = issued + amount;
+        _issued[msg.sender] += amount; // lifetime total, not bounded by the supply: checked
     }
 
     function _redeemAsHome(bytes32 member, uint256 amount, bytes32 ref) private {

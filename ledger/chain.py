@@ -11,8 +11,13 @@ from functools import cached_property
 from typing import Any, Literal
 
 from eth_account.signers.local import LocalAccount
-from eth_typing import ABIEvent
-from eth_utils import event_abi_to_log_topic, function_abi_to_4byte_selector, get_abi_input_types
+from eth_typing import ABIEvent, ChecksumAddress
+from eth_utils import (
+    event_abi_to_log_topic,
+    function_abi_to_4byte_selector,
+    get_abi_input_types,
+    to_checksum_address,
+)
 from hexbytes import HexBytes
 from web3.contract import Contract
 from web3.contract.contract import ContractConstructor, ContractFunction
@@ -68,6 +73,7 @@ class RawLog:
     topics: list[bytes]
     data: bytes
     block_number: int
+    tx_hash: bytes = b""  # of the transaction that emitted it
 
 
 class Chain:
@@ -270,6 +276,15 @@ class Chain:
                 raise BackendError(f"transaction {tx_hash} was not mined within {self.receipt_timeout} s")
             time.sleep(0.005)  # anvil mines within milliseconds: poll often (web3 sleeps 100 ms)
 
+    def sender_of(self, tx_hash: bytes) -> ChecksumAddress:
+        """Who sent a mined transaction (e.g. the partner that relayed a customer's signature)."""
+        self._failed()
+        try:
+            found = self.w3.eth.get_transaction(HexBytes(tx_hash))
+        except Exception as exc:
+            raise self.translate(exc) from exc
+        return to_checksum_address(found["from"])
+
     def lookup(self, contract: Contract, tx_hash: str) -> TxResult | Literal["pending"] | None:
         """What became of a transaction sent earlier: its result once mined, "pending" while the node
         still holds it, None if the node has never seen it (it was never sent, or was dropped)."""
@@ -320,11 +335,17 @@ class Chain:
                     [bytes.fromhex(t[2:]) for t in e["topics"]],
                     bytes.fromhex(e["data"][2:]),
                     int(e["blockNumber"], 16),
+                    bytes.fromhex(e["transactionHash"][2:]),
                 )
                 for e in entries
             ]
         return [
-            RawLog([bytes(t) for t in e["topics"]], bytes(e["data"]), int(e["blockNumber"]))
+            RawLog(
+                [bytes(t) for t in e["topics"]],
+                bytes(e["data"]),
+                int(e["blockNumber"]),
+                bytes(e["transactionHash"]),
+            )
             for e in self.w3.eth.get_logs(filters)  # type: ignore[arg-type]
         ]
 

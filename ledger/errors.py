@@ -232,6 +232,35 @@ class MemberResetQuorumNotReached(MemberError):
     needed: int
 
 
+class MemberSignerIsContract(MemberError):
+    signer: str
+
+
+class MemberDeadlineTooFar(MemberError):
+    member: bytes
+    deadline: int
+    latest: int
+
+
+class MemberSignatureRequired(MemberError):
+    member: bytes
+
+
+class MemberSameHome(MemberError):
+    member: bytes
+    home: str
+
+
+class MemberHomeNotPartner(MemberError):
+    member: bytes
+    home: str
+
+
+class MemberInvalidVote(MemberError):
+    kind: int
+    target: str
+
+
 class LoyaltyError(ContractRevert):
     pass
 
@@ -294,6 +323,13 @@ class LoyaltyNotHomePartner(LoyaltyError):
 
 class LoyaltyNotRegistry(LoyaltyError):
     account: str
+
+
+class LoyaltyPeriodCapExceeded(LoyaltyError):
+    partner: str
+    issued: int
+    amount: int
+    cap: int
 
 
 class EIP712NameError(ContractRevert):
@@ -402,6 +438,18 @@ class AnchorRootAlreadyAnchored(AnchorError):
 
 class AnchorUnknownBatch(AnchorError):
     batchId: int  # noqa: N815
+
+
+class AnchorGrowthAboveCap(AnchorError):
+    headSize: int  # noqa: N815
+    size: int
+    cap: int
+
+
+class AnchorNotOwnLog(AnchorError):
+    partner: str
+    root: bytes
+    size: int
 
 
 class DecisionError(ContractRevert):

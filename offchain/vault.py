@@ -90,6 +90,7 @@ def field_aad(partner: str, member: bytes, field: str) -> bytes:
 
 COMMITMENT_INFO = b"ledgercrm/commitment/v1"
 DISCLOSURE_INFO = b"ledgercrm/disclosure/v1/"
+REFERENCE_INFO = b"ledgercrm/reference/v1"
 
 # The key-store slot of each partner's lookup key (`Vault.index_key`): member id 0x00..00. No customer
 # can have it: member ids are 32 random bytes, and every contract rejects the zero member. Keeping the
@@ -442,6 +443,13 @@ class Vault:
         customer's commitment key and `label`, one way. Dies with the data key on `shred`."""
         return crypto.hkdf(self.commitment_key(partner, member), DISCLOSURE_INFO + label)
 
+    def reference(self, partner: str, member: bytes, value: bytes) -> bytes:
+        """A keyed reference to `value` (the partner's own key for an event, e.g. an invoice number) for
+        the chain: HMAC-SHA256 under a key derived from the customer's commitment key, so that it
+        repeats for the same value (idempotent), cannot be confirmed by guessing the value, and can be
+        recomputed by nobody once the customer is erased (as for leaves)."""
+        return crypto.hmac_sha256(crypto.hkdf(self.commitment_key(partner, member), REFERENCE_INFO), value)
+
     def bulk_keys(self, partner: str, members: Iterable[bytes]) -> dict[bytes, CustomerKeys]:
         """The keys of many customers of `partner` at once, for work that touches thousands of them
         (verifying everything): one key-store query per 500 members (`KeyStore.get_many`) instead of a
@@ -701,6 +709,13 @@ class CustomerKeys:
             self._forget()
             return self._vault.disclosure_key(self.partner, self.member, label)
         return crypto.hkdf(self._commitment(), DISCLOSURE_INFO + label)
+
+    def reference(self, value: bytes) -> bytes:
+        """`Vault.reference` of `value` for this customer."""
+        if not self.fresh:
+            self._forget()
+            return self._vault.reference(self.partner, self.member, value)
+        return crypto.hmac_sha256(crypto.hkdf(self._commitment(), REFERENCE_INFO), value)
 
     def _commitment(self) -> bytes:
         if self._commitment_key is None:

@@ -2,7 +2,9 @@
 one `anchor` transaction, with the consistency proof from the previous head, through the one outbox
 (api/evidence/outbox.py).
 
-Each partner's interactions and erasure receipts are one append-only RFC 6962 log. A batch is the
+Each partner's interactions and erasure receipts are one append-only RFC 6962 log, whose leaf 0 is the
+partner's genesis leaf (InteractionAnchor.genesisLeaf: bound to the partner, the contract and the
+chain; no record holds it), so no other partner can anchor one of its roots. A batch is the
 leaves one append adds: it is written (pending) with each leaf's index in the log and inclusion proof
 against the new head, the new head's root, its compact range (what the next append starts from: the
 whole log is never rebuilt) and the consistency proof, in one store transaction; its anchor is then
@@ -24,11 +26,13 @@ from sqlmodel import Session
 
 from api.context import Crm
 from api.errors import LogOutOfStep
-from api.evidence.outbox import NextBatch, Outbox
+from api.evidence.outbox import FailedTransaction, NextBatch, Outbox
 from ledger.chain import SignedTx
 from ledger.merkle import Frontier, LogAppend, leaf_hash
 from offchain.repositories import batches, erasures, interactions
 from offchain.repositories.partners import PartnerRecord
+
+GENESIS_SIZE = 1  # a log's genesis leaf is leaf 0: its first record is leaf 1
 
 
 @dataclass(frozen=True)
@@ -45,25 +49,31 @@ class AnchorOutcome:
         return cls(row.id, row.onchain_batch_id, row.size, bytes(row.root), row.block_number)
 
 
+def log_start(crm: Crm, partner_address: str) -> Frontier:
+    """The partner's log before its first batch: its genesis leaf alone."""
+    return Frontier(GENESIS_SIZE, (crm.coalition.anchor.genesis_leaf(partner_address),))
+
+
 def new_batch(
-    db: Session, partner_id: int, leaves: Sequence[bytes]
+    db: Session, partner_id: int, leaves: Sequence[bytes], start: Frontier
 ) -> tuple[int, bytes, list[tuple[int, bytes]]]:
     """Append `leaves` (in this order) to the partner's log as a pending batch: its store id, the new
     head's root, and each leaf's index in the log and inclusion proof against that head (sibling hashes
     from the leaf up, concatenated). O(len(leaves) + log n): built from the compact range the previous
-    batch left, never from the whole log."""
+    batch left, never from the whole log; the first batch from `start` (`log_start`)."""
     size, packed = batches.tip(db, partner_id)
-    step = LogAppend(Frontier.decode(size, packed), leaves)
+    old = start if size == 0 else Frontier.decode(size, packed)
+    step = LogAppend(old, leaves)
     batch_id = batches.add(
         db,
         partner_id,
         step.root,
         len(leaves),
-        first_index=size,
+        first_index=old.size,
         frontier=step.frontier.encode(),
         consistency=b"".join(step.consistency_proof()),
     )
-    return batch_id, step.root, list(zip(range(size, step.size), step.proofs(), strict=True))
+    return batch_id, step.root, list(zip(range(old.size, step.size), step.proofs(), strict=True))
 
 
 def pending_leaves(crm: Crm, partner_name: str) -> tuple[int, datetime | None]:
@@ -84,9 +94,23 @@ def anchor_due(crm: Crm, partner_name: str, now: datetime | None = None) -> bool
 def anchor_pending(crm: Crm, partner_name: str, max_leaves: int | None = None) -> list[AnchorOutcome]:
     """Finish any interrupted batch, then anchor every pending leaf, `max_leaves` per batch, each batch
     mined before the next is built."""
+    return anchor_pending_report(crm, partner_name, max_leaves)[0]
+
+
+def anchor_pending_report(
+    crm: Crm, partner_name: str, max_leaves: int | None = None
+) -> tuple[list[AnchorOutcome], list[FailedTransaction]]:
+    """`anchor_pending`, and the anchor transactions found mined and failed on the way (their batches
+    went back to pending and were signed anew, so re-checked against the chain as it is now)."""
     anchors = _Anchors(crm, partner_name)
     outcomes = anchors.settle(wait=True)
-    return outcomes + anchors.send(anchors.next_batch(max_leaves), wait=True)
+    settled_failures = len(anchors.outbox.failed)
+    outcomes += anchors.send(anchors.next_batch(max_leaves), wait=True)
+    if len(anchors.outbox.failed) > settled_failures:
+        # one failed during this send: its batch is pending again, and one more pass signs it anew (a
+        # second failure in a row stops there, reported)
+        outcomes += anchors.send(anchors.next_batch(max_leaves), wait=True)
+    return outcomes, anchors.outbox.failed
 
 
 def submit(crm: Crm, partner_name: str, batch_ids: Collection[int]) -> None:
@@ -159,7 +183,9 @@ class _Anchors:
         if not rows and not receipts:
             return None
         leaves = [leaf for _, leaf in rows] + [leaf_hash(receipt_hash) for _, receipt_hash in receipts]
-        batch_id, root, placed = new_batch(db, self.partner.id, leaves)
+        batch_id, root, placed = new_batch(
+            db, self.partner.id, leaves, log_start(self.crm, self.partner.address)
+        )
         if rows:
             ids = [row_id for row_id, _ in rows]
             interactions.place(
@@ -179,7 +205,7 @@ class _Anchors:
         flight and look again. Anything else means the store and the chain disagree on the log, and
         nothing is signed."""
         in_flight = batches.in_flight_spans(db, self.partner.id)
-        anchored_end = batches.anchored_end(db, self.partner.id)
+        anchored_end = max(batches.anchored_end(db, self.partner.id), GENESIS_SIZE)
         anchor = self.crm.coalition.anchor
         if in_flight and _tiles(anchored_end, in_flight, first_index):
             # The batches in flight follow the anchored ones and lead to this one: the chain was compared

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from api.context import Crm
 from api.errors import CustomerIsErased, InvalidInput, NotFound
-from api.evidence.anchoring import new_batch
+from api.evidence.anchoring import log_start, new_batch
 from api.evidence.documents import PAYLOAD_FIELD, interaction_document, interaction_kind
 from ledger.merkle import leaf_hash
 from offchain.canonical import Canonical
@@ -113,9 +113,10 @@ def record_interactions(
             )
         if batch:
             size = crm.settings.batch_max_leaves
+            genesis = log_start(crm, partner.address)
             for start in range(0, len(rows), size):
                 part = rows[start : start + size]
-                batch_id, _, placed = new_batch(db, partner.id, [row["leaf_hash"] for row in part])
+                batch_id, _, placed = new_batch(db, partner.id, [row["leaf_hash"] for row in part], genesis)
                 for row, (index, proof) in zip(part, placed, strict=True):
                     row.update(batch_id=batch_id, leaf_index=index, proof=proof)
                 result.batches.append(batch_id)

@@ -34,6 +34,7 @@ from sqlmodel import Session
 from api.context import Crm
 from api.errors import NotFound
 from api.evidence import documents
+from api.evidence.anchoring import GENESIS_SIZE, log_start
 from api.evidence.documents import PAYLOAD_FIELD
 from ledger.clients import BatchInfo
 from ledger.errors import AnchorUnknownBatch
@@ -41,12 +42,16 @@ from ledger.merkle import Frontier, LogAppend, leaf_hash, verify_consistency, ve
 from offchain.errors import CustomerErased, DecryptionFailed, UnknownCustomer
 from offchain.models import AnchorStatus, Batch, ErasureReceipt
 from offchain.repositories import batches as batch_rows
-from offchain.repositories import customers, erasures, interactions, partners
+from offchain.repositories import customers, enrolments, erasures, interactions, partners
 from offchain.repositories.interactions import InteractionRow
 from offchain.repositories.partners import PartnerRecord
 from offchain.vault import CustomerKeys
 
 PROOF_HASH = 32
+
+# A head that claims more leaves than the store holds records by more than this is reported in one
+# finding, not walked leaf by leaf (each missing leaf would be one finding).
+MAX_MISSING_NAMED = 10_000
 
 # Interactions per chunk of a run: one key-store query per chunk, and a bound on the memory it holds.
 ROWS_PER_CHUNK = 2000
@@ -59,6 +64,7 @@ class Outcome(StrEnum):
     UNANCHORED = "unanchored"  # not yet on chain (pending or submitted)
     ERASED = "erased"  # existing-but-erased: leaf still proven on chain, erasure receipt anchored
     MISSING = "missing"  # the chain has something the store has no row for
+    NOT_HELD = "not held here"  # another partner's log, whose store and keys live in its own home
 
 
 class Check(StrEnum):
@@ -72,6 +78,10 @@ class Check(StrEnum):
     )
     CONSENT = "consent receipts against the chain's consent records"
     POINTS = "point events against the chain's events; balances and positions reconciled"
+    DECISIONS = (
+        "registered models (bytes and card re-hashed) and decisions against the chain's DecisionLog;"
+        " with keys, each explanation against its keyed commitment"
+    )
     CONTENT = "payloads decrypted and re-hashed to their leaves (needs the partners' keys)"
 
 
@@ -84,7 +94,7 @@ class Verification:
 
     @property
     def ok(self) -> bool:
-        return self.outcome in (Outcome.VERIFIED, Outcome.PROVEN, Outcome.ERASED)
+        return self.outcome in (Outcome.VERIFIED, Outcome.PROVEN, Outcome.ERASED, Outcome.NOT_HELD)
 
     @property
     def label(self) -> str:
@@ -210,23 +220,24 @@ Checked = tuple[Verification, tuple[InteractionRow, bytes | None]]
 
 
 def unknown_logs(crm: Crm) -> list[Verification]:
-    """Logs the chain holds for addresses the store has no partner for (a store deleted or replaced)."""
+    """Logs the chain holds for addresses the store has no partner for. A partner whose key this home
+    holds belongs here, so its store lost it (deleted or replaced): missing. Any other is a partner of
+    another home (a home may hold one partner of the coalition): not held here, for its own home (or
+    an auditor given its evidence) to verify, and no failure of this one."""
     with crm.unit_of_work() as db:
         known = {p.address.lower() for p in partners.every(db)}
+    own = {signer.address.lower() for signer in crm.signers.values()}
     found = []
     for address in crm.coalition.anchor.partners():
         if address.lower() in known:
             continue
         head = crm.coalition.anchor.head(address)
-        found.append(
-            Verification(
-                None,
-                Outcome.MISSING,
-                f"the chain holds a log of {head.size:,} leaves in {head.count:,} heads for {address};"
-                " the store knows no such partner",
-                record=f"log of {address}",
-            )
-        )
+        log = f"the chain holds a log of {head.size:,} leaves in {head.count:,} heads for {address}"
+        if address.lower() in own:
+            outcome, why = Outcome.MISSING, "; this home holds its key, but the store knows no such partner"
+        else:
+            outcome, why = Outcome.NOT_HELD, ", a partner this home does not hold: its own home verifies it"
+        found.append(Verification(None, outcome, log + why, record=f"log of {address}"))
     return found
 
 
@@ -252,6 +263,8 @@ class _Partner:
         self._check_receipts(receipts, full=full)
         if full:
             self._check_erased_customers(receipts)
+            self._check_chain_erasures(receipts)
+            self._check_enrolments()
 
     # --- the log --------------------------------------------------------------------------------
 
@@ -304,17 +317,32 @@ class _Partner:
             previous = head
 
     def _check_log(self, receipts: Sequence[ErasureReceipt]) -> None:
-        """Every leaf of every head, in order: held once, and the leaves between two heads appended to
-        the earlier head's compact range give the later head's root."""
+        """Every leaf of every head, in order (from leaf 1: leaf 0 is the partner's genesis leaf, which
+        the first head's root was proven on chain to start with): held once, and the leaves between two
+        heads appended to the earlier head's compact range give the later head's root. A head that
+        claims more leaves than the store has records, by more than `MAX_MISSING_NAMED`, is reported as
+        such, with its later heads, and not walked: its size is only a claim (a walk of 2**40 leaves
+        would never end, and a finding per missing leaf would say no more)."""
         assert self.leaf_problems is not None
         name = self.partner.name
         receipt_at: dict[int, list[ErasureReceipt]] = {}
         for receipt in receipts:
             if receipt.leaf_index is not None:
                 receipt_at.setdefault(receipt.leaf_index, []).append(receipt)
-        frontier: Frontier | None = Frontier.empty()
-        start = 0
+        frontier: Frontier | None = log_start(self.crm, self.partner.address)
+        start = GENESIS_SIZE
+        held_records = interactions.placed_count(self.db, self.partner.id) + len(receipt_at)
+        unwalked: BatchInfo | None = None
         for head in self.heads:
+            if head.size - GENESIS_SIZE - held_records > MAX_MISSING_NAMED:
+                self._finding(
+                    Outcome.MISSING,
+                    f"head {head.batch_id} of {name}",
+                    f"the chain's head {head.batch_id} claims {head.size - GENESIS_SIZE:,} records"
+                    f" (block {head.block_number}); the store holds {held_records:,} in the log: not walked",
+                )
+                unwalked = head
+                break
             held: dict[int, list[tuple[str, int, bytes, bytes | None, int | None]]] = {}
             for row in interactions.log_rows(self.db, self.partner.id, start, head.size):
                 held.setdefault(row.leaf_index, []).append(
@@ -379,7 +407,10 @@ class _Partner:
                 self.leaf_problems[row.id] = Verification(
                     row.id,
                     Outcome.TAMPERED,
-                    f"leaf {row.leaf_index} is beyond the chain's log of {start:,} leaves",
+                    f"leaf {row.leaf_index} is beyond the chain's log of {start:,} leaves"
+                    if unwalked is None
+                    else f"leaf {row.leaf_index} is beyond the {start:,} leaves checked: the chain's head"
+                    f" {unwalked.batch_id} claims more than the store holds",
                 )
 
     def _leaf_problem(
@@ -479,6 +510,84 @@ class _Partner:
                 f"marked erased in the store ({marked}) with no erasure receipt recorded or anchored;"
                 f" {chain}",
             )
+
+    def _check_chain_erasures(self, receipts: Sequence[ErasureReceipt]) -> None:
+        """The store's erasures and the MemberRegistry's erased flag, each against the other: every
+        anchored erasure receipt names a member the chain erased (an erasure made only in the store
+        left consents, points and decisions open on chain), and every member the chain erased with
+        this partner as its home has a receipt (an erasure made only on chain, or a store restored
+        from before it) and no key left in the key store (a key store restored from a backup brings
+        the customer's data back: the chain is the shred list)."""
+        name = self.partner.name
+        anchored = [r for r in receipts if r.member_id in self.erased]
+        flags = self.crm.coalition.members.are_erased([r.member_id for r in anchored]) if anchored else []
+        for receipt, chain_erased in zip(anchored, flags, strict=True):
+            if not chain_erased:
+                self._finding(
+                    Outcome.TAMPERED,
+                    f"erasure receipt {receipt.id} of {name}",
+                    f"anchored, but the MemberRegistry does not record member 0x{receipt.member_id.hex()}"
+                    " erased: an erasure made only in the store (its consents, points and decisions stay"
+                    " open on chain)",
+                )
+        with_receipt = {r.member_id for r in receipts}
+        on_chain = self.crm.coalition.members.erasures(self.partner.address)
+        for erasure in on_chain:
+            if erasure.member not in with_receipt:
+                self._finding(
+                    Outcome.MISSING,
+                    f"erasure of 0x{erasure.member.hex()} by {name}",
+                    f"the MemberRegistry erased the member in block {erasure.block_number}; the store holds"
+                    " no erasure receipt for it (an erasure made only on chain, or a store older than it)",
+                )
+        kept = self.crm.keystore.get_many(name, [e.member for e in on_chain]) if on_chain else {}
+        for erasure in on_chain:
+            if erasure.member in kept:
+                self._finding(
+                    Outcome.TAMPERED,
+                    f"key of 0x{erasure.member.hex()} of {name}",
+                    f"the key store holds a data key of a member the chain erased in block"
+                    f" {erasure.block_number} (a key store restored from a backup?): shred it again"
+                    " (opening the home does)",
+                )
+
+    def _check_enrolments(self) -> None:
+        """Every customer of the partner is a member the chain enrolled with it as home, and the other
+        way round. A customer whose enrolment still waits in the outbox (an import stopped before
+        sending it) is pending, named with what sends it; one the chain does not know and the store
+        has no waiting enrolment for is a finding, as is a member the chain enrolled here that the
+        store does not hold (a store older than the chain)."""
+        name = self.partner.name
+        on_chain = self.crm.coalition.members.enrolled_by(self.partner.address)
+        held = customers.members_of_partner(self.db, self.partner.id)
+        unknown = [m for m in held if m not in on_chain]
+        waiting = enrolments.of_members(self.db, unknown) if unknown else {}
+        for member in unknown:
+            enrolment = waiting.get(member)
+            label = f"customer 0x{member.hex()} of {name}"
+            if enrolment is not None and enrolment.block_number is None:
+                self._finding(
+                    Outcome.UNANCHORED,
+                    label,
+                    "not enrolled on chain yet: its enrolment waits in the outbox (`ledgercrm anchor`"
+                    " sends it)",
+                )
+            else:
+                self._finding(
+                    Outcome.TAMPERED,
+                    label,
+                    f"the chain does not know this member: no enrolment with {name} as its home"
+                    + (" (the store says it was mined)" if enrolment is not None else ""),
+                )
+        kept = set(held)
+        for member, block in on_chain.items():
+            if member not in kept:
+                self._finding(
+                    Outcome.MISSING,
+                    f"member 0x{member.hex()} of {name}",
+                    f"the chain enrolled it with {name} as its home in block {block}; the store has no"
+                    " such customer (a store older than the chain?)",
+                )
 
     def _finding(self, outcome: Outcome, record: str, detail: str) -> None:
         self.findings.append(Verification(None, outcome, detail, record=record))

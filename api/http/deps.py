@@ -15,7 +15,7 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
 from api.context import Crm
-from api.errors import NotAllowed, Unauthenticated
+from api.errors import InvalidInput, NotAllowed, Unauthenticated
 from api.principal import Principal, Role
 from api.usecases import access
 
@@ -132,3 +132,11 @@ def needs(scope: str) -> dict[str, Any]:
 def role(name: str) -> dict[str, Any]:
     """OpenAPI note of which principal a route is for (read by the authorization matrix test too)."""
     return {"openapi_extra": {"x-role": name}}
+
+
+def single_query_values(request: Request) -> None:
+    """Refuse a query parameter given twice: every parameter of this API takes one value, and silently
+    keeping one of two would act on what the caller did not mean."""
+    for name in request.query_params:
+        if len(request.query_params.getlist(name)) > 1:
+            raise InvalidInput(f"{name}: give it once, not {len(request.query_params.getlist(name))} times")

@@ -43,17 +43,20 @@ class JobView:
 
 
 class JobRunner:
-    def __init__(self, crm: Crm) -> None:
+    def __init__(self, crm: Crm, write_lock: threading.Lock | None = None) -> None:
         self.crm = crm
+        # held while a job that writes runs, as a write request holds it (see create_app)
+        self.write_lock = write_lock or threading.Lock()
+        self._local = threading.local()
         self.runner = str(uuid.uuid4())
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledgercrm-job")
-        self._lock = threading.Lock()
         with crm.unit_of_work() as db:
             orphans = jobs.fail_orphans(db, self.runner, datetime.now(UTC))
         if orphans:
             log.warning("%d job(s) of a stopped server marked failed", orphans)
 
-    def start(self, owner: Principal, kind: str, work: Work) -> str:
+    def start(self, owner: Principal, kind: str, work: Work, *, writes: bool = True) -> str:
+        """Queue `work`; its id. A job that `writes` holds the server's write lock while it runs."""
         job_id = str(uuid.uuid4())
         now = datetime.now(UTC)
         with self.crm.unit_of_work() as db:
@@ -69,14 +72,33 @@ class JobRunner:
                     updated_at=now,
                 ),
             )
-        self._pool.submit(self._run, job_id, work)
+        self._pool.submit(self._run, job_id, work, writes)
         return job_id
 
     def _set(self, job_id: str, **values: Any) -> None:
+        # a job's own record is a write too: under the write lock, which a writing job holds already
+        if getattr(self._local, "holding", False):
+            self._write(job_id, values)
+        else:
+            with self.write_lock:
+                self._write(job_id, values)
+
+    def _write(self, job_id: str, values: dict[str, Any]) -> None:
         with self.crm.unit_of_work() as db:
             jobs.change(db, job_id, updated_at=datetime.now(UTC), **values)
 
-    def _run(self, job_id: str, work: Work) -> None:
+    def _run(self, job_id: str, work: Work, writes: bool) -> None:
+        if writes:
+            with self.write_lock:
+                self._local.holding = True
+                try:
+                    self._execute(job_id, work)
+                finally:
+                    self._local.holding = False
+        else:
+            self._execute(job_id, work)
+
+    def _execute(self, job_id: str, work: Work) -> None:
         self._set(job_id, status="running")
 
         def progress(fraction: float, message: str) -> None:

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_utils import is_address, to_checksum_address
+from sqlalchemy.exc import OperationalError
 
 from api.context import Crm
 from api.errors import InvalidInput, NotAllowed, NotFound, Unauthenticated
@@ -181,9 +182,20 @@ def authenticate_key(crm: Crm, key: str, *, now: datetime | None = None) -> tupl
         ):
             raise Unauthenticated("that API key is not valid (unknown, revoked or expired)")
         assert token.id is not None
-        if token.last_used_at is None or _aware(token.last_used_at) < now - LAST_USED_GRANULARITY:
-            tokens.touch(db, token.id, now)
+        stale = token.last_used_at is None or _aware(token.last_used_at) < now - LAST_USED_GRANULARITY
+    if stale:
+        _touch(crm, token.id, now)
     return _token_principal(crm, token), prefix
+
+
+def _touch(crm: Crm, token_id: int, now: datetime) -> None:
+    """Note when a key was last used: its own short transaction, and skipped while another writer holds
+    the store (a read must never fail for a timestamp kept to the minute)."""
+    try:
+        with crm.unit_of_work() as db:
+            tokens.touch(db, token_id, now)
+    except OperationalError:
+        pass
 
 
 def _aware(when: datetime) -> datetime:
@@ -373,8 +385,12 @@ def csrf_matches(session: SessionPrincipal, csrf_token: str | None) -> bool:
 
 
 def _end(crm: Crm, session_id: int) -> None:
-    with crm.unit_of_work() as db:
-        sessions.end(db, session_id, datetime.now(UTC))
+    """End a session the chain no longer backs; found again on its next use if the store is busy now."""
+    try:
+        with crm.unit_of_work() as db:
+            sessions.end(db, session_id, datetime.now(UTC))
+    except OperationalError:
+        pass
 
 
 def sign_out(crm: Crm, token: str) -> None:

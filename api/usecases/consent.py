@@ -17,14 +17,23 @@ from api.evidence import records
 from api.evidence.outbox import Outbox
 from api.principal import Principal, Role
 from api.usecases.customers import member_status
+from api.usecases.partners import partner_names
 from api.usecases.signing import SignedMessage, check_signed
 from ledger.chain import SignedTx
 from ledger.clients import PURPOSES, MemberInfo, purpose_id
 from ledger.clients import ConsentStatus as ChainConsentStatus
-from ledger.clients.consent import RECORD_BATCH_MAX, ConsentRecord
+from ledger.clients.consent import (
+    RECORD_BATCH_MAX,
+    ConsentRecord,
+    ConsentSource,
+    consent_events,
+)
+from ledger.clients.consent import (
+    ConsentEvent as ChainConsentEvent,
+)
 from offchain.canonical import canonical_json
 from offchain.models import ConsentReceipt, ConsentStatus, CustomerStatus
-from offchain.repositories import consents, customers, enrolments
+from offchain.repositories import consents, customers, enrolments, partners
 from offchain.repositories.partners import PartnerRecord
 
 RECEIPT_SCHEMA = "ledgercrm/consent-receipt/v1"
@@ -508,3 +517,91 @@ def consent_valid(
 def _may_read_consent(who: Principal, member: bytes) -> None:
     if who.role is Role.CUSTOMER and who.member != member:
         raise NotFound(f"no member 0x{member.hex()}")  # the same answer as for a member that is not there
+
+
+# --- following what the chain records towards a partner through others ----------------------------------
+
+
+@dataclass
+class FollowedConsents:
+    recorded: int = 0  # records signed through another partner, now followed in the store
+    withdrawn: int = 0  # of those, withdrawals
+    not_held: int = 0  # records of members this store does not hold (another home's customers)
+
+
+def follow_consents(crm: Crm, who: Principal) -> FollowedConsents:
+    """Each partner `who` acts for follows the chain's consent records towards it: a record the member
+    signed and another partner relayed (any partner may relay a signature) has no receipt here, so it
+    is recorded here as followed: what the chain says (member, purpose, status, expiry, the receipt
+    hash the relaying partner holds the document of, block). Processing never waits for this (earning
+    and deciding ask the chain, so a withdrawal made anywhere stops them everywhere at once); it keeps
+    the partner's own record of its consents whole. Idempotent."""
+    result = FollowedConsents()
+    for name in partner_names(crm, who):
+        with crm.unit_of_work() as db:
+            partner = crm.partner(db, name)
+            held = {records.receipt_hash(r) for r in consents.of_partner(db, partner.id)}
+        events = [
+            e
+            for e in consent_events(crm.coalition.consent, partner.address)
+            if e.source is ConsentSource.SIGNED and e.receipt_hash not in held
+        ]
+        relayed = [(e, crm.coalition.consent.relayer(e)) for e in events]
+        relayed = [(e, r) for e, r in relayed if r.lower() != partner.address.lower()]
+        if not relayed:
+            continue
+        with crm.unit_of_work() as db:
+            names = {p.address.lower(): p.name for p in partners.every(db)}
+            known = customers.statuses(db, {e.member for e, _ in relayed})
+            taken = consents.existing_hashes(db, [e.receipt_hash for e, _ in relayed])
+            rows = []
+            for event, relayer in relayed:
+                if event.member not in known:
+                    result.not_held += 1
+                    continue
+                if event.receipt_hash in taken:
+                    continue  # the relaying partner's own receipt is in this store (one home, both partners)
+                rows.append(_followed_row(partner, event, names.get(relayer.lower(), relayer)))
+                result.recorded += 1
+                result.withdrawn += event.status is ChainConsentStatus.WITHDRAWN
+            if rows:
+                consents.insert(db, rows)
+    return result
+
+
+def _followed_row(partner: PartnerRecord, event: ChainConsentEvent, relayer: str) -> dict[str, Any]:
+    expires = datetime.fromtimestamp(event.expires_at, UTC) if event.expires_at else None
+    status = ConsentStatus.GIVEN if event.status is ChainConsentStatus.GIVEN else ConsentStatus.WITHDRAWN
+    purpose = next(
+        (name for name in PURPOSES if purpose_id(name) == event.purpose), "0x" + event.purpose.hex()
+    )
+    document = {
+        "schema": records.FOLLOWED_SCHEMA,
+        "member": "0x" + event.member.hex(),
+        "controller": {"name": partner.name, "address": partner.address},
+        "purpose": purpose,
+        "status": status.value,
+        "receiptHash": "0x" + event.receipt_hash.hex(),
+        "signedBy": "member",
+        "relayedBy": relayer,
+        "block": event.block_number,
+        "expiresAt": expires.isoformat() if expires else None,
+    }
+    now = datetime.now(UTC)
+    return {
+        "partner_id": partner.id,
+        "member_id": event.member,
+        "purpose": purpose,
+        "status": status,
+        "legal_basis": "dpv:Consent",
+        "notice_version": f"as in {relayer}'s receipt"[:100],
+        "controller": partner.name,
+        "collection_method": f"signed by the member on chain, relayed by {relayer}"[:100],
+        "expires_at": expires,
+        "withdrawal_method": ConsentTerms().withdrawal_method,
+        "recorded_at": now,
+        "receipt_json": canonical_json(document).decode(),
+        "receipt_hash": event.receipt_hash,
+        "tx_hash": "0x" + event.tx_hash.hex(),
+        "block_number": event.block_number,
+    }

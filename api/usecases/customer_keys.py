@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +29,7 @@ from api.errors import CustomerIsErased, InvalidInput, NotAllowed, NotFound
 from api.principal import Principal
 from api.usecases.customers import owned_customer
 from api.usecases.signing import SignedMessage, check_signed
-from ledger.clients import MemberInfo
+from ledger.clients import Authorization, MemberInfo
 from offchain.models import CustomerStatus
 from offchain.repositories import consents, customers, enrolments
 
@@ -61,10 +62,20 @@ def open_customer_key(path: Path, passphrase: str) -> LocalAccount:
         raise InvalidInput(f"cannot open {path}: wrong passphrase, or not a keystore file") from None
 
 
-def bind_customer_key(crm: Crm, who: Principal, member: bytes, key: LocalAccount) -> str:
-    """Bind `key` (a key the customer handed over) as the member's signer: its home partner only, and
-    only for a member without one (changing a key needs the old key's signature, or a vote)."""
+def customer_binding(crm: Crm, key: LocalAccount) -> Callable[[bytes], Authorization]:
+    """What the customer's own device does with her key: sign its binding to a member id (at the
+    member's current nonce: 0 for a new member). Only the signature leaves it."""
+    return lambda member: crm.coalition.members.authorize_binding(key, member)
+
+
+def bind_customer_key(crm: Crm, who: Principal, member: bytes, signer: str, binding: Authorization) -> str:
+    """Bind the key `signer` as the member's signer, with `binding`, that key's own signature of the
+    binding (`customer_binding`): its home partner only, and only for a member without one (changing a
+    key needs the old key's signature, or a vote). No partner binds a key the customer does not hold."""
     partner_name = who.acting_partner()
+    if not is_address(signer):
+        raise InvalidInput(f"not an address: {signer!r}")
+    signer = to_checksum_address(signer)
     with crm.unit_of_work() as db:
         owned_customer(crm, db, partner_name, member)
         partner_address = crm.partner(db, partner_name).address
@@ -85,10 +96,12 @@ def bind_customer_key(crm: Crm, who: Principal, member: bytes, key: LocalAccount
             f"member 0x{member.hex()} already has a key ({info.signer}): changing it needs that key's"
             " signature, or a vote of the partners"
         )
-    crm.coalition.members.bind_signer(crm.signer(partner_name), member, key.address)
+    if not crm.coalition.members.binds(member, signer, binding):
+        raise InvalidInput(f"the binding is not signed by the key {signer} for member 0x{member.hex()}")
+    crm.coalition.members.bind_signer(crm.signer(partner_name), member, signer, binding)
     with crm.unit_of_work() as db:
-        enrolments.set_signer(db, member, key.address)
-    return str(key.address)
+        enrolments.set_signer(db, member, signer)
+    return signer
 
 
 @dataclass(frozen=True)

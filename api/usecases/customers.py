@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from eth_utils import is_address, to_checksum_address
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
@@ -17,7 +18,7 @@ from api.errors import CustomerIsErased, InvalidInput, NotFound
 from api.evidence.outbox import Outbox
 from api.principal import Principal
 from ledger.chain import SignedTx
-from ledger.clients.members import ENROL_BATCH_MAX
+from ledger.clients.members import ENROL_BATCH_MAX, Authorization
 from offchain.canonical import canonical_json
 from offchain.errors import CustomerErased
 from offchain.models import Customer, CustomerCreate, CustomerStatus
@@ -27,14 +28,38 @@ from offchain.vault import new_member_id
 PII_FIELD = "pii"
 
 
-def register_customer(crm: Crm, who: Principal, data: CustomerCreate, *, signer: str | None = None) -> bytes:
+def register_customer(
+    crm: Crm,
+    who: Principal,
+    data: CustomerCreate,
+    *,
+    signer: str | None = None,
+    binding: Callable[[bytes], Authorization] | None = None,
+) -> bytes:
     """Create the customer's data key, seal their personal data under it, enrol the member on chain
-    (the acting partner its home partner; `signer`: the address of a key the customer holds), and
-    return the member id.
+    (the acting partner its home partner), and return the member id. With `signer` (the address of a
+    key the customer holds), `binding(member)` is that key's own signature of its binding to the new
+    member id (what the customer's device signs: `MemberRegistryClient.authorize_binding`, nonce 0); it
+    is checked before anything is written, and the key is bound once the member is enrolled.
 
-    InvalidInput if the partner already has a customer with the same `external_ref`."""
-    (member,) = register_customers(crm, who, [data], signers=[signer])
+    InvalidInput if the partner already has a customer with the same `external_ref`, or the binding is
+    not the key's own signature."""
+    member = new_member_id()
+    proof = None
+    if signer is not None:
+        if not is_address(signer):
+            raise InvalidInput(f"not an address: {signer!r}")
+        if binding is None:
+            raise InvalidInput("a customer's key is bound only with that key's own signature of the binding")
+        proof = binding(member)
+        if not crm.coalition.members.binds(member, signer, proof, nonce=0):
+            raise InvalidInput(f"the binding is not signed by the key {signer} for member 0x{member.hex()}")
+    register_customers(crm, who, [data], member_ids=[member])
     send_staged_enrolments(crm, who)
+    if signer is not None and proof is not None:
+        crm.coalition.members.bind_signer(crm.signer(who.acting_partner()), member, signer, proof)
+        with crm.unit_of_work() as db:
+            enrolments.set_signer(db, member, to_checksum_address(signer))
     return member
 
 
@@ -43,9 +68,11 @@ def register_customers(
     who: Principal,
     items: Sequence[CustomerCreate],
     *,
-    signers: Sequence[str | None] | None = None,
+    member_ids: Sequence[bytes] | None = None,
 ) -> list[bytes]:
-    """`register_customer` for many customers: one store transaction for all of them (imports).
+    """`register_customer` for many customers (without keys of their own: a key is bound to an
+    enrolled member, `register_customer` or `customer_keys.bind_customer_key`): one store transaction
+    for all of them (imports). `member_ids`: the ids to give them (default: fresh random ones).
 
     A customer with an `external_ref` (the partner's own customer number) can later be found by it
     (`find_customers_by_ref`): the row keeps HMAC(partner's index key, ref), never the ref itself.
@@ -55,9 +82,8 @@ def register_customers(
     partner_name = who.acting_partner()
     if not items:
         return []
-    signers = list(signers) if signers is not None else [None] * len(items)
-    if len(signers) != len(items):
-        raise InvalidInput("one signer (or None) per customer")
+    if member_ids is not None and len(member_ids) != len(items):
+        raise InvalidInput("one member id per customer")
     refs = [item.external_ref for item in items if item.external_ref is not None]
     if len(refs) != len(set(refs)):
         raise InvalidInput("the same external_ref appears twice in one request")
@@ -76,7 +102,7 @@ def register_customers(
             rows: list[dict[str, Any]] = []
             # The keys are created first (their own store, one transaction): a crash before the data
             # commit leaves unused keys, never a customer without one.
-            fresh = [new_member_id() for _ in items]
+            fresh = list(member_ids) if member_ids is not None else [new_member_id() for _ in items]
             crm.vault.create_customer_keys(partner_name, fresh)
             members.extend(fresh)
             now = datetime.now(UTC)
@@ -110,12 +136,12 @@ def register_customers(
                     {
                         "partner_id": partner.id,
                         "member_id": member,
-                        "signer": signer,
+                        "signer": None,
                         "tx_hash": None,
                         "block_number": None,
                         "created_at": now,
                     }
-                    for member, signer in zip(members, signers, strict=True)
+                    for member in members
                 ],
             )
     except BaseException as exc:
@@ -148,9 +174,8 @@ def send_staged_enrolments(
         staged = enrolments.staged(db, partner_id, batch_size)
         if not staged:
             return None
-        signed = client.prepare_enrol(
-            signer, [bytes(r.member_id) for r in staged], [r.signer for r in staged]
-        )
+        # enrolled without keys: a key is bound afterwards, with its own signature of the binding
+        signed = client.prepare_enrol(signer, [bytes(r.member_id) for r in staged], [None] * len(staged))
         return [r.id for r in staged], signed
 
     return outbox.settle(partner_id) + outbox.send(next_batch, wait=wait)
@@ -179,6 +204,8 @@ def show_customer(crm: Crm, who: Principal, member: bytes) -> CustomerView:
     partner_name = who.acting_partner()
     with crm.unit_of_work() as db:
         customer = owned_customer(crm, db, partner_name, member)
+        if customer.status is CustomerStatus.ERASED:  # whatever a restored key store may still hold
+            raise CustomerIsErased(f"member 0x{member.hex()} was erased")
         try:
             pii = crm.vault.decrypt(partner_name, member, PII_FIELD, customer.pii_ciphertext)
         except CustomerErased as exc:

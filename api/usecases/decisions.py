@@ -24,11 +24,12 @@ from sqlmodel import Session
 from api.context import Crm
 from api.errors import InvalidInput, NotAllowed, NotFound
 from api.evidence.outbox import Outbox
+from api.evidence.records import EXPLANATION_FIELD, decision_of
 from api.evidence.verification import Outcome, VerifiedInteraction, verified_interactions
 from api.principal import Principal, Role
 from ledger.chain import SignedTx
 from ledger.clients.consent import purpose_id
-from ledger.clients.decisions import DECISION_BATCH_MAX, Decision, RecordedDecision
+from ledger.clients.decisions import DECISION_BATCH_MAX, RecordedDecision
 from ledger.merkle import merkle_root
 from ml import decision as deciding
 from ml.events import Event, from_document
@@ -39,7 +40,6 @@ from offchain.models import CustomerStatus, DecisionRecord, RegisteredModel
 from offchain.repositories import customers, decisions, models, partners
 
 PROFILING = purpose_id("profiling")
-EXPLANATION_FIELD = "decision_explanation"
 
 
 @dataclass
@@ -184,21 +184,10 @@ def send_staged_decisions(crm: Crm, who: Principal, *, batch_size: int = DECISIO
             return None
         # one transaction per model: recordDecisions names one
         same = [r for r in rows if r.model_id == rows[0].model_id]
-        signed = client.prepare_record_decisions(signer, rows[0].model_id, [_on_chain(r) for r in same])
+        signed = client.prepare_record_decisions(signer, rows[0].model_id, [decision_of(r) for r in same])
         return [r.id for r in same if r.id is not None], signed
 
     return outbox.settle(partner_id) + outbox.send(next_batch, wait=True)
-
-
-def _on_chain(row: DecisionRecord) -> Decision:
-    return Decision(
-        member=row.member_id,
-        input_root=row.input_root,
-        score_bps=row.score_bps,
-        action=deciding.action_word(row.action),
-        explanation_hash=row.explanation_hash,
-        reasons=row.reasons,
-    )
 
 
 def _model_row(db: Session, partner_id: int, partner: str, model_id: int | None) -> RegisteredModel:
@@ -284,7 +273,7 @@ def list_decisions(crm: Crm, who: Principal, member: bytes | None = None) -> lis
                 found.decision.score_bps,
                 deciding.read_action_word(found.decision.action),
                 found.block_number,
-                row is not None and _on_chain(row) == found.decision,
+                row is not None and decision_of(row) == found.decision,
             )
         )
     return lines
@@ -380,13 +369,28 @@ def verify_decision(
         raise NotAllowed(f"decision {decision_id} was made by another partner: ask them, or an auditor")
     full = not auditor and who.role is not Role.AUDITOR
     info = crm.coalition.decisions.model(found.model_id)
-    if not result.check(
-        "model",
-        model_row is not None and hashlib.sha256(model_row.model_json.encode()).digest() == info.model_hash,
-        f"model {found.model_id}: the stored bytes hash to the registered 0x{info.model_hash.hex()[:16]}…"
-        if model_row is not None
-        else f"the store holds no model {found.model_id}",
-    ):
+    if model_row is None:
+        model_ok, model_detail = False, f"the store holds no model {found.model_id}"
+    elif hashlib.sha256(model_row.model_json.encode()).digest() != info.model_hash:
+        model_ok, model_detail = (
+            False,
+            f"the stored model {found.model_id} does not hash to the registered one",
+        )
+    elif hashlib.sha256(model_row.card_json.encode()).digest() != info.card_hash:
+        model_ok, model_detail = (
+            False,
+            f"the stored card of model {found.model_id} does not hash to the registered one",
+        )
+    else:
+        model_ok, model_detail = (
+            True,
+            (
+                f"model {found.model_id}: the stored bytes hash to the registered"
+                f" 0x{info.model_hash.hex()[:16]}…,"
+                f" its card to 0x{info.card_hash.hex()[:16]}…"
+            ),
+        )
+    if not result.check("model", model_ok, model_detail):
         return result
     assert model_row is not None
     model = GlassBox.from_bytes(model_row.model_json.encode())
@@ -405,7 +409,7 @@ def verify_decision(
     if owner is None or row is None or row.partner_id != owner.id:
         result.check("record", False, f"the store holds no record of decision {decision_id}")
         return result
-    result.check("record", _on_chain(row) == found.decision, "the stored record matches the chain's event")
+    result.check("record", decision_of(row) == found.decision, "the stored record matches the chain's event")
 
     wanted = [int(i) for i in json.loads(row.input_ids)]
     checked = verified_interactions(crm, owner.name, [member], content=full)

@@ -23,7 +23,7 @@ from api.settings import Settings
 from api.usecases.access import issue_token
 from api.usecases.anchoring import anchor_now
 from api.usecases.consent import give_consent, send_staged_consents, stage_consents, withdraw_consent
-from api.usecases.customer_keys import write_new_file
+from api.usecases.customer_keys import customer_binding, write_new_file
 from api.usecases.customers import register_customer, show_customer
 from api.usecases.decisions import disclose_decision, list_decisions, score, show_decision, verify_decision
 from api.usecases.erasure import erase_customer
@@ -143,7 +143,9 @@ def _business(crm: Crm, signers: tuple, inspector: Principal, step: Step, report
     ]
     # a key of her own (in the CLI: `customer key new`, a keystore file)
     alice_key: LocalAccount = Account.create()
-    alice = register_customer(crm, acme, people[0], signer=alice_key.address)
+    alice = register_customer(
+        crm, acme, people[0], signer=alice_key.address, binding=customer_binding(crm, alice_key)
+    )
     bruno, chen = (register_customer(crm, acme, p) for p in people[1:])
     step(
         "acme registers and enrols three customers",
@@ -181,7 +183,7 @@ def _business(crm: Crm, signers: tuple, inspector: Principal, step: Step, report
     ]
     items.append(NewInteraction(chen, "support_ticket", {"text": "my parcel never arrived"}))
     ids = record_interactions(crm, acme, items).recorded
-    batches = [outcome for _, outcome in anchor_now(crm, acme)]
+    batches = [outcome for _, outcome in anchor_now(crm, acme).anchored]
     step(
         "acme records 16 interactions",
         f"anchored in {len(batches)} transaction(s), root 0x{batches[0].root.hex()[:16]}…",

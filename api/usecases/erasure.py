@@ -8,7 +8,12 @@ existing-but-erased.
 
 Erasure reaches the chain: the MemberRegistry marks the member erased, which withdraws each of its
 consents and forfeits its balance there (LoyaltyPoints' settlement rule: the points stay issued, owed to
-the coalition's pool), and from then on nothing can be earned, redeemed, consented or decided for it."""
+the coalition's pool), and from then on nothing can be earned, redeemed, consented or decided for it.
+
+A member who holds a key of her own may have earned points at other partners: her home partner alone
+does not erase her on chain. Her own signature of the erasure does (relayed here), or a vote of a
+majority of the partners (`api.usecases.members.vote_erasure`), after which this erasure finishes the
+store's part."""
 
 from __future__ import annotations
 
@@ -20,18 +25,24 @@ from api.errors import CustomerIsErased, NotAllowed
 from api.evidence.anchoring import AnchorOutcome, anchor_pending
 from api.principal import Principal
 from api.usecases.customers import owned_customer, send_staged_enrolments
+from ledger.clients import Authorization
 from offchain.canonical import canonical_json
 from offchain.db import purge_deleted
 from offchain.models import CustomerStatus, ErasureReceipt
-from offchain.repositories import batches, customers, decisions, erasures, interactions
+from offchain.repositories import batches, customers, decisions, erasures, interactions, partners, points
 
 RECEIPT_SCHEMA = "ledgercrm/erasure-receipt/v1"
 
 
-def erase_customer(crm: Crm, who: Principal, member: bytes) -> tuple[ErasureReceipt, AnchorOutcome]:
+def erase_customer(
+    crm: Crm, who: Principal, member: bytes, authorization: Authorization | None = None
+) -> tuple[ErasureReceipt, AnchorOutcome]:
     """Erase `member` (owning partner only): off chain (key shredded, payloads dropped, a receipt that
     becomes a leaf of the partner's log) and on chain (consents withdrawn, balance forfeited, member
-    frozen). Safe to call again after a crash part-way through; a second erase is refused."""
+    frozen). A member with a key is erased on chain only with `authorization`, her signature of the
+    erasure (`MemberRegistryClient.authorize_erasure`), unless the partners' vote erased her there
+    already; it is checked against the chain before anything is written. Safe to call again after a
+    crash part-way through; a second erase is refused."""
     partner_name = who.acting_partner()
     now = datetime.now(UTC)
     with crm.unit_of_work() as db:
@@ -50,6 +61,16 @@ def erase_customer(crm: Crm, who: Principal, member: bytes) -> tuple[ErasureRece
     ):
         raise CustomerIsErased(f"member 0x{member.hex()} is already erased")
     signer = crm.signer(partner_name)
+    signed_erasure = None
+    if on_chain.enrolled and not on_chain.erased and on_chain.signer is not None:
+        if authorization is None:
+            raise NotAllowed(
+                f"member 0x{member.hex()} holds its own key: it is erased with its signature of the erasure,"
+                " or by a vote of the partners"
+            )
+        # simulated now, sent after the store's part: a signature the chain refuses stops here, by name,
+        # before anything is written
+        signed_erasure = crm.coalition.members.prepare_erase_signed(signer, member, authorization)
     with crm.unit_of_work() as db:
         existing = erasures.of_member(db, member)
         if existing is None:
@@ -78,6 +99,7 @@ def erase_customer(crm: Crm, who: Principal, member: bytes) -> tuple[ErasureRece
             )
             customers.mark_erased(db, member, now)
             interactions.drop_payloads(db, member)
+            points.forget_keys(db, member)
             decisions.drop_explanations(db, member)
             # The key goes last, inside the transaction: if deleting it fails, the tombstones roll back
             # and the customer is intact; if the commit fails after it, the call can simply be repeated.
@@ -88,7 +110,9 @@ def erase_customer(crm: Crm, who: Principal, member: bytes) -> tuple[ErasureRece
     purge_deleted(crm.engine)
     if not on_chain.enrolled:  # its enrolment was staged and never sent: send it, then erase there
         send_staged_enrolments(crm, who)
-    if not on_chain.erased:
+    if signed_erasure is not None:
+        crm.coalition.members.send_erase(signed_erasure)
+    elif not on_chain.erased:
         crm.coalition.members.erase(signer, member)
     anchor_pending(crm, partner_name)  # the receipt's leaf, and whatever waited before it
     with crm.unit_of_work() as db:
@@ -96,3 +120,29 @@ def erase_customer(crm: Crm, who: Principal, member: bytes) -> tuple[ErasureRece
         assert receipt is not None and receipt.anchored_batch_id is not None
         (row,) = batches.outcomes(db, [receipt.anchored_batch_id])
     return receipt, AnchorOutcome.of(row)
+
+
+def reshred_erased(crm: Crm) -> list[tuple[str, bytes, int]]:
+    """The chain is the shred list: shred again every data key the key store holds of a member the
+    MemberRegistry erased (a key store restored from a backup taken before the erasure would otherwise
+    bring the member's keys back, and with them whatever ciphertext a backup of the data kept). Each
+    one is (partner, member, block of the erasure), also kept in `crm.reshredded` for `verify`, which
+    fails on it. One event query and one key-store query per partner: cheap enough for every opening
+    of a home."""
+    with crm.unit_of_work() as db:
+        known = [(p.name, p.address) for p in partners.every(db)]
+    if not known:
+        return []
+    homes: dict[str, list[tuple[bytes, int]]] = {}
+    for erasure in crm.coalition.members.erasures():
+        homes.setdefault(erasure.home.lower(), []).append((erasure.member, erasure.block_number))
+    found: list[tuple[str, bytes, int]] = []
+    for name, address in known:
+        erased = dict(homes.get(address.lower(), []))
+        if not erased:
+            continue
+        for member in crm.keystore.get_many(name, list(erased)):
+            crm.vault.shred(name, member)
+            found.append((name, member, erased[member]))
+    crm.reshredded.extend(found)
+    return found

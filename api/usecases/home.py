@@ -38,10 +38,11 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import is_address
 
-from api.context import Crm
+from api.context import Crm, private_folder
 from api.errors import CrmError, InvalidInput
 from api.settings import Settings
 from api.usecases.customer_keys import write_new_file
+from api.usecases.erasure import reshred_erased
 from api.usecases.partners import register_partner
 from ledger.backends import DEV_MNEMONIC, RpcBackend, is_development_node, public_test_addresses
 from ledger.coalition import Coalition
@@ -72,10 +73,12 @@ class HomeConfig:
     development: bool = True  # a development chain: the public test keys may sign (homes made before: yes)
 
     def save(self, home: Path) -> None:
-        home.mkdir(parents=True, exist_ok=True)
+        private_folder(home)
         path = home / CONFIG
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.__dict__, indent=2) + "\n")
+        with os.fdopen(os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600), "w") as handle:
+            handle.write(json.dumps(self.__dict__, indent=2) + "\n")
+        tmp.chmod(0o600)  # a leftover .tmp of another mode keeps its mode through os.open
         tmp.replace(path)
 
     @classmethod
@@ -156,7 +159,7 @@ def init_home(
             )
     else:
         raise InvalidInput(f"--chain takes devnet or an http(s) JSON-RPC URL, not {chain!r}")
-    home.mkdir(parents=True, exist_ok=True)
+    private_folder(home)
     config = HomeConfig(
         rpc_url=rpc_url,
         deployment=coalition.deployment.to_json(),
@@ -208,6 +211,11 @@ def open_crm(home: Path) -> Crm:
     if keys.is_dir():
         for key_file in sorted(keys.glob("*.key")):
             crm.signers[key_file.stem] = Account.from_key(key_file.read_text().strip())
+    try:
+        reshred_erased(crm)  # the chain is the shred list: a restored key store is caught here
+    except BaseException:
+        crm.close()
+        raise
     return crm
 
 
@@ -273,7 +281,7 @@ def add_partner(
                 raise InvalidInput(f"the key {account.address} belongs to another partner of this home")
         # validated: now write, new files only
         created: list[Path] = []
-        keys.mkdir(exist_ok=True)
+        private_folder(keys)
         if existing is None:
             write_new_file(own_key, ("0x" + bytes(account.key).hex() + "\n").encode())
             created.append(own_key)

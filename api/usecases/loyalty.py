@@ -31,6 +31,7 @@ from ledger.clients.loyalty import EARN_BATCH_MAX, MAX_EARN
 from ledger.clients.members import Authorization
 from offchain.models import CustomerStatus, PointEvent, PointKind
 from offchain.repositories import customers, partners, points
+from offchain.vault import CustomerKeys
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,7 @@ def _points(
     try:
         with crm.unit_of_work() as db:
             partner = crm.partner(db, partner_name)
+            keys = crm.vault.customer_keys(partner_name, {r.member for r in requests})
             events = []
             for request in requests:
                 if member_status(db, request.member) is CustomerStatus.ERASED:
@@ -120,7 +122,7 @@ def _points(
                         f"member 0x{request.member.hex()} has no valid {LOYALTY!r} consent"
                         f" towards {partner_name!r}"
                     )
-                ref = _ref(partner_name, request)
+                ref = _ref(keys.get(request.member), request)
                 if kind is PointKind.REDEEM:
                     _check_redeemer(info, request.member, partner.address, partner_name, signed)
                 if signed is not None:
@@ -223,12 +225,15 @@ def _signed_ref(signed: SignedMessage) -> bytes:
     return ref
 
 
-def _ref(partner_name: str, request: PointsRequest) -> bytes:
-    """The bytes32 reference on chain: a hash of the partner's own key for the event (never personal
-    data), or of a fresh random value when there is none."""
-    if request.external_key is None:
+def _ref(keys: CustomerKeys | None, request: PointsRequest) -> bytes:
+    """The bytes32 reference on chain: the partner's own key for the event (an invoice number) keyed
+    under the member's data key, as leaves are (`Vault.reference`): a plain hash of it was linked back
+    to invoices by anyone holding a list of them, and stays linkable after erasure. A fresh random value
+    when there is no such key, or when the partner holds no data key of the member (a redemption at
+    another partner than its home): unlinkable too, and the row keeps it."""
+    if request.external_key is None or keys is None:
         return hashlib.sha256(os.urandom(32)).digest()
-    return hashlib.sha256(f"{partner_name}\x00{request.external_key}".encode()).digest()
+    return keys.reference(request.external_key.encode())
 
 
 # --- bulk earning through the outbox (imports) -------------------------------------------------------
@@ -282,6 +287,7 @@ def stage_earnings(
     for member in members:  # outside any store transaction: these are chain calls
         if member not in consent:
             consent[member] = crm.coalition.consent.is_valid(member, partner.address, loyalty)
+    sealing = crm.vault.customer_keys(partner_name, {r.member for r in fresh if consent[r.member]})
     # Plain rows for one executemany INSERT (a PointEvent object costs ~150 µs to construct); every
     # column the model would default is given here.
     now = datetime.now(UTC)
@@ -297,7 +303,7 @@ def stage_earnings(
                 "member_id": request.member,
                 "kind": PointKind.EARN,
                 "amount": request.amount,
-                "ref": _ref(partner_name, request),
+                "ref": _ref(sealing.get(request.member), request),
                 "external_key": request.external_key,
                 "tx_hash": None,
                 "block_number": None,

@@ -39,6 +39,7 @@ def reconcile_store(crm: Crm, who: Principal, partner: str | None = None) -> Sto
         for name in names:
             record = crm.partner(db, name)
             found += records.check_consents(crm, db, record) + records.check_points(crm, db, record)
-    failed = [f"{v.record}: {v.detail}" for v in found if v.outcome is not Outcome.UNANCHORED]
+    # signed on chain and relayed by another partner (PROVEN) agrees with the chain; pending is named
+    failed = [f"{v.record}: {v.detail}" for v in found if not v.ok and v.outcome is not Outcome.UNANCHORED]
     pending = sum(1 for v in found if v.outcome is Outcome.UNANCHORED)
     return StoreReconciliation(points, pending, failed)

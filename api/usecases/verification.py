@@ -7,7 +7,7 @@ from eth_utils import is_address
 from api.context import Crm
 from api.errors import InvalidInput
 from api.evidence import records, verification
-from api.evidence.verification import Check, Verification, VerificationReport
+from api.evidence.verification import Check, Outcome, Verification, VerificationReport
 from api.principal import Principal, Role
 from api.usecases.loyalty import reconcile
 from api.usecases.partners import partner_names
@@ -23,9 +23,10 @@ def verify(
 ) -> VerificationReport:
     """Every partner `who` acts for, from the chain down: each log's heads and leaves, every
     interaction (only `member`'s, if given) and erasure receipt; for a whole run (no `member`) also
-    consent receipts and point events against the chain's events, the points reconciliation, and logs
-    on chain of partners the store does not know. Content is re-hashed with the partners' keys unless
-    `auditor` (or `who` is an auditor): then no key is opened, and the report says which checks ran.
+    consent receipts, point events, registered models and decisions against the chain's events, the
+    points reconciliation, and logs on chain of partners the store does not know. Content is re-hashed
+    with the partners' keys unless `auditor` (or `who` is an auditor): then no key is opened, and the
+    report says which checks ran.
     Exit code material: `report.failures`.
 
     It starts from the trust anchor: the Consortium (`consortium`, if given out of band, else the
@@ -44,12 +45,25 @@ def verify(
         report.ran(*part.checks)
     if member is not None:
         return report
-    report.ran(Check.CONSENT, Check.POINTS)
+    report.ran(Check.CONSENT, Check.POINTS, Check.DECISIONS)
     with crm.unit_of_work() as db:
         for name in names:
             partner = crm.partner(db, name)
             report.results.extend(records.check_consents(crm, db, partner))
             report.results.extend(records.check_points(crm, db, partner))
+            report.results.extend(records.check_models(crm, db, partner))
+            report.results.extend(records.check_decisions(crm, db, partner, content=content))
+    for holder, shredded, block in crm.reshredded:
+        if holder in names:
+            report.results.append(
+                Verification(
+                    None,
+                    Outcome.TAMPERED,
+                    f"the key store held a data key of a member the chain erased in block {block} (a key"
+                    " store restored from a backup?); it was shredded again when the home was opened",
+                    record=f"key of 0x{shredded.hex()} of {holder}",
+                )
+            )
     whole = who.role in (Role.OPERATOR, Role.AUDITOR)
     if whole:
         report.results.extend(verification.unknown_logs(crm))

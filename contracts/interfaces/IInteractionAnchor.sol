@@ -2,8 +2,9 @@
 pragma solidity ^0.8.24;
 
 /// @title One append-only RFC 6962 / RFC 9162 log (SHA-256) of interaction commitments per partner.
-/// The contract keeps every tree head a partner anchored; a new head must extend the previous one,
-/// shown by a consistency proof checked here, and no root is ever anchored twice, by anyone.
+/// Each log starts with a genesis leaf bound to its partner; the contract keeps every tree head a
+/// partner anchored; a new head must extend the previous one (the first: the genesis leaf), shown by a
+/// consistency proof checked here, and grow by at most MAX_GROWTH; no root is anchored twice.
 interface IInteractionAnchor {
     error AnchorNotPartner(address account);
     error AnchorZeroRoot();
@@ -11,9 +12,11 @@ interface IInteractionAnchor {
     error AnchorInconsistent(uint64 headSize, uint64 size);
     error AnchorRootAlreadyAnchored(bytes32 root, uint256 batchId);
     error AnchorUnknownBatch(uint256 batchId);
+    error AnchorGrowthAboveCap(uint64 headSize, uint64 size, uint64 cap);
+    error AnchorNotOwnLog(address partner, bytes32 root, uint64 size);
 
     /// @dev `batchId` numbers every head of every partner; `size` is the partner's log size at this
-    /// head, `previousSize` at the head before it (0 for a partner's first).
+    /// head, `previousSize` at the head before it (1, its genesis leaf, for a partner's first).
     event BatchAnchored(
         uint256 indexed batchId,
         address indexed partner,

@@ -15,6 +15,7 @@ interface ILoyaltyPoints {
     error LoyaltySignatureRequired(bytes32 member);
     error LoyaltyNotHomePartner(bytes32 member, address home, address account);
     error LoyaltyNotRegistry(address account);
+    error LoyaltyPeriodCapExceeded(address partner, uint256 issued, uint256 amount, uint256 cap);
 
     event PointsEarned(bytes32 indexed member, address indexed partner, uint256 amount, bytes32 ref);
     event PointsRedeemed(bytes32 indexed member, address indexed partner, uint256 amount, bytes32 ref);

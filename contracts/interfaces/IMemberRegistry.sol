@@ -6,6 +6,13 @@ pragma solidity ^0.8.24;
 /// is its home partner. A member may hold a secp256k1 key (its signer); what it signs (EIP-712, with a
 /// per-member nonce and a deadline) any partner may relay.
 interface IMemberRegistry {
+    /// @dev What partners vote on about a member. The numeric values are part of the external interface.
+    enum VoteKind {
+        ResetSigner,
+        MoveHome,
+        Erase
+    }
+
     error MemberNotPartner(address account);
     error MemberNotDeployer(address account);
     error MemberAlreadyLinked();
@@ -27,6 +34,12 @@ interface IMemberRegistry {
     error MemberAlreadyVoted(bytes32 member, address newSigner, address voter);
     error MemberSameSigner(bytes32 member, address signer);
     error MemberResetQuorumNotReached(bytes32 member, address newSigner, uint256 votes, uint256 needed);
+    error MemberSignerIsContract(address signer);
+    error MemberDeadlineTooFar(bytes32 member, uint256 deadline, uint256 latest);
+    error MemberSignatureRequired(bytes32 member);
+    error MemberSameHome(bytes32 member, address home);
+    error MemberHomeNotPartner(bytes32 member, address home);
+    error MemberInvalidVote(uint8 kind, address target);
 
     event RegistryLinked(address consent, address loyalty);
     event MemberEnrolled(bytes32 indexed member, address indexed home, address signer);
@@ -38,6 +51,17 @@ interface IMemberRegistry {
         uint256 votes,
         uint256 partners
     );
+    /// @dev A partner's vote to move a member's home (`target`: the new home) or to erase it (`target`
+    /// zero); `votes` that count for it now, of `partners` current partners.
+    event MemberVoted(
+        bytes32 indexed member,
+        VoteKind kind,
+        address indexed target,
+        address indexed voter,
+        uint256 votes,
+        uint256 partners
+    );
+    event HomeMoved(bytes32 indexed member, address indexed previous, address indexed home, bool byVote);
     event AuthorizationUsed(bytes32 indexed member, uint256 nonce, address indexed relayer);
     event MemberErased(bytes32 indexed member, address indexed home);
 

@@ -16,8 +16,11 @@ from ledger.clients.members import (
     Authorization,
     MemberInfo,
     MemberRegistryClient,
+    MemberVote,
     ResetTally,
     ResetVote,
+    VoteKind,
+    VoteTally,
 )
 
 __all__ = [
@@ -38,6 +41,7 @@ __all__ = [
     "LoyaltyClient",
     "MemberInfo",
     "MemberRegistryClient",
+    "MemberVote",
     "ModelInfo",
     "Proposal",
     "ProposalOutcome",
@@ -45,5 +49,7 @@ __all__ = [
     "ResetTally",
     "ResetVote",
     "Role",
+    "VoteKind",
+    "VoteTally",
     "purpose_id",
 ]

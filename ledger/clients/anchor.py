@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -33,7 +34,8 @@ class BatchInfo:
 
 @dataclass(frozen=True)
 class Head:
-    """A partner's latest tree head (size 0 before its first) and how many heads it anchored."""
+    """A partner's latest tree head and how many heads it anchored; before its first, its log of the
+    genesis leaf alone (size 1, count 0)."""
 
     size: int
     root: bytes
@@ -53,12 +55,27 @@ class AnchorEvent:
     block_number: int
 
 
-# An anchor costs ~211k gas for a partner's first head and ~176k-181k for a head after it, the
-# consistency proof's sha256 calls included, at logs of 10^3-10^6 leaves (benchmarks/log_gas.py); the
-# bound leaves room for longer proofs and spares a gas estimate per batch (eth-tester's estimator
-# executes the call many times).
+# An anchor costs ~227k-242k gas for a partner's first head (its consistency proof from the genesis
+# leaf: 10-20 hashes) and ~176k-181k for a head after it, the proof's sha256 calls included, at logs of
+# 10^3-10^6 leaves (benchmarks/log_gas.py); the bound leaves room for longer proofs and spares a gas
+# estimate per batch (eth-tester's estimator executes the call many times).
 ANCHOR_GAS = 400_000
 HEADS_PAGE = 1000  # InteractionAnchor.headsOf's page
+# The most leaves one head may add (InteractionAnchor.MAX_GROWTH): checked here too, before signing.
+MAX_GROWTH = 1 << 20
+GENESIS_TAG = b"ledgercrm-log-v1"
+
+
+def genesis_leaf(chain_id: int, anchor_address: str, partner: str) -> bytes:
+    """Leaf 0 of `partner`'s log at the InteractionAnchor `anchor_address` on chain `chain_id`, as the
+    contract's `genesisLeaf` computes it: what binds every root of the log to its partner."""
+    data = (
+        GENESIS_TAG
+        + chain_id.to_bytes(32, "big")
+        + bytes.fromhex(to_checksum_address(anchor_address)[2:])
+        + bytes.fromhex(to_checksum_address(partner)[2:])
+    )
+    return hashlib.sha256(b"\x00" + data).digest()
 
 
 class AnchorClient(ContractClient):
@@ -67,11 +84,16 @@ class AnchorClient(ContractClient):
         # partner -> its log size at the head of the anchor receipt decoded last (`size_seen`)
         self._sizes_seen: dict[ChecksumAddress, int] = {}
 
+    def genesis_leaf(self, partner: str) -> bytes:
+        """Leaf 0 of `partner`'s log here (computed as the contract does; no call)."""
+        return genesis_leaf(self.chain.chain_id, self.address, partner)
+
     def anchor(
         self, sender: LocalAccount, root: bytes, size: int, consistency: Sequence[bytes] = ()
     ) -> AnchoredBatch:
         """Anchor the sender's new tree head (`size` leaves, `root`), `consistency` proving that it
-        extends the previous one (empty for a first head): one transaction, whatever the batch size."""
+        extends the previous one (for a first head: the log of the genesis leaf alone, size 1): one
+        transaction, whatever the batch size."""
         return self.send_anchor(self.prepare_anchor(sender, root, size, consistency))
 
     def prepare_anchor(

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from eth_account.signers.local import LocalAccount
+from eth_typing import ChecksumAddress
 from eth_utils import event_abi_to_log_topic, keccak, to_checksum_address
 from web3.types import BlockIdentifier
 
@@ -140,6 +141,11 @@ class ConsentClient(ContractClient):
         )
         return self._send(relayer, fn)
 
+    def relayer(self, event: ConsentEvent) -> ChecksumAddress:
+        """The partner that sent the transaction recording `event` (for a customer's signed record,
+        any partner may relay it, not only its controller)."""
+        return self.chain.sender_of(event.tx_hash)
+
     def is_purpose(self, purpose: bytes) -> bool:
         return bool(self._call(self.contract.functions.isPurpose(as_bytes32(purpose))))
 
@@ -220,6 +226,8 @@ class ConsentEvent:
     receipt_hash: bytes
     expires_at: int
     block_number: int
+    source: ConsentSource = ConsentSource.ATTESTED
+    tx_hash: bytes = b""
 
 
 def consent_events(client: ConsentClient, controller: str) -> list[ConsentEvent]:
@@ -247,6 +255,8 @@ def consent_events(client: ConsentClient, controller: str) -> list[ConsentEvent]
                 receipt_hash=data[32:64],
                 expires_at=int.from_bytes(data[64:96], "big"),
                 block_number=log.block_number,
+                source=ConsentSource(int.from_bytes(data[96:128], "big")),
+                tx_hash=log.tx_hash,
             )
         )
     return found

@@ -14,6 +14,9 @@ from ledger.clients.members import Authorization
 # before anything is written.
 MAX_EARN = 1_000_000_000
 MAX_SUPPLY = 10**18
+# LoyaltyPoints.MAX_ISSUE_PER_PERIOD, over ISSUE_PERIOD seconds, per partner
+MAX_ISSUE_PER_PERIOD = 10**13
+ISSUE_PERIOD = 24 * 3600
 
 # earnBatch gas per item is ~40k for a member's first points (a new balance slot, the registry's and
 # the consent registry's checks) and less after (benchmarks/ledger_gas.py); a bound of 50k per item
@@ -87,6 +90,11 @@ class LoyaltyClient(ContractClient):
     def position_of(self, partner: str) -> int:
         """Redeemed at `partner` minus issued by it: what the coalition owes the partner (if positive)."""
         return int(self._call(self.contract.functions.positionOf(to_checksum_address(partner))))
+
+    def issued_this_period(self, partner: str) -> tuple[int, int]:
+        """Points `partner` issued in the current period, and when the period ends (unix time)."""
+        issued, ends = self._call(self.contract.functions.issuedThisPeriod(to_checksum_address(partner)))
+        return int(issued), int(ends)
 
     def total_supply(self) -> int:
         return int(self._call(self.contract.functions.totalSupply()))

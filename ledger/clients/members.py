@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import IntEnum
 from typing import Any
 
 from eth_account import Account
+from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress
-from eth_utils import to_checksum_address
+from eth_utils import event_abi_to_log_topic, to_checksum_address
 
 from ledger.chain import SignedTx, TxResult
 from ledger.clients.base import ContractClient, as_bytes32
@@ -18,9 +20,11 @@ from ledger.clients.base import ContractClient, as_bytes32
 ZERO_ADDRESS = to_checksum_address("0x" + "00" * 20)
 
 # enrolBatch gas per item is ~25k (a new member slot and an event; benchmarks/ledger_gas.py); a bound of
-# 32k per item spares a gas estimate per batch and keeps ENROL_BATCH_MAX items under a 30M block.
+# 32k per item spares a gas estimate per batch and keeps ENROL_BATCH_MAX items under a 30M block. A
+# member enrolled with a key adds its binding signature's check (ecrecover, the nonce, calldata): ~15k.
 ENROL_BATCH_GAS_BASE = 100_000
 ENROL_BATCH_GAS_PER_ITEM = 32_000
+ENROL_BATCH_GAS_PER_KEY = 20_000
 ENROL_BATCH_MAX = 800
 
 # How long a customer's signature stays good by default: long enough to be relayed, short enough that
@@ -28,6 +32,9 @@ ENROL_BATCH_MAX = 800
 DEFAULT_SIGNATURE_LIFETIME = 3600
 # The furthest deadline a signature is prepared with: a signature is for an act now, not a standing order.
 MAX_SIGNATURE_LIFETIME = 24 * 3600
+# The furthest the contract accepts a deadline ahead of the chain's clock, whoever prepared it
+# (MemberRegistry.MAX_SIGNATURE_LIFETIME).
+MAX_DEADLINE_AHEAD = 30 * 24 * 3600
 
 # The EIP-712 types the contracts check (MemberRegistry's domain). Field order is part of the type.
 CONSENT_TYPE = [
@@ -54,13 +61,47 @@ SIGNER_CHANGE_TYPE = [
     {"name": "nonce", "type": "uint256"},
     {"name": "deadline", "type": "uint256"},
 ]
-SIGNED_TYPES = {"Consent": CONSENT_TYPE, "Redeem": REDEEM_TYPE, "SignerChange": SIGNER_CHANGE_TYPE}
+# signed by the key being bound (not by the member's current key): the customer proves she holds it
+SIGNER_BINDING_TYPE = [
+    {"name": "member", "type": "bytes32"},
+    {"name": "signer", "type": "address"},
+    {"name": "nonce", "type": "uint256"},
+    {"name": "deadline", "type": "uint256"},
+]
+HOME_MOVE_TYPE = [
+    {"name": "member", "type": "bytes32"},
+    {"name": "newHome", "type": "address"},
+    {"name": "nonce", "type": "uint256"},
+    {"name": "deadline", "type": "uint256"},
+]
+ERASURE_TYPE = [
+    {"name": "member", "type": "bytes32"},
+    {"name": "nonce", "type": "uint256"},
+    {"name": "deadline", "type": "uint256"},
+]
+
+SIGNED_TYPES = {
+    "Consent": CONSENT_TYPE,
+    "Redeem": REDEEM_TYPE,
+    "SignerChange": SIGNER_CHANGE_TYPE,
+    "SignerBinding": SIGNER_BINDING_TYPE,
+    "HomeMove": HOME_MOVE_TYPE,
+    "Erasure": ERASURE_TYPE,
+}
 EIP712_DOMAIN_TYPE = [
     {"name": "name", "type": "string"},
     {"name": "version", "type": "string"},
     {"name": "chainId", "type": "uint256"},
     {"name": "verifyingContract", "type": "address"},
 ]
+
+
+class VoteKind(IntEnum):
+    """What partners vote on about a member (IMemberRegistry.VoteKind)."""
+
+    RESET_SIGNER = 0
+    MOVE_HOME = 1
+    ERASE = 2
 
 
 @dataclass(frozen=True)
@@ -73,6 +114,15 @@ class MemberInfo:
     @property
     def enrolled(self) -> bool:
         return self.home is not None
+
+
+@dataclass(frozen=True)
+class Erasure:
+    """One `MemberErased` event: the member, its home partner then, and the block."""
+
+    member: bytes
+    home: ChecksumAddress
+    block_number: int
 
 
 @dataclass(frozen=True)
@@ -106,6 +156,32 @@ class Authorization:
 
     signature: bytes
     deadline: int
+
+
+@dataclass(frozen=True)
+class MemberVote:
+    """One partner's vote of one kind on a member, in its current round."""
+
+    voted: bool
+    target: ChecksumAddress | None  # the new home (MOVE_HOME), the new signer (RESET_SIGNER); None: erase
+    counts_until: int  # unix time
+    counts: bool
+
+
+@dataclass(frozen=True)
+class VoteTally:
+    """Where a vote on a member stands after one more (from the contract's own count)."""
+
+    kind: VoteKind
+    target: ChecksumAddress | None
+    votes: int
+    partners: int
+    done: bool  # the majority was reached: the member moved, or was erased
+    tx: TxResult
+
+    @property
+    def needed(self) -> int:
+        return self.partners // 2 + 1
 
 
 class MemberRegistryClient(ContractClient):
@@ -144,6 +220,37 @@ class MemberRegistryClient(ContractClient):
         found = self.chain.call_many(self.contract, "memberOf", [(as_bytes32(m),) for m in members])
         return [bool(erased) for _home, _signer, erased, _nonce in found]
 
+    def erasures(self, home: str | None = None) -> list[Erasure]:
+        """Every member the registry erased (of one home partner, or of all), oldest first, from the
+        `MemberErased` events: the chain's shred list (one eth_getLogs, decoded here)."""
+        topic = "0x" + bytes(event_abi_to_log_topic(self.contract.events.MemberErased().abi)).hex()
+        by_home = None if home is None else "0x" + bytes(12).hex() + to_checksum_address(home)[2:].lower()
+        logs = self.chain.raw_logs(
+            {
+                "address": self.contract.address,
+                "fromBlock": 0,
+                "toBlock": "latest",
+                "topics": [topic, None, by_home],
+            }
+        )
+        return [
+            Erasure(log.topics[1], to_checksum_address(log.topics[2][12:]), log.block_number) for log in logs
+        ]
+
+    def enrolled_by(self, home: str) -> dict[bytes, int]:
+        """Every member enrolled with `home` as its home partner -> the block it was enrolled in, from
+        the `MemberEnrolled` events (one eth_getLogs)."""
+        topic = "0x" + bytes(event_abi_to_log_topic(self.contract.events.MemberEnrolled().abi)).hex()
+        logs = self.chain.raw_logs(
+            {
+                "address": self.contract.address,
+                "fromBlock": 0,
+                "toBlock": "latest",
+                "topics": [topic, None, "0x" + bytes(12).hex() + to_checksum_address(home)[2:].lower()],
+            }
+        )
+        return {log.topics[1]: log.block_number for log in logs}
+
     def nonce_of(self, member: bytes) -> int:
         return int(self._call(self.contract.functions.nonceOf(as_bytes32(member))))
 
@@ -178,24 +285,49 @@ class MemberRegistryClient(ContractClient):
     # --- partner transactions ---
 
     def enrol(
-        self, sender: LocalAccount, members: Sequence[bytes], signers: Sequence[str | None]
+        self,
+        sender: LocalAccount,
+        members: Sequence[bytes],
+        signers: Sequence[str | None],
+        bindings: Sequence[Authorization | None] | None = None,
     ) -> TxResult:
-        return self.chain.send(self.contract, self.prepare_enrol(sender, members, signers))
+        return self.chain.send(self.contract, self.prepare_enrol(sender, members, signers, bindings))
 
     def prepare_enrol(
-        self, sender: LocalAccount, members: Sequence[bytes], signers: Sequence[str | None]
+        self,
+        sender: LocalAccount,
+        members: Sequence[bytes],
+        signers: Sequence[str | None],
+        bindings: Sequence[Authorization | None] | None = None,
     ) -> SignedTx:
         """`enrolBatch`, signed and not sent (for the outbox): `sender` becomes the members' home
-        partner; `signers[i]` is member i's own key's address, or None."""
+        partner; `signers[i]` is member i's own key's address, or None, and `bindings[i]` that key's
+        signature of its binding (`authorize_binding`, nonce 0), for every member with a key."""
+        keyed = [i for i, s in enumerate(signers) if s is not None]
+        proofs = [None if bindings is None or i >= len(bindings) else bindings[i] for i in keyed]
+        if any(p is None for p in proofs):
+            raise ValueError("a member's key is bound only with that key's signature of the binding")
         fn = self.contract.functions.enrolBatch(
             [as_bytes32(m) for m in members],
             [ZERO_ADDRESS if s is None else to_checksum_address(s) for s in signers],
+            [p.deadline for p in proofs if p is not None],
+            [p.signature for p in proofs if p is not None],
         )
-        gas = ENROL_BATCH_GAS_BASE + ENROL_BATCH_GAS_PER_ITEM * len(members)
+        gas = (
+            ENROL_BATCH_GAS_BASE
+            + ENROL_BATCH_GAS_PER_ITEM * len(members)
+            + ENROL_BATCH_GAS_PER_KEY * len(keyed)
+        )
         return self.chain.prepare(fn, sender, gas=gas)
 
-    def bind_signer(self, sender: LocalAccount, member: bytes, signer: str) -> TxResult:
-        fn = self.contract.functions.bindSigner(as_bytes32(member), to_checksum_address(signer))
+    def bind_signer(
+        self, sender: LocalAccount, member: bytes, signer: str, binding: Authorization
+    ) -> TxResult:
+        """Bind `signer` to a member without a key (home partner only), with the key's own signature of
+        the binding (`authorize_binding`)."""
+        fn = self.contract.functions.bindSigner(
+            as_bytes32(member), to_checksum_address(signer), binding.deadline, binding.signature
+        )
         return self._send(sender, fn)
 
     def change_signer(
@@ -228,8 +360,80 @@ class MemberRegistryClient(ContractClient):
         return self._send(sender, fn)
 
     def erase(self, sender: LocalAccount, member: bytes) -> TxResult:
-        """Erase on chain: consents withdrawn, balance forfeited, member frozen (home partner only)."""
+        """Erase on chain: consents withdrawn, balance forfeited, member frozen (home partner only, and
+        only a member without a key: one with a key signs its erasure, or the partners vote)."""
         return self._send(sender, self.contract.functions.erase(as_bytes32(member)))
+
+    def erase_signed(self, relayer: LocalAccount, member: bytes, authorization: Authorization) -> TxResult:
+        """Erase the member as it signed (`authorize_erasure`); any partner relays."""
+        return self.chain.send(self.contract, self.prepare_erase_signed(relayer, member, authorization))
+
+    def prepare_erase_signed(
+        self, relayer: LocalAccount, member: bytes, authorization: Authorization
+    ) -> SignedTx:
+        """`erase_signed`, simulated and signed, not sent: a caller that has its own records to change
+        first learns now whether the chain will take it (`send_erase` sends it later)."""
+        fn = self.contract.functions.eraseSigned(
+            as_bytes32(member), authorization.deadline, authorization.signature
+        )
+        return self.chain.prepare(fn, relayer)
+
+    def send_erase(self, signed: SignedTx) -> TxResult:
+        """Send an erasure prepared by `prepare_erase_signed` and wait for it."""
+        return self.chain.send(self.contract, signed)
+
+    def move_home_signed(
+        self, relayer: LocalAccount, member: bytes, new_home: str, authorization: Authorization
+    ) -> TxResult:
+        """Move the member's home to `new_home` as it signed (`authorize_home_move`); any partner relays."""
+        fn = self.contract.functions.moveHomeSigned(
+            as_bytes32(member), to_checksum_address(new_home), authorization.deadline, authorization.signature
+        )
+        return self._send(relayer, fn)
+
+    def vote_home_move(self, sender: LocalAccount, member: bytes, new_home: str) -> VoteTally:
+        """`sender`'s vote to move the member's home to `new_home`; the tally as the contract counted it."""
+        fn = self.contract.functions.voteHomeMove(as_bytes32(member), to_checksum_address(new_home))
+        return self._tally(self._send(sender, fn), VoteKind.MOVE_HOME, "HomeMoved")
+
+    def vote_erasure(self, sender: LocalAccount, member: bytes) -> VoteTally:
+        """`sender`'s vote to erase the member; the tally as the contract counted it."""
+        fn = self.contract.functions.voteErasure(as_bytes32(member))
+        return self._tally(self._send(sender, fn), VoteKind.ERASE, "MemberErased")
+
+    def apply_vote(self, sender: LocalAccount, member: bytes, kind: VoteKind, target: str | None) -> TxResult:
+        """Carry out a move or erasure whose votes became a majority because partners left since."""
+        fn = self.contract.functions.applyVote(
+            as_bytes32(member), int(kind), ZERO_ADDRESS if target is None else to_checksum_address(target)
+        )
+        return self._send(sender, fn)
+
+    def votes_for(self, member: bytes, kind: VoteKind, target: str | None) -> tuple[int, int]:
+        """The votes of `kind` for `target` (None: an erasure) that count now, and the partners."""
+        votes, partners = self._call(
+            self.contract.functions.votesFor(
+                as_bytes32(member), int(kind), ZERO_ADDRESS if target is None else to_checksum_address(target)
+            )
+        )
+        return int(votes), int(partners)
+
+    def vote_of(self, member: bytes, kind: VoteKind, voter: str) -> MemberVote:
+        voted, target, until, counts = self._call(
+            self.contract.functions.voteOf(as_bytes32(member), int(kind), to_checksum_address(voter))
+        )
+        return MemberVote(
+            bool(voted),
+            None if target == ZERO_ADDRESS else to_checksum_address(target),
+            int(until),
+            bool(counts),
+        )
+
+    def _tally(self, tx: TxResult, kind: VoteKind, done_event: str) -> VoteTally:
+        voted = tx.event("MemberVoted")["args"]
+        target = None if voted["target"] == ZERO_ADDRESS else to_checksum_address(voted["target"])
+        return VoteTally(
+            kind, target, int(voted["votes"]), int(voted["partners"]), bool(tx.events_named(done_event)), tx
+        )
 
     # --- what a customer signs ---
 
@@ -301,6 +505,78 @@ class MemberRegistryClient(ContractClient):
             "deadline": deadline,
         }
         return self._sign(customer, "SignerChange", SIGNER_CHANGE_TYPE, message, deadline)
+
+    def authorize_binding(
+        self,
+        key: LocalAccount,
+        member: bytes,
+        *,
+        deadline: int | None = None,
+        nonce: int | None = None,
+    ) -> Authorization:
+        """The signature, by the key to be bound itself, of its binding to `member` (at enrolment, nonce
+        0: the member is new; later, for `bind_signer`, the member's current nonce)."""
+        deadline = self._deadline(deadline)
+        message = {
+            "member": as_bytes32(member),
+            "signer": to_checksum_address(key.address),
+            "nonce": self.nonce_of(member) if nonce is None else nonce,
+            "deadline": deadline,
+        }
+        return self._sign(key, "SignerBinding", SIGNER_BINDING_TYPE, message, deadline)
+
+    def authorize_home_move(
+        self,
+        customer: LocalAccount,
+        member: bytes,
+        new_home: str,
+        *,
+        deadline: int | None = None,
+        nonce: int | None = None,
+    ) -> Authorization:
+        """The customer's signature of its move to the home partner `new_home`."""
+        deadline = self._deadline(deadline)
+        message = {
+            "member": as_bytes32(member),
+            "newHome": to_checksum_address(new_home),
+            "nonce": self.nonce_of(member) if nonce is None else nonce,
+            "deadline": deadline,
+        }
+        return self._sign(customer, "HomeMove", HOME_MOVE_TYPE, message, deadline)
+
+    def authorize_erasure(
+        self,
+        customer: LocalAccount,
+        member: bytes,
+        *,
+        deadline: int | None = None,
+        nonce: int | None = None,
+    ) -> Authorization:
+        """The customer's signature asking for its own erasure."""
+        deadline = self._deadline(deadline)
+        message = {
+            "member": as_bytes32(member),
+            "nonce": self.nonce_of(member) if nonce is None else nonce,
+            "deadline": deadline,
+        }
+        return self._sign(customer, "Erasure", ERASURE_TYPE, message, deadline)
+
+    def binds(self, member: bytes, signer: str, binding: Authorization, *, nonce: int | None = None) -> bool:
+        """Whether `binding` is `signer`'s own signature of its binding to `member` (for the member's
+        current nonce, or `nonce`), checked here as the contract will: a caller refuses a bad one before
+        writing anything."""
+        message = {
+            "member": as_bytes32(member),
+            "signer": to_checksum_address(signer),
+            "nonce": self.nonce_of(member) if nonce is None else nonce,
+            "deadline": binding.deadline,
+        }
+        typed = encode_typed_data(self.domain(), {"SignerBinding": SIGNER_BINDING_TYPE}, message)
+        try:
+            recovered = Account.recover_message(typed, signature=binding.signature)
+        except (ValueError, TypeError):
+            return False
+        return bool(recovered == to_checksum_address(signer))
 
     def _deadline(self, deadline: int | None) -> int:
         """The given deadline, or the chain's clock plus the default lifetime (the chain's, not this

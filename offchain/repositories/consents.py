@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
-from offchain.db import in_chunks, insert_rows
+from offchain.db import in_chunks, insert_rows, select_in
 from offchain.models import ConsentReceipt, Partner
 from offchain.repositories.outbox import HashedRows
 
@@ -86,3 +86,9 @@ def of_partner(db: Session, partner_id: int) -> list[ConsentReceipt]:
         select(ConsentReceipt).where(ConsentReceipt.partner_id == partner_id).order_by(col(ConsentReceipt.id))
     )
     return list(db.exec(query))
+
+
+def existing_hashes(db: Session, hashes: Sequence[bytes]) -> set[bytes]:
+    """Which of these receipt hashes some receipt of the store (of any partner) already has."""
+    rows = select_in(db.connection(), _TABLE, ("receipt_hash",), "receipt_hash", list(hashes))
+    return {bytes(h) for (h,) in rows}

@@ -61,11 +61,12 @@ def by_ref_hashes(db: Session, partner_id: int, ref_hashes: Iterable[bytes]) -> 
 
 
 def mark_erased(db: Session, member: bytes, when: datetime) -> None:
-    """Tombstone the customer: erased, and no lookup hash left to find it by."""
+    """Tombstone the customer: erased, no lookup hash left to find it by, and no ciphertext of its
+    personal data (an old key store restored from a backup must find nothing to open)."""
     db.connection().execute(
         update(_TABLE)
         .where(_TABLE.c.member_id == member)
-        .values(status=CustomerStatus.ERASED, erased_at=when, external_ref_hmac=None)
+        .values(status=CustomerStatus.ERASED, erased_at=when, external_ref_hmac=None, pii_ciphertext=b"")
     )
 
 
@@ -100,3 +101,9 @@ def reseal(db: Session, member: bytes, pii_ciphertext: bytes) -> None:
     db.connection().execute(
         update(_TABLE).where(_TABLE.c.member_id == member).values(pii_ciphertext=pii_ciphertext)
     )
+
+
+def members_of_partner(db: Session, partner_id: int) -> list[bytes]:
+    """The member ids of the partner's customers (every status)."""
+    query = core_select(_TABLE.c.member_id).where(_TABLE.c.partner_id == partner_id)
+    return [bytes(member) for (member,) in db.connection().execute(query)]

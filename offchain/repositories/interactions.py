@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, func, insert, text, update
@@ -109,9 +109,19 @@ def count_of_member(db: Session, member: bytes) -> int:
     return int(db.connection().execute(core_select(func.count()).where(_C.member_id == member)).scalar_one())
 
 
+# What an erased interaction's row says of when it happened: nothing (the epoch, never a real time).
+ERASED_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def drop_payloads(db: Session, member: bytes) -> None:
-    """Erasure: the member's payload ciphertexts go; the rows stay as tombstones (leaf, proof)."""
-    db.connection().execute(update(_TABLE).where(_C.member_id == member).values(payload_ciphertext=None))
+    """Erasure: the member's payload ciphertexts go, and with them whatever the row says in clear of
+    the partner's own records (the external key, e.g. an invoice number, and when it happened), which
+    would link the member's leaves back to them; the rows stay as tombstones (leaf, proof)."""
+    db.connection().execute(
+        update(_TABLE)
+        .where(_C.member_id == member)
+        .values(payload_ciphertext=None, external_key=None, occurred_at=ERASED_TIME)
+    )
 
 
 def row(db: Session, interaction_id: int) -> InteractionRow | None:
@@ -175,6 +185,12 @@ def log_rows(db: Session, partner_id: int, start: int, stop: int) -> list[LogRow
         _C.partner_id == partner_id, _C.leaf_index >= start, _C.leaf_index < stop
     ).order_by(_C.leaf_index, _C.id)
     return [LogRow._make(row) for row in db.connection().execute(query)]
+
+
+def placed_count(db: Session, partner_id: int) -> int:
+    """How many of the partner's interactions have a place in its log."""
+    query = core_select(func.count()).where(_C.partner_id == partner_id, _C.leaf_index.is_not(None))
+    return int(db.connection().execute(query).scalar_one())
 
 
 def placed_beyond(db: Session, partner_id: int, size: int) -> list[LogRow]:

@@ -30,7 +30,7 @@ class OutboxRows(Protocol):
         ...
 
     def release(self, db: Session, tx_hash: str) -> None:
-        """Put the rows of a transaction the node never saw back in the queue."""
+        """Put the rows of a transaction the node never saw, or that failed, back in the queue."""
         ...
 
     def confirm(self, db: Session, tx_hash: str, block_number: int, onchain_id: int | None) -> list[Any]:

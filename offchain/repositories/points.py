@@ -6,6 +6,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import select as core_select
+from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from offchain.db import insert_rows, select_in
@@ -75,3 +76,9 @@ def of_partner(db: Session, partner_id: int) -> Sequence[Any]:
         .order_by(_C.id)
     )
     return db.connection().execute(query).all()
+
+
+def forget_keys(db: Session, member: bytes) -> None:
+    """Erasure: the partner's own keys of the member's events (invoice numbers) go; the events stay,
+    with their keyed references, which nobody can link to an invoice once the member's key is gone."""
+    db.connection().execute(update(_TABLE).where(_C.member_id == member).values(external_key=None))

@@ -38,8 +38,8 @@ def test_pending_leaves_are_batched_anchored_and_verified(crm, alice):
     with crm.unit_of_work() as db:
         statuses = {db.get_one(Batch, r.batch_id).status for r in rows}
     assert statuses == {AnchorStatus.ANCHORED}
-    assert [r.leaf_index for r in rows] == list(range(20))  # one log: indices run on across batches
-    assert crm.coalition.anchor.head(crm.signer("acme").address).size == 20
+    assert [r.leaf_index for r in rows] == list(range(1, 21))  # one log after its genesis leaf (leaf 0)
+    assert crm.coalition.anchor.head(crm.signer("acme").address).size == 21  # the genesis leaf and 20
     for interaction_id in ids[:3] + ids[-2:]:
         assert verify_interaction(crm, "acme", interaction_id).outcome is Outcome.VERIFIED
     report = verify_all(crm)
@@ -158,17 +158,17 @@ def _nonce(crm) -> int:
 
 def test_a_store_whose_next_batch_skips_leaves_the_chain_has_not_got_signs_nothing(crm, alice):
     record(crm, alice, 8)
-    anchor_pending(crm, "acme")  # the chain's head: 8 leaves
+    anchor_pending(crm, "acme")  # the chain's head: 9 leaves (the genesis leaf and 8)
     pending = batched(crm, alice, 3, start=8)
     with crm.unit_of_work() as db:  # a broken (or doctored) store: its next batch claims to start at 11
         db.exec(update(Batch).where(col(Batch.id).in_(pending)).values(first_index=11))
     before = _nonce(crm)
     with pytest.raises(
-        LogOutOfStep, match="log on chain has 8 leaves; the store's next batch starts at leaf 11"
+        LogOutOfStep, match="log on chain has 9 leaves; the store's next batch starts at leaf 11"
     ):
         anchoring.submit(crm, "acme", pending)
     assert _nonce(crm) == before  # nothing signed, nothing sent
-    assert crm.coalition.anchor.head(crm.signer("acme").address).size == 8
+    assert crm.coalition.anchor.head(crm.signer("acme").address).size == 9
 
 
 def test_a_store_older_than_the_chain_is_refused_before_anything_is_signed(crm, alice):
@@ -208,18 +208,18 @@ def test_a_batch_after_the_head_this_process_saw_mined_is_signed_without_reading
     crm, alice, monkeypatch
 ):
     record(crm, alice, 8)
-    anchor_pending(crm, "acme")  # mined and confirmed here: its receipt says the head is at 8
+    anchor_pending(crm, "acme")  # mined and confirmed here: its receipt says the head is at 9
     pending = batched(crm, alice, 3, start=8)
     asked = _asked(monkeypatch, crm.coalition.anchor, ("head",))
     anchoring.submit(crm, "acme", pending)
     assert asked == []
     monkeypatch.undo()
     assert [o.size for o in anchoring.settle(crm, "acme")] == [3]
-    assert crm.coalition.anchor.head(crm.signer("acme").address).size == 11
+    assert crm.coalition.anchor.head(crm.signer("acme").address).size == 12
 
 
 def test_a_head_another_process_anchored_since_is_refused_by_the_contract_and_nothing_is_sent(crm, alice):
-    """This process saw the head at 8; another one holding the partner's key anchors the store's next
+    """This process saw the head at 9; another one holding the partner's key anchors the store's next
     batch meanwhile. The head is not read again, so the contract's simulation is what refuses it."""
     record(crm, alice, 8)
     anchor_pending(crm, "acme")
@@ -229,7 +229,7 @@ def test_a_head_another_process_anchored_since_is_refused_by_the_contract_and_no
         root, size, proof = bytes(batch.root), batch.first_index + batch.size, bytes(batch.consistency)
     elsewhere = AnchorClient(crm.coalition.chain, crm.coalition.anchor.contract)  # its own process
     elsewhere.anchor(crm.signer("acme"), root, size, [proof[i : i + 32] for i in range(0, len(proof), 32)])
-    assert crm.coalition.anchor.size_seen(crm.signer("acme").address) == 8
+    assert crm.coalition.anchor.size_seen(crm.signer("acme").address) == 9
     before = _nonce(crm)
     with pytest.raises(AnchorRootAlreadyAnchored):
         anchoring.submit(crm, "acme", [batch_id])
@@ -253,13 +253,13 @@ def test_batches_in_flight_that_take_the_head_to_the_next_batch_are_not_waited_f
     first = batched(crm, alice, 8)
     asked = _asked(monkeypatch, crm.coalition.anchor)
     with crm.coalition.chain.pipelined():
-        anchoring.submit(crm, "acme", first)  # leaves 0..7: the chain's head is read (0), then queued
+        anchoring.submit(crm, "acme", first)  # leaves 1..8: the chain's head is read (1), then queued
         assert asked == ["head"]
         second = batched(crm, alice, 4, start=8)
-        anchoring.submit(crm, "acme", second)  # starts at 8, where the batch in flight ends
+        anchoring.submit(crm, "acme", second)  # starts at 9, where the batch in flight ends
         assert asked == ["head"]  # neither the head (the node is busy) nor the batch in flight asked
     monkeypatch.undo()
     outcomes = anchoring.settle(crm, "acme")
     assert [o.size for o in outcomes] == [8, 4]
-    assert crm.coalition.anchor.head(crm.signer("acme").address).size == 12
+    assert crm.coalition.anchor.head(crm.signer("acme").address).size == 13
     assert verify_all(crm, "acme").ok

@@ -253,6 +253,9 @@ def test_a_member_without_a_key_and_an_erased_member_have_no_key_to_change(home)
 
     keyed = keyed_customer(home, old)
     reset(home, keyed, "borealis", new)  # 1 of 2: a reset under way when the customer is erased
+    # a member with a key is erased by a majority's vote (or her signature), then in her home's store
+    for partner in ("acme", "cafe"):
+        cli(home, "customer", "erase-vote", keyed, "--partner", partner)
     cli(home, "erase", keyed, "--partner", "acme")
     before = on_chain(home, keyed)
     for output in (
@@ -313,3 +316,27 @@ def test_a_reset_that_became_a_majority_when_a_partner_left_is_applied_by_voting
     assert on_chain(home, member)[1] == address(old)  # 2 of 3 now, but nobody has voted since
     assert "2 of 2 votes: signer reset" in reset(home, member, "acme", new)
     assert on_chain(home, member)[1] == address(new)
+
+
+def test_a_keyed_member_is_erased_by_a_partners_vote_not_by_her_home_alone(home):
+    """Issue 30, finding 11, from the command line: the home's `erase` of a member with a key is refused
+    (one line) and changes nothing; `customer erase-vote` of a majority erases her on chain, after
+    which her home's `erase` finishes the store's part. A keyless member moves by `move-vote`."""
+    member = keyed_customer(home, new_key(home, "bea"))
+    before = on_chain(home, member)
+    refused = one_line(cli(home, "erase", member, "--partner", "acme", code=1))
+    assert "own key" in refused and "vote of the partners" in refused
+    assert on_chain(home, member) == before
+    first = one_line(cli(home, "customer", "erase-vote", member, "--partner", "acme"))
+    assert "erasure: 1 of 2 votes: not yet" in first and "acme's vote counts until" in first
+    assert "already voted" in one_line(
+        cli(home, "customer", "erase-vote", member, "--partner", "acme", code=1)
+    )
+    assert "erased on chain" in cli(home, "customer", "erase-vote", member, "--partner", "borealis")
+    assert "erased" in cli(home, "erase", member, "--partner", "acme")
+
+    plain = cli(home, "customer", "add", "--partner", "acme", "--name", "Cy").strip().splitlines()[-1]
+    move = ["customer", "move-vote", plain, "--to", "cafe", "--partner"]
+    assert "not yet" in cli(home, *move, "borealis")
+    assert "not a partner" in one_line(cli(home, *move[:4], "0x" + "11" * 20, "--partner", "cafe", code=1))
+    assert f"home {partner_address(home, 'cafe')}: 2 of 2 votes: moved" in cli(home, *move, "cafe")

@@ -1,6 +1,12 @@
 """The CLI against a real node (anvil), as a user would drive it: one process per command."""
 
+import os
 import re
+import shutil
+import sqlite3
+import stat
+from contextlib import closing
+from pathlib import Path
 
 import pytest
 
@@ -321,3 +327,87 @@ def test_an_import_with_an_unknown_purpose_is_refused_with_nothing_written(home,
     )
     assert len(out.strip().splitlines()) == 1
     assert "0 of 0 customers" in cli(home, "customer", "list", "--partner", "acme")
+
+
+def test_a_homes_folders_and_files_are_its_owners_only(home):
+    """A low of issue 30: the store files and the home were world-readable. Whatever the umask."""
+    previous = os.umask(0o022)
+    try:
+        cli(home, "partner", "add", "acme")
+        member = cli(home, "customer", "add", "--partner", "acme", "--name", "Zoe").strip().splitlines()[-1]
+        cli(
+            home,
+            "interaction",
+            "add",
+            "--partner",
+            "acme",
+            "--member",
+            member,
+            "--kind",
+            "visit",
+            "--data",
+            "{}",
+        )
+        cli(home, "anchor")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    seen = {p.name for p in home.rglob("*")}
+    assert {"data.sqlite", "keys.sqlite", "config.json", "keys", "acme.key", "acme.kek"} <= seen
+    for path in home.rglob("*"):
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode == (0o700 if path.is_dir() else 0o600), f"{path.relative_to(home)} is {oct(mode)}"
+
+
+def test_an_interrupted_import_says_so_verify_names_the_customers_the_chain_lacks_and_anchor_sends_them(
+    home, monkeypatch
+):
+    """Seen as a new user (issue 30): Ctrl-C during an import printed nothing and left customers the
+    chain did not know, which `verify --all` did not name."""
+    from api.usecases import imports
+
+    cli(home, "partner", "add", "acme")
+    real, calls = getattr(imports, "send_staged_enrolments"), []  # noqa: B009 (not re-exported)
+
+    def interrupted(*args, **kwargs):  # Ctrl-C once the first chunk's customers are written
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(imports, "send_staged_enrolments", interrupted)
+    args = ("import", "synthetic", "--partner", "acme", "--customers", "4", "--interactions", "12")
+    out = cli(home, *args, code=130)
+    assert (
+        out.strip().splitlines()[-1].startswith("error: interrupted") and "run the same import again" in out
+    )
+    monkeypatch.undo()
+
+    out = cli(home, "verify", "--all")  # pending is not a failure, but each waiting customer is named
+    waiting = [line for line in out.splitlines() if "not enrolled on chain yet" in line]
+    assert len(waiting) == 4 and all(line.startswith("pending customer 0x") for line in waiting)
+    assert "4 customers enrolled" in cli(home, "anchor")  # the advice works
+    assert "not enrolled" not in cli(home, "verify", "--all")
+    cli(home, *args)  # and the import finishes
+    out = cli(home, "verify", "--all")
+    assert "pending" not in out and "missing" not in out and "tampered" not in out
+
+
+def test_a_key_store_restored_after_an_erasure_is_shredded_again_when_the_home_is_opened(home):
+    """Medium 7 of issue 30, as an operator meets it: the old key store restored, the next command
+    shreds the key again and says so, and `verify --all` fails on it (once)."""
+    cli(home, "partner", "add", "acme")
+    member = cli(home, "customer", "add", "--partner", "acme", "--name", "Zoe").strip().splitlines()[-1]
+    keys, backup = home / "keys.sqlite", home.parent / "keys-backup.sqlite"
+    with closing(sqlite3.connect(keys)) as live, closing(sqlite3.connect(backup)) as copy:
+        live.backup(copy)
+    cli(home, "erase", member, "--partner", "acme")
+    for suffix in ("-wal", "-shm"):
+        Path(f"{keys}{suffix}").unlink(missing_ok=True)
+    shutil.copyfile(backup, keys)
+
+    out = cli(home, "verify", "--all", code=1)
+    assert "warning: the key store held a data key of acme's member " + member in out
+    assert f"tampered key of {member} of acme:" in out and "shredded again" in out
+    assert "was erased" in cli(home, "customer", "show", member, "--partner", "acme", code=1)
+    assert "warning" not in cli(home, "verify", "--all")  # shredded for good

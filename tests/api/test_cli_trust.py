@@ -165,3 +165,18 @@ def test_outside_a_development_chain_the_public_test_keys_are_refused(tmp_path, 
     assert address.group(1) not in public_test_addresses()
     assert "is a public test key" in cli(home, "partner", "add", "cafe", "--key-file", str(public), code=1)
     assert not (home / "keys" / "cafe.key").exists()
+
+
+def test_a_development_node_is_told_by_what_it_says_it_is(anvil_url):
+    from ledger.backends import EthTesterBackend, RpcBackend, is_development_node
+
+    assert is_development_node(RpcBackend(anvil_url))  # anvil says "anvil/v..."
+    assert is_development_node(EthTesterBackend())
+
+    class Besu:  # what a production node answers web3_clientVersion with
+        rpc_url = "http://besu.example:8545"
+
+        class w3:  # noqa: N801
+            client_version = "besu/v24.12.2/linux-x86_64/openjdk-java-21"
+
+    assert not is_development_node(Besu())  # type: ignore[arg-type]

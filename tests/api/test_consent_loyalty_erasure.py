@@ -101,11 +101,11 @@ def test_erasure(crm, alice):
         erase_customer(crm, P("borealis"), alice)  # only the owning partner erases
     receipt, anchored = erase_customer(crm, P("acme"), alice)
     assert receipt.interactions_count == 3
-    # the receipt is the next leaf of acme's log, after its six interactions, proven on chain
-    assert receipt.leaf_index == 6 and receipt.proof is not None
+    # the receipt is the next leaf of acme's log, after its genesis leaf and six interactions, proven
+    assert receipt.leaf_index == 7 and receipt.proof is not None
     proof = [receipt.proof[i : i + 32] for i in range(0, len(receipt.proof), 32)]
     assert crm.coalition.anchor.verify_inclusion(
-        anchored.onchain_batch_id, 6, leaf_hash(receipt.receipt_hash), proof
+        anchored.onchain_batch_id, 7, leaf_hash(receipt.receipt_hash), proof
     )
 
     with pytest.raises(CustomerIsErased):

@@ -4,9 +4,14 @@ someone it should stop."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
+import shutil
 import sqlite3
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,6 +19,7 @@ import pytest
 
 from api.context import Crm
 from api.errors import InvalidInput, NotAllowed, NotFound
+from api.evidence.verification import VerificationReport
 from api.principal import Principal
 from api.settings import Settings
 from api.usecases import decisions as deciding
@@ -22,6 +28,7 @@ from api.usecases.erasure import erase_customer
 from api.usecases.imports import import_synthetic
 from api.usecases.models import train_model
 from api.usecases.partners import register_partner
+from api.usecases.verification import verify
 from ledger import errors
 from ledger.clients.decisions import Decision
 from ledger.coalition import Coalition
@@ -181,6 +188,104 @@ def test_bad_input_is_refused_before_anything_is_written(world, scored):
     with pytest.raises(InvalidInput, match="has registered no model"):
         deciding.score(crm, BOREALIS)
     assert crm.coalition.decisions.decision_count() == count
+
+
+@contextmanager
+def store_kept(crm: Crm) -> Iterator[Path]:
+    """A copy of the store file (a backup), put back as the store when the block ends: a test that
+    breaks the store leaves the module's world whole for the tests after it."""
+    kept = Path(crm.settings.home) / f"kept-{os.urandom(4).hex()}.sqlite"
+    with closing(sqlite3.connect(_store(crm))) as live, closing(sqlite3.connect(kept)) as copy:
+        live.backup(copy)
+    try:
+        yield kept
+    finally:
+        restore(crm, kept)
+        kept.unlink()
+
+
+def restore(crm: Crm, backup: Path) -> None:
+    """Put a backup in the store's place, as an operator would: the store closed, its WAL gone."""
+    crm.engine.dispose()
+    for suffix in ("-wal", "-shm"):
+        Path(f"{_store(crm)}{suffix}").unlink(missing_ok=True)
+    shutil.copyfile(backup, _store(crm))
+
+
+def _labels(report: VerificationReport) -> dict[str, str]:
+    return {f.label: f.detail for f in report.failures}
+
+
+def test_verify_all_catches_deleted_decisions_a_restored_store_and_a_swapped_model_or_card(world, scored):
+    """Medium 5: each of these passed `verify --all` before it read the DecisionLog."""
+    crm, model_id, _, _ = world
+    before = _labels(verify(crm, ACME))
+    assert not [label for label in before if label.startswith(("decision", "model"))], before
+    recorded = crm.coalition.decisions.decision(scored.decided[0])
+    assert recorded is not None
+    with store_kept(crm), store_kept(crm) as older:
+        # a store restored from a backup taken before a decision was made
+        later = deciding.score(crm, ACME, members=[recorded.decision.member], model_id=model_id, as_of=AS_OF)
+        (restored,) = later.decided
+        restore(crm, older)
+        gone, swapped = scored.decided[7], scored.decided[8]
+        model = json.loads(_model_json(crm, model_id))
+        model["intercept"] += 1.0  # a model that scores otherwise
+        forged = json.dumps(model, sort_keys=True, separators=(",", ":"))
+        card = json.loads(_card_json(crm, model_id)) | {"intendedUse": "anything"}
+        forged_card = json.dumps(card, sort_keys=True, separators=(",", ":"))
+        with closing(sqlite3.connect(_store(crm))) as db, db:
+            db.execute("DELETE FROM decisions WHERE decision_id = ?", [gone])
+            db.execute(  # one member's explanation swapped for another's
+                "UPDATE decisions SET explanation_ciphertext ="
+                " (SELECT explanation_ciphertext FROM decisions WHERE decision_id = ?) WHERE decision_id = ?",
+                [scored.decided[9], swapped],
+            )
+            db.execute(
+                "UPDATE models SET model_json = ?, model_hash = ?, card_json = ?, card_hash = ?"
+                " WHERE onchain_id = ?",
+                [
+                    forged,
+                    hashlib.sha256(forged.encode()).digest(),
+                    forged_card,
+                    hashlib.sha256(forged_card.encode()).digest(),
+                    model_id,
+                ],
+            )
+        found = _labels(verify(crm, ACME))
+        assert "the store has no record" in found[f"decision {restored} of acme"]
+        assert "the store has no record" in found[f"decision {gone} of acme"]
+        assert "not decrypt" in found[f"decision {swapped} of acme"]
+        assert "bytes do not hash" in found[f"model {model_id} of acme"]
+        assert "card does not hash" in found[f"model {model_id} of acme"]
+        # an auditor's run (no key) still sees the deletions and the model
+        audited = _labels(verify(crm, Principal.of_auditor("0x" + "11" * 20)))
+        assert {f"decision {restored} of acme", f"model {model_id} of acme"} <= set(audited)
+
+        # decision verify checks the card too (the low): the bytes put back, the card still forged
+        with closing(sqlite3.connect(_store(crm))) as db, db, closing(sqlite3.connect(older)) as copy:
+            (original,) = copy.execute(
+                "SELECT model_json FROM models WHERE onchain_id = ?", [model_id]
+            ).fetchone()
+            db.execute("UPDATE models SET model_json = ? WHERE onchain_id = ?", [original, model_id])
+        result = deciding.verify_decision(crm, ACME, scored.decided[1])
+        assert [s.name for s in result.steps if not s.ok] == ["model"]
+        assert "card" in result.steps[0].detail
+    assert deciding.verify_decision(crm, ACME, scored.decided[1]).ok
+
+
+def _model_json(crm: Crm, model_id: int) -> str:
+    with crm.unit_of_work() as db:
+        row = models.by_onchain_id(db, model_id)
+        assert row is not None
+        return row.model_json
+
+
+def _card_json(crm: Crm, model_id: int) -> str:
+    with crm.unit_of_work() as db:
+        row = models.by_onchain_id(db, model_id)
+        assert row is not None
+        return row.card_json
 
 
 def _store(crm: Crm) -> Path:

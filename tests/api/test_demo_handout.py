@@ -14,7 +14,7 @@ from api.context import Crm
 from api.principal import Principal, Role
 from api.settings import Settings
 from api.usecases import access
-from api.usecases.customer_keys import open_customer_key
+from api.usecases.customer_keys import customer_binding, open_customer_key
 from api.usecases.customers import register_customer
 from api.usecases.demo import hand_out
 from api.usecases.partners import register_partner
@@ -38,7 +38,11 @@ def test_each_credential_signs_its_user_in(tester_coalition: Coalition, tmp_path
         register_partner(crm, "acme", accounts[0])
         alice: LocalAccount = Account.create()
         member = register_customer(
-            crm, Principal.of_partner("acme"), CustomerCreate(name="Alice"), signer=alice.address
+            crm,
+            Principal.of_partner("acme"),
+            CustomerCreate(name="Alice"),
+            signer=alice.address,
+            binding=customer_binding(crm, alice),
         )
         handout = hand_out(crm, tmp_path, alice, auditor)
 

@@ -30,7 +30,7 @@ from api.usecases.consent import (
     stage_consents,
     withdraw_consent,
 )
-from api.usecases.customer_keys import bind_customer_key
+from api.usecases.customer_keys import bind_customer_key, customer_binding
 from api.usecases.customers import (
     find_customers_by_ref,
     register_customer,
@@ -538,7 +538,11 @@ def test_an_import_does_not_attest_consent_for_a_member_with_a_key_and_goes_on(c
     is left for her to sign, her points wait for it, and everybody else is imported as usual."""
     key = Account.create()
     keyed = register_customer(
-        crm, P("acme"), CustomerCreate(name="Bea", external_ref="12346"), signer=key.address
+        crm,
+        P("acme"),
+        CustomerCreate(name="Bea", external_ref="12346"),
+        signer=key.address,
+        binding=customer_binding(crm, key),
     )
     report = run(crm, retail_csv)
     assert (report.customers_new, report.customers_existing) == (2, 1)
@@ -578,9 +582,9 @@ def test_bulk_consent_is_attested_only_for_the_home_partners_members_and_holds_o
     assert stage_consents(crm, P("acme"), [alice], LOYALTY).staged == [alice]
     key = Account.create()
     with pytest.raises(InvalidInput, match="waiting to go on chain"):
-        bind_customer_key(crm, P("acme"), alice, key)
+        bind_customer_key(crm, P("acme"), alice, key.address, customer_binding(crm, key)(alice))
     assert crm.coalition.members.member(alice).signer is None
     assert len(send_staged_consents(crm, P("acme"))) == 1
-    bind_customer_key(crm, P("acme"), alice, key)
+    bind_customer_key(crm, P("acme"), alice, key.address, customer_binding(crm, key)(alice))
     assert crm.coalition.members.member(alice).signer == key.address
     assert consent_valid(crm, OP, "acme", alice, LOYALTY)  # attested before the key: it stands

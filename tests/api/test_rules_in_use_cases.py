@@ -10,7 +10,7 @@ from sqlmodel import select
 from api.errors import CustomerIsErased, InvalidInput, NotAllowed
 from api.principal import Principal
 from api.usecases.consent import give_consent, withdraw_consent
-from api.usecases.customer_keys import bind_customer_key
+from api.usecases.customer_keys import bind_customer_key, customer_binding
 from api.usecases.customers import register_customer
 from api.usecases.erasure import erase_customer
 from api.usecases.loyalty import PointsRequest, earn_points, reconcile, redeem_points
@@ -77,7 +77,9 @@ def test_row8_withdrawing_what_was_never_given_and_erasing_twice_are_refused(crm
 
 def test_a_member_with_a_key_signs_and_no_partner_acts_for_it(crm):
     key, stranger = Account.create(), Account.create()
-    bea = register_customer(crm, P("acme"), CustomerCreate(name="Bea"), signer=key.address)
+    bea = register_customer(
+        crm, P("acme"), CustomerCreate(name="Bea"), signer=key.address, binding=customer_binding(crm, key)
+    )
     with pytest.raises(NotAllowed, match="own key"):
         give_consent(crm, P("acme"), bea, "loyalty")
     with pytest.raises(InvalidInput, match="not by member"):
@@ -104,14 +106,14 @@ def test_a_member_with_a_key_signs_and_no_partner_acts_for_it(crm):
     # a partner records a withdrawal towards itself without the member
     withdraw_consent(crm, P("borealis"), bea, "loyalty")
     with pytest.raises(InvalidInput, match="already has a key"):
-        bind_customer_key(crm, P("acme"), bea, stranger)
+        bind_customer_key(crm, P("acme"), bea, stranger.address, customer_binding(crm, stranger)(bea))
 
 
 def test_a_key_is_bound_by_the_home_partner_only(crm, alice):
     key = Account.create()
     with pytest.raises(Exception, match="no member"):
-        bind_customer_key(crm, P("borealis"), alice, key)
-    bind_customer_key(crm, P("acme"), alice, key)
+        bind_customer_key(crm, P("borealis"), alice, key.address, customer_binding(crm, key)(alice))
+    bind_customer_key(crm, P("acme"), alice, key.address, customer_binding(crm, key)(alice))
     assert crm.coalition.members.member(alice).signer == key.address
     give_consent(
         crm, P("cafe"), alice, "loyalty", signed=customer_signs_consent(crm, key, alice, "cafe", "loyalty")

@@ -16,7 +16,7 @@ from sqlmodel import select
 from api.errors import InvalidInput
 from api.principal import Principal
 from api.usecases.consent import give_consent
-from api.usecases.customer_keys import change_customer_key
+from api.usecases.customer_keys import change_customer_key, customer_binding
 from api.usecases.customers import register_customer
 from api.usecases.loyalty import PointsRequest, earn_points, redeem_points
 from api.usecases.signing import (
@@ -41,7 +41,9 @@ def count(crm, model) -> int:
 def bea(crm):
     """A member with a key of her own (held by her alone), loyalty consent signed to acme, 50 points."""
     key = Account.create()
-    member = register_customer(crm, P("acme"), CustomerCreate(name="Bea"), signer=key.address)
+    member = register_customer(
+        crm, P("acme"), CustomerCreate(name="Bea"), signer=key.address, binding=customer_binding(crm, key)
+    )
     give_consent(
         crm, P("acme"), member, "loyalty", signed=customer_signs_consent(crm, key, member, "acme", "loyalty")
     )
@@ -63,7 +65,13 @@ def unchanged(crm, member):
 def test_a_redemption_signature_counts_only_for_its_member_partner_and_amount(crm, bea):
     member, key = bea
     other_key = Account.create()
-    other = register_customer(crm, P("acme"), CustomerCreate(name="Cy"), signer=other_key.address)
+    other = register_customer(
+        crm,
+        P("acme"),
+        CustomerCreate(name="Cy"),
+        signer=other_key.address,
+        binding=customer_binding(crm, other_key),
+    )
     signed = customer_signs_redeem(crm, key, member, "cafe", 5)
     before = unchanged(crm, member)
     with pytest.raises(InvalidInput, match=f"is for member 0x{member.hex()}, not 0x{other.hex()}"):
@@ -119,7 +127,10 @@ def test_an_expired_signature_or_one_for_another_act_is_refused(crm, bea):
 def test_a_key_change_signature_is_for_its_member_and_only_once(crm, bea):
     member, key = bea
     new = Account.create()
-    other = register_customer(crm, P("acme"), CustomerCreate(name="Cy"), signer=Account.create().address)
+    cy = Account.create()
+    other = register_customer(
+        crm, P("acme"), CustomerCreate(name="Cy"), signer=cy.address, binding=customer_binding(crm, cy)
+    )
     signed = customer_signs_key_change(crm, key, member, new.address)
     before = unchanged(crm, member)
     with pytest.raises(InvalidInput, match=f"is for member 0x{member.hex()}"):

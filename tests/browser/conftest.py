@@ -36,7 +36,7 @@ from api.usecases import access
 from api.usecases.access import issue_token
 from api.usecases.anchoring import anchor_now
 from api.usecases.consent import give_consent
-from api.usecases.customer_keys import new_customer_key, open_customer_key
+from api.usecases.customer_keys import customer_binding, new_customer_key, open_customer_key
 from api.usecases.customers import register_customer
 from api.usecases.interactions import NewInteraction, record_interactions
 from api.usecases.loyalty import PointsRequest, earn_points, redeem_points
@@ -110,7 +110,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         "chen": CustomerCreate(name="Chen Wei", email="chen@example.org", country="SG"),
     }
     members = {
-        "alice": register_customer(crm, acme, people["alice"], signer=alice_address),
+        "alice": register_customer(
+            crm, acme, people["alice"], signer=alice_address, binding=customer_binding(crm, alice_key)
+        ),
         "bruno": register_customer(crm, acme, people["bruno"]),
         "chen": register_customer(crm, acme, people["chen"]),
     }

@@ -20,6 +20,7 @@ from api.http.app import create_app
 from api.principal import Principal
 from api.settings import Settings
 from api.usecases import access
+from api.usecases.customer_keys import customer_binding
 from api.usecases.customers import register_customer
 from api.usecases.partners import register_partner
 from ledger.backends import EthTesterBackend
@@ -47,6 +48,7 @@ class Api:
             Principal.of_partner(partner),
             CustomerCreate(name=name, email=f"{name.split()[0].lower()}@example.org", country="GB"),
             signer=None if account is None else account.address,
+            binding=None if account is None else customer_binding(self.crm, account),
         )
         return Customer(member, "0x" + member.hex(), account)
 

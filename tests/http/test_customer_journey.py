@@ -21,7 +21,7 @@ from api.principal import Principal
 from api.settings import Settings
 from api.usecases import decisions as deciding
 from api.usecases.consent import send_staged_consents, stage_consents
-from api.usecases.customer_keys import bind_customer_key
+from api.usecases.customer_keys import bind_customer_key, customer_binding
 from api.usecases.imports import import_synthetic
 from api.usecases.models import train_model
 from api.usecases.partners import register_partner
@@ -60,7 +60,7 @@ def journey(anvil_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     }
     bea_member = sorted(decided)[0]  # a member the model scores (ids are random: not one by position)
     bea = Account.create()
-    bind_customer_key(crm, ACME, bea_member, bea)
+    bind_customer_key(crm, ACME, bea_member, bea.address, customer_binding(crm, bea)(bea_member))
     with TestClient(create_app(settings, crm), raise_server_exceptions=False) as client:
         yield {"crm": crm, "client": client, "bea": bea, "member": bea_member, "model": model_id}
     crm.close()

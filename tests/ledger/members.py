@@ -18,14 +18,20 @@ def enrol(
     home: LocalAccount,
     count: int = 1,
     *,
-    signers: Sequence[str | None] | None = None,
+    signers: Sequence[LocalAccount | None] | None = None,
     loyalty: bool = True,
 ) -> list[bytes]:
-    """`count` fresh members enrolled by `home` (with these signers), with "loyalty" consent towards
-    `home` attested by it unless `loyalty` is false (or the member has a signer: then it must sign)."""
+    """`count` fresh members enrolled by `home` (with these keys, each signing its own binding), with
+    "loyalty" consent towards `home` attested by it unless `loyalty` is false (or the member has a key:
+    then it must sign)."""
     members = [os.urandom(32) for _ in range(count)]
-    coalition.members.enrol(home, members, list(signers) if signers else [None] * count)
-    keyless = [m for m, s in zip(members, signers or [None] * count, strict=True) if s is None]
+    keys = list(signers) if signers else [None] * count
+    bindings = [
+        None if key is None else coalition.members.authorize_binding(key, m, nonce=0)
+        for m, key in zip(members, keys, strict=True)
+    ]
+    coalition.members.enrol(home, members, [None if key is None else key.address for key in keys], bindings)
+    keyless = [m for m, s in zip(members, keys, strict=True) if s is None]
     if loyalty and keyless:
         coalition.consent.record_batch(
             home, keyless, LOYALTY, ConsentStatus.GIVEN, [os.urandom(32) for _ in keyless]
@@ -50,6 +56,11 @@ def signed_consent(
     receipt = os.urandom(32) if status is ConsentStatus.GIVEN else bytes(32)
     auth = coalition.members.authorize_consent(key, member, controller, purpose, status, receipt, 0)
     coalition.consent.record_signed(relayer, member, controller, purpose, status, receipt, 0, auth)
+
+
+def bind(coalition: Coalition, home: LocalAccount, member: bytes, key: LocalAccount) -> None:
+    """`home` binds `key` to its keyless member, with the key's own signature of the binding."""
+    coalition.members.bind_signer(home, member, key.address, coalition.members.authorize_binding(key, member))
 
 
 def attest(coalition: Coalition, home: LocalAccount, members: Sequence[bytes], purpose: str) -> None:

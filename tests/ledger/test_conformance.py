@@ -17,7 +17,8 @@ from ledger.clients.anchor import Head
 from ledger.coalition import Coalition
 from ledger.deployment import Deployment
 from ledger.errors import DeploymentMismatch
-from ledger.merkle import Frontier, LogAppend, MerkleTree, leaf_hash
+from ledger.merkle import LogAppend, MerkleTree, leaf_hash
+from tests.ledger.logs import anchor_first, first_head, genesis
 from tests.ledger.members import attest, customer, enrol, signed_consent
 
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "rfc6962.json").read_text())
@@ -126,7 +127,7 @@ class TestLoyaltyPoints:
     def test_earn_here_redeem_there_with_settlement_positions(self, coalition):
         a = coalition.chain.backend.accounts
         key = Account.create()
-        (m,) = enrol(coalition, a[0], signers=[key.address])
+        (m,) = enrol(coalition, a[0], signers=[key])
         signed_consent(coalition, a[0], key, m, a[0].address)
         ref = b"order-1".ljust(32, b"\x00")
         earned = coalition.loyalty.earn(a[0], m, 500, ref).event("PointsEarned")["args"]
@@ -284,8 +285,9 @@ class TestConsentRegistry:
 class TestInteractionAnchor:
     def test_anchor_a_batch_and_verify_every_leaf_on_chain(self, coalition):
         a = coalition.chain.backend.accounts
-        tree = MerkleTree([leaf_hash(os.urandom(40)) for _ in range(13)])
-        anchored = coalition.anchor.anchor(a[1], tree.root, tree.size)
+        leaves = [leaf_hash(os.urandom(40)) for _ in range(12)]
+        _, anchored = anchor_first(coalition, a[1], leaves)
+        tree = MerkleTree([coalition.anchor.genesis_leaf(a[1].address), *leaves])
         event = anchored.tx.event("BatchAnchored")["args"]
         assert (event["batchId"], event["partner"], event["root"], event["size"]) == (
             anchored.batch_id,
@@ -321,8 +323,9 @@ class TestInteractionAnchor:
 
     def test_a_prepared_anchor_is_recognised_before_and_after_sending(self, coalition):
         a = coalition.chain.backend.accounts
-        root = member()
-        signed = coalition.anchor.prepare_anchor(a[0], root, 3)
+        step = first_head(coalition, a[0], [member(), member()])
+        root = step.root
+        signed = coalition.anchor.prepare_anchor(a[0], root, 3, step.consistency_proof())
         assert coalition.anchor.lookup_anchor(signed.tx_hash) is None  # never sent: safe to prepare anew
         sent = coalition.anchor.send_anchor(signed)
         found = coalition.anchor.lookup_anchor(signed.tx_hash)
@@ -332,8 +335,11 @@ class TestInteractionAnchor:
 
     def test_a_log_grows_only_by_consistent_heads(self, coalition):
         a = coalition.chain.backend.accounts
-        leaves = [leaf_hash(os.urandom(40)) for _ in range(40)]
-        frontier = Frontier.empty()
+        leaves = [
+            coalition.anchor.genesis_leaf(a[1].address),
+            *(leaf_hash(os.urandom(40)) for _ in range(39)),
+        ]
+        frontier = genesis(coalition, a[1])
         heads = []
         for cut in (5, 8, 21, 40):
             step = LogAppend(frontier, leaves[frontier.size : cut])
@@ -359,11 +365,10 @@ class TestInteractionAnchor:
             heads[-1][0], 2, leaves[2], tree.proof(2)
         )  # old leaf, new head
         # the event log says the same, read apart from the contract's storage
-        other = LogAppend(Frontier.empty(), [leaf_hash(b"other partner")])
-        coalition.anchor.anchor(a[2], other.root, 1)
+        other, _ = anchor_first(coalition, a[2], [leaf_hash(b"other partner")])
         events = coalition.anchor.anchored_events(a[1].address)
         assert [(e.batch_id, e.root, e.size) for e in events] == heads
-        assert [e.previous_size for e in events] == [0, 5, 8, 21]
+        assert [e.previous_size for e in events] == [1, 5, 8, 21]
         assert {e.partner for e in events} == {a[1].address}
         everyone = coalition.anchor.anchored_events()
         assert [e.root for e in everyone] == [h[1] for h in heads] + [other.root]
@@ -371,13 +376,15 @@ class TestInteractionAnchor:
 
     def test_a_head_that_rewrites_or_shrinks_the_log_is_refused(self, coalition):
         a = coalition.chain.backend.accounts
-        leaves = [leaf_hash(os.urandom(40)) for _ in range(12)]
-        first = LogAppend(Frontier.empty(), leaves[:7])
-        coalition.anchor.anchor(a[0], first.root, 7)
+        leaves = [
+            coalition.anchor.genesis_leaf(a[0].address),
+            *(leaf_hash(os.urandom(40)) for _ in range(11)),
+        ]
+        first, _ = anchor_first(coalition, a[0], leaves[1:7])
         # a log that drops leaf 3 and adds two: its proof from the real head cannot exist
         rewritten = leaves[:3] + leaves[4:] + [leaf_hash(b"x"), leaf_hash(b"y")]
         forged_tree = MerkleTree(rewritten)
-        forged = LogAppend(LogAppend(Frontier.empty(), rewritten[:7]).frontier, rewritten[7:])
+        forged = LogAppend(first_head(coalition, a[0], rewritten[1:7]).frontier, rewritten[7:])
         with pytest.raises(errors.AnchorInconsistent) as raised:
             coalition.anchor.anchor(a[0], forged_tree.root, 13, forged.consistency_proof())
         assert (raised.value.headSize, raised.value.size) == (7, 13)
@@ -394,15 +401,15 @@ class TestInteractionAnchor:
 
     def test_no_partner_anchors_a_root_anyone_anchored(self, coalition):
         a = coalition.chain.backend.accounts
-        leaves = [leaf_hash(os.urandom(40)) for _ in range(6)]
-        theirs = LogAppend(Frontier.empty(), leaves)
-        anchored = coalition.anchor.anchor(a[0], theirs.root, 6)
+        leaves = [leaf_hash(os.urandom(40)) for _ in range(5)]
+        theirs, anchored = anchor_first(coalition, a[0], leaves)
         with pytest.raises(errors.AnchorRootAlreadyAnchored) as raised:  # partner C copies A's head
-            coalition.anchor.anchor(a[2], theirs.root, 6)
+            coalition.anchor.anchor(a[2], theirs.root, 6, theirs.consistency_proof())
         assert (raised.value.root, raised.value.batchId) == (theirs.root, anchored.batch_id)
         with pytest.raises(errors.AnchorRootAlreadyAnchored):  # nor A itself, again
             coalition.anchor.anchor(a[0], theirs.root, 7, [member()])
-        assert coalition.anchor.head(a[2].address) == Head(0, bytes(32), 0)
+        g = coalition.anchor.genesis_leaf(a[2].address)
+        assert coalition.anchor.head(a[2].address) == Head(1, g, 0)
 
     @pytest.mark.parametrize("case", VECTORS["consistency"], ids=lambda c: f"{c['oldSize']}-{c['newSize']}")
     def test_contract_agrees_with_the_consistency_vectors(self, coalition, case):
@@ -424,7 +431,9 @@ class TestInteractionAnchor:
             coalition.anchor.anchor(a[0], bytes(32), 1)
         with pytest.raises(errors.AnchorNotGrowing):
             coalition.anchor.anchor(a[0], member(), 0)
-        with pytest.raises(errors.AnchorInconsistent):  # a first head has nothing to be consistent with
+        with pytest.raises(errors.AnchorNotGrowing):  # the genesis leaf alone is the log before any head
+            coalition.anchor.anchor(a[0], member(), 1)
+        with pytest.raises(errors.AnchorNotOwnLog):  # a first head that does not start with its genesis
             coalition.anchor.anchor(a[0], member(), 2, [member()])
         with pytest.raises(errors.AnchorUnknownBatch) as raised:
             coalition.anchor.batch(10**6)

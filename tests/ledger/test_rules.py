@@ -15,7 +15,7 @@ from ledger.backends import RpcBackend
 from ledger.clients import Action, ConsentSource, ConsentStatus, ConsortiumClient, Decision, purpose_id
 from ledger.clients.consortium import RECORDED_CONTRACTS
 from ledger.coalition import Coalition
-from tests.ledger.members import LOYALTY, attest, customer, enrol, signed_consent
+from tests.ledger.members import LOYALTY, attest, bind, customer, enrol, signed_consent
 
 PROFILING = purpose_id("profiling")
 
@@ -124,7 +124,7 @@ def test_row4_erasure_forfeits_the_balance_and_settlement_still_adds_up(coalitio
     of all partners always sum to -(total supply + total forfeited)."""
     a = accounts(coalition)
     key = Account.create()
-    (m,) = enrol(coalition, a[0], signers=[key.address])
+    (m,) = enrol(coalition, a[0], signers=[key])
     for partner in a[:3]:
         signed_consent(coalition, partner, key, m, partner.address)
         coalition.loyalty.earn(partner, m, 100)
@@ -137,7 +137,7 @@ def test_row4_erasure_forfeits_the_balance_and_settlement_still_adds_up(coalitio
         return sum(coalition.loyalty.position_of(p.address) for p in a[:3])
 
     assert positions() == -coalition.loyalty.total_supply()
-    forfeited = coalition.members.erase(a[0], m)
+    forfeited = coalition.members.erase_signed(a[1], m, coalition.members.authorize_erasure(key, m))
     loyalty_events = [log for log in forfeited.receipt.logs if log.address == coalition.loyalty.address]
     assert len(loyalty_events) == 1  # PointsForfeited
     assert coalition.loyalty.total_forfeited() == 250
@@ -234,7 +234,7 @@ def test_earn_batch_checks_every_run_of_a_member(coalition):
 def test_a_member_with_a_key_must_sign_and_its_signature_works_once(coalition):
     a = accounts(coalition)
     key = Account.create()
-    (m,) = enrol(coalition, a[0], signers=[key.address])
+    (m,) = enrol(coalition, a[0], signers=[key])
     receipt = os.urandom(32)
     with pytest.raises(errors.ConsentSignatureRequired):  # not even its home partner attests for it
         coalition.consent.record(a[0], m, LOYALTY, ConsentStatus.GIVEN, receipt)
@@ -266,7 +266,7 @@ def test_a_member_with_a_key_must_sign_and_its_signature_works_once(coalition):
 def test_a_stranger_or_an_expired_signature_is_refused(coalition):
     a = accounts(coalition)
     key, thief = Account.create(), Account.create()
-    (m,) = enrol(coalition, a[0], signers=[key.address])
+    (m,) = enrol(coalition, a[0], signers=[key])
     receipt = os.urandom(32)
     forged = coalition.members.authorize_consent(
         thief, m, a[0].address, LOYALTY, ConsentStatus.GIVEN, receipt, 0
@@ -302,9 +302,9 @@ def test_a_stranger_or_an_expired_signature_is_refused(coalition):
 def test_a_signer_changes_by_its_own_signature_or_by_a_majority_vote(coalition):
     a = accounts(coalition)
     old, new, lost = Account.create(), Account.create(), Account.create()
-    (m,) = enrol(coalition, a[0], signers=[old.address])
+    (m,) = enrol(coalition, a[0], signers=[old])
     with pytest.raises(errors.MemberSignerAlreadyBound):
-        coalition.members.bind_signer(a[0], m, new.address)
+        bind(coalition, a[0], m, new)
     forged = coalition.members.authorize_signer_change(new, m, new.address)
     with pytest.raises(errors.MemberInvalidSignature):
         coalition.members.change_signer(a[1], m, new.address, forged)
@@ -324,8 +324,8 @@ def test_a_signer_changes_by_its_own_signature_or_by_a_majority_vote(coalition):
 
     keyless = customer(coalition, a[0], loyalty=False)
     with pytest.raises(errors.MemberNotHomePartner):
-        coalition.members.bind_signer(a[1], keyless, new.address)
-    coalition.members.bind_signer(a[0], keyless, new.address)
+        bind(coalition, a[1], keyless, new)
+    bind(coalition, a[0], keyless, new)
     assert coalition.members.member(keyless).signer == new.address
 
 
@@ -340,14 +340,14 @@ def test_a_signer_change_is_refused_without_a_signer_or_for_an_erased_member(coa
     # is its home partner's, at the customer's request
     with pytest.raises(errors.MemberNoSigner):
         coalition.members.vote_signer_reset(a[1], keyless, other.address)
-    (keyed,) = enrol(coalition, a[0], signers=[key.address])
+    (keyed,) = enrol(coalition, a[0], signers=[key])
     with pytest.raises(errors.MemberSameSigner):
         coalition.members.vote_signer_reset(a[1], keyed, key.address)
     same = coalition.members.authorize_signer_change(key, keyed, key.address)
     with pytest.raises(errors.MemberSameSigner):
         coalition.members.change_signer(a[1], keyed, key.address, same)
     coalition.members.vote_signer_reset(a[1], keyed, other.address)
-    coalition.members.erase(a[0], keyed)
+    coalition.members.erase_signed(a[0], keyed, coalition.members.authorize_erasure(key, keyed))
     with pytest.raises(errors.MemberIsErased):
         coalition.members.vote_signer_reset(a[2], keyed, other.address)  # would have been 2 of 3
     with pytest.raises(errors.MemberIsErased):
@@ -359,7 +359,7 @@ def test_a_signer_change_is_refused_without_a_signer_or_for_an_erased_member(coa
 def test_a_reset_vote_counts_once_per_partner_and_moves_with_its_choice(coalition):
     a = accounts(coalition)
     old, x, y = Account.create(), Account.create(), Account.create()
-    (m,) = enrol(coalition, a[0], signers=[old.address])
+    (m,) = enrol(coalition, a[0], signers=[old])
     first = coalition.members.vote_signer_reset(a[0], m, x.address)
     assert (first.votes, first.partners, first.needed, first.reset) == (1, 3, 2, False)
     with pytest.raises(errors.MemberAlreadyVoted):
@@ -382,7 +382,7 @@ def test_a_removed_partners_reset_vote_stops_counting_and_does_not_come_back(coa
     a = accounts(coalition)
     old, new = Account.create(), Account.create()
     coalition.consortium.decide(a[:2], Action.ADMIT_PARTNER, a[3].address)  # 4 partners
-    (m,) = enrol(coalition, a[0], signers=[old.address])
+    (m,) = enrol(coalition, a[0], signers=[old])
     coalition.members.vote_signer_reset(a[3], m, new.address)
     coalition.members.vote_signer_reset(a[1], m, new.address)
     assert coalition.members.reset_votes(m, new.address) == (2, 4)  # 2 of 4: not a majority
@@ -403,7 +403,7 @@ def test_a_reset_becomes_a_majority_when_partners_leave_and_is_then_applied(coal
     a = accounts(coalition)
     old, new = Account.create(), Account.create()
     coalition.consortium.decide(a[:2], Action.ADMIT_PARTNER, a[3].address)  # 4 partners
-    (m,) = enrol(coalition, a[0], signers=[old.address])
+    (m,) = enrol(coalition, a[0], signers=[old])
     coalition.members.vote_signer_reset(a[0], m, new.address)
     coalition.members.vote_signer_reset(a[1], m, new.address)  # 2 of 4
     coalition.consortium.decide(a[:3], Action.REMOVE_MEMBER, a[3].address)  # 2 of 3 now
@@ -417,7 +417,7 @@ def test_a_reset_becomes_a_majority_when_partners_leave_and_is_then_applied(coal
 def test_reset_votes_lapse_and_a_change_by_the_old_key_starts_a_new_round(coalition):
     a = accounts(coalition)
     old, new, newer = Account.create(), Account.create(), Account.create()
-    (m,) = enrol(coalition, a[0], signers=[old.address])
+    (m,) = enrol(coalition, a[0], signers=[old])
     coalition.members.vote_signer_reset(a[0], m, new.address)
     vote = coalition.members.reset_vote_of(m, a[0].address)
     lifetime = coalition.members.reset_vote_lifetime()
@@ -454,7 +454,7 @@ def test_a_withdrawal_needs_a_given_consent_and_any_partner_withdraws_towards_it
 
     # a member with a key consented to partner 2 by signature: partner 2 may still record the withdrawal
     key = Account.create()
-    (signed,) = enrol(coalition, a[0], signers=[key.address])
+    (signed,) = enrol(coalition, a[0], signers=[key])
     signed_consent(coalition, a[0], key, signed, a[2].address)
     coalition.consent.record(a[2], signed, LOYALTY, ConsentStatus.WITHDRAWN, bytes(32))
     assert not coalition.consent.is_valid(signed, a[2].address, LOYALTY)
@@ -467,7 +467,7 @@ def test_a_long_history_over_many_pairs_reads_back_and_erasure_reaches_every_pai
     a = accounts(coalition)
     key = Account.create()
     m = customer(coalition, a[0])  # loyalty towards a[0]
-    (signed,) = enrol(coalition, a[0], signers=[key.address])
+    (signed,) = enrol(coalition, a[0], signers=[key])
     receipts = [os.urandom(32) for _ in range(3)]
     coalition.consent.record(a[0], m, PROFILING, ConsentStatus.GIVEN, receipts[0])
     coalition.consent.record(a[0], m, PROFILING, ConsentStatus.WITHDRAWN, bytes(32))
@@ -486,7 +486,7 @@ def test_a_long_history_over_many_pairs_reads_back_and_erasure_reaches_every_pai
         signed_consent(coalition, a[0], key, signed, partner.address, PROFILING)
 
     coalition.members.erase(a[0], m)
-    coalition.members.erase(a[0], signed)
+    coalition.members.erase_signed(a[2], signed, coalition.members.authorize_erasure(key, signed))
     for member, controller, purpose, length in [
         (m, a[0], LOYALTY, 2),
         (m, a[0], PROFILING, 6),
@@ -616,7 +616,7 @@ def test_a_readmitted_partner_does_not_get_consents_signed_towards_it_back(coali
     a = accounts(coalition)
     coalition.consortium.decide(a[:2], Action.ADMIT_PARTNER, a[3].address)
     key = Account.create()
-    (m,) = enrol(coalition, a[0], signers=[key.address])
+    (m,) = enrol(coalition, a[0], signers=[key])
     signed_consent(coalition, a[1], key, m, a[3].address)
     signed_in = coalition.chain.w3.eth.block_number
     assert coalition.consent.is_valid(m, a[3].address, LOYALTY)

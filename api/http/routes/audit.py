@@ -124,7 +124,7 @@ def start_verification(who: AuditorDep, request: Request, response: Response) ->
             ],
         }
 
-    job_id = request.app.state.jobs.start(who, "verification", work)
+    job_id = request.app.state.jobs.start(who, "verification", work, writes=False)
     response.headers["Location"] = f"/v1/jobs/{job_id}"
     return Started(job=job_id, location=f"/v1/jobs/{job_id}")
 

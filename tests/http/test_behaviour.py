@@ -1,0 +1,118 @@
+"""What every route does whatever it is: concurrent writes all land, limits per credential, body size,
+CORS closed, request ids, logs without secrets or personal data, and jobs a restarted server lost."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.http.app import create_app
+from api.http.jobs import JobRunner
+from offchain.models import Job
+from offchain.repositories import jobs
+from tests.http.conftest import Api
+
+
+def test_concurrent_writes_all_land_on_chain(api: Api) -> None:
+    headers = api.key("acme")
+
+    def create(n: int) -> int:
+        answer = api.client.post("/v1/customers", headers=headers, json={"name": f"Parallel {n}"})
+        assert answer.status_code == 201, answer.text
+        member = bytes.fromhex(answer.json()["member"][2:])
+        return int(api.crm.coalition.members.member(member).enrolled)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        enrolled = list(pool.map(create, range(16)))
+    assert enrolled == [1] * 16
+
+
+def test_a_credential_over_its_limit_gets_429_with_retry_after(api: Api) -> None:
+    settings = api.crm.settings.model_copy(update={"http_rate_limit": "3/minute"})
+    headers = api.key("acme")
+    with TestClient(create_app(settings, api.crm)) as client:
+        answers = [client.get("/v1/customers?limit=1", headers=headers) for _ in range(4)]
+        other = client.get("/v1/customers?limit=1", headers=api.key("acme"))
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert int(answers[-1].headers["retry-after"]) >= 1
+    assert answers[-1].headers["content-type"] == "application/problem+json"
+    assert other.status_code == 200  # counted per credential
+
+
+def test_a_body_over_the_limit_is_413(api: Api) -> None:
+    answer = api.client.post(
+        "/v1/customers",
+        headers={**api.key("acme"), "Content-Type": "application/json"},
+        content=b'{"name": "' + b"x" * (2 * 1024 * 1024) + b'"}',
+    )
+    assert answer.status_code == 413
+    assert answer.headers["content-type"] == "application/problem+json"
+
+
+def test_cors_is_closed_and_every_answer_has_a_request_id(api: Api) -> None:
+    answer = api.client.get("/v1/health", headers={"Origin": "https://elsewhere.example"})
+    assert "access-control-allow-origin" not in answer.headers
+    assert len(answer.headers["x-request-id"]) >= 16
+    given = api.client.get("/v1/health", headers={"X-Request-Id": "trace-42"})
+    assert given.headers["x-request-id"] == "trace-42"
+
+
+def test_logs_hold_no_secret_token_or_personal_data(api: Api, caplog: pytest.LogCaptureFixture) -> None:
+    headers = api.key("acme")
+    secret = headers["Authorization"].split()[-1]
+    session = api.sign_in(api.auditor)["token"]
+    with caplog.at_level(logging.DEBUG):
+        created = api.client.post("/v1/customers", headers=headers, json={"name": "Loggable Lorelei"})
+        api.client.get("/v1/customers?search=Lorelei", headers=headers)
+        api.client.get(f"/v1/customers/{created.json()['member']}", headers=headers)
+        api.client.get("/v1/audit/logs", headers={"Authorization": f"Bearer {session}"})
+        api.client.get("/v1/customers", headers={"Authorization": "Bearer lcrm_wrongpre_" + "y" * 43})
+    # the server's own records (the test client's httpx logs the URLs it is asked to fetch)
+    text = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith("httpx"))
+    assert "GET /v1/customers 200" in text or "GET /v1/customers/{member} 200" in text
+    for forbidden in (secret, secret.split("_")[-1], session, "Lorelei", "y" * 43):
+        assert forbidden not in text
+
+
+def test_a_job_of_a_server_that_stopped_is_reported_failed(api: Api) -> None:
+    now = datetime.now(UTC)
+    with api.crm.unit_of_work() as db:
+        jobs.add(
+            db,
+            Job(
+                id="00000000-0000-0000-0000-000000000042",
+                owner="partner acme",
+                kind="verification",
+                status="running",
+                runner="a-server-that-died",
+                created_at=now,
+                updated_at=now,
+            ),
+        )
+    JobRunner(api.crm).shutdown()  # a server starting over the same store
+    answer = api.client.get("/v1/jobs/00000000-0000-0000-0000-000000000042", headers=api.key("acme"))
+    assert answer.status_code == 200
+    assert answer.json()["status"] == "failed" and "stopped" in answer.json()["error"]
+
+
+def test_a_body_sent_without_a_length_is_cut_at_the_limit(api: Api) -> None:
+    def chunks():  # no Content-Length: the server counts what it reads
+        yield b'{"name": "'
+        for _ in range(40):
+            yield b"x" * 65536
+        yield b'"}'
+
+    answer = api.client.post(
+        "/v1/customers", headers={**api.key("acme"), "Content-Type": "application/json"}, content=chunks()
+    )
+    assert answer.status_code == 413
+    assert answer.headers["content-type"] == "application/problem+json"
+
+
+def test_a_query_parameter_given_twice_is_refused(api: Api) -> None:
+    answer = api.client.get("/v1/customers?search=a&search=b", headers=api.key("acme"))
+    assert answer.status_code == 422 and "search" in answer.json()["detail"]
