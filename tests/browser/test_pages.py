@@ -83,15 +83,19 @@ def test_customer_signs_in_with_a_keystore_and_sees_their_consents(
 
 
 def test_auditor_signs_in_sees_heads_and_a_finding_for_a_record_edited_behind_the_system(
-    page: Page, live: Live, world: World
+    page: Page, live: Live, world: World, watch: Watch
 ) -> None:
     sign_in_with_key(page, live, "/audit", world.keys["auditor"])
     expect(page.get_by_role("heading", name="Each partner's log")).to_be_visible(timeout=30_000)
     expect(page.get_by_role("img", name="Log heads over time")).to_be_visible()
     screenshot(page, "auditor-console")
     page.get_by_role("link", name="Verification").click()
+    page.wait_for_load_state()  # the run follows the API's job once the page's script is there
     page.get_by_role("button", name="Run a verification").click()
     expect(page.get_by_text("No findings")).to_be_visible(timeout=30_000)
+    # a job of the API's, followed to its end in the page: the page did not reload
+    expect(page.locator("[data-job-status]")).to_have_text("Verification finished.")
+    assert any(m == "POST" and u.endswith("/v1/audit/verifications") for m, u, _ in watch.requests)
 
     # what an auditor's run covers without any key: here a consent receipt's document, whose hash the
     # chain holds, edited in the database file with plain SQL
@@ -131,6 +135,7 @@ def test_each_role_opening_another_role_s_page_gets_the_sign_in_page(
             "/audit/proofs?partner=acme&leaf=0",
             "/audit/erasures",
             "/audit/report",
+            "/audit/verification/jobs/0",
         ],
     }
     for role in ("anonymous", *principals):

@@ -118,16 +118,25 @@ def report_page(request: Request, download: bool = Query(False)) -> HTMLResponse
     return response
 
 
+@router.get("/audit/verification/jobs/{job_id}", response_model=None)
+def verification_job_findings(request: Request, job_id: str) -> HTMLResponse:
+    """The findings of a verification job this auditor started through the API (the page's script
+    follows the job's progress, then shows this)."""
+    who = as_role(request, Role.AUDITOR)
+    if who is None:
+        return sign_in_page(request, Role.AUDITOR)
+    try:
+        job = request.app.state.jobs.view(who, job_id[:64])
+    except CrmError as error:
+        return render(request, "pages/not_found.html", status_code=404, problem=str(error))
+    return render(request, "pages/audit_job_findings.html", job=job, result=job.result or {})
+
+
 @router.get("/audit/verification", response_model=None)
 def verification_page(request: Request, run: bool = Query(False)) -> HTMLResponse:
     who = as_role(request, Role.AUDITOR)
     if who is None:
         return sign_in_page(request, Role.AUDITOR)
+    # without the page's script, the form asks for a run here and the page comes back with it
     report = verify(crm_of(request), who, auditor=True) if run else None
-    fragment = run and request.headers.get("HX-Request")
-    return render(
-        request,
-        "pages/audit_findings.html" if fragment else "pages/audit_verification.html",
-        report=report,
-        outcomes=list(Outcome),
-    )
+    return render(request, "pages/audit_verification.html", report=report, outcomes=list(Outcome))

@@ -176,3 +176,38 @@ document.addEventListener("change", async (event) => {
     box.disabled = false;
   }
 });
+
+// A verification run is a job of the API's: started, followed (its progress in the status line), and
+// its findings shown in place. Without this script the form runs one and shows the page with them.
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+document.addEventListener("submit", async (event) => {
+  const form = event.target;
+  if (!(form instanceof HTMLFormElement) || form.dataset.verifyJob === undefined) return;
+  event.preventDefault();
+  clearProblem();
+  const status = form.querySelector("[data-job-status]");
+  const button = form.querySelector("button[type=submit]");
+  button.disabled = true;
+  try {
+    const started = await api("POST", "/v1/audit/verifications");
+    let job = { status: "queued", progress: 0, message: "" };
+    while (job.status === "queued" || job.status === "running") {
+      status.textContent = `Verifying: ${Math.round(job.progress * 100)}%${job.message ? `, ${job.message}` : ""}`;
+      await sleep(300);
+      job = await api("GET", started.location);
+    }
+    const response = await fetch(`/audit/verification/jobs/${encodeURIComponent(job.id)}`, {
+      credentials: "same-origin",
+      headers: { Accept: "text/html" },
+    });
+    const next = new DOMParser().parseFromString(await response.text(), "text/html");
+    document.getElementById("findings").replaceChildren(...next.body.childNodes);
+    status.textContent = job.status === "succeeded" ? "Verification finished." : "Verification failed.";
+  } catch (error) {
+    status.textContent = "";
+    showProblem(error.message);
+  } finally {
+    button.disabled = false;
+  }
+});
