@@ -50,7 +50,8 @@ def prepare(home: Path, url: str, keyed: int, plain: int) -> dict[str, Any]:
     from api.principal import Principal
     from api.usecases import access
     from api.usecases.consent import send_staged_consents, stage_consents
-    from api.usecases.customers import register_customers, send_staged_enrolments
+    from api.usecases.customer_keys import customer_binding
+    from api.usecases.customers import register_customer, register_customers, send_staged_enrolments
     from api.usecases.home import add_partner, init_home, open_crm
     from offchain.models import CustomerCreate
 
@@ -60,14 +61,21 @@ def prepare(home: Path, url: str, keyed: int, plain: int) -> dict[str, Any]:
     acme = Principal.of_partner("acme")
     try:
         keys = [Account.create() for _ in range(keyed)]
-        people = [
-            CustomerCreate(name=f"Customer {n}", email=f"c{n}@example.org") for n in range(plain + keyed)
-        ]
-        signers: list[str | None] = [None] * plain + [k.address for k in keys]
-        members = register_customers(crm, acme, people, signers=signers)
+        people = [CustomerCreate(name=f"Customer {n}", email=f"c{n}@example.org") for n in range(plain)]
+        members = register_customers(crm, acme, people)
         send_staged_enrolments(crm, acme)
-        stage_consents(crm, acme, members[:plain], "loyalty")
+        stage_consents(crm, acme, members, "loyalty")
         send_staged_consents(crm, acme)
+        for n, key in enumerate(keys):  # her key signs its own binding, on her device
+            members.append(
+                register_customer(
+                    crm,
+                    acme,
+                    CustomerCreate(name=f"Keyed {n}"),
+                    signer=key.address,
+                    binding=customer_binding(crm, key),
+                )
+            )
         key = access.issue_token(crm, acme).key
     finally:
         crm.close()

@@ -35,16 +35,20 @@ def register_customer(
     *,
     signer: str | None = None,
     binding: Callable[[bytes], Authorization] | None = None,
+    member: bytes | None = None,
 ) -> bytes:
     """Create the customer's data key, seal their personal data under it, enrol the member on chain
-    (the acting partner its home partner), and return the member id. With `signer` (the address of a
+    (the acting partner its home partner), and return the member id (`member`, or a new random one). With
+    `signer` (the address of a
     key the customer holds), `binding(member)` is that key's own signature of its binding to the new
     member id (what the customer's device signs: `MemberRegistryClient.authorize_binding`, nonce 0); it
     is checked before anything is written, and the key is bound once the member is enrolled.
 
     InvalidInput if the partner already has a customer with the same `external_ref`, or the binding is
     not the key's own signature."""
-    member = new_member_id()
+    if member is not None and len(member) != 32:
+        raise InvalidInput("a member id is 32 bytes")
+    member = member or new_member_id()  # given: the id a customer's key signed its binding to
     proof = None
     if signer is not None:
         if not is_address(signer):

@@ -18,10 +18,10 @@ from typing import Any
 from api.context import Crm
 from api.errors import InvalidInput, NotFound
 from api.principal import Principal
-from api.usecases import consent, customers, decisions, export, loyalty, signing
+from api.usecases import consent, customers, decisions, erasure, export, loyalty, signing
 from ledger.clients import PURPOSES, purpose_id
 from offchain.canonical import canonical_json
-from offchain.models import ConsentReceipt, ConsentRequest
+from offchain.models import ConsentReceipt, ConsentRequest, ErasureReceipt
 from offchain.repositories import consent_requests, partners
 from offchain.repositories import customers as customer_rows
 
@@ -291,3 +291,19 @@ def relay_redeem(
     partner = Principal.of_partner(partner_name_at(crm, message.get("partner")))
     signed = signing.SignedMessage(typed_data, _signature(signature))
     return loyalty.redeem_points(crm, partner, loyalty.PointsRequest(member, amount), signed=signed)
+
+
+def erasure_typed_data(crm: Crm, who: Principal) -> dict[str, Any]:
+    """The EIP-712 typed data of her request to be erased."""
+    return signing.erasure_typed_data(crm, who, who.acting_member())
+
+
+def relay_erasure(crm: Crm, who: Principal, typed_data: dict[str, Any], signature: str) -> ErasureReceipt:
+    """Her signed request to be erased, carried out by her home partner here: her key shredded, her data
+    unreadable, a receipt anchored, and on chain her consents withdrawn, her points forfeited, the member
+    frozen. It cannot be undone."""
+    home, member = _as_home(crm, who)
+    signed = signing.SignedMessage(typed_data, _signature(signature))
+    authorization = signing.check_signed(crm, signed, "Erasure", member, {}, "an erasure")
+    receipt, _anchored = erasure.erase_customer(crm, home, member, authorization)
+    return receipt

@@ -152,6 +152,51 @@ def key_change_typed_data(
     return crm.coalition.members.typed_data("SignerChange", message)
 
 
+def erasure_typed_data(
+    crm: Crm, who: Principal, member: bytes, *, deadline: int | None = None
+) -> dict[str, Any]:
+    """The typed data by which the member asks, with her own key, for her own erasure."""
+    _may_sign_for(who, member)
+    info = _keyed(crm, member)
+    message = {"member": _hex(member), "nonce": info.nonce, "deadline": _deadline(crm, deadline)}
+    return crm.coalition.members.typed_data("Erasure", message)
+
+
+def binding_typed_data(crm: Crm, signer: str, *, deadline: int | None = None) -> tuple[bytes, dict[str, Any]]:
+    """A new member id, and the typed data by which the key `signer` signs its binding to it (nonce 0:
+    the member is new), for a customer enrolled with a key she holds (over HTTP, her device signs it)."""
+    from offchain.vault import new_member_id
+
+    if not is_address(signer):
+        raise InvalidInput(f"signer: not an address: {signer!r}")
+    member = new_member_id()
+    message = {
+        "member": _hex(member),
+        "signer": to_checksum_address(signer),
+        "nonce": 0,
+        "deadline": _deadline(crm, deadline),
+    }
+    return member, crm.coalition.members.typed_data("SignerBinding", message)
+
+
+def binding_of(signed: SignedMessage, signer: str) -> tuple[bytes, Authorization]:
+    """The member id and the authorization a signed SignerBinding carries (checked for what it binds:
+    the contract, and `register_customer` before it, check the signature itself)."""
+    message = signed.message
+    if signed.primary != "SignerBinding":
+        raise InvalidInput("binding: not the SignerBinding typed data this server handed out")
+    if str(message.get("signer", "")).lower() != str(signer).lower():
+        raise InvalidInput(f"binding: signed for the key {message.get('signer')}, not {signer}")
+    try:
+        member = bytes.fromhex(str(message.get("member", "")).removeprefix("0x"))
+    except ValueError:
+        member = b""
+    deadline = message.get("deadline")
+    if len(member) != 32 or not isinstance(deadline, int):
+        raise InvalidInput("binding: no member id or deadline in the signed message")
+    return member, Authorization(signed.signature, deadline)
+
+
 def sign(
     key: LocalAccount, typed_data: dict[str, Any], receipt: dict[str, Any] | None = None
 ) -> SignedMessage:

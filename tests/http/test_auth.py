@@ -169,3 +169,59 @@ def test_signing_out_ends_the_session_and_an_api_key_cannot_sign_out(api: Api) -
     assert api.client.get("/v1/auth/whoami", headers=headers).status_code == 401
     assert api.client.post("/v1/auth/logout", headers=api.key("acme")).status_code == 401
     assert api.client.post("/v1/auth/logout").status_code == 401
+
+
+def test_a_partner_enrols_a_customer_with_her_key_only_with_its_signature(api: Api) -> None:
+    headers = api.key("acme")
+    key = Account.create()
+    handed = api.client.get(f"/v1/customers/typed-data/binding?signer={key.address}", headers=headers).json()
+    signature = (
+        "0x" + bytes(Account.sign_typed_data(key.key, full_message=handed["typed_data"]).signature).hex()
+    )
+    binding = {"typed_data": handed["typed_data"], "signature": signature}
+    by_other = (
+        "0x"
+        + bytes(
+            Account.sign_typed_data(Account.create().key, full_message=handed["typed_data"]).signature
+        ).hex()
+    )
+    refused = api.client.post(
+        "/v1/customers",
+        headers=headers,
+        json={"name": "Keyed Kay", "signer": key.address, "binding": {**binding, "signature": by_other}},
+    )
+    assert refused.status_code == 422
+    unsigned = api.client.post(
+        "/v1/customers", headers=headers, json={"name": "Keyed Kay", "signer": key.address}
+    )
+    assert unsigned.status_code == 422
+    created = api.client.post(
+        "/v1/customers",
+        headers=headers,
+        json={"name": "Keyed Kay", "signer": key.address, "binding": binding},
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["member"] == handed["member"]
+    assert api.sign_in(key)["member"] == handed["member"]
+
+
+def test_a_customer_erases_herself_by_her_signature_and_her_sessions_end(api: Api) -> None:
+    eve = api.customer("acme", name="Eve Erasable", keyed=True)
+    assert eve.key is not None
+    headers = api.bearer(eve.key)
+    typed = api.client.get("/v1/me/erasure/typed-data", headers=headers).json()
+    forged = Account.sign_typed_data(Account.create().key, full_message=typed).signature
+    refused = api.client.post(
+        "/v1/me/erasure", headers=headers, json={"typed_data": typed, "signature": "0x" + bytes(forged).hex()}
+    )
+    assert refused.status_code == 422
+    assert api.client.get("/v1/me", headers=headers).status_code == 200  # nothing changed
+    signature = Account.sign_typed_data(eve.key.key, full_message=typed).signature
+    erased = api.client.post(
+        "/v1/me/erasure",
+        headers=headers,
+        json={"typed_data": typed, "signature": "0x" + bytes(signature).hex()},
+    )
+    assert erased.status_code == 200, erased.text
+    assert api.crm.coalition.members.member(eve.member).erased
+    assert api.client.get("/v1/me", headers=headers).status_code == 401

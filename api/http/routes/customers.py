@@ -15,11 +15,17 @@ from api.http.deps import CrmDep, PartnerDep, needs
 from api.http.idempotency import IdempotentRoute
 from api.http.problems import responses
 from api.http.routes.common import MemberPath, hexid, member_bytes
-from api.usecases import customers, erasure, export, models
+from api.usecases import customers, erasure, export, models, signing
 from offchain.models import CustomerCreate
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"], route_class=IdempotentRoute)
 ERRORS = responses(401, 403, 404, 409, 422)
+
+
+class SignedBinding(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    typed_data: dict[str, Any]
+    signature: str = Field(pattern=r"^0x[0-9a-fA-F]{130}$")
 
 
 class CustomerIn(BaseModel):
@@ -34,6 +40,11 @@ class CustomerIn(BaseModel):
     external_ref: str | None = Field(default=None, max_length=200, description="your own customer number")
     signer: str | None = Field(
         default=None, pattern=r"^0x[0-9a-fA-F]{40}$", description="the address of a key the customer holds"
+    )
+    binding: SignedBinding | None = Field(
+        default=None,
+        description="with `signer`: the key's own signature of its binding to a member id, made on the"
+        " typed data GET /v1/customers/typed-data/binding handed out",
     )
 
 
@@ -104,10 +115,41 @@ def _cursor(page: int) -> str:
 @router.post("", status_code=201, response_model=Created, responses=ERRORS, **needs("customers:write"))
 def create_customer(body: CustomerIn, who: PartnerDep, crm: CrmDep, response: Response) -> Created:
     """Register a customer (its data sealed under a new key; enrolled on chain with you as its home)."""
-    data = CustomerCreate.model_validate(body.model_dump(exclude={"signer"}, exclude_none=True))
-    member = customers.register_customer(crm, who, data, signer=body.signer)
+    data = CustomerCreate.model_validate(body.model_dump(exclude={"signer", "binding"}, exclude_none=True))
+    chosen, proof = None, None
+    if body.binding is not None:
+        if body.signer is None:
+            raise InvalidInput("binding goes with signer: the key it binds")
+        signed = signing.SignedMessage(body.binding.typed_data, bytes.fromhex(body.binding.signature[2:]))
+        chosen, proof = signing.binding_of(signed, body.signer)
+    member = customers.register_customer(
+        crm,
+        who,
+        data,
+        signer=body.signer,
+        binding=None if proof is None else (lambda _member: proof),
+        member=chosen,
+    )
     response.headers["Location"] = f"/v1/customers/{hexid(member)}"
     return Created(member=hexid(member))
+
+
+class BindingTypedData(BaseModel):
+    member: str = Field(description="the new customer's member id, which the key signs its binding to")
+    typed_data: dict[str, Any] = Field(description="EIP-712 typed data for the customer's key to sign")
+
+
+@router.get(
+    "/typed-data/binding", response_model=BindingTypedData, responses=ERRORS, **needs("customers:write")
+)
+def binding_typed_data(
+    who: PartnerDep,
+    crm: CrmDep,
+    signer: Annotated[str, Query(pattern=r"^0x[0-9a-fA-F]{40}$", description="the customer's key's address")],
+) -> BindingTypedData:
+    """What a new customer's own key signs so that you may enrol her with it (POST with `binding`)."""
+    member, typed = signing.binding_typed_data(crm, signer)
+    return BindingTypedData(member=hexid(member), typed_data=typed)
 
 
 @router.get("", response_model=CustomerList, responses=ERRORS, **needs("customers:read"))

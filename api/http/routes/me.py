@@ -223,3 +223,27 @@ def redeem(body: Signed, who: CustomerDep, crm: CrmDep) -> Redeemed:
         balance=found.balance,
         block_number=found.event.block_number,
     )
+
+
+@router.get("/erasure/typed-data", response_model=TypedData, responses=ERRORS, **CUSTOMER)
+def erasure_typed_data(who: CustomerDep, crm: CrmDep) -> TypedData:
+    """What to sign to have yourself erased (it cannot be undone)."""
+    return TypedData.model_validate(me.erasure_typed_data(crm, who))
+
+
+class ErasedOut(BaseModel):
+    member: str
+    receipt_hash: str = Field(description="the erasure receipt's hash, anchored in your home partner's log")
+    interactions: int = Field(description="interactions made unreadable")
+
+
+@router.post("/erasure", response_model=ErasedOut, responses=ERRORS, **CUSTOMER)
+def erase_me(body: Signed, who: CustomerDep, crm: CrmDep) -> ErasedOut:
+    """Erase yourself, by your signature: your key here is destroyed, so your data can never be read
+    again; on chain your consents are withdrawn, your points forfeited and your member id frozen."""
+    receipt = me.relay_erasure(crm, who, body.typed_data.model_dump(), body.signature)
+    return ErasedOut(
+        member=hexid(receipt.member_id),
+        receipt_hash=hexid(receipt.receipt_hash),
+        interactions=receipt.interactions_count,
+    )
