@@ -144,6 +144,25 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         PointsRequest(alice, 500),
         signed=customer_signs_redeem(crm, alice_key, alice, "borealis", 500),
     )
+    # dana erases herself in a test: her own key, its keystore with a cheap scrypt (opening `customer key
+    # new`'s full-strength file is alice's test)
+    dana_key = Account.create()
+    keys["dana"] = home / "dana.json"
+    keys["dana"].write_text(json.dumps(Account.encrypt(dana_key.key, PASSPHRASE, iterations=1024)))
+    members["dana"] = register_customer(
+        crm,
+        acme,
+        CustomerCreate(name="Dana Okafor", email="dana@example.org", country="NG"),
+        signer=dana_key.address,
+        binding=customer_binding(crm, dana_key),
+    )
+    give_consent(
+        crm,
+        acme,
+        members["dana"],
+        "loyalty",
+        signed=customer_signs_consent(crm, dana_key, members["dana"], "acme", "loyalty"),
+    )
     model_id = register_glass_box(crm, "cafe")
     try:
         yield World(
@@ -153,7 +172,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             members=members,
             api_keys={name: issue_token(crm, Principal.of_partner(name)).key for name in PARTNERS},
             auditor=auditor.address,
-            private_keys={"alice": alice_key.key, "auditor": auditor.key},
+            private_keys={"alice": alice_key.key, "auditor": auditor.key, "dana": dana_key.key},
             interactions=recorded,
             model_id=model_id,
         )

@@ -8,9 +8,13 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
+import pytest
 from playwright.sync_api import BrowserContext, Page, Route, expect
 from sqlalchemy import make_url
 
+from api.errors import CustomerIsErased
+from api.principal import Principal
+from api.usecases.customers import show_customer
 from ledger.clients import purpose_id
 from ledger.clients.consent import ConsentSource
 from tests.browser.conftest import (
@@ -334,3 +338,33 @@ def test_the_audit_report_is_one_html_file_that_holds_no_personal_data(
     assert "<style>" in saved and "<svg" in saved and 'href="/static' not in saved and "<script" not in saved
     for private in ("Alice", "alice.q@example.org", "Bruno", "bruno@example.org", "Chen Wei"):
         assert private not in saved
+
+
+def test_a_customer_erases_herself_after_a_confirmation(
+    context: BrowserContext, page: Page, live: Live, world: World
+) -> None:
+    dana = world.members["dana"]
+    session_for(context, live, world, "dana")
+    page.goto(live.url + "/me")
+    page.get_by_role("link", name="Ask for everything about you to be erased").click()
+    expect(page.get_by_role("heading", name="Erase everything about you")).to_be_visible()
+    expect(page.get_by_text("This cannot be undone.")).to_be_visible()
+    page.wait_for_load_state()
+    page.get_by_role("button", name="Erase me").click()
+    expect(page.get_by_role("alert")).to_contain_text("Tick that you understand this cannot be undone")
+    assert not world.crm.coalition.members.member(dana).erased
+    page.get_by_label("I understand that this cannot be undone").check()
+    page.get_by_role("button", name="Erase me").click()
+    expect(page.get_by_role("alert")).to_contain_text("Your key is needed to sign")
+    page.get_by_label("Your key file").set_input_files(world.keys["dana"])
+    page.get_by_label("Passphrase of the key file").fill(PASSPHRASE)
+    page.get_by_role("button", name="Erase me").click()
+    expect(page.get_by_role("heading", name="You have been erased")).to_be_visible(timeout=30_000)
+
+    crm = world.crm
+    assert crm.coalition.members.member(dana).erased
+    assert not crm.coalition.consent.is_valid(dana, crm.signer("acme").address, purpose_id("loyalty"))
+    with pytest.raises(CustomerIsErased):
+        show_customer(crm, Principal.of_partner("acme"), dana)  # her data no longer decrypts
+    response = context.request.get(live.url + "/me")  # her session ended with the erasure
+    assert response.status == 401 and "Dana" not in response.text()

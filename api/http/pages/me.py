@@ -35,3 +35,19 @@ def privacy_centre(request: Request) -> HTMLResponse:
         points=list(reversed(points.history)),
         decisions=me.my_decisions(crm, who),
     )
+
+
+@router.get("/me/erase", response_class=HTMLResponse)
+def erase_page(request: Request) -> HTMLResponse:
+    """Erasure, on a page of its own: what it does, that it cannot be undone, and the button that signs
+    it with the customer's key."""
+    who = as_role(request, Role.CUSTOMER)
+    if who is None:
+        return sign_in_page(request, Role.CUSTOMER)
+    return render(request, "pages/me_erase.html", partner=me.home_partner(crm_of(request), who))
+
+
+@router.get("/me/erased", response_class=HTMLResponse)
+def erased_page(request: Request) -> HTMLResponse:
+    """Where the page goes once the erasure is done (the sessions ended with it): nothing about anyone."""
+    return render(request, "pages/me_erased.html", who=None)

@@ -211,3 +211,27 @@ document.addEventListener("submit", async (event) => {
     button.disabled = false;
   }
 });
+
+// Erasure: only after the person ticked that it cannot be undone; signed with her key like every
+// other change. Her sessions end with it, so the page goes to one that shows nothing.
+document.addEventListener("submit", async (event) => {
+  const form = event.target;
+  if (!(form instanceof HTMLFormElement) || form.dataset.erase === undefined) return;
+  event.preventDefault();
+  clearProblem();
+  if (!form.querySelector("#erase-understood").checked) {
+    showProblem("Tick that you understand this cannot be undone, or go back to your privacy centre.");
+    return;
+  }
+  const button = form.querySelector("button[type=submit]");
+  button.disabled = true;
+  try {
+    await signedWrite("/v1/me/erasure/typed-data", "/v1/me/erasure", form.querySelector("[data-unlock]"));
+    forget();
+    window.location.assign("/me/erased");
+  } catch (error) {
+    showProblem(error.message);
+  } finally {
+    button.disabled = false;
+  }
+});
