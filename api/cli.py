@@ -29,6 +29,7 @@ from offchain.errors import VaultError
 
 if TYPE_CHECKING:
     from api.context import Crm
+    from api.usecases.demo import Credentials, DemoReport
 
 app = typer.Typer(
     help="ledgercrm: a permissioned, ledger-backed CRM with an audit trail.",
@@ -1894,14 +1895,31 @@ def demo(
     chain: Annotated[
         str, typer.Option(metavar="CHAIN", help="'memory' (in-process eth-tester) or a JSON-RPC URL")
     ] = "memory",
+    serve_pages: Annotated[
+        bool, typer.Option("--serve", help="then serve the pages over what the demo did, until Ctrl-C")
+    ] = False,
+    host: Annotated[str, typer.Option(help="with --serve: the address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="with --serve: the port")] = 8000,
 ) -> None:
-    """Run the coalition demo end to end and print what happened."""
+    """Run the coalition demo end to end and print what happened; with --serve, keep its chain and store
+    and serve the pages over them, with a credential for each of the three users."""
     from api.usecases.demo import run_demo
+
+    def then_serve(crm: Crm, handout: Credentials, report: DemoReport) -> None:
+        _print_demo_report(report)
+        _serve_demo(crm, handout, host, port)
 
     with user_errors():
         report = run_demo(
-            chain, on_step=lambda what, outcome: console.print(Text.assemble((what, "bold"), f": {outcome}"))
+            chain,
+            on_step=lambda what, outcome: console.print(Text.assemble((what, "bold"), f": {outcome}")),
+            then=then_serve if serve_pages else None,
         )
+    if not serve_pages:
+        _print_demo_report(report)
+
+
+def _print_demo_report(report: DemoReport) -> None:
     positions = Table(title="Settlement positions (points)")
     for column in ("partner", "issued", "redeemed at", "net position"):
         positions.add_column(column, justify="left" if column == "partner" else "right")
@@ -1918,6 +1936,22 @@ def demo(
     for key, value in report.summary.items():
         summary.add_row(key, str(value))
     console.print(summary)
+
+
+def _serve_demo(crm: Crm, handout: Credentials, host: str, port: int) -> None:
+    """The pages over the demo's chain and store, until Ctrl-C; first, how each user signs in."""
+    import uvicorn
+
+    from api.http.app import create_app
+
+    url = f"http://{host}:{port}"
+    console.print(f"\nThe demo's pages are at {url} (Ctrl-C stops them, and the demo's data goes):")
+    console.print(f"  partner desk     {url}/partner  API key of {handout.partner}: {handout.api_key}")
+    console.print(f"  privacy centre   {url}/me       key file {handout.customer_key} (alice)")
+    console.print(f"  auditor console  {url}/audit    key file {handout.auditor_key}")
+    console.print(f"  the passphrase of both key files: {handout.passphrase}")
+    # no access log: a request line can carry a search for a person's name
+    uvicorn.run(create_app(crm.settings, crm), host=host, port=port, access_log=False, log_level="warning")
 
 
 @app.command("compile")

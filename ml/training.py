@@ -25,7 +25,7 @@ from ml.dataset import (
     fit_bgnbd,
     training_dates,
 )
-from ml.evaluation import fairness, with_intervals
+from ml.evaluation import curves, fairness, with_intervals
 from ml.events import Event
 from ml.features import FEATURES, NAMES
 from ml.glassbox import GlassBox
@@ -144,6 +144,7 @@ def train(
         "policy": {"threshold": config.threshold, "action": model.action},
         "metrics": {name: values for name, values in table},
         "metricsNote": "holdout; 95% percentile bootstrap intervals over members",
+        "curves": curves(test.y, p_model),  # the registered model's ROC and calibration on the holdout
         "challengerShapAdditivityMaxError": shap_error,
         "fairness": fairness(test.y, p_model, test.countries, config.threshold),
         "intendedUse": "rank a partner's customers by churn risk to choose whom to offer retention; "

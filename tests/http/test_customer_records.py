@@ -312,3 +312,22 @@ def test_another_partner_relays_a_keyed_members_own_signatures(api: Api) -> None
         f"{base}/points/redeem", headers=borealis, json={"amount": 5, "signature": sent["signature"]}
     )
     assert half.status_code == 422 and half.headers["content-type"] == PROBLEM
+
+
+def test_a_customers_timeline_shows_each_change_without_its_values(api: Api) -> None:
+    headers = api.key("acme")
+    created = api.client.post("/v1/customers", headers=headers, json={"name": "Tilly Timeline"}).json()[
+        "member"
+    ]
+    assert (
+        api.client.patch(
+            f"/v1/customers/{created}", headers=headers, json={"email": "tilly@example.org"}
+        ).status_code
+        == 200
+    )
+    entries = api.client.get(f"/v1/customers/{created}/timeline", headers=headers)
+    assert entries.status_code == 200, entries.text
+    events = [e["event"] for e in entries.json()]
+    assert events[0] == "registered" and len(events) >= 2
+    assert "tilly@example.org" not in entries.text and "email" in entries.text
+    assert api.client.get(f"/v1/customers/{created}/timeline", headers=api.key("borealis")).status_code == 404
