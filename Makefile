@@ -12,8 +12,11 @@ lint: setup
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy
 
+# The browser tests run in a pytest process of their own, after the rest: Playwright's sync API leaves
+# an event loop behind that breaks pytest-asyncio tests run later in the same process.
 test: lint
 	.venv/bin/pytest -n 2
+	.venv/bin/pytest tests/browser
 
 bench: setup
 	.venv/bin/python benchmarks/ledger_gas.py

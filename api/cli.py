@@ -29,6 +29,7 @@ from offchain.errors import VaultError
 
 if TYPE_CHECKING:
     from api.context import Crm
+    from api.usecases.demo import Credentials, DemoReport
 
 app = typer.Typer(
     help="ledgercrm: a permissioned, ledger-backed CRM with an audit trail.",
@@ -60,6 +61,10 @@ model_app = typer.Typer(
 decision_app = typer.Typer(
     help="Automated decisions logged on chain: list, show, verify.", no_args_is_help=True
 )
+audit_app = typer.Typer(
+    help="An auditor's evidence: bundles, their verification against the chain, a monitor.",
+    no_args_is_help=True,
+)
 token_app = typer.Typer(help="Partners' API keys for the HTTP API.", no_args_is_help=True)
 for sub, name in (
     (partner_app, "partner"),
@@ -71,6 +76,7 @@ for sub, name in (
     (governance_app, "governance"),
     (model_app, "model"),
     (decision_app, "decision"),
+    (audit_app, "audit"),
     (token_app, "token"),
 ):
     app.add_typer(sub, name=name)
@@ -734,6 +740,21 @@ def customer_show(member: MemberArgument, partner: PartnerOption) -> None:
     show_wide(table)
 
 
+@customer_app.command("timeline")
+def customer_timeline_cmd(member: MemberArgument, partner: PartnerOption) -> None:
+    """Every change to a customer's record, oldest first, with where the chain holds its proof."""
+    from api.usecases.timeline import customer_timeline
+
+    entries = with_crm(lambda crm: customer_timeline(crm, as_partner(partner), member))
+    table = Table("when", "what", "detail", "on chain", title=f"member {hexid(member)}")
+    for entry in entries:
+        where = [f"block {entry['block']}"] if entry.get("block") is not None else []
+        if entry.get("leaf") is not None:
+            where.append(f"leaf {entry['leaf']}" + ("" if entry.get("anchored") else " (pending)"))
+        table.add_row(entry["at"] or "", entry["event"], entry["detail"], ", ".join(where) or "-")
+    show_wide(table)
+
+
 @customer_app.command("list")
 def customer_list(
     partner: PartnerOption,
@@ -1168,6 +1189,129 @@ def verify(
     if counts[Outcome.UNANCHORED]:
         console.print(f"{counts[Outcome.UNANCHORED]} pending: run `ledgercrm anchor` to send and anchor them")
     if failed:
+        raise typer.Exit(1)
+
+
+@audit_app.command("bundle")
+def audit_bundle(
+    partner: PartnerOption,
+    out: Annotated[Path, typer.Option("--out", metavar="FILE", help="a new file (.gz: compressed)")],
+    member: Annotated[
+        list[bytes] | None,
+        typer.Option("--member", parser=parse_member, metavar="MEMBER", help="only this member (repeatable)"),
+    ] = None,
+    from_block: Annotated[
+        int, typer.Option("--from-block", metavar="N", min=0, help="only heads and records from block N on")
+    ] = 0,
+    disclosure: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--disclosure", metavar="FILE", help="a `decision disclose` file to include (repeatable)"
+        ),
+    ] = None,
+) -> None:
+    """Write the partner's evidence bundle: hashes, proofs and receipts an auditor checks against the
+    chain alone (no personal data)."""
+    from api.usecases.audit import make_bundle, write_bundle
+
+    if out.exists():
+        fail(f"--out: {out} exists; name a new file", code=2)
+    disclosed = [_read_json_object(path, "--disclosure") for path in disclosure or []]
+    bundle = with_crm(
+        lambda crm: make_bundle(crm, as_partner(partner), member or None, from_block, disclosed)
+    )
+    with user_errors():
+        size = write_bundle(bundle, out)
+    log = bundle["log"]
+    console.print(
+        f"{out}: {size:,} bytes; {plural(len(log['heads']), 'head')},"
+        f" {plural(len(log['leaves']), 'leaf', 'leaves')},"
+        f" {plural(len(bundle['consentReceipts']), 'consent receipt')},"
+        f" {plural(len(bundle['erasureReceipts']), 'erasure receipt')},"
+        f" {plural(len(bundle['pointEvents']), 'point event')},"
+        f" {plural(len(bundle['decisions']), 'decision')}"
+    )
+
+
+def _read_json_object(path: Path, option: str) -> dict[str, Any]:
+    try:
+        found = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        fail(f"{option}: {path} is not a JSON file ({type(exc).__name__})", code=2)
+    if not isinstance(found, dict):
+        fail(f"{option}: {path} is not a JSON object", code=2)
+    return found
+
+
+ChainUrlOption = Annotated[str, typer.Option("--chain", metavar="URL", help="your own node's JSON-RPC URL")]
+DeploymentOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--deployment", metavar="FILE", help="the deployment manifest you hold (contract addresses)"
+    ),
+]
+
+
+@audit_app.command("verify")
+def audit_verify_cmd(
+    bundle: Annotated[Path, typer.Argument(metavar="FILE", help="an evidence bundle")],
+    chain: ChainUrlOption,
+    deployment: DeploymentOption = None,
+    consortium: ConsortiumOption = None,
+    report: Annotated[
+        Path | None, typer.Option("--report", metavar="FILE", help="also write a self-contained HTML report")
+    ] = None,
+) -> None:
+    """Check a bundle against the chain, with no home, store or key; exit 0 only if everything holds."""
+    from api.usecases.audit import audit_verify, open_auditor_chain
+
+    with user_errors():
+        coalition = open_auditor_chain(chain, deployment, consortium)
+        result = audit_verify(coalition, bundle)
+        if report is not None:
+            from api.usecases.audit_report import write_report
+
+            write_report(result, report)
+    for line in result.checked:
+        console.print(Text.assemble(("checked ", "green"), line))
+    for finding in result.findings:
+        console.print(Text.assemble(("FINDING ", "red"), f"{finding.record}: {finding.detail}"))
+    console.print(
+        f"{result.partner} on chain id {result.chain_id}: "
+        + ("everything in the bundle holds" if result.ok else plural(len(result.findings), "finding"))
+    )
+    if report is not None:
+        console.print(f"report written to {report}")
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@audit_app.command("watch")
+def audit_watch(
+    chain: ChainUrlOption,
+    deployment: DeploymentOption = None,
+    consortium: ConsortiumOption = None,
+    state_dir: Annotated[
+        Path, typer.Option("--state", metavar="DIR", help="where the monitor keeps the heads it saw")
+    ] = Path(".ledgercrm-monitor"),
+    once: Annotated[bool, typer.Option("--once", help="one pass, then stop")] = False,
+    until_block: Annotated[
+        int | None, typer.Option("--until-block", metavar="N", min=0, help="stop once block N is read")
+    ] = None,
+    interval: Annotated[float, typer.Option("--interval", metavar="SECONDS", min=0.1)] = 2.0,
+) -> None:
+    """Follow the heads the partners anchor, check each against the last one seen, keep a copy; one line
+    per finding, exit 1 on the first (a history that differs from what was seen)."""
+    from api.usecases.audit import open_auditor_chain
+    from api.usecases.monitor import watch
+
+    def show(line: Any) -> None:
+        console.print(Text.assemble(("FINDING ", "red"), line.text) if line.finding else line.text)
+
+    with user_errors():
+        coalition = open_auditor_chain(chain, deployment, consortium)
+        findings = watch(coalition, state_dir, show, once=once, until_block=until_block, interval=interval)
+    if findings:
         raise typer.Exit(1)
 
 
@@ -1812,14 +1956,31 @@ def demo(
     chain: Annotated[
         str, typer.Option(metavar="CHAIN", help="'memory' (in-process eth-tester) or a JSON-RPC URL")
     ] = "memory",
+    serve_pages: Annotated[
+        bool, typer.Option("--serve", help="then serve the pages over what the demo did, until Ctrl-C")
+    ] = False,
+    host: Annotated[str, typer.Option(help="with --serve: the address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="with --serve: the port")] = 8000,
 ) -> None:
-    """Run the coalition demo end to end and print what happened."""
+    """Run the coalition demo end to end and print what happened; with --serve, keep its chain and store
+    and serve the pages over them, with a credential for each of the three users."""
     from api.usecases.demo import run_demo
+
+    def then_serve(crm: Crm, handout: Credentials, report: DemoReport) -> None:
+        _print_demo_report(report)
+        _serve_demo(crm, handout, host, port)
 
     with user_errors():
         report = run_demo(
-            chain, on_step=lambda what, outcome: console.print(Text.assemble((what, "bold"), f": {outcome}"))
+            chain,
+            on_step=lambda what, outcome: console.print(Text.assemble((what, "bold"), f": {outcome}")),
+            then=then_serve if serve_pages else None,
         )
+    if not serve_pages:
+        _print_demo_report(report)
+
+
+def _print_demo_report(report: DemoReport) -> None:
     positions = Table(title="Settlement positions (points)")
     for column in ("partner", "issued", "redeemed at", "net position"):
         positions.add_column(column, justify="left" if column == "partner" else "right")
@@ -1836,6 +1997,22 @@ def demo(
     for key, value in report.summary.items():
         summary.add_row(key, str(value))
     console.print(summary)
+
+
+def _serve_demo(crm: Crm, handout: Credentials, host: str, port: int) -> None:
+    """The pages over the demo's chain and store, until Ctrl-C; first, how each user signs in."""
+    import uvicorn
+
+    from api.http.app import create_app
+
+    url = f"http://{host}:{port}"
+    console.print(f"\nThe demo's pages are at {url} (Ctrl-C stops them, and the demo's data goes):")
+    console.print(f"  partner desk     {url}/partner  API key of {handout.partner}: {handout.api_key}")
+    console.print(f"  privacy centre   {url}/me       key file {handout.customer_key} (alice)")
+    console.print(f"  auditor console  {url}/audit    key file {handout.auditor_key}")
+    console.print(f"  the passphrase of both key files: {handout.passphrase}")
+    # no access log: a request line can carry a search for a person's name
+    uvicorn.run(create_app(crm.settings, crm), host=host, port=port, access_log=False, log_level="warning")
 
 
 @app.command("compile")

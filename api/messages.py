@@ -23,6 +23,14 @@ def _date(seconds: int) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def _when(seconds: int) -> str:
+    """A time as a date, or, past any calendar (a deadline of 2**255), as the number it is."""
+    try:
+        return _date(seconds)
+    except (OverflowError, OSError, ValueError):
+        return f"{seconds:,} seconds after 1970"
+
+
 def _hex(value: Any) -> str:
     return "0x" + value.hex() if isinstance(value, bytes) else str(value)
 
@@ -87,8 +95,9 @@ SENTENCES: dict[str, Sentence] = {
         f"{f['voter']} has already voted to give member {_hex(f['member'])} the key {f['newSigner']}"
     ),
     "MemberResetQuorumNotReached": lambda f: (
-        f"the vote on member {_hex(f['member'])} (for {f['newSigner']}) has {f['votes']} of the"
-        f" {f['needed']} votes it needs"
+        f"the vote on member {_hex(f['member'])}"
+        + (" (to erase it)" if int(f["newSigner"], 16) == 0 else f" (for {f['newSigner']})")
+        + f" has {f['votes']} of the {f['needed']} votes it needs"
     ),
     "LoyaltyConsentRequired": lambda f: (
         f"member {_hex(f['member'])} has no valid loyalty consent towards {f['partner']}"
@@ -130,7 +139,7 @@ SENTENCES: dict[str, Sentence] = {
         f"{f['signer']} is a contract: a member's key must be a key she holds"
     ),
     "MemberDeadlineTooFar": lambda f: (
-        f"the signature's deadline {_date(f['deadline'])} is too far ahead: the latest accepted now is"
+        f"the signature's deadline {_when(f['deadline'])} is too far ahead: the latest accepted now is"
         f" {_date(f['latest'])}"
     ),
     "MemberSignatureRequired": lambda f: (

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 
 from eth_account.signers.local import LocalAccount
-from eth_utils import to_checksum_address
+from eth_utils import event_abi_to_log_topic, to_checksum_address
 from web3.contract import Contract
 
 from ledger.backends import Backend
@@ -98,3 +99,27 @@ class Coalition:
     def block_number(self) -> int:
         """The latest block's number."""
         return int(self.chain.w3.eth.block_number)
+
+    def event_counts(self, from_block: int, to_block: int) -> Counter[str]:
+        """How many of each event the six contracts logged in blocks `from_block`..`to_block` (one
+        eth_getLogs over the six addresses), by event name: what a monitor reports it saw go by."""
+        clients = (self.consortium, self.members, self.loyalty, self.consent, self.anchor, self.decisions)
+        names = {
+            bytes(event_abi_to_log_topic(abi)): str(abi["name"])
+            for client in clients
+            for abi in client.contract.abi
+            if abi["type"] == "event"
+        }
+        logs = self.chain.raw_logs(
+            {"address": [c.address for c in clients], "fromBlock": from_block, "toBlock": to_block}
+        )
+        return Counter(names.get(log.topics[0], "other") for log in logs if log.topics)
+
+    def block_hash(self, number: int) -> bytes | None:
+        """The hash of block `number`, or None if the chain has no such block (yet, or any more)."""
+        if number > self.block_number():
+            return None
+        try:
+            return bytes(self.chain.w3.eth.get_block(number)["hash"])
+        except Exception:  # a node that no longer has it (rewound, pruned): no such block here
+            return None

@@ -216,3 +216,28 @@ def fairness_with_intervals(
         "groups": found,
         "ratios": {k: round(float(v), 6) for k, v in frame.ratio().to_dict().items()},
     }
+
+
+def curves(
+    y: NDArray[Any], p: NDArray[Any], bins: int = 10, points: int = 60
+) -> dict[str, list[list[float]]]:
+    """The points the model card draws: the ROC curve (false and true positive rates, thinned to at most
+    `points` corners, the ends kept) and the calibration per bin of equal width (mean predicted
+    probability, observed churn rate, members), empty bins left out. Rounded to 4 places: they are
+    pictures, and the card is hashed."""
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, _ = roc_curve(y, p, drop_intermediate=True)
+    keep = np.unique(np.round(np.linspace(0, len(fpr) - 1, min(points, len(fpr)))).astype(int))
+    roc = [[round(float(fpr[i]), 4), round(float(tpr[i]), 4)] for i in keep]
+    which = np.minimum((p * bins).astype(int), bins - 1)
+    calibration = [
+        [
+            round(float(np.mean(p[which == k])), 4),
+            round(float(np.mean(y[which == k])), 4),
+            int(np.sum(which == k)),
+        ]
+        for k in range(bins)
+        if np.any(which == k)
+    ]
+    return {"roc": roc, "calibration": calibration}

@@ -44,6 +44,7 @@ from ml.dataset import (
     training_dates,
 )
 from ml.evaluation import (
+    curves,
     expected_calibration_error,
     fairness_with_intervals,
     paired_auc_difference,
@@ -366,6 +367,7 @@ def train(
             "source": "Kandi and Basani, IJRASET 12(XI), 2024 (label and split not stated: not comparable)",
             **PUBLISHED_ACCURACY,
         },
+        "curves": curves(test.y, p_model),  # the evaluated model's ROC and calibration on the holdout
         "challengerShapAdditivityMaxError": shap_error,
         "fairness": fairness_with_intervals(test.y, p_model, acted, test.countries, config.seed),
         "intendedUse": "rank a partner's customers by churn risk to choose whom to offer retention; "

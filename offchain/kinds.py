@@ -13,3 +13,6 @@ class InteractionKind(enum.StrEnum):
     SUPPORT_TICKET = "support_ticket"
     EMAIL = "email"
     VISIT = "visit"
+    # a change of the customer's personal data: its document commits to the changed fields' new values
+    # (sealed and keyed like any interaction's), so an auditor can prove when a record changed, not how
+    RECORD_UPDATE = "record_update"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything ledgercrm needs into this checkout: a Python virtualenv (.venv) with the
-# project and its dev tools, and the npm toolchain (solc-js, OpenZeppelin, anvil, cast) from the lock file.
+# project and its dev tools, the npm toolchain (solc-js, OpenZeppelin, anvil, cast) from the lock file, and
+# Debian's chromium for the browser tests (Playwright's own browser download needs the internet).
 # Safe to run again: it only does what is missing or out of date.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,4 +24,12 @@ if ! command -v npm >/dev/null 2>&1; then
 fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund --loglevel=error
+fi
+
+# The browser tests drive Debian's chromium through Playwright; `playwright install` downloads its own
+# browser from the internet, which these machines do not reach, so it is never run.
+if [ ! -x /usr/bin/chromium ]; then
+  echo "setup: /usr/bin/chromium is missing; installing Debian's chromium with apt-get" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq -o DPkg::Lock::Timeout=300 --no-install-recommends chromium >/dev/null
 fi

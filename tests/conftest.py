@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +16,17 @@ from ledger.errors import BackendError
 pytest_plugins = ["tests.fixtures.databases"]
 
 BACKENDS = ["eth-tester", "anvil"]
+BROWSER_TESTS = Path(__file__).parent / "browser"
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """tests/browser runs only when named (`pytest tests/browser`, as `make test` does in a process of
+    its own): Playwright's sync API and pytest-asyncio clash in one process."""
+    if collection_path != BROWSER_TESTS:
+        return None
+    here = config.invocation_params.dir
+    named = (Path(here, arg.split("::")[0]).resolve() for arg in config.args)
+    return not any(path == BROWSER_TESTS or BROWSER_TESTS in path.parents for path in named)
 
 
 @pytest.fixture(scope="session")

@@ -8,12 +8,14 @@ erased the on-chain roots say nothing about the person. The document is `documen
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
 
 from api.context import Crm
 from api.errors import CustomerIsErased, InvalidInput, NotFound
@@ -43,7 +45,12 @@ class RecordResult:
 
 
 def record_interactions(
-    crm: Crm, partner_name: str, items: Sequence[NewInteraction], *, batch: bool = False
+    crm: Crm,
+    partner_name: str,
+    items: Sequence[NewInteraction],
+    *,
+    batch: bool = False,
+    db: Session | None = None,
 ) -> RecordResult:
     """Record many interactions of one partner in one transaction, with one query for the customers and
     one per few hundred external keys rather than one per interaction; all are validated before
@@ -55,12 +62,14 @@ def record_interactions(
 
     With `batch`, the recorded interactions also go into pending anchoring batches (of at most
     `batch_max_leaves`, in this order) in the same transaction (`result.batches`), ready for
-    `anchoring.submit`: an import thereby writes each row once, instead of again when it is batched."""
+    `anchoring.submit`: an import thereby writes each row once, instead of again when it is batched.
+
+    With `db`, the rows are written in the caller's transaction (a change recorded with its leaf)."""
     result = RecordResult()
     if not items:
         return result
     now = datetime.now(UTC)
-    with crm.unit_of_work() as db:
+    with _session(crm, db) as db:
         partner = crm.partner(db, partner_name)
         keys = [i.external_key for i in items if i.external_key is not None]
         if len(keys) != len(set(keys)):
@@ -128,6 +137,16 @@ def record_interactions(
                     f"an interaction with one of these external keys exists: {exc.orig}"
                 ) from exc
     return result
+
+
+@contextmanager
+def _session(crm: Crm, db: Session | None) -> Iterator[Session]:
+    """The caller's transaction, or one of our own."""
+    if db is not None:
+        yield db
+    else:
+        with crm.unit_of_work() as own:
+            yield own
 
 
 def record_interaction(crm: Crm, partner_name: str, item: NewInteraction) -> int | None:

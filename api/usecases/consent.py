@@ -15,8 +15,8 @@ from api.context import Crm
 from api.errors import CustomerIsErased, InvalidInput, NotAllowed, NotFound
 from api.evidence import records
 from api.evidence.outbox import Outbox
-from api.principal import Principal, Role
-from api.usecases.customers import member_status
+from api.principal import Principal
+from api.usecases.customers import member_status, readable_member
 from api.usecases.partners import partner_names
 from api.usecases.signing import SignedMessage, check_signed
 from ledger.chain import SignedTx
@@ -478,11 +478,10 @@ def consent_history(
     crm: Crm, who: Principal, member: bytes, partner_name: str | None = None
 ) -> list[ConsentEvent]:
     """Every consent event of `member` (towards one partner, or all), oldest first, each checked
-    against the chain's history. Consent state is shared coalition data: any partner may read it; a
-    customer only its own."""
-    _may_read_consent(who, member)
+    against the chain's history. A partner reads its own customers' (towards every controller), a
+    customer its own, the operator anyone's."""
     with crm.unit_of_work() as db:
-        member_status(db, member)
+        readable_member(crm, db, who, member)
         rows = consents.history(db, member, partner_name)
     # "on chain" only when the chain's record of this receipt's document matches the row: the hash
     # column, status or expiry as stored prove nothing
@@ -504,19 +503,16 @@ def consent_valid(
 ) -> bool:
     """Whether the chain says `member` consented to `partner_name` for `purpose` (now, or at `at`)."""
     _check_purpose(purpose)  # an unknown purpose is a mistake to name, not a question with answer no
-    _may_read_consent(who, member)
+    if at is not None and at.tzinfo is None:
+        raise InvalidInput("the time needs a time zone")
     with crm.unit_of_work() as db:
+        readable_member(crm, db, who, member)
         partner = crm.partner(db, partner_name)
     if at is None:
         return crm.coalition.consent.is_valid(member, partner.address, purpose_id(purpose))
     return crm.coalition.consent.is_valid_at(
         member, partner.address, purpose_id(purpose), int(at.timestamp())
     )
-
-
-def _may_read_consent(who: Principal, member: bytes) -> None:
-    if who.role is Role.CUSTOMER and who.member != member:
-        raise NotFound(f"no member 0x{member.hex()}")  # the same answer as for a member that is not there
 
 
 # --- following what the chain records towards a partner through others ----------------------------------

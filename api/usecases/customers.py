@@ -15,13 +15,15 @@ from sqlmodel import Session
 
 from api.context import Crm
 from api.errors import CustomerIsErased, InvalidInput, NotFound
+from api.evidence import recording
 from api.evidence.outbox import Outbox
-from api.principal import Principal
+from api.evidence.recording import NewInteraction
+from api.principal import Principal, Role
 from ledger.chain import SignedTx
 from ledger.clients.members import ENROL_BATCH_MAX, Authorization
 from offchain.canonical import canonical_json
 from offchain.errors import CustomerErased
-from offchain.models import Customer, CustomerCreate, CustomerStatus
+from offchain.models import Customer, CustomerCreate, CustomerStatus, InteractionKind
 from offchain.repositories import customers, enrolments
 from offchain.vault import new_member_id
 
@@ -226,6 +228,34 @@ def owned_customer(crm: Crm, db: Session, partner_name: str, member: bytes) -> C
     return customer
 
 
+def check_reach(crm: Crm, who: Principal, member: bytes, *, by_its_signature: bool = False) -> None:
+    """NotFound unless the acting partner may act on `member`: its own customer; or, with
+    `by_its_signature` (consent, points: acts the member's own signature authorizes at any partner of
+    the coalition), a member of another partner that holds a key of its own. Anyone else's member gets
+    the very answer of a member that does not exist, whatever the request holds: no probing."""
+    partner_name = who.acting_partner()
+    with crm.unit_of_work() as db:
+        partner = crm.partner(db, partner_name)
+        if customers.owned(db, partner.id, member) is not None:
+            return
+    if by_its_signature:
+        info = crm.coalition.members.member(member)
+        if info.enrolled and info.signer is not None and not info.erased:
+            return
+    raise NotFound(f"partner {partner_name!r} has no member 0x{member.hex()}")
+
+
+def readable_member(crm: Crm, db: Session, who: Principal, member: bytes) -> CustomerStatus:
+    """The member's status, if `who` may read its records: a partner its own customers (another
+    partner's customer gets the answer of a member that does not exist: no probing through a shared
+    store), a member itself; the operator and an auditor any. NotFound otherwise."""
+    if who.role is Role.PARTNER:
+        owned_customer(crm, db, who.acting_partner(), member)
+    elif who.role is Role.CUSTOMER and who.member != member:
+        raise NotFound(f"no member 0x{member.hex()}")
+    return member_status(db, member)
+
+
 def member_status(db: Session, member: bytes) -> CustomerStatus:
     """The member's status; NotFound if the store has no such member."""
     status = customers.status_of(db, member)
@@ -290,6 +320,17 @@ def update_customer(crm: Crm, who: Principal, member: bytes, changes: dict[str, 
             raise InvalidInput(f"{error['loc'][0]}: {error['msg']}") from None
         pii = updated.model_dump(exclude_none=True)
         sealed = crm.vault.encrypt(partner_name, member, PII_FIELD, canonical_json(pii))
+        changed = {k: v for k, v in pii.items() if current.pii.get(k) != v}
+        changed |= {k: None for k in current.pii if k not in pii}
+        if changed:
+            # the change is a leaf of the partner's log, in the same transaction as the record itself: a
+            # keyed commitment (erasure unlinks it), so when a record changed is provable, not what it says
+            recording.record_interactions(
+                crm,
+                partner_name,
+                [NewInteraction(member, InteractionKind.RECORD_UPDATE, {"changed": changed})],
+                db=db,
+            )
         customers.reseal(db, member, sealed)
     return CustomerView(member, partner_name, customer.status, pii)
 

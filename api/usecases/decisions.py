@@ -37,8 +37,9 @@ from ml.glassbox import FORMAT_V1, Counterfactual, GlassBox
 from ml.policy import Cutoff, budget_cutoff
 from offchain.crypto import hmac_sha256
 from offchain.errors import DecryptionFailed
-from offchain.models import CustomerStatus, DecisionRecord, RegisteredModel
+from offchain.models import CustomerStatus, DecisionRecord, InteractionKind, RegisteredModel
 from offchain.repositories import customers, decisions, models, partners
+from offchain.repositories.partners import PartnerRecord
 
 PROFILING = purpose_id("profiling")
 
@@ -81,22 +82,9 @@ def score(
         if step is not None:
             step(what)
 
-    if as_of is not None and as_of.tzinfo is None:
-        raise InvalidInput("--as-of needs a time zone")
-    if as_of is not None:
-        as_of = as_of.astimezone(UTC)  # stored and explained in UTC, so that it reads back the same
-    with crm.unit_of_work() as db:
-        record = crm.partner(db, partner)
-        everyone = [c.member_id for c in customers.of_partner(db, record.id)]
-        asked = everyone if members is None else list(dict.fromkeys(members))
-        statuses = customers.statuses(db, everyone if members is None else asked, record.id)
-        unknown = next((m for m in asked if m not in statuses), None)
-        if unknown is not None:  # another partner's customer, or no one's: the same answer
-            raise NotFound(f"partner {partner!r} has no member 0x{unknown.hex()}")
-        row = _model_row(db, record.id, partner, model_id)
-        model = _registered(crm, row, partner_address=record.address)
-        if model.policy.batch and members is not None:  # a budget ranks the member among all of them
-            statuses |= customers.statuses(db, everyone, record.id)
+    plan = _score_plan(crm, partner, members, model_id, as_of)
+    record, asked, statuses, row, model = plan.record, plan.asked, plan.statuses, plan.row, plan.model
+    everyone, as_of = plan.everyone, plan.as_of
     live = [m for m in asked if statuses.get(m) is not CustomerStatus.ERASED]
     report = ScoreReport(
         row.onchain_id,
@@ -206,6 +194,53 @@ def score(
     return report
 
 
+@dataclass(frozen=True)
+class _ScorePlan:
+    record: PartnerRecord
+    asked: list[bytes]
+    statuses: dict[bytes, CustomerStatus]
+    row: RegisteredModel
+    model: GlassBox
+    as_of: datetime | None
+    everyone: list[bytes]  # every customer of the partner (a budget ranks a member among them)
+
+
+def _score_plan(
+    crm: Crm, partner: str, members: Sequence[bytes] | None, model_id: int | None, as_of: datetime | None
+) -> _ScorePlan:
+    """What `score` checks before it reads or writes anything: the members are the partner's, the
+    model is one it registered and the chain agrees with, the as-of time has a zone."""
+    if as_of is not None and as_of.tzinfo is None:
+        raise InvalidInput("--as-of needs a time zone")
+    if as_of is not None:
+        as_of = as_of.astimezone(UTC)  # stored and explained in UTC, so that it reads back the same
+    with crm.unit_of_work() as db:
+        record = crm.partner(db, partner)
+        everyone = [c.member_id for c in customers.of_partner(db, record.id)]
+        asked = everyone if members is None else list(dict.fromkeys(members))
+        statuses = customers.statuses(db, asked, record.id)
+        unknown = next((m for m in asked if m not in statuses), None)
+        if unknown is not None:  # another partner's customer, or no one's: the same answer
+            raise NotFound(f"partner {partner!r} has no member 0x{unknown.hex()}")
+        row = _model_row(db, record.id, partner, model_id)
+        model = _registered(crm, row, partner_address=record.address)
+        if model.policy.batch and members is not None:  # a budget ranks the member among all of them
+            statuses |= customers.statuses(db, everyone, record.id)
+    return _ScorePlan(record, asked, statuses, row, model, as_of, everyone)
+
+
+def check_score(
+    crm: Crm,
+    who: Principal,
+    members: Sequence[bytes] | None = None,
+    model_id: int | None = None,
+    as_of: datetime | None = None,
+) -> None:
+    """Refuse now what `score` would refuse before it starts (for a caller that runs it later, as a
+    job): another partner's or an unknown member, a model that is not the partner's, a naive time."""
+    _score_plan(crm, who.acting_partner(), members, model_id, as_of)
+
+
 def send_staged_decisions(crm: Crm, who: Principal, *, batch_size: int = DECISION_BATCH_MAX) -> list[Any]:
     """Put the partner's staged and interrupted decisions on chain, `batch_size` per recordDecisions;
     (row id, decision id) of each decision confirmed by this call."""
@@ -270,6 +305,8 @@ def _verified_histories(
     (erased members' interactions are not inputs anyone could use, and are not counted)."""
     grouped: dict[str, list[tuple[Event, bytes, int]]] = defaultdict(list)
     for item in checked:
+        if item.document is not None and item.document.get("kind") == InteractionKind.RECORD_UPDATE:
+            continue  # a change of the customer's record: not an event of its behaviour
         if item.outcome is Outcome.VERIFIED and item.document is not None:
             event = from_document(item.document)
             grouped[event.member].append((event, item.leaf, item.interaction_id))
@@ -476,7 +513,7 @@ def verify_decision(
         if disclosure is None:
             result.not_run += ["score", "explanation"]  # both read decrypted inputs: the partner's keys
         else:
-            _check_disclosure(result, model, found, disclosure)
+            check_disclosure(result, model, found, disclosure)
             result.not_run.append("features from the inputs")  # that reads the inputs themselves
         return result
     if row.explanation_ciphertext is None or crm.vault.is_erased(owner.name, member):
@@ -562,7 +599,7 @@ def disclose_decision(crm: Crm, who: Principal, decision_id: int) -> dict[str, A
     }
 
 
-def _check_disclosure(
+def check_disclosure(
     result: DecisionVerification, model: GlassBox, found: RecordedDecision, disclosure: dict[str, Any]
 ) -> None:
     """The auditor's reproduction from a disclosure: the explanation is the one committed to on chain,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import secrets
 import sqlite3
 import tempfile
 from collections.abc import Callable
@@ -10,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from eth_account import Account
+from eth_account.signers.local import LocalAccount
 from sqlalchemy import make_url
 
 from api.context import Crm
@@ -17,9 +20,10 @@ from api.errors import CustomerIsErased, InvalidInput, NotAllowed
 from api.evidence.verification import Outcome
 from api.principal import Principal
 from api.settings import Settings
+from api.usecases.access import issue_token
 from api.usecases.anchoring import anchor_now
 from api.usecases.consent import give_consent, send_staged_consents, stage_consents, withdraw_consent
-from api.usecases.customer_keys import customer_binding
+from api.usecases.customer_keys import customer_binding, write_new_file
 from api.usecases.customers import register_customer, show_customer
 from api.usecases.decisions import disclose_decision, list_decisions, score, show_decision, verify_decision
 from api.usecases.erasure import erase_customer
@@ -43,6 +47,21 @@ DEMO_CUSTOMERS = 150
 DEMO_INTERACTIONS = 1800
 
 
+@dataclass(frozen=True)
+class Credentials:
+    """How each of the three users signs in to the demo's pages: a partner's API key, and a keystore
+    file with its passphrase for a customer (alice) and for the auditor."""
+
+    partner: str  # whose API key `api_key` is
+    api_key: str
+    customer_key: Path
+    auditor_key: Path
+    passphrase: str  # of both keystore files
+
+
+Then = Callable[[Crm, Credentials, "DemoReport"], None]
+
+
 @dataclass
 class DemoReport:
     steps: list[tuple[str, str]] = field(default_factory=list)
@@ -60,8 +79,10 @@ def demo_backend(chain: str) -> Backend:
     raise InvalidInput(f"--chain: expected 'memory' or an http(s) JSON-RPC URL, got {chain!r}")
 
 
-def run_demo(chain: Backend | str, on_step: Step | None = None) -> DemoReport:
-    """The demo on `chain` (a backend, or what `demo_backend` takes)."""
+def run_demo(chain: Backend | str, on_step: Step | None = None, then: Then | None = None) -> DemoReport:
+    """The demo on `chain` (a backend, or what `demo_backend` takes). With `then`, it is called once the
+    demo is done, with the demo's `Crm` still open and a credential for each of the three users (the
+    demo's home, and the keys in it, are thrown away when it returns)."""
     backend = demo_backend(chain) if isinstance(chain, str) else chain
     report = DemoReport()
 
@@ -96,14 +117,19 @@ def run_demo(chain: Backend | str, on_step: Step | None = None) -> DemoReport:
         settings = Settings(environment="development", home=Path(home), batch_max_leaves=64)
         crm = Crm.open(settings, coalition)
         try:
-            _business(crm, (acme, borealis, cafe, delta), Principal.of_auditor(auditor.address), step, report)
+            alice_key = _business(
+                crm, (acme, borealis, cafe, delta), Principal.of_auditor(auditor.address), step, report
+            )
+            if then is not None:
+                report.summary["blocks on chain"] = coalition.block_number()
+                then(crm, hand_out(crm, Path(home), alice_key, auditor), report)
         finally:
             crm.close()
     report.summary["blocks on chain"] = coalition.block_number()
     return report
 
 
-def _business(crm: Crm, signers: tuple, inspector: Principal, step: Step, report: DemoReport) -> None:  # type: ignore[type-arg]
+def _business(crm: Crm, signers: tuple, inspector: Principal, step: Step, report: DemoReport) -> LocalAccount:  # type: ignore[type-arg]
     names = ("acme", "borealis", "cafe", "delta")
     for name, signer in zip(names, signers, strict=True):
         register_partner(crm, name, signer)
@@ -115,7 +141,8 @@ def _business(crm: Crm, signers: tuple, inspector: Principal, step: Step, report
         CustomerCreate(name="Bruno Diaz", email="bruno@example.org", country="ES"),
         CustomerCreate(name="Chen Wei", email="chen@example.org", country="SG"),
     ]
-    alice_key = Account.create()  # a key of her own (in the CLI: `customer key new`, a keystore file)
+    # a key of her own (in the CLI: `customer key new`, a keystore file)
+    alice_key: LocalAccount = Account.create()
     alice = register_customer(
         crm, acme, people[0], signer=alice_key.address, binding=customer_binding(crm, alice_key)
     )
@@ -247,6 +274,20 @@ def _business(crm: Crm, signers: tuple, inspector: Principal, step: Step, report
             "points reconciled with the chain": "yes" if reconciled.ok else f"NO: {reconciled.mismatches}",
         }
     )
+    return alice_key
+
+
+def hand_out(crm: Crm, home: Path, customer: LocalAccount, auditor: LocalAccount) -> Credentials:
+    """A credential for each user of the demo's pages: an API key of acme's, and the customer's and
+    the auditor's keys as keystore files in `home` under one new passphrase (the files `customer key
+    new` writes)."""
+    passphrase = secrets.token_urlsafe(12)
+    files = {}
+    for name, account in (("alice", customer), ("auditor", auditor)):
+        files[name] = home / f"{name}-key.json"
+        write_new_file(files[name], (json.dumps(Account.encrypt(account.key, passphrase)) + "\n").encode())
+    key = issue_token(crm, Principal.of_partner("acme")).key
+    return Credentials("acme", key, files["alice"], files["auditor"], passphrase)
 
 
 def _decisions(crm: Crm, delta: Principal, inspector: Principal, step: Step) -> None:

@@ -50,8 +50,18 @@ def erase_customer(
         partner_address = crm.partner(db, partner_name).address
         existing = erasures.of_member(db, member)
     on_chain = crm.coalition.members.member(member)
-    if on_chain.enrolled and on_chain.home != partner_address:
-        raise NotAllowed(f"member 0x{member.hex()}'s home partner on chain is not {partner_name!r}")
+    if (
+        on_chain.enrolled
+        and not on_chain.erased
+        and on_chain.signer is None
+        and on_chain.home != partner_address
+    ):
+        # the member moved to another home (its signature or the partners' vote): the chain's part is that
+        # home's, or the partners'; this store's part waits until the chain has erased it
+        raise NotAllowed(
+            f"member 0x{member.hex()}'s home partner on chain is not {partner_name!r}: it is erased there by"
+            " its home or by a vote of the partners (`customer erase-vote`), then here"
+        )
     if (
         existing is not None
         and customer.status is CustomerStatus.ERASED
@@ -133,14 +143,13 @@ def reshred_erased(crm: Crm) -> list[tuple[str, bytes, int]]:
         known = [(p.name, p.address) for p in partners.every(db)]
     if not known:
         return []
-    homes: dict[str, list[tuple[bytes, int]]] = {}
-    for erasure in crm.coalition.members.erasures():
-        homes.setdefault(erasure.home.lower(), []).append((erasure.member, erasure.block_number))
+    # every erasure, whatever its home then: a member may have moved to another home (its signature or
+    # the partners' vote) after the partner whose store holds its data enrolled it
+    erased = {erasure.member: erasure.block_number for erasure in crm.coalition.members.erasures()}
     found: list[tuple[str, bytes, int]] = []
-    for name, address in known:
-        erased = dict(homes.get(address.lower(), []))
-        if not erased:
-            continue
+    if not erased:
+        return found
+    for name, _address in known:
         for member in crm.keystore.get_many(name, list(erased)):
             crm.vault.shred(name, member)
             found.append((name, member, erased[member]))

@@ -8,17 +8,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from api.context import Crm
-from api.errors import Conflict
+from api.errors import Conflict, InvalidInput
 from api.evidence import anchoring, recording
 from api.evidence.anchoring import AnchorOutcome
 from api.evidence.documents import interaction_document
 from api.evidence.recording import NewInteraction, RecordResult
 from api.principal import Principal
 from api.usecases.customers import owned_customer
-from offchain.models import AnchorStatus
+from offchain.models import AnchorStatus, InteractionKind
 from offchain.repositories import batches, interactions
 
 __all__ = ["AddedInteraction", "NewInteraction", "add_interaction", "record_interactions"]
+
+MAX_DATA_BYTES = 64 * 1024  # an interaction is a record, not a file store: its data, as JSON, at most this
 
 
 def _same_as_recorded(crm: Crm, partner: str, item: NewInteraction) -> None:
@@ -41,8 +43,19 @@ def _same_as_recorded(crm: Crm, partner: str, item: NewInteraction) -> None:
         )
 
 
+def _not_record_updates(items: Sequence[NewInteraction]) -> None:
+    """A record update is written with the change it commits to (`update_customer`), never on its own:
+    one recorded by hand would claim a change of personal data that never happened."""
+    for item in items:
+        if str(getattr(item.kind, "value", item.kind)) == InteractionKind.RECORD_UPDATE:
+            raise InvalidInput(
+                "kind record_update is recorded by `customer update` with the change itself, not on its own"
+            )
+
+
 def record_interactions(crm: Crm, who: Principal, items: Sequence[NewInteraction]) -> RecordResult:
     """Record many interactions of the acting partner's customers (see `recording.record_interactions`)."""
+    _not_record_updates(items)
     return recording.record_interactions(crm, who.acting_partner(), items)
 
 
@@ -56,6 +69,11 @@ def add_interaction(crm: Crm, who: Principal, item: NewInteraction) -> AddedInte
     """Record one interaction, and anchor the partner's pending leaves if the size or age threshold
     says a batch is due."""
     partner = who.acting_partner()
+    if isinstance(item.data, dict):
+        size = len(json.dumps(item.data, separators=(",", ":"), ensure_ascii=False).encode())
+        if size > MAX_DATA_BYTES:
+            raise InvalidInput(f"data: at most {MAX_DATA_BYTES // 1024} KiB of JSON, not {size:,} bytes")
+    _not_record_updates([item])
     result = recording.record_interactions(crm, partner, [item])
     if not result.recorded:
         assert item.external_key is not None  # only a known external key makes a duplicate

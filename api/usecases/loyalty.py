@@ -23,7 +23,7 @@ from api.errors import ConsentRequired, CustomerIsErased, InvalidInput, NotAllow
 from api.evidence.outbox import Outbox
 from api.principal import Principal
 from api.usecases.consent import LOYALTY, chain_member
-from api.usecases.customers import member_status
+from api.usecases.customers import member_status, readable_member
 from api.usecases.signing import SignedMessage, check_signed
 from ledger.chain import SignedTx
 from ledger.clients import MemberInfo, purpose_id
@@ -86,9 +86,10 @@ def earn_points_batch(crm: Crm, who: Principal, requests: Sequence[PointsRequest
 
 
 def balance(crm: Crm, who: Principal, member: bytes) -> int:
-    """A member's coalition balance, from the chain (public to partners; a customer sees its own)."""
-    if who.member is not None and who.member != member:
-        raise NotFound(f"no member 0x{member.hex()}")
+    """A member's coalition balance, from the chain (a partner reads its own customers', a customer its
+    own, the operator anyone's)."""
+    with crm.unit_of_work() as db:
+        readable_member(crm, db, who, member)
     return crm.coalition.loyalty.balance_of(member)
 
 
@@ -442,12 +443,22 @@ class PointsLine:
 
 def points_history(crm: Crm, who: Principal, member: bytes) -> list[PointsLine]:
     """Every earn and redeem of a member across the coalition, oldest first, with the partner and the
-    block (coalition data: any partner sees it; a customer only its own)."""
-    if who.member is not None and who.member != member:
-        raise NotFound(f"no member 0x{member.hex()}")
+    block (a partner reads its own customers', a customer its own, the operator anyone's)."""
     with crm.unit_of_work() as db:
-        member_status(db, member)
+        readable_member(crm, db, who, member)
         return [
             PointsLine(e.kind, e.amount, name, e.external_key, e.block_number, e.created_at)
             for e, name in points.of_member(db, member)
         ]
+
+
+@dataclass(frozen=True)
+class PointsStatement:
+    balance: int  # from the chain
+    lines: list[PointsLine]
+
+
+def points_statement(crm: Crm, who: Principal, member: bytes) -> PointsStatement:
+    """A member's balance (from the chain) and every earn and redeem (`points_history`)."""
+    lines = points_history(crm, who, member)
+    return PointsStatement(crm.coalition.loyalty.balance_of(member), lines)

@@ -6,6 +6,7 @@ verify against the chain reach `ml`; what does not verify is counted and reporte
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from collections.abc import Callable
@@ -191,6 +192,36 @@ def model_card(crm: Crm, who: Principal, model_id: int) -> dict[str, Any]:
         raise NotFound(f"no model {model_id} in this store")
     card: dict[str, Any] = json.loads(row.card_json)
     return card
+
+
+@dataclass(frozen=True)
+class FeatureShape:
+    name: str
+    meaning: str
+    cuts: tuple[float, ...]
+    scores: tuple[float, ...]  # one per bin between the cuts: the term the feature adds to the logit
+
+
+def model_shapes(crm: Crm, who: Principal, model_id: int) -> list[FeatureShape]:
+    """Each feature's shape in a registered glass box, read from the model's own bytes once they hash to
+    what the chain registered (a model holds no personal data: anyone in the consortium may read it)."""
+    del who
+    from ml.features import BY_NAME
+    from ml.glassbox import GlassBox
+
+    with crm.unit_of_work() as db:
+        row = models.by_onchain_id(db, model_id)
+    if row is None:
+        raise NotFound(f"no model {model_id} in this store")
+    raw = row.model_json.encode()
+    if hashlib.sha256(raw).digest() != crm.coalition.decisions.model(model_id).model_hash:
+        raise InvalidInput(f"the stored model {model_id} does not hash to the one registered on chain")
+    model = GlassBox.from_bytes(raw)
+    # scores[i] holds the missing slot first and the unknown slot last: the bins lie between them
+    return [
+        FeatureShape(name, BY_NAME[name].meaning if name in BY_NAME else "", cuts, scores[1 : len(cuts) + 2])
+        for name, cuts, scores in zip(model.features, model.cuts, model.scores, strict=True)
+    ]
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,7 @@ class AnchorEvent:
     size: int
     previous_size: int
     block_number: int
+    tx_hash: str = ""
 
 
 # An anchor costs ~227k-242k gas for a partner's first head (its consistency proof from the genesis
@@ -160,16 +161,18 @@ class AnchorClient(ContractClient):
             if len(ids) < HEADS_PAGE:
                 return found
 
-    def anchored_events(self, partner: str | None = None) -> list[AnchorEvent]:
-        """Every `BatchAnchored` event (of `partner`, or of every partner), oldest first: what the
-        chain logged, read independently of its storage (one eth_getLogs, decoded here: the fields are
-        fixed-size words)."""
+    def anchored_events(
+        self, partner: str | None = None, from_block: int = 0, to_block: int | str = "latest"
+    ) -> list[AnchorEvent]:
+        """Every `BatchAnchored` event (of `partner`, or of every partner; in blocks `from_block` to
+        `to_block`), oldest first: what the chain logged, read independently of its storage (one
+        eth_getLogs, decoded here: the fields are fixed-size words)."""
         event = self.contract.events.BatchAnchored
         topics: list[str | None] = ["0x" + bytes(event_abi_to_log_topic(event().abi)).hex()]
         if partner is not None:
             topics += [None, "0x" + bytes(12).hex() + to_checksum_address(partner)[2:].lower()]
         logs = self.chain.raw_logs(
-            {"address": self.contract.address, "fromBlock": 0, "toBlock": "latest", "topics": topics}
+            {"address": self.contract.address, "fromBlock": from_block, "toBlock": to_block, "topics": topics}
         )
         return [
             AnchorEvent(
@@ -179,9 +182,17 @@ class AnchorClient(ContractClient):
                 int.from_bytes(log.data[32:64], "big"),
                 int.from_bytes(log.data[64:96], "big"),
                 log.block_number,
+                "0x" + log.tx_hash.hex(),
             )
             for log in logs
         ]
+
+    def anchored_call(self, tx_hash: str) -> tuple[bytes, int, list[bytes]]:
+        """The (root, size, consistency proof) an anchor transaction submitted, read from its calldata:
+        the proof the contract checked, which a monitor re-checks against the head it saw before."""
+        tx = self.chain.w3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
+        _, args = self.contract.decode_function_input(tx["input"])
+        return bytes(args["root"]), int(args["size"]), [bytes(c) for c in args["consistency"]]
 
     def partners(self) -> list[ChecksumAddress]:
         """Every address that ever anchored a head."""

@@ -224,3 +224,47 @@ def test_a_head_of_2_to_the_40_or_2_to_the_64_is_reported_at_once(crm, alice, cl
     assert len(claims) == 1 and f"claims {claimed - 1:,} records" in claims[0].detail
     report = verify_all(crm, content=False)  # every partner, the unknown logs too
     assert any("not walked" in r.detail for r in report.failures)
+
+
+def test_a_moved_members_data_is_erased_by_the_store_that_holds_it_once_the_chain_erased_it(crm, alice):
+    """Alice (no key) moves from acme to borealis by vote; acme's store still holds her data. Acme alone
+    may not erase her on chain any more (refused in words, nothing written); once her new home erased
+    her there, acme's `erase` finishes its store, and the chain's erasure is in acme's shred list."""
+    from api.usecases.erasure import reshred_erased
+
+    vote_home_move(crm, P("borealis"), alice, "borealis")
+    assert vote_home_move(crm, P("cafe"), alice, "borealis").done
+    with pytest.raises(NotAllowed, match="erased there by its home or by a vote"):
+        erase_customer(crm, P("acme"), alice)
+    assert status(crm, alice) is CustomerStatus.ACTIVE and receipts(crm) == 0
+    crm.coalition.members.erase(crm.signer("borealis"), alice)  # her home now
+    assert ("acme", alice) in [(name, member) for name, member, _ in reshred_erased(crm)]
+    receipt, _ = erase_customer(crm, P("acme"), alice)
+    assert receipt.anchored_batch_id is not None and status(crm, alice) is CustomerStatus.ERASED
+
+
+def test_the_new_refusals_read_as_words():
+    from api.messages import describe
+
+    member, partner = b"\x01" * 32, "0x" + "ab" * 20
+    assert "(to erase it) has 1 of the 2 votes" in describe(
+        errors.MemberResetQuorumNotReached(member=member, newSigner="0x" + "00" * 40, votes=1, needed=2)
+    )
+    far = describe(errors.MemberDeadlineTooFar(member=member, deadline=2**255, latest=1_765_000_000))
+    assert "seconds after 1970 is too far ahead" in far and "2025-12-06" in far
+    assert "not of 0xabab" in describe(errors.AnchorNotOwnLog(partner=partner, root=b"\x02" * 32, size=8))
+    assert "at most 1,048,576 leaves" in describe(
+        errors.AnchorGrowthAboveCap(headSize=1, size=2**40, cap=2**20)
+    )
+    assert "daily cap of 10,000,000,000,000" in describe(
+        errors.LoyaltyPeriodCapExceeded(partner=partner, issued=10**13 - 5, amount=6, cap=10**13)
+    )
+    for refusal in (
+        errors.MemberSignerIsContract(signer=partner),
+        errors.MemberSignatureRequired(member=member),
+        errors.MemberSameHome(member=member, home=partner),
+        errors.MemberHomeNotPartner(member=member, home=partner),
+        errors.MemberInvalidVote(kind=2, target=partner),
+    ):
+        line = describe(refusal)
+        assert line.startswith("refused by the chain: ") and "(" not in line.split(": ", 1)[1][:3]

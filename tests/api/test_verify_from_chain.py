@@ -35,6 +35,7 @@ from api.usecases.consent import (
     stage_consents,
     withdraw_consent,
 )
+from api.usecases.customer_keys import customer_binding
 from api.usecases.customers import PII_FIELD, register_customer, show_customer
 from api.usecases.erasure import erase_customer, reshred_erased
 from api.usecases.export import export_member
@@ -449,7 +450,11 @@ def test_a_signed_consent_relayed_by_another_partner_counts_as_signed_on_chain(c
     follows it into its store, and a withdrawal relayed anywhere stops cafe's processing at once."""
     key = Account.create()
     bea = register_customer(
-        crm, P("acme"), CustomerCreate(name="Bea", email="bea@example.org"), signer=key.address
+        crm,
+        P("acme"),
+        CustomerCreate(name="Bea", email="bea@example.org"),
+        signer=key.address,
+        binding=customer_binding(crm, key),
     )
     cafe, loyalty = crm.signer("cafe").address, purpose_id("loyalty")
 
@@ -471,7 +476,7 @@ def test_a_signed_consent_relayed_by_another_partner_counts_as_signed_on_chain(c
 
     assert follow_consents(crm, P("cafe")).recorded == 1
     assert follow_consents(crm, P("cafe")).recorded == 0  # idempotent
-    (followed,) = consent_history(crm, P("cafe"), bea, "cafe")
+    (followed,) = consent_history(crm, OPERATOR, bea, "cafe")
     assert followed.on_chain and followed.receipt.status is ConsentStatus.GIVEN
     assert not failures(crm)
 
@@ -480,7 +485,7 @@ def test_a_signed_consent_relayed_by_another_partner_counts_as_signed_on_chain(c
         earn_points(crm, P("cafe"), PointsRequest(bea, 5))
     assert not failures(crm) and reconcile_store(crm, OPERATOR).ok
     assert follow_consents(crm, OPERATOR).withdrawn == 1
-    history = consent_history(crm, P("cafe"), bea, "cafe")
+    history = consent_history(crm, OPERATOR, bea, "cafe")
     assert [e.receipt.status for e in history][-1] is ConsentStatus.WITHDRAWN and all(
         e.on_chain for e in history
     )

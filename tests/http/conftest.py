@@ -5,6 +5,7 @@ credentials. Tests share the state and make their own customers, so none depends
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,16 +68,20 @@ class Customer:
     key: LocalAccount | None
 
 
-@pytest.fixture(scope="session")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    home: Path = tmp_path_factory.mktemp("http")
+@contextmanager
+def open_api(home: Path, *, batch_max_leaves: int = 8) -> Iterator[Api]:
+    """An API over a new in-process chain and a store in `home`: the founders acme, borealis and cafe,
+    and an auditor voted in."""
     backend = EthTesterBackend()
     founders = backend.accounts[:3]
     coalition = Coalition.deploy(backend, founders=founders, deployer=founders[0])
     auditor = Account.create()
     coalition.consortium.decide(founders, Action.ADMIT_AUDITOR, auditor.address)
     settings = Settings(
-        environment="development", home=home, batch_max_leaves=8, http_rate_limit="100000/minute"
+        environment="development",
+        home=home,
+        batch_max_leaves=batch_max_leaves,
+        http_rate_limit="100000/minute",
     )
     crm = Crm.open(settings, coalition)
     for name, account in zip(PARTNERS, founders, strict=True):
@@ -85,6 +90,12 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     with TestClient(app, raise_server_exceptions=False) as client:
         yield Api(crm, client, auditor)
     crm.close()
+
+
+@pytest.fixture(scope="session")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    with open_api(tmp_path_factory.mktemp("http")) as opened:
+        yield opened
 
 
 def sign_in_over(client: TestClient, account: LocalAccount) -> dict[str, Any]:

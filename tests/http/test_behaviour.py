@@ -116,3 +116,78 @@ def test_a_body_sent_without_a_length_is_cut_at_the_limit(api: Api) -> None:
 def test_a_query_parameter_given_twice_is_refused(api: Api) -> None:
     answer = api.client.get("/v1/customers?search=a&search=b", headers=api.key("acme"))
     assert answer.status_code == 422 and "search" in answer.json()["detail"]
+
+
+def test_an_idempotency_key_still_being_answered_is_409(api: Api) -> None:
+    from api.http.deps import credential_id
+
+    headers = api.key("acme")
+
+    class Asked:  # the credential id as the server computes it from the request's headers
+        cookies: dict[str, str] = {}  # noqa: RUF012 - a stand-in for a request, read only
+
+        def __init__(self, headers: dict[str, str]) -> None:
+            self.headers = {k.lower(): v for k, v in headers.items()}
+
+    credential = credential_id(Asked(headers))  # type: ignore[arg-type]
+    assert credential is not None
+    body = b'{"name": "In Flight"}'
+    import hashlib
+
+    from offchain.repositories import idempotency
+
+    digest = hashlib.sha256(b"\0".join((b"POST", b"/v1/customers", b"", body))).digest()
+    with api.crm.unit_of_work() as db:
+        assert idempotency.claim(db, credential, "in-flight-1", digest) is None  # a first request, unanswered
+    answer = api.client.post(
+        "/v1/customers",
+        headers={**headers, "Idempotency-Key": "in-flight-1", "Content-Type": "application/json"},
+        content=body,
+    )
+    assert answer.status_code == 409 and "still being answered" in answer.json()["detail"]
+
+
+def test_the_docs_need_no_network(api: Api) -> None:
+    page = api.client.get("/docs").text
+    assert "/static/vendor/swagger-ui/swagger-ui-bundle.js" in page
+    assert "cdn." not in page and "https://" not in page.replace("https://ledgercrm.dev/problems/", "")
+    assert api.client.get("/static/vendor/swagger-ui/swagger-ui-bundle.js").status_code == 200
+    schema = api.client.get("/openapi.json").json()
+    assert schema["openapi"].startswith("3.1")
+    assert "Problem" in schema["components"]["schemas"]
+    assert {"HTTPBearer", "APIKeyCookie"} <= set(schema["components"]["securitySchemes"])
+
+
+def test_concurrent_writes_on_each_store(db_url: str, tester_coalition, tmp_path) -> None:
+    """The same, on SQLite and on PostgreSQL: one writer at a time, every write lands."""
+    from api.context import Crm
+    from api.principal import Principal
+    from api.settings import Settings
+    from api.usecases import access
+    from api.usecases.partners import register_partner
+
+    settings = Settings(
+        environment="development",
+        home=tmp_path,
+        database_url=db_url,
+        keystore_url=str(tmp_path / "keys.sqlite"),
+        http_rate_limit="100000/minute",
+    )
+    crm = Crm.open(settings, tester_coalition)
+    try:
+        register_partner(crm, "acme", tester_coalition.chain.backend.accounts[0])
+        headers = {"Authorization": f"Bearer {access.issue_token(crm, Principal.of_partner('acme')).key}"}
+        with TestClient(create_app(settings, crm)) as client:
+
+            def create(n: int) -> int:
+                answer = client.post("/v1/customers", headers=headers, json={"name": f"Store {n}"})
+                reads = client.get("/v1/customers?limit=5", headers=headers)
+                return int(answer.status_code * 1000 + reads.status_code)
+
+            with ThreadPoolExecutor(max_workers=6) as pool:
+                codes = list(pool.map(create, range(12)))
+            listed = client.get("/v1/customers?limit=50", headers=headers).json()
+        assert codes == [201200] * 12
+        assert listed["total"] == 12
+    finally:
+        crm.close()

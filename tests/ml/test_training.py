@@ -35,6 +35,9 @@ def test_the_card_says_what_was_trained_on_and_how_it_did(trained):
             assert metric["low"] <= metric["value"] <= metric["high"]
     assert card["metrics"]["EBM (registered)"]["auc"]["value"] > 0.6  # the synthetic churners are learnable
     assert card["challengerShapAdditivityMaxError"] < 1e-6
+    roc, calibration = card["curves"]["roc"], card["curves"]["calibration"]
+    assert roc[0] == [0.0, 0.0] and roc[-1] == [1.0, 1.0]
+    assert sum(n for _, _, n in calibration) == card["split"]["holdout"]["members"]
     fairness = card["fairness"]
     assert set(fairness["ratios"]) == {"selection_rate", "false_positive_rate"}
     assert all(0 <= v <= 1 for v in fairness["ratios"].values())

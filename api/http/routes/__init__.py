@@ -4,12 +4,39 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.http.routes import audit, auth, customers, health, jobs, me, partners
+from api.http.routes import (
+    audit,
+    auth,
+    consents,
+    customers,
+    decisions,
+    events,
+    evidence,
+    governance,
+    health,
+    imports,
+    interactions,
+    jobs,
+    me,
+    models,
+    partners,
+    points,
+)
 
 ROUTERS: list[APIRouter] = [
     health.router,
     auth.router,
     customers.router,
+    interactions.router,
+    consents.router,
+    points.router,
+    decisions.router,
+    decisions.disclosure_router,
+    models.router,
+    evidence.router,
+    governance.router,
+    imports.router,
+    events.router,
     partners.router,
     jobs.router,
     me.router,

@@ -16,6 +16,7 @@ from api.http.idempotency import IdempotentRoute
 from api.http.problems import responses
 from api.http.routes.common import MemberPath, hexid, member_bytes
 from api.usecases import customers, erasure, export, models, signing
+from api.usecases.timeline import customer_timeline as timeline_of
 from offchain.models import CustomerCreate
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"], route_class=IdempotentRoute)
@@ -223,3 +224,24 @@ def recommend(
     return Recommendations(
         member=member.lower(), items=models.recommendations(crm, who, member_bytes(member), top)
     )
+
+
+class TimelineEntry(BaseModel):
+    at: str
+    event: str
+    detail: str
+    block: int | None = None
+    leaf: int | None = None
+    anchored: bool | None = None
+
+
+@router.get(
+    "/{member}/timeline", response_model=list[TimelineEntry], responses=ERRORS, **needs("customers:read")
+)
+def timeline(member: MemberPath, who: PartnerDep, crm: CrmDep) -> list[TimelineEntry]:
+    """Every change to the customer's record, oldest first: registration, each update of personal data
+    (a leaf of your log: when, and which fields, never the values), consent, points, decisions, erasure."""
+    return [
+        TimelineEntry.model_validate({k: v for k, v in entry.items() if k in TimelineEntry.model_fields})
+        for entry in timeline_of(crm, who, member_bytes(member))
+    ]
