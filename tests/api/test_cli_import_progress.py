@@ -7,6 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 import api.cli
+import api.cli.imports
 from api.cli import PlainProgress, app
 
 runner = CliRunner()
@@ -71,7 +72,7 @@ def test_an_import_into_a_pipe_shows_progress_lines(tmp_path, anvil_url, monkeyp
     for args in (["init", "--chain", anvil_url], ["partner", "add", "acme"]):
         result = runner.invoke(app, ["--home", str(home), *args])
         assert result.exit_code == 0, result.output
-    monkeypatch.setattr(api.cli, "PLAIN_PROGRESS_EVERY", 0.0)  # a line per update: the run is short
+    monkeypatch.setattr(api.cli.imports, "PLAIN_PROGRESS_EVERY", 0.0)  # a line per update: the run is short
     command = ["import", "synthetic", "--partner", "acme", "--customers", "20", "--interactions", "300"]
     result = runner.invoke(app, ["--home", str(home), *command])
     assert result.exit_code == 0, result.output

@@ -1,0 +1,226 @@
+"""Shared by every command: the root app, consoles, options, error handling, Typer's display."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
+
+import typer
+import typer.rich_utils
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+from typer.core import TyperOption
+
+from api.errors import CrmError
+from api.principal import Principal
+from offchain.errors import VaultError
+
+if TYPE_CHECKING:
+    from api.context import Crm
+
+
+app = typer.Typer(
+    help="ledgercrm: a permissioned, ledger-backed CRM with an audit trail.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+# soft_wrap: member ids and addresses must never be split across lines, even in a pipe
+# markup=False: what is printed holds the user's own text (names, keys, data), which Rich would read as
+# markup wherever it has square brackets; styled parts are `Text` instead.
+console = Console(soft_wrap=True, highlight=False, markup=False)
+errors = Console(stderr=True, soft_wrap=True, highlight=False, markup=False)
+T = TypeVar("T")
+
+HomeOption = Annotated[
+    Path,
+    typer.Option("--home", envvar="LEDGERCRM_HOME", help="the home folder that `init` created"),
+]
+PartnerOption = Annotated[
+    str, typer.Option("--partner", metavar="NAME", help="the partner's name, e.g. acme")
+]
+
+
+def _one_line_usage_error(exc: Any) -> None:
+    """A malformed command line is one line on stderr (exit 2, the usage error's code), like every other
+    mistake, instead of Typer's boxed usage wrapped at 80 columns in a pipe."""
+    ctx = getattr(exc, "ctx", None)
+    where = f" (`{ctx.command_path} --help` lists what it takes)" if ctx is not None else ""
+    errors.print(Text.assemble(("error: ", "red"), exc.format_message() + where))
+
+
+def _flag_type(self: TyperOption, ctx: typer.Context) -> str | None:
+    """An on/off flag takes no value: the help shows no type for it (Typer would show `<bool>`)."""
+    if self.is_flag and not self.count:
+        return None
+    return _option_type(self, ctx)
+
+
+# Typer looks these up at call time: usage errors and option types, our way, in every command.
+typer.rich_utils.rich_format_error = _one_line_usage_error  # type: ignore[assignment]
+_option_type = TyperOption.display_type_rich
+TyperOption.display_type_rich = _flag_type  # type: ignore[method-assign,assignment]
+
+
+def parse_member(value: str) -> bytes:
+    text = value.removeprefix("0x")
+    if len(text) != 64:
+        raise typer.BadParameter(f"a member id is 0x followed by 64 hex digits, not {value!r}")
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        raise typer.BadParameter(f"a member id is 0x followed by 64 hex digits, not {value!r}") from None
+
+
+MemberOption = Annotated[
+    bytes,
+    typer.Option("--member", parser=parse_member, metavar="MEMBER", help="member id (0x + 64 hex digits)"),
+]
+MemberArgument = Annotated[
+    bytes, typer.Argument(parser=parse_member, metavar="MEMBER", help="member id (0x + 64 hex digits)")
+]
+
+
+SignatureOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--signature",
+        metavar="FILE",
+        help="the customer's signature file (`ledgercrm customer sign ...`, run by her): needed for a"
+        " member with a key",
+    ),
+]
+
+
+def _signature(path: Path | None) -> Any:
+    """The customer's signature file as a SignedMessage, or None if no file was given."""
+    if path is None:
+        return None
+    from api.usecases.signing import read_signature_file
+
+    with user_errors():
+        return read_signature_file(path)
+
+
+class State:
+    home: Path = Path(".ledgercrm")
+
+
+state = State()
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        console.print(f"ledgercrm {version('ledger-crm')}", markup=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    home: HomeOption = Path(".ledgercrm"),
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version and exit")
+    ] = False,
+) -> None:
+    """ledgercrm: a permissioned, ledger-backed CRM with an audit trail."""
+    state.home = home
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """One line on stderr and a non-zero exit. The message is printed as it is: Rich markup would eat
+    anything in square brackets."""
+    errors.print(Text.assemble(("error: ", "red"), message))
+    raise typer.Exit(code)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Domain errors become one line and exit code 1."""
+    # imported here, not at the top: `--help` and `--version` need neither web3 nor SQLAlchemy
+    from sqlalchemy.exc import OperationalError
+
+    from api.messages import describe
+    from ledger.errors import LedgerError
+
+    try:
+        yield
+    except (CrmError, LedgerError, VaultError) as exc:
+        fail(describe(exc))
+    except OperationalError as exc:
+        if "database is locked" not in str(exc):
+            raise
+        fail("the store is busy: another ledgercrm command is writing to it; try again when it has finished")
+
+
+def with_crm(action: Callable[[Crm], T]) -> T:
+    from api.usecases.home import open_crm
+
+    with user_errors():
+        crm = open_crm(state.home)
+        for partner, member, block in crm.reshredded:
+            errors.print(
+                f"warning: the key store held a data key of {partner}'s member 0x{member.hex()}, which the"
+                f" chain erased in block {block} (a key store restored from a backup?): shredded it again"
+            )
+        try:
+            return action(crm)
+        finally:
+            crm.close()
+
+
+def show_wide(table: Table) -> None:
+    """Print a table at its natural width. In a pipe Rich assumes 80 columns and would split member ids,
+    hashes and intervals across lines, which no script (or person) can read back."""
+    natural = Console(width=10_000).measure(table).maximum
+    wide = Console(file=sys.stdout, width=max(console.width, natural), highlight=False, markup=False)
+    wide.print(table)
+
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
+
+
+def hexid(value: bytes) -> str:
+    return "0x" + value.hex()
+
+
+def as_partner(name: str) -> Principal:
+    return Principal.of_partner(name)
+
+
+# A command that names no partner acts as this home's operator: for every partner it holds keys of.
+OPERATOR = Principal.operator()
+
+
+ConsortiumOption = Annotated[
+    str | None,
+    typer.Option(
+        metavar="ADDRESS",
+        help="the Consortium you trust (given out of band): refuse any deployment that is not its own",
+    ),
+]
+
+
+def _parse_time(value: str | None, option: str = "--expires") -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"not an ISO 8601 time: {value!r}", param_hint=option) from None
+    if parsed.tzinfo is None:
+        raise typer.BadParameter("give a time zone, e.g. 2027-01-01T00:00:00+00:00", param_hint=option)
+    return parsed
+
+
+PurposeOption = Annotated[str, typer.Option(metavar="PURPOSE", help="e.g. loyalty, profiling, marketing")]
+
+
+AmountOption = Annotated[int, typer.Option(metavar="POINTS", help="whole points, at least 1")]
