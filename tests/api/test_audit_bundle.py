@@ -58,7 +58,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, anvil_url: str) -> Iterator[
     coalition = Coalition.deploy(backend, founders=backend.accounts[:3])
     crm = _crm(coalition, tmp_path_factory.mktemp("bundle"))
     import_synthetic(crm, ACME, seed=7, customers=100, interactions=1200, in_process=True)
-    model_id = train_model(crm, ACME, horizon_days=90, as_of=HOLDOUT).model_id
+    model_id = train_model(crm, ACME, horizon_days=90, as_of=HOLDOUT, backtest=False).model_id
     with crm.unit_of_work() as db:
         members = [c.member_id for c in customers.of_partner(db, crm.partner(db, "acme").id)]
     stage_consents(crm, ACME, members[:40], "profiling")

@@ -49,7 +49,7 @@ def journey(anvil_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     crm = Crm.open(settings, coalition)
     register_partner(crm, "acme", backend.accounts[0])
     import_synthetic(crm, ACME, seed=11, customers=150, interactions=2000, in_process=True)
-    model_id = train_model(crm, ACME, horizon_days=90, as_of=HOLDOUT).model_id
+    model_id = train_model(crm, ACME, horizon_days=90, as_of=HOLDOUT, backtest=False).model_id
     with crm.unit_of_work() as db:
         members = [c.member_id for c in customers.of_partner(db, crm.partner(db, "acme").id)]
     stage_consents(crm, ACME, members, "profiling")

@@ -56,7 +56,9 @@ def cafe(api: Api) -> dict[str, Any]:
     trained = _job(
         api,
         api.client.post(
-            "/v1/models", headers=headers, json={"horizon_days": 90, "as_of": "2024-09-01T00:00:00Z"}
+            "/v1/models",
+            headers=headers,
+            json={"horizon_days": 90, "as_of": "2024-09-01T00:00:00Z", "backtest": False},
         ),
         headers,
     )

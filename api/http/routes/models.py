@@ -37,6 +37,7 @@ class TrainIn(BaseModel):
     as_of: AwareDatetime | None = Field(
         default=None, description="the holdout's as-of date (default: from the data)"
     )
+    backtest: bool = Field(default=True, description="the three-cut backtest in the card (minutes of work)")
 
 
 class SegmentOut(BaseModel):
@@ -101,7 +102,12 @@ def train(body: TrainIn, who: PartnerDep, crm: CrmDep, request: Request, respons
 
     def work(progress: Any) -> dict[str, Any]:
         done = models.train_model(
-            crm, who, horizon_days=body.horizon_days, as_of=body.as_of, step=lambda what: progress(0.0, what)
+            crm,
+            who,
+            horizon_days=body.horizon_days,
+            as_of=body.as_of,
+            backtest=body.backtest,
+            step=lambda what: progress(0.0, what),
         )
         return {
             "model_id": done.model_id,
