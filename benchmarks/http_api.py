@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import statistics
 import subprocess
@@ -197,6 +198,8 @@ def main() -> None:
                 [CLI, "--home", str(home), "serve", "--port", str(port)],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
+                # the load generator is one credential: measure the server, not its per-credential limit
+                env={**os.environ, "LEDGERCRM_HTTP_RATE_LIMIT": "1000000/minute"},
             )
             base = f"http://127.0.0.1:{port}"
             for _ in range(300):
