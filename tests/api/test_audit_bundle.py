@@ -26,15 +26,12 @@ from api.usecases.consent import give_consent, send_staged_consents, stage_conse
 from api.usecases.customers import register_customer, show_customer
 from api.usecases.decisions import disclose_decision, score
 from api.usecases.erasure import erase_customer
-from api.usecases.imports import import_synthetic
 from api.usecases.interactions import record_interactions
 from api.usecases.loyalty import PointsRequest, earn_points, redeem_points
-from api.usecases.models import train_model
 from api.usecases.partners import register_partner
-from ledger.backends import RpcBackend
 from ledger.coalition import Coalition
 from offchain.models import CustomerCreate
-from offchain.repositories import customers
+from tests.fixtures.trained import TRAINED, TrainedHome, forked
 
 ACME = Principal.of_partner("acme")
 HOLDOUT = datetime(2024, 9, 1, tzinfo=UTC)
@@ -49,18 +46,20 @@ def _crm(coalition: Coalition, home: Path) -> Crm:
     return crm
 
 
+pytestmark = pytest.mark.xdist_group(TRAINED)
+
+
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory, anvil_url: str) -> Iterator[dict[str, Any]]:
-    """acme with synthetic customers, a registered model, decisions on chain, two customers of its own
-    (Alice with an interaction, consent and points; Bob erased), everything anchored; and its bundle.
-    On anvil: an auditor's node answers eth_getLogs at once, eth-tester scans every receipt."""
-    backend = RpcBackend(anvil_url)
-    coalition = Coalition.deploy(backend, founders=backend.accounts[:3])
-    crm = _crm(coalition, tmp_path_factory.mktemp("bundle"))
-    import_synthetic(crm, ACME, seed=7, customers=100, interactions=1200, in_process=True)
-    model_id = train_model(crm, ACME, horizon_days=90, as_of=HOLDOUT, backtest=False).model_id
-    with crm.unit_of_work() as db:
-        members = [c.member_id for c in customers.of_partner(db, crm.partner(db, "acme").id)]
+def world(tmp_path_factory: pytest.TempPathFactory, trained_home: TrainedHome) -> Iterator[dict[str, Any]]:
+    """acme with synthetic customers and its registered model (the trained home, forked), decisions on
+    chain, two customers of its own (Alice with an interaction, consent and points; Bob erased),
+    everything anchored; and its bundle. On anvil: an auditor's node answers eth_getLogs at once,
+    eth-tester scans every receipt."""
+    with forked(trained_home, tmp_path_factory.mktemp("bundle") / "home", batch_max_leaves=64) as crm:
+        yield _world(crm, trained_home.model_id, trained_home.members)
+
+
+def _world(crm: Crm, model_id: int, members: list[bytes]) -> dict[str, Any]:
     stage_consents(crm, ACME, members[:40], "profiling")
     send_staged_consents(crm, ACME)
     decided = score(crm, ACME, members[:40], model_id=model_id, as_of=AS_OF).decided
@@ -81,7 +80,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, anvil_url: str) -> Iterator[
     anchor_now(crm, ACME)
     disclosure = disclose_decision(crm, ACME, decided[0])
     bundle = audit.make_bundle(crm, ACME, disclosures=[disclosure])
-    yield {
+    return {
         "crm": crm,
         "bundle": bundle,
         "alice": alice,
@@ -90,7 +89,6 @@ def world(tmp_path_factory: pytest.TempPathFactory, anvil_url: str) -> Iterator[
         "decided": decided,
         "disclosure": disclosure,
     }
-    crm.close()
 
 
 def _verify(world: dict[str, Any], bundle: dict[str, Any]) -> audit.AuditReport:
