@@ -203,14 +203,16 @@ document.addEventListener("submit", async (event) => {
   const button = form.querySelector("button[type=submit]");
   button.disabled = true;
   try {
-    const started = await api("POST", "/v1/audit/verifications");
+    // the auditor's run by default; a partner's form names its own route and findings page
+    const started = await api("POST", form.dataset.verifyJob || "/v1/audit/verifications");
     let job = { status: "queued", progress: 0, message: "" };
     while (job.status === "queued" || job.status === "running") {
       status.textContent = `Verifying: ${Math.round(job.progress * 100)}%${job.message ? `, ${job.message}` : ""}`;
       await sleep(300);
-      job = await api("GET", started.location);
+      job = await api("GET", started.location || `/v1/jobs/${encodeURIComponent(started.job)}`);
     }
-    const response = await fetch(`/audit/verification/jobs/${encodeURIComponent(job.id)}`, {
+    const findings = form.dataset.findings || "/audit/verification/jobs/";
+    const response = await fetch(`${findings}${encodeURIComponent(job.id)}`, {
       credentials: "same-origin",
       headers: { Accept: "text/html" },
     });
