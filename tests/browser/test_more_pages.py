@@ -100,12 +100,12 @@ def test_partner_sees_its_log_and_runs_a_verification_with_progress(
         crm, Principal.of_partner("acme"), [NewInteraction(world.members["chen"], "visit", {"store": "N1"})]
     )
     page.reload()
-    expect(page.locator("[data-pending]")).to_contain_text("1 leaves, the oldest recorded")
+    expect(page.locator("[data-pending]")).to_contain_text("1 leaf, the oldest recorded")
     page.wait_for_load_state()
     page.get_by_role("button", name="Verify my records").click()
     expect(page.locator("[data-job-status]")).to_have_text("Verification finished.", timeout=30_000)
     expect(page.locator("[data-verification-result]")).to_contain_text("No findings")
-    expect(page.locator("[data-verification-result]")).to_contain_text("1 leaves not yet anchored")
+    expect(page.locator("[data-verification-result]")).to_contain_text("1 leaf not yet anchored")
     assert any(m == "POST" and u.endswith("/v1/verifications") for m, u, _ in watch.requests)
     page.reload()  # the last run's result and when, kept
     expect(page.locator("[data-verification-result]")).to_contain_text("Finished")

@@ -14,9 +14,12 @@ from sqlalchemy import make_url
 
 from api.errors import CustomerIsErased
 from api.principal import Principal
-from api.usecases.customers import show_customer
+from api.usecases.customers import PII_FIELD, show_customer
+from api.usecases.decisions import list_decisions, score
 from ledger.clients import purpose_id
 from ledger.clients.consent import ConsentSource
+from offchain.errors import CustomerErased
+from offchain.repositories import customers
 from tests.browser.conftest import (
     PASSPHRASE,
     Live,
@@ -344,6 +347,14 @@ def test_a_customer_erases_herself_after_a_confirmation(
     context: BrowserContext, page: Page, live: Live, world: World
 ) -> None:
     dana = world.members["dana"]
+    crm, acme = world.crm, Principal.of_partner("acme")
+    # before: acme's model decided about her, and her record opens with acme's keys
+    assert any(d.member == dana for d in list_decisions(crm, acme, dana))
+    with crm.unit_of_work() as db:
+        sealed = customers.owned(db, crm.partner(db, "acme").id, dana)
+        assert sealed is not None
+        pii = sealed.pii_ciphertext
+    assert b"Dana Okafor" in crm.vault.decrypt("acme", dana, PII_FIELD, pii)
     session_for(context, live, world, "dana")
     page.goto(live.url + "/me")
     page.get_by_role("link", name="Ask for everything about you to be erased").click()
@@ -361,10 +372,17 @@ def test_a_customer_erases_herself_after_a_confirmation(
     page.get_by_role("button", name="Erase me").click()
     expect(page.get_by_role("heading", name="You have been erased")).to_be_visible(timeout=30_000)
 
-    crm = world.crm
     assert crm.coalition.members.member(dana).erased
     assert not crm.coalition.consent.is_valid(dana, crm.signer("acme").address, purpose_id("loyalty"))
     with pytest.raises(CustomerIsErased):
         show_customer(crm, Principal.of_partner("acme"), dana)  # her data no longer decrypts
     response = context.request.get(live.url + "/me")  # her session ended with the erasure
     assert response.status == 401 and "Dana" not in response.text()
+    # the partner's next score skips her, and what was sealed under her key no longer opens
+    before = {d.decision_id for d in list_decisions(crm, acme)}
+    again = score(crm, acme)
+    assert again.erased == 1  # counted as erased, never scored
+    new = [d for d in list_decisions(crm, acme) if d.decision_id not in before]
+    assert len(new) == len(again.decided) and dana not in {d.member for d in new}
+    with pytest.raises(CustomerErased):
+        crm.vault.decrypt("acme", dana, PII_FIELD, pii)
