@@ -25,6 +25,7 @@ from tests.browser.conftest import (
     Live,
     Watch,
     World,
+    assert_accessible,
     screenshot,
     session_for,
     sign_in_partner,
@@ -68,6 +69,7 @@ def test_customer_signs_in_with_a_keystore_and_sees_their_consents(
     held = page.evaluate("async () => (await import('/static/js/keys.js')).heldAddress()")
     assert held == world.addresses["alice"]
     screenshot(page, "privacy-centre")
+    assert_accessible(page)
     with page.expect_download() as download:
         page.get_by_role("link", name="Download everything held about you").click()
     exported = Path(download.value.path()).read_text()
@@ -122,6 +124,7 @@ def test_auditor_signs_in_sees_heads_and_a_finding_for_a_record_edited_behind_th
         expect(findings).to_contain_text(f"consent receipt {receipt} of acme", timeout=30_000)
         expect(findings).to_contain_text("tampered")
         screenshot(page, "auditor-finding")
+        assert_accessible(page)
     finally:
         with closing(sqlite3.connect(path)) as db, db:
             db.execute("UPDATE consent_receipts SET receipt_json = ? WHERE id = ?", (before, receipt))
@@ -221,6 +224,7 @@ def test_the_model_card_s_charts_render(
         box = chart.bounding_box()
         assert box is not None and box["width"] > 200 and box["height"] > 60, name
     screenshot(page, "model-card")
+    assert_accessible(page)
 
 
 def test_partner_awards_points_and_sees_settlement_move(
@@ -313,7 +317,8 @@ def test_auditor_checks_a_leaf_and_two_heads_with_the_contract(
     found = page.locator("[data-inclusion]")
     expect(found).to_contain_text("5 of acme")
     expect(found).to_contain_text("included")
-    first, second = (h.size for h in world.crm.coalition.anchor.heads(world.crm.signer("acme").address))
+    heads = world.crm.coalition.anchor.heads(world.crm.signer("acme").address)
+    first, second = heads[0].size, heads[1].size
     page.get_by_label("Leaves in the earlier head").fill(str(first))
     page.get_by_label("Leaves in the later head").fill(str(second))
     page.get_by_role("button", name="Check consistency").click()
@@ -335,6 +340,7 @@ def test_the_audit_report_is_one_html_file_that_holds_no_personal_data(
     expect(page.get_by_role("heading", name="Audit report")).to_be_visible()
     expect(page.get_by_role("img", name="Log heads over time")).to_be_visible()
     assert [url for _, url, _ in watch.requests] == [live.url + "/audit/report"]  # nothing else to load
+    assert_accessible(page)
     with page.expect_download() as download:
         page.get_by_role("link", name="Save this report as one HTML file").click()
     saved = Path(download.value.path()).read_text()
