@@ -19,7 +19,7 @@ LICENCES = {
 }
 
 
-def _versions(folder: Path = VENDOR) -> list[tuple[str, str, str, str]]:
+def _versions(folder: Path = VENDOR) -> list[tuple[Path, str, str, str]]:
     rows = []
     for line in (folder / "VERSIONS").read_text().splitlines():
         if line.strip() and not line.startswith("#"):
