@@ -138,7 +138,15 @@ def test_each_role_opening_another_role_s_page_gets_the_sign_in_page(
     principals = {"customer": "alice", "partner": "acme", "auditor": "auditor"}
     pages = {
         "customer": ["/me"],
-        "partner": ["/partner", f"/partner/customers/{alice}", "/partner/settlement", "/partner/models"],
+        "partner": [
+            "/partner",
+            f"/partner/customers/{alice}",
+            "/partner/settlement",
+            "/partner/models",
+            "/partner/segments",
+            "/partner/log",
+            "/partner/verification/jobs/0",
+        ],
         "auditor": [
             "/audit",
             "/audit/verification?run=true",
@@ -146,6 +154,8 @@ def test_each_role_opening_another_role_s_page_gets_the_sign_in_page(
             "/audit/erasures",
             "/audit/report",
             "/audit/verification/jobs/0",
+            "/audit/decisions",
+            "/audit/decisions?decision=0",
         ],
     }
     for role in ("anonymous", *principals):
@@ -272,6 +282,12 @@ def test_a_write_without_the_csrf_token_or_by_another_partner_changes_nothing(
     # borealis's session with acme's token: the token is the session's, not any session's
     mixed = context.request.post(url, form={"amount": "100"}, headers={"X-CSRF-Token": csrf})
     assert mixed.status == 401
+    # the auditor's one write-shaped page (a disclosure sent to reproduce a decision): the same rule
+    context.clear_cookies()
+    session_for(context, live, world, "auditor")
+    sent = {"disclosure": {"name": "d.json", "mimeType": "application/json", "buffer": b"{}"}}
+    forged = context.request.post(f"{live.url}/audit/decisions?decision=0", multipart=sent)
+    assert forged.status == 401 and "Sign in as a auditor" in forged.text()
     assert world.crm.coalition.loyalty.balance_of(bruno) == balance
 
 
