@@ -9,7 +9,7 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import BrowserContext, Page, Route, expect
+from playwright.sync_api import BrowserContext, FilePayload, Page, Route, expect
 from sqlalchemy import make_url
 
 from api.errors import CustomerIsErased
@@ -285,7 +285,9 @@ def test_a_write_without_the_csrf_token_or_by_another_partner_changes_nothing(
     # the auditor's one write-shaped page (a disclosure sent to reproduce a decision): the same rule
     context.clear_cookies()
     session_for(context, live, world, "auditor")
-    sent = {"disclosure": {"name": "d.json", "mimeType": "application/json", "buffer": b"{}"}}
+    sent: dict[str, str | float | bool | bytes | FilePayload] = {
+        "disclosure": {"name": "d.json", "mimeType": "application/json", "buffer": b"{}"}
+    }
     forged = context.request.post(f"{live.url}/audit/decisions?decision=0", multipart=sent)
     assert forged.status == 401 and "Sign in as a auditor" in forged.text()
     assert world.crm.coalition.loyalty.balance_of(bruno) == balance

@@ -23,6 +23,7 @@ from api.usecases.decisions import verify_decision
 from api.usecases.verification import verify
 
 router = APIRouter()
+LATEST_DECISIONS = 50  # listed on the decisions page; any other is reached by its number
 
 
 @router.get("/audit", response_model=None)
@@ -202,7 +203,8 @@ def _decisions(
         request,
         "pages/audit_decisions.html",
         status_code=422 if problem else 200,
-        decisions=every,
+        decisions=list(reversed(every[-LATEST_DECISIONS:])),  # a score run logs one per customer
+        total=len(every),
         chosen=chosen,
         check=check,
         disclosed=disclosure is not None,
