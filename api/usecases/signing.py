@@ -162,18 +162,23 @@ def erasure_typed_data(
     return crm.coalition.members.typed_data("Erasure", message)
 
 
-def binding_typed_data(crm: Crm, signer: str, *, deadline: int | None = None) -> tuple[bytes, dict[str, Any]]:
-    """A new member id, and the typed data by which the key `signer` signs its binding to it (nonce 0:
-    the member is new), for a customer enrolled with a key she holds (over HTTP, her device signs it)."""
+def binding_typed_data(
+    crm: Crm, signer: str, *, member: bytes | None = None, deadline: int | None = None
+) -> tuple[bytes, dict[str, Any]]:
+    """A member id, and the typed data by which the key `signer` signs its binding to it: a new member
+    id (nonce 0), for a customer enrolled with a key she holds (over HTTP, her device signs it); or
+    `member`, enrolled without a key, at its current nonce (an invitation: her browser makes the key and
+    signs)."""
     from offchain.vault import new_member_id
 
     if not is_address(signer):
         raise InvalidInput(f"signer: not an address: {signer!r}")
-    member = new_member_id()
+    nonce = 0 if member is None else crm.coalition.members.nonce_of(member)
+    member = new_member_id() if member is None else member
     message = {
         "member": _hex(member),
         "signer": to_checksum_address(signer),
-        "nonce": 0,
+        "nonce": nonce,
         "deadline": _deadline(crm, deadline),
     }
     return member, crm.coalition.members.typed_data("SignerBinding", message)
