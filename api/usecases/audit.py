@@ -31,7 +31,7 @@ from typing import Any
 from eth_utils import is_address, to_checksum_address
 
 from api.context import Crm
-from api.errors import InvalidInput, NotFound
+from api.errors import InvalidInput, MalformedInput, NotFound
 from api.evidence.anchoring import GENESIS_SIZE
 from api.principal import Principal
 from api.usecases.decisions import PROFILING, DecisionVerification, check_disclosure
@@ -1035,7 +1035,9 @@ def open_auditor_chain(
     from ledger.deployment import Deployment
 
     if consortium is not None and not is_address(consortium):
-        raise InvalidInput(f"--consortium takes a contract address (0x + 40 hex digits), not {consortium!r}")
+        raise MalformedInput(
+            f"--consortium takes a contract address (0x + 40 hex digits), not {consortium!r}"
+        )
     if deployment_file is None and consortium is None:
         raise InvalidInput(
             "give --consortium ADDRESS or --deployment FILE: the contracts come from what you hold,"

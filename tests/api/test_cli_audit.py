@@ -158,7 +158,7 @@ def test_the_auditors_mistakes_are_one_line(bundle, manifest, anvil_url, tmp_pat
         "audit", "verify", str(bundle), "--chain", anvil_url, "--consortium", "0x" + "11" * 20, code=1
     )
     assert len(out.strip().splitlines()) == 1 and "Consortium" in out
-    out = auditor("audit", "verify", str(bundle), "--chain", anvil_url, "--consortium", "acme", code=1)
+    out = auditor("audit", "verify", str(bundle), "--chain", anvil_url, "--consortium", "acme", code=2)
     assert len(out.strip().splitlines()) == 1 and "--consortium takes a contract address" in out
     other = "0x" + "22" * 20  # a manifest pinned to a Consortium that is not its own is refused
     out = auditor("audit", "verify", str(bundle), "--chain", anvil_url, "--deployment", str(manifest),
