@@ -12,6 +12,7 @@ from ledger.anvil import free_port, start_anvil
 from ledger.backends import Backend, EthTesterBackend, RpcBackend
 from ledger.coalition import Coalition
 from ledger.errors import BackendError
+from tests.fixtures.trained import TRAINED
 
 # the SQLite/PostgreSQL fixtures (db_url, engine, postgres_server, ...) and the trained home (trained_home,
 # forked) serve every test folder
@@ -32,20 +33,32 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """`--dist loadgroup` as `make test` runs it: the tests of an `xdist_group` on one worker, and every
-    other test with the rest of its file. pytest-xdist's own loadgroup spreads an ungrouped module's tests
-    over both workers, and each then builds that module's fixtures (a synthetic import, a CLI home, an
-    API) a second time; its loadfile cannot group modules that share a session fixture (the trained
-    home). Work units go out largest first (loadscope's order), so the two workers finish together."""
+    """`--dist loadgroup` as `make test` runs it: every test with the rest of its file on one worker, and
+    the files that fork the trained home (their source names `trained_home`) together on one worker,
+    which trains it once. pytest-xdist's own loadgroup does neither here: it spreads a module's tests
+    over both workers (each then builds that module's fixtures: a synthetic import, a CLI home, an API),
+    and it groups by a suffix it writes into each test's node id, which pytest 9 no longer lets it
+    write. Work units go out largest first (loadscope's order), and each worker takes the next as it
+    finishes, so the two end together."""
     if config.getvalue("dist") != "loadgroup":
         return None
+    from functools import cache
+
     from xdist.scheduler import LoadScopeScheduling
+
+    root = config.rootpath
+
+    @cache
+    def forks_the_trained_home(module: str) -> bool:
+        try:
+            return "trained_home" in (root / module).read_text()
+        except (OSError, UnicodeDecodeError):
+            return False
 
     class FileOrGroup(LoadScopeScheduling):  # type: ignore[misc]  # xdist ships no types
         def _split_scope(self, nodeid: str) -> str:
-            if nodeid.rfind("@") > nodeid.rfind("]"):  # loadgroup's marking: "<test id>@<group>"
-                return nodeid.rsplit("@", 1)[-1]
-            return nodeid.split("::", 1)[0]
+            module = nodeid.split("::", 1)[0]
+            return TRAINED if forks_the_trained_home(module) else module
 
     return FileOrGroup(config, log)
 

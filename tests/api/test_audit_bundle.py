@@ -31,7 +31,7 @@ from api.usecases.loyalty import PointsRequest, earn_points, redeem_points
 from api.usecases.partners import register_partner
 from ledger.coalition import Coalition
 from offchain.models import CustomerCreate
-from tests.fixtures.trained import TRAINED, TrainedHome, forked
+from tests.fixtures.trained import TrainedHome, forked
 
 ACME = Principal.of_partner("acme")
 HOLDOUT = datetime(2024, 9, 1, tzinfo=UTC)
@@ -44,9 +44,6 @@ def _crm(coalition: Coalition, home: Path) -> Crm:
     register_partner(crm, "acme", coalition.chain.backend.accounts[0])
     register_partner(crm, "borealis", coalition.chain.backend.accounts[1])
     return crm
-
-
-pytestmark = pytest.mark.xdist_group(TRAINED)
 
 
 @pytest.fixture(scope="module")

@@ -31,15 +31,12 @@ from ml.decision import read_action_word
 from ml.glassbox import GlassBox
 from offchain.models import DecisionRecord
 from offchain.repositories import customers, decisions, models
-from tests.fixtures.trained import TRAINED, TrainedHome, forked
+from tests.fixtures.trained import TrainedHome, forked
 
 ACME = Principal.of_partner("acme")
 BOREALIS = Principal.of_partner("borealis")
 HOLDOUT = datetime(2024, 9, 1, tzinfo=UTC)
 AS_OF = datetime(2024, 12, 1, tzinfo=UTC)
-
-
-pytestmark = pytest.mark.xdist_group(TRAINED)
 
 
 @pytest.fixture(scope="module")

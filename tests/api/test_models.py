@@ -23,13 +23,10 @@ from api.usecases.models import (
     verified_inputs,
 )
 from ledger.merkle import merkle_root
-from tests.fixtures.trained import TRAINED, TrainedHome, forked
+from tests.fixtures.trained import TrainedHome, forked
 
 ACME = Principal.of_partner("acme")
 HOLDOUT = datetime(2024, 9, 1, tzinfo=UTC)
-
-
-pytestmark = pytest.mark.xdist_group(TRAINED)
 
 
 @pytest.fixture(scope="module")

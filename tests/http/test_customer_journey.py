@@ -22,14 +22,14 @@ from api.usecases import decisions as deciding
 from api.usecases.consent import send_staged_consents, stage_consents
 from api.usecases.customer_keys import bind_customer_key, customer_binding
 from ledger.clients import ConsentSource, purpose_id
-from tests.fixtures.trained import TRAINED, TrainedHome, forked
+from tests.fixtures.trained import TrainedHome, forked
 from tests.http.conftest import sign_in_over
 
 ACME = Principal.of_partner("acme")
 HOLDOUT = datetime(2024, 9, 1, tzinfo=UTC)
 AS_OF = datetime(2024, 12, 1, tzinfo=UTC)
 
-pytestmark = [pytest.mark.anvil, pytest.mark.xdist_group(TRAINED)]
+pytestmark = pytest.mark.anvil
 
 
 @pytest.fixture(scope="module")
