@@ -32,6 +32,19 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     return not any(path == BROWSER_TESTS or BROWSER_TESTS in path.parents for path in named)
 
 
+# The work units that took longest in a full run with --durations (2026-12-06), longest first: the
+# demo, the trained home's modules, the ML training end to end, schemathesis, the CLI's key changes.
+LONGEST = (
+    TRAINED,
+    "tests/api/test_cli.py",
+    "tests/ml/test_training.py",
+    "tests/http/test_schemathesis.py",
+    "tests/api/test_cli_customer_keys.py",
+    "tests/http/test_decisions_and_models.py",
+    "tests/api/test_cli_decisions.py",
+)
+
+
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """`--dist loadgroup` as `make test` runs it: every test with the rest of its file on one worker, and
     the files that fork the trained home (their source names `trained_home`) together on one worker,
@@ -59,6 +72,16 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
         def _split_scope(self, nodeid: str) -> str:
             module = nodeid.split("::", 1)[0]
             return TRAINED if forks_the_trained_home(module) else module
+
+        def _assign_work_unit(self, node: Any) -> None:
+            # the longest units first (loadscope would send them last: it orders by number of tests,
+            # and the demo's file holds 3), so that none of them starts when the other worker is done
+            if not getattr(self, "_longest_first", False):
+                self._longest_first = True
+                first = [scope for scope in LONGEST if scope in self.workqueue]
+                for scope in reversed(first):
+                    self.workqueue.move_to_end(scope, last=False)
+            super()._assign_work_unit(node)
 
     return FileOrGroup(config, log)
 
