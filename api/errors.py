@@ -33,6 +33,12 @@ class InvalidInput(CrmError):
     pass
 
 
+class MalformedInput(InvalidInput):
+    """A value that does not parse: not an address, an unknown purpose, a duration, a file that cannot
+    be read or is not what it should be. Said before any rule is looked at; the CLI exits 2 for it, as
+    for any malformed option (HTTP: 422, as for any invalid input)."""
+
+
 class NotAllowed(CrmError):
     """The principal may not do this (an auditor recording interactions, a partner acting as another)."""
 
