@@ -488,6 +488,14 @@ def test_a_key_is_bound_only_by_the_binding_file_its_own_key_signed(home):
     finally:
         crm.close()
 
+    # a binding to a member the chain knows already does not register a new customer (here or elsewhere)
+    before = _chain_and_store(home, keyless)
+    for partner in ("borealis", "acme"):
+        assert f"member {keyless}, which is enrolled already" in one_line(
+            cli(home, *add[:3], partner, *add[4:], "--binding", str(for_ann), code=1)
+        )
+    assert _chain_and_store(home, keyless) == before
+
     assert f"signer {address(bea)} bound" in cli(home, *bind, "--partner", "acme", "--binding", str(for_ann))
     assert on_chain(home, keyless)[1] == address(bea)
     member = cli(home, *add, "--binding", str(own)).strip().splitlines()[-1]
