@@ -63,3 +63,7 @@ class LogOutOfStep(CrmError):
 
 class Unauthenticated(CrmError):
     """No credential, or one that is not (or no longer) valid: the HTTP API answers 401."""
+
+
+class Gone(CrmError):
+    """A one-time credential that was good once and is no longer: used, or expired (HTTP 410)."""

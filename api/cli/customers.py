@@ -229,6 +229,40 @@ def customer_key_reset(member: MemberArgument, partner: PartnerOption, new_signe
     console.print(line)
 
 
+@customer_app.command("invite")
+def customer_invite(
+    member: MemberArgument,
+    partner: PartnerOption,
+    expires: Annotated[
+        str, typer.Option("--expires", metavar="DURATION", help="how long the code is good: 7d, 12h or 90m")
+    ] = "7d",
+    url: Annotated[
+        str, typer.Option(metavar="URL", help="where `ledgercrm serve` answers her browser")
+    ] = "http://127.0.0.1:8000",
+) -> None:
+    """A one-time code (and its link) with which a customer without a key makes one in her browser and
+    binds it; printed once, only its hash is stored."""
+    from urllib.parse import urlsplit
+
+    from api.errors import CrmError
+    from api.usecases.access import parse_duration
+    from api.usecases.invitations import invite_customer
+
+    try:
+        lifetime = parse_duration(expires)
+    except CrmError as exc:
+        fail(f"--expires: {exc}", code=2)
+    if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
+        fail(f"--url: an http:// or https:// address, not {url!r}", code=2)
+    invited = with_crm(lambda crm: invite_customer(crm, as_partner(partner), member, lifetime=lifetime))
+    when = invited.expires_at.strftime("%Y-%m-%d %H:%M UTC")
+    console.print(f"invitation for member {hexid(member)} from {partner}, good once, until {when}")
+    console.print("Give her the link (or the code): it is shown only now, and only its hash is stored.")
+    # the code after '#': a browser never sends the fragment, so no server or proxy log holds it
+    console.print(f"{url.rstrip('/')}/me/invite#{invited.code}", soft_wrap=True)
+    console.print(invited.code, soft_wrap=True)
+
+
 @customer_app.command("move-vote")
 def customer_move_vote(
     member: MemberArgument,

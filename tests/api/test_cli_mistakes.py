@@ -395,6 +395,27 @@ def test_counts_are_singular_for_one_and_tables_keep_ids_whole_in_a_pipe(home, m
         assert whole.search(piped.stdout), (command, piped.stdout)
 
 
+def test_an_invitation_prints_its_link_once_and_a_mistaken_one_changes_nothing(home, member):
+    with unchanged(home):
+        out = run(home, "customer", "invite", member, "--partner", "acme", "--expires", "7x", code=2)
+    assert "--expires: a duration is a number and m, h or d" in one_line(out)
+    with unchanged(home):
+        out = run(home, "customer", "invite", member, "--partner", "acme", "--url", "ftp://x", code=2)
+    assert "--url: an http:// or https:// address" in one_line(out)
+    with unchanged(home):  # another partner's customer: as if there were none
+        out = run(home, "customer", "invite", member, "--partner", "borealis", code=1)
+    assert f"partner 'borealis' has no member {member}" in one_line(out)
+
+    out = run(home, "customer", "invite", member, "--partner", "acme", "--url", "https://crm.example.org/")
+    link = re.search(r"https://crm\.example\.org/me/invite#(inv_[\w-]+)", out)
+    assert link is not None, out
+    code = link.group(1)
+    assert out.strip().splitlines()[-1] == code
+    with sqlite3.connect(home / "data.sqlite") as db:  # the store holds its hash, never the code
+        dump = "\n".join(db.iterdump())
+    assert code not in dump and 'INSERT INTO "invitations"' in dump
+
+
 # --- one exit code per kind of mistake (docs/cli.md) -----------------------------------------------------
 
 NOBODY = "0x" + "00" * 32

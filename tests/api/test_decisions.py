@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -31,13 +30,14 @@ from api.usecases.models import train_model
 from api.usecases.partners import register_partner
 from api.usecases.verification import verify
 from ledger import errors
-from ledger.backends import Backend
+from ledger.backends import EthTesterBackend
 from ledger.clients.decisions import Decision
 from ledger.coalition import Coalition
 from ml.decision import read_action_word
 from ml.glassbox import GlassBox
 from offchain.models import DecisionRecord
 from offchain.repositories import customers, decisions, models
+from tests.fixtures.trained import TRAINED, TrainedHome, forked
 
 ACME = Principal.of_partner("acme")
 BOREALIS = Principal.of_partner("borealis")
@@ -45,66 +45,71 @@ HOLDOUT = datetime(2024, 9, 1, tzinfo=UTC)
 AS_OF = datetime(2024, 12, 1, tzinfo=UTC)
 
 
-World = tuple[Crm, int, list[bytes], list[bytes]]
-
-
-def _world(backend: Backend, home: Path, customers_: int, interactions: int) -> World:
-    """acme with synthetic customers, a registered model, profiling consent from all but 20 of them."""
-    coalition = Coalition.deploy(backend, founders=backend.accounts[:3])
-    crm = Crm.open(Settings(environment="development", home=home, batch_max_leaves=512), coalition)
-    register_partner(crm, "acme", backend.accounts[0])
-    register_partner(crm, "borealis", backend.accounts[1])
-    import_synthetic(crm, ACME, seed=11, customers=customers_, interactions=interactions, in_process=True)
-    model_id = train_model(crm, ACME, horizon_days=90, as_of=HOLDOUT, backtest=False).model_id
-    with crm.unit_of_work() as db:
-        members = [c.member_id for c in customers.of_partner(db, crm.partner(db, "acme").id)]
-    consenting, refusing = members[20:], members[:20]
-    stage_consents(crm, ACME, consenting, "profiling")
-    send_staged_consents(crm, ACME)
-    return crm, model_id, consenting, refusing
+pytestmark = pytest.mark.xdist_group(TRAINED)
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> World:
-    """acme with 300 customers, a registered model, profiling consent from all but 20 of them."""
-    from ledger.backends import EthTesterBackend
-
-    return _world(EthTesterBackend(), tmp_path_factory.mktemp("decisions"), 300, 4000)
-
-
-@pytest.fixture(scope="module")
-def anvil_world(tmp_path_factory: pytest.TempPathFactory, anvil_url: str) -> Iterator[tuple[World, Any]]:
-    """The same on the session's anvil node, smaller (100 customers: enough decisions for the Medium 5
-    tests, which issue 30 asks for on both chains), and its scoring run."""
-    from ledger.backends import RpcBackend
-
-    built = _world(RpcBackend(anvil_url), tmp_path_factory.mktemp("decisions-anvil"), 100, 1300)
-    ran = deciding.score(built[0], ACME, model_id=built[1], as_of=AS_OF)
-    assert len(ran.decided) >= 10, ran
-    yield built, ran
-    built[0].close()
-
-
-@pytest.fixture(params=["eth-tester", "anvil"])
-def both_chains(request: pytest.FixtureRequest) -> Iterator[tuple[World, deciding.ScoreReport]]:
-    """The module's world and scoring run on eth-tester, or their smaller twin on anvil, whose chain is
-    put back after the test (a snapshot) as the test puts back the store."""
-    if request.param == "eth-tester":
-        yield request.getfixturevalue("world"), request.getfixturevalue("scored")
-        return
-    built, ran = request.getfixturevalue("anvil_world")
-    backend = built[0].coalition.chain.backend
-    snapshot = backend.snapshot()
-    try:
-        yield built, ran
-    finally:
-        backend.revert(snapshot)
+def world(
+    tmp_path_factory: pytest.TempPathFactory, trained_home: TrainedHome
+) -> Iterator[tuple[Crm, int, list[bytes], list[bytes]]]:
+    """acme with 300 customers, a registered model (the trained home, forked), profiling consent from
+    all but 20 of them."""
+    with forked(trained_home, tmp_path_factory.mktemp("decisions") / "home", batch_max_leaves=512) as crm:
+        members = trained_home.members
+        consenting, refusing = members[20:], members[:20]
+        stage_consents(crm, ACME, consenting, "profiling")
+        send_staged_consents(crm, ACME)
+        yield crm, trained_home.model_id, consenting, refusing
 
 
 @pytest.fixture(scope="module")
 def scored(world) -> deciding.ScoreReport:
     crm, model_id, _, _ = world
     return deciding.score(crm, ACME, model_id=model_id, as_of=AS_OF)
+
+
+World = tuple[Crm, int, list[bytes], list[bytes]]
+
+
+@pytest.fixture(scope="module")
+def tester_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, deciding.ScoreReport]]:
+    """A smaller twin of the world on eth-tester (100 customers, 1,300 interactions, the same seed and
+    model recipe: enough decisions for the Medium 5 tests, which issue 30 asks for on both chains),
+    and its scoring run."""
+    backend = EthTesterBackend()
+    coalition = Coalition.deploy(backend, founders=backend.accounts[:3])
+    home = tmp_path_factory.mktemp("decisions-eth-tester")
+    crm = Crm.open(Settings(environment="development", home=home, batch_max_leaves=512), coalition)
+    try:
+        register_partner(crm, "acme", backend.accounts[0])
+        register_partner(crm, "borealis", backend.accounts[1])
+        import_synthetic(crm, ACME, seed=11, customers=100, interactions=1300, in_process=True)
+        model_id = train_model(crm, ACME, horizon_days=90, as_of=HOLDOUT, backtest=False).model_id
+        with crm.unit_of_work() as db:
+            members = [c.member_id for c in customers.of_partner(db, crm.partner(db, "acme").id)]
+        stage_consents(crm, ACME, members[20:], "profiling")
+        send_staged_consents(crm, ACME)
+        ran = deciding.score(crm, ACME, model_id=model_id, as_of=AS_OF)
+        assert len(ran.decided) >= 10, ran
+        yield (crm, model_id, members[20:], members[:20]), ran
+    finally:
+        crm.close()
+
+
+@pytest.fixture(params=["anvil", "eth-tester"])
+def both_chains(request: pytest.FixtureRequest) -> Iterator[tuple[World, deciding.ScoreReport]]:
+    """The module's world and scoring run (the trained home on anvil), or their smaller twin on
+    eth-tester, whose chain is put back after the test (a snapshot) as the test puts back the store."""
+    if request.param == "anvil":
+        yield request.getfixturevalue("world"), request.getfixturevalue("scored")
+        return
+    built, ran = request.getfixturevalue("tester_world")
+    backend = built[0].coalition.chain.backend
+    snapshot = backend.snapshot()
+    try:
+        yield built, ran
+    finally:
+        backend.revert(snapshot)
 
 
 def test_every_consenting_member_is_decided_once_and_the_rest_are_counted(world, scored):
