@@ -143,7 +143,7 @@ def test_the_auditors_mistakes_are_one_line(bundle, manifest, anvil_url, tmp_pat
         anvil_url,
         "--deployment",
         str(manifest),
-        code=1,
+        code=2,
     )
     assert out.strip().splitlines() == [
         f"error: {tmp_path / 'v1.json'} is an evidence bundle of format 'ledgercrm/evidence-bundle/v1',"
