@@ -14,8 +14,10 @@ lint: setup
 
 # The browser tests run in a pytest process of their own, after the rest: Playwright's sync API leaves
 # an event loop behind that breaks pytest-asyncio tests run later in the same process.
+# `--dist loadgroup` with the scheduler of tests/conftest.py: each file on one worker (its module fixtures
+# built once, not on both), the modules that fork the trained home together (it is trained once).
 test: lint
-	.venv/bin/pytest -n 2
+	.venv/bin/pytest -n 2 --dist loadgroup
 	.venv/bin/pytest tests/browser
 
 bench: setup

@@ -33,6 +33,12 @@ class InvalidInput(CrmError):
     pass
 
 
+class MalformedInput(InvalidInput):
+    """A value that does not parse: not an address, an unknown purpose, a duration, a file that cannot
+    be read or is not what it should be. Said before any rule is looked at; the CLI exits 2 for it, as
+    for any malformed option (HTTP: 422, as for any invalid input)."""
+
+
 class NotAllowed(CrmError):
     """The principal may not do this (an auditor recording interactions, a partner acting as another)."""
 
@@ -57,3 +63,7 @@ class LogOutOfStep(CrmError):
 
 class Unauthenticated(CrmError):
     """No credential, or one that is not (or no longer) valid: the HTTP API answers 401."""
+
+
+class Gone(CrmError):
+    """A one-time credential that was good once and is no longer: used, or expired (HTTP 410)."""

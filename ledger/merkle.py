@@ -155,6 +155,46 @@ def verify_inclusion(
     return Verified(root=root)
 
 
+def inclusion_ranges(index: int, size: int) -> list[tuple[int, int]]:
+    """Which subtree each hash of leaf `index`'s audit path in the tree of `size` leaves is the root of:
+    `(start, end)` for MTH(D[start:end]), in proof order (leaf upwards), per RFC 9162 2.1.3.1's
+    PATH(m, D[n]) = PATH(m, D[0:k]) : MTH(D[k:n]) for m < k, else PATH(m - k, D[k:n]) : MTH(D[0:k]).
+
+    Requires 0 <= index < size."""
+    if not 0 <= index < size:
+        raise IndexError(f"leaf index {index} outside a tree of {size} leaves")
+    ranges: list[tuple[int, int]] = []
+    lo, hi = 0, size
+    while hi - lo > 1:
+        k = 1 << ((hi - lo - 1).bit_length() - 1)  # the largest power of two below hi - lo
+        if index < lo + k:
+            ranges.append((lo + k, hi))
+            hi = lo + k
+        else:
+            ranges.append((lo, lo + k))
+            lo += k
+    ranges.reverse()  # found from the root down; a proof lists them from the leaf up
+    return ranges
+
+
+def subtree_hashes(
+    index: int, leaf: bytes, proof: Sequence[bytes], ranges: Sequence[tuple[int, int]]
+) -> dict[tuple[int, int], bytes]:
+    """Every subtree hash an inclusion proof commits to: the leaf, each hash of the proof (at the range
+    `inclusion_ranges` gives it) and each node computed on the way up. When the proof leads to the
+    head's root, each of them is that tree's, so they name which hash of a failing proof is wrong."""
+    found = {(index, index + 1): leaf}
+    lo, hi, current = index, index + 1, leaf
+    for (start, end), sibling in zip(ranges, proof, strict=False):
+        found[(start, end)] = sibling
+        if start < lo:
+            current, lo = node_hash(sibling, current), start
+        else:
+            current, hi = node_hash(current, sibling), end
+        found[(lo, hi)] = current
+    return found
+
+
 # --- an append-only log: compact ranges, appends, consistency proofs (RFC 9162 section 2.1.4) ---------
 #
 # A partner's interactions form one log. What the store keeps of it between appends is its compact range

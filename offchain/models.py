@@ -581,3 +581,24 @@ class Job(StoreModel, table=True):
     runner: str = Field(max_length=36)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Invitation(StoreModel, table=True):
+    """A one-time code with which a customer who holds no key yet makes one in her browser and binds it
+    to her member id (`ledgercrm customer invite`). Only the code's SHA-256 is kept: the code is 24
+    random bytes, so a slow hash would add nothing. Good once, until `expires_at`."""
+
+    __tablename__ = "invitations"
+    __table_args__ = (
+        _length_check("code_hash"),
+        _length_check("member_id"),
+        sa.UniqueConstraint("code_hash"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=ID_TYPE)
+    partner_id: int = Field(foreign_key="partners.id", sa_type=ID_TYPE)
+    member_id: bytes
+    code_hash: bytes
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    used_at: datetime | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,8 +13,9 @@ from ledger.backends import Backend, EthTesterBackend, RpcBackend
 from ledger.coalition import Coalition
 from ledger.errors import BackendError
 
-# the SQLite/PostgreSQL fixtures (db_url, engine, postgres_server, ...) serve every test folder
-pytest_plugins = ["tests.fixtures.databases"]
+# the SQLite/PostgreSQL fixtures (db_url, engine, postgres_server, ...) and the trained home (trained_home,
+# forked) serve every test folder
+pytest_plugins = ["tests.fixtures.databases", "tests.fixtures.trained"]
 
 BACKENDS = ["eth-tester", "anvil"]
 BROWSER_TESTS = Path(__file__).parent / "browser"
@@ -27,6 +29,25 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     here = config.invocation_params.dir
     named = (Path(here, arg.split("::")[0]).resolve() for arg in config.args)
     return not any(path == BROWSER_TESTS or BROWSER_TESTS in path.parents for path in named)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadgroup` as `make test` runs it: the tests of an `xdist_group` on one worker, and every
+    other test with the rest of its file. pytest-xdist's own loadgroup spreads an ungrouped module's tests
+    over both workers, and each then builds that module's fixtures (a synthetic import, a CLI home, an
+    API) a second time; its loadfile cannot group modules that share a session fixture (the trained
+    home). Work units go out largest first (loadscope's order), so the two workers finish together."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FileOrGroup(LoadScopeScheduling):  # type: ignore[misc]  # xdist ships no types
+        def _split_scope(self, nodeid: str) -> str:
+            if nodeid.rfind("@") > nodeid.rfind("]"):  # loadgroup's marking: "<test id>@<group>"
+                return nodeid.rsplit("@", 1)[-1]
+            return nodeid.split("::", 1)[0]
+
+    return FileOrGroup(config, log)
 
 
 @pytest.fixture(scope="session")

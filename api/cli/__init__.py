@@ -7,7 +7,7 @@ traceback."""
 from __future__ import annotations
 
 from api.cli.audit import audit_app
-from api.cli.common import app
+from api.cli.common import app, one_paragraph_help
 from api.cli.consent import consent_app
 from api.cli.customers import customer_app
 from api.cli.evidence import anchor, erase, export, reconcile, verify
@@ -51,6 +51,7 @@ for sub, name in (
     (token_app, "token"),
 ):
     app.add_typer(sub, name=name)
+one_paragraph_help(app)
 
 
 def main() -> None:

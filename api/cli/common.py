@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 from typer.core import TyperOption
 
-from api.errors import CrmError
+from api.errors import CrmError, MalformedInput
 from api.principal import Principal
 from offchain.errors import VaultError
 
@@ -65,6 +66,19 @@ def _flag_type(self: TyperOption, ctx: typer.Context) -> str | None:
 typer.rich_utils.rich_format_error = _one_line_usage_error  # type: ignore[assignment]
 _option_type = TyperOption.display_type_rich
 TyperOption.display_type_rich = _flag_type  # type: ignore[method-assign,assignment]
+
+
+def one_paragraph_help(typer_app: typer.Typer) -> None:
+    """Give every command of `typer_app` (and of its sub-apps) its docstring with the line breaks inside
+    each paragraph joined: Typer lists a command by its first paragraph as written, so a docstring
+    wrapped at the source's line length showed in `--help` cut mid-sentence."""
+    for info in typer_app.registered_commands:
+        text = info.help or (inspect.getdoc(info.callback) if info.callback is not None else None)
+        if text:
+            info.help = "\n\n".join(" ".join(part.split()) for part in text.split("\n\n"))
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            one_paragraph_help(group.typer_instance)
 
 
 def parse_member(value: str) -> bytes:
@@ -133,7 +147,13 @@ def _root(
     state.home = home
 
 
-def fail(message: str, code: int = 1) -> NoReturn:
+# Exit codes (docs/cli.md): one per kind of mistake, whatever the command.
+REFUSED = 1  # the rules or the chain refused; not found; not allowed; verification found problems
+USAGE = 2  # a malformed command line: an unknown or missing option, a value that does not parse
+INTERRUPTED = 130  # stopped by Ctrl-C (what an import wrote is kept; running it again adds the rest)
+
+
+def fail(message: str, code: int = REFUSED) -> NoReturn:
     """One line on stderr and a non-zero exit. The message is printed as it is: Rich markup would eat
     anything in square brackets."""
     errors.print(Text.assemble(("error: ", "red"), message))
@@ -142,7 +162,8 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Domain errors become one line and exit code 1."""
+    """Domain errors become one line: exit 2 for a value that does not parse (`MalformedInput`: as for
+    any malformed option), 1 for a refusal by the rules or the chain (see docs/cli.md, exit codes)."""
     # imported here, not at the top: `--help` and `--version` need neither web3 nor SQLAlchemy
     from sqlalchemy.exc import OperationalError
 
@@ -151,8 +172,10 @@ def user_errors() -> Iterator[None]:
 
     try:
         yield
+    except MalformedInput as exc:
+        fail(describe(exc), code=USAGE)
     except (CrmError, LedgerError, VaultError) as exc:
-        fail(describe(exc))
+        fail(describe(exc), code=REFUSED)
     except OperationalError as exc:
         if "database is locked" not in str(exc):
             raise

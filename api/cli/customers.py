@@ -22,6 +22,7 @@ from api.cli.common import (
     console,
     fail,
     hexid,
+    parse_member,
     plural,
     show_wide,
     user_errors,
@@ -46,6 +47,20 @@ PassphraseFileOption = Annotated[
     Path | None,
     typer.Option(
         "--passphrase-file", metavar="FILE", help="read the key file's passphrase from FILE (else a prompt)"
+    ),
+]
+
+
+SignerOption = Annotated[
+    str | None,
+    typer.Option("--signer", metavar="ADDRESS", help="the address of a key the customer holds, to bind"),
+]
+BindingOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--binding",
+        metavar="FILE",
+        help="with --signer: that key's own signature of its binding (`customer sign binding`, run by her)",
     ),
 ]
 
@@ -83,17 +98,15 @@ def customer_add(
     external_ref: Annotated[
         str | None, typer.Option(metavar="TEXT", help="the partner's own customer number")
     ] = None,
-    signer_key: Annotated[
-        Path | None,
-        typer.Option(metavar="FILE", help="the customer's own keystore file (`customer key new`) to bind"),
-    ] = None,
-    passphrase_file: PassphraseFileOption = None,
+    signer: SignerOption = None,
+    binding: BindingOption = None,
 ) -> None:
     """Register a customer (enrolled on chain, this partner its home); the last line printed is the
-    member id."""
+    member id. With a key she holds: --signer ADDRESS --binding FILE, the file she made with
+    `customer sign binding`."""
     from pydantic import ValidationError
 
-    from api.usecases.customer_keys import customer_binding
+    from api.usecases.customer_keys import register_keyed_customer
     from api.usecases.customers import register_customer
     from offchain.models import CustomerCreate
 
@@ -109,13 +122,16 @@ def customer_add(
             }
         )
     except ValidationError as exc:
-        fail(f"--{str(exc.errors()[0]['loc'][0]).replace('_', '-')}: {exc.errors()[0]['msg']}")
-    key = _customer_key(signer_key, passphrase_file)
-    signer = None if key is None else key.address
+        fail(f"--{str(exc.errors()[0]['loc'][0]).replace('_', '-')}: {exc.errors()[0]['msg']}", code=2)
+    if (signer is None) != (binding is None):
+        fail("--signer and --binding go together: her key's address and the binding file it signed", code=2)
+    signed = _signature(binding)
+    who = as_partner(partner)
 
     def register(crm: Crm) -> bytes:
-        binding = None if key is None else customer_binding(crm, key)
-        return register_customer(crm, as_partner(partner), data, signer=signer, binding=binding)
+        if signer is None:
+            return register_customer(crm, who, data)
+        return register_keyed_customer(crm, who, data, signer, signed)
 
     member = with_crm(register)
     if signer is not None:
@@ -141,18 +157,22 @@ def customer_key_new(
 def customer_key_bind(
     member: MemberArgument,
     partner: PartnerOption,
-    key: Annotated[Path, typer.Option(metavar="FILE", help="the customer's keystore file")],
-    passphrase_file: PassphraseFileOption = None,
+    signer: Annotated[str, typer.Option("--signer", metavar="ADDRESS", help="the address of her key")],
+    binding: Annotated[
+        Path,
+        typer.Option(
+            "--binding",
+            metavar="FILE",
+            help="the key's own signature of its binding to this member (`customer sign binding --member`)",
+        ),
+    ],
 ) -> None:
-    """Bind a customer's own key to a member without one (its home partner only)."""
-    from api.usecases.customer_keys import bind_customer_key, customer_binding
+    """Bind a customer's own key to a member without one (its home partner only), by that key's
+    signature of the binding, made on her side."""
+    from api.usecases.customer_keys import bind_signed_key
 
-    account = _customer_key(key, passphrase_file)
-    address = with_crm(
-        lambda crm: bind_customer_key(
-            crm, as_partner(partner), member, account.address, customer_binding(crm, account)(member)
-        )
-    )
+    signed = _signature(binding)
+    address = with_crm(lambda crm: bind_signed_key(crm, as_partner(partner), member, signer, signed))
     console.print(f"member {hexid(member)}: signer {address} bound")
 
 
@@ -209,6 +229,40 @@ def customer_key_reset(member: MemberArgument, partner: PartnerOption, new_signe
     console.print(line)
 
 
+@customer_app.command("invite")
+def customer_invite(
+    member: MemberArgument,
+    partner: PartnerOption,
+    expires: Annotated[
+        str, typer.Option("--expires", metavar="DURATION", help="how long the code is good: 7d, 12h or 90m")
+    ] = "7d",
+    url: Annotated[
+        str, typer.Option(metavar="URL", help="where `ledgercrm serve` answers her browser")
+    ] = "http://127.0.0.1:8000",
+) -> None:
+    """A one-time code (and its link) with which a customer without a key makes one in her browser and
+    binds it; printed once, only its hash is stored."""
+    from urllib.parse import urlsplit
+
+    from api.errors import CrmError
+    from api.usecases.access import parse_duration
+    from api.usecases.invitations import invite_customer
+
+    try:
+        lifetime = parse_duration(expires)
+    except CrmError as exc:
+        fail(f"--expires: {exc}", code=2)
+    if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
+        fail(f"--url: an http:// or https:// address, not {url!r}", code=2)
+    invited = with_crm(lambda crm: invite_customer(crm, as_partner(partner), member, lifetime=lifetime))
+    when = invited.expires_at.strftime("%Y-%m-%d %H:%M UTC")
+    console.print(f"invitation for member {hexid(member)} from {partner}, good once, until {when}")
+    console.print("Give her the link (or the code): it is shown only now, and only its hash is stored.")
+    # the code after '#': a browser never sends the fragment, so no server or proxy log holds it
+    console.print(f"{url.rstrip('/')}/me/invite#{invited.code}", soft_wrap=True)
+    console.print(invited.code, soft_wrap=True)
+
+
 @customer_app.command("move-vote")
 def customer_move_vote(
     member: MemberArgument,
@@ -223,6 +277,31 @@ def customer_move_vote(
 
     outcome = with_crm(lambda crm: vote_home_move(crm, as_partner(partner), member, to))
     _print_member_vote(partner, member, f"home {outcome.target}", "moved", outcome)
+
+
+@customer_app.command("move")
+def customer_move(
+    member: MemberArgument,
+    partner: PartnerOption,
+    to: Annotated[
+        str, typer.Option("--to", metavar="PARTNER", help="the new home: a partner's name or address")
+    ],
+    signature: Annotated[
+        Path,
+        typer.Option(
+            "--signature", metavar="FILE", help="her signature of the move (`customer sign move`, run by her)"
+        ),
+    ],
+) -> None:
+    """Move a member's home as she signed it with her own key; any partner relays it (a member without
+    a key, or whose home left: `customer move-vote`)."""
+    from api.usecases.members import relay_home_move
+
+    signed = _signature(signature)
+    moved = with_crm(lambda crm: relay_home_move(crm, as_partner(partner), member, to, signed))
+    console.print(
+        f"member {hexid(member)}: home {moved.home} (was {moved.previous}), in block {moved.block_number}"
+    )
 
 
 @customer_app.command("erase-vote")
@@ -268,7 +347,8 @@ def _sign_to_file(
     message = signed.message
     until = datetime.fromtimestamp(message["deadline"]).astimezone()
     console.print(
-        f"{out}: {signed.primary} signed by {key.address}, nonce {message['nonce']}, valid until"
+        f"{out}: {signed.primary} signed by {key.address} for member {message['member']}, nonce"
+        f" {message['nonce']}, valid until"
         f" {until:%Y-%m-%d %H:%M %Z}; hand it to the partner"
     )
 
@@ -349,6 +429,57 @@ def customer_sign_key_change(
     _sign_to_file(
         key, passphrase_file, out, lambda crm, k: customer_signs_key_change(crm, k, member, new_signer)
     )
+
+
+@customer_sign_app.command("binding")
+def customer_sign_binding(
+    key: SignKeyOption,
+    out: SignOutOption,
+    member: Annotated[
+        bytes | None,
+        typer.Option(
+            "--member",
+            parser=parse_member,
+            metavar="MEMBER",
+            help="a member without a key (for `customer key bind`); none: a new member id (`customer add`)",
+        ),
+    ] = None,
+    passphrase_file: PassphraseFileOption = None,
+) -> None:
+    """Sign, with your key, its binding to a member id: a new one (relayed with `customer add --signer
+    --binding`) or, with --member, yours that has no key yet (relayed with `customer key bind`)."""
+    from api.usecases.signing import customer_signs_binding
+
+    _sign_to_file(key, passphrase_file, out, lambda crm, k: customer_signs_binding(crm, k, member))
+
+
+@customer_sign_app.command("move")
+def customer_sign_move(
+    member: MemberOption,
+    to: Annotated[
+        str, typer.Option("--to", metavar="PARTNER", help="your new home: a partner's name or address")
+    ],
+    key: SignKeyOption,
+    out: SignOutOption,
+    passphrase_file: PassphraseFileOption = None,
+) -> None:
+    """Sign the move of your home to another partner (relayed with `customer move --signature`)."""
+    from api.usecases.signing import customer_signs_home_move
+
+    _sign_to_file(key, passphrase_file, out, lambda crm, k: customer_signs_home_move(crm, k, member, to))
+
+
+@customer_sign_app.command("erasure")
+def customer_sign_erasure(
+    member: MemberOption,
+    key: SignKeyOption,
+    out: SignOutOption,
+    passphrase_file: PassphraseFileOption = None,
+) -> None:
+    """Sign your own erasure, which cannot be undone (relayed by your home partner: `erase --signature`)."""
+    from api.usecases.signing import customer_signs_erasure
+
+    _sign_to_file(key, passphrase_file, out, lambda crm, k: customer_signs_erasure(crm, k, member))
 
 
 @customer_app.command("show")

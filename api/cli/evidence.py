@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -14,6 +15,7 @@ from api.cli.common import (
     MemberArgument,
     MemberOption,
     PartnerOption,
+    _signature,
     as_partner,
     console,
     hexid,
@@ -136,12 +138,32 @@ def verify(
         raise typer.Exit(1)
 
 
-def erase(member: MemberArgument, partner: PartnerOption) -> None:
+def erase(
+    member: MemberArgument,
+    partner: PartnerOption,
+    signature: Annotated[
+        Path | None,
+        typer.Option(
+            "--signature",
+            metavar="FILE",
+            help="her signature of her erasure (`customer sign erasure`, run by her): a member with a key",
+        ),
+    ] = None,
+) -> None:
     """Erase a customer: delete their data key, keep tombstones, anchor an erasure receipt; on chain its
-    consents are withdrawn, its points forfeited and the member frozen."""
-    from api.usecases.erasure import erase_customer
+    consents are withdrawn, its points forfeited and the member frozen. A member with a key is erased by
+    her signature (--signature FILE) or after a vote of the partners (`customer erase-vote`)."""
+    from api.usecases.erasure import erase_customer, erase_customer_signed
 
-    receipt, anchored = with_crm(lambda crm: erase_customer(crm, as_partner(partner), member))
+    signed = _signature(signature)
+    who = as_partner(partner)
+    receipt, anchored = with_crm(
+        lambda crm: (
+            erase_customer(crm, who, member)
+            if signed is None
+            else erase_customer_signed(crm, who, member, signed)
+        )
+    )
     console.print(
         f"erased {hexid(member)}: {receipt.interactions_count} interactions now unreadable; "
         f"receipt 0x{receipt.receipt_hash.hex()} anchored in batch {anchored.onchain_batch_id}"

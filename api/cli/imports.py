@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TextIO
 import typer
 from rich.table import Table
 
-from api.cli.common import PartnerOption, as_partner, errors, fail, show_wide, with_crm
+from api.cli.common import INTERRUPTED, PartnerOption, as_partner, errors, fail, show_wide, with_crm
 from api.progress import Progress
 
 if TYPE_CHECKING:
@@ -141,7 +141,7 @@ def import_interruptible() -> Iterator[None]:
     try:
         yield
     except KeyboardInterrupt:
-        fail(INTERRUPTED_IMPORT, code=130)
+        fail(INTERRUPTED_IMPORT, code=INTERRUPTED)
 
 
 @import_app.command("online-retail")

@@ -134,6 +134,12 @@ class JobRunner:
             job.updated_at,
         )
 
+    def latest(self, who: Principal, kind: str) -> JobView | None:
+        """The last job of `kind` that `who` started, or None."""
+        with self.crm.unit_of_work() as db:
+            job = jobs.latest(db, str(who), kind)
+        return None if job is None else self.view(who, job.id)
+
     def wait_idle(self, timeout: float = 60.0) -> None:
         """Block until every job submitted so far has ended (tests, shutdown)."""
         done = threading.Event()

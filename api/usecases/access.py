@@ -23,7 +23,7 @@ from eth_utils import is_address, to_checksum_address
 from sqlalchemy.exc import OperationalError
 
 from api.context import Crm
-from api.errors import InvalidInput, NotAllowed, NotFound, Unauthenticated
+from api.errors import InvalidInput, MalformedInput, NotAllowed, NotFound, Unauthenticated
 from api.principal import Principal, Role
 from offchain.models import ApiToken, SignInChallenge, WebSession
 from offchain.repositories import enrolments, partners, sessions, tokens
@@ -66,7 +66,7 @@ def parse_duration(text: str) -> timedelta:
     """`30d`, `12h` or `90m`."""
     found = _DURATION.match(text.strip())
     if found is None or int(found.group(1)) == 0:
-        raise InvalidInput(f"a duration is a number and m, h or d, e.g. 30d, not {text!r}")
+        raise MalformedInput(f"a duration is a number and m, h or d, e.g. 30d, not {text!r}")
     count, unit = int(found.group(1)), found.group(2)
     return {"m": timedelta(minutes=count), "h": timedelta(hours=count), "d": timedelta(days=count)}[unit]
 
@@ -74,7 +74,7 @@ def parse_duration(text: str) -> timedelta:
 def check_scopes(scopes: Sequence[str]) -> tuple[str, ...]:
     unknown = [s for s in scopes if s not in SCOPES]
     if unknown:
-        raise InvalidInput(f"unknown scope {unknown[0]!r}: the scopes are {', '.join(SCOPES)}")
+        raise MalformedInput(f"unknown scope {unknown[0]!r}: the scopes are {', '.join(SCOPES)}")
     return tuple(dict.fromkeys(scopes)) or SCOPES
 
 
@@ -209,7 +209,7 @@ def _aware(when: datetime) -> datetime:
 def sign_in_challenge(crm: Crm, address: str, *, domain: str, uri: str) -> str:
     """The EIP-4361 message `address` is to sign to open a session here; good once, for a few minutes."""
     if not isinstance(address, str) or not is_address(address):
-        raise InvalidInput("address: an Ethereum address is 0x followed by 40 hex digits")
+        raise MalformedInput("address: an Ethereum address is 0x followed by 40 hex digits")
     now = datetime.now(UTC).replace(microsecond=0)
     nonce = secrets.token_hex(16)
     expires = now + CHALLENGE_LIFETIME

@@ -4,6 +4,7 @@ their outboxes."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from api.context import Crm
 from api.errors import NotAllowed
@@ -73,3 +74,35 @@ def send_waiting(crm: Crm, who: Principal, partner: str | None = None) -> Sent:
         counts[2] += len(send_staged_points(crm, acting))
         counts[3] += len(send_staged_decisions(crm, acting))
     return Sent(*counts)
+
+
+@dataclass(frozen=True)
+class LogState:
+    """Where the acting partner's log stands: leaves waiting for a batch, and its last head on chain."""
+
+    partner: str
+    pending: int
+    oldest_pending: datetime | None  # when the longest-waiting leaf was recorded
+    heads: int  # heads anchored on chain
+    size: int  # leaves under the last head (the genesis leaf alone before the first)
+    root: bytes
+    block_number: int | None  # of the last head; None before the first
+
+
+def log_state(crm: Crm, who: Principal) -> LogState:
+    """The acting partner's pending leaves and last anchored head (its size, root and block)."""
+    partner = who.acting_partner()
+    pending, oldest = anchoring.pending_leaves(crm, partner)
+    address = crm.signer(partner).address
+    heads = crm.coalition.anchor.heads(address)
+    head = crm.coalition.anchor.head(address)
+    last = heads[-1] if heads else None
+    return LogState(
+        partner,
+        pending,
+        oldest,
+        len(heads),
+        head.size,
+        head.root,
+        None if last is None else last.block_number,
+    )

@@ -31,7 +31,7 @@ from typing import Any
 from eth_utils import is_address, to_checksum_address
 
 from api.context import Crm
-from api.errors import InvalidInput, NotFound
+from api.errors import InvalidInput, MalformedInput, NotFound
 from api.evidence.anchoring import GENESIS_SIZE
 from api.principal import Principal
 from api.usecases.decisions import PROFILING, DecisionVerification, check_disclosure
@@ -42,14 +42,22 @@ from ledger.clients.consent import consent_events
 from ledger.clients.decisions import RecordedDecision
 from ledger.clients.loyalty import points_events
 from ledger.coalition import Coalition
-from ledger.merkle import leaf_hash, verify_consistency, verify_inclusion
+from ledger.merkle import (
+    InclusionResult,
+    inclusion_ranges,
+    leaf_hash,
+    subtree_hashes,
+    verify_consistency,
+    verify_inclusion,
+)
 from ml import decision as deciding
 from ml.glassbox import GlassBox
 from offchain.models import AnchorStatus
 from offchain.repositories import batches as batch_rows
 from offchain.repositories import consents, decisions, erasures, interactions, models, points
 
-FORMAT = "ledgercrm/evidence-bundle/v1"
+FORMAT = "ledgercrm/evidence-bundle/v2"
+FORMAT_FAMILY = "ledgercrm/evidence-bundle/"
 GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -133,9 +141,24 @@ def read_bundle(path: Path) -> dict[str, Any]:
         raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
     except (EOFError, gzip.BadGzipFile, UnicodeDecodeError, ValueError) as exc:
         raise InvalidInput(f"{path} is not an evidence bundle ({type(exc).__name__})") from None
-    if not isinstance(found, dict) or found.get("format") != FORMAT:
+    if not isinstance(found, dict):
         raise InvalidInput(f"{path} is not an evidence bundle (format {FORMAT})")
-    return found
+    stated = found.get("format")
+    if not isinstance(stated, str) or not stated.startswith(FORMAT_FAMILY):
+        raise InvalidInput(f"{path} is not an evidence bundle (format {FORMAT})")
+    if stated != FORMAT:
+        raise InvalidInput(_other_format(str(path), stated))
+    bundle: dict[str, Any] = found
+    return bundle
+
+
+def _other_format(what: str, stated: str) -> str:
+    # v1 held each leaf's whole path (44 MB for Online Retail II); v2 shares the nodes per head. No
+    # release reads both: a v1 bundle is made again by the partner, in the format of today's release.
+    return (
+        f"{what} is an evidence bundle of format {stated!r}, which this release does not read (it reads"
+        f" {FORMAT!r} only): ask the partner for one made with this release's `audit bundle`"
+    )
 
 
 # --- making a bundle (in the partner's home) ----------------------------------------------------------------
@@ -178,12 +201,12 @@ def make_bundle(
         start = chosen[0].first_index if chosen else 0
         stop = chosen[-1].first_index + chosen[-1].size if chosen else 0
         onchain_of = {b.id: b.onchain_batch_id for b in anchored}
-        leaves: list[dict[str, Any]] = []
+        leaves: list[_LeafRow] = []
         for row in interactions.log_rows(db, record.id, start, stop):
             if wanted is not None and row.member_id not in wanted:
                 continue
             leaves.append(
-                _leaf(row.leaf_index, row.leaf_hash, row.proof, onchain_of.get(row.batch_id), "interaction")
+                (row.leaf_index, bytes(row.leaf_hash), row.proof, onchain_of.get(row.batch_id), "interaction")
             )
         erasure_entries = []
         for receipt in erasures.of_partner(db, record.id):
@@ -192,7 +215,7 @@ def make_bundle(
             if wanted is not None and receipt.member_id not in wanted:
                 continue
             leaves.append(
-                _leaf(
+                (
                     receipt.leaf_index,
                     leaf_hash(receipt.receipt_hash),
                     receipt.proof,
@@ -201,7 +224,7 @@ def make_bundle(
                 )
             )
             erasure_entries.append({"receipt": receipt.receipt_json, "leaf_index": receipt.leaf_index})
-        leaves.sort(key=lambda leaf: leaf["leaf_index"])
+        leaves.sort(key=lambda leaf: leaf[0])
         consent_entries = [
             {"receipt": r.receipt_json, "block": r.block_number, "transaction": r.tx_hash}
             for r in consents.of_partner(db, record.id)
@@ -258,6 +281,7 @@ def make_bundle(
     deployment = coalition.deployment
     origin = log_origin(deployment.chain_id, coalition.anchor.address, record.address)
     events = {e.batch_id: e for e in coalition.anchor.anchored_events(record.address)}
+    leaf_entries, nodes = _shared_paths(leaves)
     heads = []
     for batch in [*base, *chosen]:
         assert batch.onchain_batch_id is not None
@@ -269,6 +293,7 @@ def make_bundle(
                 "block": batch.block_number,
                 "transaction": batch.tx_hash or (event.tx_hash if event is not None else None),
                 "inScope": batch in chosen,
+                "nodes": [b64(n) for n in nodes.get(batch.onchain_batch_id, {})],
             }
         )
     consistency = [
@@ -305,7 +330,7 @@ def make_bundle(
             "genesis": b64(coalition.anchor.genesis_leaf(record.address)),
             "heads": heads,
             "consistency": consistency,
-            "leaves": leaves,
+            "leaves": leaf_entries,
         },
         "consentReceipts": consent_entries,
         "erasureReceipts": erasure_entries,
@@ -316,18 +341,40 @@ def make_bundle(
     }
 
 
-def _leaf(
-    index: int, leaf: bytes, proof: bytes | None, onchain_batch: int | None, kind: str
-) -> dict[str, Any]:
-    """One leaf as an RFC 9162 inclusion proof (tree_size, leaf_index, inclusion_path) to the head that
-    anchored it, with its hash and what kind of record it is (nothing of its content)."""
-    return {
-        "leaf_index": index,
-        "leaf_hash": b64(bytes(leaf)),
-        "kind": kind,
-        "batchId": onchain_batch,
-        "inclusion_path": [b64(p) for p in _split(bytes(proof or b""))],
-    }
+# a leaf of the log as the store has it: index, leaf hash, its audit path (hashes concatenated), the
+# on-chain id of the head that anchored it, and what kind of record it is
+_LeafRow = tuple[int, bytes, bytes | None, int | None, str]
+
+
+def _shared_paths(rows: Sequence[_LeafRow]) -> tuple[list[dict[str, Any]], dict[int, dict[bytes, int]]]:
+    """Each leaf as an RFC 9162 inclusion proof (leaf_index, inclusion_path; tree_size is its head's) with
+    its hash and kind (nothing of its content), the path as positions in its head's `nodes`; and per head,
+    those nodes: the distinct hashes of its leaves' paths, each once, in the order the leaves (by index)
+    and their paths (leaf upwards) first use them.
+
+    A leaf's path is ~15 hashes, but the leaves of one head share most of them (a batch of 1,000 leaves
+    has ~2,000 distinct nodes, not 15,000): v1 wrote each path out whole, 44 MB for Online Retail II."""
+    nodes: dict[int, dict[bytes, int]] = {}
+    entries = []
+    for index, leaf, proof, batch, kind in rows:
+        path: list[int] = []
+        hashes = _split(bytes(proof or b"")) if batch is not None else []  # no head: nothing to prove
+        table = nodes.setdefault(batch, {}) if batch is not None else {}
+        for node in hashes:
+            position = table.get(node)
+            if position is None:
+                position = table[node] = len(table)
+            path.append(position)
+        entries.append(
+            {
+                "leaf_index": index,
+                "leaf_hash": b64(leaf),
+                "kind": kind,
+                "batchId": batch,
+                "inclusion_path": path,
+            }
+        )
+    return entries, nodes
 
 
 def _split(proof: bytes) -> list[bytes]:
@@ -369,6 +416,14 @@ def verify_bundle(coalition: Coalition, bundle: Mapping[str, Any]) -> AuditRepor
     """Check everything `bundle` claims against the chain of `coalition` (the auditor's own deployment):
     what ran goes to `checked`, every disagreement to `findings`. Never trusts the bundle's deployment."""
     report = AuditReport(chain_id=coalition.chain.chain_id)
+    stated = bundle.get("format")
+    if stated != FORMAT:
+        known = isinstance(stated, str) and stated.startswith(FORMAT_FAMILY)
+        report.find(
+            "bundle",
+            _other_format("it", str(stated)) if known else f"it is not an evidence bundle ({FORMAT})",
+        )
+        return report
     try:
         partner = dict(bundle["partner"])
         name = str(partner["name"])
@@ -440,6 +495,7 @@ class _Head:
     previous_size: int
     block: int
     in_scope: bool
+    nodes: list[bytes | None] = field(default_factory=list)  # its leaves' path nodes; None: unreadable
 
 
 class _Context:
@@ -514,6 +570,7 @@ class _Context:
                 event.previous_size,
                 event.block_number,
                 bool(entry.get("inScope", True)),
+                self._nodes(label, entry.get("nodes")),
             )
             if order and head.size <= order[-1].size:
                 self.find(
@@ -559,11 +616,30 @@ class _Context:
         )
         self._leaves(log.get("leaves") or [], order)
 
+    def _nodes(self, label: str, entries: Any) -> list[bytes | None]:
+        """A head's shared path nodes, decoded once for all of its leaves; an unreadable one is a finding
+        here, and fails the proofs that use it."""
+        if entries is None:
+            return []
+        if not isinstance(entries, list):
+            self.find(label, "its nodes are not a list of base64 hashes")
+            return []
+        nodes: list[bytes | None] = []
+        for position, entry in enumerate(entries):
+            try:
+                nodes.append(unb64(entry, f"node {position}"))
+            except ValueError as exc:
+                self.find(f"node {position} of {label}", str(exc))
+                nodes.append(None)
+        return nodes
+
     def _leaves(self, entries: Sequence[Mapping[str, Any]], order: Sequence[_Head]) -> None:
         name = self.name
         last = -1
         present: set[int] = set()
         proven = 0
+        verified: list[tuple[int, bytes, _Head, list[bytes]]] = []
+        failed: list[tuple[int, bytes, _Head, list[int], InclusionResult]] = []
         for position, entry in enumerate(entries):
             index = int(entry["leaf_index"])
             label = f"leaf {index} of {name}"
@@ -589,15 +665,22 @@ class _Context:
                     " not this one",
                 )
                 continue
-            path = [unb64(p, f"leaf {index}'s proof") for p in entry["inclusion_path"]]
+            positions = entry["inclusion_path"]
+            path = _path(head, positions)
+            if isinstance(path, str):
+                self.find(label, f"its inclusion proof {path}")
+                continue
             result = verify_inclusion(leaf, index, head.size, path, head.root)
             if not result.ok:
-                self.find(label, f"its inclusion proof against head {head.batch_id} fails: {result}")
+                failed.append((index, leaf, head, positions, result))
                 continue
+            verified.append((index, leaf, head, path))
             if index in self.leaves:
                 continue
             self.leaves[index] = leaf
             proven += 1
+        if failed:
+            self._failed_proofs(failed, verified)
         scoped = [h for h in order if h.in_scope]
         if self.full and scoped:
             start, stop = scoped[0].previous_size, scoped[-1].size
@@ -612,6 +695,48 @@ class _Context:
         else:
             self.report.checked.append(
                 f"{proven:,} leaves of {name} proven by their RFC 9162 inclusion proofs against those heads"
+            )
+
+    def _failed_proofs(
+        self,
+        failed: Sequence[tuple[int, bytes, _Head, list[int], InclusionResult]],
+        verified: Sequence[tuple[int, bytes, _Head, list[bytes]]],
+    ) -> None:
+        """Name what broke each failing inclusion proof. Every hash a verified proof commits to (its
+        leaf, its path, the nodes computed on the way up) is its tree's, whichever head it proves against:
+        a subtree's hash is the same in every tree that holds it. A shared node that differs from such a
+        hash is one finding, with the leaves whose proofs it broke; any other failing leaf is its own."""
+        known: dict[tuple[int, int], bytes] = {}
+        for index, leaf, head, path in verified:
+            known.update(subtree_hashes(index, leaf, path, inclusion_ranges(index, head.size)))
+        broken: dict[tuple[int, int], list[int]] = {}  # (head, node position) -> the leaves it fails
+        ranges_of: dict[tuple[int, int], tuple[int, int]] = {}
+        for index, leaf, head, positions, result in failed:
+            ranges = inclusion_ranges(index, head.size)
+            wrong = [
+                (position, where)
+                for position, where in zip(positions, ranges, strict=False)
+                if where in known and head.nodes[position] != known[where]
+            ]
+            if wrong:  # with the true hashes in their place, does the proof hold?
+                path = [known.get(r, head.nodes[p] or b"") for p, r in zip(positions, ranges, strict=False)]
+                result = verify_inclusion(leaf, index, head.size, path, head.root)
+            if not result.ok:
+                self.find(
+                    f"leaf {index} of {self.name}",
+                    f"its inclusion proof against head {head.batch_id} fails: {result}",
+                )
+            for position, where in wrong:
+                broken.setdefault((head.batch_id, position), []).append(index)
+                ranges_of[(head.batch_id, position)] = where
+        for (batch_id, position), indices in broken.items():
+            start, end = ranges_of[(batch_id, position)]
+            runs = ", ".join(f"{a}" if a == b else f"{a}..{b}" for a, b in _runs(indices)[:10])
+            self.find(
+                f"node {position} of head {batch_id} of {self.name}",
+                f"it is not the hash of leaves {start:,}..{end - 1:,} that the other leaves' proofs prove;"
+                f" the inclusion proofs of the {len(indices):,} leaves that use it fail (leaves {runs}"
+                + (", …)" if len(_runs(indices)) > 10 else ")"),
             )
 
     # --- receipts and events ---
@@ -871,6 +996,21 @@ class _Context:
         )
 
 
+def _path(head: _Head, positions: Any) -> list[bytes] | str:
+    """A leaf's inclusion path from its positions in its head's nodes; what is wrong with it otherwise."""
+    if not isinstance(positions, list):
+        return f"is not a list of positions in the nodes of head {head.batch_id}"
+    path = []
+    for position in positions:
+        if type(position) is not int or not 0 <= position < len(head.nodes):
+            return f"names node {position!r} of head {head.batch_id}, which holds {len(head.nodes):,} nodes"
+        node = head.nodes[position]
+        if node is None:
+            return f"uses node {position} of head {head.batch_id}, which is not a hash"
+        path.append(node)
+    return path
+
+
 def _runs(indices: Iterable[int]) -> list[tuple[int, int]]:
     runs: list[tuple[int, int]] = []
     for i in indices:
@@ -895,7 +1035,9 @@ def open_auditor_chain(
     from ledger.deployment import Deployment
 
     if consortium is not None and not is_address(consortium):
-        raise InvalidInput(f"--consortium takes a contract address (0x + 40 hex digits), not {consortium!r}")
+        raise MalformedInput(
+            f"--consortium takes a contract address (0x + 40 hex digits), not {consortium!r}"
+        )
     if deployment_file is None and consortium is None:
         raise InvalidInput(
             "give --consortium ADDRESS or --deployment FILE: the contracts come from what you hold,"

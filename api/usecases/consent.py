@@ -12,7 +12,7 @@ from typing import Any
 from sqlmodel import Session
 
 from api.context import Crm
-from api.errors import CustomerIsErased, InvalidInput, NotAllowed, NotFound
+from api.errors import CustomerIsErased, InvalidInput, MalformedInput, NotAllowed, NotFound
 from api.evidence import records
 from api.evidence.outbox import Outbox
 from api.principal import Principal
@@ -230,7 +230,7 @@ def check_purposes(purposes: Sequence[str]) -> tuple[str, ...]:
     """`purposes` without repeats, in order; refused unless each is a declared purpose (the list the
     ConsentRegistry knows) and there is at least one."""
     if not purposes:
-        raise InvalidInput(f"no purpose given: one or more of {', '.join(PURPOSES)}")
+        raise MalformedInput(f"no purpose given: one or more of {', '.join(PURPOSES)}")
     for purpose in purposes:
         _check_purpose(purpose)
     return tuple(dict.fromkeys(purposes))
@@ -238,7 +238,7 @@ def check_purposes(purposes: Sequence[str]) -> tuple[str, ...]:
 
 def _check_purpose(purpose: str) -> None:
     if purpose not in PURPOSES:
-        raise InvalidInput(f"unknown purpose {purpose!r}: one of {', '.join(PURPOSES)}")
+        raise MalformedInput(f"unknown purpose {purpose!r}: one of {', '.join(PURPOSES)}")
 
 
 def _check_terms(purpose: str, expires_at: datetime | None) -> None:

@@ -25,12 +25,12 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import is_address, to_checksum_address
 
 from api.context import Crm
-from api.errors import CustomerIsErased, InvalidInput, NotAllowed, NotFound
+from api.errors import CustomerIsErased, InvalidInput, MalformedInput, NotAllowed, NotFound
 from api.principal import Principal
-from api.usecases.customers import owned_customer
-from api.usecases.signing import SignedMessage, check_signed
+from api.usecases.customers import owned_customer, register_customer
+from api.usecases.signing import SignedMessage, check_binding, check_signed
 from ledger.clients import Authorization, MemberInfo
-from offchain.models import CustomerStatus
+from offchain.models import CustomerCreate, CustomerStatus
 from offchain.repositories import consents, customers, enrolments
 
 MIN_PASSPHRASE = 8
@@ -52,9 +52,9 @@ def open_customer_key(path: Path, passphrase: str) -> LocalAccount:
     try:
         keystore = json.loads(path.read_text())
     except OSError as exc:
-        raise InvalidInput(f"cannot read the key file {path}: {exc.strerror}") from None
+        raise MalformedInput(f"cannot read the key file {path}: {exc.strerror}") from None
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise InvalidInput(f"{path} is not a keystore file") from None
+        raise MalformedInput(f"{path} is not a keystore file") from None
     try:
         account: LocalAccount = Account.from_key(Account.decrypt(keystore, passphrase))
         return account
@@ -64,8 +64,31 @@ def open_customer_key(path: Path, passphrase: str) -> LocalAccount:
 
 def customer_binding(crm: Crm, key: LocalAccount) -> Callable[[bytes], Authorization]:
     """What the customer's own device does with her key: sign its binding to a member id (at the
-    member's current nonce: 0 for a new member). Only the signature leaves it."""
+    member's current nonce: 0 for a new member). Only the signature leaves it. Never called in a
+    partner's process: a partner gets her signed binding (`signing.customer_signs_binding`, a file from
+    `customer sign binding`) and relays it (`register_keyed_customer`, `bind_signed_key`)."""
     return lambda member: crm.coalition.members.authorize_binding(key, member)
+
+
+def register_keyed_customer(
+    crm: Crm, who: Principal, data: CustomerCreate, signer: str, signed: SignedMessage
+) -> bytes:
+    """Register a customer with the key `signer` she holds, bound by `signed`, that key's own signature
+    of its binding to the member id it names (made on her device for a new member); the member id.
+    Everything is checked before anything is written: another key, chain or kind of message is refused
+    in words, and the signature itself as the contract will check it."""
+    member, authorization = check_binding(crm, signed, signer)
+    return register_customer(
+        crm, who, data, signer=signer, binding=lambda _member: authorization, member=member
+    )
+
+
+def bind_signed_key(crm: Crm, who: Principal, member: bytes, signer: str, signed: SignedMessage) -> str:
+    """Bind the key `signer` to the keyless `member` with `signed`, that key's own signature of the
+    binding to this member (made on her device: `customer sign binding --member`); its home partner
+    only (`bind_customer_key`)."""
+    _member, authorization = check_binding(crm, signed, signer, member)
+    return bind_customer_key(crm, who, member, signer, authorization)
 
 
 def bind_customer_key(crm: Crm, who: Principal, member: bytes, signer: str, binding: Authorization) -> str:
@@ -74,7 +97,7 @@ def bind_customer_key(crm: Crm, who: Principal, member: bytes, signer: str, bind
     key needs the old key's signature, or a vote). No partner binds a key the customer does not hold."""
     partner_name = who.acting_partner()
     if not is_address(signer):
-        raise InvalidInput(f"not an address: {signer!r}")
+        raise MalformedInput(f"not an address: {signer!r}")
     signer = to_checksum_address(signer)
     with crm.unit_of_work() as db:
         owned_customer(crm, db, partner_name, member)
@@ -154,7 +177,7 @@ def vote_key_reset(crm: Crm, who: Principal, member: bytes, new_signer: str) -> 
     the reset is applied."""
     partner_name = who.acting_partner()
     if not is_address(new_signer):
-        raise InvalidInput(f"not an address: {new_signer!r}")
+        raise MalformedInput(f"not an address: {new_signer!r}")
     new_signer = to_checksum_address(new_signer)
     voter = _relayer(crm, partner_name, member)
     members = crm.coalition.members
@@ -222,8 +245,8 @@ def write_new_file(path: Path, content: bytes) -> None:
     try:
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        raise InvalidInput(f"{path} exists: a key file is never overwritten") from None
+        raise MalformedInput(f"{path} exists: a key file is never overwritten") from None
     except OSError as exc:
-        raise InvalidInput(f"cannot create {path}: {exc.strerror}") from None
+        raise MalformedInput(f"cannot create {path}: {exc.strerror}") from None
     with os.fdopen(descriptor, "wb") as handle:
         handle.write(content)

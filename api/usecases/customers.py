@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from api.context import Crm
-from api.errors import CustomerIsErased, InvalidInput, NotFound
+from api.errors import CustomerIsErased, InvalidInput, MalformedInput, NotFound
 from api.evidence import recording
 from api.evidence.outbox import Outbox
 from api.evidence.recording import NewInteraction
@@ -54,7 +54,7 @@ def register_customer(
     proof = None
     if signer is not None:
         if not is_address(signer):
-            raise InvalidInput(f"not an address: {signer!r}")
+            raise MalformedInput(f"not an address: {signer!r}")
         if binding is None:
             raise InvalidInput("a customer's key is bound only with that key's own signature of the binding")
         proof = binding(member)
@@ -280,7 +280,7 @@ def list_customers(
     with no data. Names and e-mails are decrypted to be searched: the store never holds them in clear."""
     partner_name = who.acting_partner()
     if page < 1 or not 1 <= per_page <= 500:
-        raise InvalidInput("--page starts at 1, and a page holds 1 to 500 customers")
+        raise MalformedInput("--page starts at 1, and a page holds 1 to 500 customers")
     with crm.unit_of_work() as db:
         partner = crm.partner(db, partner_name)
         if search is None:
@@ -317,7 +317,7 @@ def update_customer(crm: Crm, who: Principal, member: bytes, changes: dict[str, 
             updated = CustomerCreate.model_validate(current.pii | changes)
         except ValidationError as exc:
             error = exc.errors()[0]
-            raise InvalidInput(f"{error['loc'][0]}: {error['msg']}") from None
+            raise MalformedInput(f"{error['loc'][0]}: {error['msg']}") from None
         pii = updated.model_dump(exclude_none=True)
         sealed = crm.vault.encrypt(partner_name, member, PII_FIELD, canonical_json(pii))
         changed = {k: v for k, v in pii.items() if current.pii.get(k) != v}

@@ -414,6 +414,7 @@ class DecisionVerification:
     decision_id: int
     steps: list[Step] = field(default_factory=list)
     not_run: list[str] = field(default_factory=list)  # checks that need a key this run does not hold
+    reproduced_bps: int | None = None  # the score recomputed, where this run could (keys or disclosure)
 
     @property
     def ok(self) -> bool:
@@ -538,6 +539,7 @@ def verify_decision(
     # recomputed: the score and reasons still are, and the explanation check fails on its own
     unknown_cut = model.policy.batch and cutoff is None and stored is None
     scored = deciding.decide(model, events, as_of, cutoff=cutoff, input_root=found.decision.input_root)
+    result.reproduced_bps = scored.score_bps
     same_score = (
         scored.score_bps == found.decision.score_bps
         and (unknown_cut or deciding.action_word(scored.action) == found.decision.action)
@@ -627,6 +629,7 @@ def check_disclosure(
     scored = deciding.decide_on(
         model, features, cutoff=cutoff, input_root=found.decision.input_root, counterfactual=counterfactual
     )
+    result.reproduced_bps = scored.score_bps
     again = deciding.explanation_bytes(
         deciding.explanation(
             scored,

@@ -16,14 +16,14 @@ from eth_account.signers.local import LocalAccount
 from sqlalchemy import make_url
 
 from api.context import Crm
-from api.errors import CustomerIsErased, InvalidInput, NotAllowed
+from api.errors import CustomerIsErased, MalformedInput, NotAllowed
 from api.evidence.verification import Outcome
 from api.principal import Principal
 from api.settings import Settings
 from api.usecases.access import issue_token
 from api.usecases.anchoring import anchor_now
 from api.usecases.consent import give_consent, send_staged_consents, stage_consents, withdraw_consent
-from api.usecases.customer_keys import customer_binding, write_new_file
+from api.usecases.customer_keys import register_keyed_customer, write_new_file
 from api.usecases.customers import register_customer, show_customer
 from api.usecases.decisions import disclose_decision, list_decisions, score, show_decision, verify_decision
 from api.usecases.erasure import erase_customer
@@ -32,7 +32,7 @@ from api.usecases.interactions import NewInteraction, record_interactions
 from api.usecases.loyalty import PointsRequest, balance, balance_total, earn_points, reconcile, redeem_points
 from api.usecases.models import train_model
 from api.usecases.partners import positions, register_partner
-from api.usecases.signing import customer_signs_consent, customer_signs_redeem
+from api.usecases.signing import customer_signs_binding, customer_signs_consent, customer_signs_redeem
 from api.usecases.verification import verify
 from ledger.backends import Backend, EthTesterBackend, RpcBackend
 from ledger.clients import Action
@@ -76,7 +76,7 @@ def demo_backend(chain: str) -> Backend:
         return EthTesterBackend()
     if chain.startswith(("http://", "https://")):
         return RpcBackend(chain)
-    raise InvalidInput(f"--chain: expected 'memory' or an http(s) JSON-RPC URL, got {chain!r}")
+    raise MalformedInput(f"--chain: expected 'memory' or an http(s) JSON-RPC URL, got {chain!r}")
 
 
 def run_demo(chain: Backend | str, on_step: Step | None = None, then: Then | None = None) -> DemoReport:
@@ -141,10 +141,11 @@ def _business(crm: Crm, signers: tuple, inspector: Principal, step: Step, report
         CustomerCreate(name="Bruno Diaz", email="bruno@example.org", country="ES"),
         CustomerCreate(name="Chen Wei", email="chen@example.org", country="SG"),
     ]
-    # a key of her own (in the CLI: `customer key new`, a keystore file)
+    # a key of her own (in the CLI: `customer key new`, a keystore file); she signs its binding on her
+    # side (`customer sign binding`), and acme registers her with that signature, never with her key
     alice_key: LocalAccount = Account.create()
-    alice = register_customer(
-        crm, acme, people[0], signer=alice_key.address, binding=customer_binding(crm, alice_key)
+    alice = register_keyed_customer(
+        crm, acme, people[0], alice_key.address, customer_signs_binding(crm, alice_key)
     )
     bruno, chen = (register_customer(crm, acme, p) for p in people[1:])
     step(

@@ -25,6 +25,7 @@ from api.errors import CustomerIsErased, NotAllowed
 from api.evidence.anchoring import AnchorOutcome, anchor_pending
 from api.principal import Principal
 from api.usecases.customers import owned_customer, send_staged_enrolments
+from api.usecases.signing import SignedMessage, check_signed
 from ledger.clients import Authorization
 from offchain.canonical import canonical_json
 from offchain.db import purge_deleted
@@ -130,6 +131,17 @@ def erase_customer(
         assert receipt is not None and receipt.anchored_batch_id is not None
         (row,) = batches.outcomes(db, [receipt.anchored_batch_id])
     return receipt, AnchorOutcome.of(row)
+
+
+def erase_customer_signed(
+    crm: Crm, who: Principal, member: bytes, signed: SignedMessage
+) -> tuple[ErasureReceipt, AnchorOutcome]:
+    """Erase `member` by her own signature of the erasure (`signing.erasure_typed_data`, signed on her
+    device: `customer sign erasure`, or in her browser), relayed by the partner whose store holds her
+    data. The signature is checked first (another member, another key, a used nonce, an expired
+    deadline: refused in words, nothing written), then `erase_customer` carries it out."""
+    authorization = check_signed(crm, signed, "Erasure", member, {}, "an erasure")
+    return erase_customer(crm, who, member, authorization)
 
 
 def reshred_erased(crm: Crm) -> list[tuple[str, bytes, int]]:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from eth_utils import is_address, to_checksum_address
 
 from api.context import Crm
-from api.errors import InvalidInput
+from api.errors import MalformedInput
 from api.principal import Principal
 from ledger.clients import Action, ProposalOutcome
 
@@ -36,9 +36,9 @@ def propose(crm: Crm, who: Principal, action: str, account: str) -> ProposalOutc
     """Propose, and vote for, admitting or removing `account`, as the acting partner."""
     partner_name = who.acting_partner()
     if action not in ACTIONS:
-        raise InvalidInput(f"an action is one of {', '.join(ACTIONS)}, not {action!r}")
+        raise MalformedInput(f"an action is one of {', '.join(ACTIONS)}, not {action!r}")
     if not is_address(account):
-        raise InvalidInput(f"not an address: {account!r}")
+        raise MalformedInput(f"not an address: {account!r}")
     return crm.coalition.consortium.propose(
         crm.signer(partner_name), ACTIONS[action], to_checksum_address(account)
     )
@@ -82,4 +82,4 @@ def proposals(crm: Crm, who: Principal) -> list[ProposalView]:
 
 def _check_id(proposal_id: int) -> None:
     if proposal_id < 0:
-        raise InvalidInput("a proposal id is a whole number from 0")
+        raise MalformedInput("a proposal id is a whole number from 0")

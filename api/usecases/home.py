@@ -39,7 +39,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import is_address
 
 from api.context import Crm, private_folder
-from api.errors import CrmError, InvalidInput
+from api.errors import CrmError, InvalidInput, MalformedInput
 from api.settings import Settings
 from api.usecases.customer_keys import write_new_file
 from api.usecases.erasure import reshred_erased
@@ -106,7 +106,9 @@ def init_home(
     if (home / CONFIG).exists():
         raise HomeError(f"{home} is already initialised ({home / CONFIG})")
     if consortium is not None and not is_address(consortium):
-        raise InvalidInput(f"--consortium takes a contract address (0x + 40 hex digits), not {consortium!r}")
+        raise MalformedInput(
+            f"--consortium takes a contract address (0x + 40 hex digits), not {consortium!r}"
+        )
     deployer = _read_key(key_file) if key_file is not None else None
     if deployer is not None and (deployment_file is not None or consortium is not None or chain == "devnet"):
         raise InvalidInput(
@@ -158,7 +160,7 @@ def init_home(
                 " to a coalition with --consortium ADDRESS or --deployment FILE"
             )
     else:
-        raise InvalidInput(f"--chain takes devnet or an http(s) JSON-RPC URL, not {chain!r}")
+        raise MalformedInput(f"--chain takes devnet or an http(s) JSON-RPC URL, not {chain!r}")
     private_folder(home)
     config = HomeConfig(
         rpc_url=rpc_url,
@@ -309,9 +311,9 @@ def _read_key(path: Path) -> LocalAccount:
     try:
         return Account.from_key(path.read_text().strip())  # type: ignore[no-any-return]
     except OSError as exc:
-        raise InvalidInput(f"cannot read the key file {path}: {exc.strerror}") from None
+        raise MalformedInput(f"cannot read the key file {path}: {exc.strerror}") from None
     except ValueError:
-        raise InvalidInput(f"{path} does not hold a private key (0x + 64 hex digits)") from None
+        raise MalformedInput(f"{path} does not hold a private key (0x + 64 hex digits)") from None
 
 
 def _check_kek(path: Path, name: str) -> None:

@@ -58,7 +58,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from api.context import Crm
-from api.errors import InvalidInput, SourceStopped
+from api.errors import InvalidInput, MalformedInput, SourceStopped
 from api.evidence import anchoring
 from api.evidence.anchoring import AnchorOutcome
 from api.evidence.recording import NewInteraction, record_interactions
@@ -173,7 +173,7 @@ def import_online_retail(
                 else:
                     yield item
         except (ValueError, OSError, csv.Error) as exc:  # what the reader says of the file (it names it)
-            raise InvalidInput(f"cannot import: {exc}") from exc
+            raise MalformedInput(f"cannot import: {exc}") from exc
 
     def total() -> int | None:
         return stats.invoices_found if stats.rows else None

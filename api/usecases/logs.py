@@ -169,3 +169,50 @@ def erasure_receipts(crm: Crm, who: Principal) -> list[ErasureLine]:
         )
         for (name, r), flag in zip(rows, flags, strict=True)
     ]
+
+
+@dataclass(frozen=True)
+class LoggedDecision:
+    """An automated decision as the chain's DecisionLog holds it: hashes, a score and an action, never
+    personal data (the member is a random id, the explanation a keyed commitment)."""
+
+    decision_id: int
+    partner: str  # the deciding partner's name where this store knows it, else its address
+    model_id: int
+    model_hash: bytes
+    input_root: bytes  # the commitment to the inputs: the Merkle root of their leaves
+    score_bps: int
+    action: str
+    block_number: int
+
+
+def logged_decisions(crm: Crm, who: Principal, decision_id: int | None = None) -> list[LoggedDecision]:
+    """Every decision on chain (or the one `decision_id`), oldest first."""
+    from ml import decision as deciding
+
+    _may_audit(who)
+    if decision_id is not None and decision_id < 0:
+        raise InvalidInput(f"a decision number is 0 or more, not {decision_id}")
+    with crm.unit_of_work() as db:
+        names = {p.address: p.name for p in partners.every(db)}
+    log = crm.coalition.decisions
+    hashes: dict[int, bytes] = {}
+    found = []
+    for d in log.decisions(decision_id=decision_id):
+        if d.model_id not in hashes:
+            hashes[d.model_id] = log.model(d.model_id).model_hash
+        found.append(
+            LoggedDecision(
+                d.decision_id,
+                names.get(d.partner, d.partner),
+                d.model_id,
+                hashes[d.model_id],
+                d.decision.input_root,
+                d.decision.score_bps,
+                deciding.read_action_word(d.decision.action),
+                d.block_number,
+            )
+        )
+    if decision_id is not None and not found:
+        raise NotFound(f"the chain logged no decision {decision_id}")
+    return found

@@ -216,16 +216,6 @@ def consent_typed_data(crm: Crm, who: Principal, partner: str, purpose: str, sta
     return typed
 
 
-def _signature(signature: str) -> bytes:
-    try:
-        raw = bytes.fromhex(signature.removeprefix("0x"))
-    except ValueError:
-        raw = b""
-    if len(raw) != 65:
-        raise InvalidInput("signature: 0x and 65 bytes of hex (130 hex digits)")
-    return raw
-
-
 def _message(typed_data: dict[str, Any], primary: str) -> dict[str, Any]:
     message = typed_data.get("message")
     if typed_data.get("primaryType") != primary or not isinstance(message, dict):
@@ -264,7 +254,7 @@ def relay_consent(crm: Crm, who: Principal, typed_data: dict[str, Any], signatur
             "typed_data: no consent of yours is waiting for this signature: ask for the typed data again"
         )
     partner = Principal.of_partner(partner_name_at(crm, message.get("controller")))
-    signed = signing.SignedMessage(typed_data, _signature(signature), document)
+    signed = signing.signed_message(typed_data, signature, document, "signature")
     if document.get("status") == "withdrawn":
         receipt = consent.withdraw_consent(crm, partner, member, purpose, signed=signed)
     else:
@@ -289,7 +279,7 @@ def relay_redeem(
     if not isinstance(amount, int):
         raise InvalidInput("typed_data: no amount")
     partner = Principal.of_partner(partner_name_at(crm, message.get("partner")))
-    signed = signing.SignedMessage(typed_data, _signature(signature))
+    signed = signing.signed_message(typed_data, signature, source="signature")
     return loyalty.redeem_points(crm, partner, loyalty.PointsRequest(member, amount), signed=signed)
 
 
@@ -303,7 +293,6 @@ def relay_erasure(crm: Crm, who: Principal, typed_data: dict[str, Any], signatur
     unreadable, a receipt anchored, and on chain her consents withdrawn, her points forfeited, the member
     frozen. It cannot be undone."""
     home, member = _as_home(crm, who)
-    signed = signing.SignedMessage(typed_data, _signature(signature))
-    authorization = signing.check_signed(crm, signed, "Erasure", member, {}, "an erasure")
-    receipt, _anchored = erasure.erase_customer(crm, home, member, authorization)
+    signed = signing.signed_message(typed_data, signature, source="signature")
+    receipt, _anchored = erasure.erase_customer_signed(crm, home, member, signed)
     return receipt

@@ -23,6 +23,7 @@ from eth_utils import is_address, to_checksum_address
 from api.context import Crm
 from api.errors import CustomerIsErased, InvalidInput, NotFound
 from api.principal import Principal
+from api.usecases.signing import SignedMessage, check_signed
 from ledger.clients import Authorization, MemberInfo, VoteKind
 from offchain.models import CustomerStatus
 from offchain.repositories import customers
@@ -66,11 +67,31 @@ def move_home(
     if info.signer is None:
         raise InvalidInput(
             f"member 0x{member.hex()} has no key of its own to sign a move: the partners vote on it"
-            " (`customer home vote`)"
+            " (`customer move-vote`)"
         )
     tx = crm.coalition.members.move_home_signed(relayer, member, home, authorization)
     assert info.home is not None
     return HomeMove(member, info.home, home, tx.block_number)
+
+
+def relay_home_move(
+    crm: Crm, who: Principal, member: bytes, new_home: str, signed: SignedMessage
+) -> HomeMove:
+    """Move the member's home to `new_home` by her signature (`signing.home_move_typed_data`, signed on
+    her own device: `customer sign move`); the acting partner, any partner, relays it. The signature is
+    checked first for what the contract checks and for this very move (another member, another new
+    home, another key, a used nonce, an expired deadline: refused in words, nothing written)."""
+    _relayer(crm, who, member)
+    home = _partner_address(crm, new_home)
+    authorization = check_signed(
+        crm,
+        signed,
+        "HomeMove",
+        member,
+        {"newHome": (home, lambda found: f"for a move to {found}, not to {home}")},
+        "a move of her home",
+    )
+    return move_home(crm, who, member, home, authorization)
 
 
 def vote_home_move(crm: Crm, who: Principal, member: bytes, new_home: str) -> MemberVoteResult:

@@ -29,7 +29,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import is_address, to_checksum_address
 
 from api.context import Crm
-from api.errors import InvalidInput, NotFound
+from api.errors import InvalidInput, MalformedInput, NotFound
 from api.principal import Principal
 from ledger.clients import MemberInfo, purpose_id
 from ledger.clients.members import MAX_SIGNATURE_LIFETIME, Authorization
@@ -139,7 +139,7 @@ def key_change_typed_data(
     """The typed data of the member's change of her key to `new_signer` (signed with her current key)."""
     _may_sign_for(who, member)
     if not is_address(new_signer):
-        raise InvalidInput(f"not an address: {new_signer!r}")
+        raise MalformedInput(f"not an address: {new_signer!r}")
     info = _keyed(crm, member)
     if to_checksum_address(new_signer) == info.signer:
         raise InvalidInput(f"{new_signer} is member 0x{member.hex()}'s key already")
@@ -162,21 +162,58 @@ def erasure_typed_data(
     return crm.coalition.members.typed_data("Erasure", message)
 
 
-def binding_typed_data(crm: Crm, signer: str, *, deadline: int | None = None) -> tuple[bytes, dict[str, Any]]:
-    """A new member id, and the typed data by which the key `signer` signs its binding to it (nonce 0:
-    the member is new), for a customer enrolled with a key she holds (over HTTP, her device signs it)."""
+def binding_typed_data(
+    crm: Crm, signer: str, *, member: bytes | None = None, deadline: int | None = None
+) -> tuple[bytes, dict[str, Any]]:
+    """The member id, and the typed data by which the key `signer` signs its binding to it: with no
+    `member`, a new member id (nonce 0: the customer is not enrolled yet, `customer add`); with one, a
+    keyless member's at its current nonce (`customer key bind`). Signed on the customer's device (over
+    HTTP, her browser; at the command line, `customer sign binding`)."""
     from offchain.vault import new_member_id
 
     if not is_address(signer):
-        raise InvalidInput(f"signer: not an address: {signer!r}")
-    member = new_member_id()
+        raise MalformedInput(f"signer: not an address: {signer!r}")
+    nonce = 0
+    if member is None:
+        member = new_member_id()
+    else:
+        info = crm.coalition.members.member(member)
+        if not info.enrolled or info.erased:
+            raise NotFound(f"member 0x{member.hex()} is not enrolled on chain, or was erased")
+        if info.signer is not None:
+            raise InvalidInput(
+                f"member 0x{member.hex()} already has a key ({info.signer}): a change is signed with it"
+                " (`customer sign key-change`)"
+            )
+        nonce = info.nonce
     message = {
         "member": _hex(member),
         "signer": to_checksum_address(signer),
-        "nonce": 0,
+        "nonce": nonce,
         "deadline": _deadline(crm, deadline),
     }
     return member, crm.coalition.members.typed_data("SignerBinding", message)
+
+
+def home_move_typed_data(
+    crm: Crm, who: Principal, member: bytes, new_home: str, *, deadline: int | None = None
+) -> dict[str, Any]:
+    """The typed data by which the member moves her home to `new_home` (a partner's name in this home,
+    or its address), signed with her own key."""
+    _may_sign_for(who, member)
+    info = _keyed(crm, member)
+    home = to_checksum_address(new_home) if is_address(new_home) else _partner(crm, new_home).address
+    if not crm.coalition.consortium.is_partner(home):
+        raise InvalidInput(f"{new_home} is not a partner of the consortium, so it cannot be a member's home")
+    if info.home == home:
+        raise InvalidInput(f"{new_home} is member 0x{member.hex()}'s home partner already")
+    message = {
+        "member": _hex(member),
+        "newHome": to_checksum_address(home),
+        "nonce": info.nonce,
+        "deadline": _deadline(crm, deadline),
+    }
+    return crm.coalition.members.typed_data("HomeMove", message)
 
 
 def binding_of(signed: SignedMessage, signer: str) -> tuple[bytes, Authorization]:
@@ -195,6 +232,24 @@ def binding_of(signed: SignedMessage, signer: str) -> tuple[bytes, Authorization
     if len(member) != 32 or not isinstance(deadline, int):
         raise InvalidInput("binding: no member id or deadline in the signed message")
     return member, Authorization(signed.signature, deadline)
+
+
+def check_binding(
+    crm: Crm, signed: SignedMessage, signer: str, member: bytes | None = None
+) -> tuple[bytes, Authorization]:
+    """`binding_of`, for this coalition's contracts and (given `member`) for that member: what a partner
+    relaying a binding file checks before anything is written (the key's own signature is checked by
+    `register_customer` and `bind_customer_key`, as the contract will)."""
+    if not is_address(signer):
+        raise MalformedInput(f"signer: not an address: {signer!r}")
+    if signed.typed_data.get("domain") != crm.coalition.members.domain():
+        raise InvalidInput(
+            "the binding was signed for another chain or another coalition's contracts, not this one"
+        )
+    bound, authorization = binding_of(signed, signer)
+    if member is not None and bound != member:
+        raise InvalidInput(f"the binding is for member 0x{bound.hex()}, not 0x{member.hex()}")
+    return bound, authorization
 
 
 def sign(
@@ -242,6 +297,30 @@ def customer_signs_key_change(
     return sign(key, typed)
 
 
+def customer_signs_binding(
+    crm: Crm, key: LocalAccount, member: bytes | None = None, *, deadline: int | None = None
+) -> SignedMessage:
+    """Her key's own signature of its binding to `member` (None: a new member id, for her enrolment),
+    made on her own device: the partner gets the file, never the key."""
+    _bound, typed = binding_typed_data(crm, key.address, member=member, deadline=deadline)
+    return sign(key, typed)
+
+
+def customer_signs_home_move(
+    crm: Crm, key: LocalAccount, member: bytes, new_home: str, *, deadline: int | None = None
+) -> SignedMessage:
+    """The member's move of her home to `new_home`, signed with her key on her own device."""
+    typed = home_move_typed_data(crm, Principal.of_customer(member), member, new_home, deadline=deadline)
+    return sign(key, typed)
+
+
+def customer_signs_erasure(
+    crm: Crm, key: LocalAccount, member: bytes, *, deadline: int | None = None
+) -> SignedMessage:
+    """The member's request to be erased, signed with her key on her own device."""
+    return sign(key, erasure_typed_data(crm, Principal.of_customer(member), member, deadline=deadline))
+
+
 # --- the signature file ----------------------------------------------------------------------------------
 
 
@@ -257,31 +336,41 @@ def read_signature_file(path: Path) -> SignedMessage:
     """A signature file as `SignedMessage`; InvalidInput, with words, if it is not one."""
     try:
         if path.stat().st_size > MAX_SIGNATURE_FILE:
-            raise InvalidInput(f"{path} is not a signature file (over {MAX_SIGNATURE_FILE // 1024} KiB)")
+            raise MalformedInput(f"{path} is not a signature file (over {MAX_SIGNATURE_FILE // 1024} KiB)")
         document = json.loads(path.read_text())
     except OSError as exc:
-        raise InvalidInput(f"cannot read the signature file {path}: {exc.strerror}") from None
+        raise MalformedInput(f"cannot read the signature file {path}: {exc.strerror}") from None
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise InvalidInput(f"{path} is not a signature file (not JSON)") from None
+        raise MalformedInput(f"{path} is not a signature file (not JSON)") from None
     return parse_signed(document, str(path))
 
 
 def parse_signed(document: Any, source: str = "the signature") -> SignedMessage:
-    """A signature document (the file's JSON, or an HTTP body) as `SignedMessage`."""
+    """A signature document (the file's JSON) as `SignedMessage`."""
     if not isinstance(document, dict) or document.get("schema") != SIGNATURE_SCHEMA:
-        raise InvalidInput(f"{source} is not a ledgercrm signature file ({SIGNATURE_SCHEMA})")
+        raise MalformedInput(f"{source} is not a ledgercrm signature file ({SIGNATURE_SCHEMA})")
     typed, signature, receipt = document.get("typedData"), document.get("signature"), document.get("receipt")
-    if not isinstance(typed, dict) or not isinstance(typed.get("message"), dict):
-        raise InvalidInput(f"{source}: no typed data")
+    return signed_message(typed, signature, receipt, source)
+
+
+def signed_message(
+    typed_data: Any, signature: Any, receipt: Any = None, source: str = "the signature"
+) -> SignedMessage:
+    """Typed data and a signature (0x + 130 hex digits), as a signature file or an HTTP body carries
+    them, as `SignedMessage`; MalformedInput, naming `source`, if they are not that. The one place that
+    decodes a customer's signature: what it signs and by whom is `check_signed`'s (or
+    `check_binding`'s) to check."""
+    if not isinstance(typed_data, dict) or not isinstance(typed_data.get("message"), dict):
+        raise MalformedInput(f"{source}: no typed data")
     try:
-        raw = bytes.fromhex(str(signature).removeprefix("0x"))
+        raw = bytes.fromhex(signature.removeprefix("0x")) if isinstance(signature, str) else b""
     except ValueError:
         raw = b""
     if len(raw) != 65:
-        raise InvalidInput(f"{source}: the signature is not 65 bytes of hex")
+        raise MalformedInput(f"{source}: the signature is not 65 bytes of hex (0x + 130 hex digits)")
     if receipt is not None and not isinstance(receipt, dict):
-        raise InvalidInput(f"{source}: the receipt is not a JSON object")
-    return SignedMessage(typed, raw, receipt)
+        raise MalformedInput(f"{source}: the receipt is not a JSON object")
+    return SignedMessage(typed_data, raw, receipt)
 
 
 # --- what the relaying partner checks --------------------------------------------------------------------
@@ -388,15 +477,24 @@ def _hex(value: bytes) -> str:
 __all__ = [
     "SIGNATURE_SCHEMA",
     "SignedMessage",
+    "binding_of",
+    "binding_typed_data",
+    "check_binding",
     "check_signed",
     "consent_typed_data",
+    "customer_signs_binding",
     "customer_signs_consent",
+    "customer_signs_erasure",
+    "customer_signs_home_move",
     "customer_signs_key_change",
     "customer_signs_redeem",
+    "erasure_typed_data",
+    "home_move_typed_data",
     "key_change_typed_data",
     "parse_signed",
     "read_signature_file",
     "redeem_typed_data",
     "sign",
+    "signed_message",
     "write_signature_file",
 ]

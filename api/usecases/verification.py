@@ -5,7 +5,7 @@ from __future__ import annotations
 from eth_utils import is_address
 
 from api.context import Crm
-from api.errors import InvalidInput
+from api.errors import MalformedInput
 from api.evidence import records, verification
 from api.evidence.verification import Check, Outcome, Verification, VerificationReport
 from api.principal import Principal, Role
@@ -34,7 +34,9 @@ def verify(
     with their code (DeploymentMismatch, naming the contract, otherwise). The report says which chain id
     and Consortium it trusted."""
     if consortium is not None and not is_address(consortium):
-        raise InvalidInput(f"--consortium takes a contract address (0x + 40 hex digits), not {consortium!r}")
+        raise MalformedInput(
+            f"--consortium takes a contract address (0x + 40 hex digits), not {consortium!r}"
+        )
     deployment = crm.coalition.check_trust(consortium)
     content = not auditor and who.role is not Role.AUDITOR
     report = VerificationReport(chain_id=deployment.chain_id, consortium=deployment.contracts["Consortium"])

@@ -451,18 +451,14 @@ class MemberRegistryClient(ContractClient):
         nonce: int | None = None,
     ) -> Authorization:
         """The customer's signature of a consent event (for `ConsentClient.record_signed`)."""
-        deadline = self._deadline(deadline)
-        message = {
-            "member": as_bytes32(member),
+        fields = {
             "controller": to_checksum_address(controller),
             "purpose": as_bytes32(purpose),
             "status": int(status),
             "receiptHash": as_bytes32(receipt_hash),
             "expiresAt": expires_at,
-            "nonce": self.nonce_of(member) if nonce is None else nonce,
-            "deadline": deadline,
         }
-        return self._sign(customer, "Consent", CONSENT_TYPE, message, deadline)
+        return self.authorize(customer, "Consent", member, fields, deadline=deadline, nonce=nonce)
 
     def authorize_redeem(
         self,
@@ -476,16 +472,8 @@ class MemberRegistryClient(ContractClient):
         nonce: int | None = None,
     ) -> Authorization:
         """The customer's signature of a redemption at `partner` (for `LoyaltyClient.redeem_signed`)."""
-        deadline = self._deadline(deadline)
-        message = {
-            "member": as_bytes32(member),
-            "partner": to_checksum_address(partner),
-            "amount": amount,
-            "ref": as_bytes32(ref),
-            "nonce": self.nonce_of(member) if nonce is None else nonce,
-            "deadline": deadline,
-        }
-        return self._sign(customer, "Redeem", REDEEM_TYPE, message, deadline)
+        fields = {"partner": to_checksum_address(partner), "amount": amount, "ref": as_bytes32(ref)}
+        return self.authorize(customer, "Redeem", member, fields, deadline=deadline, nonce=nonce)
 
     def authorize_signer_change(
         self,
@@ -497,14 +485,8 @@ class MemberRegistryClient(ContractClient):
         nonce: int | None = None,
     ) -> Authorization:
         """The customer's signature, with its current key, of the change to `new_signer`."""
-        deadline = self._deadline(deadline)
-        message = {
-            "member": as_bytes32(member),
-            "newSigner": to_checksum_address(new_signer),
-            "nonce": self.nonce_of(member) if nonce is None else nonce,
-            "deadline": deadline,
-        }
-        return self._sign(customer, "SignerChange", SIGNER_CHANGE_TYPE, message, deadline)
+        fields = {"newSigner": to_checksum_address(new_signer)}
+        return self.authorize(customer, "SignerChange", member, fields, deadline=deadline, nonce=nonce)
 
     def authorize_binding(
         self,
@@ -516,14 +498,8 @@ class MemberRegistryClient(ContractClient):
     ) -> Authorization:
         """The signature, by the key to be bound itself, of its binding to `member` (at enrolment, nonce
         0: the member is new; later, for `bind_signer`, the member's current nonce)."""
-        deadline = self._deadline(deadline)
-        message = {
-            "member": as_bytes32(member),
-            "signer": to_checksum_address(key.address),
-            "nonce": self.nonce_of(member) if nonce is None else nonce,
-            "deadline": deadline,
-        }
-        return self._sign(key, "SignerBinding", SIGNER_BINDING_TYPE, message, deadline)
+        fields = {"signer": to_checksum_address(key.address)}
+        return self.authorize(key, "SignerBinding", member, fields, deadline=deadline, nonce=nonce)
 
     def authorize_home_move(
         self,
@@ -535,14 +511,8 @@ class MemberRegistryClient(ContractClient):
         nonce: int | None = None,
     ) -> Authorization:
         """The customer's signature of its move to the home partner `new_home`."""
-        deadline = self._deadline(deadline)
-        message = {
-            "member": as_bytes32(member),
-            "newHome": to_checksum_address(new_home),
-            "nonce": self.nonce_of(member) if nonce is None else nonce,
-            "deadline": deadline,
-        }
-        return self._sign(customer, "HomeMove", HOME_MOVE_TYPE, message, deadline)
+        fields = {"newHome": to_checksum_address(new_home)}
+        return self.authorize(customer, "HomeMove", member, fields, deadline=deadline, nonce=nonce)
 
     def authorize_erasure(
         self,
@@ -553,13 +523,32 @@ class MemberRegistryClient(ContractClient):
         nonce: int | None = None,
     ) -> Authorization:
         """The customer's signature asking for its own erasure."""
+        return self.authorize(customer, "Erasure", member, {}, deadline=deadline, nonce=nonce)
+
+    def authorize(
+        self,
+        key: LocalAccount,
+        primary: str,
+        member: bytes,
+        fields: dict[str, Any],
+        *,
+        deadline: int | None = None,
+        nonce: int | None = None,
+    ) -> Authorization:
+        """`key`'s EIP-712 signature of the `primary` message (one of `SIGNED_TYPES`) about `member`: its
+        own `fields` with the member, its nonce (the member's current one, or `nonce`) and a deadline
+        (the chain's clock plus the default lifetime, or `deadline`). Every `authorize_*` is this, with
+        the fields of its type."""
         deadline = self._deadline(deadline)
         message = {
             "member": as_bytes32(member),
+            **fields,
             "nonce": self.nonce_of(member) if nonce is None else nonce,
             "deadline": deadline,
         }
-        return self._sign(customer, "Erasure", ERASURE_TYPE, message, deadline)
+        if set(message) != {field["name"] for field in SIGNED_TYPES[primary]}:
+            raise ValueError(f"a {primary} message has the fields of its type, not {sorted(message)}")
+        return self._sign(key, primary, SIGNED_TYPES[primary], message, deadline)
 
     def binds(self, member: bytes, signer: str, binding: Authorization, *, nonce: int | None = None) -> bool:
         """Whether `binding` is `signer`'s own signature of its binding to `member` (for the member's

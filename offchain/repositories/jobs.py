@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import update
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from offchain.models import Job
 
@@ -38,3 +38,9 @@ def fail_orphans(db: Session, runner: str, when: datetime) -> int:
         )
     )
     return int(done.rowcount)
+
+
+def latest(db: Session, owner: str, kind: str) -> Job | None:
+    """The last job of `kind` that `owner` started."""
+    query = select(Job).where(Job.owner == owner, Job.kind == kind).order_by(col(Job.created_at).desc())
+    return db.exec(query.limit(1)).first()

@@ -26,15 +26,12 @@ from api.usecases.consent import give_consent, send_staged_consents, stage_conse
 from api.usecases.customers import register_customer, show_customer
 from api.usecases.decisions import disclose_decision, score
 from api.usecases.erasure import erase_customer
-from api.usecases.imports import import_synthetic
 from api.usecases.interactions import record_interactions
 from api.usecases.loyalty import PointsRequest, earn_points, redeem_points
-from api.usecases.models import train_model
 from api.usecases.partners import register_partner
-from ledger.backends import RpcBackend
 from ledger.coalition import Coalition
 from offchain.models import CustomerCreate
-from offchain.repositories import customers
+from tests.fixtures.trained import TRAINED, TrainedHome, forked
 
 ACME = Principal.of_partner("acme")
 HOLDOUT = datetime(2024, 9, 1, tzinfo=UTC)
@@ -49,18 +46,20 @@ def _crm(coalition: Coalition, home: Path) -> Crm:
     return crm
 
 
+pytestmark = pytest.mark.xdist_group(TRAINED)
+
+
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory, anvil_url: str) -> Iterator[dict[str, Any]]:
-    """acme with synthetic customers, a registered model, decisions on chain, two customers of its own
-    (Alice with an interaction, consent and points; Bob erased), everything anchored; and its bundle.
-    On anvil: an auditor's node answers eth_getLogs at once, eth-tester scans every receipt."""
-    backend = RpcBackend(anvil_url)
-    coalition = Coalition.deploy(backend, founders=backend.accounts[:3])
-    crm = _crm(coalition, tmp_path_factory.mktemp("bundle"))
-    import_synthetic(crm, ACME, seed=7, customers=100, interactions=1200, in_process=True)
-    model_id = train_model(crm, ACME, horizon_days=90, as_of=HOLDOUT, backtest=False).model_id
-    with crm.unit_of_work() as db:
-        members = [c.member_id for c in customers.of_partner(db, crm.partner(db, "acme").id)]
+def world(tmp_path_factory: pytest.TempPathFactory, trained_home: TrainedHome) -> Iterator[dict[str, Any]]:
+    """acme with synthetic customers and its registered model (the trained home, forked), decisions on
+    chain, two customers of its own (Alice with an interaction, consent and points; Bob erased),
+    everything anchored; and its bundle. On anvil: an auditor's node answers eth_getLogs at once,
+    eth-tester scans every receipt."""
+    with forked(trained_home, tmp_path_factory.mktemp("bundle") / "home", batch_max_leaves=64) as crm:
+        yield _world(crm, trained_home.model_id, trained_home.members)
+
+
+def _world(crm: Crm, model_id: int, members: list[bytes]) -> dict[str, Any]:
     stage_consents(crm, ACME, members[:40], "profiling")
     send_staged_consents(crm, ACME)
     decided = score(crm, ACME, members[:40], model_id=model_id, as_of=AS_OF).decided
@@ -81,7 +80,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, anvil_url: str) -> Iterator[
     anchor_now(crm, ACME)
     disclosure = disclose_decision(crm, ACME, decided[0])
     bundle = audit.make_bundle(crm, ACME, disclosures=[disclosure])
-    yield {
+    return {
         "crm": crm,
         "bundle": bundle,
         "alice": alice,
@@ -90,7 +89,6 @@ def world(tmp_path_factory: pytest.TempPathFactory, anvil_url: str) -> Iterator[
         "decided": decided,
         "disclosure": disclosure,
     }
-    crm.close()
 
 
 def _verify(world: dict[str, Any], bundle: dict[str, Any]) -> audit.AuditReport:
@@ -287,6 +285,33 @@ def test_a_swapped_model_is_one_finding_and_its_decisions_one_more(world):
     assert f"{len(bundle['decisions'])} decisions" in report.findings[1].detail
 
 
+def test_a_tampered_shared_node_is_one_finding_naming_it_and_the_leaves_it_breaks(world):
+    """Leaf 1's third path node is the subtree of leaves 4..7, which leaves 1..3 use (leaf 0, the
+    genesis, is in no bundle): forged, it breaks those three proofs, and the proofs of leaves 4..7, which
+    pass through that subtree, show which node it is."""
+    bundle = copy.deepcopy(world["bundle"])
+    first = bundle["log"]["leaves"][0]
+    assert first["leaf_index"] == 1 and first["inclusion_path"][:3] == [0, 1, 2]  # nodes in order of use
+    head = next(h for h in bundle["log"]["heads"] if h["batchId"] == first["batchId"])
+    head["nodes"][2] = audit.b64(bytes(32))
+    report = _verify(world, bundle)
+    assert [f.record for f in report.findings] == [f"node 2 of head {head['batchId']} of acme"]
+    assert "not the hash of leaves 4..7" in report.findings[0].detail
+    assert "the 3 leaves that use it fail (leaves 1..3)" in report.findings[0].detail
+
+
+def test_a_leaf_that_names_no_node_of_its_head_is_named(world):
+    bundle = copy.deepcopy(world["bundle"])
+    leaf = bundle["log"]["leaves"][5]
+    leaf["inclusion_path"][0] = 10**6
+    leaf = bundle["log"]["leaves"][6]
+    leaf["inclusion_path"] = "0,1,2"
+    report = _verify(world, bundle)
+    assert _named(report, "leaf 6 of acme", "names node 1000000 of head")
+    assert _named(report, "leaf 7 of acme", "not a list of positions")
+    assert len(report.findings) == 2
+
+
 def test_a_bundle_of_another_deployment_fails_on_ours(world, tmp_path):
     """A genuine bundle of a second deployment on the same chain (its own contracts, its own partner
     log): its deployment and every head are named, not taken for ours."""
@@ -318,6 +343,14 @@ def test_a_bundle_file_round_trips_plain_and_compressed(world, tmp_path):
     (tmp_path / "x.json").write_text('{"format": "something else"}')
     with pytest.raises(InvalidInput, match="not an evidence bundle"):
         audit.read_bundle(tmp_path / "x.json")
+    for version in ("v1", "v3"):  # v1 wrote every leaf's path out whole; v3 is a release not yet made
+        (tmp_path / f"{version}.json").write_text(
+            json.dumps({**world["bundle"], "format": f"ledgercrm/evidence-bundle/{version}"})
+        )
+        with pytest.raises(InvalidInput, match=f"format 'ledgercrm/evidence-bundle/{version}', which this"):
+            audit.read_bundle(tmp_path / f"{version}.json")
+    report = _verify(world, {**world["bundle"], "format": "ledgercrm/evidence-bundle/v1"})
+    assert [f.record for f in report.findings] == ["bundle"] and "does not read" in report.findings[0].detail
     (tmp_path / "y.json").write_bytes(b"\x1f\x8b broken")
     with pytest.raises(InvalidInput, match="not an evidence bundle"):
         audit.read_bundle(tmp_path / "y.json")

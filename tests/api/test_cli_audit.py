@@ -134,6 +134,22 @@ def test_the_auditors_mistakes_are_one_line(bundle, manifest, anvil_url, tmp_pat
         code=1,
     )
     assert len(out.strip().splitlines()) == 1 and "not an evidence bundle" in out
+    (tmp_path / "v1.json").write_text(json.dumps({"format": "ledgercrm/evidence-bundle/v1"}))
+    out = auditor(
+        "audit",
+        "verify",
+        str(tmp_path / "v1.json"),
+        "--chain",
+        anvil_url,
+        "--deployment",
+        str(manifest),
+        code=1,
+    )
+    assert out.strip().splitlines() == [
+        f"error: {tmp_path / 'v1.json'} is an evidence bundle of format 'ledgercrm/evidence-bundle/v1',"
+        " which this release does not read (it reads 'ledgercrm/evidence-bundle/v2' only): ask the"
+        " partner for one made with this release's `audit bundle`"
+    ]
     out = auditor(
         "audit", "verify", str(bundle), "--chain", "http://127.0.0.1:9", "--deployment", str(manifest), code=1
     )
@@ -142,7 +158,7 @@ def test_the_auditors_mistakes_are_one_line(bundle, manifest, anvil_url, tmp_pat
         "audit", "verify", str(bundle), "--chain", anvil_url, "--consortium", "0x" + "11" * 20, code=1
     )
     assert len(out.strip().splitlines()) == 1 and "Consortium" in out
-    out = auditor("audit", "verify", str(bundle), "--chain", anvil_url, "--consortium", "acme", code=1)
+    out = auditor("audit", "verify", str(bundle), "--chain", anvil_url, "--consortium", "acme", code=2)
     assert len(out.strip().splitlines()) == 1 and "--consortium takes a contract address" in out
     other = "0x" + "22" * 20  # a manifest pinned to a Consortium that is not its own is refused
     out = auditor("audit", "verify", str(bundle), "--chain", anvil_url, "--deployment", str(manifest),

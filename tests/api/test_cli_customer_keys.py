@@ -6,18 +6,20 @@ only by Python."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
 
 import pytest
 from eth_account import Account
+from eth_utils import to_checksum_address
 
 from api.cli import app
 from api.usecases.customer_keys import open_customer_key
 from api.usecases.home import open_crm
 from ledger import errors
-from ledger.clients import ConsentStatus, purpose_id
+from ledger.clients import ConsentStatus, MemberInfo, purpose_id
 from tests.api.clirunner import new_home, runner
 from tests.api.clirunner import run as cli
 
@@ -35,16 +37,44 @@ def home(tmp_path, anvil_url):
 
 
 def new_key(home: Path, name: str) -> Path:
+    """A customer's keystore file, as `customer key new` writes one but with a cheap scrypt (2**12, not
+    2**18: each opening took 0.5 s to 5 s on a busy machine, and these tests open keys some 80 times);
+    a keystore states its own KDF parameters, so every command opens it as any other.
+    `test_key_new_writes_a_keystore_its_passphrase_opens` runs `customer key new` itself."""
     path = home.parent / f"{name}.json"
-    cli(home, "customer", "key", "new", "--out", str(path), "--passphrase-file", str(home.parent / "pass"))
+    keystore = Account.encrypt(Account.create().key, PASSPHRASE, iterations=2**12)
+    path.write_text(json.dumps(keystore) + "\n")
+    path.chmod(0o600)
     return path
 
 
-def keyed_customer(home: Path, key: Path) -> str:
+def test_key_new_writes_a_keystore_its_passphrase_opens(tmp_path):
+    (tmp_path / "pass").write_text(PASSPHRASE + "\n")
+    out = runner.invoke(
+        app,
+        [
+            "customer",
+            "key",
+            "new",
+            "--out",
+            str(tmp_path / "k.json"),
+            "--passphrase-file",
+            str(tmp_path / "pass"),
+        ],
+    )
+    assert out.exit_code == 0, out.output
+    assert f"key {open_customer_key(tmp_path / 'k.json', PASSPHRASE).address}" in out.output
+    assert (tmp_path / "k.json").stat().st_mode & 0o777 == 0o600
+
+
+def keyed_customer(home: Path, key: Path, name: str = "Bea") -> str:
+    """She signs her key's binding to a new member id on her side; acme registers her with the file."""
+    binding, output = sign(home, key, "binding")
+    assert binding is not None, output
     out = cli(
         home,
-        *("customer", "add", "--partner", "acme", "--name", "Bea", "--signer-key", str(key)),
-        *("--passphrase-file", str(home.parent / "pass")),
+        *("customer", "add", "--partner", "acme", "--name", name, "--signer", address(key)),
+        *("--binding", str(binding)),
     )
     return out.strip().splitlines()[-1]
 
@@ -101,7 +131,8 @@ def reset(home: Path, member: str, partner: str, new: Path, code: int = 0) -> st
 
 
 def address(key: Path) -> str:
-    return str(open_customer_key(key, PASSPHRASE).address)
+    """The key's address, as its keystore file states it (opening it takes a second of scrypt)."""
+    return to_checksum_address("0x" + json.loads(key.read_text())["address"])
 
 
 def on_chain(home: Path, member: str) -> tuple[int, str | None]:
@@ -116,11 +147,8 @@ def on_chain(home: Path, member: str) -> tuple[int, str | None]:
 
 
 def partner_address(home: Path, name: str) -> str:
-    crm = open_crm(home)
-    try:
-        return str(crm.signer(name).address)
-    finally:
-        crm.close()
+    """The partner's address, from its key file in the home (without opening the home)."""
+    return str(Account.from_key((home / "keys" / f"{name}.key").read_text().strip()).address)
 
 
 def one_line(output: str) -> str:
@@ -285,7 +313,7 @@ def test_key_files_are_opened_and_checked_before_anything_is_sent(home):
               "--passphrase-file", str(home.parent / "wrong"), code=1)  # fmt: skip
     assert "wrong passphrase" in one_line(out)
     out = cli(home, *signing_with, "--key", str(home.parent / "pass"), "--out", str(home.parent / "s.json"),
-              "--passphrase-file", str(home.parent / "pass"), code=1)  # fmt: skip
+              "--passphrase-file", str(home.parent / "pass"), code=2)  # fmt: skip
     assert "is not a keystore file" in one_line(out)
     assert "key already" in one_line(reset(home, member, "acme", old, code=1))
     # without a passphrase file, the passphrase is asked for
@@ -340,3 +368,200 @@ def test_a_keyed_member_is_erased_by_a_partners_vote_not_by_her_home_alone(home)
     assert "not yet" in cli(home, *move, "borealis")
     assert "not a partner" in one_line(cli(home, *move[:4], "0x" + "11" * 20, "--partner", "cafe", code=1))
     assert f"home {partner_address(home, 'cafe')}: 2 of 2 votes: moved" in cli(home, *move, "cafe")
+
+
+# --- no partner command opens a customer's keystore (issue 30, High 2) ------------------------------------
+
+# what only the customer runs, on her own device, with her own keystore
+CUSTOMER_SIDE = (("customer", "sign"), ("customer", "key", "new"))
+KEYSTORE_OPTIONS = {"--key", "--signer-key", "--passphrase-file", "--new-key", "--customer-key"}
+
+
+def _commands(command, path=()):
+    if hasattr(command, "commands"):
+        for name, sub in command.commands.items():
+            yield from _commands(sub, (*path, name))
+    else:
+        yield path, command
+
+
+def test_no_partner_command_takes_a_customers_keystore_or_passphrase():
+    """Walks the whole Typer app: only the customer's own commands open a keystore. (On the code before
+    `customer sign binding`: `customer add --signer-key --passphrase-file` and `customer key bind --key`
+    failed this.)"""
+    import typer
+
+    everything = list(_commands(typer.main.get_command(app)))
+    assert len(everything) > 50
+    customer_side = [path for path, _ in everything if path[: len(CUSTOMER_SIDE[0])] == CUSTOMER_SIDE[0]]
+    assert {"binding", "move", "erasure", "key-change", "redeem"} <= {path[-1] for path in customer_side}
+    offending = []
+    for path, command in everything:
+        if any(path[: len(side)] == side for side in CUSTOMER_SIDE):
+            continue
+        for param in command.params:
+            words = f"{' '.join(param.opts)} {getattr(param, 'help', '') or ''}".lower()
+            if KEYSTORE_OPTIONS & set(param.opts) or "keystore" in words or "passphrase" in words:
+                offending.append(f"{' '.join(path)} {'/'.join(param.opts)}")
+    assert offending == []
+
+
+def _chain_and_store(home: Path, member: str) -> tuple[int, MemberInfo | None, list[str]]:
+    """The chain's height, the member as the chain knows it, and every row of the store and key store:
+    what a refusal must leave as it was."""
+    import sqlite3
+
+    crm = open_crm(home)
+    try:
+        height = crm.coalition.chain.w3.eth.block_number
+        info = crm.coalition.members.member(bytes.fromhex(member[2:])) if member else None
+    finally:
+        crm.close()
+    rows: list[str] = []
+    for name in ("data.sqlite", "keys.sqlite"):
+        with sqlite3.connect(home / name) as db:
+            rows.extend(db.iterdump())
+    return height, info, rows
+
+
+def _forged(home: Path, signer_key: Path, like: Path) -> Path:
+    """The typed data of the file `like`, signed with another key (what a partner that made up a key, or
+    holds a stolen one, would hand in)."""
+    from api.usecases.signing import read_signature_file, sign, write_signature_file
+
+    out = home.parent / f"forged-{next(_files)}.json"
+    write_signature_file(
+        out, sign(open_customer_key(signer_key, PASSPHRASE), read_signature_file(like).typed_data)
+    )
+    return out
+
+
+def test_a_key_is_bound_only_by_the_binding_file_its_own_key_signed(home):
+    """Issue 30, High 2 and Medium 3 at the command line: the customer signs her key's binding on her
+    side (`customer sign binding`); `customer add --signer --binding` and `customer key bind --signer
+    --binding` take that file, and refuse one signed by another key, for another key or member, or
+    relayed by a partner that is not the member's home, writing nothing on or off chain."""
+    bea, thief = new_key(home, "bea"), new_key(home, "thief")
+    add = ["customer", "add", "--partner", "acme", "--name", "Bea", "--signer", address(bea)]
+    by_thief, _ = sign(home, thief, "binding")
+    assert by_thief is not None
+    own, _ = sign(home, bea, "binding")
+    assert own is not None
+    before = _chain_and_store(home, "")
+    # the thief's own binding, handed in for bea's address; bea's binding signed over by the thief
+    assert f"signed for the key {address(thief)}, not {address(bea)}" in one_line(
+        cli(home, *add, "--binding", str(by_thief), code=1)
+    )
+    assert f"not signed by the key {address(bea)}" in one_line(
+        cli(home, *add, "--binding", str(_forged(home, thief, own)), code=1)
+    )
+    # a key file is no longer taken, and --signer alone binds nothing
+    assert "No such option: --signer-key" in one_line(cli(home, *add[:6], "--signer-key", str(bea), code=2))
+    assert "go together" in one_line(cli(home, *add, code=2))
+    assert _chain_and_store(home, "") == before
+
+    keyless = cli(home, "customer", "add", "--partner", "acme", "--name", "Ann").strip().splitlines()[-1]
+    for_ann, _ = sign(home, bea, "binding", "--member", keyless)
+    assert (
+        for_ann is not None and keyless in json.loads(for_ann.read_text())["typedData"]["message"]["member"]
+    )
+    bind = ["customer", "key", "bind", keyless, "--signer", address(bea)]
+    before = _chain_and_store(home, keyless)
+    assert (
+        f"binding is for member {json.loads(own.read_text())['typedData']['message']['member']}"
+        in one_line(cli(home, *bind, "--partner", "acme", "--binding", str(own), code=1))
+    )
+    assert f"not signed by the key {address(bea)}" in one_line(
+        cli(home, *bind, "--partner", "acme", "--binding", str(_forged(home, thief, for_ann)), code=1)
+    )
+    assert f"partner 'borealis' has no member {keyless}" in one_line(
+        cli(home, *bind, "--partner", "borealis", "--binding", str(for_ann), code=1)
+    )
+    assert _chain_and_store(home, keyless) == before
+    # the contract refuses the forged binding too, past the CLI's checks
+    crm = open_crm(home)
+    try:
+        m = bytes.fromhex(keyless[2:])
+        forged = crm.coalition.members.authorize_binding(open_customer_key(thief, PASSPHRASE), m)
+        with pytest.raises(errors.MemberInvalidSignature):
+            crm.coalition.members.bind_signer(crm.signer("acme"), m, address(bea), forged)
+    finally:
+        crm.close()
+
+    assert f"signer {address(bea)} bound" in cli(home, *bind, "--partner", "acme", "--binding", str(for_ann))
+    assert on_chain(home, keyless)[1] == address(bea)
+    member = cli(home, *add, "--binding", str(own)).strip().splitlines()[-1]
+    assert member == json.loads(own.read_text())["typedData"]["message"]["member"]
+    assert on_chain(home, member)[1] == address(bea)
+
+
+def test_she_moves_her_home_and_erases_herself_by_her_signature_and_only_by_it(home):
+    """Issue 30, Medium 11 at the command line: `customer sign move` / `customer sign erasure` on her
+    side, relayed with `customer move --signature` / `erase --signature`. Another key's signature, one
+    for another member or another new home, one relayed by a partner that does not hold her, and a
+    replayed one (its nonce used since) are each refused in words and change nothing on or off chain."""
+    bea, thief, cy_key = new_key(home, "bea"), new_key(home, "thief"), new_key(home, "cy")
+    member, cy = keyed_customer(home, bea), keyed_customer(home, cy_key, "Cy")
+    erasure, _ = sign(home, bea, "erasure", "--member", member)  # signed now: its nonce is used below
+    assert erasure is not None
+    moves = {
+        "thief": sign(home, thief, "move", "--member", member, "--to", "borealis")[0],
+        "cafe": sign(home, bea, "move", "--member", member, "--to", "cafe")[0],
+        "cy": sign(home, cy_key, "move", "--member", cy, "--to", "borealis")[0],
+        "own": sign(home, bea, "move", "--member", member, "--to", "borealis")[0],
+    }
+    assert None not in moves.values()
+    move = ["customer", "move", member, "--partner", "cafe", "--to", "borealis", "--signature"]
+    before = _chain_and_store(home, member)
+    refusals = {
+        "thief": f"made by {address(thief)}, not by member",
+        "cafe": f"for a move to {partner_address(home, 'cafe')}, not to {partner_address(home, 'borealis')}",
+        "cy": f"is for member {cy}, not {member}",
+    }
+    for which, words in refusals.items():
+        assert words in one_line(cli(home, *move, str(moves[which]), code=1)), which
+    assert _chain_and_store(home, member) == before
+    crm = open_crm(home)
+    try:  # the contract refuses another key's move too, past the CLI's checks
+        m = bytes.fromhex(member[2:])
+        forged = crm.coalition.members.authorize_home_move(
+            open_customer_key(thief, PASSPHRASE), m, partner_address(home, "borealis")
+        )
+        with pytest.raises(errors.MemberInvalidSignature):
+            crm.coalition.members.move_home_signed(
+                crm.signer("cafe"), m, partner_address(home, "borealis"), forged
+            )
+    finally:
+        crm.close()
+
+    moved = cli(home, *move, str(moves["own"]))
+    assert f"home {partner_address(home, 'borealis')} (was {partner_address(home, 'acme')})" in moved
+    after_move = _chain_and_store(home, member)
+    assert after_move[1] is not None and after_move[1].home == partner_address(home, "borealis")
+    # replayed: the move again, and the erasure signed before the move (its nonce went to the move)
+    assert "already used" in one_line(cli(home, *move, str(moves["own"]), code=1))
+    erase = ["erase", member, "--partner", "acme", "--signature"]
+    assert "already used" in one_line(cli(home, *erase, str(erasure), code=1))
+    cy_erasure, _ = sign(home, cy_key, "erasure", "--member", cy)
+    assert f"is for member {cy}, not {member}" in one_line(cli(home, *erase, str(cy_erasure), code=1))
+    by_thief, _ = sign(home, thief, "erasure", "--member", member)
+    assert f"made by {address(thief)}, not by member" in one_line(cli(home, *erase, str(by_thief), code=1))
+    fresh, _ = sign(home, bea, "erasure", "--member", member)
+    # borealis, her home now, does not hold her data: acme's store does
+    assert (
+        "no member"
+        in one_line(
+            cli(home, "erase", member, "--partner", "borealis", "--signature", str(fresh), code=1)
+        ).lower()
+    )
+    assert _chain_and_store(home, member) == after_move
+    assert "Bea" in cli(home, "customer", "show", member, "--partner", "acme")
+
+    assert f"erased {member}" in cli(home, *erase, str(fresh))
+    assert on_chain(home, member)[1] == address(bea)  # frozen, with its key
+    crm = open_crm(home)
+    try:
+        assert crm.coalition.members.member(bytes.fromhex(member[2:])).erased
+    finally:
+        crm.close()
+    assert "erased" in cli(home, "customer", "show", member, "--partner", "acme", code=1)

@@ -1,5 +1,6 @@
 """The CLI against a real node (anvil), as a user would drive it: one process per command."""
 
+import json
 import os
 import re
 import shutil
@@ -84,24 +85,12 @@ def test_a_customers_life_through_the_cli(home, tmp_path):
     assert "key 0x" in cli(
         home, "customer", "key", "new", "--out", str(key), "--passphrase-file", str(passphrase)
     )
-    keyed = (
-        cli(
-            home,
-            "customer",
-            "add",
-            "--partner",
-            "acme",
-            "--name",
-            "Bea",
-            "--signer-key",
-            str(key),
-            "--passphrase-file",
-            str(passphrase),
-        )
-        .strip()
-        .splitlines()[-1]
-    )
     her = ["--key", str(key), "--passphrase-file", str(passphrase)]  # on her side, with her own key
+    binding = tmp_path / "binding.json"
+    assert "SignerBinding signed by" in cli(home, "customer", "sign", "binding", *her, "--out", str(binding))
+    signer = json.loads(binding.read_text())["typedData"]["message"]["signer"]
+    add = ["customer", "add", "--partner", "acme", "--name", "Bea", "--signer", signer, "--binding"]
+    keyed = cli(home, *add, str(binding)).strip().splitlines()[-1]
     consent = tmp_path / "consent.json"
     assert "Consent signed by" in cli(
         home, "customer", "sign", "consent-give", "--member", keyed, "--partner", "acme", "--purpose",
@@ -305,7 +294,7 @@ def test_an_import_with_two_purposes_records_both_once_on_chain(home, tmp_path):
 def test_an_import_with_an_unknown_purpose_is_refused_with_nothing_written(home, tmp_path, purposes):
     csv = _retail_csv(tmp_path)
     cli(home, "partner", "add", "acme")
-    out = cli(home, "import", "online-retail", str(csv), "--partner", "acme", "--purposes", purposes, code=1)
+    out = cli(home, "import", "online-retail", str(csv), "--partner", "acme", "--purposes", purposes, code=2)
     assert len(out.strip().splitlines()) == 1
     assert "purpose" in out and "loyalty, profiling" in out
     found, _ = _members(home)
@@ -323,7 +312,7 @@ def test_an_import_with_an_unknown_purpose_is_refused_with_nothing_written(home,
         "5",
         "--purposes",
         purposes,
-        code=1,
+        code=2,
     )
     assert len(out.strip().splitlines()) == 1
     assert "0 of 0 customers" in cli(home, "customer", "list", "--partner", "acme")

@@ -120,7 +120,7 @@ def test_a_csv_that_is_not_online_retail_is_one_line(home, tmp_path, content, ex
     path = tmp_path / "retail.csv"
     path.write_bytes(content)
     with unchanged(home):
-        out = run(home, "import", "online-retail", str(path), "--partner", "acme", code=1)
+        out = run(home, "import", "online-retail", str(path), "--partner", "acme", code=2)
     assert expected in one_line(out) and "['" not in out and "None" not in out
 
 
@@ -128,7 +128,7 @@ def test_a_gz_that_is_not_gzip_is_one_line(home, tmp_path):
     path = tmp_path / "retail.csv.gz"
     path.write_text(HEADER)
     with unchanged(home):
-        out = run(home, "import", "online-retail", str(path), "--partner", "acme", code=1)
+        out = run(home, "import", "online-retail", str(path), "--partner", "acme", code=2)
     assert "the name ends in .gz but the file is not gzip-compressed" in one_line(out)
 
 
@@ -140,7 +140,7 @@ def test_a_truncated_gzip_is_one_line_not_aborted(home, tmp_path):
     path = tmp_path / "retail.csv.gz"
     path.write_bytes(data[: len(data) // 2])
     with unchanged(home):
-        out = run(home, "import", "online-retail", str(path), "--partner", "acme", code=1)
+        out = run(home, "import", "online-retail", str(path), "--partner", "acme", code=2)
     line = one_line(out)
     assert "the gzip stream is truncated or corrupt" in line and "Aborted" not in out
 
@@ -156,7 +156,7 @@ def test_a_bad_cell_is_one_line_naming_its_row(home, tmp_path, cells, expected):
     path = tmp_path / "retail.csv"
     good = "489434,85048,LIGHT,12,2009-12-01 07:45:00,6.95,13085,United Kingdom\n"
     path.write_text(HEADER + good + f"489435,85049,{cells},13086,United Kingdom\n")
-    out = run(home, "import", "online-retail", str(path), "--partner", "acme", code=1)
+    out = run(home, "import", "online-retail", str(path), "--partner", "acme", code=2)
     line = one_line(out)
     assert expected in line and "Traceback" not in out and "InvalidOperation" not in out, out
 
@@ -271,7 +271,7 @@ def test_square_brackets_in_a_message_are_printed_as_given(home):
 
 
 def test_init_with_an_unknown_chain_names_what_it_takes(tmp_path):
-    out = run(tmp_path / "h", "init", "--chain", "foo", code=1)
+    out = run(tmp_path / "h", "init", "--chain", "foo", code=2)
     assert "--chain takes devnet or an http(s) JSON-RPC URL" in out and "memory" not in out
     assert not (tmp_path / "h").exists()
 
@@ -285,7 +285,7 @@ def test_init_with_an_unknown_chain_names_what_it_takes(tmp_path):
 )
 def test_bad_customer_data_is_refused_before_anything_is_written(home, option, value, expected):
     with unchanged(home):
-        out = run(home, "customer", "add", "--partner", "acme", "--name", "X", option, value, code=1)
+        out = run(home, "customer", "add", "--partner", "acme", "--name", "X", option, value, code=2)
     assert expected in one_line(out)
 
 
@@ -325,7 +325,7 @@ def test_an_unknown_purpose_in_consent_check_is_one_line(home, member):
             "Loyalty",
         ],
     )
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 2, result.output
     assert result.output.strip().splitlines() == [
         "error: unknown purpose 'Loyalty': one of loyalty, profiling, marketing, analytics,"
         " personalisation, research"
@@ -393,3 +393,117 @@ def test_counts_are_singular_for_one_and_tables_keep_ids_whole_in_a_pipe(home, m
             capture_output=True, text=True, check=True, env={**os.environ, "COLUMNS": "80"},
         )  # fmt: skip
         assert whole.search(piped.stdout), (command, piped.stdout)
+
+
+def test_an_invitation_prints_its_link_once_and_a_mistaken_one_changes_nothing(home, member):
+    with unchanged(home):
+        out = run(home, "customer", "invite", member, "--partner", "acme", "--expires", "7x", code=2)
+    assert "--expires: a duration is a number and m, h or d" in one_line(out)
+    with unchanged(home):
+        out = run(home, "customer", "invite", member, "--partner", "acme", "--url", "ftp://x", code=2)
+    assert "--url: an http:// or https:// address" in one_line(out)
+    with unchanged(home):  # another partner's customer: as if there were none
+        out = run(home, "customer", "invite", member, "--partner", "borealis", code=1)
+    assert f"partner 'borealis' has no member {member}" in one_line(out)
+
+    out = run(home, "customer", "invite", member, "--partner", "acme", "--url", "https://crm.example.org/")
+    link = re.search(r"https://crm\.example\.org/me/invite#(inv_[\w-]+)", out)
+    assert link is not None, out
+    code = link.group(1)
+    assert out.strip().splitlines()[-1] == code
+    with sqlite3.connect(home / "data.sqlite") as db:  # the store holds its hash, never the code
+        dump = "\n".join(db.iterdump())
+    assert code not in dump and 'INSERT INTO "invitations"' in dump
+
+
+# --- one exit code per kind of mistake (docs/cli.md) -----------------------------------------------------
+
+NOBODY = "0x" + "00" * 32
+GIVE = ["consent", "give", "--member", "{member}", "--purpose", "loyalty"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "args", "code"),
+    [
+        # 2: the command line is malformed, whatever the state: Typer's usage errors and our own parsing
+        ("unknown option", ["verify", "--bogus"], 2),
+        ("missing option", ["points", "earn", "--partner", "acme"], 2),
+        ("member id", ["customer", "show", "0x12", "--partner", "acme"], 2),
+        ("time", [*GIVE, "--partner", "acme", "--expires", "tomorrow"], 2),
+        ("address", ["customer", "key", "reset", "{member}", "--partner", "acme", "--new-signer", "0x12"], 2),
+        ("address", ["governance", "propose", "admit-partner", "0xnope", "--partner", "acme"], 2),
+        (
+            "address",
+            [
+                "customer",
+                "key",
+                "bind",
+                "{member}",
+                "--partner",
+                "acme",
+                "--signer",
+                "0x12",
+                "--binding",
+                "{signed}",
+            ],
+            2,
+        ),
+        ("duration", ["token", "issue", "--partner", "acme", "--expires", "3 weeks"], 2),
+        (
+            "purpose",
+            ["consent", "check", "--partner", "acme", "--member", "{member}", "--purpose", "Loyalty"],
+            2,
+        ),
+        ("customer data", ["customer", "update", "{member}", "--partner", "acme", "--country", "uk"], 2),
+        ("unreadable file", [*GIVE, "--partner", "acme", "--signature", "{missing}"], 2),
+        ("not a signature file", [*GIVE, "--partner", "acme", "--signature", "{not_json}"], 2),
+        (
+            "unreadable file",
+            [
+                "interaction",
+                "add",
+                "--partner",
+                "acme",
+                "--member",
+                "{member}",
+                "--kind",
+                "email",
+                "--data",
+                "@{missing}",
+            ],
+            2,
+        ),
+        ("unreadable file", ["import", "online-retail", "{missing}", "--partner", "acme"], 2),
+        ("chain URL", ["--home", "{fresh}", "init", "--chain", "ftp://x"], 2),
+        # 1: well formed, and refused by the rules or by the chain
+        ("not found", ["customer", "show", NOBODY, "--partner", "acme"], 1),
+        ("not found", ["customer", "show", "{member}", "--partner", "borealis"], 1),
+        ("unknown partner", ["customer", "list", "--partner", "nobody"], 1),
+        ("not allowed", [*GIVE, "--partner", "borealis"], 1),
+        ("a rule", ["points", "redeem", "--partner", "acme", "--member", "{member}", "--amount", "1000"], 1),
+        (
+            "a rule",
+            ["customer", "key", "change", "{member}", "--partner", "acme", "--signature", "{signed}"],
+            1,
+        ),
+        ("the chain", ["governance", "vote", "99", "--partner", "borealis"], 1),
+    ],
+)
+def test_each_kind_of_mistake_has_its_exit_code(home, member, tmp_path, kind, args, code):
+    """2 for a command line that does not parse (Typer's usage errors and our own: an address, a time, a
+    duration, a purpose, a member id, a file that cannot be read or is not what it should be), 1 for a
+    refusal by the rules or the chain, a thing not found; always one line, and nothing written."""
+    not_json = tmp_path / "signature.json"
+    not_json.write_text("{not json")
+    signed = tmp_path / "signed.json"  # well formed, for a member without a key
+    signed.write_text(json.dumps({"schema": "ledgercrm/customer-signature/v1", "signature": "0x" + "11" * 65,
+                                  "typedData": {"primaryType": "SignerChange", "message": {}}}))  # fmt: skip
+    values = {"member": member, "missing": str(tmp_path / "missing.json"), "not_json": str(not_json),
+              "signed": str(signed), "fresh": str(tmp_path / "fresh")}  # fmt: skip
+    filled = [arg.format(**values) for arg in args]
+    if filled[0] != "--home":
+        filled = ["--home", str(home), *filled]
+    with unchanged(home):
+        result = runner.invoke(app, filled)
+    assert result.exit_code == code, (kind, result.output)
+    assert one_line(result.output).startswith("error: "), kind

@@ -21,21 +21,17 @@ from api.context import Crm
 from api.errors import InvalidInput, NotAllowed, NotFound
 from api.evidence.verification import VerificationReport
 from api.principal import Principal
-from api.settings import Settings
 from api.usecases import decisions as deciding
 from api.usecases.consent import send_staged_consents, stage_consents, withdraw_consent
 from api.usecases.erasure import erase_customer
-from api.usecases.imports import import_synthetic
-from api.usecases.models import train_model
-from api.usecases.partners import register_partner
 from api.usecases.verification import verify
 from ledger import errors
 from ledger.clients.decisions import Decision
-from ledger.coalition import Coalition
 from ml.decision import read_action_word
 from ml.glassbox import GlassBox
 from offchain.models import DecisionRecord
 from offchain.repositories import customers, decisions, models
+from tests.fixtures.trained import TRAINED, TrainedHome, forked
 
 ACME = Principal.of_partner("acme")
 BOREALIS = Principal.of_partner("borealis")
@@ -43,25 +39,21 @@ HOLDOUT = datetime(2024, 9, 1, tzinfo=UTC)
 AS_OF = datetime(2024, 12, 1, tzinfo=UTC)
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Crm, int, list[bytes], list[bytes]]:
-    """acme with 300 customers, a registered model, profiling consent from all but 20 of them."""
-    from ledger.backends import EthTesterBackend
+pytestmark = pytest.mark.xdist_group(TRAINED)
 
-    backend = EthTesterBackend()
-    coalition = Coalition.deploy(backend, founders=backend.accounts[:3])
-    home = tmp_path_factory.mktemp("decisions")
-    crm = Crm.open(Settings(environment="development", home=home, batch_max_leaves=512), coalition)
-    register_partner(crm, "acme", backend.accounts[0])
-    register_partner(crm, "borealis", backend.accounts[1])
-    import_synthetic(crm, ACME, seed=11, customers=300, interactions=4000, in_process=True)
-    model_id = train_model(crm, ACME, horizon_days=90, as_of=HOLDOUT, backtest=False).model_id
-    with crm.unit_of_work() as db:
-        members = [c.member_id for c in customers.of_partner(db, crm.partner(db, "acme").id)]
-    consenting, refusing = members[20:], members[:20]
-    stage_consents(crm, ACME, consenting, "profiling")
-    send_staged_consents(crm, ACME)
-    return crm, model_id, consenting, refusing
+
+@pytest.fixture(scope="module")
+def world(
+    tmp_path_factory: pytest.TempPathFactory, trained_home: TrainedHome
+) -> Iterator[tuple[Crm, int, list[bytes], list[bytes]]]:
+    """acme with 300 customers, a registered model (the trained home, forked), profiling consent from
+    all but 20 of them."""
+    with forked(trained_home, tmp_path_factory.mktemp("decisions") / "home", batch_max_leaves=512) as crm:
+        members = trained_home.members
+        consenting, refusing = members[20:], members[:20]
+        stage_consents(crm, ACME, consenting, "profiling")
+        send_staged_consents(crm, ACME)
+        yield crm, trained_home.model_id, consenting, refusing
 
 
 @pytest.fixture(scope="module")

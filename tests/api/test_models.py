@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,8 +14,6 @@ import pytest
 from api.context import Crm
 from api.errors import InvalidInput, NotFound
 from api.principal import Principal
-from api.settings import Settings
-from api.usecases.imports import import_synthetic
 from api.usecases.models import (
     list_models,
     model_card,
@@ -23,26 +22,22 @@ from api.usecases.models import (
     train_model,
     verified_inputs,
 )
-from api.usecases.partners import register_partner
-from ledger.coalition import Coalition
 from ledger.merkle import merkle_root
+from tests.fixtures.trained import TRAINED, TrainedHome, forked
 
 ACME = Principal.of_partner("acme")
 HOLDOUT = datetime(2024, 9, 1, tzinfo=UTC)
 
 
-@pytest.fixture(scope="module")
-def crm(tmp_path_factory: pytest.TempPathFactory) -> Crm:
-    from ledger.backends import EthTesterBackend
+pytestmark = pytest.mark.xdist_group(TRAINED)
 
-    backend = EthTesterBackend()
-    coalition = Coalition.deploy(backend, founders=backend.accounts[:3])
-    home = tmp_path_factory.mktemp("models")
-    crm = Crm.open(Settings(environment="development", home=home, batch_max_leaves=512), coalition)
-    register_partner(crm, "acme", backend.accounts[0])
-    register_partner(crm, "borealis", backend.accounts[1])
-    import_synthetic(crm, ACME, seed=11, customers=400, interactions=5000, in_process=True)
-    return crm
+
+@pytest.fixture(scope="module")
+def crm(tmp_path_factory: pytest.TempPathFactory, trained_home: TrainedHome) -> Iterator[Crm]:
+    """acme's 300 synthetic customers and 4,000 interactions (the trained home, forked: its model is
+    not used here, the tests train their own)."""
+    with forked(trained_home, tmp_path_factory.mktemp("models") / "home", batch_max_leaves=512) as crm:
+        yield crm
 
 
 def test_training_uses_verified_inputs_only_and_registers_on_chain(crm: Crm):
@@ -50,7 +45,7 @@ def test_training_uses_verified_inputs_only_and_registers_on_chain(crm: Crm):
     with sqlite3.connect(store) as db:  # one interaction edited behind the system's back
         db.execute("UPDATE interactions SET occurred_at = '2020-01-01 00:00:00.000000' WHERE id = 7")
     inputs = verified_inputs(crm, "acme")
-    assert inputs.excluded == {"tampered": 1} and len(inputs.leaves) == 4999
+    assert inputs.excluded == {"tampered": 1} and len(inputs.leaves) == 3999
 
     trained = train_model(crm, ACME, horizon_days=90, as_of=HOLDOUT, backtest=False)
     card = model_card(crm, ACME, trained.model_id)
@@ -59,7 +54,7 @@ def test_training_uses_verified_inputs_only_and_registers_on_chain(crm: Crm):
         card["backtest"] == []
         and card["registered"]["training"][-1]["asOf"] > card["split"]["holdout"]["asOf"]
     )
-    assert card["provenance"]["leavesTrainedOn"] == 4999 and card["provenance"]["leftOut"] == {"tampered": 1}
+    assert card["provenance"]["leavesTrainedOn"] == 3999 and card["provenance"]["leftOut"] == {"tampered": 1}
     assert card["provenance"]["trainingRoot"] == "0x" + merkle_root(inputs.leaves).hex()
     onchain = crm.coalition.decisions.model(trained.model_id)
     assert onchain.model_hash == trained.trained.model.model_hash

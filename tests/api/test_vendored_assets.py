@@ -11,33 +11,43 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 VENDOR = ROOT / "api" / "http" / "static" / "vendor"
+TEST_VENDOR = ROOT / "tests" / "browser" / "vendor"  # the browser tests' own tools (axe-core)
+LICENCES = {
+    "ethers": "ethers-LICENSE.md",
+    "htmx.org": "htmx.org-LICENSE",
+    "axe-core": "axe-core-LICENSE",
+}
 
 
-def _versions() -> list[tuple[str, str, str, str]]:
+def _versions(folder: Path = VENDOR) -> list[tuple[Path, str, str, str]]:
     rows = []
-    for line in (VENDOR / "VERSIONS").read_text().splitlines():
+    for line in (folder / "VERSIONS").read_text().splitlines():
         if line.strip() and not line.startswith("#"):
             file, package, version, _source, digest = line.split()
-            rows.append((file, package, version, digest))
+            rows.append((folder / file, package, version, digest))
     return rows
 
 
 def test_versions_lists_every_vendored_script() -> None:
-    listed = {file for file, *_ in _versions()}
+    listed = {file.name for file, *_ in _versions()}
     assert listed == {p.name for p in VENDOR.glob("*.js")} == {"ethers.min.js", "htmx.min.js"}
 
 
-@pytest.mark.parametrize(("file", "package", "version", "digest"), _versions())
-def test_vendored_file_is_the_pinned_package_s(file: str, package: str, version: str, digest: str) -> None:
+def test_the_browser_tests_vendor_axe_core_and_nothing_else() -> None:
+    assert {file.name for file, *_ in _versions(TEST_VENDOR)} == {p.name for p in TEST_VENDOR.glob("*.js")}
+    assert {p.name for p in TEST_VENDOR.glob("*.js")} == {"axe.min.js"}
+
+
+@pytest.mark.parametrize(("file", "package", "version", "digest"), _versions() + _versions(TEST_VENDOR))
+def test_vendored_file_is_the_pinned_package_s(file: Path, package: str, version: str, digest: str) -> None:
     pinned = json.loads((ROOT / "package.json").read_text())["dependencies"]
     assert pinned[package] == version, (
         f"package.json pins {package} {pinned.get(package)}, VERSIONS {version}"
     )
     locked = json.loads((ROOT / "package-lock.json").read_text())["packages"][f"node_modules/{package}"]
     assert locked["version"] == version
-    assert hashlib.sha256((VENDOR / file).read_bytes()).hexdigest() == digest
-    licence = {"ethers": "ethers-LICENSE.md", "htmx.org": "htmx.org-LICENSE"}[package]
-    assert (VENDOR / "licenses" / licence).stat().st_size > 0
+    assert hashlib.sha256(file.read_bytes()).hexdigest() == digest
+    assert (file.parent / "licenses" / LICENCES[package]).stat().st_size > 0
 
 
 def test_no_page_asset_names_another_host() -> None:

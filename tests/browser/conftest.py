@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,8 @@ from api.usecases.access import issue_token
 from api.usecases.anchoring import anchor_now
 from api.usecases.consent import give_consent
 from api.usecases.customer_keys import customer_binding, new_customer_key, open_customer_key
-from api.usecases.customers import register_customer
+from api.usecases.customers import register_customer, register_customers, send_staged_enrolments
+from api.usecases.decisions import score
 from api.usecases.interactions import NewInteraction, record_interactions
 from api.usecases.loyalty import PointsRequest, earn_points, redeem_points
 from api.usecases.partners import register_partner
@@ -82,6 +84,7 @@ class World:
     private_keys: dict[str, bytes]  # for sessions opened without the page (see `session_for`)
     interactions: list[int] = field(default_factory=list)
     model_id: int = 0
+    decisions: list[int] = field(default_factory=list)  # acme's, about alice and dana
 
 
 @pytest.fixture(scope="session")
@@ -164,7 +167,51 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         "loyalty",
         signed=customer_signs_consent(crm, dana_key, members["dana"], "acme", "loyalty"),
     )
+    # dana also lets acme profile her and buys twice, so acme's model decides about her before she
+    # erases herself (the journey's end: the next score skips her)
+    give_consent(
+        crm,
+        acme,
+        members["dana"],
+        "profiling",
+        signed=customer_signs_consent(crm, dana_key, members["dana"], "acme", "profiling"),
+    )
+    record_interactions(
+        crm,
+        acme,
+        [
+            NewInteraction(members["dana"], "purchase", {"invoice": f"dana-{n}", "total": 30.0})
+            for n in (1, 2)
+        ],
+    )
+    anchor_now(crm, acme)
     model_id = register_glass_box(crm, "cafe")
+    acme_model = register_glass_box(crm, "acme")
+    decided = score(crm, acme, model_id=acme_model).decided  # alice and dana (profiling consent)
+    # thirteen of cafe's customers with purchases over a year: enough to segment (the latest buyer's
+    # purchase is the as-of moment, so twelve)
+    now = datetime.now(UTC)
+    cafe = Principal.of_partner("cafe")
+    # enrolled in one transaction: every block more slows each later read of the chain's logs
+    shoppers = register_customers(
+        crm, cafe, [CustomerCreate(name=f"Shopper {n}", country="FR") for n in range(13)]
+    )
+    send_staged_enrolments(crm, cafe)
+    record_interactions(
+        crm,
+        cafe,
+        [
+            NewInteraction(
+                member,
+                "purchase",
+                {"invoice": f"cafe-{n}-{k}", "total": 5.0 + 7 * n + k},
+                occurred_at=now - timedelta(days=20 * n + 3 * k + 1),
+            )
+            for n, member in enumerate(shoppers)
+            for k in range(1 + n % 4)
+        ],
+    )
+    anchor_now(crm, cafe)
     try:
         yield World(
             crm=crm,
@@ -176,6 +223,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             private_keys={"alice": alice_key.key, "auditor": auditor.key, "dana": dana_key.key},
             interactions=recorded,
             model_id=model_id,
+            decisions=decided,
         )
     finally:
         crm.close()
@@ -360,3 +408,38 @@ def screenshot(page: Page, name: str) -> Path:
     with Image.open(path) as shot:
         shot.convert("RGB").quantize(colors=64).save(path, optimize=True)
     return path
+
+
+AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"  # axe-core, vendored (vendor/VERSIONS)
+# WCAG 2.0-2.2 A and AA, and axe's best practices (landmarks, one main, headings)
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"]
+# landmark rules are "moderate" in axe's scale; a page outside its landmarks fails here all the same
+LANDMARK_RULES = {"region", "landmark-one-main", "landmark-unique", "landmark-no-duplicate-main"}
+
+
+def accessibility_problems(page: Page) -> list[str]:
+    """axe-core's violations in the page as it is now that a person would meet: every serious or
+    critical one (labels, names, contrast, ARIA) and every landmark one, each with where it is."""
+    page.add_script_tag(content=AXE.read_text())  # inline: no request, so the guard sees none
+    found: list[dict[str, Any]] = page.evaluate(
+        """async (tags) => {
+          const result = await axe.run(document, {
+            runOnly: { type: "tag", values: tags }, resultTypes: ["violations"],
+          });
+          return result.violations.map((v) => ({
+            id: v.id, impact: v.impact, help: v.help,
+            where: v.nodes.slice(0, 3).map((n) => n.target.join(" ")),
+          }));
+        }""",
+        AXE_TAGS,
+    )
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} at {', '.join(v['where'])}"
+        for v in found
+        if v["impact"] in ("serious", "critical") or v["id"] in LANDMARK_RULES
+    ]
+
+
+def assert_accessible(page: Page) -> None:
+    problems = accessibility_problems(page)
+    assert not problems, f"{page.url}:\n" + "\n".join(problems)

@@ -9,19 +9,23 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import BrowserContext, Page, Route, expect
+from playwright.sync_api import BrowserContext, FilePayload, Page, Route, expect
 from sqlalchemy import make_url
 
 from api.errors import CustomerIsErased
 from api.principal import Principal
-from api.usecases.customers import show_customer
+from api.usecases.customers import PII_FIELD, show_customer
+from api.usecases.decisions import list_decisions, score
 from ledger.clients import purpose_id
 from ledger.clients.consent import ConsentSource
+from offchain.errors import CustomerErased
+from offchain.repositories import customers
 from tests.browser.conftest import (
     PASSPHRASE,
     Live,
     Watch,
     World,
+    assert_accessible,
     screenshot,
     session_for,
     sign_in_partner,
@@ -65,6 +69,7 @@ def test_customer_signs_in_with_a_keystore_and_sees_their_consents(
     held = page.evaluate("async () => (await import('/static/js/keys.js')).heldAddress()")
     assert held == world.addresses["alice"]
     screenshot(page, "privacy-centre")
+    assert_accessible(page)
     with page.expect_download() as download:
         page.get_by_role("link", name="Download everything held about you").click()
     exported = Path(download.value.path()).read_text()
@@ -119,6 +124,7 @@ def test_auditor_signs_in_sees_heads_and_a_finding_for_a_record_edited_behind_th
         expect(findings).to_contain_text(f"consent receipt {receipt} of acme", timeout=30_000)
         expect(findings).to_contain_text("tampered")
         screenshot(page, "auditor-finding")
+        assert_accessible(page)
     finally:
         with closing(sqlite3.connect(path)) as db, db:
             db.execute("UPDATE consent_receipts SET receipt_json = ? WHERE id = ?", (before, receipt))
@@ -132,7 +138,15 @@ def test_each_role_opening_another_role_s_page_gets_the_sign_in_page(
     principals = {"customer": "alice", "partner": "acme", "auditor": "auditor"}
     pages = {
         "customer": ["/me"],
-        "partner": ["/partner", f"/partner/customers/{alice}", "/partner/settlement", "/partner/models"],
+        "partner": [
+            "/partner",
+            f"/partner/customers/{alice}",
+            "/partner/settlement",
+            "/partner/models",
+            "/partner/segments",
+            "/partner/log",
+            "/partner/verification/jobs/0",
+        ],
         "auditor": [
             "/audit",
             "/audit/verification?run=true",
@@ -140,6 +154,8 @@ def test_each_role_opening_another_role_s_page_gets_the_sign_in_page(
             "/audit/erasures",
             "/audit/report",
             "/audit/verification/jobs/0",
+            "/audit/decisions",
+            "/audit/decisions?decision=0",
         ],
     }
     for role in ("anonymous", *principals):
@@ -218,6 +234,7 @@ def test_the_model_card_s_charts_render(
         box = chart.bounding_box()
         assert box is not None and box["width"] > 200 and box["height"] > 60, name
     screenshot(page, "model-card")
+    assert_accessible(page)
 
 
 def test_partner_awards_points_and_sees_settlement_move(
@@ -265,6 +282,14 @@ def test_a_write_without_the_csrf_token_or_by_another_partner_changes_nothing(
     # borealis's session with acme's token: the token is the session's, not any session's
     mixed = context.request.post(url, form={"amount": "100"}, headers={"X-CSRF-Token": csrf})
     assert mixed.status == 401
+    # the auditor's one write-shaped page (a disclosure sent to reproduce a decision): the same rule
+    context.clear_cookies()
+    session_for(context, live, world, "auditor")
+    sent: dict[str, str | float | bool | bytes | FilePayload] = {
+        "disclosure": {"name": "d.json", "mimeType": "application/json", "buffer": b"{}"}
+    }
+    forged = context.request.post(f"{live.url}/audit/decisions?decision=0", multipart=sent)
+    assert forged.status == 401 and "Sign in as a auditor" in forged.text()
     assert world.crm.coalition.loyalty.balance_of(bruno) == balance
 
 
@@ -310,7 +335,8 @@ def test_auditor_checks_a_leaf_and_two_heads_with_the_contract(
     found = page.locator("[data-inclusion]")
     expect(found).to_contain_text("5 of acme")
     expect(found).to_contain_text("included")
-    first, second = (h.size for h in world.crm.coalition.anchor.heads(world.crm.signer("acme").address))
+    heads = world.crm.coalition.anchor.heads(world.crm.signer("acme").address)
+    first, second = heads[0].size, heads[1].size
     page.get_by_label("Leaves in the earlier head").fill(str(first))
     page.get_by_label("Leaves in the later head").fill(str(second))
     page.get_by_role("button", name="Check consistency").click()
@@ -332,6 +358,7 @@ def test_the_audit_report_is_one_html_file_that_holds_no_personal_data(
     expect(page.get_by_role("heading", name="Audit report")).to_be_visible()
     expect(page.get_by_role("img", name="Log heads over time")).to_be_visible()
     assert [url for _, url, _ in watch.requests] == [live.url + "/audit/report"]  # nothing else to load
+    assert_accessible(page)
     with page.expect_download() as download:
         page.get_by_role("link", name="Save this report as one HTML file").click()
     saved = Path(download.value.path()).read_text()
@@ -344,6 +371,14 @@ def test_a_customer_erases_herself_after_a_confirmation(
     context: BrowserContext, page: Page, live: Live, world: World
 ) -> None:
     dana = world.members["dana"]
+    crm, acme = world.crm, Principal.of_partner("acme")
+    # before: acme's model decided about her, and her record opens with acme's keys
+    assert any(d.member == dana for d in list_decisions(crm, acme, dana))
+    with crm.unit_of_work() as db:
+        sealed = customers.owned(db, crm.partner(db, "acme").id, dana)
+        assert sealed is not None
+        pii = sealed.pii_ciphertext
+    assert b"Dana Okafor" in crm.vault.decrypt("acme", dana, PII_FIELD, pii)
     session_for(context, live, world, "dana")
     page.goto(live.url + "/me")
     page.get_by_role("link", name="Ask for everything about you to be erased").click()
@@ -361,10 +396,17 @@ def test_a_customer_erases_herself_after_a_confirmation(
     page.get_by_role("button", name="Erase me").click()
     expect(page.get_by_role("heading", name="You have been erased")).to_be_visible(timeout=30_000)
 
-    crm = world.crm
     assert crm.coalition.members.member(dana).erased
     assert not crm.coalition.consent.is_valid(dana, crm.signer("acme").address, purpose_id("loyalty"))
     with pytest.raises(CustomerIsErased):
         show_customer(crm, Principal.of_partner("acme"), dana)  # her data no longer decrypts
     response = context.request.get(live.url + "/me")  # her session ended with the erasure
     assert response.status == 401 and "Dana" not in response.text()
+    # the partner's next score skips her, and what was sealed under her key no longer opens
+    before = {d.decision_id for d in list_decisions(crm, acme)}
+    again = score(crm, acme)
+    assert again.erased == 1  # counted as erased, never scored
+    new = [d for d in list_decisions(crm, acme) if d.decision_id not in before]
+    assert len(new) == len(again.decided) and dana not in {d.member for d in new}
+    with pytest.raises(CustomerErased):
+        crm.vault.decrypt("acme", dana, PII_FIELD, pii)

@@ -18,52 +18,38 @@ from fastapi.testclient import TestClient
 from api.context import Crm
 from api.http.app import create_app
 from api.principal import Principal
-from api.settings import Settings
 from api.usecases import decisions as deciding
 from api.usecases.consent import send_staged_consents, stage_consents
 from api.usecases.customer_keys import bind_customer_key, customer_binding
-from api.usecases.imports import import_synthetic
-from api.usecases.models import train_model
-from api.usecases.partners import register_partner
-from ledger.backends import RpcBackend
 from ledger.clients import ConsentSource, purpose_id
-from ledger.coalition import Coalition
-from offchain.repositories import customers
+from tests.fixtures.trained import TRAINED, TrainedHome, forked
 from tests.http.conftest import sign_in_over
 
 ACME = Principal.of_partner("acme")
 HOLDOUT = datetime(2024, 9, 1, tzinfo=UTC)
 AS_OF = datetime(2024, 12, 1, tzinfo=UTC)
 
-pytestmark = pytest.mark.anvil
+pytestmark = [pytest.mark.anvil, pytest.mark.xdist_group(TRAINED)]
 
 
 @pytest.fixture(scope="module")
-def journey(anvil_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    backend = RpcBackend(anvil_url)
-    coalition = Coalition.deploy(backend, founders=backend.accounts[:3], deployer=backend.accounts[0])
-    home: Path = tmp_path_factory.mktemp("journey")
-    settings = Settings(
-        environment="development", home=home, batch_max_leaves=512, http_rate_limit="100000/minute"
-    )
-    crm = Crm.open(settings, coalition)
-    register_partner(crm, "acme", backend.accounts[0])
-    import_synthetic(crm, ACME, seed=11, customers=150, interactions=2000, in_process=True)
-    model_id = train_model(crm, ACME, horizon_days=90, as_of=HOLDOUT, backtest=False).model_id
-    with crm.unit_of_work() as db:
-        members = [c.member_id for c in customers.of_partner(db, crm.partner(db, "acme").id)]
-    stage_consents(crm, ACME, members, "profiling")
-    send_staged_consents(crm, ACME)
-    first = deciding.score(crm, ACME, model_id=model_id, as_of=AS_OF)
-    decided = {
-        line.member for line in deciding.list_decisions(crm, ACME) if line.decision_id in first.decided
-    }
-    bea_member = sorted(decided)[0]  # a member the model scores (ids are random: not one by position)
-    bea = Account.create()
-    bind_customer_key(crm, ACME, bea_member, bea.address, customer_binding(crm, bea)(bea_member))
-    with TestClient(create_app(settings, crm), raise_server_exceptions=False) as client:
-        yield {"crm": crm, "client": client, "bea": bea, "member": bea_member, "model": model_id}
-    crm.close()
+def journey(trained_home: TrainedHome, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """acme's customers and model (the trained home, forked), all of them consenting to profiling and
+    scored; Bea, one the model decided for, holds a key of her own."""
+    home: Path = tmp_path_factory.mktemp("journey") / "home"
+    with forked(trained_home, home, batch_max_leaves=512, http_rate_limit="100000/minute") as crm:
+        model_id = trained_home.model_id
+        stage_consents(crm, ACME, trained_home.members, "profiling")
+        send_staged_consents(crm, ACME)
+        first = deciding.score(crm, ACME, model_id=model_id, as_of=AS_OF)
+        decided = {
+            line.member for line in deciding.list_decisions(crm, ACME) if line.decision_id in first.decided
+        }
+        bea_member = sorted(decided)[0]  # a member the model scores (ids are random: not one by position)
+        bea = Account.create()
+        bind_customer_key(crm, ACME, bea_member, bea.address, customer_binding(crm, bea)(bea_member))
+        with TestClient(create_app(crm.settings, crm), raise_server_exceptions=False) as client:
+            yield {"crm": crm, "client": client, "bea": bea, "member": bea_member, "model": model_id}
 
 
 def signed_body(client: TestClient, headers: dict[str, str], url: str, key: LocalAccount) -> dict[str, Any]:

@@ -11,8 +11,10 @@ from ledger.merkle import (
     MerkleTree,
     RootMismatch,
     Verified,
+    inclusion_ranges,
     leaf_hash,
     merkle_root,
+    subtree_hashes,
     verify_inclusion,
 )
 
@@ -60,6 +62,23 @@ def test_failures_say_what_failed():
     assert isinstance(verify_inclusion(tree.leaf(1), 1, 5, proof[:-1], tree.root), MalformedProof)
     assert isinstance(verify_inclusion(tree.leaf(1), 5, 5, proof, tree.root), MalformedProof)
     assert isinstance(verify_inclusion(tree.leaf(1), -1, 5, proof, tree.root), MalformedProof)
+
+
+def test_each_hash_of_a_proof_is_the_subtree_its_range_names():
+    """RFC 9162's PATH recursion says which subtree each proof hash is (what lets a bundle share path
+    nodes and name a wrong one): for every leaf of trees of 1 to 37 leaves, the proof's hashes and the
+    nodes computed on the way up are MTH(D[start:end]) of their ranges, the last one the root."""
+    hashes = [leaf_hash(i.to_bytes(4, "big")) for i in range(37)]
+    for size in range(1, 38):
+        tree = MerkleTree(hashes[:size])
+        for index in range(size):
+            ranges = inclusion_ranges(index, size)
+            assert len(ranges) == len(tree.proof(index))
+            found = subtree_hashes(index, tree.leaf(index), tree.proof(index), ranges)
+            assert found[(0, size)] == tree.root
+            assert all(merkle_root(hashes[a:b]) == h for (a, b), h in found.items()), (size, index)
+    with pytest.raises(IndexError):
+        inclusion_ranges(5, 5)
 
 
 def test_proof_index_must_be_in_range():

@@ -51,3 +51,11 @@ def erase_page(request: Request) -> HTMLResponse:
 def erased_page(request: Request) -> HTMLResponse:
     """Where the page goes once the erasure is done (the sessions ended with it): nothing about anyone."""
     return render(request, "pages/me_erased.html", who=None)
+
+
+@router.get("/me/invite", response_class=HTMLResponse)
+def invite_page(request: Request) -> HTMLResponse:
+    """Where an invitation's link leads: the page makes her a key, lets her save it, and binds it with
+    the code (which the link carries after '#', so it never reaches this server's logs: the page's
+    script reads it and sends it in a request body)."""
+    return render(request, "pages/me_invite.html")

@@ -16,12 +16,13 @@ from api.http import charts
 from api.http.pages.base import as_role, crm_of, render, sign_in_page
 from api.messages import describe
 from api.principal import Principal, Role
+from api.usecases.anchoring import log_state
 from api.usecases.consent import consent_history
 from api.usecases.customers import list_customers, show_customer
 from api.usecases.decisions import list_decisions
 from api.usecases.interactions import list_interactions
 from api.usecases.loyalty import PointsRequest, balance, earn_points, points_history
-from api.usecases.models import list_models, model_card, model_shapes
+from api.usecases.models import list_models, model_card, model_shapes, segments
 from api.usecases.partners import positions
 from ledger.errors import LedgerError
 from offchain.errors import VaultError
@@ -174,6 +175,74 @@ def model_page(request: Request, model_id: int) -> HTMLResponse:
         actions=actions,
         has_curves=bool(curves),
     )
+
+
+@router.get("/partner/segments", response_class=HTMLResponse)
+def segments_page(request: Request) -> HTMLResponse:
+    """RFM segments of the partner's customers (from verified interactions only), as a chart and a
+    table, and the KMeans scan of k beside the named segments."""
+    who = as_role(request, Role.PARTNER)
+    if who is None:
+        return sign_in_page(request, Role.PARTNER)
+    try:
+        report = segments(crm_of(request), who)
+    except CrmError as error:
+        return render(request, "pages/partner_segments.html", report=None, problem=str(error))
+    groups: dict[str, list[Any]] = {}
+    for row in report.rows:
+        groups.setdefault(row.segment, []).append(row)
+    summary = [
+        {
+            "name": name,
+            "members": len(rows),
+            "recency": sum(r.recency_days for r in rows) / len(rows),
+            "frequency": sum(r.frequency for r in rows) / len(rows),
+            "monetary": sum(r.monetary for r in rows) / len(rows),
+        }
+        for name, rows in sorted(groups.items(), key=lambda item: -len(item[1]))
+    ]
+    chart = charts.segments({s["name"]: s["members"] for s in summary})
+    scan = list(zip(report.scan.ks, report.scan.silhouette, report.scan.inertia, strict=True))
+    return render(
+        request,
+        "pages/partner_segments.html",
+        report=report,
+        summary=summary,
+        chart=chart,
+        scan=scan,
+        best=report.scan.by_silhouette,
+    )
+
+
+@router.get("/partner/log", response_class=HTMLResponse)
+def log_page(request: Request) -> HTMLResponse:
+    """Where the partner's log stands (leaves waiting for a batch, the last head and its block) and its
+    last verification against the chain, with a button that starts a new one (a job of the API's)."""
+    who = as_role(request, Role.PARTNER)
+    if who is None:
+        return sign_in_page(request, Role.PARTNER)
+    last = request.app.state.jobs.latest(who, "verify")
+    return render(
+        request,
+        "pages/partner_log.html",
+        state=log_state(crm_of(request), who),
+        job=last,
+        result=(last.result or {}) if last is not None else {},
+    )
+
+
+@router.get("/partner/verification/jobs/{job_id}", response_class=HTMLResponse)
+def verification_job(request: Request, job_id: str) -> HTMLResponse:
+    """The findings of a verification job this partner started (the page's script follows the job's
+    progress through the API, then shows this)."""
+    who = as_role(request, Role.PARTNER)
+    if who is None:
+        return sign_in_page(request, Role.PARTNER)
+    try:
+        job = request.app.state.jobs.view(who, job_id[:64])
+    except CrmError as error:
+        return render(request, "pages/not_found.html", status_code=404, problem=str(error))
+    return render(request, "pages/partner_verification.html", job=job, result=job.result or {})
 
 
 def _own(card: dict[str, Any], who: Principal) -> bool:

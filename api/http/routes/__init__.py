@@ -16,6 +16,7 @@ from api.http.routes import (
     health,
     imports,
     interactions,
+    invitations,
     jobs,
     me,
     models,
@@ -40,5 +41,6 @@ ROUTERS: list[APIRouter] = [
     partners.router,
     jobs.router,
     me.router,
+    invitations.router,
     audit.router,
 ]

@@ -15,7 +15,7 @@ from api.http.deps import CrmDep, PartnerDep, needs
 from api.http.idempotency import IdempotentRoute
 from api.http.problems import responses
 from api.http.routes.common import MemberPath, hexid, member_bytes
-from api.usecases import customers, erasure, export, models, signing
+from api.usecases import customer_keys, customers, erasure, export, models, signing
 from api.usecases.timeline import customer_timeline as timeline_of
 from offchain.models import CustomerCreate
 
@@ -117,20 +117,13 @@ def _cursor(page: int) -> str:
 def create_customer(body: CustomerIn, who: PartnerDep, crm: CrmDep, response: Response) -> Created:
     """Register a customer (its data sealed under a new key; enrolled on chain with you as its home)."""
     data = CustomerCreate.model_validate(body.model_dump(exclude={"signer", "binding"}, exclude_none=True))
-    chosen, proof = None, None
-    if body.binding is not None:
-        if body.signer is None:
-            raise InvalidInput("binding goes with signer: the key it binds")
-        signed = signing.SignedMessage(body.binding.typed_data, bytes.fromhex(body.binding.signature[2:]))
-        chosen, proof = signing.binding_of(signed, body.signer)
-    member = customers.register_customer(
-        crm,
-        who,
-        data,
-        signer=body.signer,
-        binding=None if proof is None else (lambda _member: proof),
-        member=chosen,
-    )
+    if body.binding is None:
+        member = customers.register_customer(crm, who, data, signer=body.signer)
+    elif body.signer is None:
+        raise InvalidInput("binding goes with signer: the key it binds")
+    else:
+        signed = signing.signed_message(body.binding.typed_data, body.binding.signature, source="binding")
+        member = customer_keys.register_keyed_customer(crm, who, data, body.signer, signed)
     response.headers["Location"] = f"/v1/customers/{hexid(member)}"
     return Created(member=hexid(member))
 

@@ -19,6 +19,18 @@ export async function openKeystore(text, passphrase, progress) {
   return wallet.address;
 }
 
+// A new key, made here (an invitation): held for the page's signatures, like an opened one.
+export function createKey() {
+  held = new Wallet(Wallet.createRandom().privateKey); // the key alone: no mnemonic in its file
+  return held.address;
+}
+
+// The held key as a keystore file's JSON (scrypt, AES-128-CTR: what `ledgercrm customer key new`
+// writes), locked with `passphrase`; `progress(fraction)` follows scrypt's work.
+export async function encryptHeld(passphrase, progress) {
+  return key().encrypt(passphrase, progress);
+}
+
 // The address of the key the page holds, or null.
 export function heldAddress() {
   return held ? held.address : null;

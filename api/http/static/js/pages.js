@@ -1,6 +1,14 @@
 // The pages' behaviour: signing in (the key opened here, a signature sent), signing out, and the
 // customer's signed writes. Pages that only show work without this script.
-import { forget, heldAddress, openKeystore, signMessage, signTypedData } from "./keys.js";
+import {
+  createKey,
+  encryptHeld,
+  forget,
+  heldAddress,
+  openKeystore,
+  signMessage,
+  signTypedData,
+} from "./keys.js";
 
 // The CSRF token the API sets as a cookie scripts may read, sent back with every cookie-signed write.
 function csrf() {
@@ -57,6 +65,13 @@ async function readKeyFile(form) {
   return address;
 }
 
+// A session for the key this page holds: the server's challenge, signed here (EIP-4361).
+async function signInWithHeldKey() {
+  const { message } = await api("POST", "/v1/auth/challenge", { address: heldAddress() });
+  const signature = await signMessage(message);
+  return api("POST", "/v1/auth/session", { message, signature });
+}
+
 async function signIn(form) {
   const kind = form.dataset.signIn;
   if (kind === "partner") {
@@ -64,10 +79,8 @@ async function signIn(form) {
     if (!key) throw new Error("Enter your API key.");
     return api("POST", "/v1/auth/partner-session", { api_key: key });
   }
-  const address = await readKeyFile(form);
-  const { message } = await api("POST", "/v1/auth/challenge", { address });
-  const signature = await signMessage(message);
-  const session = await api("POST", "/v1/auth/session", { message, signature });
+  await readKeyFile(form);
+  const session = await signInWithHeldKey();
   if (session.role !== kind) {
     throw new Error(`This key signs in as a ${session.role}, not as a ${kind}.`);
   }
@@ -190,14 +203,16 @@ document.addEventListener("submit", async (event) => {
   const button = form.querySelector("button[type=submit]");
   button.disabled = true;
   try {
-    const started = await api("POST", "/v1/audit/verifications");
+    // the auditor's run by default; a partner's form names its own route and findings page
+    const started = await api("POST", form.dataset.verifyJob || "/v1/audit/verifications");
     let job = { status: "queued", progress: 0, message: "" };
     while (job.status === "queued" || job.status === "running") {
       status.textContent = `Verifying: ${Math.round(job.progress * 100)}%${job.message ? `, ${job.message}` : ""}`;
       await sleep(300);
-      job = await api("GET", started.location);
+      job = await api("GET", started.location || `/v1/jobs/${encodeURIComponent(started.job)}`);
     }
-    const response = await fetch(`/audit/verification/jobs/${encodeURIComponent(job.id)}`, {
+    const findings = form.dataset.findings || "/audit/verification/jobs/";
+    const response = await fetch(`${findings}${encodeURIComponent(job.id)}`, {
       credentials: "same-origin",
       headers: { Accept: "text/html" },
     });
@@ -232,6 +247,82 @@ document.addEventListener("submit", async (event) => {
   } catch (error) {
     showProblem(error.message);
   } finally {
+    button.disabled = false;
+  }
+});
+
+// An invitation: a new key made in this page, saved by the customer as a keystore file, then bound to
+// her member id with the code (her signature of the binding, relayed by her home partner), and she is
+// signed in with it. The code comes in the link's fragment, which no browser sends to a server.
+const inviteForm = document.querySelector("[data-invite]");
+if (inviteForm) {
+  const code = decodeURIComponent(window.location.hash.slice(1));
+  if (code) {
+    inviteForm.querySelector("#invite-code").value = code;
+    window.history.replaceState(null, "", window.location.pathname); // not kept in the address bar
+  }
+}
+
+document.addEventListener("submit", async (event) => {
+  const form = event.target;
+  if (!(form instanceof HTMLFormElement) || form.dataset.invite === undefined) return;
+  event.preventDefault();
+  clearProblem();
+  const code = form.querySelector("#invite-code").value.trim();
+  const passphrase = form.querySelector("#new-passphrase").value;
+  if (!code) return showProblem("Enter the invitation code from your link.");
+  if (passphrase.length < 8) return showProblem("Choose a passphrase of at least 8 characters.");
+  if (passphrase !== form.querySelector("#new-passphrase-again").value) {
+    return showProblem("The two passphrases differ: type the same one twice.");
+  }
+  const button = form.querySelector("button[type=submit]");
+  const progress = form.querySelector("[data-progress]");
+  button.disabled = true;
+  try {
+    const address = createKey();
+    const keystore = await encryptHeld(passphrase, (fraction) => {
+      progress.textContent = `Locking your key file: ${Math.round(fraction * 100)}%`;
+    });
+    progress.textContent = "Your key is made.";
+    const save = document.querySelector("[data-invite-save]");
+    save.querySelector("[data-invite-address]").textContent = address;
+    const link = save.querySelector("[data-invite-download]");
+    link.href = URL.createObjectURL(new Blob([keystore], { type: "application/json" }));
+    link.download = `ledgercrm-key-${address.slice(2, 10).toLowerCase()}.json`;
+    save.dataset.code = code;
+    form.hidden = true;
+    save.hidden = false;
+    link.focus();
+  } catch (error) {
+    forget();
+    showProblem(error.message);
+    button.disabled = false;
+  }
+});
+
+document.addEventListener("click", async (event) => {
+  if (event.target.closest("[data-invite-download]")) {
+    const save = document.querySelector("[data-invite-save]");
+    save.querySelector("[data-invite-bind]").disabled = false;
+    save.querySelector("[data-invite-bind-hint]").textContent = "Saved? Then bind your key.";
+    return;
+  }
+  const button = event.target.closest("[data-invite-bind]");
+  if (!button) return;
+  clearProblem();
+  button.disabled = true;
+  const code = document.querySelector("[data-invite-save]").dataset.code;
+  try {
+    const { typed_data: typedData } = await api("POST", "/v1/invitations/binding/typed-data", {
+      code,
+      signer: heldAddress(),
+    });
+    const signature = await signTypedData(typedData);
+    await api("POST", "/v1/invitations/binding", { code, typed_data: typedData, signature });
+    await signInWithHeldKey();
+    await softNavigate("/me");
+  } catch (error) {
+    showProblem(error.message);
     button.disabled = false;
   }
 });
