@@ -10,8 +10,8 @@ the rounds is reported (a shared machine varies by a third between runs).
 
 CPU seconds, the figure the machine's load does not move: the floor's (its process), and the import's
 split by process: the CLI itself, its reader process (the file is parsed in a child of the CLI; its CPU
-is read from /proc while it runs) and anvil (from /proc, before and after). Verification's CPU is its
-process's and anvil's.
+is read from /proc while it runs), anvil (from /proc, before and after) and, on PostgreSQL, the
+cluster's server processes. Verification's CPU is its process's, anvil's and the cluster's.
 
 `--store postgres` runs the same rounds with the home's data on PostgreSQL (a throwaway cluster from
 scripts/postgres.sh, a fresh database per round; the key store stays SQLite); `--store both` runs each
@@ -85,6 +85,21 @@ class ChildCpu:
         return sum(self.seen.values())
 
 
+def server_cpu(directory: Path | None) -> float:
+    """CPU seconds of a PostgreSQL cluster so far: its postmaster, the backends it has reaped (their
+    time is its children's) and the processes still running under it (/proc)."""
+    if directory is None:
+        return 0.0
+    try:
+        pid = int((directory / "data" / "postmaster.pid").read_text().split()[0])
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    own = sum(int(f) for f in fields[11:15]) / TICK  # utime, stime, cutime, cstime
+    return own + sum(cpu_seconds(child) or 0.0 for child in _children(pid))
+
+
 def timed(command: list[str], cwd: Path | None = None) -> tuple[float, int, str]:
     """Wall seconds, peak RSS (MB) and output of one process (its own rusage, from wait4)."""
     seconds, peak, text, _, _ = timed_cpu(command, cwd)
@@ -121,8 +136,9 @@ def floor(data: Path, folder: Path) -> tuple[float, float]:
 
 
 @contextmanager
-def postgres_cluster() -> Iterator[str]:
-    """A throwaway PostgreSQL cluster (scripts/postgres.sh): its server URL; stopped and removed after."""
+def postgres_cluster() -> Iterator[tuple[str, Path]]:
+    """A throwaway PostgreSQL cluster (scripts/postgres.sh): its server URL and data directory; stopped
+    and removed after."""
     import socket
 
     with socket.socket() as sock:
@@ -135,7 +151,7 @@ def postgres_cluster() -> Iterator[str]:
         )
         if started.returncode != 0:
             raise SystemExit(f"PostgreSQL did not start: {started.stderr.strip()}")
-        yield started.stdout.strip().splitlines()[-1]
+        yield started.stdout.strip().splitlines()[-1], directory
     finally:
         subprocess.run([str(POSTGRES_SCRIPT), "stop", str(directory)], capture_output=True)
         shutil.rmtree(directory, ignore_errors=True)
@@ -155,7 +171,7 @@ def fresh_database(server_url: str) -> str:
 
 
 def one_round(
-    data: Path, number: int, base: tuple[float, float], store: str, pg: str | None
+    data: Path, number: int, base: tuple[float, float], store: str, pg: tuple[str, Path] | None
 ) -> dict[str, float]:
     from benchmarks.machine import load
     from ledger.anvil import free_port, start_anvil
@@ -163,7 +179,8 @@ def one_round(
     env = dict(os.environ)
     if store == "postgres":
         assert pg is not None
-        env["LEDGERCRM_DATABASE_URL"] = fresh_database(pg)
+        env["LEDGERCRM_DATABASE_URL"] = fresh_database(pg[0])
+    cluster = pg[1] if store == "postgres" and pg is not None else None
     with tempfile.TemporaryDirectory(prefix="ledgercrm-bench-") as folder:
         port = free_port()
         anvil = start_anvil(port)
@@ -173,13 +190,18 @@ def one_round(
             subprocess.run([CLI, *home, "init", "--chain", chain], check=True, capture_output=True, env=env)
             subprocess.run([CLI, *home, "partner", "add", "retail"], check=True, capture_output=True, env=env)
             started_load = load()
-            node_before = cpu_seconds(anvil.pid) or 0.0
+            node_before, server_before = cpu_seconds(anvil.pid) or 0.0, server_cpu(cluster)
             seconds, peak, out, cpu, reader = timed_cpu(
                 [CLI, *home, "import", "online-retail", str(data), "--partner", "retail"], env=env
             )
             node_import = (cpu_seconds(anvil.pid) or 0.0) - node_before
+            time.sleep(0.2)  # the import's backends exit as its connections close: reaped, then counted
+            server_import = server_cpu(cluster) - server_before
+            server_mark = server_cpu(cluster)
             verify, verify_peak, verified, verify_cpu, _ = timed_cpu([CLI, *home, "verify", "--all"], env=env)
             node_verify = (cpu_seconds(anvil.pid) or 0.0) - node_before - node_import
+            time.sleep(0.2)
+            verify_cpu += server_cpu(cluster) - server_mark
             audit, audit_peak, audited, _, _ = timed_cpu(
                 [CLI, *home, "verify", "--all", "--auditor"], env=env
             )
@@ -188,7 +210,7 @@ def one_round(
             anvil.wait(timeout=30)
     leaves = _count(verified, "verified")
     proven = _count(audited, "proven")
-    import_cpu = cpu + node_import
+    import_cpu = cpu + node_import + server_import
     row = {
         "floor s": base[0],
         "import s": seconds,
@@ -198,6 +220,7 @@ def one_round(
         "  cli cpu s": cpu - reader,
         "  reader cpu s": reader,
         "  anvil cpu s": node_import,
+        "  postgres cpu s": server_import,
         "cpu ratio": import_cpu / base[1],
         "import peak MB": peak,
         "verify s": verify,
