@@ -207,7 +207,7 @@ def proof_sizes(crm: Any, seed: int) -> dict[str, Any]:
         partner = crm.partner(db, PARTNER)
         heads = anchor.heads(partner.address)
         latest = heads[-1]
-        index = random.Random(seed).randrange(latest.size)
+        index = random.Random(seed).randrange(1, latest.size)  # leaf 0 is the genesis leaf: no record
         row = db.exec(
             select(Interaction).where(Interaction.partner_id == partner.id, Interaction.leaf_index == index)
         ).one()
@@ -215,8 +215,9 @@ def proof_sizes(crm: Any, seed: int) -> dict[str, Any]:
         stored = bytes(row.proof or b"")
         leaf = bytes(row.leaf_hash)
         stored_ok = anchor.verify_inclusion(batch.onchain_batch_id, index, leaf, _split(stored))
-        # the whole log in leaf order (synthetic imports hold no erasure receipts)
-        leaves = [
+        # the whole log in leaf order: the genesis leaf, then the records (synthetic imports hold no
+        # erasure receipts)
+        leaves = [anchor.genesis_leaf(partner.address)] + [
             bytes(h)
             for h in db.exec(
                 select(Interaction.leaf_hash)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache, cached_property
@@ -34,6 +35,9 @@ DEV_MNEMONIC = "test test test test test test test test test test test junk"
 PUBLIC_TEST_KEYS = 20
 # Nodes that fund the development mnemonic: a local development chain, whose keys are public.
 DEVELOPMENT_CLIENTS = ("anvil", "hardhat", "ganache", "ethereumtester")
+# How long a simulation that reverted waits for the sender's transactions in flight to be mined before
+# it runs again (see RpcBackend.tx_context): far above any block's time.
+MINED_WAIT = 120.0
 # eth-tester renders revert data as a Python bytes literal; web3's provider prefixes "execution reverted: "
 _TESTER_REVERT = re.compile(r"(?:execution reverted: )?(b(['\"]).*\2)\Z", re.DOTALL)
 _ERROR_STRING = function_signature_to_4byte_selector("Error(string)")
@@ -317,7 +321,9 @@ class RpcBackend:
         assert isinstance(raw, Mapping)
         return _receipt(raw, "transactionHash", "blockNumber", "gasUsed", "logIndex", "transactionIndex")
 
-    def tx_context(self, sender: str, *, fees: bool, simulate: CallRequest | None = None) -> TxContext:
+    def tx_context(
+        self, sender: str, *, fees: bool, simulate: CallRequest | None = None, again: bool = True
+    ) -> TxContext:
         # Raw JSON-RPC, in one batch: web3's formatters and validation (an eth_chainId per call) cost more
         # than anvil needs to run an 800-item batch, and each round trip costs ~1 ms even on localhost.
         requests: list[tuple[str, list[object]]] = [
@@ -327,6 +333,7 @@ class RpcBackend:
         if fees:
             requests.append(("eth_maxPriorityFeePerGas", []))
         if simulate is not None:
+            requests.append(("eth_getTransactionCount", [sender, "latest"]))
             call = {
                 "from": simulate.sender,
                 "to": simulate.to,
@@ -341,6 +348,16 @@ class RpcBackend:
         if simulate is not None:
             simulated = responses[-1]
             if "error" in simulated:
+                pending = _int(self._result("eth_getTransactionCount", responses[0]))
+                mined = _int(self._result("eth_getTransactionCount", responses[-2]))
+                if again and mined < pending:
+                    # While anvil mines a block, its transactions are neither in its pool nor in its
+                    # latest block, so a call on "pending" misses the sender's transaction being mined
+                    # (seen in a 1M import, where a block takes ~0.5 s: the consents of members whose
+                    # enrolBatch was being mined reverted with MemberUnknown). Once the sender's
+                    # transactions are mined the call runs once more; a real revert reverts again.
+                    self._wait_mined(sender, pending)
+                    return self.tx_context(sender, fees=fees, simulate=simulate, again=False)
                 raise_contract_logic_error_on_revert(simulated)  # a revert: web3's ContractLogicError
                 raise BackendError(f"eth_call failed: {simulated['error']}")
         block = self._result("eth_getBlockByNumber", responses[1])
@@ -360,6 +377,16 @@ class RpcBackend:
             base_fee=None if base_fee is None else _int(base_fee),
             priority_fee=priority_fee,
         )
+
+    def _wait_mined(self, sender: str, count: int, timeout: float = MINED_WAIT) -> None:
+        """Return once the latest block counts `count` transactions of `sender` (or after `timeout`
+        seconds: the caller's next call says what is wrong)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            (answer,) = self._batch([("eth_getTransactionCount", [sender, "latest"])])
+            if _int(self._result("eth_getTransactionCount", answer)) >= count:
+                return
+            time.sleep(0.02)
 
     def _batch(self, requests: list[tuple[str, list[object]]]) -> list[RPCResponse]:
         calls = [(RPCEndpoint(method), params) for method, params in requests]

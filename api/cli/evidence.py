@@ -119,13 +119,15 @@ def verify(
     failed = report.failures
     for problem in failed:
         console.print(Text.assemble((problem.outcome.value, "red"), f" {problem.label}: {problem.detail}"))
-    for elsewhere in (r for r in report.results if r.outcome is Outcome.NOT_HELD):
+    for elsewhere in (r for r in report.results.notable() if r.outcome is Outcome.NOT_HELD):
         console.print(Text(f"{elsewhere.outcome.value}: {elsewhere.label}: {elsewhere.detail}"))
     console.print(f"{len(report.results)} checked: {summary or 'nothing to verify'}")
     console.print("checks run: " + "; ".join(check.value for check in report.checks))
     if auditor:
         console.print("not run: content (decrypting payloads needs the partners' keys)")
-    waiting = [r for r in report.results if r.outcome is Outcome.UNANCHORED and r.interaction_id is None]
+    waiting = [
+        r for r in report.results.notable() if r.outcome is Outcome.UNANCHORED and r.interaction_id is None
+    ]
     for item in waiting[:PENDING_NAMED]:  # what is not an interaction is named: customers, receipts
         console.print(Text(f"pending {item.label}: {item.detail}"))
     if len(waiting) > PENDING_NAMED:

@@ -50,6 +50,7 @@ def record_interactions(
     items: Sequence[NewInteraction],
     *,
     batch: bool = False,
+    batch_leaves: int | None = None,
     db: Session | None = None,
 ) -> RecordResult:
     """Record many interactions of one partner in one transaction, with one query for the customers and
@@ -61,8 +62,9 @@ def record_interactions(
     a duplicate and skipped, which makes imports idempotent.
 
     With `batch`, the recorded interactions also go into pending anchoring batches (of at most
-    `batch_max_leaves`, in this order) in the same transaction (`result.batches`), ready for
-    `anchoring.submit`: an import thereby writes each row once, instead of again when it is batched.
+    `batch_leaves`, by default the settings' `batch_max_leaves`, in this order) in the same transaction
+    (`result.batches`), ready for `anchoring.submit`: an import thereby writes each row once, instead
+    of again when it is batched.
 
     With `db`, the rows are written in the caller's transaction (a change recorded with its leaf)."""
     result = RecordResult()
@@ -121,7 +123,7 @@ def record_interactions(
                 }
             )
         if batch:
-            size = crm.settings.batch_max_leaves
+            size = batch_leaves or crm.settings.batch_max_leaves
             genesis = log_start(crm, partner.address)
             for start in range(0, len(rows), size):
                 part = rows[start : start + size]

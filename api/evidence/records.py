@@ -162,42 +162,66 @@ def check_consents(crm: Crm, db: Session, partner: PartnerRecord) -> list[Verifi
     return found
 
 
+# Confirmed point events compared with the chain's a window of blocks at a time, each window about this
+# many of the store's events: what a run holds stays flat however long the history (1M events: ~100 MB
+# of rows and chain events at once before; a window's worth now).
+POINTS_PER_WINDOW = 20_000
+
+
 def check_points(crm: Crm, db: Session, partner: PartnerRecord) -> list[Verification]:
     """The partner's confirmed point events against the chain's earns by it and redemptions at it, as
-    multisets (two identical events must appear twice on chain)."""
-    onchain = Counter(
-        (e.kind, e.member, e.amount, e.ref) for e in points_events(crm.coalition.loyalty, partner.address)
-    )
+    multisets (two identical events must appear twice on chain), each in the block its row states, a
+    window of blocks at a time; events in flight are matched with what the chain has that no confirmed
+    row claims."""
     found: list[Verification] = []
-    held = points.of_partner(db, partner.id)
-    for event in held:
-        if event.block_number is None:
-            continue
-        label = f"point event {event.id} of {partner.name}"
-        key = (event.kind.value, bytes(event.member_id), int(event.amount), bytes(event.ref))
-        if onchain[key] > 0:
-            onchain[key] -= 1
-            continue
+    left: Counter[tuple[str, bytes, int, bytes]] = Counter()  # the chain's events no row claimed
+    loyalty = crm.coalition.loyalty
+    first, latest = 0, crm.coalition.block_number()
+    for last in [*_windows(points.per_block(db, partner.id)), latest]:
+        if first > last:
+            continue  # the store claims blocks beyond the chain's: its rows fall in no window below
+        onchain = Counter(
+            (e.kind, e.member, e.amount, e.ref, e.block_number)
+            for e in points_events(loyalty, partner.address, first, last)
+        )
+        for event in points.confirmed_in_blocks(db, partner.id, first, last):
+            member = bytes(event.member_id)
+            key = (event.kind.value, member, int(event.amount), bytes(event.ref), int(event.block_number))
+            if onchain[key] > 0:
+                onchain[key] -= 1
+                continue
+            found.append(
+                Verification(
+                    None,
+                    Outcome.TAMPERED,
+                    f"{event.kind.value} of {event.amount:,} points for member 0x{member.hex()}"
+                    f" matches no event on chain (in block {event.block_number}, as its row says)",
+                    record=f"point event {event.id} of {partner.name}",
+                )
+            )
+        for (kind, member, amount, ref, _), count in onchain.items():
+            if count > 0:
+                left[(kind, member, amount, ref)] += count
+        first = last + 1
+    for event in points.confirmed_in_blocks(db, partner.id, first, None):  # beyond the chain's blocks
         found.append(
             Verification(
                 None,
                 Outcome.TAMPERED,
                 f"{event.kind.value} of {event.amount:,} points for member 0x{bytes(event.member_id).hex()}"
-                " matches no event on chain",
-                record=label,
+                f" claims block {event.block_number}, beyond the chain's latest ({latest})",
+                record=f"point event {event.id} of {partner.name}",
             )
         )
-    for event in held:  # in flight (an interrupted command): pending, whether mined yet or not
-        if event.block_number is not None:
-            continue
-        key = (event.kind.value, bytes(event.member_id), int(event.amount), bytes(event.ref))
-        mined = onchain[key] > 0
+    for event in points.unconfirmed(db, partner.id):  # in flight (an interrupted command): pending
+        loose = (event.kind.value, bytes(event.member_id), int(event.amount), bytes(event.ref))
+        mined = left[loose] > 0
         if mined:
-            onchain[key] -= 1
+            left[loose] -= 1
         label = f"point event {event.id} of {partner.name}"
         found.append(Verification(None, Outcome.UNANCHORED, _waiting(mined), record=label))
-    for (kind, member, amount, ref), left in onchain.items():
-        for _ in range(left):
+    for (kind, member, amount, ref), count in left.items():
+        for _ in range(count):
             found.append(
                 Verification(
                     None,
@@ -209,6 +233,18 @@ def check_points(crm: Crm, db: Session, partner: PartnerRecord) -> list[Verifica
                 )
             )
     return found
+
+
+def _windows(blocks: Iterable[Any]) -> list[int]:
+    """The last block of each window of about POINTS_PER_WINDOW events ((block, count) in block order);
+    the window after the last one runs to the chain's latest block."""
+    ends, held = [], 0
+    for block, count in blocks:
+        held += count
+        if held >= POINTS_PER_WINDOW:
+            ends.append(int(block))
+            held = 0
+    return ends
 
 
 def _waiting(mined: bool) -> str:

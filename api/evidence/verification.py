@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from array import array
 from collections import Counter
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -101,9 +102,86 @@ class Verification:
         return self.record or f"interaction {self.interaction_id}"
 
 
+PROVEN_DETAIL = "leaf proven on chain; content not read"
+# Outcomes that say nothing but the interaction's id: a run keeps these as ids, not as objects.
+_PLAIN = {(Outcome.VERIFIED, ""), (Outcome.PROVEN, PROVEN_DETAIL)}
+
+
+class Results:
+    """A run's results, in order, as a list of `Verification` reads: iterated, counted, compared, appended
+    to. Kept compactly: a run of interactions that verified (or were proven) with nothing more to say is
+    held as their ids in an array (8 bytes each) and made into `Verification` objects only when read, so
+    a run over a million interactions holds a few MB for them instead of a few hundred; every other
+    result (findings, pending, erased) is kept as it is."""
+
+    def __init__(self, items: Iterable[Verification] = ()) -> None:
+        self._parts: list[Verification | tuple[Outcome, array[int]]] = []
+        self._plain = 0
+        self.extend(items)
+
+    def append(self, item: Verification) -> None:
+        if item.interaction_id is not None and not item.record and (item.outcome, item.detail) in _PLAIN:
+            last = self._parts[-1] if self._parts else None
+            if isinstance(last, tuple) and last[0] is item.outcome:
+                last[1].append(item.interaction_id)
+            else:
+                self._parts.append((item.outcome, array("q", [item.interaction_id])))
+            self._plain += 1
+        else:
+            self._parts.append(item)
+
+    def extend(self, items: Iterable[Verification]) -> None:
+        if isinstance(items, Results):  # another run's: its parts as they are, never made into objects
+            self._parts.extend(
+                part if isinstance(part, Verification) else (part[0], array("q", part[1]))
+                for part in items._parts
+            )
+            self._plain += items._plain
+            return
+        for item in items:
+            self.append(item)
+
+    def notable(self) -> Iterator[Verification]:
+        """Every result but the plain ones (verified or proven, with nothing more to say), in order."""
+        return (part for part in self._parts if isinstance(part, Verification))
+
+    def counts(self) -> Counter[Outcome]:
+        counted = Counter(r.outcome for r in self.notable())
+        for part in self._parts:
+            if isinstance(part, tuple):
+                counted[part[0]] += len(part[1])
+        return counted
+
+    def __iter__(self) -> Iterator[Verification]:
+        for part in self._parts:
+            if isinstance(part, Verification):
+                yield part
+            else:
+                outcome, ids = part
+                detail = "" if outcome is Outcome.VERIFIED else PROVEN_DETAIL
+                for interaction_id in ids:
+                    yield Verification(interaction_id, outcome, detail)
+
+    def __len__(self) -> int:
+        return self._plain + sum(1 for part in self._parts if isinstance(part, Verification))
+
+    def __getitem__(self, index: int) -> Verification:
+        return list(self)[index]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Results | list):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like a list
+
+    def __repr__(self) -> str:
+        return f"Results({list(self)!r})"
+
+
 @dataclass
 class VerificationReport:
-    results: list[Verification] = field(default_factory=list)
+    results: Results = field(default_factory=Results)
     checks: list[Check] = field(default_factory=list)
     # what the run trusted: the chain and the Consortium every other address was read from
     chain_id: int | None = None
@@ -111,18 +189,20 @@ class VerificationReport:
 
     @property
     def counts(self) -> Counter[Outcome]:
-        return Counter(r.outcome for r in self.results)
+        return self.results.counts()
 
     @property
     def problems(self) -> list[Verification]:
         return [
-            r for r in self.results if r.outcome in (Outcome.TAMPERED, Outcome.MISSING, Outcome.UNANCHORED)
+            r
+            for r in self.results.notable()
+            if r.outcome in (Outcome.TAMPERED, Outcome.MISSING, Outcome.UNANCHORED)
         ]
 
     @property
     def failures(self) -> list[Verification]:
         """The problems that are evidence of something wrong (pending records are not)."""
-        return [r for r in self.results if r.outcome in (Outcome.TAMPERED, Outcome.MISSING)]
+        return [r for r in self.results.notable() if r.outcome in (Outcome.TAMPERED, Outcome.MISSING)]
 
     @property
     def ok(self) -> bool:
@@ -382,9 +462,13 @@ class _Partner:
                 if step.root != head.root:
                     step = None
             batch = self.head_batch.get(head.batch_id)
+            # every leaf's audit path in the rebuilt head, made a level at a time (one by one it was
+            # most of this check's time)
+            paths = step.proofs() if step is not None else None
             for index in range(start, head.size):
+                expected = paths[index - start] if paths is not None else None
                 for kind, record_id, leaf, proof, batch_id in held.get(index, []):
-                    problem = self._leaf_problem(head, batch, index, leaf, proof, batch_id, step)
+                    problem = self._leaf_problem(head, batch, index, leaf, proof, batch_id, expected)
                     if problem is None:
                         continue
                     if kind == "interaction":
@@ -421,13 +505,13 @@ class _Partner:
         leaf: bytes,
         proof: bytes | None,
         batch_id: int | None,
-        step: LogAppend | None,
+        expected: bytes | None,
     ) -> str | None:
         """What is wrong with one record's leaf at `index` of `head`, or None."""
         if batch is not None and batch_id != batch.id:
             return f"leaf {index} was anchored by batch {batch.id}, the record says batch {batch_id}"
-        if step is not None and proof is not None and proof == b"".join(step.proof(index)):
-            return None  # the rebuilt head's own audit path: proven
+        if expected is not None and proof is not None and proof == expected:
+            return None  # the rebuilt head's own audit path (`expected`): proven
         if proof is None or len(proof) % PROOF_HASH:
             return "the record has no usable proof"
         proven = verify_inclusion(leaf, index, head.size, _split(proof), head.root)
@@ -653,7 +737,7 @@ class _Partner:
             batch = self.batches.get(row.batch_id) if row.batch_id is not None else None
             early = self.anchoring(row, batch)
             if early is None and not content:
-                early = Verification(row.id, Outcome.PROVEN, "leaf proven on chain; content not read")
+                early = Verification(row.id, Outcome.PROVEN, PROVEN_DETAIL)
             if early is None:
                 readable.append(len(results))
                 results.append(None)

@@ -27,7 +27,7 @@ from api.usecases.customers import member_status, readable_member
 from api.usecases.signing import SignedMessage, check_signed
 from ledger.chain import SignedTx
 from ledger.clients import MemberInfo, purpose_id
-from ledger.clients.loyalty import EARN_BATCH_MAX, MAX_EARN
+from ledger.clients.loyalty import EARN_BATCH_MAX, MAX_EARN, earn_batch_fits
 from ledger.clients.members import Authorization
 from offchain.models import CustomerStatus, PointEvent, PointKind
 from offchain.repositories import customers, partners, points
@@ -349,6 +349,9 @@ def send_staged_points(
         # a member (the order of items within a batch changes nothing else: all or nothing, one block).
         staged = sorted(staged, key=lambda e: bytes(e.member_id))
         members = [bytes(e.member_id) for e in staged]
+        # as many as one transaction's gas bound takes; the rest stay staged for the next batch
+        fits = earn_batch_fits(members)
+        staged, members = staged[:fits], members[:fits]
         signed = client.prepare_earn_batch(
             signer, members, [e.amount for e in staged], [bytes(e.ref) for e in staged]
         )
@@ -385,17 +388,17 @@ def reconcile(crm: Crm, who: Principal, partner: str | None = None) -> Reconcili
         scope = {p.id for p in by_id.values() if partner is None or p.name == partner}
         if partner is not None and not scope:
             crm.partner(db, partner)  # UnknownPartner
-        for event in points.every(db):
-            in_scope = event.partner_id in scope
-            if event.tx_hash is None:
-                if in_scope:
-                    report.mismatches.append(f"point event {event.id} was never confirmed on chain")
-                continue
-            if in_scope:
-                members_in_scope.add(event.member_id)
-            sign = 1 if event.kind is PointKind.EARN else -1
-            balances[event.member_id] += sign * event.amount
-            (issued if sign > 0 else redeemed)[event.partner_id] += event.amount
+        for event_id, partner_id in points.without_hash(db):
+            if partner_id in scope:
+                report.mismatches.append(f"point event {event_id} was never confirmed on chain")
+        # summed by the store, one row per member, partner and kind: memory by members, not by events
+        for member_id, partner_id, kind, total in points.confirmed_totals(db):
+            member, amount = bytes(member_id), int(total)
+            if partner_id in scope:
+                members_in_scope.add(member)
+            earned = PointKind(kind) is PointKind.EARN
+            balances[member] += amount if earned else -amount
+            (issued if earned else redeemed)[partner_id] += amount
         # an erased member's balance was forfeited on chain: nothing is left (issued stays issued)
         erased = {
             member

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -139,8 +140,9 @@ def rows_in_chunks(
     returned the first one."""
     conn = db.connection()
     query = core_select(_C.id).where(_C.partner_id == partner_id)
+    ids: Sequence[int]
     if members is None:
-        ids = list(conn.execute(query.order_by(_C.id)).scalars())
+        ids = array("q", conn.execute(query.order_by(_C.id)).scalars())  # 8 bytes an id, not ~36
     else:
         ids = sorted(
             row_id

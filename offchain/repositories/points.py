@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from sqlalchemy import func, update
 from sqlalchemy import select as core_select
-from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from offchain.db import insert_rows, select_in
@@ -52,11 +52,6 @@ def staged_earnings(db: Session, partner_id: int, limit: int) -> Sequence[Any]:
     return db.connection().execute(query).all()
 
 
-def every(db: Session) -> Iterator[PointEvent]:
-    """Every point event, oldest first."""
-    yield from db.exec(select(PointEvent).order_by(col(PointEvent.id)))
-
-
 def of_member(db: Session, member: bytes) -> list[tuple[PointEvent, str]]:
     """The member's point events with the name of the partner of each, oldest first."""
     query = (
@@ -75,6 +70,57 @@ def of_partner(db: Session, partner_id: int) -> Sequence[Any]:
         .where(_C.partner_id == partner_id)
         .order_by(_C.id)
     )
+    return db.connection().execute(query).all()
+
+
+def per_block(db: Session, partner_id: int) -> Sequence[Any]:
+    """(block, count) of the partner's confirmed events, by block: how a check walks them a window at a
+    time."""
+    query = (
+        core_select(_C.block_number, func.count())
+        .where(_C.partner_id == partner_id, _C.block_number.is_not(None))
+        .group_by(_C.block_number)
+        .order_by(_C.block_number)
+    )
+    return db.connection().execute(query).all()
+
+
+def confirmed_in_blocks(db: Session, partner_id: int, first: int, last: int | None) -> Sequence[Any]:
+    """The partner's events confirmed in blocks `first`..`last` (None: no end), (id, member, kind,
+    amount, ref, block), by block then id, as Core rows."""
+    query = core_select(_C.id, _C.member_id, _C.kind, _C.amount, _C.ref, _C.block_number).where(
+        _C.partner_id == partner_id, _C.block_number >= first
+    )
+    if last is not None:
+        query = query.where(_C.block_number <= last)
+    return db.connection().execute(query.order_by(_C.block_number, _C.id)).all()
+
+
+def unconfirmed(db: Session, partner_id: int | None = None) -> Sequence[Any]:
+    """Events with no block yet (staged or in flight: few), (id, partner, member, kind, amount, ref,
+    tx_hash), oldest first; of one partner or of all."""
+    query = core_select(_C.id, _C.partner_id, _C.member_id, _C.kind, _C.amount, _C.ref, _C.tx_hash).where(
+        _C.block_number.is_(None)
+    )
+    if partner_id is not None:
+        query = query.where(_C.partner_id == partner_id)
+    return db.connection().execute(query.order_by(_C.id)).all()
+
+
+def confirmed_totals(db: Session) -> Sequence[Any]:
+    """(member, partner, kind, total amount) over every event with a transaction hash, summed in the
+    store: a reconciliation reads one row per member and partner, not one per event."""
+    query = (
+        core_select(_C.member_id, _C.partner_id, _C.kind, func.sum(_C.amount))
+        .where(_C.tx_hash.is_not(None))
+        .group_by(_C.member_id, _C.partner_id, _C.kind)
+    )
+    return db.connection().execute(query).all()
+
+
+def without_hash(db: Session) -> Sequence[Any]:
+    """(id, partner) of the events never sent (no transaction hash), oldest first."""
+    query = core_select(_C.id, _C.partner_id).where(_C.tx_hash.is_(None)).order_by(_C.id)
     return db.connection().execute(query).all()
 
 

@@ -21,6 +21,7 @@ from sqlmodel import col, select
 
 from api.context import Crm
 from api.errors import ConsentRequired, CustomerIsErased
+from api.evidence import records
 from api.evidence.anchoring import anchor_pending
 from api.evidence.recording import NewInteraction, record_interactions
 from api.evidence.verification import Check, Outcome
@@ -240,6 +241,30 @@ def test_row9_an_inflated_point_event_is_flagged_and_reconciled(crm, store):
     reconciled = [f.detail for f in report.failures if f.record == "points reconciliation"]
     assert any("the store says a balance of 1,100, the chain 100" in d for d in reconciled)
     assert any(label.startswith("points event 0x") for label in found)  # the chain's 100, unmatched
+
+
+def test_point_events_are_checked_a_window_of_blocks_at_a_time(crm, store, monkeypatch):
+    """verify reads the chain's point events a window of blocks at a time (its memory stays flat over a
+    million events); with windows of one event each, an honest history passes and an edited row, a
+    deleted one and one that claims another block are each named, with the chain's events they leave
+    unmatched."""
+    monkeypatch.setattr(records, "POINTS_PER_WINDOW", 1)
+    alice = store["alice"]
+    give_consent(crm, P("acme"), alice, "loyalty")
+    events = [
+        earn_points(crm, P("acme"), PointsRequest(alice, 10 * n, f"INV-W{n}")).event for n in (1, 2, 3, 4)
+    ]
+    assert len({e.block_number for e in events}) == 4 and not failures(crm)
+    with crm.unit_of_work() as db:
+        db.get(PointEvent, events[1].id).amount += 1
+        db.delete(db.get(PointEvent, events[2].id))
+        db.get(PointEvent, events[3].id).block_number = events[0].block_number
+    found = failures(crm)
+    assert "earn of 21 points" in found[f"point event {events[1].id} of acme"]
+    assert f"in block {events[0].block_number}" in found[f"point event {events[3].id} of acme"]
+    assert f"point event {events[0].id} of acme" not in found
+    unmatched = sorted(d for label, d in found.items() if label.startswith("points event 0x"))
+    assert [d.split(" of ")[1].split(" points")[0] for d in unmatched] == ["20", "30", "40"]
 
 
 def test_an_auditor_run_opens_no_key_and_says_what_ran(crm, store, monkeypatch):

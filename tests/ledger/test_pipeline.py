@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 
 from ledger import errors
+from ledger.backends import CallRequest
 from ledger.chain import Chain, SignedTx
+from ledger.clients import ConsentStatus, purpose_id
 from ledger.coalition import Coalition
 from tests.ledger.test_prepare import BOUND, earn_batch, fields
 
@@ -110,3 +112,56 @@ def test_a_transaction_prepared_outside_the_pipeline_waits_for_it_and_the_nonces
     assert [fields(tx.raw)["nonce"] for tx in (queued, direct, last)] == [first, first + 1, first + 2]
     for tx in (queued, direct, last):
         assert chain.wait(coalition.loyalty.contract, tx.tx_hash).gas_used > 0
+
+
+def test_a_simulation_that_missed_a_transaction_being_mined_runs_again(coalition: Coalition) -> None:
+    """While anvil mines a block its transactions are neither pending nor mined, so a call on "pending"
+    can miss the sender's own enrolment of the members it then pays (a 1M import stopped with
+    MemberUnknown). Made here by holding the enrolment in the pool and running the first simulation on
+    "latest": the simulation runs again once the sender's transactions are mined, and passes; a real
+    revert still reverts."""
+    import os
+    import threading
+
+    from ledger.backends import RpcBackend
+
+    backend = coalition.chain.backend
+    if not isinstance(backend, RpcBackend):
+        pytest.skip("eth-tester mines each transaction as it is sent: there is no block being mined")
+    sender = backend.accounts[0]
+    member = os.urandom(32)
+    enrolment = coalition.members.prepare_enrol(sender, [member], [None])
+
+    def consent(of: bytes) -> CallRequest:  # its home attests a member's loyalty consent: needs it enrolled
+        fn = coalition.consent.contract.functions.recordBatch(
+            [of], purpose_id("loyalty"), int(ConsentStatus.GIVEN), [os.urandom(32)], 0
+        )
+        return CallRequest(
+            sender.address, fn.address, bytes.fromhex(fn._encode_transaction_data()[2:]), BOUND
+        )
+
+    real, calls = backend._batch, []
+
+    def first_on_latest(requests: list[tuple[str, list[object]]]) -> Any:
+        simulating = [r for r in requests if r[0] == "eth_call"]
+        calls.extend(simulating)
+        if simulating and len(calls) == 1:
+            requests = [(m, [p[0], "latest"]) if m == "eth_call" else (m, p) for m, p in requests]
+        return real(requests)
+
+    backend._rpc("evm_setAutomine", [False])
+    try:
+        backend.w3.eth.send_raw_transaction(enrolment.raw)
+        threading.Timer(0.3, lambda: backend._rpc("evm_mine", [])).start()
+        backend._batch = first_on_latest  # type: ignore[method-assign]
+        backend.tx_context(sender.address, fees=False, simulate=consent(member))  # passes, the second time
+        assert len(calls) == 2
+        del backend._batch
+        with pytest.raises(errors.MemberUnknown):
+            try:
+                backend.tx_context(sender.address, fees=False, simulate=consent(os.urandom(32)))
+            except Exception as exc:
+                raise coalition.chain.translate(exc) from exc
+    finally:
+        backend.__dict__.pop("_batch", None)
+        backend._rpc("evm_setAutomine", [True])

@@ -76,7 +76,7 @@ def verify(who: PartnerDep, crm: CrmDep, request: Request, response: Response) -
             "failures": [
                 {"outcome": f.outcome.value, "record": f.label, "detail": f.detail} for f in report.failures
             ],
-            "pending": sum(1 for r in report.results if r.outcome.value == "unanchored"),
+            "pending": sum(n for outcome, n in counts.items() if outcome.value == "unanchored"),
         }
 
     job = request.app.state.jobs.start(who, "verify", work)
