@@ -1,32 +1,37 @@
 """The decision layer on Online Retail II, through the command line on anvil, as whole processes.
 
 On a fresh anvil and home: `import online-retail DATA --partner retail --purposes loyalty,profiling`
-(untimed set-up), then, each timed with its peak RSS (a reader can redo every figure with
-`/usr/bin/time`):
+(untimed set-up), then `--rounds` rounds (3) of, each a whole process timed with its CPU seconds and
+peak RSS (wait4; a reader can redo every figure with `/usr/bin/time`) and the load average:
 
 1. `model train --partner retail`: fitting the glass box, the challenger and every baseline, the
-   three-cut backtest, the refit, and the card with bootstrap intervals (time and peak RSS); from the
-   card: the backtest table (AUC per model and cut on both populations, each with the paired interval
-   of its difference to the EBM), the calibration table (calibration error, churn, mean score and the
-   share acted on at each cut, and the reliability table at the holdout) and the fairness table;
+   three-cut backtest, the refit, and the card with bootstrap intervals; from the first round's card:
+   the backtest table (AUC per model and cut on both populations, each with the paired interval
+   of its difference to the EBM), the calibration table (calibration error, churn, mean score, the
+   share acted on and what the calibration learnt from at each cut, and the reliability table at the
+   holdout) and the fairness table;
 2. `score --partner retail --all`: verifying the inputs, scoring, explaining and logging every member
    (decisions per second, and the command's own split by phase);
-3. `decision verify ID` for `--verify N` random decisions (full, with the partner's keys), and the same
-   with `--auditor`: seconds per decision as a process, and in one process per decision;
-4. `segments --partner retail --plot benchmarks/out/segments.png` (silhouette and elbow);
-5. item-to-item recommendations against the most popular items (of all time, and of the 30 days before
-   the split), on a temporal split of the verified purchases (precision@10, recall@10), computed in
-   process from the same home;
-6. with `--search`: the feature search (`ml.training.feature_search`), in process: each candidate's
-   mean AUC gain over the three cuts with its paired interval, kept only if the interval excludes zero.
+3. `decision verify ID` for `--verify N` random decisions of that round (full, with the partner's
+   keys), and the same with `--auditor`: the median process;
+4. `ledgercrm --help`, three times: the start-up every command pays;
 
-    .venv/bin/python benchmarks/ml_decisions.py [--data PATH] [--verify 20] [--seed 1] [--search]
+then a table of every round and the medians against issue #32's targets. After the rounds:
+`decision verify` in one process per decision, `segments --plot benchmarks/out/segments.png`
+(silhouette and elbow), item-to-item recommendations against the most popular items (of all time,
+and of the 30 days before the split) on a temporal split of the verified purchases (precision@10,
+recall@10), computed in process from the same home; with `--search`, the feature search
+(`ml.training.feature_search`), in process: each candidate's mean AUC gain over the three cuts with
+its paired interval, kept only if the interval excludes zero.
+
+    .venv/bin/python benchmarks/ml_decisions.py [--data PATH] [--rounds 3] [--verify 5] [--seed 1] [--search]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import re
 import statistics
@@ -34,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -66,9 +72,10 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--verify", type=int, default=20, metavar="N", help="decisions to verify")
+    parser.add_argument("--verify", type=int, default=5, metavar="N", help="decisions verified a round")
     parser.add_argument("--seed", type=int, default=1, help="which decisions are verified")
     parser.add_argument("--search", action="store_true", help="run the feature search too (minutes)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of train, score and verify (medians)")
     args = parser.parse_args()
     if not args.data.exists():
         raise SystemExit(f"no data at {args.data} (see ../shared/data/README.md)")
@@ -100,36 +107,44 @@ def main() -> None:
             )  # fmt: skip
             rows.append(("import with loyalty and profiling consent (set-up)", f"{seconds:.1f} s, {peak} MB"))
 
-            seconds, peak, out = timed([CLI, *h, "model", "train", "--partner", "retail"])
-            print(out)
-            rows.append(
-                ("model train (with the backtest and the refit)", f"{seconds:.1f} s, peak RSS {peak} MB")
-            )
-            model_id = re.search(r"model id (\d+)", out).group(1)  # type: ignore[union-attr]
-            card = json.loads(subprocess.run([CLI, *h, "model", "card", model_id], check=True,
-                                             capture_output=True, text=True).stdout)  # fmt: skip
-            print_card(card)
-
-            seconds, peak, out = timed([CLI, *h, "score", "--partner", "retail", "--all"])
-            print(out)
-            decided = int(re.search(r"(\d+) decided", out).group(1))  # type: ignore[union-attr]
-            rows.append(
-                (
-                    "score --all",
-                    f"{seconds:.1f} s, {decided:,} decisions, {decided / seconds:,.0f}/s, {peak} MB",
+            figures: dict[str, list[Run]] = {
+                "train": [],
+                "score": [],
+                "verify": [],
+                "auditor": [],
+                "help": [],
+            }
+            decided, ids = 0, []
+            for number in range(args.rounds):
+                run = measured([CLI, *h, "model", "train", "--partner", "retail"])
+                figures["train"].append(run)
+                if number == 0:
+                    print(run.output)
+                    model_id = re.search(r"model id (\d+)", run.output).group(1)  # type: ignore[union-attr]
+                    card = json.loads(subprocess.run([CLI, *h, "model", "card", model_id], check=True,
+                                                     capture_output=True, text=True).stdout)  # fmt: skip
+                    print_card(card)
+                run = measured([CLI, *h, "score", "--partner", "retail", "--all"])
+                figures["score"].append(run)
+                decided = int(re.search(r"(\d+) decided", run.output).group(1))  # type: ignore[union-attr]
+                low, high = map(int, re.search(r"decision ids (\d+)\.\.(\d+)", run.output).groups())  # type: ignore[union-attr]
+                run.count = decided
+                if number == 0:
+                    print(run.output)
+                # this round's decisions (made by this round's model): full, then as an auditor
+                ids = random.Random(args.seed + number).sample(
+                    range(low, high + 1), min(args.verify, decided)
                 )
-            )
-
-            ids = random.Random(args.seed).sample(range(decided), min(args.verify, decided))
-            for mode in ([], ["--auditor"]):
-                times = []
-                for decision_id in ids:
-                    took, _, said = timed_ok([CLI, *h, "decision", "verify", str(decision_id), *mode])
-                    times.append(took)
-                    if not mode and "reproduced" not in said:
-                        raise SystemExit(f"decision {decision_id} did not reproduce:\n{said}")
-                label = "decision verify" + (" --auditor" if mode else "")
-                rows.append((f"{label} (process)", f"median {statistics.median(times):.2f} s per decision"))
+                for key, mode in (("verify", []), ("auditor", ["--auditor"])):
+                    runs = [
+                        measured([CLI, *h, "decision", "verify", str(i), *mode], check=False) for i in ids
+                    ]
+                    bad = [r for r in runs if not mode and "reproduced" not in r.output]
+                    if bad:
+                        raise SystemExit(f"a decision did not reproduce:\n{bad[0].output}")
+                    figures[key].append(median_run(runs))
+                figures["help"].append(median_run([measured([CLI, "--help"]) for _ in range(3)]))
+                print_rounds(figures, number + 1)  # after every round: a long run shows what it has
             code = (
                 "import time\nfrom api.usecases.decisions import verify_decision\n"
                 f"ids = {ids!r}\n"
@@ -185,6 +200,82 @@ def main() -> None:
     Console(width=200).print(table)
 
 
+@dataclass
+class Run:
+    """One whole process: wall seconds, CPU seconds (its own and its waited-for children's, from
+    wait4: anvil's are not in it), peak RSS, the load average when it ended, and what it printed."""
+
+    wall: float
+    cpu: float
+    peak_mb: int
+    load: float
+    output: str
+    count: int = 0  # what it did (decisions scored), where that matters
+
+
+def measured(command: list[str], *, check: bool = True) -> Run:
+    with tempfile.TemporaryFile("w+") as output:
+        start = time.perf_counter()
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - start
+        output.seek(0)
+        text = output.read()
+    code = os.waitstatus_to_exitcode(status)
+    if check and code != 0:
+        raise SystemExit(f"{' '.join(command)} failed ({code}):\n{text[-2000:]}")
+    return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss // 1024, os.getloadavg()[0], text)
+
+
+def median_run(runs: list[Run]) -> Run:
+    """The median of each figure of a few runs of the same command."""
+    return Run(
+        statistics.median(r.wall for r in runs),
+        statistics.median(r.cpu for r in runs),
+        max(r.peak_mb for r in runs),
+        statistics.median(r.load for r in runs),
+        runs[0].output,
+        runs[0].count,
+    )
+
+
+# issue #32's targets for the decision layer
+TARGETS = {
+    "train": "<= 30 s, <= 500 MB",
+    "score": ">= 1,000 decisions/s",
+    "verify": "<= 1 s",
+    "auditor": "",
+    "help": "",
+}
+LABELS = {
+    "train": "model train (backtest, refit, card)",
+    "score": "score --all",
+    "verify": "decision verify ID (process, full)",
+    "auditor": "decision verify ID --auditor (process)",
+    "help": "ledgercrm --help (start-up)",
+}
+
+
+def print_rounds(figures: dict[str, list[Run]], rounds: int) -> None:
+    """Each command's rounds and their medians, with the load average at the end of each."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("command", *(f"round {i + 1}" for i in range(rounds)), "median", "target",
+                  title="Issue #32's rows: wall s / CPU s / peak MB (load average, 1 min)")  # fmt: skip
+    for key, runs in figures.items():
+        cells = []
+        for r in runs:
+            rate = f", {r.count / r.wall:,.0f}/s" if r.count else ""
+            cells.append(f"{r.wall:.2f} / {r.cpu:.2f} / {r.peak_mb}{rate} ({r.load:.1f})")
+        mid = median_run(runs)
+        rate = f", {statistics.median(r.count / r.wall for r in runs):,.0f}/s" if mid.count else ""
+        table.add_row(
+            LABELS[key], *cells, f"{mid.wall:.2f} / {mid.cpu:.2f} / {mid.peak_mb}{rate}", TARGETS[key]
+        )
+    Console(width=220).print(table)
+
+
 def print_card(card: dict[str, Any]) -> None:
     """The card's backtest, calibration and fairness as tables."""
     from rich.console import Console
@@ -224,9 +315,10 @@ def print_card(card: dict[str, Any]) -> None:
             f"{a['churnRate']:.1%}",
             f"{a['meanScore']:.1%}",
             f"{a['shareActedOn']:.1%}",
-            a["calibration"]["slice"][:10],
+            calibrated_on(a["calibration"]),
         )
     console.print(table)
+    console.print(f"the registered model: {calibrated_on(card['registered']['calibration'])}")
     table = Table("score bin", "members", "predicted", "observed",
                   title=f"Reliability at the holdout {card['split']['holdout']['asOf'][:10]}")  # fmt: skip
     for b in card["calibration"]["holdoutReliability"]:
@@ -246,6 +338,20 @@ def print_card(card: dict[str, Any]) -> None:
     console.print(f"features: {', '.join(f['name'] for f in card['features'])}; left out: {left}")
 
 
+def calibrated_on(calibration: dict[str, Any]) -> str:
+    """Which slices a calibration learnt from, in a table cell."""
+    slices = calibration["slices"]
+    said = f"{len(slices)} slices {slices[0]['asOf'][:7]}..{slices[-1]['asOf'][:7]} (halving monthly)"
+    season = calibration.get("season")
+    if season is None:
+        return said + ", no seasonal shift (last year's slices lack half a year of history)"
+    return (
+        said + f", seasonal shift {season['shift']:+.3f} ({season['sameSeasonLastYear']['asOf'][:7]} churn "
+        f"{season['sameSeasonLastYear']['churnRate']:.1%} vs {season['latestMonthLastYear']['asOf'][:7]} "
+        f"{season['latestMonthLastYear']['churnRate']:.1%})"
+    )
+
+
 def print_search(results: list[dict[str, Any]]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -261,13 +367,6 @@ def print_search(results: list[dict[str, Any]]) -> None:
         )
         table.add_row(r["feature"], shown, "yes" if r["kept"] else "no")
     Console(width=200).print(table)
-
-
-def timed_ok(command: list[str]) -> tuple[float, int, str]:
-    """`timed`, for a command whose exit code is its verdict (decision verify --auditor exits 1)."""
-    start = time.perf_counter()
-    found = subprocess.run(command, capture_output=True, text=True, check=False)
-    return time.perf_counter() - start, 0, found.stdout + found.stderr
 
 
 if __name__ == "__main__":

@@ -11,8 +11,9 @@ from __future__ import annotations
 import bisect
 import contextlib
 import io
+import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -20,7 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ml.events import PURCHASE, Event
-from ml.features import NAMES, BgNbd, bgnbd_summary, features
+from ml.features import NAMES, BgNbd, Timeline, days, features_at
 
 ELIGIBLE_DAYS = 365
 NO_DROPOUT = BgNbd(r=1.0, alpha=1.0, a=0.0, b=1.0)  # p_alive = 1 for everyone
@@ -58,14 +59,36 @@ def churned(events: Sequence[Event], as_of: datetime, horizon_days: int) -> bool
     return not (i < len(times) and times[i] < as_of + timedelta(days=horizon_days))
 
 
-def fit_bgnbd(histories: Mapping[str, Sequence[Event]], as_of: datetime) -> BgNbd:
+def timelines(histories: Mapping[str, Sequence[Event]]) -> dict[str, Timeline]:
+    """Each member's `Timeline`: read once, then shared by every slice and fit of a training run."""
+    return {member: Timeline(events) for member, events in histories.items()}
+
+
+def _eligible(timeline: Timeline, as_of: datetime) -> bool:
+    n = timeline.purchases_before(as_of)
+    return n > 0 and timeline.purchase_at[n - 1] >= as_of - timedelta(days=ELIGIBLE_DAYS)
+
+
+def _churned(timeline: Timeline, as_of: datetime, horizon_days: int) -> bool:
+    i = timeline.purchases_before(as_of)
+    bought = timeline.purchase_at
+    return not (i < len(bought) and bought[i] < as_of + timedelta(days=horizon_days))
+
+
+def fit_bgnbd(
+    histories: Mapping[str, Sequence[Event]],
+    as_of: datetime,
+    prepared: Mapping[str, Timeline] | None = None,
+) -> BgNbd:
     """BG/NBD fitted on the eligible population's purchases before `as_of` (nothing later)."""
+    read = prepared if prepared is not None else timelines(histories)
+    now = days(as_of)
+    summaries = sorted(  # in content order, not the (random) member ids': sums in one order only
+        t.summary(t.purchases_before(as_of), now) for t in read.values() if _eligible(t, as_of)
+    )
     from lifetimes import BetaGeoFitter
     from lifetimes.utils import ConvergenceError
 
-    summaries = sorted(  # in content order, not the (random) member ids': sums in one order only
-        s for events in histories.values() if eligible(events, as_of) and (s := bgnbd_summary(events, as_of))
-    )
     x, t_x, age = (np.array(column, dtype=float) for column in zip(*summaries, strict=True))
     # a small population can leave the likelihood flat: a larger penalizer then regularises it
     for penalizer in (0.001, 0.01, 0.1):
@@ -95,24 +118,32 @@ def build_slice(
     horizon_days: int | None = DEFAULT_HORIZON_DAYS,
     members: Sequence[str] | None = None,
     everyone: bool = False,
+    prepared: Mapping[str, Timeline] | None = None,
+    names: Collection[str] | None = None,
 ) -> Slice:
     """The population as of `as_of` (or those of `members` in it; with `everyone`, every member who
     ever bought before it), its features and, with a horizon, its labels. Rows are ordered by their
     content (features, label, country), never by member id: ids are random per import, and the order
     rows reach a model in changes the model's bytes, so the same data imported twice trains the same
-    model."""
+    model. With `names`, only those features are computed (the other columns hold NaN); `prepared`:
+    the members' timelines, where a caller reads the same histories at many dates."""
     chosen = members if members is not None else list(histories)
-    found: list[tuple[list[float], int, str, str]] = []
+    computed = [i for i, name in enumerate(NAMES) if names is None or name in names]
+    found: list[tuple[list[float], int, str, str, list[float]]] = []
     for member in chosen:
-        events = histories.get(member, ())
-        if not (ever_bought(events, as_of) if everyone else eligible(events, as_of)):
+        timeline = prepared.get(member) if prepared is not None else None
+        if timeline is None:
+            timeline = Timeline(histories.get(member, ()))
+        n = timeline.purchases_before(as_of)
+        if not (n > 0 if everyone else _eligible(timeline, as_of)):
             continue
-        row = features(events, as_of, bgnbd)
-        label = int(churned(events, as_of, horizon_days)) if horizon_days is not None else 0
-        country = next((e.country for e in reversed(events) if e.country and e.at < as_of), "unknown")
-        found.append(([row[name] for name in NAMES], label, country, member))
-    found.sort()
-    rows = [f[0] for f in found]
+        row = features_at(timeline, as_of, bgnbd, names)
+        values = [row.get(name, math.nan) for name in NAMES]
+        label = int(_churned(timeline, as_of, horizon_days)) if horizon_days is not None else 0
+        country = timeline.country(as_of) or "unknown"
+        found.append(([values[i] for i in computed], label, country, member, values))
+    found.sort(key=lambda f: f[:4])
+    rows = [f[4] for f in found]
     kept = [f[3] for f in found]
     labels = [f[1] for f in found]
     countries = [f[2] for f in found]

@@ -74,7 +74,7 @@ class OutsidePopulation(ValueError):
 def member_features(model: GlassBox, events: Sequence[Event], as_of: datetime) -> dict[str, float]:
     """The features a decision as of `as_of` reads. ValueError if the member has no purchase before
     `as_of`; OutsidePopulation if none in the year before it (not the population the model knows)."""
-    row = features(events, as_of, model.bgnbd)
+    row = features(events, as_of, model.bgnbd, model.features)  # only the model's: the others cost time
     if not eligible(events, as_of):
         raise OutsidePopulation(f"no purchase in the {ELIGIBLE_DAYS} days before {as_of:%Y-%m-%d}")
     return row
@@ -178,10 +178,10 @@ def reach(
     recomputed from the history they make: features that one purchase moves together (frequency, the
     window counts, spend, recency, the BG/NBD expectation) move together, each in the direction a
     purchase moves it, and the state is one a customer can reach. None if none of them does."""
-    before = features(events, as_of, model.bgnbd)
+    before = features(events, as_of, model.bgnbd, model.features)
     for k in range(1, REACH_MAX + 1):
         history, spend = purchases_added(events, as_of, k)
-        row = features(history, as_of, model.bgnbd)
+        row = features(history, as_of, model.bgnbd, model.features)
         logit = logit_of(model, row)
         if not acted(logit):
             changes = tuple(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -125,15 +125,94 @@ def history_before(events: Sequence[Event], as_of: datetime) -> Sequence[Event]:
     return events[:cut]
 
 
+class Timeline:
+    """A member's events (oldest first) read once, so that features at many as-of dates cost a few
+    bisections and the windows' own purchases each, not a pass over the whole history per date (a
+    training run reads each member at a dozen or more dates). Every value `features_at` derives from it
+    is the one a direct computation over `history_before(events, as_of)` gives, bit for bit: the same
+    comparisons, and sums in the same order (tests/ml/test_features.py holds it to that reference)."""
+
+    __slots__ = (
+        "at",
+        "codes",
+        "countries",
+        "day_count",
+        "distinct",
+        "first_seen",
+        "gaps",
+        "lines",
+        "purchase_at",
+        "quantities",
+        "return_at",
+        "returned",
+        "spent",
+        "texts",
+        "ticket_at",
+        "times",
+        "totals",
+    )
+
+    def __init__(self, events: Sequence[Event]) -> None:
+        self.at = [e.at for e in events]
+        purchases = [e for e in events if e.kind == PURCHASE]
+        self.purchase_at = [e.at for e in purchases]
+        self.times = [days(e.at) for e in purchases]
+        self.totals = [e.total for e in purchases]
+        # spent[n]: sum() of the first n totals, added left to right from 0 as sum() does
+        self.spent = list(itertools.accumulate(self.totals, initial=0))
+        self.quantities = [sum(q for _, q in e.items) for e in purchases]
+        self.codes = [{code for code, _ in e.items} for e in purchases]
+        self.lines = [len(c) for c in self.codes]
+        # distinct[n]: distinct products of the first n purchases; first_seen: code -> its first purchase
+        self.first_seen: dict[str, int] = {}
+        self.distinct = [0]
+        for i, codes in enumerate(self.codes):
+            for code in codes:
+                self.first_seen.setdefault(code, i)
+            self.distinct.append(len(self.first_seen))
+        # day_count[n]: distinct purchase days (BG/NBD's repeat purchases) of the first n purchases
+        self.day_count = [0]
+        last_day: int | None = None
+        for t in self.times:
+            day = math.floor(t)
+            self.day_count.append(self.day_count[-1] + (day != last_day))
+            last_day = day
+        self.gaps = [b - a for a, b in itertools.pairwise(self.times)]
+        returns = [e for e in events if e.kind == RETURN]
+        self.return_at = [e.at for e in returns]
+        self.returned = list(itertools.accumulate((e.total for e in returns), initial=0))
+        tickets = [e for e in events if e.kind == SUPPORT_TICKET]
+        self.ticket_at = [e.at for e in tickets]
+        self.texts = [e.text or "" for e in tickets]
+        self.countries = [(e.at, e.country) for e in events if e.country]
+
+    def purchases_before(self, as_of: datetime) -> int:
+        return bisect.bisect_left(self.purchase_at, as_of)
+
+    def events_before(self, as_of: datetime) -> int:
+        return bisect.bisect_left(self.at, as_of)
+
+    def country(self, as_of: datetime) -> str | None:
+        """The latest country named before `as_of`."""
+        i = bisect.bisect_left(self.countries, as_of, key=lambda c: c[0])
+        return self.countries[i - 1][1] if i else None
+
+    def within(self, n: int, now: float, holds: Callable[[float], bool]) -> int:
+        """The first index of the first `n` purchases from which on `holds(now - t)` holds (an age test
+        that is true of the newest purchases and stays true: ages fall as purchases get newer)."""
+        return bisect.bisect_left(range(n), True, key=lambda i: holds(now - self.times[i]))
+
+    def summary(self, n: int, now: float) -> tuple[int, float, float]:
+        """`bgnbd_summary` of the first `n` purchases (n > 0) as of day `now`."""
+        first, last = math.floor(self.times[0]), math.floor(self.times[n - 1])
+        return self.day_count[n] - 1, float(last - first), now - first
+
+
 def bgnbd_summary(events: Sequence[Event], as_of: datetime) -> tuple[int, float, float] | None:
     """(repeat purchase days, first-to-last days, first-to-as-of days), or None without a purchase."""
-    purchase_days = sorted(
-        {math.floor(days(e.at)) for e in history_before(events, as_of) if e.kind == PURCHASE}
-    )
-    if not purchase_days:
-        return None
-    now = days(as_of)
-    return len(purchase_days) - 1, float(purchase_days[-1] - purchase_days[0]), now - purchase_days[0]
+    timeline = Timeline(events)
+    n = timeline.purchases_before(as_of)
+    return timeline.summary(n, days(as_of)) if n else None
 
 
 @lru_cache(maxsize=65_536)
@@ -148,58 +227,106 @@ def _vader() -> Any:
     return SentimentIntensityAnalyzer()
 
 
-def features(events: Sequence[Event], as_of: datetime, bgnbd: BgNbd) -> dict[str, float]:
-    """Every feature of FEATURES for one member as of `as_of`, from events strictly before it. A member
-    without a purchase before `as_of` is not in the population (see `ml.dataset`): ValueError."""
-    past = history_before(events, as_of)
-    purchases = [e for e in past if e.kind == PURCHASE]
-    if not purchases:
+def features(
+    events: Sequence[Event], as_of: datetime, bgnbd: BgNbd, names: Collection[str] | None = None
+) -> dict[str, float]:
+    """Every feature of FEATURES (or those in `names`) for one member as of `as_of`, from events
+    strictly before it. A member without a purchase before `as_of` is not in the population (see
+    `ml.dataset`): ValueError."""
+    return features_at(Timeline(events), as_of, bgnbd, names)
+
+
+def features_at(
+    timeline: Timeline, as_of: datetime, bgnbd: BgNbd, names: Collection[str] | None = None
+) -> dict[str, float]:
+    """`features` from a member's `Timeline`: only the features in `names` (all by default) are
+    computed, so a model's decisions do not pay for the ones it does not use."""
+    n = timeline.purchases_before(as_of)
+    if not n:
         raise ValueError("no purchase before the as-of date")
+    wanted = NAMES if names is None else tuple(name for name in NAMES if name in names)
     now = days(as_of)
-    times = [days(e.at) for e in purchases]
-    gaps = [b - a for a, b in itertools.pairwise(times)]
-    recency = now - times[-1]
-    gap_mean = fmean(gaps) if gaps else 0.0
-    tickets = [e.text or "" for e in past if e.kind == SUPPORT_TICKET]
-    summary = bgnbd_summary(events, as_of)
-    assert summary is not None
-    row: dict[str, float] = {
-        "recency_days": math.floor(recency),
-        "frequency": len(purchases),
-        "monetary": round(sum(e.total for e in purchases), 2),
-        "tenure_days": math.floor(now - times[0]),
-        "gap_mean_days": gap_mean,
-        "gap_std_days": pstdev(gaps) if len(gaps) > 1 else 0.0,
-        "recency_over_gap": recency / gap_mean if gap_mean > 0 else 0.0,
-        "returns": sum(1 for e in past if e.kind == RETURN),
-        "basket_size": fmean(sum(q for _, q in e.items) for e in purchases),
-        "distinct_products": len({code for e in purchases for code, _ in e.items}),
-        "month": as_of.month,
-        "p_alive": bgnbd.p_alive(*summary),
-        "tickets": len(tickets),
-        "ticket_sentiment": fmean(sentiment(t) for t in tickets) if tickets else 0.0,
-    }
-    for window in WINDOWS:
-        recent = [e for e, t in zip(purchases, times, strict=True) if now - t <= window]
-        row[f"purchases_{window}d"] = len(recent)
-        row[f"spend_{window}d"] = round(sum(e.total for e in recent), 2)
-    ages = [now - t for t in times]
-    row["purchases_30d"] = sum(1 for age in ages if age <= 30)
-    row["purchases_90_180d"] = row["purchases_180d"] - row["purchases_90d"]
-    row["purchases_180_365d"] = row["purchases_365d"] - row["purchases_180d"]
-    row["months_active_12"] = len({math.floor(age / 30) for age in ages if age < 360})
-    row["expected_purchases_90d"] = round(bgnbd.expected_purchases(*summary, 90.0), 9)
-    row["overdue"] = (sum(1 for g in gaps if g < recency) + 0.5) / (len(gaps) + 1)
-    row["same_season_last_year"] = sum(1 for age in ages if 275 < age <= 365)
-    bought = sum(e.total for e in purchases)
-    returned = -sum(e.total for e in past if e.kind == RETURN)
-    row["return_value_rate"] = round(returned / bought, 6) if bought > 0 else 0.0
-    row["spend_per_purchase_365d"] = (
-        round(row["spend_365d"] / row["purchases_365d"], 2) if row["purchases_365d"] else 0.0
-    )
-    row["lines_per_basket"] = fmean(len({code for code, _ in e.items}) for e in purchases)
-    earlier = {code for e, age in zip(purchases, ages, strict=True) if age > 365 for code, _ in e.items}
-    lately = {code for e, age in zip(purchases, ages, strict=True) if age <= 365 for code, _ in e.items}
-    row["new_product_share"] = len(lately - earlier) / len(lately) if lately else 0.0
-    row["trend_90d"] = row["purchases_90d"] - row["purchases_90_180d"]
-    return {name: float(row[name]) for name in NAMES}
+    times = timeline.times
+    recency = now - times[n - 1]
+    gaps = timeline.gaps[: n - 1]
+    row: dict[str, float] = {}
+
+    def count(holds: Callable[[float], bool]) -> int:  # purchases whose age passes the test
+        return n - timeline.within(n, now, holds)
+
+    def window(days_: int) -> int:  # the first purchase within the last `days_` days
+        return timeline.within(n, now, lambda age: age <= days_)
+
+    def gap_mean() -> float:
+        return fmean(gaps) if gaps else 0.0
+
+    for name in wanted:
+        if name == "recency_days":
+            value: float = math.floor(recency)
+        elif name == "frequency":
+            value = n
+        elif name == "monetary":
+            value = round(timeline.spent[n], 2)
+        elif name == "tenure_days":
+            value = math.floor(now - times[0])
+        elif name == "gap_mean_days":
+            value = gap_mean()
+        elif name == "gap_std_days":
+            value = pstdev(gaps) if len(gaps) > 1 else 0.0
+        elif name == "recency_over_gap":
+            mean = gap_mean()
+            value = recency / mean if mean > 0 else 0.0
+        elif name.startswith("purchases_") and name.removeprefix("purchases_")[:-1].isdigit():
+            value = n - window(int(name[10:-1]))
+        elif name.startswith("spend_") and name.removeprefix("spend_")[:-1].isdigit():
+            value = round(sum(timeline.totals[window(int(name[6:-1])) : n]), 2)
+        elif name == "returns":
+            value = bisect.bisect_left(timeline.return_at, as_of)
+        elif name == "basket_size":
+            value = fmean(timeline.quantities[:n])
+        elif name == "distinct_products":
+            value = timeline.distinct[n]
+        elif name == "month":
+            value = as_of.month
+        elif name == "p_alive":
+            value = bgnbd.p_alive(*timeline.summary(n, now))
+        elif name in ("tickets", "ticket_sentiment"):
+            texts = timeline.texts[: bisect.bisect_left(timeline.ticket_at, as_of)]
+            mean = fmean(sentiment(t) for t in texts) if texts and name == "ticket_sentiment" else 0.0
+            value = len(texts) if name == "tickets" else mean
+        elif name == "purchases_90_180d":
+            value = count(lambda age: age <= 180) - count(lambda age: age <= 90)
+        elif name == "purchases_180_365d":
+            value = count(lambda age: age <= 365) - count(lambda age: age <= 180)
+        elif name == "months_active_12":
+            value = len(
+                {math.floor((now - t) / 30) for t in times[timeline.within(n, now, lambda a: a < 360) : n]}
+            )
+        elif name == "expected_purchases_90d":
+            value = round(bgnbd.expected_purchases(*timeline.summary(n, now), 90.0), 9)
+        elif name == "overdue":
+            value = (sum(1 for g in gaps if g < recency) + 0.5) / (len(gaps) + 1)
+        elif name == "same_season_last_year":
+            value = count(lambda age: age <= 365) - count(lambda age: age <= 275)
+        elif name == "return_value_rate":
+            bought = timeline.spent[n]
+            returned = -timeline.returned[bisect.bisect_left(timeline.return_at, as_of)]
+            value = round(returned / bought, 6) if bought > 0 else 0.0
+        elif name == "spend_per_purchase_365d":
+            recent = count(lambda age: age <= 365)
+            spend = round(sum(timeline.totals[window(365) : n]), 2)
+            value = round(spend / recent, 2) if recent else 0.0
+        elif name == "lines_per_basket":
+            value = fmean(timeline.lines[:n])
+        elif name == "new_product_share":
+            start = window(365)  # purchases before it are the earlier ones (older than 365 days)
+            lately = set().union(*timeline.codes[start:n])
+            value = sum(1 for c in lately if timeline.first_seen[c] >= start) / len(lately) if lately else 0.0
+        elif name == "trend_90d":
+            value = count(lambda age: age <= 90) - (
+                count(lambda age: age <= 180) - count(lambda age: age <= 90)
+            )
+        else:  # pragma: no cover - every name of NAMES has a branch
+            raise AssertionError(name)
+        row[name] = float(value)
+    return row

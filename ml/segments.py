@@ -110,14 +110,16 @@ def rfm_matrix(rows: Sequence[Rfm]) -> NDArray[np.float64]:
 def scan(X: NDArray[np.float64], ks: Sequence[int] = range(2, 11), seed: int = 0) -> Scan:
     from sklearn.cluster import KMeans
     from sklearn.metrics import silhouette_score
+    from threadpoolctl import threadpool_limits
 
     inertia, silhouette = [], []
-    for k in ks:
-        fitted = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(X)
-        inertia.append(float(fitted.inertia_))
-        silhouette.append(
-            float(silhouette_score(X, fitted.labels_, sample_size=min(len(X), 4000), random_state=seed))
-        )
+    with threadpool_limits(limits=1):  # KMeans' OpenMP threads spin on a shared machine (ml.training.train)
+        for k in ks:
+            fitted = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(X)
+            inertia.append(float(fitted.inertia_))
+            silhouette.append(
+                float(silhouette_score(X, fitted.labels_, sample_size=min(len(X), 4000), random_state=seed))
+            )
     return Scan(list(ks), inertia, silhouette)
 
 

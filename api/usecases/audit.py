@@ -124,9 +124,9 @@ def write_bundle(bundle: Mapping[str, Any], out: Path) -> int:
         with open(out, "xb") as handle:
             handle.write(raw)
     except FileExistsError:
-        raise InvalidInput(f"--out: {out} exists; name a new file") from None
+        raise MalformedInput(f"--out: {out} exists; name a new file") from None
     except OSError as exc:
-        raise InvalidInput(f"--out: cannot write {out}: {exc.strerror}") from None
+        raise MalformedInput(f"--out: cannot write {out}: {exc.strerror}") from None
     return len(raw)
 
 
@@ -138,16 +138,16 @@ def read_bundle(path: Path) -> dict[str, Any]:
             raw = gzip.decompress(raw)
         found = json.loads(raw)
     except OSError as exc:
-        raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
+        raise MalformedInput(f"cannot read {path}: {exc.strerror}") from None
     except (EOFError, gzip.BadGzipFile, UnicodeDecodeError, ValueError) as exc:
-        raise InvalidInput(f"{path} is not an evidence bundle ({type(exc).__name__})") from None
+        raise MalformedInput(f"{path} is not an evidence bundle ({type(exc).__name__})") from None
     if not isinstance(found, dict):
-        raise InvalidInput(f"{path} is not an evidence bundle (format {FORMAT})")
+        raise MalformedInput(f"{path} is not an evidence bundle (format {FORMAT})")
     stated = found.get("format")
     if not isinstance(stated, str) or not stated.startswith(FORMAT_FAMILY):
-        raise InvalidInput(f"{path} is not an evidence bundle (format {FORMAT})")
+        raise MalformedInput(f"{path} is not an evidence bundle (format {FORMAT})")
     if stated != FORMAT:
-        raise InvalidInput(_other_format(str(path), stated))
+        raise MalformedInput(_other_format(str(path), stated))
     bundle: dict[str, Any] = found
     return bundle
 
@@ -175,7 +175,7 @@ def make_bundle(
     heads anchored from block `from_block` on. Reads the store and the chain; writes nothing."""
     partner = who.acting_partner()
     if from_block < 0:
-        raise InvalidInput(f"--from-block: a block number is 0 or more, not {from_block}")
+        raise MalformedInput(f"--from-block: a block number is 0 or more, not {from_block}")
     coalition = crm.coalition
     members = None if members is None else list(dict.fromkeys(members))  # a member named twice is one
     wanted = None if members is None else set(members)
@@ -1039,7 +1039,7 @@ def open_auditor_chain(
             f"--consortium takes a contract address (0x + 40 hex digits), not {consortium!r}"
         )
     if deployment_file is None and consortium is None:
-        raise InvalidInput(
+        raise MalformedInput(
             "give --consortium ADDRESS or --deployment FILE: the contracts come from what you hold,"
             " never from the bundle"
         )

@@ -78,6 +78,14 @@ def register_keyed_customer(
     Everything is checked before anything is written: another key, chain or kind of message is refused
     in words, and the signature itself as the contract will check it."""
     member, authorization = check_binding(crm, signed, signer)
+    info = crm.coalition.members.member(member)
+    if info.enrolled or info.erased:
+        # a binding made for an existing member (`customer sign binding --member`), or a made-up one: a
+        # new customer gets a new member id, never one the chain (another partner, another home) knows
+        raise InvalidInput(
+            f"the binding is for member 0x{member.hex()}, which is enrolled already: a new customer's key"
+            " signs its binding to a new member id (`customer sign binding` without --member)"
+        )
     return register_customer(
         crm, who, data, signer=signer, binding=lambda _member: authorization, member=member
     )

@@ -225,11 +225,38 @@ def model_shapes(crm: Crm, who: Principal, model_id: int) -> list[FeatureShape]:
 
 
 @dataclass(frozen=True)
+class SegmentSummary:
+    """One named RFM segment: how many customers, and their averages."""
+
+    name: str
+    members: int
+    recency_days: float
+    frequency: float
+    monetary: float
+
+
+@dataclass(frozen=True)
 class SegmentReport:
     as_of: datetime
     rows: list[segmenting.Rfm]
     scan: segmenting.Scan
     excluded: Counter[str]
+
+    def summary(self) -> list[SegmentSummary]:
+        """Each segment with its customers' averages, the largest first."""
+        groups: dict[str, list[segmenting.Rfm]] = {}
+        for row in self.rows:
+            groups.setdefault(row.segment, []).append(row)
+        return [
+            SegmentSummary(
+                name,
+                len(rows),
+                sum(r.recency_days for r in rows) / len(rows),
+                sum(r.frequency for r in rows) / len(rows),
+                sum(r.monetary for r in rows) / len(rows),
+            )
+            for name, rows in sorted(groups.items(), key=lambda item: (-len(item[1]), item[0]))
+        ]
 
 
 def segments(

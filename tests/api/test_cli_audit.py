@@ -117,7 +117,7 @@ def test_a_tampered_bundle_fails_with_its_finding(bundle, manifest, anvil_url, t
 
 
 def test_the_auditors_mistakes_are_one_line(bundle, manifest, anvil_url, tmp_path):
-    out = auditor("audit", "verify", str(bundle), "--chain", anvil_url, code=1)
+    out = auditor("audit", "verify", str(bundle), "--chain", anvil_url, code=2)
     assert out.strip().splitlines() == [
         "error: give --consortium ADDRESS or --deployment FILE: the contracts come from what you hold,"
         " never from the bundle"
@@ -131,7 +131,7 @@ def test_the_auditors_mistakes_are_one_line(bundle, manifest, anvil_url, tmp_pat
         anvil_url,
         "--deployment",
         str(manifest),
-        code=1,
+        code=2,
     )
     assert len(out.strip().splitlines()) == 1 and "not an evidence bundle" in out
     (tmp_path / "v1.json").write_text(json.dumps({"format": "ledgercrm/evidence-bundle/v1"}))
@@ -143,7 +143,7 @@ def test_the_auditors_mistakes_are_one_line(bundle, manifest, anvil_url, tmp_pat
         anvil_url,
         "--deployment",
         str(manifest),
-        code=1,
+        code=2,
     )
     assert out.strip().splitlines() == [
         f"error: {tmp_path / 'v1.json'} is an evidence bundle of format 'ledgercrm/evidence-bundle/v1',"

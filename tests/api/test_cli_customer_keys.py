@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from api.cli import app
 from api.usecases.customer_keys import open_customer_key
 from api.usecases.home import open_crm
 from ledger import errors
+from ledger.backends import RpcBackend
 from ledger.clients import ConsentStatus, MemberInfo, purpose_id
 from tests.api.clirunner import new_home, runner
 from tests.api.clirunner import run as cli
@@ -27,13 +29,28 @@ PASSPHRASE = "correct horse battery"
 LOYALTY = purpose_id("loyalty")
 
 
-@pytest.fixture
-def home(tmp_path, anvil_url):
-    home = new_home(tmp_path / "home", anvil_url)
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory, anvil_url):
+    """One home for the module: a deployment on the session's anvil node, its three founders added."""
+    home = new_home(tmp_path_factory.mktemp("customer-keys") / "home", anvil_url)
     for name in ("acme", "borealis", "cafe"):  # the deployment's founders
         cli(home, "partner", "add", name)
-    (tmp_path / "pass").write_text(PASSPHRASE + "\n")
     return home
+
+
+@pytest.fixture
+def home(pristine, tmp_path, anvil_url):
+    """A copy of the module's home for one test, and the chain put back (a snapshot) after it: each
+    test starts from the same fresh deployment, without an `init` of its own."""
+    backend = RpcBackend(anvil_url)
+    snapshot = backend.snapshot()
+    home = tmp_path / "home"
+    shutil.copytree(pristine, home)  # modes kept: 0700 folders, 0600 files
+    (tmp_path / "pass").write_text(PASSPHRASE + "\n")
+    try:
+        yield home
+    finally:
+        backend.revert(snapshot)
 
 
 def new_key(home: Path, name: str) -> Path:
@@ -487,6 +504,14 @@ def test_a_key_is_bound_only_by_the_binding_file_its_own_key_signed(home):
             crm.coalition.members.bind_signer(crm.signer("acme"), m, address(bea), forged)
     finally:
         crm.close()
+
+    # a binding to a member the chain knows already does not register a new customer (here or elsewhere)
+    before = _chain_and_store(home, keyless)
+    for partner in ("borealis", "acme"):
+        assert f"member {keyless}, which is enrolled already" in one_line(
+            cli(home, *add[:3], partner, *add[4:], "--binding", str(for_ann), code=1)
+        )
+    assert _chain_and_store(home, keyless) == before
 
     assert f"signer {address(bea)} bound" in cli(home, *bind, "--partner", "acme", "--binding", str(for_ann))
     assert on_chain(home, keyless)[1] == address(bea)

@@ -117,7 +117,7 @@ def test_row7_no_key_file_is_ever_overwritten(home, tmp_path):
     passphrase = tmp_path / "pass"
     passphrase.write_text("a long passphrase\n")
     assert "never overwritten" in cli(
-        home, "customer", "key", "new", "--out", str(secret), "--passphrase-file", str(passphrase), code=1
+        home, "customer", "key", "new", "--out", str(secret), "--passphrase-file", str(passphrase), code=2
     )
     assert secret.read_text() == "keep me"
 

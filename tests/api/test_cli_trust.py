@@ -89,7 +89,7 @@ def test_verify_says_what_it_trusted_and_takes_a_pinned_consortium(home, tmp_pat
     stranger = Account.create().address
     refused = cli(home, "verify", "--all", "--consortium", stranger, code=1)
     assert f"not the pinned {stranger}" in refused and len(refused.strip().splitlines()) == 1
-    assert "0x + 40 hex digits" in cli(home, "verify", "--all", "--consortium", "0x12", code=1)
+    assert "0x + 40 hex digits" in cli(home, "verify", "--all", "--consortium", "0x12", code=2)
 
 
 def test_init_prints_the_trust_anchor_and_pins_it(home, tmp_path, anvil_url):

@@ -76,3 +76,102 @@ def test_the_no_dropout_limit_keeps_every_member_alive():
     from ml.dataset import NO_DROPOUT
 
     assert NO_DROPOUT.p_alive(5, 10.0, 400.0) == 1.0 and BG.p_alive(5, 10.0, 400.0) < 1.0
+
+
+def reference_features(events, as_of, bgnbd):
+    """The direct computation over the history before `as_of` (what `features` computed before it read
+    a member's timeline once): `features` must give these values bit for bit, or the decisions of a
+    model registered earlier would no longer reproduce."""
+    import itertools
+    import math
+    from statistics import fmean, pstdev
+
+    from ml.events import RETURN
+    from ml.features import days, history_before, sentiment
+
+    past = history_before(events, as_of)
+    purchases = [e for e in past if e.kind == PURCHASE]
+    now = days(as_of)
+    times = [days(e.at) for e in purchases]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    recency = now - times[-1]
+    gap_mean = fmean(gaps) if gaps else 0.0
+    tickets = [e.text or "" for e in past if e.kind == SUPPORT_TICKET]
+    purchase_days = sorted({math.floor(t) for t in times})
+    summary = (len(purchase_days) - 1, float(purchase_days[-1] - purchase_days[0]), now - purchase_days[0])
+    row = {
+        "recency_days": math.floor(recency),
+        "frequency": len(purchases),
+        "monetary": round(sum(e.total for e in purchases), 2),
+        "tenure_days": math.floor(now - times[0]),
+        "gap_mean_days": gap_mean,
+        "gap_std_days": pstdev(gaps) if len(gaps) > 1 else 0.0,
+        "recency_over_gap": recency / gap_mean if gap_mean > 0 else 0.0,
+        "returns": sum(1 for e in past if e.kind == RETURN),
+        "basket_size": fmean(sum(q for _, q in e.items) for e in purchases),
+        "distinct_products": len({code for e in purchases for code, _ in e.items}),
+        "month": as_of.month,
+        "p_alive": bgnbd.p_alive(*summary),
+        "tickets": len(tickets),
+        "ticket_sentiment": fmean(sentiment(t) for t in tickets) if tickets else 0.0,
+    }
+    for window in (90, 180, 365):
+        recent = [e for e, t in zip(purchases, times, strict=True) if now - t <= window]
+        row[f"purchases_{window}d"] = len(recent)
+        row[f"spend_{window}d"] = round(sum(e.total for e in recent), 2)
+    ages = [now - t for t in times]
+    row["purchases_30d"] = sum(1 for age in ages if age <= 30)
+    row["purchases_90_180d"] = row["purchases_180d"] - row["purchases_90d"]
+    row["purchases_180_365d"] = row["purchases_365d"] - row["purchases_180d"]
+    row["months_active_12"] = len({math.floor(age / 30) for age in ages if age < 360})
+    row["expected_purchases_90d"] = round(bgnbd.expected_purchases(*summary, 90.0), 9)
+    row["overdue"] = (sum(1 for g in gaps if g < recency) + 0.5) / (len(gaps) + 1)
+    row["same_season_last_year"] = sum(1 for age in ages if 275 < age <= 365)
+    bought = sum(e.total for e in purchases)
+    returned = -sum(e.total for e in past if e.kind == RETURN)
+    row["return_value_rate"] = round(returned / bought, 6) if bought > 0 else 0.0
+    row["spend_per_purchase_365d"] = (
+        round(row["spend_365d"] / row["purchases_365d"], 2) if row["purchases_365d"] else 0.0
+    )
+    row["lines_per_basket"] = fmean(len({code for code, _ in e.items}) for e in purchases)
+    earlier = {code for e, age in zip(purchases, ages, strict=True) if age > 365 for code, _ in e.items}
+    lately = {code for e, age in zip(purchases, ages, strict=True) if age <= 365 for code, _ in e.items}
+    row["new_product_share"] = len(lately - earlier) / len(lately) if lately else 0.0
+    row["trend_90d"] = row["purchases_90d"] - row["purchases_90_180d"]
+    return {name: float(row[name]) for name in NAMES}
+
+
+def _bits(row):
+    return {name: float(value).hex() for name, value in row.items()}
+
+
+def _same_as_the_reference(histories, dates, limit):
+    import random
+
+    from ml.features import Timeline, features_at
+
+    members = sorted(histories)
+    compared = 0
+    for member in random.Random(5).sample(members, min(limit, len(members))):
+        events = histories[member]
+        timeline = Timeline(events)
+        for as_of in dates:
+            if not any(e.kind == PURCHASE and e.at < as_of for e in events):
+                continue
+            expected = _bits(reference_features(events, as_of, BG))
+            assert _bits(features(events, as_of, BG)) == expected, (member, as_of)
+            assert _bits(features_at(timeline, as_of, BG)) == expected, (member, as_of)
+            some = ("recency_days", "new_product_share", "overdue", "spend_365d")
+            assert _bits(features(events, as_of, BG, some)) == {n: expected[n] for n in NAMES if n in some}
+            compared += 1
+    return compared
+
+
+def test_features_read_from_a_timeline_are_the_direct_computation_bit_for_bit(synthetic):
+    dates = [
+        datetime(2023, 9, 1, tzinfo=UTC),
+        AS_OF,
+        datetime(2024, 6, 1, 12, tzinfo=UTC),
+        datetime(2025, 1, 1, tzinfo=UTC),
+    ]
+    assert _same_as_the_reference(synthetic, dates, 150) > 300

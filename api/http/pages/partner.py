@@ -188,20 +188,8 @@ def segments_page(request: Request) -> HTMLResponse:
         report = segments(crm_of(request), who)
     except CrmError as error:
         return render(request, "pages/partner_segments.html", report=None, problem=str(error))
-    groups: dict[str, list[Any]] = {}
-    for row in report.rows:
-        groups.setdefault(row.segment, []).append(row)
-    summary = [
-        {
-            "name": name,
-            "members": len(rows),
-            "recency": sum(r.recency_days for r in rows) / len(rows),
-            "frequency": sum(r.frequency for r in rows) / len(rows),
-            "monetary": sum(r.monetary for r in rows) / len(rows),
-        }
-        for name, rows in sorted(groups.items(), key=lambda item: -len(item[1]))
-    ]
-    chart = charts.segments({s["name"]: s["members"] for s in summary})
+    summary = report.summary()
+    chart = charts.segments({s.name: s.members for s in summary})
     scan = list(zip(report.scan.ks, report.scan.silhouette, report.scan.inertia, strict=True))
     return render(
         request,
