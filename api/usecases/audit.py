@@ -304,10 +304,12 @@ def make_bundle(
         }
         for before, after in itertools.pairwise([*base, *chosen])
     ]
-    if chosen and not base and chosen[0].first_index == GENESIS_SIZE:
+    ordered = [*base, *chosen]
+    if ordered and ordered[0].first_index == GENESIS_SIZE:
         # the log's first head, from its genesis leaf (leaf 0, which binds the log to this partner, this
-        # contract and this chain): the proof the contract checked when it accepted the head
-        first = chosen[0]
+        # contract and this chain): the proof the contract checked when it accepted the head; also when
+        # that head is only the base of a scoped bundle (audit verify checks it whenever it is there)
+        first = ordered[0]
         consistency.insert(
             0,
             {
