@@ -177,9 +177,11 @@ def one_round(
     from ledger.anvil import free_port, start_anvil
 
     env = dict(os.environ)
+    store_option: list[str] = []
     if store == "postgres":
         assert pg is not None
-        env["LEDGERCRM_DATABASE_URL"] = fresh_database(pg[0])
+        # the home keeps its store's URL (init --db); the environment's is not read by the CLI
+        store_option = ["--db", fresh_database(pg[0])]
     cluster = pg[1] if store == "postgres" and pg is not None else None
     with tempfile.TemporaryDirectory(prefix="ledgercrm-bench-") as folder:
         port = free_port()
@@ -187,7 +189,8 @@ def one_round(
         try:
             home = ["--home", str(Path(folder) / "home")]
             chain = f"http://127.0.0.1:{port}"
-            subprocess.run([CLI, *home, "init", "--chain", chain], check=True, capture_output=True, env=env)
+            init = [CLI, *home, "init", "--chain", chain, *store_option]
+            subprocess.run(init, check=True, capture_output=True, env=env)
             subprocess.run([CLI, *home, "partner", "add", "retail"], check=True, capture_output=True, env=env)
             started_load = load()
             node_before, server_before = cpu_seconds(anvil.pid) or 0.0, server_cpu(cluster)

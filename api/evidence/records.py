@@ -100,7 +100,8 @@ def check_consents(crm: Crm, db: Session, partner: PartnerRecord) -> list[Verifi
     the chain's events the store has no receipt for."""
     events = {e.receipt_hash: e for e in consent_events(crm.coalition.consent, partner.address)}
     found: list[Verification] = []
-    for receipt in consents.of_partner(db, partner.id):
+    receipts = (receipt for page in consents.of_partner_in_pages(db, partner.id) for receipt in page)
+    for receipt in receipts:
         label = f"consent receipt {receipt.id} of {partner.name}"
         if receipt.block_number is None:
             # in flight (an interrupted command): mined or not, it is pending, never a missing record

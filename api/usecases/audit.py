@@ -304,12 +304,12 @@ def make_bundle(
         }
         for before, after in itertools.pairwise([*base, *chosen])
     ]
-    listed = [*base, *chosen]
-    if listed and listed[0].first_index == GENESIS_SIZE:
+    ordered = [*base, *chosen]
+    if ordered and ordered[0].first_index == GENESIS_SIZE:
         # the log's first head, from its genesis leaf (leaf 0, which binds the log to this partner, this
         # contract and this chain): the proof the contract checked when it accepted the head; also when
-        # that head is the one just before --from-block (a verifier ties the first head it reads to it)
-        first = listed[0]
+        # that head is only the base of a scoped bundle (audit verify checks it whenever it is there)
+        first = ordered[0]
         consistency.insert(
             0,
             {

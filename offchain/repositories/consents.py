@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import select as core_select
@@ -86,6 +86,26 @@ def of_partner(db: Session, partner_id: int) -> list[ConsentReceipt]:
         select(ConsentReceipt).where(ConsentReceipt.partner_id == partner_id).order_by(col(ConsentReceipt.id))
     )
     return list(db.exec(query))
+
+
+def of_partner_in_pages(db: Session, partner_id: int, page: int = 5000) -> Iterator[list[ConsentReceipt]]:
+    """The partner's receipts, oldest first, `page` at a time; each page leaves the session once the
+    next is asked for, so a run over 50,000 customers' receipts holds one page of them, not all."""
+    after = 0
+    while True:
+        query = (
+            select(ConsentReceipt)
+            .where(ConsentReceipt.partner_id == partner_id, col(ConsentReceipt.id) > after)
+            .order_by(col(ConsentReceipt.id))
+            .limit(page)
+        )
+        found = list(db.exec(query))
+        if not found:
+            return
+        yield found
+        for receipt in found:
+            db.expunge(receipt)
+        after = found[-1].id or after
 
 
 def existing_hashes(db: Session, hashes: Sequence[bytes]) -> set[bytes]:
