@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import re
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -182,7 +183,11 @@ class EthTesterBackend:
         from eth_tester.backends.pyevm.main import get_default_account_keys
 
         self._tester = EthereumTester(PyEVMBackend())
-        self.w3 = Web3(EthereumTesterProvider(self._tester))
+        # py-evm is not thread-safe, and a server reads beside its one writer (each request on a thread of
+        # its own): every call into the chain, through web3 or directly, takes this lock, as a node's own
+        # RPC loop would serialise them (unlocked, a read during a write met "dictionary changed size").
+        self._lock = threading.RLock()
+        self.w3 = Web3(_LockedTesterProvider(self._tester, self._lock))
         keys = get_default_account_keys(quantity=accounts)
         self.accounts: Sequence[LocalAccount] = [Account.from_key(k.to_bytes()) for k in keys]
 
@@ -191,13 +196,16 @@ class EthTesterBackend:
         return None
 
     def snapshot(self) -> str:
-        return str(self._tester.take_snapshot())
+        with self._lock:
+            return str(self._tester.take_snapshot())
 
     def revert(self, snapshot_id: str) -> None:
-        self._tester.revert_to_snapshot(int(snapshot_id))
+        with self._lock:
+            self._tester.revert_to_snapshot(int(snapshot_id))
 
     def time_travel(self, timestamp: int) -> None:
-        self._tester.time_travel(timestamp)
+        with self._lock:
+            self._tester.time_travel(timestamp)
 
     def revert_data(self, exc: Exception) -> bytes | None:
         from eth_tester.exceptions import TransactionFailed
@@ -220,37 +228,51 @@ class EthTesterBackend:
         from eth_tester.exceptions import TransactionNotFound
 
         try:
-            raw = self._tester.get_transaction_receipt(tx_hash)
+            with self._lock:
+                raw = self._tester.get_transaction_receipt(tx_hash)
         except TransactionNotFound:
             return None
         # eth-tester answers in its own dialect: snake_case keys, ints as ints, bytes as 0x-hex
         return _receipt(raw, "transaction_hash", "block_number", "gas_used", "log_index", "transaction_index")
 
     def tx_context(self, sender: str, *, fees: bool, simulate: CallRequest | None = None) -> TxContext:
-        if simulate is not None:
-            # eth-tester itself: web3's provider and formatters around it cost a few ms for a batch's
-            # calldata. Its TransactionFailed carries the revert data as `revert_data` expects.
-            self._tester.call(
-                {
-                    "from": simulate.sender,
-                    "to": simulate.to,
-                    "data": "0x" + simulate.data.hex(),
-                    "gas": simulate.gas,
-                },
-                "latest",
+        with self._lock:
+            if simulate is not None:
+                # eth-tester itself: web3's provider and formatters around it cost a few ms for a batch's
+                # calldata. Its TransactionFailed carries the revert data as `revert_data` expects.
+                self._tester.call(
+                    {
+                        "from": simulate.sender,
+                        "to": simulate.to,
+                        "data": "0x" + simulate.data.hex(),
+                        "gas": simulate.gas,
+                    },
+                    "latest",
+                )
+            block = self._tester.get_block_by_number("latest")
+            base_fee = block.get("base_fee_per_gas")
+            return TxContext(
+                nonce=self._tester.get_nonce(sender, "pending"),
+                gas_limit=int(block["gas_limit"]),
+                base_fee=None if base_fee is None else int(base_fee),
+                # web3's provider answers this itself (a constant), not eth-tester: ask it
+                priority_fee=int(self.w3.eth.max_priority_fee) if fees else None,
             )
-        block = self._tester.get_block_by_number("latest")
-        base_fee = block.get("base_fee_per_gas")
-        return TxContext(
-            nonce=self._tester.get_nonce(sender, "pending"),
-            gas_limit=int(block["gas_limit"]),
-            base_fee=None if base_fee is None else int(base_fee),
-            # web3's provider answers this itself (a constant), not eth-tester: ask it
-            priority_fee=int(self.w3.eth.max_priority_fee) if fees else None,
-        )
 
     def close(self) -> None:
         pass
+
+
+class _LockedTesterProvider(EthereumTesterProvider):
+    """web3's eth-tester provider, each request under the backend's lock (see EthTesterBackend)."""
+
+    def __init__(self, tester: Any, lock: threading.RLock) -> None:
+        super().__init__(tester)
+        self._lock = lock
+
+    def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
+        with self._lock:
+            return super().make_request(method, params)
 
 
 class RpcBackend:
