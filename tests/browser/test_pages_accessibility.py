@@ -85,7 +85,7 @@ def test_a_customer_signs_in_and_flips_a_consent_with_the_keyboard_only(
     expect(page.get_by_role("heading", name="Sign in as a customer")).to_be_visible()
     _tab_to(page, "#key-file")
     # The file dialog is the operating system's, driven by its own keys; headless Chromium opens it on
-    # Space only some of the time (a 30 s wait in one CI run of three). What is ours is that Tab reaches
+    # Space only some of the time (one clean CI run waited 30 s for it). What is ours is that Tab reaches
     # the file input (checked above); the file is then chosen as the dialog would.
     page.locator("#key-file").set_input_files(keystore)
     _tab_to(page, "#passphrase")
