@@ -7,6 +7,7 @@ how a database is created and upgraded, and a test checks that the migrations an
 from __future__ import annotations
 
 import sqlite3
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from operator import itemgetter
@@ -121,7 +122,9 @@ def alembic_config(connection: Connection | None = None) -> Config:
     """
     from alembic.config import Config  # loaded only when a migration has to run (see HEAD_REVISION)
 
-    config = Config()
+    # stdout given now: Config's default is the sys.stdout of when alembic was first imported, which may
+    # be a stream that has been closed since (a command run in-process, with its output captured, first)
+    config = Config(stdout=sys.stdout)
     # ConfigParser interpolation: a literal '%' in the checkout's path must be doubled
     config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
     if connection is not None:
