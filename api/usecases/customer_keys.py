@@ -99,6 +99,16 @@ def bind_signed_key(crm: Crm, who: Principal, member: bytes, signer: str, signed
     return bind_customer_key(crm, who, member, signer, authorization)
 
 
+def enrolled_here(crm: Crm, member: bytes, home: str, partner_name: str) -> MemberInfo:
+    """The chain's record of `member`; refused if erased or not enrolled with `home` as its home."""
+    info = crm.coalition.members.member(member)
+    if info.erased:
+        raise CustomerIsErased(f"member 0x{member.hex()} was erased")
+    if not info.enrolled or info.home != home:
+        raise NotAllowed(f"member 0x{member.hex()} is not enrolled on chain by {partner_name!r}")
+    return info
+
+
 def bind_customer_key(crm: Crm, who: Principal, member: bytes, signer: str, binding: Authorization) -> str:
     """Bind the key `signer` as the member's signer, with `binding`, that key's own signature of the
     binding (`customer_binding`): its home partner only, and only for a member without one (changing a
@@ -117,11 +127,7 @@ def bind_customer_key(crm: Crm, who: Principal, member: bytes, signer: str, bind
                 f"member 0x{member.hex()} has a consent waiting to go on chain: finish the import (run it"
                 " again) before binding a key"
             )
-    info = crm.coalition.members.member(member)
-    if info.erased:
-        raise CustomerIsErased(f"member 0x{member.hex()} was erased")
-    if not info.enrolled or info.home != partner_address:
-        raise NotAllowed(f"member 0x{member.hex()} is not enrolled on chain by {partner_name!r}")
+    info = enrolled_here(crm, member, partner_address, partner_name)
     if info.signer is not None:
         raise InvalidInput(
             f"member 0x{member.hex()} already has a key ({info.signer}): changing it needs that key's"

@@ -23,10 +23,10 @@ from typing import Any
 from eth_utils import is_address, to_checksum_address
 
 from api.context import Crm
-from api.errors import Conflict, CustomerIsErased, Gone, InvalidInput, NotAllowed, NotFound
+from api.errors import Conflict, Gone, InvalidInput, NotFound
 from api.principal import Principal
 from api.usecases import signing
-from api.usecases.customer_keys import bind_customer_key
+from api.usecases.customer_keys import bind_customer_key, enrolled_here
 from api.usecases.customers import owned_customer
 from offchain.models import Invitation
 from offchain.repositories import invitations, partners
@@ -84,11 +84,7 @@ def invite_customer(
 
 def _keyless(crm: Crm, member: bytes, home: str, partner_name: str) -> None:
     """Refuse a member the chain says is erased, not enrolled by `home`, or holding a key already."""
-    info = crm.coalition.members.member(member)
-    if info.erased:
-        raise CustomerIsErased(f"member 0x{member.hex()} was erased")
-    if not info.enrolled or info.home != home:
-        raise NotAllowed(f"member 0x{member.hex()} is not enrolled on chain by {partner_name!r}")
+    info = enrolled_here(crm, member, home, partner_name)
     if info.signer is not None:
         raise Conflict(
             f"member 0x{member.hex()} holds a key already ({info.signer}): an invitation is for a first key"
