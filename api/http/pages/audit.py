@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse
 from api.errors import CrmError
 from api.evidence.verification import Outcome
 from api.http import charts
-from api.http.pages.base import STATIC, as_role, crm_of, render, sign_in_page
+from api.http.pages.base import STATIC, as_role, crm_of, job_findings_page, render, sign_in_page
 from api.principal import Principal, Role
 from api.usecases import logs
 from api.usecases.decisions import verify_decision
@@ -127,14 +127,7 @@ def report_page(request: Request, download: bool = Query(False)) -> HTMLResponse
 def verification_job_findings(request: Request, job_id: str) -> HTMLResponse:
     """The findings of a verification job this auditor started through the API (the page's script
     follows the job's progress, then shows this)."""
-    who = as_role(request, Role.AUDITOR)
-    if who is None:
-        return sign_in_page(request, Role.AUDITOR)
-    try:
-        job = request.app.state.jobs.view(who, job_id[:64])
-    except CrmError as error:
-        return render(request, "pages/not_found.html", status_code=404, problem=str(error))
-    return render(request, "pages/audit_job_findings.html", job=job, result=job.result or {})
+    return job_findings_page(request, Role.AUDITOR, job_id, "pages/audit_job_findings.html")
 
 
 @router.get("/audit/verification", response_model=None)

@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from api.context import Crm
+from api.errors import CrmError
 from api.http.deps import get_crm, optional_principal
 from api.principal import Principal, Role
 
@@ -64,6 +65,19 @@ def as_role(request: Request, role: Role) -> Principal | None:
     """The signed-in principal if it has `role`, else None (the caller renders the sign-in page)."""
     principal = signed_in(request)
     return principal if principal is not None and principal.role is role else None
+
+
+def job_findings_page(request: Request, role: Role, job_id: str, template: str) -> HTMLResponse:
+    """The findings of a job the signed-in `role` started (its page's script follows the job's progress
+    through the API, then shows this); the sign-in page to anyone else, not found for another's job."""
+    who = as_role(request, role)
+    if who is None:
+        return sign_in_page(request, role)
+    try:
+        job = request.app.state.jobs.view(who, job_id[:64])
+    except CrmError as error:
+        return render(request, "pages/not_found.html", status_code=404, problem=str(error))
+    return render(request, template, job=job, result=job.result or {})
 
 
 def member_hex(member: bytes) -> str:

@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse
 
 from api.errors import CrmError, NotFound
 from api.http import charts
-from api.http.pages.base import as_role, crm_of, render, sign_in_page
+from api.http.pages.base import as_role, crm_of, job_findings_page, render, sign_in_page
 from api.messages import describe
 from api.principal import Principal, Role
 from api.usecases.anchoring import log_state
@@ -223,14 +223,7 @@ def log_page(request: Request) -> HTMLResponse:
 def verification_job(request: Request, job_id: str) -> HTMLResponse:
     """The findings of a verification job this partner started (the page's script follows the job's
     progress through the API, then shows this)."""
-    who = as_role(request, Role.PARTNER)
-    if who is None:
-        return sign_in_page(request, Role.PARTNER)
-    try:
-        job = request.app.state.jobs.view(who, job_id[:64])
-    except CrmError as error:
-        return render(request, "pages/not_found.html", status_code=404, problem=str(error))
-    return render(request, "pages/partner_verification.html", job=job, result=job.result or {})
+    return job_findings_page(request, Role.PARTNER, job_id, "pages/partner_verification.html")
 
 
 def _own(card: dict[str, Any], who: Principal) -> bool:
