@@ -22,8 +22,13 @@ if ! command -v npm >/dev/null 2>&1; then
   echo "setup: npm is missing; installing Node.js with apt-get" >&2
   apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
 fi
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+# The lock file's hash, kept inside node_modules, says whether the install is current: a fresh checkout's files
+# are all newer than an install, so comparing times would run `npm ci` (which empties node_modules first) in
+# every new clone or worktree, including one whose node_modules is a shared install.
+lock_hash="$(sha256sum package-lock.json | cut -d' ' -f1)"
+if [ ! -d node_modules ] || [ "$(cat node_modules/.ledgercrm-lock 2>/dev/null)" != "$lock_hash" ]; then
   npm ci --no-audit --no-fund --loglevel=error
+  echo "$lock_hash" > node_modules/.ledgercrm-lock
 fi
 
 # The browser tests drive Debian's chromium through Playwright; `playwright install` downloads its own
