@@ -26,7 +26,7 @@ the calibration instead. Everything is deterministic: the same data gives the sa
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -160,6 +160,13 @@ class Fitted:
     slices: list[Slice]
     names: tuple[str, ...]
     calibration: dict[str, Any]
+
+
+Tests = list[tuple[str, bool, Slice, NDArray[np.float64]]]
+"""A cut's populations: name, whether it is everyone who ever bought, the slice, the EBM's scores."""
+Reuse = tuple[Fitted, Tests, dict[str, list[NDArray[np.float64]]]]
+"""What the evaluation already has of the holdout's cut: the glass box, the populations, and each rival's
+scores on them."""
 
 
 def columns(names: Sequence[str]) -> list[int]:
@@ -397,24 +404,29 @@ def _train(
     X = np.vstack([s.X for s in evaluated.slices])[:, columns(names)]
     y = np.concatenate([s.y for s in evaluated.slices if s.y is not None])
     additivity = 0.0
-    rivals: list[tuple[str, Any]] = []
+    # the holdout's cut of the backtest is the evaluation itself: its rivals score that cut's populations
+    # as they are fitted here, and each is dropped before the next is fitted (a forest of full trees is
+    # tens of MB)
+    holdout_tests = _cut_tests(histories, holdout, evaluated, config, prepared) if config.backtest else []
+    scores: dict[str, list[NDArray[np.float64]]] = {}
     for name, make in _rivals(config.seed):
         say(name)
         rival = make()
         rival.fit(X, y)
-        rivals.append((name, rival))
         p = rival.predict_proba(test.X[:, columns(names)])[:, 1]
         table.append((name, with_intervals(test.y, p, threshold, config.seed)))
         if name.startswith("HistGradientBoosting"):
             additivity = additivity_error(rival, test.X[:, columns(names)])
+        scores[name] = [rival.predict_proba(t.X[:, columns(names)])[:, 1] for _, _, t, _ in holdout_tests]
+        del rival
 
     cuts: list[dict[str, Any]] = []
     if config.backtest:
         for k in range(BACKTEST_CUTS):
             cut = add_months(holdout, -BACKTEST_STEP_MONTHS * k) if k else holdout
             say(f"backtest as of {cut:%Y-%m-%d}")
-            # the holdout's cut is the evaluation itself: its models are reused, not fitted again
-            reuse = (evaluated, rivals) if cut == holdout else None
+            # the holdout's cut is the evaluation itself: its models' scores are reused, not fitted again
+            reuse = (evaluated, holdout_tests, scores) if cut == holdout else None
             found = backtest_cut(histories, cut, config, names, prepared=prepared, reuse=reuse)
             if found is not None:
                 cuts.append(found)
@@ -524,11 +536,12 @@ def backtest_cut(
     names: Sequence[str],
     *,
     prepared: Mapping[str, Timeline] | None = None,
-    reuse: tuple[Fitted, list[tuple[str, Any]]] | None = None,
+    reuse: Reuse | None = None,
 ) -> dict[str, Any] | None:
     """Every model at one cut, trained on the slices before it, on both populations; None where the
-    data has no training slice or no full label window there. `reuse`: the glass box and rivals
-    already fitted on exactly these slices (the evaluation's, at the holdout). On one native thread,
+    data has no training slice or no full label window there. `reuse`: the glass box, the populations
+    and the rivals' scores on them, of models fitted on exactly these slices (the evaluation's, at the
+    holdout). On one native thread,
     as `train` runs."""
     from threadpoolctl import threadpool_limits
 
@@ -543,7 +556,7 @@ def _backtest_cut(
     names: Sequence[str],
     *,
     prepared: Mapping[str, Timeline] | None,
-    reuse: tuple[Fitted, list[tuple[str, Any]]] | None,
+    reuse: Reuse | None,
 ) -> dict[str, Any] | None:
     read = prepared if prepared is not None else timelines(histories)
     first = min(t.at[0] for t in read.values() if t.at)
@@ -551,32 +564,23 @@ def _backtest_cut(
     if not dates:
         return None
     if reuse is not None:
-        fitted, rivals = reuse
+        fitted, tests, scores = reuse
     else:
         fitted = fit_at(histories, dates, config, names, target=cut, prepared=read)
-        X = np.vstack([s.X for s in fitted.slices])[:, columns(fitted.names)]
-        y = np.concatenate([s.y for s in fitted.slices if s.y is not None])
-        rivals = []
-        for name, make in _rivals(config.seed):
-            rival = make()
-            rival.fit(X, y)
-            rivals.append((name, rival))
-    chosen = fitted.names
+        tests = _cut_tests(histories, cut, fitted, config, read)
+        # each rival scores both populations and is dropped before the next is fitted
+        scores = {}
+        for name, rival in _fitted_rivals(fitted, config.seed):
+            scores[name] = [rival.predict_proba(t.X[:, columns(fitted.names)])[:, 1] for _, _, t, _ in tests]
+            del rival
     found: dict[str, Any] = {"asOf": cut.isoformat(), "populations": {}}
-    bgnbd = fitted.model.bgnbd
-    for population, everyone in (("active in the last 12 months", False), ("everyone who ever bought", True)):
-        test = build_slice(
-            histories, cut, bgnbd, config.horizon_days, everyone=everyone, prepared=read, names=set(chosen)
-        )
+    for i, (population, everyone, test, p_ebm) in enumerate(tests):
         assert test.y is not None
-        if len(set(test.y.tolist())) < 2:
-            continue
-        p_ebm = 1.0 / (1.0 + np.exp(-logits(fitted.model, test)))
         rows: dict[str, Any] = {
             REGISTERED: {"auc": _auc(test.y, p_ebm)},
         }
-        for name, rival in rivals:
-            p = rival.predict_proba(test.X[:, columns(chosen)])[:, 1]
+        for name, found_scores in scores.items():
+            p = found_scores[i]
             rows[name] = {
                 "auc": _auc(test.y, p),
                 "minusEbm": paired_auc_difference([(test.y, p_ebm, p)], config.seed),
@@ -597,6 +601,40 @@ def _backtest_cut(
             }
         found["populations"][population] = entry
     return found
+
+
+def _cut_tests(
+    histories: Mapping[str, Sequence[Event]],
+    cut: datetime,
+    fitted: Fitted,
+    config: TrainConfig,
+    read: Mapping[str, Timeline],
+) -> Tests:
+    """The cut's two populations (those with both churners and stayers) and the glass box's scores."""
+    tests: Tests = []
+    for population, everyone in (("active in the last 12 months", False), ("everyone who ever bought", True)):
+        test = build_slice(
+            histories,
+            cut,
+            fitted.model.bgnbd,
+            config.horizon_days,
+            everyone=everyone,
+            prepared=read,
+            names=set(fitted.names),
+        )
+        assert test.y is not None
+        if len(set(test.y.tolist())) < 2:
+            continue
+        tests.append((population, everyone, test, 1.0 / (1.0 + np.exp(-logits(fitted.model, test)))))
+    return tests
+
+
+def _fitted_rivals(fitted: Fitted, seed: int) -> Iterator[tuple[str, Any]]:
+    """Each rival fitted on `fitted`'s slices, one at a time (the caller drops each before the next)."""
+    X = np.vstack([s.X for s in fitted.slices])[:, columns(fitted.names)]
+    y = np.concatenate([s.y for s in fitted.slices if s.y is not None])
+    for name, make in _rivals(seed):
+        yield name, make().fit(X, y)
 
 
 def _auc(y: NDArray[Any], p: NDArray[Any]) -> float:
