@@ -116,9 +116,11 @@ class TxContext:
 class Backend(Protocol):
     name: str
     w3: Web3
-    accounts: Sequence[LocalAccount]
     # A fixed legacy gas price (e.g. 0 on a free-gas Besu network); None lets web3 price EIP-1559 fees.
     gas_price: int | None
+
+    @property
+    def accounts(self) -> Sequence[LocalAccount]: ...
 
     @property
     def rpc_url(self) -> str | None: ...

@@ -16,6 +16,7 @@ deferred: py-evm's precompiles import the optimized curves themselves, directly.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 import types
 from typing import Any
@@ -60,6 +61,13 @@ def real(name: str) -> types.ModuleType:
     if found is None or isinstance(found, _StandIn):
         sys.modules.pop(name, None)
         found = importlib.import_module(name)
+        # submodules imported through the stand-in (py-evm's precompiles) were set on it, not on the
+        # real module, and an import finds them in sys.modules without setting them again
+        prefix = name + "."
+        for key, module in list(sys.modules.items()):
+            child = key[len(prefix) :]
+            if key.startswith(prefix) and "." not in child and not hasattr(found, child):
+                setattr(found, child, module)
     return found
 
 
@@ -70,7 +78,12 @@ def defer_bls() -> None:
         if name in sys.modules:
             continue
         importlib.import_module("py_ecc")  # the package itself imports none of its curves
+        spec = importlib.util.find_spec(name)  # found, not run
         stand_in = _StandIn(name, "deferred: imported on first use (ledger.deferred)")
+        if spec is not None and spec.submodule_search_locations is not None:
+            # still a package: py-evm's precompiles import `py_ecc.bls.hash_to_curve` and friends
+            # directly, which needs the parent's path, and only that
+            stand_in.__path__ = list(spec.submodule_search_locations)
         for attribute in attributes:
             setattr(stand_in, attribute, _Attribute(name, attribute))
         for constant, value in constants.items():
