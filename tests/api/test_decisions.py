@@ -589,31 +589,28 @@ def _read(found: VerifiedInputs) -> Read:
     return found.histories, found.leaves, found.ids, found.excluded
 
 
-def test_scoring_leaves_a_memo_from_which_the_next_run_reads_the_same_inputs(world, scored):
+def test_the_memo_gives_the_same_inputs_and_one_tampered_with_or_made_for_other_rows_is_never_used(
+    world, scored
+):
+    """The memo scoring left gives the next run the same inputs without checking a row that verifies
+    again. Then someone who can write the store but holds no key: a memo edited, one member's memo put
+    in another's place, a payload replaced by another of the member's (it decrypts, but its HMAC is
+    another leaf's), a header edited. No memo opens under another member's key, and the memo names each
+    row's payload and header: each of these rows is checked in full, and caught."""
     crm, _, _, _ = world
     first = verified_inputs(crm, "acme")
     first.save(crm)  # whatever an earlier test broke in the store was checked in full again
     again = verified_inputs(crm, "acme")
-    assert _read(again) == _read(first)  # and both are what checking row by row reads: the next test
-    assert again.from_memo > 1000 and not again.pending
+    assert _read(again) == _read(first) and again.from_memo > 1000 and not again.pending
     # every row checked in full was one that does not verify (no memo holds those)
     assert again.checked <= sum(again.excluded.values())
-
-
-def test_a_memo_tampered_with_or_made_for_other_rows_is_never_used(world, scored):
-    """Someone who can write the store but holds no key: a memo edited, one member's memo put in
-    another's place, a payload replaced by another of the member's (it decrypts, but its HMAC is
-    another leaf's), a header edited. No memo opens under another member's key, and the memo names
-    each row's payload and header: each of these rows is checked in full, and caught."""
-    crm, _, _, _ = world
-    verified_inputs(crm, "acme").save(crm)
     with store_kept(crm), closing(sqlite3.connect(_store(crm))) as db, db:
         rows = dict(db.execute("SELECT member_id, COUNT(*) FROM interactions GROUP BY member_id").fetchall())
         (a, blob_a), (b, _) = db.execute("SELECT member_id, blob FROM verified_inputs LIMIT 2")
         flipped = bytes(blob_a[:-1]) + bytes([blob_a[-1] ^ 1])
         db.execute("UPDATE verified_inputs SET blob = ? WHERE member_id = ?", [flipped, a])
         db.execute("UPDATE verified_inputs SET blob = ? WHERE member_id = ?", [blob_a, b])
-        c, first, second = db.execute(
+        c, one, other = db.execute(
             "SELECT member_id, MIN(id), MAX(id) FROM interactions WHERE payload_ciphertext IS NOT NULL"
             " AND member_id NOT IN (?, ?) GROUP BY member_id HAVING COUNT(*) > 1 LIMIT 1",
             [a, b],
@@ -621,12 +618,12 @@ def test_a_memo_tampered_with_or_made_for_other_rows_is_never_used(world, scored
         db.execute(
             "UPDATE interactions SET payload_ciphertext ="
             " (SELECT payload_ciphertext FROM interactions WHERE id = ?) WHERE id = ?",
-            [second, first],
+            [other, one],
         )
-        db.execute("UPDATE interactions SET external_key = 'edited' WHERE id = ?", [second])
+        db.execute("UPDATE interactions SET external_key = 'edited' WHERE id = ?", [other])
         db.commit()
         found = verified_inputs(crm, "acme")
         row_by_row = _checked_row_by_row(crm)
         assert _read(found) == row_by_row and row_by_row[3]["tampered"] >= 2
         assert found.checked >= rows[a] + rows[b] + 2 and {bytes(a), bytes(b)} <= set(found.pending)
-        assert not {first, second} & set(found.ids.get("0x" + bytes(c).hex(), []))
+        assert not {one, other} & set(found.ids.get("0x" + bytes(c).hex(), []))
