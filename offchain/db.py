@@ -72,7 +72,27 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _configure_sqlite)
         event.listen(engine, "begin", _begin_sqlite)
+    elif engine.dialect.name == "postgresql":
+        event.listen(engine, "connect", _configure_postgresql)
+        # An executemany INSERT without RETURNING goes as multi-row INSERT ... VALUES statements of up to
+        # 1,000 rows (SQLAlchemy's "insertmanyvalues", which psycopg2's dialect uses already), not as one
+        # statement per row: the Online Retail II import's 36,951 point events were 36,946 statements.
+        engine.dialect.use_insertmanyvalues_wo_returning = True
     return engine
+
+
+def _configure_postgresql(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    # psycopg prepares a statement on the server once it has run five times, and PostgreSQL may then
+    # keep one generic plan for it, made from the statistics of that moment. An import's lookups (which
+    # of these 500 invoice numbers exist?) were planned while the table held 29 rows: a scan of every
+    # row of the partner, filtered, kept while the table grew to 44,876 rows (250 ms a lookup, 22 of
+    # the import's 41 server CPU seconds). Plans made for each execution's values cost ~1 ms.
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("SET plan_cache_mode = force_custom_plan")
+    finally:
+        cursor.close()
+    dbapi_connection.commit()  # a session setting, kept: a later rollback must not undo it
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
