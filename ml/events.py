@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -22,6 +23,9 @@ class Event:
     items: tuple[tuple[str, int], ...] = ()  # (stock code, quantity) of an invoice's lines
     country: str | None = None
     text: str | None = None  # a support ticket's words
+    # each line's unit price and description, in the order of `items` (empty where a document has none)
+    prices: tuple[float, ...] = ()
+    descriptions: tuple[str, ...] = ()
 
 
 def from_document(document: Mapping[str, Any]) -> Event:
@@ -36,6 +40,9 @@ def from_document(document: Mapping[str, Any]) -> Event:
         items=tuple((str(line["stockCode"]), int(line["quantity"])) for line in lines),
         country=data.get("country"),
         text=data.get("text"),
+        prices=tuple(float(line.get("price") or 0.0) for line in lines),
+        # a catalogue repeats a few thousand descriptions over a million lines: one string each
+        descriptions=tuple(sys.intern(str(line.get("description") or "")) for line in lines),
     )
 
 
