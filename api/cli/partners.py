@@ -28,7 +28,7 @@ governance_app = typer.Typer(
 
 @partner_app.command("add")
 def partner_add(
-    name: Annotated[str, typer.Argument(metavar="NAME", help="1-63 lowercase letters, digits or -")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="1-63 lowercase letters, digits or _")],
     key_file: Annotated[
         Path | None,
         typer.Option(

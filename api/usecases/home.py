@@ -247,7 +247,7 @@ def add_partner(
     try:
         check_partner(name)
     except ValueError as exc:
-        raise InvalidInput(str(exc)) from None
+        raise MalformedInput(str(exc)) from None
     config = HomeConfig.load(home)
     keys = home / "keys"
     own_key, own_kek = keys / f"{name}.key", keys / f"{name}.kek"

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from api.context import Crm
-from api.errors import ConsentRequired, CustomerIsErased, InvalidInput, NotAllowed, NotFound
+from api.errors import ConsentRequired, CustomerIsErased, InvalidInput, MalformedInput, NotAllowed, NotFound
 from api.evidence.outbox import Outbox
 from api.principal import Principal
 from api.usecases.consent import LOYALTY, chain_member
@@ -49,7 +49,7 @@ def _check_amounts(requests: Sequence[PointsRequest]) -> None:
     for request in requests:
         if not 0 < request.amount <= MAX_POINTS_PER_EVENT:
             most = f"{MAX_POINTS_PER_EVENT:,}"
-            raise InvalidInput(
+            raise MalformedInput(
                 f"an amount is a whole number of points from 1 to {most}, not {request.amount:,}"
             )
 

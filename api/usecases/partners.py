@@ -8,7 +8,7 @@ from eth_account.signers.local import LocalAccount
 from sqlalchemy.exc import IntegrityError
 
 from api.context import Crm
-from api.errors import InvalidInput, NotAConsortiumPartner, NotAllowed
+from api.errors import InvalidInput, MalformedInput, NotAConsortiumPartner, NotAllowed
 from api.principal import Principal, Role
 from offchain.repositories import partners
 from offchain.repositories.partners import PartnerRecord
@@ -20,7 +20,7 @@ def register_partner(crm: Crm, name: str, signer: LocalAccount) -> PartnerRecord
     try:
         check_partner(name)
     except ValueError as exc:
-        raise InvalidInput(str(exc)) from exc
+        raise MalformedInput(str(exc)) from exc
     if not crm.coalition.consortium.is_partner(signer.address):
         raise NotAConsortiumPartner(
             f"{signer.address} is not a partner of the consortium: admit it by vote first"

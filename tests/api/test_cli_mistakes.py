@@ -84,7 +84,7 @@ def one_line(output: str) -> str:
 def test_an_amount_beyond_what_can_be_stored_is_refused_in_words(home, member, amount):
     with unchanged(home):
         out = run(
-            home, "points", "earn", "--partner", "acme", "--member", member, "--amount", str(amount), code=1
+            home, "points", "earn", "--partner", "acme", "--member", member, "--amount", str(amount), code=2
         )
     assert "an amount is a whole number of points from 1 to 1,000,000,000" in one_line(out)
 
@@ -424,6 +424,7 @@ def test_an_invitation_prints_its_link_once_and_a_mistaken_one_changes_nothing(h
 
 NOBODY = "0x" + "00" * 32
 GIVE = ["consent", "give", "--member", "{member}", "--purpose", "loyalty"]
+EARN = ["points", "earn", "--partner", "acme", "--member", "{member}", "--amount"]
 
 
 @pytest.mark.parametrize(
@@ -479,6 +480,8 @@ GIVE = ["consent", "give", "--member", "{member}", "--purpose", "loyalty"]
         ),
         ("unreadable file", ["import", "online-retail", "{missing}", "--partner", "acme"], 2),
         ("chain URL", ["--home", "{fresh}", "init", "--chain", "ftp://x"], 2),
+        ("partner name", ["partner", "add", "BAD NAME"], 2),
+        ("amount", [*EARN, "0"], 2),
         # 1: well formed, and refused by the rules or by the chain
         ("not found", ["customer", "show", NOBODY, "--partner", "acme"], 1),
         ("not found", ["customer", "show", "{member}", "--partner", "borealis"], 1),
