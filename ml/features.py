@@ -85,8 +85,9 @@ BY_NAME = {f.name: f for f in FEATURES}
 
 # Kinds of product, from the words of a line's description: a small fixed list, the first kind one of
 # whose words the description holds (in this order: "CHRISTMAS CARD" is Christmas, "LUNCH BAG" a bag),
-# so the grouping needs no catalogue and reads the same in every release. Words are those of Online
-# Retail II's descriptions (a UK gift wholesaler); anything else is "other".
+# so the grouping needs no catalogue. Words are those of Online Retail II's descriptions (a UK gift
+# wholesaler); anything else is "other". A registered model's christmas_share_90d reads this list: a
+# change to it would change that model's decisions, so a new grouping must come as a new feature.
 CHRISTMAS = "Christmas"
 OTHER = "other"
 CATEGORIES: tuple[tuple[str, frozenset[str]], ...] = tuple(
