@@ -23,6 +23,9 @@ class Event:
     items: tuple[tuple[str, int], ...] = ()  # (stock code, quantity) of an invoice's lines
     country: str | None = None
     text: str | None = None  # a support ticket's words
+    # each line's unit price and description, in the order of `items` (empty where a document has none)
+    prices: tuple[float, ...] = ()
+    descriptions: tuple[str, ...] = ()
 
 
 def from_document(document: Mapping[str, Any]) -> Event:
@@ -40,6 +43,9 @@ def from_document(document: Mapping[str, Any]) -> Event:
         items=tuple((sys.intern(str(line["stockCode"])), int(line["quantity"])) for line in lines),
         country=sys.intern(country) if isinstance(country, str) else country,
         text=data.get("text"),
+        prices=tuple(float(line.get("price") or 0.0) for line in lines),
+        # a catalogue repeats a few thousand descriptions over a million lines: one string each
+        descriptions=tuple(sys.intern(str(line.get("description") or "")) for line in lines),
     )
 
 

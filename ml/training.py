@@ -74,7 +74,10 @@ EBM_SETTINGS: dict[str, Any] = {
 # the audit's 12-feature set, which matched the 20 features of the first model on Online Retail II,
 # and the three candidates whose paired interval of AUC gain over the three backtest cuts excluded zero
 # on Online Retail II (`feature_search`, benchmarks/ml_decisions.py --search): purchases_30d +0.0004
-# [+0.0000, +0.0007], trend_90d +0.0007 [+0.0002, +0.0013], basket_size +0.0011 [+0.0002, +0.0019]
+# [+0.0000, +0.0007], trend_90d +0.0007 [+0.0002, +0.0013], basket_size +0.0011 [+0.0002, +0.0019];
+# then, of the product mix (issue #31, benchmarks/ml_features.py), christmas_share_90d +0.0011 [+0.0001,
+# +0.0020] (EBM seeds 1 and 2: +0.0026, +0.0012, both intervals above zero; most of it at the
+# 2011-03-01 cut, none at 2011-09-01); nothing else of the mix added to it
 MODEL_FEATURES: tuple[str, ...] = (
     "recency_days",
     "tenure_days",
@@ -91,8 +94,15 @@ MODEL_FEATURES: tuple[str, ...] = (
     "purchases_30d",
     "trend_90d",
     "basket_size",
+    "christmas_share_90d",
 )
 SEARCH_CANDIDATES: tuple[str, ...] = (
+    "christmas_share_365d",
+    "kinds_365d",
+    "top_kind_share_365d",
+    "repeat_line_share_365d",
+    "unit_price_365d",
+    "wholesale_line_share_365d",
     "spend_per_purchase_365d",
     "lines_per_basket",
     "new_product_share",
