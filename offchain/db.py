@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # The newest migration (a test holds it to the scripts' head): a store already there is opened without
 # loading Alembic at all, which with its scripts costs ~0.45 s of every command's start.
-HEAD_REVISION = "0010_pages_more"
+HEAD_REVISION = "0011_ml_serve"
 # Values per `IN (...)` list: under the 999 bound parameters of older SQLite builds (newer ones allow
 # 32,766), whatever else the statement binds. Every repository splits its lookups by this.
 IN_LIMIT = 500
