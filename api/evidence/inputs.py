@@ -24,6 +24,7 @@ fails writes nothing.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 from collections import Counter, defaultdict
@@ -44,7 +45,11 @@ from offchain.repositories.interactions import InteractionRow
 from offchain.vault import CustomerKeys
 
 MEMO_FIELD = "verified-inputs"
-MEMO_VERSION = 2
+MEMO_VERSION = 2  # bump when `ml.events.from_document` reads a document otherwise: old memos are then unread
+# the fields of `ml.events.Event` the memo writes and reads back; an Event with others (the models read
+# something new) makes every run check in full, and tests/api/test_decisions.py says so
+EVENT_FIELDS = ("member", "kind", "at", "total", "items", "country", "text")
+MEMO_USABLE = tuple(f.name for f in dataclasses.fields(Event)) == EVENT_FIELDS
 
 # an entry: interaction id, leaf hash, payload digest, header, then the event (or None for a change of
 # the customer's record, which verifies but is not an event of its behaviour)
@@ -82,7 +87,7 @@ def verified_inputs(crm: Crm, partner_name: str, keep: Collection[bytes] | None 
         assert partner.id is not None
         found.partner_id = partner.id
         run = _Partner(crm, db, partner, full=True)
-        blobs = memo_rows.of_partner(db, partner.id)
+        blobs = memo_rows.of_partner(db, partner.id) if MEMO_USABLE else {}
         keys: dict[bytes, CustomerKeys] = {}
         memos: dict[bytes, dict[int, _Entry]] = {}
         fresh: dict[bytes, list[_Entry]] = defaultdict(list)  # member -> every entry this run
@@ -117,7 +122,7 @@ def verified_inputs(crm: Crm, partner_name: str, keep: Collection[bytes] | None 
                 event = entry[4]
                 if event is not None:
                     grouped[event.member].append((event, entry[1], entry[0]))
-    for member in stale:
+    for member in stale if MEMO_USABLE else ():
         member_keys = keys.get(member)
         if member_keys is not None and fresh.get(member):
             with contextlib.suppress(VaultError):  # erased in the meantime: no memo
