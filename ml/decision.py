@@ -165,7 +165,7 @@ def purchases_added(events: Sequence[Event], as_of: datetime, k: int) -> tuple[l
     spend = round(fmean(e.total for e in bought), 2)
     extra = [
         Event(latest.member, PURCHASE, as_of - timedelta(days=j), total=spend, items=latest.items,
-              country=latest.country)
+              country=latest.country, prices=latest.prices, descriptions=latest.descriptions)
         for j in range(k, 0, -1)
     ]  # fmt: skip
     return sorted(past + extra, key=lambda e: e.at), spend

@@ -57,6 +57,8 @@ def online_retail() -> dict[str, list[Event]]:
             total=float(r.total),
             items=tuple((line.stock_code, line.quantity) for line in r.lines),
             country=r.country,
+            prices=tuple(float(line.price) for line in r.lines),
+            descriptions=tuple(line.description for line in r.lines),
         )
         for r in read_invoices(REAL_FILE)
     ]

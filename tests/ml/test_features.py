@@ -52,6 +52,43 @@ def test_features_are_what_they_say():
     assert 0 < row["p_alive"] < 1
 
 
+def test_the_product_mix_is_what_it_says():
+    day = timedelta(days=1)
+
+    def bought(ago, lines):
+        codes, quantities, prices, texts = zip(*lines, strict=True)
+        total = sum(q * p for q, p in zip(quantities, prices, strict=True))
+        items = tuple(zip(codes, quantities, strict=True))
+        return Event("m", PURCHASE, AS_OF - ago * day, total, items, prices=prices, descriptions=texts)
+
+    events = [
+        bought(400, [("A", 2, 1.0, "RED LUNCH BAG")]),  # older than the window: only makes A a repeat
+        bought(100, [("A", 1, 1.0, "RED LUNCH BAG"), ("B", 12, 0.5, "CHRISTMAS CARD")]),
+        bought(10, [("C", 1, 3.0, "WHITE MUG")]),
+    ]
+    row = features(events, AS_OF, BG)
+    assert row["christmas_share_365d"] == 0.6 and row["christmas_share_90d"] == 0.0
+    assert row["kinds_365d"] == 3 and row["top_kind_share_365d"] == 0.6  # bags, Christmas, kitchen
+    assert row["repeat_line_share_365d"] == round(1 / 3, 6)  # A, bought 400 days ago
+    assert row["wholesale_line_share_365d"] == round(1 / 3, 6)  # the dozen Christmas cards
+    assert row["unit_price_365d"] == round(10.0 / 14, 4)
+    # a document without prices or descriptions (or a history before them) reads as spend on nothing
+    bare = [Event("m", PURCHASE, AS_OF - 10 * day, 3.0, (("C", 1),))]
+    assert features(bare, AS_OF, BG, ["christmas_share_365d", "kinds_365d"]) == {
+        "christmas_share_365d": 0.0,
+        "kinds_365d": 0.0,
+    }
+
+
+def test_kinds_of_product_come_from_the_description_first_match_first():
+    from ml.features import category
+
+    assert category("CHRISTMAS CARD") == "Christmas" == category("paper chain kit 50's christmas")
+    assert category("JUMBO BAG RED RETROSPOT") == "bags" and category("LUNCH BAG SPACEBOY DESIGN") == "bags"
+    assert category("WHITE HANGING HEART T-LIGHT HOLDER") == "candles and lights"
+    assert category("POSTAGE") == "other" and category("") == "other"
+
+
 def test_label_and_population():
     day = timedelta(days=1)
     events = [Event("m", PURCHASE, AS_OF - 30 * day), Event("m", PURCHASE, AS_OF + 89 * day)]
@@ -138,7 +175,45 @@ def reference_features(events, as_of, bgnbd):
     lately = {code for e, age in zip(purchases, ages, strict=True) if age <= 365 for code, _ in e.items}
     row["new_product_share"] = len(lately - earlier) / len(lately) if lately else 0.0
     row["trend_90d"] = row["purchases_90d"] - row["purchases_90_180d"]
+    row.update(reference_mix(purchases, ages))
     return {name: float(row[name]) for name in NAMES}
+
+
+def reference_mix(purchases, ages):
+    """The product-mix features, directly: every line of the window's purchases at once."""
+    import math
+
+    from ml.features import CHRISTMAS, OTHER, WHOLESALE_QUANTITY, category
+
+    def lines_within(window):
+        found = []
+        for i, (e, age) in enumerate(zip(purchases, ages, strict=True)):
+            if age <= window:
+                before = {code for p in purchases[:i] for code, _ in p.items}
+                for (code, quantity), price, text in zip(e.items, e.prices, e.descriptions, strict=True):
+                    found.append((category(text), quantity * price, quantity, code in before))
+        return found
+
+    def share(part, whole):
+        return round(part / whole, 6) if whole > 0 else 0.0
+
+    row = {}
+    for window in (90, 365):
+        lines = lines_within(window)
+        total = math.fsum(amount for _, amount, _, _ in lines)
+        christmas = math.fsum(amount for kind, amount, _, _ in lines if kind == CHRISTMAS)
+        row[f"christmas_share_{window}d"] = share(christmas, total)
+    kinds = {kind for kind, *_ in lines}
+    spend = {k: math.fsum(amount for kind, amount, _, _ in lines if kind == k) for k in kinds}
+    row["kinds_365d"] = sum(1 for k in kinds if k != OTHER and spend[k] > 0)
+    row["top_kind_share_365d"] = share(max(spend.values(), default=0.0), total)
+    units = sum(quantity for _, _, quantity, _ in lines)
+    row["unit_price_365d"] = round(total / units, 4) if units > 0 else 0.0
+    n = len(lines)
+    row["repeat_line_share_365d"] = round(sum(1 for *_, repeat in lines if repeat) / n, 6) if n else 0.0
+    wholesale = sum(1 for _, _, quantity, _ in lines if quantity >= WHOLESALE_QUANTITY)
+    row["wholesale_line_share_365d"] = round(wholesale / n, 6) if n else 0.0
+    return row
 
 
 def _bits(row):
