@@ -169,6 +169,7 @@ def _memo_bytes(entries: list[_Entry]) -> bytes:
             return None
         codes = [code for code, _ in e.items]
         quantities = [quantity for _, quantity in e.items]
+        # every field of the event (a field left out would change features, scores and explanations)
         return [
             e.member,
             e.kind,
