@@ -11,7 +11,7 @@ import ast
 import re
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from typing import Any, Protocol, runtime_checkable
@@ -72,9 +72,17 @@ class Receipt:
 
     @cached_property
     def logs(self) -> tuple[Log, ...]:
+        return tuple(self.iter_logs())
+
+    def iter_logs(self) -> Iterator[Log]:
+        """The logs, converted one at a time as they are read (a reader after the first of a batch's
+        hundreds stops there)."""
+        if "logs" in self.__dict__:
+            yield from self.logs
+            return
         log_index, tx_index, block_hash = self.dialect
-        return tuple(
-            Log(
+        for log in self.raw_logs:
+            yield Log(
                 address=to_checksum_address(log["address"]),
                 topics=tuple(_bytes(t) for t in log["topics"]),
                 data=_bytes(log["data"]),
@@ -82,8 +90,6 @@ class Receipt:
                 transaction_index=_int(log[tx_index]),
                 block_hash=_bytes(log[block_hash]),
             )
-            for log in self.raw_logs
-        )
 
 
 @dataclass(frozen=True)
@@ -110,9 +116,11 @@ class TxContext:
 class Backend(Protocol):
     name: str
     w3: Web3
-    accounts: Sequence[LocalAccount]
     # A fixed legacy gas price (e.g. 0 on a free-gas Besu network); None lets web3 price EIP-1559 fees.
     gas_price: int | None
+
+    @property
+    def accounts(self) -> Sequence[LocalAccount]: ...
 
     @property
     def rpc_url(self) -> str | None: ...
@@ -300,19 +308,25 @@ class RpcBackend:
             cacheable_requests={RPCEndpoint("eth_chainId")},
         )
         self.w3 = Web3(self._provider)
-        self.accounts: Sequence[LocalAccount]
-        if keys is None:
-            Account.enable_unaudited_hdwallet_features()
-            self.accounts = [
-                Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}")
-                for i in range(accounts)
-            ]
-        else:
-            self.accounts = [Account.from_key(k) for k in keys]
+        self._keys = None if keys is None else list(keys)
+        self._count = accounts
         try:
             self.chain_id = self.w3.eth.chain_id
         except Exception as exc:  # requests' connection errors and friends: all mean "no node there"
             raise BackendError(f"no EVM node answers at {url}: {unreachable(exc) or exc}") from exc
+
+    @cached_property
+    def accounts(self) -> Sequence[LocalAccount]:
+        """The signing accounts, derived on first use: deriving the mnemonic's ten costs ~0.1 CPU s (PBKDF2
+        and BIP-32), which a command that only reads the chain (every home is opened this way) never
+        needs."""
+        if self._keys is not None:
+            return [Account.from_key(k) for k in self._keys]
+        Account.enable_unaudited_hdwallet_features()
+        return [
+            Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}")
+            for i in range(self._count)
+        ]
 
     @property
     def rpc_url(self) -> str | None:

@@ -68,6 +68,47 @@ class TxResult:
         return [e for e in self.events if e["event"] == name]
 
 
+# eth_getLogs over a range of blocks goes a window of blocks at a time (`_LogWindows`). One answer for
+# a whole history was one JSON document of every event: the 50,000 members' enrolments or consents of a
+# 1M import were ~150 MB of text and parsed objects at once, for a list whose items take a fifth of
+# that. A window starts at LOG_WINDOW_FIRST blocks and is halved after an answer of more than
+# LOG_WINDOW_EVENTS events, doubled (up to LOG_WINDOW_MAX blocks) after one of under a quarter of that:
+# a sparse history takes a few calls more, a dense one (anvil mines each batch in a block of its own)
+# holds a few thousand events at once.
+LOG_WINDOW_FIRST = 4  # an earnBatch's block holds up to 2,000 events
+LOG_WINDOW_MAX = 1 << 16
+LOG_WINDOW_EVENTS = 4000
+
+
+class _LogWindows:
+    """The windows of one eth_getLogs filter, oldest first; `answered(n)` after each sizes the next. A
+    filter by block hash, or with block tags other than numbers and "latest", goes as it is."""
+
+    def __init__(self, filters: dict[str, Any], latest: Any) -> None:
+        self.filters, self.latest, self.span = filters, latest, LOG_WINDOW_FIRST
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        first, last = self.filters.get("fromBlock", 0), self.filters.get("toBlock", "latest")
+        if "blockHash" in self.filters or not isinstance(first, int) or not isinstance(last, int | str):
+            yield self.filters
+            return
+        if isinstance(last, str):
+            if last != "latest":
+                yield self.filters
+                return
+            last = int(self.latest())
+        while first <= last:
+            stop = min(last, first + self.span - 1)
+            yield self.filters | {"fromBlock": first, "toBlock": stop}
+            first = stop + 1
+
+    def answered(self, events: int) -> None:
+        if events > LOG_WINDOW_EVENTS:
+            self.span = max(1, self.span // 2)
+        elif events < LOG_WINDOW_EVENTS // 4:
+            self.span = min(LOG_WINDOW_MAX, self.span * 2)
+
+
 @dataclass(frozen=True)
 class RawLog:
     topics: list[bytes]
@@ -154,12 +195,12 @@ class Chain:
         With `gas` (a bound the caller knows from the contract's per-item costs), the simulation is one
         `eth_call` instead of a gas estimate: eth-tester's estimator re-executes the call many times, which
         costs seconds for a batch of hundreds of items. Reverts are caught by the call either way."""
-        pipeline = self._pipeline
-        if pipeline is not None and gas is not None and not isinstance(fn, ContractConstructor):
+        if gas is not None and not isinstance(fn, ContractConstructor):
             try:
-                return pipeline.prepare(fn, sender, encode_call(fn), gas)
+                data = encode_call(fn)
             except Exception as exc:
                 raise self.translate(exc) from exc
+            return self.prepare_calldata(fn.address, data, sender, gas=gas)
         self._sync()
         try:
             if isinstance(fn, ContractConstructor):
@@ -169,17 +210,28 @@ class Chain:
                 # One encoding serves the simulation and the transaction (web3 would encode twice, through
                 # its Python normalizers, ~100 ms for an 800-item batch).
                 data = encode_call(fn)
-                if gas is None:
-                    call: TxParams = {"from": sender.address, "to": fn.address, "data": data}
-                    gas = self.w3.eth.estimate_gas(call) * _GAS_MARGIN_NUM // _GAS_MARGIN_DEN
-                    context = self.backend.tx_context(sender.address, fees=self.backend.gas_price is None)
-                else:
-                    gas, context = self._simulate(CallRequest(sender.address, fn.address, data, gas))
+                call: TxParams = {"from": sender.address, "to": fn.address, "data": data}
+                gas = self.w3.eth.estimate_gas(call) * _GAS_MARGIN_NUM // _GAS_MARGIN_DEN
+                context = self.backend.tx_context(sender.address, fees=self.backend.gas_price is None)
                 return self.sign(sender, fn.address, data, gas, context)
         except Exception as exc:
             raise self.translate(exc) from exc
         signed = sender.sign_transaction(tx)
         return SignedTx(tx_hash="0x" + bytes(signed.hash).hex(), raw=bytes(signed.raw_transaction))
+
+    def prepare_calldata(self, to: str, data: bytes, sender: LocalAccount, *, gas: int) -> SignedTx:
+        """`prepare` of a call whose calldata the caller encoded itself (a batch of hundreds of items,
+        which web3's argument checks and eth_abi would spend more time on than the node), with a gas
+        bound: simulated by one `eth_call` (reverts raise their named error here) and signed."""
+        pipeline = self._pipeline
+        try:
+            if pipeline is not None:
+                return pipeline.prepare(to, sender, data, gas)
+            self._sync()
+            gas, context = self._simulate(CallRequest(sender.address, to, data, gas))
+            return self.sign(sender, to, data, gas, context)
+        except Exception as exc:
+            raise self.translate(exc) from exc
 
     def sign(self, sender: LocalAccount, to: str, data: bytes, gas: int, context: TxContext) -> SignedTx:
         """The transaction calling `to` with `data`, signed by `sender` with the nonce and fees of
@@ -329,16 +381,21 @@ class Chain:
         result formatters cost more than the node (37k point events: seconds, not a fraction)."""
         self._failed()
         if isinstance(self.backend, RpcBackend):
-            entries: Any = self.backend.get_logs_json(filters)
-            return [
-                RawLog(
-                    [bytes.fromhex(t[2:]) for t in e["topics"]],
-                    bytes.fromhex(e["data"][2:]),
-                    int(e["blockNumber"], 16),
-                    bytes.fromhex(e["transactionHash"][2:]),
+            found: list[RawLog] = []
+            windows = _LogWindows(filters, self.block_number)
+            for window in windows:
+                entries: Any = self.backend.get_logs_json(window)
+                found.extend(
+                    RawLog(
+                        [bytes.fromhex(t[2:]) for t in e["topics"]],
+                        bytes.fromhex(e["data"][2:]),
+                        int(e["blockNumber"], 16),
+                        bytes.fromhex(e["transactionHash"][2:]),
+                    )
+                    for e in entries
                 )
-                for e in entries
-            ]
+                windows.answered(len(entries))
+            return found
         return [
             RawLog(
                 [bytes(t) for t in e["topics"]],
@@ -428,6 +485,8 @@ def _encode_words(types: Sequence[str], values: Sequence[Any]) -> bytes | None:
             tails.append(len(value).to_bytes(32, "big") + words)
             offset += 32 + len(words)
         else:
+            if abi_type.startswith("("):
+                return None  # a tuple's head is more than one word: eth_abi's
             word = _words(abi_type, (value,))
             if word is None:
                 return None
@@ -436,7 +495,20 @@ def _encode_words(types: Sequence[str], values: Sequence[Any]) -> bytes | None:
 
 
 def _words(abi_type: str, values: Sequence[Any]) -> bytes | None:
-    """`values` as consecutive 32-byte words of `abi_type` (bytes32 or uintN), or None."""
+    """`values` as consecutive 32-byte words of `abi_type` (bytes32, uintN, or a tuple of these: a static
+    tuple is its components' words, in order, inline in an array), or None."""
+    if abi_type.startswith("(") and abi_type.endswith(")"):
+        parts = abi_type[1:-1].split(",")
+        if not parts or any(not p or "(" in p or ")" in p or p.endswith("]") for p in parts):
+            return None  # nested or dynamic components: eth_abi's
+        if not all(isinstance(v, list | tuple) and len(v) == len(parts) for v in values):
+            return None
+        columns = [_words(part, [v[i] for v in values]) for i, part in enumerate(parts)]
+        if any(c is None for c in columns):
+            return None
+        # element by element: the words of each component's column, interleaved
+        words = [c[j : j + 32] for j in range(0, 32 * len(values), 32) for c in columns]  # type: ignore[index]
+        return b"".join(words)
     if abi_type == "bytes32":
         if all(isinstance(v, bytes) and len(v) == 32 for v in values):
             return b"".join(values)

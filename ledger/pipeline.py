@@ -31,7 +31,6 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from eth_account.signers.local import LocalAccount
-from web3.contract.contract import ContractFunction
 
 from ledger.backends import CallRequest, RpcBackend, TxContext
 from ledger.errors import BackendError
@@ -71,9 +70,9 @@ class Pipeline:
 
     # --- the caller's side ---
 
-    def prepare(self, fn: ContractFunction, sender: LocalAccount, data: bytes, bound: int) -> SignedTx:
-        """Sign `fn` (its calldata `data`) with the next nonce counted for `sender` and gas `bound` (at
-        most the block gas limit last seen); simulated when it is broadcast."""
+    def prepare(self, to: str, sender: LocalAccount, data: bytes, bound: int) -> SignedTx:
+        """Sign the call of `to` with calldata `data` with the next nonce counted for `sender` and gas
+        `bound` (at most the block gas limit last seen); simulated when it is broadcast."""
         self.raise_failure()
         if sender.address not in self._nonces or self._context is None:
             self.drain()  # the node's pending count is this process's only once everything queued is sent
@@ -83,9 +82,9 @@ class Pipeline:
         context = self._context  # the latest the sender thread saw, or the read above
         nonce = self._nonces[sender.address]
         gas = min(bound, context.gas_limit)
-        signed = self.chain.sign(sender, fn.address, data, gas, replace(context, nonce=nonce))
+        signed = self.chain.sign(sender, to, data, gas, replace(context, nonce=nonce))
         self._nonces[sender.address] = nonce + 1
-        self._prepared[signed.tx_hash] = _Prepared(CallRequest(sender.address, fn.address, data, gas), nonce)
+        self._prepared[signed.tx_hash] = _Prepared(CallRequest(sender.address, to, data, gas), nonce)
         return signed
 
     def broadcast(self, signed: SignedTx) -> bool:

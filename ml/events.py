@@ -32,13 +32,16 @@ def from_document(document: Mapping[str, Any]) -> Event:
     """An event from a committed interaction document (its layout: `api/evidence/documents.py`)."""
     data = document.get("data") or {}
     lines = data.get("lines") or ()
+    country = data.get("country")
+    # interned: a few thousand stock codes and countries repeat over hundreds of thousands of lines, and
+    # a training run holds every event at once (on Online Retail II one str each was ~40 MB)
     return Event(
-        member=document["member"],
-        kind=document["kind"],
+        member=sys.intern(document["member"]),
+        kind=sys.intern(document["kind"]),
         at=datetime.fromisoformat(document["occurredAt"]),
         total=float(data.get("total") or 0.0),
-        items=tuple((str(line["stockCode"]), int(line["quantity"])) for line in lines),
-        country=data.get("country"),
+        items=tuple((sys.intern(str(line["stockCode"])), int(line["quantity"])) for line in lines),
+        country=sys.intern(country) if isinstance(country, str) else country,
         text=data.get("text"),
         prices=tuple(float(line.get("price") or 0.0) for line in lines),
         # a catalogue repeats a few thousand descriptions over a million lines: one string each

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import sys
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from operator import itemgetter
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # The newest migration (a test holds it to the scripts' head): a store already there is opened without
 # loading Alembic at all, which with its scripts costs ~0.45 s of every command's start.
-HEAD_REVISION = "0010_pages_more"
+HEAD_REVISION = "0011_ml_serve"
 # Values per `IN (...)` list: under the 999 bound parameters of older SQLite builds (newer ones allow
 # 32,766), whatever else the statement binds. Every repository splits its lookups by this.
 IN_LIMIT = 500
@@ -44,11 +45,12 @@ DATABASE_FILE = "data.sqlite"  # beside the key store's keys.sqlite
 #   (sealed document, proof) is ~2.5 kB, one to a 4 KiB page with the rest of the page left empty;
 #   16 KiB pages hold six. Inserting the 44,876 rows of Online Retail II in the import's chunks took
 #   2.24 s with 4 KiB pages and 1.75 s with 16 KiB (their commits 1.04 s and 0.60 s).
-# - cache_size: 64 MiB of pages at most (SQLite's default is 2 MiB, 125 of these pages), allocated as
-#   they are read. An import's inserts update the indexes of tables of 100+ MB in scattered places; with
-#   the default, those pages were evicted and read back from the OS between chunks. The Online Retail II
-#   import's interaction inserts took 1.5 s and its point-event inserts 0.7 s with the default, 1.0-1.3 s
-#   and 0.46-0.64 s with this; its peak RSS grew by 9 MB.
+# - cache_size (WRITE_CACHE_KIB, set at each checkout): 64 MiB of pages at most (SQLite's default is
+#   2 MiB, 125 of these pages), allocated as they are read. An import's inserts update the indexes of
+#   tables of 100+ MB in scattered places; with the default, those pages were evicted and read back from
+#   the OS between chunks. The Online Retail II import's interaction inserts took 1.5 s and its
+#   point-event inserts 0.7 s with the default, 1.0-1.3 s and 0.46-0.64 s with this; its peak RSS grew
+#   by 9 MB.
 T = TypeVar("T")
 
 SQLITE_PRAGMAS = (
@@ -57,8 +59,28 @@ SQLITE_PRAGMAS = (
     "PRAGMA synchronous=NORMAL",
     "PRAGMA foreign_keys=ON",
     "PRAGMA secure_delete=ON",
-    "PRAGMA cache_size=-65536",  # KiB when negative
 )
+WRITE_CACHE_KIB = 65536
+# - cache_size while `streaming_reads` (a run that reads the store once from end to end, as verification
+#   does, gains nothing from keeping what it has read): verify --all at 100k interactions filled the
+#   64 MiB while it checked the log, 56 MB of its 279 MB peak; with 8 MiB its time did not move.
+READ_CACHE_KIB = 8192
+
+
+class _CacheSize:
+    """What cache_size an engine's SQLite connections get at their next checkout (see `streaming_reads`)."""
+
+    def __init__(self) -> None:
+        self.readers = 0  # `streaming_reads` blocks open
+
+    def checkout(self, dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+        wanted = READ_CACHE_KIB if self.readers else WRITE_CACHE_KIB
+        if record.info.get("cache_kib") != wanted:
+            dbapi_connection.execute(f"PRAGMA cache_size=-{wanted}")  # KiB when negative
+            record.info["cache_kib"] = wanted
+
+
+_CACHE_SIZES: weakref.WeakKeyDictionary[Engine, _CacheSize] = weakref.WeakKeyDictionary()
 
 
 def default_url(home: Path) -> str:
@@ -72,7 +94,29 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _configure_sqlite)
         event.listen(engine, "begin", _begin_sqlite)
+        _CACHE_SIZES[engine] = cache = _CacheSize()
+        event.listen(engine, "checkout", cache.checkout)
+    elif engine.dialect.name == "postgresql":
+        event.listen(engine, "connect", _configure_postgresql)
+        # An executemany INSERT without RETURNING goes as multi-row INSERT ... VALUES statements of up to
+        # 1,000 rows (SQLAlchemy's "insertmanyvalues", which psycopg2's dialect uses already), not as one
+        # statement per row: the Online Retail II import's 36,951 point events were 36,946 statements.
+        engine.dialect.use_insertmanyvalues_wo_returning = True
     return engine
+
+
+def _configure_postgresql(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    # psycopg prepares a statement on the server once it has run five times, and PostgreSQL may then
+    # keep one generic plan for it, made from the statistics of that moment. An import's lookups (which
+    # of these 500 invoice numbers exist?) were planned while the table held 29 rows: a scan of every
+    # row of the partner, filtered, kept while the table grew to 44,876 rows (250 ms a lookup, 22 of
+    # the import's 41 server CPU seconds). Plans made for each execution's values cost ~1 ms.
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("SET plan_cache_mode = force_custom_plan")
+    finally:
+        cursor.close()
+    dbapi_connection.commit()  # a session setting, kept: a later rollback must not undo it
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
@@ -93,6 +137,22 @@ def _begin_sqlite(connection: Connection) -> None:
     # an AUTOCOMMIT connection asked for no transaction; a BEGIN would make its writes roll back at close
     if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
         connection.exec_driver_sql("BEGIN")
+
+
+@contextmanager
+def streaming_reads(engine: Engine) -> Iterator[None]:
+    """Within this block, the engine's SQLite connections keep a page cache of `READ_CACHE_KIB`, not the
+    `WRITE_CACHE_KIB` an import's writes want, from their next checkout on (each unit of work checks one
+    out). A no-op elsewhere: PostgreSQL's cache is the server's."""
+    cache = _CACHE_SIZES.get(engine)
+    if cache is None:
+        yield
+        return
+    cache.readers += 1
+    try:
+        yield
+    finally:
+        cache.readers -= 1
 
 
 def purge_deleted(engine: Engine) -> None:

@@ -602,3 +602,20 @@ class Invitation(StoreModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     expires_at: datetime
     used_at: datetime | None = None
+
+
+class VerifiedInputs(StoreModel, table=True):
+    """What a content check of a member's interactions found, kept so that the next run for the same
+    leaves need not decrypt and re-hash them one by one (`api/evidence/inputs.py`): for each interaction
+    that verified, its id, leaf hash, payload digest and header, and the event read from its document.
+    Personal data, so one blob per member encrypted under the member's data key (erasure unlinks it with
+    the rest), and only ever used for a row whose leaf the same run proved against the chain and whose
+    id, leaf, payload and header are still exactly those it names."""
+
+    __tablename__ = "verified_inputs"
+    __table_args__ = (_length_check("member_id"),)
+
+    partner_id: int = Field(foreign_key="partners.id", primary_key=True, sa_type=ID_TYPE)
+    member_id: bytes = Field(primary_key=True)
+    blob: bytes
+    updated_at: datetime = Field(default_factory=utcnow)

@@ -286,6 +286,11 @@ def score(
         )
         + (f", {report.erased} erased" if report.erased else "")
     )
+    if report.inputs_from_memo:
+        console.print(
+            f"{report.inputs_from_memo:,} inputs' content checks read from the memo of an earlier run"
+            " (their leaves proven on chain in this one)"
+        )
     if report.actions:
         console.print("actions: " + ", ".join(f"{n} {what}" for what, n in report.actions.most_common()))
     console.print(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -23,6 +23,7 @@ from sqlmodel import Session
 
 from api.context import Crm
 from api.errors import InvalidInput, NotAllowed, NotFound
+from api.evidence.inputs import verified_inputs
 from api.evidence.outbox import Outbox
 from api.evidence.records import EXPLANATION_FIELD, decision_of
 from api.evidence.verification import Outcome, VerifiedInteraction, verified_interactions
@@ -32,13 +33,14 @@ from ledger.clients.consent import purpose_id
 from ledger.clients.decisions import DECISION_BATCH_MAX, RecordedDecision
 from ledger.merkle import merkle_root
 from ml import decision as deciding
-from ml.events import Event, from_document
+from ml.events import from_document
 from ml.glassbox import FORMAT_V1, Counterfactual, GlassBox
 from ml.policy import Cutoff, budget_cutoff
 from offchain.crypto import hmac_sha256
 from offchain.errors import DecryptionFailed
-from offchain.models import CustomerStatus, DecisionRecord, InteractionKind, RegisteredModel
+from offchain.models import CustomerStatus, DecisionRecord, RegisteredModel
 from offchain.repositories import customers, decisions, models, partners
+from offchain.repositories import verified_inputs as verified_memo
 from offchain.repositories.partners import PartnerRecord
 
 PROFILING = purpose_id("profiling")
@@ -55,6 +57,7 @@ class ScoreReport:
     no_inputs: int = 0  # members with no verified purchase before the as-of date
     outside_population: int = 0  # members with none in the year before it (the model's population)
     erased: int = 0  # erased members asked for (never scored)
+    inputs_from_memo: int = 0  # inputs whose content check the memo of an earlier run stood in for
     timings: dict[str, float] = field(default_factory=dict)  # phase -> seconds
     rule: str = ""  # the model's action rule, in words
     as_of_rule: str = ""  # how the as-of date was chosen
@@ -103,8 +106,10 @@ def score(
     # every verified interaction of the partner, for one member as for all: the default as-of date
     # is the day after the latest of them, the same for `--member` and `--all`
     say("verifying the inputs against the chain", "verify")
-    checked = verified_interactions(crm, partner, None)
-    histories, leaves, ids = _verified_histories(checked, report.inputs_excluded, keep=set(pool))
+    inputs = verified_inputs(crm, partner, keep=pool)
+    histories, leaves, ids = inputs.histories, inputs.leaves, inputs.ids
+    report.inputs_excluded.update(inputs.excluded)
+    report.inputs_from_memo = inputs.from_memo
     if as_of is None:  # the day after the partner's latest verified event: "now", in the data's own time
         latest = max((e.at for events in histories.values() for e in events), default=None)
         if latest is None:
@@ -188,6 +193,8 @@ def score(
         report.actions[scored.action] += 1
     with crm.unit_of_work() as db:
         decisions.insert(db, staged)
+        # the memo with the decisions: a run that fails writes neither
+        verified_memo.replace(db, record.id, inputs.pending)
     say(f"logging {len(staged):,} decisions on chain", "log")
     report.decided = [decision_id for _, decision_id in send_staged_decisions(crm, who)]
     say("done", "done")
@@ -295,30 +302,6 @@ def _load(model_id: int, raw: bytes) -> GlassBox:
         return GlassBox.from_bytes(raw)
     except (KeyError, TypeError, ValueError) as exc:
         raise InvalidInput(f"model {model_id} cannot be used by this release: {exc}") from None
-
-
-def _verified_histories(
-    checked: Sequence[VerifiedInteraction], excluded: Counter[str], keep: set[bytes] | None = None
-) -> tuple[dict[str, list[Event]], dict[str, list[bytes]], dict[str, list[int]]]:
-    """Per member ("0x..."; of `keep` only, if given): its verified events oldest first, with the leaf
-    and interaction id of each in the same order; everything else of theirs is counted in `excluded`
-    (erased members' interactions are not inputs anyone could use, and are not counted)."""
-    grouped: dict[str, list[tuple[Event, bytes, int]]] = defaultdict(list)
-    for item in checked:
-        if item.document is not None and item.document.get("kind") == InteractionKind.RECORD_UPDATE:
-            continue  # a change of the customer's record: not an event of its behaviour
-        if item.outcome is Outcome.VERIFIED and item.document is not None:
-            event = from_document(item.document)
-            grouped[event.member].append((event, item.leaf, item.interaction_id))
-        elif item.outcome is not Outcome.ERASED and (keep is None or item.member in keep):
-            excluded[item.outcome.value] += 1
-    histories, leaves, ids = {}, {}, {}
-    for member, items in grouped.items():
-        items.sort(key=lambda t: (t[0].at, t[2]))  # oldest first; ties in interaction order
-        histories[member] = [t[0] for t in items]
-        leaves[member] = [t[1] for t in items]
-        ids[member] = [t[2] for t in items]
-    return histories, leaves, ids
 
 
 # --- reading decisions back ------------------------------------------------------------------------------

@@ -30,7 +30,16 @@ from ledger.clients import Authorization
 from offchain.canonical import canonical_json
 from offchain.db import purge_deleted
 from offchain.models import CustomerStatus, ErasureReceipt
-from offchain.repositories import batches, customers, decisions, erasures, interactions, partners, points
+from offchain.repositories import (
+    batches,
+    customers,
+    decisions,
+    erasures,
+    interactions,
+    partners,
+    points,
+    verified_inputs,
+)
 
 RECEIPT_SCHEMA = "ledgercrm/erasure-receipt/v1"
 
@@ -112,6 +121,7 @@ def erase_customer(
             interactions.drop_payloads(db, member)
             points.forget_keys(db, member)
             decisions.drop_explanations(db, member)
+            verified_inputs.drop_member(db, member)
             # The key goes last, inside the transaction: if deleting it fails, the tombstones roll back
             # and the customer is intact; if the commit fails after it, the call can simply be repeated.
         if not crm.vault.is_erased(partner_name, member):

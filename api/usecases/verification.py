@@ -11,6 +11,7 @@ from api.evidence.verification import Check, Outcome, Verification, Verification
 from api.principal import Principal, Role
 from api.usecases.loyalty import reconcile
 from api.usecases.partners import partner_names
+from offchain.db import streaming_reads
 
 
 def verify(
@@ -37,6 +38,14 @@ def verify(
         raise MalformedInput(
             f"--consortium takes a contract address (0x + 40 hex digits), not {consortium!r}"
         )
+    # one pass over the store from end to end: no page is read twice, so a large page cache only grows
+    with streaming_reads(crm.engine):
+        return _verify(crm, who, member, auditor=auditor, consortium=consortium)
+
+
+def _verify(
+    crm: Crm, who: Principal, member: bytes | None, *, auditor: bool, consortium: str | None
+) -> VerificationReport:
     deployment = crm.coalition.check_trust(consortium)
     content = not auditor and who.role is not Role.AUDITOR
     report = VerificationReport(chain_id=deployment.chain_id, consortium=deployment.contracts["Consortium"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlmodel import Session, col, select
 
 from offchain.db import insert_rows
@@ -24,9 +24,10 @@ class _DecisionRows(HashedRows):
         rows = super().confirm(db, tx_hash, block_number, onchain_id)
         if onchain_id is None:
             raise ValueError("a mined recordDecisions names its first decision id")
-        for rank, row in enumerate(rows):
+        if rows:  # one executemany: an UPDATE per decision was a third of logging a batch of 500
             db.connection().execute(
-                update(_TABLE).where(_C.id == row.id).values(decision_id=onchain_id + rank)
+                update(_TABLE).where(_C.id == bindparam("row_id")).values(decision_id=bindparam("number")),
+                [{"row_id": row.id, "number": onchain_id + rank} for rank, row in enumerate(rows)],
             )
         return [(row.id, onchain_id + rank) for rank, row in enumerate(rows)]
 

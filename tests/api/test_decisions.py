@@ -10,6 +10,7 @@ import math
 import os
 import shutil
 import sqlite3
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from datetime import UTC, datetime, timedelta
@@ -19,7 +20,8 @@ import pytest
 
 from api.context import Crm
 from api.errors import InvalidInput, NotAllowed, NotFound
-from api.evidence.verification import VerificationReport
+from api.evidence.inputs import VerifiedInputs, verified_inputs
+from api.evidence.verification import Outcome, VerificationReport, verified_interactions
 from api.principal import Principal
 from api.settings import Settings
 from api.usecases import decisions as deciding
@@ -34,8 +36,9 @@ from ledger.backends import EthTesterBackend
 from ledger.clients.decisions import Decision
 from ledger.coalition import Coalition
 from ml.decision import read_action_word
+from ml.events import Event, from_document
 from ml.glassbox import GlassBox
-from offchain.models import DecisionRecord
+from offchain.models import DecisionRecord, InteractionKind
 from offchain.repositories import customers, decisions, models
 from tests.fixtures.trained import TrainedHome, forked
 
@@ -551,3 +554,76 @@ def test_a_model_of_the_earlier_format_still_decides_and_reproduces_and_an_unkno
     with pytest.raises(InvalidInput, match=f"model {unknown_id} cannot be used by this release: .*v0"):
         deciding.score(crm, ACME, members=consenting[:5], model_id=unknown_id, as_of=AS_OF)
     assert crm.coalition.decisions.decision_count() == count
+
+
+# --- the memo of verified inputs (api/evidence/inputs.py) -------------------------------------------------
+
+
+Read = tuple[dict[str, list[Event]], dict[str, list[bytes]], dict[str, list[int]], Counter[str]]
+
+
+def _checked_row_by_row(crm: Crm) -> Read:
+    """What scoring read before the memo: every interaction through `verified_interactions` (decrypted,
+    re-hashed, compared with its row), grouped per member as the models read them."""
+    excluded: Counter[str] = Counter()
+    grouped: dict[str, list[tuple[Event, bytes, int]]] = {}
+    for item in verified_interactions(crm, "acme", None):
+        if item.document is not None and item.document.get("kind") == InteractionKind.RECORD_UPDATE:
+            continue
+        if item.outcome is Outcome.VERIFIED and item.document is not None:
+            event = from_document(item.document)
+            grouped.setdefault(event.member, []).append((event, item.leaf, item.interaction_id))
+        elif item.outcome is not Outcome.ERASED:
+            excluded[item.outcome.value] += 1
+    for items in grouped.values():
+        items.sort(key=lambda t: (t[0].at, t[2]))
+    return (
+        {m: [t[0] for t in items] for m, items in grouped.items()},
+        {m: [t[1] for t in items] for m, items in grouped.items()},
+        {m: [t[2] for t in items] for m, items in grouped.items()},
+        excluded,
+    )
+
+
+def _read(found: VerifiedInputs) -> Read:
+    return found.histories, found.leaves, found.ids, found.excluded
+
+
+def test_the_memo_gives_the_same_inputs_and_one_tampered_with_or_made_for_other_rows_is_never_used(
+    world, scored
+):
+    """The memo scoring left gives the next run the same inputs without checking a row that verifies
+    again. Then someone who can write the store but holds no key: a memo edited, one member's memo put
+    in another's place, a payload replaced by another of the member's (it decrypts, but its HMAC is
+    another leaf's), a header edited. No memo opens under another member's key, and the memo names each
+    row's payload and header: each of these rows is checked in full, and caught."""
+    crm, _, _, _ = world
+    first = verified_inputs(crm, "acme")
+    first.save(crm)  # whatever an earlier test broke in the store was checked in full again
+    again = verified_inputs(crm, "acme")
+    assert _read(again) == _read(first) and again.from_memo > 1000 and not again.pending
+    # every row checked in full was one that does not verify (no memo holds those)
+    assert again.checked <= sum(again.excluded.values())
+    with store_kept(crm), closing(sqlite3.connect(_store(crm))) as db, db:
+        rows = dict(db.execute("SELECT member_id, COUNT(*) FROM interactions GROUP BY member_id").fetchall())
+        (a, blob_a), (b, _) = db.execute("SELECT member_id, blob FROM verified_inputs LIMIT 2")
+        flipped = bytes(blob_a[:-1]) + bytes([blob_a[-1] ^ 1])
+        db.execute("UPDATE verified_inputs SET blob = ? WHERE member_id = ?", [flipped, a])
+        db.execute("UPDATE verified_inputs SET blob = ? WHERE member_id = ?", [blob_a, b])
+        c, one, other = db.execute(
+            "SELECT member_id, MIN(id), MAX(id) FROM interactions WHERE payload_ciphertext IS NOT NULL"
+            " AND member_id NOT IN (?, ?) GROUP BY member_id HAVING COUNT(*) > 1 LIMIT 1",
+            [a, b],
+        ).fetchone()
+        db.execute(
+            "UPDATE interactions SET payload_ciphertext ="
+            " (SELECT payload_ciphertext FROM interactions WHERE id = ?) WHERE id = ?",
+            [other, one],
+        )
+        db.execute("UPDATE interactions SET external_key = 'edited' WHERE id = ?", [other])
+        db.commit()
+        found = verified_inputs(crm, "acme")
+        row_by_row = _checked_row_by_row(crm)
+        assert _read(found) == row_by_row and row_by_row[3]["tampered"] >= 2
+        assert found.checked >= rows[a] + rows[b] + 2 and {bytes(a), bytes(b)} <= set(found.pending)
+        assert not {one, other} & set(found.ids.get("0x" + bytes(c).hex(), []))

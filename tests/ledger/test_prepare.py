@@ -279,6 +279,21 @@ def test_the_word_encoder_gives_eth_abis_bytes(arguments):
     assert _encode_words(types, values) == Web3().codec.encode(types, values)
 
 
+@st.composite
+def tuple_arrays(draw: st.DrawFn) -> tuple[list[str], list[Any]]:
+    """An array of static tuples of words (recordDecisions' shape), after a word or two."""
+    parts = draw(st.lists(st.sampled_from(sorted(WORD_TYPES)), min_size=1, max_size=6))
+    rows = draw(st.lists(st.tuples(*(WORD_TYPES[p] for p in parts)), max_size=8))
+    head = draw(st.lists(st.sampled_from(sorted(WORD_TYPES)), max_size=2))
+    return [*head, "(" + ",".join(parts) + ")[]"], [*(draw(WORD_TYPES[h]) for h in head), rows]
+
+
+@given(tuple_arrays())
+def test_the_word_encoder_gives_eth_abis_bytes_for_arrays_of_tuples(arguments):
+    types, values = arguments
+    assert _encode_words(types, values) == Web3().codec.encode(types, values)
+
+
 @pytest.mark.parametrize(
     ("types", "values"),
     [
@@ -293,6 +308,11 @@ def test_the_word_encoder_gives_eth_abis_bytes(arguments):
         (["bytes32[][]"], [[[b"\x00" * 32]]]),
         (["address"], ["0x" + "11" * 20]),
         (["uint256", "uint256"], [1]),
+        (["(uint256,bytes32)"], [(1, b"\x00" * 32)]),  # a tuple outside an array: its head is two words
+        (["(uint256,bytes32)[]"], [[(1,)]]),  # a tuple short of a component
+        (["(uint256,string)[]"], [[(1, "a")]]),  # a dynamic component
+        (["(uint256,(uint256,uint256))[]"], [[(1, (2, 3))]]),  # nested
+        (["(uint8,bytes32)[]"], [[(256, b"\x00" * 32)]]),  # out of its range
     ],
 )
 def test_the_word_encoder_steps_aside_for_anything_else(types, values):

@@ -6,12 +6,12 @@ import os
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import Engine, insert, text
+from sqlalchemy import Engine, event, insert, text
 from sqlalchemy import select as sa_select
 from sqlalchemy.exc import StatementError
 from sqlmodel import Session, select
 
-from offchain.db import IN_LIMIT, insert_rows, select_in, session
+from offchain.db import IN_LIMIT, insert_rows, make_engine, migrate, select_in, session
 from offchain.models import Interaction, InteractionKind, Partner, PointEvent, PointKind
 from tests.offchain.test_store import AWKWARD_BYTES, _customer, _hash, _partner
 
@@ -136,3 +136,42 @@ def test_select_in_reads_what_a_core_select_reads(engine: Engine) -> None:
     assert {kind for kind, *_ in fast} == {InteractionKind.RETURN, InteractionKind.SUPPORT_TICKET}
     assert all(isinstance(row[2], datetime) and row[2].tzinfo is not None for row in fast)
     assert sorted(key for (key,) in everyone) == ["mine-1", "mine-2", "theirs-1", "theirs-2"]
+
+
+def test_postgresql_batches_inserts_and_plans_each_lookup_for_its_values(postgres_url: str) -> None:
+    """An executemany INSERT goes as multi-row statements, and a lookup run often enough to be
+    prepared is still planned for its own values and the table as it is now (a generic plan cached
+    while the table was small scanned every row of the partner for each lookup as it grew)."""
+    engine = make_engine(postgres_url)
+    try:
+        migrate(engine)
+        statements: list[str] = []
+        event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+        with session(engine) as db:
+            partner = _partner(db)
+            customer = _customer(db, partner)
+            assert partner.id is not None
+            rows = [
+                {
+                    "partner_id": partner.id,
+                    "member_id": customer.member_id,
+                    "kind": PointKind.EARN,
+                    "amount": n + 1,
+                    "ref": _hash(f"ref {n}"),
+                    "external_key": f"inv-{n}",
+                    "tx_hash": None,
+                    "block_number": None,
+                    "created_at": datetime.now(UTC),
+                }
+                for n in range(2500)
+            ]
+            statements.clear()
+            insert_rows(db.connection(), PointEvent.__table__, rows)  # type: ignore[attr-defined]
+            assert len([s for s in statements if s.startswith("INSERT")]) == 3  # 1,000 rows a statement
+            stored = db.connection().execute(text("SELECT external_key, amount FROM point_events")).all()
+            assert sorted(stored) == sorted((row["external_key"], row["amount"]) for row in rows)
+            db.rollback()  # the setting below is the connection's, not this transaction's
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("SHOW plan_cache_mode").scalar_one() == "force_custom_plan"
+    finally:
+        engine.dispose()

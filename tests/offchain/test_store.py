@@ -21,7 +21,15 @@ from sqlalchemy import CheckConstraint, Engine, insert, inspect, make_url
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlmodel import Session, col, select
 
-from offchain.db import HEAD_REVISION, alembic_config, make_engine, migrate, purge_deleted, session
+from offchain.db import (
+    HEAD_REVISION,
+    alembic_config,
+    make_engine,
+    migrate,
+    purge_deleted,
+    session,
+    streaming_reads,
+)
 from offchain.models import (
     AnchorStatus,
     Batch,
@@ -102,7 +110,7 @@ def test_migrations_create_exactly_the_models_schema(engine: Engine) -> None:
     with engine.connect() as connection:
         context = MigrationContext.configure(connection)
         head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-        assert context.get_current_revision() == head == HEAD_REVISION == "0010_pages_more"
+        assert context.get_current_revision() == head == HEAD_REVISION == "0011_ml_serve"
         # what `alembic check` does: autogenerate against the migrated database must find nothing to do
         assert compare_metadata(context, metadata) == []
         command.check(alembic_config(connection))
@@ -552,6 +560,20 @@ def test_sqlite_connections_use_wal_secure_delete_foreign_keys_and_large_pages(s
             assert pragma("PRAGMA foreign_keys").scalar() == 1
             assert pragma("PRAGMA synchronous").scalar() == 1  # NORMAL
             assert pragma("PRAGMA page_size").scalar() == 16384  # a new file gets 16 KiB pages
+
+
+def test_streaming_reads_keep_a_small_page_cache_while_they_last(sqlite_engine: Engine) -> None:
+    def cache_size() -> int:
+        with sqlite_engine.connect() as connection:  # a checkout of the pooled connection
+            return int(connection.exec_driver_sql("PRAGMA cache_size").scalar_one())
+
+    assert cache_size() == -65536
+    with streaming_reads(sqlite_engine):
+        assert cache_size() == -8192
+        with streaming_reads(sqlite_engine):  # nested (two verifications in one server): still small
+            assert cache_size() == -8192
+        assert cache_size() == -8192
+    assert cache_size() == -65536  # the same connection, back to what an import's writes want
 
 
 def test_sqlite_autocommit_connections_keep_their_writes(sqlite_engine: Engine) -> None:

@@ -1,0 +1,96 @@
+"""py_ecc's BLS12-381 modules, loaded when first used rather than whenever eth_account is imported.
+
+eth_account imports eth_keyfile, and eth_keyfile imports `G2ProofOfPossession` from `py_ecc.bls` and
+`curve_order` from `py_ecc.bls12_381` at module level, for BLS (EIP-2335) keystores, which nothing here
+makes or reads. Importing those two computes BLS12-381 pairing constants in pure Python: about 0.3
+CPU s, paid by every process that touches the chain (`decision verify` spent more on it than on
+verifying). `defer_bls` puts a stand-in module in the place of each; the real one is imported the first
+time anything reads an attribute the stand-in does not hold, and is from then on the module everyone
+gets, so BLS keystores still work (tests/ledger/test_deferred.py).
+
+`curve_order` (the order of the BLS12-381 group, a constant of the curve) is held by the stand-in itself:
+eth_keyfile reads it at import. The test checks it against the real module's. Nothing else of py_ecc is
+deferred: py-evm's precompiles import the optimized curves themselves, directly.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+import types
+from typing import Any
+
+BLS12_381_ORDER = 0x73EDA753299D7D483339D80809A1D80553BDA402FFFE5BFEFFFFFFFF00000001
+
+# module -> (names eth_keyfile takes from it at its own import that stand for the real attribute until
+# used, constants the stand-in holds as they are)
+_DEFERRED: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
+    "py_ecc.bls": (("G2ProofOfPossession",), {}),
+    "py_ecc.bls12_381": ((), {"curve_order": BLS12_381_ORDER}),
+}
+
+
+class _Attribute:
+    """One attribute of a deferred module (a class), until something reads from it or calls it."""
+
+    def __init__(self, module: str, name: str) -> None:
+        self._module = module
+        self._name = name
+
+    def __getattr__(self, item: str) -> Any:
+        return getattr(getattr(real(self._module), self._name), item)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return getattr(real(self._module), self._name)(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<deferred {self._module}.{self._name}>"
+
+
+class _StandIn(types.ModuleType):
+    def __getattr__(self, item: str) -> Any:
+        if item.startswith("__"):  # the import system's own probes (__path__, __spec__...)
+            raise AttributeError(item)
+        return getattr(real(self.__name__), item)
+
+
+def real(name: str) -> types.ModuleType:
+    """The real module `name`, imported now if its stand-in is still in its place."""
+    found = sys.modules.get(name)
+    if found is None or isinstance(found, _StandIn):
+        sys.modules.pop(name, None)
+        found = importlib.import_module(name)
+        # submodules imported through the stand-in (py-evm's precompiles) were set on it, not on the
+        # real module, and an import finds them in sys.modules without setting them again
+        prefix = name + "."
+        for key, module in list(sys.modules.items()):
+            child = key[len(prefix) :]
+            if key.startswith(prefix) and "." not in child and not hasattr(found, child):
+                setattr(found, child, module)
+    return found
+
+
+def defer_bls() -> None:
+    """Put the stand-ins in place, each unless its module is imported already (then it costs nothing
+    more to use it)."""
+    for name, (attributes, constants) in _DEFERRED.items():
+        if name in sys.modules:
+            continue
+        importlib.import_module("py_ecc")  # the package itself imports none of its curves
+        spec = importlib.util.find_spec(name)  # found, not run
+        stand_in = _StandIn(name, "deferred: imported on first use (ledger.deferred)")
+        if spec is not None and spec.submodule_search_locations is not None:
+            # still a package: py-evm's precompiles import `py_ecc.bls.hash_to_curve` and friends
+            # directly, which needs the parent's path, and only that
+            stand_in.__path__ = list(spec.submodule_search_locations)
+        for attribute in attributes:
+            setattr(stand_in, attribute, _Attribute(name, attribute))
+        for constant, value in constants.items():
+            setattr(stand_in, constant, value)
+        sys.modules[name] = stand_in
+
+
+def loaded(name: str) -> bool:
+    """Whether the real module `name` has been imported (by use, or before `defer_bls`)."""
+    return name in sys.modules and not isinstance(sys.modules[name], _StandIn)
