@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import sys
 from collections import Counter, defaultdict
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -44,7 +45,7 @@ from offchain.repositories.interactions import InteractionRow
 from offchain.vault import CustomerKeys
 
 MEMO_FIELD = "verified-inputs"
-MEMO_VERSION = 2
+MEMO_VERSION = 3  # 3: an invoice's lines keep their unit prices and descriptions (product-mix features)
 
 # an entry: interaction id, leaf hash, payload digest, header, then the event (or None for a change of
 # the customer's record, which verifies but is not an event of its behaviour)
@@ -163,7 +164,10 @@ def _memo_bytes(entries: list[_Entry]) -> bytes:
             return None
         codes = [code for code, _ in e.items]
         quantities = [quantity for _, quantity in e.items]
-        return [e.member, e.kind, e.at.isoformat(), e.total, codes, quantities, e.country, e.text]
+        return [
+            e.member, e.kind, e.at.isoformat(), e.total, codes, quantities, e.country, e.text,
+            list(e.prices), list(e.descriptions),
+        ]  # fmt: skip
 
     return json.dumps(
         {
@@ -191,11 +195,14 @@ def _open(keys: CustomerKeys | None, blob: bytes | None) -> dict[int, _Entry]:
         for i, leaf, digest, tail, e in memo["entries"]:
             event = None
             if e is not None:
-                member, kind, at, total, codes, quantities, country, text = e
+                member, kind, at, total, codes, quantities, country, text, prices, described = e
                 # the blob authenticated under the member's key: written by this code, its types as
                 # written (an invoice's lines were a third of a warm run as a str() and int() each)
                 items = tuple(zip(codes, quantities, strict=True))
-                event = Event(member, kind, datetime.fromisoformat(at), float(total), items, country, text)
+                event = Event(
+                    member, kind, datetime.fromisoformat(at), float(total), items, country, text,
+                    tuple(prices), tuple(map(sys.intern, described)),
+                )  # fmt: skip
             found[int(i)] = (int(i), bytes.fromhex(leaf), bytes.fromhex(digest), tail.encode(), event)
         return found
     except (VaultError, ValueError, KeyError, TypeError, AttributeError):
