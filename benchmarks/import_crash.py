@@ -25,12 +25,12 @@ transaction in flight, whether the chain has it. After the last run the script c
 generator's own records and against the chain: no interaction lost, none duplicated; every customer once;
 one consent receipt per customer and one consent record on chain each; the points on chain equal the
 generator's per member and `reconcile` agrees; and the partner's log, from the chain down: the chain's
-head size equals the interactions plus erasure receipts in the store, every leaf index 0..size-1 is held
-by exactly one record and proves against an anchored head (the head of its batch, read from the chain),
-no root appears in two `BatchAnchored` events and the partner's events are its heads, each head is
-claimed by one store batch with its root and size; and `verify --all` (the use case the CLI runs). A
-last table sums up lost, duplicated and anchored twice, each of which must be 0. It exits 1 if any
-check fails.
+head size equals the genesis leaf plus the interactions and erasure receipts in the store, every leaf
+index 1..size-1 is held by exactly one record and proves against an anchored head (the head of its
+batch, read from the chain), no root appears in two `BatchAnchored` events and the partner's events
+are its heads, each head is claimed by one store batch with its root and size; and `verify --all` (the
+use case the CLI runs). A last table sums up lost, duplicated and anchored twice, each of which must be
+0. It exits 1 if any check fails.
 """
 
 from __future__ import annotations
@@ -64,6 +64,7 @@ from sqlalchemy import func, or_
 from sqlmodel import col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
+from api.evidence.anchoring import GENESIS_SIZE
 from api.importers.records import InvoiceRecord, TicketRecord
 from api.importers.synthetic import SyntheticCustomer, generate
 from api.principal import Principal
@@ -519,21 +520,25 @@ def final_checks(home: Path, truth: Expected, tally: dict[str, int]) -> list[Che
         heads = coalition.anchor.heads(partner.address)
         head = coalition.anchor.head(partner.address)
         anchor_events = coalition.anchor.anchored_events()
+        # leaf 0 is the partner's genesis leaf (its first head's root was proven on chain to start with
+        # it); the store's records are leaves 1.. of the log
         check(
-            "log: head size = interactions + erasure receipts",
-            head.size == len(keys) + receipts and head.count == len(heads),
+            "log: head size = genesis leaf + interactions + erasure receipts",
+            head.size == GENESIS_SIZE + len(keys) + receipts and head.count == len(heads),
             f"the chain's head of {partner.name}: {head.size:,} leaves in {head.count} heads; the store: "
-            f"{len(keys):,} interactions + {receipts:,} erasure receipts",
+            f"{len(keys):,} interactions + {receipts:,} erasure receipts, after {GENESIS_SIZE} genesis leaf",
         )
         held = Counter(leaf.index for leaf in leaves if leaf.index is not None)
         unplaced = [leaf.record for leaf in leaves if leaf.index is None]
-        gaps = [i for i in range(head.size) if i not in held]
+        gaps = [i for i in range(GENESIS_SIZE, head.size) if i not in held]
+        at_genesis = sorted(i for i in held if i < GENESIS_SIZE)  # a record where the genesis leaf is
         twice = sorted(i for i, c in held.items() if c > 1)
         beyond = sorted(i for i in held if i >= head.size)
         check(
-            "log: every leaf 0..size-1 held once by the store",
-            not gaps and not twice and not beyond and not unplaced,
+            "log: every leaf 1..size-1 held once by the store",
+            not gaps and not twice and not beyond and not unplaced and not at_genesis,
             f"{len(held):,} leaf indexes held; {len(gaps):,} missing ({_ranges(gaps[:20])}), "
+            f"{len(at_genesis):,} at the genesis leaf, "
             f"{len(twice):,} held twice ({_ranges(twice[:20])}), {len(beyond):,} beyond the head, "
             f"{len(unplaced):,} records not in the log",
         )

@@ -73,6 +73,11 @@ def start_anvil(
     command += ["--prune-history", str(KEPT_STATES)]
     if state_file is not None:
         command += ["--state", str(state_file), "--state-interval", "1"]
+    url = f"http://127.0.0.1:{port}"
+    # a node already on the port would answer for ours, which exits at once ("Address already in use"):
+    # everything sent to "our" chain would go to someone else's (seen when two free_port()s raced)
+    if rpc_answers(url, timeout=0.5):
+        raise BackendError(f"a node already answers on {url}: choose another port")
     log = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
     try:
         process = subprocess.Popen(
@@ -81,12 +86,11 @@ def start_anvil(
     finally:
         if log_file:
             log.close()  # type: ignore[union-attr]  # the child holds its own descriptor
-    url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + startup_timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise BackendError(f"anvil exited with code {process.returncode} before answering on {url}")
-        if rpc_answers(url, timeout=0.5):
+        if rpc_answers(url, timeout=0.5) and process.poll() is None:
             return process
         time.sleep(0.1)
     process.kill()

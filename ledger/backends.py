@@ -317,7 +317,7 @@ class RpcBackend:
 
     @cached_property
     def accounts(self) -> Sequence[LocalAccount]:
-        """The signing accounts, derived on first use: deriving the mnemonic's ten costs ~0.1 CPU s (PBKDF2
+        """The signing accounts, derived on first use: deriving the mnemonic's ten costs ~0.03 CPU s (PBKDF2
         and BIP-32), which a command that only reads the chain (every home is opened this way) never
         needs."""
         if self._keys is not None:

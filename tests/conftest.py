@@ -7,12 +7,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from ledger.anvil import free_port, start_anvil
 from ledger.backends import Backend, EthTesterBackend, RpcBackend
 from ledger.coalition import Coalition
 from ledger.errors import BackendError
 from tests.fixtures.trained import TRAINED
+
+# Property tests check what is computed, not how fast: on a shared 2-core machine at load 13 a draw of a
+# few hundred words took long enough for hypothesis's too_slow health check and its deadline to fail a
+# run whose every example passed.
+settings.register_profile("ledgercrm", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("ledgercrm")
 
 # the SQLite/PostgreSQL fixtures (db_url, engine, postgres_server, ...) and the trained home (trained_home,
 # forked) serve every test folder

@@ -24,6 +24,7 @@ fails writes nothing.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import sys
@@ -45,7 +46,11 @@ from offchain.repositories.interactions import InteractionRow
 from offchain.vault import CustomerKeys
 
 MEMO_FIELD = "verified-inputs"
-MEMO_VERSION = 3  # 3: an invoice's lines keep their unit prices and descriptions (product-mix features)
+MEMO_VERSION = 3  # bump when `ml.events.from_document` reads a document otherwise: old memos are then unread
+# the fields of `ml.events.Event` the memo writes and reads back; an Event with others (the models read
+# something new) makes every run check in full, and tests/api/test_decisions.py says so
+EVENT_FIELDS = ("member", "kind", "at", "total", "items", "country", "text", "prices", "descriptions")
+MEMO_USABLE = tuple(f.name for f in dataclasses.fields(Event)) == EVENT_FIELDS
 
 # an entry: interaction id, leaf hash, payload digest, header, then the event (or None for a change of
 # the customer's record, which verifies but is not an event of its behaviour)
@@ -83,7 +88,7 @@ def verified_inputs(crm: Crm, partner_name: str, keep: Collection[bytes] | None 
         assert partner.id is not None
         found.partner_id = partner.id
         run = _Partner(crm, db, partner, full=True)
-        blobs = memo_rows.of_partner(db, partner.id)
+        blobs = memo_rows.of_partner(db, partner.id) if MEMO_USABLE else {}
         keys: dict[bytes, CustomerKeys] = {}
         memos: dict[bytes, dict[int, _Entry]] = {}
         fresh: dict[bytes, list[_Entry]] = defaultdict(list)  # member -> every entry this run
@@ -118,7 +123,7 @@ def verified_inputs(crm: Crm, partner_name: str, keep: Collection[bytes] | None 
                 event = entry[4]
                 if event is not None:
                     grouped[event.member].append((event, entry[1], entry[0]))
-    for member in stale:
+    for member in stale if MEMO_USABLE else ():
         member_keys = keys.get(member)
         if member_keys is not None and fresh.get(member):
             with contextlib.suppress(VaultError):  # erased in the meantime: no memo
@@ -164,10 +169,19 @@ def _memo_bytes(entries: list[_Entry]) -> bytes:
             return None
         codes = [code for code, _ in e.items]
         quantities = [quantity for _, quantity in e.items]
+        # every field of the event (a field left out would change features, scores and explanations)
         return [
-            e.member, e.kind, e.at.isoformat(), e.total, codes, quantities, e.country, e.text,
-            list(e.prices), list(e.descriptions),
-        ]  # fmt: skip
+            e.member,
+            e.kind,
+            e.at.isoformat(),
+            e.total,
+            codes,
+            quantities,
+            e.country,
+            e.text,
+            list(e.prices),
+            list(e.descriptions),
+        ]
 
     return json.dumps(
         {
@@ -195,14 +209,22 @@ def _open(keys: CustomerKeys | None, blob: bytes | None) -> dict[int, _Entry]:
         for i, leaf, digest, tail, e in memo["entries"]:
             event = None
             if e is not None:
-                member, kind, at, total, codes, quantities, country, text, prices, described = e
+                member, kind, at, total, codes, quantities, country, text, prices, descriptions = e
                 # the blob authenticated under the member's key: written by this code, its types as
-                # written (an invoice's lines were a third of a warm run as a str() and int() each)
-                items = tuple(zip(codes, quantities, strict=True))
+                # written (an invoice's lines were a third of a warm run as a str() and int() each);
+                # strings interned as `from_document` interns them
+                items = tuple(zip(map(sys.intern, codes), quantities, strict=True))
                 event = Event(
-                    member, kind, datetime.fromisoformat(at), float(total), items, country, text,
-                    tuple(prices), tuple(map(sys.intern, described)),
-                )  # fmt: skip
+                    sys.intern(member),
+                    sys.intern(kind),
+                    datetime.fromisoformat(at),
+                    float(total),
+                    items,
+                    sys.intern(country) if isinstance(country, str) else country,
+                    text,
+                    tuple(prices),
+                    tuple(map(sys.intern, descriptions)),
+                )
             found[int(i)] = (int(i), bytes.fromhex(leaf), bytes.fromhex(digest), tail.encode(), event)
         return found
     except (VaultError, ValueError, KeyError, TypeError, AttributeError):

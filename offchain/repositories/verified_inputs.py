@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from sqlalchemy import delete
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
-from offchain.db import insert_rows
 from offchain.models import VerifiedInputs, utcnow
 
 _TABLE = VerifiedInputs.__table__  # type: ignore[attr-defined]
@@ -25,20 +25,23 @@ def of_partner(db: Session, partner_id: int) -> dict[bytes, bytes]:
 
 
 def replace(db: Session, partner_id: int, blobs: Mapping[bytes, bytes]) -> None:
-    """Put these members' blobs in place of any they had."""
+    """Put these members' blobs in place of any they had: one upsert, so two runs that write the same
+    member's memo at once (PostgreSQL) end with one of them, not a unique-key error."""
     if not blobs:
         return
-    members = list(blobs)
-    for start in range(0, len(members), 500):
-        db.connection().execute(
-            delete(_TABLE).where(_C.partner_id == partner_id, _C.member_id.in_(members[start : start + 500]))
-        )
     now = utcnow()
-    insert_rows(
-        db.connection(),
-        _TABLE,
-        [{"partner_id": partner_id, "member_id": m, "blob": b, "updated_at": now} for m, b in blobs.items()],
+    rows = [
+        {"partner_id": partner_id, "member_id": member, "blob": blob, "updated_at": now}
+        for member, blob in blobs.items()
+    ]
+    connection = db.connection()
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(_TABLE)
+    statement = statement.on_conflict_do_update(
+        index_elements=[_C.partner_id, _C.member_id],
+        set_={"blob": statement.excluded.blob, "updated_at": statement.excluded.updated_at},
     )
+    connection.execute(statement, rows)
 
 
 def drop_member(db: Session, member: bytes) -> None:

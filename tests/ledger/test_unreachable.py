@@ -89,3 +89,11 @@ def test_a_node_that_stops_mid_run_is_named_in_words() -> None:
     with pytest.raises(BackendError) as caught:  # what an import meets when the node goes away
         chain.lookup(contract, "0x" + "22" * 32)
     assert str(caught.value) == f"the node at {url} stopped answering: connection refused"
+
+
+def test_a_node_is_not_started_on_a_port_another_node_answers_on(anvil_url: str) -> None:
+    # the new node would exit at once ("Address already in use") while the other answered for it
+    port = int(anvil_url.rsplit(":", 1)[1])
+    with pytest.raises(BackendError) as caught:
+        start_anvil(port)
+    assert str(caught.value) == f"a node already answers on {anvil_url}: choose another port"

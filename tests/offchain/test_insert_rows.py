@@ -163,11 +163,11 @@ def test_postgresql_batches_inserts_and_plans_each_lookup_for_its_values(postgre
                     "block_number": None,
                     "created_at": datetime.now(UTC),
                 }
-                for n in range(2500)
+                for n in range(1001)
             ]
             statements.clear()
             insert_rows(db.connection(), PointEvent.__table__, rows)  # type: ignore[attr-defined]
-            assert len([s for s in statements if s.startswith("INSERT")]) == 3  # 1,000 rows a statement
+            assert len([s for s in statements if s.startswith("INSERT")]) == 2  # 1,000 rows a statement
             stored = db.connection().execute(text("SELECT external_key, amount FROM point_events")).all()
             assert sorted(stored) == sorted((row["external_key"], row["amount"]) for row in rows)
             db.rollback()  # the setting below is the connection's, not this transaction's
