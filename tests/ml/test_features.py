@@ -23,7 +23,15 @@ def test_no_feature_sees_past_its_as_of_date(synthetic):
         before = features(events, AS_OF, BG)
         # the future rewritten: every later event doubled, a huge purchase and an angry ticket added
         future = [replace(e, total=e.total * 2) if e.at >= AS_OF else e for e in events] + [
-            Event(member, PURCHASE, AS_OF, total=1e6, items=(("X", 999),)),
+            Event(
+                member,
+                PURCHASE,
+                AS_OF,
+                total=1e6,
+                items=(("X", 999),),
+                prices=(1e3,),
+                descriptions=("CHRISTMAS TREE",),
+            ),
             Event(member, SUPPORT_TICKET, AS_OF + timedelta(days=1), text="terrible, awful, never again"),
         ]
         future.sort(key=lambda e: e.at)
