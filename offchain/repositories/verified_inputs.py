@@ -10,7 +10,7 @@ from sqlalchemy import delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
-from offchain.models import VerifiedInputs, utcnow
+from offchain.models import Customer, CustomerStatus, VerifiedInputs, utcnow
 
 _TABLE = VerifiedInputs.__table__  # type: ignore[attr-defined]
 _C = _TABLE.c
@@ -29,11 +29,25 @@ def replace(db: Session, partner_id: int, blobs: Mapping[bytes, bytes]) -> None:
     member's memo at once (PostgreSQL) end with one of them, not a unique-key error."""
     if not blobs:
         return
+    # A run reads its members long before it writes (scoring 5,881 customers): one erased in between had
+    # her memo dropped already, and writing it now would leave a blob her old key (a key store restored
+    # from a backup) opens. So the erased are left out, read here with the write. FOR SHARE (PostgreSQL;
+    # SQLite's single writer needs none) orders this against `customers.mark_erased`: an erasure either
+    # committed first and is seen here, or waits for this write and its `drop_member` then deletes it.
+    statuses = db.exec(
+        select(Customer.member_id, Customer.status)
+        .where(Customer.partner_id == partner_id)
+        .with_for_update(read=True)
+    ).all()
+    gone = {bytes(member) for member, status in statuses if status == CustomerStatus.ERASED}
     now = utcnow()
     rows = [
         {"partner_id": partner_id, "member_id": member, "blob": blob, "updated_at": now}
         for member, blob in blobs.items()
+        if member not in gone
     ]
+    if not rows:
+        return
     connection = db.connection()
     dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
     statement = dialect.insert(_TABLE)
