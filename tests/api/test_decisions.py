@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from unittest.mock import ANY
 
 import pytest
 
@@ -26,7 +27,7 @@ from api.principal import Principal
 from api.settings import Settings
 from api.usecases import decisions as deciding
 from api.usecases.consent import send_staged_consents, stage_consents, withdraw_consent
-from api.usecases.erasure import erase_customer
+from api.usecases.erasure import erase_customer, reshred_erased
 from api.usecases.imports import import_synthetic
 from api.usecases.models import train_model
 from api.usecases.partners import register_partner
@@ -622,9 +623,93 @@ def test_the_memo_gives_the_same_inputs_and_one_tampered_with_or_made_for_other_
             [other, one],
         )
         db.execute("UPDATE interactions SET external_key = 'edited' WHERE id = ?", [other])
+        # rows whose leaf, payload and header are what their entries name, but that are no longer proven:
+        # a proof edited, and a row of the batch deleted behind the memo's back
+        proofless, deleted = db.execute(
+            "SELECT MAX(id), MIN(id) FROM interactions WHERE payload_ciphertext IS NOT NULL"
+            " AND length(proof) > 0 AND member_id NOT IN (?, ?, ?)",
+            [a, b, c],
+        ).fetchone()
+        db.execute("UPDATE interactions SET proof = zeroblob(length(proof)) WHERE id = ?", [proofless])
+        db.execute("DELETE FROM interactions WHERE id = ?", [deleted])
         db.commit()
         found = verified_inputs(crm, "acme")
         row_by_row = _checked_row_by_row(crm)
-        assert _read(found) == row_by_row and row_by_row[3]["tampered"] >= 2
+        assert _read(found) == row_by_row and row_by_row[3]["tampered"] >= 3
+        assert proofless not in {i for ids in found.ids.values() for i in ids}
         assert found.checked >= rows[a] + rows[b] + 2 and {bytes(a), bytes(b)} <= set(found.pending)
         assert not {one, other} & set(found.ids.get("0x" + bytes(c).hex(), []))
+
+
+def test_the_memo_is_not_used_for_rows_of_a_batch_the_chains_heads_do_not_prove(world, scored):
+    """The memo stands in for the content check only: with every row's leaf, payload and header exactly
+    what its entry names, but no batch's root what the chain's head says, nothing is read from it."""
+    crm, _, _, _ = world
+    verified_inputs(crm, "acme").save(crm)  # every row that verifies has its entry
+    with store_kept(crm), closing(sqlite3.connect(_store(crm))) as db, db:
+        (placed,) = db.execute("SELECT COUNT(*) FROM interactions WHERE batch_id IS NOT NULL").fetchone()
+        db.execute("UPDATE batches SET root = zeroblob(32)")  # no batch matches the chain's heads
+        db.commit()
+        found = verified_inputs(crm, "acme")
+        assert found.histories == {} and found.from_memo == 0 and found.excluded["tampered"] == placed
+
+
+def _copy_sqlite(source: Path, target: Path) -> None:
+    with closing(sqlite3.connect(source)) as live, closing(sqlite3.connect(target)) as copy:
+        live.backup(copy)
+
+
+def test_an_erased_members_memo_leaves_no_byte_and_restored_stores_with_her_old_key_do_not_bring_it_back(
+    world, scored
+):
+    """Erasure drops the member's memo: no row, and not a byte of the blob in the store's files. Then the
+    worst case for the memo: the data store and the key store both restored from backups taken before the
+    erasure, so her memo is back, opens under her old key again, and every entry still names her rows'
+    leaves, payloads and headers exactly. Opening the home shreds her key again (the chain is the shred
+    list), and then none of her rows is read from the memo or used: the same as row by row."""
+    crm, _, _, _ = world
+    verified_inputs(crm, "acme").save(crm)  # whatever an earlier test left unwritten
+    store, keys = _store(crm), Path(crm.settings.keys_location())
+    with closing(sqlite3.connect(store)) as db:
+        member, blob, count = db.execute(
+            "SELECT v.member_id, v.blob,"
+            " (SELECT COUNT(*) FROM interactions i WHERE i.member_id = v.member_id)"
+            " FROM verified_inputs v JOIN customers c ON c.member_id = v.member_id"
+            " WHERE c.status != 'erased' ORDER BY v.member_id LIMIT 1"
+        ).fetchone()
+    member, blob = bytes(member), bytes(blob)
+    home = Path(crm.settings.home)
+    before, keys_before = home / "before.sqlite", home / "keys-before.sqlite"
+    after, keys_after = home / "after.sqlite", home / "keys-after.sqlite"
+    _copy_sqlite(store, before)
+    _copy_sqlite(keys, keys_before)
+    erase_customer(crm, ACME, member)
+    with closing(sqlite3.connect(store)) as db:
+        left = db.execute("SELECT COUNT(*) FROM verified_inputs WHERE member_id = ?", [member]).fetchone()
+        assert left == (0,)
+    for path in (store, Path(f"{store}-wal")):
+        if path.exists():
+            assert blob[-48:] not in path.read_bytes(), f"the erased member's memo is still in {path.name}"
+    _copy_sqlite(store, after)
+    _copy_sqlite(keys, keys_after)
+    reshredded = len(crm.reshredded)
+    try:
+        restore(crm, before)
+        crm.keystore.close()
+        for suffix in ("-wal", "-shm"):
+            Path(f"{keys}{suffix}").unlink(missing_ok=True)
+        shutil.copyfile(keys_before, keys)
+        assert member in crm.vault.bulk_keys("acme", [member])  # her old key is back, and opens her memo
+        assert reshred_erased(crm) == [("acme", member, ANY)]  # as opening the home does: the chain says
+        found = verified_inputs(crm, "acme")
+        assert "0x" + member.hex() not in found.histories
+        assert _read(found) == _checked_row_by_row(crm) and found.excluded["tampered"] >= count
+    finally:
+        del crm.reshredded[reshredded:]  # the next `verify` of this world is not about this restore
+        restore(crm, after)
+        crm.keystore.close()
+        for suffix in ("-wal", "-shm"):
+            Path(f"{keys}{suffix}").unlink(missing_ok=True)
+        shutil.copyfile(keys_after, keys)
+        for path in (before, keys_before, after, keys_after):
+            path.unlink()
