@@ -15,7 +15,7 @@ content check is a function of exactly these and the member's key (decrypt, HMAC
 the header), so the entry's outcome is what checking again would give. Anything else (no blob, a blob
 that does not open, under a key since shredded or rotated, an entry that names other bytes) and the row
 is checked in full, as before, and the member's memo written anew. A tampered memo can therefore cost
-time, never change an outcome: the hostile tests in tests/api/test_verified_inputs.py try.
+time, never change an outcome: the hostile tests in tests/api/test_decisions.py (`memo`) try.
 
 Memo writes are handed back (`pending`) for the caller to commit with its own writes, so a command that
 fails writes nothing.
@@ -79,7 +79,7 @@ def verified_inputs(crm: Crm, partner_name: str, keep: Collection[bytes] | None 
     """Every verified interaction of the partner, as events per member; what is left out is counted in
     `excluded` by outcome (of the members in `keep` only, if given; erased members' interactions are not
     counted), and a change of a customer's record is no event. The same outcomes as
-    `verified_interactions`, row by row (tests/api/test_verified_inputs.py)."""
+    `verified_interactions`, row by row (tests/api/test_decisions.py, `_checked_row_by_row`)."""
     wanted = None if keep is None else set(keep)
     found = VerifiedInputs()
     grouped: dict[str, list[tuple[Event, bytes, int]]] = defaultdict(list)
