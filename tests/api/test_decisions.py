@@ -665,18 +665,23 @@ def test_an_erased_members_memo_leaves_no_byte_and_restored_stores_with_her_old_
     """Erasure drops the member's memo: no row, and not a byte of the blob in the store's files. Then the
     worst case for the memo: the data store and the key store both restored from backups taken before the
     erasure, so her memo is back, opens under her old key again, and every entry still names her rows'
-    leaves, payloads and headers exactly. Opening the home shreds her key again (the chain is the shred
-    list), and then none of her rows is read from the memo or used: the same as row by row."""
-    crm, _, _, _ = world
+    leaves, payloads and headers exactly. Scoring her is refused (the chain ended her consent); opening
+    the home shreds her key again (the chain is the shred list), and then none of her rows is read from
+    the memo or used: the same as row by row."""
+    crm, model_id, consenting, _ = world
     verified_inputs(crm, "acme").save(crm)  # whatever an earlier test left unwritten
     store, keys = _store(crm), Path(crm.settings.keys_location())
     with closing(sqlite3.connect(store)) as db:
-        member, blob, count = db.execute(
-            "SELECT v.member_id, v.blob,"
-            " (SELECT COUNT(*) FROM interactions i WHERE i.member_id = v.member_id)"
-            " FROM verified_inputs v JOIN customers c ON c.member_id = v.member_id"
-            " WHERE c.status != 'erased' ORDER BY v.member_id LIMIT 1"
-        ).fetchone()
+        member, blob, count = next(
+            row
+            for row in db.execute(
+                "SELECT v.member_id, v.blob,"
+                " (SELECT COUNT(*) FROM interactions i WHERE i.member_id = v.member_id)"
+                " FROM verified_inputs v JOIN customers c ON c.member_id = v.member_id"
+                " WHERE c.status != 'erased' ORDER BY v.member_id"
+            )
+            if bytes(row[0]) in consenting
+        )
     member, blob = bytes(member), bytes(blob)
     home = Path(crm.settings.home)
     before, keys_before = home / "before.sqlite", home / "keys-before.sqlite"
@@ -700,6 +705,9 @@ def test_an_erased_members_memo_leaves_no_byte_and_restored_stores_with_her_old_
             Path(f"{keys}{suffix}").unlink(missing_ok=True)
         shutil.copyfile(keys_before, keys)
         assert member in crm.vault.bulk_keys("acme", [member])  # her old key is back, and opens her memo
+        # even before the re-shred, scoring refuses her: the chain ended her consent when it erased her
+        refused = deciding.score(crm, ACME, members=[member], model_id=model_id, as_of=AS_OF)
+        assert refused.decided == [] and refused.skipped_for_consent == 1
         assert reshred_erased(crm) == [("acme", member, ANY)]  # as opening the home does: the chain says
         found = verified_inputs(crm, "acme")
         assert "0x" + member.hex() not in found.histories
