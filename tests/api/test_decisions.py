@@ -15,12 +15,14 @@ from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from unittest.mock import ANY
 
 import pytest
 
 from api.context import Crm
 from api.errors import InvalidInput, NotAllowed, NotFound
+from api.evidence import inputs as inputs_module
 from api.evidence.inputs import MEMO_USABLE, VerifiedInputs, verified_inputs
 from api.evidence.verification import Outcome, VerificationReport, verified_interactions
 from api.principal import Principal
@@ -41,6 +43,7 @@ from ml.events import Event, from_document
 from ml.glassbox import GlassBox
 from offchain.models import DecisionRecord, InteractionKind
 from offchain.repositories import customers, decisions, models
+from offchain.repositories import interactions as interaction_rows
 from tests.fixtures.trained import TrainedHome, forked
 
 ACME = Principal.of_partner("acme")
@@ -652,6 +655,53 @@ def test_the_memo_is_not_used_for_rows_of_a_batch_the_chains_heads_do_not_prove(
         db.commit()
         found = verified_inputs(crm, "acme")
         assert found.histories == {} and found.from_memo == 0 and found.excluded["tampered"] == placed
+
+
+def test_a_key_shredded_during_a_run_stops_the_memo_for_the_rest_of_the_run(world, scored, monkeypatch):
+    """The memo opened under a member's key early in a run is not used after the key is shredded
+    mid-run: her later rows are checked in full, as row by row checks them (her key is gone, and nothing
+    the run read anchors an erasure of her: tampered), not read from a memo her key no longer opens."""
+    crm, _, _, _ = world
+    verified_inputs(crm, "acme").save(crm)
+    with closing(sqlite3.connect(_store(crm))) as db:
+        # a member with readable rows in the first chunk of 1,000 and after it
+        member, later = db.execute(
+            "SELECT member_id, COUNT(*) FILTER (WHERE rank > 1000) FROM ("
+            " SELECT member_id, ROW_NUMBER() OVER (ORDER BY id) AS rank, payload_ciphertext"
+            " FROM interactions WHERE partner_id = (SELECT id FROM partners WHERE name = 'acme'))"
+            " WHERE payload_ciphertext IS NOT NULL GROUP BY member_id"
+            " HAVING MIN(rank) <= 1000 AND MAX(rank) > 1000 LIMIT 1"
+        ).fetchone()
+        (boundary,) = db.execute(
+            "SELECT id FROM interactions WHERE partner_id = (SELECT id FROM partners WHERE name = 'acme')"
+            " ORDER BY id LIMIT 1 OFFSET 999"
+        ).fetchone()
+    member = bytes(member)
+    keys = Path(crm.settings.keys_location())
+    kept = Path(crm.settings.home) / "keys-kept.sqlite"
+    _copy_sqlite(keys, kept)
+    chunks = interaction_rows.rows_in_chunks
+
+    def shred_after_the_first(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        for n, rows in enumerate(chunks(*args, **kwargs)):
+            if n == 1:
+                crm.vault.shred("acme", member)
+            yield rows
+
+    monkeypatch.setattr(inputs_module, "ROWS_PER_CHUNK", 1000)
+    monkeypatch.setattr(interaction_rows, "rows_in_chunks", shred_after_the_first)
+    try:
+        found = verified_inputs(crm, "acme")
+    finally:
+        monkeypatch.undo()
+        crm.keystore.close()
+        for suffix in ("-wal", "-shm"):
+            Path(f"{keys}{suffix}").unlink(missing_ok=True)
+        shutil.copyfile(kept, keys)
+        kept.unlink()
+    # her rows of the first chunk were read before the shred; none after it is used
+    assert all(i <= boundary for i in found.ids.get("0x" + member.hex(), []))
+    assert found.excluded["tampered"] >= later
 
 
 def _copy_sqlite(source: Path, target: Path) -> None:
