@@ -90,7 +90,7 @@ def test_row6_a_bad_name_is_refused_before_anything_is_written(home):
         cli(home, "partner", "add", name)
     before = chain_state(home)
     files = sorted((home / "keys").iterdir())
-    refused = cli(home, "partner", "add", "BAD NAME", code=1)
+    refused = cli(home, "partner", "add", "BAD NAME", code=2)
     assert "BAD NAME" in refused and len(refused.strip().splitlines()) == 1
     assert chain_state(home) == before
     assert sorted((home / "keys").iterdir()) == files
