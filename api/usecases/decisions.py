@@ -37,7 +37,7 @@ from ml.events import from_document
 from ml.glassbox import FORMAT_V1, Counterfactual, GlassBox
 from ml.policy import Cutoff, budget_cutoff
 from offchain.crypto import hmac_sha256
-from offchain.errors import DecryptionFailed
+from offchain.errors import CustomerErased, DecryptionFailed
 from offchain.models import CustomerStatus, DecisionRecord, RegisteredModel
 from offchain.repositories import customers, decisions, models, partners
 from offchain.repositories import verified_inputs as verified_memo
@@ -174,6 +174,12 @@ def score(
         raw = deciding.explanation_bytes(document)
         member_keys = keys[member]
         label = deciding.commitment_label(model.model_hash, input_root)
+        try:
+            explanation_hash = hmac_sha256(member_keys.disclosure_key(label), raw)
+            explanation_ciphertext = member_keys.encrypt(EXPLANATION_FIELD, raw)
+        except CustomerErased:  # by another process since her keys were read: as if asked after it
+            report.erased += 1
+            continue
         staged.append(
             {
                 "partner_id": record.id,
@@ -185,13 +191,18 @@ def score(
                 "score_bps": scored.score_bps,
                 "action": scored.action,
                 "reasons": deciding.reason_codes(model, scored.reasons),
-                "explanation_hash": hmac_sha256(member_keys.disclosure_key(label), raw),
-                "explanation_ciphertext": member_keys.encrypt(EXPLANATION_FIELD, raw),
+                "explanation_hash": explanation_hash,
+                "explanation_ciphertext": explanation_ciphertext,
                 "created_at": now,
             }
         )
-        report.actions[scored.action] += 1
     with crm.unit_of_work() as db:
+        # a member erased since her keys were read above (another process): no decision about her, whose
+        # explanation would sit under a destroyed key and whose batch the chain would refuse
+        gone = customers.erased_for_write(db, record.id)
+        report.erased += sum(decision["member_id"] in gone for decision in staged)
+        staged = [decision for decision in staged if decision["member_id"] not in gone]
+        report.actions.update(decision["action"] for decision in staged)
         decisions.insert(db, staged)
         # the memo with the decisions: a run that fails writes neither
         verified_memo.replace(db, record.id, inputs.pending)

@@ -47,6 +47,19 @@ def statuses(
     return {bytes(member): CustomerStatus(status) for member, status in rows}
 
 
+def erased_for_write(db: Session, partner_id: int) -> set[bytes]:
+    """The partner's erased members, read for a write that must not outlive an erasure (a memo, a
+    decision made from keys read before it). FOR SHARE (PostgreSQL; SQLite's single writer needs none)
+    orders the read against `mark_erased`: an erasure either committed first and is seen here, or waits
+    for the writer's transaction and then deletes what it wrote."""
+    rows = db.exec(
+        select(Customer.member_id, Customer.status)
+        .where(Customer.partner_id == partner_id)
+        .with_for_update(read=True)
+    ).all()
+    return {bytes(member) for member, status in rows if status == CustomerStatus.ERASED}
+
+
 def by_ref_hashes(db: Session, partner_id: int, ref_hashes: Iterable[bytes]) -> dict[bytes, bytes]:
     """keyed hash of an external ref -> member id, for the partner's customers that have one of these."""
     rows = select_in(

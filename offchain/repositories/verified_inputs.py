@@ -10,7 +10,8 @@ from sqlalchemy import delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
-from offchain.models import Customer, CustomerStatus, VerifiedInputs, utcnow
+from offchain.models import VerifiedInputs, utcnow
+from offchain.repositories import customers
 
 _TABLE = VerifiedInputs.__table__  # type: ignore[attr-defined]
 _C = _TABLE.c
@@ -31,15 +32,8 @@ def replace(db: Session, partner_id: int, blobs: Mapping[bytes, bytes]) -> None:
         return
     # A run reads its members long before it writes (scoring 5,881 customers): one erased in between had
     # her memo dropped already, and writing it now would leave a blob her old key (a key store restored
-    # from a backup) opens. So the erased are left out, read here with the write. FOR SHARE (PostgreSQL;
-    # SQLite's single writer needs none) orders this against `customers.mark_erased`: an erasure either
-    # committed first and is seen here, or waits for this write and its `drop_member` then deletes it.
-    statuses = db.exec(
-        select(Customer.member_id, Customer.status)
-        .where(Customer.partner_id == partner_id)
-        .with_for_update(read=True)
-    ).all()
-    gone = {bytes(member) for member, status in statuses if status == CustomerStatus.ERASED}
+    # from a backup) opens. So the erased are left out, read here with the write (erased_for_write).
+    gone = customers.erased_for_write(db, partner_id)
     now = utcnow()
     rows = [
         {"partner_id": partner_id, "member_id": member, "blob": blob, "updated_at": now}
