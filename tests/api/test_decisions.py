@@ -485,8 +485,10 @@ def test_a_member_erased_while_a_run_scores_her_gets_no_decision(world, scored, 
     restored from a backup to open) or sent (the chain refuses it, and with it the others' batch); she
     counts as erased and the others' decisions go on."""
     crm, model_id, consenting, _ = world
+    # members the module's run decided about (inputs before AS_OF), still live and consenting
+    decided = {line.member for line in deciding.list_decisions(crm, ACME)}
     with crm.unit_of_work() as db:
-        live = {m for m, status in customers.statuses(db, consenting).items() if status.value != "erased"}
+        live = {m for m, status in customers.statuses(db, list(decided)).items() if status.value != "erased"}
         acme = crm.partner(db, "acme").id
     assert acme is not None
     target, other = [m for m in consenting[:-1] if m in live][50 + 2 * erased_at : 52 + 2 * erased_at]
