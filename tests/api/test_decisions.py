@@ -478,43 +478,6 @@ def test_erasure_unlinks_the_explanation(world, scored):
         assert b'"contributions"' not in raw.read()
 
 
-@pytest.mark.parametrize("erased_at", [1, 2], ids=["before her explanation is sealed", "after it"])
-def test_a_member_erased_while_a_run_scores_her_gets_no_decision(world, scored, monkeypatch, erased_at):
-    """Another process erases her after this run read her keys and before it writes its decisions: no
-    decision about her is written (its explanation would sit under her destroyed key, for a key store
-    restored from a backup to open) or sent (the chain refuses it, and with it the others' batch); she
-    counts as erased and the others' decisions go on."""
-    crm, model_id, consenting, _ = world
-    # members the module's run decided about (inputs before AS_OF), still live and consenting
-    decided = {line.member for line in deciding.list_decisions(crm, ACME)}
-    with crm.unit_of_work() as db:
-        live = {m for m, status in customers.statuses(db, list(decided)).items() if status.value != "erased"}
-        acme = crm.partner(db, "acme").id
-    assert acme is not None
-    target, other = [m for m in consenting[:-1] if m in live][50 + 2 * erased_at : 52 + 2 * erased_at]
-    real = ml_decision.explanation
-    erased: list[bytes] = []
-    calls = Counter[str]()
-
-    def erased_meanwhile(*args: Any, **kwargs: Any) -> Any:
-        calls["explanation"] += 1  # hers first, then the other's: the keys of both are read by then
-        if calls["explanation"] == erased_at:
-            erase_customer(crm, ACME, target)
-            erased.append(target)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(ml_decision, "explanation", erased_meanwhile)
-    report = deciding.score(crm, ACME, members=[target, other], model_id=model_id, as_of=AS_OF)
-    monkeypatch.undo()
-    assert erased == [target]
-    assert len(report.decided) == 1 and sum(report.actions.values()) == 1 and report.erased == 1
-    with crm.unit_of_work() as db:
-        hers = decisions.of_partner(db, acme, target)
-        theirs = decisions.of_partner(db, acme, other)
-    assert all(row.explanation_ciphertext is None for row in hers)
-    assert report.decided[0] in {row.decision_id for row in theirs}
-
-
 def test_a_batch_cut_off_after_its_hash_was_recorded_is_sent_once(world, scored, monkeypatch):
     crm, model_id, _, _ = world
     decided = {line.member for line in deciding.list_decisions(crm, ACME)}
@@ -809,3 +772,42 @@ def test_an_erased_members_memo_leaves_no_byte_and_restored_stores_with_her_old_
         shutil.copyfile(keys_after, keys)
         for path in (before, keys_before, after, keys_after):
             path.unlink()
+
+
+@pytest.mark.parametrize("erased_at", [1, 2], ids=["before her explanation is sealed", "after it"])
+def test_a_member_erased_while_a_run_scores_her_gets_no_decision(world, scored, monkeypatch, erased_at):
+    """Last in the module: it erases two members, whom later tests would otherwise find gone.
+
+    Another process erases her after this run read her keys and before it writes its decisions: no
+    decision about her is written (its explanation would sit under her destroyed key, for a key store
+    restored from a backup to open) or sent (the chain refuses it, and with it the others' batch); she
+    counts as erased and the others' decisions go on."""
+    crm, model_id, consenting, _ = world
+    # members the module's run decided about (inputs before AS_OF), still live and consenting
+    decided = {line.member for line in deciding.list_decisions(crm, ACME)}
+    with crm.unit_of_work() as db:
+        live = {m for m, status in customers.statuses(db, list(decided)).items() if status.value != "erased"}
+        acme = crm.partner(db, "acme").id
+    assert acme is not None
+    target, other = [m for m in consenting[:-1] if m in live][50 + 2 * erased_at : 52 + 2 * erased_at]
+    real = ml_decision.explanation
+    erased: list[bytes] = []
+    calls = Counter[str]()
+
+    def erased_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        calls["explanation"] += 1  # hers first, then the other's: the keys of both are read by then
+        if calls["explanation"] == erased_at:
+            erase_customer(crm, ACME, target)
+            erased.append(target)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ml_decision, "explanation", erased_meanwhile)
+    report = deciding.score(crm, ACME, members=[target, other], model_id=model_id, as_of=AS_OF)
+    monkeypatch.undo()
+    assert erased == [target]
+    assert len(report.decided) == 1 and sum(report.actions.values()) == 1 and report.erased == 1
+    with crm.unit_of_work() as db:
+        hers = decisions.of_partner(db, acme, target)
+        theirs = decisions.of_partner(db, acme, other)
+    assert all(row.explanation_ciphertext is None for row in hers)
+    assert report.decided[0] in {row.decision_id for row in theirs}
