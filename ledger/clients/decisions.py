@@ -76,17 +76,7 @@ class DecisionLogClient(ContractClient):
         gas = DECISION_BATCH_GAS_BASE + DECISION_BATCH_GAS_PER_ITEM * len(decisions)
         # the calldata encoded here: web3's argument checks and eth_abi took ~0.3 CPU s a batch of 500
         # (a third of `score --all`'s logging); every field is a word, so encoding is a join
-        rows = [
-            (
-                as_bytes32(d.member),
-                as_bytes32(d.input_root),
-                d.score_bps,
-                as_bytes32(d.action),
-                as_bytes32(d.reasons),
-                as_bytes32(d.explanation_hash),
-            )
-            for d in decisions
-        ]
+        rows = _rows(decisions)
         abi = self._record_abi
         arguments = _encode_words(get_abi_input_types(abi), [model_id, rows])
         if arguments is None:  # a value out of its type's range: eth_abi's own error, through web3
@@ -104,20 +94,7 @@ class DecisionLogClient(ContractClient):
         return bytes(event_abi_to_log_topic(self.contract.events.DecisionRecorded().abi))
 
     def _record(self, model_id: int, decisions: Sequence[Decision]) -> ContractFunction:
-        return self.contract.functions.recordDecisions(
-            model_id,
-            [
-                (
-                    as_bytes32(d.member),
-                    as_bytes32(d.input_root),
-                    d.score_bps,
-                    as_bytes32(d.action),
-                    as_bytes32(d.reasons),
-                    as_bytes32(d.explanation_hash),
-                )
-                for d in decisions
-            ],
-        )
+        return self.contract.functions.recordDecisions(model_id, _rows(decisions))
 
     def onchain_id(self, mined: TxResult) -> int:
         """The id of the first decision a mined recordDecisions logged (the rest follow in order): the
@@ -186,3 +163,18 @@ class DecisionLogClient(ContractClient):
         """One decision by its id, from the event log; None if the chain logged no such decision."""
         found = self.decisions(decision_id=decision_id)
         return found[0] if found else None
+
+
+def _rows(decisions: Sequence[Decision]) -> list[tuple[bytes, bytes, int, bytes, bytes, bytes]]:
+    """`recordDecisions`' array of tuples, in the contract's field order."""
+    return [
+        (
+            as_bytes32(d.member),
+            as_bytes32(d.input_root),
+            d.score_bps,
+            as_bytes32(d.action),
+            as_bytes32(d.reasons),
+            as_bytes32(d.explanation_hash),
+        )
+        for d in decisions
+    ]
