@@ -28,6 +28,7 @@ import importlib.util
 import itertools
 import json
 import math
+import os
 import resource
 import signal
 import subprocess
@@ -35,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -51,7 +53,7 @@ from rich.table import Table
 
 from api.principal import Principal
 from benchmarks.machine import load, machine_table
-from ledger.anvil import running_anvil
+from ledger.anvil import free_port, running_anvil, start_anvil
 
 P = Principal.of_partner
 
@@ -129,10 +131,12 @@ def _child_import(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     last_told = started
     size = args.interactions
+    slices = Slices(size, args.chain, args.anvil_pid, started)
 
     def progress(phase: str, done: int, total: int | None) -> None:
         nonlocal last_told
         now = time.perf_counter()
+        slices.told(phase, done, now)
         if args.progress_every > 0 and now - last_told >= args.progress_every:
             last_told = now
             of = f"/{total:,}" if total else ""
@@ -150,6 +154,7 @@ def _child_import(args: argparse.Namespace) -> int:
             progress=progress,
         )
         wall = time.perf_counter() - started
+        slices.close(args.interactions, time.perf_counter())
         result: dict[str, Any] = {
             "interactions": args.interactions,
             "customers": args.customers,
@@ -160,6 +165,7 @@ def _child_import(args: argparse.Namespace) -> int:
             "rss_generator": max_rss_bytes(resource.RUSAGE_CHILDREN),  # the data is generated in a child
             "store_bytes": store_bytes(home),
             "report": report.as_dict(),
+            "slices": slices.rows,
         }
         if args.chain == "memory":  # the chain is this process's: verify here (RSS not separable)
             result["verify_full"] = timed_verify(crm, auditor=False, own_process=False)
@@ -169,6 +175,101 @@ def _child_import(args: argparse.Namespace) -> int:
         crm.close()
     print(json.dumps(result), flush=True)
     return 0
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """A process's CPU seconds so far (user + system, from /proc), None if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds() -> float:
+    """CPU seconds of this process's live children (the import's generator process)."""
+    total = 0.0
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            pids = (task / "children").read_text().split()
+        except OSError:
+            continue
+        total += sum(cpu_seconds(int(pid)) or 0.0 for pid in pids)
+    return total
+
+
+def latest_block(url: str) -> int | None:
+    """The node's block number over a plain JSON-RPC call of its own (not the import's connection)."""
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []}).encode()
+    request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return int(json.loads(answer.read())["result"], 16)
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+class Slices:
+    """The import cut into slices of `size / 10` interactions (100k at 1M), as its progress reports
+    them: per slice, its wall seconds, the CPU seconds of the import process, of its generator and of
+    anvil, the blocks mined and the seconds between progress calls by phase. What grows from one slice
+    to the next is what makes the whole run grow faster than its size."""
+
+    def __init__(self, size: int, chain: str, anvil_pid: int | None, started: float) -> None:
+        self.step = max(1, size // 10)
+        self.next = self.step
+        self.url = chain if chain.startswith("http") else None
+        self.anvil_pid = anvil_pid
+        self.rows: list[dict[str, Any]] = []
+        self.phases: dict[str, float] = {}
+        self.last = started
+        self.mark = self._mark(started)
+
+    def _mark(self, now: float) -> dict[str, Any]:
+        return {
+            "at": now,
+            "cpu": time.process_time(),
+            "generator": children_cpu_seconds(),
+            "anvil": cpu_seconds(self.anvil_pid) if self.anvil_pid else None,
+            "block": latest_block(self.url) if self.url else None,
+        }
+
+    def told(self, phase: str, done: int, now: float) -> None:
+        # the time since the previous call went to the phase just reported (reading included in the
+        # first phase of a chunk, customers)
+        self.phases[phase] = self.phases.get(phase, 0.0) + now - self.last
+        self.last = now
+        if phase == "points" and done >= self.next:  # a chunk's last phase: slices end between chunks
+            self._close(done, now)
+            while self.next <= done:
+                self.next += self.step
+
+    def close(self, done: int, now: float) -> None:
+        """The end of the run: what came after the last slice (settling, the last anchors) is a row."""
+        self.phases["end"] = self.phases.get("end", 0.0) + now - self.last
+        self.last = now
+        self._close(done, now, end=True)
+
+    def _close(self, done: int, now: float, *, end: bool = False) -> None:
+        mark = self._mark(now)
+
+        def delta(key: str) -> float | None:
+            a, b = self.mark[key], mark[key]
+            return None if a is None or b is None else b - a
+
+        self.rows.append(
+            {
+                "done": done,
+                "end": end,
+                "wall": now - self.mark["at"],
+                "cpu": delta("cpu"),
+                "generator": delta("generator"),
+                "anvil": delta("anvil"),
+                "blocks": delta("block"),
+                "phases": self.phases,
+            }
+        )
+        self.mark, self.phases = mark, {}
 
 
 def timed_verify(crm: Any, *, auditor: bool, own_process: bool = True) -> dict[str, Any]:
@@ -273,9 +374,10 @@ class Run:
     anvil_rss: int | None  # bytes: anvil's peak RSS (VmHWM), when known
     timings: dict[str, float]
     recorded: int  # interactions the import recorded
-    verify_full: dict[str, Any]  # timed_verify's result, with the keys
-    verify_auditor: dict[str, Any]  # and without
-    proofs: dict[str, Any]  # proof_sizes's result
+    verify_full: dict[str, Any] | None  # timed_verify's result, with the keys (None: not run)
+    verify_auditor: dict[str, Any] | None  # and without
+    proofs: dict[str, Any] | None  # proof_sizes's result
+    slices: list[dict[str, Any]]  # Slices.rows: the import a tenth at a time
 
     @property
     def per_second(self) -> float:
@@ -306,10 +408,15 @@ def peak_rss_of(pid: int) -> int | None:
 
 
 @contextmanager
-def fresh_chain(chain: str) -> Iterator[tuple[str, subprocess.Popen[bytes] | None]]:
-    """The --chain argument the child gets, and the anvil process when this script started one."""
+def fresh_chain(chain: str, keep: bool = False) -> Iterator[tuple[str, subprocess.Popen[bytes] | None]]:
+    """The --chain argument the child gets, and the anvil process when this script started one. With
+    `keep`, the node is started in a session of its own and left running afterwards."""
     if chain == "memory":
         yield "memory", None
+        return
+    if keep:
+        port = free_port()
+        yield f"http://127.0.0.1:{port}", start_anvil(port, detach=True)
         return
     with running_anvil() as node:
         yield node
@@ -323,6 +430,7 @@ def run_step(
     seed: int,
     progress_every: float,
     last_line: list[str],
+    anvil_pid: int | None = None,
 ) -> dict[str, Any]:
     """One child process (`--child step`): its stderr passed through (the last line remembered), its
     last stdout line parsed."""
@@ -345,6 +453,8 @@ def run_step(
         "--progress-every",
         str(progress_every),
     ]
+    if anvil_pid is not None:
+        command += ["--anvil-pid", str(anvil_pid)]
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def echo() -> None:  # the child's progress lines, passed through and remembered
@@ -371,16 +481,31 @@ def run_step(
     return result
 
 
-def run_size(interactions: int, chain: str, seed: int, progress_every: float, last_line: list[str]) -> Run:
+def run_size(
+    interactions: int,
+    chain: str,
+    seed: int,
+    progress_every: float,
+    last_line: list[str],
+    *,
+    verify: bool = True,
+    keep: Path | None = None,
+) -> Run:
+    """One size on a fresh chain and home. `verify`: also verify --all (both modes) and the proofs.
+    `keep`: the home goes under that folder and the node is left running (both named on the console),
+    for more runs against them (`ledgercrm --home HOME verify --all`)."""
     customers = max(1, interactions // INTERACTIONS_PER_CUSTOMER)
     with (
         tempfile.TemporaryDirectory(prefix=f"import-scaling-{interactions}-") as tmp,
-        fresh_chain(chain) as (chain_arg, anvil),
+        fresh_chain(chain, keep=keep is not None) as (chain_arg, anvil),
     ):
-        home = Path(tmp) / "home"
-        result = run_step("import", interactions, home, chain_arg, seed, progress_every, last_line)
+        home = (keep / f"home-{interactions}") if keep is not None else Path(tmp) / "home"
+        if keep is not None and anvil is not None:
+            console.print(f"  kept: home {home}, node {chain_arg}, anvil pid {anvil.pid}")
+        anvil_pid = anvil.pid if anvil is not None else None
+        result = run_step("import", interactions, home, chain_arg, seed, progress_every, last_line, anvil_pid)
         anvil_rss = peak_rss_of(anvil.pid) if anvil is not None else None
-        if chain != "memory":  # each in a process of its own, so that its peak RSS is its own
+        if chain != "memory" and verify:  # each in a process of its own, so that its peak RSS is its own
             for step, key in (("full", "verify_full"), ("auditor", "verify_auditor"), ("proofs", "proofs")):
                 started = time.strftime("%H:%M:%S")
                 console.print(f"  {key.replace('_', ' ')} started {started}, load average {load()}")
@@ -398,9 +523,10 @@ def run_size(interactions: int, chain: str, seed: int, progress_every: float, la
         anvil_rss=anvil_rss,
         timings={k: float(v) for k, v in report["timings"].items()},
         recorded=int(report["interactions_new"]),
-        verify_full=result["verify_full"],
-        verify_auditor=result["verify_auditor"],
-        proofs=result["proofs"],
+        verify_full=result.get("verify_full"),
+        verify_auditor=result.get("verify_auditor"),
+        proofs=result.get("proofs"),
+        slices=list(result.get("slices", [])),
     )
 
 
@@ -487,6 +613,9 @@ def print_verify(runs: Sequence[Run]) -> None:
         table.add_column(column, justify="right")
     for run in runs:
         for mode, v in (("full", run.verify_full), ("auditor", run.verify_auditor)):
+            if v is None:
+                table.add_row(f"{run.interactions:,}", mode, "-", "-", "-", "-", "not run (--verify-max)")
+                continue
             outcome = ", ".join(f"{c:,} {o}" for o, c in sorted(v["counts"].items()))
             result = f"ok: {outcome}" if not v["failed"] else f"[red]{v['failed']:,} failures[/]: {outcome}"
             table.add_row(
@@ -508,13 +637,13 @@ def print_verify(runs: Sequence[Run]) -> None:
             f"{mb(v['rss_before'])} MB"
             for run in runs
             for v in (run.verify_full, run.verify_auditor)
-            if v["rss_before"] is not None
+            if v is not None and v["rss_before"] is not None
         )
         + " before verifying). '-': eth-tester, verified in the import's process.[/]"
     )
     for run in runs:
         for v in (run.verify_full, run.verify_auditor):
-            for line in v["failures"]:
+            for line in v["failures"] if v is not None else []:
                 console.print(f"[red]  {run.interactions:,}: {line}[/]")
 
 
@@ -535,6 +664,9 @@ def print_proofs(runs: Sequence[Run]) -> None:
 
     for run in runs:
         p = run.proofs
+        if p is None:
+            table.add_row(f"{run.interactions:,}", "-", "-", "not run (--verify-max)", "-", "-")
+            continue
         consistency = "-"
         if p["consistency"] is not None:
             old, new = p["consistency_sizes"]
@@ -570,6 +702,45 @@ def print_phases(runs: Sequence[Run]) -> None:
         table.add_row(phase, *cells)
     console.print(table)
     console.print("[dim]exponent k: the phase's time grows as size^k (1 is linear).[/]")
+
+
+def print_slices(runs: Sequence[Run]) -> None:
+    """Each size's import a tenth at a time: what grows from slice to slice."""
+    for run in runs:
+        if not run.slices:
+            continue
+        phases = [p for p in (*PHASES, "end") if any(p in row["phases"] for row in run.slices)]
+        table = Table(
+            title=f"{run.interactions:,} interactions, a slice at a time (seconds)", title_justify="left"
+        )
+        columns = ("through", "wall", "import CPU", "generator CPU", "anvil CPU", "blocks", "anvil ms/block")
+        for column in columns:
+            table.add_column(column, justify="right")
+        for phase in phases:
+            table.add_column(phase, justify="right")
+
+        def number(value: float | None, digits: int = 1) -> str:
+            return "-" if value is None else f"{value:,.{digits}f}"
+
+        for row in run.slices:
+            blocks, anvil = row["blocks"], row["anvil"]
+            per_block = 1000 * anvil / blocks if blocks and anvil is not None else None
+            table.add_row(
+                ("end" if row["end"] else f"{row['done']:,}"),
+                number(row["wall"]),
+                number(row["cpu"]),
+                number(row["generator"]),
+                number(row["anvil"]),
+                "-" if blocks is None else f"{blocks:,}",
+                number(per_block, 0),
+                *(number(row["phases"].get(phase)) for phase in phases),
+            )
+        console.print(table)
+    console.print(
+        "[dim]import CPU: the import process (all its threads); generator: its data process; anvil: the "
+        "node, from /proc; phase columns: wall seconds between the import's progress reports, by the phase "
+        "reported (customers includes reading the chunk); end: settling after the last chunk.[/]"
+    )
 
 
 def verdict(runs: Sequence[Run]) -> None:
@@ -659,6 +830,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=7, help="seed of the synthetic data (default: 7)")
     parser.add_argument("--plot", type=Path, default=PLOT, help=f"where the PNG goes (default: {PLOT})")
     parser.add_argument(
+        "--verify-max",
+        type=int,
+        metavar="N",
+        help="verify --all and the proofs only for sizes up to N (default: every size)",
+    )
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        metavar="DIR",
+        help="put the largest size's home in DIR and leave its anvil running (its pid and URL printed)",
+    )
+    parser.add_argument(
         "--progress-every",
         type=float,
         default=30.0,
@@ -670,6 +853,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--home", help=argparse.SUPPRESS)
     parser.add_argument("--customers", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--interactions", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--anvil-pid", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if not args.child:
         if args.chain not in ("anvil", "memory"):
@@ -700,7 +884,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"fresh {args.chain} chain and home, started {time.strftime('%H:%M:%S')}"
         )
         try:
-            run = run_size(size, args.chain, args.seed, args.progress_every, last_line)
+            run = run_size(
+                size,
+                args.chain,
+                args.seed,
+                args.progress_every,
+                last_line,
+                verify=args.verify_max is None or size <= args.verify_max,
+                keep=args.keep if size == max(args.sizes) else None,
+            )
         except (Interrupted, KeyboardInterrupt) as exc:
             failed = f"interrupted ({exc or 'SIGINT'}) during {size:,}; last progress: {last_line[0] or '-'}"
             break
@@ -718,6 +910,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_runs(runs)
         console.print()
         print_phases(runs)
+        console.print()
+        print_slices(runs)
         console.print()
         verdict(runs)
         console.print()
