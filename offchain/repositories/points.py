@@ -87,9 +87,16 @@ def per_block(db: Session, partner_id: int) -> Sequence[Any]:
 
 def confirmed_in_blocks(db: Session, partner_id: int, first: int, last: int | None) -> Sequence[Any]:
     """The partner's events confirmed in blocks `first`..`last` (None: no end), (id, member, kind,
-    amount, ref, block), by block then id, as Core rows."""
+    amount, ref, block), by block then id, as Core rows.
+
+    Found through the (block, partner, id) index, by its range of blocks: `partner_id + 0` keeps the
+    partner's equality from choosing the (partner, external key) index, which SQLite's planner (with
+    no statistics) preferred, visiting every event of the partner on each call. verify --all calls
+    this once per window of ~5,000 events, so the whole check grew with the square of the history: at
+    1M interactions (838,424 events, 154 windows) 0.12 s a call and 25 CPU s in all; by the range,
+    0.016 s a call, the same at any size. PostgreSQL plans it by its statistics either way."""
     query = core_select(_C.id, _C.member_id, _C.kind, _C.amount, _C.ref, _C.block_number).where(
-        _C.partner_id == partner_id, _C.block_number >= first
+        (_C.partner_id + 0) == partner_id, _C.block_number >= first
     )
     if last is not None:
         query = query.where(_C.block_number <= last)
