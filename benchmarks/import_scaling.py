@@ -186,16 +186,19 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def children_cpu_seconds() -> float:
-    """CPU seconds of this process's live children (the import's generator process)."""
-    total = 0.0
+def children_cpu_seconds(seen: dict[int, float]) -> float:
+    """CPU seconds of this process's children (the import's generator process): each live child's read
+    now into `seen`, and the last reading of those gone (a child's time leaves /proc with it)."""
     for task in Path("/proc/self/task").iterdir():
         try:
             pids = (task / "children").read_text().split()
         except OSError:
             continue
-        total += sum(cpu_seconds(int(pid)) or 0.0 for pid in pids)
-    return total
+        for pid in pids:
+            value = cpu_seconds(int(pid))
+            if value is not None:
+                seen[int(pid)] = value
+    return sum(seen.values())
 
 
 def latest_block(url: str) -> int | None:
@@ -222,6 +225,7 @@ class Slices:
         self.anvil_pid = anvil_pid
         self.rows: list[dict[str, Any]] = []
         self.phases: dict[str, float] = {}
+        self.children: dict[int, float] = {}  # child pid -> its CPU seconds when last seen
         self.last = started
         self.mark = self._mark(started)
 
@@ -229,7 +233,7 @@ class Slices:
         return {
             "at": now,
             "cpu": time.process_time(),
-            "generator": children_cpu_seconds(),
+            "generator": children_cpu_seconds(self.children),
             "anvil": cpu_seconds(self.anvil_pid) if self.anvil_pid else None,
             "block": latest_block(self.url) if self.url else None,
         }

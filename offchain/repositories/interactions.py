@@ -137,7 +137,9 @@ def rows_in_chunks(
 
     First their ids, through an index, then the rows by primary key: one query for the rows, ordered
     by id, made SQLite copy every row, payloads and all, into a temporary B-tree to sort them before it
-    returned the first one."""
+    returned the first one. The rows come through `select_in` (on SQLite the statement goes to the
+    driver as text and each column's values are converted once per distinct value) and are put in id
+    order here: through Core, a row cost ~10 µs of result processing, 10.6 CPU s of a 1M run."""
     conn = db.connection()
     query = core_select(_C.id).where(_C.partner_id == partner_id)
     ids: Sequence[int]
@@ -151,13 +153,16 @@ def rows_in_chunks(
         )
     wanted = None if members is None else set(members)
     for start in range(0, len(ids), chunk_rows):
-        rows: list[InteractionRow] = []
-        for chunk in in_chunks(ids[start : start + chunk_rows]):
-            found = conn.execute(_ROW.where(_C.id.in_(chunk)).order_by(_C.id)).all()  # fetchall
-            rows.extend(InteractionRow._make(row) for row in found)
+        found = select_in(conn, _TABLE, InteractionRow._fields, "id", ids[start : start + chunk_rows])
+        found.sort(key=_first)
+        rows = [InteractionRow._make(row) for row in found]
         # Where the two reads are not one snapshot (PostgreSQL's read committed), a row may have changed
         # in between: keep only what the first query asked for.
         yield [r for r in rows if r.partner_id == partner_id and (wanted is None or r.member_id in wanted)]
+
+
+def _first(row: tuple[Any, ...]) -> Any:
+    return row[0]
 
 
 def leaves_of_batch(db: Session, batch_id: int) -> dict[int, bytes]:
