@@ -50,7 +50,7 @@ class JobRunner:
         self._local = threading.local()
         self.runner = str(uuid.uuid4())
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledgercrm-job")
-        with crm.unit_of_work() as db:
+        with crm.unit_of_work(writes=True) as db:
             orphans = jobs.fail_orphans(db, self.runner, datetime.now(UTC))
         if orphans:
             log.warning("%d job(s) of a stopped server marked failed", orphans)
@@ -84,7 +84,7 @@ class JobRunner:
                 self._write(job_id, values)
 
     def _write(self, job_id: str, values: dict[str, Any]) -> None:
-        with self.crm.unit_of_work() as db:
+        with self.crm.unit_of_work(writes=True) as db:
             jobs.change(db, job_id, updated_at=datetime.now(UTC), **values)
 
     def _run(self, job_id: str, work: Work, writes: bool) -> None:
