@@ -8,13 +8,14 @@ leaf of every head held once and rebuilding the head's root, batches, erasures),
 in it. Only then, for a row whose outcome its content decides, the memo may stand in for the content
 check. The memo is one blob per member, AES-GCM under the member's data key with the partner, the member
 and its own field name in the associated data (`Vault`), so nobody without the partner's key-encryption
-key can write one, and one member's cannot pass for another's. Each entry names an interaction id, its
-leaf hash, the SHA-256 of its payload ciphertext and its header (`documents.tail`), and holds the event
-the verified document gave. It is used for a row only when all four are what the row holds now: the
-content check is a function of exactly these and the member's key (decrypt, HMAC to the leaf, compare
-the header), so the entry's outcome is what checking again would give. Anything else (no blob, a blob
-that does not open, under a key since shredded or rotated, an entry that names other bytes) and the row
-is checked in full, as before, and the member's memo written anew. A tampered memo can therefore cost
+key can write one, and one member's cannot pass for another's. Each entry names an interaction id and
+one check of its row (`_check_of`: SHA-256 over its leaf hash, the SHA-256 of its payload ciphertext
+and its header, `documents.tail`), and holds the event the verified document gave. It is used for a
+row only when the row has that id and gives that check now: the content check is a function of exactly
+these and the member's key (decrypt, HMAC to the leaf, compare the header), so the entry's outcome is
+what checking again would give. Anything else (no blob, a blob that does not open, under a key since
+shredded or rotated, an entry whose check the row no longer gives) and the row is checked in full, as
+before, and the member's memo written anew. A tampered memo can therefore cost
 time, never change an outcome: the hostile tests in tests/api/test_decisions.py (`memo`) try.
 
 Memo writes are handed back (`pending`) for the caller to commit with its own writes, so a command that
