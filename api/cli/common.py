@@ -182,11 +182,19 @@ def user_errors() -> Iterator[None]:
         fail("the store is busy: another ledgercrm command is writing to it; try again when it has finished")
 
 
-def with_crm(action: Callable[[Crm], T]) -> T:
-    from api.usecases.home import open_crm
-
+def with_crm(action: Callable[[Crm], T], *, verifying: bool = False) -> T:
+    """`action` on the home opened, its errors in one line. `verifying`: for a command that only reads
+    the chain and verifies, the home opened without web3 or any signing key (api/usecases/home_open.py:
+    a fraction of the start-up)."""
     with user_errors():
-        crm = open_crm(state.home)
+        if verifying:
+            from api.usecases.home_open import open_crm_to_verify
+
+            crm = open_crm_to_verify(state.home)
+        else:
+            from api.usecases.home import open_crm
+
+            crm = open_crm(state.home)
         for partner, member, block in crm.reshredded:
             errors.print(
                 f"warning: the key store held a data key of {partner}'s member 0x{member.hex()}, which the"

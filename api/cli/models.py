@@ -416,7 +416,7 @@ def decision_verify(
 ) -> None:
     """Reproduce a decision from the chain down; exit 0 only if model hash, input root, score and
     explanation all reproduce and consent was valid."""
-    from api.usecases.decisions import verify_decision
+    from api.usecases.decision_verification import verify_decision
 
     if disclosure is not None and not auditor:
         fail("--disclosure: a disclosure is for an auditor's run: add --auditor", code=2)
@@ -429,7 +429,8 @@ def decision_verify(
         if not isinstance(disclosed, dict):
             fail(f"--disclosure: {disclosure} is not a disclosure file", code=2)
     result = with_crm(
-        lambda crm: verify_decision(crm, OPERATOR, decision_id, auditor=auditor, disclosure=disclosed)
+        lambda crm: verify_decision(crm, OPERATOR, decision_id, auditor=auditor, disclosure=disclosed),
+        verifying=True,
     )
     for step in result.steps:
         console.print(
