@@ -78,10 +78,10 @@ def test_the_words_are_the_abis():
     }
     for (contract, name), signature in functions.items():
         (abi,) = [i for i in build[contract].abi if i.get("type") == "function" and i["name"] == name]
-        assert selector(signature) == function_abi_to_4byte_selector(abi), signature
+        assert selector(signature) == function_abi_to_4byte_selector(abi), signature  # type: ignore[arg-type]
     for (contract, name), signature in events.items():
         (abi,) = [i for i in build[contract].abi if i.get("type") == "event" and i["name"] == name]
-        assert topic(signature) == "0x" + event_abi_to_log_topic(abi).hex(), signature
+        assert topic(signature) == "0x" + event_abi_to_log_topic(abi).hex(), signature  # type: ignore[arg-type]
     for raw in (b"\x00" * 20, b"\xff" * 20, bytes(range(20)), os.urandom(20)):
         assert checksum_address("0x" + raw.hex()) == to_checksum_address(raw)
         assert checksum_address(b"\x00" * 12 + raw) == to_checksum_address(raw)  # a topic's last 20 bytes
