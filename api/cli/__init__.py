@@ -6,8 +6,10 @@ traceback."""
 
 from __future__ import annotations
 
+import gc
+
 from api.cli.audit import audit_app
-from api.cli.common import app, one_paragraph_help
+from api.cli.common import app, one_paragraph_help, state
 from api.cli.consent import consent_app
 from api.cli.customers import customer_app
 from api.cli.evidence import anchor, erase, export, reconcile, verify
@@ -55,4 +57,8 @@ one_paragraph_help(app)
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    finally:
+        if state.quick_exit:  # see common.short_lived: the process ends here
+            gc.freeze()

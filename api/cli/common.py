@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import inspect
 import sys
 from collections.abc import Callable, Iterator
@@ -123,6 +124,9 @@ def _signature(path: Path | None) -> Any:
 
 class State:
     home: Path = Path(".ledgercrm")
+    # set by a command that wrote nothing but its output (`short_lived`): `main` then spares the
+    # interpreter's exit the traversal of every object the command made
+    quick_exit: bool = False
 
 
 state = State()
@@ -180,6 +184,26 @@ def user_errors() -> Iterator[None]:
         if "database is locked" not in str(exc):
             raise
         fail("the store is busy: another ledgercrm command is writing to it; try again when it has finished")
+
+
+@contextmanager
+def short_lived() -> Iterator[None]:
+    """For a command that reads, verifies and prints (`decision verify`): no cycle collection while it
+    runs, and a quick exit after it. Both are Python's garbage collector working for a process that is
+    about to end: while the command imports SQLAlchemy, SQLModel's models and the ML code, collections
+    triggered by the allocations cost about 0.1 CPU s; at exit, the interpreter's last collections walk
+    every object of those imports again, about 0.3 CPU s (benchmarks/README.md, `decision_verify.py`).
+    `main` freezes the objects instead (gc.freeze: what is left at exit is freed by the OS, not walked);
+    the command writes no file, so nothing waits on a finalizer. In a process that goes on (tests, the
+    server) collection is restored after the block and nothing is frozen."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        state.quick_exit = True
+        if was_enabled:
+            gc.enable()
 
 
 def with_crm(action: Callable[[Crm], T], *, verifying: bool = False) -> T:

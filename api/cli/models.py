@@ -24,6 +24,7 @@ from api.cli.common import (
     fail,
     hexid,
     parse_member,
+    short_lived,
     show_wide,
     user_errors,
     with_crm,
@@ -416,6 +417,11 @@ def decision_verify(
 ) -> None:
     """Reproduce a decision from the chain down; exit 0 only if model hash, input root, score and
     explanation all reproduce and consent was valid."""
+    with short_lived():
+        _decision_verify(decision_id, auditor, disclosure)
+
+
+def _decision_verify(decision_id: int, auditor: bool, disclosure: Path | None) -> None:
     from api.usecases.decision_verification import verify_decision
 
     if disclosure is not None and not auditor:
