@@ -14,7 +14,7 @@ Consortium records (the trust anchor); anything else is `DeploymentMismatch`. A 
 answer is `BackendError`; a revert is the named `ContractRevert` of `ledger.errors`, decoded by
 `ledger.reverts` (which imports eth_abi, on that path only).
 
-Keccak comes from pycryptodome, the backend eth-hash uses here, without eth-hash's import."""
+Keccak comes from pysha3 (or pycryptodome), eth-hash's backends, without eth-hash's import."""
 
 from __future__ import annotations
 
@@ -26,7 +26,14 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, cast
 
-from Crypto.Hash import keccak as _keccak
+try:  # pysha3's C keccak imports in 3 ms, pycryptodome's (through cffi) in 45: eth-tester[py-evm] brings it
+    from sha3 import keccak_256 as _keccak_256  # type: ignore[import-untyped]
+except ImportError:  # pragma: no cover - where eth-hash's pysha3 extra is not installed
+    from Crypto.Hash import keccak as _pycryptodome
+
+    def _keccak_256(data: bytes) -> Any:
+        return _pycryptodome.new(data=data, digest_bits=256)
+
 
 from ledger.errors import BackendError, ContractRevert, DeploymentMismatch
 from ledger.records import BatchInfo, Decision, Erasure, ModelInfo, RecordedDecision
@@ -52,7 +59,7 @@ BATCH_CALLS = 500  # eth_calls per JSON-RPC batch
 
 
 def keccak(data: bytes) -> bytes:
-    return _keccak.new(data=data, digest_bits=256).digest()
+    return bytes(_keccak_256(data).digest())
 
 
 def checksum_address(value: str | bytes) -> ChecksumAddress:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import gc
+import importlib.abc
+import importlib.machinery
+import importlib.util
 import inspect
 import sys
+import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -12,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
-import typer.rich_utils
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -63,8 +66,34 @@ def _flag_type(self: TyperOption, ctx: typer.Context) -> str | None:
     return _option_type(self, ctx)
 
 
+class _OneLineUsageErrors(importlib.abc.MetaPathFinder):
+    """Gives `typer.rich_utils` our `rich_format_error` when Typer first imports it (for a usage error
+    or `--help`) rather than importing it with every command: it imports rich.markdown and markdown_it,
+    about 0.05 CPU s that `decision verify` and every other command that parses fine never use."""
+
+    def find_spec(self, name: str, path: Any, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+        if name != "typer.rich_utils":
+            return None
+        sys.meta_path.remove(self)  # the real finders find it; this one is done after once
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            return spec
+        loader = spec.loader
+        exec_module = loader.exec_module
+
+        def then_patch(module: types.ModuleType) -> None:
+            exec_module(module)
+            setattr(module, "rich_format_error", _one_line_usage_error)  # noqa: B010 - not an attribute mypy knows
+
+        loader.exec_module = then_patch  # type: ignore[method-assign]
+        return spec
+
+
 # Typer looks these up at call time: usage errors and option types, our way, in every command.
-typer.rich_utils.rich_format_error = _one_line_usage_error  # type: ignore[assignment]
+if "typer.rich_utils" in sys.modules:
+    setattr(sys.modules["typer.rich_utils"], "rich_format_error", _one_line_usage_error)  # noqa: B010
+else:
+    sys.meta_path.insert(0, _OneLineUsageErrors())
 _option_type = TyperOption.display_type_rich
 TyperOption.display_type_rich = _flag_type  # type: ignore[method-assign,assignment]
 

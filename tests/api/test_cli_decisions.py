@@ -252,17 +252,23 @@ def test_decision_verify_reads_the_chain_without_web3(home, trained, members):
 
 def test_decision_verify_imports_neither_web3_nor_eth_account(home, members):
     """What makes `decision verify` a fraction of the start-up it was (benchmarks/README.md): a whole
-    run, in a fresh interpreter, never imports web3 or eth_account. A node that does not answer is still
-    one line."""
+    run, in a fresh interpreter, never imports web3 or eth_account (nor Typer's error formatting, until a
+    usage error needs it). A node that does not answer is still one line."""
     lines = run(home, "decision", "list", "--partner", "acme", "--member", members[0]).splitlines()
     code = (
         "import sys\nfrom api.cli import app\n"
         f"try:\n    app(['--home', {str(home)!r}, 'decision', 'verify', {lines[0].split()[0]!r}])\n"
         "except SystemExit as exc:\n    assert exc.code in (0, None), exc.code\n"
-        "print('imported:', sorted(m for m in ('web3', 'eth_account') if m in sys.modules))\n"
+        "heavy = ('web3', 'eth_account', 'typer.rich_utils')\n"
+        "print('imported:', sorted(m for m in heavy if m in sys.modules))\n"
+        "try:\n    app(['decision', 'verify', 'abc'])\n"
+        "except SystemExit as exc:\n    print('exit', exc.code)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "reproduced" in done.stdout and "imported: []" in done.stdout, done.stdout + done.stderr
+    # Typer's error module, imported at the first usage error, is ours there too: one line, exit 2
+    assert "exit 2" in done.stdout and done.stderr.startswith("error: Invalid value for 'DECISION_ID'")
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     # the same home's config, pointed at a node that is not there: one line, exit 1, no traceback
     elsewhere = home.parent / "elsewhere"
     elsewhere.mkdir(exist_ok=True)
