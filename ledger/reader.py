@@ -393,9 +393,13 @@ class ReadCoalition:
         anchor = contracts.get("Consortium")
         if anchor is None:
             raise DeploymentMismatch("the manifest has no address for Consortium")
-        if consortium is not None and checksum_address(consortium) != anchor:
+        try:
+            pinned = None if consortium is None else checksum_address(consortium)
+        except ValueError:
+            raise DeploymentMismatch(f"the pinned Consortium {consortium!r} is not an address") from None
+        if pinned is not None and pinned != anchor:
             raise DeploymentMismatch(
-                f"the manifest's Consortium is {anchor}, not the pinned {checksum_address(consortium)}:"
+                f"the manifest's Consortium is {anchor}, not the pinned {pinned}:"
                 " the Consortium is the trust anchor, so this is not the coalition you trust"
             )
         for name in CONTRACT_NAMES:

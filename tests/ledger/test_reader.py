@@ -105,6 +105,8 @@ def test_a_deployment_is_trusted_only_as_verify_deployment_trusts_it(anvil):
     other = to_checksum_address("0x" + "11" * 20)
     with pytest.raises(errors.DeploymentMismatch, match="not the pinned"):
         ReadCoalition.attach(url, deployment.to_json(), anvil.build, consortium=other)
+    with pytest.raises(errors.DeploymentMismatch, match="is not an address"):
+        ReadCoalition.attach(url, deployment.to_json(), anvil.build, consortium="0x1234")
     empty = dataclasses.replace(deployment, contracts={**contracts, "Consortium": other})  # no code there
     with pytest.raises(errors.DeploymentMismatch, match="Consortium: no contract at"):
         ReadCoalition.attach(url, empty.to_json(), anvil.build)
