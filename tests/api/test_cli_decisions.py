@@ -244,18 +244,31 @@ def test_decision_verify_reads_the_chain_without_web3(home, trained, members):
     assert f"decision {decision_id}: reproduced" in run(home, "decision", "verify", str(decision_id))
 
 
+def test_a_command_of_a_group_builds_that_group_alone():
+    from api.cli import app, app_for
+
+    assert app_for([]) is app and app_for(["--help"]) is app and app_for(["--version"]) is app
+    assert app_for(["init", "--chain", "devnet"]) is app and app_for(["--home", "h", "verify"]) is app
+    for args in (["decision", "verify", "1"], ["--home", "h", "decision", "list"], ["--home=h", "decision"]):
+        one = app_for(args)
+        assert one is not app and [g.name for g in one.registered_groups] == ["decision"]
+        assert one.registered_callback is app.registered_callback  # --home and --version as ever
+
+
 def test_decision_verify_imports_neither_web3_nor_eth_account(home, members):
     """What makes `decision verify` a fraction of the start-up it was (benchmarks/README.md): a whole
     run, in a fresh interpreter, never imports web3 or eth_account (nor Typer's error formatting, until a
     usage error needs it). A node that does not answer is still one line."""
     lines = run(home, "decision", "list", "--partner", "acme", "--member", members[0]).splitlines()
     code = (
-        "import sys\nfrom api.cli import app\n"
-        f"try:\n    app(['--home', {str(home)!r}, 'decision', 'verify', {lines[0].split()[0]!r}])\n"
+        "import sys\nfrom api.cli import main\n"  # as the ledgercrm script runs it
+        f"sys.argv = ['ledgercrm', '--home', {str(home)!r}, 'decision', 'verify', {lines[0].split()[0]!r}]\n"
+        "try:\n    main()\n"
         "except SystemExit as exc:\n    assert exc.code in (0, None), exc.code\n"
         "heavy = ('web3', 'eth_account', 'typer.rich_utils')\n"
         "print('imported:', sorted(m for m in heavy if m in sys.modules))\n"
-        "try:\n    app(['decision', 'verify', 'abc'])\n"
+        "sys.argv = ['ledgercrm', 'decision', 'verify', 'abc']\n"
+        "try:\n    main()\n"
         "except SystemExit as exc:\n    print('exit', exc.code)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
