@@ -27,14 +27,14 @@ if str(ROOT) not in sys.path:
 CLI = str(Path(sys.executable).with_name("ledgercrm"))
 # each layer with what `decision verify` imports on its way (since it reads the chain without web3:
 # api/usecases/home_open.py, ledger/reader.py), then what a command that signs and sends adds
-OPEN = "import api.cli, api.usecases.home_open, ledger.reader"
-VERIFY = "import api.cli, api.usecases.home_open, api.usecases.decision_verification"
-SENDS = "import api.cli, api.usecases.home, api.usecases.decisions"
+OPEN = "import api.cli.root, api.usecases.home_open, ledger.reader"
+VERIFY = "import api.cli.root, api.usecases.home_open, api.usecases.decision_verification"
+SENDS = "import api.cli.root, api.usecases.home, api.usecases.decisions"
 LAYERS = (
     ("the interpreter", "pass"),
-    ("api.cli (every command's parser: typer, rich)", "import api.cli"),
-    ("+ sqlalchemy and sqlmodel (the store)", "import api.cli, sqlmodel"),
-    ("+ offchain.models (the store's tables)", "import api.cli, offchain.models"),
+    ("api.cli.root (every command's parser: typer, rich)", "import api.cli.root"),
+    ("+ sqlalchemy and sqlmodel (the store)", "import api.cli.root, sqlmodel"),
+    ("+ offchain.models (the store's tables)", "import api.cli.root, offchain.models"),
     ("+ the home opened to verify, the JSON-RPC reader", OPEN),
     ("+ api.usecases.decision_verification (--auditor: all)", VERIFY),
     ("+ numpy and scipy.special (a full run's features)", VERIFY + ", scipy.special"),
