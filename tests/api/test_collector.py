@@ -50,3 +50,17 @@ def test_blocks_that_overlap_put_the_collector_back_when_the_last_ends() -> None
     second.__exit__(None, None, None)
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
+
+
+def test_what_was_frozen_before_the_block_stays_frozen_after_it() -> None:
+    """The `ledgercrm` script freezes what its imports made before a command runs: a scoring run's block
+    must not hand all of it back to the collector when it ends."""
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        assert frozen > 0
+        with bulk_collection():
+            pass
+        assert gc.get_freeze_count() >= frozen
+    finally:
+        gc.unfreeze()
