@@ -41,7 +41,7 @@ PHASES = """
 import json, sys, time
 started = time.process_time()
 from pathlib import Path
-import api.cli  # what the command imports too
+import api.cli.root  # what the command imports too (api.cli alone loads it on first use)
 import api.usecases.decisions as deciding
 from api.principal import Principal
 from api.usecases.home import open_crm
