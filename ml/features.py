@@ -17,12 +17,14 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from operator import itemgetter
 from statistics import fmean, pstdev
 from typing import Any
 
 from ml.events import PURCHASE, RETURN, SUPPORT_TICKET, Event
 
 DAY = 86_400.0
+_CODE, _QUANTITY = itemgetter(0), itemgetter(1)  # of an item: (stock code, quantity)
 WINDOWS = (90, 180, 365)
 
 
@@ -239,8 +241,9 @@ class Timeline:
         self.totals = [e.total for e in purchases]
         # spent[n]: sum() of the first n totals, added left to right from 0 as sum() does
         self.spent = list(itertools.accumulate(self.totals, initial=0))
-        self.quantities = [sum(q for _, q in e.items) for e in purchases]
-        self.codes = [{code for code, _ in e.items} for e in purchases]
+        # the same sums and sets as a generator over each line, without a Python step a line
+        self.quantities = [sum(map(_QUANTITY, e.items)) for e in purchases]
+        self.codes = [set(map(_CODE, e.items)) for e in purchases]
         self.lines = [len(c) for c in self.codes]
         # distinct[n]: distinct products of the first n purchases; first_seen: code -> its first purchase
         self.first_seen: dict[str, int] = {}

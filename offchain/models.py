@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import sqlalchemy as sa
 from pydantic import BeforeValidator
@@ -36,8 +36,21 @@ from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
 # defined apart so that an import's reader process can use them without loading the store; here too
-from offchain.customer_data import CustomerCreate as CustomerCreate
 from offchain.kinds import InteractionKind as InteractionKind
+
+if TYPE_CHECKING:
+    from offchain.customer_data import CustomerCreate as CustomerCreate
+
+
+def __getattr__(name: str) -> Any:
+    """`CustomerCreate` on first use: its EmailStr imports email_validator (0.03 CPU s), which a command
+    that creates no customer (`decision verify`) does not need."""
+    if name == "CustomerCreate":
+        from offchain.customer_data import CustomerCreate
+
+        return CustomerCreate
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 NAMING_CONVENTION: dict[str, str] = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -607,7 +620,8 @@ class Invitation(StoreModel, table=True):
 class VerifiedInputs(StoreModel, table=True):
     """What a content check of a member's interactions found, kept so that the next run for the same
     leaves need not decrypt and re-hash them one by one (`api/evidence/inputs.py`): for each interaction
-    that verified, its id, leaf hash, payload digest and header, and the event read from its document.
+    that verified, its id, a hash of its leaf, payload digest and header, and the event read from its
+    document.
     Personal data, so one blob per member encrypted under the member's data key (erasure unlinks it with
     the rest), and only ever used for a row whose leaf the same run proved against the chain and whose
     id, leaf, payload and header are still exactly those it names."""
