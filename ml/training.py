@@ -53,6 +53,7 @@ from ml.evaluation import (
     expected_calibration_error,
     fairness_with_intervals,
     paired_auc_difference,
+    paired_auc_differences,
     reliability,
     with_intervals,
 )
@@ -419,6 +420,9 @@ def _train(
     # tens of MB)
     holdout_tests = _cut_tests(histories, holdout, evaluated, config, prepared) if config.backtest else []
     scores: dict[str, list[NDArray[np.float64]]] = {}
+    # the holdout's active population is `test` itself where the model kept every feature (the same rows
+    # in the same order): its scores are not computed twice
+    again = [np.array_equal(t.X, test.X, equal_nan=True) for _, _, t, _ in holdout_tests]
     for name, make in _rivals(config.seed):
         say(name)
         rival = make()
@@ -427,7 +431,10 @@ def _train(
         table.append((name, with_intervals(test.y, p, threshold, config.seed)))
         if name.startswith("HistGradientBoosting"):
             additivity = additivity_error(rival, test.X[:, columns(names)])
-        scores[name] = [rival.predict_proba(t.X[:, columns(names)])[:, 1] for _, _, t, _ in holdout_tests]
+        scores[name] = [
+            p if same else rival.predict_proba(t.X[:, columns(names)])[:, 1]
+            for (_, _, t, _), same in zip(holdout_tests, again, strict=True)
+        ]
         del rival
 
     cuts: list[dict[str, Any]] = []
@@ -589,12 +596,9 @@ def _backtest_cut(
         rows: dict[str, Any] = {
             REGISTERED: {"auc": _auc(test.y, p_ebm)},
         }
-        for name, found_scores in scores.items():
-            p = found_scores[i]
-            rows[name] = {
-                "auc": _auc(test.y, p),
-                "minusEbm": paired_auc_difference([(test.y, p_ebm, p)], config.seed),
-            }
+        differences = paired_auc_differences(test.y, p_ebm, [s[i] for s in scores.values()], config.seed)
+        for (name, found_scores), difference in zip(scores.items(), differences, strict=True):
+            rows[name] = {"auc": _auc(test.y, found_scores[i]), "minusEbm": difference}
         entry: dict[str, Any] = {
             "members": len(test.members),
             "churnRate": round(float(test.y.mean()), 6),

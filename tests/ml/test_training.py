@@ -298,7 +298,7 @@ def test_paired_intervals_resample_both_models_alike_round_by_round():
     order; both models scored on the same draw), and a model against itself differs by exactly 0."""
     import numpy as np
 
-    from ml.evaluation import BOOTSTRAP_ROUNDS, fast_auc, paired_auc_difference
+    from ml.evaluation import BOOTSTRAP_ROUNDS, fast_auc, paired_auc_difference, paired_auc_differences
 
     rng = np.random.default_rng(9)
     cuts = []
@@ -318,6 +318,11 @@ def test_paired_intervals_resample_both_models_alike_round_by_round():
     assert (paired["low"], paired["high"]) == (round(float(low), 6), round(float(high), 6))
     y, ref, _ = cuts[0]
     assert paired_auc_difference([(y, ref, ref.copy())]) == {"value": 0.0, "low": 0.0, "high": 0.0}
+    # several models against one reference on one cut (the backtest's rivals): each one's figures as alone
+    others = [y * 0.1 + rng.random(len(y)), 1 - ref, ref.copy()]
+    assert paired_auc_differences(y, ref, others, seed=5) == [
+        paired_auc_difference([(y, ref, other)], seed=5) for other in others
+    ]
 
 
 def test_the_challengers_path_contributions_add_up_and_the_check_catches_another_path():
