@@ -79,8 +79,9 @@ class Crm:
         return cls(settings=settings, engine=engine, keystore=keystore, vault=vault, coalition=coalition)
 
     @contextmanager
-    def unit_of_work(self) -> Iterator[Session]:
-        with session(self.engine) as db:
+    def unit_of_work(self, *, writes: bool = False) -> Iterator[Session]:
+        """One transaction; `writes` for a unit that writes what it has read (see `offchain.db.session`)."""
+        with session(self.engine, writes=writes) as db:
             yield db
 
     def partner(self, db: Session, name: str) -> PartnerRecord:

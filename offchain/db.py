@@ -61,6 +61,7 @@ SQLITE_PRAGMAS = (
     "PRAGMA secure_delete=ON",
 )
 WRITE_CACHE_KIB = 65536
+_WRITER = "ledgercrm_writer"  # an execution option: this unit of work begins as a writer (see `session`)
 # - cache_size while `streaming_reads` (a run that reads the store once from end to end, as verification
 #   does, gains nothing from keeping what it has read): verify --all at 100k interactions filled the
 #   64 MiB while it checked the log, 56 MB of its 279 MB peak; with 8 MiB its time did not move.
@@ -134,9 +135,10 @@ def _configure_sqlite(dbapi_connection: Any, _record: ConnectionPoolEntry) -> No
 
 
 def _begin_sqlite(connection: Connection) -> None:
+    options = connection.get_execution_options()
     # an AUTOCOMMIT connection asked for no transaction; a BEGIN would make its writes roll back at close
-    if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
-        connection.exec_driver_sql("BEGIN")
+    if options.get("isolation_level") != "AUTOCOMMIT":
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if options.get(_WRITER) else "BEGIN")
 
 
 @contextmanager
@@ -218,12 +220,19 @@ def _recorded_revision(connection: Connection) -> str | None:
 
 
 @contextmanager
-def session(engine: Engine) -> Iterator[Session]:
+def session(engine: Engine, *, writes: bool = False) -> Iterator[Session]:
     """A unit of work: commits when the block exits normally, rolls back if it raises.
 
     Objects stay readable after the block (no expiry on commit), so a use case can return what it wrote.
+    `writes`: the unit reads, then writes what it read decides. On SQLite it then takes the write lock
+    when it begins (BEGIN IMMEDIATE), waiting for another writer as any write does. A plain BEGIN reads
+    from a snapshot, and if another connection commits before this one's first write, that write fails
+    at once with "database is locked" (WAL mode cannot move a reader's snapshot forward into a writer):
+    an API key issued while a server's job recorded its progress failed so.
     """
     with Session(engine, expire_on_commit=False) as db_session, db_session.begin():
+        if writes:
+            db_session.connection(execution_options={_WRITER: True})
         yield db_session
 
 

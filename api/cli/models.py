@@ -234,6 +234,9 @@ def segments(
     console.print(f"k by silhouette: {scan.by_silhouette}; k by elbow: {scan.elbow}")
     if report.excluded:
         console.print("left out: " + ", ".join(f"{n} {what}" for what, n in sorted(report.excluded.items())))
+    if report.without_consent:
+        n = report.without_consent
+        console.print(f"left out: {n} customer{'s' if n != 1 else ''} without valid profiling consent")
     if plot is not None:
         console.print(f"plot written to {plot}")
 

@@ -1,7 +1,8 @@
 """Long work started over HTTP runs as a job: `202 Accepted` with `Location: /v1/jobs/{id}`, then the job
 reports its progress and, at the end, its result or its problem. One worker thread runs the jobs of a
 server in turn (they all write to the chain through one outbox). A server that starts marks the jobs of
-a server that stopped as failed: a job is never reported running when nothing runs it."""
+a server that stopped as failed: a job is never reported running when nothing runs it. Another server
+running over the same store holds its runner's lease (`offchain.repositories.runners`): its jobs run on."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from api.principal import Principal
 from ledger.errors import LedgerError
 from offchain.errors import VaultError
 from offchain.models import Job
-from offchain.repositories import jobs
+from offchain.repositories import jobs, runners
 
 log = logging.getLogger("ledgercrm.http")
 # What a job does: given a way to report progress (0..1 and a line), return a JSON-able result
@@ -50,8 +51,12 @@ class JobRunner:
         self._local = threading.local()
         self.runner = str(uuid.uuid4())
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledgercrm-job")
-        with crm.unit_of_work() as db:
-            orphans = jobs.fail_orphans(db, self.runner, datetime.now(UTC))
+        # held while this runner lives: another server over the same store leaves its jobs alone
+        self._lease = runners.hold(crm.engine, self.runner)
+        with crm.unit_of_work(writes=True) as db:
+            others = jobs.unfinished_runners(db, self.runner)
+            stopped = [runner for runner in others if not runners.alive(crm.engine, runner)]
+            orphans = jobs.fail_orphans(db, stopped, datetime.now(UTC))
         if orphans:
             log.warning("%d job(s) of a stopped server marked failed", orphans)
 
@@ -84,7 +89,7 @@ class JobRunner:
                 self._write(job_id, values)
 
     def _write(self, job_id: str, values: dict[str, Any]) -> None:
-        with self.crm.unit_of_work() as db:
+        with self.crm.unit_of_work(writes=True) as db:
             jobs.change(db, job_id, updated_at=datetime.now(UTC), **values)
 
     def _run(self, job_id: str, work: Work, writes: bool) -> None:
@@ -148,3 +153,4 @@ class JobRunner:
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._lease.release()

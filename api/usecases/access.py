@@ -108,7 +108,7 @@ def issue_token(
     now = datetime.now(UTC)
     expires_at = now + expires_in if expires_in is not None else None
     secret = secrets.token_urlsafe(32)
-    with crm.unit_of_work() as db:
+    with crm.unit_of_work(writes=True) as db:
         partner = crm.partner(db, partner_name)
         while True:  # 36**8 prefixes: a clash is rare, and then the next draw serves
             prefix = "".join(secrets.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(8))
@@ -147,7 +147,7 @@ def list_tokens(crm: Crm, who: Principal) -> list[TokenLine]:
 def revoke_token(crm: Crm, who: Principal, prefix: str) -> None:
     """Revoke the key `prefix` of a partner in `who`'s scope; at once, for every request after."""
     prefix = prefix.removeprefix(f"{KEY_PREFIX}_").split("_")[0]
-    with crm.unit_of_work() as db:
+    with crm.unit_of_work(writes=True) as db:
         token = tokens.by_prefix(db, prefix)
         partner = None if token is None else partners.by_id(db, token.partner_id)
         if token is None or partner is None or not who.partners_in_scope([partner.name]):

@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from api.context import Crm
-from api.errors import InvalidInput, NotFound
+from api.errors import ConsentRequired, InvalidInput, NotFound
 from api.evidence.verification import Outcome, each_verified_interaction
 from api.principal import Principal
+from ledger.clients.consent import purpose_id
 from ledger.merkle import merkle_root
 from ml import recommend as recommending
 from ml import segments as segmenting
@@ -51,6 +52,23 @@ def verified_inputs(crm: Crm, partner: str, members: list[bytes] | None = None) 
     used.sort(key=lambda v: v[0])
     histories = by_member(event for _, _, event in used)
     return VerifiedInputs(histories, [leaf for _, leaf, _ in used], excluded)
+
+
+PROFILING = purpose_id("profiling")
+
+
+Histories = dict[str, list[Event]]  # "0x..." member -> events, oldest first
+
+
+def _profiled(crm: Crm, partner: str, histories: Histories) -> tuple[Histories, int]:
+    """The histories of the members whose profiling consent towards `partner` is valid on chain now, and
+    how many were left out: a segment or a recommendation is profiling of each member, as a score is."""
+    with crm.unit_of_work() as db:
+        address = crm.partner(db, partner).address
+    names = list(histories)
+    valid = crm.coalition.consent.are_valid([bytes.fromhex(n[2:]) for n in names], address, PROFILING)
+    kept = {name: histories[name] for name, ok in zip(names, valid, strict=True) if ok}
+    return kept, len(names) - len(kept)
 
 
 @dataclass(frozen=True)
@@ -247,6 +265,7 @@ class SegmentReport:
     rows: list[segmenting.Rfm]
     scan: segmenting.Scan
     excluded: Counter[str]
+    without_consent: int = 0  # customers left out: no valid profiling consent towards the partner
 
     def summary(self) -> list[SegmentSummary]:
         """Each segment with its customers' averages, the largest first."""
@@ -271,10 +290,13 @@ def segments(
     """RFM segments of the acting partner's customers and a KMeans scan of k, from verified inputs."""
     partner = who.acting_partner()
     inputs = verified_inputs(crm, partner)
-    if not inputs.histories:
-        raise InvalidInput(f"{partner} has no verified interactions to segment")
-    moment = as_of or max(e.at for events in inputs.histories.values() for e in events)
-    rows = segmenting.rfm(inputs.histories, moment)
+    histories, unconsented = _profiled(crm, partner, inputs.histories)
+    if not histories:
+        raise InvalidInput(
+            f"{partner} has no verified interactions to segment of customers who consented to profiling"
+        )
+    moment = as_of or max(e.at for events in histories.values() for e in events)
+    rows = segmenting.rfm(histories, moment)
     if len(rows) < 12:
         raise InvalidInput(
             f"{len(rows)} customers bought in the year before {moment:%Y-%m-%d}: too few to segment"
@@ -282,7 +304,7 @@ def segments(
     scan = segmenting.scan(segmenting.rfm_matrix(rows), ks=range(2, min(11, len(rows) // 4)))
     if plot is not None:
         segmenting.plot(scan, rows, plot)
-    return SegmentReport(moment, rows, scan, inputs.excluded)
+    return SegmentReport(moment, rows, scan, inputs.excluded, unconsented)
 
 
 def recommendations(crm: Crm, who: Principal, member: bytes, top: int = 10) -> list[str]:
@@ -295,8 +317,14 @@ def recommendations(crm: Crm, who: Principal, member: bytes, top: int = 10) -> l
         raise InvalidInput(f"--top is 1 to 100, not {top}")
     with crm.unit_of_work() as db:
         owned_customer(crm, db, partner, member)  # NotFound for anyone else's
+        address = crm.partner(db, partner).address
+    if not crm.coalition.consent.is_valid(member, address, PROFILING):
+        raise ConsentRequired(
+            f"0x{member.hex()} has no valid profiling consent towards {partner}: no recommendations"
+        )
     inputs = verified_inputs(crm, partner)
-    bought = recommending.baskets(inputs.histories, None, None)
+    histories, _ = _profiled(crm, partner, inputs.histories)
+    bought = recommending.baskets(histories, None, None)
     if not bought:
         raise InvalidInput(f"{partner} has no verified purchases to learn from")
     model = recommending.fit(bought)

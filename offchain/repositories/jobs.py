@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -26,13 +27,21 @@ def change(db: Session, job_id: str, **values: Any) -> None:
     db.connection().execute(update(table).where(table.c.id == job_id).values(**values))
 
 
-def fail_orphans(db: Session, runner: str, when: datetime) -> int:
-    """Mark failed every unfinished job of a runner other than `runner` (a server that stopped): it is
-    not running and never will. The number marked."""
+def unfinished_runners(db: Session, other_than: str) -> list[str]:
+    """The runners, other than `other_than`, that have a job queued or running."""
+    query = select(Job.runner).where(Job.runner != other_than, col(Job.status).in_(("queued", "running")))
+    return sorted(set(db.exec(query.distinct()).all()))
+
+
+def fail_orphans(db: Session, stopped: Sequence[str], when: datetime) -> int:
+    """Mark failed every unfinished job of the runners `stopped` (servers that stopped): it is not
+    running and never will. The number marked."""
+    if not stopped:
+        return 0
     table = Job.__table__  # type: ignore[attr-defined]
     done = db.connection().execute(
         update(table)
-        .where(table.c.runner != runner, table.c.status.in_(("queued", "running")))
+        .where(table.c.runner.in_(list(stopped)), table.c.status.in_(("queued", "running")))
         .values(
             status="failed", error="the server stopped while this job ran; start it again", updated_at=when
         )

@@ -11,6 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from api.principal import Principal
+from api.usecases.consent import send_staged_consents, stage_consents
+from api.usecases.home import open_crm
+from ledger.clients.consent import purpose_id
+from offchain.repositories import customers
 from tests.api.clirunner import run, runner
 
 HOLDOUT = "2024-09-01"
@@ -74,15 +79,6 @@ def test_model_list_and_card(home, trained):
     card = json.loads(run(home, "model", "card", trained))
     assert card["split"]["holdout"]["asOf"].startswith(HOLDOUT)
     assert "fairness" in card and "limitations" in card and card["provenance"]["partner"] == "acme"
-
-
-def test_segments_with_a_plot(home, tmp_path):
-    plot = tmp_path / "segments.png"
-    out = run(home, "segments", "--partner", "acme", "--as-of", HOLDOUT, "--plot", str(plot))
-    assert "RFM segments as of 2024-09-01" in out and "k by silhouette" in out and "k by elbow" in out
-    assert plot.read_bytes()[:4] == b"\x89PNG"
-    out = run(home, "segments", "--partner", "acme", "--plot", str(plot), code=2)
-    assert "exists" in out  # a file is never overwritten
 
 
 def test_score_logs_decisions_and_counts_who_was_skipped(home, trained, consented):
@@ -188,3 +184,26 @@ def test_mistakes_are_one_clear_line(home, trained, args, words):
 def _rows(home: Path) -> list[str]:
     with sqlite3.connect(home / "data.sqlite") as db:
         return list(db.iterdump())
+
+
+def test_segments_of_customers_with_profiling_consent_with_a_plot(home, tmp_path):
+    # last in the module: it gives profiling consent to every customer of acme, which the counts of
+    # `test_score_logs_decisions_and_counts_who_was_skipped` must not see
+    plot = tmp_path / "segments.png"
+    acme = Principal.of_partner("acme")
+    crm = open_crm(home)
+    try:
+        with crm.unit_of_work() as db:
+            partner = crm.partner(db, "acme")
+            members = [c.member_id for c in customers.of_partner(db, partner.id)]
+        valid = crm.coalition.consent.are_valid(members, partner.address, purpose_id("profiling"))
+        stage_consents(crm, acme, [m for m, ok in zip(members, valid, strict=True) if not ok], "profiling")
+        send_staged_consents(crm, acme)
+    finally:
+        crm.close()
+    out = run(home, "segments", "--partner", "acme", "--as-of", HOLDOUT, "--plot", str(plot))
+    assert "RFM segments as of 2024-09-01" in out and "k by silhouette" in out and "k by elbow" in out
+    assert "without valid profiling consent" not in out
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+    out = run(home, "segments", "--partner", "acme", "--plot", str(plot), code=2)
+    assert "exists" in out  # a file is never overwritten

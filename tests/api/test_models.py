@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from api.context import Crm
-from api.errors import InvalidInput, NotFound
+from api.errors import ConsentRequired, InvalidInput, NotFound
 from api.principal import Principal
+from api.usecases.consent import send_staged_consents, stage_consents, withdraw_consent
 from api.usecases.models import (
     list_models,
     model_card,
@@ -32,8 +33,10 @@ HOLDOUT = datetime(2024, 9, 1, tzinfo=UTC)
 @pytest.fixture(scope="module")
 def crm(tmp_path_factory: pytest.TempPathFactory, trained_home: TrainedHome) -> Iterator[Crm]:
     """acme's 300 synthetic customers and 4,000 interactions (the trained home, forked: its model is
-    not used here, the tests train their own)."""
+    not used here, the tests train their own), every one of them with profiling consent."""
     with forked(trained_home, tmp_path_factory.mktemp("models") / "home", batch_max_leaves=512) as crm:
+        stage_consents(crm, ACME, trained_home.members, "profiling")  # segments and recommendations need it
+        send_staged_consents(crm, ACME)
         yield crm
 
 
@@ -93,3 +96,14 @@ def test_segments_and_recommendations(crm: Crm, tmp_path: Path):
     assert len(picks) == 5
     with pytest.raises(NotFound):
         recommendations(crm, Principal.of_partner("borealis"), member)  # not borealis's customer
+
+
+def test_a_customer_who_withdrew_profiling_consent_is_neither_segmented_nor_recommended_to(crm: Crm):
+    before = segments(crm, ACME, as_of=HOLDOUT)
+    member = before.rows[0].member
+    withdraw_consent(crm, ACME, bytes.fromhex(member[2:]), "profiling")
+    after = segments(crm, ACME, as_of=HOLDOUT)
+    assert after.without_consent == before.without_consent + 1
+    assert member not in {row.member for row in after.rows} and len(after.rows) == len(before.rows) - 1
+    with pytest.raises(ConsentRequired, match="no valid profiling consent"):
+        recommendations(crm, ACME, bytes.fromhex(member[2:]))

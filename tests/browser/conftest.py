@@ -36,7 +36,7 @@ from api.settings import Settings
 from api.usecases import access
 from api.usecases.access import issue_token
 from api.usecases.anchoring import anchor_now
-from api.usecases.consent import give_consent
+from api.usecases.consent import give_consent, send_staged_consents, stage_consents
 from api.usecases.customer_keys import customer_binding, new_customer_key, open_customer_key
 from api.usecases.customers import register_customer, register_customers, send_staged_enrolments
 from api.usecases.decisions import score
@@ -197,6 +197,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         crm, cafe, [CustomerCreate(name=f"Shopper {n}", country="FR") for n in range(13)]
     )
     send_staged_enrolments(crm, cafe)
+    stage_consents(crm, cafe, shoppers, "profiling")  # a segment is profiling: it needs their consent
+    send_staged_consents(crm, cafe)
     record_interactions(
         crm,
         cafe,

@@ -78,25 +78,34 @@ def test_logs_hold_no_secret_token_or_personal_data(api: Api, caplog: pytest.Log
         assert forbidden not in text
 
 
-def test_a_job_of_a_server_that_stopped_is_reported_failed(api: Api) -> None:
+def test_a_job_of_a_server_that_stopped_is_reported_failed_and_a_live_servers_is_not(api: Api) -> None:
     now = datetime.now(UTC)
+    running = JobRunner(api.crm)  # another server over the same store, alive
     with api.crm.unit_of_work() as db:
-        jobs.add(
-            db,
-            Job(
-                id="00000000-0000-0000-0000-000000000042",
-                owner="partner acme",
-                kind="verification",
-                status="running",
-                runner="a-server-that-died",
-                created_at=now,
-                updated_at=now,
-            ),
-        )
-    JobRunner(api.crm).shutdown()  # a server starting over the same store
-    answer = api.client.get("/v1/jobs/00000000-0000-0000-0000-000000000042", headers=api.key("acme"))
+        for job_id, runner in (("42", "a-server-that-died"), ("43", running.runner)):
+            jobs.add(
+                db,
+                Job(
+                    id=f"00000000-0000-0000-0000-0000000000{job_id}",
+                    owner="partner acme",
+                    kind="verification",
+                    status="running",
+                    runner=runner,
+                    created_at=now,
+                    updated_at=now,
+                ),
+            )
+    try:
+        JobRunner(api.crm).shutdown()  # a server starting over the same store
+    finally:
+        running.shutdown()
+    key = api.key("acme")
+    answer = api.client.get("/v1/jobs/00000000-0000-0000-0000-000000000042", headers=key)
     assert answer.status_code == 200
     assert answer.json()["status"] == "failed" and "stopped" in answer.json()["error"]
+    assert api.client.get("/v1/jobs/00000000-0000-0000-0000-000000000043", headers=key).json()["status"] == (
+        "running"
+    )
 
 
 def test_a_body_sent_without_a_length_is_cut_at_the_limit(api: Api) -> None:

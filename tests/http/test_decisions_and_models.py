@@ -178,6 +178,14 @@ def test_a_member_who_withdrew_profiling_is_skipped(api: Api, cafe: dict[str, An
     )
     assert scored["status"] == "succeeded" and scored["result"]["skipped_for_consent"] == 1
     assert scored["result"]["decided"] == 0
+    # a recommendation is profiling too: refused for her, in words; given to one who consents
+    refused = api.client.get(f"/v1/customers/0x{member.hex()}/recommendations", headers=cafe["headers"])
+    assert refused.status_code == 409 and refused.headers["content-type"] == "application/problem+json"
+    assert "no valid profiling consent" in refused.json()["detail"]
+    given = api.client.get(
+        f"/v1/customers/0x{cafe['members'][0].hex()}/recommendations?top=3", headers=cafe["headers"]
+    )
+    assert given.status_code == 200 and 0 < len(given.json()["items"]) <= 3, given.text
 
 
 def test_segments_of_verified_interactions(api: Api, cafe: dict[str, Any]) -> None:
@@ -185,6 +193,7 @@ def test_segments_of_verified_interactions(api: Api, cafe: dict[str, Any]) -> No
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert sum(s["members"] for s in body["segments"]) > 12 and body["kmeans"]["ks"]
+    assert body["without_consent"] == 1  # the one who withdrew profiling consent above
     assert (
         api.client.get("/v1/segments", headers=cafe["headers"], params={"as_of": "2024-12-01"}).status_code
         == 422

@@ -7,6 +7,8 @@ import hashlib
 import os
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -18,12 +20,13 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from pydantic import ValidationError
 from sqlalchemy import CheckConstraint, Engine, insert, inspect, make_url
-from sqlalchemy.exc import IntegrityError, StatementError
+from sqlalchemy.exc import IntegrityError, OperationalError, StatementError
 from sqlmodel import Session, col, select
 
 from offchain.db import (
     HEAD_REVISION,
     alembic_config,
+    default_url,
     make_engine,
     migrate,
     purge_deleted,
@@ -644,3 +647,38 @@ def test_create_models_refuse_malformed_addresses_and_member_ids() -> None:
     assert submit("0x" + "ab" * 32).member_id == "0x" + "ab" * 32
     with pytest.raises(ValidationError):
         submit("0x" + "ab" * 31)  # 31 bytes
+
+
+def test_a_unit_that_writes_what_it_read_waits_for_another_writer_instead_of_failing(
+    tmp_path: Path,
+) -> None:
+    url = default_url(tmp_path)
+    mine, theirs = make_engine(url), make_engine(url)
+    with mine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE counter (n INTEGER)")
+        connection.exec_driver_sql("INSERT INTO counter VALUES (0)")
+
+    def count(db: Session) -> int:
+        return int(db.connection().exec_driver_sql("SELECT n FROM counter").scalar_one())
+
+    def they_add_one() -> None:
+        with session(theirs) as db:
+            db.connection().exec_driver_sql("UPDATE counter SET n = n + 1")
+
+    # Why: a plain unit reads from a snapshot, and another writer's commit before its own first write
+    # makes that write fail at once (SQLite's WAL cannot move a reader's snapshot into a writer)
+    with pytest.raises(OperationalError, match="database is locked"), session(mine) as db:
+        seen = count(db)
+        they_add_one()
+        db.connection().exec_driver_sql(f"UPDATE counter SET n = {seen + 10}")
+    # A unit that writes holds the write lock from its start: the other writer waits for it to commit
+    with session(mine, writes=True) as db:
+        seen = count(db)
+        other = threading.Thread(target=they_add_one)
+        other.start()
+        time.sleep(0.3)  # long enough for the other writer to try; it must be waiting, not done
+        assert count(db) == seen == 1
+        db.connection().exec_driver_sql(f"UPDATE counter SET n = {seen + 10}")
+    other.join()
+    with session(mine) as db:
+        assert count(db) == 12  # neither write lost

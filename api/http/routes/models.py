@@ -61,6 +61,9 @@ class SegmentsOut(BaseModel):
     segments: list[SegmentOut]
     kmeans: KScan
     excluded: dict[str, int] = Field(description="interactions left out, by outcome (they did not verify)")
+    without_consent: int = Field(
+        description="customers left out: no valid profiling consent towards you (a segment is profiling)"
+    )
 
 
 @router.get("/v1/models", response_model=list[ModelOut], responses=ERRORS, **needs("models:read"))
@@ -155,4 +158,5 @@ def segments(
             k_by_elbow=int(scan.elbow),
         ),
         excluded=dict(report.excluded),
+        without_consent=report.without_consent,
     )
