@@ -12,19 +12,23 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from eth_account.signers.local import LocalAccount
 from sqlalchemy import Engine, make_url
 from sqlmodel import Session
 
 from api.errors import Busy, UnknownPartner
 from api.settings import Settings
-from ledger.coalition import Coalition
 from offchain.db import make_engine, migrate, session
 from offchain.keystore import KeyStore
 from offchain.repositories import partners
 from offchain.repositories.partners import PartnerRecord
 from offchain.vault import KekRing, Vault
+
+if TYPE_CHECKING:  # neither is imported by a command that only reads the chain (api/usecases/home_open.py)
+    from eth_account.signers.local import LocalAccount
+
+    from ledger.coalition import Coalition
 
 
 def private_folder(folder: Path) -> None:

@@ -19,10 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import solcx
-from solcx.exceptions import SolcError
-from solcx.install import get_executable
-
 from ledger.errors import CompilationError
 from ledger.paths import build_dir, contracts_dir, node_modules_dir
 
@@ -78,6 +74,8 @@ def find_solc() -> Path:
     on_path = shutil.which("solc")
     if on_path and _version_of(Path(on_path)) == SOLC_VERSION:
         return Path(on_path)
+    from solcx.install import get_executable
+
     try:
         return Path(get_executable(SOLC_VERSION))
     except Exception:  # solcx raises its own "not installed" error; any failure means "not here"
@@ -91,6 +89,9 @@ def find_solc() -> Path:
 
 
 def _version_of(binary: Path) -> str | None:
+    import solcx
+    from solcx.exceptions import SolcError
+
     try:
         return str(solcx.wrapper.get_solc_version(binary))
     except (OSError, SolcError, ValueError):
@@ -155,6 +156,9 @@ def compile_contracts(*, force: bool = False, root: Path | None = None) -> Build
         cached = json.loads(cache.read_text())
         if cached.get("input_hash") == input_hash:
             return _build_from_json(cached)
+    import solcx  # here: a build read from the cache (every command's case) needs no compiler
+    from solcx.exceptions import SolcError
+
     binary = find_solc()
     try:
         output = solcx.compile_standard(solc_input, solc_binary=binary)

@@ -18,7 +18,6 @@ from typing import Any
 
 import rfc8785
 
-from ml.dataset import ELIGIBLE_DAYS, eligible
 from ml.events import PURCHASE, Event
 from ml.features import BY_NAME, features, history_before
 from ml.glassbox import FORMAT_V1, Change, Counterfactual, GlassBox
@@ -74,6 +73,10 @@ class OutsidePopulation(ValueError):
 def member_features(model: GlassBox, events: Sequence[Event], as_of: datetime) -> dict[str, float]:
     """The features a decision as of `as_of` reads. ValueError if the member has no purchase before
     `as_of`; OutsidePopulation if none in the year before it (not the population the model knows)."""
+    # here, not at the top: ml.dataset imports numpy (0.1 CPU s), which reading a decision's reason codes
+    # or checking a disclosure (`decision verify --auditor`) does not need
+    from ml.dataset import ELIGIBLE_DAYS, eligible
+
     row = features(events, as_of, model.bgnbd, model.features)  # only the model's: the others cost time
     if not eligible(events, as_of):
         raise OutsidePopulation(f"no purchase in the {ELIGIBLE_DAYS} days before {as_of:%Y-%m-%d}")

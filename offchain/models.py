@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import sqlalchemy as sa
 from pydantic import BeforeValidator
@@ -36,8 +36,21 @@ from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
 # defined apart so that an import's reader process can use them without loading the store; here too
-from offchain.customer_data import CustomerCreate as CustomerCreate
 from offchain.kinds import InteractionKind as InteractionKind
+
+if TYPE_CHECKING:
+    from offchain.customer_data import CustomerCreate as CustomerCreate
+
+
+def __getattr__(name: str) -> Any:
+    """`CustomerCreate` on first use: its EmailStr imports email_validator (0.03 CPU s), which a command
+    that creates no customer (`decision verify`) does not need."""
+    if name == "CustomerCreate":
+        from offchain.customer_data import CustomerCreate
+
+        return CustomerCreate
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 NAMING_CONVENTION: dict[str, str] = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",

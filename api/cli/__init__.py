@@ -2,57 +2,48 @@
 
 Every command that changes state works on a home folder (`--home`, env LEDGERCRM_HOME, default
 ./.ledgercrm) created by `init`. User mistakes end in one line on stderr and a non-zero exit, never a
-traceback."""
+traceback.
+
+The commands live in `api.cli.root` (and its modules); this package loads it on first use, so that the
+`ledgercrm` script (`main`) loads it without cycle collection."""
 
 from __future__ import annotations
 
-from api.cli.audit import audit_app
-from api.cli.common import app, one_paragraph_help
-from api.cli.consent import consent_app
-from api.cli.customers import customer_app
-from api.cli.evidence import anchor, erase, export, reconcile, verify
-from api.cli.home import compile_, demo, init
-from api.cli.imports import PLAIN_PROGRESS_EVERY, PlainProgress, import_app
-from api.cli.interactions import interaction_app
-from api.cli.models import decision_app, model_app, recommend, score, segments
-from api.cli.partners import governance_app, partner_app
-from api.cli.points import points_app
-from api.cli.tokens import serve, token_app
+import gc
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["PLAIN_PROGRESS_EVERY", "PlainProgress", "app", "main"]
+if TYPE_CHECKING:
+    from api.cli.root import GROUPS as GROUPS
+    from api.cli.root import PLAIN_PROGRESS_EVERY as PLAIN_PROGRESS_EVERY
+    from api.cli.root import PlainProgress as PlainProgress
+    from api.cli.root import app as app
+    from api.cli.root import app_for as app_for
 
-
-# Root commands, in the order `--help` lists them.
-app.command()(init)
-app.command()(reconcile)
-app.command()(export)
-app.command()(anchor)
-app.command()(verify)
-app.command()(erase)
-app.command()(segments)
-app.command()(score)
-app.command()(recommend)
-app.command()(demo)
-app.command("compile")(compile_)
-app.command()(serve)
-
-
-for sub, name in (
-    (partner_app, "partner"),
-    (customer_app, "customer"),
-    (interaction_app, "interaction"),
-    (consent_app, "consent"),
-    (points_app, "points"),
-    (import_app, "import"),
-    (governance_app, "governance"),
-    (model_app, "model"),
-    (decision_app, "decision"),
-    (audit_app, "audit"),
-    (token_app, "token"),
-):
-    app.add_typer(sub, name=name)
-one_paragraph_help(app)
+__all__ = ["GROUPS", "PLAIN_PROGRESS_EVERY", "PlainProgress", "app", "app_for", "main"]
 
 
 def main() -> None:
-    app()
+    """The `ledgercrm` script. The command line's modules (typer, rich, every command's) load with the
+    collector off: collections triggered by their allocations, in a process that has made no garbage
+    yet, cost about 0.1 CPU s of a `decision verify` (benchmarks/README.md, `decision_verify.py`). It is
+    on again before any command runs (`api.cli.common.short_lived` keeps it off for the few that end
+    at once), with what the imports made frozen (gc.freeze)."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        from api.cli.root import main as run
+    finally:
+        # what the imports made lives as long as the process: frozen, later collections (of a command
+        # that runs for hours as much as of one that ends at once) do not walk it again
+        gc.freeze()
+        if collecting:
+            gc.enable()
+    run()
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from api.cli import root
+
+        return getattr(root, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

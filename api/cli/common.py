@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import gc
+import importlib.abc
+import importlib.machinery
+import importlib.util
 import inspect
 import sys
+import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -11,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
-import typer.rich_utils
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -62,8 +66,34 @@ def _flag_type(self: TyperOption, ctx: typer.Context) -> str | None:
     return _option_type(self, ctx)
 
 
+class _OneLineUsageErrors(importlib.abc.MetaPathFinder):
+    """Gives `typer.rich_utils` our `rich_format_error` when Typer first imports it (for a usage error
+    or `--help`) rather than importing it with every command: it imports rich.markdown and markdown_it,
+    about 0.05 CPU s that `decision verify` and every other command that parses fine never use."""
+
+    def find_spec(self, name: str, path: Any, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+        if name != "typer.rich_utils":
+            return None
+        sys.meta_path.remove(self)  # the real finders find it; this one is done after once
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            return spec
+        loader = spec.loader
+        exec_module = loader.exec_module
+
+        def then_patch(module: types.ModuleType) -> None:
+            exec_module(module)
+            setattr(module, "rich_format_error", _one_line_usage_error)  # noqa: B010 - not an attribute mypy knows
+
+        loader.exec_module = then_patch  # type: ignore[method-assign]
+        return spec
+
+
 # Typer looks these up at call time: usage errors and option types, our way, in every command.
-typer.rich_utils.rich_format_error = _one_line_usage_error  # type: ignore[assignment]
+if "typer.rich_utils" in sys.modules:
+    setattr(sys.modules["typer.rich_utils"], "rich_format_error", _one_line_usage_error)  # noqa: B010
+else:
+    sys.meta_path.insert(0, _OneLineUsageErrors())
 _option_type = TyperOption.display_type_rich
 TyperOption.display_type_rich = _flag_type  # type: ignore[method-assign,assignment]
 
@@ -123,6 +153,9 @@ def _signature(path: Path | None) -> Any:
 
 class State:
     home: Path = Path(".ledgercrm")
+    # set by a command that wrote nothing but its output (`short_lived`): `main` then spares the
+    # interpreter's exit the traversal of every object the command made
+    quick_exit: bool = False
 
 
 state = State()
@@ -182,11 +215,39 @@ def user_errors() -> Iterator[None]:
         fail("the store is busy: another ledgercrm command is writing to it; try again when it has finished")
 
 
-def with_crm(action: Callable[[Crm], T]) -> T:
-    from api.usecases.home import open_crm
+@contextmanager
+def short_lived() -> Iterator[None]:
+    """For a command that reads, verifies and prints (`decision verify`): no cycle collection while it
+    runs, and a quick exit after it. Both are Python's garbage collector working for a process that is
+    about to end: while the command imports SQLAlchemy, SQLModel's models and the ML code, collections
+    triggered by the allocations cost about 0.1 CPU s; at exit, the interpreter's last collections walk
+    every object of those imports again, about 0.3 CPU s (benchmarks/README.md, `decision_verify.py`).
+    `main` freezes the objects instead (gc.freeze: what is left at exit is freed by the OS, not walked);
+    the command writes no file, so nothing waits on a finalizer. In a process that goes on (tests, the
+    server) collection is restored after the block and nothing is frozen."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        state.quick_exit = True
+        if was_enabled:
+            gc.enable()
 
+
+def with_crm(action: Callable[[Crm], T], *, verifying: bool = False) -> T:
+    """`action` on the home opened, its errors in one line. `verifying`: for a command that only reads
+    the chain and verifies, the home opened without web3 or any signing key (api/usecases/home_open.py:
+    a fraction of the start-up)."""
     with user_errors():
-        crm = open_crm(state.home)
+        if verifying:
+            from api.usecases.home_open import open_crm_to_verify
+
+            crm = open_crm_to_verify(state.home)
+        else:
+            from api.usecases.home import open_crm
+
+            crm = open_crm(state.home)
         for partner, member, block in crm.reshredded:
             errors.print(
                 f"warning: the key store held a data key of {partner}'s member 0x{member.hex()}, which the"

@@ -24,6 +24,7 @@ from api.cli.common import (
     fail,
     hexid,
     parse_member,
+    short_lived,
     show_wide,
     user_errors,
     with_crm,
@@ -419,7 +420,12 @@ def decision_verify(
 ) -> None:
     """Reproduce a decision from the chain down; exit 0 only if model hash, input root, score and
     explanation all reproduce and consent was valid."""
-    from api.usecases.decisions import verify_decision
+    with short_lived():
+        _decision_verify(decision_id, auditor, disclosure)
+
+
+def _decision_verify(decision_id: int, auditor: bool, disclosure: Path | None) -> None:
+    from api.usecases.decision_verification import verify_decision
 
     if disclosure is not None and not auditor:
         fail("--disclosure: a disclosure is for an auditor's run: add --auditor", code=2)
@@ -432,7 +438,8 @@ def decision_verify(
         if not isinstance(disclosed, dict):
             fail(f"--disclosure: {disclosure} is not a disclosure file", code=2)
     result = with_crm(
-        lambda crm: verify_decision(crm, OPERATOR, decision_id, auditor=auditor, disclosure=disclosed)
+        lambda crm: verify_decision(crm, OPERATOR, decision_id, auditor=auditor, disclosure=disclosed),
+        verifying=True,
     )
     for step in result.steps:
         console.print(

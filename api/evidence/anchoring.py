@@ -26,13 +26,13 @@ from sqlmodel import Session
 
 from api.context import Crm
 from api.errors import LogOutOfStep
+from api.evidence.log import GENESIS_SIZE as GENESIS_SIZE
+from api.evidence.log import log_start as log_start
 from api.evidence.outbox import FailedTransaction, NextBatch, Outbox
 from ledger.chain import SignedTx
 from ledger.merkle import Frontier, LogAppend, leaf_hash
 from offchain.repositories import batches, erasures, interactions
 from offchain.repositories.partners import PartnerRecord
-
-GENESIS_SIZE = 1  # a log's genesis leaf is leaf 0: its first record is leaf 1
 
 
 @dataclass(frozen=True)
@@ -47,11 +47,6 @@ class AnchorOutcome:
     def of(cls, row: Any) -> AnchorOutcome:
         """From a confirmed batch row (`batches.OUTCOME_COLUMNS`)."""
         return cls(row.id, row.onchain_batch_id, row.size, bytes(row.root), row.block_number)
-
-
-def log_start(crm: Crm, partner_address: str) -> Frontier:
-    """The partner's log before its first batch: its genesis leaf alone."""
-    return Frontier(GENESIS_SIZE, (crm.coalition.anchor.genesis_leaf(partner_address),))
 
 
 def new_batch(

@@ -19,12 +19,14 @@ from typing import Any, Protocol
 from sqlmodel import Session
 
 from api.context import Crm
+from api.evidence.decision_records import EXPLANATION_FIELD as EXPLANATION_FIELD
+from api.evidence.decision_records import decision_of as decision_of
 from api.evidence.verification import Outcome, Verification
 from ledger.clients import ConsentStatus as ChainConsentStatus
 from ledger.clients import purpose_id
 from ledger.clients.consent import ConsentSource, consent_events
-from ledger.clients.decisions import Decision, RecordedDecision
 from ledger.clients.loyalty import points_events
+from ledger.records import Decision, RecordedDecision
 from ml import decision as deciding
 from offchain.crypto import hmac_sha256
 from offchain.errors import CustomerErased, DecryptionFailed, UnknownCustomer
@@ -307,21 +309,6 @@ def check_models(crm: Crm, db: Session, partner: PartnerRecord) -> list[Verifica
             )
         )
     return found
-
-
-def decision_of(row: DecisionRecord) -> Decision:
-    """A stored decision as the chain's event carries it."""
-    return Decision(
-        member=row.member_id,
-        input_root=row.input_root,
-        score_bps=row.score_bps,
-        action=deciding.action_word(row.action),
-        explanation_hash=row.explanation_hash,
-        reasons=row.reasons,
-    )
-
-
-EXPLANATION_FIELD = "decision_explanation"
 
 
 def check_decisions(crm: Crm, db: Session, partner: PartnerRecord, *, content: bool) -> list[Verification]:

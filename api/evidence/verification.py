@@ -35,11 +35,11 @@ from sqlmodel import Session
 from api.context import Crm
 from api.errors import NotFound
 from api.evidence import documents
-from api.evidence.anchoring import GENESIS_SIZE, log_start
 from api.evidence.documents import PAYLOAD_FIELD
-from ledger.clients import BatchInfo
+from api.evidence.log import GENESIS_SIZE, log_start
 from ledger.errors import AnchorUnknownBatch
 from ledger.merkle import Frontier, LogAppend, leaf_hash, verify_consistency, verify_inclusion
+from ledger.records import BatchInfo
 from offchain.errors import CustomerErased, DecryptionFailed, UnknownCustomer
 from offchain.models import AnchorStatus, Batch, ErasureReceipt
 from offchain.repositories import batches as batch_rows

@@ -25,6 +25,7 @@ from api.errors import CustomerIsErased, NotAllowed
 from api.evidence.anchoring import AnchorOutcome, anchor_pending
 from api.principal import Principal
 from api.usecases.customers import owned_customer, send_staged_enrolments
+from api.usecases.home_open import reshred_erased as reshred_erased  # it runs at every opening
 from api.usecases.signing import SignedMessage, check_signed
 from ledger.clients import Authorization
 from offchain.canonical import canonical_json
@@ -36,7 +37,6 @@ from offchain.repositories import (
     decisions,
     erasures,
     interactions,
-    partners,
     points,
     verified_inputs,
 )
@@ -152,28 +152,3 @@ def erase_customer_signed(
     deadline: refused in words, nothing written), then `erase_customer` carries it out."""
     authorization = check_signed(crm, signed, "Erasure", member, {}, "an erasure")
     return erase_customer(crm, who, member, authorization)
-
-
-def reshred_erased(crm: Crm) -> list[tuple[str, bytes, int]]:
-    """The chain is the shred list: shred again every data key the key store holds of a member the
-    MemberRegistry erased (a key store restored from a backup taken before the erasure would otherwise
-    bring the member's keys back, and with them whatever ciphertext a backup of the data kept). Each
-    one is (partner, member, block of the erasure), also kept in `crm.reshredded` for `verify`, which
-    fails on it. One event query and one key-store query per partner: cheap enough for every opening
-    of a home."""
-    with crm.unit_of_work() as db:
-        known = [(p.name, p.address) for p in partners.every(db)]
-    if not known:
-        return []
-    # every erasure, whatever its home then: a member may have moved to another home (its signature or
-    # the partners' vote) after the partner whose store holds its data enrolled it
-    erased = {erasure.member: erasure.block_number for erasure in crm.coalition.members.erasures()}
-    found: list[tuple[str, bytes, int]] = []
-    if not erased:
-        return found
-    for name, _address in known:
-        for member in crm.keystore.get_many(name, list(erased)):
-            crm.vault.shred(name, member)
-            found.append((name, member, erased[member]))
-    crm.reshredded.extend(found)
-    return found

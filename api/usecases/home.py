@@ -27,22 +27,23 @@ funded key (`--key-file`), and a partner without `--key-file` gets a freshly gen
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import is_address
 
 from api.context import Crm, private_folder
-from api.errors import CrmError, InvalidInput, MalformedInput
-from api.settings import Settings
+from api.errors import InvalidInput, MalformedInput
 from api.usecases.customer_keys import write_new_file
-from api.usecases.erasure import reshred_erased
+from api.usecases.home_open import CONFIG as CONFIG
+from api.usecases.home_open import HomeConfig as HomeConfig
+from api.usecases.home_open import HomeError as HomeError
+from api.usecases.home_open import home_keks, reshred_erased
+from api.usecases.home_open import settings_for as settings_for
 from api.usecases.partners import register_partner
 from ledger.backends import DEV_MNEMONIC, RpcBackend, is_development_node, public_test_addresses
 from ledger.coalition import Coalition
@@ -52,41 +53,9 @@ from offchain.errors import KekError
 from offchain.repositories import partners
 from offchain.vault import KekRing, check_partner
 
-CONFIG = "config.json"
 DEVNET_SCRIPT = PROJECT_ROOT / "hardhat-free-devnet" / "devnet"
 DEVNET_STATE = PROJECT_ROOT / "hardhat-free-devnet" / ".state"
 FOUNDERS = 3  # development deployments: mnemonic accounts 0, 1, 2 found the coalition
-
-
-class HomeError(CrmError):
-    pass
-
-
-@dataclass
-class HomeConfig:
-    rpc_url: str
-    deployment: dict[str, Any]
-    database_url: str | None  # None: data.sqlite in the home
-    next_dev_account: int = 0
-    keks: dict[str, str] = field(default_factory=dict)  # partner -> its KEK file
-    consortium: str | None = None  # the trust anchor this home was pinned to (None: homes made before)
-    development: bool = True  # a development chain: the public test keys may sign (homes made before: yes)
-
-    def save(self, home: Path) -> None:
-        private_folder(home)
-        path = home / CONFIG
-        tmp = path.with_suffix(".tmp")
-        with os.fdopen(os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600), "w") as handle:
-            handle.write(json.dumps(self.__dict__, indent=2) + "\n")
-        tmp.chmod(0o600)  # a leftover .tmp of another mode keeps its mode through os.open
-        tmp.replace(path)
-
-    @classmethod
-    def load(cls, home: Path) -> HomeConfig:
-        path = home / CONFIG
-        if not path.is_file():
-            raise HomeError(f"{home} is not a ledgercrm home: run `ledgercrm init` first (or pass --home)")
-        return cls(**json.loads(path.read_text()))
 
 
 def init_home(
@@ -190,25 +159,12 @@ def _devnet_deployment() -> Deployment | None:
     return Deployment.load(path) if path.is_file() else None
 
 
-def settings_for(home: Path, config: HomeConfig) -> Settings:
-    # production: a home's data is real, so the public development KEK is refused in it
-    return Settings(
-        environment="production",
-        home=home,
-        database_url=config.database_url,
-        keystore_url=str(home / "keys.sqlite"),
-    )
-
-
 def open_crm(home: Path) -> Crm:
     config = HomeConfig.load(home)
     coalition = Coalition.attach(
         RpcBackend(config.rpc_url), Deployment.from_json(config.deployment), consortium=config.consortium
     )
-    keks = KekRing(
-        development=False, key_files={name: str(home / path) for name, path in config.keks.items()}
-    )
-    crm = Crm.open(settings_for(home, config), coalition, keks=keks)
+    crm = Crm.open(settings_for(home, config), coalition, keks=home_keks(home, config))
     keys = home / "keys"
     if keys.is_dir():
         for key_file in sorted(keys.glob("*.key")):

@@ -12,6 +12,7 @@ from web3.contract import Contract
 
 from ledger.chain import Chain, SignedTx, TxResult
 from ledger.clients.base import ContractClient, as_bytes32
+from ledger.records import BatchInfo as BatchInfo
 
 
 @dataclass(frozen=True)
@@ -19,17 +20,6 @@ class AnchoredBatch:
     batch_id: int
     block_number: int
     tx: TxResult
-
-
-@dataclass(frozen=True)
-class BatchInfo:
-    """One anchored tree head: `size` is the partner's log size at it."""
-
-    batch_id: int
-    root: bytes
-    size: int
-    partner: ChecksumAddress
-    block_number: int
 
 
 @dataclass(frozen=True)

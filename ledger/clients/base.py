@@ -9,8 +9,7 @@ from web3.contract.contract import ContractFunction
 from web3.types import BlockIdentifier
 
 from ledger.chain import Chain, SignedTx, TxResult
-
-ZERO32 = b"\x00" * 32
+from ledger.records import ZERO32 as ZERO32  # where the clients and their callers took it from
 
 
 class ContractClient:

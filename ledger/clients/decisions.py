@@ -1,11 +1,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import cached_property
 
 from eth_account.signers.local import LocalAccount
-from eth_typing import ABIFunction, ChecksumAddress
+from eth_typing import ABIFunction
 from eth_utils import (
     event_abi_to_log_topic,
     function_abi_to_4byte_selector,
@@ -15,7 +14,10 @@ from eth_utils import (
 from web3.contract.contract import ContractFunction
 
 from ledger.chain import SignedTx, TxResult, _encode_words
-from ledger.clients.base import ZERO32, ContractClient, as_bytes32
+from ledger.clients.base import ContractClient, as_bytes32
+from ledger.records import Decision as Decision
+from ledger.records import ModelInfo as ModelInfo
+from ledger.records import RecordedDecision as RecordedDecision
 
 # recordDecisions costs ~21k per decision (an event of six words, the registry's and the consent
 # registry's checks; benchmarks/ledger_gas.py): a bound of 40k per item spares an estimate per batch and
@@ -23,35 +25,6 @@ from ledger.clients.base import ZERO32, ContractClient, as_bytes32
 DECISION_BATCH_GAS_BASE = 100_000
 DECISION_BATCH_GAS_PER_ITEM = 40_000
 DECISION_BATCH_MAX = 500
-
-
-@dataclass(frozen=True)
-class Decision:
-    member: bytes
-    input_root: bytes
-    score_bps: int
-    action: bytes
-    explanation_hash: bytes
-    reasons: bytes = ZERO32  # one-byte reason codes (IDecisionLog.DecisionRecorded)
-
-
-@dataclass(frozen=True)
-class RecordedDecision:
-    decision_id: int
-    model_id: int
-    partner: ChecksumAddress  # the partner that made (and logged) the decision
-    decision: Decision
-    block_number: int
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    model_id: int
-    model_hash: bytes
-    card_hash: bytes
-    training_root: bytes
-    registrant: ChecksumAddress
-    block_number: int
 
 
 class DecisionLogClient(ContractClient):

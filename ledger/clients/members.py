@@ -16,6 +16,7 @@ from eth_utils import event_abi_to_log_topic, to_checksum_address
 
 from ledger.chain import SignedTx, TxResult
 from ledger.clients.base import ContractClient, as_bytes32
+from ledger.records import Erasure as Erasure
 
 ZERO_ADDRESS = to_checksum_address("0x" + "00" * 20)
 
@@ -114,15 +115,6 @@ class MemberInfo:
     @property
     def enrolled(self) -> bool:
         return self.home is not None
-
-
-@dataclass(frozen=True)
-class Erasure:
-    """One `MemberErased` event: the member, its home partner then, and the block."""
-
-    member: bytes
-    home: ChecksumAddress
-    block_number: int
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ import pytest
 from api.principal import Principal
 from api.usecases.consent import send_staged_consents, stage_consents
 from api.usecases.home import open_crm
+from ledger.anvil import free_port
 from ledger.clients.consent import purpose_id
 from offchain.repositories import customers
 from tests.api.clirunner import run, runner
@@ -184,6 +187,103 @@ def test_mistakes_are_one_clear_line(home, trained, args, words):
 def _rows(home: Path) -> list[str]:
     with sqlite3.connect(home / "data.sqlite") as db:
         return list(db.iterdump())
+
+
+def test_decision_verify_reads_the_chain_without_web3(home, trained, members):
+    """`decision verify` opens the home with the JSON-RPC reader (ledger/reader.py, no signing key): its
+    answers are the web3 clients' for the decisions this module logged, and the hostile cases fail
+    through it: another partner's decision, a model edited in the store, an input's leaf edited."""
+    from api.errors import NotAllowed
+    from api.usecases.decision_verification import verify_decision
+    from api.usecases.home_open import open_crm_to_verify
+    from ledger.reader import ReadCoalition
+
+    lines = run(home, "decision", "list", "--partner", "acme", "--member", members[0]).splitlines()
+    decision_id = int(lines[0].split()[0])
+    lean, full = open_crm_to_verify(home), open_crm(home)
+    try:
+        reader, clients = lean.coalition, full.coalition
+        assert isinstance(reader, ReadCoalition) and lean.signers == {}
+        found = clients.decisions.decision(decision_id)
+        assert found is not None and reader.decisions.decision(decision_id) == found
+        member, partner = found.decision.member, found.partner
+        assert reader.decisions.decisions(member=member) == clients.decisions.decisions(member=member)
+        assert reader.decisions.decisions(partner=partner) == clients.decisions.decisions(partner=partner)
+        assert reader.decisions.model(found.model_id) == clients.decisions.model(found.model_id)
+        assert reader.anchor.heads(partner) == clients.anchor.heads(partner)
+        at = (member, partner, purpose_id("profiling"), found.block_number)
+        assert reader.consent.is_valid_at_block(*at) is clients.consent.is_valid_at_block(*at) is True
+        assert reader.members.erasures() == clients.members.erasures()
+        assert verify_decision(lean, Principal.operator(), decision_id).ok
+        with pytest.raises(NotAllowed, match="made by another partner"):
+            verify_decision(lean, Principal.of_partner("borealis"), decision_id)
+        with sqlite3.connect(home / "data.sqlite") as db:
+            (inputs,) = db.execute(
+                "SELECT input_ids FROM decisions WHERE decision_id = ?", [decision_id]
+            ).fetchone()
+    finally:
+        lean.close()
+        full.close()
+    first_input = json.loads(inputs)[0]
+    edits = [
+        ("models", "model_json", "onchain_id", int(trained), "FAILED model"),
+        ("interactions", "leaf_hash", "id", first_input, "FAILED inputs"),
+    ]
+    for table, column, key, value, failed in edits:
+        with sqlite3.connect(home / "data.sqlite") as db:
+            (kept,) = db.execute(f"SELECT {column} FROM {table} WHERE {key} = ?", [value]).fetchone()
+            edited = kept + " " if isinstance(kept, str) else bytes([kept[0] ^ 1]) + kept[1:]
+            db.execute(f"UPDATE {table} SET {column} = ? WHERE {key} = ?", [edited, value])
+        try:
+            for mode in ([], ["--auditor"]):
+                out = run(home, "decision", "verify", str(decision_id), *mode, code=1)
+                assert failed in out and "NOT reproduced" in out, out
+        finally:
+            with sqlite3.connect(home / "data.sqlite") as db:
+                db.execute(f"UPDATE {table} SET {column} = ? WHERE {key} = ?", [kept, value])
+    assert f"decision {decision_id}: reproduced" in run(home, "decision", "verify", str(decision_id))
+
+
+def test_a_command_of_a_group_builds_that_group_alone():
+    from api.cli import app, app_for
+
+    assert app_for([]) is app and app_for(["--help"]) is app and app_for(["--version"]) is app
+    assert app_for(["init", "--chain", "devnet"]) is app and app_for(["--home", "h", "verify"]) is app
+    for args in (["decision", "verify", "1"], ["--home", "h", "decision", "list"], ["--home=h", "decision"]):
+        one = app_for(args)
+        assert one is not app and [g.name for g in one.registered_groups] == ["decision"]
+        assert one.registered_callback is app.registered_callback  # --home and --version as ever
+
+
+def test_decision_verify_imports_neither_web3_nor_eth_account(home, members):
+    """What makes `decision verify` a fraction of the start-up it was (benchmarks/README.md): a whole
+    run, in a fresh interpreter, never imports web3 or eth_account (nor Typer's error formatting, until a
+    usage error needs it). A node that does not answer is still one line."""
+    lines = run(home, "decision", "list", "--partner", "acme", "--member", members[0]).splitlines()
+    code = (
+        "import sys\nfrom api.cli import main\n"  # as the ledgercrm script runs it
+        f"sys.argv = ['ledgercrm', '--home', {str(home)!r}, 'decision', 'verify', {lines[0].split()[0]!r}]\n"
+        "try:\n    main()\n"
+        "except SystemExit as exc:\n    assert exc.code in (0, None), exc.code\n"
+        "heavy = ('web3', 'eth_account', 'typer.rich_utils')\n"
+        "print('imported:', sorted(m for m in heavy if m in sys.modules))\n"
+        "sys.argv = ['ledgercrm', 'decision', 'verify', 'abc']\n"
+        "try:\n    main()\n"
+        "except SystemExit as exc:\n    print('exit', exc.code)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "reproduced" in done.stdout and "imported: []" in done.stdout, done.stdout + done.stderr
+    # Typer's error module, imported at the first usage error, is ours there too: one line, exit 2
+    assert "exit 2" in done.stdout and done.stderr.startswith("error: Invalid value for 'DECISION_ID'")
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    # the same home's config, pointed at a node that is not there: one line, exit 1, no traceback
+    elsewhere = home.parent / "elsewhere"
+    elsewhere.mkdir(exist_ok=True)
+    config = json.loads((home / "config.json").read_text())
+    config["rpc_url"] = f"http://127.0.0.1:{free_port()}"
+    (elsewhere / "config.json").write_text(json.dumps(config))
+    out = run(elsewhere, "decision", "verify", "0", code=1)
+    assert out.startswith("error:") and "stopped answering" in out and "Traceback" not in out, out
 
 
 def test_segments_of_customers_with_profiling_consent_with_a_plot(home, tmp_path):

@@ -1,0 +1,23 @@
+"""A stored decision as the chain logs it, and the field its explanation is sealed under: shared by
+`verify` (api/evidence/records.py), scoring and `decision verify`, and importing neither web3 nor the
+chain's clients (`decision verify` reads the chain without them: ledger/reader.py)."""
+
+from __future__ import annotations
+
+from ledger.records import Decision
+from ml import decision as deciding
+from offchain.models import DecisionRecord
+
+EXPLANATION_FIELD = "decision_explanation"
+
+
+def decision_of(row: DecisionRecord) -> Decision:
+    """A stored decision as the chain's event carries it."""
+    return Decision(
+        member=row.member_id,
+        input_root=row.input_root,
+        score_bps=row.score_bps,
+        action=deciding.action_word(row.action),
+        explanation_hash=row.explanation_hash,
+        reasons=row.reasons,
+    )

@@ -1,0 +1,123 @@
+"""A home's config, and opening a home to read and verify without web3.
+
+`api.usecases.home` opens a home for everything (`open_crm`): the coalition through web3, whose clients
+sign and send, and every partner's signing key. A command that only reads the chain and verifies
+(`decision verify`) opens it with `open_crm_to_verify` instead: the same trust checks of the deployment
+(`ledger.reader.ReadCoalition.attach`: chain id, code, the Consortium's records), the same stores and
+keys of the data, the same re-shredding of keys the chain erased, and a coalition that reads over plain
+JSON-RPC and sends nothing; no signing key is loaded. It costs a fraction of the start-up (web3 and
+eth_account are not imported: benchmarks/README.md, `decision_verify.py`).
+
+Nothing here imports web3 or eth_account at module level (tests/api/test_decision_verify_lean.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from api.context import Crm, private_folder
+from api.errors import CrmError
+from api.settings import Settings
+from offchain.repositories import partners
+from offchain.vault import KekRing
+
+if TYPE_CHECKING:
+    from ledger.coalition import Coalition
+
+CONFIG = "config.json"
+
+
+class HomeError(CrmError):
+    pass
+
+
+@dataclass
+class HomeConfig:
+    rpc_url: str
+    deployment: dict[str, Any]
+    database_url: str | None  # None: data.sqlite in the home
+    next_dev_account: int = 0
+    keks: dict[str, str] = field(default_factory=dict)  # partner -> its KEK file
+    consortium: str | None = None  # the trust anchor this home was pinned to (None: homes made before)
+    development: bool = True  # a development chain: the public test keys may sign (homes made before: yes)
+
+    def save(self, home: Path) -> None:
+        private_folder(home)
+        path = home / CONFIG
+        tmp = path.with_suffix(".tmp")
+        with os.fdopen(os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600), "w") as handle:
+            handle.write(json.dumps(self.__dict__, indent=2) + "\n")
+        tmp.chmod(0o600)  # a leftover .tmp of another mode keeps its mode through os.open
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, home: Path) -> HomeConfig:
+        path = home / CONFIG
+        if not path.is_file():
+            raise HomeError(f"{home} is not a ledgercrm home: run `ledgercrm init` first (or pass --home)")
+        return cls(**json.loads(path.read_text()))
+
+
+def settings_for(home: Path, config: HomeConfig) -> Settings:
+    # production: a home's data is real, so the public development KEK is refused in it
+    return Settings(
+        environment="production",
+        home=home,
+        database_url=config.database_url,
+        keystore_url=str(home / "keys.sqlite"),
+    )
+
+
+def home_keks(home: Path, config: HomeConfig) -> KekRing:
+    files = {name: str(home / path) for name, path in config.keks.items()}
+    return KekRing(development=False, key_files=files)
+
+
+def open_crm_to_verify(home: Path) -> Crm:
+    """`home` opened to read the chain and verify: its coalition is a `ReadCoalition` (reads over
+    JSON-RPC, after the deployment's trust checks; it has no method that sends), and no signing key is
+    loaded. Keys of members the chain erased are shredded again, as every opening does."""
+    from ledger.compiler import compile_contracts
+    from ledger.reader import ReadCoalition
+
+    config = HomeConfig.load(home)
+    reader = ReadCoalition.attach(
+        config.rpc_url, config.deployment, compile_contracts(), consortium=config.consortium
+    )
+    # the use cases are typed against Coalition; a ReadCoalition answers the reads they make when
+    # verifying (the same `ledger.records` values: tests/ledger/test_reader.py) and nothing else
+    crm = Crm.open(settings_for(home, config), cast("Coalition", reader), keks=home_keks(home, config))
+    try:
+        reshred_erased(crm)
+    except BaseException:
+        crm.close()
+        raise
+    return crm
+
+
+def reshred_erased(crm: Crm) -> list[tuple[str, bytes, int]]:
+    """The chain is the shred list: shred again every data key the key store holds of a member the
+    MemberRegistry erased (a key store restored from a backup taken before the erasure would otherwise
+    bring the member's keys back, and with them whatever ciphertext a backup of the data kept). Each
+    one is (partner, member, block of the erasure), also kept in `crm.reshredded` for `verify`, which
+    fails on it. One event query and one key-store query per partner: cheap enough for every opening
+    of a home."""
+    with crm.unit_of_work() as db:
+        known = [(p.name, p.address) for p in partners.every(db)]
+    if not known:
+        return []
+    # every erasure, whatever its home then: a member may have moved to another home (its signature or
+    # the partners' vote) after the partner whose store holds its data enrolled it
+    erased = {erasure.member: erasure.block_number for erasure in crm.coalition.members.erasures()}
+    found: list[tuple[str, bytes, int]] = []
+    if not erased:
+        return found
+    for name, _address in known:
+        for member in crm.keystore.get_many(name, list(erased)):
+            crm.vault.shred(name, member)
+            found.append((name, member, erased[member]))
+    crm.reshredded.extend(found)
+    return found

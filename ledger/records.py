@@ -1,0 +1,65 @@
+"""What the chain answers, as plain values: the records both readers of the chain return (the web3
+clients in `ledger.clients` and the lean JSON-RPC reader in `ledger.reader`), so that their answers
+compare equal and the use cases take either.
+
+Nothing here imports web3, eth_utils or eth_typing at run time: `decision verify` reads these without
+paying for them (see `ledger.reader`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from eth_typing import ChecksumAddress
+
+ZERO32 = b"\x00" * 32
+
+
+@dataclass(frozen=True)
+class Decision:
+    member: bytes
+    input_root: bytes
+    score_bps: int
+    action: bytes
+    explanation_hash: bytes
+    reasons: bytes = ZERO32  # one-byte reason codes (IDecisionLog.DecisionRecorded)
+
+
+@dataclass(frozen=True)
+class RecordedDecision:
+    decision_id: int
+    model_id: int
+    partner: ChecksumAddress  # the partner that made (and logged) the decision
+    decision: Decision
+    block_number: int
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    model_id: int
+    model_hash: bytes
+    card_hash: bytes
+    training_root: bytes
+    registrant: ChecksumAddress
+    block_number: int
+
+
+@dataclass(frozen=True)
+class BatchInfo:
+    """One anchored tree head: `size` is the partner's log size at it."""
+
+    batch_id: int
+    root: bytes
+    size: int
+    partner: ChecksumAddress
+    block_number: int
+
+
+@dataclass(frozen=True)
+class Erasure:
+    """One `MemberErased` event: the member, its home partner then, and the block."""
+
+    member: bytes
+    home: ChecksumAddress
+    block_number: int
