@@ -123,7 +123,8 @@ def test_slices_from_a_runs_memo_are_those_computed_afresh(synthetic):
     the features, is the slice computed from scratch, to the bit and in the same row order."""
     import numpy as np
 
-    from ml.dataset import timelines
+    from ml.dataset import BGNBD_FEATURES, timelines
+    from ml.features import features_at
     from ml.training import MODEL_FEATURES
 
     read = timelines(synthetic)
@@ -141,6 +142,13 @@ def test_slices_from_a_runs_memo_are_those_computed_afresh(synthetic):
                     assert memo.y is not None and fresh.y is not None and np.array_equal(memo.y, fresh.y)
                     assert memo.X.tobytes() == fresh.X.tobytes()  # NaN where not computed, as fresh
     assert len(read.memo) == 2 * 2  # per date and set of features, whatever the fit or the population
+    # what the memo relies on: no other feature reads the fit (one that did belongs in BGNBD_FEATURES)
+    moved: set[str] = set()
+    for timeline in list(read.values())[:150]:
+        if timeline.purchases_before(AS_OF):
+            one, two = features_at(timeline, AS_OF, BG), features_at(timeline, AS_OF, other)
+            moved |= {name for name in NAMES if one[name] != two[name]}
+    assert moved == BGNBD_FEATURES
 
 
 def test_the_no_dropout_limit_keeps_every_member_alive():
