@@ -11,6 +11,7 @@ from sklearn.metrics import accuracy_score, average_precision_score, brier_score
 
 METRICS = ("auc", "accuracy", "pr_auc", "brier", "lift_top20")
 BOOTSTRAP_ROUNDS = 200
+INTERVAL_CHUNK = 50  # bootstrap rounds scored at once by `with_intervals`
 
 
 def lift_at(y: NDArray[Any], p: NDArray[Any], fraction: float = 0.2) -> float:
@@ -92,19 +93,29 @@ def with_intervals(
     equal)."""
     point = metrics(y, p, threshold)
     chosen = resamples(np.random.default_rng(seed), len(y))
-    ys, ps = y[chosen], p[chosen]
-    both = (ys == 1).any(axis=1) & (ys != 1).any(axis=1)  # AUC needs both classes
-    ys, ps = ys[both], ps[both]
-    counted = Resampled(y, p, chosen[both])
-    samples = np.column_stack(
-        [
-            counted.aucs(),
-            (ys == (ps >= threshold)).mean(axis=1),
-            counted.average_precisions(),
-            ((ys - ps) ** 2).mean(axis=1),
-            _lifts(ys, ps),
-        ]
-    )
+    # scored INTERVAL_CHUNK rounds at a time: every figure of a round is computed from its own row, so
+    # the chunks give the same figures, and the rounds x members temporaries (labels, scores, counts,
+    # orders) are a quarter as large at once (on Online Retail II's holdout they raised `model train`'s
+    # peak by ~58 MB)
+    parts = []
+    for start in range(0, len(chosen), INTERVAL_CHUNK):
+        rows = chosen[start : start + INTERVAL_CHUNK]
+        ys, ps = y[rows], p[rows]
+        both = (ys == 1).any(axis=1) & (ys != 1).any(axis=1)  # AUC needs both classes
+        ys, ps = ys[both], ps[both]
+        counted = Resampled(y, p, rows[both])
+        parts.append(
+            np.column_stack(
+                [
+                    counted.aucs(),
+                    (ys == (ps >= threshold)).mean(axis=1),
+                    counted.average_precisions(),
+                    ((ys - ps) ** 2).mean(axis=1),
+                    _lifts(ys, ps),
+                ]
+            )
+        )
+    samples = np.vstack(parts)
     low, high = np.percentile(samples, [2.5, 97.5], axis=0)
     return {
         name: {"value": round(point[name], 6), "low": round(float(lo), 6), "high": round(float(hi), 6)}

@@ -293,6 +293,23 @@ def test_the_bootstrap_scores_every_resample_as_the_metric_functions_do():
         assert ap == pytest.approx(average_precision_score(y[row], p[row]), abs=1e-12)
 
 
+def test_the_bootstrap_intervals_are_the_same_whatever_chunks_the_rounds_are_scored_in(monkeypatch):
+    """`with_intervals` scores the rounds a chunk at a time (memory): one chunk, uneven chunks and one
+    round at a time give the same figures, also where some rounds draw one class only (left out)."""
+    import numpy as np
+
+    from ml import evaluation
+
+    rng = np.random.default_rng(8)
+    for y in (rng.integers(0, 2, 400), np.array([0, 1, 1, 0, 1])):  # of five, ~6% of rounds: one class
+        p = np.round(np.clip(y * 0.3 + rng.random(len(y)), 0, 1), 1)
+        found = []
+        for chunk in (evaluation.BOOTSTRAP_ROUNDS, 7, 1):
+            monkeypatch.setattr(evaluation, "INTERVAL_CHUNK", chunk)
+            found.append(evaluation.with_intervals(y, p, 0.5, seed=2))
+        assert found[0] == found[1] == found[2]
+
+
 def test_paired_intervals_resample_both_models_alike_round_by_round():
     """The paired interval is the one a loop of rounds gives (each round draws every cut once, in
     order; both models scored on the same draw), and a model against itself differs by exactly 0."""
