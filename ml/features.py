@@ -18,12 +18,14 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from operator import itemgetter
 from statistics import fmean, pstdev
 from typing import Any
 
 from ml.events import PURCHASE, RETURN, SUPPORT_TICKET, Event
 
 DAY = 86_400.0
+_CODE, _QUANTITY = itemgetter(0), itemgetter(1)  # of an item: (stock code, quantity)
 WINDOWS = (90, 180, 365)
 
 
@@ -246,14 +248,15 @@ class Timeline:
         self.totals = [e.total for e in purchases]
         # spent[n]: sum() of the first n totals, added left to right from 0 as sum() does
         self.spent = list(itertools.accumulate(self.totals, initial=0))
-        self.quantities = [sum(q for _, q in e.items) for e in purchases]
+        # the same sums and sets as a generator over each line, without a Python step a line
+        self.quantities = [sum(map(_QUANTITY, e.items)) for e in purchases]
         # lines[i]: purchase i's distinct products; distinct[n]: those of the first n purchases; first_seen:
         # code -> its first purchase (no set of codes is kept per purchase: ~50 MB on Online Retail II)
         self.lines: list[int] = []
         self.first_seen: dict[str, int] = {}
         self.distinct = [0]
         for i, e in enumerate(purchases):
-            codes = {code for code, _ in e.items}
+            codes = set(map(_CODE, e.items))
             self.lines.append(len(codes))
             for code in codes:
                 self.first_seen.setdefault(code, i)

@@ -620,7 +620,8 @@ class Invitation(StoreModel, table=True):
 class VerifiedInputs(StoreModel, table=True):
     """What a content check of a member's interactions found, kept so that the next run for the same
     leaves need not decrypt and re-hash them one by one (`api/evidence/inputs.py`): for each interaction
-    that verified, its id, leaf hash, payload digest and header, and the event read from its document.
+    that verified, its id, a hash of its leaf, payload digest and header, and the event read from its
+    document.
     Personal data, so one blob per member encrypted under the member's data key (erasure unlinks it with
     the rest), and only ever used for a row whose leaf the same run proved against the chain and whose
     id, leaf, payload and header are still exactly those it names."""

@@ -257,7 +257,10 @@ def score(
     as_of: AsOfOption = None,
 ) -> None:
     """Score customers with a registered model and log each decision on chain."""
+    from api.importers.collector import no_collection_at_exit
     from api.usecases.decisions import score as score_members
+
+    no_collection_at_exit()  # the run leaves every member's events alive: no last walk over them at exit
 
     if (member is None) == (not all_):
         raise typer.BadParameter("give --member MEMBER or --all (not both)")

@@ -107,11 +107,15 @@ def _tail(
     partner: str, member: bytes, kind: InteractionKind, occurred_at: datetime, external_key: str | None
 ) -> bytes:
     occurred = occurred_at.astimezone(UTC).isoformat(timespec="microseconds")
-    external = "null" if external_key is None else json.dumps(external_key, ensure_ascii=False)
+    # the encoder `json.dumps(..., ensure_ascii=False)` uses for a str, without making one per call
+    external = "null" if external_key is None else _encode_string(external_key)
     return (
         f',"externalKey":{external},"kind":"{kind.value}","member":"0x{member.hex()}"'
         f',"occurredAt":"{occurred}","partner":{_json_string(partner)},"v":{DOCUMENT_VERSION}}}'
     ).encode()
+
+
+_encode_string = json.encoder.encode_basestring
 
 
 @functools.cache

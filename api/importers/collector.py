@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import gc
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -19,19 +20,42 @@ BULK_THRESHOLDS = (10_000, 50, 100)
 """gc thresholds while bulk work runs (CPython's default: 700, 10, 10)."""
 
 
+# The collector is the process's: blocks that overlap (a server's import job and a scoring job, each in
+# its own thread, or one inside another) tune it once, and the last to end puts it back. Without the
+# count, the first to end unfroze everything under the other, and one that began inside another saved
+# the bulk thresholds as "before" and left them in place for good.
+# And what was frozen before the first block began stays frozen after the last: the `ledgercrm` script
+# freezes what its imports made (api/cli/__init__.py), and unfreezing at the end of a score would hand
+# all of it back to the collector for the rest of the process.
+_lock = threading.Lock()
+_open_blocks = 0
+_saved: tuple[int, int, int] = gc.get_threshold()
+_frozen_before = False
+
+
 @contextmanager
 def bulk_collection() -> Iterator[None]:
     """Collect garbage as bulk work needs: what is alive now is frozen (never walked again until the
     block ends) and the youngest generation is collected every 10,000 allocations instead of 700. The
-    thresholds and the freeze are undone when the block ends, however it ends."""
-    thresholds = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(*BULK_THRESHOLDS)
+    thresholds and the freeze are undone when the block ends, however it ends (when the last of
+    blocks that overlap ends)."""
+    global _open_blocks, _saved, _frozen_before
+    with _lock:
+        if _open_blocks == 0:
+            _saved = gc.get_threshold()
+            _frozen_before = gc.get_freeze_count() > 0
+            gc.freeze()
+            gc.set_threshold(*BULK_THRESHOLDS)
+        _open_blocks += 1
     try:
         yield
     finally:
-        gc.set_threshold(*thresholds)
-        gc.unfreeze()
+        with _lock:
+            _open_blocks -= 1
+            if _open_blocks == 0:
+                gc.set_threshold(*_saved)
+                if not _frozen_before:
+                    gc.unfreeze()
 
 
 def no_collection_at_exit() -> None:

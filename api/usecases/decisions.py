@@ -26,6 +26,7 @@ from api.errors import InvalidInput, NotAllowed, NotFound
 from api.evidence.inputs import verified_inputs
 from api.evidence.outbox import Outbox
 from api.evidence.records import EXPLANATION_FIELD, decision_of
+from api.importers.collector import bulk_collection
 from api.principal import Principal
 from api.usecases.decision_verification import DISCLOSURE_FORMAT as DISCLOSURE_FORMAT
 from api.usecases.decision_verification import DecisionVerification as DecisionVerification
@@ -78,6 +79,21 @@ def score(
 ) -> ScoreReport:
     """Score the acting partner's customers (`members`, or all of them) and log every decision on
     chain, in batches through the outbox. Everything is checked before anything is written."""
+    # a run makes a million short-lived objects (the events' lines, features, explanations) and next to
+    # no reference cycles: with the garbage collector as it is, its collections walked everything alive
+    # again and again (1.1-1.7 CPU s of a 4.2 s read of Online Retail II's inputs)
+    with bulk_collection():
+        return _score(crm, who, members, model_id, as_of, step)
+
+
+def _score(
+    crm: Crm,
+    who: Principal,
+    members: Sequence[bytes] | None,
+    model_id: int | None,
+    as_of: datetime | None,
+    step: Callable[[str], None] | None,
+) -> ScoreReport:
     partner = who.acting_partner()
     phases: dict[str, float] = {}
     current, since = ["check"], [time.perf_counter()]

@@ -7,8 +7,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from sqlalchemy import delete
+from sqlalchemy import select as core_select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from offchain.models import VerifiedInputs, utcnow
 from offchain.repositories import customers
@@ -19,10 +20,9 @@ _C = _TABLE.c
 
 def of_partner(db: Session, partner_id: int) -> dict[bytes, bytes]:
     """member -> blob, every member of the partner that has one."""
-    query = select(VerifiedInputs.member_id, VerifiedInputs.blob).where(
-        VerifiedInputs.partner_id == partner_id
-    )
-    return {bytes(member): bytes(blob) for member, blob in db.exec(query).all()}
+    # a Core select: through the ORM, 5,942 blobs took 0.25 CPU s of a scoring run to come back as tuples
+    query = core_select(_C.member_id, _C.blob).where(_C.partner_id == partner_id)
+    return {bytes(member): bytes(blob) for member, blob in db.connection().execute(query)}
 
 
 def replace(db: Session, partner_id: int, blobs: Mapping[bytes, bytes]) -> None:

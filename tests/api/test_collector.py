@@ -36,3 +36,31 @@ def test_cycles_made_inside_the_block_are_still_collected() -> None:
         node.append(node)  # a cycle: reference counting alone never frees it
         del node
         assert gc.collect() >= 1
+
+
+def test_blocks_that_overlap_put_the_collector_back_when_the_last_ends() -> None:
+    """A server runs an import job and a scoring job in threads of one process: their blocks overlap,
+    and either may end first. The collector stays tuned until the last one ends, then is as before."""
+    before = gc.get_threshold()
+    first, second = bulk_collection(), bulk_collection()
+    first.__enter__()
+    second.__enter__()  # begun inside the first: it must not take the bulk thresholds for "before"
+    first.__exit__(None, None, None)  # the first ends while the second runs
+    assert gc.get_threshold() == BULK_THRESHOLDS and gc.get_freeze_count() > 0
+    second.__exit__(None, None, None)
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
+
+
+def test_what_was_frozen_before_the_block_stays_frozen_after_it() -> None:
+    """The `ledgercrm` script freezes what its imports made before a command runs: a scoring run's block
+    must not hand all of it back to the collector when it ends."""
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        assert frozen > 0
+        with bulk_collection():
+            pass
+        assert gc.get_freeze_count() >= frozen
+    finally:
+        gc.unfreeze()

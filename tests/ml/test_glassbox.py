@@ -144,3 +144,13 @@ def test_the_pair_search_finds_what_trying_every_pair_finds():
         for steps, (c1, c2) in found:  # every pair offered really flips, with the steps it claims
             assert by_to["a", c1.to] + by_to["b", c2.to] < room
             assert steps == next(s for s, c, _ in first if c is c1) + next(s for s, c, _ in second if c is c2)
+
+
+def test_a_decisions_score_is_the_models_own_bit_for_bit(fitted):
+    """`decide_on` sums the terms it read once, as GlassBox.logit sums them: the same score to the bit
+    (a decision's basis points and its explanation's score come from it)."""
+    from ml.decision import decide_on
+
+    _, model, data = fitted
+    for row in rows(data.X[:300]):
+        assert decide_on(model, row).score.hex() == model.score(row).hex()
