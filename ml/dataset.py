@@ -13,7 +13,8 @@ import contextlib
 import io
 import math
 import warnings
-from collections.abc import Collection, Mapping, Sequence
+from array import array
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -59,9 +60,35 @@ def churned(events: Sequence[Event], as_of: datetime, horizon_days: int) -> bool
     return not (i < len(times) and times[i] < as_of + timedelta(days=horizon_days))
 
 
-def timelines(histories: Mapping[str, Sequence[Event]]) -> dict[str, Timeline]:
+# the features a BG/NBD fit moves: every other feature of a member at a date is the same in every fit
+BGNBD_FEATURES = frozenset(("p_alive", "expected_purchases_90d"))
+
+
+class Timelines(dict[str, Timeline]):
+    """Each member's `Timeline`, and a memo of the features that no BG/NBD fit moves, per as-of date and
+    set of features: a training run builds 38 slices at 16 distinct dates (the evaluation, two further
+    backtest cuts and the refit overlap, and each fits its own BG/NBD), so those features are computed
+    once per member and date and only p_alive and expected purchases per slice. The values are
+    `features_at`'s own (each feature is computed apart from the others there), kept as doubles."""
+
+    def __init__(self, items: Iterable[tuple[str, Timeline]]) -> None:
+        super().__init__(items)
+        # (as_of, features) -> member -> the features' values in NAMES order
+        self.memo: dict[tuple[datetime, frozenset[str]], dict[str, array[float]]] = {}
+
+    def fixed_features(self, member: str, as_of: datetime, names: frozenset[str]) -> array[float]:
+        """`features_at` of the member's `names` (none of them BG/NBD's) as of `as_of`, in NAMES order."""
+        at = self.memo.setdefault((as_of, names), {})
+        found = at.get(member)
+        if found is None:
+            row = features_at(self[member], as_of, NO_DROPOUT, names)  # no BG/NBD feature is read
+            found = at[member] = array("d", (row[name] for name in NAMES if name in names))
+        return found
+
+
+def timelines(histories: Mapping[str, Sequence[Event]]) -> Timelines:
     """Each member's `Timeline`: read once, then shared by every slice and fit of a training run."""
-    return {member: Timeline(events) for member, events in histories.items()}
+    return Timelines((member, Timeline(events)) for member, events in histories.items())
 
 
 def _eligible(timeline: Timeline, as_of: datetime) -> bool:
@@ -129,6 +156,11 @@ def build_slice(
     the members' timelines, where a caller reads the same histories at many dates."""
     chosen = members if members is not None else list(histories)
     computed = [i for i, name in enumerate(NAMES) if names is None or name in names]
+    # with a run's memo (`Timelines`), the features no BG/NBD fit moves come from it
+    memo = prepared if isinstance(prepared, Timelines) and members is None else None
+    fixed = frozenset(NAMES[i] for i in computed) - BGNBD_FEATURES
+    moved = BGNBD_FEATURES & {NAMES[i] for i in computed}
+    fixed_at = [i for i in computed if NAMES[i] in fixed]
     found: list[tuple[list[float], int, str, str, list[float]]] = []
     for member in chosen:
         timeline = prepared.get(member) if prepared is not None else None
@@ -137,8 +169,16 @@ def build_slice(
         n = timeline.purchases_before(as_of)
         if not (n > 0 if everyone else _eligible(timeline, as_of)):
             continue
-        row = features_at(timeline, as_of, bgnbd, names)
-        values = [row.get(name, math.nan) for name in NAMES]
+        if memo is not None:
+            values = [math.nan] * len(NAMES)
+            for i, value in zip(fixed_at, memo.fixed_features(member, as_of, fixed), strict=True):
+                values[i] = value
+            if moved:
+                for name, value in features_at(timeline, as_of, bgnbd, moved).items():
+                    values[NAMES.index(name)] = value
+        else:
+            row = features_at(timeline, as_of, bgnbd, names)
+            values = [row.get(name, math.nan) for name in NAMES]
         label = int(_churned(timeline, as_of, horizon_days)) if horizon_days is not None else 0
         country = timeline.country(as_of) or "unknown"
         found.append(([values[i] for i in computed], label, country, member, values))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
+from array import array
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -143,11 +144,18 @@ def category(description: str) -> str:
     return OTHER
 
 
+KINDS: tuple[str, ...] = (*(kind for kind, _ in CATEGORIES), OTHER)  # a Basket's kinds index this
+_KIND_INDEX = {kind: i for i, kind in enumerate(KINDS)}
+
+
 @dataclass(frozen=True, slots=True)
 class Basket:
-    """What one purchase's lines are made of (`Timeline.basket`)."""
+    """What one purchase's lines are made of (`Timeline.basket`). Each line's kind and amount are kept
+    as a byte and a double (a training run holds the baskets of a million lines: as pairs of objects
+    they were ~50 MB)."""
 
-    amounts: tuple[tuple[str, float], ...]  # each line's kind of product and amount (quantity x price)
+    kinds: bytes  # each line's kind of product, an index into KINDS
+    amounts: array[float]  # each line's amount (quantity x price), in the order of `kinds`
     lines: int
     repeat_lines: int  # lines of a product an earlier purchase of the member's held
     wholesale_lines: int  # lines of WHOLESALE_QUANTITY items or more
@@ -215,7 +223,6 @@ class Timeline:
         "_baskets",
         "_purchases",
         "at",
-        "codes",
         "countries",
         "day_count",
         "distinct",
@@ -243,12 +250,14 @@ class Timeline:
         self.spent = list(itertools.accumulate(self.totals, initial=0))
         # the same sums and sets as a generator over each line, without a Python step a line
         self.quantities = [sum(map(_QUANTITY, e.items)) for e in purchases]
-        self.codes = [set(map(_CODE, e.items)) for e in purchases]
-        self.lines = [len(c) for c in self.codes]
-        # distinct[n]: distinct products of the first n purchases; first_seen: code -> its first purchase
+        # lines[i]: purchase i's distinct products; distinct[n]: those of the first n purchases; first_seen:
+        # code -> its first purchase (no set of codes is kept per purchase: ~50 MB on Online Retail II)
+        self.lines: list[int] = []
         self.first_seen: dict[str, int] = {}
         self.distinct = [0]
-        for i, codes in enumerate(self.codes):
+        for i, e in enumerate(purchases):
+            codes = set(map(_CODE, e.items))
+            self.lines.append(len(codes))
             for code in codes:
                 self.first_seen.setdefault(code, i)
             self.distinct.append(len(self.first_seen))
@@ -278,16 +287,21 @@ class Timeline:
             event = self._purchases[i]
             prices = event.prices if len(event.prices) == len(event.items) else (0.0,) * len(event.items)
             described = event.descriptions if len(event.descriptions) == len(event.items) else None
-            amounts: list[tuple[str, float]] = []
+            kinds = bytearray()
+            amounts = array("d")
             repeat = wholesale = 0
             for j, ((code, quantity), price) in enumerate(zip(event.items, prices, strict=True)):
-                kind = category(described[j]) if described is not None else OTHER
-                amounts.append((kind, quantity * price))
+                kinds.append(_KIND_INDEX[category(described[j]) if described is not None else OTHER])
+                amounts.append(quantity * price)
                 repeat += self.first_seen[code] < i
                 wholesale += quantity >= WHOLESALE_QUANTITY
-            found = Basket(tuple(amounts), len(event.items), repeat, wholesale, self.quantities[i])
+            found = Basket(bytes(kinds), amounts, len(event.items), repeat, wholesale, self.quantities[i])
             self._baskets[i] = found
         return found
+
+    def codes(self, start: int, end: int) -> set[str]:
+        """The distinct products of purchases `start` to `end` (excluded)."""
+        return {code for e in self._purchases[start:end] for code, _ in e.items}
 
     def purchases_before(self, as_of: datetime) -> int:
         return bisect.bisect_left(self.purchase_at, as_of)
@@ -423,7 +437,7 @@ def features_at(
             value = fmean(timeline.lines[:n])
         elif name == "new_product_share":
             start = window(365)  # purchases before it are the earlier ones (older than 365 days)
-            lately = set().union(*timeline.codes[start:n])
+            lately = timeline.codes(start, n)
             value = sum(1 for c in lately if timeline.first_seen[c] >= start) / len(lately) if lately else 0.0
         elif name == "trend_90d":
             value = count(lambda age: age <= 90) - (
@@ -460,10 +474,10 @@ def _mix(name: str, baskets: Sequence[Basket]) -> float:
         return round(counted / lines, 6) if lines else 0.0
     by_kind: dict[str, list[float]] = {}
     for basket in baskets:
-        for kind, amount in basket.amounts:
-            by_kind.setdefault(kind, []).append(amount)
+        for kind, amount in zip(basket.kinds, basket.amounts, strict=True):
+            by_kind.setdefault(KINDS[kind], []).append(amount)
     spend = {kind: math.fsum(amounts) for kind, amounts in by_kind.items()}
-    total = math.fsum(amount for b in baskets for _, amount in b.amounts)
+    total = math.fsum(amount for b in baskets for amount in b.amounts)
     if name == "kinds_365d":
         return float(sum(1 for kind, amount in spend.items() if kind != OTHER and amount > 0))
     if name == "unit_price_365d":

@@ -117,6 +117,42 @@ def test_training_label_windows_end_by_the_holdout(synthetic):
     assert keys == sorted(keys) and 0 < slice_.y.mean() < 1  # ordered by content, never by member id
 
 
+def test_slices_from_a_runs_memo_are_those_computed_afresh(synthetic):
+    """A training run's `Timelines` keeps the features no BG/NBD fit moves per date (38 slices, 16
+    dates): a slice built through it, under another fit, for either population and for a subset of
+    the features, is the slice computed from scratch, to the bit and in the same row order."""
+    import numpy as np
+
+    from ml.dataset import BGNBD_FEATURES, timelines
+    from ml.features import features_at
+    from ml.training import MODEL_FEATURES
+
+    histories = dict(list(synthetic.items())[:250])  # a few hundred members show it, in a tenth of a second
+    read = timelines(histories)
+    plain = dict(read)  # the same timelines without the memo
+    other = BgNbd(r=0.5, alpha=30.0, a=0.2, b=3.0)
+    for as_of in (datetime(2024, 3, 1, tzinfo=UTC), AS_OF):
+        for bgnbd in (BG, other):  # the memo is filled under the first and read under the other
+            for everyone in (False, True):
+                for names in (set(MODEL_FEATURES), {"recency_days", "p_alive", "christmas_share_90d"}):
+                    fresh, memo = (
+                        build_slice(histories, as_of, bgnbd, everyone=everyone, prepared=given, names=names)
+                        for given in (plain, read)
+                    )
+                    assert len(fresh.members) > 20
+                    assert memo.members == fresh.members and memo.countries == fresh.countries
+                    assert memo.y is not None and fresh.y is not None and np.array_equal(memo.y, fresh.y)
+                    assert memo.X.tobytes() == fresh.X.tobytes()  # NaN where not computed, as fresh
+    assert len(read.memo) == 2 * 2  # per date and set of features, whatever the fit or the population
+    # what the memo relies on: no other feature reads the fit (one that did belongs in BGNBD_FEATURES)
+    moved: set[str] = set()
+    for timeline in read.values():
+        if timeline.purchases_before(AS_OF):
+            one, two = features_at(timeline, AS_OF, BG), features_at(timeline, AS_OF, other)
+            moved |= {name for name in NAMES if one[name] != two[name]}
+    assert moved == BGNBD_FEATURES
+
+
 def test_the_no_dropout_limit_keeps_every_member_alive():
     from ml.dataset import NO_DROPOUT
 

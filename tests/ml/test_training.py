@@ -293,12 +293,29 @@ def test_the_bootstrap_scores_every_resample_as_the_metric_functions_do():
         assert ap == pytest.approx(average_precision_score(y[row], p[row]), abs=1e-12)
 
 
+def test_the_bootstrap_intervals_are_the_same_whatever_chunks_the_rounds_are_scored_in(monkeypatch):
+    """`with_intervals` scores the rounds a chunk at a time (memory): one chunk, uneven chunks and one
+    round at a time give the same figures, also where some rounds draw one class only (left out)."""
+    import numpy as np
+
+    from ml import evaluation
+
+    rng = np.random.default_rng(8)
+    for y in (rng.integers(0, 2, 400), np.array([0, 1, 1, 0, 1])):  # of five, ~6% of rounds: one class
+        p = np.round(np.clip(y * 0.3 + rng.random(len(y)), 0, 1), 1)
+        found = []
+        for chunk in (evaluation.BOOTSTRAP_ROUNDS, 7, 1):
+            monkeypatch.setattr(evaluation, "INTERVAL_CHUNK", chunk)
+            found.append(evaluation.with_intervals(y, p, 0.5, seed=2))
+        assert found[0] == found[1] == found[2]
+
+
 def test_paired_intervals_resample_both_models_alike_round_by_round():
     """The paired interval is the one a loop of rounds gives (each round draws every cut once, in
     order; both models scored on the same draw), and a model against itself differs by exactly 0."""
     import numpy as np
 
-    from ml.evaluation import BOOTSTRAP_ROUNDS, fast_auc, paired_auc_difference
+    from ml.evaluation import BOOTSTRAP_ROUNDS, fast_auc, paired_auc_difference, paired_auc_differences
 
     rng = np.random.default_rng(9)
     cuts = []
@@ -318,6 +335,11 @@ def test_paired_intervals_resample_both_models_alike_round_by_round():
     assert (paired["low"], paired["high"]) == (round(float(low), 6), round(float(high), 6))
     y, ref, _ = cuts[0]
     assert paired_auc_difference([(y, ref, ref.copy())]) == {"value": 0.0, "low": 0.0, "high": 0.0}
+    # several models against one reference on one cut (the backtest's rivals): each one's figures as alone
+    others = [y * 0.1 + rng.random(len(y)), 1 - ref, ref.copy()]
+    assert paired_auc_differences(y, ref, others, seed=5) == [
+        paired_auc_difference([(y, ref, other)], seed=5) for other in others
+    ]
 
 
 def test_the_challengers_path_contributions_add_up_and_the_check_catches_another_path():
