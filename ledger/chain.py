@@ -27,6 +27,7 @@ from web3.types import BlockIdentifier, EventData, LogReceipt, TxParams, TxRecei
 
 from ledger.backends import Backend, CallRequest, Log, Receipt, RpcBackend, TxContext, unreachable
 from ledger.errors import BackendError, ContractRevert, TransactionFailed
+from ledger.logwindows import BlockWindows
 from ledger.pipeline import Pipeline
 from ledger.reverts import RevertDecoder
 
@@ -68,27 +69,19 @@ class TxResult:
         return [e for e in self.events if e["event"] == name]
 
 
-# eth_getLogs over a range of blocks goes a window of blocks at a time (`_LogWindows`). One answer for
-# a whole history was one JSON document of every event: the 50,000 members' enrolments or consents of a
-# 1M import were ~150 MB of text and parsed objects at once, for a list whose items take a fifth of
-# that. A window starts at LOG_WINDOW_FIRST blocks and is halved after an answer of more than
-# LOG_WINDOW_EVENTS events, doubled (up to LOG_WINDOW_MAX blocks) after one of under a quarter of that:
-# a sparse history takes a few calls more, a dense one (anvil mines each batch in a block of its own)
-# holds a few thousand events at once.
-LOG_WINDOW_FIRST = 4  # an earnBatch's block holds up to 2,000 events
-LOG_WINDOW_MAX = 1 << 16
-LOG_WINDOW_EVENTS = 4000
-
-
 class _LogWindows:
-    """The windows of one eth_getLogs filter, oldest first; `answered(n)` after each sizes the next. A
-    filter by block hash, or with block tags other than numbers and "latest", goes as it is."""
+    """The windows of one eth_getLogs filter, oldest first (`ledger.logwindows`: none spans more blocks
+    than the node takes); `answered(n)` after each sizes the next. A filter by block hash, or with block
+    tags other than numbers, "earliest" and "latest", goes as it is."""
 
     def __init__(self, filters: dict[str, Any], latest: Any) -> None:
-        self.filters, self.latest, self.span = filters, latest, LOG_WINDOW_FIRST
+        self.filters, self.latest = filters, latest
+        self.blocks: BlockWindows | None = None
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         first, last = self.filters.get("fromBlock", 0), self.filters.get("toBlock", "latest")
+        first = 0 if first == "earliest" else first
+        last = 0 if last == "earliest" else last
         if "blockHash" in self.filters or not isinstance(first, int) or not isinstance(last, int | str):
             yield self.filters
             return
@@ -97,16 +90,13 @@ class _LogWindows:
                 yield self.filters
                 return
             last = int(self.latest())
-        while first <= last:
-            stop = min(last, first + self.span - 1)
-            yield self.filters | {"fromBlock": first, "toBlock": stop}
-            first = stop + 1
+        self.blocks = BlockWindows(first, last)
+        for start, stop in self.blocks:
+            yield self.filters | {"fromBlock": start, "toBlock": stop}
 
     def answered(self, events: int) -> None:
-        if events > LOG_WINDOW_EVENTS:
-            self.span = max(1, self.span // 2)
-        elif events < LOG_WINDOW_EVENTS // 4:
-            self.span = min(LOG_WINDOW_MAX, self.span * 2)
+        if self.blocks is not None:
+            self.blocks.answered(events)
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ except ImportError:  # pragma: no cover - where eth-hash's pysha3 extra is not i
 
 
 from ledger.errors import BackendError, ContractRevert, DeploymentMismatch
+from ledger.logwindows import BlockWindows
 from ledger.records import BatchInfo, Decision, Erasure, ModelInfo, RecordedDecision
 
 if TYPE_CHECKING:
@@ -220,15 +221,24 @@ class ChainReader:
         return found
 
     def logs(self, address: str, topics: Sequence[str | None], from_block: int = 0) -> list[Log]:
-        entries = self.rpc.request(
-            "eth_getLogs",
-            [{"address": address, "fromBlock": hex(from_block), "toBlock": "latest", "topics": list(topics)}],
-        )
-        return [
-            Log([_hex(t) for t in e["topics"]], _hex(e["data"]), int(e["blockNumber"], 16))
-            for e in entries or []
-            if not e.get("removed")
-        ]
+        """The logs of `address` matching `topics` from block `from_block` to the latest, oldest first: a
+        window of blocks at a time (`ledger.logwindows`), none wider than the node takes. The windows
+        start as wide as it takes: these filters name an event, so their answers are small."""
+        windows = BlockWindows(from_block, self.block_number(), wide=True)
+        found: list[Log] = []
+        for first, last in windows:
+            entries = self.rpc.request(
+                "eth_getLogs",
+                [{"address": address, "fromBlock": hex(first), "toBlock": hex(last), "topics": list(topics)}],
+            )
+            entries = entries or []
+            found += [
+                Log([_hex(t) for t in e["topics"]], _hex(e["data"]), int(e["blockNumber"], 16))
+                for e in entries
+                if not e.get("removed")
+            ]
+            windows.answered(len(entries))
+        return found
 
 
 def _hex(value: Any) -> bytes:

@@ -38,17 +38,18 @@ class TestEventLogs:
     def test_a_history_read_a_window_of_blocks_at_a_time_is_the_whole_history(self, coalition, monkeypatch):
         """Windows of a block or two, halved and doubled as the answers go, give every event exactly
         once and in order: the same list as one eth_getLogs over the whole range."""
-        import ledger.chain
+        import ledger.logwindows
 
         a = coalition.chain.backend.accounts
         for _ in range(3):  # enrolments (and consents) in blocks of their own
             enrol(coalition, a[0], 2)
         address = coalition.members.address
-        monkeypatch.setattr(ledger.chain, "LOG_WINDOW_FIRST", 1 << 30)  # one answer
+        monkeypatch.setattr(ledger.logwindows, "LOG_RANGE_MAX", 1 << 30)
+        monkeypatch.setattr(ledger.logwindows, "LOG_WINDOW_FIRST", 1 << 30)  # one answer
         whole = coalition.chain.raw_logs({"address": address, "fromBlock": 0, "toBlock": "latest"})
         assert len(whole) >= 6
-        monkeypatch.setattr(ledger.chain, "LOG_WINDOW_FIRST", 1)
-        monkeypatch.setattr(ledger.chain, "LOG_WINDOW_EVENTS", 1)  # every answer of 2+ events halves
+        monkeypatch.setattr(ledger.logwindows, "LOG_WINDOW_FIRST", 1)
+        monkeypatch.setattr(ledger.logwindows, "LOG_WINDOW_EVENTS", 1)  # every answer of 2+ events halves
         windowed = coalition.chain.raw_logs({"address": address, "fromBlock": 0, "toBlock": "latest"})
         assert windowed == whole
         middle = whole[len(whole) // 2].block_number

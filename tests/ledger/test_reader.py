@@ -116,3 +116,90 @@ def test_a_node_that_does_not_answer_is_one_backend_error():
     rpc = JsonRpc(f"http://127.0.0.1:{free_port()}", timeout=5)
     with pytest.raises(errors.BackendError, match="stopped answering: connection refused"):
         rpc.request("eth_chainId", [])
+
+
+def test_no_log_request_spans_more_blocks_than_the_node_takes(anvil, monkeypatch):
+    """Besu refuses an eth_getLogs over more than --rpc-max-logs-range blocks: with the cap set to 3, the
+    reader and the web3 client ask for windows of 3 blocks at most, and their logs are those of one
+    request over the whole range, in its order."""
+    from tests.ledger.members import enrol
+
+    home = anvil.chain.backend.accounts[0]
+    for _ in range(3):  # enrolments in blocks of their own, a consent block between each two
+        enrol(anvil, home, 2)
+    address = anvil.members.address
+    reader = _reader(anvil)
+    one = reader.rpc.request("eth_getLogs", [{"address": address, "fromBlock": "0x0", "toBlock": "latest"}])
+    assert len({e["blockNumber"] for e in one}) >= 3
+
+    sent: list[dict[str, object]] = []
+    request, provider = reader.rpc.request, anvil.chain.w3.provider
+    make_request = provider.make_request
+
+    def recorded(method: str, params: list[dict[str, object]]) -> object:
+        if method == "eth_getLogs":
+            sent.append(params[0])
+        return request(method, params)
+
+    def provider_recorded(method: str, params: list[dict[str, object]]) -> object:
+        if method == "eth_getLogs":
+            sent.append(params[0])
+        return make_request(method, params)
+
+    latest = anvil.block_number()
+
+    def number(block: object) -> int:
+        return latest if block == "latest" else int(str(block), 16)
+
+    def spans() -> list[int]:
+        found = [number(p["toBlock"]) - number(p["fromBlock"]) + 1 for p in sent]
+        sent.clear()
+        return found
+
+    monkeypatch.setenv("LEDGERCRM_MAX_LOGS_RANGE", "3")
+    monkeypatch.setattr(reader.rpc, "request", recorded)
+    monkeypatch.setattr(provider, "make_request", provider_recorded)
+    lean = reader.chain.logs(address, [])
+    lean_spans = spans()
+    web3 = anvil.chain.raw_logs({"address": address, "fromBlock": 0, "toBlock": "latest"})
+    web3_spans = spans()
+    assert anvil.chain.raw_logs({"address": address, "fromBlock": "earliest"}) == web3  # "earliest" is 0
+    assert max(spans()) == 3
+
+    for found in (lean_spans, web3_spans):
+        assert max(found) == 3 and min(found) >= 1
+        assert sum(found) == latest + 1  # every block once
+    expected = [(e["blockNumber"], e["topics"], e["data"]) for e in one]
+    assert [(hex(g.block_number), ["0x" + t.hex() for t in g.topics], "0x" + g.data.hex()) for g in lean] == (
+        expected
+    )
+    assert [
+        (hex(g.block_number), ["0x" + t.hex() for t in g.topics], "0x" + g.data.hex()) for g in web3
+    ] == expected
+    assert [g.tx_hash for g in web3] == [bytes.fromhex(e["transactionHash"][2:]) for e in one]
+
+
+def test_windows_adapt_below_the_cap_and_cover_the_range_once(monkeypatch):
+    """Halved after a large answer, doubled after a small one, never past the cap; the windows cover
+    the range exactly once, oldest first. A cap that is not a positive number of blocks is one line."""
+    from ledger import logwindows
+    from ledger.logwindows import BlockWindows
+
+    monkeypatch.setenv("LEDGERCRM_MAX_LOGS_RANGE", "8")
+    monkeypatch.setattr(logwindows, "LOG_WINDOW_EVENTS", 100)
+    windows = BlockWindows(10, 60)
+    answers = iter([0, 0, 0, 0, 101, 101, 50, 0, 0, 0, 0, 0, 0, 0, 0])
+    seen = []
+    for first, last in windows:
+        seen.append((first, last))
+        windows.answered(next(answers))
+    assert [b - a + 1 for a, b in seen] == [4, 8, 8, 8, 8, 4, 2, 2, 4, 3]
+    assert list(range(10, 61)) == [b for a, z in seen for b in range(a, z + 1)]
+    assert [(a, b) for a, b in BlockWindows(5, 30, wide=True)][:1] == [(5, 12)]
+    assert list(BlockWindows(7, 6)) == []
+    for bad in ("0", "-5", "lots", "1.5"):
+        monkeypatch.setenv("LEDGERCRM_MAX_LOGS_RANGE", bad)
+        with pytest.raises(errors.BackendError, match=r"LEDGERCRM_MAX_LOGS_RANGE is .*: it must be a whole"):
+            BlockWindows(0, 10)
+    monkeypatch.setenv("LEDGERCRM_MAX_LOGS_RANGE", "")
+    assert BlockWindows(0, 10).cap == logwindows.LOG_RANGE_MAX == 5000
