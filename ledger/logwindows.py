@@ -30,8 +30,8 @@ LOG_WINDOW_EVENTS = 4000
 
 def max_range() -> int:
     """The most blocks one eth_getLogs may span: `$LEDGERCRM_MAX_LOGS_RANGE` where it is set, else
-    LOG_RANGE_MAX. Read on each history read, so a bad value fails that read (before it asks the node
-    anything), in one line."""
+    LOG_RANGE_MAX. Read on each history read, so a bad value fails that read (before any eth_getLogs
+    is sent), in one line."""
     text = os.environ.get(LOG_RANGE_ENV, "").strip()
     if not text:
         return LOG_RANGE_MAX
