@@ -232,11 +232,16 @@ class ChainReader:
                 [{"address": address, "fromBlock": hex(first), "toBlock": hex(last), "topics": list(topics)}],
             )
             entries = entries or []
-            found += [
-                Log([_hex(t) for t in e["topics"]], _hex(e["data"]), int(e["blockNumber"], 16))
-                for e in entries
-                if not e.get("removed")
-            ]
+            try:
+                found += [
+                    Log([_hex(t) for t in e["topics"]], _hex(e["data"]), int(e["blockNumber"], 16))
+                    for e in entries
+                    if not e.get("removed")
+                ]
+            except (KeyError, TypeError, ValueError, AttributeError):
+                # a node that answers logs without their fields is a node this reader cannot trust
+                answer = str(entries)[:100]
+                raise BackendError(f"the node answered eth_getLogs with a malformed log: {answer}") from None
             windows.answered(len(entries))
         return found
 

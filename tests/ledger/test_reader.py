@@ -14,7 +14,7 @@ from ledger import errors
 from ledger.anvil import free_port
 from ledger.clients.consent import PURPOSES, purpose_id
 from ledger.coalition import Coalition
-from ledger.reader import JsonRpc, ReadCoalition, checksum_address, selector, topic
+from ledger.reader import ChainReader, JsonRpc, ReadCoalition, checksum_address, selector, topic
 from ledger.reader import purpose_id as lean_purpose_id
 
 
@@ -116,6 +116,15 @@ def test_a_node_that_does_not_answer_is_one_backend_error():
     rpc = JsonRpc(f"http://127.0.0.1:{free_port()}", timeout=5)
     with pytest.raises(errors.BackendError, match="stopped answering: connection refused"):
         rpc.request("eth_chainId", [])
+
+
+def test_a_node_that_answers_malformed_logs_is_one_backend_error():
+    class Node(JsonRpc):  # answers a log without its topics
+        def request(self, method, params):
+            return "0x10" if method == "eth_blockNumber" else [{"data": "0x", "blockNumber": "0x1"}]
+
+    with pytest.raises(errors.BackendError, match="malformed log"):
+        ChainReader(Node("http://127.0.0.1:1")).logs("0x" + "11" * 20, [None])
 
 
 def test_no_log_request_spans_more_blocks_than_the_node_takes(anvil, monkeypatch):
