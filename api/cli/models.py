@@ -142,6 +142,9 @@ def model_train(
     show_wide(table)
     left_out = ", ".join(f"{n} {what}" for what, n in sorted(done.excluded.items())) or "none"
     console.print(f"trained on {done.inputs:,} verified interactions (left out: {left_out})")
+    if done.without_consent:
+        n = done.without_consent
+        console.print(f"left out: {n} customer{'s' if n != 1 else ''} without valid profiling consent")
     console.print(f"action rule: {card['policy']['rule']}")
     for cut in card["backtest"]:
         active = next(iter(cut["populations"].values()), None)

@@ -37,6 +37,7 @@ class VerifiedInputs:
     histories: dict[str, list[Event]]
     leaves: list[bytes]  # the leaf hashes of the documents used, in interaction order
     excluded: Counter[str] = field(default_factory=Counter)  # outcome -> interactions left out
+    members: list[str] = field(default_factory=list)  # the member ("0x...") of each leaf
 
 
 def verified_inputs(crm: Crm, partner: str, members: list[bytes] | None = None) -> VerifiedInputs:
@@ -51,7 +52,9 @@ def verified_inputs(crm: Crm, partner: str, members: list[bytes] | None = None) 
             excluded[item.outcome.value] += 1
     used.sort(key=lambda v: v[0])
     histories = by_member(event for _, _, event in used)
-    return VerifiedInputs(histories, [leaf for _, leaf, _ in used], excluded)
+    return VerifiedInputs(
+        histories, [leaf for _, leaf, _ in used], excluded, [event.member for _, _, event in used]
+    )
 
 
 PROFILING = purpose_id("profiling")
@@ -62,7 +65,8 @@ Histories = dict[str, list[Event]]  # "0x..." member -> events, oldest first
 
 def _profiled(crm: Crm, partner: str, histories: Histories) -> tuple[Histories, int]:
     """The histories of the members whose profiling consent towards `partner` is valid on chain now, and
-    how many were left out: a segment or a recommendation is profiling of each member, as a score is."""
+    how many were left out: training on a member's history, a segment or a recommendation is profiling of
+    her, as a score is."""
     with crm.unit_of_work() as db:
         address = crm.partner(db, partner).address
     names = list(histories)
@@ -77,6 +81,7 @@ class TrainedModel:
     trained: Trained
     inputs: int
     excluded: Counter[str]
+    without_consent: int = 0  # customers left out: no valid profiling consent towards the partner
 
 
 def action_policy(
@@ -126,22 +131,32 @@ def train_model(
     say = step or (lambda _: None)
     say("verifying the interactions against the chain")
     inputs = verified_inputs(crm, partner)
+    if not inputs.leaves:
+        raise InvalidInput(f"{partner} has no verified interactions to train on")
+    # training on a customer's history is profiling her, as scoring her is: only the histories of
+    # customers whose profiling consent towards the partner is valid now, and the root covers only them
+    say("reading profiling consent on chain")
+    histories, unconsented = _profiled(crm, partner, inputs.histories)
+    leaves = [leaf for leaf, member in zip(inputs.leaves, inputs.members, strict=True) if member in histories]
     # the store's pooled connections hold the pages the verification read (SQLite keeps up to 64 MiB a
     # connection): closed before training, that memory serves the fits (peak RSS 640 -> 574 MB on Online
     # Retail II); the registration below opens a fresh connection
     crm.engine.dispose()
-    if not inputs.leaves:
-        raise InvalidInput(f"{partner} has no verified interactions to train on")
-    training_root = merkle_root(inputs.leaves)
+    if not leaves:
+        raise InvalidInput(
+            f"{partner} has no verified interactions of customers with profiling consent to train on"
+        )
+    training_root = merkle_root(leaves)
     provenance = {
         "partner": partner,
         "trainingRoot": "0x" + training_root.hex(),
-        "leavesTrainedOn": len(inputs.leaves),
+        "leavesTrainedOn": len(leaves),
         "leftOut": dict(sorted(inputs.excluded.items())),
+        "membersWithoutProfilingConsent": unconsented,
     }
     try:
         trained = train(
-            inputs.histories,
+            histories,
             TrainConfig(horizon_days=horizon_days, holdout=as_of, policy=policy, backtest=backtest),
             provenance,
             step=say,
@@ -168,7 +183,7 @@ def train_model(
                 block_number=info.block_number,
             ),
         )
-    return TrainedModel(model_id, trained, len(inputs.leaves), inputs.excluded)
+    return TrainedModel(model_id, trained, len(leaves), inputs.excluded, unconsented)
 
 
 @dataclass(frozen=True)

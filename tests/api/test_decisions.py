@@ -28,7 +28,7 @@ from api.evidence.verification import Outcome, VerificationReport, verified_inte
 from api.principal import Principal
 from api.settings import Settings
 from api.usecases import decisions as deciding
-from api.usecases.consent import send_staged_consents, stage_consents, withdraw_consent
+from api.usecases.consent import withdraw_consent
 from api.usecases.erasure import erase_customer, reshred_erased
 from api.usecases.imports import import_synthetic
 from api.usecases.models import train_model
@@ -58,12 +58,12 @@ def world(
     tmp_path_factory: pytest.TempPathFactory, trained_home: TrainedHome
 ) -> Iterator[tuple[Crm, int, list[bytes], list[bytes]]]:
     """acme with 300 customers, a registered model (the trained home, forked), profiling consent from
-    all but 20 of them."""
+    all but 20 of them (who withdrew it after the model was trained)."""
     with forked(trained_home, tmp_path_factory.mktemp("decisions") / "home", batch_max_leaves=512) as crm:
         members = trained_home.members
         consenting, refusing = members[20:], members[:20]
-        stage_consents(crm, ACME, consenting, "profiling")
-        send_staged_consents(crm, ACME)
+        for member in refusing:
+            withdraw_consent(crm, ACME, member, "profiling")
         yield crm, trained_home.model_id, consenting, refusing
 
 
@@ -88,12 +88,20 @@ def tester_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Wor
     try:
         register_partner(crm, "acme", backend.accounts[0])
         register_partner(crm, "borealis", backend.accounts[1])
-        import_synthetic(crm, ACME, seed=11, customers=100, interactions=1300, in_process=True)
+        import_synthetic(
+            crm,
+            ACME,
+            seed=11,
+            customers=100,
+            interactions=1300,
+            in_process=True,
+            purposes=("loyalty", "profiling"),
+        )
         model_id = train_model(crm, ACME, horizon_days=90, as_of=HOLDOUT, backtest=False).model_id
         with crm.unit_of_work() as db:
             members = [c.member_id for c in customers.of_partner(db, crm.partner(db, "acme").id)]
-        stage_consents(crm, ACME, members[20:], "profiling")
-        send_staged_consents(crm, ACME)
+        for member in members[:20]:
+            withdraw_consent(crm, ACME, member, "profiling")
         ran = deciding.score(crm, ACME, model_id=model_id, as_of=AS_OF)
         assert len(ran.decided) >= 10, ran
         yield (crm, model_id, members[20:], members[:20]), ran

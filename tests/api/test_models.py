@@ -14,7 +14,7 @@ import pytest
 from api.context import Crm
 from api.errors import ConsentRequired, InvalidInput, NotFound
 from api.principal import Principal
-from api.usecases.consent import send_staged_consents, stage_consents, withdraw_consent
+from api.usecases.consent import withdraw_consent
 from api.usecases.models import (
     list_models,
     model_card,
@@ -35,8 +35,6 @@ def crm(tmp_path_factory: pytest.TempPathFactory, trained_home: TrainedHome) -> 
     """acme's 300 synthetic customers and 4,000 interactions (the trained home, forked: its model is
     not used here, the tests train their own), every one of them with profiling consent."""
     with forked(trained_home, tmp_path_factory.mktemp("models") / "home", batch_max_leaves=512) as crm:
-        stage_consents(crm, ACME, trained_home.members, "profiling")  # segments and recommendations need it
-        send_staged_consents(crm, ACME)
         yield crm
 
 
@@ -46,20 +44,28 @@ def test_training_uses_verified_inputs_only_and_registers_on_chain(crm: Crm):
         db.execute("UPDATE interactions SET occurred_at = '2020-01-01 00:00:00.000000' WHERE id = 7")
     inputs = verified_inputs(crm, "acme")
     assert inputs.excluded == {"tampered": 1} and len(inputs.leaves) == 3999
+    # training is profiling: a customer who withdrew her profiling consent is not trained on
+    withdrawn = inputs.members[0]
+    withdraw_consent(crm, ACME, bytes.fromhex(withdrawn[2:]), "profiling")
+    consenting = [leaf for leaf, m in zip(inputs.leaves, inputs.members, strict=True) if m != withdrawn]
+    assert 0 < len(consenting) < 3999
 
     trained = train_model(crm, ACME, horizon_days=90, as_of=HOLDOUT, backtest=False)
+    assert trained.inputs == len(consenting) and trained.without_consent == 1
     card = model_card(crm, ACME, trained.model_id)
     assert card["policy"]["rule"] == "act on the 20% of scored members most at risk"
     assert (
         card["backtest"] == []
         and card["registered"]["training"][-1]["asOf"] > card["split"]["holdout"]["asOf"]
     )
-    assert card["provenance"]["leavesTrainedOn"] == 3999 and card["provenance"]["leftOut"] == {"tampered": 1}
-    assert card["provenance"]["trainingRoot"] == "0x" + merkle_root(inputs.leaves).hex()
+    provenance = card["provenance"]
+    assert provenance["leavesTrainedOn"] == len(consenting) and provenance["leftOut"] == {"tampered": 1}
+    assert provenance["membersWithoutProfilingConsent"] == 1
+    assert provenance["trainingRoot"] == "0x" + merkle_root(consenting).hex()
     onchain = crm.coalition.decisions.model(trained.model_id)
     assert onchain.model_hash == trained.trained.model.model_hash
     assert onchain.card_hash == trained.trained.card_hash
-    assert onchain.training_root == merkle_root(inputs.leaves)
+    assert onchain.training_root == merkle_root(consenting)
     (line,) = [m for m in list_models(crm, ACME) if m.model_id == trained.model_id]
     assert line.on_chain and line.partner == "acme" and line.holdout_auc is not None
 

@@ -118,6 +118,7 @@ def train(body: TrainIn, who: PartnerDep, crm: CrmDep, request: Request, respons
             "card_hash": hexid(done.trained.card_hash),
             "inputs": done.inputs,
             "excluded": dict(done.excluded),
+            "without_consent": done.without_consent,
         }
 
     job = request.app.state.jobs.start(who, "train", work)
