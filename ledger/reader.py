@@ -35,9 +35,10 @@ except ImportError:  # pragma: no cover - where eth-hash's pysha3 extra is not i
         return _pycryptodome.new(data=data, digest_bits=256)
 
 
+from ledger.compiler import CONTRACT_NAMES
 from ledger.errors import BackendError, ContractRevert, DeploymentMismatch
 from ledger.logwindows import BlockWindows
-from ledger.records import BatchInfo, Decision, Erasure, ModelInfo, RecordedDecision
+from ledger.records import BatchInfo, Erasure, ModelInfo, RecordedDecision, recorded_decision
 
 if TYPE_CHECKING:
     from eth_typing import ChecksumAddress
@@ -47,14 +48,6 @@ if TYPE_CHECKING:
 
 WORD = 32
 HEADS_PAGE = 1000  # InteractionAnchor.headsOf's page (ledger.clients.anchor.HEADS_PAGE)
-CONTRACT_NAMES = (  # ledger.compiler.CONTRACT_NAMES
-    "Consortium",
-    "MemberRegistry",
-    "ConsentRegistry",
-    "LoyaltyPoints",
-    "InteractionAnchor",
-    "DecisionLog",
-)
 RECORDED_CONTRACTS = CONTRACT_NAMES[1:]  # in Consortium.coalitionContracts' order
 BATCH_CALLS = 500  # eth_calls per JSON-RPC batch
 
@@ -284,25 +277,10 @@ class DecisionLogReader:
             None if member is None else "0x" + word(member).hex(),
             None if partner is None else _address_topic(partner),
         ]
-        found = []
-        for log in self.chain.logs(self.address, topics, from_block):
-            data = words(log.data)
-            found.append(
-                RecordedDecision(
-                    decision_id=uint(log.topics[1]),
-                    model_id=uint(data[0]),
-                    partner=checksum_address(log.topics[3]),
-                    decision=Decision(
-                        member=log.topics[2],
-                        input_root=data[1],
-                        score_bps=uint(data[2]),
-                        action=data[3],
-                        reasons=data[4],
-                        explanation_hash=data[5],
-                    ),
-                    block_number=log.block_number,
-                )
-            )
+        found = [
+            recorded_decision(log.topics, log.data, log.block_number, checksum_address)
+            for log in self.chain.logs(self.address, topics, from_block)
+        ]
         return sorted(found, key=lambda d: d.decision_id)
 
     def decision(self, decision_id: int) -> RecordedDecision | None:

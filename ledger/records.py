@@ -7,6 +7,7 @@ paying for them (see `ledger.reader`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -63,3 +64,25 @@ class Erasure:
     member: bytes
     home: ChecksumAddress
     block_number: int
+
+
+def recorded_decision(
+    topics: Sequence[bytes], data: bytes, block_number: int, checksum: Callable[[bytes], ChecksumAddress]
+) -> RecordedDecision:
+    """A `DecisionRecorded` log as both readers decode it: its data is six fixed-size words, so no ABI
+    decoder is needed. `checksum` is the reader's EIP-55 function (web3's or `ledger.reader`'s)."""
+    word = [data[i : i + 32] for i in range(0, len(data), 32)]
+    return RecordedDecision(
+        decision_id=int.from_bytes(topics[1], "big"),
+        model_id=int.from_bytes(word[0], "big"),
+        partner=checksum(topics[3][12:]),
+        decision=Decision(
+            member=topics[2],
+            input_root=word[1],
+            score_bps=int.from_bytes(word[2], "big"),
+            action=word[3],
+            reasons=word[4],
+            explanation_hash=word[5],
+        ),
+        block_number=block_number,
+    )

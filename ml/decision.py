@@ -290,25 +290,13 @@ def _plain(value: Any) -> Any:
     its bytes' cost); anything else, subclasses included, as `_plain_any` says."""
     kind = type(value)
     if kind is float:
-        if value.is_integer():
-            return int(value) if abs(value) < 2**53 else None
-        text = repr(value)
-        return None if "e" in text or "n" in text else value
+        return _plain_float(value)
     if kind is str or value is None or kind is bool:
         return value
     if kind is dict:
-        out = {}
-        for key, item in value.items():
-            if not isinstance(key, str) or not key.isascii():
-                return None
-            converted = _plain(item)
-            if converted is None and item is not None:
-                return None
-            out[key] = converted
-        return out
+        return _plain_mapping(value)
     if kind is list:
-        items = [_plain(item) for item in value]
-        return None if any(i is None and v is not None for i, v in zip(items, value, strict=True)) else items
+        return _plain_items(value)
     return _plain_any(value)
 
 
@@ -316,28 +304,40 @@ def _plain_any(value: Any) -> Any:
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return value
     if isinstance(value, float):
-        if value.is_integer():
-            # below 2**53 ES6 prints an integral double as its exact integer; above, as its shortest
-            # digits padded with zeros, which int() would not
-            return int(value) if abs(value) < 2**53 else None
-        text = repr(value)
-        return None if "e" in text or "n" in text else value  # exponents, inf and nan
+        return _plain_float(value)
     if isinstance(value, int):
         return value if abs(value) < 2**53 else None
     if isinstance(value, Mapping):
-        out = {}
-        for key, item in value.items():
-            if not isinstance(key, str) or not key.isascii():
-                return None
-            converted = _plain(item)
-            if converted is None and item is not None:
-                return None
-            out[key] = converted
-        return out
+        return _plain_mapping(value)
     if isinstance(value, list | tuple):
-        items = [_plain(item) for item in value]
-        return None if any(i is None and v is not None for i, v in zip(items, value, strict=True)) else items
+        return _plain_items(value)
     return None
+
+
+def _plain_float(value: float) -> Any:
+    if value.is_integer():
+        # below 2**53 ES6 prints an integral double as its exact integer; above, as its shortest
+        # digits padded with zeros, which int() would not
+        return int(value) if abs(value) < 2**53 else None
+    text = repr(value)
+    return None if "e" in text or "n" in text else value  # exponents, inf and nan
+
+
+def _plain_mapping(value: Mapping[Any, Any]) -> dict[str, Any] | None:
+    out = {}
+    for key, item in value.items():
+        if not isinstance(key, str) or not key.isascii():
+            return None
+        converted = _plain(item)
+        if converted is None and item is not None:
+            return None
+        out[key] = converted
+    return out
+
+
+def _plain_items(value: list[Any] | tuple[Any, ...]) -> list[Any] | None:
+    items = [_plain(item) for item in value]
+    return None if any(i is None and v is not None for i, v in zip(items, value, strict=True)) else items
 
 
 def commitment_label(model_hash: bytes, input_root: bytes) -> bytes:

@@ -29,13 +29,13 @@ from api.evidence.records import EXPLANATION_FIELD, decision_of
 from api.importers.collector import bulk_collection
 from api.principal import Principal
 from api.usecases.decision_verification import DISCLOSURE_FORMAT as DISCLOSURE_FORMAT
+from api.usecases.decision_verification import PROFILING as PROFILING
 from api.usecases.decision_verification import DecisionVerification as DecisionVerification
 from api.usecases.decision_verification import Step as Step
 from api.usecases.decision_verification import check_disclosure as check_disclosure
 from api.usecases.decision_verification import load_model, recorded_decision
 from api.usecases.decision_verification import verify_decision as verify_decision
 from ledger.chain import SignedTx
-from ledger.clients.consent import purpose_id
 from ledger.clients.decisions import DECISION_BATCH_MAX
 from ledger.merkle import merkle_root
 from ml import decision as deciding
@@ -47,8 +47,6 @@ from offchain.models import CustomerStatus, RegisteredModel
 from offchain.repositories import customers, decisions, models
 from offchain.repositories import verified_inputs as verified_memo
 from offchain.repositories.partners import PartnerRecord
-
-PROFILING = purpose_id("profiling")
 
 
 @dataclass

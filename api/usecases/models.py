@@ -19,7 +19,7 @@ from api.context import Crm
 from api.errors import ConsentRequired, InvalidInput, NotFound
 from api.evidence.verification import Outcome, each_verified_interaction
 from api.principal import Principal
-from ledger.clients.consent import purpose_id
+from api.usecases.decision_verification import PROFILING
 from ledger.merkle import merkle_root
 from ml import recommend as recommending
 from ml import segments as segmenting
@@ -55,9 +55,6 @@ def verified_inputs(crm: Crm, partner: str, members: list[bytes] | None = None) 
     return VerifiedInputs(
         histories, [leaf for _, leaf, _ in used], excluded, [event.member for _, _, event in used]
     )
-
-
-PROFILING = purpose_id("profiling")
 
 
 Histories = dict[str, list[Event]]  # "0x..." member -> events, oldest first

@@ -18,6 +18,7 @@ from ledger.clients.base import ContractClient, as_bytes32
 from ledger.records import Decision as Decision
 from ledger.records import ModelInfo as ModelInfo
 from ledger.records import RecordedDecision as RecordedDecision
+from ledger.records import recorded_decision
 
 # recordDecisions costs ~21k per decision (an event of six words, the registry's and the consent
 # registry's checks; benchmarks/ledger_gas.py): a bound of 40k per item spares an estimate per batch and
@@ -111,25 +112,9 @@ class DecisionLogClient(ContractClient):
         logs = self.chain.raw_logs(
             {"address": self.contract.address, "fromBlock": from_block, "toBlock": "latest", "topics": topics}
         )
-        found = []
-        for log in logs:
-            word = [log.data[i : i + 32] for i in range(0, len(log.data), 32)]
-            found.append(
-                RecordedDecision(
-                    decision_id=int.from_bytes(log.topics[1], "big"),
-                    model_id=int.from_bytes(word[0], "big"),
-                    partner=to_checksum_address(log.topics[3][12:]),
-                    decision=Decision(
-                        member=log.topics[2],
-                        input_root=word[1],
-                        score_bps=int.from_bytes(word[2], "big"),
-                        action=word[3],
-                        reasons=word[4],
-                        explanation_hash=word[5],
-                    ),
-                    block_number=log.block_number,
-                )
-            )
+        found = [
+            recorded_decision(log.topics, log.data, log.block_number, to_checksum_address) for log in logs
+        ]
         return sorted(found, key=lambda d: d.decision_id)
 
     def decision(self, decision_id: int) -> RecordedDecision | None:
