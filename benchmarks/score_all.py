@@ -13,7 +13,10 @@ RSS and the load average; then the same warm run in process with the phases on t
 CPU seconds are the figure the machine's load does not move; wall time is only meaningful on a quiet
 machine (at load 5-10 on two cores it is 2-4x the CPU time).
 
-    .venv/bin/python benchmarks/score_all.py [--data PATH] [--rounds 3]
+    .venv/bin/python benchmarks/score_all.py [--data PATH] [--rounds 3] [--keep DIR]
+
+With `--keep DIR`, the set-up is kept in DIR (the trained home, anvil's state and its port) and reused
+by later runs with the same DIR: the import and training are then paid once.
 """
 
 from __future__ import annotations
@@ -74,6 +77,7 @@ def main() -> None:
     )
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--keep", type=Path, help="keep the set-up here and reuse it (see above)")
     args = parser.parse_args()
     if not args.data.exists():
         raise SystemExit(f"no data at {args.data} (see ../shared/data/README.md)")
@@ -81,21 +85,38 @@ def main() -> None:
     from ledger.anvil import free_port, start_anvil
 
     with tempfile.TemporaryDirectory(prefix="ledgercrm-score-") as folder:
-        port = free_port()
+        home, kept = Path(folder) / "home", Path(folder) / "home.trained"
+        state = Path(folder) / "anvil.json"
+        reused = args.keep is not None and (args.keep / "port").exists()
+        if reused:  # the kept chain on the port its home names
+            port = int((args.keep / "port").read_text())
+            kept = args.keep / "home.trained"
+            shutil.copyfile(args.keep / "anvil.json", state)
+            shutil.copytree(kept, home)
+        else:
+            port = free_port()
         url = f"http://127.0.0.1:{port}"
-        anvil = start_anvil(port)
+        anvil = start_anvil(port, state_file=state if args.keep is not None else None)
         try:
-            home, kept = Path(folder) / "home", Path(folder) / "home.trained"
             h = ["--home", str(home)]
-            subprocess.run([CLI, *h, "init", "--chain", url], check=True, capture_output=True)
-            subprocess.run([CLI, *h, "partner", "add", "retail"], check=True, capture_output=True)
-            for step in (
-                ["import", "online-retail", str(args.data), "--partner", "retail",
-                 "--purposes", "loyalty,profiling"],
-                ["model", "train", "--partner", "retail", "--no-backtest"],
-            ):  # fmt: skip
-                subprocess.run([CLI, *h, *step], check=True, capture_output=True)
-            shutil.copytree(home, kept)
+            if not reused:
+                subprocess.run([CLI, *h, "init", "--chain", url], check=True, capture_output=True)
+                subprocess.run([CLI, *h, "partner", "add", "retail"], check=True, capture_output=True)
+                for step in (
+                    ["import", "online-retail", str(args.data), "--partner", "retail",
+                     "--purposes", "loyalty,profiling"],
+                    ["model", "train", "--partner", "retail", "--no-backtest"],
+                ):  # fmt: skip
+                    subprocess.run([CLI, *h, *step], check=True, capture_output=True)
+                shutil.copytree(home, kept)
+                if args.keep is not None:  # anvil writes its whole state on exit: keep that, go on
+                    anvil.terminate()
+                    anvil.wait(timeout=60)
+                    args.keep.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(state, args.keep / "anvil.json")
+                    anvil = start_anvil(port, state_file=state)
+                    shutil.copytree(kept, args.keep / "home.trained")
+                    (args.keep / "port").write_text(str(port))
             snapshot = rpc(url, "evm_snapshot", [])
             figures: dict[str, list[Run]] = {"first": [], "again": []}
             phases: list[dict[str, float]] = []

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from statistics import fmean
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import rfc8785
 
@@ -22,6 +22,9 @@ from ml.events import PURCHASE, Event
 from ml.features import BY_NAME, features, history_before
 from ml.glassbox import FORMAT_V1, Change, Counterfactual, GlassBox
 from ml.policy import Cutoff
+
+if TYPE_CHECKING:
+    from ml.table import EventTable
 
 EXPLANATION_FORMAT = "ledgercrm/explanation/v2"
 EXPLANATION_FORMAT_V1 = "ledgercrm/explanation/v1"  # decisions of v1 models (a score threshold)
@@ -86,6 +89,43 @@ def member_features(model: GlassBox, events: Sequence[Event], as_of: datetime) -
     return features(events, as_of, model.bgnbd, model.features)  # only the model's: the others cost time
 
 
+@dataclass(frozen=True)
+class Population:
+    """`population`'s answer, per member of a table."""
+
+    features: dict[str, dict[str, float]]  # the model's population: the features a decision reads
+    outside: frozenset[str]  # bought before the as-of date, but not within the year before it
+    inputs: dict[str, int]  # how many of each one's events a decision reads (`inputs_before`)
+
+
+def population(
+    model: GlassBox, table: EventTable, as_of: datetime, among: Collection[str] | None = None
+) -> Population:
+    """`member_features` and `inputs_before` of every member of `table` (of those in `among`) at once:
+    the same features, bit for bit (`ml.table`), and the same members outside the population."""
+    # here, not at the top: numpy, which reading a decision's reason codes or checking a disclosure does
+    # not need (as `member_features`)
+    import numpy as np
+
+    from ml.dataset import ELIGIBLE_DAYS
+    from ml.table import events_before, latest_purchases, micros, table_features
+
+    bought, latest = latest_purchases(table, as_of)
+    asked = np.ones(len(table.members), dtype=bool)
+    if among is not None:
+        wanted = set(among)
+        asked = np.array([member in wanted for member in table.members], dtype=bool)
+    recent = latest >= micros(as_of - timedelta(days=ELIGIBLE_DAYS))
+    inside = asked & bought & recent
+    found = table_features(table, as_of, model.bgnbd, model.features, among=inside)
+    members = table.members
+    return Population(
+        {members[m]: found.row(m) for m in np.flatnonzero(inside).tolist()},
+        frozenset(members[m] for m in np.flatnonzero(asked & bought & ~recent).tolist()),
+        dict(zip(members, events_before(table, as_of).tolist(), strict=True)),
+    )
+
+
 def decide(
     model: GlassBox,
     events: Sequence[Event],
@@ -115,10 +155,12 @@ def decide_on(
     events: Sequence[Event] | None = None,
     as_of: datetime | None = None,
     counterfactual: Counterfactual | None = None,
+    history: Callable[[], Sequence[Event]] | None = None,
 ) -> Scored:
     """The decision the model makes on these features: what an auditor given the explanation's
     features recomputes, without the inputs they came from. A v2 model's counterfactual is purchases
-    added to the inputs (`reach`): with `events` it is searched, without them the one given is kept."""
+    added to the inputs (`reach`): with `events` (or `history`, which gives them when a counterfactual
+    is searched, and only then) it is searched, without them the one given is kept."""
     row = {name: float(row[name]) for name in model.features}
     contributions = model.contributions(row)
     logit = model.intercept + sum(contributions.values())
@@ -138,6 +180,8 @@ def decide_on(
         counterfactual = model.counterfactual(row)
     elif events is not None and as_of is not None:
         counterfactual = reach(model, events, as_of, acted)
+    elif history is not None and as_of is not None:
+        counterfactual = reach(model, history(), as_of, acted)
     return Scored(
         row=row,
         contributions=contributions,

@@ -32,15 +32,19 @@ import struct
 import sys
 from array import array
 from collections import Counter, defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
 
 from api.context import Crm
 from api.evidence import documents
 from api.evidence.verification import ROWS_PER_CHUNK, Outcome, _check_content, _Partner
 from ml.events import Event, from_document
+from ml.table import EXACT_US, KIND_CODES, MAX_QUANTITY, OTHER_EVENT, EventTable, micros
 from offchain.errors import VaultError
 from offchain.models import InteractionKind
 from offchain.repositories import interactions
@@ -63,20 +67,67 @@ _Entry = tuple[int, bytes, bytes, Event | None]
 
 @dataclass
 class VerifiedInputs:
-    histories: dict[str, list[Event]] = field(default_factory=dict)  # "0x..." -> events, oldest first
-    leaves: dict[str, list[bytes]] = field(default_factory=dict)  # the leaf of each, in the same order
+    """Every member's verified events, oldest first (ties in interaction order): as the columns of
+    `table` (read straight from the members' memos, no `Event` made), and as events for the few members
+    whose events the table cannot hold (`irregular`: a quantity or a time out of its range, or no memo
+    to be written). `histories` gives everyone's as events."""
+
+    table: EventTable = field(default_factory=lambda: EventTable.from_histories({}))
+    irregular: dict[str, list[Event]] = field(default_factory=dict)
+    leaves: dict[str, list[bytes]] = field(default_factory=dict)  # the leaf of each event, in its order
     ids: dict[str, list[int]] = field(default_factory=dict)  # the interaction id of each
     excluded: Counter[str] = field(default_factory=Counter)  # outcome -> interactions left out
     from_memo: int = 0  # rows whose content check the memo stood in for
     checked: int = 0  # rows checked in full (decrypted, re-hashed)
     pending: dict[bytes, bytes] = field(default_factory=dict)  # member -> new memo blob, to be written
     partner_id: int = 0
+    # where each event of `table` came from: its member's memo and its entry there
+    sources: list[_Memo] = field(default_factory=list)
+    source_of: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    entry_of: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def save(self, crm: Crm) -> None:
         """Write the memos this run made (a caller that writes nothing else may call it on its own)."""
         with crm.unit_of_work() as db:
             memo_rows.replace(db, self.partner_id, self.pending)
         self.pending = {}
+
+    def events(self, member: str) -> list[Event]:
+        """A member's events (none if she has no verified event)."""
+        if member in self.irregular:
+            return self.irregular[member]
+        index = self._index().get(member)
+        if index is None:
+            return []
+        lo, hi = int(self.table.bounds[index]), int(self.table.bounds[index + 1])
+        return [
+            self.sources[s].event(n)
+            for s, n in zip(self.source_of[lo:hi].tolist(), self.entry_of[lo:hi].tolist(), strict=True)
+        ]
+
+    @property
+    def histories(self) -> dict[str, list[Event]]:
+        """Every member's events, made from the table (for callers that read events: tests, the few)."""
+        found = {member: self.events(member) for member in self.table.members}
+        found.update(self.irregular)
+        return found
+
+    def latest(self) -> datetime | None:
+        """The time of the latest verified event of any member."""
+        candidates = [e.at for events in self.irregular.values() for e in events]
+        if len(self.table.at_us):
+            last = int(np.argmax(self.table.at_us))
+            event = self.sources[int(self.source_of[last])].event(int(self.entry_of[last]))
+            assert event is not None  # the table holds events only
+            candidates.append(event.at)
+        return max(candidates, default=None)
+
+    def _index(self) -> dict[str, int]:
+        found: dict[str, int] | None = getattr(self, "_members", None)
+        if found is None:
+            found = {member: m for m, member in enumerate(self.table.members)}
+            self._members = found
+        return found
 
 
 def verified_inputs(crm: Crm, partner_name: str, keep: Collection[bytes] | None = None) -> VerifiedInputs:
@@ -86,7 +137,8 @@ def verified_inputs(crm: Crm, partner_name: str, keep: Collection[bytes] | None 
     `verified_interactions`, row by row (tests/api/test_decisions.py, `_checked_row_by_row`)."""
     wanted = None if keep is None else set(keep)
     found = VerifiedInputs()
-    grouped: dict[str, list[tuple[Event, bytes, int]]] = defaultdict(list)
+    # member -> (row id, leaf, check, her memo's entry number or the event the row's document gave)
+    taken: dict[bytes, list[tuple[int, bytes, bytes, int | Event | None]]] = defaultdict(list)
     with crm.unit_of_work() as db:
         partner = crm.partner(db, partner_name)
         assert partner.id is not None
@@ -95,7 +147,6 @@ def verified_inputs(crm: Crm, partner_name: str, keep: Collection[bytes] | None 
         blobs = memo_rows.of_partner(db, partner.id) if MEMO_USABLE else {}
         keys: dict[bytes, CustomerKeys] = {}
         memos: dict[bytes, _Memo] = {}
-        fresh: dict[bytes, list[_Entry]] = defaultdict(list)  # member -> every entry this run
         stale: set[bytes] = set()  # members whose memo lacked a row that verified
         for rows in interactions.rows_in_chunks(db, partner.id, None, ROWS_PER_CHUNK):
             readable: list[InteractionRow] = []
@@ -114,34 +165,146 @@ def verified_inputs(crm: Crm, partner_name: str, keep: Collection[bytes] | None 
                     memo = memos[member] = _open(keys.get(member), blobs.get(member))
                 # the memo opened under her key earlier in the run is used only while she has it: one
                 # shredded since (an erasure during the run) has every later row checked in full
-                entry = memo.entry(partner_name, row) if member in keys else None
-                if entry is not None:
+                held = memo.entry(partner_name, row) if member in keys else None
+                if held is not None:
                     found.from_memo += 1
-                else:
-                    found.checked += 1
-                    checked, document = _check_content(crm, partner_name, row, keys.get(member), run.erased)
-                    if checked.outcome is not Outcome.VERIFIED or document is None:
-                        if checked.outcome is not Outcome.ERASED and (wanted is None or member in wanted):
-                            found.excluded[checked.outcome.value] += 1
-                        continue  # no memo holds a row that does not verify: nothing to write
-                    entry = _entry(partner_name, row, json.loads(document))
-                    stale.add(member)
-                fresh[member].append(entry)
-                event = entry[3]
-                if event is not None:
-                    grouped[event.member].append((event, entry[1], entry[0]))
-    for member in stale if MEMO_USABLE else ():
-        member_keys = keys.get(member)
-        plain = _memo_bytes(fresh[member]) if member_keys is not None and fresh.get(member) else None
-        if member_keys is not None and plain is not None:
-            with contextlib.suppress(VaultError):  # erased in the meantime: no memo
-                found.pending[member] = member_keys.encrypt(MEMO_FIELD, plain)
-    for name, items in grouped.items():
-        items.sort(key=lambda t: (t[0].at, t[2]))  # oldest first; ties in interaction order
-        found.histories[name] = [t[0] for t in items]
-        found.leaves[name] = [t[1] for t in items]
-        found.ids[name] = [t[2] for t in items]
+                    taken[member].append((row.id, bytes(row.leaf_hash), held[1], held[0]))
+                    continue
+                found.checked += 1
+                checked, document = _check_content(crm, partner_name, row, keys.get(member), run.erased)
+                if checked.outcome is not Outcome.VERIFIED or document is None:
+                    if checked.outcome is not Outcome.ERASED and (wanted is None or member in wanted):
+                        found.excluded[checked.outcome.value] += 1
+                    continue  # no memo holds a row that does not verify: nothing to write
+                parsed = json.loads(document)
+                event = None if parsed.get("kind") == InteractionKind.RECORD_UPDATE else from_document(parsed)
+                taken[member].append((row.id, bytes(row.leaf_hash), _check_of(partner_name, row), event))
+                stale.add(member)
+    _assemble(found, taken, memos, stale, keys)
     return found
+
+
+def _assemble(
+    found: VerifiedInputs,
+    taken: dict[bytes, list[tuple[int, bytes, bytes, int | Event | None]]],
+    memos: dict[bytes, _Memo],
+    stale: set[bytes],
+    keys: dict[bytes, CustomerKeys],
+) -> None:
+    """Each member's events into `found`: from her memo as it was opened where every row she has was in
+    it; else from her memo written anew (written back unless her key is gone), or as events where none
+    can be written."""
+    used: list[tuple[str, int, int, int, bytes]] = []  # (member, source, entry, row id, leaf)
+    grouped: dict[str, list[tuple[Event, bytes, int]]] = defaultdict(list)  # the irregular members'
+    for member, items in taken.items():
+        memo = memos[member]
+        if member in stale:
+            entries: list[_Entry] = [
+                (row_id, leaf, check, memo.event(x) if isinstance(x, int) else x)
+                for row_id, leaf, check, x in items
+            ]
+            plain = _memo_bytes(entries) if MEMO_USABLE else None
+            member_keys = keys.get(member)
+            if plain is not None and member_keys is not None:
+                with contextlib.suppress(VaultError):  # erased in the meantime: no memo
+                    found.pending[member] = member_keys.encrypt(MEMO_FIELD, plain)
+            memo = _read_memo(plain) if plain is not None else _NO_MEMO
+            if memo is _NO_MEMO or not memo.fits:
+                for row_id, leaf, _, event in entries:
+                    if event is not None:
+                        grouped[event.member].append((event, leaf, row_id))
+                continue
+            items = [(row_id, leaf, check, k) for k, (row_id, leaf, check, _) in enumerate(entries)]
+        elif not memo.fits:
+            for row_id, leaf, _, x in items:
+                event = memo.event(x) if isinstance(x, int) else x
+                if event is not None:
+                    grouped[event.member].append((event, leaf, row_id))
+            continue
+        source = len(found.sources)
+        found.sources.append(memo)
+        names = memo.names
+        for row_id, leaf, _, x in items:
+            assert isinstance(x, int)
+            name = names[x]
+            if name is not None:
+                used.append((name, source, x, row_id, leaf))
+    for name, items_ in grouped.items():
+        items_.sort(key=lambda t: (t[0].at, t[2]))  # oldest first; ties in interaction order
+        found.irregular[name] = [t[0] for t in items_]
+        found.leaves[name] = [t[1] for t in items_]
+        found.ids[name] = [t[2] for t in items_]
+    _table(found, used)
+
+
+def _table(found: VerifiedInputs, used: list[tuple[str, int, int, int, bytes]]) -> None:
+    """The table of the events read from memos: each member's oldest first, ties in interaction order."""
+    sources = found.sources
+    number: dict[str, int] = {}
+    owner = np.array([number.setdefault(name, len(number)) for name, *_ in used], np.int64)
+    source = np.array([s for _, s, *_ in used], np.int64)
+    entry = np.array([n for _, _, n, _, _ in used], np.int64)
+    row_ids = np.array([r for *_, r, _ in used], np.int64)
+    # each memo's columns one after the other: an event's place is its memo's offset plus its entry
+    event_base = np.zeros(len(sources) + 1, np.int64)
+    np.cumsum([len(memo.ids) for memo in sources], out=event_base[1:])
+    line_base = np.zeros(len(sources) + 1, np.int64)
+    np.cumsum([len(memo.quantities) for memo in sources], out=line_base[1:])
+    string_base = np.zeros(len(sources) + 1, np.int64)
+    np.cumsum([len(memo.strings) for memo in sources], out=string_base[1:])
+    at_us = np.concatenate([memo.at_us for memo in sources]) if sources else np.zeros(0, np.int64)
+    place = event_base[source] + entry
+    order = np.lexsort((row_ids, at_us[place], owner))
+    owner, source, entry, place = owner[order], source[order], entry[order], place[order]
+    leaves = [used[i][4] for i in order.tolist()]
+    ids = row_ids[order].tolist()
+    members = tuple(number)
+    bounds = np.zeros(len(members) + 1, np.int64)
+    np.cumsum(np.bincount(owner, minlength=len(members)), out=bounds[1:])
+    for m, name in enumerate(members):
+        lo, hi = int(bounds[m]), int(bounds[m + 1])
+        found.leaves[name] = leaves[lo:hi]
+        found.ids[name] = ids[lo:hi]
+
+    def joined(part: str, dtype: Any) -> NDArray[Any]:
+        return np.concatenate([getattr(memo, part) for memo in sources]) if sources else np.zeros(0, dtype)
+
+    line_start = joined("line_start", np.int64) + np.repeat(line_base[:-1], np.diff(event_base))
+    line_count = joined("line_count", np.int64)
+    starts, counts = line_start[place], line_count[place]
+    lines = _segments(starts, counts)
+    line_bounds = np.zeros(len(place) + 1, np.int64)
+    np.cumsum(counts, out=line_bounds[1:])
+    strings_of_line = np.repeat(string_base[:-1], np.diff(line_base))
+    texts_all = [t for memo in sources for t in memo.texts]
+    strings: list[str] = []
+    for memo in sources:
+        strings.extend(memo.strings)
+    found.table = EventTable(
+        members,
+        bounds,
+        joined("kinds", np.int8)[place],
+        at_us[place],
+        joined("totals", np.float64)[place],
+        [texts_all[i] for i in place.tolist()],
+        line_bounds,
+        (joined("codes", np.int64) + strings_of_line)[lines],
+        (joined("descriptions", np.int64) + strings_of_line)[lines],
+        joined("quantities", np.int64)[lines],
+        joined("prices", np.float64)[lines],
+        strings,
+    )
+    found.source_of = source
+    found.entry_of = entry
+
+
+def _segments(starts: NDArray[np.int64], counts: NDArray[np.int64]) -> NDArray[np.int64]:
+    """starts[i], starts[i] + 1, .., starts[i] + counts[i] - 1 for every i, one segment after another."""
+    total = int(counts.sum())
+    if total == 0:
+        return np.zeros(0, np.int64)
+    offsets = np.repeat(starts - np.concatenate(([0], np.cumsum(counts)[:-1])), counts)
+    return np.arange(total, dtype=np.int64) + offsets
 
 
 def _fresh_keys(crm: Crm, partner: str, keys: dict[bytes, CustomerKeys], members: set[bytes]) -> None:
@@ -163,34 +326,78 @@ def _check_of(partner: str, row: InteractionRow) -> bytes:
     return hashlib.sha256(bytes(row.leaf_hash) + payload + documents.tail(partner, row)).digest()
 
 
-def _entry(partner: str, row: InteractionRow, document: dict[str, Any]) -> _Entry:
-    event = None if document.get("kind") == InteractionKind.RECORD_UPDATE else from_document(document)
-    return (row.id, bytes(row.leaf_hash), _check_of(partner, row), event)
-
-
 class _Memo:
-    """One member's memo as opened: per interaction id, the check its row must still give, and the event."""
+    """One member's memo as opened: per interaction id, the check its row must still give, and the event
+    it holds as columns (no `Event` is made unless asked for: `event`)."""
 
-    __slots__ = ("checks", "events", "positions")
-
-    def __init__(self, ids: Sequence[int], checks: bytes, events: list[Event | None]) -> None:
-        self.positions = {row_id: n for n, row_id in enumerate(ids)}
+    def __init__(self, ids: NDArray[np.int64], checks: bytes, header: dict[str, Any], lines: bytes) -> None:
+        self.ids = ids
+        self.positions = dict(zip(ids.tolist(), range(len(ids)), strict=True))
         self.checks = checks
-        self.events = events
+        self.strings: list[str] = header["strings"]
+        self.header = header
+        kinds = header["kind"]
+        self.names: list[str | None] = [
+            None if kind == -1 else self.strings[member]
+            for kind, member in zip(kinds, header["member"], strict=True)
+        ]
+        kind_code = {i: KIND_CODES.get(text, OTHER_EVENT) for i, text in enumerate(self.strings)}
+        self.kinds = np.array([kind_code.get(kind, OTHER_EVENT) for kind in kinds], np.int8)
+        self.at_us = np.array(
+            [0 if at is None else micros(datetime.fromisoformat(at)) for at in header["at"]], np.int64
+        )
+        self.totals = np.array([t or 0.0 for t in header["total"]], np.float64)
+        self.texts: list[str | None] = header["text"]
+        self.line_count = np.array([n or 0 for n in header["lines"]], np.int64)
+        self.line_start = np.zeros(len(ids), np.int64)
+        np.cumsum(self.line_count[:-1], out=self.line_start[1:])
+        count = int(self.line_count.sum())
+        self.codes = np.frombuffer(lines, "<i4", count, 0).astype(np.int64)
+        self.descriptions = np.frombuffer(lines, "<i4", count, 4 * count).astype(np.int64)
+        self.quantities = np.frombuffer(lines, "<i8", count, 8 * count).astype(np.int64)
+        self.prices = np.frombuffer(lines, "<f8", count, 16 * count).astype(np.float64)
+        # the table's range (`ml.table.EventTable`): a member outside it is read as events
+        self.fits = bool(
+            (np.abs(self.at_us) < EXACT_US).all() and (np.abs(self.quantities) < MAX_QUANTITY).all()
+        )
 
-    def entry(self, partner: str, row: InteractionRow) -> _Entry | None:
-        """The entry of `row` if it names exactly this row's leaf, payload and header (else None: check
-        the row in full)."""
+    def entry(self, partner: str, row: InteractionRow) -> tuple[int, bytes] | None:
+        """The number of `row`'s entry and its check, if it names exactly this row's leaf, payload and
+        header (else None: check the row in full)."""
         n = self.positions.get(row.id)
         if n is None or row.payload_ciphertext is None:
             return None
         check = _check_of(partner, row)
         if self.checks[32 * n : 32 * n + 32] != check:
             return None
-        return (row.id, bytes(row.leaf_hash), check, self.events[n])
+        return n, check
 
-
-_NO_MEMO = _Memo((), b"", [])
+    def event(self, n: int) -> Event | None:
+        """Entry `n`'s event as `from_document` made it (None for a change of the customer's record)."""
+        header, strings = self.header, self.strings
+        kind = header["kind"][n]
+        if kind == -1:
+            return None
+        lo, hi = int(self.line_start[n]), int(self.line_start[n] + self.line_count[n])
+        text_of = strings.__getitem__
+        country = header["country"][n]
+        return Event(
+            sys.intern(strings[header["member"][n]]),
+            sys.intern(strings[kind]),
+            datetime.fromisoformat(header["at"][n]),
+            header["total"][n],
+            tuple(
+                zip(
+                    (sys.intern(c) for c in map(text_of, self.codes[lo:hi].tolist())),
+                    self.quantities[lo:hi].tolist(),
+                    strict=True,
+                )
+            ),
+            sys.intern(country) if isinstance(country, str) else country,
+            header["text"][n],
+            tuple(self.prices[lo:hi].tolist()),
+            tuple(sys.intern(d) for d in map(text_of, self.descriptions[lo:hi].tolist())),
+        )
 
 
 # The memo's bytes (before AES-GCM): the magic, then three parts. A JSON header with a table of the
@@ -271,6 +478,16 @@ def _open(keys: CustomerKeys | None, blob: bytes | None) -> _Memo:
         return _NO_MEMO
     try:
         plain = keys.decrypt(MEMO_FIELD, blob)
+    except VaultError:
+        return _NO_MEMO
+    return _read_memo(plain)
+
+
+def _read_memo(plain: bytes) -> _Memo:
+    """A memo's bytes as `_Memo` (`_NO_MEMO` if they do not read as a memo of this version). Only bytes
+    that opened under the member's key (or that this run wrote) come here: written by `_memo_bytes`,
+    their types as written."""
+    try:
         if not plain.startswith(_MAGIC):
             return _NO_MEMO
         at = len(_MAGIC)
@@ -283,48 +500,23 @@ def _open(keys: CustomerKeys | None, blob: bytes | None) -> _Memo:
         if header["v"] != MEMO_VERSION:
             return _NO_MEMO
         count = len(header["kind"])
-        ids = _array("q", rows[: 8 * count])
+        ids = np.frombuffer(rows, "<i8", count) if 8 * count <= len(rows) else None
         checks = rows[8 * count :]
         line_count = sum(n for n in header["lines"] if n is not None)
-        indices = _array("i", plain[at : at + 8 * line_count]).tolist()
-        at += 8 * line_count
-        quantities = _array("q", plain[at : at + 8 * line_count]).tolist()
-        prices_read = _array("d", plain[at + 8 * line_count :]).tolist()
-        if len(ids) != count or len(checks) != 32 * count or len(prices_read) != line_count:
+        lines = plain[at:]
+        if ids is None or len(checks) != 32 * count or len(lines) != 24 * line_count:
             return _NO_MEMO
-        # the blob authenticated under the member's key: written by `_memo_bytes`, its types as written;
-        # strings interned as `from_document` interns them (once per member here, not once per line)
-        strings = list(map(sys.intern, header["strings"]))
-        text_of = strings.__getitem__
-        # tuples, so that an event's slice of each is its field as it is (one object, not a list and a copy)
-        items = tuple(zip(map(text_of, indices[:line_count]), quantities, strict=True))
-        descriptions = tuple(map(text_of, indices[line_count:]))
-        prices = tuple(prices_read)
-        events: list[Event | None] = []
-        start = 0
-        columns = (header[name] for name in ("member", "kind", "at", "total", "country", "text", "lines"))
-        for member, kind, moment, total, country, text, n in zip(*columns, strict=True):
-            if kind == -1:
-                events.append(None)
-                continue
-            end = start + n
-            events.append(
-                Event(
-                    strings[member],
-                    strings[kind],
-                    datetime.fromisoformat(moment),
-                    total,
-                    items[start:end],
-                    sys.intern(country) if isinstance(country, str) else country,
-                    text,
-                    prices[start:end],
-                    descriptions[start:end],
-                )
-            )
-            start = end
-        return _Memo(ids, checks, events)
-    except (VaultError, ValueError, KeyError, TypeError, IndexError, struct.error):
+        return _Memo(ids.astype(np.int64), checks, header, lines)
+    except (ValueError, KeyError, TypeError, IndexError, struct.error):
         return _NO_MEMO
+
+
+_NO_MEMO = _Memo(
+    np.zeros(0, np.int64),
+    b"",
+    {"strings": [], "kind": [], "member": [], "at": [], "total": [], "text": [], "lines": []},
+    b"",
+)
 
 
 def _array(typecode: str, raw: bytes) -> array[Any]:

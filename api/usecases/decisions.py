@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlmodel import Session
@@ -125,11 +126,11 @@ def _score(
     # is the day after the latest of them, the same for `--member` and `--all`
     say("verifying the inputs against the chain", "verify")
     inputs = verified_inputs(crm, partner, keep=pool)
-    histories, leaves, ids = inputs.histories, inputs.leaves, inputs.ids
+    leaves, ids = inputs.leaves, inputs.ids
     report.inputs_excluded.update(inputs.excluded)
     report.inputs_from_memo = inputs.from_memo
     if as_of is None:  # the day after the partner's latest verified event: "now", in the data's own time
-        latest = max((e.at for events in histories.values() for e in events), default=None)
+        latest = inputs.latest()
         if latest is None:
             raise InvalidInput(f"{partner} has no verified interactions to score")
         report.as_of = datetime.combine(latest.date() + timedelta(days=1), datetime.min.time(), UTC)
@@ -142,22 +143,36 @@ def _score(
 
     say("scoring", "score")
     wanted = set(live)
+    # every consenting member's features at once, from the inputs' columns (`ml.table`); the few members
+    # whose events the columns do not hold, one by one from their events (the same features, bit for bit)
+    profiled = ["0x" + m.hex() for m in pool if consented[m]]
+    population = deciding.population(model, inputs.table, report.as_of, among=profiled)
     assessed: dict[bytes, tuple[dict[str, float], int, bytes]] = {}  # member -> features, inputs, root
     for member in pool:
         if not consented[member]:
             report.skipped_for_consent += member in wanted
             continue
         name = "0x" + member.hex()
-        events = histories.get(name, [])
-        try:
-            features = deciding.member_features(model, events, report.as_of)
-        except deciding.OutsidePopulation:
-            report.outside_population += member in wanted
-            continue
-        except ValueError:  # no verified purchase before the as-of date
-            report.no_inputs += member in wanted
-            continue
-        used = deciding.inputs_before(events, report.as_of)
+        irregular = inputs.irregular.get(name)
+        if irregular is not None:
+            try:
+                features = deciding.member_features(model, irregular, report.as_of)
+            except deciding.OutsidePopulation:
+                report.outside_population += member in wanted
+                continue
+            except ValueError:  # no verified purchase before the as-of date
+                report.no_inputs += member in wanted
+                continue
+            used = deciding.inputs_before(irregular, report.as_of)
+        else:
+            found = population.features.get(name)
+            if found is None:
+                if name in population.outside:
+                    report.outside_population += member in wanted
+                else:  # no verified purchase before the as-of date
+                    report.no_inputs += member in wanted
+                continue
+            features, used = found, population.inputs[name]
         assessed[member] = (features, used, merkle_root(leaves[name][:used]))
     cutoff = (
         budget_cutoff(model.policy, [(deciding.logit_of(model, f), r) for f, _, r in assessed.values()])
@@ -178,8 +193,8 @@ def _score(
             features,
             cutoff=cutoff,
             input_root=input_root,
-            events=histories[name],
             as_of=report.as_of,
+            history=partial(inputs.events, name),  # events only for a counterfactual
         )
         document = deciding.explanation(
             scored,
