@@ -341,7 +341,7 @@ class _Memo:
             None if kind == -1 else self.strings[member]
             for kind, member in zip(kinds, header["member"], strict=True)
         ]
-        kind_code = {i: KIND_CODES.get(text, OTHER_EVENT) for i, text in enumerate(self.strings)}
+        kind_code = {k: KIND_CODES.get(self.strings[k], OTHER_EVENT) for k in set(kinds) if k != -1}
         self.kinds = np.array([kind_code.get(kind, OTHER_EVENT) for kind in kinds], np.int8)
         self.at_us = np.array(
             [0 if at is None else micros(datetime.fromisoformat(at)) for at in header["at"]], np.int64

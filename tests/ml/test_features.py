@@ -294,3 +294,51 @@ def test_features_read_from_a_timeline_are_the_direct_computation_bit_for_bit(sy
         datetime(2025, 1, 1, tzinfo=UTC),
     ]
     assert _same_as_the_reference(synthetic, dates, 150) > 300
+
+
+def test_every_members_features_at_once_are_features_at_bit_for_bit(synthetic):
+    """`table_features` reads every member's events as columns at once; each of its values must be the
+    one `features_at` gives from her own timeline, to the last bit (`score --all` decides with the
+    first, `decision verify` recomputes with the second): every feature of FEATURES, every member of the
+    test data (purchases, returns, tickets), at dates inside and between purchases; a subset of names
+    and of members gives the same values for them."""
+    import numpy as np
+
+    from ml.features import Timeline, features_at
+    from ml.table import EventTable, table_features
+
+    table = EventTable.from_histories(synthetic)
+    timelines = {member: Timeline(synthetic[member]) for member in table.members}
+    compared = 0
+    for as_of in (datetime(2023, 12, 15, 7, 30, tzinfo=UTC), AS_OF):
+        found = table_features(table, as_of, BG)
+        assert found.names == NAMES
+        for m, member in enumerate(table.members):
+            timeline = timelines[member]
+            if not timeline.purchases_before(as_of):
+                assert not found.bought[m] and np.isnan(found.values[m]).all(), (member, as_of)
+                continue
+            assert _bits(found.row(m)) == _bits(features_at(timeline, as_of, BG)), (member, as_of)
+            compared += 1
+    assert compared > 800
+    some = ("spend_365d", "overdue", "christmas_share_90d", "distinct_products", "expected_purchases_90d")
+    among = np.arange(len(table.members)) % 3 == 0
+    part = table_features(table, AS_OF, BG, some, among=among)  # `found` is AS_OF's, every name
+    for m in range(len(table.members)):
+        if not among[m]:
+            assert not part.bought[m]
+        elif part.bought[m]:
+            assert _bits(part.row(m)) == {n: _bits(found.row(m))[n] for n in NAMES if n in some}
+
+
+def test_an_event_table_refuses_what_it_cannot_hold_exactly():
+    """A quantity beyond MAX_QUANTITY or a time beyond EXACT_US microseconds would make its sums or
+    `days` inexact as columns: such a member is scored from her events instead (`ml.features`)."""
+    from ml.table import MAX_QUANTITY, EventTable
+
+    bought = Event("m", PURCHASE, AS_OF - timedelta(days=3), total=5.0, items=(("A", MAX_QUANTITY),))
+    with pytest.raises(ValueError, match="out of the table's range"):
+        EventTable.from_histories({"m": [bought]})
+    far = replace(bought, items=(("A", 1),), at=datetime(9000, 1, 1, tzinfo=UTC))
+    with pytest.raises(ValueError, match="out of the table's range"):
+        EventTable.from_histories({"m": [far]})
