@@ -358,24 +358,44 @@ def _plain_any(value: Any) -> Any:
     return None
 
 
+# A finite double that is not a whole number prints without an exponent exactly when it is at least
+# 1e-4 in size: repr gives its shortest digits, with an exponent where the decimal point would be four
+# or more places to the left of them (below 1e-4) or more than 16 to the right (only whole numbers are
+# that large). So the size says what repr's text would, without making the text.
+_NO_EXPONENT = 1e-4
+_EXACT = 2.0**53
+
+
 def _plain_float(value: float) -> Any:
     if value.is_integer():
         # below 2**53 ES6 prints an integral double as its exact integer; above, as its shortest
         # digits padded with zeros, which int() would not
-        return int(value) if abs(value) < 2**53 else None
-    text = repr(value)
-    return None if "e" in text or "n" in text else value  # exponents, inf and nan
+        return int(value) if abs(value) < _EXACT else None
+    return value if _NO_EXPONENT <= abs(value) < _EXACT else None  # not nan, inf or an exponent
 
 
 def _plain_mapping(value: Mapping[Any, Any]) -> dict[str, Any] | None:
     out = {}
     for key, item in value.items():
-        if not isinstance(key, str) or not key.isascii():
+        if (type(key) is not str and not isinstance(key, str)) or not key.isascii():
             return None
-        converted = _plain(item)
-        if converted is None and item is not None:
-            return None
-        out[key] = converted
+        kind = type(item)
+        if kind is float:  # most of an explanation: its features and terms, here without a call
+            if item.is_integer():
+                if not abs(item) < _EXACT:
+                    return None
+                out[key] = int(item)
+            elif _NO_EXPONENT <= abs(item) < _EXACT:
+                out[key] = item
+            else:
+                return None
+        elif kind is str or item is None or kind is bool:
+            out[key] = item
+        else:
+            converted = _plain(item)
+            if converted is None:
+                return None
+            out[key] = converted
     return out
 
 
