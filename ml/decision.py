@@ -179,9 +179,9 @@ def decide_on(
     elif model.format == FORMAT_V1:
         counterfactual = model.counterfactual(row)
     elif events is not None and as_of is not None:
-        counterfactual = reach(model, events, as_of, acted)
+        counterfactual = reach(model, events, as_of, acted, before=row)
     elif history is not None and as_of is not None:
-        counterfactual = reach(model, history(), as_of, acted)
+        counterfactual = reach(model, history(), as_of, acted, before=row)
     return Scored(
         row=row,
         contributions=contributions,
@@ -227,13 +227,20 @@ def purchases_added(events: Sequence[Event], as_of: datetime, k: int) -> tuple[l
 
 
 def reach(
-    model: GlassBox, events: Sequence[Event], as_of: datetime, acted: Callable[[float], bool]
+    model: GlassBox,
+    events: Sequence[Event],
+    as_of: datetime,
+    acted: Callable[[float], bool],
+    *,
+    before: Mapping[str, float] | None = None,
 ) -> Counterfactual | None:
     """The fewest purchases (up to REACH_MAX) after which the policy would not act, with every feature
     recomputed from the history they make: features that one purchase moves together (frequency, the
     window counts, spend, recency, the BG/NBD expectation) move together, each in the direction a
     purchase moves it, and the state is one a customer can reach. None if none of them does."""
-    before = features(events, as_of, model.bgnbd, model.features)
+    # the features of `events` as they are: given by a caller that has them (the same values), else made
+    if before is None:
+        before = features(events, as_of, model.bgnbd, model.features)
     for k in range(1, REACH_MAX + 1):
         history, spend = purchases_added(events, as_of, k)
         row = features(history, as_of, model.bgnbd, model.features)

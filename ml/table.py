@@ -382,20 +382,24 @@ class _Lines:
         self.local = read.local[self.purchase]  # the purchase's number among the member's
         self.codes = table.codes[self.index]
         self.quantities = table.quantities[self.index]
-        places = np.arange(len(self.index), dtype=np.int64)
-        size = int(self.codes.max()) + 1 if len(self.codes) else 0
-        first = np.full(size, len(places), np.int64)
-        np.minimum.at(first, self.codes, places)
-        latest = np.full(size, -1, np.int64)
-        np.maximum.at(latest, self.codes, places)
-        self.is_first = first[self.codes] == places  # the member's first line of this product
-        self.is_latest = latest[self.codes] == places
-        self.first_purchase = self.local[first[self.codes]]  # `Timeline.first_seen` of each line's product
+        self.code_count = int(self.codes.max()) + 1 if len(self.codes) else 0
+        self._firsts: tuple[NDArray[np.bool_], NDArray[np.bool_], NDArray[np.int64]] | None = None
 
-    def member_ends(self) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-        """Each buyer's lines: [start, end)."""
-        read = self.read
-        return self.purchase_start[read.first], self.purchase_start[read.last + 1]
+    def firsts(self) -> tuple[NDArray[np.bool_], NDArray[np.bool_], NDArray[np.int64]]:
+        """Which lines are the member's first of their product, which her latest, and the number of
+        the purchase each line's product was first bought in (`Timeline.first_seen`)."""
+        if self._firsts is None:
+            places = np.arange(len(self.index), dtype=np.int64)
+            first = np.full(self.code_count, len(places), np.int64)
+            np.minimum.at(first, self.codes, places)
+            latest = np.full(self.code_count, -1, np.int64)
+            np.maximum.at(latest, self.codes, places)
+            self._firsts = (
+                first[self.codes] == places,
+                latest[self.codes] == places,
+                self.local[first[self.codes]],
+            )
+        return self._firsts
 
     def window(self, days_: int) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
         """Each member's first purchase (her number) within the last `days_` days, and which lines are
@@ -407,8 +411,12 @@ class _Lines:
     def feature(self, name: str) -> NDArray[np.float64]:
         read = self.read
         size, n = read.size, np.maximum(read.n, 1)
-        if name == "distinct_products":
-            return np.bincount(self.owner[self.is_first], minlength=size).astype(np.float64)
+        if name == "distinct_products":  # no two members share a product's number
+            seen = np.zeros(self.code_count, dtype=bool)
+            seen[self.codes] = True
+            owner_of = np.zeros(self.code_count, np.int64)
+            owner_of[self.codes] = self.owner  # the same member wherever a number repeats
+            return np.bincount(owner_of[seen], minlength=size).astype(np.float64)
         if name == "basket_size":  # fmean of whole numbers: their exact sum over n
             return np.bincount(self.owner, weights=self.quantities, minlength=size) / n
         if name == "lines_per_basket":  # distinct products per purchase, over n
@@ -419,8 +427,9 @@ class _Lines:
         # new_product_share: the window is the latest purchases, so a product is among its products
         # if the member's latest line of it is in it, and new to it if her first line of it is
         _, inside = self.window(365)
-        lately = np.bincount(self.owner[inside & self.is_latest], minlength=size)
-        new = np.bincount(self.owner[inside & self.is_first], minlength=size)
+        is_first, is_latest, _ = self.firsts()
+        lately = np.bincount(self.owner[inside & is_latest], minlength=size)
+        new = np.bincount(self.owner[inside & is_first], minlength=size)
         return np.where(lately > 0, new / np.maximum(lately, 1), 0.0)
 
     def mix(self, name: str) -> NDArray[np.float64]:
@@ -433,7 +442,7 @@ class _Lines:
         lo, hi = bounds[:-1][read.buyers], bounds[1:][read.buyers]
         if name in ("repeat_line_share_365d", "wholesale_line_share_365d"):
             if name.startswith("repeat"):
-                marked = self.first_purchase[lines] < self.local[lines]
+                marked = self.firsts()[2][lines] < self.local[lines]
             else:
                 marked = self.quantities[lines] >= WHOLESALE_QUANTITY
             counted = np.bincount(owners[marked], minlength=read.size)[read.buyers]

@@ -20,6 +20,11 @@ time, never change an outcome: the hostile tests in tests/api/test_decisions.py 
 
 Memo writes are handed back (`pending`) for the caller to commit with its own writes, so a command that
 fails writes nothing.
+
+What the models read comes back as columns (`ml.table.EventTable`): the memos' arrays of every member
+read at once, no `Event` per interaction and no tuple per line (making them was most of a warm run's
+reading), so that `ml.table.table_features` computes everyone's features from them; a member's events
+are made only when asked for (`VerifiedInputs.events`: a counterfactual, `histories`).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import itertools
 import json
 import struct
 import sys
@@ -209,18 +215,12 @@ def _assemble(
                 with contextlib.suppress(VaultError):  # erased in the meantime: no memo
                     found.pending[member] = member_keys.encrypt(MEMO_FIELD, plain)
             memo = _read_memo(plain) if plain is not None else _NO_MEMO
-            if memo is _NO_MEMO or not memo.fits:
+            if memo is _NO_MEMO:
                 for row_id, leaf, _, event in entries:
                     if event is not None:
                         grouped[event.member].append((event, leaf, row_id))
                 continue
             items = [(row_id, leaf, check, k) for k, (row_id, leaf, check, _) in enumerate(entries)]
-        elif not memo.fits:
-            for row_id, leaf, _, x in items:
-                event = memo.event(x) if isinstance(x, int) else x
-                if event is not None:
-                    grouped[event.member].append((event, leaf, row_id))
-            continue
         source = len(found.sources)
         found.sources.append(memo)
         names = memo.names
@@ -229,34 +229,58 @@ def _assemble(
             name = names[x]
             if name is not None:
                 used.append((name, source, x, row_id, leaf))
+    _table(found, used, grouped)
     for name, items_ in grouped.items():
         items_.sort(key=lambda t: (t[0].at, t[2]))  # oldest first; ties in interaction order
         found.irregular[name] = [t[0] for t in items_]
         found.leaves[name] = [t[1] for t in items_]
         found.ids[name] = [t[2] for t in items_]
-    _table(found, used)
 
 
-def _table(found: VerifiedInputs, used: list[tuple[str, int, int, int, bytes]]) -> None:
-    """The table of the events read from memos: each member's oldest first, ties in interaction order."""
+def _table(
+    found: VerifiedInputs,
+    used: list[tuple[str, int, int, int, bytes]],
+    grouped: dict[str, list[tuple[Event, bytes, int]]],
+) -> None:
+    """The table of the events read from memos (each member's oldest first, ties in interaction order),
+    every memo's columns read at once; a member whose memo holds a time or a quantity the table cannot
+    hold exactly (`ml.table.EventTable`) goes to `grouped`, as events."""
     sources = found.sources
+    # every memo's lines one after the other: a line's place is its memo's offset plus its own
+    line_base = np.zeros(len(sources) + 1, np.int64)
+    np.cumsum([memo.line_total for memo in sources], out=line_base[1:])
+    string_base = np.zeros(len(sources) + 1, np.int64)
+    np.cumsum([len(memo.strings) for memo in sources], out=string_base[1:])
+
+    def joined(part: int, size: int, code: str) -> NDArray[Any]:
+        raw = b"".join(memo.part(part, size) for memo in sources)
+        return np.frombuffer(raw, code).astype(np.int64 if code != "<f8" else np.float64)
+
+    quantities = joined(2, 8, "<i8")
+    at_us = [sources[s].at_us(n) for _, s, n, _, _ in used]
+    wide = np.abs(quantities) >= MAX_QUANTITY
+    far = [s for (_, s, *_), at in zip(used, at_us, strict=True) if not -EXACT_US < at < EXACT_US]
+    if wide.any() or far:
+        line_source = np.repeat(np.arange(len(sources)), np.diff(line_base))
+        out = set(line_source[wide].tolist()) | set(far)
+        for name, s, n, row_id, leaf in used:
+            if s in out:
+                event = sources[s].event(n)
+                assert event is not None  # `used` holds events only
+                grouped[name].append((event, leaf, row_id))
+        kept = [i for i, item in enumerate(used) if item[1] not in out]
+        used = [used[i] for i in kept]
+        at_us = [at_us[i] for i in kept]
     number: dict[str, int] = {}
     owner = np.array([number.setdefault(name, len(number)) for name, *_ in used], np.int64)
     source = np.array([s for _, s, *_ in used], np.int64)
     entry = np.array([n for _, _, n, _, _ in used], np.int64)
     row_ids = np.array([r for *_, r, _ in used], np.int64)
-    # each memo's columns one after the other: an event's place is its memo's offset plus its entry
-    event_base = np.zeros(len(sources) + 1, np.int64)
-    np.cumsum([len(memo.ids) for memo in sources], out=event_base[1:])
-    line_base = np.zeros(len(sources) + 1, np.int64)
-    np.cumsum([len(memo.quantities) for memo in sources], out=line_base[1:])
-    string_base = np.zeros(len(sources) + 1, np.int64)
-    np.cumsum([len(memo.strings) for memo in sources], out=string_base[1:])
-    at_us = np.concatenate([memo.at_us for memo in sources]) if sources else np.zeros(0, np.int64)
-    place = event_base[source] + entry
-    order = np.lexsort((row_ids, at_us[place], owner))
-    owner, source, entry, place = owner[order], source[order], entry[order], place[order]
-    leaves = [used[i][4] for i in order.tolist()]
+    times = np.array(at_us, np.int64)
+    order = np.lexsort((row_ids, times, owner))
+    owner, source, entry, times = owner[order], source[order], entry[order], times[order]
+    ordered = [used[i] for i in order.tolist()]
+    leaves = [item[4] for item in ordered]
     ids = row_ids[order].tolist()
     members = tuple(number)
     bounds = np.zeros(len(members) + 1, np.int64)
@@ -265,33 +289,28 @@ def _table(found: VerifiedInputs, used: list[tuple[str, int, int, int, bytes]]) 
         lo, hi = int(bounds[m]), int(bounds[m + 1])
         found.leaves[name] = leaves[lo:hi]
         found.ids[name] = ids[lo:hi]
-
-    def joined(part: str, dtype: Any) -> NDArray[Any]:
-        return np.concatenate([getattr(memo, part) for memo in sources]) if sources else np.zeros(0, dtype)
-
-    line_start = joined("line_start", np.int64) + np.repeat(line_base[:-1], np.diff(event_base))
-    line_count = joined("line_count", np.int64)
-    starts, counts = line_start[place], line_count[place]
+    pairs = list(zip(source.tolist(), entry.tolist(), strict=True))
+    starts = np.array([sources[s].line_start[n] for s, n in pairs], np.int64) + line_base[source]
+    counts = np.array([sources[s].line_counts[n] for s, n in pairs], np.int64)
     lines = _segments(starts, counts)
-    line_bounds = np.zeros(len(place) + 1, np.int64)
+    line_bounds = np.zeros(len(pairs) + 1, np.int64)
     np.cumsum(counts, out=line_bounds[1:])
     strings_of_line = np.repeat(string_base[:-1], np.diff(line_base))
-    texts_all = [t for memo in sources for t in memo.texts]
     strings: list[str] = []
     for memo in sources:
         strings.extend(memo.strings)
     found.table = EventTable(
         members,
         bounds,
-        joined("kinds", np.int8)[place],
-        at_us[place],
-        joined("totals", np.float64)[place],
-        [texts_all[i] for i in place.tolist()],
+        np.array([sources[s].kinds[n] for s, n in pairs], np.int8),
+        times,
+        np.array([sources[s].header["total"][n] for s, n in pairs], np.float64),
+        [sources[s].header["text"][n] for s, n in pairs],
         line_bounds,
-        (joined("codes", np.int64) + strings_of_line)[lines],
-        (joined("descriptions", np.int64) + strings_of_line)[lines],
-        joined("quantities", np.int64)[lines],
-        joined("prices", np.float64)[lines],
+        (joined(0, 4, "<i4") + strings_of_line)[lines],
+        (joined(1, 4, "<i4") + strings_of_line)[lines],
+        quantities[lines],
+        joined(3, 8, "<f8")[lines],
         strings,
     )
     found.source_of = source
@@ -328,11 +347,11 @@ def _check_of(partner: str, row: InteractionRow) -> bytes:
 
 class _Memo:
     """One member's memo as opened: per interaction id, the check its row must still give, and the event
-    it holds as columns (no `Event` is made unless asked for: `event`)."""
+    it holds (made only when asked for, `event`: the table reads every memo's columns at once)."""
 
-    def __init__(self, ids: NDArray[np.int64], checks: bytes, header: dict[str, Any], lines: bytes) -> None:
+    def __init__(self, ids: list[int], checks: bytes, header: dict[str, Any], lines: bytes) -> None:
         self.ids = ids
-        self.positions = dict(zip(ids.tolist(), range(len(ids)), strict=True))
+        self.positions = dict(zip(ids, range(len(ids)), strict=True))
         self.checks = checks
         self.strings: list[str] = header["strings"]
         self.header = header
@@ -342,24 +361,21 @@ class _Memo:
             for kind, member in zip(kinds, header["member"], strict=True)
         ]
         kind_code = {k: KIND_CODES.get(self.strings[k], OTHER_EVENT) for k in set(kinds) if k != -1}
-        self.kinds = np.array([kind_code.get(kind, OTHER_EVENT) for kind in kinds], np.int8)
-        self.at_us = np.array(
-            [0 if at is None else micros(datetime.fromisoformat(at)) for at in header["at"]], np.int64
-        )
-        self.totals = np.array([t or 0.0 for t in header["total"]], np.float64)
-        self.texts: list[str | None] = header["text"]
-        self.line_count = np.array([n or 0 for n in header["lines"]], np.int64)
-        self.line_start = np.zeros(len(ids), np.int64)
-        np.cumsum(self.line_count[:-1], out=self.line_start[1:])
-        count = int(self.line_count.sum())
-        self.codes = np.frombuffer(lines, "<i4", count, 0).astype(np.int64)
-        self.descriptions = np.frombuffer(lines, "<i4", count, 4 * count).astype(np.int64)
-        self.quantities = np.frombuffer(lines, "<i8", count, 8 * count).astype(np.int64)
-        self.prices = np.frombuffer(lines, "<f8", count, 16 * count).astype(np.float64)
-        # the table's range (`ml.table.EventTable`): a member outside it is read as events
-        self.fits = bool(
-            (np.abs(self.at_us) < EXACT_US).all() and (np.abs(self.quantities) < MAX_QUANTITY).all()
-        )
+        self.kinds = [kind_code.get(kind, OTHER_EVENT) for kind in kinds]
+        self.line_counts: list[int] = [n or 0 for n in header["lines"]]
+        self.line_start = list(itertools.accumulate(self.line_counts, initial=0))
+        self.line_total = self.line_start[-1]
+        self.lines = lines  # codes and descriptions (int32), quantities (int64), prices (float64)
+
+    def part(self, number: int, size: int) -> bytes:
+        """Column `number` of the lines (0 codes, 1 descriptions, 2 quantities, 3 prices), `size`
+        bytes an item."""
+        total = self.line_total
+        offset = (0, 4 * total, 8 * total, 16 * total)[number]
+        return self.lines[offset : offset + size * total]
+
+    def at_us(self, n: int) -> int:
+        return micros(datetime.fromisoformat(self.header["at"][n]))
 
     def entry(self, partner: str, row: InteractionRow) -> tuple[int, bytes] | None:
         """The number of `row`'s entry and its check, if it names exactly this row's leaf, payload and
@@ -378,25 +394,24 @@ class _Memo:
         kind = header["kind"][n]
         if kind == -1:
             return None
-        lo, hi = int(self.line_start[n]), int(self.line_start[n] + self.line_count[n])
+        lo, hi = self.line_start[n], self.line_start[n + 1]
         text_of = strings.__getitem__
         country = header["country"][n]
+
+        def column(number: int, code: str) -> list[Any]:
+            size = array(code).itemsize
+            return _array(code, self.part(number, size)[size * lo : size * hi]).tolist()
+
         return Event(
             sys.intern(strings[header["member"][n]]),
             sys.intern(strings[kind]),
             datetime.fromisoformat(header["at"][n]),
             header["total"][n],
-            tuple(
-                zip(
-                    (sys.intern(c) for c in map(text_of, self.codes[lo:hi].tolist())),
-                    self.quantities[lo:hi].tolist(),
-                    strict=True,
-                )
-            ),
+            tuple(zip((sys.intern(c) for c in map(text_of, column(0, "i"))), column(2, "q"), strict=True)),
             sys.intern(country) if isinstance(country, str) else country,
             header["text"][n],
-            tuple(self.prices[lo:hi].tolist()),
-            tuple(sys.intern(d) for d in map(text_of, self.descriptions[lo:hi].tolist())),
+            tuple(column(3, "d")),
+            tuple(sys.intern(d) for d in map(text_of, column(1, "i"))),
         )
 
 
@@ -500,19 +515,19 @@ def _read_memo(plain: bytes) -> _Memo:
         if header["v"] != MEMO_VERSION:
             return _NO_MEMO
         count = len(header["kind"])
-        ids = np.frombuffer(rows, "<i8", count) if 8 * count <= len(rows) else None
+        ids = _array("q", rows[: 8 * count]).tolist()
         checks = rows[8 * count :]
         line_count = sum(n for n in header["lines"] if n is not None)
         lines = plain[at:]
-        if ids is None or len(checks) != 32 * count or len(lines) != 24 * line_count:
+        if len(ids) != count or len(checks) != 32 * count or len(lines) != 24 * line_count:
             return _NO_MEMO
-        return _Memo(ids.astype(np.int64), checks, header, lines)
+        return _Memo(ids, checks, header, lines)
     except (ValueError, KeyError, TypeError, IndexError, struct.error):
         return _NO_MEMO
 
 
 _NO_MEMO = _Memo(
-    np.zeros(0, np.int64),
+    [],
     b"",
     {"strings": [], "kind": [], "member": [], "at": [], "total": [], "text": [], "lines": []},
     b"",
