@@ -202,8 +202,11 @@ def _assemble(
     can be written."""
     used: list[tuple[str, int, int, int, bytes]] = []  # (member, source, entry, row id, leaf)
     grouped: dict[str, list[tuple[Event, bytes, int]]] = defaultdict(list)  # the irregular members'
-    for member, items in taken.items():
-        memo = memos[member]
+    for member in list(taken):
+        # taken out as it is read: a first run holds every member's events, and her events need not
+        # outlive her memo's columns
+        items = taken.pop(member)
+        memo = memos.pop(member)
         if member in stale:
             entries: list[_Entry] = [
                 (row_id, leaf, check, memo.event(x) if isinstance(x, int) else x)
