@@ -300,6 +300,26 @@ def relay_erasure(crm: Crm, who: Principal, typed_data: dict[str, Any], signatur
     return receipt
 
 
+@dataclass(frozen=True)
+class HomeChoice:
+    home: str  # the partner that acts for her on chain: its name here, or its address
+    others: list[str]  # this server's other partners of the consortium, where she may move it
+
+
+def home_choice(crm: Crm, who: Principal) -> HomeChoice:
+    """Her home on chain (who attests her consent and redeems her points when she does not sign), and
+    the partners she may move it to."""
+    home = crm.coalition.members.member(who.acting_member()).home
+    with crm.unit_of_work() as db:
+        here = partners.every(db)
+    named = {p.address.lower(): p.name for p in here}
+    consortium = crm.coalition.consortium
+    current = named.get(str(home).lower(), str(home))
+    return HomeChoice(
+        current, [p.name for p in here if p.name != current and consortium.is_partner(p.address)]
+    )
+
+
 def home_move_typed_data(crm: Crm, who: Principal, new_home: str) -> dict[str, Any]:
     """The EIP-712 typed data by which she moves her home to `new_home` (a partner's name or address)."""
     return signing.home_move_typed_data(crm, who, who.acting_member(), new_home)
