@@ -819,3 +819,45 @@ def test_a_member_erased_while_a_run_scores_her_gets_no_decision(world, scored, 
         theirs = decisions.of_partner(db, acme, other)
     assert all(row.explanation_ciphertext is None for row in hers)
     assert report.decided[0] in {row.decision_id for row in theirs}
+
+
+def test_inputs_the_columns_cannot_hold_exactly_are_read_as_events_in_the_same_order():
+    """A member whose memo holds a quantity of 2**31 or more (numpy's sums of it would not be exact) is
+    read as events, as before the columns; her neighbour's events come from the columns. Both in time
+    order with ties in interaction order, each with her leaves and ids, whatever order the rows came in."""
+    from ml.table import MAX_QUANTITY
+
+    at = datetime(2011, 3, 1, tzinfo=UTC)
+
+    def bought(member: str, days: int, quantity: int) -> Event:
+        return Event(
+            member, "purchase", at + timedelta(days=days), total=2.5, items=(("A", quantity),),
+            country="UK", prices=(2.5,), descriptions=("CHRISTMAS CARD",),
+        )  # fmt: skip
+
+    plain, huge = "0x" + "11" * 32, "0x" + "22" * 32
+    histories = {
+        plain: [bought(plain, 5, 3), bought(plain, 1, 2), bought(plain, 1, 4)],
+        huge: [bought(huge, 2, MAX_QUANTITY), bought(huge, 0, 1)],
+    }
+    memos: dict[bytes, Any] = {}
+    taken: dict[bytes, list[tuple[int, bytes, bytes, Any]]] = {}
+    for member, events in histories.items():
+        entries: list[tuple[int, bytes, bytes, Event | None]] = [
+            (10 * n + len(member) % 7, bytes([n]) * 32, bytes(32), e) for n, e in enumerate(events)
+        ]
+        raw = inputs_module._memo_bytes(entries)
+        assert raw is not None
+        memos[bytes.fromhex(member[2:])] = inputs_module._read_memo(raw)
+        taken[bytes.fromhex(member[2:])] = [
+            (i, leaf, check, n) for n, (i, leaf, check, _) in enumerate(entries)
+        ]
+    found = VerifiedInputs()
+    inputs_module._assemble(found, taken, memos, set(), {})
+    assert found.table.members == (plain,) and list(found.irregular) == [huge]
+    for member, events in histories.items():
+        ordered = sorted(range(len(events)), key=lambda n: (events[n].at, n))
+        assert found.histories[member] == [events[n] for n in ordered]
+        assert found.leaves[member] == [bytes([n]) * 32 for n in ordered]
+        assert found.ids[member] == [10 * n + len(member) % 7 for n in ordered]
+    assert found.latest() == at + timedelta(days=5)
