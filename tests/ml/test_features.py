@@ -308,27 +308,28 @@ def test_every_members_features_at_once_are_features_at_bit_for_bit(synthetic):
     from ml.table import EventTable, table_features
 
     table = EventTable.from_histories(synthetic)
-    timelines = {member: Timeline(synthetic[member]) for member in table.members}
+    timelines = [Timeline(synthetic[member]) for member in table.members]
     compared = 0
     for as_of in (datetime(2023, 12, 15, 7, 30, tzinfo=UTC), AS_OF):
         found = table_features(table, as_of, BG)
         assert found.names == NAMES
-        for m, member in enumerate(table.members):
-            timeline = timelines[member]
-            if not timeline.purchases_before(as_of):
-                assert not found.bought[m] and np.isnan(found.values[m]).all(), (member, as_of)
-                continue
-            assert _bits(found.row(m)) == _bits(features_at(timeline, as_of, BG)), (member, as_of)
-            compared += 1
+        bought = [m for m, timeline in enumerate(timelines) if timeline.purchases_before(as_of)]
+        assert np.flatnonzero(found.bought).tolist() == bought
+        assert np.isnan(found.values[~found.bought]).all()
+        expected = np.array([list(features_at(timelines[m], as_of, BG).values()) for m in bought])
+        same = found.values[bought].view(np.uint64) == expected.view(np.uint64)  # every bit
+        wrong = [(table.members[bought[i]], NAMES[j], as_of) for i, j in zip(*np.nonzero(~same), strict=True)]
+        assert not wrong, wrong[:5]
+        compared += len(bought)
     assert compared > 800
     some = ("spend_365d", "overdue", "christmas_share_90d", "distinct_products", "expected_purchases_90d")
     among = np.arange(len(table.members)) % 3 == 0
     part = table_features(table, AS_OF, BG, some, among=among)  # `found` is AS_OF's, every name
-    for m in range(len(table.members)):
-        if not among[m]:
-            assert not part.bought[m]
-        elif part.bought[m]:
-            assert _bits(part.row(m)) == {n: _bits(found.row(m))[n] for n in NAMES if n in some}
+    assert part.names == tuple(n for n in NAMES if n in some)
+    assert (part.bought == (found.bought & among)).all()
+    columns = [NAMES.index(n) for n in part.names]
+    both = part.bought
+    assert (part.values[both].view(np.uint64) == found.values[both][:, columns].view(np.uint64)).all()
 
 
 def test_an_event_table_refuses_what_it_cannot_hold_exactly():
