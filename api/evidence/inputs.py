@@ -29,6 +29,7 @@ are made only when asked for (`VerifiedInputs.events`: a counterfactual, `histor
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import dataclasses
 import hashlib
@@ -38,10 +39,10 @@ import struct
 import sys
 from array import array
 from collections import Counter, defaultdict
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 from numpy.typing import NDArray
@@ -59,7 +60,7 @@ from offchain.repositories.interactions import InteractionRow
 from offchain.vault import CustomerKeys
 
 MEMO_FIELD = "verified-inputs"
-MEMO_VERSION = 4  # bump when `ml.events.from_document` reads a document otherwise: old memos are then unread
+MEMO_VERSION = 5  # bump when `ml.events.from_document` reads a document otherwise: old memos are then unread
 # the fields of `ml.events.Event` the memo writes and reads back; an Event with others (the models read
 # something new) makes every run check in full, and tests/api/test_decisions.py says so
 EVENT_FIELDS = ("member", "kind", "at", "total", "items", "country", "text", "prices", "descriptions")
@@ -299,9 +300,7 @@ def _table(
     line_bounds = np.zeros(len(pairs) + 1, np.int64)
     np.cumsum(counts, out=line_bounds[1:])
     strings_of_line = np.repeat(string_base[:-1], np.diff(line_base))
-    strings: list[str] = []
-    for memo in sources:
-        strings.extend(memo.strings)
+    strings = _JoinedStrings([memo.strings for memo in sources])
     found.table = EventTable(
         members,
         bounds,
@@ -352,15 +351,18 @@ class _Memo:
     """One member's memo as opened: per interaction id, the check its row must still give, and the event
     it holds (made only when asked for, `event`: the table reads every memo's columns at once)."""
 
-    def __init__(self, ids: list[int], checks: bytes, header: dict[str, Any], lines: bytes) -> None:
+    def __init__(
+        self, ids: list[int], checks: bytes, header: dict[str, Any], strings: _Strings, lines: bytes
+    ) -> None:
         self.ids = ids
         self.positions = dict(zip(ids, range(len(ids)), strict=True))
         self.checks = checks
-        self.strings: list[str] = header["strings"]
+        self.strings = strings
         self.header = header
         kinds = header["kind"]
+        members = {m: strings[m] for m in set(header["member"]) if m is not None}
         self.names: list[str | None] = [
-            None if kind == -1 else self.strings[member]
+            None if kind == -1 else members[member]
             for kind, member in zip(kinds, header["member"], strict=True)
         ]
         kind_code = {k: KIND_CODES.get(self.strings[k], OTHER_EVENT) for k in set(kinds) if k != -1}
@@ -418,14 +420,64 @@ class _Memo:
         )
 
 
-# The memo's bytes (before AES-GCM): the magic, then three parts. A JSON header with a table of the
-# member's distinct strings and one column per field of an event (one item per entry; kind -1 where
-# the entry is no event); the entries' ids (int64) and checks (32 bytes each); and the lines of every
-# event, in order, as four arrays: stock code and description (int32 indices into the strings),
-# quantity (int64) and unit price (float64, exact), little-endian. One `json.loads` and four
-# `array.frombytes` per member, where reading the events of 44,876 interactions line by line as JSON
-# lists took 2.4 CPU s a run.
-_MAGIC = b"ledgercrm/verified-inputs/4\n"
+class _Strings(Sequence[str]):
+    """A memo's table of strings as written (a count, each string's end, then their UTF-8 bytes): a
+    string is decoded when it is read (the table needs a description's text only where its kind is
+    read; parsing 993,348 strings from JSON, one object each, was most of opening the memos)."""
+
+    def __init__(self, raw: bytes) -> None:
+        (count,) = _SIZE.unpack_from(raw, 0)
+        self.ends = [0, *_array("I", raw[4 : 4 + 4 * count]).tolist()]
+        self.text = raw[4 + 4 * count :]
+        if len(self.ends) != count + 1 or (count and self.ends[-1] != len(self.text)):
+            raise ValueError("a table of strings that does not add up")
+
+    def __len__(self) -> int:
+        return len(self.ends) - 1
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[str]: ...
+    def __getitem__(self, i: int | slice) -> str | Sequence[str]:
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        if not 0 <= i < len(self.ends) - 1:
+            raise IndexError(i)
+        return self.text[self.ends[i] : self.ends[i + 1]].decode()
+
+
+class _JoinedStrings(Sequence[str]):
+    """Several memos' tables of strings one after the other (`ml.table.EventTable.strings`)."""
+
+    def __init__(self, parts: list[_Strings]) -> None:
+        self.parts = parts
+        self.bases = list(itertools.accumulate((len(p) for p in parts), initial=0))
+
+    def __len__(self) -> int:
+        return self.bases[-1]
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[str]: ...
+    def __getitem__(self, i: int | slice) -> str | Sequence[str]:
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        part = bisect.bisect_right(self.bases, i) - 1
+        if not 0 <= i < self.bases[-1]:
+            raise IndexError(i)
+        return self.parts[part][i - self.bases[part]]
+
+
+# The memo's bytes (before AES-GCM): the magic, then four parts. A JSON header with one column per
+# field of an event (one item per entry; kind -1 where the entry is no event); the entries' ids (int64)
+# and checks (32 bytes each); the member's distinct strings (a count, each one's end as uint32, then
+# their UTF-8 bytes: decoded only where read, `_Strings`); and the lines of every event, in order, as
+# four arrays: stock code and description (int32 indices into the strings), quantity (int64) and unit
+# price (float64, exact), little-endian. Version 4 held the strings in the JSON header: parsing them
+# (993,348 on Online Retail II) was most of opening the memos, and they stayed in memory as objects.
+_MAGIC = b"ledgercrm/verified-inputs/5\n"
 _SIZE = struct.Struct("<I")
 
 
@@ -466,7 +518,7 @@ def _memo_bytes(entries: list[_Entry]) -> bytes | None:
             quantities.append(quantity)
         descriptions.extend(ref(d) for d in e.descriptions)
         prices.extend(e.prices)
-    header = {"v": MEMO_VERSION, "strings": list(strings), **columns}
+    header = {"v": MEMO_VERSION, **columns}
     try:
         arrays: list[array[Any]] = [
             array("i", codes + descriptions),
@@ -481,12 +533,22 @@ def _memo_bytes(entries: list[_Entry]) -> bytes | None:
             part.byteswap()
     try:
         head = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+        encoded = [text.encode() for text in strings]
+        ends = array("I", itertools.accumulate(map(len, encoded)))
     except ValueError:  # a lone surrogate, which no canonical document holds
         return None
+    except OverflowError:  # more than 4 GB of strings
+        return None
+    if sys.byteorder == "big":
+        ends.byteswap()
+    table = _SIZE.pack(len(encoded)) + ends.tobytes() + b"".join(encoded)
     rows = ids.tobytes() + b"".join(check for _, _, check, _ in entries)
     return b"".join(
-        [_MAGIC, _SIZE.pack(len(head)), head, _SIZE.pack(len(rows)), rows, *(a.tobytes() for a in arrays)]
-    )
+        [
+            _MAGIC, _SIZE.pack(len(head)), head, _SIZE.pack(len(rows)), rows, _SIZE.pack(len(table)), table,
+            *(a.tobytes() for a in arrays),
+        ]
+    )  # fmt: skip
 
 
 def _open(keys: CustomerKeys | None, blob: bytes | None) -> _Memo:
@@ -515,6 +577,9 @@ def _read_memo(plain: bytes) -> _Memo:
         (size,) = _SIZE.unpack_from(plain, at)
         rows = plain[at + 4 : at + 4 + size]
         at += 4 + size
+        (size,) = _SIZE.unpack_from(plain, at)
+        strings = _Strings(plain[at + 4 : at + 4 + size])
+        at += 4 + size
         if header["v"] != MEMO_VERSION:
             return _NO_MEMO
         count = len(header["kind"])
@@ -524,17 +589,9 @@ def _read_memo(plain: bytes) -> _Memo:
         lines = plain[at:]
         if len(ids) != count or len(checks) != 32 * count or len(lines) != 24 * line_count:
             return _NO_MEMO
-        return _Memo(ids, checks, header, lines)
+        return _Memo(ids, checks, header, strings, lines)
     except (ValueError, KeyError, TypeError, IndexError, struct.error):
         return _NO_MEMO
-
-
-_NO_MEMO = _Memo(
-    [],
-    b"",
-    {"strings": [], "kind": [], "member": [], "at": [], "total": [], "text": [], "lines": []},
-    b"",
-)
 
 
 def _array(typecode: str, raw: bytes) -> array[Any]:
@@ -543,3 +600,12 @@ def _array(typecode: str, raw: bytes) -> array[Any]:
     if sys.byteorder == "big":
         found.byteswap()
     return found
+
+
+_NO_MEMO = _Memo(
+    [],
+    b"",
+    {"kind": [], "member": [], "at": [], "total": [], "text": [], "lines": []},
+    _Strings(_SIZE.pack(0)),
+    b"",
+)
