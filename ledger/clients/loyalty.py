@@ -86,10 +86,10 @@ class LoyaltyClient(ContractClient):
         self, sender: LocalAccount, members: Sequence[bytes], amounts: Sequence[int], refs: Sequence[bytes]
     ) -> SignedTx:
         """`earn_batch`, signed and not sent (for an outbox that records the hash first)."""
-        fn = self.contract.functions.earnBatch(
-            [as_bytes32(m) for m in members], list(amounts), [as_bytes32(r) for r in refs]
+        arguments = ([as_bytes32(m) for m in members], list(amounts), [as_bytes32(r) for r in refs])
+        return self.chain.prepare_function(
+            self.contract, "earnBatch", arguments, sender, gas=earn_batch_gas(members)
         )
-        return self.chain.prepare(fn, sender, gas=earn_batch_gas(members))
 
     def redeem_batch(
         self, sender: LocalAccount, members: Sequence[bytes], amounts: Sequence[int], refs: Sequence[bytes]
