@@ -390,14 +390,14 @@ class TestPipelinedTransactions:
 
 
 def test_an_earn_batch_is_cut_where_its_gas_bound_would_pass_the_budget():
-    """Runs of one member's items cost the bound 50k for the first and 12k after; members each once
+    """Runs of one member's items cost the bound 50k for the first and 7k after; members each once
     50k each: a batch takes as many items, in order, as the budget allows (and always one)."""
     from ledger.clients.loyalty import EARN_BATCH_GAS_BUDGET, earn_batch_fits, earn_batch_gas
 
-    runs = [bytes([m]) * 32 for m in range(100) for _ in range(20)]  # 100 members, 20 items each
+    runs = [bytes([m]) * 32 for m in range(150) for _ in range(20)]  # 150 members, 20 items each
     singles = [i.to_bytes(32, "big") for i in range(2000)]
-    assert earn_batch_gas(runs[:20]) == 100_000 + 50_000 + 19 * 12_000
-    assert earn_batch_fits(runs[:1700]) == 1700  # 85 members' runs: ~2,000 items fit, not 480
+    assert earn_batch_gas(runs[:20]) == 100_000 + 50_000 + 19 * 7_000
+    assert earn_batch_fits(runs[:2000]) == 2000  # 100 members' runs: ~2,600 items fit, not 480
     for batch in (runs, singles):
         fits = earn_batch_fits(batch)
         assert earn_batch_gas(batch[:fits]) <= EARN_BATCH_GAS_BUDGET < earn_batch_gas(batch[: fits + 1])
