@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from ml import training
 from ml.training import TrainConfig, train
 
 CONFIG = TrainConfig(holdout=datetime(2024, 9, 1, tzinfo=UTC), slices=3, backtest=False)
@@ -130,7 +131,10 @@ def test_the_fast_auc_is_scikit_learns():
         assert fast_auc(y, p) == pytest.approx(roc_auc_score(y, p), abs=1e-12)
 
 
-def test_training_is_deterministic(synthetic, trained):
+def test_training_is_deterministic(synthetic, trained, monkeypatch):
+    # and the same on one thread as on two: the EBM's bags and the forest's trees are fitted on threads
+    assert training.FIT_THREADS == 2
+    monkeypatch.setattr(training, "FIT_THREADS", 1)
     again = train(synthetic, CONFIG, provenance={"partner": "acme", "trainingRoot": "0x" + "ab" * 32})
     assert again.model.to_bytes() == trained.model.to_bytes()
     assert again.card_bytes == trained.card_bytes and again.card_hash == trained.card_hash
