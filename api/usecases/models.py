@@ -17,6 +17,8 @@ from typing import Any
 
 from api.context import Crm
 from api.errors import ConsentRequired, InvalidInput, NotFound
+from api.evidence.inputs import VerifiedInputs as MemoInputs
+from api.evidence.inputs import verified_inputs as memo_inputs
 from api.evidence.verification import Outcome, each_verified_interaction
 from api.principal import Principal
 from api.usecases.decision_verification import PROFILING
@@ -28,6 +30,7 @@ from ml.policy import BUDGET, DEFAULT_POLICY, EXPECTED_COST, Policy
 from ml.training import TrainConfig, Trained, train
 from offchain.models import RegisteredModel
 from offchain.repositories import models, partners
+from offchain.repositories import verified_inputs as memo_rows
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,59 @@ def verified_inputs(crm: Crm, partner: str, members: list[bytes] | None = None) 
 
 
 Histories = dict[str, list[Event]]  # "0x..." member -> events, oldest first
+
+
+@dataclass(frozen=True)
+class TrainingInputs:
+    """What training reads: the memo's verified inputs (`api.evidence.inputs`: the log checked from the
+    chain every run, a row's content check read from the memo where the row is exactly what it names),
+    and what the card counts as left out."""
+
+    partner: str
+    memo: MemoInputs
+    excluded: Counter[str]  # outcome -> interactions left out, erased members' among them
+
+    @property
+    def members(self) -> list[str]:
+        """Every member with a verified leaf: an event of her behaviour or a change of her record."""
+        return sorted(set(self.memo.histories) | set(self.memo.changes))
+
+    def profiled(self, crm: Crm) -> tuple[Histories, list[bytes], int]:
+        """The histories of the members whose profiling consent towards the partner is valid on chain
+        now (training on a customer's history is profiling her, as scoring her is), the leaves the
+        training root covers, and how many members were left out for consent.
+
+        The root covers every verified leaf of those members, in interaction order: the events trained
+        on and the changes of their records, which are no event (their time is not behaviour, so they
+        move no date of the model: as in scoring's histories), yet are verified documents of the same
+        customers. So the root is what an auditor recomputes from the partner's log as the chain proves
+        it, whatever each leaf holds, with no need to tell one kind of leaf from another: the verified
+        leaves of the consenting members (tests/api/test_models.py computes it row by row)."""
+        names = self.members
+        with crm.unit_of_work() as db:
+            address = crm.partner(db, self.partner).address
+        valid = crm.coalition.consent.are_valid([bytes.fromhex(n[2:]) for n in names], address, PROFILING)
+        kept = [name for name, ok in zip(names, valid, strict=True) if ok]
+        histories = {name: self.memo.histories[name] for name in kept if name in self.memo.histories}
+        numbered = [
+            pair
+            for name in kept
+            for pair in (
+                *zip(self.memo.ids.get(name, ()), self.memo.leaves.get(name, ()), strict=True),
+                *self.memo.changes.get(name, ()),
+            )
+        ]
+        numbered.sort()
+        return histories, [leaf for _, leaf in numbered], len(names) - len(kept)
+
+
+def training_inputs(crm: Crm, partner: str) -> TrainingInputs:
+    """The partner's verified inputs for training (see `TrainingInputs`)."""
+    memo = memo_inputs(crm, partner)
+    excluded = Counter(memo.excluded)
+    if memo.erased:
+        excluded[Outcome.ERASED.value] += memo.erased
+    return TrainingInputs(partner, memo, excluded)
 
 
 def _profiled(crm: Crm, partner: str, histories: Histories) -> tuple[Histories, int]:
@@ -127,14 +183,11 @@ def train_model(
         raise InvalidInput("--as-of needs a time zone")
     say = step or (lambda _: None)
     say("verifying the interactions against the chain")
-    inputs = verified_inputs(crm, partner)
-    if not inputs.leaves:
+    inputs = training_inputs(crm, partner)
+    if not inputs.members:
         raise InvalidInput(f"{partner} has no verified interactions to train on")
-    # training on a customer's history is profiling her, as scoring her is: only the histories of
-    # customers whose profiling consent towards the partner is valid now, and the root covers only them
     say("reading profiling consent on chain")
-    histories, unconsented = _profiled(crm, partner, inputs.histories)
-    leaves = [leaf for leaf, member in zip(inputs.leaves, inputs.members, strict=True) if member in histories]
+    histories, leaves, unconsented = inputs.profiled(crm)
     # the store's pooled connections hold the pages the verification read (SQLite keeps up to 64 MiB a
     # connection): closed before training, that memory serves the fits (peak RSS 640 -> 574 MB on Online
     # Retail II); the registration below opens a fresh connection
@@ -180,6 +233,8 @@ def train_model(
                 block_number=info.block_number,
             ),
         )
+        # the memo of the inputs with the model: a run that fails writes neither (`score` reads it too)
+        memo_rows.replace(db, inputs.memo.partner_id, inputs.memo.pending)
     return TrainedModel(model_id, trained, len(leaves), inputs.excluded, unconsented)
 
 

@@ -14,16 +14,21 @@ import pytest
 from api.context import Crm
 from api.errors import ConsentRequired, InvalidInput, NotFound
 from api.principal import Principal
+from api.usecases.anchoring import anchor_now
 from api.usecases.consent import withdraw_consent
+from api.usecases.customers import update_customer
 from api.usecases.models import (
     list_models,
     model_card,
     recommendations,
     segments,
     train_model,
+    training_inputs,
     verified_inputs,
 )
 from ledger.merkle import merkle_root
+from offchain.repositories import customers
+from offchain.repositories import verified_inputs as memo_rows
 from tests.fixtures.trained import TrainedHome, forked
 
 ACME = Principal.of_partner("acme")
@@ -42,17 +47,24 @@ def test_training_uses_verified_inputs_only_and_registers_on_chain(crm: Crm):
     store = Path(crm.settings.home) / "data.sqlite"
     with sqlite3.connect(store) as db:  # one interaction edited behind the system's back
         db.execute("UPDATE interactions SET occurred_at = '2020-01-01 00:00:00.000000' WHERE id = 7")
-    inputs = verified_inputs(crm, "acme")
-    assert inputs.excluded == {"tampered": 1} and len(inputs.leaves) == 3999
+    # a change of a customer's record today: a verified leaf of her history, but no behaviour of hers
+    changed = _members(crm)[1]
+    update_customer(crm, ACME, changed, {"phone": "+44 20 7946 0111"})
+    anchor_now(crm, ACME)
+    inputs = verified_inputs(crm, "acme")  # row by row: the leaves an auditor recomputes the root from
+    assert inputs.excluded == {"tampered": 1} and len(inputs.leaves) == 4000
     # training is profiling: a customer who withdrew her profiling consent is not trained on
-    withdrawn = inputs.members[0]
+    withdrawn = next(m for m in inputs.members if m != "0x" + changed.hex())
     withdraw_consent(crm, ACME, bytes.fromhex(withdrawn[2:]), "profiling")
     consenting = [leaf for leaf, m in zip(inputs.leaves, inputs.members, strict=True) if m != withdrawn]
-    assert 0 < len(consenting) < 3999
+    assert 0 < len(consenting) < 4000
 
     trained = train_model(crm, ACME, horizon_days=90, as_of=HOLDOUT, backtest=False)
     assert trained.inputs == len(consenting) and trained.without_consent == 1
     card = model_card(crm, ACME, trained.model_id)
+    # the change is no event: no date of the model moves to today (the refit would have run to months
+    # without a purchase), as scoring's histories have no such event either
+    assert card["data"]["lastEvent"] < "2025"
     assert card["policy"]["rule"] == "act on the 20% of scored members most at risk"
     assert (
         card["backtest"] == []
@@ -68,6 +80,31 @@ def test_training_uses_verified_inputs_only_and_registers_on_chain(crm: Crm):
     assert onchain.training_root == merkle_root(consenting)
     (line,) = [m for m in list_models(crm, ACME) if m.model_id == trained.model_id]
     assert line.on_chain and line.partner == "acme" and line.holdout_auc is not None
+    # the memo of the inputs was written with the model: the next run checks in full only the row that
+    # does not verify, and covers the same leaves
+    again = training_inputs(crm, "acme")
+    assert again.memo.checked == 1 and again.memo.from_memo == 4000 and not again.memo.pending
+    assert merkle_root(again.profiled(crm)[1]) == merkle_root(consenting)
+
+
+def test_a_training_that_fails_writes_no_memo(crm: Crm):
+    member = _members(crm)[2]
+    update_customer(crm, ACME, member, {"phone": "+44 20 7946 0222"})
+    anchor_now(crm, ACME)
+    before = _memo_blobs(crm)
+    with pytest.raises(InvalidInput, match="no full 90-day label window"):
+        train_model(crm, ACME, as_of=datetime(2030, 1, 1, tzinfo=UTC), backtest=False)
+    assert _memo_blobs(crm) == before and training_inputs(crm, "acme").memo.pending
+
+
+def _members(crm: Crm) -> list[bytes]:
+    with crm.unit_of_work() as db:
+        return sorted(customers.members_of_partner(db, crm.partner(db, "acme").id))
+
+
+def _memo_blobs(crm: Crm) -> dict[bytes, bytes]:
+    with crm.unit_of_work() as db:
+        return memo_rows.of_partner(db, crm.partner(db, "acme").id)
 
 
 def test_refusals(crm: Crm):
