@@ -71,10 +71,6 @@ class VerifiedInputs:
     checked: int = 0  # rows checked in full (decrypted, re-hashed)
     pending: dict[bytes, bytes] = field(default_factory=dict)  # member -> new memo blob, to be written
     partner_id: int = 0
-    # "0x..." -> (interaction id, leaf) of each verified change of the customer's record: no event, but a
-    # verified leaf of her history (training's root covers it: `api.usecases.models`)
-    changes: dict[str, list[tuple[int, bytes]]] = field(default_factory=dict)
-    erased: int = 0  # interactions of erased members (of those in `keep`), not counted in `excluded`
 
     def save(self, crm: Crm) -> None:
         """Write the memos this run made (a caller that writes nothing else may call it on its own)."""
@@ -86,9 +82,8 @@ class VerifiedInputs:
 def verified_inputs(crm: Crm, partner_name: str, keep: Collection[bytes] | None = None) -> VerifiedInputs:
     """Every verified interaction of the partner, as events per member; what is left out is counted in
     `excluded` by outcome (of the members in `keep` only, if given; erased members' interactions are not
-    counted: `erased`), and a change of a customer's record is no event (its leaf is in `changes`).
-    The same outcomes as `verified_interactions`, row by row (tests/api/test_decisions.py,
-    `_checked_row_by_row`)."""
+    counted), and a change of a customer's record is no event. The same outcomes as
+    `verified_interactions`, row by row (tests/api/test_decisions.py, `_checked_row_by_row`)."""
     wanted = None if keep is None else set(keep)
     found = VerifiedInputs()
     grouped: dict[str, list[tuple[Event, bytes, int]]] = defaultdict(list)
@@ -111,8 +106,6 @@ def verified_inputs(crm: Crm, partner_name: str, keep: Collection[bytes] | None 
                     readable.append(row)
                 elif early.outcome is not Outcome.ERASED and (wanted is None or row.member_id in wanted):
                     found.excluded[early.outcome.value] += 1
-                elif wanted is None or row.member_id in wanted:
-                    found.erased += 1
             _fresh_keys(crm, partner_name, keys, {row.member_id for row in readable})
             for row in readable:
                 member = row.member_id
@@ -132,8 +125,6 @@ def verified_inputs(crm: Crm, partner_name: str, keep: Collection[bytes] | None 
                     if checked.outcome is not Outcome.VERIFIED or document is None:
                         if checked.outcome is not Outcome.ERASED and (wanted is None or member in wanted):
                             found.excluded[checked.outcome.value] += 1
-                        elif checked.outcome is Outcome.ERASED and (wanted is None or member in wanted):
-                            found.erased += 1
                         continue  # no memo holds a row that does not verify: nothing to write
                     entry = _entry(partner_name, row, json.loads(document))
                     stale.add(member)
@@ -141,8 +132,6 @@ def verified_inputs(crm: Crm, partner_name: str, keep: Collection[bytes] | None 
                 event = entry[3]
                 if event is not None:
                     grouped[event.member].append((event, entry[1], entry[0]))
-                else:
-                    found.changes.setdefault("0x" + bytes(member).hex(), []).append((entry[0], entry[1]))
     for member in stale if MEMO_USABLE else ():
         member_keys = keys.get(member)
         plain = _memo_bytes(fresh[member]) if member_keys is not None and fresh.get(member) else None
