@@ -17,8 +17,6 @@ from typing import Any
 
 from api.context import Crm
 from api.errors import ConsentRequired, InvalidInput, NotFound
-from api.evidence.inputs import VerifiedInputs as MemoInputs
-from api.evidence.inputs import verified_inputs as memo_inputs
 from api.evidence.verification import Outcome, each_verified_interaction
 from api.principal import Principal
 from api.usecases.decision_verification import PROFILING
@@ -28,9 +26,8 @@ from ml import segments as segmenting
 from ml.events import Event, by_member, from_document
 from ml.policy import BUDGET, DEFAULT_POLICY, EXPECTED_COST, Policy
 from ml.training import TrainConfig, Trained, train
-from offchain.models import RegisteredModel
+from offchain.models import InteractionKind, RegisteredModel
 from offchain.repositories import models, partners
-from offchain.repositories import verified_inputs as memo_rows
 
 
 @dataclass(frozen=True)
@@ -45,87 +42,45 @@ class VerifiedInputs:
 
 def verified_inputs(crm: Crm, partner: str, members: list[bytes] | None = None) -> VerifiedInputs:
     """Each verified document becomes its event as it is read, and the document is dropped (streamed:
-    the parsed documents of every interaction at once were most of `model train`'s memory)."""
-    used: list[tuple[int, bytes, Event]] = []
+    the parsed documents of every interaction at once were most of `model train`'s memory).
+
+    A change of a customer's record is a verified leaf of her history (in `leaves`), but no event of
+    her behaviour (not in `histories`, as scoring's histories hold none, `api.evidence.inputs`): its
+    time is when someone edited her record, so as an event it moved the data's latest date, and with
+    it the holdout, the refit's slices and a segment's as-of date, to the day of the edit."""
+    used: list[tuple[int, bytes, str, Event | None]] = []
     excluded: Counter[str] = Counter()
     for item in each_verified_interaction(crm, partner, members):
         if item.outcome is Outcome.VERIFIED and item.document is not None:
-            used.append((item.interaction_id, item.leaf, from_document(item.document)))
+            change = item.document.get("kind") == InteractionKind.RECORD_UPDATE
+            event = None if change else from_document(item.document)
+            used.append((item.interaction_id, item.leaf, "0x" + item.member.hex(), event))
         else:
             excluded[item.outcome.value] += 1
     used.sort(key=lambda v: v[0])
-    histories = by_member(event for _, _, event in used)
+    histories = by_member(event for *_, event in used if event is not None)
     return VerifiedInputs(
-        histories, [leaf for _, leaf, _ in used], excluded, [event.member for _, _, event in used]
+        histories, [leaf for _, leaf, _, _ in used], excluded, [member for _, _, member, _ in used]
     )
 
 
 Histories = dict[str, list[Event]]  # "0x..." member -> events, oldest first
 
 
-@dataclass(frozen=True)
-class TrainingInputs:
-    """What training reads: the memo's verified inputs (`api.evidence.inputs`: the log checked from the
-    chain every run, a row's content check read from the memo where the row is exactly what it names),
-    and what the card counts as left out."""
-
-    partner: str
-    memo: MemoInputs
-    excluded: Counter[str]  # outcome -> interactions left out, erased members' among them
-
-    @property
-    def members(self) -> list[str]:
-        """Every member with a verified leaf: an event of her behaviour or a change of her record."""
-        return sorted(set(self.memo.histories) | set(self.memo.changes))
-
-    def profiled(self, crm: Crm) -> tuple[Histories, list[bytes], int]:
-        """The histories of the members whose profiling consent towards the partner is valid on chain
-        now (training on a customer's history is profiling her, as scoring her is), the leaves the
-        training root covers, and how many members were left out for consent.
-
-        The root covers every verified leaf of those members, in interaction order: the events trained
-        on and the changes of their records, which are no event (their time is not behaviour, so they
-        move no date of the model: as in scoring's histories), yet are verified documents of the same
-        customers. So the root is what an auditor recomputes from the partner's log as the chain proves
-        it, whatever each leaf holds, with no need to tell one kind of leaf from another: the verified
-        leaves of the consenting members (tests/api/test_models.py computes it row by row)."""
-        names = self.members
-        with crm.unit_of_work() as db:
-            address = crm.partner(db, self.partner).address
-        valid = crm.coalition.consent.are_valid([bytes.fromhex(n[2:]) for n in names], address, PROFILING)
-        kept = [name for name, ok in zip(names, valid, strict=True) if ok]
-        histories = {name: self.memo.histories[name] for name in kept if name in self.memo.histories}
-        numbered = [
-            pair
-            for name in kept
-            for pair in (
-                *zip(self.memo.ids.get(name, ()), self.memo.leaves.get(name, ()), strict=True),
-                *self.memo.changes.get(name, ()),
-            )
-        ]
-        numbered.sort()
-        return histories, [leaf for _, leaf in numbered], len(names) - len(kept)
-
-
-def training_inputs(crm: Crm, partner: str) -> TrainingInputs:
-    """The partner's verified inputs for training (see `TrainingInputs`)."""
-    memo = memo_inputs(crm, partner)
-    excluded = Counter(memo.excluded)
-    if memo.erased:
-        excluded[Outcome.ERASED.value] += memo.erased
-    return TrainingInputs(partner, memo, excluded)
-
-
 def _profiled(crm: Crm, partner: str, histories: Histories) -> tuple[Histories, int]:
     """The histories of the members whose profiling consent towards `partner` is valid on chain now, and
     how many were left out: training on a member's history, a segment or a recommendation is profiling of
     her, as a score is."""
+    kept = _consenting(crm, partner, list(histories))
+    return {name: histories[name] for name in histories if name in kept}, len(histories) - len(kept)
+
+
+def _consenting(crm: Crm, partner: str, names: list[str]) -> set[str]:
+    """Those of `names` ("0x..." members) whose profiling consent towards `partner` is valid on chain."""
     with crm.unit_of_work() as db:
         address = crm.partner(db, partner).address
-    names = list(histories)
     valid = crm.coalition.consent.are_valid([bytes.fromhex(n[2:]) for n in names], address, PROFILING)
-    kept = {name: histories[name] for name, ok in zip(names, valid, strict=True) if ok}
-    return kept, len(names) - len(kept)
+    return {name for name, ok in zip(names, valid, strict=True) if ok}
 
 
 @dataclass(frozen=True)
@@ -183,11 +138,21 @@ def train_model(
         raise InvalidInput("--as-of needs a time zone")
     say = step or (lambda _: None)
     say("verifying the interactions against the chain")
-    inputs = training_inputs(crm, partner)
-    if not inputs.members:
+    inputs = verified_inputs(crm, partner)
+    if not inputs.leaves:
         raise InvalidInput(f"{partner} has no verified interactions to train on")
+    # training on a customer's history is profiling her, as scoring her is: only the histories of
+    # customers whose profiling consent towards the partner is valid now, and the root covers only them
     say("reading profiling consent on chain")
-    histories, leaves, unconsented = inputs.profiled(crm)
+    consenting = _consenting(crm, partner, sorted(set(inputs.members)))
+    histories = {name: events for name, events in inputs.histories.items() if name in consenting}
+    unconsented = len(set(inputs.members)) - len(consenting)
+    # the root covers every verified leaf of the consenting customers, the changes of their records
+    # among them: what an auditor recomputes from the partner's log as the chain proves it, with no
+    # need to tell one kind of leaf from another
+    leaves = [
+        leaf for leaf, member in zip(inputs.leaves, inputs.members, strict=True) if member in consenting
+    ]
     # the store's pooled connections hold the pages the verification read (SQLite keeps up to 64 MiB a
     # connection): closed before training, that memory serves the fits (peak RSS 640 -> 574 MB on Online
     # Retail II); the registration below opens a fresh connection
@@ -233,8 +198,6 @@ def train_model(
                 block_number=info.block_number,
             ),
         )
-        # the memo of the inputs with the model: a run that fails writes neither (`score` reads it too)
-        memo_rows.replace(db, inputs.memo.partner_id, inputs.memo.pending)
     return TrainedModel(model_id, trained, len(leaves), inputs.excluded, unconsented)
 
 

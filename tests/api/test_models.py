@@ -23,12 +23,10 @@ from api.usecases.models import (
     recommendations,
     segments,
     train_model,
-    training_inputs,
     verified_inputs,
 )
 from ledger.merkle import merkle_root
 from offchain.repositories import customers
-from offchain.repositories import verified_inputs as memo_rows
 from tests.fixtures.trained import TrainedHome, forked
 
 ACME = Principal.of_partner("acme")
@@ -80,31 +78,11 @@ def test_training_uses_verified_inputs_only_and_registers_on_chain(crm: Crm):
     assert onchain.training_root == merkle_root(consenting)
     (line,) = [m for m in list_models(crm, ACME) if m.model_id == trained.model_id]
     assert line.on_chain and line.partner == "acme" and line.holdout_auc is not None
-    # the memo of the inputs was written with the model: the next run checks in full only the row that
-    # does not verify, and covers the same leaves
-    again = training_inputs(crm, "acme")
-    assert again.memo.checked == 1 and again.memo.from_memo == 4000 and not again.memo.pending
-    assert merkle_root(again.profiled(crm)[1]) == merkle_root(consenting)
-
-
-def test_a_training_that_fails_writes_no_memo(crm: Crm):
-    member = _members(crm)[2]
-    update_customer(crm, ACME, member, {"phone": "+44 20 7946 0222"})
-    anchor_now(crm, ACME)
-    before = _memo_blobs(crm)
-    with pytest.raises(InvalidInput, match="no full 90-day label window"):
-        train_model(crm, ACME, as_of=datetime(2030, 1, 1, tzinfo=UTC), backtest=False)
-    assert _memo_blobs(crm) == before and training_inputs(crm, "acme").memo.pending
 
 
 def _members(crm: Crm) -> list[bytes]:
     with crm.unit_of_work() as db:
         return sorted(customers.members_of_partner(db, crm.partner(db, "acme").id))
-
-
-def _memo_blobs(crm: Crm) -> dict[bytes, bytes]:
-    with crm.unit_of_work() as db:
-        return memo_rows.of_partner(db, crm.partner(db, "acme").id)
 
 
 def test_refusals(crm: Crm):
