@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from eth_utils import is_address
+
 from api.context import Crm
 from api.errors import InvalidInput, NotFound
 from api.principal import Principal
-from api.usecases import consent, customers, decisions, erasure, export, loyalty, signing
+from api.usecases import consent, customers, decisions, erasure, export, loyalty, members, signing
 from ledger.clients import PURPOSES, purpose_id
 from offchain.canonical import canonical_json
 from offchain.models import ConsentReceipt, ConsentRequest, ErasureReceipt
@@ -296,3 +298,40 @@ def relay_erasure(crm: Crm, who: Principal, typed_data: dict[str, Any], signatur
     signed = signing.signed_message(typed_data, signature, source="signature")
     receipt, _anchored = erasure.erase_customer_signed(crm, home, member, signed)
     return receipt
+
+
+@dataclass(frozen=True)
+class HomeChoice:
+    home: str  # the partner that acts for her on chain: its name here, or its address
+    others: list[str]  # this server's other partners of the consortium, where she may move it
+
+
+def home_choice(crm: Crm, who: Principal) -> HomeChoice:
+    """Her home on chain (who attests her consent and redeems her points when she does not sign), and
+    the partners she may move it to."""
+    home = crm.coalition.members.member(who.acting_member()).home
+    with crm.unit_of_work() as db:
+        here = partners.every(db)
+    named = {p.address.lower(): p.name for p in here}
+    consortium = crm.coalition.consortium
+    current = named.get(str(home).lower(), str(home))
+    return HomeChoice(
+        current, [p.name for p in here if p.name != current and consortium.is_partner(p.address)]
+    )
+
+
+def home_move_typed_data(crm: Crm, who: Principal, new_home: str) -> dict[str, Any]:
+    """The EIP-712 typed data by which she moves her home to `new_home` (a partner's name or address)."""
+    return signing.home_move_typed_data(crm, who, who.acting_member(), new_home)
+
+
+def relay_home_move(crm: Crm, who: Principal, typed_data: dict[str, Any], signature: str) -> members.HomeMove:
+    """Her signed move of her home, relayed to the chain by the partner that holds her record here. The
+    store keeps her record where it is: the chain's home is who acts for her on chain (attests her
+    consent, redeems her points) when she does not sign herself."""
+    relayer, member = _as_home(crm, who)
+    new_home = _message(typed_data, "HomeMove").get("newHome")
+    if not isinstance(new_home, str) or not is_address(new_home):
+        raise InvalidInput("typed_data: no new home's address")
+    signed = signing.signed_message(typed_data, signature, source="signature")
+    return members.relay_home_move(crm, relayer, member, new_home, signed)

@@ -367,6 +367,23 @@ def test_the_audit_report_is_one_html_file_that_holds_no_personal_data(
         assert private not in saved
 
 
+def test_a_customer_moves_her_home_by_her_signature_and_back(page: Page, live: Live, world: World) -> None:
+    members, alice = world.crm.coalition.members, world.members["alice"]
+    acme, borealis = world.crm.signer("acme").address, world.crm.signer("borealis").address
+    assert members.member(alice).home == acme
+    sign_in_with_key(page, live, "/me", world.keys["alice"])
+    home = page.locator("[data-home]")
+    expect(home).to_have_text("acme", timeout=30_000)
+    page.get_by_label("Move your home to").select_option("borealis")
+    page.get_by_role("button", name="Move my home").click()
+    expect(home).to_have_text("borealis", timeout=30_000)  # once the chain moved it, by her signature
+    assert members.member(alice).home == borealis
+    page.get_by_label("Move your home to").select_option("acme")  # the old home is a choice now
+    page.get_by_role("button", name="Move my home").click()
+    expect(home).to_have_text("acme", timeout=30_000)
+    assert members.member(alice).home == acme
+
+
 def test_a_customer_erases_herself_after_a_confirmation(
     context: BrowserContext, page: Page, live: Live, world: World
 ) -> None:

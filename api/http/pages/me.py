@@ -1,8 +1,9 @@
 """The customer's privacy centre (`/me`, signed in with the customer's own key): the profile; each
 partner x purpose with a toggle, the notice version and when consent was given or withdrawn; the
 history as a timeline; points and their history; every automated decision with its reasons and what
-would change it, in words; a download of everything held. A toggle is a signed write: the page's script
-signs the API's typed data with the key opened in the page, and flips the box once the API answers."""
+would change it, in words; who acts for her on chain (her home) and a form to move it; a download of
+everything held. A toggle (and a move) is a signed write: the page's script signs the API's typed data
+with the key opened in the page, and flips the box (names the new home) once the API answers."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ def privacy_centre(request: Request) -> HTMLResponse:
         balance=points.balance,
         points=list(reversed(points.history)),
         decisions=me.my_decisions(crm, who),
+        home=me.home_choice(crm, who),
     )
 
 

@@ -14,6 +14,7 @@ from api.usecases.customers import check_reach
 
 SIGNATURE = r"^0x[0-9a-fA-F]{130}$"
 MEMBER_PATTERN = r"^0x[0-9a-fA-F]{64}$"
+PARTNER_OR_ADDRESS = r"^([a-z0-9-]{1,63}|0x[0-9a-fA-F]{40})$"  # a partner named here, or any by address
 MemberPath = Annotated[
     str,
     Path(pattern=MEMBER_PATTERN, description="member id: 0x and 64 hex digits", examples=["0x" + "ab" * 32]),

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.http.deps import CrmDep, CustomerDep, role
 from api.http.idempotency import IdempotentRoute
 from api.http.problems import responses
-from api.http.routes.common import hexid
+from api.http.routes.common import PARTNER_OR_ADDRESS, hexid
 from api.usecases import me
 
 router = APIRouter(prefix="/v1/me", tags=["me"], route_class=IdempotentRoute)
@@ -246,4 +246,33 @@ def erase_me(body: Signed, who: CustomerDep, crm: CrmDep) -> ErasedOut:
         member=hexid(receipt.member_id),
         receipt_hash=hexid(receipt.receipt_hash),
         interactions=receipt.interactions_count,
+    )
+
+
+class HomeMoved(BaseModel):
+    member: str
+    previous: str = Field(description="the home partner's address before the move")
+    home: str = Field(description="your home partner's address now, from the chain")
+    block_number: int
+
+
+@router.get("/home/typed-data", response_model=TypedData, responses=ERRORS, **CUSTOMER)
+def home_move_typed_data(
+    who: CustomerDep,
+    crm: CrmDep,
+    to: Annotated[
+        str, Query(pattern=PARTNER_OR_ADDRESS, description="the new home, a partner's name or address")
+    ],
+) -> TypedData:
+    """What to sign to move your home (the partner that acts for you on chain when you do not sign
+    yourself) to another partner."""
+    return TypedData.model_validate(me.home_move_typed_data(crm, who, to))
+
+
+@router.post("/home", response_model=HomeMoved, responses=ERRORS, **CUSTOMER)
+def move_home(body: Signed, who: CustomerDep, crm: CrmDep) -> HomeMoved:
+    """Move your home by your signature, relayed to the chain by the partner that holds your record here."""
+    moved = me.relay_home_move(crm, who, body.typed_data.model_dump(), body.signature)
+    return HomeMoved(
+        member=hexid(moved.member), previous=moved.previous, home=moved.home, block_number=moved.block_number
     )

@@ -190,6 +190,32 @@ document.addEventListener("change", async (event) => {
   }
 });
 
+// A home move: signed with her key like every other change; the page names the new home once the API
+// answers that the chain moved it.
+document.addEventListener("submit", async (event) => {
+  const form = event.target;
+  if (!(form instanceof HTMLFormElement) || form.dataset.moveHome === undefined) return;
+  event.preventDefault();
+  clearProblem();
+  const to = form.querySelector("#move-to").value;
+  const button = form.querySelector("button[type=submit]");
+  button.disabled = true;
+  try {
+    const query = new URLSearchParams({ to });
+    // the page's one key form: the consents' if the page has them, else this form's own
+    await signedWrite(`/v1/me/home/typed-data?${query}`, "/v1/me/home", document.querySelector("[data-unlock]"));
+    const shown = document.querySelector("[data-home]");
+    const option = [...form.querySelector("#move-to").options].find((o) => o.value === to);
+    option.textContent = shown.textContent;  // the old home is now one she may move back to
+    option.value = shown.textContent;
+    shown.textContent = to;
+  } catch (error) {
+    showProblem(error.message);
+  } finally {
+    button.disabled = false;
+  }
+});
+
 // A verification run is a job of the API's: started, followed (its progress in the status line), and
 // its findings shown in place. Without this script the form runs one and shows the page with them.
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
