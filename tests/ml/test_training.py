@@ -298,8 +298,9 @@ def test_the_bootstrap_scores_every_resample_as_the_metric_functions_do():
 
 
 def test_the_bootstrap_intervals_are_the_same_whatever_chunks_the_rounds_are_scored_in(monkeypatch):
-    """`with_intervals` scores the rounds a chunk at a time (memory): one chunk, uneven chunks and one
-    round at a time give the same figures, also where some rounds draw one class only (left out)."""
+    """`with_intervals` and the paired intervals score the rounds a chunk at a time (memory): one chunk,
+    uneven chunks and one round at a time give the same figures, also where some rounds draw one class
+    only (left out)."""
     import numpy as np
 
     from ml import evaluation
@@ -307,10 +308,13 @@ def test_the_bootstrap_intervals_are_the_same_whatever_chunks_the_rounds_are_sco
     rng = np.random.default_rng(8)
     for y in (rng.integers(0, 2, 400), np.array([0, 1, 1, 0, 1])):  # of five, ~6% of rounds: one class
         p = np.round(np.clip(y * 0.3 + rng.random(len(y)), 0, 1), 1)
+        other = np.round(np.clip(y * 0.1 + rng.random(len(y)), 0, 1), 1)
         found = []
         for chunk in (evaluation.BOOTSTRAP_ROUNDS, 7, 1):
             monkeypatch.setattr(evaluation, "INTERVAL_CHUNK", chunk)
             found.append(evaluation.with_intervals(y, p, 0.5, seed=2))
+            # and the paired intervals of the backtest, scored in the same chunks
+            found[-1]["paired"] = evaluation.paired_auc_differences(y, p, [other, p[::-1].copy()], seed=4)
         assert found[0] == found[1] == found[2]
 
 
