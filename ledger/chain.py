@@ -16,6 +16,7 @@ from eth_utils import (
     event_abi_to_log_topic,
     function_abi_to_4byte_selector,
     get_abi_input_types,
+    is_checksum_address,
     to_checksum_address,
 )
 from hexbytes import HexBytes
@@ -208,6 +209,16 @@ class Chain:
             raise self.translate(exc) from exc
         signed = sender.sign_transaction(tx)
         return SignedTx(tx_hash="0x" + bytes(signed.hash).hex(), raw=bytes(signed.raw_transaction))
+
+    def prepare_function(
+        self, contract: Contract, name: str, arguments: Sequence[Any], sender: LocalAccount, *, gas: int
+    ) -> SignedTx:
+        """`prepare(contract.functions.<name>(*arguments), sender, gas=gas)`, its calldata encoded by
+        `function_calldata`."""
+        words = _direct_calldata(contract, name, arguments)
+        if words is None:
+            return self.prepare(getattr(contract.functions, name)(*arguments), sender, gas=gas)
+        return self.prepare_calldata(contract.address, words, sender, gas=gas)
 
     def prepare_calldata(self, to: str, data: bytes, sender: LocalAccount, *, gas: int) -> SignedTx:
         """`prepare` of a call whose calldata the caller encoded itself (a batch of hundreds of items,
@@ -450,12 +461,38 @@ def encode_call(fn: ContractFunction) -> bytes:
         return HexBytes(fn._encode_transaction_data())
 
 
+def function_calldata(contract: Contract, name: str, arguments: Sequence[Any]) -> bytes:
+    """The calldata of `contract.functions.<name>(*arguments)`. Batches of uints, bytes32 and addresses
+    are encoded straight from the ABI (`_encode_words`): building web3's ContractFunction first checks
+    every argument against the function through eth_abi's `is_encodable`, value by value (1.1 ms for an
+    earnBatch of 600 items, 0.2 ms this way; ~0.1 CPU s of an Online Retail II import), which
+    `_encode_words` checks again in a join. Anything else is web3's."""
+    words = _direct_calldata(contract, name, arguments)
+    return words if words is not None else encode_call(getattr(contract.functions, name)(*arguments))
+
+
+def _direct_calldata(contract: Contract, name: str, arguments: Sequence[Any]) -> bytes | None:
+    abi = _function_abi(contract, name)
+    words = None if abi is None else _encode_words(abi[1], arguments)
+    return None if abi is None or words is None else abi[0] + words
+
+
+def _function_abi(contract: Contract, name: str) -> tuple[bytes, tuple[str, ...]] | None:
+    """The selector and input types of `contract`'s only function called `name` (None if it has
+    none or overloads: web3 chooses among those)."""
+    found = [e for e in contract.abi if e.get("type") == "function" and e.get("name") == name]
+    if len(found) != 1:
+        return None
+    return bytes(function_abi_to_4byte_selector(found[0])), tuple(get_abi_input_types(found[0]))
+
+
 _UINT = re.compile(r"uint(\d+)")
 
 
 def _encode_words(types: Sequence[str], values: Sequence[Any]) -> bytes | None:
-    """The ABI encoding of arguments that are all uintN, bytes32 or dynamic arrays of these (every batch
-    call's shape), or None for any other type or any value the strict codec would not take as it is.
+    """The ABI encoding of arguments that are all uintN, bytes32, address or dynamic arrays of these
+    (every batch call's shape), or None for any other type or any value the strict codec would not take
+    as it is.
 
     eth_abi validates and encodes value by value, ~1 µs each: ~3 ms for the 2,400 words of an 800-item
     earnBatch. These types need no more than a type check, a range check and a join."""
@@ -468,7 +505,9 @@ def _encode_words(types: Sequence[str], values: Sequence[Any]) -> bytes | None:
         if abi_type.endswith("[]"):
             if not isinstance(value, list | tuple):
                 return None
-            words = _words(abi_type[:-2], value)
+            # an empty array is its length alone, whatever its elements' type (enrolBatch's signatures
+            # of members without a key of their own: bytes[], which has no fixed-size words)
+            words = _words(abi_type[:-2], value) if value else b""
             if words is None:
                 return None
             heads.append(offset.to_bytes(32, "big"))
@@ -485,8 +524,8 @@ def _encode_words(types: Sequence[str], values: Sequence[Any]) -> bytes | None:
 
 
 def _words(abi_type: str, values: Sequence[Any]) -> bytes | None:
-    """`values` as consecutive 32-byte words of `abi_type` (bytes32, uintN, or a tuple of these: a static
-    tuple is its components' words, in order, inline in an array), or None."""
+    """`values` as consecutive 32-byte words of `abi_type` (bytes32, address, uintN, or a tuple of these:
+    a static tuple is its components' words, in order, inline in an array), or None."""
     if abi_type.startswith("(") and abi_type.endswith(")"):
         parts = abi_type[1:-1].split(",")
         if not parts or any(not p or "(" in p or ")" in p or p.endswith("]") for p in parts):
@@ -502,6 +541,11 @@ def _words(abi_type: str, values: Sequence[Any]) -> bytes | None:
     if abi_type == "bytes32":
         if all(isinstance(v, bytes) and len(v) == 32 for v in values):
             return b"".join(values)
+        return None
+    if abi_type == "address":
+        # what web3 takes: checksummed text (a lowercase or mixed-up one is its error to report)
+        if all(isinstance(v, str) and len(v) == 42 and is_checksum_address(v) for v in values):
+            return b"".join(bytes(12) + bytes.fromhex(v[2:]) for v in values)
         return None
     uint = _UINT.fullmatch(abi_type)
     if uint is None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 import types
 from typing import Any
@@ -74,16 +75,23 @@ def real(name: str) -> types.ModuleType:
 def defer_bls() -> None:
     """Put the stand-ins in place, each unless its module is imported already (then it costs nothing
     more to use it)."""
+    # The package is found, not imported: its __init__ reads its version from the installed metadata
+    # (importlib.metadata, ~0.04 CPU s), which a process that never signs (`decision verify`) does not
+    # need; whatever imports a module of it imports the package then, as it would.
+    package = importlib.util.find_spec("py_ecc")
+    if package is None or package.submodule_search_locations is None:
+        return  # not installed: nothing imports it
     for name, (attributes, constants) in _DEFERRED.items():
         if name in sys.modules:
             continue
-        importlib.import_module("py_ecc")  # the package itself imports none of its curves
-        spec = importlib.util.find_spec(name)  # found, not run
         stand_in = _StandIn(name, "deferred: imported on first use (ledger.deferred)")
-        if spec is not None and spec.submodule_search_locations is not None:
+        folders = [
+            os.path.join(folder, name.rsplit(".", 1)[1]) for folder in package.submodule_search_locations
+        ]
+        if any(os.path.isfile(os.path.join(folder, "__init__.py")) for folder in folders):
             # still a package: py-evm's precompiles import `py_ecc.bls.hash_to_curve` and friends
             # directly, which needs the parent's path, and only that
-            stand_in.__path__ = list(spec.submodule_search_locations)
+            stand_in.__path__ = folders
         for attribute in attributes:
             setattr(stand_in, attribute, _Attribute(name, attribute))
         for constant, value in constants.items():

@@ -89,6 +89,31 @@ def open_sealed(key: bytes, blob: bytes, aad: bytes) -> bytes:
         raise DecryptionFailed() from None
 
 
+class Sealed:
+    """`seal` and `open_sealed` under one key, for work that opens many blobs of one key (a customer's
+    interactions in a verification run): the cipher is set up once, not per blob (~1.8 µs each)."""
+
+    __slots__ = ("_cipher",)
+
+    def __init__(self, key: bytes) -> None:
+        _check_key(key)
+        self._cipher = AESGCM(key)
+
+    def seal(self, plaintext: bytes, aad: bytes) -> bytes:
+        """`seal(key, plaintext, aad)`."""
+        nonce = _nonce()
+        return VERSION + nonce + self._cipher.encrypt(nonce, plaintext, aad)
+
+    def open(self, blob: bytes, aad: bytes) -> bytes:
+        """`open_sealed(key, blob, aad)`: the plaintext, or `DecryptionFailed`."""
+        if len(blob) < OVERHEAD or blob[:1] != VERSION:
+            raise DecryptionFailed()
+        try:
+            return self._cipher.decrypt(blob[1 : 1 + NONCE_SIZE], blob[1 + NONCE_SIZE :], aad)
+        except InvalidTag:
+            raise DecryptionFailed() from None
+
+
 def wrap(kek: bytes, dek: bytes, aad: bytes) -> bytes:
     """Encrypt a 32-byte data key under a key-encryption key, bound to `aad` (see module docstring)."""
     _check_key(dek)

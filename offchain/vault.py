@@ -650,7 +650,17 @@ class CustomerKeys:
     `verify_all`), not to be kept around.
     """
 
-    __slots__ = ("_aads", "_commitment_key", "_dek", "_epoch", "_expires", "_vault", "member", "partner")
+    __slots__ = (
+        "_aads",
+        "_cipher",
+        "_commitment_key",
+        "_dek",
+        "_epoch",
+        "_expires",
+        "_vault",
+        "member",
+        "partner",
+    )
 
     def __init__(
         self, vault: Vault, partner: str, member: bytes, dek: bytes, epoch: int, expires: float
@@ -662,6 +672,7 @@ class CustomerKeys:
         self._epoch = epoch
         self._expires = expires
         self._commitment_key: bytes | None = None
+        self._cipher: crypto.Sealed | None = None  # the DEK's cipher, set up on first use
         self._aads: dict[str, bytes] = {}
 
     @property
@@ -675,13 +686,20 @@ class CustomerKeys:
         # the epoch only grows and the clock only advances: stale is for good, so keep no key material
         self._dek = b""
         self._commitment_key = None
+        self._cipher = None
 
     def encrypt(self, field: str, plaintext: bytes) -> bytes:
         """`Vault.encrypt` of this customer's `field` (a fresh random nonce each time, as there)."""
         if not self.fresh:
             self._forget()
             return self._vault.encrypt(self.partner, self.member, field, plaintext)
-        return crypto.seal(self._dek, plaintext, self._aad(field))
+        return self._sealed().seal(plaintext, self._aad(field))
+
+    def _sealed(self) -> crypto.Sealed:
+        cipher = self._cipher
+        if cipher is None:
+            cipher = self._cipher = crypto.Sealed(self._dek)
+        return cipher
 
     def _aad(self, field: str) -> bytes:
         aad = self._aads.get(field)
@@ -694,7 +712,7 @@ class CustomerKeys:
         if not self.fresh:
             self._forget()
             return self._vault.decrypt(self.partner, self.member, field, blob)
-        return crypto.open_sealed(self._dek, blob, self._aad(field))
+        return self._sealed().open(blob, self._aad(field))
 
     def commit(self, data: bytes) -> bytes:
         """`Vault.commit` of `data` for this customer."""

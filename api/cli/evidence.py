@@ -108,7 +108,9 @@ def verify(
 
     if (member is None) == (not all_):
         raise typer.BadParameter("give a MEMBER or --all (not both)")
-    report = with_crm(lambda crm: verify_store(crm, OPERATOR, member, auditor=auditor, consortium=consortium))
+    report = with_crm(
+        lambda crm: verify_store(crm, OPERATOR, member, auditor=auditor, consortium=consortium), freeze=True
+    )
     console.print(
         f"trusted: chain id {report.chain_id}, Consortium {report.consortium}"
         + (" (pinned)" if consortium is not None else " (this home's; pin it with --consortium ADDRESS)")

@@ -82,6 +82,7 @@ def app_for(args: Sequence[str]) -> typer.Typer:
 
 
 def main() -> None:
+    state.script = True
     try:
         app_for(sys.argv[1:])()
     finally:

@@ -13,7 +13,7 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Iterable
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from sqlmodel import Session
@@ -30,7 +30,7 @@ from ledger.records import Decision, RecordedDecision
 from ml import decision as deciding
 from offchain.crypto import hmac_sha256
 from offchain.errors import CustomerErased, DecryptionFailed, UnknownCustomer
-from offchain.models import ConsentReceipt, ConsentStatus, CustomerStatus, DecisionRecord
+from offchain.models import ConsentStatus, CustomerStatus, DecisionRecord
 from offchain.repositories import consents, customers, decisions, models, partners, points
 from offchain.repositories.partners import PartnerRecord
 
@@ -46,13 +46,28 @@ class ChainConsent(Protocol):
     def expires_at(self) -> int: ...
 
 
+class StoredReceipt(Protocol):
+    """What the checks read of a stored receipt (a `ConsentReceipt`, or a `consents.CheckedReceipt`)."""
+
+    @property
+    def member_id(self) -> bytes: ...
+    @property
+    def purpose(self) -> str: ...
+    @property
+    def status(self) -> ConsentStatus: ...
+    @property
+    def expires_at(self) -> datetime | None: ...
+    @property
+    def receipt_json(self) -> str: ...
+
+
 # A record the member signed on chain towards a partner through another partner, followed into the
 # partner's store (`api.usecases.consent.follow_consents`): its receipt is with the relaying partner, so
 # the document names the chain's receipt hash instead of hashing to it.
 FOLLOWED_SCHEMA = "ledgercrm/consent-followed/v1"
 
 
-def receipt_hash(receipt: ConsentReceipt) -> bytes:
+def receipt_hash(receipt: StoredReceipt) -> bytes:
     """The hash of the receipt's document as stored now (never the stored hash column); of a followed
     record, the chain's receipt hash its document names."""
     raw = receipt.receipt_json.encode()
@@ -66,7 +81,7 @@ def receipt_hash(receipt: ConsentReceipt) -> bytes:
     return hashlib.sha256(raw).digest()
 
 
-def consent_disagreement(receipt: ConsentReceipt, chain: ChainConsent | None) -> str | None:
+def consent_disagreement(receipt: StoredReceipt, chain: ChainConsent | None) -> str | None:
     """What differs between a stored receipt and the chain's record of it (None: they agree)."""
     if chain is None:
         return "the chain has no consent record with this receipt's document hash"
@@ -102,7 +117,8 @@ def check_consents(crm: Crm, db: Session, partner: PartnerRecord) -> list[Verifi
     the chain's events the store has no receipt for."""
     events = {e.receipt_hash: e for e in consent_events(crm.coalition.consent, partner.address)}
     found: list[Verification] = []
-    receipts = (receipt for page in consents.of_partner_in_pages(db, partner.id) for receipt in page)
+    receipts = (receipt for page in consents.checked_in_pages(db, partner.id) for receipt in page)
+    purposes: dict[str, bytes] = {}  # a purpose's id is a keccak: once per purpose, not per receipt
     for receipt in receipts:
         label = f"consent receipt {receipt.id} of {partner.name}"
         if receipt.block_number is None:
@@ -115,7 +131,7 @@ def check_consents(crm: Crm, db: Session, partner: PartnerRecord) -> list[Verifi
         if (
             problem is None
             and event is not None
-            and (event.member != receipt.member_id or event.purpose != purpose_id(receipt.purpose))
+            and (event.member != receipt.member_id or event.purpose != _purpose(purposes, receipt.purpose))
         ):
             problem = "the chain recorded it for another member or purpose"
         if problem is not None:
@@ -162,6 +178,13 @@ def check_consents(crm: Crm, db: Session, partner: PartnerRecord) -> list[Verifi
                 record=f"consent record 0x{event.receipt_hash.hex()} of {partner.name}",
             )
         )
+    return found
+
+
+def _purpose(known: dict[str, bytes], name: str) -> bytes:
+    found = known.get(name)
+    if found is None:
+        found = known[name] = purpose_id(name)
     return found
 
 

@@ -724,6 +724,23 @@ class _Partner:
             return Verification(row.id, Outcome.TAMPERED, "the member was erased, yet a payload is stored")
         return None
 
+    def _settled(self) -> frozenset[int] | None:
+        """The store ids of the anchored batches `anchoring` finds nothing wrong with (anchored, with an
+        on-chain id, not among `bad_batches`), for a run whose log check (`full`) vouched for every leaf
+        it did not name in `leaf_problems`; None for a run without one. A row of such a batch, with no
+        leaf problem, a payload and no proven erasure, is one `anchoring` leaves to the content check:
+        that is decided per batch once here instead of per row (a run reads 44,876 rows of 10 batches)."""
+        if self.leaf_problems is None:
+            return None
+        return frozenset(
+            batch.id
+            for batch in self.batches.values()
+            if batch.id is not None
+            and batch.status is AnchorStatus.ANCHORED
+            and batch.onchain_batch_id is not None
+            and batch.id not in self.bad_batches
+        )
+
     def rows(self, members: Collection[bytes] | None, *, content: bool) -> Iterator[Checked]:
         keys: dict[bytes, CustomerKeys] = {}  # the partner's customers' keys, for this run only
         for rows in interactions.rows_in_chunks(self.db, self.partner.id, members, ROWS_PER_CHUNK):
@@ -738,9 +755,21 @@ class _Partner:
         name = self.partner.name
         results: list[Checked | None] = []
         readable: list[int] = []  # positions of the rows that get as far as decryption
+        settled, leaf_problems, erased = self._settled(), self.leaf_problems, self.erased
         for row in rows:
-            batch = self.batches.get(row.batch_id) if row.batch_id is not None else None
-            early = self.anchoring(row, batch)
+            if (
+                settled is not None
+                and leaf_problems is not None
+                and row.batch_id in settled
+                and row.id not in leaf_problems
+                and row.payload_ciphertext is not None
+                and row.member_id not in erased
+            ):
+                # what `anchoring` returns for such a row, without its per-row look at the batch: None
+                early = None
+            else:
+                batch = self.batches.get(row.batch_id) if row.batch_id is not None else None
+                early = self.anchoring(row, batch)
             if early is None and not content:
                 early = Verification(row.id, Outcome.PROVEN, PROVEN_DETAIL)
             if early is None:

@@ -106,7 +106,7 @@ class ConsentClient(ContractClient):
         expires_at: int = 0,
     ) -> SignedTx:
         """`record_batch`, signed and not sent (for an outbox that records the hash first)."""
-        fn = self.contract.functions.recordBatch(
+        arguments = (
             [as_bytes32(m) for m in members],
             as_bytes32(purpose),
             int(status),
@@ -114,7 +114,7 @@ class ConsentClient(ContractClient):
             expires_at,
         )
         gas = RECORD_BATCH_GAS_BASE + RECORD_BATCH_GAS_PER_ITEM * len(members)
-        return self.chain.prepare(fn, sender, gas=gas)
+        return self.chain.prepare_function(self.contract, "recordBatch", arguments, sender, gas=gas)
 
     def record_signed(
         self,

@@ -299,7 +299,7 @@ class MemberRegistryClient(ContractClient):
         proofs = [None if bindings is None or i >= len(bindings) else bindings[i] for i in keyed]
         if any(p is None for p in proofs):
             raise ValueError("a member's key is bound only with that key's signature of the binding")
-        fn = self.contract.functions.enrolBatch(
+        arguments = (
             [as_bytes32(m) for m in members],
             [ZERO_ADDRESS if s is None else to_checksum_address(s) for s in signers],
             [p.deadline for p in proofs if p is not None],
@@ -310,7 +310,7 @@ class MemberRegistryClient(ContractClient):
             + ENROL_BATCH_GAS_PER_ITEM * len(members)
             + ENROL_BATCH_GAS_PER_KEY * len(keyed)
         )
-        return self.chain.prepare(fn, sender, gas=gas)
+        return self.chain.prepare_function(self.contract, "enrolBatch", arguments, sender, gas=gas)
 
     def bind_signer(
         self, sender: LocalAccount, member: bytes, signer: str, binding: Authorization

@@ -35,8 +35,9 @@ def used_keys(db: Session, partner_id: int, keys: Sequence[str]) -> set[str]:
     return {key for (key,) in rows}
 
 
-def staged_earnings(db: Session, partner_id: int, limit: int) -> Sequence[Any]:
-    """The partner's oldest staged earn events (id, member, amount, ref), as Core rows."""
+def staged_earnings(db: Session, partner_id: int, limit: int, *, after: int = 0) -> Sequence[Any]:
+    """The partner's oldest staged earn events (id, member, amount, ref) with an id above `after`, as
+    Core rows."""
     query = (
         core_select(_C.id, _C.member_id, _C.amount, _C.ref)
         .where(
@@ -44,6 +45,7 @@ def staged_earnings(db: Session, partner_id: int, limit: int) -> Sequence[Any]:
             _C.kind == PointKind.EARN,
             _C.tx_hash.is_(None),
             _C.block_number.is_(None),
+            _C.id > after,
         )
         .order_by(_C.id)
         .limit(limit)

@@ -19,7 +19,7 @@ from web3._utils.transactions import fill_transaction_defaults
 
 from ledger import errors
 from ledger.backends import EthTesterBackend, RpcBackend
-from ledger.chain import _GAS_MARGIN_DEN, _GAS_MARGIN_NUM, _encode_words, encode_call
+from ledger.chain import _GAS_MARGIN_DEN, _GAS_MARGIN_NUM, _encode_words, encode_call, function_calldata
 from ledger.clients import ConsentStatus, purpose_id
 from ledger.coalition import Coalition
 from ledger.compiler import compile_contracts
@@ -256,6 +256,7 @@ WORD_TYPES: dict[str, st.SearchStrategy[Any]] = {
     "uint32": st.integers(0, 2**32 - 1),
     "uint64": st.integers(0, 2**64 - 1),
     "uint256": st.integers(0, 2**256 - 1),
+    "address": st.binary(min_size=20, max_size=20).map(lambda raw: to_checksum_address(raw)),
 }
 
 
@@ -306,7 +307,9 @@ def test_the_word_encoder_gives_eth_abis_bytes_for_arrays_of_tuples(arguments):
         (["uint256[2]"], [[1, 2]]),  # fixed-size arrays are eth_abi's
         (["uint7"], [1]),  # not an ABI type
         (["bytes32[][]"], [[[b"\x00" * 32]]]),
-        (["address"], ["0x" + "11" * 20]),
+        (["address"], ["0x" + "ab" * 20]),  # not checksummed: web3's error to report
+        (["address"], [b"\x11" * 20]),  # bytes for an address go through eth_abi
+        (["bytes[]"], [[b"\x01"]]),  # a dynamic element type (an empty array is its length alone)
         (["uint256", "uint256"], [1]),
         (["(uint256,bytes32)"], [(1, b"\x00" * 32)]),  # a tuple outside an array: its head is two words
         (["(uint256,bytes32)[]"], [[(1,)]]),  # a tuple short of a component
@@ -317,6 +320,35 @@ def test_the_word_encoder_gives_eth_abis_bytes_for_arrays_of_tuples(arguments):
 )
 def test_the_word_encoder_steps_aside_for_anything_else(types, values):
     assert _encode_words(types, values) is None
+
+
+def test_an_empty_array_of_any_type_is_its_length_alone():
+    types, values = ["bytes32[]", "address[]", "uint256[]", "bytes[]"], [[b"\x01" * 32], [], [], []]
+    assert _encode_words(types, values) == Web3().codec.encode(types, values)
+
+
+@pytest.mark.parametrize(
+    ("name", "function", "arguments"),
+    [
+        ("LoyaltyPoints", "earnBatch", ([b"\x01" * 32, b"\x02" * 32], [1, 2**256 - 1], [b"\x03" * 32] * 2)),
+        ("ConsentRegistry", "recordBatch", ([b"\x01" * 32], b"\x02" * 32, 1, [b"\x03" * 32], 2**64 - 1)),
+        ("MemberRegistry", "enrolBatch", ([b"\x01" * 32] * 2, [to_checksum_address(bytes(20))] * 2, [], [])),
+        # a member with a key: its signature is bytes[], web3's to encode
+        (
+            "MemberRegistry",
+            "enrolBatch",
+            ([b"\x01" * 32], [to_checksum_address(b"\x07" * 20)], [5], [b"\x01" * 65]),
+        ),
+    ],
+)
+def test_a_batchs_calldata_from_its_arguments_is_web3s(name, function, arguments):
+    """What the batch clients sign (`function_calldata`, past web3's argument checks) is what web3
+    encodes from the same arguments."""
+    contract = Web3().eth.contract(
+        address=to_checksum_address("0x" + "11" * 20), abi=compile_contracts()[name].abi
+    )
+    expected = HexBytes(getattr(contract.functions, function)(*arguments)._encode_transaction_data())
+    assert function_calldata(contract, function, arguments) == expected
 
 
 def test_calldata_from_hex_strings_is_calldata_from_bytes():
@@ -358,14 +390,14 @@ class TestPipelinedTransactions:
 
 
 def test_an_earn_batch_is_cut_where_its_gas_bound_would_pass_the_budget():
-    """Runs of one member's items cost the bound 50k for the first and 12k after; members each once
+    """Runs of one member's items cost the bound 50k for the first and 7k after; members each once
     50k each: a batch takes as many items, in order, as the budget allows (and always one)."""
     from ledger.clients.loyalty import EARN_BATCH_GAS_BUDGET, earn_batch_fits, earn_batch_gas
 
-    runs = [bytes([m]) * 32 for m in range(100) for _ in range(20)]  # 100 members, 20 items each
+    runs = [bytes([m]) * 32 for m in range(150) for _ in range(20)]  # 150 members, 20 items each
     singles = [i.to_bytes(32, "big") for i in range(2000)]
-    assert earn_batch_gas(runs[:20]) == 100_000 + 50_000 + 19 * 12_000
-    assert earn_batch_fits(runs[:1700]) == 1700  # 85 members' runs: ~2,000 items fit, not 480
+    assert earn_batch_gas(runs[:20]) == 100_000 + 50_000 + 19 * 7_000
+    assert earn_batch_fits(runs[:2000]) == 2000  # 100 members' runs: ~2,600 items fit, not 480
     for batch in (runs, singles):
         fits = earn_batch_fits(batch)
         assert earn_batch_gas(batch[:fits]) <= EARN_BATCH_GAS_BUDGET < earn_batch_gas(batch[: fits + 1])
