@@ -309,13 +309,13 @@ def test_the_bootstrap_intervals_are_the_same_whatever_chunks_the_rounds_are_sco
     for y in (rng.integers(0, 2, 400), np.array([0, 1, 1, 0, 1])):  # of five, ~6% of rounds: one class
         p = np.round(np.clip(y * 0.3 + rng.random(len(y)), 0, 1), 1)
         other = np.round(np.clip(y * 0.1 + rng.random(len(y)), 0, 1), 1)
-        found = []
+        found, paired = [], []
         for chunk in (evaluation.BOOTSTRAP_ROUNDS, 7, 1):
             monkeypatch.setattr(evaluation, "INTERVAL_CHUNK", chunk)
             found.append(evaluation.with_intervals(y, p, 0.5, seed=2))
             # and the paired intervals of the backtest, scored in the same chunks
-            found[-1]["paired"] = evaluation.paired_auc_differences(y, p, [other, p[::-1].copy()], seed=4)
-        assert found[0] == found[1] == found[2]
+            paired.append(evaluation.paired_auc_differences(y, p, [other, p[::-1].copy()], seed=4))
+        assert found[0] == found[1] == found[2] and paired[0] == paired[1] == paired[2]
 
 
 def test_paired_intervals_resample_both_models_alike_round_by_round():
