@@ -64,6 +64,20 @@ def churned(events: Sequence[Event], as_of: datetime, horizon_days: int) -> bool
 BGNBD_FEATURES = frozenset(("p_alive", "expected_purchases_90d"))
 
 
+@dataclass(frozen=True)
+class Frame:
+    """A date's population as `Timelines.frame` finds it: per member, in the histories' order, the
+    features no fit moves, the label, the country and the BG/NBD summary (`Timeline.summary`)."""
+
+    members: list[str]
+    fixed: list[array[float]]
+    labels: bytearray
+    countries: list[str]
+    repeats: array[int]
+    recency: array[float]
+    age: array[float]
+
+
 class Timelines(dict[str, Timeline]):
     """Each member's `Timeline`, and a memo of the features that no BG/NBD fit moves, per as-of date and
     set of features: a training run builds 38 slices at 16 distinct dates (the evaluation, two further
@@ -75,6 +89,37 @@ class Timelines(dict[str, Timeline]):
         super().__init__(items)
         # (as_of, features) -> member -> the features' values in NAMES order
         self.memo: dict[tuple[datetime, frozenset[str]], dict[str, array[float]]] = {}
+        # (as_of, features, everyone, horizon) -> that date's population, whatever the fit
+        self.frames: dict[tuple[datetime, frozenset[str], bool, int | None], Frame] = {}
+
+    def frame(
+        self, as_of: datetime, names: frozenset[str], everyone: bool, horizon_days: int | None
+    ) -> Frame:
+        """The population as of `as_of` (every member who ever bought before it, with `everyone`) with
+        all a slice needs of each member that no BG/NBD fit moves: a date's slices under the fits of
+        the evaluation, the backtest's cuts and the refit differ only in p_alive and expected
+        purchases, so eligibility, labels, countries, the other features and each member's BG/NBD
+        summary are found once per date."""
+        key = (as_of, names, everyone, horizon_days)
+        found = self.frames.get(key)
+        if found is None:
+            found = self.frames[key] = Frame([], [], bytearray(), [], array("q"), array("d"), array("d"))
+            now = days(as_of)
+            for member, timeline in self.items():
+                n = timeline.purchases_before(as_of)
+                if not (n > 0 if everyone else _eligible(timeline, as_of)):
+                    continue
+                found.members.append(member)
+                found.fixed.append(self.fixed_features(member, as_of, names))
+                found.labels.append(
+                    int(_churned(timeline, as_of, horizon_days)) if horizon_days is not None else 0
+                )
+                found.countries.append(timeline.country(as_of) or "unknown")
+                repeats, recency, age = timeline.summary(n, now)
+                found.repeats.append(repeats)
+                found.recency.append(recency)
+                found.age.append(age)
+        return found
 
     def fixed_features(self, member: str, as_of: datetime, names: frozenset[str]) -> array[float]:
         """`features_at` of the member's `names` (none of them BG/NBD's) as of `as_of`, in NAMES order."""
@@ -162,6 +207,26 @@ def build_slice(
     moved = BGNBD_FEATURES & {NAMES[i] for i in computed}
     fixed_at = [i for i in computed if NAMES[i] in fixed]
     found: list[tuple[list[float], int, str, str, list[float]]] = []
+    if memo is not None:
+        # the date's population from the run's memo; only the fit's features computed here, as
+        # `features_at` computes them (tests/ml/test_features.py holds the two equal to the bit)
+        frame = memo.frame(as_of, fixed, everyone, horizon_days)
+        alive = "p_alive" in moved
+        expected = "expected_purchases_90d" in moved
+        at_alive, at_expected = NAMES.index("p_alive"), NAMES.index("expected_purchases_90d")
+        summaries = zip(frame.repeats, frame.recency, frame.age, strict=True)
+        for member, fixed_values, label, country, summary in zip(
+            frame.members, frame.fixed, frame.labels, frame.countries, summaries, strict=True
+        ):
+            values = [math.nan] * len(NAMES)
+            for i, value in zip(fixed_at, fixed_values, strict=True):
+                values[i] = value
+            if alive:
+                values[at_alive] = float(bgnbd.p_alive(*summary))
+            if expected:
+                values[at_expected] = float(round(bgnbd.expected_purchases(*summary, 90.0), 9))
+            found.append(([values[i] for i in computed], label, country, member, values))
+        chosen = []
     for member in chosen:
         timeline = prepared.get(member) if prepared is not None else None
         if timeline is None:

@@ -26,7 +26,7 @@ from ml import segments as segmenting
 from ml.events import Event, by_member, from_document
 from ml.policy import BUDGET, DEFAULT_POLICY, EXPECTED_COST, Policy
 from ml.training import TrainConfig, Trained, train
-from offchain.models import RegisteredModel
+from offchain.models import InteractionKind, RegisteredModel
 from offchain.repositories import models, partners
 
 
@@ -42,18 +42,25 @@ class VerifiedInputs:
 
 def verified_inputs(crm: Crm, partner: str, members: list[bytes] | None = None) -> VerifiedInputs:
     """Each verified document becomes its event as it is read, and the document is dropped (streamed:
-    the parsed documents of every interaction at once were most of `model train`'s memory)."""
-    used: list[tuple[int, bytes, Event]] = []
+    the parsed documents of every interaction at once were most of `model train`'s memory).
+
+    A change of a customer's record is a verified leaf of her history (in `leaves`), but no event of
+    her behaviour (not in `histories`, as scoring's histories hold none, `api.evidence.inputs`): its
+    time is when someone edited her record, so as an event it moved the data's latest date, and with
+    it the holdout, the refit's slices and a segment's as-of date, to the day of the edit."""
+    used: list[tuple[int, bytes, str, Event | None]] = []
     excluded: Counter[str] = Counter()
     for item in each_verified_interaction(crm, partner, members):
         if item.outcome is Outcome.VERIFIED and item.document is not None:
-            used.append((item.interaction_id, item.leaf, from_document(item.document)))
+            change = item.document.get("kind") == InteractionKind.RECORD_UPDATE
+            event = None if change else from_document(item.document)
+            used.append((item.interaction_id, item.leaf, "0x" + item.member.hex(), event))
         else:
             excluded[item.outcome.value] += 1
     used.sort(key=lambda v: v[0])
-    histories = by_member(event for _, _, event in used)
+    histories = by_member(event for *_, event in used if event is not None)
     return VerifiedInputs(
-        histories, [leaf for _, leaf, _ in used], excluded, [event.member for _, _, event in used]
+        histories, [leaf for _, leaf, _, _ in used], excluded, [member for _, _, member, _ in used]
     )
 
 
@@ -64,12 +71,16 @@ def _profiled(crm: Crm, partner: str, histories: Histories) -> tuple[Histories, 
     """The histories of the members whose profiling consent towards `partner` is valid on chain now, and
     how many were left out: training on a member's history, a segment or a recommendation is profiling of
     her, as a score is."""
+    kept = _consenting(crm, partner, list(histories))
+    return {name: histories[name] for name in histories if name in kept}, len(histories) - len(kept)
+
+
+def _consenting(crm: Crm, partner: str, names: list[str]) -> set[str]:
+    """Those of `names` ("0x..." members) whose profiling consent towards `partner` is valid on chain."""
     with crm.unit_of_work() as db:
         address = crm.partner(db, partner).address
-    names = list(histories)
     valid = crm.coalition.consent.are_valid([bytes.fromhex(n[2:]) for n in names], address, PROFILING)
-    kept = {name: histories[name] for name, ok in zip(names, valid, strict=True) if ok}
-    return kept, len(names) - len(kept)
+    return {name for name, ok in zip(names, valid, strict=True) if ok}
 
 
 @dataclass(frozen=True)
@@ -133,8 +144,15 @@ def train_model(
     # training on a customer's history is profiling her, as scoring her is: only the histories of
     # customers whose profiling consent towards the partner is valid now, and the root covers only them
     say("reading profiling consent on chain")
-    histories, unconsented = _profiled(crm, partner, inputs.histories)
-    leaves = [leaf for leaf, member in zip(inputs.leaves, inputs.members, strict=True) if member in histories]
+    consenting = _consenting(crm, partner, sorted(set(inputs.members)))
+    histories = {name: events for name, events in inputs.histories.items() if name in consenting}
+    unconsented = len(set(inputs.members)) - len(consenting)
+    # the root covers every verified leaf of the consenting customers, the changes of their records
+    # among them: what an auditor recomputes from the partner's log as the chain proves it, with no
+    # need to tell one kind of leaf from another
+    leaves = [
+        leaf for leaf, member in zip(inputs.leaves, inputs.members, strict=True) if member in consenting
+    ]
     # the store's pooled connections hold the pages the verification read (SQLite keeps up to 64 MiB a
     # connection): closed before training, that memory serves the fits (peak RSS 640 -> 574 MB on Online
     # Retail II); the registration below opens a fresh connection

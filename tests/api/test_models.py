@@ -14,7 +14,9 @@ import pytest
 from api.context import Crm
 from api.errors import ConsentRequired, InvalidInput, NotFound
 from api.principal import Principal
+from api.usecases.anchoring import anchor_now
 from api.usecases.consent import withdraw_consent
+from api.usecases.customers import update_customer
 from api.usecases.models import (
     list_models,
     model_card,
@@ -24,6 +26,7 @@ from api.usecases.models import (
     verified_inputs,
 )
 from ledger.merkle import merkle_root
+from offchain.repositories import customers
 from tests.fixtures.trained import TrainedHome, forked
 
 ACME = Principal.of_partner("acme")
@@ -42,17 +45,24 @@ def test_training_uses_verified_inputs_only_and_registers_on_chain(crm: Crm):
     store = Path(crm.settings.home) / "data.sqlite"
     with sqlite3.connect(store) as db:  # one interaction edited behind the system's back
         db.execute("UPDATE interactions SET occurred_at = '2020-01-01 00:00:00.000000' WHERE id = 7")
-    inputs = verified_inputs(crm, "acme")
-    assert inputs.excluded == {"tampered": 1} and len(inputs.leaves) == 3999
+    # a change of a customer's record today: a verified leaf of her history, but no behaviour of hers
+    changed = _members(crm)[1]
+    update_customer(crm, ACME, changed, {"phone": "+44 20 7946 0111"})
+    anchor_now(crm, ACME)
+    inputs = verified_inputs(crm, "acme")  # row by row: the leaves an auditor recomputes the root from
+    assert inputs.excluded == {"tampered": 1} and len(inputs.leaves) == 4000
     # training is profiling: a customer who withdrew her profiling consent is not trained on
-    withdrawn = inputs.members[0]
+    withdrawn = next(m for m in inputs.members if m != "0x" + changed.hex())
     withdraw_consent(crm, ACME, bytes.fromhex(withdrawn[2:]), "profiling")
     consenting = [leaf for leaf, m in zip(inputs.leaves, inputs.members, strict=True) if m != withdrawn]
-    assert 0 < len(consenting) < 3999
+    assert 0 < len(consenting) < 4000
 
     trained = train_model(crm, ACME, horizon_days=90, as_of=HOLDOUT, backtest=False)
     assert trained.inputs == len(consenting) and trained.without_consent == 1
     card = model_card(crm, ACME, trained.model_id)
+    # the change is no event: no date of the model moves to today (the refit would have run to months
+    # without a purchase), as scoring's histories have no such event either
+    assert card["data"]["lastEvent"] < "2025"
     assert card["policy"]["rule"] == "act on the 20% of scored members most at risk"
     assert (
         card["backtest"] == []
@@ -68,6 +78,11 @@ def test_training_uses_verified_inputs_only_and_registers_on_chain(crm: Crm):
     assert onchain.training_root == merkle_root(consenting)
     (line,) = [m for m in list_models(crm, ACME) if m.model_id == trained.model_id]
     assert line.on_chain and line.partner == "acme" and line.holdout_auc is not None
+
+
+def _members(crm: Crm) -> list[bytes]:
+    with crm.unit_of_work() as db:
+        return sorted(customers.members_of_partner(db, crm.partner(db, "acme").id))
 
 
 def test_refusals(crm: Crm):

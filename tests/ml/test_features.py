@@ -119,8 +119,9 @@ def test_training_label_windows_end_by_the_holdout(synthetic):
 
 def test_slices_from_a_runs_memo_are_those_computed_afresh(synthetic):
     """A training run's `Timelines` keeps the features no BG/NBD fit moves per date (38 slices, 16
-    dates): a slice built through it, under another fit, for either population and for a subset of
-    the features, is the slice computed from scratch, to the bit and in the same row order."""
+    dates), and each date's population (`frame`): a slice built through it, under another fit, for
+    either population and for a subset of the features, is the slice computed from scratch, to the bit
+    and in the same row order."""
     import numpy as np
 
     from ml.dataset import BGNBD_FEATURES, timelines
@@ -144,6 +145,7 @@ def test_slices_from_a_runs_memo_are_those_computed_afresh(synthetic):
                     assert memo.y is not None and fresh.y is not None and np.array_equal(memo.y, fresh.y)
                     assert memo.X.tobytes() == fresh.X.tobytes()  # NaN where not computed, as fresh
     assert len(read.memo) == 2 * 2  # per date and set of features, whatever the fit or the population
+    assert len(read.frames) == 2 * 2 * 2  # and each date's population once, whatever the fit
     # what the memo relies on: no other feature reads the fit (one that did belongs in BGNBD_FEATURES)
     moved: set[str] = set()
     for timeline in read.values():

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from ml import training
 from ml.training import TrainConfig, train
 
 CONFIG = TrainConfig(holdout=datetime(2024, 9, 1, tzinfo=UTC), slices=3, backtest=False)
@@ -130,7 +131,10 @@ def test_the_fast_auc_is_scikit_learns():
         assert fast_auc(y, p) == pytest.approx(roc_auc_score(y, p), abs=1e-12)
 
 
-def test_training_is_deterministic(synthetic, trained):
+def test_training_is_deterministic(synthetic, trained, monkeypatch):
+    # and the same on one thread as on two: the EBM's bags and the forest's trees are fitted on threads
+    assert training.FIT_THREADS == 2
+    monkeypatch.setattr(training, "FIT_THREADS", 1)
     again = train(synthetic, CONFIG, provenance={"partner": "acme", "trainingRoot": "0x" + "ab" * 32})
     assert again.model.to_bytes() == trained.model.to_bytes()
     assert again.card_bytes == trained.card_bytes and again.card_hash == trained.card_hash
@@ -294,8 +298,9 @@ def test_the_bootstrap_scores_every_resample_as_the_metric_functions_do():
 
 
 def test_the_bootstrap_intervals_are_the_same_whatever_chunks_the_rounds_are_scored_in(monkeypatch):
-    """`with_intervals` scores the rounds a chunk at a time (memory): one chunk, uneven chunks and one
-    round at a time give the same figures, also where some rounds draw one class only (left out)."""
+    """`with_intervals` and the paired intervals score the rounds a chunk at a time (memory): one chunk,
+    uneven chunks and one round at a time give the same figures, also where some rounds draw one class
+    only (left out)."""
     import numpy as np
 
     from ml import evaluation
@@ -303,11 +308,14 @@ def test_the_bootstrap_intervals_are_the_same_whatever_chunks_the_rounds_are_sco
     rng = np.random.default_rng(8)
     for y in (rng.integers(0, 2, 400), np.array([0, 1, 1, 0, 1])):  # of five, ~6% of rounds: one class
         p = np.round(np.clip(y * 0.3 + rng.random(len(y)), 0, 1), 1)
-        found = []
+        other = np.round(np.clip(y * 0.1 + rng.random(len(y)), 0, 1), 1)
+        found, paired = [], []
         for chunk in (evaluation.BOOTSTRAP_ROUNDS, 7, 1):
             monkeypatch.setattr(evaluation, "INTERVAL_CHUNK", chunk)
             found.append(evaluation.with_intervals(y, p, 0.5, seed=2))
-        assert found[0] == found[1] == found[2]
+            # and the paired intervals of the backtest, scored in the same chunks
+            paired.append(evaluation.paired_auc_differences(y, p, [other, p[::-1].copy()], seed=4))
+        assert found[0] == found[1] == found[2] and paired[0] == paired[1] == paired[2]
 
 
 def test_paired_intervals_resample_both_models_alike_round_by_round():
