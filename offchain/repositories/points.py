@@ -9,7 +9,7 @@ from sqlalchemy import func, update
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
-from offchain.db import insert_rows, select_in
+from offchain.db import in_chunks, insert_rows, select_in
 from offchain.models import Partner, PointEvent, PointKind
 from offchain.repositories.outbox import HashedRows
 
@@ -52,6 +52,15 @@ def staged_earnings(db: Session, partner_id: int, limit: int, *, after: int = 0)
         .with_for_update(skip_locked=True)  # PostgreSQL: a second sender skips these rows
     )
     return db.connection().execute(query).all()
+
+
+def still_staged(db: Session, ids: Sequence[int]) -> set[int]:
+    """Which of these events are still staged (no transaction hash, no block)."""
+    found: set[int] = set()
+    for chunk in in_chunks(ids):
+        query = core_select(_C.id).where(_C.id.in_(chunk), _C.tx_hash.is_(None), _C.block_number.is_(None))
+        found.update(id_ for (id_,) in db.connection().execute(query))
+    return found
 
 
 def of_member(db: Session, member: bytes) -> list[tuple[PointEvent, str]]:
