@@ -134,7 +134,11 @@ class EventTable:
         return table
 
     def fits(self) -> bool:
-        return bool((np.abs(self.at_us) < EXACT_US).all() and (np.abs(self.quantities) < MAX_QUANTITY).all())
+        # bounds on both sides, not np.abs: int64's least value is its own abs, negative, and "fitted"
+        return bool(
+            ((self.at_us > -EXACT_US) & (self.at_us < EXACT_US)).all()
+            and ((self.quantities > -MAX_QUANTITY) & (self.quantities < MAX_QUANTITY)).all()
+        )
 
 
 @dataclass(frozen=True)

@@ -264,7 +264,8 @@ def _table(
 
     quantities = joined(2, 8, "<i8")
     at_us = [sources[s].at_us(n) for _, s, n, _, _ in used]
-    wide = np.abs(quantities) >= MAX_QUANTITY
+    # both sides, not np.abs: the abs of int64's least value is itself, negative, and passed for small
+    wide = (quantities >= MAX_QUANTITY) | (quantities <= -MAX_QUANTITY)
     far = [s for (_, s, *_), at in zip(used, at_us, strict=True) if not -EXACT_US < at < EXACT_US]
     if wide.any() or far:
         line_source = np.repeat(np.arange(len(sources)), np.diff(line_base))

@@ -343,13 +343,17 @@ def send_staged_points(
     # The oldest staged events read and not sent yet, by member, and the last id read. A batch takes what
     # its gas bound fits of the oldest `batch_size` (Online Retail II: ~600 of 2,600, its invoices being in
     # date order, not by member); the rest stay staged, and they are the next batch's oldest: kept here, only
-    # the events staged after them are read again. (One sender per partner's outbox: nothing else claims
-    # them meanwhile.)
+    # the events staged after them are read again. Those kept are looked at again in each batch's
+    # transaction (ids only): another process may have sent or removed one meanwhile, and one kept and
+    # sent anyway would earn its points twice on chain (no ref is unique there).
     unsent: list[Any] = []
     last_read = 0
 
     def next_batch(db: Session) -> tuple[list[int], SignedTx] | None:
         nonlocal unsent, last_read
+        if unsent:
+            still = points.still_staged(db, [event.id for _, event in unsent])
+            unsent = [item for item in unsent if item[1].id in still]
         if len(unsent) < batch_size:
             more = points.staged_earnings(db, partner_id, batch_size - len(unsent), after=last_read)
             if more:
