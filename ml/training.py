@@ -38,6 +38,7 @@ import rfc8785
 from numpy.typing import NDArray
 
 from ml.dataset import (
+    BGNBD_FEATURES,
     DEFAULT_HORIZON_DAYS,
     ELIGIBLE_DAYS,
     Slice,
@@ -428,6 +429,11 @@ def _train(
 
     say(f"the glass box on {len(dates)} monthly slices, judged as of {holdout:%Y-%m-%d}")
     prepared = timelines(histories)  # each member's history read once, for every slice below
+    prepared.prefetch(
+        _frames_needed(first, dates, holdout, latest, last, config),
+        fixed_features(config),
+        config.horizon_days,
+    )
     evaluated = fit_at(histories, dates, config, target=holdout, prepared=prepared)
     wanted = set(config.features)
     test = build_slice(
@@ -571,6 +577,45 @@ def _train(
         ],
     }
     return Trained(registered.model, card, table, evaluated.model, cuts)
+
+
+def fixed_features(config: TrainConfig) -> frozenset[str]:
+    """The features of a run's frames: the configured ones that no BG/NBD fit moves."""
+    return frozenset(config.features) - BGNBD_FEATURES
+
+
+def _frames_needed(
+    first: datetime,
+    dates: Sequence[datetime],
+    holdout: datetime,
+    latest: datetime,
+    last: datetime,
+    config: TrainConfig,
+) -> list[tuple[datetime, bool]]:
+    """The (date, everyone) pairs of the frames `_train` will ask for where every configured feature is
+    observed: each fit's slices and its season's pair (`fit_at`), each cut's populations (`_cut_tests`),
+    for the evaluation, the backtest's cuts and the refit. Made up front so that the events' columns can go
+    before the first fit (`Timelines.prefetch`); a pair missed here is made when asked, the same."""
+    needed: set[tuple[datetime, bool]] = set()
+
+    def fit(at: Sequence[datetime], target: datetime) -> None:
+        needed.update((d, False) for d in at)
+        season = season_dates(first, at[-1], target)
+        if season is not None:
+            needed.update((d, False) for d in season)
+
+    fit(dates, holdout)
+    needed.update(((holdout, False), (holdout, True)))
+    if config.backtest:
+        for k in range(1, BACKTEST_CUTS):
+            cut = add_months(holdout, -BACKTEST_STEP_MONTHS * k)
+            at = training_dates(first, cut, config.horizon_days, config.slices)
+            if at:
+                fit(at, cut)
+                needed.update(((cut, False), (cut, True)))
+    scoring = datetime.combine(last.date() + timedelta(days=1), datetime.min.time(), last.tzinfo)
+    fit(labelled_dates(dates[0], latest), scoring)
+    return sorted(needed)
 
 
 def _bgnbd_json(bgnbd: BgNbd) -> dict[str, float]:

@@ -144,8 +144,7 @@ def test_slices_from_a_runs_memo_are_those_computed_afresh(synthetic):
                     assert memo.members == fresh.members and memo.countries == fresh.countries
                     assert memo.y is not None and fresh.y is not None and np.array_equal(memo.y, fresh.y)
                     assert memo.X.tobytes() == fresh.X.tobytes()  # NaN where not computed, as fresh
-    assert len(read.memo) == 2 * 2  # per date and set of features, whatever the fit or the population
-    assert len(read.frames) == 2 * 2 * 2  # and each date's population once, whatever the fit
+    assert len(read.frames) == 2 * 2 * 2  # each date's population once per set of features, whatever the fit
     # what the memo relies on: no other feature reads the fit (one that did belongs in BGNBD_FEATURES)
     moved: set[str] = set()
     for timeline in read.values():
@@ -153,6 +152,30 @@ def test_slices_from_a_runs_memo_are_those_computed_afresh(synthetic):
             one, two = features_at(timeline, AS_OF, BG), features_at(timeline, AS_OF, other)
             moved |= {name for name in NAMES if one[name] != two[name]}
     assert moved == BGNBD_FEATURES
+
+
+def test_a_history_out_of_the_tables_range_gives_the_same_slices(synthetic):
+    """A run's frames read every member's features at once from the events as columns; where one event's
+    time is out of the columns' range (centuries away), the frames read each member's timeline instead,
+    and the slices are the same to the bit as computed from scratch."""
+    import numpy as np
+
+    from ml.dataset import timelines
+
+    histories = dict(list(synthetic.items())[:120])
+    member, events = next(iter(histories.items()))
+    histories[member] = [*events, Event(member, PURCHASE, datetime(2400, 1, 1, tzinfo=UTC), 5.0)]
+    read = timelines(histories)
+    assert read.table() is None  # the fallback is what is compared below
+    for everyone in (False, True):
+        fresh, memo = (
+            build_slice(histories, AS_OF, BG, everyone=everyone, prepared=given)
+            for given in (dict(read), read)
+        )
+        assert len(fresh.members) > 10 and memo.members == fresh.members
+        assert memo.countries == fresh.countries
+        assert memo.y is not None and fresh.y is not None and np.array_equal(memo.y, fresh.y)
+        assert memo.X.tobytes() == fresh.X.tobytes()
 
 
 def test_the_no_dropout_limit_keeps_every_member_alive():
