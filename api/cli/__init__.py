@@ -10,6 +10,7 @@ The commands live in `api.cli.root` (and its modules); this package loads it on 
 from __future__ import annotations
 
 import gc
+import os
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -27,7 +28,13 @@ def main() -> None:
     collector off: collections triggered by their allocations, in a process that has made no garbage
     yet, cost about 0.1 CPU s of a `decision verify` (benchmarks/README.md, `decision_verify.py`). It is
     on again before any command runs (`api.cli.common.short_lived` keeps it off for the few that end
-    at once), with what the imports made frozen (gc.freeze)."""
+    at once), with what the imports made frozen (gc.freeze).
+
+    OpenBLAS, unless told otherwise, starts a thread per core when numpy loads, and they spin after
+    each call: ~0.1 CPU s of a `decision verify` on two shared cores (1.00 -> 0.86 CPU s as a process,
+    benchmarks/README.md). The project's native work runs on one thread anyway (`ml.training.fitting`);
+    a setting of the user's own wins."""
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     collecting = gc.isenabled()
     gc.disable()
     try:

@@ -5,6 +5,7 @@ decision (with and without keys), recommendations; and the mistakes a user makes
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 import subprocess
@@ -265,12 +266,27 @@ def test_decision_verify_imports_neither_web3_nor_eth_account(home, members):
         "except SystemExit as exc:\n    assert exc.code in (0, None), exc.code\n"
         "heavy = ('web3', 'eth_account', 'typer.rich_utils')\n"
         "print('imported:', sorted(m for m in heavy if m in sys.modules))\n"
+        "import os\nprint('openblas threads:', os.environ.get('OPENBLAS_NUM_THREADS'))\n"
         "sys.argv = ['ledgercrm', 'decision', 'verify', 'abc']\n"
         "try:\n    main()\n"
         "except SystemExit as exc:\n    print('exit', exc.code)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     assert "reproduced" in done.stdout and "imported: []" in done.stdout, done.stdout + done.stderr
+    assert "openblas threads: 1" in done.stdout  # no spinning BLAS threads; a user's own setting wins:
+    version = (
+        "import os, sys\nfrom api.cli import main\nsys.argv = ['ledgercrm', '--version']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\nprint(os.environ['OPENBLAS_NUM_THREADS'])\n"
+    )
+    mine = subprocess.run(
+        [sys.executable, "-c", version],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**env, "OPENBLAS_NUM_THREADS": "2"},
+    )
+    assert mine.stdout.splitlines()[-1] == "2", mine.stdout + mine.stderr
     # Typer's error module, imported at the first usage error, is ours there too: one line, exit 2
     assert "exit 2" in done.stdout and done.stderr.startswith("error: Invalid value for 'DECISION_ID'")
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
