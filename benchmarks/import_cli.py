@@ -37,21 +37,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from benchmarks.machine import cpu_seconds
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared/data/online_retail_II.csv.gz"
 CLI = str(Path(sys.executable).with_name("ledgercrm"))
 POSTGRES_SCRIPT = ROOT / "scripts" / "postgres.sh"
 TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds of a live process, from /proc (None once it is gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 def _children(pid: int) -> list[int]:

@@ -28,7 +28,6 @@ import importlib.util
 import itertools
 import json
 import math
-import os
 import resource
 import signal
 import subprocess
@@ -52,7 +51,7 @@ from rich.console import Console
 from rich.table import Table
 
 from api.principal import Principal
-from benchmarks.machine import load, machine_table
+from benchmarks.machine import cpu_seconds, load, machine_table
 from ledger.anvil import free_port, running_anvil, start_anvil
 
 P = Principal.of_partner
@@ -175,15 +174,6 @@ def _child_import(args: argparse.Namespace) -> int:
         crm.close()
     print(json.dumps(result), flush=True)
     return 0
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """A process's CPU seconds so far (user + system, from /proc), None if it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def children_cpu_seconds(seen: dict[int, float]) -> float:

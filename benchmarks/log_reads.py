@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import os
 import statistics
 import sys
 import time
@@ -33,19 +32,9 @@ from eth_utils import event_abi_to_log_topic
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks.machine import load, machine_table
+from benchmarks.machine import cpu_seconds, load, machine_table
 
 console = Console(width=None if sys.stdout.isatty() else 140)
-
-
-def cpu_seconds(pid: int | None) -> float | None:
-    if pid is None:
-        return None
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def topic(event: Any) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 from collections.abc import Iterable
+from pathlib import Path
 
 from rich.table import Table
 
@@ -15,6 +16,18 @@ def load() -> str:
         return " / ".join(f"{x:.2f}" for x in os.getloadavg())
     except OSError:
         return "unknown"
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    """A process's user + system CPU seconds so far, from /proc; None for no process, or once it is gone
+    (anvil's, a child's: processes whose `wait4` this one does not get)."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def machine_table(title: str, rows: Iterable[tuple[str, str]]) -> Table:

@@ -25,20 +25,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.machine import load  # noqa: E402  (after the path: run as a script)
+from benchmarks.machine import cpu_seconds, load  # noqa: E402  (after the path: run as a script)
 
 CLI = str(Path(sys.executable).with_name("ledgercrm"))
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int | None) -> float | None:
-    if pid is None:
-        return None
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 def run(home: Path, auditor: bool, code: str | None, anvil_pid: int | None) -> dict[str, float | str]:

@@ -386,7 +386,7 @@ class _Lines:
         counts = table.line_bounds[read.at + 1] - starts
         self.purchase_start = np.zeros(len(read.at) + 1, np.int64)  # lines of purchase i: [i]:[i + 1]
         np.cumsum(counts, out=self.purchase_start[1:])
-        self.index = _segments(starts, counts)  # into the table's line columns
+        self.index = segments(starts, counts)  # into the table's line columns
         self.purchase = np.repeat(np.arange(len(read.at), dtype=np.int64), counts)
         self.owner = read.p_owner[self.purchase]
         self.local = read.local[self.purchase]  # the purchase's number among the member's
@@ -508,7 +508,7 @@ class _Lines:
         )
 
 
-def _segments(starts: NDArray[np.int64], counts: NDArray[np.int64]) -> NDArray[np.int64]:
+def segments(starts: NDArray[np.int64], counts: NDArray[np.int64]) -> NDArray[np.int64]:
     """starts[i], starts[i] + 1, .., starts[i] + counts[i] - 1 for every i, one segment after another."""
     total = int(counts.sum())
     if total == 0:

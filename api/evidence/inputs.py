@@ -51,7 +51,7 @@ from api.context import Crm
 from api.evidence import documents
 from api.evidence.verification import ROWS_PER_CHUNK, Outcome, _check_content, _Partner
 from ml.events import Event, from_document
-from ml.table import EXACT_US, KIND_CODES, MAX_QUANTITY, OTHER_EVENT, EventTable, micros
+from ml.table import EXACT_US, KIND_CODES, MAX_QUANTITY, OTHER_EVENT, EventTable, micros, segments
 from offchain.errors import VaultError
 from offchain.models import InteractionKind
 from offchain.repositories import interactions
@@ -299,7 +299,7 @@ def _table(
     pairs = list(zip(source.tolist(), entry.tolist(), strict=True))
     starts = np.array([sources[s].line_start[n] for s, n in pairs], np.int64) + line_base[source]
     counts = np.array([sources[s].line_counts[n] for s, n in pairs], np.int64)
-    lines = _segments(starts, counts)
+    lines = segments(starts, counts)
     line_bounds = np.zeros(len(pairs) + 1, np.int64)
     np.cumsum(counts, out=line_bounds[1:])
     strings_of_line = np.repeat(string_base[:-1], np.diff(line_base))
@@ -320,15 +320,6 @@ def _table(
     )
     found.source_of = source
     found.entry_of = entry
-
-
-def _segments(starts: NDArray[np.int64], counts: NDArray[np.int64]) -> NDArray[np.int64]:
-    """starts[i], starts[i] + 1, .., starts[i] + counts[i] - 1 for every i, one segment after another."""
-    total = int(counts.sum())
-    if total == 0:
-        return np.zeros(0, np.int64)
-    offsets = np.repeat(starts - np.concatenate(([0], np.cumsum(counts)[:-1])), counts)
-    return np.arange(total, dtype=np.int64) + offsets
 
 
 def _fresh_keys(crm: Crm, partner: str, keys: dict[bytes, CustomerKeys], members: set[bytes]) -> None:

@@ -60,31 +60,26 @@ def vote(member: MemberPath, body: VoteIn, who: PartnerDep, crm: CrmDep) -> Vote
     """Your vote on a member; the change is made once a strict majority of the current partners voted
     for it. Voting again for the same change while your vote counts is refused."""
     member_id = member_bytes(member)
+    counted: members.MemberVoteResult | customer_keys.KeyResetVote
+    target: str | None
     if body.kind == "reset-key":
         assert body.signer is not None  # the model's validator
-        reset = customer_keys.vote_key_reset(crm, who, member_id, body.signer)
-        return VoteOut(
-            member=hexid(member_id),
-            kind=body.kind,
-            target=reset.new_signer,
-            votes=reset.votes,
-            needed=reset.needed,
-            partners=reset.partners,
-            done=reset.reset,
-            counts_until=reset.counts_until,
+        counted = customer_keys.vote_key_reset(crm, who, member_id, body.signer)
+        target, done = counted.new_signer, counted.reset
+    else:
+        counted = (
+            members.vote_erasure(crm, who, member_id)
+            if body.kind == "erase"
+            else members.vote_home_move(crm, who, member_id, str(body.to))
         )
-    outcome = (
-        members.vote_erasure(crm, who, member_id)
-        if body.kind == "erase"
-        else members.vote_home_move(crm, who, member_id, str(body.to))
-    )
+        target, done = counted.target, counted.done
     return VoteOut(
         member=hexid(member_id),
         kind=body.kind,
-        target=outcome.target,
-        votes=outcome.votes,
-        needed=outcome.needed,
-        partners=outcome.partners,
-        done=outcome.done,
-        counts_until=outcome.counts_until,
+        target=target,
+        votes=counted.votes,
+        needed=counted.needed,
+        partners=counted.partners,
+        done=done,
+        counts_until=counted.counts_until,
     )
