@@ -39,7 +39,7 @@ import struct
 import sys
 from array import array
 from collections import Counter, defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, overload
@@ -482,17 +482,16 @@ class _JoinedStrings(Sequence[str]):
             raise IndexError(i)
         return self.parts[part][i - self.bases[part]]
 
-    def encoded_many(self, indices: list[int]) -> list[bytes]:
-        """The UTF-8 bytes of each of these items, undecoded (`ml.table.kinds_of`)."""
-        if indices and not 0 <= min(indices) <= max(indices) < self.bases[-1]:
-            raise IndexError(indices)
-        parts = (np.searchsorted(self.bases, indices, side="right") - 1).tolist()
-        found = []
-        for i, p in zip(indices, parts, strict=True):
-            part = self.parts[p]
-            k = i - self.bases[p]
-            found.append(part.text[part.ends[k] : part.ends[k + 1]])
-        return found
+    def encoded_many(self, indices: Iterable[int]) -> Iterator[bytes]:
+        """The UTF-8 bytes of each of these items, undecoded, one at a time (`ml.table.kinds_of`)."""
+        bases, parts, count = self.bases, self.parts, self.bases[-1]
+        for i in indices:
+            if not 0 <= i < count:
+                raise IndexError(i)
+            p = bisect.bisect_right(bases, i) - 1
+            part = parts[p]
+            k = i - bases[p]
+            yield part.text[part.ends[k] : part.ends[k + 1]]
 
 
 # The memo's bytes (before AES-GCM): the magic, then four parts. A JSON header with one column per
