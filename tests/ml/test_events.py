@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from ml.events import Shared, from_document
 
 
-def _document(member: str, day: int, lines: list[tuple[str, int, float]]) -> dict[str, object]:
+def _document(member: str, day: int, lines: list[tuple[str, int, float]]) -> dict[str, Any]:
     """An invoice as a committed document reads (`api/evidence/documents.py`)."""
     return {
         "member": member,
@@ -24,7 +25,7 @@ def _document(member: str, day: int, lines: list[tuple[str, int, float]]) -> dic
 
 
 def test_shared_values_give_the_same_events_in_fewer_objects():
-    docs = [
+    docs: list[dict[str, Any]] = [
         _document("0x" + "aa" * 32, 1, [("85123A", 6, 2.55), ("71053", 6, 3.39), ("X", 1, 0.0)]),
         _document("0x" + "aa" * 32, 2, [("85123A", 6, 2.55), ("71053", 12, 3.39)]),
         _document("0x" + "bb" * 32, 3, [("85123A", 6, 2.95), ("22752", -2, 7.65), ("X", 1, -0.0)]),
