@@ -57,9 +57,13 @@ def from_document(document: Mapping[str, Any], shared: Shared | None = None) -> 
     lines = data.get("lines") or ()
     country = data.get("country")
     if shared is not None and lines:
-        pair, price = shared.pair, shared.price
-        items = tuple(pair(sys.intern(str(line["stockCode"])), int(line["quantity"])) for line in lines)
-        prices = tuple(price(float(line.get("price") or 0.0)) for line in lines)
+        # `Shared.pair` and `Shared.price` inline (a call per line was most of what sharing cost)
+        pair, price = shared.pairs.setdefault, shared.prices.setdefault
+        codes = [(sys.intern(str(line["stockCode"])), int(line["quantity"])) for line in lines]
+        items = tuple(pair(p, p) for p in codes)
+        # a zero (-0.0 equals 0.0 and would come back as the other) and a NaN (v != v) are left as they come
+        values = [float(line.get("price") or 0.0) for line in lines]
+        prices = tuple(v if v == 0.0 or v != v else price(v, v) for v in values)
     else:
         items = tuple((sys.intern(str(line["stockCode"])), int(line["quantity"])) for line in lines)
         prices = tuple(float(line.get("price") or 0.0) for line in lines)
