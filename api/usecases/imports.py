@@ -323,11 +323,14 @@ class _Importer:
             found = find_customers_by_ref(self.crm, self.who, list(first_seen)) if first_seen else {}
             new = [pii for ref, pii in first_seen.items() if ref not in found]
             created = register_customers(self.crm, self.who, new)
-            if created:
-                # sent, not waited for: the consents of these members follow from the same sender
-                self._enrolled(
-                    send_staged_enrolments(self.crm, self.who, batch_size=ENROL_BATCH_MAX, wait=False)
+            # Full batches only, sent and not waited for (the consents of these members follow from the
+            # same sender); the rest waits for later chunks' customers, and for the run's end. Each
+            # batch is a block on anvil, whose time per block follows the chain's whole state.
+            self._enrolled(
+                send_staged_enrolments(
+                    self.crm, self.who, batch_size=ENROL_BATCH_MAX, min_batch=ENROL_BATCH_MAX, wait=False
                 )
+            )
             self.members.update(found)
             self.members.update(zip((_ref(pii) for pii in new), created, strict=True))
             report.customers_existing += len(found)
@@ -336,23 +339,29 @@ class _Importer:
 
         with self._phase("consent"):
             fresh = [self.members[ref] for ref in first_seen]
-            staged_any = False
             for purpose in self.purposes:
                 staging = stage_consents(self.crm, self.who, fresh, purpose, terms=IMPORT_TERMS)
                 # their points wait for the consent they sign themselves (stage_earnings asks the chain)
                 report.consents_need_signature += len(staging.need_signature)
-                staged_any = staged_any or bool(staging.staged)
                 if purpose == LOYALTY:
-                    # Sent below, not yet mined: each recordBatch was simulated and is sent before any
-                    # earnBatch for its members (same sender, lower nonce), so the chain holds the consent
-                    # by the time the points are mined. A consent transaction that still failed would
-                    # stop the import when it is settled.
+                    # Sent in a later full batch or at the end, not yet mined: the points outbox holds
+                    # back the points of a member whose consent is still staged, so each recordBatch is
+                    # sent before any earnBatch for its members (same sender, lower nonce) and the
+                    # chain holds the consent by the time the points are mined. A consent transaction
+                    # that still failed would stop the import when it is settled.
                     for member in staging.staged:
                         self.consented.setdefault(member, True)
-            if staged_any:
-                self._consents_confirmed(
-                    send_staged_consents(self.crm, self.who, batch_size=self.consent_batch, wait=False)
+            # Full batches only (of members whose enrolment is sent): the rest waits for later chunks
+            # and for the run's end, as the enrolments do.
+            self._consents_confirmed(
+                send_staged_consents(
+                    self.crm,
+                    self.who,
+                    batch_size=self.consent_batch,
+                    min_batch=self.consent_batch,
+                    wait=False,
                 )
+            )
         self._tell("consent", total)
 
         with self._phase("interactions"):

@@ -35,10 +35,11 @@ from api.usecases.customers import (
     find_customers_by_ref,
     register_customer,
     register_customers,
+    send_staged_enrolments,
     show_customer,
 )
 from api.usecases.imports import import_online_retail, import_synthetic
-from api.usecases.loyalty import reconcile
+from api.usecases.loyalty import PointsRequest, reconcile, send_staged_points, stage_earnings
 from api.usecases.partners import register_partner
 from api.usecases.signing import customer_signs_consent
 from ledger import errors
@@ -495,6 +496,27 @@ def test_bulk_calls_are_all_or_nothing(crm, alice):
         )
     assert set(find_customers_by_ref(crm, P("acme"), ["c-1", "d-1"])) == {"c-1"}
     assert find_customers_by_ref(crm, P("borealis"), ["c-1"]) == {}  # lookups are per partner
+
+
+def test_the_outboxes_send_an_enrolment_before_its_consent_and_a_consent_before_its_points(crm):
+    # An import sends its enrolments and consents in full batches, some chunks after it stages them,
+    # while its earns go as they fill: each outbox holds back what the chain would refuse before the
+    # other's transaction is signed (an earn needs the consent, a consent the enrolment).
+    (member,) = register_customers(crm, P("acme"), [CustomerCreate(name="E", external_ref="e-1")])
+    assert stage_consents(crm, P("acme"), [member], LOYALTY).staged == [member]
+    staged = stage_earnings(
+        crm, P("acme"), [PointsRequest(member, 7, external_key="inv-e1")], consent={member: True}
+    )
+    assert staged.staged == 1
+    assert send_staged_points(crm, P("acme")) == []  # its consent is staged: held, not refused on chain
+    assert send_staged_consents(crm, P("acme")) == []  # its enrolment is staged
+    assert send_staged_enrolments(crm, P("acme"), min_batch=2) == []  # not a full batch yet
+    assert crm.coalition.loyalty.balance_of(member) == 0 and not crm.coalition.members.member(member).enrolled
+    assert len(send_staged_enrolments(crm, P("acme"))) == 1
+    assert send_staged_consents(crm, P("acme"), min_batch=2) == []  # not a full batch yet
+    assert len(send_staged_consents(crm, P("acme"))) == 1
+    assert [e.amount for e in send_staged_points(crm, P("acme"))] == [7]
+    assert crm.coalition.loyalty.balance_of(member) == 7
 
 
 # --- synthetic data -----------------------------------------------------------------------------------
