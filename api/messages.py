@@ -132,6 +132,10 @@ SENTENCES: dict[str, Sentence] = {
         f"the root {_hex(f['root'])} at {f['size']:,} leaves is not of {f['partner']}'s own log (it does not"
         " start with that partner's genesis leaf)"
     ),
+    "AnchorHeadsMalformed": lambda f: (
+        f"heads to anchor together come as 1 to 32 roots, each with its size and consistency proof; got"
+        f" {f['roots']} roots, {f['sizes']} sizes and {f['proofs']} proofs"
+    ),
     "AnchorGrowthAboveCap": lambda f: (
         f"a head may add at most {f['cap']:,} leaves; this one goes from {f['headSize']:,} to {f['size']:,}"
     ),

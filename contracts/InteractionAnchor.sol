@@ -38,6 +38,9 @@ contract InteractionAnchor is IInteractionAnchor {
     /// anchors batches of thousands).
     uint64 public constant MAX_GROWTH = 1 << 20;
 
+    /// @notice The most heads one `anchorMany` takes (each ~180k gas).
+    uint256 public constant MAX_HEADS_PER_CALL = 32;
+
     IConsortium private immutable _consortium;
     Batch[] private _batches;
     mapping(address partner => uint256[] batchIds) private _heads;
@@ -63,6 +66,35 @@ contract InteractionAnchor is IInteractionAnchor {
         bytes32[] calldata consistency
     ) external returns (uint256 batchId) {
         if (!_consortium.isPartner(msg.sender)) revert AnchorNotPartner(msg.sender);
+        return _anchor(root, size, consistency);
+    }
+
+    /// @notice Anchor several of the caller's new tree heads in one transaction, in order: each exactly
+    /// as `anchor` would, proven consistent with the head before it (the first with the caller's
+    /// current head), each with its own batch id (consecutive) and its own `BatchAnchored`. All or
+    /// nothing: one head refused refuses them all, with that head's error. (Every block costs a node
+    /// work that grows with the chain's whole state, so a store that holds several batches ready sends
+    /// their heads together.)
+    /// Requirements:
+    /// - `roots`, `sizes` and `consistencies` are of one length, 1 to `MAX_HEADS_PER_CALL`;
+    /// - each head meets `anchor`'s requirements against the head before it.
+    function anchorMany(
+        bytes32[] calldata roots,
+        uint64[] calldata sizes,
+        bytes32[][] calldata consistencies
+    ) external returns (uint256 firstBatchId) {
+        if (!_consortium.isPartner(msg.sender)) revert AnchorNotPartner(msg.sender);
+        uint256 count = roots.length;
+        if (count == 0 || count > MAX_HEADS_PER_CALL || sizes.length != count || consistencies.length != count) {
+            revert AnchorHeadsMalformed(roots.length, sizes.length, consistencies.length);
+        }
+        firstBatchId = _batches.length;
+        for (uint256 i = 0; i < count; ++i) {
+            _anchor(roots[i], sizes[i], consistencies[i]);
+        }
+    }
+
+    function _anchor(bytes32 root, uint64 size, bytes32[] calldata consistency) private returns (uint256 batchId) {
         if (root == bytes32(0)) revert AnchorZeroRoot();
         uint256 anchoredIn = _rootBatch[root];
         if (anchoredIn != 0) revert AnchorRootAlreadyAnchored(root, anchoredIn - 1);

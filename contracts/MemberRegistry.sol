@@ -24,6 +24,11 @@ contract MemberRegistry is IMemberRegistry, EIP712 {
     struct Member {
         address home;
         bool erased;
+        // whether `signer` was ever set (it is never unset): `requireActive`, which every consent and
+        // earn calls, reads the second slot only for a member with a key. A node that keeps every slot
+        // a transaction read (anvil) otherwise holds a zero slot per member, and its per-block state root
+        // hashes every slot it holds.
+        bool keyed;
         address signer;
         // bumped on every change of signer or home, so votes count for one change only
         uint64 round;
@@ -157,6 +162,7 @@ contract MemberRegistry is IMemberRegistry, EIP712 {
         _authorize(member, m.signer, structHash, deadline, signature);
         address previous = m.signer;
         m.signer = newSigner;
+        m.keyed = true;
         unchecked {
             ++m.round;
         }
@@ -302,7 +308,7 @@ contract MemberRegistry is IMemberRegistry, EIP712 {
 
     function requireActive(bytes32 member) external view returns (address home, address signer) {
         Member storage m = _active(member);
-        return (m.home, m.signer);
+        return (m.home, m.keyed ? m.signer : address(0));
     }
 
     /// @notice A member's record (zero home: not enrolled).
@@ -384,6 +390,7 @@ contract MemberRegistry is IMemberRegistry, EIP712 {
         bytes32 structHash = keccak256(abi.encode(_SIGNER_BINDING_TYPEHASH, member, signer, _nonces[member], deadline));
         _authorize(member, signer, structHash, deadline, signature);
         m.signer = signer;
+        m.keyed = true;
         if (enrolling) return;
         unchecked {
             ++m.round; // a uint64 of changes does not wrap
@@ -405,6 +412,7 @@ contract MemberRegistry is IMemberRegistry, EIP712 {
     function _reset(bytes32 member, Member storage m, address newSigner) private {
         address previous = m.signer;
         m.signer = newSigner;
+        m.keyed = true;
         unchecked {
             ++m.round; // a uint64 of changes does not wrap
             // what the old key signed and nobody relayed yet dies with it, and stays dead should the

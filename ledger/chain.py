@@ -37,6 +37,14 @@ from ledger.reverts import RevertDecoder
 _GAS_MARGIN_NUM, _GAS_MARGIN_DEN = 6, 5
 
 
+# Waiting for a receipt: anvil mines within milliseconds on a small state, so the first polls come
+# often (web3 sleeps 100 ms); a block of a large state takes it 0.3-0.4 s (a 1M import's last blocks),
+# through which a poll every 5 ms cost this process and the node a request each, so the pause grows
+# to at most 40 ms (a wait ends at most that much after its block).
+RECEIPT_POLL_FIRST = 0.005
+RECEIPT_POLL_MAX = 0.04
+
+
 @dataclass(frozen=True)
 class SignedTx:
     tx_hash: str
@@ -318,6 +326,7 @@ class Chain:
         if self._pipeline is not None:
             self._pipeline.settled(tx_hash)
         deadline = time.monotonic() + self.receipt_timeout
+        pause = RECEIPT_POLL_FIRST
         while True:
             try:
                 receipt = self.backend.receipt(tx_hash)
@@ -327,7 +336,8 @@ class Chain:
                 return self._result(contract, receipt)
             if time.monotonic() > deadline:
                 raise BackendError(f"transaction {tx_hash} was not mined within {self.receipt_timeout} s")
-            time.sleep(0.005)  # anvil mines within milliseconds: poll often (web3 sleeps 100 ms)
+            time.sleep(pause)
+            pause = min(pause * 1.5, RECEIPT_POLL_MAX)
 
     def sender_of(self, tx_hash: bytes) -> ChecksumAddress:
         """Who sent a mined transaction (e.g. the partner that relayed a customer's signature)."""

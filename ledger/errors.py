@@ -452,6 +452,12 @@ class AnchorNotOwnLog(AnchorError):
     size: int
 
 
+class AnchorHeadsMalformed(AnchorError):
+    roots: int
+    sizes: int
+    proofs: int
+
+
 class DecisionError(ContractRevert):
     pass
 

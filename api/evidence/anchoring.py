@@ -30,6 +30,7 @@ from api.evidence.log import GENESIS_SIZE as GENESIS_SIZE
 from api.evidence.log import log_start as log_start
 from api.evidence.outbox import FailedTransaction, NextBatch, Outbox
 from ledger.chain import SignedTx
+from ledger.clients.anchor import MAX_HEADS_PER_CALL
 from ledger.merkle import Frontier, LogAppend, leaf_hash
 from offchain.repositories import batches, erasures, interactions
 from offchain.repositories.partners import PartnerRecord
@@ -108,19 +109,21 @@ def anchor_pending_report(
     return outcomes, anchors.outbox.failed
 
 
-def submit(crm: Crm, partner_name: str, batch_ids: Collection[int]) -> None:
-    """Send the anchors of these pending batches without waiting for them (`settle` confirms them)."""
+def submit(crm: Crm, partner_name: str, batch_ids: Collection[int], *, heads: int = 1) -> None:
+    """Send the anchors of these pending batches without waiting for them (`settle` confirms them),
+    up to `heads` of them in one transaction (`anchorMany`)."""
     if not batch_ids:
         return
     anchors = _Anchors(crm, partner_name)
-    anchors.send(anchors.next_batch(None, among=batch_ids), wait=False)
+    anchors.send(anchors.next_batch(None, among=batch_ids, heads=heads), wait=False)
 
 
-def submit_pending(crm: Crm, partner_name: str, max_leaves: int | None = None) -> None:
+def submit_pending(crm: Crm, partner_name: str, max_leaves: int | None = None, *, heads: int = 1) -> None:
     """Batch every pending leaf and send each batch's anchor (and any batch left pending) without
-    waiting: the node mines while the next batch is built. `settle` then confirms them."""
+    waiting, up to `heads` batches' in one transaction: the node mines while the next batch is built.
+    `settle` then confirms them."""
     anchors = _Anchors(crm, partner_name)
-    anchors.send(anchors.next_batch(max_leaves), wait=False)
+    anchors.send(anchors.next_batch(max_leaves, heads=heads), wait=False)
 
 
 def settle(crm: Crm, partner_name: str, *, wait: bool = True) -> list[AnchorOutcome]:
@@ -144,30 +147,47 @@ class _Anchors:
     def send(self, next_batch: NextBatch, *, wait: bool) -> list[AnchorOutcome]:
         return [AnchorOutcome.of(row) for row in self.outbox.send(next_batch, wait=wait)]
 
-    def next_batch(self, max_leaves: int | None, among: Collection[int] | None = None) -> NextBatch:
-        """The outbox's next transaction: the oldest batch left pending (with `among`, only up to the
-        last of those) or else, unless `among` is given, a new batch of the oldest leaves in no batch
-        yet (interactions first, then erasure receipts)."""
+    def next_batch(
+        self, max_leaves: int | None, among: Collection[int] | None = None, *, heads: int = 1
+    ) -> NextBatch:
+        """The outbox's next transaction: the oldest batches left pending, up to `heads` of them in log
+        order (with `among`, only up to the last of those), or else, unless `among` is given, a new
+        batch of the oldest leaves in no batch yet (interactions first, then erasure receipts). Several
+        heads go in one `anchorMany`, each proven consistent with the one before it."""
         size = max_leaves or self.crm.settings.batch_max_leaves
         anchor = self.crm.coalition.anchor
         signer = self.crm.signer(self.partner.name)
+        heads = max(1, min(heads, MAX_HEADS_PER_CALL))
 
         def take(db: Session) -> tuple[list[int], SignedTx] | None:
-            found = batches.pending(db, self.partner.id, 1, among)
+            found = batches.pending(db, self.partner.id, heads, among)
             if found:
-                (batch,) = found
-                batch_id, root, first, count = batch.id, bytes(batch.root), batch.first_index, batch.size
-                packed = bytes(batch.consistency or b"")
+                chosen = [
+                    (
+                        batch.id,
+                        bytes(batch.root),
+                        batch.first_index,
+                        batch.size,
+                        bytes(batch.consistency or b""),
+                    )
+                    for batch in found
+                ]
             elif among is None:
                 placed = self._append(db, size)
                 if placed is None:
                     return None
-                batch_id, root, first, count, packed = placed
+                chosen = [placed]
             else:
                 return None
-            self._in_step(db, first)
-            consistency = [packed[i : i + 32] for i in range(0, len(packed), 32)]
-            return [batch_id], anchor.prepare_anchor(signer, root, first + count, consistency)
+            self._in_step(db, chosen[0][2])
+            signed = anchor.prepare_anchor_many(
+                signer,
+                [
+                    (root, first + count, [packed[i : i + 32] for i in range(0, len(packed), 32)])
+                    for _, root, first, count, packed in chosen
+                ],
+            )
+            return [batch_id for batch_id, *_ in chosen], signed
 
         return take
 

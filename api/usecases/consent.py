@@ -437,12 +437,14 @@ def _holding_a_key(crm: Crm, db: Session, partner: PartnerRecord, members: Seque
 
 
 def send_staged_consents(
-    crm: Crm, who: Principal, *, batch_size: int = RECORD_BATCH_MAX, wait: bool = True
+    crm: Crm, who: Principal, *, batch_size: int = RECORD_BATCH_MAX, min_batch: int = 1, wait: bool = True
 ) -> list[Any]:
-    """Put every staged or interrupted receipt of the partner on chain; the receipts confirmed by this
-    call, oldest first (plain rows with the columns `consents.OUTBOX` names). With `wait=False` the
-    batches sent are left in flight for the next call to confirm. One partner's outbox is sent by one
-    process at a time."""
+    """Put every staged or interrupted receipt of the partner on chain, `batch_size` per recordBatch,
+    while a batch of at least `min_batch` is staged (an import sends full batches only, then the rest at
+    its end); the receipts of members whose enrolment is still staged wait for it. The receipts
+    confirmed by this call, oldest first (plain rows with the columns `consents.OUTBOX` names). With
+    `wait=False` the batches sent are left in flight for the next call to confirm. One partner's outbox
+    is sent by one process at a time."""
     partner_name = who.acting_partner()
     client = crm.coalition.consent
     signer = crm.signer(partner_name)
@@ -452,7 +454,7 @@ def send_staged_consents(
 
     def next_batch(db: Session) -> tuple[list[int], SignedTx] | None:
         staged = consents.staged(db, partner_id, batch_size)
-        if not staged:
+        if not staged or len(staged) < min_batch:
             return None
         first = staged[0]
         signed = client.prepare_record_batch(

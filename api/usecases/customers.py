@@ -163,12 +163,14 @@ def register_customers(
 
 
 def send_staged_enrolments(
-    crm: Crm, who: Principal, *, batch_size: int = ENROL_BATCH_MAX, wait: bool = True
+    crm: Crm, who: Principal, *, batch_size: int = ENROL_BATCH_MAX, min_batch: int = 1, wait: bool = True
 ) -> list[Any]:
     """Enrol on chain every staged (or interrupted) customer of the acting partner, `batch_size` per
-    enrolBatch, through the one outbox; the enrolments confirmed by this call. With `wait=False` the
+    enrolBatch, while at least `min_batch` are staged (an import sends full batches only, then the rest
+    at its end), through the one outbox; the enrolments confirmed by this call. With `wait=False` the
     batches sent are left in flight for the next call to confirm (an import sends its consents right
-    after: same sender, higher nonce, so the chain holds the members first)."""
+    after: same sender, higher nonce, so the chain holds the members first; the consent outbox holds
+    back the consents of members whose enrolment is still staged)."""
     partner_name = who.acting_partner()
     client = crm.coalition.members
     signer = crm.signer(partner_name)
@@ -178,7 +180,7 @@ def send_staged_enrolments(
 
     def next_batch(db: Session) -> tuple[list[int], SignedTx] | None:
         staged = enrolments.staged(db, partner_id, batch_size)
-        if not staged:
+        if not staged or len(staged) < min_batch:
             return None
         # enrolled without keys: a key is bound afterwards, with its own signature of the binding
         signed = client.prepare_enrol(signer, [bytes(r.member_id) for r in staged], [None] * len(staged))

@@ -355,7 +355,9 @@ def send_staged_points(
             still = points.still_staged(db, [event.id for _, event in unsent])
             unsent = [item for item in unsent if item[1].id in still]
         if len(unsent) < batch_size:
-            more = points.staged_earnings(db, partner_id, batch_size - len(unsent), after=last_read)
+            more = points.staged_earnings(
+                db, partner_id, batch_size - len(unsent), consent_purpose=LOYALTY, after=last_read
+            )
             if more:
                 last_read = more[-1].id
                 unsent = unsent + [(bytes(e.member_id), e) for e in more]

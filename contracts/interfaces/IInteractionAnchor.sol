@@ -14,6 +14,7 @@ interface IInteractionAnchor {
     error AnchorUnknownBatch(uint256 batchId);
     error AnchorGrowthAboveCap(uint64 headSize, uint64 size, uint64 cap);
     error AnchorNotOwnLog(address partner, bytes32 root, uint64 size);
+    error AnchorHeadsMalformed(uint256 roots, uint256 sizes, uint256 proofs);
 
     /// @dev `batchId` numbers every head of every partner; `size` is the partner's log size at this
     /// head, `previousSize` at the head before it (1, its genesis leaf, for a partner's first).
@@ -26,6 +27,12 @@ interface IInteractionAnchor {
     );
 
     function anchor(bytes32 root, uint64 size, bytes32[] calldata consistency) external returns (uint256 batchId);
+
+    function anchorMany(
+        bytes32[] calldata roots,
+        uint64[] calldata sizes,
+        bytes32[][] calldata consistencies
+    ) external returns (uint256 firstBatchId);
 
     function batch(
         uint256 batchId

@@ -52,6 +52,7 @@ class AnchorEvent:
 # estimate per batch (eth-tester's estimator executes the call many times).
 ANCHOR_GAS = 400_000
 HEADS_PAGE = 1000  # InteractionAnchor.headsOf's page
+MAX_HEADS_PER_CALL = 32  # InteractionAnchor.MAX_HEADS_PER_CALL: heads one anchorMany takes
 # The most leaves one head may add (InteractionAnchor.MAX_GROWTH): checked here too, before signing.
 MAX_GROWTH = 1 << 20
 GENESIS_TAG = b"ledgercrm-log-v1"
@@ -95,6 +96,24 @@ class AnchorClient(ContractClient):
         fn = self.contract.functions.anchor(as_bytes32(root), size, [as_bytes32(c) for c in consistency])
         return self.chain.prepare(fn, sender, gas=ANCHOR_GAS)
 
+    def prepare_anchor_many(
+        self, sender: LocalAccount, heads: Sequence[tuple[bytes, int, Sequence[bytes]]]
+    ) -> SignedTx:
+        """Sign one transaction anchoring several of the sender's heads in order ((root, size,
+        consistency from the head before), the first from the chain's current head): `anchorMany`, each
+        head checked as `anchor` checks it, all or none. One head is sent as `anchor`."""
+        if len(heads) == 1:
+            ((root, size, consistency),) = heads
+            return self.prepare_anchor(sender, root, size, consistency)
+        if not 1 <= len(heads) <= MAX_HEADS_PER_CALL:
+            raise ValueError(f"1 to {MAX_HEADS_PER_CALL} heads per transaction, not {len(heads)}")
+        fn = self.contract.functions.anchorMany(
+            [as_bytes32(root) for root, _, _ in heads],
+            [size for _, size, _ in heads],
+            [[as_bytes32(c) for c in consistency] for _, _, consistency in heads],
+        )
+        return self.chain.prepare(fn, sender, gas=ANCHOR_GAS * len(heads))
+
     def send_anchor(self, signed: SignedTx) -> AnchoredBatch:
         return self._anchored(self.chain.send(self.contract, signed))
 
@@ -123,9 +142,13 @@ class AnchorClient(ContractClient):
         return self._sizes_seen.get(to_checksum_address(partner))
 
     def _anchored(self, tx: TxResult) -> AnchoredBatch:
-        args = tx.event("BatchAnchored")["args"]
-        self._sizes_seen[to_checksum_address(args["partner"])] = int(args["size"])
-        return AnchoredBatch(args["batchId"], tx.block_number, tx)
+        """The (first) batch a transaction anchored: `anchorMany`'s heads have consecutive ids."""
+        found = tx.events_named("BatchAnchored")
+        if not found:
+            raise LookupError("expected a BatchAnchored event, found none")
+        last = found[-1]["args"]
+        self._sizes_seen[to_checksum_address(last["partner"])] = int(last["size"])
+        return AnchoredBatch(found[0]["args"]["batchId"], tx.block_number, tx)
 
     def batch(self, batch_id: int) -> BatchInfo:
         root, size, partner, block_number = self._call(self.contract.functions.batch(batch_id))

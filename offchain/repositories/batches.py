@@ -138,19 +138,31 @@ class BatchRows:
         )
 
     def confirm(self, db: Session, tx_hash: str, block_number: int, onchain_id: int | None) -> list[Any]:
-        assert onchain_id is not None  # every anchor transaction creates one on-chain batch
-        rows = db.connection().execute(
-            update(_TABLE)
+        """`onchain_id`: the chain's id of the transaction's first head; a transaction of several
+        (`anchorMany`, in log order) numbered them one after another."""
+        assert onchain_id is not None  # every anchor transaction creates at least one on-chain batch
+        connection = db.connection()
+        ids = connection.execute(
+            core_select(_C.id)
             .where(_C.tx_hash == tx_hash, _C.status == AnchorStatus.SUBMITTED)
-            .values(
-                status=AnchorStatus.ANCHORED,
-                onchain_batch_id=onchain_id,
-                block_number=block_number,
-                anchored_at=datetime.now(UTC),
+            .order_by(_C.first_index)
+        ).scalars()
+        now = datetime.now(UTC)
+        confirmed: list[Any] = []
+        for offset, batch_id in enumerate(list(ids)):
+            rows = connection.execute(
+                update(_TABLE)
+                .where(_C.id == batch_id)
+                .values(
+                    status=AnchorStatus.ANCHORED,
+                    onchain_batch_id=onchain_id + offset,
+                    block_number=block_number,
+                    anchored_at=now,
+                )
+                .returning(*(_C[name] for name in OUTCOME_COLUMNS))
             )
-            .returning(*(_C[name] for name in OUTCOME_COLUMNS))
-        )
-        return sorted(rows.all(), key=lambda row: row.id)
+            confirmed += rows.all()
+        return sorted(confirmed, key=lambda row: row.id)
 
 
 OUTBOX = BatchRows()

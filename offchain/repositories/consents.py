@@ -10,7 +10,7 @@ from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from offchain.db import in_chunks, insert_rows, select_in
-from offchain.models import ConsentReceipt, ConsentStatus, Partner
+from offchain.models import ConsentReceipt, ConsentStatus, Enrolment, Partner
 from offchain.repositories.outbox import HashedRows
 
 _TABLE = ConsentReceipt.__table__  # type: ignore[attr-defined]
@@ -51,10 +51,23 @@ def has_unconfirmed(db: Session, member: bytes) -> bool:
 
 def staged(db: Session, partner_id: int, limit: int) -> Sequence[Any]:
     """The oldest staged receipts that can share one recordBatch (same purpose, status and expiry):
-    the columns recordBatch needs, as Core rows (attribute access without building ORM objects)."""
+    the columns recordBatch needs, as Core rows (attribute access without building ORM objects).
+    Those of a member whose enrolment is itself still staged (not yet signed) are held back: the chain
+    takes a consent only for an enrolled member, so the enrolment's transaction must come first (same
+    sender, lower nonce), and an import sends its enrolments in full batches, some chunks later."""
+    enrolment = Enrolment.__table__.c  # type: ignore[attr-defined]
+    # few rows: the enrolment outbox's staged ones (its (block, partner, id) index finds them)
+    enrolment_staged = core_select(enrolment.member_id).where(
+        enrolment.block_number.is_(None), enrolment.tx_hash.is_(None)
+    )
     pending = (
         core_select(_C.id, _C.member_id, _C.receipt_hash, _C.purpose, _C.status, _C.expires_at)
-        .where(_C.partner_id == partner_id, _C.tx_hash.is_(None), _C.block_number.is_(None))
+        .where(
+            _C.partner_id == partner_id,
+            _C.tx_hash.is_(None),
+            _C.block_number.is_(None),
+            _C.member_id.not_in(enrolment_staged),
+        )
         .order_by(_C.id)
     )
     rows = db.connection()

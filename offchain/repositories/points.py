@@ -10,7 +10,7 @@ from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from offchain.db import insert_rows, select_in
-from offchain.models import Partner, PointEvent, PointKind
+from offchain.models import ConsentReceipt, ConsentStatus, Partner, PointEvent, PointKind
 from offchain.repositories.outbox import HashedRows
 
 _TABLE = PointEvent.__table__  # type: ignore[attr-defined]
@@ -35,9 +35,23 @@ def used_keys(db: Session, partner_id: int, keys: Sequence[str]) -> set[str]:
     return {key for (key,) in rows}
 
 
-def staged_earnings(db: Session, partner_id: int, limit: int, *, after: int = 0) -> Sequence[Any]:
+def staged_earnings(
+    db: Session, partner_id: int, limit: int, *, consent_purpose: str, after: int = 0
+) -> Sequence[Any]:
     """The partner's oldest staged earn events (id, member, amount, ref) with an id above `after`, as
-    Core rows."""
+    Core rows; those of a member whose given consent to the partner for `consent_purpose` is itself
+    still staged (not yet signed) are held back: the chain takes an earn only after that consent, so
+    the consent's transaction must come first (same sender, lower nonce), and an import sends its
+    consents in full batches, some chunks after it stages them."""
+    consent = ConsentReceipt.__table__.c  # type: ignore[attr-defined]
+    # few rows: the consent outbox's staged ones (its (block, partner, id) index finds them)
+    consent_staged = core_select(consent.member_id).where(
+        consent.block_number.is_(None),
+        consent.partner_id == partner_id,
+        consent.tx_hash.is_(None),
+        consent.purpose == consent_purpose,
+        consent.status == ConsentStatus.GIVEN,
+    )
     query = (
         core_select(_C.id, _C.member_id, _C.amount, _C.ref)
         .where(
@@ -46,6 +60,7 @@ def staged_earnings(db: Session, partner_id: int, limit: int, *, after: int = 0)
             _C.tx_hash.is_(None),
             _C.block_number.is_(None),
             _C.id > after,
+            _C.member_id.not_in(consent_staged),
         )
         .order_by(_C.id)
         .limit(limit)

@@ -35,10 +35,11 @@ from api.usecases.customers import (
     find_customers_by_ref,
     register_customer,
     register_customers,
+    send_staged_enrolments,
     show_customer,
 )
 from api.usecases.imports import import_online_retail, import_synthetic
-from api.usecases.loyalty import reconcile
+from api.usecases.loyalty import PointsRequest, reconcile, send_staged_points, stage_earnings
 from api.usecases.partners import register_partner
 from api.usecases.signing import customer_signs_consent
 from ledger import errors
@@ -258,7 +259,7 @@ def test_the_index_key_is_per_partner_stable_and_rotates_with_the_kek(tmp_path):
 
 def run(crm, path, **sizes):
     # small chunks and batches, so that every phase takes several turns even on a tiny file
-    sizes = {"chunk_size": 2, "consent_batch": 2, "earn_batch": 2} | sizes
+    sizes = {"chunk_size": 2, "consent_batch": 2, "earn_batch": 2, "heads_per_anchor": 2} | sizes
     return import_online_retail(crm, P("acme"), path, **sizes)
 
 
@@ -303,13 +304,22 @@ def test_an_import_settles_earlier_chunks_anchors_as_it_goes(crm, retail_csv):
     report = run(crm, retail_csv, progress=progress)
     assert report.batches_anchored == 3 and seen[-1] == (3, 0)
     chunks = seen[:-1]
-    # Each chunk settles the earlier chunks' anchors that are mined. Chunk k's anchor is mined before
-    # chunk k+1 confirms its points (same sender, lower nonce), so at most two are ever in flight; on
-    # eth-tester, which mines as it is sent, only the chunk's own.
+    # Two chunks' heads go in one transaction (`heads_per_anchor`), sent at the second chunk and
+    # settled by the next once mined (same sender, lower nonce than its points), so at most those two
+    # are ever in flight; on eth-tester, which mines as it is sent, exactly those.
     assert max(submitted for _, submitted in chunks) <= 2
     assert any(anchored for anchored, _ in chunks)  # settled before the end of the run
     if isinstance(crm.coalition.chain.backend, EthTesterBackend):
-        assert max(submitted for _, submitted in chunks) == 1
+        assert max(submitted for _, submitted in chunks) == 2
+    with crm.unit_of_work() as db:
+        anchors = db.exec(
+            select(Batch.tx_hash, Batch.onchain_batch_id, Batch.root).order_by(col(Batch.first_index))
+        ).all()
+    assert len({tx for tx, _, _ in anchors}) == 2  # three heads: two and the last one
+    for tx_hash, onchain_id, root in anchors:  # each batch has the id the chain gave its own head
+        found = crm.coalition.anchor.batch(onchain_id)
+        assert found.root == root
+        assert crm.coalition.chain.backend.receipt(tx_hash).block_number == found.block_number
 
 
 def test_an_import_records_everything_once_and_a_repeat_changes_nothing(crm, retail_csv):
@@ -348,9 +358,8 @@ def test_a_crash_anywhere_is_finished_by_running_the_import_again(crm, retail_cs
     if crash == "interactions":  # the second chunk's interactions never reach the store
         calls = iter([record_interactions])
         monkeypatch.setattr(imports, "record_interactions", lambda *a, **k: next(calls, die)(*a, **k))
-    elif crash == "anchor-unsent":  # the second chunk's batch is in the store, its anchor never sent
-        sends = iter([anchoring.submit])
-        monkeypatch.setattr(anchoring, "submit", lambda *a: next(sends, die)(*a))
+    elif crash == "anchor-unsent":  # two chunks' batches are in the store, their one anchor never sent
+        monkeypatch.setattr(anchoring, "submit", die)
     elif crash == "points-signed":  # a points transaction is signed and its hash stored, never sent
         real_broadcast = crm.coalition.chain.broadcast
 
@@ -495,6 +504,27 @@ def test_bulk_calls_are_all_or_nothing(crm, alice):
         )
     assert set(find_customers_by_ref(crm, P("acme"), ["c-1", "d-1"])) == {"c-1"}
     assert find_customers_by_ref(crm, P("borealis"), ["c-1"]) == {}  # lookups are per partner
+
+
+def test_the_outboxes_send_an_enrolment_before_its_consent_and_a_consent_before_its_points(crm):
+    # An import sends its enrolments and consents in full batches, some chunks after it stages them,
+    # while its earns go as they fill: each outbox holds back what the chain would refuse before the
+    # other's transaction is signed (an earn needs the consent, a consent the enrolment).
+    (member,) = register_customers(crm, P("acme"), [CustomerCreate(name="E", external_ref="e-1")])
+    assert stage_consents(crm, P("acme"), [member], LOYALTY).staged == [member]
+    staged = stage_earnings(
+        crm, P("acme"), [PointsRequest(member, 7, external_key="inv-e1")], consent={member: True}
+    )
+    assert staged.staged == 1
+    assert send_staged_points(crm, P("acme")) == []  # its consent is staged: held, not refused on chain
+    assert send_staged_consents(crm, P("acme")) == []  # its enrolment is staged
+    assert send_staged_enrolments(crm, P("acme"), min_batch=2) == []  # not a full batch yet
+    assert crm.coalition.loyalty.balance_of(member) == 0 and not crm.coalition.members.member(member).enrolled
+    assert len(send_staged_enrolments(crm, P("acme"))) == 1
+    assert send_staged_consents(crm, P("acme"), min_batch=2) == []  # not a full batch yet
+    assert len(send_staged_consents(crm, P("acme"))) == 1
+    assert [e.amount for e in send_staged_points(crm, P("acme"))] == [7]
+    assert crm.coalition.loyalty.balance_of(member) == 7
 
 
 # --- synthetic data -----------------------------------------------------------------------------------
