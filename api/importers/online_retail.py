@@ -280,6 +280,8 @@ def _line(row: tuple[str, str, str, str], where: str) -> Line:
         amount = Decimal(price)
     except InvalidOperation:
         raise ValueError(f"{where}: price {price!r} is not a number") from None
+    if not amount.is_finite():  # "NaN", "sNaN", "Infinity": Decimal takes them, no price is one
+        raise ValueError(f"{where}: price {price!r} is not a number")
     return Line(stock_code, description, count, amount)
 
 
