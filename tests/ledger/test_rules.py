@@ -329,6 +329,41 @@ def test_a_signer_changes_by_its_own_signature_or_by_a_majority_vote(coalition):
     assert coalition.members.member(keyless).signer == new.address
 
 
+def test_a_key_bound_after_enrolment_is_asked_for_after_a_home_move_and_a_reset(coalition):
+    """The registry keeps whether a member has a key in its first slot and hands consent and loyalty
+    the signer only when that flag says so: a key bound after a keyless enrolment, a home moved by vote
+    and a signer reset by vote must each leave the flag set, or a partner would attest consent or
+    redeem for her without her signature."""
+    a = accounts(coalition)
+    member = customer(coalition, a[0])  # keyless: its home attests and redeems for it
+    coalition.loyalty.earn(a[0], member, 50)
+    coalition.loyalty.redeem(a[0], member, 5)
+    first, second = Account.create(), Account.create()
+    bind(coalition, a[0], member, first)
+    require_active = coalition.members.contract.functions.requireActive
+
+    def refused_without_her(home, key) -> None:
+        assert tuple(coalition.chain.call(require_active(member))) == (home.address, key.address)
+        with pytest.raises(errors.ConsentSignatureRequired):
+            coalition.consent.record(home, member, PROFILING, ConsentStatus.GIVEN, os.urandom(32))
+        with pytest.raises(errors.ConsentSignatureRequired):
+            coalition.consent.record_batch(home, [member], PROFILING, ConsentStatus.GIVEN, [os.urandom(32)])
+        with pytest.raises(errors.LoyaltySignatureRequired):
+            coalition.loyalty.redeem(home, member, 1)
+        with pytest.raises(errors.LoyaltySignatureRequired):
+            coalition.loyalty.redeem_batch(home, [member], [1], [os.urandom(32)])
+
+    refused_without_her(a[0], first)
+    coalition.members.vote_home_move(a[0], member, a[1].address)
+    assert coalition.members.vote_home_move(a[2], member, a[1].address).done  # 2 of 3: moved
+    refused_without_her(a[1], first)
+    coalition.members.vote_signer_reset(a[0], member, second.address)
+    assert coalition.members.vote_signer_reset(a[1], member, second.address).reset
+    refused_without_her(a[1], second)
+    assert coalition.loyalty.balance_of(member) == 45
+    assert not coalition.consent.is_valid(member, a[1].address, PROFILING)
+
+
 def test_a_signer_change_is_refused_without_a_signer_or_for_an_erased_member(coalition):
     a = accounts(coalition)
     key, other = Account.create(), Account.create()
