@@ -31,6 +31,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import math
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -270,6 +271,10 @@ def _sheet_break(previous: str, when: str) -> bool:
         return False  # a malformed date is reported when its invoice is built
 
 
+# the largest integer a JSON number (a double) holds exactly (RFC 8785 refuses larger ones)
+_JSON_SAFE_INT = 2**53 - 1
+
+
 def _line(row: tuple[str, str, str, str], where: str) -> Line:
     stock_code, description, quantity, price = row
     try:
@@ -282,6 +287,15 @@ def _line(row: tuple[str, str, str, str], where: str) -> Line:
         raise ValueError(f"{where}: price {price!r} is not a number") from None
     if not amount.is_finite():  # "NaN", "sNaN", "Infinity": Decimal takes them, no price is one
         raise ValueError(f"{where}: price {price!r} is not a number")
+    # A line's document holds its quantity as a JSON integer and its price as a double: what they cannot
+    # hold is refused here, at its row ("1E+400" became an infinite double that canonical JSON refused
+    # without naming the row; 2 x "9E+999999" overflowed the Decimal context in the line's amount, an
+    # uncaught Overflow and a traceback).
+    if abs(count) > _JSON_SAFE_INT:
+        raise ValueError(f"{where}: quantity {quantity!r} is out of range")
+    if not math.isfinite(float(amount)):
+        raise ValueError(f"{where}: price {price!r} is out of range")
+    # so the line's amount (quantity x price, at most ~1.6E+324) stays far inside the Decimal context
     return Line(stock_code, description, count, amount)
 
 

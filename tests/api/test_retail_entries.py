@@ -6,10 +6,12 @@ full chunk when the source is slow."""
 from __future__ import annotations
 
 import pickle
+import re
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -136,6 +138,34 @@ def test_a_price_decimal_takes_but_that_is_no_price_is_refused_at_its_row(tmp_pa
     )
     with pytest.raises(ValueError, match=f"data row 2: price '{price}' is not a number"):
         list(read_records(path))
+
+
+@pytest.mark.parametrize(
+    ("quantity", "price", "expected"),
+    [
+        ("2", "9E+999999", "price '9E+999999' is out of range"),  # the line's amount overflowed: a traceback
+        ("1", "1E+400", "price '1E+400' is out of range"),  # an infinite double, refused without its row
+        ("9007199254740992", "1", "quantity '9007199254740992' is out of range"),  # 2**53: no JSON integer
+    ],
+)
+def test_a_number_no_line_document_holds_is_refused_at_its_row(tmp_path, quantity, price, expected):
+    path = tmp_path / "huge.csv"
+    path.write_text(
+        HEADER
+        + "500001,85048,BALL,12,2010-01-04 09:00:00,6.95,12345,United Kingdom\n"
+        + f"500002,85049,LIGHT,{quantity},2010-01-04 09:01:00,{price},12346,France\n"
+    )
+    with pytest.raises(ValueError, match=f"data row 2: {re.escape(expected)}"):
+        list(read_records(path))
+
+
+def test_the_largest_numbers_a_line_document_holds_are_read(tmp_path):
+    path = tmp_path / "large.csv"
+    path.write_text(
+        HEADER + "500001,85048,BALL,9007199254740991,2010-01-04 09:00:00,1E+300,12345,United Kingdom\n"
+    )
+    (invoice,) = [r for r in read_records(path) if isinstance(r, InvoiceRecord)]
+    assert invoice.total == Decimal("9007199254740991E+300")
 
 
 def test_entries_through_the_child_process_are_the_entries_made_in_it(small_csv):
