@@ -8,8 +8,9 @@ import os
 
 import pytest
 
+from api.messages import describe
 from ledger import errors
-from ledger.clients.anchor import MAX_HEADS_PER_CALL
+from ledger.clients.anchor import MAX_GROWTH, MAX_HEADS_PER_CALL
 from ledger.coalition import Coalition
 from ledger.merkle import LogAppend, leaf_hash
 from tests.ledger.logs import first_head
@@ -123,3 +124,50 @@ def test_anchor_many_is_for_partners_and_takes_matching_lists_of_1_to_32(coaliti
         coalition.chain.call(coalition.anchor.contract.functions.MAX_HEADS_PER_CALL()) == MAX_HEADS_PER_CALL
     )
     assert coalition.anchor.head(a[0].address).size == 1
+
+
+def test_heads_out_of_order_a_zero_root_or_growth_over_the_cap_among_many_are_refused_by_name(coalition):
+    """Each later head is checked against the one before it in the same call, not against the chain's
+    head when the call began: a head that goes back, stays, has no root or grows by more than the cap
+    after a good one refuses the whole call, by name and in words."""
+    a = coalition.chain.backend.accounts
+    good = steps(coalition, a[2], 4, 4)
+    first, second = heads(good)
+    for bad, refusal in (
+        ((first[0], first[1], []), errors.AnchorRootAlreadyAnchored),  # the first head again
+        ((second[0], first[1], second[2]), errors.AnchorNotGrowing),  # the second root at the first size
+        ((os.urandom(32), first[1] - 1, []), errors.AnchorNotGrowing),  # back before the first head
+        ((bytes(32), second[1], second[2]), errors.AnchorZeroRoot),
+        ((os.urandom(32), first[1] + MAX_GROWTH + 1, []), errors.AnchorGrowthAboveCap),
+    ):
+        with pytest.raises(refusal) as raised:
+            coalition.chain.send(
+                coalition.anchor.contract, coalition.anchor.prepare_anchor_many(a[2], [first, bad])
+            )
+        assert describe(raised.value).startswith("refused by the chain: ")
+    assert coalition.anchor.head(a[2].address).size == 1
+    with pytest.raises(errors.AnchorGrowthAboveCap) as raised:
+        coalition.chain.send(
+            coalition.anchor.contract,
+            coalition.anchor.prepare_anchor_many(
+                a[2], [first, (os.urandom(32), first[1] + MAX_GROWTH + 1, [])]
+            ),
+        )
+    assert (raised.value.headSize, raised.value.cap) == (
+        first[1],
+        MAX_GROWTH,
+    )  # against the call's first head
+    assert "got 0 roots, 1 sizes and 0 proofs" in describe(
+        errors.AnchorHeadsMalformed(roots=0, sizes=1, proofs=0)
+    )
+
+
+def test_the_most_heads_one_call_takes_go_through_within_the_clients_gas(coalition):
+    a = coalition.chain.backend.accounts
+    made = steps(coalition, a[0], *([1] * MAX_HEADS_PER_CALL))
+    before = coalition.anchor.batch_count()
+    mined = send(coalition, a[0], made)
+    assert len(mined.events_named("BatchAnchored")) == MAX_HEADS_PER_CALL
+    assert coalition.anchor.batch(before + MAX_HEADS_PER_CALL - 1).root == made[-1].root
+    with pytest.raises(ValueError, match="1 to 32 heads"):  # one more is refused before it is signed
+        coalition.anchor.prepare_anchor_many(a[0], heads(steps(coalition, a[0], *([1] * 33))))
