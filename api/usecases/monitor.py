@@ -30,6 +30,7 @@ from typing import Any
 
 from api.errors import InvalidInput
 from api.evidence.anchoring import GENESIS_SIZE
+from ledger.clients.anchor import AnchorClient, AnchorEvent
 from ledger.coalition import Coalition
 from ledger.errors import LedgerError
 from ledger.merkle import verify_consistency
@@ -179,9 +180,8 @@ def poll(coalition: Coalition, state: MonitorState, until_block: int | None = No
             # the partner's first head: it must extend the log's genesis leaf, which binds it to the
             # partner, the contract and the chain (computed here, not read)
             genesis = anchor.genesis_leaf(event.partner)
-            root, size, proof = anchor.anchored_call(event.tx_hash)
-            result = verify_consistency(GENESIS_SIZE, event.size, genesis, event.root, proof)
-            if (root, size) != (event.root, event.size) or not result.ok:
+            result = _submitted_consistency(anchor, event, GENESIS_SIZE, genesis)
+            if result is not None:
                 finding(f"{label} does not extend the partner's genesis leaf: {result}")
             else:
                 lines.append(
@@ -195,9 +195,8 @@ def poll(coalition: Coalition, state: MonitorState, until_block: int | None = No
                 f" the last head seen had {last.size:,}"
             )
         else:
-            root, size, proof = anchor.anchored_call(event.tx_hash)
-            result = verify_consistency(last.size, event.size, last.root, event.root, proof)
-            if (root, size) != (event.root, event.size) or not result.ok:
+            result = _submitted_consistency(anchor, event, last.size, last.root)
+            if result is not None:
                 finding(f"{label} is not consistent with head {last.batch_id} seen before: {result}")
             else:
                 lines.append(Line(False, f"{label}: consistent with head {last.batch_id}"))
@@ -216,6 +215,16 @@ def poll(coalition: Coalition, state: MonitorState, until_block: int | None = No
     state.block = stop
     state.block_hash = coalition.block_hash(stop) or b""
     return lines
+
+
+def _submitted_consistency(anchor: AnchorClient, event: AnchorEvent, size: int, root: bytes) -> str | None:
+    """Why the consistency proof the event's transaction submitted for its head (`anchor` or one head of
+    an `anchorMany`) does not take the log from (`size`, `root`) to the event's head; None if it does."""
+    submitted = anchor.anchored_call(event.tx_hash, event.root)
+    if submitted is None or submitted[1] != event.size:
+        return "its transaction submitted no such head"
+    result = verify_consistency(size, event.size, root, event.root, submitted[2])
+    return None if result.ok else str(result)
 
 
 def watch(

@@ -200,12 +200,26 @@ class AnchorClient(ContractClient):
             for log in logs
         ]
 
-    def anchored_call(self, tx_hash: str) -> tuple[bytes, int, list[bytes]]:
-        """The (root, size, consistency proof) an anchor transaction submitted, read from its calldata:
-        the proof the contract checked, which a monitor re-checks against the head it saw before."""
+    def anchored_call(self, tx_hash: str, root: bytes) -> tuple[bytes, int, list[bytes]] | None:
+        """The (root, size, consistency proof) an anchor transaction submitted for the head `root`, read
+        from its calldata: the proof the contract checked, which a monitor re-checks against the head it
+        saw before. An `anchorMany` holds several heads, each with its proof from the one before it (a
+        root is anchored once, so it names its head); None if the transaction submitted no such head."""
         tx = self.chain.w3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
-        _, args = self.contract.decode_function_input(tx["input"])
-        return bytes(args["root"]), int(args["size"]), [bytes(c) for c in args["consistency"]]
+        try:
+            function, args = self.contract.decode_function_input(tx["input"])
+        except ValueError:
+            return None  # not a call of this contract's functions
+        if function.fn_name == "anchor":
+            heads = [(args["root"], args["size"], args["consistency"])]
+        elif function.fn_name == "anchorMany":
+            heads = list(zip(args["roots"], args["sizes"], args["consistencies"], strict=True))
+        else:
+            return None
+        for found, size, consistency in heads:
+            if bytes(found) == root:
+                return bytes(found), int(size), [bytes(c) for c in consistency]
+        return None
 
     def partners(self) -> list[ChecksumAddress]:
         """Every address that ever anchored a head."""

@@ -5,6 +5,7 @@ chain rewound (snapshot and revert), rewritten at the same height, or another de
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +21,9 @@ from api.usecases.interactions import record_interactions
 from api.usecases.monitor import STATE_FILE, Line, MonitorState, load_state, poll, save_state, watch
 from api.usecases.partners import register_partner
 from ledger.coalition import Coalition
+from ledger.merkle import LogAppend, leaf_hash
 from offchain.models import CustomerCreate
+from tests.ledger.logs import first_head
 
 ACME = Principal.of_partner("acme")
 BOREALIS = Principal.of_partner("borealis")
@@ -136,3 +139,27 @@ def test_a_state_file_that_is_not_one_is_one_line(crm, tmp_path):
     with pytest.raises(InvalidInput, match="not a monitor's state"):
         load_state(folder, crm.coalition)
     assert MonitorState.from_json(MonitorState(1, "0x" + "00" * 20).to_json()).chain_id == 1
+
+
+def test_heads_anchored_together_are_each_checked_against_the_one_before(crm, tmp_path):
+    """`anchorMany` (the import sends four chunks' heads in one transaction): the monitor re-checks
+    each head with the proof that transaction gave for it, from the head before it in the same call."""
+    coalition, folder = crm.coalition, tmp_path / "monitor"
+    partner = coalition.chain.backend.accounts[2]
+    made = [first_head(coalition, partner, [leaf_hash(os.urandom(8)) for _ in range(3)])]
+    for count in (5, 1, 2):
+        made.append(LogAppend(made[-1].frontier, [leaf_hash(os.urandom(8)) for _ in range(count)]))
+    first_id = coalition.anchor.batch_count()
+    for group in (made[:3], made[3:]):  # three heads from the genesis leaf in one call, then one more
+        heads = [(step.root, step.size, step.consistency_proof()) for step in group]
+        coalition.chain.send(coalition.anchor.contract, coalition.anchor.prepare_anchor_many(partner, heads))
+    seen: list[Line] = []
+    assert watch(coalition, folder, seen.append, once=True) == 0, seen
+    notes, findings = _texts(seen)
+    assert findings == []
+    assert [n.split(": ", 1)[1] for n in notes if n.startswith("head ")] == [
+        "the partner's first head, consistent with its genesis leaf",
+        f"consistent with head {first_id}",
+        f"consistent with head {first_id + 1}",
+        f"consistent with head {first_id + 2}",
+    ]
