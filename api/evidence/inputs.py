@@ -39,7 +39,7 @@ import struct
 import sys
 from array import array
 from collections import Counter, defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, overload
@@ -203,7 +203,7 @@ def _assemble(
     """Each member's events into `found`: from her memo as it was opened where every row she has was in
     it; else from her memo written anew (written back unless her key is gone), or as events where none
     can be written."""
-    used: list[tuple[str, int, int, int, bytes]] = []  # (member, source, entry, row id, leaf)
+    used = _Used()
     grouped: dict[str, list[tuple[Event, bytes, int]]] = defaultdict(list)  # the irregular members'
     for member in list(taken):
         # taken out as it is read: a first run holds every member's events, and her events need not
@@ -234,7 +234,11 @@ def _assemble(
             assert isinstance(x, int)
             name = names[x]
             if name is not None:
-                used.append((name, source, x, row_id, leaf))
+                used.names.append(name)
+                used.sources.append(source)
+                used.entries.append(x)
+                used.rows.append(row_id)
+                used.leaves.append(leaf)
     _table(found, used, grouped)
     for name, items_ in grouped.items():
         items_.sort(key=lambda t: (t[0].at, t[2]))  # oldest first; ties in interaction order
@@ -243,9 +247,22 @@ def _assemble(
         found.ids[name] = [t[2] for t in items_]
 
 
+@dataclass
+class _Used:
+    """The events the table is made of, one column a field (each event's member, memo, entry there,
+    interaction id and leaf): numpy reads a list of ints at once, where taking tuples apart item by item
+    was most of `_table`'s Python time."""
+
+    names: list[str] = field(default_factory=list)
+    sources: list[int] = field(default_factory=list)
+    entries: list[int] = field(default_factory=list)
+    rows: list[int] = field(default_factory=list)
+    leaves: list[bytes] = field(default_factory=list)
+
+
 def _table(
     found: VerifiedInputs,
-    used: list[tuple[str, int, int, int, bytes]],
+    used: _Used,
     grouped: dict[str, list[tuple[Event, bytes, int]]],
 ) -> None:
     """The table of the events read from memos (each member's oldest first, ties in interaction order),
@@ -263,37 +280,39 @@ def _table(
         return np.frombuffer(raw, code).astype(np.int64 if code != "<f8" else np.float64)
 
     quantities = joined(2, 8, "<i8")
-    at_us = [sources[s].at_us(n) for _, s, n, _, _ in used]
+    names, leaves = used.names, used.leaves
+    source = np.array(used.sources, np.int64)
+    entry = np.array(used.entries, np.int64)
+    row_ids = np.array(used.rows, np.int64)
+    # a time as `micros` fits int64 whatever the year (datetime's range is ~3e17 microseconds wide)
+    times = np.array([sources[s].at_us(n) for s, n in zip(used.sources, used.entries, strict=True)], np.int64)
     # both sides, not np.abs: the abs of int64's least value is itself, negative, and passed for small
     wide = (quantities >= MAX_QUANTITY) | (quantities <= -MAX_QUANTITY)
-    far = [s for (_, s, *_), at in zip(used, at_us, strict=True) if not -EXACT_US < at < EXACT_US]
-    if wide.any() or far:
+    far = ~((times > -EXACT_US) & (times < EXACT_US))
+    if wide.any() or far.any():
         line_source = np.repeat(np.arange(len(sources)), np.diff(line_base))
-        out = set(line_source[wide].tolist()) | set(far)
-        for name, s, n, row_id, leaf in used:
-            if s in out:
-                event = sources[s].event(n)
-                assert event is not None  # `used` holds events only
-                grouped[name].append((event, leaf, row_id))
-        kept = [i for i, item in enumerate(used) if item[1] not in out]
-        used = [used[i] for i in kept]
-        at_us = [at_us[i] for i in kept]
+        out = set(line_source[wide].tolist()) | set(source[far].tolist())
+        gone = np.isin(source, np.array(sorted(out), np.int64))
+        for i in np.flatnonzero(gone).tolist():
+            event = sources[used.sources[i]].event(used.entries[i])
+            assert event is not None  # `used` holds events only
+            grouped[names[i]].append((event, leaves[i], used.rows[i]))
+        kept = np.flatnonzero(~gone)
+        names = [names[i] for i in kept.tolist()]
+        leaves = [leaves[i] for i in kept.tolist()]
+        source, entry, row_ids, times = source[kept], entry[kept], row_ids[kept], times[kept]
     number: dict[str, int] = {}
-    owner = np.array([number.setdefault(name, len(number)) for name, *_ in used], np.int64)
-    source = np.array([s for _, s, *_ in used], np.int64)
-    entry = np.array([n for _, _, n, _, _ in used], np.int64)
-    row_ids = np.array([r for *_, r, _ in used], np.int64)
-    times = np.array(at_us, np.int64)
+    owner = np.array([number.setdefault(name, len(number)) for name in names], np.int64)
     order = np.lexsort((row_ids, times, owner))
     owner, source, entry, times = owner[order], source[order], entry[order], times[order]
-    ordered = [used[i] for i in order.tolist()]
-    leaves = [item[4] for item in ordered]
+    leaves = [leaves[i] for i in order.tolist()]
     ids = row_ids[order].tolist()
     members = tuple(number)
     bounds = np.zeros(len(members) + 1, np.int64)
     np.cumsum(np.bincount(owner, minlength=len(members)), out=bounds[1:])
+    edges = bounds.tolist()
     for m, name in enumerate(members):
-        lo, hi = int(bounds[m]), int(bounds[m + 1])
+        lo, hi = edges[m], edges[m + 1]
         found.leaves[name] = leaves[lo:hi]
         found.ids[name] = ids[lo:hi]
     pairs = list(zip(source.tolist(), entry.tolist(), strict=True))
@@ -462,6 +481,17 @@ class _JoinedStrings(Sequence[str]):
         if not 0 <= i < self.bases[-1]:
             raise IndexError(i)
         return self.parts[part][i - self.bases[part]]
+
+    def encoded_many(self, indices: Iterable[int]) -> Iterator[bytes]:
+        """The UTF-8 bytes of each of these items, undecoded, one at a time (`ml.table.kinds_of`)."""
+        bases, parts, count = self.bases, self.parts, self.bases[-1]
+        for i in indices:
+            if not 0 <= i < count:
+                raise IndexError(i)
+            p = bisect.bisect_right(bases, i) - 1
+            part = parts[p]
+            k = i - bases[p]
+            yield part.text[part.ends[k] : part.ends[k + 1]]
 
 
 # The memo's bytes (before AES-GCM): the magic, then four parts. A JSON header with one column per

@@ -23,7 +23,7 @@ from api.usecases.decision_verification import PROFILING
 from ledger.merkle import merkle_root
 from ml import recommend as recommending
 from ml import segments as segmenting
-from ml.events import Event, by_member, from_document
+from ml.events import Event, Shared, by_member, from_document
 from ml.policy import BUDGET, DEFAULT_POLICY, EXPECTED_COST, Policy
 from ml.training import TrainConfig, Trained, train
 from offchain.models import InteractionKind, RegisteredModel
@@ -50,10 +50,11 @@ def verified_inputs(crm: Crm, partner: str, members: list[bytes] | None = None) 
     it the holdout, the refit's slices and a segment's as-of date, to the day of the edit."""
     used: list[tuple[int, bytes, str, Event | None]] = []
     excluded: Counter[str] = Counter()
+    shared = Shared()  # equal lines' values one object: the histories are held for a whole run
     for item in each_verified_interaction(crm, partner, members):
         if item.outcome is Outcome.VERIFIED and item.document is not None:
             change = item.document.get("kind") == InteractionKind.RECORD_UPDATE
-            event = None if change else from_document(item.document)
+            event = None if change else from_document(item.document, shared)
             used.append((item.interaction_id, item.leaf, "0x" + item.member.hex(), event))
         else:
             excluded[item.outcome.value] += 1
