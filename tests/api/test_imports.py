@@ -21,6 +21,7 @@ from api.importers.online_retail import ReadStats, normalise_customer_id, read_i
 from api.principal import Principal
 from api.settings import Settings
 from api.usecases import imports
+from api.usecases.audit import make_bundle, verify_bundle
 from api.usecases.consent import (
     LOYALTY,
     consent_history,
@@ -40,6 +41,7 @@ from api.usecases.customers import (
 )
 from api.usecases.imports import import_online_retail, import_synthetic
 from api.usecases.loyalty import PointsRequest, reconcile, send_staged_points, stage_earnings
+from api.usecases.monitor import Line, watch
 from api.usecases.partners import register_partner
 from api.usecases.signing import customer_signs_consent
 from ledger import errors
@@ -292,7 +294,7 @@ def assert_imported_once(crm, anchors_before):
     assert reconcile(crm, OP).ok
 
 
-def test_an_import_settles_earlier_chunks_anchors_as_it_goes(crm, retail_csv):
+def test_an_import_settles_earlier_chunks_anchors_as_it_goes(crm, retail_csv, tmp_path):
     seen = []  # (anchored, submitted) batches at each chunk's anchor step, then at the final settle
 
     def progress(phase, done, total):
@@ -320,6 +322,14 @@ def test_an_import_settles_earlier_chunks_anchors_as_it_goes(crm, retail_csv):
         found = crm.coalition.anchor.batch(onchain_id)
         assert found.root == root
         assert crm.coalition.chain.backend.receipt(tx_hash).block_number == found.block_number
+    # the auditor's bundle and the monitor check each head of the two-head transaction on its own
+    audited = verify_bundle(crm.coalition, make_bundle(crm, P("acme")))
+    assert audited.findings == [] and len(audited.heads) == 3
+    assert any("3 heads of acme" in line and "3 RFC 9162 consistency" in line for line in audited.checked)
+    seen: list[Line] = []
+    assert watch(crm.coalition, tmp_path / "monitor", seen.append, once=True) == 0
+    acme = crm.coalition.chain.backend.accounts[0].address
+    assert sum(f"of {acme} " in line.text and "consistent with" in line.text for line in seen) == 3, seen
 
 
 def test_an_import_records_everything_once_and_a_repeat_changes_nothing(crm, retail_csv):
