@@ -326,10 +326,12 @@ def test_an_import_settles_earlier_chunks_anchors_as_it_goes(crm, retail_csv, tm
     audited = verify_bundle(crm.coalition, make_bundle(crm, P("acme")))
     assert audited.findings == [] and len(audited.heads) == 3
     assert any("3 heads of acme" in line and "3 RFC 9162 consistency" in line for line in audited.checked)
-    seen: list[Line] = []
-    assert watch(crm.coalition, tmp_path / "monitor", seen.append, once=True) == 0
+    watched: list[Line] = []
+    assert watch(crm.coalition, tmp_path / "monitor", watched.append, once=True) == 0
     acme = crm.coalition.chain.backend.accounts[0].address
-    assert sum(f"of {acme} " in line.text and "consistent with" in line.text for line in seen) == 3, seen
+    assert sum(f"of {acme} " in line.text and "consistent with" in line.text for line in watched) == 3, (
+        watched
+    )
 
 
 def test_an_import_records_everything_once_and_a_repeat_changes_nothing(crm, retail_csv):
