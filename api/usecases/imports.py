@@ -77,7 +77,7 @@ from api.usecases.consent import (
     stage_consents,
 )
 from api.usecases.customers import find_customers_by_ref, register_customers, send_staged_enrolments
-from api.usecases.loyalty import PointsRequest, send_staged_points, stage_earnings
+from api.usecases.loyalty import MAX_POINTS_PER_EVENT, PointsRequest, send_staged_points, stage_earnings
 from ledger.clients.anchor import MAX_HEADS_PER_CALL
 from ledger.clients.consent import RECORD_BATCH_MAX
 from ledger.clients.loyalty import EARN_BATCH_MAX
@@ -327,6 +327,15 @@ class _Importer:
     def _chunk(self, chunk: list[Entry], total: int | None) -> None:
         report = self.report
         records = [entry for entry in chunk if entry.kind is not None]
+        # Refused before the chunk writes anything: an invoice whose total earns more points than one
+        # event may carry (a price such as 1E+300) failed at the points step, after the chunk's
+        # interactions were recorded and anchored, and every run after it failed there again.
+        for entry in records:
+            if entry.points > MAX_POINTS_PER_EVENT:
+                raise MalformedInput(
+                    f"cannot import: invoice {entry.external_key} would earn more than"
+                    f" {MAX_POINTS_PER_EVENT:,} points (one event's most); nothing of its chunk was imported"
+                )
         # progress counts interactions, as the totals do: a source may send customers on their own first
         self.done += len(records)
         report.records += len(records)

@@ -12,7 +12,7 @@ from eth_account import Account
 from sqlmodel import col, func, select
 
 from api.context import Crm
-from api.errors import InvalidInput, NotAllowed, NotFound, SourceStopped
+from api.errors import InvalidInput, MalformedInput, NotAllowed, NotFound, SourceStopped
 from api.evidence import anchoring, outbox
 from api.evidence.recording import NewInteraction, record_interactions
 from api.evidence.verification import Outcome, verify_all
@@ -332,6 +332,23 @@ def test_an_import_settles_earlier_chunks_anchors_as_it_goes(crm, retail_csv, tm
     assert sum(f"of {acme} " in line.text and "consistent with" in line.text for line in watched) == 3, (
         watched
     )
+
+
+def test_an_invoice_over_one_events_points_stops_the_import_before_its_chunk_writes(crm, tmp_path):
+    """A price no shop charges but a double holds (1E+300): its invoice would earn more points than
+    one event carries. Refused before its chunk writes anything (it failed at the points step, after
+    the chunk's interactions were recorded and anchored); the chunks before it stay whole."""
+    path = tmp_path / "huge.csv"
+    header, *rows = CSV.splitlines()
+    path.write_text(
+        "\n".join([header, rows[0], rows[2], "500003,85048,BALL,1,2010-01-04 09:10:00,1E+300,12346,France"])
+        + "\n"
+    )
+    with pytest.raises(MalformedInput, match="invoice 500003 would earn more than 1,000,000,000 points"):
+        run(crm, path, chunk_size=1)
+    with crm.unit_of_work() as db:
+        assert db.exec(select(Interaction.external_key)).all() == ["500001"]
+        assert [e.external_key for e in db.exec(select(PointEvent)).all()] == ["500001"]
 
 
 def test_an_import_records_everything_once_and_a_repeat_changes_nothing(crm, retail_csv):
