@@ -8,9 +8,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ledger.deferred import defer_bls
+from ledger.deferred import defer_aiohttp, defer_bls
 
 defer_bls()
+defer_aiohttp()
 
 if TYPE_CHECKING:
     from ledger.backends import Backend as Backend

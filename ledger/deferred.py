@@ -99,6 +99,62 @@ def defer_bls() -> None:
         sys.modules[name] = stand_in
 
 
+# Classes that web3 takes by name from aiohttp at its own import (`from aiohttp import ClientSession`), for
+# its async providers, which nothing here uses: importing aiohttp costs every process that loads web3
+# 0.1-0.2 CPU s (an import's module loading 1.06-1.28 -> 0.96-1.07 CPU s; benchmarks/README.md). web3
+# evaluates `ClientSession | None` in signatures at import, so these stand in as classes, not objects.
+_DEFERRED_CLASSES: dict[str, tuple[str, ...]] = {
+    "aiohttp": ("ClientError", "ClientResponse", "ClientSession", "ClientTimeout", "TCPConnector"),
+}
+
+
+class _DeferredClass(type):
+    """The type of a stand-in class: calling it, reading its attributes, and isinstance and issubclass
+    against it are the real class's, imported on first use. (An `except` of a stand-in does not catch the
+    real class's exceptions: Python compares exception classes without asking the stand-in. Only web3's
+    async providers catch aiohttp's, and nothing here runs them.)"""
+
+    _deferred: tuple[str, str]
+
+    def _real(cls) -> type:
+        module, name = cls._deferred
+        found: type = getattr(real(module), name)
+        return found
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        return cls._real()(*args, **kwargs)
+
+    def __getattr__(cls, item: str) -> Any:
+        if item.startswith("__"):
+            raise AttributeError(item)
+        return getattr(cls._real(), item)
+
+    def __instancecheck__(cls, instance: Any) -> bool:
+        return isinstance(instance, cls._real())
+
+    def __subclasscheck__(cls, subclass: type) -> bool:
+        return issubclass(subclass, cls._real())
+
+
+def defer_aiohttp() -> None:
+    """Put aiohttp's stand-in in place (see `_DEFERRED_CLASSES`), unless it is imported already or not
+    installed; the real package is imported the first time anything uses it."""
+    for name, classes in _DEFERRED_CLASSES.items():
+        if name in sys.modules:
+            continue
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.submodule_search_locations is None:
+            continue
+        stand_in = _StandIn(name, "deferred: imported on first use (ledger.deferred)")
+        stand_in.__path__ = list(spec.submodule_search_locations)  # a submodule imported directly still is
+        for class_name in classes:
+            stand_in_class = _DeferredClass(
+                class_name, (), {"_deferred": (name, class_name), "__module__": name}
+            )
+            setattr(stand_in, class_name, stand_in_class)
+        sys.modules[name] = stand_in
+
+
 def loaded(name: str) -> bool:
     """Whether the real module `name` has been imported (by use, or before `defer_bls`)."""
     return name in sys.modules and not isinstance(sys.modules[name], _StandIn)

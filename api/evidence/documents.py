@@ -27,6 +27,8 @@ DOCUMENT_VERSION = 1
 
 
 def interaction_kind(kind: InteractionKind | str) -> InteractionKind:
+    if type(kind) is InteractionKind:  # already one (every row of an import, twice): no Enum lookup
+        return kind
     try:
         return InteractionKind(kind)
     except ValueError:

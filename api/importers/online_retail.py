@@ -95,8 +95,10 @@ def open_text(path: str | Path) -> IO[str]:
     # utf-8-sig: tolerate a byte-order mark from spreadsheet exports; newline="" as the csv module wants
     if gzipped:
         try:
-            with gzip.open(path, "rb") as whole:
-                data = whole.read()
+            # one call over the whole file, not GzipFile's reads of a block at a time (Online Retail II:
+            # 0.32 -> 0.28 CPU s, before the first row can be read)
+            with open(path, "rb") as compressed:
+                data = gzip.decompress(compressed.read())
         except (EOFError, OSError, zlib.error) as exc:
             raise ValueError(f"{path}: the gzip stream is truncated or corrupt ({exc})") from None
         return io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig", newline="")
@@ -278,6 +280,8 @@ def _line(row: tuple[str, str, str, str], where: str) -> Line:
         amount = Decimal(price)
     except InvalidOperation:
         raise ValueError(f"{where}: price {price!r} is not a number") from None
+    if not amount.is_finite():  # "NaN", "sNaN", "Infinity": Decimal takes them, no price is one
+        raise ValueError(f"{where}: price {price!r} is not a number")
     return Line(stock_code, description, count, amount)
 
 

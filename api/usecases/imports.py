@@ -64,7 +64,7 @@ from api.evidence import anchoring
 from api.evidence.anchoring import AnchorOutcome
 from api.evidence.recording import NewInteraction, record_interactions
 from api.importers.background import ChildSource, SourceFailed, in_child_process
-from api.importers.collector import bulk_collection
+from api.importers.collector import IMPORT_THRESHOLDS, bulk_collection
 from api.importers.entries import Entry, retail_entries, synthetic_entries
 from api.importers.online_retail import ReadStats
 from api.principal import Principal
@@ -282,7 +282,7 @@ class _Importer:
         busy = f"an import into {self.partner} is already running"
         with (
             self.crm.exclusive(f"import-{self.partner}", busy=busy),
-            bulk_collection(),
+            bulk_collection(IMPORT_THRESHOLDS),
             # each batch simulated and sent by the chain's sender thread while this one goes on
             self.crm.coalition.chain.pipelined(),
         ):

@@ -7,7 +7,7 @@ import gc
 
 import pytest
 
-from api.importers.collector import BULK_THRESHOLDS, bulk_collection
+from api.importers.collector import BULK_THRESHOLDS, IMPORT_THRESHOLDS, bulk_collection
 
 
 class Boom(Exception):
@@ -28,6 +28,15 @@ def test_bulk_collection_freezes_what_is_alive_and_restores_the_collector(fails:
         assert fails
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
+
+
+def test_an_import_sets_its_own_thresholds_and_the_collector_is_put_back() -> None:
+    before = gc.get_threshold()
+    with bulk_collection(IMPORT_THRESHOLDS):
+        assert gc.get_threshold() == IMPORT_THRESHOLDS != BULK_THRESHOLDS
+        with bulk_collection():  # a block begun inside it keeps the first's
+            assert gc.get_threshold() == IMPORT_THRESHOLDS
+    assert gc.get_threshold() == before
 
 
 def test_cycles_made_inside_the_block_are_still_collected() -> None:

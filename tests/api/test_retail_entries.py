@@ -124,6 +124,20 @@ def test_an_error_in_the_file_is_raised_after_the_customers_read_before_it(tmp_p
     assert [item.pii.external_ref for item in got if isinstance(item, Entry)] == ["12345", "12346"]
 
 
+@pytest.mark.parametrize("price", ["sNaN", "NaN", "-Infinity"])
+def test_a_price_decimal_takes_but_that_is_no_price_is_refused_at_its_row(tmp_path, price):
+    """A signalling NaN also broke the line's amount: the import ended in an uncaught InvalidOperation;
+    NaN and infinities were refused only by canonical JSON, without their row."""
+    path = tmp_path / "bad.csv"
+    path.write_text(
+        HEADER
+        + "500001,85048,BALL,12,2010-01-04 09:00:00,6.95,12345,United Kingdom\n"
+        + f"500002,85049,LIGHT,12,2010-01-04 09:01:00,{price},12346,France\n"
+    )
+    with pytest.raises(ValueError, match=f"data row 2: price '{price}' is not a number"):
+        list(read_records(path))
+
+
 def test_entries_through_the_child_process_are_the_entries_made_in_it(small_csv):
     here = list(retail_entries(lambda *a: None, str(small_csv)))
     there = list(in_child_process(retail_entries, str(small_csv), chunk=3))

@@ -36,3 +36,19 @@ def test_a_submodule_of_a_deferred_package_imports_as_it_would() -> None:
     from py_ecc.bls.hash_to_curve import hash_to_G2
 
     assert hash_to_G2 is deferred.real("py_ecc.bls").hash_to_curve.hash_to_G2
+
+
+def test_web3_takes_aiohttps_classes_as_stand_ins_that_act_as_the_real_ones() -> None:
+    """web3 imports aiohttp for its async providers (nothing here runs them): the classes it takes at its
+    import are stand-ins, and calling one, reading from it or checking against it is the real class's."""
+    from web3._utils import http_session_manager as web3_http
+
+    stand_in = web3_http.ClientTimeout  # type: ignore[attr-defined]
+    assert isinstance(stand_in, deferred._DeferredClass)  # web3 was imported with the stand-in in place
+    assert (web3_http.ClientSession | None) is not None  # type: ignore[attr-defined]  # as in web3's signatures
+    timeout = stand_in(total=5)
+    aiohttp = deferred.real("aiohttp")
+    assert type(timeout) is aiohttp.ClientTimeout and timeout.total == 5
+    assert isinstance(timeout, stand_in) and issubclass(aiohttp.ClientTimeout, stand_in)
+    assert stand_in.__name__ == "ClientTimeout" and stand_in.total is aiohttp.ClientTimeout.total
+    assert deferred.loaded("aiohttp") and sys.modules["aiohttp"] is aiohttp

@@ -322,6 +322,14 @@ def test_the_word_encoder_steps_aside_for_anything_else(types, values):
     assert _encode_words(types, values) is None
 
 
+def test_an_address_found_checksummed_once_does_not_vouch_for_other_spellings_of_it():
+    good = to_checksum_address("0x" + "ab" * 20)
+    assert _encode_words(["address[]"], [[good, good]]) == Web3().codec.encode(["address[]"], [[good, good]])
+    wrong_case = good[:2] + good[2:].swapcase()
+    for spelling in (good.lower(), wrong_case):  # after `good` was checked (and remembered)
+        assert _encode_words(["address[]"], [[good, spelling]]) is None
+
+
 def test_an_empty_array_of_any_type_is_its_length_alone():
     types, values = ["bytes32[]", "address[]", "uint256[]", "bytes[]"], [[b"\x01" * 32], [], [], []]
     assert _encode_words(types, values) == Web3().codec.encode(types, values)

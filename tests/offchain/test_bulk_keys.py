@@ -219,11 +219,17 @@ def test_customer_keys_come_from_the_cache_and_fill_it(vault: Vault, keystore: K
 def test_a_shred_wins_over_customer_keys(vault: Vault):
     shredded, kept = customers(vault, 2)
     keys = vault.customer_keys("acme", [shredded, kept])
+    # references as the vault makes them, the key derived once and kept for the next one
+    assert keys[shredded].reference(b"489434") == vault.reference("acme", shredded, b"489434")
+    assert keys[shredded].reference(b"C489435") == vault.reference("acme", shredded, b"C489435")
+    assert keys[kept].reference(b"489434") != keys[shredded].reference(b"489434")
     vault.shred("acme", shredded)
     with pytest.raises(CustomerErased):
         keys[shredded].encrypt("interaction", b"x")
     with pytest.raises(CustomerErased):
         keys[shredded].commit(b"x")
+    with pytest.raises(CustomerErased):  # the reference key derived before the shred is not used
+        keys[shredded].reference(b"489434")
     assert vault.decrypt("acme", kept, "interaction", keys[kept].encrypt("interaction", b"x")) == b"x"
 
 
