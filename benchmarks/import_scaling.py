@@ -4,6 +4,7 @@
 Run from the project root:
 
     .venv/bin/python benchmarks/import_scaling.py [--max 1000000] [--chain anvil|memory] [--seed S]
+        [--rounds 3]
 
 Each size runs `import_synthetic` (customers = interactions / 20) in a fresh home on a fresh chain, in
 a subprocess of its own, so the peak RSS of one run is not the high-water mark of an earlier, smaller
@@ -17,8 +18,10 @@ the same home and chain, `verify --all` as the CLI runs it (`api.usecases.verifi
 operator), in full mode (payloads decrypted and re-hashed) and in auditor mode (no key opened), each in
 a fresh subprocess of its own so that its peak RSS is its own; and the proof sizes: the inclusion proof
 of a random leaf (as stored, against its batch's head, and against the latest head) and the
-consistency proof between the last two heads, each checked by the contract. A plot of time and RSS
-against size goes to benchmarks/out/import_scaling.png (matplotlib, a dev dependency).
+consistency proof between the last two heads, each checked by the contract. With `--rounds N` the sizes
+run N times in turn (smallest to largest, then again), and the ratios are of the rounds' medians: the
+wall time and the CPU seconds of all three processes (the import, its data generator, anvil). A plot of
+time and RSS against size goes to benchmarks/out/import_scaling.png (matplotlib, a dev dependency).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import json
 import math
 import resource
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -376,6 +380,20 @@ class Run:
     @property
     def per_second(self) -> float:
         return self.interactions / self.wall
+
+    @property
+    def cpu(self) -> float | None:
+        """CPU seconds of all three processes (the import, its generator, anvil), summed over the slices;
+        None where a slice did not know one (eth-tester has no node process). A generator is counted while
+        it is seen alive at a slice's end, so a run of one or two chunks can miss its CPU: a figure for
+        100k and up."""
+        total = 0.0
+        for row in self.slices:
+            for key in ("cpu", "generator", "anvil"):
+                if row.get(key) is None:
+                    return None
+                total += float(row[key])
+        return total if self.slices else None
 
     @property
     def per_1k(self) -> float:
@@ -737,24 +755,37 @@ def print_slices(runs: Sequence[Run]) -> None:
     )
 
 
-def verdict(runs: Sequence[Run]) -> None:
-    if len(runs) < 2:
+def verdict(rounds: Sequence[Sequence[Run]]) -> None:
+    """Each pair of sizes: the ratio of the rounds' median wall times, and of their median CPU seconds."""
+    per_size = list(zip(*rounds, strict=True))
+    if len(per_size) < 2:
         console.print("Linearity: one size only, nothing to compare.")
         return
-    for a, b in itertools.pairwise(runs):
+    of = f"medians of {len(rounds)} rounds" if len(rounds) > 1 else "one round"
+    for a_runs, b_runs in itertools.pairwise(per_size):
+        a, b = a_runs[0], b_runs[0]
         size_ratio = b.interactions / a.interactions
-        time_ratio = b.wall / a.wall
-        k = exponent(a, b, a.wall, b.wall)
-        if k <= 1.1:
-            word = "[green]linear[/]"
-        elif k <= 1.25:
-            word = "[yellow]slightly superlinear[/]"
-        else:
-            word = "[red]superlinear[/]"
-        console.print(
-            f"Linearity {a.interactions:,} -> {b.interactions:,}: size x{size_ratio:.1f}, "
-            f"time x{time_ratio:.2f} ({time_ratio / size_ratio:.2f} of linear, time ~ size^{k:.2f}): {word}"
-        )
+        for what, seconds in (
+            ("wall", lambda run: run.wall),
+            ("CPU of all three processes", lambda run: run.cpu),
+        ):
+            values_a = [seconds(run) for run in a_runs]
+            values_b = [seconds(run) for run in b_runs]
+            if None in values_a or None in values_b:
+                continue
+            time_a, time_b = _median(values_a), _median(values_b)
+            ratio = time_b / time_a
+            k = exponent(a, b, time_a, time_b)
+            if k <= 1.1:
+                word = "[green]linear[/]"
+            elif k <= 1.25:
+                word = "[yellow]slightly superlinear[/]"
+            else:
+                word = "[red]superlinear[/]"
+            console.print(
+                f"Linearity {a.interactions:,} -> {b.interactions:,}, {what} ({of}): size x{size_ratio:.1f}, "
+                f"time x{ratio:.2f} ({ratio / size_ratio:.2f} of linear, time ~ size^{k:.2f}): {word}"
+            )
 
 
 def plot(runs: Sequence[Run], path: Path) -> None:
@@ -822,6 +853,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="anvil (a fresh node per size, the default) or memory (eth-tester, small sizes)",
     )
     parser.add_argument("--seed", type=int, default=7, help="seed of the synthetic data (default: 7)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run the sizes N times in turn; ratios are of the rounds' medians (default: 1)",
+    )
     parser.add_argument("--plot", type=Path, default=PLOT, help=f"where the PNG goes (default: {PLOT})")
     parser.add_argument(
         "--verify-max",
@@ -854,6 +892,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             parser.error("--chain is anvil or memory")
         if args.sizes is None:
             args.sizes = [s for s in SIZES if s <= args.max]
+        if args.rounds < 1:
+            parser.error("--rounds is at least 1")
         if not args.sizes or min(args.sizes) < INTERACTIONS_PER_CUSTOMER:
             parser.error(f"sizes are at least {INTERACTIONS_PER_CUSTOMER} (and --max at least {SIZES[0]:,})")
     return args
@@ -869,45 +909,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _on_sigterm)  # so `finally` stops the child and anvil
     started = time.perf_counter()
     print_header(args.chain, args.seed)
-    runs: list[Run] = []
+    rounds: list[list[Run]] = []
     failed: str | None = None
-    for size in sorted(args.sizes):
-        last_line = [""]
-        console.print(
-            f"[bold]{size:,} interactions[/] ({max(1, size // INTERACTIONS_PER_CUSTOMER):,} customers): "
-            f"fresh {args.chain} chain and home, started {time.strftime('%H:%M:%S')}"
-        )
-        try:
-            run = run_size(
-                size,
-                args.chain,
-                args.seed,
-                args.progress_every,
-                last_line,
-                verify=args.verify_max is None or size <= args.verify_max,
-                keep=args.keep if size == max(args.sizes) else None,
-            )
-        except (Interrupted, KeyboardInterrupt) as exc:
-            failed = f"interrupted ({exc or 'SIGINT'}) during {size:,}; last progress: {last_line[0] or '-'}"
+    for round_no in range(1, args.rounds + 1):
+        runs = run_round(args, round_no)
+        if isinstance(runs, str):
+            failed = runs
             break
-        except RuntimeError as exc:
-            failed = f"{exc}; last progress: {last_line[0] or '-'}"
-            break
-        if run.recorded != size:
-            console.print(f"[red]warning:[/] {size:,} asked, {run.recorded:,} interactions recorded")
-        console.print(
-            f"  done in {run.wall:,.1f}s ({run.per_second:,.0f}/s), peak RSS {mb(run.rss_peak)} MB",
-        )
-        runs.append(run)
+        rounds.append(runs)
     console.print()
-    if runs:
+    if rounds:
+        runs = median_runs(rounds)
         print_runs(runs)
         console.print()
         print_phases(runs)
         console.print()
         print_slices(runs)
         console.print()
-        verdict(runs)
+        print_rounds(rounds)
+        verdict(rounds)
         console.print()
         print_verify(runs)
         console.print()
@@ -917,6 +937,77 @@ def main(argv: Sequence[str] | None = None) -> int:
         console.print(f"[red]Stopped:[/] {failed}")
     console.print(f"\n[dim]Total run time {time.perf_counter() - started:.1f}s; load average now {load()}[/]")
     return 1 if failed else 0
+
+
+def run_round(args: argparse.Namespace, round_no: int) -> list[Run] | str:
+    """Every size once, smallest first; the runs, or why the round stopped."""
+    runs: list[Run] = []
+    for size in sorted(args.sizes):
+        last_line = [""]
+        of_rounds = f", round {round_no} of {args.rounds}" if args.rounds > 1 else ""
+        console.print(
+            f"[bold]{size:,} interactions[/] "
+            f"({max(1, size // INTERACTIONS_PER_CUSTOMER):,} customers{of_rounds}): "
+            f"fresh {args.chain} chain and home, started {time.strftime('%H:%M:%S')}, load average {load()}"
+        )
+        try:
+            run = run_size(
+                size,
+                args.chain,
+                args.seed,
+                args.progress_every,
+                last_line,
+                verify=args.verify_max is None or size <= args.verify_max,
+                # only the last round's largest home is kept: an earlier one would hold its node's port
+                keep=args.keep if size == max(args.sizes) and round_no == args.rounds else None,
+            )
+        except (Interrupted, KeyboardInterrupt) as exc:
+            return f"interrupted ({exc or 'SIGINT'}) during {size:,}; last progress: {last_line[0] or '-'}"
+        except RuntimeError as exc:
+            return f"{exc}; last progress: {last_line[0] or '-'}"
+        if run.recorded != size:
+            console.print(f"[red]warning:[/] {size:,} asked, {run.recorded:,} interactions recorded")
+        cpu = "" if run.cpu is None else f", {run.cpu:,.1f} CPU s (import, generator, anvil)"
+        console.print(
+            f"  done in {run.wall:,.1f}s ({run.per_second:,.0f}/s){cpu}, peak RSS {mb(run.rss_peak)} MB, "
+            f"load average {load()}",
+        )
+        runs.append(run)
+    return runs
+
+
+def median_runs(rounds: Sequence[Sequence[Run]]) -> list[Run]:
+    """Per size, the round whose wall time is the median (the lower middle of an even count): its tables
+    are printed; the ratios take each figure's own median (`print_rounds`, `verdict`)."""
+    per_size = zip(*rounds, strict=True)
+    return [sorted(runs, key=lambda run: run.wall)[(len(runs) - 1) // 2] for runs in per_size]
+
+
+def _median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def print_rounds(rounds: Sequence[Sequence[Run]]) -> None:
+    """Each round's wall and CPU seconds per size, and their medians."""
+    table = Table(title="Rounds: wall s / CPU s of all three processes", title_justify="left")
+    table.add_column("round", justify="right")
+    sizes = [run.interactions for run in rounds[0]]
+    for size in sizes:
+        table.add_column(f"{size:,}", justify="right")
+
+    def cell(run: Run) -> str:
+        return f"{run.wall:,.1f} / " + ("-" if run.cpu is None else f"{run.cpu:,.1f}")
+
+    for number, runs in enumerate(rounds, 1):
+        table.add_row(str(number), *(cell(run) for run in runs))
+    if len(rounds) > 1:
+        medians = []
+        for runs in zip(*rounds, strict=True):
+            cpus = [run.cpu for run in runs if run.cpu is not None]
+            cpu = f"{_median(cpus):,.1f}" if len(cpus) == len(runs) else "-"
+            medians.append(f"{_median([run.wall for run in runs]):,.1f} / {cpu}")
+        table.add_row("median", *medians)
+    console.print(table)
 
 
 if __name__ == "__main__":
