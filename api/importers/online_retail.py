@@ -67,19 +67,38 @@ class ReadStats:
     customers: int = 0  # distinct customer ids on invoices, counted as they are read (final once read)
 
 
+# A cell quoted in a message is cut to this many characters: a cell of thousands of digits would make the
+# one line a bad row gets thousands of characters long.
+_SHOWN_CELL = 40
+
+
+def shown(cell: str) -> str:
+    """A cell as a message quotes it: its repr, cut with its length said if it is long."""
+    if len(cell) <= _SHOWN_CELL:
+        return repr(cell)
+    return f"{cell[:_SHOWN_CELL]!r}... ({len(cell):,} characters)"
+
+
+# Digits a customer id may have: Python's int() refuses strings of more than 4,300 digits with a message of
+# its own, and no customer id is that long.
+_CUSTOMER_ID_DIGITS = 40
+
+
 def normalise_customer_id(raw: str) -> str | None:
     """The customer id as the digits of an integer, or None for an empty cell; ValueError otherwise."""
     text = raw.strip()
     if not text:
         return None
+    if len(text) > _CUSTOMER_ID_DIGITS:
+        raise ValueError(f"not a customer id: {shown(raw)}")
     if text.isdigit():
         return str(int(text))  # "013085" and "13085" are one customer
     try:
         number = Decimal(text)
     except InvalidOperation:
-        raise ValueError(f"not a customer id: {raw!r}") from None
+        raise ValueError(f"not a customer id: {shown(raw)}") from None
     if not number.is_finite() or number != number.to_integral_value() or number < 0:
-        raise ValueError(f"not a customer id: {raw!r}")
+        raise ValueError(f"not a customer id: {shown(raw)}")
     return str(int(number))
 
 
@@ -277,24 +296,26 @@ _JSON_SAFE_INT = 2**53 - 1
 
 def _line(row: tuple[str, str, str, str], where: str) -> Line:
     stock_code, description, quantity, price = row
+    if len(quantity) > _SHOWN_CELL:  # no quantity in range has that many characters (int() stops at 4,300)
+        raise ValueError(f"{where}: quantity {shown(quantity)} is out of range")
     try:
         count = int(quantity)
     except ValueError:
-        raise ValueError(f"{where}: quantity {quantity!r} is not an integer") from None
+        raise ValueError(f"{where}: quantity {shown(quantity)} is not an integer") from None
     try:
         amount = Decimal(price)
     except InvalidOperation:
-        raise ValueError(f"{where}: price {price!r} is not a number") from None
+        raise ValueError(f"{where}: price {shown(price)} is not a number") from None
     if not amount.is_finite():  # "NaN", "sNaN", "Infinity": Decimal takes them, no price is one
-        raise ValueError(f"{where}: price {price!r} is not a number")
+        raise ValueError(f"{where}: price {shown(price)} is not a number")
     # A line's document holds its quantity as a JSON integer and its price as a double: what they cannot
     # hold is refused here, at its row ("1E+400" became an infinite double that canonical JSON refused
     # without naming the row; 2 x "9E+999999" overflowed the Decimal context in the line's amount, an
     # uncaught Overflow and a traceback).
     if abs(count) > _JSON_SAFE_INT:
-        raise ValueError(f"{where}: quantity {quantity!r} is out of range")
+        raise ValueError(f"{where}: quantity {shown(quantity)} is out of range")
     if not math.isfinite(float(amount)):
-        raise ValueError(f"{where}: price {price!r} is out of range")
+        raise ValueError(f"{where}: price {shown(price)} is out of range")
     # so the line's amount (quantity x price, at most ~1.6E+324) stays far inside the Decimal context
     return Line(stock_code, description, count, amount)
 

@@ -146,6 +146,9 @@ def test_a_price_decimal_takes_but_that_is_no_price_is_refused_at_its_row(tmp_pa
         ("2", "9E+999999", "price '9E+999999' is out of range"),  # the line's amount overflowed: a traceback
         ("1", "1E+400", "price '1E+400' is out of range"),  # an infinite double, refused without its row
         ("9007199254740992", "1", "quantity '9007199254740992' is out of range"),  # 2**53: no JSON integer
+        # thousands of digits: one short line (int() refuses over 4,300 digits in words of its own)
+        ("9" * 5000, "1", "quantity '" + "9" * 40 + "'... (5,000 characters) is out of range"),
+        ("2", "9" * 5000, "price '" + "9" * 40 + "'... (5,000 characters) is out of range"),
     ],
 )
 def test_a_number_no_line_document_holds_is_refused_at_its_row(tmp_path, quantity, price, expected):
@@ -157,6 +160,14 @@ def test_a_number_no_line_document_holds_is_refused_at_its_row(tmp_path, quantit
     )
     with pytest.raises(ValueError, match=f"data row 2: {re.escape(expected)}"):
         list(read_records(path))
+
+
+def test_a_customer_id_of_thousands_of_digits_is_one_short_line(tmp_path):
+    path = tmp_path / "huge-id.csv"
+    path.write_text(HEADER + f"500001,85048,BALL,12,2010-01-04 09:00:00,6.95,{'1' * 5000},United Kingdom\n")
+    with pytest.raises(ValueError, match=re.escape("'" + "1" * 40 + "'... (5,000 characters)")) as refused:
+        list(read_records(path))
+    assert len(str(refused.value)) < 200
 
 
 def test_the_largest_numbers_a_line_document_holds_are_read(tmp_path):
