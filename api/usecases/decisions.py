@@ -267,7 +267,7 @@ def _score_plan(
         as_of = as_of.astimezone(UTC)  # stored and explained in UTC, so that it reads back the same
     with crm.unit_of_work() as db:
         record = crm.partner(db, partner)
-        everyone = [c.member_id for c in customers.of_partner(db, record.id)]
+        everyone = customers.ids_of_partner(db, record.id)
         asked = everyone if members is None else list(dict.fromkeys(members))
         statuses = customers.statuses(db, asked, record.id)
         unknown = next((m for m in asked if m not in statuses), None)

@@ -104,6 +104,14 @@ def of_partner(db: Session, partner_id: int, offset: int = 0, limit: int | None 
     return list(db.exec(query if limit is None else query.limit(limit)))
 
 
+def ids_of_partner(db: Session, partner_id: int) -> list[bytes]:
+    """The partner's members in the order they were registered, as `of_partner` gives them: a Core
+    select of one column, where the ORM objects of Online Retail II's 5,942 customers were ~0.1 CPU s."""
+    c = _TABLE.c
+    query = core_select(c.member_id).where(c.partner_id == partner_id).order_by(c.created_at, c.member_id)
+    return [bytes(member) for member in db.connection().execute(query).scalars()]
+
+
 def count_of_partner(db: Session, partner_id: int) -> int:
     query = core_select(func.count()).where(_TABLE.c.partner_id == partner_id)
     return int(db.connection().execute(query).scalar_one())
