@@ -773,7 +773,7 @@ def verdict(rounds: Sequence[Sequence[Run]]) -> None:
             values_b = [seconds(run) for run in b_runs]
             if None in values_a or None in values_b:
                 continue
-            time_a, time_b = _median(values_a), _median(values_b)
+            time_a, time_b = statistics.median(values_a), statistics.median(values_b)
             ratio = time_b / time_a
             k = exponent(a, b, time_a, time_b)
             if k <= 1.1:
@@ -983,10 +983,6 @@ def median_runs(rounds: Sequence[Sequence[Run]]) -> list[Run]:
     return [sorted(runs, key=lambda run: run.wall)[(len(runs) - 1) // 2] for runs in per_size]
 
 
-def _median(values: Sequence[float]) -> float:
-    return statistics.median(values)
-
-
 def print_rounds(rounds: Sequence[Sequence[Run]]) -> None:
     """Each round's wall and CPU seconds per size, and their medians."""
     table = Table(title="Rounds: wall s / CPU s of all three processes", title_justify="left")
@@ -1004,8 +1000,8 @@ def print_rounds(rounds: Sequence[Sequence[Run]]) -> None:
         medians = []
         for runs in zip(*rounds, strict=True):
             cpus = [run.cpu for run in runs if run.cpu is not None]
-            cpu = f"{_median(cpus):,.1f}" if len(cpus) == len(runs) else "-"
-            medians.append(f"{_median([run.wall for run in runs]):,.1f} / {cpu}")
+            cpu = f"{statistics.median(cpus):,.1f}" if len(cpus) == len(runs) else "-"
+            medians.append(f"{statistics.median([run.wall for run in runs]):,.1f} / {cpu}")
         table.add_row("median", *medians)
     console.print(table)
 
