@@ -63,6 +63,9 @@ P = Principal.of_partner
 SIZES = (10_000, 100_000, 1_000_000)
 DEFAULT_MAX = 100_000
 INTERACTIONS_PER_CUSTOMER = 20
+# the smallest size whose CPU of all three processes is compared (`Run.cpu`: the slices see the generator
+# only while it is alive, which a run of a few chunks can miss)
+CPU_FROM = 100_000
 PARTNER = "acme"
 PLOT = Path(__file__).resolve().parent / "out" / "import_scaling.png"
 PHASES = ("resume", "read", "customers", "consent", "interactions", "points", "anchor")
@@ -385,8 +388,8 @@ class Run:
     def cpu(self) -> float | None:
         """CPU seconds of all three processes (the import, its generator, anvil), summed over the slices;
         None where a slice did not know one (eth-tester has no node process). A generator is counted while
-        it is seen alive at a slice's end, so a run of one or two chunks can miss its CPU: a figure for
-        100k and up."""
+        it is seen alive at a slice's end, so a run of a few chunks can miss its CPU: a figure for
+        `CPU_FROM` and up."""
         total = 0.0
         for row in self.slices:
             for key in ("cpu", "generator", "anvil"):
@@ -772,6 +775,12 @@ def verdict(rounds: Sequence[Sequence[Run]]) -> None:
             values_a = [seconds(run) for run in a_runs]
             values_b = [seconds(run) for run in b_runs]
             if None in values_a or None in values_b:
+                continue
+            if what != "wall" and a.interactions < CPU_FROM:
+                console.print(
+                    f"[dim]Linearity {a.interactions:,} -> {b.interactions:,}, {what}: not compared below "
+                    f"{CPU_FROM:,} (a run of a few chunks can miss its generator's CPU)[/]"
+                )
                 continue
             time_a, time_b = statistics.median(values_a), statistics.median(values_b)
             ratio = time_b / time_a
