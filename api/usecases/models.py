@@ -18,6 +18,7 @@ from typing import Any
 from api.context import Crm
 from api.errors import ConsentRequired, InvalidInput, NotFound
 from api.evidence.verification import Outcome, each_verified_interaction
+from api.importers.collector import bulk_collection
 from api.principal import Principal
 from api.usecases.decision_verification import PROFILING
 from ledger.merkle import merkle_root
@@ -137,6 +138,23 @@ def train_model(
         raise InvalidInput(f"a horizon is 1 to 730 days, not {horizon_days}")
     if as_of is not None and as_of.tzinfo is None:
         raise InvalidInput("--as-of needs a time zone")
+    # a run holds every member's events (1.9 million objects on Online Retail II) from the verification
+    # to the end, and makes millions of short-lived ones around them (lines, rows, frames) with next to
+    # no reference cycles: with the collector as it is, its full collections walked the events again and
+    # again (5.5-7.5 of 36 CPU s of `model train` on Online Retail II, ~0.7-1.0 with this)
+    with bulk_collection():
+        return _train_model(crm, partner, horizon_days, as_of, step, policy, backtest)
+
+
+def _train_model(
+    crm: Crm,
+    partner: str,
+    horizon_days: int,
+    as_of: datetime | None,
+    step: Callable[[str], None] | None,
+    policy: Policy,
+    backtest: bool,
+) -> TrainedModel:
     say = step or (lambda _: None)
     say("verifying the interactions against the chain")
     inputs = verified_inputs(crm, partner)
