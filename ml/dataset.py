@@ -12,6 +12,7 @@ import bisect
 import contextlib
 import io
 import math
+import threading
 import warnings
 from array import array
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -94,6 +95,9 @@ class Timelines(dict[str, Timeline]):
         self._fits = True  # whether every time and quantity fits the table's columns (`EventTable.fits`)
         # (as_of, features, everyone, horizon) -> that date's population, whatever the fit
         self.frames: dict[tuple[datetime, frozenset[str], bool, int | None], Frame] = {}
+        # a training run reads the frames from two threads (`ml.training._train`): a frame missed is
+        # made under this lock, as are the table and the timelines' lines it may read on first use
+        self._making = threading.RLock()
 
     def table(self) -> EventTable | None:
         """The members' events as columns, made on the first date's frame and kept for the run's other
@@ -113,9 +117,10 @@ class Timelines(dict[str, Timeline]):
         make frames, and held to the end of a run it raised the peak RSS of `model train` on Online
         Retail II by ~16 MB (27.6 MB traced). A frame asked for later with another key makes the table
         again: the same values, only slower."""
-        for as_of, everyone in dates:
-            self.frame(as_of, names, everyone, horizon_days)
-        self._table = None
+        with self._making:
+            for as_of, everyone in dates:
+                self.frame(as_of, names, everyone, horizon_days)
+            self._table = None
 
     def frame(
         self, as_of: datetime, names: frozenset[str], everyone: bool, horizon_days: int | None
@@ -129,6 +134,12 @@ class Timelines(dict[str, Timeline]):
         found = self.frames.get(key)
         if found is not None:
             return found
+        with self._making:
+            found = self.frames.get(key)  # made by another thread while this one waited
+            return found if found is not None else self._frame(key)
+
+    def _frame(self, key: tuple[datetime, frozenset[str], bool, int | None]) -> Frame:
+        as_of, names, everyone, horizon_days = key
         wanted = [name for name in NAMES if name in names]
         table = self.table()
         if table is not None:
@@ -191,6 +202,17 @@ def fit_bgnbd(
     summaries = sorted(  # in content order, not the (random) member ids': sums in one order only
         t.summary(t.purchases_before(as_of), now) for t in read.values() if _eligible(t, as_of)
     )
+    with _FITTING_BGNBD:
+        return _fit_bgnbd(summaries)
+
+
+# one BG/NBD fit at a time in the process: a fit swaps the process's stdout and warnings filters (below),
+# which two threads doing so at once could leave swapped (a training run fits on two threads,
+# `ml.training._train`); a fit takes a tenth of a second
+_FITTING_BGNBD = threading.Lock()
+
+
+def _fit_bgnbd(summaries: list[tuple[int, float, float]]) -> BgNbd:
     from lifetimes import BetaGeoFitter
     from lifetimes.utils import ConvergenceError
 

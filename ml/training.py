@@ -29,6 +29,7 @@ import contextlib
 import ctypes
 import hashlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -123,6 +124,9 @@ BACKTEST_CUTS = 3  # the holdout and the cuts 3 and 6 months before it
 # see `train`
 FIT_THREADS = 2
 BACKTEST_STEP_MONTHS = 3
+# the backtest's two further cuts (without a backtest: the refit) on a second thread beside the
+# evaluation (see `_train`); False: one after the other on the caller's thread, the same card
+BESIDE = True
 # Kandi and Basani (IJRASET 12(XI), 2024) on this data set, accuracy; their label and split are not
 # stated, so these are shown for reference, not compared
 PUBLISHED_ACCURACY = {
@@ -322,6 +326,24 @@ def season_dates(
     return same, reference
 
 
+def training_slices(
+    histories: Mapping[str, Sequence[Event]],
+    dates: Sequence[datetime],
+    config: TrainConfig,
+    names: Sequence[str] | None = None,
+    *,
+    prepared: Mapping[str, Timeline] | None = None,
+) -> tuple[BgNbd, list[Slice]]:
+    """The BG/NBD fit at the latest of `dates` and the slices at `dates` under it (see `fit_at`)."""
+    read = prepared if prepared is not None else timelines(histories)
+    wanted = set(names if names is not None else config.features)
+    bgnbd = fit_bgnbd(histories, dates[-1], read)
+    slices = [
+        build_slice(histories, d, bgnbd, config.horizon_days, prepared=read, names=wanted) for d in dates
+    ]
+    return bgnbd, slices
+
+
 def fit_at(
     histories: Mapping[str, Sequence[Event]],
     dates: Sequence[datetime],
@@ -330,16 +352,17 @@ def fit_at(
     *,
     target: datetime,
     prepared: Mapping[str, Timeline] | None = None,
+    made: tuple[BgNbd, list[Slice]] | None = None,
 ) -> Fitted:
     """The EBM on the slices at `dates` (one BG/NBD fit, at the latest of them, shared by every slice
     and by scoring: the same feature means the same thing in every row), calibrated on them for
-    scoring at `target` (the as-of date the model will score at)."""
+    scoring at `target` (the as-of date the model will score at). `made`: those slices and their fit,
+    where the caller has them (`training_slices` of the same arguments)."""
     read = prepared if prepared is not None else timelines(histories)
     wanted = set(names if names is not None else config.features)
-    bgnbd = fit_bgnbd(histories, dates[-1], read)
-    slices = [
-        build_slice(histories, d, bgnbd, config.horizon_days, prepared=read, names=wanted) for d in dates
-    ]
+    bgnbd, slices = (
+        made if made is not None else training_slices(histories, dates, config, names, prepared=read)
+    )
     chosen, _ = observed(names if names is not None else config.features, slices)
     raw, _ = fit_ebm(slices, chosen, config.seed, bgnbd, config.policy)
     first = min(t.at[0] for t in read.values() if t.at)
@@ -383,6 +406,15 @@ def train(
     that keep their result on any number of threads use `FIT_THREADS` (`fitting`)."""
     with fitting():
         return _train(histories, config, provenance, step)
+
+
+def _one_openmp_thread() -> None:
+    """OpenMP's thread count is each thread's own (`threadpool_limits` in `fitting` set the calling
+    thread's): a thread of `_train`'s takes one too, or HistGradientBoosting and KNN start a team per core
+    there, which spin on shared cores (the run's CPU seconds 31 -> 56 on Online Retail II)."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="openmp")
 
 
 # glibc's mallopt parameter: how many malloc arenas the process may have
@@ -434,63 +466,114 @@ def _train(
         fixed_features(config),
         config.horizon_days,
     )
-    evaluated = fit_at(histories, dates, config, target=holdout, prepared=prepared)
-    wanted = set(config.features)
-    test = build_slice(
-        histories, holdout, evaluated.model.bgnbd, config.horizon_days, prepared=prepared, names=wanted
-    )
-    assert test.y is not None
-    if len(set(test.y.tolist())) < 2:
-        raise ValueError("both churners and stayers are needed in the holdout")
-    names = evaluated.names
-    left_out = [n for n in config.features if n not in names]
-    p_model = 1.0 / (1.0 + np.exp(-logits(evaluated.model, test)))
-    acted = acted_share(config.policy, p_model)
-    threshold = config.policy.score_threshold or 0.5  # accuracy's cut for a budget: the even odds
-    table: list[tuple[str, dict[str, dict[str, float]]]] = [
-        (REGISTERED, with_intervals(test.y, p_model, threshold, config.seed))
-    ]
-    X = np.vstack([s.X for s in evaluated.slices])[:, columns(names)]
-    y = np.concatenate([s.y for s in evaluated.slices if s.y is not None])
-    additivity = 0.0
-    # the holdout's cut of the backtest is the evaluation itself: its rivals score that cut's populations
-    # as they are fitted here, and each is dropped before the next is fitted (a forest of full trees is
-    # tens of MB)
-    holdout_tests = _cut_tests(histories, holdout, evaluated, config, prepared) if config.backtest else []
-    scores: dict[str, list[NDArray[np.float64]]] = {}
-    # the holdout's active population is `test` itself where the model kept every feature (the same rows
-    # in the same order): its scores are not computed twice
-    again = [np.array_equal(t.X, test.X, equal_nan=True) for _, _, t, _ in holdout_tests]
-    for name, make in _rivals(config.seed):
-        say(name)
-        rival = _fitted(make, X, y)
-        p = rival.predict_proba(test.X[:, columns(names)])[:, 1]
-        table.append((name, with_intervals(test.y, p, threshold, config.seed)))
-        if name.startswith("HistGradientBoosting"):
-            additivity = additivity_error(rival, test.X[:, columns(names)])
-        scores[name] = [
-            p if same else rival.predict_proba(t.X[:, columns(names)])[:, 1]
-            for (_, _, t, _), same in zip(holdout_tests, again, strict=True)
-        ]
-        del rival
-
-    cuts: list[dict[str, Any]] = []
-    if config.backtest:
-        for k in range(BACKTEST_CUTS):
-            cut = add_months(holdout, -BACKTEST_STEP_MONTHS * k) if k else holdout
-            say(f"backtest as of {cut:%Y-%m-%d}")
-            # the holdout's cut is the evaluation itself: its models' scores are reused, not fitted again
-            reuse = (evaluated, holdout_tests, scores) if cut == holdout else None
-            found = backtest_cut(histories, cut, config, names, prepared=prepared, reuse=reuse)
-            if found is not None:
-                cuts.append(found)
-        cuts.sort(key=lambda c: c["asOf"])
-
     refit_dates = labelled_dates(dates[0], latest)
-    say(f"refitting on the {len(refit_dates)} slices labelled by the scoring date")
     # calibrated for the season it will score in: the day after the latest event, as `score` does
     scoring = datetime.combine(last.date() + timedelta(days=1), datetime.min.time(), last.tzinfo)
-    registered = fit_at(histories, refit_dates, config, names, target=scoring, prepared=prepared)
+    further = [add_months(holdout, -BACKTEST_STEP_MONTHS * k) for k in range(1, BACKTEST_CUTS)]
+    # Four independent pieces after the frames: the evaluation (the glass box and its rivals at the
+    # holdout), the backtest's two further cuts and the refit. The cuts (the refit, without a backtest)
+    # run on a second thread while this one evaluates and refits: most of each is native fitting and
+    # scoring that releases the GIL (interpret's boosting, the forest's trees, KNN's distances), so on
+    # two cores the pieces overlap. Each piece is seeded by itself and reads the prefetched frames and the
+    # timelines only (`Timelines.frame` makes a missed frame under a lock), and the card takes each
+    # result in its place: the same bytes as one after the other (`BESIDE = False`; the determinism test
+    # compares the two).
+    beside = (
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="train", initializer=_one_openmp_thread)
+        if BESIDE
+        else None
+    )
+    try:
+
+        def start(work: Callable[[], Any]) -> Callable[[], Any]:
+            if beside is None:
+                return work  # run when its result is asked for, in the order as before
+            return beside.submit(work).result
+
+        def cut_at(cut: datetime, names: tuple[str, ...]) -> Callable[[], dict[str, Any] | None]:
+            def work() -> dict[str, Any] | None:
+                say(f"backtest as of {cut:%Y-%m-%d}")
+                return _backtest_cut(histories, cut, config, names, prepared=prepared, reuse=None)
+
+            return work
+
+        def refit(names: tuple[str, ...]) -> Callable[[], Fitted]:
+            def work() -> Fitted:
+                say(f"refitting on the {len(refit_dates)} slices labelled by the scoring date")
+                return fit_at(histories, refit_dates, config, names, target=scoring, prepared=prepared)
+
+            return work
+
+        # the features the further cuts and the refit use are the evaluation's (those observed in its
+        # slices): found before they start, from the slices alone, as `fit_at` finds them
+        made = training_slices(histories, dates, config, prepared=prepared)
+        names, _ = observed(config.features, made[1])
+        pending_cuts = [start(cut_at(cut, names)) for cut in further] if config.backtest else []
+        pending_refit = None if config.backtest else start(refit(names))
+
+        evaluated = fit_at(histories, dates, config, target=holdout, prepared=prepared, made=made)
+        del made
+        assert evaluated.names == names
+        wanted = set(config.features)
+        test = build_slice(
+            histories, holdout, evaluated.model.bgnbd, config.horizon_days, prepared=prepared, names=wanted
+        )
+        assert test.y is not None
+        if len(set(test.y.tolist())) < 2:
+            raise ValueError("both churners and stayers are needed in the holdout")
+        left_out = [n for n in config.features if n not in names]
+        p_model = 1.0 / (1.0 + np.exp(-logits(evaluated.model, test)))
+        acted = acted_share(config.policy, p_model)
+        threshold = config.policy.score_threshold or 0.5  # accuracy's cut for a budget: the even odds
+        table: list[tuple[str, dict[str, dict[str, float]]]] = [
+            (REGISTERED, with_intervals(test.y, p_model, threshold, config.seed))
+        ]
+        X = np.vstack([s.X for s in evaluated.slices])[:, columns(names)]
+        y = np.concatenate([s.y for s in evaluated.slices if s.y is not None])
+        additivity = 0.0
+        # the holdout's cut of the backtest is the evaluation itself: its rivals score that cut's
+        # populations as they are fitted here, and each is dropped before the next is fitted (a forest of
+        # full trees is tens of MB)
+        holdout_tests = _cut_tests(histories, holdout, evaluated, config, prepared) if config.backtest else []
+        scores: dict[str, list[NDArray[np.float64]]] = {}
+        # the holdout's active population is `test` itself where the model kept every feature (the same
+        # rows in the same order): its scores are not computed twice
+        again = [np.array_equal(t.X, test.X, equal_nan=True) for _, _, t, _ in holdout_tests]
+        for name, make in _rivals(config.seed):
+            say(name)
+            rival = _fitted(make, X, y)
+            p = rival.predict_proba(test.X[:, columns(names)])[:, 1]
+            table.append((name, with_intervals(test.y, p, threshold, config.seed)))
+            if name.startswith("HistGradientBoosting"):
+                additivity = additivity_error(rival, test.X[:, columns(names)])
+            scores[name] = [
+                p if same else rival.predict_proba(t.X[:, columns(names)])[:, 1]
+                for (_, _, t, _), same in zip(holdout_tests, again, strict=True)
+            ]
+            del rival
+
+        cuts: list[dict[str, Any]] = []
+        if config.backtest:
+            say(f"backtest as of {holdout:%Y-%m-%d}")
+            # the holdout's cut is the evaluation itself: its models' scores are reused, not fitted again
+            found = _backtest_cut(
+                histories, holdout, config, names, prepared=prepared, reuse=(evaluated, holdout_tests, scores)
+            )
+            del holdout_tests, scores
+            registered = refit(names)()
+            for pending in pending_cuts:
+                found_cut = pending()
+                if found_cut is not None:
+                    cuts.append(found_cut)
+            if found is not None:
+                cuts.append(found)
+            cuts.sort(key=lambda c: c["asOf"])
+        else:
+            assert pending_refit is not None
+            registered = pending_refit()
+    finally:
+        if beside is not None:
+            beside.shutdown(wait=True, cancel_futures=True)
 
     card = {
         "schema": CARD_SCHEMA,

@@ -132,9 +132,11 @@ def test_the_fast_auc_is_scikit_learns():
 
 
 def test_training_is_deterministic(synthetic, trained, monkeypatch):
-    # and the same on one thread as on two: the EBM's bags and the forest's trees are fitted on threads
-    assert training.FIT_THREADS == 2
+    # and the same on one thread as on two: the EBM's bags and the forest's trees are fitted on threads,
+    # and the refit (the backtest's further cuts, with a backtest) beside the evaluation
+    assert training.FIT_THREADS == 2 and training.BESIDE
     monkeypatch.setattr(training, "FIT_THREADS", 1)
+    monkeypatch.setattr(training, "BESIDE", False)
     again = train(synthetic, CONFIG, provenance={"partner": "acme", "trainingRoot": "0x" + "ab" * 32})
     assert again.model.to_bytes() == trained.model.to_bytes()
     assert again.card_bytes == trained.card_bytes and again.card_hash == trained.card_hash
