@@ -44,6 +44,26 @@ def test_shared_values_give_the_same_events_in_fewer_objects():
     assert len({id(p) for p in prices}) == len(set(prices)) == 4
 
 
+def test_shared_lines_of_other_types_are_converted_as_without_sharing():
+    # JSON gives codes as strings and quantities as ints; a document may hold other values (a number for
+    # a code, a float quantity, a list), and a line with them is read as `from_document` reads it alone
+    lines = [
+        {"stockCode": 85123, "quantity": 6.0, "price": 1, "description": None},
+        {"stockCode": "85123", "quantity": 6, "price": 1.0, "description": "MUG"},
+        {"stockCode": ["85123"], "quantity": True, "price": "2.5", "description": 7},
+        {"stockCode": "85123", "quantity": 6, "price": math.nan, "description": "MUG"},
+    ]
+    doc = {"member": "0x" + "aa" * 32, "kind": "purchase", "occurredAt": "2011-03-01T10:00:00+00:00",
+           "data": {"total": 1.0, "lines": lines}}  # fmt: skip
+    shared = Shared()
+    lean, plain = from_document(doc, shared), from_document(doc)
+    assert lean.items == plain.items == (("85123", 6), ("85123", 6), ("['85123']", 1), ("85123", 6))
+    assert lean.descriptions == plain.descriptions == ("", "MUG", "7", "MUG")
+    assert lean.prices[:3] == plain.prices[:3] == (1.0, 1.0, 2.5) and math.isnan(lean.prices[3])
+    assert all(type(q) is int for _, q in lean.items) and all(type(p) is float for p in lean.prices)
+    assert lean.items[0] is lean.items[1] is lean.items[3]
+
+
 def test_shared_prices_keep_a_zeros_sign_and_a_nan():
     shared = Shared()
     assert shared.price(0.0) == 0.0
