@@ -491,7 +491,8 @@ def _train(
     # two cores the pieces overlap. Each piece is seeded by itself and reads the prefetched frames and the
     # timelines only (`Timelines.frame` makes a missed frame under a lock), and the card takes each
     # result in its place: the same bytes as one after the other (`BESIDE = False`; the determinism test
-    # compares the two).
+    # compares the two). The steps are said on the caller's thread only: a caller's `step` may write to
+    # its store (the HTTP job's progress), which a call from the second thread deadlocked.
     beside = (
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="train", initializer=_one_openmp_thread)
         if BESIDE
@@ -506,14 +507,12 @@ def _train(
 
         def cut_at(cut: datetime, names: tuple[str, ...]) -> Callable[[], dict[str, Any] | None]:
             def work() -> dict[str, Any] | None:
-                say(f"backtest as of {cut:%Y-%m-%d}")
                 return _backtest_cut(histories, cut, config, names, prepared=prepared, reuse=None)
 
             return work
 
         def refit(names: tuple[str, ...]) -> Callable[[], Fitted]:
             def work() -> Fitted:
-                say(f"refitting on the {len(refit_dates)} slices labelled by the scoring date")
                 return fit_at(histories, refit_dates, config, names, target=scoring, prepared=prepared)
 
             return work
@@ -575,8 +574,10 @@ def _train(
                 histories, holdout, config, names, prepared=prepared, reuse=(evaluated, holdout_tests, scores)
             )
             del holdout_tests, scores
+            say(f"refitting on the {len(refit_dates)} slices labelled by the scoring date")
             registered = refit(names)()
-            for pending in pending_cuts:
+            for cut, pending in zip(further, pending_cuts, strict=True):
+                say(f"backtest as of {cut:%Y-%m-%d}")
                 found_cut = pending()
                 if found_cut is not None:
                     cuts.append(found_cut)
@@ -585,6 +586,7 @@ def _train(
             cuts.sort(key=lambda c: c["asOf"])
         else:
             assert pending_refit is not None
+            say(f"refitting on the {len(refit_dates)} slices labelled by the scoring date")
             registered = pending_refit()
     finally:
         if beside is not None:
