@@ -88,6 +88,9 @@ class VerifiedInputs:
     checked: int = 0  # rows checked in full (decrypted, re-hashed)
     pending: dict[bytes, bytes] = field(default_factory=dict)  # member -> new memo blob, to be written
     partner_id: int = 0
+    # the members' keys the check read (`Vault.bulk_keys`): a caller that goes on to use them (scoring
+    # encrypts each explanation) takes those still fresh instead of reading them again
+    keys: dict[bytes, CustomerKeys] = field(default_factory=dict)
     # where each event of `table` came from: its member's memo and its entry there
     sources: list[_Memo] = field(default_factory=list)
     source_of: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
@@ -202,6 +205,7 @@ def verified_inputs(crm: Crm, partner_name: str, keep: Collection[bytes] | None 
                 taken[member].append((row.id, bytes(row.leaf_hash), _check_of(partner_name, row), event))
                 stale.add(member)
     _assemble(found, taken, memos, stale, keys)
+    found.keys = keys
     return found
 
 
