@@ -331,21 +331,30 @@ def _table(
         lo, hi = edges[m], edges[m + 1]
         found.leaves[name] = leaves[lo:hi]
         found.ids[name] = ids[lo:hi]
-    pairs = list(zip(source.tolist(), entry.tolist(), strict=True))
-    starts = np.array([sources[s].line_start[n] for s, n in pairs], np.int64) + line_base[source]
-    counts = np.array([sources[s].line_counts[n] for s, n in pairs], np.int64)
+    # each memo's entries one after the other, as the lines above: an event's place is its memo's offset
+    # plus its entry's, and every column is read once and indexed (item by item through each memo's own
+    # lists, five columns were ~0.05 CPU s of 44,876 events)
+    entry_base = np.zeros(len(sources) + 1, np.int64)
+    np.cumsum([len(memo.ids) for memo in sources], out=entry_base[1:])
+    at = entry_base[:-1][source] + entry
+    every = itertools.chain.from_iterable
+    entries = int(entry_base[-1])
+    starts = np.fromiter(every(m.line_start[:-1] for m in sources), np.int64, entries)[at] + line_base[source]
+    counts = np.fromiter(every(m.line_counts for m in sources), np.int64, entries)[at]
+    texts = list(every(m.header["text"] for m in sources))
     lines = segments(starts, counts)
-    line_bounds = np.zeros(len(pairs) + 1, np.int64)
+    line_bounds = np.zeros(len(at) + 1, np.int64)
     np.cumsum(counts, out=line_bounds[1:])
     strings_of_line = np.repeat(string_base[:-1], np.diff(line_base))
     strings = _JoinedStrings([memo.strings for memo in sources])
     found.table = EventTable(
         members,
         bounds,
-        np.array([sources[s].kinds[n] for s, n in pairs], np.int8),
+        np.fromiter(every(m.kinds for m in sources), np.int8, entries)[at],
         times,
-        np.array([sources[s].header["total"][n] for s, n in pairs], np.float64),
-        [sources[s].header["text"][n] for s, n in pairs],
+        # a record change's entry holds None here (nan in the array), and no event of the table is one
+        np.array(list(every(m.header["total"] for m in sources)), np.float64)[at],
+        [texts[i] for i in at.tolist()],
         line_bounds,
         (joined(0, 4, "<i4") + strings_of_line)[lines],
         (joined(1, 4, "<i4") + strings_of_line)[lines],
