@@ -60,7 +60,7 @@ class ConsentRecord:
     source: ConsentSource = ConsentSource.ATTESTED
 
 
-# recordBatch gas per item, measured on anvil (tests/ledger/test_conformance.py): 77.3k for a member's
+# recordBatch gas per item, measured on anvil (tests/ledger/test_batch_gas.py): 77.3k for a member's
 # first consent (a history of two slots and its length, the member's first (controller, purpose) pair,
 # the registry's cold slot, an event), its most (a withdrawal 40k, a consent given again 60k); ~32k for
 # the batch. A bound of 85k per item (+10%) spares a gas estimate per batch (eth-tester's estimator

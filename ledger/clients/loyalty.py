@@ -19,7 +19,7 @@ MAX_ISSUE_PER_PERIOD = 10**13
 ISSUE_PERIOD = 24 * 3600
 
 # earnBatch gas per item, measured on anvil with the largest amount and references of no zero byte
-# (tests/ledger/test_conformance.py): 36.7k for a member's first earn in a run of its items (a new balance
+# (tests/ledger/test_batch_gas.py): 36.7k for a member's first earn in a run of its items (a new balance
 # slot, the registry's and the consent registry's cold slots; ~20k where the balance is not zero), 4.55k
 # for each further item of the run (the warm balance, the event, the calldata), ~53k for the batch, and
 # 104k for the partner's very first (its issued total, the supply and the period's count from zero). The

@@ -20,7 +20,7 @@ from ledger.records import Erasure as Erasure
 
 ZERO_ADDRESS = to_checksum_address("0x" + "00" * 20)
 
-# enrolBatch gas per item, measured on anvil (tests/ledger/test_conformance.py): 25.2k for a member
+# enrolBatch gas per item, measured on anvil (tests/ledger/test_batch_gas.py): 25.2k for a member
 # without a key (a new member slot and an event), 81.7k for one with a key (its second slot, the
 # binding signature's check: EIP-712 hash, ecrecover, calldata). The bound counts 28k per member and 62k
 # more per key (+10-11%), so a batch needs no gas estimate; ENROL_BATCH_MAX keyless members stay under
