@@ -60,7 +60,7 @@ def _verify(
     # another machine) they run on a thread of their own while this one checks the logs and rows, and
     # their results are added where they always were. In process (eth-tester) the node is this process:
     # one after the other, as before. Every check runs either way; only when.
-    beside = member is None and crm.coalition.chain.backend.rpc_url is not None
+    beside = member is None and crm.coalition.remote
     with (
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify-chain")
         if beside
