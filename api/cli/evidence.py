@@ -113,8 +113,8 @@ def verify(
     # A whole run checks the records against the chain's events on a second thread (the use case), whose
     # store reads and node answers want the interpreter's lock back hundreds of times a second: at the
     # default 5 ms switch interval each took it from the row checks at once, and the two traded it to no
-    # gain (Online Retail II at load 7, 8 runs each: 6.9 s wall on one thread, 7.3 s on two at 5 ms, 6.4 s
-    # at 20 ms). Set for this command only: a process that runs more (a test's) gets its own back.
+    # gain (Online Retail II at load 7, medians: 6.9 s wall on one thread, 7.0-7.5 s on two at 5 ms, 6.4
+    # s at 20 ms). Set for this command only: a process that runs more (a test's) gets its own back.
     interval = sys.getswitchinterval()
     if all_:
         sys.setswitchinterval(VERIFY_SWITCH_INTERVAL)
