@@ -3,10 +3,11 @@
 One customer per source customer number, one interaction per invoice (or ticket), loyalty consent for
 every imported customer, coalition points for purchases, and every interaction anchored.
 
-Records are taken `chunk_size` at a time, and each chunk goes through four phases, each its own store
-transaction and each idempotent, so that a crash at any point (kill -9 included) leaves a state from
-which running the same import again completes with nothing lost, nothing duplicated and nothing
-anchored twice:
+Records are taken `chunk_size` at a time (a run of customers without interactions, as a reader sends
+them while it reads on, `CUSTOMERS_ALONE` at a time), and each chunk goes through four phases, each its
+own store transaction and each idempotent, so that a crash at any point (kill -9 included) leaves a
+state from which running the same import again completes with nothing lost, nothing duplicated and
+nothing anchored twice:
 
 1. customers: looked up by the partner's keyed hash of their source number (`external_ref_hmac`, one
    query per chunk); the missing ones are registered (`register_customers`), which stages their
