@@ -31,6 +31,7 @@ import importlib.util
 import itertools
 import json
 import math
+import os
 import resource
 import signal
 import statistics
@@ -79,7 +80,12 @@ console = Console(width=None if sys.stdout.isatty() else 130)
 
 
 def max_rss_bytes(who: int = resource.RUSAGE_SELF) -> int:
-    """ru_maxrss in bytes (Linux reports KiB, macOS bytes)."""
+    """This process's peak RSS in bytes: VmHWM where procfs has it, else ru_maxrss (Linux reports KiB,
+    macOS bytes). Not ru_maxrss first: Linux carries it over an exec from the forked copy of the parent,
+    so a child started after the parent had grown (reading a 1M chain's blocks, `chain_contents`) reported
+    the parent's 583 MB as its own; VmHWM belongs to the image the exec made."""
+    if who == resource.RUSAGE_SELF and (own := peak_rss_of(os.getpid())) is not None:
+        return own
     rss = resource.getrusage(who).ru_maxrss
     return int(rss if sys.platform == "darwin" else rss * 1024)
 
