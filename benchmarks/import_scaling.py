@@ -31,6 +31,7 @@ import importlib.util
 import itertools
 import json
 import math
+import os
 import resource
 import signal
 import statistics
@@ -79,7 +80,12 @@ console = Console(width=None if sys.stdout.isatty() else 130)
 
 
 def max_rss_bytes(who: int = resource.RUSAGE_SELF) -> int:
-    """ru_maxrss in bytes (Linux reports KiB, macOS bytes)."""
+    """This process's peak RSS in bytes: VmHWM where procfs has it, else ru_maxrss (Linux reports KiB,
+    macOS bytes). Not ru_maxrss first: Linux carries it over an exec from the forked copy of the parent,
+    so a child started after the parent had grown (reading a 1M chain's blocks, `chain_contents`) reported
+    the parent's 583 MB as its own; VmHWM belongs to the image the exec made."""
+    if who == resource.RUSAGE_SELF and (own := peak_rss_of(os.getpid())) is not None:
+        return own
     rss = resource.getrusage(who).ru_maxrss
     return int(rss if sys.platform == "darwin" else rss * 1024)
 
@@ -379,6 +385,7 @@ class Run:
     verify_auditor: dict[str, Any] | None  # and without
     proofs: dict[str, Any] | None  # proof_sizes's result
     slices: list[dict[str, Any]]  # Slices.rows: the import a tenth at a time
+    chain: dict[str, Any] | None = None  # chain_contents's summary of the node's blocks (anvil only)
 
     @property
     def per_second(self) -> float:
@@ -520,6 +527,7 @@ def run_size(
         anvil_pid = anvil.pid if anvil is not None else None
         result = run_step("import", interactions, home, chain_arg, seed, progress_every, last_line, anvil_pid)
         anvil_rss = peak_rss_of(anvil.pid) if anvil is not None else None
+        contents = chain_contents(chain_arg) if anvil is not None else None
         if chain != "memory" and verify:  # each in a process of its own, so that its peak RSS is its own
             for step, key in (("full", "verify_full"), ("auditor", "verify_auditor"), ("proofs", "proofs")):
                 started = time.strftime("%H:%M:%S")
@@ -542,6 +550,124 @@ def run_size(
         verify_auditor=result.get("verify_auditor"),
         proofs=result.get("proofs"),
         slices=list(result.get("slices", [])),
+        chain=contents,
+    )
+
+
+def _rpc_batch(url: str, calls: Sequence[tuple[str, list[Any]]]) -> list[Any]:
+    """Plain JSON-RPC calls in one batch, their results in order."""
+    body = json.dumps(
+        [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls)]
+    ).encode()
+    request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=120) as answer:
+        replies = json.loads(answer.read())
+    return [reply["result"] for reply in sorted(replies, key=lambda r: int(r["id"]))]
+
+
+def _selectors() -> dict[str, str]:
+    """4-byte selector (0x-hex) -> function name, of every contract the project builds."""
+    from eth_utils import function_abi_to_4byte_selector
+
+    from ledger.compiler import compile_contracts
+
+    return {
+        "0x" + bytes(function_abi_to_4byte_selector(item)).hex(): str(item["name"])  # type: ignore[arg-type]
+        for abi in compile_contracts().all_abis()
+        for item in abi
+        if item.get("type") == "function"
+    }
+
+
+def chain_contents(url: str, chunk: int = 50) -> dict[str, Any]:
+    """What the node's blocks hold, read after the import (the deployment's blocks included): blocks,
+    transactions, gas used against the block's limit, and per function the transactions, their items
+    (the length of the first array argument), gas used and gas limit. Whether blocks are full, and
+    whether each transaction's limit (what a block packs by) is near what it uses."""
+    names = _selectors()
+    latest = latest_block(url) or 0
+    blocks = transactions = 0
+    used_total = limit_total = 0
+    kinds: dict[str, dict[str, int]] = {}
+    per_block: list[int] = []
+    for start in range(1, latest + 1, chunk):
+        numbers = range(start, min(latest, start + chunk - 1) + 1)
+        found = _rpc_batch(url, [("eth_getBlockByNumber", [hex(n), True]) for n in numbers])
+        receipts = _rpc_batch(url, [("eth_getBlockReceipts", [hex(n)]) for n in numbers])
+        for block, block_receipts in zip(found, receipts, strict=True):
+            blocks += 1
+            used_total += int(block["gasUsed"], 16)
+            limit_total += int(block["gasLimit"], 16)
+            per_block.append(len(block["transactions"]))
+            for tx, receipt in zip(block["transactions"], block_receipts, strict=True):
+                transactions += 1
+                data = tx["input"]
+                name = names.get(data[:10], "create" if tx.get("to") is None else data[:10])
+                items = 0
+                if len(data) >= 10 + 128:  # the first argument's head: an array's offset, else a value
+                    offset = int(data[10:74], 16)
+                    if 0 < offset < len(data) // 2:
+                        at = 10 + 2 * offset
+                        items = int(data[at : at + 64] or "0", 16)
+                kind = kinds.setdefault(name, {"count": 0, "items": 0, "used": 0, "limit": 0, "max_used": 0})
+                used = int(receipt["gasUsed"], 16)
+                kind["count"] += 1
+                kind["items"] += items if items < 1 << 20 else 0
+                kind["used"] += used
+                kind["limit"] += int(tx["gas"], 16)
+                kind["max_used"] = max(kind["max_used"], used)
+    return {
+        "blocks": blocks,
+        "transactions": transactions,
+        "gas_used": used_total,
+        "gas_limit": limit_total,
+        "max_per_block": max(per_block, default=0),
+        "kinds": kinds,
+    }
+
+
+def print_chain(runs: Sequence[Run]) -> None:
+    """Per size: the node's blocks and transactions by function (chain_contents)."""
+    for run in runs:
+        c = run.chain
+        if c is None:
+            continue
+        fill = c["gas_used"] / c["gas_limit"] if c["gas_limit"] else 0.0
+        table = Table(
+            title=(
+                f"{run.interactions:,} interactions: {c['blocks']:,} blocks, "
+                f"{c['transactions']:,} transactions (up to {c['max_per_block']} a block), "
+                f"blocks {100 * fill:.0f}% full by gas used"
+            ),
+            title_justify="left",
+        )
+        for column in (
+            "function",
+            "transactions",
+            "items each",
+            "gas used each",
+            "most used",
+            "limit each",
+            "used / limit",
+        ):
+            table.add_column(column, justify="right")
+        for name, k in sorted(c["kinds"].items(), key=lambda kv: -kv[1]["used"]):
+            n = k["count"]
+            table.add_row(
+                name,
+                f"{n:,}",
+                f"{k['items'] / n:,.0f}" if k["items"] else "-",
+                f"{k['used'] / n / 1e6:,.2f}M",
+                f"{k['max_used'] / 1e6:,.2f}M",
+                f"{k['limit'] / n / 1e6:,.2f}M",
+                f"{k['used'] / k['limit']:.0%}" if k["limit"] else "-",
+            )
+        console.print(table)
+    console.print(
+        "[dim]read from the node after the import (deployment and set-up included); items: the length of "
+        "the first array argument; a block takes transactions while the gas used so far plus the next "
+        "one's limit stays within the block's limit (30M on anvil), so a limit far above the gas used "
+        "leaves a block emptier.[/]"
     )
 
 
@@ -934,6 +1060,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_phases(runs)
         console.print()
         print_slices(runs)
+        console.print()
+        print_chain(runs)
         console.print()
         print_rounds(rounds)
         verdict(rounds)

@@ -68,9 +68,18 @@ def start_anvil(
 
     What pruning does not change: anvil's time per block grows with the contracts' storage (measured:
     an earnBatch of 400 new members took 59 ms at 40k members, 124 ms at 80k, 178 ms at 120k, with or
-    without history), which is what makes a 1M import slower per item than a 100k one on anvil."""
+    without history; an empty block ~370 ms at the end of a 1M import, its state root computed again
+    over every slot the node holds), which is what makes a 1M import slower per item than a 100k one on
+    anvil: what keeps it down is fewer blocks, each batch filling one (ledger/clients/base.py).
+
+    The base fee is zero and stays zero (`--block-base-fee-per-gas 0`: anvil then takes it as set, not
+    as EIP-1559's to adjust), as on a consortium's free-gas network (Besu's `zeroBaseFee`). With the
+    market's rule a block more than half full raises the next block's base fee by up to 12.5%: an
+    import of full batches (~90% of a block each) raised it ~10% a block, doubling it every ~7 blocks,
+    and a 1M import stopped when its partner account (10,000 ETH) could no longer pay for a 29M-gas
+    batch ("Insufficient funds for gas * price + value"; from anvil's 1 gwei, ~130 such blocks)."""
     command = [str(anvil_binary()), "--host", "127.0.0.1", "--port", str(port), "--chain-id", str(chain_id)]
-    command += ["--prune-history", str(KEPT_STATES)]
+    command += ["--prune-history", str(KEPT_STATES), "--block-base-fee-per-gas", "0"]
     if state_file is not None:
         command += ["--state", str(state_file), "--state-interval", "1"]
     url = f"http://127.0.0.1:{port}"

@@ -22,6 +22,7 @@ from operator import itemgetter
 from statistics import fmean, pstdev
 from typing import Any
 
+from ml import special
 from ml.events import PURCHASE, RETURN, SUPPORT_TICKET, Event
 
 DAY = 86_400.0
@@ -184,7 +185,7 @@ class BgNbd:
         """E[purchases in the next `horizon` days | x, t_x, T] (Fader, Hardie and Lee 2005, eq. 10), the
         formula `lifetimes` uses; where it is undefined (a = 1, or a fit at the no-dropout limit) the
         customer's own rate x / T over the horizon."""
-        from scipy.special import hyp2f1
+        hyp2f1 = special.hyp2f1()  # scipy.special's, without its package's import where unneeded
 
         r, alpha, a, b = self.r, self.alpha, self.a, self.b
         x = repeats

@@ -5,7 +5,6 @@ chain's clients (`decision verify` reads the chain without them: ledger/reader.p
 from __future__ import annotations
 
 from ledger.records import Decision
-from ml import decision as deciding
 from offchain.models import DecisionRecord
 
 EXPLANATION_FIELD = "decision_explanation"
@@ -13,6 +12,10 @@ EXPLANATION_FIELD = "decision_explanation"
 
 def decision_of(row: DecisionRecord) -> Decision:
     """A stored decision as the chain's event carries it."""
+    # the decision layer is loaded by the first decision read, not by every verification: a store without
+    # decisions (an import's) never needs it (~0.02-0.03 CPU s of `verify --all`'s start)
+    from ml import decision as deciding
+
     return Decision(
         member=row.member_id,
         input_root=row.input_root,

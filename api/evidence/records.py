@@ -27,7 +27,6 @@ from ledger.clients import purpose_id
 from ledger.clients.consent import ConsentSource, consent_events
 from ledger.clients.loyalty import points_events
 from ledger.records import Decision, RecordedDecision
-from ml import decision as deciding
 from offchain.crypto import hmac_sha256
 from offchain.errors import CustomerErased, DecryptionFailed, UnknownCustomer
 from offchain.models import ConsentStatus, CustomerStatus, DecisionRecord
@@ -400,6 +399,8 @@ def _check_explanations(
     keys = crm.vault.bulk_keys(
         partner.name, {row.member_id for _, row in matched if row.explanation_ciphertext is not None}
     )
+    from ml.decision import commitment_label  # loaded once decisions are there (decision_records.py)
+
     model_hashes: dict[int, bytes] = {}
     found = []
     for event, row in matched:
@@ -423,7 +424,7 @@ def _check_explanations(
         member_keys = keys.get(row.member_id)
         if row.model_id not in model_hashes:
             model_hashes[row.model_id] = crm.coalition.decisions.model(row.model_id).model_hash
-        key_label = deciding.commitment_label(model_hashes[row.model_id], event.decision.input_root)
+        key_label = commitment_label(model_hashes[row.model_id], event.decision.input_root)
         try:
             if member_keys is None:
                 raw = crm.vault.decrypt(

@@ -182,7 +182,11 @@ def _score(
     report.ranked = len(assessed) if model.policy.batch else 0
     staged: list[dict[str, Any]] = []  # rows, inserted at once (ORM objects cost more than the insert)
     now = datetime.now(UTC)
-    keys = crm.vault.bulk_keys(partner, [m for m in live if m in assessed])
+    deciding_on = [m for m in live if m in assessed]
+    # the keys the inputs' check read, while still fresh (`CustomerKeys`: no shred since, the vault's
+    # TTL not past; a stale one goes back to the vault itself); any other read now
+    keys = {m: k for m in deciding_on if (k := inputs.keys.get(m)) is not None and k.fresh}
+    keys.update(crm.vault.bulk_keys(partner, [m for m in deciding_on if m not in keys]))
     for member in live:
         if member not in assessed:
             continue

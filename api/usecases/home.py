@@ -38,13 +38,11 @@ from eth_utils import is_address
 
 from api.context import Crm, private_folder
 from api.errors import InvalidInput, MalformedInput
-from api.usecases.customer_keys import write_new_file
 from api.usecases.home_open import CONFIG as CONFIG
 from api.usecases.home_open import HomeConfig as HomeConfig
 from api.usecases.home_open import HomeError as HomeError
 from api.usecases.home_open import home_keks, reshred_erased
 from api.usecases.home_open import settings_for as settings_for
-from api.usecases.partners import register_partner
 from ledger.backends import DEV_MNEMONIC, RpcBackend, is_development_node, public_test_addresses
 from ledger.coalition import Coalition
 from ledger.deployment import Deployment
@@ -238,6 +236,11 @@ def add_partner(
             if partners.by_address(db, account.address) is not None:
                 raise InvalidInput(f"the key {account.address} belongs to another partner of this home")
         # validated: now write, new files only
+        # imported here, not with the module: every command opens the home through it, and these bring
+        # the customers' use cases and their EmailStr's email_validator (~0.03 CPU s of a `score`)
+        from api.usecases.customer_keys import write_new_file
+        from api.usecases.partners import register_partner
+
         created: list[Path] = []
         private_folder(keys)
         if existing is None:

@@ -10,7 +10,7 @@ from eth_utils import event_abi_to_log_topic, keccak, to_checksum_address
 from web3.types import BlockIdentifier
 
 from ledger.chain import SignedTx, TxResult
-from ledger.clients.base import ContractClient, as_bytes32
+from ledger.clients.base import BATCH_GAS_BUDGET, ContractClient, as_bytes32
 from ledger.clients.members import Authorization
 from ledger.errors import BackendError
 
@@ -60,13 +60,16 @@ class ConsentRecord:
     source: ConsentSource = ConsentSource.ATTESTED
 
 
-# recordBatch gas per item, for a member's first consent (a history of two slots and its length, the
-# member's first (controller, purpose) pair, the registry's check, an event) is under 120k
-# (benchmarks/ledger_gas.py); a bound of 130k per item spares a gas estimate per batch (eth-tester's
-# estimator executes the call many times) and keeps RECORD_BATCH_MAX items under a 30M block.
+# recordBatch gas per item, measured on anvil (tests/ledger/test_batch_gas.py): 77.3k for a member's
+# first consent (a history of two slots and its length, the member's first (controller, purpose) pair,
+# the registry's cold slot, an event), its most (a withdrawal 40k, a consent given again 60k); ~32k for
+# the batch. A bound of 85k per item (+10%) spares a gas estimate per batch (eth-tester's estimator
+# executes the call many times) and keeps RECORD_BATCH_MAX items within a 29M budget, 1M under a 30M
+# block: fewer, fuller batches, each a block on anvil (see ledger/clients/loyalty.py). (130k and 200 a
+# batch until 2026-12-07: each recordBatch used 59% of its bound and half a block.)
 RECORD_BATCH_GAS_BASE = 100_000
-RECORD_BATCH_GAS_PER_ITEM = 130_000
-RECORD_BATCH_MAX = 200
+RECORD_BATCH_GAS_PER_ITEM = 85_000
+RECORD_BATCH_MAX = (BATCH_GAS_BUDGET - RECORD_BATCH_GAS_BASE) // RECORD_BATCH_GAS_PER_ITEM  # 340
 
 
 class ConsentClient(ContractClient):
@@ -113,6 +116,12 @@ class ConsentClient(ContractClient):
             [as_bytes32(h) for h in receipt_hashes],
             expires_at,
         )
+        if len(members) > RECORD_BATCH_MAX:
+            # refused before signing: its bound would pass the block's limit, and the simulation would
+            # run out of gas, an error that names nothing
+            raise ValueError(
+                f"{len(members)} consents pass one recordBatch's {RECORD_BATCH_MAX}: send smaller batches"
+            )
         gas = RECORD_BATCH_GAS_BASE + RECORD_BATCH_GAS_PER_ITEM * len(members)
         return self.chain.prepare_function(self.contract, "recordBatch", arguments, sender, gas=gas)
 

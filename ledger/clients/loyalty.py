@@ -7,7 +7,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import event_abi_to_log_topic, to_checksum_address
 
 from ledger.chain import SignedTx, TxResult
-from ledger.clients.base import ZERO32, ContractClient, as_bytes32
+from ledger.clients.base import BATCH_GAS_BUDGET, ZERO32, ContractClient, as_bytes32
 from ledger.clients.members import Authorization
 
 # The contract's caps (LoyaltyPoints.MAX_EARN, MAX_SUPPLY): checked here too, so that input is refused
@@ -18,24 +18,26 @@ MAX_SUPPLY = 10**18
 MAX_ISSUE_PER_PERIOD = 10**13
 ISSUE_PERIOD = 24 * 3600
 
-# earnBatch gas per item is ~39k for a member's first item in a run of its items (a new balance slot,
-# the registry's and the consent registry's checks; ~22k where the balance is not zero) and ~4.5k for
-# each further item of the run (the warm balance, the event, the calldata: measured with the largest
-# amounts and random references, tests/ledger/test_conformance.py). The bound (`earn_batch_gas`) counts
-# 50k per run and 7k per further item, so a batch needs no gas estimate; `earn_batch_fits` cuts a batch
-# where that bound would pass EARN_BATCH_GAS_BUDGET, under a 30M block with room to spare. Items grouped
-# by member fit ~2,600 to a transaction (a synthetic member's 20 purchases: ~183k), members each once
-# ~480: every transaction is a block on anvil, whose time per block grows with the chain's whole state,
-# so fewer, fuller batches are what keeps a large import linear there. (A further item was bounded at
-# 12k until 2026-12-07: a 1M import's earnBatches then carried ~1,670 items and used 46% of their bound.)
-EARN_BATCH_GAS_BASE = 100_000
-EARN_BATCH_GAS_PER_ITEM = 50_000  # the first item of a run of one member's items
-EARN_BATCH_GAS_PER_REPEAT = 7_000  # each further item of the run
-EARN_BATCH_GAS_BUDGET = 24_000_000
-# Staged items read per batch: about what fits when they come in runs (the rest of what is read waits;
-# 4,000 read to send ~660 cost the import 0.5 s of sorting on Online Retail II, whose invoices are in
-# date order, not by customer).
-EARN_BATCH_MAX = 2600
+# earnBatch gas per item, measured on anvil with the largest amount and references of no zero byte
+# (tests/ledger/test_batch_gas.py): 36.7k for a member's first earn in a run of its items (a new balance
+# slot, the registry's and the consent registry's cold slots; ~20k where the balance is not zero), 4.55k
+# for each further item of the run (the warm balance, the event, the calldata), ~53k for the batch, and
+# 104k for the partner's very first (its issued total, the supply and the period's count from zero). The
+# bound (`earn_batch_gas`) counts 115k, 40k per run and 5k per further item (+9-10%), so a batch needs no gas
+# estimate; `earn_batch_fits` cuts a batch where that bound would pass EARN_BATCH_GAS_BUDGET, 1M under a
+# 30M block. Every transaction is a block on anvil, whose time per block grows with the chain's whole
+# state, so fewer, fuller batches are what keeps a large import linear there: a node packs a block by
+# the transactions' gas limits, and a batch is alone in its block when its bound is near the limit.
+# (50k and 7k under a 24M budget until 2026-12-07: a 100k import's earnBatches carried 2,404 items,
+# used 15.5M of 23.1M and filled half a block each.)
+EARN_BATCH_GAS_BASE = 115_000
+EARN_BATCH_GAS_PER_ITEM = 40_000  # the first item of a run of one member's items
+EARN_BATCH_GAS_PER_REPEAT = 5_000  # each further item of the run
+EARN_BATCH_GAS_BUDGET = BATCH_GAS_BUDGET
+# Staged items read per batch: about what fits when they come in runs (a synthetic member's 20
+# purchases: ~4,000 items in 29M); the rest of what is read waits (Online Retail II's invoices are in
+# date order, not by customer: ~720 of them fit, members each once).
+EARN_BATCH_MAX = 4200
 
 
 def earn_batch_gas(members: Sequence[bytes]) -> int:

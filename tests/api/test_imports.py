@@ -646,3 +646,16 @@ def test_bulk_consent_is_attested_only_for_the_home_partners_members_and_holds_o
     bind_customer_key(crm, P("acme"), alice, key.address, customer_binding(crm, key)(alice))
     assert crm.coalition.members.member(alice).signer == key.address
     assert consent_valid(crm, OP, "acme", alice, LOYALTY)  # attested before the key: it stands
+
+
+def test_a_run_of_customers_alone_is_chunked_smaller_and_interactions_as_before():
+    """A source that sends its customers as it reads (Online Retail II) has them registered a thousand at
+    a time, not when a whole chunk of records has come; a chunk with interactions keeps its size."""
+    from api.importers.entries import Entry
+
+    pii = CustomerCreate(name="c", external_ref="1")
+    customer, invoice = Entry(pii), Entry(pii, InteractionKind.PURCHASE, "1", None, 1, None)
+    items = [customer] * 7 + [invoice] * 5 + [customer] * 2 + [invoice] * 4
+    chunks = list(imports._chunks(items, 5, 3))
+    assert [len(chunk) for chunk in chunks] == [3, 3, 5, 5, 2]  # 3 + 3 customers, then 5 at a time
+    assert [item for chunk in chunks for item in chunk] == items

@@ -14,7 +14,6 @@ from ledger import errors
 from ledger.backends import RpcBackend
 from ledger.clients import Action, ConsentStatus, Decision, Role, purpose_id
 from ledger.clients.anchor import Head
-from ledger.clients.loyalty import MAX_EARN, earn_batch_gas
 from ledger.coalition import Coalition
 from ledger.deployment import Deployment
 from ledger.errors import DeploymentMismatch
@@ -212,23 +211,6 @@ class TestLoyaltyPoints:
             coalition.loyalty.earn_batch(a[0], [], [], [])
         assert coalition.chain.w3.eth.block_number == block  # nothing was sent
         assert coalition.loyalty.balance_of(members[0]) == 1
-
-    def test_an_earn_batch_stays_under_the_gas_bound_it_is_signed_with(self, coalition):
-        """An import signs earnBatch with `earn_batch_gas` and no estimate: 50k for the first item of a
-        member's run, 7k for each further one (measured ~4.5k). A long run of one member's items (the
-        import sorts by member), the same again (a warm balance) and members each once, with the
-        costliest calldata (the largest amount, references of no zero byte), all use less than their
-        bound (a 4k bound fails here): a bound below the gas would fail the simulation and stop an
-        import."""
-        a = coalition.chain.backend.accounts
-        members = enrol(coalition, a[0], 8)
-        grouped = [members[0]] * 100  # a long run: the bound of its further items is what is tested
-        for batch in (grouped, grouped, members[3:]):
-            refs = [bytes([0xFF - i % 200]) * 32 for i in range(len(batch))]
-            tx = coalition.loyalty.earn_batch(a[0], batch, [MAX_EARN] * len(batch), refs)
-            assert len(tx.events_named("PointsEarned")) == len(batch)
-            assert tx.gas_used <= earn_batch_gas(batch), (tx.gas_used, earn_batch_gas(batch))
-        assert coalition.loyalty.balance_of(members[0]) == 200 * MAX_EARN
 
     def test_redeem_batch(self, coalition):
         a = coalition.chain.backend.accounts

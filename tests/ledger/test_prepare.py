@@ -80,7 +80,10 @@ class TestTheSignedTransaction:
         signed = coalition.chain.prepare(fn, sender, gas=BOUND)
         assert signed.raw == filled_by_web3(coalition, fn, sender, BOUND)
         tx = fields(signed.raw)
-        assert tx["gas"] == BOUND and tx["maxFeePerGas"] > tx["maxPriorityFeePerGas"] > 0
+        # twice the latest base fee on top of the tip (anvil's base fee is zero: ledger/anvil.py)
+        base_fee = int(coalition.chain.w3.eth.get_block("latest")["baseFeePerGas"])
+        assert tx["gas"] == BOUND and tx["maxFeePerGas"] == tx["maxPriorityFeePerGas"] + 2 * base_fee
+        assert tx["maxPriorityFeePerGas"] > 0
 
     def test_with_an_estimate_it_is_what_web3_would_have_signed(self, coalition):
         sender = coalition.chain.backend.accounts[1]
@@ -398,16 +401,16 @@ class TestPipelinedTransactions:
 
 
 def test_an_earn_batch_is_cut_where_its_gas_bound_would_pass_the_budget():
-    """Runs of one member's items cost the bound 50k for the first and 7k after; members each once
-    50k each: a batch takes as many items, in order, as the budget allows (and always one)."""
+    """Runs of one member's items cost the bound 40k for the first and 5k after; members each once
+    40k each: a batch takes as many items, in order, as the budget allows (and always one)."""
     from ledger.clients.loyalty import EARN_BATCH_GAS_BUDGET, earn_batch_fits, earn_batch_gas
 
-    runs = [bytes([m]) * 32 for m in range(150) for _ in range(20)]  # 150 members, 20 items each
+    runs = [bytes([m]) * 32 for m in range(250) for _ in range(20)]  # 250 members, 20 items each
     singles = [i.to_bytes(32, "big") for i in range(2000)]
-    assert earn_batch_gas(runs[:20]) == 100_000 + 50_000 + 19 * 7_000
-    assert earn_batch_fits(runs[:2000]) == 2000  # 100 members' runs: ~2,600 items fit, not 480
+    assert earn_batch_gas(runs[:20]) == 115_000 + 40_000 + 19 * 5_000
+    assert earn_batch_fits(runs[:2000]) == 2000  # 100 members' runs: ~4,100 items fit, not 720
     for batch in (runs, singles):
         fits = earn_batch_fits(batch)
         assert earn_batch_gas(batch[:fits]) <= EARN_BATCH_GAS_BUDGET < earn_batch_gas(batch[: fits + 1])
-    assert earn_batch_fits(singles) == (EARN_BATCH_GAS_BUDGET - 100_000) // 50_000
+    assert earn_batch_fits(singles) == (EARN_BATCH_GAS_BUDGET - 115_000) // 40_000
     assert earn_batch_fits(singles[:1], budget=1) == 1
