@@ -158,23 +158,14 @@ def verified_inputs(crm: Crm, partner_name: str, keep: Collection[bytes] | None 
         keys: dict[bytes, CustomerKeys] = {}
         memos: dict[bytes, _Memo] = {}
         stale: set[bytes] = set()  # members whose memo lacked a row that verified
-        # the rows `anchoring` leaves to the content check, told per batch as `_Partner.rows` tells them
-        # (44,876 rows of 10 batches: `anchoring` row by row was ~0.1 CPU s)
-        settled, leaf_problems, erased = run._settled(), run.leaf_problems, run.erased
-        assert settled is not None and leaf_problems is not None  # a full run: the log was checked
+        # the rows `anchoring` leaves to the content check, told per batch (44,876 rows of 10 batches:
+        # `anchoring` row by row was ~0.1 CPU s)
+        settled = run.settled()
+        assert settled is not None  # a full run: the log was checked
         for rows in interactions.rows_in_chunks(db, partner.id, None, ROWS_PER_CHUNK):
             readable: list[InteractionRow] = []
             for row in rows:
-                if (
-                    row.batch_id in settled
-                    and row.id not in leaf_problems
-                    and row.payload_ciphertext is not None
-                    and row.member_id not in erased
-                ):
-                    readable.append(row)
-                    continue
-                batch = run.batches.get(row.batch_id) if row.batch_id is not None else None
-                early = run.anchoring(row, batch)
+                early = run.decided(row, settled)
                 if early is None:
                     readable.append(row)
                 elif early.outcome is not Outcome.ERASED and (wanted is None or row.member_id in wanted):

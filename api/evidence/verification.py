@@ -724,12 +724,13 @@ class _Partner:
             return Verification(row.id, Outcome.TAMPERED, "the member was erased, yet a payload is stored")
         return None
 
-    def _settled(self) -> frozenset[int] | None:
+    def settled(self) -> frozenset[int] | None:
         """The store ids of the anchored batches `anchoring` finds nothing wrong with (anchored, with an
         on-chain id, not among `bad_batches`), for a run whose log check (`full`) vouched for every leaf
         it did not name in `leaf_problems`; None for a run without one. A row of such a batch, with no
         leaf problem, a payload and no proven erasure, is one `anchoring` leaves to the content check:
-        that is decided per batch once here instead of per row (a run reads 44,876 rows of 10 batches)."""
+        that is decided per batch once here instead of per row (a run reads 44,876 rows of 10 batches):
+        see `decided`."""
         if self.leaf_problems is None:
             return None
         return frozenset(
@@ -740,6 +741,21 @@ class _Partner:
             and batch.onchain_batch_id is not None
             and batch.id not in self.bad_batches
         )
+
+    def decided(self, row: InteractionRow, settled: frozenset[int] | None) -> Verification | None:
+        """`anchoring`'s outcome for the row, None where the content decides; with this run's `settled()`
+        (taken once, for many rows), a row of a settled batch with no leaf problem, a payload and no
+        proven erasure is told so without `anchoring`'s per-row look at its batch."""
+        if (
+            settled is not None
+            and self.leaf_problems is not None
+            and row.batch_id in settled
+            and row.id not in self.leaf_problems
+            and row.payload_ciphertext is not None
+            and row.member_id not in self.erased
+        ):
+            return None
+        return self.anchoring(row, self.batches.get(row.batch_id) if row.batch_id is not None else None)
 
     def rows(self, members: Collection[bytes] | None, *, content: bool) -> Iterator[Checked]:
         keys: dict[bytes, CustomerKeys] = {}  # the partner's customers' keys, for this run only
@@ -755,21 +771,9 @@ class _Partner:
         name = self.partner.name
         results: list[Checked | None] = []
         readable: list[int] = []  # positions of the rows that get as far as decryption
-        settled, leaf_problems, erased = self._settled(), self.leaf_problems, self.erased
+        settled = self.settled()
         for row in rows:
-            if (
-                settled is not None
-                and leaf_problems is not None
-                and row.batch_id in settled
-                and row.id not in leaf_problems
-                and row.payload_ciphertext is not None
-                and row.member_id not in erased
-            ):
-                # what `anchoring` returns for such a row, without its per-row look at the batch: None
-                early = None
-            else:
-                batch = self.batches.get(row.batch_id) if row.batch_id is not None else None
-                early = self.anchoring(row, batch)
+            early = self.decided(row, settled)
             if early is None and not content:
                 early = Verification(row.id, Outcome.PROVEN, PROVEN_DETAIL)
             if early is None:
