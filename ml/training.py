@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import hashlib
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -423,12 +424,23 @@ def _one_openmp_thread() -> None:
     threadpool_limits(limits=1, user_api="openmp")
 
 
+@functools.cache
+def _glibc() -> ctypes.CDLL | None:
+    """The C library, for glibc's malloc tuning (`fitting`, `_give_back`); None without one by that name."""
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+
+
 def _give_back() -> None:
     """The heap's free pages back to the system (glibc's `malloc_trim`), after a fit or a rival is
     dropped: with the evaluation and a backtest cut on two threads (`_train`), one malloc arena holds both
     threads' blocks, and what a fit freed between the other's stayed in RSS."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    libc = _glibc()
+    with contextlib.suppress(AttributeError):  # a C library without it (not glibc): nothing to give
+        if libc is not None:
+            libc.malloc_trim(0)
 
 
 # glibc's mallopt parameter: how many malloc arenas the process may have
@@ -445,8 +457,10 @@ def fitting() -> Iterator[None]:
     one arena costs a server's threads little. Without glibc, nothing to set."""
     from threadpoolctl import threadpool_limits
 
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").mallopt(_M_ARENA_MAX, 1)
+    libc = _glibc()
+    with contextlib.suppress(AttributeError):  # not glibc: nothing to set
+        if libc is not None:
+            libc.mallopt(_M_ARENA_MAX, 1)
     with threadpool_limits(limits=1):
         yield
 
