@@ -133,16 +133,22 @@ def test_an_error_in_the_file_is_raised_after_the_customers_read_before_it(tmp_p
     assert [item.pii.external_ref for item in got if isinstance(item, Entry)] == ["12345", "12346"]
 
 
+def good_row_then(tmp_path: Path, *, quantity: str, price: str) -> Path:
+    """A file of a good line, then (data row 2) a line of another invoice with this quantity and price."""
+    path = tmp_path / "second_row.csv"
+    path.write_text(
+        HEADER
+        + "500001,85048,BALL,12,2010-01-04 09:00:00,6.95,12345,United Kingdom\n"
+        + f"500002,85049,LIGHT,{quantity},2010-01-04 09:01:00,{price},12346,France\n"
+    )
+    return path
+
+
 @pytest.mark.parametrize("price", ["sNaN", "NaN", "-Infinity"])
 def test_a_price_decimal_takes_but_that_is_no_price_is_refused_at_its_row(tmp_path, price):
     """A signalling NaN also broke the line's amount: the import ended in an uncaught InvalidOperation;
     NaN and infinities were refused only by canonical JSON, without their row."""
-    path = tmp_path / "bad.csv"
-    path.write_text(
-        HEADER
-        + "500001,85048,BALL,12,2010-01-04 09:00:00,6.95,12345,United Kingdom\n"
-        + f"500002,85049,LIGHT,12,2010-01-04 09:01:00,{price},12346,France\n"
-    )
+    path = good_row_then(tmp_path, quantity="12", price=price)
     with pytest.raises(ValueError, match=f"data row 2: price '{price}' is not a number"):
         list(read_records(path))
 
@@ -159,12 +165,7 @@ def test_a_price_decimal_takes_but_that_is_no_price_is_refused_at_its_row(tmp_pa
     ],
 )
 def test_a_number_no_line_document_holds_is_refused_at_its_row(tmp_path, quantity, price, expected):
-    path = tmp_path / "huge.csv"
-    path.write_text(
-        HEADER
-        + "500001,85048,BALL,12,2010-01-04 09:00:00,6.95,12345,United Kingdom\n"
-        + f"500002,85049,LIGHT,{quantity},2010-01-04 09:01:00,{price},12346,France\n"
-    )
+    path = good_row_then(tmp_path, quantity=quantity, price=price)
     with pytest.raises(ValueError, match=f"data row 2: {re.escape(expected)}"):
         list(read_records(path))
 
