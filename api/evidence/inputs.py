@@ -630,9 +630,29 @@ def _read_memo(plain: bytes) -> _Memo:
         lines = plain[at:]
         if len(ids) != count or len(checks) != 32 * count or len(lines) != 24 * line_count:
             return _NO_MEMO
+        _check_string_refs(lines[: 8 * line_count], len(strings))
         return _Memo(ids, checks, header, strings, lines)
     except (ValueError, KeyError, TypeError, IndexError, struct.error):
         return _NO_MEMO
+
+
+class UnreadableMemo(ValueError):
+    """A memo whose bytes opened under the member's key but do not hold together: it is not used (the
+    rows are checked in full and the memo written anew), whoever wrote it."""
+
+
+def _check_string_refs(refs: bytes, count: int) -> None:
+    """Every line's stock code and description (int32) names a string of the memo's own table: the table
+    joins every memo's strings one after another (`_JoinedStrings`), so an index past a memo's end would
+    read a neighbour's string, and one past the last memo's, or below 0, fail or wrap in numpy."""
+    if not refs:
+        return
+    found = np.frombuffer(refs, "<i4")
+    low, high = int(found.min()), int(found.max())
+    if low < 0 or high >= count:
+        raise UnreadableMemo(
+            f"a line names string {low if low < 0 else high:,} of a table of {count:,}: the memo is not used"
+        )
 
 
 def _array(typecode: str, raw: bytes) -> array[Any]:

@@ -609,7 +609,10 @@ def test_the_memo_gives_the_same_inputs_and_one_tampered_with_or_made_for_other_
     again. Then someone who can write the store but holds no key: a memo edited, one member's memo put
     in another's place, a payload replaced by another of the member's (it decrypts, but its HMAC is
     another leaf's), a header edited. No memo opens under another member's key, and the memo names each
-    row's payload and header: each of these rows is checked in full, and caught."""
+    row's payload and header: each of these rows is checked in full, and caught. Last, a memo that opens
+    under its member's key (written by whoever holds it, or corrupted before it was sealed) but whose
+    lines name a string past its own table, which read as it is would land in another member's strings
+    or past them all (an IndexError): refused whole, her rows checked in full and her memo written anew."""
     crm, _, _, _ = world
     assert MEMO_USABLE, "ml.events.Event has new fields: teach api/evidence/inputs.py's memo to keep them"
     first = verified_inputs(crm, "acme")
@@ -635,12 +638,23 @@ def test_the_memo_gives_the_same_inputs_and_one_tampered_with_or_made_for_other_
             [other, one],
         )
         db.execute("UPDATE interactions SET external_key = 'edited' WHERE id = ?", [other])
+        d, blob_d = db.execute(
+            "SELECT member_id, blob FROM verified_inputs WHERE member_id NOT IN (?, ?, ?) LIMIT 1", [a, b, c]
+        ).fetchone()
+        keys_d = crm.vault.bulk_keys("acme", [bytes(d)])[bytes(d)]
+        plain = keys_d.decrypt(inputs_module.MEMO_FIELD, bytes(blob_d))
+        memo = inputs_module._read_memo(plain)
+        at, past = len(plain) - 24 * memo.line_total, len(memo.strings) + 1_000_000  # her first stock code
+        tampered = plain[:at] + past.to_bytes(4, "little") + plain[at + 4 :]
+        assert memo.line_total
+        sealed = keys_d.encrypt(inputs_module.MEMO_FIELD, tampered)
+        db.execute("UPDATE verified_inputs SET blob = ? WHERE member_id = ?", [sealed, d])
         # rows whose leaf, payload and header are what their entries name, but that are no longer proven:
         # a proof edited, and a row of the batch deleted behind the memo's back
         proofless, deleted = db.execute(
             "SELECT MAX(id), MIN(id) FROM interactions WHERE payload_ciphertext IS NOT NULL"
-            " AND length(proof) > 0 AND member_id NOT IN (?, ?, ?)",
-            [a, b, c],
+            " AND length(proof) > 0 AND member_id NOT IN (?, ?, ?, ?)",
+            [a, b, c, d],
         ).fetchone()
         db.execute("UPDATE interactions SET proof = zeroblob(length(proof)) WHERE id = ?", [proofless])
         db.execute("DELETE FROM interactions WHERE id = ?", [deleted])
@@ -649,8 +663,12 @@ def test_the_memo_gives_the_same_inputs_and_one_tampered_with_or_made_for_other_
         row_by_row = _checked_row_by_row(crm)
         assert _read(found) == row_by_row and row_by_row[3]["tampered"] >= 3
         assert proofless not in {i for ids in found.ids.values() for i in ids}
-        assert found.checked >= rows[a] + rows[b] + 2 and {bytes(a), bytes(b)} <= set(found.pending)
+        assert found.checked >= rows[a] + rows[b] + rows[d] + 2
+        assert {bytes(a), bytes(b), bytes(d)} <= set(found.pending)
         assert not {one, other} & set(found.ids.get("0x" + bytes(c).hex(), []))
+    assert inputs_module._read_memo(tampered) is inputs_module._NO_MEMO
+    with pytest.raises(inputs_module.UnreadableMemo, match=f"names string {past:,} of a table of"):
+        inputs_module._check_string_refs(tampered[at : at + 8 * memo.line_total], len(memo.strings))
 
 
 def test_the_memo_is_not_used_for_rows_of_a_batch_the_chains_heads_do_not_prove(world, scored):
