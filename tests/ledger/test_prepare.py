@@ -19,7 +19,14 @@ from web3._utils.transactions import fill_transaction_defaults
 
 from ledger import errors
 from ledger.backends import EthTesterBackend, RpcBackend
-from ledger.chain import _GAS_MARGIN_DEN, _GAS_MARGIN_NUM, _encode_words, encode_call, function_calldata
+from ledger.chain import (
+    _GAS_MARGIN_DEN,
+    _GAS_MARGIN_NUM,
+    _encode_words,
+    _one_word,
+    encode_call,
+    function_calldata,
+)
 from ledger.clients import ConsentStatus, purpose_id
 from ledger.coalition import Coalition
 from ledger.compiler import compile_contracts
@@ -360,6 +367,38 @@ def test_a_batchs_calldata_from_its_arguments_is_web3s(name, function, arguments
     )
     expected = HexBytes(getattr(contract.functions, function)(*arguments)._encode_transaction_data())
     assert function_calldata(contract, function, arguments) == expected
+
+
+@pytest.mark.parametrize(
+    ("kind", "raw"),
+    [
+        ("bool", (0).to_bytes(32, "big")),
+        ("bool", (1).to_bytes(32, "big")),
+        ("bool", (2).to_bytes(32, "big")),  # the strict codec refuses: so must the reader
+        ("bool", bytes([1]) + bytes(31)),  # dirty padding
+        ("bool", (1).to_bytes(31, "big")),  # short
+        ("bool", (1).to_bytes(64, "big")),  # long
+        ("uint256", (2**256 - 1).to_bytes(32, "big")),
+        ("uint256", (7).to_bytes(32, "big")),
+        ("uint64", (2**64 - 1).to_bytes(32, "big")),
+        ("uint64", (2**64).to_bytes(32, "big")),  # past 64 bits
+        ("uint64", bytes(16)),
+    ],
+)
+def test_a_views_one_word_answer_reads_as_the_strict_codec_reads_it(kind, raw):
+    """`Chain.call_many` reads a bool or uintN answer itself (`_one_word`): the codec's value where the
+    codec takes the word, and None (the codec then decodes it, and raises) wherever it does not."""
+    read = _one_word([kind])
+    assert read is not None and _one_word(["bool", "bool"]) is None and _one_word(["bytes32"]) is None
+    try:
+        (expected,) = Web3().codec.decode([kind], raw)
+    except Exception:
+        assert read(raw) is None
+    else:
+        if len(raw) == 32:
+            assert read(raw) == expected and type(read(raw)) is type(expected)
+        else:
+            assert read(raw) is None  # a long answer goes to the codec, as before
 
 
 def test_calldata_from_hex_strings_is_calldata_from_bytes():
