@@ -187,8 +187,15 @@ class GlassBox:
         return bisect.bisect_right(self.cuts[index], value) + 1
 
     def contributions(self, row: Mapping[str, float]) -> dict[str, float]:
-        """Each feature's term in the logit: the model's own explanation, not an approximation."""
-        return {name: self.scores[i][self.bin_of(i, row[name])] for i, name in enumerate(self.features)}
+        """Each feature's term in the logit: the model's own explanation, not an approximation. `bin_of`
+        written out (a NaN is the one value unequal to itself): a method call per feature was most of
+        the ~0.1 CPU s `score --all` spent here (10,356 rows of 16 features)."""
+        found: dict[str, float] = {}
+        scores, cuts, right = self.scores, self.cuts, bisect.bisect_right
+        for i, name in enumerate(self.features):
+            value = row[name]
+            found[name] = scores[i][0 if value != value else right(cuts[i], value) + 1]
+        return found
 
     def logit(self, row: Mapping[str, float]) -> float:
         total = self.intercept

@@ -42,8 +42,14 @@ def test_intercept_plus_contributions_is_interprets_logit_exactly(fitted):
     for row, logit in zip(rows(data.X), theirs, strict=True):
         contributions = model.contributions(row)
         assert set(contributions) == set(NAMES)
+        # each term is its bin's score, the bin as `bin_of` says (NaN included: bin 0)
+        assert contributions == {
+            name: model.scores[i][model.bin_of(i, row[name])] for i, name in enumerate(model.features)
+        }
         assert abs(model.intercept + sum(contributions.values()) - logit) < 1e-9
         assert model.score(row) == pytest.approx(1 / (1 + math.exp(-logit)), abs=1e-12)
+    missing = {**rows(data.X[:1])[0], NAMES[0]: math.nan}
+    assert model.contributions(missing)[NAMES[0]] == model.scores[model.features.index(NAMES[0])][0]
 
 
 def test_values_on_the_cut_points_bin_as_interpret_bins_them(fitted):
