@@ -310,20 +310,26 @@ def select_in(
     results = [_result_converter(c[name].type, connection) for name in columns]
     converting = [(index, convert) for index, convert in enumerate(results) if convert is not None]
     rows = []
+    # the driver's own cursor, in the connection's transaction: its rows are tuples already, fetched at
+    # once, where a driver statement through SQLAlchemy fetched and wrapped them one by one (~0.1 CPU s
+    # of the 44,876 rows `score --all` reads)
+    driver = connection.connection.driver_connection
+    assert driver is not None
     for chunk in in_chunks(values):
         listed = list(chunk) if convert_key is None else [convert_key(value) for value in chunk]
         where = " AND ".join(
             [*conditions, f"{preparer.format_column(c[key])} IN ({', '.join('?' * len(listed))})"]
         )
         statement = f"SELECT {selected} FROM {preparer.format_table(table)} WHERE {where}"
-        for row in connection.exec_driver_sql(statement, (*fixed, *listed)):
-            if converting:
+        found: list[tuple[Any, ...]] = driver.execute(statement, (*fixed, *listed)).fetchall()
+        if converting:
+            for row in found:
                 values_of = list(row)
                 for index, convert in converting:
                     values_of[index] = convert(values_of[index])
                 rows.append(tuple(values_of))
-            else:
-                rows.append(tuple(row))
+        else:
+            rows.extend(found)
     return rows
 
 
