@@ -450,7 +450,7 @@ def send_staged_consents(
     signer = crm.signer(partner_name)
     with crm.unit_of_work() as db:
         partner_id = crm.partner(db, partner_name).id
-    outbox = Outbox(crm, consents.OUTBOX, client)
+    outbox = Outbox(crm, consents.OUTBOX, client, partner_id)
 
     def next_batch(db: Session) -> tuple[list[int], SignedTx] | None:
         staged = consents.staged(db, partner_id, batch_size)
@@ -467,7 +467,7 @@ def send_staged_consents(
         )
         return [r.id for r in staged], signed
 
-    return outbox.settle(partner_id) + outbox.send(next_batch, wait=wait)
+    return outbox.settle() + outbox.send(next_batch, wait=wait)
 
 
 @dataclass(frozen=True)

@@ -339,7 +339,7 @@ def send_staged_points(
     signer = crm.signer(partner_name)
     with crm.unit_of_work() as db:
         partner_id = crm.partner(db, partner_name).id
-    outbox = Outbox(crm, points.OUTBOX, client)
+    outbox = Outbox(crm, points.OUTBOX, client, partner_id)
     # The oldest staged events read and not sent yet, by member, and the last id read. A batch takes what
     # its gas bound fits of the oldest `batch_size` (Online Retail II: ~600 of 2,600, its invoices being in
     # date order, not by member); the rest stay staged, and they are the next batch's oldest: kept here, only
@@ -377,7 +377,7 @@ def send_staged_points(
         )
         return [e.id for e in batch], signed
 
-    return outbox.settle(partner_id) + outbox.send(next_batch, wait=wait)
+    return outbox.settle() + outbox.send(next_batch, wait=wait)
 
 
 def _by_member(item: tuple[bytes, Any]) -> bytes:

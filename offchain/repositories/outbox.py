@@ -8,14 +8,53 @@ tie the two together after a crash, are `api.evidence.outbox`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Protocol
 
-from sqlalchemy import Table, update
+from sqlalchemy import Engine, Table, text, update
 from sqlalchemy import select as core_select
 from sqlmodel import Session
 
 from offchain.db import in_chunks
+
+# The first key of the partners' sender locks (PostgreSQL advisory locks take two int4 keys): a constant
+# of this project's, so that the second, the partner's id, names one partner's lock among the database's.
+SENDER_LOCK_CLASS = 0x4C435253  # "LCRS"
+
+
+@contextmanager
+def sender_lock(engine: Engine, partner_id: int) -> Iterator[None]:
+    """Hold the partner's sender lock for the block, waiting for another holder (another process, or
+    another thread of a server) to let it go first.
+
+    Every transaction of a partner's outboxes is signed with the partner's one key, in the order the
+    chain needs (enrolments, then consents, then points; a log's heads one after another), and between
+    recording a transaction's hash and sending it, it is known only here: a second sender that settled
+    then would find the node without it and put its rows back in the queue, to be sent again (earned
+    twice), or anchored while the store says pending. So one sender at a time per partner, for the whole
+    of its settle or send; senders of different partners do not wait for each other.
+
+    PostgreSQL: a session-level advisory lock, on a connection of its own held for the block (a
+    transaction's lock would end with the commit that records the hash, before the send), released at
+    the end, or by the server when the process dies. SQLite: nothing (one writer at a time already;
+    a second sender's write waits for the first's, as before)."""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    keys = {"kind": SENDER_LOCK_CLASS, "partner": partner_id}
+    # autocommit: no transaction stays open (idle in transaction) while the lock is held
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text("SELECT pg_advisory_lock(:kind, :partner)"), keys)
+        try:
+            yield
+        finally:
+            try:
+                connection.execute(text("SELECT pg_advisory_unlock(:kind, :partner)"), keys)
+            except BaseException:
+                # a connection that could not say unlock must not go back to the pool holding it
+                connection.invalidate()
+                raise
 
 
 class OutboxRows(Protocol):
