@@ -343,3 +343,29 @@ def test_consents_released_by_a_second_sender_while_the_first_sends_them_are_rec
     assert lengths == [1, 1, 1], f"records on chain: {lengths}"
     assert sorted(bytes(r.member_id) for r in first + second.result) == sorted(members)
     assert None not in column(crm, ConsentReceipt, "block_number")
+
+
+def test_senders_of_different_partners_do_not_wait_for_each_other(
+    crm: Crm, members: list[bytes], monkeypatch: pytest.MonkeyPatch
+):
+    """acme's sender holds its lock, paused before it sends; borealis's sender goes through meanwhile,
+    to the end, without waiting for it."""
+    interactions(crm, members[0], 8)
+    bob = register_customer(crm, P("borealis"), CustomerCreate(name="Bob", email="bob@example.org"))
+    record_interactions(crm, "borealis", [NewInteraction(bob, "visit", {"n": 1}, external_key="b1")])
+    run = Interleaving(crm, monkeypatch, lambda: anchoring.anchor_pending(crm, "borealis"))
+    finished_meanwhile: list[bool] = []
+    real = crm.coalition.anchor.broadcast
+
+    def acme_paused(signed: Any) -> None:
+        if threading.current_thread() is run.main and not finished_meanwhile:
+            run.let_the_second_run()
+            assert run.second.thread is not None
+            finished_meanwhile.append(not run.second.thread.is_alive())
+        real(signed)
+
+    monkeypatch.setattr(crm.coalition.anchor, "broadcast", acme_paused)
+    assert len(anchoring.anchor_pending(crm, "acme")) == 1
+    second = run.finish()
+    assert finished_meanwhile == [True]
+    assert second.error is None and len(second.result) == 1
