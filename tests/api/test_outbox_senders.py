@@ -146,10 +146,12 @@ class Interleaving:
 
 @pytest.fixture
 def members(crm: Crm) -> list[bytes]:
-    return [
-        register_customer(crm, ACME, CustomerCreate(name=f"Member {n}", email=f"m{n}@example.org"))
-        for n in range(3)
-    ]
+    """Three customers of acme, enrolled on chain (in one transaction)."""
+    enrolled = register_customers(
+        crm, ACME, [CustomerCreate(name=f"M {n}", external_ref=f"m-{n}") for n in range(3)]
+    )
+    assert len(send_staged_enrolments(crm, ACME)) == 3
+    return enrolled
 
 
 def interactions(crm: Crm, member: bytes, count: int) -> None:
