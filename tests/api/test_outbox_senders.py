@@ -25,11 +25,21 @@ from api.evidence.recording import NewInteraction, record_interactions
 from api.principal import Principal
 from api.usecases.consent import give_consent, send_staged_consents, stage_consents
 from api.usecases.customers import register_customer, register_customers, send_staged_enrolments
+from api.usecases.decisions import send_staged_decisions
 from api.usecases.loyalty import PointsRequest, send_staged_points, stage_earnings
 from ledger.clients.consent import purpose_id
-from offchain.models import AnchorStatus, Batch, ConsentReceipt, CustomerCreate, Enrolment, PointEvent
+from offchain.models import (
+    AnchorStatus,
+    Batch,
+    ConsentReceipt,
+    CustomerCreate,
+    DecisionRecord,
+    Enrolment,
+    PointEvent,
+)
 from offchain.repositories import batches as batch_rows
 from offchain.repositories import consents as consent_rows
+from offchain.repositories import decisions as decision_rows
 from offchain.repositories import enrolments as enrolment_rows
 from offchain.repositories import points as point_rows
 
@@ -371,3 +381,55 @@ def test_senders_of_different_partners_do_not_wait_for_each_other(
     second = run.finish()
     assert finished_meanwhile == [True]
     assert second.error is None and len(second.result) == 1
+
+
+# --- decisions: each logged once ------------------------------------------------------------------------
+
+
+def test_decisions_released_by_a_second_sender_while_the_first_sends_them_are_logged_once(
+    crm: Crm, members: list[bytes], monkeypatch: pytest.MonkeyPatch
+):
+    """The first sender has recorded the hash of a recordDecisions and not yet sent it; a second settles
+    and sends meanwhile. The chain logs each decision once, and the store numbers each as the chain did."""
+    for member in members:
+        give_consent(crm, ACME, member, "profiling")
+    model_id = crm.coalition.decisions.register_model(
+        crm.signer("acme"), b"\x01" * 32, b"\x02" * 32, b"\x03" * 32
+    )
+    with crm.unit_of_work() as db:
+        partner_id = crm.partner(db, "acme").id
+        decision_rows.insert(
+            db,
+            [
+                {
+                    "partner_id": partner_id,
+                    "member_id": member,
+                    "model_id": model_id,
+                    "as_of": datetime(2024, 6, 1, tzinfo=UTC),
+                    "input_ids": "[]",
+                    "input_root": bytes([n]) * 32,
+                    "score_bps": 5000 + n,
+                    "action": "retain",
+                    "reasons": bytes(32),
+                    "explanation_hash": bytes([n + 7]) * 32,
+                    "explanation_ciphertext": None,
+                    "decision_id": None,
+                    "tx_hash": None,
+                    "block_number": None,
+                    "created_at": datetime.now(UTC),
+                }
+                for n, member in enumerate(members)
+            ],
+        )
+    before = crm.coalition.decisions.decision_count()
+    run = Interleaving(crm, monkeypatch, lambda: send_staged_decisions(crm, ACME))
+    run.first_pauses(crm.coalition.decisions, "broadcast")
+    run.second_pauses(decision_rows, "staged")
+    first = send_staged_decisions(crm, ACME)
+    second = run.finish()
+    assert second.error is None, f"the second sender failed: {second.error!r}"
+    logged = crm.coalition.decisions.decision_count() - before
+    assert logged == 3, f"decisions logged on chain: {logged}"
+    numbers = column(crm, DecisionRecord, "decision_id")
+    assert sorted(number for _, number in first + second.result) == sorted(numbers)
+    assert None not in numbers
