@@ -332,8 +332,8 @@ def send_staged_points(
     at least `min_batch` are staged (so a caller can send full batches only, then flush with 1); the
     events confirmed by this call (plain rows with the columns `points.OUTBOX` names). With
     `wait=False` the batches this call sends are left in flight, to be confirmed by the next call (which
-    settles in-flight transactions first): an import works on its next chunk while the node mines. One
-    partner's outbox is sent by one process at a time."""
+    settles in-flight transactions first): an import works on its next chunk while the node mines. A
+    partner's outboxes have one sender at a time (`api.evidence.outbox.sending`: another waits)."""
     partner_name = who.acting_partner()
     client = crm.coalition.loyalty
     signer = crm.signer(partner_name)
