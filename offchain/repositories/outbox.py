@@ -15,7 +15,6 @@ from typing import Any, Protocol
 
 from sqlalchemy import Engine, Table, create_engine, text, update
 from sqlalchemy import select as core_select
-from sqlalchemy.pool import NullPool
 from sqlmodel import Session
 
 from offchain.db import in_chunks
@@ -23,9 +22,10 @@ from offchain.db import in_chunks
 # The first key of the partners' sender locks (PostgreSQL advisory locks take two int4 keys): a constant
 # of this project's, so that the second, the partner's id, names one partner's lock among the database's.
 SENDER_LOCK_CLASS = 0x4C435253  # "LCRS"
-# engine -> an engine of the same database without a pool, for the connections that hold sender locks:
-# taken from the store's pool, the senders waiting for a lock would each hold one of its connections,
-# and with the pool empty the holder could not get one for its own unit of work
+# engine -> an engine of the same database, for the connections that hold sender locks: taken from the
+# store's pool, the senders waiting for a lock would each hold one of its connections, and with the pool
+# used up the holder could not get one for its own unit of work. This pool keeps two connections (a new
+# one costs ~4 ms, most of taking a free lock) and opens more for waiters, without limit.
 _LOCK_ENGINES: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
 
 
@@ -41,7 +41,7 @@ def sender_lock(engine: Engine, partner_id: int) -> Iterator[None]:
     twice), or anchored while the store says pending. So one sender at a time per partner, for the whole
     of its settle or send; senders of different partners do not wait for each other.
 
-    PostgreSQL: a session-level advisory lock, on a connection of its own (outside the store's pool)
+    PostgreSQL: a session-level advisory lock, on a connection of its own (not of the store's pool)
     held for the block (a transaction's lock would end with the commit that records the hash, before
     the send), released at the end, or by the server when the process dies. SQLite: nothing, as
     before (its one writer orders the claims, but not a settle between another process's claim and
@@ -51,16 +51,20 @@ def sender_lock(engine: Engine, partner_id: int) -> Iterator[None]:
         return
     locks = _LOCK_ENGINES.get(engine)
     if locks is None:
-        locks = _LOCK_ENGINES[engine] = create_engine(engine.url, poolclass=NullPool)
+        locks = _LOCK_ENGINES[engine] = create_engine(engine.url, pool_size=2, max_overflow=-1)
     keys = {"kind": SENDER_LOCK_CLASS, "partner": partner_id}
-    # autocommit: no transaction stays open (idle in transaction) while the lock is held; the lock ends
-    # with the connection at the latest, which is closed when the block ends
+    # autocommit: no transaction stays open (idle in transaction) while the lock is held
     with locks.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         connection.execute(text("SELECT pg_advisory_lock(:kind, :partner)"), keys)
         try:
             yield
         finally:
-            connection.execute(text("SELECT pg_advisory_unlock(:kind, :partner)"), keys)
+            try:
+                connection.execute(text("SELECT pg_advisory_unlock(:kind, :partner)"), keys)
+            except BaseException:
+                # a connection that could not let the lock go must not go back to the pool holding it
+                connection.invalidate()
+                raise
 
 
 class OutboxRows(Protocol):

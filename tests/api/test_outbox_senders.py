@@ -42,6 +42,7 @@ from offchain.repositories import consents as consent_rows
 from offchain.repositories import decisions as decision_rows
 from offchain.repositories import enrolments as enrolment_rows
 from offchain.repositories import points as point_rows
+from offchain.repositories.outbox import SENDER_LOCK_CLASS, sender_lock
 
 P = Principal.of_partner
 ACME = P("acme")
@@ -433,3 +434,13 @@ def test_decisions_released_by_a_second_sender_while_the_first_sends_them_are_lo
     numbers = column(crm, DecisionRecord, "decision_id")
     assert sorted(number for _, number in first + second.result) == sorted(numbers)
     assert None not in numbers
+
+
+def test_a_sender_lock_is_let_go_when_its_send_fails(crm: Crm) -> None:
+    """A send that raises (here, in its block) lets the partner's lock go: its pooled connection holds
+    nothing afterwards, and another connection takes the lock at once."""
+    with pytest.raises(RuntimeError), sender_lock(crm.engine, 7):
+        raise RuntimeError("a send failed")
+    with crm.engine.connect() as connection:
+        query = text("SELECT pg_try_advisory_lock(:kind, 7), pg_advisory_unlock(:kind, 7)")
+        assert tuple(connection.execute(query, {"kind": SENDER_LOCK_CLASS}).one()) == (True, True)
