@@ -35,17 +35,18 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from sqlmodel import Session
 
 from api.context import Crm
+from api.errors import NotAllowed
 from ledger.chain import SignedTx, TxResult
 from ledger.clients.base import ContractClient
 from ledger.errors import TransactionFailed
-from offchain.repositories.outbox import OutboxRows, sender_lock
+from offchain.repositories.outbox import OutboxRows, SenderLockError, sender_lock
 
 NextBatch = Callable[[Session], tuple[Sequence[int], SignedTx] | None]
 """next_batch(db): the ids of the staged rows one transaction carries and that transaction, signed;
@@ -66,7 +67,11 @@ def sending(crm: Crm, partner_id: int) -> Iterator[None]:
     if key in held:
         yield
         return
-    with sender_lock(crm.engine, partner_id):
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(sender_lock(crm.engine, partner_id))
+        except SenderLockError as exc:  # something planted where the lock file belongs: nothing is sent
+            raise NotAllowed(str(exc)) from None
         held.add(key)
         try:
             yield

@@ -1,18 +1,22 @@
-"""Two senders of one partner's outboxes at once, on PostgreSQL (two processes, or two threads of a
-server): the first is paused at a chosen step, the second runs meanwhile, then the first goes on. Each
-test holds the result to what one sender alone would have left: every row on chain once, in the order
-the chain needs, and the store saying so. The interleavings are made by events, not by sleeps: the first
-sender waits until the second has reached its own pause, has finished, or waits for a lock of the store.
+"""Two senders of one partner's outboxes at once (two processes, or two threads of a server, each with
+connections of its own to one store): the first is paused at a chosen step, the second runs meanwhile,
+then the first goes on. Each test holds the result to what one sender alone would have left: every row
+on chain once, in the order the chain needs, and the store saying so. The interleavings are made by
+events, not by sleeps: the first sender waits until the second has reached its own pause, has finished,
+or waits for a lock (PostgreSQL's, or the flock of the partner's lock file of a SQLite home, as the
+kernel lists it in /proc/locks).
 
-One store and one chain (PostgreSQL, eth-tester): SQLite takes one writer at a time, and the question is
-about the store's locks, not the chain's."""
+One chain (eth-tester); the store on PostgreSQL and on a SQLite home's file: SQLite takes one writer at a
+time, but nothing else stopped a settle between another sender's claim and its send."""
 
 from __future__ import annotations
 
+import fcntl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +24,7 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy.pool import NullPool
 
 from api.context import Crm
+from api.errors import NotAllowed
 from api.evidence import anchoring
 from api.evidence.recording import NewInteraction, record_interactions
 from api.principal import Principal
@@ -42,16 +47,20 @@ from offchain.repositories import consents as consent_rows
 from offchain.repositories import decisions as decision_rows
 from offchain.repositories import enrolments as enrolment_rows
 from offchain.repositories import points as point_rows
-from offchain.repositories.outbox import SENDER_LOCK_CLASS, sender_lock
+from offchain.repositories.outbox import (
+    LOCKS_FOLDER,
+    SENDER_LOCK_CLASS,
+    sender_lock,
+    sqlite_lock_file,
+)
 
 P = Principal.of_partner
 ACME = P("acme")
 WAIT = 60.0  # seconds: far more than any step here takes; a hang fails the test instead of the run
 
-pytestmark = [
-    pytest.mark.parametrize("db_url", ["postgresql"], indirect=True),
-    pytest.mark.parametrize("session_coalition", ["eth-tester"], indirect=True),
-]
+pytestmark = [pytest.mark.parametrize("session_coalition", ["eth-tester"], indirect=True)]
+BOTH = pytest.mark.parametrize("db_url", ["sqlite", "postgresql"], indirect=True)
+POSTGRESQL = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 
 
 @dataclass
@@ -142,6 +151,8 @@ class Interleaving:
             second.reached.wait(0.01)
 
     def _waiting_for_a_lock(self) -> bool:
+        if self.crm.engine.dialect.name == "sqlite":
+            return flock_waiters(self.crm) > 0
         with self.watcher.connect() as connection:
             query = text(
                 "SELECT count(*) FROM pg_stat_activity"
@@ -153,6 +164,19 @@ class Interleaving:
         self.second.join()
         self.watcher.dispose()
         return self.second
+
+
+def flock_waiters(crm: Crm) -> int:
+    """How many wait for a sender lock of the SQLite home's partners: the kernel lists each waiter of a
+    flock in /proc/locks as `N: -> FLOCK ... <major>:<minor>:<inode> ...`."""
+    folder = Path(str(crm.engine.url.database)).resolve().parent / LOCKS_FOLDER
+    inodes = {str(path.stat().st_ino) for path in folder.glob("partner-*.lock")}
+    waiting = 0
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()
+        if len(fields) > 6 and fields[1] == "->" and fields[2] == "FLOCK":
+            waiting += fields[6].rsplit(":", 1)[-1] in inodes
+    return waiting
 
 
 @pytest.fixture
@@ -193,6 +217,7 @@ def batch_states(crm: Crm) -> list[tuple[int, AnchorStatus, int | None]]:
 # --- anchoring batches: a partner's log goes on chain in order ------------------------------------------
 
 
+@BOTH
 def test_a_second_anchoring_run_while_the_first_holds_the_oldest_batch_neither_fails_nor_skips_ahead(
     crm: Crm, members: list[bytes], monkeypatch: pytest.MonkeyPatch
 ):
@@ -210,6 +235,7 @@ def test_a_second_anchoring_run_while_the_first_holds_the_oldest_batch_neither_f
     assert crm.coalition.anchor.head(crm.signer("acme").address).size == 17  # the genesis leaf and 16
 
 
+@POSTGRESQL
 def test_a_sender_waits_for_a_batch_another_transaction_holds_and_never_skips_past_it(
     crm: Crm, members: list[bytes], monkeypatch: pytest.MonkeyPatch
 ):
@@ -228,6 +254,7 @@ def test_a_sender_waits_for_a_batch_another_transaction_holds_and_never_skips_pa
     assert held.first_index == 1
 
 
+@BOTH
 def test_a_run_settling_while_another_has_recorded_its_anchor_and_not_sent_it_leaves_the_store_right(
     crm: Crm, members: list[bytes], monkeypatch: pytest.MonkeyPatch
 ):
@@ -258,6 +285,7 @@ def test_a_run_settling_while_another_has_recorded_its_anchor_and_not_sent_it_le
 # --- points: an earn goes on chain once -----------------------------------------------------------------
 
 
+@BOTH
 def test_points_released_by_a_second_sender_while_the_first_sends_them_are_not_earned_twice(
     crm: Crm, members: list[bytes], monkeypatch: pytest.MonkeyPatch
 ):
@@ -291,6 +319,7 @@ def staged_members(crm: Crm, count: int) -> list[bytes]:
     )
 
 
+@BOTH
 def test_enrolments_released_by_a_second_sender_while_the_first_sends_them_are_enrolled_once(
     crm: Crm, monkeypatch: pytest.MonkeyPatch
 ):
@@ -315,6 +344,7 @@ def test_enrolments_released_by_a_second_sender_while_the_first_sends_them_are_e
     assert None not in blocks
 
 
+@BOTH
 def test_a_consent_sent_while_another_sender_has_recorded_its_members_enrolment_waits_for_it(
     crm: Crm, monkeypatch: pytest.MonkeyPatch
 ):
@@ -339,6 +369,7 @@ def test_a_consent_sent_while_another_sender_has_recorded_its_members_enrolment_
     assert lengths == [1, 1, 1]
 
 
+@BOTH
 def test_consents_released_by_a_second_sender_while_the_first_sends_them_are_recorded_once(
     crm: Crm, members: list[bytes], monkeypatch: pytest.MonkeyPatch
 ):
@@ -358,6 +389,7 @@ def test_consents_released_by_a_second_sender_while_the_first_sends_them_are_rec
     assert None not in column(crm, ConsentReceipt, "block_number")
 
 
+@BOTH
 def test_senders_of_different_partners_do_not_wait_for_each_other(
     crm: Crm, members: list[bytes], monkeypatch: pytest.MonkeyPatch
 ):
@@ -387,6 +419,7 @@ def test_senders_of_different_partners_do_not_wait_for_each_other(
 # --- decisions: each logged once ------------------------------------------------------------------------
 
 
+@BOTH
 def test_decisions_released_by_a_second_sender_while_the_first_sends_them_are_logged_once(
     crm: Crm, members: list[bytes], monkeypatch: pytest.MonkeyPatch
 ):
@@ -436,11 +469,43 @@ def test_decisions_released_by_a_second_sender_while_the_first_sends_them_are_lo
     assert None not in numbers
 
 
+@BOTH
 def test_a_sender_lock_is_let_go_when_its_send_fails(crm: Crm) -> None:
-    """A send that raises (here, in its block) lets the partner's lock go: its pooled connection holds
-    nothing afterwards, and another connection takes the lock at once."""
+    """A send that raises (here, in its block) lets the partner's lock go: another connection (another
+    open of the lock file) takes it at once."""
     with pytest.raises(RuntimeError), sender_lock(crm.engine, 7):
         raise RuntimeError("a send failed")
+    if crm.engine.dialect.name == "sqlite":
+        path = sqlite_lock_file(crm.engine, 7)
+        assert path is not None
+        assert oct(path.stat().st_mode & 0o777) == oct(0o600)
+        with path.open("rb") as other:
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError if it were still held
+        return
     with crm.engine.connect() as connection:
         query = text("SELECT pg_try_advisory_lock(:kind, 7), pg_advisory_unlock(:kind, 7)")
         assert tuple(connection.execute(query, {"kind": SENDER_LOCK_CLASS}).one()) == (True, True)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_link_planted_where_a_sqlite_homes_sender_lock_belongs_is_refused_and_nothing_sent(
+    crm: Crm, tmp_path: Path
+) -> None:
+    """Someone who may write in the home's folder (not in the store) plants a link where acme's lock
+    file goes, to a file of theirs: the sender refuses in words, writes nothing through the link (its
+    target keeps its bytes and mode), and nothing staged goes on chain."""
+    new = staged_members(crm, 1)
+    with crm.unit_of_work() as db:
+        acme = crm.partner(db, "acme").id
+    path = sqlite_lock_file(crm.engine, acme)
+    assert path is not None
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    target = tmp_path / "theirs.txt"
+    target.write_text("keep me")
+    target.chmod(0o644)
+    path.symlink_to(target)
+    with pytest.raises(NotAllowed, match=r"sender lock .* cannot be opened"):
+        send_staged_enrolments(crm, ACME)
+    assert (target.read_text(), oct(target.stat().st_mode & 0o777)) == ("keep me", oct(0o644))
+    assert not crm.coalition.members.member(new[0]).enrolled
+    assert column(crm, Enrolment, "tx_hash") == [None]
