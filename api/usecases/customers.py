@@ -16,7 +16,7 @@ from sqlmodel import Session
 from api.context import Crm
 from api.errors import CustomerIsErased, InvalidInput, MalformedInput, NotFound
 from api.evidence import recording
-from api.evidence.outbox import Outbox
+from api.evidence.outbox import Outbox, sending_as
 from api.evidence.recording import NewInteraction
 from api.principal import Principal, Role
 from ledger.chain import SignedTx
@@ -63,9 +63,11 @@ def register_customer(
     register_customers(crm, who, [data], member_ids=[member])
     send_staged_enrolments(crm, who)
     if signer is not None and proof is not None:
-        crm.coalition.members.bind_signer(crm.signer(who.acting_partner()), member, signer, proof)
-        with crm.unit_of_work() as db:
-            enrolments.set_signer(db, member, to_checksum_address(signer))
+        partner_name = who.acting_partner()
+        with sending_as(crm, partner_name):  # sent from the partner's account: after any running sender
+            crm.coalition.members.bind_signer(crm.signer(partner_name), member, signer, proof)
+            with crm.unit_of_work() as db:
+                enrolments.set_signer(db, member, to_checksum_address(signer))
     return member
 
 

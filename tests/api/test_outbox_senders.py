@@ -509,3 +509,43 @@ def test_a_link_planted_where_a_sqlite_homes_sender_lock_belongs_is_refused_and_
     assert (target.read_text(), oct(target.stat().st_mode & 0o777)) == ("keep me", oct(0o644))
     assert not crm.coalition.members.member(new[0]).enrolled
     assert column(crm, Enrolment, "tx_hash") == [None]
+
+
+# --- direct writes: a use case that sends from the partner's account waits for its running sender --------
+
+
+@BOTH
+def test_a_consent_given_while_a_sender_holds_an_unsent_transaction_waits_for_it_and_both_go_through(
+    crm: Crm, members: list[bytes], monkeypatch: pytest.MonkeyPatch
+):
+    """The points sender has signed an earnBatch with the partner's next nonce, recorded its hash and not
+    yet sent it; a consent given meanwhile (signed and sent at once, from the same account) must not take
+    that nonce: it waits for the sender, then goes through. Both succeed: the points earned once, the
+    consent recorded once."""
+    for member in members:
+        give_consent(crm, ACME, member, "loyalty")
+    stage_earnings(crm, ACME, [PointsRequest(members[0], 10, external_key="K-0")])
+    run = Interleaving(crm, monkeypatch, lambda: give_consent(crm, ACME, members[1], "profiling"))
+    waited: list[bool] = []
+    real = crm.coalition.loyalty.broadcast
+
+    def paused(signed: Any) -> None:
+        if threading.current_thread() is run.main and not waited:
+            run.let_the_second_run()
+            assert run.second.thread is not None
+            waited.append(run.second.thread.is_alive())  # waiting for the lock, not done
+        real(signed)
+
+    monkeypatch.setattr(crm.coalition.loyalty, "broadcast", paused)
+    first_error: BaseException | None = None
+    try:
+        send_staged_points(crm, ACME)
+    except Exception as exc:  # reported below
+        first_error = exc
+    second = run.finish()
+    assert (first_error, second.error) == (None, None)
+    assert waited == [True]
+    assert crm.coalition.loyalty.balance_of(members[0]) == 10
+    acme = crm.signer("acme").address
+    assert crm.coalition.consent.history_length(members[1], acme, purpose_id("profiling")) == 1
+    assert second.result.block_number is not None
