@@ -97,18 +97,20 @@ def sqlite_lock_file(engine: Engine, partner_id: int) -> Path | None:
 def _open_lock_file(path: Path) -> int:
     """A descriptor of the lock file, created if missing (exclusive create, owner-only, never
     truncating or following a link: a file planted there cannot be overwritten or redirected through)."""
-    path.parent.mkdir(mode=0o700, exist_ok=True)
-    flags = os.O_RDWR | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        if path.parent.stat().st_mode & 0o077:  # made by an older version, or under another umask
+            path.parent.chmod(0o700)
+        flags = os.O_RDWR | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
         try:
-            fd = os.open(path, flags)
-        except OSError as exc:
-            raise SenderLockError(
-                f"the sender lock {path} cannot be opened ({exc.strerror or exc}): remove it if it is not"
-                " a lock file of this home"
-            ) from None
+            fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            fd = os.open(path, flags)  # a link there: ELOOP, refused below
+    except OSError as exc:
+        raise SenderLockError(
+            f"the sender lock {path} cannot be opened ({exc.strerror or exc}): remove it if it is not a"
+            " lock file of this home"
+        ) from None
     found = os.fstat(fd)
     if not stat.S_ISREG(found.st_mode) or found.st_uid != os.geteuid():
         os.close(fd)
@@ -116,6 +118,8 @@ def _open_lock_file(path: Path) -> int:
             f"the sender lock {path} is not a regular file of this user: remove it if it is not a lock"
             " file of this home"
         )
+    if found.st_mode & 0o077:
+        os.fchmod(fd, 0o600)
     return fd
 
 

@@ -189,6 +189,12 @@ def members(crm: Crm) -> list[bytes]:
     return enrolled
 
 
+def consented(crm: Crm, members: list[bytes], purpose: str) -> None:
+    """The members' consent for `purpose` to acme, on chain in one recordBatch (not one transaction each)."""
+    assert stage_consents(crm, ACME, members, purpose).staged == members
+    assert len(send_staged_consents(crm, ACME)) == len(members)
+
+
 def interactions(crm: Crm, member: bytes, count: int) -> None:
     """`count` interactions of the member, in pending batches of 8 leaves (as an import leaves them)."""
     start = datetime(2024, 5, 1, tzinfo=UTC)
@@ -292,8 +298,7 @@ def test_points_released_by_a_second_sender_while_the_first_sends_them_are_not_e
     """The first sender has recorded the hash of an earnBatch and not yet sent it; a second settles
     meanwhile (the node does not know the hash) and then sends what is staged. Each event is earned
     once on chain, and the store says each was confirmed once."""
-    for member in members:
-        give_consent(crm, ACME, member, "loyalty")
+    consented(crm, members, "loyalty")
     stage_earnings(
         crm, ACME, [PointsRequest(m, 10 + n, external_key=f"K-{n}") for n, m in enumerate(members)]
     )
@@ -425,8 +430,7 @@ def test_decisions_released_by_a_second_sender_while_the_first_sends_them_are_lo
 ):
     """The first sender has recorded the hash of a recordDecisions and not yet sent it; a second settles
     and sends meanwhile. The chain logs each decision once, and the store numbers each as the chain did."""
-    for member in members:
-        give_consent(crm, ACME, member, "profiling")
+    consented(crm, members, "profiling")
     model_id = crm.coalition.decisions.register_model(
         crm.signer("acme"), b"\x01" * 32, b"\x02" * 32, b"\x03" * 32
     )
@@ -522,8 +526,7 @@ def test_a_consent_given_while_a_sender_holds_an_unsent_transaction_waits_for_it
     yet sent it; a consent given meanwhile (signed and sent at once, from the same account) must not take
     that nonce: it waits for the sender, then goes through. Both succeed: the points earned once, the
     consent recorded once."""
-    for member in members:
-        give_consent(crm, ACME, member, "loyalty")
+    consented(crm, members, "loyalty")
     stage_earnings(crm, ACME, [PointsRequest(members[0], 10, external_key="K-0")])
     run = Interleaving(crm, monkeypatch, lambda: give_consent(crm, ACME, members[1], "profiling"))
     waited: list[bool] = []
