@@ -54,6 +54,7 @@ from offchain.models import (
     ConsentReceipt,
     Customer,
     CustomerCreate,
+    Enrolment,
     Interaction,
     InteractionKind,
     PointEvent,
@@ -585,6 +586,33 @@ def test_an_invoice_over_one_events_points_stops_the_import_before_its_chunk_wri
     with memory_crm.unit_of_work() as db:
         assert db.exec(select(Interaction.external_key)).all() == ["500001"]
         assert [e.external_key for e in db.exec(select(PointEvent)).all()] == ["500001"]
+
+
+def test_a_file_refused_at_its_last_row_leaves_no_trace(memory_crm, tmp_path, monkeypatch):
+    """Customers come from the reader while it reads (at their first line), one a chunk here: none is
+    registered, keyed, enrolled or consented before the whole file is read and checked, whether its
+    last row is refused as it is read or its date once every row is. On the code before, each customer
+    before the refused row was (a thousand a chunk: a real file refused at its end left 5,000). An
+    off-chain check of what is written before the refusal: one store and chain suffice."""
+    monkeypatch.setattr(imports, "CUSTOMERS_ALONE", 1)
+    header, *rows = CSV.splitlines()
+    blocks_before = memory_crm.coalition.chain.block_number()
+    for last_row, refused in [
+        ("500009,22041,FRAME,x,2010-01-04 09:05:00,2.1,12348,France", "data row 4: quantity 'x' is not an"),
+        (
+            "500009,22041,FRAME,1,2010-01-04 9h05,2.1,12348,France",
+            "invoice 500009: InvoiceDate '2010-01-04 9h05'",
+        ),
+    ]:
+        path = tmp_path / "late.csv"
+        path.write_text("\n".join([header, rows[0], rows[1], rows[7], last_row]) + "\n")
+        with pytest.raises(MalformedInput, match=refused):
+            run(memory_crm, path, chunk_size=1, in_process=True)
+        with memory_crm.unit_of_work() as db:
+            for table in (Customer, Enrolment, ConsentReceipt, Interaction):
+                assert db.exec(select(func.count()).select_from(table)).one() == 0, table.__name__
+        assert find_customers_by_ref(memory_crm, P("acme"), ["12345", "12346", "12347"]) == {}
+        assert memory_crm.coalition.chain.block_number() == blocks_before  # nothing sent
 
 
 # --- members with a key of their own ------------------------------------------------------------------
