@@ -3,6 +3,7 @@
 Run from the project root:
 
     .venv/bin/python benchmarks/import_crash.py [--kills 5] [--kill-seed 1] [--mode progress|time]
+        [--database-url postgresql+psycopg://...]
 
 A fresh anvil (on a free port, stopped at the end) and a fresh home with partner acme; then
 
@@ -735,6 +736,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=11, help="seed of the synthetic data (default: 11)")
     parser.add_argument("--customers", type=int, default=1000)
     parser.add_argument("--interactions", type=int, default=20_000)
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="an empty PostgreSQL database's URL (scripts/postgres.sh) for the store; default: SQLite",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the home and the stderr logs; print where")
     args = parser.parse_args(argv)
     if args.kills < 0 or args.customers < 1 or args.interactions < 1:
@@ -785,7 +791,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"({sum(truth.points.values()):,} points)"
         )
         with running_anvil() as (url, _):
-            init_home(home, url)
+            init_home(home, url, args.database_url)
             add_partner(home, PARTNER)
             command = [
                 str(cli),

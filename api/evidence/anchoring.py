@@ -139,10 +139,10 @@ class _Anchors:
         self.crm = crm
         with crm.unit_of_work() as db:
             self.partner: PartnerRecord = crm.partner(db, partner_name)
-        self.outbox = Outbox(crm, batches.OUTBOX, crm.coalition.anchor)
+        self.outbox = Outbox(crm, batches.OUTBOX, crm.coalition.anchor, self.partner.id)
 
     def settle(self, *, wait: bool) -> list[AnchorOutcome]:
-        return [AnchorOutcome.of(row) for row in self.outbox.settle(self.partner.id, wait=wait)]
+        return [AnchorOutcome.of(row) for row in self.outbox.settle(wait=wait)]
 
     def send(self, next_batch: NextBatch, *, wait: bool) -> list[AnchorOutcome]:
         return [AnchorOutcome.of(row) for row in self.outbox.send(next_batch, wait=wait)]

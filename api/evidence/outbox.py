@@ -21,11 +21,21 @@ refused by name before anything is sent (`ledgercrm anchor` is the command that 
 
 The store's half of each table is an `OutboxRows` (offchain.repositories.outbox); the chain's half is
 the typed client of the contract that takes the transactions (`broadcast`, `lookup`, `wait`).
+
+One sender per partner at a time, across all its outboxes (`sending`): between recording a hash and
+sending it, only its sender knows the transaction exists. A second sender settling then would find the
+node without it and put its rows back in the queue: sent again by the second, earned or recorded twice
+on chain; an anchor mined while the store says pending, and every later anchor refused as the store
+being older than the chain. A second sender of the same log would also take the batch after one the
+first holds, which the chain refuses. Every `settle` and `send` holds the partner's lock; a caller that
+leaves broadcasts queued past its send (a pipelined import) holds it around the whole pipeline.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,11 +45,33 @@ from api.context import Crm
 from ledger.chain import SignedTx, TxResult
 from ledger.clients.base import ContractClient
 from ledger.errors import TransactionFailed
-from offchain.repositories.outbox import OutboxRows
+from offchain.repositories.outbox import OutboxRows, sender_lock
 
 NextBatch = Callable[[Session], tuple[Sequence[int], SignedTx] | None]
 """next_batch(db): the ids of the staged rows one transaction carries and that transaction, signed;
 None when nothing is left to send. Called inside the unit of work that records the hash."""
+
+
+# (engine, partner id) of the sender locks this thread holds: a send inside a held lock (an import's
+# sends within its pipeline, `send_waiting`'s outboxes) takes it once; another thread waits for it
+_HELD = threading.local()
+
+
+@contextmanager
+def sending(crm: Crm, partner_id: int) -> Iterator[None]:
+    """Be the partner's one sender for the block (see above): wait for any other to finish first.
+    Re-entrant within a thread; senders of other partners go on in parallel."""
+    held: set[tuple[int, int]] = _HELD.__dict__.setdefault("locks", set())
+    key = (id(crm.engine), partner_id)
+    if key in held:
+        yield
+        return
+    with sender_lock(crm.engine, partner_id):
+        held.add(key)
+        try:
+            yield
+        finally:
+            held.discard(key)
 
 
 @dataclass(frozen=True)
@@ -51,15 +83,20 @@ class FailedTransaction:
 
 
 class Outbox:
-    def __init__(self, crm: Crm, rows: OutboxRows, client: ContractClient) -> None:
+    def __init__(self, crm: Crm, rows: OutboxRows, client: ContractClient, partner_id: int) -> None:
         self.crm = crm
         self.rows = rows
         self.client = client
+        self.partner_id = partner_id  # whose rows: their sender lock is held for each settle and send
         self.failed: list[FailedTransaction] = []  # what this outbox put back in the queue, oldest first
 
-    def settle(self, partner_id: int, *, wait: bool = True) -> list[Any]:
+    def settle(self, *, wait: bool = True) -> list[Any]:
         """Settle the partner's in-flight transactions (see above); with `wait=False` one the node
         still holds unmined is left in flight. The rows confirmed, oldest first per transaction."""
+        with sending(self.crm, self.partner_id):
+            return self._settle(self.partner_id, wait=wait)
+
+    def _settle(self, partner_id: int, *, wait: bool) -> list[Any]:
         with self.crm.unit_of_work() as db:
             in_flight = self.rows.in_flight(db, partner_id)
         confirmed: list[Any] = []
@@ -83,6 +120,10 @@ class Outbox:
     def send(self, next_batch: NextBatch, *, wait: bool) -> list[Any]:
         """Sign, record and send transactions until `next_batch` has nothing left; with `wait`, wait for
         each and confirm its rows (returned), else leave them in flight for `settle`."""
+        with sending(self.crm, self.partner_id):
+            return self._send(next_batch, wait=wait)
+
+    def _send(self, next_batch: NextBatch, *, wait: bool) -> list[Any]:
         confirmed: list[Any] = []
         while True:
             with self.crm.unit_of_work() as db:

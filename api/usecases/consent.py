@@ -443,14 +443,14 @@ def send_staged_consents(
     while a batch of at least `min_batch` is staged (an import sends full batches only, then the rest at
     its end); the receipts of members whose enrolment is still staged wait for it. The receipts
     confirmed by this call, oldest first (plain rows with the columns `consents.OUTBOX` names). With
-    `wait=False` the batches sent are left in flight for the next call to confirm. One partner's outbox
-    is sent by one process at a time."""
+    `wait=False` the batches sent are left in flight for the next call to confirm. A partner's outboxes
+    have one sender at a time (`api.evidence.outbox.sending`: another waits)."""
     partner_name = who.acting_partner()
     client = crm.coalition.consent
     signer = crm.signer(partner_name)
     with crm.unit_of_work() as db:
         partner_id = crm.partner(db, partner_name).id
-    outbox = Outbox(crm, consents.OUTBOX, client)
+    outbox = Outbox(crm, consents.OUTBOX, client, partner_id)
 
     def next_batch(db: Session) -> tuple[list[int], SignedTx] | None:
         staged = consents.staged(db, partner_id, batch_size)
@@ -467,7 +467,7 @@ def send_staged_consents(
         )
         return [r.id for r in staged], signed
 
-    return outbox.settle(partner_id) + outbox.send(next_batch, wait=wait)
+    return outbox.settle() + outbox.send(next_batch, wait=wait)
 
 
 @dataclass(frozen=True)

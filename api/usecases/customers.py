@@ -177,7 +177,7 @@ def send_staged_enrolments(
     signer = crm.signer(partner_name)
     with crm.unit_of_work() as db:
         partner_id = crm.partner(db, partner_name).id
-    outbox = Outbox(crm, enrolments.OUTBOX, client)
+    outbox = Outbox(crm, enrolments.OUTBOX, client, partner_id)
 
     def next_batch(db: Session) -> tuple[list[int], SignedTx] | None:
         staged = enrolments.staged(db, partner_id, batch_size)
@@ -187,7 +187,7 @@ def send_staged_enrolments(
         signed = client.prepare_enrol(signer, [bytes(r.member_id) for r in staged], [None] * len(staged))
         return [r.id for r in staged], signed
 
-    return outbox.settle(partner_id) + outbox.send(next_batch, wait=wait)
+    return outbox.settle() + outbox.send(next_batch, wait=wait)
 
 
 def find_customers_by_ref(crm: Crm, who: Principal, refs: Iterable[str]) -> dict[str, bytes]:

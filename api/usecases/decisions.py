@@ -304,7 +304,7 @@ def send_staged_decisions(crm: Crm, who: Principal, *, batch_size: int = DECISIO
     signer = crm.signer(partner)
     with crm.unit_of_work() as db:
         partner_id = crm.partner(db, partner).id
-    outbox = Outbox(crm, decisions.OUTBOX, client)
+    outbox = Outbox(crm, decisions.OUTBOX, client, partner_id)
 
     def next_batch(db: Session) -> tuple[list[int], SignedTx] | None:
         rows = decisions.staged(db, partner_id, batch_size)
@@ -315,7 +315,7 @@ def send_staged_decisions(crm: Crm, who: Principal, *, batch_size: int = DECISIO
         signed = client.prepare_record_decisions(signer, rows[0].model_id, [decision_of(r) for r in same])
         return [r.id for r in same if r.id is not None], signed
 
-    return outbox.settle(partner_id) + outbox.send(next_batch, wait=True)
+    return outbox.settle() + outbox.send(next_batch, wait=True)
 
 
 def _model_row(db: Session, partner_id: int, partner: str, model_id: int | None) -> RegisteredModel:

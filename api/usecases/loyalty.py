@@ -332,14 +332,14 @@ def send_staged_points(
     at least `min_batch` are staged (so a caller can send full batches only, then flush with 1); the
     events confirmed by this call (plain rows with the columns `points.OUTBOX` names). With
     `wait=False` the batches this call sends are left in flight, to be confirmed by the next call (which
-    settles in-flight transactions first): an import works on its next chunk while the node mines. One
-    partner's outbox is sent by one process at a time."""
+    settles in-flight transactions first): an import works on its next chunk while the node mines. A
+    partner's outboxes have one sender at a time (`api.evidence.outbox.sending`: another waits)."""
     partner_name = who.acting_partner()
     client = crm.coalition.loyalty
     signer = crm.signer(partner_name)
     with crm.unit_of_work() as db:
         partner_id = crm.partner(db, partner_name).id
-    outbox = Outbox(crm, points.OUTBOX, client)
+    outbox = Outbox(crm, points.OUTBOX, client, partner_id)
     # The oldest staged events read and not sent yet, by member, and the last id read. A batch takes what
     # its gas bound fits of the oldest `batch_size` (Online Retail II: ~600 of 2,600, its invoices being in
     # date order, not by member); the rest stay staged, and they are the next batch's oldest: kept here, only
@@ -377,7 +377,7 @@ def send_staged_points(
         )
         return [e.id for e in batch], signed
 
-    return outbox.settle(partner_id) + outbox.send(next_batch, wait=wait)
+    return outbox.settle() + outbox.send(next_batch, wait=wait)
 
 
 def _by_member(item: tuple[bytes, Any]) -> bytes:

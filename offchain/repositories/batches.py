@@ -74,15 +74,15 @@ def of_partner(db: Session, partner_id: int) -> dict[int, Batch]:
 def pending(db: Session, partner_id: int, limit: int, among: Collection[int] | None = None) -> list[Any]:
     """The partner's oldest batches waiting to be sent (id, root, size, first_index, consistency), in
     log order; with `among`, only as far as the last of those (the log is sent in order: a batch goes
-    after every batch before it)."""
+    after every batch before it). Locked until the anchor's hash is recorded (PostgreSQL); one sender
+    per partner holds its lock (api.evidence.outbox.sending), and should another reach these batches
+    it waits: skipping a batch another holds would take the next one, a head the chain refuses."""
     query = core_select(_C.id, _C.root, _C.size, _C.first_index, _C.consistency).where(
         _C.partner_id == partner_id, _C.status == AnchorStatus.PENDING
     )
     if among is not None:
         query = query.where(_C.id <= max(among, default=0))
-    return list(
-        db.connection().execute(query.order_by(_C.first_index).limit(limit).with_for_update(skip_locked=True))
-    )
+    return list(db.connection().execute(query.order_by(_C.first_index).limit(limit).with_for_update()))
 
 
 def in_flight_spans(db: Session, partner_id: int) -> list[tuple[int, int]]:

@@ -79,8 +79,9 @@ def staged(db: Session, partner_id: int, limit: int) -> Sequence[Any]:
         _C.status == first.status,
         _C.expires_at.is_(None) if first.expires_at is None else _C.expires_at == first.expires_at,
     )
-    # PostgreSQL: a second sender skips these rows instead of signing them again
-    return rows.execute(same.limit(limit).with_for_update(skip_locked=True)).all()
+    # PostgreSQL: locked until the hash is recorded; one sender per partner holds its lock
+    # (api.evidence.outbox.sending), and should another reach these rows it waits, never skips ahead
+    return rows.execute(same.limit(limit).with_for_update()).all()
 
 
 def history(

@@ -52,7 +52,9 @@ def staged(db: Session, partner_id: int, limit: int) -> Sequence[DecisionRecord]
         )
         .order_by(col(DecisionRecord.id))
         .limit(limit)
-        .with_for_update(skip_locked=True)  # PostgreSQL: a second sender skips these rows
+        # PostgreSQL: locked until the hash is recorded; one sender per partner holds its lock
+        # (api.evidence.outbox.sending), and should another reach these rows it waits, never skips ahead
+        .with_for_update()
     )
     return db.exec(query).all()
 

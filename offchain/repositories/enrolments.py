@@ -31,7 +31,9 @@ def staged(db: Session, partner_id: int, limit: int) -> Sequence[Any]:
         .where(_C.partner_id == partner_id, _C.tx_hash.is_(None), _C.block_number.is_(None))
         .order_by(_C.id)
         .limit(limit)
-        .with_for_update(skip_locked=True)  # PostgreSQL: a second sender skips these rows
+        # PostgreSQL: locked until the hash is recorded; one sender per partner holds its lock
+        # (api.evidence.outbox.sending), and should another reach these rows it waits, never skips ahead
+        .with_for_update()
     )
     return db.connection().execute(query).all()
 

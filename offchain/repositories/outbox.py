@@ -8,14 +8,63 @@ tie the two together after a crash, are `api.evidence.outbox`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import weakref
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Protocol
 
-from sqlalchemy import Table, update
+from sqlalchemy import Engine, Table, create_engine, text, update
 from sqlalchemy import select as core_select
 from sqlmodel import Session
 
 from offchain.db import in_chunks
+
+# The first key of the partners' sender locks (PostgreSQL advisory locks take two int4 keys): a constant
+# of this project's, so that the second, the partner's id, names one partner's lock among the database's.
+SENDER_LOCK_CLASS = 0x4C435253  # "LCRS"
+# engine -> an engine of the same database, for the connections that hold sender locks: taken from the
+# store's pool, the senders waiting for a lock would each hold one of its connections, and with the pool
+# used up the holder could not get one for its own unit of work. This pool keeps two connections (a new
+# one costs ~4 ms, most of taking a free lock) and opens more for waiters, without limit.
+_LOCK_ENGINES: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
+
+
+@contextmanager
+def sender_lock(engine: Engine, partner_id: int) -> Iterator[None]:
+    """Hold the partner's sender lock for the block, waiting for another holder (another process, or
+    another thread of a server) to let it go first.
+
+    Every transaction of a partner's outboxes is signed with the partner's one key, in the order the
+    chain needs (enrolments, then consents, then points; a log's heads one after another), and between
+    recording a transaction's hash and sending it, it is known only here: a second sender that settled
+    then would find the node without it and put its rows back in the queue, to be sent again (earned
+    twice), or anchored while the store says pending. So one sender at a time per partner, for the whole
+    of its settle or send; senders of different partners do not wait for each other.
+
+    PostgreSQL: a session-level advisory lock, on a connection of its own (not of the store's pool)
+    held for the block (a transaction's lock would end with the commit that records the hash, before
+    the send), released at the end, or by the server when the process dies. SQLite: nothing, as
+    before (its one writer orders the claims, but not a settle between another process's claim and
+    its send: one process per SQLite home sends, as the import's lock in the home has it)."""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    locks = _LOCK_ENGINES.get(engine)
+    if locks is None:
+        locks = _LOCK_ENGINES[engine] = create_engine(engine.url, pool_size=2, max_overflow=-1)
+    keys = {"kind": SENDER_LOCK_CLASS, "partner": partner_id}
+    # autocommit: no transaction stays open (idle in transaction) while the lock is held
+    with locks.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text("SELECT pg_advisory_lock(:kind, :partner)"), keys)
+        try:
+            yield
+        finally:
+            try:
+                connection.execute(text("SELECT pg_advisory_unlock(:kind, :partner)"), keys)
+            except BaseException:
+                # a connection that could not let the lock go must not go back to the pool holding it
+                connection.invalidate()
+                raise
 
 
 class OutboxRows(Protocol):

@@ -64,7 +64,9 @@ def staged_earnings(
         )
         .order_by(_C.id)
         .limit(limit)
-        .with_for_update(skip_locked=True)  # PostgreSQL: a second sender skips these rows
+        # PostgreSQL: locked until the hash is recorded; one sender per partner holds its lock
+        # (api.evidence.outbox.sending), and should another reach these rows it waits, never skips ahead
+        .with_for_update()
     )
     return db.connection().execute(query).all()
 
