@@ -13,8 +13,9 @@ line. What the reader does with it, and why:
 - The lines of one invoice are not contiguous in the file, so rows are grouped by invoice in memory
   (strings interned: the whole file takes a few hundred MB at most), and invoices are yielded in order of
   first appearance, which is chronological to within minutes. `read_records` also yields each customer
-  (`CustomerRecord`) while the file is read, at their first invoice line, so that they can be registered
-  before the invoices are ready.
+  (`CustomerRecord`) while the file is read, at their first invoice line. Every row, and every invoice's
+  date, is checked before the first invoice is yielded: a consumer that writes nothing before then
+  leaves nothing behind when a file is refused, at whatever row.
 - The data set is two workbook sheets (2009-12-01..2010-12-09 and 2010-12-01..2011-12-09) one after the
   other, and the week both cover is in the file twice: a row dated more than a day before the previous
   one starts a new sheet, and an invoice that a later sheet repeats line for line is read once (the
@@ -128,12 +129,13 @@ def open_text(path: str | Path) -> IO[str]:
 class _Invoice:
     """One invoice being accumulated: its lines, one shared `Line` object per distinct line of the file."""
 
-    __slots__ = ("country", "customer", "earliest", "lines", "repeats", "sheet")
+    __slots__ = ("country", "customer", "earliest", "lines", "occurred_at", "repeats", "sheet")
 
     def __init__(self, customer: str, country: str, when: str, sheet: int) -> None:
         self.customer = customer
         self.country = country
         self.earliest = when  # ISO text compares chronologically
+        self.occurred_at: datetime | None = None  # `earliest` parsed, once the whole file is read
         self.sheet = sheet
         self.lines: list[Line] = []
         self.repeats: dict[int, list[Line]] | None = None
@@ -260,6 +262,12 @@ def read_records(
                 repeats.setdefault(sheet, []).append(line)
         stats.rows, stats.lines = rows, line_count
         stats.rows_without_customer, stats.rows_not_invoices = without_customer, not_invoices
+    # Every invoice's date checked before the first invoice is given: once the reader gives one, the
+    # whole file has been read and checked, so an importer that writes nothing before then is refused
+    # a bad file with nothing written, wherever its fault is (a date used to be parsed as its invoice
+    # was given, after earlier invoices had been imported).
+    for number, invoice in invoices.items():
+        invoice.occurred_at = _occurred_at(number, invoice.earliest)
     stats.invoices_found = len(invoices)
     if progress is not None:
         progress("read", stats.rows, stats.rows)
@@ -320,13 +328,16 @@ def _line(row: tuple[str, str, str, str], where: str) -> Line:
     return Line(stock_code, description, count, amount)
 
 
-def _record(number: str, invoice: _Invoice, lines: list[Line]) -> InvoiceRecord:
+def _occurred_at(number: str, earliest: str) -> datetime:
     try:
-        occurred_at = datetime.fromisoformat(invoice.earliest).replace(tzinfo=SOURCE_TIMEZONE)
+        return datetime.fromisoformat(earliest).replace(tzinfo=SOURCE_TIMEZONE)
     except ValueError:
-        raise ValueError(
-            f"invoice {number}: InvoiceDate {invoice.earliest!r} is not YYYY-MM-DD HH:MM:SS"
-        ) from None
+        raise ValueError(f"invoice {number}: InvoiceDate {earliest!r} is not YYYY-MM-DD HH:MM:SS") from None
+
+
+def _record(number: str, invoice: _Invoice, lines: list[Line]) -> InvoiceRecord:
+    occurred_at = invoice.occurred_at
+    assert occurred_at is not None  # parsed after the read, before any invoice is given
     return InvoiceRecord(
         invoice=number,
         customer_id=invoice.customer,

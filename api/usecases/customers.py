@@ -97,7 +97,10 @@ def register_customers(
         raise InvalidInput("the same external_ref appears twice in one request")
     with crm.unit_of_work() as db:  # validated before any key or row is written
         partner = crm.partner(db, partner_name)
-        by_hash = {crm.vault.external_ref_hmac(partner_name, ref): ref for ref in refs}
+        # each ref's lookup hash once: the check here and the row below (an import's 5,942 customers
+        # had each hashed twice in this function)
+        ref_hashes = {ref: crm.vault.external_ref_hmac(partner_name, ref) for ref in refs}
+        by_hash = {ref_hash: ref for ref, ref_hash in ref_hashes.items()}
         taken = sorted(by_hash[h] for h in customers.by_ref_hashes(db, partner.id, by_hash))
     if taken:
         raise InvalidInput(
@@ -129,9 +132,7 @@ def register_customers(
                             canonical_json(item.model_dump(exclude_none=True)),
                         ),
                         "external_ref_hmac": (
-                            None
-                            if item.external_ref is None
-                            else crm.vault.external_ref_hmac(partner_name, item.external_ref)
+                            None if item.external_ref is None else ref_hashes[item.external_ref]
                         ),
                         "created_at": now,
                         "erased_at": None,
