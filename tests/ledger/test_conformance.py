@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 from eth_account import Account
+from starlette.requests import Request
 
+from api.http.problems import from_exception
 from api.messages import describe
 from ledger import errors
 from ledger.backends import RpcBackend
@@ -79,6 +81,11 @@ class TestNonces:
         said = describe(refused.value)
         assert said.startswith("another sender used the partner's account") and "nonce" not in said
         assert decisions.model_count() == before + 1
+        # over HTTP: 409 busy with those words, not 503 "the chain is not answering" (it answered)
+        request = Request({"type": "http", "method": "POST", "path": "/v1/points/earn", "headers": []})
+        answer = from_exception(refused.value, request)
+        assert answer.status_code == 409
+        assert json.loads(bytes(answer.body))["detail"] == said
 
 
 class TestConsortium:
