@@ -12,6 +12,7 @@ time, but nothing else stopped a settle between another sender's claim and its s
 from __future__ import annotations
 
 import fcntl
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -170,12 +171,15 @@ def flock_waiters(crm: Crm) -> int:
     """How many wait for a sender lock of the SQLite home's partners: the kernel lists each waiter of a
     flock in /proc/locks as `N: -> FLOCK ... <major>:<minor>:<inode> ...`."""
     folder = Path(str(crm.engine.url.database)).resolve().parent / LOCKS_FOLDER
-    inodes = {str(path.stat().st_ino) for path in folder.glob("partner-*.lock")}
+    files = {
+        f"{os.major(found.st_dev):02x}:{os.minor(found.st_dev):02x}:{found.st_ino}"
+        for found in (path.stat() for path in folder.glob("partner-*.lock"))
+    }
     waiting = 0
     for line in Path("/proc/locks").read_text().splitlines():
         fields = line.split()
         if len(fields) > 6 and fields[1] == "->" and fields[2] == "FLOCK":
-            waiting += fields[6].rsplit(":", 1)[-1] in inodes
+            waiting += fields[6] in files
     return waiting
 
 
