@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from ledger.errors import ContractPanic, ContractRevert
+from ledger.errors import ContractPanic, ContractRevert, NonceTaken
 
 Sentence = Callable[[dict[str, Any]], str]
 
@@ -167,6 +167,12 @@ def _words(name: str) -> str:
 
 def describe(exc: BaseException) -> str:
     """One line for a person."""
+    if isinstance(exc, NonceTaken):
+        account = f" {exc.sender}" if exc.sender else ""
+        return (
+            f"another sender used the partner's account{account} at the same moment (its next transaction"
+            " number was taken): this transaction was not sent; run the command again"
+        )
     if isinstance(exc, ContractPanic):
         return (
             f"a contract failed an internal check (panic code {getattr(exc, 'code', '?')}); nothing changed"

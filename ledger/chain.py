@@ -27,7 +27,13 @@ from web3.exceptions import TransactionNotFound
 from web3.types import BlockIdentifier, EventData, LogReceipt, TxParams, TxReceipt, Wei
 
 from ledger.backends import Backend, CallRequest, Log, Receipt, RpcBackend, TxContext, unreachable
-from ledger.errors import BackendError, ContractRevert, TransactionFailed
+from ledger.errors import (
+    NONCE_TAKEN_MARKS,
+    BackendError,
+    ContractRevert,
+    NonceTaken,
+    TransactionFailed,
+)
 from ledger.logwindows import BlockWindows
 from ledger.pipeline import Pipeline
 from ledger.reverts import RevertDecoder
@@ -463,6 +469,11 @@ class Chain:
             return self.decoder.decode(data)
         if isinstance(exc, ContractRevert | BackendError):
             return exc
+        text = str(exc).lower()
+        if any(mark in text for mark in NONCE_TAKEN_MARKS):
+            # a raw node message ("nonce too low") is no words for a person: named, and said in
+            # api/messages.py
+            return NonceTaken(f"{type(exc).__name__}: {exc}")
         reason = unreachable(exc)
         if reason is not None:
             return BackendError(f"the node at {self.backend.rpc_url} stopped answering: {reason}")

@@ -23,6 +23,27 @@ class BackendError(LedgerError):
     """The chain could not be reached or answered something unexpected."""
 
 
+class NonceTaken(BackendError):
+    """The node refused a transaction because another one from the same account took its nonce first
+    (another process, or a sender of this one, sent from the account between this one's signing and
+    sending): it was not sent. `sender` is the account, when known."""
+
+    def __init__(self, detail: str, sender: str | None = None) -> None:
+        self.sender = sender
+        super().__init__(detail)
+
+
+# What nodes answer when a transaction's nonce was taken: anvil and geth ("nonce too low", a pooled one
+# with the same nonce "replacement transaction underpriced"), Besu ("NONCE_TOO_LOW"), eth-tester
+# ("Invalid transaction nonce: Expected 13, but got 12"). Lower case: matched against the lowered text.
+NONCE_TAKEN_MARKS = (
+    "nonce too low",
+    "nonce_too_low",
+    "invalid transaction nonce",
+    "replacement transaction underpriced",
+)
+
+
 class DeploymentMismatch(LedgerError):
     """The code at a manifest's addresses is not the code the manifest (or this build) describes."""
 

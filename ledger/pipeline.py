@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 from eth_account.signers.local import LocalAccount
 
 from ledger.backends import CallRequest, RpcBackend, TxContext
-from ledger.errors import BackendError
+from ledger.errors import BackendError, NonceTaken
 
 if TYPE_CHECKING:
     from ledger.chain import Chain, SignedTx
@@ -165,9 +165,10 @@ class Pipeline:
         backend = self.chain.backend
         context = backend.tx_context(call.sender, fees=backend.gas_price is None, simulate=call)
         if context.nonce != nonce:
-            raise BackendError(
+            raise NonceTaken(
                 f"the node counts nonce {context.nonce} for {call.sender} where this process counted"
-                f" {nonce}: another process sends from the same account"
+                f" {nonce}: another process sends from the same account",
+                call.sender,
             )
         if context.gas_limit < call.gas:
             raise BackendError(

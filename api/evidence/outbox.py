@@ -35,17 +35,18 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from sqlmodel import Session
 
 from api.context import Crm
+from api.errors import NotAllowed, UnknownPartner
 from ledger.chain import SignedTx, TxResult
 from ledger.clients.base import ContractClient
 from ledger.errors import TransactionFailed
-from offchain.repositories.outbox import OutboxRows, sender_lock
+from offchain.repositories.outbox import OutboxRows, SenderLockError, sender_lock
 
 NextBatch = Callable[[Session], tuple[Sequence[int], SignedTx] | None]
 """next_batch(db): the ids of the staged rows one transaction carries and that transaction, signed;
@@ -66,12 +67,35 @@ def sending(crm: Crm, partner_id: int) -> Iterator[None]:
     if key in held:
         yield
         return
-    with sender_lock(crm.engine, partner_id):
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(sender_lock(crm.engine, partner_id))
+        except SenderLockError as exc:  # something planted where the lock file belongs: nothing is sent
+            raise NotAllowed(str(exc)) from None
         held.add(key)
         try:
             yield
         finally:
             held.discard(key)
+
+
+@contextmanager
+def sending_as(crm: Crm, partner_name: str) -> Iterator[None]:
+    """`sending` for a use case that signs and sends from the partner's account outside the outboxes (a
+    consent given or withdrawn, points earned or redeemed, an erasure, a key bound, a vote, a model
+    registered): it waits for a running sender of the partner instead of signing with the nonce that
+    sender has signed with and not sent yet (the node would refuse one of the two, "nonce too low").
+    Taken before the use case opens its unit of work: a sender holding the lock may be waiting for the
+    store's writer (SQLite's one), which must not in turn wait for the lock. A partner the store does not
+    know takes no lock: the use case refuses it in its own words."""
+    try:
+        with crm.unit_of_work() as db:
+            partner_id = crm.partner(db, partner_name).id
+    except UnknownPartner:
+        yield
+        return
+    with sending(crm, partner_id):
+        yield
 
 
 @dataclass(frozen=True)

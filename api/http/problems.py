@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import errors
 from api.messages import describe
-from ledger.errors import BackendError, ContractRevert, LedgerError
+from ledger.errors import BackendError, ContractRevert, LedgerError, NonceTaken
 from offchain.errors import VaultError
 
 log = logging.getLogger("ledgercrm.http")
@@ -109,6 +109,8 @@ def from_exception(exc: BaseException, request: Request) -> JSONResponse:
             error=exc.error_name or "revert",
             fields=fields or None,
         )
+    if isinstance(exc, NonceTaken):  # the chain answers: another sender was first; again will do
+        return problem(409, "busy", "Busy", describe(exc), request)
     if isinstance(exc, BackendError):
         return problem(503, "chain-unavailable", "The chain is not answering", describe(exc), request)
     if isinstance(exc, LedgerError):

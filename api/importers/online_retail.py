@@ -13,8 +13,10 @@ line. What the reader does with it, and why:
 - The lines of one invoice are not contiguous in the file, so rows are grouped by invoice in memory
   (strings interned: the whole file takes a few hundred MB at most), and invoices are yielded in order of
   first appearance, which is chronological to within minutes. `read_records` also yields each customer
-  (`CustomerRecord`) while the file is read, at their first invoice line, so that they can be registered
-  before the invoices are ready.
+  (`CustomerRecord`) while the file is read, at their first invoice line. Every row, and every invoice's
+  date, total and points (a double holds the total; a purchase earns at most one event's points,
+  `ledger.caps.MAX_EARN`), is checked before the first invoice is yielded: a consumer that writes
+  nothing before then leaves nothing behind when a file is refused, at whatever row.
 - The data set is two workbook sheets (2009-12-01..2010-12-09 and 2010-12-01..2011-12-09) one after the
   other, and the week both cover is in the file twice: a row dated more than a day before the previous
   one starts a new sheet, and an invoice that a later sheet repeats line for line is read once (the
@@ -42,6 +44,7 @@ from typing import IO
 
 from api.importers.records import CustomerRecord, InvoiceRecord, Line
 from api.progress import Progress
+from ledger.caps import MAX_EARN
 from offchain.kinds import InteractionKind
 
 HEADER = ("Invoice", "StockCode", "Description", "Quantity", "InvoiceDate", "Price", "Customer ID", "Country")
@@ -128,15 +131,17 @@ def open_text(path: str | Path) -> IO[str]:
 class _Invoice:
     """One invoice being accumulated: its lines, one shared `Line` object per distinct line of the file."""
 
-    __slots__ = ("country", "customer", "earliest", "lines", "repeats", "sheet")
+    __slots__ = ("country", "customer", "earliest", "lines", "occurred_at", "repeats", "sheet", "total")
 
     def __init__(self, customer: str, country: str, when: str, sheet: int) -> None:
         self.customer = customer
         self.country = country
         self.earliest = when  # ISO text compares chronologically
+        self.occurred_at: datetime | None = None  # `earliest` parsed, once the whole file is read
         self.sheet = sheet
         self.lines: list[Line] = []
         self.repeats: dict[int, list[Line]] | None = None
+        self.total = Decimal(0)  # its lines' amounts, once the whole file is read
 
 
 def read_invoices(
@@ -260,6 +265,16 @@ def read_records(
                 repeats.setdefault(sheet, []).append(line)
         stats.rows, stats.lines = rows, line_count
         stats.rows_without_customer, stats.rows_not_invoices = without_customer, not_invoices
+    # Every invoice's date checked before the first invoice is given: once the reader gives one, the
+    # whole file has been read and checked, so an importer that writes nothing before then is refused
+    # a bad file with nothing written, wherever its fault is (a date used to be parsed as its invoice
+    # was given, after earlier invoices had been imported).
+    # Its lines and its total too (the same rule for both): a total a double cannot hold, or one that
+    # earns more points than one event carries, was refused only as its invoice was given or imported,
+    # after the invoices before it.
+    for number, invoice in invoices.items():
+        invoice.occurred_at = _occurred_at(number, invoice.earliest)
+        _settle(path, number, invoice, stats)
     stats.invoices_found = len(invoices)
     if progress is not None:
         progress("read", stats.rows, stats.rows)
@@ -269,15 +284,7 @@ def read_records(
     # pop as we go: memory is released as records are consumed (in the order of a list of the numbers:
     # `next(iter(invoices))` after each pop would scan the dict's freed slots, quadratic in invoices)
     for number in list(invoices):
-        invoice = invoices.pop(number)
-        lines = invoice.lines
-        for repeat in (invoice.repeats or {}).values():
-            # a multiset comparison by identity: equal lines are one object (`distinct` above)
-            if sorted(map(id, repeat)) == sorted(map(id, invoice.lines)):
-                stats.repeated_rows += len(repeat)  # the same invoice, read again from the next sheet
-            else:
-                lines = lines + repeat  # not a plain repeat: keep every line, nothing is lost
-        record = _record(number, invoice, lines)
+        record = _record(number, invoices.pop(number))
         stats.invoices += 1
         stats.returns += record.kind is InteractionKind.RETURN
         yield record
@@ -320,19 +327,44 @@ def _line(row: tuple[str, str, str, str], where: str) -> Line:
     return Line(stock_code, description, count, amount)
 
 
-def _record(number: str, invoice: _Invoice, lines: list[Line]) -> InvoiceRecord:
+def _occurred_at(number: str, earliest: str) -> datetime:
     try:
-        occurred_at = datetime.fromisoformat(invoice.earliest).replace(tzinfo=SOURCE_TIMEZONE)
+        return datetime.fromisoformat(earliest).replace(tzinfo=SOURCE_TIMEZONE)
     except ValueError:
+        raise ValueError(f"invoice {number}: InvoiceDate {earliest!r} is not YYYY-MM-DD HH:MM:SS") from None
+
+
+def _settle(path: str | Path, number: str, invoice: _Invoice, stats: ReadStats) -> None:
+    """The invoice's lines (a later sheet's plain repeat of it dropped) and their total, checked."""
+    lines = invoice.lines
+    for repeat in (invoice.repeats or {}).values():
+        # a multiset comparison by identity: equal lines are one object (`distinct` in read_records)
+        if sorted(map(id, repeat)) == sorted(map(id, invoice.lines)):
+            stats.repeated_rows += len(repeat)  # the same invoice, read again from the next sheet
+        else:
+            lines = lines + repeat  # not a plain repeat: keep every line, nothing is lost
+    invoice.lines, invoice.repeats = lines, None
+    total = invoice.total = sum([line.amount for line in lines], Decimal(0))
+    # each line's amount is finite as a double (`_line`), their sum need not be; the document holds it
+    # as one
+    if not math.isfinite(float(total)):
+        raise ValueError(f"{path}: invoice {number}: its total is out of range")
+    # a purchase earns a point per whole unit of its total (`InvoiceRecord.points`)
+    if not number.startswith("C") and total >= MAX_EARN + 1:
         raise ValueError(
-            f"invoice {number}: InvoiceDate {invoice.earliest!r} is not YYYY-MM-DD HH:MM:SS"
-        ) from None
+            f"{path}: invoice {number} would earn more than {MAX_EARN:,} points (one event's most)"
+        )
+
+
+def _record(number: str, invoice: _Invoice) -> InvoiceRecord:
+    occurred_at = invoice.occurred_at
+    assert occurred_at is not None  # parsed after the read, before any invoice is given
     return InvoiceRecord(
         invoice=number,
         customer_id=invoice.customer,
         country=invoice.country,
         occurred_at=occurred_at,
         kind=InteractionKind.RETURN if number.startswith("C") else InteractionKind.PURCHASE,
-        lines=tuple(lines),
-        total=sum([line.amount for line in lines], Decimal(0)),
+        lines=tuple(invoice.lines),
+        total=invoice.total,
     )

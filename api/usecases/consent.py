@@ -14,7 +14,7 @@ from sqlmodel import Session
 from api.context import Crm
 from api.errors import CustomerIsErased, InvalidInput, MalformedInput, NotAllowed, NotFound
 from api.evidence import records
-from api.evidence.outbox import Outbox
+from api.evidence.outbox import Outbox, sending_as
 from api.principal import Principal
 from api.usecases.customers import member_status, readable_member
 from api.usecases.partners import partner_names
@@ -102,6 +102,21 @@ def withdraw_consent(
 
 
 def _record(
+    crm: Crm,
+    partner_name: str,
+    member: bytes,
+    purpose: str,
+    status: ConsentStatus,
+    expires_at: datetime | None,
+    terms: ConsentTerms,
+    signature: SignedMessage | None,
+) -> ConsentReceipt:
+    # signed with the partner's key and sent at once: after any running sender of the partner
+    with sending_as(crm, partner_name):
+        return _record_now(crm, partner_name, member, purpose, status, expires_at, terms, signature)
+
+
+def _record_now(
     crm: Crm,
     partner_name: str,
     member: bytes,

@@ -26,6 +26,7 @@ from eth_utils import is_address, to_checksum_address
 
 from api.context import Crm
 from api.errors import CustomerIsErased, InvalidInput, MalformedInput, NotAllowed, NotFound
+from api.evidence.outbox import sending_as
 from api.principal import Principal
 from api.usecases.customers import owned_customer, register_customer
 from api.usecases.signing import SignedMessage, check_binding, check_signed
@@ -114,6 +115,11 @@ def bind_customer_key(crm: Crm, who: Principal, member: bytes, signer: str, bind
     binding (`customer_binding`): its home partner only, and only for a member without one (changing a
     key needs the old key's signature, or a vote). No partner binds a key the customer does not hold."""
     partner_name = who.acting_partner()
+    with sending_as(crm, partner_name):  # sent from the partner's account: after any running sender
+        return _bind(crm, partner_name, member, signer, binding)
+
+
+def _bind(crm: Crm, partner_name: str, member: bytes, signer: str, binding: Authorization) -> str:
     if not is_address(signer):
         raise MalformedInput(f"not an address: {signer!r}")
     signer = to_checksum_address(signer)
@@ -172,6 +178,11 @@ def change_customer_key(crm: Crm, who: Principal, member: bytes, signed: SignedM
     (`signing.key_change_typed_data`); the acting partner, any partner, relays it, and never sees a
     private key. A lost key is reset by a vote instead (`vote_key_reset`)."""
     partner_name = who.acting_partner()
+    with sending_as(crm, partner_name):  # relayed from the partner's account: after any running sender
+        return _change_key(crm, partner_name, member, signed)
+
+
+def _change_key(crm: Crm, partner_name: str, member: bytes, signed: SignedMessage) -> KeyChange:
     relayer = _relayer(crm, partner_name, member)
     new_signer = str(signed.message.get("newSigner", ""))
     if not is_address(new_signer):
@@ -190,6 +201,11 @@ def vote_key_reset(crm: Crm, who: Principal, member: bytes, new_signer: str) -> 
     while the vote counts is refused, unless partners left since and the votes are now a majority: then
     the reset is applied."""
     partner_name = who.acting_partner()
+    with sending_as(crm, partner_name):  # cast from the partner's account: after any running sender
+        return _vote_key_reset(crm, partner_name, member, new_signer)
+
+
+def _vote_key_reset(crm: Crm, partner_name: str, member: bytes, new_signer: str) -> KeyResetVote:
     if not is_address(new_signer):
         raise MalformedInput(f"not an address: {new_signer!r}")
     new_signer = to_checksum_address(new_signer)

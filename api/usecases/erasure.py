@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from api.context import Crm
 from api.errors import CustomerIsErased, NotAllowed
 from api.evidence.anchoring import AnchorOutcome, anchor_pending
+from api.evidence.outbox import sending_as
 from api.principal import Principal
 from api.usecases.customers import owned_customer, send_staged_enrolments
 from api.usecases.home_open import reshred_erased as reshred_erased  # it runs at every opening
@@ -54,6 +55,15 @@ def erase_customer(
     already; it is checked against the chain before anything is written. Safe to call again after a
     crash part-way through; a second erase is refused."""
     partner_name = who.acting_partner()
+    # the erasure is signed with the partner's key (its nonce fixed) before the store's part and sent
+    # after it: no other sender of the partner in between
+    with sending_as(crm, partner_name):
+        return _erase(crm, who, partner_name, member, authorization)
+
+
+def _erase(
+    crm: Crm, who: Principal, partner_name: str, member: bytes, authorization: Authorization | None
+) -> tuple[ErasureReceipt, AnchorOutcome]:
     now = datetime.now(UTC)
     with crm.unit_of_work() as db:
         customer = owned_customer(crm, db, partner_name, member)

@@ -10,6 +10,7 @@ from eth_utils import is_address, to_checksum_address
 
 from api.context import Crm
 from api.errors import MalformedInput
+from api.evidence.outbox import sending_as
 from api.principal import Principal
 from ledger.clients import Action, ProposalOutcome
 
@@ -39,21 +40,26 @@ def propose(crm: Crm, who: Principal, action: str, account: str) -> ProposalOutc
         raise MalformedInput(f"an action is one of {', '.join(ACTIONS)}, not {action!r}")
     if not is_address(account):
         raise MalformedInput(f"not an address: {account!r}")
-    return crm.coalition.consortium.propose(
-        crm.signer(partner_name), ACTIONS[action], to_checksum_address(account)
-    )
+    with sending_as(crm, partner_name):  # sent from the partner's account: after any running sender
+        return crm.coalition.consortium.propose(
+            crm.signer(partner_name), ACTIONS[action], to_checksum_address(account)
+        )
 
 
 def vote(crm: Crm, who: Principal, proposal_id: int) -> ProposalOutcome:
     """The acting partner's vote; the proposal executes once a strict majority voted."""
     _check_id(proposal_id)
-    return crm.coalition.consortium.vote(crm.signer(who.acting_partner()), proposal_id)
+    partner_name = who.acting_partner()
+    with sending_as(crm, partner_name):
+        return crm.coalition.consortium.vote(crm.signer(partner_name), proposal_id)
 
 
 def execute(crm: Crm, who: Principal, proposal_id: int) -> None:
     """Execute a proposal whose votes became a majority because partners left since."""
     _check_id(proposal_id)
-    crm.coalition.consortium.execute(crm.signer(who.acting_partner()), proposal_id)
+    partner_name = who.acting_partner()
+    with sending_as(crm, partner_name):
+        crm.coalition.consortium.execute(crm.signer(partner_name), proposal_id)
 
 
 def proposals(crm: Crm, who: Principal) -> list[ProposalView]:

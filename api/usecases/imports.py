@@ -94,12 +94,10 @@ PHASES = ("resume", "read", "customers", "consent", "interactions", "points", "a
 # about one. The memory a chunk holds (its entries, their ciphertexts) stays a few tens of MB (20,000 a
 # chunk: 46 MB more at 100k, and the reader and the store overlapped less: 15.3 -> 21.1 s).
 RECORDS_PER_CHUNK = 5000
-# Customers a chunk takes while no interaction comes with them: the Online Retail II reader sends each
-# customer as it first sees them while it reads on (its invoices come once the whole file is read), and
-# its 5,000th customer comes at 69% of the file, so the import's first chunk of 5,000 waited for it and
-# then registered 5,000 customers (about a second of this process), most of it after the reader was done
-# and the invoices waited. A chunk of 1,000 customers is registered as soon as they are read, while the
-# reader reads on. (Enrolments and consents are sent in full batches either way: the same transactions.)
+# Customers a chunk takes while no interaction comes with them (a source that sends its customers before
+# their records: the Online Retail II reader, whose customers `import_online_retail` holds until the whole
+# file is read and checked, then gives all at once; each customer's transaction is smaller this way).
+# (Enrolments and consents are sent in full batches either way: the same transactions.)
 CUSTOMERS_ALONE = 1000
 # Chunks' tree heads per anchor transaction (`anchorMany`): a head per chunk still (a batch is written
 # with its chunk's rows), but one block for eight of them (40,000 records; an anchor of 4 heads used
@@ -176,6 +174,11 @@ def import_online_retail(
     report = ImportReport(source=f"online-retail-ii:{Path(path).name}", partner=who.acting_partner())
 
     def entries() -> Iterator[Entry]:
+        # The customers the reader sends while it reads are held until it has read and checked the whole
+        # file (its first ReadStats, before the first invoice): a file refused at its last row leaves no
+        # customer, key, enrolment or consent behind. (They were registered a thousand at a time as they
+        # came, and such a file left every full thousand of them, enrolled and consented on chain.)
+        held: list[Entry] | None = []
         try:
             items = (
                 reader.items(progress)
@@ -191,6 +194,11 @@ def import_online_retail(
                 if isinstance(item, ReadStats):  # the reader's counts, once the file is read and at the end
                     for name, value in asdict(item).items():
                         setattr(stats, name, value)
+                    if held is not None:
+                        yield from held
+                        held = None
+                elif held is not None:
+                    held.append(item)
                 else:
                     yield item
         except (ValueError, OSError, csv.Error) as exc:  # what the reader says of the file (it names it)

@@ -20,7 +20,7 @@ from sqlmodel import Session
 
 from api.context import Crm
 from api.errors import ConsentRequired, CustomerIsErased, InvalidInput, MalformedInput, NotAllowed, NotFound
-from api.evidence.outbox import Outbox
+from api.evidence.outbox import Outbox, sending_as
 from api.principal import Principal
 from api.usecases.consent import LOYALTY, chain_member
 from api.usecases.customers import member_status, readable_member
@@ -99,6 +99,18 @@ def _points(
     requests: Sequence[PointsRequest],
     kind: PointKind,
     signed: SignedMessage | None = None,
+) -> list[PointEvent]:
+    # signed with the partner's key and sent at once: after any running sender of the partner
+    with sending_as(crm, partner_name):
+        return _points_now(crm, partner_name, requests, kind, signed)
+
+
+def _points_now(
+    crm: Crm,
+    partner_name: str,
+    requests: Sequence[PointsRequest],
+    kind: PointKind,
+    signed: SignedMessage | None,
 ) -> list[PointEvent]:
     if not requests:
         raise InvalidInput("no points to record")

@@ -22,6 +22,7 @@ from eth_utils import is_address, to_checksum_address
 
 from api.context import Crm
 from api.errors import CustomerIsErased, InvalidInput, NotFound
+from api.evidence.outbox import sending_as
 from api.principal import Principal
 from api.usecases.signing import SignedMessage, check_signed
 from ledger.clients import Authorization, MemberInfo, VoteKind
@@ -61,6 +62,13 @@ def move_home(
     """Move the member's home to `new_home` (a partner's name in this home, or an address), as the
     member signed (`MemberRegistryClient.authorize_home_move`); the acting partner, any partner,
     relays it."""
+    with sending_as(crm, who.acting_partner()):  # relayed from its account: after any running sender
+        return _move_home(crm, who, member, new_home, authorization)
+
+
+def _move_home(
+    crm: Crm, who: Principal, member: bytes, new_home: str, authorization: Authorization
+) -> HomeMove:
     relayer = _relayer(crm, who, member)
     home = _partner_address(crm, new_home)
     info = _movable(crm, member, home)
@@ -97,19 +105,21 @@ def relay_home_move(
 def vote_home_move(crm: Crm, who: Principal, member: bytes, new_home: str) -> MemberVoteResult:
     """The acting partner's vote to move the member's home to `new_home` (a partner's name in this
     home, or an address); it moves once a strict majority of the current partners voted for it."""
-    voter = _relayer(crm, who, member)
-    home = _partner_address(crm, new_home)
-    _movable(crm, member, home)
-    return _vote(crm, who, voter, member, VoteKind.MOVE_HOME, home)
+    with sending_as(crm, who.acting_partner()):  # cast from its account: after any running sender
+        voter = _relayer(crm, who, member)
+        home = _partner_address(crm, new_home)
+        _movable(crm, member, home)
+        return _vote(crm, who, voter, member, VoteKind.MOVE_HOME, home)
 
 
 def vote_erasure(crm: Crm, who: Principal, member: bytes) -> MemberVoteResult:
     """The acting partner's vote to erase the member on chain (consents withdrawn, balance forfeited,
     member frozen); done once a strict majority of the current partners voted so. The home partner's
     store is erased by `erasure.erase_customer`, which then finds the chain's part done."""
-    voter = _relayer(crm, who, member)
-    _active(crm, member)
-    return _vote(crm, who, voter, member, VoteKind.ERASE, None)
+    with sending_as(crm, who.acting_partner()):  # cast from its account: after any running sender
+        voter = _relayer(crm, who, member)
+        _active(crm, member)
+        return _vote(crm, who, voter, member, VoteKind.ERASE, None)
 
 
 def _vote(

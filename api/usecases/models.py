@@ -17,6 +17,7 @@ from typing import Any
 
 from api.context import Crm
 from api.errors import ConsentRequired, InvalidInput, NotFound
+from api.evidence.outbox import sending_as
 from api.evidence.verification import Outcome, each_verified_interaction
 from api.importers.collector import bulk_collection
 from api.principal import Principal
@@ -199,9 +200,10 @@ def _train_model(
         raise InvalidInput(f"cannot train: {exc}") from None
     say("registering the model on chain")
     signer = crm.signer(partner)
-    model_id = crm.coalition.decisions.register_model(
-        signer, trained.model.model_hash, trained.card_hash, training_root
-    )
+    with sending_as(crm, partner):  # sent from the partner's account: after any running sender
+        model_id = crm.coalition.decisions.register_model(
+            signer, trained.model.model_hash, trained.card_hash, training_root
+        )
     info = crm.coalition.decisions.model(model_id)
     with crm.unit_of_work() as db:
         models.add(

@@ -6,13 +6,13 @@ from dataclasses import dataclass
 from eth_account.signers.local import LocalAccount
 from eth_utils import event_abi_to_log_topic, to_checksum_address
 
+from ledger.caps import MAX_EARN as MAX_EARN
 from ledger.chain import SignedTx, TxResult
 from ledger.clients.base import BATCH_GAS_BUDGET, ZERO32, ContractClient, as_bytes32
 from ledger.clients.members import Authorization
 
-# The contract's caps (LoyaltyPoints.MAX_EARN, MAX_SUPPLY): checked here too, so that input is refused
-# before anything is written.
-MAX_EARN = 1_000_000_000
+# The contract's caps (LoyaltyPoints.MAX_EARN, in ledger.caps for the import's reader, MAX_SUPPLY):
+# checked here too, so that input is refused before anything is written.
 MAX_SUPPLY = 10**18
 # LoyaltyPoints.MAX_ISSUE_PER_PERIOD, over ISSUE_PERIOD seconds, per partner
 MAX_ISSUE_PER_PERIOD = 10**13

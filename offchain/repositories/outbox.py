@@ -8,9 +8,13 @@ tie the two together after a crash, are `api.evidence.outbox`.
 
 from __future__ import annotations
 
+import os
+import stat
+import threading
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy import Engine, Table, create_engine, text, update
@@ -27,6 +31,14 @@ SENDER_LOCK_CLASS = 0x4C435253  # "LCRS"
 # used up the holder could not get one for its own unit of work. This pool keeps two connections (a new
 # one costs ~4 ms, most of taking a free lock) and opens more for waiters, without limit.
 _LOCK_ENGINES: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
+# SQLite: the folder, beside the store's file (in a home: the home's own `locks`, where the import's lock
+# is too), of one lock file per partner
+LOCKS_FOLDER = "locks"
+
+
+class SenderLockError(Exception):
+    """The partner's sender lock file cannot be used as one (a link, not a regular file, or not ours):
+    nothing is sent without it."""
 
 
 @contextmanager
@@ -43,9 +55,16 @@ def sender_lock(engine: Engine, partner_id: int) -> Iterator[None]:
 
     PostgreSQL: a session-level advisory lock, on a connection of its own (not of the store's pool)
     held for the block (a transaction's lock would end with the commit that records the hash, before
-    the send), released at the end, or by the server when the process dies. SQLite: nothing, as
-    before (its one writer orders the claims, but not a settle between another process's claim and
-    its send: one process per SQLite home sends, as the import's lock in the home has it)."""
+    the send), released at the end, or by the server when the process dies. SQLite: an exclusive
+    `flock` of the partner's file in the `locks` folder beside the store's file (`sqlite_lock_file`),
+    opened anew for each hold, so that the threads of one process wait for each other as other
+    processes do; the kernel lets it go when the process dies (kill -9 included). SQLite's one writer
+    orders the claims, but not a settle between another process's claim and its send (a `serve` and an
+    `anchor` in a terminal on one home). An in-memory store has one process and no file: nothing."""
+    if engine.dialect.name == "sqlite":
+        with _sqlite_sender_lock(engine, partner_id):
+            yield
+        return
     if engine.dialect.name != "postgresql":
         yield
         return
@@ -65,6 +84,71 @@ def sender_lock(engine: Engine, partner_id: int) -> Iterator[None]:
                 # a connection that could not let the lock go must not go back to the pool holding it
                 connection.invalidate()
                 raise
+
+
+def sqlite_lock_file(engine: Engine, partner_id: int) -> Path | None:
+    """The file whose `flock` is the partner's sender lock for a SQLite store; None in memory."""
+    database = engine.url.database
+    if not database or database == ":memory:" or database.startswith("file::memory:"):
+        return None
+    return Path(database).resolve().parent / LOCKS_FOLDER / f"partner-{partner_id}.lock"
+
+
+def _open_lock_file(path: Path) -> int:
+    """A descriptor of the lock file, created if missing (exclusive create, owner-only, never
+    truncating or following a link: a file planted there cannot be overwritten or redirected through)."""
+    try:
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        if path.parent.stat().st_mode & 0o077:  # made by an older version, or under another umask
+            path.parent.chmod(0o700)
+        flags = os.O_RDWR | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        try:
+            fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            fd = os.open(path, flags)  # a link there: ELOOP, refused below
+    except OSError as exc:
+        raise SenderLockError(
+            f"the sender lock {path} cannot be opened ({exc.strerror or exc}): remove it if it is not a"
+            " lock file of this home"
+        ) from None
+    found = os.fstat(fd)
+    if not stat.S_ISREG(found.st_mode) or found.st_uid != os.geteuid():
+        os.close(fd)
+        raise SenderLockError(
+            f"the sender lock {path} is not a regular file of this user: remove it if it is not a lock"
+            " file of this home"
+        )
+    if found.st_mode & 0o077:
+        os.fchmod(fd, 0o600)
+    return fd
+
+
+# Without fcntl (not Linux or another POSIX system), the lock holds between the threads of this process
+# only: lock file path -> its lock. The project targets Linux; elsewhere one process per SQLite home sends.
+_IN_PROCESS: dict[Path, threading.Lock] = {}
+_IN_PROCESS_GUARD = threading.Lock()
+
+
+@contextmanager
+def _sqlite_sender_lock(engine: Engine, partner_id: int) -> Iterator[None]:
+    path = sqlite_lock_file(engine, partner_id)
+    if path is None:
+        yield
+        return
+    try:
+        import fcntl
+    except ImportError:  # not a POSIX system: see _IN_PROCESS
+        with _IN_PROCESS_GUARD:
+            lock = _IN_PROCESS.setdefault(path, threading.Lock())
+        with lock:
+            yield
+        return
+    fd = _open_lock_file(path)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # waits for the holder; released by its close, or its death
+        yield
+    finally:
+        os.close(fd)  # lets the lock go with the file's description
 
 
 class OutboxRows(Protocol):

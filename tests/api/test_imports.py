@@ -54,6 +54,7 @@ from offchain.models import (
     ConsentReceipt,
     Customer,
     CustomerCreate,
+    Enrolment,
     Interaction,
     InteractionKind,
     PointEvent,
@@ -571,20 +572,50 @@ def test_a_synthetic_import(memory_crm):
     assert (again.customers_new, again.interactions_new, again.point_events) == (0, 0, 0)
 
 
-def test_an_invoice_over_one_events_points_stops_the_import_before_its_chunk_writes(memory_crm, tmp_path):
-    """A price no shop charges but a double holds (1E+300): its invoice would earn more points than
-    one event carries. Refused before its chunk writes anything (it failed at the points step, after
-    the chunk's interactions were recorded and anchored, and so did every run after); the chunks before
-    it stay whole. An off-chain check: one store and chain suffice."""
-    path = tmp_path / "huge.csv"
+def test_what_a_refused_import_leaves(memory_crm, tmp_path, monkeypatch):
+    """A file refused at its last row leaves no trace (one home: each fixture is ~0.6 s of set-up; an
+    off-chain check: one store and chain suffice). Customers come from the reader while it reads (at
+    their first line), one a chunk here: none is registered, keyed, enrolled or consented before the
+    whole file is read and checked, whether its last row is refused as it is read, or its invoice's date,
+    total or points once every row is. On the code before, each customer before the refused row was (a
+    thousand a chunk: a real file refused at its end left 5,000); and an invoice over one event's points
+    (a price no shop charges but a double holds, 1E+300), or a total no double holds, was refused only as
+    its chunk came, after the chunks before it were imported."""
     header, *rows = CSV.splitlines()
-    huge = "500003,85048,BALL,1,2010-01-04 09:10:00,1E+300,12346,France"
-    path.write_text("\n".join([header, rows[0], rows[2], huge]) + "\n")
-    with pytest.raises(MalformedInput, match="invoice 500003 would earn more than 1,000,000,000 points"):
-        run(memory_crm, path, chunk_size=1)
-    with memory_crm.unit_of_work() as db:
-        assert db.exec(select(Interaction.external_key)).all() == ["500001"]
-        assert [e.external_key for e in db.exec(select(PointEvent)).all()] == ["500001"]
+    with monkeypatch.context() as patched:
+        patched.setattr(imports, "CUSTOMERS_ALONE", 1)
+        blocks_before = memory_crm.coalition.chain.block_number()
+        for last_row, refused, in_process in [
+            (
+                "500009,22041,FRAME,x,2010-01-04 09:05:00,2.1,12348,France",
+                "data row 4: quantity 'x' is not an",
+                True,
+            ),
+            (
+                "500009,22041,FRAME,1,2010-01-04 9h05,2.1,12348,France",
+                "invoice 500009: InvoiceDate '2010-01-04 9h05'",
+                True,
+            ),
+            (
+                "500009,85048,BALL,1,2010-01-04 09:10:00,1E+300,12348,France",
+                "invoice 500009 would earn more than 1,000,000,000 points",
+                False,  # the reader's child process, as the CLI runs it
+            ),
+            (
+                "C500009,85048,BALL,-2,2010-01-04 09:10:00,1E+308,12348,France",
+                "invoice C500009: its total is out of range",
+                True,
+            ),
+        ]:
+            path = tmp_path / "late.csv"
+            path.write_text("\n".join([header, rows[0], rows[1], rows[7], last_row]) + "\n")
+            with pytest.raises(MalformedInput, match=refused):
+                run(memory_crm, path, chunk_size=1, in_process=in_process)
+            with memory_crm.unit_of_work() as db:
+                for table in (Customer, Enrolment, ConsentReceipt, Interaction, PointEvent):
+                    assert db.exec(select(func.count()).select_from(table)).one() == 0, table.__name__
+            assert find_customers_by_ref(memory_crm, P("acme"), ["12345", "12346", "12347"]) == {}
+            assert memory_crm.coalition.chain.block_number() == blocks_before  # nothing sent
 
 
 # --- members with a key of their own ------------------------------------------------------------------

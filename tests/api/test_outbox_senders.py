@@ -1,18 +1,23 @@
-"""Two senders of one partner's outboxes at once, on PostgreSQL (two processes, or two threads of a
-server): the first is paused at a chosen step, the second runs meanwhile, then the first goes on. Each
-test holds the result to what one sender alone would have left: every row on chain once, in the order
-the chain needs, and the store saying so. The interleavings are made by events, not by sleeps: the first
-sender waits until the second has reached its own pause, has finished, or waits for a lock of the store.
+"""Two senders of one partner's outboxes at once (two processes, or two threads of a server, each with
+connections of its own to one store): the first is paused at a chosen step, the second runs meanwhile,
+then the first goes on. Each test holds the result to what one sender alone would have left: every row
+on chain once, in the order the chain needs, and the store saying so. The interleavings are made by
+events, not by sleeps: the first sender waits until the second has reached its own pause, has finished,
+or waits for a lock (PostgreSQL's, or the flock of the partner's lock file of a SQLite home, as the
+kernel lists it in /proc/locks).
 
-One store and one chain (PostgreSQL, eth-tester): SQLite takes one writer at a time, and the question is
-about the store's locks, not the chain's."""
+One chain (eth-tester); the store on PostgreSQL and on a SQLite home's file: SQLite takes one writer at a
+time, but nothing else stopped a settle between another sender's claim and its send."""
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +25,7 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy.pool import NullPool
 
 from api.context import Crm
+from api.errors import NotAllowed
 from api.evidence import anchoring
 from api.evidence.recording import NewInteraction, record_interactions
 from api.principal import Principal
@@ -42,16 +48,20 @@ from offchain.repositories import consents as consent_rows
 from offchain.repositories import decisions as decision_rows
 from offchain.repositories import enrolments as enrolment_rows
 from offchain.repositories import points as point_rows
-from offchain.repositories.outbox import SENDER_LOCK_CLASS, sender_lock
+from offchain.repositories.outbox import (
+    LOCKS_FOLDER,
+    SENDER_LOCK_CLASS,
+    sender_lock,
+    sqlite_lock_file,
+)
 
 P = Principal.of_partner
 ACME = P("acme")
 WAIT = 60.0  # seconds: far more than any step here takes; a hang fails the test instead of the run
 
-pytestmark = [
-    pytest.mark.parametrize("db_url", ["postgresql"], indirect=True),
-    pytest.mark.parametrize("session_coalition", ["eth-tester"], indirect=True),
-]
+pytestmark = [pytest.mark.parametrize("session_coalition", ["eth-tester"], indirect=True)]
+BOTH = pytest.mark.parametrize("db_url", ["sqlite", "postgresql"], indirect=True)
+POSTGRESQL = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 
 
 @dataclass
@@ -142,6 +152,8 @@ class Interleaving:
             second.reached.wait(0.01)
 
     def _waiting_for_a_lock(self) -> bool:
+        if self.crm.engine.dialect.name == "sqlite":
+            return flock_waiters(self.crm) > 0
         with self.watcher.connect() as connection:
             query = text(
                 "SELECT count(*) FROM pg_stat_activity"
@@ -155,6 +167,22 @@ class Interleaving:
         return self.second
 
 
+def flock_waiters(crm: Crm) -> int:
+    """How many wait for a sender lock of the SQLite home's partners: the kernel lists each waiter of a
+    flock in /proc/locks as `N: -> FLOCK ... <major>:<minor>:<inode> ...`."""
+    folder = Path(str(crm.engine.url.database)).resolve().parent / LOCKS_FOLDER
+    files = {
+        f"{os.major(found.st_dev):02x}:{os.minor(found.st_dev):02x}:{found.st_ino}"
+        for found in (path.stat() for path in folder.glob("partner-*.lock"))
+    }
+    waiting = 0
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()
+        if len(fields) > 6 and fields[1] == "->" and fields[2] == "FLOCK":
+            waiting += fields[6] in files
+    return waiting
+
+
 @pytest.fixture
 def members(crm: Crm) -> list[bytes]:
     """Three customers of acme, enrolled on chain (in one transaction)."""
@@ -163,6 +191,12 @@ def members(crm: Crm) -> list[bytes]:
     )
     assert len(send_staged_enrolments(crm, ACME)) == 3
     return enrolled
+
+
+def consented(crm: Crm, members: list[bytes], purpose: str) -> None:
+    """The members' consent for `purpose` to acme, on chain in one recordBatch (not one transaction each)."""
+    assert stage_consents(crm, ACME, members, purpose).staged == members
+    assert len(send_staged_consents(crm, ACME)) == len(members)
 
 
 def interactions(crm: Crm, member: bytes, count: int) -> None:
@@ -193,6 +227,7 @@ def batch_states(crm: Crm) -> list[tuple[int, AnchorStatus, int | None]]:
 # --- anchoring batches: a partner's log goes on chain in order ------------------------------------------
 
 
+@BOTH
 def test_a_second_anchoring_run_while_the_first_holds_the_oldest_batch_neither_fails_nor_skips_ahead(
     crm: Crm, members: list[bytes], monkeypatch: pytest.MonkeyPatch
 ):
@@ -210,6 +245,7 @@ def test_a_second_anchoring_run_while_the_first_holds_the_oldest_batch_neither_f
     assert crm.coalition.anchor.head(crm.signer("acme").address).size == 17  # the genesis leaf and 16
 
 
+@POSTGRESQL
 def test_a_sender_waits_for_a_batch_another_transaction_holds_and_never_skips_past_it(
     crm: Crm, members: list[bytes], monkeypatch: pytest.MonkeyPatch
 ):
@@ -228,6 +264,7 @@ def test_a_sender_waits_for_a_batch_another_transaction_holds_and_never_skips_pa
     assert held.first_index == 1
 
 
+@BOTH
 def test_a_run_settling_while_another_has_recorded_its_anchor_and_not_sent_it_leaves_the_store_right(
     crm: Crm, members: list[bytes], monkeypatch: pytest.MonkeyPatch
 ):
@@ -258,14 +295,14 @@ def test_a_run_settling_while_another_has_recorded_its_anchor_and_not_sent_it_le
 # --- points: an earn goes on chain once -----------------------------------------------------------------
 
 
+@BOTH
 def test_points_released_by_a_second_sender_while_the_first_sends_them_are_not_earned_twice(
     crm: Crm, members: list[bytes], monkeypatch: pytest.MonkeyPatch
 ):
     """The first sender has recorded the hash of an earnBatch and not yet sent it; a second settles
     meanwhile (the node does not know the hash) and then sends what is staged. Each event is earned
     once on chain, and the store says each was confirmed once."""
-    for member in members:
-        give_consent(crm, ACME, member, "loyalty")
+    consented(crm, members, "loyalty")
     stage_earnings(
         crm, ACME, [PointsRequest(m, 10 + n, external_key=f"K-{n}") for n, m in enumerate(members)]
     )
@@ -291,6 +328,7 @@ def staged_members(crm: Crm, count: int) -> list[bytes]:
     )
 
 
+@BOTH
 def test_enrolments_released_by_a_second_sender_while_the_first_sends_them_are_enrolled_once(
     crm: Crm, monkeypatch: pytest.MonkeyPatch
 ):
@@ -315,6 +353,7 @@ def test_enrolments_released_by_a_second_sender_while_the_first_sends_them_are_e
     assert None not in blocks
 
 
+@BOTH
 def test_a_consent_sent_while_another_sender_has_recorded_its_members_enrolment_waits_for_it(
     crm: Crm, monkeypatch: pytest.MonkeyPatch
 ):
@@ -339,6 +378,7 @@ def test_a_consent_sent_while_another_sender_has_recorded_its_members_enrolment_
     assert lengths == [1, 1, 1]
 
 
+@BOTH
 def test_consents_released_by_a_second_sender_while_the_first_sends_them_are_recorded_once(
     crm: Crm, members: list[bytes], monkeypatch: pytest.MonkeyPatch
 ):
@@ -358,6 +398,7 @@ def test_consents_released_by_a_second_sender_while_the_first_sends_them_are_rec
     assert None not in column(crm, ConsentReceipt, "block_number")
 
 
+@BOTH
 def test_senders_of_different_partners_do_not_wait_for_each_other(
     crm: Crm, members: list[bytes], monkeypatch: pytest.MonkeyPatch
 ):
@@ -387,13 +428,13 @@ def test_senders_of_different_partners_do_not_wait_for_each_other(
 # --- decisions: each logged once ------------------------------------------------------------------------
 
 
+@BOTH
 def test_decisions_released_by_a_second_sender_while_the_first_sends_them_are_logged_once(
     crm: Crm, members: list[bytes], monkeypatch: pytest.MonkeyPatch
 ):
     """The first sender has recorded the hash of a recordDecisions and not yet sent it; a second settles
     and sends meanwhile. The chain logs each decision once, and the store numbers each as the chain did."""
-    for member in members:
-        give_consent(crm, ACME, member, "profiling")
+    consented(crm, members, "profiling")
     model_id = crm.coalition.decisions.register_model(
         crm.signer("acme"), b"\x01" * 32, b"\x02" * 32, b"\x03" * 32
     )
@@ -436,11 +477,82 @@ def test_decisions_released_by_a_second_sender_while_the_first_sends_them_are_lo
     assert None not in numbers
 
 
+@BOTH
 def test_a_sender_lock_is_let_go_when_its_send_fails(crm: Crm) -> None:
-    """A send that raises (here, in its block) lets the partner's lock go: its pooled connection holds
-    nothing afterwards, and another connection takes the lock at once."""
+    """A send that raises (here, in its block) lets the partner's lock go: another connection (another
+    open of the lock file) takes it at once."""
     with pytest.raises(RuntimeError), sender_lock(crm.engine, 7):
         raise RuntimeError("a send failed")
+    if crm.engine.dialect.name == "sqlite":
+        path = sqlite_lock_file(crm.engine, 7)
+        assert path is not None
+        assert oct(path.stat().st_mode & 0o777) == oct(0o600)
+        with path.open("rb") as other:
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError if it were still held
+        return
     with crm.engine.connect() as connection:
         query = text("SELECT pg_try_advisory_lock(:kind, 7), pg_advisory_unlock(:kind, 7)")
         assert tuple(connection.execute(query, {"kind": SENDER_LOCK_CLASS}).one()) == (True, True)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_link_planted_where_a_sqlite_homes_sender_lock_belongs_is_refused_and_nothing_sent(
+    crm: Crm, tmp_path: Path
+) -> None:
+    """Someone who may write in the home's folder (not in the store) plants a link where acme's lock
+    file goes, to a file of theirs: the sender refuses in words, writes nothing through the link (its
+    target keeps its bytes and mode), and nothing staged goes on chain."""
+    new = staged_members(crm, 1)
+    with crm.unit_of_work() as db:
+        acme = crm.partner(db, "acme").id
+    path = sqlite_lock_file(crm.engine, acme)
+    assert path is not None
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    target = tmp_path / "theirs.txt"
+    target.write_text("keep me")
+    target.chmod(0o644)
+    path.symlink_to(target)
+    with pytest.raises(NotAllowed, match=r"sender lock .* cannot be opened"):
+        send_staged_enrolments(crm, ACME)
+    assert (target.read_text(), oct(target.stat().st_mode & 0o777)) == ("keep me", oct(0o644))
+    assert not crm.coalition.members.member(new[0]).enrolled
+    assert column(crm, Enrolment, "tx_hash") == [None]
+
+
+# --- direct writes: a use case that sends from the partner's account waits for its running sender --------
+
+
+@BOTH
+def test_a_consent_given_while_a_sender_holds_an_unsent_transaction_waits_for_it_and_both_go_through(
+    crm: Crm, members: list[bytes], monkeypatch: pytest.MonkeyPatch
+):
+    """The points sender has signed an earnBatch with the partner's next nonce, recorded its hash and not
+    yet sent it; a consent given meanwhile (signed and sent at once, from the same account) must not take
+    that nonce: it waits for the sender, then goes through. Both succeed: the points earned once, the
+    consent recorded once."""
+    consented(crm, members, "loyalty")
+    stage_earnings(crm, ACME, [PointsRequest(members[0], 10, external_key="K-0")])
+    run = Interleaving(crm, monkeypatch, lambda: give_consent(crm, ACME, members[1], "profiling"))
+    waited: list[bool] = []
+    real = crm.coalition.loyalty.broadcast
+
+    def paused(signed: Any) -> None:
+        if threading.current_thread() is run.main and not waited:
+            run.let_the_second_run()
+            assert run.second.thread is not None
+            waited.append(run.second.thread.is_alive())  # waiting for the lock, not done
+        real(signed)
+
+    monkeypatch.setattr(crm.coalition.loyalty, "broadcast", paused)
+    first_error: BaseException | None = None
+    try:
+        send_staged_points(crm, ACME)
+    except Exception as exc:  # reported below
+        first_error = exc
+    second = run.finish()
+    assert (first_error, second.error) == (None, None)
+    assert waited == [True]
+    assert crm.coalition.loyalty.balance_of(members[0]) == 10
+    acme = crm.signer("acme").address
+    assert crm.coalition.consent.history_length(members[1], acme, purpose_id("profiling")) == 1
+    assert second.result.block_number is not None

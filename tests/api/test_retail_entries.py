@@ -179,12 +179,16 @@ def test_a_customer_id_of_thousands_of_digits_is_one_short_line(tmp_path):
 
 
 def test_the_largest_numbers_a_line_document_holds_are_read(tmp_path):
+    # in returns: a purchase's total is also its points, capped far below (test_imports.py); each
+    # invoice's total is held as a double, as its lines' prices are
     path = tmp_path / "large.csv"
     path.write_text(
-        HEADER + "500001,85048,BALL,9007199254740991,2010-01-04 09:00:00,1E+300,12345,United Kingdom\n"
+        HEADER
+        + "C500001,85048,BALL,-9007199254740991,2010-01-04 09:00:00,1E+292,12345,United Kingdom\n"
+        + "C500002,85048,BALL,-1,2010-01-04 09:00:00,1E+300,12345,United Kingdom\n"
     )
-    (invoice,) = [r for r in read_records(path) if isinstance(r, InvoiceRecord)]
-    assert invoice.total == Decimal("9007199254740991E+300")
+    invoices = [r for r in read_records(path) if isinstance(r, InvoiceRecord)]
+    assert [i.total for i in invoices] == [Decimal("-9007199254740991E+292"), Decimal("-1E+300")]
 
 
 def test_entries_through_the_child_process_are_the_entries_made_in_it(small_csv):

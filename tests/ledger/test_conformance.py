@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 from eth_account import Account
+from starlette.requests import Request
 
+from api.http.problems import from_exception
+from api.messages import describe
 from ledger import errors
 from ledger.backends import RpcBackend
 from ledger.clients import Action, ConsentStatus, Decision, Role, purpose_id
@@ -56,6 +59,33 @@ class TestEventLogs:
         assert part == [log for log in whole if log.block_number == middle]
         empty = {"address": address, "fromBlock": middle + 1, "toBlock": middle}
         assert coalition.chain.raw_logs(empty) == []
+
+
+class TestNonces:
+    def test_a_transaction_whose_nonce_another_took_is_refused_by_name_and_said_in_words(self, coalition):
+        """Two transactions signed from one account before either is sent take the same nonce (two
+        senders of one partner, one in another process): the second is refused as NonceTaken, never as
+        the node's raw "nonce too low" / "Invalid transaction nonce", and nothing of it happens."""
+        sender = coalition.chain.backend.accounts[0]
+        decisions = coalition.decisions
+        before = decisions.model_count()
+
+        def register(n: int):
+            fn = decisions.contract.functions.registerModel(bytes([n]) * 32, bytes([n]) * 32, bytes([n]) * 32)
+            return coalition.chain.prepare(fn, sender)
+
+        first, second = register(1), register(2)
+        coalition.chain.send(decisions.contract, first)
+        with pytest.raises(errors.NonceTaken) as refused:
+            coalition.chain.broadcast(second)
+        said = describe(refused.value)
+        assert said.startswith("another sender used the partner's account") and "nonce" not in said
+        assert decisions.model_count() == before + 1
+        # over HTTP: 409 busy with those words, not 503 "the chain is not answering" (it answered)
+        request = Request({"type": "http", "method": "POST", "path": "/v1/points/earn", "headers": []})
+        answer = from_exception(refused.value, request)
+        assert answer.status_code == 409
+        assert json.loads(bytes(answer.body))["detail"] == said
 
 
 class TestConsortium:

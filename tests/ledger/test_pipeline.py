@@ -90,7 +90,7 @@ def test_a_nonce_taken_by_another_sender_stops_the_pipeline_before_it_sends(coal
             {"from": sender.address, "to": theirs.address, "data": theirs._encode_transaction_data()}
         )
         chain.w3.eth.wait_for_transaction_receipt(other)
-        with pytest.raises(errors.BackendError, match="another process sends from the same account"):
+        with pytest.raises(errors.NonceTaken, match="another process sends from the same account"):
             chain.broadcast(signed)
             chain.lookup(coalition.loyalty.contract, signed.tx_hash)
         assert chain.lookup(coalition.loyalty.contract, signed.tx_hash) is None
