@@ -62,7 +62,7 @@ from api.context import Crm
 from api.errors import InvalidInput, MalformedInput, SourceStopped
 from api.evidence import anchoring
 from api.evidence.anchoring import AnchorOutcome
-from api.evidence.outbox import sending
+from api.evidence.outbox import sending_as
 from api.evidence.recording import NewInteraction, record_interactions
 from api.importers.background import ChildSource, SourceFailed, in_child_process
 from api.importers.collector import IMPORT_THRESHOLDS, bulk_collection
@@ -302,13 +302,12 @@ class _Importer:
     def run(self, items: Iterable[Entry], total: Callable[[], int | None]) -> None:
         # One import per partner at a time: the outboxes are not meant for two concurrent senders.
         busy = f"an import into {self.partner} is already running"
-        with self.crm.unit_of_work() as db:
-            partner_id = self.crm.partner(db, self.partner).id
         with (
             self.crm.exclusive(f"import-{self.partner}", busy=busy),
             # the partner's one sender (another process's sends wait) until the pipeline below has
-            # sent all it holds: a hash it recorded and has not sent yet is known only here
-            sending(self.crm, partner_id),
+            # sent all it holds: a hash it recorded and has not sent yet is known only here (a partner
+            # the store does not know is refused by `_run`, in its words)
+            sending_as(self.crm, self.partner),
             bulk_collection(IMPORT_THRESHOLDS),
             # each batch simulated and sent by the chain's sender thread while this one goes on
             self.crm.coalition.chain.pipelined(),
