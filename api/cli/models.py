@@ -275,7 +275,7 @@ def score(
             return score_members(crm, as_partner(partner), chosen, model_id=model, as_of=moment, step=step)
 
     started = time.perf_counter()
-    report = with_crm(action)
+    report = with_crm(action, deciding=True)
     seconds = time.perf_counter() - started
     excluded = sum(report.inputs_excluded.values())
     detail = ", ".join(f"{n} {what}" for what, n in sorted(report.inputs_excluded.items()))
