@@ -97,7 +97,7 @@ def sending_as(crm: Crm, partner_name: str) -> Iterator[None]:
         yield
 
 
-class OutboxClient(Protocol):
+class TransactionClient(Protocol):
     """What an outbox asks of the client of the contract that takes its transactions: a
     `ledger.clients.base.ContractClient`, or the lean decision sender (`ledger.sender`), which `score`
     logs through without web3."""
@@ -120,7 +120,7 @@ class FailedTransaction:
 
 
 class Outbox:
-    def __init__(self, crm: Crm, rows: OutboxRows, client: OutboxClient, partner_id: int) -> None:
+    def __init__(self, crm: Crm, rows: OutboxRows, client: TransactionClient, partner_id: int) -> None:
         self.crm = crm
         self.rows = rows
         self.client = client
