@@ -376,3 +376,19 @@ def test_segments_of_customers_with_profiling_consent_with_a_plot(home, tmp_path
     assert plot.read_bytes()[:4] == b"\x89PNG"
     out = run(home, "segments", "--partner", "acme", "--plot", str(plot), code=2)
     assert "exists" in out  # a file is never overwritten
+
+
+def test_the_step_spinner_runs_only_on_a_terminal(monkeypatch):
+    """On a terminal the long commands show their step in a spinner (a refresh thread); where stderr is
+    no terminal nothing is shown, so no thread wakes 12.5 times a second for nothing."""
+    import threading
+
+    from api.cli.common import errors
+    from api.cli.models import _steps
+
+    for terminal, threads in ((False, 0), (True, 1)):
+        monkeypatch.setattr(errors, "_force_terminal", terminal)
+        before = threading.active_count()
+        with _steps() as step:
+            step("working")
+            assert threading.active_count() == before + threads
