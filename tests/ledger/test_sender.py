@@ -18,8 +18,8 @@ DATAS = [b"", b"\x01", b"\x80", bytes(55), bytes(56), bytes(range(256)) * 9]
 TO = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 
 
-@pytest.mark.parametrize("key", KEYS)
-@pytest.mark.parametrize("data", DATAS)
+@pytest.mark.parametrize("key", KEYS, ids=["anvil-0", "one", "order-1"])
+@pytest.mark.parametrize("data", DATAS, ids=["empty", "01", "80", "55", "56", "2304"])
 def test_signed_as_eth_account_signs(key, data):
     ours = LocalKey(key)
     theirs = Account.from_key(key)
