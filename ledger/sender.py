@@ -52,7 +52,11 @@ RECEIPT_POLL_FIRST = 0.005
 RECEIPT_POLL_MAX = 0.04
 MINED_WAIT = 120.0  # RpcBackend.tx_context's wait for the sender's transactions in flight
 
-_KEY = re.compile(r"(0x)?[0-9a-fA-F]{64}")
+# the forms eth_account's Account.from_key takes from a key file (through hexbytes): 0x or 0X or no prefix,
+# and the digits of 32 bytes, an odd count padded with a leading zero (63 digits: a key whose first digit
+# is 0 written without it); every other command opens the home with Account.from_key, so `score` must
+# take and refuse exactly what it does (tests/ledger/test_sender.py)
+_KEY = re.compile(r"(?:0[xX])?([0-9a-fA-F]{63,64})")
 
 
 class LocalKey:
@@ -69,11 +73,11 @@ class LocalKey:
 
     @classmethod
     def from_text(cls, text: str) -> LocalKey:
-        """A key file's text: 0x and 64 hex digits (Account.from_key's form), or the digits alone."""
-        text = text.strip()
-        if not _KEY.fullmatch(text):
+        """A key file's text, in the forms Account.from_key takes (0x and 64 hex digits, see `_KEY`)."""
+        found = _KEY.fullmatch(text.strip())
+        if found is None:
             raise ValueError("not a private key (0x + 64 hex digits)")
-        return cls(bytes.fromhex(text.removeprefix("0x")))
+        return cls(bytes.fromhex(found.group(1).zfill(64)))
 
     def sign_digest(self, digest: bytes) -> tuple[int, int, int]:
         """(y parity, r, s) of a 32-byte digest."""

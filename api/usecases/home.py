@@ -41,7 +41,7 @@ from api.errors import InvalidInput, MalformedInput
 from api.usecases.home_open import CONFIG as CONFIG
 from api.usecases.home_open import HomeConfig as HomeConfig
 from api.usecases.home_open import HomeError as HomeError
-from api.usecases.home_open import home_keks, reshred_erased
+from api.usecases.home_open import home_keks, reshred_erased, signing_keys
 from api.usecases.home_open import settings_for as settings_for
 from ledger.backends import DEV_MNEMONIC, RpcBackend, is_development_node, public_test_addresses
 from ledger.coalition import Coalition
@@ -163,11 +163,8 @@ def open_crm(home: Path) -> Crm:
         RpcBackend(config.rpc_url), Deployment.from_json(config.deployment), consortium=config.consortium
     )
     crm = Crm.open(settings_for(home, config), coalition, keks=home_keks(home, config))
-    keys = home / "keys"
-    if keys.is_dir():
-        for key_file in sorted(keys.glob("*.key")):
-            crm.signers[key_file.stem] = Account.from_key(key_file.read_text().strip())
     try:
+        crm.signers.update(signing_keys(home, Account.from_key))
         reshred_erased(crm)  # the chain is the shred list: a restored key store is caught here
     except BaseException:
         crm.close()

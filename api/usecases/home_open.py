@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from api.context import Crm, private_folder
 from api.errors import CrmError
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from ledger.coalition import Coalition
 
 CONFIG = "config.json"
+K = TypeVar("K")
 
 
 class HomeError(CrmError):
@@ -118,19 +120,38 @@ def open_crm_to_decide(home: Path) -> Crm:
     reader.decisions = DecisionLogSender(reader.chain, reader.contracts["DecisionLog"], sender)
     crm = Crm.open(settings_for(home, config), cast("Coalition", reader), keks=home_keks(home, config))
     try:
-        keys = home / "keys"
-        if keys.is_dir():
-            for key_file in sorted(keys.glob("*.key")):
-                try:
-                    key = LocalKey.from_text(key_file.read_text())
-                except ValueError:
-                    raise HomeError(f"{key_file} does not hold a private key (0x + 64 hex digits)") from None
-                crm.signers[key_file.stem] = cast("LocalAccount", key)
+        crm.signers.update(cast("dict[str, LocalAccount]", signing_keys(home, LocalKey.from_text)))
         reshred_erased(crm)
     except BaseException:
         crm.close()
         raise
     return crm
+
+
+def signing_keys(home: Path, parse: Callable[[str], K]) -> dict[str, K]:
+    """Every partner's signing key in `home` (keys/<partner>.key), each file's text parsed by `parse`:
+    `eth_account.Account.from_key` where the home is opened with web3, `ledger.sender.LocalKey.from_text`
+    for `score` (which take and refuse the same forms: tests/ledger/test_sender.py). One rule for both:
+    a file that cannot be read or holds no key is refused in words that name the file and never hold
+    its text (the parsers' errors are dropped: a traceback would print the key file's line)."""
+    found: dict[str, K] = {}
+    keys = home / "keys"
+    if not keys.is_dir():
+        return found
+    for key_file in sorted(keys.glob("*.key")):
+        try:
+            text = key_file.read_text()
+        except OSError as exc:
+            raise HomeError(
+                f"cannot read the key file {key_file}: {exc.strerror or type(exc).__name__}"
+            ) from None
+        except ValueError:  # not UTF-8
+            text = ""
+        try:
+            found[key_file.stem] = parse(text.strip())
+        except ValueError:  # eth_account's, binascii's and coincurve's refusals are all ValueErrors
+            raise HomeError(f"{key_file} does not hold a private key (0x + 64 hex digits)") from None
+    return found
 
 
 def reshred_erased(crm: Crm) -> list[tuple[str, bytes, int]]:

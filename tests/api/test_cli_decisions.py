@@ -306,6 +306,36 @@ def test_score_signs_and_sends_without_web3_as_the_web3_clients_do(home, trained
         full.close()
 
 
+def test_a_key_file_is_read_alike_by_score_and_by_every_other_command(home, trained):
+    """`score` opens the home without web3 (its keys read by ledger.sender.LocalKey), every other command
+    with eth_account: the same key file is taken as the same account by both, or refused by both in one
+    line naming the file, never with a traceback that prints the file's text (the web3 path's was)."""
+    from api.cli import app
+    from api.usecases.home_open import open_crm_to_decide
+
+    key_file = home / "keys" / "acme.key"
+    kept = key_file.read_text()
+    digits = kept.strip().removeprefix("0x")
+    try:
+        for bad in ("0x0" + digits, "0x" + digits[:-1] + "z", "0x" + "0" * 64):
+            key_file.write_text(bad + "\n")
+            for args in (("customer", "list", "--partner", "acme"), ("score", "--partner", "acme", "--all")):
+                result = runner.invoke(app, ["--home", str(home), *args])
+                assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+                assert "does not hold a private key" in result.output and "Traceback" not in result.output
+                assert len(result.output.strip().splitlines()) == 1, result.output
+                assert digits[8:40] not in result.output
+        key_file.write_text("0X" + digits.upper() + "\n")  # eth_account takes 0X: so must score
+        lean, full = open_crm_to_decide(home), open_crm(home)
+        try:
+            assert lean.signer("acme").address == full.signer("acme").address
+        finally:
+            lean.close()
+            full.close()
+    finally:
+        key_file.write_text(kept)
+
+
 def test_a_command_of_a_group_builds_that_group_alone():
     from api.cli import app, app_for
 

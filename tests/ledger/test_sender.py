@@ -56,6 +56,51 @@ def test_key_files_and_bad_keys():
             LocalKey.from_text(bad)
 
 
+ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+ANVIL0 = KEYS[0].hex()
+KEY_FORMS = {
+    "0x": "0x" + ANVIL0,
+    "0X": "0X" + ANVIL0,
+    "upper": "0x" + ANVIL0.upper(),
+    "bare": ANVIL0,
+    "blanks": " \t0x" + ANVIL0 + "\r\n",
+    "nbsp": "\u00a00x" + ANVIL0,
+    "63 digits": "0x" + ANVIL0[1:],  # hexbytes pads an odd count: taken as the key 0x0<63 digits>
+    "63 bare": ANVIL0[1:],
+    "65 digits": "0x0" + ANVIL0,
+    "66 digits": "0x00" + ANVIL0,
+    "empty": "",
+    "0x alone": "0x",
+    "short": "0x12",
+    "zero": "0x" + "0" * 64,
+    "order": f"0x{ORDER:064x}",
+    "order+1": f"0x{ORDER + 1:064x}",
+    "all f": "0x" + "f" * 64,
+    "order-1": f"0x{ORDER - 1:064x}",
+    "inner blank": "0x" + ANVIL0[:10] + " " + ANVIL0[10:],
+    "underscore": "0x" + ANVIL0[:10] + "_" + ANVIL0[10:],
+    "not hex": "0x" + "g" * 64,
+    "arabic digit": "0x" + ANVIL0[:-1] + "\u0661",
+    "bom": "\ufeff0x" + ANVIL0,
+    "0x0x": "0x0x" + ANVIL0[4:],
+}
+
+
+def _address_or_refused(parse, text):
+    try:
+        return parse(text.strip()).address
+    except ValueError:
+        return "refused"
+
+
+@pytest.mark.parametrize("text", KEY_FORMS.values(), ids=KEY_FORMS.keys())
+def test_a_key_file_is_taken_or_refused_as_eth_account_takes_it(text):
+    """`score` reads the home's key files with LocalKey, every other command with Account.from_key: a
+    form one takes and the other refuses would let a home work for every command but one (it did for
+    0X and 63 digits), or sign as another account."""
+    assert _address_or_refused(LocalKey.from_text, text) == _address_or_refused(Account.from_key, text)
+
+
 def test_rlp_of_the_edges():
     assert rlp(0) == b"\x80" and rlp(127) == b"\x7f" and rlp(128) == b"\x81\x80"
     assert rlp([]) == b"\xc0" and rlp(b"") == b"\x80"
