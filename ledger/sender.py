@@ -133,6 +133,28 @@ def _length(n: int, offset: int) -> bytes:
     return bytes([offset + 55 + len(size)]) + size
 
 
+def record_decisions_calldata(model_id: int, decisions: Sequence[Decision]) -> bytes:
+    """recordDecisions' calldata, encoded as words (every field is one): what both DecisionLog clients
+    send (this module's and `ledger.clients.decisions`'), so a value out of its ABI type's range is
+    refused by both alike, in words, before anything is signed (web3's own encoder raised its
+    MismatchedABI there, which no caller translates)."""
+    rows = [
+        (
+            as_bytes32(d.member),
+            as_bytes32(d.input_root),
+            d.score_bps,
+            as_bytes32(d.action),
+            as_bytes32(d.reasons),
+            as_bytes32(d.explanation_hash),
+        )
+        for d in decisions
+    ]
+    arguments = _encode_words(RECORD_DECISIONS_TYPES, [model_id, rows])
+    if arguments is None:
+        raise BackendError("recordDecisions: a model id or a score is out of its ABI type's range")
+    return selector(RECORD_DECISIONS) + arguments
+
+
 class RawSender:
     """Simulate, sign, send and follow transactions over `JsonRpc` (see the module's docstring)."""
 
@@ -258,22 +280,8 @@ class DecisionLogSender(DecisionLogReader):
         """As DecisionLogClient.prepare_record_decisions: signed and not sent (the outbox records the
         hash first); the same calldata, gas bound and simulation."""
         gas = DECISION_BATCH_GAS_BASE + DECISION_BATCH_GAS_PER_ITEM * len(decisions)
-        rows = [
-            (
-                as_bytes32(d.member),
-                as_bytes32(d.input_root),
-                d.score_bps,
-                as_bytes32(d.action),
-                as_bytes32(d.reasons),
-                as_bytes32(d.explanation_hash),
-            )
-            for d in decisions
-        ]
-        arguments = _encode_words(RECORD_DECISIONS_TYPES, [model_id, rows])
-        if arguments is None:  # a model id or a score out of its type's range: nothing sent
-            raise BackendError("recordDecisions: a model id or a score is out of its ABI type's range")
         return self.sender.prepare_calldata(
-            self.address, selector(RECORD_DECISIONS) + arguments, sender, gas=gas
+            self.address, record_decisions_calldata(model_id, decisions), sender, gas=gas
         )
 
     def broadcast(self, signed: SignedTx) -> None:

@@ -306,6 +306,63 @@ def test_score_signs_and_sends_without_web3_as_the_web3_clients_do(home, trained
         full.close()
 
 
+def test_score_refuses_and_prices_a_batch_as_the_web3_client_does(home, trained, members, anvil_url):
+    """The lean sender against the web3 chain client on the same batches: each the contract refuses (a
+    member with no consent, as an erased or withdrawn one has; the zero member; a score out of range; an
+    unknown model; an empty batch) is the same named error on both, before anything is signed or sent; a
+    value out of its ABI type is refused by both; on a chain whose base fee is not zero (here 7 gwei)
+    both sign the same bytes (fees: the node's priority fee plus twice the base fee)."""
+    from dataclasses import replace
+
+    from api.usecases.home_open import open_crm_to_decide
+    from ledger.errors import BackendError, ContractRevert
+
+    def rpc(method: str, params: list[object]) -> object:
+        import urllib.request
+
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode()
+        request = urllib.request.Request(anvil_url, body, {"content-type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return json.load(answer)["result"]
+
+    lean, full = open_crm_to_decide(home), open_crm(home)
+    snapshot = rpc("evm_snapshot", [])
+    try:
+        acme = full.signer("acme").address
+        good = [d.decision for d in full.coalition.decisions.decisions(partner=acme)[:2]]
+        model_id = full.coalition.decisions.decisions(partner=acme)[0].model_id
+        sent_before = rpc("eth_getTransactionCount", [acme, "pending"])
+        refused = {
+            "no consent": (model_id, [replace(good[0], member=bytes(range(32)))]),
+            "zero member": (model_id, [replace(good[0], member=bytes(32))]),
+            "score out of range": (model_id, [replace(good[0], score_bps=10_001)]),
+            "unknown model": (10**6, good),
+            "empty": (model_id, []),
+        }
+        for what, (model, batch) in refused.items():
+            with pytest.raises(ContractRevert) as on_lean:
+                lean.coalition.decisions.prepare_record_decisions(lean.signer("acme"), model, batch)
+            with pytest.raises(ContractRevert) as on_web3:
+                full.coalition.decisions.prepare_record_decisions(full.signer("acme"), model, batch)
+            assert type(on_lean.value) is type(on_web3.value) is not ContractRevert, what
+        too_big = [replace(good[0], score_bps=2**32)]
+        with pytest.raises(BackendError):
+            lean.coalition.decisions.prepare_record_decisions(lean.signer("acme"), model_id, too_big)
+        with pytest.raises(BackendError):  # was web3's MismatchedABI, untranslated: a traceback
+            full.coalition.decisions.prepare_record_decisions(full.signer("acme"), model_id, too_big)
+        assert rpc("eth_getTransactionCount", [acme, "pending"]) == sent_before
+
+        rpc("anvil_setNextBlockBaseFeePerGas", [hex(7 * 10**9)])
+        rpc("evm_mine", [])
+        signed = lean.coalition.decisions.prepare_record_decisions(lean.signer("acme"), model_id, good)
+        web3s = full.coalition.decisions.prepare_record_decisions(full.signer("acme"), model_id, good)
+        assert signed == web3s and signed.raw != b""
+    finally:
+        assert rpc("evm_revert", [snapshot])
+        lean.close()
+        full.close()
+
+
 def test_a_key_file_is_read_alike_by_score_and_by_every_other_command(home, trained):
     """`score` opens the home without web3 (its keys read by ledger.sender.LocalKey), every other command
     with eth_account: the same key file is taken as the same account by both, or refused by both in one

@@ -14,12 +14,13 @@ KEYS = [
     (1).to_bytes(32, "big"),
     bytes.fromhex("fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364140"),  # the order - 1
 ]
-DATAS = [b"", b"\x01", b"\x80", bytes(55), bytes(56), bytes(range(256)) * 9]
+# 2,304 bytes: a two-byte length; 70,144 (> 2^16): a three-byte one
+DATAS = [b"", b"\x01", b"\x80", bytes(55), bytes(56), bytes(range(256)) * 9, bytes(range(256)) * 274]
 TO = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 
 
 @pytest.mark.parametrize("key", KEYS, ids=["anvil-0", "one", "order-1"])
-@pytest.mark.parametrize("data", DATAS, ids=["empty", "01", "80", "55", "56", "2304"])
+@pytest.mark.parametrize("data", DATAS, ids=["empty", "01", "80", "55", "56", "2304", "70144"])
 def test_signed_as_eth_account_signs(key, data):
     ours = LocalKey(key)
     theirs = Account.from_key(key)
@@ -28,6 +29,8 @@ def test_signed_as_eth_account_signs(key, data):
         (0, 21_000, 0, 0, 31337),
         (1, 20_100_000, 1, 7, 1),
         (2**64 - 2, 29_000_000, 10**9, 2**120, 2**31),
+        (127, 2**63 - 1, 2**255 - 1, 0, 2**64 - 1),  # fees of a whole word, an eight-byte chain id
+        (128, 1, 2**200, 2**254, 0x100),
     ]:
         fees = Fees(priority, priority + 2 * base)
         signed = signed_eip1559(ours, chain_id=chain_id, nonce=nonce, gas=gas, fees=fees, to=TO, data=data)
