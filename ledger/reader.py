@@ -200,10 +200,10 @@ class ChainReader:
         self.rpc = rpc
 
     def chain_id(self) -> int:
-        return int(self.rpc.request("eth_chainId", []), 16)
+        return quantity(self.rpc.request("eth_chainId", []))
 
     def block_number(self) -> int:
-        return int(self.rpc.request("eth_blockNumber", []), 16)
+        return quantity(self.rpc.request("eth_blockNumber", []))
 
     def block_timestamp(self, number: int) -> int:
         header = self.rpc.request("eth_getBlockByNumber", [hex(number), False])
@@ -252,7 +252,21 @@ class ChainReader:
 def _hex(value: Any) -> bytes:
     if not isinstance(value, str) or not value.startswith("0x"):
         raise BackendError(f"the node answered {str(value)[:100]!r} where hex was due")
-    return bytes.fromhex(value[2:])
+    try:
+        return bytes.fromhex(value[2:])
+    except ValueError:  # a node that lies or breaks: words, as web3's client gives (Chain.translate)
+        raise BackendError(f"the node answered {value[:100]!r} where hex was due") from None
+
+
+def quantity(value: Any) -> int:
+    """A JSON-RPC quantity ("0x" and hex digits) as an int; anything else a node answers is refused in
+    words (a bare int() would end a command in a traceback where the web3 client names the node)."""
+    if isinstance(value, str) and value.startswith(("0x", "0X")):
+        try:
+            return int(value[2:], 16)
+        except ValueError:
+            pass
+    raise BackendError(f"the node answered {str(value)[:100]!r} where a number was due")
 
 
 def _address_topic(address: str) -> str:
@@ -448,9 +462,9 @@ class ReadCoalition:
             chain_id, *codes, recorded_raw = rpc.batch(calls)
         except ContractRevert as exc:
             raise DeploymentMismatch(f"the Consortium at {anchor} does not answer: {exc}") from exc
-        if int(chain_id, 16) != expected_chain:
+        if quantity(chain_id) != expected_chain:
             raise DeploymentMismatch(
-                f"the manifest is for chain id {expected_chain}, the node is chain id {int(chain_id, 16)}"
+                f"the manifest is for chain id {expected_chain}, the node is chain id {quantity(chain_id)}"
             )
         code = dict(zip(CONTRACT_NAMES, (_hex(c) for c in codes), strict=True))
         _check_code(build, "Consortium", anchor, code["Consortium"], code_hashes.get("Consortium"))

@@ -29,7 +29,15 @@ from coincurve import PrivateKey
 
 from ledger.abiwords import _encode_words
 from ledger.errors import NONCE_TAKEN_MARKS, BackendError, NonceTaken, TransactionFailed
-from ledger.reader import ChainReader, DecisionLogReader, JsonRpc, checksum_address, keccak, selector
+from ledger.reader import (
+    ChainReader,
+    DecisionLogReader,
+    JsonRpc,
+    checksum_address,
+    keccak,
+    quantity,
+    selector,
+)
 from ledger.records import Decision, as_bytes32
 from ledger.txs import SignedTx, TxResult, receipt_of
 
@@ -155,6 +163,12 @@ def record_decisions_calldata(model_id: int, decisions: Sequence[Decision]) -> b
     return selector(RECORD_DECISIONS) + arguments
 
 
+def _block(answer: Any) -> dict[str, Any]:
+    if not isinstance(answer, dict):
+        raise BackendError(f"the node answered {str(answer)[:100]!r} where the latest block was due")
+    return answer
+
+
 class RawSender:
     """Simulate, sign, send and follow transactions over `JsonRpc` (see the module's docstring)."""
 
@@ -180,8 +194,7 @@ class RawSender:
         raise BackendError(f"the block gas limit changed during each of three simulations (now {limit})")
 
     def _block_gas_limit(self) -> int:
-        block = self.rpc.request("eth_getBlockByNumber", ["latest", False])
-        return int(block["gasLimit"], 16)
+        return quantity(_block(self.rpc.request("eth_getBlockByNumber", ["latest", False])).get("gasLimit"))
 
     def _simulate(
         self, sender: str, to: str, data: bytes, gas: int, *, again: bool = True
@@ -196,29 +209,29 @@ class RawSender:
                 ("eth_call", [call, "pending"]),
             ]
         )
-        pending = int(self.rpc.answer(answers[0]), 16)
+        pending = quantity(self.rpc.answer(answers[0]))
         if "error" in answers[4]:
-            mined = int(self.rpc.answer(answers[3]), 16)
+            mined = quantity(self.rpc.answer(answers[3]))
             if again and mined < pending:
                 # as RpcBackend.tx_context: while anvil mines a block, its transactions are neither in
                 # its pool nor in its latest block; once the sender's are mined the call runs once more
                 self._wait_mined(sender, pending)
                 return self._simulate(sender, to, data, gas, again=False)
             self.rpc.answer(answers[4])  # raises: the named revert, or the node's refusal
-        block = self.rpc.answer(answers[1])
+        block = _block(self.rpc.answer(answers[1]))
         base_fee = block.get("baseFeePerGas")
         if base_fee is None:
             raise BackendError("the latest block has no base fee (no EIP-1559): set a fixed gas price")
         # eth_maxPriorityFeePerGas is not in the JSON-RPC spec; a node without it is refused here in
         # words (web3's client would compute a fee from eth_feeHistory)
-        priority = int(self.rpc.answer(answers[2]), 16)
-        fees = Fees(priority, priority + 2 * int(base_fee, 16))
-        return pending, int(block["gasLimit"], 16), fees
+        priority = quantity(self.rpc.answer(answers[2]))
+        fees = Fees(priority, priority + 2 * quantity(base_fee))
+        return pending, quantity(block.get("gasLimit")), fees
 
     def _wait_mined(self, sender: str, count: int) -> None:
         deadline = time.monotonic() + MINED_WAIT
         while time.monotonic() < deadline:
-            if int(self.rpc.request("eth_getTransactionCount", [sender, "latest"]), 16) >= count:
+            if quantity(self.rpc.request("eth_getTransactionCount", [sender, "latest"])) >= count:
                 return
             time.sleep(0.02)
 

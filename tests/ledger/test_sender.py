@@ -4,6 +4,8 @@ where RLP changes form (empty, one byte under 0x80, 55 and 56 bytes, long data) 
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from eth_account import Account
 
@@ -110,3 +112,70 @@ def test_rlp_of_the_edges():
     assert rlp(bytes(56))[:2] == b"\xb8\x38" and rlp([bytes(55)])[:2] == b"\xf8\x38"
     with pytest.raises(ValueError):
         rlp(-1)
+
+
+class _Node:
+    """A node that answers every request from a table (its answers as a broken or lying node gives them)."""
+
+    def __init__(self, **answers: object) -> None:
+        self.answers = {
+            "eth_chainId": "0x7a69",
+            "eth_getTransactionCount": "0x0",
+            "eth_getBlockByNumber": {"gasLimit": "0x1c9c380", "baseFeePerGas": "0x7"},
+            "eth_maxPriorityFeePerGas": "0x1",
+            "eth_call": "0x",
+            "eth_getCode": "0x6000",
+            **answers,
+        }
+
+    def post(self, body: Any) -> Any:
+        messages = body if isinstance(body, list) else [body]
+        out = [{"jsonrpc": "2.0", "id": m["id"], "result": self.answers[m["method"]]} for m in messages]
+        return out if isinstance(body, list) else out[0]
+
+
+BROKEN = {
+    "nonce null": {"eth_getTransactionCount": None},
+    "nonce not hex": {"eth_getTransactionCount": "0xzz"},
+    "nonce an int": {"eth_getTransactionCount": 7},
+    "no block": {"eth_getBlockByNumber": None},
+    "block a list": {"eth_getBlockByNumber": []},
+    "block without gas limit": {"eth_getBlockByNumber": {"baseFeePerGas": "0x0"}},
+    "gas limit an int": {"eth_getBlockByNumber": {"gasLimit": 30_000_000, "baseFeePerGas": "0x0"}},
+    "base fee not hex": {"eth_getBlockByNumber": {"gasLimit": "0x1c9c380", "baseFeePerGas": "zz"}},
+    "priority fee null": {"eth_maxPriorityFeePerGas": None},
+}
+
+
+@pytest.mark.parametrize("answers", BROKEN.values(), ids=BROKEN.keys())
+def test_a_node_answering_nonsense_to_the_simulation_is_one_error_in_words(monkeypatch, answers):
+    """What the web3 chain client says of a malformed answer (Chain.translate: a BackendError), the lean
+    sender says too, before anything is signed; it was a TypeError or ValueError (a traceback)."""
+    from ledger.errors import BackendError
+    from ledger.reader import JsonRpc
+    from ledger.sender import RawSender
+
+    monkeypatch.setattr(JsonRpc, "_post", _Node().post)
+    key = LocalKey(KEYS[0])
+    assert RawSender(JsonRpc("http://node"), 31337).prepare_calldata(TO, b"", key, gas=50_000).raw
+    monkeypatch.setattr(JsonRpc, "_post", _Node(**answers).post)
+    with pytest.raises(BackendError, match="the node answered"):
+        RawSender(JsonRpc("http://node"), 31337).prepare_calldata(TO, b"", key, gas=50_000)
+
+
+@pytest.mark.parametrize(
+    "answers",
+    [{"eth_chainId": None}, {"eth_chainId": "0xzz"}, {"eth_getCode": "0xzz"}],
+    ids=["chain id null", "chain id not hex", "code not hex"],
+)
+def test_a_node_answering_nonsense_to_the_trust_checks_is_one_error_in_words(monkeypatch, answers):
+    """score's and decision verify's opening (ReadCoalition.attach) against a broken node: words, as the
+    web3 open gives them, never a traceback."""
+    from ledger.compiler import CONTRACT_NAMES, compile_contracts
+    from ledger.errors import BackendError
+    from ledger.reader import JsonRpc, ReadCoalition
+
+    monkeypatch.setattr(JsonRpc, "_post", _Node(**answers).post)
+    manifest = {"chainId": 31337, "contracts": {name: TO for name in CONTRACT_NAMES}}
+    with pytest.raises(BackendError, match="the node answered"):
+        ReadCoalition.attach("http://node", manifest, compile_contracts())
