@@ -121,7 +121,7 @@ class _Node:
         self.answers = {
             "eth_chainId": "0x7a69",
             "eth_getTransactionCount": "0x0",
-            "eth_getBlockByNumber": {"gasLimit": "0x1c9c380", "baseFeePerGas": "0x7"},
+            "eth_getBlockByNumber": {"gasLimit": hex(30_000_000), "baseFeePerGas": "0x7"},
             "eth_maxPriorityFeePerGas": "0x1",
             "eth_call": "0x",
             "eth_getCode": "0x6000",
@@ -179,3 +179,42 @@ def test_a_node_answering_nonsense_to_the_trust_checks_is_one_error_in_words(mon
     manifest = {"chainId": 31337, "contracts": {name: TO for name in CONTRACT_NAMES}}
     with pytest.raises(BackendError, match="the node answered"):
         ReadCoalition.attach("http://node", manifest, compile_contracts())
+
+
+def test_a_gas_limit_that_falls_caps_the_bound_again_before_signing(monkeypatch):
+    """As Chain._simulate: the cap comes from the limit the last simulation read; when the block gas limit
+    fell since (a network's limit drifts), the call is simulated again under the new cap and the
+    transaction signed with it, never with a bound the block cannot hold."""
+    from ledger.errors import BackendError
+    from ledger.reader import JsonRpc
+    from ledger.sender import RawSender
+
+    node = _Node()
+    gases: list[int] = []
+    post = node.post
+
+    def counting(rpc: JsonRpc, body: Any) -> Any:
+        messages = body if isinstance(body, list) else [body]
+        gases.extend(int(m["params"][0]["gas"], 16) for m in messages if m["method"] == "eth_call")
+        return post(body)
+
+    monkeypatch.setattr(JsonRpc, "_post", counting)
+    sender = RawSender(JsonRpc("http://node"), 31337)
+    key = LocalKey(KEYS[0])
+    sender.prepare_calldata(TO, b"", key, gas=40_000_000)  # the limit read first: 30M
+    assert gases == [30_000_000]
+    node.answers["eth_getBlockByNumber"] = {"gasLimit": hex(1_000_000), "baseFeePerGas": "0x0"}
+    signed = sender.prepare_calldata(TO, b"", key, gas=2_000_000)
+    assert gases[1:] == [2_000_000, 1_000_000]
+    assert signed == signed_eip1559(
+        key, chain_id=31337, nonce=0, gas=1_000_000, fees=Fees(1, 1), to=TO, data=b""
+    )
+    moving = iter(range(900_000, 0, -1000))
+
+    def falling(rpc: JsonRpc, body: Any) -> Any:
+        node.answers["eth_getBlockByNumber"] = {"gasLimit": hex(next(moving)), "baseFeePerGas": "0x0"}
+        return post(body)
+
+    monkeypatch.setattr(JsonRpc, "_post", falling)
+    with pytest.raises(BackendError, match="changed during each of three simulations"):
+        sender.prepare_calldata(TO, b"", key, gas=2_000_000)
