@@ -307,7 +307,7 @@ class Chain:
             except Exception as exc:
                 raise self.translate(exc) from exc
             if receipt is not None:
-                return self._result(contract, receipt)
+                return self._result(contract, receipt, tx_hash)
             if time.monotonic() > deadline:
                 raise BackendError(f"transaction {tx_hash} was not mined within {self.receipt_timeout} s")
             time.sleep(pause)
@@ -337,9 +337,11 @@ class Chain:
                 return "pending"
         except Exception as exc:
             raise self.translate(exc) from exc
-        return self._result(contract, receipt)
+        return self._result(contract, receipt, tx_hash)
 
-    def _result(self, contract: Contract, receipt: Receipt) -> TxResult:
+    def _result(self, contract: Contract, receipt: Receipt, tx_hash: str) -> TxResult:
+        if receipt.tx_hash != tx_hash.lower():  # a node that breaks or lies: nothing confirmed on its word
+            raise BackendError(f"the node answered the receipt of {receipt.tx_hash} for {tx_hash}")
         if receipt.status != 1:
             raise TransactionFailed(f"transaction {receipt.tx_hash} failed (gas used {receipt.gas_used})")
         return TxResult(receipt.tx_hash, receipt.block_number, receipt.gas_used, receipt, contract)

@@ -274,6 +274,8 @@ class RawSender:
             )
         except (KeyError, TypeError, ValueError, AttributeError):
             raise BackendError(f"the node answered a malformed receipt for {tx_hash}") from None
+        if receipt.tx_hash != tx_hash.lower():
+            raise BackendError(f"the node answered the receipt of {receipt.tx_hash} for {tx_hash}")
         if receipt.status != 1:
             raise TransactionFailed(f"transaction {receipt.tx_hash} failed (gas used {receipt.gas_used})")
         return TxResult(receipt.tx_hash, receipt.block_number, receipt.gas_used, receipt)
@@ -307,11 +309,22 @@ class DecisionLogSender(DecisionLogReader):
         return self.sender.wait(tx_hash)
 
     def onchain_id(self, mined: TxResult) -> int:
-        """As DecisionLogClient.onchain_id: the first DecisionRecorded's id (the rest follow in order)."""
-        wanted = keccak(DECISION_RECORDED.encode())
-        if mined.receipt is None:
-            raise LookupError(f"no receipt for {mined.tx_hash}")
-        for log in mined.receipt.iter_logs():
-            if log.address == self.address and log.topics and log.topics[0] == wanted:
+        return first_decision_id(mined, self.address)
+
+
+def first_decision_id(mined: TxResult, address: str) -> int:
+    """The id of the first decision a mined recordDecisions logged (the rest follow in order): the first
+    indexed topic of the first DecisionRecorded that the DecisionLog at `address` logged, read without
+    decoding the batch's events; what both DecisionLog clients confirm an outbox's rows with. A receipt
+    without one (a node that lies or breaks: a mined recordDecisions always logs) is refused in words; a
+    LookupError or IndexError there was a traceback at every run, the rows in flight for ever."""
+    wanted = keccak(DECISION_RECORDED.encode())
+    try:
+        for log in mined.receipt.iter_logs() if mined.receipt is not None else ():
+            if log.address == address and len(log.topics) > 1 and log.topics[0] == wanted:
                 return int.from_bytes(log.topics[1], "big")
-        raise LookupError(f"{mined.tx_hash} logged no DecisionRecorded")
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise BackendError(f"the node answered a malformed log in the receipt of {mined.tx_hash}") from None
+    raise BackendError(
+        f"the node's receipt of {mined.tx_hash} holds no DecisionRecorded of the DecisionLog at {address}"
+    )

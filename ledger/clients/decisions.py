@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cached_property
 
 from eth_account.signers.local import LocalAccount
 from eth_utils import (
@@ -16,7 +15,12 @@ from ledger.records import Decision as Decision
 from ledger.records import ModelInfo as ModelInfo
 from ledger.records import RecordedDecision as RecordedDecision
 from ledger.records import recorded_decision
-from ledger.sender import DECISION_BATCH_GAS_BASE, DECISION_BATCH_GAS_PER_ITEM, record_decisions_calldata
+from ledger.sender import (
+    DECISION_BATCH_GAS_BASE,
+    DECISION_BATCH_GAS_PER_ITEM,
+    first_decision_id,
+    record_decisions_calldata,
+)
 from ledger.sender import DECISION_BATCH_MAX as DECISION_BATCH_MAX
 
 
@@ -45,23 +49,13 @@ class DecisionLogClient(ContractClient):
         data = record_decisions_calldata(model_id, decisions)
         return self.chain.prepare_calldata(self.contract.address, data, sender, gas=gas)
 
-    @cached_property
-    def _recorded_topic(self) -> bytes:
-        return bytes(event_abi_to_log_topic(self.contract.events.DecisionRecorded().abi))
-
     def _record(self, model_id: int, decisions: Sequence[Decision]) -> ContractFunction:
         return self.contract.functions.recordDecisions(model_id, _rows(decisions))
 
     def onchain_id(self, mined: TxResult) -> int:
         """The id of the first decision a mined recordDecisions logged (the rest follow in order): the
-        first indexed topic of its first DecisionRecorded, read without decoding the batch's events."""
-        topic = self._recorded_topic
-        if mined.receipt is None:
-            raise LookupError(f"no receipt for {mined.tx_hash}")
-        for log in mined.receipt.iter_logs():  # the first is enough: not the batch's 500 made into objects
-            if log.address == self.contract.address and log.topics[0] == topic:
-                return int.from_bytes(log.topics[1], "big")
-        raise LookupError(f"{mined.tx_hash} logged no DecisionRecorded")
+        lean sender's reading (`ledger.sender.first_decision_id`), so both refuse a receipt alike."""
+        return first_decision_id(mined, self.contract.address)
 
     def model(self, model_id: int) -> ModelInfo:
         model_hash, card_hash, training_root, registrant, block_number = self._call(

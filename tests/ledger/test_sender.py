@@ -218,3 +218,65 @@ def test_a_gas_limit_that_falls_caps_the_bound_again_before_signing(monkeypatch)
     monkeypatch.setattr(JsonRpc, "_post", falling)
     with pytest.raises(BackendError, match="changed during each of three simulations"):
         sender.prepare_calldata(TO, b"", key, gas=2_000_000)
+
+
+def _receipt(tx_hash: str, status: str = "0x1", logs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {
+        "transactionHash": tx_hash,
+        "status": status,
+        "blockNumber": "0x5",
+        "gasUsed": "0x5208",
+        "blockHash": "0x" + "11" * 32,
+        "logs": logs or [],
+    }
+
+
+def _log(address: str, *topics: bytes) -> dict[str, Any]:
+    return {
+        "address": address,
+        "topics": ["0x" + t.hex() for t in topics],
+        "data": "0x",
+        "logIndex": "0x0",
+        "transactionIndex": "0x0",
+        "blockHash": "0x" + "11" * 32,
+    }
+
+
+def test_a_receipt_is_believed_only_for_its_transaction_and_its_decision_log(monkeypatch):
+    """A broken or lying node's receipts, on the lean sender (the web3 client reads them alike: the same
+    hash check in Chain._result, the same first_decision_id): another transaction's receipt, one whose
+    status is 0, and a DecisionRecorded logged by another address or with its id topic cut off are
+    refused in words (nothing confirmed on them), where they were believed or a LookupError/IndexError."""
+    from ledger.errors import BackendError, TransactionFailed
+    from ledger.reader import JsonRpc, keccak
+    from ledger.sender import DECISION_RECORDED, RawSender, first_decision_id
+
+    mine, other = "0x" + "ab" * 32, "0x" + "cd" * 32
+    recorded, log_address = keccak(DECISION_RECORDED.encode()), TO
+    stranger = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+    first = (41).to_bytes(32, "big")
+
+    def sender_answering(receipt: dict[str, Any]) -> RawSender:
+        monkeypatch.setattr(JsonRpc, "_post", _Node(eth_getTransactionReceipt=receipt).post)
+        return RawSender(JsonRpc("http://node"), 31337)
+
+    with pytest.raises(BackendError, match="the receipt of 0xcdcd"):
+        sender_answering(_receipt(other)).wait(mine)
+    with pytest.raises(BackendError, match="the receipt of 0xcdcd"):
+        sender_answering(_receipt(other)).lookup(mine)
+    with pytest.raises(TransactionFailed):
+        sender_answering(_receipt(mine, status="0x0")).wait(mine)
+    logs = [
+        _log(stranger, recorded, (7).to_bytes(32, "big")),
+        _log(log_address),
+        _log(log_address, recorded, first),
+    ]
+    mined = sender_answering(_receipt(mine.upper().replace("0X", "0x"), logs=logs)).wait(mine)
+    assert first_decision_id(mined, log_address) == 41  # not the stranger's 7, past a log with no topic
+    for bad in ([_log(stranger, recorded, first)], [_log(log_address, recorded)], []):
+        mined = sender_answering(_receipt(mine, logs=bad)).wait(mine)
+        with pytest.raises(BackendError, match="holds no DecisionRecorded"):
+            first_decision_id(mined, log_address)
+    broken = sender_answering(_receipt(mine, logs=[{"address": log_address}])).wait(mine)
+    with pytest.raises(BackendError, match="malformed log"):
+        first_decision_id(broken, log_address)
