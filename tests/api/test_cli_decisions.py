@@ -364,6 +364,51 @@ def test_score_refuses_and_prices_a_batch_as_the_web3_client_does(home, trained,
         full.close()
 
 
+@pytest.mark.parametrize("sent", [True, False], ids=["answer-lost", "never-sent"])
+def test_a_node_gone_mid_send_is_one_line_and_the_next_score_logs_each_decision_once(
+    home, trained, members, monkeypatch, sent
+):
+    """`score` (the lean sender) loses its node at the broadcast, after the node took the transaction
+    (its answer lost) or before: one line, exit 1; the outbox recorded the hash first, so the next run
+    settles it (mined: confirmed; unknown: signed anew) and every decision is on chain once."""
+    from api.cli import app
+    from ledger.errors import BackendError
+    from ledger.reader import JsonRpc
+
+    post = JsonRpc._post
+
+    def gone(rpc: JsonRpc, body: object) -> object:
+        if isinstance(body, dict) and body.get("method") == "eth_sendRawTransaction":
+            if sent:
+                post(rpc, body)
+            raise BackendError(f"the node at {rpc.url} stopped answering: connection refused")
+        return post(rpc, body)
+
+    args = ["--home", str(home), "score", "--partner", "acme", "--member", members[0], "--as-of", AS_OF]
+    with sqlite3.connect(home / "data.sqlite") as db:
+        before = db.execute("select count(*) from decisions").fetchone()[0]
+    monkeypatch.setattr(JsonRpc, "_post", gone)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert (
+        result.output.strip().splitlines()
+        == [line for line in result.output.strip().splitlines() if "stopped answering" in line]
+        != []
+    ), result.output
+    monkeypatch.setattr(JsonRpc, "_post", post)
+    assert "logged on chain" in run(home, "score", *args[3:])
+    with sqlite3.connect(home / "data.sqlite") as db:
+        rows = db.execute("select decision_id from decisions order by id").fetchall()
+    ids = [r[0] for r in rows]
+    assert len(ids) == before + 2 and None not in ids and len(set(ids)) == len(ids)
+    full = open_crm(home)
+    try:
+        acme = full.signer("acme").address
+        assert sorted(d.decision_id for d in full.coalition.decisions.decisions(partner=acme)) == sorted(ids)
+    finally:
+        full.close()
+
+
 def test_a_key_file_is_read_alike_by_score_and_by_every_other_command(home, trained):
     """`score` opens the home without web3 (its keys read by ledger.sender.LocalKey), every other command
     with eth_account: the same key file is taken as the same account by both, or refused by both in one
