@@ -106,6 +106,15 @@ def test_a_key_file_is_taken_or_refused_as_eth_account_takes_it(text):
     assert _address_or_refused(LocalKey.from_text, text) == _address_or_refused(Account.from_key, text)
 
 
+def test_a_key_is_in_no_repr_and_no_refusal():
+    key = LocalKey(KEYS[0])
+    assert KEYS[0].hex() not in repr(key) + str(key) and repr(KEYS[0]) not in repr(key)
+    for bad in ("0x0" + ANVIL0, "0x" + ANVIL0[:-1] + "z", f"0x{ORDER + 1:064x}"):
+        with pytest.raises(ValueError) as refused:
+            LocalKey.from_text(bad)
+        assert bad[6:30].lower() not in str(refused.value).lower()
+
+
 def test_rlp_of_the_edges():
     assert rlp(0) == b"\x80" and rlp(127) == b"\x7f" and rlp(128) == b"\x81\x80"
     assert rlp([]) == b"\xc0" and rlp(b"") == b"\x80"
