@@ -59,6 +59,9 @@ DECISION_RECORDED = "DecisionRecorded(uint256,bytes32,address,uint256,bytes32,ui
 RECEIPT_POLL_FIRST = 0.005
 RECEIPT_POLL_MAX = 0.04
 MINED_WAIT = 120.0  # RpcBackend.tx_context's wait for the sender's transactions in flight
+# web3's bounds of a priority fee computed from eth_feeHistory (web3._utils.fee_utils)
+PRIORITY_FEE_MIN = 1_000_000_000
+PRIORITY_FEE_MAX = 1_500_000_000
 
 # the forms eth_account's Account.from_key takes from a key file (through hexbytes): 0x or 0X or no prefix,
 # and the digits of 32 bytes, an odd count padded with a leading zero (63 digits: a key whose first digit
@@ -222,11 +225,27 @@ class RawSender:
         base_fee = block.get("baseFeePerGas")
         if base_fee is None:
             raise BackendError("the latest block has no base fee (no EIP-1559): set a fixed gas price")
-        # eth_maxPriorityFeePerGas is not in the JSON-RPC spec; a node without it is refused here in
-        # words (web3's client would compute a fee from eth_feeHistory)
-        priority = quantity(self.rpc.answer(answers[2]))
+        # eth_maxPriorityFeePerGas is not in the JSON-RPC spec: where a node lacks it, the fee comes from
+        # eth_feeHistory as web3 computes it for the web3 chain client (RpcBackend.tx_context), so every
+        # command signs on such a node, `score` too, with the same fee
+        answer = answers[2]
+        priority = (
+            self._fee_history_priority_fee() if "error" in answer else quantity(self.rpc.answer(answer))
+        )
         fees = Fees(priority, priority + 2 * quantity(base_fee))
         return pending, quantity(block.get("gasLimit")), fees
+
+    def _fee_history_priority_fee(self) -> int:
+        """web3's `fee_history_priority_fee` (web3._utils.fee_utils): the mean of the non-zero 5th
+        percentile rewards of the last 10 blocks, kept within 1 to 1.5 gwei."""
+        history = self.rpc.request("eth_feeHistory", [hex(10), "pending", [5.0]])
+        try:
+            rewards = [quantity(block[0]) for block in history["reward"]]
+        except (KeyError, TypeError, IndexError):
+            raise BackendError(f"the node answered eth_feeHistory with {str(history)[:100]}") from None
+        paid = [fee for fee in rewards if fee != 0]
+        mean = round(sum(paid) / (len(paid) or 1))
+        return min(max(mean, PRIORITY_FEE_MIN), PRIORITY_FEE_MAX)
 
     def _wait_mined(self, sender: str, count: int) -> None:
         deadline = time.monotonic() + MINED_WAIT

@@ -289,3 +289,39 @@ def test_a_receipt_is_believed_only_for_its_transaction_and_its_decision_log(mon
     broken = sender_answering(_receipt(mine, logs=[{"address": log_address}])).wait(mine)
     with pytest.raises(BackendError, match="malformed log"):
         first_decision_id(broken, log_address)
+
+
+@pytest.mark.parametrize(
+    "rewards",
+    [[["0x0"]] * 10, [["0x3b9aca07"], ["0x0"], ["0x4a817c800"]], [["0x59682f01"], ["0x5f5e100"]]],
+    ids=["all zero", "above the bound", "within"],
+)
+def test_a_node_without_max_priority_fee_is_priced_from_its_fee_history_as_web3_prices_it(
+    monkeypatch, rewards
+):
+    """eth_maxPriorityFeePerGas is not in the JSON-RPC spec: the web3 chain client then takes web3's fee
+    from eth_feeHistory; `score` refused such a node in words where every other command signed."""
+    from web3._utils.fee_utils import _fee_history_priority_fee_estimate
+
+    from ledger.reader import JsonRpc
+    from ledger.sender import RawSender
+
+    node = _Node(eth_feeHistory={"reward": rewards, "baseFeePerGas": [], "gasUsedRatio": []})
+    post = node.post
+
+    def without(body: Any) -> Any:
+        answers = post(body)
+        for message, answer in zip(body, answers, strict=True):
+            if message["method"] == "eth_maxPriorityFeePerGas":
+                answer.pop("result")
+                answer["error"] = {"code": -32601, "message": "the method does not exist"}
+        return answers
+
+    monkeypatch.setattr(
+        JsonRpc, "_post", lambda rpc, body: without(body) if isinstance(body, list) else post(body)
+    )
+    key = LocalKey(KEYS[0])
+    signed = RawSender(JsonRpc("http://node"), 31337).prepare_calldata(TO, b"", key, gas=50_000)
+    expected = _fee_history_priority_fee_estimate({"reward": [[int(r[0], 16)] for r in rewards]})  # type: ignore[typeddict-item]
+    fees = Fees(expected, expected + 2 * 7)
+    assert signed == signed_eip1559(key, chain_id=31337, nonce=0, gas=50_000, fees=fees, to=TO, data=b"")
