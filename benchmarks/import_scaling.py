@@ -1306,6 +1306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_empty_blocks(rounds)
         console.print()
         print_rounds(rounds)
+        print_processes(rounds)
         verdict(rounds)
         console.print()
         print_verify(runs)
@@ -1368,6 +1369,47 @@ def median_runs(rounds: Sequence[Sequence[Run]]) -> list[Run]:
     are printed; the ratios take each figure's own median (`print_rounds`, `verdict`)."""
     per_size = zip(*rounds, strict=True)
     return [sorted(runs, key=lambda run: run.wall)[(len(runs) - 1) // 2] for runs in per_size]
+
+
+def process_seconds(run: Run, key: str) -> float | None:
+    """One process's CPU seconds over the run's slices (`key`: cpu, generator or node), or its blocks."""
+    values = [row.get(key) for row in run.slices]
+    known = [float(v) for v in values if v is not None]
+    return float(sum(known)) if known and len(known) == len(values) else None
+
+
+def print_processes(rounds: Sequence[Sequence[Run]]) -> None:
+    """Per size, each process's CPU seconds and the node's blocks (medians over the rounds), the node's
+    milliseconds a block over the whole import, and the ratios of the largest size to the smallest: which
+    process grows faster than the size."""
+    sizes = [run.interactions for run in rounds[0]]
+    table = Table(title="CPU seconds by process (medians of the rounds)", title_justify="left")
+    table.add_column("")
+    for size in sizes:
+        table.add_column(f"{size:,}", justify="right")
+    if len(sizes) > 1:
+        table.add_column(f"{sizes[-1]:,} / {sizes[0]:,}", justify="right")
+    per_size = list(zip(*rounds, strict=True))
+    rows: dict[str, list[float | None]] = {}
+    for label, key in (("import", "cpu"), ("generator", "generator"), ("node", "node"), ("blocks", "blocks")):
+        medians: list[float | None] = []
+        for runs in per_size:
+            values = [process_seconds(run, key) for run in runs]
+            known = [v for v in values if v is not None]
+            medians.append(statistics.median(known) if len(known) == len(values) else None)
+        rows[label] = medians
+    rows["node ms/block"] = [
+        None if node is None or not blocks else 1000 * node / blocks
+        for node, blocks in zip(rows["node"], rows["blocks"], strict=True)
+    ]
+    for label, medians in rows.items():
+        digits = 0 if label in ("blocks", "node ms/block") else 1
+        cells = ["-" if m is None else f"{m:,.{digits}f}" for m in medians]
+        if len(sizes) > 1:
+            first, last = medians[0], medians[-1]
+            cells.append("-" if first is None or last is None or not first else f"{last / first:.2f}x")
+        table.add_row(label, *cells)
+    console.print(table)
 
 
 def print_rounds(rounds: Sequence[Sequence[Run]]) -> None:
