@@ -4,24 +4,31 @@
 Run from the project root:
 
     .venv/bin/python benchmarks/import_scaling.py [--max 1000000] [--chain anvil|memory] [--seed S]
-        [--rounds 3]
+        [--rounds 3] [--node-url URL [--node-pid PID]]
 
 Each size runs `import_synthetic` (customers = interactions / 20) in a fresh home on a fresh chain, in
 a subprocess of its own, so the peak RSS of one run is not the high-water mark of an earlier, smaller
 one. On `--chain anvil` (the default) the script starts one anvil per size on a free port and stops it
 afterwards; `--chain memory` deploys on eth-tester inside the subprocess instead (about five times
-slower: meant for small sizes, e.g. `--chain memory --max 10000`).
+slower: meant for small sizes, e.g. `--chain memory --max 10000`). With `--node-url URL` it runs on a
+node it did not start (another client, e.g. Hardhat's EDR: benchmarks/README.md says how to start one):
+the node must be a development chain of the devnet's (chain id 31337, the development mnemonic's
+accounts funded); each size starts from the state the node had when the script began (`evm_snapshot`
+then, `evm_revert` after each size; a node without them runs one size, one round), and the node's CPU
+is read from its process (`--node-pid`, else the process listening on the URL's port on this machine).
 
 The figures are the import's own: contract deployment, home creation and partner admission are done
 before the clock starts. Peak RSS is the subprocess's `ru_maxrss`, which includes that setup. Then, on
-the same home and chain, `verify --all` as the CLI runs it (`api.usecases.verification.verify` as the
-operator), in full mode (payloads decrypted and re-hashed) and in auditor mode (no key opened), each in
-a fresh subprocess of its own so that its peak RSS is its own; and the proof sizes: the inclusion proof
-of a random leaf (as stored, against its batch's head, and against the latest head) and the
-consistency proof between the last two heads, each checked by the contract. With `--rounds N` the sizes
-run N times in turn (smallest to largest, then again), and the ratios are of the rounds' medians: the
-wall time and the CPU seconds of all three processes (the import, its data generator, anvil). A plot of
-time and RSS against size goes to benchmarks/out/import_scaling.png (matplotlib, a dev dependency).
+the same home and chain, the cost of an empty block (`evm_mine`, five of them: the node's wall and CPU
+milliseconds each, what a block costs the node whatever it holds), `verify --all` as the CLI runs it
+(`api.usecases.verification.verify` as the operator), in full mode (payloads decrypted and re-hashed)
+and in auditor mode (no key opened), each in a fresh subprocess of its own so that its peak RSS is its
+own; and the proof sizes: the inclusion proof of a random leaf (as stored, against its batch's head,
+and against the latest head) and the consistency proof between the last two heads, each checked by the
+contract. With `--rounds N` the sizes run N times in turn (smallest to largest, then again), and the
+ratios are of the rounds' medians: the wall time and the CPU seconds of all three processes (the
+import, its data generator, the node). A plot of time and RSS against size goes to
+benchmarks/out/import_scaling.png (matplotlib, a dev dependency).
 """
 
 from __future__ import annotations
@@ -40,6 +47,8 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -143,7 +152,7 @@ def _child_import(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     last_told = started
     size = args.interactions
-    slices = Slices(size, args.chain, args.anvil_pid, started)
+    slices = Slices(size, args.chain, args.node_pid, started)
 
     def progress(phase: str, done: int, total: int | None) -> None:
         nonlocal last_told
@@ -215,17 +224,160 @@ def latest_block(url: str) -> int | None:
         return None
 
 
+class NodeError(Exception):
+    """A node given by --node-url that cannot serve the run: one line, said before anything runs."""
+
+
+def rpc(url: str, method: str, params: list[Any], timeout: float = 30.0) -> Any:
+    """One plain JSON-RPC call: its result, or NodeError with the node's words (or why none answered)."""
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode()
+    request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            reply = json.loads(answer.read())
+    except urllib.error.HTTPError as exc:
+        raise NodeError(f"the node at {url} answered {method} with HTTP {exc.code} {exc.reason}") from None
+    except urllib.error.URLError as exc:
+        raise NodeError(f"no node answers at {url}: {exc.reason}") from None
+    except (OSError, ValueError) as exc:
+        raise NodeError(f"no node answers at {url}: {exc}") from None
+    if not isinstance(reply, dict) or ("result" not in reply and "error" not in reply):
+        raise NodeError(f"the node at {url} answered {method} with no JSON-RPC result")
+    if "error" in reply:
+        error = reply["error"]
+        message = error.get("message", error) if isinstance(error, dict) else error
+        raise NodeError(f"the node at {url} refused {method}: {message}")
+    return reply["result"]
+
+
+def pid_listening_on(port: int) -> int | None:
+    """The process listening on TCP `port` on this machine (its socket's inode in /proc/net/tcp*, then
+    the process holding that socket); None where none is found or /proc does not show it."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            # local address "hex-ip:hex-port", state 0A = LISTEN, inode
+            if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(f"socket:[{fields[9]}]")
+    if not inodes:
+        return None
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            descriptors = list((proc / "fd").iterdir())
+        except OSError:
+            continue
+        for fd in descriptors:
+            try:
+                if os.readlink(fd) in inodes:
+                    return int(proc.name)
+            except OSError:
+                continue
+    return None
+
+
+@dataclass
+class Node:
+    """A node this script did not start (--node-url): where it answers, its process (for its CPU, None
+    where unknown), what it says it is, and the snapshot each size starts from (None: it takes none)."""
+
+    url: str
+    pid: int | None
+    client: str
+    start_block: int
+    snapshot: str | None
+
+    def reset(self) -> None:
+        """Back to the state of the script's start (the snapshot), and a new snapshot of it: a reverted
+        snapshot is spent, on anvil and Hardhat alike."""
+        if self.snapshot is None:
+            return
+        if rpc(self.url, "evm_revert", [self.snapshot]) is not True:
+            raise NodeError(f"the node at {self.url} did not revert to snapshot {self.snapshot}")
+        self.snapshot = str(rpc(self.url, "evm_snapshot", []))
+
+
+def check_node(url: str, pid: int | None, runs: int) -> Node:
+    """The node at `url` as the run needs it, or NodeError saying what is wrong: the devnet's chain id, a
+    development client (the import deploys with the public test keys, which `init_home` uses only
+    there), the founders' accounts funded, its process found (for its CPU), and, for more than one run,
+    a snapshot to start each from."""
+    from api.usecases.home import FOUNDERS, dev_accounts
+    from ledger.anvil import DEVNET_CHAIN_ID
+    from ledger.backends import DEVELOPMENT_CLIENTS
+
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise NodeError(f"--node-url takes an http(s) JSON-RPC URL, not {url!r}")
+    chain_id = int(rpc(url, "eth_chainId", []), 16)
+    if chain_id != DEVNET_CHAIN_ID:
+        raise NodeError(f"the node at {url} runs chain id {chain_id}, not the devnet's {DEVNET_CHAIN_ID}")
+    client = str(rpc(url, "web3_clientVersion", []))
+    if not client.lower().startswith(DEVELOPMENT_CLIENTS):
+        raise NodeError(
+            f"the node at {url} is {client!r}, not a development node (anvil, Hardhat, Ganache): the import "
+            "deploys with the development mnemonic's public keys, which a home uses only on one"
+        )
+    for index, account in enumerate(dev_accounts(FOUNDERS)):
+        balance = int(rpc(url, "eth_getBalance", [account.address, "latest"]), 16)
+        if balance < 10**18:
+            raise NodeError(
+                f"the node at {url} does not fund the devnet's accounts: {account.address} (the development "
+                f"mnemonic's account {index}) holds {balance} wei"
+            )
+    if pid is not None:
+        if cpu_seconds(pid) is None:
+            raise NodeError(f"--node-pid {pid}: no such process on this machine")
+    else:
+        pid = pid_listening_on(parts.port or (443 if parts.scheme == "https" else 80))
+    try:
+        snapshot: str | None = str(rpc(url, "evm_snapshot", []))
+    except NodeError as exc:
+        if runs > 1:
+            raise NodeError(
+                f"{exc}: each size needs the chain it started from, so run one size and one round per "
+                "fresh node"
+            ) from None
+        snapshot = None
+    start_block = int(rpc(url, "eth_blockNumber", []), 16)
+    return Node(url=url, pid=pid, client=client, start_block=start_block, snapshot=snapshot)
+
+
+def empty_block_cost(url: str, pid: int | None, blocks: int = 5) -> dict[str, Any] | None:
+    """What an empty block costs the node: `evm_mine` `blocks` times, the wall and node CPU milliseconds
+    of each (on anvil, its state root over everything it holds); None where the node has no evm_mine."""
+    cpu_before, started = cpu_seconds(pid), time.perf_counter()
+    try:
+        for _ in range(blocks):
+            rpc(url, "evm_mine", [], timeout=120)
+    except NodeError:
+        return None
+    wall, cpu_after = time.perf_counter() - started, cpu_seconds(pid)
+    cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
+    return {
+        "blocks": blocks,
+        "wall_ms": 1000 * wall / blocks,
+        "cpu_ms": None if cpu is None else 1000 * cpu / blocks,
+    }
+
+
 class Slices:
     """The import cut into slices of `size / 10` interactions (100k at 1M), as its progress reports
     them: per slice, its wall seconds, the CPU seconds of the import process, of its generator and of
     anvil, the blocks mined and the seconds between progress calls by phase. What grows from one slice
     to the next is what makes the whole run grow faster than its size."""
 
-    def __init__(self, size: int, chain: str, anvil_pid: int | None, started: float) -> None:
+    def __init__(self, size: int, chain: str, node_pid: int | None, started: float) -> None:
         self.step = max(1, size // 10)
         self.next = self.step
         self.url = chain if chain.startswith("http") else None
-        self.anvil_pid = anvil_pid
+        self.node_pid = node_pid
         self.rows: list[dict[str, Any]] = []
         self.phases: dict[str, float] = {}
         self.children: dict[int, float] = {}  # child pid -> its CPU seconds when last seen
@@ -237,7 +389,7 @@ class Slices:
             "at": now,
             "cpu": time.process_time(),
             "generator": children_cpu_seconds(self.children),
-            "anvil": cpu_seconds(self.anvil_pid) if self.anvil_pid else None,
+            "node": cpu_seconds(self.node_pid) if self.node_pid else None,
             "block": latest_block(self.url) if self.url else None,
         }
 
@@ -271,7 +423,7 @@ class Slices:
                 "wall": now - self.mark["at"],
                 "cpu": delta("cpu"),
                 "generator": delta("generator"),
-                "anvil": delta("anvil"),
+                "node": delta("node"),
                 "blocks": delta("block"),
                 "phases": self.phases,
             }
@@ -378,14 +530,15 @@ class Run:
     rss_peak: int  # bytes: the child's peak RSS at the end
     rss_generator: int  # bytes: peak RSS of the process generating the data for it
     store_bytes: int
-    anvil_rss: int | None  # bytes: anvil's peak RSS (VmHWM), when known
+    node_rss: int | None  # bytes: the node's peak RSS (VmHWM), when known
     timings: dict[str, float]
     recorded: int  # interactions the import recorded
     verify_full: dict[str, Any] | None  # timed_verify's result, with the keys (None: not run)
     verify_auditor: dict[str, Any] | None  # and without
     proofs: dict[str, Any] | None  # proof_sizes's result
     slices: list[dict[str, Any]]  # Slices.rows: the import a tenth at a time
-    chain: dict[str, Any] | None = None  # chain_contents's summary of the node's blocks (anvil only)
+    chain: dict[str, Any] | None = None  # chain_contents's summary of the node's blocks (not eth-tester)
+    empty_block: dict[str, Any] | None = None  # empty_block_cost's, after the import (not eth-tester)
 
     @property
     def per_second(self) -> float:
@@ -393,13 +546,13 @@ class Run:
 
     @property
     def cpu(self) -> float | None:
-        """CPU seconds of all three processes (the import, its generator, anvil), summed over the slices;
+        """CPU seconds of all three processes (the import, its generator, the node), summed over the slices;
         None where a slice did not know one (eth-tester has no node process). A generator is counted while
         it is seen alive at a slice's end, so a run of a few chunks can miss its CPU: a figure for
         `CPU_FROM` and up."""
         total = 0.0
         for row in self.slices:
-            for key in ("cpu", "generator", "anvil"):
+            for key in ("cpu", "generator", "node"):
                 if row.get(key) is None:
                     return None
                 total += float(row[key])
@@ -430,18 +583,24 @@ def peak_rss_of(pid: int) -> int | None:
 
 
 @contextmanager
-def fresh_chain(chain: str, keep: bool = False) -> Iterator[tuple[str, subprocess.Popen[bytes] | None]]:
-    """The --chain argument the child gets, and the anvil process when this script started one. With
-    `keep`, the node is started in a session of its own and left running afterwards."""
+def fresh_chain(chain: str, keep: bool = False, node: Node | None = None) -> Iterator[tuple[str, int | None]]:
+    """The --chain argument the child gets, and the node's process id where known: a fresh anvil this
+    script starts (with `keep`, in a session of its own and left running afterwards), or the --node-url
+    node, put back afterwards to the state it had when the script started (unless `keep`)."""
     if chain == "memory":
         yield "memory", None
         return
+    if node is not None:
+        yield node.url, node.pid
+        if not keep:
+            node.reset()
+        return
     if keep:
         port = free_port()
-        yield f"http://127.0.0.1:{port}", start_anvil(port, detach=True)
+        yield f"http://127.0.0.1:{port}", start_anvil(port, detach=True).pid
         return
-    with running_anvil() as node:
-        yield node
+    with running_anvil() as (url, process):
+        yield url, process.pid
 
 
 def run_step(
@@ -452,7 +611,7 @@ def run_step(
     seed: int,
     progress_every: float,
     last_line: list[str],
-    anvil_pid: int | None = None,
+    node_pid: int | None = None,
 ) -> dict[str, Any]:
     """One child process (`--child step`): its stderr passed through (the last line remembered), its
     last stdout line parsed."""
@@ -475,8 +634,8 @@ def run_step(
         "--progress-every",
         str(progress_every),
     ]
-    if anvil_pid is not None:
-        command += ["--anvil-pid", str(anvil_pid)]
+    if node_pid is not None:
+        command += ["--node-pid", str(node_pid)]
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def echo() -> None:  # the child's progress lines, passed through and remembered
@@ -512,22 +671,26 @@ def run_size(
     *,
     verify: bool = True,
     keep: Path | None = None,
+    node: Node | None = None,
 ) -> Run:
     """One size on a fresh chain and home. `verify`: also verify --all (both modes) and the proofs.
     `keep`: the home goes under that folder and the node is left running (both named on the console),
-    for more runs against them (`ledgercrm --home HOME verify --all`)."""
+    for more runs against them (`ledgercrm --home HOME verify --all`). `node`: on that node (--node-url)
+    rather than a fresh anvil."""
     customers = max(1, interactions // INTERACTIONS_PER_CUSTOMER)
     with (
         tempfile.TemporaryDirectory(prefix=f"import-scaling-{interactions}-") as tmp,
-        fresh_chain(chain, keep=keep is not None) as (chain_arg, anvil),
+        fresh_chain(chain, keep=keep is not None, node=node) as (chain_arg, node_pid),
     ):
         home = (keep / f"home-{interactions}") if keep is not None else Path(tmp) / "home"
-        if keep is not None and anvil is not None:
-            console.print(f"  kept: home {home}, node {chain_arg}, anvil pid {anvil.pid}")
-        anvil_pid = anvil.pid if anvil is not None else None
-        result = run_step("import", interactions, home, chain_arg, seed, progress_every, last_line, anvil_pid)
-        anvil_rss = peak_rss_of(anvil.pid) if anvil is not None else None
-        contents = chain_contents(chain_arg) if anvil is not None else None
+        if keep is not None and chain != "memory":
+            console.print(f"  kept: home {home}, node {chain_arg}, its pid {node_pid or '-'}")
+        result = run_step("import", interactions, home, chain_arg, seed, progress_every, last_line, node_pid)
+        node_rss = peak_rss_of(node_pid) if node_pid is not None else None
+        contents, empty = None, None
+        if chain != "memory":
+            contents = chain_contents(chain_arg, first=node.start_block + 1 if node is not None else 1)
+            empty = empty_block_cost(chain_arg, node_pid)  # after the contents: its blocks are not counted
         if chain != "memory" and verify:  # each in a process of its own, so that its peak RSS is its own
             for step, key in (("full", "verify_full"), ("auditor", "verify_auditor"), ("proofs", "proofs")):
                 started = time.strftime("%H:%M:%S")
@@ -543,7 +706,7 @@ def run_size(
         rss_peak=int(result["rss_peak"]),
         rss_generator=int(result.get("rss_generator", 0)),
         store_bytes=int(result["store_bytes"]),
-        anvil_rss=anvil_rss,
+        node_rss=node_rss,
         timings={k: float(v) for k, v in report["timings"].items()},
         recorded=int(report["interactions_new"]),
         verify_full=result.get("verify_full"),
@@ -551,18 +714,40 @@ def run_size(
         proofs=result.get("proofs"),
         slices=list(result.get("slices", [])),
         chain=contents,
+        empty_block=empty,
     )
 
 
 def _rpc_batch(url: str, calls: Sequence[tuple[str, list[Any]]]) -> list[Any]:
-    """Plain JSON-RPC calls in one batch, their results in order."""
+    """Plain JSON-RPC calls in one batch, their results in order (NodeError on the first refused)."""
     body = json.dumps(
         [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls)]
     ).encode()
     request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=120) as answer:
         replies = json.loads(answer.read())
-    return [reply["result"] for reply in sorted(replies, key=lambda r: int(r["id"]))]
+    results = []
+    for reply in sorted(replies, key=lambda r: int(r["id"])):
+        if "error" in reply:
+            method = calls[int(reply["id"])][0]
+            raise NodeError(f"the node at {url} refused {method}: {reply['error'].get('message')}")
+        results.append(reply["result"])
+    return results
+
+
+def _block_receipts(url: str, blocks: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Each block's receipts: eth_getBlockReceipts where the node has it (anvil), else one
+    eth_getTransactionReceipt per transaction, in one batch (Hardhat's EDR has no eth_getBlockReceipts)."""
+    try:
+        return _rpc_batch(url, [("eth_getBlockReceipts", [block["number"]]) for block in blocks])
+    except NodeError:
+        hashes = [[tx["hash"] for tx in block["transactions"]] for block in blocks]
+        flat = _rpc_batch(url, [("eth_getTransactionReceipt", [h]) for each in hashes for h in each])
+        receipts, at = [], 0
+        for each in hashes:
+            receipts.append(flat[at : at + len(each)])
+            at += len(each)
+        return receipts
 
 
 def _selectors() -> dict[str, str]:
@@ -579,21 +764,21 @@ def _selectors() -> dict[str, str]:
     }
 
 
-def chain_contents(url: str, chunk: int = 50) -> dict[str, Any]:
-    """What the node's blocks hold, read after the import (the deployment's blocks included): blocks,
-    transactions, gas used against the block's limit, and per function the transactions, their items
-    (the length of the first array argument), gas used and gas limit. Whether blocks are full, and
-    whether each transaction's limit (what a block packs by) is near what it uses."""
+def chain_contents(url: str, chunk: int = 50, first: int = 1) -> dict[str, Any]:
+    """What the node's blocks from `first` on hold, read after the import (the deployment's blocks
+    included): blocks, transactions, gas used against the block's limit, and per function the
+    transactions, their items (the length of the first array argument), gas used and gas limit. Whether
+    blocks are full, and whether each transaction's limit (what a block packs by) is near what it uses."""
     names = _selectors()
     latest = latest_block(url) or 0
     blocks = transactions = 0
     used_total = limit_total = 0
     kinds: dict[str, dict[str, int]] = {}
     per_block: list[int] = []
-    for start in range(1, latest + 1, chunk):
+    for start in range(first, latest + 1, chunk):
         numbers = range(start, min(latest, start + chunk - 1) + 1)
         found = _rpc_batch(url, [("eth_getBlockByNumber", [hex(n), True]) for n in numbers])
-        receipts = _rpc_batch(url, [("eth_getBlockReceipts", [hex(n)]) for n in numbers])
+        receipts = _block_receipts(url, found)
         for block, block_receipts in zip(found, receipts, strict=True):
             blocks += 1
             used_total += int(block["gasUsed"], 16)
@@ -666,8 +851,34 @@ def print_chain(runs: Sequence[Run]) -> None:
     console.print(
         "[dim]read from the node after the import (deployment and set-up included); items: the length of "
         "the first array argument; a block takes transactions while the gas used so far plus the next "
-        "one's limit stays within the block's limit (30M on anvil), so a limit far above the gas used "
+        "one's limit stays within the block's limit (30M on the devnet), so a limit far above the gas used "
         "leaves a block emptier.[/]"
+    )
+
+
+def print_empty_blocks(rounds: Sequence[Sequence[Run]]) -> None:
+    """Per size and round: what an empty block cost the node once the import was done."""
+    if all(run.empty_block is None for runs in rounds for run in runs):
+        return
+    table = Table(
+        title="An empty block after the import (evm_mine): wall ms / node CPU ms", title_justify="left"
+    )
+    table.add_column("round", justify="right")
+    for run in rounds[0]:
+        table.add_column(f"{run.interactions:,}", justify="right")
+
+    def cell(run: Run) -> str:
+        e = run.empty_block
+        if e is None:
+            return "-"
+        return f"{e['wall_ms']:,.0f} / " + ("-" if e["cpu_ms"] is None else f"{e['cpu_ms']:,.0f}")
+
+    for number, runs in enumerate(rounds, 1):
+        table.add_row(str(number), *(cell(run) for run in runs))
+    console.print(table)
+    console.print(
+        "[dim]five blocks with no transaction, mined one by one after the import (its contracts' storage in "
+        "place): what a block costs the node for the state it holds, whatever the block changes.[/]"
     )
 
 
@@ -686,10 +897,18 @@ def exponent(a: Run, b: Run, seconds_a: float, seconds_b: float) -> float:
     return math.log(seconds_b / seconds_a) / math.log(b.interactions / a.interactions)
 
 
-def print_header(chain: str, seed: int) -> None:
+def print_header(chain: str, seed: int, node: Node | None = None) -> None:
+    if node is not None:
+        pid = f"pid {node.pid}" if node.pid is not None else "its process not found: no node CPU"
+        start = "its snapshot" if node.snapshot is not None else "the node as found (one run)"
+        described = (
+            f"{node.client} at {node.url} ({pid}; at block {node.start_block:,}; each size from {start})"
+        )
+    else:
+        described = "anvil, a fresh node per size" if chain == "anvil" else "eth-tester (in process)"
     rows = [
         ("SQLAlchemy / web3.py", f"{version('sqlalchemy')} / {version('web3')}"),
-        ("Chain", "anvil, a fresh node per size" if chain == "anvil" else "eth-tester (in process)"),
+        ("Chain", described),
         ("Store", "SQLite (WAL) in a fresh home per size"),
         ("Data", f"synthetic, seed {seed}, customers = interactions / {INTERACTIONS_PER_CUSTOMER}"),
     ]
@@ -707,7 +926,7 @@ def print_runs(runs: Sequence[Run]) -> None:
         "peak RSS MB",
         "RSS growth",
         "generator MB",
-        "anvil peak MB",
+        "node peak MB",
         "store MB",
     ):
         table.add_column(column, justify="right")
@@ -727,7 +946,7 @@ def print_runs(runs: Sequence[Run]) -> None:
             mb(run.rss_peak),
             growth,
             mb(run.rss_generator),
-            mb(run.anvil_rss),
+            mb(run.node_rss),
             mb(run.store_bytes),
         )
         previous = run
@@ -739,8 +958,9 @@ def print_runs(runs: Sequence[Run]) -> None:
         + ").",
         "peak RSS: the import subprocess's ru_maxrss (MB = 2^20 bytes), setup included; once set up and "
         "before importing it was " + ", ".join(f"{mb(run.rss_before)} MB" for run in runs) + ".",
-        "generator: the peak RSS of the child process the import generates its data in; anvil peak: the "
-        "node's VmHWM just before it was stopped; store: data + key store on disk.",
+        "generator: the peak RSS of the child process the import generates its data in; node peak: the "
+        "node's VmHWM after the import (a --node-url node's: since it started, earlier sizes included); "
+        "store: data + key store on disk.",
     ]
     for i, note in enumerate(notes, 1):
         console.print(f"[dim]{i}.[/] {note}")
@@ -854,7 +1074,7 @@ def print_slices(runs: Sequence[Run]) -> None:
         table = Table(
             title=f"{run.interactions:,} interactions, a slice at a time (seconds)", title_justify="left"
         )
-        columns = ("through", "wall", "import CPU", "generator CPU", "anvil CPU", "blocks", "anvil ms/block")
+        columns = ("through", "wall", "import CPU", "generator CPU", "node CPU", "blocks", "node ms/block")
         for column in columns:
             table.add_column(column, justify="right")
         for phase in phases:
@@ -864,21 +1084,21 @@ def print_slices(runs: Sequence[Run]) -> None:
             return "-" if value is None else f"{value:,.{digits}f}"
 
         for row in run.slices:
-            blocks, anvil = row["blocks"], row["anvil"]
-            per_block = 1000 * anvil / blocks if blocks and anvil is not None else None
+            blocks, node = row["blocks"], row["node"]
+            per_block = 1000 * node / blocks if blocks and node is not None else None
             table.add_row(
                 ("end" if row["end"] else f"{row['done']:,}"),
                 number(row["wall"]),
                 number(row["cpu"]),
                 number(row["generator"]),
-                number(row["anvil"]),
+                number(row["node"]),
                 "-" if blocks is None else f"{blocks:,}",
                 number(per_block, 0),
                 *(number(row["phases"].get(phase)) for phase in phases),
             )
         console.print(table)
     console.print(
-        "[dim]import CPU: the import process (all its threads); generator: its data process; anvil: the "
+        "[dim]import CPU: the import process (all its threads); generator: its data process; node: the "
         "node, from /proc; phase columns: wall seconds between the import's progress reports, by the phase "
         "reported (customers includes reading the chunk); end: settling after the last chunk.[/]"
     )
@@ -946,8 +1166,8 @@ def plot(runs: Sequence[Run], path: Path) -> None:
     middle.set_ylim(bottom=0)
     middle.legend(fontsize="small")
     right.plot(sizes, [run.rss_peak / 2**20 for run in runs], "o-", label="import process")
-    if all(run.anvil_rss for run in runs):
-        right.plot(sizes, [(run.anvil_rss or 0) / 2**20 for run in runs], "s-", label="anvil")
+    if all(run.node_rss for run in runs):
+        right.plot(sizes, [(run.node_rss or 0) / 2**20 for run in runs], "s-", label="node")
     right.set(xscale="log", xlabel="interactions", ylabel="peak RSS (MB)", title="Peak memory")
     right.set_ylim(bottom=0)
     right.legend()
@@ -1006,7 +1226,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--keep",
         type=Path,
         metavar="DIR",
-        help="put the largest size's home in DIR and leave its anvil running (its pid and URL printed)",
+        help="put the largest size's home in DIR and leave its node running (its pid and URL printed)",
     )
     parser.add_argument(
         "--progress-every",
@@ -1020,11 +1240,25 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--home", help=argparse.SUPPRESS)
     parser.add_argument("--customers", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--interactions", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--anvil-pid", type=int, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--node-url",
+        metavar="URL",
+        help="run on this running node (a development chain like the devnet's), not a fresh anvil per size",
+    )
+    parser.add_argument(
+        "--node-pid",
+        type=int,
+        metavar="PID",
+        help="the --node-url node's process, for its CPU (default: the one listening on its port here)",
+    )
     args = parser.parse_args(argv)
     if not args.child:
         if args.chain not in ("anvil", "memory"):
             parser.error("--chain is anvil or memory")
+        if args.node_url is not None and args.chain != "anvil":
+            parser.error("--node-url runs on that node: it does not go with --chain memory")
+        if args.node_pid is not None and args.node_url is None:
+            parser.error("--node-pid names the --node-url node's process: give --node-url too")
         if args.sizes is None:
             args.sizes = [s for s in SIZES if s <= args.max]
         if args.rounds < 1:
@@ -1041,13 +1275,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if importlib.util.find_spec("matplotlib") is None:  # fail now, not after a half-hour run
         console.print("[red]error:[/] matplotlib is missing: run scripts/setup.sh (it is a dev dependency)")
         return 2
+    node: Node | None = None
+    if args.node_url is not None:
+        try:
+            node = check_node(args.node_url, args.node_pid, len(args.sizes) * args.rounds)
+        except NodeError as exc:
+            console.print(f"[red]error:[/] {exc}", soft_wrap=True)
+            return 2
     signal.signal(signal.SIGTERM, _on_sigterm)  # so `finally` stops the child and anvil
     started = time.perf_counter()
-    print_header(args.chain, args.seed)
+    print_header(args.chain, args.seed, node)
     rounds: list[list[Run]] = []
     failed: str | None = None
     for round_no in range(1, args.rounds + 1):
-        runs = run_round(args, round_no)
+        runs = run_round(args, round_no, node)
         if isinstance(runs, str):
             failed = runs
             break
@@ -1062,8 +1303,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_slices(runs)
         console.print()
         print_chain(runs)
+        print_empty_blocks(rounds)
         console.print()
         print_rounds(rounds)
+        print_processes(rounds)
         verdict(rounds)
         console.print()
         print_verify(runs)
@@ -1076,7 +1319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 1 if failed else 0
 
 
-def run_round(args: argparse.Namespace, round_no: int) -> list[Run] | str:
+def run_round(args: argparse.Namespace, round_no: int, node: Node | None = None) -> list[Run] | str:
     """Every size once, smallest first; the runs, or why the round stopped."""
     runs: list[Run] = []
     for size in sorted(args.sizes):
@@ -1085,7 +1328,9 @@ def run_round(args: argparse.Namespace, round_no: int) -> list[Run] | str:
         console.print(
             f"[bold]{size:,} interactions[/] "
             f"({max(1, size // INTERACTIONS_PER_CUSTOMER):,} customers{of_rounds}): "
-            f"fresh {args.chain} chain and home, started {time.strftime('%H:%M:%S')}, load average {load()}"
+            f"{'a fresh ' + args.chain if node is None else 'the node at its snapshot, a fresh'} chain "
+            "and home, "
+            f"started {time.strftime('%H:%M:%S')}, load average {load()}"
         )
         try:
             run = run_size(
@@ -1097,17 +1342,23 @@ def run_round(args: argparse.Namespace, round_no: int) -> list[Run] | str:
                 verify=args.verify_max is None or size <= args.verify_max,
                 # only the last round's largest home is kept: an earlier one would hold its node's port
                 keep=args.keep if size == max(args.sizes) and round_no == args.rounds else None,
+                node=node,
             )
         except (Interrupted, KeyboardInterrupt) as exc:
             return f"interrupted ({exc or 'SIGINT'}) during {size:,}; last progress: {last_line[0] or '-'}"
-        except RuntimeError as exc:
+        except (RuntimeError, NodeError) as exc:
             return f"{exc}; last progress: {last_line[0] or '-'}"
         if run.recorded != size:
             console.print(f"[red]warning:[/] {size:,} asked, {run.recorded:,} interactions recorded")
-        cpu = "" if run.cpu is None else f", {run.cpu:,.1f} CPU s (import, generator, anvil)"
+        cpu = "" if run.cpu is None else f", {run.cpu:,.1f} CPU s (import, generator, node)"
+        empty = ""
+        if run.empty_block is not None:
+            e = run.empty_block
+            node_cpu = "-" if e["cpu_ms"] is None else f"{e['cpu_ms']:,.0f}"
+            empty = f"; an empty block then {e['wall_ms']:,.0f} ms ({node_cpu} ms of node CPU)"
         console.print(
-            f"  done in {run.wall:,.1f}s ({run.per_second:,.0f}/s){cpu}, peak RSS {mb(run.rss_peak)} MB, "
-            f"load average {load()}",
+            f"  done in {run.wall:,.1f}s ({run.per_second:,.0f}/s){cpu}, peak RSS {mb(run.rss_peak)} MB"
+            f"{empty}, load average {load()}",
         )
         runs.append(run)
     return runs
@@ -1118,6 +1369,47 @@ def median_runs(rounds: Sequence[Sequence[Run]]) -> list[Run]:
     are printed; the ratios take each figure's own median (`print_rounds`, `verdict`)."""
     per_size = zip(*rounds, strict=True)
     return [sorted(runs, key=lambda run: run.wall)[(len(runs) - 1) // 2] for runs in per_size]
+
+
+def process_seconds(run: Run, key: str) -> float | None:
+    """One process's CPU seconds over the run's slices (`key`: cpu, generator or node), or its blocks."""
+    values = [row.get(key) for row in run.slices]
+    known = [float(v) for v in values if v is not None]
+    return float(sum(known)) if known and len(known) == len(values) else None
+
+
+def print_processes(rounds: Sequence[Sequence[Run]]) -> None:
+    """Per size, each process's CPU seconds and the node's blocks (medians over the rounds), the node's
+    milliseconds a block over the whole import, and the ratios of the largest size to the smallest: which
+    process grows faster than the size."""
+    sizes = [run.interactions for run in rounds[0]]
+    table = Table(title="CPU seconds by process (medians of the rounds)", title_justify="left")
+    table.add_column("")
+    for size in sizes:
+        table.add_column(f"{size:,}", justify="right")
+    if len(sizes) > 1:
+        table.add_column(f"{sizes[-1]:,} / {sizes[0]:,}", justify="right")
+    per_size = list(zip(*rounds, strict=True))
+    rows: dict[str, list[float | None]] = {}
+    for label, key in (("import", "cpu"), ("generator", "generator"), ("node", "node"), ("blocks", "blocks")):
+        medians: list[float | None] = []
+        for runs in per_size:
+            values = [process_seconds(run, key) for run in runs]
+            known = [v for v in values if v is not None]
+            medians.append(statistics.median(known) if len(known) == len(values) else None)
+        rows[label] = medians
+    rows["node ms/block"] = [
+        None if node is None or not blocks else 1000 * node / blocks
+        for node, blocks in zip(rows["node"], rows["blocks"], strict=True)
+    ]
+    for label, medians in rows.items():
+        digits = 0 if label in ("blocks", "node ms/block") else 1
+        cells = ["-" if m is None else f"{m:,.{digits}f}" for m in medians]
+        if len(sizes) > 1:
+            first, last = medians[0], medians[-1]
+            cells.append("-" if first is None or last is None or not first else f"{last / first:.2f}x")
+        table.add_row(label, *cells)
+    console.print(table)
 
 
 def print_rounds(rounds: Sequence[Sequence[Run]]) -> None:
