@@ -64,18 +64,23 @@ class Coalition:
         *,
         consortium: str | None = None,
     ) -> Coalition:
-        """Attach to an existing deployment after checking its code and that its Consortium records
-        every other address (DeploymentMismatch if not); with `consortium`, only to that Consortium's."""
+        """Attach to an existing deployment after checking the chain it was mined on, its code and that
+        its Consortium records every other address (DeploymentMismatch if not); with `consortium`, only
+        to that Consortium's. Its `deployment` is the one trusted: with the block hash read from the node
+        where `deployment` had none (trust on first use)."""
         build = build or compile_contracts()
         chain = Chain(backend, build.all_abis())
-        verify_deployment(chain, build, deployment, consortium=consortium)
-        return cls(chain, build, deployment)
+        trusted = verify_deployment(chain, build, deployment, consortium=consortium)
+        return cls(chain, build, trusted)
 
     @classmethod
-    def trusted(cls, backend: Backend, consortium: str, build: Build | None = None) -> Coalition:
-        """Attach to the deployment the Consortium at `consortium` records, read from the chain alone."""
+    def trusted(
+        cls, backend: Backend, consortium: str, build: Build | None = None, *, block_hash: str | None = None
+    ) -> Coalition:
+        """Attach to the deployment the Consortium at `consortium` records, read from the chain alone (with
+        `block_hash`, only on the chain whose block the Consortium was deployed in has that hash)."""
         build = build or compile_contracts()
-        deployment = trusted_deployment(backend, consortium, build)
+        deployment = trusted_deployment(backend, consortium, build, block_hash=block_hash)
         return cls(Chain(backend, build.all_abis()), build, deployment)
 
     def check_trust(self, consortium: str | None = None) -> Deployment:

@@ -7,6 +7,12 @@ read from it on chain. A manifest (a home's config, a deployment file) is a cach
 says, checked against it on every attach: an address the Consortium does not record is refused, even
 when the code there is genuine (a second InteractionAnchor wired to the same Consortium, say).
 
+Which chain: the manifest also records the hash of the block the deployment was mined in
+(`deployedAtBlockHash`), and the node's block at that number must have it (`ledger.reader.same_chain`,
+shared with the lean reader). Every devnet deploys the six contracts from the same development account
+at the same nonces (as a second network deployed with one deployer key would), so the chain id, the
+addresses, the code and the Consortium's records are the same on another chain; the history is not.
+
 For anyone who holds only a node and the Consortium's address (an auditor checking evidence bundles):
 `trusted_deployment(backend, consortium)` returns the whole deployment, every address and the chain id,
 read from the chain and code-checked."""
@@ -16,18 +22,20 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
+from web3.exceptions import BlockNotFound
 
 from ledger.backends import Backend
 from ledger.chain import Chain
 from ledger.clients.consortium import RECORDED_CONTRACTS, ConsortiumClient
 from ledger.compiler import CONTRACT_NAMES, Artifact, Build, compile_contracts
 from ledger.errors import ContractRevert, DeploymentMismatch
+from ledger.reader import block_hash_text, same_chain
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,8 @@ class Deployment:
     founders: list[str]
     rpc_url: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # the hash of block `block_number` (which chain); None only in a manifest written before it was kept
+    block_hash: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -53,14 +63,28 @@ class Deployment:
             "codeHashes": data["code_hashes"],
             "compiler": data["compiler"],
             "deployedAtBlock": data["block_number"],
+            **({"deployedAtBlockHash": self.block_hash} if self.block_hash is not None else {}),
             "founders": data["founders"],
             **data["extra"],
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Deployment:
-        known = {"chainId", "rpcUrl", "contracts", "codeHashes", "compiler", "deployedAtBlock", "founders"}
+        known = {
+            "chainId",
+            "rpcUrl",
+            "contracts",
+            "codeHashes",
+            "compiler",
+            "deployedAtBlock",
+            "deployedAtBlockHash",
+            "founders",
+        }
         try:
+            stated = data.get("deployedAtBlockHash")
+            block_hash = None if stated is None else block_hash_text(stated)
+            if stated is not None and block_hash is None:
+                raise ValueError(f"deployedAtBlockHash {str(stated)[:80]!r} is not a block hash")
             return cls(
                 chain_id=int(data["chainId"]),
                 rpc_url=data.get("rpcUrl"),
@@ -68,6 +92,7 @@ class Deployment:
                 code_hashes=dict(data["codeHashes"]),
                 compiler=str(data["compiler"]),
                 block_number=int(data["deployedAtBlock"]),
+                block_hash=block_hash,
                 founders=[to_checksum_address(a) for a in data["founders"]],
                 extra={k: v for k, v in data.items() if k not in known},
             )
@@ -95,6 +120,7 @@ def deploy(chain: Chain, build: Build, deployer: LocalAccount, founders: Sequenc
     founders = [to_checksum_address(a) for a in founders]
     addresses: dict[str, str] = {}
     first_block = None
+    first_hash = None
     for name in CONTRACT_NAMES:
         artifact = build[name]
         receipt = chain.deploy(
@@ -104,7 +130,8 @@ def deploy(chain: Chain, build: Build, deployer: LocalAccount, founders: Sequenc
         if created is None:
             raise DeploymentMismatch(f"deploying {name} created no contract")
         addresses[name] = to_checksum_address(created)
-        first_block = first_block if first_block is not None else receipt["blockNumber"]
+        if first_block is None:
+            first_block, first_hash = receipt["blockNumber"], block_hash_text(receipt["blockHash"])
     registry = chain.w3.eth.contract(
         address=to_checksum_address(addresses["MemberRegistry"]), abi=build["MemberRegistry"].abi
     )
@@ -120,6 +147,7 @@ def deploy(chain: Chain, build: Build, deployer: LocalAccount, founders: Sequenc
         code_hashes=code_hashes,
         compiler=build.compiler,
         block_number=first_block or 0,
+        block_hash=first_hash,
         founders=founders,
     )
 
@@ -136,15 +164,20 @@ def _constructor_args(name: str, founders: list[str], addresses: dict[str, str])
 
 def verify_deployment(
     chain: Chain, build: Build, deployment: Deployment, *, consortium: str | None = None
-) -> None:
-    """Refuse (DeploymentMismatch) unless the chain, every address's code hash, and the code itself
-    (immutables aside) are what `deployment` and this build say, and every address but the
-    Consortium's is the one the Consortium records. With `consortium` (an address given out of band),
-    the manifest's Consortium must be that one."""
+) -> Deployment:
+    """Refuse (DeploymentMismatch) unless the chain (its id, and the hash of the block the deployment
+    was mined in), every address's code hash, and the code itself (immutables aside) are what
+    `deployment` and this build say, and every address but the Consortium's is the one the Consortium
+    records. With `consortium` (an address given out of band), the manifest's Consortium must be that
+    one. The deployment so trusted: `deployment`, with the node's block hash where it had none (a
+    manifest written before it carried one: trust on first use, `ledger.reader.same_chain`)."""
     if chain.chain_id != deployment.chain_id:
         raise DeploymentMismatch(
             f"the manifest is for chain id {deployment.chain_id}, the node is chain id {chain.chain_id}"
         )
+    block_hash = same_chain(
+        deployment.block_number, deployment.block_hash, _block_hash(chain, deployment.block_number)
+    )
     anchor = deployment.contracts.get("Consortium")
     if anchor is None:
         raise DeploymentMismatch("the manifest has no address for Consortium")
@@ -169,14 +202,30 @@ def verify_deployment(
         if address is None:
             raise DeploymentMismatch(f"the manifest has no address for {name}")
         _check_code(chain, build, name, address, deployment.code_hashes.get(name))
+    return deployment if deployment.block_hash == block_hash else replace(deployment, block_hash=block_hash)
 
 
-def trusted_deployment(backend: Backend, consortium: str, build: Build | None = None) -> Deployment:
+def _block_hash(chain: Chain, number: int) -> str | None:
+    """The node's hash of block `number`; None if it has no such block."""
+    try:
+        block = chain.w3.eth.get_block(number)
+    except BlockNotFound:
+        return None
+    found = block_hash_text(block.get("hash"))
+    if found is None:
+        raise DeploymentMismatch(f"the node answered block {number} without a hash")
+    return found
+
+
+def trusted_deployment(
+    backend: Backend, consortium: str, build: Build | None = None, *, block_hash: str | None = None
+) -> Deployment:
     """The deployment whose trust anchor is the Consortium at `consortium` on `backend`'s chain: the
     chain id and every contract's address as that Consortium records them, each checked to hold this
     build's code (DeploymentMismatch otherwise, e.g. no Consortium there, or one recording nothing).
     Nothing is taken from any file: this is what an auditor holding only a node and the Consortium's
-    address (given out of band) trusts."""
+    address (given out of band) trusts. Which chain is the node's to say, unless `block_hash` (given
+    out of band with the address) pins the block the Consortium was deployed in."""
     build = build or compile_contracts()
     chain = Chain(backend, build.all_abis())
     anchor = to_checksum_address(consortium)
@@ -190,10 +239,11 @@ def trusted_deployment(backend: Backend, consortium: str, build: Build | None = 
         code_hashes={name: _code_hash(chain, addresses[name]) for name in CONTRACT_NAMES},
         compiler=build.compiler,
         block_number=block,
+        block_hash=block_hash_text(block_hash) if block_hash is not None else None,
         founders=[str(a) for a in founders],
     )
-    verify_deployment(chain, build, deployment)
-    return deployment
+    # without `block_hash` the node's is taken (nothing else is held): which chain is the node's to say
+    return verify_deployment(chain, build, deployment)
 
 
 def _code_hash(chain: Chain, address: str) -> str:

@@ -8,11 +8,12 @@ it encodes and decodes the words by hand and sends the requests with urllib. Its
 clients' answers, the same `ledger.records` values (tests/ledger/test_reader.py compares them on the
 session chain), so the use cases take either.
 
-It trusts a deployment only as `ledger.deployment.verify_deployment` does: the chain id, each
-contract's code (its hash and this build's code, immutables aside), and the five addresses the
-Consortium records (the trust anchor); anything else is `DeploymentMismatch`. A node that does not
-answer is `BackendError`; a revert is the named `ContractRevert` of `ledger.errors`, decoded by
-`ledger.reverts` (which imports eth_abi, on that path only).
+It trusts a deployment only as `ledger.deployment.verify_deployment` does: the chain id, the hash of
+the block the deployment was mined in (which chain: `same_chain`), each contract's code (its hash and
+this build's code, immutables aside), and the five addresses the Consortium records (the trust
+anchor); anything else is `DeploymentMismatch`. A node that does not answer is `BackendError`; a
+revert is the named `ContractRevert` of `ledger.errors`, decoded by `ledger.reverts` (which imports
+eth_abi, on that path only).
 
 Keccak comes from pysha3 (or pycryptodome), eth-hash's backends, without eth-hash's import."""
 
@@ -269,6 +270,39 @@ def quantity(value: Any) -> int:
     raise BackendError(f"the node answered {str(value)[:100]!r} where a number was due")
 
 
+def block_hash_text(value: Any) -> str | None:
+    """A block hash as a manifest writes it (0x and 64 lower-case hex digits), or None for anything else."""
+    if isinstance(value, bytes | bytearray):
+        value = "0x" + bytes(value).hex()
+    if not isinstance(value, str):
+        return None
+    digits = value.lower().removeprefix("0x")
+    if len(digits) != 64 or any(c not in "0123456789abcdef" for c in digits):
+        return None
+    return "0x" + digits
+
+
+def same_chain(block: int, pinned: str | None, found: str | None) -> str:
+    """Which chain, for both ways of attaching (`ledger.deployment.verify_deployment` and
+    `ReadCoalition.attach`): the node's block `block` (the one the deployment was mined in) must have
+    hash `pinned`, the manifest's. Every devnet deploys the six contracts from the same account at the
+    same nonces, and a second network deployed with one deployer key does as much: the same chain id,
+    addresses, code and Consortium records on two chains, which only the history tells apart. `found`
+    is the node's hash of that block (None: it has no such block). Without `pinned` (a manifest written
+    before it carried one), the node's hash is taken: trust on first use. The hash trusted, or
+    DeploymentMismatch in words."""
+    if found is None:
+        raise DeploymentMismatch(
+            f"this node has no block {block}, the block the coalition was deployed in: a different chain"
+            " (or one reset since)"
+        )
+    if pinned is not None and found != pinned:
+        raise DeploymentMismatch(
+            f"this node's block {block} is {found}, the coalition's is {pinned}: a different chain"
+        )
+    return found
+
+
 def _address_topic(address: str) -> str:
     return "0x" + bytes(12).hex() + checksum_address(address)[2:].lower()
 
@@ -414,8 +448,15 @@ class ReadCoalition:
     `Crm` opened for verifying holds in place of `ledger.coalition.Coalition` (which it answers like for
     these reads; it sends nothing)."""
 
-    def __init__(self, rpc: JsonRpc, contracts: Mapping[str, str], chain_id: int | None = None) -> None:
+    def __init__(
+        self,
+        rpc: JsonRpc,
+        contracts: Mapping[str, str],
+        chain_id: int | None = None,
+        block_hash: str | None = None,
+    ) -> None:
         self.rpc = rpc
+        self.block_hash = block_hash  # of the block the deployment was mined in, as checked at attach
         self.chain = ChainReader(rpc)
         self.contracts = {name: checksum_address(address) for name, address in contracts.items()}
         self.decisions = DecisionLogReader(self.chain, self.contracts["DecisionLog"])
@@ -428,14 +469,19 @@ class ReadCoalition:
         cls, url: str, manifest: Mapping[str, Any], build: Build, *, consortium: str | None = None
     ) -> ReadCoalition:
         """Attach to the deployment `manifest` (a home's config: `Deployment.to_json`) after the checks of
-        `verify_deployment`, all in one JSON-RPC batch: the chain id, every contract's code, and the
-        addresses the Consortium records."""
+        `verify_deployment`, all in one JSON-RPC batch: the chain id, the block the deployment was mined
+        in (`same_chain`), every contract's code, and the addresses the Consortium records."""
         rpc = JsonRpc(url)
         rpc.decoder = RevertNames(build)
         try:
             contracts = {name: checksum_address(a) for name, a in dict(manifest["contracts"]).items()}
             expected_chain = int(manifest["chainId"])
             code_hashes = dict(manifest.get("codeHashes") or {})
+            deployed_at = int(manifest["deployedAtBlock"])
+            stated = manifest.get("deployedAtBlockHash")
+            pinned_block = None if stated is None else block_hash_text(stated)
+            if stated is not None and pinned_block is None:
+                raise ValueError(f"deployedAtBlockHash {str(stated)[:80]!r} is not a block hash")
         except (KeyError, TypeError, ValueError) as exc:
             raise DeploymentMismatch(f"not a ledgercrm deployment manifest: {exc!r}") from None
         anchor = contracts.get("Consortium")
@@ -453,19 +499,28 @@ class ReadCoalition:
         for name in CONTRACT_NAMES:
             if name not in contracts:
                 raise DeploymentMismatch(f"the manifest has no address for {name}")
-        calls: list[tuple[str, Sequence[Any]]] = [("eth_chainId", [])]
+        calls: list[tuple[str, Sequence[Any]]] = [
+            ("eth_chainId", []),
+            ("eth_getBlockByNumber", [hex(deployed_at), False]),
+        ]
         calls += [("eth_getCode", [contracts[name], "latest"]) for name in CONTRACT_NAMES]
         calls.append(
             ("eth_call", [{"to": anchor, "data": "0x" + selector("coalitionContracts()").hex()}, "latest"])
         )
         try:
-            chain_id, *codes, recorded_raw = rpc.batch(calls)
+            chain_id, block, *codes, recorded_raw = rpc.batch(calls)
         except ContractRevert as exc:
             raise DeploymentMismatch(f"the Consortium at {anchor} does not answer: {exc}") from exc
         if quantity(chain_id) != expected_chain:
             raise DeploymentMismatch(
                 f"the manifest is for chain id {expected_chain}, the node is chain id {quantity(chain_id)}"
             )
+        if block is not None and not isinstance(block, dict):
+            raise BackendError(f"the node answered block {deployed_at} with {str(block)[:100]!r}")
+        found = None if block is None else block_hash_text(block.get("hash"))
+        if block is not None and found is None:
+            raise BackendError(f"the node answered block {deployed_at} without a hash")
+        trusted_block = same_chain(deployed_at, pinned_block, found)
         code = dict(zip(CONTRACT_NAMES, (_hex(c) for c in codes), strict=True))
         _check_code(build, "Consortium", anchor, code["Consortium"], code_hashes.get("Consortium"))
         recorded = words(_hex(recorded_raw))
@@ -483,7 +538,7 @@ class ReadCoalition:
                 )
         for name in CONTRACT_NAMES:
             _check_code(build, name, contracts[name], code[name], code_hashes.get(name))
-        return cls(rpc, contracts, expected_chain)
+        return cls(rpc, contracts, expected_chain, trusted_block)
 
     @property
     def consortium_address(self) -> str:

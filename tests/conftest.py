@@ -107,6 +107,22 @@ def anvil_url() -> Iterator[str]:
         process.wait(timeout=15)
 
 
+@pytest.fixture(scope="session")
+def second_anvil_url() -> Iterator[str]:
+    """Another chain of the same kind (chain id 31337, the same development accounts), for a twin of a
+    deployment (tests/fixtures/twins.py); started only in a session that asks for it."""
+    try:
+        port = free_port()
+        process = start_anvil(port)
+    except BackendError as exc:
+        pytest.skip(f"anvil is not available: {exc}")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
 def session_coalition(request: pytest.FixtureRequest) -> Coalition:
     backend: Backend

@@ -10,7 +10,6 @@ import typer
 from rich.text import Text
 
 from api.cli.common import (
-    ConsortiumOption,
     PartnerOption,
     as_partner,
     console,
@@ -78,6 +77,16 @@ def _read_json_object(path: Path, option: str) -> dict[str, Any]:
     return found
 
 
+# the trust anchor as an auditor is given it out of band: the Consortium's address, and (as `init`
+# prints it) the hash of the block it was deployed in, which says which chain
+ConsortiumOption = Annotated[
+    str | None,
+    typer.Option(
+        metavar="ADDRESS[@BLOCKHASH]",
+        help="the Consortium you trust (given out of band), and the hash of the block it was deployed in:"
+        " refuse any deployment that is not its own, on any other chain",
+    ),
+]
 ChainUrlOption = Annotated[str, typer.Option("--chain", metavar="URL", help="your own node's JSON-RPC URL")]
 DeploymentOption = Annotated[
     Path | None,

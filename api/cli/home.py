@@ -51,6 +51,11 @@ def init(
         " other address is read from it. Give it to auditors and partners out of band; they pin it with"
         " --consortium ADDRESS (init, verify)"
     )
+    console.print(
+        f"which chain: the Consortium was deployed in block {config.deployment['deployedAtBlock']},"
+        f" {config.deployment.get('deployedAtBlockHash')}; an auditor pins both with --consortium"
+        f" {config.consortium}@{config.deployment.get('deployedAtBlockHash')} (audit verify, audit watch)"
+    )
     if not config.development:
         console.print(
             "not a development chain: the public test keys are refused here; `partner add` without"

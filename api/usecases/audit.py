@@ -321,7 +321,13 @@ def make_bundle(
     return {
         "format": FORMAT,
         "createdAt": datetime.now(UTC).isoformat(timespec="seconds"),
-        "deployment": {"chainId": deployment.chain_id, "contracts": dict(deployment.contracts)},
+        "deployment": {
+            "chainId": deployment.chain_id,
+            "contracts": dict(deployment.contracts),
+            # which chain: the block the deployment was mined in, as this home trusts it
+            "deployedAtBlock": deployment.block_number,
+            "deployedAtBlockHash": deployment.block_hash,
+        },
         "partner": {"name": partner, "address": record.address},
         "scope": {
             "members": None if members is None else ["0x" + m.hex() for m in members],
@@ -438,7 +444,8 @@ def verify_bundle(coalition: Coalition, bundle: Mapping[str, Any]) -> AuditRepor
         return report
     report.partner = name
     full = members is None
-    _check_deployment(report, coalition, bundle.get("deployment"))
+    if not _check_deployment(report, coalition, bundle.get("deployment")):
+        return report  # made on another chain: nothing in it is about the chain you trust
     ctx = _Context(coalition, report, name, address, from_block, full)
     sections: list[tuple[str, Callable[[Any], None]]] = [
         ("log", ctx.log),
@@ -462,20 +469,41 @@ def verify_bundle(coalition: Coalition, bundle: Mapping[str, Any]) -> AuditRepor
     return report
 
 
-def _check_deployment(report: AuditReport, coalition: Coalition, stated: Any) -> None:
+def _check_deployment(report: AuditReport, coalition: Coalition, stated: Any) -> bool:
+    """The bundle's deployment against yours; False if it was made on another chain (its deployment's
+    block is not your node's: every devnet, and every network deployed with one deployer key, has the
+    same chain id and addresses, so only the history tells them apart)."""
+    from ledger.reader import block_hash_text
+
     ours = coalition.deployment
     try:
         chain_id = int(stated["chainId"])
         contracts = {str(k): str(v) for k, v in dict(stated["contracts"]).items()}
+        block = stated.get("deployedAtBlock")
+        block = None if block is None else int(block)
+        block_hash = stated.get("deployedAtBlockHash")
+        if block_hash is not None and block_hash_text(block_hash) is None:
+            raise ValueError("deployedAtBlockHash is not a block hash")
     except (KeyError, TypeError, ValueError) as exc:
         report.find("deployment", f"the bundle's deployment cannot be read ({type(exc).__name__})")
-        return
+        return True
     if chain_id != coalition.chain.chain_id:
         report.find(
             "deployment",
             f"the bundle says chain id {chain_id};"
             f" the chain you trust is chain id {coalition.chain.chain_id}",
         )
+    if block_hash is not None and (block, block_hash_text(block_hash)) != (
+        ours.block_number,
+        ours.block_hash,
+    ):
+        report.find(
+            "deployment",
+            f"the bundle was made on another chain: its coalition was deployed in block {block},"
+            f" {block_hash_text(block_hash)}; on the chain you trust in block {ours.block_number},"
+            f" {ours.block_hash}: nothing else in it was checked",
+        )
+        return False
     for contract, address in sorted(ours.contracts.items()):
         theirs = contracts.get(contract)
         if theirs is None or theirs.lower() != address.lower():
@@ -486,7 +514,14 @@ def _check_deployment(report: AuditReport, coalition: Coalition, stated: Any) ->
     report.checked.append(
         f"deployment: chain id {coalition.chain.chain_id} and the six contracts are the ones you trust"
         " (taken from your deployment, not from the bundle)"
+        + (
+            f", on the chain whose block {ours.block_number} is {ours.block_hash}"
+            if block_hash is not None
+            else "; the bundle does not say which chain it was made on (made before bundles did): every"
+            " claim in it is checked against your node's"
+        )
     )
+    return True
 
 
 @dataclass
@@ -1032,13 +1067,24 @@ def open_auditor_chain(
     """The auditor's own view of the chain: the node at `rpc_url`, with the contracts the Consortium at
     `consortium` records (the trust anchor, given out of band), or those of the manifest
     `deployment_file` once the chain confirms them (its Consortium records every other address, the
-    code is ours; with both, the manifest must be that Consortium's). Never the bundle's own word."""
+    code is ours; with both, the manifest must be that Consortium's). Never the bundle's own word.
+
+    Which chain: the manifest's block hash, or `consortium` given as ADDRESS@BLOCKHASH (the hash of the
+    block the Consortium was deployed in, which `init` prints with the address); with the address
+    alone, the auditor's node says which chain it is."""
+    from dataclasses import replace
+
     from ledger.backends import RpcBackend
     from ledger.deployment import Deployment
+    from ledger.errors import DeploymentMismatch
+    from ledger.reader import block_hash_text
 
-    if consortium is not None and not is_address(consortium):
+    address, _, stated = (consortium or "").partition("@")
+    block_hash = block_hash_text(stated) if stated else None
+    if consortium is not None and (not is_address(address) or ("@" in consortium and block_hash is None)):
         raise MalformedInput(
-            f"--consortium takes a contract address (0x + 40 hex digits), not {consortium!r}"
+            "--consortium takes a contract address (0x + 40 hex digits), optionally followed by @ and"
+            f" the hash of the block it was deployed in (0x + 64 hex digits), not {consortium!r}"
         )
     if deployment_file is None and consortium is None:
         raise MalformedInput(
@@ -1047,9 +1093,16 @@ def open_auditor_chain(
         )
     backend = RpcBackend(rpc_url, keys=[])  # no key: an auditor signs nothing
     if deployment_file is None:
-        assert consortium is not None
-        return Coalition.trusted(backend, consortium)
-    return Coalition.attach(backend, Deployment.load(deployment_file), consortium=consortium)
+        return Coalition.trusted(backend, address, block_hash=block_hash)
+    deployment = Deployment.load(deployment_file)
+    if block_hash is not None:
+        if deployment.block_hash not in (None, block_hash):
+            raise DeploymentMismatch(
+                f"the manifest's coalition was deployed in the block {deployment.block_hash}, not the pinned"
+                f" {block_hash}: a manifest of another chain"
+            )
+        deployment = replace(deployment, block_hash=block_hash)
+    return Coalition.attach(backend, deployment, consortium=address if consortium is not None else None)
 
 
 def audit_verify(coalition: Coalition, path: Path) -> AuditReport:

@@ -18,7 +18,9 @@ the devnet or any JSON-RPC URL.
 
 The home trusts one address: the Consortium's (printed by `init`; `init --consortium ADDRESS` pins the
 one given out of band). Every other contract's address is read from that Consortium on chain, and a
-config that disagrees with it is refused.
+config that disagrees with it is refused. Which chain: the manifest keeps the hash of the block the
+deployment was mined in, and a node whose block of that number has another hash is refused (a home made
+before it kept one writes it at its next opening: trust on first use).
 
 Outside a development chain (the devnet, or any node that says it is anvil, Hardhat or Ganache), the
 public test keys (the development mnemonic's accounts) are refused: deploying takes the operator's own
@@ -41,7 +43,7 @@ from api.errors import InvalidInput, MalformedInput
 from api.usecases.home_open import CONFIG as CONFIG
 from api.usecases.home_open import HomeConfig as HomeConfig
 from api.usecases.home_open import HomeError as HomeError
-from api.usecases.home_open import home_keks, reshred_erased, signing_keys
+from api.usecases.home_open import home_keks, pin_chain, reshred_erased, signing_keys
 from api.usecases.home_open import settings_for as settings_for
 from ledger.backends import DEV_MNEMONIC, RpcBackend, is_development_node, public_test_addresses
 from ledger.coalition import Coalition
@@ -162,6 +164,7 @@ def open_crm(home: Path) -> Crm:
     coalition = Coalition.attach(
         RpcBackend(config.rpc_url), Deployment.from_json(config.deployment), consortium=config.consortium
     )
+    pin_chain(home, config, coalition.deployment.block_hash)
     crm = Crm.open(settings_for(home, config), coalition, keks=home_keks(home, config))
     try:
         crm.signers.update(signing_keys(home, Account.from_key))
@@ -199,11 +202,11 @@ def add_partner(
         check_partner(name)
     except ValueError as exc:
         raise MalformedInput(str(exc)) from None
-    config = HomeConfig.load(home)
     keys = home / "keys"
     own_key, own_kek = keys / f"{name}.key", keys / f"{name}.kek"
     crm = open_crm(home)
     try:
+        config = HomeConfig.load(home)  # after the opening, which may write it (`pin_chain`)
         with crm.unit_of_work() as db:
             if partners.by_name(db, name) is not None:
                 raise InvalidInput(f"a partner called {name!r} is already registered in this home")

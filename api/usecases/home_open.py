@@ -3,10 +3,11 @@
 `api.usecases.home` opens a home for everything (`open_crm`): the coalition through web3, whose clients
 sign and send, and every partner's signing key. A command that only reads the chain and verifies
 (`decision verify`) opens it with `open_crm_to_verify` instead: the same trust checks of the deployment
-(`ledger.reader.ReadCoalition.attach`: chain id, code, the Consortium's records), the same stores and
-keys of the data, the same re-shredding of keys the chain erased, and a coalition that reads over plain
-JSON-RPC and sends nothing; no signing key is loaded. It costs a fraction of the start-up (web3 and
-eth_account are not imported: benchmarks/README.md, `decision_verify.py`).
+(`ledger.reader.ReadCoalition.attach`: chain id, the deployment's block, code, the Consortium's
+records), the same stores and keys of the data, the same re-shredding of keys the chain erased, and a
+coalition that reads over plain JSON-RPC and sends nothing; no signing key is loaded. It costs a
+fraction of the start-up (web3 and eth_account are not imported: benchmarks/README.md,
+`decision_verify.py`).
 
 Nothing here imports web3 or eth_account at module level (tests/api/test_decision_verify_lean.py)."""
 
@@ -65,6 +66,30 @@ class HomeConfig:
         return cls(**json.loads(path.read_text()))
 
 
+def pin_chain(home: Path, config: HomeConfig, block_hash: str | None) -> None:
+    """Trust on first use, for a home made before its manifest kept which chain it is on: write the hash
+    of the deployment's block, as the node answered it at an opening whose trust checks all passed,
+    into the home's manifest, so that from then on every opening checks it (`ledger.reader.same_chain`).
+    A home made since has it from `init`. The config is read again just before it is written: another
+    command may have written it since this one read it (a KEK added), and that is kept."""
+    if block_hash is None or config.deployment.get("deployedAtBlockHash") is not None:
+        return
+    latest = HomeConfig.load(home)
+    stated = latest.deployment
+    if stated.get("deployedAtBlockHash") is not None or stated.get("contracts") != config.deployment.get(
+        "contracts"
+    ):
+        return  # pinned meanwhile, or another deployment: nothing of this opening's to write
+    pinned: dict[str, Any] = {}
+    for key, value in stated.items():
+        pinned[key] = value
+        if key == "deployedAtBlock":
+            pinned["deployedAtBlockHash"] = block_hash
+    latest.deployment = pinned
+    latest.save(home)
+    config.deployment = pinned
+
+
 def settings_for(home: Path, config: HomeConfig) -> Settings:
     # production: a home's data is real, so the public development KEK is refused in it
     return Settings(
@@ -91,6 +116,7 @@ def open_crm_to_verify(home: Path) -> Crm:
     reader = ReadCoalition.attach(
         config.rpc_url, config.deployment, compile_contracts(), consortium=config.consortium
     )
+    pin_chain(home, config, reader.block_hash)
     # the use cases are typed against Coalition; a ReadCoalition answers the reads they make when
     # verifying (the same `ledger.records` values: tests/ledger/test_reader.py) and nothing else
     crm = Crm.open(settings_for(home, config), cast("Coalition", reader), keks=home_keks(home, config))
@@ -116,6 +142,7 @@ def open_crm_to_decide(home: Path) -> Crm:
     reader = ReadCoalition.attach(
         config.rpc_url, config.deployment, compile_contracts(), consortium=config.consortium
     )
+    pin_chain(home, config, reader.block_hash)
     sender = RawSender(reader.rpc, int(config.deployment["chainId"]))
     reader.decisions = DecisionLogSender(reader.chain, reader.contracts["DecisionLog"], sender)
     crm = Crm.open(settings_for(home, config), cast("Coalition", reader), keks=home_keks(home, config))

@@ -271,6 +271,36 @@ def test_a_tampered_bundle_is_named_in_the_findings(world, what, tamper, words):
     assert _named(report, *words), report.findings
 
 
+def test_a_bundle_made_on_another_chain_is_refused_and_one_made_before_bundles_said_is_checked(world):
+    """Which chain: the block the coalition was deployed in, by hash. A bundle of another chain (a twin
+    deployment: same chain id and addresses, tests/api/test_cli_audit.py) is one finding, and nothing in
+    it is checked against a chain it was not made on; a bundle written before bundles carried the hash
+    is checked against the auditor's node as before, and says so."""
+    deployment = world["crm"].coalition.deployment
+    stated = world["bundle"]["deployment"]
+    assert (stated["deployedAtBlock"], stated["deployedAtBlockHash"]) == (
+        deployment.block_number,
+        deployment.block_hash,
+    )
+    bundle = copy.deepcopy(world["bundle"])
+    bundle["deployment"]["deployedAtBlockHash"] = "0x" + "5a" * 32
+    report = _verify(world, bundle)
+    assert [(f.record, f.detail) for f in report.findings] == [
+        (
+            "deployment",
+            f"the bundle was made on another chain: its coalition was deployed in block"
+            f" {deployment.block_number}, 0x{'5a' * 32}; on the chain you trust in block"
+            f" {deployment.block_number}, {deployment.block_hash}: nothing else in it was checked",
+        )
+    ]
+    assert report.checked == []
+    bundle = copy.deepcopy(world["bundle"])
+    del bundle["deployment"]["deployedAtBlockHash"]
+    report = _verify(world, bundle)
+    assert report.ok, report.findings
+    assert "the bundle does not say which chain it was made on" in report.checked[0]
+
+
 def test_a_swapped_model_is_one_finding_and_its_decisions_one_more(world):
     bundle = copy.deepcopy(world["bundle"])
     _swap_model(bundle)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.api.clirunner import run, runner
+from tests.fixtures.twins import twin
 
 
 @pytest.fixture(scope="module")
@@ -171,6 +172,53 @@ def test_the_consortium_address_alone_is_enough(home, bundle, anvil_url):
     consortium = json.loads((home / "config.json").read_text())["deployment"]["contracts"]["Consortium"]
     out = auditor("audit", "verify", str(bundle), "--chain", anvil_url, "--consortium", consortium)
     assert "everything in the bundle holds" in out
+
+
+def test_an_auditor_on_another_chain_is_refused_in_words(bundle, manifest, anvil_url, second_anvil_url):
+    """A twin of the coalition's deployment on another chain (same chain id, addresses, code and
+    Consortium records: every devnet deploys from one account at the same nonces). The auditor's
+    manifest, pinned to the coalition's chain, refuses that node; an auditor given only the Consortium's
+    address trusts its node, and a bundle made on the coalition's chain is refused as another chain's."""
+    import gzip
+
+    from ledger.deployment import Deployment
+
+    deployment = Deployment.load(manifest)
+    stated = json.loads(gzip.decompress(bundle.read_bytes()))["deployment"]
+    assert (stated["deployedAtBlock"], stated["deployedAtBlockHash"]) == (
+        deployment.block_number,
+        deployment.block_hash,
+    )
+    with twin(deployment, second_anvil_url) as copy:
+        theirs = copy.deployment.block_hash
+        out = auditor("audit", "verify", str(bundle), "--chain", second_anvil_url, "--deployment",
+                      str(manifest), code=1)  # fmt: skip
+        assert out.strip().splitlines() == [
+            f"error: this node's block {deployment.block_number} is {theirs}, the coalition's is"
+            f" {deployment.block_hash}: a different chain"
+        ]
+        consortium = deployment.contracts["Consortium"]
+        out = auditor("audit", "verify", str(bundle), "--chain", second_anvil_url, "--consortium",
+                      consortium, code=1)  # fmt: skip
+        findings = [line for line in out.splitlines() if line.startswith("FINDING")]
+        assert findings == [
+            f"FINDING deployment: the bundle was made on another chain: its coalition was deployed in block"
+            f" {deployment.block_number}, {deployment.block_hash}; on the chain you trust in block"
+            f" {deployment.block_number}, {theirs}: nothing else in it was checked"
+        ]
+        assert "1 finding" in out.splitlines()[-1]
+        # the address given with the hash of its block, as `init` prints it: the node is refused
+        pinned = f"{consortium}@{deployment.block_hash}"
+        out = auditor(
+            "audit", "verify", str(bundle), "--chain", second_anvil_url, "--consortium", pinned, code=1
+        )
+        assert len(out.strip().splitlines()) == 1 and out.strip().endswith(": a different chain")
+    out = auditor("audit", "verify", str(bundle), "--chain", anvil_url, "--consortium", pinned)
+    assert "everything in the bundle holds" in out and f"block {deployment.block_number} is" in out
+    out = auditor(
+        "audit", "verify", str(bundle), "--chain", anvil_url, "--consortium", f"{consortium}@0x12", code=2
+    )
+    assert len(out.strip().splitlines()) == 1 and "the hash of the block it was deployed in" in out
 
 
 def test_a_bundle_that_exists_is_not_overwritten(home, bundle):

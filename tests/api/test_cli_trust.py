@@ -15,6 +15,7 @@ import api.usecases.home as home_module
 from api.usecases.home import open_crm
 from tests.api.clirunner import new_home
 from tests.api.clirunner import run as cli
+from tests.fixtures.twins import twin
 
 
 @pytest.fixture
@@ -100,6 +101,9 @@ def test_init_prints_the_trust_anchor_and_pins_it(home, tmp_path, anvil_url):
     out = cli(other, "init", "--chain", anvil_url, "--consortium", consortium)
     assert f"trust anchor: Consortium {consortium}" in out
     assert "attached to the contracts this Consortium records" in out
+    block_hash = _config(home)["deployment"]["deployedAtBlockHash"]
+    assert _config(other)["deployment"]["deployedAtBlockHash"] == block_hash  # which chain, in its manifest
+    assert f"an auditor pins both with --consortium {consortium}@{block_hash}" in out
     assert _config(other)["deployment"]["contracts"] == _config(home)["deployment"]["contracts"]
     # a manifest that is not the pinned Consortium's is refused, and no home is created
     manifest = tmp_path / "deployment.json"
@@ -114,6 +118,60 @@ def test_init_prints_the_trust_anchor_and_pins_it(home, tmp_path, anvil_url):
         third, "init", "--chain", anvil_url, "--consortium", stranger, code=1
     )
     assert not (third / "config.json").exists()
+
+
+# --- which chain: a twin of the deployment on another chain ------------------------------------------------
+
+
+def test_a_home_pointed_at_a_twin_on_another_chain_is_refused_by_every_opening(home, second_anvil_url):
+    """Every devnet deploys the six contracts from the same account at the same nonces: a second chain has
+    the same chain id, addresses, code and Consortium records, and every command took it for the home's
+    chain (`score` was stopped only by a model hash). The block the deployment was mined in is pinned."""
+    from api.usecases.home_open import open_crm_to_decide
+    from ledger.deployment import Deployment
+
+    config = _config(home)
+    pinned = config["deployment"]["deployedAtBlockHash"]
+    block = config["deployment"]["deployedAtBlock"]
+    with twin(Deployment.from_json(config["deployment"]), second_anvil_url) as copy:
+        (home / "config.json").write_text(json.dumps({**config, "rpc_url": second_anvil_url}))
+        node = copy.chain.w3.eth
+        head, sent = node.block_number, node.get_transaction_count(node.accounts[0])
+        words = (
+            f"this node's block {block} is {copy.deployment.block_hash}, the coalition's is {pinned}:"
+            " a different chain"
+        )
+        for command in (
+            ("verify", "--all"),
+            ("partner", "add", "acme"),
+            ("score", "--partner", "acme", "--all"),
+        ):
+            refused = cli(home, *command, code=1)
+            assert refused.strip().splitlines() == [f"error: {words}"], command
+        nothing_sent = (head, sent)
+        assert (node.block_number, node.get_transaction_count(node.accounts[0])) == nothing_sent
+        assert not (home / "keys" / "acme.key").exists()
+    (home / "config.json").write_text(json.dumps(config))  # the home's own chain: every opening passes
+    assert "0 checked" in cli(home, "verify", "--all")
+    open_crm_to_decide(home).close()
+
+
+def test_a_home_made_before_the_block_hash_was_kept_takes_its_nodes_once(home, second_anvil_url):
+    """Trust on first use, for a home whose manifest has no deployedAtBlockHash: the first opening whose
+    checks pass writes its node's, on either path (here `score`'s), and from then on a twin is refused."""
+    from api.usecases.home_open import open_crm_to_decide
+    from ledger.deployment import Deployment
+
+    config = _config(home)
+    pinned = config["deployment"].pop("deployedAtBlockHash")
+    (home / "config.json").write_text(json.dumps(config))
+    open_crm_to_decide(home).close()
+    assert _config(home)["deployment"]["deployedAtBlockHash"] == pinned
+    assert _config(home)["keks"] == config["keks"]
+    with twin(Deployment.from_json(config["deployment"]), second_anvil_url):
+        moved = {**_config(home), "rpc_url": second_anvil_url}
+        (home / "config.json").write_text(json.dumps(moved))
+        assert "a different chain" in cli(home, "verify", "--all", code=1)
 
 
 # --- medium 12: the public test keys outside a development chain ------------------------------------------

@@ -34,7 +34,16 @@ except BackendError as exc:
 pytestmark = pytest.mark.anvil
 
 DEVNET = PROJECT_ROOT / "hardhat-free-devnet" / "devnet"
-MANIFEST_KEYS = {"chainId", "rpcUrl", "contracts", "codeHashes", "compiler", "deployedAtBlock", "founders"}
+MANIFEST_KEYS = {
+    "chainId",
+    "rpcUrl",
+    "contracts",
+    "codeHashes",
+    "compiler",
+    "deployedAtBlock",
+    "deployedAtBlockHash",
+    "founders",
+}
 CONTRACTS = {
     "Consortium",
     "MemberRegistry",

@@ -16,6 +16,7 @@ from ledger.clients.consent import PURPOSES, purpose_id
 from ledger.coalition import Coalition
 from ledger.reader import ChainReader, JsonRpc, ReadCoalition, checksum_address, selector, topic
 from ledger.reader import purpose_id as lean_purpose_id
+from tests.fixtures.twins import twin
 
 
 @pytest.fixture
@@ -110,6 +111,38 @@ def test_a_deployment_is_trusted_only_as_verify_deployment_trusts_it(anvil):
     empty = dataclasses.replace(deployment, contracts={**contracts, "Consortium": other})  # no code there
     with pytest.raises(errors.DeploymentMismatch, match="Consortium: no contract at"):
         ReadCoalition.attach(url, empty.to_json(), anvil.build)
+
+
+def test_a_twin_on_another_chain_is_refused_on_both_paths(anvil, second_anvil_url):
+    """The same deployment on another chain (every devnet deploys the six contracts from one account at
+    the same nonces): the chain id, addresses, code and Consortium records all agree, and both ways of
+    attaching took it for the coalition's. The block it was deployed in tells them apart."""
+    deployment = anvil.deployment
+    with twin(deployment, second_anvil_url) as copy:
+        found = copy.deployment.block_hash
+        words = (
+            f"this node's block {deployment.block_number} is {found}, the coalition's is"
+            f" {deployment.block_hash}: a different chain"
+        )
+        with pytest.raises(errors.DeploymentMismatch) as lean:
+            ReadCoalition.attach(second_anvil_url, deployment.to_json(), anvil.build)
+        with pytest.raises(errors.DeploymentMismatch) as web3:
+            Coalition.attach(copy.chain.backend, deployment, anvil.build)
+        assert str(lean.value) == str(web3.value) == words
+        # a manifest written before it kept the hash: the node's is taken (trust on first use), on both
+        old = dataclasses.replace(deployment, block_hash=None)
+        assert "deployedAtBlockHash" not in old.to_json()
+        assert Coalition.attach(copy.chain.backend, old, anvil.build).deployment.block_hash == found
+        assert ReadCoalition.attach(second_anvil_url, old.to_json(), anvil.build).block_hash == found
+        with pytest.raises(errors.DeploymentMismatch, match="a different chain"):
+            _reader(anvil, block_hash=found)  # and the twin's manifest is refused on the coalition's chain
+    assert _reader(anvil).block_hash == deployment.block_hash  # the coalition's chain: both attach
+    assert Coalition.attach(anvil.chain.backend, deployment, anvil.build).deployment == deployment
+    beyond = anvil.block_number() + 1_000
+    with pytest.raises(errors.DeploymentMismatch, match=f"this node has no block {beyond}"):
+        _reader(anvil, block_number=beyond)
+    with pytest.raises(errors.DeploymentMismatch, match="not a ledgercrm deployment manifest"):
+        _reader(anvil, block_hash="0x1234")
 
 
 def test_a_node_that_does_not_answer_is_one_backend_error():

@@ -123,6 +123,9 @@ def test_rlp_of_the_edges():
         rlp(-1)
 
 
+BLOCK = "0x" + "ab" * 32  # the hash of every block of _Node's chain
+
+
 class _Node:
     """A node that answers every request from a table (its answers as a broken or lying node gives them)."""
 
@@ -130,7 +133,7 @@ class _Node:
         self.answers = {
             "eth_chainId": "0x7a69",
             "eth_getTransactionCount": "0x0",
-            "eth_getBlockByNumber": {"gasLimit": hex(30_000_000), "baseFeePerGas": "0x7"},
+            "eth_getBlockByNumber": {"gasLimit": hex(30_000_000), "baseFeePerGas": "0x7", "hash": BLOCK},
             "eth_maxPriorityFeePerGas": "0x1",
             "eth_call": "0x",
             "eth_getCode": "0x6000",
@@ -174,8 +177,22 @@ def test_a_node_answering_nonsense_to_the_simulation_is_one_error_in_words(monke
 
 @pytest.mark.parametrize(
     "answers",
-    [{"eth_chainId": None}, {"eth_chainId": "0xzz"}, {"eth_getCode": "0xzz"}],
-    ids=["chain id null", "chain id not hex", "code not hex"],
+    [
+        {"eth_chainId": None},
+        {"eth_chainId": "0xzz"},
+        {"eth_getCode": "0xzz"},
+        {"eth_getBlockByNumber": []},
+        {"eth_getBlockByNumber": {"number": "0x1"}},
+        {"eth_getBlockByNumber": {"hash": "0xzz"}},
+    ],
+    ids=[
+        "chain id null",
+        "chain id not hex",
+        "code not hex",
+        "block a list",
+        "block without hash",
+        "hash not hex",
+    ],
 )
 def test_a_node_answering_nonsense_to_the_trust_checks_is_one_error_in_words(monkeypatch, answers):
     """score's and decision verify's opening (ReadCoalition.attach) against a broken node: words, as the
@@ -185,7 +202,12 @@ def test_a_node_answering_nonsense_to_the_trust_checks_is_one_error_in_words(mon
     from ledger.reader import JsonRpc, ReadCoalition
 
     monkeypatch.setattr(JsonRpc, "_post", _Node(**answers).post)
-    manifest = {"chainId": 31337, "contracts": {name: TO for name in CONTRACT_NAMES}}
+    manifest = {
+        "chainId": 31337,
+        "contracts": {name: TO for name in CONTRACT_NAMES},
+        "deployedAtBlock": 1,
+        "deployedAtBlockHash": BLOCK,
+    }
     with pytest.raises(BackendError, match="the node answered"):
         ReadCoalition.attach("http://node", manifest, compile_contracts())
 

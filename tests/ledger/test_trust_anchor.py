@@ -9,7 +9,7 @@ import pytest
 
 from ledger import errors, trusted_deployment
 from ledger.coalition import Coalition
-from ledger.deployment import verify_deployment
+from ledger.deployment import Deployment, verify_deployment
 
 
 def _second_anchor(coalition: Coalition) -> str:
@@ -28,6 +28,14 @@ def test_the_trusted_deployment_is_read_from_the_consortium_alone(coalition):
     assert found.contracts == coalition.deployment.contracts
     assert found.code_hashes == coalition.deployment.code_hashes
     assert found.founders == coalition.deployment.founders
+    # which chain: the block the Consortium was deployed in, read from the node (its founding record)
+    assert (found.block_number, found.block_hash) == (
+        coalition.deployment.block_number,
+        coalition.deployment.block_hash,
+    )
+    assert (
+        found.block_hash == "0x" + bytes(coalition.chain.w3.eth.get_block(found.block_number)["hash"]).hex()
+    )
     trusted = Coalition.trusted(backend, coalition.consortium_address.lower(), coalition.build)
     assert trusted.anchor.address == coalition.anchor.address
 
@@ -53,6 +61,30 @@ def test_a_pinned_consortium_refuses_any_other(coalition):
     other = backend.accounts[7].address  # any other address, told to the user as the anchor
     with pytest.raises(errors.DeploymentMismatch, match=f"not the pinned {other}"):
         verify_deployment(coalition.chain, coalition.build, coalition.deployment, consortium=other)
+
+
+def test_a_manifest_of_another_chain_is_refused_before_its_code_is_read(coalition):
+    """Which chain: the node's block at the manifest's deployedAtBlock must have the manifest's hash (a
+    twin deployment on a second anvil: tests/ledger/test_reader.py)."""
+    deployment = coalition.deployment
+    other = "0x" + "5a" * 32
+    with pytest.raises(errors.DeploymentMismatch) as refused:
+        verify_deployment(coalition.chain, coalition.build, dataclasses.replace(deployment, block_hash=other))
+    assert str(refused.value) == (
+        f"this node's block {deployment.block_number} is {deployment.block_hash}, the coalition's is"
+        f" {other}: a different chain"
+    )
+    beyond = dataclasses.replace(deployment, block_number=coalition.block_number() + 50)
+    with pytest.raises(
+        errors.DeploymentMismatch, match=r"this node has no block \d+, the block the coalition"
+    ):
+        verify_deployment(coalition.chain, coalition.build, beyond)
+    # a manifest written before it kept the hash (from its JSON, as a home's config holds it): the node's
+    old = {k: v for k, v in deployment.to_json().items() if k != "deployedAtBlockHash"}
+    trusted = verify_deployment(coalition.chain, coalition.build, Deployment.from_json(old))
+    assert trusted == deployment
+    with pytest.raises(errors.DeploymentMismatch, match="not a ledgercrm deployment manifest"):
+        Deployment.from_json({**old, "deployedAtBlockHash": "0xabc"})
 
 
 def test_an_address_that_is_no_consortium_is_no_trust_anchor(coalition):
