@@ -470,18 +470,18 @@ def verify_bundle(coalition: Coalition, bundle: Mapping[str, Any]) -> AuditRepor
 
 
 def _check_deployment(report: AuditReport, coalition: Coalition, stated: Any) -> bool:
-    """The bundle's deployment against yours; False if it was made on another chain (its deployment's
-    block is not your node's: every devnet, and every network deployed with one deployer key, has the
-    same chain id and addresses, so only the history tells them apart)."""
+    """The bundle's deployment against yours; False if it was made on another chain: your node's block
+    at the number the bundle says its coalition was deployed in has another hash (every devnet, and
+    every network deployed with one deployer key, has the same chain id and addresses, so only the
+    history tells them apart). Another deployment on your chain is named contract by contract."""
     from ledger.reader import block_hash_text
 
     ours = coalition.deployment
     try:
         chain_id = int(stated["chainId"])
         contracts = {str(k): str(v) for k, v in dict(stated["contracts"]).items()}
-        block = stated.get("deployedAtBlock")
-        block = None if block is None else int(block)
         block_hash = stated.get("deployedAtBlockHash")
+        block = None if block_hash is None else int(stated["deployedAtBlock"])
         if block_hash is not None and block_hash_text(block_hash) is None:
             raise ValueError("deployedAtBlockHash is not a block hash")
     except (KeyError, TypeError, ValueError) as exc:
@@ -493,17 +493,16 @@ def _check_deployment(report: AuditReport, coalition: Coalition, stated: Any) ->
             f"the bundle says chain id {chain_id};"
             f" the chain you trust is chain id {coalition.chain.chain_id}",
         )
-    if block_hash is not None and (block, block_hash_text(block_hash)) != (
-        ours.block_number,
-        ours.block_hash,
-    ):
-        report.find(
-            "deployment",
-            f"the bundle was made on another chain: its coalition was deployed in block {block},"
-            f" {block_hash_text(block_hash)}; on the chain you trust in block {ours.block_number},"
-            f" {ours.block_hash}: nothing else in it was checked",
-        )
-        return False
+    if block is not None:
+        found = coalition.block_hash(block) if block >= 0 else None
+        yours = "no such block" if found is None else "0x" + found.hex()
+        if yours != block_hash_text(block_hash):
+            report.find(
+                "deployment",
+                f"the bundle was made on another chain: its block {block} is {block_hash_text(block_hash)},"
+                f" your node's block {block} is {yours}: nothing else in it was checked",
+            )
+            return False
     for contract, address in sorted(ours.contracts.items()):
         theirs = contracts.get(contract)
         if theirs is None or theirs.lower() != address.lower():
@@ -515,8 +514,8 @@ def _check_deployment(report: AuditReport, coalition: Coalition, stated: Any) ->
         f"deployment: chain id {coalition.chain.chain_id} and the six contracts are the ones you trust"
         " (taken from your deployment, not from the bundle)"
         + (
-            f", on the chain whose block {ours.block_number} is {ours.block_hash}"
-            if block_hash is not None
+            f", on the chain whose block {block} is {block_hash_text(block_hash)}"
+            if block is not None
             else "; the bundle does not say which chain it was made on (made before bundles did): every"
             " claim in it is checked against your node's"
         )

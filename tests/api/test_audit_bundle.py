@@ -288,9 +288,9 @@ def test_a_bundle_made_on_another_chain_is_refused_and_one_made_before_bundles_s
     assert [(f.record, f.detail) for f in report.findings] == [
         (
             "deployment",
-            f"the bundle was made on another chain: its coalition was deployed in block"
-            f" {deployment.block_number}, 0x{'5a' * 32}; on the chain you trust in block"
-            f" {deployment.block_number}, {deployment.block_hash}: nothing else in it was checked",
+            f"the bundle was made on another chain: its block {deployment.block_number} is 0x{'5a' * 32},"
+            f" your node's block {deployment.block_number} is {deployment.block_hash}: nothing else in it"
+            " was checked",
         )
     ]
     assert report.checked == []

@@ -202,9 +202,9 @@ def test_an_auditor_on_another_chain_is_refused_in_words(bundle, manifest, anvil
                       consortium, code=1)  # fmt: skip
         findings = [line for line in out.splitlines() if line.startswith("FINDING")]
         assert findings == [
-            f"FINDING deployment: the bundle was made on another chain: its coalition was deployed in block"
-            f" {deployment.block_number}, {deployment.block_hash}; on the chain you trust in block"
-            f" {deployment.block_number}, {theirs}: nothing else in it was checked"
+            "FINDING deployment: the bundle was made on another chain: its block"
+            f" {deployment.block_number} is {deployment.block_hash}, your node's block"
+            f" {deployment.block_number} is {theirs}: nothing else in it was checked"
         ]
         assert "1 finding" in out.splitlines()[-1]
         # the address given with the hash of its block, as `init` prints it: the node is refused
