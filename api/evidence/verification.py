@@ -25,17 +25,19 @@ import hashlib
 import json
 from array import array
 from collections import Counter
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import partial
 from typing import Any
 
 from sqlmodel import Session
 
 from api.context import Crm
 from api.errors import NotFound
-from api.evidence import documents
+from api.evidence import documents, helper
 from api.evidence.documents import PAYLOAD_FIELD
+from api.evidence.helper import Helper
 from api.evidence.log import GENESIS_SIZE, log_start
 from ledger.errors import AnchorUnknownBatch
 from ledger.merkle import Frontier, LogAppend, leaf_hash, verify_consistency, verify_inclusion
@@ -245,13 +247,19 @@ def verify_interaction(crm: Crm, partner_name: str, interaction_id: int) -> Veri
 
 
 def verify_all(
-    crm: Crm, partner_name: str | None = None, member: bytes | None = None, *, content: bool = True
+    crm: Crm,
+    partner_name: str | None = None,
+    member: bytes | None = None,
+    *,
+    content: bool = True,
+    beside: Beside | None = None,
 ) -> VerificationReport:
     """Every partner's log from the chain down (of one partner, or of every partner the store or the
     chain knows), every interaction, and every erasure receipt; with `content`, payloads re-hashed.
 
     With `member`, only that member's interactions, each proven against its head on its own (no
-    search for missing leaves, which belong to nobody the store knows)."""
+    search for missing leaves, which belong to nobody the store knows). With `beside` (`start_helper`),
+    the rows' content checks are shared with that second process: the same results, in the same order."""
     report = VerificationReport()
     report.ran(Check.HEADS, Check.LEAVES, Check.ERASURES) if member is None else report.ran(Check.LEAVES)
     if content:
@@ -263,11 +271,121 @@ def verify_all(
             run = _Partner(crm, db, crm.partner(db, name), full=member is None)
             report.results.extend(run.findings)
             members = None if member is None else [member]
-            for checked, _ in run.rows(members, content=content):
+            checks = (
+                run.rows_beside(beside)
+                if beside is not None and content and member is None
+                else run.rows(members, content=content)
+            )
+            for checked, _ in checks:
                 report.results.append(checked)
     if partner_name is None and member is None:
         report.results.extend(unknown_logs(crm))
     return report
+
+
+def helps(crm: Crm) -> bool:
+    """Whether a second process would check rows beside this one: two cores to run on, a node that is
+    not this process (in process, eth-tester's py-evm takes this core's time as the rows do), and one
+    thread to fork from."""
+    return helper.cores() >= 2 and crm.coalition.remote and helper.one_thread()
+
+
+def start_helper(crm: Crm, names: Sequence[str]) -> Beside | None:
+    """A second process for the content checks of a whole run of these partners, where one would help
+    (`helps`, and at least `helper.MIN_ROWS` rows), forked once the keys of their customers are read;
+    None: one process checks everything. Call before the run starts any thread; `close()` it after."""
+    if not names or not helps(crm):
+        return None
+    with crm.unit_of_work() as db:
+        found = [crm.partner(db, name) for name in names]
+        if interactions.count_of_partners(db, [p.id for p in found]) < helper.MIN_ROWS:
+            return None
+        members = {p.name: customers.members_of_partner(db, p.id) for p in found}
+    keys = {name: crm.vault.bulk_keys(name, held) for name, held in members.items()}
+    return Beside(crm, list(names), keys)
+
+
+class Beside:
+    """The run's side of the helper process (api/evidence/helper.py): the keys it was forked with, and
+    its answers, read in the order it sends them (the partners in turn, each one's rows a chunk at a
+    time, by id)."""
+
+    def __init__(self, crm: Crm, names: list[str], keys: dict[str, dict[bytes, CustomerKeys]]) -> None:
+        self.keys = keys
+        self._partner: str | None = None
+        self._window: dict[int, Answer] = {}
+        self._upto = -1  # the last row id of `_partner` the answers so far cover
+        self._ended: set[str] = set()  # partners whose answers have all come
+        self._helper = Helper(partial(_helper_work, crm, names, keys))
+
+    def chunk(self, partner: str, last: int, after: int) -> dict[int, Answer] | None:
+        """The helper's answers for the partner's rows after row `after` up to row `last` (the chunk this
+        process reads next), waiting for them only if the helper is on them already; None if it is
+        further behind (it is told to skip them, and this process checks them itself). Each answer is
+        the member and leaf hash the helper read (to be compared with the row read here) and the row's
+        outcome if it did not verify; a row it has no answer for (no key, no payload) is not in it."""
+        if partner != self._partner:
+            self._partner, self._window, self._upto = partner, {}, -1
+        while (
+            partner not in self._ended and self._upto < last and (self._upto >= after or self._helper.ready())
+        ):
+            message = self._helper.receive()
+            if message[0] == "end":
+                self._ended.add(message[1])
+            elif message[1] == partner:
+                self._window.update(message[3])
+                self._upto = message[2]
+        found, self._window = self._window, {}
+        if self._upto >= last:
+            return found
+        self._helper.tell(("skip", partner, last))
+        return None
+
+    def close(self) -> None:
+        self._helper.close()
+
+
+Answer = tuple[bytes, Verification | None]
+
+
+def _helper_work(
+    crm: Crm,
+    names: list[str],
+    keys: dict[str, dict[bytes, CustomerKeys]],
+    send: Callable[[Any], None],
+    notes: Callable[[], list[Any]],
+) -> None:
+    """In the helper: each partner's rows read a chunk at a time through a connection of its own (but
+    the chunks the run's process took over), each with a payload and a key checked by `_check_content`
+    (the check of one process, the same words), the answers sent a chunk at a time; then the partner's
+    end."""
+    crm.engine.dispose(close=False)  # the run's connections stay the run's: this process opens its own
+    held = {
+        name: crm.vault.handed_keys(
+            name, {member: dek for member, key in found.items() if (dek := key.hand_over()) is not None}
+        )
+        for name, found in keys.items()
+    }
+    skip: dict[str, int] = {}
+    for name in names:
+        mine = held.get(name, {})
+        with crm.unit_of_work() as db:
+            partner = crm.partner(db, name)
+            for ids in interactions.id_chunks(db, partner.id, ROWS_PER_CHUNK):
+                for _, whose, last in notes():
+                    skip[whose] = max(skip.get(whose, -1), last)
+                if ids[-1] <= skip.get(name, -1):
+                    continue
+                answers: dict[int, Answer] = {}
+                for row in interactions.rows_of_ids(db, partner.id, ids):
+                    key = mine.get(row.member_id)
+                    if row.payload_ciphertext is None or key is None:
+                        continue
+                    checked, _ = _check_content(crm, name, row, key, {})
+                    plain = checked.outcome is Outcome.VERIFIED and not checked.detail
+                    answers[row.id] = (row.member_id + row.leaf_hash, None if plain else checked)
+                send(("rows", name, ids[-1], answers))
+        send(("end", name))
 
 
 def verified_interactions(
@@ -762,13 +880,45 @@ class _Partner:
         for rows in interactions.rows_in_chunks(self.db, self.partner.id, members, ROWS_PER_CHUNK):
             yield from self._check_rows(rows, keys, content)
 
-    def _check_rows(
-        self, rows: Sequence[InteractionRow], keys: dict[bytes, CustomerKeys], content: bool
-    ) -> list[Checked]:
-        """Each row's outcome, in order. The keys of the chunk's customers that `keys` does not hold
-        fresh are read in one go and kept in `keys` for later chunks, as long as they stay fresh (no
-        shred since, the vault's TTL not past: see CustomerKeys), so a key is read about once a run."""
+    def rows_beside(self, beside: Beside) -> Iterator[Checked]:
+        """`rows(None, content=True)`, with the content checks the helper process `beside` has made: the
+        same outcomes in the same order, with no documents (a run's report keeps none). An answer is
+        used only for the row read here (the same member and leaf hash) and while the key it was
+        checked with is fresh here (no shred since, the TTL not past); every other row is checked here,
+        and so is every chunk the helper has not reached when this process does."""
         name = self.partner.name
+        forked = beside.keys.get(name, {})
+        keys = dict(forked)  # this process's own, refreshed as `_read_keys` does
+        after = -1
+        for ids in interactions.id_chunks(self.db, self.partner.id, ROWS_PER_CHUNK):
+            rows = interactions.rows_of_ids(self.db, self.partner.id, ids)
+            results, readable = self._early(rows, content=True)
+            found = beside.chunk(name, ids[-1], after) if readable else None
+            after = ids[-1]
+            left = []
+            for i in readable:
+                row = rows[i]
+                got = found.get(row.id) if found is not None else None
+                key = forked.get(row.member_id)
+                if got is None or key is None or not key.fresh or got[0] != row.member_id + row.leaf_hash:
+                    left.append(i)
+                    continue
+                checked = got[1] if got[1] is not None else Verification(row.id, Outcome.VERIFIED)
+                results[i] = (checked, (row, None))
+            if left:
+                self._read_keys(rows, left, keys)
+                for i in left:
+                    checked, _ = _check_content(
+                        self.crm, name, rows[i], keys.get(rows[i].member_id), self.erased
+                    )
+                    results[i] = (checked, (rows[i], None))
+            yield from (r for r in results if r is not None)
+
+    def _early(
+        self, rows: Sequence[InteractionRow], *, content: bool
+    ) -> tuple[list[Checked | None], list[int]]:
+        """Each row's outcome where the row, the log and the chain decide it (`decided`), None where the
+        content does; and the positions of those."""
         results: list[Checked | None] = []
         readable: list[int] = []  # positions of the rows that get as far as decryption
         settled = self.settled()
@@ -781,13 +931,31 @@ class _Partner:
                 results.append(None)
             else:
                 results.append((early, (row, None)))
+        return results, readable
+
+    def _read_keys(
+        self, rows: Sequence[InteractionRow], readable: Sequence[int], keys: dict[bytes, CustomerKeys]
+    ) -> None:
+        """The keys of these rows' customers that `keys` does not hold fresh, read in one go and kept in
+        `keys` for later chunks, as long as they stay fresh (no shred since, the vault's TTL not past:
+        see CustomerKeys), so a key is read about once a run."""
+        if not readable:
+            return
+        wanted = {rows[i].member_id for i in readable}
+        unread = [m for m in wanted if m not in keys or not keys[m].fresh]
+        if unread:
+            for m in unread:
+                keys.pop(m, None)
+            keys.update(self.crm.vault.bulk_keys(self.partner.name, unread))
+
+    def _check_rows(
+        self, rows: Sequence[InteractionRow], keys: dict[bytes, CustomerKeys], content: bool
+    ) -> list[Checked]:
+        """Each row's outcome, in order, the keys read as `_read_keys` says."""
+        name = self.partner.name
+        results, readable = self._early(rows, content=content)
         if readable:
-            wanted = {rows[i].member_id for i in readable}
-            unread = [m for m in wanted if m not in keys or not keys[m].fresh]
-            if unread:
-                for m in unread:
-                    keys.pop(m, None)
-                keys.update(self.crm.vault.bulk_keys(name, unread))
+            self._read_keys(rows, readable, keys)
             for i in readable:
                 checked, document = _check_content(
                     self.crm, name, rows[i], keys.get(rows[i].member_id), self.erased

@@ -61,6 +61,27 @@ def _verify(
     # their results are added where they always were. In process (eth-tester) the node is this process:
     # one after the other, as before. Every check runs either way; only when.
     beside = member is None and crm.coalition.remote
+    # The rows' content checks of a whole run share the machine's second core with a process of their
+    # own (api/evidence/helper.py), forked here, once the keys are read and before the run starts its thread.
+    second = verification.start_helper(crm, names) if content and member is None else None
+    try:
+        return _run(crm, report, names, scopes, member, content, whole, beside, second)
+    finally:
+        if second is not None:
+            second.close()
+
+
+def _run(
+    crm: Crm,
+    report: VerificationReport,
+    names: list[str],
+    scopes: list[str | None],
+    member: bytes | None,
+    content: bool,
+    whole: bool,
+    beside: bool,
+    second: verification.Beside | None,
+) -> VerificationReport:
     with (
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify-chain")
         if beside
@@ -70,7 +91,7 @@ def _verify(
         if pool is not None:
             later = pool.submit(_against_events_and_reconciled, crm, names, scopes, content)
         for name in names:
-            part = verification.verify_all(crm, name, member=member, content=content)
+            part = verification.verify_all(crm, name, member=member, content=content, beside=second)
             report.results.extend(part.results)
             report.ran(*part.checks)
         if member is not None:
