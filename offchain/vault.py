@@ -472,6 +472,19 @@ class Vault:
             for member, dek in self._read_keys(partner, wanted).items()
         }
 
+    @property
+    def shreds(self) -> int:
+        """How many shreds this vault has made: work done with keys read before it counts for nothing once
+        this moves (as `CustomerKeys.fresh` says of one key)."""
+        return self._epoch
+
+    def forked(self) -> None:
+        """In a process forked from this vault's: no key cached in the parent is used here (each is read
+        from the key store again, through connections of this process's own)."""
+        with self._lock:
+            self._cache.clear()
+        self._keystore.forked()
+
     def handed_keys(self, partner: str, deks: Mapping[bytes, bytes]) -> dict[bytes, CustomerKeys]:
         """Keys this run's process read (`CustomerKeys.hand_over`), for a helper process forked from it
         that checks rows with them and nothing else: fresh for as long as that process lives (it never

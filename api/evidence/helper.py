@@ -90,11 +90,10 @@ class Helper:
             self._stopped(exc)
 
     def tell(self, note: Any) -> None:
-        """Send the helper a note (it reads them between its pieces of work)."""
-        try:
+        """Send the helper a note (it reads them between its pieces of work). A hint only: a helper that
+        has ended (its work done, or not) cannot take it, and says how it ended at the next `receive`."""
+        with contextlib.suppress(OSError):
             self._conn.send(note)
-        except OSError as exc:
-            self._stopped(exc)
 
     def receive(self) -> Any:
         """The next answer (waiting for it)."""

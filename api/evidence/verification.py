@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from array import array
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
@@ -290,102 +291,167 @@ def helps(crm: Crm) -> bool:
     return helper.cores() >= 2 and crm.coalition.remote and helper.one_thread()
 
 
-def start_helper(crm: Crm, names: Sequence[str]) -> Beside | None:
-    """A second process for the content checks of a whole run of these partners, where one would help
-    (`helps`, and at least `helper.MIN_ROWS` rows), forked once the keys of their customers are read;
-    None: one process checks everything. Call before the run starts any thread; `close()` it after."""
-    if not names or not helps(crm):
+def start_helper(
+    crm: Crm, names: Sequence[str], *, content: bool, also: Callable[[], Any] | None = None
+) -> Beside | None:
+    """A second process for a whole run of these partners, where one would help (`helps`, and at least
+    `helper.MIN_ROWS` rows), forked once the keys of their customers are read (with `content`): it
+    checks the rows' content, and runs `also` (the run's checks against the chain's events) beside
+    them, in a thread of its own. None: one process checks everything. Call before the run starts any
+    thread; `close()` it after."""
+    if not names or not helps(crm) or (not content and also is None):
         return None
     with crm.unit_of_work() as db:
         found = [crm.partner(db, name) for name in names]
         if interactions.count_of_partners(db, [p.id for p in found]) < helper.MIN_ROWS:
             return None
-        members = {p.name: customers.members_of_partner(db, p.id) for p in found}
+        members = {p.name: customers.members_of_partner(db, p.id) for p in found} if content else {}
     keys = {name: crm.vault.bulk_keys(name, held) for name, held in members.items()}
-    return Beside(crm, list(names), keys)
+    return Beside(crm, list(names) if content else [], keys, also)
 
 
 class Beside:
     """The run's side of the helper process (api/evidence/helper.py): the keys it was forked with, and
-    its answers, read in the order it sends them (the partners in turn, each one's rows a chunk at a
-    time, by id)."""
+    its answers. The helper takes the run's chunks of rows from the last one back while this process
+    takes them from the first one on, so neither does a chunk the other has done: this process uses the
+    answer for a chunk if it has come, waits for it if the helper is on that very chunk, and otherwise
+    checks the chunk itself and tells the helper to stop there."""
 
-    def __init__(self, crm: Crm, names: list[str], keys: dict[str, dict[bytes, CustomerKeys]]) -> None:
+    def __init__(
+        self,
+        crm: Crm,
+        names: list[str],
+        keys: dict[str, dict[bytes, CustomerKeys]],
+        also: Callable[[], Any] | None = None,
+    ) -> None:
         self.keys = keys
-        self._partner: str | None = None
-        self._window: dict[int, Answer] = {}
-        self._upto = -1  # the last row id of `_partner` the answers so far cover
-        self._ended: set[str] = set()  # partners whose answers have all come
-        self._helper = Helper(partial(_helper_work, crm, names, keys))
+        self.also = also
+        self._shreds = crm.vault.shreds
+        self._vault = crm.vault
+        self._answers: dict[tuple[str, int], Any] = {}  # (partner, chunk) -> the helper's answer
+        self._last: tuple[str, int] | None = None  # the chunk the helper answered last
+        self._rows_done = False
+        self._also: tuple[Any, ...] | None = None
+        self._helper = Helper(partial(_helper_work, crm, names, keys, also))
 
-    def chunk(self, partner: str, last: int, after: int) -> dict[int, Answer] | None:
-        """The helper's answers for the partner's rows after row `after` up to row `last` (the chunk this
-        process reads next), waiting for them only if the helper is on them already; None if it is
-        further behind (it is told to skip them, and this process checks them itself). Each answer is
-        the member and leaf hash the helper read (to be compared with the row read here) and the row's
-        outcome if it did not verify; a row it has no answer for (no key, no payload) is not in it."""
-        if partner != self._partner:
-            self._partner, self._window, self._upto = partner, {}, -1
-        while (
-            partner not in self._ended and self._upto < last and (self._upto >= after or self._helper.ready())
-        ):
-            message = self._helper.receive()
-            if message[0] == "end":
-                self._ended.add(message[1])
-            elif message[1] == partner:
-                self._window.update(message[3])
-                self._upto = message[2]
-        found, self._window = self._window, {}
-        if self._upto >= last:
-            return found
-        self._helper.tell(("skip", partner, last))
-        return None
+    def chunk(self, partner: str, index: int, ids: Sequence[int]) -> dict[int, Answer] | None:
+        """The helper's answers for the partner's chunk `index` (of these row ids), or None: this process
+        checks it itself. Each answer is the member and leaf hash the helper read (to be compared with
+        the row read here) and the row's outcome if it did not verify; a row it has no answer for (no
+        key, no payload) is not in it."""
+        while not self._rows_done and self._helper.ready():  # (once done, its end reads as ready)
+            self._take()
+        while (partner, index) not in self._answers and self._last == (partner, index + 1):
+            self._take()  # the helper is on this chunk: its answer comes sooner than checking it here
+        got = self._answers.pop((partner, index), None)
+        if got is None:
+            self._helper.tell(("at", partner, index))
+            return None
+        first, last, checked, fingerprints, failed = got
+        if not ids or (first, last) != (ids[0], ids[-1]):
+            return None  # the two reads saw other rows: checked here
+        return {
+            row_id: (fingerprints[at * FINGERPRINT : (at + 1) * FINGERPRINT], failed.get(row_id))
+            for at, row_id in enumerate(checked)
+        }
+
+    def _take(self) -> None:
+        message = self._helper.receive()
+        if message[0] == "rows":
+            _, name, index, *answer = message
+            self._answers[(name, index)] = answer
+            self._last = (name, index)
+        elif message[0] == "rows done":
+            self._rows_done, self._last = True, None
+        elif message[0] == "also":
+            self._also = tuple(message[1:])
+
+    def also_result(self) -> Any:
+        """What `also` gave in the helper (waiting for it); run here instead if it failed there or if this
+        process's vault shredded a key since the fork (the helper's copy of the vault knew nothing of it)."""
+        assert self.also is not None
+        self._helper.tell(("stop",))  # every row is checked: the helper need check no more
+        while self._also is None:
+            self._take()
+        self._answers.clear()
+        if self._also[0] and self._vault.shreds == self._shreds:
+            return self._also[1]
+        return self.also()
 
     def close(self) -> None:
+        self._helper.tell(("stop",))
         self._helper.close()
 
 
 Answer = tuple[bytes, Verification | None]
+FINGERPRINT = 64  # a row's member id and leaf hash, as the helper read them
 
 
 def _helper_work(
     crm: Crm,
     names: list[str],
     keys: dict[str, dict[bytes, CustomerKeys]],
+    also: Callable[[], Any] | None,
     send: Callable[[Any], None],
     notes: Callable[[], list[Any]],
 ) -> None:
-    """In the helper: each partner's rows read a chunk at a time through a connection of its own (but
-    the chunks the run's process took over), each with a payload and a key checked by `_check_content`
-    (the check of one process, the same words), the answers sent a chunk at a time; then the partner's
-    end."""
-    crm.engine.dispose(close=False)  # the run's connections stay the run's: this process opens its own
+    """In the helper: `also` on a thread of its own; the partners' chunks of rows from the last one back
+    (until it reaches one the run's process has checked), each row with a payload and a key checked by
+    `_check_content` (the check of one process, the same words), the answers sent a chunk at a time;
+    then what `also` gave. The store, the key store and the node through connections of its own."""
+    crm.engine.dispose(close=False)  # the run's connections stay the run's
+    crm.vault.forked()
+    crm.coalition.forked()
     held = {
         name: crm.vault.handed_keys(
             name, {member: dek for member, key in found.items() if (dek := key.hand_over()) is not None}
         )
         for name, found in keys.items()
     }
-    skip: dict[str, int] = {}
-    for name in names:
-        mine = held.get(name, {})
-        with crm.unit_of_work() as db:
-            partner = crm.partner(db, name)
-            for ids in interactions.id_chunks(db, partner.id, ROWS_PER_CHUNK):
-                for _, whose, last in notes():
-                    skip[whose] = max(skip.get(whose, -1), last)
-                if ids[-1] <= skip.get(name, -1):
+    outcome: list[Any] = []
+
+    def run_also() -> None:
+        assert also is not None
+        try:
+            outcome.extend([True, also()])
+        except Exception as exc:  # the run's process runs it again itself, and says what is wrong
+            outcome.extend([False, type(exc).__name__])
+
+    beside = threading.Thread(target=run_also, name="verify-chain") if also is not None else None
+    if beside is not None:
+        beside.start()
+    with crm.unit_of_work() as db:
+        plan = []  # every chunk of the run, in the run's order
+        for name in names:
+            partner_id = crm.partner(db, name).id
+            for index, ids in enumerate(interactions.id_chunks(db, partner_id, ROWS_PER_CHUNK)):
+                plan.append((name, partner_id, index, ids))
+        place = {(name, index): at for at, (name, _, index, _) in enumerate(plan)}
+        reached = -1  # the run's process has checked every chunk up to this place in `plan`
+        for at in range(len(plan) - 1, -1, -1):
+            for note in notes():
+                reached = len(plan) if note[0] == "stop" else max(reached, place.get(note[1:], -1))
+            if at <= reached:
+                break
+            name, partner_id, index, ids = plan[at]
+            mine = held.get(name, {})
+            checked = array("q")
+            fingerprints = bytearray()
+            failed: dict[int, Verification] = {}
+            for row in interactions.rows_of_ids(db, partner_id, ids):
+                key = mine.get(row.member_id)
+                if row.payload_ciphertext is None or key is None:
                     continue
-                answers: dict[int, Answer] = {}
-                for row in interactions.rows_of_ids(db, partner.id, ids):
-                    key = mine.get(row.member_id)
-                    if row.payload_ciphertext is None or key is None:
-                        continue
-                    checked, _ = _check_content(crm, name, row, key, {})
-                    plain = checked.outcome is Outcome.VERIFIED and not checked.detail
-                    answers[row.id] = (row.member_id + row.leaf_hash, None if plain else checked)
-                send(("rows", name, ids[-1], answers))
-        send(("end", name))
+                result, _ = _check_content(crm, name, row, key, {})
+                checked.append(row.id)
+                fingerprints += row.member_id + row.leaf_hash
+                if result.outcome is not Outcome.VERIFIED or result.detail:
+                    failed[row.id] = result
+            send(("rows", name, index, ids[0], ids[-1], checked, bytes(fingerprints), failed))
+    send(("rows done",))
+    if beside is not None:
+        beside.join()
+        send(("also", *outcome))
 
 
 def verified_interactions(
@@ -889,12 +955,10 @@ class _Partner:
         name = self.partner.name
         forked = beside.keys.get(name, {})
         keys = dict(forked)  # this process's own, refreshed as `_read_keys` does
-        after = -1
-        for ids in interactions.id_chunks(self.db, self.partner.id, ROWS_PER_CHUNK):
+        for index, ids in enumerate(interactions.id_chunks(self.db, self.partner.id, ROWS_PER_CHUNK)):
             rows = interactions.rows_of_ids(self.db, self.partner.id, ids)
             results, readable = self._early(rows, content=True)
-            found = beside.chunk(name, ids[-1], after) if readable else None
-            after = ids[-1]
+            found = beside.chunk(name, index, ids)
             left = []
             for i in readable:
                 row = rows[i]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
+from functools import partial
 
 from eth_utils import is_address
 
@@ -63,7 +64,18 @@ def _verify(
     beside = member is None and crm.coalition.remote
     # The rows' content checks of a whole run share the machine's second core with a process of their
     # own (api/evidence/helper.py), forked here, once the keys are read and before the run starts its thread.
-    second = verification.start_helper(crm, names) if content and member is None else None
+    # Against a node of its own, the checks against the chain's events go to that process too, on a
+    # thread of its own there: here they took the interpreter's lock from the rows' checks.
+    second = (
+        verification.start_helper(
+            crm,
+            names,
+            content=content,
+            also=partial(_against_events_and_reconciled, crm, names, scopes, content) if beside else None,
+        )
+        if member is None
+        else None
+    )
     try:
         return _run(crm, report, names, scopes, member, content, whole, beside, second)
     finally:
@@ -84,7 +96,7 @@ def _run(
 ) -> VerificationReport:
     with (
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify-chain")
-        if beside
+        if beside and (second is None or second.also is None)
         else nullcontext() as pool
     ):
         later: Future[tuple[list[Verification], list[Verification]]] | None = None
@@ -97,7 +109,9 @@ def _run(
         if member is not None:
             return report
         report.ran(Check.CONSENT, Check.POINTS, Check.DECISIONS)
-        if later is not None:
+        if second is not None and second.also is not None:
+            against_events, reconciled = second.also_result()
+        elif later is not None:
             against_events, reconciled = later.result()
         else:
             against_events, reconciled = _against_events(crm, names, content), []
@@ -115,7 +129,8 @@ def _run(
             )
     if whole:
         report.results.extend(verification.unknown_logs(crm))
-    report.results.extend(reconciled if later is not None else _reconciled(crm, scopes))
+    in_helper = second is not None and second.also is not None
+    report.results.extend(reconciled if later is not None or in_helper else _reconciled(crm, scopes))
     return report
 
 
