@@ -1,17 +1,19 @@
-"""A second process for the rows' content checks of a whole run (`verify --all`), on the machine's second
-core: each row's AES-GCM decryption, HMAC commitment and document tail is the largest single part of a
-run's own CPU, and the rows are independent of one another.
+"""A second process for a whole run (`verify --all`), on the machine's second core. A run's own process was
+busy for all of its ~3.5 CPU s on Online Retail II: its rows' content checks (each row's AES-GCM
+decryption, HMAC commitment and document tail: independent of one another) and its checks against the
+chain's events and the reconciliation (on a thread that took the interpreter's lock from the rows').
 
 How it is made, and why (benchmarks/README.md, "verify --all over both cores"):
 - Forked once, at the start of the run, after the run's process has read the keys of the partners'
-  customers (`Vault.bulk_keys`, the vault's rules) and before the run starts its other thread: the
-  helper has the keys in its own copy of memory, so no key crosses a pipe or touches a file, and the
-  modules are already imported (a fresh interpreter would spend ~0.5 CPU s importing the checks' code).
-  A fork copies only the thread that forks, so it is made only from a process with one thread
+  customers (`Vault.bulk_keys`, the vault's rules) and before the run starts any thread: the helper has
+  the keys in its own copy of memory, so no key crosses a pipe or touches a file, and the modules are
+  already imported (a fresh interpreter would spend ~0.5 CPU s importing the checks' code). A fork
+  copies only the thread that forks, so it is made only from a process with one thread
   (`/proc/self/task`); any other (a server) checks in one process.
-- It reads the partners' rows itself, through a connection of its own, while the run's process checks
-  the log and the chain, and sends back, a chunk at a time, which rows verified and what is wrong with
-  the others. It writes nothing, opens no key store and asks no node anything.
+- It runs the checks against the chain's events on a thread of its own and, meanwhile, takes the run's
+  chunks of rows from the last one back, while the run's process takes them from the first one on:
+  neither checks a chunk the other has done (see `verification.Beside`). It reads the rows, the store,
+  the key store and the node through connections of its own, and writes nothing.
 - A shred or the vault's TTL takes effect in the run's process: an answer is used only if the key it was
   checked with is still fresh there when the answer is used (`CustomerKeys.fresh`), and only for the row
   the run's process read (same member, same leaf); any other row is checked there, as in one process.
