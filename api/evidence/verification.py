@@ -307,6 +307,8 @@ def start_helper(
             return None
         members = {p.name: customers.members_of_partner(db, p.id) for p in found} if content else {}
     keys = {name: crm.vault.bulk_keys(name, held) for name, held in members.items()}
+    if any(not key.fresh for found in keys.values() for key in found.values()):
+        return None  # a vault that keeps no key (`cache_size=0`): every answer would be refused
     return Beside(crm, list(names) if content else [], keys, also)
 
 
@@ -354,6 +356,11 @@ class Beside:
             row_id: (fingerprints[at * FINGERPRINT : (at + 1) * FINGERPRINT], failed.get(row_id))
             for at, row_id in enumerate(checked)
         }
+
+    def retire(self) -> None:
+        """The keys the helper was forked with are retired here (a shred, the TTL): it checks no more rows
+        (its answers would be refused), and goes on with `also`."""
+        self._helper.tell(("stop",))
 
     def _take(self) -> None:
         message = self._helper.receive()
@@ -955,6 +962,7 @@ class _Partner:
         name = self.partner.name
         forked = beside.keys.get(name, {})
         keys = dict(forked)  # this process's own, refreshed as `_read_keys` does
+        retired = False
         for index, ids in enumerate(interactions.id_chunks(self.db, self.partner.id, ROWS_PER_CHUNK)):
             rows = interactions.rows_of_ids(self.db, self.partner.id, ids)
             results, readable = self._early(rows, content=True)
@@ -965,6 +973,9 @@ class _Partner:
                 got = found.get(row.id) if found is not None else None
                 key = forked.get(row.member_id)
                 if got is None or key is None or not key.fresh or got[0] != row.member_id + row.leaf_hash:
+                    if key is not None and not key.fresh and not retired:
+                        beside.retire()
+                        retired = True
                     left.append(i)
                     continue
                 checked = got[1] if got[1] is not None else Verification(row.id, Outcome.VERIFIED)
