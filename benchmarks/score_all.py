@@ -52,9 +52,9 @@ from pathlib import Path
 import api.cli.root  # what the command imports too (api.cli alone loads it on first use)
 import api.usecases.decisions as deciding
 from api.principal import Principal
-from api.usecases.home import open_crm
+from api.usecases.home_open import open_crm_to_decide  # as the command opens it (no web3)
 deciding.time.perf_counter = time.process_time
-crm = open_crm(Path(sys.argv[1]))
+crm = open_crm_to_decide(Path(sys.argv[1]))
 opened = time.process_time()
 report = deciding.score(crm, Principal.of_partner("retail"))
 split = {"start-up and opening": opened - started, **report.timings}

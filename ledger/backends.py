@@ -11,8 +11,8 @@ import ast
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from functools import cache, cached_property
 from typing import Any, Protocol, runtime_checkable
 
@@ -28,6 +28,10 @@ from web3.exceptions import ContractLogicError
 from web3.types import RPCEndpoint, RPCResponse
 
 from ledger.errors import BackendError
+from ledger.txs import Log as Log
+from ledger.txs import Receipt as Receipt
+from ledger.txs import _int
+from ledger.txs import receipt_of as _receipt
 
 # anvil's (and Hardhat's) well-known development mnemonic: funded accounts on every fresh devnet.
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
@@ -42,54 +46,6 @@ MINED_WAIT = 120.0
 # eth-tester renders revert data as a Python bytes literal; web3's provider prefixes "execution reverted: "
 _TESTER_REVERT = re.compile(r"(?:execution reverted: )?(b(['\"]).*\2)\Z", re.DOTALL)
 _ERROR_STRING = function_signature_to_4byte_selector("Error(string)")
-
-
-@dataclass(frozen=True)
-class Log:
-    address: str  # checksummed
-    topics: tuple[bytes, ...]
-    data: bytes
-    log_index: int
-    transaction_index: int
-    block_hash: bytes
-
-
-@dataclass(frozen=True)
-class Receipt:
-    """The parts of a transaction receipt the ledger layer reads, the same on every backend.
-
-    Read straight from the node's answer: web3's receipt formatters cost ~1 ms per log in Python,
-    which for a batch of 800 events is more than the node needs to execute the transaction. The logs
-    are converted only when asked for (an outbox reads the status and the block, never the logs)."""
-
-    tx_hash: str
-    status: int
-    block_number: int
-    gas_used: int
-    raw_logs: tuple[Mapping[str, Any], ...] = field(default=(), repr=False)
-    # the node's names for a log's index fields: JSON-RPC camelCase, or eth-tester's snake_case
-    dialect: tuple[str, str, str] = field(default=("logIndex", "transactionIndex", "blockHash"), repr=False)
-
-    @cached_property
-    def logs(self) -> tuple[Log, ...]:
-        return tuple(self.iter_logs())
-
-    def iter_logs(self) -> Iterator[Log]:
-        """The logs, converted one at a time as they are read (a reader after the first of a batch's
-        hundreds stops there)."""
-        if "logs" in self.__dict__:
-            yield from self.logs
-            return
-        log_index, tx_index, block_hash = self.dialect
-        for log in self.raw_logs:
-            yield Log(
-                address=to_checksum_address(log["address"]),
-                topics=tuple(_bytes(t) for t in log["topics"]),
-                data=_bytes(log["data"]),
-                log_index=_int(log[log_index]),
-                transaction_index=_int(log[tx_index]),
-                block_hash=_bytes(log[block_hash]),
-            )
 
 
 @dataclass(frozen=True)
@@ -493,26 +449,3 @@ def unreachable(exc: BaseException) -> str | None:
             return cause.strerror.lower()  # "connection refused", "name or service not known"
         cause = cause.__cause__ or cause.__context__
     return "the connection failed"
-
-
-def _int(value: int | str) -> int:
-    return value if isinstance(value, int) else int(value, 16)
-
-
-def _bytes(value: bytes | str) -> bytes:
-    return value if isinstance(value, bytes) else bytes.fromhex(value.removeprefix("0x"))
-
-
-def _receipt(
-    raw: Mapping[str, Any], tx_hash: str, block: str, gas: str, log_index: str, tx_index: str
-) -> Receipt:
-    """A receipt from either dialect, named by its keys (JSON-RPC camelCase, eth-tester snake_case)."""
-    block_hash = "blockHash" if "blockHash" in raw else "block_hash"
-    return Receipt(
-        tx_hash="0x" + _bytes(raw[tx_hash]).hex(),
-        status=_int(raw["status"]),
-        block_number=_int(raw[block]),
-        gas_used=_int(raw[gas]),
-        raw_logs=tuple(raw["logs"]),
-        dialect=(log_index, tx_index, block_hash),
-    )

@@ -18,6 +18,7 @@ Keccak comes from pysha3 (or pycryptodome), eth-hash's backends, without eth-has
 
 from __future__ import annotations
 
+import hashlib
 import json
 import urllib.error
 import urllib.request
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     from ledger.reverts import RevertDecoder
 
 WORD = 32
+GENESIS_TAG = b"ledgercrm-log-v1"  # ledger.clients.anchor.GENESIS_TAG (the contract's genesisLeaf tag)
 HEADS_PAGE = 1000  # InteractionAnchor.headsOf's page (ledger.clients.anchor.HEADS_PAGE)
 RECORDED_CONTRACTS = CONTRACT_NAMES[1:]  # in Consortium.coalitionContracts' order
 BATCH_CALLS = 500  # eth_calls per JSON-RPC batch
@@ -127,6 +129,10 @@ class JsonRpc:
 
     def batch(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
         """Several requests in one round trip; the answers in the requests' order."""
+        return [self._answer(answer) for answer in self.batch_answers(calls)]
+
+    def batch_answers(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[dict[str, Any]]:
+        """`batch`'s answers as the node gave them (an error among them not raised yet: `answer` each)."""
         if not calls:
             return []
         messages = [self._message(method, params) for method, params in calls]
@@ -135,9 +141,13 @@ class JsonRpc:
             raise BackendError(f"the node at {self.url} answered a batch with {str(answers)[:200]}")
         by_id = {a.get("id"): a for a in answers if isinstance(a, dict)}
         try:
-            return [self._answer(by_id[m["id"]]) for m in messages]
+            return [by_id[m["id"]] for m in messages]
         except KeyError:
             raise BackendError(f"the node at {self.url} left requests of a batch unanswered") from None
+
+    def answer(self, answer: Any) -> Any:
+        """One answer's result; its error raised as `_answer` raises it (a named revert, or words)."""
+        return self._answer(answer)
 
     def _message(self, method: str, params: Sequence[Any]) -> dict[str, Any]:
         self._ids += 1
@@ -302,12 +312,37 @@ class ConsentReader:
         )
         return bool(uint(self.chain.call(self.address, data)))
 
+    def are_valid(self, members: Sequence[bytes], controller: str, purpose: bytes) -> list[bool]:
+        """As ConsentClient.are_valid: `isValid` of each member now, in JSON-RPC batches; an answer that is
+        not one bool word (0 or 1, as eth_abi's strict decoder takes it) is the node's fault."""
+        head = selector("isValid(bytes32,address,bytes32)")
+        tail = word(checksum_address(controller)) + word(purpose)
+        found: list[bool] = []
+        for answer in self.chain.call_many(self.address, [head + word(m) + tail for m in members]):
+            if len(answer) != WORD or answer[:31] != bytes(31) or answer[31] > 1:
+                raise BackendError(f"ConsentRegistry.isValid answered 0x{answer.hex()[:80]}, not a bool")
+            found.append(answer[31] == 1)
+        return found
+
 
 class AnchorReader:
     """InteractionAnchor's reads (ledger.clients.anchor.AnchorClient's)."""
 
-    def __init__(self, chain: ChainReader, address: str) -> None:
+    def __init__(self, chain: ChainReader, address: str, chain_id: int | None = None) -> None:
         self.chain, self.address = chain, address
+        self._chain_id = chain_id  # the one the deployment was checked against, where known
+
+    def genesis_leaf(self, partner: str) -> bytes:
+        """Leaf 0 of `partner`'s log (ledger.clients.anchor.genesis_leaf: computed as the contract does)."""
+        if self._chain_id is None:
+            self._chain_id = self.chain.chain_id()
+        data = (
+            GENESIS_TAG
+            + self._chain_id.to_bytes(32, "big")
+            + bytes.fromhex(checksum_address(self.address)[2:])
+            + bytes.fromhex(checksum_address(partner)[2:])
+        )
+        return hashlib.sha256(b"\x00" + data).digest()
 
     def heads(self, partner: str) -> list[BatchInfo]:
         address = checksum_address(partner)
@@ -353,19 +388,25 @@ class MemberReader:
             for log in self.chain.logs(self.address, topics)
         ]
 
+    def enrolled_by(self, home: str) -> dict[bytes, int]:
+        """As MemberRegistryClient.enrolled_by: every member enrolled with `home` as its home -> the
+        block of its enrolment, from the MemberEnrolled events."""
+        topics = [topic("MemberEnrolled(bytes32,address,address)"), None, _address_topic(home)]
+        return {log.topics[1]: log.block_number for log in self.chain.logs(self.address, topics)}
+
 
 class ReadCoalition:
     """The reads of a coalition's six contracts, without web3, once the deployment is trusted: what a
     `Crm` opened for verifying holds in place of `ledger.coalition.Coalition` (which it answers like for
     these reads; it sends nothing)."""
 
-    def __init__(self, rpc: JsonRpc, contracts: Mapping[str, str]) -> None:
+    def __init__(self, rpc: JsonRpc, contracts: Mapping[str, str], chain_id: int | None = None) -> None:
         self.rpc = rpc
         self.chain = ChainReader(rpc)
         self.contracts = {name: checksum_address(address) for name, address in contracts.items()}
         self.decisions = DecisionLogReader(self.chain, self.contracts["DecisionLog"])
         self.consent = ConsentReader(self.chain, self.contracts["ConsentRegistry"])
-        self.anchor = AnchorReader(self.chain, self.contracts["InteractionAnchor"])
+        self.anchor = AnchorReader(self.chain, self.contracts["InteractionAnchor"], chain_id)
         self.members = MemberReader(self.chain, self.contracts["MemberRegistry"])
 
     @classmethod
@@ -428,7 +469,7 @@ class ReadCoalition:
                 )
         for name in CONTRACT_NAMES:
             _check_code(build, name, contracts[name], code[name], code_hashes.get(name))
-        return cls(rpc, contracts)
+        return cls(rpc, contracts, expected_chain)
 
     @property
     def consortium_address(self) -> str:

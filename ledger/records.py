@@ -86,3 +86,10 @@ def recorded_decision(
         ),
         block_number=block_number,
     )
+
+
+def as_bytes32(value: bytes) -> bytes:
+    """Check a bytes32 argument here, with a clear message, rather than deep inside the ABI encoder."""
+    if len(value) != 32:
+        raise ValueError(f"expected 32 bytes, got {len(value)}")
+    return value

@@ -238,20 +238,27 @@ def short_lived() -> Iterator[None]:
             gc.enable()
 
 
-def with_crm(action: Callable[[Crm], T], *, verifying: bool = False, freeze: bool = False) -> T:
+def with_crm(
+    action: Callable[[Crm], T], *, verifying: bool = False, deciding: bool = False, freeze: bool = False
+) -> T:
     """`action` on the home opened, its errors in one line. `verifying`: for a command that only reads
     the chain and verifies, the home opened without web3 or any signing key (api/usecases/home_open.py:
-    a fraction of the start-up). `freeze`: for a command that reads a whole store (`verify --all`), in
-    the script's own process, what the imports and the opening made is frozen (gc.freeze) before
-    `action` runs: it lives as long as the process, and each full collection the run's allocations
-    trigger would walk it again (SQLAlchemy's, web3's, the models' objects: 0.6-0.8 of a 3.6 CPU s
-    verification of Online Retail II; benchmarks/README.md). Collection stays on for what the run makes,
-    so its memory stays as flat as before."""
+    a fraction of the start-up). `deciding`: for `score`, the same without web3, with a DecisionLog client
+    that signs and sends (api/usecases/home_open.py: ~0.5 CPU s of a `score --all`). `freeze`: for a
+    command that reads a whole store (`verify --all`), in the script's own process, what the imports and
+    the opening made is frozen (gc.freeze) before `action` runs: it lives as long as the process, and
+    each full collection the run's allocations trigger would walk it again (SQLAlchemy's, web3's, the
+    models' objects: 0.6-0.8 of a 3.6 CPU s verification of Online Retail II; benchmarks/README.md).
+    Collection stays on for what the run makes, so its memory stays as flat as before."""
     with user_errors():
         if verifying:
             from api.usecases.home_open import open_crm_to_verify
 
             crm = open_crm_to_verify(state.home)
+        elif deciding:
+            from api.usecases.home_open import open_crm_to_decide
+
+            crm = open_crm_to_decide(state.home)
         else:
             from api.usecases.home import open_crm
 

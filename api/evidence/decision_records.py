@@ -4,13 +4,31 @@ chain's clients (`decision verify` reads the chain without them: ledger/reader.p
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from ledger.records import Decision
-from offchain.models import DecisionRecord
 
 EXPLANATION_FIELD = "decision_explanation"
 
 
-def decision_of(row: DecisionRecord) -> Decision:
+class StoredDecision(Protocol):
+    """A decision's row as stored: a DecisionRecord, or a plain row with its columns' names."""
+
+    @property
+    def member_id(self) -> bytes: ...
+    @property
+    def input_root(self) -> bytes: ...
+    @property
+    def score_bps(self) -> int: ...
+    @property
+    def action(self) -> str: ...
+    @property
+    def explanation_hash(self) -> bytes: ...
+    @property
+    def reasons(self) -> bytes: ...
+
+
+def decision_of(row: StoredDecision) -> Decision:
     """A stored decision as the chain's event carries it."""
     # the decision layer is loaded by the first decision read, not by every verification: a store without
     # decisions (an import's) never needs it (~0.02-0.03 CPU s of `verify --all`'s start)

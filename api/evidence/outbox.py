@@ -37,15 +37,14 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, Protocol
 
 from sqlmodel import Session
 
 from api.context import Crm
 from api.errors import NotAllowed, UnknownPartner
-from ledger.chain import SignedTx, TxResult
-from ledger.clients.base import ContractClient
 from ledger.errors import TransactionFailed
+from ledger.txs import SignedTx, TxResult
 from offchain.repositories.outbox import OutboxRows, SenderLockError, sender_lock
 
 NextBatch = Callable[[Session], tuple[Sequence[int], SignedTx] | None]
@@ -98,6 +97,20 @@ def sending_as(crm: Crm, partner_name: str) -> Iterator[None]:
         yield
 
 
+class TransactionClient(Protocol):
+    """What an outbox asks of the client of the contract that takes its transactions: a
+    `ledger.clients.base.ContractClient`, or the lean decision sender (`ledger.sender`), which `score`
+    logs through without web3."""
+
+    def broadcast(self, signed: SignedTx) -> None: ...
+
+    def lookup(self, tx_hash: str) -> TxResult | Literal["pending"] | None: ...
+
+    def wait(self, tx_hash: str) -> TxResult: ...
+
+    def onchain_id(self, mined: TxResult) -> int | None: ...
+
+
 @dataclass(frozen=True)
 class FailedTransaction:
     """A transaction of the outbox that was mined and failed; its rows went back to the queue."""
@@ -107,7 +120,7 @@ class FailedTransaction:
 
 
 class Outbox:
-    def __init__(self, crm: Crm, rows: OutboxRows, client: ContractClient, partner_id: int) -> None:
+    def __init__(self, crm: Crm, rows: OutboxRows, client: TransactionClient, partner_id: int) -> None:
         self.crm = crm
         self.rows = rows
         self.client = client

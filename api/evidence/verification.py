@@ -408,7 +408,10 @@ def _helper_work(
     then what `also` gave. The store, the key store and the node through connections of its own."""
     crm.engine.dispose(close=False)  # the run's connections stay the run's
     crm.vault.forked()
-    crm.coalition.forked()
+    # connections of its own to the node (a reader over plain JSON-RPC opens one per request: none to drop)
+    forked = getattr(crm.coalition, "forked", None)
+    if forked is not None:
+        forked()
     held = {
         name: crm.vault.handed_keys(
             name, {member: dek for member, key in found.items() if (dek := key.hand_over()) is not None}

@@ -24,9 +24,9 @@ from sqlmodel import Session
 
 from api.context import Crm
 from api.errors import InvalidInput, NotAllowed, NotFound
+from api.evidence.decision_records import EXPLANATION_FIELD, decision_of
 from api.evidence.inputs import verified_inputs
 from api.evidence.outbox import Outbox
-from api.evidence.records import EXPLANATION_FIELD, decision_of
 from api.importers.collector import bulk_collection
 from api.principal import Principal
 from api.usecases.decision_verification import DISCLOSURE_FORMAT as DISCLOSURE_FORMAT
@@ -36,9 +36,9 @@ from api.usecases.decision_verification import Step as Step
 from api.usecases.decision_verification import check_disclosure as check_disclosure
 from api.usecases.decision_verification import load_model, recorded_decision
 from api.usecases.decision_verification import verify_decision as verify_decision
-from ledger.chain import SignedTx
-from ledger.clients.decisions import DECISION_BATCH_MAX
 from ledger.merkle import merkle_root
+from ledger.sender import DECISION_BATCH_MAX
+from ledger.txs import SignedTx
 from ml import decision as deciding
 from ml.glassbox import GlassBox
 from ml.policy import budget_cutoff

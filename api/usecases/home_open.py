@@ -25,6 +25,8 @@ from offchain.repositories import partners
 from offchain.vault import KekRing
 
 if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
     from ledger.coalition import Coalition
 
 CONFIG = "config.json"
@@ -91,6 +93,39 @@ def open_crm_to_verify(home: Path) -> Crm:
     # verifying (the same `ledger.records` values: tests/ledger/test_reader.py) and nothing else
     crm = Crm.open(settings_for(home, config), cast("Coalition", reader), keks=home_keks(home, config))
     try:
+        reshred_erased(crm)
+    except BaseException:
+        crm.close()
+        raise
+    return crm
+
+
+def open_crm_to_decide(home: Path) -> Crm:
+    """`home` opened for `score`: the reads of `open_crm_to_verify` (the same trust checks of the
+    deployment, over plain JSON-RPC), a DecisionLog client that also signs and sends recordDecisions
+    through the outbox (`ledger.sender.DecisionLogSender`: the same simulation, nonces, fees and named
+    errors as the web3 chain client's), and every partner's signing key of the home. web3 and eth_account
+    are not imported: ~0.5 of a ~4.3 CPU s `score --all` (benchmarks/README.md)."""
+    from ledger.compiler import compile_contracts
+    from ledger.reader import ReadCoalition
+    from ledger.sender import DecisionLogSender, LocalKey, RawSender
+
+    config = HomeConfig.load(home)
+    reader = ReadCoalition.attach(
+        config.rpc_url, config.deployment, compile_contracts(), consortium=config.consortium
+    )
+    sender = RawSender(reader.rpc, int(config.deployment["chainId"]))
+    reader.decisions = DecisionLogSender(reader.chain, reader.contracts["DecisionLog"], sender)
+    crm = Crm.open(settings_for(home, config), cast("Coalition", reader), keks=home_keks(home, config))
+    try:
+        keys = home / "keys"
+        if keys.is_dir():
+            for key_file in sorted(keys.glob("*.key")):
+                try:
+                    key = LocalKey.from_text(key_file.read_text())
+                except ValueError:
+                    raise HomeError(f"{key_file} does not hold a private key (0x + 64 hex digits)") from None
+                crm.signers[key_file.stem] = cast("LocalAccount", key)
         reshred_erased(crm)
     except BaseException:
         crm.close()

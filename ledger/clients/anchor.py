@@ -12,6 +12,7 @@ from web3.contract import Contract
 
 from ledger.chain import Chain, SignedTx, TxResult
 from ledger.clients.base import ContractClient, as_bytes32
+from ledger.reader import GENESIS_TAG as GENESIS_TAG  # one tag: ledger.reader computes the leaf too
 from ledger.records import BatchInfo as BatchInfo
 
 
@@ -55,7 +56,6 @@ HEADS_PAGE = 1000  # InteractionAnchor.headsOf's page
 MAX_HEADS_PER_CALL = 32  # InteractionAnchor.MAX_HEADS_PER_CALL: heads one anchorMany takes
 # The most leaves one head may add (InteractionAnchor.MAX_GROWTH): checked here too, before signing.
 MAX_GROWTH = 1 << 20
-GENESIS_TAG = b"ledgercrm-log-v1"
 
 
 def genesis_leaf(chain_id: int, anchor_address: str, partner: str) -> bytes:

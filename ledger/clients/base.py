@@ -10,6 +10,7 @@ from web3.types import BlockIdentifier
 
 from ledger.chain import Chain, SignedTx, TxResult
 from ledger.records import ZERO32 as ZERO32  # where the clients and their callers took it from
+from ledger.records import as_bytes32 as as_bytes32
 
 # The most gas a batch's bound may reach (enrolBatch, recordBatch, earnBatch): 1M under anvil's 30M
 # block. A node packs a block by its transactions' gas limits, and each of these batches fills a block of
@@ -52,10 +53,3 @@ class ContractClient:
 
     def _call(self, fn: ContractFunction, block: BlockIdentifier = "latest") -> Any:
         return self.chain.call(fn, block)
-
-
-def as_bytes32(value: bytes) -> bytes:
-    """Check a bytes32 argument here, with a clear message, rather than deep inside the ABI encoder."""
-    if len(value) != 32:
-        raise ValueError(f"expected 32 bytes, got {len(value)}")
-    return value

@@ -19,13 +19,8 @@ from ledger.records import Decision as Decision
 from ledger.records import ModelInfo as ModelInfo
 from ledger.records import RecordedDecision as RecordedDecision
 from ledger.records import recorded_decision
-
-# recordDecisions costs ~21k per decision (an event of six words, the registry's and the consent
-# registry's checks; benchmarks/ledger_gas.py): a bound of 40k per item spares an estimate per batch and
-# keeps DECISION_BATCH_MAX items well under a 30M block.
-DECISION_BATCH_GAS_BASE = 100_000
-DECISION_BATCH_GAS_PER_ITEM = 40_000
-DECISION_BATCH_MAX = 500
+from ledger.sender import DECISION_BATCH_GAS_BASE, DECISION_BATCH_GAS_PER_ITEM
+from ledger.sender import DECISION_BATCH_MAX as DECISION_BATCH_MAX
 
 
 class DecisionLogClient(ContractClient):

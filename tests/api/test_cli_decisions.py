@@ -243,6 +243,69 @@ def test_decision_verify_reads_the_chain_without_web3(home, trained, members):
     assert f"decision {decision_id}: reproduced" in run(home, "decision", "verify", str(decision_id))
 
 
+def test_score_signs_and_sends_without_web3_as_the_web3_clients_do(home, trained, members, anvil_url):
+    """`score` opens the home with the JSON-RPC reader and the lean decision sender (ledger/sender.py):
+    its reads are the web3 clients' answers, its signed recordDecisions is byte for byte the web3 chain
+    client's (same calldata, nonce, fees, gas, signature), another partner's batch with acme's model is
+    refused by the simulation with the same named error before anything is signed or sent, and a batch it
+    sends is mined with the chain's ids; sent again, its taken nonce is NonceTaken."""
+    import urllib.request
+
+    from api.usecases.home_open import open_crm_to_decide
+    from ledger.errors import ContractRevert, NonceTaken
+
+    def rpc(method: str, params: list[object]) -> object:
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode()
+        request = urllib.request.Request(anvil_url, body, {"content-type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return json.load(answer)["result"]
+
+    lean, full = open_crm_to_decide(home), open_crm(home)
+    try:
+        reader, clients = lean.coalition, full.coalition
+        assert {n: k.address for n, k in lean.signers.items()} == {
+            n: k.address for n, k in full.signers.items()
+        }
+        acme, borealis = full.signer("acme").address, full.signer("borealis").address
+        ids = [bytes.fromhex(m[2:]) for m in members] + [bytes(32)]
+        for purpose in (purpose_id("profiling"), purpose_id("loyalty")):
+            assert reader.consent.are_valid(ids, acme, purpose) == clients.consent.are_valid(
+                ids, acme, purpose
+            )
+        assert reader.members.enrolled_by(acme) == clients.members.enrolled_by(acme) != {}
+        assert reader.anchor.genesis_leaf(acme) == clients.anchor.genesis_leaf(acme)
+        logged = clients.decisions.decisions(partner=acme)[:3]
+        model_id, batch = logged[0].model_id, [d.decision for d in logged]
+        signed = reader.decisions.prepare_record_decisions(lean.signer("acme"), model_id, batch)
+        assert signed == clients.decisions.prepare_record_decisions(full.signer("acme"), model_id, batch)
+
+        sent_before = rpc("eth_getTransactionCount", [borealis, "pending"])
+        with pytest.raises(ContractRevert) as refused:
+            reader.decisions.prepare_record_decisions(lean.signer("borealis"), model_id, batch)
+        assert type(refused.value) is not ContractRevert  # a named custom error
+        with pytest.raises(type(refused.value)):
+            clients.decisions.prepare_record_decisions(full.signer("borealis"), model_id, batch)
+        assert rpc("eth_getTransactionCount", [borealis, "pending"]) == sent_before
+
+        snapshot = rpc("evm_snapshot", [])
+        try:
+            assert reader.decisions.lookup(signed.tx_hash) is None  # never sent
+            reader.decisions.broadcast(signed)
+            mined = reader.decisions.wait(signed.tx_hash)
+            assert reader.decisions.lookup(signed.tx_hash) == mined
+            first = reader.decisions.onchain_id(mined)
+            assert first == clients.decisions.onchain_id(clients.decisions.lookup(signed.tx_hash))  # type: ignore[arg-type]
+            again = [found.decision for found in reader.decisions.decisions(partner=acme)[-len(batch) :]]
+            assert again == batch and reader.decisions.decision(first).decision == batch[0]  # type: ignore[union-attr]
+            with pytest.raises(NonceTaken):
+                reader.decisions.broadcast(signed)
+        finally:
+            assert rpc("evm_revert", [snapshot])
+    finally:
+        lean.close()
+        full.close()
+
+
 def test_a_command_of_a_group_builds_that_group_alone():
     from api.cli import app, app_for
 
@@ -261,6 +324,11 @@ def test_decision_verify_imports_neither_web3_nor_eth_account(home, members):
     lines = run(home, "decision", "list", "--partner", "acme", "--member", members[0]).splitlines()
     code = (
         "import sys\nfrom api.cli import main\n"  # as the ledgercrm script runs it
+        # `score` too (its decisions signed and sent by ledger/sender.py)
+        f"sys.argv = ['ledgercrm', '--home', {str(home)!r}, 'score', '--partner', 'acme', '--member',"
+        f" {members[1]!r}, '--as-of', {AS_OF!r}]\n"
+        "try:\n    main()\n"
+        "except SystemExit as exc:\n    assert exc.code in (0, None), exc.code\n"
         f"sys.argv = ['ledgercrm', '--home', {str(home)!r}, 'decision', 'verify', {lines[0].split()[0]!r}]\n"
         "try:\n    main()\n"
         "except SystemExit as exc:\n    assert exc.code in (0, None), exc.code\n"
@@ -273,6 +341,7 @@ def test_decision_verify_imports_neither_web3_nor_eth_account(home, members):
     )
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert "1 decided" in done.stdout and "logged on chain" in done.stdout, done.stdout + done.stderr
     assert "reproduced" in done.stdout and "imported: []" in done.stdout, done.stdout + done.stderr
     assert "openblas threads: 1" in done.stdout  # no spinning BLAS threads; a user's own setting wins:
     version = (
@@ -307,3 +376,19 @@ def test_segments_of_customers_with_profiling_consent_with_a_plot(home, tmp_path
     assert plot.read_bytes()[:4] == b"\x89PNG"
     out = run(home, "segments", "--partner", "acme", "--plot", str(plot), code=2)
     assert "exists" in out  # a file is never overwritten
+
+
+def test_the_step_spinner_runs_only_on_a_terminal(monkeypatch):
+    """On a terminal the long commands show their step in a spinner (a refresh thread); where stderr is
+    no terminal nothing is shown, so no thread wakes 12.5 times a second for nothing."""
+    import threading
+
+    from api.cli.common import errors
+    from api.cli.models import _steps
+
+    for terminal, threads in ((False, 0), (True, 1)):
+        monkeypatch.setattr(errors, "_force_terminal", terminal)
+        before = threading.active_count()
+        with _steps() as step:
+            step("working")
+            assert threading.active_count() == before + threads

@@ -1,0 +1,292 @@
+"""Signing and sending DecisionLog's recordDecisions over plain JSON-RPC, without web3 or eth_account.
+
+`score --all` reads the chain (`ledger.reader`) and then logs its decisions in a few batches; importing
+web3 and eth_account for those batches cost it ~0.5 of its ~4.3 CPU s (benchmarks/README.md). What the
+web3 chain client (`ledger.chain.Chain`) does for a prepared transaction is done here the same way:
+
+- the call simulated first (one JSON-RPC batch: the sender's nonces, the latest block, the node's priority
+  fee and an `eth_call` on "pending", as `RpcBackend.tx_context`), its gas bound capped at the block gas
+  limit as `Chain._simulate` caps it; a revert raises its named `ContractRevert` (`ledger.errors`, decoded
+  by `ledger.reverts`) before anything is signed or sent;
+- an EIP-1559 transaction with the fields and values `Chain._transaction` gives it (value 0, the node's
+  priority fee plus twice the latest base fee), signed with the key by libsecp256k1 (coincurve: RFC 6979
+  nonces, low s), byte for byte what eth_account signs (tests/ledger/test_sender.py compares them);
+- a node's "nonce too low" (another process took the nonce) is `NonceTaken`, a mined failure
+  `TransactionFailed`, a node that does not answer `BackendError`, as from `Chain`.
+
+`DecisionLogSender` answers the outbox as `ledger.clients.decisions.DecisionLogClient` does (prepare,
+broadcast, lookup, wait, onchain_id) and reads as `ledger.reader.DecisionLogReader`."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from coincurve import PrivateKey
+
+from ledger.abiwords import _encode_words
+from ledger.errors import NONCE_TAKEN_MARKS, BackendError, NonceTaken, TransactionFailed
+from ledger.reader import ChainReader, DecisionLogReader, JsonRpc, checksum_address, keccak, selector
+from ledger.records import Decision, as_bytes32
+from ledger.txs import SignedTx, TxResult, receipt_of
+
+if TYPE_CHECKING:
+    from eth_typing import ChecksumAddress
+
+# recordDecisions costs ~21k per decision (an event of six words, the registry's and the consent
+# registry's checks; benchmarks/ledger_gas.py): a bound of 40k per item spares an estimate per batch and
+# keeps DECISION_BATCH_MAX items well under a 30M block.
+DECISION_BATCH_GAS_BASE = 100_000
+DECISION_BATCH_GAS_PER_ITEM = 40_000
+DECISION_BATCH_MAX = 500
+
+RECORD_DECISIONS = "recordDecisions(uint256,(bytes32,bytes32,uint32,bytes32,bytes32,bytes32)[])"
+RECORD_DECISIONS_TYPES = ("uint256", "(bytes32,bytes32,uint32,bytes32,bytes32,bytes32)[]")
+DECISION_RECORDED = "DecisionRecorded(uint256,bytes32,address,uint256,bytes32,uint32,bytes32,bytes32,bytes32)"
+
+# as `ledger.chain`: the first polls for a receipt come often, then at most every 40 ms
+RECEIPT_POLL_FIRST = 0.005
+RECEIPT_POLL_MAX = 0.04
+MINED_WAIT = 120.0  # RpcBackend.tx_context's wait for the sender's transactions in flight
+
+_KEY = re.compile(r"(0x)?[0-9a-fA-F]{64}")
+
+
+class LocalKey:
+    """A partner's signing key as `eth_account`'s LocalAccount gives what this package reads of it: its
+    `address` (checksummed) and `key` (32 bytes)."""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) != 32:
+            raise ValueError("a private key is 32 bytes")
+        self._private = PrivateKey(key)  # ValueError for 0 or a value past the curve's order
+        self.key = key
+        public = self._private.public_key.format(compressed=False)[1:]
+        self.address: ChecksumAddress = checksum_address(keccak(public)[-20:])
+
+    @classmethod
+    def from_text(cls, text: str) -> LocalKey:
+        """A key file's text: 0x and 64 hex digits (Account.from_key's form), or the digits alone."""
+        text = text.strip()
+        if not _KEY.fullmatch(text):
+            raise ValueError("not a private key (0x + 64 hex digits)")
+        return cls(bytes.fromhex(text.removeprefix("0x")))
+
+    def sign_digest(self, digest: bytes) -> tuple[int, int, int]:
+        """(y parity, r, s) of a 32-byte digest."""
+        signature = self._private.sign_recoverable(digest, hasher=None)
+        return signature[64], int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:64], "big")
+
+
+@dataclass(frozen=True)
+class Fees:
+    max_priority_fee: int
+    max_fee: int
+
+
+def signed_eip1559(
+    key: LocalKey, *, chain_id: int, nonce: int, gas: int, fees: Fees, to: str, data: bytes
+) -> SignedTx:
+    """A type-2 transaction calling `to` with `data` (value 0, no access list), signed by `key`."""
+    fields: list[Any] = [
+        chain_id,
+        nonce,
+        fees.max_priority_fee,
+        fees.max_fee,
+        gas,
+        bytes.fromhex(checksum_address(to)[2:]),
+        0,
+        data,
+        [],
+    ]
+    parity, r, s = key.sign_digest(keccak(b"\x02" + rlp(fields)))
+    raw = b"\x02" + rlp([*fields, parity, r, s])
+    return SignedTx(tx_hash="0x" + keccak(raw).hex(), raw=raw)
+
+
+def rlp(item: int | bytes | Sequence[Any]) -> bytes:
+    """Recursive length prefix: a non-negative integer as its minimal big-endian bytes, bytes as they
+    are, a list as its items' encodings."""
+    if isinstance(item, int):
+        if item < 0:
+            raise ValueError("RLP encodes no negative integer")
+        item = item.to_bytes((item.bit_length() + 7) // 8, "big")
+    if isinstance(item, bytes):
+        if len(item) == 1 and item[0] < 0x80:
+            return item
+        return _length(len(item), 0x80) + item
+    payload = b"".join(rlp(i) for i in item)
+    return _length(len(payload), 0xC0) + payload
+
+
+def _length(n: int, offset: int) -> bytes:
+    if n < 56:
+        return bytes([offset + n])
+    size = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([offset + 55 + len(size)]) + size
+
+
+class RawSender:
+    """Simulate, sign, send and follow transactions over `JsonRpc` (see the module's docstring)."""
+
+    def __init__(self, rpc: JsonRpc, chain_id: int, *, receipt_timeout: float = 120) -> None:
+        self.rpc = rpc
+        self.chain_id = chain_id
+        self.receipt_timeout = receipt_timeout
+        self._gas_limit: int | None = None  # the latest block's, as the last simulation saw it
+
+    def prepare_calldata(self, to: str, data: bytes, sender: LocalKey, *, gas: int) -> SignedTx:
+        """Simulated on "pending" with the gas bound capped at the block gas limit (reverts raise their
+        named error here), and signed with the nonce and fees read in the same round trip. The cap comes
+        from the previous simulation's limit; when the limit moved in between, the call runs again."""
+        limit = self._gas_limit if self._gas_limit is not None else self._block_gas_limit()
+        for _ in range(3):
+            capped = min(gas, limit)
+            nonce, limit, fees = self._simulate(sender.address, to, data, capped)
+            self._gas_limit = limit
+            if min(gas, limit) == capped:
+                return signed_eip1559(
+                    sender, chain_id=self.chain_id, nonce=nonce, gas=capped, fees=fees, to=to, data=data
+                )
+        raise BackendError(f"the block gas limit changed during each of three simulations (now {limit})")
+
+    def _block_gas_limit(self) -> int:
+        block = self.rpc.request("eth_getBlockByNumber", ["latest", False])
+        return int(block["gasLimit"], 16)
+
+    def _simulate(
+        self, sender: str, to: str, data: bytes, gas: int, *, again: bool = True
+    ) -> tuple[int, int, Fees]:
+        call = {"from": sender, "to": to, "data": "0x" + data.hex(), "gas": hex(gas)}
+        answers = self.rpc.batch_answers(
+            [
+                ("eth_getTransactionCount", [sender, "pending"]),
+                ("eth_getBlockByNumber", ["latest", False]),
+                ("eth_maxPriorityFeePerGas", []),
+                ("eth_getTransactionCount", [sender, "latest"]),
+                ("eth_call", [call, "pending"]),
+            ]
+        )
+        pending = int(self.rpc.answer(answers[0]), 16)
+        if "error" in answers[4]:
+            mined = int(self.rpc.answer(answers[3]), 16)
+            if again and mined < pending:
+                # as RpcBackend.tx_context: while anvil mines a block, its transactions are neither in
+                # its pool nor in its latest block; once the sender's are mined the call runs once more
+                self._wait_mined(sender, pending)
+                return self._simulate(sender, to, data, gas, again=False)
+            self.rpc.answer(answers[4])  # raises: the named revert, or the node's refusal
+        block = self.rpc.answer(answers[1])
+        base_fee = block.get("baseFeePerGas")
+        if base_fee is None:
+            raise BackendError("the latest block has no base fee (no EIP-1559): set a fixed gas price")
+        # eth_maxPriorityFeePerGas is not in the JSON-RPC spec; a node without it is refused here in
+        # words (web3's client would compute a fee from eth_feeHistory)
+        priority = int(self.rpc.answer(answers[2]), 16)
+        fees = Fees(priority, priority + 2 * int(base_fee, 16))
+        return pending, int(block["gasLimit"], 16), fees
+
+    def _wait_mined(self, sender: str, count: int) -> None:
+        deadline = time.monotonic() + MINED_WAIT
+        while time.monotonic() < deadline:
+            if int(self.rpc.request("eth_getTransactionCount", [sender, "latest"]), 16) >= count:
+                return
+            time.sleep(0.02)
+
+    def broadcast(self, signed: SignedTx) -> None:
+        try:
+            self.rpc.request("eth_sendRawTransaction", ["0x" + signed.raw.hex()])
+        except BackendError as exc:
+            if isinstance(exc, NonceTaken) or not any(m in str(exc).lower() for m in NONCE_TAKEN_MARKS):
+                raise
+            # a raw node message ("nonce too low") is no words for a person: named (api/messages.py)
+            raise NonceTaken(f"BackendError: {exc}") from None
+
+    def lookup(self, tx_hash: str) -> TxResult | Literal["pending"] | None:
+        receipt = self._receipt(tx_hash)
+        if receipt is not None:
+            return receipt
+        if self.rpc.request("eth_getTransactionByHash", [tx_hash]) is None:
+            return None
+        return "pending"
+
+    def wait(self, tx_hash: str) -> TxResult:
+        deadline = time.monotonic() + self.receipt_timeout
+        pause = RECEIPT_POLL_FIRST
+        while True:
+            found = self._receipt(tx_hash)
+            if found is not None:
+                return found
+            if time.monotonic() > deadline:
+                raise BackendError(f"transaction {tx_hash} was not mined within {self.receipt_timeout} s")
+            time.sleep(pause)
+            pause = min(pause * 1.5, RECEIPT_POLL_MAX)
+
+    def _receipt(self, tx_hash: str) -> TxResult | None:
+        raw = self.rpc.request("eth_getTransactionReceipt", [tx_hash])
+        if raw is None:
+            return None
+        try:
+            receipt = receipt_of(
+                raw, "transactionHash", "blockNumber", "gasUsed", "logIndex", "transactionIndex"
+            )
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise BackendError(f"the node answered a malformed receipt for {tx_hash}") from None
+        if receipt.status != 1:
+            raise TransactionFailed(f"transaction {receipt.tx_hash} failed (gas used {receipt.gas_used})")
+        return TxResult(receipt.tx_hash, receipt.block_number, receipt.gas_used, receipt)
+
+
+class DecisionLogSender(DecisionLogReader):
+    """DecisionLog's reads (`DecisionLogReader`) and its recordDecisions through an outbox, without
+    web3: what `score` logs its decisions with (`api.usecases.home_open.open_crm_to_decide`)."""
+
+    def __init__(self, chain: ChainReader, address: str, sender: RawSender) -> None:
+        super().__init__(chain, address)
+        self.sender = sender
+
+    def prepare_record_decisions(
+        self, sender: LocalKey, model_id: int, decisions: Sequence[Decision]
+    ) -> SignedTx:
+        """As DecisionLogClient.prepare_record_decisions: signed and not sent (the outbox records the
+        hash first); the same calldata, gas bound and simulation."""
+        gas = DECISION_BATCH_GAS_BASE + DECISION_BATCH_GAS_PER_ITEM * len(decisions)
+        rows = [
+            (
+                as_bytes32(d.member),
+                as_bytes32(d.input_root),
+                d.score_bps,
+                as_bytes32(d.action),
+                as_bytes32(d.reasons),
+                as_bytes32(d.explanation_hash),
+            )
+            for d in decisions
+        ]
+        arguments = _encode_words(RECORD_DECISIONS_TYPES, [model_id, rows])
+        if arguments is None:  # a model id or a score out of its type's range: nothing sent
+            raise BackendError("recordDecisions: a model id or a score is out of its ABI type's range")
+        return self.sender.prepare_calldata(
+            self.address, selector(RECORD_DECISIONS) + arguments, sender, gas=gas
+        )
+
+    def broadcast(self, signed: SignedTx) -> None:
+        self.sender.broadcast(signed)
+
+    def lookup(self, tx_hash: str) -> TxResult | Literal["pending"] | None:
+        return self.sender.lookup(tx_hash)
+
+    def wait(self, tx_hash: str) -> TxResult:
+        return self.sender.wait(tx_hash)
+
+    def onchain_id(self, mined: TxResult) -> int:
+        """As DecisionLogClient.onchain_id: the first DecisionRecorded's id (the rest follow in order)."""
+        wanted = keccak(DECISION_RECORDED.encode())
+        if mined.receipt is None:
+            raise LookupError(f"no receipt for {mined.tx_hash}")
+        for log in mined.receipt.iter_logs():
+            if log.address == self.address and log.topics and log.topics[0] == wanted:
+                return int.from_bytes(log.topics[1], "big")
+        raise LookupError(f"{mined.tx_hash} logged no DecisionRecorded")
