@@ -52,6 +52,11 @@ class SourceStopped(CrmError):
     its output broken); what the import wrote before that is kept, and running it again adds the rest."""
 
 
+class CheckStopped(CrmError):
+    """A process checking part of a run (a verification's second process) stopped before it answered:
+    the run is incomplete and reports nothing; running it again checks everything."""
+
+
 class Conflict(CrmError):
     """The request contradicts what is already recorded (the same key with other data)."""
 

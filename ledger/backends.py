@@ -255,14 +255,9 @@ class RpcBackend:
         gas_price: int | None = None,
     ) -> None:
         self._url = url
+        self._timeout = timeout
         self.gas_price = gas_price
-        # a node's chain id never changes: cached, web3's validation asks for it before every call
-        self._provider = HTTPProvider(
-            url,
-            request_kwargs={"timeout": timeout},
-            cache_allowed_requests=True,
-            cacheable_requests={RPCEndpoint("eth_chainId")},
-        )
+        self._provider = self._new_provider()
         self.w3 = Web3(self._provider)
         self._keys = None if keys is None else list(keys)
         self._count = accounts
@@ -270,6 +265,21 @@ class RpcBackend:
             self.chain_id = self.w3.eth.chain_id
         except Exception as exc:  # requests' connection errors and friends: all mean "no node there"
             raise BackendError(f"no EVM node answers at {url}: {unreachable(exc) or exc}") from exc
+
+    def _new_provider(self) -> HTTPProvider:
+        # a node's chain id never changes: cached, web3's validation asks for it before every call
+        return HTTPProvider(
+            self._url,
+            request_kwargs={"timeout": self._timeout},
+            cache_allowed_requests=True,
+            cacheable_requests={RPCEndpoint("eth_chainId")},
+        )
+
+    def forked(self) -> None:
+        """In a process forked from this one: HTTP connections of its own to the node from now on (the
+        pooled ones, copies of the parent's sockets, are left to the parent)."""
+        self._provider = self._new_provider()
+        self.w3.provider = self._provider
 
     @cached_property
     def accounts(self) -> Sequence[LocalAccount]:

@@ -95,6 +95,13 @@ class Coalition:
         """The trust anchor: the one address everything else is read from."""
         return self.deployment.contracts["Consortium"]
 
+    def forked(self) -> None:
+        """In a process forked from this one: connections of its own to the node (a node over JSON-RPC;
+        one in process needs none)."""
+        forked = getattr(self.chain.backend, "forked", None)
+        if forked is not None:
+            forked()
+
     @property
     def remote(self) -> bool:
         """Whether the node is reached over JSON-RPC (then reads are worth overlapping in threads), not

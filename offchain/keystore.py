@@ -211,6 +211,11 @@ class KeyStore:
         """Release every pooled connection (and with it the SQLite file handles)."""
         self._engine.dispose()
 
+    def forked(self) -> None:
+        """In a process forked from the one that opened this store: connections of its own from now on
+        (the pooled ones, copies of the parent's, are left to the parent, never used or closed here)."""
+        self._engine.dispose(close=False)
+
     def __enter__(self) -> KeyStore:
         return self
 

@@ -25,6 +25,7 @@ one to exactly one environment variable (``LEDGERCRM_KEK_<PARTNER>``).
 from __future__ import annotations
 
 import base64
+import math
 import os
 import re
 import threading
@@ -471,6 +472,31 @@ class Vault:
             for member, dek in self._read_keys(partner, wanted).items()
         }
 
+    @property
+    def shreds(self) -> int:
+        """How many shreds this vault has made: work done with keys read before it counts for nothing once
+        this moves (as `CustomerKeys.fresh` says of one key)."""
+        return self._epoch
+
+    def forked(self) -> None:
+        """In a process forked from this vault's: no key cached in the parent is used here (each is read
+        from the key store again, through connections of this process's own)."""
+        with self._lock:
+            self._cache.clear()
+        self._keystore.forked()
+
+    def handed_keys(self, partner: str, deks: Mapping[bytes, bytes]) -> dict[bytes, CustomerKeys]:
+        """Keys this run's process read (`CustomerKeys.hand_over`), for a helper process forked from it
+        that checks rows with them and nothing else: fresh for as long as that process lives (it never
+        shreds and never reads the key store). Whether they were still good when the work was done is
+        the reading process's to decide (`CustomerKeys.fresh` there, when it uses the answer): only there
+        does a shred or the TTL take effect."""
+        check_partner(partner)
+        return {
+            member: CustomerKeys(self, partner, _check_member(member), dek, self._epoch, math.inf)
+            for member, dek in deks.items()
+        }
+
     def _read_keys(self, partner: str, members: list[bytes]) -> dict[bytes, bytes]:
         """The DEKs of these members that have one, read from the key store (one query per 500) and
         unwrapped."""
@@ -685,6 +711,14 @@ class CustomerKeys:
         object still works, through the vault; a holder that keeps many asks `bulk_keys` again."""
         vault = self._vault
         return self._epoch == vault._epoch and vault._monotonic() < self._expires
+
+    def hand_over(self) -> bytes | None:
+        """The data key, for a helper process forked from this one (`Vault.handed_keys` there), or None
+        once stale: a key a shred or the TTL has retired is never handed on."""
+        if not self.fresh:
+            self._forget()
+            return None
+        return self._dek
 
     def _forget(self) -> None:
         # the epoch only grows and the clock only advances: stale is for good, so keep no key material

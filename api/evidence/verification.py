@@ -23,19 +23,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from array import array
 from collections import Counter
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import partial
 from typing import Any
 
 from sqlmodel import Session
 
 from api.context import Crm
 from api.errors import NotFound
-from api.evidence import documents
+from api.evidence import documents, helper
 from api.evidence.documents import PAYLOAD_FIELD
+from api.evidence.helper import Helper
 from api.evidence.log import GENESIS_SIZE, log_start
 from ledger.errors import AnchorUnknownBatch
 from ledger.merkle import Frontier, LogAppend, leaf_hash, verify_consistency, verify_inclusion
@@ -245,13 +248,19 @@ def verify_interaction(crm: Crm, partner_name: str, interaction_id: int) -> Veri
 
 
 def verify_all(
-    crm: Crm, partner_name: str | None = None, member: bytes | None = None, *, content: bool = True
+    crm: Crm,
+    partner_name: str | None = None,
+    member: bytes | None = None,
+    *,
+    content: bool = True,
+    beside: Beside | None = None,
 ) -> VerificationReport:
     """Every partner's log from the chain down (of one partner, or of every partner the store or the
     chain knows), every interaction, and every erasure receipt; with `content`, payloads re-hashed.
 
     With `member`, only that member's interactions, each proven against its head on its own (no
-    search for missing leaves, which belong to nobody the store knows)."""
+    search for missing leaves, which belong to nobody the store knows). With `beside` (`start_helper`),
+    the rows' content checks are shared with that second process: the same results, in the same order."""
     report = VerificationReport()
     report.ran(Check.HEADS, Check.LEAVES, Check.ERASURES) if member is None else report.ran(Check.LEAVES)
     if content:
@@ -263,11 +272,196 @@ def verify_all(
             run = _Partner(crm, db, crm.partner(db, name), full=member is None)
             report.results.extend(run.findings)
             members = None if member is None else [member]
-            for checked, _ in run.rows(members, content=content):
+            checks = (
+                run.rows_beside(beside)
+                if beside is not None and content and member is None
+                else run.rows(members, content=content)
+            )
+            for checked, _ in checks:
                 report.results.append(checked)
     if partner_name is None and member is None:
         report.results.extend(unknown_logs(crm))
     return report
+
+
+def helps(crm: Crm) -> bool:
+    """Whether a second process would check rows beside this one: two cores to run on, a node that is
+    not this process (in process, eth-tester's py-evm takes this core's time as the rows do), and one
+    thread to fork from."""
+    return helper.cores() >= 2 and crm.coalition.remote and helper.one_thread()
+
+
+def start_helper(
+    crm: Crm, names: Sequence[str], *, content: bool, also: Callable[[], Any] | None = None
+) -> Beside | None:
+    """A second process for a whole run of these partners, where one would help (`helps`, and at least
+    `helper.MIN_ROWS` rows), forked once the keys of their customers are read (with `content`): it
+    checks the rows' content, and runs `also` (the run's checks against the chain's events) beside
+    them, in a thread of its own. None: one process checks everything. Call before the run starts any
+    thread; `close()` it after."""
+    if not names or not helps(crm) or (not content and also is None):
+        return None
+    with crm.unit_of_work() as db:
+        found = [crm.partner(db, name) for name in names]
+        if interactions.count_of_partners(db, [p.id for p in found]) < helper.MIN_ROWS:
+            return None
+        members = {p.name: customers.members_of_partner(db, p.id) for p in found} if content else {}
+    keys = {name: crm.vault.bulk_keys(name, held) for name, held in members.items()}
+    if any(not key.fresh for found in keys.values() for key in found.values()):
+        return None  # a vault that keeps no key (`cache_size=0`): every answer would be refused
+    return Beside(crm, list(names) if content else [], keys, also)
+
+
+class Beside:
+    """The run's side of the helper process (api/evidence/helper.py): the keys it was forked with, and
+    its answers. The helper takes the run's chunks of rows from the last one back while this process
+    takes them from the first one on, so neither does a chunk the other has done: this process uses the
+    answer for a chunk if it has come, waits for it if the helper is on that very chunk, and otherwise
+    checks the chunk itself and tells the helper to stop there."""
+
+    def __init__(
+        self,
+        crm: Crm,
+        names: list[str],
+        keys: dict[str, dict[bytes, CustomerKeys]],
+        also: Callable[[], Any] | None = None,
+    ) -> None:
+        self.keys = keys
+        self.also = also
+        self._shreds = crm.vault.shreds
+        self._vault = crm.vault
+        self._answers: dict[tuple[str, int], Any] = {}  # (partner, chunk) -> the helper's answer
+        self._last: tuple[str, int] | None = None  # the chunk the helper answered last
+        self._rows_done = False
+        self._also: tuple[Any, ...] | None = None
+        self._helper = Helper(partial(_helper_work, crm, names, keys, also))
+
+    def chunk(self, partner: str, index: int, ids: Sequence[int]) -> dict[int, Answer] | None:
+        """The helper's answers for the partner's chunk `index` (of these row ids), or None: this process
+        checks it itself. Each answer is the member and leaf hash the helper read (to be compared with
+        the row read here) and the row's outcome if it did not verify; a row it has no answer for (no
+        key, no payload) is not in it."""
+        while not self._rows_done and self._helper.ready():  # (once done, its end reads as ready)
+            self._take()
+        while (partner, index) not in self._answers and self._last == (partner, index + 1):
+            self._take()  # the helper is on this chunk: its answer comes sooner than checking it here
+        got = self._answers.pop((partner, index), None)
+        if got is None:
+            self._helper.tell(("at", partner, index))
+            return None
+        first, last, checked, fingerprints, failed = got
+        if not ids or (first, last) != (ids[0], ids[-1]):
+            return None  # the two reads saw other rows: checked here
+        return {
+            row_id: (fingerprints[at * FINGERPRINT : (at + 1) * FINGERPRINT], failed.get(row_id))
+            for at, row_id in enumerate(checked)
+        }
+
+    def retire(self) -> None:
+        """The keys the helper was forked with are retired here (a shred, the TTL): it checks no more rows
+        (its answers would be refused), and goes on with `also`."""
+        self._helper.tell(("stop",))
+
+    def _take(self) -> None:
+        message = self._helper.receive()
+        if message[0] == "rows":
+            _, name, index, *answer = message
+            self._answers[(name, index)] = answer
+            self._last = (name, index)
+        elif message[0] == "rows done":
+            self._rows_done, self._last = True, None
+        elif message[0] == "also":
+            self._also = tuple(message[1:])
+
+    def also_result(self) -> Any:
+        """What `also` gave in the helper (waiting for it); run here instead if it failed there or if this
+        process's vault shredded a key since the fork (the helper's copy of the vault knew nothing of it)."""
+        assert self.also is not None
+        self._helper.tell(("stop",))  # every row is checked: the helper need check no more
+        while self._also is None:
+            self._take()
+        self._answers.clear()
+        if self._also[0] and self._vault.shreds == self._shreds:
+            return self._also[1]
+        return self.also()
+
+    def close(self) -> None:
+        self._helper.tell(("stop",))
+        self._helper.close()
+
+
+Answer = tuple[bytes, Verification | None]
+FINGERPRINT = 64  # a row's member id and leaf hash, as the helper read them
+
+
+def _helper_work(
+    crm: Crm,
+    names: list[str],
+    keys: dict[str, dict[bytes, CustomerKeys]],
+    also: Callable[[], Any] | None,
+    send: Callable[[Any], None],
+    notes: Callable[[], list[Any]],
+) -> None:
+    """In the helper: `also` on a thread of its own; the partners' chunks of rows from the last one back
+    (until it reaches one the run's process has checked), each row with a payload and a key checked by
+    `_check_content` (the check of one process, the same words), the answers sent a chunk at a time;
+    then what `also` gave. The store, the key store and the node through connections of its own."""
+    crm.engine.dispose(close=False)  # the run's connections stay the run's
+    crm.vault.forked()
+    # connections of its own to the node (a reader over plain JSON-RPC opens one per request: none to drop)
+    forked = getattr(crm.coalition, "forked", None)
+    if forked is not None:
+        forked()
+    held = {
+        name: crm.vault.handed_keys(
+            name, {member: dek for member, key in found.items() if (dek := key.hand_over()) is not None}
+        )
+        for name, found in keys.items()
+    }
+    outcome: list[Any] = []
+
+    def run_also() -> None:
+        assert also is not None
+        try:
+            outcome.extend([True, also()])
+        except Exception as exc:  # the run's process runs it again itself, and says what is wrong
+            outcome.extend([False, type(exc).__name__])
+
+    beside = threading.Thread(target=run_also, name="verify-chain") if also is not None else None
+    if beside is not None:
+        beside.start()
+    with crm.unit_of_work() as db:
+        plan = []  # every chunk of the run, in the run's order
+        for name in names:
+            partner_id = crm.partner(db, name).id
+            for index, ids in enumerate(interactions.id_chunks(db, partner_id, ROWS_PER_CHUNK)):
+                plan.append((name, partner_id, index, ids))
+        place = {(name, index): at for at, (name, _, index, _) in enumerate(plan)}
+        reached = -1  # the run's process has checked every chunk up to this place in `plan`
+        for at in range(len(plan) - 1, -1, -1):
+            for note in notes():
+                reached = len(plan) if note[0] == "stop" else max(reached, place.get(note[1:], -1))
+            if at <= reached:
+                break
+            name, partner_id, index, ids = plan[at]
+            mine = held.get(name, {})
+            checked = array("q")
+            fingerprints = bytearray()
+            failed: dict[int, Verification] = {}
+            for row in interactions.rows_of_ids(db, partner_id, ids):
+                key = mine.get(row.member_id)
+                if row.payload_ciphertext is None or key is None:
+                    continue
+                result, _ = _check_content(crm, name, row, key, {})
+                checked.append(row.id)
+                fingerprints += row.member_id + row.leaf_hash
+                if result.outcome is not Outcome.VERIFIED or result.detail:
+                    failed[row.id] = result
+            send(("rows", name, index, ids[0], ids[-1], checked, bytes(fingerprints), failed))
+    send(("rows done",))
+    if beside is not None:
+        beside.join()
+        send(("also", *outcome))
 
 
 def verified_interactions(
@@ -762,13 +956,47 @@ class _Partner:
         for rows in interactions.rows_in_chunks(self.db, self.partner.id, members, ROWS_PER_CHUNK):
             yield from self._check_rows(rows, keys, content)
 
-    def _check_rows(
-        self, rows: Sequence[InteractionRow], keys: dict[bytes, CustomerKeys], content: bool
-    ) -> list[Checked]:
-        """Each row's outcome, in order. The keys of the chunk's customers that `keys` does not hold
-        fresh are read in one go and kept in `keys` for later chunks, as long as they stay fresh (no
-        shred since, the vault's TTL not past: see CustomerKeys), so a key is read about once a run."""
+    def rows_beside(self, beside: Beside) -> Iterator[Checked]:
+        """`rows(None, content=True)`, with the content checks the helper process `beside` has made: the
+        same outcomes in the same order, with no documents (a run's report keeps none). An answer is
+        used only for the row read here (the same member and leaf hash) and while the key it was
+        checked with is fresh here (no shred since, the TTL not past); every other row is checked here,
+        and so is every chunk the helper has not reached when this process does."""
         name = self.partner.name
+        forked = beside.keys.get(name, {})
+        keys = dict(forked)  # this process's own, refreshed as `_read_keys` does
+        retired = False
+        for index, ids in enumerate(interactions.id_chunks(self.db, self.partner.id, ROWS_PER_CHUNK)):
+            rows = interactions.rows_of_ids(self.db, self.partner.id, ids)
+            results, readable = self._early(rows, content=True)
+            found = beside.chunk(name, index, ids)
+            left = []
+            for i in readable:
+                row = rows[i]
+                got = found.get(row.id) if found is not None else None
+                key = forked.get(row.member_id)
+                if got is None or key is None or not key.fresh or got[0] != row.member_id + row.leaf_hash:
+                    if key is not None and not key.fresh and not retired:
+                        beside.retire()
+                        retired = True
+                    left.append(i)
+                    continue
+                checked = got[1] if got[1] is not None else Verification(row.id, Outcome.VERIFIED)
+                results[i] = (checked, (row, None))
+            if left:
+                self._read_keys(rows, left, keys)
+                for i in left:
+                    checked, _ = _check_content(
+                        self.crm, name, rows[i], keys.get(rows[i].member_id), self.erased
+                    )
+                    results[i] = (checked, (rows[i], None))
+            yield from (r for r in results if r is not None)
+
+    def _early(
+        self, rows: Sequence[InteractionRow], *, content: bool
+    ) -> tuple[list[Checked | None], list[int]]:
+        """Each row's outcome where the row, the log and the chain decide it (`decided`), None where the
+        content does; and the positions of those."""
         results: list[Checked | None] = []
         readable: list[int] = []  # positions of the rows that get as far as decryption
         settled = self.settled()
@@ -781,13 +1009,31 @@ class _Partner:
                 results.append(None)
             else:
                 results.append((early, (row, None)))
+        return results, readable
+
+    def _read_keys(
+        self, rows: Sequence[InteractionRow], readable: Sequence[int], keys: dict[bytes, CustomerKeys]
+    ) -> None:
+        """The keys of these rows' customers that `keys` does not hold fresh, read in one go and kept in
+        `keys` for later chunks, as long as they stay fresh (no shred since, the vault's TTL not past:
+        see CustomerKeys), so a key is read about once a run."""
+        if not readable:
+            return
+        wanted = {rows[i].member_id for i in readable}
+        unread = [m for m in wanted if m not in keys or not keys[m].fresh]
+        if unread:
+            for m in unread:
+                keys.pop(m, None)
+            keys.update(self.crm.vault.bulk_keys(self.partner.name, unread))
+
+    def _check_rows(
+        self, rows: Sequence[InteractionRow], keys: dict[bytes, CustomerKeys], content: bool
+    ) -> list[Checked]:
+        """Each row's outcome, in order, the keys read as `_read_keys` says."""
+        name = self.partner.name
+        results, readable = self._early(rows, content=content)
         if readable:
-            wanted = {rows[i].member_id for i in readable}
-            unread = [m for m in wanted if m not in keys or not keys[m].fresh]
-            if unread:
-                for m in unread:
-                    keys.pop(m, None)
-                keys.update(self.crm.vault.bulk_keys(name, unread))
+            self._read_keys(rows, readable, keys)
             for i in readable:
                 checked, document = _check_content(
                     self.crm, name, rows[i], keys.get(rows[i].member_id), self.erased

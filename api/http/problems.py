@@ -53,6 +53,7 @@ _KINDS: list[tuple[type[BaseException], int, str, str]] = [
     (errors.LogOutOfStep, 409, "log-out-of-step", "The log is out of step with the chain"),
     (errors.NotAConsortiumPartner, 409, "not-a-partner", "Not a partner of the consortium"),
     (errors.SourceStopped, 422, "source-stopped", "The import's source stopped"),
+    (errors.CheckStopped, 503, "check-stopped", "A check stopped before it finished"),
     (errors.InvalidInput, 422, "invalid-input", "Invalid input"),
     (errors.CrmError, 422, "invalid-input", "Invalid input"),
     (VaultError, 409, "key-unavailable", "The customer's key is not available"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
+from functools import partial
 
 from eth_utils import is_address
 
@@ -61,22 +62,56 @@ def _verify(
     # their results are added where they always were. In process (eth-tester) the node is this process:
     # one after the other, as before. Every check runs either way; only when.
     beside = member is None and crm.coalition.remote
+    # The rows' content checks of a whole run share the machine's second core with a process of their
+    # own (api/evidence/helper.py), forked here, once the keys are read and before the run starts its thread.
+    # Against a node of its own, the checks against the chain's events go to that process too, on a
+    # thread of its own there: here they took the interpreter's lock from the rows' checks.
+    second = (
+        verification.start_helper(
+            crm,
+            names,
+            content=content,
+            also=partial(_against_events_and_reconciled, crm, names, scopes, content) if beside else None,
+        )
+        if member is None
+        else None
+    )
+    try:
+        return _run(crm, report, names, scopes, member, content, whole, beside, second)
+    finally:
+        if second is not None:
+            second.close()
+
+
+def _run(
+    crm: Crm,
+    report: VerificationReport,
+    names: list[str],
+    scopes: list[str | None],
+    member: bytes | None,
+    content: bool,
+    whole: bool,
+    beside: bool,
+    second: verification.Beside | None,
+) -> VerificationReport:
     with (
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify-chain")
-        if beside
+        if beside and (second is None or second.also is None)
         else nullcontext() as pool
     ):
         later: Future[tuple[list[Verification], list[Verification]]] | None = None
         if pool is not None:
             later = pool.submit(_against_events_and_reconciled, crm, names, scopes, content)
         for name in names:
-            part = verification.verify_all(crm, name, member=member, content=content)
+            part = verification.verify_all(crm, name, member=member, content=content, beside=second)
             report.results.extend(part.results)
             report.ran(*part.checks)
         if member is not None:
             return report
         report.ran(Check.CONSENT, Check.POINTS, Check.DECISIONS)
-        if later is not None:
+        if second is not None and second.also is not None:
+            against_events, reconciled = second.also_result()
+        elif later is not None:
             against_events, reconciled = later.result()
         else:
             against_events, reconciled = _against_events(crm, names, content), []
@@ -94,7 +129,8 @@ def _verify(
             )
     if whole:
         report.results.extend(verification.unknown_logs(crm))
-    report.results.extend(reconciled if later is not None else _reconciled(crm, scopes))
+    in_helper = second is not None and second.also is not None
+    report.results.extend(reconciled if later is not None or in_helper else _reconciled(crm, scopes))
     return report
 
 

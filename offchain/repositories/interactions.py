@@ -7,7 +7,7 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, func, insert, text, update
+from sqlalchemy import Connection, bindparam, func, insert, text, update
 from sqlalchemy import select as core_select
 from sqlmodel import Session
 
@@ -153,12 +153,31 @@ def rows_in_chunks(
         )
     wanted = None if members is None else set(members)
     for start in range(0, len(ids), chunk_rows):
-        found = select_in(conn, _TABLE, InteractionRow._fields, "id", ids[start : start + chunk_rows])
-        found.sort(key=_first)
-        rows = [InteractionRow._make(row) for row in found]
-        # Where the two reads are not one snapshot (PostgreSQL's read committed), a row may have changed
-        # in between: keep only what the first query asked for.
-        yield [r for r in rows if r.partner_id == partner_id and (wanted is None or r.member_id in wanted)]
+        yield _rows_of_ids(conn, partner_id, ids[start : start + chunk_rows], wanted)
+
+
+def id_chunks(db: Session, partner_id: int, chunk_rows: int) -> list[Sequence[int]]:
+    """The ids of the partner's interactions in order, in slices of `chunk_rows`: the chunks
+    `rows_in_chunks(db, partner_id, None, chunk_rows)` reads, for a reader that may skip some."""
+    query = core_select(_C.id).where(_C.partner_id == partner_id).order_by(_C.id)
+    ids = array("q", db.connection().execute(query).scalars())
+    return [ids[start : start + chunk_rows] for start in range(0, len(ids), chunk_rows)]
+
+
+def rows_of_ids(db: Session, partner_id: int, ids: Sequence[int]) -> list[InteractionRow]:
+    """The partner's interactions of these ids (one of `id_chunks`), in id order."""
+    return _rows_of_ids(db.connection(), partner_id, ids, None)
+
+
+def _rows_of_ids(
+    conn: Connection, partner_id: int, ids: Sequence[int], wanted: set[bytes] | None
+) -> list[InteractionRow]:
+    found = select_in(conn, _TABLE, InteractionRow._fields, "id", ids)
+    found.sort(key=_first)
+    rows = [InteractionRow._make(row) for row in found]
+    # Where the two reads are not one snapshot (PostgreSQL's read committed), a row may have changed
+    # in between: keep only what the first query asked for.
+    return [r for r in rows if r.partner_id == partner_id and (wanted is None or r.member_id in wanted)]
 
 
 def _first(row: tuple[Any, ...]) -> Any:
@@ -192,6 +211,12 @@ def log_rows(db: Session, partner_id: int, start: int, stop: int) -> list[LogRow
         _C.partner_id == partner_id, _C.leaf_index >= start, _C.leaf_index < stop
     ).order_by(_C.leaf_index, _C.id)
     return [LogRow._make(row) for row in db.connection().execute(query)]
+
+
+def count_of_partners(db: Session, partner_ids: Collection[int]) -> int:
+    """How many interactions these partners hold, placed or not."""
+    query = core_select(func.count()).where(_C.partner_id.in_(list(partner_ids)))
+    return int(db.connection().execute(query).scalar_one())
 
 
 def placed_count(db: Session, partner_id: int) -> int:

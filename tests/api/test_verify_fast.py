@@ -5,7 +5,11 @@ here verbatim as the oracle), on a store with every kind of damage the verifier 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,8 +19,8 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select, update
 
 from api.context import Crm
-from api.errors import InvalidInput
-from api.evidence import documents, verification
+from api.errors import CheckStopped, InvalidInput
+from api.evidence import documents, helper, verification
 from api.evidence.anchoring import anchor_pending
 from api.evidence.documents import PAYLOAD_FIELD, interaction_document
 from api.evidence.recording import NewInteraction, record_interactions
@@ -24,6 +28,7 @@ from api.evidence.verification import Outcome, Verification, VerificationReport,
 from api.principal import Principal
 from api.usecases.customers import register_customer
 from api.usecases.erasure import erase_customer
+from api.usecases.verification import verify
 from ledger.clients import BatchInfo
 from ledger.errors import AnchorUnknownBatch
 from ledger.merkle import MerkleTree, leaf_hash, verify_inclusion
@@ -235,6 +240,15 @@ def damaged(crm: Crm) -> dict[str, bytes]:
     return {"alice": alice, "bob": bob, "dora": dora, "eve": eve, "carol": carol}
 
 
+# The damaged store's whole-log checks are held to the row-by-row ones in process (eth-tester); on anvil
+# (the node as a process of its own, where a run takes a helper process) the helper's test below holds
+# the whole run to the one-process run and to the row-by-row one, on both stores. The helper's failures
+# are tried on one store.
+ETH_TESTER = pytest.mark.parametrize("session_coalition", ["eth-tester"], indirect=True)
+ANVIL = pytest.mark.parametrize("session_coalition", ["anvil"], indirect=True)
+SQLITE = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+
+
 def by_detail(report: VerificationReport) -> dict[str, int]:
     found: dict[str, int] = {}
     for r in report.results:
@@ -248,6 +262,7 @@ def rows_only(report: VerificationReport) -> list[tuple[int | None, Outcome]]:
     return sorted((r.interaction_id, r.outcome) for r in report.results if r.interaction_id is not None)
 
 
+@ETH_TESTER
 def test_the_whole_log_check_gives_each_row_its_row_by_row_outcome(
     crm: Crm, damaged: dict[str, bytes], monkeypatch
 ):
@@ -403,6 +418,7 @@ def test_a_trees_own_audit_paths_are_exactly_the_proofs_verify_inclusion_accepts
         assert verify_inclusion(tree.leaf(index), index, size, tree.proof(index), tree.root).ok
 
 
+@ETH_TESTER
 def test_verified_interactions_are_verify_alls_outcomes_with_the_documents(
     crm: Crm, damaged: dict[str, bytes]
 ):
@@ -430,3 +446,134 @@ def test_verified_interactions_are_verify_alls_outcomes_with_the_documents(
         (every[v.interaction_id].outcome, every[v.interaction_id].document) == (v.outcome, v.document)
         for v in some
     )
+
+
+# --- the content checks in a second process (api/evidence/helper.py) -----------------------------------
+
+
+@dataclass
+class Helped:
+    answered: list[int]  # per chunk, the rows the helper's answers decided
+    waits: bool = True  # for the helper's every answer first (False: as a run does, taking over)
+
+
+@pytest.fixture
+def beside(monkeypatch) -> Helped:
+    """A whole run shares its content checks with a helper process whatever the store's size and chain
+    (a test's store is small and its chain may be in process), in chunks of 3 rows, so that partners,
+    customers and batches straddle chunks."""
+    monkeypatch.setattr(verification, "helps", lambda crm: True)
+    monkeypatch.setattr(helper, "MIN_ROWS", 0)
+    monkeypatch.setattr(verification, "ROWS_PER_CHUNK", 3)
+    helped = Helped([])
+    real = verification.Beside.chunk
+
+    def counted(self, partner, index, ids):
+        while helped.waits and not self._rows_done:  # every answer in, whatever the machine's load
+            self._take()
+        found = real(self, partner, index, ids)
+        helped.answered.append(len(found or {}))
+        return found
+
+    monkeypatch.setattr(verification.Beside, "chunk", counted)
+    return helped
+
+
+@ANVIL
+def test_a_run_with_a_second_process_reports_exactly_what_one_process_does(
+    crm: Crm, damaged: dict[str, bytes], beside: Helped, monkeypatch
+):
+    """Every result, in order, in the same words, on a store with every kind of damage (tampered,
+    erased, shredded without an erasure, unanchored, missing rows and heads)."""
+    with monkeypatch.context() as alone:
+        alone.setattr(verification, "helps", lambda crm: False)
+        one = verify(crm, Principal.operator())
+    assert not beside.answered
+    two = verify(crm, Principal.operator())
+    assert sum(beside.answered) > 0  # the helper's answers decided rows
+    assert list(two.results) == list(one.results) and two.checks == one.checks
+    beside.waits = False  # the chunks split between the two processes as the machine's load has it
+    assert list(verify(crm, Principal.operator()).results) == list(one.results)
+    one_by_one = VerificationReport()
+    for member in damaged.values():
+        one_by_one.results.extend(verify_all(crm, member=member).results)
+    assert rows_only(two) == rows_only(one_by_one)
+    assert {r.outcome for r in two.results} >= {
+        Outcome.VERIFIED,
+        Outcome.TAMPERED,
+        Outcome.ERASED,
+        Outcome.UNANCHORED,
+        Outcome.MISSING,
+    }
+
+
+@ANVIL
+@SQLITE
+def test_a_shred_after_the_helper_was_forked_wins_over_its_answers(
+    crm: Crm, alice: bytes, beside: Helped, monkeypatch
+):
+    """The helper holds the keys read before it was forked; a shred in the run's process after that
+    makes its answers for her rows unusable: none of them verifies (no erasure receipt is anchored, so
+    a key gone is a finding)."""
+    record(crm, "acme", alice, [f"K-{n}" for n in range(6)])
+    anchor_pending(crm, "acme")
+    real = verification._Partner.rows_beside
+
+    def shred_first(self, helped):
+        crm.vault.shred("acme", alice)  # e.g. another thread erasing her right now
+        return real(self, helped)
+
+    monkeypatch.setattr(verification._Partner, "rows_beside", shred_first)
+    report = verify(crm, Principal.operator())
+    assert [r.detail for r in report.results if r.interaction_id is not None] == [
+        "the customer's key is gone and no erasure of the member is anchored"
+    ] * 6
+    assert sum(beside.answered) > 0  # the helper did answer: its answers were refused
+
+
+@ANVIL
+@SQLITE
+def test_a_helper_killed_mid_run_fails_the_run_in_words(crm: Crm, alice: bytes, beside: Helped, monkeypatch):
+    record(crm, "acme", alice, [f"K-{n}" for n in range(6)])
+    anchor_pending(crm, "acme")
+    monkeypatch.setattr(verification, "_helper_work", lambda *args: time.sleep(60))  # never answers
+    helpers: list[verification.Beside] = []
+    real = verification.Beside.__init__
+
+    def kept(self, *args):
+        real(self, *args)
+        helpers.append(self)
+
+    monkeypatch.setattr(verification.Beside, "__init__", kept)
+    real_rows = verification._Partner.rows_beside
+
+    def kill_first(self, helped):
+        os.kill(helped._helper.pid, signal.SIGKILL)
+        return real_rows(self, helped)
+
+    monkeypatch.setattr(verification._Partner, "rows_beside", kill_first)
+    with pytest.raises(CheckStopped) as stopped:
+        verify(crm, Principal.operator())
+    assert str(stopped.value) == (
+        "the second process checking the interactions' content stopped before it had answered for every"
+        " row (it ended, killed by signal 9 (SIGKILL)): the run is incomplete and reports nothing; run"
+        " `ledgercrm verify` again"
+    )
+    assert helpers and helpers[0]._helper.pid is None  # reaped
+
+
+@ANVIL
+@SQLITE
+def test_a_helper_that_raises_fails_the_run_naming_only_the_error_kind(
+    crm: Crm, alice: bytes, beside: Helped, monkeypatch
+):
+    record(crm, "acme", alice, ["K-1"])
+    anchor_pending(crm, "acme")
+
+    def leaky(*args):
+        raise ValueError("plaintext: Alice Quartermain")
+
+    monkeypatch.setattr(verification, "_helper_work", leaky)
+    with pytest.raises(CheckStopped, match=r"\(it failed \(ValueError\)\)") as stopped:
+        verify(crm, Principal.operator())
+    assert "Alice" not in str(stopped.value)

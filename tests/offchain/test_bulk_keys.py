@@ -266,3 +266,16 @@ def test_customer_keys_without_a_cache_keep_nothing(keystore: KeyStore):
         keys[member].encrypt("interaction", b"x")
     with pytest.raises(CustomerErased):
         vault.decrypt("acme", member, "interaction", blob)
+
+
+def test_a_key_handed_over_works_as_read_and_a_retired_one_is_never_handed_over(vault: Vault):
+    member, other = customers(vault, 2)
+    blob = vault.encrypt("acme", member, "interaction", b"doc")
+    keys = vault.bulk_keys("acme", [member, other])
+    dek = keys[member].hand_over()
+    assert dek is not None
+    handed = vault.handed_keys("acme", {member: dek})[member]
+    assert handed.decrypt("interaction", blob) == b"doc"
+    assert handed.commit(b"doc") == vault.commit("acme", member, b"doc")
+    vault.shred("acme", other)  # anyone's shred retires every key read before it
+    assert keys[member].hand_over() is None
