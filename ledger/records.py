@@ -93,3 +93,18 @@ def as_bytes32(value: bytes) -> bytes:
     if len(value) != 32:
         raise ValueError(f"expected 32 bytes, got {len(value)}")
     return value
+
+
+def decision_rows(decisions: Sequence[Decision]) -> list[tuple[bytes, bytes, int, bytes, bytes, bytes]]:
+    """`recordDecisions`' array of tuples, in the contract's field order (both DecisionLog clients)."""
+    return [
+        (
+            as_bytes32(d.member),
+            as_bytes32(d.input_root),
+            d.score_bps,
+            as_bytes32(d.action),
+            as_bytes32(d.reasons),
+            as_bytes32(d.explanation_hash),
+        )
+        for d in decisions
+    ]

@@ -38,7 +38,7 @@ from ledger.reader import (
     quantity,
     selector,
 )
-from ledger.records import Decision, as_bytes32
+from ledger.records import Decision, decision_rows
 from ledger.txs import SignedTx, TxResult, receipt_of
 
 if TYPE_CHECKING:
@@ -149,18 +149,7 @@ def record_decisions_calldata(model_id: int, decisions: Sequence[Decision]) -> b
     send (this module's and `ledger.clients.decisions`'), so a value out of its ABI type's range is
     refused by both alike, in words, before anything is signed (web3's own encoder raised its
     MismatchedABI there, which no caller translates)."""
-    rows = [
-        (
-            as_bytes32(d.member),
-            as_bytes32(d.input_root),
-            d.score_bps,
-            as_bytes32(d.action),
-            as_bytes32(d.reasons),
-            as_bytes32(d.explanation_hash),
-        )
-        for d in decisions
-    ]
-    arguments = _encode_words(RECORD_DECISIONS_TYPES, [model_id, rows])
+    arguments = _encode_words(RECORD_DECISIONS_TYPES, [model_id, decision_rows(decisions)])
     if arguments is None:
         raise BackendError("recordDecisions: a model id or a score is out of its ABI type's range")
     return selector(RECORD_DECISIONS) + arguments

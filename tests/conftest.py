@@ -93,8 +93,8 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     return FileOrGroup(config, log)
 
 
-@pytest.fixture(scope="session")
-def anvil_url() -> Iterator[str]:
+def _anvil() -> Iterator[str]:
+    """A fresh anvil for the session, its URL; stopped at the end (skipped where there is no anvil)."""
     try:
         port = free_port()
         process = start_anvil(port)
@@ -105,22 +105,18 @@ def anvil_url() -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=15)
+
+
+@pytest.fixture(scope="session")
+def anvil_url() -> Iterator[str]:
+    yield from _anvil()
 
 
 @pytest.fixture(scope="session")
 def second_anvil_url() -> Iterator[str]:
     """Another chain of the same kind (chain id 31337, the same development accounts), for a twin of a
     deployment (tests/fixtures/twins.py); started only in a session that asks for it."""
-    try:
-        port = free_port()
-        process = start_anvil(port)
-    except BackendError as exc:
-        pytest.skip(f"anvil is not available: {exc}")
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
+    yield from _anvil()
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

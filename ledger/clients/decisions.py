@@ -14,7 +14,7 @@ from ledger.clients.base import ContractClient, as_bytes32
 from ledger.records import Decision as Decision
 from ledger.records import ModelInfo as ModelInfo
 from ledger.records import RecordedDecision as RecordedDecision
-from ledger.records import recorded_decision
+from ledger.records import decision_rows, recorded_decision
 from ledger.sender import (
     DECISION_BATCH_GAS_BASE,
     DECISION_BATCH_GAS_PER_ITEM,
@@ -50,7 +50,7 @@ class DecisionLogClient(ContractClient):
         return self.chain.prepare_calldata(self.contract.address, data, sender, gas=gas)
 
     def _record(self, model_id: int, decisions: Sequence[Decision]) -> ContractFunction:
-        return self.contract.functions.recordDecisions(model_id, _rows(decisions))
+        return self.contract.functions.recordDecisions(model_id, decision_rows(decisions))
 
     def onchain_id(self, mined: TxResult) -> int:
         """The id of the first decision a mined recordDecisions logged (the rest follow in order): the
@@ -97,18 +97,3 @@ class DecisionLogClient(ContractClient):
         """One decision by its id, from the event log; None if the chain logged no such decision."""
         found = self.decisions(decision_id=decision_id)
         return found[0] if found else None
-
-
-def _rows(decisions: Sequence[Decision]) -> list[tuple[bytes, bytes, int, bytes, bytes, bytes]]:
-    """`recordDecisions`' array of tuples, in the contract's field order."""
-    return [
-        (
-            as_bytes32(d.member),
-            as_bytes32(d.input_root),
-            d.score_bps,
-            as_bytes32(d.action),
-            as_bytes32(d.reasons),
-            as_bytes32(d.explanation_hash),
-        )
-        for d in decisions
-    ]
