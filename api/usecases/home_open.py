@@ -9,7 +9,7 @@ coalition that reads over plain JSON-RPC and sends nothing; no signing key is lo
 fraction of the start-up (web3 and eth_account are not imported: benchmarks/README.md,
 `decision_verify.py`).
 
-Nothing here imports web3 or eth_account at module level (tests/api/test_decision_verify_lean.py)."""
+Nothing here imports web3 or eth_account at module level (tests/api/test_cli_decisions.py: test_decision_verify_imports_neither_web3_nor_eth_account)."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
     from ledger.coalition import Coalition
+    from ledger.reader import ReadCoalition
 
 CONFIG = "config.json"
 K = TypeVar("K")
@@ -109,23 +110,8 @@ def open_crm_to_verify(home: Path) -> Crm:
     """`home` opened to read the chain and verify: its coalition is a `ReadCoalition` (reads over
     JSON-RPC, after the deployment's trust checks; it has no method that sends), and no signing key is
     loaded. Keys of members the chain erased are shredded again, as every opening does."""
-    from ledger.compiler import compile_contracts
-    from ledger.reader import ReadCoalition
-
-    config = HomeConfig.load(home)
-    reader = ReadCoalition.attach(
-        config.rpc_url, config.deployment, compile_contracts(), consortium=config.consortium
-    )
-    pin_chain(home, config, reader.block_hash)
-    # the use cases are typed against Coalition; a ReadCoalition answers the reads they make when
-    # verifying (the same `ledger.records` values: tests/ledger/test_reader.py) and nothing else
-    crm = Crm.open(settings_for(home, config), cast("Coalition", reader), keks=home_keks(home, config))
-    try:
-        reshred_erased(crm)
-    except BaseException:
-        crm.close()
-        raise
-    return crm
+    config, reader = _attached_reader(home)
+    return _opened_on(home, config, reader)
 
 
 def open_crm_to_decide(home: Path) -> Crm:
@@ -134,20 +120,39 @@ def open_crm_to_decide(home: Path) -> Crm:
     through the outbox (`ledger.sender.DecisionLogSender`: the same simulation, nonces, fees and named
     errors as the web3 chain client's), and every partner's signing key of the home. web3 and eth_account
     are not imported: ~0.5 of a ~4.3 CPU s `score --all` (benchmarks/README.md)."""
+    from ledger.sender import DecisionLogSender, LocalKey, RawSender
+
+    config, reader = _attached_reader(home)
+    sender = RawSender(reader.rpc, int(config.deployment["chainId"]))
+    reader.decisions = DecisionLogSender(reader.chain, reader.contracts["DecisionLog"], sender)
+    return _opened_on(home, config, reader, key=LocalKey.from_text)
+
+
+def _attached_reader(home: Path) -> tuple[HomeConfig, ReadCoalition]:
+    """The home's config and its chain read over JSON-RPC, after the deployment's trust checks (the
+    chain pinned on first use, see `pin_chain`)."""
     from ledger.compiler import compile_contracts
     from ledger.reader import ReadCoalition
-    from ledger.sender import DecisionLogSender, LocalKey, RawSender
 
     config = HomeConfig.load(home)
     reader = ReadCoalition.attach(
         config.rpc_url, config.deployment, compile_contracts(), consortium=config.consortium
     )
     pin_chain(home, config, reader.block_hash)
-    sender = RawSender(reader.rpc, int(config.deployment["chainId"]))
-    reader.decisions = DecisionLogSender(reader.chain, reader.contracts["DecisionLog"], sender)
+    return config, reader
+
+
+def _opened_on(
+    home: Path, config: HomeConfig, reader: ReadCoalition, *, key: Callable[[str], Any] | None = None
+) -> Crm:
+    """The home opened on `reader`, with its partners' signing keys parsed by `key` if given; the erased
+    members' keys shredded again. Closed again if any of it fails."""
+    # the use cases are typed against Coalition; a ReadCoalition answers the reads they make when
+    # verifying and scoring (the same `ledger.records` values: tests/ledger/test_reader.py)
     crm = Crm.open(settings_for(home, config), cast("Coalition", reader), keks=home_keks(home, config))
     try:
-        crm.signers.update(cast("dict[str, LocalAccount]", signing_keys(home, LocalKey.from_text)))
+        if key is not None:
+            crm.signers.update(cast("dict[str, LocalAccount]", signing_keys(home, key)))
         reshred_erased(crm)
     except BaseException:
         crm.close()

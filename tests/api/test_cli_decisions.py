@@ -249,16 +249,11 @@ def test_score_signs_and_sends_without_web3_as_the_web3_clients_do(home, trained
     client's (same calldata, nonce, fees, gas, signature), another partner's batch with acme's model is
     refused by the simulation with the same named error before anything is signed or sent, and a batch it
     sends is mined with the chain's ids; sent again, its taken nonce is NonceTaken."""
-    import urllib.request
-
     from api.usecases.home_open import open_crm_to_decide
     from ledger.errors import ContractRevert, NonceTaken
+    from ledger.reader import JsonRpc
 
-    def rpc(method: str, params: list[object]) -> object:
-        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode()
-        request = urllib.request.Request(anvil_url, body, {"content-type": "application/json"})
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            return json.load(answer)["result"]
+    rpc = JsonRpc(anvil_url).request
 
     lean, full = open_crm_to_decide(home), open_crm(home)
     try:
@@ -316,14 +311,9 @@ def test_score_refuses_and_prices_a_batch_as_the_web3_client_does(home, trained,
 
     from api.usecases.home_open import open_crm_to_decide
     from ledger.errors import BackendError, ContractRevert
+    from ledger.reader import JsonRpc
 
-    def rpc(method: str, params: list[object]) -> object:
-        import urllib.request
-
-        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode()
-        request = urllib.request.Request(anvil_url, body, {"content-type": "application/json"})
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            return json.load(answer)["result"]
+    rpc = JsonRpc(anvil_url).request
 
     lean, full = open_crm_to_decide(home), open_crm(home)
     snapshot = rpc("evm_snapshot", [])
