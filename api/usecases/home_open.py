@@ -9,7 +9,8 @@ coalition that reads over plain JSON-RPC and sends nothing; no signing key is lo
 fraction of the start-up (web3 and eth_account are not imported: benchmarks/README.md,
 `decision_verify.py`).
 
-Nothing here imports web3 or eth_account at module level (tests/api/test_cli_decisions.py: test_decision_verify_imports_neither_web3_nor_eth_account)."""
+Nothing here imports web3 or eth_account at module level (tests/api/test_cli_decisions.py:
+`test_decision_verify_imports_neither_web3_nor_eth_account`)."""
 
 from __future__ import annotations
 
