@@ -10,11 +10,9 @@ from __future__ import annotations
 import ast
 import re
 import threading
-import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from functools import cache, cached_property
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NoReturn, Protocol, runtime_checkable
 
 import requests
 from eth_abi import encode as abi_encode
@@ -28,9 +26,9 @@ from web3.exceptions import ContractLogicError
 from web3.types import RPCEndpoint, RPCResponse
 
 from ledger.errors import BackendError
+from ledger.txs import CallRequest, TxContext, read_before_signing
 from ledger.txs import Log as Log
 from ledger.txs import Receipt as Receipt
-from ledger.txs import _int
 from ledger.txs import receipt_of as _receipt
 
 # anvil's (and Hardhat's) well-known development mnemonic: funded accounts on every fresh devnet.
@@ -40,32 +38,9 @@ DEV_MNEMONIC = "test test test test test test test test test test test junk"
 PUBLIC_TEST_KEYS = 20
 # Nodes that fund the development mnemonic: a local development chain, whose keys are public.
 DEVELOPMENT_CLIENTS = ("anvil", "hardhat", "ganache", "ethereumtester")
-# How long a simulation that reverted waits for the sender's transactions in flight to be mined before
-# it runs again (see RpcBackend.tx_context): far above any block's time.
-MINED_WAIT = 120.0
 # eth-tester renders revert data as a Python bytes literal; web3's provider prefixes "execution reverted: "
 _TESTER_REVERT = re.compile(r"(?:execution reverted: )?(b(['\"]).*\2)\Z", re.DOTALL)
 _ERROR_STRING = function_signature_to_4byte_selector("Error(string)")
-
-
-@dataclass(frozen=True)
-class CallRequest:
-    """A transaction to simulate with eth_call at the latest block."""
-
-    sender: str
-    to: str
-    data: bytes
-    gas: int
-
-
-@dataclass(frozen=True)
-class TxContext:
-    """What the node says about a transaction about to be signed, read at one moment."""
-
-    nonce: int  # the sender's next, counting its pending transactions
-    gas_limit: int  # the latest block's
-    base_fee: int | None  # the latest block's; None on a chain without EIP-1559
-    priority_fee: int | None  # the node's suggested tip; None when not asked for
 
 
 @runtime_checkable
@@ -323,72 +298,19 @@ class RpcBackend:
         assert isinstance(raw, Mapping)
         return _receipt(raw, "transactionHash", "blockNumber", "gasUsed", "logIndex", "transactionIndex")
 
-    def tx_context(
-        self, sender: str, *, fees: bool, simulate: CallRequest | None = None, again: bool = True
-    ) -> TxContext:
-        # Raw JSON-RPC, in one batch: web3's formatters and validation (an eth_chainId per call) cost more
-        # than anvil needs to run an 800-item batch, and each round trip costs ~1 ms even on localhost.
-        requests: list[tuple[str, list[object]]] = [
-            ("eth_getTransactionCount", [sender, "pending"]),
-            ("eth_getBlockByNumber", ["latest", False]),
-        ]
-        if fees:
-            requests.append(("eth_maxPriorityFeePerGas", []))
-        if simulate is not None:
-            requests.append(("eth_getTransactionCount", [sender, "latest"]))
-            call = {
-                "from": simulate.sender,
-                "to": simulate.to,
-                "data": "0x" + simulate.data.hex(),
-                "gas": hex(simulate.gas),
-            }
-            # "pending": the state this transaction will meet, after the sender's transactions already
-            # sent and not yet mined (its nonce counts them too). An import sends a chunk's enrolment
-            # and then prepares those members' consents; on "latest" the members can still be unknown.
-            requests.append(("eth_call", [call, "pending"]))
-        responses = self._batch(requests)
-        if simulate is not None:
-            simulated = responses[-1]
-            if "error" in simulated:
-                pending = _int(self._result("eth_getTransactionCount", responses[0]))
-                mined = _int(self._result("eth_getTransactionCount", responses[-2]))
-                if again and mined < pending:
-                    # While anvil mines a block, its transactions are neither in its pool nor in its
-                    # latest block, so a call on "pending" misses the sender's transaction being mined
-                    # (seen in a 1M import, where a block takes ~0.5 s: the consents of members whose
-                    # enrolBatch was being mined reverted with MemberUnknown). Once the sender's
-                    # transactions are mined the call runs once more; a real revert reverts again.
-                    self._wait_mined(sender, pending)
-                    return self.tx_context(sender, fees=fees, simulate=simulate, again=False)
-                raise_contract_logic_error_on_revert(simulated)  # a revert: web3's ContractLogicError
-                raise BackendError(f"eth_call failed: {simulated['error']}")
-        block = self._result("eth_getBlockByNumber", responses[1])
-        assert isinstance(block, Mapping)
-        base_fee = block.get("baseFeePerGas")
-        priority_fee: int | None = None
-        if fees:
-            answer = responses[2]
-            # eth_maxPriorityFeePerGas is not in the JSON-RPC spec: where a node lacks it, web3 computes
-            # the fee from eth_feeHistory, and so do we
-            priority_fee = (
-                fee_history_priority_fee(self.w3.eth) if "error" in answer else _int(answer["result"])
-            )
-        return TxContext(
-            nonce=_int(self._result("eth_getTransactionCount", responses[0])),
-            gas_limit=_int(block["gasLimit"]),
-            base_fee=None if base_fee is None else _int(base_fee),
-            priority_fee=priority_fee,
-        )
+    def tx_context(self, sender: str, *, fees: bool, simulate: CallRequest | None = None) -> TxContext:
+        def reverted(answer: Any) -> NoReturn:
+            raise_contract_logic_error_on_revert(answer)  # a revert: web3's ContractLogicError
+            raise BackendError(f"eth_call failed: {answer['error']}")
 
-    def _wait_mined(self, sender: str, count: int, timeout: float = MINED_WAIT) -> None:
-        """Return once the latest block counts `count` transactions of `sender` (or after `timeout`
-        seconds: the caller's next call says what is wrong)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            (answer,) = self._batch([("eth_getTransactionCount", [sender, "latest"])])
-            if _int(self._result("eth_getTransactionCount", answer)) >= count:
-                return
-            time.sleep(0.02)
+        return read_before_signing(
+            self._batch,
+            self._result,
+            sender,
+            fees=(lambda: fee_history_priority_fee(self.w3.eth)) if fees else None,
+            call=simulate,
+            reverted=reverted,
+        )
 
     def _batch(self, requests: list[tuple[str, list[object]]]) -> list[RPCResponse]:
         calls = [(RPCEndpoint(method), params) for method, params in requests]

@@ -25,7 +25,7 @@ from web3.types import BlockIdentifier, EventData, LogReceipt, TxParams, TxRecei
 
 from ledger.abiwords import _encode_words as _encode_words
 from ledger.abiwords import _one_word as _one_word
-from ledger.backends import Backend, CallRequest, Log, Receipt, RpcBackend, TxContext, unreachable
+from ledger.backends import Backend, Log, Receipt, RpcBackend, unreachable
 from ledger.errors import (
     NONCE_TAKEN_MARKS,
     BackendError,
@@ -36,6 +36,7 @@ from ledger.errors import (
 from ledger.logwindows import BlockWindows
 from ledger.pipeline import Pipeline
 from ledger.reverts import RevertDecoder
+from ledger.txs import CallRequest, TxContext
 from ledger.txs import SignedTx as SignedTx
 from ledger.txs import TxResult as TxResult
 

@@ -32,8 +32,9 @@ from typing import TYPE_CHECKING
 
 from eth_account.signers.local import LocalAccount
 
-from ledger.backends import CallRequest, RpcBackend, TxContext
+from ledger.backends import RpcBackend
 from ledger.errors import BackendError, NonceTaken
+from ledger.txs import CallRequest, TxContext
 
 if TYPE_CHECKING:
     from ledger.chain import Chain, SignedTx

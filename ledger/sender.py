@@ -5,8 +5,9 @@ web3 and eth_account for those batches cost it ~0.5 of its ~4.3 CPU s (benchmark
 web3 chain client (`ledger.chain.Chain`) does for a prepared transaction is done here the same way:
 
 - the call simulated first (one JSON-RPC batch: the sender's nonces, the latest block, the node's priority
-  fee and an `eth_call` on "pending", as `RpcBackend.tx_context`), its gas bound capped at the block gas
-  limit as `Chain._simulate` caps it; a revert raises its named `ContractRevert` (`ledger.errors`, decoded
+  fee and an `eth_call` on "pending", read by `ledger.txs.read_before_signing`, which the web3 client's
+  `RpcBackend.tx_context` calls too), its gas bound capped at the block gas limit as `Chain._simulate`
+  caps it; a revert raises its named `ContractRevert` (`ledger.errors`, decoded
   by `ledger.reverts`) before anything is signed or sent;
 - an EIP-1559 transaction with the fields and values `Chain._transaction` gives it (value 0, the node's
   priority fee plus twice the latest base fee), signed with the key by libsecp256k1 (coincurve: RFC 6979
@@ -23,7 +24,7 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from coincurve import PrivateKey
 
@@ -39,7 +40,7 @@ from ledger.reader import (
     selector,
 )
 from ledger.records import Decision, decision_rows
-from ledger.txs import SignedTx, TxResult, receipt_of
+from ledger.txs import CallRequest, SignedTx, TxResult, read_before_signing, receipt_of
 
 if TYPE_CHECKING:
     from eth_typing import ChecksumAddress
@@ -58,7 +59,6 @@ DECISION_RECORDED = "DecisionRecorded(uint256,bytes32,address,uint256,bytes32,ui
 # as `ledger.chain`: the first polls for a receipt come often, then at most every 40 ms
 RECEIPT_POLL_FIRST = 0.005
 RECEIPT_POLL_MAX = 0.04
-MINED_WAIT = 120.0  # RpcBackend.tx_context's wait for the sender's transactions in flight
 # web3's bounds of a priority fee computed from eth_feeHistory (web3._utils.fee_utils)
 PRIORITY_FEE_MIN = 1_000_000_000
 PRIORITY_FEE_MAX = 1_500_000_000
@@ -188,41 +188,27 @@ class RawSender:
     def _block_gas_limit(self) -> int:
         return quantity(_block(self.rpc.request("eth_getBlockByNumber", ["latest", False])).get("gasLimit"))
 
-    def _simulate(
-        self, sender: str, to: str, data: bytes, gas: int, *, again: bool = True
-    ) -> tuple[int, int, Fees]:
-        call = {"from": sender, "to": to, "data": "0x" + data.hex(), "gas": hex(gas)}
-        answers = self.rpc.batch_answers(
-            [
-                ("eth_getTransactionCount", [sender, "pending"]),
-                ("eth_getBlockByNumber", ["latest", False]),
-                ("eth_maxPriorityFeePerGas", []),
-                ("eth_getTransactionCount", [sender, "latest"]),
-                ("eth_call", [call, "pending"]),
-            ]
+    def _simulate(self, sender: str, to: str, data: bytes, gas: int) -> tuple[int, int, Fees]:
+        def reverted(answer: Any) -> NoReturn:
+            self.rpc.answer(answer)  # raises: the named revert, or the node's refusal
+            raise BackendError(f"eth_call failed: {str(answer)[:200]}")
+
+        context = read_before_signing(
+            self.rpc.batch_answers,
+            lambda _, answer: self.rpc.answer(answer),
+            sender,
+            # where the node lacks eth_maxPriorityFeePerGas, the fee comes from eth_feeHistory as web3
+            # computes it for the web3 chain client, so every command signs on such a node with the
+            # same fee, `score` too
+            fees=self._fee_history_priority_fee,
+            call=CallRequest(sender, to, data, gas),
+            reverted=reverted,
         )
-        pending = quantity(self.rpc.answer(answers[0]))
-        if "error" in answers[4]:
-            mined = quantity(self.rpc.answer(answers[3]))
-            if again and mined < pending:
-                # as RpcBackend.tx_context: while anvil mines a block, its transactions are neither in
-                # its pool nor in its latest block; once the sender's are mined the call runs once more
-                self._wait_mined(sender, pending)
-                return self._simulate(sender, to, data, gas, again=False)
-            self.rpc.answer(answers[4])  # raises: the named revert, or the node's refusal
-        block = _block(self.rpc.answer(answers[1]))
-        base_fee = block.get("baseFeePerGas")
-        if base_fee is None:
+        if context.base_fee is None:
             raise BackendError("the latest block has no base fee (no EIP-1559): set a fixed gas price")
-        # eth_maxPriorityFeePerGas is not in the JSON-RPC spec: where a node lacks it, the fee comes from
-        # eth_feeHistory as web3 computes it for the web3 chain client (RpcBackend.tx_context), so every
-        # command signs on such a node, `score` too, with the same fee
-        answer = answers[2]
-        priority = (
-            self._fee_history_priority_fee() if "error" in answer else quantity(self.rpc.answer(answer))
-        )
-        fees = Fees(priority, priority + 2 * quantity(base_fee))
-        return pending, quantity(block.get("gasLimit")), fees
+        assert context.priority_fee is not None  # asked for
+        fees = Fees(context.priority_fee, context.priority_fee + 2 * context.base_fee)
+        return context.nonce, context.gas_limit, fees
 
     def _fee_history_priority_fee(self) -> int:
         """web3's `fee_history_priority_fee` (web3._utils.fee_utils): the mean of the non-zero 5th
@@ -235,13 +221,6 @@ class RawSender:
         paid = [fee for fee in rewards if fee != 0]
         mean = round(sum(paid) / (len(paid) or 1))
         return min(max(mean, PRIORITY_FEE_MIN), PRIORITY_FEE_MAX)
-
-    def _wait_mined(self, sender: str, count: int) -> None:
-        deadline = time.monotonic() + MINED_WAIT
-        while time.monotonic() < deadline:
-            if quantity(self.rpc.request("eth_getTransactionCount", [sender, "latest"])) >= count:
-                return
-            time.sleep(0.02)
 
     def broadcast(self, signed: SignedTx) -> None:
         try:

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from ledger import errors
-from ledger.backends import CallRequest
 from ledger.chain import Chain, SignedTx
 from ledger.clients import ConsentStatus, purpose_id
 from ledger.coalition import Coalition
+from ledger.txs import CallRequest
 from tests.ledger.test_prepare import BOUND, earn_batch, fields
 
 

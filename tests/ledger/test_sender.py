@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from eth_account import Account
+from web3.providers.base import BaseProvider
 
 from ledger.sender import Fees, LocalKey, rlp, signed_eip1559
 
@@ -173,6 +174,40 @@ def test_a_node_answering_nonsense_to_the_simulation_is_one_error_in_words(monke
     monkeypatch.setattr(JsonRpc, "_post", _Node(**answers).post)
     with pytest.raises(BackendError, match="the node answered"):
         RawSender(JsonRpc("http://node"), 31337).prepare_calldata(TO, b"", key, gas=50_000)
+
+
+class _Provider(BaseProvider):
+    """web3's provider over `_Node`: what `RpcBackend` sends its requests through."""
+
+    def __init__(self, node: _Node) -> None:
+        super().__init__()
+        self.node = node
+
+    def make_request(self, method: str, params: Any) -> Any:
+        return self.node.post({"id": 0, "method": method, "params": params})
+
+    def make_batch_request(self, calls: Any) -> Any:
+        return self.node.post([{"id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls)])
+
+
+@pytest.mark.parametrize("answers", BROKEN.values(), ids=BROKEN.keys())
+def test_the_web3_client_reads_the_simulation_by_the_same_rule(monkeypatch, answers):
+    """Both senders read the node's answers before signing through one function
+    (`ledger.txs.read_before_signing`): what the lean sender refuses in words, the web3 chain client
+    refuses in the same words (it took an int where a hex quantity was due, and a null nonce or gas
+    limit was a TypeError there)."""
+    from ledger.backends import RpcBackend
+    from ledger.errors import BackendError
+    from ledger.txs import CallRequest
+
+    node = _Node()
+    monkeypatch.setattr(RpcBackend, "_new_provider", lambda backend: _Provider(node))
+    backend = RpcBackend("http://node")
+    call = CallRequest(LocalKey(KEYS[0]).address, TO, b"", 50_000)
+    assert backend.tx_context(call.sender, fees=True, simulate=call).priority_fee == 1
+    node.answers.update(answers)
+    with pytest.raises(BackendError, match="the node answered"):
+        backend.tx_context(call.sender, fees=True, simulate=call)
 
 
 @pytest.mark.parametrize(
