@@ -26,11 +26,13 @@ Why each shape of file is safe:
 
 from __future__ import annotations
 
+import bisect
 import csv
 import gzip
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -53,8 +55,9 @@ from offchain.kinds import InteractionKind
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
+    import polars as pl
 
-    Codes = npt.NDArray[np.int64]
+    Codes = npt.NDArray[np.int32]
 
 _BOM = b"\xef\xbb\xbf"
 
@@ -114,41 +117,80 @@ class Checked:
             yield record
 
 
+# The file is parsed a slice of rows at a time: polars' frame of the whole file and its working memory
+# beside the file's 93 MB took the reader to ~400 MB; a slice's is a fraction of that, and only the
+# columns' codes (4 bytes a cell) are kept.
+_SLICES = 8
+
+
 def read_checked(path: str | Path) -> Checked | None:
     """The file read by columns, or None where the reference must read it (see the module docstring)."""
     data = _contents(path)
     if data is None:
         return None
-    inside = _quotes(data)
-    if inside is None:
+    quoted = _quotes(data)
+    if quoted is None:
         return None
-    commas_inside, newlines_inside = inside
-    records = data.count(b"\n") - newlines_inside + (not data.endswith(b"\n"))
-    commas = data.count(b",") - commas_inside
+    records = data.count(b"\n") + (not data.endswith(b"\n"))
+    commas = data.count(b",")
+    for opening, closing in quoted:
+        records -= data.count(b"\n", opening, closing)
+        commas -= data.count(b",", opening, closing)
 
     import polars as pl  # here: ~0.2 CPU s to load, paid by large files only
 
-    try:
-        frame = pl.read_csv(data, has_header=False, infer_schema=False, empty_string_is_null=False)
-    except (pl.exceptions.PolarsError, UnicodeDecodeError):
-        return None  # a row wider than the header, bytes that are not UTF-8, ...: the reference says which
+    limit = csv.field_size_limit()
+    header: tuple[str, ...] = ()
+    columns = [_Encoder() for _ in HEADER]
+    height = 0
+    for start, stop in _slices(data, quoted):
+        if start and data.startswith(_BOM, start):
+            return None  # polars would drop it from the slice's first cell, as from the file's
+        try:
+            frame = pl.read_csv(data[start:stop], has_header=False, infer_schema=False, empty_string_is_null=False)
+        except (pl.exceptions.PolarsError, UnicodeDecodeError):
+            return None  # a row wider than the header, bytes that are not UTF-8, ...: the reference says which
+        if not header:
+            header = frame.row(0)
+            frame = frame[1:]
+        height += frame.height + (start == 0)
+        # every row as wide as the header (with the count of commas below); a cell the csv module takes
+        if frame.width != len(header) or len(header) < len(HEADER):
+            return None
+        if max(length or 0 for length in frame.select(pl.all().str.len_bytes().max()).row(0)) > limit:
+            return None
+        for encoder, i in zip(columns, range(len(HEADER)), strict=True):
+            encoder.add(frame[:, i])
+        del frame  # before the next slice's is made
     del data
-    width = frame.width
-    if frame.height != records or commas != (width - 1) * records or width < len(HEADER) or records < 2:
+    if height != records or commas != (len(header) - 1) * records or records < 2:
         return None
-    # the csv module refuses a cell longer than its limit: the reference names the row
-    lengths = frame.select(pl.all().str.len_chars().max()).row(0)
-    if max(length or 0 for length in lengths) > csv.field_size_limit():
+    if tuple(h.strip() for h in header[: len(HEADER)]) != HEADER:
         return None
-    header = frame.row(0)[: len(HEADER)]
-    if tuple(h.strip() for h in header) != HEADER:
-        return None
-    columns = [_encoded(frame[1:, i]) for i in range(len(HEADER))]
-    del frame
     try:
-        return _checked(path, columns)
+        return _checked(path, [encoder.column() for encoder in columns])
     except ValueError:  # a cell, date or total the reference refuses, with its row
         return None
+
+
+def _slices(data: bytes, quoted: list[tuple[int, int]]) -> Iterator[tuple[int, int]]:
+    """About `_SLICES` ranges of whole rows: each ends after a newline outside quotes."""
+    openings = [opening for opening, _ in quoted]
+    start = 0
+    for k in range(1, _SLICES):
+        stop = data.find(b"\n", max(start, k * len(data) // _SLICES))
+        while stop != -1:
+            i = bisect.bisect_right(openings, stop) - 1
+            if i < 0 or stop > quoted[i][1]:
+                break
+            stop = data.find(b"\n", quoted[i][1])  # inside a quoted cell: the first after it
+        if stop == -1:
+            break
+        if stop + 1 > start:
+            yield start, stop + 1
+            start = stop + 1
+    if start < len(data):
+        yield start, len(data)
 
 
 def _contents(path: str | Path) -> bytes | None:
@@ -172,10 +214,11 @@ def _contents(path: str | Path) -> bytes | None:
     return data
 
 
-def _quotes(data: bytes) -> tuple[int, int] | None:
-    """(commas, newlines) inside quoted cells, or None unless every quote opens a cell ("... at a cell's
-    start), closes it (followed by a comma, a newline or the end) or is doubled inside one."""
-    commas = newlines = 0
+def _quotes(data: bytes) -> list[tuple[int, int]] | None:
+    """The quoted cells (the offsets of their opening and closing quotes), or None unless every quote
+    opens a cell ("... at a cell's start), closes it (followed by a comma, a newline or the end) or is
+    doubled inside one."""
+    spans: list[tuple[int, int]] = []
     limit = csv.field_size_limit()
     find = data.find
     opening = find(b'"')
@@ -191,10 +234,9 @@ def _quotes(data: bytes) -> tuple[int, int] | None:
             return None  # text after the closing quote
         if closing - opening > limit:
             return None  # longer than the csv module takes (counted in bytes: at least its characters)
-        commas += data.count(b",", opening, closing)
-        newlines += data.count(b"\n", opening, closing)
+        spans.append((opening, closing))
         opening = find(b'"', closing + 1)
-    return commas, newlines
+    return spans
 
 
 @dataclass
@@ -203,113 +245,141 @@ class _Column:
     codes: Codes  # each row's index in `values`
 
 
-def _encoded(column: object) -> _Column:
-    import numpy as np
-    import polars as pl
+class _Encoder:
+    """A column's distinct values and codes, a slice of rows at a time."""
 
-    assert isinstance(column, pl.Series)
-    values = column.unique(maintain_order=True)
-    codes = column.cast(pl.Enum(values)).to_physical().to_numpy().astype(np.int64)
-    return _Column(values.to_list(), codes)
+    def __init__(self) -> None:
+        self.index: dict[str, int] = {}
+        self.codes: list[Codes] = []
+
+    def add(self, cells: pl.Series) -> None:
+        import numpy as np
+        import polars as pl
+
+        values = cells.unique(maintain_order=True)
+        index = self.index
+        # the slice's codes -> the file's (its distinct values: a few thousand, not a row each)
+        known = np.array([index.setdefault(value, len(index)) for value in values.to_list()], dtype=np.int32)
+        self.codes.append(known[cells.cast(pl.Enum(values)).to_physical().to_numpy()])
+
+    def column(self) -> _Column:
+        import numpy as np
+
+        codes = np.concatenate(self.codes) if self.codes else np.zeros(0, dtype=np.int32)
+        self.codes.clear()
+        return _Column(list(self.index), codes)
 
 
 def _checked(path: str | Path, columns: list[_Column]) -> Checked | None:
-    """The reference's read, by columns (its names, its order). ValueError or None: the reference reads."""
+    """The reference's read, by columns (its names, its order). ValueError or None: the reference reads.
+    Arrays are of 32-bit rows and codes, and dropped once used: the reader's memory is the import's."""
     import numpy as np
 
     number, stock_code, description, quantity, when, price, raw_customer, country = columns
     rows = len(number.codes)
+    if rows >= 2**31:
+        return None
 
     # customers: the normalised id of each distinct spelling (ValueError for one the reference refuses)
     ids: dict[str, int] = {}
-    names: list[str] = []
-    spelling = np.empty(len(raw_customer.values), dtype=np.int64)
-    for i, raw in enumerate(raw_customer.values):
-        customer = normalise_customer_id(raw)
-        if customer is None:
-            spelling[i] = -1
-        else:
-            spelling[i] = ids.setdefault(customer, len(ids))
-            if spelling[i] == len(names):
-                names.append(customer)
+    spelling = np.array(
+        [
+            -1 if customer is None else ids.setdefault(customer, len(ids))
+            for customer in map(normalise_customer_id, raw_customer.values)
+        ],
+        dtype=np.int32,
+    )
+    names = list(ids)
     customer_of = spelling[raw_customer.codes]
     numbered = np.array(
         [n.isdigit() or (n[:1] == "C" and n[1:].isdigit()) for n in number.values], dtype=np.bool_
     )[number.codes]
-    with_customer = customer_of >= 0
-    kept = with_customer & numbered
-    not_invoice = with_customer & ~numbered
+    without_customer = np.flatnonzero(customer_of < 0).astype(np.int32)  # skipped rows, counted
+    not_invoice = np.flatnonzero((customer_of >= 0) & ~numbered).astype(np.int32)
+    lines_at = np.flatnonzero((customer_of >= 0) & numbered).astype(np.int32)  # an invoice's lines
+    del numbered
+    customer_at = customer_of[lines_at]
+    del customer_of
 
     # sheets: a row earlier (as text) than the one before, and more than a day earlier as a date
     order = sorted(range(len(when.values)), key=when.values.__getitem__)
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order))
+    rank = np.empty(len(order), dtype=np.int32)
+    rank[order] = np.arange(len(order), dtype=np.int32)
     when_rank = rank[when.codes]
-    earlier = np.flatnonzero(when_rank[1:] < when_rank[:-1]) + 1
-    values = when.values
-    breaks = [
-        int(i) for i in earlier if _sheet_break(values[when.codes[i - 1]], values[when.codes[i]])
-    ]
-    sheet = np.zeros(rows, dtype=np.int64)
-    sheet[breaks] = 1
-    sheet = np.cumsum(sheet)
+    earlier = (np.flatnonzero(when_rank[1:] < when_rank[:-1]) + 1).tolist()
+    dates = when.values
+    breaks = np.array(
+        [i for i in earlier if _sheet_break(dates[when.codes[i - 1]], dates[when.codes[i]])], dtype=np.int32
+    )
+    dated = [dates[i] for i in order]  # the dates by rank
+    when_at = when_rank[lines_at]
+    del when_rank
+    sheet_at = np.searchsorted(breaks, lines_at, side="right").astype(np.int32)  # each line's sheet
 
-    lines_at = np.flatnonzero(kept)  # the rows that are an invoice's lines, in file order
     invoice_of = number.codes[lines_at]
-    customer_at = customer_of[lines_at]
-    sheet_at = sheet[lines_at]
     present, first = np.unique(invoice_of, return_index=True)
     by_appearance = np.argsort(first, kind="stable")
     first = first[by_appearance]  # each invoice's first line, invoices in order of appearance
-    invoice_rank = np.full(len(number.values), -1, dtype=np.int64)
-    invoice_rank[present[by_appearance]] = np.arange(len(first))
+    invoice_rank = np.full(len(number.values), -1, dtype=np.int32)
+    invoice_rank[present[by_appearance]] = np.arange(len(first), dtype=np.int32)
     rank_at = invoice_rank[invoice_of]
+    del invoice_of, present, by_appearance, invoice_rank
     if np.any(customer_at != customer_at[first][rank_at]):
         return None  # an invoice on two customers' lines
     invoice_sheet = sheet_at[first]
 
-    # the distinct lines: one key per (stock code, description, quantity, price), one `Line` each
+    # the distinct lines: one key per (stock code, description, quantity, price), one `Line` each; the
+    # reference's checks of a line are of its quantity alone and its price alone: made once per value
     sizes = [len(c.values) for c in (stock_code, description, quantity, price)]
     if sizes[0] * sizes[1] * sizes[2] * sizes[3] >= 2**63:
         return None  # too many distinct cells for one 64-bit key
-    key = stock_code.codes[lines_at]
+    key = stock_code.codes[lines_at].astype(np.int64)
     for column, size in zip((description, quantity, price), sizes[1:], strict=True):
-        key = key * size + column.codes[lines_at]
+        key *= size
+        key += column.codes[lines_at]
     _, distinct_first, distinct_of = np.unique(key, return_index=True, return_inverse=True)
+    del key
     at = lines_at[distinct_first]
     stock_codes, descriptions = stock_code.values, description.values
-    quantities, prices = quantity.values, price.values
-    made = [
-        _line((stock_codes[s], descriptions[d], quantities[q], prices[p]), "")
-        for s, d, q, p in zip(
-            stock_code.codes[at].tolist(),
-            description.codes[at].tolist(),
-            quantity.codes[at].tolist(),
-            price.codes[at].tolist(),
-            strict=True,
-        )
-    ]
+    counts: dict[int, int] = {}
+    amounts: dict[int, Decimal] = {}
+    made = []
+    for s, d, q, p in zip(
+        stock_code.codes[at].tolist(),
+        description.codes[at].tolist(),
+        quantity.codes[at].tolist(),
+        price.codes[at].tolist(),
+        strict=True,
+    ):
+        count = counts.get(q)
+        if count is None:
+            count = counts[q] = _line(("", "", quantity.values[q], "0"), "").quantity
+        amount = amounts.get(p)
+        if amount is None:
+            amount = amounts[p] = _line(("", "", "0", price.values[p]), "").price
+        made.append(Line(stock_codes[s], descriptions[d], count, amount))
     shared = np.empty(len(made), dtype=object)
     shared[:] = made
+    del made
 
     # each invoice's lines together, in file order
     grouped = np.argsort(rank_at, kind="stable")
     bounds = np.concatenate(([0], np.cumsum(np.bincount(rank_at, minlength=len(first)))))
     lines: list[Line] = shared[distinct_of.reshape(-1)[grouped]].tolist()
+    del shared, distinct_of
     opening_sheet = sheet_at[grouped] == invoice_sheet[rank_at[grouped]]
     # the earliest time of the lines on the invoice's first sheet
-    dates = np.where(opening_sheet, when_rank[lines_at][grouped], len(order))
+    earliest_at = np.where(opening_sheet, when_at[grouped], len(order))
     starts = bounds[:-1]
-    earliest = np.minimum.reduceat(dates, starts) if len(first) else dates
-    spread = (
-        np.flatnonzero(np.minimum.reduceat(opening_sheet, starts) == 0).tolist() if len(first) else []
-    )
+    earliest = np.minimum.reduceat(earliest_at, starts) if len(first) else earliest_at
+    spread = np.flatnonzero(np.minimum.reduceat(opening_sheet, starts) == 0).tolist() if len(first) else []
     sheets_of: dict[int, list[int]] = {}  # invoices read again from a later sheet: their rows' sheets
     for r in spread:
         sheets_of[r] = sheet_at[grouped[bounds[r] : bounds[r + 1]]].tolist()
+    del grouped, opening_sheet, earliest_at
 
     invoices: dict[str, _Invoice] = {}
-    numbers, countries, dated = number.values, country.values, [values[i] for i in order]
+    numbers, countries = number.values, country.values
     opening = lines_at[first]
     bound = bounds.tolist()
     for r, (n, who, where, date, on) in enumerate(
@@ -341,15 +411,21 @@ def _checked(path: str | Path, columns: list[_Column]) -> Checked | None:
         _settle(path, n, invoice, counted)
 
     # the customers, each at their first line (which opens their first invoice), with the counts then
-    without = np.cumsum(~with_customer) - (~with_customer).astype(np.int64)  # in the rows before each row
-    skipped = np.cumsum(not_invoice) - not_invoice.astype(np.int64)
     _, customer_first = np.unique(customer_at, return_index=True)
-    customers: list[tuple[CustomerRecord, _Seen]] = []
-    for at in np.sort(customer_first).tolist():
-        row = int(lines_at[at])
-        seen = _Seen(row + 1, at, int(without[row]), int(skipped[row]), int(sheet[row]))
-        customers.append((CustomerRecord(names[customer_at[at]], countries[country.codes[row]]), seen))
-    end = _Seen(
-        rows, len(lines_at), int(np.count_nonzero(~with_customer)), int(np.count_nonzero(not_invoice)), int(sheet[-1])
-    )
+    customer_first.sort()
+    at_rows = lines_at[customer_first]
+    customers = [
+        (CustomerRecord(names[who], countries[where]), _Seen(row + 1, line, without, skipped, on))
+        for who, where, row, line, without, skipped, on in zip(
+            customer_at[customer_first].tolist(),
+            country.codes[at_rows].tolist(),
+            at_rows.tolist(),
+            customer_first.tolist(),
+            np.searchsorted(without_customer, at_rows).tolist(),  # such rows before it
+            np.searchsorted(not_invoice, at_rows).tolist(),
+            np.searchsorted(breaks, at_rows, side="right").tolist(),
+            strict=True,
+        )
+    ]
+    end = _Seen(rows, len(lines_at), len(without_customer), len(not_invoice), len(breaks))
     return Checked(customers, invoices, end, counted.repeated_rows)
