@@ -64,7 +64,9 @@ def run(tree: Path, mode: str, data: Path) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--against", type=Path, help="another checkout (with its .venv) run alternately")
@@ -77,7 +79,10 @@ def main() -> None:
             for name in list(trees)[:: 1 if round_ % 2 == 0 else -1]:
                 figures = run(trees[name], mode, args.data)
                 results.setdefault((name, mode), []).append(figures)
-                print(f"round {round_ + 1} {name:8} {mode:8} " + " ".join(f"{k} {v:.2f}" for k, v in figures.items()))
+                print(
+                    f"round {round_ + 1} {name:8} {mode:8} "
+                    + " ".join(f"{k} {v:.2f}" for k, v in figures.items())
+                )
     print(f"\nmedians of {args.rounds} (CPU s; peak RSS MB; load average 1 min over the runs):")
     for (name, mode), runs in sorted(results.items()):
         median = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
