@@ -13,7 +13,11 @@ from its start, interpreter start-up excepted, with the collector tuned as the r
 too, alternating run by run (the machine's speed drifts over minutes), and the medians are printed side
 by side with the load average seen.
 
+`--check` instead reads the file both ways in this checkout, by columns (`read_records`) and by the row
+loop (`read_rows`), and says whether every item, the stats at each item and the progress calls are equal.
+
     .venv/bin/python benchmarks/reader_parse.py [--rounds 5] [--data PATH] [--against /path/to/main]
+    .venv/bin/python benchmarks/reader_parse.py --check [--data PATH]
 """
 
 from __future__ import annotations
@@ -63,6 +67,27 @@ def run(tree: Path, mode: str, data: Path) -> dict[str, float]:
     return figures
 
 
+def check(data: Path) -> bool:
+    """The file read both ways: equal items, stats at each item and progress calls."""
+    from dataclasses import asdict
+
+    from api.importers import columnar
+    from api.importers.online_retail import ReadStats, read_records, read_rows
+
+    taken = columnar.read_checked(data) is not None
+    seen = []
+    for read in (read_records, read_rows):
+        events: list[object] = []
+        stats = ReadStats()
+        for item in read(data, stats=stats, progress=lambda *call, events=events: events.append(call)):
+            events.append((item, asdict(stats)))
+        events.append(asdict(stats))
+        seen.append(events)
+    same = seen[0] == seen[1]
+    print(f"by columns: {taken}; {len(seen[0])} items and progress calls; the same both ways: {same}")
+    return taken and same
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -70,7 +95,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--against", type=Path, help="another checkout (with its .venv) run alternately")
+    parser.add_argument("--check", action="store_true", help="read the file both ways here and compare")
     args = parser.parse_args()
+    if args.check:
+        raise SystemExit(0 if check(args.data) else 1)
     trees = {"this": ROOT} | ({"against": args.against.resolve()} if args.against else {})
     results: dict[tuple[str, str], list[dict[str, float]]] = {}
     for round_ in range(args.rounds):

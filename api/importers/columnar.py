@@ -34,9 +34,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from api.importers import online_retail
 from api.importers.online_retail import (
     HEADER,
-    PROGRESS_EVERY,
     ReadStats,
     _Invoice,
     _line,
@@ -85,12 +85,13 @@ class Checked:
     ) -> Iterator[CustomerRecord | InvoiceRecord]:
         """The customers with the stats and progress calls the reference makes as it reads, then the
         invoices, released as they are yielded."""
-        tick = PROGRESS_EVERY
+        every = online_retail.PROGRESS_EVERY  # the module's at the time, as the reference reads it
+        tick = every
         sheets = 0
         for customer, seen in self.customers:
             while progress is not None and tick <= seen.rows:
                 progress("read", tick, None)
-                tick += PROGRESS_EVERY
+                tick += every
             stats.sheets += seen.sheets - sheets
             sheets = seen.sheets
             stats.customers += 1
@@ -103,7 +104,7 @@ class Checked:
         end = self.end
         while progress is not None and tick <= end.rows:
             progress("read", tick, None)
-            tick += PROGRESS_EVERY
+            tick += every
         stats.sheets += end.sheets - sheets
         stats.rows, stats.lines = end.rows, end.lines
         stats.rows_without_customer, stats.rows_not_invoices = (
