@@ -34,6 +34,7 @@ import csv
 import gzip
 import io
 import math
+import os
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -157,6 +158,11 @@ def read_invoices(
             yield record
 
 
+# From this size on disk a file is read by columns first (api/importers/columnar.py): below it, loading
+# the columnar library costs more than the loop over the rows that it saves.
+COLUMNAR_FROM = 1 << 20  # bytes
+
+
 def read_records(
     path: str | Path, *, stats: ReadStats | None = None, progress: Progress | None = None
 ) -> Iterator[CustomerRecord | InvoiceRecord]:
@@ -164,7 +170,34 @@ def read_records(
     the file is read, as soon as the customer's first invoice line is (so in order of first appearance).
     That line opens their first invoice: every line of an invoice is its customer's, so none of theirs
     can have been opened earlier; it is the first of theirs yielded, and its country is the record's.
-    Skipped lines (no Customer ID, not an invoice) do not count."""
+    Skipped lines (no Customer ID, not an invoice) do not count.
+
+    A large file is read by columns (`api.importers.columnar`), which gives the same items, stats and
+    progress calls, or declines before anything is yielded: then, and for small files, `read_rows` (the
+    reference) reads it, and names any fault."""
+    stats = stats if stats is not None else ReadStats()
+    if _size(path) >= COLUMNAR_FROM:
+        from api.importers.columnar import read_checked  # it loads polars: not for small files
+
+        checked = read_checked(path)
+        if checked is not None:
+            yield from checked.records(stats, progress)
+            return
+    yield from read_rows(path, stats=stats, progress=progress)
+
+
+def _size(path: str | Path) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0  # read_rows says what is wrong with it
+
+
+def read_rows(
+    path: str | Path, *, stats: ReadStats | None = None, progress: Progress | None = None
+) -> Iterator[CustomerRecord | InvoiceRecord]:
+    """`read_records` by a Python loop over the rows: the reference the columnar reader is held to, and
+    what reads whatever that one declines."""
     stats = stats if stats is not None else ReadStats()
     invoices: dict[str, _Invoice] = {}
     customers: set[str] = set()
