@@ -64,7 +64,6 @@ def taken(tmp_path: Path, content: bytes | str, name: str = "retail.csv") -> boo
 # --- the header row ------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="the header's cells are not held to the csv module's field limit")
 @pytest.mark.parametrize("where", ["extra column", "padded name"])
 def test_a_header_cell_longer_than_the_csv_field_limit_is_refused_as_the_row_loop_refuses_it(tmp_path, where):
     """The csv module refuses any cell longer than `csv.field_size_limit()`, the header's included (an
