@@ -75,3 +75,21 @@ def test_a_header_cell_longer_than_the_csv_field_limit_is_refused_as_the_row_loo
         text = f"Invoice{' ' * len(long)}{HEAD[7:]}\n{row()}\n{row('500002', customer='13086')}\n"
     expected = alike(tmp_path, text)
     assert "field larger than field limit" in expected[-2]
+
+
+# --- dates ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="the fast path raises the row loop's TypeError before yielding")
+def test_a_date_with_a_time_zone_after_one_without_fails_after_the_same_items(tmp_path):
+    """A row textually earlier than the row before is checked for a sheet break by subtracting the two
+    dates: with one naive and one with an offset, the reference raises TypeError there, after the customers
+    of the rows before it. The fast path raised the same TypeError before yielding anything (it declined on
+    ValueError only): a consumer saw a different stream."""
+    text = (
+        f"{HEAD}\n{row(when='2010-12-01T08:26')}\n"
+        f"{row('500002', customer='13086', when='2010-12-01 08:27:00+00:00')}\n"
+    )
+    expected = alike(tmp_path, text)
+    assert "CustomerRecord" in expected[0]
+    assert "TypeError" in expected[-2]
