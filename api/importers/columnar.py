@@ -183,7 +183,10 @@ def read_checked(path: str | Path) -> Checked | None:
         return None
     try:
         return _checked(path, [encoder.column() for encoder in columns])
-    except ValueError:  # a cell, date or total the reference refuses, with its row
+    # a cell, date or total the reference refuses, with its row; TypeError: a naive date and one with an
+    # offset, which the reference's sheet-break check cannot subtract (it raises at that row, after the
+    # customers before it)
+    except (ValueError, TypeError):
         return None
 
 

@@ -80,7 +80,6 @@ def test_a_header_cell_longer_than_the_csv_field_limit_is_refused_as_the_row_loo
 # --- dates ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="the fast path raises the row loop's TypeError before yielding")
 def test_a_date_with_a_time_zone_after_one_without_fails_after_the_same_items(tmp_path):
     """A row textually earlier than the row before is checked for a sheet break by subtracting the two
     dates: with one naive and one with an offset, the reference raises TypeError there, after the customers
