@@ -476,3 +476,46 @@ def test_generated_files_are_read_as_the_row_loop_reads_them(tmp_path, file):
     expected = alike(tmp_path, content)
     if undamaged and "'error'" not in expected[-2]:
         assert taken(tmp_path, content)
+
+
+# --- slices --------------------------------------------------------------------------------------------
+
+
+def test_sheet_breaks_and_quoted_newlines_at_the_slices_of_a_large_file(tmp_path):
+    """A file large enough for rows of their own in each of the fast path's slices: a new sheet starts at
+    the first row of every slice (and an invoice of each sheet is read again in the next), with multi-line
+    quoted cells throughout; read by columns, and alike."""
+    count = 16_000
+    cells = [
+        [
+            *(
+                str(500000 + i // 4 % 1500),
+                "85048",
+                "BALL" if i % 7 else '"A,\nB"',
+                str(1 + i % 3),
+                "",
+                "2.55",
+            ),
+            *(str(12000 + i // 4 % 300) if i % 5 else "", "United Kingdom"),
+        ]
+        for i in range(count)
+    ]
+
+    def text(breaks: set[int]) -> str:
+        out, last = [HEAD], 0
+        for i, line in enumerate(cells):
+            last = i if i in breaks else last
+            line[4] = f"2010-12-{1 + (i - last) * 60 // count:02d} {i % 24:02d}:00:00"
+            out.append(",".join(line))
+        return "\n".join(out) + "\n"
+
+    data = text(set()).encode()
+    starts = [start for start, _ in columnar._slices(data, columnar._quotes(data) or [])][1:]
+    assert len(starts) == columnar._SLICES - 1
+    # the data rows that begin a slice: the records before each start, less the header
+    breaks = {sum(1 for _ in csv.reader(io.StringIO(data[:start].decode()))) - 1 for start in starts}
+    broken = text(breaks).encode()
+    assert len(broken) == len(data)  # dates of one width: the same slices
+    expected = alike(tmp_path, broken)
+    assert taken(tmp_path, broken)
+    assert "'sheets': 8" in expected[-1]
