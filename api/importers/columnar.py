@@ -164,6 +164,9 @@ def read_checked(path: str | Path) -> Checked | None:
         if not header:
             header = frame.row(0)
             frame = frame[1:]
+            # the csv module holds the header's cells to its limit too (the check below sees data rows)
+            if max(len(cell or "") for cell in header) > limit:
+                return None
         height += frame.height + (start == 0)
         # every row as wide as the header (with the count of commas below); a cell the csv module takes
         if frame.width != len(header) or len(header) < len(HEADER):
@@ -180,7 +183,10 @@ def read_checked(path: str | Path) -> Checked | None:
         return None
     try:
         return _checked(path, [encoder.column() for encoder in columns])
-    except ValueError:  # a cell, date or total the reference refuses, with its row
+    # a cell, date or total the reference refuses, with its row; TypeError: a naive date and one with an
+    # offset, which the reference's sheet-break check cannot subtract (it raises at that row, after the
+    # customers before it)
+    except (ValueError, TypeError):
         return None
 
 
