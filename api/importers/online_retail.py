@@ -101,7 +101,14 @@ def normalise_customer_id(raw: str) -> str | None:
         number = Decimal(text)
     except InvalidOperation:
         raise ValueError(f"not a customer id: {shown(raw)}") from None
-    if not number.is_finite() or number != number.to_integral_value() or number < 0:
+    # An exponent makes a short cell a long integer: "1e45" is 46 digits, which the length cap refuses
+    # written out; "1e99999999" took int() minutes and hundreds of MB before failing with Python's own words.
+    if (
+        not number.is_finite()
+        or number.adjusted() >= _CUSTOMER_ID_DIGITS
+        or number != number.to_integral_value()
+        or number < 0
+    ):
         raise ValueError(f"not a customer id: {shown(raw)}")
     return str(int(number))
 
@@ -326,8 +333,8 @@ def read_rows(
 def _sheet_break(previous: str, when: str) -> bool:
     try:
         return datetime.fromisoformat(previous) - datetime.fromisoformat(when) > SHEET_BREAK
-    except ValueError:
-        return False  # a malformed date is reported when its invoice is built
+    except (ValueError, TypeError):  # TypeError: one date with a time zone and one without
+        return False  # a malformed date, or one with a time zone, is reported when its invoice is built
 
 
 # the largest integer a JSON number (a double) holds exactly (RFC 8785 refuses larger ones)
@@ -362,9 +369,17 @@ def _line(row: tuple[str, str, str, str], where: str) -> Line:
 
 def _occurred_at(number: str, earliest: str) -> datetime:
     try:
-        return datetime.fromisoformat(earliest).replace(tzinfo=SOURCE_TIMEZONE)
+        when = datetime.fromisoformat(earliest)
     except ValueError:
         raise ValueError(f"invoice {number}: InvoiceDate {earliest!r} is not YYYY-MM-DD HH:MM:SS") from None
+    if when.tzinfo is not None:
+        # the file's dates are taken as UTC (`SOURCE_TIMEZONE`); a date with an offset of its own was
+        # stored as that wall-clock time in UTC, hours off, without a word
+        raise ValueError(
+            f"invoice {number}: InvoiceDate {earliest!r} has a time zone; the file's dates are UTC"
+            " without one (YYYY-MM-DD HH:MM:SS)"
+        )
+    return when.replace(tzinfo=SOURCE_TIMEZONE)
 
 
 def _settle(path: str | Path, number: str, invoice: _Invoice, stats: ReadStats) -> None:

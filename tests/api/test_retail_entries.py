@@ -178,6 +178,39 @@ def test_a_customer_id_of_thousands_of_digits_is_one_short_line(tmp_path):
     assert len(str(refused.value)) < 200
 
 
+@pytest.mark.parametrize("customer", ["1e45", "1E+5000", "1e99999999", "4.2e40"])
+def test_a_customer_id_written_with_a_large_exponent_is_refused_at_its_row(tmp_path, customer):
+    """ "1e45" is a customer id of 46 digits, which the cap on a cell's length refuses written out; it was
+    taken. "1E+5000" ended in Python's own words on integers of over 4,300 digits, and "1e99999999", ten
+    characters, took int() minutes and hundreds of MB first (both readers check every customer id)."""
+    path = tmp_path / "exponent.csv"
+    path.write_text(
+        HEADER
+        + "500001,85048,BALL,12,2010-01-04 09:00:00,6.95,12345,United Kingdom\n"
+        + f"500002,85049,LIGHT,1,2010-01-04 09:01:00,1.5,{customer},France\n"
+    )
+    with pytest.raises(ValueError, match=f"data row 2: not a customer id: {re.escape(repr(customer))}$"):
+        list(read_records(path))
+
+
+@pytest.mark.parametrize(
+    "when", ["2010-01-04 09:01:00+05:00", "2010-01-04T09:01:00Z", "2010-01-04 09:01-01:00"]
+)
+def test_an_invoice_date_with_a_time_zone_is_refused_not_shifted(tmp_path, when):
+    """The file's dates are taken as UTC; a date with an offset of its own was stored as the same wall-clock
+    time in UTC (09:01+05:00 became 09:01 UTC, five hours off), without a word."""
+    path = tmp_path / "offset.csv"
+    path.write_text(
+        HEADER
+        + "500001,85048,BALL,12,2010-01-04 09:00:00,6.95,12345,United Kingdom\n"
+        + f"500002,85049,LIGHT,1,{when},1.5,12346,France\n"
+    )
+    with pytest.raises(
+        ValueError, match=f"invoice 500002: InvoiceDate {re.escape(repr(when))} has a time zone"
+    ):
+        list(read_records(path))
+
+
 def test_the_largest_numbers_a_line_document_holds_are_read(tmp_path):
     # in returns: a purchase's total is also its points, capped far below (test_imports.py); each
     # invoice's total is held as a double, as its lines' prices are
