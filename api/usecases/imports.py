@@ -83,6 +83,7 @@ from ledger.clients.anchor import MAX_HEADS_PER_CALL
 from ledger.clients.consent import RECORD_BATCH_MAX
 from ledger.clients.loyalty import EARN_BATCH_MAX
 from ledger.clients.members import ENROL_BATCH_MAX
+from offchain.db import checkpoints_beside
 from offchain.models import ConsentStatus, CustomerCreate
 
 PHASES = ("resume", "read", "customers", "consent", "interactions", "points", "anchor")
@@ -309,6 +310,8 @@ class _Importer:
             # the store does not know is refused by `_run`, in its words)
             sending_as(self.crm, self.partner),
             bulk_collection(IMPORT_THRESHOLDS),
+            # the store's WAL copied into its file by a thread beside this one, not in the chunks' commits
+            checkpoints_beside(self.crm.engine),
             # each batch simulated and sent by the chain's sender thread while this one goes on
             self.crm.coalition.chain.pipelined(),
         ):
