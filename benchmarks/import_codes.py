@@ -67,7 +67,7 @@ def main() -> None:
         raise SystemExit(f"no data at {args.data} (see ../shared/data/README.md)")
     codes = args.code.split(",")
     print(f"load average at the start: {load()}")
-    print("round  code                  wall s  CLI CPU s  reader CPU s  anvil CPU s  peak MB  load", flush=True)
+    print("round  code                  wall s  CLI CPU s  reader CPU s  anvil CPU s  MB  load", flush=True)
     results: dict[str, list[dict[str, float]]] = {code: [] for code in codes}
     for number in range(1, args.rounds + 1):
         for code in codes:
@@ -75,7 +75,7 @@ def main() -> None:
             results[code].append(row)
             print(
                 f"{number:>5}  {(code or 'this checkout')[-20:]:<20} {row['wall']:>7.2f} {row['cli']:>10.2f}"
-                f" {row['reader']:>13.2f} {row['anvil']:>12.2f} {row['peak']:>8.0f}  {row['load']:.2f}",
+                f" {row['reader']:>13.2f} {row['anvil']:>12.2f} {row['peak']:>4.0f}  {row['load']:.2f}",
                 flush=True,
             )
     print(f"load average at the end: {load()}")
