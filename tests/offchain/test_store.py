@@ -24,8 +24,10 @@ from sqlalchemy.exc import IntegrityError, OperationalError, StatementError
 from sqlmodel import Session, col, select
 
 from offchain.db import (
+    AUTOCHECKPOINT_PAGES,
     HEAD_REVISION,
     alembic_config,
+    checkpoints_beside,
     default_url,
     make_engine,
     migrate,
@@ -578,6 +580,50 @@ def test_streaming_reads_keep_a_small_page_cache_while_they_last(sqlite_engine: 
             assert cache_size() == -8192
         assert cache_size() == -8192
     assert cache_size() == -65536  # the same connection, back to what an import's writes want
+
+
+def test_checkpoints_beside_copy_the_wal_on_a_thread_of_their_own(
+    sqlite_engine: Engine, sqlite_url: str
+) -> None:
+    database = Path(make_url(sqlite_url).database or "")
+    marker = b"CHECKPOINTED-" + os.urandom(16).hex().encode()
+
+    def autocheckpoint() -> int:
+        with sqlite_engine.connect() as connection:  # a checkout of the pooled connection
+            return int(connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one())
+
+    def checkpointers() -> list[str]:
+        return [thread.name for thread in threading.enumerate() if thread.name == "sqlite-checkpoints"]
+
+    with sqlite_engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE scratch (body BLOB)")
+    assert autocheckpoint() == AUTOCHECKPOINT_PAGES
+    with checkpoints_beside(sqlite_engine, every=0.02):
+        assert autocheckpoint() == 0  # the connections' commits leave the WAL alone...
+        with sqlite_engine.begin() as connection:
+            connection.exec_driver_sql("INSERT INTO scratch VALUES (?)", (marker * 200,))
+        # ...and the thread copies it into the database file (far fewer pages than a connection's own
+        # checkpoint waits for: without the thread they would stay in the WAL)
+        deadline = time.monotonic() + 10
+        while marker not in database.read_bytes() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert marker in database.read_bytes()
+        assert checkpointers() == ["sqlite-checkpoints"]
+    assert checkpointers() == []  # stopped with the block
+    assert autocheckpoint() == AUTOCHECKPOINT_PAGES  # the same connection checkpoints at its commits again
+    with sqlite_engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT body FROM scratch").scalar_one() == marker * 200
+
+
+def test_checkpoints_beside_start_no_thread_for_an_in_memory_store() -> None:
+    engine = make_engine("sqlite://")
+    try:
+        with checkpoints_beside(engine, every=0.01):
+            assert not [thread for thread in threading.enumerate() if thread.name == "sqlite-checkpoints"]
+            with engine.connect() as connection:
+                assert connection.exec_driver_sql("SELECT 1").scalar_one() == 1
+    finally:
+        engine.dispose()
 
 
 def test_sqlite_autocommit_connections_keep_their_writes(sqlite_engine: Engine) -> None:
