@@ -226,10 +226,18 @@ def test_the_value_writers_for_fixed_shapes_are_exact(value):
     )
 
 
+# A line's price is finite: the reader refuses any other at its row (`_line`, test_retail_entries.py), and
+# a Line of price Infinity and quantity 0 has no amount (Decimal's InvalidOperation, as its line is made).
+# The invoice's total may be anything: the payload's writer must refuse what canonical JSON refuses.
+FINITE_PRICES = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False), TRICKY_FLOATS.filter(math.isfinite)
+)
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     st.lists(
-        st.tuples(TEXT, TEXT, st.one_of(st.integers(), TRICKY_INTS), st.one_of(st.floats(), TRICKY_FLOATS)),
+        st.tuples(TEXT, TEXT, st.one_of(st.integers(), TRICKY_INTS), FINITE_PRICES),
         max_size=4,
     ),
     TEXT,
