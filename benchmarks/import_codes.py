@@ -45,8 +45,13 @@ def one_import(data: Path, code: str) -> dict[str, float]:
             subprocess.run([CLI, *home, "partner", "add", "retail"], check=True, capture_output=True, env=env)
             at = os.getloadavg()[0]
             node_before = cpu_seconds(anvil.pid) or 0.0
+            # run from the code's own folder: the reader child is `python -m api.importers.background`,
+            # and `-m` puts the working folder first on its path, before PYTHONPATH (run from this
+            # checkout, every code's reader was this checkout's)
             wall, peak, _, cpu, reader = timed_cpu(
-                [CLI, *home, "import", "online-retail", str(data), "--partner", "retail"], env=env
+                [CLI, *home, "import", "online-retail", str(data), "--partner", "retail"],
+                cwd=Path(code) if code else ROOT,
+                env=env,
             )
             node = (cpu_seconds(anvil.pid) or 0.0) - node_before
         finally:
