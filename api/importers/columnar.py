@@ -183,9 +183,9 @@ def read_checked(path: str | Path) -> Checked | None:
         return None
     try:
         return _checked(path, [encoder.column() for encoder in columns])
-    # a cell, date or total the reference refuses, with its row; TypeError: a naive date and one with an
-    # offset, which the reference's sheet-break check cannot subtract (it raises at that row, after the
-    # customers before it)
+    # a cell, date or total the reference refuses, with its row; TypeError too: a shared check that
+    # raises it here raises it in the reference, which says it after the customers before that row (a
+    # naive date then one with an offset did, until the sheet-break check took that pair as no break)
     except (ValueError, TypeError):
         return None
 
