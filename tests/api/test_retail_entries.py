@@ -284,12 +284,27 @@ def test_the_reader_process_reads_the_file_without_the_store_pydantic_or_the_mod
     sends each customer's fields (`RetailCustomer`), the importer's process makes their CustomerCreate
     (loading them cost the reader ~0.12 CPU s before its first row; making and pickling 5,942 models
     more: ~0.25 CPU s before the first invoice, benchmarks/README.md)."""
-    store = "'sqlalchemy', 'sqlmodel', 'offchain.models'"
-    heavy = f"{{{store}, 'pydantic', 'email_validator', 'offchain.customer_data'}}"
+    items, _, heavy = reader_process(small_csv)
+    assert (items, heavy) == (len(CUSTOMERS) + 7 + 2, [])  # customers, invoices, two ReadStats
+
+
+def reader_process(path: Path) -> tuple[int, bool, list[str]]:
+    """The file read as the import's reader process reads it, in a fresh interpreter: the items it sends,
+    whether it loaded polars, and which of the modules it must not load it did (the store, pydantic, the
+    customer model)."""
+    heavy = {
+        "sqlalchemy",
+        "sqlmodel",
+        "offchain.models",
+        "pydantic",
+        "email_validator",
+        "offchain.customer_data",
+    }
     code = (
         "import sys; from api.importers.entries import piped_retail_entries as source\n"
-        f"items = list(source(lambda *a: None, {str(small_csv)!r}))\n"
-        f"print(len(items), sorted({heavy} & set(sys.modules)))"
+        f"items = list(source(lambda *a: None, {str(path)!r}))\n"
+        f"print(len(items), 'polars' in sys.modules, *sorted({heavy!r} & set(sys.modules)))"
     )
     found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert found.stdout.strip() == f"{len(CUSTOMERS) + 7 + 2} []"  # customers, invoices, two ReadStats
+    items, polars, *loaded = found.stdout.split()
+    return int(items), polars == "True", loaded
