@@ -21,7 +21,7 @@ Why each shape of file is safe:
   and the rows are the newlines outside quotes (+ 1 for a last row with none). A blank line is a row of
   one cell, so it fails that count too.
 - Cells are compared as the reference compares them: strings by code point (UTF-8 bytes sort the same
-  way), dates as raw text first (`_sheet_break` on the few rows that are earlier than the row before).
+  way), dates as raw text first (`is_sheet_break` on the few rows that are earlier than the row before).
 """
 
 from __future__ import annotations
@@ -37,14 +37,14 @@ from typing import TYPE_CHECKING
 from api.importers import online_retail
 from api.importers.online_retail import (
     HEADER,
+    OpenInvoice,
     ReadStats,
-    _Invoice,
-    _line,
-    _occurred_at,
-    _record,
-    _settle,
-    _sheet_break,
+    invoice_date,
+    invoice_record,
+    is_sheet_break,
     normalise_customer_id,
+    parse_line,
+    settle_invoice,
 )
 from api.importers.records import CustomerRecord, InvoiceRecord, Line
 from api.progress import Progress
@@ -76,7 +76,7 @@ class Checked:
     """A file read and checked whole; `records` gives it as the reference gives it."""
 
     customers: list[tuple[CustomerRecord, _Seen]]
-    invoices: dict[str, _Invoice]  # settled (dated, lines and total checked), in the reference's order
+    invoices: dict[str, OpenInvoice]  # settled (dated, lines and total checked), in the reference's order
     end: _Seen  # the counts once the file is read
     repeated_rows: int
 
@@ -118,7 +118,7 @@ class Checked:
             progress("read", stats.rows, stats.rows)
         self.customers.clear()
         for number in list(invoices):  # as the reference: popped as they go
-            record = _record(number, invoices.pop(number))
+            record = invoice_record(number, invoices.pop(number))
             stats.invoices += 1
             stats.returns += record.kind is InteractionKind.RETURN
             yield record
@@ -329,7 +329,7 @@ def _checked(path: str | Path, columns: list[_Column]) -> Checked | None:
     earlier = (np.flatnonzero(when_rank[1:] < when_rank[:-1]) + 1).tolist()
     dates = when.values
     breaks = np.array(
-        [i for i in earlier if _sheet_break(dates[when.codes[i - 1]], dates[when.codes[i]])], dtype=np.int32
+        [i for i in earlier if is_sheet_break(dates[when.codes[i - 1]], dates[when.codes[i]])], dtype=np.int32
     )
     dated = [dates[i] for i in order]  # the dates by rank
     when_at = when_rank[lines_at]
@@ -373,10 +373,10 @@ def _checked(path: str | Path, columns: list[_Column]) -> Checked | None:
     ):
         count = counts.get(q)
         if count is None:
-            count = counts[q] = _line(("", "", quantity.values[q], "0"), "").quantity
+            count = counts[q] = parse_line(("", "", quantity.values[q], "0"), "").quantity
         amount = amounts.get(p)
         if amount is None:
-            amount = amounts[p] = _line(("", "", "0", price.values[p]), "").price
+            amount = amounts[p] = parse_line(("", "", "0", price.values[p]), "").price
         made.append(Line(stock_codes[s], descriptions[d], count, amount))
     shared = np.empty(len(made), dtype=object)
     shared[:] = made
@@ -398,7 +398,7 @@ def _checked(path: str | Path, columns: list[_Column]) -> Checked | None:
         sheets_of[r] = sheet_at[grouped[bounds[r] : bounds[r + 1]]].tolist()
     del grouped, opening_sheet, earliest_at
 
-    invoices: dict[str, _Invoice] = {}
+    invoices: dict[str, OpenInvoice] = {}
     numbers, countries = number.values, country.values
     opening = lines_at[first]
     bound = bounds.tolist()
@@ -412,7 +412,7 @@ def _checked(path: str | Path, columns: list[_Column]) -> Checked | None:
             strict=True,
         )
     ):
-        invoice = _Invoice(names[who], countries[where], dated[date], on)
+        invoice = OpenInvoice(names[who], countries[where], dated[date], on)
         if r in sheets_of:
             repeats: dict[int, list[Line]] = {}
             for line, its in zip(lines[bound[r] : bound[r + 1]], sheets_of[r], strict=True):
@@ -427,8 +427,8 @@ def _checked(path: str | Path, columns: list[_Column]) -> Checked | None:
     del lines
     counted = ReadStats()
     for n, invoice in invoices.items():
-        invoice.occurred_at = _occurred_at(n, invoice.earliest)
-        _settle(path, n, invoice, counted)
+        invoice.occurred_at = invoice_date(n, invoice.earliest)
+        settle_invoice(path, n, invoice, counted)
 
     # the customers, each at their first line (which opens their first invoice), with the counts then
     _, customer_first = np.unique(customer_at, return_index=True)

@@ -136,7 +136,7 @@ def open_text(path: str | Path) -> IO[str]:
     return open(path, encoding="utf-8-sig", newline="")
 
 
-class _Invoice:
+class OpenInvoice:
     """One invoice being accumulated: its lines, one shared `Line` object per distinct line of the file."""
 
     __slots__ = ("country", "customer", "earliest", "lines", "occurred_at", "repeats", "sheet", "total")
@@ -206,7 +206,7 @@ def read_rows(
     """`read_records` by a Python loop over the rows: the reference the columnar reader is held to, and
     what reads whatever that one declines."""
     stats = stats if stats is not None else ReadStats()
-    invoices: dict[str, _Invoice] = {}
+    invoices: dict[str, OpenInvoice] = {}
     customers: set[str] = set()
     strings: dict[str, str] = {}  # one copy of each repeated country and date
     intern = strings.setdefault
@@ -233,7 +233,7 @@ def read_rows(
         # Most rows continue the invoice of the row before (same number, same customer cell): such a row
         # takes that row's outcome (its invoice, or its reason to be skipped) without the lookups.
         run_number = run_customer = None
-        run_invoice: _Invoice | None = None
+        run_invoice: OpenInvoice | None = None
         run_without_customer = False
         customer: str | None = None
         for rows, row in enumerate(reader, 1):
@@ -252,7 +252,7 @@ def read_rows(
                         customer = customer_ids[raw_customer] = normalise_customer_id(raw_customer)
             except ValueError as exc:
                 raise ValueError(f"{path}, data row {rows}: {exc}") from None
-            if when < previous and _sheet_break(previous, when):
+            if when < previous and is_sheet_break(previous, when):
                 sheet += 1
                 stats.sheets += 1
             previous = when
@@ -275,7 +275,7 @@ def read_rows(
                     if not (number.isdigit() or (number[:1] == "C" and number[1:].isdigit())):
                         not_invoices += 1
                         continue
-                    invoice = invoices[number] = _Invoice(
+                    invoice = invoices[number] = OpenInvoice(
                         customer, intern(country, country), intern(when, when), sheet
                     )
                     if customer not in customers:  # only a new invoice can be a customer's first (see above)
@@ -294,7 +294,7 @@ def read_rows(
             key = (stock_code, description, quantity, price)
             line = distinct.get(key)
             if line is None:
-                line = distinct[key] = _line(key, f"{path}, data row {rows}")
+                line = distinct[key] = parse_line(key, f"{path}, data row {rows}")
             if sheet == invoice.sheet:
                 invoice.lines.append(line)
                 if when < invoice.earliest:
@@ -313,8 +313,8 @@ def read_rows(
     # earns more points than one event carries, was refused only as its invoice was given or imported,
     # after the invoices before it.
     for number, invoice in invoices.items():
-        invoice.occurred_at = _occurred_at(number, invoice.earliest)
-        _settle(path, number, invoice, stats)
+        invoice.occurred_at = invoice_date(number, invoice.earliest)
+        settle_invoice(path, number, invoice, stats)
     stats.invoices_found = len(invoices)
     if progress is not None:
         progress("read", stats.rows, stats.rows)
@@ -324,13 +324,20 @@ def read_rows(
     # pop as we go: memory is released as records are consumed (in the order of a list of the numbers:
     # `next(iter(invoices))` after each pop would scan the dict's freed slots, quadratic in invoices)
     for number in list(invoices):
-        record = _record(number, invoices.pop(number))
+        record = invoice_record(number, invoices.pop(number))
         stats.invoices += 1
         stats.returns += record.kind is InteractionKind.RETURN
         yield record
 
 
-def _sheet_break(previous: str, when: str) -> bool:
+# The checks both readers make, the row loop here (the reference) and the columnar path
+# (`api.importers.columnar`), which runs these same functions on the distinct values it finds so that
+# the two cannot drift apart in what they take or in the words they refuse with.
+
+
+def is_sheet_break(previous: str, when: str) -> bool:
+    """Whether `when`, read after `previous`, starts the next sheet of the workbook: a date over
+    `SHEET_BREAK` earlier than the row before (the file is the workbook's two sheets, one after the other)."""
     try:
         return datetime.fromisoformat(previous) - datetime.fromisoformat(when) > SHEET_BREAK
     except (ValueError, TypeError):  # TypeError: one date with a time zone and one without
@@ -341,7 +348,8 @@ def _sheet_break(previous: str, when: str) -> bool:
 _JSON_SAFE_INT = 2**53 - 1
 
 
-def _line(row: tuple[str, str, str, str], where: str) -> Line:
+def parse_line(row: tuple[str, str, str, str], where: str) -> Line:
+    """The line of (StockCode, Description, Quantity, Price), or a ValueError naming `where`."""
     stock_code, description, quantity, price = row
     if len(quantity) > _SHOWN_CELL:  # no quantity in range has that many characters (int() stops at 4,300)
         raise ValueError(f"{where}: quantity {shown(quantity)} is out of range")
@@ -367,7 +375,8 @@ def _line(row: tuple[str, str, str, str], where: str) -> Line:
     return Line(stock_code, description, count, amount)
 
 
-def _occurred_at(number: str, earliest: str) -> datetime:
+def invoice_date(number: str, earliest: str) -> datetime:
+    """An invoice's date (its earliest line's InvoiceDate, in UTC), or a ValueError naming the invoice."""
     try:
         when = datetime.fromisoformat(earliest)
     except ValueError:
@@ -382,7 +391,7 @@ def _occurred_at(number: str, earliest: str) -> datetime:
     return when.replace(tzinfo=SOURCE_TIMEZONE)
 
 
-def _settle(path: str | Path, number: str, invoice: _Invoice, stats: ReadStats) -> None:
+def settle_invoice(path: str | Path, number: str, invoice: OpenInvoice, stats: ReadStats) -> None:
     """The invoice's lines (a later sheet's plain repeat of it dropped) and their total, checked."""
     lines = invoice.lines
     for repeat in (invoice.repeats or {}).values():
@@ -393,7 +402,7 @@ def _settle(path: str | Path, number: str, invoice: _Invoice, stats: ReadStats) 
             lines = lines + repeat  # not a plain repeat: keep every line, nothing is lost
     invoice.lines, invoice.repeats = lines, None
     total = invoice.total = sum([line.amount for line in lines], Decimal(0))
-    # each line's amount is finite as a double (`_line`), their sum need not be; the document holds it
+    # each line's amount is finite as a double (`parse_line`), their sum need not be; the document holds it
     # as one
     if not math.isfinite(float(total)):
         raise ValueError(f"{path}: invoice {number}: its total is out of range")
@@ -404,7 +413,8 @@ def _settle(path: str | Path, number: str, invoice: _Invoice, stats: ReadStats) 
         )
 
 
-def _record(number: str, invoice: _Invoice) -> InvoiceRecord:
+def invoice_record(number: str, invoice: OpenInvoice) -> InvoiceRecord:
+    """The record of a settled invoice (`invoice_date` and `settle_invoice` done)."""
     occurred_at = invoice.occurred_at
     assert occurred_at is not None  # parsed after the read, before any invoice is given
     return InvoiceRecord(

@@ -240,7 +240,7 @@ def test_the_comparison_catches_a_columnar_reader_without_the_sheet_rule(tmp_pat
     path = tmp_path / "two-sheets.csv"
     path.write_text(TWO_SHEETS)
     assert outcome(fast_first, path) == outcome(read_rows, path)
-    monkeypatch.setattr(columnar, "_sheet_break", lambda previous, when: False)
+    monkeypatch.setattr(columnar, "is_sheet_break", lambda previous, when: False)
     assert columnar.read_checked(path) is not None
     assert outcome(fast_first, path) != outcome(read_rows, path)
 
