@@ -39,6 +39,7 @@ from api.importers.online_retail import (
     HEADER,
     OpenInvoice,
     ReadStats,
+    check_date,
     invoice_date,
     invoice_record,
     is_sheet_break,
@@ -184,8 +185,7 @@ def read_checked(path: str | Path) -> Checked | None:
     try:
         return _checked(path, [encoder.column() for encoder in columns])
     # a cell, date or total the reference refuses, with its row; TypeError too: a shared check that
-    # raises it here raises it in the reference, which says it after the customers before that row (a
-    # naive date then one with an offset did, until the sheet-break check took that pair as no break)
+    # raised it here would raise it in the reference, which says it after the customers before that row
     except (ValueError, TypeError):
         return None
 
@@ -321,6 +321,9 @@ def _checked(path: str | Path, columns: list[_Column]) -> Checked | None:
     customer_at = customer_of[lines_at]
     del customer_of
 
+    # every distinct date in the file's form (ValueError: the reference names the first row that is not)
+    for value in when.values:
+        check_date(value)
     # sheets: a row earlier (as text) than the one before, and more than a day earlier as a date
     order = sorted(range(len(when.values)), key=when.values.__getitem__)
     rank = np.empty(len(order), dtype=np.int32)
@@ -427,7 +430,7 @@ def _checked(path: str | Path, columns: list[_Column]) -> Checked | None:
     del lines
     counted = ReadStats()
     for n, invoice in invoices.items():
-        invoice.occurred_at = invoice_date(n, invoice.earliest)
+        invoice.occurred_at = invoice_date(invoice.earliest)
         settle_invoice(path, n, invoice, counted)
 
     # the customers, each at their first line (which opens their first invoice), with the counts then

@@ -22,6 +22,11 @@ line. What the reader does with it, and why:
   one starts a new sheet, and an invoice that a later sheet repeats line for line is read once (the
   repeat is counted in `ReadStats.repeated_rows`; otherwise those invoices would count double, and earn
   double points). Identical lines within one sheet are kept: a till may scan the same item twice.
+- Every `InvoiceDate` (every row's, the skipped rows' too) is in the file's one form, YYYY-MM-DD HH:MM:SS,
+  or the file is refused at that row: in one form, text order is time order, and the reader finds an
+  invoice's earliest line and each sheet break by comparing the cells as text (a line dated
+  "2010-12-01T08:20" beside "2010-12-01 08:26:00" compared later, and a date no one could read passed
+  unseen on any line but an invoice's earliest).
 - `InvoiceDate` has no time zone. It is taken as UTC (`SOURCE_TIMEZONE`): the retailer is in the UK, so
   in summer the true instant is an hour earlier, but the file does not say, UTC needs no time-zone
   database to reproduce, and the committed documents must not depend on one. An invoice whose lines
@@ -35,6 +40,7 @@ import gzip
 import io
 import math
 import os
+import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -216,6 +222,7 @@ def read_rows(
     distinct: dict[tuple[str, str, str, str], Line] = {}
     # a few thousand customers on a million rows: normalise each spelling once
     customer_ids: dict[str, str | None] = {}
+    dates: set[str] = set()  # checked (`check_date`): a few tens of thousands on a million rows
     sheet = 0
     previous = ""
     with open_text(path) as handle:
@@ -245,6 +252,9 @@ def read_rows(
                 if len(fields) < 8:
                     raise ValueError(f"{len(row)} cells where the header has {len(HEADER)}")
                 number, stock_code, description, quantity, when, price, raw_customer, country = fields
+                if when not in dates:
+                    check_date(when)
+                    dates.add(when)
                 same = number == run_number and raw_customer == run_customer
                 if not same:
                     customer = customer_ids.get(raw_customer)
@@ -313,12 +323,13 @@ def read_rows(
     # earns more points than one event carries, was refused only as its invoice was given or imported,
     # after the invoices before it.
     for number, invoice in invoices.items():
-        invoice.occurred_at = invoice_date(number, invoice.earliest)
+        invoice.occurred_at = invoice_date(invoice.earliest)
         settle_invoice(path, number, invoice, stats)
     stats.invoices_found = len(invoices)
     if progress is not None:
         progress("read", stats.rows, stats.rows)
     strings.clear()
+    dates.clear()
     distinct.clear()
     customers.clear()
     # pop as we go: memory is released as records are consumed (in the order of a list of the numbers:
@@ -336,12 +347,37 @@ def read_rows(
 
 
 def is_sheet_break(previous: str, when: str) -> bool:
-    """Whether `when`, read after `previous`, starts the next sheet of the workbook: a date over
-    `SHEET_BREAK` earlier than the row before (the file is the workbook's two sheets, one after the other)."""
+    """Whether `when`, read after `previous` (both checked by `check_date`), starts the next sheet of the
+    workbook: a date over `SHEET_BREAK` earlier than the row before (the file is the workbook's two
+    sheets, one after the other)."""
+    return datetime.fromisoformat(previous) - datetime.fromisoformat(when) > SHEET_BREAK
+
+
+# The file's one form of date: digits in ASCII, no time zone, no fraction, no "T".
+_DATE_FORM = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}")
+
+
+def check_date(when: str) -> None:
+    """Nothing if `when` is a date in the file's form, YYYY-MM-DD HH:MM:SS (taken as UTC); otherwise a
+    ValueError saying what is wrong with it."""
+    if _DATE_FORM.fullmatch(when) is not None:
+        try:
+            datetime.fromisoformat(when)
+            return
+        except ValueError:  # a 13th month, a 60th second
+            pass
     try:
-        return datetime.fromisoformat(previous) - datetime.fromisoformat(when) > SHEET_BREAK
-    except (ValueError, TypeError):  # TypeError: one date with a time zone and one without
-        return False  # a malformed date, or one with a time zone, is reported when its invoice is built
+        zoned = datetime.fromisoformat(when).tzinfo is not None
+    except ValueError:
+        zoned = False
+    if zoned:
+        # the file's dates are taken as UTC (`SOURCE_TIMEZONE`); a date with an offset of its own was
+        # stored as that wall-clock time in UTC, hours off, without a word
+        raise ValueError(
+            f"InvoiceDate {shown(when)} has a time zone; the file's dates are UTC without one"
+            " (YYYY-MM-DD HH:MM:SS)"
+        )
+    raise ValueError(f"InvoiceDate {shown(when)} is not YYYY-MM-DD HH:MM:SS")
 
 
 # the largest integer a JSON number (a double) holds exactly (RFC 8785 refuses larger ones)
@@ -375,20 +411,9 @@ def parse_line(row: tuple[str, str, str, str], where: str) -> Line:
     return Line(stock_code, description, count, amount)
 
 
-def invoice_date(number: str, earliest: str) -> datetime:
-    """An invoice's date (its earliest line's InvoiceDate, in UTC), or a ValueError naming the invoice."""
-    try:
-        when = datetime.fromisoformat(earliest)
-    except ValueError:
-        raise ValueError(f"invoice {number}: InvoiceDate {earliest!r} is not YYYY-MM-DD HH:MM:SS") from None
-    if when.tzinfo is not None:
-        # the file's dates are taken as UTC (`SOURCE_TIMEZONE`); a date with an offset of its own was
-        # stored as that wall-clock time in UTC, hours off, without a word
-        raise ValueError(
-            f"invoice {number}: InvoiceDate {earliest!r} has a time zone; the file's dates are UTC"
-            " without one (YYYY-MM-DD HH:MM:SS)"
-        )
-    return when.replace(tzinfo=SOURCE_TIMEZONE)
+def invoice_date(earliest: str) -> datetime:
+    """An invoice's date: its earliest line's InvoiceDate (checked by `check_date` at its row), in UTC."""
+    return datetime.fromisoformat(earliest).replace(tzinfo=SOURCE_TIMEZONE)
 
 
 def settle_invoice(path: str | Path, number: str, invoice: OpenInvoice, stats: ReadStats) -> None:

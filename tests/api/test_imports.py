@@ -593,7 +593,7 @@ def test_what_a_refused_import_leaves(memory_crm, tmp_path, monkeypatch):
             ),
             (
                 "500009,22041,FRAME,1,2010-01-04 9h05,2.1,12348,France",
-                "invoice 500009: InvoiceDate '2010-01-04 9h05'",
+                "data row 4: InvoiceDate '2010-01-04 9h05' is not YYYY-MM-DD HH:MM:SS",
                 True,
             ),
             (

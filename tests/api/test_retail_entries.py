@@ -205,9 +205,46 @@ def test_an_invoice_date_with_a_time_zone_is_refused_not_shifted(tmp_path, when)
         + "500001,85048,BALL,12,2010-01-04 09:00:00,6.95,12345,United Kingdom\n"
         + f"500002,85049,LIGHT,1,{when},1.5,12346,France\n"
     )
-    with pytest.raises(
-        ValueError, match=f"invoice 500002: InvoiceDate {re.escape(repr(when))} has a time zone"
-    ):
+    with pytest.raises(ValueError, match=f"data row 2: InvoiceDate {re.escape(repr(when))} has a time zone"):
+        list(read_records(path))
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        "2010-01-04 9h05",  # garbage
+        "2010-01-04 09:01:00.5",  # another form fromisoformat takes: a fraction
+        "2010-01-04T08:59:00",  # another: "T", whose text sorts after " " (this line was taken as later)
+        "2010-01-04",
+        "2010-01-04 09:01:60",  # the form, not a date
+        "\u0662\u0660\u0661\u0660-01-04 09:01:00",  # digits other than ASCII's, which fromisoformat takes
+    ],
+)
+def test_a_date_not_in_the_files_form_is_refused_at_its_row_on_any_line(tmp_path, when):
+    """Every row's date is checked, not only each invoice's earliest: a later line's date used to be
+    compared as text and never read, so garbage there passed unseen, and a date in another form than
+    the file's compared out of time order (the invoice's earliest line and a sheet break are found by
+    text order)."""
+    path = tmp_path / "dates.csv"
+    path.write_text(
+        HEADER
+        + "500001,85048,BALL,12,2010-01-04 09:00:00,6.95,12345,United Kingdom\n"
+        + f"500001,85049,LIGHT,1,{when},1.5,12345,United Kingdom\n"
+    )
+    refused = f"data row 2: InvoiceDate {re.escape(repr(when))} is not YYYY-MM-DD"
+    with pytest.raises(ValueError, match=refused):
+        list(read_records(path))
+
+
+def test_a_skipped_rows_date_is_checked_too(tmp_path):
+    """A row without a customer is skipped, but its date still takes part in finding sheet breaks."""
+    path = tmp_path / "skipped.csv"
+    path.write_text(
+        HEADER
+        + "500001,85048,BALL,12,2010-01-04 09:00:00,6.95,12345,United Kingdom\n"
+        + "500002,85049,LIGHT,1,soon,1.5,,United Kingdom\n"
+    )
+    with pytest.raises(ValueError, match="data row 2: InvoiceDate 'soon' is not YYYY-MM-DD HH:MM:SS"):
         list(read_records(path))
 
 
