@@ -394,7 +394,11 @@ class Chain:
         after = self._sent_after.get(key)
         if after is None or not isinstance(self.backend, RpcBackend):
             return None
-        for block in self.backend.blocks(after + 1, HEADER_WINDOW):
+        try:
+            blocks = self.backend.blocks(after + 1, HEADER_WINDOW)
+        except BackendError:
+            return None  # a node that answers a block it lacks with an error, not null: the receipt says
+        for block in blocks:
             if block is None:
                 return "unmined"  # not in any block up to the latest
             try:

@@ -18,7 +18,7 @@ import pytest
 from ledger.backends import RpcBackend
 from ledger.chain import SignedTx
 from ledger.coalition import Coalition
-from ledger.errors import TransactionFailed
+from ledger.errors import BackendError, TransactionFailed
 from tests.ledger.test_prepare import BOUND, anvil_only, earn_batch
 
 
@@ -162,3 +162,24 @@ def test_a_header_in_no_shape_is_not_believed_the_receipt_is(
     assert mined is not None and mined != "pending"
     assert mined.block_number == block
     assert receipts == [signed.tx_hash]
+
+
+def test_headers_the_node_answers_with_an_error_leave_it_to_the_receipt(
+    coalition: Coalition, receipts: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node that answers a block it has not mined with an error rather than null: not the import's
+    failure; the receipt says."""
+    chain, sender = coalition.chain, coalition.chain.backend.accounts[0]
+    backend = chain.backend
+    assert isinstance(backend, RpcBackend)
+    signed = chain.prepare(earn_batch(coalition, amounts=[6]), sender, gas=BOUND)
+    receipts.clear()
+    chain.broadcast(signed)
+
+    def refused(first: int, count: int) -> list[Any]:
+        raise BackendError("eth_getBlockByNumber failed: {'code': -32000, 'message': 'block not found'}")
+
+    monkeypatch.setattr(backend, "blocks", refused)
+    mined = coalition.loyalty.wait(signed.tx_hash)
+    assert mined.block_number == mined_block(coalition, signed.tx_hash)
+    assert receipts and set(receipts) == {signed.tx_hash}
