@@ -35,7 +35,7 @@ from ledger.errors import (
 )
 from ledger.logwindows import BlockWindows
 from ledger.pipeline import Pipeline
-from ledger.reader import quantity
+from ledger.reader import keccak, quantity
 from ledger.reverts import RevertDecoder
 from ledger.txs import CallRequest, TxContext
 from ledger.txs import SignedTx as SignedTx
@@ -322,7 +322,7 @@ class Chain:
         pause = RECEIPT_POLL_FIRST
         while True:
             try:
-                headers = None if logs else self._from_headers(tx_hash)
+                headers = None if logs else self._from_headers(tx_hash, contract.address)
                 if isinstance(headers, TxResult):
                     return headers
                 receipt = None if headers == "unmined" else self.backend.receipt(tx_hash)
@@ -358,7 +358,7 @@ class Chain:
             self._pipeline.settled(tx_hash)
         try:
             if not logs:
-                headers = self._from_headers(tx_hash)
+                headers = self._from_headers(tx_hash, contract.address)
                 if isinstance(headers, TxResult):
                     return headers
             receipt = self.backend.receipt(tx_hash)
@@ -380,16 +380,17 @@ class Chain:
             raise TransactionFailed(f"transaction {receipt.tx_hash} failed (gas used {receipt.gas_used})")
         return TxResult(receipt.tx_hash, receipt.block_number, receipt.gas_used, receipt, contract)
 
-    def _from_headers(self, tx_hash: str) -> TxResult | Literal["unmined"] | None:
-        """What became of `tx_hash`, which this process sent, read from the headers of the blocks after
-        the one it was sent at (`sent_after`), without its receipt.
+    def _from_headers(self, tx_hash: str, address: str) -> TxResult | Literal["unmined"] | None:
+        """What became of `tx_hash`, which this process sent to the contract at `address`, read from the
+        headers of the blocks after the one it was sent at (`sent_after`), without its receipt.
 
-        Mined alone in its block, under a logs bloom that is not empty: it ran to the end, since a
-        reverted transaction leaves no log, and the block's bloom is its receipt's alone; its gas is
-        the block's. "unmined": no block up to the latest holds it (pending, or never sent: `lookup`
-        asks the node which). None where the headers cannot tell: a transaction not sent from here,
-        mined beside others, or that logged nothing (it may have failed), or beyond `HEADER_WINDOW`
-        blocks: its receipt says."""
+        Mined alone in its block, under a logs bloom that holds `address` (a log of that contract): it
+        ran to the end, since a reverted transaction leaves no log, and the block's bloom is its
+        receipt's alone (the address, not any bit: a chain that adds logs of its own to a block's bloom
+        does not pass for it); its gas is the block's. "unmined": no block up to the latest holds it
+        (pending, or never sent: `lookup` asks the node which). None where the headers cannot tell: a
+        transaction not sent from here, mined beside others, or that logged nothing of that contract (it
+        may have failed), or beyond `HEADER_WINDOW` blocks: its receipt says."""
         key = tx_hash.lower()
         after = self._sent_after.get(key)
         if after is None or not isinstance(self.backend, RpcBackend):
@@ -405,7 +406,7 @@ class Chain:
                 hashes = [str(h).lower() for h in block["transactions"]]
                 if key not in hashes:
                     continue
-                if hashes != [key] or not int(block["logsBloom"], 16):
+                if hashes != [key] or not _in_bloom(int(block["logsBloom"], 16), address):
                     return None
                 found = TxResult(key, quantity(block["number"]), quantity(block["gasUsed"]), logs_read=False)
             except (KeyError, TypeError, ValueError, BackendError):
@@ -516,6 +517,14 @@ class Chain:
         if reason is not None:
             return BackendError(f"the node at {self.backend.rpc_url} stopped answering: {reason}")
         return BackendError(f"{type(exc).__name__}: {exc}")
+
+
+def _in_bloom(bloom: int, address: str) -> bool:
+    """Whether a 2048-bit logs bloom holds `address`: the three bits the low 11 bits of the first three
+    byte pairs of its keccak set (the yellow paper's M3:2048), false positives possible, never a false
+    negative."""
+    digest = keccak(bytes.fromhex(address.removeprefix("0x")))
+    return all(bloom >> (int.from_bytes(digest[i : i + 2], "big") & 2047) & 1 for i in (0, 2, 4))
 
 
 def encode_call(fn: ContractFunction) -> bytes:

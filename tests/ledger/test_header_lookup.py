@@ -135,11 +135,19 @@ def test_a_batch_mined_beside_another_is_read_from_its_receipt(
     [
         {"logsBloom": "0xnot-hex"},
         {"logsBloom": None},
+        {"logsBloom": "0x" + "00" * 255 + "01"},  # logs, none of the contract's: not the transaction's
         {"number": "12"},  # not a JSON-RPC quantity
         {"gasUsed": None},
         {"transactions": None},
     ],
-    ids=["bloom-not-hex", "bloom-null", "number-not-hex", "gas-null", "transactions-null"],
+    ids=[
+        "bloom-not-hex",
+        "bloom-null",
+        "bloom-without-the-contract",
+        "number-not-hex",
+        "gas-null",
+        "transactions-null",
+    ],
 )
 def test_a_header_in_no_shape_is_not_believed_the_receipt_is(
     coalition: Coalition, receipts: list[str], monkeypatch: pytest.MonkeyPatch, header: dict[str, Any]
