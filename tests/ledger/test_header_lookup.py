@@ -1,5 +1,6 @@
 """An outbox's lookups without logs (`Chain.lookup(..., logs=False)`, the points, consent and enrolment
-clients): a transaction this process sent, mined alone in its block under a non-empty logs bloom, is
+clients): a transaction this process sent, mined alone in its block under a logs bloom that holds its
+contract's address, is
 confirmed from the block's header, without its receipt (an earnBatch's carries ~1,100 logs). Anything
 the header cannot prove (a revert, a block shared with other transactions, a header in no shape) is read
 from the receipt, as before.
