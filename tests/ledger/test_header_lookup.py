@@ -1,9 +1,8 @@
 """An outbox's lookups without logs (`Chain.lookup(..., logs=False)`, the points, consent and enrolment
 clients): a transaction this process sent, mined alone in its block under a logs bloom that holds its
-contract's address, is
-confirmed from the block's header, without its receipt (an earnBatch's carries ~1,100 logs). Anything
-the header cannot prove (a revert, a block shared with other transactions, a header in no shape) is read
-from the receipt, as before.
+contract's address, is confirmed from the block's header, without its receipt (an earnBatch's carries
+~1,100 logs). Anything the header cannot prove (a revert, a block shared with other transactions, a
+header in no shape) is read from the receipt, as before.
 
 On anvil only: eth-tester's receipts are read in process, and no lookup there goes by headers.
 """
