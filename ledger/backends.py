@@ -298,6 +298,13 @@ class RpcBackend:
         assert isinstance(raw, Mapping)
         return _receipt(raw, "transactionHash", "blockNumber", "gasUsed", "logIndex", "transactionIndex")
 
+    def blocks(self, first: int, count: int) -> list[Mapping[str, Any] | None]:
+        """The headers of blocks `first`, `first + 1`, ... (`count` of them, their transactions as
+        hashes) in one round trip, as the node's JSON; None for a block not mined yet."""
+        numbers = range(first, first + count)
+        answers = self._batch([("eth_getBlockByNumber", [hex(n), False]) for n in numbers])
+        return [self._result("eth_getBlockByNumber", answer) for answer in answers]
+
     def tx_context(self, sender: str, *, fees: bool, simulate: CallRequest | None = None) -> TxContext:
         def reverted(answer: Any) -> NoReturn:
             raise_contract_logic_error_on_revert(answer)  # a revert: web3's ContractLogicError

@@ -35,6 +35,7 @@ from ledger.errors import (
 )
 from ledger.logwindows import BlockWindows
 from ledger.pipeline import Pipeline
+from ledger.reader import keccak, quantity
 from ledger.reverts import RevertDecoder
 from ledger.txs import CallRequest, TxContext
 from ledger.txs import SignedTx as SignedTx
@@ -51,6 +52,11 @@ _GAS_MARGIN_NUM, _GAS_MARGIN_DEN = 6, 5
 # to at most 40 ms (a wait ends at most that much after its block).
 RECEIPT_POLL_FIRST = 0.005
 RECEIPT_POLL_MAX = 0.04
+
+# How many blocks after the one a transaction was sent at a lookup without its logs reads the headers of
+# (one JSON-RPC batch; a block not mined yet costs the node nothing); a transaction mined later than
+# that is looked up by its receipt.
+HEADER_WINDOW = 8
 
 
 class _LogWindows:
@@ -104,6 +110,8 @@ class Chain:
         self._chain_id: int | None = None
         self._gas_limit: int | None = None  # the latest block's, as the last simulation saw it
         self._pipeline: Pipeline | None = None  # while `pipelined()` runs
+        # hash -> the latest block when this process signed or sent it: the transaction is in a later one
+        self._sent_after: dict[str, int] = {}
 
     @property
     def chain_id(self) -> int:
@@ -221,7 +229,15 @@ class Chain:
         """The transaction calling `to` with `data`, signed by `sender` with the nonce and fees of
         `context`."""
         signed = sender.sign_transaction(self._transaction(sender, to, data, gas, context))
-        return SignedTx(tx_hash="0x" + bytes(signed.hash).hex(), raw=bytes(signed.raw_transaction))
+        tx = SignedTx(tx_hash="0x" + bytes(signed.hash).hex(), raw=bytes(signed.raw_transaction))
+        self.sent_after(tx.tx_hash, context)
+        return tx
+
+    def sent_after(self, tx_hash: str, context: TxContext) -> None:
+        """Note that `tx_hash` goes to the node after `context` was read: it is mined in a later block than
+        `context`'s, where a lookup without logs looks for it."""
+        if context.block_number is not None:
+            self._sent_after[tx_hash] = context.block_number
 
     def _simulate(self, call: CallRequest) -> tuple[int, TxContext]:
         """Run `call` with its gas bound capped at the block gas limit, as the transaction will be, so a
@@ -297,14 +313,19 @@ class Chain:
         except Exception as exc:
             raise self.translate(exc) from exc
 
-    def wait(self, contract: Contract, tx_hash: str) -> TxResult:
+    def wait(self, contract: Contract, tx_hash: str, *, logs: bool = True) -> TxResult:
+        """Wait until `tx_hash` is mined: its result, or `TransactionFailed`. With `logs=False` its events
+        are not read (see `lookup`)."""
         if self._pipeline is not None:
             self._pipeline.settled(tx_hash)
         deadline = time.monotonic() + self.receipt_timeout
         pause = RECEIPT_POLL_FIRST
         while True:
             try:
-                receipt = self.backend.receipt(tx_hash)
+                headers = None if logs else self._from_headers(tx_hash, contract.address)
+                if isinstance(headers, TxResult):
+                    return headers
+                receipt = None if headers == "unmined" else self.backend.receipt(tx_hash)
             except Exception as exc:
                 raise self.translate(exc) from exc
             if receipt is not None:
@@ -323,12 +344,23 @@ class Chain:
             raise self.translate(exc) from exc
         return to_checksum_address(found["from"])
 
-    def lookup(self, contract: Contract, tx_hash: str) -> TxResult | Literal["pending"] | None:
+    def lookup(
+        self, contract: Contract, tx_hash: str, *, logs: bool = True
+    ) -> TxResult | Literal["pending"] | None:
         """What became of a transaction sent earlier: its result once mined, "pending" while the node
-        still holds it, None if the node has never seen it (it was never sent, or was dropped)."""
+        still holds it, None if the node has never seen it (it was never sent, or was dropped).
+
+        With `logs=False` (an outbox that reads only the status and the block), a transaction this
+        process sent is first looked for in the headers of the blocks after it was sent (`_from_headers`):
+        an earnBatch's receipt carries ~1,100 logs, ~0.5 MB of JSON the node writes and this process
+        reads, for two numbers. Its result's `events` then raise."""
         if self._pipeline is not None:
             self._pipeline.settled(tx_hash)
         try:
+            if not logs:
+                headers = self._from_headers(tx_hash, contract.address)
+                if isinstance(headers, TxResult):
+                    return headers
             receipt = self.backend.receipt(tx_hash)
             if receipt is None:
                 try:
@@ -343,9 +375,45 @@ class Chain:
     def _result(self, contract: Contract, receipt: Receipt, tx_hash: str) -> TxResult:
         if receipt.tx_hash != tx_hash.lower():  # a node that breaks or lies: nothing confirmed on its word
             raise BackendError(f"the node answered the receipt of {receipt.tx_hash} for {tx_hash}")
+        self._sent_after.pop(receipt.tx_hash, None)
         if receipt.status != 1:
             raise TransactionFailed(f"transaction {receipt.tx_hash} failed (gas used {receipt.gas_used})")
         return TxResult(receipt.tx_hash, receipt.block_number, receipt.gas_used, receipt, contract)
+
+    def _from_headers(self, tx_hash: str, address: str) -> TxResult | Literal["unmined"] | None:
+        """What became of `tx_hash`, which this process sent to the contract at `address`, read from the
+        headers of the blocks after the one it was sent at (`sent_after`), without its receipt.
+
+        Mined alone in its block, under a logs bloom that holds `address` (a log of that contract): it
+        ran to the end, since a reverted transaction leaves no log, and the block's bloom is its
+        receipt's alone (the address, not any bit: a chain that adds logs of its own to a block's bloom
+        does not pass for it); its gas is the block's. "unmined": no block up to the latest holds it
+        (pending, or never sent: `lookup` asks the node which). None where the headers cannot tell: a
+        transaction not sent from here, mined beside others, or that logged nothing of that contract (it
+        may have failed), or beyond `HEADER_WINDOW` blocks: its receipt says."""
+        key = tx_hash.lower()
+        after = self._sent_after.get(key)
+        if after is None or not isinstance(self.backend, RpcBackend):
+            return None
+        try:
+            blocks = self.backend.blocks(after + 1, HEADER_WINDOW)
+        except BackendError:
+            return None  # a node that answers a block it lacks with an error, not null: the receipt says
+        for block in blocks:
+            if block is None:
+                return "unmined"  # not in any block up to the latest
+            try:
+                hashes = [str(h).lower() for h in block["transactions"]]
+                if key not in hashes:
+                    continue
+                if hashes != [key] or not _in_bloom(int(block["logsBloom"], 16), address):
+                    return None
+                found = TxResult(key, quantity(block["number"]), quantity(block["gasUsed"]), logs_read=False)
+            except (KeyError, TypeError, ValueError, BackendError):
+                return None  # a header in no shape to say: the receipt does
+            self._sent_after.pop(key, None)
+            return found
+        return None
 
     def deploy(
         self, abi: list[dict[str, Any]], bytecode: str, args: list[Any], sender: LocalAccount
@@ -449,6 +517,14 @@ class Chain:
         if reason is not None:
             return BackendError(f"the node at {self.backend.rpc_url} stopped answering: {reason}")
         return BackendError(f"{type(exc).__name__}: {exc}")
+
+
+def _in_bloom(bloom: int, address: str) -> bool:
+    """Whether a 2048-bit logs bloom holds `address`: the three bits the low 11 bits of the first three
+    byte pairs of its keccak set (the yellow paper's M3:2048), false positives possible, never a false
+    negative."""
+    digest = keccak(bytes.fromhex(address.removeprefix("0x")))
+    return all(bloom >> (int.from_bytes(digest[i : i + 2], "big") & 2047) & 1 for i in (0, 2, 4))
 
 
 def encode_call(fn: ContractFunction) -> bytes:

@@ -176,4 +176,5 @@ class Pipeline:
                 f"the block gas limit fell to {context.gas_limit}, below this transaction's {call.gas}"
             )
         self._context = context
+        self.chain.sent_after(item.signed.tx_hash, context)  # the latest block before the send, not signing's
         self.chain.w3.eth.send_raw_transaction(item.signed.raw)

@@ -42,6 +42,8 @@ class TxContext:
     gas_limit: int  # the latest block's
     base_fee: int | None  # the latest block's; None on a chain without EIP-1559
     priority_fee: int | None  # the node's suggested tip; None when not asked for
+    # the latest block's number: a transaction sent after this read is mined in a later block
+    block_number: int | None = None
 
 
 Requests = list[tuple[str, list[object]]]
@@ -109,6 +111,7 @@ def read_before_signing(
             gas_limit=quantity(block.get("gasLimit")),
             base_fee=None if base_fee is None else quantity(base_fee),
             priority_fee=priority_fee,
+            block_number=None if block.get("number") is None else quantity(block["number"]),
         )
     raise AssertionError("unreachable: the second reading returns or raises")
 
@@ -139,11 +142,16 @@ class TxResult:
     gas_used: int
     receipt: Receipt | None = field(default=None, repr=False, compare=False)
     contract: Contract | None = field(default=None, repr=False, compare=False)
+    # False when the result was read from its block's header, not its receipt (`Chain.lookup(...,
+    # logs=False)`): its events are unknown here, not absent
+    logs_read: bool = field(default=True, repr=False, compare=False)
 
     @cached_property
     def events(self) -> list[EventData]:
         """`contract`'s events in this transaction, decoded on first use: a batch of hundreds of items
         emits hundreds of events that an outbox never reads, and web3 decodes ~1,000 a second."""
+        if not self.logs_read:
+            raise LookupError(f"transaction {self.tx_hash} was looked up without its logs")
         if self.contract is None or self.receipt is None:
             return []
         from ledger.chain import decode_events  # web3's decoder: only where events are read

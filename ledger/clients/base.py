@@ -21,6 +21,11 @@ BATCH_GAS_BUDGET = 29_000_000
 class ContractClient:
     """What every client shares: its contract, and sending/calling through the chain."""
 
+    # Whether an outbox's lookups of this client's transactions read their receipts' logs. False where
+    # `onchain_id` reads none: the chain then tells a mined transaction's status and block from block
+    # headers where it can (`Chain.lookup`), without the ~1,100 logs of an earnBatch's receipt.
+    receipt_logs = True
+
     def __init__(self, chain: Chain, contract: Contract) -> None:
         self.chain = chain
         self.contract = contract
@@ -38,11 +43,11 @@ class ContractClient:
     def lookup(self, tx_hash: str) -> TxResult | Literal["pending"] | None:
         """What became of a transaction sent earlier: mined (its result), "pending" while the node
         holds it, None if the node never saw it."""
-        return self.chain.lookup(self.contract, tx_hash)
+        return self.chain.lookup(self.contract, tx_hash, logs=self.receipt_logs)
 
     def wait(self, tx_hash: str) -> TxResult:
         """Wait for a transaction the node holds until it is mined."""
-        return self.chain.wait(self.contract, tx_hash)
+        return self.chain.wait(self.contract, tx_hash, logs=self.receipt_logs)
 
     def onchain_id(self, mined: TxResult) -> int | None:
         """What the contract numbered the record a mined transaction created, where it numbers them."""

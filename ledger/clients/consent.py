@@ -73,6 +73,8 @@ RECORD_BATCH_MAX = (BATCH_GAS_BUDGET - RECORD_BATCH_GAS_BASE) // RECORD_BATCH_GA
 
 
 class ConsentClient(ContractClient):
+    receipt_logs = False  # its outbox confirms rows by status and block (ContractClient)
+
     def record(
         self,
         sender: LocalAccount,

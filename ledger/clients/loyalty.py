@@ -59,6 +59,8 @@ def earn_batch_fits(members: Sequence[bytes], budget: int = EARN_BATCH_GAS_BUDGE
 
 
 class LoyaltyClient(ContractClient):
+    receipt_logs = False  # its outbox confirms rows by status and block (ContractClient)
+
     def earn(self, sender: LocalAccount, member: bytes, amount: int, ref: bytes = ZERO32) -> TxResult:
         return self._send(sender, self.contract.functions.earn(as_bytes32(member), amount, as_bytes32(ref)))
 

@@ -188,6 +188,8 @@ class VoteTally:
 
 
 class MemberRegistryClient(ContractClient):
+    receipt_logs = False  # its outbox confirms rows by status and block (ContractClient)
+
     # --- reads ---
 
     def member(self, member: bytes) -> MemberInfo:
