@@ -359,8 +359,9 @@ def send_staged_points(
     # are the next batch's oldest: kept here, only the events staged after them are read again. Those
     # kept are looked at again in each batch's transaction (ids only): another process may have sent or
     # removed one meanwhile, and one kept and sent anyway would earn its points twice on chain (no ref
-    # is unique there). Plain tuples, not the store's rows: each kept event is filtered, sorted and
-    # split a few times over (a row's attribute reads in those passes took ~0.3 CPU s of an import).
+    # is unique there). Plain tuples (as `points.staged_earnings` gives them), not the store's rows:
+    # each kept event is filtered, sorted and split a few times over (a row's attribute reads in those
+    # passes took ~0.3 CPU s of an import).
     unsent: list[tuple[int, bytes, int, bytes]] = []
     last_read = 0
 
@@ -376,9 +377,7 @@ def send_staged_points(
             )
             if more:
                 last_read = more[-1][0]
-                unsent = unsent + [
-                    (event_id, bytes(member), amount, bytes(ref)) for event_id, member, amount, ref in more
-                ]
+                unsent = unsent + more
         if not unsent or len(unsent) < min_batch:
             return None
         # One member's items side by side: earnBatch checks the registry and consent once per run of
