@@ -124,7 +124,9 @@ class EthTesterBackend:
         from eth_tester import EthereumTester, PyEVMBackend
         from eth_tester.backends.pyevm.main import get_default_account_keys
 
-        genesis = None if gas_limit is None else PyEVMBackend.generate_genesis_params({"gas_limit": gas_limit})
+        genesis = (
+            None if gas_limit is None else PyEVMBackend.generate_genesis_params({"gas_limit": gas_limit})
+        )
         self._tester = EthereumTester(PyEVMBackend(genesis))
         # py-evm is not thread-safe, and a server reads beside its one writer (each request on a thread of
         # its own): every call into the chain, through web3 or directly, takes this lock, as a node's own
