@@ -4,6 +4,7 @@ many. Each on an anvil of its own with that block (full batches: py-evm would ta
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from eth_utils import function_abi_to_4byte_selector
@@ -66,10 +67,11 @@ def batches(crm: Crm) -> dict[str, list[int]]:
         names["0x" + function_abi_to_4byte_selector(abi).hex()] = name
     found: dict[str, list[int]] = {name: [] for name in SELECTORS}
     for number in range(chain.block_number() + 1):
-        for tx in chain.w3.eth.get_block(number, full_transactions=True)["transactions"]:
-            name = names.get("0x" + bytes(tx["input"][:4]).hex())
-            if name is not None:
-                found[name].append(int(tx["gas"]))
+        block: Any = chain.w3.eth.get_block(number, full_transactions=True)
+        for tx in block["transactions"]:
+            called = names.get("0x" + bytes(tx["input"][:4]).hex())
+            if called is not None:
+                found[called].append(int(tx["gas"]))
     return found
 
 
