@@ -8,17 +8,9 @@ from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 from web3.types import BlockIdentifier
 
-from ledger.chain import BATCH_GAS_MARGIN as BATCH_GAS_MARGIN
 from ledger.chain import Chain, SignedTx, TxResult
 from ledger.records import ZERO32 as ZERO32  # where the clients and their callers took it from
 from ledger.records import as_bytes32 as as_bytes32
-
-# The most gas a batch's bound may reach (enrolBatch, recordBatch, earnBatch) under a 30M block
-# (anvil 1.7's default, py-evm's, mainnet's until 2025): what the batch caps are quoted at. A batch is
-# cut to the node's own block (`ContractClient.batch_gas_budget`), with the same margin. A node packs a
-# block by its transactions' gas limits, and each of these batches fills a block of its own: fewer,
-# fuller ones are what keeps a large import's block count, and anvil's time, down.
-BATCH_GAS_BUDGET = 30_000_000 - BATCH_GAS_MARGIN
 
 
 class ContractClient:
@@ -52,6 +44,10 @@ class ContractClient:
         """Wait for a transaction the node holds until it is mined."""
         return self.chain.wait(self.contract, tx_hash, logs=self.receipt_logs)
 
+    # A node packs a block by its transactions' gas limits, and each batch (enrolBatch, recordBatch,
+    # earnBatch) fills a block of its own: fewer, fuller ones are what keeps a large import's block count,
+    # and anvil's time, down. 29M under a 30M block (anvil 1.7's default, py-evm's), 59M under the
+    # devnet's 60M.
     def batch_gas_budget(self) -> int:
         """The most gas one batch's bound may reach on this node: its block gas limit less
         BATCH_GAS_MARGIN (the limit the last simulation saw: a caller reads it once per run)."""

@@ -10,7 +10,7 @@ from eth_utils import event_abi_to_log_topic, keccak, to_checksum_address
 from web3.types import BlockIdentifier
 
 from ledger.chain import SignedTx, TxResult
-from ledger.clients.base import BATCH_GAS_BUDGET, ContractClient, as_bytes32
+from ledger.clients.base import ContractClient, as_bytes32
 from ledger.clients.members import Authorization
 from ledger.errors import BackendError
 
@@ -75,9 +75,6 @@ def record_batch_max(budget: int) -> int:
     """The most consents one recordBatch takes within `budget` gas (at least one): 340 under a 30M
     block, 692 under 60M."""
     return max(1, (budget - RECORD_BATCH_GAS_BASE) // RECORD_BATCH_GAS_PER_ITEM)
-
-
-RECORD_BATCH_MAX = record_batch_max(BATCH_GAS_BUDGET)  # 340: under a 30M block
 
 
 class ConsentClient(ContractClient):

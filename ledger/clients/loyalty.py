@@ -8,7 +8,7 @@ from eth_utils import event_abi_to_log_topic, to_checksum_address
 
 from ledger.caps import MAX_EARN as MAX_EARN
 from ledger.chain import SignedTx, TxResult
-from ledger.clients.base import BATCH_GAS_BUDGET, ZERO32, ContractClient, as_bytes32
+from ledger.clients.base import ZERO32, ContractClient, as_bytes32
 from ledger.clients.members import Authorization
 
 # The contract's caps (LoyaltyPoints.MAX_EARN, in ledger.caps for the import's reader, MAX_SUPPLY):
@@ -44,9 +44,6 @@ def earn_batch_max(budget: int) -> int:
     """How many staged items to read for one earnBatch within `budget` gas: 4,200 under a 30M block,
     8,562 under 60M."""
     return max(1, (budget - EARN_BATCH_GAS_BASE) // EARN_BATCH_GAS_PER_READ)
-
-
-EARN_BATCH_MAX = earn_batch_max(BATCH_GAS_BUDGET)  # 4,200: under a 30M block
 
 
 def earn_batch_gas(members: Sequence[bytes]) -> int:

@@ -15,7 +15,7 @@ from eth_typing import ChecksumAddress
 from eth_utils import event_abi_to_log_topic, to_checksum_address
 
 from ledger.chain import SignedTx, TxResult
-from ledger.clients.base import BATCH_GAS_BUDGET, ContractClient, as_bytes32
+from ledger.clients.base import ContractClient, as_bytes32
 from ledger.records import Erasure as Erasure
 
 ZERO_ADDRESS = to_checksum_address("0x" + "00" * 20)
@@ -44,9 +44,6 @@ def enrol_batch_max(budget: int) -> int:
     under 60M), and at least one."""
     fits = (budget - ENROL_BATCH_GAS_BASE) // ENROL_BATCH_GAS_PER_ITEM
     return max(fits // 100 * 100, min(fits, 100), 1)
-
-
-ENROL_BATCH_MAX = enrol_batch_max(BATCH_GAS_BUDGET)  # 1,000: under a 30M block
 
 
 # How long a customer's signature stays good by default: long enough to be relayed, short enough that

@@ -20,7 +20,6 @@ from eth_account import Account
 from ledger.anvil import free_port, start_anvil
 from ledger.backends import RpcBackend
 from ledger.clients import ConsentStatus, purpose_id
-from ledger.clients.base import BATCH_GAS_BUDGET
 from ledger.clients.consent import RECORD_BATCH_GAS_BASE, RECORD_BATCH_GAS_PER_ITEM, record_batch_max
 from ledger.clients.loyalty import MAX_EARN, earn_batch_fits, earn_batch_gas, earn_batch_max
 from ledger.clients.members import (
@@ -207,7 +206,6 @@ class TestABatchPastItsBudgetIsRefusedBeforeSigning:
 
 class TestTheBudgetIsTheNodesBlockLessAMillion:
     def test_the_sizes_under_a_30m_block_are_what_they_were_and_a_60m_block_takes_about_twice(self):
-        assert BATCH_GAS_BUDGET == 29_000_000
         assert (enrol_batch_max(29_000_000), record_batch_max(29_000_000)) == (1000, 340)
         assert (enrol_batch_max(59_000_000), record_batch_max(59_000_000)) == (2100, 692)
         for budget in (29_000_000, 59_000_000):
