@@ -18,6 +18,10 @@ from ledger.paths import npm_binary
 
 DEVNET_CHAIN_ID = 31337
 KEPT_STATES = 16  # recent block states anvil keeps in memory (see start_anvil)
+# The devnet's block gas limit: mainnet's since late 2025 (anvil 1.7's default is 30M). The batches follow
+# the node's limit (`Chain.batch_gas_budget`), so a 60M block carries twice a 30M one's, and anvil's time
+# per block follows its whole state (a state-root rebuild each): half the blocks, less of that time.
+DEVNET_GAS_LIMIT = 60_000_000
 
 
 def anvil_binary() -> Path:
@@ -51,8 +55,9 @@ def start_anvil(
     log_file: Path | None = None,
     detach: bool = False,
     startup_timeout: float = 30.0,
+    gas_limit: int = DEVNET_GAS_LIMIT,
 ) -> subprocess.Popen[bytes]:
-    """Start anvil on 127.0.0.1:`port` and wait until it answers.
+    """Start anvil on 127.0.0.1:`port`, its blocks of `gas_limit` gas, and wait until it answers.
 
     With `state_file`, state is loaded from it at start and written to it every second and on exit,
     so a restart keeps the chain. `detach` puts anvil in its own session so it outlives this process.
@@ -80,6 +85,7 @@ def start_anvil(
     batch ("Insufficient funds for gas * price + value"; from anvil's 1 gwei, ~130 such blocks)."""
     command = [str(anvil_binary()), "--host", "127.0.0.1", "--port", str(port), "--chain-id", str(chain_id)]
     command += ["--prune-history", str(KEPT_STATES), "--block-base-fee-per-gas", "0"]
+    command += ["--gas-limit", str(gas_limit)]  # DEVNET_GAS_LIMIT: see there
     if state_file is not None:
         command += ["--state", str(state_file), "--state-interval", "1"]
     url = f"http://127.0.0.1:{port}"

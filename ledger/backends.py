@@ -117,11 +117,17 @@ class EthTesterBackend:
     name = "eth-tester"
     gas_price: int | None = None
 
-    def __init__(self, accounts: int = 10) -> None:
+    def __init__(self, accounts: int = 10, *, gas_limit: int | None = None) -> None:
+        """`gas_limit`: the chain's block gas limit; py-evm's (30,029,122, mainnet's at London) unless
+        given. Batches follow it (`Chain.batch_gas_budget`); the in-process chain is for tests, whose
+        batches are small, and py-evm runs a full batch for seconds."""
         from eth_tester import EthereumTester, PyEVMBackend
         from eth_tester.backends.pyevm.main import get_default_account_keys
 
-        self._tester = EthereumTester(PyEVMBackend())
+        genesis = (
+            None if gas_limit is None else PyEVMBackend.generate_genesis_params({"gas_limit": gas_limit})
+        )
+        self._tester = EthereumTester(PyEVMBackend(genesis))
         # py-evm is not thread-safe, and a server reads beside its one writer (each request on a thread of
         # its own): every call into the chain, through web3 or directly, takes this lock, as a node's own
         # RPC loop would serialise them (unlocked, a read during a write met "dictionary changed size").

@@ -58,6 +58,12 @@ RECEIPT_POLL_MAX = 0.04
 # that is looked up by its receipt.
 HEADER_WINDOW = 8
 
+# How far under the node's block gas limit a batch's gas bound stays (`Chain.batch_gas_budget`): the
+# batches (enrolBatch, recordBatch, earnBatch) are cut to the node's block, not to a fixed 30M one, so
+# a 60M block takes half as many of them, and on anvil every block costs a state-root rebuild over the
+# whole state. A node packs a block by its transactions' gas limits: each such batch fills one.
+BATCH_GAS_MARGIN = 1_000_000
+
 
 class _LogWindows:
     """The windows of one eth_getLogs filter, oldest first (`ledger.logwindows`: none spans more blocks
@@ -296,6 +302,13 @@ class Chain:
         self._failed()
         self._gas_limit = int(self.w3.eth.get_block("latest")["gasLimit"])
         return self._gas_limit
+
+    def batch_gas_budget(self) -> int:
+        """The most gas a batch's bound may reach on this node: its block gas limit, as the last
+        simulation saw it (read from the node only when nothing was simulated yet), less
+        BATCH_GAS_MARGIN."""
+        limit = self._gas_limit if self._gas_limit is not None else self.block_gas_limit()
+        return limit - BATCH_GAS_MARGIN
 
     def send(self, contract: Contract, signed: SignedTx) -> TxResult:
         """Send a prepared transaction and wait for it to be mined."""

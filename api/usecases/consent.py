@@ -23,13 +23,13 @@ from ledger.chain import SignedTx
 from ledger.clients import PURPOSES, MemberInfo, purpose_id
 from ledger.clients import ConsentStatus as ChainConsentStatus
 from ledger.clients.consent import (
-    RECORD_BATCH_MAX,
+    ConsentEvent as ChainConsentEvent,
+)
+from ledger.clients.consent import (
     ConsentRecord,
     ConsentSource,
     consent_events,
-)
-from ledger.clients.consent import (
-    ConsentEvent as ChainConsentEvent,
+    record_batch_max,
 )
 from offchain.canonical import canonical_json
 from offchain.models import ConsentReceipt, ConsentStatus, CustomerStatus
@@ -452,23 +452,27 @@ def _holding_a_key(crm: Crm, db: Session, partner: PartnerRecord, members: Seque
 
 
 def send_staged_consents(
-    crm: Crm, who: Principal, *, batch_size: int = RECORD_BATCH_MAX, min_batch: int = 1, wait: bool = True
+    crm: Crm, who: Principal, *, batch_size: int | None = None, min_batch: int = 1, wait: bool = True
 ) -> list[Any]:
-    """Put every staged or interrupted receipt of the partner on chain, `batch_size` per recordBatch,
-    while a batch of at least `min_batch` is staged (an import sends full batches only, then the rest at
-    its end); the receipts of members whose enrolment is still staged wait for it. The receipts
-    confirmed by this call, oldest first (plain rows with the columns `consents.OUTBOX` names). With
-    `wait=False` the batches sent are left in flight for the next call to confirm. A partner's outboxes
-    have one sender at a time (`api.evidence.outbox.sending`: another waits)."""
+    """Put every staged or interrupted receipt of the partner on chain, `batch_size` per recordBatch (by
+    default, and at most, what the node's block takes: `record_batch_max`), while a batch of at least
+    `min_batch` is staged (an import sends full batches only, then the rest at its end); the receipts of
+    members whose enrolment is still staged wait for it. The receipts confirmed by this call, oldest first
+    (plain rows with the columns `consents.OUTBOX` names). With `wait=False` the batches sent are left in
+    flight for the next call to confirm. A partner's outboxes have one sender at a time
+    (`api.evidence.outbox.sending`: another waits)."""
     partner_name = who.acting_partner()
     client = crm.coalition.consent
     signer = crm.signer(partner_name)
     with crm.unit_of_work() as db:
         partner_id = crm.partner(db, partner_name).id
     outbox = Outbox(crm, consents.OUTBOX, client, partner_id)
+    most = record_batch_max(client.batch_gas_budget())  # once: the limit the last simulation saw
+    size = most if batch_size is None else min(batch_size, most)
+    min_batch = min(min_batch, size)  # a full batch is one the node's block takes
 
     def next_batch(db: Session) -> tuple[list[int], SignedTx] | None:
-        staged = consents.staged(db, partner_id, batch_size)
+        staged = consents.staged(db, partner_id, size)
         if not staged or len(staged) < min_batch:
             return None
         first = staged[0]

@@ -20,7 +20,7 @@ from api.evidence.outbox import Outbox, sending_as
 from api.evidence.recording import NewInteraction
 from api.principal import Principal, Role
 from ledger.chain import SignedTx
-from ledger.clients.members import ENROL_BATCH_MAX, Authorization
+from ledger.clients.members import Authorization, enrol_batch_max
 from offchain.canonical import canonical_json
 from offchain.errors import CustomerErased
 from offchain.models import Customer, CustomerCreate, CustomerStatus, InteractionKind
@@ -166,23 +166,27 @@ def register_customers(
 
 
 def send_staged_enrolments(
-    crm: Crm, who: Principal, *, batch_size: int = ENROL_BATCH_MAX, min_batch: int = 1, wait: bool = True
+    crm: Crm, who: Principal, *, batch_size: int | None = None, min_batch: int = 1, wait: bool = True
 ) -> list[Any]:
     """Enrol on chain every staged (or interrupted) customer of the acting partner, `batch_size` per
-    enrolBatch, while at least `min_batch` are staged (an import sends full batches only, then the rest
-    at its end), through the one outbox; the enrolments confirmed by this call. With `wait=False` the
-    batches sent are left in flight for the next call to confirm (an import sends its consents right
-    after: same sender, higher nonce, so the chain holds the members first; the consent outbox holds
-    back the consents of members whose enrolment is still staged)."""
+    enrolBatch (by default, and at most, what the node's block takes: `enrol_batch_max`), while at least
+    `min_batch` are staged (an import sends full batches only, then the rest at its end), through the one
+    outbox; the enrolments confirmed by this call. With `wait=False` the batches sent are left in flight for
+    the next call to confirm (an import sends its consents right after: same sender, higher nonce, so the
+    chain holds the members first; the consent outbox holds back the consents of members whose enrolment is
+    still staged)."""
     partner_name = who.acting_partner()
     client = crm.coalition.members
     signer = crm.signer(partner_name)
     with crm.unit_of_work() as db:
         partner_id = crm.partner(db, partner_name).id
     outbox = Outbox(crm, enrolments.OUTBOX, client, partner_id)
+    most = enrol_batch_max(client.batch_gas_budget())  # once: the limit the last simulation saw
+    size = most if batch_size is None else min(batch_size, most)
+    min_batch = min(min_batch, size)  # a full batch is one the node's block takes
 
     def next_batch(db: Session) -> tuple[list[int], SignedTx] | None:
-        staged = enrolments.staged(db, partner_id, batch_size)
+        staged = enrolments.staged(db, partner_id, size)
         if not staged or len(staged) < min_batch:
             return None
         # enrolled without keys: a key is bound afterwards, with its own signature of the binding

@@ -80,9 +80,9 @@ from api.usecases.consent import (
 from api.usecases.customers import find_customers_by_ref, register_customers, send_staged_enrolments
 from api.usecases.loyalty import MAX_POINTS_PER_EVENT, PointsRequest, send_staged_points, stage_earnings
 from ledger.clients.anchor import MAX_HEADS_PER_CALL
-from ledger.clients.consent import RECORD_BATCH_MAX
-from ledger.clients.loyalty import EARN_BATCH_MAX
-from ledger.clients.members import ENROL_BATCH_MAX
+from ledger.clients.consent import record_batch_max
+from ledger.clients.loyalty import earn_batch_max
+from ledger.clients.members import enrol_batch_max
 from offchain.db import checkpoints_beside
 from offchain.models import ConsentStatus, CustomerCreate
 
@@ -155,8 +155,8 @@ def import_online_retail(
     *,
     progress: Progress | None = None,
     chunk_size: int = RECORDS_PER_CHUNK,
-    consent_batch: int = RECORD_BATCH_MAX,
-    earn_batch: int = EARN_BATCH_MAX,
+    consent_batch: int | None = None,
+    earn_batch: int | None = None,
     in_process: bool = False,
     purposes: Sequence[str] = DEFAULT_PURPOSES,
     reader: ChildSource[Any] | None = None,
@@ -232,8 +232,8 @@ def import_synthetic(
     interactions: int,
     progress: Progress | None = None,
     chunk_size: int = RECORDS_PER_CHUNK,
-    consent_batch: int = RECORD_BATCH_MAX,
-    earn_batch: int = EARN_BATCH_MAX,
+    consent_batch: int | None = None,
+    earn_batch: int | None = None,
     in_process: bool = False,
     purposes: Sequence[str] = DEFAULT_PURPOSES,
     heads_per_anchor: int = HEADS_PER_ANCHOR,
@@ -274,12 +274,12 @@ class _Importer:
         report: ImportReport,
         progress: Progress | None,
         chunk_size: int,
-        consent_batch: int,
-        earn_batch: int,
+        consent_batch: int | None,
+        earn_batch: int | None,
         purposes: Sequence[str],
         heads_per_anchor: int = HEADS_PER_ANCHOR,
     ) -> None:
-        if chunk_size < 1 or consent_batch < 1 or earn_batch < 1:
+        if chunk_size < 1 or any(size is not None and size < 1 for size in (consent_batch, earn_batch)):
             raise InvalidInput("chunk and batch sizes are at least 1")
         if not 1 <= heads_per_anchor <= MAX_HEADS_PER_CALL:
             raise InvalidInput(f"heads per anchor transaction are 1 to {MAX_HEADS_PER_CALL}")
@@ -292,8 +292,9 @@ class _Importer:
         self.report = report
         self.progress = progress
         self.chunk_size = chunk_size
-        self.consent_batch = consent_batch
-        self.earn_batch = earn_batch
+        # what is asked (None: what the node's block takes), sized in `_run` once the node is read
+        self.asked_batches = (consent_batch, earn_batch)
+        self.enrol_batch = self.consent_batch = self.earn_batch = 0
         self.members: dict[str, bytes] = {}  # source customer number -> member id, for this run
         # member -> loyalty consent valid: filled from confirmed receipts, or by asking the chain
         self.consented: dict[bytes, bool] = {}
@@ -323,8 +324,16 @@ class _Importer:
         with self.crm.unit_of_work() as db:
             self.crm.partner(db, self.partner)
         self.crm.signer(self.partner)
+        # Batches as full as the node's block takes (its gas limit less the margin), read once for the run:
+        # a 60M block takes twice a 30M one's, half the blocks.
+        budget = self.crm.coalition.consent.batch_gas_budget()
+        consent_batch, earn_batch = self.asked_batches
+        self.enrol_batch = enrol_batch_max(budget)
+        most = record_batch_max(budget)
+        self.consent_batch = most if consent_batch is None else min(consent_batch, most)
+        self.earn_batch = earn_batch_max(budget) if earn_batch is None else earn_batch
         with self._phase("resume"):
-            self._enrolled(send_staged_enrolments(self.crm, self.who, batch_size=ENROL_BATCH_MAX))
+            self._enrolled(send_staged_enrolments(self.crm, self.who, batch_size=self.enrol_batch))
             self._consents_confirmed(send_staged_consents(self.crm, self.who, batch_size=self.consent_batch))
             self._points_confirmed(send_staged_points(self.crm, self.who, batch_size=self.earn_batch))
         chunks = _chunks(self._timed(items, "read"), self.chunk_size, CUSTOMERS_ALONE)
@@ -350,7 +359,9 @@ class _Importer:
         # sent, and then all settled. Each outbox waited for each of its batches before: ~0.3 s more of
         # the run's wall after its last chunk.
         with self._phase("customers"):
-            self._enrolled(send_staged_enrolments(self.crm, self.who, batch_size=ENROL_BATCH_MAX, wait=False))
+            self._enrolled(
+                send_staged_enrolments(self.crm, self.who, batch_size=self.enrol_batch, wait=False)
+            )
         with self._phase("consent"):
             self._consents_confirmed(
                 send_staged_consents(self.crm, self.who, batch_size=self.consent_batch, wait=False)
@@ -361,7 +372,7 @@ class _Importer:
             # Leaves left outside a batch (recorded by other means) too: every batch sent, not waited for.
             anchoring.submit_pending(self.crm, self.partner, heads=self.heads_per_anchor)
         with self._phase("customers"):
-            self._enrolled(send_staged_enrolments(self.crm, self.who, batch_size=ENROL_BATCH_MAX))
+            self._enrolled(send_staged_enrolments(self.crm, self.who, batch_size=self.enrol_batch))
         with self._phase("consent"):
             self._consents_confirmed(send_staged_consents(self.crm, self.who, batch_size=self.consent_batch))
         self._anchor()
@@ -397,7 +408,7 @@ class _Importer:
             # batch is a block on anvil, whose time per block follows the chain's whole state.
             self._enrolled(
                 send_staged_enrolments(
-                    self.crm, self.who, batch_size=ENROL_BATCH_MAX, min_batch=ENROL_BATCH_MAX, wait=False
+                    self.crm, self.who, batch_size=self.enrol_batch, min_batch=self.enrol_batch, wait=False
                 )
             )
             self.members.update(found)

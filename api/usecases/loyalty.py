@@ -28,7 +28,7 @@ from api.usecases.customers import member_status, readable_member
 from api.usecases.signing import SignedMessage, check_signed
 from ledger.chain import SignedTx
 from ledger.clients import MemberInfo, purpose_id
-from ledger.clients.loyalty import EARN_BATCH_MAX, MAX_EARN, earn_batch_fits
+from ledger.clients.loyalty import MAX_EARN, earn_batch_fits, earn_batch_max
 from ledger.clients.members import Authorization
 from offchain.models import CustomerStatus, PointEvent, PointKind
 from offchain.repositories import customers, partners, points
@@ -339,20 +339,24 @@ def stage_earnings(
 
 
 def send_staged_points(
-    crm: Crm, who: Principal, *, batch_size: int = EARN_BATCH_MAX, min_batch: int = 1, wait: bool = True
+    crm: Crm, who: Principal, *, batch_size: int | None = None, min_batch: int = 1, wait: bool = True
 ) -> list[Any]:
-    """Put the partner's staged and interrupted earn events on chain, `batch_size` per earnBatch, while
-    at least `min_batch` are staged (so a caller can send full batches only, then flush with 1); the
-    events confirmed by this call (plain rows with the columns `points.OUTBOX` names). With
+    """Put the partner's staged and interrupted earn events on chain, `batch_size` per earnBatch (by default
+    what the node's block takes, `earn_batch_max`), each cut to what its gas bound fits under the node's block
+    gas limit, while at least `min_batch` are staged (so a caller can send full batches only, then flush with
+    1); the events confirmed by this call (plain rows with the columns `points.OUTBOX` names). With
     `wait=False` the batches this call sends are left in flight, to be confirmed by the next call (which
-    settles in-flight transactions first): an import works on its next chunk while the node mines. A
-    partner's outboxes have one sender at a time (`api.evidence.outbox.sending`: another waits)."""
+    settles in-flight transactions first): an import works on its next chunk while the node mines. A partner's
+    outboxes have one sender at a time (`api.evidence.outbox.sending`: another waits)."""
     partner_name = who.acting_partner()
     client = crm.coalition.loyalty
     signer = crm.signer(partner_name)
     with crm.unit_of_work() as db:
         partner_id = crm.partner(db, partner_name).id
     outbox = Outbox(crm, points.OUTBOX, client, partner_id)
+    budget = client.batch_gas_budget()  # once: the limit the last simulation saw, or one read
+    if batch_size is None:
+        batch_size = earn_batch_max(budget)
     # The oldest staged events read and not sent yet, as (id, member, amount, ref) in the order read, and
     # the last id read. A batch takes what its gas bound fits of the oldest `batch_size` (Online Retail II:
     # ~1,100 of 4,200, its invoices being in date order, not by member); the rest stay staged, and they
@@ -386,7 +390,7 @@ def send_staged_points(
         window = sorted(unsent, key=_MEMBER)
         members = [item[1] for item in window]
         # as many as one transaction's gas bound takes; the rest stay staged for the next batch
-        fits = earn_batch_fits(members)
+        fits = earn_batch_fits(members, budget)
         batch = window[:fits]
         if fits < len(window):
             sent = {item[0] for item in batch}

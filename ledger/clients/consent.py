@@ -10,7 +10,7 @@ from eth_utils import event_abi_to_log_topic, keccak, to_checksum_address
 from web3.types import BlockIdentifier
 
 from ledger.chain import SignedTx, TxResult
-from ledger.clients.base import BATCH_GAS_BUDGET, ContractClient, as_bytes32
+from ledger.clients.base import ContractClient, as_bytes32
 from ledger.clients.members import Authorization
 from ledger.errors import BackendError
 
@@ -64,12 +64,17 @@ class ConsentRecord:
 # first consent (a history of two slots and its length, the member's first (controller, purpose) pair,
 # the registry's cold slot, an event), its most (a withdrawal 40k, a consent given again 60k); ~32k for
 # the batch. A bound of 85k per item (+10%) spares a gas estimate per batch (eth-tester's estimator
-# executes the call many times) and keeps RECORD_BATCH_MAX items within a 29M budget, 1M under a 30M
-# block: fewer, fuller batches, each a block on anvil (see ledger/clients/loyalty.py). (130k and 200 a
+# executes the call many times) and keeps `record_batch_max` items within the node's budget (1M under its
+# block): fewer, fuller batches, each a block on anvil (see ledger/clients/loyalty.py). (130k and 200 a
 # batch until 2026-12-07: each recordBatch used 59% of its bound and half a block.)
 RECORD_BATCH_GAS_BASE = 100_000
 RECORD_BATCH_GAS_PER_ITEM = 85_000
-RECORD_BATCH_MAX = (BATCH_GAS_BUDGET - RECORD_BATCH_GAS_BASE) // RECORD_BATCH_GAS_PER_ITEM  # 340
+
+
+def record_batch_max(budget: int) -> int:
+    """The most consents one recordBatch takes within `budget` gas (at least one): 340 under a 30M
+    block, 692 under 60M."""
+    return max(1, (budget - RECORD_BATCH_GAS_BASE) // RECORD_BATCH_GAS_PER_ITEM)
 
 
 class ConsentClient(ContractClient):
@@ -118,12 +123,11 @@ class ConsentClient(ContractClient):
             [as_bytes32(h) for h in receipt_hashes],
             expires_at,
         )
-        if len(members) > RECORD_BATCH_MAX:
+        most = record_batch_max(self.batch_gas_budget())
+        if len(members) > most:
             # refused before signing: its bound would pass the block's limit, and the simulation would
             # run out of gas, an error that names nothing
-            raise ValueError(
-                f"{len(members)} consents pass one recordBatch's {RECORD_BATCH_MAX}: send smaller batches"
-            )
+            raise ValueError(f"{len(members)} consents pass one recordBatch's {most}: send smaller batches")
         gas = RECORD_BATCH_GAS_BASE + RECORD_BATCH_GAS_PER_ITEM * len(members)
         return self.chain.prepare_function(self.contract, "recordBatch", arguments, sender, gas=gas)
 

@@ -8,7 +8,7 @@ from eth_utils import event_abi_to_log_topic, to_checksum_address
 
 from ledger.caps import MAX_EARN as MAX_EARN
 from ledger.chain import SignedTx, TxResult
-from ledger.clients.base import BATCH_GAS_BUDGET, ZERO32, ContractClient, as_bytes32
+from ledger.clients.base import ZERO32, ContractClient, as_bytes32
 from ledger.clients.members import Authorization
 
 # The contract's caps (LoyaltyPoints.MAX_EARN, in ledger.caps for the import's reader, MAX_SUPPLY):
@@ -19,25 +19,31 @@ MAX_ISSUE_PER_PERIOD = 10**13
 ISSUE_PERIOD = 24 * 3600
 
 # earnBatch gas per item, measured on anvil with the largest amount and references of no zero byte
-# (tests/ledger/test_batch_gas.py): 36.7k for a member's first earn in a run of its items (a new balance
-# slot, the registry's and the consent registry's cold slots; ~20k where the balance is not zero), 4.55k
-# for each further item of the run (the warm balance, the event, the calldata), ~53k for the batch, and
-# 104k for the partner's very first (its issued total, the supply and the period's count from zero). The
-# bound (`earn_batch_gas`) counts 115k, 40k per run and 5k per further item (+9-10%), so a batch needs no gas
-# estimate; `earn_batch_fits` cuts a batch where that bound would pass EARN_BATCH_GAS_BUDGET, 1M under a
-# 30M block. Every transaction is a block on anvil, whose time per block grows with the chain's whole
-# state, so fewer, fuller batches are what keeps a large import linear there: a node packs a block by
-# the transactions' gas limits, and a batch is alone in its block when its bound is near the limit.
-# (50k and 7k under a 24M budget until 2026-12-07: a 100k import's earnBatches carried 2,404 items,
-# used 15.5M of 23.1M and filled half a block each.)
+# (tests/ledger/test_batch_gas.py): 36.7k for a member's first earn in a run of its items (a new balance slot,
+# the registry's and the consent registry's cold slots; ~20k where the balance is not zero), 4.55k for each
+# further item of the run (the warm balance, the event, the calldata), ~53k for the batch, and 104k for the
+# partner's very first (its issued total, the supply and the period's count from zero). The bound
+# (`earn_batch_gas`) counts 115k, 40k per run and 5k per further item (+9-10%), so a batch needs no gas
+# estimate; `earn_batch_fits` cuts a batch where that bound would pass the node's budget, 1M under its block
+# (`ContractClient.batch_gas_budget`). Every transaction is a block on anvil, whose time per block grows with
+# the chain's whole state, so fewer, fuller batches are what keeps a large import linear there: a node packs a
+# block by the transactions' gas limits, and a batch is alone in its block when its bound is near the limit.
+# (50k and 7k under a 24M budget until 2026-12-07: a 100k import's earnBatches carried 2,404 items, used 15.5M
+# of 23.1M and filled half a block each.)
 EARN_BATCH_GAS_BASE = 115_000
 EARN_BATCH_GAS_PER_ITEM = 40_000  # the first item of a run of one member's items
 EARN_BATCH_GAS_PER_REPEAT = 5_000  # each further item of the run
-EARN_BATCH_GAS_BUDGET = BATCH_GAS_BUDGET
-# Staged items read per batch: about what fits when they come in runs (a synthetic member's 20
-# purchases: ~4,000 items in 29M); the rest of what is read waits (Online Retail II's invoices are in
-# date order, not by customer: ~720 of them fit, members each once).
-EARN_BATCH_MAX = 4200
+# Staged items read per batch (`earn_batch_max`): a little under what fits when they come in runs (a
+# synthetic member's 20 purchases: 6,750 gas an item, ~4,280 items in 29M), 6,877 gas an item; the rest
+# of what is read waits (Online Retail II's invoices are in date order, not by customer: ~720 of them
+# fit in 29M, members each once).
+EARN_BATCH_GAS_PER_READ = 6_877
+
+
+def earn_batch_max(budget: int) -> int:
+    """How many staged items to read for one earnBatch within `budget` gas: 4,200 under a 30M block,
+    8,562 under 60M."""
+    return max(1, (budget - EARN_BATCH_GAS_BASE) // EARN_BATCH_GAS_PER_READ)
 
 
 def earn_batch_gas(members: Sequence[bytes]) -> int:
@@ -47,7 +53,7 @@ def earn_batch_gas(members: Sequence[bytes]) -> int:
     return EARN_BATCH_GAS_BASE + EARN_BATCH_GAS_PER_ITEM * runs + EARN_BATCH_GAS_PER_REPEAT * repeats
 
 
-def earn_batch_fits(members: Sequence[bytes], budget: int = EARN_BATCH_GAS_BUDGET) -> int:
+def earn_batch_fits(members: Sequence[bytes], budget: int) -> int:
     """How many of the first `members` (in this order) one earnBatch takes within `budget` gas (at
     least one)."""
     gas = EARN_BATCH_GAS_BASE

@@ -15,7 +15,7 @@ from eth_typing import ChecksumAddress
 from eth_utils import event_abi_to_log_topic, to_checksum_address
 
 from ledger.chain import SignedTx, TxResult
-from ledger.clients.base import BATCH_GAS_BUDGET, ContractClient, as_bytes32
+from ledger.clients.base import ContractClient, as_bytes32
 from ledger.records import Erasure as Erasure
 
 ZERO_ADDRESS = to_checksum_address("0x" + "00" * 20)
@@ -23,20 +23,27 @@ ZERO_ADDRESS = to_checksum_address("0x" + "00" * 20)
 # enrolBatch gas per item, measured on anvil (tests/ledger/test_batch_gas.py): 25.2k for a member
 # without a key (a new member slot and an event), 81.7k for one with a key (its second slot, the
 # binding signature's check: EIP-712 hash, ecrecover, calldata). The bound counts 28k per member and 62k
-# more per key (+10-11%), so a batch needs no gas estimate; ENROL_BATCH_MAX keyless members stay under
-# the 29M budget (`enrol_batch_gas`; the outbox enrols members without a key). Fewer, fuller batches:
+# more per key (+10-11%), so a batch needs no gas estimate; `enrol_batch_max` keyless members stay under
+# the node's budget (`enrol_batch_gas`; the outbox enrols members without a key). Fewer, fuller batches:
 # every transaction is a block on anvil (see ledger/clients/loyalty.py). (32k and 20k per key, 800 a
-# batch until 2026-12-07: a batch of three members with keys ran out of gas in its simulation.)
+# batch until 2026-12-07: a batch of three members with keys ran out of gas in its simulation.) The
+# contract has no cap of its own on a batch's length: the block's gas is its only limit.
 ENROL_BATCH_GAS_BASE = 100_000
 ENROL_BATCH_GAS_PER_ITEM = 28_000
 ENROL_BATCH_GAS_PER_KEY = 62_000
-ENROL_BATCH_GAS_BUDGET = BATCH_GAS_BUDGET
-ENROL_BATCH_MAX = 1000
 
 
 def enrol_batch_gas(members: int, keyed: int) -> int:
     """The gas bound of an enrolBatch of `members` members, `keyed` of them with a key of their own."""
     return ENROL_BATCH_GAS_BASE + ENROL_BATCH_GAS_PER_ITEM * members + ENROL_BATCH_GAS_PER_KEY * keyed
+
+
+def enrol_batch_max(budget: int) -> int:
+    """How many members without a key one enrolBatch takes within `budget` gas, in whole hundreds where
+    it takes a hundred or more (1,000 under a 30M block, as before budgets followed the node; 2,100
+    under 60M), and at least one."""
+    fits = (budget - ENROL_BATCH_GAS_BASE) // ENROL_BATCH_GAS_PER_ITEM
+    return max(fits // 100 * 100, min(fits, 100), 1)
 
 
 # How long a customer's signature stays good by default: long enough to be relayed, short enough that
@@ -319,12 +326,13 @@ class MemberRegistryClient(ContractClient):
             [p.signature for p in proofs if p is not None],
         )
         gas = enrol_batch_gas(len(members), len(keyed))
-        if gas > ENROL_BATCH_GAS_BUDGET and len(members) > 1:
+        budget = self.batch_gas_budget()
+        if gas > budget and len(members) > 1:
             # refused before signing: with a bound above the block's limit the simulation would run out
             # of gas, an error that names nothing
             raise ValueError(
                 f"{len(members)} members, {len(keyed)} with a key, pass one enrolBatch's gas budget"
-                f" ({gas:,} > {ENROL_BATCH_GAS_BUDGET:,}): send them in smaller batches"
+                f" ({gas:,} > {budget:,}): send them in smaller batches"
             )
         return self.chain.prepare_function(self.contract, "enrolBatch", arguments, sender, gas=gas)
 

@@ -1,38 +1,35 @@
 """Batches are signed with a gas bound, not an estimate (ledger/clients): every full batch of the
 costliest shape fits its bound, each bound is within a stated margin of that worst case (a node packs
 blocks by the transactions' limits, so a loose bound leaves blocks half empty), and a batch is cut
-before its bound passes the budget under a 30M block.
+before its bound passes the budget: the node's block gas limit less 1M, under a 30M block (anvil's
+default, py-evm's) and a 60M one (the devnet's, mainnet's since 2025) alike.
 
 The costliest shapes, measured: a member's first enrolment, first consent and first earn (cold slots,
 new slots), a member with a key (its second slot and its binding signature), the largest amount, and
 ids, receipts and references of no zero byte (the dearest calldata). Full-size batches run on anvil
-only: py-evm would take seconds for each. A bound set below what its batch uses fails here: the
-simulation runs out of gas before anything is signed.
+only (py-evm would take seconds for each), on a node of each block size. A bound set below what its
+batch uses fails here: the simulation runs out of gas before anything is signed.
 """
 
 import os
+from collections.abc import Iterator
 
 import pytest
 from eth_account import Account
 
+from ledger.anvil import free_port, start_anvil
+from ledger.backends import RpcBackend
 from ledger.clients import ConsentStatus, purpose_id
-from ledger.clients.base import BATCH_GAS_BUDGET
-from ledger.clients.consent import RECORD_BATCH_GAS_BASE, RECORD_BATCH_GAS_PER_ITEM, RECORD_BATCH_MAX
-from ledger.clients.loyalty import (
-    EARN_BATCH_GAS_BUDGET,
-    MAX_EARN,
-    earn_batch_fits,
-    earn_batch_gas,
-)
+from ledger.clients.consent import RECORD_BATCH_GAS_BASE, RECORD_BATCH_GAS_PER_ITEM, record_batch_max
+from ledger.clients.loyalty import MAX_EARN, earn_batch_fits, earn_batch_gas, earn_batch_max
 from ledger.clients.members import (
-    ENROL_BATCH_GAS_BUDGET,
     ENROL_BATCH_GAS_PER_KEY,
-    ENROL_BATCH_MAX,
     Authorization,
     enrol_batch_gas,
+    enrol_batch_max,
 )
 from ledger.coalition import Coalition
-from tests.ledger.test_prepare import anvil_only
+from ledger.errors import BackendError
 
 LOYALTY = purpose_id("loyalty")
 # A bound may be at most this much above the worst case it covers: the margin the clients state (9-11%)
@@ -45,33 +42,62 @@ def dear() -> bytes:
     return bytes(b % 255 + 1 for b in os.urandom(32))
 
 
+@pytest.fixture(scope="module", params=[30_000_000, 60_000_000], ids=["30M", "60M"])
+def node(request: pytest.FixtureRequest) -> Iterator[Coalition]:
+    """A deployment on an anvil of its own whose blocks hold `request.param` gas."""
+    try:
+        port = free_port()
+        process = start_anvil(port, gas_limit=request.param)
+    except BackendError as exc:
+        pytest.skip(f"anvil is not available: {exc}")
+    try:
+        backend = RpcBackend(f"http://127.0.0.1:{port}")
+        yield Coalition.deploy(backend, founders=backend.accounts[:3], deployer=backend.accounts[0])
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+@pytest.fixture
+def full(node: Coalition) -> Iterator[Coalition]:
+    """`node`, rolled back after the test."""
+    snapshot = node.chain.backend.snapshot()
+    try:
+        yield node
+    finally:
+        node.chain.backend.revert(snapshot)
+
+
 def ready(coalition: Coalition, count: int, *, consent: bool = True) -> list[bytes]:
     """`count` fresh members enrolled by account 0, with its attested loyalty consent."""
     sender = coalition.chain.backend.accounts[0]
     members = [dear() for _ in range(count)]
-    for start in range(0, count, ENROL_BATCH_MAX):
-        part = members[start : start + ENROL_BATCH_MAX]
+    budget = coalition.chain.batch_gas_budget()
+    for start in range(0, count, enrol_batch_max(budget)):
+        part = members[start : start + enrol_batch_max(budget)]
         coalition.members.enrol(sender, part, [None] * len(part))
-    for start in range(0, count if consent else 0, RECORD_BATCH_MAX):
-        part = members[start : start + RECORD_BATCH_MAX]
+    for start in range(0, count if consent else 0, record_batch_max(budget)):
+        part = members[start : start + record_batch_max(budget)]
         coalition.consent.record_batch(sender, part, LOYALTY, ConsentStatus.GIVEN, [dear() for _ in part])
     return members
 
 
 class TestAFullBatchOfTheCostliestShapeFitsItsBound:
-    def test_an_enrolment_of_members_without_a_key(self, coalition):
-        anvil_only(coalition)
-        members = [dear() for _ in range(ENROL_BATCH_MAX)]
-        bound = enrol_batch_gas(ENROL_BATCH_MAX, 0)
-        assert bound <= ENROL_BATCH_GAS_BUDGET
+    def test_an_enrolment_of_members_without_a_key(self, full):
+        coalition = full
+        budget = coalition.chain.batch_gas_budget()
+        size = enrol_batch_max(budget)
+        members = [dear() for _ in range(size)]
+        bound = enrol_batch_gas(size, 0)
+        assert bound <= budget
         tx = coalition.members.enrol(coalition.chain.backend.accounts[0], members, [None] * len(members))
         assert tx.gas_used <= bound <= MARGIN * tx.gas_used, (tx.gas_used, bound)
-        assert len(tx.events_named("MemberEnrolled")) == ENROL_BATCH_MAX
+        assert len(tx.events_named("MemberEnrolled")) == size
 
-    def test_an_enrolment_of_members_with_keys(self, coalition):
+    def test_an_enrolment_of_members_with_keys(self, full):
         """Each binds its own key with its signature: ~82k a member (the bound counted 52k until
         2026-12-07, and three of them ran out of gas in the simulation)."""
-        anvil_only(coalition)
+        coalition = full
         keys = [Account.create() for _ in range(25)]
         members = [dear() for _ in keys]
         bindings = [
@@ -84,11 +110,13 @@ class TestAFullBatchOfTheCostliestShapeFitsItsBound:
         assert tx.gas_used <= bound <= MARGIN * tx.gas_used, (tx.gas_used, bound)
         assert [coalition.members.member(m).signer for m in members] == [k.address for k in keys]
 
-    def test_a_consent_batch_of_first_consents(self, coalition):
-        anvil_only(coalition)
-        members = ready(coalition, RECORD_BATCH_MAX, consent=False)
-        bound = RECORD_BATCH_GAS_BASE + RECORD_BATCH_GAS_PER_ITEM * RECORD_BATCH_MAX
-        assert bound <= BATCH_GAS_BUDGET
+    def test_a_consent_batch_of_first_consents(self, full):
+        coalition = full
+        budget = coalition.chain.batch_gas_budget()
+        size = record_batch_max(budget)
+        members = ready(coalition, size, consent=False)
+        bound = RECORD_BATCH_GAS_BASE + RECORD_BATCH_GAS_PER_ITEM * size
+        assert bound <= budget
         tx = coalition.consent.record_batch(
             coalition.chain.backend.accounts[0],
             members,
@@ -98,15 +126,16 @@ class TestAFullBatchOfTheCostliestShapeFitsItsBound:
             2**64 - 1,  # the largest expiry: the dearest calldata
         )
         assert tx.gas_used <= bound <= MARGIN * tx.gas_used, (tx.gas_used, bound)
-        assert len(tx.events_named("ConsentRecorded")) == RECORD_BATCH_MAX
+        assert len(tx.events_named("ConsentRecorded")) == size
 
-    def test_an_earn_batch_of_first_earns_members_each_once(self, coalition):
+    def test_an_earn_batch_of_first_earns_members_each_once(self, full):
         """Members each once (Online Retail II's invoices are in date order): the batch is cut where
         one more would pass the budget, and all of it fits."""
-        anvil_only(coalition)
-        many = [dear() for _ in range(1000)]
-        fits = earn_batch_fits(many)
-        assert earn_batch_gas(many[:fits]) <= EARN_BATCH_GAS_BUDGET < earn_batch_gas(many[: fits + 1])
+        coalition = full
+        budget = coalition.chain.batch_gas_budget()
+        many = [dear() for _ in range(2000)]
+        fits = earn_batch_fits(many, budget)
+        assert earn_batch_gas(many[:fits]) <= budget < earn_batch_gas(many[: fits + 1])
         members = ready(coalition, fits)
         tx = coalition.loyalty.earn_batch(
             coalition.chain.backend.accounts[0], members, [MAX_EARN] * fits, [dear() for _ in members]
@@ -115,10 +144,10 @@ class TestAFullBatchOfTheCostliestShapeFitsItsBound:
         assert tx.gas_used <= bound <= MARGIN * tx.gas_used, (tx.gas_used, bound)
         assert coalition.loyalty.balances_of(members[:3]) == [MAX_EARN] * 3
 
-    def test_a_partners_first_earn_ever_in_a_batch_of_one(self, coalition):
+    def test_a_partners_first_earn_ever_in_a_batch_of_one(self, full):
         """The batch's own part at its dearest: the partner's issued total, the supply and the period's
         count written from zero (~104k; a base of 100k ran a batch of two out of gas in its simulation)."""
-        anvil_only(coalition)
+        coalition = full
         sender = coalition.chain.backend.accounts[0]
         assert coalition.loyalty.issued_by(sender.address) == 0
         members = ready(coalition, 1)
@@ -126,13 +155,17 @@ class TestAFullBatchOfTheCostliestShapeFitsItsBound:
         bound = earn_batch_gas(members)
         assert tx.gas_used <= bound <= MARGIN * tx.gas_used, (tx.gas_used, bound)
 
-    def test_an_earn_batch_of_one_members_run(self, coalition):
+    def test_an_earn_batch_of_one_members_run(self, full):
         """One member's items side by side (the import sorts a batch by member): the first item, then
         each further one at its bound's cheapest rate, cut at the budget."""
-        anvil_only(coalition)
+        coalition = full
+        budget = coalition.chain.batch_gas_budget()
         (one,) = ready(coalition, 1)
-        run = [one] * earn_batch_fits([one] * 10_000)
-        assert earn_batch_gas(run) <= EARN_BATCH_GAS_BUDGET < earn_batch_gas([*run, one])
+        fits = earn_batch_fits([one] * 20_000, budget)
+        assert earn_batch_gas([one] * fits) <= budget < earn_batch_gas([one] * (fits + 1))
+        # anvil refuses a request past ~2 MB (2 MB answered, 3 MB "Invalid request"): 11,777 items' calldata
+        # (1.1 MB, twice that in hex) would pass it; an import reads at most `earn_batch_max` items a batch
+        run = [one] * min(fits, earn_batch_max(budget))
         sender = coalition.chain.backend.accounts[0]
         # as dear in calldata as MAX_EARN (four bytes of no zero), and ~5,800 of them stay under the
         # partner's issue cap per period
@@ -150,20 +183,51 @@ class TestABatchPastItsBudgetIsRefusedBeforeSigning:
     def test_an_enrolment(self, coalition):
         sender = coalition.chain.backend.accounts[0]
         nonce = coalition.chain.w3.eth.get_transaction_count(sender.address, "pending")
-        keyed = (ENROL_BATCH_GAS_BUDGET - enrol_batch_gas(ENROL_BATCH_MAX, 0)) // ENROL_BATCH_GAS_PER_KEY + 1
-        signers = [Account.create().address] * keyed + [None] * (ENROL_BATCH_MAX - keyed)
-        bindings = [Authorization(b"\x01" * 65, 0)] * keyed + [None] * (ENROL_BATCH_MAX - keyed)
-        assert enrol_batch_gas(ENROL_BATCH_MAX, keyed) > ENROL_BATCH_GAS_BUDGET
+        budget = coalition.chain.batch_gas_budget()
+        size = enrol_batch_max(budget)
+        keyed = (budget - enrol_batch_gas(size, 0)) // ENROL_BATCH_GAS_PER_KEY + 1
+        signers = [Account.create().address] * keyed + [None] * (size - keyed)
+        bindings = [Authorization(b"\x01" * 65, 0)] * keyed + [None] * (size - keyed)
+        assert enrol_batch_gas(size, keyed) > budget
         with pytest.raises(ValueError, match="gas budget"):
             coalition.members.prepare_enrol(sender, [dear() for _ in signers], signers, bindings)
         # one member fewer with a key fits
-        assert enrol_batch_gas(ENROL_BATCH_MAX, keyed - 1) <= ENROL_BATCH_GAS_BUDGET
+        assert enrol_batch_gas(size, keyed - 1) <= budget
         assert coalition.chain.w3.eth.get_transaction_count(sender.address, "pending") == nonce
 
     def test_a_consent_batch(self, coalition):
         sender = coalition.chain.backend.accounts[0]
-        members = [dear() for _ in range(RECORD_BATCH_MAX + 1)]
+        members = [dear() for _ in range(record_batch_max(coalition.chain.batch_gas_budget()) + 1)]
         with pytest.raises(ValueError, match="smaller batches"):
             coalition.consent.prepare_record_batch(
                 sender, members, LOYALTY, ConsentStatus.GIVEN, [dear() for _ in members]
             )
+
+
+class TestTheBudgetIsTheNodesBlockLessAMillion:
+    def test_the_sizes_under_a_30m_block_are_what_they_were_and_a_60m_block_takes_about_twice(self):
+        assert (enrol_batch_max(29_000_000), record_batch_max(29_000_000)) == (1000, 340)
+        assert (enrol_batch_max(59_000_000), record_batch_max(59_000_000)) == (2100, 692)
+        for budget in (29_000_000, 59_000_000):
+            assert enrol_batch_gas(enrol_batch_max(budget), 0) <= budget
+            assert RECORD_BATCH_GAS_BASE + RECORD_BATCH_GAS_PER_ITEM * record_batch_max(budget) <= budget
+        # a node of a tiny block still gets batches of one (its simulation, not this, says no)
+        assert enrol_batch_max(100_000) == record_batch_max(0) == 1
+        assert enrol_batch_max(500_000) == 14  # what fits, below a hundred
+
+    def test_each_node_reports_its_own(self, full):
+        limit = int(full.chain.w3.eth.get_block("latest")["gasLimit"])
+        assert limit in (30_000_000, 60_000_000)
+        assert full.chain.batch_gas_budget() == full.members.batch_gas_budget() == limit - 1_000_000
+
+    def test_a_recordbatch_past_a_30m_blocks_budget_is_signed_for_a_60m_node_only(self, full):
+        """341 consents: a bound of 29.1M, past a 30M block's budget and within a 60M one's."""
+        sender = full.chain.backend.accounts[0]
+        members = ready(full, 341, consent=False)
+        receipts = [dear() for _ in members]
+        if full.chain.batch_gas_budget() < 29_100_000:
+            with pytest.raises(ValueError, match="smaller batches"):
+                full.consent.prepare_record_batch(sender, members, LOYALTY, ConsentStatus.GIVEN, receipts)
+            return
+        tx = full.consent.record_batch(sender, members, LOYALTY, ConsentStatus.GIVEN, receipts)
+        assert len(tx.events_named("ConsentRecorded")) == 341

@@ -439,17 +439,18 @@ class TestPipelinedTransactions:
         assert coalition.consent.are_valid(members, sender.address, purpose_id("loyalty")) == [True, True]
 
 
-def test_an_earn_batch_is_cut_where_its_gas_bound_would_pass_the_budget():
+@pytest.mark.parametrize("budget", [29_000_000, 59_000_000])  # under a 30M block, and a 60M one
+def test_an_earn_batch_is_cut_where_its_gas_bound_would_pass_the_budget(budget):
     """Runs of one member's items cost the bound 40k for the first and 5k after; members each once
     40k each: a batch takes as many items, in order, as the budget allows (and always one)."""
-    from ledger.clients.loyalty import EARN_BATCH_GAS_BUDGET, earn_batch_fits, earn_batch_gas
+    from ledger.clients.loyalty import earn_batch_fits, earn_batch_gas
 
-    runs = [bytes([m]) * 32 for m in range(250) for _ in range(20)]  # 250 members, 20 items each
+    runs = [m.to_bytes(32, "big") for m in range(500) for _ in range(20)]  # 500 members, 20 items each
     singles = [i.to_bytes(32, "big") for i in range(2000)]
     assert earn_batch_gas(runs[:20]) == 115_000 + 40_000 + 19 * 5_000
-    assert earn_batch_fits(runs[:2000]) == 2000  # 100 members' runs: ~4,100 items fit, not 720
+    assert earn_batch_fits(runs[:2000], budget) == 2000  # 100 members' runs: ~4,100 items fit, not 720
     for batch in (runs, singles):
-        fits = earn_batch_fits(batch)
-        assert earn_batch_gas(batch[:fits]) <= EARN_BATCH_GAS_BUDGET < earn_batch_gas(batch[: fits + 1])
-    assert earn_batch_fits(singles) == (EARN_BATCH_GAS_BUDGET - 115_000) // 40_000
+        fits = earn_batch_fits(batch, budget)
+        assert earn_batch_gas(batch[:fits]) <= budget < earn_batch_gas(batch[: fits + 1])
+    assert earn_batch_fits(singles, budget) == (budget - 115_000) // 40_000
     assert earn_batch_fits(singles[:1], budget=1) == 1
