@@ -16,7 +16,19 @@ from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import URL, Connection, Engine, LargeBinary, Table, create_engine, event, insert, inspect
+from sqlalchemy import (
+    URL,
+    Connection,
+    Engine,
+    LargeBinary,
+    Select,
+    Table,
+    create_engine,
+    event,
+    insert,
+    inspect,
+    update,
+)
 from sqlalchemy import select as core_select
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeEngine
@@ -398,6 +410,66 @@ def select_in(
         else:
             rows.extend(found)
     return rows
+
+
+def update_in(connection: Connection, table: Table, key: str, values: Sequence[Any], **assigned: Any) -> None:
+    """``UPDATE table SET <each of assigned> WHERE key IN (values)``, in slices of `IN_LIMIT`: one
+    statement per slice, never one per row.
+
+    On SQLite the statement goes to the driver as text, as `select_in`'s does: through Core an expanding
+    IN is compiled anew for every execution and each value coerced on the way (an outbox's claim of a
+    points batch, ~1,100 ids: ~3 ms so, ~1.6 ms as text). Elsewhere (PostgreSQL) a plain Core update."""
+    c = table.c
+    if connection.dialect.name != "sqlite":
+        for chunk in in_chunks(values):
+            connection.execute(update(table).where(c[key].in_(chunk)).values(**assigned))
+        return
+    preparer = connection.dialect.identifier_preparer
+    setting = ", ".join(f"{preparer.format_column(c[name])} = ?" for name in assigned)
+    fixed = [_bound(c[name].type, value, connection) for name, value in assigned.items()]
+    convert_key = _converter(c[key].type, connection)
+    for chunk in in_chunks(values):
+        listed = list(chunk) if convert_key is None else [convert_key(value) for value in chunk]
+        connection.exec_driver_sql(
+            f"UPDATE {preparer.format_table(table)} SET {setting}"
+            f" WHERE {preparer.format_column(c[key])} IN ({', '.join('?' * len(listed))})",
+            (*fixed, *listed),
+        )
+
+
+def driver_rows(connection: Connection, query: Select[Any], values: Mapping[str, Any]) -> list[Any]:
+    """`query` (of columns SQLite gives as their Python values: integers, bytes, text) run on SQLite by
+    its driver in the connection's transaction, compiled once: its rows as the driver's tuples. Each
+    value is bound as its parameter's type binds it (`_bound`). Through Core, a sender's read of the
+    points outbox's staged window (4,200 rows, ~45 reads an import) with its rows made plain tuples took
+    8.1 ms, of which SQLite's own work 3.1."""
+    assert connection.dialect.name == "sqlite", "the driver's text is SQLite's"
+    text, parameters = _sqlite_text(query, connection.dialect)
+    given = [(name, values.get(name, default), kind) for name, default, kind in parameters]
+    bound = [_bound(kind, value, connection) for _, value, kind in given]
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    return list(driver.execute(text, bound).fetchall())
+
+
+# query -> its SQLite text, and its parameters (name, default, type) in order
+_SQLITE_TEXTS: dict[Select[Any], tuple[str, tuple[tuple[str, Any, TypeEngine[Any]], ...]]] = {}
+
+
+def _sqlite_text(
+    query: Select[Any], dialect: Any
+) -> tuple[str, tuple[tuple[str, Any, TypeEngine[Any]], ...]]:
+    """`query` compiled once for SQLite: its text, and its parameters' names, defaults (the OFFSET 0
+    SQLite's compiler adds to a LIMIT) and types, in order."""
+    if query not in _SQLITE_TEXTS:
+        compiled = query.compile(dialect=dialect)
+        assert compiled.positiontup is not None  # SQLite's parameters are positional (qmark)
+        defaults = compiled.params
+        parameters = tuple(
+            (name, defaults.get(name), compiled.binds[name].type) for name in compiled.positiontup
+        )
+        _SQLITE_TEXTS[query] = str(compiled), parameters
+    return _SQLITE_TEXTS[query]
 
 
 def _bound(column_type: TypeEngine[Any], value: Any, connection: Connection) -> Any:
