@@ -426,7 +426,12 @@ def settle_invoice(path: str | Path, number: str, invoice: OpenInvoice, stats: R
         else:
             lines = lines + repeat  # not a plain repeat: keep every line, nothing is lost
     invoice.lines, invoice.repeats = lines, None
-    total = invoice.total = sum([line.amount for line in lines], Decimal(0))
+    invoice.total = sum([line.amount for line in lines], Decimal(0))
+    check_total(path, number, invoice.total)
+
+
+def check_total(path: str | Path, number: str, total: Decimal) -> None:
+    """Nothing if an invoice's total can be imported; a ValueError saying why not otherwise."""
     # each line's amount is finite as a double (`parse_line`), their sum need not be; the document holds it
     # as one
     if not math.isfinite(float(total)):
