@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -270,14 +271,22 @@ def test_the_comparison_catches_totals_or_line_bytes_unlike_the_row_loops(tmp_pa
     reference's exponent and bytes: a total normalised, or a line's bytes laid out otherwise, is caught."""
     path = tmp_path / "exponents.csv"
     path.write_text(EXPONENTS)
-    summed = []
+    summed: list[list[Decimal] | None] = []
     totals = columnar._totals
-    monkeypatch.setattr(columnar, "_totals", lambda *args: summed.append(totals(*args)) or summed[-1])
+
+    def recorded(*args: Any) -> list[Decimal] | None:
+        summed.append(totals(*args))
+        return summed[-1]
+
+    def normalised(*args: Any) -> list[Decimal]:
+        return [total.normalize() for total in totals(*args) or []]
+
+    monkeypatch.setattr(columnar, "_totals", recorded)
     assert outcome(fast_first, path) == outcome(read_rows, path)
     assert summed and summed[0] is not None  # the array sums were taken, not `settle_invoice`
     assert [str(total) for total in summed[0]] == ["86.400", "100", "-0.001", "0.0"]
     with monkeypatch.context() as patch:
-        patch.setattr(columnar, "_totals", lambda *args: [total.normalize() for total in totals(*args)])
+        patch.setattr(columnar, "_totals", normalised)
         assert outcome(fast_first, path) != outcome(read_rows, path)
     with monkeypatch.context() as patch:
         patch.setattr(columnar, "line_json", lambda **parts: b"{" + b",".join(parts.values()) + b"}")
