@@ -458,13 +458,18 @@ def _postgresql_rows(
     results: Sequence[Callable[[Any], Any] | None],
 ) -> list[tuple[Any, ...]]:
     """`statement` run by psycopg in the connection's transaction, its results in binary (bytea as its
-    bytes, not hex): the rows as the driver's tuples, each column converted by `results` (the dialect's
-    result processors, once per distinct value) where one is given."""
+    bytes, not hex): the rows as the driver's tuples, converted by `results` (`_converted`)."""
     driver = connection.connection.driver_connection
     assert driver is not None
     with driver.cursor(binary=True) as cursor:
         cursor.execute(statement, parameters)
-        found: list[tuple[Any, ...]] = cursor.fetchall()
+        return _converted(cursor.fetchall(), results)
+
+
+def _converted(
+    found: list[tuple[Any, ...]], results: Sequence[Callable[[Any], Any] | None]
+) -> list[tuple[Any, ...]]:
+    """The driver's rows with each column converted by its entry of `results` (None: as it is)."""
     converting = [(index, convert) for index, convert in enumerate(results) if convert is not None]
     if not converting:
         return found
@@ -503,25 +508,25 @@ def update_in(connection: Connection, table: Table, key: str, values: Sequence[A
 
 
 def driver_rows(connection: Connection, query: Select[Any], values: Mapping[str, Any]) -> list[Any]:
-    """`query` (of columns SQLite gives as their Python values: integers, bytes, text) run on SQLite by
-    its driver in the connection's transaction, compiled once: its rows as the driver's tuples. Each
-    value is bound as its parameter's type binds it (`_bound`). Through Core, a sender's read of the
-    points outbox's staged window (4,200 rows, ~45 reads an import) with its rows made plain tuples took
-    8.1 ms, of which SQLite's own work 3.1. On PostgreSQL the same, its results in binary and converted
-    by the columns' result processors (`_postgresql_rows`)."""
+    """`query` run by the store's driver (SQLite's or psycopg) in the connection's transaction, compiled
+    once: its rows as the driver's tuples, each column's values converted by its result processor (an
+    enum's, a time's; once per distinct value) where it has one. Each value is bound as its
+    parameter's type binds it (`_bound`). Through Core, a sender's read of the points outbox's staged
+    window (4,200 rows, ~45 reads an import) with its rows made plain tuples took 8.1 ms on SQLite, of
+    which SQLite's own work 3.1. On PostgreSQL the results come in binary (`_postgresql_rows`)."""
+    # converters made for this call: each memoises the values it sees, which must not outlive it
+    results = [_result_converter(column.type, connection) for column in query.selected_columns]
     if connection.dialect.name == "postgresql":
-        statement, names, types = _postgresql_text(query, connection)
+        statement, names = _postgresql_text(query, connection)
         given = {name: _bound(kind, values.get(name, default), connection) for name, default, kind in names}
-        # converters made for this call: each memoises the values it sees, which must not outlive it
-        results = [_result_converter(kind, connection) for kind in types]
         return _postgresql_rows(connection, statement, given, results)
     assert connection.dialect.name == "sqlite", "the driver's text is SQLite's or PostgreSQL's"
     text, parameters = _sqlite_text(query, connection.dialect)
-    given = [(name, values.get(name, default), kind) for name, default, kind in parameters]
-    bound = [_bound(kind, value, connection) for _, value, kind in given]
+    given_in_order = [(name, values.get(name, default), kind) for name, default, kind in parameters]
+    bound = [_bound(kind, value, connection) for _, value, kind in given_in_order]
     driver = connection.connection.driver_connection
     assert driver is not None
-    return list(driver.execute(text, bound).fetchall())
+    return _converted(driver.execute(text, bound).fetchall(), results)
 
 
 # query -> its SQLite text, and its parameters (name, default, type) in order
@@ -544,24 +549,21 @@ def _sqlite_text(
     return _SQLITE_TEXTS[query]
 
 
-# query -> its PostgreSQL text, its parameters (name, default, type) and its columns' types
-_POSTGRESQL_TEXTS: dict[
-    Select[Any], tuple[str, tuple[tuple[str, Any, TypeEngine[Any]], ...], tuple[TypeEngine[Any], ...]]
-] = {}
+# query -> its PostgreSQL text, and its parameters (name, default, type)
+_POSTGRESQL_TEXTS: dict[Select[Any], tuple[str, tuple[tuple[str, Any, TypeEngine[Any]], ...]]] = {}
 
 
 def _postgresql_text(
     query: Select[Any], connection: Connection
-) -> tuple[str, tuple[tuple[str, Any, TypeEngine[Any]], ...], tuple[TypeEngine[Any], ...]]:
-    """`query` compiled once for PostgreSQL (psycopg's named parameters): its text, its parameters' names,
-    defaults and types, and its columns' types."""
+) -> tuple[str, tuple[tuple[str, Any, TypeEngine[Any]], ...]]:
+    """`query` compiled once for PostgreSQL (psycopg's named parameters): its text, and its parameters'
+    names, defaults and types."""
     if query not in _POSTGRESQL_TEXTS:
         compiled = query.compile(dialect=connection.dialect)
         assert not any(bind.expanding for bind in compiled.binds.values()), "IN lists go by select_in"
         defaults = compiled.params
         parameters = tuple((name, defaults.get(name), bind.type) for name, bind in compiled.binds.items())
-        types = tuple(column.type for column in query.selected_columns)
-        _POSTGRESQL_TEXTS[query] = str(compiled), parameters, types
+        _POSTGRESQL_TEXTS[query] = str(compiled), parameters
     return _POSTGRESQL_TEXTS[query]
 
 
