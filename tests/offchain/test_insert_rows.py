@@ -187,14 +187,16 @@ def _two_partners_rows(engine: Engine) -> tuple[int, int, bytes, bytes]:
         customer, theirs = _customer(db, partner), _customer(db, other)
         assert partner.id is not None and other.id is not None
         rows = _rows(partner.id, customer.member_id, "mine") + _rows(other.id, theirs.member_id, "theirs")
-        batches = {}
-        for owner in (partner, other):
-            batches[owner.id] = batch = Batch(partner_id=owner.id, root=_hash(owner.name), size=3)
-            db.add(batch)
+        batches = {
+            partner.id: Batch(partner_id=partner.id, root=_hash("mine"), size=3),
+            other.id: Batch(partner_id=other.id, root=_hash("theirs"), size=3),
+        }
+        db.add_all(batches.values())
         db.flush()
         for n, row in enumerate(rows):
             if n % 4 != 3:  # one row of each partner unplaced
-                row["leaf_index"], row["batch_id"] = 2 - n % 4, batches[row["partner_id"]].id
+                owner = partner.id if n < 4 else other.id
+                row["leaf_index"], row["batch_id"] = 2 - n % 4, batches[owner].id
         insert_rows(db.connection(), INTERACTIONS, rows)
     return partner.id, other.id, customer.member_id, theirs.member_id
 
