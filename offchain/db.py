@@ -371,10 +371,13 @@ def select_in(
     execution, and each value is bound and each result processed one by one (a thousand members'
     statuses, which an import asks for twice per chunk: 13 ms through Core, 6 ms so). Values are
     converted as `insert_rows` converts them, results by the dialect's result processors, once per
-    distinct value. Elsewhere (PostgreSQL) this is a plain Core select."""
+    distinct value. On PostgreSQL the values go as one array (``key = ANY(...)``, no slices) and the
+    rows come as the driver's tuples in binary (`_postgresql_any`). Elsewhere a plain Core select."""
     if not values:
         return []
     c = table.c
+    if connection.dialect.name == "postgresql":
+        return _postgresql_any(connection, table, columns, key, values, equal)
     if connection.dialect.name != "sqlite":
         query = core_select(*(c[name] for name in columns)).where(*(c[k] == v for k, v in equal.items()))
         rows: list[tuple[Any, ...]] = []
@@ -412,6 +415,74 @@ def select_in(
     return rows
 
 
+def _postgresql_any(
+    connection: Connection,
+    table: Table,
+    columns: Sequence[str],
+    key: str,
+    values: Sequence[Any],
+    equal: Mapping[str, Any],
+) -> list[tuple[Any, ...]]:
+    """`select_in` on PostgreSQL: ``... AND key = ANY(CAST(%s AS <key's type>[]))``, on the driver's own
+    cursor in the connection's transaction, its results in binary. Through Core, every value of an
+    expanding IN list was a parameter of its own, each bytea came back as hex text (twice its size on the
+    wire, encoded by the server and decoded here) and each row went through SQLAlchemy's result
+    processing: verification's read of Online Retail II's 44,876 rows (2 KB of ciphertext each, chunks
+    of 2,000 ids) took 0.66 CPU s here and 0.30 in the server so, 0.23-0.26 and 0.17-0.18 this way
+    (benchmarks/README.md, branch pgverify8)."""
+    c = table.c
+    preparer = connection.dialect.identifier_preparer
+    selected = ", ".join(preparer.format_column(c[name]) for name in columns)
+    array_of = c[key].type.compile(dialect=connection.dialect)
+    where = " AND ".join(
+        [
+            *(f"{preparer.format_column(c[name])} = %s" for name in equal),
+            f"{preparer.format_column(c[key])} = ANY(CAST(%s AS {array_of}[]))",
+        ]
+    )
+    statement = f"SELECT {selected} FROM {preparer.format_table(table)} WHERE {where}"
+    convert_key = _converter(c[key].type, connection)
+    listed = list(values) if convert_key is None else [convert_key(value) for value in values]
+    fixed = [_bound(c[name].type, value, connection) for name, value in equal.items()]
+    return _postgresql_rows(
+        connection,
+        statement,
+        (*fixed, listed),
+        [_result_converter(c[name].type, connection) for name in columns],
+    )
+
+
+def _postgresql_rows(
+    connection: Connection,
+    statement: str,
+    parameters: Sequence[Any] | Mapping[str, Any],
+    results: Sequence[Callable[[Any], Any] | None],
+) -> list[tuple[Any, ...]]:
+    """`statement` run by psycopg in the connection's transaction, its results in binary (bytea as its
+    bytes, not hex): the rows as the driver's tuples, converted by `results` (`_converted`)."""
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    with driver.cursor(binary=True) as cursor:
+        cursor.execute(statement, parameters)
+        return _converted(cursor.fetchall(), results)
+
+
+def _converted(
+    found: list[tuple[Any, ...]], results: Sequence[Callable[[Any], Any] | None]
+) -> list[tuple[Any, ...]]:
+    """The driver's rows with each column converted by its entry of `results` (None: as it is)."""
+    converting = [(index, convert) for index, convert in enumerate(results) if convert is not None]
+    if not converting:
+        return found
+    rows = []
+    for row in found:
+        values_of = list(row)
+        for index, convert in converting:
+            values_of[index] = convert(values_of[index])
+        rows.append(tuple(values_of))
+    return rows
+
+
 def update_in(connection: Connection, table: Table, key: str, values: Sequence[Any], **assigned: Any) -> None:
     """``UPDATE table SET <each of assigned> WHERE key IN (values)``, in slices of `IN_LIMIT`: one
     statement per slice, never one per row.
@@ -438,18 +509,25 @@ def update_in(connection: Connection, table: Table, key: str, values: Sequence[A
 
 
 def driver_rows(connection: Connection, query: Select[Any], values: Mapping[str, Any]) -> list[Any]:
-    """`query` (of columns SQLite gives as their Python values: integers, bytes, text) run on SQLite by
-    its driver in the connection's transaction, compiled once: its rows as the driver's tuples. Each
-    value is bound as its parameter's type binds it (`_bound`). Through Core, a sender's read of the
-    points outbox's staged window (4,200 rows, ~45 reads an import) with its rows made plain tuples took
-    8.1 ms, of which SQLite's own work 3.1."""
-    assert connection.dialect.name == "sqlite", "the driver's text is SQLite's"
+    """`query` run by the store's driver (SQLite's or psycopg) in the connection's transaction, compiled
+    once: its rows as the driver's tuples, each column's values converted by its result processor (an
+    enum's, a time's; once per distinct value) where it has one. Each value is bound as its
+    parameter's type binds it (`_bound`). Through Core, a sender's read of the points outbox's staged
+    window (4,200 rows, ~45 reads an import) with its rows made plain tuples took 8.1 ms on SQLite, of
+    which SQLite's own work 3.1. On PostgreSQL the results come in binary (`_postgresql_rows`)."""
+    # converters made for this call: each memoises the values it sees, which must not outlive it
+    results = [_result_converter(column.type, connection) for column in query.selected_columns]
+    if connection.dialect.name == "postgresql":
+        statement, names = _postgresql_text(query, connection)
+        given = {name: _bound(kind, values.get(name, default), connection) for name, default, kind in names}
+        return _postgresql_rows(connection, statement, given, results)
+    assert connection.dialect.name == "sqlite", "the driver's text is SQLite's or PostgreSQL's"
     text, parameters = _sqlite_text(query, connection.dialect)
-    given = [(name, values.get(name, default), kind) for name, default, kind in parameters]
-    bound = [_bound(kind, value, connection) for _, value, kind in given]
+    given_in_order = [(name, values.get(name, default), kind) for name, default, kind in parameters]
+    bound = [_bound(kind, value, connection) for _, value, kind in given_in_order]
     driver = connection.connection.driver_connection
     assert driver is not None
-    return list(driver.execute(text, bound).fetchall())
+    return _converted(driver.execute(text, bound).fetchall(), results)
 
 
 # query -> its SQLite text, and its parameters (name, default, type) in order
@@ -470,6 +548,24 @@ def _sqlite_text(
         )
         _SQLITE_TEXTS[query] = str(compiled), parameters
     return _SQLITE_TEXTS[query]
+
+
+# query -> its PostgreSQL text, and its parameters (name, default, type)
+_POSTGRESQL_TEXTS: dict[Select[Any], tuple[str, tuple[tuple[str, Any, TypeEngine[Any]], ...]]] = {}
+
+
+def _postgresql_text(
+    query: Select[Any], connection: Connection
+) -> tuple[str, tuple[tuple[str, Any, TypeEngine[Any]], ...]]:
+    """`query` compiled once for PostgreSQL (psycopg's named parameters): its text, and its parameters'
+    names, defaults and types."""
+    if query not in _POSTGRESQL_TEXTS:
+        compiled = query.compile(dialect=connection.dialect)
+        assert not any(bind.expanding for bind in compiled.binds.values()), "IN lists go by select_in"
+        defaults = compiled.params
+        parameters = tuple((name, defaults.get(name), bind.type) for name, bind in compiled.binds.items())
+        _POSTGRESQL_TEXTS[query] = str(compiled), parameters
+    return _POSTGRESQL_TEXTS[query]
 
 
 def _bound(column_type: TypeEngine[Any], value: Any, connection: Connection) -> Any:

@@ -6,13 +6,14 @@ import os
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import Engine, event, insert, text
+from sqlalchemy import Engine, bindparam, event, insert, text
 from sqlalchemy import select as sa_select
 from sqlalchemy.exc import StatementError
 from sqlmodel import Session, select
 
-from offchain.db import IN_LIMIT, insert_rows, make_engine, migrate, select_in, session
-from offchain.models import Interaction, InteractionKind, Partner, PointEvent, PointKind
+from offchain.db import IN_LIMIT, driver_rows, insert_rows, make_engine, migrate, select_in, session
+from offchain.models import Batch, Interaction, InteractionKind, Partner, PointEvent, PointKind
+from offchain.repositories import interactions
 from tests.offchain.test_store import AWKWARD_BYTES, _customer, _hash, _partner
 
 INTERACTIONS = Interaction.__table__  # type: ignore[attr-defined]
@@ -175,3 +176,97 @@ def test_postgresql_batches_inserts_and_plans_each_lookup_for_its_values(postgre
             assert connection.exec_driver_sql("SHOW plan_cache_mode").scalar_one() == "force_custom_plan"
     finally:
         engine.dispose()
+
+
+def _two_partners_rows(engine: Engine) -> tuple[int, int, bytes, bytes]:
+    """Both partners' four awkward rows (enums, zone-shifted times, NULLs, every byte value), three of
+    each placed in a batch of its partner's, at leaf indices 2, 1, 0 (not in id order); (partner id,
+    other's id, member, other's member)."""
+    with session(engine) as db:
+        partner, other = _partner(db), _partner(db, "other")
+        customer, theirs = _customer(db, partner), _customer(db, other)
+        assert partner.id is not None and other.id is not None
+        rows = _rows(partner.id, customer.member_id, "mine") + _rows(other.id, theirs.member_id, "theirs")
+        batches = {
+            partner.id: Batch(partner_id=partner.id, root=_hash("mine"), size=3),
+            other.id: Batch(partner_id=other.id, root=_hash("theirs"), size=3),
+        }
+        db.add_all(batches.values())
+        db.flush()
+        for n, row in enumerate(rows):
+            if n % 4 != 3:  # one row of each partner unplaced
+                owner = partner.id if n < 4 else other.id
+                row["leaf_index"], row["batch_id"] = 2 - n % 4, batches[owner].id
+        insert_rows(db.connection(), INTERACTIONS, rows)
+    return partner.id, other.id, customer.member_id, theirs.member_id
+
+
+def test_select_in_by_bytes_and_by_ids_reads_what_a_core_select_reads(engine: Engine) -> None:
+    """Keys that are bytes (on PostgreSQL one bytea[] array) and ids past one IN list: the same rows,
+    with the same Python values (bytes, never hex text or a memoryview), as Core's select."""
+    partner_id, _, member, theirs = _two_partners_rows(engine)
+    columns = ("id", "member_id", "kind", "occurred_at", "payload_ciphertext", "leaf_hash", "proof")
+    c = INTERACTIONS.c
+    with session(engine) as db:
+        core = sa_select(*(c[name] for name in columns))
+        everything = sorted(tuple(row) for row in db.connection().execute(core))
+        ids = [row[0] for row in everything] + list(range(10**6, 10**6 + 2 * IN_LIMIT))  # absent ids too
+        by_ids = select_in(db.connection(), INTERACTIONS, columns, "id", ids)
+        members = [member, theirs, os.urandom(32)]
+        by_members = select_in(
+            db.connection(), INTERACTIONS, columns, "member_id", members, partner_id=partner_id
+        )
+        mine = sorted(tuple(row) for row in db.connection().execute(core.where(c.partner_id == partner_id)))
+    assert len(everything) == 8
+    assert sorted(by_ids) == everything
+    assert sorted(by_members) == mine and len(mine) == 4
+    for row in by_ids:
+        assert all(type(value) is bytes for value in (row[1], row[4], row[5]))
+        assert row[6] is None or type(row[6]) is bytes
+    assert {row[4] for row in by_ids} == {AWKWARD_BYTES[n:] for n in range(4)}
+
+
+def test_log_rows_and_id_chunks_read_what_core_reads(engine: Engine) -> None:
+    """The log check's reads (through the driver on both stores, in binary on PostgreSQL): the
+    partner's rows in a range of leaf indices, in leaf order, those beyond a size, and its ids in
+    order, in chunks; nothing of the other partner's."""
+    partner_id, _, _, _ = _two_partners_rows(engine)
+    c = INTERACTIONS.c
+    with session(engine) as db:
+        core = sa_select(c.id, c.leaf_index, c.leaf_hash, c.proof, c.batch_id, c.member_id)
+        placed = db.connection().execute(
+            core.where(c.partner_id == partner_id, c.leaf_index.is_not(None)).order_by(c.leaf_index)
+        )
+        expected = [tuple(row) for row in placed]
+        assert [tuple(r) for r in interactions.log_rows(db, partner_id, 0, 3)] == expected
+        assert [tuple(r) for r in interactions.log_rows(db, partner_id, 1, 2)] == expected[1:2]
+        assert interactions.log_rows(db, partner_id, 3, 2**31 - 1) == []
+        assert [tuple(r) for r in interactions.placed_beyond(db, partner_id, 1)] == expected[1:]
+        ids = sorted(
+            row[0] for row in db.connection().execute(sa_select(c.id).where(c.partner_id == partner_id))
+        )
+        assert [list(chunk) for chunk in interactions.id_chunks(db, partner_id, 3)] == [ids[:3], ids[3:]]
+    assert len(expected) == 3 and all(type(row[2]) is bytes for row in expected)
+
+
+def test_driver_rows_reads_what_core_reads(engine: Engine) -> None:
+    """A compiled-once query with bound values (an enum, a time, a LIMIT) on either store's driver: the
+    rows Core gives, with an enum's and a time's Python values."""
+    partner_id, _, _, _ = _two_partners_rows(engine)
+    c = INTERACTIONS.c
+    query = (
+        sa_select(c.id, c.kind, c.occurred_at, c.payload_ciphertext, c.external_key)
+        .where(c.partner_id == bindparam("partner"), c.kind == bindparam("kind"))
+        .order_by(c.id)
+        .limit(bindparam("limit"))
+    )
+    values = {"partner": partner_id, "kind": InteractionKind.PURCHASE, "limit": 5}
+    with session(engine) as db:
+        reference = [tuple(row) for row in db.connection().execute(query, values)]
+        fast = [tuple(row) for row in driver_rows(db.connection(), query, values)]
+        again = driver_rows(db.connection(), query, {**values, "limit": 1})  # the compiled text reused
+    assert len(reference) == 2
+    assert fast == reference
+    assert [row[1] for row in fast] == [InteractionKind.PURCHASE, InteractionKind.PURCHASE]
+    assert fast[0][2] == datetime(2025, 3, 30, 6, 30, 15, 123456, tzinfo=UTC)
+    assert [tuple(row) for row in again] == reference[:1]
