@@ -213,6 +213,46 @@ def children_cpu_seconds(seen: dict[int, float]) -> float:
     return sum(seen.values())
 
 
+def _io_counters(path: Path) -> dict[str, int]:
+    """A /proc `io` file's counters (rchar, wchar, read_bytes, write_bytes, ...); empty where unreadable."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return {}
+    return {name: int(value) for name, _, value in (line.partition(": ") for line in lines)}
+
+
+def _thread_cpu_seconds(native_id: int) -> float | None:
+    """A thread of this process: its user + system CPU seconds so far, from /proc."""
+    try:
+        fields = Path(f"/proc/self/task/{native_id}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def store_io() -> dict[str, float | None]:
+    """What this process has done to its store so far, from /proc: the bytes its threads wrote to files
+    (`write_bytes`: the SQLite store's WAL at each commit, the checkpoint thread's copies of its pages
+    into the database file, the key store), the bytes its main thread read from files (`rchar`: pages
+    SQLite did not find in its own cache; the generator's pipe is read by another thread, the node's
+    socket is not counted), and the CPU seconds of the store's checkpoint thread (`checkpoints_beside`;
+    None until it runs)."""
+    main = threading.main_thread().native_id
+    checkpoints = next((t for t in threading.enumerate() if t.name == "sqlite-checkpoints"), None)
+    written = _io_counters(Path("/proc/self/io")).get("write_bytes")
+    read = _io_counters(Path(f"/proc/self/task/{main}/io")).get("rchar")
+    return {
+        "written": None if written is None else float(written),
+        "read": None if read is None else float(read),
+        "checkpoints": (
+            None
+            if checkpoints is None or checkpoints.native_id is None
+            else _thread_cpu_seconds(checkpoints.native_id)
+        ),
+    }
+
+
 def latest_block(url: str) -> int | None:
     """The node's block number over a plain JSON-RPC call of its own (not the import's connection)."""
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []}).encode()
@@ -385,13 +425,18 @@ class Slices:
         self.mark = self._mark(started)
 
     def _mark(self, now: float) -> dict[str, Any]:
-        return {
+        mark = {
             "at": now,
             "cpu": time.process_time(),
             "generator": children_cpu_seconds(self.children),
             "node": cpu_seconds(self.node_pid) if self.node_pid else None,
             "block": latest_block(self.url) if self.url else None,
-        }
+        } | store_io()
+        if mark["checkpoints"] is None and getattr(self, "mark", None) is not None:
+            # the checkpoint thread has ended with the import: its CPU as last seen (the end's row
+            # misses what it did after the last chunk)
+            mark["checkpoints"] = self.mark["checkpoints"]
+        return mark
 
     def told(self, phase: str, done: int, now: float) -> None:
         # the time since the previous call went to the phase just reported (reading included in the
@@ -414,6 +459,8 @@ class Slices:
 
         def delta(key: str) -> float | None:
             a, b = self.mark[key], mark[key]
+            if key == "checkpoints" and a is None and b is not None:
+                a = 0.0  # the thread started within the slice
             return None if a is None or b is None else b - a
 
         self.rows.append(
@@ -425,6 +472,9 @@ class Slices:
                 "generator": delta("generator"),
                 "node": delta("node"),
                 "blocks": delta("block"),
+                "store_written": delta("written"),
+                "store_read": delta("read"),
+                "checkpoints": delta("checkpoints"),
                 "phases": self.phases,
             }
         )
@@ -1074,7 +1124,18 @@ def print_slices(runs: Sequence[Run]) -> None:
         table = Table(
             title=f"{run.interactions:,} interactions, a slice at a time (seconds)", title_justify="left"
         )
-        columns = ("through", "wall", "import CPU", "generator CPU", "node CPU", "blocks", "node ms/block")
+        columns = (
+            "through",
+            "wall",
+            "import CPU",
+            "checkpoint CPU",
+            "generator CPU",
+            "node CPU",
+            "blocks",
+            "node ms/block",
+            "written MB",
+            "read MB",
+        )
         for column in columns:
             table.add_column(column, justify="right")
         for phase in phases:
@@ -1090,18 +1151,28 @@ def print_slices(runs: Sequence[Run]) -> None:
                 ("end" if row["end"] else f"{row['done']:,}"),
                 number(row["wall"]),
                 number(row["cpu"]),
+                number(row.get("checkpoints")),
                 number(row["generator"]),
                 number(row["node"]),
                 "-" if blocks is None else f"{blocks:,}",
                 number(per_block, 0),
+                number(megabytes(row.get("store_written")), 0),
+                number(megabytes(row.get("store_read")), 0),
                 *(number(row["phases"].get(phase)) for phase in phases),
             )
         console.print(table)
     console.print(
-        "[dim]import CPU: the import process (all its threads); generator: its data process; node: the "
-        "node, from /proc; phase columns: wall seconds between the import's progress reports, by the phase "
-        "reported (customers includes reading the chunk); end: settling after the last chunk.[/]"
+        "[dim]import CPU: the import process (all its threads), of which checkpoint CPU its store's "
+        "checkpoint thread; generator: its data process; node: the node, from /proc; written MB: what the "
+        "import's threads wrote to files (the store's WAL at each commit, the checkpoints' copies into the "
+        "database file, the key store); read MB: what its main thread read from files (pages SQLite's "
+        "cache did not hold); phase columns: wall seconds between the import's progress reports, by the "
+        "phase reported (customers includes reading the chunk); end: settling after the last chunk.[/]"
     )
+
+
+def megabytes(value: float | None) -> float | None:
+    return None if value is None else value / 2**20
 
 
 def verdict(rounds: Sequence[Sequence[Run]]) -> None:
@@ -1372,7 +1443,8 @@ def median_runs(rounds: Sequence[Sequence[Run]]) -> list[Run]:
 
 
 def process_seconds(run: Run, key: str) -> float | None:
-    """One process's CPU seconds over the run's slices (`key`: cpu, generator or node), or its blocks."""
+    """One process's CPU seconds over the run's slices (`key`: cpu, generator or node), or its blocks, or
+    what the import wrote and read (store_written, store_read) or its checkpoint thread's CPU."""
     values = [row.get(key) for row in run.slices]
     known = [float(v) for v in values if v is not None]
     return float(sum(known)) if known and len(known) == len(values) else None
@@ -1383,7 +1455,9 @@ def print_processes(rounds: Sequence[Sequence[Run]]) -> None:
     milliseconds a block over the whole import, and the ratios of the largest size to the smallest: which
     process grows faster than the size."""
     sizes = [run.interactions for run in rounds[0]]
-    table = Table(title="CPU seconds by process (medians of the rounds)", title_justify="left")
+    table = Table(
+        title="CPU seconds by process, the import's file I/O (medians of the rounds)", title_justify="left"
+    )
     table.add_column("")
     for size in sizes:
         table.add_column(f"{size:,}", justify="right")
@@ -1391,19 +1465,28 @@ def print_processes(rounds: Sequence[Sequence[Run]]) -> None:
         table.add_column(f"{sizes[-1]:,} / {sizes[0]:,}", justify="right")
     per_size = list(zip(*rounds, strict=True))
     rows: dict[str, list[float | None]] = {}
-    for label, key in (("import", "cpu"), ("generator", "generator"), ("node", "node"), ("blocks", "blocks")):
+    for label, key in (
+        ("import", "cpu"),
+        ("  its checkpoint thread", "checkpoints"),
+        ("generator", "generator"),
+        ("node", "node"),
+        ("blocks", "blocks"),
+        ("import's writes, MB", "store_written"),
+        ("its main thread's reads, MB", "store_read"),
+    ):
         medians: list[float | None] = []
         for runs in per_size:
             values = [process_seconds(run, key) for run in runs]
             known = [v for v in values if v is not None]
-            medians.append(statistics.median(known) if len(known) == len(values) else None)
+            median = statistics.median(known) if len(known) == len(values) else None
+            medians.append(megabytes(median) if key.startswith("store_") else median)
         rows[label] = medians
     rows["node ms/block"] = [
         None if node is None or not blocks else 1000 * node / blocks
         for node, blocks in zip(rows["node"], rows["blocks"], strict=True)
     ]
     for label, medians in rows.items():
-        digits = 0 if label in ("blocks", "node ms/block") else 1
+        digits = 0 if label in ("blocks", "node ms/block") or label.endswith("MB") else 1
         cells = ["-" if m is None else f"{m:,.{digits}f}" for m in medians]
         if len(sizes) > 1:
             first, last = medians[0], medians[-1]
