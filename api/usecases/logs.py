@@ -80,7 +80,7 @@ def inclusion(crm: Crm, who: Principal, partner: str, leaf_index: int) -> Inclus
     """Leaf `leaf_index` of `partner`'s log, with its proof to the head that anchored it."""
     partner_id, address = _partner(crm, who, partner)
     if not 0 <= leaf_index < 2**63:
-        raise InvalidInput(f"a leaf index is 0 or more, not {leaf_index}")
+        raise InvalidInput(f"a leaf index is 0 to 2**63 - 1, not {leaf_index}")
     with crm.unit_of_work() as db:
         rows = interactions.log_rows(db, partner_id, leaf_index, leaf_index + 1)
         found: tuple[bytes, bytes | None, int | None] | None = None

@@ -210,17 +210,28 @@ _LOG_ROW = core_select(*(_C[name] for name in LogRow._fields))
 _LOG_RANGE = _LOG_ROW.where(
     _C.partner_id == bindparam("partner"),
     _C.leaf_index >= bindparam("start"),
-    _C.leaf_index < bindparam("stop"),
+    _C.leaf_index <= bindparam("last"),
 ).order_by(_C.leaf_index, _C.id)
 _BEYOND = _LOG_ROW.where(_C.partner_id == bindparam("partner"), _C.leaf_index >= bindparam("start")).order_by(
     _C.leaf_index
 )
 
 
+def _leaf_index_range(db: Session) -> tuple[int, int]:
+    """The values the leaf_index column holds: an INTEGER, 4 bytes on PostgreSQL and 8 on SQLite. A bound
+    outside them is refused by the driver or the server (an index an auditor asks for, a size a head on
+    chain claims, a batch's end a broken store gives) though it can only mean "no row there"."""
+    top = 2**31 - 1 if db.get_bind().dialect.name == "postgresql" else 2**63 - 1
+    return -top - 1, top
+
+
 def log_rows(db: Session, partner_id: int, start: int, stop: int) -> list[LogRow]:
     """The partner's interactions at leaf indices [start, stop), in leaf order (two rows at one index,
     which only an edit behind the system's back makes, both come back)."""
-    values = {"partner": partner_id, "start": start, "stop": stop}
+    low, top = _leaf_index_range(db)
+    if start >= stop or start > top or stop <= low:
+        return []
+    values = {"partner": partner_id, "start": max(start, low), "last": min(stop - 1, top)}
     return [LogRow._make(row) for row in driver_rows(db.connection(), _LOG_RANGE, values)]
 
 
@@ -238,7 +249,10 @@ def placed_count(db: Session, partner_id: int) -> int:
 
 def placed_beyond(db: Session, partner_id: int, size: int) -> list[LogRow]:
     """The partner's interactions placed at leaf indices the chain's log does not reach."""
-    values = {"partner": partner_id, "start": size}
+    low, top = _leaf_index_range(db)
+    if size > top:
+        return []
+    values = {"partner": partner_id, "start": max(size, low)}
     return [LogRow._make(row) for row in driver_rows(db.connection(), _BEYOND, values)]
 
 

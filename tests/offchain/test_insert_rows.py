@@ -270,3 +270,19 @@ def test_driver_rows_reads_what_core_reads(engine: Engine) -> None:
     assert [row[1] for row in fast] == [InteractionKind.PURCHASE, InteractionKind.PURCHASE]
     assert fast[0][2] == datetime(2025, 3, 30, 6, 30, 15, 123456, tzinfo=UTC)
     assert [tuple(row) for row in again] == reference[:1]
+
+
+def test_log_reads_past_the_leaf_index_columns_range_find_nothing(engine: Engine) -> None:
+    """A leaf index or a head's size past what the leaf_index column holds (an index an auditor asks
+    for, a size a head on chain claims, a batch's end a broken store gives) finds no row: on PostgreSQL,
+    whose INTEGER is 4 bytes, the server refused such a bound (NumericValueOutOfRange), which was a 500
+    behind GET /logs/{partner}/leaves/{index}."""
+    partner_id, _, _, _ = _two_partners_rows(engine)
+    with session(engine) as db:
+        for index in (2**31 - 1, 2**31, 2**40, 2**63 - 1, 2**63, 2**64):
+            assert interactions.log_rows(db, partner_id, index, index + 1) == []
+            assert interactions.placed_beyond(db, partner_id, index) == []
+        whole = interactions.log_rows(db, partner_id, 0, 2**64)
+        assert [row.leaf_index for row in whole] == [0, 1, 2]
+        assert [row.leaf_index for row in interactions.log_rows(db, partner_id, 1, 2**31)] == [1, 2]
+        assert interactions.log_rows(db, partner_id, 2, 1) == []
