@@ -390,7 +390,6 @@ def select_in(
     fixed = [_bound(c[name].type, value, connection) for name, value in equal.items()]
     convert_key = _converter(c[key].type, connection)
     results = [_result_converter(c[name].type, connection) for name in columns]
-    converting = [(index, convert) for index, convert in enumerate(results) if convert is not None]
     rows = []
     # the driver's own cursor, in the connection's transaction: its rows are tuples already, fetched at
     # once, where a driver statement through SQLAlchemy fetched and wrapped them one by one (~0.1 CPU s
@@ -403,15 +402,7 @@ def select_in(
             [*conditions, f"{preparer.format_column(c[key])} IN ({', '.join('?' * len(listed))})"]
         )
         statement = f"SELECT {selected} FROM {preparer.format_table(table)} WHERE {where}"
-        found: list[tuple[Any, ...]] = driver.execute(statement, (*fixed, *listed)).fetchall()
-        if converting:
-            for row in found:
-                values_of = list(row)
-                for index, convert in converting:
-                    values_of[index] = convert(values_of[index])
-                rows.append(tuple(values_of))
-        else:
-            rows.extend(found)
+        rows.extend(_converted(driver.execute(statement, (*fixed, *listed)).fetchall(), results))
     return rows
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from operator import itemgetter
 from typing import Any
 
@@ -86,13 +86,7 @@ def staged_earnings(
         "after": after,
         "limit": limit,
     }
-    connection = db.connection()
-    if connection.dialect.name == "sqlite":
-        return driver_rows(connection, _STAGED_EARNINGS, values)
-    return [
-        (event_id, bytes(member), amount, bytes(ref))
-        for event_id, member, amount, ref in connection.execute(_STAGED_EARNINGS, values)
-    ]
+    return driver_rows(db.connection(), _STAGED_EARNINGS, values)
 
 
 def still_staged(db: Session, ids: Sequence[int]) -> set[int]:
@@ -102,12 +96,7 @@ def still_staged(db: Session, ids: Sequence[int]) -> set[int]:
     if not ids:
         return set()
     values = {"low": min(ids), "high": max(ids)}
-    connection = db.connection()
-    if connection.dialect.name == "sqlite":
-        found: Iterable[Any] = driver_rows(connection, _STILL_STAGED, values)
-    else:
-        found = connection.execute(_STILL_STAGED, values)
-    return set(ids).intersection(map(itemgetter(0), found))
+    return set(ids).intersection(map(itemgetter(0), driver_rows(db.connection(), _STILL_STAGED, values)))
 
 
 def of_member(db: Session, member: bytes) -> list[tuple[PointEvent, str]]:
